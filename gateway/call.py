@@ -1,0 +1,154 @@
+"""The per-request context every stage reads and writes.
+
+A ``Call`` is created by the HTTP layer for one OpenAI-compatible request and flows through
+the pipeline. Stages communicate only through it: what the caller is (``principal``), what
+was asked (``body``), what was decided (``decisions``), what came back (``response``) and
+what it cost (``usage``, ``cost``). Stage-private state goes in ``state[stage_name]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from gateway.sse import SSEEvent
+
+
+class Endpoint(StrEnum):
+    CHAT = "chat.completions"
+    RESPONSES = "responses"
+    EMBEDDINGS = "embeddings"
+
+    @property
+    def upstream_path(self) -> str:
+        return _UPSTREAM_PATHS[self]
+
+
+_UPSTREAM_PATHS = {
+    Endpoint.CHAT: "/chat/completions",
+    Endpoint.RESPONSES: "/responses",
+    Endpoint.EMBEDDINGS: "/embeddings",
+}
+
+
+@dataclass(slots=True, frozen=True)
+class Principal:
+    """Who is calling: resolved from a virtual key. Never holds the key itself."""
+
+    key_id: str
+    team: str
+    user: str | None = None
+    roles: tuple[str, ...] = ()
+    models: tuple[str, ...] = ("*",)
+    tags: dict[str, str] = field(default_factory=dict)
+    limits: dict[str, Any] = field(default_factory=dict)
+    budgets: dict[str, Any] = field(default_factory=dict)
+
+    def as_input(self) -> dict[str, Any]:
+        """The principal as the policy input and the audit record see it."""
+        return {
+            "key_id": self.key_id,
+            "team": self.team,
+            "user": self.user,
+            "roles": list(self.roles),
+            "tags": dict(self.tags),
+        }
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @classmethod
+    def from_openai(cls, usage: Any) -> Usage | None:
+        """Reads both the chat-completions and the responses-API usage shapes."""
+        if not isinstance(usage, dict):
+            return None
+        inp = usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0
+        out = usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0
+        details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+        cached = details.get("cached_tokens", 0) if isinstance(details, dict) else 0
+        try:
+            return cls(int(inp), int(out), int(cached or 0))
+        except (TypeError, ValueError):
+            return None
+
+
+@dataclass(slots=True)
+class ModelResponse:
+    """What the provider answered: a JSON body, or a stream of SSE events.
+
+    ``json`` is the parsed body of a non-stream answer; stages edit it in place and set
+    ``dirty`` so the HTTP layer re-serialises it (otherwise ``body`` goes out byte-for-byte).
+    """
+
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+    json: Any = None
+    events: AsyncIterator[SSEEvent] | None = None
+    dirty: bool = False
+    deployment: str | None = None
+
+    @property
+    def is_stream(self) -> bool:
+        return self.events is not None
+
+
+@dataclass(slots=True)
+class Decision:
+    """One verdict of one guard, kept for headers, audit and the policy input of later phases."""
+
+    stage: str
+    phase: str  # "request" | "response"
+    outcome: str  # "allow" | "deny" | "approval" | "error" ...
+    reasons: list[str] = field(default_factory=list)
+    revision: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Call:
+    request_id: str
+    endpoint: Endpoint
+    body: dict[str, Any]
+    headers: dict[str, str]
+    stream: bool = False
+    model: str = ""
+    principal: Principal | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    parent_run_id: str | None = None
+    client_wants_usage: bool = False
+    decisions: list[Decision] = field(default_factory=list)
+    response: ModelResponse | None = None
+    usage: Usage | None = None
+    cost_usd: float | None = None
+    error: Exception | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    deployment: str | None = None
+    upstream_model: str | None = None
+    upstream_status: int | None = None
+    retries: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+    started_wall: float = field(default_factory=time.time)
+    first_byte_sent: bool = False
+    client_disconnected: bool = False
+    traceparent: str | None = None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def deny_reasons(self) -> list[str]:
+        return [r for d in self.decisions if d.outcome == "deny" for r in d.reasons]

@@ -1,0 +1,42 @@
+"""What lives for the app's lifespan: the shared services every component may use.
+
+``create_app`` builds one ``AppContext`` in its lifespan and stores it on ``app.state.ctx``;
+nothing here is module-level. Components (limits, redaction, policy, approvals, audit) get
+it in their ``setup(ctx)`` and register what they contribute: stages for the pipeline,
+closers for shutdown, readiness checks for ``/readyz``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
+
+if TYPE_CHECKING:
+    from gateway.keys import KeyStore
+    from gateway.models import ModelCatalog
+    from gateway.pipeline import Pipeline, Stage
+    from gateway.settings import Settings
+
+Closer = Callable[[], Awaitable[None]]
+ReadyCheck = Callable[[], Awaitable[None]]  # raises when not ready
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    keys: KeyStore
+    models: ModelCatalog
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    stages: list[Stage] = field(default_factory=list)
+    closers: list[Closer] = field(default_factory=list)
+    ready_checks: dict[str, ReadyCheck] = field(default_factory=dict)
+    #: Components publish services for each other here (e.g. "audit", "limits", "policy").
+    services: dict[str, Any] = field(default_factory=dict)
+    pipeline: Pipeline | None = None
+
+    async def close(self) -> None:
+        for closer in reversed(self.closers):
+            await closer()

@@ -1,0 +1,163 @@
+"""The one ordered list of stages every OpenAI-compatible call flows through.
+
+    authenticate → limit(reserve) → redact(in) → policy(request) → [approval hold]
+      → forward → redact(out) → policy(response) → [approval hold] → settle → audit
+
+Why this order: identity first, so nothing runs for an unknown caller (like Envoy's ext_authz,
+first and fail-closed). Limits reserve before any expensive work, so a flood of over-budget
+calls costs one Redis round trip each. Redaction runs before policy so policies decide on
+what would actually leave the gateway (and on the ``pii`` summary). Approval runs last on
+each side, so a reviewer sees exactly what the policy saw. ``settle`` and ``audit`` run
+always, like Kong's ``log`` phase, also on denials and failures.
+
+A stage is a small class with any of the hooks below; the pipeline calls only the hooks a
+stage overrides, so an idle hook costs nothing on the hot path. A stage stops the chain by
+raising a ``GatewayError``. A stage that sets ``call.response`` during the request phase
+(``forward``, or a stage that replays a stored answer) ends the request phase.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import ClassVar
+
+from gateway.call import Call, ModelResponse
+from gateway.errors import GatewayError
+from gateway.sse import SSEEvent
+
+log = logging.getLogger("wardgate.pipeline")
+
+#: The canonical order; ``build_pipeline`` sorts whatever stages are enabled by it.
+STAGE_ORDER: tuple[str, ...] = (
+    "authenticate",
+    "limit",
+    "redact_in",
+    "policy_request",
+    "approval_request",
+    "forward",
+    "redact_out",
+    "policy_response",
+    "approval_response",
+    "settle",
+    "audit",
+)
+
+
+class Stage:
+    """Base class: override the hooks the stage needs, leave the rest."""
+
+    name: ClassVar[str] = "stage"
+
+    async def on_request(self, call: Call) -> None:
+        """Before forwarding; raise a ``GatewayError`` to stop the call."""
+
+    async def on_response(self, call: Call, response: ModelResponse) -> None:
+        """On a complete (non-stream) answer; edit ``response.json`` and set ``dirty``."""
+
+    async def on_chunk(self, call: Call, event: SSEEvent) -> Sequence[SSEEvent]:
+        """On each stream event; return the events to release (none to hold it back)."""
+        return (event,)
+
+    async def on_stream_end(self, call: Call) -> Sequence[SSEEvent]:
+        """When the upstream stream has ended; return anything still held back."""
+        return ()
+
+    async def on_finish(self, call: Call) -> None:
+        """Always, once per call, after the answer or the error is known (settle, audit)."""
+
+
+def _overrides(stage: Stage, hook: str) -> bool:
+    return getattr(type(stage), hook) is not getattr(Stage, hook)
+
+
+class Pipeline:
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        order = {name: i for i, name in enumerate(STAGE_ORDER)}
+        unknown = [s.name for s in stages if s.name not in order]
+        if unknown:
+            raise ValueError(f"stages not in STAGE_ORDER: {unknown}")
+        self.stages: list[Stage] = sorted(stages, key=lambda s: order[s.name])
+        self._request = [s for s in self.stages if _overrides(s, "on_request")]
+        self._response = [s for s in self.stages if _overrides(s, "on_response")]
+        self._chunk = [s for s in self.stages if _overrides(s, "on_chunk") or _overrides(s, "on_stream_end")]
+        self._finish = [s for s in self.stages if _overrides(s, "on_finish")]
+
+    def stage(self, name: str) -> Stage | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    async def run_request(self, call: Call) -> ModelResponse:
+        """Run the request phase up to and including ``forward``; return the answer."""
+        timings = call.timings
+        for stage in self._request:
+            t0 = time.perf_counter()
+            try:
+                await stage.on_request(call)
+            finally:
+                timings[stage.name] = time.perf_counter() - t0
+            if call.response is not None:
+                return call.response
+        raise RuntimeError("pipeline ended without a response: is the forward stage missing?")
+
+    async def run_response(self, call: Call, response: ModelResponse) -> None:
+        """Run the response phase on a complete answer."""
+        timings = call.timings
+        for stage in self._response:
+            t0 = time.perf_counter()
+            try:
+                await stage.on_response(call, response)
+            finally:
+                timings[stage.name] = timings.get(stage.name, 0.0) + time.perf_counter() - t0
+
+    async def iter_stream(self, call: Call, events: AsyncIterator[SSEEvent]) -> AsyncIterator[SSEEvent]:
+        """Pass upstream events through every chunk stage in order; flush them at the end."""
+        stages = self._chunk
+        if not stages:
+            async for event in events:
+                yield event
+            return
+        async for event in events:
+            out: Sequence[SSEEvent] = (event,)
+            for stage in stages:
+                out = await _feed(stage, call, out)
+                if not out:
+                    break
+            for e in out:
+                yield e
+        pending: Sequence[SSEEvent] = ()
+        for stage in stages:
+            held = await _feed(stage, call, pending) if pending else []
+            pending = [*held, *await stage.on_stream_end(call)]
+        for e in pending:
+            yield e
+
+    async def finish(self, call: Call) -> None:
+        """Run every ``on_finish`` hook; one failing does not stop the others.
+
+        The first ``GatewayError`` raised (e.g. audit failing closed) is re-raised after all
+        hooks ran, so the HTTP layer can still turn it into the client's answer; any other
+        exception is a bug in a hook and is logged, never shown to the client.
+        """
+        first_error: GatewayError | None = None
+        for stage in self._finish:
+            t0 = time.perf_counter()
+            try:
+                await stage.on_finish(call)
+            except GatewayError as exc:
+                first_error = first_error or exc
+                log.error("finish hook %s refused the call: %s", stage.name, exc.message,
+                          extra={"request_id": call.request_id})
+            except Exception:  # each finish hook must run regardless of the others
+                log.exception("finish hook %s failed", stage.name, extra={"request_id": call.request_id})
+            finally:
+                call.timings[stage.name] = call.timings.get(stage.name, 0.0) + time.perf_counter() - t0
+        if first_error is not None:
+            raise first_error
+
+
+async def _feed(stage: Stage, call: Call, events: Sequence[SSEEvent]) -> list[SSEEvent]:
+    out: list[SSEEvent] = []
+    for e in events:
+        out.extend(await stage.on_chunk(call, e))
+    return out

@@ -1,0 +1,68 @@
+"""Typed settings: ``wardgate.yaml`` (path in ``WARDGATE_CONFIG``) overridden by env vars.
+
+Env vars use the ``WARDGATE_`` prefix and ``__`` for nesting, e.g.
+``WARDGATE_LIMITS__BACKEND=redis`` or ``WARDGATE_SERVER__PORT=9000``. Each subsystem owns
+its section model in its own package (``gateway/<area>/config.py``); this module only
+assembles them, so adding a setting never touches another subsystem's file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from gateway.approvals.config import ApprovalSettings
+from gateway.audit.config import AuditSettings
+from gateway.limits.config import LimitsSettings
+from gateway.policy.config import PolicySettings
+from gateway.providers.config import ProviderSettings
+from gateway.redaction.config import RedactionSettings
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    #: Request bodies above this are refused with 413 before they are read in full.
+    max_body_bytes: int = 4 * 1024 * 1024
+    log_level: str = "info"
+    #: Per-request access log lines (uvicorn's); the audit log line is always written.
+    access_log: bool = False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WARDGATE_", env_nested_delimiter="__", extra="forbid")
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    #: YAML data: keys.yaml, models.yaml, limits.yaml, pricing.yaml, approvals.yaml, ...
+    policies_dir: Path = Path("policies")
+    #: Rego modules (and their *_test.rego).
+    rego_dir: Path = Path("rego")
+    #: Where embedded stores keep files (SQLite audit log, admin-created keys).
+    data_dir: Path = Path(".wardgate")
+    providers: ProviderSettings = Field(default_factory=ProviderSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    redaction: RedactionSettings = Field(default_factory=RedactionSettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get("WARDGATE_CONFIG", "wardgate.yaml")
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=path))
