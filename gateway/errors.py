@@ -28,7 +28,8 @@ and the HTTP layer renders it the same way everywhere (``{"error": {...}}``).
     │   └── AuditUnavailable       503 audit_unavailable
     └── UpstreamError              502 upstream_error
         ├── UpstreamTimeout        504 upstream_timeout
-        └── UpstreamRateLimited    429 (the provider's own 429, its retry headers passed on)
+        ├── UpstreamRateLimited    429 (the provider's own 429, its retry headers passed on)
+        └── UpstreamRejected       4xx (the provider refused the request itself: its status passed on)
 """
 
 from __future__ import annotations
@@ -211,6 +212,18 @@ class UpstreamRateLimited(UpstreamError):
     status = 429
     type = "rate_limit_error"
     code = "upstream_rate_limited"
+
+
+class UpstreamRejected(UpstreamError):
+    """The provider answered 4xx about the request itself; retrying elsewhere cannot help."""
+
+    type = "invalid_request_error"
+    code = "upstream_rejected"
+    retryable = False
+
+    def __init__(self, message: str, *, status: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.status = status  # type: ignore[misc]
 
 
 class InternalError(GatewayError):

@@ -1,0 +1,48 @@
+# Wardgate: `make run` starts the gateway on embedded defaults; `make test` lints and tests.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PYTHON ?= python3
+OPA_BINDINGS := opa-golib-python-bindings==0.4.4
+
+.PHONY: install run test lint services policy-test bench demo clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@# The OPA Go engine bindings are a ctypes py3-none wheel that declares Requires-Python >=3.14
+	@# but works on 3.11: fetch the wheel for 3.14 and install it ignoring that marker.
+	@d=$$(mktemp -d) && $(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.14 \
+	    -d $$d $(OPA_BINDINGS) && $(PY) -m pip install -q --no-deps --ignore-requires-python $$d/*.whl \
+	    && rm -rf $$d
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@echo ""
+	@echo "  Wardgate on http://127.0.0.1:8080/v1"
+	@echo "  demo key:  wg-demo-2bff5e0a6f233aa648e17d0ea0e8db87   (admin: wg-admin-610b16c1e53e120636d9738679f735fa)"
+	@echo "  try:       curl http://127.0.0.1:8080/v1/chat/completions -H 'Authorization: Bearer wg-demo-2bff5e0a6f233aa648e17d0ea0e8db87' \\"
+	@echo "               -H 'Content-Type: application/json' -d '{\"model\":\"mock-chat\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'"
+	@echo ""
+	$(VENV)/bin/wardgate serve
+
+services:
+	@bash .ci/services
+
+lint: install
+	$(VENV)/bin/ruff check gateway orchestrator tests bench
+
+policy-test: install
+	$(VENV)/bin/wardgate policy test rego
+
+test: install services lint policy-test
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+bench: install
+	$(PY) bench/overhead.py
+
+clean:
+	rm -rf $(VENV) .wardgate .pytest_cache .ruff_cache

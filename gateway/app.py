@@ -1,0 +1,92 @@
+"""The app factory: ``create_app(settings)`` builds one Starlette app; nothing is module-level.
+
+Everything that lives for the app's lifespan (HTTP pools, stores, engines, background tasks)
+is created in the lifespan into one ``AppContext`` on ``app.state.ctx`` and closed there.
+Components register their stages; ``Pipeline`` orders them by ``STAGE_ORDER``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Route
+
+from gateway.call import Endpoint
+from gateway.context import AppContext
+from gateway.errors import GatewayError
+from gateway.http import routes as core
+from gateway.http.openapi import openapi_route
+from gateway.http.proxy import ProxyEndpoint
+from gateway.keys import KeyStore
+from gateway.models import ModelCatalog
+from gateway.pipeline import Pipeline
+from gateway.providers.router import Router
+from gateway.settings import Settings
+from gateway.stages.audit_log import AuditLogStage
+from gateway.stages.authenticate import AuthenticateStage
+from gateway.stages.forward import ForwardStage
+
+log = logging.getLogger("wardgate")
+
+
+def _routes() -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
+        Route("/v1/chat/completions", ProxyEndpoint(Endpoint.CHAT), methods=["POST"]),
+        Route("/v1/responses", ProxyEndpoint(Endpoint.RESPONSES), methods=["POST"]),
+        Route("/v1/embeddings", ProxyEndpoint(Endpoint.EMBEDDINGS), methods=["POST"]),
+        Route("/v1/models", core.list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", core.get_model, methods=["GET"]),
+        Route("/healthz", core.healthz, methods=["GET"]),
+        Route("/readyz", core.readyz, methods=["GET"]),
+    ]
+    routes.append(openapi_route(routes))
+    routes.append(Route("/{path:path}", core.not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
+    return routes
+
+
+async def build_context(settings: Settings) -> AppContext:
+    """Open every resource the configured guards need and assemble the pipeline."""
+    keys = KeyStore.load(settings.policies_dir / "keys.yaml")
+    models = ModelCatalog.load(settings.policies_dir / "models.yaml")
+    ctx = AppContext(settings=settings, keys=keys, models=models)
+    router = Router.build(models, settings.providers)
+    ctx.closers.append(router.close)
+    ctx.services["router"] = router
+    try:
+        ctx.stages.append(AuthenticateStage(keys, models))
+        ctx.stages.append(ForwardStage(router, models, settings.providers.timeout_s))
+        if not any(s.name == "audit" for s in ctx.stages):
+            ctx.stages.append(AuditLogStage())
+        ctx.pipeline = Pipeline(ctx.stages)
+    except BaseException:
+        await ctx.close()
+        raise
+    return ctx
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ctx = await build_context(settings)
+        app.state.ctx = ctx
+        log.info("wardgate ready: %d models, stages %s", len(ctx.models.names()), [s.name for s in ctx.pipeline.stages])
+        try:
+            yield
+        finally:
+            await ctx.close()
+
+    return Starlette(
+        routes=_routes(),
+        lifespan=lifespan,
+        exception_handlers={
+            GatewayError: core.gateway_error_handler,
+            HTTPException: core.http_error_handler,
+            Exception: core.server_error_handler,
+        },
+    )

@@ -1,0 +1,92 @@
+"""The ``wardgate`` command: serve the gateway, manage keys, and the subsystems' own commands."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import typer
+
+from gateway.keys import append_key, hash_key, new_key
+
+app = typer.Typer(help="Wardgate: policy and guardrail gateway for LLM agents.", no_args_is_help=True)
+keys_app = typer.Typer(help="Virtual keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+#: Sub-command groups contributed by the subsystems: (name, module with a Typer ``app``).
+_SUBCOMMANDS = (
+    ("policy", "gateway.policy.cli"),
+    ("spend", "gateway.limits.cli"),
+    ("approvals", "gateway.approvals.cli"),
+    ("audit", "gateway.audit.cli"),
+    ("runs", "gateway.audit.runs_cli"),
+)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Bind address (default from config: 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (default from config: 8080)."),
+    workers: int = typer.Option(None, help="Worker processes (default from config: 1)."),
+    config: Path = typer.Option(None, "--config", "-c", help="Config file (default: $WARDGATE_CONFIG or wardgate.yaml)."),
+) -> None:
+    """Run the gateway with uvicorn (uvloop + httptools)."""
+    import uvicorn
+
+    from gateway.settings import Settings
+
+    if config is not None:
+        os.environ["WARDGATE_CONFIG"] = str(config)
+    settings = Settings()
+    host = host or settings.server.host
+    port = port or settings.server.port
+    workers = workers or settings.server.workers
+    typer.echo(f"Wardgate listening on http://{host}:{port}/v1 ({workers} worker(s))")
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=settings.server.access_log,
+        log_level=settings.server.log_level,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    team: str = typer.Option(..., help="Team of the key."),
+    user: str = typer.Option(None, help="User the key belongs to."),
+    key_id: str = typer.Option(None, "--id", help="Key id (default: derived from team and user)."),
+    models: list[str] = typer.Option(None, "--model", help="Allowed model (glob); repeat. Default: all."),
+    roles: list[str] = typer.Option(None, "--role", help="Role for policies; repeat."),
+    file: Path = typer.Option(Path("policies/keys.yaml"), help="keys.yaml to append to."),
+) -> None:
+    """Create a virtual key: prints it once and stores only its SHA-256 hash."""
+    key = new_key()
+    kid = key_id or f"{team}-{user or 'key'}-{key[3:9]}"
+    entry = {"id": kid, "sha256": hash_key(key), "team": team, "user": user, "roles": roles or [], "models": models or ["*"]}
+    append_key(file, entry)
+    typer.echo(f"Created key '{kid}' for team '{team}' in {file}.")
+    typer.echo("Store it now; it is not shown again and only its hash is kept:")
+    typer.echo(key)
+
+
+def _mount_subcommands() -> None:
+    for name, module in _SUBCOMMANDS:
+        try:
+            sub = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.add_typer(sub.app, name=name)
+
+
+def main() -> None:
+    _mount_subcommands()
+    app()

@@ -1,0 +1,119 @@
+"""``/openapi.json``: the proxy endpoints described by hand, every other route from its docstring.
+
+The request schemas list what the gateway checks itself; ``additionalProperties`` stays open
+because unknown fields pass through to the provider.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gateway.http.routes import json_response
+
+_ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "code": {"type": ["string", "null"]},
+                "param": {"type": ["string", "null"]},
+            },
+            "required": ["message", "type", "code", "param"],
+        }
+    },
+    "required": ["error"],
+}
+_MESSAGE = {
+    "type": "object",
+    "properties": {"role": {"type": "string"}, "content": {"type": ["string", "array", "null"]}},
+    "required": ["role"],
+}
+_COMMON = {
+    "model": {"type": "string", "minLength": 1},
+    "stream": {"type": "boolean"},
+    "max_tokens": {"type": "integer", "minimum": 1},
+    "tools": {"type": "array", "items": {"type": "object"}},
+    "tool_choice": {"type": ["string", "object"]},
+    "metadata": {"type": "object"},
+}
+_BODIES = {
+    "/v1/chat/completions": {
+        "type": "object",
+        "properties": {**_COMMON, "messages": {"type": "array", "minItems": 1, "items": _MESSAGE},
+                       "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}}},
+        "required": ["model", "messages"],
+    },
+    "/v1/responses": {
+        "type": "object",
+        "properties": {**_COMMON, "input": {"type": ["string", "array"]}, "instructions": {"type": "string"},
+                       "max_output_tokens": {"type": "integer", "minimum": 1}},
+        "required": ["model", "input"],
+    },
+    "/v1/embeddings": {
+        "type": "object",
+        "properties": {"model": {"type": "string", "minLength": 1}, "input": {"type": ["string", "array"]},
+                       "encoding_format": {"type": "string", "enum": ["float", "base64"]},
+                       "dimensions": {"type": "integer", "minimum": 1}},
+        "required": ["model", "input"],
+    },
+}
+_STATUSES = {"400": "Bad request", "401": "Invalid API key", "403": "Denied", "404": "Unknown model",
+             "409": "Approval pending", "413": "Body too large", "429": "Rate limited or budget exceeded",
+             "502": "Upstream error", "503": "A guard cannot decide", "504": "Upstream timeout"}
+
+
+def _error_responses() -> dict[str, Any]:
+    return {code: {"description": text, "content": {"application/json": {"schema": _ERROR}}}
+            for code, text in _STATUSES.items()}
+
+
+def build_spec(routes: list[BaseRoute]) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for route in routes:
+        if not isinstance(route, Route) or route.path in ("/{path:path}", "/openapi.json"):
+            continue
+        path = route.path.replace("{model:path}", "{model}")
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            op: dict[str, Any] = {"summary": _summary(route), "responses": {"200": {"description": "OK"}}}
+            params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                      for n in route.param_convertors]
+            if params:
+                op["parameters"] = params
+            if path in _BODIES:
+                op["requestBody"] = {"required": True,
+                                     "content": {"application/json": {"schema": _BODIES[path]}}}
+                op["responses"].update(_error_responses())
+                op["security"] = [{"bearer": []}]
+            paths.setdefault(path, {})[method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Wardgate", "version": "0.1.0",
+                 "description": "OpenAI-compatible policy and guardrail gateway for LLM agents."},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    }
+
+
+def _summary(route: Route) -> str:
+    doc = inspect.getdoc(route.endpoint) or ""
+    return doc.splitlines()[0] if doc else route.path
+
+
+def openapi_route(routes: list[BaseRoute]) -> Route:
+    spec: dict[str, Any] = {}
+
+    async def openapi(request: Request) -> Response:
+        """The OpenAPI document of this gateway."""
+        if not spec:
+            spec.update(build_spec(routes))
+        return json_response(spec)
+
+    return Route("/openapi.json", openapi, methods=["GET"])

@@ -1,0 +1,212 @@
+"""The OpenAI-compatible endpoints: one raw ASGI app per endpoint, driving the pipeline.
+
+Non-stream: request phase → response phase → finish (settle, audit) → send. The answer is
+sent only after ``finish``, so an audit event that cannot be made durable can still turn
+the answer into a 503 (fail closed).
+
+Stream: the first event is produced before the status line goes out, so anything that fails
+before it (upstream error, broken SSE, a guard) is still a proper HTTP error. After that,
+errors become an SSE ``error`` event. The terminal event (``[DONE]`` / ``response.completed``)
+is held until ``finish`` has run. A client that disconnects cancels the pump, which closes the
+upstream stream; ``finish`` still runs (the reservation is settled, the call is audited).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import orjson
+
+from gateway.call import Call, Endpoint, ModelResponse
+from gateway.context import AppContext
+from gateway.errors import GatewayError, InternalError
+from gateway.http.asgi import (
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    encode_headers,
+    header_dict,
+    read_body,
+    send_bytes,
+    send_error,
+)
+from gateway.http.validate import check_body, parse_body
+from gateway.pipeline import Pipeline
+from gateway.sse import SSEEvent
+
+log = logging.getLogger("wardgate.proxy")
+
+_TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete"})
+
+
+class ProxyEndpoint:
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx: AppContext = scope["app"].state.ctx
+        pipeline = ctx.pipeline
+        headers = header_dict(scope)
+        call = Call(
+            request_id=headers.get("x-request-id") or f"req_{uuid.uuid4().hex}",
+            endpoint=self.endpoint,
+            body={},
+            headers=headers,
+            traceparent=headers.get("traceparent"),
+        )
+        call.response_headers["x-request-id"] = call.request_id
+        finished = False
+        try:
+            raw = await read_body(headers, receive, ctx.settings.server.max_body_bytes)
+            call.body = parse_body(raw)
+            call.model, call.stream = check_body(self.endpoint, call.body)
+            response = await pipeline.run_request(call)
+            if response.events is not None:
+                finished = True  # _stream runs finish itself, whatever happens
+                await _stream(pipeline, call, response, receive, send)
+                return
+            await pipeline.run_response(call, response)
+            finished = True
+            await pipeline.finish(call)
+            await _send_answer(send, call, response)
+        except ClientDisconnected:
+            call.client_disconnected = True
+            if not finished:
+                await _finish_quietly(pipeline, call)
+        except GatewayError as exc:
+            call.error = exc
+            if not finished:
+                await _finish_quietly(pipeline, call)
+            await send_error(send, exc, call.response_headers)
+        except Exception as exc:
+            log.exception("unhandled error", extra={"request_id": call.request_id})
+            error = InternalError("The gateway failed to process the request.")
+            call.error = exc
+            if not finished:
+                await _finish_quietly(pipeline, call)
+            await send_error(send, error, call.response_headers)
+
+
+async def _finish_quietly(pipeline: Pipeline, call: Call) -> None:
+    """Finish a call that already failed: its own error is what the client will see."""
+    try:
+        await pipeline.finish(call)
+    except GatewayError:
+        log.warning("finish failed on an already failed call", extra={"request_id": call.request_id})
+
+
+async def _send_answer(send: Send, call: Call, response: ModelResponse) -> None:
+    body = orjson.dumps(response.json) if response.dirty else response.body
+    headers = {**response.headers, **call.response_headers}
+    await send_bytes(send, response.status, body, headers)
+
+
+async def _stream(pipeline: Pipeline, call: Call, response: ModelResponse, receive: Receive, send: Send) -> None:
+    upstream = response.events
+    if upstream is None:
+        raise InternalError("not a stream")
+    events = pipeline.iter_stream(call, upstream)
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        first = None
+    except Exception as exc:
+        await events.aclose()
+        await _close_upstream(response)
+        call.error = exc
+        await _finish_quietly(pipeline, call)
+        raise _as_gateway_error(exc) from exc
+    headers = {**response.headers, **call.response_headers, "cache-control": "no-cache"}
+    await send({"type": "http.response.start", "status": 200, "headers": encode_headers(headers.items())})
+    call.first_byte_sent = True
+    pump = asyncio.create_task(_pump(pipeline, call, first, events, send))
+    watcher = asyncio.create_task(_wait_disconnect(receive))
+    try:
+        await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not pump.done():
+            call.client_disconnected = True
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+        watcher.cancel()
+    if call.client_disconnected:
+        await events.aclose()
+        await _close_upstream(response)
+        await _finish_quietly(pipeline, call)
+    elif pump.exception() is not None:
+        raise pump.exception()  # type: ignore[misc]
+
+
+async def _pump(
+    pipeline: Pipeline, call: Call, first: SSEEvent | None, events: AsyncIterator[SSEEvent], send: Send
+) -> None:
+    terminal: list[SSEEvent] = []
+    try:
+        if first is not None:
+            await _emit(send, first, terminal)
+        async for event in events:
+            await _emit(send, event, terminal)
+    except GatewayError as exc:
+        call.error = exc
+        await _finish_quietly(pipeline, call)
+        await _send_event(send, error_event(call, exc), more=False)
+        return
+    except Exception as exc:
+        log.exception("stream failed", extra={"request_id": call.request_id})
+        call.error = exc
+        await _finish_quietly(pipeline, call)
+        await _send_event(send, error_event(call, InternalError("The gateway failed mid-stream.")), more=False)
+        return
+    try:
+        await pipeline.finish(call)
+    except GatewayError as exc:
+        call.error = exc
+        await _send_event(send, error_event(call, exc), more=False)
+        return
+    body = b"".join(e.raw for e in terminal)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _emit(send: Send, event: SSEEvent, terminal: list[SSEEvent]) -> None:
+    if event.is_done or event.event in _TERMINAL_EVENTS:
+        terminal.append(event)
+        return
+    await send({"type": "http.response.body", "body": event.raw, "more_body": True})
+
+
+async def _send_event(send: Send, event: SSEEvent, more: bool) -> None:
+    await send({"type": "http.response.body", "body": event.raw, "more_body": more})
+
+
+def error_event(call: Call, error: GatewayError) -> SSEEvent:
+    """An error in the stream, in the shape the client's SDK expects for this endpoint."""
+    if call.endpoint is Endpoint.RESPONSES:
+        payload = {"type": "error", "code": error.code, "message": error.message, "param": error.param}
+        return SSEEvent.from_json(payload, event="error")
+    return SSEEvent.from_json(error.to_dict())
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _close_upstream(response: ModelResponse) -> None:
+    if response.events is not None and hasattr(response.events, "aclose"):
+        with contextlib.suppress(Exception):
+            await response.events.aclose()
+
+
+def _as_gateway_error(exc: Exception) -> GatewayError:
+    if isinstance(exc, GatewayError):
+        return exc
+    log.error("stream failed before its first event: %r", exc)
+    return InternalError("The gateway failed to start the stream.")

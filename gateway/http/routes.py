@@ -1,0 +1,102 @@
+"""Small endpoints around the proxy: models list, health, readiness, OpenAPI, fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.admin.auth import bearer_token
+from gateway.call import Principal
+from gateway.context import AppContext
+from gateway.errors import AuthenticationError, GatewayError, InternalError, NotFound
+from gateway.models import model_allowed
+
+_STARTED = int(time.time())
+
+
+def json_response(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(obj), status_code=status, media_type="application/json", headers=headers)
+
+
+def _ctx(request: Request) -> AppContext:
+    return request.app.state.ctx
+
+
+async def list_models(request: Request) -> Response:
+    """Only the models the calling key may use (OpenAI's ``GET /v1/models`` shape)."""
+    ctx = _ctx(request)
+    principal = _principal(request)
+    data = [
+        {"id": e.name, "object": "model", "created": _STARTED, "owned_by": e.owned_by}
+        for e in ctx.models.entries()
+        if model_allowed(principal.models, e.name)
+    ]
+    return json_response({"object": "list", "data": data})
+
+
+async def get_model(request: Request) -> Response:
+    ctx = _ctx(request)
+    principal = _principal(request)
+    name = request.path_params["model"]
+    entry = ctx.models.get(name)
+    if entry is None or not model_allowed(principal.models, name):
+        raise NotFound(f"The model '{name}' does not exist or you do not have access to it.", code="model_not_found")
+    return json_response({"id": entry.name, "object": "model", "created": _STARTED, "owned_by": entry.owned_by})
+
+
+def _principal(request: Request) -> Principal:
+    token = bearer_token(request.headers.get("authorization"))
+    principal = _ctx(request).keys.authenticate(token) if token else None
+    if principal is None:
+        raise AuthenticationError("Invalid or missing API key.")
+    return principal
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process answers."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: every dependency the configured guards need answers (Redis, policy, audit)."""
+    ctx = _ctx(request)
+    checks: dict[str, str] = {}
+    ok = True
+    for name, check in ctx.ready_checks.items():
+        try:
+            await asyncio.wait_for(check(), timeout=2.0)
+            checks[name] = "ok"
+        except Exception as exc:  # a readiness probe reports, it never raises
+            ok = False
+            checks[name] = f"error: {exc}" if str(exc) else f"error: {type(exc).__name__}"
+    return json_response({"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503)
+
+
+async def not_found(request: Request) -> Response:
+    """Unknown paths get an OpenAI-shaped 404, never a pass-through that skips the guards."""
+    raise NotFound(f"Unknown path: {request.method} {request.url.path}")
+
+
+async def gateway_error_handler(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, GatewayError):
+        exc = InternalError("Internal error.")
+    headers = {"x-request-id": request.headers.get("x-request-id", "")} if request.headers.get("x-request-id") else None
+    return json_response(exc.to_dict(), status=exc.status, headers={**(headers or {}), **exc.response_headers()})
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+    message = f"Unknown path: {request.method} {request.url.path}" if status == 404 else (
+        exc.detail if isinstance(exc, HTTPException) else "Internal error.")
+    body = {"error": {"message": message, "type": "invalid_request_error", "code": code, "param": None}}
+    return json_response(body, status=status)
+
+
+async def server_error_handler(request: Request, exc: Exception) -> Response:
+    return await gateway_error_handler(request, InternalError("Internal error."))

@@ -1,0 +1,122 @@
+"""Parse and check a request body before any guard sees it.
+
+Only the fields the gateway itself relies on are checked (model, stream, messages/input,
+token caps, tools); every other field passes through untouched, so a provider feature the
+gateway does not know yet still works. Checks are hand-written rather than a pydantic model
+per request: they cost a few microseconds and give OpenAI's own ``param`` paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.call import Endpoint
+from gateway.errors import BadRequest, InvalidJSON
+
+_TOKEN_CAPS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        raise InvalidJSON("The request body is empty; expected a JSON object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidJSON("The request body is not valid UTF-8.") from None
+        raise InvalidJSON(f"The request body is not valid JSON: {exc}.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return body
+
+
+def check_body(endpoint: Endpoint, body: dict[str, Any]) -> tuple[str, bool]:
+    """Return (model, stream) or raise ``BadRequest`` naming the offending ``param``."""
+    model = body.get("model")
+    if model is None:
+        raise BadRequest("You must provide a model parameter.", param="model")
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest("'model' must be a non-empty string.", param="model")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise BadRequest("'stream' must be a boolean.", param="stream")
+    if endpoint is Endpoint.EMBEDDINGS and stream:
+        raise BadRequest("Embeddings cannot be streamed.", param="stream")
+    for cap in _TOKEN_CAPS:
+        value = body.get(cap)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise BadRequest(f"'{cap}' must be a positive integer.", param=cap)
+    _CHECKS[endpoint](body)
+    return model, bool(stream)
+
+
+def _check_chat(body: dict[str, Any]) -> None:
+    messages = body.get("messages")
+    if messages is None:
+        raise BadRequest("'messages' is required.", param="messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("'messages' must be a non-empty array.", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise BadRequest(f"'messages[{i}]' must be an object.", param=f"messages[{i}]")
+        if not isinstance(message.get("role"), str):
+            raise BadRequest(f"'messages[{i}].role' must be a string.", param=f"messages[{i}].role")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise BadRequest(
+                f"'messages[{i}].content' must be a string or an array of content parts.",
+                param=f"messages[{i}].content",
+            )
+    _check_tools(body)
+    options = body.get("stream_options")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise BadRequest("'stream_options' must be an object.", param="stream_options")
+        if not isinstance(options.get("include_usage", False), bool):
+            raise BadRequest("'stream_options.include_usage' must be a boolean.", param="stream_options.include_usage")
+
+
+def _check_responses(body: dict[str, Any]) -> None:
+    inp = body.get("input")
+    if inp is None and not body.get("previous_response_id") and not body.get("prompt"):
+        raise BadRequest("'input' is required.", param="input")
+    if inp is not None and not isinstance(inp, str | list):
+        raise BadRequest("'input' must be a string or an array of input items.", param="input")
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise BadRequest("'instructions' must be a string.", param="instructions")
+    _check_tools(body)
+
+
+def _check_embeddings(body: dict[str, Any]) -> None:
+    inp = body.get("input")
+    if inp is None:
+        raise BadRequest("'input' is required.", param="input")
+    if isinstance(inp, str):
+        return
+    if isinstance(inp, list) and inp and all(isinstance(x, str | int | list) for x in inp):
+        return
+    raise BadRequest("'input' must be a string, an array of strings, or token arrays.", param="input")
+
+
+def _check_tools(body: dict[str, Any]) -> None:
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise BadRequest("'tools' must be an array.", param="tools")
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, dict):
+                raise BadRequest(f"'tools[{i}]' must be an object.", param=f"tools[{i}]")
+    choice = body.get("tool_choice")
+    if choice is not None and not isinstance(choice, str | dict):
+        raise BadRequest("'tool_choice' must be a string or an object.", param="tool_choice")
+    metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise BadRequest("'metadata' must be an object.", param="metadata")
+
+
+_CHECKS = {Endpoint.CHAT: _check_chat, Endpoint.RESPONSES: _check_responses, Endpoint.EMBEDDINGS: _check_embeddings}

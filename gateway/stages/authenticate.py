@@ -1,0 +1,56 @@
+"""First stage: who is calling, for which agent and run, and may they use this model."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from gateway.admin.auth import bearer_token
+from gateway.call import Call
+from gateway.errors import AuthenticationError, BadRequest, ModelNotAllowed, ModelNotFound
+from gateway.keys import KeyStore
+from gateway.models import ModelCatalog, model_allowed
+from gateway.pipeline import Stage
+
+_MAX_ID_LEN = 128
+_IDENTITY = (("agent_id", "x-agent-id"), ("run_id", "x-run-id"), ("parent_run_id", "x-parent-run-id"))
+
+
+class AuthenticateStage(Stage):
+    name: ClassVar[str] = "authenticate"
+
+    def __init__(self, keys: KeyStore, models: ModelCatalog) -> None:
+        self._keys = keys
+        self._models = models
+
+    async def on_request(self, call: Call) -> None:
+        token = bearer_token(call.headers.get("authorization"))
+        if token is None:
+            raise AuthenticationError(
+                "You didn't provide an API key. Send your Wardgate virtual key as 'Authorization: Bearer wg-...'."
+            )
+        principal = self._keys.authenticate(token)
+        if principal is None:
+            raise AuthenticationError("Invalid API key. Wardgate virtual keys start with 'wg-'.")
+        call.principal = principal
+        _capture_identity(call)
+        entry = self._models.get(call.model)
+        if entry is None or call.endpoint not in entry.endpoints:
+            raise ModelNotFound(
+                f"The model '{call.model}' does not exist or is not available on {call.endpoint.value}.",
+                param="model",
+            )
+        if not model_allowed(principal.models, call.model):
+            raise ModelNotAllowed(f"This key may not use the model '{call.model}'.", param="model")
+
+
+def _capture_identity(call: Call) -> None:
+    """Agent identity from headers, else from the body's ``metadata`` (SDKs that cannot set headers)."""
+    metadata = call.body.get("metadata")
+    meta = metadata if isinstance(metadata, dict) else {}
+    for attr, header in _IDENTITY:
+        value = call.headers.get(header) or meta.get(attr)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value or len(value) > _MAX_ID_LEN or not value.isprintable():
+            raise BadRequest(f"'{header}' must be a printable string of at most {_MAX_ID_LEN} characters.", param=header)
+        setattr(call, attr, value)

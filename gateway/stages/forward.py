@@ -1,0 +1,73 @@
+"""The stage that calls the provider, and reads usage from what comes back.
+
+Streams: the gateway always asks a chat stream for ``stream_options.include_usage`` so the
+call can be settled at its real cost, and strips the usage-only chunk again when the client
+did not ask for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from gateway.call import Call, Endpoint, Usage
+from gateway.errors import ModelNotFound
+from gateway.models import ModelCatalog
+from gateway.pipeline import Stage
+from gateway.providers.base import UpstreamRequest
+from gateway.providers.router import Router
+from gateway.sse import SSEEvent
+
+#: Client headers worth passing upstream (never its Authorization: that is the virtual key).
+_FORWARD_HEADERS = ("traceparent", "tracestate", "openai-beta")
+
+
+class ForwardStage(Stage):
+    name: ClassVar[str] = "forward"
+
+    def __init__(self, router: Router, models: ModelCatalog, timeout_s: float) -> None:
+        self._router = router
+        self._models = models
+        self._timeout_s = timeout_s
+
+    async def on_request(self, call: Call) -> None:
+        routed_model = call.body.get("model", call.model)
+        entry = self._models.get(routed_model)
+        if entry is None or call.endpoint not in entry.endpoints:
+            raise ModelNotFound(f"Routed model '{routed_model}' is not available.", param="model")
+        body = dict(call.body)
+        if call.stream and call.endpoint is Endpoint.CHAT:
+            options = dict(body.get("stream_options") or {})
+            call.client_wants_usage = bool(options.get("include_usage"))
+            options["include_usage"] = True
+            body["stream_options"] = options
+        headers = {h: call.headers[h] for h in _FORWARD_HEADERS if h in call.headers}
+        request = UpstreamRequest(call.endpoint, body, call.stream, headers, self._timeout_s)
+        routed = await self._router.send(entry, request)
+        response = routed.response
+        call.deployment = routed.deployment.name
+        call.upstream_model = routed.deployment.model
+        call.retries = routed.retries
+        call.upstream_status = response.status
+        if response.json is not None:
+            call.usage = Usage.from_openai(response.json.get("usage")) if isinstance(response.json, dict) else None
+        call.response = response
+
+    async def on_chunk(self, call: Call, event: SSEEvent) -> Sequence[SSEEvent]:
+        data = event.data
+        if b'"usage"' not in data or (b'"usage":null' in data and b'"response.completed"' not in data):
+            return (event,)
+        obj = event.json
+        if not isinstance(obj, dict):
+            return (event,)
+        if call.endpoint is Endpoint.RESPONSES:
+            if obj.get("type") == "response.completed":
+                call.usage = Usage.from_openai((obj.get("response") or {}).get("usage"))
+            return (event,)
+        usage = Usage.from_openai(obj.get("usage"))
+        if usage is None:
+            return (event,)
+        call.usage = usage
+        if not call.client_wants_usage and not obj.get("choices"):
+            return ()
+        return (event,)
