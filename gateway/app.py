@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Route
 
+from gateway import logs
 from gateway.call import Endpoint
 from gateway.context import AppContext
 from gateway.errors import GatewayError
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        logs.configure(settings.server.log_level)
         ctx = await build_context(settings)
         app.state.ctx = ctx
         log.info("wardgate ready: %d models, stages %s", len(ctx.models.names()), [s.name for s in ctx.pipeline.stages])

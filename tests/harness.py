@@ -101,7 +101,7 @@ def make_policies_dir(
     return policies, rego
 
 
-def test_settings(root: Path, upstream_url: str, **overrides: Any) -> Settings:
+def gateway_settings(root: Path, upstream_url: str, **overrides: Any) -> Settings:
     """Settings for a test gateway: embedded defaults, private dirs, fast provider retries."""
     policies, rego = make_policies_dir(root, upstream_url)
     base: dict[str, Any] = {
@@ -116,6 +116,16 @@ def test_settings(root: Path, upstream_url: str, **overrides: Any) -> Settings:
         else:
             base[section] = value
     return Settings(**base)
+
+
+#: Every guard off: what the core tests and the overhead benchmark measure.
+PASS_THROUGH: dict[str, Any] = {
+    "limits": {"enabled": False},
+    "policy": {"enabled": False},
+    "redaction": {"enabled": False},
+    "approvals": {"enabled": False},
+    "audit": {"enabled": False},
+}
 
 
 def free_socket() -> socket.socket:
