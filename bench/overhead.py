@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import CHAT_BODY, cpu_seconds, fake_upstream, gateway, wrk  # noqa: E402
+from bench.common import CHAT_BODY, cpu_seconds, fake_upstream, gateway, wrk
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from gateway.call import Endpoint
 from gateway.context import AppContext
 from gateway.errors import GatewayError
 from gateway.http import routes as core
+from gateway.http.hotpath import HotPath
 from gateway.http.openapi import openapi_route
 from gateway.http.proxy import ProxyEndpoint
 from gateway.keys import KeyStore
@@ -34,18 +35,22 @@ from gateway.stages.forward import ForwardStage
 log = logging.getLogger("wardgate")
 
 
-def _routes() -> list[BaseRoute]:
-    routes: list[BaseRoute] = [
-        Route("/v1/chat/completions", ProxyEndpoint(Endpoint.CHAT), methods=["POST"]),
-        Route("/v1/responses", ProxyEndpoint(Endpoint.RESPONSES), methods=["POST"]),
-        Route("/v1/embeddings", ProxyEndpoint(Endpoint.EMBEDDINGS), methods=["POST"]),
+_PROXY_PATHS = {
+    "/v1/chat/completions": Endpoint.CHAT,
+    "/v1/responses": Endpoint.RESPONSES,
+    "/v1/embeddings": Endpoint.EMBEDDINGS,
+}
+
+
+def _routes(proxies: dict[str, ProxyEndpoint]) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [Route(path, endpoint, methods=["POST"]) for path, endpoint in proxies.items()]
+    routes += [
         Route("/v1/models", core.list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", core.get_model, methods=["GET"]),
         Route("/healthz", core.healthz, methods=["GET"]),
         Route("/readyz", core.readyz, methods=["GET"]),
     ]
     routes.append(openapi_route(routes))
-    routes.append(Route("/{path:path}", core.not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
     return routes
 
 
@@ -69,8 +74,10 @@ async def build_context(settings: Settings) -> AppContext:
     return ctx
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> HotPath:
+    """The gateway as an ASGI app (a Starlette app behind the proxy endpoints' fast path)."""
     settings = settings or Settings()
+    proxies = {path: ProxyEndpoint(endpoint) for path, endpoint in _PROXY_PATHS.items()}
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -83,8 +90,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await ctx.close()
 
-    return Starlette(
-        routes=_routes(),
+    app = Starlette(
+        routes=_routes(proxies),
         lifespan=lifespan,
         exception_handlers={
             GatewayError: core.gateway_error_handler,
@@ -92,3 +99,4 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Exception: core.server_error_handler,
         },
     )
+    return HotPath(app, dict(proxies))

@@ -102,4 +102,6 @@ def _parse_model(name: str, spec: dict[str, Any]) -> ModelEntry:
 
 def model_allowed(patterns: tuple[str, ...], model: str) -> bool:
     """Whether a key's model allow-list (globs) admits ``model``."""
+    if "*" in patterns:
+        return True
     return any(p == model or fnmatch.fnmatchcase(model, p) for p in patterns)

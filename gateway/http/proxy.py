@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
+import os
 from collections.abc import AsyncIterator
 
 import orjson
@@ -53,7 +53,7 @@ class ProxyEndpoint:
         pipeline = ctx.pipeline
         headers = header_dict(scope)
         call = Call(
-            request_id=headers.get("x-request-id") or f"req_{uuid.uuid4().hex}",
+            request_id=headers.get("x-request-id") or "req_" + os.urandom(16).hex(),
             endpoint=self.endpoint,
             body={},
             headers=headers,

@@ -77,11 +77,6 @@ async def readyz(request: Request) -> Response:
     return json_response({"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503)
 
 
-async def not_found(request: Request) -> Response:
-    """Unknown paths get an OpenAI-shaped 404, never a pass-through that skips the guards."""
-    raise NotFound(f"Unknown path: {request.method} {request.url.path}")
-
-
 async def gateway_error_handler(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, GatewayError):
         exc = InternalError("Internal error.")
@@ -90,6 +85,7 @@ async def gateway_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405: OpenAI-shaped too; an unknown path is never passed through."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
     message = f"Unknown path: {request.method} {request.url.path}" if status == 404 else (

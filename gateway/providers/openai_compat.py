@@ -34,6 +34,7 @@ class OpenAICompatProvider:
         self._deployment = deployment
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[bool, float], aiohttp.ClientTimeout] = {}
         self._headers = {"content-type": "application/json", **deployment.headers}
         key = deployment.api_key
         if key:
@@ -51,13 +52,8 @@ class OpenAICompatProvider:
 
     async def send(self, request: UpstreamRequest) -> ModelResponse:
         url = self._deployment.base_url + request.endpoint.upstream_path  # type: ignore[operator]
-        timeout_s = self._deployment.timeout_s or request.timeout_s
-        timeout = aiohttp.ClientTimeout(
-            total=None if request.stream else timeout_s,
-            connect=self._settings.connect_timeout_s,
-            sock_read=timeout_s,
-        )
-        headers = {**self._headers, **request.headers}
+        timeout = self._timeout(request)
+        headers = {**self._headers, **request.headers} if request.headers else self._headers
         session = self._get_session()
         try:
             resp = await session.post(url, data=orjson.dumps(request.body), headers=headers, timeout=timeout)
@@ -88,6 +84,20 @@ class OpenAICompatProvider:
         except BaseException:
             resp.close()
             raise
+
+    def _timeout(self, request: UpstreamRequest) -> aiohttp.ClientTimeout:
+        """Streams have no total timeout (only a stall timeout between reads); cached per shape."""
+        timeout_s = self._deployment.timeout_s or request.timeout_s
+        key = (request.stream, timeout_s)
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(
+                total=None if request.stream else timeout_s,
+                connect=self._settings.connect_timeout_s,
+                sock_read=timeout_s,
+            )
+            self._timeouts[key] = timeout
+        return timeout
 
     async def close(self) -> None:
         if self._session is not None:

@@ -1,0 +1,62 @@
+"""Operator-facing surface: health, readiness, OpenAPI, the keys CLI, serving in a process."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import httpx
+import openai
+import yaml
+
+from tests.harness import PASS_THROUGH, REPO, TEST_KEY, GatewayProcess, gateway_settings
+
+
+def test_healthz_and_readyz_answer(gateway):
+    assert httpx.get(gateway.url + "/healthz").json() == {"status": "ok"}
+    ready = httpx.get(gateway.url + "/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+def test_openapi_document_describes_the_proxy_endpoints(gateway):
+    spec = httpx.get(gateway.url + "/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    chat = spec["paths"]["/v1/chat/completions"]["post"]
+    assert chat["requestBody"]["content"]["application/json"]["schema"]["required"] == ["model", "messages"]
+    assert "/v1/models" in spec["paths"] and "/healthz" in spec["paths"]
+
+
+def test_wrong_method_on_a_proxy_path_is_openai_shaped(gateway):
+    resp = httpx.get(gateway.base_url + "/chat/completions")
+    assert resp.status_code == 405
+    assert resp.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_keys_create_prints_the_key_once_and_stores_only_its_hash(tmp_path):
+    keys_file = tmp_path / "keys.yaml"
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "keys", "create", "--team", "t1", "--user", "u1", "--file", str(keys_file)],
+        capture_output=True, text=True, check=True, cwd=REPO,
+    ).stdout
+    key = out.strip().splitlines()[-1]
+    assert key.startswith("wg-")
+    stored = keys_file.read_text()
+    assert key not in stored
+    entry = yaml.safe_load(stored)["keys"][0]
+    assert entry["sha256"] == hashlib.sha256(key.encode()).hexdigest()
+    assert entry["team"] == "t1" and entry["user"] == "u1"
+
+
+def test_wardgate_serve_with_two_workers_answers(tmp_path, upstream):
+    settings = gateway_settings(tmp_path, upstream.base_url, **PASS_THROUGH)
+    config = settings.model_dump(mode="json")
+    config["server"]["workers"] = 2
+    proc = GatewayProcess(config, tmp_path).start()
+    try:
+        client = openai.OpenAI(base_url=proc.base_url, api_key=TEST_KEY, max_retries=0)
+        for _ in range(4):
+            resp = client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "w"}])
+            assert resp.choices[0].message.content == "Echo: w"
+    finally:
+        proc.stop()
