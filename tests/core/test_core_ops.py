@@ -60,3 +60,17 @@ def test_wardgate_serve_with_two_workers_answers(tmp_path, upstream):
             assert resp.choices[0].message.content == "Echo: w"
     finally:
         proc.stop()
+
+
+def test_compose_file_wires_replicas_to_shared_redis_postgres_and_opa():
+    compose = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) >= {"gateway", "redis", "postgres", "opa"}
+    assert services["gateway"]["deploy"]["replicas"] >= 2
+    assert set(services["gateway"]["depends_on"]) == {"redis", "postgres", "opa"}
+    config = yaml.safe_load((REPO / "docker" / "wardgate.yaml").read_text())
+    from gateway.settings import Settings
+
+    settings = Settings(**config)  # the production config is valid for the settings model
+    assert settings.limits.backend == "redis" and settings.policy.engine == "opa"
+    assert settings.audit.backend == "postgres"
