@@ -1,0 +1,69 @@
+"""SSE framing survives any network chunking and reaches the client byte-for-byte."""
+
+from __future__ import annotations
+
+import httpx
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.sse import SSEEvent, iter_events
+from tests.harness import TEST_KEY
+
+EVENTS = [
+    b'data: {"id":"1","choices":[{"delta":{"content":"Hel"}}]}\n\n',
+    b"event: response.output_text.delta\ndata: {\"delta\":\"lo\",\"sequence_number\":3}\n\n",
+    b": keep-alive comment\n\n",
+    b'data: {"multi":\ndata: "line"}\r\n\r\n',
+    b"data: [DONE]\n\n",
+]
+
+
+async def _collect(chunks: list[bytes]) -> list[SSEEvent]:
+    async def gen():
+        for c in chunks:
+            yield c
+
+    return [e async for e in iter_events(gen())]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=60))
+async def test_any_chunking_yields_the_same_events_with_the_same_raw_bytes(cuts):
+    stream = b"".join(EVENTS)
+    chunks, pos = [], 0
+    for size in cuts:
+        if pos >= len(stream):
+            break
+        chunks.append(stream[pos : pos + size])
+        pos += size
+    if pos < len(stream):
+        chunks.append(stream[pos:])
+    events = await _collect(chunks)
+    assert [e.raw for e in events] == EVENTS
+    assert events[1].event == "response.output_text.delta"
+    assert events[3].data == b'{"multi":\n"line"}'
+    assert events[-1].is_done
+
+
+async def test_a_stream_ending_mid_event_is_an_error():
+    import pytest
+
+    from gateway.sse import SSEParseError
+
+    with pytest.raises(SSEParseError):
+        await _collect([b'data: {"a":1}\n\n', b'data: {"cut'])
+
+
+def test_stream_bytes_through_the_gateway_equal_what_the_upstream_sends(gateway, upstream):
+    body = {"model": "gpt-test", "stream": True, "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "byte exact please"}]}
+    headers = {"authorization": f"Bearer {TEST_KEY}"}
+    for _ in range(3):  # `created` is the wall clock: retry if a second boundary fell between
+        through = httpx.post(gateway.base_url + "/chat/completions", json=body, headers=headers).content
+        sent = upstream.requests[-1].json
+        direct = httpx.post(upstream.base_url + "/chat/completions", json=sent,
+                            headers={"authorization": "Bearer x"}).content
+        if through == direct:
+            break
+    assert through == direct
+    assert through.endswith(b"data: [DONE]\n\n")
