@@ -1,0 +1,67 @@
+"""A string matching a JSON-schema ``pattern``, for arguments the user's words do not fill.
+
+Built from the regex's parse tree (the stdlib's own parser): literals as written, the first
+character of each class, each repeat at its minimum, the first branch of each alternation.
+That covers the patterns tool schemas use (ids like ``^ORD-\\d{4}$``, codes, phone numbers);
+lookarounds and back-references are beyond it and yield None.
+"""
+
+from __future__ import annotations
+
+import re
+import re._parser as re_parser
+from typing import Any
+
+
+def example_for(pattern: str) -> str | None:
+    """The shortest simple string matching ``pattern`` (None for what this cannot build)."""
+    try:
+        return _build(re_parser.parse(pattern))
+    except (re.error, ValueError, KeyError, TypeError, IndexError, RecursionError):
+        return None
+
+
+def _build(items: Any) -> str:
+    out = []
+    for op, arg in items:
+        name = str(op)
+        if name == "LITERAL":
+            out.append(chr(arg))
+        elif name == "NOT_LITERAL":
+            out.append("a" if chr(arg) != "a" else "b")
+        elif name == "ANY":
+            out.append("a")
+        elif name == "IN":
+            out.append(_pick_in(arg))
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            low, _high, sub = arg
+            out.append(_build(sub) * max(low, 0))
+        elif name == "SUBPATTERN":
+            out.append(_build(arg[-1]))
+        elif name == "BRANCH":
+            out.append(_build(arg[1][0]))
+        elif name == "CATEGORY":
+            out.append(_CATEGORY_CHARS[str(arg)])
+        elif name != "AT":  # anchors add nothing; anything else (lookarounds, groupref) is beyond us
+            raise ValueError(name)
+    return "".join(out)
+
+
+_CATEGORY_CHARS = {
+    "CATEGORY_DIGIT": "0",
+    "CATEGORY_WORD": "a",
+    "CATEGORY_SPACE": " ",
+    "CATEGORY_NOT_DIGIT": "a",
+    "CATEGORY_NOT_WORD": "-",
+    "CATEGORY_NOT_SPACE": "a",
+}
+
+
+def _pick_in(items: list[tuple[Any, Any]]) -> str:
+    if items and str(items[0][0]) == "NEGATE":
+        excluded = "".join(_build([i]) if str(i[0]) != "RANGE" else chr(i[1][0]) for i in items[1:])
+        return next(c for c in "aA0_-x" if c not in excluded)
+    op, arg = items[0]
+    if str(op) == "RANGE":
+        return chr(arg[0])
+    return _build([(op, arg)])
