@@ -44,5 +44,9 @@ test: install services lint policy-test
 bench: install
 	$(PY) bench/overhead.py
 
+# The reference orchestrator's customer-support scenario, offline (ARGS=--interactive to approve by hand).
+demo: install
+	$(PY) -m orchestrator demo $(ARGS)
+
 clean:
 	rm -rf $(VENV) .wardgate .pytest_cache .ruff_cache

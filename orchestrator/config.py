@@ -1,0 +1,91 @@
+"""Orchestrator settings: where the gateway is, which key each agent uses, how patient to be.
+
+Every agent (planner, each worker, reviewer) has its own virtual key so the gateway can give
+each its own policies, rate limits and budgets; an agent without one uses ``api_key``.
+Sources, later wins: defaults → YAML file (``--config``) → environment:
+
+    WARDGATE_BASE_URL, WARDGATE_API_KEY, WARDGATE_ADMIN_KEY, ORCHESTRATOR_MODEL,
+    WARDGATE_AGENT_KEY_<AGENT> (e.g. WARDGATE_AGENT_KEY_BILLING), ORCHESTRATOR_DB
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field
+
+
+def default_model() -> str:
+    """The mock model offline, a small real model when an OpenAI key is around."""
+    explicit = os.environ.get("ORCHESTRATOR_MODEL")
+    if explicit:
+        return explicit
+    return "gpt-4o-mini" if os.environ.get("OPENAI_API_KEY") else "mock-chat"
+
+
+class AgentConfig(BaseModel):
+    key: str | None = None
+    model: str | None = None
+
+
+class OrchestratorConfig(BaseModel):
+    base_url: str = "http://127.0.0.1:8080/v1"
+    #: Key for agents that have none of their own.
+    api_key: str | None = None
+    #: Admin key (role approver/auditor/admin) for auto-approval in the demo and audit reads.
+    admin_key: str | None = None
+    model: str = Field(default_factory=default_model)
+    agents: dict[str, AgentConfig] = Field(default_factory=dict)
+    #: Steps of one run in flight at once (the run's semaphore).
+    max_concurrency: int = Field(default=4, ge=1)
+    #: Wall-clock limit of one step attempt (model calls, tools and any approval wait).
+    step_timeout_s: float = Field(default=300.0, gt=0)
+    #: Attempts per step after transient failures (the SDK's own retries happen inside each).
+    step_attempts: int = Field(default=2, ge=1)
+    #: HTTP timeout of one model call; must exceed the gateway's approval ``hold_s``.
+    call_timeout_s: float = Field(default=600.0, gt=0)
+    #: Retries the openai SDK makes on 429 (honouring retry-after), 5xx and connection errors.
+    max_retries: int = Field(default=4, ge=0)
+    #: Model calls per step before the worker gives up on finishing.
+    max_rounds: int = Field(default=8, ge=1)
+    #: Deferred approvals: how often to poll, how long to wait before withdrawing.
+    approval_poll_s: float = Field(default=0.5, gt=0)
+    approval_wait_s: float = Field(default=900.0, gt=0)
+    #: SQLite checkpoint file (``:memory:`` for throwaway runs).
+    db_path: str = ".wardgate/orchestrator.db"
+    #: Characters of an earlier step's result handed to the steps that depend on it.
+    context_chars: int = Field(default=2000, ge=100)
+
+    def key_for(self, agent: str) -> str:
+        cfg = self.agents.get(agent)
+        key = (cfg.key if cfg else None) or self.api_key
+        if not key:
+            raise ValueError(f"no virtual key for agent {agent!r}: set agents.{agent}.key or api_key")
+        return key
+
+    def model_for(self, agent: str) -> str:
+        cfg = self.agents.get(agent)
+        return (cfg.model if cfg else None) or self.model
+
+
+def load_config(path: Path | None = None, **overrides: Any) -> OrchestratorConfig:
+    """Defaults, then the YAML file, then the environment, then explicit overrides (CLI flags)."""
+    doc: dict[str, Any] = {}
+    if path is not None:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    env = os.environ
+    for field, var in (("base_url", "WARDGATE_BASE_URL"), ("api_key", "WARDGATE_API_KEY"),
+                       ("admin_key", "WARDGATE_ADMIN_KEY"), ("db_path", "ORCHESTRATOR_DB")):
+        if env.get(var):
+            doc[field] = env[var]
+    agents = dict(doc.get("agents") or {})
+    for var, value in env.items():
+        if var.startswith("WARDGATE_AGENT_KEY_") and value:
+            name = var.removeprefix("WARDGATE_AGENT_KEY_").lower()
+            agents[name] = {**(agents.get(name) or {}), "key": value}
+    doc["agents"] = agents
+    doc.update({k: v for k, v in overrides.items() if v is not None})
+    return OrchestratorConfig.model_validate(doc)

@@ -1,0 +1,189 @@
+"""Model calls through the gateway with the real ``openai`` SDK, one client per virtual key.
+
+Retries are the SDK's: it retries 429s after the ``retry-after(-ms)`` the gateway sends, and
+5xx and network errors with backoff, and it stops at once where the gateway says
+``x-should-retry: false`` (budget, loop, approval pending). What the SDK raises at the end is
+translated into the orchestrator's own refusals (``errors.py``).
+
+Approvals: in ``hold`` mode the gateway keeps the request open until a reviewer decides, so
+nothing is needed here but a long enough timeout. In ``defer`` mode it answers 409
+``approval_pending`` with an ``approval_id``; the client then polls ``GET /v1/approvals/{id}``
+with the same key and, once decided, re-sends the identical request with
+``X-Wardgate-Approval-Id``, which returns the stored (approved) or rewritten (denied) answer
+without a second model call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from orchestrator.approvals import ApprovalPoller
+from orchestrator.config import OrchestratorConfig
+from orchestrator.errors import (
+    HALT_CODES,
+    ApprovalUnresolved,
+    BadCall,
+    CallFailed,
+    GatewayRefusal,
+    PolicyDenied,
+    RunHalted,
+)
+from orchestrator.events import CallRecord, Listener
+from orchestrator.identity import RunIdentity
+
+APPROVAL_HEADER = "X-Wardgate-Approval-Id"
+
+
+@dataclass(slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(slots=True)
+class ModelReply:
+    agent: str
+    content: str | None
+    tool_calls: list[ToolCall]
+    usage: dict[str, Any] | None
+    request_id: str | None
+    finish_reason: str | None
+    #: ``{"id", "outcome": approved|denied|expired, "mode": hold|defer}`` when an approval was involved.
+    approval: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def message(self) -> dict[str, Any]:
+        """The assistant message to append to the conversation."""
+        msg: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            msg["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        return msg
+
+
+def _refusal(exc: openai.APIStatusError) -> GatewayRefusal:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    code = body.get("code") if isinstance(body.get("code"), str) else None
+    status = exc.status_code
+    reasons = [str(r) for r in body.get("reasons") or []] if isinstance(body.get("reasons"), list) else []
+    kwargs: dict[str, Any] = {"status": status, "code": code, "reasons": reasons, "body": body,
+                              "request_id": exc.response.headers.get("x-request-id")}
+    message = str(body.get("message") or exc.message)
+    if status == 429 and code in HALT_CODES:
+        return RunHalted(message, **kwargs)
+    if status == 403:
+        return PolicyDenied(message, **kwargs)
+    if status in (408, 409, 429) or status >= 500:
+        return CallFailed(message, **kwargs)
+    return BadCall(message, **kwargs)
+
+
+def _approval_id(exc: openai.APIStatusError) -> str | None:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    if exc.status_code != 409 or body.get("code") != "approval_pending":
+        return None
+    return str(body.get("approval_id") or exc.response.headers.get("x-wardgate-approval-id") or "") or None
+
+
+class GatewayClient:
+    def __init__(self, config: OrchestratorConfig, listener: Listener | None = None) -> None:
+        self.config = config
+        self.listener = listener or Listener()
+        self._clients: dict[str, openai.AsyncOpenAI] = {}
+        self._http = openai.DefaultAsyncHttpxClient(timeout=config.call_timeout_s)
+        self.poller = ApprovalPoller(config)
+
+    def client(self, key: str) -> openai.AsyncOpenAI:
+        c = self._clients.get(key)
+        if c is None:
+            c = self._clients[key] = openai.AsyncOpenAI(
+                base_url=self.config.base_url, api_key=key, max_retries=self.config.max_retries,
+                timeout=self.config.call_timeout_s, http_client=self._http,
+            )
+        return c
+
+    async def close(self) -> None:
+        await self._http.aclose()
+        await self.poller.close()
+
+    async def chat(self, agent: str, identity: RunIdentity, messages: list[dict[str, Any]], *,
+                   tools: list[dict[str, Any]] | None = None, response_format: dict[str, Any] | None = None,
+                   parallel_tool_calls: bool | None = None) -> ModelReply:  # fmt: skip
+        """One model call for ``agent`` in the run, approvals included; raises ``GatewayRefusal``."""
+        key = self.config.key_for(agent)
+        body: dict[str, Any] = {"model": self.config.model_for(agent), "messages": messages}
+        if tools:
+            body["tools"] = tools
+            if parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = parallel_tool_calls
+        if response_format:
+            body["response_format"] = response_format
+        approval_id: str | None = None
+        deadline = time.monotonic() + self.config.approval_wait_s
+        while True:
+            extra = identity.headers(agent)
+            if approval_id:
+                extra[APPROVAL_HEADER] = approval_id
+            try:
+                return await self._send(key, agent, identity, body, extra, approval_id)
+            except openai.APIStatusError as exc:
+                pending = _approval_id(exc)
+                if pending is None:
+                    raise _refusal(exc) from exc
+                approval_id = pending
+                await self.listener.approval_pending(identity.run_id, agent, approval_id, "defer")
+                status = await self.poller.wait(key, approval_id, deadline)
+                await self.listener.approval_decided(identity.run_id, agent, approval_id, status)
+                if status in ("pending", "cancelled"):
+                    await self.poller.withdraw(key, approval_id)
+                    raise ApprovalUnresolved(
+                        f"approval {approval_id} was not decided within {self.config.approval_wait_s:.0f}s"
+                        if status == "pending" else f"approval {approval_id} was withdrawn",
+                        status=409, code="approval_pending", body={"approval_id": approval_id},
+                    ) from exc
+
+    async def _send(self, key: str, agent: str, identity: RunIdentity, body: dict[str, Any],
+                    extra: dict[str, str], approval_id: str | None) -> ModelReply:  # fmt: skip
+        started = time.perf_counter()
+        record = CallRecord(agent=agent, run_id=identity.run_id, model=body["model"])
+        try:
+            raw = await self.client(key).chat.completions.with_raw_response.create(**body, extra_headers=extra)
+        except openai.APIStatusError as exc:
+            code = exc.body.get("code") if isinstance(exc.body, dict) else None
+            record.finish(started, exc.status_code, code, request_id=exc.response.headers.get("x-request-id"))
+            self.listener.call_finished(record)
+            raise
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            record.finish(started, None, "timeout" if isinstance(exc, openai.APITimeoutError) else "connection")
+            self.listener.call_finished(record)
+            raise CallFailed(f"gateway unreachable: {exc}", code=record.code) from exc
+        completion = raw.parse()
+        headers = {k.lower(): v for k, v in raw.headers.items() if k.lower().startswith("x-")}
+        choice = completion.choices[0] if completion.choices else None
+        msg = choice.message if choice else None
+        calls = [
+            ToolCall(tc.id, tc.function.name, tc.function.arguments or "{}")
+            for tc in (msg.tool_calls or [] if msg else [])
+            if getattr(tc, "function", None) is not None
+        ]
+        usage = completion.usage.model_dump(exclude_none=True) if completion.usage else None
+        approval = None
+        outcome = headers.get("x-wardgate-approval")
+        if outcome or approval_id:
+            approval = {"id": headers.get("x-wardgate-approval-id") or approval_id,
+                        "outcome": outcome or "approved", "mode": "defer" if approval_id else "hold"}
+        record.finish(started, raw.status_code, None, request_id=headers.get("x-request-id"), usage=usage,
+                      approval=approval)
+        self.listener.call_finished(record)
+        if approval and not approval_id:
+            await self.listener.approval_decided(identity.run_id, agent, approval["id"], approval["outcome"])
+        return ModelReply(agent, msg.content if msg else None, calls, usage, headers.get("x-request-id"),
+                          choice.finish_reason if choice else None, approval, headers)
+
