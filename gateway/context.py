@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from gateway.settings import Settings
 
 Closer = Callable[[], Awaitable[None]]
-ReadyCheck = Callable[[], Awaitable[None]]  # raises when not ready
+#: Raises when not ready; may return a status string (e.g. "degraded: ...") while still ready.
+ReadyCheck = Callable[[], Awaitable[str | None]]
 
 
 @dataclass

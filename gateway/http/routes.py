@@ -69,8 +69,8 @@ async def readyz(request: Request) -> Response:
     ok = True
     for name, check in ctx.ready_checks.items():
         try:
-            await asyncio.wait_for(check(), timeout=2.0)
-            checks[name] = "ok"
+            # A check may answer a status string (e.g. "degraded: local limits") while ready.
+            checks[name] = await asyncio.wait_for(check(), timeout=2.0) or "ok"
         except Exception as exc:  # a readiness probe reports, it never raises
             ok = False
             checks[name] = f"error: {exc}" if str(exc) else f"error: {type(exc).__name__}"

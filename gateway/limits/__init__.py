@@ -1,0 +1,16 @@
+"""Rate limits, USD budgets and run guards that no concurrency can overspend (DESIGN.md §3).
+
+    component.py  setup(ctx): store, prices, rules, stages, readiness, ctx.services["limits"]
+    stage.py      LimitStage ("limit": reserve) and SettleStage ("settle": book the real cost)
+    service.py    estimate → reserve → settle, and on_store_error (deny | allow | local)
+    estimate.py   the cost bound before a call (no network) and the loop fingerprint
+    pricing.py    genai-prices (offline) + policies/pricing.yaml
+    rules.py      policies/limits.yaml (+ keys.yaml limits/budgets): the scopes of a call
+    store.py      the LimitStore interface, value types and the Redis key layout
+    engine.py     the sliding-window log and override rules both stores share
+    memory.py     MemoryStore (embedded default, one process)
+    redis_store.py, lua.py   RedisStore: one Lua script (one round trip) per operation
+    admin.py, api.py, cli.py spend, runtime budgets/limits, burn-rate forecast; `wardgate spend`
+
+Kept import-free: ``gateway.settings`` imports ``gateway.limits.config`` at startup.
+"""

@@ -1,10 +1,41 @@
-"""Settings for rate limits and budgets (see gateway/limits/)."""
+"""Settings for rate limits and budgets (see gateway/limits/).
+
+These are the operational knobs (which store, how to fail, how to estimate). The limits
+themselves (requests/min, tokens/min, USD budgets, run guards) live in ``policies/limits.yaml``
+and prices in ``policies/pricing.yaml``, beside the other policy data.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator
+
+
+class EstimateSettings(BaseModel):
+    """How the reservation (a conservative upper bound of a call's cost) is computed."""
+
+    #: Output tokens to reserve (and to enforce, by setting ``max_tokens`` in the forwarded body)
+    #: when neither the client nor the model catalog gives a bound.
+    default_output_tokens: int = Field(default=4096, ge=1)
+    #: The chat field the gateway writes when it enforces a bound. OpenAI's reasoning models
+    #: (o1, o3, gpt-5 ...) refuse ``max_tokens``; older OpenAI-compatible servers only know it.
+    chat_output_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    #: Upper cap for output tokens: a larger client ``max_tokens`` (or model maximum) is lowered
+    #: to this in the forwarded body, so the reservation stays small. ``None``: no cap.
+    max_output_tokens_cap: int | None = Field(default=None, ge=1)
+    #: Flat input-token amounts for parts whose size is not their byte count.
+    image_tokens: int = Field(default=2000, ge=0)
+    audio_tokens: int = Field(default=10000, ge=0)
+    file_tokens: int = Field(default=20000, ge=0)
+    #: Per-message allowance for chat-template tokens (role markers, separators).
+    message_overhead_tokens: int = Field(default=8, ge=0)
+    #: Input bound when the prompt lives upstream (``previous_response_id``, ``conversation``)
+    #: and the model's context window is unknown.
+    stored_context_tokens: int = Field(default=128000, ge=0)
+    #: Messages at the end of the request that make up the loop-detection fingerprint
+    #: (0 = the whole request). Two catches "same tool call, same tool result" loops.
+    fingerprint_messages: int = Field(default=2, ge=0)
 
 
 class LimitsSettings(BaseModel):
@@ -16,3 +47,35 @@ class LimitsSettings(BaseModel):
     key_prefix: str = "wg"
     #: What to do when the store cannot answer: fail closed (deny), allow, or fall back to local limits.
     on_store_error: Literal["deny", "allow", "local"] = "deny"
+    #: After a store failure, how long ``local``/``allow`` mode skips Redis before probing it again.
+    store_retry_s: float = Field(default=1.0, ge=0)
+    #: Redis connect/read timeout. A dead Redis is detected at once (connection refused); this
+    #: bounds a *hung* one. Not lower: under a burst the event loop itself can lag by 100s of ms.
+    redis_timeout_s: float = Field(default=2.0, gt=0)
+    redis_pool_size: int = Field(default=64, ge=1)
+    #: A reservation's lease: a crashed worker's reservations are released after this. Must be
+    #: longer than the longest call (streams included), or a slow call's spend lands after its
+    #: lease was released and may exceed the budget by that call's cost.
+    lease_s: float = Field(default=600.0, gt=0)
+    #: How long a settled reservation id is remembered (settle is idempotent within it).
+    settled_ttl_s: float = Field(default=86400.0, gt=0)
+    #: Idle time after which a run's counters (calls, repeats, spend) are dropped.
+    run_ttl_s: float = Field(default=7 * 86400.0, gt=0)
+    #: Idle time after which an agent's counters are dropped (agent ids are caller-chosen).
+    agent_ttl_s: float = Field(default=90 * 86400.0, gt=0)
+    #: Rate-limit window (the "minute" of requests/min and tokens/min).
+    window_s: float = Field(default=60.0, gt=0)
+    #: A model with no known price: ``deny`` (403 model_price_unknown) or treat it as ``free``.
+    unknown_price: Literal["deny", "free"] = "deny"
+    #: File names inside ``Settings.policies_dir``.
+    limits_file: str = "limits.yaml"
+    pricing_file: str = "pricing.yaml"
+    estimate: EstimateSettings = Field(default_factory=EstimateSettings)
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _no_hash_tag_in_prefix(cls, v: str) -> str:
+        # The prefix precedes the {team} hash tag; a brace in it would become the tag instead.
+        if "{" in v or "}" in v or not v:
+            raise ValueError("key_prefix must be non-empty and contain no '{' or '}'")
+        return v

@@ -1,0 +1,76 @@
+"""Admin HTTP API of the limits component.
+
+    GET /admin/spend?scope=team&id=acme              one scope (auditor or admin)
+    GET /admin/spend?scope=agent&team=acme           every recently active scope of a kind
+    PUT /admin/budgets/{scope}/{id}[?team=acme]      {"day": 5, "month": null, "total": 100} (USD; admin)
+    PUT /admin/limits/{scope}/{id}[?team=acme]       {"requests_per_minute": 60, "tokens_per_minute": null,
+                                                      "run_max_calls": 200, ...} (admin; run_* on teams)
+
+Scopes: key, team, user, agent, run, model. Every scope but ``key`` and ``team`` is counted
+within a team (see store.py), so it is named with ``?team=``. A PUT replaces its section of
+the scope's runtime override: omitted fields fall back to limits.yaml / keys.yaml.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gateway.admin.auth import require_admin
+from gateway.errors import InvalidJSON, NotFound
+from gateway.limits.admin import LimitsAdmin
+
+
+def _admin(request: Request) -> LimitsAdmin:
+    service = request.app.state.ctx.services.get("limits")
+    if service is None:
+        raise NotFound("Limits and budgets are disabled on this gateway (limits.enabled = false).")
+    return service.admin
+
+
+def _json(doc: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON(f"Request body is not valid JSON: {exc}") from exc
+
+
+async def get_spend(request: Request) -> Response:
+    require_admin(request, "auditor")
+    admin = _admin(request)
+    q = request.query_params
+    scope = q.get("scope", "team")
+    if q.get("id"):
+        return _json(await admin.spend(scope, q["id"], q.get("team")))
+    return _json({"object": "list", "data": await admin.list(scope, q.get("team"))})
+
+
+async def put_budgets(request: Request) -> Response:
+    require_admin(request, "admin")
+    p = request.path_params
+    return _json(await _admin(request).set_budgets(p["scope"], p["id"], request.query_params.get("team"),
+                                                    await _body(request)))  # fmt: skip
+
+
+async def put_limits(request: Request) -> Response:
+    require_admin(request, "admin")
+    p = request.path_params
+    return _json(await _admin(request).set_limits(p["scope"], p["id"], request.query_params.get("team"),
+                                                   await _body(request)))  # fmt: skip
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/admin/spend", get_spend, methods=["GET"]),
+        Route("/admin/budgets/{scope}/{id:path}", put_budgets, methods=["PUT"]),
+        Route("/admin/limits/{scope}/{id:path}", put_limits, methods=["PUT"]),
+    ]

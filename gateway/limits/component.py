@@ -1,0 +1,84 @@
+"""Wiring of the limits component into the app: ``setup(ctx)``.
+
+Builds the store (``memory``, or ``redis`` with one connection pool for the app's lifespan),
+the price book and the rules, appends the ``limit`` and ``settle`` stages, the closer and the
+``limits`` readiness check, and publishes the ``LimitsService`` (``.admin`` for the admin
+API) as ``ctx.services["limits"]``.
+
+Readiness: with ``on_store_error: deny`` an unreachable Redis makes the replica not ready
+(every call would be refused). With ``local`` or ``allow`` the replica keeps serving by
+design, so the check does not fail; it returns a status string saying it is degraded, and
+``wardgate_limits_degraded`` is 1.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gateway.context import AppContext
+from gateway.limits.admin import LimitsAdmin
+from gateway.limits.config import LimitsSettings
+from gateway.limits.memory import MemoryStore
+from gateway.limits.metrics import LimitsMetrics
+from gateway.limits.pricing import PriceBook
+from gateway.limits.redis_store import RedisStore
+from gateway.limits.rules import LimitRules
+from gateway.limits.service import LimitsService
+from gateway.limits.stage import LimitStage, SettleStage
+from gateway.limits.store import LimitStore, StoreError
+
+log = logging.getLogger("wardgate.limits")
+
+
+def _memory(cfg: LimitsSettings) -> MemoryStore:
+    return MemoryStore(lease_s=cfg.lease_s, settled_ttl_s=cfg.settled_ttl_s, window_s=cfg.window_s)
+
+
+async def build_store(cfg: LimitsSettings) -> LimitStore:
+    if cfg.backend == "memory":
+        return _memory(cfg)
+    store = RedisStore(
+        cfg.redis_url,
+        prefix=cfg.key_prefix,
+        lease_s=cfg.lease_s,
+        settled_ttl_s=cfg.settled_ttl_s,
+        window_s=cfg.window_s,
+        timeout_s=cfg.redis_timeout_s,
+        pool_size=cfg.redis_pool_size,
+    )
+    try:
+        await store.start()
+    except StoreError as exc:  # start anyway: calls follow on_store_error, scripts load on NOSCRIPT
+        log.error("limits: Redis not reachable at startup (%s); on_store_error=%s", exc, cfg.on_store_error)
+    return store
+
+
+async def setup(ctx: AppContext) -> None:
+    cfg = ctx.settings.limits
+    if not cfg.enabled:
+        return
+    policies = ctx.settings.policies_dir
+    rules = LimitRules.load(policies / cfg.limits_file, run_ttl_s=cfg.run_ttl_s, agent_ttl_s=cfg.agent_ttl_s)
+    prices = PriceBook.load(policies / cfg.pricing_file, unknown=cfg.unknown_price)
+    for entry in ctx.models.entries():  # warm the cache: the first genai-prices lookup loads its data
+        for name in {entry.name, *(d.model for d in entry.deployments)}:
+            prices.lookup(name)
+    store = await build_store(cfg)
+    local = _memory(cfg) if cfg.backend == "redis" and cfg.on_store_error == "local" else None
+    service = LimitsService(cfg, store, rules, prices, ctx.models, LimitsMetrics(ctx.registry), local=local)
+    service.admin = LimitsAdmin(service, ctx.keys)
+    ctx.closers.append(service.close)
+    ctx.stages.append(LimitStage(service))
+    ctx.stages.append(SettleStage(service))
+    ctx.services["limits"] = service
+
+    async def ready() -> str:
+        try:
+            await store.ping()
+        except StoreError:
+            if cfg.on_store_error == "deny":
+                raise
+            return f"degraded: shared store unreachable, on_store_error={cfg.on_store_error}"
+        return service.status()
+
+    ctx.ready_checks["limits"] = ready

@@ -1,0 +1,334 @@
+"""``MemoryStore``: the embedded default, the same semantics as ``RedisStore`` in one process.
+
+Each operation is one synchronous function with no ``await`` inside, so under asyncio it is
+atomic exactly like the Lua script is in Redis. The data model mirrors the Redis one (a hash
+and two sorted logs per scope), which is what lets one test suite run against both.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.limits.engine import (
+    BURN_SLOTS,
+    denial_priority,
+    effective_limits,
+    minute_of,
+    pick_rate_info,
+)
+from gateway.limits.store import (
+    BUDGET,
+    OVERRIDE_FIELDS,
+    RATE,
+    BudgetInfo,
+    Denial,
+    RateInfo,
+    Reservation,
+    ReserveRequest,
+    ReserveResult,
+    ScopeState,
+    SettleResult,
+)
+from gateway.limits.windows import WINDOWS, day_id, month_id
+
+Clock = Callable[[], float]
+
+
+class _Log:
+    """A sorted log of (score, member): the in-memory twin of a Redis sorted set."""
+
+    __slots__ = ("items", "scores")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, str]] = []
+        self.scores: dict[str, int] = {}
+
+    def add(self, score: int, member: str) -> None:
+        if member in self.scores:
+            self.remove(member)
+        bisect.insort(self.items, (score, member))
+        self.scores[member] = score
+
+    def remove(self, member: str) -> bool:
+        score = self.scores.pop(member, None)
+        if score is None:
+            return False
+        i = bisect.bisect_left(self.items, (score, member))
+        del self.items[i]
+        return True
+
+    def pop_until(self, max_score: int) -> list[tuple[int, str]]:
+        """Remove and return every entry with score <= ``max_score``."""
+        items = self.items
+        if not items or items[0][0] > max_score:
+            return []
+        i = bisect.bisect_right(items, (max_score, "\U0010ffff"))
+        gone = items[:i]
+        del items[:i]
+        for _, m in gone:
+            del self.scores[m]
+        return gone
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass
+class _Scope:
+    h: dict[str, Any] = field(default_factory=dict)
+    leases: _Log = field(default_factory=_Log)
+    window: _Log = field(default_factory=_Log)
+    expires_ms: int = 0  # 0 = never
+
+
+def _weight(member: str) -> int:
+    return int(member.rpartition("|")[2])
+
+
+class MemoryStore:
+    name = "memory"
+
+    def __init__(
+        self,
+        *,
+        lease_s: float = 600.0,
+        settled_ttl_s: float = 86400.0,
+        window_s: float = 60.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self._lease_ms = int(lease_s * 1000)
+        self._settled_ms = int(settled_ttl_s * 1000)
+        self._window_ms = int(window_s * 1000)
+        self._clock = clock or time.time
+        self._scopes: dict[tuple[str, str], _Scope] = {}
+        self._cfg: dict[str, dict[str, dict[str, Any]]] = {}
+        self._records: dict[tuple[str, str], tuple[str, int]] = {}
+        self._idx: dict[str, dict[str, int]] = {}
+        self._ops = 0
+
+    def _now(self) -> int:
+        return round(self._clock() * 1000)
+
+    def _scope(self, team: str, field_: str, now: int, retention_ms: int = 0) -> _Scope:
+        key = (team, field_)
+        sc = self._scopes.get(key)
+        if sc is None or (sc.expires_ms and sc.expires_ms <= now):
+            sc = self._scopes[key] = _Scope()
+        if retention_ms:
+            sc.expires_ms = now + retention_ms
+        return sc
+
+    def _purge_leases(self, sc: _Scope, now: int) -> None:
+        for _, m in sc.leases.pop_until(now):
+            sc.h["r"] = sc.h.get("r", 0) - _weight(m)
+
+    def _purge_window(self, sc: _Scope, now: int) -> None:
+        for _, m in sc.window.pop_until(now - self._window_ms):
+            sc.h["tw"] = sc.h.get("tw", 0) - _weight(m)
+
+    def _spent(self, sc: _Scope, day: int, month: int) -> tuple[int, int, int]:
+        h = sc.h
+        d = h.get("d", 0) if h.get("dk") == day else 0
+        m = h.get("m", 0) if h.get("mk") == month else 0
+        return d, m, h.get("t", 0)
+
+    # -- reserve ---------------------------------------------------------------------------
+
+    async def reserve(self, req: ReserveRequest) -> ReserveResult:
+        self._maybe_sweep()
+        now = self._now()
+        day = day_id(now)
+        month = month_id(day)
+        cfg = self._cfg.get(req.team, {})
+        eff, max_calls, max_identical = effective_limits(req, [cfg.get(s.field) for s in req.scopes])
+        scopes = [self._scope(req.team, s.field, now, s.retention_ms) for s in req.scopes]
+        denials: list[Denial] = []
+        run_calls = run_spent = run_repeats = 0
+        if req.run_index >= 0:
+            rh = scopes[req.run_index].h
+            run_calls = rh.get("calls", 0)
+            run_spent = rh.get("t", 0)
+            if max_calls is not None and run_calls + 1 > max_calls:
+                denials.append(Denial("calls", req.run_index, max_calls))
+            if req.fingerprint:
+                run_repeats = rh.get("f:" + req.fingerprint, 0)
+                if max_identical is not None and run_repeats + 1 > max_identical:
+                    denials.append(Denial("loop", req.run_index, max_identical))
+        budgets: list[BudgetInfo] = []
+        req_infos: list[RateInfo] = []
+        tok_infos: list[RateInfo] = []
+        flags: list[int] = []
+        for i, (sc, (rpm, tpm, blimits)) in enumerate(zip(scopes, eff, strict=True)):
+            flag = 0
+            if any(b is not None for b in blimits):
+                flag |= BUDGET
+                self._purge_leases(sc, now)
+                reserved = sc.h.get("r", 0)
+                spent = self._spent(sc, day, month)
+                best: BudgetInfo | None = None
+                for w, limit, s in zip(WINDOWS, blimits, spent, strict=True):
+                    if limit is None:
+                        continue
+                    remaining = limit - s - reserved
+                    if req.est_nano > remaining:
+                        denials.append(Denial("budget", i, limit, window=w))
+                    if best is None or remaining < best.remaining_nano:
+                        best = BudgetInfo(i, w, limit, remaining)
+                if best is not None:
+                    budgets.append(best)
+            if rpm is not None or tpm is not None:
+                flag |= RATE
+                self._purge_window(sc, now)
+                count = len(sc.window)
+                tw = sc.h.get("tw", 0)
+                oldest = sc.window.items[0][0] if count else now
+                reset = oldest + self._window_ms - now
+                if rpm is not None:
+                    if count + 1 > rpm:
+                        k = count - rpm  # the entry whose expiry brings count below rpm
+                        retry = sc.window.items[k][0] + self._window_ms - now if k < count else -1
+                        denials.append(Denial("requests", i, rpm, retry if retry < 0 else max(retry, 1)))
+                    req_infos.append(RateInfo(rpm, rpm - count - 1, reset))
+                if tpm is not None:
+                    if req.est_tokens > tpm:
+                        denials.append(Denial("too_large", i, tpm))
+                    elif tw + req.est_tokens > tpm:
+                        need = tw + req.est_tokens - tpm
+                        retry = -1
+                        for score, m in sc.window.items:
+                            need -= _weight(m)
+                            if need <= 0:
+                                retry = score + self._window_ms - now
+                                break
+                        denials.append(Denial("tokens", i, tpm, retry if retry < 0 else max(retry, 1)))
+                    tok_infos.append(RateInfo(tpm, tpm - tw - req.est_tokens, reset))
+            flags.append(flag)
+        result = ReserveResult(
+            ok=not denials,
+            now_ms=now,
+            requests=pick_rate_info(req_infos),
+            tokens=pick_rate_info(tok_infos),
+            budgets=tuple(budgets),
+            flags=tuple(flags),
+            run_calls=run_calls,
+            run_spent_nano=run_spent,
+            run_repeats=run_repeats,
+        )
+        if denials:
+            result.denial = denial_priority(denials)
+            return result
+        # Commit: nothing above changed a counter except expiry purges.
+        for sc, flag in zip(scopes, flags, strict=True):
+            if flag & RATE:
+                sc.window.add(now, f"{req.rid}|{req.est_tokens}")
+                sc.h["tw"] = sc.h.get("tw", 0) + req.est_tokens
+            if flag & BUDGET:
+                sc.leases.add(now + self._lease_ms, f"{req.rid}|{req.est_nano}")
+                sc.h["r"] = sc.h.get("r", 0) + req.est_nano
+        if req.run_index >= 0:
+            rh = scopes[req.run_index].h
+            rh["calls"] = run_calls + 1
+            result.run_calls = run_calls + 1
+            if req.fingerprint:
+                rh["f:" + req.fingerprint] = run_repeats + 1
+        self._records[(req.team, req.rid)] = ("R", now + self._lease_ms + self._settled_ms)
+        return result
+
+    # -- settle ----------------------------------------------------------------------------
+
+    async def settle(self, res: Reservation, actual_nano: int, actual_tokens: int) -> SettleResult:
+        now = self._now()
+        rec = self._records.get((res.team, res.rid))
+        if rec is not None and rec[0] == "S" and rec[1] > now:
+            return SettleResult(applied=False)
+        self._records[(res.team, res.rid)] = ("S", now + self._settled_ms)
+        day = day_id(now)
+        month = month_id(day)
+        minute = minute_of(now)
+        late = False
+        idx = self._idx.setdefault(res.team, {})
+        for spec, flag in zip(res.scopes, res.flags, strict=True):
+            sc = self._scope(res.team, spec.field, now, spec.retention_ms)
+            h = sc.h
+            if flag & RATE and sc.window.remove(f"{res.rid}|{res.est_tokens}"):
+                if res.arrival_ms > now - self._window_ms:
+                    sc.window.add(res.arrival_ms, f"{res.rid}|{actual_tokens}")
+                    h["tw"] = h.get("tw", 0) + actual_tokens - res.est_tokens
+                else:
+                    h["tw"] = h.get("tw", 0) - res.est_tokens
+            if flag & BUDGET:
+                if sc.leases.remove(f"{res.rid}|{res.est_nano}"):
+                    h["r"] = h.get("r", 0) - res.est_nano
+                else:
+                    late = True
+            if h.get("dk") != day:
+                h["dk"], h["d"] = day, 0
+            if h.get("mk") != month:
+                h["mk"], h["m"] = month, 0
+            h["d"] += actual_nano
+            h["m"] += actual_nano
+            h["t"] = h.get("t", 0) + actual_nano
+            slot = f"b{minute % BURN_SLOTS}"
+            prev = h.get(slot)
+            h[slot] = (minute, prev[1] + actual_nano if prev and prev[0] == minute else actual_nano)
+            idx[spec.field] = now
+        return SettleResult(applied=True, late=late)
+
+    # -- admin -----------------------------------------------------------------------------
+
+    async def scope_state(self, team: str, kind: str, ident: str) -> ScopeState:
+        now = self._now()
+        field_ = f"{kind}:{ident}"
+        sc = self._scopes.get((team, field_))
+        override = dict(self._cfg.get(team, {}).get(field_) or {})
+        if sc is None or (sc.expires_ms and sc.expires_ms <= now):
+            return ScopeState(now, 0, dict.fromkeys(WINDOWS, 0), 0, override)
+        self._purge_leases(sc, now)
+        day = day_id(now)
+        d, m, t = self._spent(sc, day, month_id(day))
+        minute = minute_of(now)
+        burn = sum(
+            v[1] for k, v in sc.h.items() if k[0] == "b" and k[1:].isdigit() and minute - v[0] < BURN_SLOTS
+        )
+        return ScopeState(
+            now, sc.h.get("r", 0), {"day": d, "month": m, "total": t}, burn, override, sc.h.get("calls", 0)
+        )
+
+    async def set_override(
+        self, team: str, kind: str, ident: str, section: str, values: dict[str, int | None]
+    ) -> dict[str, Any]:
+        cfg = self._cfg.setdefault(team, {})
+        field_ = f"{kind}:{ident}"
+        current = {k: v for k, v in (cfg.get(field_) or {}).items() if k not in OVERRIDE_FIELDS[section]}
+        current.update(values)
+        if current:
+            cfg[field_] = current
+        else:
+            cfg.pop(field_, None)
+        return dict(current)
+
+    async def list_scopes(self, team: str, kind: str, limit: int = 1000) -> list[str]:
+        prefix = kind + ":"
+        seen = sorted(
+            ((ts, f) for f, ts in self._idx.get(team, {}).items() if f.startswith(prefix)), reverse=True
+        )
+        return [f[len(prefix) :] for _, f in seen[:limit]]
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def _maybe_sweep(self) -> None:
+        """Drop expired records and scopes now and then, so one process's memory stays bounded."""
+        self._ops += 1
+        if self._ops % 4096:
+            return
+        now = self._now()
+        self._records = {k: v for k, v in self._records.items() if v[1] > now}
+        self._scopes = {k: v for k, v in self._scopes.items() if not v.expires_ms or v.expires_ms > now}

@@ -1,0 +1,35 @@
+"""The two pipeline stages of the limits component.
+
+``limit`` runs right after ``authenticate``: one store round trip checks and consumes every
+rate limit, reserves the cost bound on every budget and applies the run guards, before any
+expensive work (redaction, policy, the model). ``settle`` runs in the finish phase, always
+(also after denials and failures), and books the real cost from ``call.usage``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from gateway.call import Call
+from gateway.limits.service import LimitsService
+from gateway.pipeline import Stage
+
+
+class LimitStage(Stage):
+    name: ClassVar[str] = "limit"
+
+    def __init__(self, service: LimitsService) -> None:
+        self._service = service
+
+    async def on_request(self, call: Call) -> None:
+        await self._service.reserve(call)
+
+
+class SettleStage(Stage):
+    name: ClassVar[str] = "settle"
+
+    def __init__(self, service: LimitsService) -> None:
+        self._service = service
+
+    async def on_finish(self, call: Call) -> None:
+        await self._service.settle(call)

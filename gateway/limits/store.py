@@ -1,0 +1,223 @@
+"""The ``LimitStore`` interface, its value types and the key layout both stores share.
+
+One call is two store operations: ``reserve`` before forwarding (checks and consumes every
+rate limit, reserves the cost estimate on every budget, applies the run guards: all or
+nothing) and ``settle`` after the answer (books the real cost, corrects the token count,
+releases the reservation; idempotent). Each is one atomic step: one Lua script (one Redis
+round trip) in ``RedisStore``, one synchronous function in ``MemoryStore``.
+
+Money is integer nano-USD (1e-9 $) everywhere inside the stores: exact under concurrency
+(``HINCRBY``), and a double holds any amount below $9M exactly in the Lua.
+
+Key layout (Redis Cluster): every key of one team shares the hash tag ``{<team>}``, so the
+keys of one call (its key, team, user, agent, run, model and combination scopes are all
+qualified by the caller's team) live in one slot and one script can touch them atomically.
+A tag per team spreads teams over the cluster's shards; the price is that every scope is
+counted within a team (``model`` limits are per team, agent and run ids are namespaced by
+team, which also stops one team's caller from spending another team's run budget).
+
+    <prefix>:{<team>}:cfg                    hash   runtime overrides, field "<kind>:<id>" -> JSON
+    <prefix>:{<team>}:idx                    zset   scopes seen (member "<kind>:<id>", score last use)
+    <prefix>:{<team>}:res:<rid>              string reservation record "R" / "S" (idempotent settle)
+    <prefix>:{<team>}:<kind>:<id>:h          hash   r (reserved), tw (tokens in window), d/dk, m/mk, t
+                                                    (spent per window), b0..b59 (burn ring), calls, f:<fp>
+    <prefix>:{<team>}:<kind>:<id>:l          zset   leases: member "<rid>|<nano>", score = lease expiry ms
+    <prefix>:{<team>}:<kind>:<id>:w          zset   window log: member "<rid>|<tokens>", score = arrival ms
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+NANO = 1_000_000_000
+#: Override sections the admin API writes, and the fields each one owns.
+OVERRIDE_FIELDS: dict[str, tuple[str, ...]] = {
+    "budgets": ("day", "month", "total"),
+    "limits": ("rpm", "tpm", "run_max_calls", "run_max_identical", "run_max_cost"),
+}
+#: Reservation flags per scope: 1 = an entry in the rate window log, 2 = a budget lease.
+RATE = 1
+BUDGET = 2
+
+
+def usd_to_nano(usd: float) -> int:
+    return round(usd * NANO)
+
+
+def nano_to_usd(nano: int) -> float:
+    return nano / NANO
+
+
+def _quote(s: str) -> str:
+    # Braces would move the cluster hash tag, '|' separates combination parts.
+    if any(c in s for c in "%{}|"):
+        return s.replace("%", "%25").replace("{", "%7B").replace("}", "%7D").replace("|", "%7C")
+    return s
+
+
+def scope_ident(*parts: str) -> str:
+    """The id of a (possibly combined) scope: ``agent+model`` -> ``"a1|gpt-4o"``."""
+    return "|".join(_quote(p) for p in parts)
+
+
+@dataclass(slots=True, frozen=True)
+class ScopeSpec:
+    """One scope a call is counted in, with the limits configuration gives it.
+
+    ``None`` means no limit from configuration; a runtime override (admin API, stored with
+    the counters) may still set one, and wins.
+    """
+
+    kind: str
+    ident: str
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_nano: tuple[int | None, int | None, int | None] = (None, None, None)  # day, month, total
+    retention_ms: int = 0  # idle TTL of the scope's counters; 0 = keep
+
+    @property
+    def field(self) -> str:
+        return f"{self.kind}:{self.ident}"
+
+
+@dataclass(slots=True)
+class ReserveRequest:
+    team: str
+    rid: str
+    scopes: tuple[ScopeSpec, ...]
+    est_nano: int
+    est_tokens: int
+    run_index: int = -1
+    team_index: int = -1
+    max_calls: int | None = None
+    max_identical: int | None = None
+    max_run_cost_nano: int | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class RateInfo:
+    limit: int
+    remaining: int
+    reset_ms: int
+
+
+@dataclass(slots=True, frozen=True)
+class BudgetInfo:
+    scope: int
+    window: str
+    budget_nano: int
+    remaining_nano: int  # before this call's reservation
+
+
+@dataclass(slots=True, frozen=True)
+class Denial:
+    reason: str  # loop | calls | budget | too_large | requests | tokens
+    scope: int
+    limit: int
+    retry_after_ms: int = -1  # -1: waiting does not help
+    window: str | None = None
+
+
+@dataclass(slots=True)
+class ReserveResult:
+    ok: bool
+    now_ms: int
+    denial: Denial | None = None
+    requests: RateInfo | None = None
+    tokens: RateInfo | None = None
+    budgets: tuple[BudgetInfo, ...] = ()
+    flags: tuple[int, ...] = ()
+    run_calls: int = 0
+    run_spent_nano: int = 0
+    run_repeats: int = 0
+
+
+@dataclass(slots=True)
+class Reservation:
+    """What settle needs: kept in ``call.state["reservation"]`` between the two operations."""
+
+    team: str
+    rid: str
+    scopes: tuple[ScopeSpec, ...]
+    flags: tuple[int, ...]
+    est_nano: int
+    est_tokens: int
+    arrival_ms: int
+    store: str
+    settled: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class SettleResult:
+    applied: bool  # False: this reservation was settled before (a retry), nothing changed
+    late: bool = False  # the lease had expired: the spend was booked after its reservation lapsed
+
+
+@dataclass(slots=True)
+class ScopeState:
+    """Counters of one scope for the admin API."""
+
+    now_ms: int
+    reserved_nano: int
+    spent_nano: dict[str, int] = field(default_factory=dict)  # day, month, total
+    burn_nano_last_hour: int = 0
+    override: dict[str, Any] = field(default_factory=dict)
+    calls: int = 0
+
+
+class KeySpace:
+    """Key names of one gateway (one prefix); see the module docstring for the layout."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def tag(self, team: str) -> str:
+        return f"{self.prefix}:{{{_quote(team)}}}"
+
+    def cfg(self, team: str) -> str:
+        return self.tag(team) + ":cfg"
+
+    def idx(self, team: str) -> str:
+        return self.tag(team) + ":idx"
+
+    def record(self, team: str, rid: str) -> str:
+        return f"{self.tag(team)}:res:{rid}"
+
+    def scope(self, team: str, kind: str, ident: str) -> str:
+        return f"{self.tag(team)}:{kind}:{ident}"
+
+
+class StoreError(Exception):
+    """The store could not answer (unreachable, timed out, script error)."""
+
+
+class LimitStore(Protocol):
+    name: str
+
+    async def reserve(self, req: ReserveRequest) -> ReserveResult:
+        """Check and consume every applicable limit for one call, atomically."""
+        ...
+
+    async def settle(self, res: Reservation, actual_nano: int, actual_tokens: int) -> SettleResult:
+        """Book the real cost and tokens and release the reservation; idempotent."""
+        ...
+
+    async def scope_state(self, team: str, kind: str, ident: str) -> ScopeState: ...
+
+    async def set_override(
+        self, team: str, kind: str, ident: str, section: str, values: dict[str, int | None]
+    ) -> dict[str, Any]:
+        """Replace one section (``budgets`` or ``limits``) of a scope's runtime override."""
+        ...
+
+    async def list_scopes(self, team: str, kind: str, limit: int = 1000) -> list[str]:
+        """Ids of ``kind`` scopes of ``team`` with recent activity, most recent first."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...

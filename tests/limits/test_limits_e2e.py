@@ -1,0 +1,252 @@
+"""Budgets and rate limits through the real gateway: real HTTP, the async openai SDK, real Redis.
+
+Every call costs exactly its reservation (the fake upstream reports the token counts the
+estimate reserved), so the number of calls a budget allows is known exactly: any overspend,
+any lost settle and any over-strict denial shows up as a wrong count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from gateway.call import Call, Endpoint
+from gateway.limits import cli
+from gateway.limits.config import EstimateSettings
+from gateway.limits.estimate import prompt_upper_bound
+from gateway.limits.pricing import PriceBook
+from gateway.limits.redis_store import RedisStore
+from gateway.limits.store import LimitStore, nano_to_usd, usd_to_nano
+from tests.harness import (
+    ADMIN_KEY,
+    PASS_THROUGH,
+    TEST_KEY,
+    GatewayProcess,
+    gateway_settings,
+    make_policies_dir,
+    running_gateway,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+BUDGET = 0.05
+MAX_TOKENS = 120
+MESSAGES = [{"role": "user", "content": "Summarise the quarterly report for the board. " * 9}]
+
+
+def _unit_cost(stream: bool) -> tuple[int, int]:
+    """(prompt tokens, nano-USD) one call reserves: what the gateway's estimate gives its body."""
+    body: dict[str, Any] = {"messages": MESSAGES, "model": "gpt-test", "max_tokens": MAX_TOKENS}
+    if stream:
+        body["stream"] = True
+    call = Call(request_id="x", endpoint=Endpoint.CHAT, body=body, headers={}, model="gpt-test")
+    prompt = prompt_upper_bound(call, EstimateSettings(), 128_000)
+    price = PriceBook.load(REPO / "policies" / "pricing.yaml").lookup("gpt-test")
+    return prompt, price.cost_nano(prompt, MAX_TOKENS)
+
+
+def _limits_doc() -> dict[str, Any]:
+    return {"scopes": {"key": {"budget_usd": {"total": BUDGET}}}, "run_guards": {}}
+
+
+def _settings(root: Path, upstream_url: str, backend: str, redis_url: str, prefix: str) -> Any:
+    overrides = {k: v for k, v in PASS_THROUGH.items() if k != "limits"}
+    settings = gateway_settings(root, upstream_url, limits={"backend": backend, "redis_url": redis_url,
+                                                             "key_prefix": prefix}, **overrides)  # fmt: skip
+    (settings.policies_dir / "limits.yaml").write_text(yaml.safe_dump(_limits_doc()))
+    return settings
+
+
+@pytest.fixture
+async def prefix(redis_url: str, key_prefix: str) -> Any:
+    """This test's Redis key prefix; every key under it is deleted afterwards, pass or fail."""
+    yield key_prefix
+    reader = RedisStore(redis_url, prefix=key_prefix)
+    await reader.delete_prefix()
+    await reader.close()
+
+
+async def _one(client: openai.AsyncOpenAI, stream: bool) -> str:
+    try:
+        if stream:
+            got = await client.chat.completions.create(model="gpt-test", messages=MESSAGES, max_tokens=MAX_TOKENS,
+                                                       stream=True)  # fmt: skip
+            chunks = [c async for c in got]
+            return "ok" if chunks else "empty"
+        await client.chat.completions.create(model="gpt-test", messages=MESSAGES, max_tokens=MAX_TOKENS)
+        return "ok"
+    except openai.RateLimitError as exc:
+        return exc.body.get("code", "429") if isinstance(exc.body, dict) else "429"
+
+
+def _client(base_url: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=base_url, api_key=TEST_KEY, max_retries=0, timeout=60)
+
+
+async def _spent(store: LimitStore, team: str = "test", key: str = "test") -> int:
+    """Total spend once every reservation is settled and the figure is stable."""
+    last = -1
+    for _ in range(200):  # settles finish right after the answers; give the last ones a moment
+        st = await store.scope_state(team, "key", key)
+        if st.reserved_nano == 0 and st.spent_nano["total"] == last:
+            return last
+        last = st.spent_nano["total"]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"reservations still open: {st}")
+
+
+async def _spent_in(gw: Any, backend: str, redis_url: str, prefix: str) -> int:
+    if backend == "memory":  # the gateway's own store object (plain dicts, no event loop)
+        return await _spent(gw.ctx.services["limits"].store)
+    reader = RedisStore(redis_url, prefix=prefix)  # the gateway's pool belongs to its own loop
+    try:
+        return await _spent(reader)
+    finally:
+        await reader.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_budget_never_overspent_by_200_concurrent_sdk_calls(
+    upstream: Any, tmp_path: Path, redis_url: str, prefix: str, backend: str, stream: bool
+) -> None:
+    prompt, unit = _unit_cost(stream)
+    assert 0.001 < nano_to_usd(unit) < 0.003
+    upstream.usage(prompt, MAX_TOKENS)  # every call costs exactly its reservation
+    settings = _settings(tmp_path, upstream.base_url, backend, redis_url, prefix)
+    with running_gateway(settings) as gw:
+        client = _client(gw.base_url)
+        outcomes = await asyncio.gather(*(_one(client, stream) for _ in range(200)))
+        await client.close()
+        spent = await _spent_in(gw, backend, redis_url, prefix)
+    allowed = usd_to_nano(BUDGET) // unit
+    assert outcomes.count("ok") == allowed
+    assert set(outcomes) == {"ok", "budget_exceeded"}
+    assert spent == allowed * unit <= usd_to_nano(BUDGET)
+
+
+@pytest.fixture
+def two_gateways(upstream: Any, tmp_path: Path, redis_url: str, prefix: str) -> Iterator[list[GatewayProcess]]:
+    policies, rego = make_policies_dir(tmp_path, upstream.base_url, extra={"limits.yaml": {
+        "scopes": {"key": {"budget_usd": {"total": BUDGET}, "requests_per_minute": 1000}}, "run_guards": {}}})  # fmt: skip
+    config = {"policies_dir": policies, "rego_dir": rego, "data_dir": tmp_path / "data",
+              "limits": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
+              **{k: v for k, v in PASS_THROUGH.items() if k != "limits"}}  # fmt: skip
+    gws = [GatewayProcess(config, tmp_path) for _ in range(2)]
+    try:
+        for gw in gws:
+            gw.start()
+        yield gws
+    finally:
+        for gw in gws:
+            gw.stop()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_budget_holds_across_two_gateway_processes_sharing_redis(
+    two_gateways: list[GatewayProcess], upstream: Any, redis_url: str, prefix: str, stream: bool
+) -> None:
+    prompt, unit = _unit_cost(stream)
+    upstream.usage(prompt, MAX_TOKENS)
+    clients = [_client(gw.base_url) for gw in two_gateways]
+    outcomes = await asyncio.gather(*(_one(clients[i % 2], stream) for i in range(200)))
+    for c in clients:
+        await c.close()
+    reader = RedisStore(redis_url, prefix=prefix)
+    try:
+        spent = await _spent(reader)
+    finally:
+        await reader.close()
+    allowed = usd_to_nano(BUDGET) // unit
+    assert outcomes.count("ok") == allowed and set(outcomes) == {"ok", "budget_exceeded"}
+    assert spent == allowed * unit
+
+
+async def test_rate_limit_holds_globally_across_two_gateway_processes(
+    upstream: Any, tmp_path: Path, redis_url: str, prefix: str
+) -> None:
+    policies, rego = make_policies_dir(tmp_path, upstream.base_url, extra={"limits.yaml": {
+        "scopes": {"key": {"requests_per_minute": 10}}, "run_guards": {}}})  # fmt: skip
+    config = {"policies_dir": policies, "rego_dir": rego, "data_dir": tmp_path / "data",
+              "limits": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
+              **{k: v for k, v in PASS_THROUGH.items() if k != "limits"}}  # fmt: skip
+    gws = [GatewayProcess(config, tmp_path) for _ in range(2)]
+    try:
+        for gw in gws:
+            gw.start()
+        clients = [_client(gw.base_url) for gw in gws]
+        outcomes = await asyncio.gather(*(_one(clients[i % 2], False) for i in range(30)))
+        with pytest.raises(openai.RateLimitError) as err:
+            await clients[1].chat.completions.create(model="gpt-test", messages=MESSAGES, max_tokens=5)
+        headers = err.value.response.headers
+        for c in clients:
+            await c.close()
+    finally:
+        for gw in gws:
+            gw.stop()
+    assert outcomes.count("ok") == 10 and outcomes.count("rate_limit_exceeded") == 20
+    assert int(headers["retry-after-ms"]) > 0 and int(headers["retry-after"]) >= 1
+    assert headers["x-ratelimit-remaining-requests"] == "0"
+
+
+async def test_a_stream_cut_by_the_client_still_settles(
+    upstream: Any, tmp_path: Path, redis_url: str, prefix: str
+) -> None:
+    _prompt, unit = _unit_cost(True)
+    upstream.fault("slow", chunk_delay_s=0.2)
+    settings = _settings(tmp_path, upstream.base_url, "redis", redis_url, prefix)
+    with running_gateway(settings) as gw:
+        client = _client(gw.base_url)
+        stream = await client.chat.completions.create(model="gpt-test", messages=MESSAGES, max_tokens=MAX_TOKENS,
+                                                      stream=True)  # fmt: skip
+        async for _chunk in stream:
+            break
+        await stream.close()
+        await client.close()
+        t0 = time.monotonic()
+        reader = RedisStore(redis_url, prefix=prefix)
+        try:
+            while True:
+                st = await reader.scope_state("test", "key", "test")
+                if st.spent_nano["total"] or time.monotonic() - t0 > 10:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await reader.close()
+    assert st.spent_nano["total"] == unit and st.reserved_nano == 0
+
+
+async def test_admin_spend_api_cli_and_readiness_through_the_gateway(
+    upstream: Any, tmp_path: Path, redis_url: str, prefix: str
+) -> None:
+    prompt, unit = _unit_cost(False)
+    upstream.usage(prompt, MAX_TOKENS)
+    settings = _settings(tmp_path, upstream.base_url, "redis", redis_url, prefix)
+    with running_gateway(settings) as gw:
+        client = _client(gw.base_url)
+        raw = await client.chat.completions.with_raw_response.create(model="gpt-test", messages=MESSAGES,
+                                                                     max_tokens=MAX_TOKENS)  # fmt: skip
+        await client.close()
+        assert float(raw.headers["x-wardgate-budget-remaining"]) == pytest.approx(BUDGET - nano_to_usd(unit), abs=1e-6)
+        env = {"WARDGATE_URL": gw.url, "WARDGATE_ADMIN_KEY": ADMIN_KEY, "COLUMNS": "200"}
+        shown = await asyncio.to_thread(CliRunner().invoke, cli.app, ["--scope", "key", "--id", "test", "--json"],
+                                        env=env)  # fmt: skip
+        ready = await asyncio.to_thread(httpx.get, gw.url + "/readyz")
+    assert shown.exit_code == 0, shown.output
+    doc = json.loads(shown.output)
+    assert doc["windows"]["total"]["spent_usd"] == nano_to_usd(unit)
+    assert doc["windows"]["total"]["budget_usd"] == BUDGET
+    assert ready.json()["checks"]["limits"] == "ok"
