@@ -1,9 +1,177 @@
-"""Settings for PII and secret redaction (see gateway/redaction/)."""
+"""Settings for PII and secret redaction (see gateway/redaction/).
+
+Every entity type the gateway looks for is a key of ``actions``; a type that is not listed
+is not detected at all (its recognizer is not loaded), so the list is also the cost knob.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from enum import StrEnum
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+
+class Action(StrEnum):
+    """What happens to a detected value.
+
+    ``redact`` replaces it by a placeholder (``<EMAIL_ADDRESS_1>``; the same value gets the same
+    placeholder within a request); ``restore`` does the same and puts the value back where the
+    model's answer repeats the placeholder, for the same caller; ``mask`` overwrites it with
+    ``mask_char``; ``hash`` replaces it by a salted SHA-256 (stable across requests and
+    replicas when ``hash_salt`` is set); ``block`` refuses the request (400); ``allow`` leaves
+    it untouched but still counts it in the ``pii`` summary, so a policy can decide on it.
+    """
+
+    REDACT = "redact"
+    RESTORE = "restore"
+    MASK = "mask"
+    HASH = "hash"
+    BLOCK = "block"
+    ALLOW = "allow"
+
+
+#: Pattern-based PII types Presidio ships (no model needed).
+PII_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "CRYPTO")
+#: Our own secret recognizers (gateway/redaction/secrets.py).
+SECRET_TYPES = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "GITHUB_TOKEN",
+    "SLACK_TOKEN",
+    "JWT",
+    "PRIVATE_KEY",
+    "BEARER_TOKEN",
+    "WARDGATE_KEY",
+)
+#: Found only by an NER model (``nlp.engine`` other than ``no_op``).
+NER_TYPES = ("PERSON", "LOCATION", "ORGANIZATION")
+
+
+def _default_actions() -> dict[str, Action]:
+    # PII goes back to its owner in the answer; a secret never comes back, even to its owner,
+    # because answers end up in chat logs and terminals.
+    actions = {t: Action.RESTORE for t in PII_TYPES}
+    actions.update({t: Action.REDACT for t in SECRET_TYPES})
+    return actions
+
+
+def _default_thresholds() -> dict[str, float]:
+    # Chosen per type rather than one global cut-off:
+    # - PHONE_NUMBER: Presidio scores every match 0.4 (phonenumbers already validated it for a
+    #   configured region), so a 0.5 global threshold would silently drop every phone number.
+    # - US_SSN: 0.5 keeps the separated form (123-45-6789, score 0.5) and our labelled form
+    #   ("SSN: 123456789", 0.6) and drops Presidio's "very weak" 0.05 patterns (any 9 digits,
+    #   5-4 digits), which fire on order numbers and ZIP+4 codes.
+    # - IP_ADDRESS: 0.6 keeps v4/v6 addresses and drops the bare "::" (0.1).
+    # - CREDIT_CARD / IBAN_CODE / CRYPTO / EMAIL_ADDRESS: checksum- or TLD-validated matches
+    #   score 1.0 and failed ones 0, so 0.5 only separates valid from invalid.
+    return {"PHONE_NUMBER": 0.4, "US_SSN": 0.5, "IP_ADDRESS": 0.6, "DEFAULT": 0.5}
+
+
+class NlpSettings(BaseModel):
+    """The NLP engine behind Presidio. ``no_op`` loads no model (pattern recognizers only).
+
+    To find names, places and organisations, install a spaCy model yourself and set e.g.
+    ``engine: spacy`` and ``models: [{lang_code: en, model_name: en_core_web_lg}]``, then list
+    ``PERSON`` / ``LOCATION`` / ``ORGANIZATION`` in ``actions``. The gateway never downloads one.
+    """
+
+    engine: str = "no_op"
+    models: list[dict[str, str]] = Field(default_factory=lambda: [{"lang_code": "en", "model_name": "no_op"}])
+    language: str = "en"
 
 
 class RedactionSettings(BaseModel):
     enabled: bool = True
+    #: Entity type -> action. Types not listed are not detected.
+    actions: dict[str, Action] = Field(default_factory=_default_actions)
+    #: Minimum score per entity type; ``DEFAULT`` applies to types not listed.
+    thresholds: dict[str, float] = Field(default_factory=_default_thresholds)
+    #: Regions for numbers written without a country code (``+44 …`` is found for any country).
+    #: Each region costs a full pass of python-phonenumbers; Presidio's 8 defaults made it ~80%
+    #: of the analysis time.
+    phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB"])
+    #: python-phonenumbers leniency, 0 (possible) .. 3 (exact grouping). 2 = valid for its region
+    #: *and* digit groups as the region writes them: with 1, order numbers such as
+    #: "ORD-2024-894349" were US numbers (2% false positives on the corpus); with 2 none were,
+    #: and every phone format in the corpus (spaced, dotted, dashed, bracketed, +CC, ext.) still is.
+    phone_leniency: int = Field(default=2, ge=0, le=3)
+    #: Extra entity types from word lists, e.g. ``{"PROJECT_CODENAME": ["Bluebird", "Nightjar"]}``.
+    #: Matched case-insensitively on word boundaries; default action ``redact``.
+    deny_lists: dict[str, list[str]] = Field(default_factory=dict)
+    #: Kill switch: when false, ``restore`` behaves like ``redact`` (nothing is put back).
+    restore: bool = True
+    #: Salt for ``hash`` (>= 16 characters). Unset: a random salt per process, so hashes are
+    #: stable only within one process; set it for stable hashes across restarts and replicas.
+    hash_salt: SecretStr | None = None
+    mask_char: str = "*"
+    #: Characters left visible at the end of a masked value, per type (e.g. a card's last 4).
+    mask_keep_last: dict[str, int] = Field(default_factory=lambda: {"CREDIT_CARD": 4})
+    #: Scan the model's answer too (new PII/secrets in it are redacted for the client).
+    scan_output: bool = True
+    nlp: NlpSettings = Field(default_factory=NlpSettings)
+    #: In-process LRU of analysis results keyed by content hash (agents resend the whole
+    #: conversation on every call, so only new messages are analysed).
+    cache_entries: int = Field(default=8192, ge=0)
+    #: Texts at least this long are analysed in a worker thread, so one long prompt does not
+    #: stall the event loop for every other request.
+    offload_chars: int = Field(default=8192, ge=0)
+    offload_workers: int = Field(default=2, ge=1)
+    #: A single text longer than this is refused with 413 rather than scanned.
+    max_text_chars: int = Field(default=2_000_000, ge=1)
+    #: Phone-number candidates validated per text (~0.2-0.8 ms each with 2 regions). A text
+    #: with more (a megabyte of random digits took 36 s) is refused with 400
+    #: ``content_too_complex`` instead of stalling: fail closed, never let it through unscanned.
+    max_phone_candidates: int = Field(default=2000, ge=1)
+    #: The same bound for the other validated families (e-mail ~100 us per candidate for its
+    #: domain check, IP ~35 us): 40,000 e-mail addresses in one text took 5 s.
+    max_candidates: int = Field(default=20000, ge=1)
+    #: Streaming: characters held back at the end of a text stream until they can no longer be
+    #: part of a match (at least the longest pattern that may contain whitespace; measured: 16
+    #: leaked the first group of a spaced IBAN, 64 leaked nothing). Raised automatically to
+    #: cover the longest deny-list term.
+    stream_holdback: int = Field(default=64, ge=32)
+    #: Streaming: already released text kept (never re-sent) as left context for the patterns.
+    stream_context: int = Field(default=96, ge=32)
+    #: Streaming: a run with no whitespace is held until this size, then released anyway (a
+    #: token longer than this is not a secret format we know).
+    stream_max_pending: int = Field(default=16384, ge=256)
+    #: Analysis errors refuse the request (400) instead of letting unscanned text through.
+    fail_closed: bool = True
+
+    @field_validator("thresholds")
+    @classmethod
+    def _check_thresholds(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: s for k, s in v.items() if not 0.0 <= s <= 1.0}
+        if bad:
+            raise ValueError(f"thresholds must be within 0..1: {bad}")
+        return v
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _upper_regions(cls, v: list[str]) -> list[str]:
+        return [r.upper() for r in v]
+
+    @field_validator("mask_char")
+    @classmethod
+    def _one_char(cls, v: str) -> str:
+        if len(v) != 1:
+            raise ValueError("mask_char must be exactly one character")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> RedactionSettings:
+        if self.hash_salt is not None and len(self.hash_salt.get_secret_value()) < 16:
+            raise ValueError("hash_salt must be at least 16 characters")
+        for name, terms in self.deny_lists.items():
+            if not name.isupper() or not name.replace("_", "").isalnum():
+                raise ValueError(f"deny-list name {name!r} must look like an entity type (UPPER_CASE)")
+            if not all(isinstance(t, str) and t.strip() for t in terms):
+                raise ValueError(f"deny-list {name!r} has an empty term")
+            self.actions.setdefault(name, Action.REDACT)
+        return self
+
+    def threshold(self, entity_type: str) -> float:
+        return self.thresholds.get(entity_type, self.thresholds.get("DEFAULT", 0.5))

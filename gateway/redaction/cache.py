@@ -1,0 +1,52 @@
+"""A bounded LRU of analysis results, keyed by a hash of the analysed text.
+
+Agents resend the whole conversation on every call; with this cache a call costs the analysis
+of its new messages only. The key is a 128-bit BLAKE2b digest of the text (never the text
+itself, so the cache holds no PII, only offsets and entity types). In process only: sharing
+it through Redis would cost a round trip per message, more than re-analysing most of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+
+def text_key(text: str) -> bytes:
+    # surrogatepass: a lone surrogate (legal in a Python str from a JSON "\\ud800") must not crash.
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+class LruCache(Generic[V]):
+    """Not thread-safe: only the event loop thread reads and writes it."""
+
+    __slots__ = ("_data", "hits", "max_entries", "misses")
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._data: OrderedDict[bytes, V] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: bytes) -> V | None:
+        value = self._data.get(key)
+        if value is None:
+            self.misses += 1
+            return None
+        self._data.move_to_end(key)
+        self.hits += 1
+        return value
+
+    def put(self, key: bytes, value: V) -> None:
+        if self.max_entries <= 0:
+            return
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)

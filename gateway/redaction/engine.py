@@ -1,0 +1,227 @@
+"""Detection: which spans of a text are which entity. Built once per process, at startup.
+
+``analyze`` is the whole-text truth every other part agrees with (the stream redactor
+included): the pre-filter picks the families and windows worth analysing, Presidio analyses
+them, per-entity thresholds filter the results, and ``resolve`` makes the spans disjoint.
+Results are cached per content hash; long texts go to a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from gateway.errors import BadRequest, PayloadTooLarge
+from gateway.redaction.analyzer import WARM_UP_TEXT, build_analyzer, shared_artifacts
+from gateway.redaction.cache import LruCache, text_key
+from gateway.redaction.config import RedactionSettings
+from gateway.redaction.prefilter import Scan, TooManyCandidates, build_families, windows
+
+log = logging.getLogger("wardgate.redaction")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    start: int
+    end: int
+    entity: str
+    score: float
+
+
+Spans = tuple[Span, ...]
+
+
+class RedactionEngine:
+    def __init__(self, settings: RedactionSettings) -> None:
+        self.settings = settings
+        self.language = settings.nlp.language
+        self.analyzer = build_analyzer(settings)
+        self._artifacts = shared_artifacts(self.analyzer, self.language)
+        self.entities = set(settings.actions)
+        self.families, self._chain = build_families(
+            self.entities, settings.deny_lists, tuple(settings.phone_regions), settings.phone_leniency
+        )
+        self._thresholds = {e: settings.threshold(e) for e in self.entities}
+        self._min_threshold = min(self._thresholds.values(), default=0.5)
+        self._cache: LruCache[Spans] = LruCache(settings.cache_entries)
+        self._executor = ThreadPoolExecutor(settings.offload_workers, thread_name_prefix="wardgate-redact")
+        #: Longest deny-list term: the stream hold-back must cover it.
+        self.longest_term = max((len(t) for terms in settings.deny_lists.values() for t in terms), default=0)
+        #: Counters read by the metrics collector (plain ints, written on the loop thread).
+        self.presidio_calls = 0
+        self.offloaded = 0
+
+    @property
+    def cache(self) -> LruCache[Spans]:
+        return self._cache
+
+    def warm_up(self) -> float:
+        """Run every recognizer once (regex compilation, suffix list load); returns seconds."""
+        t0 = time.perf_counter()
+        self.detect(WARM_UP_TEXT, prefilter=False)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- detection ---------------------------------------------------------------------------
+
+    def detect(self, text: str, *, prefilter: bool = True) -> Spans:
+        """All entity spans of ``text``, disjoint and sorted. Not cached; thread-safe.
+
+        A family's windows are joined with a blank line and analysed in one Presidio call:
+        the fixed cost of a call (~50 us) is paid once per family, not once per window, and
+        no pattern of a windowed family can match across a line break.
+        """
+        if not text:
+            return ()
+        found: list[Span] = []
+        scan = Scan(text, self._chain)
+        for family in self.families:
+            limit = (
+                self.settings.max_phone_candidates if family.name == "phone" else self.settings.max_candidates
+            )
+            try:
+                regions = windows(family, scan, limit) if prefilter else [(0, len(text))]
+            except TooManyCandidates as exc:
+                raise BadRequest(
+                    f"The content has more than {exc.limit} {exc.family}-like values in one text; "
+                    "it is too complex to scan for sensitive data.",
+                    code="content_too_complex",
+                ) from None
+            if not regions:
+                continue
+            entities = sorted(family.entities)
+            if len(regions) == 1:
+                a, b = regions[0]
+                found.extend(self._presidio(text[a:b], entities, a))
+                continue
+            joined, starts = _join(text, regions)
+            for s in self._presidio(joined, entities, 0):
+                found.append(
+                    Span(
+                        _map(s.start, starts, regions),
+                        _map(s.end - 1, starts, regions) + 1,
+                        s.entity,
+                        s.score,
+                    )
+                )
+        return resolve(found)
+
+    def _presidio(self, text: str, entities: list[str], offset: int) -> list[Span]:
+        self.presidio_calls += 1
+        results = self.analyzer.analyze(
+            text=text,
+            language=self.language,
+            entities=entities,
+            score_threshold=self._min_threshold,
+            nlp_artifacts=self._artifacts,
+        )
+        th = self._thresholds
+        return [
+            Span(r.start + offset, r.end + offset, r.entity_type, r.score)
+            for r in results
+            if r.score >= th.get(r.entity_type, 1.1) and r.end > r.start
+        ]
+
+    def check_size(self, text: str) -> None:
+        if len(text) > self.settings.max_text_chars:
+            raise PayloadTooLarge(
+                f"A text of {len(text)} characters exceeds the {self.settings.max_text_chars} "
+                "characters the redaction stage scans."
+            )
+
+    def analyze(self, text: str) -> Spans:
+        """Cached ``detect`` (on the event loop thread)."""
+        self.check_size(text)
+        key = text_key(text)
+        spans = self._cache.get(key)
+        if spans is None:
+            spans = self.detect(text)
+            self._cache.put(key, spans)
+        return spans
+
+    async def analyze_many(self, texts: Sequence[str]) -> list[Spans]:
+        """Analyse several texts: cache hits free, short texts inline, long ones in a thread.
+
+        A thread does not make Presidio faster (the GIL), but the event loop keeps serving
+        other requests between the worker's bytecodes instead of freezing for the whole scan.
+        """
+        out: list[Spans | None] = [None] * len(texts)
+        keys: list[bytes | None] = [None] * len(texts)
+        pending: list[tuple[int, asyncio.Future[Spans]]] = []
+        loop = asyncio.get_running_loop()
+        seen: dict[bytes, int] = {}
+        for i, text in enumerate(texts):
+            self.check_size(text)
+            if not text:
+                out[i] = ()
+                continue
+            key = text_key(text)
+            keys[i] = key
+            if key in seen:  # the same text twice in one request: analyse once
+                continue
+            seen[key] = i
+            hit = self._cache.get(key)
+            if hit is not None:
+                out[i] = hit
+            elif len(text) >= self.settings.offload_chars:
+                self.offloaded += 1
+                pending.append((i, loop.run_in_executor(self._executor, self.detect, text)))
+            else:
+                out[i] = self.detect(text)
+                self._cache.put(key, out[i])  # type: ignore[arg-type]
+        for i, fut in pending:
+            out[i] = await fut
+            self._cache.put(keys[i], out[i])  # type: ignore[arg-type]
+        for i, key in enumerate(keys):
+            if out[i] is None and key is not None:
+                out[i] = out[seen[key]]
+        return [o if o is not None else () for o in out]
+
+
+_SEP = "\n\n"
+
+
+def _join(text: str, regions: list[tuple[int, int]]) -> tuple[str, list[int]]:
+    starts: list[int] = []
+    pos = 0
+    for a, b in regions:
+        starts.append(pos)
+        pos += b - a + len(_SEP)
+    return _SEP.join(text[a:b] for a, b in regions), starts
+
+
+def _map(pos: int, starts: list[int], regions: list[tuple[int, int]]) -> int:
+    """A position in the joined text -> the same character in the original text."""
+    i = bisect.bisect_right(starts, pos) - 1
+    a, b = regions[i]
+    return min(a + pos - starts[i], b - 1)
+
+
+def resolve(spans: list[Span]) -> Spans:
+    """Disjoint spans: the higher score wins an overlap, then the longer span, then the earlier.
+
+    Presidio leaves overlaps between different entity types (a Luhn-valid card that is also a
+    possible phone number); replacing both would garble the text, so one is chosen here,
+    deterministically, before anything is replaced.
+    """
+    if len(spans) <= 1:
+        return tuple(spans)
+    ranked = sorted(spans, key=lambda s: (-s.score, -(s.end - s.start), s.start, s.entity))
+    starts: list[int] = []
+    kept: list[Span] = []  # disjoint, sorted by start: only the two neighbours can overlap
+    for s in ranked:
+        i = bisect.bisect_right(starts, s.start)
+        if i > 0 and kept[i - 1].end > s.start:
+            continue
+        if i < len(kept) and kept[i].start < s.end:
+            continue
+        starts.insert(i, s.start)
+        kept.insert(i, s)
+    return tuple(kept)

@@ -1,0 +1,159 @@
+"""The two pipeline stages: ``redact_in`` (before policy) and ``redact_out`` (on the answer).
+
+``redact_in`` runs before the policy stage so policies decide on what would actually leave
+the gateway, and on the ``pii`` summary (types, counts, paths; never values). ``redact_out``
+runs right after ``forward``: it redacts what is new in the answer, then restores the
+caller's own placeholders, for whole answers and for streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.call import Call, Decision, Endpoint, ModelResponse
+from gateway.errors import SensitiveDataBlocked
+from gateway.pipeline import Stage
+from gateway.redaction.events import ChatRewriter, ResponsesRewriter, WholeText, rewrite_body
+from gateway.redaction.metrics import RedactionMetrics
+from gateway.redaction.redactor import RedactionState, Redactor
+from gateway.redaction.stream import Channel
+from gateway.sse import SSEEvent
+
+_REWRITER_KEY = "redact_out"
+
+
+class RedactInStage(Stage):
+    name = "redact_in"
+
+    def __init__(self, redactor: Redactor, metrics: RedactionMetrics | None = None) -> None:
+        self.redactor = redactor
+        self.metrics = metrics
+
+    async def on_request(self, call: Call) -> None:
+        try:
+            pii = await self.redactor.redact_request(call)
+        except SensitiveDataBlocked as exc:
+            types = exc.extra.get("entity_types", [])
+            self._count(call.state.get("pii"))
+            if self.metrics:
+                self.metrics.blocked.inc()
+            call.decisions.append(
+                Decision(
+                    self.name,
+                    "request",
+                    "deny",
+                    [f"sensitive data: {', '.join(types)}"],
+                    detail={"blocked": types},
+                )
+            )
+            raise
+        self._count(pii)
+        entities = pii["entities"]
+        reasons = [
+            f"redacted {n} {e}" for e, n in sorted(entities.items()) if pii["actions"].get(e) != "allow"
+        ]
+        call.decisions.append(
+            Decision(
+                self.name,
+                "request",
+                "allow",
+                reasons,
+                detail={"entities": dict(entities), "unscanned": pii["unscanned"]},
+            )
+        )
+
+    def _count(self, pii: dict[str, Any] | None) -> None:
+        if self.metrics and pii:
+            for entity, n in pii["entities"].items():
+                self.metrics.entities.labels(entity, "request").inc(n)
+
+
+class RedactOutStage(Stage):
+    name = "redact_out"
+
+    def __init__(self, redactor: Redactor, metrics: RedactionMetrics | None = None) -> None:
+        self.redactor = redactor
+        self.metrics = metrics
+
+    def _active(self, state: RedactionState) -> bool:
+        return self.redactor.settings.scan_output or state.vault.restorable > 0
+
+    async def on_response(self, call: Call, response: ModelResponse) -> None:
+        state = self._state(call)
+        if response.json is None or not self._active(state) or call.endpoint is Endpoint.EMBEDDINGS:
+            return
+        if rewrite_body(call.endpoint, response.json, self._whole(state)):
+            response.dirty = True
+        self._finish(call, state)
+
+    async def on_chunk(self, call: Call, event: SSEEvent) -> Sequence[SSEEvent]:
+        rewriter = call.state.get(_REWRITER_KEY)
+        if rewriter is None:
+            state = self._state(call)
+            if not self._active(state):
+                rewriter = call.state[_REWRITER_KEY] = False
+            else:
+                rewriter = call.state[_REWRITER_KEY] = self._rewriter(call, state)
+        if rewriter is False:
+            return (event,)
+        out = rewriter.on_event(event)
+        if event.is_done:
+            self._finish(call, self.redactor.state(call))
+        return out
+
+    async def on_stream_end(self, call: Call) -> Sequence[SSEEvent]:
+        rewriter = call.state.get(_REWRITER_KEY)
+        if not rewriter:
+            return ()
+        out = rewriter.flush_all()
+        self._finish(call, self.redactor.state(call))
+        return out
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _state(self, call: Call) -> RedactionState:
+        """The call's state; a policy ``redact`` decided after ``redact_in`` applies to the answer."""
+        state = self.redactor.state(call)
+        if call.state.get("policy_redact"):
+            state.actions = self.redactor.actions_for(call)
+        return state
+
+    def _whole(self, state: RedactionState) -> WholeText:
+        def whole(text: str, json: bool, path: str) -> str:
+            return self.redactor.redact_output_text(text, state, json=json, path=path)
+
+        return whole
+
+    def _rewriter(self, call: Call, state: RedactionState) -> ChatRewriter | ResponsesRewriter:
+        def new_channel(json: bool, path: str) -> Channel:
+            return self.redactor.new_channel(state, json=json, path=path)
+
+        if call.endpoint is Endpoint.RESPONSES:
+            return ResponsesRewriter(new_channel, self._whole(state))
+        return ChatRewriter(new_channel)
+
+    def _finish(self, call: Call, state: RedactionState) -> None:
+        if state.finished:
+            return
+        state.finished = True
+        restored = state.restored + sum(ch.restorer.restored for ch in state.channels.values() if ch.restorer)
+        out = state.out_summary.as_dict()
+        out["restored"] = restored
+        pii = call.state.setdefault("pii", {"entities": {}, "locations": [], "unscanned": 0})
+        pii["response"] = out
+        if self.metrics:
+            for entity, n in out["entities"].items():
+                self.metrics.entities.labels(entity, "response").inc(n)
+        reasons = [f"redacted {n} {e} in the answer" for e, n in sorted(out["entities"].items())]
+        if restored:
+            reasons.append(f"restored {restored} placeholder(s)")
+        call.decisions.append(
+            Decision(
+                self.name,
+                "response",
+                "allow",
+                reasons,
+                detail={"entities": out["entities"], "restored": restored},
+            )
+        )

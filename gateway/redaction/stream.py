@@ -1,0 +1,184 @@
+"""Streaming redaction and restoration of one text channel (decoded deltas, not SSE bytes).
+
+Invariant (proven by the property test for any chunking): the concatenation of everything a
+channel releases equals ``restore(redact(whole text))``, and nothing is released that a later
+character could turn into (part of) an entity.
+
+``StreamRedactor`` keeps unreleased text (``pending``) and a little released text as left
+context only (``ctx``: never re-sent). When ``pending`` is long enough it analyses
+``ctx + pending`` and releases up to a cut that is
+
+* at least ``holdback`` characters before the end (longer than any pattern that may contain
+  whitespace: a spaced IBAN, a phone number, a PEM marker, a deny-list term),
+* just after a whitespace character (token-shaped secrets of any length never contain
+  whitespace, so a cut there can not split one),
+* before every match that reaches past it (a PEM block without its END marker yet reaches
+  the end of the text, so a private key is held by its markers, whatever its length).
+
+``StreamRestorer`` holds back from an unclosed ``<`` that may still become a placeholder.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from gateway.redaction.engine import Span, Spans
+from gateway.redaction.vault import MAX_PLACEHOLDER_LEN, Vault
+
+log = logging.getLogger("wardgate.redaction")
+
+Detect = Callable[[str], Spans]
+Replace = Callable[[str, list[Span]], str]
+_WS = (" ", "\n", "\t", "\r")
+
+
+def _last_ws(text: str, lo: int, hi: int) -> int:
+    return max(text.rfind(ch, lo, hi) for ch in _WS)
+
+
+def _context_tail(released: str, size: int) -> str:
+    """The last ``size``-ish released characters, starting at a token boundary."""
+    if len(released) <= size:
+        return released
+    tail = released[-size:]
+    if released[-size - 1] in _WS:
+        return tail
+    cut = min((i for i in (tail.find(ch) for ch in _WS) if i >= 0), default=-1)
+    return tail[cut + 1 :] if cut >= 0 else ""
+
+
+class StreamRedactor:
+    __slots__ = ("_ctx", "_detect", "_holdback", "_max_pending", "_pending", "_replace", "_size", "_step")
+
+    def __init__(
+        self, detect: Detect, replace: Replace, *, holdback: int, context: int, max_pending: int
+    ) -> None:
+        self._detect = detect
+        self._replace = replace
+        self._holdback = holdback
+        self._size = context
+        self._max_pending = max_pending
+        #: Analyse only every ``step`` new characters: a delta is ~4 characters, an analysis of
+        #: ``ctx + pending`` costs the same for 4 or 40 new ones.
+        self._step = max(16, holdback // 2)
+        self._pending = ""
+        self._ctx = ""
+
+    @property
+    def held(self) -> int:
+        return len(self._pending)
+
+    def feed(self, delta: str) -> str:
+        if not delta:
+            return ""
+        self._pending += delta
+        if len(self._pending) < self._holdback + self._step:
+            return ""
+        return self._release(final=False)
+
+    def flush(self) -> str:
+        return self._release(final=True) if self._pending else ""
+
+    def _release(self, *, final: bool) -> str:
+        window = self._ctx + self._pending
+        base = len(self._ctx)
+        spans = [s for s in self._detect(window) if s.end > base]
+        cut = len(window) if final else self._cut(window, base, spans)
+        if cut <= base:
+            return ""
+        segment: list[Span] = []
+        for s in spans:
+            if s.end > cut:
+                continue
+            if s.start < base:
+                # A match reaching back into released text: its start is out already (it was
+                # not a match when it left). Redact the rest rather than let it through.
+                log.debug("stream match straddles a released cut: %s", s.entity)
+                s = Span(base, s.end, s.entity, s.score)
+            segment.append(Span(s.start - base, s.end - base, s.entity, s.score))
+        out = self._replace(window[base:cut], segment)
+        self._ctx = _context_tail(window[:cut], self._size)
+        self._pending = window[cut:]
+        return out
+
+    def _cut(self, window: str, base: int, spans: list[Span]) -> int:
+        cut = len(window) - self._holdback
+        while cut > base:
+            w = _last_ws(window, base, cut)
+            if w < 0:
+                break
+            cut = w + 1
+            inside = [s.start for s in spans if s.start < cut < s.end]
+            if not inside:
+                return cut
+            cut = min(inside)
+        if len(self._pending) <= self._max_pending:
+            return base
+        # A whitespace-free run longer than any token we know: release all but the hold-back,
+        # still never through a match.
+        cut = len(window) - self._holdback
+        inside = [s.start for s in spans if s.start < cut < s.end]
+        return min(inside) if inside else cut
+
+
+class StreamRestorer:
+    __slots__ = ("_json", "_pending", "_vault", "restored")
+
+    def __init__(self, vault: Vault, *, json: bool) -> None:
+        self._vault = vault
+        self._json = json
+        self._pending = ""
+        self.restored = 0
+
+    def feed(self, text: str) -> str:
+        if not text:
+            return ""
+        buf = self._pending + text
+        i = buf.rfind("<")
+        if i >= 0 and ">" not in buf[i:] and len(buf) - i < MAX_PLACEHOLDER_LEN:
+            self._pending, buf = buf[i:], buf[:i]
+        else:
+            self._pending = ""
+        return self._restore(buf)
+
+    def flush(self) -> str:
+        buf, self._pending = self._pending, ""
+        return self._restore(buf)
+
+    def _restore(self, text: str) -> str:
+        out, n = self._vault.restore(text, json=self._json)
+        self.restored += n
+        return out
+
+
+class Channel:
+    """One text stream of the answer: redactor then restorer, either optional."""
+
+    __slots__ = ("emitted", "redactor", "restorer")
+
+    def __init__(self, redactor: StreamRedactor | None, restorer: StreamRestorer | None) -> None:
+        self.redactor = redactor
+        self.restorer = restorer
+        #: Everything released so far: what the client has seen (for ``*.done`` events).
+        self.emitted: list[str] = []
+
+    def feed(self, delta: str) -> str:
+        out = self.redactor.feed(delta) if self.redactor else delta
+        if self.restorer:
+            out = self.restorer.feed(out)
+        if out:
+            self.emitted.append(out)
+        return out
+
+    def flush(self) -> str:
+        out = self.redactor.flush() if self.redactor else ""
+        if self.restorer:
+            out = self.restorer.feed(out) + self.restorer.flush()
+        if out:
+            self.emitted.append(out)
+        return out
+
+    @property
+    def text(self) -> str:
+        return "".join(self.emitted)

@@ -1,0 +1,40 @@
+"""Fixtures of the redaction tests: one warmed-up engine per session (building it costs ~0.2 s)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.call import Call, Endpoint
+from gateway.redaction.component import build
+from gateway.redaction.config import RedactionSettings
+from gateway.redaction.redactor import Redactor
+from gateway.redaction.stage import RedactInStage, RedactOutStage
+
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "redaction_corpus.jsonl"
+
+
+def load_corpus() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def corpus() -> list[dict[str, Any]]:
+    return load_corpus()
+
+
+@pytest.fixture(scope="session")
+def redactor() -> Redactor:
+    return build(RedactionSettings(hash_salt="test-salt-0123456789"))
+
+
+@pytest.fixture(scope="session")
+def stages(redactor: Redactor) -> tuple[RedactInStage, RedactOutStage]:
+    return RedactInStage(redactor), RedactOutStage(redactor)
+
+
+def chat_call(messages: list[dict[str, Any]], *, stream: bool = False, **body: Any) -> Call:
+    return Call("req-test", Endpoint.CHAT, {"model": "m", "messages": messages, **body}, {}, stream=stream)
