@@ -1,0 +1,17 @@
+"""Policy: Rego decisions on every request and every answer (DESIGN.md section 5).
+
+    source.py     rego/ + policies/ → PolicySet (modules, tests, data, revision)
+    engines/      PolicyEngine: regorus (embedded default), opa (REST), opa-lib (OPA in process)
+    testing.py    compile checks and test_* rules under regorus and opa-lib
+    reload.py     PolicyManager: check, swap atomically, keep the last good set; file watcher
+    input.py      the input document (input.version 1) from a Call
+    answer.py     the response part: answers and streams → content, tool calls, usage
+    decision.py   the decision document, checked and normalised
+    service.py    one snapshot per call, one decision per phase, failures → fail closed/open
+    effects.py    deny, approval hand-off, route, token cap, redaction
+    stage.py      PolicyRequestStage / PolicyResponseStage (stream.py: the stream gate)
+    component.py  setup(ctx);  api.py  admin routes;  cli.py  wardgate policy …
+
+Nothing here is imported by ``gateway.settings`` except ``config.py``, so the native engines
+load only when the policy subsystem is set up.
+"""

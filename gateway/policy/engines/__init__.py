@@ -1,0 +1,52 @@
+"""Policy engines behind one interface; ``create_engine`` picks one from the settings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gateway.policy.engines.base import (
+    PolicyCompileError,
+    PolicyEngine,
+    PolicyError,
+    PolicyEvalError,
+    Snapshot,
+)
+
+if TYPE_CHECKING:
+    from gateway.policy.config import PolicySettings
+
+__all__ = [
+    "PolicyCompileError",
+    "PolicyEngine",
+    "PolicyError",
+    "PolicyEvalError",
+    "Snapshot",
+    "create_engine",
+]
+
+
+def create_engine(settings: PolicySettings) -> PolicyEngine:
+    """The engine ``settings.engine`` names (imports only that engine's native library)."""
+    embedded_timeout_s = settings.embedded_timeout_ms / 1000
+    paths = (settings.request_path, settings.response_path)
+    if settings.engine == "regorus":
+        from gateway.policy.engines.embedded import RegorusEngine
+
+        return RegorusEngine(entry_points=paths, use_vm=settings.regorus_vm,
+                             inline_max_bytes=settings.inline_max_bytes, timeout_s=embedded_timeout_s)
+    if settings.engine == "opa-lib":
+        from gateway.policy.engines.opa_lib import OpaLibEngine
+
+        return OpaLibEngine(warm_paths=tuple(p.replace("/", ".") for p in paths),
+                            inline_max_bytes=settings.inline_max_bytes, timeout_s=embedded_timeout_s)
+    if settings.engine == "opa":
+        from gateway.policy.engines.opa_http import OpaHttpEngine
+
+        return OpaHttpEngine(
+            settings.opa_url,
+            timeout_s=settings.timeout_ms / 1000,
+            push=settings.opa_push,
+            pool_size=settings.opa_pool_size,
+            client=settings.opa_client,
+        )
+    raise ValueError(f"unknown policy engine {settings.engine!r}")

@@ -1,0 +1,142 @@
+"""The ``PolicyEngine`` interface and what every engine shares.
+
+An engine turns ``(path, input)`` into the document at ``data.<path>``. ``load`` compiles a
+new set of modules and data *beside* the active one and swaps it in with one assignment, so
+a call that took a ``snapshot()`` keeps deciding on the revision it started with while a
+reload happens (each call phase is decided by exactly one revision).
+
+    PolicyError
+    ├── PolicyCompileError   the set does not compile (``location`` = file:line)
+    └── PolicyEvalError      no decision: engine error, timeout, unreachable, undefined
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol
+
+import orjson
+
+from gateway.policy.source import revision_of
+
+_LOCATION_RE = re.compile(r"([\w./\\-]+\.rego):(\d+)")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+class PolicyError(Exception):
+    """Base of the policy engines' errors."""
+
+
+class PolicyCompileError(PolicyError):
+    def __init__(self, message: str, location: str | None = None, engine: str | None = None) -> None:
+        self.message = message.strip()
+        self.location = location or find_location(message)
+        self.engine = engine
+        where = f"{self.location}: " if self.location else ""
+        by = f" [{engine}]" if engine else ""
+        super().__init__(f"{where}{self.message}{by}")
+
+
+class PolicyEvalError(PolicyError):
+    """The engine gave no usable decision. ``kind`` labels the metric."""
+
+    def __init__(self, message: str, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def find_location(message: str) -> str | None:
+    """The first ``file.rego:line`` in an engine's error text."""
+    m = _LOCATION_RE.search(message)
+    return f"{m.group(1)}:{m.group(2)}" if m else None
+
+
+def short_error(exc: BaseException, limit: int = 500) -> str:
+    """An engine error without the native stack trace regorus appends."""
+    text = str(exc).split("Stack backtrace:")[0].strip()
+    return text[:limit]
+
+
+def to_path(path: str) -> str:
+    """``wardgate/request/decision`` or ``wardgate.request.decision`` → the slash form."""
+    return path.strip("/").replace(".", "/")
+
+
+def encode_input(doc: Any) -> bytes:
+    """The input as JSON bytes; odd strings (lone surrogates) are replaced, never fatal."""
+    try:
+        return orjson.dumps(doc)
+    except TypeError:
+        return orjson.dumps(sanitize(doc), default=str)
+
+
+def sanitize(value: Any) -> Any:
+    """A JSON-safe copy: lone surrogates → U+FFFD (as Go's JSON decoder, i.e. OPA, does), keys
+    made strings, unknown types as str."""
+    if isinstance(value, str):
+        return _SURROGATES.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {sanitize(str(k)): sanitize(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [sanitize(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return sanitize(str(value))
+
+
+class Snapshot(Protocol):
+    """One compiled revision; evaluation never sees a half-loaded set."""
+
+    revision: str
+
+    async def evaluate(self, path: str, input: Any) -> Any:
+        """The document at ``data.<path>``; raises ``PolicyEvalError`` when there is none."""
+        ...
+
+
+class PolicyEngine(ABC):
+    """Common shape of the three engines (``regorus``, ``opa``, ``opa-lib``)."""
+
+    name: ClassVar[str] = "engine"
+
+    def __init__(self) -> None:
+        self._active: Snapshot | None = None
+        self.closed = False
+
+    @property
+    def revision(self) -> str | None:
+        return self._active.revision if self._active is not None else None
+
+    def snapshot(self) -> Snapshot:
+        """The active revision; take it once per call phase and evaluate on it."""
+        active = self._active
+        if active is None:
+            raise PolicyEvalError("no policy is loaded", kind="not_loaded")
+        return active
+
+    async def load(self, modules: Mapping[str, str], data: Mapping[str, Any], *, revision: str | None = None) -> str:
+        """Compile ``modules`` with ``data`` and make them active; returns the revision.
+
+        On any error the previous revision stays active (the swap is the last step).
+        """
+        revision = revision or revision_of(modules, data)
+        snapshot = await self._prepare(dict(modules), dict(data), revision)
+        self._active = snapshot
+        return revision
+
+    async def evaluate(self, path: str, input: Any) -> Any:
+        return await self.snapshot().evaluate(path, input)
+
+    @abstractmethod
+    async def _prepare(self, modules: dict[str, str], data: dict[str, Any], revision: str) -> Snapshot:
+        """Build a snapshot for these modules; raise ``PolicyCompileError`` if they fail."""
+
+    async def health(self) -> None:
+        """Raise when the engine cannot decide (used by ``/readyz``)."""
+        self.snapshot()
+
+    async def close(self) -> None:
+        """Release sessions, threads and native engines (at shutdown)."""
+        self.closed = True

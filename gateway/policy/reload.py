@@ -1,0 +1,153 @@
+"""Hot reload: read, check and swap policy sets without a restart.
+
+A reload reads ``rego/`` and ``policies/``, and — in a worker thread, off the hot path —
+compiles the set under the real OPA engine (the strictness reference) and regorus and runs
+its ``*_test.rego``. Only a set that compiles and passes its tests is handed to the engine,
+whose ``load`` swaps it in with one assignment; anything else is refused, logged with
+``file:line``, kept as ``last_error``, and the last good revision stays active. Calls in
+flight keep the snapshot they took, so each call phase is decided by exactly one revision.
+
+Triggers: the file watcher (``watch``, watchfiles' ``awatch``, debounced) and
+``POST /admin/policies/reload``. Reloads are serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from watchfiles import Change, awatch
+
+from gateway.policy.engines.base import PolicyCompileError, PolicyEngine
+from gateway.policy.metrics import PolicyMetrics
+from gateway.policy.source import DATA_SUFFIXES, PolicySet, PolicySourceError, load_policy_set
+from gateway.policy.testing import CheckReport, check
+
+log = logging.getLogger("wardgate.policy")
+
+
+class PolicyRejected(Exception):
+    """A policy set that must not become active; ``errors`` are ``file:line: message`` lines."""
+
+    def __init__(self, errors: list[str], report: CheckReport | None = None) -> None:
+        super().__init__("; ".join(errors) or "policy set rejected")
+        self.errors = errors
+        self.report = report
+
+
+@dataclass(slots=True)
+class ReloadResult:
+    result: str  # "loaded" | "unchanged" | "refused"
+    revision: str | None
+    errors: list[str] = field(default_factory=list)
+    tests: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"result": self.result, "revision": self.revision, "errors": self.errors, "tests": self.tests}
+
+
+class PolicyManager:
+    def __init__(
+        self,
+        engine: PolicyEngine,
+        rego_dir: Path,
+        policies_dir: Path,
+        *,
+        metrics: PolicyMetrics | None = None,
+        run_tests: bool = True,
+        on_change: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.rego_dir = Path(rego_dir)
+        self.policies_dir = Path(policies_dir)
+        self.metrics = metrics
+        self.run_tests = run_tests
+        self.active: PolicySet | None = None
+        self.tests: dict[str, Any] | None = None
+        self.last_error: dict[str, Any] | None = None
+        self._lock = asyncio.Lock()
+        self._on_change = on_change
+
+    async def reload(self, *, reason: str = "manual", force: bool = False, actor: str | None = None) -> ReloadResult:
+        """Load the files on disk if they differ from the active set and pass their checks.
+
+        A load or a refusal is reported to ``on_change`` (the audit log), with ``actor``.
+        """
+        result = await self._reload(reason, force)
+        if result.result != "unchanged" and self._on_change is not None:
+            payload = {"result": result.result, "revision": result.revision, "reason": reason, "actor": actor,
+                       "errors": result.errors, "engine": self.engine.name}
+            try:
+                await self._on_change(payload)
+            except Exception:  # the audit log has its own failure handling; a reload stands
+                log.exception("could not record the policy %s of revision %s", result.result, result.revision)
+        return result
+
+    async def _reload(self, reason: str, force: bool) -> ReloadResult:
+        async with self._lock:
+            try:
+                policy_set = await asyncio.to_thread(load_policy_set, self.rego_dir, self.policies_dir)
+                if not force and self.active is not None and policy_set.revision == self.active.revision:
+                    self._count("unchanged")
+                    return ReloadResult("unchanged", policy_set.revision)
+                report = await asyncio.to_thread(check, policy_set, run_tests=self.run_tests)
+                if not report.ok:
+                    raise PolicyRejected(report.errors(), report)
+                await self.engine.load(policy_set.modules, policy_set.data, revision=policy_set.revision)
+            except (PolicySourceError, PolicyCompileError, PolicyRejected) as exc:
+                return self._refused(exc, reason)
+            self.active = policy_set
+            self.tests = report.summary()
+            self.last_error = None
+            self._count("loaded")
+            if self.metrics is not None:
+                self.metrics.loaded_at.set(policy_set.loaded_at)
+            log.info("policy revision %s active (%s; %d modules, %d/%d tests passed)", policy_set.revision, reason,
+                     len(policy_set.modules), self.tests["passed"], self.tests["tests"])
+            return ReloadResult("loaded", policy_set.revision, tests=self.tests)
+
+    def _refused(self, exc: Exception, reason: str) -> ReloadResult:
+        errors = exc.errors if isinstance(exc, PolicyRejected) else [str(exc)]
+        tests = exc.report.summary() if isinstance(exc, PolicyRejected) and exc.report else None
+        self.last_error = {"at": time.time(), "reason": reason, "errors": errors, "tests": tests}
+        self._count("refused")
+        for line in errors:
+            log.error("policy set refused (%s); keeping revision %s: %s", reason, self.engine.revision, line)
+        return ReloadResult("refused", self.engine.revision, errors=errors, tests=tests)
+
+    def _count(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.reloads.labels(result).inc()
+
+    def status(self) -> dict[str, Any]:
+        active = self.active
+        return {
+            "engine": self.engine.name,
+            "revision": self.engine.revision,
+            "loaded_at": active.loaded_at if active else None,
+            "modules": sorted(active.modules) if active else [],
+            "tests": sorted(active.tests) if active else [],
+            "data_files": list(active.data_files) if active else [],
+            "test_results": self.tests,
+            "last_error": self.last_error,
+        }
+
+    async def watch(self, debounce_ms: int = 300, stop: asyncio.Event | None = None) -> None:
+        """Reload whenever a policy or data file changes (until cancelled or ``stop`` is set)."""
+        paths = [p for p in (self.rego_dir, self.policies_dir) if p.is_dir()]
+        if not paths:
+            return
+        async for changes in awatch(*paths, debounce=debounce_ms, stop_event=stop, watch_filter=_policy_file,
+                                    recursive=True):
+            names = sorted({Path(p).name for _, p in changes})
+            await self.reload(reason="changed: " + ", ".join(names[:5]))
+
+
+def _policy_file(change: Change, path: str) -> bool:
+    name = Path(path).name
+    return not name.startswith(".") and (name.endswith(".rego") or name.endswith(DATA_SUFFIXES))

@@ -1,0 +1,123 @@
+"""Asking the policy: one revision per call, one input and one decision per call phase.
+
+``PolicyService.decide`` is the only place that talks to the engine on the hot path. The
+first phase of a call takes the active snapshot and pins it on the call
+(``call.state["policy_snapshot"]``), so both phases of a call are decided by the same
+revision even if a reload lands in between (the new revision applies from the next call).
+It builds the input once per phase, and turns every way an engine can fail (exception, timeout, unreachable server, undefined
+or malformed decision) into a ``Verdict`` without a decision: the stage then fails closed
+(503 ``policy_unavailable``) unless ``fail_open`` applies to the call. Either way the failure
+is counted and recorded in the call's ``Decision``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.call import Call, Decision
+from gateway.policy.config import PolicySettings
+from gateway.policy.decision import PolicyDecision
+from gateway.policy.engines.base import PolicyEvalError, short_error
+from gateway.policy.input import build_input
+from gateway.policy.metrics import PolicyMetrics
+from gateway.policy.reload import PolicyManager
+
+log = logging.getLogger("wardgate.policy")
+
+_SEVERITY = {"allow": 0, "approval": 1, "deny": 2, "error": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one phase's policy evaluation gave: a decision, or why there is none."""
+
+    phase: str
+    revision: str | None
+    decision: PolicyDecision | None
+    error: str | None = None
+    error_kind: str | None = None
+    fail_open: bool = False
+    elapsed_s: float = 0.0
+
+
+class PolicyService:
+    def __init__(
+        self,
+        manager: PolicyManager,
+        settings: PolicySettings,
+        metrics: PolicyMetrics,
+        services: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.manager = manager
+        self.settings = settings
+        self.metrics = metrics
+        self._services = services if services is not None else {}
+        self._paths = {"request": settings.request_path, "response": settings.response_path}
+
+    @property
+    def engine_name(self) -> str:
+        return self.manager.engine.name
+
+    @property
+    def approvals_enabled(self) -> bool:
+        """Whether an approval stage will act on ``call.state["approval"]``.
+
+        Looked up per call rather than at setup, so the order components are set up in
+        does not matter.
+        """
+        return "approvals" in self._services
+
+    def fails_open(self, call: Call) -> bool:
+        return self.settings.fail_open or call.endpoint.value in self.settings.fail_open_endpoints
+
+    async def decide(self, call: Call, phase: str, response: dict[str, Any] | None = None) -> Verdict:
+        engine = self.engine_name
+        t0 = time.perf_counter()
+        revision: str | None = None
+        try:
+            snapshot = call.state.get("policy_snapshot")
+            if snapshot is None:
+                snapshot = call.state["policy_snapshot"] = self.manager.engine.snapshot()
+            revision = snapshot.revision
+            raw = await snapshot.evaluate(self._paths[phase], build_input(call, response))
+            decision = PolicyDecision.from_result(raw)
+        except PolicyEvalError as exc:
+            return self._failed(call, phase, revision, str(exc), exc.kind, t0)
+        except Exception as exc:  # a bug in an engine binding must still fail closed, never 500
+            log.exception("policy engine %s raised", engine, extra={"request_id": call.request_id})
+            return self._failed(call, phase, revision, short_error(exc), "error", t0)
+        elapsed = time.perf_counter() - t0
+        self.metrics.observe(phase, engine, elapsed)
+        return Verdict(phase, revision, decision, elapsed_s=elapsed)
+
+    def _failed(self, call: Call, phase: str, revision: str | None, error: str, kind: str, t0: float) -> Verdict:
+        fail_open = self.fails_open(call)
+        self.metrics.errors.labels(phase, self.engine_name, kind, "true" if fail_open else "false").inc()
+        log.warning("policy engine %s could not decide (%s, %s): %s", self.engine_name, kind,
+                    "failing open" if fail_open else "failing closed", error,
+                    extra={"request_id": call.request_id})
+        return Verdict(phase, revision, None, error, kind, fail_open, time.perf_counter() - t0)
+
+    def record(self, call: Call, stage: str, verdict: Verdict, outcome: str, reasons: list[str]) -> None:
+        """Append the call's ``Decision``, count it, and set the ``x-wardgate-*`` headers."""
+        detail: dict[str, Any] = {"engine": self.engine_name, "latency_ms": round(verdict.elapsed_s * 1000, 3)}
+        if verdict.decision is not None:
+            detail["decision"] = verdict.decision.to_dict()
+        if verdict.error is not None:
+            detail.update(error=verdict.error, error_kind=verdict.error_kind, fail_open=verdict.fail_open)
+        call.decisions.append(Decision(stage, verdict.phase, outcome, reasons, verdict.revision, detail))
+        self.metrics.decided(verdict.phase, outcome)
+        headers = call.response_headers
+        previous = headers.get("x-wardgate-decision")
+        if previous is None or _SEVERITY.get(outcome, 0) >= _SEVERITY.get(previous, 0):
+            headers["x-wardgate-decision"] = outcome
+        if verdict.revision is not None:
+            headers["x-wardgate-policy-revision"] = verdict.revision
+
+    async def ready(self) -> None:
+        """Readiness: a revision is active and the engine answers (``/readyz``)."""
+        await self.manager.engine.health()

@@ -1,0 +1,110 @@
+# Helpers shared by the request and response policies.
+#
+# Settings live in policies/policy.yaml, loaded as data.wardgate.policy. Every helper is
+# total: an odd input (a missing principal, a non-string model, arguments that were not
+# JSON) makes a helper undefined or false, never a runtime error, so a policy decides on
+# every input instead of failing.
+#
+# Performance notes (regorus, the embedded engine, interprets Rego): the policies reference
+# rules here by full path (data.wardgate.lib.team, not lib.team) because regorus evaluates
+# the whole package when a rule is reached through an import alias; and helpers that run per
+# tool or per message are rules or single function calls, not nested function calls.
+package wardgate.lib
+
+default config := {}
+
+config := data.wardgate.policy
+
+default principal := {}
+
+principal := input.principal if is_object(input.principal)
+
+default team_name := ""
+
+team_name := principal.team if is_string(principal.team)
+
+default roles := []
+
+roles := principal.roles if is_array(principal.roles)
+
+# The caller's team settings: the team's entry over the defaults, key by key.
+team := object.union(object.get(config, "defaults", {}), object.get(config, ["teams", team_name], {}))
+
+has_any_role(wanted) if {
+	some role in wanted
+	role in roles
+}
+
+matches_any(patterns, name) if {
+	is_string(name)
+	some pattern in patterns
+	glob.match(pattern, null, name)
+}
+
+model_allowed(model) if matches_any(object.get(team, "models", ["*"]), model)
+
+# The plain text of a message content: a string, or the text parts of a content array.
+text(content) := content if is_string(content)
+
+text(content) := concat("\n", [part.text |
+	some part in content
+	is_object(part)
+	is_string(part.text)
+]) if is_array(content)
+
+# Why the caller may not use the tools named in `names` (empty when it may use them all).
+tool_denials(names) := {reason |
+	some rule in object.get(config, "tool_rules", [])
+	not has_any_role(object.get(rule, "unless_roles", []))
+	some name in names
+	is_string(name)
+	some pattern in rule.tools
+	glob.match(pattern, null, name)
+	why := object.get(rule, "reason", "denied by the tool policy")
+	reason := sprintf("tool '%s' is not allowed for this caller: %s", [name, why])
+}
+
+high_stakes := object.get(config, "high_stakes", {})
+
+high_stakes_rule(name) := rule if {
+	rule := high_stakes[name]
+	is_object(rule)
+}
+
+default approval_ttl_s := 3600
+
+approval_ttl_s := config.approval_ttl_s if is_number(config.approval_ttl_s)
+
+injection_markers := {lower(marker) |
+	some marker in object.get(config, ["injection", "markers"], [])
+	is_string(marker)
+}
+
+# A JSON number, or a string holding a plain decimal number (agents send both).
+number(x) := x if is_number(x)
+
+number(x) := to_number(x) if {
+	is_string(x)
+	regex.match(`^-?[0-9]+(\.[0-9]+)?$`, x)
+}
+
+# An argument of a tool call, or null when the arguments do not hold it.
+argument(args, key) := value if {
+	is_object(args)
+	value := args[key]
+} else := null
+
+business_hours := object.get(config, "business_hours", {})
+
+business_hours_only if team_name in object.get(business_hours, "teams", [])
+
+business_hours_only if {
+	some key, value in object.get(business_hours, "tags", {})
+	principal.tags[key] == value
+}
+
+within_business_hours if {
+	input.time.weekday in object.get(business_hours, "weekdays", [])
+	input.time.hour >= object.get(business_hours, "start_hour", 0)
+	input.time.hour < object.get(business_hours, "end_hour", 24)
+}

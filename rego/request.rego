@@ -1,0 +1,91 @@
+# Request-phase policy: decided after input redaction, before the call is forwarded.
+#
+# `decision` has the shape every Wardgate policy returns (DESIGN.md section 5); the gateway
+# denies with every reason in `deny`, rewrites the model from `route`, caps max_tokens from
+# `limits`, hands `require_approval` to the approval stage and `redact` to redaction.
+package wardgate.request
+
+import data.wardgate.lib
+
+decision := {
+	"allow": count(reasons) == 0,
+	"deny": reasons,
+	"require_approval": require_approval,
+	"redact": redact,
+	"route": route,
+	"limits": limits,
+	"tags": tags,
+} if {
+	reasons := deny
+}
+
+# No request-phase approvals ship by default; add `require_approval contains {...} if` rules.
+require_approval := set()
+
+# Model allow-list per team (policy.yaml: teams.<team>.models, globs).
+deny contains sprintf("model '%s' is not allowed for team '%s'", [input.request.model, data.wardgate.lib.team_name]) if {
+	is_string(input.request.model)
+	not lib.model_allowed(input.request.model)
+}
+
+deny contains "the request names no model" if not is_string(input.request.model)
+
+# Tools denied by name or glob unless the caller has one of the rule's roles: the model is
+# never offered a tool the caller may not use.
+deny contains reason if {
+	some reason in lib.tool_denials([tool.name | some tool in input.request.tools])
+}
+
+# Requests carrying a sensitive data type the team may not send, even redacted.
+deny contains sprintf("the request contains %v %s; team '%s' may not send this type of data", [n, entity, data.wardgate.lib.team_name]) if {
+	some entity in object.get(data.wardgate.lib.team, "pii_blocked", [])
+	n := input.pii.entities[entity]
+	n > 0
+}
+
+# Prompt-injection markers in tool results: text a tool returned is data, not instructions.
+deny contains sprintf("possible prompt injection in the result of tool call '%s': contains '%s'", [id, marker]) if {
+	some message in input.request.messages
+	message.role == "tool"
+	content := lower(lib.text(message.content))
+	some marker in data.wardgate.lib.injection_markers
+	contains(content, marker)
+	id := object.get(message, "tool_call_id", "")
+}
+
+# Teams tagged for business hours may only call inside them (policy.yaml: business_hours).
+deny contains sprintf("team '%s' may only call on %s between %v:00 and %v:00 UTC", [data.wardgate.lib.team_name, concat(", ", days), start, end]) if {
+	data.wardgate.lib.business_hours_only
+	not data.wardgate.lib.within_business_hours
+	days := object.get(data.wardgate.lib.business_hours, "weekdays", [])
+	start := object.get(data.wardgate.lib.business_hours, "start_hour", 0)
+	end := object.get(data.wardgate.lib.business_hours, "end_hour", 24)
+}
+
+default redact := {}
+
+redact := data.wardgate.lib.team.redact if is_object(data.wardgate.lib.team.redact)
+
+# Route to a cheaper model when any remaining budget of the caller runs low.
+default route := {}
+
+route := {"model": cheaper} if {
+	cheaper := data.wardgate.lib.config.routing.cheaper[input.request.model]
+	is_object(input.cost.remaining_usd)
+	remaining := [usd | some usd in input.cost.remaining_usd; is_number(usd)]
+	count(remaining) > 0
+	min(remaining) < data.wardgate.lib.config.routing.low_budget_usd
+	lib.model_allowed(cheaper)
+}
+
+# max_tokens cap per team (policy.yaml: teams.<team>.max_tokens).
+default limits := {}
+
+limits := {"max_tokens": cap} if {
+	cap := data.wardgate.lib.team.max_tokens
+	is_number(cap)
+}
+
+tags := {"team": data.wardgate.lib.team_name, "routed_from": input.request.model} if route.model
+
+else := {"team": data.wardgate.lib.team_name}

@@ -1,0 +1,70 @@
+# Response-phase policy: decided on the model's answer (after output redaction), before the
+# answer or, for streams, its tool calls and final chunk reach the caller.
+#
+# Tool calls arrive with parsed arguments; arguments that were not JSON arrive as
+# {"_invalid_json": true, "raw": "..."} so a rule can still decide on them.
+package wardgate.response
+
+import data.wardgate.lib
+
+decision := {
+	"allow": count(reasons) == 0,
+	"deny": reasons,
+	"require_approval": require_approval,
+	"redact": {},
+	"route": {},
+	"limits": {},
+	"tags": tags,
+} if {
+	reasons := deny
+}
+
+tool_calls := [call |
+	some call in input.response.tool_calls
+	is_object(call)
+	is_string(call.name)
+]
+
+# The same tool rules as the request phase, enforced on what the model actually called.
+deny contains reason if {
+	some reason in lib.tool_denials([call.name | some call in tool_calls])
+}
+
+# High-stakes tools marked `deny: true` are never executed on an agent's word.
+deny contains sprintf("tool '%s' is never allowed: %s", [call.name, why]) if {
+	some call in tool_calls
+	rule := lib.high_stakes_rule(call.name)
+	rule.deny == true
+	why := object.get(rule, "reason", "high-stakes tool")
+}
+
+# A high-stakes call whose arguments cannot be read cannot be checked against its threshold.
+deny contains sprintf("the arguments of high-stakes tool call '%s' (%s) are not valid JSON", [object.get(call, "id", ""), call.name]) if {
+	some call in tool_calls
+	rule := lib.high_stakes_rule(call.name)
+	not rule.deny
+	lib.argument(call.arguments, "_invalid_json") == true
+}
+
+# High-stakes tools above their argument threshold (or with the argument missing or not a
+# number) wait for a human approver.
+require_approval contains {
+	"reason": sprintf("%s: %s=%v needs approval above %v", [why, key, value, limit]),
+	"tool_call_id": object.get(call, "id", ""),
+	"approvers": object.get(rule, "approvers", []),
+	"ttl_s": object.get(rule, "ttl_s", data.wardgate.lib.approval_ttl_s),
+} if {
+	some call in tool_calls
+	rule := lib.high_stakes_rule(call.name)
+	not rule.deny
+	not lib.argument(call.arguments, "_invalid_json") == true
+	key := object.get(rule, "argument", "")
+	limit := object.get(rule, "above", 0)
+	value := lib.argument(call.arguments, key)
+	not _within_threshold(value, limit)
+	why := object.get(rule, "reason", sprintf("high-stakes tool '%s'", [call.name]))
+}
+
+_within_threshold(value, limit) if lib.number(value) <= limit
+
+tags := {"tool_calls": count(tool_calls)}

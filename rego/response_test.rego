@@ -1,0 +1,117 @@
+# Tests of the response policy, with their own settings (independent of policies/*.yaml).
+package wardgate.response_test
+
+import data.wardgate.response
+
+settings := {
+	"defaults": {"models": ["*"]},
+	"tool_rules": [{"tools": ["shell*"], "unless_roles": ["ops"], "reason": "ops only"}],
+	"approval_ttl_s": 600,
+	"high_stakes": {
+		"transfer_funds": {"argument": "amount", "above": 1000, "approvers": ["finance"], "reason": "big transfer"},
+		"issue_refund": {"argument": "amount", "above": 200, "ttl_s": 900},
+		"delete_customer": {"deny": true, "reason": "never by an agent"},
+	},
+}
+
+answer(tool_calls) := {
+	"version": 1,
+	"principal": {"key_id": "k1", "team": "demo", "roles": [], "tags": {}},
+	"request": {"endpoint": "chat.completions", "model": "mock-chat", "messages": [], "tools": [], "params": {}},
+	"response": {"content": "", "tool_calls": tool_calls, "finish_reason": "tool_calls", "usage": null},
+}
+
+call(id, name, arguments) := {"id": id, "type": "function", "name": name, "arguments": arguments}
+
+decide(tool_calls) := d if {
+	d := response.decision with input as answer(tool_calls) with data.wardgate.policy as settings
+}
+
+test_text_answer_is_allowed if {
+	d := response.decision with input as object.union(answer([]), {"response": {"content": "hi", "tool_calls": []}})
+		with data.wardgate.policy as settings
+	d.allow
+	count(d.require_approval) == 0
+}
+
+test_small_transfer_is_allowed if {
+	d := decide([call("c1", "transfer_funds", {"amount": 50, "to": "acme"})])
+	d.allow
+	count(d.require_approval) == 0
+}
+
+test_transfer_above_threshold_requires_approval if {
+	d := decide([call("c1", "transfer_funds", {"amount": 5000})])
+	d.allow
+	d.require_approval == {{
+		"reason": "big transfer: amount=5000 needs approval above 1000",
+		"tool_call_id": "c1",
+		"approvers": ["finance"],
+		"ttl_s": 600,
+	}}
+}
+
+test_numeric_string_amount_is_compared_as_number if {
+	d := decide([call("c1", "transfer_funds", {"amount": "1000.50"})])
+	count(d.require_approval) == 1
+	d2 := decide([call("c1", "transfer_funds", {"amount": "999"})])
+	count(d2.require_approval) == 0
+}
+
+test_missing_amount_requires_approval if {
+	d := decide([call("c1", "transfer_funds", {"to": "acme"})])
+	[item | some item in d.require_approval][0].reason == "big transfer: amount=null needs approval above 1000"
+}
+
+test_refund_threshold_and_ttl_come_from_data if {
+	d := decide([call("c9", "issue_refund", {"amount": 250})])
+	d.require_approval == {{
+		"reason": "high-stakes tool 'issue_refund': amount=250 needs approval above 200",
+		"tool_call_id": "c9",
+		"approvers": [],
+		"ttl_s": 900,
+	}}
+}
+
+test_delete_customer_is_denied_outright if {
+	d := decide([call("c2", "delete_customer", {"id": 7})])
+	not d.allow
+	d.deny == {"tool 'delete_customer' is never allowed: never by an agent"}
+	count(d.require_approval) == 0
+}
+
+test_invalid_json_arguments_of_high_stakes_tool_are_denied if {
+	d := decide([call("c3", "transfer_funds", {"_invalid_json": true, "raw": "{amount: lots"})])
+	d.deny == {"the arguments of high-stakes tool call 'c3' (transfer_funds) are not valid JSON"}
+}
+
+test_invalid_json_arguments_of_ordinary_tool_are_allowed if {
+	d := decide([call("c4", "lookup", {"_invalid_json": true, "raw": "nope"})])
+	d.allow
+}
+
+test_non_object_arguments_still_decided if {
+	d := decide([call("c5", "transfer_funds", [1, 2, 3])])
+	count(d.require_approval) == 1
+}
+
+test_denied_tool_call_is_denied if {
+	d := decide([call("c6", "shell_exec", {"cmd": "rm -rf /"})])
+	d.deny == {"tool 'shell_exec' is not allowed for this caller: ops only"}
+}
+
+test_denied_tool_call_is_allowed_with_role if {
+	inp := object.union(answer([call("c6", "shell", {})]), {"principal": {"roles": ["ops"]}})
+	d := response.decision with input as inp with data.wardgate.policy as settings
+	d.allow
+}
+
+test_each_high_stakes_call_is_listed if {
+	d := decide([
+		call("a", "transfer_funds", {"amount": 2000}),
+		call("b", "transfer_funds", {"amount": 3000}),
+		call("c", "lookup", {}),
+	])
+	{item.tool_call_id | some item in d.require_approval} == {"a", "b"}
+	d.tags.tool_calls == 3
+}
