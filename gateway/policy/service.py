@@ -58,6 +58,10 @@ class PolicyService:
         self._services = services if services is not None else {}
         self._paths = {"request": settings.request_path, "response": settings.response_path}
 
+    def service(self, name: str) -> Any:
+        """Another component's service (e.g. "redaction", "approvals"), if it is running."""
+        return self._services.get(name)
+
     @property
     def engine_name(self) -> str:
         return self.manager.engine.name

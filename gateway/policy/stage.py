@@ -35,6 +35,12 @@ class PolicyRequestStage(Stage):
             return
         hand_off_approval(call, verdict)
         apply_request_effects(call, decision)
+        if decision.redact:
+            # Redaction ran before this stage (policies decide on its ``pii`` summary), so a
+            # decision that changes redaction actions re-redacts the request with them.
+            redaction = self.service.service("redaction")
+            if redaction is not None:
+                await redaction.reapply(call)
         if decision.tags.get("hold_stream") is True:
             call.state.setdefault(PolicyResponseStage.name, {})["hold_text"] = True
 
