@@ -1,0 +1,49 @@
+"""The tamper-evident audit log: one event per call, approval change, admin action, policy revision.
+
+Layout (one job per module):
+
+    config.py        AuditSettings (backend, group commit, checkpoints, retention, metrics, tracing)
+    schema.py        event version, canonical JSON, chain hash, ids, index columns
+    events.py        build an event from a finished Call / from record(kind, payload)
+    scrub.py         secrets and content never reach an event from record()
+    chain.py         one hash chain per process (shard); sealing
+    writer.py        group commit: record() returns when the event is durable
+    service.py       AuditService: record(), checkpoints (witnesses), retention, readiness
+    retention.py     prune with attested anchors
+    verify.py        walk the chains, report the first broken link
+    store/           AuditStore: sqlite (embedded default), postgres, log
+    stage.py         the "audit" stage: event + metrics + trace from one finish hook
+    api.py           /admin/audit, /admin/audit/export, /admin/audit/{id}, /admin/runs/{id},
+                     /admin/spend/report, /metrics
+    cli.py           wardgate audit tail|query|export|verify
+    runs_cli.py      wardgate runs show RUN_ID
+
+Event schema, version 1 (``"v": 1``). Every event has ``v``, ``id`` (time-ordered), ``kind``,
+``ts`` (epoch seconds; for calls the call's start), ``time`` (ISO 8601 UTC), and the chain
+fields ``shard``, ``seq``, ``prev_hash``, ``hash``. A ``call`` event adds::
+
+    request_id, trace_id
+    principal   {key_id, team, user}                     never the key
+    agent       {id, run_id, parent_run_id}
+    endpoint, stream
+    model       {requested, used, routed, deployment}
+    decision    allow | deny | pending | error           (the summary the filters use)
+    decisions   [{stage, phase, outcome, reasons, revision, detail?}]
+    redaction   {entities: {TYPE: n}, locations: [{path, type, count}], unscanned}
+    approval    {id, status, reviewer, comment, phase, reasons, tool_call_ids}
+    tool_calls  [{id, name}]                              never the arguments
+    finish_reason
+    usage       {input_tokens, output_tokens, cached_tokens}
+    cost        {settled_usd, settled_nusd, reserved_usd}
+    latency_ms  {total, stages: {stage: ms}}
+    upstream    {status, retries}
+    status      HTTP status the client got
+    error       {class, type, code, status}               never the message
+    client_disconnected
+
+Other kinds (``approval``, ``admin``, ``policy``...) carry the caller's payload under ``data``
+(secret-looking values and content fields replaced) with identity fields lifted into
+``principal`` / ``agent`` / ``model`` so the same filters find them. Chain kinds:
+``chain_open`` / ``checkpoint`` (``data.witness``: other chains' heads), ``retention``
+(``data.anchors``), ``chain_close``.
+"""

@@ -1,0 +1,148 @@
+"""Read-only admin API over the audit store (roles ``auditor`` or ``admin``), and ``/metrics``.
+
+    GET /admin/audit                 filtered, cursor-paged list (newest first by default)
+    GET /admin/audit/export          the same filters, streamed as JSONL or CSV
+    GET /admin/audit/{id}            one event, with its hash
+    GET /admin/runs/{run_id}         the run timeline, oldest first
+    GET /admin/spend/report          settled spend grouped by team|key|agent|model|run
+    GET /metrics                     Prometheus exposition
+
+Nothing here writes: an auditor key can read everything and change nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from gateway.admin.auth import require_admin
+from gateway.audit import export, query
+from gateway.audit.schema import NANO
+from gateway.audit.store.base import AuditStore, Filters
+from gateway.audit.timeline import timeline
+from gateway.errors import BadRequest, NotFound, ServiceUnavailable
+from gateway.observability.metrics import metrics_route
+
+_LIST_PARAMS = query.FILTER_PARAMS | {"cursor", "limit", "order"}
+_EXPORT_PARAMS = query.FILTER_PARAMS | {"format"}
+_RUN_PARAMS = frozenset({"cursor", "limit"})
+_SPEND_PARAMS = frozenset({"group_by", "window", "from", "to", "team", "key", "agent", "run", "model"})
+_MAX_LIMIT = 1000
+
+
+def _json(doc: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
+
+
+def _store(request: Request) -> AuditStore:
+    require_admin(request, "auditor")
+    service = request.app.state.ctx.services.get("audit")
+    if service is None:
+        raise ServiceUnavailable("The audit log is disabled on this gateway.")
+    return service.store
+
+
+def _page(events: list[dict[str, Any]], limit: int, desc: bool) -> str | None:
+    if len(events) < limit:
+        return None
+    return query.encode_cursor(events[-1]["ts"], events[-1]["id"], desc)
+
+
+async def list_events(request: Request) -> Response:
+    store = _store(request)
+    params = request.query_params
+    query.check_params(params, _LIST_PARAMS)
+    filters = query.parse_filters(params)
+    limit = query.parse_int(params, "limit", 100, 1, _MAX_LIMIT)
+    desc = query.parse_order(params)
+    after = query.decode_cursor(params.get("cursor"), desc)
+    events = await store.query(filters, after=after, limit=limit, desc=desc)
+    cursor = _page(events, limit, desc)
+    return _json({"object": "list", "data": events, "next_cursor": cursor, "has_more": cursor is not None})
+
+
+async def get_event(request: Request) -> Response:
+    store = _store(request)
+    event = await store.get(query.text(request.path_params["event_id"], "id"))
+    if event is None:
+        raise NotFound(f"No audit event {request.path_params['event_id']!r}.", param="id")
+    return _json(event)
+
+
+async def export_events(request: Request) -> Response:
+    store = _store(request)
+    params = request.query_params
+    query.check_params(params, _EXPORT_PARAMS)
+    filters = query.parse_filters(params)
+    fmt = params.get("format", "jsonl")
+    if fmt == "jsonl":
+        body, media = export.jsonl(store, filters), "application/x-ndjson"
+    elif fmt == "csv":
+        body, media = export.csv_lines(store, filters), "text/csv; charset=utf-8"
+    else:
+        raise BadRequest("'format' must be 'jsonl' or 'csv'.", param="format")
+    if not store.queryable:
+        await store.query(filters, limit=1)  # raises the backend's "cannot be read" error up front
+    name = f"wardgate-audit.{fmt}"
+    return StreamingResponse(body, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'})
+
+
+async def run_timeline(request: Request) -> Response:
+    store = _store(request)
+    params = request.query_params
+    query.check_params(params, _RUN_PARAMS)
+    run_id = query.text(request.path_params["run_id"], "run_id")
+    limit = query.parse_int(params, "limit", 1000, 1, 10_000)
+    after = query.decode_cursor(params.get("cursor"), False)
+    filters = Filters(run_id=run_id)
+    events = await store.query(filters, after=after, limit=limit, desc=False)
+    if not events and after is None:
+        raise NotFound(f"No audit events for run {run_id!r}.", param="run_id")
+    totals = await store.spend("run", filters)
+    return _json(timeline(run_id, events, totals, _page(events, limit, False)))
+
+
+async def spend_report(request: Request) -> Response:
+    store = _store(request)
+    params = request.query_params
+    query.check_params(params, _SPEND_PARAMS)
+    group_by = query.parse_group_by(params)
+    since, until = query.parse_window(params)
+    scoped = {k: v for k, v in params.items() if k in ("team", "key", "agent", "run", "model")}
+    filters = query.parse_filters(scoped)
+    filters.since, filters.until = since, until
+    rows = await store.spend(group_by, filters)
+    out = [
+        {"group": r["group"], "calls": r["calls"], "input_tokens": r["input_tokens"],
+         "output_tokens": r["output_tokens"], "cost_usd": r["cost_nusd"] / NANO}
+        for r in rows
+    ]
+    total_nusd = sum(r["cost_nusd"] for r in rows)
+    return _json({
+        "object": "spend_report",
+        "group_by": group_by,
+        "from": since,
+        "to": until,
+        "data": out,
+        "total": {
+            "calls": sum(r["calls"] for r in rows),
+            "input_tokens": sum(r["input_tokens"] for r in rows),
+            "output_tokens": sum(r["output_tokens"] for r in rows),
+            "cost_usd": total_nusd / NANO,
+        },
+    })
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/admin/audit", list_events, methods=["GET"]),
+        Route("/admin/audit/export", export_events, methods=["GET"]),
+        Route("/admin/audit/{event_id}", get_event, methods=["GET"]),
+        Route("/admin/runs/{run_id}", run_timeline, methods=["GET"]),
+        Route("/admin/spend/report", spend_report, methods=["GET"]),
+        metrics_route(),
+    ]

@@ -1,0 +1,122 @@
+"""The audit event format: version, canonical JSON, chain hash, ids and index columns.
+
+An event is a JSON object. Stores keep its canonical JSON (``body``: sorted keys, compact,
+UTF-8, without ``hash``) byte for byte, and ``hash = sha256(body + prev_hash)``. Keeping the
+exact bytes that were hashed (rather than a re-encoded JSONB value) is what lets ``verify``
+recompute every hash on any store without worrying about number or key-order normalisation.
+
+Index columns are *derived* from the body by ``index_columns``; ``verify`` derives them again
+and compares, so editing a column that queries filter on is caught like editing the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+#: Bump when the event shape changes incompatibly; readers branch on ``event["v"]``.
+SCHEMA_VERSION = 1
+GENESIS_HASH = "0" * 64
+
+#: Event kinds. ``call`` is one per proxied call; the rest come from ``record(kind, ...)``
+#: (``approval``, ``admin``, ``policy``...) or from the chain itself.
+KIND_CALL = "call"
+KIND_CHECKPOINT = "checkpoint"
+KIND_CHAIN_OPEN = "chain_open"
+KIND_CHAIN_CLOSE = "chain_close"
+KIND_RETENTION = "retention"
+CHAIN_KINDS = frozenset({KIND_CHECKPOINT, KIND_CHAIN_OPEN, KIND_CHAIN_CLOSE, KIND_RETENTION})
+
+#: Column order of the events table (after id, shard, seq, ts); see ``index_columns``.
+INDEX_COLUMNS: tuple[str, ...] = (
+    "kind",
+    "request_id",
+    "team",
+    "key_id",
+    "agent_id",
+    "run_id",
+    "model",
+    "model_used",
+    "decision",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "cost_nusd",
+)
+
+NANO = 1_000_000_000
+
+
+def canonical_json(event: dict[str, Any]) -> bytes:
+    """Sorted keys, no whitespace, UTF-8; anything not JSON-native becomes its ``str``."""
+    return orjson.dumps(event, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+
+
+def chain_hash(body: bytes, prev_hash: str) -> str:
+    return hashlib.sha256(body + prev_hash.encode("ascii")).hexdigest()
+
+
+def new_event_id(now: float | None = None) -> str:
+    """Time-ordered id: 12 hex digits of milliseconds, then 80 random bits."""
+    ms = int((time.time() if now is None else now) * 1000)
+    return f"ev_{ms:012x}{os.urandom(10).hex()}"
+
+
+def iso_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def usd_to_nano(usd: object) -> int | None:
+    """Costs are summed as integer nano-dollars so a report adds up exactly."""
+    if not isinstance(usd, int | float) or isinstance(usd, bool) or usd != usd:
+        return None
+    return round(float(usd) * NANO)
+
+
+def _get(d: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(key)
+    return d
+
+
+def index_columns(event: dict[str, Any]) -> tuple[Any, ...]:
+    """The queryable columns of an event, in ``INDEX_COLUMNS`` order."""
+    return (
+        event.get("kind"),
+        event.get("request_id"),
+        _get(event, "principal", "team"),
+        _get(event, "principal", "key_id"),
+        _get(event, "agent", "id"),
+        _get(event, "agent", "run_id"),
+        _get(event, "model", "requested"),
+        _get(event, "model", "used"),
+        event.get("decision"),
+        event.get("status"),
+        _get(event, "usage", "input_tokens"),
+        _get(event, "usage", "output_tokens"),
+        _get(event, "cost", "settled_nusd"),
+    )
+
+
+def row_of(event: dict[str, Any], body: bytes, hash_: str) -> tuple[Any, ...]:
+    """One events-table row: id, shard, seq, ts, *index columns, prev_hash, hash, body."""
+    return (
+        event["id"],
+        event["shard"],
+        event["seq"],
+        event["ts"],
+        *index_columns(event),
+        event["prev_hash"],
+        hash_,
+        body.decode("utf-8"),
+    )
+
+
+ROW_COLUMNS: tuple[str, ...] = ("id", "shard", "seq", "ts", *INDEX_COLUMNS, "prev_hash", "hash", "body")

@@ -1,0 +1,81 @@
+"""Defence in depth for ``record(kind, payload)``: secrets and content never reach the store.
+
+Call events are built from a whitelist of ``Call`` fields and never need this. Payloads from
+other areas (approvals, admin actions, policy revisions) are free-form, so values under
+secret-sounding keys, and strings that look like API keys or bearer tokens wherever they
+appear, are replaced by ``[redacted]`` before the event is sealed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+REDACTED = "[redacted]"
+
+_SECRET_KEYS = frozenset(
+    {
+        "key",
+        "api_key",
+        "apikey",
+        "admin_key",
+        "secret",
+        "client_secret",
+        "password",
+        "passwd",
+        "token",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "bearer",
+        "cookie",
+        "private_key",
+    }
+)
+
+_SECRET_VALUE = re.compile(
+    r"(?:wg-|sk-(?:proj-|ant-)?)[A-Za-z0-9_\-]{16,}"  # gateway / OpenAI / Anthropic keys
+    r"|AKIA[0-9A-Z]{16}"  # AWS access key id
+    r"|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]+"  # JWT
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+    r"|(?i:bearer\s+)[A-Za-z0-9._\-]{16,}"
+)
+
+_MAX_DEPTH = 12
+
+#: Keys whose values are content, not metadata: an approval's tool-call arguments, a request's
+#: messages. Audit events say *that* a tool was called and which, never with what.
+_CONTENT_KEYS = frozenset({"arguments", "messages", "content", "prompt", "input", "output", "body", "answer"})
+OMITTED = "[omitted]"
+
+
+def scrub(value: Any, depth: int = 0) -> Any:
+    """A copy of ``value`` with secret-looking content replaced; never mutates the input."""
+    if depth > _MAX_DEPTH:
+        return REDACTED
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            key = str(k)
+            if key.lower() in _SECRET_KEYS and v not in (None, ""):
+                out[key] = REDACTED
+            else:
+                out[key] = scrub(v, depth + 1)
+        return out
+    if isinstance(value, list | tuple | set | frozenset):
+        return [scrub(v, depth + 1) for v in value]
+    if isinstance(value, str):
+        return _SECRET_VALUE.sub(REDACTED, value) if _SECRET_VALUE.search(value) else value
+    return value
+
+
+def drop_content(value: Any, depth: int = 0) -> Any:
+    """A copy of ``value`` with content-bearing fields replaced by ``[omitted]``."""
+    if depth > _MAX_DEPTH:
+        return OMITTED
+    if isinstance(value, dict):
+        return {k: (OMITTED if str(k).lower() in _CONTENT_KEYS and v not in (None, "", [], {})
+                    else drop_content(v, depth + 1)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [drop_content(v, depth + 1) for v in value]
+    return value

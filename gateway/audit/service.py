@@ -1,0 +1,186 @@
+"""The audit service other areas use: ``await ctx.services["audit"].record(kind, payload)``.
+
+It owns this process's chain (see ``chain.py``), the group-commit writer, the periodic
+checkpoint that witnesses the other chains, and retention. ``record`` returns only when the
+event is durable and raises ``AuditUnavailable`` (503) when it cannot be made so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from gateway.audit import retention
+from gateway.audit.chain import ShardChain, new_shard_id
+from gateway.audit.config import AuditSettings
+from gateway.audit.events import base_event, build_record_event
+from gateway.audit.schema import CHAIN_KINDS, KIND_CHAIN_CLOSE, KIND_CHAIN_OPEN, KIND_CHECKPOINT
+from gateway.audit.store.base import AuditStore
+from gateway.audit.writer import GroupCommitWriter
+from gateway.errors import AuditUnavailable, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from gateway.observability.metrics import Metrics
+
+log = logging.getLogger("wardgate.audit")
+
+
+class AuditService:
+    def __init__(
+        self,
+        settings: AuditSettings,
+        store: AuditStore,
+        *,
+        metrics: Metrics | None = None,
+        shard: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.shard = shard or new_shard_id(settings.shard_id)
+        self.chain = ShardChain(self.shard)
+        self.writer = GroupCommitWriter(
+            store,
+            self.chain,
+            batch_size=settings.batch_size,
+            interval_s=settings.batch_interval_ms / 1000.0,
+            max_pending=settings.max_pending,
+            on_commit=self._committed,
+            on_failure=self._failed,
+        )
+        self._since_checkpoint = 0
+        self._checkpoint_due = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    # --- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.store.open()
+        head = await self.store.head(self.shard)
+        if head is not None:  # an explicit shard name reused: continue its chain
+            self.chain.advance(head)
+        self.writer.start()
+        try:
+            await self._submit(await self._witness_event(KIND_CHAIN_OPEN))
+        except BaseException:
+            await self.writer.close()
+            await self.store.close()
+            raise
+        self._tasks.append(asyncio.create_task(self._checkpoint_loop(), name="audit-checkpoint"))
+        if self.settings.retention_days is not None and self.store.queryable:
+            self._tasks.append(asyncio.create_task(self._retention_loop(), name="audit-retention"))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        try:
+            await self._submit(base_event(KIND_CHAIN_CLOSE) | {"data": {"reason": "shutdown"}})
+        except ServiceUnavailable as exc:
+            log.warning("audit chain %s closed without its close event: %s", self.shard, exc.message)
+        await self.writer.close()
+        await self.store.close()
+
+    async def ready(self) -> None:
+        """Readiness: the store answers and commits succeed.
+
+        After a failed commit the probe itself tries a checkpoint, so readiness comes back as
+        soon as the store does, even with no traffic to prove it.
+        """
+        if not self.writer.healthy:
+            try:
+                await self.checkpoint()
+            except AuditUnavailable:
+                raise AuditUnavailable(f"audit writes failing: {self.writer.last_error}") from None
+        await self.store.ping()
+
+    # --- writing -----------------------------------------------------------------------
+    async def record(self, kind: str, payload: dict[str, Any]) -> None:
+        """Append an event (approval change, admin action, policy revision...) durably."""
+        await self.record_event(build_record_event(kind, payload))
+
+    async def record_event(self, event: dict[str, Any]) -> None:
+        """Append a built event (see ``events.py``); returns once it is durable."""
+        t0 = time.perf_counter()
+        try:
+            await self._submit(event)
+        except AuditUnavailable:
+            if self.metrics is not None:
+                self.metrics.audit_rejected(event.get("kind", "?"))
+            raise
+        if self.metrics is not None:
+            self.metrics.audit_recorded(event.get("kind", "?"), time.perf_counter() - t0)
+        if self._since_checkpoint >= self.settings.checkpoint_every:
+            self._checkpoint_due.set()
+
+    async def _submit(self, event: dict[str, Any]) -> None:
+        await self.writer.submit(event)
+        if self.settings.log_events and self.store.name != "log":
+            log.info("%s", orjson.dumps(event, default=str).decode())
+
+    def _committed(self, events: list[dict[str, Any]], seconds: float) -> None:
+        self._since_checkpoint += sum(1 for ev in events if ev.get("kind") not in CHAIN_KINDS)
+        if self.metrics is not None:
+            self.metrics.audit_committed(len(events), seconds)
+
+    def _failed(self, exc: BaseException) -> None:
+        if self.metrics is not None:
+            self.metrics.audit_failed()
+
+    # --- checkpoints -------------------------------------------------------------------
+    async def _witness_event(self, kind: str) -> dict[str, Any]:
+        since = time.time() - self.settings.witness_window_days * 86400
+        try:
+            heads = await self.store.heads(since)
+        except Exception as exc:  # the store is down: same answer as a failed commit
+            raise AuditUnavailable(f"audit store unreachable: {type(exc).__name__}: {exc}") from exc
+        witness = {s: {"seq": h.seq, "hash": h.hash} for s, h in sorted(heads.items()) if s != self.shard}
+        return base_event(kind) | {"data": {"witness": witness}}
+
+    async def checkpoint(self) -> None:
+        """Seal a checkpoint: this chain's position plus the witnessed heads of the others."""
+        event = await self._witness_event(KIND_CHECKPOINT)
+        event["data"]["events_since_last"] = self._since_checkpoint
+        self._since_checkpoint = 0
+        await self._submit(event)
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._checkpoint_due.wait(), self.settings.checkpoint_interval_s)
+            self._checkpoint_due.clear()
+            if self._since_checkpoint == 0:
+                continue
+            try:
+                await self.checkpoint()
+            except ServiceUnavailable as exc:
+                log.warning("audit checkpoint failed: %s", exc.message)
+
+    # --- retention ---------------------------------------------------------------------
+    async def prune(self, now: float | None = None) -> int:
+        """Delete events older than the retention window, keeping the rest verifiable."""
+        if self.settings.retention_days is None:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.settings.retention_days * 86400
+        return await retention.prune(self.store, cutoff, self._submit)
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                deleted = await self.prune()
+                if deleted:
+                    log.info("audit retention pruned %d events", deleted)
+            except Exception:  # retention must never stop the gateway; the next round retries
+                log.exception("audit retention failed")
+            await asyncio.sleep(self.settings.retention_check_s)

@@ -1,0 +1,84 @@
+"""The ``audit`` stage: one finish hook that records the event, the metrics and the trace.
+
+It runs last (after ``settle``), on every call, also on denials and failures. The event is
+built from the ``Call`` summary only (``events.build_call_event``: ids, decisions, counts),
+never from message contents, keys or secrets. If the event cannot be made durable the call
+fails closed with ``AuditUnavailable`` (503) unless ``audit.fail_closed`` is off; the HTTP
+layer sends the answer only after this hook returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from gateway.audit.events import build_call_event, fallback_call_event
+from gateway.call import Call
+from gateway.errors import AuditUnavailable
+from gateway.observability.traceparent import trace_id_of
+from gateway.pipeline import Stage
+
+if TYPE_CHECKING:
+    from gateway.audit.service import AuditService
+    from gateway.observability.metrics import Metrics
+    from gateway.observability.tracing import CallTracer
+
+log = logging.getLogger("wardgate.audit")
+
+
+class AuditStage(Stage):
+    name: ClassVar[str] = "audit"
+
+    def __init__(
+        self,
+        service: AuditService | None,
+        *,
+        metrics: Metrics | None = None,
+        tracer: CallTracer | None = None,
+        fail_closed: bool = True,
+        system_of: Callable[[Call], str | None] | None = None,
+    ) -> None:
+        self.service = service
+        self.metrics = metrics
+        self.tracer = tracer
+        self.fail_closed = fail_closed
+        self.system_of = system_of
+
+    async def on_finish(self, call: Call) -> None:
+        started = time.perf_counter()
+        span = None
+        if self.tracer is not None:
+            system = self.system_of(call) if self.system_of is not None else None
+            span = self.tracer.start_call(call, system=system)
+            trace_id = self.tracer.trace_id(span)
+        else:
+            trace_id = trace_id_of(call.traceparent)
+        try:
+            event = build_call_event(call, trace_id=trace_id)
+        except Exception as exc:  # a malformed field from another stage must not leave the call unaudited
+            log.exception("audit event of request %s built from the fallback", call.request_id)
+            event = fallback_call_event(call, exc, trace_id=trace_id)
+        status = event["status"]
+        failure: AuditUnavailable | None = None
+        t0 = time.time_ns()
+        if self.service is not None:
+            try:
+                await self.service.record_event(event)
+            except AuditUnavailable as exc:
+                failure = exc
+                log.error("audit event %s of request %s not recorded: %s", event["id"], call.request_id,
+                          exc.message)
+        t1 = time.time_ns()
+        refused = failure is not None and self.fail_closed
+        if refused:
+            status = AuditUnavailable.status
+        if self.metrics is not None:
+            self.metrics.observe_call(call, status, time.perf_counter() - call.started)
+        if span is not None and self.tracer is not None:
+            self.tracer.finish_call(span, call, status=status, decision=event["decision"], audit_window=(t0, t1))
+        if self.metrics is not None:  # the pipeline times this hook only after it returned
+            self.metrics.observe_stage(self.name, time.perf_counter() - started)
+        if refused and failure is not None:
+            raise failure

@@ -1,0 +1,142 @@
+"""The one interface every audit store implements (SQLite, PostgreSQL, log).
+
+Writes arrive already sealed (see ``chain.py``) as rows in ``schema.ROW_COLUMNS`` order, a
+batch at a time: ``append`` must make the whole batch and the shard's new head durable in one
+transaction, or nothing. Reads are keyset-paged on ``(ts, id)`` so any result, however large,
+is read in bounded memory.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+import orjson
+
+from gateway.audit.chain import Head
+from gateway.errors import ServiceUnavailable
+
+#: ``group_by`` of the spend report → events-table column.
+SPEND_GROUPS = {"team": "team", "key": "key_id", "agent": "agent_id", "model": "model", "run": "run_id"}
+
+
+class QueryUnsupported(ServiceUnavailable):
+    code = "audit_query_unsupported"
+
+
+@dataclass(slots=True)
+class Filters:
+    since: float | None = None
+    until: float | None = None
+    team: str | None = None
+    key_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    decision: str | None = None
+    model: str | None = None
+    kind: str | None = None
+    request_id: str | None = None
+
+    def active(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+@dataclass(slots=True, frozen=True)
+class Anchor:
+    """Where a pruned chain now starts: its first kept ``seq`` and that event's ``prev_hash``."""
+
+    seq: int
+    prev_hash: str
+
+
+@dataclass(slots=True)
+class StoredRow:
+    """One events-table row as ``verify`` needs it."""
+
+    id: str
+    shard: str
+    seq: int
+    ts: float
+    columns: tuple[Any, ...]  # the index columns, in INDEX_COLUMNS order
+    prev_hash: str
+    hash: str
+    body: str
+
+
+def event_of(body: str | bytes, hash_: str) -> dict[str, Any]:
+    ev = orjson.loads(body)
+    ev["hash"] = hash_
+    return ev
+
+
+class AuditStore(ABC):
+    name: str = "store"
+    queryable: bool = True
+
+    async def open(self) -> None:
+        """Connect, create or migrate the schema."""
+        return None
+
+    async def close(self) -> None:
+        """Release connections."""
+        return None
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise when the store cannot take writes."""
+
+    @abstractmethod
+    async def append(self, shard: str, rows: list[tuple[Any, ...]], head: Head) -> None:
+        """Durably append a sealed batch and move the shard head, atomically."""
+
+    # --- chain bookkeeping -------------------------------------------------------------
+    async def head(self, shard: str) -> Head | None:
+        return None
+
+    async def heads(self, since_ts: float = 0.0) -> dict[str, Head]:
+        """Heads of the chains that moved since ``since_ts`` (the witnesses of a checkpoint)."""
+        return {}
+
+    async def shards(self) -> list[str]:
+        raise QueryUnsupported(f"The {self.name} audit backend cannot be read back.")
+
+    async def anchors(self) -> dict[str, Anchor]:
+        return {}
+
+    async def hash_at(self, shard: str, seq: int) -> str | None:
+        """The stored hash of one chain position (``verify`` checks witnesses with it)."""
+        raise QueryUnsupported(f"The {self.name} audit backend cannot be read back.")
+
+    def iter_chain(self, shard: str) -> AsyncIterator[StoredRow]:
+        raise QueryUnsupported(f"The {self.name} audit backend cannot be read back.")
+
+    # --- queries -----------------------------------------------------------------------
+    async def query_raw(
+        self, filters: Filters, *, after: tuple[float, str] | None = None, limit: int = 100, desc: bool = True
+    ) -> list[tuple[float, str, str, str]]:
+        """One keyset page as stored: ``(ts, id, hash, body)``, ordered by ``(ts, id)``."""
+        raise QueryUnsupported(f"The {self.name} audit backend does not support queries; use sqlite or postgres.")
+
+    async def query(
+        self, filters: Filters, *, after: tuple[float, str] | None = None, limit: int = 100, desc: bool = True
+    ) -> list[dict[str, Any]]:
+        """One keyset page of events (each with its ``hash``)."""
+        rows = await self.query_raw(filters, after=after, limit=limit, desc=desc)
+        return [event_of(body, h) for _, _, h, body in rows]
+
+    async def get(self, event_id: str) -> dict[str, Any] | None:
+        raise QueryUnsupported(f"The {self.name} audit backend does not support queries; use sqlite or postgres.")
+
+    async def spend(self, group_by: str, filters: Filters) -> list[dict[str, Any]]:
+        raise QueryUnsupported(f"The {self.name} audit backend does not support reports; use sqlite or postgres.")
+
+    # --- retention ---------------------------------------------------------------------
+    async def plan_prune(self, cutoff_ts: float) -> dict[str, Anchor]:
+        """The anchors pruning everything before ``cutoff_ts`` would leave (nothing deleted yet)."""
+        return {}
+
+    async def apply_prune(self, anchors: dict[str, Anchor]) -> int:
+        """Delete each shard's events below its anchor and store the anchors; return the count."""
+        return 0

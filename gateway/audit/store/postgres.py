@@ -1,0 +1,185 @@
+"""The production audit store: PostgreSQL through asyncpg, shared by every replica.
+
+The schema is created and migrated on start under an advisory lock (replicas starting
+together migrate once). A batch is ONE statement (rows as one array per column, ``unnest``ed,
+plus the head upsert in a CTE): one round trip and one commit per group, which is what keeps
+thousands of events per second cheap for a single worker. Only huge groups use ``COPY``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+
+from gateway.audit.chain import Head
+from gateway.audit.schema import ROW_COLUMNS
+from gateway.audit.store import sql
+from gateway.audit.store.base import Anchor, AuditStore, Filters, StoredRow, event_of
+
+_D = sql.POSTGRES
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_MIGRATE_LOCK = 5_747_420_081  # stable advisory-lock id: replicas starting together migrate once
+_COPY_FROM = 1024  # COPY only pays off for very large groups (it needs its own transaction)
+_VERIFY_PAGE = 5000
+
+#: Ordered migrations; each entry runs once and bumps ``audit_meta.version``.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(sql.ddl(_D)),)
+
+
+class PostgresStore(AuditStore):
+    name = "postgres"
+
+    def __init__(self, dsn: str, schema: str = "wardgate", pool_size: int = 4,
+                 synchronous_commit: str = "on") -> None:
+        if not _IDENT.match(schema):
+            raise ValueError(f"audit.postgres_schema {schema!r} is not a plain SQL identifier")
+        self.dsn = dsn
+        self.schema = schema
+        self.pool_size = pool_size
+        self.synchronous_commit = synchronous_commit
+        self._pool: asyncpg.Pool | None = None
+        self._upsert_head = sql.upsert_head_sql(_D)
+        self._batch = sql.pg_batch_sql()
+
+    async def open(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await self._migrate(conn)
+        finally:
+            await conn.close()
+        self._pool = await asyncpg.create_pool(
+            self.dsn, min_size=1, max_size=self.pool_size,
+            server_settings={"search_path": self.schema, "synchronous_commit": self.synchronous_commit},
+        )
+
+    async def _migrate(self, conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK)
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
+            await conn.execute("CREATE TABLE IF NOT EXISTS audit_meta (k text PRIMARY KEY, v bigint NOT NULL)")
+            version = await conn.fetchval("SELECT v FROM audit_meta WHERE k = 'schema_version'") or 0
+            for i, stmts in enumerate(_MIGRATIONS, start=1):
+                if i > version:
+                    for stmt in stmts:
+                        await conn.execute(stmt)
+            await conn.execute(
+                "INSERT INTO audit_meta (k, v) VALUES ('schema_version', $1) "
+                "ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                len(_MIGRATIONS),
+            )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("postgres audit store is not open")
+        return self._pool
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    # --- writes ------------------------------------------------------------------------
+    async def append(self, shard: str, rows: list[tuple[Any, ...]], head: Head) -> None:
+        if len(rows) >= _COPY_FROM:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.copy_records_to_table(
+                    "audit_events", records=rows, columns=ROW_COLUMNS, schema_name=self.schema
+                )
+                await conn.execute(self._upsert_head, shard, head.seq, head.hash, time.time())
+            return
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        await self.pool.execute(self._batch, *columns, shard, head.seq, head.hash, time.time())
+
+    # --- chain bookkeeping -------------------------------------------------------------
+    async def head(self, shard: str) -> Head | None:
+        row = await self.pool.fetchrow("SELECT seq, hash FROM audit_heads WHERE shard = $1", shard)
+        return Head(row[0], row[1]) if row else None
+
+    async def heads(self, since_ts: float = 0.0) -> dict[str, Head]:
+        rows = await self.pool.fetch("SELECT shard, seq, hash FROM audit_heads WHERE ts >= $1", since_ts)
+        return {r[0]: Head(r[1], r[2]) for r in rows}
+
+    async def shards(self) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT shard FROM audit_heads UNION SELECT shard FROM audit_anchors "
+            "UNION SELECT DISTINCT shard FROM audit_events ORDER BY 1"
+        )
+        return [r[0] for r in rows]
+
+    async def anchors(self) -> dict[str, Anchor]:
+        rows = await self.pool.fetch("SELECT shard, seq, prev_hash FROM audit_anchors")
+        return {r[0]: Anchor(r[1], r[2]) for r in rows}
+
+    async def hash_at(self, shard: str, seq: int) -> str | None:
+        return await self.pool.fetchval("SELECT hash FROM audit_events WHERE shard = $1 AND seq = $2", shard, seq)
+
+    async def iter_chain(self, shard: str) -> AsyncIterator[StoredRow]:  # type: ignore[override]
+        cols = ", ".join(ROW_COLUMNS)
+        last = -1
+        while True:
+            rows = await self.pool.fetch(
+                f"SELECT {cols} FROM audit_events WHERE shard = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                shard, last, _VERIFY_PAGE,
+            )
+            for r in rows:
+                v = tuple(r)
+                yield StoredRow(v[0], v[1], v[2], v[3], v[4:-3], v[-3], v[-2], v[-1])
+            if len(rows) < _VERIFY_PAGE:
+                return
+            last = rows[-1][2]
+
+    # --- queries -----------------------------------------------------------------------
+    async def query_raw(
+        self, filters: Filters, *, after: tuple[float, str] | None = None, limit: int = 100, desc: bool = True
+    ) -> list[tuple[float, str, str, str]]:
+        query, params = sql.page_sql(_D, filters, after, limit, desc)
+        return [tuple(r) for r in await self.pool.fetch(query, *params)]  # type: ignore[misc]
+
+    async def get(self, event_id: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow("SELECT hash, body FROM audit_events WHERE id = $1", event_id)
+        return event_of(row[1], row[0]) if row else None
+
+    async def spend(self, group_by: str, filters: Filters) -> list[dict[str, Any]]:
+        query, params = sql.spend_sql(_D, group_by, filters)
+        return [
+            {"group": r[0], "calls": r[1], "input_tokens": int(r[2]), "output_tokens": int(r[3]),
+             "cost_nusd": int(r[4])}
+            for r in await self.pool.fetch(query, *params)
+        ]
+
+    # --- retention ---------------------------------------------------------------------
+    async def plan_prune(self, cutoff_ts: float) -> dict[str, Anchor]:
+        plan: dict[str, Anchor] = {}
+        for shard, young, first, last in await self.pool.fetch(sql.prune_plan_sql(_D), cutoff_ts):
+            if young is not None and young > first:
+                prev = await self.pool.fetchval(
+                    "SELECT prev_hash FROM audit_events WHERE shard = $1 AND seq = $2", shard, young
+                )
+                plan[shard] = Anchor(young, prev)
+            elif young is None:
+                last_hash = await self.pool.fetchval(
+                    "SELECT hash FROM audit_events WHERE shard = $1 AND seq = $2", shard, last
+                )
+                plan[shard] = Anchor(last + 1, last_hash)
+        return plan
+
+    async def apply_prune(self, anchors: dict[str, Anchor]) -> int:
+        deleted = 0
+        now = time.time()
+        async with self.pool.acquire() as conn, conn.transaction():
+            for shard, anchor in anchors.items():
+                status = await conn.execute(
+                    "DELETE FROM audit_events WHERE shard = $1 AND seq < $2", shard, anchor.seq
+                )
+                deleted += int(status.split()[-1])
+                await conn.execute(sql.upsert_anchor_sql(_D), shard, anchor.seq, anchor.prev_hash, now)
+        return deleted

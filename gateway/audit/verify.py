@@ -1,0 +1,184 @@
+"""``wardgate audit verify``: walk every chain and report the first broken link of each.
+
+Per event, in ``seq`` order: the hash must match the stored canonical body (else the event was
+*edited*); the queryable columns must match the body (else a column was edited, or rows were
+*reordered* when ``seq`` differs); ``seq`` must follow on (else events were *deleted*); and
+``prev_hash`` must be the previous event's hash (else *deleted or reordered*). A chain starts
+at genesis or at a retention anchor that a retention event attests. Across chains, every
+witnessed head (``chain_open``/``checkpoint``) must still be there with the same hash, and each
+chain must reach its recorded head: that is what catches a truncated tail or a deleted chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from gateway.audit.chain import Head
+from gateway.audit.schema import GENESIS_HASH, INDEX_COLUMNS, KIND_RETENTION, chain_hash, index_columns
+from gateway.audit.store.base import Anchor, StoredRow
+
+MAX_BREAKS_PER_SHARD = 20
+
+
+class ChainSource(Protocol):
+    async def shards(self) -> list[str]: ...
+    async def anchors(self) -> dict[str, Anchor]: ...
+    async def heads(self, since_ts: float = 0.0) -> dict[str, Head]: ...
+    async def hash_at(self, shard: str, seq: int) -> str | None: ...
+    def iter_chain(self, shard: str) -> Any: ...
+
+
+@dataclass(slots=True)
+class Break:
+    shard: str
+    seq: int | None
+    id: str | None
+    problem: str
+
+
+@dataclass(slots=True)
+class ShardResult:
+    shard: str
+    events: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    anchored_at: int | None = None
+    closed: bool = False
+    breaks: list[Break] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    shards: list[ShardResult] = field(default_factory=list)
+    breaks: list[Break] = field(default_factory=list)  # cross-chain problems (witnesses, anchors)
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks and not any(s.breaks for s in self.shards)
+
+    @property
+    def events(self) -> int:
+        return sum(s.events for s in self.shards)
+
+    def all_breaks(self) -> list[Break]:
+        return [b for s in self.shards for b in s.breaks] + self.breaks
+
+    def first_break(self) -> Break | None:
+        found = self.all_breaks()
+        return found[0] if found else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "events": self.events, "shards": [asdict(s) for s in self.shards],
+                "breaks": [asdict(b) for b in self.all_breaks()]}
+
+
+@dataclass(slots=True)
+class _Claim:
+    by: str  # event id of the witness
+    shard: str
+    seq: int
+    hash: str
+
+
+def _column_problem(row: StoredRow, ev: dict[str, Any]) -> str | None:
+    if ev.get("seq") != row.seq:
+        return f"reordered: the row at seq {row.seq} holds the event sealed as seq {ev.get('seq')}"
+    if ev.get("id") != row.id or ev.get("shard") != row.shard:
+        return "edited: id/shard columns differ from the sealed event"
+    if ev.get("ts") != row.ts:
+        return "edited: ts column differs from the sealed event"
+    if ev.get("prev_hash") != row.prev_hash:
+        return "edited: prev_hash column differs from the sealed event"
+    for name, stored, sealed in zip(INDEX_COLUMNS, row.columns, index_columns(ev), strict=True):
+        if stored != sealed:
+            return f"edited: column {name} differs from the sealed event"
+    return None
+
+
+async def _walk(source: ChainSource, shard: str, anchor: Anchor | None, claims: list[_Claim],
+                attested: dict[str, set[tuple[int, str]]]) -> tuple[ShardResult, Head | None]:
+    res = ShardResult(shard, anchored_at=anchor.seq if anchor else None)
+    expected = anchor.seq if anchor else 1
+    prev = anchor.prev_hash if anchor else GENESIS_HASH
+    last: Head | None = Head(expected - 1, prev) if anchor else None
+
+    def problem(row: StoredRow, text: str) -> None:
+        if len(res.breaks) < MAX_BREAKS_PER_SHARD:
+            res.breaks.append(Break(shard, row.seq, row.id, text))
+
+    async for row in source.iter_chain(shard):
+        res.events += 1
+        res.first_seq = row.seq if res.first_seq is None else res.first_seq
+        res.last_seq = row.seq
+        body = row.body.encode("utf-8")
+        try:
+            ev = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            problem(row, "edited: the stored body is not valid JSON")
+            prev, expected, last = row.hash, row.seq + 1, Head(row.seq, row.hash)
+            continue
+        sealed_prev = ev.get("prev_hash", "")
+        if chain_hash(body, str(sealed_prev)) != row.hash:
+            problem(row, "edited: the event's content does not match its hash")
+        elif (msg := _column_problem(row, ev)) is not None:
+            problem(row, msg)
+        elif row.seq > expected:
+            problem(row, f"deleted: events seq {expected}..{row.seq - 1} are missing before this one")
+        elif row.seq < expected:
+            problem(row, f"reordered: seq {row.seq} appears after seq {expected - 1}")
+        elif sealed_prev != prev:
+            problem(row, "broken link: prev_hash is not the previous event's hash (deleted or reordered)")
+        kind = ev.get("kind")
+        data = ev.get("data") if isinstance(ev.get("data"), dict) else {}
+        for s, h in (data.get("witness") or {}).items():
+            if isinstance(h, dict) and isinstance(h.get("seq"), int):
+                claims.append(_Claim(row.id, s, h["seq"], str(h.get("hash"))))
+        if kind == KIND_RETENTION:
+            for s, a in (data.get("anchors") or {}).items():
+                if isinstance(a, dict):
+                    attested.setdefault(s, set()).add((a.get("seq"), a.get("prev_hash")))
+        res.closed = kind == "chain_close"
+        prev, expected, last = row.hash, row.seq + 1, Head(row.seq, row.hash)
+    return res, last
+
+
+async def verify(source: ChainSource) -> VerifyReport:
+    report = VerifyReport()
+    anchors = await source.anchors()
+    heads = await source.heads(0.0)
+    claims: list[_Claim] = []
+    attested: dict[str, set[tuple[int, str]]] = {}
+    lasts: dict[str, Head | None] = {}
+    for shard in await source.shards():
+        res, last = await _walk(source, shard, anchors.get(shard), claims, attested)
+        report.shards.append(res)
+        lasts[shard] = last
+        head = heads.get(shard)
+        if head is not None and not res.breaks:
+            if last is None or last.seq < head.seq:
+                end = last.seq if last else 0
+                res.breaks.append(Break(shard, end + 1, None,
+                                        f"deleted: the chain ends at seq {end} but its head is seq {head.seq}"))
+            elif last.seq == head.seq and last.hash != head.hash:
+                res.breaks.append(Break(shard, head.seq, None, "edited: the last event's hash is not the head's"))
+    for shard, anchor in anchors.items():
+        if (anchor.seq, anchor.prev_hash) not in attested.get(shard, set()):
+            report.breaks.append(Break(shard, anchor.seq, None,
+                                       "unattested anchor: no retention event vouches for where this chain starts"))
+    for c in claims:
+        anchor = anchors.get(c.shard)
+        if anchor is not None and c.seq < anchor.seq:
+            if c.seq == anchor.seq - 1 and c.hash != anchor.prev_hash:
+                report.breaks.append(Break(c.shard, c.seq, None, f"witness mismatch: {c.by} saw another hash"))
+            continue
+        found = await source.hash_at(c.shard, c.seq)
+        if found is None:
+            report.breaks.append(Break(c.shard, c.seq, None,
+                                       f"deleted: event {c.by} witnessed seq {c.seq} of this chain; it is gone"))
+        elif found != c.hash:
+            report.breaks.append(Break(c.shard, c.seq, None,
+                                       f"edited: event {c.by} witnessed another hash at seq {c.seq}"))
+    return report

@@ -1,0 +1,136 @@
+"""Group commit: many ``record`` calls, one transaction; each returns once its event is durable.
+
+The writer commits as soon as it is free: events that arrive while a commit is in flight wait
+for the next one, so under load the batch size grows by itself and at low load an event never
+waits for a timer. ``batch_interval_ms`` adds an optional linger for stores where fewer,
+larger commits pay off more than the latency they cost.
+
+The chain head advances only after a commit succeeded. After a failure the head is re-read
+from the store before the next batch, because a commit whose acknowledgement was lost may
+still have landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gateway.audit.chain import ShardChain
+from gateway.audit.store.base import AuditStore
+from gateway.errors import AuditUnavailable
+
+log = logging.getLogger("wardgate.audit")
+
+Pending = tuple[dict[str, Any], "asyncio.Future[None]"]
+
+
+class GroupCommitWriter:
+    def __init__(
+        self,
+        store: AuditStore,
+        chain: ShardChain,
+        *,
+        batch_size: int = 512,
+        interval_s: float = 0.0,
+        max_pending: int = 50_000,
+        on_commit: Callable[[list[dict[str, Any]], float], None] | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.chain = chain
+        self.batch_size = batch_size
+        self.interval_s = interval_s
+        self.max_pending = max_pending
+        self._on_commit = on_commit
+        self._on_failure = on_failure
+        self._queue: collections.deque[Pending] = collections.deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._stale = False
+        #: Monotonic time of the last failed commit, and whether a commit succeeded since.
+        self.last_failure: float | None = None
+        self.last_error: str | None = None
+        self.healthy = True
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="audit-writer")
+
+    async def submit(self, event: dict[str, Any]) -> None:
+        """Queue one event and return when it is durable; raise ``AuditUnavailable`` otherwise."""
+        if self._closing or self._task is None or self._task.done():
+            raise AuditUnavailable("The audit writer is not running.")
+        if len(self._queue) >= self.max_pending:
+            raise AuditUnavailable("The audit log is overloaded (too many events waiting for a commit).")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_consume)
+        self._queue.append((event, fut))
+        self._wake.set()
+        # Shielded: a caller that goes away (client disconnect) does not unqueue its event.
+        await asyncio.shield(fut)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.interval_s > 0 and len(self._queue) < self.batch_size and not self._closing:
+                await asyncio.sleep(self.interval_s)
+            while self._queue:
+                n = min(len(self._queue), self.batch_size)
+                batch = [self._queue.popleft() for _ in range(n)]
+                await self._commit(batch)
+            if self._closing:
+                return
+
+    async def _commit(self, batch: list[Pending]) -> None:
+        t0 = time.perf_counter()
+        try:
+            if self._stale:
+                head = await self.store.head(self.chain.shard)
+                if head is not None:
+                    self.chain.advance(head)
+                self._stale = False
+            sealed = self.chain.seal([ev for ev, _ in batch])
+            await self.store.append(self.chain.shard, sealed.rows, sealed.head)
+        except Exception as exc:  # any store failure fails exactly this batch, loudly
+            self._stale = True
+            self.healthy = False
+            self.last_failure = time.monotonic()
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("audit commit of %d events failed: %s", len(batch), self.last_error)
+            if self._on_failure is not None:
+                self._on_failure(exc)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(AuditUnavailable("The audit log could not record this call."))
+            return
+        self.chain.advance(sealed.head)
+        self.healthy = True
+        if self._on_commit is not None:
+            self._on_commit([ev for ev, _ in batch], time.perf_counter() - t0)
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        self._task = None
+
+
+def _consume(fut: asyncio.Future[None]) -> None:
+    """Mark a failure as seen: its caller may have gone away (shield) and will not read it."""
+    if not fut.cancelled():
+        fut.exception()

@@ -1,0 +1,34 @@
+"""Bounded label values: the first N distinct values pass, the rest become ``other``.
+
+Team, model and deployment names come from configuration but also from callers (a model
+name in a request body), so one misbehaving client could create unbounded series. Run ids
+and request ids are never labels at all.
+"""
+
+from __future__ import annotations
+
+import threading
+
+OTHER = "other"
+NONE = ""
+
+
+class BoundedValues:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: object) -> str:
+        if value is None:
+            return NONE
+        text = str(value)[:128]
+        if text in self._seen:
+            return text
+        with self._lock:
+            if text in self._seen:
+                return text
+            if len(self._seen) >= self.limit:
+                return OTHER
+            self._seen.add(text)
+            return text

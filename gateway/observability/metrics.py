@@ -1,0 +1,160 @@
+"""Prometheus metrics of the request path and the audit log, on ``ctx.registry``.
+
+Everything per call is recorded from the finished ``Call`` in one place (``observe_call``,
+called by the audit stage's finish hook), so stages do not each pay for metrics on the hot
+path. Labels are bounded: names from config pass through ``BoundedValues``; run, request and
+event ids are never labels. Other areas register their own series on the same
+``ctx.registry`` and are not duplicated here: approvals pending and time to decision
+(``wardgate_approvals_*``), redactions by entity type (``wardgate_redaction_entities_total``),
+policy evaluations (``wardgate_policy_*``), limits store health (``wardgate_limits_*``).
+
+Multi-worker: with ``PROMETHEUS_MULTIPROC_DIR`` set (before the workers start, as
+prometheus-client requires), values live in per-process files and ``GET /metrics`` merges them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.call import Call
+from gateway.errors import GatewayError, RateLimited, UpstreamError
+from gateway.observability.config import MetricsSettings
+from gateway.observability.labels import BoundedValues
+
+_FAST = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_SLOW = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_BATCH = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+_LIMIT_CODES = frozenset({"rate_limit_exceeded", "budget_exceeded", "loop_detected", "upstream_rate_limited"})
+#: Budget scopes with unbounded values (one per run / agent) are not exported as gauges.
+_UNBOUNDED_SCOPES = ("run", "agent", "request")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry, settings: MetricsSettings | None = None) -> None:
+        limit = (settings or MetricsSettings()).max_label_values
+        self.team, self.model, self.deployment = BoundedValues(limit), BoundedValues(limit), BoundedValues(limit)
+        self.rule, self.scope = BoundedValues(limit), BoundedValues(limit)
+        self.stage = BoundedValues(64)
+        #: Label children by (metric, values); label values are bounded, so this is too.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        r = registry
+        self.requests = Counter("wardgate_requests", "Calls by endpoint, model and HTTP status.",
+                                ["endpoint", "model", "status"], registry=r)
+        self.request_seconds = Histogram("wardgate_request_duration_seconds", "Whole-call latency.",
+                                         ["endpoint"], buckets=_SLOW, registry=r)
+        self.decisions = Counter("wardgate_decisions", "Guard decisions by stage, phase, outcome and rule.",
+                                 ["stage", "phase", "outcome", "rule"], registry=r)
+        self.stage_seconds = Histogram("wardgate_stage_duration_seconds", "Time spent per pipeline stage.",
+                                       ["stage"], buckets=_FAST, registry=r)
+        self.upstream_seconds = Histogram("wardgate_upstream_duration_seconds", "Upstream (forward) latency.",
+                                          ["model", "deployment"], buckets=_SLOW, registry=r)
+        self.upstream_errors = Counter("wardgate_upstream_errors", "Upstream failures by deployment and code.",
+                                       ["deployment", "code"], registry=r)
+        self.tokens = Counter("wardgate_tokens", "Tokens by team, model and direction (input/output).",
+                              ["team", "model", "direction"], registry=r)
+        self.cost = Counter("wardgate_cost_usd", "Settled cost in USD by team and model.",
+                            ["team", "model"], registry=r)
+        self.limit_rejections = Counter("wardgate_limit_rejections", "Calls refused by rate limits or budgets.",
+                                        ["code"], registry=r)
+        self.budget_remaining = Gauge("wardgate_budget_remaining_usd", "Budget left per scope (last seen).",
+                                      ["scope"], registry=r, multiprocess_mode="mostrecent")
+        self.audit_events = Counter("wardgate_audit_events", "Audit events made durable, by kind.",
+                                    ["kind"], registry=r)
+        self.audit_record_seconds = Histogram("wardgate_audit_record_seconds",
+                                              "record() latency: queued until durable.", buckets=_FAST, registry=r)
+        self.audit_commit_seconds = Histogram("wardgate_audit_commit_seconds", "One group commit.",
+                                              buckets=_FAST, registry=r)
+        self.audit_batch = Histogram("wardgate_audit_batch_events", "Events per group commit.",
+                                     buckets=_BATCH, registry=r)
+        self.audit_failures = Counter("wardgate_audit_write_failures", "Failed audit commits.", registry=r)
+        self.audit_rejections = Counter("wardgate_audit_rejected_events", "Events that could not be recorded.",
+                                      ["kind"], registry=r)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(...)``, cached: the per-call path does ~15 of these."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    # --- the audit log -----------------------------------------------------------------
+    def audit_recorded(self, kind: str, seconds: float) -> None:
+        self.audit_events.labels(self.rule(kind)).inc()
+        self.audit_record_seconds.observe(seconds)
+
+    def audit_committed(self, n: int, seconds: float) -> None:
+        self.audit_commit_seconds.observe(seconds)
+        self.audit_batch.observe(n)
+
+    def audit_failed(self) -> None:
+        self.audit_failures.inc()
+
+    def audit_rejected(self, kind: str) -> None:
+        self.audit_rejections.labels(self.rule(kind)).inc()
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        self._child(self.stage_seconds, self.stage(stage)).observe(seconds)
+
+    # --- one finished call -------------------------------------------------------------
+    def observe_call(self, call: Call, status: int | None, total_s: float) -> None:
+        endpoint = call.endpoint.value
+        model = self.model(call.model or "")
+        self._child(self.requests, endpoint, model, str(status or 0)).inc()
+        self._child(self.request_seconds, endpoint).observe(total_s)
+        for d in call.decisions:
+            self._child(self.decisions, d.stage, d.phase, d.outcome, self.rule(d.detail.get("rule", ""))).inc()
+        for stage, seconds in call.timings.items():
+            self._child(self.stage_seconds, self.stage(stage)).observe(seconds)
+        deployment = self.deployment(call.deployment)
+        if call.deployment is not None and "forward" in call.timings:
+            self._child(self.upstream_seconds, model, deployment).observe(call.timings["forward"])
+        err = call.error
+        if isinstance(err, UpstreamError):
+            self._child(self.upstream_errors, deployment, err.code).inc()
+        if isinstance(err, GatewayError) and (isinstance(err, RateLimited) or err.code in _LIMIT_CODES):
+            self._child(self.limit_rejections, err.code).inc()
+        team = self.team(call.principal.team if call.principal else None)
+        if call.usage is not None:
+            self._child(self.tokens, team, model, "input").inc(call.usage.input_tokens)
+            self._child(self.tokens, team, model, "output").inc(call.usage.output_tokens)
+        if call.cost_usd:
+            self._child(self.cost, team, model).inc(call.cost_usd)
+        cost = call.state.get("cost")
+        if isinstance(cost, dict):
+            for scope, left in (cost.get("remaining_usd") or {}).items():
+                if isinstance(left, int | float) and not str(scope).startswith(_UNBOUNDED_SCOPES):
+                    self._child(self.budget_remaining, self.scope(scope)).set(left)
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The exposition text; merges every worker's values in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        return generate_latest(merged)
+    return generate_latest(registry)
+
+
+async def _metrics(request: Request) -> Response:
+    return Response(render(request.app.state.ctx.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_route() -> Route:
+    """``GET /metrics``: unauthenticated, like most Prometheus targets (bind it privately)."""
+    return Route("/metrics", _metrics, methods=["GET"], name="metrics")

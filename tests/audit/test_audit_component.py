@@ -1,0 +1,83 @@
+"""``setup(ctx)`` wires the audit stage, services, readiness and closers for each backend."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from audit_helpers import SECRET_KEY, make_call
+
+from gateway.audit.component import setup
+from gateway.audit.config import AuditSettings
+from gateway.audit.store.base import Filters
+from gateway.context import AppContext
+from gateway.errors import ServiceUnavailable
+from gateway.keys import KeyStore
+from gateway.models import ModelCatalog
+from gateway.observability.config import TracingSettings
+from gateway.pipeline import Pipeline
+from gateway.settings import Settings
+
+
+def _ctx(tmp_path, audit: AuditSettings) -> AppContext:
+    settings = Settings(data_dir=tmp_path / "data", audit=audit)
+    return AppContext(settings=settings, keys=KeyStore({}, {}), models=ModelCatalog({}))
+
+
+async def test_default_settings_give_an_sqlite_log_in_the_data_dir(tmp_path):
+    ctx = _ctx(tmp_path, AuditSettings())
+    await setup(ctx)
+    try:
+        assert [s.name for s in ctx.stages] == ["audit"]
+        assert {"audit", "metrics"} <= set(ctx.services) and "audit" in ctx.ready_checks
+        await ctx.ready_checks["audit"]()
+        pipeline = Pipeline(ctx.stages)
+        call = make_call()
+        await pipeline.finish(call)
+        [event] = await ctx.services["audit"].store.query(Filters(request_id=call.request_id))
+        assert event["decision"] == "allow"
+        assert (tmp_path / "data" / "audit.db").exists()
+    finally:
+        await ctx.close()
+
+
+async def test_postgres_backend_migrates_its_schema_on_start(tmp_path, pg_schema, pg_dsn):
+    ctx = _ctx(tmp_path, AuditSettings(backend="postgres", postgres_dsn=pg_dsn, postgres_schema=pg_schema))
+    await setup(ctx)
+    try:
+        await ctx.ready_checks["audit"]()
+        await ctx.services["audit"].record("policy", {"revision": "rev-8", "actor": "ops"})
+        [event] = await ctx.services["audit"].store.query(Filters(kind="policy"))
+        assert event["data"] == {"revision": "rev-8", "actor": "ops"}
+    finally:
+        await ctx.close()
+    again = _ctx(tmp_path, AuditSettings(backend="postgres", postgres_dsn=pg_dsn, postgres_schema=pg_schema))
+    await setup(again)  # a second start finds the schema in place
+    await again.close()
+
+
+async def test_log_backend_writes_one_json_line_per_event_and_refuses_queries(tmp_path, caplog):
+    ctx = _ctx(tmp_path, AuditSettings(backend="log"))
+    await setup(ctx)
+    try:
+        with caplog.at_level(logging.INFO, logger="wardgate.audit"):
+            await Pipeline(ctx.stages).finish(make_call())
+        lines = [r.getMessage() for r in caplog.records if r.name == "wardgate.audit"]
+        assert any('"kind":"call"' in line and '"hash":"' in line for line in lines)
+        assert not any(SECRET_KEY in line for line in lines)
+        with pytest.raises(ServiceUnavailable):
+            await ctx.services["audit"].store.query(Filters())
+    finally:
+        await ctx.close()
+
+
+async def test_disabled_audit_still_counts_metrics_and_traces(tmp_path):
+    ctx = _ctx(tmp_path, AuditSettings(enabled=False, tracing=TracingSettings(enabled=True, exporter="none")))
+    await setup(ctx)
+    try:
+        assert "audit" not in ctx.services and [s.name for s in ctx.stages] == ["audit"]
+        await Pipeline(ctx.stages).finish(make_call())
+        assert ctx.registry.get_sample_value("wardgate_requests_total", {
+            "endpoint": "chat.completions", "model": "gpt-4o-mini", "status": "200"}) == 1.0
+    finally:
+        await ctx.close()
