@@ -21,7 +21,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.admin.auth import require_admin
+from gateway.admin.record import record_admin_action
 from gateway.errors import InvalidJSON, NotFound
+from gateway.http.routes import json_response
 from gateway.limits.admin import LimitsAdmin
 
 
@@ -30,10 +32,6 @@ def _admin(request: Request) -> LimitsAdmin:
     if service is None:
         raise NotFound("Limits and budgets are disabled on this gateway (limits.enabled = false).")
     return service.admin
-
-
-def _json(doc: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
 
 
 async def _body(request: Request) -> Any:
@@ -50,22 +48,26 @@ async def get_spend(request: Request) -> Response:
     q = request.query_params
     scope = q.get("scope", "team")
     if q.get("id"):
-        return _json(await admin.spend(scope, q["id"], q.get("team")))
-    return _json({"object": "list", "data": await admin.list(scope, q.get("team"))})
+        return json_response(await admin.spend(scope, q["id"], q.get("team")))
+    return json_response({"object": "list", "data": await admin.list(scope, q.get("team"))})
 
 
 async def put_budgets(request: Request) -> Response:
-    require_admin(request, "admin")
-    p = request.path_params
-    return _json(await _admin(request).set_budgets(p["scope"], p["id"], request.query_params.get("team"),
-                                                    await _body(request)))  # fmt: skip
+    who = require_admin(request, "admin")
+    p, team, body = request.path_params, request.query_params.get("team"), await _body(request)
+    result = await _admin(request).set_budgets(p["scope"], p["id"], team, body)
+    await record_admin_action(request, who, "budgets.set", {"scope": p["scope"], "id": p["id"], "team": team,
+                                                             "budgets": body})
+    return json_response(result)
 
 
 async def put_limits(request: Request) -> Response:
-    require_admin(request, "admin")
-    p = request.path_params
-    return _json(await _admin(request).set_limits(p["scope"], p["id"], request.query_params.get("team"),
-                                                   await _body(request)))  # fmt: skip
+    who = require_admin(request, "admin")
+    p, team, body = request.path_params, request.query_params.get("team"), await _body(request)
+    result = await _admin(request).set_limits(p["scope"], p["id"], team, body)
+    await record_admin_action(request, who, "limits.set", {"scope": p["scope"], "id": p["id"], "team": team,
+                                                            "limits": body})
+    return json_response(result)
 
 
 def routes() -> list[BaseRoute]:
