@@ -16,6 +16,10 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Route
 
 from gateway import logs
+from gateway.approvals import api as approvals_api
+from gateway.approvals import component as approvals
+from gateway.audit import api as audit_api
+from gateway.audit import component as audit
 from gateway.call import Endpoint
 from gateway.context import AppContext
 from gateway.errors import GatewayError
@@ -24,11 +28,15 @@ from gateway.http.hotpath import HotPath
 from gateway.http.openapi import openapi_route
 from gateway.http.proxy import ProxyEndpoint
 from gateway.keys import KeyStore
+from gateway.limits import api as limits_api
+from gateway.limits import component as limits
 from gateway.models import ModelCatalog
 from gateway.pipeline import Pipeline
+from gateway.policy import api as policy_api
+from gateway.policy import component as policy
 from gateway.providers.router import Router
+from gateway.redaction import component as redaction
 from gateway.settings import Settings
-from gateway.stages.audit_log import AuditLogStage
 from gateway.stages.authenticate import AuthenticateStage
 from gateway.stages.forward import ForwardStage
 
@@ -42,6 +50,12 @@ _PROXY_PATHS = {
 }
 
 
+#: Component setups, in the order they must run: audit first (others record into it),
+#: approvals before policy (policy checks whether an approval stage exists). Each setup
+#: reads its own settings section and does nothing when it is disabled.
+_COMPONENTS = (audit.setup, limits.setup, redaction.setup, approvals.setup, policy.setup)
+
+
 def _routes(proxies: dict[str, ProxyEndpoint]) -> list[BaseRoute]:
     routes: list[BaseRoute] = [Route(path, endpoint, methods=["POST"]) for path, endpoint in proxies.items()]
     routes += [
@@ -50,6 +64,8 @@ def _routes(proxies: dict[str, ProxyEndpoint]) -> list[BaseRoute]:
         Route("/healthz", core.healthz, methods=["GET"]),
         Route("/readyz", core.readyz, methods=["GET"]),
     ]
+    for api in (audit_api, limits_api, policy_api, approvals_api):
+        routes += api.routes()
     routes.append(openapi_route(routes))
     return routes
 
@@ -65,8 +81,8 @@ async def build_context(settings: Settings) -> AppContext:
     try:
         ctx.stages.append(AuthenticateStage(keys, models))
         ctx.stages.append(ForwardStage(router, models, settings.providers.timeout_s))
-        if not any(s.name == "audit" for s in ctx.stages):
-            ctx.stages.append(AuditLogStage())
+        for setup in _COMPONENTS:
+            await setup(ctx)
         ctx.pipeline = Pipeline(ctx.stages)
     except BaseException:
         await ctx.close()

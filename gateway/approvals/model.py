@@ -1,0 +1,124 @@
+"""The approval record: what a reviewer sees, what the store keeps, what the audit log gets.
+
+The record never holds the model's answer: that is sealed separately (``crypto.py``) and
+handed only to the caller that caused the approval. ``to_dict`` is therefore safe to show
+to reviewers, send to webhooks and write to the audit log.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+ID_PREFIX = "apr_"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+def new_id() -> str:
+    return ID_PREFIX + secrets.token_hex(12)
+
+
+def valid_id(value: str) -> bool:
+    body = value[len(ID_PREFIX):]
+    return value.startswith(ID_PREFIX) and 0 < len(body) <= 64 and all(c in "0123456789abcdef" for c in body)
+
+
+@dataclass(slots=True)
+class Vote:
+    """One reviewer's approval (``approvals_required`` > 1 needs several distinct ones)."""
+
+    key_id: str
+    user: str
+    at: float
+    comment: str | None = None
+
+
+@dataclass(slots=True)
+class Approval:
+    id: str
+    status: Status
+    phase: str  # "request" | "response"
+    mode: str  # "hold" | "defer"
+    created_at: float
+    expires_at: float
+    principal: dict[str, Any]  # key_id, team, user
+    endpoint: str
+    model: str
+    fingerprint: str
+    agent_id: str | None = None
+    run_id: str | None = None
+    request_id: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    #: ``[{"id", "name", "arguments"}]``, arguments parsed (after redaction).
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    #: Any one of these groups may decide (empty: any key with role ``approver``).
+    groups: list[str] = field(default_factory=list)
+    approvals_required: int = 1
+    votes: list[Vote] = field(default_factory=list)
+    decided_at: float | None = None
+    decided_by: str | None = None  # the reviewer's user (the last vote's, for approvals)
+    comment: str | None = None
+    #: Why it ended without a reviewer ("approval timed out", "approval expired", ...).
+    outcome_reason: str | None = None
+    has_answer: bool = False
+    #: Times an approved request-phase approval let a request through (single use).
+    uses: int = 0
+
+    @property
+    def decided(self) -> bool:
+        return self.status is not Status.PENDING
+
+    def overdue(self, now: float | None = None) -> bool:
+        return self.status is Status.PENDING and (now if now is not None else time.time()) >= self.expires_at
+
+    def tool_names(self) -> list[str]:
+        return [str(c.get("name") or "tool") for c in self.tool_calls]
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["status"] = self.status.value
+        return doc
+
+    def public(self) -> dict[str, Any]:
+        """The reviewer's view: everything but bookkeeping (``object`` tag added, OpenAI style)."""
+        doc = self.to_dict()
+        doc["object"] = "approval"
+        return doc
+
+    def caller_view(self) -> dict[str, Any]:
+        """What the agent that caused it may poll: status and outcome, not reviewer identities."""
+        return {
+            "object": "approval",
+            "id": self.id,
+            "status": self.status.value,
+            "phase": self.phase,
+            "mode": self.mode,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "decided_at": self.decided_at,
+            "reasons": list(self.reasons),
+            "tools": self.tool_names(),
+            "comment": self.comment,
+            "outcome_reason": self.outcome_reason,
+            "approvals": len(self.votes),
+            "approvals_required": self.approvals_required,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Approval:
+        data = dict(doc)
+        data.pop("object", None)
+        data["status"] = Status(data["status"])
+        data["votes"] = [Vote(**v) for v in data.get("votes") or []]
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,230 @@
+"""Redis approval store: shared by every replica, survives gateway restarts.
+
+Layout (all keys share the hash tag ``{<prefix>:apr}`` so the Lua scripts, which touch a
+record and the indexes together, work on Redis Cluster; approvals are low-volume, so one
+slot is plenty):
+
+    {p:apr}:r:<id>     hash  doc (JSON record), ver (int), ans (sealed answer)
+    {p:apr}:all        zset  id → creation time (µs), for paged listing
+    {p:apr}:pending    zset  id → expiry time, for the sweep
+    {p:apr}:lock:<n>   string, SET NX PX: one replica sweeps per interval
+    <p>:apr:events     pub/sub channel: {"kind", "doc"} for every change
+
+Every write is one Lua script that writes and publishes together, so a change is never
+visible without its message (or the reverse). A dedicated pub/sub connection turns messages
+into listener calls on every replica; after a reconnect listeners get ``resync``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import orjson
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from gateway.approvals.model import Approval, Status
+from gateway.approvals.store import ApprovalStore, order_score
+from gateway.approvals.tasks import stop
+
+log = logging.getLogger("wardgate.approvals")
+
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'ver', '1')
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'ans', ARGV[2]) end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+if ARGV[4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5]) end
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return 1
+"""
+
+_CAS = """
+local ver = redis.call('HGET', KEYS[1], 'ver')
+if not ver then return -1 end
+if ver ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'ver', tostring(tonumber(ver) + 1))
+if ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+else
+  redis.call('ZREM', KEYS[2], ARGV[5])
+end
+if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return 1
+"""
+
+_RECONNECT_MAX_S = 5.0
+
+
+class RedisApprovalStore(ApprovalStore):
+    def __init__(self, client: redis.Redis, prefix: str, retention_s: float) -> None:
+        super().__init__()
+        self._redis = client
+        self._tag = "{" + prefix + ":apr}"
+        self._all = f"{self._tag}:all"
+        self._pending = f"{self._tag}:pending"
+        self.channel = f"{prefix}:apr:events"
+        self._retention = max(1, int(retention_s))
+        self._create = client.register_script(_CREATE)
+        self._cas_script = client.register_script(_CAS)
+        self._listener_task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._closing = False
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str, retention_s: float, max_connections: int = 64) -> RedisApprovalStore:
+        """A client whose pool makes callers wait for a free connection instead of failing.
+
+        A thousand held requests re-reading their approval at once would otherwise exceed the
+        pool and fail with ``MaxConnectionsError``; waiting a few milliseconds is the right trade.
+        """
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30,
+                                                     decode_responses=False)
+        return cls(redis.Redis(connection_pool=pool), prefix, retention_s)
+
+    def _key(self, approval_id: str) -> str:
+        return f"{self._tag}:r:{approval_id}"
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        self._listener_task = asyncio.create_task(self._listen(), name="approvals-pubsub")
+        waiter = asyncio.create_task(self._subscribed.wait())
+        done, _ = await asyncio.wait({waiter, self._listener_task}, timeout=10.0,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            waiter.cancel()
+            if self._listener_task in done:
+                self._listener_task.result()
+            raise ConnectionError("approvals: could not subscribe to Redis pub/sub within 10 s")
+
+    async def close(self) -> None:
+        self._closing = True
+        await stop(self._listener_task)
+        await self._redis.aclose()
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        first = True
+        while not self._closing:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self._subscribed.set()
+                if not first:
+                    self._emit("resync", None)
+                first = False
+                delay = 0.1
+                async for message in pubsub.listen():
+                    if self._closing:
+                        return
+                    self._on_message(message)
+            except (RedisError, OSError) as exc:
+                if first:
+                    raise
+                log.warning("approvals pub/sub lost (%s); reconnecting in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RECONNECT_MAX_S)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+
+    def _on_message(self, message: dict) -> None:
+        if message.get("type") != "message":
+            return
+        try:
+            payload = orjson.loads(message["data"])
+            approval = Approval.from_dict(payload["doc"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.warning("ignoring a malformed approvals message")
+            return
+        self._emit(str(payload.get("kind") or "updated"), approval)
+
+    # -- primitives ------------------------------------------------------------------
+    async def create(self, approval: Approval, sealed_answer: bytes | None) -> None:
+        doc = orjson.dumps(approval.to_dict())
+        pending = str(approval.expires_at) if approval.status is Status.PENDING else ""
+        ok = await self._create(
+            keys=[self._key(approval.id), self._all, self._pending],
+            args=[doc, sealed_answer or b"", order_score(approval), pending, approval.id, self.channel,
+                  _message("created", doc)],
+        )
+        if not ok:
+            raise ValueError(f"duplicate approval id {approval.id}")
+
+    async def get(self, approval_id: str) -> Approval | None:
+        doc = await self._redis.hget(self._key(approval_id), "doc")
+        return Approval.from_dict(orjson.loads(doc)) if doc else None
+
+    async def get_answer(self, approval_id: str) -> bytes | None:
+        return await self._redis.hget(self._key(approval_id), "ans") or None
+
+    async def _load_versioned(self, approval_id: str) -> tuple[Approval, int] | None:
+        doc, ver = await self._redis.hmget(self._key(approval_id), ["doc", "ver"])
+        if not doc or ver is None:
+            return None
+        return Approval.from_dict(orjson.loads(doc)), int(ver)
+
+    async def _cas(self, approval: Approval, version: int) -> bool:
+        doc = orjson.dumps(approval.to_dict())
+        pending = str(approval.expires_at) if approval.status is Status.PENDING else ""
+        ttl = 0 if approval.status is Status.PENDING else self._retention
+        result = await self._cas_script(
+            keys=[self._key(approval.id), self._pending],
+            args=[version, doc, pending, ttl, approval.id, self.channel, _message("updated", doc)],
+        )
+        return result == 1
+
+    async def _scan(self, before: tuple[int, str] | None, count: int) -> list[tuple[int, str]]:
+        if before is None:
+            raw = await self._redis.zrevrangebyscore(self._all, "+inf", "-inf", start=0, num=count,
+                                                     withscores=True)
+            return [(int(s), m.decode()) for m, s in raw]
+        score, last_id = before
+        # Same-score members come in reverse lexical order: skip those at or after the cursor.
+        raw = await self._redis.zrevrangebyscore(self._all, score, "-inf", start=0, num=count + 64,
+                                                 withscores=True)
+        out = [(int(s), m.decode()) for m, s in raw]
+        out = [(s, m) for s, m in out if s < score or m < last_id]
+        return out[:count]
+
+    async def _load_many(self, ids: list[str]) -> list[Approval | None]:
+        if not ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for approval_id in ids:
+                pipe.hget(self._key(approval_id), "doc")
+            docs = await pipe.execute()
+        gone = [i for i, d in zip(ids, docs, strict=True) if not d]
+        if gone:  # records past retention: drop them from the index as we meet them
+            await self._redis.zrem(self._all, *gone)
+        return [Approval.from_dict(orjson.loads(d)) if d else None for d in docs]
+
+    async def due(self, now: float, limit: int = 500) -> list[str]:
+        raw = await self._redis.zrangebyscore(self._pending, "-inf", now, start=0, num=limit)
+        return [m.decode() for m in raw]
+
+    async def count_pending(self) -> int:
+        return int(await self._redis.zcard(self._pending))
+
+    async def try_lock(self, name: str, ttl_s: float) -> bool:
+        return bool(await self._redis.set(f"{self._tag}:lock:{name}", b"1", nx=True, px=max(1, int(ttl_s * 1000))))
+
+    async def purge(self, before: float) -> int:
+        """Trim the listing index; the records themselves lapse by their TTL."""
+        return int(await self._redis.zremrangebyscore(self._all, "-inf", f"({int(before * 1_000_000)}"))
+
+    async def delete_all(self) -> None:
+        """Drop every key of this prefix (tests and tooling only; never used by the gateway)."""
+        keys = [k async for k in self._redis.scan_iter(match=f"{self._tag}:*", count=500)]
+        if keys:
+            await self._redis.delete(*keys)
+
+
+def _message(kind: str, doc: bytes) -> bytes:
+    return b'{"kind":"' + kind.encode() + b'","doc":' + doc + b"}"

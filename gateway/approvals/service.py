@@ -1,0 +1,312 @@
+"""``ApprovalService``: the one object stages, the admin API and the CLI talk to.
+
+It puts the store, the answer sealer, the waiters, webhooks, metrics and the audit log
+together, so every state change has the same side effects whoever causes it: the audit
+record (``ctx.services["audit"].record(kind, payload)`` when an audit service is there),
+the metrics, and on creation the webhooks. Side effects run on the replica that made the
+change; wake-ups and the admin SSE stream are driven by the store's change feed, which
+every replica hears.
+
+Published as ``ctx.services["approvals"]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from gateway.approvals import rules
+from gateway.approvals.config import ApprovalSettings
+from gateway.approvals.crypto import AnswerSealer, SealError
+from gateway.approvals.metrics import ApprovalMetrics
+from gateway.approvals.model import Approval, Status, new_id
+from gateway.approvals.spec import ApprovalSpec
+from gateway.approvals.store import ApprovalStore, Change, ListQuery, Page
+from gateway.approvals.tasks import raise_if_cancelling, stop
+from gateway.approvals.waiters import Waiters
+from gateway.approvals.webhooks import WebhookSender
+from gateway.call import Call
+from gateway.errors import Conflict, NotFound
+from gateway.keys import AdminPrincipal
+
+log = logging.getLogger("wardgate.approvals")
+
+_SUBSCRIBER_QUEUE = 1000
+
+
+class ApprovalService:
+    def __init__(self, settings: ApprovalSettings, store: ApprovalStore, sealer: AnswerSealer,
+                 metrics: ApprovalMetrics, webhooks: WebhookSender, services: Mapping[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.webhooks = webhooks
+        self.waiters = Waiters()
+        self._sealer = sealer
+        self._services = services if services is not None else {}
+        self._subscribers: set[asyncio.Queue[tuple[str, Approval] | None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._gauge_task: asyncio.Task[None] | None = None
+        self._gauge_dirty = False
+        self._closing = False
+        store.add_listener(self._on_change)
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self, *, sweep: bool = True) -> None:
+        await self.store.start()
+        await self.webhooks.start()
+        if sweep:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="approvals-sweeper")
+
+    async def close(self) -> None:
+        self._closing = True
+        await stop(self._sweeper)
+        for queue in list(self._subscribers):
+            _offer(queue, None)
+        self.waiters.wake_all()
+        await self.flush_metrics()
+        await self.webhooks.close()
+        await self.store.close()
+
+    # -- change feed -----------------------------------------------------------------
+    def _on_change(self, kind: str, approval: Approval | None) -> None:
+        if approval is None:  # resync: messages may have been lost
+            self.waiters.wake_all()
+            return
+        self.waiters.notify(approval)
+        for queue in list(self._subscribers):
+            if not _offer(queue, (kind, approval)):
+                self._subscribers.discard(queue)
+                _offer_end(queue)
+
+    def subscribe(self) -> asyncio.Queue[tuple[str, Approval] | None]:
+        """A queue of ``(kind, approval)`` for every change; ``None`` means the feed ended."""
+        queue: asyncio.Queue[tuple[str, Approval] | None] = asyncio.Queue(maxsize=_SUBSCRIBER_QUEUE)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[tuple[str, Approval] | None]) -> None:
+        self._subscribers.discard(queue)
+
+    # -- creating --------------------------------------------------------------------
+    async def create(self, call: Call, phase: str, spec: ApprovalSpec, fingerprint: str,
+                     answer: dict[str, Any] | None = None) -> Approval:
+        now = time.time()
+        p = call.principal
+        approval = Approval(
+            id=new_id(), status=Status.PENDING, phase=phase, mode=spec.mode, created_at=now,
+            expires_at=now + spec.ttl_s,
+            principal={"key_id": p.key_id, "team": p.team, "user": p.user} if p else {},
+            endpoint=call.endpoint.value, model=call.model, fingerprint=fingerprint,
+            agent_id=call.agent_id, run_id=call.run_id, request_id=call.request_id, reasons=list(spec.reasons),
+            tool_calls=spec.tool_calls, groups=list(spec.groups), approvals_required=spec.approvals_required,
+            has_answer=answer is not None,
+        )
+        sealed = self._sealer.seal(orjson.dumps(answer)) if answer is not None else None
+        await self.store.create(approval, sealed)
+        self.metrics.created.labels(phase, spec.mode).inc()
+        await self._audit("created", approval)
+        if self.webhooks.enabled:
+            payload = {"event": "approval.created", "approval": approval.public()}
+            if self.settings.public_url:
+                payload["url"] = f"{self.settings.public_url.rstrip('/')}/admin/approvals/{approval.id}"
+            self.webhooks.enqueue([*approval.groups, "*"], "approval.created", orjson.dumps(payload))
+        self._refresh_pending()
+        return approval
+
+    # -- reading ---------------------------------------------------------------------
+    async def get(self, approval_id: str) -> Approval | None:
+        return await self.store.get(approval_id)
+
+    async def require(self, approval_id: str) -> Approval:
+        approval = await self.store.get(approval_id)
+        if approval is None:
+            raise NotFound(f"No approval with id '{approval_id}'.", code="approval_not_found")
+        return approval
+
+    async def answer(self, approval: Approval) -> dict[str, Any] | None:
+        """The held answer, opened. Callers must have checked it is the original caller asking."""
+        sealed = await self.store.get_answer(approval.id) if approval.has_answer else None
+        if sealed is None:
+            return None
+        try:
+            return orjson.loads(self._sealer.open(sealed))
+        except SealError:
+            log.error("approval %s: the held answer cannot be opened (answer key differs between replicas?)",
+                      approval.id)
+            raise
+
+    async def list(self, query: ListQuery) -> Page:
+        return await self.store.list(query)
+
+    # -- deciding --------------------------------------------------------------------
+    async def approve(self, approval_id: str, reviewer: AdminPrincipal, comment: str | None) -> Approval:
+        return _unless_expired(await self._change(approval_id, rules.approve(reviewer, comment, time.time())))
+
+    async def deny(self, approval_id: str, reviewer: AdminPrincipal, comment: str | None) -> Approval:
+        return _unless_expired(await self._change(approval_id, rules.deny(reviewer, comment, time.time())))
+
+    async def cancel(self, approval_id: str, key_id: str) -> Approval:
+        return await self._change(approval_id, rules.cancel(key_id, time.time()))
+
+    async def expire(self, approval_id: str, reason: str, *, only_if_due: bool = False) -> Approval:
+        """Pending → expired; returns the record as it ends up (a reviewer may have won the race)."""
+        return await self._change(approval_id, rules.expire(reason, time.time(), only_if_due=only_if_due))
+
+    async def consume(self, approval_id: str) -> Approval:
+        return await self._change(approval_id, rules.consume())
+
+    async def _change(self, approval_id: str, change: Change) -> Approval:
+        return (await self._change_tracked(approval_id, change))[0]
+
+    async def _change_tracked(self, approval_id: str, change: Change) -> tuple[Approval, bool]:
+        """Apply ``change``; run the side effects if it changed anything. Returns (record, changed)."""
+        before: list[Approval] = []
+
+        def tracked(current: Approval) -> Approval | None:
+            before[:] = [current]
+            return change(current)
+
+        after = await self.store.update(approval_id, tracked)
+        changed = bool(before) and after is not before[0]
+        if changed:
+            await self._after_change(before[0], after)
+        return after, changed
+
+    async def _after_change(self, old: Approval, new: Approval) -> None:
+        if new.status is not old.status:
+            self.metrics.outcomes.labels(new.status.value).inc()
+            if new.decided_at is not None:
+                self.metrics.time_to_decision.labels(new.status.value).observe(max(0.0, new.decided_at - new.created_at))
+            await self._audit(new.status.value, new)
+            self._refresh_pending()
+        elif len(new.votes) > len(old.votes):
+            await self._audit("vote", new)
+        elif new.uses > old.uses:
+            await self._audit("used", new)
+
+    # -- waiting ---------------------------------------------------------------------
+    async def wait(self, approval_id: str, hold_s: float) -> Approval:
+        """Until the approval is decided or ``hold_s`` passes; returns the latest record.
+
+        A cancelled wait (the client went away) changes nothing: the approval stays pending.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + hold_s
+        self.metrics.held.inc()
+        try:
+            while True:
+                future = self.waiters.register(approval_id)
+                try:
+                    current = await self.require(approval_id)
+                    raise_if_cancelling()
+                    if current.overdue():
+                        current = await self.expire(approval_id, rules.EXPIRED, only_if_due=True)
+                    if current.decided:
+                        return current
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return current
+                    until_expiry = max(0.01, current.expires_at - time.time() + 0.01)
+                    woken = await self.waiters.wait(future, min(remaining, self.settings.recheck_s, until_expiry))
+                    if woken is not None and woken.decided:
+                        return woken
+                finally:
+                    self.waiters.discard(approval_id, future)
+        finally:
+            self.metrics.held.dec()
+
+    # -- expiry sweep ----------------------------------------------------------------
+    async def sweep_once(self) -> int:
+        """Expire what is overdue; runs on one replica per interval (the others skip)."""
+        interval = self.settings.sweep_interval_s
+        if not await self.store.try_lock("sweep", max(0.05, interval * 0.9)):
+            return 0
+        now = time.time()
+        expired = 0
+        for approval_id in await self.store.due(now):
+            try:
+                _, changed = await self._change_tracked(approval_id, rules.expire(rules.EXPIRED, now, only_if_due=True))
+            except NotFound:
+                continue
+            expired += changed
+        await self.store.purge(now - self.settings.retention_s)
+        return expired
+
+    async def _sweep_forever(self) -> None:
+        while not self._closing:
+            try:
+                await self.sweep_once()
+                await self._count_pending()
+            except Exception:  # the sweep must outlive a Redis hiccup
+                log.exception("approvals expiry sweep failed; retrying next interval")
+            await asyncio.sleep(self.settings.sweep_interval_s)
+
+    # -- side effects ----------------------------------------------------------------
+    def _refresh_pending(self) -> None:
+        """Refresh the gauge off the caller's path: one refresh in flight, re-run if asked meanwhile."""
+        self._gauge_dirty = True
+        if self._closing:
+            return
+        if self._gauge_task is None or self._gauge_task.done():
+            self._gauge_task = asyncio.create_task(self._refresh_while_dirty())
+
+    async def _refresh_while_dirty(self) -> None:
+        while self._gauge_dirty:
+            self._gauge_dirty = False
+            await self._count_pending()
+
+    async def flush_metrics(self) -> None:
+        """Wait for the pending gauge to catch up (tests, shutdown)."""
+        if self._gauge_task is not None:
+            await asyncio.gather(self._gauge_task, return_exceptions=True)
+
+    async def _count_pending(self) -> None:
+        try:
+            self.metrics.pending.set(await self.store.count_pending())
+        except Exception as exc:  # a metric must never fail anything
+            log.warning("could not refresh the pending-approvals gauge: %s", exc)
+
+    async def _audit(self, event: str, approval: Approval) -> None:
+        """``audit.record("approval", {...record, "event": created|vote|approved|denied|expired|cancelled|used,
+        "reviewer"})``: one event kind, so audit queries by kind find every approval change."""
+        audit = self._services.get("audit")
+        record = getattr(audit, "record", None)
+        if record is None:
+            return
+        payload = {**approval.public(), "event": event, "reviewer": approval.decided_by}
+        try:
+            result = record("approval", payload)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # the queue keeps working when the audit store does not
+            log.exception("could not write approval %s (%s) to the audit store", approval.id, event)
+
+
+def _unless_expired(approval: Approval) -> Approval:
+    """A decision that found its approval overdue expired it instead: that is a 409 for the reviewer."""
+    if approval.status is Status.EXPIRED:
+        raise Conflict(f"Approval {approval.id} has expired.", code="approval_expired")
+    return approval
+
+
+def _offer(queue: asyncio.Queue[Any], item: Any) -> bool:
+    try:
+        queue.put_nowait(item)
+        return True
+    except asyncio.QueueFull:
+        return False
+
+
+def _offer_end(queue: asyncio.Queue[Any]) -> None:
+    """Tell a subscriber that fell behind that its feed ended (make room for the marker)."""
+    with contextlib.suppress(asyncio.QueueEmpty):
+        queue.get_nowait()
+    _offer(queue, None)

@@ -1,0 +1,269 @@
+"""The two approval stages: ``approval_request`` (before forwarding) and ``approval_response``.
+
+What they read. The policy stage of each phase sets, when its decision has ``require_approval``::
+
+    call.state["approval"] = {
+        "phase": "request" | "response",
+        "items": [{"reason": str,                     # shown to the reviewer
+                   "tool_call_id": str?,              # only this call (else the whole answer)
+                   "approvers": str | [str]?,         # approver group(s)
+                   "ttl_s": float?, "hold_s": float?, # expiry, how long a hold waits
+                   "mode": "hold" | "defer"?,
+                   "approvals_required": int?}],
+        "decision": {...},                            # the policy decision, for context
+    }
+
+What they write: ``state["approval"]["id"|"status"]``, a ``Decision`` per approval, the
+headers ``x-wardgate-approval-id`` and ``x-wardgate-approval`` (approved | denied | pending),
+and ``call.state["approval_replay"] = True`` when the answer did not come from the model in
+this call (a stored or synthesized answer): stages that charge or count (limits) skip it.
+
+Re-sends: a request with ``X-Wardgate-Approval-Id`` is matched to its approval (same key,
+same fingerprint, else 403) before anything else: pending → 409 again; approved response
+phase → the stored answer, so the model is not called again; approved request phase → the
+request goes on, once; denied/expired → the rewritten denial answer.
+
+Streams: ``approval_response`` holds tool-call and final events until the stream ends (and
+leading events until the first text), then decides; text flows at once. It runs after
+``policy_response`` in the chunk chain, so whatever that stage holds back and releases at
+the end reaches this one before its own ``on_stream_end`` decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import orjson
+
+from gateway.approvals import rules
+from gateway.approvals.answers import deny_json, pending_text, tool_calls_of
+from gateway.approvals.crypto import SealError
+from gateway.approvals.fingerprint import fingerprint
+from gateway.approvals.model import Approval, Status, valid_id
+from gateway.approvals.replay import (
+    approved_response,
+    denied_response,
+    outcome_text,
+    stored_events,
+    stored_json,
+    wants_usage,
+)
+from gateway.approvals.service import ApprovalService
+from gateway.approvals.spec import ApprovalSpec, resolve
+from gateway.approvals.stream_answers import LEAD, TEXT, assemble, classify, deny_events
+from gateway.call import Call, Decision, Endpoint, ModelResponse
+from gateway.errors import (
+    ApprovalMismatch,
+    ApprovalPending,
+    BadRequest,
+    Denied,
+    InternalError,
+    NotFound,
+    ServiceUnavailable,
+)
+from gateway.pipeline import Stage
+from gateway.sse import SSEEvent
+
+HEADER = "x-wardgate-approval-id"
+OUTCOME_HEADER = "x-wardgate-approval"
+
+
+def _wanted(call: Call, phase: str) -> dict[str, Any] | None:
+    state = call.state.get("approval")
+    if isinstance(state, dict) and state.get("phase") == phase and "id" not in state:
+        return state
+    return None
+
+
+def _pending(approval: Approval) -> ApprovalPending:
+    return ApprovalPending(
+        f"Approval {approval.id} is waiting for a reviewer. Re-send the same request with the header "
+        f"X-Wardgate-Approval-Id: {approval.id} to get the outcome.",
+        headers={HEADER: approval.id},
+        extra={"approval_id": approval.id, "approval_status": approval.status.value},
+    )
+
+
+class _ApprovalStage(Stage):
+    def __init__(self, service: ApprovalService) -> None:
+        self.service = service
+
+    def _note(self, call: Call, approval: Approval, state: dict[str, Any] | None) -> None:
+        outcome = {Status.APPROVED: "approved", Status.PENDING: "pending"}.get(approval.status, "denied")
+        call.response_headers[HEADER] = approval.id
+        call.response_headers[OUTCOME_HEADER] = outcome
+        if state is None:  # a re-send: record the approval it redeems for the call's audit event
+            state = call.state.setdefault("approval", {"phase": approval.phase, "items": []})
+        state.update(id=approval.id, status=approval.status.value, mode=approval.mode, phase=approval.phase,
+                     reviewer=approval.decided_by, comment=approval.comment, created_at=approval.created_at,
+                     expires_at=approval.expires_at, decided_at=approval.decided_at)
+        reasons = list(approval.reasons) if outcome != "denied" else [outcome_text(approval)]
+        call.decisions.append(Decision(
+            stage=self.name, phase=approval.phase,
+            outcome={"approved": "allow", "pending": "approval"}.get(outcome, "deny"), reasons=reasons,
+            detail={"approval_id": approval.id, "status": approval.status.value, "mode": approval.mode},
+        ))
+
+    async def _create(self, call: Call, phase: str, spec: ApprovalSpec, answer: dict[str, Any] | None) -> Approval:
+        return await self.service.create(call, phase, spec, fingerprint(call), answer)
+
+    async def _hold(self, approval: Approval, spec: ApprovalSpec) -> Approval:
+        """Wait for the decision; on timeout apply the configured outcome (a reviewer may still win)."""
+        final = await self.service.wait(approval.id, spec.hold_s)
+        if final.status is Status.PENDING and self.service.settings.timeout_outcome == "deny":
+            final = await self.service.expire(approval.id, rules.TIMED_OUT)
+        return final
+
+
+class ApprovalRequestStage(_ApprovalStage):
+    name: ClassVar[str] = "approval_request"
+
+    async def on_request(self, call: Call) -> None:
+        approval_id = call.headers.get(HEADER)
+        if approval_id is not None:
+            await self._resend(call, approval_id.strip())
+            return
+        state = _wanted(call, "request")
+        if state is None:
+            return
+        spec = resolve(self.service.settings, state, [])
+        approval = await self._create(call, "request", spec, None)
+        if spec.mode == "defer":
+            self._note(call, approval, state)
+            raise _pending(approval)
+        final = await self._hold(approval, spec)
+        await self._conclude_request(call, final, state)
+
+    async def _conclude_request(self, call: Call, approval: Approval, state: dict[str, Any] | None) -> None:
+        if approval.status is Status.APPROVED:
+            approval = await self.service.consume(approval.id)
+        self._note(call, approval, state)
+        if approval.status is Status.PENDING:
+            raise _pending(approval)
+        if approval.status is not Status.APPROVED:
+            if call.endpoint is Endpoint.EMBEDDINGS:  # no assistant message to put the denial in
+                raise Denied([outcome_text(approval)], extra={"approval_id": approval.id})
+            call.response = denied_response(call, approval, None)
+            call.state["approval_replay"] = True
+
+    async def _resend(self, call: Call, approval_id: str) -> None:
+        if not valid_id(approval_id):
+            raise BadRequest("X-Wardgate-Approval-Id must be an approval id (apr_...).", param=HEADER)
+        approval = await self.service.get(approval_id)
+        if approval is None:
+            raise NotFound(f"No approval with id '{approval_id}'.", code="approval_not_found")
+        if call.principal is None or approval.principal.get("key_id") != call.principal.key_id:
+            raise ApprovalMismatch(f"Approval {approval_id} was not made for this API key.")
+        if fingerprint(call) != approval.fingerprint:
+            raise ApprovalMismatch(f"This request differs from the one approval {approval_id} was made for; "
+                                   "re-send it unchanged (only stream flags may differ).")
+        if approval.overdue():
+            approval = await self.service.expire(approval_id, rules.EXPIRED, only_if_due=True)
+        state = call.state.get("approval") if isinstance(call.state.get("approval"), dict) else None
+        if approval.phase == "request":
+            await self._conclude_request(call, approval, state if state and state.get("phase") == "request" else None)
+            return
+        self._note(call, approval, None)
+        if approval.status is Status.PENDING:
+            raise _pending(approval)
+        try:
+            stored = await self.service.answer(approval)
+        except SealError as exc:
+            raise ServiceUnavailable(f"The answer held by approval {approval_id} cannot be opened here: the "
+                                     "replicas do not share the approvals answer key.",
+                                     code="approval_answer_unavailable") from exc
+        if approval.status is Status.APPROVED:
+            if stored is None:
+                raise InternalError(f"Approval {approval_id} has no stored answer to release.")
+            call.response = approved_response(call, stored)
+        else:
+            call.response = denied_response(call, approval, stored)
+        call.client_wants_usage = wants_usage(call)
+        call.state["approval_replay"] = True
+
+
+class _StreamHold:
+    """Per-stream bookkeeping of ``approval_response``."""
+
+    __slots__ = ("held", "next_seq", "released", "seen", "text_started")
+
+    def __init__(self) -> None:
+        self.seen: list[SSEEvent] = []
+        self.held: list[tuple[str, SSEEvent]] = []
+        self.text_started = False
+        self.released = 0
+        self.next_seq: int | None = None
+
+    def release(self, events: list[SSEEvent], endpoint: str) -> list[SSEEvent]:
+        self.released += len(events)
+        if endpoint == "responses":
+            for e in events:
+                seq = e.json.get("sequence_number") if isinstance(e.json, dict) else None
+                if isinstance(seq, int):
+                    self.next_seq = max(self.next_seq or 0, seq + 1)
+        return events
+
+
+class ApprovalResponseStage(_ApprovalStage):
+    name: ClassVar[str] = "approval_response"
+
+    async def on_response(self, call: Call, response: ModelResponse) -> None:
+        state = _wanted(call, "response")
+        if state is None or call.state.get("approval_replay"):
+            return
+        endpoint = call.endpoint.value
+        if response.json is None and response.body:
+            response.json = orjson.loads(response.body)
+        spec = resolve(self.service.settings, state, tool_calls_of(endpoint, response.json))
+        approval = await self._create(call, "response", spec, stored_json(response.json))
+        final = approval if spec.mode == "defer" else await self._hold(approval, spec)
+        self._note(call, final, state)
+        if final.status is Status.PENDING:
+            raise _pending(final)
+        if final.status is not Status.APPROVED:
+            deny_json(endpoint, response.json, outcome_text(final))
+            response.dirty = True
+
+    async def on_chunk(self, call: Call, event: SSEEvent) -> Sequence[SSEEvent]:
+        if call.state.get("approval_replay") or call.endpoint is Endpoint.EMBEDDINGS:
+            return (event,)
+        hold: _StreamHold | None = call.state.get(self.name)
+        if hold is None:
+            hold = call.state[self.name] = _StreamHold()
+        hold.seen.append(event)
+        kind = classify(call.endpoint.value, event)
+        if kind == TEXT:
+            out = [e for k, e in hold.held if k == LEAD]
+            hold.held = [(k, e) for k, e in hold.held if k != LEAD]
+            out.append(event)
+            hold.text_started = True
+            return hold.release(out, call.endpoint.value)
+        if kind == LEAD and hold.text_started:
+            return hold.release([event], call.endpoint.value)
+        hold.held.append((kind, event))
+        return ()
+
+    async def on_stream_end(self, call: Call) -> Sequence[SSEEvent]:
+        hold: _StreamHold | None = call.state.get(self.name)
+        if hold is None:
+            return ()
+        held = [e for _, e in hold.held]
+        hold.held = []
+        state = _wanted(call, "response")
+        if state is None or call.state.get("approval_replay"):
+            return held
+        endpoint = call.endpoint.value
+        spec = resolve(self.service.settings, state, tool_calls_of(endpoint, assemble(endpoint, hold.seen)))
+        approval = await self._create(call, "response", spec, stored_events(hold.seen))
+        final = approval if spec.mode == "defer" else await self._hold(approval, spec)
+        self._note(call, final, state)
+        if final.status is Status.APPROVED:
+            return held
+        if final.status is Status.PENDING:
+            if hold.released == 0 and not call.first_byte_sent:
+                raise _pending(final)
+            text = pending_text(final.tool_names(), final.id)
+        else:
+            text = outcome_text(final)
+        return deny_events(endpoint, held, text, text_before=hold.text_started, next_seq=hold.next_seq)
