@@ -115,4 +115,6 @@ def create_app(settings: Settings | None = None) -> HotPath:
             Exception: core.server_error_handler,
         },
     )
+    # A trailing slash is an unknown path (OpenAI-shaped 404), not a redirect a client may not follow.
+    app.router.redirect_slashes = False
     return HotPath(app, dict(proxies))

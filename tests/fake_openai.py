@@ -30,17 +30,15 @@ One failure applies per request, alongside at most one ``usage`` and one scripte
 (``script_tool_call`` / ``script_text``). Each recorded request notes whether the client
 disconnected before the answer completed (``disconnected``), e.g. a gateway cancelling.
 
-``fast=True`` is for benchmarks: a bare httptools server answers every request with a
-pre-rendered body (streams chunked, with the usage chunk); nothing is recorded or parsed and
-faults do not apply. ``python tests/fake_openai.py --port N [--fast] [--latency-ms M]``
-serves the same in the foreground.
+``fast=True`` is for benchmarks: a bare httptools server (``tests/fake_openai_fast.py``) answers
+every request with a pre-rendered body; nothing is recorded and faults do not apply.
+``python tests/fake_openai.py --port N [--fast] [--latency-ms M]`` serves either in the foreground
+(the command line lives in that module too).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import sys
 import threading
 import time
@@ -48,7 +46,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httptools
 import orjson
 from aiohttp import web
 
@@ -57,6 +54,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 
 from gateway.call import Endpoint
 from gateway.providers.mock import MockOverrides, error_body, generate
+from tests.fake_openai_fast import FastServer
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "mock-chat", "mock-embedding")
 FAILURES = frozenset({"slow", "status", "429", "invalid_json", "cut_stream", "broken_sse", "hang"})
@@ -116,6 +114,7 @@ class FakeOpenAI:
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
         self._server: asyncio.AbstractServer | None = None
+        self._fast: FastServer | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -136,11 +135,8 @@ class FakeOpenAI:
         """Start serving on the running loop (used by ``start`` and by the script mode)."""
         self._stopping = asyncio.Event()
         if self.fast:
-            canned = _canned_answers(self.models)
-            loop = asyncio.get_running_loop()
-            self._server = await loop.create_server(
-                lambda: _FastProtocol(self, canned), self.host, self.port, backlog=2048
-            )
+            self._fast = FastServer(self.models, self.latency_s)
+            self._server = await self._fast.listen(self.host, self.port)
             self.port = self._server.sockets[0].getsockname()[1]
             return
         app = web.Application(client_max_size=64 << 20)
@@ -189,7 +185,7 @@ class FakeOpenAI:
     def request_count(self) -> int:
         """Requests answered on the model endpoints (counted in fast mode too)."""
         with self._lock:
-            return self._count
+            return self._count + (self._fast.count if self._fast is not None else 0)
 
     @property
     def last_request(self) -> RecordedRequest | None:
@@ -202,6 +198,8 @@ class FakeOpenAI:
             self._requests.clear()
             self._faults.clear()
             self._count = 0
+            if self._fast is not None:
+                self._fast.count = 0
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -424,132 +422,7 @@ async def _cut_body(request: web.Request, body: bytes) -> web.StreamResponse:
     return resp
 
 
-def _http(body: bytes, content_type: str, *, chunked: bool = False, status: str = "200 OK") -> bytes:
-    if chunked:  # SSE goes out chunked, as OpenAI sends it
-        head = f"HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ntransfer-encoding: chunked\r\n\r\n"
-        return head.encode() + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
-    head = f"HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {len(body)}\r\n\r\n"
-    return head.encode() + body
-
-
-def _canned_answers(models: tuple[str, ...]) -> dict[tuple[bytes, bool], bytes]:
-    """Pre-rendered HTTP answers for fast mode (streams carry the usage chunk the gateway asks for)."""
-    text = "Say hello to the benchmark."
-    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
-    chat["stream_options"] = {"include_usage": True}
-    responses = {"model": "gpt-4o-mini", "input": text}
-    out: dict[tuple[bytes, bool], bytes] = {}
-    for path, endpoint, body in (
-        (b"/v1/chat/completions", Endpoint.CHAT, chat),
-        (b"/v1/responses", Endpoint.RESPONSES, responses),
-    ):
-        out[(path, False)] = _http(
-            orjson.dumps(generate(endpoint, body, created=1700000000).json), "application/json"
-        )
-        events = generate(endpoint, body, stream=True, created=1700000000).events or []
-        out[(path, True)] = _http(
-            b"".join(e.raw for e in events), "text/event-stream; charset=utf-8", chunked=True
-        )
-    embed = {"model": "text-embedding-3-small", "input": text}
-    out[(b"/v1/embeddings", False)] = _http(
-        orjson.dumps(generate(Endpoint.EMBEDDINGS, embed).json), "application/json"
-    )
-    listing = {
-        "object": "list",
-        "data": [
-            {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake-openai"} for m in models
-        ],
-    }
-    out[(b"/v1/models", False)] = _http(orjson.dumps(listing), "application/json")
-    out[(b"", False)] = _http(
-        orjson.dumps(_error(404, "Invalid URL")), "application/json", status="404 Not Found"
-    )
-    return out
-
-
-class _FastProtocol(asyncio.Protocol):
-    """Fast mode: httptools parsing and pre-rendered answers, a few µs per request.
-
-    aiohttp.web tops out near 10k requests/s on one core here; the benchmark runs this server
-    on the same core as the load generator, so it must cost far less than the gateway does.
-    """
-
-    def __init__(self, fake: FakeOpenAI, canned: dict[tuple[bytes, bool], bytes]) -> None:
-        self.fake, self.canned = fake, canned
-        self.parser = httptools.HttpRequestParser(self)
-        self.url = b""
-        self.body: list[bytes] = []
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            if self.transport is not None:
-                self.transport.close()
-
-    def on_message_begin(self) -> None:
-        self.url, self.body = b"", []
-
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        body = b"".join(self.body)
-        stream = b'"stream":true' in body or b'"stream": true' in body
-        path = self.url.split(b"?", 1)[0]
-        answer = (
-            self.canned.get((path, stream)) or self.canned.get((path, False)) or self.canned[(b"", False)]
-        )
-        self.fake._count += 1
-        keep_alive = self.parser.should_keep_alive()
-        if self.fake.latency_s:
-            asyncio.get_running_loop().call_later(self.fake.latency_s, self._send, answer, keep_alive)
-        else:
-            self._send(answer, keep_alive)
-
-    def _send(self, answer: bytes, keep_alive: bool) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        self.transport.write(answer)
-        if not keep_alive:
-            self.transport.close()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="A fake OpenAI API server (for tests and bench/).")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--fast", action="store_true", help="pre-rendered answers, no recording")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="added delay before every answer")
-    parser.add_argument("--api-key", default=None, help="require this bearer key")
-    args = parser.parse_args(argv)
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-    async def run() -> None:
-        fake = FakeOpenAI(
-            host=args.host,
-            port=args.port,
-            fast=args.fast,
-            api_key=args.api_key,
-            latency_s=args.latency_ms / 1000,
-        )
-        await fake.serve()
-        print(f"fake-openai listening on {fake.base_url}", flush=True)
-        await asyncio.Event().wait()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
-
-
 if __name__ == "__main__":
+    from tests.fake_openai_fast import main
+
     main()

@@ -7,6 +7,7 @@ because unknown fields pass through to the provider.
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -36,8 +37,9 @@ _MESSAGE = {
     "properties": {"role": {"type": "string"}, "content": {"type": ["string", "array", "null"]}},
     "required": ["role"],
 }
+_MODEL = {"type": "string", "minLength": 1, "maxLength": 256}
 _COMMON = {
-    "model": {"type": "string", "minLength": 1},
+    "model": _MODEL,
     "stream": {"type": "boolean"},
     "max_tokens": {"type": "integer", "minimum": 1},
     "tools": {"type": "array", "items": {"type": "object"}},
@@ -59,20 +61,25 @@ _BODIES = {
     },
     "/v1/embeddings": {
         "type": "object",
-        "properties": {"model": {"type": "string", "minLength": 1}, "input": {"type": ["string", "array"]},
+        "properties": {"model": _MODEL, "input": {"type": ["string", "array"]},
                        "encoding_format": {"type": "string", "enum": ["float", "base64"]},
                        "dimensions": {"type": "integer", "minimum": 1}},
         "required": ["model", "input"],
     },
 }
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 _STATUSES = {"400": "Bad request", "401": "Invalid API key", "403": "Denied", "404": "Unknown model",
              "409": "Approval pending", "413": "Body too large", "429": "Rate limited or budget exceeded",
+             "4XX": "The provider refused the request (its status is passed on)",
              "502": "Upstream error", "503": "A guard cannot decide", "504": "Upstream timeout"}
+#: Errors of the routes that take a key (the fuzzer checks every status it gets is documented).
+_ROUTE_ERRORS = {**{path: tuple(_STATUSES) for path in _BODIES},
+                 "/v1/models": ("401",), "/v1/models/{model}": ("401", "404")}
 
 
-def _error_responses() -> dict[str, Any]:
-    return {code: {"description": text, "content": {"application/json": {"schema": _ERROR}}}
-            for code, text in _STATUSES.items()}
+def _error_responses(codes: tuple[str, ...]) -> dict[str, Any]:
+    return {code: {"description": _STATUSES[code], "content": {"application/json": {"schema": _ERROR}}}
+            for code in codes}
 
 
 def build_spec(routes: list[BaseRoute]) -> dict[str, Any]:
@@ -80,7 +87,7 @@ def build_spec(routes: list[BaseRoute]) -> dict[str, Any]:
     for route in routes:
         if not isinstance(route, Route) or route.path in ("/{path:path}", "/openapi.json"):
             continue
-        path = route.path.replace("{model:path}", "{model}")
+        path = _CONVERTOR.sub(r"{\1}", route.path)  # OpenAPI templates carry no Starlette convertors
         for method in sorted((route.methods or set()) - {"HEAD"}):
             op: dict[str, Any] = {"summary": _summary(route), "responses": {"200": {"description": "OK"}}}
             params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -90,8 +97,11 @@ def build_spec(routes: list[BaseRoute]) -> dict[str, Any]:
             if path in _BODIES:
                 op["requestBody"] = {"required": True,
                                      "content": {"application/json": {"schema": _BODIES[path]}}}
-                op["responses"].update(_error_responses())
+            if path in _ROUTE_ERRORS:
+                op["responses"].update(_error_responses(_ROUTE_ERRORS[path]))
                 op["security"] = [{"bearer": []}]
+            if path == "/readyz":
+                op["responses"]["503"] = {"description": "A dependency is not ready"}
             paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",

@@ -42,6 +42,7 @@ from gateway.sse import SSEEvent
 log = logging.getLogger("wardgate.proxy")
 
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete"})
+_MAX_REQUEST_ID = 128
 
 
 class ProxyEndpoint:
@@ -53,7 +54,7 @@ class ProxyEndpoint:
         pipeline = ctx.pipeline
         headers = header_dict(scope)
         call = Call(
-            request_id=headers.get("x-request-id") or "req_" + os.urandom(16).hex(),
+            request_id=_request_id(headers),
             endpoint=self.endpoint,
             body={},
             headers=headers,
@@ -90,6 +91,14 @@ class ProxyEndpoint:
             if not finished:
                 await _finish_quietly(pipeline, call)
             await send_error(send, error, call.response_headers)
+
+
+def _request_id(headers: dict[str, str]) -> str:
+    """The client's id when it is a sane token (it is echoed in a header and logged), else a new one."""
+    given = headers.get("x-request-id")
+    if given and len(given) <= _MAX_REQUEST_ID and given.isprintable():
+        return given
+    return "req_" + os.urandom(16).hex()
 
 
 async def _finish_quietly(pipeline: Pipeline, call: Call) -> None:

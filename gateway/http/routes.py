@@ -80,8 +80,7 @@ async def readyz(request: Request) -> Response:
 async def gateway_error_handler(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, GatewayError):
         exc = InternalError("Internal error.")
-    headers = {"x-request-id": request.headers.get("x-request-id", "")} if request.headers.get("x-request-id") else None
-    return json_response(exc.to_dict(), status=exc.status, headers={**(headers or {}), **exc.response_headers()})
+    return json_response(exc.to_dict(), status=exc.status, headers=exc.response_headers())
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:

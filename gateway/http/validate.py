@@ -8,6 +8,8 @@ per request: they cost a few microseconds and give OpenAI's own ``param`` paths.
 
 from __future__ import annotations
 
+from array import array
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -16,6 +18,14 @@ from gateway.call import Endpoint
 from gateway.errors import BadRequest, InvalidJSON
 
 _TOKEN_CAPS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+#: Nesting the guards can still process: orjson parses 1024 levels but serialises only 254
+#: (the body is serialised again to forward it), and the policy engine (regorus) gives up near
+#: 128 levels of its input, which wraps the body. Deeper bodies are refused here, never a 5xx.
+MAX_DEPTH = 64
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # as signed bytes: +1, -1
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+#: Model names are short ids; a longer one would be echoed into errors and audit lines whole.
+MAX_MODEL_LEN = 256
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -31,7 +41,23 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise InvalidJSON(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
+    # Counting brackets is cheap; only a body with that many of them can be too deep.
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _nesting_exceeds(raw, MAX_DEPTH):
+        raise BadRequest(f"The request body is nested too deeply: at most {MAX_DEPTH} levels of arrays and objects.")
     return body
+
+
+def _nesting_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether valid JSON ``raw`` nests arrays/objects more than ``limit`` levels deep.
+
+    Bytes operations and C loops only: drop escaped backslashes and quotes, keep what lies
+    outside strings, reduce it to +1/-1 per bracket; the highest running sum is the depth.
+    Measured here: ~45 µs for a 3 KB, 40-message chat (walking the parsed body: ~90 µs), and
+    ~100 ms for a hostile 3.6 MB one, less than orjson takes to parse it.
+    """
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    steps = b"".join(unescaped.split(b'"')[::2]).translate(_STEPS, _NOT_BRACKETS)
+    return max(accumulate(array("b", steps)), default=0) > limit
 
 
 def check_body(endpoint: Endpoint, body: dict[str, Any]) -> tuple[str, bool]:
@@ -41,6 +67,8 @@ def check_body(endpoint: Endpoint, body: dict[str, Any]) -> tuple[str, bool]:
         raise BadRequest("You must provide a model parameter.", param="model")
     if not isinstance(model, str) or not model.strip():
         raise BadRequest("'model' must be a non-empty string.", param="model")
+    if len(model) > MAX_MODEL_LEN:
+        raise BadRequest(f"'model' must be at most {MAX_MODEL_LEN} characters.", param="model")
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise BadRequest("'stream' must be a boolean.", param="stream")
@@ -71,7 +99,11 @@ def _check_chat(body: dict[str, Any]) -> None:
                 f"'messages[{i}].content' must be a string or an array of content parts.",
                 param=f"messages[{i}].content",
             )
-    _check_tools(body)
+        calls = message.get("tool_calls")
+        if calls is not None and (not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls)):
+            param = f"messages[{i}].tool_calls"
+            raise BadRequest(f"'{param}' must be an array of tool call objects.", param=param)
+    _check_tools(body, nested=True)
     options = body.get("stream_options")
     if options is not None:
         if not isinstance(options, dict):
@@ -89,7 +121,7 @@ def _check_responses(body: dict[str, Any]) -> None:
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise BadRequest("'instructions' must be a string.", param="instructions")
-    _check_tools(body)
+    _check_tools(body, nested=False)
 
 
 def _check_embeddings(body: dict[str, Any]) -> None:
@@ -103,7 +135,8 @@ def _check_embeddings(body: dict[str, Any]) -> None:
     raise BadRequest("'input' must be a string, an array of strings, or token arrays.", param="input")
 
 
-def _check_tools(body: dict[str, Any]) -> None:
+def _check_tools(body: dict[str, Any], *, nested: bool) -> None:
+    """Function tools as every guard reads them; chat nests them under ``function`` (``nested``)."""
     tools = body.get("tools")
     if tools is not None:
         if not isinstance(tools, list):
@@ -111,12 +144,25 @@ def _check_tools(body: dict[str, Any]) -> None:
         for i, tool in enumerate(tools):
             if not isinstance(tool, dict):
                 raise BadRequest(f"'tools[{i}]' must be an object.", param=f"tools[{i}]")
+            if tool.get("type", "function") == "function":
+                where = f"tools[{i}].function" if nested else f"tools[{i}]"
+                _check_function(tool.get("function") if nested else tool, where)
     choice = body.get("tool_choice")
     if choice is not None and not isinstance(choice, str | dict):
         raise BadRequest("'tool_choice' must be a string or an object.", param="tool_choice")
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise BadRequest("'metadata' must be an object.", param="metadata")
+
+
+def _check_function(spec: Any, where: str) -> None:
+    if not isinstance(spec, dict):
+        raise BadRequest(f"'{where}' must be an object.", param=where)
+    if not isinstance(spec.get("name"), str):
+        raise BadRequest(f"'{where}.name' must be a string.", param=f"{where}.name")
+    parameters = spec.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise BadRequest(f"'{where}.parameters' must be a JSON schema object.", param=f"{where}.parameters")
 
 
 _CHECKS = {Endpoint.CHAT: _check_chat, Endpoint.RESPONSES: _check_responses, Endpoint.EMBEDDINGS: _check_embeddings}

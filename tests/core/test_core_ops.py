@@ -74,3 +74,9 @@ def test_compose_file_wires_replicas_to_shared_redis_postgres_and_opa():
     settings = Settings(**config)  # the production config is valid for the settings model
     assert settings.limits.backend == "redis" and settings.policy.engine == "opa"
     assert settings.audit.backend == "postgres"
+
+
+def test_trailing_slash_is_an_openai_shaped_404_not_a_redirect(gateway):
+    resp = httpx.post(gateway.base_url + "/chat/completions/", json={}, follow_redirects=False)
+    assert resp.status_code == 404
+    assert resp.json()["error"]["code"] == "not_found"
