@@ -131,6 +131,26 @@ def gateway(upstream_url: str, config: dict[str, Any], core: int = 0, extra_file
         shutil.rmtree(root, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def minimal_passthrough(upstream_url: str, core: int = 0) -> Iterator[Gateway]:
+    """bench/minimal_passthrough.py under uvicorn, pinned like the gateway: the ceiling."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "bench.minimal_passthrough:app", "--port", str(port), "--loop",
+           "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(pinned(cmd, core), cwd=REPO, env={**os.environ, "MINIMAL_UPSTREAM": upstream_url},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.1)
+        yield Gateway(f"http://127.0.0.1:{port}/v1", proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = dict(a)
     for k, v in b.items():

@@ -57,7 +57,7 @@ def summary_decision(call: Call) -> str:
     return "allow"
 
 
-def _status(call: Call) -> int | None:
+def call_status(call: Call) -> int | None:
     err = call.error
     if isinstance(err, GatewayError):
         return err.status
@@ -209,7 +209,7 @@ def build_call_event(call: Call, *, trace_id: str | None = None) -> dict[str, An
                 "stages": {k: round(v * 1000, 3) for k, v in call.timings.items()},
             },
             "upstream": {"status": call.upstream_status, "retries": call.retries},
-            "status": _status(call),
+            "status": call_status(call),
             "error": _error(call.error),
             "client_disconnected": call.client_disconnected,
         }
@@ -233,7 +233,7 @@ def fallback_call_event(call: Call, exc: Exception, *, trace_id: str | None = No
             "endpoint": str(call.endpoint),
             "model": {"requested": str(call.model) or None, "used": None},
             "decision": "error" if call.error is not None else "allow",
-            "status": _status(call) if isinstance(call.error, GatewayError | None) else 500,
+            "status": call_status(call) if isinstance(call.error, GatewayError | None) else 500,
             "build_error": type(exc).__name__,
         }
     )

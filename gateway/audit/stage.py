@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
-from gateway.audit.events import build_call_event, fallback_call_event
+from gateway.audit.events import build_call_event, call_status, fallback_call_event
 from gateway.call import Call
 from gateway.errors import AuditUnavailable
 from gateway.observability.traceparent import trace_id_of
@@ -47,6 +47,11 @@ class AuditStage(Stage):
         self.system_of = system_of
 
     async def on_finish(self, call: Call) -> None:
+        if self.service is None and self.tracer is None:
+            # Audit log off and tracing off: only metrics, without building an event.
+            if self.metrics is not None:
+                self.metrics.observe_call(call, call_status(call), time.perf_counter() - call.started)
+            return
         started = time.perf_counter()
         span = None
         if self.tracer is not None:
