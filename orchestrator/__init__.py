@@ -1,5 +1,5 @@
 """Wardgate's reference orchestrator: a planner, concurrent workers with tools and a reviewer,
-every model call through the gateway (see orchestrator/README.md).
+every model call through the gateway (see the "Reference orchestrator" section of README.md).
 
 The public API::
 

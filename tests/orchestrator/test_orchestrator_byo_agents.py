@@ -1,4 +1,4 @@
-"""The "bring your own agent" recipes of orchestrator/README.md, run against a real gateway.
+"""The "bring your own agent" recipes of README.md, run against a real gateway.
 
 Each recipe sets the identity headers, and the audit timeline shows them; the openai SDK
 recipe also handles a deferred approval (409 → poll → re-send) and a budget stop.
