@@ -66,7 +66,7 @@ def _routes(proxies: dict[str, ProxyEndpoint]) -> list[BaseRoute]:
     ]
     for api in (audit_api, limits_api, policy_api, approvals_api):
         routes += api.routes()
-    routes.append(openapi_route(routes))
+    routes.append(openapi_route(routes, approvals_api.openapi_paths()))
     return routes
 
 

@@ -82,7 +82,9 @@ def _error_responses(codes: tuple[str, ...]) -> dict[str, Any]:
             for code in codes}
 
 
-def build_spec(routes: list[BaseRoute]) -> dict[str, Any]:
+def build_spec(routes: list[BaseRoute], detailed: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The document: ``detailed`` operations (from components that describe their own API)
+    replace the generic ones derived from a route's docstring."""
     paths: dict[str, Any] = {}
     for route in routes:
         if not isinstance(route, Route) or route.path in ("/{path:path}", "/openapi.json"):
@@ -103,6 +105,10 @@ def build_spec(routes: list[BaseRoute]) -> dict[str, Any]:
             if path == "/readyz":
                 op["responses"]["503"] = {"description": "A dependency is not ready"}
             paths.setdefault(path, {})[method.lower()] = op
+    for path, ops in (detailed or {}).items():
+        for method, op in ops.items():
+            merged = {"summary": paths.get(path, {}).get(method, {}).get("summary", path), **op}
+            paths.setdefault(path, {})[method] = merged
     return {
         "openapi": "3.1.0",
         "info": {"title": "Wardgate", "version": "0.1.0",
@@ -117,13 +123,13 @@ def _summary(route: Route) -> str:
     return doc.splitlines()[0] if doc else route.path
 
 
-def openapi_route(routes: list[BaseRoute]) -> Route:
+def openapi_route(routes: list[BaseRoute], detailed: dict[str, dict[str, Any]] | None = None) -> Route:
     spec: dict[str, Any] = {}
 
     async def openapi(request: Request) -> Response:
         """The OpenAPI document of this gateway."""
         if not spec:
-            spec.update(build_spec(routes))
+            spec.update(build_spec(routes, detailed))
         return json_response(spec)
 
     return Route("/openapi.json", openapi, methods=["GET"])

@@ -80,3 +80,9 @@ def test_trailing_slash_is_an_openai_shaped_404_not_a_redirect(gateway):
     resp = httpx.post(gateway.base_url + "/chat/completions/", json={}, follow_redirects=False)
     assert resp.status_code == 404
     assert resp.json()["error"]["code"] == "not_found"
+
+
+def test_openapi_document_carries_the_detailed_approval_operations(gateway):
+    spec = httpx.get(gateway.url + "/openapi.json").json()
+    approve = spec["paths"]["/admin/approvals/{id}/approve"]["post"]
+    assert "409" in approve["responses"] and "requestBody" in approve
