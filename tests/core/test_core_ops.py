@@ -84,5 +84,5 @@ def test_trailing_slash_is_an_openai_shaped_404_not_a_redirect(gateway):
 
 def test_openapi_document_carries_the_detailed_approval_operations(gateway):
     spec = httpx.get(gateway.url + "/openapi.json").json()
-    approve = spec["paths"]["/admin/approvals/{id}/approve"]["post"]
+    approve = spec["paths"]["/admin/approvals/{approval_id}/approve"]["post"]
     assert "409" in approve["responses"] and "requestBody" in approve
