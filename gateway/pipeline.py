@@ -110,27 +110,31 @@ class Pipeline:
             finally:
                 timings[stage.name] = timings.get(stage.name, 0.0) + time.perf_counter() - t0
 
-    async def iter_stream(self, call: Call, events: AsyncIterator[SSEEvent]) -> AsyncIterator[SSEEvent]:
-        """Pass upstream events through every chunk stage in order; flush them at the end."""
+    async def iter_batches(
+        self, call: Call, events: AsyncIterator[SSEEvent]
+    ) -> AsyncIterator[tuple[Sequence[SSEEvent], bool]]:
+        """Per upstream event: the events the chunk stages release for it (maybe none), and
+        whether it ended a network read (so the HTTP layer knows when to write). The events
+        still held when the upstream ends come last, flushed stage by stage."""
         stages = self._chunk
-        if not stages:
-            async for event in events:
-                yield event
-            return
         async for event in events:
             out: Sequence[SSEEvent] = (event,)
             for stage in stages:
                 out = await _feed(stage, call, out)
                 if not out:
                     break
-            for e in out:
-                yield e
+            yield out, event.boundary
         pending: Sequence[SSEEvent] = ()
         for stage in stages:
             held = await _feed(stage, call, pending) if pending else []
             pending = [*held, *await stage.on_stream_end(call)]
-        for e in pending:
-            yield e
+        yield pending, True
+
+    async def iter_stream(self, call: Call, events: AsyncIterator[SSEEvent]) -> AsyncIterator[SSEEvent]:
+        """The released events one by one (``iter_batches`` without the write hints)."""
+        async for out, _ in self.iter_batches(call, events):
+            for event in out:
+                yield event
 
     async def finish(self, call: Call) -> None:
         """Run every ``on_finish`` hook; one failing does not stop the others.

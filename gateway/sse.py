@@ -19,13 +19,16 @@ _MISSING = object()
 class SSEEvent:
     """One SSE event: its raw bytes (terminator included), its ``event:`` name and ``data``."""
 
-    __slots__ = ("_json", "data", "event", "raw")
+    __slots__ = ("_json", "boundary", "data", "event", "raw")
 
     def __init__(self, raw: bytes, event: str | None, data: bytes) -> None:
         self.raw = raw
         self.event = event
         self.data = data
         self._json: Any = _MISSING
+        #: False while more events of the same network read follow at once: the HTTP layer
+        #: then writes them to the client together, one write instead of one per event.
+        self.boundary = True
 
     @classmethod
     def parse(cls, raw: bytes) -> SSEEvent:
@@ -98,6 +101,7 @@ async def iter_events(chunks: AsyncIterator[bytes], max_event_bytes: int = 8 << 
     buf = b""
     async for chunk in chunks:
         buf = buf + chunk if buf else chunk
+        found: list[SSEEvent] = []
         while True:
             i = buf.find(b"\n\n")
             j = buf.find(b"\r\n\r\n")
@@ -109,7 +113,11 @@ async def iter_events(chunks: AsyncIterator[bytes], max_event_bytes: int = 8 << 
                 cut = i + 2
             raw, buf = buf[:cut], buf[cut:]
             if raw.strip():
-                yield SSEEvent.parse(raw)
+                found.append(SSEEvent.parse(raw))
+        for event in found[:-1]:
+            event.boundary = False
+        for event in found:
+            yield event
         if len(buf) > max_event_bytes:
             raise SSEParseError("upstream SSE event exceeds the size limit")
     if buf.strip():

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import orjson
 
@@ -119,13 +119,17 @@ async def _stream(pipeline: Pipeline, call: Call, response: ModelResponse, recei
     upstream = response.events
     if upstream is None:
         raise InternalError("not a stream")
-    events = pipeline.iter_stream(call, upstream)
+    batches = pipeline.iter_batches(call, upstream)
+    first: list[SSEEvent] = []
     try:
-        first = await anext(events)
-    except StopAsyncIteration:
-        first = None
+        # Read up to the first network read that released something: failures until then
+        # are still a proper HTTP error, and its events go out in one write.
+        async for out, boundary in batches:
+            first.extend(out)
+            if first and boundary:
+                break
     except Exception as exc:
-        await events.aclose()
+        await batches.aclose()
         await _close_upstream(response)
         call.error = exc
         await _finish_quietly(pipeline, call)
@@ -133,7 +137,7 @@ async def _stream(pipeline: Pipeline, call: Call, response: ModelResponse, recei
     headers = {**response.headers, **call.response_headers, "cache-control": "no-cache"}
     await send({"type": "http.response.start", "status": 200, "headers": encode_headers(headers.items())})
     call.first_byte_sent = True
-    pump = asyncio.create_task(_pump(pipeline, call, first, events, send))
+    pump = asyncio.create_task(_pump(pipeline, call, first, batches, send))
     watcher = asyncio.create_task(_wait_disconnect(receive))
     try:
         await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
@@ -145,7 +149,7 @@ async def _stream(pipeline: Pipeline, call: Call, response: ModelResponse, recei
                 await pump
         watcher.cancel()
     if call.client_disconnected:
-        await events.aclose()
+        await batches.aclose()
         await _close_upstream(response)
         await _finish_quietly(pipeline, call)
     elif pump.exception() is not None:
@@ -153,22 +157,34 @@ async def _stream(pipeline: Pipeline, call: Call, response: ModelResponse, recei
 
 
 async def _pump(
-    pipeline: Pipeline, call: Call, first: SSEEvent | None, events: AsyncIterator[SSEEvent], send: Send
+    pipeline: Pipeline,
+    call: Call,
+    first: list[SSEEvent],
+    batches: AsyncIterator[tuple[Sequence[SSEEvent], bool]],
+    send: Send,
 ) -> None:
+    """Write released events at each network-read boundary; hold the terminal event until
+    ``finish`` has run (so the call is settled and audited before the client sees the end)."""
     terminal: list[SSEEvent] = []
+    pending: list[bytes] = []
     try:
-        if first is not None:
-            await _emit(send, first, terminal)
-        async for event in events:
-            await _emit(send, event, terminal)
+        _collect(first, pending, terminal)
+        await _write(send, pending)
+        async for out, boundary in batches:
+            _collect(out, pending, terminal)
+            if boundary:
+                await _write(send, pending)
+        await _write(send, pending)
     except GatewayError as exc:
         call.error = exc
+        await _write(send, pending)
         await _finish_quietly(pipeline, call)
         await _send_event(send, error_event(call, exc), more=False)
         return
     except Exception as exc:
         log.exception("stream failed", extra={"request_id": call.request_id})
         call.error = exc
+        await _write(send, pending)
         await _finish_quietly(pipeline, call)
         await _send_event(send, error_event(call, InternalError("The gateway failed mid-stream.")), more=False)
         return
@@ -182,11 +198,19 @@ async def _pump(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _emit(send: Send, event: SSEEvent, terminal: list[SSEEvent]) -> None:
-    if event.is_done or event.event in _TERMINAL_EVENTS:
-        terminal.append(event)
-        return
-    await send({"type": "http.response.body", "body": event.raw, "more_body": True})
+def _collect(events: Sequence[SSEEvent], pending: list[bytes], terminal: list[SSEEvent]) -> None:
+    for event in events:
+        if event.is_done or event.event in _TERMINAL_EVENTS:
+            terminal.append(event)
+        else:
+            pending.append(event.raw)
+
+
+async def _write(send: Send, pending: list[bytes]) -> None:
+    if pending:
+        body = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 async def _send_event(send: Send, event: SSEEvent, more: bool) -> None:
