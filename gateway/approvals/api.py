@@ -33,15 +33,12 @@ from gateway.approvals.model import Approval, Status, valid_id
 from gateway.approvals.service import ApprovalService
 from gateway.approvals.store import ListQuery
 from gateway.errors import AuthenticationError, BadRequest, NotFound, ServiceUnavailable
+from gateway.http.routes import json_response
 
 _MAX_COMMENT = 4000
 _MAX_LIMIT = 200
 _KEEPALIVE_S = 15.0
 _SNAPSHOT = 500
-
-
-def _json(obj: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(obj), status_code=status, media_type="application/json")
 
 
 def _service(request: Request) -> ApprovalService:
@@ -77,14 +74,14 @@ async def list_approvals(request: Request) -> Response:
     """List approvals, newest first (filters: status, agent, run, team; paged by cursor)."""
     require_admin(request, "approver", "auditor")
     page = await _service(request).list(_query(request))
-    return _json({"object": "list", "data": [a.public() for a in page.items], "next_cursor": page.next_cursor,
+    return json_response({"object": "list", "data": [a.public() for a in page.items], "next_cursor": page.next_cursor,
                   "has_more": page.next_cursor is not None})
 
 
 async def get_approval(request: Request) -> Response:
     """One approval: who, what, why, and its outcome."""
     require_admin(request, "approver", "auditor")
-    return _json((await _service(request).require(_id(request))).public())
+    return json_response((await _service(request).require(_id(request))).public())
 
 
 async def _comment(request: Request) -> str | None:
@@ -107,14 +104,14 @@ async def approve(request: Request) -> Response:
     """Approve a pending approval (four-eyes: never one's own; needs the approver group)."""
     reviewer = require_admin(request, "approver")
     comment = await _comment(request)
-    return _json((await _service(request).approve(_id(request), reviewer, comment)).public())
+    return json_response((await _service(request).approve(_id(request), reviewer, comment)).public())
 
 
 async def deny(request: Request) -> Response:
     """Deny a pending approval; the comment is what the agent reads."""
     reviewer = require_admin(request, "approver")
     comment = await _comment(request)
-    return _json((await _service(request).deny(_id(request), reviewer, comment)).public())
+    return json_response((await _service(request).deny(_id(request), reviewer, comment)).public())
 
 
 def _sse(event: str, approval: Approval) -> bytes:
@@ -164,7 +161,7 @@ async def caller_get(request: Request) -> Response:
     approval = await _service(request).get(_id(request))
     if approval is None or approval.principal.get("key_id") != key_id:
         raise NotFound(f"No approval with id '{request.path_params['approval_id']}'.", code="approval_not_found")
-    return _json(approval.caller_view())
+    return json_response(approval.caller_view())
 
 
 async def caller_cancel(request: Request) -> Response:
@@ -174,7 +171,7 @@ async def caller_cancel(request: Request) -> Response:
     approval = await service.get(_id(request))
     if approval is None or approval.principal.get("key_id") != key_id:
         raise NotFound(f"No approval with id '{request.path_params['approval_id']}'.", code="approval_not_found")
-    return _json((await service.cancel(approval.id, key_id)).caller_view())
+    return json_response((await service.cancel(approval.id, key_id)).caller_view())
 
 
 _APPROVAL = {"type": "object", "description": "An approval record (Approval.public(); never the held answer).",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -25,6 +24,7 @@ from gateway.audit.schema import NANO
 from gateway.audit.store.base import AuditStore, Filters
 from gateway.audit.timeline import timeline
 from gateway.errors import BadRequest, NotFound, ServiceUnavailable
+from gateway.http.routes import json_response
 from gateway.observability.metrics import metrics_route
 
 _LIST_PARAMS = query.FILTER_PARAMS | {"cursor", "limit", "order"}
@@ -32,10 +32,6 @@ _EXPORT_PARAMS = query.FILTER_PARAMS | {"format"}
 _RUN_PARAMS = frozenset({"cursor", "limit"})
 _SPEND_PARAMS = frozenset({"group_by", "window", "from", "to", "team", "key", "agent", "run", "model"})
 _MAX_LIMIT = 1000
-
-
-def _json(doc: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
 
 
 def _store(request: Request) -> AuditStore:
@@ -62,7 +58,7 @@ async def list_events(request: Request) -> Response:
     after = query.decode_cursor(params.get("cursor"), desc)
     events = await store.query(filters, after=after, limit=limit, desc=desc)
     cursor = _page(events, limit, desc)
-    return _json({"object": "list", "data": events, "next_cursor": cursor, "has_more": cursor is not None})
+    return json_response({"object": "list", "data": events, "next_cursor": cursor, "has_more": cursor is not None})
 
 
 async def get_event(request: Request) -> Response:
@@ -70,7 +66,7 @@ async def get_event(request: Request) -> Response:
     event = await store.get(query.text(request.path_params["event_id"], "id"))
     if event is None:
         raise NotFound(f"No audit event {request.path_params['event_id']!r}.", param="id")
-    return _json(event)
+    return json_response(event)
 
 
 async def export_events(request: Request) -> Response:
@@ -103,7 +99,7 @@ async def run_timeline(request: Request) -> Response:
     if not events and after is None:
         raise NotFound(f"No audit events for run {run_id!r}.", param="run_id")
     totals = await store.spend("run", filters)
-    return _json(timeline(run_id, events, totals, _page(events, limit, False)))
+    return json_response(timeline(run_id, events, totals, _page(events, limit, False)))
 
 
 async def spend_report(request: Request) -> Response:
@@ -122,7 +118,7 @@ async def spend_report(request: Request) -> Response:
         for r in rows
     ]
     total_nusd = sum(r["cost_nusd"] for r in rows)
-    return _json({
+    return json_response({
         "object": "spend_report",
         "group_by": group_by,
         "from": since,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.admin.auth import require_admin
 from gateway.errors import BadRequest, ServiceUnavailable
+from gateway.http.routes import json_response
 from gateway.policy.service import PolicyService
 
 
@@ -28,14 +26,10 @@ def _service(request: Request) -> PolicyService:
     return service
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
 async def get_policies(request: Request) -> Response:
     """Active revision, its modules and data files, when it was loaded, the last refusal."""
     require_admin(request, "admin", "auditor")
-    return _json(_service(request).manager.status())
+    return json_response(_service(request).manager.status())
 
 
 async def reload_policies(request: Request) -> Response:
@@ -49,7 +43,7 @@ async def reload_policies(request: Request) -> Response:
             "The policy set was refused; revision " + str(result.revision) + " stays active.",
             extra={"errors": result.errors, "tests": result.tests, "revision": result.revision},
         )
-    return _json(result.to_dict())
+    return json_response(result.to_dict())
 
 
 def routes() -> list[BaseRoute]:
