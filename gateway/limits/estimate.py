@@ -3,8 +3,10 @@
 Input: byte-level BPE tokenizers (OpenAI's, Llama's, ...) emit at least one UTF-8 byte per
 token, so the byte count of the request's text bounds its tokens. We count the bytes of every
 string in the body (keys included: they cover the chat template's role markers and the tool
-schema rendering), add a per-message allowance, replace images/audio/files by configured flat
-amounts, and clamp by the model's context window (a longer prompt is rejected upstream).
+schema rendering), add a per-message allowance, replace the media of image/audio/file parts
+by configured flat amounts, and clamp by the model's context window (a longer prompt is
+rejected upstream). Any JSON shape is counted (a ``type`` that is a list or an object, any
+depth): the body reaches the estimator before anything checks fields the gateway does not use.
 A prompt stored upstream (``previous_response_id``, ``conversation``) is bounded by the
 context window.
 
@@ -24,9 +26,19 @@ import orjson
 from gateway.call import Call, Endpoint
 from gateway.limits.config import EstimateSettings
 
-_IMAGE = frozenset({"image_url", "input_image", "image"})
-_AUDIO = frozenset({"input_audio", "audio"})
-_FILE = frozenset({"file", "input_file"})
+#: The ``type`` of a media part → the setting with its flat token amount.
+_MEDIA = {
+    **dict.fromkeys(("image_url", "input_image", "image"), "image_tokens"),
+    **dict.fromkeys(("input_audio", "audio"), "audio_tokens"),
+    **dict.fromkeys(("file", "input_file"), "file_tokens"),
+}
+#: Keys of a media part that carry the media itself (bytes, URL or id), replaced by the flat
+#: amount. The part's other keys (type, detail, filename, or text a client slips in) count as
+#: text, so a media ``type`` cannot hide text from the bound.
+_MEDIA_PAYLOAD = frozenset({"image_url", "input_audio", "audio", "file", "file_data", "file_url", "file_id",
+                            "data", "url"})  # fmt: skip
+#: Integers beyond this are counted from their bit length (``str`` refuses huge ones).
+_SMALL_INT = 10**18
 _OUTPUT_FIELDS = {
     Endpoint.CHAT: ("max_completion_tokens", "max_tokens"),
     Endpoint.RESPONSES: ("max_output_tokens",),
@@ -36,23 +48,41 @@ _VOLATILE = frozenset({"id", "tool_call_id", "call_id", "stream", "stream_option
                        "store", "seed", "service_tier", "request_id"})  # fmt: skip
 
 
+def _text_bytes(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))  # a lone surrogate is 3 bytes, never an error
+
+
 def _size(obj: Any, cfg: EstimateSettings) -> int:
-    if isinstance(obj, str):
-        return len(obj) if obj.isascii() else len(obj.encode("utf-8"))
-    if isinstance(obj, dict):
-        kind = obj.get("type")
-        if kind in _IMAGE:
-            return cfg.image_tokens
-        if kind in _AUDIO:
-            return cfg.audio_tokens
-        if kind in _FILE:
-            return cfg.file_tokens
-        return sum(len(k) + _size(v, cfg) for k, v in obj.items())
-    if isinstance(obj, list):
-        return sum(_size(v, cfg) for v in obj)
-    if obj is None or isinstance(obj, bool):
-        return 4
-    return len(str(obj))
+    """Upper bound of the bytes ``obj`` renders to (media parts: their flat amounts).
+
+    Iterative, so no nesting depth can exhaust the stack.
+    """
+    total = 0
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += _text_bytes(item)
+        elif isinstance(item, dict):
+            kind = item.get("type")
+            media = _MEDIA.get(kind) if isinstance(kind, str) else None
+            if media is not None:
+                total += getattr(cfg, media)
+            for key, value in item.items():
+                total += _text_bytes(key) if isinstance(key, str) else len(str(key))
+                if media is None or key not in _MEDIA_PAYLOAD:
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif item is None or isinstance(item, bool):
+            total += 4
+        elif isinstance(item, int) and not -_SMALL_INT < item < _SMALL_INT:
+            total += item.bit_length() // 3 + 3  # digits ≤ bits·log10(2) + 1, plus a sign
+        else:
+            total += len(str(item))
+    return total
 
 
 def prompt_upper_bound(call: Call, cfg: EstimateSettings, context_window: int | None) -> int:
@@ -114,6 +144,12 @@ def _normalize(obj: Any) -> Any:
     return obj
 
 
+def _tool_name(tool: dict[str, Any]) -> str:
+    """A tool's name in either API's shape (chat nests it under ``function``); any shape is read."""
+    fn = tool.get("function")
+    return str((fn if isinstance(fn, dict) and fn else tool).get("name", ""))
+
+
 def fingerprint(call: Call, last_messages: int) -> str:
     """A short hash of what the request asks, for "same request N times in a run".
 
@@ -130,9 +166,9 @@ def fingerprint(call: Call, last_messages: int) -> str:
     if last_messages and isinstance(items, list):
         items = items[-last_messages:]
     tools = body.get("tools")
-    tool_names = sorted(
-        str((t.get("function") or t).get("name", "")) for t in tools if isinstance(t, dict)
-    ) if isinstance(tools, list) else []
+    tool_names = (
+        sorted(_tool_name(t) for t in tools if isinstance(t, dict)) if isinstance(tools, list) else []
+    )
     doc = {"e": str(call.endpoint), "m": call.model, "i": _normalize(items), "t": tool_names,
            "s": _normalize(body.get("instructions"))}  # fmt: skip
     return hashlib.blake2b(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()

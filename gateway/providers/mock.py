@@ -27,7 +27,9 @@ Rules (identical on chat completions and the Responses API):
   (emails, URLs, ids like ``ORD-1001``, money amounts, numbers, capitalised names, quoted
   strings, the message itself for ``query``-like fields; redaction placeholders such as
   ``<EMAIL_ADDRESS_1>`` count as emails, so the gateway can restore them), else ``enum``'s first value,
-  ``default``, ``minimum``, ``false``, ``1``; ``$ref``/``anyOf``/``allOf`` are followed.
+  ``default``, ``minimum``, ``false``, ``1``; ``$ref``/``anyOf``/``allOf`` are followed. Any JSON
+  schema gets a call, never an error; what it can cost is bounded per answer (``mock_budget``),
+  and a ``pattern`` is checked by a linear-time matcher, never by ``re`` (``mock_regex``).
 * **Directives** in the last user message force behaviour (and are removed from the text the
   mock reads): ``[[mock:tool=NAME args={json}]]`` calls NAME with exactly those arguments
   (``args=`` may be omitted: then they are generated), even if NAME is not offered or

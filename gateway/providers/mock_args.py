@@ -6,29 +6,31 @@ found in the message, an ``order_id`` the id-like token, an ``amount`` the money
 ``city`` the capitalised word, a ``query`` the message itself). When nothing in the message
 fits, it falls back to the schema (``enum`` first value, ``default``, ``minimum``) and then to
 a neutral value per type, so the arguments always validate.
+
+The schema is the client's, so any JSON is read without error (a ``properties`` that is not an
+object is no properties, a ``required`` that is not a list requires nothing), and what it can
+cost is bounded: nesting, array and string lengths are capped, ``$ref`` fan-out, copied text
+and ``pattern`` checks draw on the answer's ``Budget``, and a client's ``pattern`` is never run
+by ``re`` (see ``mock_regex``). A hostile schema gets arguments that may not validate; the
+mock answers it, never fails on it.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from itertools import chain, islice
 from typing import Any
 
-from gateway.providers.mock_pattern import example_for
+import orjson
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|<EMAIL[A-Z_]*_\d+>")
-#: A redaction placeholder (``<EMAIL_ADDRESS_1>``): copied into arguments so the gateway restores it.
-_PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*_\d+>")
-_PHONE = re.compile(r"<PHONE[A-Z_]*_\d+>|\+?\d[\d\s().-]{7,}\d")
-_URL = re.compile(r"https?://[^\s)\]>\"']+")
-_ID = re.compile(r"\b(?:[A-Za-z]{1,8}[-_]\d+|[A-Za-z]{1,8}\d{2,})\b|#\d+")
-_NUMBER = re.compile(r"(?<![\w.])([$€£]\s?)?(-?\d+(?:[.,]\d+)?)(\s?(?:usd|eur|gbp|dollars?|euros?))?", re.I)
-_QUOTED = re.compile(r"\"([^\"]+)\"|'([^']{2,})'|“([^”]+)”")
-_CAPITAL = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*")
-_AFTER_PREP = re.compile(r"\b(?:in|to|for|at|from|about|of)\s+([A-Za-z][\w-]*)")
-_CURRENCY = re.compile(r"\b(USD|EUR|GBP|JPY|CHF|CAD|AUD)\b")
-_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+from gateway.providers.mock_budget import Budget
+from gateway.providers.mock_facts import TextFacts
+from gateway.providers.mock_pattern import example_for
+from gateway.providers.mock_regex import SafePattern, compile_pattern
+
+__all__ = ["ArgumentFiller", "Budget", "TextFacts", "fill_arguments"]
+
 _MONEY_NAMES = ("amount", "price", "cost", "total", "sum", "usd", "eur", "balance", "fee", "value")
 _COUNT_NAMES = ("count", "limit", "quantity", "qty", "max", "top", "num", "page", "size", "days", "k")
 _FREE_TEXT = (
@@ -41,96 +43,76 @@ _PLACE_OR_NAME = (
     "name", "city", "location", "place", "country", "recipient", "customer", "person", "user", "who",
     "destination", "origin", "company", "account", "owner", "to", "from", "payee",
 )  # fmt: skip
-_NOT_NAMES = frozenset({"I", "Please", "What", "The", "Can", "Could", "Would", "Then", "And", "Use", "Call"})
+_NAME_PARTS = re.compile(r"[_\-\s]+|(?<=[a-z])(?=[A-Z])")
 
-
-@dataclass(slots=True)
-class TextFacts:
-    """What the user's message offers to fill arguments with (extracted once, lazily)."""
-
-    text: str
-    _cache: dict[str, list[Any]] = field(default_factory=dict)
-
-    def _get(self, key: str) -> list[Any]:
-        found = self._cache.get(key)
-        if found is None:
-            found = self._cache[key] = _EXTRACT[key](self.text)
-        return found
-
-    @property
-    def emails(self) -> list[str]:
-        return self._get("emails")
-
-    @property
-    def phones(self) -> list[str]:
-        return self._get("phones")
-
-    @property
-    def urls(self) -> list[str]:
-        return self._get("urls")
-
-    @property
-    def ids(self) -> list[str]:
-        return self._get("ids")
-
-    @property
-    def numbers(self) -> list[tuple[float, bool]]:
-        """(value, looks like money) for every number in the text."""
-        return self._get("numbers")
-
-    @property
-    def quoted(self) -> list[str]:
-        return self._get("quoted")
-
-    @property
-    def names(self) -> list[str]:
-        return self._get("names")
-
-
-def _plain(text: str) -> str:
-    """The text without emails and placeholders, whose digits are not numbers or ids."""
-    return _PLACEHOLDER.sub(" ", _EMAIL.sub(" ", text))
-
-
-def _numbers(text: str) -> list[tuple[float, bool]]:
-    out = []
-    for m in _NUMBER.finditer(_ID.sub(" ", _plain(text))):
-        raw = m.group(2).replace(",", ".")
-        out.append((float(raw), bool(m.group(1) or m.group(3) or "." in raw)))
-    return out
-
-
-def _names(text: str) -> list[str]:
-    found = [m.group(0) for m in _CAPITAL.finditer(text) if m.group(0).split()[0] not in _NOT_NAMES]
-    found += [m.group(1) for m in _AFTER_PREP.finditer(text) if not m.group(1).isdigit()]
-    return found
-
-
-_EXTRACT = {
-    "emails": lambda t: _EMAIL.findall(t),
-    "phones": lambda t: _PHONE.findall(t),
-    "urls": lambda t: _URL.findall(t),
-    "ids": lambda t: [m.group(0).lstrip("#") for m in _ID.finditer(_plain(t))],
-    "numbers": _numbers,
-    "quoted": lambda t: [next(g for g in m.groups() if g) for m in _QUOTED.finditer(t)],
-    "names": _names,
-}
+#: Nesting followed into a schema; deeper, a value is the neutral one of its type. (Past depth
+#: 6 objects already keep only their required properties and arrays are empty.)
+MAX_DEPTH = 24
+#: The most items and characters a ``minItems`` / ``minLength`` gets (a client may ask 2**62).
+MAX_ITEMS = 64
+MAX_STRING = 10_000
+#: Characters of a property name the name heuristics read (a key may be megabytes long).
+_NAME_CHARS = 100
+#: Entries of ``anyOf`` / ``oneOf`` / ``enum`` looked through; the first always remains a choice.
+_SCAN_OPTIONS = 100
+#: Words of the message tried against a ``pattern``, and the longest one tried.
+_CANDIDATES = 200
+_CANDIDATE_CHARS = 256
+#: Longer ``$ref`` strings resolve to nothing (resolving splits them on every use).
+_REF_CHARS = 1_000
+#: Integers outside int64 are written as floats (orjson, like JSON parsers, refuses them).
+_INT64 = 2**63
 
 
 def _num(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
-_NAME_PARTS = re.compile(r"[_\-\s]+|(?<=[a-z])(?=[A-Z])")
+def _float(x: Any) -> float | None:
+    """``x`` as a finite float when it is a JSON number (an int too large for a float is None)."""
+    if not _num(x):
+        return None
+    try:
+        value = float(x)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _count(x: Any) -> int | None:
+    return x if isinstance(x, int) and not isinstance(x, bool) else None
+
+
+def _type_of(schema: Any) -> Any:
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    return kind
+
+
+def _neutral(schema: Any) -> Any:
+    """The plainest value of the schema's type: what a fill gets once depth or budget runs out."""
+    kind = _type_of(schema)
+    if kind == "object":
+        return {}
+    if kind == "array":
+        return []
+    if kind in ("integer", "number"):
+        return 0
+    return {"boolean": False, "null": None}.get(kind, "") if isinstance(kind, str) else ""
 
 
 class ArgumentFiller:
     """Builds a schema-valid value from a JSON schema and the facts of one message."""
 
-    def __init__(self, root: dict[str, Any], facts: TextFacts) -> None:
+    def __init__(self, root: Any, facts: TextFacts, budget: Budget | None = None) -> None:
         self.root = root
         self.facts = facts
+        self.budget = budget if budget is not None else Budget()
         self._parts: dict[str, frozenset[str]] = {}
+        self._refs: dict[str, Any] = {}
+        self._patterns: dict[str, tuple[SafePattern | None, str | None]] = {}
+        self._sizes: dict[int, int] = {}
 
     def _is(self, name: str, words: tuple[str, ...]) -> bool:
         """Whether the property name is, or has a part that is, one of ``words``."""
@@ -143,22 +125,22 @@ class ArgumentFiller:
 
     def fill(self, schema: Any, name: str = "", depth: int = 0) -> Any:
         schema = self._resolve(schema)
+        if not self.budget.take_nodes() or depth > MAX_DEPTH:
+            return _neutral(schema)
         if not isinstance(schema, dict):
             return self._string({}, name)
         if "const" in schema:
-            return schema["const"]
+            return self._schema_value(schema["const"], schema)
         if isinstance(schema.get("enum"), list) and schema["enum"]:
-            return self._pick_enum(schema["enum"], name)
+            return self._schema_value(self._pick_enum(schema["enum"]), schema)
         for key in ("anyOf", "oneOf"):
             options = schema.get(key)
             if isinstance(options, list) and options:
-                usable = [o for o in options if self._resolve(o).get("type") != "null"] or options
-                return self.fill(usable[0], name, depth + 1)
+                usable = (o for o in options[:_SCAN_OPTIONS] if _type_of(self._resolve(o)) != "null")
+                return self.fill(next(usable, options[0]), name, depth + 1)
         if isinstance(schema.get("allOf"), list):
-            schema = _merge_all_of([self._resolve(s) for s in schema["allOf"]], schema)
-        kind = schema.get("type")
-        if isinstance(kind, list):
-            kind = next((k for k in kind if k != "null"), "null")
+            schema = self._merge_all_of(schema)
+        kind = _type_of(schema)
         if kind is None:
             kind = "object" if "properties" in schema else "array" if "items" in schema else "string"
         if kind == "object":
@@ -177,52 +159,112 @@ class ArgumentFiller:
         for _ in range(8):
             if not (isinstance(schema, dict) and isinstance(schema.get("$ref"), str)):
                 return schema
-            node: Any = self.root
-            for part in schema["$ref"].lstrip("#/").split("/"):
-                node = node.get(part) if isinstance(node, dict) else None
-            schema = node if isinstance(node, dict) else {}
+            schema = self._target(schema["$ref"])
         return schema
 
+    def _target(self, ref: str) -> dict[str, Any]:
+        found = self._refs.get(ref)
+        if found is None:
+            node: Any = self.root if len(ref) <= _REF_CHARS else None
+            for part in ref.lstrip("#/").split("/") if node is not None else ():
+                node = node.get(part) if isinstance(node, dict) else None
+            found = self._refs[ref] = node if isinstance(node, dict) else {}
+        return found
+
+    def _merge_all_of(self, schema: dict[str, Any]) -> dict[str, Any]:
+        merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+        for part in schema["allOf"]:
+            part = self._resolve(part)
+            if not isinstance(part, dict) or not self.budget.take_nodes(len(part)):
+                continue
+            for key, value in part.items():
+                if key == "properties" and isinstance(value, dict) and self.budget.take_nodes(len(value)):
+                    current = merged.get("properties")
+                    merged["properties"] = {**(current if isinstance(current, dict) else {}), **value}
+                elif key == "required" and isinstance(value, list) and self.budget.take_nodes(len(value)):
+                    current = merged.get("required")
+                    merged["required"] = [*(current if isinstance(current, list) else []), *value]
+                elif key not in ("properties", "required"):
+                    merged.setdefault(key, value)
+        return merged
+
     def _object(self, schema: dict[str, Any], depth: int) -> dict[str, Any]:
-        props = schema.get("properties") or {}
-        if depth > 6:
-            props = {k: v for k, v in props.items() if k in (schema.get("required") or ())}
+        props = schema.get("properties")
+        if not isinstance(props, dict):
+            props = {}
         required = schema.get("required")
-        keys = [k for k in props if k in required] if isinstance(required, list) else list(props)
-        return {key: self.fill(props[key], key, depth + 1) for key in keys}
+        if isinstance(required, list):
+            wanted = {r for r in required if isinstance(r, str)}
+            keys = [k for k in props if k in wanted]
+        else:
+            keys = list(props) if depth <= 6 else []
+        out: dict[str, Any] = {}
+        for key in keys:
+            if self.budget.nodes <= 0 or not self.budget.take_chars(len(key)):
+                break
+            out[key] = self.fill(props[key], key[:_NAME_CHARS], depth + 1)
+        return out
 
     def _array(self, schema: dict[str, Any], name: str, depth: int) -> list[Any]:
         items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
-        lo = schema.get("minItems") if isinstance(schema.get("minItems"), int) else 0
-        hi = schema.get("maxItems") if isinstance(schema.get("maxItems"), int) else 10
+        lo = min(max(_count(schema.get("minItems")) or 0, 0), MAX_ITEMS)
+        hi = _count(schema.get("maxItems"))
+        hi = 10 if hi is None else hi
         if hi == 0 or depth > 6:
             return []
-        resolved = self._resolve(items)
         if (
-            resolved.get("type") == "string"
+            _type_of(self._resolve(items)) == "string"
             and self._is(name, ("emails", "recipients", "to", "cc"))
             and self.facts.emails
         ):
-            values: list[Any] = self.facts.emails[:hi]
+            values: list[Any] = [self._charge(e) for e in self.facts.emails[:hi][:MAX_ITEMS]]
         else:
             values = [self.fill(items, name.rstrip("s"), depth + 1)]
-        while len(values) < lo:
-            values.append(values[-1] if values else self.fill(items, name, depth + 1))
+        size = self._size(values[-1]) if len(values) < lo else 0
+        while len(values) < lo and self.budget.take_chars(size):
+            values.append(values[-1])
         return values
 
-    def _pick_enum(self, options: list[Any], name: str) -> Any:
-        lowered = self.facts.text.lower()
-        for option in options:
-            if isinstance(option, str) and len(option) > 2 and option.lower() in lowered:
-                return option
+    def _size(self, value: Any) -> int:
+        """Characters ``value`` serialises to (a value that cannot be serialised costs everything)."""
+        if isinstance(value, str):
+            return len(value)
+        try:
+            return len(orjson.dumps(value))
+        except (orjson.JSONEncodeError, TypeError):
+            return self.budget.chars + 1
+
+    def _schema_value(self, value: Any, schema: dict[str, Any]) -> Any:
+        """A ``const`` or ``enum`` value, paid for by its size (``$ref``s may repeat a big one)."""
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        size = self._sizes.get(id(value))
+        if size is None:
+            size = self._sizes[id(value)] = self._size(value)  # the schema keeps the value alive
+        return value if self.budget.take_chars(size) else _neutral(schema)
+
+    def _charge(self, value: str) -> str:
+        """``value``, cut to what the character budget has left, and paid for."""
+        if len(value) > self.budget.chars:
+            value = value[: self.budget.chars]
+        self.budget.take_chars(len(value))
+        return value
+
+    def _pick_enum(self, options: list[Any]) -> Any:
+        lowered = self.facts.lowered
+        for option in options[:_SCAN_OPTIONS]:
+            if isinstance(option, str) and len(option) > 2:
+                if not self.budget.take_steps(1 + (len(lowered) + len(option)) // 1024):
+                    break
+                if option.lower() in lowered:
+                    return option
         return options[0]
 
     def _number(self, schema: dict[str, Any], name: str, integer: bool) -> int | float:
         facts = self.facts.numbers
         value: float | None = None
         if self._is(name, ("id", "number", "no")):
-            digits = [float(d) for i in self.facts.ids for d in re.findall(r"\d+", i)[:1]]
-            value = next((v for v, _ in facts if v >= 100), digits[0] if digits else None)
+            value = next((v for v, _ in facts if v >= 100), self.facts.id_number)
         if value is None and facts:
             if self._is(name, _MONEY_NAMES):
                 value = next((v for v, money in facts if money), facts[0][0])
@@ -231,32 +273,30 @@ class ArgumentFiller:
             else:
                 value = facts[0][0]
         if value is None:
-            default = schema.get("default")
-            value = (
-                float(default) if isinstance(default, int | float) and not isinstance(default, bool) else 1.0
-            )
-        lo, hi = schema.get("minimum"), schema.get("maximum")
-        xlo, xhi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+            value = _float(schema.get("default"))
+            value = 1.0 if value is None else value
+        lo, hi = _float(schema.get("minimum")), _float(schema.get("maximum"))
+        xlo, xhi = _float(schema.get("exclusiveMinimum")), _float(schema.get("exclusiveMaximum"))
         if integer:
             n = round(value)
-            if _num(lo) and n < lo:
+            if lo is not None and n < lo:
                 n = math.ceil(lo)
-            if _num(xlo) and n <= xlo:
+            if xlo is not None and n <= xlo:
                 n = math.floor(xlo) + 1
-            if _num(hi) and n > hi:
+            if hi is not None and n > hi:
                 n = math.floor(hi)
-            if _num(xhi) and n >= xhi:
+            if xhi is not None and n >= xhi:
                 n = math.ceil(xhi) - 1
-            return n
-        if _num(lo) and value < lo:
-            value = float(lo)
-        if _num(xlo) and value <= xlo:
-            value = float(xlo) + 0.01
-        if _num(hi) and value > hi:
-            value = float(hi)
-        if _num(xhi) and value >= xhi:
-            value = float(xhi) - 0.01
-        return int(value) if value == int(value) else value
+            return n if -_INT64 <= n < _INT64 else float(n)
+        if lo is not None and value < lo:
+            value = lo
+        if xlo is not None and value <= xlo:
+            value = xlo + 0.01
+        if hi is not None and value > hi:
+            value = hi
+        if xhi is not None and value >= xhi:
+            value = xhi - 0.01
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
 
     def _string(self, schema: dict[str, Any], name: str) -> str:
         value = self._string_candidate(schema, name)
@@ -266,12 +306,12 @@ class ArgumentFiller:
         pattern = schema.get("pattern")
         if isinstance(pattern, str):
             value = self._match_pattern(pattern, value)
-        hi, lo = schema.get("maxLength"), schema.get("minLength")
-        if isinstance(hi, int) and len(value) > hi:
-            value = value[:hi]
-        if isinstance(lo, int) and len(value) < lo:
-            value = value + "x" * (lo - len(value))
-        return value
+        hi, lo = _count(schema.get("maxLength")), _count(schema.get("minLength"))
+        if hi is not None and len(value) > hi:
+            value = value[: max(hi, 0)]
+        if lo is not None and len(value) < lo:
+            value = value + "x" * (min(lo, MAX_STRING) - len(value))
+        return self._charge(value)
 
     def _string_candidate(self, schema: dict[str, Any], name: str) -> str | None:
         """A value from the message that fits this property, or None when nothing fits."""
@@ -289,19 +329,17 @@ class ArgumentFiller:
         if fmt == "date-time":
             return "2025-01-01T00:00:00Z"
         if fmt == "date" or self._is(name, ("date", "day")):
-            found = _DATE.findall(f.text)
-            return found[0] if found else "2025-01-01"
+            return f.dates[0] if f.dates else "2025-01-01"
         if self._is(name, ("currency",)):
-            found = _CURRENCY.findall(f.text)
-            return found[0] if found else "USD"
+            return f.currencies[0] if f.currencies else "USD"
         if self._is(name, ("language", "lang", "locale")):
             return "en"
         if self._is(name, ("id", "number", "no", "ref", "reference", "code", "sku")):
             return self._identifier(name)
         if self._is(name, _SHORT_TEXT):
-            return " ".join(f.text.split()[:8]) or name
+            return f.first_words or name
         if self._is(name, _FREE_TEXT):
-            return f.quoted[0] if f.quoted else (f.text.strip() or name)
+            return f.quoted[0] if f.quoted else (f.stripped or name)
         if self._is(name, _PLACE_OR_NAME):
             if f.quoted:
                 return f.quoted[0]
@@ -322,50 +360,35 @@ class ArgumentFiller:
         f = self.facts
         if f.quoted:
             return f.quoted[0]
-        text = f.text.strip()
-        return text[:200] if text else (name or "value")
+        return f.stripped[:200] if f.stripped else (name or "value")
+
+    def _pattern(self, pattern: str) -> tuple[SafePattern | None, str | None]:
+        """The pattern compiled for bounded matching, and a string built to match it."""
+        found = self._patterns.get(pattern)
+        if found is None:
+            compiled = compile_pattern(pattern, self.budget)
+            found = self._patterns[pattern] = (compiled, example_for(pattern) if compiled else None)
+        return found
 
     def _match_pattern(self, pattern: str, value: str) -> str:
-        try:
-            rx = re.compile(pattern)
-        except re.error:
-            return value
-        if rx.search(value):
+        """``value`` if it matches, else a word of the message that does, else a built example.
+
+        A pattern that cannot be checked safely (see ``mock_regex``) leaves ``value`` as it is.
+        """
+        compiled, example = self._pattern(pattern)
+        if compiled is None or compiled.search(value, self.budget):
             return value
         f = self.facts
-        candidates: list[str] = [
-            *f.ids,
-            *f.emails,
-            *f.quoted,
-            *f.names,
-            *(str(int(v)) for v, _ in f.numbers),
-            *f.text.split(),
-        ]
-        found = next((c for c in candidates if rx.search(c)), None)
-        if found is not None:
-            return found
-        example = example_for(pattern)
-        return example if example is not None and rx.search(example) else value
+        candidates = chain(f.ids, f.emails, f.quoted, f.names, (str(int(v)) for v, _ in f.numbers), f.words())
+        for candidate in islice(candidates, _CANDIDATES):
+            if len(candidate) <= _CANDIDATE_CHARS and compiled.search(candidate, self.budget):
+                return candidate
+        return example if example is not None and compiled.search(example, self.budget) else value
 
 
-def _merge_all_of(parts: list[Any], base: dict[str, Any]) -> dict[str, Any]:
-    merged: dict[str, Any] = {k: v for k, v in base.items() if k != "allOf"}
-    for part in parts:
-        if not isinstance(part, dict):
-            continue
-        for key, value in part.items():
-            if key == "properties":
-                merged["properties"] = {**merged.get("properties", {}), **value}
-            elif key == "required":
-                merged["required"] = [*merged.get("required", []), *value]
-            else:
-                merged.setdefault(key, value)
-    return merged
-
-
-def fill_arguments(schema: dict[str, Any], text: str) -> dict[str, Any]:
-    """Arguments for a tool whose ``parameters`` is ``schema``, taken from ``text`` where they fit."""
+def fill_arguments(schema: dict[str, Any], facts: TextFacts, budget: Budget) -> dict[str, Any]:
+    """Arguments for a tool whose ``parameters`` is ``schema``, taken from the message's ``facts``."""
     if not schema:
         return {}
-    value = ArgumentFiller(schema, TextFacts(text)).fill(schema)
+    value = ArgumentFiller(schema, facts, budget).fill(schema)
     return value if isinstance(value, dict) else {}

@@ -3,7 +3,8 @@
 Built from the regex's parse tree (the stdlib's own parser): literals as written, the first
 character of each class, each repeat at its minimum, the first branch of each alternation.
 That covers the patterns tool schemas use (ids like ``^ORD-\\d{4}$``, codes, phone numbers);
-lookarounds and back-references are beyond it and yield None.
+lookarounds and back-references are beyond it and yield None, and so does an example longer
+than ``MAX_EXAMPLE_CHARS`` (``x{4000000000}`` must not allocate gigabytes).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 import re
 import re._parser as re_parser
 from typing import Any
+
+#: The longest example built; a pattern asking for more gets None (checked before repeating).
+MAX_EXAMPLE_CHARS = 1_000
 
 
 def example_for(pattern: str) -> str | None:
@@ -35,7 +39,10 @@ def _build(items: Any) -> str:
             out.append(_pick_in(arg))
         elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
             low, _high, sub = arg
-            out.append(_build(sub) * max(low, 0))
+            piece = _build(sub)
+            if len(piece) * low > MAX_EXAMPLE_CHARS:
+                raise ValueError("example too long")
+            out.append(piece * max(low, 0))
         elif name == "SUBPATTERN":
             out.append(_build(arg[-1]))
         elif name == "BRANCH":
@@ -44,7 +51,10 @@ def _build(items: Any) -> str:
             out.append(_CATEGORY_CHARS[str(arg)])
         elif name != "AT":  # anchors add nothing; anything else (lookarounds, groupref) is beyond us
             raise ValueError(name)
-    return "".join(out)
+    built = "".join(out)
+    if len(built) > MAX_EXAMPLE_CHARS:
+        raise ValueError("example too long")
+    return built
 
 
 _CATEGORY_CHARS = {
@@ -60,7 +70,10 @@ _CATEGORY_CHARS = {
 def _pick_in(items: list[tuple[Any, Any]]) -> str:
     if items and str(items[0][0]) == "NEGATE":
         excluded = "".join(_build([i]) if str(i[0]) != "RANGE" else chr(i[1][0]) for i in items[1:])
-        return next(c for c in "aA0_-x" if c not in excluded)
+        found = next((c for c in "aA0_-x !" if c not in excluded), None)
+        if found is None:
+            raise ValueError("every candidate excluded")
+        return found
     op, arg = items[0]
     if str(op) == "RANGE":
         return chr(arg[0])

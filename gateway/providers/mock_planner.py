@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from gateway.providers.mock_args import ArgumentFiller, TextFacts, fill_arguments
+from gateway.providers.mock_args import ArgumentFiller, Budget, TextFacts, fill_arguments
 from gateway.providers.mock_conversation import Conversation, ToolSpec
 
 #: Tool-call rounds after the last user message before the mock stops calling and answers.
@@ -254,11 +254,12 @@ def plan(conv: Conversation, overrides: MockOverrides | None = None, salt: str =
 
     if calls:
         specs = {t.name: t for t in conv.tools}
+        facts, budget = TextFacts(user_text), Budget()  # shared: one answer's calls read one message
         planned = []
         for index, (name, args) in enumerate(calls):
             if args is None:
                 spec = specs.get(name)
-                args = fill_arguments(spec.parameters, user_text) if spec else {}
+                args = fill_arguments(spec.parameters, facts, budget) if spec else {}
             call_id = "call_" + hashlib.blake2b(f"{seed}:{index}:{name}".encode(), digest_size=12).hexdigest()
             planned.append(PlannedCall(call_id, name, orjson.dumps(args).decode()))
         completion = sum((len(c.name) + len(c.arguments)) // 4 + 1 for c in planned)
@@ -289,7 +290,7 @@ def _answer_text(user_text: str, results: list[tuple[str, str]]) -> str:
 def _structured(schema: dict[str, Any], user_text: str, text: str) -> str:
     if not schema:
         return orjson.dumps({"answer": text}).decode()
-    value = ArgumentFiller(schema, TextFacts(user_text or text)).fill(schema)
+    value = ArgumentFiller(schema, TextFacts(user_text or text), Budget()).fill(schema)
     return orjson.dumps(value).decode()
 
 

@@ -3,8 +3,10 @@
 Schemathesis (``test_fuzz_openapi.py``) explores what the OpenAPI document describes; this
 fuzzer starts from requests that work (real models on the fake upstream and on the built-in
 mock, with tools and streaming) and breaks them where parsers and stages are fragile: any
-JSON value at any path, lone surrogates, deep nesting, long strings, raw literals that are
-not JSON (NaN, 1e400, invalid UTF-8, truncation), duplicate keys, odd identity headers.
+JSON value at any path (inside tool schemas too), hostile schemas (catastrophic patterns,
+``$ref`` fan-out, sizes of 2**62), lone surrogates, deep nesting, long strings and long
+unbroken words, raw literals that are not JSON (NaN, 1e400, invalid UTF-8, truncation),
+duplicate keys, odd identity headers.
 Whatever comes back must be a 2xx or an OpenAI-shaped 4xx, never a 5xx.
 """
 
@@ -112,24 +114,37 @@ def _deep(depth: int) -> Any:
     return value
 
 
+#: Tool and output schemas a client may send: any shape, catastrophic patterns, ``$ref`` cycles
+#: that fan out, sizes of 2**62, a non-object ``properties`` at any depth.
+_hostile_schemas = st.sampled_from([
+    {"type": "object", "properties": 5},
+    {"type": "object", "properties": ["a"], "required": {"a": 1}},
+    {"type": "object", "properties": {"a": {"type": "object", "properties": True}}, "required": ["a"]},
+    {"type": [], "properties": {}},
+    {"type": {"x": 1}, "items": [1], "enum": {}, "anyOf": [5, None], "allOf": 3},
+    {"type": "string", "pattern": "^(a+)+$"},
+    {"type": "string", "pattern": "(a|a)" * 40 + "b"},
+    {"type": "string", "pattern": "x{4000000000}", "minLength": 2**62},
+    {"type": "array", "minItems": 2**62, "items": {"type": "string", "minLength": 2**40}},
+    {"type": "integer", "minimum": 1e300}, {"type": "number", "exclusiveMaximum": -1e308},
+    {"$ref": "#"}, {"$ref": "#/properties/order_id"}, {"anyOf": [{"$ref": "#"}]},
+    {"$defs": {"n": {"type": "object", "properties": {f"c{i}": {"$ref": "#/$defs/n"} for i in range(8)},
+                     "required": [f"c{i}" for i in range(8)]}}, "$ref": "#/$defs/n"},
+])  # fmt: skip
+
 _values = st.one_of(
     json_values,
     lone_surrogates,
     any_text,
+    _hostile_schemas,
     st.integers(min_value=1, max_value=400).map(_deep),
-    # Long texts are spaced: one long unbroken word stalls the built-in mock (pinned as xfail).
     st.integers(min_value=1, max_value=60_000).map(lambda n: "lorem " * n),
-    st.integers(min_value=1, max_value=500).map(lambda n: "x" * n),
+    # One long unbroken word: the built-in mock's fact regexes were quadratic on it.
+    st.tuples(st.sampled_from(["x", "a.", "1", "<EMAIL_", "“", "a-1"]), st.integers(min_value=1, max_value=60_000))
+    .map(lambda t: t[0] * t[1]),
     st.lists(st.just({"role": "user", "content": "x"}), min_size=0, max_size=3000),
     st.sampled_from(["", " ", "gpt-test", "mock-chat", "embed-test", "none", "required", "auto", "function"]),
 )
-
-
-def _mutable(path: tuple[Any, ...]) -> bool:
-    """Everything but the inside of tool schemas: the built-in mock (which also answers for the
-    fake upstream) still breaks on hostile ones, pinned as xfail in ``test_fuzz_known_bugs.py``;
-    a fake upstream's 500 would also open the circuit for every later example."""
-    return "parameters" not in path[:-1]
 
 
 @st.composite
@@ -137,7 +152,7 @@ def hostile_requests(draw: st.DrawFn, path: str) -> tuple[bytes, dict[str, str]]
     body = copy.deepcopy(draw(st.sampled_from(_BASES[path])))
     body["model"] = draw(st.sampled_from(ENDPOINT_MODELS[path]))
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
-        paths = [p for p in _paths(body) if _mutable(p)]
+        paths = _paths(body)  # tool schemas included: the mock (behind the fake upstream too) reads them
         target = draw(st.sampled_from(paths)) if paths and draw(st.booleans()) else (draw(any_text),)
         container = body
         for key in target[:-1]:

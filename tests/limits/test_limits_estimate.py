@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 from limits_helpers import make_call
@@ -27,6 +29,68 @@ def test_images_count_a_flat_amount_not_their_base64_size() -> None:
         {"type": "text", "text": "what is this?"}, image]}]})  # fmt: skip
     bound = prompt_upper_bound(call, CFG, None)
     assert CFG.image_tokens < bound < CFG.image_tokens + 200
+
+
+#: Any JSON value: ``type`` keys are drawn often, with strings, lists and objects as values.
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1) | st.floats(
+        allow_nan=False, allow_infinity=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["type", "text", "image_url", "data", "content"]) | st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+def _text_bytes(obj: Any) -> int:
+    """UTF-8 bytes of every string in ``obj`` that is not a media payload."""
+    if isinstance(obj, str):
+        return len(obj.encode("utf-8"))
+    if isinstance(obj, list):
+        return sum(_text_bytes(v) for v in obj)
+    if isinstance(obj, dict):
+        media = isinstance(obj.get("type"), str) and obj["type"] in ("image_url", "input_image", "image",
+                                                                      "input_audio", "audio", "file", "input_file")
+        return sum(_text_bytes(k) + (0 if media and k in ("image_url", "data") else _text_bytes(v))
+                   for k, v in obj.items())  # fmt: skip
+    return 0
+
+
+@given(part=_json, schema=_json)
+def test_prompt_bound_reads_any_json_shape_and_covers_its_text(part: Any, schema: Any) -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": schema}}]
+    body = {"model": "m", "messages": [{"role": "user", "content": [part]}], "tools": tools}
+    assert prompt_upper_bound(make_call(body=body), CFG, None) >= _text_bytes(body)
+    fingerprint(make_call(body=body), 2)
+
+
+def test_a_list_or_object_type_is_counted_as_text() -> None:
+    for kind in ([], ["image_url"], {"x": 1}):
+        part = {"type": kind, "text": "y" * 1000}
+        call = make_call(body={"model": "m", "messages": [{"role": "user", "content": [part]}]})
+        assert prompt_upper_bound(call, CFG, None) >= 1000
+
+
+def test_a_media_type_does_not_hide_the_text_beside_the_media() -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}, "text": "y" * 5000}
+    schema = {"type": "object", "properties": {"doc": {"type": "file", "description": "z" * 5000}}}
+    tools = [{"type": "function", "function": {"name": "f", "parameters": schema}}]
+    call = make_call(body={"model": "m", "messages": [{"role": "user", "content": [image]}], "tools": tools})
+    assert prompt_upper_bound(call, CFG, None) >= 10_000 + CFG.image_tokens + CFG.file_tokens
+
+
+def test_any_nesting_depth_is_counted_without_recursion() -> None:
+    deep: Any = "leaf"
+    for _ in range(50_000):
+        deep = [{"type": ["x"], "v": deep}]
+    call = make_call(body={"model": "m", "messages": [{"role": "user", "content": deep}]})
+    assert prompt_upper_bound(call, CFG, None) >= 50_000 * len("typev")
+
+
+def test_fingerprint_reads_tools_of_any_shape() -> None:
+    tools = [{"type": "custom", "function": [1]}, {"type": "function", "function": {}, "name": "n"}, {"name": 5}]
+    renamed = [*tools[:2], {"name": 6}]
+    call = make_call(body={"model": "m", "messages": [], "tools": tools})
+    assert fingerprint(call, 2) != fingerprint(make_call(body={"model": "m", "messages": [], "tools": renamed}), 2)
 
 
 def test_prompt_bound_is_clamped_by_the_context_window() -> None:
