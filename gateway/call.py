@@ -146,9 +146,3 @@ class Call:
     first_byte_sent: bool = False
     client_disconnected: bool = False
     traceparent: str | None = None
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name)
-
-    def deny_reasons(self) -> list[str]:
-        return [r for d in self.decisions if d.outcome == "deny" for r in d.reasons]

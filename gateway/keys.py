@@ -79,9 +79,6 @@ class KeyStore:
     def authenticate_admin(self, key: str) -> AdminPrincipal | None:
         return self._admin.get(hash_key(key))
 
-    def add(self, digest: str, principal: Principal) -> None:
-        self._keys[digest] = principal
-
     def principals(self) -> list[Principal]:
         return list(self._keys.values())
 

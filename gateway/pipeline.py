@@ -84,9 +84,6 @@ class Pipeline:
         self._chunk = [s for s in self.stages if _overrides(s, "on_chunk") or _overrides(s, "on_stream_end")]
         self._finish = [s for s in self.stages if _overrides(s, "on_finish")]
 
-    def stage(self, name: str) -> Stage | None:
-        return next((s for s in self.stages if s.name == name), None)
-
     async def run_request(self, call: Call) -> ModelResponse:
         """Run the request phase up to and including ``forward``; return the answer."""
         timings = call.timings
