@@ -77,14 +77,9 @@ def keys_create(
 
 
 def _mount_subcommands() -> None:
+    """Imported when the command runs, not when this module is imported (keeps it light)."""
     for name, module in _SUBCOMMANDS:
-        try:
-            sub = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        app.add_typer(sub.app, name=name)
+        app.add_typer(importlib.import_module(module).app, name=name)
 
 
 def main() -> None:
