@@ -13,8 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gateway.approvals.config import ApprovalSettings
 from gateway.approvals.crypto import AnswerSealer
 from gateway.approvals.memory import MemoryApprovalStore
@@ -25,6 +23,7 @@ from gateway.approvals.stage import ApprovalRequestStage, ApprovalResponseStage
 from gateway.approvals.store import ApprovalStore
 from gateway.approvals.webhooks import WebhookSender
 from gateway.context import AppContext
+from gateway.yamlfile import read_mapping
 
 log = logging.getLogger("wardgate.approvals")
 
@@ -42,14 +41,9 @@ def load_settings(base: ApprovalSettings, policies_dir: Path) -> ApprovalSetting
     tools are merged by name, the settings' entries winning.
     """
     path = policies_dir / base.policy_file
-    if not path.exists():
+    doc = read_mapping(path, ApprovalSettings.model_fields, ApprovalsFileError)
+    if doc is None:
         return base
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(doc, dict):
-        raise ApprovalsFileError(f"{path}: expected a mapping at the top level")
-    unknown = set(doc) - set(ApprovalSettings.model_fields)
-    if unknown:
-        raise ApprovalsFileError(f"{path}: unknown keys {sorted(unknown)}")
     defaults = base.model_dump()
     data: dict[str, Any] = {**defaults, **{k: v for k, v in doc.items() if k not in _MERGED}}
     data.update(base.model_dump(include=base.model_fields_set - set(_MERGED)))

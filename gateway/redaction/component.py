@@ -17,14 +17,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gateway.context import AppContext
 from gateway.redaction.config import RedactionSettings
 from gateway.redaction.engine import RedactionEngine
 from gateway.redaction.metrics import RedactionMetrics
 from gateway.redaction.redactor import Redactor
 from gateway.redaction.stage import RedactInStage, RedactOutStage
+from gateway.yamlfile import read_mapping
 
 log = logging.getLogger("wardgate.redaction")
 
@@ -37,14 +36,9 @@ class RedactionFileError(ValueError):
 
 def load_settings(base: RedactionSettings, policies_dir: Path) -> RedactionSettings:
     path = policies_dir / POLICY_FILE
-    if not path.exists():
+    doc = read_mapping(path, RedactionSettings.model_fields, RedactionFileError)
+    if doc is None:
         return base
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(doc, dict):
-        raise RedactionFileError(f"{path}: expected a mapping at the top level")
-    unknown = set(doc) - set(RedactionSettings.model_fields)
-    if unknown:
-        raise RedactionFileError(f"{path}: unknown keys {sorted(unknown)}")
     data: dict[str, Any] = {**base.model_dump(), **doc}
     data.update(base.model_dump(include=base.model_fields_set - {"deny_lists"}))
     data["deny_lists"] = {**(doc.get("deny_lists") or {}), **base.deny_lists}
