@@ -95,6 +95,9 @@ def _response_item(walk: Walk, item: Any, path: str) -> None:
         walk.unscanned += 1
         return
     itype = item.get("type", "message")
+    if not isinstance(itype, str):  # an odd item type is left alone, and counted
+        walk.unscanned += 1
+        return
     if itype == "message":
         _content(walk, item, "content", path)
     elif itype in ("function_call", "mcp_call"):

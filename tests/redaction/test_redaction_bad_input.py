@@ -218,3 +218,11 @@ async def test_any_json_shape_gets_a_decision_or_a_4xx(stages, endpoint: Endpoin
         return
     assert call.decisions[-1].stage == "redact_in" and call.decisions[-1].outcome == "allow"
     orjson.dumps(call.body)  # still serialisable for the upstream
+
+
+async def test_a_responses_item_whose_type_is_not_a_string_is_counted_as_unscanned() -> None:
+    from gateway.redaction.locations import Walk, _response_items
+
+    walk = Walk(slots=[])
+    _response_items(walk, [{"type": ["message"], "content": "a@b.co"}, {"type": {"x": 1}}], "input")
+    assert walk.unscanned == 2 and walk.slots == []
