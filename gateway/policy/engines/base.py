@@ -12,9 +12,11 @@ reload happens (each call phase is decided by exactly one revision).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from typing import Any, ClassVar, Protocol
 
 import orjson
@@ -57,6 +59,18 @@ def short_error(exc: BaseException, limit: int = 500) -> str:
     """An engine error without the native stack trace regorus appends."""
     text = str(exc).split("Stack backtrace:")[0].strip()
     return text[:limit]
+
+
+async def off_loop(executor: Executor, fn: Callable[..., Any], *args: Any, timeout_s: float, engine: str) -> Any:
+    """Run an in-process evaluation on a worker thread, failing as ``timeout`` past the deadline.
+
+    Large inputs go here so one huge prompt never stalls the event loop for other calls.
+    """
+    future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+    try:
+        return await asyncio.wait_for(future, timeout_s)
+    except TimeoutError as exc:
+        raise PolicyEvalError(f"{engine}: no decision within {timeout_s * 1000:.0f} ms", "timeout") from exc
 
 
 def to_path(path: str) -> str:

@@ -37,6 +37,7 @@ from gateway.policy.engines.base import (
     PolicyEngine,
     PolicyEvalError,
     encode_input,
+    off_loop,
     short_error,
     to_path,
 )
@@ -219,12 +220,8 @@ class RegorusSnapshot:
         payload = encode_input(input).decode()
         if len(payload) <= self._inline_max and threading.get_ident() == self._owner:
             return self.evaluate_sync(rule, payload)
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self.evaluate_sync, rule, payload)
-        try:
-            return await asyncio.wait_for(future, self._timeout_s)
-        except TimeoutError as exc:
-            raise PolicyEvalError(f"regorus: no decision within {self._timeout_s * 1000:.0f} ms", "timeout") from exc
+        return await off_loop(self._executor, self.evaluate_sync, rule, payload, timeout_s=self._timeout_s,
+                              engine="regorus")
 
 
 class RegorusEngine(PolicyEngine):

@@ -21,6 +21,7 @@ from gateway.policy.engines.base import (
     PolicyEngine,
     PolicyEvalError,
     encode_input,
+    off_loop,
     short_error,
     to_path,
 )
@@ -93,12 +94,8 @@ class OpaLibSnapshot:
         payload = encode_input(input)
         if len(payload) <= self._inline_max:
             return self.evaluate_sync(dotted, payload)
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self.evaluate_sync, dotted, payload)
-        try:
-            return await asyncio.wait_for(future, self._timeout_s)
-        except TimeoutError as exc:
-            raise PolicyEvalError(f"opa-lib: no decision within {self._timeout_s * 1000:.0f} ms", "timeout") from exc
+        return await off_loop(self._executor, self.evaluate_sync, dotted, payload, timeout_s=self._timeout_s,
+                              engine="opa-lib")
 
     def close(self) -> None:
         self._engine.close()
