@@ -19,7 +19,9 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import typer
@@ -88,18 +90,9 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Run a scenario against a gateway (keys from the config or environment)."""
-    from orchestrator.service import Orchestrator
 
     cfg = load_config(config, base_url=base_url, model=model, db_path=db)
-    console = Console()
-
-    async def go() -> int:
-        async with Orchestrator(cfg, listener=None if as_json else LiveListener(console)) as orch:
-            report = await orch.start(scenario, run_id=run_id, parent_run_id=parent_run_id)
-        _print(console, report, as_json)
-        return 0 if report.status == "completed" else 1
-
-    raise typer.Exit(int(_run(go())))  # type: ignore[call-overload]
+    _drive(cfg, as_json, lambda orch: orch.start(scenario, run_id=run_id, parent_run_id=parent_run_id))
 
 
 @app.command()
@@ -112,18 +105,9 @@ def resume(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Continue a run from its checkpoint; completed tool calls are not executed again."""
-    from orchestrator.service import Orchestrator
 
     cfg = load_config(config, base_url=base_url, model=model, db_path=db)
-    console = Console()
-
-    async def go() -> int:
-        async with Orchestrator(cfg, listener=None if as_json else LiveListener(console)) as orch:
-            report = await orch.resume(run_id)
-        _print(console, report, as_json)
-        return 0 if report.status == "completed" else 1
-
-    raise typer.Exit(int(_run(go())))  # type: ignore[call-overload]
+    _drive(cfg, as_json, lambda orch: orch.resume(run_id))
 
 
 @app.command()
@@ -147,6 +131,21 @@ def report(
             await store.close()
 
     _run(go())
+
+
+def _drive(cfg: object, as_json: bool, action: Callable[[Any], Awaitable[Any]]) -> None:
+    """Run ``action`` on an orchestrator, print its report, exit 0 only if the run completed."""
+    from orchestrator.service import Orchestrator
+
+    console = Console()
+
+    async def go() -> int:
+        async with Orchestrator(cfg, listener=None if as_json else LiveListener(console)) as orch:
+            report = await action(orch)
+        _print(console, report, as_json)
+        return 0 if report.status == "completed" else 1
+
+    raise typer.Exit(int(_run(go())))  # type: ignore[call-overload]
 
 
 def _print(console: Console, rep: object, as_json: bool) -> None:
