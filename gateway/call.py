@@ -9,12 +9,11 @@ what it cost (``usage``, ``cost``). Stage-private state goes in ``state[stage_na
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from gateway.sse import SSEEvent
+from gateway.sse import EventBatches
 
 
 class Endpoint(StrEnum):
@@ -85,7 +84,7 @@ class Usage:
 
 @dataclass(slots=True)
 class ModelResponse:
-    """What the provider answered: a JSON body, or a stream of SSE events.
+    """What the provider answered: a JSON body, or a stream of SSE events (a batch per read).
 
     ``json`` is the parsed body of a non-stream answer; stages edit it in place and set
     ``dirty`` so the HTTP layer re-serialises it (otherwise ``body`` goes out byte-for-byte).
@@ -95,7 +94,7 @@ class ModelResponse:
     headers: dict[str, str]
     body: bytes = b""
     json: Any = None
-    events: AsyncIterator[SSEEvent] | None = None
+    events: EventBatches | None = None
     dirty: bool = False
     deployment: str | None = None
 

@@ -107,31 +107,42 @@ class Pipeline:
             finally:
                 timings[stage.name] = timings.get(stage.name, 0.0) + time.perf_counter() - t0
 
-    async def iter_batches(
-        self, call: Call, events: AsyncIterator[SSEEvent]
-    ) -> AsyncIterator[tuple[Sequence[SSEEvent], bool]]:
-        """Per upstream event: the events the chunk stages release for it (maybe none), and
-        whether it ended a network read (so the HTTP layer knows when to write). The events
-        still held when the upstream ends come last, flushed stage by stage."""
+    async def release(self, call: Call, batch: Sequence[SSEEvent], out: list[SSEEvent]) -> None:
+        """Feed one upstream batch (one network read) through the chunk stages, event by
+        event, appending what they release to ``out``. If a stage raises, what was released
+        before it stays in ``out``, so the HTTP layer can still send it."""
         stages = self._chunk
-        async for event in events:
-            out: Sequence[SSEEvent] = (event,)
+        for event in batch:
+            released: Sequence[SSEEvent] = (event,)
             for stage in stages:
-                out = await _feed(stage, call, out)
-                if not out:
+                if len(released) == 1:
+                    released = await stage.on_chunk(call, released[0])
+                else:
+                    released = await _feed(stage, call, released)
+                if not released:
                     break
-            yield out, event.boundary
+            out.extend(released)
+
+    async def end_stream(self, call: Call, out: list[SSEEvent]) -> None:
+        """The upstream ended: flush what the chunk stages still hold, stage by stage (what
+        one stage releases now still passes through the stages after it)."""
         pending: Sequence[SSEEvent] = ()
-        for stage in stages:
+        for stage in self._chunk:
             held = await _feed(stage, call, pending) if pending else []
             pending = [*held, *await stage.on_stream_end(call)]
-        yield pending, True
+        out.extend(pending)
 
     async def iter_stream(self, call: Call, events: AsyncIterator[SSEEvent]) -> AsyncIterator[SSEEvent]:
-        """The released events one by one (``iter_batches`` without the write hints)."""
-        async for out, _ in self.iter_batches(call, events):
-            for event in out:
-                yield event
+        """The released events one by one, for callers that hold a plain event iterator."""
+        out: list[SSEEvent] = []
+        async for event in events:
+            await self.release(call, (event,), out)
+            for released in out:
+                yield released
+            out.clear()
+        await self.end_stream(call, out)
+        for released in out:
+            yield released
 
     async def finish(self, call: Call) -> None:
         """Run every ``on_finish`` hook; one failing does not stop the others.

@@ -19,16 +19,13 @@ _MISSING = object()
 class SSEEvent:
     """One SSE event: its raw bytes (terminator included), its ``event:`` name and ``data``."""
 
-    __slots__ = ("_json", "boundary", "data", "event", "raw")
+    __slots__ = ("_json", "data", "event", "raw")
 
     def __init__(self, raw: bytes, event: str | None, data: bytes) -> None:
         self.raw = raw
         self.event = event
         self.data = data
         self._json: Any = _MISSING
-        #: False while more events of the same network read follow at once: the HTTP layer
-        #: then writes them to the client together, one write instead of one per event.
-        self.boundary = True
 
     @classmethod
     def parse(cls, raw: bytes) -> SSEEvent:
@@ -92,33 +89,58 @@ def _render(event: str | None, data: bytes) -> bytes:
     return head + b"data: " + data + b"\n\n"
 
 
+#: A stream as providers hand it over: the events of each network read, in order.
+EventBatches = AsyncIterator[list["SSEEvent"]]
+
+
 class SSEParseError(Exception):
     """The upstream stream is not valid SSE (or ended in the middle of an event)."""
 
 
-async def iter_events(chunks: AsyncIterator[bytes], max_event_bytes: int = 8 << 20) -> AsyncIterator[SSEEvent]:
-    """Split a byte stream into events at blank lines (``\\n\\n`` or ``\\r\\n\\r\\n``)."""
-    buf = b""
-    async for chunk in chunks:
-        buf = buf + chunk if buf else chunk
+class EventSplitter:
+    """Cuts a byte stream into SSE events at blank lines (``\\n\\n`` or ``\\r\\n\\r\\n``).
+
+    Fed one network read at a time, it returns that read's complete events as one batch: the
+    stream path then pays its per-step costs (stages, ``send``) once per read, not per event.
+    """
+
+    __slots__ = ("_buf", "_max")
+
+    def __init__(self, max_event_bytes: int = 8 << 20) -> None:
+        self._buf = b""
+        self._max = max_event_bytes
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        buf = self._buf + chunk if self._buf else chunk
         found: list[SSEEvent] = []
+        crlf = b"\r" in buf
+        pos = 0
         while True:
-            i = buf.find(b"\n\n")
-            j = buf.find(b"\r\n\r\n")
+            i = buf.find(b"\n\n", pos)
+            j = buf.find(b"\r\n\r\n", pos) if crlf else -1
             if i < 0 and j < 0:
                 break
-            if j >= 0 and (i < 0 or j < i):
-                cut = j + 4
-            else:
-                cut = i + 2
-            raw, buf = buf[:cut], buf[cut:]
+            cut = j + 4 if j >= 0 and (i < 0 or j < i) else i + 2
+            raw = buf[pos:cut]
+            pos = cut
             if raw.strip():
                 found.append(SSEEvent.parse(raw))
-        for event in found[:-1]:
-            event.boundary = False
-        for event in found:
-            yield event
-        if len(buf) > max_event_bytes:
+        self._buf = buf[pos:] if pos else buf
+        if len(self._buf) > self._max:
             raise SSEParseError("upstream SSE event exceeds the size limit")
-    if buf.strip():
-        raise SSEParseError("upstream stream ended in the middle of an event")
+        return found
+
+    def close(self) -> None:
+        """The byte stream ended: anything left over is an event cut in half."""
+        if self._buf.strip():
+            raise SSEParseError("upstream stream ended in the middle of an event")
+
+
+async def iter_event_batches(chunks: AsyncIterator[bytes], max_event_bytes: int = 8 << 20) -> EventBatches:
+    """The events of a byte stream, one (non-empty) batch per chunk that completed any."""
+    splitter = EventSplitter(max_event_bytes)
+    async for chunk in chunks:
+        batch = splitter.feed(chunk)
+        if batch:
+            yield batch
+    splitter.close()

@@ -9,7 +9,6 @@ complete answer, a complete answer is cut into the events its endpoint streams.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -18,7 +17,7 @@ from gateway.approvals.answers import denial_text, deny_json, synth_json
 from gateway.approvals.model import Approval, Status
 from gateway.approvals.stream_answers import TEXT, assemble, classify, deny_events, json_to_events
 from gateway.call import Call, ModelResponse
-from gateway.sse import SSEEvent
+from gateway.sse import EventBatches, SSEEvent
 
 _JSON = {"content-type": "application/json"}
 _SSE = {"content-type": "text/event-stream; charset=utf-8"}
@@ -47,9 +46,9 @@ def wants_usage(call: Call) -> bool:
     return isinstance(options, dict) and bool(options.get("include_usage"))
 
 
-async def _iterate(events: list[SSEEvent]) -> AsyncIterator[SSEEvent]:
-    for event in events:
-        yield event
+async def _iterate(events: list[SSEEvent]) -> EventBatches:
+    if events:
+        yield events
 
 
 def response_from_json(call: Call, body: Any) -> ModelResponse:

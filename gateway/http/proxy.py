@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import orjson
 
@@ -37,7 +37,7 @@ from gateway.http.asgi import (
 )
 from gateway.http.validate import check_body, parse_body
 from gateway.pipeline import Pipeline
-from gateway.sse import SSEEvent
+from gateway.sse import EventBatches, SSEEvent
 
 log = logging.getLogger("wardgate.proxy")
 
@@ -119,17 +119,11 @@ async def _stream(pipeline: Pipeline, call: Call, response: ModelResponse, recei
     upstream = response.events
     if upstream is None:
         raise InternalError("not a stream")
-    batches = pipeline.iter_batches(call, upstream)
-    first: list[SSEEvent] = []
     try:
         # Read up to the first network read that released something: failures until then
         # are still a proper HTTP error, and its events go out in one write.
-        async for out, boundary in batches:
-            first.extend(out)
-            if first and boundary:
-                break
+        first, ended = await _first_release(pipeline, call, upstream)
     except Exception as exc:
-        await batches.aclose()
         await _close_upstream(response)
         call.error = exc
         await _finish_quietly(pipeline, call)
@@ -137,56 +131,33 @@ async def _stream(pipeline: Pipeline, call: Call, response: ModelResponse, recei
     headers = {**response.headers, **call.response_headers, "cache-control": "no-cache"}
     await send({"type": "http.response.start", "status": 200, "headers": encode_headers(headers.items())})
     call.first_byte_sent = True
-    pump = asyncio.create_task(_pump(pipeline, call, first, batches, send))
-    watcher = asyncio.create_task(_wait_disconnect(receive))
+    terminal: list[SSEEvent] = []
+    failure: Exception | None = None
+    guard = _DisconnectGuard(receive)
     try:
-        await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
+        await _relay(pipeline, call, first, ended, upstream, send, terminal)
+    except asyncio.CancelledError:
+        if not guard.fired:
+            raise  # a real cancellation (shutdown), not the client leaving
+        guard.absorb()
+    except Exception as exc:
+        failure = exc
     finally:
-        if not pump.done():
-            call.client_disconnected = True
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
-        watcher.cancel()
-    if call.client_disconnected:
-        await batches.aclose()
+        guard.stop()
+    if guard.fired:
+        call.client_disconnected = True
         await _close_upstream(response)
         await _finish_quietly(pipeline, call)
-    elif pump.exception() is not None:
-        raise pump.exception()  # type: ignore[misc]
-
-
-async def _pump(
-    pipeline: Pipeline,
-    call: Call,
-    first: list[SSEEvent],
-    batches: AsyncIterator[tuple[Sequence[SSEEvent], bool]],
-    send: Send,
-) -> None:
-    """Write released events at each network-read boundary; hold the terminal event until
-    ``finish`` has run (so the call is settled and audited before the client sees the end)."""
-    terminal: list[SSEEvent] = []
-    pending: list[bytes] = []
-    try:
-        _collect(first, pending, terminal)
-        await _write(send, pending)
-        async for out, boundary in batches:
-            _collect(out, pending, terminal)
-            if boundary:
-                await _write(send, pending)
-        await _write(send, pending)
-    except GatewayError as exc:
-        call.error = exc
-        await _write(send, pending)
-        await _finish_quietly(pipeline, call)
-        await _send_event(send, error_event(call, exc), more=False)
         return
-    except Exception as exc:
-        log.exception("stream failed", extra={"request_id": call.request_id})
-        call.error = exc
-        await _write(send, pending)
+    if failure is not None:
+        call.error = failure
+        if isinstance(failure, GatewayError):
+            error = failure
+        else:
+            log.error("stream failed", exc_info=failure, extra={"request_id": call.request_id})
+            error = InternalError("The gateway failed mid-stream.")
         await _finish_quietly(pipeline, call)
-        await _send_event(send, error_event(call, InternalError("The gateway failed mid-stream.")), more=False)
+        await _send_event(send, error_event(call, error), more=False)
         return
     try:
         await pipeline.finish(call)
@@ -196,6 +167,83 @@ async def _pump(
         return
     body = b"".join(e.raw for e in terminal)
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _first_release(pipeline: Pipeline, call: Call, upstream: EventBatches) -> tuple[list[SSEEvent], bool]:
+    """The events released for the first network reads that released any, and whether the
+    upstream already ended."""
+    first: list[SSEEvent] = []
+    async for batch in upstream:
+        await pipeline.release(call, batch, first)
+        if first:
+            return first, False
+    await pipeline.end_stream(call, first)
+    return first, True
+
+
+async def _relay(
+    pipeline: Pipeline,
+    call: Call,
+    first: list[SSEEvent],
+    ended: bool,
+    upstream: EventBatches,
+    send: Send,
+    terminal: list[SSEEvent],
+) -> None:
+    """Write what the stages release, one write per upstream read; the terminal event is
+    collected into ``terminal`` and held until ``finish`` has run (so the call is settled and
+    audited before the client sees the end). On a failure, what was released is still sent."""
+    pending: list[bytes] = []
+    _collect(first, pending, terminal)
+    await _write(send, pending)
+    out: list[SSEEvent] = []
+    try:
+        if not ended:
+            async for batch in upstream:
+                await pipeline.release(call, batch, out)
+                if out:
+                    _collect(out, pending, terminal)
+                    out.clear()
+                    await _write(send, pending)
+            await pipeline.end_stream(call, out)
+    except Exception:
+        _collect(out, pending, terminal)
+        await _write(send, pending)
+        raise
+    _collect(out, pending, terminal)
+    await _write(send, pending)
+
+
+class _DisconnectGuard:
+    """Cancels the streaming task when the client disconnects, so a stalled upstream read is
+    interrupted at once (and the upstream request with it). One watcher task per stream; the
+    relay itself runs in the request's own task (no extra task and no ``asyncio.wait``)."""
+
+    __slots__ = ("_task", "_watcher", "active", "fired")
+
+    def __init__(self, receive: Receive) -> None:
+        self._task = asyncio.current_task()
+        self.active = True
+        self.fired = False
+        self._watcher = asyncio.create_task(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+        if self.active and self._task is not None:
+            self.fired = True
+            self._task.cancel()
+
+    def absorb(self) -> None:
+        """The cancellation was ours: take it back so later awaits (finish) run normally."""
+        if self._task is not None:
+            self._task.uncancel()
+
+    def stop(self) -> None:
+        self.active = False
+        self._watcher.cancel()
 
 
 def _collect(events: Sequence[SSEEvent], pending: list[bytes], terminal: list[SSEEvent]) -> None:
@@ -223,13 +271,6 @@ def error_event(call: Call, error: GatewayError) -> SSEEvent:
         payload = {"type": "error", "code": error.code, "message": error.message, "param": error.param}
         return SSEEvent.from_json(payload, event="error")
     return SSEEvent.from_json(error.to_dict())
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
 
 
 async def _close_upstream(response: ModelResponse) -> None:

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +65,7 @@ from gateway.providers.mock_conversation import MockRequestError, from_chat, fro
 from gateway.providers.mock_embeddings import embeddings_body
 from gateway.providers.mock_planner import MockOverrides, Plan, plan
 from gateway.providers.mock_responses import response_object, responses_events
-from gateway.sse import SSEEvent
+from gateway.sse import EventBatches, SSEEvent
 
 __all__ = ["MockAnswer", "MockOverrides", "MockProvider", "generate"]
 
@@ -122,11 +121,15 @@ def generate(
         return MockAnswer(400, error_body(str(exc), exc.param))
 
 
-async def _replay(events: list[SSEEvent], delay_s: float) -> AsyncIterator[SSEEvent]:
+async def _replay(events: list[SSEEvent], delay_s: float) -> EventBatches:
+    """All events in one batch (one network read), or one by one with a delay (a typing model)."""
+    if not delay_s:
+        if events:
+            yield events
+        return
     for event in events:
-        if delay_s:
-            await asyncio.sleep(delay_s)
-        yield event
+        await asyncio.sleep(delay_s)
+        yield [event]
 
 
 class MockProvider:

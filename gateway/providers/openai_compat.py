@@ -8,8 +8,6 @@ loop and closed in the lifespan shutdown.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import orjson
 
@@ -18,7 +16,7 @@ from gateway.errors import UpstreamError, UpstreamRateLimited, UpstreamRejected,
 from gateway.models import Deployment
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.config import ProviderSettings
-from gateway.sse import SSEEvent, SSEParseError, iter_events
+from gateway.sse import EventBatches, EventSplitter, SSEParseError
 
 #: Upstream headers worth passing to the client (everything else is the gateway's business).
 _PASS_HEADERS = ("openai-processing-ms", "openai-version", "retry-after", "retry-after-ms")
@@ -129,12 +127,18 @@ def _status_error(resp: aiohttp.ClientResponse, body: bytes, name: str) -> Upstr
     return UpstreamRejected(message, status=resp.status)
 
 
-async def _events(resp: aiohttp.ClientResponse, name: str) -> AsyncIterator[SSEEvent]:
-    """The upstream's SSE events; closing this iterator (e.g. client gone) closes the socket."""
+async def _events(resp: aiohttp.ClientResponse, name: str) -> EventBatches:
+    """The upstream's SSE events, a batch per network read; closing this iterator (e.g. the
+    client is gone) closes the socket."""
     complete = False
+    splitter = EventSplitter()
+    content = resp.content
     try:
-        async for event in iter_events(resp.content.iter_any()):
-            yield event
+        while chunk := await content.readany():
+            batch = splitter.feed(chunk)
+            if batch:
+                yield batch
+        splitter.close()
         complete = True
     except (SSEParseError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
         raise UpstreamError(f"Upstream {name} broke the stream: {exc}") from exc

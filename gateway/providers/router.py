@@ -11,7 +11,6 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from gateway.call import ModelResponse
@@ -19,7 +18,7 @@ from gateway.errors import UpstreamError, UpstreamRateLimited, UpstreamRejected,
 from gateway.models import Deployment, ModelCatalog, ModelEntry
 from gateway.providers.base import Provider, UpstreamRequest
 from gateway.providers.config import ProviderSettings
-from gateway.sse import SSEEvent
+from gateway.sse import EventBatches
 
 log = logging.getLogger("wardgate.providers")
 
@@ -166,19 +165,19 @@ def _retry_after_s(headers: dict[str, str]) -> float | None:
     return None
 
 
-async def _prefetch(events: AsyncIterator[SSEEvent]) -> AsyncIterator[SSEEvent]:
-    """Wait for the first event (failures before it are retryable), then chain the rest."""
+async def _prefetch(batches: EventBatches) -> EventBatches:
+    """Wait for the first events (failures before them are retryable), then chain the rest."""
     try:
-        first = await anext(events)
+        first = await anext(batches)
     except StopAsyncIteration as exc:
         raise UpstreamError("Upstream closed the stream before sending any event.") from exc
 
-    async def chained() -> AsyncIterator[SSEEvent]:
+    async def chained() -> EventBatches:
         try:
             yield first
-            async for event in events:
-                yield event
+            async for batch in batches:
+                yield batch
         finally:
-            await events.aclose()  # type: ignore[attr-defined]
+            await batches.aclose()  # type: ignore[attr-defined]
 
     return chained()

@@ -62,8 +62,8 @@ class FakeForward(Stage):
             events.insert(1, text)
 
         async def stream() -> Any:
-            for e in events:
-                yield e
+            for e in events:  # one event per network read: the slowest upstream there is
+                yield [e]
 
         call.response = ModelResponse(200, {"content-type": "text/event-stream"}, events=stream())
 
@@ -116,8 +116,9 @@ class StageRig:
         response = await self.pipeline.run_request(call)
         out = released if released is not None else []
         if response.events is not None:
-            async for event in self.pipeline.iter_stream(call, response.events):
-                out.append(event)
+            async for batch in response.events:
+                await self.pipeline.release(call, batch, out)
+            await self.pipeline.end_stream(call, out)
         else:
             await self.pipeline.run_response(call, response)
         return response, out

@@ -6,7 +6,7 @@ import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.sse import SSEEvent, iter_events
+from gateway.sse import SSEEvent, iter_event_batches
 from tests.harness import TEST_KEY
 
 EVENTS = [
@@ -23,7 +23,7 @@ async def _collect(chunks: list[bytes]) -> list[SSEEvent]:
         for c in chunks:
             yield c
 
-    return [e async for e in iter_events(gen())]
+    return [e async for batch in iter_event_batches(gen()) for e in batch]
 
 
 @settings(max_examples=200, deadline=None)

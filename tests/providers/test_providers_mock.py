@@ -590,7 +590,7 @@ async def test_provider_returns_sse_events_for_stream_requests() -> None:
     body = {"model": "mock-chat", "input": "hi there", "stream": True}
     response = await provider.send(UpstreamRequest(Endpoint.RESPONSES, body, stream=True))
     assert response.status == 200 and response.headers["content-type"] == "text/event-stream"
-    events = [e async for e in response.events]  # type: ignore[union-attr]
+    events = [e async for batch in response.events for e in batch]  # type: ignore[union-attr]
     assert events[0].event == "response.created" and events[-1].event == "response.completed"
 
 
