@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 from collections.abc import Sequence
 
 import orjson
@@ -48,13 +49,16 @@ _MAX_REQUEST_ID = 128
 class ProxyEndpoint:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+        # Request ids only need to be unique, not secret: a PRNG seeded once from the OS
+        # costs ~0.3 µs per id where os.urandom costs a syscall (~5-20 µs here) per call.
+        self._ids = random.Random(os.urandom(32))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx: AppContext = scope["app"].state.ctx
         pipeline = ctx.pipeline
         headers = header_dict(scope)
         call = Call(
-            request_id=_request_id(headers),
+            request_id=_request_id(headers, self._ids),
             endpoint=self.endpoint,
             body={},
             headers=headers,
@@ -93,12 +97,12 @@ class ProxyEndpoint:
             await send_error(send, error, call.response_headers)
 
 
-def _request_id(headers: dict[str, str]) -> str:
+def _request_id(headers: dict[str, str], ids: random.Random) -> str:
     """The client's id when it is a sane token (it is echoed in a header and logged), else a new one."""
     given = headers.get("x-request-id")
     if given and len(given) <= _MAX_REQUEST_ID and given.isprintable():
         return given
-    return "req_" + os.urandom(16).hex()
+    return f"req_{ids.getrandbits(128):032x}"
 
 
 async def _finish_quietly(pipeline: Pipeline, call: Call) -> None:
