@@ -36,6 +36,7 @@ STAGE_ORDER: tuple[str, ...] = (
     "redact_in",
     "policy_request",
     "approval_request",
+    "limit_reprice",  # the limits component re-prices a reservation if a policy re-routed the model
     "forward",
     "redact_out",
     "policy_response",

@@ -1,9 +1,9 @@
 """Wiring of the limits component into the app: ``setup(ctx)``.
 
 Builds the store (``memory``, or ``redis`` with one connection pool for the app's lifespan),
-the price book and the rules, appends the ``limit`` and ``settle`` stages, the closer and the
-``limits`` readiness check, and publishes the ``LimitsService`` (``.admin`` for the admin
-API) as ``ctx.services["limits"]``.
+the price book and the rules, appends the ``limit``, ``limit_reprice`` and ``settle`` stages,
+the closer and the ``limits`` readiness check, and publishes the ``LimitsService``
+(``.admin`` for the admin API) as ``ctx.services["limits"]``.
 
 Readiness: with ``on_store_error: deny`` an unreachable Redis makes the replica not ready
 (every call would be refused). With ``local`` or ``allow`` the replica keeps serving by
@@ -24,7 +24,7 @@ from gateway.limits.pricing import PriceBook
 from gateway.limits.redis_store import RedisStore
 from gateway.limits.rules import LimitRules
 from gateway.limits.service import LimitsService
-from gateway.limits.stage import LimitStage, SettleStage
+from gateway.limits.stage import LimitStage, RepriceStage, SettleStage
 from gateway.limits.store import LimitStore, StoreError
 
 log = logging.getLogger("wardgate.limits")
@@ -69,6 +69,7 @@ async def setup(ctx: AppContext) -> None:
     service.admin = LimitsAdmin(service, ctx.keys)
     ctx.closers.append(service.close)
     ctx.stages.append(LimitStage(service))
+    ctx.stages.append(RepriceStage(service))
     ctx.stages.append(SettleStage(service))
     ctx.services["limits"] = service
 

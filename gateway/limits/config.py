@@ -57,8 +57,10 @@ class LimitsSettings(BaseModel):
     #: longer than the longest call (streams included), or a slow call's spend lands after its
     #: lease was released and may exceed the budget by that call's cost.
     lease_s: float = Field(default=600.0, gt=0)
-    #: How long a settled reservation id is remembered (settle is idempotent within it).
-    settled_ttl_s: float = Field(default=86400.0, gt=0)
+    #: How long a settled reservation id is remembered (settle is idempotent within it). It
+    #: only has to outlive the settle retries (~15 s at worst); every call leaves one such key
+    #: in Redis, so a day would mean ~130M keys at 1,500 calls/s, 10 minutes ~0.9M.
+    settled_ttl_s: float = Field(default=600.0, ge=30)
     #: Idle time after which a run's counters (calls, repeats, spend) are dropped.
     run_ttl_s: float = Field(default=7 * 86400.0, gt=0)
     #: Idle time after which an agent's counters are dropped (agent ids are caller-chosen).

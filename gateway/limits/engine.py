@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.limits.store import Denial, RateInfo, ReserveRequest
+from gateway.limits.store import Denial, RateInfo, ReserveRequest, ScopeSpec
 
 BURN_SLOTS = 60  # one-minute buckets: the burn rate covers the last hour
 _PRIORITY = {"loop": 0, "calls": 1, "budget": 2, "too_large": 3, "requests": 4, "tokens": 4}
@@ -42,6 +42,19 @@ def _min(a: int | None, b: int | None) -> int | None:
     return min(a, b)
 
 
+def run_cost_limit(overrides: Sequence[dict[str, Any] | None], team_index: int, configured: int | None) -> int | None:
+    """The run's cost cap: the team's runtime override wins over the configured run guard."""
+    return _pick(overrides[team_index] if team_index >= 0 else None, "run_max_cost", configured)
+
+
+def budget_limits(
+    spec: ScopeSpec, override: dict[str, Any] | None, run_cost: int | None = None
+) -> tuple[int | None, int | None, int | None]:
+    """(day, month, total) budget of one scope; ``run_cost`` caps the run scope's total."""
+    day, month, total = spec.budget_nano
+    return _pick(override, "day", day), _pick(override, "month", month), _min(_pick(override, "total", total), run_cost)
+
+
 def effective_limits(
     req: ReserveRequest, overrides: Sequence[dict[str, Any] | None]
 ) -> tuple[list[Limits], int | None, int | None]:
@@ -49,18 +62,14 @@ def effective_limits(
     team_ov = overrides[req.team_index] if req.team_index >= 0 else None
     max_calls = _pick(team_ov, "run_max_calls", req.max_calls)
     max_identical = _pick(team_ov, "run_max_identical", req.max_identical)
-    run_cost = _pick(team_ov, "run_max_cost", req.max_run_cost_nano)
+    run_cost = run_cost_limit(overrides, req.team_index, req.max_run_cost_nano)
     out: list[Limits] = []
     for i, (spec, ov) in enumerate(zip(req.scopes, overrides, strict=True)):
-        day, month, total = spec.budget_nano
-        total = _pick(ov, "total", total)
-        if i == req.run_index:
-            total = _min(total, run_cost)
         out.append(
             (
                 _pick(ov, "rpm", spec.rpm),
                 _pick(ov, "tpm", spec.tpm),
-                (_pick(ov, "day", day), _pick(ov, "month", month), total),
+                budget_limits(spec, ov, run_cost if i == req.run_index else None),
             )
         )
     return out, max_calls, max_identical

@@ -90,3 +90,17 @@ def denial_error(denial: Denial, spec: ScopeSpec, result: ReserveResult, est_nan
         f"Retry after {retry_ms / 1000:.3f}s.",
         headers=headers, extra=extra,
     )  # fmt: skip
+
+
+def reprice_error(denial: Denial, spec: ScopeSpec, asked: str, routed: str, old_nano: int,
+                  new_nano: int) -> BudgetExceeded:  # fmt: skip
+    """A budget cannot cover the call once a policy routed it to a pricier model."""
+    window = denial.window or "total"
+    return BudgetExceeded(
+        f"Budget exceeded for {_describe(spec)}: the policy routed this call from model '{asked}' to "
+        f"'{routed}', whose reservation of ${nano_to_usd(new_nano):.6f} (up from ${nano_to_usd(old_nano):.6f}) "
+        f"the {window} budget of ${nano_to_usd(denial.limit):.4f} cannot cover (spend plus calls in flight). "
+        "Lower max_tokens, or wait for the budget window to reset.",
+        headers={"x-wardgate-budget-remaining": format_usd(0)},
+        extra={"scope": spec.kind, "scope_id": spec.ident, "window": window, "routed_model": routed},
+    )

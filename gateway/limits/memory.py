@@ -7,19 +7,21 @@ and two sorted logs per scope), which is what lets one test suite run against bo
 
 from __future__ import annotations
 
-import bisect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.limits.engine import (
     BURN_SLOTS,
+    budget_limits,
     denial_priority,
     effective_limits,
     minute_of,
     pick_rate_info,
+    run_cost_limit,
 )
+from gateway.limits.sortedlog import SortedLog
 from gateway.limits.store import (
     BUDGET,
     OVERRIDE_FIELDS,
@@ -27,6 +29,7 @@ from gateway.limits.store import (
     BudgetInfo,
     Denial,
     RateInfo,
+    RepriceResult,
     Reservation,
     ReserveRequest,
     ReserveResult,
@@ -38,50 +41,11 @@ from gateway.limits.windows import WINDOWS, day_id, month_id
 Clock = Callable[[], float]
 
 
-class _Log:
-    """A sorted log of (score, member): the in-memory twin of a Redis sorted set."""
-
-    __slots__ = ("items", "scores")
-
-    def __init__(self) -> None:
-        self.items: list[tuple[int, str]] = []
-        self.scores: dict[str, int] = {}
-
-    def add(self, score: int, member: str) -> None:
-        if member in self.scores:
-            self.remove(member)
-        bisect.insort(self.items, (score, member))
-        self.scores[member] = score
-
-    def remove(self, member: str) -> bool:
-        score = self.scores.pop(member, None)
-        if score is None:
-            return False
-        i = bisect.bisect_left(self.items, (score, member))
-        del self.items[i]
-        return True
-
-    def pop_until(self, max_score: int) -> list[tuple[int, str]]:
-        """Remove and return every entry with score <= ``max_score``."""
-        items = self.items
-        if not items or items[0][0] > max_score:
-            return []
-        i = bisect.bisect_right(items, (max_score, "\U0010ffff"))
-        gone = items[:i]
-        del items[:i]
-        for _, m in gone:
-            del self.scores[m]
-        return gone
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
 @dataclass
 class _Scope:
     h: dict[str, Any] = field(default_factory=dict)
-    leases: _Log = field(default_factory=_Log)
-    window: _Log = field(default_factory=_Log)
+    leases: SortedLog = field(default_factory=SortedLog)
+    window: SortedLog = field(default_factory=SortedLog)
     expires_ms: int = 0  # 0 = never
 
 
@@ -96,7 +60,7 @@ class MemoryStore:
         self,
         *,
         lease_s: float = 600.0,
-        settled_ttl_s: float = 86400.0,
+        settled_ttl_s: float = 600.0,
         window_s: float = 60.0,
         clock: Clock | None = None,
     ) -> None:
@@ -185,12 +149,12 @@ class MemoryStore:
                 self._purge_window(sc, now)
                 count = len(sc.window)
                 tw = sc.h.get("tw", 0)
-                oldest = sc.window.items[0][0] if count else now
+                oldest = sc.window.score_at(0) if count else now
                 reset = oldest + self._window_ms - now
                 if rpm is not None:
                     if count + 1 > rpm:
                         k = count - rpm  # the entry whose expiry brings count below rpm
-                        retry = sc.window.items[k][0] + self._window_ms - now if k < count else -1
+                        retry = sc.window.score_at(k) + self._window_ms - now if k < count else -1
                         denials.append(Denial("requests", i, rpm, retry if retry < 0 else max(retry, 1)))
                     req_infos.append(RateInfo(rpm, rpm - count - 1, reset))
                 if tpm is not None:
@@ -199,7 +163,7 @@ class MemoryStore:
                     elif tw + req.est_tokens > tpm:
                         need = tw + req.est_tokens - tpm
                         retry = -1
-                        for score, m in sc.window.items:
+                        for score, m in sc.window:
                             need -= _weight(m)
                             if need <= 0:
                                 retry = score + self._window_ms - now
@@ -277,6 +241,66 @@ class MemoryStore:
             h[slot] = (minute, prev[1] + actual_nano if prev and prev[0] == minute else actual_nano)
             idx[spec.field] = now
         return SettleResult(applied=True, late=late)
+
+    # -- lease renewal and re-price ----------------------------------------------------------
+
+    async def renew(self, reservations: Sequence[Reservation]) -> int:
+        now = self._now()
+        expiry = now + self._lease_ms
+        held = 0
+        for res in reservations:
+            if res.settled or not res.has_lease:
+                continue
+            member, renewed = res.lease_member, True
+            for spec, flag in zip(res.scopes, res.flags, strict=True):
+                if not flag & BUDGET:
+                    continue
+                sc = self._scopes.get((res.team, spec.field))
+                score = sc.leases.scores.get(member) if sc is not None else None
+                if sc is not None and score is not None and score > now:
+                    sc.leases.add(expiry, member)
+                else:
+                    renewed = False
+            held += renewed
+        return held
+
+    async def reprice(self, res: Reservation, new_est_nano: int) -> RepriceResult:
+        now = self._now()
+        day = day_id(now)
+        month = month_id(day)
+        cfg = self._cfg.get(res.team, {})
+        overrides = [cfg.get(s.field) for s in res.scopes]
+        run_cost = run_cost_limit(overrides, res.team_index, res.max_run_cost_nano)
+        old_m, new_m = res.lease_member, f"{res.rid}|{new_est_nano}"
+        denial: Denial | None = None
+        least: int | None = None
+        plan: list[tuple[_Scope, int | None, int]] = []
+        for i, (spec, flag, ov) in enumerate(zip(res.scopes, res.flags, overrides, strict=True)):
+            if not flag & BUDGET:
+                continue
+            sc = self._scope(res.team, spec.field, now)
+            self._purge_leases(sc, now)
+            score = sc.leases.scores.get(old_m)
+            held = res.est_nano if score is not None else 0
+            need = new_est_nano - held
+            reserved = sc.h.get("r", 0)
+            limits = budget_limits(spec, ov, run_cost if i == res.run_index else None)
+            for w, limit, spent in zip(WINDOWS, limits, self._spent(sc, day, month), strict=True):
+                if limit is None:
+                    continue
+                remaining = limit - spent - reserved
+                if denial is None and need > 0 and need > remaining:
+                    denial = Denial("budget", i, limit, window=w)
+                least = remaining - need if least is None else min(least, remaining - need)
+            plan.append((sc, score, held))
+        if denial is not None:
+            return RepriceResult(ok=False, denial=denial)
+        for sc, score, held in plan:
+            if score is not None:
+                sc.leases.remove(old_m)
+            sc.leases.add(now + self._lease_ms if score is None else score, new_m)
+            sc.h["r"] = sc.h.get("r", 0) - held + new_est_nano
+        return RepriceResult(ok=True, remaining_nano=least)
 
     # -- admin -----------------------------------------------------------------------------
 

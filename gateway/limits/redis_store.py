@@ -10,8 +10,9 @@ lease expires instead), and a slow Redis must fail fast so ``on_store_error`` ca
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -21,13 +22,15 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from gateway.limits import lua
-from gateway.limits.resp import FastRedis, RespConnectionError, RespError
+from gateway.limits.resp import FastRedis, RespConnectionError, RespError, bulk, encode
 from gateway.limits.store import (
+    BUDGET,
     OVERRIDE_FIELDS,
     BudgetInfo,
     Denial,
     KeySpace,
     RateInfo,
+    RepriceResult,
     Reservation,
     ReserveRequest,
     ReserveResult,
@@ -36,6 +39,7 @@ from gateway.limits.store import (
     StoreError,
 )
 from gateway.limits.windows import day_id, month_id
+from gateway.limits.wire import Wire, evalsha, json_args
 
 Clock = Callable[[], float]
 
@@ -85,7 +89,7 @@ class RedisStore:
         *,
         prefix: str = "wg",
         lease_s: float = 600.0,
-        settled_ttl_s: float = 86400.0,
+        settled_ttl_s: float = 600.0,
         window_s: float = 60.0,
         timeout_s: float = 2.0,
         pool_size: int = 64,
@@ -104,6 +108,7 @@ class RedisStore:
         #: The hot path (EVALSHA, SCRIPT LOAD) goes through the lean pipelined client.
         self._fast = FastRedis(url, timeout_s=timeout_s)
         self.keys = KeySpace(prefix)
+        self._wire = Wire(self.keys)
         self._lease_ms = int(lease_s * 1000)
         self._settled_ms = int(settled_ttl_s * 1000)
         self._window_ms = int(window_s * 1000)
@@ -112,6 +117,8 @@ class RedisStore:
         self._settle = _Script(lua.SETTLE)
         self._inspect = _Script(lua.INSPECT)
         self._set_override = _Script(lua.SET_OVERRIDE)
+        self._renew = _Script(lua.RENEW)
+        self._reprice = _Script(lua.REPRICE)
         #: Commands sent to Redis (EVALSHA, and SCRIPT LOAD on NOSCRIPT): the round-trip count.
         self.round_trips = 0
 
@@ -120,7 +127,7 @@ class RedisStore:
 
     async def start(self) -> None:
         """Load the scripts once; a failure here is reported, calls will retry via NOSCRIPT."""
-        for script in (self._reserve, self._settle, self._inspect, self._set_override):
+        for script in (self._reserve, self._settle, self._inspect, self._set_override, self._renew, self._reprice):
             await self._load(script)
 
     async def _load(self, script: _Script) -> None:
@@ -133,80 +140,100 @@ class RedisStore:
             raise StoreError(f"Redis returned sha {sha} for a script we hashed as {script.sha}")
 
     async def _eval(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
+        """Off the hot path: a script call from plain strings."""
+        return await self._eval_encoded(script, encode(("EVALSHA", script.sha, len(keys), *keys, *args)))
+
+    async def _eval_encoded(self, script: _Script, payload: bytes) -> Any:
+        """Send a pre-encoded EVALSHA; on NOSCRIPT load the script and send it once more."""
         try:
             try:
                 self.round_trips += 1
-                return await self._fast.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+                return await self._fast.execute_encoded(payload)
             except RespError as exc:
                 if not str(exc).startswith("NOSCRIPT"):
                     raise
                 await self._load(script)
                 self.round_trips += 1
-                return await self._fast.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+                return await self._fast.execute_encoded(payload)
         except (RespError, RespConnectionError) as exc:
             raise StoreError(f"redis: {type(exc).__name__}: {exc}") from exc
         except OSError as exc:
             raise StoreError(f"redis: {exc}") from exc
 
     async def reserve(self, req: ReserveRequest) -> ReserveResult:
-        ks = self.keys
-        keys = [ks.cfg(req.team), ks.record(req.team, req.rid)]
-        args: list[Any] = [
-            self._now_arg(),
-            req.rid,
-            self._lease_ms,
-            req.est_nano,
-            req.est_tokens,
-            self._window_ms,
-            self._lease_ms + self._settled_ms,
-            req.run_index + 1,
-            req.team_index + 1,
-            _opt(req.max_calls),
-            _opt(req.max_identical),
-            _opt(req.max_run_cost_nano),
-            req.fingerprint or "",
-            len(req.scopes),
-        ]
-        for s in req.scopes:
-            base = ks.scope(req.team, s.kind, s.ident)
-            keys += (base + ":h", base + ":l", base + ":w")
-            d, m, t = s.budget_nano
-            args += (s.field, _opt(s.rpm), _opt(s.tpm), _opt(d), _opt(m), _opt(t), s.retention_ms)
-        r = await self._eval(self._reserve, keys, [orjson.dumps(args)])
+        team = self._wire.team(req.team)
+        wires = self._wire.scopes(req.team, req.scopes)
+        head: list[object] = [
+            self._now_arg(), req.rid, self._lease_ms, req.est_nano, req.est_tokens, self._window_ms,
+            self._lease_ms + self._settled_ms, req.run_index + 1, req.team_index + 1, _opt(req.max_calls),
+            _opt(req.max_identical), _opt(req.max_run_cost_nano), req.fingerprint or "", len(wires),
+        ]  # fmt: skip
+        keys = [team.cfg, bulk((team.record + req.rid).encode()), *(w.keys for w in wires)]
+        payload = evalsha(self._reserve.sha, keys, 2 + 3 * len(wires), json_args(head, [w.reserve_arg for w in wires]))
+        r = await self._eval_encoded(self._reserve, payload)
+        flags = r[3]
         return ReserveResult(
             ok=r[0] == 1,
             now_ms=int(r[1]),
-            denial=_denial(r[2]),
-            flags=tuple(int(f) for f in r[3].split(",")) if r[3] else (),
+            denial=_denial(r[2]) if r[2] else None,
+            flags=tuple(map(int, flags.split(","))) if flags else (),
             requests=_rate(r[4]),
             tokens=_rate(r[5]),
             budgets=_budgets(r[6]),
-            run_calls=int(r[7]),
+            run_calls=r[7],
             run_spent_nano=int(r[8]),
-            run_repeats=int(r[9]),
+            run_repeats=r[9],
         )
 
     async def settle(self, res: Reservation, actual_nano: int, actual_tokens: int) -> SettleResult:
-        ks = self.keys
-        keys = [ks.record(res.team, res.rid), ks.idx(res.team)]
-        args: list[Any] = [
-            self._now_arg(),
-            res.rid,
-            res.est_nano,
-            actual_nano,
-            res.est_tokens,
-            actual_tokens,
-            self._settled_ms,
-            self._window_ms,
-            res.arrival_ms,
-            len(res.scopes),
-        ]
-        for s, flag in zip(res.scopes, res.flags, strict=True):
-            base = ks.scope(res.team, s.kind, s.ident)
-            keys += (base + ":h", base + ":l", base + ":w")
-            args += (flag, s.retention_ms, s.field)
-        r = await self._eval(self._settle, keys, [orjson.dumps(args)])
+        team = self._wire.team(res.team)
+        wires = self._wire.scopes(res.team, res.scopes)
+        head: list[object] = [
+            self._now_arg(), res.rid, res.est_nano, actual_nano, res.est_tokens, actual_tokens, self._settled_ms,
+            self._window_ms, res.arrival_ms, len(wires),
+        ]  # fmt: skip
+        parts = [b"%d,%s" % (flag, w.settle_arg) for w, flag in zip(wires, res.flags, strict=True)]
+        keys = [bulk((team.record + res.rid).encode()), team.idx, *(w.keys for w in wires)]
+        r = await self._eval_encoded(self._settle, evalsha(self._settle.sha, keys, 2 + 3 * len(wires),
+                                                           json_args(head, parts)))  # fmt: skip
         return SettleResult(applied=r[0] == 1, late=r[1] == 1)
+
+    async def renew(self, reservations: Sequence[Reservation]) -> int:
+        # One script per team (a team is one cluster slot), all written at once on the one
+        # pipelined connection: one round trip for every call this worker has in flight.
+        by_team: dict[str, list[Reservation]] = {}
+        for res in reservations:
+            if res.has_lease and not res.settled:
+                by_team.setdefault(res.team, []).append(res)
+        if not by_team:
+            return 0
+        now = self._now_arg()
+        payloads = []
+        for team, group in by_team.items():
+            keys: list[bytes] = []
+            head: list[object] = [now, self._lease_ms]
+            for res in group:
+                leased = [w.lease_key for w, f in zip(self._wire.scopes(team, res.scopes), res.flags, strict=True)
+                          if f & BUDGET]  # fmt: skip
+                keys += leased
+                head += (len(leased), res.lease_member)
+            payloads.append(evalsha(self._renew.sha, keys, len(keys), json_args(head, ())))
+        held = await asyncio.gather(*(self._eval_encoded(self._renew, p) for p in payloads))
+        return sum(held)
+
+    async def reprice(self, res: Reservation, new_est_nano: int) -> RepriceResult:
+        team = self._wire.team(res.team)
+        wires = self._wire.scopes(res.team, res.scopes)
+        head: list[object] = [
+            self._now_arg(), res.rid, res.est_nano, new_est_nano, self._lease_ms, res.run_index + 1,
+            res.team_index + 1, _opt(res.max_run_cost_nano), len(wires),
+        ]  # fmt: skip
+        parts = [b"%d,%s" % (flag, w.reserve_arg) for w, flag in zip(wires, res.flags, strict=True)]
+        payload = evalsha(self._reprice.sha, [team.cfg, *(w.keys for w in wires)], 1 + 3 * len(wires),
+                          json_args(head, parts))  # fmt: skip
+        r = await self._eval_encoded(self._reprice, payload)
+        return RepriceResult(ok=r[0] == 1, denial=_denial(r[1]) if r[1] else None,
+                             remaining_nano=int(r[2]) if r[2] else None)  # fmt: skip
 
     async def scope_state(self, team: str, kind: str, ident: str) -> ScopeState:
         base = self.keys.scope(team, kind, ident)

@@ -123,6 +123,9 @@ class LimitRules:
         self._combos = sorted(set(doc.combinations).union(*(t.combinations for t in doc.teams.values())))
         self._cache: dict[tuple[Any, ...], ScopeLimits] = {}
         self._templates: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        #: Per call shape (key, team, user, agent, run, model): its scopes, resolved once.
+        self._shapes: dict[tuple[str | None, ...], tuple[tuple[ScopeSpec, ...], int, int]] = {}
+        self._guards: dict[str, tuple[int | None, int | None, int | None]] = {}
 
     @classmethod
     def load(cls, path: Path, *, run_ttl_s: float = 7 * 86400, agent_ttl_s: float = 90 * 86400) -> LimitRules:
@@ -162,6 +165,17 @@ class LimitRules:
             return base
         return base.model_copy(update=t.run_guards.model_dump(exclude_none=True))
 
+    def run_guard_limits(self, team: str) -> tuple[int | None, int | None, int | None]:
+        """(max calls, max identical requests, max cost in nano-USD) per run of ``team``; cached."""
+        hit = self._guards.get(team)
+        if hit is None:
+            g = self.run_guards(team)
+            cost = None if g.max_cost_usd is None else usd_to_nano(g.max_cost_usd)
+            if len(self._guards) > 10_000:
+                self._guards.clear()
+            hit = self._guards[team] = (g.max_calls, g.max_identical_requests, cost)
+        return hit
+
     def _retention(self, kinds: tuple[str, ...]) -> int:
         if "run" in kinds:
             return self._run_ms
@@ -184,7 +198,19 @@ class LimitRules:
         return ScopeSpec(kind, ident, *tpl)  # type: ignore[arg-type]
 
     def scopes_for(self, call: Call, principal: Principal) -> tuple[tuple[ScopeSpec, ...], int, int]:
-        """The call's scopes, and the indexes of its team and run scopes (-1: none)."""
+        """The call's scopes, and the indexes of its team and run scopes (-1: none).
+
+        Resolved once per call shape: an agent's or a run's calls share one answer.
+        """
+        shape = (principal.key_id, principal.team, principal.user, call.agent_id, call.run_id, call.model)
+        hit = self._shapes.get(shape)
+        if hit is None:
+            if len(self._shapes) > 10_000:
+                self._shapes.clear()
+            hit = self._shapes[shape] = self._resolve_scopes(call, principal)
+        return hit
+
+    def _resolve_scopes(self, call: Call, principal: Principal) -> tuple[tuple[ScopeSpec, ...], int, int]:
         team = principal.team
         idents: dict[str, str] = {"key": principal.key_id, "team": team}
         if principal.user:

@@ -15,6 +15,7 @@ interval, not one per call), count calls in ``wardgate_limits_fallback_total`` a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -24,7 +25,14 @@ from gateway.call import Call, Decision, Principal
 from gateway.errors import LimitsUnavailable, UpstreamError, UpstreamTimeout
 from gateway.limits.config import LimitsSettings
 from gateway.limits.estimate import fingerprint, output_upper_bound, prompt_upper_bound
-from gateway.limits.headers import budget_remaining_nano, denial_error, format_usd, rate_headers
+from gateway.limits.headers import (
+    budget_remaining_nano,
+    denial_error,
+    format_usd,
+    rate_headers,
+    reprice_error,
+)
+from gateway.limits.leases import LeaseKeeper
 from gateway.limits.metrics import LimitsMetrics
 from gateway.limits.pricing import Price, PriceBook, UnknownPrice
 from gateway.limits.rules import LimitRules
@@ -35,7 +43,6 @@ from gateway.limits.store import (
     ReserveResult,
     StoreError,
     nano_to_usd,
-    usd_to_nano,
 )
 from gateway.models import ModelCatalog
 
@@ -75,6 +82,12 @@ class LimitsService:
         self._models_cache: dict[str, tuple[float, tuple[list[Price], int | None, int | None]]] = {}
         self._timers = {(op, s.name): metrics.store_seconds.labels(op, s.name)
                         for op in ("reserve", "settle") for s in (store, local) if s is not None}  # fmt: skip
+        #: Reservation ids: a random per-instance prefix and a counter (unique across replicas
+        #: without a syscall per call).
+        self._rid_prefix = os.urandom(8).hex()
+        self._rid_seq = itertools.count(1)
+        #: Renews the leases of this worker's calls in flight.
+        self.leases = LeaseKeeper(settings.lease_s, self._store_of)
         #: The admin operations (set by ``setup``; they need the key store).
         self.admin: LimitsAdmin | None = None
 
@@ -121,9 +134,10 @@ class LimitsService:
         self._models_cache[model] = (now + 60.0, (prices, context, model_max))
         return prices, context, model_max
 
-    def _estimate(self, call: Call) -> tuple[int, int, int]:
-        """(input token bound, output token bound, cost bound in nano-USD); may edit call.body."""
-        prices, context, model_max = self._model_info(call.model)
+    def _estimate(self, call: Call, model: str) -> tuple[int, int, int]:
+        """(input token bound, output token bound, cost bound in nano-USD) of ``call`` sent to
+        ``model``; may edit call.body (an enforced output bound)."""
+        prices, context, model_max = self._model_info(model)
         cfg = self.settings.estimate
         prompt = prompt_upper_bound(call, cfg, context)
         output = output_upper_bound(call, cfg, model_max)
@@ -132,24 +146,24 @@ class LimitsService:
     async def reserve(self, call: Call) -> None:
         principal = call.principal or ANONYMOUS
         try:
-            prompt, output, est_nano = self._estimate(call)
+            prompt, output, est_nano = self._estimate(call, call.model)
         except UnknownPrice as exc:
             call.decisions.append(Decision("limit", "request", "deny", [exc.message],
                                            detail={"code": exc.code, "rule": exc.code}))
             raise
         scopes, team_index, run_index = self.rules.scopes_for(call, principal)
-        guards = self.rules.run_guards(principal.team)
+        max_calls, max_identical, max_run_cost = self.rules.run_guard_limits(principal.team)
         req = ReserveRequest(
             team=principal.team,
-            rid=os.urandom(16).hex(),
+            rid=f"{self._rid_prefix}{next(self._rid_seq):x}",
             scopes=scopes,
             est_nano=est_nano,
             est_tokens=prompt + output,
             run_index=run_index,
             team_index=team_index,
-            max_calls=guards.max_calls,
-            max_identical=guards.max_identical_requests,
-            max_run_cost_nano=None if guards.max_cost_usd is None else usd_to_nano(guards.max_cost_usd),
+            max_calls=max_calls,
+            max_identical=max_identical,
+            max_run_cost_nano=max_run_cost,
             fingerprint=fingerprint(call, self.settings.estimate.fingerprint_messages) if run_index >= 0 else None,
         )
         estimate_usd = nano_to_usd(est_nano)
@@ -187,9 +201,11 @@ class LimitsService:
             call.decisions.append(Decision("limit", "request", "deny", [error.message], detail={
                 "code": error.code, "rule": _OUTCOMES[result.denial.reason], "scope": scopes[result.denial.scope].kind}))
             raise error
-        call.state["reservation"] = Reservation(
-            principal.team, req.rid, scopes, result.flags, est_nano, req.est_tokens, result.now_ms, state["store"]
-        )
+        res = call.state["reservation"] = Reservation(
+            principal.team, req.rid, scopes, result.flags, est_nano, req.est_tokens, result.now_ms, state["store"],
+            model=call.model, run_index=run_index, team_index=team_index, max_run_cost_nano=req.max_run_cost_nano,
+        )  # fmt: skip
+        self.leases.hold(res)
         state["reserved_usd"] = estimate_usd
         headers = rate_headers(result)
         remaining = budget_remaining_nano(result, est_nano, reserved=True)
@@ -197,6 +213,63 @@ class LimitsService:
             headers["x-wardgate-budget-remaining"] = format_usd(remaining)
         call.response_headers.update(headers)
         call.decisions.append(Decision("limit", "request", "allow", detail={"estimate_usd": estimate_usd}))
+
+    def _store_of(self, res: Reservation) -> LimitStore:
+        return self.local if res.store == "local" and self.local is not None else self.store
+
+    # -- re-price (the model changed after the reservation) --------------------------------
+
+    async def reprice(self, call: Call) -> None:
+        """Hold the budgets to the model the call is actually forwarded to.
+
+        A request policy may route the call to another model after ``reserve`` priced it. If
+        the routed model costs more, the difference is reserved on every budget (all or
+        nothing; 429 budget_exceeded when one cannot cover it); if it costs less, the
+        difference is released at once instead of at settle.
+        """
+        res = call.state.get("reservation")
+        if not isinstance(res, Reservation) or res.settled:
+            return
+        routed = call.body.get("model")
+        if not isinstance(routed, str) or not routed or routed == res.model:
+            return
+        try:
+            prompt, output, est_nano = self._estimate(call, routed)
+        except UnknownPrice as exc:
+            call.decisions.append(Decision("limit", "request", "deny", [exc.message],
+                                           detail={"code": exc.code, "rule": exc.code, "routed_model": routed}))
+            raise
+        old_nano, asked = res.est_nano, res.model
+        if est_nano != old_nano:
+            try:
+                result = await self._store_of(res).reprice(res, est_nano)
+            except StoreError as exc:
+                self.metrics.store_errors.labels("reprice").inc()
+                log.error("limits store failed on re-price of %s: %s", res.rid, exc)
+                if self.settings.on_store_error == "deny":
+                    raise LimitsUnavailable(
+                        "The limits store is unavailable, so this call's routed model cannot be checked "
+                        "against its budgets (limits.on_store_error = deny).",
+                        headers={"retry-after": "1"},
+                    ) from exc
+                return  # degraded modes keep the original reservation
+            if not result.ok and result.denial is not None:
+                spec = res.scopes[result.denial.scope]
+                error = reprice_error(result.denial, spec, asked, routed, old_nano, est_nano)
+                call.decisions.append(Decision("limit", "request", "deny", [error.message], detail={
+                    "code": error.code, "rule": "budget_exceeded", "scope": spec.kind, "routed_model": routed}))
+                raise error
+            res.est_nano = est_nano
+            if result.remaining_nano is not None:
+                call.response_headers["x-wardgate-budget-remaining"] = format_usd(max(result.remaining_nano, 0))
+        res.model = routed
+        estimate_usd = nano_to_usd(est_nano)
+        state = call.state["limits"]
+        state["estimate"] = {"input_tokens": prompt, "output_tokens": output, "usd": estimate_usd}
+        state["reserved_usd"] = estimate_usd
+        call.state["cost"]["estimate_usd"] = estimate_usd
+        call.decisions.append(Decision("limit", "request", "allow", detail={
+            "estimate_usd": estimate_usd, "repriced_from_usd": nano_to_usd(old_nano), "routed_model": routed}))
 
     async def _reserve(self, req: ReserveRequest) -> tuple[LimitStore | None, ReserveResult | None]:
         mode = self.settings.on_store_error
@@ -255,10 +328,11 @@ class LimitsService:
             return
         actual_nano, tokens, basis = self.actual(call, res)
         res.settled = True
+        self.leases.release(res)
         call.cost_usd = nano_to_usd(actual_nano)
         state = call.state.setdefault("limits", {})
         state.update({"settled_usd": call.cost_usd, "settle_basis": basis})
-        store = self.local if res.store == "local" and self.local is not None else self.store
+        store = self._store_of(res)
         try:
             await self._settle_once(store, res, actual_nano, tokens)
         except StoreError as exc:
@@ -310,6 +384,7 @@ class LimitsService:
         log.error("settle of %s abandoned: its reservation is released when its lease expires", res.rid)
 
     async def close(self) -> None:
+        await self.leases.close()
         for task in list(self._retries):
             task.cancel()
         if self._retries:

@@ -2,7 +2,9 @@
 
 ``limit`` runs right after ``authenticate``: one store round trip checks and consumes every
 rate limit, reserves the cost bound on every budget and applies the run guards, before any
-expensive work (redaction, policy, the model). ``settle`` runs in the finish phase, always
+expensive work (redaction, policy, the model). ``limit_reprice`` runs just before ``forward``,
+after the policy (which may route the call to another model) and any approval hold, and
+re-prices the reservation for the model actually called. ``settle`` runs in the finish phase, always
 (also after denials and failures), and books the real cost from ``call.usage``.
 """
 
@@ -23,6 +25,19 @@ class LimitStage(Stage):
 
     async def on_request(self, call: Call) -> None:
         await self._service.reserve(call)
+
+
+class RepriceStage(Stage):
+    """Right before ``forward``: re-prices the reservation if a policy routed the call to
+    another model (a no-op otherwise: one string comparison)."""
+
+    name: ClassVar[str] = "limit_reprice"
+
+    def __init__(self, service: LimitsService) -> None:
+        self._service = service
+
+    async def on_request(self, call: Call) -> None:
+        await self._service.reprice(call)
 
 
 class SettleStage(Stage):

@@ -3,7 +3,9 @@
 One call is two store operations: ``reserve`` before forwarding (checks and consumes every
 rate limit, reserves the cost estimate on every budget, applies the run guards: all or
 nothing) and ``settle`` after the answer (books the real cost, corrects the token count,
-releases the reservation; idempotent). Each is one atomic step: one Lua script (one Redis
+releases the reservation; idempotent). Two more only when needed: ``reprice`` when a policy
+routed the call to another model after it was reserved, and ``renew`` (one per worker every
+``lease_s / 3``, for all its calls in flight) so a call longer than the lease keeps its hold. Each is one atomic step: one Lua script (one Redis
 round trip) in ``RedisStore``, one synchronous function in ``MemoryStore``.
 
 Money is integer nano-USD (1e-9 $) everywhere inside the stores: exact under concurrency
@@ -27,6 +29,7 @@ team, which also stops one team's caller from spending another team's run budget
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -136,7 +139,7 @@ class ReserveResult:
 
 @dataclass(slots=True)
 class Reservation:
-    """What settle needs: kept in ``call.state["reservation"]`` between the two operations."""
+    """What settle (and lease renewal, and a re-price) needs: kept in ``call.state["reservation"]``."""
 
     team: str
     rid: str
@@ -147,6 +150,30 @@ class Reservation:
     arrival_ms: int
     store: str
     settled: bool = False
+    #: The model the estimate was priced for, and what a re-price needs to recheck the budgets.
+    model: str = ""
+    run_index: int = -1
+    team_index: int = -1
+    max_run_cost_nano: int | None = None
+
+    @property
+    def has_lease(self) -> bool:
+        return any(f & BUDGET for f in self.flags)
+
+    @property
+    def lease_member(self) -> str:
+        """The member this reservation holds in each of its scopes' lease sets."""
+        return f"{self.rid}|{self.est_nano}"
+
+
+@dataclass(slots=True, frozen=True)
+class RepriceResult:
+    """A reservation moved to a new amount (``ok``), or refused because a budget cannot cover it."""
+
+    ok: bool
+    denial: Denial | None = None
+    #: The tightest budget's remaining amount after the change (None: no budget applies).
+    remaining_nano: int | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -204,6 +231,16 @@ class LimitStore(Protocol):
 
     async def settle(self, res: Reservation, actual_nano: int, actual_tokens: int) -> SettleResult:
         """Book the real cost and tokens and release the reservation; idempotent."""
+        ...
+
+    async def renew(self, reservations: Sequence[Reservation]) -> int:
+        """Extend the lease of every given (unsettled) reservation to a full lease from now;
+        return how many were still held. One atomic step per team (one Redis round trip)."""
+        ...
+
+    async def reprice(self, res: Reservation, new_est_nano: int) -> RepriceResult:
+        """Move a held reservation to ``new_est_nano`` on every budget: a larger amount only if
+        every budget covers the difference (all or nothing), a smaller one releases it."""
         ...
 
     async def scope_state(self, team: str, kind: str, ident: str) -> ScopeState: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -11,24 +11,7 @@ import pytest
 from gateway.limits.memory import MemoryStore
 from gateway.limits.redis_store import RedisStore
 from gateway.limits.store import LimitStore
-
-T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z: a round instant, so window arithmetic is readable
-
-
-class FakeClock:
-    """An injectable clock (seconds); both stores take their time from it in tests."""
-
-    def __init__(self, t: float = T0 + 3600) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-
-StoreFactory = Callable[..., Any]
+from tests.limits.limits_support import T0, FakeClock, StoreFactory  # noqa: F401  (re-exported)
 
 
 @pytest.fixture

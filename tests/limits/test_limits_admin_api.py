@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from conftest import FakeClock
 from limits_helpers import TEAM, forwarded, make_call, make_service
 from starlette.applications import Starlette
 from typer.testing import CliRunner
@@ -28,6 +27,7 @@ from gateway.limits.memory import MemoryStore
 from gateway.limits.service import LimitsService
 from gateway.limits.stage import LimitStage, SettleStage
 from gateway.limits.store import LimitStore
+from tests.limits.limits_support import FakeClock
 
 ADMIN, AUDITOR, APPROVER = "wg-admin-limits-test", "wg-auditor-limits-test", "wg-approver-limits-test"
 LIMITS = {"scopes": {"team": {"budget_usd": {"day": 1.0, "month": 1.0}}, "key": {"requests_per_minute": 100}},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FakeClock, StoreFactory
 from limits_helpers import TEAM, catalog, forwarded, make_call, make_service
 
 from gateway.call import Endpoint, Usage
@@ -11,6 +10,7 @@ from gateway.errors import BudgetExceeded, LoopDetected, RateLimited, UpstreamEr
 from gateway.limits.pricing import UnknownPrice
 from gateway.limits.stage import LimitStage, SettleStage
 from gateway.limits.store import LimitStore, usd_to_nano
+from tests.limits.limits_support import FakeClock, StoreFactory
 
 LIMITS = {"scopes": {"key": {"requests_per_minute": 2, "tokens_per_minute": 100_000, "budget_usd": {"day": 1.0}}}}
 

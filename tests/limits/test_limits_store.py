@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 
-from conftest import FakeClock, StoreFactory
 from limits_helpers import TEAM, request, reservation, reserve, scopes
 
 from gateway.limits.store import LimitStore, nano_to_usd, usd_to_nano
+from tests.limits.limits_support import FakeClock, StoreFactory
 
 BUDGET = 0.05
 

@@ -161,7 +161,7 @@ async def test_readiness_fails_in_deny_mode_and_reports_degraded_in_local_mode(
                                     "on_store_error": mode, "redis_timeout_s": 0.3})  # fmt: skip
         ctx = AppContext(settings=settings, keys=KeyStore({}, {}), models=ModelCatalog({}))
         await setup(ctx)
-        assert [s.name for s in ctx.stages] == ["limit", "settle"] and "limits" in ctx.services
+        assert [s.name for s in ctx.stages] == ["limit", "limit_reprice", "settle"] and "limits" in ctx.services
         try:
             assert await ctx.ready_checks["limits"]() == "ok"
             private_redis.stop()

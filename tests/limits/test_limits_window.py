@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import FakeClock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from limits_helpers import TEAM, request
 
 from gateway.limits.store import LimitStore, ScopeSpec
+from tests.limits.limits_support import FakeClock
 
 W = 60_000
 _SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
