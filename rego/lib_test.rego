@@ -57,3 +57,28 @@ test_missing_settings_fall_back_to_empty if {
 	t == {}
 	lib.model_allowed("anything") with input.principal as {"team": "t"} with data.wardgate.policy as {}
 }
+
+test_tool_denials_try_every_pattern_of_every_rule if {
+	settings := {"tool_rules": [
+		{"tools": ["shell", "shell_*", "exec_?"], "reason": "no shell"},
+		{"tools": ["db.*", "[rw]ipe"], "reason": "no db"},
+	]}
+	names := ["shell", "shellx", "shell_", "exec_a", "exec_ab", "db.read.all", "wipe", "ripe", "pipe", "lookup"]
+	reasons := lib.tool_denials(names) with input.principal as {} with data.wardgate.policy as settings
+	denied := {name | some name in names; some reason in reasons; contains(reason, sprintf("'%s'", [name]))}
+	denied == {"shell", "shell_", "exec_a", "db.read.all", "wipe", "ripe"}
+}
+
+test_tool_denials_with_patterns_that_cannot_be_alternatives if {
+	settings := {"tool_rules": [{"tools": ["a,b", "x{1,2}", "lookup"], "reason": "odd"}]}
+	reasons := lib.tool_denials(["a,b", "x1", "x2", "a", "lookup", "x"]) with input.principal as {}
+		with data.wardgate.policy as settings
+	count(reasons) == 4
+	lib.tool_patterns_glob == "*" with data.wardgate.policy as settings
+}
+
+test_tool_denials_without_rules_deny_nothing if {
+	count(lib.tool_denials(["shell"])) == 0 with data.wardgate.policy as {"tool_rules": []}
+	count(lib.tool_denials(["shell"])) == 0 with data.wardgate.policy as {"tool_rules": [{"tools": []}]}
+	count(lib.tool_denials(["shell"])) == 0 with data.wardgate.policy as {}
+}

@@ -30,20 +30,27 @@ deny contains reason if {
 	some reason in lib.tool_denials([call.name | some call in tool_calls])
 }
 
-# High-stakes tools marked `deny: true` are never executed on an agent's word.
-deny contains sprintf("tool '%s' is never allowed: %s", [call.name, why]) if {
+# The calls of high-stakes tools (policy.yaml: high_stakes), each with its rule, found once
+# for the three rules below.
+high_stakes_calls := [{"call": call, "rule": rule, "invalid_json": invalid} |
 	some call in tool_calls
-	rule := lib.high_stakes_rule(call.name)
-	rule.deny == true
-	why := object.get(rule, "reason", "high-stakes tool")
+	rule := data.wardgate.lib.high_stakes[call.name]
+	is_object(rule)
+	invalid := lib.argument(call.arguments, "_invalid_json") == true
+]
+
+# High-stakes tools marked `deny: true` are never executed on an agent's word.
+deny contains sprintf("tool '%s' is never allowed: %s", [item.call.name, why]) if {
+	some item in high_stakes_calls
+	item.rule.deny == true
+	why := object.get(item.rule, "reason", "high-stakes tool")
 }
 
 # A high-stakes call whose arguments cannot be read cannot be checked against its threshold.
-deny contains sprintf("the arguments of high-stakes tool call '%s' (%s) are not valid JSON", [object.get(call, "id", ""), call.name]) if {
-	some call in tool_calls
-	rule := lib.high_stakes_rule(call.name)
-	not rule.deny
-	lib.argument(call.arguments, "_invalid_json") == true
+deny contains sprintf("the arguments of high-stakes tool call '%s' (%s) are not valid JSON", [object.get(item.call, "id", ""), item.call.name]) if {
+	some item in high_stakes_calls
+	item.invalid_json
+	not item.rule.deny
 }
 
 # High-stakes tools above their argument threshold (or with the argument missing or not a
@@ -54,10 +61,11 @@ require_approval contains {
 	"approvers": object.get(rule, "approvers", []),
 	"ttl_s": object.get(rule, "ttl_s", data.wardgate.lib.approval_ttl_s),
 } if {
-	some call in tool_calls
-	rule := lib.high_stakes_rule(call.name)
+	some item in high_stakes_calls
+	not item.invalid_json
+	rule := item.rule
 	not rule.deny
-	not lib.argument(call.arguments, "_invalid_json") == true
+	call := item.call
 	key := object.get(rule, "argument", "")
 	limit := object.get(rule, "above", 0)
 	value := lib.argument(call.arguments, key)
