@@ -50,6 +50,10 @@ class Metrics:
         self.stage = BoundedValues(64)
         #: Label children by (metric, values); label values are bounded, so this is too.
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        #: The per-call hot path skips the generic lookup for what every call records: the
+        #: request counter and latency by (endpoint, model, status), the stage latencies.
+        self._heads: dict[tuple[str, str, int | None], tuple[Any, Any]] = {}
+        self._stages: dict[str, Any] = {}
         r = registry
         self.requests = Counter("wardgate_requests", "Calls by endpoint, model and HTTP status.",
                                 ["endpoint", "model", "status"], registry=r)
@@ -93,7 +97,7 @@ class Metrics:
 
     # --- the audit log -----------------------------------------------------------------
     def audit_recorded(self, kind: str, seconds: float) -> None:
-        self.audit_events.labels(self.rule(kind)).inc()
+        self._child(self.audit_events, self.rule(kind)).inc()
         self.audit_record_seconds.observe(seconds)
 
     def audit_committed(self, n: int, seconds: float) -> None:
@@ -104,7 +108,7 @@ class Metrics:
         self.audit_failures.inc()
 
     def audit_rejected(self, kind: str) -> None:
-        self.audit_rejections.labels(self.rule(kind)).inc()
+        self._child(self.audit_rejections, self.rule(kind)).inc()
 
     def observe_stage(self, stage: str, seconds: float) -> None:
         self._child(self.stage_seconds, self.stage(stage)).observe(seconds)
@@ -113,31 +117,45 @@ class Metrics:
     def observe_call(self, call: Call, status: int | None, total_s: float) -> None:
         endpoint = call.endpoint.value
         model = self.model(call.model or "")
-        self._child(self.requests, endpoint, model, str(status or 0)).inc()
-        self._child(self.request_seconds, endpoint).observe(total_s)
+        key = (endpoint, model, status)
+        head = self._heads.get(key)
+        if head is None:
+            head = self._heads[key] = (self.requests.labels(endpoint, model, str(status or 0)),
+                                       self._child(self.request_seconds, endpoint))
+        head[0].inc()
+        head[1].observe(total_s)
         for d in call.decisions:
             self._child(self.decisions, d.stage, d.phase, d.outcome, self.rule(d.detail.get("rule", ""))).inc()
+        stages = self._stages
         for stage, seconds in call.timings.items():
-            self._child(self.stage_seconds, self.stage(stage)).observe(seconds)
+            child = stages.get(stage)
+            if child is None:
+                child = stages[stage] = self._child(self.stage_seconds, self.stage(stage))
+            child.observe(seconds)
         deployment = self.deployment(call.deployment)
         if call.deployment is not None and "forward" in call.timings:
             self._child(self.upstream_seconds, model, deployment).observe(call.timings["forward"])
         err = call.error
-        if isinstance(err, UpstreamError):
-            self._child(self.upstream_errors, deployment, err.code).inc()
-        if isinstance(err, GatewayError) and (isinstance(err, RateLimited) or err.code in _LIMIT_CODES):
-            self._child(self.limit_rejections, err.code).inc()
+        if err is not None:
+            if isinstance(err, UpstreamError):
+                self._child(self.upstream_errors, deployment, err.code).inc()
+            if isinstance(err, GatewayError) and (isinstance(err, RateLimited) or err.code in _LIMIT_CODES):
+                self._child(self.limit_rejections, err.code).inc()
+        if call.usage is not None or call.cost_usd:
+            self._observe_spend(call, model)
+        cost = call.state.get("cost")
+        if isinstance(cost, dict):
+            for scope, left in (cost.get("remaining_usd") or {}).items():
+                if isinstance(left, int | float) and not str(scope).startswith(_UNBOUNDED_SCOPES):
+                    self._child(self.budget_remaining, self.scope(scope)).set(left)
+
+    def _observe_spend(self, call: Call, model: str) -> None:
         team = self.team(call.principal.team if call.principal else None)
         if call.usage is not None:
             self._child(self.tokens, team, model, "input").inc(call.usage.input_tokens)
             self._child(self.tokens, team, model, "output").inc(call.usage.output_tokens)
         if call.cost_usd:
             self._child(self.cost, team, model).inc(call.cost_usd)
-        cost = call.state.get("cost")
-        if isinstance(cost, dict):
-            for scope, left in (cost.get("remaining_usd") or {}).items():
-                if isinstance(left, int | float) and not str(scope).startswith(_UNBOUNDED_SCOPES):
-                    self._child(self.budget_remaining, self.scope(scope)).set(left)
 
 
 def render(registry: CollectorRegistry) -> bytes:
