@@ -44,6 +44,8 @@ log = logging.getLogger("wardgate.proxy")
 
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete"})
 _MAX_REQUEST_ID = 128
+#: How long a stream runs before a task starts watching for the client's disconnect.
+_WATCH_AFTER_S = 0.05
 
 
 class ProxyEndpoint:
@@ -220,20 +222,29 @@ async def _relay(
 
 class _DisconnectGuard:
     """Cancels the streaming task when the client disconnects, so a stalled upstream read is
-    interrupted at once (and the upstream request with it). One watcher task per stream; the
-    relay itself runs in the request's own task (no extra task and no ``asyncio.wait``)."""
+    interrupted at once (and the upstream request with it). The relay runs in the request's
+    own task; the watcher is a second task, started only once the stream has lasted
+    ``_WATCH_AFTER_S``: a stream from a fast upstream is usually over by then, and a task
+    per stream is a measurable share of a short stream's cost (a timer is not)."""
 
-    __slots__ = ("_task", "_watcher", "active", "fired")
+    __slots__ = ("_receive", "_task", "_timer", "_watcher", "active", "fired")
 
     def __init__(self, receive: Receive) -> None:
-        self._task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task(loop)
+        self._receive = receive
+        self._watcher: asyncio.Task[None] | None = None
         self.active = True
         self.fired = False
-        self._watcher = asyncio.create_task(self._watch(receive))
+        self._timer = loop.call_later(_WATCH_AFTER_S, self._start)
 
-    async def _watch(self, receive: Receive) -> None:
+    def _start(self) -> None:
+        if self.active:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
         while True:
-            message = await receive()
+            message = await self._receive()
             if message["type"] == "http.disconnect":
                 break
         if self.active and self._task is not None:
@@ -247,7 +258,9 @@ class _DisconnectGuard:
 
     def stop(self) -> None:
         self.active = False
-        self._watcher.cancel()
+        self._timer.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
 
 
 def _collect(events: Sequence[SSEEvent], pending: list[bytes], terminal: list[SSEEvent]) -> None:
