@@ -7,16 +7,13 @@
 #
 # Performance notes (regorus, the embedded engine, interprets Rego): the policies reference
 # rules here by full path (data.wardgate.lib.team, not lib.team) because regorus evaluates
-# the whole package when a rule is reached through an import alias; helpers that run per
-# tool or per message are rules or single function calls, not nested function calls; and
-# since every builtin call (glob.match above all) costs about a microsecond, per-tool work
-# is filtered first by one cheap test (tool_patterns_glob, high_stakes_calls) instead of
-# trying every pattern or rule on every tool.
+# the whole package when a rule is reached through an import alias; whatever depends on the
+# settings alone is computed once per revision in derived.rego (data.wardgate.derived);
+# helpers that run per tool or per message are rules or single function calls, not nested
+# function calls; and since every builtin call (glob.match above all) costs about a
+# microsecond, per-tool work is filtered first by one cheap test (tool_prefixes,
+# high_stakes_calls) instead of trying every pattern or rule on every tool.
 package wardgate.lib
-
-default config := {}
-
-config := data.wardgate.policy
 
 team_name := name if {
 	name := input.principal.team
@@ -28,8 +25,8 @@ roles := names if {
 	is_array(names)
 } else := []
 
-# The caller's team settings: the team's entry over the defaults, key by key.
-team := object.union(object.get(config, "defaults", {}), object.get(config, ["teams", team_name], {}))
+# The caller's team settings: the team's entry over the defaults, key by key (derived.teams).
+team := object.get(data.wardgate.derived.teams, team_name, data.wardgate.derived.defaults)
 
 has_any_role(wanted) if {
 	some role in wanted
@@ -57,41 +54,14 @@ text(content) := concat("\n", [part.text |
 tool_denials(names) := {reason |
 	some name in names
 	is_string(name)
-	glob.match(tool_patterns_glob, null, name)
-	some rule in tool_rules
+	strings.any_prefix_match(name, data.wardgate.derived.tool_prefixes)
+	glob.match(data.wardgate.derived.tool_patterns_glob, null, name)
+	some rule in data.wardgate.derived.tool_rules
 	some pattern in rule.tools
 	glob.match(pattern, null, name)
 	not has_any_role(object.get(rule, "unless_roles", []))
 	why := object.get(rule, "reason", "denied by the tool policy")
 	reason := sprintf("tool '%s' is not allowed for this caller: %s", [name, why])
-}
-
-tool_rules := object.get(config, "tool_rules", [])
-
-# Every pattern of every tool rule as one glob, "{a,b*,...}", a cheap first test: most tool
-# names match no rule, and one glob.match per name costs far less than one per name and
-# pattern (regorus interprets each glob.match in µs). When a pattern cannot be one of the
-# alternatives (it holds `,{}\`) or there is none, the glob is "*": every name goes through
-# the rules.
-tool_patterns_glob := sprintf("{%s}", [concat(",", patterns)]) if {
-	patterns := [pattern |
-		some rule in tool_rules
-		some pattern in rule.tools
-		is_string(pattern)
-	]
-	count(patterns) > 0
-	not regex.match(`[,{}\\]`, concat("", patterns))
-} else := "*"
-
-high_stakes := object.get(config, "high_stakes", {})
-
-default approval_ttl_s := 3600
-
-approval_ttl_s := config.approval_ttl_s if is_number(config.approval_ttl_s)
-
-injection_markers := {lower(marker) |
-	some marker in object.get(config, ["injection", "markers"], [])
-	is_string(marker)
 }
 
 # A JSON number, or a string holding a plain decimal number (agents send both).
@@ -108,17 +78,16 @@ argument(args, key) := value if {
 	value := args[key]
 } else := null
 
-business_hours := object.get(config, "business_hours", {})
-
-business_hours_only if team_name in object.get(business_hours, "teams", [])
+business_hours_only if team_name in object.get(data.wardgate.derived.business_hours, "teams", [])
 
 business_hours_only if {
-	some key, value in object.get(business_hours, "tags", {})
+	some key, value in object.get(data.wardgate.derived.business_hours, "tags", {})
 	input.principal.tags[key] == value
 }
 
 within_business_hours if {
-	input.time.weekday in object.get(business_hours, "weekdays", [])
-	input.time.hour >= object.get(business_hours, "start_hour", 0)
-	input.time.hour < object.get(business_hours, "end_hour", 24)
+	hours := data.wardgate.derived.business_hours
+	input.time.weekday in object.get(hours, "weekdays", [])
+	input.time.hour >= object.get(hours, "start_hour", 0)
+	input.time.hour < object.get(hours, "end_hour", 24)
 }

@@ -74,7 +74,7 @@ test_tool_denials_with_patterns_that_cannot_be_alternatives if {
 	reasons := lib.tool_denials(["a,b", "x1", "x2", "a", "lookup", "x"]) with input.principal as {}
 		with data.wardgate.policy as settings
 	count(reasons) == 4
-	lib.tool_patterns_glob == "*" with data.wardgate.policy as settings
+	data.wardgate.derived.tool_patterns_glob == "*" with data.wardgate.policy as settings
 }
 
 test_tool_denials_without_rules_deny_nothing if {

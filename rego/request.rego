@@ -5,8 +5,6 @@
 # `limits`, hands `require_approval` to the approval stage and `redact` to redaction.
 package wardgate.request
 
-import data.wardgate.lib
-
 decision := {
 	"allow": count(reasons) == 0,
 	"deny": reasons,
@@ -25,7 +23,7 @@ require_approval := set()
 # Model allow-list per team (policy.yaml: teams.<team>.models, globs).
 deny contains sprintf("model '%s' is not allowed for team '%s'", [input.request.model, data.wardgate.lib.team_name]) if {
 	is_string(input.request.model)
-	not lib.model_allowed(input.request.model)
+	not data.wardgate.lib.model_allowed(input.request.model)
 }
 
 deny contains "the request names no model" if not is_string(input.request.model)
@@ -33,7 +31,7 @@ deny contains "the request names no model" if not is_string(input.request.model)
 # Tools denied by name or glob unless the caller has one of the rule's roles: the model is
 # never offered a tool the caller may not use.
 deny contains reason if {
-	some reason in lib.tool_denials([tool.name | some tool in input.request.tools])
+	some reason in data.wardgate.lib.tool_denials([tool.name | some tool in input.request.tools])
 }
 
 # Requests carrying a sensitive data type the team may not send, even redacted.
@@ -44,11 +42,13 @@ deny contains sprintf("the request contains %v %s; team '%s' may not send this t
 }
 
 # Prompt-injection markers in tool results: text a tool returned is data, not instructions.
+# One regex of all markers rules a text out; only a text that matches is searched for each.
 deny contains sprintf("possible prompt injection in the result of tool call '%s': contains '%s'", [id, marker]) if {
 	some message in input.request.messages
 	message.role == "tool"
-	content := lower(lib.text(message.content))
-	some marker in data.wardgate.lib.injection_markers
+	content := lower(data.wardgate.lib.text(message.content))
+	regex.match(data.wardgate.derived.injection_pattern, content)
+	some marker in data.wardgate.derived.injection_markers
 	contains(content, marker)
 	id := object.get(message, "tool_call_id", "")
 }
@@ -57,9 +57,9 @@ deny contains sprintf("possible prompt injection in the result of tool call '%s'
 deny contains sprintf("team '%s' may only call on %s between %v:00 and %v:00 UTC", [data.wardgate.lib.team_name, concat(", ", days), start, end]) if {
 	data.wardgate.lib.business_hours_only
 	not data.wardgate.lib.within_business_hours
-	days := object.get(data.wardgate.lib.business_hours, "weekdays", [])
-	start := object.get(data.wardgate.lib.business_hours, "start_hour", 0)
-	end := object.get(data.wardgate.lib.business_hours, "end_hour", 24)
+	days := object.get(data.wardgate.derived.business_hours, "weekdays", [])
+	start := object.get(data.wardgate.derived.business_hours, "start_hour", 0)
+	end := object.get(data.wardgate.derived.business_hours, "end_hour", 24)
 }
 
 default redact := {}
@@ -70,12 +70,12 @@ redact := data.wardgate.lib.team.redact if is_object(data.wardgate.lib.team.reda
 default route := {}
 
 route := {"model": cheaper} if {
-	cheaper := data.wardgate.lib.config.routing.cheaper[input.request.model]
+	cheaper := data.wardgate.derived.routing.cheaper[input.request.model]
 	is_object(input.cost.remaining_usd)
 	remaining := [usd | some usd in input.cost.remaining_usd; is_number(usd)]
 	count(remaining) > 0
-	min(remaining) < data.wardgate.lib.config.routing.low_budget_usd
-	lib.model_allowed(cheaper)
+	min(remaining) < data.wardgate.derived.routing.low_budget_usd
+	data.wardgate.lib.model_allowed(cheaper)
 }
 
 # max_tokens cap per team (policy.yaml: teams.<team>.max_tokens).

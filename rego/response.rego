@@ -5,8 +5,6 @@
 # {"_invalid_json": true, "raw": "..."} so a rule can still decide on them.
 package wardgate.response
 
-import data.wardgate.lib
-
 decision := {
 	"allow": count(reasons) == 0,
 	"deny": reasons,
@@ -27,16 +25,16 @@ tool_calls := [call |
 
 # The same tool rules as the request phase, enforced on what the model actually called.
 deny contains reason if {
-	some reason in lib.tool_denials([call.name | some call in tool_calls])
+	some reason in data.wardgate.lib.tool_denials([call.name | some call in tool_calls])
 }
 
 # The calls of high-stakes tools (policy.yaml: high_stakes), each with its rule, found once
 # for the three rules below.
 high_stakes_calls := [{"call": call, "rule": rule, "invalid_json": invalid} |
 	some call in tool_calls
-	rule := data.wardgate.lib.high_stakes[call.name]
+	rule := data.wardgate.derived.high_stakes[call.name]
 	is_object(rule)
-	invalid := lib.argument(call.arguments, "_invalid_json") == true
+	invalid := data.wardgate.lib.argument(call.arguments, "_invalid_json") == true
 ]
 
 # High-stakes tools marked `deny: true` are never executed on an agent's word.
@@ -59,7 +57,7 @@ require_approval contains {
 	"reason": sprintf("%s: %s=%v needs approval above %v", [why, key, value, limit]),
 	"tool_call_id": object.get(call, "id", ""),
 	"approvers": object.get(rule, "approvers", []),
-	"ttl_s": object.get(rule, "ttl_s", data.wardgate.lib.approval_ttl_s),
+	"ttl_s": object.get(rule, "ttl_s", data.wardgate.derived.approval_ttl_s),
 } if {
 	some item in high_stakes_calls
 	not item.invalid_json
@@ -68,11 +66,11 @@ require_approval contains {
 	call := item.call
 	key := object.get(rule, "argument", "")
 	limit := object.get(rule, "above", 0)
-	value := lib.argument(call.arguments, key)
+	value := data.wardgate.lib.argument(call.arguments, key)
 	not _within_threshold(value, limit)
 	why := object.get(rule, "reason", sprintf("high-stakes tool '%s'", [call.name]))
 }
 
-_within_threshold(value, limit) if lib.number(value) <= limit
+_within_threshold(value, limit) if data.wardgate.lib.number(value) <= limit
 
 tags := {"tool_calls": count(tool_calls)}

@@ -131,6 +131,7 @@ def push_command(
     run_tests: bool = typer.Option(True, "--test/--no-test", help="Refuse to push a set whose tests fail."),
 ) -> None:
     """Upload the Rego modules (ids wardgate/<path>) and data.wardgate to an OPA server."""
+    from gateway.policy.derived import materialize
     from gateway.policy.engines.base import PolicyError
     from gateway.policy.engines.opa_http import admin_client, push_policies
 
@@ -144,7 +145,7 @@ def push_command(
     async def run() -> None:
         try:
             async with admin_client(opa) as client:
-                await push_policies(client, dict(policy_set.modules), dict(policy_set.data))
+                await push_policies(client, *materialize(policy_set.modules, policy_set.data))
         except PolicyError:
             raise
         except Exception as exc:  # the client raises its own types for each HTTP failure

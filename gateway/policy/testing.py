@@ -6,6 +6,8 @@ OPA (``opa-lib``) is the strictness reference — it rejects policies regorus ac
 (``not input.roles[_] == "admin"`` is ``rego_unsafe_var_error`` in OPA), and the two must
 agree on every test for the shared decision suite to mean anything.
 
+A ``wardgate.derived`` package is also checked the way a load serves it (``derived.py``).
+
 Tests follow ``opa test``: every rule named ``test_*`` in a module is evaluated without
 input; it passes when its value is ``true``. ``todo_test_*`` rules are skipped.
 """
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.policy.derived import materialize
 from gateway.policy.engines.base import PolicyCompileError, short_error
 from gateway.policy.source import PolicySet, packages
 
@@ -129,6 +132,10 @@ def check(policy_set: PolicySet, engines: Iterable[str] = ENGINES, run_tests: bo
             if error is None and value is not True:
                 error = _describe(value)
             report.results.append(TestResult(engine, case, error is None, error, each))
+    try:  # the derived package must be servable as data (the engines get it materialized)
+        materialize(policy_set.modules, policy_set.data)
+    except PolicyCompileError as exc:
+        report.compile_errors.append(exc)
     return report
 
 

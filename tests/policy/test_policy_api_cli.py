@@ -57,7 +57,7 @@ async def test_admin_policies_shows_the_active_revision_and_modules(
         assert resp.status_code == 200
         body = resp.json()
         assert body["revision"] == service.manager.engine.revision and body["engine"] == "regorus"
-        assert body["modules"] == ["rego/lib.rego", "rego/request.rego", "rego/response.rego"]
+        assert body["modules"] == ["rego/derived.rego", "rego/lib.rego", "rego/request.rego", "rego/response.rego"]
         assert body["data_files"] == ["policies/policy.yaml"]
         assert body["loaded_at"] and body["last_error"] is None
         assert body["test_results"]["failed"] == []
@@ -147,6 +147,8 @@ def test_cli_policy_push_uploads_modules_and_data() -> None:
         assert sorted(server.store.policies) == ["wardgate/rego/lib.rego", "wardgate/rego/request.rego",
                                                  "wardgate/rego/response.rego"]
         assert server.store.data["wardgate"]["policy"]["teams"]["demo"]["models"] == ["mock-*"]
+        # rego/derived.rego goes as its value (gateway/policy/derived.py), not as a module
+        assert server.store.data["wardgate"]["derived"]["teams"]["demo"]["max_tokens"] == 4096
 
 
 def test_cli_policy_push_to_a_dead_server_fails_cleanly() -> None:

@@ -133,9 +133,15 @@ class PolicyEngine(ABC):
     async def load(self, modules: Mapping[str, str], data: Mapping[str, Any], *, revision: str | None = None) -> str:
         """Compile ``modules`` with ``data`` and make them active; returns the revision.
 
-        On any error the previous revision stays active (the swap is the last step).
+        On any error the previous revision stays active (the swap is the last step). A
+        ``wardgate.derived`` package is served as data (``gateway/policy/derived.py``), the
+        same for every engine; the revision names the set as written.
         """
+        from gateway.policy.derived import derived_modules, materialize
+
         revision = revision or revision_of(modules, data)
+        if derived_modules(modules):
+            modules, data = await asyncio.to_thread(materialize, modules, data)
         snapshot = await self._prepare(dict(modules), dict(data), revision)
         self._active = snapshot
         return revision

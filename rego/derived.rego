@@ -1,0 +1,66 @@
+# Values derived from the settings alone (policies/*.yaml), never from the input.
+#
+# The gateway evaluates this package once per policy revision and serves its value as plain
+# data at data.wardgate.derived (the module itself leaves the serving set; see README.md,
+# "Derived data"), so the rules that run on every call read constants instead of
+# recomputing them: each team's merged settings, the lower-cased injection markers and one
+# regex of them, the literal prefixes of the tool rules. In `wardgate policy test` and
+# under a `with data.wardgate.policy as ...` the package is evaluated as ordinary Rego, so
+# tests see values derived from their own settings.
+#
+# Rules here may read data.wardgate.<data file> (and this package) only: not input, not
+# other packages, no sets in the value (served as JSON) — checked when a revision loads.
+package wardgate.derived
+
+default config := {}
+
+config := data.wardgate.policy
+
+defaults := object.get(config, "defaults", {})
+
+# Every team's settings: its entry over the defaults, key by key (data.wardgate.lib.team
+# picks the caller's, or `defaults` for a team without an entry).
+teams := {name: object.union(defaults, settings) | some name, settings in object.get(config, "teams", {})}
+
+tool_rules := object.get(config, "tool_rules", [])
+
+_tool_patterns := [pattern |
+	some rule in tool_rules
+	some pattern in rule.tools
+	is_string(pattern)
+]
+
+# The literal start of every tool pattern (up to its first glob character). A name that
+# starts with none of them matches no pattern: one strings.any_prefix_match per tool name
+# rules out most names before any glob.match runs.
+tool_prefixes := [regex.replace(pattern, `(?s)[*?\[\]{},!\\].*`, "") | some pattern in _tool_patterns]
+
+# Every pattern of every tool rule as one glob, "{a,b*,...}", the second test of a name that
+# passed the prefixes. When a pattern cannot be one of the alternatives (it holds `,{}\`) or
+# there is none, the glob is "*": every such name goes through the rules.
+tool_patterns_glob := sprintf("{%s}", [concat(",", _tool_patterns)]) if {
+	count(_tool_patterns) > 0
+	not regex.match(`[,{}\\]`, concat("", _tool_patterns))
+} else := "*"
+
+high_stakes := object.get(config, "high_stakes", {})
+
+default approval_ttl_s := 3600
+
+approval_ttl_s := config.approval_ttl_s if is_number(config.approval_ttl_s)
+
+# Prompt-injection markers, lower-cased (matched against lower-cased text), sorted.
+injection_markers := sort({lower(marker) |
+	some marker in object.get(config, ["injection", "markers"], [])
+	is_string(marker)
+})
+
+# One regex matching any marker as a literal: a text matches it exactly when it contains a
+# marker, and one regex.match costs far less than one `contains` per marker.
+injection_pattern := concat("|", [regex.replace(marker, `[\\.+*?()|\[\]{}^$]`, `\$0`) |
+	some marker in injection_markers
+]) if count(injection_markers) > 0
+
+routing := object.get(config, "routing", {})
+
+business_hours := object.get(config, "business_hours", {})
