@@ -75,8 +75,9 @@ class GroupCommitWriter:
         fut.add_done_callback(_consume)
         self._queue.append((event, fut))
         self._wake.set()
-        # Shielded: a caller that goes away (client disconnect) does not unqueue its event.
-        await asyncio.shield(fut)
+        # A caller that goes away (client disconnect) cancels only its future: the event stays
+        # queued and is committed anyway (``_commit`` skips futures that are already done).
+        await fut
 
     async def _run(self) -> None:
         while True:
@@ -131,6 +132,6 @@ class GroupCommitWriter:
 
 
 def _consume(fut: asyncio.Future[None]) -> None:
-    """Mark a failure as seen: its caller may have gone away (shield) and will not read it."""
+    """Mark a failure as seen: its caller may have gone away and will not read it."""
     if not fut.cancelled():
         fut.exception()

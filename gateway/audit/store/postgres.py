@@ -4,6 +4,11 @@ The schema is created and migrated on start under an advisory lock (replicas sta
 together migrate once). A batch is ONE statement (rows as one array per column, ``unnest``ed,
 plus the head upsert in a CTE): one round trip and one commit per group, which is what keeps
 thousands of events per second cheap for a single worker. Only huge groups use ``COPY``.
+
+The group-commit writer has a connection of its own instead of borrowing one from the pool:
+a pool release runs a reset query (``RESET ALL`` ...), a second round trip inside every
+event's wait, and the writer is sequential anyway. A broken writer connection is dropped
+and the next batch reconnects. Queries, heads and retention use the pool.
 """
 
 from __future__ import annotations
@@ -42,8 +47,11 @@ class PostgresStore(AuditStore):
         self.pool_size = pool_size
         self.synchronous_commit = synchronous_commit
         self._pool: asyncpg.Pool | None = None
+        self._writer: asyncpg.Connection | None = None
+        self._server_settings = {"search_path": schema, "synchronous_commit": synchronous_commit}
         self._upsert_head = sql.upsert_head_sql(_D)
         self._batch = sql.pg_batch_sql()
+        self._single = sql.pg_single_sql()
 
     async def open(self) -> None:
         conn = await asyncpg.connect(self.dsn)
@@ -52,9 +60,9 @@ class PostgresStore(AuditStore):
         finally:
             await conn.close()
         self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=1, max_size=self.pool_size,
-            server_settings={"search_path": self.schema, "synchronous_commit": self.synchronous_commit},
+            self.dsn, min_size=1, max_size=self.pool_size, server_settings=self._server_settings,
         )
+        await self._writer_conn()
 
     async def _migrate(self, conn: asyncpg.Connection) -> None:
         async with conn.transaction():
@@ -74,6 +82,9 @@ class PostgresStore(AuditStore):
             )
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -88,16 +99,30 @@ class PostgresStore(AuditStore):
         await self.pool.fetchval("SELECT 1")
 
     # --- writes ------------------------------------------------------------------------
+    async def _writer_conn(self) -> asyncpg.Connection:
+        if self._writer is None or self._writer.is_closed():
+            self._writer = await asyncpg.connect(self.dsn, server_settings=self._server_settings)
+        return self._writer
+
     async def append(self, shard: str, rows: list[tuple[Any, ...]], head: Head) -> None:
-        if len(rows) >= _COPY_FROM:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.copy_records_to_table(
-                    "audit_events", records=rows, columns=ROW_COLUMNS, schema_name=self.schema
-                )
-                await conn.execute(self._upsert_head, shard, head.seq, head.hash, time.time())
-            return
-        columns = [list(c) for c in zip(*rows, strict=True)]
-        await self.pool.execute(self._batch, *columns, shard, head.seq, head.hash, time.time())
+        conn = await self._writer_conn()
+        try:
+            if len(rows) == 1:
+                await conn.execute(self._single, *rows[0], shard, head.seq, head.hash, time.time())
+            elif len(rows) < _COPY_FROM:
+                columns = [list(c) for c in zip(*rows, strict=True)]
+                await conn.execute(self._batch, *columns, shard, head.seq, head.hash, time.time())
+            else:
+                async with conn.transaction():
+                    await conn.copy_records_to_table(
+                        "audit_events", records=rows, columns=ROW_COLUMNS, schema_name=self.schema
+                    )
+                    await conn.execute(self._upsert_head, shard, head.seq, head.hash, time.time())
+        except BaseException:
+            # Its state is unknown (a half-read reply, a dead socket): the next batch reconnects.
+            self._writer = None
+            conn.terminate()
+            raise
 
     # --- chain bookkeeping -------------------------------------------------------------
     async def head(self, shard: str) -> Head | None:
