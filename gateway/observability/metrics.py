@@ -32,6 +32,7 @@ from starlette.routing import Route
 from gateway.call import Call
 from gateway.errors import GatewayError, RateLimited, UpstreamError
 from gateway.observability.config import MetricsSettings
+from gateway.observability.fast import fast_path
 from gateway.observability.labels import BoundedValues
 
 _FAST = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -54,6 +55,7 @@ class Metrics:
         #: request counter and latency by (endpoint, model, status), the stage latencies.
         self._heads: dict[tuple[str, str, int | None], tuple[Any, Any]] = {}
         self._stages: dict[str, Any] = {}
+        self._count, self._observe = fast_path()
         r = registry
         self.requests = Counter("wardgate_requests", "Calls by endpoint, model and HTTP status.",
                                 ["endpoint", "model", "status"], registry=r)
@@ -115,6 +117,7 @@ class Metrics:
 
     # --- one finished call -------------------------------------------------------------
     def observe_call(self, call: Call, status: int | None, total_s: float) -> None:
+        count, observe = self._count, self._observe
         endpoint = call.endpoint.value
         model = self.model(call.model or "")
         key = (endpoint, model, status)
@@ -122,19 +125,19 @@ class Metrics:
         if head is None:
             head = self._heads[key] = (self.requests.labels(endpoint, model, str(status or 0)),
                                        self._child(self.request_seconds, endpoint))
-        head[0].inc()
-        head[1].observe(total_s)
+        count(head[0], 1.0)
+        observe(head[1], total_s)
         for d in call.decisions:
-            self._child(self.decisions, d.stage, d.phase, d.outcome, self.rule(d.detail.get("rule", ""))).inc()
+            count(self._child(self.decisions, d.stage, d.phase, d.outcome, self.rule(d.detail.get("rule", ""))), 1.0)
         stages = self._stages
         for stage, seconds in call.timings.items():
             child = stages.get(stage)
             if child is None:
                 child = stages[stage] = self._child(self.stage_seconds, self.stage(stage))
-            child.observe(seconds)
+            observe(child, seconds)
         deployment = self.deployment(call.deployment)
         if call.deployment is not None and "forward" in call.timings:
-            self._child(self.upstream_seconds, model, deployment).observe(call.timings["forward"])
+            observe(self._child(self.upstream_seconds, model, deployment), call.timings["forward"])
         err = call.error
         if err is not None:
             if isinstance(err, UpstreamError):
@@ -151,11 +154,12 @@ class Metrics:
 
     def _observe_spend(self, call: Call, model: str) -> None:
         team = self.team(call.principal.team if call.principal else None)
-        if call.usage is not None:
-            self._child(self.tokens, team, model, "input").inc(call.usage.input_tokens)
-            self._child(self.tokens, team, model, "output").inc(call.usage.output_tokens)
-        if call.cost_usd:
-            self._child(self.cost, team, model).inc(call.cost_usd)
+        usage = call.usage
+        if usage is not None:
+            self._count(self._child(self.tokens, team, model, "input"), max(usage.input_tokens, 0))
+            self._count(self._child(self.tokens, team, model, "output"), max(usage.output_tokens, 0))
+        if call.cost_usd and call.cost_usd > 0:
+            self._count(self._child(self.cost, team, model), call.cost_usd)
 
 
 def render(registry: CollectorRegistry) -> bytes:
