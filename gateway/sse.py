@@ -112,12 +112,30 @@ class EventSplitter:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         buf = self._buf + chunk if self._buf else chunk
+        if b"\r" in buf:
+            found = self._feed_crlf(buf)
+        else:
+            # LF framing (what OpenAI-compatible servers send): one C-level split; the last
+            # part is the incomplete tail (empty when the read ended on an event boundary).
+            parts = buf.split(b"\n\n")
+            self._buf = parts.pop()
+            found = []
+            for part in parts:
+                if part.startswith(b"data: ") and b"\n" not in part:
+                    found.append(SSEEvent(part + b"\n\n", None, part[6:]))
+                elif part.strip():
+                    found.append(SSEEvent.parse(part + b"\n\n"))
+        if len(self._buf) > self._max:
+            raise SSEParseError("upstream SSE event exceeds the size limit")
+        return found
+
+    def _feed_crlf(self, buf: bytes) -> list[SSEEvent]:
+        """Mixed or CRLF framing: cut at whichever blank line comes first."""
         found: list[SSEEvent] = []
-        crlf = b"\r" in buf
         pos = 0
         while True:
             i = buf.find(b"\n\n", pos)
-            j = buf.find(b"\r\n\r\n", pos) if crlf else -1
+            j = buf.find(b"\r\n\r\n", pos)
             if i < 0 and j < 0:
                 break
             cut = j + 4 if j >= 0 and (i < 0 or j < i) else i + 2
@@ -126,8 +144,6 @@ class EventSplitter:
             if raw.strip():
                 found.append(SSEEvent.parse(raw))
         self._buf = buf[pos:] if pos else buf
-        if len(self._buf) > self._max:
-            raise SSEParseError("upstream SSE event exceeds the size limit")
         return found
 
     def close(self) -> None:

@@ -45,6 +45,34 @@ async def test_any_chunking_yields_the_same_events_with_the_same_raw_bytes(cuts)
     assert events[-1].is_done
 
 
+LF_EVENTS = [
+    b'data: {"id":"1","choices":[{"delta":{"content":"Hel"}}]}\n\n',
+    b"\ndata: {\"after\":\"an extra blank line\"}\n\n",
+    b"event: response.output_text.delta\ndata: {\"delta\":\"lo\"}\n\n",
+    b": keep-alive comment\n\n",
+    b"data: [DONE]\n\n",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=60))
+async def test_lf_framing_split_at_any_read_boundary_yields_the_same_events(cuts):
+    stream = b"".join(LF_EVENTS)
+    chunks, pos = [], 0
+    for size in cuts:
+        if pos >= len(stream):
+            break
+        chunks.append(stream[pos : pos + size])
+        pos += size
+    if pos < len(stream):
+        chunks.append(stream[pos:])
+    events = await _collect(chunks)
+    assert [e.raw for e in events] == LF_EVENTS
+    assert events[1].json == {"after": "an extra blank line"}
+    assert events[2].event == "response.output_text.delta"
+    assert events[-1].is_done
+
+
 async def test_a_stream_ending_mid_event_is_an_error():
     import pytest
 
