@@ -58,12 +58,13 @@ local function expire(zkey, upto)
 end
 """
 
-#: KEYS: cfg, record, then (h, l, w) per scope.
+#: KEYS: cfg, then (h, l, w) per scope.
 #: ARGV[1]: a JSON array (one argument: redis-py packs each argument separately, slowly) of
-#:       now, rid, lease_ms, est_nano, est_tokens, window_ms, record_ttl_ms, run_idx, team_idx,
+#:       now, rid, lease_ms, est_nano, est_tokens, window_ms, (unused), run_idx, team_idx,
 #:       max_calls, max_identical, max_run_cost, fingerprint, n, then per scope
 #:       (field, rpm, tpm, budget_day, budget_month, budget_total, retention_ms); -1 = none.
-#: Per scope: at most two expiry scans, one HMGET, one ZCARD; on commit two ZADD and one HSET.
+#: Per scope: at most two expiry scans, one HMGET, one ZCARD; on commit two ZADD, one HSET and
+#: PEXPIRE (retention) of exactly the keys written. No reservation record: settle writes its own.
 RESERVE = _COMMON + r"""
 local ARGV = cjson.decode(ARGV[1])
 local now = clock(ARGV[1])
@@ -119,7 +120,7 @@ for i = 1, n do
   if i == run_idx and run_cost then
     if bl[3] == nil or run_cost < bl[3] then bl[3] = run_cost end
   end
-  local k = 2 + (i - 1) * 3
+  local k = 1 + (i - 1) * 3
   local h, l, w = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local has_budget = bl[1] or bl[2] or bl[3]
   local has_rate = rpm or tpm
@@ -193,7 +194,7 @@ end
 -- x-ratelimit-reset-*: when the tightest scope's oldest entry leaves the window.
 local function info(x)
   if x == nil then return '' end
-  local w = KEYS[2 + (x[3] - 1) * 3 + 3]
+  local w = KEYS[1 + (x[3] - 1) * 3 + 3]
   local reset = W
   local o = redis.call('ZRANGE', w, 0, 0, 'WITHSCORES')
   if #o > 0 then reset = tonumber(o[2]) + W - now end
@@ -205,7 +206,7 @@ local req_info, tok_info = info(req_best), info(tok_best)
 if #denials > 0 then
   for i = 1, n do  -- keep what expired, change nothing else
     if st[i].dirty then
-      redis.call('HSET', KEYS[2 + (i - 1) * 3 + 1], 'r', num(st[i].r), 'tw', num(st[i].tw))
+      redis.call('HSET', KEYS[1 + (i - 1) * 3 + 1], 'r', num(st[i].r), 'tw', num(st[i].tw))
     end
   end
   local best = denials[1]
@@ -219,7 +220,7 @@ if #denials > 0 then
 end
 
 for i = 1, n do
-  local k = 2 + (i - 1) * 3
+  local k = 1 + (i - 1) * 3
   local h, l, w = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local s = st[i]
   local upd = {}
@@ -243,26 +244,30 @@ for i = 1, n do
   end
   if #upd > 0 then redis.call('HSET', h, unpack(upd)) end
   local ret = tonumber(ARGV[14 + (i - 1) * 7 + 7])
-  if ret > 0 then
-    redis.call('PEXPIRE', h, ret)
-    redis.call('PEXPIRE', l, ret)
-    redis.call('PEXPIRE', w, ret)
+  if ret > 0 then  -- every key written gets the scope's idle TTL; keys left alone keep theirs
+    if #upd > 0 then redis.call('PEXPIRE', h, ret) end
+    if flags[i] >= 2 then redis.call('PEXPIRE', l, ret) end
+    if flags[i] % 2 == 1 then redis.call('PEXPIRE', w, ret) end
   end
 end
 if run_idx > 0 then run_calls = run_calls + 1 end
-redis.call('SET', KEYS[2], 'R', 'PX', num(ARGV[7]))
 return {1, num(now), '', flag_csv, req_info, tok_info, budget_str, run_calls, num(run_spent), run_reps}
 """
+
+#: Scopes unused this long leave the activity index (``list_scopes``).
+IDX_KEEP_MS = 30 * 86_400_000
 
 #: KEYS: record, idx, then (h, l, w) per scope.
 #: ARGV[1]: a JSON array of now, rid, est_nano, actual_nano, est_tokens, actual_tokens, settled_ttl_ms, window_ms,
 #:       arrival_ms, n, then per scope (flags, retention_ms, field).
-#: Per scope: one HMGET, the log/lease removals, one HSET; one ZADD for the activity index.
+#: Per scope: one HMGET, the log/lease removals, one HSET, PEXPIRE (retention) of the hash and of
+#: a window log re-added to (the lease set is only shrunk here, so it keeps reserve's TTL).
+#: One SET ... GET checks and writes the idempotency record; the activity index is pruned only
+#: when it gained a member (it cannot grow otherwise; ``list_scopes`` filters by age).
 SETTLE = _COMMON + r"""
-if redis.call('GET', KEYS[1]) == 'S' then return {0, 0} end
 local ARGV = cjson.decode(ARGV[1])
+if redis.call('SET', KEYS[1], 'S', 'PX', num(ARGV[7]), 'GET') == 'S' then return {0, 0} end
 local now = clock(ARGV[1])
-redis.call('SET', KEYS[1], 'S', 'PX', num(ARGV[7]))
 local rid = ARGV[2]
 local est, act = tonumber(ARGV[3]), tonumber(ARGV[4])
 local est_tok, act_tok = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -285,6 +290,8 @@ for i = 1, n do
   if flag % 2 == 1 and redis.call('ZREM', w, rid .. '|' .. num(est_tok)) == 1 then
     if arrival > now - W then
       redis.call('ZADD', w, num(arrival), rid .. '|' .. num(act_tok))
+      -- the ZREM may have emptied (deleted) the log: the ZADD then starts a new key
+      if ret > 0 then redis.call('PEXPIRE', w, ret) end
       tw = tw + act_tok - est_tok
     else
       tw = tw - est_tok
@@ -301,17 +308,14 @@ for i = 1, n do
   if bm and tonumber(bm) == minute then burn = tonumber(bv) + act end
   redis.call('HSET', h, 'r', num(r), 'tw', num(tw), 'd', num(d), 'dk', day, 'm', num(m), 'mk', month,
              't', num((tonumber(v[7]) or 0) + act), slot, minute .. ':' .. num(burn))
-  if ret > 0 then
-    redis.call('PEXPIRE', h, ret)
-    redis.call('PEXPIRE', l, ret)
-    redis.call('PEXPIRE', w, ret)
-  end
+  if ret > 0 then redis.call('PEXPIRE', h, ret) end
   table.insert(idx, num(now)); table.insert(idx, field)
 end
-redis.call('ZADD', KEYS[2], unpack(idx))
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', num(now - 30 * 86400000))
+if redis.call('ZADD', KEYS[2], unpack(idx)) > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', num(now - IDX_KEEP_MS))
+end
 return {1, late}
-"""
+""".replace("IDX_KEEP_MS", str(IDX_KEEP_MS))
 
 #: KEYS: cfg, h, l. ARGV: now, field. Read-only: expired leases are subtracted, not purged.
 INSPECT = _COMMON + r"""

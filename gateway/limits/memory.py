@@ -199,7 +199,6 @@ class MemoryStore:
             result.run_calls = run_calls + 1
             if req.fingerprint:
                 rh["f:" + req.fingerprint] = run_repeats + 1
-        self._records[(req.team, req.rid)] = ("R", now + self._lease_ms + self._settled_ms)
         return result
 
     # -- settle ----------------------------------------------------------------------------

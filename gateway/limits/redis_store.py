@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -165,11 +166,11 @@ class RedisStore:
         wires = self._wire.scopes(req.team, req.scopes)
         head: list[object] = [
             self._now_arg(), req.rid, self._lease_ms, req.est_nano, req.est_tokens, self._window_ms,
-            self._lease_ms + self._settled_ms, req.run_index + 1, req.team_index + 1, _opt(req.max_calls),
+            0, req.run_index + 1, req.team_index + 1, _opt(req.max_calls),
             _opt(req.max_identical), _opt(req.max_run_cost_nano), req.fingerprint or "", len(wires),
         ]  # fmt: skip
-        keys = [team.cfg, bulk((team.record + req.rid).encode()), *(w.keys for w in wires)]
-        payload = evalsha(self._reserve.sha, keys, 2 + 3 * len(wires), json_args(head, [w.reserve_arg for w in wires]))
+        keys = [team.cfg, *(w.keys for w in wires)]
+        payload = evalsha(self._reserve.sha, keys, 1 + 3 * len(wires), json_args(head, [w.reserve_arg for w in wires]))
         r = await self._eval_encoded(self._reserve, payload)
         flags = r[3]
         return ReserveResult(
@@ -275,7 +276,9 @@ class RedisStore:
     async def list_scopes(self, team: str, kind: str, limit: int = 1000) -> list[str]:
         try:
             self.round_trips += 1
-            members = await self._redis.zrevrange(self.keys.idx(team), 0, 10_000)
+            # Settle prunes the index only when it grows: filter out what it has not pruned yet.
+            oldest = round((self._clock or time.time)() * 1000) - lua.IDX_KEEP_MS
+            members = await self._redis.zrevrangebyscore(self.keys.idx(team), "+inf", oldest, start=0, num=10_001)
         except RedisError as exc:
             raise StoreError(f"redis: {exc}") from exc
         prefix = kind + ":"

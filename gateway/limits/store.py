@@ -20,7 +20,7 @@ team, which also stops one team's caller from spending another team's run budget
 
     <prefix>:{<team>}:cfg                    hash   runtime overrides, field "<kind>:<id>" -> JSON
     <prefix>:{<team>}:idx                    zset   scopes seen (member "<kind>:<id>", score last use)
-    <prefix>:{<team>}:res:<rid>              string reservation record "R" / "S" (idempotent settle)
+    <prefix>:{<team>}:res:<rid>              string "S" once settled (idempotent settle)
     <prefix>:{<team>}:<kind>:<id>:h          hash   r (reserved), tw (tokens in window), d/dk, m/mk, t
                                                     (spent per window), b0..b59 (burn ring), calls, f:<fp>
     <prefix>:{<team>}:<kind>:<id>:l          zset   leases: member "<rid>|<nano>", score = lease expiry ms
