@@ -1,6 +1,6 @@
 """The orchestrator's load mode against one gateway worker with every guard on, with CPU accounting.
 
-    .venv/bin/python bench/orchestrator_load.py [--seconds 60] [--concurrency 32] [--warmup 20]
+    .venv/bin/python bench/orchestrator_load.py [--seconds 60] [--concurrency 3] [--warmup 20]
 
 The gateway (one uvicorn worker, embedded defaults: in-memory limits, Presidio redaction,
 embedded Rego, the approval queue, SQLite audit) is pinned to core 0, the load generator (the
@@ -17,7 +17,6 @@ filled in; default ``{python} -m gateway serve ...``).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import resource
 import shutil
@@ -30,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 
 from bench.common import cpu_seconds
-from orchestrator.config import AgentConfig, load_config
+from orchestrator import eventloop
+from orchestrator.config import LOAD_CONCURRENCY, AgentConfig, load_config
 from orchestrator.load import run_load
 from orchestrator.local_gateway import LocalGateway
 
@@ -78,10 +78,10 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=LOAD_CONCURRENCY, help="runs in flight")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--processes", type=int, default=1, help="load-generating processes")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the gateway to core 0")
     parser.add_argument("--gateway-command", default=None)
-    out = asyncio.run(main(parser.parse_args()))
+    out = eventloop.run(main(parser.parse_args()))
     sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
@@ -27,7 +26,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from orchestrator.config import AgentConfig, load_config
+from orchestrator.config import LOAD_CONCURRENCY, AgentConfig, load_config
 from orchestrator.render import LiveListener, print_report
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
@@ -43,14 +42,10 @@ DB = typer.Option(None, "--db", help="Checkpoint SQLite file (default .wardgate/
 
 def _run(coro: object) -> object:
     """Run on uvloop where available; configuration errors end the command with a message."""
-    try:
-        import uvloop
+    from orchestrator.eventloop import run
 
-        runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run
     try:
-        return runner(coro)  # type: ignore[arg-type]
+        return run(coro)  # type: ignore[arg-type]
     except (ValueError, KeyError, FileNotFoundError) as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
@@ -158,7 +153,7 @@ def _print(console: Console, rep: object, as_json: bool) -> None:
 @app.command()
 def load(
     runs: int = typer.Option(100, "--runs", help="Runs to complete (ignored with --duration)."),
-    concurrency: int = typer.Option(16, "--concurrency", help="Runs in flight at once."),
+    concurrency: int = typer.Option(LOAD_CONCURRENCY, "--concurrency", help="Runs in flight at once."),
     duration: float = typer.Option(None, "--duration", help="Keep starting runs for this many seconds."),
     warmup: int = typer.Option(0, "--warmup", help="Runs before measuring (not counted)."),
     processes: int = typer.Option(1, "--processes", help="Client processes sharing the runs and concurrency."),

@@ -6,12 +6,15 @@ refund approval decided by an automatic reviewer), checkpointed like any run. Th
 are per HTTP exchange with the gateway as the client sees them (the openai SDK included):
 runs/min, calls/min, latency percentiles, refusals by code, approvals, errors, and the cost
 the gateway's audit log recorded. Calls held open for a human (``hold`` approvals) are left
-out of the latency percentiles, because they measure the reviewer, not the gateway.
+out of the latency percentiles, because they measure the reviewer, not the gateway. Beside
+them, ``generator_loop_lag_ms`` says how late the generator's own event loop ran (its share
+of those latencies: reported, never subtracted).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import multiprocessing
 import time
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator import eventloop
 from orchestrator.admin_client import AdminClient
 from orchestrator.approver import AutoApprover
 from orchestrator.config import OrchestratorConfig
@@ -40,9 +44,29 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
+def _percentiles_ms(values: list[float]) -> dict[str, float]:
+    return {name: round(percentile(values, q) * 1000, 2)
+            for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))}
+
+
+async def probe_loop(lags: list[float], stop: asyncio.Event, every_s: float = 0.01) -> None:
+    """Record how late this event loop wakes from a ``sleep(every_s)`` until ``stop`` is set.
+
+    A call's latency is measured when its answer is processed, so a busy (or descheduled)
+    generator inflates it; this says by how much, without taking it out of the latency.
+    """
+    while not stop.is_set():
+        started = time.perf_counter()
+        await asyncio.sleep(every_s)
+        lags.append(max(0.0, time.perf_counter() - started - every_s))
+
+
 @dataclass
 class LoadStats(Listener):
     latencies: list[float] = field(default_factory=list)
+    #: How late the generator's own event loop woke up (``probe_loop``): the share of a call's
+    #: latency that is the client's, not the gateway's.
+    loop_lags: list[float] = field(default_factory=list)
     held: int = 0
     outcomes: Counter[tuple[int | None, str | None]] = field(default_factory=Counter)
     runs: Counter[str] = field(default_factory=Counter)
@@ -59,6 +83,7 @@ class LoadStats(Listener):
     def reset(self) -> None:
         """Forget what was measured so far (after a warm-up)."""
         self.latencies.clear()
+        self.loop_lags.clear()
         self.held = 0
         self.outcomes.clear()
         self.runs.clear()
@@ -79,8 +104,8 @@ class LoadStats(Listener):
             "runs_per_min": round(sum(self.runs.values()) / minutes, 1) if minutes else 0.0,
             "calls": calls,
             "calls_per_min": round(calls / minutes, 1) if minutes else 0.0,
-            "latency_ms": {name: round(percentile(self.latencies, q) * 1000, 2)
-                           for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))},
+            "latency_ms": _percentiles_ms(self.latencies),
+            "generator_loop_lag_ms": _percentiles_ms(self.loop_lags),
             "held_calls_excluded": self.held,
             "policy_denials": self.outcomes[(403, "policy_denied")],
             "approvals_deferred": self.outcomes[(409, "approval_pending")],
@@ -89,11 +114,12 @@ class LoadStats(Listener):
 
     def wire(self) -> dict[str, Any]:
         """What a load process sends back to the parent (picklable)."""
-        return {"latencies": self.latencies, "held": self.held, "outcomes": list(self.outcomes.items()),
+        return {"latencies": self.latencies, "loop_lags": self.loop_lags, "held": self.held, "outcomes": list(self.outcomes.items()),
                 "runs": dict(self.runs), "elapsed": self.elapsed}
 
     def merge(self, wire: dict[str, Any]) -> None:
         self.latencies.extend(wire["latencies"])
+        self.loop_lags.extend(wire["loop_lags"])
         self.held += wire["held"]
         for key, n in wire["outcomes"]:
             self.outcomes[tuple(key)] += n  # type: ignore[index]
@@ -104,9 +130,9 @@ async def run_load(config: OrchestratorConfig, *, runs: int, concurrency: int, d
                    warmup_runs: int = 0, processes: int = 1) -> dict[str, Any]:  # fmt: skip
     """Run ``runs`` scenarios (or as many as fit in ``duration_s``), ``concurrency`` at a time.
 
-    With ``processes`` > 1 the runs are spread over that many processes (the openai SDK costs
-    a few ms of CPU per call, so one client process saturates before a gateway does); the
-    automatic reviewer and the cost query stay in this one.
+    With ``processes`` > 1 the runs are spread over that many processes (for gateways with
+    several workers: one client process, at ~1.5 ms of CPU per call with the openai SDK, keeps
+    up with about one gateway worker); the automatic reviewer and the cost query stay here.
     """
     load_id = new_run_id().replace("run-", "load-")
     admin = AdminClient(config.base_url, config.admin_key)
@@ -151,7 +177,7 @@ def _share(total: int, parts: int, index: int) -> int:
 def _child(config: dict[str, Any], load_id: str, runs: int, concurrency: int, duration_s: float | None,
            warmup_runs: int) -> dict[str, Any]:  # fmt: skip
     cfg = OrchestratorConfig.model_validate(config)
-    return asyncio.run(_measure(cfg, load_id, runs, max(concurrency, 1), duration_s, warmup_runs))
+    return eventloop.run(_measure(cfg, load_id, runs, max(concurrency, 1), duration_s, warmup_runs))
 
 
 async def _measure(config: OrchestratorConfig, load_id: str, runs: int, concurrency: int, duration_s: float | None,
@@ -161,7 +187,18 @@ async def _measure(config: OrchestratorConfig, load_id: str, runs: int, concurre
         if warmup_runs:
             await _drive(orch, load_id + "-warm", warmup_runs, concurrency, None, stats)
             stats.reset()
-        await _drive(orch, load_id, runs, concurrency, duration_s, stats)
+        # What is loaded by now (the SDK, pydantic schemas, the scenario) lives as long as the
+        # process: out of the cyclic GC's sight, a full collection pauses the loop for ~3 ms
+        # instead of ~50 ms, and every call in flight would wait that pause out.
+        gc.collect()
+        gc.freeze()
+        done = asyncio.Event()
+        probe = asyncio.create_task(probe_loop(stats.loop_lags, done))
+        try:
+            await _drive(orch, load_id, runs, concurrency, duration_s, stats)
+        finally:
+            done.set()
+            await probe
     stats.finished = time.perf_counter()
     return stats.wire()
 
