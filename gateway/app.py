@@ -16,7 +16,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Route
 
-from gateway import logs
+from gateway import keys_reload, logs
+from gateway.admin import keys_api
 from gateway.approvals import api as approvals_api
 from gateway.approvals import component as approvals
 from gateway.audit import api as audit_api
@@ -54,7 +55,7 @@ _PROXY_PATHS = {
 #: Component setups, in the order they must run: audit first (others record into it),
 #: approvals before policy (policy checks whether an approval stage exists). Each setup
 #: reads its own settings section and does nothing when it is disabled.
-_COMPONENTS = (audit.setup, limits.setup, redaction.setup, approvals.setup, policy.setup)
+_COMPONENTS = (audit.setup, keys_reload.setup, limits.setup, redaction.setup, approvals.setup, policy.setup)
 
 
 def _routes(proxies: dict[str, ProxyEndpoint]) -> list[BaseRoute]:
@@ -65,9 +66,9 @@ def _routes(proxies: dict[str, ProxyEndpoint]) -> list[BaseRoute]:
         Route("/healthz", core.healthz, methods=["GET"]),
         Route("/readyz", core.readyz, methods=["GET"]),
     ]
-    for api in (audit_api, limits_api, policy_api, approvals_api):
+    for api in (audit_api, limits_api, policy_api, approvals_api, keys_api):
         routes += api.routes()
-    routes.append(openapi_route(routes, approvals_api.openapi_paths()))
+    routes.append(openapi_route(routes, {**approvals_api.openapi_paths(), **keys_api.openapi_paths()}))
     return routes
 
 

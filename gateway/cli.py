@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from gateway.keys import append_key, hash_key, new_key
+from gateway.keyfile import KeyIdTaken, add_key
+from gateway.keys import KeyFileError, default_key_id, hash_key, new_key, utc_now
 
 app = typer.Typer(help="Wardgate: policy and guardrail gateway for LLM agents.", no_args_is_help=True)
 keys_app = typer.Typer(help="Virtual keys.", no_args_is_help=True)
@@ -68,9 +69,15 @@ def keys_create(
 ) -> None:
     """Create a virtual key: prints it once and stores only its SHA-256 hash."""
     key = new_key()
-    kid = key_id or f"{team}-{user or 'key'}-{key[3:9]}"
-    entry = {"id": kid, "sha256": hash_key(key), "team": team, "user": user, "roles": roles or [], "models": models or ["*"]}
-    append_key(file, entry)
+    kid = key_id or default_key_id(team, user)
+    entry = {"id": kid, "sha256": hash_key(key), "team": team, "user": user, "roles": roles or [],
+             "models": models or ["*"], "created_at": utc_now(), "source": "cli"}
+    try:
+        add_key(file, entry)
+    except KeyIdTaken as exc:
+        raise typer.BadParameter(f"a key with id '{exc}' exists already (ids are never reused)", param_hint="--id") from exc
+    except KeyFileError as exc:
+        raise typer.BadParameter(f"{file} is malformed, fix it first: {exc}", param_hint="--file") from exc
     typer.echo(f"Created key '{kid}' for team '{team}' in {file}.")
     typer.echo("Store it now; it is not shown again and only its hash is kept:")
     typer.echo(key)
