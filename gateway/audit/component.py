@@ -16,6 +16,7 @@ from gateway.audit.stage import AuditStage
 from gateway.audit.store import make_store
 from gateway.call import Call
 from gateway.context import AppContext
+from gateway.observability.gcwatch import GCWatch
 from gateway.observability.metrics import Metrics
 
 
@@ -37,6 +38,9 @@ async def setup(ctx: AppContext) -> None:
     metrics = Metrics(ctx.registry, settings.metrics) if settings.metrics.enabled else None
     if metrics is not None:
         ctx.services["metrics"] = metrics
+        gc_watch = GCWatch(ctx.registry)
+        gc_watch.install()
+        ctx.closers.append(gc_watch.close)
 
     tracer = None
     if settings.tracing.enabled:
