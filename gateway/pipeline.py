@@ -50,6 +50,11 @@ class Stage:
     """Base class: override the hooks the stage needs, leave the rest."""
 
     name: ClassVar[str] = "stage"
+    #: Whether the client's answer waits for this stage's ``on_finish``: its failure may still
+    #: turn the answer into an error (audit failing closed), or its effect must be visible
+    #: before the client can act on the answer (settle). When no finish hook gates, the HTTP
+    #: layer sends the answer first and does the bookkeeping (metrics, spans) after it.
+    gates_answer: bool = True
 
     async def on_request(self, call: Call) -> None:
         """Before forwarding; raise a ``GatewayError`` to stop the call."""
@@ -84,6 +89,7 @@ class Pipeline:
         self._response = [s for s in self.stages if _overrides(s, "on_response")]
         self._chunk = [s for s in self.stages if _overrides(s, "on_chunk") or _overrides(s, "on_stream_end")]
         self._finish = [s for s in self.stages if _overrides(s, "on_finish")]
+        self.finish_gates_answer = any(s.gates_answer for s in self._finish)
 
     async def run_request(self, call: Call) -> ModelResponse:
         """Run the request phase up to and including ``forward``; return the answer."""

@@ -41,6 +41,8 @@ class AuditStage(Stage):
         system_of: Callable[[Call], str | None] | None = None,
     ) -> None:
         self.service = service
+        # Only a durable event holds the answer back; metrics and spans can follow it.
+        self.gates_answer = service is not None
         self.metrics = metrics
         self.tracer = tracer
         self.fail_closed = fail_closed

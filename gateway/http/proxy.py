@@ -2,13 +2,15 @@
 
 Non-stream: request phase → response phase → finish (settle, audit) → send. The answer is
 sent only after ``finish``, so an audit event that cannot be made durable can still turn
-the answer into a 503 (fail closed).
+the answer into a 503 (fail closed). When no finish hook gates the answer (no audit store,
+no limits: ``Stage.gates_answer``), the answer goes first and the bookkeeping after it.
 
 Stream: the first event is produced before the status line goes out, so anything that fails
 before it (upstream error, broken SSE, a guard) is still a proper HTTP error. After that,
 errors become an SSE ``error`` event. The terminal event (``[DONE]`` / ``response.completed``)
-is held until ``finish`` has run. A client that disconnects cancels the pump, which closes the
-upstream stream; ``finish`` still runs (the reservation is settled, the call is audited).
+is held until ``finish`` has run (when a finish hook gates the answer). A client that
+disconnects cancels the relay, which closes the upstream stream; ``finish`` still runs (the
+reservation is settled, the call is audited).
 """
 
 from __future__ import annotations
@@ -79,8 +81,12 @@ class ProxyEndpoint:
                 return
             await pipeline.run_response(call, response)
             finished = True
-            await pipeline.finish(call)
-            await _send_answer(send, call, response)
+            if pipeline.finish_gates_answer:
+                await pipeline.finish(call)
+                await _send_answer(send, call, response)
+            else:
+                await _send_answer(send, call, response)
+                await _finish_quietly(pipeline, call)
         except ClientDisconnected:
             call.client_disconnected = True
             if not finished:
@@ -165,13 +171,17 @@ async def _stream(pipeline: Pipeline, call: Call, response: ModelResponse, recei
         await _finish_quietly(pipeline, call)
         await _send_event(send, error_event(call, error), more=False)
         return
+    body = b"".join(e.raw for e in terminal)
+    if not pipeline.finish_gates_answer:
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await _finish_quietly(pipeline, call)
+        return
     try:
         await pipeline.finish(call)
     except GatewayError as exc:
         call.error = exc
         await _send_event(send, error_event(call, exc), more=False)
         return
-    body = b"".join(e.raw for e in terminal)
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
