@@ -119,3 +119,21 @@ async def test_a_load_with_a_bad_derived_package_keeps_the_last_revision() -> No
         assert await engine.evaluate("wardgate/rules/decision", {"text": "alpha"}) == {"hit": True, "limit": 6}
     finally:
         await engine.close()
+
+
+async def test_an_opa_preloaded_with_the_derived_module_takes_the_push() -> None:
+    """An OPA started on the policy files (``opa run --server rego/``) holds the derived
+    package as a module; the gateway's push serves it as data at the same path, so the stale
+    module has to leave first (OPA refuses data that conflicts with a rule)."""
+    with OpaServer() as server:
+        server.store.put_data(["wardgate"], DATA["wardgate"])
+        for name, text in MODULES.items():
+            server.store.put_policy("wardgate/" + name, text)
+        engine = make_engine("opa", server.url)
+        try:
+            await engine.load(MODULES, DATA)
+            assert await engine.evaluate("wardgate/rules/decision", {"text": "alpha"}) == {"hit": True, "limit": 6}
+        finally:
+            await engine.close()
+        assert sorted(server.store.policies) == ["wardgate/rego/rules.rego"]
+        assert server.store.data["wardgate"]["derived"]["limit"] == 6

@@ -74,12 +74,24 @@ def _result(doc: Any, path: str) -> Any:
 async def push_policies(client: Any, modules: dict[str, str], data: dict[str, Any]) -> None:
     """Upload ``modules`` and ``data.wardgate`` to OPA; remove our modules it no longer has.
 
-    Data first (rules may read it), then modules; a module that fails only because a module
-    it calls is not there yet is retried after the others, so upload order does not matter.
+    Stale modules of ours go first, where OPA lets them: one may define rules at a path the
+    new data now fills (a ``wardgate.derived`` package loaded from files and now served as
+    data), and OPA refuses data that conflicts with a rule. A stale module that something
+    still depends on is removed at the end instead. Then data (rules may read it), then
+    modules; a module that fails only because a module it calls is not there yet is retried
+    after the others, so upload order does not matter.
     """
     wardgate = data.get("wardgate", {})
     if not isinstance(wardgate, dict):
         raise PolicyCompileError("data.wardgate must be an object", engine="opa")
+    stale = [pid for pid in await client.get_policies_list()
+             if str(pid).startswith(POLICY_ID_PREFIX) and str(pid)[len(POLICY_ID_PREFIX):] not in modules]
+    deferred: list[Any] = []
+    for policy_id in stale:
+        try:
+            await client.delete_policy(policy_id)
+        except Exception:  # still referenced by a module the new set replaces: after the push
+            deferred.append(policy_id)
     await client.update_or_create_data(wardgate, "wardgate")
     pending = sorted(modules)
     last_error: Exception | None = None
@@ -95,10 +107,8 @@ async def push_policies(client: Any, modules: dict[str, str], data: dict[str, An
             raise PolicyCompileError(f"OPA refused {failed[0]}: {last_error}", location=f"{failed[0]}:1",
                                      engine="opa") from last_error
         pending = failed
-    existing = await client.get_policies_list()
-    for policy_id in existing:
-        if str(policy_id).startswith(POLICY_ID_PREFIX) and str(policy_id)[len(POLICY_ID_PREFIX):] not in modules:
-            await client.delete_policy(policy_id)
+    for policy_id in deferred:
+        await client.delete_policy(policy_id)
 
 
 class OpaHttpSnapshot:
