@@ -134,8 +134,6 @@ async def test_a_call_phase_keeps_the_revision_it_started_with(policy_dirs: tupl
     assert (await manager.engine.snapshot().evaluate("wardgate/request/decision", doc))["allow"] is True
 
 
-@pytest.mark.skip(reason="known bug: with the loop's thread kept busy, the reload's opa-lib checks in a worker "
-                         "thread stall inside the Go call (OpaEngine.add_data); found 2026-11-25, see the closing note")
 async def test_reloads_under_load_decide_every_call_with_exactly_one_revision(
     policy_dirs: tuple[Path, Path], make_service: Any
 ) -> None:
@@ -225,3 +223,20 @@ def metric_value(manager: PolicyManager, result: str) -> float:
     if manager.metrics is None:
         pytest.fail("manager has no metrics")
     return manager.metrics.registry.get_sample_value("wardgate_policy_reloads_total", {"result": result}) or 0.0
+
+
+def test_a_reload_shortens_the_gil_switch_interval_only_while_it_runs() -> None:
+    import sys
+
+    from gateway.policy.reload import _brisk_gil_handoff
+
+    default = sys.getswitchinterval()
+    with _brisk_gil_handoff():
+        assert sys.getswitchinterval() <= 0.0005
+    assert sys.getswitchinterval() == default
+    try:
+        with _brisk_gil_handoff():
+            sys.setswitchinterval(0.002)  # somebody else changed it meanwhile: theirs stays
+        assert sys.getswitchinterval() == 0.002
+    finally:
+        sys.setswitchinterval(default)
