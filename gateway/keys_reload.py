@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 from gateway.context import AppContext
+from gateway.gil import brisk_gil_handoff
 from gateway.keys import KeyFileError, KeyStore, parse_key_file
 
 log = logging.getLogger("wardgate.keys")
@@ -58,8 +59,9 @@ class KeyReloader:
         """Read, parse and swap in the file now; False (last good keys kept) if it is refused."""
         async with self._lock:
             try:
-                signature, text = await asyncio.to_thread(self._read)
-                key_set = await asyncio.to_thread(parse_key_file, text)
+                with brisk_gil_handoff():  # a revocation must not wait for the traffic to calm down
+                    signature, text = await asyncio.to_thread(self._read)
+                    key_set = await asyncio.to_thread(parse_key_file, text)
             except FileNotFoundError:
                 return self._refuse(None, "file not found")
             except (KeyFileError, UnicodeDecodeError, OSError) as exc:

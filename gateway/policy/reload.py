@@ -15,17 +15,16 @@ Triggers: the file watcher (``watch``, watchfiles' ``awatch``, debounced) and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from watchfiles import Change, awatch
 
+from gateway.gil import brisk_gil_handoff
 from gateway.policy.engines.base import PolicyCompileError, PolicyEngine
 from gateway.policy.metrics import PolicyMetrics
 from gateway.policy.source import DATA_SUFFIXES, PolicySet, PolicySourceError, load_policy_set
@@ -94,7 +93,7 @@ class PolicyManager:
     async def _reload(self, reason: str, force: bool) -> ReloadResult:
         """One reload at a time, with brisk GIL hand-offs to its worker threads."""
         async with self._lock:
-            with _brisk_gil_handoff():
+            with brisk_gil_handoff():
                 return await self._load(reason, force)
 
     async def _load(self, reason: str, force: bool) -> ReloadResult:
@@ -159,24 +158,3 @@ class PolicyManager:
 def _policy_file(change: Change, path: str) -> bool:
     name = Path(path).name
     return not name.startswith(".") and (name.endswith(".rego") or name.endswith(DATA_SUFFIXES))
-
-
-@contextlib.contextmanager
-def _brisk_gil_handoff(interval_s: float = 0.0005) -> Iterator[None]:
-    """Shorten the GIL switch interval while a reload's work runs in worker threads.
-
-    Reading and checking a set (PyYAML, small file reads, thousands of crossings between
-    Python and the native engines) needs the GIL back over and over. Beside live traffic the
-    loop's thread holds it, and a waiting thread gets it after the switch interval: with the
-    default 5 ms a reload under load did not finish in 120 s (tests/policy's reload-under-load
-    test); with 0.5 ms it takes under a second. It costs the loop a little, only while a
-    reload runs. The interval is process-wide: restored only if nobody changed it meanwhile.
-    """
-    before = sys.getswitchinterval()
-    ours = min(before, interval_s)
-    sys.setswitchinterval(ours)
-    try:
-        yield
-    finally:
-        if sys.getswitchinterval() == ours:
-            sys.setswitchinterval(before)

@@ -228,14 +228,14 @@ def metric_value(manager: PolicyManager, result: str) -> float:
 def test_a_reload_shortens_the_gil_switch_interval_only_while_it_runs() -> None:
     import sys
 
-    from gateway.policy.reload import _brisk_gil_handoff
+    from gateway.gil import brisk_gil_handoff
 
     default = sys.getswitchinterval()
-    with _brisk_gil_handoff():
+    with brisk_gil_handoff():
         assert sys.getswitchinterval() <= 0.0005
     assert sys.getswitchinterval() == default
     try:
-        with _brisk_gil_handoff():
+        with brisk_gil_handoff():
             sys.setswitchinterval(0.002)  # somebody else changed it meanwhile: theirs stays
         assert sys.getswitchinterval() == 0.002
     finally:
