@@ -93,6 +93,14 @@ def _render(event: str | None, data: bytes) -> bytes:
 EventBatches = AsyncIterator[list["SSEEvent"]]
 
 
+class LastBatch(list["SSEEvent"]):
+    """A batch after which the upstream sends nothing more (the stream ended within the same
+    network read). The HTTP layer may then write it together with the end of the response:
+    one write instead of two for a short answer. A plain list promises nothing."""
+
+    __slots__ = ()
+
+
 class SSEParseError(Exception):
     """The upstream stream is not valid SSE (or ended in the middle of an event)."""
 

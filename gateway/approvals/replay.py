@@ -17,7 +17,7 @@ from gateway.approvals.answers import denial_text, deny_json, synth_json
 from gateway.approvals.model import Approval, Status
 from gateway.approvals.stream_answers import TEXT, assemble, classify, deny_events, json_to_events
 from gateway.call import Call, ModelResponse
-from gateway.sse import EventBatches, SSEEvent
+from gateway.sse import EventBatches, LastBatch, SSEEvent
 
 _JSON = {"content-type": "application/json"}
 _SSE = {"content-type": "text/event-stream; charset=utf-8"}
@@ -48,7 +48,7 @@ def wants_usage(call: Call) -> bool:
 
 async def _iterate(events: list[SSEEvent]) -> EventBatches:
     if events:
-        yield events
+        yield LastBatch(events)
 
 
 def response_from_json(call: Call, body: Any) -> ModelResponse:

@@ -40,7 +40,7 @@ from gateway.http.asgi import (
 )
 from gateway.http.validate import check_body, parse_body
 from gateway.pipeline import Pipeline
-from gateway.sse import EventBatches, SSEEvent
+from gateway.sse import EventBatches, LastBatch, SSEEvent
 
 log = logging.getLogger("wardgate.proxy")
 
@@ -144,10 +144,11 @@ async def _stream(pipeline: Pipeline, call: Call, response: ModelResponse, recei
     await send({"type": "http.response.start", "status": 200, "headers": encode_headers(headers.items())})
     call.first_byte_sent = True
     terminal: list[SSEEvent] = []
+    tail: list[bytes] = []
     failure: Exception | None = None
     guard = _DisconnectGuard(receive)
     try:
-        await _relay(pipeline, call, first, ended, upstream, send, terminal)
+        tail = await _relay(pipeline, call, first, ended, upstream, send, terminal)
     except asyncio.CancelledError:
         if not guard.fired:
             raise  # a real cancellation (shutdown), not the client leaving
@@ -171,27 +172,28 @@ async def _stream(pipeline: Pipeline, call: Call, response: ModelResponse, recei
         await _finish_quietly(pipeline, call)
         await _send_event(send, error_event(call, error), more=False)
         return
-    body = b"".join(e.raw for e in terminal)
+    end = b"".join(e.raw for e in terminal)
     if not pipeline.finish_gates_answer:
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await send({"type": "http.response.body", "body": b"".join(tail) + end, "more_body": False})
         await _finish_quietly(pipeline, call)
         return
+    await _write(send, tail)
     try:
         await pipeline.finish(call)
     except GatewayError as exc:
         call.error = exc
         await _send_event(send, error_event(call, exc), more=False)
         return
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send({"type": "http.response.body", "body": end, "more_body": False})
 
 
 async def _first_release(pipeline: Pipeline, call: Call, upstream: EventBatches) -> tuple[list[SSEEvent], bool]:
     """The events released for the first network reads that released any, and whether the
-    upstream already ended."""
+    upstream already ended (then nothing has been written yet: it all goes out with the end)."""
     first: list[SSEEvent] = []
     async for batch in upstream:
         await pipeline.release(call, batch, first)
-        if first:
+        if first and not isinstance(batch, LastBatch):
             return first, False
     await pipeline.end_stream(call, first)
     return first, True
@@ -205,19 +207,20 @@ async def _relay(
     upstream: EventBatches,
     send: Send,
     terminal: list[SSEEvent],
-) -> None:
-    """Write what the stages release, one write per upstream read; the terminal event is
-    collected into ``terminal`` and held until ``finish`` has run (so the call is settled and
-    audited before the client sees the end). On a failure, what was released is still sent."""
+) -> list[bytes]:
+    """Write what the stages release, one write per upstream read, and return what the last
+    read released, unwritten: the caller sends it with the end of the response. The terminal
+    event is collected into ``terminal`` (held until ``finish`` when a finish hook gates the
+    answer). On a failure, what was released is still sent."""
     pending: list[bytes] = []
     _collect(first, pending, terminal)
-    await _write(send, pending)
     out: list[SSEEvent] = []
     try:
         if not ended:
+            await _write(send, pending)
             async for batch in upstream:
                 await pipeline.release(call, batch, out)
-                if out:
+                if out and not isinstance(batch, LastBatch):
                     _collect(out, pending, terminal)
                     out.clear()
                     await _write(send, pending)
@@ -227,7 +230,7 @@ async def _relay(
         await _write(send, pending)
         raise
     _collect(out, pending, terminal)
-    await _write(send, pending)
+    return pending
 
 
 class _DisconnectGuard:

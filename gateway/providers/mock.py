@@ -65,7 +65,7 @@ from gateway.providers.mock_conversation import MockRequestError, from_chat, fro
 from gateway.providers.mock_embeddings import embeddings_body
 from gateway.providers.mock_planner import MockOverrides, Plan, plan
 from gateway.providers.mock_responses import response_object, responses_events
-from gateway.sse import EventBatches, SSEEvent
+from gateway.sse import EventBatches, LastBatch, SSEEvent
 
 __all__ = ["MockAnswer", "MockOverrides", "MockProvider", "generate"]
 
@@ -125,7 +125,7 @@ async def _replay(events: list[SSEEvent], delay_s: float) -> EventBatches:
     """All events in one batch (one network read), or one by one with a delay (a typing model)."""
     if not delay_s:
         if events:
-            yield events
+            yield LastBatch(events)
         return
     for event in events:
         await asyncio.sleep(delay_s)

@@ -16,7 +16,7 @@ from gateway.errors import UpstreamError, UpstreamRateLimited, UpstreamRejected,
 from gateway.models import Deployment
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.config import ProviderSettings
-from gateway.sse import EventBatches, EventSplitter, SSEParseError
+from gateway.sse import EventBatches, EventSplitter, LastBatch, SSEParseError
 
 #: Upstream headers worth passing to the client (everything else is the gateway's business).
 _PASS_HEADERS = ("openai-processing-ms", "openai-version", "retry-after", "retry-after-ms")
@@ -136,6 +136,12 @@ async def _events(resp: aiohttp.ClientResponse, name: str) -> EventBatches:
     try:
         while chunk := await content.readany():
             batch = splitter.feed(chunk)
+            if content.at_eof():  # the body ended within this read: say so with the batch
+                splitter.close()
+                complete = True
+                if batch:
+                    yield LastBatch(batch)
+                return
             if batch:
                 yield batch
         splitter.close()
