@@ -15,6 +15,17 @@ local function opt(v)
   if n == nil or n < 0 then return nil end
   return n
 end
+-- The scopes' overrides (a JSON object per field of the config hash), and the team's one.
+local function read_overrides(cfg, fields, team_idx)
+  local raw = redis.call('HMGET', cfg, unpack(fields))
+  local ovs = {}
+  for i = 1, #fields do
+    if raw[i] then ovs[i] = cjson.decode(raw[i]) end
+  end
+  local team_ov = nil
+  if team_idx > 0 then team_ov = ovs[team_idx] end
+  return ovs, team_ov
+end
 local function pick(ov, k, d)
   if ov ~= nil then
     local v = ov[k]
@@ -83,13 +94,7 @@ local month = month_of(day)
 
 local fields = {}
 for i = 1, n do fields[i] = ARGV[14 + (i - 1) * 7 + 1] end
-local raw = redis.call('HMGET', KEYS[1], unpack(fields))
-local ovs = {}
-for i = 1, n do
-  if raw[i] then ovs[i] = cjson.decode(raw[i]) end
-end
-local team_ov = nil
-if team_idx > 0 then team_ov = ovs[team_idx] end
+local ovs, team_ov = read_overrides(KEYS[1], fields, team_idx)
 local max_calls = pick(team_ov, 'run_max_calls', opt(ARGV[10]))
 local max_ident = pick(team_ov, 'run_max_identical', opt(ARGV[11]))
 local run_cost = pick(team_ov, 'run_max_cost', opt(ARGV[12]))
@@ -390,13 +395,7 @@ local old_m, new_m = rid .. '|' .. num(old), rid .. '|' .. num(new)
 
 local fields = {}
 for i = 1, n do fields[i] = ARGV[9 + (i - 1) * S + 2] end
-local raw = redis.call('HMGET', KEYS[1], unpack(fields))
-local ovs = {}
-for i = 1, n do
-  if raw[i] then ovs[i] = cjson.decode(raw[i]) end
-end
-local team_ov = nil
-if team_idx > 0 then team_ov = ovs[team_idx] end
+local ovs, team_ov = read_overrides(KEYS[1], fields, team_idx)
 local run_cost = pick(team_ov, 'run_max_cost', opt(ARGV[8]))
 
 local denial, least = nil, nil

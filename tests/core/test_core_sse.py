@@ -26,19 +26,24 @@ async def _collect(chunks: list[bytes]) -> list[SSEEvent]:
     return [e async for batch in iter_event_batches(gen()) for e in batch]
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=60))
-async def test_any_chunking_yields_the_same_events_with_the_same_raw_bytes(cuts):
-    stream = b"".join(EVENTS)
+def _cut(stream: bytes, sizes: list[int]) -> list[bytes]:
+    """``stream`` as network reads of these sizes (the rest in one last read)."""
     chunks, pos = [], 0
-    for size in cuts:
+    for size in sizes:
         if pos >= len(stream):
             break
         chunks.append(stream[pos : pos + size])
         pos += size
     if pos < len(stream):
         chunks.append(stream[pos:])
-    events = await _collect(chunks)
+    return chunks
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=60))
+async def test_any_chunking_yields_the_same_events_with_the_same_raw_bytes(cuts):
+    stream = b"".join(EVENTS)
+    events = await _collect(_cut(stream, cuts))
     assert [e.raw for e in events] == EVENTS
     assert events[1].event == "response.output_text.delta"
     assert events[3].data == b'{"multi":\n"line"}'
@@ -58,15 +63,7 @@ LF_EVENTS = [
 @given(st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=60))
 async def test_lf_framing_split_at_any_read_boundary_yields_the_same_events(cuts):
     stream = b"".join(LF_EVENTS)
-    chunks, pos = [], 0
-    for size in cuts:
-        if pos >= len(stream):
-            break
-        chunks.append(stream[pos : pos + size])
-        pos += size
-    if pos < len(stream):
-        chunks.append(stream[pos:])
-    events = await _collect(chunks)
+    events = await _collect(_cut(stream, cuts))
     assert [e.raw for e in events] == LF_EVENTS
     assert events[1].json == {"after": "an extra blank line"}
     assert events[2].event == "response.output_text.delta"
