@@ -1,4 +1,6 @@
 """The Redis side of the stores: one Lua script per operation (see store.py for the key layout).
+Here the per-call pair (reserve, settle) and ``COMMON``, the helpers every script starts with;
+the admin scripts are in ``lua_admin.py``, the ones acting on live reservations in ``lua_leases.py``.
 
 Each script declares every key it touches in KEYS (all under one ``{team}`` hash tag, so they
 share a Redis Cluster slot) and takes the clock from ``TIME`` unless the caller injects one
@@ -8,7 +10,7 @@ share a Redis Cluster slot) and takes the clock from ``TIME`` unless the caller 
 
 from __future__ import annotations
 
-_COMMON = r"""
+COMMON = r"""
 local function num(x) return string.format('%d', x) end
 local function opt(v)
   local n = tonumber(v)
@@ -76,7 +78,7 @@ end
 #:       (field, rpm, tpm, budget_day, budget_month, budget_total, retention_ms); -1 = none.
 #: Per scope: at most two expiry scans, one HMGET, one ZCARD; on commit two ZADD, one HSET and
 #: PEXPIRE (retention) of exactly the keys written. No reservation record: settle writes its own.
-RESERVE = _COMMON + r"""
+RESERVE = COMMON + r"""
 local ARGV = cjson.decode(ARGV[1])
 local now = clock(ARGV[1])
 local rid = ARGV[2]
@@ -269,7 +271,7 @@ IDX_KEEP_MS = 30 * 86_400_000
 #: a window log re-added to (the lease set is only shrunk here, so it keeps reserve's TTL).
 #: One SET ... GET checks and writes the idempotency record; the activity index is pruned only
 #: when it gained a member (it cannot grow otherwise; ``list_scopes`` filters by age).
-SETTLE = _COMMON + r"""
+SETTLE = COMMON + r"""
 local ARGV = cjson.decode(ARGV[1])
 if redis.call('SET', KEYS[1], 'S', 'PX', num(ARGV[7]), 'GET') == 'S' then return {0, 0} end
 local now = clock(ARGV[1])
@@ -321,129 +323,3 @@ if redis.call('ZADD', KEYS[2], unpack(idx)) > 0 then
 end
 return {1, late}
 """.replace("IDX_KEEP_MS", str(IDX_KEEP_MS))
-
-#: KEYS: cfg, h, l. ARGV: now, field. Read-only: expired leases are subtracted, not purged.
-INSPECT = _COMMON + r"""
-local now = clock(ARGV[1])
-local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', num(now))
-local expired = 0
-for _, m in ipairs(gone) do expired = expired + weight(m) end
-local ov = redis.call('HGET', KEYS[1], ARGV[2]) or ''
-return {num(now), num(expired), ov, redis.call('HGETALL', KEYS[2])}
-"""
-
-#: KEYS: cfg. ARGV: field, comma-separated fields the section owns, JSON of the new values.
-SET_OVERRIDE = r"""
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-local obj = {}
-if cur then obj = cjson.decode(cur) end
-for f in string.gmatch(ARGV[2], '[^,]+') do obj[f] = nil end
-for k, v in pairs(cjson.decode(ARGV[3])) do obj[k] = v end
-if next(obj) == nil then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  return '{}'
-end
-local enc = cjson.encode(obj)
-redis.call('HSET', KEYS[1], ARGV[1], enc)
-return enc
-"""
-
-#: KEYS: the lease sets (``l``) of the reservations' budget scopes, reservation by reservation.
-#: ARGV[1]: a JSON array of now, lease_ms, then per reservation (its number of keys, its member).
-#: Extends every lease still held (score > now) to now + lease_ms; a lapsed lease (already
-#: released, or about to be by the next expiry scan) is left alone. Returns the number of
-#: reservations whose every lease was renewed.
-RENEW = _COMMON + r"""
-local A = cjson.decode(ARGV[1])
-local now = clock(A[1])
-local expiry = num(now + tonumber(A[2]))
-local k, held = 0, 0
-for j = 3, #A, 2 do
-  local c, m = tonumber(A[j]), A[j + 1]
-  local all = 1
-  for _ = 1, c do
-    k = k + 1
-    local s = redis.call('ZSCORE', KEYS[k], m)
-    if s and tonumber(s) > now then redis.call('ZADD', KEYS[k], expiry, m) else all = 0 end
-  end
-  held = held + all
-end
-return held
-"""
-
-#: KEYS: cfg, then (h, l, w) per scope (the reservation's scopes, as in RESERVE).
-#: ARGV[1]: a JSON array of now, rid, old_est, new_est, lease_ms, run_idx, team_idx, max_run_cost,
-#:       n, then per scope (flags, field, rpm, tpm, budget_day, budget_month, budget_total,
-#:       retention_ms); -1 = none.
-#: Moves the reservation from old_est to new_est on every budget scope. More: only if every
-#: budget covers the difference (all or nothing); less: releases it. A lapsed lease is held
-#: again (a fresh lease) if the budgets cover the whole new amount. Returns
-#: {1, '', least remaining after} or {0, denial, ''}.
-REPRICE = _COMMON + r"""
-local ARGV = cjson.decode(ARGV[1])
-local now = clock(ARGV[1])
-local rid = ARGV[2]
-local old, new = tonumber(ARGV[3]), tonumber(ARGV[4])
-local lease = tonumber(ARGV[5])
-local run_idx, team_idx = tonumber(ARGV[6]), tonumber(ARGV[7])
-local n = tonumber(ARGV[9])
-local S = 8
-local WIN = {'day', 'month', 'total'}
-local day = math.floor(now / 86400000)
-local month = month_of(day)
-local old_m, new_m = rid .. '|' .. num(old), rid .. '|' .. num(new)
-
-local fields = {}
-for i = 1, n do fields[i] = ARGV[9 + (i - 1) * S + 2] end
-local ovs, team_ov = read_overrides(KEYS[1], fields, team_idx)
-local run_cost = pick(team_ov, 'run_max_cost', opt(ARGV[8]))
-
-local denial, least = nil, nil
-local plan = {}
-for i = 1, n do
-  local a = 9 + (i - 1) * S
-  if tonumber(ARGV[a + 1]) >= 2 then
-    local k = 1 + (i - 1) * 3
-    local h, l = KEYS[k + 1], KEYS[k + 2]
-    local gone = expire(l, now)
-    local v = redis.call('HMGET', h, 'r', 'd', 'dk', 'm', 'mk', 't')
-    local r = (tonumber(v[1]) or 0) - gone
-    local score = redis.call('ZSCORE', l, old_m)
-    local held = 0
-    if score then held = old end
-    local need = new - held
-    local ov = ovs[i]
-    local bl = {pick(ov, 'day', opt(ARGV[a + 5])), pick(ov, 'month', opt(ARGV[a + 6])), pick(ov, 'total', opt(ARGV[a + 7]))}
-    if i == run_idx and run_cost then
-      if bl[3] == nil or run_cost < bl[3] then bl[3] = run_cost end
-    end
-    local spent = {0, 0, tonumber(v[6]) or 0}
-    if tonumber(v[3]) == day then spent[1] = tonumber(v[2]) or 0 end
-    if tonumber(v[5]) == month then spent[2] = tonumber(v[4]) or 0 end
-    for j = 1, 3 do
-      if bl[j] then
-        local rem = bl[j] - spent[j] - r
-        if need > 0 and need > rem and denial == nil then
-          denial = 'budget,' .. (i - 1) .. ',' .. num(bl[j]) .. ',-1,' .. WIN[j]
-        end
-        if least == nil or rem - need < least then least = rem - need end
-      end
-    end
-    plan[#plan + 1] = {h, l, r, held, score, gone}
-  end
-end
-if denial then
-  for _, p in ipairs(plan) do  -- keep what expired, change nothing else
-    if p[6] > 0 then redis.call('HSET', p[1], 'r', num(p[3])) end
-  end
-  return {0, denial, ''}
-end
-for _, p in ipairs(plan) do
-  if p[5] then redis.call('ZREM', p[2], old_m) end
-  redis.call('ZADD', p[2], p[5] or num(now + lease), new_m)
-  redis.call('HSET', p[1], 'r', num(p[3] - p[4] + new))
-end
-local rest = ''
-if least then rest = num(least) end
-return {1, '', rest}
-"""

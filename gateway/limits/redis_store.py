@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from gateway.limits import lua
+from gateway.limits import lua, lua_admin, lua_leases
 from gateway.limits.resp import FastRedis, RespConnectionError, RespError, bulk, encode
 from gateway.limits.store import (
     BUDGET,
@@ -116,10 +116,10 @@ class RedisStore:
         self._clock = clock
         self._reserve = _Script(lua.RESERVE)
         self._settle = _Script(lua.SETTLE)
-        self._inspect = _Script(lua.INSPECT)
-        self._set_override = _Script(lua.SET_OVERRIDE)
-        self._renew = _Script(lua.RENEW)
-        self._reprice = _Script(lua.REPRICE)
+        self._inspect = _Script(lua_admin.INSPECT)
+        self._set_override = _Script(lua_admin.SET_OVERRIDE)
+        self._renew = _Script(lua_leases.RENEW)
+        self._reprice = _Script(lua_leases.REPRICE)
         #: Commands sent to Redis (EVALSHA, and SCRIPT LOAD on NOSCRIPT): the round-trip count.
         self.round_trips = 0
 

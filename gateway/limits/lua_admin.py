@@ -1,0 +1,34 @@
+"""Redis scripts of the limits admin API: read a scope's state, set its overrides.
+
+The per-call pair (reserve, settle) and the helpers every script shares are in ``lua.py``.
+"""
+
+from __future__ import annotations
+
+from gateway.limits.lua import COMMON
+
+#: KEYS: cfg, h, l. ARGV: now, field. Read-only: expired leases are subtracted, not purged.
+INSPECT = COMMON + r"""
+local now = clock(ARGV[1])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', num(now))
+local expired = 0
+for _, m in ipairs(gone) do expired = expired + weight(m) end
+local ov = redis.call('HGET', KEYS[1], ARGV[2]) or ''
+return {num(now), num(expired), ov, redis.call('HGETALL', KEYS[2])}
+"""
+
+#: KEYS: cfg. ARGV: field, comma-separated fields the section owns, JSON of the new values.
+SET_OVERRIDE = r"""
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local obj = {}
+if cur then obj = cjson.decode(cur) end
+for f in string.gmatch(ARGV[2], '[^,]+') do obj[f] = nil end
+for k, v in pairs(cjson.decode(ARGV[3])) do obj[k] = v end
+if next(obj) == nil then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return '{}'
+end
+local enc = cjson.encode(obj)
+redis.call('HSET', KEYS[1], ARGV[1], enc)
+return enc
+"""
