@@ -119,11 +119,6 @@ class Pipeline:
         event, appending what they release to ``out``. If a stage raises, what was released
         before it stays in ``out``, so the HTTP layer can still send it."""
         stages = self._chunk
-        if len(stages) == 1:  # pass-through config: only forward watches the stream
-            on_chunk = stages[0].on_chunk
-            for event in batch:
-                out.extend(await on_chunk(call, event))
-            return
         for event in batch:
             released: Sequence[SSEEvent] = (event,)
             for stage in stages:
