@@ -85,8 +85,10 @@ class ProxyEndpoint:
                 await pipeline.finish(call)
                 await _send_answer(send, call, response)
             else:
-                await _send_answer(send, call, response)
-                await _finish_quietly(pipeline, call)
+                try:
+                    await _send_answer(send, call, response)
+                finally:
+                    await _finish_quietly(pipeline, call)
         except ClientDisconnected:
             call.client_disconnected = True
             if not finished:
@@ -174,8 +176,10 @@ async def _stream(pipeline: Pipeline, call: Call, response: ModelResponse, recei
         return
     end = b"".join(e.raw for e in terminal)
     if not pipeline.finish_gates_answer:
-        await send({"type": "http.response.body", "body": b"".join(tail) + end, "more_body": False})
-        await _finish_quietly(pipeline, call)
+        try:
+            await send({"type": "http.response.body", "body": b"".join(tail) + end, "more_body": False})
+        finally:
+            await _finish_quietly(pipeline, call)
         return
     await _write(send, tail)
     try:
