@@ -10,24 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.call import Call, Endpoint
+from gateway.redaction import config
 from gateway.redaction.redactor import RedactionState, Redactor
 from gateway.redaction.vault import PLACEHOLDER_RE
 from tests.redaction.conftest import load_corpus
 
 CORPUS = load_corpus()
 POSITIVE = [c for c in CORPUS if c["entities"]]
-SECRET_TYPES = {
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "GITHUB_TOKEN",
-    "SLACK_TOKEN",
-    "JWT",
-    "PRIVATE_KEY",
-    "BEARER_TOKEN",
-    "WARDGATE_KEY",
-}
+SECRET_TYPES = set(config.SECRET_TYPES)
 #: A value the caller sent (restorable) and that the model repeats as a placeholder.
 OWN_EMAIL = "owner.of.this@example.org"
 
