@@ -46,6 +46,7 @@ from gateway.limits.memory import MemoryStore  # noqa: E402
 from gateway.limits.redis_store import RedisStore  # noqa: E402
 from gateway.limits.stage import LimitStage, SettleStage  # noqa: E402
 from gateway.limits.store import LimitStore, Reservation, ReserveRequest, ScopeSpec, usd_to_nano  # noqa: E402
+from gateway.pipeline import Pipeline  # noqa: E402
 
 BIG = 10**9  # limits high enough never to deny during a benchmark
 LIMITS = {
@@ -105,14 +106,15 @@ def _call(i: int) -> Call:
 
 async def _stages(store: LimitStore, n: int) -> dict[str, float]:
     service = make_service(store, LIMITS, models=catalog("mock-chat"))
-    limit, settle = LimitStage(service), SettleStage(service)
+    limit, finish = LimitStage(service), Pipeline([SettleStage(service)])
     times: list[float] = []
     cpu0 = time.process_time()
     for i in range(n):
         call = _call(i)
         t0 = time.perf_counter()
         await limit.on_request(call)
-        await settle.on_finish(forwarded(call, Usage(40, 20)))
+        await finish.finish(forwarded(call, Usage(40, 20)))
+        await finish.after_answer(call)  # the settle's reply (the answer would be out by now)
         times.append(time.perf_counter() - t0)
     cpu = (time.process_time() - cpu0) / n * 1e6
     return {"p50": _pct(times, 0.5), "p99": _pct(times, 0.99), "cpu_us": cpu}
@@ -122,7 +124,7 @@ async def _round_trips(redis_url: str) -> tuple[float, float]:
     store = RedisStore(redis_url, prefix=f"wgbench:{uuid.uuid4().hex[:8]}")
     await store.start()
     service = make_service(store, LIMITS, models=catalog("mock-chat"))
-    limit, settle = LimitStage(service), SettleStage(service)
+    limit, finish = LimitStage(service), Pipeline([SettleStage(service)])
     before = after = 0
     n = 200
     try:
@@ -131,7 +133,8 @@ async def _round_trips(redis_url: str) -> tuple[float, float]:
             rt0 = store.round_trips
             await limit.on_request(call)
             rt1 = store.round_trips
-            await settle.on_finish(forwarded(call, Usage(40, 20)))
+            await finish.finish(forwarded(call, Usage(40, 20)))
+            await finish.after_answer(call)
             before += rt1 - rt0
             after += store.round_trips - rt1
     finally:

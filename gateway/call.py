@@ -9,6 +9,7 @@ what it cost (``usage``, ``cost``). Stage-private state goes in ``state[stage_na
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -145,3 +146,6 @@ class Call:
     first_byte_sent: bool = False
     client_disconnected: bool = False
     traceparent: str | None = None
+    #: What finish hooks left to wait for after the answer (a store's reply to a command they
+    #: already issued); ``Pipeline.after_answer`` awaits it.
+    deferred: list[Awaitable[None]] = field(default_factory=list)

@@ -50,10 +50,11 @@ class Stage:
     """Base class: override the hooks the stage needs, leave the rest."""
 
     name: ClassVar[str] = "stage"
-    #: Whether the client's answer waits for this stage's ``on_finish``: its failure may still
-    #: turn the answer into an error (audit failing closed), or its effect must be visible
-    #: before the client can act on the answer (settle). When no finish hook gates, the HTTP
-    #: layer sends the answer first and does the bookkeeping (metrics, spans) after it.
+    #: Whether the client's answer waits for this stage's ``on_finish``, because its failure may
+    #: still turn the answer into an error (audit failing closed). When no finish hook gates,
+    #: the HTTP layer hands the answer to the transport and then runs ``finish`` without
+    #: yielding in between, so what a hook issues synchronously (settle's store command) still
+    #: comes before anything this worker does for the client's next call.
     gates_answer: bool = True
 
     async def on_request(self, call: Call) -> None:
@@ -71,7 +72,10 @@ class Stage:
         return ()
 
     async def on_finish(self, call: Call) -> None:
-        """Always, once per call, after the answer or the error is known (settle, audit)."""
+        """Always, once per call, after the answer or the error is known (settle, audit).
+
+        A hook whose effect is issued here but whose confirmation only needs waiting for (a
+        store's reply) appends that wait to ``call.deferred``: it runs after the answer."""
 
 
 def _overrides(stage: Stage, hook: str) -> bool:
@@ -173,6 +177,17 @@ class Pipeline:
                 call.timings[stage.name] = call.timings.get(stage.name, 0.0) + time.perf_counter() - t0
         if first_error is not None:
             raise first_error
+
+    async def after_answer(self, call: Call) -> None:
+        """Await what the finish hooks deferred (``call.deferred``), once the answer is out.
+        Never raises: the answer is already with the client."""
+        deferred = call.deferred
+        while deferred:
+            pending = deferred.pop(0)
+            try:
+                await pending
+            except Exception:
+                log.exception("deferred finish work failed", extra={"request_id": call.request_id})
 
 
 async def _feed(stage: Stage, call: Call, events: Sequence[SSEEvent]) -> list[SSEEvent]:

@@ -1,9 +1,11 @@
 """The OpenAI-compatible endpoints: one raw ASGI app per endpoint, driving the pipeline.
 
 Non-stream: request phase → response phase → finish (settle, audit) → send. The answer is
-sent only after ``finish``, so an audit event that cannot be made durable can still turn
-the answer into a 503 (fail closed). When no finish hook gates the answer (no audit store,
-no limits: ``Stage.gates_answer``), the answer goes first and the bookkeeping after it.
+sent only after ``finish`` when a finish hook gates it (``Stage.gates_answer``: an audit
+store, so an event that cannot be made durable can still turn the answer into a 503). When
+none does, the answer goes first and ``finish`` (settle, metrics) runs right after it. What
+finish hooks deferred (``call.deferred``: the settle's reply) is awaited last, after the
+answer, whatever path the call took.
 
 Stream: the first event is produced before the status line goes out, so anything that fails
 before it (upstream error, broken SSE, a guard) is still a proper HTTP error. After that,
@@ -71,40 +73,44 @@ class ProxyEndpoint:
         call.response_headers["x-request-id"] = call.request_id
         finished = False
         try:
-            raw = await read_body(headers, receive, ctx.settings.server.max_body_bytes)
-            call.body = parse_body(raw)
-            call.model, call.stream = check_body(self.endpoint, call.body)
-            response = await pipeline.run_request(call)
-            if response.events is not None:
-                finished = True  # _stream runs finish itself, whatever happens
-                await _stream(pipeline, call, response, receive, send)
-                return
-            await pipeline.run_response(call, response)
-            finished = True
-            if pipeline.finish_gates_answer:
-                await pipeline.finish(call)
-                await _send_answer(send, call, response)
-            else:
-                try:
+            try:
+                raw = await read_body(headers, receive, ctx.settings.server.max_body_bytes)
+                call.body = parse_body(raw)
+                call.model, call.stream = check_body(self.endpoint, call.body)
+                response = await pipeline.run_request(call)
+                if response.events is not None:
+                    finished = True  # _stream runs finish itself, whatever happens
+                    await _stream(pipeline, call, response, receive, send)
+                    return
+                await pipeline.run_response(call, response)
+                finished = True
+                if pipeline.finish_gates_answer:
+                    await pipeline.finish(call)
                     await _send_answer(send, call, response)
-                finally:
+                else:
+                    try:
+                        await _send_answer(send, call, response)
+                    finally:
+                        await _finish_quietly(pipeline, call)
+            except ClientDisconnected:
+                call.client_disconnected = True
+                if not finished:
                     await _finish_quietly(pipeline, call)
-        except ClientDisconnected:
-            call.client_disconnected = True
-            if not finished:
-                await _finish_quietly(pipeline, call)
-        except GatewayError as exc:
-            call.error = exc
-            if not finished:
-                await _finish_quietly(pipeline, call)
-            await send_error(send, exc, call.response_headers)
-        except Exception as exc:
-            log.exception("unhandled error", extra={"request_id": call.request_id})
-            error = InternalError("The gateway failed to process the request.")
-            call.error = exc
-            if not finished:
-                await _finish_quietly(pipeline, call)
-            await send_error(send, error, call.response_headers)
+            except GatewayError as exc:
+                call.error = exc
+                if not finished:
+                    await _finish_quietly(pipeline, call)
+                await send_error(send, exc, call.response_headers)
+            except Exception as exc:
+                log.exception("unhandled error", extra={"request_id": call.request_id})
+                error = InternalError("The gateway failed to process the request.")
+                call.error = exc
+                if not finished:
+                    await _finish_quietly(pipeline, call)
+                await send_error(send, error, call.response_headers)
+        finally:
+            if call.deferred:
+                await pipeline.after_answer(call)
 
 
 def _request_id(headers: dict[str, str], ids: random.Random) -> str:

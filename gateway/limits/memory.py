@@ -8,7 +8,7 @@ and two sorted logs per scope), which is what lets one test suite run against bo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,6 +204,13 @@ class MemoryStore:
     # -- settle ----------------------------------------------------------------------------
 
     async def settle(self, res: Reservation, actual_nano: int, actual_tokens: int) -> SettleResult:
+        return self._settle(res, actual_nano, actual_tokens)
+
+    def begin_settle(self, res: Reservation, actual_nano: int, actual_tokens: int) -> Awaitable[SettleResult]:
+        """Settled at once (in process, nothing to wait for)."""
+        return _ready(self._settle(res, actual_nano, actual_tokens))
+
+    def _settle(self, res: Reservation, actual_nano: int, actual_tokens: int) -> SettleResult:
         now = self._now()
         rec = self._records.get((res.team, res.rid))
         if rec is not None and rec[0] == "S" and rec[1] > now:
@@ -355,3 +362,7 @@ class MemoryStore:
         now = self._now()
         self._records = {k: v for k, v in self._records.items() if v[1] > now}
         self._scopes = {k: v for k, v in self._scopes.items() if not v.expires_ms or v.expires_ms > now}
+
+
+async def _ready(result: SettleResult) -> SettleResult:
+    return result

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -142,14 +142,18 @@ class RedisStore:
 
     async def _eval(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
         """Off the hot path: a script call from plain strings."""
-        return await self._eval_encoded(script, encode(("EVALSHA", script.sha, len(keys), *keys, *args)))
+        return await self._dispatch(script, encode(("EVALSHA", script.sha, len(keys), *keys, *args)))
 
-    async def _eval_encoded(self, script: _Script, payload: bytes) -> Any:
-        """Send a pre-encoded EVALSHA; on NOSCRIPT load the script and send it once more."""
+    def _dispatch(self, script: _Script, payload: bytes) -> Awaitable[Any]:
+        """Write a pre-encoded EVALSHA now (see ``FastRedis.dispatch``); the awaitable is its
+        reply. On NOSCRIPT the script is loaded and the command sent once more."""
+        self.round_trips += 1
+        return self._reply(script, payload, self._fast.dispatch(payload))
+
+    async def _reply(self, script: _Script, payload: bytes, reply: Awaitable[Any]) -> Any:
         try:
             try:
-                self.round_trips += 1
-                return await self._fast.execute_encoded(payload)
+                return await reply
             except RespError as exc:
                 if not str(exc).startswith("NOSCRIPT"):
                     raise
@@ -171,7 +175,7 @@ class RedisStore:
         ]  # fmt: skip
         keys = [team.cfg, *(w.keys for w in wires)]
         payload = evalsha(self._reserve.sha, keys, 1 + 3 * len(wires), json_args(head, [w.reserve_arg for w in wires]))
-        r = await self._eval_encoded(self._reserve, payload)
+        r = await self._dispatch(self._reserve, payload)
         flags = r[3]
         return ReserveResult(
             ok=r[0] == 1,
@@ -187,6 +191,9 @@ class RedisStore:
         )
 
     async def settle(self, res: Reservation, actual_nano: int, actual_tokens: int) -> SettleResult:
+        return await self.begin_settle(res, actual_nano, actual_tokens)
+
+    def begin_settle(self, res: Reservation, actual_nano: int, actual_tokens: int) -> Awaitable[SettleResult]:
         team = self._wire.team(res.team)
         wires = self._wire.scopes(res.team, res.scopes)
         head: list[object] = [
@@ -195,9 +202,8 @@ class RedisStore:
         ]  # fmt: skip
         parts = [b"%d,%s" % (flag, w.settle_arg) for w, flag in zip(wires, res.flags, strict=True)]
         keys = [bulk((team.record + res.rid).encode()), team.idx, *(w.keys for w in wires)]
-        r = await self._eval_encoded(self._settle, evalsha(self._settle.sha, keys, 2 + 3 * len(wires),
-                                                           json_args(head, parts)))  # fmt: skip
-        return SettleResult(applied=r[0] == 1, late=r[1] == 1)
+        payload = evalsha(self._settle.sha, keys, 2 + 3 * len(wires), json_args(head, parts))
+        return _settle_result(self._dispatch(self._settle, payload))
 
     async def renew(self, reservations: Sequence[Reservation]) -> int:
         # One script per team (a team is one cluster slot), all written at once on the one
@@ -219,7 +225,7 @@ class RedisStore:
                 keys += leased
                 head += (len(leased), res.lease_member)
             payloads.append(evalsha(self._renew.sha, keys, len(keys), json_args(head, ())))
-        held = await asyncio.gather(*(self._eval_encoded(self._renew, p) for p in payloads))
+        held = await asyncio.gather(*(self._dispatch(self._renew, p) for p in payloads))
         return sum(held)
 
     async def reprice(self, res: Reservation, new_est_nano: int) -> RepriceResult:
@@ -232,7 +238,7 @@ class RedisStore:
         parts = [b"%d,%s" % (flag, w.reserve_arg) for w, flag in zip(wires, res.flags, strict=True)]
         payload = evalsha(self._reprice.sha, [team.cfg, *(w.keys for w in wires)], 1 + 3 * len(wires),
                           json_args(head, parts))  # fmt: skip
-        r = await self._eval_encoded(self._reprice, payload)
+        r = await self._dispatch(self._reprice, payload)
         return RepriceResult(ok=r[0] == 1, denial=_denial(r[1]) if r[1] else None,
                              remaining_nano=int(r[2]) if r[2] else None)  # fmt: skip
 
@@ -300,6 +306,11 @@ class RedisStore:
         async for key in self._redis.scan_iter(match=self.keys.prefix + ":*", count=1000):
             n += await self._redis.unlink(key)
         return n
+
+
+async def _settle_result(reply: Awaitable[Any]) -> SettleResult:
+    r = await reply
+    return SettleResult(applied=r[0] == 1, late=r[1] == 1)
 
 
 def _decode_override(raw: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -81,6 +82,14 @@ class _Protocol(asyncio.Protocol):
                 waiter.set_exception(RespConnectionError(f"redis connection lost: {exc or 'closed'}"))
 
 
+def _write(proto: _Protocol, payload: bytes) -> asyncio.Future[Any]:
+    """Queue the reply's waiter, then write: replies are matched to waiters in order."""
+    waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    proto.waiters.append(waiter)
+    proto.transport.write(payload)  # type: ignore[union-attr]
+    return waiter
+
+
 class FastRedis:
     """One pipelined connection, opened lazily and reopened after any failure."""
 
@@ -124,18 +133,32 @@ class FastRedis:
 
     async def execute_encoded(self, payload: bytes) -> Any:
         """Send one command already in RESP form (the hot path pre-encodes its static parts)."""
+        return await self.dispatch(payload)
+
+    def dispatch(self, payload: bytes) -> Awaitable[Any]:
+        """Write one command now and return the awaitable of its reply.
+
+        Why split the write from the wait: Redis runs a connection's commands in the order they
+        arrive, so a command written before the gateway answers its client is applied before
+        anything that answer can cause (the client's next call). ``settle`` relies on this to
+        let the answer go out while its reply is still on the way. When the connection is not
+        up yet, connecting is part of the wait and the write happens then.
+        """
         proto = self._proto
-        if proto is None or proto.lost:
-            proto = await self._connection()
-        return await self._send(proto, payload)
+        if proto is None or proto.lost or proto.transport is None:
+            return self._connect_and_send(payload)
+        return self._reply(proto, _write(proto, payload))
+
+    async def _connect_and_send(self, payload: bytes) -> Any:
+        return await self._send(await self._connection(), payload)
 
     async def _send(self, proto: _Protocol, payload: bytes) -> Any:
         if proto.transport is None or proto.lost:
             raise RespConnectionError("redis connection lost")
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Any] = loop.create_future()
-        proto.waiters.append(waiter)
-        proto.transport.write(payload)
+        return await self._reply(proto, _write(proto, payload))
+
+    async def _reply(self, proto: _Protocol, waiter: asyncio.Future[Any]) -> Any:
+        loop = waiter.get_loop()
         # One timer handle instead of ``asyncio.wait_for`` (which wraps the future in a task-like
         # waiter of its own): the same deadline for a fraction of the per-command CPU.
         timer = loop.call_later(self._timeout_s, _expire, waiter)

@@ -19,6 +19,7 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from gateway.call import Call, Decision, Principal
@@ -41,6 +42,7 @@ from gateway.limits.store import (
     Reservation,
     ReserveRequest,
     ReserveResult,
+    SettleResult,
     StoreError,
     nano_to_usd,
 )
@@ -320,12 +322,21 @@ class LimitsService:
         return res.est_nano, res.est_tokens, "reservation"
 
     async def settle(self, call: Call) -> None:
+        """Book the call's real cost and wait until the store has it."""
+        pending = self.begin_settle(call)
+        if pending is not None:
+            await pending
+
+    def begin_settle(self, call: Call) -> Awaitable[None] | None:
+        """Book the call's real cost: the store has the settle when this returns (see
+        ``LimitStore.begin_settle``); the awaitable, if any, takes its reply and must be
+        awaited (it times the store, counts late settles and retries a failed settle)."""
         res = call.state.get("reservation")
         if not isinstance(res, Reservation):
             self._cost_only(call)
-            return
+            return None
         if res.settled:
-            return
+            return None
         actual_nano, tokens, basis = self.actual(call, res)
         res.settled = True
         self.leases.release(res)
@@ -333,8 +344,15 @@ class LimitsService:
         state = call.state.setdefault("limits", {})
         state.update({"settled_usd": call.cost_usd, "settle_basis": basis})
         store = self._store_of(res)
+        t0 = time.perf_counter()
+        return self._settled(store, res, actual_nano, tokens, store.begin_settle(res, actual_nano, tokens), t0)
+
+    async def _settled(
+        self, store: LimitStore, res: Reservation, actual_nano: int, tokens: int,
+        reply: Awaitable[SettleResult], t0: float,
+    ) -> None:  # fmt: skip
         try:
-            await self._settle_once(store, res, actual_nano, tokens)
+            self._booked(store, res, await reply, t0)
         except StoreError as exc:
             self.metrics.store_errors.labels("settle").inc()
             log.error("limits store failed on settle of %s (retrying in background): %s", res.rid, exc)
@@ -363,9 +381,7 @@ class LimitsService:
         price = self.prices.for_usage(model, call.upstream_model)
         return None if price is None else price.cost_nano(u.input_tokens, u.output_tokens, u.cached_tokens)
 
-    async def _settle_once(self, store: LimitStore, res: Reservation, actual_nano: int, tokens: int) -> None:
-        t0 = time.perf_counter()
-        result = await store.settle(res, actual_nano, tokens)
+    def _booked(self, store: LimitStore, res: Reservation, result: SettleResult, t0: float) -> None:
         self._timers["settle", store.name].observe(time.perf_counter() - t0)
         if result.late:
             self.metrics.late_settles.inc()
@@ -376,7 +392,8 @@ class LimitsService:
         for delay in _SETTLE_RETRIES:
             await asyncio.sleep(delay)
             try:
-                await self._settle_once(store, res, actual_nano, tokens)
+                t0 = time.perf_counter()
+                self._booked(store, res, await store.settle(res, actual_nano, tokens), t0)
                 return
             except StoreError as exc:
                 self.metrics.store_errors.labels("settle").inc()

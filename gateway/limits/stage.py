@@ -5,7 +5,12 @@ rate limit, reserves the cost bound on every budget and applies the run guards, 
 expensive work (redaction, policy, the model). ``limit_reprice`` runs just before ``forward``,
 after the policy (which may route the call to another model) and any approval hold, and
 re-prices the reservation for the model actually called. ``settle`` runs in the finish phase, always
-(also after denials and failures), and books the real cost from ``call.usage``.
+(also after denials and failures), and books the real cost from ``call.usage``. It does not
+hold the answer back: the HTTP layer runs it right after handing the answer to the transport,
+with no await in between, and it writes the settle to the store synchronously, so the store
+applies it before anything this worker sends for the client's next call (which is then
+reserved against the real cost, not the estimate). Its reply is left to ``call.deferred``:
+when an audit store does gate the answer, the settle's round trip overlaps the audit write.
 """
 
 from __future__ import annotations
@@ -42,9 +47,13 @@ class RepriceStage(Stage):
 
 class SettleStage(Stage):
     name: ClassVar[str] = "settle"
+    gates_answer = False
 
     def __init__(self, service: LimitsService) -> None:
         self._service = service
 
     async def on_finish(self, call: Call) -> None:
-        await self._service.settle(call)
+        # Issued now (no await before the write); only its reply is waited for, after the answer.
+        pending = self._service.begin_settle(call)
+        if pending is not None:
+            call.deferred.append(pending)

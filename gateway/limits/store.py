@@ -29,7 +29,7 @@ team, which also stops one team's caller from spending another team's run budget
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -231,6 +231,16 @@ class LimitStore(Protocol):
 
     async def settle(self, res: Reservation, actual_nano: int, actual_tokens: int) -> SettleResult:
         """Book the real cost and tokens and release the reservation; idempotent."""
+        ...
+
+    def begin_settle(self, res: Reservation, actual_nano: int, actual_tokens: int) -> Awaitable[SettleResult]:
+        """``settle``, issued now; the awaitable is its result (a ``StoreError`` if it failed).
+
+        When this returns, the store applies the settle before any operation this process
+        issues later (Redis: the command is written on the one connection every hot-path
+        operation shares, and Redis runs a connection's commands in order). So the caller can
+        answer its client before the reply is in: the client's next call cannot be reserved
+        against the unsettled estimate."""
         ...
 
     async def renew(self, reservations: Sequence[Reservation]) -> int:

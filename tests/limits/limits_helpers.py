@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.call import Call, Endpoint, Principal, Usage
 from gateway.limits.service import LimitsService
+from gateway.limits.stage import SettleStage
 from gateway.limits.store import (
     LimitStore,
     Reservation,
@@ -16,6 +17,7 @@ from gateway.limits.store import (
     usd_to_nano,
 )
 from gateway.models import ModelCatalog
+from gateway.pipeline import Pipeline
 
 TEAM = "acme"
 
@@ -122,3 +124,11 @@ def make_service(
     service = LimitsService(cfg, store, rules, prices, models or catalog("mock-chat", "mock-embedding"),
                             LimitsMetrics(CollectorRegistry()), local=local)  # fmt: skip
     return service
+
+
+async def settle(service: LimitsService, call: Call) -> None:
+    """Run the ``settle`` stage as the HTTP layer does: its finish hook, then what it deferred
+    (the store's reply) once the answer would be out."""
+    pipeline = Pipeline([SettleStage(service)])
+    await pipeline.finish(call)
+    await pipeline.after_answer(call)

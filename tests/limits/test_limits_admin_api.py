@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from limits_helpers import TEAM, forwarded, make_call, make_service
+from limits_helpers import TEAM, forwarded, make_call, make_service, settle
 from starlette.applications import Starlette
 from typer.testing import CliRunner
 
@@ -25,7 +25,7 @@ from gateway.limits import api, cli
 from gateway.limits.admin import LimitsAdmin
 from gateway.limits.memory import MemoryStore
 from gateway.limits.service import LimitsService
-from gateway.limits.stage import LimitStage, SettleStage
+from gateway.limits.stage import LimitStage
 from gateway.limits.store import LimitStore
 from tests.limits.limits_support import FakeClock
 
@@ -85,7 +85,7 @@ async def _spend(service: LimitsService, usd_in_tokens: int, clock: FakeClock, t
     for _ in range(times):
         call = make_call(run_id="run-1", agent_id="agent-1")
         await LimitStage(service).on_request(call)
-        await SettleStage(service).on_finish(forwarded(call, Usage(input_tokens=usd_in_tokens, output_tokens=0)))
+        await settle(service, forwarded(call, Usage(input_tokens=usd_in_tokens, output_tokens=0)))
         clock.advance(60)
 
 

@@ -8,6 +8,7 @@ any lost settle and any over-strict denial shows up as a wrong count.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -54,15 +55,17 @@ def _unit_cost(stream: bool) -> tuple[int, int]:
     return prompt, price.cost_nano(prompt, MAX_TOKENS)
 
 
-def _limits_doc() -> dict[str, Any]:
-    return {"scopes": {"key": {"budget_usd": {"total": BUDGET}}}, "run_guards": {}}
+def _limits_doc(budget: float = BUDGET) -> dict[str, Any]:
+    return {"scopes": {"key": {"budget_usd": {"total": budget}}}, "run_guards": {}}
 
 
-def _settings(root: Path, upstream_url: str, backend: str, redis_url: str, prefix: str) -> Any:
+def _settings(
+    root: Path, upstream_url: str, backend: str, redis_url: str, prefix: str, budget: float = BUDGET
+) -> Any:
     overrides = {k: v for k, v in PASS_THROUGH.items() if k != "limits"}
     settings = gateway_settings(root, upstream_url, limits={"backend": backend, "redis_url": redis_url,
                                                              "key_prefix": prefix}, **overrides)  # fmt: skip
-    (settings.policies_dir / "limits.yaml").write_text(yaml.safe_dump(_limits_doc()))
+    (settings.policies_dir / "limits.yaml").write_text(yaml.safe_dump(_limits_doc(budget)))
     return settings
 
 
@@ -138,10 +141,41 @@ async def test_budget_never_overspent_by_200_concurrent_sdk_calls(
     assert spent == allowed * unit <= usd_to_nano(BUDGET)
 
 
-@pytest.fixture
-def two_gateways(upstream: Any, tmp_path: Path, redis_url: str, prefix: str) -> Iterator[list[GatewayProcess]]:
+def _sequential_budget(stream: bool) -> tuple[int, int, float]:
+    """(prompt tokens, real cost of one call, budget) such that calls made one after another,
+    each reserving its full estimate but costing a third of it, fit exactly 21 times: the 21st
+    fits only if every earlier call was settled before it was reserved."""
+    prompt, unit = _unit_cost(stream)
+    price = PriceBook.load(REPO / "policies" / "pricing.yaml").lookup("gpt-test")
+    actual = price.cost_nano(prompt // 3, MAX_TOKENS // 3)
+    assert actual * 3 <= unit
+    return prompt // 3, actual, nano_to_usd(unit + 20 * actual + actual // 2)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_sequential_calls_see_the_previous_settle_and_spend_the_budget_to_the_end(
+    upstream: Any, tmp_path: Path, redis_url: str, prefix: str, stream: bool
+) -> None:
+    """The answer goes out before the settle's reply is in (one round trip saved per call);
+    the settle is still applied before the client's next call is reserved."""
+    prompt, actual, budget = _sequential_budget(stream)
+    upstream.usage(prompt, MAX_TOKENS // 3)
+    settings = _settings(tmp_path, upstream.base_url, "redis", redis_url, prefix, budget)
+    with running_gateway(settings) as gw:
+        client = _client(gw.base_url)
+        outcomes = [await _one(client, stream) for _ in range(23)]
+        await client.close()
+        spent = await _spent_in(gw, "redis", redis_url, prefix)
+    assert outcomes == ["ok"] * 21 + ["budget_exceeded"] * 2
+    assert spent == 21 * actual
+
+
+@contextlib.contextmanager
+def _two_gateways(upstream: Any, tmp_path: Path, redis_url: str, prefix: str,
+                  budget: float) -> Iterator[list[GatewayProcess]]:  # fmt: skip
+    """Two gateway processes sharing one Redis and one key budget."""
     policies, rego = make_policies_dir(tmp_path, upstream.base_url, extra={"limits.yaml": {
-        "scopes": {"key": {"budget_usd": {"total": BUDGET}, "requests_per_minute": 1000}}, "run_guards": {}}})  # fmt: skip
+        "scopes": {"key": {"budget_usd": {"total": budget}, "requests_per_minute": 1000}}, "run_guards": {}}})  # fmt: skip
     config = {"policies_dir": policies, "rego_dir": rego, "data_dir": tmp_path / "data",
               "limits": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
               **{k: v for k, v in PASS_THROUGH.items() if k != "limits"}}  # fmt: skip
@@ -153,6 +187,12 @@ def two_gateways(upstream: Any, tmp_path: Path, redis_url: str, prefix: str) -> 
     finally:
         for gw in gws:
             gw.stop()
+
+
+@pytest.fixture
+def two_gateways(upstream: Any, tmp_path: Path, redis_url: str, prefix: str) -> Iterator[list[GatewayProcess]]:
+    with _two_gateways(upstream, tmp_path, redis_url, prefix, BUDGET) as gws:
+        yield gws
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
@@ -173,6 +213,19 @@ async def test_budget_holds_across_two_gateway_processes_sharing_redis(
     allowed = usd_to_nano(BUDGET) // unit
     assert outcomes.count("ok") == allowed and set(outcomes) == {"ok", "budget_exceeded"}
     assert spent == allowed * unit
+
+
+async def test_sequential_calls_alternating_between_two_gateways_see_each_others_settles(
+    upstream: Any, tmp_path: Path, redis_url: str, prefix: str
+) -> None:
+    prompt, _actual, budget = _sequential_budget(False)
+    upstream.usage(prompt, MAX_TOKENS // 3)
+    with _two_gateways(upstream, tmp_path, redis_url, prefix, budget) as gws:
+        clients = [_client(gw.base_url) for gw in gws]
+        outcomes = [await _one(clients[i % 2], False) for i in range(23)]
+        for c in clients:
+            await c.close()
+    assert outcomes == ["ok"] * 21 + ["budget_exceeded"] * 2
 
 
 async def test_rate_limit_holds_globally_across_two_gateway_processes(

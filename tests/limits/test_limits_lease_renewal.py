@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from limits_helpers import TEAM, forwarded, make_call, make_service, request, reserve, scopes
+from limits_helpers import TEAM, forwarded, make_call, make_service, request, reserve, scopes, settle
 
 from gateway.call import Usage
-from gateway.limits.stage import LimitStage, SettleStage
+from gateway.limits.stage import LimitStage
 from gateway.limits.store import LimitStore, usd_to_nano
 from tests.limits.limits_support import FakeClock, StoreFactory
 
@@ -66,7 +66,7 @@ async def test_worker_renews_its_calls_in_flight_on_a_short_real_lease(make_stor
     await asyncio.sleep(1.5)
     assert (await store.scope_state(TEAM, "key", "k1")).reserved_nano == held
     assert len(service.leases) == 1 and service.leases.failures == 0
-    await SettleStage(service).on_finish(forwarded(call, Usage(10, 10)))
+    await settle(service, forwarded(call, Usage(10, 10)))
     assert len(service.leases) == 0
     assert service.metrics.late_settles._value.get() == 0
     assert (await store.scope_state(TEAM, "key", "k1")).reserved_nano == 0

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from limits_helpers import TEAM, catalog, forwarded, make_call, make_service, request, reserve, scopes
+from limits_helpers import TEAM, catalog, forwarded, make_call, make_service, request, reserve, scopes, settle
 
 from gateway.call import Call, Usage
 from gateway.errors import BudgetExceeded
 from gateway.limits.service import LimitsService
-from gateway.limits.stage import LimitStage, RepriceStage, SettleStage
+from gateway.limits.stage import LimitStage, RepriceStage
 from gateway.limits.store import LimitStore, usd_to_nano
 
 MODELS = catalog("gpt-test", "gpt-test-cheap")
@@ -50,7 +50,7 @@ async def test_policy_route_to_a_pricier_model_reserves_more(store: LimitStore) 
     assert res.model == "gpt-test" and res.est_nano > 10 * cheap
     assert (await store.scope_state(TEAM, "key", "k1")).reserved_nano == res.est_nano
     assert call.state["limits"]["reserved_usd"] == pytest.approx(res.est_nano / 1e9)
-    await SettleStage(service).on_finish(forwarded(call, Usage(100, 10)))
+    await settle(service, forwarded(call, Usage(100, 10)))
     state = await store.scope_state(TEAM, "key", "k1")
     assert state.reserved_nano == 0 and state.spent_nano["total"] == 100 * 2500 + 10 * 10_000  # gpt-test prices
 
@@ -66,7 +66,7 @@ async def test_policy_route_beyond_the_budget_is_429_budget_exceeded_and_release
     assert err.value.status == 429 and err.value.response_headers()["x-should-retry"] == "false"
     assert "routed this call from model 'gpt-test-cheap' to 'gpt-test'" in err.value.message
     assert err.value.to_dict()["error"]["routed_model"] == "gpt-test"
-    await SettleStage(service).on_finish(call)  # not forwarded: nothing spent
+    await settle(service, call)  # not forwarded: nothing spent
     state = await store.scope_state(TEAM, "key", "k1")
     assert (state.reserved_nano, state.spent_nano["total"]) == (0, 0)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from limits_helpers import TEAM, catalog, forwarded, make_call, make_service
+from limits_helpers import TEAM, catalog, forwarded, make_call, make_service, settle
 
 from gateway.call import Endpoint, Usage
 from gateway.errors import BudgetExceeded, LoopDetected, RateLimited, UpstreamError, UpstreamTimeout
 from gateway.limits.pricing import UnknownPrice
-from gateway.limits.stage import LimitStage, SettleStage
+from gateway.limits.stage import LimitStage
 from gateway.limits.store import LimitStore, usd_to_nano
 from tests.limits.limits_support import FakeClock, StoreFactory
 
@@ -96,13 +96,13 @@ async def test_settle_books_the_real_cost_from_usage(store: LimitStore) -> None:
     service = make_service(store, LIMITS)
     call = make_call()
     await LimitStage(service).on_request(call)
-    await SettleStage(service).on_finish(forwarded(call, Usage(input_tokens=1000, output_tokens=50)))
+    await settle(service, forwarded(call, Usage(input_tokens=1000, output_tokens=50)))
     expected = (1000 * 2.5 + 50 * 10) / 1e6
     assert call.cost_usd == pytest.approx(expected)
     assert call.state["limits"]["settle_basis"] == "usage"
     st = await store.scope_state(TEAM, "key", "k1")
     assert (st.spent_nano["day"], st.reserved_nano) == (usd_to_nano(expected), 0)
-    await SettleStage(service).on_finish(call)  # the finish hook again: nothing more is booked
+    await settle(service, call)  # the finish hook again: nothing more is booked
     assert (await store.scope_state(TEAM, "key", "k1")).spent_nano["day"] == usd_to_nano(expected)
 
 
@@ -113,7 +113,7 @@ async def test_streamed_and_plain_calls_cost_the_same_for_the_same_usage(store: 
         call = make_call()
         call.stream = stream
         await LimitStage(service).on_request(call)
-        await SettleStage(service).on_finish(forwarded(call, Usage(input_tokens=321, output_tokens=45)))
+        await settle(service, forwarded(call, Usage(input_tokens=321, output_tokens=45)))
         costs.append(call.cost_usd)
     assert costs[0] == costs[1] > 0
 
@@ -124,7 +124,7 @@ async def test_stream_cut_without_usage_settles_at_the_reservation(store: LimitS
     call.stream = True
     await LimitStage(service).on_request(call)
     call.client_disconnected = True
-    await SettleStage(service).on_finish(forwarded(call, None))
+    await settle(service, forwarded(call, None))
     assert call.cost_usd == call.state["limits"]["reserved_usd"] > 0
     assert call.state["limits"]["settle_basis"] == "reservation"
 
@@ -133,7 +133,7 @@ async def test_call_refused_before_forwarding_costs_nothing(store: LimitStore) -
     service = make_service(store, LIMITS)
     call = make_call()
     await LimitStage(service).on_request(call)
-    await SettleStage(service).on_finish(call)  # e.g. the policy denied it: forward never ran
+    await settle(service, call)  # e.g. the policy denied it: forward never ran
     assert call.cost_usd == 0
     assert (await store.scope_state(TEAM, "key", "k1")).reserved_nano == 0
 
@@ -147,7 +147,7 @@ async def test_upstream_failures_settle_by_what_the_provider_may_bill(
     await LimitStage(service).on_request(call)
     call.timings["forward"] = 0.1
     call.error = error
-    await SettleStage(service).on_finish(call)
+    await settle(service, call)
     assert call.cost_usd == (call.state["limits"]["reserved_usd"] if costs_reservation else 0)
 
 
@@ -164,7 +164,7 @@ async def test_embeddings_reserve_input_only(store: LimitStore) -> None:
     call = make_call("mock-embedding", endpoint=Endpoint.EMBEDDINGS, body={"model": "mock-embedding", "input": "hi"})
     await LimitStage(service).on_request(call)
     assert call.state["limits"]["estimate"]["output_tokens"] == 0
-    await SettleStage(service).on_finish(forwarded(call, Usage(input_tokens=1)))
+    await settle(service, forwarded(call, Usage(input_tokens=1)))
     assert call.cost_usd == pytest.approx(0.02 / 1e6, abs=1e-9)
 
 

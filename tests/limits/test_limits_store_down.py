@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from limits_helpers import forwarded, make_call, make_service
+from limits_helpers import forwarded, make_call, make_service, settle
 
 from gateway.call import Usage
 from gateway.context import AppContext
@@ -24,7 +24,7 @@ from gateway.keys import KeyStore
 from gateway.limits.component import setup
 from gateway.limits.memory import MemoryStore
 from gateway.limits.redis_store import RedisStore
-from gateway.limits.stage import LimitStage, SettleStage
+from gateway.limits.stage import LimitStage
 from gateway.limits.store import StoreError
 from gateway.models import ModelCatalog
 from gateway.settings import Settings
@@ -120,7 +120,7 @@ async def test_local_mode_falls_back_to_in_process_limits_and_says_so(private_re
         assert calls[0].state["limits"]["store"] == "local"
         assert service.degraded and service.status().startswith("degraded (local)")
         assert service.metrics.degraded._value.get() == 1
-        await SettleStage(service).on_finish(forwarded(calls[0], Usage(10, 10)))
+        await settle(service, forwarded(calls[0], Usage(10, 10)))
         assert (await local.scope_state("acme", "key", "k1")).spent_nano["total"] > 0
         await LimitStage(service).on_request(calls[1])
         with pytest.raises(Exception, match="Rate limit"):  # local limits still hold
@@ -145,7 +145,7 @@ async def test_allow_mode_lets_calls_through_unlimited_and_still_prices_them(pri
             call = make_call()
             await LimitStage(service).on_request(call)
             assert "reservation" not in call.state and call.state["limits"]["store"] == "none"
-        await SettleStage(service).on_finish(forwarded(call, Usage(1000, 0)))
+        await settle(service, forwarded(call, Usage(1000, 0)))
         assert call.cost_usd == pytest.approx(0.0025)
     finally:
         await store.close()
