@@ -92,6 +92,13 @@ async def build_context(settings: Settings) -> AppContext:
     return ctx
 
 
+#: Allocations between two young-generation collections (CPython's default: 700). A young
+#: collection scans every object in flight, and calls in flight hold thousands: measured
+#: here at c=32, the default ran one every ~16 calls, ~6 µs of CPU per call. Garbage here is
+#: almost all freed by reference counting, so fewer, larger scans cost far less in total.
+_GC_YOUNG_THRESHOLD = 20_000
+
+
 def create_app(settings: Settings | None = None) -> HotPath:
     """The gateway as an ASGI app (a Starlette app behind the proxy endpoints' fast path)."""
     settings = settings or Settings()
@@ -107,10 +114,13 @@ def create_app(settings: Settings | None = None) -> HotPath:
         # otherwise stall the event loop for tens of milliseconds (the p99 under load).
         gc.collect()
         gc.freeze()
+        threshold = gc.get_threshold()
+        gc.set_threshold(_GC_YOUNG_THRESHOLD, *threshold[1:])
         log.info("wardgate ready: %d models, stages %s", len(ctx.models.names()), [s.name for s in ctx.pipeline.stages])
         try:
             yield
         finally:
+            gc.set_threshold(*threshold)
             await ctx.close()
 
     app = Starlette(

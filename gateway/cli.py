@@ -53,6 +53,8 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=settings.server.access_log,
+        proxy_headers=settings.server.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.server.forwarded_allow_ips,
         log_level=settings.server.log_level,
         timeout_graceful_shutdown=10,
     )

@@ -36,6 +36,11 @@ class ServerSettings(BaseModel):
     log_level: str = "info"
     #: Per-request access log lines (uvicorn's); the audit log line is always written.
     access_log: bool = False
+    #: Proxies trusted to set X-Forwarded-For/-Proto (uvicorn's ``forwarded_allow_ips``, e.g.
+    #: "10.0.0.0/8"), for the client address in access logs. Unset (default): the headers are
+    #: ignored; the gateway never reads the client address itself, and uvicorn's rewrite
+    #: otherwise runs on every request.
+    forwarded_allow_ips: str | None = None
 
 
 class Settings(BaseSettings):

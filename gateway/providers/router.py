@@ -18,7 +18,7 @@ from gateway.errors import UpstreamError, UpstreamRateLimited, UpstreamRejected,
 from gateway.models import Deployment, ModelCatalog, ModelEntry
 from gateway.providers.base import Provider, UpstreamRequest
 from gateway.providers.config import ProviderSettings
-from gateway.sse import EventBatches
+from gateway.sse import EventBatches, SSEEvent
 
 log = logging.getLogger("wardgate.providers")
 
@@ -171,13 +171,30 @@ async def _prefetch(batches: EventBatches) -> EventBatches:
         first = await anext(batches)
     except StopAsyncIteration as exc:
         raise UpstreamError("Upstream closed the stream before sending any event.") from exc
+    return _Prefetched(first, batches)
 
-    async def chained() -> EventBatches:
-        try:
-            yield first
-            async for batch in batches:
-                yield batch
-        finally:
-            await batches.aclose()  # type: ignore[attr-defined]
 
-    return chained()
+class _Prefetched:
+    """The upstream's batches, the first one already read. A plain iterator rather than a
+    generator around the upstream's: one layer less on every batch of every stream."""
+
+    __slots__ = ("_first", "_rest")
+
+    def __init__(self, first: list[SSEEvent], rest: EventBatches) -> None:
+        self._first: list[SSEEvent] | None = first
+        self._rest = rest
+
+    def __aiter__(self) -> _Prefetched:
+        return self
+
+    async def __anext__(self) -> list[SSEEvent]:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        return await anext(self._rest)
+
+    async def aclose(self) -> None:
+        """Close the upstream stream (and its connection) when the reader stops early."""
+        self._first = None
+        await self._rest.aclose()  # type: ignore[attr-defined]

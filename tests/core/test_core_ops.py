@@ -5,9 +5,13 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
+import pytest
 import yaml
 
 from tests.harness import PASS_THROUGH, REPO, TEST_KEY, GatewayProcess, gateway_settings
@@ -86,3 +90,21 @@ def test_openapi_document_carries_the_detailed_approval_operations(gateway):
     spec = httpx.get(gateway.url + "/openapi.json").json()
     approve = spec["paths"]["/admin/approvals/{approval_id}/approve"]["post"]
     assert "409" in approve["responses"] and "requestBody" in approve
+
+
+@pytest.mark.parametrize("trusted", [None, "127.0.0.1"], ids=["default", "trusted-proxy"])
+def test_forwarded_headers_are_honoured_only_from_configured_proxies(
+    tmp_path: Path, upstream: Any, trusted: str | None
+) -> None:
+    settings = gateway_settings(tmp_path, upstream.base_url, **PASS_THROUGH)
+    config = settings.model_dump(mode="json")
+    config["server"].update(access_log=True, forwarded_allow_ips=trusted)
+    proc = GatewayProcess(config, tmp_path).start()
+    try:
+        assert httpx.get(proc.url + "/healthz", headers={"x-forwarded-for": "203.0.113.7"}).status_code == 200
+        time.sleep(0.2)  # the access log line is written after the response
+        logs = proc.logs()
+    finally:
+        proc.stop()
+    line = [ln for ln in logs.splitlines() if "/healthz" in ln and "HTTP/1.1" in ln][-1]  # ours: the last probe
+    assert ("203.0.113.7" in line) == (trusted is not None)
