@@ -90,7 +90,13 @@ async def test_a_run_whose_budget_runs_out_stops_cleanly_and_resumes_once_raised
         await admin.close()
     resumed = await resume_reviewed(config, run_id, scenario)
     assert resumed.status == "completed", resumed.to_dict()
-    assert all(t.executions == 1 for t in resumed.tools)
+    # The halt cancels the steps still running: a read-only tool it interrupted (found
+    # ``started``) runs again on resume, by design; a side-effecting tool never runs twice.
+    interrupted = {t.id for t in report.tools if t.status == "started"}
+    for t in resumed.tools:
+        tool = scenario.tools.get(t.name)
+        assert tool is not None
+        assert t.executions == 1 or (t.executions == 2 and t.id in interrupted and not tool.side_effect), t
     assert scenario.backend.ran("issue_refund") == len(scenario.backend.refunds) == 1
 
 
