@@ -4,7 +4,8 @@ It runs last (after ``settle``), on every call, also on denials and failures. Th
 built from the ``Call`` summary only (``events.build_call_event``: ids, decisions, counts),
 never from message contents, keys or secrets. If the event cannot be made durable the call
 fails closed with ``AuditUnavailable`` (503) unless ``audit.fail_closed`` is off; the HTTP
-layer sends the answer only after this hook returned.
+layer sends the answer only after this hook returned. Once the event is durable, the call's
+metrics and span are left to ``call.deferred``: they need not hold the answer back.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gateway.audit.events import build_call_event, call_status, fallback_call_event
 from gateway.call import Call
@@ -81,11 +82,29 @@ class AuditStage(Stage):
         refused = failure is not None and self.fail_closed
         if refused:
             status = AuditUnavailable.status
-        if self.metrics is not None:
-            self.metrics.observe_call(call, status, time.perf_counter() - call.started)
-        if span is not None and self.tracer is not None:
-            self.tracer.finish_call(span, call, status=status, decision=event["decision"], audit_window=(t0, t1))
-        if self.metrics is not None:  # the pipeline times this hook only after it returned
-            self.metrics.observe_stage(self.name, time.perf_counter() - started)
+        total_s = time.perf_counter() - call.started
+        hook_s = time.perf_counter() - started  # the pipeline times this hook only after it returned
+        if self.service is not None and not refused:
+            # The event is durable: the answer may go. Metrics and the span follow it.
+            call.deferred.append(self._observe_later(call, status, total_s, span, event["decision"], (t0, t1), hook_s))
+            return
+        self._observe(call, status, total_s, span, event["decision"], (t0, t1), hook_s)
         if refused and failure is not None:
             raise failure
+
+    async def _observe_later(
+        self, call: Call, status: int | None, total_s: float, span: Any, decision: str,
+        audit_window: tuple[int, int], hook_s: float,
+    ) -> None:  # fmt: skip
+        self._observe(call, status, total_s, span, decision, audit_window, hook_s)
+
+    def _observe(
+        self, call: Call, status: int | None, total_s: float, span: Any, decision: str,
+        audit_window: tuple[int, int], hook_s: float,
+    ) -> None:  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.observe_call(call, status, total_s)
+        if span is not None and self.tracer is not None:
+            self.tracer.finish_call(span, call, status=status, decision=decision, audit_window=audit_window)
+        if self.metrics is not None:
+            self.metrics.observe_stage(self.name, hook_s)

@@ -5,6 +5,12 @@ for the next one, so under load the batch size grows by itself and at low load a
 waits for a timer. ``batch_interval_ms`` adds an optional linger for stores where fewer,
 larger commits pay off more than the latency they cost.
 
+On a store whose commit waits on a server (``append_awaits_io``), an event that finds the
+writer idle is committed by its own caller: the hand-off to the writer task and back is two
+event-loop turns on every quiet-time call, and batching is unchanged, since whatever arrives
+during that commit queues for the writer as before. (On SQLite the small commit runs on the
+loop's thread, so nothing could queue behind it: there the writer task always commits.)
+
 The chain head advances only after a commit succeeded. After a failure the head is re-read
 from the store before the next batch, because a commit whose acknowledgement was lost may
 still have landed.
@@ -52,6 +58,9 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._stale = False
+        #: A commit is running (the writer's or a caller's): the chain is sealed in commit order.
+        self._committing = False
+        self._inline = store.append_awaits_io and interval_s <= 0
         #: Monotonic time of the last failed commit, and whether a commit succeeded since.
         self.last_failure: float | None = None
         self.last_error: str | None = None
@@ -73,6 +82,10 @@ class GroupCommitWriter:
             raise AuditUnavailable("The audit log is overloaded (too many events waiting for a commit).")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)
+        if self._inline and not self._committing and not self._queue:
+            await self._commit_now([(event, fut)])
+            fut.result()  # AuditUnavailable if the commit failed
+            return
         self._queue.append((event, fut))
         self._wake.set()
         # A caller that goes away (client disconnect) cancels only its future: the event stays
@@ -85,12 +98,21 @@ class GroupCommitWriter:
             self._wake.clear()
             if self.interval_s > 0 and len(self._queue) < self.batch_size and not self._closing:
                 await asyncio.sleep(self.interval_s)
-            while self._queue:
+            while self._queue and not self._committing:
                 n = min(len(self._queue), self.batch_size)
-                batch = [self._queue.popleft() for _ in range(n)]
-                await self._commit(batch)
-            if self._closing:
+                await self._commit_now([self._queue.popleft() for _ in range(n)])
+            if self._closing and not self._committing:
                 return
+
+    async def _commit_now(self, batch: list[Pending]) -> None:
+        """Commit one batch, one commit at a time; then wake the writer for what queued meanwhile."""
+        self._committing = True
+        try:
+            await self._commit(batch)
+        finally:
+            self._committing = False
+            if self._queue or self._closing:
+                self._wake.set()
 
     async def _commit(self, batch: list[Pending]) -> None:
         t0 = time.perf_counter()
@@ -102,6 +124,12 @@ class GroupCommitWriter:
                 self._stale = False
             sealed = self.chain.seal([ev for ev, _ in batch])
             await self.store.append(self.chain.shard, sealed.rows, sealed.head)
+        except asyncio.CancelledError:
+            # A caller committing inline was cancelled mid-commit (a shutdown past its grace
+            # period, with the store hanging): whether the batch landed is unknown, so the
+            # head is re-read before the next one.
+            self._stale = True
+            raise
         except Exception as exc:  # any store failure fails exactly this batch, loudly
             self._stale = True
             self.healthy = False

@@ -22,6 +22,7 @@ from gateway.context import AppContext
 from gateway.errors import Denied, GatewayError, UpstreamError
 from gateway.keys import AdminPrincipal, KeyStore, hash_key
 from gateway.models import ModelCatalog
+from gateway.pipeline import Pipeline, Stage
 from gateway.settings import Settings
 
 PG_DSN = os.environ.get("WARDGATE_TEST_PG_DSN", "postgresql://root@127.0.0.1:5432/test")
@@ -172,3 +173,13 @@ def pg_execute(sql: str) -> None:
     """Run one statement from sync fixture code, on a thread so the test loop is left alone."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(asyncio.run, _pg_async(sql)).result()
+
+
+async def finish(stages: Stage | list[Stage], call: Call) -> None:
+    """Run finish stages as the HTTP layer does: the hooks, then (once the answer would be
+    out) what they deferred: the call's metrics and span."""
+    pipeline = Pipeline(stages if isinstance(stages, list) else [stages])
+    try:
+        await pipeline.finish(call)
+    finally:
+        await pipeline.after_answer(call)

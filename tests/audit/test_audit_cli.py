@@ -8,7 +8,7 @@ import socket
 import orjson
 import pytest
 import uvicorn
-from audit_helpers import APPROVER, AUDITOR, build_app, make_call
+from audit_helpers import APPROVER, AUDITOR, build_app, finish, make_call
 from typer.testing import CliRunner
 
 from gateway.audit.cli import app as audit_cli
@@ -28,9 +28,9 @@ def _free_port() -> int:
 async def served(make_service):
     service = await make_service()
     stage = AuditStage(service)
-    await stage.on_finish(make_call(team="team-a", run="run-7"))
-    await stage.on_finish(make_call(team="team-a", run="run-7", outcome="deny"))
-    await stage.on_finish(make_call(team="team-b", run="run-8"))
+    await finish(stage, make_call(team="team-a", run="run-7"))
+    await finish(stage, make_call(team="team-a", run="run-7", outcome="deny"))
+    await finish(stage, make_call(team="team-b", run="run-8"))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(build_app(service), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))

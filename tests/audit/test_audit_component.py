@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from audit_helpers import SECRET_KEY, make_call
+from audit_helpers import SECRET_KEY, finish, make_call
 
 from gateway.audit.component import setup
 from gateway.audit.config import AuditSettings
@@ -15,7 +15,6 @@ from gateway.errors import ServiceUnavailable
 from gateway.keys import KeyStore
 from gateway.models import ModelCatalog
 from gateway.observability.config import TracingSettings
-from gateway.pipeline import Pipeline
 from gateway.settings import Settings
 
 
@@ -31,9 +30,8 @@ async def test_default_settings_give_an_sqlite_log_in_the_data_dir(tmp_path):
         assert [s.name for s in ctx.stages] == ["audit"]
         assert {"audit", "metrics"} <= set(ctx.services) and "audit" in ctx.ready_checks
         await ctx.ready_checks["audit"]()
-        pipeline = Pipeline(ctx.stages)
         call = make_call()
-        await pipeline.finish(call)
+        await finish(ctx.stages, call)
         [event] = await ctx.services["audit"].store.query(Filters(request_id=call.request_id))
         assert event["decision"] == "allow"
         assert (tmp_path / "data" / "audit.db").exists()
@@ -61,7 +59,7 @@ async def test_log_backend_writes_one_json_line_per_event_and_refuses_queries(tm
     await setup(ctx)
     try:
         with caplog.at_level(logging.INFO, logger="wardgate.audit"):
-            await Pipeline(ctx.stages).finish(make_call())
+            await finish(ctx.stages, make_call())
         lines = [r.getMessage() for r in caplog.records if r.name == "wardgate.audit"]
         assert any('"kind":"call"' in line and '"hash":"' in line for line in lines)
         assert not any(SECRET_KEY in line for line in lines)
@@ -76,7 +74,7 @@ async def test_disabled_audit_still_counts_metrics_and_traces(tmp_path):
     await setup(ctx)
     try:
         assert "audit" not in ctx.services and [s.name for s in ctx.stages] == ["audit"]
-        await Pipeline(ctx.stages).finish(make_call())
+        await finish(ctx.stages, make_call())
         assert ctx.registry.get_sample_value("wardgate_requests_total", {
             "endpoint": "chat.completions", "model": "gpt-4o-mini", "status": "200"}) == 1.0
     finally:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from audit_helpers import make_call
+from audit_helpers import finish, make_call
 from prometheus_client import CollectorRegistry
 
 from gateway.audit.service import AuditService
@@ -84,7 +84,7 @@ async def test_kill_mid_batch_loses_no_acknowledged_event_and_the_chain_still_ve
     restarted = AuditService(settings, make_store(settings, tmp_path))
     await restarted.start()
     try:
-        await AuditStage(restarted).on_finish(make_call())
+        await finish(AuditStage(restarted), make_call())
         report = await verify(restarted.store)
         assert report.ok and len(report.shards) == 2
     finally:
@@ -128,16 +128,16 @@ async def test_failed_write_fails_the_call_closed_shows_in_metrics_and_readiness
     await service.start()
     try:
         stage = AuditStage(service, metrics=metrics)
-        await stage.on_finish(make_call())
+        await finish(stage, make_call())
         flaky.broken = True
         with pytest.raises(AuditUnavailable):
-            await stage.on_finish(make_call())
+            await finish(stage, make_call())
         with pytest.raises(AuditUnavailable):
             await service.ready()
         assert registry.get_sample_value("wardgate_audit_write_failures_total") >= 1
-        await AuditStage(service, fail_closed=False).on_finish(make_call())  # fail open: no raise
+        await finish(AuditStage(service, fail_closed=False), make_call())  # fail open: no raise
         flaky.broken = False
-        await stage.on_finish(make_call())
+        await finish(stage, make_call())
         await service.ready()
         report = await verify(flaky.inner)
         assert report.ok, report.all_breaks()
@@ -148,7 +148,7 @@ async def test_failed_write_fails_the_call_closed_shows_in_metrics_and_readiness
 async def test_record_returns_only_when_the_event_is_readable_by_another_connection(make_service, tmp_path):
     service = await make_service()
     call = make_call()
-    await AuditStage(service).on_finish(call)
+    await finish(AuditStage(service), call)
     other = make_store(service.settings, tmp_path)
     await other.open()
     try:

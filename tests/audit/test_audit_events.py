@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from audit_helpers import CARD, EMAIL, PROMPT, PROVIDER_KEY, SECRET_KEY, all_stored_text, make_call
+from audit_helpers import CARD, EMAIL, PROMPT, PROVIDER_KEY, SECRET_KEY, all_stored_text, finish, make_call
 
 from gateway.audit.events import build_call_event, build_record_event
 from gateway.audit.schema import SCHEMA_VERSION
@@ -85,8 +85,8 @@ async def test_no_stored_event_contains_keys_pii_or_prompt_text(make_service):
     stage = AuditStage(service)
     pii = {"entities": {"EMAIL_ADDRESS": 1}, "locations": [], "unscanned": 0}
     for outcome in ("allow", "deny", "failed", "pending"):
-        await stage.on_finish(make_call(outcome=outcome, pii=pii))
-    await stage.on_finish(make_call(stream=True, pii=pii))
+        await finish(stage, make_call(outcome=outcome, pii=pii))
+    await finish(stage, make_call(stream=True, pii=pii))
     await service.record("approval", {"id": "apr_3", "status": "approved", "reviewer": "bob",
                                       "authorization": f"Bearer {SECRET_KEY}", "run_id": "run-1"})
     await service.record("admin", {"action": "key.create", "key": SECRET_KEY, "provider_key": PROVIDER_KEY})
@@ -118,6 +118,6 @@ async def test_a_malformed_field_from_another_stage_still_yields_an_event(make_s
     service = await make_service()
     call = make_call()
     call.usage = "not a usage object"  # type: ignore[assignment]
-    await AuditStage(service).on_finish(call)
+    await finish(AuditStage(service), call)
     [ev] = await service.store.query(Filters(request_id=call.request_id))
     assert ev["build_error"] == "AttributeError" and ev["principal"]["team"] == "team-a"

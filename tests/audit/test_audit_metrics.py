@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
-from audit_helpers import make_call
+from audit_helpers import finish, make_call
 from prometheus_client import CollectorRegistry
 
 from gateway.audit.stage import AuditStage
@@ -44,12 +44,12 @@ async def test_metrics_expose_every_series_after_traffic(make_service):
     cost = {"estimate_usd": 0.01, "remaining_usd": {"team:team-a": 12.5, "run:run-1": 0.5}}
     first = make_call(pii=pii)
     first.state["cost"] = cost
-    await stage.on_finish(first)
-    await stage.on_finish(make_call(outcome="deny"))
-    await stage.on_finish(make_call(outcome="failed"))
+    await finish(stage, first)
+    await finish(stage, make_call(outcome="deny"))
+    await finish(stage, make_call(outcome="failed"))
     limited = make_call(outcome="pending")
     limited.error = BudgetExceeded("team budget exhausted")
-    await stage.on_finish(limited)
+    await finish(stage, limited)
     await service.record("approval", {"id": "apr_1", "status": "approved"})
     text = await _scrape(registry)
     expected = [
@@ -83,7 +83,7 @@ async def test_label_values_are_bounded_per_label():
     metrics = Metrics(registry, MetricsSettings(max_label_values=3))
     stage = AuditStage(None, metrics=metrics)
     for i in range(10):
-        await stage.on_finish(make_call(model=f"model-{i}", team=f"team-{i}"))
+        await finish(stage, make_call(model=f"model-{i}", team=f"team-{i}"))
     text = await _scrape(registry)
     assert 'model="other"' in text and 'team="other"' in text
     assert 'model="model-5"' not in text

@@ -9,7 +9,7 @@ import time
 import httpx
 import orjson
 import pytest
-from audit_helpers import ADMIN, APPROVER, AUDITOR, build_app, make_call
+from audit_helpers import ADMIN, APPROVER, AUDITOR, build_app, finish, make_call
 
 from gateway.audit.schema import NANO
 from gateway.audit.stage import AuditStage
@@ -37,7 +37,7 @@ async def filled(make_service):
     for i, (team, key, agent, run, model, outcome, cost, tokens) in enumerate(ROWS):
         call = make_call(team=team, key_id=key, agent=agent, run=run, model=model, outcome=outcome, cost=cost,
                          tokens=tokens, started=T0 + i)
-        await stage.on_finish(call)
+        await finish(stage, call)
         calls.append(call)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(service)), base_url="http://gw",
                                headers={"authorization": f"Bearer {AUDITOR}"})
@@ -168,8 +168,8 @@ async def test_spend_report_sums_equal_the_settled_cost_of_the_calls(filled):
 async def test_spend_report_window_counts_only_recent_calls(make_service):
     service = await make_service()
     stage = AuditStage(service)
-    await stage.on_finish(make_call(team="old", started=time.time() - 3 * 86400))
-    await stage.on_finish(make_call(team="new"))
+    await finish(stage, make_call(team="old", started=time.time() - 3 * 86400))
+    await finish(stage, make_call(team="new"))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(service)), base_url="http://gw",
                                headers={"authorization": f"Bearer {AUDITOR}"})
     async with client:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from audit_helpers import make_call, tamper
+from audit_helpers import finish, make_call, tamper
 
 from gateway.audit.export import jsonl
 from gateway.audit.jsonl_source import JsonlSource
@@ -20,14 +20,14 @@ async def _pruned(make_service):
     t = time.time()
     old = await make_service(retention_days=1)
     for _ in range(3):
-        await AuditStage(old).on_finish(make_call(started=t - 10))
+        await finish(AuditStage(old), make_call(started=t - 10))
     await old.close()
     live = await make_service(retention_days=1)
     stage = AuditStage(live)
     for _ in range(5):
-        await stage.on_finish(make_call(started=t - 10))
+        await finish(stage, make_call(started=t - 10))
     for _ in range(5):
-        await stage.on_finish(make_call(started=t + 1000, team="team-new"))
+        await finish(stage, make_call(started=t + 1000, team="team-new"))
     deleted = await live.prune(now=t + 500 + DAY)  # cutoff = t + 500
     return old, live, deleted
 
@@ -66,7 +66,7 @@ async def test_a_forged_anchor_hiding_deleted_events_is_caught(make_service):
 
 async def test_an_unfiltered_export_verifies_offline_after_pruning(make_service, tmp_path):
     _, live, _ = await _pruned(make_service)
-    await AuditStage(live).on_finish(make_call())
+    await finish(AuditStage(live), make_call())
     path = tmp_path / "export.jsonl"
     with path.open("wb") as fh:
         async for chunk in jsonl(live.store, Filters()):

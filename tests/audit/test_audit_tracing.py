@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from audit_helpers import make_call
+from audit_helpers import finish, make_call
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -30,7 +30,7 @@ async def test_call_span_continues_the_agents_trace_with_stage_spans_and_genai_a
     service = await make_service()
     call = make_call()
     call.traceparent = f"00-{TRACE}-{PARENT}-01"
-    await AuditStage(service, tracer=tracer, system_of=lambda c: "openai").on_finish(call)
+    await finish(AuditStage(service, tracer=tracer, system_of=lambda c: "openai"), call)
 
     spans = exporter.get_finished_spans()
     root = next(s for s in spans if s.parent is not None and s.parent.span_id == int(PARENT, 16))
@@ -59,7 +59,7 @@ async def test_call_without_traceparent_starts_a_trace_whose_id_is_in_the_event(
     tracer, exporter = traced
     service = await make_service()
     call = make_call(outcome="failed")
-    await AuditStage(service, tracer=tracer).on_finish(call)
+    await finish(AuditStage(service, tracer=tracer), call)
     root = next(s for s in exporter.get_finished_spans() if s.parent is None)
     assert root.status.status_code.name == "ERROR" and root.attributes["error.type"] == "upstream_error"
     [event] = await service.store.query(Filters(request_id=call.request_id))
@@ -71,7 +71,7 @@ async def test_unsampled_parent_records_no_spans_but_keeps_the_trace_id(make_ser
     service = await make_service()
     call = make_call()
     call.traceparent = f"00-{TRACE}-{PARENT}-00"
-    await AuditStage(service, tracer=tracer).on_finish(call)
+    await finish(AuditStage(service, tracer=tracer), call)
     assert exporter.get_finished_spans() == ()
     [event] = await service.store.query(Filters(request_id=call.request_id))
     assert event["trace_id"] == TRACE
@@ -81,7 +81,7 @@ async def test_tracing_off_still_records_the_agents_trace_id(make_service):
     service = await make_service()
     call = make_call()
     call.traceparent = f"00-{TRACE}-{PARENT}-01"
-    await AuditStage(service).on_finish(call)
+    await finish(AuditStage(service), call)
     [event] = await service.store.query(Filters(request_id=call.request_id))
     assert event["trace_id"] == TRACE
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from audit_helpers import make_call, tamper
+from audit_helpers import finish, make_call, tamper
 from typer.testing import CliRunner
 
 from gateway.audit.cli import app as audit_cli
@@ -18,7 +18,7 @@ async def _filled(make_service, n: int = 12):
     service = await make_service()
     stage = AuditStage(service)
     for i in range(n):
-        await stage.on_finish(make_call(run=f"run-{i % 3}", outcome="deny" if i % 4 == 0 else "allow"))
+        await finish(stage, make_call(run=f"run-{i % 3}", outcome="deny" if i % 4 == 0 else "allow"))
     await service.checkpoint()
     return service
 
@@ -74,7 +74,7 @@ async def test_verify_catches_a_whole_deleted_chain_through_another_chains_witne
     old = await _filled(make_service, n=3)
     await old.close()
     new = await make_service()  # its chain_open witnesses the old chain's head
-    await AuditStage(new).on_finish(make_call())
+    await finish(AuditStage(new), make_call())
     await tamper(new, "DELETE FROM audit_events WHERE shard = $1", old.shard)
     await tamper(new, "DELETE FROM audit_heads WHERE shard = $1", old.shard)
     report = await verify(new.store)
@@ -85,7 +85,7 @@ async def test_verify_catches_a_whole_deleted_chain_through_another_chains_witne
 async def test_two_processes_write_two_valid_chains_to_one_store(make_service):
     a, b = await make_service(), await make_service()
     for i in range(20):
-        await AuditStage(a if i % 2 else b).on_finish(make_call())
+        await finish(AuditStage(a if i % 2 else b), make_call())
     report = await verify(a.store)
     assert report.ok and {a.shard, b.shard} <= {s.shard for s in report.shards}
 

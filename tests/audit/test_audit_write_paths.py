@@ -97,3 +97,38 @@ async def test_postgres_batches_of_any_size_keep_the_chain(pg_schema, tmp_path, 
         assert (await verify(service.store)).ok
     finally:
         await service.close()
+
+
+async def test_postgres_quiet_time_event_is_committed_by_its_caller_and_the_rest_still_batch(pg_schema, tmp_path):
+    settings = AuditSettings(backend="postgres", postgres_dsn=PG_DSN, postgres_schema=pg_schema)
+    service = await _started(settings, tmp_path)
+    commits: list[tuple[str, int]] = []
+    append = service.store.append
+
+    async def spy(shard: str, rows: list[tuple[object, ...]], head: object) -> None:
+        task = asyncio.current_task()
+        commits.append((task.get_name() if task else "?", len(rows)))
+        await append(shard, rows, head)  # type: ignore[arg-type]
+
+    service.store.append = spy  # type: ignore[method-assign]
+    try:
+        first = asyncio.create_task(service.record_event(build_call_event(make_call())), name="first-caller")
+        await asyncio.sleep(0)  # the writer is idle: the first caller commits its own event
+        await asyncio.gather(first, *(service.record_event(build_call_event(make_call())) for _ in range(9)))
+        assert commits == [("first-caller", 1), ("audit-writer", 9)]
+        # Shutting down while a caller's commit is in flight: close waits for it, then commits
+        # the chain's close event after it.
+        last = asyncio.create_task(service.record_event(build_call_event(make_call())), name="last-caller")
+        await asyncio.sleep(0)
+        await asyncio.wait_for(service.close(), 10)
+        await last
+        assert commits[2:] == [("last-caller", 1), ("audit-writer", 1)]
+    finally:
+        await service.close()
+    store = make_store(settings, tmp_path)
+    await store.open()
+    try:
+        assert len(await store.query(Filters(kind="call"), limit=100)) == 11
+        assert (await verify(store)).ok
+    finally:
+        await store.close()

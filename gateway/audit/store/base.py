@@ -74,6 +74,10 @@ def event_of(body: str | bytes, hash_: str) -> dict[str, Any]:
 class AuditStore(ABC):
     name: str = "store"
     queryable: bool = True
+    #: Whether ``append`` waits on I/O (a database server) rather than working on the event
+    #: loop's thread: then events that arrive during a commit queue up for the next one even
+    #: when the first event of a quiet spell is committed by its own caller (see the writer).
+    append_awaits_io: bool = False
 
     async def open(self) -> None:
         """Connect, create or migrate the schema."""

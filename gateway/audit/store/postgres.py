@@ -37,6 +37,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(sql.ddl(_D)),)
 
 class PostgresStore(AuditStore):
     name = "postgres"
+    append_awaits_io = True
 
     def __init__(self, dsn: str, schema: str = "wardgate", pool_size: int = 4,
                  synchronous_commit: str = "on") -> None:
