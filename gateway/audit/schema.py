@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -78,30 +80,32 @@ def usd_to_nano(usd: object) -> int | None:
     return round(float(usd) * NANO)
 
 
-def _get(d: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(key)
-    return d
+_NO_SECTION: Mapping[str, Any] = MappingProxyType({})
+
+
+def _section(event: dict[str, Any], key: str) -> Mapping[str, Any]:
+    value = event.get(key)
+    return value if isinstance(value, dict) else _NO_SECTION
 
 
 def index_columns(event: dict[str, Any]) -> tuple[Any, ...]:
     """The queryable columns of an event, in ``INDEX_COLUMNS`` order."""
+    principal, agent, model = _section(event, "principal"), _section(event, "agent"), _section(event, "model")
+    usage, cost = _section(event, "usage"), _section(event, "cost")
     return (
         event.get("kind"),
         event.get("request_id"),
-        _get(event, "principal", "team"),
-        _get(event, "principal", "key_id"),
-        _get(event, "agent", "id"),
-        _get(event, "agent", "run_id"),
-        _get(event, "model", "requested"),
-        _get(event, "model", "used"),
+        principal.get("team"),
+        principal.get("key_id"),
+        agent.get("id"),
+        agent.get("run_id"),
+        model.get("requested"),
+        model.get("used"),
         event.get("decision"),
         event.get("status"),
-        _get(event, "usage", "input_tokens"),
-        _get(event, "usage", "output_tokens"),
-        _get(event, "cost", "settled_nusd"),
+        usage.get("input_tokens"),
+        usage.get("output_tokens"),
+        cost.get("settled_nusd"),
     )
 
 

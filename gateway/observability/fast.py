@@ -7,7 +7,8 @@ gateway spent on metrics per call. These two functions go straight to the value 
 behind a labelled child (``_value``; ``_sum``, ``_buckets``, ``_upper_bounds``), which work
 the same in single- and multi-process mode. They are private attributes, so ``fast_path()``
 checks them once on a throwaway metric and the public methods are used if they are absent.
-Only for children of known-good metrics with non-negative amounts and no exemplars.
+Only for children (or unlabelled metrics) of known-good metrics with non-negative amounts and
+no exemplars.
 """
 
 from __future__ import annotations
@@ -46,12 +47,15 @@ def fast_path() -> tuple[Count, Observe]:
     try:
         counter = Counter("probe", "probe", ["l"], registry=registry).labels("x")
         histogram = Histogram("probe_h", "probe", ["l"], buckets=(1.0, 2.0), registry=registry).labels("x")
+        unlabelled = Histogram("probe_u", "probe", buckets=(1.0, 2.0), registry=registry)
         _count(counter, 2.0)
         for value in (0.5, 1.0, 1.5, 3.0):
             _observe(histogram, value)
+            _observe(unlabelled, value)
         samples = {(s.name, s.labels.get("le")): s.value for m in registry.collect() for s in m.samples}
         expected = {("probe_total", None): 2.0, ("probe_h_bucket", "1.0"): 2.0, ("probe_h_bucket", "2.0"): 3.0,
-                    ("probe_h_bucket", "+Inf"): 4.0, ("probe_h_sum", None): 6.0}
+                    ("probe_h_bucket", "+Inf"): 4.0, ("probe_h_sum", None): 6.0,
+                    ("probe_u_bucket", "2.0"): 3.0, ("probe_u_sum", None): 6.0}
         if all(samples.get(k) == v for k, v in expected.items()):
             return _count, _observe
     except (AttributeError, TypeError, IndexError):

@@ -99,12 +99,12 @@ class Metrics:
 
     # --- the audit log -----------------------------------------------------------------
     def audit_recorded(self, kind: str, seconds: float) -> None:
-        self._child(self.audit_events, self.rule(kind)).inc()
-        self.audit_record_seconds.observe(seconds)
+        self._count(self._child(self.audit_events, self.rule(kind)), 1.0)
+        self._observe(self.audit_record_seconds, max(seconds, 0.0))
 
     def audit_committed(self, n: int, seconds: float) -> None:
-        self.audit_commit_seconds.observe(seconds)
-        self.audit_batch.observe(n)
+        self._observe(self.audit_commit_seconds, max(seconds, 0.0))
+        self._observe(self.audit_batch, n)
 
     def audit_failed(self) -> None:
         self.audit_failures.inc()

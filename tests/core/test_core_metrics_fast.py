@@ -23,13 +23,16 @@ def test_direct_updates_equal_the_public_methods(values: list[float]) -> None:
     for registry, count, observe in ((public, None, None), (direct, _count, _observe)):
         counter = Counter("c", "c", ["l"], registry=registry).labels("x")
         histogram = Histogram("h", "h", ["l"], buckets=_BUCKETS, registry=registry).labels("x")
+        unlabelled = Histogram("u", "u", buckets=_BUCKETS, registry=registry)
         for value in values:
             if count is None or observe is None:
                 counter.inc(value)
                 histogram.observe(value)
+                unlabelled.observe(value)
             else:
                 count(counter, value)
                 observe(histogram, value)
+                observe(unlabelled, value)
     assert _samples(direct) == _samples(public)
 
 
