@@ -8,6 +8,7 @@ import logging
 from prometheus_client import CollectorRegistry
 
 from gateway.observability.gcwatch import GCWatch
+from tests.harness import PASS_THROUGH, gateway_settings, running_gateway
 
 
 def _count(registry: CollectorRegistry, generation: str) -> float:
@@ -30,3 +31,13 @@ async def test_a_full_collection_is_observed_and_a_slow_one_is_logged(caplog) ->
     before = _count(registry, "2")
     gc.collect()
     assert _count(registry, "2") == before
+
+
+def test_the_gateway_collects_its_young_generation_less_often_while_it_runs(tmp_path, upstream) -> None:
+    """A young collection scans every object of every call in flight: the lifespan raises its
+    threshold from CPython's 700 and puts the interpreter's setting back when the app stops."""
+    before = gc.get_threshold()
+    with running_gateway(gateway_settings(tmp_path, upstream.base_url, **PASS_THROUGH)):
+        during = gc.get_threshold()
+    assert during[0] == 20_000 and during[1:] == before[1:]
+    assert gc.get_threshold() == before
