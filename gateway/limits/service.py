@@ -23,7 +23,8 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from gateway.call import Call, Decision, Principal
-from gateway.errors import LimitsUnavailable, UpstreamError, UpstreamTimeout
+from gateway.errors import LimitsUnavailable
+from gateway.limits.booking import actual_cost, price_unbooked
 from gateway.limits.config import LimitsSettings
 from gateway.limits.estimate import fingerprint, output_upper_bound, prompt_upper_bound
 from gateway.limits.headers import (
@@ -303,24 +304,6 @@ class LimitsService:
 
     # -- settle ----------------------------------------------------------------------------
 
-    def actual(self, call: Call, res: Reservation) -> tuple[int, int, str]:
-        """(cost nano-USD, tokens, basis) the call is settled at."""
-        if "forward" not in call.timings:
-            return 0, 0, "not_forwarded"
-        usage = call.usage
-        if usage is not None:
-            cost = self._usage_cost(call)
-            if cost is None:
-                return res.est_nano, usage.total_tokens, "reservation_unpriced"
-            return cost, usage.total_tokens, "usage"
-        upstream_refused = call.upstream_status is not None and call.upstream_status >= 400
-        if upstream_refused or (isinstance(call.error, UpstreamError) and not isinstance(call.error, UpstreamTimeout)
-                                and call.response is None):  # fmt: skip
-            return 0, 0, "upstream_error"
-        # A stream that broke or was cut by the client, a timeout, an answer without usage:
-        # the provider may have billed it all, so book the reservation.
-        return res.est_nano, res.est_tokens, "reservation"
-
     async def settle(self, call: Call) -> None:
         """Book the call's real cost and wait until the store has it."""
         pending = self.begin_settle(call)
@@ -333,11 +316,11 @@ class LimitsService:
         awaited (it times the store, counts late settles and retries a failed settle)."""
         res = call.state.get("reservation")
         if not isinstance(res, Reservation):
-            self._cost_only(call)
+            price_unbooked(call, self.prices)
             return None
         if res.settled:
             return None
-        actual_nano, tokens, basis = self.actual(call, res)
+        actual_nano, tokens, basis = actual_cost(call, res, self.prices)
         res.settled = True
         self.leases.release(res)
         call.cost_usd = nano_to_usd(actual_nano)
@@ -359,27 +342,6 @@ class LimitsService:
             task = asyncio.create_task(self._settle_later(store, res, actual_nano, tokens))
             self._retries.add(task)
             task.add_done_callback(self._retries.discard)
-
-    def _cost_only(self, call: Call) -> None:
-        """No reservation (store down and ``allow``): still price the call for the audit record."""
-        state = call.state.get("limits")
-        if state is None or state.get("store") != "none" or call.usage is None or "forward" not in call.timings:
-            return
-        cost = self._usage_cost(call)
-        if cost is not None:
-            call.cost_usd = nano_to_usd(cost)
-            state.update({"settled_usd": call.cost_usd, "settle_basis": "usage_unbooked"})
-
-    def _usage_cost(self, call: Call) -> int | None:
-        """The real cost of ``call.usage`` at the price of the model that answered (a policy may
-        have routed the call to another model than the one it was reserved for)."""
-        u = call.usage
-        if u is None:
-            return None
-        routed = call.body.get("model")
-        model = routed if isinstance(routed, str) and routed else call.model
-        price = self.prices.for_usage(model, call.upstream_model)
-        return None if price is None else price.cost_nano(u.input_tokens, u.output_tokens, u.cached_tokens)
 
     def _booked(self, store: LimitStore, res: Reservation, result: SettleResult, t0: float) -> None:
         self._timers["settle", store.name].observe(time.perf_counter() - t0)

@@ -1,0 +1,53 @@
+"""What a finished call is booked at: its real cost from ``usage``, or what the provider may
+have billed when there is none. Pure functions of the call; the service does the store work.
+"""
+
+from __future__ import annotations
+
+from gateway.call import Call
+from gateway.errors import UpstreamError, UpstreamTimeout
+from gateway.limits.pricing import PriceBook
+from gateway.limits.store import Reservation, nano_to_usd
+
+
+def usage_cost(call: Call, prices: PriceBook) -> int | None:
+    """The real cost of ``call.usage`` (nano-USD) at the price of the model that answered (a
+    policy may have routed the call to another model than the one it was reserved for)."""
+    u = call.usage
+    if u is None:
+        return None
+    routed = call.body.get("model")
+    model = routed if isinstance(routed, str) and routed else call.model
+    price = prices.for_usage(model, call.upstream_model)
+    return None if price is None else price.cost_nano(u.input_tokens, u.output_tokens, u.cached_tokens)
+
+
+def actual_cost(call: Call, res: Reservation, prices: PriceBook) -> tuple[int, int, str]:
+    """(cost nano-USD, tokens, basis) the call is settled at."""
+    if "forward" not in call.timings:
+        return 0, 0, "not_forwarded"
+    usage = call.usage
+    if usage is not None:
+        cost = usage_cost(call, prices)
+        if cost is None:
+            return res.est_nano, usage.total_tokens, "reservation_unpriced"
+        return cost, usage.total_tokens, "usage"
+    upstream_refused = call.upstream_status is not None and call.upstream_status >= 400
+    if upstream_refused or (isinstance(call.error, UpstreamError) and not isinstance(call.error, UpstreamTimeout)
+                            and call.response is None):  # fmt: skip
+        return 0, 0, "upstream_error"
+    # A stream that broke or was cut by the client, a timeout, an answer without usage:
+    # the provider may have billed it all, so book the reservation.
+    return res.est_nano, res.est_tokens, "reservation"
+
+
+def price_unbooked(call: Call, prices: PriceBook) -> None:
+    """No reservation (store down and ``on_store_error: allow``): still price the call for the
+    audit record, though nothing is booked."""
+    state = call.state.get("limits")
+    if state is None or state.get("store") != "none" or call.usage is None or "forward" not in call.timings:
+        return
+    cost = usage_cost(call, prices)
+    if cost is not None:
+        call.cost_usd = nano_to_usd(cost)
+        state.update({"settled_usd": call.cost_usd, "settle_basis": "usage_unbooked"})
