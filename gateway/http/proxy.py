@@ -71,46 +71,50 @@ class ProxyEndpoint:
             traceparent=headers.get("traceparent"),
         )
         call.response_headers["x-request-id"] = call.request_id
+        try:
+            await self._serve(ctx, call, receive, send)
+        finally:
+            if call.deferred:  # what finish hooks left to wait for: after the answer, on every path
+                await pipeline.after_answer(call)
+
+    async def _serve(self, ctx: AppContext, call: Call, receive: Receive, send: Send) -> None:
+        pipeline = ctx.pipeline
         finished = False
         try:
-            try:
-                raw = await read_body(headers, receive, ctx.settings.server.max_body_bytes)
-                call.body = parse_body(raw)
-                call.model, call.stream = check_body(self.endpoint, call.body)
-                response = await pipeline.run_request(call)
-                if response.events is not None:
-                    finished = True  # _stream runs finish itself, whatever happens
-                    await _stream(pipeline, call, response, receive, send)
-                    return
-                await pipeline.run_response(call, response)
-                finished = True
-                if pipeline.finish_gates_answer:
-                    await pipeline.finish(call)
+            raw = await read_body(call.headers, receive, ctx.settings.server.max_body_bytes)
+            call.body = parse_body(raw)
+            call.model, call.stream = check_body(self.endpoint, call.body)
+            response = await pipeline.run_request(call)
+            if response.events is not None:
+                finished = True  # _stream runs finish itself, whatever happens
+                await _stream(pipeline, call, response, receive, send)
+                return
+            await pipeline.run_response(call, response)
+            finished = True
+            if pipeline.finish_gates_answer:
+                await pipeline.finish(call)
+                await _send_answer(send, call, response)
+            else:
+                try:
                     await _send_answer(send, call, response)
-                else:
-                    try:
-                        await _send_answer(send, call, response)
-                    finally:
-                        await _finish_quietly(pipeline, call)
-            except ClientDisconnected:
-                call.client_disconnected = True
-                if not finished:
+                finally:
                     await _finish_quietly(pipeline, call)
-            except GatewayError as exc:
-                call.error = exc
-                if not finished:
-                    await _finish_quietly(pipeline, call)
-                await send_error(send, exc, call.response_headers)
-            except Exception as exc:
-                log.exception("unhandled error", extra={"request_id": call.request_id})
-                error = InternalError("The gateway failed to process the request.")
-                call.error = exc
-                if not finished:
-                    await _finish_quietly(pipeline, call)
-                await send_error(send, error, call.response_headers)
-        finally:
-            if call.deferred:
-                await pipeline.after_answer(call)
+        except ClientDisconnected:
+            call.client_disconnected = True
+            if not finished:
+                await _finish_quietly(pipeline, call)
+        except GatewayError as exc:
+            call.error = exc
+            if not finished:
+                await _finish_quietly(pipeline, call)
+            await send_error(send, exc, call.response_headers)
+        except Exception as exc:
+            log.exception("unhandled error", extra={"request_id": call.request_id})
+            error = InternalError("The gateway failed to process the request.")
+            call.error = exc
+            if not finished:
+                await _finish_quietly(pipeline, call)
+            await send_error(send, error, call.response_headers)
 
 
 def _request_id(headers: dict[str, str], ids: random.Random) -> str:
