@@ -129,7 +129,7 @@ class FastRedis:
             return proto
 
     async def execute(self, *args: Any) -> Any:
-        return await self._send(await self._connection(), encode(args))
+        return await self._connect_and_send(encode(args))
 
     async def execute_encoded(self, payload: bytes) -> Any:
         """Send one command already in RESP form (the hot path pre-encodes its static parts)."""

@@ -2,7 +2,7 @@
 
 The stages (stage.py) are thin; this is where a call meets the store. ``reserve`` prices the
 call (unknown price: 403), bounds its cost, builds its scopes and makes the one store call;
-``settle`` books the real cost from ``call.usage`` and is safe to repeat.
+``begin_settle`` books the real cost from ``call.usage`` and is safe to repeat.
 
 Store failures follow ``limits.on_store_error``: ``deny`` (default) answers 503
 ``limits_unavailable``; ``local`` decides with an in-process ``MemoryStore`` (limits then hold
@@ -303,12 +303,6 @@ class LimitsService:
         return None, None
 
     # -- settle ----------------------------------------------------------------------------
-
-    async def settle(self, call: Call) -> None:
-        """Book the call's real cost and wait until the store has it."""
-        pending = self.begin_settle(call)
-        if pending is not None:
-            await pending
 
     def begin_settle(self, call: Call) -> Awaitable[None] | None:
         """Book the call's real cost: the store has the settle when this returns (see
