@@ -83,28 +83,32 @@ class AuditStage(Stage):
         if refused:
             status = AuditUnavailable.status
         total_s = time.perf_counter() - call.started
-        hook_s = time.perf_counter() - started  # the pipeline times this hook only after it returned
         if self.service is not None and not refused:
-            # The event is durable: the answer may go. Metrics and the span follow it.
-            call.deferred.append(self._observe_later(call, status, total_s, span, event["decision"], (t0, t1), hook_s))
+            # The event is durable: the answer may go. Metrics and the span follow it, by
+            # which time the pipeline has put this hook's own time in ``call.timings``.
+            call.deferred.append(self._observe_later(call, status, total_s, span, event["decision"], (t0, t1)))
             return
+        # Still inside the hook: the pipeline records its time only after it returned.
+        hook_s = time.perf_counter() - started
         self._observe(call, status, total_s, span, event["decision"], (t0, t1), hook_s)
         if refused and failure is not None:
             raise failure
 
     async def _observe_later(
         self, call: Call, status: int | None, total_s: float, span: Any, decision: str,
-        audit_window: tuple[int, int], hook_s: float,
+        audit_window: tuple[int, int],
     ) -> None:  # fmt: skip
-        self._observe(call, status, total_s, span, decision, audit_window, hook_s)
+        self._observe(call, status, total_s, span, decision, audit_window, None)
 
     def _observe(
         self, call: Call, status: int | None, total_s: float, span: Any, decision: str,
-        audit_window: tuple[int, int], hook_s: float,
+        audit_window: tuple[int, int], hook_s: float | None,
     ) -> None:  # fmt: skip
+        """The call's metrics and span. ``hook_s`` is this hook's time when it is not yet
+        in ``call.timings`` (which ``observe_call`` reports per stage), else ``None``."""
         if self.metrics is not None:
             self.metrics.observe_call(call, status, total_s)
         if span is not None and self.tracer is not None:
             self.tracer.finish_call(span, call, status=status, decision=decision, audit_window=audit_window)
-        if self.metrics is not None:
+        if self.metrics is not None and hook_s is not None:
             self.metrics.observe_stage(self.name, hook_s)

@@ -132,6 +132,8 @@ async def test_failed_write_fails_the_call_closed_shows_in_metrics_and_readiness
         flaky.broken = True
         with pytest.raises(AuditUnavailable):
             await finish(stage, make_call())
+        # One observation of the audit hook per call, refused or not.
+        assert registry.get_sample_value("wardgate_stage_duration_seconds_count", {"stage": "audit"}) == 2.0
         with pytest.raises(AuditUnavailable):
             await service.ready()
         assert registry.get_sample_value("wardgate_audit_write_failures_total") >= 1

@@ -75,6 +75,9 @@ async def test_metrics_expose_every_series_after_traffic(make_service):
     ]
     missing = [line for line in expected if line not in text]
     assert not missing, missing
+    # The audit hook's own time is one observation per call (it was once counted twice:
+    # from the call's timings and again by the hook).
+    assert registry.get_sample_value("wardgate_stage_duration_seconds_count", {"stage": "audit"}) == 4.0
     assert "run-1" not in text and "req_" not in text  # no run or request ids as label values
 
 
