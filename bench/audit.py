@@ -1,15 +1,22 @@
 """Audit log benchmark: store throughput and record() latency, and the latency audit adds.
 
-    .venv/bin/python bench/audit.py [--seconds 10] [--skip-gateway] [--skip-store]
+    .venv/bin/python bench/audit.py [--seconds 10] [--skip-store] [--skip-floor] [--skip-gateway]
 
 1. Store: one process, N concurrent producers each building a call event and awaiting
    ``record_event`` (durable on return), for SQLite and PostgreSQL: sustained events/s and
    record() p50/p99 at c=1, 32 and 256, and the gateway process's CPU per event (build, seal,
    encode, commit bookkeeping: the number that bounds events/s per core on a busy machine).
-2. Gateway: the same non-stream chat load through a gateway (one worker, guards off) with
+2. Commit floor: what one durable commit of one event costs the store itself, with nothing
+   of the gateway around it: ``store.append`` of a sealed event, one at a time, idle between
+   them as a c=1 gateway is, with PostgreSQL's ``synchronous_commit`` on and off (the
+   difference is the WAL flush a durable answer must wait for), beside the disk's own
+   ``write`` + ``fdatasync`` of one 8 KiB page. No gateway can add less than the durable
+   commit at c=1 while keeping "durable before the answer".
+3. Gateway: the same non-stream chat load through a gateway (one worker, guards off) with
    audit off, SQLite and PostgreSQL, at c=1 and c=32 (wrk); the added p50/p99 vs audit off,
    and the audit hook's own time from the gateway's stage histogram (the added latency
-   measured inside the gateway, which a busy machine disturbs far less than wrk's end to end).
+   measured inside the gateway, which a busy machine disturbs far less than wrk's end to end),
+   with the part of it that is the store's commit (``wardgate_audit_commit_seconds``).
 
 Targets (issue 8): >= 5,000 events/s into PostgreSQL from one worker; <= 0.5 ms p50 added.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import statistics
 import sys
@@ -32,6 +40,7 @@ import asyncpg
 import httpx
 
 from bench.common import CHAT_BODY, cpu_seconds, fake_upstream, gateway, wrk
+from gateway.audit.chain import ShardChain
 from gateway.audit.config import AuditSettings
 from gateway.audit.events import build_call_event
 from gateway.audit.service import AuditService
@@ -115,6 +124,83 @@ async def store_bench(seconds: float) -> None:
             sys.stdout.flush()
 
 
+async def _floor_run(settings: AuditSettings, data_dir: Path, n: int, idle_s: float) -> list[float]:
+    store = make_store(settings, data_dir)
+    await store.open()
+    chain = ShardChain("bench-floor")
+    latencies: list[float] = []
+    try:
+        for i in range(n):
+            sealed = chain.seal([build_call_event(_call(i))])
+            t0 = time.perf_counter()
+            await store.append(chain.shard, sealed.rows, sealed.head)
+            latencies.append(time.perf_counter() - t0)
+            chain.advance(sealed.head)
+            await asyncio.sleep(idle_s)
+    finally:
+        await store.close()
+    return latencies
+
+
+def _disk_flush(path: Path, n: int, idle_s: float) -> list[float]:
+    """The disk's own floor: write 8 KiB (one WAL page) and ``fdatasync``, as a commit must."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    latencies: list[float] = []
+    try:
+        os.write(fd, b"\0" * (16 << 20))  # preallocated, like a WAL segment
+        os.fsync(fd)
+        page = b"x" * 8192
+        for i in range(n):
+            os.lseek(fd, (i % 2048) * 8192, os.SEEK_SET)
+            t0 = time.perf_counter()
+            os.write(fd, page)
+            os.fdatasync(fd)
+            latencies.append(time.perf_counter() - t0)
+            time.sleep(idle_s)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    return latencies
+
+
+async def floor_bench(n: int = 3000, idle_s: float = 0.0007) -> None:
+    print(f"\n# commit floor: store.append of one sealed event, {n} times, idle {idle_s * 1000:.1f} ms between "
+          "(a c=1 gateway's cadence), no gateway")
+    flush = _disk_flush(Path(tempfile.gettempdir()) / f"wg-bench-flush-{uuid.uuid4().hex[:8]}", n, idle_s)
+    print(f"{'disk: write 8 KiB + fdatasync':36s} p50 {_pct(flush, 0.5):6.3f} ms  p99 {_pct(flush, 0.99):6.3f} ms  "
+          f"mean {statistics.fmean(flush) * 1000:6.3f} ms   (tempdir; PostgreSQL's WAL must wait for this)")
+    variants = [("sqlite", "on"), ("postgres", "on"), ("postgres", "off")]
+    for backend, sync in variants:
+        root = Path(tempfile.mkdtemp(prefix="wg-bench-floor-"))
+        schema = f"wgbench_floor_{uuid.uuid4().hex[:8]}"
+        settings = AuditSettings(backend=backend, sqlite_path=root / "audit.db", postgres_dsn=PG_DSN,
+                                 postgres_schema=schema, postgres_synchronous_commit=sync)
+        try:
+            lat = await _floor_run(settings, root, n, idle_s)
+        finally:
+            if backend == "postgres":
+                conn = await asyncpg.connect(PG_DSN)
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                await conn.close()
+        label = "sqlite (NORMAL)" if backend == "sqlite" else f"postgres synchronous_commit={sync}"
+        print(f"{label:36s} commit p50 {_pct(lat, 0.5):6.3f} ms  p99 {_pct(lat, 0.99):6.3f} ms  "
+              f"mean {statistics.fmean(lat) * 1000:6.3f} ms")
+        sys.stdout.flush()
+
+
+_COMMIT = re.compile(r"^wardgate_audit_commit_seconds_(sum|count) (\S+)$")
+
+
+def _commit_mean(base_url: str) -> tuple[float, float]:
+    """The gateway's own ``wardgate_audit_commit_seconds`` (sum, count)."""
+    found = {"sum": 0.0, "count": 0.0}
+    for line in httpx.get(base_url + "/metrics").text.splitlines():
+        m = _COMMIT.match(line)
+        if m is not None:
+            found[m[1]] = float(m[2])
+    return found["sum"], found["count"]
+
+
 _BUCKET = re.compile(r'^wardgate_stage_duration_seconds_(bucket|sum|count)\{(?:le="([^"]+)",)?stage="audit"\} (\S+)$')
 
 
@@ -168,10 +254,13 @@ def gateway_bench(seconds: int) -> None:
                     base_url = gw.url.removesuffix("/v1")
                     for conns in (1, 32):
                         cpu0 = cpu_seconds(gw.pid)
-                        hook0 = _audit_stage(base_url)
+                        hook0, commit0 = _audit_stage(base_url), _commit_mean(base_url)
                         r = wrk(url, CHAT_BODY, conns, seconds)
                         cpu = (cpu_seconds(gw.pid) - cpu0) / max(r.requests, 1) * 1e6
                         hook = _stage_delta(hook0, _audit_stage(base_url))
+                        commit1 = _commit_mean(base_url)
+                        if commit1[1] > commit0[1]:
+                            hook += f", of which commit mean {(commit1[0] - commit0[0]) / (commit1[1] - commit0[1]) * 1000:.3f} ms"
                         line = f"audit {name:8s} c={conns:<3d} {r.row()}  cpu {cpu:5.0f} µs/req"
                         if name == "off":
                             base[conns] = (r.p50_ms, r.p99_ms)
@@ -193,15 +282,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--skip-store", action="store_true")
+    parser.add_argument("--skip-floor", action="store_true")
     parser.add_argument("--skip-gateway", action="store_true")
     args = parser.parse_args()
+    try:
+        from uvloop import run as run_async
+    except ImportError:
+        run_async = asyncio.run
     if not args.skip_store:
-        try:
-            import uvloop
-
-            uvloop.run(store_bench(args.seconds))
-        except ImportError:
-            asyncio.run(store_bench(args.seconds))
+        run_async(store_bench(args.seconds))
+    if not args.skip_floor:
+        run_async(floor_bench())
     if not args.skip_gateway:
         gateway_bench(args.seconds)
 
