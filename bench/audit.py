@@ -66,6 +66,14 @@ def _call(i: int) -> Call:
     return call
 
 
+async def _drop_schema(schema: str) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
 def _pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p))] * 1000 if values else float("nan")
@@ -115,9 +123,7 @@ async def store_bench(seconds: float) -> None:
                 rate, lat, cpu_us = await _store_run(settings, root, conc, seconds)
             finally:
                 if backend == "postgres":
-                    conn = await asyncpg.connect(PG_DSN)
-                    await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-                    await conn.close()
+                    await _drop_schema(schema)
             print(f"{backend:8s} c={conc:<3d} {rate:8.0f} events/s   record() p50 {_pct(lat, 0.5):7.3f} ms  "
                   f"p99 {_pct(lat, 0.99):7.3f} ms  mean {statistics.fmean(lat) * 1000:7.3f} ms  "
                   f"gateway CPU {cpu_us:4.0f} µs/event")
@@ -179,9 +185,7 @@ async def floor_bench(n: int = 3000, idle_s: float = 0.0007) -> None:
             lat = await _floor_run(settings, root, n, idle_s)
         finally:
             if backend == "postgres":
-                conn = await asyncpg.connect(PG_DSN)
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-                await conn.close()
+                await _drop_schema(schema)
         label = "sqlite (NORMAL)" if backend == "sqlite" else f"postgres synchronous_commit={sync}"
         print(f"{label:36s} commit p50 {_pct(lat, 0.5):6.3f} ms  p99 {_pct(lat, 0.99):6.3f} ms  "
               f"mean {statistics.fmean(lat) * 1000:6.3f} ms")
@@ -191,10 +195,10 @@ async def floor_bench(n: int = 3000, idle_s: float = 0.0007) -> None:
 _COMMIT = re.compile(r"^wardgate_audit_commit_seconds_(sum|count) (\S+)$")
 
 
-def _commit_mean(base_url: str) -> tuple[float, float]:
+def _commit(metrics: str) -> tuple[float, float]:
     """The gateway's own ``wardgate_audit_commit_seconds`` (sum, count)."""
     found = {"sum": 0.0, "count": 0.0}
-    for line in httpx.get(base_url + "/metrics").text.splitlines():
+    for line in metrics.splitlines():
         m = _COMMIT.match(line)
         if m is not None:
             found[m[1]] = float(m[2])
@@ -204,11 +208,11 @@ def _commit_mean(base_url: str) -> tuple[float, float]:
 _BUCKET = re.compile(r'^wardgate_stage_duration_seconds_(bucket|sum|count)\{(?:le="([^"]+)",)?stage="audit"\} (\S+)$')
 
 
-def _audit_stage(base_url: str) -> tuple[dict[float, float], float, float]:
+def _audit_stage(metrics: str) -> tuple[dict[float, float], float, float]:
     """The gateway's own histogram of the audit hook: (cumulative buckets, sum, count)."""
     buckets: dict[float, float] = {}
     total = count = 0.0
-    for line in httpx.get(base_url + "/metrics").text.splitlines():
+    for line in metrics.splitlines():
         m = _BUCKET.match(line)
         if m is None:
             continue
@@ -254,11 +258,12 @@ def gateway_bench(seconds: int) -> None:
                     base_url = gw.url.removesuffix("/v1")
                     for conns in (1, 32):
                         cpu0 = cpu_seconds(gw.pid)
-                        hook0, commit0 = _audit_stage(base_url), _commit_mean(base_url)
+                        before = httpx.get(base_url + "/metrics").text
                         r = wrk(url, CHAT_BODY, conns, seconds)
                         cpu = (cpu_seconds(gw.pid) - cpu0) / max(r.requests, 1) * 1e6
-                        hook = _stage_delta(hook0, _audit_stage(base_url))
-                        commit1 = _commit_mean(base_url)
+                        after = httpx.get(base_url + "/metrics").text
+                        hook = _stage_delta(_audit_stage(before), _audit_stage(after))
+                        commit0, commit1 = _commit(before), _commit(after)
                         if commit1[1] > commit0[1]:
                             hook += f", of which commit mean {(commit1[0] - commit0[0]) / (commit1[1] - commit0[1]) * 1000:.3f} ms"
                         line = f"audit {name:8s} c={conns:<3d} {r.row()}  cpu {cpu:5.0f} µs/req"
@@ -270,12 +275,7 @@ def gateway_bench(seconds: int) -> None:
                         print(line)
                         sys.stdout.flush()
     finally:
-        async def drop() -> None:
-            conn = await asyncpg.connect(PG_DSN)
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            await conn.close()
-
-        asyncio.run(drop())
+        asyncio.run(_drop_schema(schema))
 
 
 def main() -> None:
