@@ -1,6 +1,6 @@
 # Request-phase policy: decided after input redaction, before the call is forwarded.
 #
-# `decision` has the shape every Wardgate policy returns (DESIGN.md section 5); the gateway
+# `decision` has the shape every Wardgate policy returns (docs/architecture.md); the gateway
 # denies with every reason in `deny`, rewrites the model from `route`, caps max_tokens from
 # `limits`, hands `require_approval` to the approval stage and `redact` to redaction.
 package wardgate.request

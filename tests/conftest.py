@@ -34,14 +34,14 @@ def _answers(addr: tuple[str, int]) -> bool:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     if not _answers(REDIS_ADDR):
-        pytest.fail("Redis does not answer on 127.0.0.1:6379: run `make services` (see ../shared/SERVICES.md)")
+        pytest.fail("Redis does not answer on 127.0.0.1:6379: run `make services` (see docs/services.md)")
     return "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(scope="session")
 def postgres_dsn() -> str:
     if not _answers(PG_ADDR):
-        pytest.fail("PostgreSQL does not answer on 127.0.0.1:5432: run `make services` (see ../shared/SERVICES.md)")
+        pytest.fail("PostgreSQL does not answer on 127.0.0.1:5432: run `make services` (see docs/services.md)")
     return "postgresql://root@127.0.0.1:5432/test"
 
 

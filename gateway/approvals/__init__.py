@@ -1,4 +1,4 @@
-"""The human approval queue: high-stakes actions wait for a reviewer (DESIGN.md section 6).
+"""The human approval queue: high-stakes actions wait for a reviewer (docs/architecture.md).
 
     component.py       setup(ctx): settings + policies/approvals.yaml, store, service, stages
     stage.py           approval_request / approval_response: hold, defer, re-send, streams

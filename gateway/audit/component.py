@@ -1,4 +1,4 @@
-"""Wire the audit log, metrics and tracing into the app (``setup(ctx)``, see the brief).
+"""Wire the audit log, metrics and tracing into the app (``setup(ctx)``).
 
 Publishes ``ctx.services["audit"]`` (an ``AuditService``: ``await record(kind, payload)``,
 ``.store`` for queries) and ``ctx.services["metrics"]`` (the ``Metrics`` holder), appends the

@@ -1,4 +1,4 @@
-"""Rate limits, USD budgets and run guards that no concurrency can overspend (DESIGN.md §3).
+"""Rate limits, USD budgets and run guards that no concurrency can overspend (docs/architecture.md).
 
     component.py  setup(ctx): store, prices, rules, stages, readiness, ctx.services["limits"]
     stage.py      LimitStage ("limit": reserve), RepriceStage ("limit_reprice": the policy routed

@@ -1,4 +1,4 @@
-"""Policy: Rego decisions on every request and every answer (DESIGN.md section 5).
+"""Policy: Rego decisions on every request and every answer (docs/architecture.md).
 
     source.py     rego/ + policies/ → PolicySet (modules, tests, data, revision)
     engines/      PolicyEngine: regorus (embedded default), opa (REST), opa-lib (OPA in process)

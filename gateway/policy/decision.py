@@ -1,7 +1,7 @@
 """A policy's ``decision`` document, checked and normalised.
 
 Engines return whatever the Rego produced; this module turns it into one canonical shape
-(DESIGN.md section 5) so the three engines give byte-identical decisions: reasons sorted and
+(docs/architecture.md) so the three engines give byte-identical decisions: reasons sorted and
 de-duplicated (OPA and regorus order sets differently for objects), approval items sorted.
 A decision that does not have the shape is an engine error (the call fails closed), never a
 silent allow.

@@ -1,4 +1,4 @@
-"""PII and secret redaction on Presidio, offline (see DESIGN.md section 4).
+"""PII and secret redaction on Presidio, offline (see docs/architecture.md).
 
 ``tldextract`` (behind Presidio's e-mail validator) downloads the public suffix list on first
 use unless ``TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS`` is empty, and it reads the variable once, when

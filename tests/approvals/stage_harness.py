@@ -1,7 +1,7 @@
 """A small pipeline around the approval stages, fed with ``Call``s (no HTTP).
 
 The policy stages here stand in for the real ones (built elsewhere): they set
-``call.state["approval"]`` the way DESIGN.md section 5 and the brief describe, and the
+``call.state["approval"]`` the way docs/architecture.md describes (the decision shape), and the
 response one holds back non-text stream events until the end like the real policy stage.
 """
 
