@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,6 +41,15 @@ class ServerSettings(BaseModel):
     #: ignored; the gateway never reads the client address itself, and uvicorn's rewrite
     #: otherwise runs on every request.
     forwarded_allow_ips: str | None = None
+    #: SIGTERM → how long calls in flight may still run (the rest are cut cleanly, see README
+    #: "Shutdown"); the worker exits within ``shutdown_delay_s + shutdown_grace_s``.
+    shutdown_grace_s: float = Field(default=30.0, ge=0, le=3600)
+    #: SIGTERM → how long the worker keeps accepting (``/readyz`` already 503) so a load
+    #: balancer that polls readiness stops sending before the listener closes.
+    shutdown_delay_s: float = Field(default=0.0, ge=0, le=300)
+    #: When set, ``GET /metrics`` and ``GET /openapi.json`` require ``Authorization: Bearer <it>``
+    #: (at least 16 characters: a short one is a typo or guessable).
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
 
 
 class Settings(BaseSettings):

@@ -35,7 +35,7 @@ def _system_of(ctx: AppContext) -> Callable[[Call], str | None]:
 
 async def setup(ctx: AppContext) -> None:
     settings: AuditSettings = ctx.settings.audit
-    metrics = Metrics(ctx.registry, settings.metrics) if settings.metrics.enabled else None
+    metrics = Metrics(ctx.registry, settings.metrics, ctx.models.get) if settings.metrics.enabled else None
     if metrics is not None:
         ctx.services["metrics"] = metrics
         gc_watch = GCWatch(ctx.registry)

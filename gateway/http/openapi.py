@@ -2,6 +2,11 @@
 
 The request schemas list what the gateway checks itself; ``additionalProperties`` stays open
 because unknown fields pass through to the provider.
+
+Security: ``/v1/*`` takes an agent key (scheme ``bearer``), ``/admin/*`` an admin key (scheme
+``admin``, and only that one, whatever a component's own description says: a client generated
+from the document must never send an agent key there), ``/metrics`` and ``/openapi.json`` the
+operator token (scheme ``ops``) when ``server.metrics_token`` is set.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.http.ops_auth import require_ops_token
 from gateway.http.routes import json_response
 
 _ERROR = {
@@ -82,9 +88,12 @@ def _error_responses(codes: tuple[str, ...]) -> dict[str, Any]:
             for code in codes}
 
 
-def build_spec(routes: list[BaseRoute], detailed: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def build_spec(
+    routes: list[BaseRoute], detailed: dict[str, dict[str, Any]] | None = None, ops_protected: bool = False
+) -> dict[str, Any]:
     """The document: ``detailed`` operations (from components that describe their own API)
-    replace the generic ones derived from a route's docstring."""
+    replace the generic ones derived from a route's docstring. ``ops_protected``: the
+    operator endpoints need the operator token."""
     paths: dict[str, Any] = {}
     for route in routes:
         if not isinstance(route, Route) or route.path in ("/{path:path}", "/openapi.json"):
@@ -103,17 +112,39 @@ def build_spec(routes: list[BaseRoute], detailed: dict[str, dict[str, Any]] | No
                 op["responses"].update(_error_responses(_ROUTE_ERRORS[path]))
                 op["security"] = [{"bearer": []}]
             if path == "/readyz":
-                op["responses"]["503"] = {"description": "A dependency is not ready"}
+                op["responses"]["503"] = {"description": "A dependency is not ready, or the worker is draining"}
             paths.setdefault(path, {})[method.lower()] = op
     for path, ops in (detailed or {}).items():
         for method, op in ops.items():
             merged = {"summary": paths.get(path, {}).get(method, {}).get("summary", path), **op}
             paths.setdefault(path, {})[method] = merged
+    schemes: dict[str, Any] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "An agent's virtual key (wg-...)."},
+        "admin": {"type": "http", "scheme": "bearer", "description": "An admin key (admin_keys in keys.yaml)."},
+    }
+    ops_paths = ("/metrics", "/openapi.json")
+    paths["/openapi.json"] = {"get": {"summary": "The OpenAPI document of this gateway",
+                                      "responses": {"200": {"description": "OK"}}}}
+    if ops_protected:
+        schemes["ops"] = {"type": "http", "scheme": "bearer", "description": "The operator token (server.metrics_token)."}
+    for path, ops in paths.items():
+        for op in ops.values():
+            op["responses"] = dict(op.get("responses") or {})  # never edit a component's own dict
+            if path.startswith("/admin/"):
+                op["security"] = [{"admin": []}]
+                for code, text in (("401", "Missing or invalid admin key"), ("403", "The admin key lacks the role")):
+                    op["responses"].setdefault(code, {"description": text,
+                                                      "content": {"application/json": {"schema": _ERROR}}})
+            elif path.startswith("/v1/"):
+                op["security"] = [{"bearer": []}]
+            elif path in ops_paths and ops_protected:
+                op["security"] = [{"ops": []}]
+                op["responses"]["401"] = _error_responses(("401",))["401"]
     return {
         "openapi": "3.1.0",
         "info": {"title": "Wardgate", "version": "0.1.0",
                  "description": "OpenAI-compatible policy and guardrail gateway for LLM agents."},
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {"securitySchemes": schemes},
         "paths": paths,
     }
 
@@ -128,8 +159,10 @@ def openapi_route(routes: list[BaseRoute], detailed: dict[str, dict[str, Any]] |
 
     async def openapi(request: Request) -> Response:
         """The OpenAPI document of this gateway."""
+        require_ops_token(request)
         if not spec:
-            spec.update(build_spec(routes, detailed))
+            protected = request.app.state.ctx.settings.server.metrics_token is not None
+            spec.update(build_spec(routes, detailed, protected))
         return json_response(spec)
 
     return Route("/openapi.json", openapi, methods=["GET"])

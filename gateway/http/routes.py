@@ -9,6 +9,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 
 from gateway.admin.auth import bearer_token
 from gateway.call import Principal
@@ -84,13 +85,34 @@ async def gateway_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404/405: OpenAI-shaped too; an unknown path is never passed through."""
+    """Starlette's own 404/405: OpenAI-shaped too; an unknown path is never passed through.
+
+    A 405 carries ``Allow`` with every method the path serves (RFC 9110). Starlette names only
+    the methods of the first route matching the path, and a path here may be served by
+    several routes (``GET`` and ``POST /admin/keys`` are two endpoints).
+    """
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
     message = f"Unknown path: {request.method} {request.url.path}" if status == 404 else (
         exc.detail if isinstance(exc, HTTPException) else "Internal error.")
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+    if status == 405:
+        allowed = allowed_methods(request)
+        headers["allow"] = ", ".join(allowed)
+        headers.pop("Allow", None)
+        message = f"{request.method} is not allowed on {request.url.path}; allowed: {', '.join(allowed)}."
     body = {"error": {"message": message, "type": "invalid_request_error", "code": code, "param": None}}
-    return json_response(body, status=status)
+    return json_response(body, status=status, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method of every route whose path matches the request's (in a stable order)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "type": "http"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def server_error_handler(request: Request, exc: Exception) -> Response:

@@ -1,8 +1,9 @@
 """Bounded label values: the first N distinct values pass, the rest become ``other``.
 
 Team, model and deployment names come from configuration but also from callers (a model
-name in a request body), so one misbehaving client could create unbounded series. Run ids
-and request ids are never labels at all.
+name in a request body), so one misbehaving client could create unbounded series. Model
+names are checked against the catalog before they get here (``UNKNOWN`` otherwise), so this
+bound is the second line. Run ids and request ids are never labels at all.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import threading
 
 OTHER = "other"
 NONE = ""
+#: A value that must not become a label of its own (a model name no authenticated caller
+#: was configured for): counted, never named.
+UNKNOWN = "unknown"
 
 
 class BoundedValues:

@@ -15,6 +15,7 @@ prometheus-client requires), values live in per-process files and ``GET /metrics
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -31,9 +32,10 @@ from starlette.routing import Route
 
 from gateway.call import Call
 from gateway.errors import GatewayError, RateLimited, UpstreamError
+from gateway.http.ops_auth import require_ops_token
 from gateway.observability.config import MetricsSettings
 from gateway.observability.fast import fast_path
-from gateway.observability.labels import BoundedValues
+from gateway.observability.labels import NONE, UNKNOWN, BoundedValues
 
 _FAST = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _SLOW = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -44,8 +46,15 @@ _UNBOUNDED_SCOPES = ("run", "agent", "request")
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry, settings: MetricsSettings | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        settings: MetricsSettings | None = None,
+        known_model: Callable[[str], object] | None = None,
+    ) -> None:
+        """``known_model(name)`` is truthy for a configured model (the catalog's ``get``)."""
         limit = (settings or MetricsSettings()).max_label_values
+        self._known_model = known_model
         self.team, self.model, self.deployment = BoundedValues(limit), BoundedValues(limit), BoundedValues(limit)
         self.rule, self.scope = BoundedValues(limit), BoundedValues(limit)
         self.stage = BoundedValues(64)
@@ -119,7 +128,7 @@ class Metrics:
     def observe_call(self, call: Call, status: int | None, total_s: float) -> None:
         count, observe = self._count, self._observe
         endpoint = call.endpoint.value
-        model = self.model(call.model or "")
+        model = self._model_label(call)
         key = (endpoint, model, status)
         head = self._heads.get(key)
         if head is None:
@@ -152,6 +161,17 @@ class Metrics:
                 if isinstance(left, int | float) and not str(scope).startswith(_UNBOUNDED_SCOPES):
                     self._child(self.budget_remaining, self.scope(scope)).set(left)
 
+    def _model_label(self, call: Call) -> str:
+        """The requested model, only when an authenticated caller named a configured model:
+        anything else is a name a client made up, and would otherwise take one of the bounded
+        label slots (first come, first kept) from a real model for the process's lifetime."""
+        name = call.model
+        if not name:
+            return NONE
+        if call.principal is None or (self._known_model is not None and not self._known_model(name)):
+            return UNKNOWN
+        return self.model(name)
+
     def _observe_spend(self, call: Call, model: str) -> None:
         team = self.team(call.principal.team if call.principal else None)
         usage = call.usage
@@ -174,9 +194,11 @@ def render(registry: CollectorRegistry) -> bytes:
 
 
 async def _metrics(request: Request) -> Response:
+    """Prometheus metrics of this gateway (all workers)."""
+    require_ops_token(request)
     return Response(render(request.app.state.ctx.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def metrics_route() -> Route:
-    """``GET /metrics``: unauthenticated, like most Prometheus targets (bind it privately)."""
+    """``GET /metrics``: open like most Prometheus targets unless ``server.metrics_token`` is set."""
     return Route("/metrics", _metrics, methods=["GET"], name="metrics")
