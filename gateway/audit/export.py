@@ -3,6 +3,12 @@
 Events are read a page at a time with keyset paging (no long-lived cursor or transaction
 held open while a slow client reads) and each page is encoded and handed to the response
 before the next is read, so memory stays at one page whatever the export's size.
+
+The CSV is opened in spreadsheets, and many of its cells hold text an agent or a model
+chose (ids, reasons quoting tool names, model names). A cell a spreadsheet would read as a
+formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return: OWASP's CSV
+injection rule, plus the fullwidth forms some locales also evaluate) is prefixed with ``'``,
+so it shows as text. Numbers stay numbers: only string cells are touched.
 """
 
 from __future__ import annotations
@@ -24,6 +30,20 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: What makes a spreadsheet evaluate a cell (OWASP CSV injection), and fullwidth look-alikes.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def neutralise(cell: Any) -> Any:
+    """A string cell a spreadsheet would run as a formula, made inert with a leading ``'``.
+
+    Leading whitespace is looked through: an importer that trims cells (LibreOffice can)
+    would otherwise turn `` =1+1`` back into a formula."""
+    if isinstance(cell, str) and (cell.startswith(_FORMULA_STARTS) or cell.lstrip().startswith(_FORMULA_STARTS)):
+        return "'" + cell
+    return cell
+
+
 def _get(d: Any, *path: str) -> Any:
     for key in path:
         if not isinstance(d, dict):
@@ -36,6 +56,10 @@ def csv_row(ev: dict[str, Any]) -> list[Any]:
     """A flat view of an event; the JSONL export keeps everything."""
     reasons = [r for d in ev.get("decisions") or () for r in d.get("reasons") or ()]
     entities = _get(ev, "redaction", "entities") or {}
+    return [neutralise(cell) for cell in _cells(ev, reasons, entities)]
+
+
+def _cells(ev: dict[str, Any], reasons: list[Any], entities: dict[str, Any]) -> list[Any]:
     return [
         ev.get("id"), ev.get("time"), ev.get("kind"), ev.get("shard"), ev.get("seq"), ev.get("request_id"),
         ev.get("trace_id"), _get(ev, "principal", "team"), _get(ev, "principal", "key_id"),
@@ -76,7 +100,9 @@ async def jsonl(store: AuditStore, filters: Filters, page: int = PAGE) -> AsyncI
 
 async def csv_lines(store: AuditStore, filters: Filters) -> AsyncIterator[bytes]:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    # RFC 4180's CRLF: the writer then quotes a cell holding a lone CR too (with "\n" it did
+    # not, and a CR in a model name started a forged row in every spreadsheet).
+    writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     yield buf.getvalue().encode()
     async for events in iter_pages(store, filters):

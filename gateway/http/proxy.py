@@ -41,13 +41,13 @@ from gateway.http.asgi import (
     send_error,
 )
 from gateway.http.validate import check_body, parse_body
+from gateway.identity import invalid_id, valid_id
 from gateway.pipeline import Pipeline
 from gateway.sse import EventBatches, LastBatch, SSEEvent
 
 log = logging.getLogger("wardgate.proxy")
 
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete"})
-_MAX_REQUEST_ID = 128
 #: How long a stream runs before a task starts watching for the client's disconnect.
 _WATCH_AFTER_S = 0.05
 
@@ -82,6 +82,9 @@ class ProxyEndpoint:
         finished = False
         try:
             raw = await read_body(call.headers, receive, ctx.settings.server.max_body_bytes)
+            given = call.headers.get("x-request-id")
+            if given and given != call.request_id:  # read first: every client then reads the 400
+                raise invalid_id(given, "x-request-id", "X-Request-Id")
             call.body = parse_body(raw)
             call.model, call.stream = check_body(self.endpoint, call.body)
             response = await pipeline.run_request(call)
@@ -118,9 +121,10 @@ class ProxyEndpoint:
 
 
 def _request_id(headers: dict[str, str], ids: random.Random) -> str:
-    """The client's id when it is a sane token (it is echoed in a header and logged), else a new one."""
+    """The client's id when it is a valid id (it is echoed in a header, logged and audited),
+    else a new one; ``_serve`` then refuses the call (400) under that new id."""
     given = headers.get("x-request-id")
-    if given and len(given) <= _MAX_REQUEST_ID and given.isprintable():
+    if given and valid_id(given):
         return given
     return f"req_{ids.getrandbits(128):032x}"
 

@@ -6,13 +6,17 @@ from typing import ClassVar
 
 from gateway.admin.auth import bearer_token
 from gateway.call import Call
-from gateway.errors import AuthenticationError, BadRequest, ModelNotAllowed, ModelNotFound
+from gateway.errors import AuthenticationError, ModelNotAllowed, ModelNotFound
+from gateway.identity import check_id
 from gateway.keys import KeyStore
 from gateway.models import ModelCatalog, model_allowed
 from gateway.pipeline import Stage
 
-_MAX_ID_LEN = 128
-_IDENTITY = (("agent_id", "x-agent-id"), ("run_id", "x-run-id"), ("parent_run_id", "x-parent-run-id"))
+_IDENTITY = (
+    ("agent_id", "x-agent-id", "X-Agent-Id"),
+    ("run_id", "x-run-id", "X-Run-Id"),
+    ("parent_run_id", "x-parent-run-id", "X-Parent-Run-Id"),
+)
 
 
 class AuthenticateStage(Stage):
@@ -44,13 +48,19 @@ class AuthenticateStage(Stage):
 
 
 def _capture_identity(call: Call) -> None:
-    """Agent identity from headers, else from the body's ``metadata`` (SDKs that cannot set headers)."""
+    """Agent identity from headers, else from the body's ``metadata`` (SDKs that cannot set headers).
+
+    Every value given is checked against the one id rule (``gateway.identity``), the body's
+    too when a header wins: both reach the provider and the policy input."""
     metadata = call.body.get("metadata")
     meta = metadata if isinstance(metadata, dict) else {}
-    for attr, header in _IDENTITY:
-        value = call.headers.get(header) or meta.get(attr)
-        if value is None:
-            continue
-        if not isinstance(value, str) or not value or len(value) > _MAX_ID_LEN or not value.isprintable():
-            raise BadRequest(f"'{header}' must be a printable string of at most {_MAX_ID_LEN} characters.", param=header)
-        setattr(call, attr, value)
+    headers = call.headers
+    for attr, header, label in _IDENTITY:
+        in_body = meta.get(attr)
+        if in_body is not None:
+            in_body = check_id(in_body, f"metadata.{attr}", f"metadata.{attr}")
+        value = headers.get(header)
+        if value:
+            setattr(call, attr, check_id(value, header, label))
+        elif in_body is not None:
+            setattr(call, attr, in_body)
