@@ -35,21 +35,59 @@ from presidio_analyzer.predefined_recognizers import (
     CryptoRecognizer,
     EmailRecognizer,
     IpRecognizer,
-    PhoneRecognizer,
     UrlRecognizer,
     UsSsnRecognizer,
 )
 
 from gateway.redaction.config import NER_TYPES, RedactionSettings
 from gateway.redaction.iban import GroupingIbanRecognizer
+from gateway.redaction.phones import FormattedPhoneRecognizer, LabelledPhoneRecognizer
 from gateway.redaction.secrets import SECRET_PATTERNS, secret_recognizers
 
+#: A dotted quad after one of these words is a document or version number, not an address.
+_NOT_AN_ADDRESS_LABEL = re.compile(
+    r"(?i)(?<![A-Za-z])(?:sections?|sect?\.|§|chapters?|ch\.|clauses?|articles?|art\.|paragraphs?|para\."
+    r"|rules?|steps?|items?|versions?|ver\.|v\.|releases?|build|figures?|fig\.|tables?|appendix|page)"
+    r"[ \t]{0,4}$"
+)
+#: Addresses that identify nobody: "any interface", the broadcast address.
+_NOT_AN_ADDRESS = frozenset({"0.0.0.0", "255.255.255.255"})
+
+
+class AddressIpRecognizer(IpRecognizer):
+    """Presidio's IP recognizer without the obvious non-addresses: ``0.0.0.0`` (bind to any
+    interface) and section or version numbers (``section 4.2.1.3``, ``version 1.2.0.7``)."""
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        return [
+            r
+            for r in results
+            if text[r.start : r.end] not in _NOT_AN_ADDRESS
+            and not _NOT_AN_ADDRESS_LABEL.search(text, max(0, r.start - 16), r.start)
+        ]
+
+
+#: ``scheme://user:`` just before a match: what follows is a password and a host, not an address.
+_USERINFO_BEFORE = re.compile(r"://[^\s:/@]{0,64}:$")
+
+
+class UrlAwareEmailRecognizer(EmailRecognizer):
+    """Presidio's e-mail recognizer, except the ``password@host`` of a URL's userinfo
+    (``mongodb+srv://svc:Zx9y@cluster0.example.net``), which the PASSWORD recognizer
+    redacts as a password (a secret: never restored into an answer)."""
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        return [r for r in results if not _USERINFO_BEFORE.search(text, max(0, r.start - 96), r.start)]
+
+
 _PRESIDIO_PATTERN_TYPES: dict[str, Any] = {
-    "EMAIL_ADDRESS": EmailRecognizer,
+    "EMAIL_ADDRESS": UrlAwareEmailRecognizer,
     "CREDIT_CARD": CreditCardRecognizer,
     "IBAN_CODE": GroupingIbanRecognizer,
     "US_SSN": UsSsnRecognizer,
-    "IP_ADDRESS": IpRecognizer,
+    "IP_ADDRESS": AddressIpRecognizer,
     "CRYPTO": CryptoRecognizer,
     "URL": UrlRecognizer,
 }
@@ -137,12 +175,13 @@ def build_recognizers(settings: RedactionSettings, wanted: set[str]) -> list[Ent
             recognizers.append(cls(supported_language=lang))
     if "PHONE_NUMBER" in wanted:
         recognizers.append(
-            PhoneRecognizer(
+            FormattedPhoneRecognizer(
                 supported_language=lang,
                 supported_regions=tuple(settings.phone_regions),
                 leniency=settings.phone_leniency,
             )
         )
+        recognizers.append(LabelledPhoneRecognizer(tuple(settings.phone_regions), lang))
     recognizers.extend(secret_recognizers(wanted))
     for name, terms in settings.deny_lists.items():
         if name in wanted:

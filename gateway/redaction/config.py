@@ -44,6 +44,10 @@ SECRET_TYPES = (
     "PRIVATE_KEY",
     "BEARER_TOKEN",
     "WARDGATE_KEY",
+    "GOOGLE_API_KEY",
+    "STRIPE_API_KEY",
+    "BASIC_AUTH",
+    "PASSWORD",
 )
 #: Found only by an NER model (``nlp.engine`` other than ``no_op``).
 NER_TYPES = ("PERSON", "LOCATION", "ORGANIZATION")
@@ -133,7 +137,9 @@ class RedactionSettings(BaseModel):
     #: leaked the first group of a spaced IBAN, 64 leaked nothing). Raised automatically to
     #: cover the longest deny-list term.
     stream_holdback: int = Field(default=64, ge=32)
-    #: Streaming: already released text kept (never re-sent) as left context for the patterns.
+    #: Streaming: already released text kept (never re-sent) as left context for the patterns,
+    #: whitespace or not. Raised automatically to cover every label a recognizer reads before
+    #: its value (``"SecretAccessKey":``, ``SSN:``, ``password=``, ``call``): 128.
     stream_context: int = Field(default=96, ge=32)
     #: Streaming: a run with no whitespace is held until this size, then released anyway (a
     #: token longer than this is not a secret format we know).

@@ -20,7 +20,10 @@ from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.redaction.analyzer import WARM_UP_TEXT, build_analyzer, shared_artifacts
 from gateway.redaction.cache import LruCache, text_key
 from gateway.redaction.config import RedactionSettings
+from gateway.redaction.normalize import View
+from gateway.redaction.phones import LABELLED_PHONE
 from gateway.redaction.prefilter import Scan, TooManyCandidates, build_families, windows
+from gateway.redaction.secrets import extend_wrapped
 
 log = logging.getLogger("wardgate.redaction")
 
@@ -74,12 +77,21 @@ class RedactionEngine:
     def detect(self, text: str, *, prefilter: bool = True) -> Spans:
         """All entity spans of ``text``, disjoint and sorted. Not cached; thread-safe.
 
-        A family's windows are joined with a blank line and analysed in one Presidio call:
-        the fixed cost of a call (~50 us) is paid once per family, not once per window, and
-        no pattern of a windowed family can match across a line break.
+        Recognizers run on the normalised view (``normalize.py``: fullwidth forms, zero-width
+        characters, digit groups split by odd whitespace) and each span is mapped back to the
+        original characters. A family's windows are joined with a blank line and analysed in
+        one Presidio call: the fixed cost of a call (~50 us) is paid once per family, not once
+        per window, and no pattern of a windowed family can match across a line break.
         """
         if not text:
             return ()
+        view = View(text)
+        found = self._detect_view(view.text, prefilter)
+        if view.identity:
+            return found
+        return tuple(Span(*view.span(s.start, s.end), s.entity, s.score) for s in found)
+
+    def _detect_view(self, text: str, prefilter: bool) -> Spans:
         found: list[Span] = []
         scan = Scan(text, self._chain)
         for family in self.families:
@@ -111,7 +123,7 @@ class RedactionEngine:
                         s.score,
                     )
                 )
-        return resolve(found)
+        return resolve(extend_wrapped(text, found))
 
     def _presidio(self, text: str, entities: list[str], offset: int) -> list[Span]:
         self.presidio_calls += 1
@@ -123,11 +135,12 @@ class RedactionEngine:
             nlp_artifacts=self._artifacts,
         )
         th = self._thresholds
-        return [
-            Span(r.start + offset, r.end + offset, r.entity_type, r.score)
-            for r in results
-            if r.score >= th.get(r.entity_type, 1.1) and r.end > r.start
-        ]
+        out = []
+        for r in results:
+            entity = _ALIASES.get(r.entity_type, r.entity_type)
+            if r.score >= th.get(entity, 1.1) and r.end > r.start:
+                out.append(Span(r.start + offset, r.end + offset, entity, r.score))
+        return out
 
     def check_size(self, text: str) -> None:
         if len(text) > self.settings.max_text_chars:
@@ -185,6 +198,8 @@ class RedactionEngine:
         return [o if o is not None else () for o in out]
 
 
+#: Internal entity names of recognizers that report another type (see phones.py).
+_ALIASES = {LABELLED_PHONE: "PHONE_NUMBER"}
 _SEP = "\n\n"
 
 

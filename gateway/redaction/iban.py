@@ -1,4 +1,4 @@
-"""IBANs, including the one Presidio misses when a word in capitals follows it.
+"""IBANs in any case, including the one Presidio misses when a word in capitals follows it.
 
 Presidio's pattern takes up to six more groups of four after the check digits, greedily, and
 then only tries dropping its two *optional* trailing groups. In "ES48 6321 7138 4336 3686 4745
@@ -16,7 +16,11 @@ from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import IbanRecognizer
 
-_CANDIDATE = re.compile(r"(?<![A-Z0-9])[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]){11,40}")
+#: Upper or lower case: "gb82 west 1234 5698 7654 32" is as much an IBAN (validated
+#: upper-cased). Not mixed: a lower-case word after an IBAN is not one of its groups.
+_CANDIDATE = re.compile(
+    r"(?<![A-Za-z0-9])(?:[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]){11,40}|[a-z]{2}[0-9]{2}(?:[ -]?[a-z0-9]){11,40})"
+)
 _MIN_CHARS = 15  # the shortest IBAN (Norway)
 
 
@@ -36,7 +40,7 @@ class GroupingIbanRecognizer(IbanRecognizer):
                 after = m.start() + end
                 if after < len(text) and text[after].isalnum():
                     continue  # would cut a group (or a word) in two
-                valid = self.validate_result(raw[:end])
+                valid = self.validate_result(raw[:end].upper())
                 if valid is False:
                     continue
                 score = EntityRecognizer.MAX_SCORE if valid else self.patterns[0].score

@@ -29,8 +29,10 @@ import re
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
-from phonenumbers import PhoneMetadata
+from phonenumbers import Leniency, PhoneMetadata, PhoneNumberMatcher
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, PhoneNumberType, _number_type_helper
+from presidio_analyzer import LocalRecognizer, RecognizerResult
+from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
 _BLOCK = re.compile(r"\d+")
 #: Chains with more blocks than this are not split (every split would be tried): accept.
@@ -173,3 +175,105 @@ def _plus_before(text: str, pos: int) -> bool:
         if c.isdigit():
             return False
     return False
+
+
+# -- recognizers -------------------------------------------------------------------------------
+
+#: Words that say "what follows is a phone number". Not "number" or "contact" alone: order
+#: numbers and contact ids follow those.
+PHONE_LABEL = re.compile(
+    r"(?i)(?<![A-Za-z])(?:call(?:ed|ing)?|phone[sd]?|tel(?:ephone)?|mobile|cell(?:phone)?|fax|whats ?app"
+    r"|sms|text(?:ed)? me|ph|mob|dial(?:led)?|ring|(?:my|our|your|his|her|their) (?:number|no\.?|#)"
+    r"|(?:reach|contact) (?:me|us|him|her|them) (?:at|on))(?![A-Za-z])"
+)
+#: The number must begin this close after its label ("Call me at (355) …", "phone: …").
+LABEL_GAP = 24
+#: A possible number is at most this long as written (``+1 (415) 555-2671 ext. 12345``).
+_NUMBER_SPAN = 40
+LABELLED_PHONE = "PHONE_NUMBER_LABELLED"
+_NUMBERISH = frozenset("0123456789-. ()/")
+#: Shapes a label does not make a phone number: dates ("call on 2024-05-06") and times.
+_DATE_OR_TIME = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{1,2}:\d{2}")
+#: Fewest digits of a labelled number: a 7-digit local number ("phone: 555-1234"); shorter
+#: "possible" numbers are short codes and durations ("api call took 1234 ms").
+_MIN_LABELLED_DIGITS = 7
+
+
+#: A bare run after a label is a whole national number or nothing ("call took 1234567 us").
+_MIN_LABELLED_BARE_DIGITS = 10
+
+
+def _phone_shaped(raw: str) -> bool:
+    digits = sum(c.isdigit() for c in raw)
+    least = _MIN_LABELLED_BARE_DIGITS if raw.strip("()[] ").isdigit() else _MIN_LABELLED_DIGITS
+    return digits >= least and not _DATE_OR_TIME.search(raw)
+
+
+def bare_digits(text: str, start: int, end: int) -> bool:
+    """One unformatted digit run (an id, an amount, an epoch), no ``+`` before it."""
+    value = text[start:end].strip("()[] ")
+    if not value.isdigit():
+        return False
+    return not _plus_before(text, start) and "+" not in text[start:end]
+
+
+class FormattedPhoneRecognizer(PhoneRecognizer):
+    """Presidio's phone recognizer (a *valid* number for a configured region), minus bare
+    digit runs: a 10-digit id in JSON is a valid US number by length and prefix, but without
+    a label it is an id (a third of 2,500 random ids became phone placeholders). A bare run
+    after a phone label is found by ``LabelledPhoneRecognizer``."""
+
+    def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
+        return [
+            r for r in super().analyze(text, entities, nlp_artifacts) if not bare_digits(text, r.start, r.end)
+        ]
+
+
+class LabelledPhoneRecognizer(LocalRecognizer):
+    """A *possible* number (right length for a configured region, or ``+CC``) shortly after a
+    phone label: "Call me at (355) 852-9749" (area code 355 is unassigned, so not valid, but a
+    phone number to anyone reading it), "phone: 4155552671". Reported as
+    ``PHONE_NUMBER_LABELLED`` so the pre-filter can run it on label windows only; the engine
+    renames it ``PHONE_NUMBER``."""
+
+    def __init__(self, regions: tuple[str, ...], language: str) -> None:
+        self._regions = regions
+        super().__init__(
+            supported_entities=[LABELLED_PHONE],
+            supported_language=language,
+            name="WardgateLabelledPhoneRecognizer",
+        )
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
+        results: list[RecognizerResult] = []
+        seen: set[tuple[int, int]] = set()
+        for label in PHONE_LABEL.finditer(text):
+            lo = label.end()
+            hi = min(len(text), lo + LABEL_GAP + _NUMBER_SPAN)
+            while hi < len(text) and hi - lo < 2 * (LABEL_GAP + _NUMBER_SPAN) and text[hi] in _NUMBERISH:
+                hi += 1  # never cut a number in two
+            window = text[lo:hi]
+            for region in self._regions:
+                for m in PhoneNumberMatcher(window, region, leniency=Leniency.POSSIBLE):
+                    if m.start > LABEL_GAP or not _phone_shaped(m.raw_string):
+                        continue
+                    span = (lo + m.start, lo + m.end)
+                    if span in seen:
+                        continue
+                    seen.add(span)
+                    results.append(
+                        RecognizerResult(
+                            entity_type=LABELLED_PHONE,
+                            start=span[0],
+                            end=span[1],
+                            score=0.4,
+                            recognition_metadata={
+                                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                            },
+                        )
+                    )
+        return results

@@ -28,7 +28,7 @@ from functools import cache
 from phonenumbers import PhoneMetadata
 from phonenumbers.phonenumberutil import _VALID_PUNCTUATION, COUNTRY_CODE_TO_REGION_CODE
 
-from gateway.redaction.phones import PhonePrecheck
+from gateway.redaction.phones import LABEL_GAP, LABELLED_PHONE, PHONE_LABEL, PhonePrecheck, bare_digits
 from gateway.redaction.secrets import SECRET_PATTERNS
 
 #: How far a window may grow to reach whitespace before it is cut anyway.
@@ -155,23 +155,39 @@ def build_families(
     add("email", {"EMAIL_ADDRESS"}, "regex", trigger=re.compile("@"))
     with_plus, _ = min_phone_digits(phone_regions)
     precheck = PhonePrecheck(phone_regions, phone_leniency)
+
+    def phone_accept(text: str, start: int, end: int) -> bool:
+        # A bare digit run is found only after a label (the "phone_label" family).
+        return not bare_digits(text, start, end) and precheck.possible(text, start, end)
+
     add(
         "phone",
         {"PHONE_NUMBER"},
         "chain",
         min_digits=with_plus,  # with a "+"; the pre-check knows the national minimum
-        accept=precheck.possible if precheck.enabled else None,
+        accept=phone_accept,
         pad_left=12,  # lead characters "+ (" and the character before the number
         pad_right=24,  # extensions ("ext. 12345") and the timestamp check (":30")
         to_whitespace=False,
         collapse=False,
     )
+    if "PHONE_NUMBER" in entities:
+        # A possible number just after "call", "phone:", "tel" … (phones.LabelledPhoneRecognizer).
+        families.append(
+            Family(
+                "phone_label",
+                frozenset({LABELLED_PHONE}),
+                "regex",
+                trigger=PHONE_LABEL,
+                pad_right=2 * LABEL_GAP + 96,
+            )
+        )
     # Presidio's card pattern: 13-17 digits with single "-" or " " between groups.
     add("card", {"CREDIT_CARD"}, "chain", min_digits=13, accept=_within(_CARD), pad_right=8)
     # Presidio's separated SSN (its weaker patterns score below the threshold) and our
     # labelled one ("SSN: 123456789", the label within 48 characters before).
     add("ssn", {"US_SSN"}, "chain", min_digits=9, accept=_within(_SSN), pad_left=48, pad_right=8)
-    add("iban", {"IBAN_CODE"}, "regex", trigger=re.compile(r"[A-Z]{2}[0-9]{2}"), pad_right=48)
+    add("iban", {"IBAN_CODE"}, "regex", trigger=re.compile(r"[A-Za-z]{2}[0-9]{2}"), pad_right=48)
     # Literal-led patterns: Python's regex engine scans for the literal first.
     add(
         "ip",
@@ -179,6 +195,7 @@ def build_families(
         "regex",
         trigger=re.compile(r"\.\d{1,3}\.\d{1,3}\.\d|:[0-9A-Fa-f]{0,4}:"),
         accept=_ip_start_ok,
+        pad_left=24,  # "section 4.2.1.3": the recognizer reads the word before
     )
     add("crypto", {"CRYPTO"}, "regex", trigger=re.compile(r"(?:bc1|[13])[a-zA-HJ-NP-Z0-9]{25}"), pad_right=72)
     secret_literals: dict[str, list[str]] = {}

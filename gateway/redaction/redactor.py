@@ -19,6 +19,7 @@ from gateway.redaction.config import Action, RedactionSettings
 from gateway.redaction.engine import RedactionEngine, Span, Spans
 from gateway.redaction.jsonview import JsonView
 from gateway.redaction.locations import Slot, Walk, request_slots
+from gateway.redaction.secrets import LABEL_REACH
 from gateway.redaction.stream import Channel, StreamRedactor, StreamRestorer
 from gateway.redaction.vault import Vault, VaultOperator, anonymize
 
@@ -87,6 +88,8 @@ class Redactor:
             if Action.HASH in settings.actions.values():
                 log.warning("redaction.hash_salt is not set: hashes are stable only within this process")
         self.holdback = max(settings.stream_holdback, engine.longest_term + 16)
+        #: Released text kept as left context: every recognizer's label window fits in it.
+        self.context = max(settings.stream_context, LABEL_REACH + 32)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -194,7 +197,7 @@ class Redactor:
                 self.detect_json_or_refuse if json else self.detect_or_refuse,
                 replace,
                 holdback=self.holdback,
-                context=self.settings.stream_context,
+                context=self.context,
                 max_pending=self.settings.stream_max_pending,
             )
         restorer = StreamRestorer(state.vault, json=json) if state.vault.restorable else None

@@ -13,9 +13,13 @@ that: it only cuts at whitespace and holds back more than the longest bounded pa
 
 from __future__ import annotations
 
+import base64
+import binascii
+import itertools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol, TypeVar
 
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
@@ -49,6 +53,40 @@ def valid_ssn(value: str) -> bool:
         return False
     area, group, serial = digits[:3], digits[3:5], digits[5:]
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+#: Values after ``password:`` that are placeholders or templates, not a password.
+_PLACEHOLDER = re.compile(
+    r"(?i:null|none|nil|true|false|undefined|required|optional|string|str|bytes|text|hidden|secret"
+    r"|password|passwd|changeme|redacted|\*+|x+|\.+|-+|[$%<{\[(].*|.*[<>].*)"
+)
+#: An identifier, attribute path or call: code (``os.environ["X"]``, ``getpass()``) unless it
+#: looks generated (``hunter2``, ``Tr0ub4dorXy``).
+_CODE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(\(.*|\[.*)?")
+
+
+def real_password(value: str) -> bool:
+    """A value, not a placeholder, template, type name or expression."""
+    if len(value) < 4 or _PLACEHOLDER.fullmatch(value):
+        return False
+    code = _CODE.fullmatch(value)
+    if code is None:
+        return True
+    return code.group(1) is None and "." not in value and looks_random(value)
+
+
+def basic_credentials(value: str) -> bool:
+    """``Basic`` is followed by base64 of ``user:password`` (printable, with a colon)."""
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return b":" in raw and all(32 <= c < 127 for c in raw)
+
+
+_PASSWORD_VALUE = (
+    r"[ \t]{0,4}(?:\"(?P<s>[^\"\n]{1,40})\"|'(?P<s2>[^'\n]{1,40})'|(?P<s3>[^\s\"'`,;)\]}]{1,128}))"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +177,51 @@ SECRET_PATTERNS: tuple[SecretPattern, ...] = (
         literals=("wg-",),
     ),
     SecretPattern(
+        # The password of a URL's userinfo: postgres://admin:S3cr3t@db, mongodb+srv://u:p@…,
+        # redis://:pw@…, https://user:pw@host. The password is redacted, user and host stay.
+        "PASSWORD",
+        r"(?i:\b[a-z][a-z0-9+.-]{1,20})://[^\s:/@]{0,64}:(?P<s>[^\s@/]{1,128})@(?=[A-Za-z0-9\[])",
+        validator=lambda v: not _PLACEHOLDER.fullmatch(v),
+        literals=("://",),
+    ),
+    SecretPattern(
+        # password: hunter2, "password": "a b c", passwd=…, DB_PASSWORD='…'. Quoted values may
+        # hold spaces (bounded, so a stream's hold-back covers the whole match).
+        "PASSWORD",
+        r"(?i:(?<![A-Za-z])(?:password|passwd|passphrase|pass)(?![A-Za-z]))[\"']?[ \t]{0,4}(?::=?|=>?)"
+        + _PASSWORD_VALUE,
+        validator=real_password,
+        literals=("i:pass",),
+    ),
+    SecretPattern(
+        # pwd=… (``pwd:`` is how the shell command's output is introduced: "=" only).
+        "PASSWORD",
+        r"(?i:(?<![A-Za-z])pwd(?![A-Za-z]))[\"']?[ \t]{0,4}=" + _PASSWORD_VALUE,
+        validator=real_password,
+        literals=("i:pwd",),
+    ),
+    SecretPattern(
+        "GOOGLE_API_KEY",
+        r"(?<![A-Za-z0-9_-])(?P<s>AIza[0-9A-Za-z_-]{35})(?![A-Za-z0-9_-])",
+        literals=("AIza",),
+    ),
+    SecretPattern(
+        "STRIPE_API_KEY",
+        r"(?<![A-Za-z0-9_])(?P<s>(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,247})(?![A-Za-z0-9_])",
+        literals=("sk_live_", "rk_live_", "sk_test_", "rk_test_"),
+    ),
+    SecretPattern(
+        # Authorization: Basic dXNlcjpwYXNz (base64 of user:password; checked by decoding).
+        "BASIC_AUTH",
+        r"(?i:\bbasic)[ \t]{1,8}(?P<s>[A-Za-z0-9+/]{6,}={0,2})(?![A-Za-z0-9+/=])",
+        validator=basic_credentials,
+        literals=("i:basic",),
+    ),
+    SecretPattern(
         # Presidio's own SSN patterns need separators; an unseparated one is recognised by its label.
         "US_SSN",
-        r"(?i:\bssn|\bsocial[ \t]{1,4}security(?:[ \t]{1,4}(?:number|no\.?))?)[ \t]{0,4}(?:#|no\.?|number)?"
-        r"[ \t]{0,4}[:=]?[ \t]{0,4}"
+        r"(?i:\bssn|\bsocial[ \t]{1,4}security(?:[ \t]{1,4}(?:number|no\.?))?)[\"']?[ \t]{0,4}"
+        r"(?:#|no\.?|number)?[ \t]{0,4}[:=]?[ \t]{0,4}[\"']?"
         r"(?P<s>\d{9})(?!\d)",
         score=0.6,
         validator=valid_ssn,
@@ -155,7 +234,11 @@ class GroupPatternRecognizer(LocalRecognizer):
     """Runs a few compiled patterns; the span is group ``s`` (or the whole match)."""
 
     def __init__(self, entity: str, patterns: list[SecretPattern], name: str | None = None) -> None:
-        self._patterns = [(re.compile(p.regex, p.flags), p) for p in patterns]
+        self._patterns = []
+        for p in patterns:
+            regex = re.compile(p.regex, p.flags)
+            groups = tuple(g for g in ("s", "s2", "s3") if g in regex.groupindex)
+            self._patterns.append((regex, p, groups))
         super().__init__(supported_entities=[entity], name=name or f"Wardgate{_camel(entity)}Recognizer")
 
     def load(self) -> None:
@@ -168,9 +251,9 @@ class GroupPatternRecognizer(LocalRecognizer):
         if entities and entity not in entities:
             return []
         results: list[RecognizerResult] = []
-        for regex, pattern in self._patterns:
+        for regex, pattern, groups in self._patterns:
             for m in regex.finditer(text):
-                start, end = m.span("s") if "s" in regex.groupindex else m.span()
+                start, end = _span(m, groups)
                 if start == end:
                     continue
                 if pattern.validator is not None and not pattern.validator(text[start:end]):
@@ -190,6 +273,14 @@ class GroupPatternRecognizer(LocalRecognizer):
         return results
 
 
+def _span(m: re.Match[str], groups: tuple[str, ...]) -> tuple[int, int]:
+    """Group ``s`` (or the first alternative ``s2``, ``s3`` that matched), else the match."""
+    for g in groups:
+        if m.start(g) >= 0:
+            return m.span(g)
+    return m.span()
+
+
 def _camel(entity: str) -> str:
     return "".join(part.capitalize() for part in entity.split("_"))
 
@@ -202,3 +293,64 @@ def secret_recognizers(wanted: set[str]) -> list[GroupPatternRecognizer]:
             by_entity.setdefault(p.entity, []).append(p)
     names = {"US_SSN": "WardgateLabelledSsnRecognizer"}
     return [GroupPatternRecognizer(e, ps, name=names.get(e)) for e, ps in by_entity.items()]
+
+
+#: How far left of a value a label-dependent pattern may look for its label (the AWS secret
+#: key's name, ``SSN:``, ``password:``, ``Basic``, a phone label), with margin. The stream
+#: redactor keeps at least this much released text as left context.
+LABEL_REACH = 96
+
+#: Token-shaped secrets of open length: a line break right after one may be a wrap.
+WRAPPABLE = frozenset(
+    {
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GITHUB_TOKEN",
+        "SLACK_TOKEN",
+        "JWT",
+        "BEARER_TOKEN",
+        "WARDGATE_KEY",
+        "STRIPE_API_KEY",
+    }
+)
+_WRAP = re.compile(r"(?:\r\n|\r|\n)[ \t]{0,8}([A-Za-z0-9_+/=.-]+)")
+_MAX_WRAPS = 8
+
+S = TypeVar("S", bound="_SpanLike")
+
+
+class _SpanLike(Protocol):
+    @property
+    def end(self) -> int: ...
+    @property
+    def entity(self) -> str: ...
+
+
+def _continues(tail: str) -> bool:
+    """The rest of a wrapped key, not the next line's first word: noise (a digit or a capital
+    after a small letter), like the key itself."""
+    if any(c.isdigit() for c in tail):
+        return True
+    return any(b.isupper() and a.islower() for a, b in itertools.pairwise(tail))
+
+
+def extend_wrapped(text: str, spans: list[S]) -> list[S]:
+    """A key wrapped onto the next line(s) (a terminal, an e-mail client at 76 columns) is
+    redacted whole: a token-shaped secret that ends exactly at a line break is extended over
+    the next line's leading token when that token looks like key material."""
+    out = []
+    for s in spans:
+        if s.entity in WRAPPABLE:
+            end = s.end
+            for _ in range(_MAX_WRAPS):
+                m = _WRAP.match(text, end)
+                if m is None:
+                    break
+                tail = m.group(1).rstrip(".=") or m.group(1)
+                if not _continues(tail):
+                    break
+                end = m.start(1) + len(tail)
+            if end != s.end:
+                s = replace(s, end=end)  # type: ignore[type-var]
+        out.append(s)
+    return out

@@ -38,18 +38,29 @@ def _last_ws(text: str, lo: int, hi: int) -> int:
 
 
 def _context_tail(released: str, size: int) -> str:
-    """The last ``size``-ish released characters, starting at a token boundary."""
-    if len(released) <= size:
-        return released
-    tail = released[-size:]
-    if released[-size - 1] in _WS:
-        return tail
-    cut = min((i for i in (tail.find(ch) for ch in _WS) if i >= 0), default=-1)
-    return tail[cut + 1 :] if cut >= 0 else ""
+    """The last ``size`` released characters, as they are: left context for the next window.
+
+    Not cut back to a token boundary: a label-dependent recognizer (``"SecretAccessKey":``,
+    ``SSN:``, ``call``) needs its label even when the released text ends in a long run without
+    whitespace (minified JSON, a URL, a forced release). ``size`` covers every recognizer's
+    label window (``secrets.LABEL_REACH``). A match that a cut-off token at the start of the
+    context could fake ends before the released boundary and is ignored.
+    """
+    return released[-size:] if len(released) > size else released
 
 
 class StreamRedactor:
-    __slots__ = ("_ctx", "_detect", "_holdback", "_max_pending", "_pending", "_replace", "_size", "_step")
+    __slots__ = (
+        "_ctx",
+        "_detect",
+        "_holdback",
+        "_max_pending",
+        "_pending",
+        "_replace",
+        "_retry_at",
+        "_size",
+        "_step",
+    )
 
     def __init__(
         self, detect: Detect, replace: Replace, *, holdback: int, context: int, max_pending: int
@@ -64,6 +75,10 @@ class StreamRedactor:
         self._step = max(16, holdback // 2)
         self._pending = ""
         self._ctx = ""
+        #: Analyse again once ``pending`` is this long. After an analysis that could release
+        #: nothing (a run without whitespace) the next one waits for half as much again, so
+        #: a 16 KB run streamed one character at a time costs ~13 analyses, not 16,000.
+        self._retry_at = holdback + self._step
 
     @property
     def held(self) -> int:
@@ -73,9 +88,17 @@ class StreamRedactor:
         if not delta:
             return ""
         self._pending += delta
-        if len(self._pending) < self._holdback + self._step:
+        if len(self._pending) < self._retry_at:
             return ""
-        return self._release(final=False)
+        out = self._release(final=False)
+        n = len(self._pending)
+        if out:
+            self._retry_at = self._holdback + self._step
+        else:
+            self._retry_at = min(n + max(self._step, n // 2), self._max_pending + 1)
+            if self._retry_at <= n:  # already past the forced-release size: next delta
+                self._retry_at = n + 1
+        return out
 
     def flush(self) -> str:
         return self._release(final=True) if self._pending else ""

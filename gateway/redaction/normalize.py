@@ -1,0 +1,170 @@
+"""The view detection runs on: ordinary formatting undone, with a map back to the original.
+
+Recognizers are regexes over code points, so text that a human reads as a card number or an
+e-mail address slips past them when it is written with other code points: fullwidth digits
+(``４１１１``), a fullwidth ``＠``, a zero-width space inside an address, card groups separated
+by a no-break space, two spaces or a line break. Detection therefore runs on a normalised
+view, and every span is mapped back so that the characters replaced are the original ones
+(zero-width characters inside a value included):
+
+1. outside ASCII only, per character: format characters (category ``Cf``: zero-width space
+   and joiners, soft hyphen, BOM, bidi controls) are removed; other whitespace becomes a
+   space (a line or paragraph separator a line break); everything else is NFKC-normalised
+   (fullwidth forms, superscripts, ligatures, the no-break space);
+2. a whitespace run between two digit *groups* that is not a single space (two spaces, a tab,
+   one line break with any indentation) becomes one space, so the groups read as one number
+   (``4111  1111⏎1111 1111``). A group is 3-4 digits on the left and 1-4 on the right, not
+   glued to a word, ``-`` or a delimiter: a phone number ending a CSV record
+   (``…555-2671⏎2,Jane``) or a TSV cell is not joined to the next record's first field (that
+   made phonenumbers reject it). A blank line always separates.
+
+ASCII text with no such run (the common case) is its own view: ``text.isascii()`` and one
+regex scan, no copy. Case is left alone: the recognizers that must ignore case (IBAN) do so
+themselves, and case carries meaning for the rest (``AKIA`` keys, base64).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from functools import lru_cache
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+#: Between two digits: a run with one line break, or 2+ blanks, or one tab-like character.
+_WS_IN_NUMBER = re.compile(
+    r"(?<=\d)(?:[ \t\f\v]{0,8}(?:\r\n|[\r\n])[ \t\f\v]{0,8}|[ \t\f\v]{2,8}|[\t\f\v])(?=\d)"
+)
+
+
+@lru_cache(maxsize=4096)
+def _char(ch: str) -> str:
+    cat = unicodedata.category(ch)
+    if cat == "Cf":
+        return ""
+    if cat in ("Zl", "Zp"):
+        return "\n"
+    if ch.isspace():
+        return " "
+    return unicodedata.normalize("NFKC", ch)
+
+
+class _Edits:
+    """Replacements ``original[a:b] -> view[c:d]``, sorted; identity in between."""
+
+    __slots__ = ("a", "b", "c", "d")
+
+    def __init__(self) -> None:
+        self.a: list[int] = []
+        self.b: list[int] = []
+        self.c: list[int] = []
+        self.d: list[int] = []
+
+    def add(self, a: int, b: int, c: int, d: int) -> None:
+        self.a.append(a)
+        self.b.append(b)
+        self.c.append(c)
+        self.d.append(d)
+
+    def start(self, p: int) -> int:
+        """A span starting at view position ``p`` starts here in the original."""
+        k = bisect.bisect_right(self.c, p) - 1
+        if k < 0:
+            return p
+        if p >= self.d[k]:
+            return self.b[k] + p - self.d[k]
+        return self.a[k]  # inside a replacement: take the whole original piece
+
+    def end(self, p: int) -> int:
+        """A span ending at view position ``p`` (exclusive) ends here in the original."""
+        k = bisect.bisect_left(self.c, p) - 1
+        if k < 0:
+            return p
+        if p <= self.d[k]:
+            return self.b[k]
+        return self.b[k] + p - self.d[k]
+
+
+def _unicode_pass(text: str) -> tuple[str, _Edits | None]:
+    edits = _Edits()
+    parts: list[str] = []
+    last = 0
+    shift = 0  # len(view) - len(original) so far
+    for m in _NON_ASCII.finditer(text):
+        for i in range(m.start(), m.end()):
+            ch = text[i]
+            out = _char(ch)
+            if out == ch:
+                continue
+            parts.append(text[last:i])
+            parts.append(out)
+            c = i + shift
+            edits.add(i, i + 1, c, c + len(out))
+            shift += len(out) - 1
+            last = i + 1
+    if not edits.a:
+        return text, None
+    parts.append(text[last:])
+    return "".join(parts), edits
+
+
+_GLUE = frozenset("-_,;|")
+
+
+def _groups_around(text: str, start: int, end: int) -> bool:
+    """3-4 digits end at ``start`` and 1-4 begin at ``end``, each a group on its own."""
+    a = start
+    while a > 0 and start - a < 5 and text[a - 1].isdigit():
+        a -= 1
+    if not 3 <= start - a <= 4 or (a > 0 and (text[a - 1].isalnum() or text[a - 1] in _GLUE)):
+        return False
+    b = end
+    n = len(text)
+    while b < n and b - end < 5 and text[b].isdigit():
+        b += 1
+    return 1 <= b - end <= 4 and not (b < n and (text[b].isalnum() or text[b] in _GLUE))
+
+
+def _number_pass(text: str) -> tuple[str, _Edits | None]:
+    edits: _Edits | None = None
+    parts: list[str] = []
+    last = 0
+    shift = 0
+    for m in _WS_IN_NUMBER.finditer(text):
+        if not _groups_around(text, m.start(), m.end()):
+            continue
+        run = m.group()
+        if edits is None:
+            edits = _Edits()
+        parts.append(text[last : m.start()])
+        parts.append(" ")
+        c = m.start() + shift
+        edits.add(m.start(), m.end(), c, c + 1)
+        shift += 1 - len(run)
+        last = m.end()
+    if edits is None:
+        return text, None
+    parts.append(text[last:])
+    return "".join(parts), edits
+
+
+class View:
+    """``text`` as the recognizers see it, and ``span`` to map a match back."""
+
+    __slots__ = ("_first", "_second", "original", "text")
+
+    def __init__(self, original: str) -> None:
+        self.original = original
+        text, self._first = (original, None) if original.isascii() else _unicode_pass(original)
+        self.text, self._second = _number_pass(text)
+
+    @property
+    def identity(self) -> bool:
+        return self._first is None and self._second is None
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """A view span -> the original characters it covers (format characters inside included)."""
+        for edits in (self._second, self._first):
+            if edits is not None:
+                start, end = edits.start(start), edits.end(end)
+        return start, end
