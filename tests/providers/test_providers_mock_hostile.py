@@ -9,7 +9,7 @@ valid arguments (``test_providers_mock.py``).
 from __future__ import annotations
 
 import re
-import time
+import time  # process_time: these bounds are CPU spent, which other load on the machine does not inflate
 from typing import Any
 
 import jsonschema
@@ -77,9 +77,9 @@ def test_a_catastrophic_pattern_costs_at_most_the_budget(pattern: str) -> None:
     budget = Budget()
     compiled = compile_pattern(pattern, budget)
     assert compiled is not None
-    started = time.monotonic()
+    started = time.process_time()
     assert not any(compiled.search("a" * n + "c", budget) for n in range(20, 2000))
-    assert time.monotonic() - started < 0.2
+    assert time.process_time() - started < 0.2
     assert budget.steps == 0  # spent, so every later search in the same answer stops at once
 
 
@@ -158,9 +158,9 @@ _BIG_KEY = {"$defs": {"o": {"type": "object", "properties": {"k" * 1_000_000: {"
     ids=["minLength", "minItems", "pattern-repeat", "copies-of-the-message", "ref-fan-out", "big-const", "big-key"],
 )  # fmt: skip
 def test_a_schema_cannot_make_the_mock_spend_without_bound(parameters: dict) -> None:
-    started = time.monotonic()
+    started = time.process_time()
     arguments = _arguments(parameters, "please look up " * 20_000)
-    assert time.monotonic() - started < 0.5
+    assert time.process_time() - started < 0.5
     assert len(arguments) < 2_500_000
 
 
@@ -202,10 +202,10 @@ def test_fact_extraction_is_linear_in_the_message(unit: str) -> None:
 
     def extract(text: str) -> float:
         facts = TextFacts(text)
-        started = time.perf_counter()
+        started = time.process_time()
         for name in ("emails", "phones", "urls", "ids", "numbers", "quoted", "names", "dates", "currencies"):
             getattr(facts, name)
-        return time.perf_counter() - started
+        return time.process_time() - started
 
     small, large = extract(unit * (SCAN_CHARS // 10 // len(unit))), extract(unit * (SCAN_CHARS // len(unit)))
     assert large < 0.3 and large < 30 * small + 0.01
