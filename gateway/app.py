@@ -28,6 +28,7 @@ from gateway.errors import GatewayError
 from gateway.http import routes as core
 from gateway.http.hotpath import HotPath
 from gateway.http.openapi import openapi_route
+from gateway.http.protocol import INTAKE_STATE, IntakeGuard
 from gateway.http.proxy import ProxyEndpoint
 from gateway.keys import KeyStore
 from gateway.limits import api as limits_api
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None) -> HotPath:
     proxies = {path: ProxyEndpoint(endpoint) for path, endpoint in _PROXY_PATHS.items()}
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         logs.configure(settings.server.log_level)
         ctx = await build_context(settings)
         app.state.ctx = ctx
@@ -117,9 +118,13 @@ def create_app(settings: Settings | None = None) -> HotPath:
         threshold = gc.get_threshold()
         gc.set_threshold(_GC_YOUNG_THRESHOLD, *threshold[1:])
         log.info("wardgate ready: %d models, stages %s", len(ctx.models.names()), [s.name for s in ctx.pipeline.stages])
+        # The connection limits of this worker: the HTTP protocol finds them in the lifespan state.
+        guard = IntakeGuard(settings.server)
+        guard.start()
         try:
-            yield
+            yield {INTAKE_STATE: guard}
         finally:
+            await guard.stop()
             gc.set_threshold(*threshold)
             await ctx.close()
 
@@ -134,4 +139,4 @@ def create_app(settings: Settings | None = None) -> HotPath:
     )
     # A trailing slash is an unknown path (OpenAI-shaped 404), not a redirect a client may not follow.
     app.router.redirect_slashes = False
-    return HotPath(app, dict(proxies))
+    return HotPath(app, dict(proxies), settings.server.max_inflight_requests)

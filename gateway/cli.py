@@ -32,9 +32,10 @@ def serve(
     workers: int = typer.Option(None, help="Worker processes (default from config: 1)."),
     config: Path = typer.Option(None, "--config", "-c", help="Config file (default: $WARDGATE_CONFIG or wardgate.yaml)."),
 ) -> None:
-    """Run the gateway with uvicorn (uvloop + httptools)."""
+    """Run the gateway with uvicorn (uvloop + httptools, with the gateway's connection limits)."""
     import uvicorn
 
+    from gateway.http.protocol import HTTP_PROTOCOL
     from gateway.settings import Settings
 
     if config is not None:
@@ -51,7 +52,8 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=HTTP_PROTOCOL,
+        ws="none",
         access_log=settings.server.access_log,
         proxy_headers=settings.server.forwarded_allow_ips is not None,
         forwarded_allow_ips=settings.server.forwarded_allow_ips,

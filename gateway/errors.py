@@ -8,7 +8,9 @@ and the HTTP layer renders it the same way everywhere (``{"error": {...}}``).
     ├── BadRequest                 400 invalid_request_error
     │   ├── InvalidJSON            400 invalid_json
     │   ├── SensitiveDataBlocked   400 sensitive_data_blocked
-    │   └── PayloadTooLarge        413 payload_too_large
+    │   ├── PayloadTooLarge        413 payload_too_large
+    │   ├── HeadersTooLarge        431 headers_too_large    (written by the HTTP protocol)
+    │   └── RequestTimeout         408 request_timeout      (written by the HTTP protocol)
     ├── AuthenticationError        401 invalid_api_key
     ├── PermissionDenied           403 permission_denied
     │   ├── ModelNotAllowed        403 model_not_allowed
@@ -25,7 +27,8 @@ and the HTTP layer renders it the same way everywhere (``{"error": {...}}``).
     ├── ServiceUnavailable         503 service_unavailable
     │   ├── PolicyUnavailable      503 policy_unavailable
     │   ├── LimitsUnavailable      503 limits_unavailable
-    │   └── AuditUnavailable       503 audit_unavailable
+    │   ├── AuditUnavailable       503 audit_unavailable
+    │   └── Overloaded             503 overloaded           (retry-after; retryable)
     └── UpstreamError              502 upstream_error
         ├── UpstreamTimeout        504 upstream_timeout
         ├── UpstreamRateLimited    429 (the provider's own 429, its retry headers passed on)
@@ -101,6 +104,18 @@ class SensitiveDataBlocked(BadRequest):
 class PayloadTooLarge(BadRequest):
     status = 413
     code = "payload_too_large"
+
+
+class HeadersTooLarge(BadRequest):
+    status = 431
+    code = "headers_too_large"
+
+
+class RequestTimeout(BadRequest):
+    """The client did not send its headers or body in time (slow or stalled client)."""
+
+    status = 408
+    code = "request_timeout"
 
 
 class AuthenticationError(GatewayError):
@@ -194,6 +209,13 @@ class LimitsUnavailable(ServiceUnavailable):
 
 class AuditUnavailable(ServiceUnavailable):
     code = "audit_unavailable"
+
+
+class Overloaded(ServiceUnavailable):
+    """Load shedding: this worker is at its connection or in-flight cap; retry shortly."""
+
+    code = "overloaded"
+    retryable = True
 
 
 class UpstreamError(GatewayError):

@@ -32,7 +32,26 @@ class ServerSettings(BaseModel):
     port: int = 8080
     workers: int = 1
     #: Request bodies above this are refused with 413 before they are read in full.
-    max_body_bytes: int = 4 * 1024 * 1024
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    # Connection hygiene, enforced per worker by the HTTP protocol (gateway/http/protocol.py):
+    #: From connect (or a request's first byte) until its headers are complete; then 408 and close.
+    header_timeout_s: float = Field(10.0, gt=0)
+    #: From the end of the headers until the body is complete (slow bodies); then 408 and close.
+    body_timeout_s: float = Field(30.0, gt=0)
+    #: An idle keep-alive connection is closed after this (clients pool for ~5-60 s).
+    keepalive_timeout_s: float = Field(30.0, gt=0)
+    #: Request line + headers; larger: 431 and close (checked as bytes arrive, never buffered).
+    max_header_bytes: int = Field(32 * 1024, ge=1024)
+    #: Header fields per request; more: 431 and close.
+    max_headers: int = Field(100, ge=8)
+    #: Open connections per worker (also held below the process's file limit). At the cap a new
+    #: connection displaces an idle or still-sending-headers one, else it gets 503 ``overloaded``.
+    max_connections: int = Field(2048, ge=1)
+    #: OpenAI-compatible calls in flight per worker; more: 503 ``overloaded`` with retry-after.
+    max_inflight_requests: int = Field(1024, ge=1)
+    #: After an early answer (401, 413, 503) the rest of the body is read and dropped, up to
+    #: this, so the client (urllib too) reads the answer instead of a connection reset.
+    drain_max_bytes: int = Field(16 * 1024 * 1024, ge=0)
     log_level: str = "info"
     #: Per-request access log lines (uvicorn's); the audit log line is always written.
     access_log: bool = False

@@ -5,6 +5,10 @@ wraps ``send`` for every message of every response; measured here it was ~10% of
 gateway's CPU per call. The proxy endpoints handle and render their own errors, so they gain
 nothing from it. Everything else (admin API, health, metrics, OpenAPI, lifespan) goes
 through the Starlette app as usual.
+
+It also sheds load: beyond ``server.max_inflight_requests`` proxy calls in flight on this
+worker, a call is answered 503 ``overloaded`` with ``retry-after`` before its body is read.
+Admin, health and metrics requests are never shed, so an operator can still see and act.
 """
 
 from __future__ import annotations
@@ -13,13 +17,17 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from gateway.http.asgi import ASGIApp, Receive, Scope, Send
+from gateway.errors import Overloaded
+from gateway.http.asgi import ASGIApp, Receive, Scope, Send, send_error
 
 
 class HotPath:
-    def __init__(self, app: Starlette, routes: dict[str, ASGIApp]) -> None:
+    def __init__(self, app: Starlette, routes: dict[str, ASGIApp], max_inflight: int) -> None:
         self.app = app
         self._routes = routes
+        self._max_inflight = max_inflight
+        #: Proxy calls of this app in flight now.
+        self.inflight = 0
 
     @property
     def state(self) -> Any:
@@ -29,7 +37,16 @@ class HotPath:
         if scope["type"] == "http" and scope["method"] == "POST":
             endpoint = self._routes.get(scope["path"])
             if endpoint is not None:
+                if self.inflight >= self._max_inflight:
+                    await send_error(send, Overloaded(
+                        f"The gateway is at its limit of {self._max_inflight} calls in flight "
+                        "(server.max_inflight_requests); retry shortly.", headers={"retry-after": "1"}))
+                    return
                 scope["app"] = self.app
-                await endpoint(scope, receive, send)
+                self.inflight += 1
+                try:
+                    await endpoint(scope, receive, send)
+                finally:
+                    self.inflight -= 1
                 return
         await self.app(scope, receive, send)

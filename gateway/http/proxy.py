@@ -1,5 +1,8 @@
 """The OpenAI-compatible endpoints: one raw ASGI app per endpoint, driving the pipeline.
 
+Intake: the key (a header) is checked first, then the body is read (bounded) and parsed; an
+unknown caller never costs a body read or a parse.
+
 Non-stream: request phase → response phase → finish (settle, audit) → send. The answer is
 sent only after ``finish`` when a finish hook gates it (``Stage.gates_answer``: an audit
 store, so an event that cannot be made durable can still turn the answer into a 503). When
@@ -44,6 +47,7 @@ from gateway.http.validate import check_body, parse_body
 from gateway.identity import invalid_id, valid_id
 from gateway.pipeline import Pipeline
 from gateway.sse import EventBatches, LastBatch, SSEEvent
+from gateway.stages.authenticate import authenticate_key
 
 log = logging.getLogger("wardgate.proxy")
 
@@ -81,6 +85,9 @@ class ProxyEndpoint:
         pipeline = ctx.pipeline
         finished = False
         try:
+            # The key is in a header: an unknown caller is refused before its body is read
+            # (the server drains or drops what it sent), so it never costs a parse.
+            call.principal = authenticate_key(ctx.keys, call.headers)
             raw = await read_body(call.headers, receive, ctx.settings.server.max_body_bytes)
             given = call.headers.get("x-request-id")
             if given and given != call.request_id:  # read first: every client then reads the 400

@@ -1,11 +1,16 @@
-"""First stage: who is calling, for which agent and run, and may they use this model."""
+"""First stage: who is calling, for which agent and run, and may they use this model.
+
+The key itself is checked by the HTTP layer (``authenticate_key``) before the request body
+is read: the key is in a header, so an unknown caller costs a dict lookup, never the parse
+of a body it chose. This stage then checks what needs the body (model, agent identity).
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from gateway.admin.auth import bearer_token
-from gateway.call import Call
+from gateway.call import Call, Principal
 from gateway.errors import AuthenticationError, ModelNotAllowed, ModelNotFound
 from gateway.identity import check_id
 from gateway.keys import KeyStore
@@ -27,15 +32,9 @@ class AuthenticateStage(Stage):
         self._models = models
 
     async def on_request(self, call: Call) -> None:
-        token = bearer_token(call.headers.get("authorization"))
-        if token is None:
-            raise AuthenticationError(
-                "You didn't provide an API key. Send your Wardgate virtual key as 'Authorization: Bearer wg-...'."
-            )
-        principal = self._keys.authenticate(token)
-        if principal is None:
-            raise AuthenticationError("Invalid API key. Wardgate virtual keys start with 'wg-'.")
-        call.principal = principal
+        principal = call.principal
+        if principal is None:  # the HTTP layer normally did this before reading the body
+            principal = call.principal = authenticate_key(self._keys, call.headers)
         _capture_identity(call)
         entry = self._models.get(call.model)
         if entry is None or call.endpoint not in entry.endpoints:
@@ -45,6 +44,19 @@ class AuthenticateStage(Stage):
             )
         if not model_allowed(principal.models, call.model):
             raise ModelNotAllowed(f"This key may not use the model '{call.model}'.", param="model")
+
+
+def authenticate_key(keys: KeyStore, headers: dict[str, str]) -> Principal:
+    """The principal of the request's ``Authorization`` header; raises 401 without one."""
+    token = bearer_token(headers.get("authorization"))
+    if token is None:
+        raise AuthenticationError(
+            "You didn't provide an API key. Send your Wardgate virtual key as 'Authorization: Bearer wg-...'."
+        )
+    principal = keys.authenticate(token)
+    if principal is None:
+        raise AuthenticationError("Invalid API key. Wardgate virtual keys start with 'wg-'.")
+    return principal
 
 
 def _capture_identity(call: Call) -> None:
