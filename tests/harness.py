@@ -27,6 +27,7 @@ import uvicorn
 import yaml
 
 from gateway.app import create_app
+from gateway.http.protocol import HTTP_PROTOCOL
 from gateway.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -162,7 +163,7 @@ class RunningGateway:
 def running_gateway(settings: Settings, startup_timeout: float = 30.0) -> Iterator[RunningGateway]:
     app = create_app(settings)
     sock = free_socket()
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", loop="asyncio", http="httptools",
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", loop="asyncio", http=HTTP_PROTOCOL, ws="none",
                             access_log=False, timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -139,6 +139,7 @@ def test_model_names_from_unauthenticated_or_unknown_requests_never_become_label
     assert "evil" not in text
     lines = [ln for ln in text.splitlines() if ln.startswith("wardgate_requests_total{")]
     assert any('model="gpt-test"' in ln and 'status="200"' in ln for ln in lines), lines
-    assert any('model="unknown"' in ln and 'status="401"' in ln and ln.endswith(" 16.0") for ln in lines), lines
+    # a caller without a valid key is refused before its body (and so its model) is read
+    assert any('model=""' in ln and 'status="401"' in ln and ln.endswith(" 16.0") for ln in lines), lines
     assert any('model="unknown"' in ln and 'status="404"' in ln and ln.endswith(" 8.0") for ln in lines), lines
     assert not any('model="other"' in ln for ln in lines), lines
