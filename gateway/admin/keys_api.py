@@ -25,16 +25,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.admin.auth import require_admin
+from gateway.admin.body import read_admin_body
 from gateway.admin.key_request import parse_create
 from gateway.admin.record import record_admin_action
-from gateway.errors import BadRequest, Conflict, InvalidJSON, NotFound, PermissionDenied, ServiceUnavailable
+from gateway.errors import Conflict, InvalidJSON, NotFound, PermissionDenied, ServiceUnavailable
 from gateway.http.routes import json_response
 from gateway.keyfile import KeyIdTaken, add_key, edit_keys
 from gateway.keys import KeyFileError, KeyRecord, KeyStore, default_key_id, hash_key, new_key, utc_now
 from gateway.keys_reload import KeyReloader
 
 log = logging.getLogger("wardgate.keys")
-_MAX_BODY = 64 * 1024
 _NO_STORE = {"cache-control": "no-store"}
 
 
@@ -50,9 +50,7 @@ def _store(request: Request) -> KeyStore:
 
 
 async def _json(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > _MAX_BODY:
-        raise BadRequest(f"The body is limited to {_MAX_BODY} bytes.", code="payload_too_large")
+    raw = await read_admin_body(request)
     try:
         return orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError as exc:

@@ -29,6 +29,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from gateway.admin.auth import bearer_token, require_admin
+from gateway.admin.body import read_admin_body
 from gateway.approvals.model import Approval, Status, valid_id
 from gateway.approvals.service import ApprovalService
 from gateway.approvals.store import ListQuery
@@ -85,7 +86,7 @@ async def get_approval(request: Request) -> Response:
 
 
 async def _comment(request: Request) -> str | None:
-    raw = await request.body()
+    raw = await read_admin_body(request)
     if not raw.strip():
         return None
     try:

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.admin.auth import require_admin
+from gateway.admin.body import read_admin_body
 from gateway.admin.record import record_admin_action
 from gateway.errors import InvalidJSON, NotFound
 from gateway.http.routes import json_response
@@ -35,7 +36,7 @@ def _admin(request: Request) -> LimitsAdmin:
 
 
 async def _body(request: Request) -> Any:
-    raw = await request.body()
+    raw = await read_admin_body(request)
     try:
         return orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError as exc:
