@@ -11,7 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import ADMIN_KEY, APPROVER_KEY, PASS_THROUGH, RunningGateway, gateway_settings, running_gateway
+from tests.harness import (
+    ADMIN_KEY,
+    APPROVER_KEY,
+    PASS_THROUGH,
+    RunningGateway,
+    gateway_settings,
+    running_gateway,
+)
 from tests.raw_http import connect, head, read_response
 
 ADMIN_ROUTES = [
