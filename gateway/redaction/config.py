@@ -7,8 +7,9 @@ is not detected at all (its recognizer is not loaded), so the list is also the c
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class Action(StrEnum):
@@ -51,6 +52,63 @@ SECRET_TYPES = (
 )
 #: Found only by an NER model (``nlp.engine`` other than ``no_op``).
 NER_TYPES = ("PERSON", "LOCATION", "ORGANIZATION")
+#: Values a model could misuse in a tool call it writes (a card in ``send_email``, an IBAN in
+#: ``transfer``): not restored into tool-call arguments unless ``tool_arguments: true``.
+NO_TOOL_RESTORE_TYPES = ("CREDIT_CARD", "IBAN_CODE", "US_SSN", "CRYPTO")
+
+
+class DirectionalAction(BaseModel):
+    """``{prompt: restore, answer: allow, tool_arguments: false}``: an action per direction.
+
+    ``prompt`` applies to what the caller sends (``restore`` makes the value restorable);
+    ``answer`` to values the model's answer brings itself (default: as ``prompt``; ``block``
+    and ``restore`` mean ``redact`` there: it is too late to refuse and nothing in an answer
+    is the caller's to get back). ``tool_arguments`` says whether the caller's own values are
+    restored into the tool calls the model writes (default: not for secrets, cards, IBANs,
+    SSNs and crypto addresses, see ``NO_TOOL_RESTORE_TYPES``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: Action
+    answer: Action | None = None
+    tool_arguments: bool | None = None
+
+
+_DIRECTION_KEYS = frozenset(DirectionalAction.model_fields)
+_ACTION_NAMES = ", ".join(a.value for a in Action)
+
+
+def _check_action(entity: str, where: str, value: Any) -> None:
+    if isinstance(value, Action):
+        return
+    if not isinstance(value, str) or value not in {a.value for a in Action}:
+        raise ValueError(f"actions.{entity}{where}: {value!r} is not an action (one of {_ACTION_NAMES})")
+
+
+def check_actions(raw: Any) -> Any:
+    """Clear errors for ``actions`` before pydantic's union errors (which list every branch)."""
+    if not isinstance(raw, dict):
+        return raw
+    for entity, value in raw.items():
+        if isinstance(value, DirectionalAction):
+            continue
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - _DIRECTION_KEYS)
+            if unknown:
+                raise ValueError(
+                    f"actions.{entity}: unknown keys {unknown} (allowed: prompt, answer, tool_arguments)"
+                )
+            if "prompt" not in value:
+                raise ValueError(f"actions.{entity}: 'prompt' is required in the per-direction form")
+            _check_action(entity, ".prompt", value["prompt"])
+            if value.get("answer") is not None:
+                _check_action(entity, ".answer", value["answer"])
+            if value.get("tool_arguments") is not None and not isinstance(value["tool_arguments"], bool):
+                raise ValueError(f"actions.{entity}.tool_arguments must be true or false")
+        else:
+            _check_action(entity, "", value)
+    return raw
 
 
 def _default_actions() -> dict[str, Action]:
@@ -89,8 +147,10 @@ class NlpSettings(BaseModel):
 
 class RedactionSettings(BaseModel):
     enabled: bool = True
-    #: Entity type -> action. Types not listed are not detected.
-    actions: dict[str, Action] = Field(default_factory=_default_actions)
+    #: Entity type -> action, for both directions (``EMAIL_ADDRESS: restore``) or per direction
+    #: (``{prompt: restore, answer: allow, tool_arguments: false}``, see ``DirectionalAction``).
+    #: Types not listed are not detected.
+    actions: dict[str, Action | DirectionalAction] = Field(default_factory=_default_actions)
     #: Minimum score per entity type; ``DEFAULT`` applies to types not listed.
     thresholds: dict[str, float] = Field(default_factory=_default_thresholds)
     #: Regions for numbers written without a country code (``+44 …`` is found for any country).
@@ -146,6 +206,18 @@ class RedactionSettings(BaseModel):
     stream_max_pending: int = Field(default=16384, ge=256)
     #: Analysis errors refuse the request (400) instead of letting unscanned text through.
     fail_closed: bool = True
+    #: A string in a field the table (fields.py) does not know: ``scan`` it (default, so a new
+    #: provider field is never a silent bypass), ``pass`` it (counted as unscanned) or
+    #: ``refuse`` the request (400 ``unscannable_content`` naming the field).
+    unknown_fields: Literal["scan", "pass", "refuse"] = "scan"
+    #: Values redaction cannot read (base64 images, audio and files, encrypted reasoning,
+    #: token ids, ``data:`` URLs): ``pass`` (counted as unscanned) or ``refuse`` (400).
+    opaque_fields: Literal["pass", "refuse"] = "pass"
+
+    @field_validator("actions", mode="before")
+    @classmethod
+    def _check_actions(cls, v: Any) -> Any:
+        return check_actions(v)
 
     @field_validator("thresholds")
     @classmethod
@@ -179,5 +251,24 @@ class RedactionSettings(BaseModel):
             self.actions.setdefault(name, Action.REDACT)
         return self
 
+    def prompt_action(self, entity_type: str) -> Action:
+        return prompt_action(self.actions.get(entity_type, Action.ALLOW))
+
     def threshold(self, entity_type: str) -> float:
         return self.thresholds.get(entity_type, self.thresholds.get("DEFAULT", 0.5))
+
+
+def prompt_action(spec: Action | DirectionalAction) -> Action:
+    return spec.prompt if isinstance(spec, DirectionalAction) else spec
+
+
+def answer_action(spec: Action | DirectionalAction) -> Action:
+    """What a value the answer brings itself gets: never ``block`` or ``restore``."""
+    action = spec.answer or spec.prompt if isinstance(spec, DirectionalAction) else spec
+    return Action.REDACT if action in (Action.BLOCK, Action.RESTORE) else action
+
+
+def restores_into_tool_arguments(entity: str, spec: Action | DirectionalAction) -> bool:
+    if isinstance(spec, DirectionalAction) and spec.tool_arguments is not None:
+        return spec.tool_arguments
+    return entity not in NO_TOOL_RESTORE_TYPES and entity not in SECRET_TYPES

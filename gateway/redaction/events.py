@@ -16,29 +16,48 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.call import Endpoint
-from gateway.redaction.locations import Walk, response_slots
+from gateway.redaction.fields import Treat
+from gateway.redaction.locations import Walk, drop_logprobs, every_string, response_slots, table, walk_body
 from gateway.redaction.stream import Channel
 from gateway.sse import SSEEvent
 
-NewChannel = Callable[[bool, str], Channel]
-WholeText = Callable[[str, bool, str], str]
+#: (json, path, tool) -> a new stream channel of the answer.
+NewChannel = Callable[[bool, str, bool], Channel]
+#: (text, json, path, tool) -> the text redacted and restored.
+WholeText = Callable[[str, bool, str, bool], str]
 
 #: Responses-API ``.done`` events: the field holding the complete text.
-_DONE_FIELDS = ("text", "refusal", "arguments", "input", "transcript")
+_DONE_FIELDS = ("text", "refusal", "arguments", "input", "transcript", "code")
 _JSON_KINDS = ("response.function_call_arguments", "response.mcp_call_arguments")
+#: Tool calls the model writes: restored only for types with ``tool_arguments``.
+_TOOL_KINDS = (*_JSON_KINDS, "response.custom_tool_call_input")
+#: ``*.delta`` events whose delta is base64, not text.
+_OPAQUE_DELTAS = ("response.audio.delta",)
 _TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
+#: Chat delta keys that are structure, not text (everything else that is a string is text).
+_CHAT_DELTA_KEEP = frozenset({"role", "type", "id", "name", "index", "obfuscation"})
+
+
 class ChatRewriter:
-    def __init__(self, new_channel: NewChannel) -> None:
+    """Chat chunks: one channel per text of a choice (``content``, ``refusal``, reasoning
+    fields, ``audio.transcript``, each tool call's arguments or custom input, and any other
+    string a provider puts in the delta: never passed unscanned). A choice's logprobs are
+    held until it finishes and go out with its last chunk only if nothing was changed."""
+
+    def __init__(self, new_channel: NewChannel, whole_text: WholeText | None = None) -> None:
         self._new = new_channel
+        self._whole = whole_text
         self._channels: dict[tuple[Any, ...], Channel] = {}
         self._envelope: dict[str, Any] | None = None
+        #: choice index -> {"content": [...], "refusal": [...]} held logprobs.
+        self._logprobs: dict[Any, dict[str, list[Any]]] = {}
 
-    def _channel(self, key: tuple[Any, ...], json: bool, path: str) -> Channel:
+    def _channel(self, key: tuple[Any, ...], json: bool, path: str, tool: bool = False) -> Channel:
         ch = self._channels.get(key)
         if ch is None:
-            ch = self._channels[key] = self._new(json, path)
+            ch = self._channels[key] = self._new(json, path, tool)
         return ch
 
     def on_event(self, ev: SSEEvent) -> list[SSEEvent]:
@@ -58,37 +77,87 @@ class ChatRewriter:
             delta = choice.get("delta")
             if isinstance(delta, dict):
                 changed |= self._delta(idx, delta)
+            if choice.get("logprobs") is not None:
+                changed |= self._hold_logprobs(idx, choice)
             if choice.get("finish_reason") is not None:
                 if not isinstance(delta, dict):
                     delta = choice["delta"] = {}
                 changed |= self._merge(delta, self._flush_choice(idx))
+                changed |= self._release_logprobs(idx, choice)
         if changed:
             ev.set_json(obj)
         return [ev]
 
     def _delta(self, idx: Any, delta: dict[str, Any]) -> bool:
         changed = False
-        for field in ("content", "refusal"):
-            value = delta.get(field)
-            if isinstance(value, str) and value:
-                delta[field] = self._channel((idx, field), False, f"choices[{idx}].message.{field}").feed(
-                    value
-                )
-                changed = True
+        base = f"choices[{idx}].message"
+        for field, value in delta.items():
+            if field in _CHAT_DELTA_KEEP or field in ("tool_calls", "function_call"):
+                continue
+            if isinstance(value, str):
+                if value:
+                    delta[field] = self._channel((idx, field), False, f"{base}.{field}").feed(value)
+                    changed = True
+            elif field == "audio" and isinstance(value, dict):
+                t = value.get("transcript")
+                if isinstance(t, str) and t:
+                    path = f"{base}.audio.transcript"
+                    value["transcript"] = self._channel((idx, "audio"), False, path).feed(t)
+                    changed = True
+            elif value is not None and self._whole is not None:
+                changed |= self._unknown(delta, field, f"{base}.{field}")
         calls = delta.get("tool_calls")
         for tc in calls if isinstance(calls, list) else ():
-            fn = tc.get("function") if isinstance(tc, dict) else None
-            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str) and fn["arguments"]:
-                t = tc.get("index", 0)
-                path = f"choices[{idx}].message.tool_calls[{t}].function.arguments"
-                fn["arguments"] = self._channel((idx, "tool", t), True, path).feed(fn["arguments"])
-                changed = True
+            if not isinstance(tc, dict):
+                continue
+            t = tc.get("index", 0)
+            for kind, sub, json in (("function", "arguments", True), ("custom", "input", False)):
+                holder = tc.get(kind)
+                if isinstance(holder, dict) and isinstance(holder.get(sub), str) and holder[sub]:
+                    path = f"{base}.tool_calls[{t}].{kind}.{sub}"
+                    key = (idx, "tool", t, kind)
+                    holder[sub] = self._channel(key, json, path, True).feed(holder[sub])
+                    changed = True
         fc = delta.get("function_call")
         if isinstance(fc, dict) and isinstance(fc.get("arguments"), str) and fc["arguments"]:
-            path = f"choices[{idx}].message.function_call.arguments"
-            fc["arguments"] = self._channel((idx, "function_call"), True, path).feed(fc["arguments"])
+            path = f"{base}.function_call.arguments"
+            fc["arguments"] = self._channel((idx, "function_call"), True, path, True).feed(fc["arguments"])
             changed = True
         return changed
+
+    def _unknown(self, holder: dict[str, Any], field: str, path: str) -> bool:
+        """A nested value no rule knows (a provider's new field): every string in it is
+        scanned as a whole text, chunk by chunk (a value split across chunks is not joined)."""
+        assert self._whole is not None
+        walk = Walk([])
+        every_string(walk, holder[field], path)
+        changed = False
+        for slot in walk.slots:
+            new = self._whole(slot.text, False, slot.path, False)
+            if new != slot.text:
+                slot.set(new)
+                changed = True
+        return changed
+
+    def _hold_logprobs(self, idx: Any, choice: dict[str, Any]) -> bool:
+        held = self._logprobs.setdefault(idx, {})
+        lp = choice["logprobs"]
+        if isinstance(lp, dict):
+            for key, entries in lp.items():
+                if isinstance(entries, list):
+                    held.setdefault(key, []).extend(entries)
+        choice["logprobs"] = None
+        return True
+
+    def _release_logprobs(self, idx: Any, choice: dict[str, Any]) -> bool:
+        held = self._logprobs.pop(idx, None)
+        if not held:
+            return False
+        if any(ch.changed for key, ch in self._channels.items() if key[0] == idx):
+            choice["logprobs"] = None  # the tokens would spell what redaction took out
+        else:
+            choice["logprobs"] = held
+        return True
 
     def _flush_choice(self, idx: Any) -> dict[tuple[Any, ...], str]:
         out = {}
@@ -102,19 +171,23 @@ class ChatRewriter:
     @staticmethod
     def _merge(delta: dict[str, Any], flushed: dict[tuple[Any, ...], str]) -> bool:
         for key, rest in flushed.items():
-            if key[1] in ("content", "refusal"):
-                delta[key[1]] = (delta.get(key[1]) or "") + rest
-            elif key[1] == "function_call":
+            if key[1] == "function_call":
                 fc = delta.setdefault("function_call", {})
                 fc["arguments"] = (fc.get("arguments") or "") + rest
-            else:
+            elif key[1] == "audio":
+                audio = delta.setdefault("audio", {})
+                audio["transcript"] = (audio.get("transcript") or "") + rest
+            elif key[1] == "tool":
                 calls = delta.setdefault("tool_calls", [])
                 entry = next((c for c in calls if isinstance(c, dict) and c.get("index", 0) == key[2]), None)
                 if entry is None:
-                    calls.append({"index": key[2], "function": {"arguments": rest}})
-                else:
-                    fn = entry.setdefault("function", {})
-                    fn["arguments"] = (fn.get("arguments") or "") + rest
+                    entry = {"index": key[2]}
+                    calls.append(entry)
+                holder = entry.setdefault(key[3], {})
+                field = "input" if key[3] == "custom" else "arguments"
+                holder[field] = (holder.get(field) or "") + rest
+            else:
+                delta[key[1]] = (delta.get(key[1]) or "") + rest
         return bool(flushed)
 
     def flush_all(self) -> list[SSEEvent]:
@@ -128,15 +201,21 @@ class ChatRewriter:
                 chunk = dict(self._envelope or {"object": "chat.completion.chunk"})
                 chunk["choices"] = [{"index": idx, "delta": delta, "finish_reason": None}]
                 events.append(SSEEvent.from_json(chunk))
+        self._logprobs.clear()  # never finished: nothing says the tokens are clean
         return events
 
 
 class ResponsesRewriter:
-    def __init__(self, new_channel: NewChannel, whole_text: WholeText) -> None:
+    def __init__(self, new_channel: NewChannel, whole_text: WholeText, unknown: Treat = Treat.SCAN) -> None:
         self._new = new_channel
         self._whole = whole_text
+        self._unknown = unknown
+        self._table = table(Endpoint.RESPONSES, "answer")
+        self._events = table(Endpoint.RESPONSES, "events")
         self._channels: dict[tuple[Any, ...], Channel] = {}
         self._last_delta: dict[tuple[Any, ...], tuple[str | None, dict[str, Any]]] = {}
+        self._logprobs: dict[tuple[Any, ...], list[Any]] = {}
+        self._changed: list[str] = []
         self._seq_shift = 0
         self._last_seq: int | None = None
 
@@ -147,18 +226,29 @@ class ResponsesRewriter:
         etype = str(obj.get("type") or ev.event or "")
         out: list[SSEEvent] = []
         changed = False
-        if etype.endswith(".delta") and isinstance(obj.get("delta"), str):
+        if etype in _OPAQUE_DELTAS:
+            pass  # base64 audio: not text
+        elif etype.endswith(".delta") and isinstance(obj.get("delta"), str):
             kind = etype[: -len(".delta")]
             key = _key(kind, obj)
             ch = self._channels.get(key)
             if ch is None:
-                ch = self._channels[key] = self._new(kind in _JSON_KINDS, _path(kind, obj))
+                ch = self._channels[key] = self._new(
+                    kind in _JSON_KINDS, _path(kind, obj), kind in _TOOL_KINDS
+                )
             self._last_delta[key] = (ev.event, obj)
             obj["delta"] = ch.feed(obj["delta"])
+            if isinstance(obj.get("logprobs"), list) and obj["logprobs"]:
+                self._logprobs.setdefault(key, []).extend(obj["logprobs"])
+                obj["logprobs"] = []  # held: they go out with the .done event if nothing changed
             changed = True
         elif etype == "response.content_part.done" and isinstance(obj.get("part"), dict):
             out.extend(self._flush_index(obj.get("output_index")))
-            self._part(obj["part"], obj.get("output_index"), obj.get("content_index"))
+            self._changed = []
+            part = obj["part"]
+            self._part(part, obj.get("output_index"), obj.get("content_index"), set())
+            if self._changed and part.get("logprobs"):
+                part["logprobs"] = []
             changed = True
         elif etype in ("response.output_item.done", "response.output_item.added") and isinstance(
             obj.get("item"), dict
@@ -179,9 +269,14 @@ class ResponsesRewriter:
                     obj[field] = (
                         ch.text
                         if ch is not None
-                        else self._whole(value, kind in _JSON_KINDS, _path(kind, obj))
+                        else self._whole(value, kind in _JSON_KINDS, _path(kind, obj), kind in _TOOL_KINDS)
                     )
                     changed = True
+            if isinstance(obj.get("logprobs"), list):
+                held = self._logprobs.pop(key, None)
+                clean = ch is None or not ch.changed
+                obj["logprobs"] = (held if held is not None else obj["logprobs"]) if clean else []
+                changed = True
         elif etype in _TERMINAL:
             out.extend(self.flush_all())
             response = obj.get("response")
@@ -190,6 +285,8 @@ class ResponsesRewriter:
                     if isinstance(item, dict):
                         self._item(item, i)
                 changed = True
+        else:  # annotation added, error, created, in progress, ...: their strings, whole
+            changed = self._other(obj)
         if self._renumber(obj) or changed:
             ev.set_json(obj)
         out.append(ev)
@@ -221,40 +318,57 @@ class ResponsesRewriter:
         """An output item is complete: nothing more will arrive on its channels."""
         return [e for key in list(self._channels) if key[1] == oi for e in self._flush(key)]
 
-    def _text(self, kind: str, oi: Any, ci: Any, value: str, json: bool, path: str) -> str:
+    def _text(
+        self, kind: str, oi: Any, ci: Any, value: str, json: bool, path: str, tool: bool = False
+    ) -> str:
         ch = self._channels.get((kind, oi, ci))
         if ch is not None:
+            if ch.changed:
+                self._changed.append(path)
             return ch.text
-        return self._whole(value, json, path) if value else value
+        new = self._whole(value, json, path, tool) if value else value
+        if new != value:
+            self._changed.append(path)
+        return new
 
-    def _part(self, part: dict[str, Any], oi: Any, ci: Any) -> None:
+    def _part(self, part: dict[str, Any], oi: Any, ci: Any, done: set[tuple[int, Any]]) -> None:
         if isinstance(part.get("text"), str):
             kind = (
                 "response.reasoning_text" if part.get("type") == "reasoning_text" else "response.output_text"
             )
             part["text"] = self._text(kind, oi, ci, part["text"], False, f"output[{oi}].content[{ci}].text")
+            done.add((id(part), "text"))
         if isinstance(part.get("refusal"), str):
             part["refusal"] = self._text(
                 "response.refusal", oi, ci, part["refusal"], False, f"output[{oi}].content[{ci}].refusal"
             )
+            done.add((id(part), "refusal"))
 
     def _item(self, item: dict[str, Any], oi: Any) -> None:
+        """An output item, whole: its streamed texts are what the client saw; every other
+        string of it goes through the field table (annotations, code, search queries...), and
+        logprobs beside a changed text are dropped."""
+        self._changed = []
+        done: set[tuple[int, Any]] = set()
         itype = item.get("type")
-        if itype == "message" and isinstance(item.get("content"), list):
+        if itype in ("message", "reasoning") and isinstance(item.get("content"), list):
             for ci, part in enumerate(item["content"]):
                 if isinstance(part, dict):
-                    self._part(part, oi, ci)
-        elif itype in ("function_call", "mcp_call") and isinstance(item.get("arguments"), str):
+                    self._part(part, oi, ci, done)
+        if itype in ("function_call", "mcp_call") and isinstance(item.get("arguments"), str):
             kind = (
                 "response.function_call_arguments"
                 if itype == "function_call"
                 else "response.mcp_call_arguments"
             )
-            item["arguments"] = self._text(kind, oi, 0, item["arguments"], True, f"output[{oi}].arguments")
+            path = f"output[{oi}].arguments"
+            item["arguments"] = self._text(kind, oi, 0, item["arguments"], True, path, True)
+            done.add((id(item), "arguments"))
         elif itype == "custom_tool_call" and isinstance(item.get("input"), str):
             item["input"] = self._text(
-                "response.custom_tool_call_input", oi, 0, item["input"], False, f"output[{oi}].input"
+                "response.custom_tool_call_input", oi, 0, item["input"], False, f"output[{oi}].input", True
             )
+            done.add((id(item), "input"))
         elif itype == "reasoning" and isinstance(item.get("summary"), list):
             for si, part in enumerate(item["summary"]):
                 if isinstance(part, dict) and isinstance(part.get("text"), str):
@@ -266,6 +380,28 @@ class ResponsesRewriter:
                         False,
                         f"output[{oi}].summary[{si}].text",
                     )
+                    done.add((id(part), "text"))
+        walk = walk_body(self._table, item, self._unknown, shape="output[]", path=f"output[{oi}]")
+        for slot in walk.slots:
+            if (id(slot.container), slot.key) in done or not slot.text:
+                continue
+            new = self._whole(slot.text, slot.json, slot.path, slot.tool)
+            if new != slot.text:
+                slot.set(new)
+                self._changed.append(slot.path)
+        drop_logprobs(walk, self._changed)
+
+    def _other(self, obj: dict[str, Any]) -> bool:
+        """An event no branch above streams (annotation added, error, ...): its strings, whole."""
+        walk = walk_body(self._events, obj, self._unknown)
+        changed = False
+        for slot in walk.slots:
+            if slot.text:
+                new = self._whole(slot.text, slot.json, slot.path, slot.tool)
+                if new != slot.text:
+                    slot.set(new)
+                    changed = True
+        return changed
 
 
 def _key(kind: str, obj: dict[str, Any]) -> tuple[Any, ...]:
@@ -283,15 +419,26 @@ def _path(kind: str, obj: dict[str, Any]) -> str:
     return f"output[{oi}].content[{obj.get('content_index', 0)}].{field}"
 
 
-def rewrite_body(endpoint: Endpoint, body: Any, whole_text: WholeText) -> bool:
-    """A complete (non-stream) answer: each text through ``whole_text``; True if changed."""
-    walk: Walk = response_slots(endpoint, body)
-    changed = False
+def rewrite_body(endpoint: Endpoint, body: Any, whole_text: WholeText, unknown: Treat = Treat.SCAN) -> bool:
+    """A complete (non-stream) answer: each text through ``whole_text``; True if changed.
+    Logprobs beside a text that changed are dropped (their tokens spell the raw text)."""
+    walk: Walk = response_slots(endpoint, body, unknown)
+    changed: list[str] = []
     for slot in walk.slots:
         text = slot.text
-        if text:
-            new = whole_text(text, slot.json, slot.path)
-            if new != text:
-                slot.set(new)
-                changed = True
-    return changed
+        if not text:
+            continue
+        if slot.skip is not None:  # a URL: its host is kept
+            a, b = slot.skip
+            new = (
+                whole_text(text[:a], False, slot.path, False)
+                + text[a:b]
+                + whole_text(text[b:], False, slot.path, False)
+            )
+        else:
+            new = whole_text(text, slot.json, slot.path, slot.tool)
+        if new != text:
+            slot.set(new)
+            changed.append(slot.path)
+    drop_logprobs(walk, changed)
+    return bool(changed)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Iterable
+
+import orjson
 
 _ESC = re.compile(r'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])')
 _SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
@@ -45,3 +48,127 @@ class JsonView:
         """A boundary in the decoded text -> the same boundary in the source."""
         k = bisect.bisect_right(self._dec, i) - 1
         return self._src[k] + (i - self._dec[k])
+
+
+#: The rest of a string token after its opening quote (tolerates a token cut by the end).
+_STRING_REST = re.compile(r'(?:[^"\\]|\\.)*("|\Z)', re.S)
+_NUMBER_CHARS = frozenset("-+0123456789.eE")
+_STRUCTURE = frozenset("[]{},: \t\r\n")
+
+
+def looks_like_json(text: str) -> bool:
+    """Cheap first test for JSON-mode content and JSON tool results: an object or an array."""
+    head = text.lstrip()[:1]
+    return head == "{" or head == "["
+
+
+def is_json(text: str) -> bool:
+    """An object or array that parses: replaced JSON-aware, so it still parses afterwards."""
+    if not looks_like_json(text):
+        return False
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+class JsonPieces:
+    """Where the strings are in (a stretch of) JSON source, so a replacement keeps it valid.
+
+    A value found inside a string is replaced inside it (placeholders need no escapes); a
+    value that is a number token (``{"phone":4155552671}``) is replaced by a JSON *string*
+    placeholder, so the result parses wherever the input parsed. ``in_string`` carries the
+    lexer state from one stream segment to the next (a stream releases consecutive stretches).
+    """
+
+    __slots__ = ("in_string",)
+
+    def __init__(self) -> None:
+        self.in_string = False
+
+    def regions(self, source: str) -> list[tuple[int, int]]:
+        """String contents (between the quotes) in ``source``; advances ``in_string``."""
+        out: list[tuple[int, int]] = []
+        pos = 0
+        n = len(source)
+        if self.in_string:
+            m = _STRING_REST.match(source, 0)
+            assert m is not None  # the pattern matches the empty string
+            closed = bool(m.group(1))
+            out.append((0, m.end() - 1 if closed else m.end()))
+            pos = m.end()
+            self.in_string = not closed
+        while not self.in_string:
+            q = source.find('"', pos)
+            if q < 0:
+                break
+            m = _STRING_REST.match(source, q + 1)
+            assert m is not None
+            closed = bool(m.group(1))
+            out.append((q + 1, m.end() - 1 if closed else m.end()))
+            pos = m.end()
+            if not closed:
+                self.in_string = pos >= n
+                break
+        return out
+
+    def split(self, source: str, spans: Iterable[tuple[int, int, str]]) -> list[tuple[int, int, str, bool]]:
+        """``(start, end, entity, number)`` pieces: each span cut to the strings it overlaps and
+        the tokens between them; a piece outside strings made only of number characters is
+        widened to its whole number token and flagged ``number``."""
+        carried = self.in_string
+        regions = self.regions(source)
+        # Alternating stretches, quote characters excluded: (start, end, inside a string).
+        stretches: list[tuple[int, int, bool]] = []
+        pos = 0
+        for j, (a, b) in enumerate(regions):
+            opening = a if j == 0 and carried else a - 1
+            if opening > pos:
+                stretches.append((pos, opening, False))
+            stretches.append((a, b, True))
+            pos = b + 1
+        if pos < len(source):
+            stretches.append((pos, len(source), False))
+        starts = [st[0] for st in stretches]
+        out: list[tuple[int, int, str, bool]] = []
+        for start, end, entity in spans:
+            k = max(bisect.bisect_right(starts, start) - 1, 0)
+            while k < len(stretches) and stretches[k][0] < end:
+                a, b, inside = stretches[k]
+                lo, hi = max(a, start), min(b, end)
+                if lo < hi:
+                    out.append((lo, hi, entity, False) if inside else _outside(source, lo, hi, entity))
+                k += 1
+        return _disjoint(out)
+
+
+def _outside(source: str, start: int, end: int, entity: str) -> tuple[int, int, str, bool]:
+    """A piece between strings: structure at its ends is never replaced; what is left is a
+    number token (widened to the whole token) or other bare text (JSON that did not parse)."""
+    while start < end and source[start] in _STRUCTURE:
+        start += 1
+    while end > start and source[end - 1] in _STRUCTURE:
+        end -= 1
+    piece = source[start:end]
+    if not piece or any(c not in _NUMBER_CHARS for c in piece):
+        return (start, end, entity, False)
+    while start > 0 and source[start - 1] in _NUMBER_CHARS:
+        start -= 1
+    while end < len(source) and source[end] in _NUMBER_CHARS:
+        end += 1
+    return (start, end, entity, True)
+
+
+def _disjoint(pieces: list[tuple[int, int, str, bool]]) -> list[tuple[int, int, str, bool]]:
+    """Widened number tokens may now touch or overlap a neighbour: merge into the first."""
+    out: list[tuple[int, int, str, bool]] = []
+    for p in pieces:
+        if p[1] <= p[0]:
+            continue
+        if out and p[0] < out[-1][1]:
+            last = out[-1]
+            out[-1] = (last[0], max(last[1], p[1]), last[2], last[3] or p[3])
+            continue
+        out.append(p)
+    return out

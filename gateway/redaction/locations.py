@@ -1,23 +1,26 @@
 """Where the text is in request and response bodies of the three endpoints.
 
-Each walker yields ``Slot``s: one string, where it is (``messages[3].content[0].text``, the
-path the ``pii`` summary reports) and whether it is JSON source (tool-call arguments, whose
-escapes matter when a span is replaced). Parts the gateway cannot read (images, audio, files,
-token arrays, encrypted reasoning, item types it does not know) are counted as unscanned and
-passed through untouched. Nothing recurses, so no nesting depth can exhaust the stack.
+The walk visits every value of the body and asks the field table (``fields.py``) what each
+string is; it yields ``Slot``s: one string, where it is (``messages[3].content[0].text``, the
+path the ``pii`` summary reports), whether it is JSON source (tool-call arguments, whose
+escapes matter when a span is replaced) and whether it is a tool call the model writes. A
+string the table does not know gets ``unknown_fields`` (default: scanned). Opaque values
+(base64 images, audio, files, encrypted reasoning, token ids) are counted as unscanned.
+Nothing recurses, so no nesting depth can exhaust the stack.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from gateway.call import Endpoint
+from gateway.redaction.fields import _MISS, SUBTREE, TABLES, Table, Treat
 
-#: Content-part types whose text is under ``text``.
-_TEXT_PARTS = frozenset({"text", "input_text", "output_text", "summary_text", "reasoning_text"})
-#: Response-API items that carry no content (nothing to scan, nothing unscanned).
-_EMPTY_ITEMS = frozenset({"item_reference"})
+#: Below this depth the shape path stops growing: everything deeper is "unknown" (scanned).
+_MAX_SHAPE_DEPTH = 48
+_TEXT = frozenset({Treat.SCAN, Treat.JSON, Treat.TOOL, Treat.URL})
 
 
 @dataclass(slots=True)
@@ -26,6 +29,10 @@ class Slot:
     container: Any  # dict or list holding the string
     key: Any
     json: bool = False
+    #: A tool call the model writes: only the types allowed there are restored into it.
+    tool: bool = False
+    #: A range detection must not touch (a URL's scheme and host).
+    skip: tuple[int, int] | None = None
 
     @property
     def text(self) -> str:
@@ -39,147 +46,164 @@ class Slot:
 class Walk:
     slots: list[Slot]
     unscanned: int = 0
+    #: (holder, key, path of the holder): logprobs to drop when a text of the holder changed.
+    logprobs: list[tuple[Any, Any, str]] = field(default_factory=list)
+    #: Paths of opaque values and of strings no rule knows (for ``refuse`` settings).
+    opaque: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
 
 
-def _parts(walk: Walk, parts: list[Any], path: str) -> None:
-    for j, part in enumerate(parts):
-        p = f"{path}[{j}]"
-        if isinstance(part, str):
-            walk.slots.append(Slot(p, parts, j))
-            continue
-        if not isinstance(part, dict):
+_TABLES: dict[tuple[str, str], Table] = {}
+
+
+def table(endpoint: Endpoint | str, direction: str) -> Table:
+    key = (str(endpoint), direction)
+    t = _TABLES.get(key)
+    if t is None:
+        t = _TABLES[key] = Table(TABLES.get(key, []))
+    return t
+
+
+def _url_skip(url: str) -> tuple[int, int] | None:
+    """The host (and port) of ``url``: kept, a redacted host would only break the fetch."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return None
+    start = url.find("//")
+    if not netloc or start < 0 or url[start + 2 : start + 2 + len(netloc)] != netloc:
+        return None
+    start += 2
+    return (start + netloc.rfind("@") + 1, start + len(netloc))
+
+
+def _string(walk: Walk, treat: Treat | None, unknown: Treat, path: str, holder: Any, key: Any) -> None:
+    value = holder[key]
+    if treat is None:
+        if unknown is not Treat.SCAN:
             walk.unscanned += 1
-            continue
-        ptype = part.get("type")
-        if ptype in _TEXT_PARTS and isinstance(part.get("text"), str):
-            walk.slots.append(Slot(f"{p}.text", part, "text"))
-        elif ptype == "refusal" and isinstance(part.get("refusal"), str):
-            walk.slots.append(Slot(f"{p}.refusal", part, "refusal"))
-        else:
-            walk.unscanned += 1  # image_url, input_audio, file, input_image, unknown ...
-
-
-def _content(walk: Walk, holder: dict[str, Any], key: str, path: str) -> None:
-    value = holder.get(key)
-    if isinstance(value, str):
-        walk.slots.append(Slot(f"{path}.{key}", holder, key))
-    elif isinstance(value, list):
-        _parts(walk, value, f"{path}.{key}")
-    elif value is not None:
-        walk.unscanned += 1
-
-
-def _arguments(walk: Walk, holder: Any, path: str) -> None:
-    if isinstance(holder, dict) and isinstance(holder.get("arguments"), str):
-        walk.slots.append(Slot(f"{path}.arguments", holder, "arguments", json=True))
-
-
-def _chat_message(walk: Walk, msg: Any, path: str) -> None:
-    if not isinstance(msg, dict):
-        walk.unscanned += 1
-        return
-    _content(walk, msg, "content", path)
-    if isinstance(msg.get("refusal"), str):
-        walk.slots.append(Slot(f"{path}.refusal", msg, "refusal"))
-    calls = msg.get("tool_calls")
-    if isinstance(calls, list):
-        for k, call in enumerate(calls):
-            if isinstance(call, dict):
-                _arguments(walk, call.get("function"), f"{path}.tool_calls[{k}].function")
-    _arguments(walk, msg.get("function_call"), f"{path}.function_call")
-
-
-def _response_item(walk: Walk, item: Any, path: str) -> None:
-    """One item of a responses-API ``input`` or ``output`` list."""
-    if not isinstance(item, dict):
-        walk.unscanned += 1
-        return
-    itype = item.get("type", "message")
-    if not isinstance(itype, str):  # an odd item type is left alone, and counted
-        walk.unscanned += 1
-        return
-    if itype == "message":
-        _content(walk, item, "content", path)
-    elif itype in ("function_call", "mcp_call"):
-        _arguments(walk, item, path)
-        if itype == "mcp_call" and isinstance(item.get("output"), str):
-            walk.slots.append(Slot(f"{path}.output", item, "output"))
-    elif itype in ("function_call_output", "custom_tool_call_output", "local_shell_call_output"):
-        _content(walk, item, "output", path)
-    elif itype == "custom_tool_call":
-        if isinstance(item.get("input"), str):
-            walk.slots.append(Slot(f"{path}.input", item, "input"))
-    elif itype == "reasoning":
-        for key in ("summary", "content"):
-            if isinstance(item.get(key), list):
-                _parts(walk, item[key], f"{path}.{key}")
-        if item.get("encrypted_content"):
+            walk.unknown.append(path)
+            return
+        treat = Treat.SCAN
+    if treat is Treat.SCAN or treat is Treat.ANY:
+        walk.slots.append(Slot(path, holder, key))
+    elif treat is Treat.JSON:
+        walk.slots.append(Slot(path, holder, key, json=True))
+    elif treat is Treat.TOOL:
+        walk.slots.append(Slot(path, holder, key, json=key == "arguments", tool=True))
+    elif treat is Treat.URL:
+        if value.startswith("data:"):
             walk.unscanned += 1
-    elif itype not in _EMPTY_ITEMS:
-        walk.unscanned += 1  # computer_call, web_search_call, image_generation_call, ...
-
-
-def _response_items(walk: Walk, items: list[Any], name: str) -> None:
-    for i, item in enumerate(items):
-        if isinstance(item, str):
-            walk.slots.append(Slot(f"{name}[{i}]", items, i))
+            walk.opaque.append(path)
         else:
-            _response_item(walk, item, f"{name}[{i}]")
+            walk.slots.append(Slot(path, holder, key, skip=_url_skip(value)))
+    elif treat is Treat.OPAQUE:
+        walk.unscanned += 1
+        walk.opaque.append(path)
 
 
-def request_slots(endpoint: Endpoint, body: dict[str, Any]) -> Walk:
-    walk = Walk([])
-    if endpoint is Endpoint.CHAT:
-        messages = body.get("messages")
-        if isinstance(messages, list):
-            for i, msg in enumerate(messages):
-                _chat_message(walk, msg, f"messages[{i}]")
-        prediction = body.get("prediction")
-        if isinstance(prediction, dict):
-            _content(walk, prediction, "content", "prediction")
-    elif endpoint is Endpoint.RESPONSES:
-        if isinstance(body.get("instructions"), str):
-            walk.slots.append(Slot("instructions", body, "instructions"))
-        inp = body.get("input")
-        if isinstance(inp, str):
-            walk.slots.append(Slot("input", body, "input"))
-        elif isinstance(inp, list):
-            _response_items(walk, inp, "input")
-        prompt = body.get("prompt")
-        if isinstance(prompt, dict) and isinstance(prompt.get("variables"), dict):
-            variables = prompt["variables"]
-            for name, value in variables.items():
-                if isinstance(value, str):
-                    walk.slots.append(Slot(f"prompt.variables.{name}", variables, name))
-                elif value is not None:
-                    walk.unscanned += 1
-    elif endpoint is Endpoint.EMBEDDINGS:
-        inp = body.get("input")
-        if isinstance(inp, str):
-            walk.slots.append(Slot("input", body, "input"))
-        elif isinstance(inp, list):
-            for i, item in enumerate(inp):
-                if isinstance(item, str):
-                    walk.slots.append(Slot(f"input[{i}]", inp, i))
-                else:
-                    walk.unscanned += 1  # token ids
-    return walk
+def every_string(walk: Walk, value: Any, path: str) -> None:
+    """``any``: every string value below (keys untouched), iteratively, in document order."""
+    stack: list[tuple[Any, Any, str]] = [(value, None, path)]
+    while stack:
+        node, key, p = stack.pop()
+        if key is not None:
+            walk.slots.append(Slot(p, node, key))
+            continue
+        if isinstance(node, dict):
+            items = [(k, f"{p}.{k}") for k in node]
+        elif isinstance(node, list):
+            items = [(i, f"{p}[{i}]") for i in range(len(node))]
+        else:
+            continue
+        for k, child_path in reversed(items):
+            child = node[k]
+            if isinstance(child, str):
+                stack.append((node, k, child_path))
+            elif isinstance(child, (dict, list)):
+                stack.append((child, None, child_path))
 
 
-def response_slots(endpoint: Endpoint, body: Any) -> Walk:
+def _join(parent: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if parent else key
+
+
+def walk_body(t: Table, body: Any, unknown: Treat = Treat.SCAN, *, shape: str = "", path: str = "") -> Walk:
+    """Every string of ``body``, treated as the table says (document order). ``shape`` and
+    ``path`` place an object found deeper (an output item in a stream event).
+
+    Hot path (every request, whole conversation): paths are built only for containers and
+    slots, the table lookup is memoised, and structure strings cost one dict lookup."""
     walk = Walk([])
     if not isinstance(body, dict):
         return walk
-    if endpoint is Endpoint.CHAT:
-        choices = body.get("choices")
-        if isinstance(choices, list):
-            for i, choice in enumerate(choices):
-                if isinstance(choice, dict):
-                    _chat_message(walk, choice.get("message"), f"choices[{i}].message")
-    elif endpoint is Endpoint.RESPONSES:
-        output = body.get("output")
-        if isinstance(output, list):
-            _response_items(walk, output, "output")
-        if isinstance(body.get("output_text"), str):
-            walk.slots.append(Slot("output_text", body, "output_text"))
+    lookup = t.lookup
+    memo = t.memo
+    miss = _MISS
+    scan, struct = Treat.SCAN, Treat.STRUCT
+    slots = walk.slots
+    sp = f"{shape}." if shape else ""
+    # (holder, key, shape, path of the holder, depth); the root's children first, in order.
+    stack: list[tuple[Any, Any, str, str, int]] = [
+        (body, k, f"{sp}{k}", path, 1) for k in reversed(list(body))
+    ]
+    last_opaque: Any = None
+    while stack:
+        holder, key, shape, parent, depth = stack.pop()
+        value = holder[key]
+        treat = memo.get(shape, miss)
+        if treat is miss:
+            treat = lookup(shape)
+        if type(value) is str:
+            if treat is scan:
+                slots.append(Slot(_join(parent, key), holder, key))
+            elif treat is not struct and treat is not Treat.KEEP:
+                _string(walk, treat, unknown, _join(parent, key), holder, key)
+            continue
+        if value is None or isinstance(value, bool):
+            continue
+        if treat in SUBTREE:
+            if treat is Treat.ANY:
+                every_string(walk, value, _join(parent, key))
+            elif treat is Treat.LOGPROBS:
+                walk.logprobs.append((holder, key, parent))
+            elif treat is Treat.OPAQUE and (isinstance(value, (dict, list)) or holder is not last_opaque):
+                last_opaque = holder  # a list of token ids counts once
+                walk.unscanned += 1
+                walk.opaque.append(_join(parent, key))
+            continue
+        deeper = depth < _MAX_SHAPE_DEPTH
+        if isinstance(value, dict):
+            here = _join(parent, key)
+            for k in reversed(list(value)):
+                stack.append((value, k, f"{shape}.{k}" if deeper else "…", here, depth + 1))
+        elif isinstance(value, list):
+            here = _join(parent, key)
+            child_shape = f"{shape}[]" if deeper else "…"
+            for i in range(len(value) - 1, -1, -1):
+                stack.append((value, i, child_shape, here, depth + 1))
+        elif treat in _TEXT:
+            walk.unscanned += 1  # a number where text belongs: nothing to scan, the upstream judges
     return walk
+
+
+def request_slots(endpoint: Endpoint, body: dict[str, Any], unknown: Treat = Treat.SCAN) -> Walk:
+    return walk_body(table(endpoint, "request"), body, unknown)
+
+
+def response_slots(endpoint: Endpoint, body: Any, unknown: Treat = Treat.SCAN) -> Walk:
+    return walk_body(table(endpoint, "answer"), body, unknown)
+
+
+def drop_logprobs(walk: Walk, changed_paths: list[str]) -> bool:
+    """Logprobs beside a text that redaction changed spell the raw value: drop them (``[]``
+    where the type wants a list, else ``null``). True if any was dropped."""
+    dropped = False
+    for holder, key, group in walk.logprobs:
+        prefix = group + "."
+        if holder[key] and any(p.startswith(prefix) for p in changed_paths):
+            holder[key] = [] if isinstance(holder[key], list) else None
+            dropped = True
+    return dropped

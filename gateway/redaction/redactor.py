@@ -15,10 +15,19 @@ from typing import Any
 
 from gateway.call import Call
 from gateway.errors import BadRequest, GatewayError, SensitiveDataBlocked
-from gateway.redaction.config import Action, RedactionSettings
+from gateway.redaction.config import (
+    Action,
+    DirectionalAction,
+    RedactionSettings,
+    answer_action,
+    check_actions,
+    prompt_action,
+    restores_into_tool_arguments,
+)
 from gateway.redaction.engine import RedactionEngine, Span, Spans
-from gateway.redaction.jsonview import JsonView
-from gateway.redaction.locations import Slot, Walk, request_slots
+from gateway.redaction.fields import Treat
+from gateway.redaction.jsonview import JsonPieces, JsonView, is_json
+from gateway.redaction.locations import Slot, Walk, drop_logprobs, request_slots
 from gateway.redaction.secrets import LABEL_REACH
 from gateway.redaction.stream import Channel, StreamRedactor, StreamRestorer
 from gateway.redaction.vault import Vault, VaultOperator, anonymize
@@ -59,10 +68,20 @@ class Summary:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Actions:
+    """One call's effective actions: per type for the prompt and the answer, and the types
+    whose values may be restored into tool-call arguments the model writes."""
+
+    prompt: dict[str, Action]
+    answer: dict[str, Action]
+    tool_restore: frozenset[str]
+
+
 @dataclass
 class RedactionState:
     vault: Vault
-    actions: dict[str, Action]
+    actions: Actions
     #: (slot, text before redaction) of every slot changed, so a policy's ``redact`` can re-run.
     originals: list[tuple[Slot, str]] = field(default_factory=list)
     #: Stream channels of the answer (see events.py), keyed by where they are in the answer.
@@ -85,35 +104,39 @@ class Redactor:
             self._salt = settings.hash_salt.get_secret_value().encode()
         else:
             self._salt = os.urandom(32)
-            if Action.HASH in settings.actions.values():
+            if any(Action.HASH in (prompt_action(a), answer_action(a)) for a in settings.actions.values()):
                 log.warning("redaction.hash_salt is not set: hashes are stable only within this process")
         self.holdback = max(settings.stream_holdback, engine.longest_term + 16)
         #: Released text kept as left context: every recognizer's label window fits in it.
         self.context = max(settings.stream_context, LABEL_REACH + 32)
+        #: What a string in a field the table does not know gets (see fields.py).
+        self.unknown = Treat.SCAN if settings.unknown_fields == "scan" else Treat.OPAQUE
 
     # -- actions ------------------------------------------------------------------------------
 
-    def actions_for(self, call: Call) -> dict[str, Action]:
-        """Config actions, overridden by the policy decision's ``redact`` (``*`` = every type)."""
-        actions = dict(self.settings.actions)
+    def actions_for(self, call: Call) -> Actions:
+        """Config actions, overridden by the policy decision's ``redact`` (``*`` = every type).
+
+        A policy value is an action for both directions or ``{prompt, answer}``; an unknown
+        value means ``redact`` (fail closed), with a warning.
+        """
+        specs: dict[str, Action | DirectionalAction] = dict(self.settings.actions)
         policy = call.state.get("policy_redact")
         if isinstance(policy, dict) and policy:
-            default = _action(policy.get("*"))
+            default = _spec(policy.get("*"), "*")
             if default is not None:
-                actions = dict.fromkeys(actions, default)
+                specs = dict.fromkeys(specs, default)
             for entity, value in policy.items():
-                action = _action(value)
-                if entity != "*" and action is not None and entity in actions:
-                    actions[entity] = action
-                elif entity != "*" and action is None:
-                    log.warning(
-                        "policy redact action %r for %s is not an action; using redact", value, entity
-                    )
-                    if entity in actions:
-                        actions[entity] = Action.REDACT
+                if entity == "*" or entity not in specs:
+                    continue
+                spec = _spec(value, entity)
+                specs[entity] = spec if spec is not None else Action.REDACT
+        prompt = {e: prompt_action(s) for e, s in specs.items()}
         if not self.settings.restore:
-            actions = {e: Action.REDACT if a is Action.RESTORE else a for e, a in actions.items()}
-        return actions
+            prompt = {e: Action.REDACT if a is Action.RESTORE else a for e, a in prompt.items()}
+        answer = {e: answer_action(s) for e, s in specs.items()}
+        tools = frozenset(e for e, s in specs.items() if restores_into_tool_arguments(e, s))
+        return Actions(prompt, answer, tools)
 
     def new_state(self, call: Call) -> RedactionState:
         vault = Vault(self._salt, self.settings.mask_char, self.settings.mask_keep_last)
@@ -129,34 +152,52 @@ class Redactor:
     # -- text ---------------------------------------------------------------------------------
 
     def apply(
-        self, text: str, spans: Spans | list[Span], state: RedactionState, *, json: bool, output: bool
+        self,
+        text: str,
+        spans: Spans | list[Span],
+        state: RedactionState,
+        *,
+        json: bool,
+        output: bool,
+        pieces: JsonPieces | None = None,
     ) -> str:
-        """Replace the spans whose action changes text. On the answer, ``block`` redacts (it is
-        too late to refuse) and nothing new becomes restorable."""
-        if not spans:
-            return text
-        actions = state.actions
-        if output:
-            actions = {e: Action.REDACT if a is Action.BLOCK else a for e, a in actions.items()}
+        """Replace the spans whose action changes text, with the answer's actions on the answer
+        (where ``block`` redacts: it is too late to refuse, and nothing new becomes
+        restorable). ``pieces``: the JSON lexer state of a stream channel, advanced even when
+        nothing is replaced."""
+        actions = state.actions.answer if output else state.actions.prompt
         todo = [
             (s.start, s.end, s.entity)
             for s in spans
             if actions.get(s.entity, Action.ALLOW) is not Action.ALLOW
         ]
         if not todo:
+            if pieces is not None:
+                pieces.regions(text)
             return text
         return anonymize(
-            text, todo, actions, state.vault, json=json, restorable=not output, operator=self.operator
+            text,
+            todo,
+            actions,
+            state.vault,
+            json=json,
+            restorable=not output,
+            operator=self.operator,
+            pieces=pieces,
         )
 
-    def redact_output_text(self, text: str, state: RedactionState, *, json: bool, path: str) -> str:
-        """A complete text of the answer: redact what is new in it, then restore placeholders."""
+    def redact_output_text(
+        self, text: str, state: RedactionState, *, json: bool, path: str, tool: bool = False
+    ) -> str:
+        """A complete text of the answer: redact what is new in it, then restore placeholders
+        (into a tool call's arguments, ``tool``, only the types allowed there)."""
         if self.settings.scan_output:
             spans = self.analyze_or_refuse(text, json=json)
             if spans:
                 state.out_summary.add(path, spans)
                 text = self.apply(text, spans, state, json=json, output=True)
-        text, n = state.vault.restore(text, json=json)
+        only = state.actions.tool_restore if tool else None
+        text, n = state.vault.restore(text, json=json, only=only)
         state.restored += n
         return text
 
@@ -183,15 +224,16 @@ class Redactor:
 
     # -- streams ------------------------------------------------------------------------------
 
-    def new_channel(self, state: RedactionState, *, json: bool, path: str) -> Channel:
+    def new_channel(self, state: RedactionState, *, json: bool, path: str, tool: bool = False) -> Channel:
         """One text stream of the answer: redact what is new (if ``scan_output``), then restore."""
         stream_redactor = None
         if self.settings.scan_output:
+            pieces = JsonPieces() if json else None
 
             def replace(text: str, spans: list[Span]) -> str:
                 if spans:
                     state.out_summary.add(path, tuple(spans))
-                return self.apply(text, spans, state, json=json, output=True)
+                return self.apply(text, spans, state, json=json, output=True, pieces=pieces)
 
             stream_redactor = StreamRedactor(
                 self.detect_json_or_refuse if json else self.detect_or_refuse,
@@ -200,7 +242,8 @@ class Redactor:
                 context=self.context,
                 max_pending=self.settings.stream_max_pending,
             )
-        restorer = StreamRestorer(state.vault, json=json) if state.vault.restorable else None
+        only = state.actions.tool_restore if tool else None
+        restorer = StreamRestorer(state.vault, json=json, only=only) if state.vault.restorable else None
         channel = Channel(stream_redactor, restorer)
         state.channels[f"{path}#{len(state.channels)}"] = channel
         return channel
@@ -222,7 +265,8 @@ class Redactor:
 
     async def redact_request(self, call: Call) -> dict[str, Any]:
         """Scan every text of the request, refuse on ``block``, replace the rest in place."""
-        walk = request_slots(call.endpoint, call.body)
+        walk = request_slots(call.endpoint, call.body, self.unknown)
+        self._refuse_unscannable(walk)
         views = [JsonView(s.text) if s.json else None for s in walk.slots]
         texts = [v.decoded if v is not None else s.text for s, v in zip(walk.slots, views, strict=True)]
         try:
@@ -231,7 +275,10 @@ class Redactor:
             raise
         except Exception as exc:
             results = [self.analysis_failed(exc)] * len(walk.slots)
-        results = [_to_source(v, r) if v is not None else r for v, r in zip(views, results, strict=True)]
+        results = [
+            _skip(s, _to_source(v, r) if v is not None else r)
+            for s, v, r in zip(walk.slots, views, results, strict=True)
+        ]
         state = self.state(call)
         return self._apply_request(call, state, walk, results)
 
@@ -243,23 +290,43 @@ class Redactor:
             if spans:
                 summary.add(slot.path, spans)
         pii = summary.as_dict()
-        pii["actions"] = {e: str(state.actions[e]) for e in summary.entities if e in state.actions}
+        prompt = state.actions.prompt
+        pii["actions"] = {e: str(prompt[e]) for e in summary.entities if e in prompt}
         call.state["pii"] = pii
-        blocked = sorted(e for e in summary.entities if state.actions.get(e) is Action.BLOCK)
+        blocked = sorted(e for e in summary.entities if prompt.get(e) is Action.BLOCK)
         if blocked:
             pii["blocked"] = blocked
             raise SensitiveDataBlocked(
                 "The request contains sensitive data that may not be sent: " + ", ".join(blocked) + ".",
                 extra={"entity_types": blocked},
             )
+        changed_paths = []
         for slot, spans in zip(walk.slots, results, strict=True):
             if spans:
                 original = slot.text
-                changed = self.apply(original, spans, state, json=slot.json, output=False)
+                json = slot.json or is_json(original)
+                changed = self.apply(original, spans, state, json=json, output=False)
                 if changed != original:
                     slot.set(changed)
                     state.originals.append((slot, original))
+                    changed_paths.append(slot.path)
+        drop_logprobs(walk, changed_paths)
         return pii
+
+    def _refuse_unscannable(self, walk: Walk) -> None:
+        """``opaque_fields`` / ``unknown_fields: refuse``: 400 naming the paths (never values)."""
+        paths = []
+        if self.settings.opaque_fields == "refuse":
+            paths += walk.opaque
+        if self.settings.unknown_fields == "refuse":
+            paths += walk.unknown
+        if paths:
+            shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+            raise BadRequest(
+                f"The request has fields redaction cannot scan: {shown}.",
+                code="unscannable_content",
+                param=paths[0],
+            )
 
     async def reapply(self, call: Call) -> dict[str, Any]:
         """Re-run the request side after a policy set ``call.state["policy_redact"]``.
@@ -276,8 +343,22 @@ class Redactor:
         return await self.redact_request(call)
 
 
-def _action(value: Any) -> Action | None:
-    try:
-        return Action(value) if value is not None else None
-    except ValueError:
+def _skip(slot: Slot, spans: Spans) -> Spans:
+    """Spans that do not touch the slot's kept range (a URL's host)."""
+    if slot.skip is None or not spans:
+        return spans
+    a, b = slot.skip
+    return tuple(s for s in spans if s.end <= a or s.start >= b)
+
+
+def _spec(value: Any, entity: str) -> Action | DirectionalAction | None:
+    if value is None:
         return None
+    try:
+        if isinstance(value, dict):
+            check_actions({entity: value})
+            return DirectionalAction.model_validate(value)
+        return Action(value)
+    except ValueError:
+        log.warning("policy redact action for %s is not an action; using redact", entity)
+        return Action.REDACT

@@ -15,12 +15,24 @@ from gateway.call import Call, Decision, Endpoint, ModelResponse
 from gateway.errors import SensitiveDataBlocked
 from gateway.pipeline import Stage
 from gateway.redaction.events import ChatRewriter, ResponsesRewriter, WholeText, rewrite_body
+from gateway.redaction.jsonview import is_json
 from gateway.redaction.metrics import RedactionMetrics
 from gateway.redaction.redactor import RedactionState, Redactor
 from gateway.redaction.stream import Channel
 from gateway.sse import SSEEvent
 
 _REWRITER_KEY = "redact_out"
+
+
+def wants_json(call: Call) -> bool:
+    """The request asked for JSON-mode content (chat ``response_format``, responses
+    ``text.format``): its streamed text is JSON source."""
+    body = call.body if isinstance(call.body, dict) else {}
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict):
+        text = body.get("text")
+        fmt = text.get("format") if isinstance(text, dict) else None
+    return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
 
 
 class RedactInStage(Stage):
@@ -83,7 +95,7 @@ class RedactOutStage(Stage):
         state = self._state(call)
         if response.json is None or not self._active(state) or call.endpoint is Endpoint.EMBEDDINGS:
             return
-        if rewrite_body(call.endpoint, response.json, self._whole(state)):
+        if rewrite_body(call.endpoint, response.json, self._whole(state), self.redactor.unknown):
             response.dirty = True
         self._finish(call, state)
 
@@ -120,18 +132,26 @@ class RedactOutStage(Stage):
         return state
 
     def _whole(self, state: RedactionState) -> WholeText:
-        def whole(text: str, json: bool, path: str) -> str:
-            return self.redactor.redact_output_text(text, state, json=json, path=path)
+        def whole(text: str, json: bool, path: str, tool: bool = False) -> str:
+            # JSON-mode content (or any answer text that is a JSON document) is replaced
+            # JSON-aware too, so it still parses and numbers come back as numbers.
+            json = json or is_json(text)
+            return self.redactor.redact_output_text(text, state, json=json, path=path, tool=tool)
 
         return whole
 
     def _rewriter(self, call: Call, state: RedactionState) -> ChatRewriter | ResponsesRewriter:
-        def new_channel(json: bool, path: str) -> Channel:
-            return self.redactor.new_channel(state, json=json, path=path)
+        json_mode = wants_json(call)
+
+        def new_channel(json: bool, path: str, tool: bool = False) -> Channel:
+            # JSON-mode: the message text (not refusals or reasoning) is JSON source.
+            text = path.endswith(".message.content") or (path.endswith(".text") and "summary" not in path)
+            json = json or (json_mode and not tool and text)
+            return self.redactor.new_channel(state, json=json, path=path, tool=tool)
 
         if call.endpoint is Endpoint.RESPONSES:
-            return ResponsesRewriter(new_channel, self._whole(state))
-        return ChatRewriter(new_channel)
+            return ResponsesRewriter(new_channel, self._whole(state), self.redactor.unknown)
+        return ChatRewriter(new_channel, self._whole(state))
 
     def _finish(self, call: Call, state: RedactionState) -> None:
         if state.finished:

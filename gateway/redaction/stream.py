@@ -60,6 +60,7 @@ class StreamRedactor:
         "_retry_at",
         "_size",
         "_step",
+        "changed",
     )
 
     def __init__(
@@ -79,6 +80,8 @@ class StreamRedactor:
         #: nothing (a run without whitespace) the next one waits for half as much again, so
         #: a 16 KB run streamed one character at a time costs ~13 analyses, not 16,000.
         self._retry_at = holdback + self._step
+        #: Some released text differs from what came in (the answer's logprobs must go).
+        self.changed = False
 
     @property
     def held(self) -> int:
@@ -120,7 +123,10 @@ class StreamRedactor:
                 log.debug("stream match straddles a released cut: %s", s.entity)
                 s = Span(base, s.end, s.entity, s.score)
             segment.append(Span(s.start - base, s.end - base, s.entity, s.score))
-        out = self._replace(window[base:cut], segment)
+        raw = window[base:cut]
+        out = self._replace(raw, segment)
+        if segment and out != raw:
+            self.changed = True
         self._ctx = _context_tail(window[:cut], self._size)
         self._pending = window[cut:]
         return out
@@ -146,11 +152,16 @@ class StreamRedactor:
 
 
 class StreamRestorer:
-    __slots__ = ("_json", "_pending", "_vault", "restored")
+    """Restores placeholders in one channel. In JSON source it also holds the quote before a
+    placeholder and waits for the character after it, so ``"<PHONE_NUMBER_1>"`` that stood
+    for a number goes back as the number whatever the chunking."""
 
-    def __init__(self, vault: Vault, *, json: bool) -> None:
+    __slots__ = ("_json", "_only", "_pending", "_vault", "restored")
+
+    def __init__(self, vault: Vault, *, json: bool, only: frozenset[str] | None = None) -> None:
         self._vault = vault
         self._json = json
+        self._only = only
         self._pending = ""
         self.restored = 0
 
@@ -159,7 +170,14 @@ class StreamRestorer:
             return ""
         buf = self._pending + text
         i = buf.rfind("<")
-        if i >= 0 and ">" not in buf[i:] and len(buf) - i < MAX_PLACEHOLDER_LEN:
+        hold = (
+            i >= 0
+            and len(buf) - i < MAX_PLACEHOLDER_LEN
+            and (">" not in buf[i:] or (self._json and buf[-1] == ">"))
+        )
+        if hold:
+            if self._json and i > 0 and buf[i - 1] == '"':
+                i -= 1
             self._pending, buf = buf[i:], buf[:i]
         else:
             self._pending = ""
@@ -170,7 +188,7 @@ class StreamRestorer:
         return self._restore(buf)
 
     def _restore(self, text: str) -> str:
-        out, n = self._vault.restore(text, json=self._json)
+        out, n = self._vault.restore(text, json=self._json, only=self._only)
         self.restored += n
         return out
 
@@ -205,3 +223,8 @@ class Channel:
     @property
     def text(self) -> str:
         return "".join(self.emitted)
+
+    @property
+    def changed(self) -> bool:
+        """Redaction or restoration changed something: tokens of the raw answer must not go out."""
+        return bool(self.redactor and self.redactor.changed) or bool(self.restorer and self.restorer.restored)

@@ -23,9 +23,13 @@ import orjson
 from presidio_anonymizer.operators import Operator, OperatorType
 
 from gateway.redaction.config import Action
+from gateway.redaction.jsonview import JsonPieces
 
 #: ``<EMAIL_ADDRESS_1>``: what the vault writes and what restoration looks for.
 PLACEHOLDER_RE = re.compile(r"<([A-Z][A-Z0-9_]*)_(\d+)>")
+#: In JSON source, with the quotes around it: a placeholder that stood for a number token goes
+#: back as that number (``"<PHONE_NUMBER_1>"`` -> ``4155552671``).
+_JSON_PLACEHOLDER_RE = re.compile(r'("?)<([A-Z][A-Z0-9_]*)_(\d+)>("?)')
 #: The longest placeholder restoration has to wait for in a stream.
 MAX_PLACEHOLDER_LEN = 64
 #: The operator's name, should it be registered with a Presidio ``AnonymizerEngine``
@@ -54,7 +58,7 @@ def encode_json_fragment(value: str) -> str:
 class Vault:
     """One request's mapping between values and placeholders. Never logs or shows a value."""
 
-    __slots__ = ("_by_value", "_counters", "_keep_last", "_mask_char", "_restorable", "_salt")
+    __slots__ = ("_by_value", "_counters", "_keep_last", "_mask_char", "_numbers", "_restorable", "_salt")
 
     def __init__(self, salt: bytes, mask_char: str = "*", keep_last: dict[str, int] | None = None) -> None:
         self._salt = salt
@@ -63,6 +67,8 @@ class Vault:
         self._by_value: dict[tuple[str, str], str] = {}
         self._counters: dict[str, int] = {}
         self._restorable: dict[str, str] = {}
+        #: Placeholders that replaced a JSON number token (restored unquoted in JSON source).
+        self._numbers: set[str] = set()
 
     def __repr__(self) -> str:  # values never appear in a repr, a log line or a traceback
         return f"Vault(placeholders={len(self._by_value)}, restorable={len(self._restorable)})"
@@ -83,18 +89,32 @@ class Vault:
             self._restorable[ph] = value
         return ph
 
-    def replacement(self, entity: str, raw: str, action: Action, *, json: bool, restorable: bool) -> str:
-        value = decode_json_fragment(raw) if json else raw
+    def replacement(
+        self, entity: str, raw: str, action: Action, *, json: bool, restorable: bool, number: bool = False
+    ) -> str:
+        """The text that replaces ``raw``. ``number``: ``raw`` is a JSON number token, so the
+        replacement is a JSON string (the source stays valid JSON)."""
+        value = decode_json_fragment(raw) if json and not number else raw
         if action is Action.MASK:
             keep = min(self._keep_last.get(entity, 0), len(raw) // 2)
-            return self._mask_char * (len(raw) - keep) + (raw[len(raw) - keep :] if keep else "")
-        if action is Action.HASH:
+            out = self._mask_char * (len(raw) - keep) + (raw[len(raw) - keep :] if keep else "")
+        elif action is Action.HASH:
             digest = hmac.new(self._salt, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-            return f"<{entity}:{digest[:16]}>"
-        return self.placeholder(entity, value, restorable and action is Action.RESTORE)
+            out = f"<{entity}:{digest[:16]}>"
+        else:
+            out = self.placeholder(entity, value, restorable and action is Action.RESTORE)
+            if number:
+                self._numbers.add(out)
+        return '"' + encode_json_fragment(out) + '"' if number else out
 
-    def restore(self, text: str, *, json: bool = False) -> tuple[str, int]:
-        """Put restorable values back in place of their placeholders; returns (text, count)."""
+    def restore(
+        self, text: str, *, json: bool = False, only: frozenset[str] | None = None
+    ) -> tuple[str, int]:
+        """Put restorable values back in place of their placeholders; returns (text, count).
+
+        ``only``: the entity types that may be restored here (tool-call arguments restore
+        only the types whose ``tool_arguments`` is on); others stay placeholders.
+        """
         if not self._restorable or "<" not in text:
             return text, 0
         count = 0
@@ -102,12 +122,28 @@ class Vault:
         def sub(m: re.Match[str]) -> str:
             nonlocal count
             value = self._restorable.get(m.group(0))
-            if value is None:
+            if value is None or (only is not None and m.group(1) not in only):
                 return m.group(0)
             count += 1
-            return encode_json_fragment(value) if json else value
+            return value
 
+        def sub_json(m: re.Match[str]) -> str:
+            nonlocal count
+            ph = m.group(0)[len(m.group(1)) : len(m.group(0)) - len(m.group(4))]
+            value = self._restorable.get(ph)
+            if value is None or (only is not None and m.group(2) not in only):
+                return m.group(0)
+            count += 1
+            if m.group(1) and m.group(4) and ph in self._numbers:
+                return value  # the number token it replaced
+            return m.group(1) + encode_json_fragment(value) + m.group(4)
+
+        if json:
+            return _JSON_PLACEHOLDER_RE.sub(sub_json, text), count
         return PLACEHOLDER_RE.sub(sub, text), count
+
+    def is_number(self, placeholder: str) -> bool:
+        return placeholder in self._numbers
 
 
 class VaultOperator(Operator):
@@ -117,7 +153,12 @@ class VaultOperator(Operator):
         p = params or {}
         vault: Vault = p["vault"]
         return vault.replacement(
-            p["entity_type"], text, p["action"], json=p["json"], restorable=p["restorable"]
+            p["entity_type"],
+            text,
+            p["action"],
+            json=p["json"],
+            restorable=p["restorable"],
+            number=p.get("number", False),
         )
 
     def validate(self, params: dict[str, Any] | None = None) -> None:
@@ -144,6 +185,7 @@ def anonymize(
     json: bool,
     restorable: bool,
     operator: VaultOperator | None = None,
+    pieces: JsonPieces | None = None,
 ) -> str:
     """Replace disjoint, sorted ``spans`` of ``text`` through the vault operator.
 
@@ -153,10 +195,18 @@ def anonymize(
     ~130 us per call with two entities, which made re-redacting a resent 40 KB conversation
     cost more than analysing its new message. Left to right also numbers placeholders in
     reading order, which a stream (that sees the text left to right) reproduces exactly.
+
+    In JSON source (``json``), spans are first cut to where the strings are (``pieces`` carries
+    the lexer state of a stream): a number token becomes a string placeholder, and quotes and
+    structure are never replaced, so the result parses wherever the input parsed.
     """
     if not spans:
         return text
     op = operator or VaultOperator()
+    if json:
+        return _anonymize_json(
+            text, (pieces or JsonPieces()).split(text, spans), actions, vault, restorable, op
+        )
     params: dict[str, dict[str, Any]] = {}  # one per entity type, as Presidio passes them
     out: list[str] = []
     pos = 0
@@ -167,8 +217,38 @@ def anonymize(
                 "vault": vault,
                 "entity_type": entity,
                 "action": actions[entity],
-                "json": json,
+                "json": False,
                 "restorable": restorable,
+            }
+        out.append(text[pos:start])
+        out.append(op.operate(text[start:end], p))
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _anonymize_json(
+    text: str,
+    pieces: list[tuple[int, int, str, bool]],
+    actions: dict[str, Action],
+    vault: Vault,
+    restorable: bool,
+    op: VaultOperator,
+) -> str:
+    """``anonymize`` on JSON source, over the pieces ``JsonPieces.split`` cut (numbers flagged)."""
+    params: dict[tuple[str, bool], dict[str, Any]] = {}
+    out: list[str] = []
+    pos = 0
+    for start, end, entity, number in pieces:
+        p = params.get((entity, number))
+        if p is None:
+            p = params[(entity, number)] = {
+                "vault": vault,
+                "entity_type": entity,
+                "action": actions[entity],
+                "json": True,
+                "restorable": restorable,
+                "number": number,
             }
         out.append(text[pos:start])
         out.append(op.operate(text[start:end], p))

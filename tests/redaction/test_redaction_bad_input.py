@@ -64,13 +64,17 @@ async def test_unknown_and_nested_shapes_pass_through_counted_as_unscanned(stage
                 {"type": "text", "text": "mail bob@example.com"},
             ],
         },
-        {"role": "user", "content": {"unexpected": "object"}},
-        "not a message",
+        {"role": "user", "content": {"unexpected": "mail carol@example.com"}},
+        "not a message, from dave@example.com",
         {"role": "user", "content": 12345},
     ]
     call = chat_call(messages)
     await stages[0].on_request(call)
-    assert call.state["pii"]["unscanned"] == 8
+    # the audio data, the number part and the number content; every string the table does not
+    # know is scanned (unknown_fields: scan), so none of them passes unscanned
+    assert call.state["pii"]["unscanned"] == 3
+    assert call.body["messages"][1]["content"] == {"unexpected": "mail <EMAIL_ADDRESS_2>"}
+    assert call.body["messages"][2] == "not a message, from <EMAIL_ADDRESS_3>"
     assert call.body["messages"][0]["content"][3] is nested
     assert call.body["messages"][0]["content"][5]["text"] == "mail <EMAIL_ADDRESS_1>"
 
@@ -165,7 +169,7 @@ async def test_responses_and_embeddings_with_odd_shapes(stages) -> None:
     assert call.body["input"][3] == "plain <EMAIL_ADDRESS_1>"
     emb = Call("e", Endpoint.EMBEDDINGS, {"model": "e", "input": [[1, 2], None, "x"]}, {})
     await stages[0].on_request(emb)
-    assert emb.state["pii"]["unscanned"] == 2
+    assert emb.state["pii"]["unscanned"] == 1  # the token ids; None carries nothing
 
 
 _JSON = st.recursive(
@@ -220,9 +224,9 @@ async def test_any_json_shape_gets_a_decision_or_a_4xx(stages, endpoint: Endpoin
     orjson.dumps(call.body)  # still serialisable for the upstream
 
 
-async def test_a_responses_item_whose_type_is_not_a_string_is_counted_as_unscanned() -> None:
-    from gateway.redaction.locations import Walk, _response_items
+async def test_a_responses_item_whose_type_is_not_a_string_still_has_its_text_scanned() -> None:
+    from gateway.redaction.locations import request_slots
 
-    walk = Walk(slots=[])
-    _response_items(walk, [{"type": ["message"], "content": "a@b.co"}, {"type": {"x": 1}}], "input")
-    assert walk.unscanned == 2 and walk.slots == []
+    body = {"input": [{"type": ["message"], "content": "a@b.co"}, {"type": {"x": 1}}]}
+    walk = request_slots(Endpoint.RESPONSES, body)
+    assert [s.path for s in walk.slots if s.text == "a@b.co"] == ["input[0].content"]

@@ -112,7 +112,9 @@ async def test_responses_input_items_and_instructions_are_redacted(stages) -> No
     text = _dump(call)
     assert EMAIL not in text and "4111" not in text
     assert call.body["instructions"] == "Reply to <EMAIL_ADDRESS_1> only."
-    assert call.state["pii"]["unscanned"] == 3  # the image, the encrypted reasoning, the computer call
+    # the encrypted reasoning; the image URL is scanned (query and path), the computer call's
+    # action is free-form and scanned too (fields.py)
+    assert call.state["pii"]["unscanned"] == 1
     assert {loc["path"] for loc in call.state["pii"]["locations"]} == {
         "instructions",
         "input[0].content[0].text",
