@@ -23,8 +23,8 @@ from gateway.sse import SSEEvent
 
 #: (json, path, tool) -> a new stream channel of the answer.
 NewChannel = Callable[[bool, str, bool], Channel]
-#: (text, json, path, tool) -> the text redacted and restored.
-WholeText = Callable[[str, bool, str, bool], str]
+#: (text, json, path, tool[, url]) -> the text redacted and restored.
+WholeText = Callable[..., str]
 
 #: Responses-API ``.done`` events: the field holding the complete text.
 _DONE_FIELDS = ("text", "refusal", "arguments", "input", "transcript", "code")
@@ -428,15 +428,7 @@ def rewrite_body(endpoint: Endpoint, body: Any, whole_text: WholeText, unknown: 
         text = slot.text
         if not text:
             continue
-        if slot.skip is not None:  # a URL: its host is kept
-            a, b = slot.skip
-            new = (
-                whole_text(text[:a], False, slot.path, False)
-                + text[a:b]
-                + whole_text(text[b:], False, slot.path, False)
-            )
-        else:
-            new = whole_text(text, slot.json, slot.path, slot.tool)
+        new = whole_text(text, slot.json, slot.path, slot.tool, slot.url)
         if new != text:
             slot.set(new)
             changed.append(slot.path)

@@ -31,8 +31,8 @@ class Slot:
     json: bool = False
     #: A tool call the model writes: only the types allowed there are restored into it.
     tool: bool = False
-    #: A range detection must not touch (a URL's scheme and host).
-    skip: tuple[int, int] | None = None
+    #: A URL: detection runs on ``url_view`` (same offsets), see there.
+    url: bool = False
 
     @property
     def text(self) -> str:
@@ -64,17 +64,26 @@ def table(endpoint: Endpoint | str, direction: str) -> Table:
     return t
 
 
-def _url_skip(url: str) -> tuple[int, int] | None:
-    """The host (and port) of ``url``: kept, a redacted host would only break the fetch."""
+#: URL delimiters: seen as spaces by detection, so a pattern never runs from the path into the
+#: query or across ``&`` (an e-mail pattern would otherwise swallow ``a.png?u=jane@…`` whole).
+_URL_DELIMS = str.maketrans(dict.fromkeys("/?&=#;,+:", " "))
+
+
+def url_view(url: str) -> str:
+    """``url`` as detection sees it: the same length (offsets stay valid), delimiters as spaces
+    and the host blanked (kept: a redacted host would only break the fetch; userinfo, path,
+    query and fragment are scanned)."""
+    view = url.translate(_URL_DELIMS)
     try:
         netloc = urlsplit(url).netloc
     except ValueError:
-        return None
+        return view
     start = url.find("//")
-    if not netloc or start < 0 or url[start + 2 : start + 2 + len(netloc)] != netloc:
-        return None
-    start += 2
-    return (start + netloc.rfind("@") + 1, start + len(netloc))
+    if netloc and start >= 0 and url[start + 2 : start + 2 + len(netloc)] == netloc:
+        host = start + 2 + netloc.rfind("@") + 1
+        end = start + 2 + len(netloc)
+        view = view[:host] + " " * (end - host) + view[end:]
+    return view
 
 
 def _string(walk: Walk, treat: Treat | None, unknown: Treat, path: str, holder: Any, key: Any) -> None:
@@ -96,7 +105,7 @@ def _string(walk: Walk, treat: Treat | None, unknown: Treat, path: str, holder: 
             walk.unscanned += 1
             walk.opaque.append(path)
         else:
-            walk.slots.append(Slot(path, holder, key, skip=_url_skip(value)))
+            walk.slots.append(Slot(path, holder, key, url=True))
     elif treat is Treat.OPAQUE:
         walk.unscanned += 1
         walk.opaque.append(path)

@@ -27,7 +27,7 @@ from gateway.redaction.config import (
 from gateway.redaction.engine import RedactionEngine, Span, Spans
 from gateway.redaction.fields import Treat
 from gateway.redaction.jsonview import JsonPieces, JsonView, is_json
-from gateway.redaction.locations import Slot, Walk, drop_logprobs, request_slots
+from gateway.redaction.locations import Slot, Walk, drop_logprobs, request_slots, url_view
 from gateway.redaction.secrets import LABEL_REACH
 from gateway.redaction.stream import Channel, StreamRedactor, StreamRestorer
 from gateway.redaction.vault import Vault, VaultOperator, anonymize
@@ -187,12 +187,19 @@ class Redactor:
         )
 
     def redact_output_text(
-        self, text: str, state: RedactionState, *, json: bool, path: str, tool: bool = False
+        self,
+        text: str,
+        state: RedactionState,
+        *,
+        json: bool,
+        path: str,
+        tool: bool = False,
+        url: bool = False,
     ) -> str:
         """A complete text of the answer: redact what is new in it, then restore placeholders
         (into a tool call's arguments, ``tool``, only the types allowed there)."""
         if self.settings.scan_output:
-            spans = self.analyze_or_refuse(text, json=json)
+            spans = self.analyze_or_refuse(url_view(text) if url else text, json=json)
             if spans:
                 state.out_summary.add(path, spans)
                 text = self.apply(text, spans, state, json=json, output=True)
@@ -268,17 +275,17 @@ class Redactor:
         walk = request_slots(call.endpoint, call.body, self.unknown)
         self._refuse_unscannable(walk)
         views = [JsonView(s.text) if s.json else None for s in walk.slots]
-        texts = [v.decoded if v is not None else s.text for s, v in zip(walk.slots, views, strict=True)]
+        texts = [
+            v.decoded if v is not None else url_view(s.text) if s.url else s.text
+            for s, v in zip(walk.slots, views, strict=True)
+        ]
         try:
             results = await self.engine.analyze_many(texts)
         except GatewayError:
             raise
         except Exception as exc:
             results = [self.analysis_failed(exc)] * len(walk.slots)
-        results = [
-            _skip(s, _to_source(v, r) if v is not None else r)
-            for s, v, r in zip(walk.slots, views, results, strict=True)
-        ]
+        results = [_to_source(v, r) if v is not None else r for v, r in zip(views, results, strict=True)]
         state = self.state(call)
         return self._apply_request(call, state, walk, results)
 
@@ -341,14 +348,6 @@ class Redactor:
                 slot.set(original)
         call.state[STATE_KEY] = self.new_state(call)
         return await self.redact_request(call)
-
-
-def _skip(slot: Slot, spans: Spans) -> Spans:
-    """Spans that do not touch the slot's kept range (a URL's host)."""
-    if slot.skip is None or not spans:
-        return spans
-    a, b = slot.skip
-    return tuple(s for s in spans if s.end <= a or s.start >= b)
 
 
 def _spec(value: Any, entity: str) -> Action | DirectionalAction | None:

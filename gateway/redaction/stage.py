@@ -132,11 +132,11 @@ class RedactOutStage(Stage):
         return state
 
     def _whole(self, state: RedactionState) -> WholeText:
-        def whole(text: str, json: bool, path: str, tool: bool = False) -> str:
+        def whole(text: str, json: bool, path: str, tool: bool = False, url: bool = False) -> str:
             # JSON-mode content (or any answer text that is a JSON document) is replaced
             # JSON-aware too, so it still parses and numbers come back as numbers.
             json = json or is_json(text)
-            return self.redactor.redact_output_text(text, state, json=json, path=path, tool=tool)
+            return self.redactor.redact_output_text(text, state, json=json, path=path, tool=tool, url=url)
 
         return whole
 

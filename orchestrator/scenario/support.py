@@ -1,8 +1,9 @@
 """The reference scenario: a support ticket worked by a planner, four workers and a reviewer.
 
 The ticket asks for everything the gateway is there to watch: the researcher reads an order
-with the customer's email and card number (redacted before the model sees them, restored
-for the orchestrator), billing issues a $250 refund (above the $200 threshold in
+with the customer's email and card number (redacted before the model sees them; the email is
+restored into the reply the orchestrator sends, the card is not: cards never go back into a
+tool call the model writes unless the operator allows it), billing issues a $250 refund (above the $200 threshold in
 ``policies/policy.yaml``, so a human approves it), accounts is asked to delete the customer
 (a policy forbids ``delete_customer`` outright), and the writer sends the reply.
 """
@@ -142,7 +143,8 @@ def writer_script(step: PlanStep, deps: Mapping[str, tuple[str, str | None]]) ->
     """The reply a good model would write, as a directive for the mock (it cannot write prose).
 
     It carries the customer's email and card number like the real reply would, so the mock's
-    turn shows what the gateway does with them: redacted in the prompt, restored in the call.
+    turn shows what the gateway does with them: redacted in the prompt, the email restored in the
+    call, the card left a placeholder (``tool_arguments`` is off for cards by default).
     """
     if step.agent != "writer":
         return None

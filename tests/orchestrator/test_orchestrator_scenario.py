@@ -43,10 +43,12 @@ async def test_support_scenario_completes_with_the_denial_the_redactions_and_a_h
     assert "issue_refund" in approval["tools"] and approval["comment"]
     assert [d["status"] for d in approver.decided] == ["approved"]
     assert [r["amount"] for r in backend.refunds.values()] == [250.0]
-    # The reply carries the customer's email and card: redacted for the model, restored for us.
+    # The reply carries the customer's email and card: redacted for the model; the email is
+    # restored into the send_email call, the card is not (no card goes into a tool call the
+    # model writes unless redaction.actions.CREDIT_CARD.tool_arguments is on).
     (mail,) = backend.sent.values()
-    assert mail["to"] == EMAIL and CARD in mail["body"] and EMAIL in mail["body"]
-    assert "<EMAIL_ADDRESS" not in mail["body"] and "<CREDIT_CARD" not in mail["body"]
+    assert mail["to"] == EMAIL and EMAIL in mail["body"] and "<EMAIL_ADDRESS" not in mail["body"]
+    assert CARD not in mail["body"] and "<CREDIT_CARD_1>" in mail["body"]
     admin = AdminClient(hold_gateway.base_url, make_config(hold_gateway, tmp_path / "x.db").admin_key)
     timeline = await admin.run_timeline(report.run_id)
     await admin.close()
