@@ -227,7 +227,7 @@ async def test_json_mode_content_stays_json_in_a_stream_and_equals_the_whole_ans
     rng = random.Random(how)
     redact_in, redact_out = _stages(directed)
     content = (
-        '{"name": "x", "phone": 4155552671, "backup": [4155552672], "mail": "' + SUPPORT + '", "ok": true}'
+        '{"name": "x", "phone": 4155552671, "mobile": [4155552672], "mail": "' + SUPPORT + '", "ok": true}'
     )
     outs = []
     for stream in (False, True):
@@ -243,7 +243,7 @@ async def test_json_mode_content_stays_json_in_a_stream_and_equals_the_whole_ans
             await redact_out.on_response(call, response)
             outs.append(response.json["choices"][0]["message"]["content"])
     assert outs[0] == outs[1]
-    assert orjson.loads(outs[0]) == {"name": "x", "phone": "<PHONE_NUMBER_1>", "backup": ["<PHONE_NUMBER_2>"],
+    assert orjson.loads(outs[0]) == {"name": "x", "phone": "<PHONE_NUMBER_1>", "mobile": ["<PHONE_NUMBER_2>"],
                                      "mail": SUPPORT, "ok": True}  # fmt: skip
 
 
