@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.admin.auth import bearer_token, require_admin
 from gateway.admin.body import read_admin_body
 from gateway.approvals.model import Approval, Status, valid_id
+from gateway.approvals.reveal import may_see_values
 from gateway.approvals.service import ApprovalService
 from gateway.approvals.store import ListQuery
 from gateway.errors import AuthenticationError, BadRequest, NotFound, ServiceUnavailable
@@ -80,9 +81,21 @@ async def list_approvals(request: Request) -> Response:
 
 
 async def get_approval(request: Request) -> Response:
-    """One approval: who, what, why, and its outcome."""
-    require_admin(request, "approver", "auditor")
-    return json_response((await _service(request).require(_id(request))).public())
+    """One approval: who, what, why, and its outcome. A reviewer of one of its groups sees the
+    real values of the held tool calls' arguments (``"values": "real"``); everyone else, and
+    every list, sees the caller's values as placeholders (``"values": "placeholders"``)."""
+    reviewer = require_admin(request, "approver", "auditor")
+    service = _service(request)
+    approval = await service.require(_id(request))
+    doc = approval.public()
+    if approval.has_values:
+        doc["values"] = "placeholders"
+        if may_see_values(approval, reviewer):
+            real = await service.real_tool_calls(approval)
+            if real is not None:
+                doc["tool_calls"] = real
+                doc["values"] = "real"
+    return json_response(doc, headers={"cache-control": "no-store"})
 
 
 async def _comment(request: Request) -> str | None:
@@ -180,6 +193,8 @@ _APPROVAL = {"type": "object", "description": "An approval record (Approval.publ
                             "status": {"enum": [s.value for s in Status]}, "phase": {"enum": ["request", "response"]},
                             "mode": {"enum": ["hold", "defer"]}, "reasons": {"type": "array"},
                             "tool_calls": {"type": "array"}, "groups": {"type": "array"},
+                            "values": {"enum": ["real", "placeholders"],
+                                       "description": "GET one: whether tool_calls show the caller's real values"},
                             "approvals_required": {"type": "integer"}, "votes": {"type": "array"},
                             "decided_by": {"type": ["string", "null"]}, "comment": {"type": ["string", "null"]}},
              "required": ["id", "status"]}

@@ -10,7 +10,7 @@ import bisect
 import time
 
 from gateway.approvals.model import Approval, Status
-from gateway.approvals.store import ApprovalStore, order_score
+from gateway.approvals.store import ApprovalStore, approval_join_key, order_score
 
 
 class MemoryApprovalStore(ApprovalStore):
@@ -18,21 +18,36 @@ class MemoryApprovalStore(ApprovalStore):
         super().__init__()
         self._docs: dict[str, tuple[dict, int]] = {}
         self._answers: dict[str, bytes] = {}
+        self._values: dict[str, bytes] = {}
+        #: join key → id of the pending approval an identical request joins.
+        self._joins: dict[str, str] = {}
         #: (score, id) ascending; listing walks it backwards.
         self._order: list[tuple[int, str]] = []
         self._pending: dict[str, float] = {}
         self._locks: dict[str, float] = {}
 
-    async def create(self, approval: Approval, sealed_answer: bytes | None) -> None:
+    async def create(self, approval: Approval, sealed_answer: bytes | None, sealed_values: bytes | None = None,
+                     *, join: bool = False) -> str | None:
+        key = approval_join_key(approval)
+        current = self._joins.get(key)
+        if join and current is not None:
+            return current
         if approval.id in self._docs:
             raise ValueError(f"duplicate approval id {approval.id}")
         self._docs[approval.id] = (approval.to_dict(), 1)
         if sealed_answer is not None:
             self._answers[approval.id] = sealed_answer
+        if sealed_values is not None:
+            self._values[approval.id] = sealed_values
         bisect.insort(self._order, (order_score(approval), approval.id))
         if approval.status is Status.PENDING:
             self._pending[approval.id] = approval.expires_at
+            self._joins.setdefault(key, approval.id)
         self._emit("created", Approval.from_dict(approval.to_dict()))
+        return None
+
+    async def get_values(self, approval_id: str) -> bytes | None:
+        return self._values.get(approval_id)
 
     async def get(self, approval_id: str) -> Approval | None:
         entry = self._docs.get(approval_id)
@@ -54,6 +69,9 @@ class MemoryApprovalStore(ApprovalStore):
             self._pending[approval.id] = approval.expires_at
         else:
             self._pending.pop(approval.id, None)
+            key = approval_join_key(approval)
+            if self._joins.get(key) == approval.id:
+                del self._joins[key]
         self._emit("updated", Approval.from_dict(approval.to_dict()))
         return True
 
@@ -87,6 +105,7 @@ class MemoryApprovalStore(ApprovalStore):
                 continue
             self._docs.pop(approval_id, None)
             self._answers.pop(approval_id, None)
+            self._values.pop(approval_id, None)
             dropped += 1
         self._order = keep + self._order[cut:]
         return dropped

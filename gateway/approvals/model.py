@@ -1,8 +1,10 @@
 """The approval record: what a reviewer sees, what the store keeps, what the audit log gets.
 
 The record never holds the model's answer: that is sealed separately (``crypto.py``) and
-handed only to the caller that caused the approval. ``to_dict`` is therefore safe to show
-to reviewers, send to webhooks and write to the audit log.
+handed only to the caller that caused the approval. Nor does it hold the caller's redacted
+values: its tool calls carry placeholders (``<IBAN_CODE_1>``), and the real arguments are
+sealed beside it (``has_values``), opened only for a reviewer of the approval's groups.
+``public`` is therefore safe to show to reviewers, send to webhooks and write to the audit log.
 """
 
 from __future__ import annotations
@@ -71,8 +73,17 @@ class Approval:
     #: Why it ended without a reviewer ("approval timed out", "approval expired", ...).
     outcome_reason: str | None = None
     has_answer: bool = False
-    #: Times an approved request-phase approval let a request through (single use).
+    #: Times an approved answer was released (request phase: the request let through); at most 1.
     uses: int = 0
+    #: The request id of the request waiting on it now (a hold); an identical re-send joining
+    #: the approval takes it over, and only the holder (or an explicit re-send) may redeem it.
+    holder: str | None = None
+    #: How long a request waiting on it holds (so a joining re-send holds as long).
+    hold_s: float | None = None
+    #: The real tool-call arguments are sealed beside the record (shown to its reviewers only).
+    has_values: bool = False
+    #: ``{field: short digest}`` of the request, so a mismatching re-send is told which fields differ.
+    fields: dict[str, str] = field(default_factory=dict)
 
     @property
     def decided(self) -> bool:
@@ -92,6 +103,7 @@ class Approval:
     def public(self) -> dict[str, Any]:
         """The reviewer's view: everything but bookkeeping (``object`` tag added, OpenAI style)."""
         doc = self.to_dict()
+        doc.pop("fields", None)
         doc["object"] = "approval"
         return doc
 

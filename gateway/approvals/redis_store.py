@@ -4,9 +4,13 @@ Layout (all keys share the hash tag ``{<prefix>:apr}`` so the Lua scripts, which
 record and the indexes together, work on Redis Cluster; approvals are low-volume, so one
 slot is plenty):
 
-    {p:apr}:r:<id>     hash  doc (JSON record), ver (int), ans (sealed answer)
+    {p:apr}:r:<id>     hash  doc (JSON record), ver (int), ans (sealed answer), vals (sealed
+                             real tool-call arguments)
     {p:apr}:all        zset  id → creation time (µs), for paged listing
     {p:apr}:pending    zset  id → expiry time, for the sweep
+    {p:apr}:j:<join>   string id of the pending approval an identical request joins (SET NX
+                             in the create script; deleted by the change that ends pending;
+                             expires with the approval)
     {p:apr}:lock:<n>   string, SET NX PX: one replica sweeps per interval
     <p>:apr:events     pub/sub channel: {"kind", "doc"} for every change
 
@@ -20,23 +24,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import orjson
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from gateway.approvals.model import Approval, Status
-from gateway.approvals.store import ApprovalStore, order_score
+from gateway.approvals.store import ApprovalStore, approval_join_key, order_score
 from gateway.approvals.tasks import stop
 
 log = logging.getLogger("wardgate.approvals")
 
 _CREATE = """
+if ARGV[8] == '1' then
+  local current = redis.call('GET', KEYS[4])
+  if current then return current end
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'ver', '1')
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'ans', ARGV[2]) end
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'vals', ARGV[10]) end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
-if ARGV[4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5]) end
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+  redis.call('SET', KEYS[4], ARGV[5], 'NX', 'PX', ARGV[9])
+end
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
 """
@@ -50,6 +63,7 @@ if ARGV[3] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
 else
   redis.call('ZREM', KEYS[2], ARGV[5])
+  if redis.call('GET', KEYS[3]) == ARGV[5] then redis.call('DEL', KEYS[3]) end
 end
 if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
 redis.call('PUBLISH', ARGV[6], ARGV[7])
@@ -87,6 +101,9 @@ class RedisApprovalStore(ApprovalStore):
 
     def _key(self, approval_id: str) -> str:
         return f"{self._tag}:r:{approval_id}"
+
+    def _join_key(self, approval: Approval) -> str:
+        return f"{self._tag}:j:{approval_join_key(approval)}"
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -146,16 +163,21 @@ class RedisApprovalStore(ApprovalStore):
         self._emit(str(payload.get("kind") or "updated"), approval)
 
     # -- primitives ------------------------------------------------------------------
-    async def create(self, approval: Approval, sealed_answer: bytes | None) -> None:
+    async def create(self, approval: Approval, sealed_answer: bytes | None, sealed_values: bytes | None = None,
+                     *, join: bool = False) -> str | None:
         doc = orjson.dumps(approval.to_dict())
         pending = str(approval.expires_at) if approval.status is Status.PENDING else ""
-        ok = await self._create(
-            keys=[self._key(approval.id), self._all, self._pending],
+        ttl_ms = max(1, int((approval.expires_at - time.time()) * 1000))
+        result = await self._create(
+            keys=[self._key(approval.id), self._all, self._pending, self._join_key(approval)],
             args=[doc, sealed_answer or b"", order_score(approval), pending, approval.id, self.channel,
-                  _message("created", doc)],
+                  _message("created", doc), "1" if join else "0", ttl_ms, sealed_values or b""],
         )
-        if not ok:
+        if isinstance(result, bytes):
+            return result.decode()
+        if not result:
             raise ValueError(f"duplicate approval id {approval.id}")
+        return None
 
     async def get(self, approval_id: str) -> Approval | None:
         doc = await self._redis.hget(self._key(approval_id), "doc")
@@ -163,6 +185,9 @@ class RedisApprovalStore(ApprovalStore):
 
     async def get_answer(self, approval_id: str) -> bytes | None:
         return await self._redis.hget(self._key(approval_id), "ans") or None
+
+    async def get_values(self, approval_id: str) -> bytes | None:
+        return await self._redis.hget(self._key(approval_id), "vals") or None
 
     async def _load_versioned(self, approval_id: str) -> tuple[Approval, int] | None:
         doc, ver = await self._redis.hmget(self._key(approval_id), ["doc", "ver"])
@@ -175,7 +200,7 @@ class RedisApprovalStore(ApprovalStore):
         pending = str(approval.expires_at) if approval.status is Status.PENDING else ""
         ttl = 0 if approval.status is Status.PENDING else self._retention
         result = await self._cas_script(
-            keys=[self._key(approval.id), self._pending],
+            keys=[self._key(approval.id), self._pending, self._join_key(approval)],
             args=[version, doc, pending, ttl, approval.id, self.channel, _message("updated", doc)],
         )
         return result == 1

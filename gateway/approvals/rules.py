@@ -101,13 +101,30 @@ def deny(reviewer: AdminPrincipal, comment: str | None, now: float) -> Change:
     return change
 
 
-def expire(reason: str, now: float, *, only_if_due: bool) -> Change:
-    """Pending → expired. ``only_if_due``: the sweep, which must not expire what is not overdue."""
+def expire(reason: str, now: float, *, only_if_due: bool, holder: str | None = None) -> Change:
+    """Pending → expired. ``only_if_due``: the sweep, which must not expire what is not overdue.
+    ``holder``: a hold that timed out, which must not expire an approval a newer identical
+    request has joined and is still waiting on."""
 
     def change(a: Approval) -> Approval | None:
         if a.status is not Status.PENDING or (only_if_due and not a.overdue(now)):
             return None
+        if holder is not None and a.holder not in (None, holder) and not a.overdue(now):
+            return None
         return _expired(a, reason, now)
+
+    return change
+
+
+def claim(request_id: str) -> Change:
+    """An identical re-send joins a pending approval and becomes the request waiting on it."""
+
+    def change(a: Approval) -> Approval | None:
+        if a.status is not Status.PENDING or a.holder == request_id:
+            return None
+        new = _copy(a)
+        new.holder = request_id
+        return new
 
     return change
 
@@ -127,15 +144,32 @@ def cancel(key_id: str, now: float) -> Change:
     return change
 
 
-def consume(max_uses: int = 1) -> Change:
-    """An approved request-phase approval lets exactly one request through."""
+def consume(claimant: str | None = None) -> Change:
+    """An approved answer is released once (request phase: one request goes through).
+
+    ``claimant``: the request id of a request that held the approval; it may redeem only while
+    it is still the holder (a newer identical request that joined took it over). An explicit
+    re-send (``X-Wardgate-Approval-Id``) passes None: whoever comes first, once.
+    """
 
     def change(a: Approval) -> Approval:
-        if a.uses >= max_uses:
+        if a.uses >= 1:
             raise Conflict(f"Approval {a.id} was already used; a new request needs a new approval.",
-                           code="approval_used")
+                           code="approval_used", headers=NO_RETRY)
+        if claimant is not None and a.holder not in (None, claimant):
+            raise superseded(a)
         new = _copy(a)
         new.uses += 1
         return new
 
     return change
+
+
+#: The openai SDK retries a 409 unless told not to; these answers do not change on a retry.
+NO_RETRY = {"x-should-retry": "false"}
+
+
+def superseded(a: Approval) -> Conflict:
+    return Conflict(f"Approval {a.id} was taken over by an identical request re-sent with the same key, which "
+                    "now waits for it (an SDK retry joins the approval instead of asking again).",
+                    code="approval_superseded", headers=NO_RETRY)

@@ -7,6 +7,12 @@ the metrics, and on creation the webhooks. Side effects run on the replica that 
 change; wake-ups and the admin SSE stream are driven by the store's change feed, which
 every replica hears.
 
+Joining: every replica keeps, from the same feed, the set of pending approvals by key and
+fingerprint (``_open``), so a request can tell in-process, without a store round trip on
+the hot path, that an identical request already waits for a reviewer; it then joins that
+approval (``joinable``) instead of calling the model again. The store's atomic
+create-or-join is the backstop when two identical requests race.
+
 Published as ``ctx.services["approvals"]``.
 """
 
@@ -25,6 +31,7 @@ import orjson
 from gateway.approvals import rules
 from gateway.approvals.config import ApprovalSettings
 from gateway.approvals.crypto import AnswerSealer, SealError
+from gateway.approvals.fingerprint import field_digests
 from gateway.approvals.metrics import ApprovalMetrics
 from gateway.approvals.model import Approval, Status, new_id
 from gateway.approvals.spec import ApprovalSpec
@@ -56,11 +63,15 @@ class ApprovalService:
         self._gauge_task: asyncio.Task[None] | None = None
         self._gauge_dirty = False
         self._closing = False
+        #: key_id → {fingerprint: approval id} of pending approvals, fed by the change feed.
+        self._open: dict[str, dict[str, str]] = {}
+        self._resync_task: asyncio.Task[None] | None = None
         store.add_listener(self._on_change)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self, *, sweep: bool = True) -> None:
         await self.store.start()
+        await self._load_open()
         await self.webhooks.start()
         if sweep:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="approvals-sweeper")
@@ -68,6 +79,7 @@ class ApprovalService:
     async def close(self) -> None:
         self._closing = True
         await stop(self._sweeper)
+        await stop(self._resync_task)
         for queue in list(self._subscribers):
             _offer(queue, None)
         self.waiters.wake_all()
@@ -79,7 +91,10 @@ class ApprovalService:
     def _on_change(self, kind: str, approval: Approval | None) -> None:
         if approval is None:  # resync: messages may have been lost
             self.waiters.wake_all()
+            if not self._closing and (self._resync_task is None or self._resync_task.done()):
+                self._resync_task = asyncio.create_task(self._load_open(), name="approvals-open-resync")
             return
+        self._track(approval)
         self.waiters.notify(approval)
         for queue in list(self._subscribers):
             if not _offer(queue, (kind, approval)):
@@ -95,9 +110,59 @@ class ApprovalService:
     def unsubscribe(self, queue: asyncio.Queue[tuple[str, Approval] | None]) -> None:
         self._subscribers.discard(queue)
 
+    # -- the joinable view ----------------------------------------------------------
+    def _track(self, approval: Approval) -> None:
+        key_id = str(approval.principal.get("key_id") or "")
+        if approval.status is Status.PENDING:
+            self._open.setdefault(key_id, {})[approval.fingerprint] = approval.id
+            return
+        by_fp = self._open.get(key_id)
+        if by_fp is not None and by_fp.get(approval.fingerprint) == approval.id:
+            del by_fp[approval.fingerprint]
+            if not by_fp:
+                del self._open[key_id]
+
+    async def _load_open(self) -> None:
+        try:
+            pending = await self.store.pending()
+        except Exception as exc:  # the store's own calls will fail (and answer) if it is really down
+            log.warning("approvals: could not load the pending approvals to join: %s", exc)
+            return
+        self._open = {}
+        for approval in pending:
+            self._track(approval)
+
+    def may_have_open(self, key_id: str) -> bool:
+        """Whether this key has a pending approval (in-process; no store call)."""
+        return key_id in self._open
+
+    async def joinable(self, key_id: str, fingerprint: str) -> Approval | None:
+        """The pending approval an identical request (same key and fingerprint) joins, if any."""
+        approval_id = self._open.get(key_id, {}).get(fingerprint)
+        if approval_id is None:
+            return None
+        approval = await self.store.get(approval_id)
+        if approval is not None and approval.overdue():
+            approval = await self.expire(approval_id, rules.EXPIRED, only_if_due=True)
+        if approval is None or approval.status is not Status.PENDING:
+            return None
+        return approval
+
     # -- creating --------------------------------------------------------------------
     async def create(self, call: Call, phase: str, spec: ApprovalSpec, fingerprint: str,
-                     answer: dict[str, Any] | None = None) -> Approval:
+                     answer: dict[str, Any] | None = None, *, values: list[dict[str, Any]] | None = None,
+                     holder: str | None = None) -> Approval:
+        """A new pending approval (never joins one)."""
+        approval, _ = await self.create_or_join(call, phase, spec, fingerprint, answer, values=values,
+                                                holder=holder, join=False)
+        return approval
+
+    async def create_or_join(self, call: Call, phase: str, spec: ApprovalSpec, fingerprint: str,
+                             answer: dict[str, Any] | None = None, *, values: list[dict[str, Any]] | None = None,
+                             holder: str | None = None, join: bool = True) -> tuple[Approval, bool]:
+        """A new pending approval, or (``join``) the pending one an identical request made:
+        ``(approval, created)``. ``values``: the tool calls with the caller's real values,
+        sealed beside the record (its ``tool_calls`` carry placeholders)."""
         now = time.time()
         p = call.principal
         approval = Approval(
@@ -107,10 +172,23 @@ class ApprovalService:
             endpoint=call.endpoint.value, model=call.model, fingerprint=fingerprint,
             agent_id=call.agent_id, run_id=call.run_id, request_id=call.request_id, reasons=list(spec.reasons),
             tool_calls=spec.tool_calls, groups=list(spec.groups), approvals_required=spec.approvals_required,
-            has_answer=answer is not None,
+            has_answer=answer is not None, holder=holder, hold_s=spec.hold_s, has_values=values is not None,
+            fields=field_digests(call.endpoint.value, call.model, call.body),
         )
         sealed = self._sealer.seal(orjson.dumps(answer)) if answer is not None else None
-        await self.store.create(approval, sealed)
+        sealed_values = self._sealer.seal(orjson.dumps(values)) if values is not None else None
+        for _ in range(3):
+            existing_id = await self.store.create(approval, sealed, sealed_values, join=join)
+            if existing_id is None:
+                break
+            existing = await self.store.get(existing_id)
+            if existing is not None and existing.overdue():
+                existing = await self.expire(existing_id, rules.EXPIRED, only_if_due=True)
+            if existing is not None and existing.status is Status.PENDING:
+                return existing, False
+            # decided or gone in between: its index entry went with it, so try again
+        else:
+            raise Conflict("The approval is changing too fast; try again.", code="approval_contended")
         self.metrics.created.labels(phase, spec.mode).inc()
         await self._audit("created", approval)
         if self.webhooks.enabled:
@@ -119,7 +197,7 @@ class ApprovalService:
                 payload["url"] = f"{self.settings.public_url.rstrip('/')}/admin/approvals/{approval.id}"
             self.webhooks.enqueue([*approval.groups, "*"], "approval.created", orjson.dumps(payload))
         self._refresh_pending()
-        return approval
+        return approval, True
 
     # -- reading ---------------------------------------------------------------------
     async def get(self, approval_id: str) -> Approval | None:
@@ -156,12 +234,36 @@ class ApprovalService:
     async def cancel(self, approval_id: str, key_id: str) -> Approval:
         return await self._change(approval_id, rules.cancel(key_id, time.time()))
 
-    async def expire(self, approval_id: str, reason: str, *, only_if_due: bool = False) -> Approval:
-        """Pending → expired; returns the record as it ends up (a reviewer may have won the race)."""
-        return await self._change(approval_id, rules.expire(reason, time.time(), only_if_due=only_if_due))
+    async def expire(self, approval_id: str, reason: str, *, only_if_due: bool = False,
+                     holder: str | None = None) -> Approval:
+        """Pending → expired; returns the record as it ends up (a reviewer may have won the race).
+        ``holder``: a hold timing out, which leaves alone an approval another request took over."""
+        return await self._change(approval_id, rules.expire(reason, time.time(), only_if_due=only_if_due,
+                                                            holder=holder))
 
-    async def consume(self, approval_id: str) -> Approval:
-        return await self._change(approval_id, rules.consume())
+    async def consume(self, approval_id: str, claimant: str | None = None) -> Approval:
+        """Release an approved answer, once (``claimant``: the holding request's id, if one)."""
+        return await self._change(approval_id, rules.consume(claimant))
+
+    async def claim(self, approval_id: str, request_id: str) -> Approval:
+        """An identical re-send joins a pending approval: it becomes the request waiting on it."""
+        return await self._change(approval_id, rules.claim(request_id))
+
+    async def real_tool_calls(self, approval: Approval) -> list[dict[str, Any]] | None:
+        """The tool calls with the caller's real values, opened. Only for the approval's reviewers;
+        never logged, never in an audit event or a metric."""
+        if not approval.has_values:
+            return None
+        sealed = await self.store.get_values(approval.id)
+        if sealed is None:
+            return None
+        try:
+            values = orjson.loads(self._sealer.open(sealed))
+        except SealError:
+            log.error("approval %s: the real argument values cannot be opened (answer key differs between "
+                      "replicas?)", approval.id)
+            return None
+        return values if isinstance(values, list) else None
 
     async def _change(self, approval_id: str, change: Change) -> Approval:
         return (await self._change_tracked(approval_id, change))[0]
@@ -191,11 +293,15 @@ class ApprovalService:
             await self._audit("vote", new)
         elif new.uses > old.uses:
             await self._audit("used", new)
+        elif new.holder != old.holder:
+            await self._audit("joined", new)
 
     # -- waiting ---------------------------------------------------------------------
-    async def wait(self, approval_id: str, hold_s: float) -> Approval:
+    async def wait(self, approval_id: str, hold_s: float, holder: str | None = None) -> Approval:
         """Until the approval is decided or ``hold_s`` passes; returns the latest record.
 
+        ``holder``: the waiting request's id; the wait also ends when an identical request
+        joined the approval and took it over (``approval.holder`` is then someone else).
         A cancelled wait (the client went away) changes nothing: the approval stays pending.
         """
         loop = asyncio.get_running_loop()
@@ -209,14 +315,14 @@ class ApprovalService:
                     raise_if_cancelling()
                     if current.overdue():
                         current = await self.expire(approval_id, rules.EXPIRED, only_if_due=True)
-                    if current.decided:
+                    if current.decided or _taken_over(current, holder):
                         return current
                     remaining = deadline - loop.time()
                     if remaining <= 0:
                         return current
                     until_expiry = max(0.01, current.expires_at - time.time() + 0.01)
                     woken = await self.waiters.wait(future, min(remaining, self.settings.recheck_s, until_expiry))
-                    if woken is not None and woken.decided:
+                    if woken is not None and (woken.decided or _taken_over(woken, holder)):
                         return woken
                 finally:
                     self.waiters.discard(approval_id, future)
@@ -275,7 +381,7 @@ class ApprovalService:
             log.warning("could not refresh the pending-approvals gauge: %s", exc)
 
     async def _audit(self, event: str, approval: Approval) -> None:
-        """``audit.record("approval", {...record, "event": created|vote|approved|denied|expired|cancelled|used,
+        """``audit.record("approval", {...record, "event": created|vote|approved|denied|expired|cancelled|used|joined,
         "reviewer"})``: one event kind, so audit queries by kind find every approval change."""
         audit = self._services.get("audit")
         record = getattr(audit, "record", None)
@@ -288,6 +394,10 @@ class ApprovalService:
                 await result
         except Exception:  # the queue keeps working when the audit store does not
             log.exception("could not write approval %s (%s) to the audit store", approval.id, event)
+
+
+def _taken_over(approval: Approval, holder: str | None) -> bool:
+    return holder is not None and approval.holder not in (None, holder)
 
 
 def _unless_expired(approval: Approval) -> Approval:

@@ -19,9 +19,19 @@ and ``call.state["approval_replay"] = True`` when the answer did not come from t
 this call (a stored or synthesized answer): stages that charge or count (limits) skip it.
 
 Re-sends: a request with ``X-Wardgate-Approval-Id`` is matched to its approval (same key,
-same fingerprint, else 403) before anything else: pending → 409 again; approved response
-phase → the stored answer, so the model is not called again; approved request phase → the
-request goes on, once; denied/expired → the rewritten denial answer.
+same fingerprint, else 403 naming the fields that differ; only ``stream`` and
+``stream_options`` may) before anything else: pending → 409 again; approved response phase →
+the stored answer, so the model is not called again; approved request phase → the request
+goes on; denied/expired → the rewritten denial answer. An approved answer is released once,
+whichever phase and whoever asks (the request that held it, a re-send): then 409
+``approval_used``.
+
+Joining: a request without the header that is identical (same key, same fingerprint) to one
+whose approval is still pending joins that approval instead of asking the model and a
+reviewer again (an SDK retrying a held call that timed out on its side). In ``hold`` mode it
+takes the approval over and holds in its turn (the earlier request, whose client has gone,
+stops waiting: 409 ``approval_superseded``), and gets the outcome when the reviewer decides;
+in ``defer`` mode it gets the same 409 ``approval_pending``.
 
 Streams: ``approval_response`` holds tool-call and final events until the stream ends (and
 leading events until the first text), then decides; text flows at once. It runs after
@@ -39,7 +49,7 @@ import orjson
 from gateway.approvals import rules
 from gateway.approvals.answers import deny_json, pending_text, tool_calls_of
 from gateway.approvals.crypto import SealError
-from gateway.approvals.fingerprint import fingerprint
+from gateway.approvals.fingerprint import STREAM_FLAGS, changed_fields, fingerprint
 from gateway.approvals.model import Approval, Status, valid_id
 from gateway.approvals.replay import (
     approved_response,
@@ -49,6 +59,7 @@ from gateway.approvals.replay import (
     stored_json,
     wants_usage,
 )
+from gateway.approvals.reveal import conceal
 from gateway.approvals.service import ApprovalService
 from gateway.approvals.spec import ApprovalSpec, resolve
 from gateway.approvals.stream_answers import LEAD, TEXT, assemble, classify, deny_events
@@ -57,6 +68,7 @@ from gateway.errors import (
     ApprovalMismatch,
     ApprovalPending,
     BadRequest,
+    Conflict,
     Denied,
     InternalError,
     NotFound,
@@ -85,6 +97,17 @@ def _pending(approval: Approval) -> ApprovalPending:
     )
 
 
+def _mismatch(call: Call, approval: Approval) -> ApprovalMismatch:
+    changed = changed_fields(call, approval.fields) if approval.fields else []
+    shown = [name[:64] for name in changed[:10]]
+    what = f" (changed: {', '.join(shown)}{', ...' if len(changed) > 10 else ''})" if shown else ""
+    return ApprovalMismatch(
+        f"This request differs from the one approval {approval.id} was made for{what}; re-send it unchanged "
+        f"(only {' and '.join(sorted(STREAM_FLAGS))} may differ).",
+        param=shown[0] if len(shown) == 1 else None,
+    )
+
+
 class _ApprovalStage(Stage):
     def __init__(self, service: ApprovalService) -> None:
         self.service = service
@@ -105,15 +128,25 @@ class _ApprovalStage(Stage):
             detail={"approval_id": approval.id, "status": approval.status.value, "mode": approval.mode},
         ))
 
-    async def _create(self, call: Call, phase: str, spec: ApprovalSpec, answer: dict[str, Any] | None) -> Approval:
-        return await self.service.create(call, phase, spec, fingerprint(call), answer)
-
-    async def _hold(self, approval: Approval, spec: ApprovalSpec) -> Approval:
-        """Wait for the decision; on timeout apply the configured outcome (a reviewer may still win)."""
-        final = await self.service.wait(approval.id, spec.hold_s)
+    async def _hold(self, call: Call, approval: Approval, hold_s: float) -> Approval:
+        """Wait for the decision as the approval's holder; on timeout apply the configured
+        outcome (a reviewer may still win). Raises 409 ``approval_superseded`` when an identical
+        re-send took the approval over meanwhile."""
+        me = call.request_id
+        final = await self.service.wait(approval.id, hold_s, holder=me)
+        if final.status is Status.PENDING and final.holder not in (None, me):
+            call.response_headers[HEADER] = approval.id
+            raise rules.superseded(final)
         if final.status is Status.PENDING and self.service.settings.timeout_outcome == "deny":
-            final = await self.service.expire(approval.id, rules.TIMED_OUT)
+            final = await self.service.expire(approval.id, rules.TIMED_OUT, holder=me)
         return final
+
+    async def _redeem(self, call: Call, approval: Approval, claimant: str | None) -> Approval:
+        """An approved answer, released once (raises 409 ``approval_used`` / ``approval_superseded``)."""
+        if approval.status is not Status.APPROVED:
+            return approval
+        call.response_headers[HEADER] = approval.id
+        return await self.service.consume(approval.id, claimant)
 
 
 class ApprovalRequestStage(_ApprovalStage):
@@ -124,20 +157,42 @@ class ApprovalRequestStage(_ApprovalStage):
         if approval_id is not None:
             await self._resend(call, approval_id.strip())
             return
+        principal = call.principal
+        if principal is not None and self.service.may_have_open(principal.key_id):
+            joined = await self.service.joinable(principal.key_id, fingerprint(call))
+            if joined is not None:
+                await self._join(call, joined)
+                return
         state = _wanted(call, "request")
         if state is None:
             return
         spec = resolve(self.service.settings, state, [])
-        approval = await self._create(call, "request", spec, None)
+        holder = call.request_id if spec.mode == "hold" else None
+        approval, created = await self.service.create_or_join(call, "request", spec, fingerprint(call), None,
+                                                              holder=holder)
+        if not created:
+            await self._join(call, approval)
+            return
         if spec.mode == "defer":
             self._note(call, approval, state)
             raise _pending(approval)
-        final = await self._hold(approval, spec)
-        await self._conclude_request(call, final, state)
+        final = await self._hold(call, approval, spec.hold_s)
+        await self._conclude_request(call, final, state, call.request_id)
 
-    async def _conclude_request(self, call: Call, approval: Approval, state: dict[str, Any] | None) -> None:
-        if approval.status is Status.APPROVED:
-            approval = await self.service.consume(approval.id)
+    async def _join(self, call: Call, approval: Approval) -> None:
+        """An identical request is already waiting for this approval: wait with it, not again."""
+        self.service.metrics.joined.inc()
+        claimant = None
+        if approval.mode == "hold":
+            approval = await self.service.claim(approval.id, call.request_id)
+            if approval.status is Status.PENDING:
+                claimant = call.request_id
+                approval = await self._hold(call, approval, approval.hold_s or self.service.settings.hold_s)
+        await self._conclude(call, approval, claimant)
+
+    async def _conclude_request(self, call: Call, approval: Approval, state: dict[str, Any] | None,
+                                claimant: str | None) -> None:
+        approval = await self._redeem(call, approval, claimant)
         self._note(call, approval, state)
         if approval.status is Status.PENDING:
             raise _pending(approval)
@@ -156,26 +211,32 @@ class ApprovalRequestStage(_ApprovalStage):
         if call.principal is None or approval.principal.get("key_id") != call.principal.key_id:
             raise ApprovalMismatch(f"Approval {approval_id} was not made for this API key.")
         if fingerprint(call) != approval.fingerprint:
-            raise ApprovalMismatch(f"This request differs from the one approval {approval_id} was made for; "
-                                   "re-send it unchanged (only stream flags may differ).")
+            raise _mismatch(call, approval)
         if approval.overdue():
             approval = await self.service.expire(approval_id, rules.EXPIRED, only_if_due=True)
-        state = call.state.get("approval") if isinstance(call.state.get("approval"), dict) else None
+        await self._conclude(call, approval, None)
+
+    async def _conclude(self, call: Call, approval: Approval, claimant: str | None) -> None:
+        """The outcome of an approval this request did not create (a re-send, or a join)."""
         if approval.phase == "request":
-            await self._conclude_request(call, approval, state if state and state.get("phase") == "request" else None)
+            state = call.state.get("approval") if isinstance(call.state.get("approval"), dict) else None
+            await self._conclude_request(call, approval, state if state and state.get("phase") == "request" else None,
+                                         claimant)
             return
-        self._note(call, approval, None)
         if approval.status is Status.PENDING:
+            self._note(call, approval, None)
             raise _pending(approval)
         try:
             stored = await self.service.answer(approval)
         except SealError as exc:
-            raise ServiceUnavailable(f"The answer held by approval {approval_id} cannot be opened here: the "
+            raise ServiceUnavailable(f"The answer held by approval {approval.id} cannot be opened here: the "
                                      "replicas do not share the approvals answer key.",
                                      code="approval_answer_unavailable") from exc
-        if approval.status is Status.APPROVED:
-            if stored is None:
-                raise InternalError(f"Approval {approval_id} has no stored answer to release.")
+        if approval.status is Status.APPROVED and stored is None:
+            raise InternalError(f"Approval {approval.id} has no stored answer to release.")
+        approval = await self._redeem(call, approval, claimant)
+        self._note(call, approval, None)
+        if approval.status is Status.APPROVED and stored is not None:
             call.response = approved_response(call, stored)
         else:
             call.response = denied_response(call, approval, stored)
@@ -208,6 +269,23 @@ class _StreamHold:
 class ApprovalResponseStage(_ApprovalStage):
     name: ClassVar[str] = "approval_response"
 
+    async def _create(self, call: Call, state: dict[str, Any], tool_calls: list[dict[str, Any]],
+                      answer: dict[str, Any]) -> tuple[Approval, ApprovalSpec]:
+        spec = resolve(self.service.settings, state, tool_calls)
+        spec, values = conceal(call, spec)
+        holder = call.request_id if spec.mode == "hold" else None
+        # Never joins: the model has answered this call already; an identical request that
+        # raced it (both reached the model) gets its own approval for its own answer.
+        approval = await self.service.create(call, "response", spec, fingerprint(call), answer, values=values,
+                                             holder=holder)
+        return approval, spec
+
+    async def _decide(self, call: Call, approval: Approval, spec: ApprovalSpec) -> Approval:
+        if spec.mode == "defer":
+            return approval
+        final = await self._hold(call, approval, spec.hold_s)
+        return await self._redeem(call, final, call.request_id)
+
     async def on_response(self, call: Call, response: ModelResponse) -> None:
         state = _wanted(call, "response")
         if state is None or call.state.get("approval_replay"):
@@ -215,9 +293,9 @@ class ApprovalResponseStage(_ApprovalStage):
         endpoint = call.endpoint.value
         if response.json is None and response.body:
             response.json = orjson.loads(response.body)
-        spec = resolve(self.service.settings, state, tool_calls_of(endpoint, response.json))
-        approval = await self._create(call, "response", spec, stored_json(response.json))
-        final = approval if spec.mode == "defer" else await self._hold(approval, spec)
+        approval, spec = await self._create(call, state, tool_calls_of(endpoint, response.json),
+                                            stored_json(response.json))
+        final = await self._decide(call, approval, spec)
         self._note(call, final, state)
         if final.status is Status.PENDING:
             raise _pending(final)
@@ -254,14 +332,20 @@ class ApprovalResponseStage(_ApprovalStage):
         if state is None or call.state.get("approval_replay"):
             return held
         endpoint = call.endpoint.value
-        spec = resolve(self.service.settings, state, tool_calls_of(endpoint, assemble(endpoint, hold.seen)))
-        approval = await self._create(call, "response", spec, stored_events(hold.seen))
-        final = approval if spec.mode == "defer" else await self._hold(approval, spec)
+        approval, spec = await self._create(call, state, tool_calls_of(endpoint, assemble(endpoint, hold.seen)),
+                                            stored_events(hold.seen))
+        nothing_sent = hold.released == 0 and not call.first_byte_sent
+        try:
+            final = await self._decide(call, approval, spec)
+        except Conflict as exc:  # taken over by an identical re-send, or already released
+            if nothing_sent:
+                raise
+            return deny_events(endpoint, held, exc.message, text_before=hold.text_started, next_seq=hold.next_seq)
         self._note(call, final, state)
         if final.status is Status.APPROVED:
             return held
         if final.status is Status.PENDING:
-            if hold.released == 0 and not call.first_byte_sent:
+            if nothing_sent:
                 raise _pending(final)
             text = pending_text(final.tool_names(), final.id)
         else:

@@ -12,12 +12,18 @@ the same loop, so concurrent votes all land.
 Listeners get ``(kind, approval)`` for every change on any replica (``created``,
 ``updated``), and ``("resync", None)`` when change messages may have been missed (a
 reconnect): waiters then re-read instead of trusting silence.
+
+Joining: a pending approval is indexed by ``join_key(key_id, fingerprint)`` for as long as it
+is pending. ``create(..., join=True)`` checks the index and writes the record in one atomic
+step (a Lua script in Redis), so two identical requests racing on two replicas make one
+approval, never two; the change that ends the pending state drops the index entry with it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -58,6 +64,15 @@ class ListQuery:
 class Page:
     items: list[Approval]
     next_cursor: str | None
+
+
+def join_key(key_id: str, fingerprint: str) -> str:
+    """The index entry an identical request (same key, same fingerprint) finds."""
+    return hashlib.sha256(f"{key_id}\0{fingerprint}".encode()).hexdigest()[:32]
+
+
+def approval_join_key(a: Approval) -> str:
+    return join_key(str(a.principal.get("key_id") or ""), a.fingerprint)
 
 
 def order_score(a: Approval) -> int:
@@ -109,7 +124,14 @@ class ApprovalStore(ABC):
 
     # -- primitives ------------------------------------------------------------------
     @abstractmethod
-    async def create(self, approval: Approval, sealed_answer: bytes | None) -> None: ...
+    async def create(self, approval: Approval, sealed_answer: bytes | None, sealed_values: bytes | None = None,
+                     *, join: bool = False) -> str | None:
+        """Store a new record (indexed for joining while pending). With ``join``, if a pending
+        approval with the same join key exists, store nothing and return its id."""
+
+    @abstractmethod
+    async def get_values(self, approval_id: str) -> bytes | None:
+        """The sealed real tool-call arguments, if any."""
 
     @abstractmethod
     async def get(self, approval_id: str) -> Approval | None: ...
@@ -147,6 +169,11 @@ class ApprovalStore(ABC):
         """Drop records created before ``before`` that are no longer pending."""
 
     # -- shared logic ----------------------------------------------------------------
+    async def pending(self, limit: int = 100_000) -> list[Approval]:
+        """Every pending approval (at most ``limit``): the start-up view of what may be joined."""
+        records = await self._load_many(await self.due(float("inf"), limit))
+        return [a for a in records if a is not None]
+
     async def update(self, approval_id: str, change: Change) -> Approval:
         """Apply ``change`` atomically; return the record as stored afterwards."""
         for _ in range(_MAX_CAS_ATTEMPTS):

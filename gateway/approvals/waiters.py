@@ -36,10 +36,11 @@ class Waiters:
             del self._futures[approval_id]
 
     def notify(self, approval: Approval) -> None:
-        if approval.decided:
-            for future in self._futures.pop(approval.id, ()):
-                if not future.done():
-                    future.set_result(approval)
+        """Wake the approval's waiters on any change: a decision, and also a newer identical
+        request taking it over (its earlier holder then stops waiting)."""
+        for future in self._futures.pop(approval.id, ()):
+            if not future.done():
+                future.set_result(approval)
 
     def wake_all(self) -> None:
         waiting, self._futures = self._futures, {}
@@ -49,7 +50,7 @@ class Waiters:
                     future.set_result(None)
 
     async def wait(self, future: asyncio.Future[Approval | None], within_s: float) -> Approval | None:
-        """The decided record, or None on timeout or a resync (then re-read the store)."""
+        """The changed record, or None on timeout or a resync (then re-read the store)."""
         if within_s <= 0:
             return None
         try:

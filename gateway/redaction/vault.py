@@ -146,6 +146,18 @@ class Vault:
         return placeholder in self._numbers
 
 
+    def conceal(self, text: str) -> str:
+        """The inverse of ``restore``: each restorable value back to its placeholder (longest
+        first). For showing an answer to people who may not see the caller's values: an
+        approval's record keeps placeholders, the real values are sealed beside it."""
+        if not self._restorable or not text:
+            return text
+        for ph, value in sorted(self._restorable.items(), key=lambda kv: -len(kv[1])):
+            if value and value in text:
+                text = text.replace(value, ph)
+        return text
+
+
 class VaultOperator(Operator):
     """A Presidio anonymizer operator that asks the request's vault for each replacement."""
 

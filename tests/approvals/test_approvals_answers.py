@@ -154,11 +154,13 @@ def test_synthesized_answers_parse_for_both_apis() -> None:
     assert Response.model_validate(synth_json("responses", "m", text)).output_text == text
 
 
-def test_fingerprint_ignores_stream_flags_and_null_fields_but_not_the_conversation() -> None:
+def test_fingerprint_ignores_only_stream_flags_and_null_fields() -> None:
     base = fingerprint_body("chat.completions", "gpt-test", CHAT_BODY)
-    same = {**CHAT_BODY, "stream": True, "stream_options": None, "metadata": {"x": 1}, "temperature": 0.2}
+    same = {**CHAT_BODY, "stream": True, "stream_options": {"include_usage": True}, "temperature": None}
     same["messages"] = [{"role": "user", "content": "pay ACME", "name": None}]
     assert fingerprint_body("chat.completions", "gpt-test", same) == base
+    for changed in ({"temperature": 0.2}, {"max_tokens": 5}, {"metadata": {"x": "1"}}, {"user": "u"}, {"seed": 1}):
+        assert fingerprint_body("chat.completions", "gpt-test", {**CHAT_BODY, **changed}) != base, changed
     other = {**CHAT_BODY, "messages": [{"role": "user", "content": "pay EVIL"}]}
     assert fingerprint_body("chat.completions", "gpt-test", other) != base
     assert fingerprint_body("chat.completions", "gpt-other", CHAT_BODY) != base

@@ -184,9 +184,10 @@ def test_defer_then_poll_then_approve_calls_the_upstream_exactly_once(gateway_fa
     raw = _chat(gw, extra_headers={"X-Wardgate-Approval-Id": approval_id})
     assert raw.headers["x-wardgate-approval"] == "approved"
     assert orjson.loads(raw.parse().choices[0].message.tool_calls[0].function.arguments) == ARGS
-    stream = _client(gw).chat.completions.create(model="gpt-test", messages=MESSAGES, tools=TOOLS, stream=True,
-                                                 extra_headers={"X-Wardgate-Approval-Id": approval_id})
-    assert orjson.loads(_stream_calls(stream)[1][0]["arguments"]) == ARGS
+    with pytest.raises(openai.ConflictError) as used:  # released once: not again, not as a stream either
+        _client(gw).chat.completions.create(model="gpt-test", messages=MESSAGES, tools=TOOLS, stream=True,
+                                            extra_headers={"X-Wardgate-Approval-Id": approval_id})
+    assert used.value.code == "approval_used"
     assert upstream.request_count == 1
 
 
@@ -316,12 +317,10 @@ def test_a_deferred_answer_is_charged_once_with_limits_on(tmp_path: Path, upstre
         after_model_call = spend()
         assert after_model_call["total"] > 0
         _admin(gw, "POST", f"/admin/approvals/{approval_id}/approve")
-        for stream in (False, True):
-            if stream:
-                list(_client(gw).chat.completions.create(model="gpt-test", messages=MESSAGES, tools=TOOLS, stream=True,
-                                                         extra_headers={"X-Wardgate-Approval-Id": approval_id}))
-            else:
-                _chat(gw, extra_headers={"X-Wardgate-Approval-Id": approval_id})
+        list(_client(gw).chat.completions.create(model="gpt-test", messages=MESSAGES, tools=TOOLS, stream=True,
+                                                 extra_headers={"X-Wardgate-Approval-Id": approval_id}))
+        with pytest.raises(openai.ConflictError):  # released once
+            _chat(gw, extra_headers={"X-Wardgate-Approval-Id": approval_id})
         assert spend() == after_model_call
     assert upstream.request_count == 1
 
@@ -365,6 +364,4 @@ def test_a_deferred_stream_answers_409_before_any_byte_and_the_resend_streams_th
                                             extra_headers={"X-Wardgate-Approval-Id": approval_id})
     _, calls, finish = _stream_calls(stream)
     assert orjson.loads(calls[0]["arguments"]) == ARGS and finish == "tool_calls"
-    plain = _chat(gw, extra_headers={"X-Wardgate-Approval-Id": approval_id})  # the same answer, not streamed
-    assert orjson.loads(plain.parse().choices[0].message.tool_calls[0].function.arguments) == ARGS
     assert upstream.request_count == 1

@@ -125,11 +125,11 @@ async def test_defer_then_resend_returns_the_stored_answer_without_calling_the_m
     assert resend.state["approval_replay"] is True
     assert resend.response_headers["x-wardgate-approval"] == "approved"
     assert rig.forward.calls == 1
-    # The same answer may be fetched again (a network retry), and as a stream.
+    # The approved answer is released once: a second re-send (plain or streamed) is refused.
     stream_resend = chat_call(stream=True, headers={"x-wardgate-approval-id": approval_id})
-    _, events = await rig.run(stream_resend)
-    final = _chat_final(events)
-    assert final.choices[0].message.tool_calls[0].function.arguments == '{"amount":5000,"to":"ACME"}'
+    with pytest.raises(Conflict) as used:
+        await rig.run(stream_resend)
+    assert used.value.code == "approval_used" and used.value.response_headers()["x-should-retry"] == "false"
     assert rig.forward.calls == 1
 
 
@@ -288,7 +288,7 @@ async def test_stage_changes_reach_the_audit_service(make_service) -> None:
     approval_id = await rig.pending_id()
     await rig.service.approve(approval_id, FINANCE, None)
     await task
-    assert audit.kinds(approval_id) == ["created", "approved"]
+    assert audit.kinds(approval_id) == ["created", "approved", "used"]
     with pytest.raises(AlreadyDecided):
         await rig.service.deny(approval_id, FINANCE, None)
 
