@@ -24,7 +24,8 @@ A connection is in one phase at a time:
              or, if the client asked for ``Connection: close``, closed
     IDLE     keep-alive, between requests          deadline: keepalive_timeout_s
     CLOSING  refused (408/431/400/503): the answer and a FIN are sent, what still arrives is
-             dropped for a moment so the client reads the answer, then the socket closes
+             dropped for a moment (LINGER_S, at most LINGER_MAX_BYTES) so the client reads
+             the answer, then the socket closes
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ INTAKE_STATE = "wardgate.intake"
 
 HEAD, BODY, APP, DRAIN, IDLE, CLOSING = range(6)
 _NEVER = float("inf")
-#: How long a refused connection keeps reading (and dropping) before it closes.
+#: How long, and how much, a refused connection keeps reading (and dropping) before it
+#: closes: enough for the answer to be read, not a sink for a client that keeps sending.
 LINGER_S = 2.0
+LINGER_MAX_BYTES = 256 * 1024
 #: File descriptors kept free of client connections (upstream pool, Redis, PostgreSQL, files).
 _FD_RESERVE = 128
 _LOG_EVERY_S = 10.0
@@ -347,7 +350,11 @@ class WardgateProtocol(HttpToolsProtocol):
 
     def _drop(self, n: int) -> None:
         self._dropped += n
-        if self._dropped > self.guard.drain_max_bytes:
+        if self.phase == CLOSING:
+            if self._dropped > LINGER_MAX_BYTES:
+                self.deadline = _NEVER
+                self.transport.close()
+        elif self._dropped > self.guard.drain_max_bytes:
             self.guard.counts["bodies over server.drain_max_bytes after an early answer"] += 1
             self.phase = CLOSING
             self.deadline = _NEVER
