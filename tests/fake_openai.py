@@ -27,7 +27,8 @@ Faults (``fake.fault(kind, times=None|N, path=None, **params)``; ``times=None`` 
 - ``usage``: ``prompt_tokens`` / ``completion_tokens`` in every answer (also ``fake.usage``).
 
 One failure applies per request, alongside at most one ``usage`` and one scripted answer
-(``script_tool_call`` / ``script_text``). Each recorded request notes whether the client
+(``script_tool_call`` / ``script_text``, or ``script_answer`` for an exact body or events).
+Each recorded request notes whether the client
 disconnected before the answer completed (``disconnected``), e.g. a gateway cancelling.
 
 ``fast=True`` is for benchmarks: a bare httptools server (``tests/fake_openai_fast.py``) answers
@@ -66,7 +67,7 @@ _PATHS = {
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                 404: "invalid_request_error", 409: "invalid_request_error", 422: "invalid_request_error",
                 429: "rate_limit_exceeded"}  # fmt: skip
-_GROUPS = {"usage": "usage", "tool_call": "script", "text": "script"}
+_GROUPS = {"usage": "usage", "tool_call": "script", "text": "script", "raw": "script"}
 _BROKEN_SSE = b"<html><body><h1>502 Bad Gateway</h1></body></html>\nthis is not an event stream"
 
 
@@ -223,6 +224,15 @@ class FakeOpenAI:
     def script_text(self, text: str, times: int | None = 1) -> None:
         self.fault("text", times, text=text)
 
+    def script_answer(
+        self, body: Any = None, *, events: list[Any] | None = None, times: int | None = 1
+    ) -> None:
+        """Answer the next requests with exactly ``body`` (non-stream) or ``events`` (stream):
+        each dict becomes one ``data:`` line (responses events also get ``event: <type>``),
+        then ``data: [DONE]``. For answers the built-in mock cannot write (logprobs, reasoning
+        fields, annotations, odd provider fields)."""
+        self.fault("raw", times, body=body, events=events)
+
     def wait_for_requests(self, n: int, timeout_s: float = 5.0) -> list[RecordedRequest]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -306,6 +316,9 @@ class FakeOpenAI:
             if done is not None:
                 return done
             chunk_delay = float(failure.params.get("chunk_delay_s", 0.0))
+        script = faults.get("script")
+        if script is not None and script.kind == "raw":
+            return await _raw(request, script.params, stream)
         overrides = _overrides(faults)
         answer = generate(
             endpoint, record.json, stream=stream, overrides=overrides, salt=record.headers.get("x-run-id", "")
@@ -403,6 +416,18 @@ def _overrides(faults: dict[str, Fault]) -> MockOverrides | None:
     elif script is not None:
         o.text = str(script.params["text"])
     return o
+
+
+async def _raw(request: web.Request, params: dict[str, Any], stream: bool) -> web.StreamResponse:
+    if not stream or params.get("events") is None:
+        return _json(200, params.get("body"))
+    resp = await _open_stream(request)
+    for event in params["events"]:
+        head = f"event: {event['type']}\n".encode() if isinstance(event, dict) and "type" in event else b""
+        await resp.write(head + b"data: " + orjson.dumps(event) + b"\n\n")
+    await resp.write(b"data: [DONE]\n\n")
+    await resp.write_eof()
+    return resp
 
 
 async def _open_stream(request: web.Request) -> web.StreamResponse:
