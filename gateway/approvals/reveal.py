@@ -1,13 +1,14 @@
 """Who sees a held tool call's real values: the approval's reviewers, and nobody else.
 
-The answer an approval holds has the caller's own redacted values put back (``redact_out``
-restores ``<IBAN_CODE_1>`` for the caller who sent it), which is what the agent would run.
-A reviewer must judge exactly that (whose account is the money going to?), but the record is
-also listed to every reviewer and auditor, sent to webhooks and written to the audit log.
-So the record's ``tool_calls`` (and reasons, which a policy may write from the arguments)
-get the placeholders back from the request's redaction vault (``conceal``), and the real
-tool calls are sealed beside the record with the approvals key; ``GET /admin/approvals/{id}``
-opens them for a reviewer of one of the approval's groups.
+The model only ever sees the caller's redacted values as placeholders, so a held
+``transfer_funds`` says ``to: "<IBAN_CODE_1>"`` (or, where ``redact_out`` restores that type
+into tool arguments, the caller's IBAN itself). A reviewer must see the real account to judge
+the transfer, but the record is also listed to every reviewer and auditor, sent to webhooks
+and written to the audit log. So the record's ``tool_calls`` (and reasons, which a policy may
+write from the arguments) carry placeholders (``conceal``: restored values go back to their
+placeholders), and the same tool calls with every placeholder of the caller's restored from
+the request's redaction vault are sealed beside the record with the approvals key;
+``GET /admin/approvals/{id}`` opens them for a reviewer of one of the approval's groups.
 """
 
 from __future__ import annotations
@@ -37,17 +38,19 @@ def _walk(value: Any, conceal: Callable[[str], str]) -> Any:
 
 
 def conceal(call: Call, spec: ApprovalSpec) -> tuple[ApprovalSpec, list[dict[str, Any]] | None]:
-    """``spec`` with placeholders in its tool calls and reasons, and the real tool calls when
-    they differ (None when there is nothing of the caller's in them)."""
-    state = call.state.get(_REDACTION_STATE)
-    vault_conceal = getattr(getattr(state, "vault", None), "conceal", None)
-    if vault_conceal is None or not spec.tool_calls:
+    """``spec`` with placeholders in its tool calls and reasons, and the tool calls with the
+    caller's real values when they differ (None when nothing of the caller's is in them)."""
+    vault = getattr(call.state.get(_REDACTION_STATE), "vault", None)
+    vault_conceal = getattr(vault, "conceal", None)
+    vault_restore = getattr(vault, "restore", None)
+    if vault_conceal is None or vault_restore is None or not spec.tool_calls:
         return spec, None
     concealed = [{**c, "arguments": _walk(c.get("arguments"), vault_conceal)} for c in spec.tool_calls]
-    if concealed == spec.tool_calls:
+    real = [{**c, "arguments": _walk(c.get("arguments"), lambda text: vault_restore(text)[0])} for c in concealed]
+    if real == concealed:
         return spec, None
     reasons = [vault_conceal(r) for r in spec.reasons]
-    return replace(spec, tool_calls=concealed, reasons=reasons), spec.tool_calls
+    return replace(spec, tool_calls=concealed, reasons=reasons), real
 
 
 def may_see_values(approval: Approval, reviewer: AdminPrincipal) -> bool:

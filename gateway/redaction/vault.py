@@ -145,7 +145,6 @@ class Vault:
     def is_number(self, placeholder: str) -> bool:
         return placeholder in self._numbers
 
-
     def conceal(self, text: str) -> str:
         """The inverse of ``restore``: each restorable value back to its placeholder (longest
         first). For showing an answer to people who may not see the caller's values: an

@@ -1,15 +1,17 @@
 """Reviewers of an approval's group see the real values of a held tool call; nobody else does.
 
 The caller's IBAN is redacted before the model sees it (``<IBAN_CODE_1>``); the model answers
-``transfer_funds(to="<IBAN_CODE_1>")`` and the gateway restores the IBAN for the caller, so
-that is what the agent would run. A finance reviewer must see that real IBAN to judge the
-transfer; a support reviewer, an auditor, the list, webhooks, the audit log and the Redis
-record see only the placeholder.
+``transfer_funds(to="<IBAN_CODE_1>")``. A finance reviewer must see the real IBAN to judge the
+transfer, whether or not the gateway restores IBANs into the caller's tool arguments
+(``tool_arguments``, off for IBANs by default); a support reviewer, an auditor, the list,
+the audit log and the Redis record see only the placeholder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,11 +36,14 @@ TOOLS = [{"type": "function", "function": {"name": "transfer_funds", "parameters
 MESSAGES = [{"role": "user", "content": f"Pay the ACME invoice of 5000 EUR to {IBAN}"}]
 
 
-@pytest.fixture
-def gateway(tmp_path: Path, upstream: Any, redis_url: str, key_prefix: str) -> Any:
+@contextlib.contextmanager
+def _gateway(tmp_path: Path, upstream: Any, redis_url: str, key_prefix: str, restored: bool) -> Iterator[Any]:
     settings = approvals_settings(tmp_path, upstream.base_url, backend="redis", redis_url=redis_url,
                                   key_prefix=key_prefix, hold_s=20)
     settings.redaction.enabled = True
+    if restored:  # the operator chose to give the caller its IBAN back inside tool calls
+        settings.redaction.actions = {**settings.redaction.actions,
+                                      "IBAN_CODE": {"prompt": "restore", "tool_arguments": True}}
     settings.audit.enabled = True
     keys = yaml.safe_load((settings.policies_dir / "keys.yaml").read_text()) or default_keys()
     keys["admin_keys"].append({"id": "support", "sha256": _sha(SUPPORT_KEY), "user": "sam", "roles": ["approver"],
@@ -72,10 +77,14 @@ def _to(doc: dict[str, Any]) -> Any:
     return (args if isinstance(args, dict) else orjson.loads(args))["to"]
 
 
-@pytest.mark.parametrize("stream", [False, True])
-def test_only_reviewers_of_the_group_see_the_restored_iban(gateway: Any, upstream: Any, redis_url: str,
-                                                           key_prefix: str, stream: bool) -> None:
-    gw = gateway
+@pytest.mark.parametrize(("stream", "restored"), [(False, False), (True, False), (False, True), (True, True)])
+def test_only_reviewers_of_the_group_see_the_real_iban(tmp_path: Path, upstream: Any, redis_url: str,
+                                                       key_prefix: str, stream: bool, restored: bool) -> None:
+    with _gateway(tmp_path, upstream, redis_url, key_prefix, restored) as gw:
+        _check(gw, upstream, redis_url, key_prefix, stream, restored)
+
+
+def _check(gw: Any, upstream: Any, redis_url: str, key_prefix: str, stream: bool, restored: bool) -> None:
     upstream.script_tool_call("transfer_funds", {"amount": 5000, "to": PLACEHOLDER}, times=1)
     client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, timeout=30, max_retries=0)
 
@@ -115,7 +124,7 @@ def test_only_reviewers_of_the_group_see_the_restored_iban(gateway: Any, upstrea
                               headers={"authorization": f"Bearer {APPROVER_KEY}"}).json()
         assert _to(approved) == PLACEHOLDER
         args = orjson.loads(future.result(10))
-    assert args == {"amount": 5000, "to": IBAN}, "the caller gets its own value back, as approved"
+    assert args == {"amount": 5000, "to": IBAN if restored else PLACEHOLDER}, "the answer as approved"
 
     # At rest: the record and the change messages hold the placeholder; the real value is sealed.
     r = redis_sync.Redis.from_url(redis_url)
