@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> HotPath:
         gc.set_threshold(_GC_YOUNG_THRESHOLD, *threshold[1:])
         log.info("wardgate ready: %d models, stages %s", len(ctx.models.names()), [s.name for s in ctx.pipeline.stages])
         # The connection limits of this worker: the HTTP protocol finds them in the lifespan state.
-        guard = IntakeGuard(settings.server)
+        guard = IntakeGuard(settings.server, ctx.registry, inflight=lambda: hot_path.inflight)
         guard.start()
         try:
             yield {INTAKE_STATE: guard}
@@ -139,4 +139,5 @@ def create_app(settings: Settings | None = None) -> HotPath:
     )
     # A trailing slash is an unknown path (OpenAI-shaped 404), not a redirect a client may not follow.
     app.router.redirect_slashes = False
-    return HotPath(app, dict(proxies), settings.server.max_inflight_requests)
+    hot_path = HotPath(app, dict(proxies), settings.server.max_inflight_requests)
+    return hot_path

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from gateway.errors import Overloaded
 from gateway.http.asgi import ASGIApp, Receive, Scope, Send, send_error
+from gateway.http.protocol import INTAKE_STATE
 
 
 class HotPath:
@@ -38,6 +39,9 @@ class HotPath:
             endpoint = self._routes.get(scope["path"])
             if endpoint is not None:
                 if self.inflight >= self._max_inflight:
+                    guard = scope.get("state", {}).get(INTAKE_STATE)
+                    if guard is not None:
+                        guard.count("inflight")
                     await send_error(send, Overloaded(
                         f"The gateway is at its limit of {self._max_inflight} calls in flight "
                         "(server.max_inflight_requests); retry shortly.", headers={"retry-after": "1"}))

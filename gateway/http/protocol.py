@@ -40,6 +40,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httptools
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import Counter as Metric
 from uvicorn.config import Config
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -64,6 +66,20 @@ LINGER_MAX_BYTES = 256 * 1024
 #: File descriptors kept free of client connections (upstream pool, Redis, PostgreSQL, files).
 _FD_RESERVE = 128
 _LOG_EVERY_S = 10.0
+#: Why a connection was refused or closed: the ``reason`` label of
+#: ``wardgate_connections_refused_total``, and the words of the summary log line.
+REASONS = {
+    "connection_cap": "refused at server.max_connections (503)",
+    "displaced": "displaced at server.max_connections",
+    "inflight": "calls shed at server.max_inflight_requests (503)",
+    "silent": "silent past server.header_timeout_s",
+    "header_timeout": "headers past server.header_timeout_s (408)",
+    "body_timeout": "body past server.body_timeout_s (408)",
+    "headers_too_large": "headers over server.max_header_bytes or max_headers (431)",
+    "bad_request": "malformed HTTP (400)",
+    "drain_bound": "body over server.drain_max_bytes after an early answer",
+    "drain_timeout": "body unfinished after an early answer",
+}
 
 
 def connection_cap(configured: int) -> int:
@@ -84,7 +100,8 @@ class IntakeGuard:
     Built in the app's lifespan and handed to each connection through the lifespan state.
     """
 
-    def __init__(self, server: ServerSettings) -> None:
+    def __init__(self, server: ServerSettings, registry: CollectorRegistry | None = None,
+                 inflight: Callable[[], int] | None = None) -> None:
         self.header_timeout = server.header_timeout_s
         self.body_timeout = server.body_timeout_s
         self.keepalive_timeout = server.keepalive_timeout_s
@@ -93,7 +110,7 @@ class IntakeGuard:
         self.drain_max_bytes = server.drain_max_bytes
         self.max_connections = connection_cap(server.max_connections)
         if self.max_connections < server.max_connections:
-            log.warning("server.max_connections %d is held at %d: the process may open %d files",
+            log.info("server.max_connections %d is held at %d: the process may open %d files",
                         server.max_connections, self.max_connections, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         shortest = min(self.header_timeout, self.body_timeout, self.keepalive_timeout, LINGER_S)
         #: Deadlines are checked this often: a timeout fires up to this late.
@@ -102,6 +119,23 @@ class IntakeGuard:
         #: Connections refused or closed, by reason, since the last log line.
         self.counts: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
+        self._metric: Metric | None = None
+        if registry is not None:
+            self._metric = Metric("wardgate_connections_refused", "Connections refused or closed by the "
+                                  "gateway's limits, and calls shed, by reason.", ["reason"], registry=registry)
+            for reason in REASONS:
+                self._metric.labels(reason)
+            Gauge("wardgate_connections_open", "Open client connections of this worker.",
+                  registry=registry).set_function(lambda: len(self.connections))
+            if inflight is not None:
+                Gauge("wardgate_calls_in_flight", "OpenAI-compatible calls in flight on this worker.",
+                      registry=registry).set_function(inflight)
+
+    def count(self, reason: str) -> None:
+        """One refusal or close for ``reason`` (a key of ``REASONS``)."""
+        self.counts[reason] += 1
+        if self._metric is not None:
+            self._metric.labels(reason).inc()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="wardgate-intake-sweep")
@@ -136,7 +170,7 @@ class IntakeGuard:
             victim = self._displaceable()
             if victim is None:
                 return False
-            self.counts["displaced at server.max_connections"] += 1
+            self.count("displaced")
             self.connections.discard(victim)
             victim.transport.close()
         self.connections.add(conn)
@@ -154,7 +188,8 @@ class IntakeGuard:
 
     def _log_counts(self) -> None:
         if self.counts:
-            log.warning("connections refused or closed: %s", ", ".join(f"{n} {r}" for r, n in self.counts.items()))
+            log.warning("connections refused or closed: %s",
+                        ", ".join(f"{n} {REASONS[r]}" for r, n in self.counts.items()))
             self.counts.clear()
 
 
@@ -207,7 +242,7 @@ class WardgateProtocol(HttpToolsProtocol):
         self.deadline = self.loop.time() + self.guard.header_timeout
         if not self.guard.admit(self):
             self._refuse(Overloaded("The gateway is at its connection limit (server.max_connections); retry shortly.",
-                                    headers={"retry-after": "1"}), linger=False)
+                                    headers={"retry-after": "1"}), "connection_cap", linger=False)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.guard.release(self)
@@ -228,17 +263,17 @@ class WardgateProtocol(HttpToolsProtocol):
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _Refusal):
-                self._refuse(exc.__context__.error)
+                self._refuse(exc.__context__.error, "headers_too_large")
             else:
-                self._refuse(BadRequest("Malformed HTTP request.", code="invalid_http_request"))
+                self._refuse(_malformed(), "bad_request")
             return
         except httptools.HttpParserError:
-            self._refuse(BadRequest("Malformed HTTP request.", code="invalid_http_request"))
+            self._refuse(_malformed(), "bad_request")
             return
         except httptools.HttpParserUpgrade:
             return  # WebSockets are not served (ws="none"): the request was handled as plain HTTP
         if self.phase == HEAD and self._head_bytes > self.guard.max_header_bytes:
-            self._refuse(_headers_too_large(self.guard))
+            self._refuse(_headers_too_large(self.guard), "headers_too_large")
 
     # Parser callbacks
 
@@ -315,7 +350,7 @@ class WardgateProtocol(HttpToolsProtocol):
 
     def expire(self, now: float) -> None:
         """The sweep found this connection past its deadline."""
-        phase, counts = self.phase, self.guard.counts
+        phase, guard = self.phase, self.guard
         self.deadline = _NEVER  # a branch that keeps the connection sets a new one
         if phase == HEAD:
             cycle = self.cycle
@@ -323,21 +358,23 @@ class WardgateProtocol(HttpToolsProtocol):
                 self.deadline = now + self.guard.header_timeout  # an answer is still going out
                 return
             if self._head_bytes == 0:
-                counts["silent past server.header_timeout_s"] += 1
+                guard.count("silent")
                 self.transport.close()
                 return
-            self._refuse(RequestTimeout("The request headers did not arrive in time (server.header_timeout_s)."))
+            self._refuse(RequestTimeout("The request headers did not arrive in time (server.header_timeout_s)."),
+                         "header_timeout")
         elif phase == BODY:
             cycle = self.cycle
             if cycle is not None and not cycle.response_started:
                 cycle.disconnected = True  # the app's receive() now answers http.disconnect
                 cycle.message_event.set()
-                self._refuse(RequestTimeout("The request body did not arrive in time (server.body_timeout_s)."))
+                self._refuse(RequestTimeout("The request body did not arrive in time (server.body_timeout_s)."),
+                             "body_timeout")
             else:
-                counts["body past server.body_timeout_s"] += 1
+                guard.count("body_timeout")
                 self.transport.close()
         elif phase == DRAIN:
-            counts["unfinished body after an early answer"] += 1
+            guard.count("drain_timeout")
             self.transport.close()
         elif phase == IDLE:
             self.transport.close()  # keep-alive expiry: silent, as clients expect
@@ -355,16 +392,16 @@ class WardgateProtocol(HttpToolsProtocol):
                 self.deadline = _NEVER
                 self.transport.close()
         elif self._dropped > self.guard.drain_max_bytes:
-            self.guard.counts["bodies over server.drain_max_bytes after an early answer"] += 1
+            self.guard.count("drain_bound")
             self.phase = CLOSING
             self.deadline = _NEVER
             self.transport.close()
 
-    def _refuse(self, error: GatewayError, *, linger: bool = True) -> None:
+    def _refuse(self, error: GatewayError, reason: str, *, linger: bool = True) -> None:
         """Answer ``error`` (OpenAI-shaped) and close: first a FIN, then, for ``LINGER_S``, drop
         what still arrives (closing a socket with unread data sends a reset, which many
         clients report instead of the answer)."""
-        self.guard.counts[f"answered {error.status} {error.code}"] += 1
+        self.guard.count(reason)
         self.phase = CLOSING
         self._dropped = 0
         self.deadline = self.loop.time() + LINGER_S
@@ -378,6 +415,10 @@ class WardgateProtocol(HttpToolsProtocol):
         self.flow.resume_reading()
         if transport.can_write_eof():
             transport.write_eof()
+
+
+def _malformed() -> BadRequest:
+    return BadRequest("Malformed HTTP request.", code="invalid_http_request")
 
 
 def _headers_too_large(guard: IntakeGuard) -> HeadersTooLarge:

@@ -159,8 +159,11 @@ def test_calls_beyond_the_inflight_cap_get_503_overloaded_with_retry_after(cappe
         assert resp.headers["retry-after"] == "1"
         assert resp.headers["x-should-retry"] == "true"
         assert resp.json()["error"]["code"] == "overloaded"
-        # operators still get through: health and admin are never shed
+        # operators still get through: health and metrics are never shed, and show the shedding
         assert httpx.get(capped.url + "/healthz").status_code == 200
+        metrics = httpx.get(capped.url + "/metrics").text
+        assert "wardgate_calls_in_flight 2.0" in metrics
+        assert 'wardgate_connections_refused_total{reason="inflight"} 1.0' in metrics
     finally:
         for sock in held:
             sock.close()
@@ -176,6 +179,7 @@ def test_silent_connections_at_the_connection_cap_are_displaced_by_a_real_client
             resp = httpx.post(capped.base_url + "/chat/completions", content=CHAT, headers=AUTH)
             assert resp.status_code == 200
         assert sum(closed_within(s, 0.5) is not None for s in silent) >= 1
+        assert 'wardgate_connections_refused_total{reason="displaced"}' in httpx.get(capped.url + "/metrics").text
     finally:
         for sock in silent:
             sock.close()
