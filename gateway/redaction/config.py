@@ -183,15 +183,21 @@ class RedactionSettings(BaseModel):
     #: stall the event loop for every other request.
     offload_chars: int = Field(default=8192, ge=0)
     offload_workers: int = Field(default=2, ge=1)
-    #: A single text longer than this is refused with 413 rather than scanned.
+    #: A single text longer than this is refused with 413 ``content_too_large``.
     max_text_chars: int = Field(default=2_000_000, ge=1)
-    #: Phone-number candidates validated per text (~0.2-0.8 ms each with 2 regions). A text
-    #: with more (a megabyte of random digits took 36 s) is refused with 400
-    #: ``content_too_complex`` instead of stalling: fail closed, never let it through unscanned.
-    max_phone_candidates: int = Field(default=2000, ge=1)
-    #: The same bound for the other validated families (e-mail ~100 us per candidate for its
-    #: domain check, IP ~35 us): 40,000 e-mail addresses in one text took 5 s.
-    max_candidates: int = Field(default=20000, ge=1)
+    #: The work budget of one request, across all its fields, and of one whole answer
+    #: (``budget.py``). Characters of new text (cache hits are free) to scan; more is 413
+    #: ``content_too_large``, checked before anything is analysed. Prose costs ~0.1 us a
+    #: character here: the default bounds a request at ~50-100 ms of scanning.
+    max_request_chars: int = Field(default=1_048_576, ge=1)
+    #: Candidates (digit chains, e-mail/IP/IBAN triggers) per request or answer; more is 400
+    #: ``content_too_complex``, a rough count refused before any analysis. A standard-format
+    #: North American number costs ~20-30 us; a 2,500-row contact list fits.
+    max_candidates: int = Field(default=6000, ge=1)
+    #: Phone candidates that need python-phonenumbers' matcher (other formats, invalid-looking
+    #: numbers: ~0.2-0.8 ms each with 2 regions) per request or answer; more is 400
+    #: ``content_too_complex``. 10 messages x 1,999 such numbers took 3.2-3.7 s before.
+    max_phone_candidates: int = Field(default=1000, ge=1)
     #: Streaming: characters held back at the end of a text stream until they can no longer be
     #: part of a match (at least the longest pattern that may contain whitespace; measured: 16
     #: leaked the first group of a spaced IBAN, 64 leaked nothing). Raised automatically to

@@ -54,9 +54,15 @@ class _Rules:
     #: A transform rule rewrites digits while stripping: not modelled, always "possible".
     transforms: bool
     metadata: tuple[PhoneMetadata, ...]
+    #: Union of every number type's pattern of every region sharing the code: a quick
+    #: necessary condition before the exact per-region check (NANP has 25 regions x 10 types:
+    #: an invalid +1 number cost ~400 us through the exact loop alone).
+    types: re.Pattern[str] | None = None
 
     def _valid(self, nsn: str) -> bool:
         if len(nsn) not in self.lengths or not self.pattern.fullmatch(nsn):
+            return False
+        if self.types is not None and not self.types.fullmatch(nsn):
             return False
         # phonenumbers' own type check (the last step of is_valid_number): cheap regexes.
         return any(_number_type_helper(nsn, md) != PhoneNumberType.UNKNOWN for md in self.metadata)
@@ -69,6 +75,20 @@ class _Rules:
             if m and m.end():
                 return self._valid(digits[m.end() :])
         return False
+
+
+_TYPE_FIELDS = (
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "personal_number",
+    "voip",
+    "pager",
+    "uan",
+    "voicemail",
+)
 
 
 @cache
@@ -90,6 +110,12 @@ def _rules(cc: int) -> _Rules | None:
     if main is None or not patterns:
         return None
     npfp = main.national_prefix_for_parsing
+    type_patterns = [
+        desc.national_number_pattern
+        for md in metadata
+        for desc in (getattr(md, field) for field in _TYPE_FIELDS)
+        if desc is not None and desc.national_number_pattern
+    ]
     return _Rules(
         cc=str(cc),
         lengths=frozenset(lengths),
@@ -97,6 +123,7 @@ def _rules(cc: int) -> _Rules | None:
         prefix=re.compile(npfp) if npfp else None,
         transforms=bool(main.national_prefix_transform_rule),
         metadata=tuple(metadata),
+        types=re.compile("|".join(f"(?:{p})" for p in type_patterns)) if type_patterns else None,
     )
 
 
@@ -201,6 +228,37 @@ _MIN_LABELLED_DIGITS = 7
 
 #: A bare run after a label is a whole national number or nothing ("call took 1234567 us").
 _MIN_LABELLED_BARE_DIGITS = 10
+MIN_LABELLED_DIGITS = _MIN_LABELLED_DIGITS
+
+
+#: Substrings one of which every label contains (lower case): a cheap test before the regex.
+_LABEL_KEYS = (
+    "cal",
+    "ph",
+    "tel",
+    "mob",
+    "cell",
+    "fax",
+    "whats",
+    "sms",
+    "text",
+    "dial",
+    "ring",
+    "number",
+    "no",
+    "#",
+    "reach",
+    "contact",
+)
+
+
+def label_before(text: str, start: int, end: int) -> bool:
+    """A phone label ends at most ``LABEL_GAP`` characters before the chain (pre-filter)."""
+    lo = max(0, start - LABEL_GAP - 24)
+    before = text[lo:start].lower()
+    if not any(k in before for k in _LABEL_KEYS):
+        return False
+    return PHONE_LABEL.search(text, lo, start) is not None
 
 
 def _phone_shaped(raw: str) -> bool:
@@ -277,3 +335,66 @@ class LabelledPhoneRecognizer(LocalRecognizer):
                         )
                     )
         return results
+
+
+# -- the fast path for the common North American shapes ----------------------------------------
+
+#: ``(415) 555-2671``, ``415-555-2671``, ``415.555.2671``, ``415 555 2671``, with ``1`` or
+#: ``+1`` before: the shapes a CSV export or a signature writes. Area code and exchange start
+#: with 2-9 (NANP), so the grouping is the one phonenumbers formats US numbers with.
+_NANP = re.compile(r"(\+ ?1[ .-]?|1[ .-])?(?:\(([2-9]\d\d)\) ?|([2-9]\d\d)[ .-])([2-9]\d\d)[ .-](\d{4})")
+#: Characters around a number that phonenumbers' matcher accepts without looking further.
+_SAFE_BEFORE = frozenset(" \t\n\r,;:[{\"'=|>")
+_SAFE_AFTER = frozenset(" \t\n\r,;)]}\"'|<!?")
+
+
+class FastPhones:
+    """Settles a digit chain without python-phonenumbers' matcher when its shape leaves no
+    doubt: a North American number in a standard grouping, surrounded by whitespace or
+    delimiters, whose national number is *valid* (phonenumbers' own metadata and type check).
+    ``settle`` returns the span, or ``None`` for anything else (the matcher decides), so it
+    never finds what the matcher would not: a 2,500-row contact list cost 2.8 s through the
+    matcher (~220-770 us a number) and costs milliseconds here. The equivalence tests compare
+    both on random numbers and contexts."""
+
+    def __init__(self, regions: tuple[str, ...], leniency: int) -> None:
+        nanp = _rules(1)
+        #: Only where "valid, grouped as the region groups" is the rule (leniency 1-2) and
+        #: a region of +1 is configured (or a +1 number can be found anywhere).
+        self.enabled = leniency in (1, 2) and nanp is not None
+        self._nanp = nanp
+        self._national = any(r in COUNTRY_CODE_TO_REGION_CODE.get(1, ()) for r in regions)
+
+    def settle(self, text: str, start: int, end: int) -> tuple[int, int] | None:
+        s = start
+        if s > 0 and text[s - 1] == "(":
+            s -= 1
+        if s > 0 and text[s - 1] == "+":
+            s -= 1
+        elif s > 1 and text[s - 1] == " " and text[s - 2] == "+":
+            return None
+        m = _NANP.fullmatch(text, s, end)
+        if m is None:
+            return None
+        lead = m.group(1)
+        if not (self._national or (lead and "+" in lead)):
+            return None
+        if s > 0 and text[s - 1] not in _SAFE_BEFORE:
+            return None
+        if end < len(text):
+            after = text[end]
+            if after not in _SAFE_AFTER and not (
+                after == "." and (end + 1 == len(text) or text[end + 1] in " \n")
+            ):
+                return None
+            if _EXTENSION.match(text, end):
+                return None
+        nsn = (m.group(2) or m.group(3)) + m.group(4) + m.group(5)
+        rules = self._nanp
+        if rules is None or not rules._valid(nsn):
+            return None
+        return (s, end)
+
+
+#: An extension after the number makes the matcher's span longer: leave it to the matcher.
+_EXTENSION = re.compile(r"[ \t,]{0,3}(?:[#x]|e?xt|extension|ext\.)", re.IGNORECASE)

@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.call import Call
 from gateway.errors import BadRequest, GatewayError, SensitiveDataBlocked
+from gateway.redaction.budget import WorkBudget
 from gateway.redaction.config import (
     Action,
     DirectionalAction,
@@ -90,6 +91,8 @@ class RedactionState:
     restored: int = 0
     #: The answer has been fully processed (summary and decision recorded).
     finished: bool = False
+    #: What scanning the whole (non-stream) answer may cost, across its texts (budget.py).
+    answer_budget: WorkBudget | None = None
 
     def __repr__(self) -> str:
         return f"RedactionState({self.vault!r}, changed={len(self.originals)})"
@@ -199,7 +202,9 @@ class Redactor:
         """A complete text of the answer: redact what is new in it, then restore placeholders
         (into a tool call's arguments, ``tool``, only the types allowed there)."""
         if self.settings.scan_output:
-            spans = self.analyze_or_refuse(url_view(text) if url else text, json=json)
+            if state.answer_budget is None:
+                state.answer_budget = self.engine.budget("answer")
+            spans = self.analyze_or_refuse(url_view(text) if url else text, json=json, budget=state.answer_budget)
             if spans:
                 state.out_summary.add(path, spans)
                 text = self.apply(text, spans, state, json=json, output=True)
@@ -208,13 +213,13 @@ class Redactor:
         state.restored += n
         return text
 
-    def analyze_or_refuse(self, text: str, *, json: bool = False) -> Spans:
+    def analyze_or_refuse(self, text: str, *, json: bool = False, budget: WorkBudget | None = None) -> Spans:
         """Cached analysis; JSON source is analysed decoded (see jsonview.py)."""
         try:
             if json:
                 view = JsonView(text)
-                return _to_source(view, self.engine.analyze(view.decoded))
-            return self.engine.analyze(text)
+                return _to_source(view, self.engine.analyze(view.decoded, budget))
+            return self.engine.analyze(text, budget)
         except GatewayError:
             raise
         except Exception as exc:

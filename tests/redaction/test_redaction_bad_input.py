@@ -84,7 +84,7 @@ async def test_a_text_over_the_limit_is_refused_with_413() -> None:
     call = chat_call([{"role": "user", "content": "x" * 1001}])
     with pytest.raises(PayloadTooLarge) as info:
         await RedactInStage(redactor).on_request(call)
-    assert info.value.status == 413
+    assert info.value.status == 413 and info.value.code == "content_too_large"
     redactor.engine.close()
 
 
@@ -101,7 +101,7 @@ async def test_a_megabyte_of_random_digits_is_refused_fast_not_scanned_for_half_
 async def test_an_analysis_error_fails_closed_with_a_4xx(monkeypatch) -> None:
     redactor = build(RedactionSettings())
 
-    def broken(text: str, *, prefilter: bool = True) -> tuple:
+    def broken(text: str, **_: object) -> tuple:
         raise UnicodeError("bob@example.com made the validator choke")
 
     monkeypatch.setattr(redactor.engine, "detect", broken)

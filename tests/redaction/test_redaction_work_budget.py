@@ -1,0 +1,102 @@
+"""The work budget is per request, across all fields: a hostile request (issue 17: ten
+messages of 1,999 phone numbers) is refused with the documented error before any recognizer
+runs; the same content spread so each field is small is refused too; a legitimate dense one
+is redacted; texts already analysed (an agent resending its conversation) are free."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import openai
+import orjson
+import pytest
+
+from gateway.errors import BadRequest
+from gateway.redaction.component import build
+from gateway.redaction.config import RedactionSettings
+from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
+from tests.redaction.conftest import chat_call
+from tests.redaction.dense import contacts_csv, hostile_messages
+
+BUDGET = {"max_request_chars": 300_000, "max_candidates": 3000, "max_phone_candidates": 200}
+
+
+@pytest.fixture(scope="module")
+def gw(fake_upstream, tmp_path_factory) -> Iterator[RunningGateway]:
+    root = tmp_path_factory.mktemp("redaction-budget")
+    overrides = {**PASS_THROUGH, "redaction": {"enabled": True, **BUDGET}}
+    with running_gateway(gateway_settings(root, fake_upstream.base_url, **overrides)) as running:
+        yield running
+
+
+def _post(gw: RunningGateway, messages: list[dict[str, str]]) -> httpx.Response:
+    return httpx.post(
+        f"{gw.base_url}/chat/completions",
+        json={"model": "gpt-test", "messages": messages},
+        headers={"authorization": f"Bearer {TEST_KEY}"},
+        timeout=60,
+    )
+
+
+def _assert_error(resp: httpx.Response, status: int, code: str) -> None:
+    assert resp.status_code == status, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == code and error["type"] == "invalid_request_error" and error["message"]
+    assert resp.headers["x-should-retry"] == "false"
+
+
+def test_the_hostile_request_is_refused_before_any_recognizer_runs(gw, upstream) -> None:
+    engine = gw.ctx.services["redaction"].engine
+    before = engine.presidio_calls
+    resp = _post(gw, hostile_messages(10, 1999))
+    _assert_error(resp, 400, "content_too_complex")
+    assert engine.presidio_calls == before
+    assert upstream.requests == []
+
+
+def test_the_budget_counts_every_field_of_the_request(gw, upstream) -> None:
+    csv, _ = contacts_csv(1000, seed=5)  # 1,000 numbers: fits alone
+    resp = _post(gw, [{"role": "user", "content": csv}])
+    assert resp.status_code == 200, resp.text
+    parts = [contacts_csv(1000, seed=s)[0] for s in (6, 7, 8, 9)]  # 4,000 across four fields
+    _assert_error(_post(gw, [{"role": "user", "content": p} for p in parts]), 400, "content_too_complex")
+
+
+def test_too_many_characters_across_fields_is_413_content_too_large(gw, upstream) -> None:
+    prose = "The deployment finished and the health check passed without errors. " * 1400  # ~97 KB
+    fits = _post(gw, [{"role": "user", "content": prose + " one"}])
+    assert fits.status_code == 200, fits.text
+    resp = _post(gw, [{"role": "user", "content": prose + f" part {i}"} for i in range(4)])
+    _assert_error(resp, 413, "content_too_large")
+    assert len(upstream.requests) == 1
+
+
+def test_a_conversation_already_analysed_is_not_charged_again(gw, upstream) -> None:
+    prose = "We should add a metric for queue depth and alert when it stays high. " * 1300  # ~90 KB
+    history = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": prose + f" turn {i}"} for i in range(3)
+    ]
+    assert _post(gw, history).status_code == 200  # 270 KB: fits
+    grown = [*history, {"role": "user", "content": prose + " turn 3"}]  # 360 KB, 90 KB of it new
+    resp = _post(gw, grown)
+    assert resp.status_code == 200, resp.text
+    assert "turn 3" in orjson.loads(upstream.requests[-1].body)["messages"][-1]["content"]
+
+
+def test_a_formatted_contact_list_within_budget_is_redacted_through_the_sdk(gw, upstream) -> None:
+    csv, phones = contacts_csv(1500, seed=11)
+    client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=0)
+    client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": csv}])
+    sent = orjson.loads(upstream.requests[-1].body)["messages"][0]["content"]
+    assert sent.count("<PHONE_NUMBER_") == 1500 and not any(p in sent for p in phones)
+
+
+def test_a_whole_answer_has_its_own_budget() -> None:
+    redactor = build(RedactionSettings(max_candidates=50, max_phone_candidates=10))
+    state = redactor.new_state(chat_call([]))
+    dense = " ".join(f"+44 20 7946 {n:04d}" for n in range(100))  # 100 matcher candidates
+    with pytest.raises(BadRequest) as info:
+        redactor.redact_output_text(dense, state, json=False, path="choices[0].message.content")
+    assert info.value.code == "content_too_complex" and "answer" in info.value.message
+    redactor.engine.close()
