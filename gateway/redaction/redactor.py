@@ -204,7 +204,9 @@ class Redactor:
         if self.settings.scan_output:
             if state.answer_budget is None:
                 state.answer_budget = self.engine.budget("answer")
-            spans = self.analyze_or_refuse(url_view(text) if url else text, json=json, budget=state.answer_budget)
+            spans = self.analyze_or_refuse(
+                url_view(text) if url else text, json=json, budget=state.answer_budget
+            )
             if spans:
                 state.out_summary.add(path, spans)
                 text = self.apply(text, spans, state, json=json, output=True)
