@@ -3,8 +3,9 @@
 # The gateway evaluates this package once per policy revision and serves its value as plain
 # data at data.wardgate.derived (the module itself leaves the serving set; see README.md,
 # "Derived data"), so the rules that run on every call read constants instead of
-# recomputing them: each team's merged settings, the lower-cased injection markers and one
-# regex of them, the literal prefixes of the tool rules. In `wardgate policy test` and
+# recomputing them: each team's merged settings, the injection markers and tool patterns as
+# keys (lower-cased, whitespace collapsed: the form of the input's name_key and tool result
+# text) and one regex of the markers, the literal prefixes of the tool rules. In `wardgate policy test` and
 # under a `with data.wardgate.policy as ...` the package is evaluated as ordinary Rego, so
 # tests see values derived from their own settings.
 #
@@ -22,12 +23,25 @@ defaults := object.get(config, "defaults", {})
 # picks the caller's, or `defaults` for a team without an entry).
 teams := {name: object.union(defaults, settings) | some name, settings in object.get(config, "teams", {})}
 
-tool_rules := object.get(config, "tool_rules", [])
+# The tool rules with their name patterns as keys (lower-cased: tools are matched by their
+# name_key) and their `kinds` (built-in tool kinds they cover, any name) as a list.
+tool_rules := [object.union(rule, {
+	"tools": [lower(pattern) | some pattern in object.get(rule, "tools", []); is_string(pattern)],
+	"kinds": [lower(kind) | some kind in object.get(rule, "kinds", []); is_string(kind)],
+}) |
+	some rule in object.get(config, "tool_rules", [])
+	is_object(rule)
+]
+
+# Kind -> the rules that name it: one lookup per tool instead of a loop over every rule.
+kind_rules := {kind: [named | some named in tool_rules; kind in named.kinds] |
+	some rule in tool_rules
+	some kind in rule.kinds
+}
 
 _tool_patterns := [pattern |
 	some rule in tool_rules
 	some pattern in rule.tools
-	is_string(pattern)
 ]
 
 # The literal start of every tool pattern (up to its first glob character). A name that
@@ -43,16 +57,20 @@ tool_patterns_glob := sprintf("{%s}", [concat(",", _tool_patterns)]) if {
 	not regex.match(`[,{}\\]`, concat("", _tool_patterns))
 } else := "*"
 
-high_stakes := object.get(config, "high_stakes", {})
+# High-stakes tools by key (lower-cased name), the form of a tool call's name_key.
+high_stakes := {lower(name): rule | some name, rule in object.get(config, "high_stakes", {})}
 
 default approval_ttl_s := 3600
 
 approval_ttl_s := config.approval_ttl_s if is_number(config.approval_ttl_s)
 
-# Prompt-injection markers, lower-cased (matched against lower-cased text), sorted.
-injection_markers := sort({lower(marker) |
+# Prompt-injection markers as keys (lower-cased, whitespace runs one space: the form of a
+# tool result's text in the input), sorted.
+injection_markers := sort({key |
 	some marker in object.get(config, ["injection", "markers"], [])
 	is_string(marker)
+	key := trim_space(regex.replace(lower(marker), `\s+`, " "))
+	key != ""
 })
 
 # One regex matching any marker as a literal: a text matches it exactly when it contains a

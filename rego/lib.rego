@@ -41,6 +41,9 @@ matches_any(patterns, name) if {
 
 model_allowed(model) if matches_any(object.get(team, "models", ["*"]), model)
 
+# The label of a tool result: its tool_call_id, or (legacy role "function") its name.
+result_label(result) := result.tool_call_id if result.tool_call_id != "" else := object.get(result, "name", "")
+
 # The plain text of a message content: a string, or the text parts of a content array.
 text(content) := content if is_string(content)
 
@@ -50,27 +53,38 @@ text(content) := concat("\n", [part.text |
 	is_string(part.text)
 ]) if is_array(content)
 
-# Why the caller may not use the tools named in `names` (empty when it may use them all).
-tool_denials(names) := {reason |
-	some name in names
-	is_string(name)
-	strings.any_prefix_match(name, data.wardgate.derived.tool_prefixes)
-	glob.match(data.wardgate.derived.tool_patterns_glob, null, name)
+# Why the caller may not use `tools` (objects with name, name_key and kind, as in
+# input.request.tools and input.response.tool_calls); empty when it may use them all. A rule
+# denies a tool whose name_key matches one of its `tools` patterns, or whose kind is one of
+# its `kinds` (built-in tools: any name). Reasons name the tool as it was spelled.
+tool_denials(tools) := {reason |
+	some tool in tools
+	is_string(tool.name_key)
+	strings.any_prefix_match(tool.name_key, data.wardgate.derived.tool_prefixes)
+	glob.match(data.wardgate.derived.tool_patterns_glob, null, tool.name_key)
 	some rule in data.wardgate.derived.tool_rules
 	some pattern in rule.tools
-	glob.match(pattern, null, name)
+	glob.match(pattern, null, tool.name_key)
 	not has_any_role(object.get(rule, "unless_roles", []))
 	why := object.get(rule, "reason", "denied by the tool policy")
-	reason := sprintf("tool '%s' is not allowed for this caller: %s", [name, why])
+	reason := sprintf("tool '%s' is not allowed for this caller: %s", [tool.name, why])
+} | {reason |
+	some tool in tools
+	some rule in data.wardgate.derived.kind_rules[tool.kind]
+	not has_any_role(object.get(rule, "unless_roles", []))
+	not _name_matches(rule, tool.name_key) # one reason per tool and rule
+	why := object.get(rule, "reason", "denied by the tool policy")
+	reason := sprintf("tool '%s' (built-in %s) is not allowed for this caller: %s", [tool.name, tool.kind, why])
 }
 
-# A JSON number, or a string holding a plain decimal number (agents send both).
+_name_matches(rule, key) if {
+	some pattern in rule.tools
+	glob.match(pattern, null, key)
+}
+
+# A number as the gateway gives it: JSON numbers and numeric strings of tool-call arguments
+# arrive as float64-representable numbers (README "Numbers"); any other string is no number.
 number(x) := x if is_number(x)
-
-number(x) := to_number(x) if {
-	is_string(x)
-	regex.match(`^-?[0-9]+(\.[0-9]+)?$`, x)
-}
 
 # An argument of a tool call, or null when the arguments do not hold it.
 argument(args, key) := value if {

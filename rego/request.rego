@@ -28,10 +28,10 @@ deny contains sprintf("model '%s' is not allowed for team '%s'", [input.request.
 
 deny contains "the request names no model" if not is_string(input.request.model)
 
-# Tools denied by name or glob unless the caller has one of the rule's roles: the model is
-# never offered a tool the caller may not use.
+# Tools denied by name (its key) or glob, or by kind, unless the caller has one of the
+# rule's roles: the model is never offered a tool the caller may not use.
 deny contains reason if {
-	some reason in data.wardgate.lib.tool_denials([tool.name | some tool in input.request.tools])
+	some reason in data.wardgate.lib.tool_denials(input.request.tools)
 }
 
 # Requests carrying a sensitive data type the team may not send, even redacted.
@@ -42,15 +42,16 @@ deny contains sprintf("the request contains %v %s; team '%s' may not send this t
 }
 
 # Prompt-injection markers in tool results: text a tool returned is data, not instructions.
-# One regex of all markers rules a text out; only a text that matches is searched for each.
+# input.request.tool_results holds every tool output (chat tool and legacy function
+# messages, responses *_output items, MCP outputs) as a key: all its text parts joined,
+# look-alikes folded, invisible characters removed, whitespace runs one space. One regex of
+# all markers rules a text out; only a text that matches is searched for each.
 deny contains sprintf("possible prompt injection in the result of tool call '%s': contains '%s'", [id, marker]) if {
-	some message in input.request.messages
-	message.role == "tool"
-	content := lower(data.wardgate.lib.text(message.content))
-	regex.match(data.wardgate.derived.injection_pattern, content)
+	some result in input.request.tool_results
+	regex.match(data.wardgate.derived.injection_pattern, result.text)
 	some marker in data.wardgate.derived.injection_markers
-	contains(content, marker)
-	id := object.get(message, "tool_call_id", "")
+	contains(result.text, marker)
+	id := data.wardgate.lib.result_label(result)
 }
 
 # Teams tagged for business hours may only call inside them (policy.yaml: business_hours).

@@ -23,16 +23,17 @@ tool_calls := [call |
 	is_string(call.name)
 ]
 
-# The same tool rules as the request phase, enforced on what the model actually called.
+# The same tool rules as the request phase, enforced on what the model actually called
+# (by name_key and kind: a local_shell_call is a local_shell tool whatever its name).
 deny contains reason if {
-	some reason in data.wardgate.lib.tool_denials([call.name | some call in tool_calls])
+	some reason in data.wardgate.lib.tool_denials(tool_calls)
 }
 
-# The calls of high-stakes tools (policy.yaml: high_stakes), each with its rule, found once
-# for the three rules below.
+# The calls of high-stakes tools (policy.yaml: high_stakes, matched by name_key), each with
+# its rule, found once for the three rules below.
 high_stakes_calls := [{"call": call, "rule": rule, "invalid_json": invalid} |
 	some call in tool_calls
-	rule := data.wardgate.derived.high_stakes[call.name]
+	rule := data.wardgate.derived.high_stakes[call.name_key]
 	is_object(rule)
 	invalid := data.wardgate.lib.argument(call.arguments, "_invalid_json") == true
 ]
@@ -52,9 +53,10 @@ deny contains sprintf("the arguments of high-stakes tool call '%s' (%s) are not 
 }
 
 # High-stakes tools above their argument threshold (or with the argument missing or not a
-# number) wait for a human approver.
+# number) wait for a human approver. The threshold applies to the absolute value: a negative
+# transfer moves money too (the sign only says which way).
 require_approval contains {
-	"reason": sprintf("%s: %s=%v needs approval above %v", [why, key, value, limit]),
+	"reason": sprintf("%s: %s=%s needs approval above %v", [why, key, _shown(value), limit]),
 	"tool_call_id": object.get(call, "id", ""),
 	"approvers": object.get(rule, "approvers", []),
 	"ttl_s": object.get(rule, "ttl_s", data.wardgate.derived.approval_ttl_s),
@@ -71,6 +73,49 @@ require_approval contains {
 	why := object.get(rule, "reason", sprintf("high-stakes tool '%s'", [call.name]))
 }
 
-_within_threshold(value, limit) if data.wardgate.lib.number(value) <= limit
+_within_threshold(value, limit) if abs(data.wardgate.lib.number(value)) <= limit
+
+# A value as the reason shows it, printed the same by every engine: regorus prints every
+# number in full, OPA non-integers below 1e-4 or from 1e6, and any number from 1e15 with an
+# exponent (reasons must be identical under every engine).
+_shown(value) := sprintf("%v", [value]) if not is_number(value)
+
+_shown(value) := sprintf("%v", [value]) if _prints_alike(value)
+
+_shown(value) := sprintf("~%s", [format_int(value, 10)]) if {
+	is_number(value)
+	not _prints_alike(value)
+	abs(value) >= 1
+	abs(value) < 1e15
+}
+
+_shown(value) := "~0" if {
+	is_number(value)
+	not _prints_alike(value)
+	abs(value) < 1
+}
+
+_shown(value) := "beyond 1e15" if {
+	is_number(value)
+	value >= 1e15
+}
+
+_shown(value) := "beyond -1e15" if {
+	is_number(value)
+	value <= -1e15
+}
+
+_prints_alike(x) if {
+	is_number(x)
+	x == floor(x)
+	abs(x) < 1e15
+}
+
+_prints_alike(x) if {
+	is_number(x)
+	x != floor(x)
+	abs(x) >= 0.0001
+	abs(x) < 1000000
+}
 
 tags := {"tool_calls": count(tool_calls)}

@@ -5,7 +5,7 @@ import data.wardgate.response
 
 settings := {
 	"defaults": {"models": ["*"]},
-	"tool_rules": [{"tools": ["shell*"], "unless_roles": ["ops"], "reason": "ops only"}],
+	"tool_rules": [{"tools": ["shell*"], "kinds": ["local_shell", "shell"], "unless_roles": ["ops"], "reason": "ops only"}],
 	"approval_ttl_s": 600,
 	"high_stakes": {
 		"transfer_funds": {"argument": "amount", "above": 1000, "approvers": ["finance"], "reason": "big transfer"},
@@ -21,7 +21,10 @@ answer(tool_calls) := {
 	"response": {"content": "", "tool_calls": tool_calls, "finish_reason": "tool_calls", "usage": null},
 }
 
-call(id, name, arguments) := {"id": id, "type": "function", "name": name, "arguments": arguments}
+call(id, name, arguments) := {"id": id, "type": "function", "kind": "function", "name": name, "name_key": lower(name), "arguments": arguments}
+
+# A call as the gateway gives it for a spelling whose key is `key` (gateway/policy/textkey.py).
+spelled(id, name, key, arguments) := object.union(call(id, name, arguments), {"name_key": key})
 
 decide(tool_calls) := d if {
 	d := response.decision with input as answer(tool_calls) with data.wardgate.policy as settings
@@ -51,11 +54,45 @@ test_transfer_above_threshold_requires_approval if {
 	}}
 }
 
-test_numeric_string_amount_is_compared_as_number if {
-	d := decide([call("c1", "transfer_funds", {"amount": "1000.50"})])
-	count(d.require_approval) == 1
-	d2 := decide([call("c1", "transfer_funds", {"amount": "999"})])
-	count(d2.require_approval) == 0
+# The gateway turns numeric strings into numbers; a string that still arrives is no plain
+# number ("NaN", "1,000", "0012"), and a transfer whose amount cannot be read waits for a human.
+test_amount_that_is_no_number_requires_approval if {
+	every amount in ["NaN", "inf", "1,000", "0012", "+5", "5000 USD"] {
+		d := decide([call("c1", "transfer_funds", {"amount": amount})])
+		count(d.require_approval) == 1
+	}
+}
+
+test_negative_amount_is_compared_by_absolute_value if {
+	d := decide([call("c1", "transfer_funds", {"amount": -5000})])
+	[item | some item in d.require_approval][0].reason == "big transfer: amount=-5000 needs approval above 1000"
+	count(decide([call("c1", "transfer_funds", {"amount": -999.5})]).require_approval) == 0
+	count(decide([call("c1", "transfer_funds", {"amount": -1000.0000000000001})]).require_approval) == 1
+}
+
+test_threshold_boundaries if {
+	count(decide([call("c1", "transfer_funds", {"amount": 1000})]).require_approval) == 0
+	count(decide([call("c1", "transfer_funds", {"amount": 1000.0000000000001})]).require_approval) == 1
+	count(decide([call("c1", "transfer_funds", {"amount": 1e300})]).require_approval) == 1
+	count(decide([call("c1", "transfer_funds", {"amount": 5e-324})]).require_approval) == 0
+	count(decide([call("c1", "transfer_funds", {"amount": 9007199254740993})]).require_approval) == 1
+}
+
+test_high_stakes_tools_are_matched_by_key if {
+	d := decide([
+		spelled("a", "Transfer_Funds", "transfer_funds", {"amount": 5000}),
+		spelled("b", "tr\u0430nsfer_funds ", "transfer_funds", {"amount": 5000}),
+		spelled("c", "\uff54ransfer_funds", "transfer_funds", {"amount": 5000}),
+	])
+	{item.tool_call_id | some item in d.require_approval} == {"a", "b", "c"}
+	d2 := decide([spelled("d", "Delete_Customer", "delete_customer", {"id": 1})])
+	d2.deny == {"tool 'Delete_Customer' is never allowed: never by an agent"}
+}
+
+test_built_in_calls_are_denied_by_kind if {
+	shell_call := {"id": "ls1", "type": "local_shell_call", "kind": "local_shell", "name": "local_shell_call", "name_key": "local_shell_call", "arguments": {"type": "exec", "command": ["rm", "-rf", "/"]}}
+	d := decide([shell_call])
+	d.deny == {"tool 'local_shell_call' (built-in local_shell) is not allowed for this caller: ops only"}
 }
 
 test_missing_amount_requires_approval if {
@@ -114,4 +151,17 @@ test_each_high_stakes_call_is_listed if {
 	])
 	{item.tool_call_id | some item in d.require_approval} == {"a", "b"}
 	d.tags.tool_calls == 3
+}
+
+reason_for(amount) := [item.reason |
+	some item in decide([call("c", "transfer_funds", {"amount": amount})]).require_approval
+][0]
+
+test_reasons_print_amounts_alike_under_every_engine if {
+	reason_for(5000) == "big transfer: amount=5000 needs approval above 1000"
+	reason_for(1000.25) == "big transfer: amount=1000.25 needs approval above 1000"
+	reason_for(1000000.5) == "big transfer: amount=~1000000 needs approval above 1000"
+	reason_for(-2e15) == "big transfer: amount=beyond -1e15 needs approval above 1000"
+	reason_for(1e300) == "big transfer: amount=beyond 1e15 needs approval above 1000"
+	reason_for("NaN") == "big transfer: amount=NaN needs approval above 1000"
 }

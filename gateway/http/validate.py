@@ -144,15 +144,35 @@ def _check_tools(body: dict[str, Any], *, nested: bool) -> None:
         for i, tool in enumerate(tools):
             if not isinstance(tool, dict):
                 raise BadRequest(f"'tools[{i}]' must be an object.", param=f"tools[{i}]")
-            if tool.get("type", "function") == "function":
+            kind = tool.get("type", "function")
+            if kind == "function":
                 where = f"tools[{i}].function" if nested else f"tools[{i}]"
                 _check_function(tool.get("function") if nested else tool, where)
+            if nested and isinstance(kind, str) and "name" in tool:
+                _check_one_name(tool, kind, f"tools[{i}]")
+    functions = body.get("functions") if nested else None  # legacy chat tools
+    if functions is not None:
+        if not isinstance(functions, list):
+            raise BadRequest("'functions' must be an array.", param="functions")
+        for i, fn in enumerate(functions):
+            _check_function(fn, f"functions[{i}]")
     choice = body.get("tool_choice")
     if choice is not None and not isinstance(choice, str | dict):
         raise BadRequest("'tool_choice' must be a string or an object.", param="tool_choice")
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise BadRequest("'metadata' must be an object.", param="metadata")
+
+
+def _check_one_name(tool: dict[str, Any], kind: str, where: str) -> None:
+    """A chat tool is named by ``<type>.name``; a top-level ``name`` beside it that says
+    something else would let a guard read one name while the provider runs the other."""
+    nested = tool.get(kind)
+    inner = nested.get("name") if isinstance(nested, dict) else None
+    if tool["name"] != inner:
+        raise BadRequest(
+            f"'{where}.name' contradicts '{where}.{kind}.name': a tool has one name.", param=f"{where}.name"
+        )
 
 
 def _check_function(spec: Any, where: str) -> None:

@@ -3,9 +3,10 @@
     {"content": str, "tool_calls": [{id, type, name, arguments, choice?}],
      "finish_reason": str | null, "usage": {...} | null}
 
-``arguments`` are parsed JSON; arguments that are not JSON become
-``{"_invalid_json": true, "raw": "<first 8 KiB>"}`` so a policy can still decide (and the
-call never fails on them). Non-stream answers are read whole; streams are accumulated
+``arguments`` are parsed JSON with numbers normalised (``numbers.parse_arguments``);
+arguments that are not JSON become ``{"_invalid_json": true, "raw": "<first 8 KiB>"}`` so a
+policy can still decide (and the call never fails on them). ``build_input`` adds each call's
+``kind`` and ``name_key``. Non-stream answers are read whole; streams are accumulated
 chunk by chunk (``ChatStreamView``, ``ResponsesStreamView``), which also tell the policy
 stage which events may stream ahead (plain text) and which must wait for the decision.
 """
@@ -14,30 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from gateway.call import Endpoint
+from gateway.policy.numbers import MAX_RAW_ARGUMENTS, parse_arguments
 from gateway.sse import SSEEvent
 
-MAX_RAW_ARGUMENTS = 8192
+__all__ = ["FINAL", "HOLD", "MAX_RAW_ARGUMENTS", "RELEASE", "answer_view", "parse_arguments", "stream_view"]
 
 # What a stream view says about an event.
 RELEASE = "release"  # plain text: may stream ahead of the decision
 HOLD = "hold"  # tool calls, finish, usage: wait for the decision
 FINAL = "final"  # the stream's last event: decide now
-
-
-def parse_arguments(raw: Any) -> Any:
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, dict | list):
-        return raw
-    if not isinstance(raw, str):
-        return {"_invalid_json": True, "raw": str(raw)[:MAX_RAW_ARGUMENTS]}
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {"_invalid_json": True, "raw": raw[:MAX_RAW_ARGUMENTS]}
 
 
 def answer_view(endpoint: Endpoint, body: Any) -> dict[str, Any]:

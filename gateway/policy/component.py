@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 from gateway.context import AppContext
+from gateway.policy import textkey
 from gateway.policy.engines import create_engine
 from gateway.policy.metrics import PolicyMetrics
 from gateway.policy.reload import PolicyManager
@@ -34,6 +35,8 @@ async def setup(ctx: AppContext) -> None:
     if not settings.enabled:
         return
     metrics = PolicyMetrics(ctx.registry)
+    # The invisible-character table of name and text keys, built before the first call needs it.
+    warming = asyncio.create_task(asyncio.to_thread(textkey.warm), name="wardgate-textkey-warm")
     engine = create_engine(settings)
     ctx.closers.append(engine.close)
     audit = ctx.services.get("audit")
@@ -47,6 +50,7 @@ async def setup(ctx: AppContext) -> None:
         run_tests=settings.test_on_reload, on_change=record,
     )
     result = await manager.reload(reason="start")
+    await warming
     if result.result != "loaded":
         raise PolicyStartupError("policy set refused at start-up:\n  " + "\n  ".join(result.errors))
     service = PolicyService(manager, settings, metrics, ctx.services)

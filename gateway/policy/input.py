@@ -19,14 +19,21 @@ tool shape (function, custom, built-in). ``params`` is every other body field.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from gateway.call import Call, Endpoint
+from gateway.policy.textkey import name_key, text_key
 
 INPUT_VERSION = 1
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_NOT_PARAMS = frozenset({"model", "messages", "input", "tools", "instructions"})
+_NOT_PARAMS = frozenset({"model", "messages", "input", "tools", "instructions", "functions"})
+#: Built-in tool types under another name than their kind.
+_KIND_ALIASES = {"computer": "computer_use", "computer_use_preview": "computer_use", "mcp_approval_request": "mcp",
+                 "mcp_list_tools": "mcp", "mcp_approval_response": "mcp"}
+_DATED = re.compile(r"(?:_preview)?(?:_\d{4}_\d{2}_\d{2})?$")
 
 
 def build_input(call: Call, response: dict[str, Any] | None = None, now: datetime | None = None) -> dict[str, Any]:
@@ -42,7 +49,7 @@ def build_input(call: Call, response: dict[str, Any] | None = None, now: datetim
         "time": time_view(now),
     }
     if response is not None:
-        doc["response"] = response
+        doc["response"] = {**response, "tool_calls": [_keyed_call(c) for c in response.get("tool_calls") or ()]}
     return doc
 
 
@@ -62,33 +69,139 @@ def request_view(call: Call) -> dict[str, Any]:
         "endpoint": call.endpoint.value,
         "model": model if isinstance(model, str) else (call.model or None),
         "messages": [],
-        "tools": tools_view(body.get("tools")),
+        "tools": tools_view(body),
+        "tool_results": [],
         "params": {k: v for k, v in body.items() if k not in _NOT_PARAMS},
     }
     if call.endpoint is Endpoint.CHAT:
         messages = body.get("messages")
         view["messages"] = messages if isinstance(messages, list) else []
+        view["tool_results"] = chat_tool_results(view["messages"])
     elif call.endpoint is Endpoint.RESPONSES:
-        view["messages"] = responses_messages(body.get("instructions"), body.get("input"))
+        items = body.get("input")
+        view["messages"] = responses_messages(body.get("instructions"), items)
+        view["tool_results"] = responses_tool_results(items)
     else:
         view["input"] = body.get("input")
     return view
 
 
-def tools_view(tools: Any) -> list[dict[str, str]]:
+def tool_kind(kind: str) -> str:
+    """A tool or output-item type as its kind: ``local_shell_call`` → ``local_shell``,
+    ``computer_use_preview`` → ``computer_use``, ``web_search_preview_2025_03_11`` → ``web_search``."""
+    known = _KINDS.get(kind)
+    return known if known is not None else _kind_of(kind)
+
+
+@lru_cache(maxsize=256)
+def _kind_of(kind: str) -> str:
+    key = name_key(kind)
+    key = _KIND_ALIASES.get(key, key)
+    key = _DATED.sub("", key) or key
+    key = key.removesuffix("_call")
+    return _KIND_ALIASES.get(key, key)
+
+
+#: The kinds of the types every request and answer uses, looked up without a function call.
+_KINDS = {kind: _kind_of(kind) for kind in (
+    "function", "custom", "function_call", "custom_tool_call", "web_search", "web_search_preview", "file_search",
+    "computer_use_preview", "computer", "code_interpreter", "mcp", "image_generation", "local_shell", "shell",
+    "apply_patch", "web_search_call", "file_search_call", "computer_call", "code_interpreter_call", "mcp_call",
+    "image_generation_call", "local_shell_call", "shell_call", "apply_patch_call",
+)}
+
+
+def _tool(kind: str, name: Any) -> dict[str, str]:
+    name = name if isinstance(name, str) else kind
+    known = _KINDS.get(kind)
+    return {"type": kind, "kind": known if known is not None else _kind_of(kind), "name": name,
+            "name_key": name.strip().lower() if name.isascii() else name_key(name)}
+
+
+def tools_view(body: dict[str, Any]) -> list[dict[str, str]]:
+    """Every tool the request offers or forces, in one list (see the module docstring)."""
     out: list[dict[str, str]] = []
-    if not isinstance(tools, list):
-        return out
-    for tool in tools:
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
         if not isinstance(tool, dict):
             continue
         kind = tool.get("type") if isinstance(tool.get("type"), str) else "function"
         name = tool.get("name")
         nested = tool.get(kind)
-        if not isinstance(name, str) and isinstance(nested, dict):
-            name = nested.get("name")  # chat shape: {"type": "function", "function": {"name": ...}}
-        out.append({"type": kind, "name": name if isinstance(name, str) else kind})
+        if isinstance(nested, dict) and isinstance(nested.get("name"), str):
+            name = nested["name"]  # chat shape: {"type": "function", "function": {"name": ...}}
+        elif not isinstance(name, str) and isinstance(tool.get("server_label"), str):
+            name = tool["server_label"]  # mcp: the server stands for its tools
+        out.append(_tool(kind, name))
+    functions = body.get("functions")  # legacy chat: [{"name": ...}]
+    if isinstance(functions, list):
+        out.extend(_tool("function", fn.get("name")) for fn in functions if isinstance(fn, dict))
+    for field in ("tool_choice", "function_call"):
+        choice = body.get(field)
+        forced = _forced_tool(choice) if isinstance(choice, dict) else None
+        if forced is not None and all(t["name"] != forced["name"] or t["kind"] != forced["kind"] for t in out):
+            out.append(forced)
     return out
+
+
+def _forced_tool(choice: Any) -> dict[str, str] | None:
+    """The tool a ``tool_choice`` (or legacy ``function_call``) names, if it names one."""
+    if not isinstance(choice, dict):
+        return None
+    kind = choice.get("type") if isinstance(choice.get("type"), str) else "function"
+    nested = choice.get(kind)
+    name = nested.get("name") if isinstance(nested, dict) else choice.get("name")
+    if not isinstance(name, str):
+        return None
+    return _tool(kind, name)
+
+
+def chat_tool_results(messages: list[Any]) -> list[dict[str, Any]]:
+    """The chat messages that carry a tool's output: ``tool`` and legacy ``function``."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if isinstance(message, dict) and message.get("role") in ("tool", "function"):
+            out.append(_result(message["role"], message.get("tool_call_id"), message.get("name"),
+                               message.get("content")))
+    return out
+
+
+def responses_tool_results(items: Any) -> list[dict[str, Any]]:
+    """The responses input items that carry a tool's output (``*_call_output``, ``mcp_call``)."""
+    out: list[dict[str, Any]] = []
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        if isinstance(kind, str) and (kind.endswith("_output") or kind == "mcp_call"):
+            out.append(_result(kind, item.get("call_id") or item.get("id"), item.get("name"), item.get("output")))
+    return out
+
+
+def _result(role: str, call_id: Any, name: Any, content: Any) -> dict[str, Any]:
+    return {"role": role, "tool_call_id": call_id if isinstance(call_id, str) else "",
+            "name": name if isinstance(name, str) else "", "text": text_key(_joined_text(content))}
+
+
+def _joined_text(content: Any) -> str:
+    """All text of a content: a string, or its text parts joined with nothing between them,
+    so a marker split over two parts is one marker again."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part["text"] for part in content
+                       if isinstance(part, dict) and isinstance(part.get("text"), str))
+    return ""
+
+
+def _keyed_call(call: Any) -> Any:
+    """A response tool call with its ``kind`` and ``name_key``."""
+    if not isinstance(call, dict):
+        return call
+    name = call.get("name")
+    kind = call.get("type")
+    return {**call, "kind": tool_kind(kind) if isinstance(kind, str) else "function",
+            "name_key": name_key(name) if isinstance(name, str) else ""}
 
 
 def responses_messages(instructions: Any, items: Any) -> list[Any]:

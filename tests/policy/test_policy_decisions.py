@@ -16,7 +16,8 @@ import pytest
 from gateway.call import Endpoint
 from gateway.policy.decision import PolicyDecision
 from gateway.policy.engines.base import PolicyEngine
-from gateway.policy.input import build_input
+from gateway.policy.input import _keyed_call, _tool, build_input, chat_tool_results
+from gateway.policy.numbers import normalise_numbers, parse_arguments
 from gateway.policy.source import PolicySet
 from tests.opa_server import OpaServer
 from tests.policy.helpers_policy import ENGINE_KINDS, make_call, make_engine
@@ -40,6 +41,7 @@ def request_input(
     principal = None if team is None else {
         "key_id": "k1", "team": team, "user": "u1", "roles": list(roles), "tags": dict(tags or {}),
     }
+    messages = messages if messages is not None else [{"role": "user", "content": "Hello"}]
     return {
         "version": 1,
         "principal": principal,
@@ -47,8 +49,9 @@ def request_input(
         "request": {
             "endpoint": endpoint,
             "model": model,
-            "messages": messages if messages is not None else [{"role": "user", "content": "Hello"}],
-            "tools": [{"type": "function", "name": t} for t in tools],
+            "messages": messages,
+            "tools": [_tool("function", t) for t in tools],
+            "tool_results": chat_tool_results(messages),
             "params": {"temperature": 0.2},
         },
         "pii": {"entities": dict(pii or {}), "locations": [], "unscanned": 0},
@@ -68,7 +71,15 @@ def response_input(tool_calls: list[dict[str, Any]], *, content: str = "", team:
 
 
 def tool_call(name: str, arguments: Any, call_id: str = "call_1") -> dict[str, Any]:
-    return {"id": call_id, "type": "function", "name": name, "arguments": arguments}
+    """A call as the gateway gives it: kind, name_key, arguments parsed with numbers normalised."""
+    parsed = parse_arguments(arguments) if isinstance(arguments, str) else normalise_numbers(arguments)
+    return _keyed_call({"id": call_id, "type": "function", "name": name, "arguments": parsed})
+
+
+def amount_case(raw: str, needs_approval: bool) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """A transfer whose arguments are the JSON text ``{"amount": <raw>}``."""
+    doc = response_input([tool_call("transfer_funds", f'{{"amount": {raw}}}')])
+    return (f"amount_{raw}", "response", doc, {"allow": True, "require_approval_count": int(needs_approval)})
 
 
 def responses_api_input(output: str) -> dict[str, Any]:
@@ -160,7 +171,7 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     ("large_refund_needs_approval", "response",
      response_input([tool_call("issue_refund", {"order_id": "A1", "amount": "250.00"}, "call_7")]),
      {"allow": True, "require_approval": [{
-         "reason": "large refunds need a support lead: amount=250.00 needs approval above 200",
+         "reason": "large refunds need a support lead: amount=250 needs approval above 200",
          "tool_call_id": "call_7", "approvers": ["support-leads"], "ttl_s": 900}]}),
     ("delete_customer_is_denied_outright", "response",
      response_input([tool_call("delete_customer", {"customer_id": 42})]),
@@ -179,6 +190,32 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
         tool_call("issue_refund", {"amount": 10}, "b"),
         tool_call("transfer_funds", {"amount": 3000}, "c"),
     ]), {"allow": True, "tags": {"tool_calls": 3}}),
+    # Numbers: every form reaches both engines as the same float64-representable number.
+    amount_case("1000", False),
+    amount_case("1000.0", False),
+    amount_case('"1000"', False),
+    amount_case("1000.0000000000000000001", True),
+    amount_case('"1000.0000000000000000001"', True),
+    amount_case("999.99999999999999999999", False),
+    amount_case("1e3", False),
+    amount_case("1.0000000000000001e3", True),
+    amount_case('"1E+3"', False),
+    amount_case("-5000", True),
+    amount_case('"-5000"', True),
+    amount_case("-1000", False),
+    amount_case("123456789012345678901234567890", True),
+    amount_case('"123456789012345678901234567890"', True),
+    amount_case("9007199254740993", True),
+    amount_case("1e-400", False),
+    amount_case('"1e400"', True),
+    amount_case("1e300", True),
+    amount_case('"NaN"', True),
+    amount_case('"inf"', True),
+    amount_case('"-Infinity"', True),
+    amount_case('"1,000"', True),
+    amount_case('"0012"', True),
+    amount_case("0.5", False),
+    amount_case("-0", False),
 ]
 
 
@@ -211,6 +248,7 @@ async def test_decision_table_gives_the_expected_decision(
     engines: dict[str, PolicyEngine], kind: str, case: str, phase: str, doc: dict[str, Any], expected: dict[str, Any]
 ) -> None:
     decision = await decide(engines[kind], phase, doc)
+    decision["require_approval_count"] = len(decision["require_approval"])
     got = {k: decision[k] for k in expected}
     assert got == expected, f"{case} under {kind}"
     if not decision["allow"]:

@@ -48,7 +48,8 @@ def test_chat_request_input_has_every_section_and_the_version() -> None:
     assert doc["request"] == {
         "endpoint": "chat.completions", "model": "mock-chat",
         "messages": [{"role": "user", "content": "hi"}],
-        "tools": [{"type": "function", "name": "lookup"}], "params": {"temperature": 0.1},
+        "tools": [{"type": "function", "kind": "function", "name": "lookup", "name_key": "lookup"}],
+        "tool_results": [], "params": {"temperature": 0.1},
     }
     assert doc["pii"] == {"entities": {"EMAIL_ADDRESS": 1}}
     assert doc["cost"] == {"estimate_usd": 0.1}
@@ -86,8 +87,13 @@ def test_responses_api_input_becomes_chat_shaped_messages() -> None:
         {"role": "tool", "tool_call_id": "fc1", "content": "sunny"},
         {"type": "reasoning", "id": "r1", "summary": []},
     ]
-    assert request["tools"] == [{"type": "function", "name": "weather"},
-                                {"type": "web_search_preview", "name": "web_search_preview"}]
+    assert request["tools"] == [
+        {"type": "function", "kind": "function", "name": "weather", "name_key": "weather"},
+        {"type": "web_search_preview", "kind": "web_search", "name": "web_search_preview",
+         "name_key": "web_search_preview"},
+    ]
+    assert request["tool_results"] == [{"role": "function_call_output", "tool_call_id": "fc1", "name": "",
+                                        "text": "sunny"}]
     assert request["params"] == {"max_output_tokens": 100}
 
 
@@ -110,7 +116,8 @@ def test_malformed_body_fields_still_give_a_well_formed_input() -> None:
     assert doc["principal"] is None
     assert doc["request"]["messages"] == []
     assert doc["request"]["model"] == "7"  # not a string in the body: the call's model name
-    assert doc["request"]["tools"] == [{"type": "function", "name": "function"}]
+    assert doc["request"]["tools"] == [{"type": "function", "kind": "function", "name": "function",
+                                        "name_key": "function"}]
 
 
 def test_arguments_that_are_not_json_are_marked_not_fatal() -> None:
