@@ -40,22 +40,22 @@ def read_response(sock: socket.socket, timeout: float = 5.0) -> RawResponse:
     """One response (Content-Length framed, as every gateway error is); raises on a close first."""
     sock.settimeout(timeout)
     data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
+    while not data.endswith(b"\r\n\r\n"):  # byte by byte: never read into the next response
+        chunk = sock.recv(1)
         if not chunk:
             raise ConnectionError(f"closed before a response; got {data[:200]!r}")
         data += chunk
-    raw_head, _, rest = data.partition(b"\r\n\r\n")
+    raw_head, rest = data[:-4], b""
     lines = raw_head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
     length = int(headers.get("content-length", "0"))
     while len(rest) < length:
-        chunk = sock.recv(65536)
+        chunk = sock.recv(length - len(rest))
         if not chunk:
             break
         rest += chunk
-    return RawResponse(status, headers, rest[:length])
+    return RawResponse(status, headers, rest)
 
 
 def closed_within(sock: socket.socket, timeout: float) -> float | None:

@@ -179,7 +179,7 @@ class IntakeGuard:
     def _displaceable(self) -> WardgateProtocol | None:
         # Set order is arbitrary: an attacker holding many connections cannot protect its own.
         for conn in self.connections:
-            if conn.phase == IDLE or conn.phase == HEAD:
+            if conn.phase == IDLE or (conn.phase == HEAD and not conn.answering):
                 return conn
         return None
 
@@ -233,6 +233,13 @@ class WardgateProtocol(HttpToolsProtocol):
         self._dropped = 0
         self._close_when_drained = False
         self._cycle_transport: _CycleTransport | None = None
+
+    @property
+    def answering(self) -> bool:
+        """Whether an answer is still going out on this connection (a pipelined next request
+        may already be arriving): such a connection is never displaced."""
+        cycle = self.cycle
+        return cycle is not None and not cycle.response_complete
 
     # Connection events
 
@@ -353,8 +360,7 @@ class WardgateProtocol(HttpToolsProtocol):
         phase, guard = self.phase, self.guard
         self.deadline = _NEVER  # a branch that keeps the connection sets a new one
         if phase == HEAD:
-            cycle = self.cycle
-            if cycle is not None and not cycle.response_complete:
+            if self.answering:
                 self.deadline = now + self.guard.header_timeout  # an answer is still going out
                 return
             if self._head_bytes == 0:

@@ -197,3 +197,21 @@ def test_a_connection_beyond_the_cap_with_none_displaceable_gets_503(capped):
         for sock in busy:
             sock.close()
     _wait_inflight(capped, 0)
+
+
+def test_pipelined_requests_are_all_answered_in_order(gw):
+    sock = connect(gw.url)
+    one = head("POST", "/v1/chat/completions", {**AUTH, "X-Request-Id": "first"}, len(CHAT)) + CHAT
+    two = head("POST", "/v1/chat/completions", {**AUTH, "X-Request-Id": "second"}, len(CHAT)) + CHAT
+    sock.sendall(one + two + head("GET", "/healthz"))
+    assert [read_response(sock).headers.get("x-request-id") for _ in range(2)] == ["first", "second"]
+    assert read_response(sock).status == 200
+
+
+def test_connection_close_and_http_1_0_requests_are_answered_then_closed(gw):
+    for request in (head("POST", "/v1/chat/completions", {**AUTH, "Connection": "close"}, len(CHAT)) + CHAT,
+                    head("POST", "/v1/chat/completions", AUTH, len(CHAT)).replace(b"HTTP/1.1", b"HTTP/1.0", 1) + CHAT):
+        sock = connect(gw.url)
+        sock.sendall(request)
+        assert read_response(sock).status == 200
+        assert closed_within(sock, 2) is not None
