@@ -1,23 +1,27 @@
-"""Redaction cost per call, and the gateway's throughput with redaction on and off.
+"""Redaction cost as a ratio to the same call with redaction off, and under hostile requests.
 
-    .venv/bin/python bench/redaction.py [--iterations 300] [--seconds 10] [--no-rps] [--json]
+    .venv/bin/python bench/redaction.py [--scale 1.0] [--json] [--per-call]
 
-Per call, through ``RedactInStage`` on real ``Call``s (every measured message is new, so it is
-analysed, never a cache hit):
+Two gateway processes run side by side (one worker each, pinned to core 0; the bench's own
+upstream and client on core 1), one with redaction off and one with the defaults on; each
+case is sent to both, alternately, in one run, and reported as the ratio of the gateway's
+CPU time per call (on / off; wall-clock p50 alongside: the machine may be shared):
+
   a) a 200 B prompt;
-  b) a 2 KB new message on top of a 40 KB conversation already seen (agents resend the whole
-     conversation every call: the 40 KB come from the analysis cache);
-  c) a 20 KB new message.
-Two kinds of agent text (``agent_text``): ``dense`` is prose, Python, log lines with
-timestamps, hex ids and an IP each, JSON tool results, and an e-mail/phone/card every ~1 KB:
-digits everywhere, so the pre-filter has real work; on it plain Presidio costs what the issue
-measured (~15 ms per 2 KB, ~110-140 ms per 20 KB). ``chat`` is prose, code and JSON tool
-results with an entity every ~2 KB. Reported: wall time and process CPU time (the cost; stable
-when the box is busy), with the pre-filter and without it (plain Presidio on whole texts).
+  b) a 2 KB new message on a 40 KB conversation already seen (the 40 KB are cache hits);
+  c) a 20 KB new message;
+  d) a ~57 KB CSV of 2,500 contacts (every phone number redacted);
+  e) 2,500 ten-digit ids in JSON (left alone: ids are not phone numbers);
+  f) a 2 KB answer streamed in 3-character chunks.
 
-Throughput: a gateway process (one worker, pinned to core 0; fake upstream and wrk on core 1)
-at c=32, redaction off vs on, with a prompt carrying an e-mail and a card; and the worker's RSS
-with Presidio loaded. Targets: b <= 1 ms p50, c <= 15 ms p50, RSS <= 200 MB per worker.
+Targets: b <= 1.2x, c <= 3x, d and e <= 10x, f <= 1.5x; RSS <= 200 MB per worker.
+
+Hostile requests (issue 17), to the redaction-on gateway: CPU per request against a normal
+300-byte request (target <= 20x): ten messages of 1,999 phone numbers (refused before any
+recognizer runs), and the most a request can cost inside the default work budget.
+
+Every measured message is new (never a cache hit) unless the case says otherwise.
+``--per-call`` adds the in-process per-call figures of ``redact_in`` (pre-filter on/off).
 """
 
 from __future__ import annotations
@@ -29,18 +33,23 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import BENCH_KEY, cpu_seconds, gateway, pinned
 from gateway.call import Call, Endpoint
 from gateway.redaction.component import build
 from gateway.redaction.config import RedactionSettings
 from gateway.redaction.stage import RedactInStage
+from tests.redaction.dense import contacts_csv, hostile_messages, ids_json
 
 PROSE = [
     "I looked at the failing test and the problem is that the fixture is created once per session.",
@@ -180,29 +189,6 @@ async def per_call(iterations: int, prefilter: bool, profile: str) -> dict[str, 
         engine.close()
 
 
-def rps(seconds: int) -> dict[str, Any]:
-    from bench.common import CHAT_BODY, fake_upstream, gateway, wrk
-
-    body = copy.deepcopy(CHAT_BODY)
-    body["messages"][1]["content"] += " My email is jane.doe@example.com and my card 4111 1111 1111 1111."
-    out: dict[str, Any] = {}
-    with fake_upstream() as upstream:
-        for label, config in (("off", {}), ("on", {"redaction": {"enabled": True}})):
-            with gateway(upstream, config) as gw:
-                for stream in (False, True):
-                    b = {**body, "stream": stream}
-                    wrk(gw.url + "/chat/completions", b, 8, 2)  # warm-up
-                    r = wrk(gw.url + "/chat/completions", b, 32, seconds)
-                    out[f"{label}_{'stream' if stream else 'non_stream'}"] = {
-                        "rps": round(r.rps),
-                        "p50_ms": r.p50_ms,
-                        "p99_ms": r.p99_ms,
-                        "errors": r.errors,
-                    }
-                out[f"rss_mb_{label}"] = round(_rss_mb(gw.pid), 1)
-    return out
-
-
 def _rss_mb(pid: int | str = "self") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -210,43 +196,261 @@ def _rss_mb(pid: int | str = "self") -> float:
     return float("nan")
 
 
+# -- the ratio suite -------------------------------------------------------------------------
+
+
+class Upstream:
+    """A minimal OpenAI-shaped upstream on its own core: a small JSON answer, or ``answer``
+    streamed in 3-character chat deltas (the client of case f reads ~700 events)."""
+
+    def __init__(self, answer: str) -> None:
+        self.port = 0
+        self._answer = answer
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> str:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        code = _UPSTREAM.replace("@PORT@", str(self.port))
+        self._proc = subprocess.Popen(
+            pinned([sys.executable, "-c", code], 1),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(self._answer.encode())
+        self._proc.stdin.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/v1/models", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+
+
+_UPSTREAM = r"""
+import asyncio, json, sys
+answer = sys.stdin.read()
+head = {"id": "chatcmpl-b", "object": "chat.completion.chunk", "created": 0, "model": "bench-model"}
+def event(obj):
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+chunks = [event({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})]
+chunks += [event({**head, "choices": [{"index": 0, "delta": {"content": answer[i:i + 3]}, "finish_reason": None}]}) for i in range(0, len(answer), 3)]
+chunks.append(event({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+chunks.append(event({**head, "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 500, "total_tokens": 510}}))
+chunks.append(b"data: [DONE]\n\n")
+stream = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+stream = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n" + stream
+body = json.dumps({"id": "chatcmpl-b", "object": "chat.completion", "created": 0, "model": "bench-model",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}}).encode()
+plain = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+async def handle(reader, writer):
+    try:
+        while True:
+            head_bytes = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head_bytes.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            data = await reader.readexactly(length) if length else b""
+            writer.write(stream if b'"stream":true' in data.replace(b" ", b"") else plain)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", @PORT@)
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+def _body(messages: Messages, stream: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": "bench-model", "messages": messages, "max_tokens": 1000}
+    if stream:
+        body["stream"] = True
+    return body
+
+
+def _call(client: httpx.Client, url: str, body: dict[str, Any]) -> int:
+    if body.get("stream"):
+        with client.stream("POST", url, json=body) as resp:
+            for _ in resp.iter_bytes():
+                pass
+            return resp.status_code
+    return client.post(url, json=body).status_code
+
+
+def _cases(rng: random.Random, scale: float) -> dict[str, tuple[int, Callable[[int], dict[str, Any]]]]:
+    history = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": agent_text(rng, 2048, "chat")}
+        for i in range(20)
+    ]
+    csv, _ = contacts_csv()
+    ids, _ = ids_json()
+
+    def n(x: int) -> int:
+        return max(5, int(x * scale))
+
+    return {
+        "a_200B_prompt": (
+            n(200),
+            lambda i: _body([{"role": "user", "content": agent_text(rng, 200, "chat")}]),
+        ),
+        "b_2KB_on_40KB_seen": (
+            n(100),
+            lambda i: _body([*history, {"role": "user", "content": agent_text(rng, 2048, "chat")}]),
+        ),
+        "c_20KB_new": (n(40), lambda i: _body([{"role": "user", "content": agent_text(rng, 20480, "chat")}])),
+        "d_57KB_csv_2500_contacts": (
+            n(15),
+            lambda i: _body([{"role": "user", "content": f"batch {i}\n{csv}"}]),
+        ),
+        "e_2500_ids_json": (n(15), lambda i: _body([{"role": "user", "content": f"batch {i}\n{ids}"}])),
+        "f_2KB_answer_3char_chunks": (
+            n(40),
+            lambda i: _body([{"role": "user", "content": f"summarise ticket {i}"}], stream=True),
+        ),
+    }
+
+
+def _measure(client: httpx.Client, gw: Any, body: dict[str, Any]) -> tuple[float, float, int]:
+    c0, t0 = cpu_seconds(gw.pid), time.perf_counter()
+    status = _call(client, gw.url + "/chat/completions", body)
+    return cpu_seconds(gw.pid) - c0, time.perf_counter() - t0, status
+
+
+def ratio_suite(scale: float) -> dict[str, Any]:
+    rng = random.Random(7)
+    answer = agent_text(random.Random(3), 2048, "chat")
+    out: dict[str, Any] = {}
+    with Upstream(answer) as upstream_url:
+        with (
+            gateway(upstream_url, {}) as off,
+            gateway(upstream_url, {"redaction": {"enabled": True}}) as on,
+            httpx.Client(headers={"authorization": f"Bearer {BENCH_KEY}"}, timeout=120) as client,
+        ):
+            for gw in (off, on):  # warm-up: imports, first-request paths
+                for _ in range(5):
+                    _call(client, gw.url + "/chat/completions", _body([{"role": "user", "content": "hello"}]))
+            for name, (iterations, make) in _cases(rng, scale).items():
+                samples: dict[str, list[tuple[float, float, int]]] = {"off": [], "on": []}
+                for i in range(iterations):
+                    body = make(i)
+                    for label, gw in (("off", off), ("on", on)) if i % 2 == 0 else (("on", on), ("off", off)):
+                        samples[label].append(_measure(client, gw, body))
+                row: dict[str, Any] = {"iterations": iterations}
+                for label in ("off", "on"):
+                    cpu = [c for c, _, _ in samples[label]]
+                    wall = [w for _, w, _ in samples[label]]
+                    row[f"cpu_ms_{label}"] = round(sum(cpu) / len(cpu) * 1000, 3)
+                    row[f"wall_p50_ms_{label}"] = round(statistics.median(wall) * 1000, 3)
+                    row[f"errors_{label}"] = sum(1 for _, _, s in samples[label] if s != 200)
+                row["cpu_ratio"] = round(row["cpu_ms_on"] / max(row["cpu_ms_off"], 1e-6), 2)
+                row["wall_ratio"] = round(row["wall_p50_ms_on"] / max(row["wall_p50_ms_off"], 1e-6), 2)
+                out[name] = row
+            out["hostile"] = hostile(client, on, scale)
+            out["rss_mb_off"] = round(_rss_mb(off.pid), 1)
+            out["rss_mb_on"] = round(_rss_mb(on.pid), 1)
+    return out
+
+
+def hostile(client: httpx.Client, gw: Any, scale: float) -> dict[str, Any]:
+    """CPU per hostile request against a normal 300-byte request, on the redaction-on gateway."""
+    rng = random.Random(11)
+    normal = [
+        _measure(client, gw, _body([{"role": "user", "content": agent_text(rng, 300, "chat")}]))
+        for _ in range(max(20, int(60 * scale)))
+    ]
+    base = sum(c for c, _, _ in normal) / len(normal)
+    prose = "The migration adds a nullable column first, backfills it in batches, then adds the constraint. "
+    csv_big, _ = contacts_csv(5900, seed=21)  # just under max_candidates
+    shapes = {
+        "10x1999_phone_numbers (issue 17)": lambda i: _body(hostile_messages(10, 1999, seed=i)),
+        "40x1999_phone_numbers": lambda i: _body(hostile_messages(40, 1999, seed=100 + i)),
+        "1M_chars_prose_at_the_char_budget": lambda i: _body(
+            [{"role": "user", "content": (f"{i} " + prose * 11000)[:1_040_000]}]
+        ),
+        "5900_formatted_phones_at_the_candidate_budget": lambda i: _body(
+            [{"role": "user", "content": f"batch {i}\n{csv_big}"}]
+        ),
+        "990_unformatted_phones_at_the_matcher_budget": lambda i: _body(
+            [
+                {
+                    "role": "user",
+                    "content": " ".join(f"+44 20 7946 {rng.randint(0, 9999):04d}" for _ in range(990)),
+                }
+            ]
+        ),
+    }
+    out: dict[str, Any] = {"normal_300B_cpu_ms": round(base * 1000, 3)}
+    for name, make in shapes.items():
+        runs = [_measure(client, gw, make(i)) for i in range(max(3, int(6 * scale)))]
+        cpu = sum(c for c, _, _ in runs) / len(runs)
+        out[name] = {
+            "cpu_ms": round(cpu * 1000, 2),
+            "x_normal": round(cpu / max(base, 1e-6), 1),
+            "status": sorted({s for _, _, s in runs}),
+        }
+    return out
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--iterations", type=int, default=300)
-    ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--no-rps", action="store_true")
+    ap.add_argument("--scale", type=float, default=1.0, help="iterations multiplier (0.3 for a quick run)")
+    ap.add_argument("--per-call", action="store_true", help="also the in-process per-call figures")
+    ap.add_argument("--iterations", type=int, default=300, help="--per-call iterations")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    t0 = time.perf_counter()
-    build(RedactionSettings()).engine.close()
     results: dict[str, Any] = {
-        "engine_build_and_warm_up_s": round(time.perf_counter() - t0, 3),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
     }
-    for profile in ("dense", "chat"):
-        results[f"{profile}/prefilter"] = await per_call(args.iterations, True, profile)
-        results[f"{profile}/no_prefilter"] = await per_call(max(30, args.iterations // 3), False, profile)
-    results["rss_mb_bench_process"] = round(_rss_mb(), 1)
-    if not args.no_rps:
-        results["gateway_c32"] = rps(args.seconds)
+    results["ratios"] = ratio_suite(args.scale)
+    if args.per_call:
+        for profile in ("dense", "chat"):
+            results[f"per_call/{profile}"] = await per_call(args.iterations, True, profile)
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
         print(json.dumps(results, indent=2))
         return
     print(
-        f"engine build + warm-up: {results['engine_build_and_warm_up_s']} s (imports excluded); "
-        f"load average {results['load_average_at_start']} on {results['cpus']} CPUs"
+        f"load average {results['load_average_at_start']} -> {results['load_average_at_end']} on {results['cpus']} CPUs"
     )
-    for label in ("dense/prefilter", "dense/no_prefilter", "chat/prefilter", "chat/no_prefilter"):
-        print(f"\n{label}:")
-        for case, r in results[label].items():
-            print(
-                f"  {case:<20} wall p50 {r['p50_ms']:>8.3f} ms  p99 {r['p99_ms']:>8.3f} ms   "
-                f"cpu p50 {r['cpu_p50_ms']:>8.3f} ms  p99 {r['cpu_p99_ms']:>8.3f} ms"
-            )
-    print(f"\nRSS of this process with Presidio loaded: {results['rss_mb_bench_process']} MB")
-    for key, value in results.get("gateway_c32", {}).items():
-        print(f"gateway c=32 {key}: {value}")
+    print(
+        f"{'case':<28} {'cpu off':>9} {'cpu on':>9} {'ratio':>7}   {'wall p50 off':>12} {'on':>9} {'ratio':>7}"
+    )
+    for name, r in results["ratios"].items():
+        if not name.startswith(("a_", "b_", "c_", "d_", "e_", "f_")):
+            continue
+        print(
+            f"{name:<28} {r['cpu_ms_off']:>7.2f}ms {r['cpu_ms_on']:>7.2f}ms {r['cpu_ratio']:>6.2f}x   "
+            f"{r['wall_p50_ms_off']:>10.2f}ms {r['wall_p50_ms_on']:>7.2f}ms {r['wall_ratio']:>6.2f}x"
+            + (f"  errors {r['errors_off']}/{r['errors_on']}" if r["errors_off"] or r["errors_on"] else "")
+        )
+    h = results["ratios"]["hostile"]
+    print(f"\nhostile requests (redaction on), CPU vs a normal 300 B request ({h['normal_300B_cpu_ms']} ms):")
+    for name, r in h.items():
+        if isinstance(r, dict):
+            print(f"  {name:<48} {r['cpu_ms']:>9.2f} ms  {r['x_normal']:>7.1f}x  status {r['status']}")
+    print(
+        f"\nRSS per worker: redaction off {results['ratios']['rss_mb_off']} MB, on {results['ratios']['rss_mb_on']} MB"
+    )
+    for key, value in results.items():
+        if key.startswith("per_call/"):
+            print(f"{key}: {value}")
 
 
 if __name__ == "__main__":

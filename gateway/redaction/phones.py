@@ -371,8 +371,8 @@ class FastPhones:
             s -= 1
         if s > 0 and text[s - 1] == "+":
             s -= 1
-        elif s > 1 and text[s - 1] == " " and text[s - 2] == "+":
-            return None
+        if "+" in text[max(0, s - 4) : s]:
+            return None  # "+ 1 …", "+ +1 …": the matcher reads those its own way
         m = _NANP.fullmatch(text, s, end)
         if m is None:
             return None
