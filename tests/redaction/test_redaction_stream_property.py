@@ -102,3 +102,49 @@ def test_a_spaced_iban_never_leaks_in_one_character_chunks(redactor: Redactor, s
     streamed = _stream(redactor, chunks, json=False)
     assert "GB82" not in streamed and "7946" not in streamed
     assert streamed == _whole(redactor, text, json=False)
+
+
+#: A number the caller sent in JSON (``{"phone": 4155552671}`` -> ``"<PHONE_NUMBER_1>"``).
+OWN_NUMBER = "4155552671"
+
+
+def _number_state(redactor: Redactor) -> RedactionState:
+    state = _state(redactor)
+    state.vault.replacement(
+        "PHONE_NUMBER", OWN_NUMBER, config.Action.RESTORE, json=True, restorable=True, number=True
+    )
+    return state
+
+
+_JSON_VALUES = st.one_of(
+    st.integers(-(10**12), 10**12),
+    st.sampled_from([4111111111111111, 5555555555554444, 4155552671, 0, -1.5e3, True, None]),
+    st.sampled_from(["<PHONE_NUMBER_1>", "call <PHONE_NUMBER_1> now", "card 4111 1111 1111 1111", "plain"]),
+    st.sampled_from([line["text"] for line in CORPUS[:50]]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    doc=st.dictionaries(
+        st.sampled_from(["phone", "mobile", "card", "id", "note", "n", "tel"]), _JSON_VALUES, min_size=1
+    ),
+    wrap=st.booleans(),
+    cut_points=st.lists(st.integers(min_value=0, max_value=10_000), max_size=40),
+)
+def test_json_with_numbers_streams_like_the_whole_text_and_always_parses(
+    redactor: Redactor, doc, wrap: bool, cut_points
+) -> None:
+    source = orjson.dumps([doc] if wrap else doc).decode()
+    whole = redactor.redact_output_text(source, _number_state(redactor), json=True, path="p")
+    channel = redactor.new_channel(_number_state(redactor), json=True, path="p")
+    streamed = "".join(channel.feed(c) for c in _cuts(source, cut_points)) + channel.flush()
+    assert streamed == whole
+    parsed = orjson.loads(streamed)  # valid wherever the input was
+    out = parsed[0] if wrap else parsed
+    assert "4111111111111111" not in streamed and "4111 1111" not in streamed
+    for key, value in doc.items():
+        if value == "<PHONE_NUMBER_1>":
+            assert out[key] == int(OWN_NUMBER), "the caller's number comes back as a number"
+        if isinstance(value, int) and not isinstance(value, bool) and out[key] != value:
+            assert isinstance(out[key], str) and out[key].startswith("<"), "a number is replaced by a string"
