@@ -38,6 +38,9 @@ _TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 #: Chat delta keys that are structure, not text (everything else that is a string is text).
 _CHAT_DELTA_KEEP = frozenset({"role", "type", "id", "name", "index", "obfuscation"})
+#: The same inside an unknown structured delta field (``reasoning_details[].type``...);
+#: ``signature`` and ``data`` are opaque (signed or encrypted reasoning).
+_NESTED_KEEP = frozenset({"type", "id", "index", "format", "signature", "data"})
 
 
 class ChatRewriter:
@@ -53,6 +56,8 @@ class ChatRewriter:
         self._envelope: dict[str, Any] | None = None
         #: choice index -> {"content": [...], "refusal": [...]} held logprobs.
         self._logprobs: dict[Any, dict[str, list[Any]]] = {}
+        #: nested channel key -> (the field is a list, the element's structure keys).
+        self._nested: dict[tuple[Any, ...], tuple[bool, dict[str, Any]]] = {}
 
     def _channel(self, key: tuple[Any, ...], json: bool, path: str, tool: bool = False) -> Channel:
         ch = self._channels.get(key)
@@ -105,7 +110,7 @@ class ChatRewriter:
                     value["transcript"] = self._channel((idx, "audio"), False, path).feed(t)
                     changed = True
             elif value is not None and self._whole is not None:
-                changed |= self._unknown(delta, field, f"{base}.{field}")
+                changed |= self._unknown(idx, delta, field, f"{base}.{field}")
         calls = delta.get("tool_calls")
         for tc in calls if isinstance(calls, list) else ():
             if not isinstance(tc, dict):
@@ -125,18 +130,44 @@ class ChatRewriter:
             changed = True
         return changed
 
-    def _unknown(self, holder: dict[str, Any], field: str, path: str) -> bool:
-        """A nested value no rule knows (a provider's new field): every string in it is
-        scanned as a whole text, chunk by chunk (a value split across chunks is not joined)."""
+    def _unknown(self, idx: Any, holder: dict[str, Any], field: str, path: str) -> bool:
+        """A structured delta field no rule names (``reasoning_details`` and whatever a provider
+        adds): each string one level down (in an object, or in the objects of a list, keyed by
+        their ``index``) is a stream channel of its own; deeper strings are scanned chunk by
+        chunk as whole texts (a value split across chunks there is not joined)."""
         assert self._whole is not None
-        walk = Walk([])
-        every_string(walk, holder[field], path)
+        value = holder[field]
+        elements = (
+            [(None, value)]
+            if isinstance(value, dict)
+            else list(enumerate(value))
+            if isinstance(value, list)
+            else []
+        )
         changed = False
-        for slot in walk.slots:
-            new = self._whole(slot.text, False, slot.path, False)
-            if new != slot.text:
-                slot.set(new)
+        for pos, element in elements:
+            if not isinstance(element, dict):
+                continue
+            slot = element.get("index", pos) if pos is not None else None
+            for key, text in element.items():
+                if not isinstance(text, str) or key in _NESTED_KEEP or not text:
+                    continue
+                where = f"{path}[{slot}].{key}" if slot is not None else f"{path}.{key}"
+                ch_key = (idx, "nested", field, slot, key)
+                if ch_key not in self._channels:
+                    skeleton = {k: v for k, v in element.items() if k in _NESTED_KEEP}
+                    self._nested[ch_key] = (isinstance(value, list), skeleton)
+                element[key] = self._channel(ch_key, False, where).feed(text)
                 changed = True
+            for key, inner in element.items():
+                if isinstance(inner, (dict, list)):
+                    walk = Walk([])
+                    every_string(walk, inner, f"{path}.{key}")
+                    for s in walk.slots:
+                        new = self._whole(s.text, False, s.path, False)
+                        if new != s.text:
+                            s.set(new)
+                            changed = True
         return changed
 
     def _hold_logprobs(self, idx: Any, choice: dict[str, Any]) -> bool:
@@ -168,8 +199,8 @@ class ChatRewriter:
                     out[key] = rest
         return out
 
-    @staticmethod
-    def _merge(delta: dict[str, Any], flushed: dict[tuple[Any, ...], str]) -> bool:
+    def _merge(self, delta: dict[str, Any], flushed: dict[tuple[Any, ...], str]) -> bool:
+        nested = self._nested
         for key, rest in flushed.items():
             if key[1] == "function_call":
                 fc = delta.setdefault("function_call", {})
@@ -177,6 +208,13 @@ class ChatRewriter:
             elif key[1] == "audio":
                 audio = delta.setdefault("audio", {})
                 audio["transcript"] = (audio.get("transcript") or "") + rest
+            elif key[1] == "nested":
+                is_list, skeleton = nested[key]
+                entry = {**skeleton, key[4]: rest}
+                if is_list:
+                    delta.setdefault(key[2], []).append(entry)
+                else:
+                    delta.setdefault(key[2], {}).update(entry)
             elif key[1] == "tool":
                 calls = delta.setdefault("tool_calls", [])
                 entry = next((c for c in calls if isinstance(c, dict) and c.get("index", 0) == key[2]), None)

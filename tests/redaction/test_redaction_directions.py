@@ -400,3 +400,34 @@ async def test_refuse_settings_for_unknown_and_opaque_fields() -> None:
         await redact_in.on_request(chat_call([{"role": "user", "content": "plain"}], user="u1"))
     finally:
         redactor.engine.close()
+
+
+async def test_structured_reasoning_details_are_streamed_per_channel_and_never_leak(stages) -> None:
+    """OpenRouter-style ``reasoning_details`` deltas: a key split over 1-character chunks is
+    still caught, and what is held comes out in the last chunk with its ``type`` and ``index``."""
+    redact_in, redact_out = stages
+    call = chat_call([{"role": "user", "content": "hi"}], stream=True)
+    await redact_in.on_request(call)
+    text = f"the key {KEY} was in the logs"
+    events = [
+        _chunk({"reasoning_details": [{"type": "reasoning.text", "index": 0, "text": c, "format": "x"}]})
+        for c in text
+    ]
+    events.append(
+        _chunk({"reasoning_details": [{"type": "reasoning.encrypted", "index": 1, "data": "gAAAA=="}]})
+    )
+    events.append(_chunk({}, "stop"))
+
+    async def gen() -> AsyncIterator[SSEEvent]:
+        for e in [*events, SSEEvent.done()]:
+            yield e
+
+    out = [e async for e in Pipeline([redact_out]).iter_stream(call, gen())]
+    assert KEY[10:20].encode() not in b"".join(e.raw for e in out)
+    details = [
+        d for e in out if not e.is_done for d in e.json["choices"][0]["delta"].get("reasoning_details", [])
+    ]
+    joined = "".join(d.get("text", "") for d in details if d.get("index") == 0)
+    assert joined == "the key <OPENAI_API_KEY_1> was in the logs"
+    assert all(d["type"] == "reasoning.text" for d in details if d.get("index") == 0 and d.get("text"))
+    assert any(d.get("data") == "gAAAA==" for d in details), "encrypted reasoning passes untouched"
