@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Any
 
 
 class Treat(StrEnum):
@@ -354,7 +355,7 @@ _MISS = object()
 class Table:
     """One direction of one endpoint, compiled: shape path -> treatment, memoised."""
 
-    __slots__ = ("_regex", "_rules", "memo", "rules")
+    __slots__ = ("_kids", "_regex", "_rules", "memo", "rules")
 
     _MEMO_MAX = 4096
 
@@ -364,6 +365,19 @@ class Table:
         alternatives = "|".join(f"(?P<r{i}>{_regex(p)})" for i, (p, _) in enumerate(self.rules))
         self._regex = re.compile(alternatives, re.S)
         self.memo: dict[str, Treat | None] = {}
+        self._kids: dict[str, dict[Any, Treat | None]] = {}
+
+    def kids(self, shape: str) -> dict[Any, Treat | None]:
+        """key -> treatment of the string fields of the object at ``shape`` (memoised; the
+        walker fills it). Cleared with the memo, so invented keys cannot grow it forever."""
+        kids = self._kids.get(shape)
+        if kids is None:
+            if len(self._kids) >= self._MEMO_MAX:
+                self._kids.clear()
+            kids = self._kids[shape] = {}
+        elif len(kids) >= self._MEMO_MAX:
+            kids.clear()
+        return kids
 
     def lookup(self, path: str) -> Treat | None:
         """The treatment of ``path``, or None when no rule names it."""

@@ -16,11 +16,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.call import Endpoint
-from gateway.redaction.fields import _MISS, SUBTREE, TABLES, Table, Treat
+from gateway.redaction.fields import _MISS, TABLES, Table, Treat
 
 #: Below this depth the shape path stops growing: everything deeper is "unknown" (scanned).
 _MAX_SHAPE_DEPTH = 48
-_TEXT = frozenset({Treat.SCAN, Treat.JSON, Treat.TOOL, Treat.URL})
 
 
 @dataclass(slots=True)
@@ -139,61 +138,88 @@ def _join(parent: str, key: Any) -> str:
     return f"{parent}.{key}" if parent else key
 
 
+_ANY, _LOGPROBS, _OPAQUE, _KEEP = Treat.ANY, Treat.LOGPROBS, Treat.OPAQUE, Treat.KEEP
+_SCAN, _STRUCT = Treat.SCAN, Treat.STRUCT
+
+
 def walk_body(t: Table, body: Any, unknown: Treat = Treat.SCAN, *, shape: str = "", path: str = "") -> Walk:
     """Every string of ``body``, treated as the table says (document order). ``shape`` and
     ``path`` place an object found deeper (an output item in a stream event).
 
-    Hot path (every request, whole conversation): paths are built only for containers and
-    slots, the table lookup is memoised, and structure strings cost one dict lookup."""
+    Hot path (every request walks the whole conversation): paths are built only for
+    containers and slots, the table lookup is memoised, and treatments are compared by
+    identity (an enum in a set would hash through Python code on every node)."""
     walk = Walk([])
     if not isinstance(body, dict):
         return walk
     lookup = t.lookup
     memo = t.memo
     miss = _MISS
-    scan, struct = Treat.SCAN, Treat.STRUCT
     slots = walk.slots
     sp = f"{shape}." if shape else ""
     # (holder, key, shape, path of the holder, depth); the root's children first, in order.
     stack: list[tuple[Any, Any, str, str, int]] = [
         (body, k, f"{sp}{k}", path, 1) for k in reversed(list(body))
     ]
+    pop, push = stack.pop, stack.append
     last_opaque: Any = None
     while stack:
-        holder, key, shape, parent, depth = stack.pop()
+        holder, key, shape, parent, depth = pop()
         value = holder[key]
         treat = memo.get(shape, miss)
         if treat is miss:
             treat = lookup(shape)
         if type(value) is str:
-            if treat is scan:
+            if treat is _SCAN:
                 slots.append(Slot(_join(parent, key), holder, key))
-            elif treat is not struct and treat is not Treat.KEEP:
+            elif treat is not _STRUCT and treat is not _KEEP:
                 _string(walk, treat, unknown, _join(parent, key), holder, key)
             continue
-        if value is None or isinstance(value, bool):
+        if value is None or value is True or value is False:
             continue
-        if treat in SUBTREE:
-            if treat is Treat.ANY:
+        if treat is _ANY or treat is _LOGPROBS or treat is _OPAQUE or treat is _KEEP:
+            if treat is _ANY:
                 every_string(walk, value, _join(parent, key))
-            elif treat is Treat.LOGPROBS:
+            elif treat is _LOGPROBS:
                 walk.logprobs.append((holder, key, parent))
-            elif treat is Treat.OPAQUE and (isinstance(value, (dict, list)) or holder is not last_opaque):
+            elif treat is _OPAQUE and (isinstance(value, (dict, list)) or holder is not last_opaque):
                 last_opaque = holder  # a list of token ids counts once
                 walk.unscanned += 1
                 walk.opaque.append(_join(parent, key))
             continue
-        deeper = depth < _MAX_SHAPE_DEPTH
-        if isinstance(value, dict):
+        vt = type(value)
+        if vt is dict or vt is list or isinstance(value, (dict, list)):
             here = _join(parent, key)
-            for k in reversed(list(value)):
-                stack.append((value, k, f"{shape}.{k}" if deeper else "…", here, depth + 1))
-        elif isinstance(value, list):
-            here = _join(parent, key)
-            child_shape = f"{shape}[]" if deeper else "…"
-            for i in range(len(value) - 1, -1, -1):
-                stack.append((value, i, child_shape, here, depth + 1))
-        elif treat in _TEXT:
+            depth += 1
+            if isinstance(value, dict):
+                deep = depth > _MAX_SHAPE_DEPTH
+                keys = list(value)
+                # Leading string fields ({"role", "content"}: most messages) are handled here
+                # in order; from the first other value on, the rest goes on the stack.
+                kids = t.kids(shape)
+                for n, k in enumerate(keys):
+                    child = value[k]
+                    if type(child) is not str:
+                        if child is None:
+                            continue
+                        for k2 in reversed(keys[n:]):
+                            push((value, k2, "…" if deep else f"{shape}.{k2}", here, depth))
+                        break
+                    if deep:
+                        ct = lookup("…")
+                    else:
+                        ct = kids.get(k, miss)
+                        if ct is miss:
+                            ct = kids[k] = lookup(f"{shape}.{k}")
+                    if ct is _SCAN:
+                        slots.append(Slot(f"{here}.{k}" if here else k, value, k))
+                    elif ct is not _STRUCT and ct is not _KEEP:
+                        _string(walk, ct, unknown, f"{here}.{k}" if here else k, value, k)
+            else:
+                child_shape = f"{shape}[]" if depth <= _MAX_SHAPE_DEPTH else "…"
+                for i in range(len(value) - 1, -1, -1):
+                    push((value, i, child_shape, here, depth))
+        elif treat is _SCAN or treat is Treat.JSON or treat is Treat.TOOL or treat is Treat.URL:
             walk.unscanned += 1  # a number where text belongs: nothing to scan, the upstream judges
     return walk
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from gateway.call import Call
@@ -74,8 +76,8 @@ class Actions:
     """One call's effective actions: per type for the prompt and the answer, and the types
     whose values may be restored into tool-call arguments the model writes."""
 
-    prompt: dict[str, Action]
-    answer: dict[str, Action]
+    prompt: Mapping[str, Action]
+    answer: Mapping[str, Action]
     tool_restore: frozenset[str]
 
 
@@ -114,6 +116,7 @@ class Redactor:
         self.context = max(settings.stream_context, LABEL_REACH + 32)
         #: What a string in a field the table does not know gets (see fields.py).
         self.unknown = Treat.SCAN if settings.unknown_fields == "scan" else Treat.OPAQUE
+        self._config_actions = self._actions(None)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -123,9 +126,14 @@ class Redactor:
         A policy value is an action for both directions or ``{prompt, answer}``; an unknown
         value means ``redact`` (fail closed), with a warning.
         """
-        specs: dict[str, Action | DirectionalAction] = dict(self.settings.actions)
         policy = call.state.get("policy_redact")
-        if isinstance(policy, dict) and policy:
+        if not (isinstance(policy, dict) and policy):
+            return self._config_actions  # shared, read-only: the common case costs nothing
+        return self._actions(policy)
+
+    def _actions(self, policy: dict[str, Any] | None) -> Actions:
+        specs: dict[str, Action | DirectionalAction] = dict(self.settings.actions)
+        if policy:
             default = _spec(policy.get("*"), "*")
             if default is not None:
                 specs = dict.fromkeys(specs, default)
@@ -139,7 +147,7 @@ class Redactor:
             prompt = {e: Action.REDACT if a is Action.RESTORE else a for e, a in prompt.items()}
         answer = {e: answer_action(s) for e, s in specs.items()}
         tools = frozenset(e for e, s in specs.items() if restores_into_tool_arguments(e, s))
-        return Actions(prompt, answer, tools)
+        return Actions(MappingProxyType(prompt), MappingProxyType(answer), tools)
 
     def new_state(self, call: Call) -> RedactionState:
         vault = Vault(self._salt, self.settings.mask_char, self.settings.mask_keep_last)
@@ -318,7 +326,9 @@ class Redactor:
         for slot, spans in zip(walk.slots, results, strict=True):
             if spans:
                 original = slot.text
-                json = slot.json or is_json(original)
+                # A value that is a bare number in a JSON document (a tool result) must become
+                # a string placeholder; only then is the document parsed (resent every call).
+                json = slot.json or (any(_bare_number(original, s) for s in spans) and is_json(original))
                 changed = self.apply(original, spans, state, json=json, output=False)
                 if changed != original:
                     slot.set(changed)
@@ -355,6 +365,14 @@ class Redactor:
                 slot.set(original)
         call.state[STATE_KEY] = self.new_state(call)
         return await self.redact_request(call)
+
+
+_NUMBER_CHARS = frozenset("-+0123456789.eE")
+
+
+def _bare_number(text: str, span: Span) -> bool:
+    """The span is made of number characters only (it may be a JSON number token)."""
+    return all(c in _NUMBER_CHARS for c in text[span.start : span.end])
 
 
 def _spec(value: Any, entity: str) -> Action | DirectionalAction | None:

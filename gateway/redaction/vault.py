@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -190,7 +191,7 @@ class VaultOperator(Operator):
 def anonymize(
     text: str,
     spans: list[tuple[int, int, str]],
-    actions: dict[str, Action],
+    actions: Mapping[str, Action],
     vault: Vault,
     *,
     json: bool,
@@ -241,7 +242,7 @@ def anonymize(
 def _anonymize_json(
     text: str,
     pieces: list[tuple[int, int, str, bool]],
-    actions: dict[str, Action],
+    actions: Mapping[str, Action],
     vault: Vault,
     restorable: bool,
     op: VaultOperator,
