@@ -64,6 +64,9 @@ class Family:
     #: (windows around regex matches / digit chains).
     kind: str
     literals: tuple[str, ...] = ()
+    #: ``literals`` split once: compared with the text as is, and with its lower-cased form.
+    cs_literals: tuple[str, ...] = ()
+    ci_literals: tuple[str, ...] = ()
     trigger: re.Pattern[str] | None = None
     #: "chain" families: fewest digits a chain needs, and an optional finer check of it.
     min_digits: int = 0
@@ -258,7 +261,14 @@ def build_families(
         add(f"deny:{name}", {name}, "literal", literals=tuple("i:" + t for t in terms))
     # "i:" literals are compared with the lower-cased text
     families = [
-        f if f.kind != "literal" else replace(f, literals=tuple(_lower_ci(lit) for lit in f.literals))
+        f
+        if f.kind != "literal"
+        else replace(
+            f,
+            literals=tuple(_lower_ci(lit) for lit in f.literals),
+            cs_literals=tuple(lit for lit in f.literals if not lit.startswith("i:")),
+            ci_literals=tuple(lit[2:].lower() for lit in f.literals if lit.startswith("i:")),
+        )
         for f in families
     ]
     covered = set().union(*(f.entities for f in families)) if families else set()
@@ -325,8 +335,8 @@ def windows(
     if family.kind == "always":
         return [(0, n)]
     if family.kind == "literal":
-        hit = any(
-            (lit[2:] in scan.lower) if lit.startswith("i:") else (lit in text) for lit in family.literals
+        hit = any(lit in text for lit in family.cs_literals) or (
+            bool(family.ci_literals) and any(lit in scan.lower for lit in family.ci_literals)
         )
         return [(0, n)] if hit else []
     if family.kind == "chain":
