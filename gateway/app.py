@@ -26,6 +26,7 @@ from gateway.call import Endpoint
 from gateway.context import AppContext
 from gateway.errors import GatewayError
 from gateway.http import routes as core
+from gateway.http.drain import Drain
 from gateway.http.hotpath import HotPath
 from gateway.http.openapi import openapi_route
 from gateway.http.protocol import INTAKE_STATE, IntakeGuard
@@ -77,7 +78,8 @@ async def build_context(settings: Settings) -> AppContext:
     """Open every resource the configured guards need and assemble the pipeline."""
     keys = KeyStore.load(settings.policies_dir / "keys.yaml")
     models = ModelCatalog.load(settings.policies_dir / "models.yaml")
-    ctx = AppContext(settings=settings, keys=keys, models=models)
+    ctx = AppContext(settings=settings, keys=keys, models=models,
+                     drain=Drain(settings.server.shutdown_grace_s, settings.server.shutdown_delay_s))
     router = Router.build(models, settings.providers)
     ctx.closers.append(router.close)
     ctx.services["router"] = router
@@ -86,7 +88,7 @@ async def build_context(settings: Settings) -> AppContext:
         ctx.stages.append(ForwardStage(router, models, settings.providers.timeout_s))
         for setup in _COMPONENTS:
             await setup(ctx)
-        ctx.pipeline = Pipeline(ctx.stages)
+        ctx.pipeline = ctx.drain.pipeline = Pipeline(ctx.stages)
     except BaseException:
         await ctx.close()
         raise
@@ -121,10 +123,12 @@ def create_app(settings: Settings | None = None) -> HotPath:
         # The connection limits of this worker: the HTTP protocol finds them in the lifespan state.
         guard = IntakeGuard(settings.server, ctx.registry, inflight=lambda: hot_path.inflight)
         guard.start()
+        restore_signals = ctx.drain.install_signal_hooks()
         try:
             yield {INTAKE_STATE: guard}
         finally:
             await guard.stop()
+            restore_signals()
             gc.set_threshold(*threshold)
             await ctx.close()
 

@@ -25,6 +25,10 @@ _SUBCOMMANDS = (
 )
 
 
+#: Time the calls cut at the end of the grace get to finish (settle, audit) before uvicorn cancels.
+_CUT_SLACK_S = 3.0
+
+
 @app.command()
 def serve(
     host: str = typer.Option(None, help="Bind address (default from config: 127.0.0.1)."),
@@ -33,8 +37,7 @@ def serve(
     config: Path = typer.Option(None, "--config", "-c", help="Config file (default: $WARDGATE_CONFIG or wardgate.yaml)."),
 ) -> None:
     """Run the gateway with uvicorn (uvloop + httptools, with the gateway's connection limits)."""
-    import uvicorn
-
+    from gateway.http import serve as server
     from gateway.http.protocol import HTTP_PROTOCOL
     from gateway.settings import Settings
 
@@ -45,7 +48,7 @@ def serve(
     port = port or settings.server.port
     workers = workers or settings.server.workers
     typer.echo(f"Wardgate listening on http://{host}:{port}/v1 ({workers} worker(s))")
-    uvicorn.run(
+    server.run(
         "gateway.app:create_app",
         factory=True,
         host=host,
@@ -58,7 +61,9 @@ def serve(
         proxy_headers=settings.server.forwarded_allow_ips is not None,
         forwarded_allow_ips=settings.server.forwarded_allow_ips,
         log_level=settings.server.log_level,
-        timeout_graceful_shutdown=10,
+        # The drain cuts what is left at the grace's end (gateway/http/drain.py); uvicorn's own
+        # timeout, which cancels tasks without finishing them, only backs that up.
+        timeout_graceful_shutdown=settings.server.shutdown_grace_s + _CUT_SLACK_S,
     )
 
 

@@ -3,7 +3,7 @@
 ``create_app`` builds one ``AppContext`` in its lifespan and stores it on ``app.state.ctx``;
 nothing here is module-level. Components (limits, redaction, policy, approvals, audit) get
 it in their ``setup(ctx)`` and register what they contribute: stages for the pipeline,
-closers for shutdown, readiness checks for ``/readyz``.
+closers for shutdown, readiness checks for ``/readyz``, hooks for the drain at SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
+
+from gateway.http.drain import Drain
 
 if TYPE_CHECKING:
     from gateway.keys import KeyStore
@@ -37,6 +39,8 @@ class AppContext:
     #: Components publish services for each other here (e.g. "audit", "limits", "policy").
     services: dict[str, Any] = field(default_factory=dict)
     pipeline: Pipeline | None = None
+    #: Graceful shutdown: the calls in flight, and what begins at SIGTERM (``drain.on_begin``).
+    drain: Drain = field(default_factory=Drain)
 
     async def close(self) -> None:
         for closer in reversed(self.closers):

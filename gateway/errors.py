@@ -28,7 +28,8 @@ and the HTTP layer renders it the same way everywhere (``{"error": {...}}``).
     │   ├── PolicyUnavailable      503 policy_unavailable
     │   ├── LimitsUnavailable      503 limits_unavailable
     │   ├── AuditUnavailable       503 audit_unavailable
-    │   └── Overloaded             503 overloaded           (retry-after; retryable)
+    │   ├── Overloaded             503 overloaded           (retry-after; retryable)
+    │   └── ShuttingDown           503 shutting_down        (retryable: another replica answers)
     └── UpstreamError              502 upstream_error
         ├── UpstreamTimeout        504 upstream_timeout
         ├── UpstreamRateLimited    429 (the provider's own 429, its retry headers passed on)
@@ -215,6 +216,13 @@ class Overloaded(ServiceUnavailable):
     """Load shedding: this worker is at its connection or in-flight cap; retry shortly."""
 
     code = "overloaded"
+    retryable = True
+
+
+class ShuttingDown(ServiceUnavailable):
+    """The worker is draining and its grace ran out before this call did (``server.shutdown_grace_s``)."""
+
+    code = "shutting_down"
     retryable = True
 
 

@@ -108,6 +108,17 @@ class Pipeline:
                 return call.response
         raise RuntimeError("pipeline ended without a response: is the forward stage missing?")
 
+    def request_stage_running(self, call: Call) -> str | None:
+        """The request-phase stage ``call`` is in, for a caller looking from outside (the
+        drain, deciding whether cutting the call is safe). Derived, not tracked: each stage's
+        time is recorded when it ends, so it is the first stage without one. Costs nothing
+        on the hot path; only meaningful while ``run_request`` is running."""
+        timings = call.timings
+        for stage in self._request:
+            if stage.name not in timings:
+                return stage.name
+        return None
+
     async def run_response(self, call: Call, response: ModelResponse) -> None:
         """Run the response phase on a complete answer."""
         timings = call.timings

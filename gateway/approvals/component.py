@@ -88,5 +88,6 @@ async def setup(ctx: AppContext) -> None:
     ctx.closers.append(service.close)
     ctx.ready_checks["approvals"] = service.store.ping
     ctx.services["approvals"] = service
+    ctx.drain.on_begin(service.release_holds)
     ctx.stages.append(ApprovalRequestStage(service))
     ctx.stages.append(ApprovalResponseStage(service))

@@ -66,6 +66,8 @@ class ApprovalService:
         #: key_id → {fingerprint: approval id} of pending approvals, fed by the change feed.
         self._open: dict[str, dict[str, str]] = {}
         self._resync_task: asyncio.Task[None] | None = None
+        #: The worker is draining (SIGTERM): holds return the approval still pending at once.
+        self.holds_released = False
         store.add_listener(self._on_change)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -297,8 +299,16 @@ class ApprovalService:
             await self._audit("joined", new)
 
     # -- waiting ---------------------------------------------------------------------
+    def release_holds(self) -> None:
+        """The worker is draining: every hold (and any that starts from now) returns its
+        approval as it stands, pending; nothing is expired or decided. The caller answers
+        409 ``approval_pending`` with the id, and the re-send goes to any replica."""
+        self.holds_released = True
+        self.waiters.wake_all()
+
     async def wait(self, approval_id: str, hold_s: float, holder: str | None = None) -> Approval:
-        """Until the approval is decided or ``hold_s`` passes; returns the latest record.
+        """Until the approval is decided or ``hold_s`` passes (or the drain released the
+        holds); returns the latest record.
 
         ``holder``: the waiting request's id; the wait also ends when an identical request
         joined the approval and took it over (``approval.holder`` is then someone else).
@@ -315,7 +325,7 @@ class ApprovalService:
                     raise_if_cancelling()
                     if current.overdue():
                         current = await self.expire(approval_id, rules.EXPIRED, only_if_due=True)
-                    if current.decided or _taken_over(current, holder):
+                    if current.decided or _taken_over(current, holder) or self.holds_released:
                         return current
                     remaining = deadline - loop.time()
                     if remaining <= 0:

@@ -131,13 +131,15 @@ class _ApprovalStage(Stage):
     async def _hold(self, call: Call, approval: Approval, hold_s: float) -> Approval:
         """Wait for the decision as the approval's holder; on timeout apply the configured
         outcome (a reviewer may still win). Raises 409 ``approval_superseded`` when an identical
-        re-send took the approval over meanwhile."""
+        re-send took the approval over meanwhile. A hold released by the drain (SIGTERM) is no
+        timeout: the approval stays pending, as in defer mode."""
         me = call.request_id
         final = await self.service.wait(approval.id, hold_s, holder=me)
         if final.status is Status.PENDING and final.holder not in (None, me):
             call.response_headers[HEADER] = approval.id
             raise rules.superseded(final)
-        if final.status is Status.PENDING and self.service.settings.timeout_outcome == "deny":
+        if (final.status is Status.PENDING and self.service.settings.timeout_outcome == "deny"
+                and not self.service.holds_released):
             final = await self.service.expire(approval.id, rules.TIMED_OUT, holder=me)
         return final
 

@@ -43,6 +43,7 @@ from gateway.http.asgi import (
     send_bytes,
     send_error,
 )
+from gateway.http.drain import BODY, REQUEST, STREAM, Cut, Drain, shutting_down
 from gateway.http.validate import check_body, parse_body
 from gateway.identity import invalid_id, valid_id
 from gateway.pipeline import Pipeline
@@ -75,29 +76,38 @@ class ProxyEndpoint:
             traceparent=headers.get("traceparent"),
         )
         call.response_headers["x-request-id"] = call.request_id
+        drain = ctx.drain
+        cut = drain.enter(call)
         try:
-            await self._serve(ctx, call, receive, send)
+            await self._serve(ctx, call, receive, send, cut)
         finally:
+            cut.region = None
+            drain.leave(cut)
             if call.deferred:  # what finish hooks left to wait for: after the answer, on every path
                 await pipeline.after_answer(call)
 
-    async def _serve(self, ctx: AppContext, call: Call, receive: Receive, send: Send) -> None:
+    async def _serve(self, ctx: AppContext, call: Call, receive: Receive, send: Send, cut: Cut) -> None:
         pipeline = ctx.pipeline
+        drain = ctx.drain
         finished = False
         try:
             # The key is in a header: an unknown caller is refused before its body is read
             # (the server drains or drops what it sent), so it never costs a parse.
             call.principal = authenticate_key(ctx.keys, call.headers)
+            drain.check(cut, BODY)
             raw = await read_body(call.headers, receive, ctx.settings.server.max_body_bytes)
+            cut.region = None
             given = call.headers.get("x-request-id")
             if given and given != call.request_id:  # read first: every client then reads the 400
                 raise invalid_id(given, "x-request-id", "X-Request-Id")
             call.body = parse_body(raw)
             call.model, call.stream = check_body(self.endpoint, call.body)
+            drain.check(cut, REQUEST)
             response = await pipeline.run_request(call)
+            cut.region = None
             if response.events is not None:
                 finished = True  # _stream runs finish itself, whatever happens
-                await _stream(pipeline, call, response, receive, send)
+                await _stream(pipeline, call, response, receive, send, drain, cut)
                 return
             await pipeline.run_response(call, response)
             finished = True
@@ -109,16 +119,30 @@ class ProxyEndpoint:
                     await _send_answer(send, call, response)
                 finally:
                     await _finish_quietly(pipeline, call)
+        except asyncio.CancelledError:
+            if not cut.fired:
+                raise
+            # The drain cut the call before its answer: answered and finished like any failure.
+            cut.absorb()
+            cut.region = None
+            error = shutting_down()
+            call.error = error
+            if not finished:
+                await _finish_quietly(pipeline, call)
+            await send_error(send, error, call.response_headers)
         except ClientDisconnected:
+            cut.region = None
             call.client_disconnected = True
             if not finished:
                 await _finish_quietly(pipeline, call)
         except GatewayError as exc:
+            cut.region = None
             call.error = exc
             if not finished:
                 await _finish_quietly(pipeline, call)
             await send_error(send, exc, call.response_headers)
         except Exception as exc:
+            cut.region = None
             log.exception("unhandled error", extra={"request_id": call.request_id})
             error = InternalError("The gateway failed to process the request.")
             call.error = exc
@@ -150,15 +174,25 @@ async def _send_answer(send: Send, call: Call, response: ModelResponse) -> None:
     await send_bytes(send, response.status, body, headers)
 
 
-async def _stream(pipeline: Pipeline, call: Call, response: ModelResponse, receive: Receive, send: Send) -> None:
+async def _stream(
+    pipeline: Pipeline, call: Call, response: ModelResponse, receive: Receive, send: Send, drain: Drain, cut: Cut,
+) -> None:
     upstream = response.events
     if upstream is None:
         raise InternalError("not a stream")
     try:
         # Read up to the first network read that released something: failures until then
         # are still a proper HTTP error, and its events go out in one write.
+        drain.check(cut, STREAM)
         first, ended = await _first_release(pipeline, call, upstream)
-    except Exception as exc:
+        cut.region = None
+    except (Exception, asyncio.CancelledError) as exc:
+        if isinstance(exc, asyncio.CancelledError):
+            if not cut.fired:
+                raise
+            cut.absorb()
+            exc = shutting_down()
+        cut.region = None
         await _close_upstream(response)
         call.error = exc
         await _finish_quietly(pipeline, call)
@@ -171,14 +205,20 @@ async def _stream(pipeline: Pipeline, call: Call, response: ModelResponse, recei
     failure: Exception | None = None
     guard = _DisconnectGuard(receive)
     try:
+        drain.check(cut, STREAM)
         tail = await _relay(pipeline, call, first, ended, upstream, send, terminal)
     except asyncio.CancelledError:
-        if not guard.fired:
-            raise  # a real cancellation (shutdown), not the client leaving
-        guard.absorb()
+        if not (guard.fired or cut.fired):
+            raise  # a real cancellation, neither the client leaving nor the drain's cut
+        if guard.fired:
+            guard.absorb()
+        if cut.fired:
+            cut.absorb()
+            failure = shutting_down()
     except Exception as exc:
         failure = exc
     finally:
+        cut.region = None
         guard.stop()
     if guard.fired:
         call.client_disconnected = True
@@ -187,6 +227,8 @@ async def _stream(pipeline: Pipeline, call: Call, response: ModelResponse, recei
         return
     if failure is not None:
         call.error = failure
+        if cut.fired:  # the provider stops generating (and billing) now, not when the process exits
+            await _close_upstream(response)
         if isinstance(failure, GatewayError):
             error = failure
         else:

@@ -66,6 +66,8 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """Readiness: every dependency the configured guards need answers (Redis, policy, audit)."""
     ctx = _ctx(request)
+    if ctx.drain.draining:  # SIGTERM: a load balancer must stop sending here first
+        return json_response({"status": "draining", "checks": {}}, status=503)
     checks: dict[str, str] = {}
     ok = True
     for name, check in ctx.ready_checks.items():
