@@ -67,6 +67,19 @@ class _Rules:
         # phonenumbers' own type check (the last step of is_valid_number): cheap regexes.
         return any(_number_type_helper(nsn, md) != PhoneNumberType.UNKNOWN for md in self.metadata)
 
+    def valid_by_type(self, nsn: str) -> bool:
+        """``_valid`` without the per-region loop: the number fits the code's general pattern
+        and some region's type pattern. A type pattern is a subset of its own region's
+        general one, so this is phonenumbers' validity for codes whose regions do not share
+        numbers (NANP area codes belong to one region each); the fast path's property test
+        compares it with the matcher (~25 us -> ~3 us a number)."""
+        return (
+            len(nsn) in self.lengths
+            and self.pattern.fullmatch(nsn) is not None
+            and self.types is not None
+            and self.types.fullmatch(nsn) is not None
+        )
+
     def nsn_ok(self, digits: str) -> bool:
         if self.transforms or self._valid(digits):
             return True
@@ -250,13 +263,14 @@ _LABEL_KEYS = (
     "reach",
     "contact",
 )
+#: Matched against the lower-cased text: an IGNORECASE alternation is ~13x slower in ``re``.
+_LABEL_KEY = re.compile("|".join(re.escape(k) for k in _LABEL_KEYS))
 
 
 def label_before(text: str, start: int, end: int) -> bool:
     """A phone label ends at most ``LABEL_GAP`` characters before the chain (pre-filter)."""
     lo = max(0, start - LABEL_GAP - 24)
-    before = text[lo:start].lower()
-    if not any(k in before for k in _LABEL_KEYS):
+    if _LABEL_KEY.search(text[lo:start].lower()) is None:
         return False
     return PHONE_LABEL.search(text, lo, start) is not None
 
@@ -391,7 +405,7 @@ class FastPhones:
                 return None
         nsn = (m.group(2) or m.group(3)) + m.group(4) + m.group(5)
         rules = self._nanp
-        if rules is None or not rules._valid(nsn):
+        if rules is None or not rules.valid_by_type(nsn):
             return None
         return (s, end)
 
