@@ -208,13 +208,11 @@ class PhonePrecheck:
 
 def _plus_before(text: str, pos: int) -> bool:
     """A ``+`` shortly before ``pos`` with no digit in between (``+ (44) …``)."""
-    for k in range(pos - 1, max(0, pos - 12) - 1, -1):
-        c = text[k]
-        if c in "+\uff0b":
-            return True
-        if c.isdigit():
-            return False
-    return False
+    lo = max(0, pos - 12)
+    k = max(text.rfind("+", lo, pos), text.rfind("\uff0b", lo, pos))
+    if k < 0:
+        return False
+    return not any(c.isdigit() for c in text[k + 1 : pos])
 
 
 # -- recognizers -------------------------------------------------------------------------------
@@ -265,6 +263,11 @@ _LABEL_KEYS = (
 )
 #: Matched against the lower-cased text: an IGNORECASE alternation is ~13x slower in ``re``.
 _LABEL_KEY = re.compile("|".join(re.escape(k) for k in _LABEL_KEYS))
+
+
+def any_label_key(lower: str) -> bool:
+    """Could the (lower-cased) text hold a phone label at all?"""
+    return _LABEL_KEY.search(lower) is not None
 
 
 def label_before(text: str, start: int, end: int) -> bool:

@@ -35,6 +35,7 @@ from gateway.redaction.phones import (
     MIN_LABELLED_DIGITS,
     FastPhones,
     PhonePrecheck,
+    any_label_key,
     bare_digits,
     label_before,
 )
@@ -81,6 +82,8 @@ class Family:
     collapse: bool = True
     #: No match without a digit: skipped on text without one (no regex scan at all).
     needs_digit: bool = False
+    #: A whole-text necessary condition checked once before any trigger (lower-cased text).
+    gate: Callable[[str], bool] | None = None
     #: "chain" families: settle a chain without the recognizer when its shape is unambiguous
     #: (``phones.FastPhones``): a span, ``False`` (certainly none), or ``None`` (ask it).
     direct: Direct | None = None
@@ -118,7 +121,11 @@ class Scan:
         if self._chains is None:
             chains = []
             for m in self._chain_re.finditer(self.text):
-                blocks = _BLOCK.findall(m.group())
+                group = m.group()
+                if group.isdigit():  # one block (ids, amounts): no findall
+                    chains.append((m.start(), m.end(), len(group), 1))
+                    continue
+                blocks = _BLOCK.findall(group)
                 chains.append((m.start(), m.end(), sum(map(len, blocks)), len(blocks)))
             self._chains = chains
         return self._chains
@@ -208,6 +215,7 @@ def build_families(
                 pad_left=48,
                 pad_right=24,
                 needs_digit=True,
+                gate=any_label_key,  # a JSON of ids has no label anywhere: no per-chain test
             )
         )
     # Presidio's card pattern: 13-17 digits with single "-" or " " between groups.
@@ -332,6 +340,8 @@ def windows(
     n = len(text)
     if not n or (family.needs_digit and not scan.digits):
         return []
+    if family.gate is not None and not family.gate(scan.lower):
+        return []
     if family.kind == "always":
         return [(0, n)]
     if family.kind == "literal":
@@ -347,7 +357,7 @@ def windows(
         for a, b, digits, blocks in scan.chains:
             if digits < family.min_digits:
                 continue
-            if settle is not None:
+            if settle is not None and blocks > 1:  # one block has no grouping to settle
                 found = settle(text, a, b)
                 if found is not None:
                     settled += 1
