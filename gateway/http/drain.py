@@ -117,6 +117,11 @@ class Drain:
     def in_flight(self) -> int:
         return len(self._calls)
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The app's event loop once its lifespan has started (the drain runs on it)."""
+        return self._loop
+
     # -- the drain ---------------------------------------------------------------------
     def on_begin(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` when the drain begins (components release what waits for a human)."""

@@ -1,0 +1,58 @@
+"""The drain of one app, started by hand on a gateway served from a thread (no signals there):
+readiness, and a call that arrives once the grace is over. The SIGTERM path itself, with real
+processes, is ``test_shutdown_drain.py``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.harness import ADMIN_KEY, TEST_KEY, RunningGateway, gateway_settings, running_gateway
+
+
+@pytest.fixture
+def gateway(fake_upstream: object, tmp_path: Path) -> Iterator[RunningGateway]:
+    settings = gateway_settings(
+        tmp_path, fake_upstream.base_url,  # type: ignore[attr-defined]
+        policy={"enabled": False}, redaction={"enabled": False}, approvals={"enabled": False},
+        server={"shutdown_grace_s": 0},
+    )
+    with running_gateway(settings) as gw:
+        yield gw
+
+
+def _on_loop(gw: RunningGateway, fn: object) -> None:
+    async def run() -> None:
+        fn()  # type: ignore[operator]
+
+    loop = gw.ctx.drain.loop
+    asyncio.run_coroutine_threadsafe(run(), loop).result(5)
+
+
+def test_readiness_is_503_draining_once_the_drain_begins_and_liveness_stays_200(gateway):
+    assert httpx.get(gateway.url + "/readyz").status_code == 200
+    _on_loop(gateway, gateway.ctx.drain.begin)
+    ready = httpx.get(gateway.url + "/readyz")
+    assert ready.status_code == 503 and ready.json() == {"status": "draining", "checks": {}}
+    assert httpx.get(gateway.url + "/healthz").status_code == 200
+
+
+def test_a_call_arriving_after_the_grace_gets_503_shutting_down_and_is_audited(gateway, upstream):
+    _on_loop(gateway, gateway.ctx.drain.begin)  # grace 0: the cut follows at once
+    client = openai.OpenAI(base_url=gateway.base_url, api_key=TEST_KEY, max_retries=0)
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "late"}],
+                                       extra_headers={"x-request-id": "req-late-call"})
+    assert info.value.status_code == 503 and info.value.code == "shutting_down"
+    assert info.value.response.headers["x-should-retry"] == "true"
+    assert upstream.request_count == 0  # refused before any work, the provider never called
+    events = httpx.get(gateway.url + "/admin/audit", params={"kind": "call"},
+                       headers={"authorization": f"Bearer {ADMIN_KEY}"}).json()["data"]
+    [event] = [e for e in events if e["request_id"] == "req-late-call"]
+    assert event["error"]["code"] == "shutting_down" and event["status"] == 503
+    assert event["cost"]["reserved_usd"] is None and event["cost"]["settled_usd"] is None  # nothing held or booked
