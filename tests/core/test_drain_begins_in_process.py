@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from tests.harness import ADMIN_KEY, TEST_KEY, RunningGateway, gateway_settings, running_gateway
@@ -56,3 +57,38 @@ def test_a_call_arriving_after_the_grace_gets_503_shutting_down_and_is_audited(g
     [event] = [e for e in events if e["request_id"] == "req-late-call"]
     assert event["error"]["code"] == "shutting_down" and event["status"] == 503
     assert event["cost"]["reserved_usd"] is None and event["cost"]["settled_usd"] is None  # nothing held or booked
+
+
+def _sse_events(lines: Iterator[str]) -> Iterator[tuple[str | None, str]]:
+    """(event name, data) per SSE event."""
+    name: str | None = None
+    for line in lines:
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            yield name, line[5:].strip()
+            name = None
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/chat/completions", {"messages": [{"role": "user", "content": "a long answer please"}]}),
+    ("/responses", {"input": "a long answer please"}),
+])
+def test_a_stream_under_way_when_the_grace_ends_gets_the_endpoints_error_event(gateway, upstream, path, body):
+    upstream.fault("hang", times=1, path="/v1" + path, after=2)
+    headers = {"authorization": f"Bearer {TEST_KEY}", "x-request-id": "req-cut-stream"}
+    with httpx.stream("POST", gateway.base_url + path, json={"model": "gpt-test", "stream": True, **body},
+                      headers=headers, timeout=10) as resp:
+        assert resp.status_code == 200
+        events = _sse_events(resp.iter_lines())
+        next(events)  # under way
+        _on_loop(gateway, gateway.ctx.drain.begin)
+        rest = list(events)
+    name, data = rest[-1]
+    error = orjson.loads(data)
+    if path == "/responses":  # the Responses API's own error event
+        assert name == "error" and error["type"] == "error" and error["code"] == "shutting_down"
+    else:
+        assert error["error"]["code"] == "shutting_down" and error["error"]["type"] == "service_unavailable"
+    assert all("[DONE]" not in d for _, d in rest)  # an error, not a clean end
+    assert upstream.requests[-1].disconnected
