@@ -63,6 +63,9 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    #: The provider sent a usage object whose counts are not whole numbers (strings, fractions,
+    #: booleans): the counts above are 0 and the budget books the reservation instead.
+    malformed: bool = False
 
     @property
     def total_tokens(self) -> int:
@@ -76,11 +79,23 @@ class Usage:
         inp = usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0
         out = usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0
         details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
-        cached = details.get("cached_tokens", 0) if isinstance(details, dict) else 0
-        try:
-            return cls(int(inp), int(out), int(cached or 0))
-        except (TypeError, ValueError):
-            return None
+        cached = (details.get("cached_tokens", 0) if isinstance(details, dict) else 0) or 0
+        counts = [_whole(v) for v in (inp, out, cached)]
+        if any(c is None for c in counts):
+            return cls(malformed=True)
+        return cls(*counts)  # type: ignore[arg-type]
+
+
+def _whole(value: Any) -> int | None:
+    """A token count as the provider sent it, if it is a whole number (negative ones included:
+    the budget judges those); ``None`` for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from gateway.call import Principal
+from gateway.limits.bounds import check_key_limits
 
 KEY_PREFIX = "wg-"
 ADMIN_ROLES = frozenset({"admin", "approver", "auditor"})
@@ -194,6 +195,7 @@ def _digest(entry: Any, where: str) -> str:
 def _parse_key(entry: Any, i: int) -> tuple[str, Principal]:
     digest = _digest(entry, f"keys[{i}]")
     try:
+        check_key_limits(entry.get("limits"), entry.get("budgets"), f"keys[{i}]")
         return digest, Principal(
             key_id=str(entry["id"]),
             team=str(entry.get("team") or "default"),

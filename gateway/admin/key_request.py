@@ -6,16 +6,16 @@ never becomes a key with surprising rights. Unknown fields are refused for the s
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 from gateway.errors import BadRequest
 from gateway.keys import ADMIN_ROLES
+from gateway.limits.bounds import OutOfRange, check_count, check_usd
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
 _FIELDS = ("team", "user", "id", "models", "roles", "tags", "limits", "budgets")
-_LIMITS = ("requests_per_minute", "tokens_per_minute")
+_LIMITS = ("requests_per_minute", "tokens_per_minute", "max_concurrent_requests")
 _WINDOWS = ("day", "month", "total")
 _MAX_ITEMS = 100
 _MAX_TEXT = 256
@@ -78,20 +78,15 @@ def _tags(value: Any) -> dict[str, str]:
     return {_text(k, "tags"): _text(v, "tags") for k, v in value.items()}
 
 
-def _number(value: Any, param: str, *, integer: bool) -> int | float:
-    ok = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok or value < 0 or (isinstance(value, float) and not math.isfinite(value)):
-        kind = "a non-negative integer" if integer else "a non-negative number"
-        raise BadRequest(f"'{param}' must be {kind}.", param=param)
-    return value
-
-
 def _limits(value: Any) -> dict[str, int]:
     if value is None:
         return {}
     if not isinstance(value, dict) or set(value) - set(_LIMITS):
         raise BadRequest(f"'limits' must be an object with {list(_LIMITS)}.", param="limits")
-    return {k: int(_number(v, f"limits.{k}", integer=True)) for k, v in value.items() if v is not None}
+    try:
+        return {k: check_count(v, f"limits.{k}") for k, v in value.items() if v is not None}  # type: ignore[misc]
+    except OutOfRange as exc:
+        raise BadRequest(str(exc), param=exc.param) from None
 
 
 def _budgets(value: Any) -> dict[str, float]:
@@ -102,4 +97,7 @@ def _budgets(value: Any) -> dict[str, float]:
         value = value["usd"]
     if not isinstance(value, dict) or set(value) - set(_WINDOWS):
         raise BadRequest(f"'budgets' must be an object with USD amounts for {list(_WINDOWS)}.", param="budgets")
-    return {k: float(_number(v, f"budgets.{k}", integer=False)) for k, v in value.items() if v is not None}
+    try:
+        return {k: check_usd(v, f"budgets.{k}") for k, v in value.items() if v is not None}  # type: ignore[misc]
+    except OutOfRange as exc:
+        raise BadRequest(str(exc), param=exc.param) from None

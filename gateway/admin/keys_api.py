@@ -9,8 +9,9 @@
 (locked, atomic), then this worker reloads at once and the others within
 ``keys_reload.RELOAD_INTERVAL_S``. Reads answer from this worker's loaded keys. Admin keys
 are not managed here: they are added and removed by hand in the file. Every creation and
-revocation is an admin action in the audit log; a creation whose audit record cannot be
-stored is rolled back (nobody has seen the key yet).
+revocation is an admin action in the audit log; one whose audit record cannot be stored is
+rolled back (503 ``audit_unavailable``): nobody has seen a new key yet, and a revoked key is
+refused only for the moment the audit write takes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.admin.auth import require_admin
 from gateway.admin.body import read_admin_body
 from gateway.admin.key_request import parse_create
-from gateway.admin.record import record_admin_action
+from gateway.admin.record import record_or_undo
 from gateway.errors import Conflict, InvalidJSON, NotFound, PermissionDenied, ServiceUnavailable
 from gateway.http.routes import json_response
 from gateway.keyfile import KeyIdTaken, add_key, edit_keys
@@ -78,12 +79,12 @@ async def create_key(request: Request) -> Response:
     except KeyFileError as exc:
         raise _file_refused(exc) from exc
     await reloader.reload()
-    try:
-        await record_admin_action(request, who, "keys.create", _audit_detail(entry))
-    except BaseException:
+
+    async def undo() -> None:  # nobody has seen the key yet
         await asyncio.to_thread(edit_keys, reloader.path, lambda doc: _remove(doc, key_id))
         await reloader.reload()
-        raise
+
+    await record_or_undo(request, who, "keys.create", _audit_detail(entry), undo)
     log.info("key %s created for team %s by %s", key_id, fields["team"], who.user)
     record = store.record(key_id)
     body = {**(record.public() if record else {"id": key_id}), "key": key}
@@ -147,9 +148,21 @@ async def revoke_key(request: Request) -> Response:
         raise _file_refused(exc) from exc
     await reloader.reload()
     if revoked:
+
+        async def undo() -> None:  # the audit log refused the revocation: the key is as it was
+            await asyncio.to_thread(edit_keys, reloader.path, lambda doc: _unrevoke(doc, key_id))
+            await reloader.reload()
+
+        await record_or_undo(request, who, "keys.revoke", {"id": key_id}, undo)
         log.info("key %s revoked by %s", key_id, who.user)
-        await record_admin_action(request, who, "keys.revoke", {"id": key_id})
     return json_response(_record(request).public())
+
+
+def _unrevoke(doc: dict[str, Any], key_id: str) -> None:
+    for entry in doc.get("keys") or []:
+        if isinstance(entry, dict) and str(entry.get("id")) == key_id:
+            for k in ("disabled", "revoked_at", "revoked_by"):
+                entry.pop(k, None)
 
 
 _KEY = {"type": "object", "description": "A virtual key's record (never the key or its hash).",

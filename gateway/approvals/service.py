@@ -40,7 +40,7 @@ from gateway.approvals.tasks import raise_if_cancelling, stop
 from gateway.approvals.waiters import Waiters
 from gateway.approvals.webhooks import WebhookSender
 from gateway.call import Call
-from gateway.errors import Conflict, NotFound
+from gateway.errors import AuditUnavailable, Conflict, NotFound
 from gateway.keys import AdminPrincipal
 
 log = logging.getLogger("wardgate.approvals")
@@ -228,10 +228,37 @@ class ApprovalService:
 
     # -- deciding --------------------------------------------------------------------
     async def approve(self, approval_id: str, reviewer: AdminPrincipal, comment: str | None) -> Approval:
-        return _unless_expired(await self._change(approval_id, rules.approve(reviewer, comment, time.time())))
+        return _unless_expired(await self._decide(approval_id, rules.approve(reviewer, comment, time.time())))
 
     async def deny(self, approval_id: str, reviewer: AdminPrincipal, comment: str | None) -> Approval:
-        return _unless_expired(await self._change(approval_id, rules.deny(reviewer, comment, time.time())))
+        return _unless_expired(await self._decide(approval_id, rules.deny(reviewer, comment, time.time())))
+
+    async def _decide(self, approval_id: str, change: Change) -> Approval:
+        """A reviewer's decision, recorded in the audit log *before* it is stored: the held call
+        acts on it the moment it is stored, so it could not be taken back. A decision the audit
+        log refuses is never stored (``AuditUnavailable``, 503). If the record changed between
+        the decision and its storing (another reviewer, the expiry), the decision is made again
+        on the new record, and the one recorded is marked superseded."""
+        for _ in range(3):
+            current = await self.require(approval_id)
+            proposed = change(current)
+            if proposed is None or proposed == current:
+                return current
+            await self._audit(_event(current, proposed), proposed, strict=True)
+
+            def guarded(latest: Approval, current: Approval = current, proposed: Approval = proposed) -> Approval:
+                if latest != current:
+                    raise _Superseded
+                return proposed
+
+            try:
+                after = await self.store.update(approval_id, guarded)
+            except _Superseded:
+                await self._audit("superseded", proposed)
+                continue
+            await self._after_change(current, after, audited=True)
+            return after
+        raise Conflict("The approval is changing too fast; try again.", code="approval_contended")
 
     async def cancel(self, approval_id: str, key_id: str) -> Approval:
         return await self._change(approval_id, rules.cancel(key_id, time.time()))
@@ -284,19 +311,14 @@ class ApprovalService:
             await self._after_change(before[0], after)
         return after, changed
 
-    async def _after_change(self, old: Approval, new: Approval) -> None:
+    async def _after_change(self, old: Approval, new: Approval, *, audited: bool = False) -> None:
         if new.status is not old.status:
             self.metrics.outcomes.labels(new.status.value).inc()
             if new.decided_at is not None:
                 self.metrics.time_to_decision.labels(new.status.value).observe(max(0.0, new.decided_at - new.created_at))
-            await self._audit(new.status.value, new)
             self._refresh_pending()
-        elif len(new.votes) > len(old.votes):
-            await self._audit("vote", new)
-        elif new.uses > old.uses:
-            await self._audit("used", new)
-        elif new.holder != old.holder:
-            await self._audit("joined", new)
+        if not audited:
+            await self._audit(_event(old, new), new)
 
     # -- waiting ---------------------------------------------------------------------
     def release_holds(self) -> None:
@@ -390,24 +412,48 @@ class ApprovalService:
         except Exception as exc:  # a metric must never fail anything
             log.warning("could not refresh the pending-approvals gauge: %s", exc)
 
-    async def _audit(self, event: str, approval: Approval) -> None:
-        """``audit.record("approval", {...record, "event": created|vote|approved|denied|expired|cancelled|used|joined,
-        "reviewer"})``: one event kind, so audit queries by kind find every approval change."""
+    async def _audit(self, event: str | None, approval: Approval, *, strict: bool = False) -> None:
+        """``audit.record("approval", {...record, "event": created|vote|approved|denied|expired|cancelled|used|joined|
+        superseded, "reviewer"})``: one event kind, so audit queries by kind find every approval change.
+
+        ``strict`` (a reviewer's decision): a refused record raises ``AuditUnavailable``;
+        otherwise the queue keeps working when the audit store does not."""
         audit = self._services.get("audit")
         record = getattr(audit, "record", None)
-        if record is None:
+        if record is None or event is None:
             return
         payload = {**approval.public(), "event": event, "reviewer": approval.decided_by}
         try:
             result = record("approval", payload)
             if inspect.isawaitable(result):
                 await result
-        except Exception:  # the queue keeps working when the audit store does not
+        except Exception as exc:
+            if strict:
+                if isinstance(exc, AuditUnavailable):
+                    raise
+                raise AuditUnavailable(f"The audit log could not record this decision: {type(exc).__name__}") from exc
             log.exception("could not write approval %s (%s) to the audit store", approval.id, event)
 
 
 def _taken_over(approval: Approval, holder: str | None) -> bool:
     return holder is not None and approval.holder not in (None, holder)
+
+
+class _Superseded(Exception):
+    """The approval changed between a decision and its storing."""
+
+
+def _event(old: Approval, new: Approval) -> str | None:
+    """The audit event of a change from ``old`` to ``new`` (None: nothing worth recording)."""
+    if new.status is not old.status:
+        return new.status.value
+    if len(new.votes) > len(old.votes):
+        return "vote"
+    if new.uses > old.uses:
+        return "used"
+    if new.holder != old.holder:
+        return "joined"
+    return None
 
 
 def _unless_expired(approval: Approval) -> Approval:

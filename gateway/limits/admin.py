@@ -6,22 +6,31 @@ with the check, and it survives restarts of the gateway. They win over limits.ya
 keys.yaml field by field; ``null`` means "no limit" (even if the file sets one), and a field
 left out of a PUT falls back to the files again.
 
+Every number has a documented range (``bounds.py``): budgets 0..1,000,000 USD, counts
+0..2^53-1; anything else is 400 naming the field. A change is applied only if its audit event
+is stored: the API writes it, records it, and puts the previous values back if the audit log
+refuses (503 ``audit_unavailable``); ``Change.undo`` is that way back.
+
 Forecast: the burn rate is the spend booked in the last 60 minutes (one-minute buckets kept
 with the counters); at that rate, ``runs_out_at`` is when the remaining budget of each window
-is gone, or null when that would be after the window resets (or nothing was spent).
+is gone, or null when that would be after the window resets, beyond any date worth printing,
+or nothing was spent. It never raises, whatever the budget.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.call import Principal
 from gateway.errors import BadRequest, LimitsUnavailable, NotFound
 from gateway.keys import KeyStore
+from gateway.limits.bounds import OutOfRange, check_count, check_usd
 from gateway.limits.rules import KINDS, ScopeLimits
 from gateway.limits.service import LimitsService
-from gateway.limits.store import ScopeState, StoreError, nano_to_usd, usd_to_nano
+from gateway.limits.store import OVERRIDE_FIELDS, LimitStore, ScopeState, StoreError, nano_to_usd, usd_to_nano
 from gateway.limits.windows import WINDOWS, window_bounds
 
 _LIMIT_FIELDS = {  # API name -> (store field, unit: "count" | "usd")
@@ -30,6 +39,7 @@ _LIMIT_FIELDS = {  # API name -> (store field, unit: "count" | "usd")
     "run_max_calls": ("run_max_calls", "count"),
     "run_max_identical_requests": ("run_max_identical", "count"),
     "run_max_cost_usd": ("run_max_cost", "usd"),
+    "max_concurrent_requests": ("concurrent", "count"),
 }
 _STORE_TO_API = {store: api for api, (store, _) in _LIMIT_FIELDS.items()}
 
@@ -42,18 +52,31 @@ def _pick(override: dict[str, Any], field: str, default: int | None) -> int | No
     return override[field] if field in override else default
 
 
-def _number(value: Any, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise BadRequest(f"'{name}' must be a number >= 0 or null.", param=name)
-    return float(value)
+def _checked(check: Callable[[Any, str], Any], value: Any, name: str) -> Any:
+    try:
+        return check(value, name)
+    except OutOfRange as exc:
+        raise BadRequest(str(exc), param=exc.param) from None
+
+
+@dataclass(slots=True, frozen=True)
+class Change:
+    """A runtime override just written: what the audit record says, and how to put it back."""
+
+    team: str
+    ident: str
+    previous: dict[str, Any]
+    undo: Callable[[], Awaitable[None]]
 
 
 class LimitsAdmin:
     def __init__(self, service: LimitsService, keys: KeyStore) -> None:
         self._service = service
         self._keys = keys
+
+    @property
+    def store(self) -> LimitStore:
+        return self._service.store
 
     # -- scope resolution -----------------------------------------------------------------
 
@@ -128,6 +151,7 @@ class LimitsAdmin:
             "limits": {
                 "requests_per_minute": _pick(ov, "rpm", cfg.requests_per_minute),
                 "tokens_per_minute": _pick(ov, "tpm", cfg.tokens_per_minute),
+                "max_concurrent_requests": _pick(ov, "concurrent", cfg.max_concurrent_requests),
             },
             "override": _override_view(ov),
         }
@@ -161,7 +185,7 @@ class LimitsAdmin:
 
     # -- updates --------------------------------------------------------------------------
 
-    async def set_budgets(self, kind: str, ident: str, team: str | None, body: Any) -> dict[str, Any]:
+    async def set_budgets(self, kind: str, ident: str, team: str | None, body: Any) -> Change:
         team, ident, _ = self.resolve(kind, ident, team)
         if isinstance(body, dict) and isinstance(body.get("budget_usd"), dict):
             body = body["budget_usd"]
@@ -169,12 +193,11 @@ class LimitsAdmin:
             raise BadRequest(f"Body must be an object with any of {list(WINDOWS)} (USD, or null for no limit).")
         values: dict[str, int | None] = {}
         for w, v in body.items():
-            usd = _number(v, w)
+            usd = _checked(check_usd, v, w)
             values[w] = None if usd is None else usd_to_nano(usd)
-        await self._write(team, kind, ident, "budgets", values)
-        return await self.spend(kind, ident, team)
+        return await self._write(team, kind, ident, "budgets", values)
 
-    async def set_limits(self, kind: str, ident: str, team: str | None, body: Any) -> dict[str, Any]:
+    async def set_limits(self, kind: str, ident: str, team: str | None, body: Any) -> Change:
         team, ident, _ = self.resolve(kind, ident, team)
         if not isinstance(body, dict) or set(body) - set(_LIMIT_FIELDS):
             raise BadRequest(f"Body must be an object with any of {list(_LIMIT_FIELDS)} (null for no limit).")
@@ -183,35 +206,85 @@ class LimitsAdmin:
             field, unit = _LIMIT_FIELDS[name]
             if name.startswith("run_") and kind != "team":
                 raise BadRequest(f"'{name}' is a run guard: set it on a team scope.", param=name)
-            n = _number(v, name)
-            if n is None:
-                values[field] = None
-            elif unit == "usd":
-                values[field] = usd_to_nano(n)
+            if unit == "usd":
+                usd = _checked(check_usd, v, name)
+                values[field] = None if usd is None else usd_to_nano(usd)
             else:
-                if n != int(n):
-                    raise BadRequest(f"'{name}' must be a whole number.", param=name)
-                values[field] = int(n)
-        await self._write(team, kind, ident, "limits", values)
-        return await self.spend(kind, ident, team)
+                values[field] = _checked(check_count, v, name)
+        return await self._write(team, kind, ident, "limits", values)
 
-    async def _write(self, team: str, kind: str, ident: str, section: str, values: dict[str, int | None]) -> None:
+    async def _write(self, team: str, kind: str, ident: str, section: str, values: dict[str, int | None]) -> Change:
+        store = self._service.store
+        old = (await self._state(team, kind, ident)).override
+        previous = {f: old[f] for f in OVERRIDE_FIELDS[section] if f in old}
         try:
-            await self._service.store.set_override(team, kind, ident, section, values)
+            await store.set_override(team, kind, ident, section, values)
         except StoreError as exc:
             raise LimitsUnavailable(f"The limits store is unavailable: {exc}") from exc
 
+        async def undo() -> None:
+            await store.set_override(team, kind, ident, section, previous)
+
+        return Change(team, ident, _override_view(previous), undo)
+
+
+#: A forecast further out than this is not a date anyone acts on (and a datetime ends at 9999).
+_HORIZON_S = 10 * 365 * 86400.0
+
+
+class ReservationsAdmin:
+    """In-flight reservations of one scope: list them, release one (a stuck hold)."""
+
+    def __init__(self, limits: LimitsAdmin) -> None:
+        self._limits = limits
+
+    async def list(self, kind: str, ident: str | None, team: str | None) -> dict[str, Any]:
+        team, ident, _ = self._limits.resolve(kind, ident, team)
+        try:
+            now, leases = await self._limits.store.leases(team, kind, ident)
+        except StoreError as exc:
+            raise LimitsUnavailable(f"The limits store is unavailable: {exc}") from exc
+        data = [{"id": lease.rid, "reserved_usd": nano_to_usd(lease.nano),
+                 "lease_expires_at": _iso(datetime.fromtimestamp(lease.expires_ms / 1000, tz=UTC)),
+                 "lease_expires_in_s": round((lease.expires_ms - now) / 1000, 3)} for lease in leases]  # fmt: skip
+        return {"object": "list", "scope": kind, "id": ident, "team": team, "data": data}
+
+    async def release(self, kind: str, ident: str | None, team: str | None, rid: str) -> Change:
+        """Drop ``rid``'s hold on this scope, unbooked: if the call is alive after all, its settle
+        books its real cost when it comes (and its worker stops renewing the lease)."""
+        team, ident, _ = self._limits.resolve(kind, ident, team)
+        store = self._limits.store
+        try:
+            released = await store.release(team, kind, ident, rid)
+        except StoreError as exc:
+            raise LimitsUnavailable(f"The limits store is unavailable: {exc}") from exc
+        if released is None:
+            raise NotFound(f"No reservation '{rid}' in flight on {kind} '{ident}'.", param="reservation",
+                           code="reservation_not_found")
+        member, expiry = released
+
+        async def undo() -> None:
+            await store.restore(team, kind, ident, member, expiry)
+
+        nano = int(member.rpartition("|")[2])
+        return Change(team, ident, {"reservation": rid, "reserved_usd": nano_to_usd(nano)}, undo)
+
 
 def _forecast(remaining: int | None, burn: int, now: datetime, end: datetime | None) -> dict[str, Any]:
+    """When the remaining budget runs out at the last hour's burn rate. Compared in seconds
+    before any datetime is built: a large budget over a small burn is years away."""
     if remaining is None:
         return {"runs_out_at": None, "forecast": "no budget"}
     if remaining <= 0:
         return {"runs_out_at": _iso(now), "forecast": "exhausted"}
     if burn <= 0:
         return {"runs_out_at": None, "forecast": "no spend in the last hour"}
-    at = now + timedelta(hours=remaining / burn)
-    if end is not None and at >= end:
+    seconds = remaining / burn * 3600
+    if end is not None and seconds >= (end - now).total_seconds():
         return {"runs_out_at": None, "forecast": "lasts until reset"}
+    if seconds > _HORIZON_S:
+        return {"runs_out_at": None, "forecast": "lasts more than 10 years at this rate"}
+    at = now + timedelta(seconds=seconds)
     return {"runs_out_at": _iso(at), "forecast": f"runs out in {_human(at - now)}"}
 
 

@@ -4,7 +4,13 @@
     GET /admin/spend?scope=agent&team=acme           every recently active scope of a kind
     PUT /admin/budgets/{scope}/{id}[?team=acme]      {"day": 5, "month": null, "total": 100} (USD; admin)
     PUT /admin/limits/{scope}/{id}[?team=acme]       {"requests_per_minute": 60, "tokens_per_minute": null,
+                                                      "max_concurrent_requests": 8,
                                                       "run_max_calls": 200, ...} (admin; run_* on teams)
+    GET /admin/reservations?scope=key&id=k1          the scope's reservations in flight (auditor or admin)
+    DELETE /admin/reservations/{rid}?scope=key&id=k1 release one (admin): its hold is dropped unbooked
+
+Every change is audited (kind ``admin``) and applied only if the audit event is stored: a
+refused record puts the previous values back and answers 503 ``audit_unavailable``.
 
 Scopes: key, team, user, agent, run, model. Every scope but ``key`` and ``team`` is counted
 within a team (see store.py), so it is named with ``?team=``. A PUT replaces its section of
@@ -22,10 +28,10 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.admin.auth import require_admin
 from gateway.admin.body import read_admin_body
-from gateway.admin.record import record_admin_action
+from gateway.admin.record import record_or_undo
 from gateway.errors import InvalidJSON, NotFound
 from gateway.http.routes import json_response
-from gateway.limits.admin import LimitsAdmin
+from gateway.limits.admin import LimitsAdmin, ReservationsAdmin
 
 
 def _admin(request: Request) -> LimitsAdmin:
@@ -56,24 +62,48 @@ async def get_spend(request: Request) -> Response:
 async def put_budgets(request: Request) -> Response:
     who = require_admin(request, "admin")
     p, team, body = request.path_params, request.query_params.get("team"), await _body(request)
-    result = await _admin(request).set_budgets(p["scope"], p["id"], team, body)
-    await record_admin_action(request, who, "budgets.set", {"scope": p["scope"], "id": p["id"], "team": team,
-                                                             "budgets": body})
-    return json_response(result)
+    admin = _admin(request)
+    change = await admin.set_budgets(p["scope"], p["id"], team, body)
+    await record_or_undo(request, who, "budgets.set", {"scope": p["scope"], "id": change.ident, "team": change.team,
+                                                        "budgets": body, "previous": change.previous}, change.undo)
+    return json_response(await admin.spend(p["scope"], change.ident, change.team))
 
 
 async def put_limits(request: Request) -> Response:
     who = require_admin(request, "admin")
     p, team, body = request.path_params, request.query_params.get("team"), await _body(request)
-    result = await _admin(request).set_limits(p["scope"], p["id"], team, body)
-    await record_admin_action(request, who, "limits.set", {"scope": p["scope"], "id": p["id"], "team": team,
-                                                            "limits": body})
-    return json_response(result)
+    admin = _admin(request)
+    change = await admin.set_limits(p["scope"], p["id"], team, body)
+    await record_or_undo(request, who, "limits.set", {"scope": p["scope"], "id": change.ident, "team": change.team,
+                                                       "limits": body, "previous": change.previous}, change.undo)
+    return json_response(await admin.spend(p["scope"], change.ident, change.team))
+
+
+async def get_reservations(request: Request) -> Response:
+    """The reservations in flight on one scope (auditor or admin)."""
+    require_admin(request, "auditor")
+    q = request.query_params
+    return json_response(await ReservationsAdmin(_admin(request)).list(q.get("scope", "key"), q.get("id"),
+                                                                       q.get("team")))  # fmt: skip
+
+
+async def delete_reservation(request: Request) -> Response:
+    """Release one reservation's hold on a scope (admin; audited, undone if the audit refuses)."""
+    who = require_admin(request, "admin")
+    q, rid = request.query_params, request.path_params["rid"]
+    scope = q.get("scope", "key")
+    change = await ReservationsAdmin(_admin(request)).release(scope, q.get("id"), q.get("team"), rid)
+    await record_or_undo(request, who, "reservations.release", {"scope": scope, "id": change.ident,
+                                                                 "team": change.team, **change.previous}, change.undo)
+    return json_response({"object": "reservation.released", "scope": scope, "id": change.ident, "team": change.team,
+                          **change.previous})
 
 
 def routes() -> list[BaseRoute]:
     return [
         Route("/admin/spend", get_spend, methods=["GET"]),
+        Route("/admin/reservations", get_reservations, methods=["GET"]),
+        Route("/admin/reservations/{rid}", delete_reservation, methods=["DELETE"]),
         Route("/admin/budgets/{scope}/{id:path}", put_budgets, methods=["PUT"]),
         Route("/admin/limits/{scope}/{id:path}", put_limits, methods=["PUT"]),
     ]

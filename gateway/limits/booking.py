@@ -4,7 +4,7 @@ have billed when there is none. Pure functions of the call; the service does the
 
 from __future__ import annotations
 
-from gateway.call import Call
+from gateway.call import Call, Usage
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.limits.pricing import PriceBook
 from gateway.limits.store import Reservation, nano_to_usd
@@ -22,12 +22,39 @@ def usage_cost(call: Call, prices: PriceBook) -> int | None:
     return None if price is None else price.cost_nano(u.input_tokens, u.output_tokens, u.cached_tokens)
 
 
+#: Usage beyond this many times the reservation's token bound (plus ``ABSURD_SLACK`` tokens, for
+#: tokenizers that count a little differently from the estimate) is not believed.
+ABSURD_FACTOR = 2
+ABSURD_SLACK = 1000
+
+
+def implausible(usage: Usage, res: Reservation) -> str | None:
+    """Why the provider's usage cannot be booked as is (``None``: it can).
+
+    The budget must not trust the provider blindly: negative counts would lower the spend
+    below zero (and let the key overspend), non-numeric ones cannot be priced, and counts far
+    beyond what the request could produce (its max output plus its prompt bound) are a broken
+    or hostile upstream. Each is booked at the reservation instead: the most the call could
+    honestly have cost."""
+    if usage.malformed:
+        return "non_numeric"
+    if min(usage.input_tokens, usage.output_tokens, usage.cached_tokens) < 0:
+        return "negative"
+    if usage.total_tokens > ABSURD_FACTOR * res.est_tokens + ABSURD_SLACK:
+        return "absurd"
+    return None
+
+
 def actual_cost(call: Call, res: Reservation, prices: PriceBook) -> tuple[int, int, str]:
-    """(cost nano-USD, tokens, basis) the call is settled at."""
+    """(cost nano-USD, tokens, basis) the call is settled at; basis ``usage_<reason>`` when the
+    provider's usage was not believed (see ``implausible``)."""
     if "forward" not in call.timings:
         return 0, 0, "not_forwarded"
     usage = call.usage
     if usage is not None:
+        bad = implausible(usage, res)
+        if bad is not None:
+            return res.est_nano, res.est_tokens, f"usage_{bad}"
         cost = usage_cost(call, prices)
         if cost is None:
             return res.est_nano, usage.total_tokens, "reservation_unpriced"

@@ -31,7 +31,8 @@ log = logging.getLogger("wardgate.limits")
 
 
 def _memory(cfg: LimitsSettings) -> MemoryStore:
-    return MemoryStore(lease_s=cfg.lease_s, settled_ttl_s=cfg.settled_ttl_s, window_s=cfg.window_s)
+    return MemoryStore(lease_s=cfg.lease_s, settled_ttl_s=cfg.settled_ttl_s, window_s=cfg.window_s,
+                       expired=cfg.expired_reservations)
 
 
 async def build_store(cfg: LimitsSettings) -> LimitStore:
@@ -45,6 +46,7 @@ async def build_store(cfg: LimitsSettings) -> LimitStore:
         window_s=cfg.window_s,
         timeout_s=cfg.redis_timeout_s,
         pool_size=cfg.redis_pool_size,
+        expired=cfg.expired_reservations,
     )
     try:
         await store.start()

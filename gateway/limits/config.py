@@ -11,31 +11,35 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+_DAY_S = 86400.0
+#: Token amounts stay far below 2^53 once summed over a window (the Lua counts in doubles).
+_MAX_TOKENS = 2**31 - 1
+
 
 class EstimateSettings(BaseModel):
     """How the reservation (a conservative upper bound of a call's cost) is computed."""
 
     #: Output tokens to reserve (and to enforce, by setting ``max_tokens`` in the forwarded body)
     #: when neither the client nor the model catalog gives a bound.
-    default_output_tokens: int = Field(default=4096, ge=1)
+    default_output_tokens: int = Field(default=4096, ge=1, le=_MAX_TOKENS)
     #: The chat field the gateway writes when it enforces a bound. OpenAI's reasoning models
     #: (o1, o3, gpt-5 ...) refuse ``max_tokens``; older OpenAI-compatible servers only know it.
     chat_output_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     #: Upper cap for output tokens: a larger client ``max_tokens`` (or model maximum) is lowered
     #: to this in the forwarded body, so the reservation stays small. ``None``: no cap.
-    max_output_tokens_cap: int | None = Field(default=None, ge=1)
+    max_output_tokens_cap: int | None = Field(default=None, ge=1, le=_MAX_TOKENS)
     #: Flat input-token amounts for parts whose size is not their byte count.
-    image_tokens: int = Field(default=2000, ge=0)
-    audio_tokens: int = Field(default=10000, ge=0)
-    file_tokens: int = Field(default=20000, ge=0)
+    image_tokens: int = Field(default=2000, ge=0, le=_MAX_TOKENS)
+    audio_tokens: int = Field(default=10000, ge=0, le=_MAX_TOKENS)
+    file_tokens: int = Field(default=20000, ge=0, le=_MAX_TOKENS)
     #: Per-message allowance for chat-template tokens (role markers, separators).
-    message_overhead_tokens: int = Field(default=8, ge=0)
+    message_overhead_tokens: int = Field(default=8, ge=0, le=_MAX_TOKENS)
     #: Input bound when the prompt lives upstream (``previous_response_id``, ``conversation``)
     #: and the model's context window is unknown.
-    stored_context_tokens: int = Field(default=128000, ge=0)
+    stored_context_tokens: int = Field(default=128000, ge=0, le=_MAX_TOKENS)
     #: Messages at the end of the request that make up the loop-detection fingerprint
     #: (0 = the whole request). Two catches "same tool call, same tool result" loops.
-    fingerprint_messages: int = Field(default=2, ge=0)
+    fingerprint_messages: int = Field(default=2, ge=0, le=10_000)
 
 
 class LimitsSettings(BaseModel):
@@ -48,25 +52,31 @@ class LimitsSettings(BaseModel):
     #: What to do when the store cannot answer: fail closed (deny), allow, or fall back to local limits.
     on_store_error: Literal["deny", "allow", "local"] = "deny"
     #: After a store failure, how long ``local``/``allow`` mode skips Redis before probing it again.
-    store_retry_s: float = Field(default=1.0, ge=0)
+    store_retry_s: float = Field(default=1.0, ge=0, le=_DAY_S)
     #: Redis connect/read timeout. A dead Redis is detected at once (connection refused); this
     #: bounds a *hung* one. Not lower: under a burst the event loop itself can lag by 100s of ms.
-    redis_timeout_s: float = Field(default=2.0, gt=0)
-    redis_pool_size: int = Field(default=64, ge=1)
-    #: A reservation's lease: a crashed worker's reservations are released after this. Must be
-    #: longer than the longest call (streams included), or a slow call's spend lands after its
-    #: lease was released and may exceed the budget by that call's cost.
-    lease_s: float = Field(default=600.0, gt=0)
+    redis_timeout_s: float = Field(default=2.0, gt=0, le=3600)
+    redis_pool_size: int = Field(default=64, ge=1, le=10_000)
+    #: A reservation's lease (seconds). Each worker renews the leases of its calls in flight every
+    #: ``lease_s / 3``, so a call of any length keeps its hold while its worker lives; when the
+    #: worker dies (or cannot reach the store for a whole lease) the lease lapses after at most
+    #: this long and ``expired_reservations`` decides what happens to the amount.
+    lease_s: float = Field(default=30.0, gt=0, le=_DAY_S)
+    #: A lapsed lease belongs to a call whose worker died or lost the store: it may well have
+    #: reached the provider and been billed. ``book`` (default) books the reserved amount as
+    #: spent (a settle arriving later books only what it costs beyond that); ``release`` frees
+    #: it unspent (repeated crashes can then let provider spend exceed a budget).
+    expired_reservations: Literal["book", "release"] = "book"
     #: How long a settled reservation id is remembered (settle is idempotent within it). It
     #: only has to outlive the settle retries (~15 s at worst); every call leaves one such key
     #: in Redis, so a day would mean ~130M keys at 1,500 calls/s, 10 minutes ~0.9M.
-    settled_ttl_s: float = Field(default=600.0, ge=30)
+    settled_ttl_s: float = Field(default=600.0, ge=30, le=_DAY_S)
     #: Idle time after which a run's counters (calls, repeats, spend) are dropped.
-    run_ttl_s: float = Field(default=7 * 86400.0, gt=0)
+    run_ttl_s: float = Field(default=7 * 86400.0, gt=0, le=3650 * _DAY_S)
     #: Idle time after which an agent's counters are dropped (agent ids are caller-chosen).
-    agent_ttl_s: float = Field(default=90 * 86400.0, gt=0)
+    agent_ttl_s: float = Field(default=90 * 86400.0, gt=0, le=3650 * _DAY_S)
     #: Rate-limit window (the "minute" of requests/min and tokens/min).
-    window_s: float = Field(default=60.0, gt=0)
+    window_s: float = Field(default=60.0, ge=0.001, le=_DAY_S)
     #: A model with no known price: ``deny`` (403 model_price_unknown) or treat it as ``free``.
     unknown_price: Literal["deny", "free"] = "deny"
     #: File names inside ``Settings.policies_dir``.

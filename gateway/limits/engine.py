@@ -17,9 +17,14 @@ from typing import Any
 from gateway.limits.store import Denial, RateInfo, ReserveRequest, ScopeSpec
 
 BURN_SLOTS = 60  # one-minute buckets: the burn rate covers the last hour
-_PRIORITY = {"loop": 0, "calls": 1, "budget": 2, "too_large": 3, "requests": 4, "tokens": 4}
+#: ``reserved`` (a budget held only by calls in flight) and ``concurrent`` denials say "retry
+#: in a second": calls in flight usually finish within seconds, and no store event says when.
+RESERVED_RETRY_MS = 1000
+_PRIORITY = {"loop": 0, "calls": 1, "budget": 2, "too_large": 3, "requests": 4, "tokens": 4, "reserved": 4,
+             "concurrent": 4}  # fmt: skip
 
-Limits = tuple[int | None, int | None, tuple[int | None, int | None, int | None]]
+#: Per scope: requests/min, tokens/min, (day, month, total) budgets, calls in flight.
+Limits = tuple[int | None, int | None, tuple[int | None, int | None, int | None], int | None]
 
 
 def minute_of(now_ms: int) -> int:
@@ -70,6 +75,7 @@ def effective_limits(
                 _pick(ov, "rpm", spec.rpm),
                 _pick(ov, "tpm", spec.tpm),
                 budget_limits(spec, ov, run_cost if i == req.run_index else None),
+                _pick(ov, "concurrent", spec.concurrent),
             )
         )
     return out, max_calls, max_identical

@@ -5,7 +5,9 @@ same for tokens) so SDKs and dashboards that read them keep working; the numbers
 the most constraining scope. ``x-ratelimit-reset-*`` is the time until the next log entry
 leaves the window, i.e. when ``remaining`` next grows. 429s carry ``retry-after`` (seconds)
 and ``retry-after-ms``, which the openai SDK honours; denials that waiting cannot fix (budget,
-loop, run cap, a request larger than the tokens/min limit) say ``x-should-retry: false``.
+loop, run cap, a request larger than the tokens/min limit) say ``x-should-retry: false``, and
+the two that clear as calls in flight finish (``budget_reserved``: the budget is held only by
+reservations; ``concurrency_limit_exceeded``) say ``x-should-retry: true`` with a retry-after.
 """
 
 from __future__ import annotations
@@ -73,6 +75,27 @@ def denial_error(denial: Denial, spec: ScopeSpec, result: ReserveResult, est_nan
             f"cannot cover this call's reservation of ${nano_to_usd(est_nano):.6f} "
             "(spend plus calls in flight). Lower max_tokens, or wait for the budget window to reset.",
             headers=headers, extra={**extra, "window": window},
+        )  # fmt: skip
+    if denial.reason == "reserved":
+        # Only calls in flight hold the budget: it frees (or is spent) as they finish.
+        window = denial.window or "total"
+        retry_ms = max(denial.retry_after_ms, 1)
+        headers.update({"retry-after": str(math.ceil(retry_ms / 1000)), "retry-after-ms": str(retry_ms),
+                        "x-should-retry": "true"})
+        return RateLimited(
+            f"Budget held by calls in flight for {_describe(spec)}: the {window} budget of "
+            f"${nano_to_usd(denial.limit):.4f} can cover this call's reservation of ${nano_to_usd(est_nano):.6f}, "
+            f"but not while the calls in flight hold their reservations. Retry after {retry_ms / 1000:.0f}s.",
+            code="budget_reserved", headers=headers, extra={**extra, "window": window},
+        )  # fmt: skip
+    if denial.reason == "concurrent":
+        retry_ms = max(denial.retry_after_ms, 1)
+        headers.update({"retry-after": str(math.ceil(retry_ms / 1000)), "retry-after-ms": str(retry_ms),
+                        "x-should-retry": "true"})
+        return RateLimited(
+            f"Too many concurrent requests for {_describe(spec)}: at most {denial.limit} calls in flight at once. "
+            "Retry when one of them has finished.",
+            code="concurrency_limit_exceeded", headers=headers, extra=extra,
         )  # fmt: skip
     if denial.reason == "too_large":
         headers["x-should-retry"] = "false"

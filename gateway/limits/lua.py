@@ -69,13 +69,51 @@ local function expire(zkey, upto)
   redis.call('ZREMRANGEBYSCORE', zkey, '-inf', num(upto))
   return sum
 end
+-- Drop the lapsed leases of a scope (hash h, lease set l); return the amount they held.
+-- book = 1 (limits.expired_reservations: book): their worker died with the calls in flight,
+-- which may have been billed, so the amount is booked as spent now, and 'x:<rid>' remembers
+-- it so a settle arriving later books only the excess.
+local function lapse(h, l, now, book)
+  local gone = redis.call('ZRANGEBYSCORE', l, '-inf', num(now))
+  if #gone == 0 then return 0 end
+  local sum = 0
+  local marks = {}
+  for _, m in ipairs(gone) do
+    local w = weight(m)
+    sum = sum + w
+    if book == 1 and w > 0 then
+      table.insert(marks, 'x:' .. string.match(m, '^(.*)|'))
+      table.insert(marks, num(w))
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', l, '-inf', num(now))
+  if #marks > 0 then
+    local day = math.floor(now / 86400000)
+    local month = month_of(day)
+    local minute = math.floor(now / 60000)
+    local slot = 'b' .. (minute % 60)
+    local v = redis.call('HMGET', h, 'd', 'dk', 'm', 'mk', 't', slot)
+    local d, m = sum, sum
+    if tonumber(v[2]) == day then d = (tonumber(v[1]) or 0) + sum end
+    if tonumber(v[4]) == month then m = (tonumber(v[3]) or 0) + sum end
+    local burn = sum
+    local bm, bv = string.match(v[6] or '', '^(%d+):(%d+)$')
+    if bm and tonumber(bm) == minute then burn = tonumber(bv) + sum end
+    redis.call('HSET', h, 'd', num(d), 'dk', day, 'm', num(m), 'mk', month, 't', num((tonumber(v[5]) or 0) + sum),
+               slot, minute .. ':' .. num(burn), unpack(marks))
+  end
+  return sum
+end
 """
 
 #: KEYS: cfg, then (h, l, w) per scope.
 #: ARGV[1]: a JSON array (one argument: redis-py packs each argument separately, slowly) of
-#:       now, rid, lease_ms, est_nano, est_tokens, window_ms, (unused), run_idx, team_idx,
+#:       now, rid, lease_ms, est_nano, est_tokens, window_ms, book_expired, run_idx, team_idx,
 #:       max_calls, max_identical, max_run_cost, fingerprint, n, then per scope
-#:       (field, rpm, tpm, budget_day, budget_month, budget_total, retention_ms); -1 = none.
+#:       (field, rpm, tpm, budget_day, budget_month, budget_total, retention_ms, concurrent);
+#:       -1 = none.
+#: A scope with a budget or a concurrency limit holds a lease per call in flight (its ``l``
+#: set, flag 2); ZCARD of it is the scope's calls in flight.
 #: Per scope: at most two expiry scans, one HMGET, one ZCARD; on commit two ZADD, one HSET and
 #: PEXPIRE (retention) of exactly the keys written. No reservation record: settle writes its own.
 RESERVE = COMMON + r"""
@@ -86,6 +124,7 @@ local lease = tonumber(ARGV[3])
 local est = tonumber(ARGV[4])
 local est_tok = tonumber(ARGV[5])
 local W = tonumber(ARGV[6])
+local book = tonumber(ARGV[7])
 local run_idx = tonumber(ARGV[8])
 local team_idx = tonumber(ARGV[9])
 local fp = ARGV[13]
@@ -95,7 +134,7 @@ local day = math.floor(now / 86400000)
 local month = month_of(day)
 
 local fields = {}
-for i = 1, n do fields[i] = ARGV[14 + (i - 1) * 7 + 1] end
+for i = 1, n do fields[i] = ARGV[14 + (i - 1) * 8 + 1] end
 local ovs, team_ov = read_overrides(KEYS[1], fields, team_idx)
 local max_calls = pick(team_ov, 'run_max_calls', opt(ARGV[10]))
 local max_ident = pick(team_ov, 'run_max_identical', opt(ARGV[11]))
@@ -119,10 +158,11 @@ local flags, budgets = {}, {}
 local req_best, tok_best = nil, nil  -- {limit, remaining, scope}
 local run_calls, run_spent, run_reps = 0, 0, 0
 for i = 1, n do
-  local a = 14 + (i - 1) * 7
+  local a = 14 + (i - 1) * 8
   local ov = ovs[i]
   local rpm = pick(ov, 'rpm', opt(ARGV[a + 2]))
   local tpm = pick(ov, 'tpm', opt(ARGV[a + 3]))
+  local conc = pick(ov, 'concurrent', opt(ARGV[a + 8]))
   local bl = {pick(ov, 'day', opt(ARGV[a + 4])), pick(ov, 'month', opt(ARGV[a + 5])), pick(ov, 'total', opt(ARGV[a + 6]))}
   if i == run_idx and run_cost then
     if bl[3] == nil or run_cost < bl[3] then bl[3] = run_cost end
@@ -132,7 +172,7 @@ for i = 1, n do
   local has_budget = bl[1] or bl[2] or bl[3]
   local has_rate = rpm or tpm
   local flag, r_gone, tw_gone = 0, 0, 0
-  if has_budget then flag = flag + 2; r_gone = expire(l, now) end
+  if has_budget or conc then flag = flag + 2; r_gone = lapse(h, l, now, book) end
   if has_rate then flag = flag + 1; tw_gone = expire(w, now - W) end
   flags[i] = flag
   local s = {r = 0, tw = 0, dirty = (r_gone > 0 or tw_gone > 0)}
@@ -154,12 +194,17 @@ for i = 1, n do
       for j = 1, 3 do
         if bl[j] then
           local rem = bl[j] - spent[j] - s.r
-          if est > rem then deny('budget', 2, i, bl[j], -1, WIN[j]) end
+          if est > rem then
+            -- only the calls in flight stand in the way: retry once they settle
+            if est <= bl[j] - spent[j] then deny('reserved', 4, i, bl[j], 1000, WIN[j])
+            else deny('budget', 2, i, bl[j], -1, WIN[j]) end
+          end
           if best == nil or rem < best[2] then best = {bl[j], rem, WIN[j]} end
         end
       end
       table.insert(budgets, (i - 1) .. ',' .. best[3] .. ',' .. num(best[1]) .. ',' .. num(best[2]))
     end
+    if conc and redis.call('ZCARD', l) + 1 > conc then deny('concurrent', 4, i, conc, 1000) end
     if has_rate then
       local count = redis.call('ZCARD', w)
       if rpm then
@@ -250,7 +295,7 @@ for i = 1, n do
     if fp ~= '' then table.insert(upd, 'f:' .. fp); table.insert(upd, run_reps + 1) end
   end
   if #upd > 0 then redis.call('HSET', h, unpack(upd)) end
-  local ret = tonumber(ARGV[14 + (i - 1) * 7 + 7])
+  local ret = tonumber(ARGV[14 + (i - 1) * 8 + 7])
   if ret > 0 then  -- every key written gets the scope's idle TTL; keys left alone keep theirs
     if #upd > 0 then redis.call('PEXPIRE', h, ret) end
     if flags[i] >= 2 then redis.call('PEXPIRE', l, ret) end
@@ -276,7 +321,7 @@ local ARGV = cjson.decode(ARGV[1])
 if redis.call('SET', KEYS[1], 'S', 'PX', num(ARGV[7]), 'GET') == 'S' then return {0, 0} end
 local now = clock(ARGV[1])
 local rid = ARGV[2]
-local est, act = tonumber(ARGV[3]), tonumber(ARGV[4])
+local est, act_all = tonumber(ARGV[3]), tonumber(ARGV[4])
 local est_tok, act_tok = tonumber(ARGV[5]), tonumber(ARGV[6])
 local W = tonumber(ARGV[8])
 local arrival = tonumber(ARGV[9])
@@ -292,8 +337,9 @@ for i = 1, n do
   local flag, ret, field = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
   local k = 2 + (i - 1) * 3
   local h, l, w = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
-  local v = redis.call('HMGET', h, 'r', 'tw', 'd', 'dk', 'm', 'mk', 't', slot)
+  local v = redis.call('HMGET', h, 'r', 'tw', 'd', 'dk', 'm', 'mk', 't', slot, 'x:' .. rid)
   local r, tw = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+  local act = act_all
   if flag % 2 == 1 and redis.call('ZREM', w, rid .. '|' .. num(est_tok)) == 1 then
     if arrival > now - W then
       redis.call('ZADD', w, num(arrival), rid .. '|' .. num(act_tok))
@@ -305,7 +351,16 @@ for i = 1, n do
     end
   end
   if flag >= 2 then
-    if redis.call('ZREM', l, rid .. '|' .. num(est)) == 1 then r = r - est else late = 1 end
+    if redis.call('ZREM', l, rid .. '|' .. num(est)) == 1 then
+      r = r - est
+    else
+      late = 1
+      local booked = tonumber(v[9])
+      if booked then  -- the lapsed lease was booked already: only the excess is still due
+        act = math.max(act - booked, 0)
+        redis.call('HDEL', h, 'x:' .. rid)
+      end
+    end
   end
   local d, m = act, act
   if tonumber(v[4]) == day then d = (tonumber(v[3]) or 0) + act end

@@ -32,3 +32,35 @@ local enc = cjson.encode(obj)
 redis.call('HSET', KEYS[1], ARGV[1], enc)
 return enc
 """
+
+#: KEYS: l. ARGV: now, max. The scope's leases still held: {now, member, score, member, score...}.
+LEASES = COMMON + r"""
+local now = clock(ARGV[1])
+local held = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. num(now), '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+table.insert(held, 1, num(now))
+return held
+"""
+
+#: KEYS: h, l. ARGV: rid. Drops the lease of reservation ``rid`` from this scope (its amount
+#: leaves ``r``, nothing is booked); returns {member, score}, or {} if it holds none here.
+RELEASE = COMMON + r"""
+local prefix = ARGV[1] .. '|'
+for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if string.sub(m, 1, #prefix) == prefix then
+    local score = redis.call('ZSCORE', KEYS[2], m)
+    redis.call('ZREM', KEYS[2], m)
+    redis.call('HINCRBY', KEYS[1], 'r', -weight(m))
+    return {m, score}
+  end
+end
+return {}
+"""
+
+#: KEYS: h, l. ARGV: member, score. Puts a released lease back (an admin release whose audit
+#: record was refused).
+RESTORE = COMMON + r"""
+if redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'r', weight(ARGV[1]))
+end
+return 1
+"""

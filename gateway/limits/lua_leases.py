@@ -32,8 +32,8 @@ return held
 
 #: KEYS: cfg, then (h, l, w) per scope (the reservation's scopes, as in RESERVE).
 #: ARGV[1]: a JSON array of now, rid, old_est, new_est, lease_ms, run_idx, team_idx, max_run_cost,
-#:       n, then per scope (flags, field, rpm, tpm, budget_day, budget_month, budget_total,
-#:       retention_ms); -1 = none.
+#:       n, book_expired, then per scope (flags, field, rpm, tpm, budget_day, budget_month,
+#:       budget_total, retention_ms, concurrent); -1 = none.
 #: Moves the reservation from old_est to new_est on every budget scope. More: only if every
 #: budget covers the difference (all or nothing); less: releases it. A lapsed lease is held
 #: again (a fresh lease) if the budgets cover the whole new amount. Returns
@@ -46,25 +46,27 @@ local old, new = tonumber(ARGV[3]), tonumber(ARGV[4])
 local lease = tonumber(ARGV[5])
 local run_idx, team_idx = tonumber(ARGV[6]), tonumber(ARGV[7])
 local n = tonumber(ARGV[9])
-local S = 8
+local book = tonumber(ARGV[10])
+local S = 9
+local A0 = 10
 local WIN = {'day', 'month', 'total'}
 local day = math.floor(now / 86400000)
 local month = month_of(day)
 local old_m, new_m = rid .. '|' .. num(old), rid .. '|' .. num(new)
 
 local fields = {}
-for i = 1, n do fields[i] = ARGV[9 + (i - 1) * S + 2] end
+for i = 1, n do fields[i] = ARGV[A0 + (i - 1) * S + 2] end
 local ovs, team_ov = read_overrides(KEYS[1], fields, team_idx)
 local run_cost = pick(team_ov, 'run_max_cost', opt(ARGV[8]))
 
 local denial, least = nil, nil
 local plan = {}
 for i = 1, n do
-  local a = 9 + (i - 1) * S
+  local a = A0 + (i - 1) * S
   if tonumber(ARGV[a + 1]) >= 2 then
     local k = 1 + (i - 1) * 3
     local h, l = KEYS[k + 1], KEYS[k + 2]
-    local gone = expire(l, now)
+    local gone = lapse(h, l, now, book)
     local v = redis.call('HMGET', h, 'r', 'd', 'dk', 'm', 'mk', 't')
     local r = (tonumber(v[1]) or 0) - gone
     local score = redis.call('ZSCORE', l, old_m)

@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.limits.engine import (
     BURN_SLOTS,
+    RESERVED_RETRY_MS,
     budget_limits,
     denial_priority,
     effective_limits,
@@ -28,6 +29,7 @@ from gateway.limits.store import (
     RATE,
     BudgetInfo,
     Denial,
+    Lease,
     RateInfo,
     RepriceResult,
     Reservation,
@@ -59,12 +61,15 @@ class MemoryStore:
     def __init__(
         self,
         *,
-        lease_s: float = 600.0,
+        lease_s: float = 30.0,
         settled_ttl_s: float = 600.0,
         window_s: float = 60.0,
+        expired: str = "book",
         clock: Clock | None = None,
     ) -> None:
         self._lease_ms = int(lease_s * 1000)
+        #: limits.expired_reservations: a lapsed lease is booked as spent, or released.
+        self._book = expired == "book"
         self._settled_ms = int(settled_ttl_s * 1000)
         self._window_ms = int(window_s * 1000)
         self._clock = clock or time.time
@@ -87,8 +92,16 @@ class MemoryStore:
         return sc
 
     def _purge_leases(self, sc: _Scope, now: int) -> None:
+        """Drop lapsed leases; with ``book``, book their amounts as spent (see ``lua.lapse``)."""
+        booked = 0
         for _, m in sc.leases.pop_until(now):
-            sc.h["r"] = sc.h.get("r", 0) - _weight(m)
+            w = _weight(m)
+            sc.h["r"] = sc.h.get("r", 0) - w
+            if self._book and w > 0:
+                sc.h["x:" + m.rpartition("|")[0]] = w
+                booked += w
+        if booked:
+            _book(sc.h, booked, now)
 
     def _purge_window(self, sc: _Scope, now: int) -> None:
         for _, m in sc.window.pop_until(now - self._window_ms):
@@ -126,11 +139,13 @@ class MemoryStore:
         req_infos: list[RateInfo] = []
         tok_infos: list[RateInfo] = []
         flags: list[int] = []
-        for i, (sc, (rpm, tpm, blimits)) in enumerate(zip(scopes, eff, strict=True)):
+        for i, (sc, (rpm, tpm, blimits, concurrent)) in enumerate(zip(scopes, eff, strict=True)):
             flag = 0
-            if any(b is not None for b in blimits):
-                flag |= BUDGET
+            has_budget = any(b is not None for b in blimits)
+            if has_budget or concurrent is not None:
+                flag |= BUDGET  # holds a lease per call in flight
                 self._purge_leases(sc, now)
+            if has_budget:
                 reserved = sc.h.get("r", 0)
                 spent = self._spent(sc, day, month)
                 best: BudgetInfo | None = None
@@ -139,11 +154,16 @@ class MemoryStore:
                         continue
                     remaining = limit - s - reserved
                     if req.est_nano > remaining:
-                        denials.append(Denial("budget", i, limit, window=w))
+                        if req.est_nano <= limit - s:  # only the calls in flight stand in the way
+                            denials.append(Denial("reserved", i, limit, RESERVED_RETRY_MS, window=w))
+                        else:
+                            denials.append(Denial("budget", i, limit, window=w))
                     if best is None or remaining < best.remaining_nano:
                         best = BudgetInfo(i, w, limit, remaining)
                 if best is not None:
                     budgets.append(best)
+            if concurrent is not None and len(sc.leases) + 1 > concurrent:
+                denials.append(Denial("concurrent", i, concurrent, RESERVED_RETRY_MS))
             if rpm is not None or tpm is not None:
                 flag |= RATE
                 self._purge_window(sc, now)
@@ -216,9 +236,6 @@ class MemoryStore:
         if rec is not None and rec[0] == "S" and rec[1] > now:
             return SettleResult(applied=False)
         self._records[(res.team, res.rid)] = ("S", now + self._settled_ms)
-        day = day_id(now)
-        month = month_id(day)
-        minute = minute_of(now)
         late = False
         idx = self._idx.setdefault(res.team, {})
         for spec, flag in zip(res.scopes, res.flags, strict=True):
@@ -230,21 +247,16 @@ class MemoryStore:
                     h["tw"] = h.get("tw", 0) + actual_tokens - res.est_tokens
                 else:
                     h["tw"] = h.get("tw", 0) - res.est_tokens
+            act = actual_nano
             if flag & BUDGET:
                 if sc.leases.remove(f"{res.rid}|{res.est_nano}"):
                     h["r"] = h.get("r", 0) - res.est_nano
                 else:
                     late = True
-            if h.get("dk") != day:
-                h["dk"], h["d"] = day, 0
-            if h.get("mk") != month:
-                h["mk"], h["m"] = month, 0
-            h["d"] += actual_nano
-            h["m"] += actual_nano
-            h["t"] = h.get("t", 0) + actual_nano
-            slot = f"b{minute % BURN_SLOTS}"
-            prev = h.get(slot)
-            h[slot] = (minute, prev[1] + actual_nano if prev and prev[0] == minute else actual_nano)
+                    booked = h.pop("x:" + res.rid, None)
+                    if booked is not None:  # the lapsed lease was booked already: only the excess is due
+                        act = max(act - booked, 0)
+            _book(h, act, now)
             idx[spec.field] = now
         return SettleResult(applied=True, late=late)
 
@@ -348,6 +360,30 @@ class MemoryStore:
         )
         return [f[len(prefix) :] for _, f in seen[:limit]]
 
+    async def leases(self, team: str, kind: str, ident: str, limit: int = 1000) -> tuple[int, list[Lease]]:
+        now = self._now()
+        sc = self._scopes.get((team, f"{kind}:{ident}"))
+        if sc is None:
+            return now, []
+        return now, [Lease.of(m, score) for score, m in sc.leases if score > now][:limit]
+
+    async def release(self, team: str, kind: str, ident: str, rid: str) -> tuple[str, int] | None:
+        sc = self._scopes.get((team, f"{kind}:{ident}"))
+        if sc is None:
+            return None
+        for score, m in sc.leases:
+            if m.rpartition("|")[0] == rid:
+                sc.leases.remove(m)
+                sc.h["r"] = sc.h.get("r", 0) - _weight(m)
+                return m, score
+        return None
+
+    async def restore(self, team: str, kind: str, ident: str, member: str, score: int) -> None:
+        sc = self._scope(team, f"{kind}:{ident}", self._now())
+        if member not in sc.leases.scores:
+            sc.leases.add(score, member)
+            sc.h["r"] = sc.h.get("r", 0) + _weight(member)
+
     async def ping(self) -> None:
         return None
 
@@ -362,6 +398,23 @@ class MemoryStore:
         now = self._now()
         self._records = {k: v for k, v in self._records.items() if v[1] > now}
         self._scopes = {k: v for k, v in self._scopes.items() if not v.expires_ms or v.expires_ms > now}
+
+
+def _book(h: dict[str, Any], amount: int, now: int) -> None:
+    """Add ``amount`` to a scope's day, month and total spend and to its burn ring."""
+    day = day_id(now)
+    month = month_id(day)
+    minute = minute_of(now)
+    if h.get("dk") != day:
+        h["dk"], h["d"] = day, 0
+    if h.get("mk") != month:
+        h["mk"], h["m"] = month, 0
+    h["d"] += amount
+    h["m"] += amount
+    h["t"] = h.get("t", 0) + amount
+    slot = f"b{minute % BURN_SLOTS}"
+    prev = h.get(slot)
+    h[slot] = (minute, prev[1] + amount if prev and prev[0] == minute else amount)
 
 
 async def _ready(result: SettleResult) -> SettleResult:

@@ -38,3 +38,9 @@ class LimitsMetrics:
             "Settles that arrived after their reservation's lease expired (raise limits.lease_s).",
             registry=registry,
         )
+        self.usage_rejected = Counter(
+            "wardgate_limits_usage_rejected",
+            "Provider usage not believed (negative, non-numeric or absurd) and booked at the reservation.",
+            ["reason"],
+            registry=registry,
+        )

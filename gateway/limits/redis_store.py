@@ -30,6 +30,7 @@ from gateway.limits.store import (
     BudgetInfo,
     Denial,
     KeySpace,
+    Lease,
     RateInfo,
     RepriceResult,
     Reservation,
@@ -89,11 +90,12 @@ class RedisStore:
         url: str,
         *,
         prefix: str = "wg",
-        lease_s: float = 600.0,
+        lease_s: float = 30.0,
         settled_ttl_s: float = 600.0,
         window_s: float = 60.0,
         timeout_s: float = 2.0,
         pool_size: int = 64,
+        expired: str = "book",
         clock: Clock | None = None,
     ) -> None:
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -114,12 +116,17 @@ class RedisStore:
         self._settled_ms = int(settled_ttl_s * 1000)
         self._window_ms = int(window_s * 1000)
         self._clock = clock
+        #: limits.expired_reservations: 1 = a lapsed lease is booked as spent, 0 = released.
+        self._book = 1 if expired == "book" else 0
         self._reserve = _Script(lua.RESERVE)
         self._settle = _Script(lua.SETTLE)
         self._inspect = _Script(lua_admin.INSPECT)
         self._set_override = _Script(lua_admin.SET_OVERRIDE)
         self._renew = _Script(lua_leases.RENEW)
         self._reprice = _Script(lua_leases.REPRICE)
+        self._leases = _Script(lua_admin.LEASES)
+        self._release = _Script(lua_admin.RELEASE)
+        self._restore = _Script(lua_admin.RESTORE)
         #: Commands sent to Redis (EVALSHA, and SCRIPT LOAD on NOSCRIPT): the round-trip count.
         self.round_trips = 0
 
@@ -128,7 +135,8 @@ class RedisStore:
 
     async def start(self) -> None:
         """Load the scripts once; a failure here is reported, calls will retry via NOSCRIPT."""
-        for script in (self._reserve, self._settle, self._inspect, self._set_override, self._renew, self._reprice):
+        for script in (self._reserve, self._settle, self._inspect, self._set_override, self._renew, self._reprice,
+                       self._leases, self._release, self._restore):
             await self._load(script)
 
     async def _load(self, script: _Script) -> None:
@@ -170,7 +178,7 @@ class RedisStore:
         wires = self._wire.scopes(req.team, req.scopes)
         head: list[object] = [
             self._now_arg(), req.rid, self._lease_ms, req.est_nano, req.est_tokens, self._window_ms,
-            0, req.run_index + 1, req.team_index + 1, _opt(req.max_calls),
+            self._book, req.run_index + 1, req.team_index + 1, _opt(req.max_calls),
             _opt(req.max_identical), _opt(req.max_run_cost_nano), req.fingerprint or "", len(wires),
         ]  # fmt: skip
         keys = [team.cfg, *(w.keys for w in wires)]
@@ -233,7 +241,7 @@ class RedisStore:
         wires = self._wire.scopes(res.team, res.scopes)
         head: list[object] = [
             self._now_arg(), res.rid, res.est_nano, new_est_nano, self._lease_ms, res.run_index + 1,
-            res.team_index + 1, _opt(res.max_run_cost_nano), len(wires),
+            res.team_index + 1, _opt(res.max_run_cost_nano), len(wires), self._book,
         ]  # fmt: skip
         parts = [b"%d,%s" % (flag, w.reserve_arg) for w, flag in zip(wires, res.flags, strict=True)]
         payload = evalsha(self._reprice.sha, [team.cfg, *(w.keys for w in wires)], 1 + 3 * len(wires),
@@ -256,6 +264,8 @@ class RedisStore:
             "month": int(h.get("m", 0)) if int(h.get("mk", -1)) == month_id(day) else 0,
             "total": int(h.get("t", 0)),
         }
+        if self._book:  # lapsed leases not purged yet: the next operation books them
+            spent = {w: v + expired for w, v in spent.items()}
         minute = now // 60_000
         burn = 0
         for k, v in h.items():
@@ -278,6 +288,19 @@ class RedisStore:
             [f"{kind}:{ident}", ",".join(OVERRIDE_FIELDS[section]), encoded],
         )
         return _decode_override(r)
+
+    async def leases(self, team: str, kind: str, ident: str, limit: int = 1000) -> tuple[int, list[Lease]]:
+        r = await self._eval(self._leases, [self.keys.scope(team, kind, ident) + ":l"], [self._now_arg(), limit])
+        return int(r[0]), [Lease.of(m, int(float(score))) for m, score in zip(r[1::2], r[2::2], strict=True)]
+
+    async def release(self, team: str, kind: str, ident: str, rid: str) -> tuple[str, int] | None:
+        base = self.keys.scope(team, kind, ident)
+        r = await self._eval(self._release, [base + ":h", base + ":l"], [rid])
+        return (r[0], int(float(r[1]))) if r else None
+
+    async def restore(self, team: str, kind: str, ident: str, member: str, score: int) -> None:
+        base = self.keys.scope(team, kind, ident)
+        await self._eval(self._restore, [base + ":h", base + ":l"], [member, score])
 
     async def list_scopes(self, team: str, kind: str, limit: int = 1000) -> list[str]:
         try:

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.call import Call, Principal
+from gateway.limits.bounds import MAX_BUDGET_USD, MAX_COUNT, check_count, check_usd
 from gateway.limits.store import ScopeSpec, scope_ident, usd_to_nano
 
 Kind = Literal["key", "team", "user", "agent", "run", "model"]
@@ -30,30 +31,36 @@ Window = Literal["day", "month", "total"]
 
 
 class ScopeLimits(BaseModel):
+    """The limits of one scope; every number within its documented range (``bounds.py``)."""
+
     model_config = ConfigDict(extra="forbid")
-    requests_per_minute: int | None = Field(default=None, ge=0)
-    tokens_per_minute: int | None = Field(default=None, ge=0)
+    requests_per_minute: int | None = Field(default=None, ge=0, le=MAX_COUNT, strict=True)
+    tokens_per_minute: int | None = Field(default=None, ge=0, le=MAX_COUNT, strict=True)
+    #: Calls of this scope in flight at once (meant for keys and teams); the next one is 429
+    #: ``concurrency_limit_exceeded`` until one finishes.
+    max_concurrent_requests: int | None = Field(default=None, ge=0, le=MAX_COUNT, strict=True)
     budget_usd: dict[Window, float] = Field(default_factory=dict)
 
     @field_validator("budget_usd")
     @classmethod
-    def _non_negative(cls, v: dict[str, float]) -> dict[str, float]:
-        if any(x < 0 for x in v.values()):
-            raise ValueError("budgets must be >= 0")
+    def _in_range(cls, v: dict[str, float]) -> dict[str, float]:
+        for window, usd in v.items():
+            check_usd(usd, f"budget_usd.{window}")
         return v
 
     def is_empty(self) -> bool:
-        return self.requests_per_minute is None and self.tokens_per_minute is None and not self.budget_usd
+        return (self.requests_per_minute is None and self.tokens_per_minute is None
+                and self.max_concurrent_requests is None and not self.budget_usd)  # fmt: skip
 
 
 class RunGuards(BaseModel):
     model_config = ConfigDict(extra="forbid")
     #: Calls per run; the next one is refused (429 run_call_limit).
-    max_calls: int | None = Field(default=None, ge=0)
+    max_calls: int | None = Field(default=None, ge=0, le=MAX_COUNT, strict=True)
     #: Cost per run in USD (a ``total`` budget on the run scope; 429 budget_exceeded).
-    max_cost_usd: float | None = Field(default=None, ge=0)
+    max_cost_usd: float | None = Field(default=None, ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)
     #: Identical requests (same fingerprint) per run; the next one is 429 loop_detected.
-    max_identical_requests: int | None = Field(default=None, ge=1)
+    max_identical_requests: int | None = Field(default=None, ge=1, le=MAX_COUNT, strict=True)
 
 
 def _check_combo(name: str) -> str:
@@ -84,7 +91,7 @@ class LimitsFile(TeamLimits):
 
 
 def _merge(layers: list[ScopeLimits | None]) -> ScopeLimits:
-    rpm = tpm = None
+    rpm = tpm = concurrent = None
     budgets: dict[str, float] = {}
     for layer in layers:
         if layer is None:
@@ -93,8 +100,11 @@ def _merge(layers: list[ScopeLimits | None]) -> ScopeLimits:
             rpm = layer.requests_per_minute
         if layer.tokens_per_minute is not None:
             tpm = layer.tokens_per_minute
+        if layer.max_concurrent_requests is not None:
+            concurrent = layer.max_concurrent_requests
         budgets.update(layer.budget_usd)
-    return ScopeLimits(requests_per_minute=rpm, tokens_per_minute=tpm, budget_usd=budgets)
+    return ScopeLimits(requests_per_minute=rpm, tokens_per_minute=tpm, max_concurrent_requests=concurrent,
+                       budget_usd=budgets)
 
 
 def key_layer(principal: Principal) -> ScopeLimits | None:
@@ -103,10 +113,14 @@ def key_layer(principal: Principal) -> ScopeLimits | None:
     if not lim and not bud:
         return None
     budgets = bud.get("usd", bud) if isinstance(bud, dict) else {}
+    # keys.yaml was held to the ranges when it was loaded (``gateway.keys``); checked again here
+    # so a key built another way cannot turn into a 500 on its first call.
     return ScopeLimits(
-        requests_per_minute=lim.get("requests_per_minute", lim.get("rpm")),
-        tokens_per_minute=lim.get("tokens_per_minute", lim.get("tpm")),
-        budget_usd={w: float(v) for w, v in budgets.items() if w in ("day", "month", "total") and v is not None},
+        requests_per_minute=check_count(lim.get("requests_per_minute", lim.get("rpm")), "requests_per_minute"),
+        tokens_per_minute=check_count(lim.get("tokens_per_minute", lim.get("tpm")), "tokens_per_minute"),
+        max_concurrent_requests=check_count(lim.get("max_concurrent_requests", lim.get("concurrent")),
+                                            "max_concurrent_requests"),
+        budget_usd={w: check_usd(v, w) for w, v in budgets.items() if w in ("day", "month", "total") and v is not None},
     )
 
 
@@ -191,7 +205,8 @@ class LimitRules:
             lim = self.limits_for(kind, team, model=model, principal=principal)
             b = lim.budget_usd
             budgets = tuple(usd_to_nano(b[w]) if w in b else None for w in ("day", "month", "total"))
-            tpl = (lim.requests_per_minute, lim.tokens_per_minute, budgets, self._retention(tuple(kind.split("+"))))
+            tpl = (lim.requests_per_minute, lim.tokens_per_minute, budgets, self._retention(tuple(kind.split("+"))),
+                   lim.max_concurrent_requests)
             if len(self._templates) > 10_000:
                 self._templates.clear()
             self._templates[key] = tpl

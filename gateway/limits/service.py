@@ -56,8 +56,10 @@ log = logging.getLogger("wardgate.limits")
 
 ANONYMOUS = Principal(key_id="anonymous", team="default")
 _OUTCOMES = {"loop": "loop_detected", "calls": "run_call_limit", "budget": "budget_exceeded",
-             "too_large": "request_too_large", "requests": "rate_limited", "tokens": "rate_limited"}  # fmt: skip
+             "too_large": "request_too_large", "requests": "rate_limited", "tokens": "rate_limited",
+             "reserved": "budget_reserved", "concurrent": "concurrency_limit"}  # fmt: skip
 _SETTLE_RETRIES = (0.2, 1.0, 5.0)
+_DISBELIEVED = frozenset({"usage_negative", "usage_non_numeric", "usage_absurd"})
 
 
 class LimitsService:
@@ -315,6 +317,9 @@ class LimitsService:
         if res.settled:
             return None
         actual_nano, tokens, basis = actual_cost(call, res, self.prices)
+        if basis in _DISBELIEVED:
+            self.metrics.usage_rejected.labels(basis.removeprefix("usage_")).inc()
+            log.warning("usage of call %s not believed (%s): booked at its reservation", call.request_id, basis)
         res.settled = True
         self.leases.release(res)
         call.cost_usd = nano_to_usd(actual_nano)

@@ -37,9 +37,10 @@ NANO = 1_000_000_000
 #: Override sections the admin API writes, and the fields each one owns.
 OVERRIDE_FIELDS: dict[str, tuple[str, ...]] = {
     "budgets": ("day", "month", "total"),
-    "limits": ("rpm", "tpm", "run_max_calls", "run_max_identical", "run_max_cost"),
+    "limits": ("rpm", "tpm", "run_max_calls", "run_max_identical", "run_max_cost", "concurrent"),
 }
-#: Reservation flags per scope: 1 = an entry in the rate window log, 2 = a budget lease.
+#: Reservation flags per scope: 1 = an entry in the rate window log, 2 = a lease (the scope has a
+#: budget or a limit of calls in flight).
 RATE = 1
 BUDGET = 2
 
@@ -78,6 +79,7 @@ class ScopeSpec:
     tpm: int | None = None
     budget_nano: tuple[int | None, int | None, int | None] = (None, None, None)  # day, month, total
     retention_ms: int = 0  # idle TTL of the scope's counters; 0 = keep
+    concurrent: int | None = None  # calls in flight at once
 
     @property
     def field(self) -> str:
@@ -116,7 +118,7 @@ class BudgetInfo:
 
 @dataclass(slots=True, frozen=True)
 class Denial:
-    reason: str  # loop | calls | budget | too_large | requests | tokens
+    reason: str  # loop | calls | budget | reserved | concurrent | too_large | requests | tokens
     scope: int
     limit: int
     retry_after_ms: int = -1  # -1: waiting does not help
@@ -194,6 +196,20 @@ class ScopeState:
     calls: int = 0
 
 
+@dataclass(slots=True, frozen=True)
+class Lease:
+    """One reservation in flight on a scope (the admin view of its lease set)."""
+
+    rid: str
+    nano: int
+    expires_ms: int
+
+    @classmethod
+    def of(cls, member: str, expires_ms: int) -> Lease:
+        rid, _, nano = member.rpartition("|")
+        return cls(rid, int(nano), expires_ms)
+
+
 class KeySpace:
     """Key names of one gateway (one prefix); see the module docstring for the layout."""
 
@@ -263,6 +279,18 @@ class LimitStore(Protocol):
 
     async def list_scopes(self, team: str, kind: str, limit: int = 1000) -> list[str]:
         """Ids of ``kind`` scopes of ``team`` with recent activity, most recent first."""
+        ...
+
+    async def leases(self, team: str, kind: str, ident: str, limit: int = 1000) -> tuple[int, list[Lease]]:
+        """(now ms, the scope's reservations in flight, soonest lease expiry first)."""
+        ...
+
+    async def release(self, team: str, kind: str, ident: str, rid: str) -> tuple[str, int] | None:
+        """Drop reservation ``rid``'s lease from one scope, unbooked; (member, expiry) or None."""
+        ...
+
+    async def restore(self, team: str, kind: str, ident: str, member: str, score: int) -> None:
+        """Put back a lease ``release`` dropped (its audit record was refused)."""
         ...
 
     async def ping(self) -> None: ...

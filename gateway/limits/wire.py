@@ -36,7 +36,8 @@ class ScopeWire:
         self.lease_key = bulk((base + ":l").encode())
         d, m, t = spec.budget_nano
         self.reserve_arg = orjson.dumps(
-            [spec.field, _opt(spec.rpm), _opt(spec.tpm), _opt(d), _opt(m), _opt(t), spec.retention_ms]
+            [spec.field, _opt(spec.rpm), _opt(spec.tpm), _opt(d), _opt(m), _opt(t), spec.retention_ms,
+             _opt(spec.concurrent)]
         )[1:-1]
         self.settle_arg = orjson.dumps([spec.retention_ms, spec.field])[1:-1]
 

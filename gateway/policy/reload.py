@@ -10,6 +10,11 @@ flight keep the snapshot they took, so each call phase is decided by exactly one
 
 Triggers: the file watcher (``watch``, watchfiles' ``awatch``, debounced) and
 ``POST /admin/policies/reload``. Reloads are serialised by a lock.
+
+A revision becomes active only once its audit event is stored (``on_change`` returned): a
+refused record leaves the active revision in place and raises ``AuditUnavailable`` (the API
+answers 503). An admin's reload that finds nothing new is recorded too ("unchanged"); refusals
+are recorded when the audit log can take them.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 from watchfiles import Change, awatch
 
+from gateway.errors import AuditUnavailable, GatewayError
 from gateway.gil import brisk_gil_handoff
 from gateway.policy.engines.base import PolicyCompileError, PolicyEngine
 from gateway.policy.metrics import PolicyMetrics
@@ -78,33 +84,56 @@ class PolicyManager:
     async def reload(self, *, reason: str = "manual", force: bool = False, actor: str | None = None) -> ReloadResult:
         """Load the files on disk if they differ from the active set and pass their checks.
 
-        A load or a refusal is reported to ``on_change`` (the audit log), with ``actor``.
+        A load (before it takes effect), an admin's unchanged reload and a refusal are reported
+        to ``on_change`` (the audit log), with ``actor``. Raises ``AuditUnavailable`` when a
+        load or an admin's reload cannot be recorded: then nothing changed.
         """
-        result = await self._reload(reason, force)
-        if result.result != "unchanged" and self._on_change is not None:
-            payload = {"result": result.result, "revision": result.revision, "reason": reason, "actor": actor,
-                       "errors": result.errors, "engine": self.engine.name}
+        result = await self._reload(reason, force, actor)
+        if result.result == "refused":
             try:
-                await self._on_change(payload)
-            except Exception:  # the audit log has its own failure handling; a reload stands
-                log.exception("could not record the policy %s of revision %s", result.result, result.revision)
+                await self._record(result, reason, actor)
+            except Exception:  # a refusal changes nothing: it is logged either way
+                log.exception("could not record the policy refusal of revision %s", result.revision)
         return result
 
-    async def _reload(self, reason: str, force: bool) -> ReloadResult:
+    async def _record(self, result: ReloadResult, reason: str, actor: str | None) -> None:
+        if self._on_change is None:
+            return
+        payload = {"result": result.result, "revision": result.revision, "reason": reason, "actor": actor,
+                   "errors": result.errors, "engine": self.engine.name}
+        try:
+            await self._on_change(payload)
+        except GatewayError:
+            raise
+        except Exception as exc:
+            raise AuditUnavailable(f"The audit log could not record the policy reload: {type(exc).__name__}") from exc
+
+    async def _reload(self, reason: str, force: bool, actor: str | None = None) -> ReloadResult:
         """One reload at a time, with brisk GIL hand-offs to its worker threads."""
         async with self._lock:
             with brisk_gil_handoff():
-                return await self._load(reason, force)
+                return await self._load(reason, force, actor)
 
-    async def _load(self, reason: str, force: bool) -> ReloadResult:
+    async def _load(self, reason: str, force: bool, actor: str | None = None) -> ReloadResult:
         try:
             policy_set = await asyncio.to_thread(load_policy_set, self.rego_dir, self.policies_dir)
             if not force and self.active is not None and policy_set.revision == self.active.revision:
                 self._count("unchanged")
-                return ReloadResult("unchanged", policy_set.revision)
+                unchanged = ReloadResult("unchanged", policy_set.revision)
+                if actor is not None:  # an admin asked: the request is an admin action, recorded
+                    await self._record(unchanged, reason, actor)
+                return unchanged
             report = await asyncio.to_thread(check, policy_set, run_tests=self.run_tests)
             if not report.ok:
                 raise PolicyRejected(report.errors(), report)
+            try:  # recorded before it takes effect: an unrecorded revision never decides a call
+                await self._record(ReloadResult("loaded", policy_set.revision), reason, actor)
+            except AuditUnavailable as exc:
+                self.last_error = {"at": time.time(), "reason": reason, "tests": None,
+                                   "errors": [f"revision {policy_set.revision} not loaded: {exc.message}"]}
+                log.error("policy revision %s not loaded (%s): the audit log refused its record", policy_set.revision,
+                          reason)
+                raise
             await self.engine.load(policy_set.modules, policy_set.data, revision=policy_set.revision)
         except (PolicySourceError, PolicyCompileError, PolicyRejected) as exc:
             return self._refused(exc, reason)
@@ -152,7 +181,10 @@ class PolicyManager:
         async for changes in awatch(*paths, debounce=debounce_ms, stop_event=stop, watch_filter=_policy_file,
                                     recursive=True):
             names = sorted({Path(p).name for _, p in changes})
-            await self.reload(reason="changed: " + ", ".join(names[:5]))
+            try:
+                await self.reload(reason="changed: " + ", ".join(names[:5]))
+            except AuditUnavailable:  # logged, kept as last_error; the next change or an admin retries
+                continue
 
 
 def _policy_file(change: Change, path: str) -> bool:

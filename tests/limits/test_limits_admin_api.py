@@ -83,7 +83,9 @@ async def service(store: LimitStore) -> LimitsService:
 
 async def _spend(service: LimitsService, usd_in_tokens: int, clock: FakeClock, times: int = 1) -> None:
     for _ in range(times):
-        call = make_call(run_id="run-1", agent_id="agent-1")
+        # max_tokens makes the usage below plausible (usage far beyond the request's bound is not believed)
+        body = {"model": "mock-chat", "messages": [{"role": "user", "content": "hello"}], "max_tokens": usd_in_tokens}
+        call = make_call(run_id="run-1", agent_id="agent-1", body=body)
         await LimitStage(service).on_request(call)
         await settle(service, forwarded(call, Usage(input_tokens=usd_in_tokens, output_tokens=0)))
         clock.advance(60)

@@ -137,7 +137,9 @@ async def test_budget_never_overspent_by_200_concurrent_sdk_calls(
         spent = await _spent_in(gw, backend, redis_url, prefix)
     allowed = usd_to_nano(BUDGET) // unit
     assert outcomes.count("ok") == allowed
-    assert set(outcomes) == {"ok", "budget_exceeded"}
+    # A refusal while calls are in flight says "retry" (budget_reserved); once they are all
+    # booked, what is left cannot cover a call: final (budget_exceeded).
+    assert "budget_reserved" in outcomes and set(outcomes) <= {"ok", "budget_reserved", "budget_exceeded"}
     assert spent == allowed * unit <= usd_to_nano(BUDGET)
 
 
@@ -211,7 +213,7 @@ async def test_budget_holds_across_two_gateway_processes_sharing_redis(
     finally:
         await reader.close()
     allowed = usd_to_nano(BUDGET) // unit
-    assert outcomes.count("ok") == allowed and set(outcomes) == {"ok", "budget_exceeded"}
+    assert outcomes.count("ok") == allowed and set(outcomes) <= {"ok", "budget_reserved", "budget_exceeded"}
     assert spent == allowed * unit
 
 

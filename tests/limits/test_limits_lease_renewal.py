@@ -22,7 +22,7 @@ async def test_renewed_lease_outlives_its_ttl_and_keeps_the_budget_held(make_sto
         clock.advance(8)
         assert await store.renew([res]) == 1
     second, _ = await reserve(store, request(specs, est_usd=0.001))
-    assert not second.ok and second.denial is not None and second.denial.reason == "budget"
+    assert not second.ok and second.denial is not None and second.denial.reason == "reserved"
     settled = await store.settle(res, usd_to_nano(0.0009), 10)
     assert settled.applied and not settled.late
     assert (await store.scope_state(TEAM, "key", "k1")).reserved_nano == 0

@@ -51,7 +51,9 @@ async def test_rate_limited_call_is_429_with_retry_after(store: LimitStore, cloc
 
 async def test_budget_exhaustion_is_429_budget_exceeded_and_not_retryable(store: LimitStore) -> None:
     service = make_service(store, {"scopes": {"team": {"budget_usd": {"month": 0.0015}}}})
-    await LimitStage(service).on_request(make_call())
+    first = make_call()
+    await LimitStage(service).on_request(first)
+    await settle(service, forwarded(first, None))  # booked at its reservation: the rest cannot cover a call
     with pytest.raises(BudgetExceeded) as err:
         await LimitStage(service).on_request(make_call())
     assert err.value.status == 429 and err.value.code == "budget_exceeded"
@@ -174,7 +176,9 @@ async def test_agent_and_run_scopes_are_counted_per_team(make_store: StoreFactor
     from gateway.call import Principal
 
     other = Principal(key_id="k2", team="other-team")
-    await LimitStage(service).on_request(make_call(run_id="shared-run"))
+    first = make_call(run_id="shared-run")
+    await LimitStage(service).on_request(first)
+    await settle(service, forwarded(first, None))
     # The same run id in another team is another run: its budget is untouched.
     await LimitStage(service).on_request(make_call(run_id="shared-run", principal=other))
     with pytest.raises(BudgetExceeded):

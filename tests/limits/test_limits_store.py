@@ -36,7 +36,9 @@ async def test_budget_never_overspent_under_200_concurrent_reservations(store: L
     assert reserved <= usd_to_nano(BUDGET)
     # Maximal: every denied call's reservation would not fit even in what is left at the end.
     assert denied and all(r.est_nano > usd_to_nano(BUDGET) - reserved for r in denied)
-    assert all(res.denial is not None and res.denial.reason == "budget" for res in results if not res.ok)
+    # Nothing is spent yet: only the calls in flight stand in the way, so each refusal says "retry".
+    assert all(res.denial is not None and res.denial.reason == "reserved" and res.denial.retry_after_ms > 0
+               for res in results if not res.ok)  # fmt: skip
     # Settle at real costs below the estimates: spend is the sum of actual costs, within budget.
     actual = [rng.randint(r.est_nano // 3, r.est_nano) for r, _ in accepted]
     await asyncio.gather(*(store.settle(reservation(r, res, store), a, 10)
@@ -74,14 +76,16 @@ async def test_budget_invariant_holds_at_every_moment_with_interleaved_settles(s
     assert sum(est for ok, est in outcomes if ok) == spent
 
 
-async def test_lease_expiry_frees_a_crashed_reservation(make_store: StoreFactory, clock: FakeClock) -> None:
-    store = await make_store(lease_s=30)
+async def test_lease_expiry_frees_a_crashed_reservation_when_configured_to_release(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    store = await make_store(lease_s=30, expired="release")
     specs = scopes(key_budget=0.01)
     crashed_req = request(specs, est_usd=0.008)
     first, crashed = await reserve(store, crashed_req)  # the worker dies: never settled
     assert first.ok and crashed is not None
     second, _ = await reserve(store, request(specs, est_usd=0.008))
-    assert not second.ok and second.denial.reason == "budget"
+    assert not second.ok and second.denial.reason == "reserved"
     clock.advance(31)
     assert (await store.scope_state(TEAM, "key", "k1")).reserved_nano == 0
     third, res3 = await reserve(store, request(specs, est_usd=0.008))

@@ -87,8 +87,9 @@ async def test_admin_reload_loads_or_refuses_with_errors(make_service: Any, poli
         (policies / "extra.yaml").write_text("flag: true\n")
         resp = await admin.post("/admin/policies/reload")
         assert resp.status_code == 200 and resp.json()["result"] == "loaded" and resp.json()["revision"] != good
-    assert [(r["result"], r["actor"]) for r in recorded] == [("loaded", None), ("refused", "root"), ("loaded", "root")]
-    assert recorded[1]["revision"] == good and recorded[1]["errors"] == error["errors"]
+    assert [(r["result"], r["actor"]) for r in recorded] == [
+        ("loaded", None), ("unchanged", "root"), ("refused", "root"), ("loaded", "root")]
+    assert recorded[2]["revision"] == good and recorded[2]["errors"] == error["errors"]
 
 
 def run_cli(*args: str) -> Any:
