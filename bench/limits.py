@@ -51,7 +51,8 @@ from gateway.pipeline import Pipeline  # noqa: E402
 BIG = 10**9  # limits high enough never to deny during a benchmark
 LIMITS = {
     "scopes": {
-        "key": {"requests_per_minute": BIG, "tokens_per_minute": BIG, "budget_usd": {"day": 1e5, "month": 1e6}},
+        "key": {"requests_per_minute": BIG, "tokens_per_minute": BIG, "max_concurrent_requests": BIG,
+                "budget_usd": {"day": 1e5, "month": 1e6}},
         "team": {"requests_per_minute": BIG, "budget_usd": {"month": 1e6}},
         "agent": {"requests_per_minute": BIG},
         "run": {"requests_per_minute": BIG, "budget_usd": {"total": 1e6}},

@@ -1,0 +1,107 @@
+"""A reservation whose worker died is booked at the reserved amount when its lease lapses.
+
+The call may have reached the provider (and been billed) before the worker died, so by default
+(``limits.expired_reservations: book``) the lapsed hold becomes spend; a settle arriving after
+all (the worker was only cut off from the store) books just what it cost beyond that. Both
+stores, the same clock; then a real service whose lease keeper stops, as a killed replica's does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from limits_helpers import TEAM, forwarded, make_call, make_service, request, reserve, scopes, settle
+
+from gateway.call import Usage
+from gateway.limits.stage import LimitStage
+from gateway.limits.store import LimitStore, usd_to_nano
+from tests.limits.limits_support import FakeClock, StoreFactory
+
+
+async def test_a_lapsed_lease_is_booked_as_spent_and_a_late_settle_books_only_the_excess(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    store = await make_store(lease_s=10)
+    specs = scopes(key_budget=0.01)
+    _, crashed = await reserve(store, request(specs, est_usd=0.004))
+    assert crashed is not None
+    clock.advance(11)  # the worker died: nobody renews the lease
+    after, res = await reserve(store, request(specs, est_usd=0.004))
+    assert after.ok and res is not None
+    assert min(b.remaining_nano for b in after.budgets) == usd_to_nano(0.006)  # 0.004 booked, before this call
+    st = await store.scope_state(TEAM, "key", "k1")
+    assert st.spent_nano == {"day": usd_to_nano(0.004), "month": usd_to_nano(0.004), "total": usd_to_nano(0.004)}
+    assert st.reserved_nano == usd_to_nano(0.004)  # only the live call
+    # The cut-off worker's settle comes after all: cheaper than reserved, so nothing more is due.
+    late = await store.settle(crashed, usd_to_nano(0.001), 10)
+    assert late.applied and late.late
+    assert (await store.scope_state(TEAM, "key", "k1")).spent_nano["total"] == usd_to_nano(0.004)
+    # Settled twice? Idempotent as ever.
+    assert not (await store.settle(crashed, usd_to_nano(0.001), 10)).applied
+
+
+async def test_a_late_settle_costing_more_than_its_lapsed_reservation_books_the_difference(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    store = await make_store(lease_s=10)
+    specs = scopes(key_budget=1.0)
+    _, crashed = await reserve(store, request(specs, est_usd=0.004))
+    assert crashed is not None
+    clock.advance(11)
+    await reserve(store, request(specs, est_usd=0.001))  # any operation on the scope lapses the lease
+    await store.settle(crashed, usd_to_nano(0.005), 10)
+    assert (await store.scope_state(TEAM, "key", "k1")).spent_nano["total"] == usd_to_nano(0.005)
+
+
+async def test_the_admin_view_counts_a_lapsed_lease_as_spent_before_anything_purges_it(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    store = await make_store(lease_s=10)
+    _, crashed = await reserve(store, request(scopes(key_budget=1.0), est_usd=0.004))
+    assert crashed is not None
+    clock.advance(11)
+    st = await store.scope_state(TEAM, "key", "k1")
+    assert st.reserved_nano == 0 and st.spent_nano["total"] == usd_to_nano(0.004)
+
+
+async def test_release_mode_frees_a_lapsed_lease_unbooked(make_store: StoreFactory, clock: FakeClock) -> None:
+    store = await make_store(lease_s=10, expired="release")
+    specs = scopes(key_budget=0.01)
+    await reserve(store, request(specs, est_usd=0.004))
+    clock.advance(11)
+    after, _ = await reserve(store, request(specs, est_usd=0.004))
+    assert min(b.remaining_nano for b in after.budgets) == usd_to_nano(0.01)
+    assert (await store.scope_state(TEAM, "key", "k1")).spent_nano["total"] == 0
+
+
+async def _until(check, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_killed_replicas_calls_in_flight_are_booked_at_their_reservation(make_store: StoreFactory) -> None:
+    """Real time: replica A reserves two calls and dies (its lease keeper stops, nothing is
+    settled); within its 0.5 s lease replica B sees the hold, after it the spend."""
+    store: LimitStore = await make_store(clock=None, lease_s=0.5)
+    limits = {"scopes": {"key": {"budget_usd": {"total": 1.0}}}}
+    replica_a = make_service(store, limits, lease_s=0.5)
+    replica_b = make_service(store, limits, lease_s=0.5)
+    calls = [make_call(), make_call()]
+    for call in calls:
+        await LimitStage(replica_a).on_request(call)
+    held = sum(call.state["reservation"].est_nano for call in calls)
+    await replica_a.leases.close()  # the replica is gone: no renewal, no settle
+    assert (await store.scope_state(TEAM, "key", "k1")).reserved_nano == held
+
+    async def booked() -> bool:
+        return (await store.scope_state(TEAM, "key", "k1")).spent_nano["total"] == held
+
+    await _until(booked)
+    survivor = make_call()
+    await LimitStage(replica_b).on_request(survivor)  # purges the lapsed leases: booked for good
+    await settle(replica_b, forwarded(survivor, Usage(10, 10)))
+    st = await store.scope_state(TEAM, "key", "k1")
+    assert st.reserved_nano == 0 and st.spent_nano["total"] > held
+    await replica_b.close()
