@@ -73,8 +73,10 @@ async def test_a_run_whose_budget_runs_out_stops_cleanly_and_resumes_once_raised
     scenario = get_scenario("support")
     admin = AdminClient(hold_gateway.base_url, ORCH_ADMIN_KEY)
     try:
-        # Enough for the planner and a step or two (each call reserves ~$0.0026 up front), not the whole run.
-        assert await admin._call("PUT", f"/admin/budgets/run/{run_id}", params={"team": TEAM}, body={"total": 0.004})
+        # Enough for the planner's reservation (~$0.0029 up front) and not much more: a call that
+        # only waits for others in flight hears budget_reserved and retries, so the run stops when
+        # the real spend leaves less than one reservation (budget_exceeded).
+        assert await admin._call("PUT", f"/admin/budgets/run/{run_id}", params={"team": TEAM}, body={"total": 0.0031})
         report, _, _ = await run_reviewed(config, scenario=scenario, run_id=run_id)
 
         assert report.status == "stopped"
