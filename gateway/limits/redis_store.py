@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry  # the asyncio one: the sync Retry warns on every start
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from gateway.limits import lua, lua_admin, lua_leases
 from gateway.limits.resp import FastRedis, RespConnectionError, RespError, bulk, encode
