@@ -116,9 +116,19 @@ def denial_error(denial: Denial, spec: ScopeSpec, result: ReserveResult, est_nan
 
 
 def reprice_error(denial: Denial, spec: ScopeSpec, asked: str, routed: str, old_nano: int,
-                  new_nano: int) -> BudgetExceeded:  # fmt: skip
-    """A budget cannot cover the call once a policy routed it to a pricier model."""
+                  new_nano: int) -> GatewayError:  # fmt: skip
+    """A budget cannot cover the call once a policy routed it to a pricier model (``reserved``:
+    only while the calls in flight hold it: retry)."""
     window = denial.window or "total"
+    if denial.reason == "reserved":
+        return RateLimited(
+            f"Budget held by calls in flight for {_describe(spec)}: the policy routed this call from model "
+            f"'{asked}' to '{routed}', whose reservation of ${nano_to_usd(new_nano):.6f} the {window} budget of "
+            f"${nano_to_usd(denial.limit):.4f} can cover once the calls in flight finish. Retry after 1s.",
+            code="budget_reserved",
+            headers={"retry-after": "1", "retry-after-ms": str(max(denial.retry_after_ms, 1)), "x-should-retry": "true"},
+            extra={"scope": spec.kind, "scope_id": spec.ident, "window": window, "routed_model": routed},
+        )  # fmt: skip
     return BudgetExceeded(
         f"Budget exceeded for {_describe(spec)}: the policy routed this call from model '{asked}' to "
         f"'{routed}', whose reservation of ${nano_to_usd(new_nano):.6f} (up from ${nano_to_usd(old_nano):.6f}) "

@@ -59,7 +59,7 @@ for i = 1, n do fields[i] = ARGV[A0 + (i - 1) * S + 2] end
 local ovs, team_ov = read_overrides(KEYS[1], fields, team_idx)
 local run_cost = pick(team_ov, 'run_max_cost', opt(ARGV[8]))
 
-local denial, least = nil, nil
+local denial, least, final = nil, nil, false
 local plan = {}
 for i = 1, n do
   local a = A0 + (i - 1) * S
@@ -84,8 +84,13 @@ for i = 1, n do
     for j = 1, 3 do
       if bl[j] then
         local rem = bl[j] - spent[j] - r
-        if need > 0 and need > rem and denial == nil then
-          denial = 'budget,' .. (i - 1) .. ',' .. num(bl[j]) .. ',-1,' .. WIN[j]
+        if need > 0 and need > rem and not final then
+          -- only the calls in flight stand in the way: 'reserved' (retry); else final 'budget'
+          if new <= bl[j] - spent[j] then
+            if denial == nil then denial = 'reserved,' .. (i - 1) .. ',' .. num(bl[j]) .. ',1000,' .. WIN[j] end
+          else
+            denial, final = 'budget,' .. (i - 1) .. ',' .. num(bl[j]) .. ',-1,' .. WIN[j], true
+          end
         end
         if least == nil or rem - need < least then least = rem - need end
       end

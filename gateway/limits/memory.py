@@ -307,8 +307,11 @@ class MemoryStore:
                 if limit is None:
                     continue
                 remaining = limit - spent - reserved
-                if denial is None and need > 0 and need > remaining:
-                    denial = Denial("budget", i, limit, window=w)
+                if need > 0 and need > remaining and (denial is None or denial.reason == "reserved"):
+                    if new_est_nano <= limit - spent:  # only the calls in flight stand in the way
+                        denial = denial or Denial("reserved", i, limit, RESERVED_RETRY_MS, window=w)
+                    else:
+                        denial = Denial("budget", i, limit, window=w)
                 least = remaining - need if least is None else min(least, remaining - need)
             plan.append((sc, score, held))
         if denial is not None:

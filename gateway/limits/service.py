@@ -262,7 +262,8 @@ class LimitsService:
                 spec = res.scopes[result.denial.scope]
                 error = reprice_error(result.denial, spec, asked, routed, old_nano, est_nano)
                 call.decisions.append(Decision("limit", "request", "deny", [error.message], detail={
-                    "code": error.code, "rule": "budget_exceeded", "scope": spec.kind, "routed_model": routed}))
+                    "code": error.code, "rule": _OUTCOMES[result.denial.reason], "scope": spec.kind,
+                    "routed_model": routed}))
                 raise error
             res.est_nano = est_nano
             if result.remaining_nano is not None:

@@ -34,6 +34,19 @@ async def test_store_reserves_the_difference_only_if_every_budget_covers_it(stor
     assert (state.reserved_nano, state.spent_nano["total"]) == (0, usd_to_nano(0.0015))
 
 
+async def test_a_reprice_refused_only_by_other_calls_in_flight_says_retry(store: LimitStore) -> None:
+    specs = scopes(key_budget=0.01)
+    _, res = await reserve(store, request(specs, est_usd=0.004))
+    _, other = await reserve(store, request(specs, est_usd=0.005))  # another call in flight
+    assert res is not None and other is not None
+    held = await store.reprice(res, usd_to_nano(0.008))  # fits the budget, not beside the other hold
+    assert not held.ok and held.denial is not None
+    assert (held.denial.reason, held.denial.retry_after_ms) == ("reserved", 1000)
+    await store.settle(other, usd_to_nano(0.003), 10)  # the other call is booked: now it is final
+    final = await store.reprice(res, usd_to_nano(0.008))
+    assert not final.ok and final.denial is not None and final.denial.reason == "budget"
+
+
 def _routed_call(budget_usd: float, store: LimitStore) -> tuple[LimitsService, Call]:
     service = make_service(store, {"scopes": {"key": {"budget_usd": {"total": budget_usd}}}}, models=MODELS)
     call = make_call("gpt-test-cheap")
