@@ -431,3 +431,33 @@ async def test_structured_reasoning_details_are_streamed_per_channel_and_never_l
     assert joined == "the key <OPENAI_API_KEY_1> was in the logs"
     assert all(d["type"] == "reasoning.text" for d in details if d.get("index") == 0 and d.get("text"))
     assert any(d.get("data") == "gAAAA==" for d in details), "encrypted reasoning passes untouched"
+
+
+async def test_a_policy_may_set_actions_per_direction(directed: Redactor) -> None:
+    call = chat_call([{"role": "user", "content": f"I am {EMAIL}"}])
+    call.state["policy_redact"] = {
+        "EMAIL_ADDRESS": {"prompt": "redact", "answer": "mask"},
+        "CREDIT_CARD": "nonsense",
+    }
+    actions = directed.actions_for(call)
+    assert actions.prompt["EMAIL_ADDRESS"] is Action.REDACT and actions.answer["EMAIL_ADDRESS"] is Action.MASK
+    assert actions.prompt["CREDIT_CARD"] is Action.REDACT, "an unknown policy action fails closed"
+    assert directed.actions_for(chat_call([])) is directed.actions_for(chat_call([])), (
+        "config actions are shared"
+    )
+    with pytest.raises(TypeError):
+        directed.actions_for(chat_call([])).prompt["EMAIL_ADDRESS"] = Action.ALLOW  # type: ignore[index]
+
+
+async def test_logprobs_a_client_sends_back_go_when_their_text_was_redacted(stages) -> None:
+    redact_in, _ = stages
+    part = {"type": "output_text", "text": f"key {KEY}", "annotations": [],
+            "logprobs": [{"token": KEY, "logprob": -0.1, "bytes": [], "top_logprobs": []}]}  # fmt: skip
+    clean = {"type": "output_text", "text": "fine", "annotations": [],
+             "logprobs": [{"token": "fine", "logprob": -0.1, "bytes": [], "top_logprobs": []}]}  # fmt: skip
+    body = {"model": "m", "input": [{"type": "message", "role": "assistant", "content": [part, clean]}]}
+    call = Call("r", Endpoint.RESPONSES, body, {})
+    await redact_in.on_request(call)
+    sent = call.body["input"][0]["content"]
+    assert sent[0]["logprobs"] == [] and KEY not in orjson.dumps(call.body).decode()
+    assert sent[1]["logprobs"][0]["token"] == "fine"
