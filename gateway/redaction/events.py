@@ -164,7 +164,7 @@ class ChatRewriter:
                     walk = Walk([])
                     every_string(walk, inner, f"{path}.{key}")
                     for s in walk.slots:
-                        new = self._whole(s.text, False, s.path, False)
+                        new = self._whole(s.text, False, s.path, False, s.url)
                         if new != s.text:
                             s.set(new)
                             changed = True
@@ -423,7 +423,7 @@ class ResponsesRewriter:
         for slot in walk.slots:
             if (id(slot.container), slot.key) in done or not slot.text:
                 continue
-            new = self._whole(slot.text, slot.json, slot.path, slot.tool)
+            new = self._whole(slot.text, slot.json, slot.path, slot.tool, slot.url)
             if new != slot.text:
                 slot.set(new)
                 self._changed.append(slot.path)
@@ -435,7 +435,7 @@ class ResponsesRewriter:
         changed = False
         for slot in walk.slots:
             if slot.text:
-                new = self._whole(slot.text, slot.json, slot.path, slot.tool)
+                new = self._whole(slot.text, slot.json, slot.path, slot.tool, slot.url)
                 if new != slot.text:
                     slot.set(new)
                     changed = True

@@ -13,8 +13,9 @@ Treatments:
   string placeholder so the result parses wherever the input parsed;
 * ``tool``: like ``json``, in the tool calls the model writes: only the types whose
   ``tool_arguments`` is on are restored into it;
-* ``url``: userinfo, path, query and fragment scanned, the scheme and host kept (a redacted
-  host would only break the fetch); a ``data:`` URL is opaque;
+* ``url``: userinfo, path, query and fragment scanned, percent-decoded, with the delimiters as
+  spaces; the host kept (a redacted host would only break the fetch); ``data:`` is opaque. A
+  ``url`` / ``*_url`` key inside an ``any`` subtree is a URL too;
 * ``any``: free-form JSON (schemas, metadata, tool parameters): every string value below it;
 * ``logprobs``: token lists of the text beside them: dropped when redaction changed that text
   (their tokens would spell the raw value), kept otherwise;
@@ -56,7 +57,7 @@ MEANING = {
     Treat.SCAN: "scanned",
     Treat.JSON: "scanned as JSON (numbers become string placeholders)",
     Treat.TOOL: "scanned as JSON; restored only for types with `tool_arguments`",
-    Treat.URL: "scanned (userinfo, path, query, fragment; not the host); `data:` is opaque",
+    Treat.URL: "scanned percent-decoded (userinfo, path, query, fragment; not the host); `data:` is opaque",
     Treat.ANY: "every string value below scanned",
     Treat.LOGPROBS: "dropped when redaction changed the answer",
     Treat.OPAQUE: "opaque: counted `unscanned`, or refused by config (`opaque_fields: refuse`)",

@@ -20,23 +20,32 @@ _SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r":
 
 
 class JsonView:
+    """JSON source with its escapes decoded, and the offset map back (see the module doc)."""
+
     __slots__ = ("_dec", "_src", "decoded", "source")
+
+    #: What an escape looks like, and the character it stands for.
+    _pattern = _ESC
+    _marker = "\\"
+
+    @staticmethod
+    def _decode(esc: str) -> str:
+        return chr(int(esc[2:], 16)) if esc[1] == "u" else _SIMPLE[esc[1]]
 
     def __init__(self, source: str) -> None:
         self.source = source
         self._dec: list[int] = [0]
         self._src: list[int] = [0]
-        if "\\" not in source:
+        if self._marker not in source:
             self.decoded = source
             return
         parts: list[str] = []
         last = dpos = 0
-        for m in _ESC.finditer(source):
+        for m in self._pattern.finditer(source):
             segment = source[last : m.start()]
             parts.append(segment)
             dpos += len(segment)
-            esc = m.group()
-            parts.append(chr(int(esc[2:], 16)) if esc[1] == "u" else _SIMPLE[esc[1]])
+            parts.append(self._decode(m.group()))
             self._dec += (dpos, dpos + 1)
             self._src += (m.start(), m.end())
             dpos += 1
@@ -48,6 +57,20 @@ class JsonView:
         """A boundary in the decoded text -> the same boundary in the source."""
         k = bisect.bisect_right(self._dec, i) - 1
         return self._src[k] + (i - self._dec[k])
+
+
+class PercentView(JsonView):
+    """A URL with its ``%XX`` escapes decoded (``jane%40example.com`` is an e-mail address),
+    spans mapped back to whole escapes. Built on ``locations.url_view``, whose offsets are
+    the URL's."""
+
+    __slots__ = ()
+    _pattern = re.compile(r"%[0-9A-Fa-f]{2}")
+    _marker = "%"
+
+    @staticmethod
+    def _decode(esc: str) -> str:
+        return chr(int(esc[1:], 16))
 
 
 #: The rest of a string token after its opening quote (tolerates a token cut by the end).

@@ -111,12 +111,16 @@ def _string(walk: Walk, treat: Treat | None, unknown: Treat, path: str, holder: 
 
 
 def every_string(walk: Walk, value: Any, path: str) -> None:
-    """``any``: every string value below (keys untouched), iteratively, in document order."""
+    """``any``: every string value below (keys untouched), iteratively, in document order; a
+    ``url`` / ``*_url`` value is scanned as a URL (decoded, host kept, ``data:`` opaque)."""
     stack: list[tuple[Any, Any, str]] = [(value, None, path)]
     while stack:
         node, key, p = stack.pop()
         if key is not None:
-            walk.slots.append(Slot(p, node, key))
+            if isinstance(key, str) and (key == "url" or key.endswith("_url")):
+                _string(walk, Treat.URL, Treat.SCAN, p, node, key)  # a URL in free-form JSON
+            else:
+                walk.slots.append(Slot(p, node, key))
             continue
         if isinstance(node, dict):
             items = [(k, f"{p}.{k}") for k in node]

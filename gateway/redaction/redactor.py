@@ -29,7 +29,7 @@ from gateway.redaction.config import (
 )
 from gateway.redaction.engine import RedactionEngine, Span, Spans
 from gateway.redaction.fields import Treat
-from gateway.redaction.jsonview import JsonPieces, JsonView, is_json
+from gateway.redaction.jsonview import JsonPieces, JsonView, PercentView, is_json
 from gateway.redaction.locations import Slot, Walk, drop_logprobs, request_slots, url_view
 from gateway.redaction.secrets import LABEL_REACH
 from gateway.redaction.stream import Channel, StreamRedactor, StreamRestorer
@@ -212,9 +212,11 @@ class Redactor:
         if self.settings.scan_output:
             if state.answer_budget is None:
                 state.answer_budget = self.engine.budget("answer")
-            spans = self.analyze_or_refuse(
-                url_view(text) if url else text, json=json, budget=state.answer_budget
-            )
+            if url:
+                view = PercentView(url_view(text))
+                spans = _to_source(view, self.analyze_or_refuse(view.decoded, budget=state.answer_budget))
+            else:
+                spans = self.analyze_or_refuse(text, json=json, budget=state.answer_budget)
             if spans:
                 state.out_summary.add(path, spans)
                 text = self.apply(text, spans, state, json=json, output=True)
@@ -289,11 +291,11 @@ class Redactor:
         """Scan every text of the request, refuse on ``block``, replace the rest in place."""
         walk = request_slots(call.endpoint, call.body, self.unknown)
         self._refuse_unscannable(walk)
-        views = [JsonView(s.text) if s.json else None for s in walk.slots]
-        texts = [
-            v.decoded if v is not None else url_view(s.text) if s.url else s.text
-            for s, v in zip(walk.slots, views, strict=True)
+        views = [
+            JsonView(s.text) if s.json else PercentView(url_view(s.text)) if s.url else None
+            for s in walk.slots
         ]
+        texts = [v.decoded if v is not None else s.text for s, v in zip(walk.slots, views, strict=True)]
         try:
             results = await self.engine.analyze_many(texts)
         except GatewayError:

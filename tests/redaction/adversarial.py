@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -26,7 +27,8 @@ class Kind:
 
     @property
     def needles(self) -> tuple[str, ...]:
-        return (self.value, *self.extra_needles)
+        """The value, its spellings without separators, and its percent-encoded form."""
+        return (self.value, *self.extra_needles, quote(self.value, safe=""))
 
 
 KINDS = [
@@ -64,8 +66,9 @@ LOOKALIKES = [
     "the placeholder <EMAIL_ADDRESS_9> is text the model wrote",
 ]
 
-#: Not JSON-string-friendly in a URL query: values with spaces are sent with ``+``.
-_NO_SPACES = str.maketrans(" ", "+")
+def q(value: str) -> str:
+    """As a URL query carries it: percent-encoded (``@`` is ``%40``, a space ``%20``)."""
+    return quote(value, safe="")
 
 
 def chat_request(kind: Kind) -> dict[str, Any]:
@@ -82,7 +85,7 @@ def chat_request(kind: Kind) -> dict[str, Any]:
                 "name": f"n {v}",
                 "content": [
                     {"type": "text", "text": f"part {v} and mine {kind.own}"},
-                    {"type": "image_url", "image_url": {"url": f"https://img.example.com/p.png?q={v.translate(_NO_SPACES)}&x=1"}},
+                    {"type": "image_url", "image_url": {"url": f"https://img.example.com/p.png?q={q(v)}&x=1"}},
                 ],
             },
             {
@@ -117,7 +120,7 @@ def responses_request(kind: Kind) -> dict[str, Any]:
         "input": [
             {"role": "user", "content": [
                 {"type": "input_text", "text": f"input {v} and mine {kind.own}"},
-                {"type": "input_image", "image_url": f"https://img.example.com/i.png?q={v.translate(_NO_SPACES)}"},
+                {"type": "input_image", "image_url": f"https://img.example.com/i.png?q={q(v)}"},
             ]},
             {"type": "function_call", "call_id": "c1", "name": "lookup", "arguments": orjson.dumps({"v": v}).decode()},
             {"type": "function_call_output", "call_id": "c1", "output": f"result {v}"},
@@ -152,7 +155,7 @@ def chat_answer(kind: Kind, placeholder: str) -> tuple[dict[str, Any], list[str]
         "role": "assistant",
         "content": content,
         "reasoning_content": f"reasoning about {v}",
-        "annotations": [{"type": "url_citation", "url_citation": {"url": f"https://docs.example.com/?q={v.translate(_NO_SPACES)}",
+        "annotations": [{"type": "url_citation", "url_citation": {"url": f"https://docs.example.com/?q={q(v)}",
                                                                   "title": f"doc {v}", "start_index": 0, "end_index": 1}}],
         "tool_calls": [{"id": "t1", "type": "function", "function": {
             "name": "send", "arguments": orjson.dumps({"new": v, "own": placeholder}).decode()}}],
