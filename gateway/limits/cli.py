@@ -13,6 +13,7 @@ Talks HTTP to a running gateway: ``--url`` / ``WARDGATE_URL`` and ``--admin-key`
 
 from __future__ import annotations
 
+import math
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -104,9 +105,12 @@ def _value(raw: str | None, name: str) -> tuple[bool, float | None]:
     if raw.lower() in ("none", "null", "unlimited"):
         return True, None
     try:
-        return True, float(raw)
+        value = float(raw)
     except ValueError as exc:
         raise typer.BadParameter(f"{name} must be a number or 'none'") from exc
+    if not math.isfinite(value):  # JSON has no infinity: it would go out as null, i.e. "no limit"
+        raise typer.BadParameter(f"{name} must be a finite number or 'none'")
+    return True, value
 
 
 @app.command("set-budget")
@@ -139,18 +143,20 @@ def set_limits(
     run_max_calls: str = typer.Option(None, help="Team scope: calls per run."),
     run_max_identical: str = typer.Option(None, help="Team scope: identical requests per run."),
     run_max_cost: str = typer.Option(None, help="Team scope: USD per run."),
+    concurrent: str = typer.Option(None, help="Calls in flight at once (max_concurrent_requests)."),
     team: str = _TEAM,
     url: str = _URL,
     admin_key: str = _KEY,
 ) -> None:
     """Set runtime rate limits / run guards (replaces the scope's limits override)."""
     names = (("requests_per_minute", rpm), ("tokens_per_minute", tpm), ("run_max_calls", run_max_calls),
-             ("run_max_identical_requests", run_max_identical), ("run_max_cost_usd", run_max_cost))  # fmt: skip
+             ("run_max_identical_requests", run_max_identical), ("run_max_cost_usd", run_max_cost),
+             ("max_concurrent_requests", concurrent))  # fmt: skip
     body: dict[str, Any] = {}
     for name, raw in names:
         given, v = _value(raw, name)
-        if given:
-            body[name] = v if v is None or name.endswith("_usd") else int(v)
+        if given:  # a fraction where a count is due goes as is: the API names the field in its 400
+            body[name] = int(v) if v is not None and not name.endswith("_usd") and v.is_integer() else v
     path = f"/admin/limits/{urllib.parse.quote(scope)}/{urllib.parse.quote(scope_id, safe='')}"
     doc = _request("PUT", url, admin_key, path, {"team": team}, body)
     typer.echo(orjson.dumps({"limits": doc["limits"], "override": doc["override"]}).decode())

@@ -158,3 +158,26 @@ def test_limits_yaml_with_a_number_out_of_range_is_refused_at_load(tmp_path: Any
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(ValidationError):
         LimitRules.load(path)
+
+
+async def test_the_spend_cli_never_turns_infinity_into_no_limit_and_passes_bad_counts_to_the_api(
+    clock: FakeClock,
+) -> None:
+    from test_limits_admin_api import _run, _serve
+    from typer.testing import CliRunner
+
+    from gateway.limits.memory import MemoryStore
+
+    service = make_service(MemoryStore(clock=clock), LIMITS)
+    service.admin = LimitsAdmin(service, _keys())
+    runner = CliRunner()
+    with _serve(_app(service)) as url:
+        env = {"WARDGATE_URL": url, "WARDGATE_ADMIN_KEY": ADMIN, "COLUMNS": "200"}
+        inf = await _run(runner, ["set-budget", "team", TEAM, "--day", "inf"], env)
+        assert inf.exit_code != 0 and "finite" in inf.output
+        fraction = await _run(runner, ["set-limits", "key", "k1", "--concurrent", "1.5"], env)
+        assert fraction.exit_code == 1 and "HTTP 400" in fraction.output
+        ok = await _run(runner, ["set-limits", "key", "k1", "--concurrent", "4"], env)
+        assert ok.exit_code == 0 and '"max_concurrent_requests":4' in ok.output
+    doc = await service.admin.spend("team", TEAM, None)  # type: ignore[union-attr]
+    assert doc["windows"]["day"]["budget_usd"] == 1.0  # from limits.yaml: untouched
