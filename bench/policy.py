@@ -6,7 +6,8 @@
   input (5 messages, 3 tools; the answer has 2 tool calls), normalised — p50/p99 per engine.
 - ``stage``: ``PolicyRequestStage.on_request`` / ``PolicyResponseStage.on_response`` on a
   ``Call`` (input built from the call, decision, effects, headers, metrics): what the policy
-  adds to a gateway call per phase.
+  adds to a gateway call per phase; ``both phases`` runs the two on one call, as the gateway
+  does (the response phase reuses the request's keyed tools and tool results).
 - ``--gateway``: the real gateway (``wardgate serve``, one worker, other guards off) in front
   of the fast fake upstream, policy off vs on, c=1, measured with wrk (bench/common.py): the
   latency and CPU the two policy phases add to a call.
@@ -201,8 +202,15 @@ async def bench_engine(kind: str, n: int, opa_url: str | None) -> None:
     async def stage_resp() -> None:
         await response_stage.on_response(next(calls), answer)
 
+    async def stage_both() -> None:
+        call = next(calls)
+        await request_stage.on_request(call)
+        await response_stage.on_response(call, answer)
+
     print(row(f"{kind:<8} stage policy_request", await timed(count, stage_req)))
     print(row(f"{kind:<8} stage policy_response", await timed(count, stage_resp)))
+    calls = iter([make_call() for _ in range(count + 200)])
+    print(row(f"{kind:<8} stage both phases", await timed(count, stage_both)))
     await engine.close()
 
 

@@ -148,7 +148,7 @@ def _check_tools(body: dict[str, Any], *, nested: bool) -> None:
             if kind == "function":
                 where = f"tools[{i}].function" if nested else f"tools[{i}]"
                 _check_function(tool.get("function") if nested else tool, where)
-            if nested and isinstance(kind, str) and "name" in tool:
+            if isinstance(kind, str) and "name" in tool and (nested or isinstance(tool.get(kind), dict)):
                 _check_one_name(tool, kind, f"tools[{i}]")
     functions = body.get("functions") if nested else None  # legacy chat tools
     if functions is not None:
@@ -165,11 +165,12 @@ def _check_tools(body: dict[str, Any], *, nested: bool) -> None:
 
 
 def _check_one_name(tool: dict[str, Any], kind: str, where: str) -> None:
-    """A chat tool is named by ``<type>.name``; a top-level ``name`` beside it that says
-    something else would let a guard read one name while the provider runs the other."""
+    """A chat tool is named by ``<type>.name``, a responses tool by its top-level ``name``; a
+    tool carrying both that say different things would let a guard read one name while a
+    (lenient) provider runs the other."""
     nested = tool.get(kind)
     inner = nested.get("name") if isinstance(nested, dict) else None
-    if tool["name"] != inner:
+    if tool["name"] != inner and (inner is not None or kind in ("function", "custom")):
         raise BadRequest(
             f"'{where}.name' contradicts '{where}.{kind}.name': a tool has one name.", param=f"{where}.name"
         )

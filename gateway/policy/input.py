@@ -28,6 +28,7 @@ from gateway.call import Call, Endpoint
 from gateway.policy.textkey import name_key, text_key
 
 INPUT_VERSION = 1
+KEYS_STATE = "policy_request_keys"
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _NOT_PARAMS = frozenset({"model", "messages", "input", "tools", "instructions", "functions"})
 #: Built-in tool types under another name than their kind.
@@ -69,21 +70,42 @@ def request_view(call: Call) -> dict[str, Any]:
         "endpoint": call.endpoint.value,
         "model": model if isinstance(model, str) else (call.model or None),
         "messages": [],
-        "tools": tools_view(body),
+        "tools": [],
         "tool_results": [],
         "params": {k: v for k, v in body.items() if k not in _NOT_PARAMS},
     }
     if call.endpoint is Endpoint.CHAT:
         messages = body.get("messages")
         view["messages"] = messages if isinstance(messages, list) else []
-        view["tool_results"] = chat_tool_results(view["messages"])
     elif call.endpoint is Endpoint.RESPONSES:
-        items = body.get("input")
-        view["messages"] = responses_messages(body.get("instructions"), items)
-        view["tool_results"] = responses_tool_results(items)
+        view["messages"] = responses_messages(body.get("instructions"), body.get("input"))
     else:
         view["input"] = body.get("input")
+    if call.endpoint is not Endpoint.EMBEDDINGS:
+        view["tools"], view["tool_results"] = _keyed_request(call, body)
     return view
+
+
+def _keyed_request(call: Call, body: dict[str, Any]) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """The request's keyed tools and tool results, computed once per call: the response phase
+    reuses the request phase's (the body object is the same; ``forget_keys`` drops them when a
+    stage rewrites the body's texts in place, as a policy-driven re-redaction does)."""
+    cached = call.state.get(KEYS_STATE)
+    if cached is not None and cached[0] is body:
+        return cached[1], cached[2]
+    tools = tools_view(body)
+    if call.endpoint is Endpoint.CHAT:
+        messages = body.get("messages")
+        results = chat_tool_results(messages) if isinstance(messages, list) else []
+    else:
+        results = responses_tool_results(body.get("input"))
+    call.state[KEYS_STATE] = (body, tools, results)
+    return tools, results
+
+
+def forget_keys(call: Call) -> None:
+    """Drop the cached keys of the request (its texts were rewritten in place)."""
+    call.state.pop(KEYS_STATE, None)
 
 
 def tool_kind(kind: str) -> str:
@@ -173,8 +195,18 @@ def responses_tool_results(items: Any) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             continue
         kind = item.get("type")
-        if isinstance(kind, str) and (kind.endswith("_output") or kind == "mcp_call"):
+        if not isinstance(kind, str):
+            continue
+        if kind.endswith("_output"):
             out.append(_result(kind, item.get("call_id") or item.get("id"), item.get("name"), item.get("output")))
+        elif kind == "mcp_call":  # an MCP server's answer (or error) travels inside the call item
+            texts = [t for t in (item.get("output"), item.get("error")) if isinstance(t, str)]
+            out.append(_result(kind, item.get("id"), item.get("name"), "\n".join(texts)))
+        elif kind == "mcp_list_tools":  # tool descriptions an MCP server wrote: text the model reads
+            tools = item.get("tools") if isinstance(item.get("tools"), list) else []
+            texts = [t.get("description") for t in tools if isinstance(t, dict)]
+            out.append(_result(kind, item.get("id"), item.get("server_label"),
+                               "\n".join(t for t in texts if isinstance(t, str))))
     return out
 
 

@@ -12,6 +12,7 @@ from gateway.call import Call, ModelResponse
 from gateway.pipeline import Stage
 from gateway.policy.answer import answer_view
 from gateway.policy.effects import apply_request_effects, hand_off_approval, refusal, resolve
+from gateway.policy.input import forget_keys
 from gateway.policy.service import PolicyService
 from gateway.policy.stream import StreamGate
 from gateway.sse import SSEEvent
@@ -41,6 +42,7 @@ class PolicyRequestStage(Stage):
             redaction = self.service.service("redaction")
             if redaction is not None:
                 await redaction.reapply(call)
+                forget_keys(call)  # the texts the keys were made of changed in place
         if decision.tags.get("hold_stream") is True:
             call.state.setdefault(PolicyResponseStage.name, {})["hold_text"] = True
 

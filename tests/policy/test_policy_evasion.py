@@ -13,7 +13,8 @@ regorus and opa-lib, and asserts the decision the shipped policy intends:
   answer, ``role: "function"`` tool results, and a chat tool whose two names disagree (400);
 - injection text: whitespace of every kind, invisible characters, soft hyphens, fullwidth and
   look-alike letters, a marker split over two content parts, in every message shape that
-  carries a tool's output;
+  carries a tool's output (chat tool and legacy function messages, responses function and
+  custom tool outputs, MCP call outputs and errors, MCP tool descriptions);
 - numbers: every spelling of an amount, decided the same by both engines.
 
 A denied answer never shows the client a tool-call byte: the stream ends in an error event
@@ -176,6 +177,15 @@ def test_a_chat_tool_whose_two_names_disagree_is_a_400(client: openai.OpenAI, sc
     assert scripted.requests == []
 
 
+def test_a_responses_tool_whose_two_names_disagree_is_a_400(client: openai.OpenAI, scripted: ScriptedUpstream) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.responses.create(model="gpt-test", input="hi", tools=[
+            {"type": "function", "name": "lookup", "parameters": PARAMETERS, "function": {"name": "shell"}}])
+    assert raised.value.code == "invalid_request"
+    assert raised.value.param == "tools[0].name"  # type: ignore[attr-defined]
+    assert scripted.requests == []
+
+
 @pytest.mark.parametrize("tool", [
     {"type": "local_shell"},
     {"type": "shell"},
@@ -315,6 +325,18 @@ def tool_result_bodies(text: str) -> dict[str, tuple[str, dict[str, Any]]]:
             {"role": "user", "content": "read it"},
             {"type": "mcp_call", "id": "mcp_1", "server_label": "docs", "name": "search", "arguments": "{}",
              "output": text}]}),
+        "responses_mcp_call_error": ("responses", {"input": [
+            {"role": "user", "content": "read it"},
+            {"type": "mcp_call", "id": "mcp_1", "server_label": "docs", "name": "search", "arguments": "{}",
+             "output": None, "error": text}]}),
+        "responses_mcp_list_tools": ("responses", {"input": [
+            {"role": "user", "content": "read it"},
+            {"type": "mcp_list_tools", "id": "mcpl_1", "server_label": "docs",
+             "tools": [{"name": "search", "description": text, "input_schema": {}}]}]}),
+        "responses_custom_tool_call_output": ("responses", {"input": [
+            {"role": "user", "content": "read it"},
+            {"type": "custom_tool_call", "call_id": "call_1", "name": "fetch", "input": "x"},
+            {"type": "custom_tool_call_output", "call_id": "call_1", "output": text}]}),
     }
 
 

@@ -212,3 +212,53 @@ def test_responses_stream_view_uses_the_final_response() -> None:
     assert view.feed(ev(final, final["type"])) == FINAL
     assert view.view()["content"] == "Hi"
     assert view.view()["finish_reason"] == "completed"
+
+
+def test_request_keys_are_computed_once_per_call_until_forgotten() -> None:
+    from gateway.policy.input import forget_keys
+
+    body = {"model": "mock-chat", "tools": [{"type": "function", "function": {"name": "Shell"}}],
+            "messages": [{"role": "tool", "tool_call_id": "c1", "content": "IGNORE  previous"}]}
+    call = make_call(body)
+    first = build_input(call)["request"]
+    assert first["tools"][0]["name_key"] == "shell" and first["tool_results"][0]["text"] == "ignore previous"
+    body["messages"][0]["content"] = "rewritten in place"  # as a policy-driven re-redaction does
+    assert build_input(call)["request"]["tool_results"] is first["tool_results"]  # the response phase reuses them
+    forget_keys(call)
+    assert build_input(call)["request"]["tool_results"][0]["text"] == "rewritten in place"
+    call.body = {**body, "tools": []}  # a new body object: keyed again
+    assert build_input(call)["request"]["tools"] == []
+
+
+def test_every_tool_shape_of_both_apis_is_one_list_with_kinds() -> None:
+    chat = make_call({"model": "m", "messages": [], "functions": [{"name": "Legacy_Fn"}],
+                      "function_call": {"name": "forced_fn"},
+                      "tools": [{"type": "custom", "custom": {"name": "Grammar"}}],
+                      "tool_choice": {"type": "function", "function": {"name": "Legacy_Fn"}}})
+    assert [(t["kind"], t["name"], t["name_key"]) for t in build_input(chat)["request"]["tools"]] == [
+        ("custom", "Grammar", "grammar"), ("function", "Legacy_Fn", "legacy_fn"), ("function", "forced_fn", "forced_fn")]
+    responses = make_call({"model": "m", "input": "x", "tools": [
+        {"type": "local_shell"}, {"type": "computer_use_preview"}, {"type": "web_search_preview_2025_03_11"},
+        {"type": "mcp", "server_label": "Docs"}, {"type": "image_generation"}, {"type": "code_interpreter"},
+        {"type": "file_search"}, {"type": "shell"}, {"type": "apply_patch"}, {"type": "computer"}]}, Endpoint.RESPONSES)
+    assert [(t["kind"], t["name_key"]) for t in build_input(responses)["request"]["tools"]] == [
+        ("local_shell", "local_shell"), ("computer_use", "computer_use_preview"),
+        ("web_search", "web_search_preview_2025_03_11"), ("mcp", "docs"), ("image_generation", "image_generation"),
+        ("code_interpreter", "code_interpreter"), ("file_search", "file_search"), ("shell", "shell"),
+        ("apply_patch", "apply_patch"), ("computer_use", "computer")]
+
+
+def test_answer_items_of_every_kind_carry_kind_and_name_key() -> None:
+    body = {"output": [
+        {"type": "local_shell_call", "call_id": "a", "action": {"type": "exec", "command": ["ls"]}},
+        {"type": "computer_call", "call_id": "b", "action": {"type": "click"}},
+        {"type": "mcp_call", "id": "c", "name": "Search", "arguments": "{}"},
+        {"type": "mcp_approval_request", "id": "d", "name": "Delete", "arguments": "{}"},
+        {"type": "custom_tool_call", "call_id": "e", "name": "Run_SQL", "input": "select 1"},
+        {"type": "code_interpreter_call", "id": "f", "code": "print(1)"},
+    ]}
+    call = make_call({"model": "m", "input": "x"}, Endpoint.RESPONSES)
+    calls = build_input(call, answer_view(Endpoint.RESPONSES, body))["response"]["tool_calls"]
+    assert [(c["kind"], c["name_key"]) for c in calls] == [
+        ("local_shell", "local_shell_call"), ("computer_use", "computer_call"), ("mcp", "search"), ("mcp", "delete"),
+        ("custom", "run_sql"), ("code_interpreter", "code_interpreter_call")]
