@@ -17,7 +17,15 @@ from typing import Any
 
 from gateway.call import Endpoint
 from gateway.redaction.fields import Treat
-from gateway.redaction.locations import Walk, drop_logprobs, every_string, response_slots, table, walk_body
+from gateway.redaction.locations import (
+    Slot,
+    Walk,
+    drop_logprobs,
+    every_string,
+    response_slots,
+    table,
+    walk_body,
+)
 from gateway.redaction.stream import Channel
 from gateway.sse import SSEEvent
 
@@ -38,6 +46,21 @@ _TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 #: Chat delta keys that are structure, not text (everything else that is a string is text).
 _CHAT_DELTA_KEEP = frozenset({"role", "type", "id", "name", "index", "obfuscation"})
+#: Chunk and choice fields that are structure or handled by name; any other is scanned whole.
+_CHUNK_KNOWN = frozenset(
+    {
+        "id",
+        "object",
+        "created",
+        "model",
+        "system_fingerprint",
+        "choices",
+        "usage",
+        "service_tier",
+        "obfuscation",
+    }
+)
+_CHOICE_KNOWN = frozenset({"index", "delta", "finish_reason", "logprobs"})
 #: The same inside an unknown structured delta field (``reasoning_details[].type``...);
 #: ``signature`` and ``data`` are opaque (signed or encrypted reasoning).
 _NESTED_KEEP = frozenset({"type", "id", "index", "format", "signature", "data"})
@@ -75,10 +98,14 @@ class ChatRewriter:
             k: obj[k] for k in ("id", "object", "created", "model", "system_fingerprint") if k in obj
         }
         changed = False
+        for key in obj.keys() - _CHUNK_KNOWN:  # a provider's extra chunk field: scanned whole
+            changed |= self._scan_whole(obj, key, key)
         for choice in obj["choices"]:
             if not isinstance(choice, dict):
                 continue
             idx = choice.get("index", 0)
+            for key in choice.keys() - _CHOICE_KNOWN:
+                changed |= self._scan_whole(choice, key, f"choices[{idx}].{key}")
             delta = choice.get("delta")
             if isinstance(delta, dict):
                 changed |= self._delta(idx, delta)
@@ -168,6 +195,24 @@ class ChatRewriter:
                         if new != s.text:
                             s.set(new)
                             changed = True
+        return changed
+
+    def _scan_whole(self, holder: dict[str, Any], key: str, path: str) -> bool:
+        """Every string of a field outside the deltas, as a whole text (not streamed)."""
+        if self._whole is None or holder.get(key) is None:
+            return False
+        value = holder[key]
+        walk = Walk([])
+        if isinstance(value, str):
+            walk.slots.append(Slot(path, holder, key, url=key == "url" or key.endswith("_url")))
+        else:
+            every_string(walk, value, path)
+        changed = False
+        for slot in walk.slots:
+            new = self._whole(slot.text, False, slot.path, False, slot.url)
+            if new != slot.text:
+                slot.set(new)
+                changed = True
         return changed
 
     def _hold_logprobs(self, idx: Any, choice: dict[str, Any]) -> bool:

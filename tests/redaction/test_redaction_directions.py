@@ -461,3 +461,22 @@ async def test_logprobs_a_client_sends_back_go_when_their_text_was_redacted(stag
     sent = call.body["input"][0]["content"]
     assert sent[0]["logprobs"] == [] and KEY not in orjson.dumps(call.body).decode()
     assert sent[1]["logprobs"][0]["token"] == "fine"
+
+
+async def test_extra_chunk_and_choice_fields_of_a_stream_are_scanned(stages) -> None:
+    redact_in, redact_out = stages
+    call = chat_call([{"role": "user", "content": "hi"}], stream=True)
+    await redact_in.on_request(call)
+    first = _chunk({"content": "ok"}, content_filter_results={"note": f"saw {KEY}"})
+    body = first.json
+    body["prompt_filter_results"] = [{"prompt_index": 0, "detail": f"card {CARD}"}]
+    events = [SSEEvent.from_json(body), _chunk({}, "stop")]
+
+    async def gen() -> AsyncIterator[SSEEvent]:
+        for e in [*events, SSEEvent.done()]:
+            yield e
+
+    out = [e async for e in Pipeline([redact_out]).iter_stream(call, gen())]
+    raw = b"".join(e.raw for e in out)
+    assert KEY.encode() not in raw and CARD.encode() not in raw
+    assert out[0].json["choices"][0]["content_filter_results"] == {"note": "saw <OPENAI_API_KEY_1>"}
