@@ -73,6 +73,7 @@ end
 -- book = 1 (limits.expired_reservations: book): their worker died with the calls in flight,
 -- which may have been billed, so the amount is booked as spent now, and 'x:<rid>' remembers
 -- it so a settle arriving later books only the excess.
+local lapsed_booked = 0  -- what lapse() booked in this script (reported by RESERVE)
 local function lapse(h, l, now, book)
   local gone = redis.call('ZRANGEBYSCORE', l, '-inf', num(now))
   if #gone == 0 then return 0 end
@@ -88,6 +89,7 @@ local function lapse(h, l, now, book)
   end
   redis.call('ZREMRANGEBYSCORE', l, '-inf', num(now))
   if #marks > 0 then
+    lapsed_booked = lapsed_booked + sum
     local day = math.floor(now / 86400000)
     local month = month_of(day)
     local minute = math.floor(now / 60000)
@@ -268,7 +270,8 @@ if #denials > 0 then
       best = d
     end
   end
-  return {0, num(now), best[4], flag_csv, req_info, tok_info, budget_str, run_calls, num(run_spent), run_reps}
+  return {0, num(now), best[4], flag_csv, req_info, tok_info, budget_str, run_calls, num(run_spent), run_reps,
+          num(lapsed_booked)}
 end
 
 for i = 1, n do
@@ -303,7 +306,8 @@ for i = 1, n do
   end
 end
 if run_idx > 0 then run_calls = run_calls + 1 end
-return {1, num(now), '', flag_csv, req_info, tok_info, budget_str, run_calls, num(run_spent), run_reps}
+return {1, num(now), '', flag_csv, req_info, tok_info, budget_str, run_calls, num(run_spent), run_reps,
+        num(lapsed_booked)}
 """
 
 #: Scopes unused this long leave the activity index (``list_scopes``).

@@ -91,8 +91,9 @@ class MemoryStore:
             sc.expires_ms = now + retention_ms
         return sc
 
-    def _purge_leases(self, sc: _Scope, now: int) -> None:
-        """Drop lapsed leases; with ``book``, book their amounts as spent (see ``lua.lapse``)."""
+    def _purge_leases(self, sc: _Scope, now: int) -> int:
+        """Drop lapsed leases; with ``book``, book their amounts as spent (see ``lua.lapse``).
+        Returns the amount booked."""
         booked = 0
         for _, m in sc.leases.pop_until(now):
             w = _weight(m)
@@ -102,6 +103,7 @@ class MemoryStore:
                 booked += w
         if booked:
             _book(sc.h, booked, now)
+        return booked
 
     def _purge_window(self, sc: _Scope, now: int) -> None:
         for _, m in sc.window.pop_until(now - self._window_ms):
@@ -139,12 +141,13 @@ class MemoryStore:
         req_infos: list[RateInfo] = []
         tok_infos: list[RateInfo] = []
         flags: list[int] = []
+        lapsed = 0
         for i, (sc, (rpm, tpm, blimits, concurrent)) in enumerate(zip(scopes, eff, strict=True)):
             flag = 0
             has_budget = any(b is not None for b in blimits)
             if has_budget or concurrent is not None:
                 flag |= BUDGET  # holds a lease per call in flight
-                self._purge_leases(sc, now)
+                lapsed += self._purge_leases(sc, now)
             if has_budget:
                 reserved = sc.h.get("r", 0)
                 spent = self._spent(sc, day, month)
@@ -201,6 +204,7 @@ class MemoryStore:
             run_calls=run_calls,
             run_spent_nano=run_spent,
             run_repeats=run_repeats,
+            lapsed_booked_nano=lapsed,
         )
         if denials:
             result.denial = denial_priority(denials)
@@ -332,15 +336,19 @@ class MemoryStore:
         override = dict(self._cfg.get(team, {}).get(field_) or {})
         if sc is None or (sc.expires_ms and sc.expires_ms <= now):
             return ScopeState(now, 0, dict.fromkeys(WINDOWS, 0), 0, override)
-        self._purge_leases(sc, now)
+        # Read-only, like the Redis INSPECT: lapsed leases are subtracted (and, with ``book``,
+        # shown as spent), not purged; the next operation on the scope books them.
+        expired = sum(_weight(m) for score, m in sc.leases if score <= now)
         day = day_id(now)
         d, m, t = self._spent(sc, day, month_id(day))
+        if self._book:
+            d, m, t = d + expired, m + expired, t + expired
         minute = minute_of(now)
         burn = sum(
             v[1] for k, v in sc.h.items() if k[0] == "b" and k[1:].isdigit() and minute - v[0] < BURN_SLOTS
         )
         return ScopeState(
-            now, sc.h.get("r", 0), {"day": d, "month": m, "total": t}, burn, override, sc.h.get("calls", 0)
+            now, sc.h.get("r", 0) - expired, {"day": d, "month": m, "total": t}, burn, override, sc.h.get("calls", 0)
         )
 
     async def set_override(

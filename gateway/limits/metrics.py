@@ -44,3 +44,8 @@ class LimitsMetrics:
             ["reason"],
             registry=registry,
         )
+        self.lapsed_booked = Counter(
+            "wardgate_limits_lapsed_booked_usd",
+            "Reservations whose lease lapsed (their worker died or lost the store) booked as spent, in USD.",
+            registry=registry,
+        )

@@ -196,6 +196,7 @@ class RedisStore:
             run_calls=r[7],
             run_spent_nano=int(r[8]),
             run_repeats=r[9],
+            lapsed_booked_nano=int(r[10]),
         )
 
     async def settle(self, res: Reservation, actual_nano: int, actual_tokens: int) -> SettleResult:

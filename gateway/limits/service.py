@@ -184,6 +184,10 @@ class LimitsService:
             call.decisions.append(Decision("limit", "request", "error", [exc.message],
                                            detail={"code": exc.code, "rule": exc.code}))
             raise
+        if result is not None and result.lapsed_booked_nano:
+            self.metrics.lapsed_booked.inc(nano_to_usd(result.lapsed_booked_nano))
+            log.warning("limits: $%.6f of lapsed reservations (a dead worker's calls) booked as spent",
+                        nano_to_usd(result.lapsed_booked_nano))
         if store is None or result is None:  # on_store_error: allow
             state["store"] = "none"
             call.state["cost"] = {"estimate_usd": estimate_usd, "remaining_usd": {}, "budget_usd": {}}

@@ -137,6 +137,8 @@ class ReserveResult:
     run_calls: int = 0
     run_spent_nano: int = 0
     run_repeats: int = 0
+    #: Lapsed leases (dead workers' calls) this operation booked as spent, nano-USD.
+    lapsed_booked_nano: int = 0
 
 
 @dataclass(slots=True)

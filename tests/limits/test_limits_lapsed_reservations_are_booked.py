@@ -14,7 +14,7 @@ from limits_helpers import TEAM, forwarded, make_call, make_service, request, re
 
 from gateway.call import Usage
 from gateway.limits.stage import LimitStage
-from gateway.limits.store import LimitStore, usd_to_nano
+from gateway.limits.store import LimitStore, nano_to_usd, usd_to_nano
 from tests.limits.limits_support import FakeClock, StoreFactory
 
 
@@ -101,6 +101,7 @@ async def test_a_killed_replicas_calls_in_flight_are_booked_at_their_reservation
     await _until(booked)
     survivor = make_call()
     await LimitStage(replica_b).on_request(survivor)  # purges the lapsed leases: booked for good
+    assert replica_b.metrics.lapsed_booked._value.get() == nano_to_usd(held)  # what crashes cost, in a metric
     await settle(replica_b, forwarded(survivor, Usage(10, 10)))
     st = await store.scope_state(TEAM, "key", "k1")
     assert st.reserved_nano == 0 and st.spent_nano["total"] > held
