@@ -154,6 +154,8 @@ class Call:
     upstream_model: str | None = None
     upstream_status: int | None = None
     retries: int = 0
+    #: Every try of a deployment (``providers.base.Attempt``), failed calls included.
+    upstream_attempts: list[Any] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)

@@ -32,8 +32,13 @@ and the HTTP layer renders it the same way everywhere (``{"error": {...}}``).
     │   └── ShuttingDown           503 shutting_down        (retryable: another replica answers)
     └── UpstreamError              502 upstream_error
         ├── UpstreamTimeout        504 upstream_timeout
+        ├── UpstreamAuthFailed     502 upstream_auth_failed (the provider refused the gateway's own credentials)
         ├── UpstreamRateLimited    429 (the provider's own 429, its retry headers passed on)
         └── UpstreamRejected       4xx (the provider refused the request itself: its status passed on)
+
+An ``UpstreamError`` also says what the provider answered (``upstream_status``, None when no
+answer came) for the audit event; its message never quotes the provider's own text beyond
+the sanitised summary ``gateway.providers.errors`` builds.
 """
 
 from __future__ import annotations
@@ -232,10 +237,22 @@ class UpstreamError(GatewayError):
     code = "upstream_error"
     retryable = True
 
+    def __init__(self, message: str, *, upstream_status: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.upstream_status = upstream_status
+
 
 class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"
+
+
+class UpstreamAuthFailed(UpstreamError):
+    """The provider refused the gateway's own credentials (its 401/403/407): an operator's
+    problem, never the caller's, so the caller gets a generic 502 and the log the details."""
+
+    code = "upstream_auth_failed"
+    retryable = False
 
 
 class UpstreamRateLimited(UpstreamError):

@@ -12,6 +12,9 @@ from typing import Any
 
 import orjson
 
+from gateway import dupkeys
+from gateway.errors import UpstreamError
+
 _DONE = b"[DONE]"
 _MISSING = object()
 
@@ -63,15 +66,22 @@ class SSEEvent:
 
     @property
     def json(self) -> Any:
-        """The parsed data (None for ``[DONE]``, comments, or data that is not JSON)."""
+        """The parsed data (None for ``[DONE]``, comments, or data that is not JSON).
+
+        Data whose objects repeat a key raises ``UpstreamError``: whatever a stage decides
+        on an event must be what every client parser reads from it (``gateway.dupkeys``).
+        Events no stage parses pass byte-for-byte, unparsed and unchecked."""
         if self._json is _MISSING:
             if not self.data or self.data == _DONE:
                 self._json = None
             else:
                 try:
-                    self._json = orjson.loads(self.data)
+                    parsed = orjson.loads(self.data)
                 except orjson.JSONDecodeError:
-                    self._json = None
+                    parsed = None
+                if isinstance(parsed, dict | list) and dupkeys.has_duplicate(self.data):
+                    raise UpstreamError("The model provider sent a stream event with a duplicate key in a JSON object.")
+                self._json = parsed
         return self._json
 
     def set_json(self, obj: Any) -> None:

@@ -17,14 +17,22 @@ loop, so sync and async tests alike can point a gateway (or the openai SDK) at `
 Faults (``fake.fault(kind, times=None|N, path=None, **params)``; ``times=None`` = always):
 
 - ``slow``: ``delay_s`` before answering (default 1 s), ``chunk_delay_s`` between stream events;
-- ``status``: ``status`` (default 500) with an OpenAI-shaped error body, ``message``, ``headers``;
+- ``status``: ``status`` (default 500) with an OpenAI-shaped error body, ``message``, ``code``,
+  ``param``, ``headers``; ``echo_auth=True`` appends the request's ``Authorization`` header to the
+  message (a hostile or careless provider quoting the gateway's key back);
 - ``429``: ``retry_after`` / ``retry_after_ms`` header values (None omits one);
 - ``invalid_json``: 200 with a broken body (broken ``data:`` for a stream);
 - ``cut_stream``: ``after`` events (default 2), then the connection is dropped (a non-stream
   answer is cut halfway through its declared length);
 - ``broken_sse``: 200 ``text/event-stream`` with garbage instead of events;
 - ``hang``: never answers (for a stream: after ``after`` events), until the client leaves;
-- ``usage``: ``prompt_tokens`` / ``completion_tokens`` in every answer (also ``fake.usage``).
+- ``usage``: ``prompt_tokens`` / ``completion_tokens`` in every answer (also ``fake.usage``);
+- ``stream_error``: a stream that sends ``after`` events (default 2), then the provider's own
+  error event (chat ``data: {"error": {...}}``, responses ``event: error``) with ``message``,
+  ``code`` and ``echo_auth`` as for ``status``, and ends;
+- ``duplicate_keys``: the answer repeats a top-level ``key`` (default ``object``; ``type`` for
+  responses stream events) with the value ``"duplicate"``; a stream does so in event ``at``
+  (default -1: the last JSON event; chat's last one is the usage chunk).
 
 One failure applies per request, alongside at most one ``usage`` and one scripted answer
 (``script_tool_call`` / ``script_text``, or ``script_answer`` for an exact body or events).
@@ -58,7 +66,8 @@ from gateway.providers.mock import MockOverrides, error_body, generate
 from tests.fake_openai_fast import FastServer
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "mock-chat", "mock-embedding")
-FAILURES = frozenset({"slow", "status", "429", "invalid_json", "cut_stream", "broken_sse", "hang"})
+FAILURES = frozenset({"slow", "status", "429", "invalid_json", "cut_stream", "broken_sse", "hang", "stream_error",
+                      "duplicate_keys"})
 _PATHS = {
     "/v1/chat/completions": Endpoint.CHAT,
     "/v1/responses": Endpoint.RESPONSES,
@@ -217,8 +226,9 @@ class FakeOpenAI:
         """Answer with exactly these token counts (so budget tests know the cost)."""
         self.fault("usage", times, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
 
-    def script_tool_call(self, name: str, args: dict[str, Any], times: int | None = 1) -> None:
-        """Answer the next chat/responses requests with a call to ``name`` with ``args``."""
+    def script_tool_call(self, name: str, args: dict[str, Any] | str, times: int | None = 1) -> None:
+        """Answer the next chat/responses requests with a call to ``name`` with ``args`` (a str:
+        the arguments string exactly, e.g. JSON no serialiser would write)."""
         self.fault("tool_call", times, calls=[(name, args)])
 
     def script_text(self, text: str, times: int | None = 1) -> None:
@@ -326,17 +336,28 @@ class FakeOpenAI:
         if answer.events is None:
             if failure is not None and failure.kind == "cut_stream":
                 return await _cut_body(request, orjson.dumps(answer.json))
+            if failure is not None and failure.kind == "duplicate_keys":
+                key = str(failure.params.get("key", "object"))
+                return web.Response(status=answer.status, body=_repeat_key(orjson.dumps(answer.json), key),
+                                    content_type="application/json")  # fmt: skip
             return _json(answer.status, answer.json)
         resp = await _open_stream(request)
         cut_after = (
             int(failure.params.get("after", 2))
-            if failure and failure.kind in ("cut_stream", "hang")
+            if failure and failure.kind in ("cut_stream", "hang", "stream_error")
             else None
         )
-        for i, event in enumerate(answer.events):
+        events = list(answer.events)
+        if failure is not None and failure.kind == "duplicate_keys":
+            _repeat_key_in_event(events, endpoint, failure.params)
+        for i, event in enumerate(events):
             if cut_after is not None and i == cut_after:
                 if failure is not None and failure.kind == "hang":
                     await self._hang()
+                if failure is not None and failure.kind == "stream_error":
+                    await resp.write(_error_event(endpoint, failure.params, record.headers))
+                    await resp.write_eof()
+                    return resp
                 request.transport.abort()  # type: ignore[union-attr]
                 return resp
             if chunk_delay:
@@ -353,9 +374,11 @@ class FakeOpenAI:
             return None
         if f.kind == "status":
             status = int(p.get("status", 500))
-            body = _error(
-                status, p.get("message", f"The server had an error ({status})."), code=p.get("code")
-            )
+            message = p.get("message", f"The server had an error ({status}).")
+            if p.get("echo_auth"):
+                message += f" (you sent: {request.headers.get('authorization')})"
+            body = _error(status, message, code=p.get("code"))
+            body["error"]["param"] = p.get("param")
             return _json(status, body, p.get("headers"))
         if f.kind == "429":
             headers = {"x-ratelimit-remaining-requests": "0", **(p.get("headers") or {})}
@@ -396,6 +419,36 @@ def _error(status: int, message: str, *, code: str | None = None) -> dict[str, A
     body["error"]["type"] = _ERROR_TYPES.get(status, "server_error")
     body["error"]["code"] = code
     return body
+
+
+def _repeat_key(body: bytes, key: str) -> bytes:
+    """``body`` (a JSON object) with ``key`` repeated at its top level, first as "duplicate"."""
+    return b"{" + orjson.dumps(key) + b':"duplicate",' + body[1:]
+
+
+def _repeat_key_in_event(events: list[Any], endpoint: Endpoint, params: dict[str, Any]) -> None:
+    from gateway.sse import SSEEvent
+
+    json_events = [i for i, e in enumerate(events) if e.data.startswith(b"{")]
+    index = json_events[int(params.get("at", -1))]
+    event = events[index]
+    key = str(params.get("key", "type" if endpoint is Endpoint.RESPONSES else "object"))
+    data = _repeat_key(event.data, key)
+    head = b"event: " + event.event.encode() + b"\n" if event.event else b""
+    events[index] = SSEEvent(head + b"data: " + data + b"\n\n", event.event, data)
+
+
+def _error_event(endpoint: Endpoint | None, params: dict[str, Any], headers: dict[str, str]) -> bytes:
+    """The provider's own error event inside a stream, in the shape of the endpoint."""
+    message = str(params.get("message", "The server had an error while processing your request."))
+    if params.get("echo_auth"):
+        message += f" (you sent: {headers.get('authorization')})"
+    code = params.get("code", "server_error")
+    if endpoint is Endpoint.RESPONSES:
+        payload = {"type": "error", "code": code, "message": message, "param": None, "sequence_number": 99}
+        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+    payload = {"error": {"message": message, "type": "server_error", "code": code, "param": None}}
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 def _json(status: int, obj: Any, headers: dict[str, str] | None = None) -> web.Response:

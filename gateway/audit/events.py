@@ -16,7 +16,14 @@ from typing import Any
 from gateway.audit.schema import KIND_CALL, NANO, SCHEMA_VERSION, iso_time, new_event_id, usd_to_nano
 from gateway.audit.scrub import drop_content, scrub
 from gateway.call import Call, Decision
-from gateway.errors import ApprovalPending, GatewayError, PermissionDenied, RateLimited, SensitiveDataBlocked
+from gateway.errors import (
+    ApprovalPending,
+    GatewayError,
+    PermissionDenied,
+    RateLimited,
+    SensitiveDataBlocked,
+    UpstreamError,
+)
 
 #: Decision ``detail`` keys worth keeping: small, bounded and free of content.
 _DETAIL_KEYS = ("rule", "rules", "code", "mode", "scope", "scopes", "action", "entities", "approval_id",
@@ -154,6 +161,16 @@ def tool_calls(call: Call) -> list[dict[str, str]]:
     return out
 
 
+def _upstream(call: Call) -> dict[str, Any]:
+    """What the provider side did: the last status, and every attempt (deployment, status,
+    error code), so a failed call says what was tried, where, and how each try ended."""
+    attempts = call.upstream_attempts
+    tried = [{"deployment": a.deployment, "status": a.status, "error": a.error} for a in attempts]
+    if tried and tried[-1]["error"] is None and isinstance(call.error, UpstreamError):
+        tried[-1]["error"] = call.error.code  # the stream that started there broke mid-way
+    return {"status": call.upstream_status, "retries": call.retries, "attempts": len(attempts), "tried": tried}
+
+
 def _finish_reason(call: Call) -> str | None:
     doc = call.response.json if call.response is not None else None
     if isinstance(doc, dict):
@@ -208,7 +225,7 @@ def build_call_event(call: Call, *, trace_id: str | None = None) -> dict[str, An
                 "total": round((end - call.started) * 1000, 3),
                 "stages": {k: round(v * 1000, 3) for k, v in call.timings.items()},
             },
-            "upstream": {"status": call.upstream_status, "retries": call.retries},
+            "upstream": _upstream(call),
             "status": call_status(call),
             "error": _error(call.error),
             "client_disconnected": call.client_disconnected,

@@ -27,6 +27,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "run_id", "parent_run_id", "endpoint", "stream", "model", "model_used", "deployment", "decision",
     "reasons", "status", "error_code", "input_tokens", "output_tokens", "cost_usd", "reserved_usd",
     "latency_ms", "retries", "redacted", "approval_id", "approval_status", "prev_hash", "hash",
+    "upstream_status", "attempts", "deployments_tried",
 )
 
 
@@ -71,6 +72,8 @@ def _cells(ev: dict[str, Any], reasons: list[Any], entities: dict[str, Any]) -> 
         _get(ev, "latency_ms", "total"), _get(ev, "upstream", "retries"),
         ";".join(f"{k}={v}" for k, v in sorted(entities.items())), _get(ev, "approval", "id"),
         _get(ev, "approval", "status"), ev.get("prev_hash"), ev.get("hash"),
+        _get(ev, "upstream", "status"), _get(ev, "upstream", "attempts"),
+        ";".join(str(t.get("deployment")) for t in _get(ev, "upstream", "tried") or () if isinstance(t, dict)),
     ]
 
 

@@ -69,6 +69,11 @@ def scrub(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def scrub_text(text: str) -> str:
+    """``text`` with anything shaped like an API key or token replaced (logs, error messages)."""
+    return _SECRET_VALUE.sub(REDACTED, text)
+
+
 def drop_content(value: Any, depth: int = 0) -> Any:
     """A copy of ``value`` with content-bearing fields replaced by ``[omitted]``."""
     if depth > _MAX_DEPTH:

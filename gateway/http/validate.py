@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from gateway import dupkeys
 from gateway.call import Endpoint
 from gateway.errors import BadRequest, InvalidJSON
 
@@ -44,6 +45,13 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     # Counting brackets is cheap; only a body with that many of them can be too deep.
     if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _nesting_exceeds(raw, MAX_DEPTH):
         raise BadRequest(f"The request body is nested too deeply: at most {MAX_DEPTH} levels of arrays and objects.")
+    if dupkeys.has_duplicate(raw):
+        path = dupkeys.locate(raw) or "(unknown)"
+        raise InvalidJSON(
+            f"The request body repeats the key {path}: every key of a JSON object must be unique "
+            "(parsers disagree on which of the values counts).",
+            param=path,
+        )
     return body
 
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import orjson
 
+from gateway import dupkeys
+
 MAX_RAW_ARGUMENTS = 8192
 _EXACT_INT = 2**53
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
@@ -36,7 +38,8 @@ _LONG_NUMBER = re.compile(r"[0-9](?:[0-9]{15}|[eE])")  # one leading class: ``re
 
 
 def parse_arguments(raw: Any) -> Any:
-    """Tool-call arguments as the policy sees them; JSON that does not parse becomes
+    """Tool-call arguments as the policy sees them; JSON that does not parse (or repeats a
+    key: parsers disagree on which value counts) becomes
     ``{"_invalid_json": true, "raw": "<first 8 KiB>"}`` so a rule can still decide."""
     if raw is None or raw == "":
         return {}
@@ -47,6 +50,9 @@ def parse_arguments(raw: Any) -> Any:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
+        return {"_invalid_json": True, "raw": raw[:MAX_RAW_ARGUMENTS]}
+    if isinstance(value, dict | list) and dupkeys.has_duplicate(raw.encode()):
+        # {"amount": 5000, "amount": 5}: orjson reads 5, a first-wins executor moves 5000.
         return {"_invalid_json": True, "raw": raw[:MAX_RAW_ARGUMENTS]}
     if _LONG_NUMBER.search(raw) is not None:
         # orjson rounded long numbers to nearest; read them exactly to round away from zero.

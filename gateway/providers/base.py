@@ -22,6 +22,19 @@ class UpstreamRequest:
     stream: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     timeout_s: float = 60.0
+    #: The call's id, for the log lines a provider writes about this request.
+    request_id: str = ""
+    #: One entry per attempt the router made (filled in by the router, read by the audit).
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try of one deployment: what it answered (None: no answer) and how it ended."""
+
+    deployment: str
+    status: int | None = None
+    error: str | None = None  # the error code, None when the attempt succeeded
 
 
 class Provider(Protocol):

@@ -60,7 +60,7 @@ class MockOverrides:
     """Forced behaviour from outside the conversation (the fake upstream's test controls)."""
 
     usage: tuple[int, int] | None = None
-    tool_calls: list[tuple[str, dict[str, Any]]] | None = None
+    tool_calls: list[tuple[str, dict[str, Any] | str]] | None = None  # a str: the arguments verbatim
     text: str | None = None
 
 
@@ -261,7 +261,8 @@ def plan(conv: Conversation, overrides: MockOverrides | None = None, salt: str =
                 spec = specs.get(name)
                 args = fill_arguments(spec.parameters, facts, budget) if spec else {}
             call_id = "call_" + hashlib.blake2b(f"{seed}:{index}:{name}".encode(), digest_size=12).hexdigest()
-            planned.append(PlannedCall(call_id, name, orjson.dumps(args).decode()))
+            raw = args if isinstance(args, str) else orjson.dumps(args).decode()  # str: verbatim (tests)
+            planned.append(PlannedCall(call_id, name, raw))
         completion = sum((len(c.name) + len(c.arguments)) // 4 + 1 for c in planned)
         return _with_usage(Plan(None, planned, "tool_calls", prompt_tokens, completion, seed), overrides)
 

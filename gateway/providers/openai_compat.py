@@ -8,15 +8,21 @@ loop and closed in the lifespan shutdown.
 
 from __future__ import annotations
 
+import logging
+
 import aiohttp
 import orjson
 
+from gateway import dupkeys
 from gateway.call import ModelResponse
-from gateway.errors import UpstreamError, UpstreamRateLimited, UpstreamRejected, UpstreamTimeout
+from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.models import Deployment
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.config import ProviderSettings
-from gateway.sse import EventBatches, EventSplitter, LastBatch, SSEParseError
+from gateway.providers.errors import status_error, stream_error
+from gateway.sse import EventBatches, EventSplitter, LastBatch, SSEEvent, SSEParseError
+
+log = logging.getLogger("wardgate.providers")
 
 #: Upstream headers worth passing to the client (everything else is the gateway's business).
 _PASS_HEADERS = ("openai-processing-ms", "openai-version", "retry-after", "retry-after-ms")
@@ -37,6 +43,8 @@ class OpenAICompatProvider:
         key = deployment.api_key
         if key:
             self._headers["authorization"] = f"Bearer {key}"
+        #: What must never reach a client or a log line through a provider's error text.
+        self._secrets = tuple(v for v in (key, *deployment.headers.values()) if v and len(v) >= 8)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -62,20 +70,27 @@ class OpenAICompatProvider:
         try:
             if resp.status >= 400:
                 body = await _read(resp, self.name)
-                raise _status_error(resp, body, self.name)
+                raise status_error(resp.status, body, resp.headers, self.name, self._secrets, request.request_id)
             passed = {h: resp.headers[h] for h in _PASS_HEADERS if h in resp.headers}
             if request.stream:
                 ctype = resp.headers.get("content-type", "")
                 if "text/event-stream" not in ctype:
                     body = await _read(resp, self.name)
-                    raise UpstreamError(f"Upstream {self.name} answered a stream request with {ctype or 'no content type'}.")
+                    raise UpstreamError(f"Upstream {self.name} answered a stream request with {ctype or 'no content type'}.",
+                                        upstream_status=resp.status)  # fmt: skip
                 passed["content-type"] = "text/event-stream; charset=utf-8"
-                return ModelResponse(resp.status, passed, events=_events(resp, self.name), deployment=self.name)
+                events = _events(resp, self.name, self._secrets, request.request_id)
+                return ModelResponse(resp.status, passed, events=events, deployment=self.name)
             body = await _read(resp, self.name)
             try:
                 parsed = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
-                raise UpstreamError(f"Upstream {self.name} returned invalid JSON.") from exc
+                raise UpstreamError(f"Upstream {self.name} returned invalid JSON.", upstream_status=resp.status) from exc
+            if dupkeys.has_duplicate(body):
+                log.warning("upstream %s answered with a duplicate JSON key at %s", self.name, dupkeys.locate(body),
+                            extra={"request_id": request.request_id})  # fmt: skip
+                raise UpstreamError(f"Upstream {self.name} answered with a duplicate key in a JSON object.",
+                                    upstream_status=resp.status)  # fmt: skip
             passed["content-type"] = "application/json"
             resp.release()
             return ModelResponse(resp.status, passed, body=body, json=parsed, deployment=self.name)
@@ -111,31 +126,23 @@ async def _read(resp: aiohttp.ClientResponse, name: str) -> bytes:
         raise UpstreamError(f"Upstream {name} broke the connection: {type(exc).__name__}.") from exc
 
 
-def _status_error(resp: aiohttp.ClientResponse, body: bytes, name: str) -> UpstreamError:
-    message = f"Upstream {name} returned HTTP {resp.status}."
-    try:
-        err = orjson.loads(body).get("error") or {}
-        if isinstance(err, dict) and err.get("message"):
-            message = f"Upstream {name} returned HTTP {resp.status}: {err['message']}"
-    except (orjson.JSONDecodeError, AttributeError):
-        pass
-    if resp.status == 429:
-        headers = {h: resp.headers[h] for h in ("retry-after", "retry-after-ms") if h in resp.headers}
-        return UpstreamRateLimited(message, headers=headers)
-    if resp.status >= 500:
-        return UpstreamError(message)
-    return UpstreamRejected(message, status=resp.status)
-
-
-async def _events(resp: aiohttp.ClientResponse, name: str) -> EventBatches:
+async def _events(resp: aiohttp.ClientResponse, name: str, secrets: tuple[str, ...], request_id: str) -> EventBatches:
     """The upstream's SSE events, a batch per network read; closing this iterator (e.g. the
-    client is gone) closes the socket."""
+    client is gone) closes the socket. An error event from the provider ends the stream
+    with the gateway's own (sanitised) error instead of being relayed."""
     complete = False
     splitter = EventSplitter()
     content = resp.content
     try:
         while chunk := await content.readany():
             batch = splitter.feed(chunk)
+            for i, event in enumerate(batch):
+                if b'"error"' in event.data:  # a C substring test; only then parse
+                    failure = _error_event(event, name, secrets, request_id)
+                    if failure is not None:  # what came before it still goes out, then the error
+                        if i:
+                            yield batch[:i]
+                        raise failure
             if content.at_eof():  # the body ended within this read: say so with the batch
                 splitter.close()
                 complete = True
@@ -147,9 +154,10 @@ async def _events(resp: aiohttp.ClientResponse, name: str) -> EventBatches:
         splitter.close()
         complete = True
     except (SSEParseError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-        raise UpstreamError(f"Upstream {name} broke the stream: {exc}") from exc
+        log.warning("upstream %s broke the stream: %s", name, exc, extra={"request_id": request_id})
+        raise UpstreamError(f"Upstream {name} broke the stream.", upstream_status=resp.status) from exc
     except TimeoutError as exc:
-        raise UpstreamTimeout(f"Upstream {name} stalled mid-stream.") from exc
+        raise UpstreamTimeout(f"Upstream {name} stalled mid-stream.", upstream_status=resp.status) from exc
     finally:
         # A fully read stream gives its connection back to the pool; anything else (client
         # gone, upstream broken) closes the socket so the upstream stops generating.
@@ -157,3 +165,23 @@ async def _events(resp: aiohttp.ClientResponse, name: str) -> EventBatches:
             resp.release()
         else:
             resp.close()
+
+
+def _error_event(event: SSEEvent, name: str, secrets: tuple[str, ...], request_id: str) -> UpstreamError | None:
+    """The gateway's error for a provider error event: chat ``{"error": {...}}``, responses
+    ``{"type": "error", ...}``. A responses ``response.failed`` is part of the protocol and
+    goes on, with the provider's message replaced by a generic one."""
+    obj = event.json
+    if not isinstance(obj, dict):
+        return None
+    kind = obj.get("type")
+    if kind == "error" or (kind is None and obj.get("error") is not None and "choices" not in obj):
+        return stream_error(obj, name, secrets, request_id)
+    if kind == "response.failed":
+        response = obj.get("response")
+        error = response.get("error") if isinstance(response, dict) else None
+        if isinstance(error, dict) and error.get("message"):
+            stream_error(error, name, secrets, request_id)  # logs the provider's text
+            error["message"] = "The model provider failed to complete the response."
+            event.set_json(obj)
+    return None

@@ -14,9 +14,15 @@ import time
 from dataclasses import dataclass
 
 from gateway.call import ModelResponse
-from gateway.errors import UpstreamError, UpstreamRateLimited, UpstreamRejected, UpstreamTimeout
+from gateway.errors import (
+    UpstreamAuthFailed,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
 from gateway.models import Deployment, ModelCatalog, ModelEntry
-from gateway.providers.base import Provider, UpstreamRequest
+from gateway.providers.base import Attempt, Provider, UpstreamRequest
 from gateway.providers.config import ProviderSettings
 from gateway.sse import EventBatches, SSEEvent
 
@@ -109,7 +115,9 @@ class Router:
 
         Connection errors and 5xx are retried (with backoff) on the same or the next
         deployment; a timeout or a provider 429 only moves on to another deployment, since
-        retrying the same one would multiply the caller's wait for nothing.
+        retrying the same one would multiply the caller's wait for nothing. Every attempt is
+        appended to ``request.attempts`` (deployment, upstream status, error code), so a
+        failed call's audit event says what was tried.
         """
         order = self._order(entry)
         attempts = max(1, self._settings.max_attempts)
@@ -122,14 +130,19 @@ class Router:
             dep = candidates[attempt % len(candidates)]
             breaker = self.breakers[dep.name]
             request.body["model"] = dep.model
+            tried = Attempt(dep.name)
+            request.attempts.append(tried)
             try:
                 response = await self._providers[dep.name].send(request)
+                tried.status = response.status
                 if response.events is not None:
                     response.events = await _prefetch(response.events)
-            except UpstreamRejected:
-                breaker.success()  # the deployment is healthy; the request is not
+            except (UpstreamRejected, UpstreamAuthFailed) as exc:
+                tried.status, tried.error = exc.upstream_status, exc.code
+                breaker.success()  # the deployment answers; retrying cannot change its answer
                 raise
             except UpstreamError as exc:
+                tried.status, tried.error = exc.upstream_status or tried.status, exc.code
                 last = exc
                 if isinstance(exc, UpstreamRateLimited | UpstreamTimeout):
                     excluded.add(dep.name)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from gateway.call import Call, Endpoint, Usage
-from gateway.errors import ModelNotFound
+from gateway.errors import GatewayError, ModelNotFound
 from gateway.models import ModelCatalog
 from gateway.pipeline import Stage
 from gateway.providers.base import UpstreamRequest
@@ -42,8 +42,13 @@ class ForwardStage(Stage):
             options["include_usage"] = True
             body["stream_options"] = options
         headers = {h: call.headers[h] for h in _FORWARD_HEADERS if h in call.headers}
-        request = UpstreamRequest(call.endpoint, body, call.stream, headers, self._timeout_s)
-        routed = await self._router.send(entry, request)
+        request = UpstreamRequest(call.endpoint, body, call.stream, headers, self._timeout_s, call.request_id)
+        try:
+            routed = await self._router.send(entry, request)
+        except Exception as exc:
+            _record_attempts(call, request, exc)
+            raise
+        _record_attempts(call, request, None)
         response = routed.response
         call.deployment = routed.deployment.name
         call.upstream_model = routed.deployment.model
@@ -71,3 +76,19 @@ class ForwardStage(Stage):
         if not call.client_wants_usage and not obj.get("choices"):
             return ()
         return (event,)
+
+
+def _record_attempts(call: Call, request: UpstreamRequest, exc: Exception | None) -> None:
+    """What the router tried, on the call for the audit event: on a failure too, the last
+    deployment tried and its status stand for the call's upstream outcome."""
+    attempts = request.attempts
+    call.upstream_attempts = attempts
+    if not attempts:
+        return
+    last = attempts[-1]
+    if exc is not None:
+        if last.error is None:
+            last.error = exc.code if isinstance(exc, GatewayError) else "internal_error"
+        call.deployment = last.deployment
+        call.upstream_status = last.status
+        call.retries = len(attempts) - 1

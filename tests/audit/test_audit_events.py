@@ -26,7 +26,7 @@ def test_allowed_call_event_has_identity_models_usage_cost_and_stage_latency():
     assert ev["usage"] == {"input_tokens": 120, "output_tokens": 30, "cached_tokens": 0}
     assert ev["cost"] == {"settled_usd": 0.00125, "settled_nusd": 1_250_000, "reserved_usd": 0.01, "basis": None}
     assert ev["latency_ms"]["stages"]["forward"] == 250.0 and ev["latency_ms"]["total"] >= 300
-    assert ev["upstream"] == {"status": 200, "retries": 0} and ev["status"] == 200 and ev["error"] is None
+    assert ev["upstream"] == {"status": 200, "retries": 0, "attempts": 0, "tried": []} and ev["status"] == 200 and ev["error"] is None
     assert ev["tool_calls"] == [{"id": "call_1", "name": "send_email"}]
     assert ev["finish_reason"] == "tool_calls"
 
@@ -43,7 +43,7 @@ def test_denied_call_event_keeps_reasons_and_revision_but_not_decision_detail_co
 def test_failed_call_event_has_upstream_status_retries_and_error_code_without_message():
     ev = build_call_event(make_call(outcome="failed"))
     assert ev["decision"] == "error" and ev["status"] == 502
-    assert ev["upstream"] == {"status": 502, "retries": 2}
+    assert ev["upstream"] == {"status": 502, "retries": 2, "attempts": 0, "tried": []}
     assert ev["error"]["code"] == "upstream_error" and "message" not in ev["error"]
     assert ev["usage"] is None
 
