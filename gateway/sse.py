@@ -79,7 +79,7 @@ class SSEEvent:
                     parsed = orjson.loads(self.data)
                 except orjson.JSONDecodeError:
                     parsed = None
-                if isinstance(parsed, dict | list) and dupkeys.has_duplicate(self.data):
+                if parsed is not None and dupkeys.has_duplicate(self.data, parsed):
                     raise UpstreamError("The model provider sent a stream event with a duplicate key in a JSON object.")
                 self._json = parsed
         return self._json

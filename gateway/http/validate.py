@@ -45,7 +45,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     # Counting brackets is cheap; only a body with that many of them can be too deep.
     if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _nesting_exceeds(raw, MAX_DEPTH):
         raise BadRequest(f"The request body is nested too deeply: at most {MAX_DEPTH} levels of arrays and objects.")
-    if dupkeys.has_duplicate(raw):
+    if dupkeys.has_duplicate(raw, body):
         path = dupkeys.locate(raw) or "(unknown)"
         raise InvalidJSON(
             f"The request body repeats the key {path}: every key of a JSON object must be unique "

@@ -51,7 +51,7 @@ def parse_arguments(raw: Any) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return {"_invalid_json": True, "raw": raw[:MAX_RAW_ARGUMENTS]}
-    if isinstance(value, dict | list) and dupkeys.has_duplicate(raw.encode()):
+    if dupkeys.has_duplicate(raw.encode(), value):
         # {"amount": 5000, "amount": 5}: orjson reads 5, a first-wins executor moves 5000.
         return {"_invalid_json": True, "raw": raw[:MAX_RAW_ARGUMENTS]}
     if _LONG_NUMBER.search(raw) is not None:

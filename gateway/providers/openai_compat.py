@@ -86,7 +86,7 @@ class OpenAICompatProvider:
                 parsed = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise UpstreamError(f"Upstream {self.name} returned invalid JSON.", upstream_status=resp.status) from exc
-            if dupkeys.has_duplicate(body):
+            if dupkeys.has_duplicate(body, parsed):
                 log.warning("upstream %s answered with a duplicate JSON key at %s", self.name, dupkeys.locate(body),
                             extra={"request_id": request.request_id})  # fmt: skip
                 raise UpstreamError(f"Upstream {self.name} answered with a duplicate key in a JSON object.",

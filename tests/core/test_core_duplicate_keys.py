@@ -14,6 +14,8 @@ import httpx
 import openai
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.dupkeys import has_duplicate, locate
 from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
@@ -154,3 +156,25 @@ def test_duplicate_detection_and_location(raw: bytes, expected: str | None) -> N
 def test_duplicates_deeper_than_jiter_reads_are_still_found() -> None:
     deep = b'{"a":' * 300 + b'{"k":1,"k":2}' + b"}" * 300
     assert has_duplicate(deep) and locate(deep) == "a" * 0 + ".".join(["a"] * 300) + ".k"
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(doc=st.dictionaries(st.text(max_size=6), _json_values, min_size=1, max_size=5), data=st.data())
+def test_a_repeated_key_is_found_wherever_it_is_spliced_in(doc: dict, data: st.DataObject) -> None:
+    """The fast path (re-serialise and compare) never hides a duplicate, and never invents one."""
+    raw = orjson.dumps(doc)
+    assert not has_duplicate(raw, orjson.loads(raw)) and not has_duplicate(raw)
+    key = data.draw(st.sampled_from(sorted(doc)))
+    value = data.draw(_json_values)
+    spliced = b"{" + orjson.dumps(key) + b":" + orjson.dumps(value) + b"," + raw[1:]
+    parsed = orjson.loads(spliced)
+    assert has_duplicate(spliced, parsed) and has_duplicate(spliced)
+    assert locate(spliced) is not None
