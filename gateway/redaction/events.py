@@ -98,14 +98,16 @@ class ChatRewriter:
             k: obj[k] for k in ("id", "object", "created", "model", "system_fingerprint") if k in obj
         }
         changed = False
-        for key in obj.keys() - _CHUNK_KNOWN:  # a provider's extra chunk field: scanned whole
-            changed |= self._scan_whole(obj, key, key)
+        if not obj.keys() <= _CHUNK_KNOWN:  # a provider's extra chunk field: scanned whole
+            for key in obj.keys() - _CHUNK_KNOWN:
+                changed |= self._scan_whole(obj, key, key)
         for choice in obj["choices"]:
             if not isinstance(choice, dict):
                 continue
             idx = choice.get("index", 0)
-            for key in choice.keys() - _CHOICE_KNOWN:
-                changed |= self._scan_whole(choice, key, f"choices[{idx}].{key}")
+            if not choice.keys() <= _CHOICE_KNOWN:
+                for key in choice.keys() - _CHOICE_KNOWN:
+                    changed |= self._scan_whole(choice, key, f"choices[{idx}].{key}")
             delta = choice.get("delta")
             if isinstance(delta, dict):
                 changed |= self._delta(idx, delta)
@@ -126,9 +128,12 @@ class ChatRewriter:
         for field, value in delta.items():
             if field in _CHAT_DELTA_KEEP or field in ("tool_calls", "function_call"):
                 continue
-            if isinstance(value, str):
+            if type(value) is str:
                 if value:
-                    delta[field] = self._channel((idx, field), False, f"{base}.{field}").feed(value)
+                    ch = self._channels.get((idx, field))
+                    if ch is None:
+                        ch = self._channel((idx, field), False, f"{base}.{field}")
+                    delta[field] = ch.feed(value)
                     changed = True
             elif field == "audio" and isinstance(value, dict):
                 t = value.get("transcript")
