@@ -8,7 +8,8 @@
     │                                                           → the step fails
     ├── CallFailed          transient: rate limited after the SDK's retries, 5xx, timeout, network
     │                                                           → the step is retried from its checkpoint
-    └── BadCall             400/401/404: retrying cannot help  → the step fails
+    └── BadCall             400/401/404, 502 upstream_auth_failed: retrying cannot help
+                                                                → the step fails
 """
 
 from __future__ import annotations

@@ -94,6 +94,8 @@ def _refusal(exc: openai.APIStatusError) -> GatewayRefusal:
         return RunHalted(message, **kwargs)
     if status == 403:
         return PolicyDenied(message, **kwargs)
+    if code == "upstream_auth_failed":  # the gateway's provider credentials: retrying cannot help
+        return BadCall(message, **kwargs)
     if status in (408, 409, 429) or status >= 500:
         return CallFailed(message, **kwargs)
     return BadCall(message, **kwargs)

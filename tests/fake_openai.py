@@ -28,8 +28,9 @@ Faults (``fake.fault(kind, times=None|N, path=None, **params)``; ``times=None`` 
 - ``hang``: never answers (for a stream: after ``after`` events), until the client leaves;
 - ``usage``: ``prompt_tokens`` / ``completion_tokens`` in every answer (also ``fake.usage``);
 - ``stream_error``: a stream that sends ``after`` events (default 2), then the provider's own
-  error event (chat ``data: {"error": {...}}``, responses ``event: error``) with ``message``,
-  ``code`` and ``echo_auth`` as for ``status``, and ends;
+  error event (chat ``data: {"error": {...}}``, responses ``event: error``, or with
+  ``failed=True`` a ``response.failed``) with ``message``, ``code`` and ``echo_auth`` as for
+  ``status``, and ends;
 - ``duplicate_keys``: the answer repeats a top-level ``key`` (default ``object``; ``type`` for
   responses stream events) with the value ``"duplicate"``; a stream does so in event ``at``
   (default -1: the last JSON event; chat's last one is the usage chunk).
@@ -444,6 +445,11 @@ def _error_event(endpoint: Endpoint | None, params: dict[str, Any], headers: dic
     if params.get("echo_auth"):
         message += f" (you sent: {headers.get('authorization')})"
     code = params.get("code", "server_error")
+    if endpoint is Endpoint.RESPONSES and params.get("failed"):
+        response = {"id": "resp_failed", "object": "response", "status": "failed", "output": [],
+                    "error": {"code": code, "message": message}}  # fmt: skip
+        payload = {"type": "response.failed", "response": response, "sequence_number": 99}
+        return b"event: response.failed\ndata: " + orjson.dumps(payload) + b"\n\n"
     if endpoint is Endpoint.RESPONSES:
         payload = {"type": "error", "code": code, "message": message, "param": None, "sequence_number": 99}
         return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"

@@ -163,6 +163,19 @@ def test_responses_stream_error_event_mid_stream_is_sanitised(gateway: Any, upst
     assert error["message"] == "The model provider failed during the stream (provider code: server_error)."
 
 
+def test_responses_failed_event_keeps_its_code_but_not_the_providers_message(gateway: Any, upstream: Any) -> None:
+    upstream.fault("stream_error", after=3, failed=True, message=INTERNAL, echo_auth=True, code="server_error")
+    body = {"model": "gpt-test", "input": "hello", "stream": True}
+    with httpx.stream("POST", gateway.base_url + "/responses", json=body,
+                      headers={"authorization": f"Bearer {TEST_KEY}"}, timeout=10) as resp:  # fmt: skip
+        raw = resp.read().decode()
+    _assert_no_leak(raw)
+    *_, last = [block for block in raw.split("\n\n") if block.strip()]
+    assert last.startswith("event: response.failed\n")
+    error = orjson.loads(last.split("data: ", 1)[1])["response"]["error"]
+    assert error == {"code": "server_error", "message": "The model provider failed to complete the response."}
+
+
 def test_stream_error_event_before_the_first_event_is_retried(client: openai.OpenAI, upstream: Any) -> None:
     upstream.fault("stream_error", times=1, after=0, message=INTERNAL)
     chunks = list(client.chat.completions.create(model="gpt-test", messages=MESSAGES, stream=True))

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from orchestrator.config import OrchestratorConfig
-from orchestrator.errors import CallFailed, PolicyDenied
+from orchestrator.errors import BadCall, CallFailed, PolicyDenied
 from orchestrator.events import CallRecord, Listener
 from orchestrator.gateway_client import GatewayClient
 from orchestrator.identity import RunIdentity
@@ -47,6 +47,9 @@ async def server() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
         ask = body["messages"][-1]["content"]
         if ask == "garbage":
             return web.Response(text="<html>oops</html>", headers={"x-request-id": "req-garbage"})
+        if ask == "authfail":
+            error = {"code": "upstream_auth_failed", "message": "The model provider refused the gateway's credentials"}
+            return web.json_response({"error": error}, status=502, headers={"x-should-retry": "false"})
         if ask == "deny":
             return web.json_response({"code": "policy_denied", "message": "no", "reasons": ["not allowed"]},
                                      status=403, headers={"x-request-id": "req-deny"})
@@ -117,3 +120,13 @@ async def test_a_refusal_keeps_its_code_reasons_and_request_id(server: tuple[str
     assert (info.value.status, info.value.code, info.value.reasons) == (403, "policy_denied", ["not allowed"])
     assert info.value.request_id == "req-deny"
     assert [(r.status, r.code) for r in recorder.calls] == [(403, "policy_denied")]
+
+
+async def test_the_gateways_provider_credentials_failing_is_not_retried(server: tuple[str, list[dict[str, Any]]]):
+    client = _client(server[0], Recorder())
+    try:
+        with pytest.raises(BadCall) as info:
+            await client.chat("billing", RunIdentity("run-1", "0" * 32), [{"role": "user", "content": "authfail"}])
+    finally:
+        await client.close()
+    assert (info.value.status, info.value.code) == (502, "upstream_auth_failed")
