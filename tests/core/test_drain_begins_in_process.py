@@ -5,6 +5,7 @@ processes, is ``test_shutdown_drain.py``."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,4 +92,8 @@ def test_a_stream_under_way_when_the_grace_ends_gets_the_endpoints_error_event(g
     else:
         assert error["error"]["code"] == "shutting_down" and error["error"]["type"] == "service_unavailable"
     assert all("[DONE]" not in d for _, d in rest)  # an error, not a clean end
+    # The gateway closed its upstream request; the fake notices a moment later.
+    deadline = time.monotonic() + 3
+    while not upstream.requests[-1].disconnected and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert upstream.requests[-1].disconnected
