@@ -10,8 +10,11 @@ each test drains its own gateway, all of them booted in parallel by the module's
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,7 +34,7 @@ from cryptography.fernet import Fernet
 from gateway.limits.redis_store import RedisStore
 from tests.approvals.test_approvals_e2e import ARGS, MESSAGES, TOOLS
 from tests.approvals.test_approvals_processes import ParallelGatewayProcess
-from tests.harness import ADMIN_KEY, APPROVER_KEY, TEST_KEY, GatewayProcess, gateway_settings
+from tests.harness import ADMIN_KEY, APPROVER_KEY, REPO, TEST_KEY, GatewayProcess, gateway_settings
 
 GRACE_S = 1.5
 PG_DSN = "postgresql://root@127.0.0.1:5432/test"
@@ -48,7 +51,19 @@ _SERVER = {
     "workers": {"workers": 2, "shutdown_grace_s": 5.0},
     "delay": {"shutdown_delay_s": 1.0},
     "interrupt": {"shutdown_grace_s": 60.0},
+    "terminal": {"workers": 2, "shutdown_grace_s": 60.0},
 }
+
+
+class _OwnSessionGatewayProcess(ParallelGatewayProcess):
+    """A gateway in a process group of its own, as a terminal would start it (so a test can
+    send the group a Ctrl+C without hitting pytest)."""
+
+    def spawn(self) -> _OwnSessionGatewayProcess:
+        log = self.log_path.open("wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+        return self
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +75,8 @@ def shared(redis_url: str, postgres_dsn: str, tmp_path_factory: pytest.TempPathF
     env = {"WARDGATE_APPROVALS_KEY": Fernet.generate_key().decode()}
     state: dict[str, Any] = {"prefix": prefix, "schema": schema, "redis_url": redis_url,
                              "root": tmp_path_factory.mktemp("drain")}
-    procs = {name: ParallelGatewayProcess(_config(state, fake_upstream.base_url, **server), state["root"], env=env)
+    procs = {name: (_OwnSessionGatewayProcess if name == "terminal" else ParallelGatewayProcess)(
+                 _config(state, fake_upstream.base_url, **server), state["root"], env=env)
              for name, server in _SERVER.items()}
     try:
         for proc in procs.values():
@@ -312,3 +328,21 @@ def test_a_second_ctrl_c_cuts_at_once_and_the_cut_call_is_still_audited(shared, 
     assert time.monotonic() - interrupted < 10
     [event] = _audit_events(shared, request_id)
     assert event["error"]["code"] == "shutting_down" and event["cost"]["basis"] == "reservation"
+
+
+def test_one_ctrl_c_to_a_multi_worker_gateway_drains_gracefully(shared, upstream):
+    """A terminal's Ctrl+C reaches every process of the group: each worker gets SIGINT from the
+    terminal and SIGTERM from the supervisor. That is one request to stop, not two: the stream
+    in flight must finish, not be cut as a second Ctrl+C would."""
+    proc: GatewayProcess = shared["terminal"]
+    assert proc.proc is not None
+    words = " ".join(f"w{i}" for i in range(12))
+    upstream.fault("slow", times=1, path="/v1/chat/completions", chunk_delay_s=0.15)
+    chunks = iter(_client(proc).chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": words}], stream=True))
+    text = next(chunks).choices[0].delta.content or ""
+    os.killpg(proc.proc.pid, signal.SIGINT)
+    text += "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == f"Echo: {words}"
+    assert _refuses_connections(proc.port, within_s=2.0)
+    _exited(proc)
