@@ -43,6 +43,7 @@ from gateway.redaction import component as redaction
 from gateway.settings import Settings
 from gateway.stages.authenticate import AuthenticateStage
 from gateway.stages.forward import ForwardStage
+from gateway.stages.stream_trust import StreamTrustStage
 
 log = logging.getLogger("wardgate")
 
@@ -58,6 +59,10 @@ _PROXY_PATHS = {
 #: approvals before policy (policy checks whether an approval stage exists). Each setup
 #: reads its own settings section and does nothing when it is disabled.
 _COMPONENTS = (audit.setup, keys_reload.setup, limits.setup, redaction.setup, approvals.setup, policy.setup)
+
+
+#: Stages that judge or rewrite a stream: with any of them, its events must add up first.
+_STREAM_READERS = frozenset({"redact_out", "policy_response", "approval_response"})
 
 
 def _routes(proxies: dict[str, ProxyEndpoint]) -> list[BaseRoute]:
@@ -88,6 +93,8 @@ async def build_context(settings: Settings) -> AppContext:
         ctx.stages.append(ForwardStage(router, models, settings.providers.timeout_s))
         for setup in _COMPONENTS:
             await setup(ctx)
+        if any(s.name in _STREAM_READERS for s in ctx.stages):
+            ctx.stages.append(StreamTrustStage())
         ctx.pipeline = ctx.drain.pipeline = Pipeline(ctx.stages)
     except BaseException:
         await ctx.close()

@@ -1,13 +1,15 @@
 """The one ordered list of stages every OpenAI-compatible call flows through.
 
     authenticate → limit(reserve) → redact(in) → policy(request) → [approval hold]
-      → forward → redact(out) → policy(response) → [approval hold] → settle → audit
+      → forward → stream_trust → redact(out) → policy(response) → [approval hold] → settle → audit
 
 Why this order: identity first, so nothing runs for an unknown caller (like Envoy's ext_authz,
 first and fail-closed). Limits reserve before any expensive work, so a flood of over-budget
 calls costs one Redis round trip each. Redaction runs before policy so policies decide on
 what would actually leave the gateway (and on the ``pii`` summary). Approval runs last on
-each side, so a reviewer sees exactly what the policy saw. ``settle`` and ``audit`` run
+each side, so a reviewer sees exactly what the policy saw. ``stream_trust`` (only when a
+stage reads streams) refuses a stream whose events contradict each other before any guard
+reads it, so guards and clients judge one answer. ``settle`` and ``audit`` run
 always, like Kong's ``log`` phase, also on denials and failures.
 
 A stage is a small class with any of the hooks below; the pipeline calls only the hooks a
@@ -38,6 +40,7 @@ STAGE_ORDER: tuple[str, ...] = (
     "approval_request",
     "limit_reprice",  # the limits component re-prices a reservation if a policy re-routed the model
     "forward",
+    "stream_trust",  # refuses a stream whose events contradict each other, before any guard reads it
     "redact_out",
     "policy_response",
     "approval_response",

@@ -236,13 +236,15 @@ class FakeOpenAI:
         self.fault("text", times, text=text)
 
     def script_answer(
-        self, body: Any = None, *, events: list[Any] | None = None, times: int | None = 1
+        self, body: Any = None, *, events: list[Any] | None = None, times: int | None = 1, done: bool = True,
+        delay_s: float = 0.0,
     ) -> None:
         """Answer the next requests with exactly ``body`` (non-stream) or ``events`` (stream):
         each dict becomes one ``data:`` line (responses events also get ``event: <type>``),
-        then ``data: [DONE]``. For answers the built-in mock cannot write (logprobs, reasoning
-        fields, annotations, odd provider fields)."""
-        self.fault("raw", times, body=body, events=events)
+        ``bytes`` are written as they are (a whole frame), then ``data: [DONE]`` unless
+        ``done=False``, ``delay_s`` apart. For answers the built-in mock cannot write (logprobs,
+        reasoning fields, annotations, odd provider fields) and for upstreams that misbehave."""
+        self.fault("raw", times, body=body, events=events, done=done, delay_s=delay_s)
 
     def wait_for_requests(self, n: int, timeout_s: float = 5.0) -> list[RecordedRequest]:
         deadline = time.monotonic() + timeout_s
@@ -482,9 +484,15 @@ async def _raw(request: web.Request, params: dict[str, Any], stream: bool) -> we
         return _json(200, params.get("body"))
     resp = await _open_stream(request)
     for event in params["events"]:
+        if params.get("delay_s"):
+            await asyncio.sleep(params["delay_s"])
+        if isinstance(event, bytes):  # a whole frame, byte for byte (escaped keys, odd framing)
+            await resp.write(event)
+            continue
         head = f"event: {event['type']}\n".encode() if isinstance(event, dict) and "type" in event else b""
         await resp.write(head + b"data: " + orjson.dumps(event) + b"\n\n")
-    await resp.write(b"data: [DONE]\n\n")
+    if params.get("done", True):
+        await resp.write(b"data: [DONE]\n\n")
     await resp.write_eof()
     return resp
 

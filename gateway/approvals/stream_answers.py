@@ -33,24 +33,14 @@ def _type(event: SSEEvent) -> str | None:
     return obj.get("type") if isinstance(obj, dict) else event.event
 
 
-def _plain_chat_text(data: bytes) -> bool:
-    """Byte-level fast path for the common chunk: one text delta, no tool call, no finish.
-
-    Compact JSON as OpenAI sends it; anything else (spaces, other shapes) takes the JSON path.
-    """
-    return (b'"finish_reason":null' in data and b'"content":"' in data and b'"content":""' not in data
-            and b'"tool_calls"' not in data and b'"function_call"' not in data and b'"usage":{' not in data
-            and data.count(b'"index"') == 1)
-
-
 def classify(endpoint: str, event: SSEEvent) -> str:
-    if endpoint != "responses" and _plain_chat_text(event.data):
-        return TEXT
+    """Only the parsed event decides: a byte pattern cannot tell ``"tool_calls"`` from
+    ``"tool\\u005fcalls"``, which every JSON parser reads as the same key. The parse is cached
+    on the event, so the policy stage before this one has usually paid for it already."""
     return classify_parsed(endpoint, event)
 
 
 def classify_parsed(endpoint: str, event: SSEEvent) -> str:
-    """``classify`` without the byte fast path (reads the event's JSON)."""
     if event.is_done:
         return FINAL
     obj = event.json

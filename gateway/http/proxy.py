@@ -363,11 +363,16 @@ async def _send_event(send: Send, event: SSEEvent, more: bool) -> None:
 
 
 def error_event(call: Call, error: GatewayError) -> SSEEvent:
-    """An error in the stream, in the shape the client's SDK expects for this endpoint."""
+    """An error in the stream, in the shape the client's SDK expects for this endpoint.
+
+    Responses API: the ``error`` event's own fields, plus the ``error`` object, because the
+    openai SDK raises on an ``event: error`` only when its data carries ``error`` (without
+    it, the SDK hands the event to the caller as data and the stream simply ends)."""
+    body = error.to_dict()
     if call.endpoint is Endpoint.RESPONSES:
-        payload = {"type": "error", "code": error.code, "message": error.message, "param": error.param}
+        payload = {"type": "error", "code": error.code, "message": error.message, "param": error.param, **body}
         return SSEEvent.from_json(payload, event="error")
-    return SSEEvent.from_json(error.to_dict())
+    return SSEEvent.from_json(body)
 
 
 async def _close_upstream(response: ModelResponse) -> None:

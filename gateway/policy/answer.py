@@ -189,7 +189,9 @@ class ChatStreamView:
             acc["type"] = tc["type"]
         fn = tc.get("function") if isinstance(tc.get("function"), dict) else {}
         name = fn.get("name")
-        if isinstance(name, str) and name and name != acc["name"]:
+        if isinstance(name, str) and name:
+            # Concatenated, as the openai SDK (and the approval stage's assembly) read a name
+            # split over deltas: a guard must judge the name the client will call.
             acc["name"] += name
         args = fn.get("arguments")
         if isinstance(args, str):
