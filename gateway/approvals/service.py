@@ -63,8 +63,8 @@ class ApprovalService:
         self._gauge_task: asyncio.Task[None] | None = None
         self._gauge_dirty = False
         self._closing = False
-        #: key_id → {fingerprint: approval id} of pending approvals, fed by the change feed.
-        self._open: dict[str, dict[str, str]] = {}
+        #: key_id → {(fingerprint, agent, run): approval id} of pending approvals, fed by the change feed.
+        self._open: dict[str, dict[tuple[str, str | None, str | None], str]] = {}
         self._resync_task: asyncio.Task[None] | None = None
         #: The worker is draining (SIGTERM): holds return the approval still pending at once.
         self.holds_released = False
@@ -115,13 +115,14 @@ class ApprovalService:
     # -- the joinable view ----------------------------------------------------------
     def _track(self, approval: Approval) -> None:
         key_id = str(approval.principal.get("key_id") or "")
+        ask = (approval.fingerprint, approval.agent_id, approval.run_id)
         if approval.status is Status.PENDING:
-            self._open.setdefault(key_id, {})[approval.fingerprint] = approval.id
+            self._open.setdefault(key_id, {})[ask] = approval.id
             return
-        by_fp = self._open.get(key_id)
-        if by_fp is not None and by_fp.get(approval.fingerprint) == approval.id:
-            del by_fp[approval.fingerprint]
-            if not by_fp:
+        asks = self._open.get(key_id)
+        if asks is not None and asks.get(ask) == approval.id:
+            del asks[ask]
+            if not asks:
                 del self._open[key_id]
 
     async def _load_open(self) -> None:
@@ -138,15 +139,19 @@ class ApprovalService:
         """Whether this key has a pending approval (in-process; no store call)."""
         return key_id in self._open
 
-    async def joinable(self, key_id: str, fingerprint: str) -> Approval | None:
-        """The pending approval an identical request (same key and fingerprint) joins, if any."""
-        approval_id = self._open.get(key_id, {}).get(fingerprint)
+    async def joinable(self, call: Call, fingerprint: str) -> Approval | None:
+        """The pending approval an identical request (same key, fingerprint, agent and run) joins."""
+        key_id = call.principal.key_id if call.principal else ""
+        approval_id = self._open.get(key_id, {}).get((fingerprint, call.agent_id, call.run_id))
         if approval_id is None:
             return None
         approval = await self.store.get(approval_id)
         if approval is not None and approval.overdue():
             approval = await self.expire(approval_id, rules.EXPIRED, only_if_due=True)
         if approval is None or approval.status is not Status.PENDING:
+            asks = self._open.get(key_id, {})
+            if asks.get((fingerprint, call.agent_id, call.run_id)) == approval_id:  # a stale entry
+                del asks[(fingerprint, call.agent_id, call.run_id)]
             return None
         return approval
 
@@ -191,6 +196,7 @@ class ApprovalService:
             # decided or gone in between: its index entry went with it, so try again
         else:
             raise Conflict("The approval is changing too fast; try again.", code="approval_contended")
+        self._track(approval)  # this replica knows at once; the others when the change feed tells them
         self.metrics.created.labels(phase, spec.mode).inc()
         await self._audit("created", approval)
         if self.webhooks.enabled:

@@ -26,8 +26,8 @@ goes on; denied/expired → the rewritten denial answer. An approved answer is r
 whichever phase and whoever asks (the request that held it, a re-send): then 409
 ``approval_used``.
 
-Joining: a request without the header that is identical (same key, same fingerprint) to one
-whose approval is still pending joins that approval instead of asking the model and a
+Joining: a request without the header that is identical (same key, same fingerprint, same
+agent and run headers) to one whose approval is still pending joins that approval instead of asking the model and a
 reviewer again (an SDK retrying a held call that timed out on its side). In ``hold`` mode it
 takes the approval over and holds in its turn (the earlier request, whose client has gone,
 stops waiting: 409 ``approval_superseded``), and gets the outcome when the reviewer decides;
@@ -161,7 +161,7 @@ class ApprovalRequestStage(_ApprovalStage):
             return
         principal = call.principal
         if principal is not None and self.service.may_have_open(principal.key_id):
-            joined = await self.service.joinable(principal.key_id, fingerprint(call))
+            joined = await self.service.joinable(call, fingerprint(call))
             if joined is not None:
                 await self._join(call, joined)
                 return

@@ -13,7 +13,7 @@ Listeners get ``(kind, approval)`` for every change on any replica (``created``,
 ``updated``), and ``("resync", None)`` when change messages may have been missed (a
 reconnect): waiters then re-read instead of trusting silence.
 
-Joining: a pending approval is indexed by ``join_key(key_id, fingerprint)`` for as long as it
+Joining: a pending approval is indexed by ``join_key(key_id, fingerprint, agent, run)`` for as long as it
 is pending. ``create(..., join=True)`` checks the index and writes the record in one atomic
 step (a Lua script in Redis), so two identical requests racing on two replicas make one
 approval, never two; the change that ends the pending state drops the index entry with it.
@@ -66,13 +66,15 @@ class Page:
     next_cursor: str | None
 
 
-def join_key(key_id: str, fingerprint: str) -> str:
-    """The index entry an identical request (same key, same fingerprint) finds."""
-    return hashlib.sha256(f"{key_id}\0{fingerprint}".encode()).hexdigest()[:32]
+def join_key(key_id: str, fingerprint: str, agent_id: str | None, run_id: str | None) -> str:
+    """The index entry an identical request finds: same key, same fingerprint, same agent and
+    run (an SDK retry keeps its headers; another run asking the same is another task)."""
+    raw = "\0".join((key_id, fingerprint, agent_id or "", run_id or ""))
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
 def approval_join_key(a: Approval) -> str:
-    return join_key(str(a.principal.get("key_id") or ""), a.fingerprint)
+    return join_key(str(a.principal.get("key_id") or ""), a.fingerprint, a.agent_id, a.run_id)
 
 
 def order_score(a: Approval) -> int:

@@ -12,8 +12,8 @@ audited as an upstream error) when:
 
 - any event follows the terminal event (chat: ``[DONE]``; responses: ``response.completed``,
   ``.incomplete``, ``.failed`` or ``error``, after which only a bare ``[DONE]`` is tolerated);
-- an event names an output item that was never added, or a delta of one kind targets an
-  item of another (arguments for a message, text for a function call), or its ``event:``
+- an event names an output item that was never added (an ``output_item.done`` may bring an
+  item whole), or a delta of one kind targets an item of another (arguments for a message, text for a function call), or its ``event:``
   line contradicts the type in its data;
 - a ``*.done`` event or ``response.output_item.done`` contradicts the deltas streamed for it;
 - the terminal event's ``output`` is not the items streamed: same count, order, types, ids,
@@ -65,7 +65,7 @@ class _Item:
     __slots__ = ("deltas", "done", "item", "kinds", "parts")
 
     def __init__(self, item: dict[str, Any]) -> None:
-        self.item = item
+        self.item = _copy(item)
         self.done: dict[str, Any] | None = None
         self.deltas: list[str] = []
         self.parts: dict[Any, list[str]] = {}  # content_index → text deltas
@@ -89,6 +89,11 @@ class _Item:
                     content[ci][key] = "".join(texts)
             item["content"] = content
         return item
+
+
+def _copy(item: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot: later stages rewrite the parsed event in place (redaction restores values)."""
+    return orjson.loads(orjson.dumps(item))
 
 
 def _by_index(kv: tuple[Any, Any]) -> tuple[int, int]:
@@ -176,12 +181,14 @@ class _ResponsesTrust:
             self.items[index] = _Item(item)
             return
         if kind == "response.output_item.done":
+            index, item = data.get("output_index"), data.get("item")
+            if index not in self.items and isinstance(index, int) and isinstance(item, dict):
+                self.items[index] = _Item(item)  # an item streamed whole, without ``added`` first
             entry = self._item(data, kind)
-            item = data.get("item")
             if not isinstance(item, dict) or item.get("type") != entry.item.get("type"):
                 raise _refuse("an output item whose type changed")
             _check_done(entry, item)
-            entry.done = item
+            entry.done = _copy(item)
             return
         if kind in ("response.content_part.added", "response.content_part.done"):
             entry = self._item(data, kind)

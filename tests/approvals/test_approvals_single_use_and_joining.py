@@ -24,7 +24,7 @@ from gateway.approvals.spec import ApprovalSpec
 from gateway.errors import ApprovalMismatch, Conflict
 from gateway.providers.mock import MockOverrides
 from tests.approvals import test_approvals_e2e as e2e
-from tests.approvals.conftest import FINANCE, chat_call
+from tests.approvals.conftest import FINANCE, OTHER_AGENT, chat_call
 from tests.approvals.stage_harness import StageRig
 from tests.approvals.test_approvals_e2e import ARGS, MESSAGES, TOOLS, _admin, _chat, _client
 from tests.harness import TEST_KEY, RunningGateway
@@ -206,3 +206,20 @@ async def test_identical_requests_racing_to_create_make_one_approval(make_servic
     await replicas[0].deny(results[0][0], FINANCE, "no")
     approval, created = await replicas[-1].create_or_join(call, "request", spec, fingerprint(call))
     assert created and approval.id != results[0][0] and approval.status is Status.PENDING
+
+
+async def test_the_same_request_from_another_run_or_key_is_not_joined(make_service) -> None:
+    service = await make_service("redis")
+    spec = ApprovalSpec(mode="defer", ttl_s=60, hold_s=1, approvals_required=1, groups=["finance"])
+    first = chat_call()
+    approval, created = await service.create_or_join(first, "request", spec, fingerprint(first))
+    assert created
+    retry = chat_call()
+    assert (await service.joinable(retry, fingerprint(retry))).id == approval.id
+    other_run = chat_call()
+    other_run.run_id = "run-other"
+    other_key = chat_call(principal=OTHER_AGENT)
+    for call in (other_run, other_key):
+        assert await service.joinable(call, fingerprint(call)) is None
+        made, created = await service.create_or_join(call, "request", spec, fingerprint(call))
+        assert created and made.id != approval.id
