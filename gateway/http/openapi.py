@@ -77,7 +77,7 @@ _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 _STATUSES = {"400": "Bad request", "401": "Invalid API key", "403": "Denied", "404": "Unknown model",
              "409": "Approval pending", "413": "Body too large", "429": "Rate limited or budget exceeded",
              "4XX": "The provider refused the request (its status is passed on)",
-             "502": "Upstream error", "503": "A guard cannot decide, or the worker is overloaded (retry-after)",
+             "502": "Upstream error", "503": "A guard cannot decide, or the worker is overloaded or shutting down (retry-after)",
              "504": "Upstream timeout"}
 #: Errors of the routes that take a key (the fuzzer checks every status it gets is documented).
 _ROUTE_ERRORS = {**{path: tuple(_STATUSES) for path in _BODIES},
