@@ -20,6 +20,7 @@ from typing import Any
 from gateway.context import AppContext
 from gateway.redaction.config import RedactionSettings
 from gateway.redaction.engine import RedactionEngine
+from gateway.redaction.locations import warm_tables
 from gateway.redaction.metrics import RedactionMetrics
 from gateway.redaction.redactor import Redactor
 from gateway.redaction.stage import RedactInStage, RedactOutStage
@@ -54,6 +55,7 @@ def build(settings: RedactionSettings) -> Redactor:
     """Engine + redactor, warmed up. Blocking (~0.1 s): call it off the event loop."""
     engine = RedactionEngine(settings)
     seconds = engine.warm_up()
+    warm_tables()  # the field tables' regexes, not on a caller's request
     log.info(
         "redaction ready: %d entity types, nlp=%s, phone regions %s, warm-up %.0f ms",
         len(engine.entities),
