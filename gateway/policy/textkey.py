@@ -96,7 +96,10 @@ def _confusable_fold(s: str) -> str:
 
 def _fold_text(s: str) -> str:
     s = unicodedata.normalize("NFKC", _strip_invisible(s))
-    return _confusable_fold(_confusable_fold(s).casefold())
+    # Case fold once more at the end: some look-alikes fold to an upper-case prototype (the
+    # Cherokee small letters case-fold to their capitals, whose prototypes are ``B``, ``D``,
+    # ``H``, ...), and a key must be its own key.
+    return _confusable_fold(_confusable_fold(s).casefold()).casefold()
 
 
 def name_key(name: str) -> str:

@@ -56,6 +56,13 @@ def test_a_name_of_only_invisible_characters_has_an_empty_key() -> None:
     assert name_key("\u200b\u200d\u2060") == ""
 
 
+@pytest.mark.parametrize("letter", ["\u13f8", "\u13fa", "\uab78", "\uab79", "\uab8d", "\uab8f", "\uabb7"])
+def test_a_look_alike_whose_prototype_is_upper_case_keys_to_lower_case(letter: str) -> None:
+    # Cherokee small letters case-fold to their capitals, whose TR39 prototypes are B, H, D...
+    key = name_key(letter)
+    assert key.isascii() and key == key.lower() and name_key(key) == key
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text())
 def test_keys_are_fixed_points(text: str) -> None:
