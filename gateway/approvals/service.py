@@ -40,7 +40,7 @@ from gateway.approvals.tasks import raise_if_cancelling, stop
 from gateway.approvals.waiters import Waiters
 from gateway.approvals.webhooks import WebhookSender
 from gateway.call import Call
-from gateway.errors import AuditUnavailable, Conflict, NotFound
+from gateway.errors import AuditUnavailable, Conflict, GatewayError, NotFound
 from gateway.keys import AdminPrincipal
 
 log = logging.getLogger("wardgate.approvals")
@@ -245,23 +245,31 @@ class ApprovalService:
         log refuses is never stored (``AuditUnavailable``, 503). If the record changed between
         the decision and its storing (another reviewer, the expiry), the decision is made again
         on the new record, and the one recorded is marked superseded."""
-        for _ in range(3):
+        for _ in range(5):
             current = await self.require(approval_id)
             proposed = change(current)
             if proposed is None or proposed == current:
                 return current
-            await self._audit(_event(current, proposed), proposed, strict=True)
+            event = _event(current, proposed)
+            await self._audit(event, proposed, strict=True)
 
-            def guarded(latest: Approval, current: Approval = current, proposed: Approval = proposed) -> Approval:
-                if latest != current:
+            def guarded(latest: Approval, proposed: Approval = proposed, event: str | None = event) -> Approval | None:
+                # The decision again on the record as it is now: a change that does not touch
+                # it (a re-send joining, a use) keeps it; one that does makes it another decision.
+                again = change(latest)
+                if again is None or _event(latest, again) != event or again.status is not proposed.status \
+                        or again.votes != proposed.votes:  # fmt: skip
                     raise _Superseded
-                return proposed
+                return again
 
             try:
                 after = await self.store.update(approval_id, guarded)
             except _Superseded:
                 await self._audit("superseded", proposed)
                 continue
+            except GatewayError:  # decided or expired meanwhile: the recorded decision did not take effect
+                await self._audit("superseded", proposed)
+                raise
             await self._after_change(current, after, audited=True)
             return after
         raise Conflict("The approval is changing too fast; try again.", code="approval_contended")
