@@ -137,7 +137,7 @@ async def _events(resp: aiohttp.ClientResponse, name: str, secrets: tuple[str, .
         while chunk := await content.readany():
             batch = splitter.feed(chunk)
             for i, event in enumerate(batch):
-                if b'"error"' in event.data:  # a C substring test; only then parse
+                if _may_be_error(event.data):
                     failure = _error_event(event, name, secrets, request_id)
                     if failure is not None:  # what came before it still goes out, then the error
                         if i:
@@ -165,6 +165,14 @@ async def _events(resp: aiohttp.ClientResponse, name: str, secrets: tuple[str, .
             resp.release()
         else:
             resp.close()
+
+
+def _may_be_error(data: bytes) -> bool:
+    """C substring tests: only an event that may be an error is parsed here. Every responses
+    lifecycle event carries ``"error":null`` (the response's own field); that alone is none."""
+    if b'"error"' not in data:
+        return False
+    return b'"error":null' not in data or b'"type":"error"' in data or b'"response.failed"' in data
 
 
 def _error_event(event: SSEEvent, name: str, secrets: tuple[str, ...], request_id: str) -> UpstreamError | None:
