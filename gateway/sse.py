@@ -84,6 +84,11 @@ class SSEEvent:
                 self._json = parsed
         return self._json
 
+    @property
+    def parsed(self) -> bool:
+        """``json`` has been read (or set): a stage may hold the object, so work from it."""
+        return self._json is not _MISSING
+
     def set_json(self, obj: Any) -> None:
         """Replace the content; the raw bytes are re-rendered in the provider's framing style."""
         self._json = obj

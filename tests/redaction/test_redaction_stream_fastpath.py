@@ -1,0 +1,125 @@
+"""The unparsed path for content-only chat chunks (``events._content_chunk``) must write
+exactly what the parsed path writes, event for event, and fall back for any other shape."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.call import Call, Endpoint
+from gateway.redaction.component import build
+from gateway.redaction.config import RedactionSettings
+from gateway.redaction.events import _CONTENT_CHUNK, ChatRewriter
+from gateway.redaction.redactor import Redactor
+from gateway.sse import EventSplitter, SSEEvent
+
+ANSWER = (
+    "Sure. Write to ana.lopez@example.com or call +44 20 7946 0958,\nthe card is 4111 1111 1111 1111. "
+    'Quotes " and \\ backslashes, tabs\tand é 😀 stay; my key is AKIAIOSFODNN7EXAMPLE ok.\n'
+    "Reach <EMAIL_ADDRESS_1> today. Done."
+)
+HEAD = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1700000000, "model": "m-1"}
+
+
+def _chunks(extra: dict, choice_extra: dict, step: int) -> list[dict]:
+    out = [
+        {
+            **HEAD,
+            **extra,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": ""},
+                    **choice_extra,
+                    "finish_reason": None,
+                }
+            ],
+        }
+    ]
+    for i in range(0, len(ANSWER), step):
+        out.append(
+            {
+                **HEAD,
+                **extra,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"content": ANSWER[i : i + step]},
+                        **choice_extra,
+                        "finish_reason": None,
+                    }
+                ],
+            }
+        )
+    out.append({**HEAD, **extra, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return out
+
+
+def _rewriter(redactor: Redactor) -> ChatRewriter:
+    call = Call("fast", Endpoint.CHAT, {"model": "m", "messages": []}, {})
+    state = redactor.new_state(call)
+    state.vault.placeholder("EMAIL_ADDRESS", "own@example.org", restorable=True)
+    return ChatRewriter(lambda j, p, t=False: redactor.new_channel(state, json=j, path=p, tool=t))
+
+
+def _run(redactor: Redactor, raw: bytes, parse_first: bool) -> bytes:
+    rw = _rewriter(redactor)
+    out = []
+    for ev in [*EventSplitter().feed(raw), SSEEvent.done()]:
+        if parse_first:
+            _ = ev.json  # forces the parsed path
+        out.extend(e.raw for e in rw.on_event(ev))
+    return b"".join(out)
+
+
+def test_fast_path_writes_what_the_parsed_path_writes() -> None:
+    redactor = build(RedactionSettings())
+    try:
+        shapes = [
+            ({}, {}),
+            ({"system_fingerprint": None}, {"logprobs": None}),
+            ({"service_tier": "default", "system_fingerprint": "fp_1"}, {"logprobs": None}),
+        ]
+        for extra, choice_extra in shapes:
+            for step in (1, 3, 17):
+                for compact in (True, False):
+                    events = _chunks(extra, choice_extra, step)
+                    if compact:
+                        raw = b"".join(
+                            b"data: "
+                            + json.dumps(e, separators=(",", ":"), ensure_ascii=False).encode()
+                            + b"\n\n"
+                            for e in events
+                        )
+                    else:
+                        raw = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+                    fast = _run(redactor, raw, parse_first=False)
+                    slow = _run(redactor, raw, parse_first=True)
+                    assert fast == slow, (extra, step, compact)
+                    assert b"ana.lopez" not in fast and b"4111" not in fast and b"AKIAIOSFODNN7" not in fast
+                    assert b"own@example.org" in fast  # the caller's placeholder restored
+    finally:
+        redactor.engine.close()
+
+
+def test_other_shapes_take_the_parsed_path() -> None:
+    others = [
+        '{"id":"a","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x","content":"y"},"finish_reason":null}]}',
+        '{"id":"a","id":"b","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}',
+        '{"id":"a","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}],"extra":"4111 1111 1111 1111"}',
+        '{"id":"a","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null},{"index":1,"delta":{"content":"y"},"finish_reason":null}]}',
+        '{"id":"a\\u0041","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}',
+        '{"id":"a","object":"chat.completion.chunk","created":01,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}',
+        '{"id":"a","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x\n"},"finish_reason":null}]}',
+        '{"id":"a","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"refusal":"x"},"finish_reason":null}]}',
+    ]
+    for data in others:
+        assert _CONTENT_CHUNK.fullmatch(data) is None, data
+    rw = _rewriter(build(RedactionSettings()))
+    bad_escape = SSEEvent.parse(
+        b'data: {"id":"a","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"\\ud800"},"finish_reason":null}]}\n\n'
+    )
+    assert rw._content_chunk(bad_escape) is None
+    not_utf8 = SSEEvent.parse(
+        b'data: {"id":"\xff","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}\n\n'
+    )
+    assert rw._content_chunk(not_utf8) is None
