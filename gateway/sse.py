@@ -95,6 +95,12 @@ class SSEEvent:
         self.data = orjson.dumps(obj)
         self.raw = _render(self.event, self.data)
 
+    def set_data(self, data: bytes) -> None:
+        """Replace the content with JSON ``data`` the caller wrote (parsed again if asked)."""
+        self._json = _MISSING
+        self.data = data
+        self.raw = _render(self.event, data)
+
     def __repr__(self) -> str:
         return f"SSEEvent({self.raw[:80]!r})"
 

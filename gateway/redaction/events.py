@@ -81,10 +81,14 @@ _CONTENT_CHUNK = re.compile(
     rf'(?:, ?"service_tier": ?"(?P<tier>{_STR})")?'
     rf'(?P<fp_key>, ?"system_fingerprint": ?(?:"(?P<fp>{_STR})"|null))?'
     r', ?"choices": ?\[\{"index": ?(?P<index>0|[1-9][0-9]{0,8}), ?'
-    r'"delta": ?\{"content": ?"(?P<content>(?:[^"\\\x00-\x1f]|\\["\\/bfnrtu])*)"\}'
+    rf'"delta": ?\{{"content": ?"(?P<content>{_STR}(?:\\["\\/bfnrtu]{_STR})*)"\}}'
     r'(?P<lp>, ?"logprobs": ?null)?, ?"finish_reason": ?null\}\]'
     rf'(?:, ?"obfuscation": ?"(?P<obf>{_STR})")?\}}'
 )
+
+#: A JSON string's body (between its quotes), for a chunk whose envelope bytes are those of
+#: the last matched chunk (``ChatRewriter._same_shape``).
+_STRING_BODY = re.compile(rb'[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*')
 
 
 class ChatRewriter:
@@ -102,6 +106,9 @@ class ChatRewriter:
         self._logprobs: dict[Any, dict[str, list[Any]]] = {}
         #: nested channel key -> (the field is a list, the element's structure keys).
         self._nested: dict[tuple[Any, ...], tuple[bool, dict[str, Any]]] = {}
+        #: The last content-only chunk's bytes around its content, what the parsed path writes
+        #: around it, and its channel: the next chunk of the same shape is a splice.
+        self._shape: tuple[bytes, bytes, bytes, bytes, Channel] | None = None
 
     def _channel(self, key: tuple[Any, ...], json: bool, path: str, tool: bool = False) -> Channel:
         ch = self._channels.get(key)
@@ -154,6 +161,13 @@ class ChatRewriter:
         for duplicate keys) cost more than redacting the answer. The result is exactly what
         the parsed path produces: the same object, built from the match, through
         ``set_json``."""
+        shape = self._shape
+        if shape is not None:
+            source = ev.data
+            pre, post, out_pre, out_post, channel = shape
+            if len(source) >= len(pre) + len(post) and source.startswith(pre) and source.endswith(post):
+                body = source[len(pre) : len(source) - len(post)]
+                return self._same_shape(ev, body, out_pre, out_post, channel)
         try:
             data = ev.data.decode()
         except UnicodeDecodeError:
@@ -189,14 +203,44 @@ class ChatRewriter:
             obj["service_tier"] = m["tier"]
         if m["fp_key"] is not None:
             obj["system_fingerprint"] = m["fp"]
-        choice: dict[str, Any] = {"index": idx, "delta": {"content": ch.feed(content)}}
+        delta = {"content": ""}
+        choice: dict[str, Any] = {"index": idx, "delta": delta}
         if m["lp"] is not None:
             choice["logprobs"] = None
         choice["finish_reason"] = None
         obj["choices"] = [choice]
         if m["obf"] is not None:
             obj["obfuscation"] = m["obf"]
+        # The bytes around the content, read and written: no other string of this shape can
+        # hold a quote, so '"content":""' occurs once in what is written.
+        written = orjson.dumps(obj)
+        at = written.index(b'"content":""') + len(b'"content":')
+        source = ev.data
+        start = len(data[: m.start("content")].encode())
+        end = len(source) - len(data[m.end("content") :].encode())
+        self._shape = (source[:start], source[end:], written[:at], written[at + 2 :], ch)
+        delta["content"] = ch.feed(content)
         ev.set_json(obj)
+        return [ev]
+
+    @staticmethod
+    def _same_shape(
+        ev: SSEEvent, body: bytes, out_pre: bytes, out_post: bytes, channel: Channel
+    ) -> list[SSEEvent] | None:
+        """A chunk whose bytes around the content are those of the last matched chunk: only
+        the content is new (a JSON string body, or the parsed path decides), and what is
+        written is that chunk's object with this content, as ``set_json`` writes it."""
+        if not body:
+            return [ev]
+        if _STRING_BODY.fullmatch(body) is None:
+            return None
+        try:
+            content = orjson.loads(b'"' + body + b'"') if b"\\" in body else body.decode()
+        except (orjson.JSONDecodeError, UnicodeDecodeError):
+            return None
+        if not content:
+            return [ev]
+        ev.set_data(out_pre + orjson.dumps(channel.feed(content)) + out_post)
         return [ev]
 
     def _delta(self, idx: Any, delta: dict[str, Any]) -> bool:

@@ -123,3 +123,30 @@ def test_other_shapes_take_the_parsed_path() -> None:
         b'data: {"id":"\xff","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}\n\n'
     )
     assert rw._content_chunk(not_utf8) is None
+
+
+def test_changing_shapes_mid_stream_match_the_parsed_path() -> None:
+    """Chunks whose envelope changes (a per-chunk ``obfuscation``, a second choice, a refusal,
+    an escape that does not decode) between same-shape chunks."""
+    redactor = build(RedactionSettings())
+    try:
+        events = []
+        for n, i in enumerate(range(0, len(ANSWER), 4)):
+            piece = ANSWER[i : i + 4]
+            chunk = {
+                **HEAD,
+                "choices": [{"index": n % 2, "delta": {"content": piece}, "finish_reason": None}],
+            }
+            if n % 7 == 3:
+                chunk["obfuscation"] = "x" * (n % 5)
+            if n % 11 == 5:
+                chunk["choices"][0]["delta"] = {"refusal": piece}
+            events.append(b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n")
+        events.insert(9, events[8].replace(b'"content":"', b'"content":"\\ud800'))
+        events.append(
+            b'data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":1700000000,"model":"m-1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+        )
+        raw = b"".join(events)
+        assert _run(redactor, raw, parse_first=False) == _run(redactor, raw, parse_first=True)
+    finally:
+        redactor.engine.close()
