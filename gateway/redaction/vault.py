@@ -222,7 +222,28 @@ def anonymize(
     params: dict[str, dict[str, Any]] = {}  # one per entity type, as Presidio passes them
     out: list[str] = []
     pos = 0
+    #: Our own operator writing a placeholder (every action but mask and hash) is
+    #: ``vault.placeholder``, called here directly: a CSV of 2,500 contacts spent ~5 ms in the
+    #: operator's three calls and parameter dicts, ~2 us a value.
+    direct = type(op) is VaultOperator
+    #: entity -> None (the operator writes it) or whether its placeholder is restorable.
+    as_placeholder: dict[str, bool | None] = {}
     for start, end, entity in spans:
+        if direct:
+            if entity in as_placeholder:
+                keep = as_placeholder[entity]
+            else:
+                action = actions[entity]
+                keep = as_placeholder[entity] = (
+                    None
+                    if action is Action.MASK or action is Action.HASH
+                    else restorable and action is Action.RESTORE
+                )
+            if keep is not None:
+                out.append(text[pos:start])
+                out.append(vault.placeholder(entity, text[start:end], keep))
+                pos = end
+                continue
         p = params.get(entity)
         if p is None:
             p = params[entity] = {
