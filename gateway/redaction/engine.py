@@ -12,6 +12,7 @@ import asyncio
 import bisect
 import functools
 import logging
+import operator
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -237,6 +238,9 @@ def _map(pos: int, starts: list[int], regions: list[tuple[int, int]]) -> int:
     return min(a + pos - starts[i], b - 1)
 
 
+_RANGE = operator.attrgetter("start", "end")
+
+
 def resolve(spans: list[Span]) -> Spans:
     """Disjoint spans: the higher score wins an overlap, then the longer span, then the earlier.
 
@@ -246,9 +250,28 @@ def resolve(spans: list[Span]) -> Spans:
     """
     if len(spans) <= 1:
         return tuple(spans)
+    # The common case (a CSV of 2,500 phone numbers, each found by two families): spans that
+    # overlap only spans of the very same range. The pass below would keep, of each range,
+    # the first in its ranking (highest score, then entity) and every range, in start order;
+    # that is found here without ranking 2,500 spans through a Python key.
+    kept: list[Span] = []
+    for s in sorted(spans, key=_RANGE):
+        if s.start >= s.end:
+            break
+        if kept:
+            last = kept[-1]
+            if s.start == last.start and s.end == last.end:
+                if s.score > last.score or (s.score == last.score and s.entity < last.entity):
+                    kept[-1] = s
+                continue
+            if s.start < last.end:
+                break
+        kept.append(s)
+    else:
+        return tuple(kept)
     ranked = sorted(spans, key=lambda s: (-s.score, -(s.end - s.start), s.start, s.entity))
     starts: list[int] = []
-    kept: list[Span] = []  # disjoint, sorted by start: only the two neighbours can overlap
+    kept = []  # disjoint, sorted by start: only the two neighbours can overlap
     for s in ranked:
         i = bisect.bisect_right(starts, s.start)
         if i > 0 and kept[i - 1].end > s.start:
