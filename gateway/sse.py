@@ -66,10 +66,13 @@ class SSEEvent:
 
     @property
     def json(self) -> Any:
-        """The parsed data (None for ``[DONE]``, comments, or data that is not JSON).
+        """The parsed data (None for ``[DONE]`` and comments).
 
-        Data whose objects repeat a key raises ``UpstreamError``: whatever a stage decides
-        on an event must be what every client parser reads from it (``gateway.dupkeys``).
+        Data that is not JSON orjson accepts, or whose objects repeat a key, raises
+        ``UpstreamError``: whatever a stage decides on an event must be what every client
+        parser reads from it. A lone surrogate escape (``"\\ud800 card 4111..."``) is refused
+        by orjson but read by Python's and JavaScript's parsers, so such an event must never
+        pass a guard as "not JSON, nothing to check" (``gateway.dupkeys`` for repeated keys).
         Events no stage parses pass byte-for-byte, unparsed and unchecked."""
         if self._json is _MISSING:
             if not self.data or self.data == _DONE:
@@ -78,8 +81,8 @@ class SSEEvent:
                 try:
                     parsed = orjson.loads(self.data)
                 except orjson.JSONDecodeError:
-                    parsed = None
-                if parsed is not None and dupkeys.has_duplicate(self.data, parsed):
+                    raise UpstreamError("The model provider sent a stream event that is not valid JSON.") from None
+                if dupkeys.has_duplicate(self.data, parsed):
                     raise UpstreamError("The model provider sent a stream event with a duplicate key in a JSON object.")
                 self._json = parsed
         return self._json

@@ -4,6 +4,7 @@ authenticated caller named a configured model."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,9 +136,15 @@ def test_model_names_from_unauthenticated_or_unknown_requests_never_become_label
         with pytest.raises(openai.NotFoundError):
             client.chat.completions.create(model=f"evil-keyed-{i}\u200b", messages=[{"role": "user", "content": "x"}])
     client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
-    text = _scrape(guarded)
+    # A call's metrics are recorded right after its answer is sent: scrape until the last is in.
+    deadline = time.monotonic() + 5
+    while True:
+        text = _scrape(guarded)
+        lines = [ln for ln in text.splitlines() if ln.startswith("wardgate_requests_total{")]
+        if any('model="gpt-test"' in ln for ln in lines) or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert "evil" not in text
-    lines = [ln for ln in text.splitlines() if ln.startswith("wardgate_requests_total{")]
     assert any('model="gpt-test"' in ln and 'status="200"' in ln for ln in lines), lines
     # a caller without a valid key is refused before its body (and so its model) is read
     assert any('model=""' in ln and 'status="401"' in ln and ln.endswith(" 16.0") for ln in lines), lines
