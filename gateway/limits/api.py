@@ -60,22 +60,22 @@ async def get_spend(request: Request) -> Response:
 
 
 async def put_budgets(request: Request) -> Response:
-    who = require_admin(request, "admin")
-    p, team, body = request.path_params, request.query_params.get("team"), await _body(request)
-    admin = _admin(request)
-    change = await admin.set_budgets(p["scope"], p["id"], team, body)
-    await record_or_undo(request, who, "budgets.set", {"scope": p["scope"], "id": change.ident, "team": change.team,
-                                                        "budgets": body, "previous": change.previous}, change.undo)
-    return json_response(await admin.spend(p["scope"], change.ident, change.team))
+    return await _put_overrides(request, "budgets")
 
 
 async def put_limits(request: Request) -> Response:
+    return await _put_overrides(request, "limits")
+
+
+async def _put_overrides(request: Request, kind: str) -> Response:
+    """Set a scope's ``budgets`` or ``limits`` override; applied only if its audit record is stored."""
     who = require_admin(request, "admin")
     p, team, body = request.path_params, request.query_params.get("team"), await _body(request)
     admin = _admin(request)
-    change = await admin.set_limits(p["scope"], p["id"], team, body)
-    await record_or_undo(request, who, "limits.set", {"scope": p["scope"], "id": change.ident, "team": change.team,
-                                                       "limits": body, "previous": change.previous}, change.undo)
+    setter = admin.set_budgets if kind == "budgets" else admin.set_limits
+    change = await setter(p["scope"], p["id"], team, body)
+    await record_or_undo(request, who, f"{kind}.set", {"scope": p["scope"], "id": change.ident, "team": change.team,
+                                                       kind: body, "previous": change.previous}, change.undo)
     return json_response(await admin.spend(p["scope"], change.ident, change.team))
 
 
