@@ -34,6 +34,7 @@ services:
 
 lint: install
 	$(VENV)/bin/ruff check gateway orchestrator tests bench
+	$(VENV)/bin/ruff format --check gateway orchestrator tests bench
 
 policy-test: install
 	$(VENV)/bin/wardgate policy test rego

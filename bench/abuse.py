@@ -41,11 +41,19 @@ from bench.common import BENCH_KEY, CHAT_BODY, cpu_seconds, fake_upstream, gatew
 AUTH = {"Authorization": f"Bearer {BENCH_KEY}", "Content-Type": "application/json"}
 PHONES = {
     "model": "bench-model",
-    "messages": [{"role": "user", "content": " ".join(f"+1 415-555-{i % 10000:04d}" for i in range(1999))}
-                 for _ in range(10)],
+    "messages": [
+        {"role": "user", "content": " ".join(f"+1 415-555-{i % 10000:04d}" for i in range(1999))}
+        for _ in range(10)
+    ],
 }
-NESTED = b'{"model": "bench-model", "messages": [' + b"[" * 1000 + b"]" * 1000 + b"," + (
-    b"[" * 500 + b"]" * 500 + b",") * 3600 + b"1]}"
+NESTED = (
+    b'{"model": "bench-model", "messages": ['
+    + b"[" * 1000
+    + b"]" * 1000
+    + b","
+    + (b"[" * 500 + b"]" * 500 + b",") * 3600
+    + b"1]}"
+)
 
 
 def rss_bytes(pid: int) -> int:
@@ -88,8 +96,12 @@ def send_phones(base_url: str) -> None:
 
 
 def send_nested(base_url: str) -> None:
-    httpx.post(base_url + "/chat/completions", content=NESTED, headers={"Content-Type": "application/json"},
-               timeout=60)
+    httpx.post(
+        base_url + "/chat/completions",
+        content=NESTED,
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
 
 
 def send_nested_with_key(base_url: str) -> None:
@@ -142,7 +154,9 @@ def attacking(shape: str, url: str, processes: int) -> Iterator[Any]:
     """``processes`` attackers sending ``shape`` until the block ends; yields their count."""
     ctx = multiprocessing.get_context("spawn")
     stop, count = ctx.Event(), ctx.Value("i", 0)
-    procs = [ctx.Process(target=_attacker, args=(shape, url, stop, count), daemon=True) for _ in range(processes)]
+    procs = [
+        ctx.Process(target=_attacker, args=(shape, url, stop, count), daemon=True) for _ in range(processes)
+    ]
     for p in procs:
         p.start()
     time.sleep(1.0)  # the attackers are up (spawn imports this module) before anything is timed
@@ -169,7 +183,7 @@ def _slowloris(url: str, conns: int, stop: Any, opened: Any) -> None:
     while not stop.wait(1.0):
         for i, (sock, pos) in enumerate(socks):
             try:
-                sock.send(request[pos % len(request):pos % len(request) + 1])
+                sock.send(request[pos % len(request) : pos % len(request) + 1])
                 socks[i] = (sock, pos + 1)
             except OSError:
                 sock.close()
@@ -217,21 +231,29 @@ def main() -> None:
         normal_cpu = cpu_per_call(gw.pid, client.call, 200)
         idle_p50 = client.run_for(args.seconds)
         print(f"normal 300-byte call     cpu {normal_cpu * 1e3:8.3f} ms/call   idle p50 {idle_p50:7.2f} ms")
-        for name, n in (("dense phones (key)", 3), ("3.7 MB nesting (no key)", 20),
-                        ("3.7 MB nesting (key)", 3), ("16 MB header", 20)):
+        for name, n in (
+            ("dense phones (key)", 3),
+            ("3.7 MB nesting (no key)", 20),
+            ("3.7 MB nesting (key)", 3),
+            ("16 MB header", 20),
+        ):
             cpu = cpu_per_call(gw.pid, lambda name=name: SHAPES[name](gw.url), n)
             with attacking(name, gw.url, 2) as count:
                 p50 = client.run_for(args.seconds)
-            print(f"{name:24s} cpu {cpu * 1e3:8.3f} ms/call = {cpu / normal_cpu:6.1f}x normal   "
-                  f"p50 under attack {p50:7.2f} ms = {p50 / idle_p50:4.2f}x idle  ({count.value} sent by 2)")
+            print(
+                f"{name:24s} cpu {cpu * 1e3:8.3f} ms/call = {cpu / normal_cpu:6.1f}x normal   "
+                f"p50 under attack {p50:7.2f} ms = {p50 / idle_p50:4.2f}x idle  ({count.value} sent by 2)"
+            )
             sys.stdout.flush()
         with attacking("slowloris", gw.url, 1) as opened:
             cpu0 = cpu_seconds(gw.pid)
             p50 = client.run_for(max(args.seconds, 12))  # past the 10 s header timeout
             spent = cpu_seconds(gw.pid) - cpu0 - len(client.latencies) * normal_cpu
         per_conn = max(spent, 0.0) / max(opened.value, 1)
-        print(f"{'slow-loris x200':24s} cpu {per_conn * 1e3:8.3f} ms/conn = {per_conn / normal_cpu:6.1f}x normal   "
-              f"p50 under attack {p50:7.2f} ms = {p50 / idle_p50:4.2f}x idle  ({opened.value} connections opened)")
+        print(
+            f"{'slow-loris x200':24s} cpu {per_conn * 1e3:8.3f} ms/conn = {per_conn / normal_cpu:6.1f}x normal   "
+            f"p50 under attack {p50:7.2f} ms = {p50 / idle_p50:4.2f}x idle  ({opened.value} connections opened)"
+        )
         growth = header_rss(gw.url, gw.pid)
         print(f"RSS growth, 10 x 20 MB unfinished headers: {growth / 1e6:.1f} MB")
 

@@ -46,9 +46,22 @@ from prometheus_client import CollectorRegistry
 
 from bench.common import ADMIN_KEY, BENCH_KEY, REPO, free_port, pinned, sha, wait_http
 
-BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "Transfer 5000 USD to ACME for invoice 7"}],
-        "tools": [{"type": "function", "function": {"name": "transfer_funds", "parameters": {
-            "type": "object", "properties": {"amount": {"type": "number"}, "to": {"type": "string"}}}}}]}
+BODY = {
+    "model": "bench-model",
+    "messages": [{"role": "user", "content": "Transfer 5000 USD to ACME for invoice 7"}],
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": "transfer_funds",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"amount": {"type": "number"}, "to": {"type": "string"}},
+                },
+            },
+        }
+    ],
+}
 
 
 def pct(values: list[float], p: float) -> float:
@@ -58,11 +71,14 @@ def pct(values: list[float], p: float) -> float:
 
 def summary(name: str, seconds: list[float]) -> str:
     ms = [s * 1000 for s in seconds]
-    return (f"{name:44s} n={len(ms):5d}  p50 {pct(ms, 50):7.2f} ms  p99 {pct(ms, 99):7.2f} ms  "
-            f"max {max(ms):7.2f} ms  mean {statistics.fmean(ms):7.2f} ms")
+    return (
+        f"{name:44s} n={len(ms):5d}  p50 {pct(ms, 50):7.2f} ms  p99 {pct(ms, 99):7.2f} ms  "
+        f"max {max(ms):7.2f} ms  mean {statistics.fmean(ms):7.2f} ms"
+    )
 
 
 # -- 1. the queue alone ----------------------------------------------------------------
+
 
 async def queue_bench(n: int, redis_url: str) -> None:
     from gateway.approvals.config import ApprovalSettings
@@ -89,17 +105,32 @@ async def queue_bench(n: int, redis_url: str) -> None:
     await replica_b.start(sweep=False)
     reviewer = AdminPrincipal("bench-reviewer", "reviewer", frozenset({"approver"}), frozenset({"finance"}))
     principal = Principal("bench", "bench", "bench")
-    spec = ApprovalSpec(mode="hold", ttl_s=600, hold_s=300, approvals_required=1, groups=["finance"],
-                        reasons=["transfer above 1000"],
-                        tool_calls=[{"id": "call_1", "name": "transfer_funds", "arguments": {"amount": 5000}}])
+    spec = ApprovalSpec(
+        mode="hold",
+        ttl_s=600,
+        hold_s=300,
+        approvals_required=1,
+        groups=["finance"],
+        reasons=["transfer above 1000"],
+        tool_calls=[{"id": "call_1", "name": "transfer_funds", "arguments": {"amount": 5000}}],
+    )
     try:
         for mode in ("one by one", "all at once"):
             ids = []
             for i in range(n):
-                call = Call(f"req_{i}", Endpoint.CHAT, dict(BODY), {}, model="bench-model", principal=principal)
-                ids.append((await replica_a.create(call, "response", spec, "sha256:x",
-                                                   {"kind": "json", "json": {"i": i}})).id)
-            per_waiter, latencies = await _queue_round(replica_a, replica_b, reviewer, ids, one_by_one=mode == "one by one")
+                call = Call(
+                    f"req_{i}", Endpoint.CHAT, dict(BODY), {}, model="bench-model", principal=principal
+                )
+                ids.append(
+                    (
+                        await replica_a.create(
+                            call, "response", spec, "sha256:x", {"kind": "json", "json": {"i": i}}
+                        )
+                    ).id
+                )
+            per_waiter, latencies = await _queue_round(
+                replica_a, replica_b, reviewer, ids, one_by_one=mode == "one by one"
+            )
             print(f"queue: {n} waiters, Python heap per waiter {per_waiter / 1024:.2f} KiB")
             print(summary(f"queue: approve → waiter woken ({mode})", latencies))
     finally:
@@ -108,8 +139,9 @@ async def queue_bench(n: int, redis_url: str) -> None:
         await replica_b.close()
 
 
-async def _queue_round(replica_a: Any, replica_b: Any, reviewer: Any, ids: list[str], *, one_by_one: bool
-                       ) -> tuple[float, list[float]]:
+async def _queue_round(
+    replica_a: Any, replica_b: Any, reviewer: Any, ids: list[str], *, one_by_one: bool
+) -> tuple[float, list[float]]:
     woken: dict[str, float] = {}
     started: dict[str, float] = {}
 
@@ -144,32 +176,77 @@ async def _queue_round(replica_a: Any, replica_b: Any, reviewer: Any, ids: list[
 
 # -- 2. through the gateway ------------------------------------------------------------
 
+
 @contextmanager
 def processes(redis_url: str, prefix: str) -> Iterator[tuple[str, int]]:
     root = Path(tempfile.mkdtemp(prefix="wg-bench-approvals-"))
     up_port, gw_port = free_port(), free_port()
-    upstream = subprocess.Popen(pinned([sys.executable, str(REPO / "tests" / "fake_openai.py"), "--port",
-                                        str(up_port)], 1), cwd=REPO, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+    upstream = subprocess.Popen(
+        pinned([sys.executable, str(REPO / "tests" / "fake_openai.py"), "--port", str(up_port)], 1),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     policies = root / "policies"
     shutil.copytree(REPO / "policies", policies)
-    (policies / "keys.yaml").write_text(yaml.safe_dump({
-        "keys": [{"id": "bench", "sha256": sha(BENCH_KEY), "team": "bench", "user": "bench", "models": ["*"]}],
-        "admin_keys": [{"id": "bench-admin", "sha256": sha(ADMIN_KEY), "user": "bench-admin", "roles": ["approver"],
-                        "groups": ["finance"]}]}))
-    dep = {"provider": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1", "api_key_env": "BENCH_PROVIDER_KEY"}
-    (policies / "models.yaml").write_text(yaml.safe_dump({"models": {
-        "bench-model": {"endpoints": ["chat.completions"], "deployments": [dep]}}}))
-    config = {"server": {"port": gw_port, "log_level": "warning"}, "policies_dir": str(policies),
-              "rego_dir": str(REPO / "rego"), "data_dir": str(root / "data"),
-              "providers": {"timeout_s": 600},
-              "limits": {"enabled": False}, "redaction": {"enabled": False}, "audit": {"enabled": False},
-              "approvals": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix, "hold_s": 500,
-                            "ttl_s": 3600}}
+    (policies / "keys.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "keys": [
+                    {
+                        "id": "bench",
+                        "sha256": sha(BENCH_KEY),
+                        "team": "bench",
+                        "user": "bench",
+                        "models": ["*"],
+                    }
+                ],
+                "admin_keys": [
+                    {
+                        "id": "bench-admin",
+                        "sha256": sha(ADMIN_KEY),
+                        "user": "bench-admin",
+                        "roles": ["approver"],
+                        "groups": ["finance"],
+                    }
+                ],
+            }
+        )
+    )
+    dep = {
+        "provider": "openai",
+        "base_url": f"http://127.0.0.1:{up_port}/v1",
+        "api_key_env": "BENCH_PROVIDER_KEY",
+    }
+    (policies / "models.yaml").write_text(
+        yaml.safe_dump({"models": {"bench-model": {"endpoints": ["chat.completions"], "deployments": [dep]}}})
+    )
+    config = {
+        "server": {"port": gw_port, "log_level": "warning"},
+        "policies_dir": str(policies),
+        "rego_dir": str(REPO / "rego"),
+        "data_dir": str(root / "data"),
+        "providers": {"timeout_s": 600},
+        "limits": {"enabled": False},
+        "redaction": {"enabled": False},
+        "audit": {"enabled": False},
+        "approvals": {
+            "backend": "redis",
+            "redis_url": redis_url,
+            "key_prefix": prefix,
+            "hold_s": 500,
+            "ttl_s": 3600,
+        },
+    }
     (root / "wardgate.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "WARDGATE_CONFIG": str(root / "wardgate.yaml"), "BENCH_PROVIDER_KEY": "sk-bench"}
-    gateway = subprocess.Popen(pinned([sys.executable, "-m", "gateway", "serve"], 0), cwd=REPO, env=env,
-                               stdout=(root / "gateway.log").open("wb"), stderr=subprocess.STDOUT)
+    gateway = subprocess.Popen(
+        pinned([sys.executable, "-m", "gateway", "serve"], 0),
+        cwd=REPO,
+        env=env,
+        stdout=(root / "gateway.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_http(f"http://127.0.0.1:{up_port}/v1/models")
         wait_http(f"http://127.0.0.1:{gw_port}/healthz")
@@ -194,7 +271,9 @@ async def http_bench(n: int, redis_url: str) -> None:
         agent = {"authorization": f"Bearer {BENCH_KEY}"}
         admin = {"authorization": f"Bearer {ADMIN_KEY}"}
         connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=900)) as session:
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=900)
+        ) as session:
             received: dict[str, float] = {}
             failures: list[str] = []
 
@@ -224,8 +303,11 @@ async def http_bench(n: int, redis_url: str) -> None:
                 for approval_id in ids:
                     t0 = time.perf_counter()
                     started[approval_id] = t0
-                    async with session.post(f"{url}/admin/approvals/{approval_id}/approve", headers=admin,
-                                            json={"comment": "bench"}) as resp:
+                    async with session.post(
+                        f"{url}/admin/approvals/{approval_id}/approve",
+                        headers=admin,
+                        json={"comment": "bench"},
+                    ) as resp:
                         await resp.read()
                         if resp.status != 200:
                             failures.append(f"approve {resp.status}")
@@ -247,7 +329,9 @@ async def http_bench(n: int, redis_url: str) -> None:
             clients = [asyncio.create_task(client()) for _ in range(n)]
             while len(ids := await pending()) < n:
                 if time.perf_counter() - t0 > 120:
-                    raise SystemExit(f"only {len(ids)} of {n} requests became pending; failures: {failures[:3]}")
+                    raise SystemExit(
+                        f"only {len(ids)} of {n} requests became pending; failures: {failures[:3]}"
+                    )
                 await asyncio.sleep(0.1)
             held_after = time.perf_counter() - t0
             await asyncio.sleep(0.5)
@@ -257,8 +341,10 @@ async def http_bench(n: int, redis_url: str) -> None:
             await approve_all(ids, started, approve_s)
             await asyncio.gather(*clients)
         latencies = [received[i] - started[i] for i in ids if i in received]
-        print(f"http: {n} requests held at once after {held_after:.1f} s; gateway RSS {idle / 1024:.1f} MiB idle → "
-              f"{held / 1024:.1f} MiB held: {(held - idle) / n:.1f} KiB per held request")
+        print(
+            f"http: {n} requests held at once after {held_after:.1f} s; gateway RSS {idle / 1024:.1f} MiB idle → "
+            f"{held / 1024:.1f} MiB held: {(held - idle) / n:.1f} KiB per held request"
+        )
         print(summary("http: admin approve call (round trip)", approve_s))
         print(summary("http: approve call → client has its answer", latencies))
         if failures:

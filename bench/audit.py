@@ -52,16 +52,29 @@ PG_DSN = "postgresql://root@127.0.0.1:5432/test"
 
 
 def _call(i: int) -> Call:
-    call = Call(request_id=f"req_{i}", endpoint=Endpoint.CHAT, body={}, headers={}, model="gpt-4o-mini",
-                principal=Principal("key-bench", "team-bench", "bench"), agent_id="agent-bench",
-                run_id=f"run-{i % 100}")
+    call = Call(
+        request_id=f"req_{i}",
+        endpoint=Endpoint.CHAT,
+        body={},
+        headers={},
+        model="gpt-4o-mini",
+        principal=Principal("key-bench", "team-bench", "bench"),
+        agent_id="agent-bench",
+        run_id=f"run-{i % 100}",
+    )
     call.decisions.append(Decision("policy_request", "request", "allow", [], "rev-1", {"rule": "default"}))
     call.usage = Usage(120, 30)
     call.cost_usd = 0.00012
     call.upstream_status = 200
     call.upstream_model = "gpt-4o-mini-2024-07-18"
     call.deployment = "openai"
-    call.timings = {"authenticate": 2e-5, "limit": 1e-4, "policy_request": 2e-4, "forward": 0.2, "settle": 1e-4}
+    call.timings = {
+        "authenticate": 2e-5,
+        "limit": 1e-4,
+        "policy_request": 2e-4,
+        "forward": 0.2,
+        "settle": 1e-4,
+    }
     call.state["pii"] = {"entities": {"EMAIL_ADDRESS": 1}, "locations": [], "unscanned": 0}
     return call
 
@@ -79,8 +92,9 @@ def _pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))] * 1000 if values else float("nan")
 
 
-async def _store_run(settings: AuditSettings, data_dir: Path, conc: int,
-                     seconds: float) -> tuple[float, list[float], float]:
+async def _store_run(
+    settings: AuditSettings, data_dir: Path, conc: int, seconds: float
+) -> tuple[float, list[float], float]:
     service = AuditService(settings, make_store(settings, data_dir))
     await service.start()
     calls = [_call(i) for i in range(1000)]
@@ -105,8 +119,10 @@ async def _store_run(settings: AuditSettings, data_dir: Path, conc: int,
     if conc == 256:
         v0 = time.monotonic()
         report = await verify(service.store)
-        print(f"{settings.backend:8s} verify: {report.events} events, ok={report.ok}, "
-              f"{report.events / (time.monotonic() - v0):,.0f} events/s")
+        print(
+            f"{settings.backend:8s} verify: {report.events} events, ok={report.ok}, "
+            f"{report.events / (time.monotonic() - v0):,.0f} events/s"
+        )
     await service.close()
     return count / elapsed, latencies, cpu / max(count, 1) * 1e6
 
@@ -117,16 +133,19 @@ async def store_bench(seconds: float) -> None:
         for conc in (1, 32, 256):
             root = Path(tempfile.mkdtemp(prefix="wg-bench-audit-"))
             schema = f"wgbench_audit_{uuid.uuid4().hex[:8]}"
-            settings = AuditSettings(backend=backend, sqlite_path=root / "audit.db", postgres_dsn=PG_DSN,
-                                     postgres_schema=schema)
+            settings = AuditSettings(
+                backend=backend, sqlite_path=root / "audit.db", postgres_dsn=PG_DSN, postgres_schema=schema
+            )
             try:
                 rate, lat, cpu_us = await _store_run(settings, root, conc, seconds)
             finally:
                 if backend == "postgres":
                     await _drop_schema(schema)
-            print(f"{backend:8s} c={conc:<3d} {rate:8.0f} events/s   record() p50 {_pct(lat, 0.5):7.3f} ms  "
-                  f"p99 {_pct(lat, 0.99):7.3f} ms  mean {statistics.fmean(lat) * 1000:7.3f} ms  "
-                  f"gateway CPU {cpu_us:4.0f} µs/event")
+            print(
+                f"{backend:8s} c={conc:<3d} {rate:8.0f} events/s   record() p50 {_pct(lat, 0.5):7.3f} ms  "
+                f"p99 {_pct(lat, 0.99):7.3f} ms  mean {statistics.fmean(lat) * 1000:7.3f} ms  "
+                f"gateway CPU {cpu_us:4.0f} µs/event"
+            )
             sys.stdout.flush()
 
 
@@ -170,25 +189,36 @@ def _disk_flush(path: Path, n: int, idle_s: float) -> list[float]:
 
 
 async def floor_bench(n: int = 3000, idle_s: float = 0.0007) -> None:
-    print(f"\n# commit floor: store.append of one sealed event, {n} times, idle {idle_s * 1000:.1f} ms between "
-          "(a c=1 gateway's cadence), no gateway")
+    print(
+        f"\n# commit floor: store.append of one sealed event, {n} times, idle {idle_s * 1000:.1f} ms between "
+        "(a c=1 gateway's cadence), no gateway"
+    )
     flush = _disk_flush(Path(tempfile.gettempdir()) / f"wg-bench-flush-{uuid.uuid4().hex[:8]}", n, idle_s)
-    print(f"{'disk: write 8 KiB + fdatasync':36s} p50 {_pct(flush, 0.5):6.3f} ms  p99 {_pct(flush, 0.99):6.3f} ms  "
-          f"mean {statistics.fmean(flush) * 1000:6.3f} ms   (tempdir; PostgreSQL's WAL must wait for this)")
+    print(
+        f"{'disk: write 8 KiB + fdatasync':36s} p50 {_pct(flush, 0.5):6.3f} ms  p99 {_pct(flush, 0.99):6.3f} ms  "
+        f"mean {statistics.fmean(flush) * 1000:6.3f} ms   (tempdir; PostgreSQL's WAL must wait for this)"
+    )
     variants = [("sqlite", "on"), ("postgres", "on"), ("postgres", "off")]
     for backend, sync in variants:
         root = Path(tempfile.mkdtemp(prefix="wg-bench-floor-"))
         schema = f"wgbench_floor_{uuid.uuid4().hex[:8]}"
-        settings = AuditSettings(backend=backend, sqlite_path=root / "audit.db", postgres_dsn=PG_DSN,
-                                 postgres_schema=schema, postgres_synchronous_commit=sync)
+        settings = AuditSettings(
+            backend=backend,
+            sqlite_path=root / "audit.db",
+            postgres_dsn=PG_DSN,
+            postgres_schema=schema,
+            postgres_synchronous_commit=sync,
+        )
         try:
             lat = await _floor_run(settings, root, n, idle_s)
         finally:
             if backend == "postgres":
                 await _drop_schema(schema)
         label = "sqlite (NORMAL)" if backend == "sqlite" else f"postgres synchronous_commit={sync}"
-        print(f"{label:36s} commit p50 {_pct(lat, 0.5):6.3f} ms  p99 {_pct(lat, 0.99):6.3f} ms  "
-              f"mean {statistics.fmean(lat) * 1000:6.3f} ms")
+        print(
+            f"{label:36s} commit p50 {_pct(lat, 0.5):6.3f} ms  p99 {_pct(lat, 0.99):6.3f} ms  "
+            f"mean {statistics.fmean(lat) * 1000:6.3f} ms"
+        )
         sys.stdout.flush()
 
 
@@ -205,7 +235,9 @@ def _commit(metrics: str) -> tuple[float, float]:
     return found["sum"], found["count"]
 
 
-_BUCKET = re.compile(r'^wardgate_stage_duration_seconds_(bucket|sum|count)\{(?:le="([^"]+)",)?stage="audit"\} (\S+)$')
+_BUCKET = re.compile(
+    r'^wardgate_stage_duration_seconds_(bucket|sum|count)\{(?:le="([^"]+)",)?stage="audit"\} (\S+)$'
+)
 
 
 def _audit_stage(metrics: str) -> tuple[dict[float, float], float, float]:
@@ -226,7 +258,9 @@ def _audit_stage(metrics: str) -> tuple[dict[float, float], float, float]:
     return buckets, total, count
 
 
-def _stage_delta(before: tuple[dict[float, float], float, float], after: tuple[dict[float, float], float, float]) -> str:
+def _stage_delta(
+    before: tuple[dict[float, float], float, float], after: tuple[dict[float, float], float, float]
+) -> str:
     n = after[2] - before[2]
     if n <= 0:
         return ""
@@ -245,8 +279,14 @@ def gateway_bench(seconds: int) -> None:
     configs = {
         "off": {},
         "sqlite": {"audit": {"enabled": True, "backend": "sqlite"}},
-        "postgres": {"audit": {"enabled": True, "backend": "postgres", "postgres_dsn": PG_DSN,
-                               "postgres_schema": schema}},
+        "postgres": {
+            "audit": {
+                "enabled": True,
+                "backend": "postgres",
+                "postgres_dsn": PG_DSN,
+                "postgres_schema": schema,
+            }
+        },
     }
     base: dict[int, tuple[float, float]] = {}
     try:
@@ -270,8 +310,10 @@ def gateway_bench(seconds: int) -> None:
                         if name == "off":
                             base[conns] = (r.p50_ms, r.p99_ms)
                         else:
-                            line += (f"  added p50 {r.p50_ms - base[conns][0]:+.3f} ms"
-                                     f" p99 {r.p99_ms - base[conns][1]:+.3f} ms{hook}")
+                            line += (
+                                f"  added p50 {r.p50_ms - base[conns][0]:+.3f} ms"
+                                f" p99 {r.p99_ms - base[conns][1]:+.3f} ms{hook}"
+                            )
                         print(line)
                         sys.stdout.flush()
     finally:

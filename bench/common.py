@@ -32,7 +32,10 @@ CHAT_BODY = {
     "model": "bench-model",
     "messages": [
         {"role": "system", "content": "You are a helpful assistant for an online shop."},
-        {"role": "user", "content": "What is the status of my order 1234? It was placed last Tuesday, thanks a lot!"},
+        {
+            "role": "user",
+            "content": "What is the status of my order 1234? It was placed last Tuesday, thanks a lot!",
+        },
     ],
     "max_tokens": 64,
 }
@@ -45,7 +48,11 @@ def free_port() -> int:
 
 
 def pinned(cmd: list[str], core: int) -> list[str]:
-    return ["taskset", "-c", str(core), *cmd] if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > 1 else cmd
+    return (
+        ["taskset", "-c", str(core), *cmd]
+        if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > 1
+        else cmd
+    )
 
 
 def wait_http(url: str, timeout: float = 60.0) -> None:
@@ -63,7 +70,9 @@ def fake_upstream(core: int = 1) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         pinned([sys.executable, str(REPO / "tests" / "fake_openai.py"), "--port", str(port), "--fast"], core),
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/v1/models")
@@ -86,8 +95,13 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def gateway(upstream_url: str, config: dict[str, Any], core: int = 0, extra_files: dict[str, Any] | None = None,
-            key_extra: dict[str, Any] | None = None) -> Iterator[Gateway]:
+def gateway(
+    upstream_url: str,
+    config: dict[str, Any],
+    core: int = 0,
+    extra_files: dict[str, Any] | None = None,
+    key_extra: dict[str, Any] | None = None,
+) -> Iterator[Gateway]:
     """A gateway process (one worker) with ``config`` merged over a pass-through base."""
     root = Path(tempfile.mkdtemp(prefix="wg-bench-"))
     policies = root / "policies"
@@ -95,33 +109,68 @@ def gateway(upstream_url: str, config: dict[str, Any], core: int = 0, extra_file
     rego = root / "rego"
     if (REPO / "rego").exists():
         shutil.copytree(REPO / "rego", rego)
-    (policies / "keys.yaml").write_text(yaml.safe_dump({
-        "keys": [{"id": "bench", "sha256": sha(BENCH_KEY), "team": "bench", "user": "bench", "models": ["*"],
-                  **(key_extra or {})}],
-        "admin_keys": [{"id": "bench-admin", "sha256": sha(ADMIN_KEY), "user": "bench-admin", "roles": ["admin"],
-                        "groups": ["finance"]}],
-    }))
+    (policies / "keys.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "keys": [
+                    {
+                        "id": "bench",
+                        "sha256": sha(BENCH_KEY),
+                        "team": "bench",
+                        "user": "bench",
+                        "models": ["*"],
+                        **(key_extra or {}),
+                    }
+                ],
+                "admin_keys": [
+                    {
+                        "id": "bench-admin",
+                        "sha256": sha(ADMIN_KEY),
+                        "user": "bench-admin",
+                        "roles": ["admin"],
+                        "groups": ["finance"],
+                    }
+                ],
+            }
+        )
+    )
     dep = {"provider": "openai", "base_url": upstream_url, "api_key_env": "BENCH_PROVIDER_KEY"}
-    (policies / "models.yaml").write_text(yaml.safe_dump({"models": {
-        "bench-model": {"endpoints": ["chat.completions", "responses"], "deployments": [dep]},
-        "bench-embed": {"endpoints": ["embeddings"], "deployments": [dep]},
-    }}))
+    (policies / "models.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "models": {
+                    "bench-model": {"endpoints": ["chat.completions", "responses"], "deployments": [dep]},
+                    "bench-embed": {"endpoints": ["embeddings"], "deployments": [dep]},
+                }
+            }
+        )
+    )
     for name, doc in (extra_files or {}).items():
         (policies / name).write_text(yaml.safe_dump(doc))
     port = free_port()
     base = {
         "server": {"host": "127.0.0.1", "port": port, "log_level": "warning"},
-        "policies_dir": str(policies), "rego_dir": str(rego), "data_dir": str(root / "data"),
-        "limits": {"enabled": False}, "policy": {"enabled": False}, "redaction": {"enabled": False},
-        "approvals": {"enabled": False}, "audit": {"enabled": False},
+        "policies_dir": str(policies),
+        "rego_dir": str(rego),
+        "data_dir": str(root / "data"),
+        "limits": {"enabled": False},
+        "policy": {"enabled": False},
+        "redaction": {"enabled": False},
+        "approvals": {"enabled": False},
+        "audit": {"enabled": False},
     }
     merged = _merge(base, config)
     cfg = root / "wardgate.yaml"
     cfg.write_text(yaml.safe_dump(merged))
     env = {**os.environ, "WARDGATE_CONFIG": str(cfg), "BENCH_PROVIDER_KEY": "sk-bench"}
     log = (root / "gateway.log").open("wb")
-    proc = subprocess.Popen(pinned([sys.executable, "-m", "gateway", "serve"], core), cwd=REPO, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        pinned([sys.executable, "-m", "gateway", "serve"], core),
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
         yield Gateway(f"http://127.0.0.1:{port}/v1", proc.pid)
@@ -135,10 +184,28 @@ def gateway(upstream_url: str, config: dict[str, Any], core: int = 0, extra_file
 def minimal_passthrough(upstream_url: str, core: int = 0) -> Iterator[Gateway]:
     """bench/minimal_passthrough.py under uvicorn, pinned like the gateway: the ceiling."""
     port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "bench.minimal_passthrough:app", "--port", str(port), "--loop",
-           "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
-    proc = subprocess.Popen(pinned(cmd, core), cwd=REPO, env={**os.environ, "MINIMAL_UPSTREAM": upstream_url},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.minimal_passthrough:app",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(
+        pinned(cmd, core),
+        cwd=REPO,
+        env={**os.environ, "MINIMAL_UPSTREAM": upstream_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -181,7 +248,9 @@ class WrkResult:
     errors: int
 
     def row(self) -> str:
-        return f"{self.rps:9.0f} rps  p50 {self.p50_ms:7.3f} ms  p99 {self.p99_ms:7.3f} ms  errors {self.errors}"
+        return (
+            f"{self.rps:9.0f} rps  p50 {self.p50_ms:7.3f} ms  p99 {self.p99_ms:7.3f} ms  errors {self.errors}"
+        )
 
 
 _LUA = """
@@ -192,7 +261,9 @@ wrk.headers["Authorization"] = "Bearer {key}"
 """
 
 
-def wrk(url: str, body: dict[str, Any], conns: int, seconds: int, core: int = 1, key: str = BENCH_KEY) -> WrkResult:
+def wrk(
+    url: str, body: dict[str, Any], conns: int, seconds: int, core: int = 1, key: str = BENCH_KEY
+) -> WrkResult:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:

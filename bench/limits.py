@@ -51,8 +51,12 @@ from gateway.pipeline import Pipeline  # noqa: E402
 BIG = 10**9  # limits high enough never to deny during a benchmark
 LIMITS = {
     "scopes": {
-        "key": {"requests_per_minute": BIG, "tokens_per_minute": BIG, "max_concurrent_requests": BIG,
-                "budget_usd": {"day": 1e5, "month": 1e6}},
+        "key": {
+            "requests_per_minute": BIG,
+            "tokens_per_minute": BIG,
+            "max_concurrent_requests": BIG,
+            "budget_usd": {"day": 1e5, "month": 1e6},
+        },
         "team": {"requests_per_minute": BIG, "budget_usd": {"month": 1e6}},
         "agent": {"requests_per_minute": BIG},
         "run": {"requests_per_minute": BIG, "budget_usd": {"total": 1e6}},
@@ -69,9 +73,13 @@ def _pct(samples: list[float], p: float) -> float:
 
 def _scopes(i: int) -> tuple[ScopeSpec, ...]:
     b = (usd_to_nano(1e5), usd_to_nano(1e6), None)
-    return (ScopeSpec("key", "bench", BIG, BIG, b), ScopeSpec("team", "bench", BIG, None, (None, b[1], None)),
-            ScopeSpec("agent", "agent-1", BIG), ScopeSpec("run", f"run-{i % 50}", BIG, None, (None, None, b[1])),
-            ScopeSpec("model", "mock-chat", None, BIG))  # fmt: skip
+    return (
+        ScopeSpec("key", "bench", BIG, BIG, b),
+        ScopeSpec("team", "bench", BIG, None, (None, b[1], None)),
+        ScopeSpec("agent", "agent-1", BIG),
+        ScopeSpec("run", f"run-{i % 50}", BIG, None, (None, None, b[1])),
+        ScopeSpec("model", "mock-chat", None, BIG),
+    )
 
 
 async def _store_ops(store: LimitStore, n: int, conc: int) -> dict[str, Any]:
@@ -81,12 +89,24 @@ async def _store_ops(store: LimitStore, n: int, conc: int) -> dict[str, Any]:
     async def worker(w: int) -> None:
         for i in range(w, n, conc):
             scopes = _scopes(i)
-            req = ReserveRequest("bench", uuid.uuid4().hex, scopes, 2_000_000, 500, run_index=3, team_index=1,
-                                 max_calls=BIG, max_identical=BIG, fingerprint=f"fp{i % 7}")  # fmt: skip
+            req = ReserveRequest(
+                "bench",
+                uuid.uuid4().hex,
+                scopes,
+                2_000_000,
+                500,
+                run_index=3,
+                team_index=1,
+                max_calls=BIG,
+                max_identical=BIG,
+                fingerprint=f"fp{i % 7}",
+            )
             t0 = time.perf_counter()
             r = await store.reserve(req)
             t1 = time.perf_counter()
-            res = Reservation("bench", req.rid, scopes, r.flags, req.est_nano, req.est_tokens, r.now_ms, store.name)
+            res = Reservation(
+                "bench", req.rid, scopes, r.flags, req.est_nano, req.est_tokens, r.now_ms, store.name
+            )
             await store.settle(res, 1_000_000, 300)
             t2 = time.perf_counter()
             reserve_t.append(t1 - t0)
@@ -95,14 +115,26 @@ async def _store_ops(store: LimitStore, n: int, conc: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(conc)))
     wall = time.perf_counter() - t0
-    return {"reserve_p50": _pct(reserve_t, 0.5), "reserve_p99": _pct(reserve_t, 0.99),
-            "settle_p50": _pct(settle_t, 0.5), "settle_p99": _pct(settle_t, 0.99), "calls_s": n / wall}  # fmt: skip
+    return {
+        "reserve_p50": _pct(reserve_t, 0.5),
+        "reserve_p99": _pct(reserve_t, 0.99),
+        "settle_p50": _pct(settle_t, 0.5),
+        "settle_p99": _pct(settle_t, 0.99),
+        "calls_s": n / wall,
+    }
 
 
 def _call(i: int) -> Call:
-    return Call(request_id=uuid.uuid4().hex, endpoint=Endpoint.CHAT, body=dict(CHAT_BODY, model="mock-chat"),
-                headers={}, model="mock-chat", principal=Principal(key_id="bench", team="bench", user="bench"),
-                agent_id="agent-1", run_id=f"run-{i % 50}")  # fmt: skip
+    return Call(
+        request_id=uuid.uuid4().hex,
+        endpoint=Endpoint.CHAT,
+        body=dict(CHAT_BODY, model="mock-chat"),
+        headers={},
+        model="mock-chat",
+        principal=Principal(key_id="bench", team="bench", user="bench"),
+        agent_id="agent-1",
+        run_id=f"run-{i % 50}",
+    )
 
 
 async def _stages(store: LimitStore, n: int) -> dict[str, float]:
@@ -171,23 +203,33 @@ async def _ping_floor(redis_url: str, n: int = 2000) -> float:
 
 
 async def in_process(args: argparse.Namespace) -> None:
-    print(f"noise floor: Redis PING p50 {await _ping_floor(args.redis_url):.3f} ms (an idle machine: ~0.05 ms)")
+    print(
+        f"noise floor: Redis PING p50 {await _ping_floor(args.redis_url):.3f} ms (an idle machine: ~0.05 ms)"
+    )
     before, after = await _round_trips(args.redis_url)
     print(f"round trips per call (Redis): before forwarding {before:.2f}, after the answer {after:.2f}")
     for kind in ("memory", "redis"):
         for conc in (1, 32):
             r = await _with_store(kind, args.redis_url, lambda s, c=conc: _store_ops(s, args.n, c))
-            print(f"store  {kind:6s} c={conc:<3d} reserve p50 {r['reserve_p50']:.3f} ms p99 {r['reserve_p99']:.3f} ms"
-                  f"  settle p50 {r['settle_p50']:.3f} ms p99 {r['settle_p99']:.3f} ms  {r['calls_s']:8.0f} calls/s")
+            print(
+                f"store  {kind:6s} c={conc:<3d} reserve p50 {r['reserve_p50']:.3f} ms p99 {r['reserve_p99']:.3f} ms"
+                f"  settle p50 {r['settle_p50']:.3f} ms p99 {r['settle_p99']:.3f} ms  {r['calls_s']:8.0f} calls/s"
+            )
         r = await _with_store(kind, args.redis_url, lambda s: _stages(s, args.n))
-        print(f"stages {kind:6s} c=1   limit+settle p50 {r['p50']:.3f} ms p99 {r['p99']:.3f} ms"
-              f"  cpu {r['cpu_us']:.0f} µs/call")
+        print(
+            f"stages {kind:6s} c=1   limit+settle p50 {r['p50']:.3f} ms p99 {r['p99']:.3f} ms"
+            f"  cpu {r['cpu_us']:.0f} µs/call"
+        )
         sys.stdout.flush()
 
 
 def _extra_files() -> dict[str, Any]:
     pricing = yaml.safe_load((REPO / "policies" / "pricing.yaml").read_text())
-    pricing["models"]["bench-model"] = {"input_per_mtok": 2.5, "output_per_mtok": 10, "context_window": 128000}
+    pricing["models"]["bench-model"] = {
+        "input_per_mtok": 2.5,
+        "output_per_mtok": 10,
+        "context_window": 128000,
+    }
     return {"limits.yaml": LIMITS, "pricing.yaml": pricing}
 
 
@@ -217,8 +259,10 @@ def through_gateway(args: argparse.Namespace) -> None:
     for name in ("memory", "redis"):
         for conns in (1, 32):
             on, off = results[(name, conns)], results[("off", conns)]
-            print(f"added by limits ({name:6s}) c={conns:<3d} p50 {on.p50_ms - off.p50_ms:+.3f} ms  "
-                  f"p99 {on.p99_ms - off.p99_ms:+.3f} ms  rps {on.rps:7.0f} vs {off.rps:7.0f}")
+            print(
+                f"added by limits ({name:6s}) c={conns:<3d} p50 {on.p50_ms - off.p50_ms:+.3f} ms  "
+                f"p99 {on.p99_ms - off.p99_ms:+.3f} ms  rps {on.rps:7.0f} vs {off.rps:7.0f}"
+            )
 
 
 async def _cleanup(redis_url: str, prefix: str) -> None:

@@ -34,14 +34,20 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             break
     request = orjson.loads(body)
     stream = bool(request.get("stream"))
-    async with _STATE["session"].post(_UPSTREAM + "/chat/completions", data=orjson.dumps(request),
-                                      headers=_HEADERS) as resp:
+    async with _STATE["session"].post(
+        _UPSTREAM + "/chat/completions", data=orjson.dumps(request), headers=_HEADERS
+    ) as resp:
         ctype = b"text/event-stream" if stream else b"application/json"
         if not stream:
             out = await resp.read()
             orjson.loads(out)
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", ctype), (b"content-length", str(len(out)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", ctype), (b"content-length", str(len(out)).encode())],
+                }
+            )
             await send({"type": "http.response.body", "body": out})
             return
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", ctype)]})

@@ -53,15 +53,22 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     gateway = LocalGateway(workdir, approval_mode="defer", command=command, load=True)
     try:
         await gateway.start()
-        config = load_config(base_url=gateway.base_url, admin_key=gateway.keys.admin, model="mock-chat",
-                             db_path=str(workdir / "orchestrator.db"), max_concurrency=4, approval_poll_s=0.05,
-                             agents={a: AgentConfig(key=k) for a, k in gateway.keys.agents.items()})
+        config = load_config(
+            base_url=gateway.base_url,
+            admin_key=gateway.keys.admin,
+            model="mock-chat",
+            db_path=str(workdir / "orchestrator.db"),
+            max_concurrency=4,
+            approval_poll_s=0.05,
+            agents={a: AgentConfig(key=k) for a, k in gateway.keys.agents.items()},
+        )
         if args.warmup:
             await run_load(config, runs=args.warmup, concurrency=args.concurrency, processes=args.processes)
         assert gateway.proc is not None
         gw0, cl0 = cpu_seconds(gateway.proc.pid), _client_cpu()
-        result = await run_load(config, runs=0, concurrency=args.concurrency, duration_s=args.seconds,
-                                processes=args.processes)
+        result = await run_load(
+            config, runs=0, concurrency=args.concurrency, duration_s=args.seconds, processes=args.processes
+        )
         gw_cpu, cl_cpu = cpu_seconds(gateway.proc.pid) - gw0, _client_cpu() - cl0
     finally:
         gateway.stop()

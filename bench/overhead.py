@@ -43,8 +43,10 @@ def main() -> None:
                     print(f"{kind:10s} c={conns:<3d} {name:8s} {res.row()}  cpu {cpu:6.0f} µs/req")
                 through = results["gateway"][0]
                 share = through.rps / max(results["minimal"][0].rps, 1) * 100
-                print(f"{kind:10s} c={conns:<3d} added    p50 {through.p50_ms - direct.p50_ms:+.3f} ms  "
-                      f"p99 {through.p99_ms - direct.p99_ms:+.3f} ms  gateway = {share:.0f}% of the minimal RPS")
+                print(
+                    f"{kind:10s} c={conns:<3d} added    p50 {through.p50_ms - direct.p50_ms:+.3f} ms  "
+                    f"p99 {through.p99_ms - direct.p99_ms:+.3f} ms  gateway = {share:.0f}% of the minimal RPS"
+                )
                 sys.stdout.flush()
 
 

@@ -51,10 +51,22 @@ from gateway.policy.source import load_policy_set  # noqa: E402
 from gateway.policy.stage import PolicyRequestStage, PolicyResponseStage  # noqa: E402
 
 TOOLS = [
-    {"type": "function", "function": {"name": n, "description": d, "parameters": {
-        "type": "object", "properties": {"amount": {"type": "number"}, "to": {"type": "string"}}}}}
-    for n, d in (("search_orders", "Find orders"), ("issue_refund", "Refund an order"),
-                 ("transfer_funds", "Move money"))
+    {
+        "type": "function",
+        "function": {
+            "name": n,
+            "description": d,
+            "parameters": {
+                "type": "object",
+                "properties": {"amount": {"type": "number"}, "to": {"type": "string"}},
+            },
+        },
+    }
+    for n, d in (
+        ("search_orders", "Find orders"),
+        ("issue_refund", "Refund an order"),
+        ("transfer_funds", "Move money"),
+    )
 ]
 
 
@@ -64,10 +76,22 @@ def realistic_body() -> dict[str, Any]:
         "messages": [
             {"role": "system", "content": "You are the support agent of ACME. Be brief and polite. " * 4},
             {"role": "user", "content": "My order A-1234 arrived broken, can I get my money back? " * 3},
-            {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {
-                "name": "search_orders", "arguments": '{"order_id": "A-1234"}'}}]},
-            {"role": "tool", "tool_call_id": "call_1",
-             "content": '{"order_id": "A-1234", "amount": 129.9, "status": "delivered", "items": 3}'},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "search_orders", "arguments": '{"order_id": "A-1234"}'},
+                    }
+                ],
+            },
+            {
+                "role": "tool",
+                "tool_call_id": "call_1",
+                "content": '{"order_id": "A-1234", "amount": 129.9, "status": "delivered", "items": 3}',
+            },
             {"role": "user", "content": "Yes please refund the full amount to my card."},
         ],
         "tools": TOOLS,
@@ -77,25 +101,62 @@ def realistic_body() -> dict[str, Any]:
 
 
 def realistic_answer() -> dict[str, Any]:
-    return {"id": "chatcmpl-1", "object": "chat.completion", "model": "mock-chat", "choices": [{
-        "index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "Refunding now.",
-            "tool_calls": [
-                {"id": "call_2", "type": "function",
-                 "function": {"name": "issue_refund", "arguments": '{"order_id": "A-1234", "amount": 129.9}'}},
-                {"id": "call_3", "type": "function",
-                 "function": {"name": "transfer_funds", "arguments": '{"amount": 12.5, "to": "customer"}'}},
-            ]}}],
-        "usage": {"prompt_tokens": 420, "completion_tokens": 60, "total_tokens": 480}}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "mock-chat",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": "Refunding now.",
+                    "tool_calls": [
+                        {
+                            "id": "call_2",
+                            "type": "function",
+                            "function": {
+                                "name": "issue_refund",
+                                "arguments": '{"order_id": "A-1234", "amount": 129.9}',
+                            },
+                        },
+                        {
+                            "id": "call_3",
+                            "type": "function",
+                            "function": {
+                                "name": "transfer_funds",
+                                "arguments": '{"amount": 12.5, "to": "customer"}',
+                            },
+                        },
+                    ],
+                },
+            }
+        ],
+        "usage": {"prompt_tokens": 420, "completion_tokens": 60, "total_tokens": 480},
+    }
 
 
 def make_call() -> Call:
-    return Call(request_id="bench", endpoint=Endpoint.CHAT, body=realistic_body(), headers={}, model="mock-chat",
-                principal=Principal(key_id="k1", team="demo", user="u1", roles=("developer",)),
-                agent_id="agent-1", run_id="run-1",
-                state={"pii": {"entities": {"EMAIL_ADDRESS": 1}, "locations": [], "unscanned": 0},
-                       "cost": {"estimate_usd": 0.004, "remaining_usd": {"key": 20.0, "team": 180.0},
-                                "budget_usd": {"key": 25.0, "team": 200.0}},
-                       "run": {"calls": 4, "spend_usd": 0.02, "repeats": 0}})
+    return Call(
+        request_id="bench",
+        endpoint=Endpoint.CHAT,
+        body=realistic_body(),
+        headers={},
+        model="mock-chat",
+        principal=Principal(key_id="k1", team="demo", user="u1", roles=("developer",)),
+        agent_id="agent-1",
+        run_id="run-1",
+        state={
+            "pii": {"entities": {"EMAIL_ADDRESS": 1}, "locations": [], "unscanned": 0},
+            "cost": {
+                "estimate_usd": 0.004,
+                "remaining_usd": {"key": 20.0, "team": 180.0},
+                "budget_usd": {"key": 25.0, "team": 200.0},
+            },
+            "run": {"calls": 4, "spend_usd": 0.02, "repeats": 0},
+        },
+    )
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -125,8 +186,10 @@ async def timed(n: int, fn: Callable[[], Awaitable[Any]], warmup: int = 200) -> 
 
 def row(label: str, samples: Samples) -> str:
     us = [s * 1e6 for s in samples]
-    return (f"{label:<34} p50 {pct(us, 0.5):8.1f} µs   p99 {pct(us, 0.99):8.1f} µs   "
-            f"mean {statistics.fmean(us):8.1f} µs   CPU {samples.cpu_per_call * 1e6:7.1f} µs/call")
+    return (
+        f"{label:<34} p50 {pct(us, 0.5):8.1f} µs   p99 {pct(us, 0.99):8.1f} µs   "
+        f"mean {statistics.fmean(us):8.1f} µs   CPU {samples.cpu_per_call * 1e6:7.1f} µs/call"
+    )
 
 
 def free_port() -> int:
@@ -148,10 +211,22 @@ def opa_server_process(canned: bool = False) -> Iterator[str]:
     """tests/opa_server.py in a child process, or (``canned``) a bare server answering every
     request with one fixed decision, so that only the client's own cost is measured."""
     port = free_port()
-    args = ([str(Path(__file__).resolve()), "--serve-canned", str(port)] if canned else
-            [str(REPO / "tests" / "opa_server.py"), "--port", str(port), "--rego", str(REPO / "rego"),
-             "--policies", str(REPO / "policies")])
-    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+    args = (
+        [str(Path(__file__).resolve()), "--serve-canned", str(port)]
+        if canned
+        else [
+            str(REPO / "tests" / "opa_server.py"),
+            "--port",
+            str(port),
+            "--rego",
+            str(REPO / "rego"),
+            "--policies",
+            str(REPO / "policies"),
+        ]
+    )
+    proc = subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -218,7 +293,9 @@ def serve_canned(port: int) -> None:
     """Answer every HTTP request with a fixed OPA decision (keep-alive, no parsing beyond framing)."""
     body = b'{"result":{"allow":true,"deny":[],"require_approval":[],"redact":{},"route":{},"limits":{},"tags":{}}}'
     answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
-        len(body), body)
+        len(body),
+        body,
+    )
 
     class Canned(asyncio.Protocol):
         def connection_made(self, transport: Any) -> None:
@@ -254,8 +331,11 @@ async def bench_opa_client(url: str, n: int) -> None:
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
 
     async def plain() -> Any:
-        async with session.post(f"{url}/v1/data/{path}", data=orjson.dumps({"input": doc}),
-                                headers={"Content-Type": "application/json"}) as r:
+        async with session.post(
+            f"{url}/v1/data/{path}",
+            data=orjson.dumps({"input": doc}),
+            headers={"Content-Type": "application/json"},
+        ) as r:
             return orjson.loads(await r.read())["result"]
 
     port = int(url.rsplit(":", 1)[1])
@@ -303,7 +383,10 @@ def bench_gateway(seconds: int) -> None:
         for stream in (False, True):
             body = {**CHAT_BODY, "stream": stream}
             results = {}
-            for label, config in (("policy off", {}), ("policy on", {"policy": {"enabled": True, "watch": False}})):
+            for label, config in (
+                ("policy off", {}),
+                ("policy on", {"policy": {"enabled": True, "watch": False}}),
+            ):
                 with gateway(upstream, config) as gw:
                     wrk(gw.url + "/chat/completions", body, 4, 2)  # warm-up
                     cpu0 = cpu_seconds(gw.pid)
@@ -311,10 +394,16 @@ def bench_gateway(seconds: int) -> None:
                     cpu = (cpu_seconds(gw.pid) - cpu0) / max(result.requests, 1) * 1e6
                     results[label] = (result, cpu)
                     kind = "stream" if stream else "non-stream"
-                    print(f"gateway {kind:10s} c=1 {label:<10} {result.row()}  cpu {cpu:6.0f} µs/req", flush=True)
+                    print(
+                        f"gateway {kind:10s} c=1 {label:<10} {result.row()}  cpu {cpu:6.0f} µs/req",
+                        flush=True,
+                    )
             (off, cpu_off), (on, cpu_on) = results["policy off"], results["policy on"]
-            print(f"gateway {'stream' if stream else 'non-stream':10s} policy adds p50 {on.p50_ms - off.p50_ms:+.3f} ms "
-                  f"(both phases)  CPU {cpu_on - cpu_off:+.0f} µs/req", flush=True)
+            print(
+                f"gateway {'stream' if stream else 'non-stream':10s} policy adds p50 {on.p50_ms - off.p50_ms:+.3f} ms "
+                f"(both phases)  CPU {cpu_on - cpu_off:+.0f} µs/req",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

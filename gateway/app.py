@@ -83,8 +83,12 @@ async def build_context(settings: Settings) -> AppContext:
     """Open every resource the configured guards need and assemble the pipeline."""
     keys = KeyStore.load(settings.policies_dir / "keys.yaml")
     models = ModelCatalog.load(settings.policies_dir / "models.yaml")
-    ctx = AppContext(settings=settings, keys=keys, models=models,
-                     drain=Drain(settings.server.shutdown_grace_s, settings.server.shutdown_delay_s))
+    ctx = AppContext(
+        settings=settings,
+        keys=keys,
+        models=models,
+        drain=Drain(settings.server.shutdown_grace_s, settings.server.shutdown_delay_s),
+    )
     router = Router.build(models, settings.providers)
     ctx.closers.append(router.close)
     ctx.services["router"] = router
@@ -126,7 +130,11 @@ def create_app(settings: Settings | None = None) -> HotPath:
         gc.freeze()
         threshold = gc.get_threshold()
         gc.set_threshold(_GC_YOUNG_THRESHOLD, *threshold[1:])
-        log.info("wardgate ready: %d models, stages %s", len(ctx.models.names()), [s.name for s in ctx.pipeline.stages])
+        log.info(
+            "wardgate ready: %d models, stages %s",
+            len(ctx.models.names()),
+            [s.name for s in ctx.pipeline.stages],
+        )
         # The connection limits of this worker: the HTTP protocol finds them in the lifespan state.
         guard = IntakeGuard(settings.server, ctx.registry, inflight=lambda: hot_path.inflight)
         guard.start()

@@ -34,7 +34,9 @@ def serve(
     host: str = typer.Option(None, help="Bind address (default from config: 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (default from config: 8080)."),
     workers: int = typer.Option(None, help="Worker processes (default from config: 1)."),
-    config: Path = typer.Option(None, "--config", "-c", help="Config file (default: $WARDGATE_CONFIG or wardgate.yaml)."),
+    config: Path = typer.Option(
+        None, "--config", "-c", help="Config file (default: $WARDGATE_CONFIG or wardgate.yaml)."
+    ),
 ) -> None:
     """Run the gateway with uvicorn (uvloop + httptools, with the gateway's connection limits)."""
     from gateway.http import serve as server
@@ -79,12 +81,22 @@ def keys_create(
     """Create a virtual key: prints it once and stores only its SHA-256 hash."""
     key = new_key()
     kid = key_id or default_key_id(team, user)
-    entry = {"id": kid, "sha256": hash_key(key), "team": team, "user": user, "roles": roles or [],
-             "models": models or ["*"], "created_at": utc_now(), "source": "cli"}
+    entry = {
+        "id": kid,
+        "sha256": hash_key(key),
+        "team": team,
+        "user": user,
+        "roles": roles or [],
+        "models": models or ["*"],
+        "created_at": utc_now(),
+        "source": "cli",
+    }
     try:
         add_key(file, entry)
     except KeyIdTaken as exc:
-        raise typer.BadParameter(f"a key with id '{exc}' exists already (ids are never reused)", param_hint="--id") from exc
+        raise typer.BadParameter(
+            f"a key with id '{exc}' exists already (ids are never reused)", param_hint="--id"
+        ) from exc
     except KeyFileError as exc:
         raise typer.BadParameter(f"{file} is malformed, fix it first: {exc}", param_hint="--file") from exc
     typer.echo(f"Created key '{kid}' for team '{team}' in {file}.")

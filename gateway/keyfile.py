@@ -83,7 +83,9 @@ def edit_keys(path: Path, change: Callable[[dict[str, Any]], T]) -> T:
         parse_key_file(text)  # refuses a malformed file before anything builds on it
         doc = yaml.safe_load(text) or {}
         result = change(doc)
-        new_text = _header(text) + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, allow_unicode=True)
+        new_text = _header(text) + yaml.safe_dump(
+            doc, sort_keys=False, default_flow_style=None, allow_unicode=True
+        )
         parse_key_file(new_text)
         _write_atomic(path, new_text)
         return result
@@ -103,8 +105,11 @@ def add_key(path: Path, entry: dict[str, Any]) -> None:
 
 def key_id_taken(doc: dict[str, Any], key_id: str) -> bool:
     """Ids are unique across agent and admin keys, revoked ones included (an id is never reused)."""
-    return any(isinstance(e, dict) and str(e.get("id")) == key_id
-               for name in ("keys", "admin_keys") for e in (doc.get(name) or []))
+    return any(
+        isinstance(e, dict) and str(e.get("id")) == key_id
+        for name in ("keys", "admin_keys")
+        for e in (doc.get(name) or [])
+    )
 
 
 class KeyIdTaken(ValueError):

@@ -72,10 +72,21 @@ class KeyRecord:
     def public(self) -> dict[str, Any]:
         p = self.principal
         return {
-            "object": "key", "id": p.key_id, "team": p.team, "user": p.user, "roles": list(p.roles),
-            "models": list(p.models), "tags": dict(p.tags), "limits": dict(p.limits), "budgets": dict(p.budgets),
-            "created_at": self.created_at, "created_by": self.created_by, "source": self.source,
-            "disabled": self.disabled, "revoked_at": self.revoked_at, "revoked_by": self.revoked_by,
+            "object": "key",
+            "id": p.key_id,
+            "team": p.team,
+            "user": p.user,
+            "roles": list(p.roles),
+            "models": list(p.models),
+            "tags": dict(p.tags),
+            "limits": dict(p.limits),
+            "budgets": dict(p.budgets),
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "source": self.source,
+            "disabled": self.disabled,
+            "revoked_at": self.revoked_at,
+            "revoked_by": self.revoked_by,
         }
 
 
@@ -93,8 +104,12 @@ class KeySet:
 
 
 class KeyStore:
-    def __init__(self, keys: dict[str, Principal], admin_keys: dict[str, AdminPrincipal],
-                 records: dict[str, KeyRecord] | None = None) -> None:
+    def __init__(
+        self,
+        keys: dict[str, Principal],
+        admin_keys: dict[str, AdminPrincipal],
+        records: dict[str, KeyRecord] | None = None,
+    ) -> None:
         self._keys = keys
         self._admin = admin_keys
         self._records = records if records is not None else {p.key_id: KeyRecord(p) for p in keys.values()}
@@ -215,6 +230,12 @@ def _record(entry: dict[str, Any], principal: Principal) -> KeyRecord:
         value = entry.get(name)
         return None if value is None else str(value)
 
-    return KeyRecord(principal, created_at=text("created_at"), created_by=text("created_by"),
-                     source=text("source") or "file", disabled=bool(entry.get("disabled")),
-                     revoked_at=text("revoked_at"), revoked_by=text("revoked_by"))
+    return KeyRecord(
+        principal,
+        created_at=text("created_at"),
+        created_by=text("created_by"),
+        source=text("source") or "file",
+        disabled=bool(entry.get("disabled")),
+        revoked_at=text("revoked_at"),
+        revoked_by=text("revoked_by"),
+    )

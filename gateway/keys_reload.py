@@ -91,7 +91,11 @@ class KeyReloader:
                     log.exception("reloading %s failed", self.path)
 
     async def ready(self) -> str | None:
-        return None if self.last_error is None else f"degraded: keys.yaml refused, last good keys active ({self.last_error})"
+        return (
+            None
+            if self.last_error is None
+            else f"degraded: keys.yaml refused, last good keys active ({self.last_error})"
+        )
 
 
 async def setup(ctx: AppContext) -> None:

@@ -183,8 +183,12 @@ class Pipeline:
                 await stage.on_finish(call)
             except GatewayError as exc:
                 first_error = first_error or exc
-                log.error("finish hook %s refused the call: %s", stage.name, exc.message,
-                          extra={"request_id": call.request_id})
+                log.error(
+                    "finish hook %s refused the call: %s",
+                    stage.name,
+                    exc.message,
+                    extra={"request_id": call.request_id},
+                )
             except Exception:  # each finish hook must run regardless of the others
                 log.exception("finish hook %s failed", stage.name, extra={"request_id": call.request_id})
             finally:

@@ -81,9 +81,13 @@ class SSEEvent:
                 try:
                     parsed = orjson.loads(self.data)
                 except orjson.JSONDecodeError:
-                    raise UpstreamError("The model provider sent a stream event that is not valid JSON.") from None
+                    raise UpstreamError(
+                        "The model provider sent a stream event that is not valid JSON."
+                    ) from None
                 if dupkeys.has_duplicate(self.data, parsed):
-                    raise UpstreamError("The model provider sent a stream event with a duplicate key in a JSON object.")
+                    raise UpstreamError(
+                        "The model provider sent a stream event with a duplicate key in a JSON object."
+                    )
                 self._json = parsed
         return self._json
 

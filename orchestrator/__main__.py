@@ -31,12 +31,16 @@ from orchestrator.render import LiveListener, print_report
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-app = typer.Typer(help="Wardgate's reference multi-agent orchestrator.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Wardgate's reference multi-agent orchestrator.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 CONFIG = typer.Option(None, "--config", "-c", help="YAML config (base_url, api_key, agents.<name>.key, ...).")
 BASE_URL = typer.Option(None, "--base-url", help="Gateway base URL, e.g. http://127.0.0.1:8080/v1.")
-MODEL = typer.Option(None, "--model", help="Model for every agent (default: mock-chat, or gpt-4o-mini with "
-                                           "OPENAI_API_KEY).")
+MODEL = typer.Option(
+    None, "--model", help="Model for every agent (default: mock-chat, or gpt-4o-mini with OPENAI_API_KEY)."
+)
 DB = typer.Option(None, "--db", help="Checkpoint SQLite file (default .wardgate/orchestrator.db).")
 
 
@@ -53,23 +57,41 @@ def _run(coro: object) -> object:
 
 @app.command()
 def demo(
-    interactive: bool = typer.Option(False, "--interactive", "-i", help="Ask me to approve instead of auto-approving."),
-    approval_mode: str = typer.Option("hold", "--approval-mode", help="hold (request waits) or defer (409 + poll)."),
+    interactive: bool = typer.Option(
+        False, "--interactive", "-i", help="Ask me to approve instead of auto-approving."
+    ),
+    approval_mode: str = typer.Option(
+        "hold", "--approval-mode", help="hold (request waits) or defer (409 + poll)."
+    ),
     deny: bool = typer.Option(False, "--deny", help="The automatic reviewer denies the refund instead."),
     base_url: str = BASE_URL,
     model: str = MODEL,
     config: Path = CONFIG,
     keep: bool = typer.Option(False, "--keep", help="Keep the temporary directory (gateway log, audit db)."),
-    gateway_command: str = typer.Option(None, "--gateway-command", hidden=True,
-                                        help="Command serving the local gateway ({port}, {python} filled in)."),
+    gateway_command: str = typer.Option(
+        None,
+        "--gateway-command",
+        hidden=True,
+        help="Command serving the local gateway ({port}, {python} filled in).",
+    ),
 ) -> None:
     """Start a local gateway, run the support scenario, print what happened."""
     from orchestrator.demo import run_demo
 
     if approval_mode not in ("hold", "defer"):
         raise typer.BadParameter("--approval-mode must be hold or defer")
-    code = _run(run_demo(base_url=base_url, interactive=interactive, approval_mode=approval_mode, model=model,
-                         deny=deny, keep=keep, gateway_command=gateway_command, config_path=config))
+    code = _run(
+        run_demo(
+            base_url=base_url,
+            interactive=interactive,
+            approval_mode=approval_mode,
+            model=model,
+            deny=deny,
+            keep=keep,
+            gateway_command=gateway_command,
+            config_path=config,
+        )
+    )
     raise typer.Exit(int(code))  # type: ignore[call-overload]
 
 
@@ -156,7 +178,9 @@ def load(
     concurrency: int = typer.Option(LOAD_CONCURRENCY, "--concurrency", help="Runs in flight at once."),
     duration: float = typer.Option(None, "--duration", help="Keep starting runs for this many seconds."),
     warmup: int = typer.Option(0, "--warmup", help="Runs before measuring (not counted)."),
-    processes: int = typer.Option(1, "--processes", help="Client processes sharing the runs and concurrency."),
+    processes: int = typer.Option(
+        1, "--processes", help="Client processes sharing the runs and concurrency."
+    ),
     approval_mode: str = typer.Option("defer", "--approval-mode", help="Local gateway's approval mode."),
     base_url: str = BASE_URL,
     model: str = MODEL,
@@ -180,13 +204,26 @@ def load(
                 cfg = load_config(config, base_url=base_url, model=model, db_path=dbp)
             else:
                 console.print("starting a local gateway (one worker, embedded defaults, every guard on)…")
-                gateway = await LocalGateway(workdir, approval_mode=approval_mode, command=gateway_command,
-                                             load=True).start()
-                cfg = load_config(config, base_url=gateway.base_url, admin_key=gateway.keys.admin, model=model,
-                                  db_path=dbp, agents={a: AgentConfig(key=k) for a, k in gateway.keys.agents.items()})
+                gateway = await LocalGateway(
+                    workdir, approval_mode=approval_mode, command=gateway_command, load=True
+                ).start()
+                cfg = load_config(
+                    config,
+                    base_url=gateway.base_url,
+                    admin_key=gateway.keys.admin,
+                    model=model,
+                    db_path=dbp,
+                    agents={a: AgentConfig(key=k) for a, k in gateway.keys.agents.items()},
+                )
             cfg = cfg.model_copy(update={"max_concurrency": 4, "approval_poll_s": 0.05})
-            return await run_load(cfg, runs=runs, concurrency=concurrency, duration_s=duration, warmup_runs=warmup,
-                                  processes=processes)
+            return await run_load(
+                cfg,
+                runs=runs,
+                concurrency=concurrency,
+                duration_s=duration,
+                warmup_runs=warmup,
+                processes=processes,
+            )
         finally:
             if gateway is not None:
                 gateway.stop()

@@ -39,14 +39,21 @@ class AdminClient:
         if self._session is not None:
             await self._session.close()
 
-    async def _call(self, method: str, path: str, *, params: dict[str, str] | None = None,
-                    body: dict[str, Any] | None = None) -> Any:  # fmt: skip
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
         if not self.key:
             return Unavailable("no admin key configured (set WARDGATE_ADMIN_KEY)")
         headers = {"Authorization": f"Bearer {self.key}"}
         try:
-            async with self._http().request(method, self.url + path, params=params, json=body,
-                                            headers=headers) as resp:  # fmt: skip
+            async with self._http().request(
+                method, self.url + path, params=params, json=body, headers=headers
+            ) as resp:
                 try:
                     doc = await resp.json(content_type=None)
                 except ValueError:
@@ -59,7 +66,9 @@ class AdminClient:
             return Unavailable(f"gateway unreachable: {exc}")
 
     # -- approvals -------------------------------------------------------------------
-    async def pending_approvals(self, run_id: str | None = None, limit: int = 200) -> list[dict[str, Any]] | Unavailable:
+    async def pending_approvals(
+        self, run_id: str | None = None, limit: int = 200
+    ) -> list[dict[str, Any]] | Unavailable:
         params = {"status": "pending", "limit": str(limit)}
         if run_id:
             params["run"] = run_id

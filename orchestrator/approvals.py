@@ -37,7 +37,9 @@ class ApprovalPoller:
     async def fetch(self, key: str, approval_id: str) -> dict[str, Any] | None:
         """The caller's view of the approval (status, reasons, tools, comment), or None when unknown."""
         try:
-            async with self._http().get(self._url(approval_id), headers={"Authorization": f"Bearer {key}"}) as resp:
+            async with self._http().get(
+                self._url(approval_id), headers={"Authorization": f"Bearer {key}"}
+            ) as resp:
                 if resp.status != 200:
                     log.warning("reading approval %s: HTTP %s", approval_id, resp.status)
                     return None
@@ -70,7 +72,9 @@ class ApprovalPoller:
     async def withdraw(self, key: str, approval_id: str) -> None:
         """Cancel a pending approval we no longer wait for, so no reviewer acts on it later."""
         try:
-            async with self._http().delete(self._url(approval_id), headers={"Authorization": f"Bearer {key}"}):
+            async with self._http().delete(
+                self._url(approval_id), headers={"Authorization": f"Bearer {key}"}
+            ):
                 pass
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("withdrawing approval %s failed: %s", approval_id, exc)

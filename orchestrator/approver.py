@@ -41,9 +41,17 @@ def _ask(prompt: str) -> Awaitable[str]:
 
 
 class AutoApprover:
-    def __init__(self, admin: AdminClient, *, run_id: str | None = None, run_prefix: str | None = None,
-                 interactive: bool = False, deny: bool = False, poll_s: float = 0.2,
-                 notify: Notify | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        admin: AdminClient,
+        *,
+        run_id: str | None = None,
+        run_prefix: str | None = None,
+        interactive: bool = False,
+        deny: bool = False,
+        poll_s: float = 0.2,
+        notify: Notify | None = None,
+    ) -> None:
         self.admin = admin
         self.run_id = run_id
         self.run_prefix = run_prefix
@@ -82,7 +90,9 @@ class AutoApprover:
     async def _decide(self, approval: dict[str, Any]) -> None:
         self.notify("approval_requested", approval)
         approve = not self.deny
-        comment = "denied by the demo reviewer" if self.deny else "approved by the demo reviewer (support lead)"
+        comment = (
+            "denied by the demo reviewer" if self.deny else "approved by the demo reviewer (support lead)"
+        )
         if self.interactive:
             answer = (await _ask(f"Approve {approval['id']}? [y/N] ")).strip().lower()
             approve = answer in ("y", "yes")

@@ -83,8 +83,12 @@ def load_config(path: Path | None = None, **overrides: Any) -> OrchestratorConfi
     if path is not None:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     env = os.environ
-    for field, var in (("base_url", "WARDGATE_BASE_URL"), ("api_key", "WARDGATE_API_KEY"),
-                       ("admin_key", "WARDGATE_ADMIN_KEY"), ("db_path", "ORCHESTRATOR_DB")):
+    for field, var in (
+        ("base_url", "WARDGATE_BASE_URL"),
+        ("api_key", "WARDGATE_API_KEY"),
+        ("admin_key", "WARDGATE_ADMIN_KEY"),
+        ("db_path", "ORCHESTRATOR_DB"),
+    ):
         if env.get(var):
             doc[field] = env[var]
     agents = dict(doc.get("agents") or {})

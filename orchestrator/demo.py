@@ -26,10 +26,18 @@ from orchestrator.scenario import get_scenario
 from orchestrator.service import Orchestrator
 
 
-async def run_demo(*, base_url: str | None = None, interactive: bool = False, approval_mode: str = "hold",
-                   model: str | None = None, deny: bool = False, keep: bool = False,
-                   gateway_command: str | None = None, config_path: Path | None = None,
-                   console: Console | None = None) -> int:  # fmt: skip
+async def run_demo(
+    *,
+    base_url: str | None = None,
+    interactive: bool = False,
+    approval_mode: str = "hold",
+    model: str | None = None,
+    deny: bool = False,
+    keep: bool = False,
+    gateway_command: str | None = None,
+    config_path: Path | None = None,
+    console: Console | None = None,
+) -> int:
     """Run the demo; returns the process exit code (0 when the run completed)."""
     console = console or Console()
     workdir = Path(tempfile.mkdtemp(prefix="wardgate-demo-"))
@@ -37,19 +45,31 @@ async def run_demo(*, base_url: str | None = None, interactive: bool = False, ap
     hold_s = 300.0 if interactive else 60.0
     try:
         if base_url:
-            config = load_config(config_path, base_url=base_url, model=model, db_path=str(workdir / "orchestrator.db"))
+            config = load_config(
+                config_path, base_url=base_url, model=model, db_path=str(workdir / "orchestrator.db")
+            )
         else:
             console.print("[bold]Starting a local Wardgate[/] (embedded defaults, mock model, no network)…")
-            gateway = LocalGateway(workdir, approval_mode=approval_mode, hold_s=hold_s, command=gateway_command)
+            gateway = LocalGateway(
+                workdir, approval_mode=approval_mode, hold_s=hold_s, command=gateway_command
+            )
             await gateway.start()
             config = load_config(
-                config_path, base_url=gateway.base_url, admin_key=gateway.keys.admin, model=model,
+                config_path,
+                base_url=gateway.base_url,
+                admin_key=gateway.keys.admin,
+                model=model,
                 db_path=str(workdir / "orchestrator.db"),
                 agents={a: AgentConfig(key=k) for a, k in gateway.keys.agents.items()},
             )
         config = config.model_copy(update={"step_timeout_s": max(config.step_timeout_s, hold_s + 60)})
-        return await _run(console, config, interactive=interactive, deny=deny,
-                          mode=approval_mode if gateway else "as configured on the gateway")  # fmt: skip
+        return await _run(
+            console,
+            config,
+            interactive=interactive,
+            deny=deny,
+            mode=approval_mode if gateway else "as configured on the gateway",
+        )
     finally:
         if gateway is not None:
             gateway.stop()
@@ -59,18 +79,26 @@ async def run_demo(*, base_url: str | None = None, interactive: bool = False, ap
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def _run(console: Console, config: OrchestratorConfig, *, interactive: bool, deny: bool, mode: str) -> int:
+async def _run(
+    console: Console, config: OrchestratorConfig, *, interactive: bool, deny: bool, mode: str
+) -> int:
     run_id = new_run_id()
     scenario = get_scenario("support")
-    console.print(f"gateway [bold]{config.base_url}[/], model [bold]{config.model}[/], approvals {mode}, "
-                  f"run [bold]{run_id}[/]")
+    console.print(
+        f"gateway [bold]{config.base_url}[/], model [bold]{config.model}[/], approvals {mode}, "
+        f"run [bold]{run_id}[/]"
+    )
     console.print(f"[dim]{scenario.task}[/]\n")
     admin = AdminClient(config.base_url, config.admin_key)
     if interactive:
-        console.print(f"[yellow]You are the reviewer.[/] Approve here, or elsewhere with the admin key:\n"
-                      f"  curl -X POST {admin.url}/admin/approvals/<id>/approve -H 'Authorization: Bearer "
-                      f"{config.admin_key}' -d '{{\"comment\":\"ok\"}}'\n")
-    approver = AutoApprover(admin, run_id=run_id, interactive=interactive, deny=deny, notify=approver_notice(console))
+        console.print(
+            f"[yellow]You are the reviewer.[/] Approve here, or elsewhere with the admin key:\n"
+            f"  curl -X POST {admin.url}/admin/approvals/<id>/approve -H 'Authorization: Bearer "
+            f'{config.admin_key}\' -d \'{{"comment":"ok"}}\'\n'
+        )
+    approver = AutoApprover(
+        admin, run_id=run_id, interactive=interactive, deny=deny, notify=approver_notice(console)
+    )
     stop = asyncio.Event()
     approving = asyncio.create_task(approver.run(stop))
     try:

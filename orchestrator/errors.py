@@ -1,15 +1,15 @@
 """What the gateway can say no with, as the orchestrator acts on it.
 
-    GatewayRefusal
-    ├── PolicyDenied        403: a policy refused this call     → the step is reported denied, the run goes on
-    ├── RunHalted           429 budget_exceeded / loop_detected / run_call_limit
-    │                                                           → the whole run stops, with a report
-    ├── ApprovalUnresolved  a deferred approval was not decided in time (or was withdrawn)
-    │                                                           → the step fails
-    ├── CallFailed          transient: rate limited after the SDK's retries, 5xx, timeout, network
-    │                                                           → the step is retried from its checkpoint
-    └── BadCall             400/401/404, 502 upstream_auth_failed: retrying cannot help
-                                                                → the step fails
+GatewayRefusal
+├── PolicyDenied        403: a policy refused this call     → the step is reported denied, the run goes on
+├── RunHalted           429 budget_exceeded / loop_detected / run_call_limit
+│                                                           → the whole run stops, with a report
+├── ApprovalUnresolved  a deferred approval was not decided in time (or was withdrawn)
+│                                                           → the step fails
+├── CallFailed          transient: rate limited after the SDK's retries, 5xx, timeout, network
+│                                                           → the step is retried from its checkpoint
+└── BadCall             400/401/404, 502 upstream_auth_failed: retrying cannot help
+                                                            → the step fails
 """
 
 from __future__ import annotations
@@ -18,9 +18,16 @@ from typing import Any
 
 
 class GatewayRefusal(Exception):
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 reasons: list[str] | None = None, request_id: str | None = None,
-                 body: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        reasons: list[str] | None = None,
+        request_id: str | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
@@ -30,8 +37,12 @@ class GatewayRefusal(Exception):
         self.body = dict(body or {})
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": type(self).__name__, "message": self.message, "status": self.status,
-                               "code": self.code}
+        out: dict[str, Any] = {
+            "kind": type(self).__name__,
+            "message": self.message,
+            "status": self.status,
+            "code": self.code,
+        }
         if self.reasons:
             out["reasons"] = self.reasons
         if self.request_id:

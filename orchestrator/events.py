@@ -25,8 +25,16 @@ class CallRecord:
     request_id: str | None = None  # the gateway's x-request-id (also in its audit log)
     at: float = field(default_factory=time.time)
 
-    def finish(self, started: float, status: int | None, code: str | None, *, request_id: str | None = None,
-               usage: dict[str, Any] | None = None, approval: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def finish(
+        self,
+        started: float,
+        status: int | None,
+        code: str | None,
+        *,
+        request_id: str | None = None,
+        usage: dict[str, Any] | None = None,
+        approval: dict[str, Any] | None = None,
+    ) -> None:
         self.latency_s = time.perf_counter() - started
         self.request_id = request_id
         self.status = status

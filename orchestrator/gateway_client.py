@@ -87,8 +87,13 @@ def _refusal(exc: openai.APIStatusError) -> GatewayRefusal:
     code = body.get("code") if isinstance(body.get("code"), str) else None
     status = exc.status_code
     reasons = [str(r) for r in body.get("reasons") or []] if isinstance(body.get("reasons"), list) else []
-    kwargs: dict[str, Any] = {"status": status, "code": code, "reasons": reasons, "body": body,
-                              "request_id": exc.response.headers.get("x-request-id")}
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "reasons": reasons,
+        "body": body,
+        "request_id": exc.response.headers.get("x-request-id"),
+    }
     message = str(body.get("message") or exc.message)
     if status == 429 and code in HALT_CODES:
         return RunHalted(message, **kwargs)
@@ -146,8 +151,11 @@ class GatewayClient:
         c = self._clients.get(key)
         if c is None:
             c = self._clients[key] = openai.AsyncOpenAI(
-                base_url=self.config.base_url, api_key=key, max_retries=self.config.max_retries,
-                timeout=self.config.call_timeout_s, http_client=self._http,
+                base_url=self.config.base_url,
+                api_key=key,
+                max_retries=self.config.max_retries,
+                timeout=self.config.call_timeout_s,
+                http_client=self._http,
             )
         return c
 
@@ -155,9 +163,16 @@ class GatewayClient:
         await self._http.aclose()
         await self.poller.close()
 
-    async def chat(self, agent: str, identity: RunIdentity, messages: list[dict[str, Any]], *,
-                   tools: list[dict[str, Any]] | None = None, response_format: dict[str, Any] | None = None,
-                   parallel_tool_calls: bool | None = None) -> ModelReply:  # fmt: skip
+    async def chat(
+        self,
+        agent: str,
+        identity: RunIdentity,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+    ) -> ModelReply:
         """One model call for ``agent`` in the run, approvals included; raises ``GatewayRefusal``."""
         key = self.config.key_for(agent)
         body: dict[str, Any] = {"model": self.config.model_for(agent), "messages": messages}
@@ -187,24 +202,37 @@ class GatewayClient:
                     await self.poller.withdraw(key, approval_id)
                     raise ApprovalUnresolved(
                         f"approval {approval_id} was not decided within {self.config.approval_wait_s:.0f}s"
-                        if status == "pending" else f"approval {approval_id} was withdrawn",
-                        status=409, code="approval_pending", body={"approval_id": approval_id},
+                        if status == "pending"
+                        else f"approval {approval_id} was withdrawn",
+                        status=409,
+                        code="approval_pending",
+                        body={"approval_id": approval_id},
                     ) from exc
 
-    async def _send(self, key: str, agent: str, identity: RunIdentity, body: dict[str, Any],
-                    extra: dict[str, str], approval_id: str | None) -> ModelReply:  # fmt: skip
+    async def _send(
+        self,
+        key: str,
+        agent: str,
+        identity: RunIdentity,
+        body: dict[str, Any],
+        extra: dict[str, str],
+        approval_id: str | None,
+    ) -> ModelReply:
         started = time.perf_counter()
         record = CallRecord(agent=agent, run_id=identity.run_id, model=body["model"])
         try:
-            raw = await self.client(key).post("/chat/completions", cast_to=HTTPResponse, body=body,
-                                              options={"headers": extra})
+            raw = await self.client(key).post(
+                "/chat/completions", cast_to=HTTPResponse, body=body, options={"headers": extra}
+            )
         except openai.APIStatusError as exc:
             code = exc.body.get("code") if isinstance(exc.body, dict) else None
             record.finish(started, exc.status_code, code, request_id=exc.response.headers.get("x-request-id"))
             self.listener.call_finished(record)
             raise
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-            record.finish(started, None, "timeout" if isinstance(exc, openai.APITimeoutError) else "connection")
+            record.finish(
+                started, None, "timeout" if isinstance(exc, openai.APITimeoutError) else "connection"
+            )
             self.listener.call_finished(record)
             raise CallFailed(f"gateway unreachable: {exc}", code=record.code) from exc
         headers = {k.lower(): v for k, v in raw.headers.items() if k.lower().startswith("x-")}
@@ -213,17 +241,31 @@ class GatewayClient:
         except orjson.JSONDecodeError as exc:
             record.finish(started, raw.status_code, "bad_response", request_id=headers.get("x-request-id"))
             self.listener.call_finished(record)
-            raise CallFailed(f"the gateway answered {raw.status_code} with a body that is not JSON",
-                             status=raw.status_code, code="bad_response") from exc
+            raise CallFailed(
+                f"the gateway answered {raw.status_code} with a body that is not JSON",
+                status=raw.status_code,
+                code="bad_response",
+            ) from exc
         content, calls, usage, finish_reason = _read_completion(completion)
         approval = None
         outcome = headers.get("x-wardgate-approval")
         if outcome or approval_id:
-            approval = {"id": headers.get("x-wardgate-approval-id") or approval_id,
-                        "outcome": outcome or "approved", "mode": "defer" if approval_id else "hold"}
-        record.finish(started, raw.status_code, None, request_id=headers.get("x-request-id"), usage=usage,
-                      approval=approval)
+            approval = {
+                "id": headers.get("x-wardgate-approval-id") or approval_id,
+                "outcome": outcome or "approved",
+                "mode": "defer" if approval_id else "hold",
+            }
+        record.finish(
+            started,
+            raw.status_code,
+            None,
+            request_id=headers.get("x-request-id"),
+            usage=usage,
+            approval=approval,
+        )
         self.listener.call_finished(record)
         if approval and not approval_id:
             await self.listener.approval_decided(identity.run_id, agent, approval["id"], approval["outcome"])
-        return ModelReply(agent, content, calls, usage, headers.get("x-request-id"), finish_reason, approval, headers)
+        return ModelReply(
+            agent, content, calls, usage, headers.get("x-request-id"), finish_reason, approval, headers
+        )

@@ -48,21 +48,26 @@ class ToolLedger:
         self.store = store
         self.tools = tools
 
-    async def execute(self, run_id: str, step_id: str, call_id: str, name: str, arguments: str,
-                      allowed: tuple[str, ...]) -> ToolOutcome:  # fmt: skip
+    async def execute(
+        self, run_id: str, step_id: str, call_id: str, name: str, arguments: str, allowed: tuple[str, ...]
+    ) -> ToolOutcome:
         previous = await self.store.tool_call(run_id, call_id)
         if previous is not None and previous.status in ("done", "failed", "unknown"):
             return ToolOutcome(call_id, name, previous.result or "", previous.status == "done", True)
         tool = self.tools.get(name) if name in allowed else None
         if tool is None:
-            return ToolOutcome(call_id, name, f"error: tool {name!r} is not available to this agent", False, False)
+            return ToolOutcome(
+                call_id, name, f"error: tool {name!r} is not available to this agent", False, False
+            )
         if previous is not None and tool.side_effect and not tool.idempotent:
             await self.store.tool_unknown(run_id, call_id, step_id, name, arguments, UNKNOWN_OUTCOME)
             return ToolOutcome(call_id, name, UNKNOWN_OUTCOME, False, False)
         try:
             args = orjson.loads(arguments or "{}")
         except orjson.JSONDecodeError as exc:
-            return ToolOutcome(call_id, name, f"error: the arguments are not valid JSON ({exc})", False, False)
+            return ToolOutcome(
+                call_id, name, f"error: the arguments are not valid JSON ({exc})", False, False
+            )
         if not isinstance(args, dict):
             return ToolOutcome(call_id, name, "error: the arguments must be a JSON object", False, False)
         return await self._run(tool, args, ToolContext(run_id, step_id, call_id), arguments)

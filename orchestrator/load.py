@@ -45,8 +45,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _percentiles_ms(values: list[float]) -> dict[str, float]:
-    return {name: round(percentile(values, q) * 1000, 2)
-            for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))}
+    return {
+        name: round(percentile(values, q) * 1000, 2)
+        for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
+    }
 
 
 async def probe_loop(lags: list[float], stop: asyncio.Event, every_s: float = 0.01) -> None:
@@ -96,8 +98,11 @@ class LoadStats(Listener):
     def summary(self) -> dict[str, Any]:
         calls = sum(self.outcomes.values())
         minutes = self.elapsed / 60
-        errors = {f"{s} {c or ''}".strip(): n for (s, c), n in self.outcomes.items()
-                  if s != 200 and (s, c) not in INTENDED}
+        errors = {
+            f"{s} {c or ''}".strip(): n
+            for (s, c), n in self.outcomes.items()
+            if s != 200 and (s, c) not in INTENDED
+        }
         return {
             "elapsed_s": round(self.elapsed, 2),
             "runs": dict(self.runs),
@@ -114,8 +119,14 @@ class LoadStats(Listener):
 
     def wire(self) -> dict[str, Any]:
         """What a load process sends back to the parent (picklable)."""
-        return {"latencies": self.latencies, "loop_lags": self.loop_lags, "held": self.held, "outcomes": list(self.outcomes.items()),
-                "runs": dict(self.runs), "elapsed": self.elapsed}
+        return {
+            "latencies": self.latencies,
+            "loop_lags": self.loop_lags,
+            "held": self.held,
+            "outcomes": list(self.outcomes.items()),
+            "runs": dict(self.runs),
+            "elapsed": self.elapsed,
+        }
 
     def merge(self, wire: dict[str, Any]) -> None:
         self.latencies.extend(wire["latencies"])
@@ -126,8 +137,15 @@ class LoadStats(Listener):
         self.runs.update(wire["runs"])
 
 
-async def run_load(config: OrchestratorConfig, *, runs: int, concurrency: int, duration_s: float | None = None,
-                   warmup_runs: int = 0, processes: int = 1) -> dict[str, Any]:  # fmt: skip
+async def run_load(
+    config: OrchestratorConfig,
+    *,
+    runs: int,
+    concurrency: int,
+    duration_s: float | None = None,
+    warmup_runs: int = 0,
+    processes: int = 1,
+) -> dict[str, Any]:
     """Run ``runs`` scenarios (or as many as fit in ``duration_s``), ``concurrency`` at a time.
 
     With ``processes`` > 1 the runs are spread over that many processes (for gateways with
@@ -147,11 +165,21 @@ async def run_load(config: OrchestratorConfig, *, runs: int, concurrency: int, d
         else:
             loop = asyncio.get_running_loop()
             with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-                wires = await asyncio.gather(*(
-                    loop.run_in_executor(pool, _child, config.model_dump(), f"{load_id}-p{i}", _share(runs, processes, i),
-                                         _share(concurrency, processes, i), duration_s, _share(warmup_runs, processes, i))
-                    for i in range(processes)
-                ))  # fmt: skip
+                wires = await asyncio.gather(
+                    *(
+                        loop.run_in_executor(
+                            pool,
+                            _child,
+                            config.model_dump(),
+                            f"{load_id}-p{i}",
+                            _share(runs, processes, i),
+                            _share(concurrency, processes, i),
+                            duration_s,
+                            _share(warmup_runs, processes, i),
+                        )
+                        for i in range(processes)
+                    )
+                )
         for wire in wires:
             stats.merge(wire)
         stats.finished = stats.started + max(w["elapsed"] for w in wires)
@@ -159,7 +187,9 @@ async def run_load(config: OrchestratorConfig, *, runs: int, concurrency: int, d
         stop.set()
         await approving
     result = stats.summary()
-    result.update(load_id=load_id, concurrency=concurrency, processes=processes, approvals_decided=len(approver.decided))
+    result.update(
+        load_id=load_id, concurrency=concurrency, processes=processes, approvals_decided=len(approver.decided)
+    )
     if approver.unavailable:
         result["approvals_note"] = approver.unavailable
     spend = await admin.spend("agent", **{"from": since})
@@ -174,14 +204,26 @@ def _share(total: int, parts: int, index: int) -> int:
     return total // parts + (1 if index < total % parts else 0)
 
 
-def _child(config: dict[str, Any], load_id: str, runs: int, concurrency: int, duration_s: float | None,
-           warmup_runs: int) -> dict[str, Any]:  # fmt: skip
+def _child(
+    config: dict[str, Any],
+    load_id: str,
+    runs: int,
+    concurrency: int,
+    duration_s: float | None,
+    warmup_runs: int,
+) -> dict[str, Any]:
     cfg = OrchestratorConfig.model_validate(config)
     return eventloop.run(_measure(cfg, load_id, runs, max(concurrency, 1), duration_s, warmup_runs))
 
 
-async def _measure(config: OrchestratorConfig, load_id: str, runs: int, concurrency: int, duration_s: float | None,
-                   warmup_runs: int) -> dict[str, Any]:  # fmt: skip
+async def _measure(
+    config: OrchestratorConfig,
+    load_id: str,
+    runs: int,
+    concurrency: int,
+    duration_s: float | None,
+    warmup_runs: int,
+) -> dict[str, Any]:
     stats = LoadStats()
     async with Orchestrator(config, listener=stats) as orch:
         if warmup_runs:
@@ -203,8 +245,9 @@ async def _measure(config: OrchestratorConfig, load_id: str, runs: int, concurre
     return stats.wire()
 
 
-async def _drive(orch: Orchestrator, load_id: str, runs: int, concurrency: int, duration_s: float | None,
-                 stats: LoadStats) -> None:  # fmt: skip
+async def _drive(
+    orch: Orchestrator, load_id: str, runs: int, concurrency: int, duration_s: float | None, stats: LoadStats
+) -> None:
     deadline = time.monotonic() + duration_s if duration_s else None
     counter = iter(range(10**9))
 
@@ -214,7 +257,9 @@ async def _drive(orch: Orchestrator, load_id: str, runs: int, concurrency: int, 
             if (deadline is None and i >= runs) or (deadline is not None and time.monotonic() >= deadline):
                 return
             try:
-                report = await orch.start(get_scenario("support"), run_id=f"{load_id}-{i:06d}", parent_run_id=load_id)
+                report = await orch.start(
+                    get_scenario("support"), run_id=f"{load_id}-{i:06d}", parent_run_id=load_id
+                )
                 stats.runs[report.status] += 1
             except Exception as exc:  # one broken run is a data point, not the end of the load
                 stats.runs[f"crashed: {type(exc).__name__}"] += 1

@@ -54,7 +54,9 @@ def free_port() -> int:
 
 @dataclass
 class DemoKeys:
-    agents: dict[str, str] = field(default_factory=lambda: {a: f"wg-{a}-{secrets.token_hex(16)}" for a in AGENTS})
+    agents: dict[str, str] = field(
+        default_factory=lambda: {a: f"wg-{a}-{secrets.token_hex(16)}" for a in AGENTS}
+    )
     admin: str = field(default_factory=lambda: f"wg-admin-{secrets.token_hex(16)}")
 
 
@@ -68,7 +70,9 @@ def _load(path: Path) -> dict[str, Any]:
 #: Load mode: the limits guard stays on, with rates no load generator reaches, so the numbers
 #: measure the gateway's work rather than the example limits (600 requests/min per key, ...).
 LOAD_LIMITS: dict[str, Any] = {
-    "scopes": {kind: {"requests_per_minute": 10**9, "tokens_per_minute": 10**15} for kind in ("key", "agent", "run")},
+    "scopes": {
+        kind: {"requests_per_minute": 10**9, "tokens_per_minute": 10**15} for kind in ("key", "agent", "run")
+    },
 }
 
 
@@ -78,8 +82,9 @@ def _merged(base: Any, override: Any) -> Any:
     return override
 
 
-def prepare_policies(root: Path, keys: DemoKeys, *, budget_usd: float | None = 5.0,
-                     limits: dict[str, Any] | None = None) -> tuple[Path, Path]:  # fmt: skip
+def prepare_policies(
+    root: Path, keys: DemoKeys, *, budget_usd: float | None = 5.0, limits: dict[str, Any] | None = None
+) -> tuple[Path, Path]:
     """Copy policies/ and rego/ under ``root`` and add the demo's keys, prices and limits."""
     source = REPO / "policies"
     if not source.is_dir():
@@ -94,12 +99,24 @@ def prepare_policies(root: Path, keys: DemoKeys, *, budget_usd: float | None = 5
     doc.setdefault("keys", [])
     budgets = {"budgets": {"usd": {"day": budget_usd}}} if budget_usd is not None else {}
     doc["keys"] = list(doc["keys"] or []) + [
-        {"id": f"orchestrator-{agent}", "sha256": _sha(key), "team": TEAM, "user": f"{agent}-bot",
-         "roles": [agent], "models": ["*"], **budgets}
+        {
+            "id": f"orchestrator-{agent}",
+            "sha256": _sha(key),
+            "team": TEAM,
+            "user": f"{agent}-bot",
+            "roles": [agent],
+            "models": ["*"],
+            **budgets,
+        }
         for agent, key in keys.agents.items()
     ]
-    lead = {"id": "orchestrator-lead", "sha256": _sha(keys.admin), "user": "demo-support-lead", "roles": ["admin"],
-            "groups": ["*"]}
+    lead = {
+        "id": "orchestrator-lead",
+        "sha256": _sha(keys.admin),
+        "user": "demo-support-lead",
+        "roles": ["admin"],
+        "groups": ["*"],
+    }
     doc["admin_keys"] = [*(doc.get("admin_keys") or []), lead]
     (policies / "keys.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     pricing = _load(policies / "pricing.yaml")
@@ -116,9 +133,17 @@ def prepare_policies(root: Path, keys: DemoKeys, *, budget_usd: float | None = 5
 
 
 class LocalGateway:
-    def __init__(self, root: Path, *, approval_mode: str = "hold", hold_s: float = 60.0,
-                 command: str | None = None, keys: DemoKeys | None = None,
-                 extra_config: dict[str, Any] | None = None, load: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: Path,
+        *,
+        approval_mode: str = "hold",
+        hold_s: float = 60.0,
+        command: str | None = None,
+        keys: DemoKeys | None = None,
+        extra_config: dict[str, Any] | None = None,
+        load: bool = False,
+    ) -> None:
         self.root = root
         self.keys = keys or DemoKeys()
         self.port = free_port()
@@ -165,7 +190,9 @@ class LocalGateway:
         """Write the config and start the child process (returns at once)."""
         env = {**os.environ, "WARDGATE_CONFIG": str(self._config()), "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""}
         with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(self._argv(), env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self._argv(), env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+            )
 
     async def start(self, timeout_s: float = 60.0) -> LocalGateway:
         """Spawn the gateway and wait until it answers ``/healthz``."""

@@ -46,7 +46,9 @@ class Plan:
         raise KeyError(step_id)
 
     def to_json(self) -> bytes:
-        return orjson.dumps({"steps": [_step_doc(s) for s in self.steps], "source": self.source, "notes": self.notes})
+        return orjson.dumps(
+            {"steps": [_step_doc(s) for s in self.steps], "source": self.source, "notes": self.notes}
+        )
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Plan:

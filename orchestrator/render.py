@@ -16,8 +16,17 @@ from orchestrator.admin_client import Unavailable
 from orchestrator.events import CallRecord, Listener
 from orchestrator.report import RunReport
 
-STATUS_STYLE = {"done": "green", "denied": "red", "failed": "red", "stopped": "yellow", "cancelled": "yellow",
-                "skipped": "dim", "running": "cyan", "pending": "dim", "completed": "green"}
+STATUS_STYLE = {
+    "done": "green",
+    "denied": "red",
+    "failed": "red",
+    "stopped": "yellow",
+    "cancelled": "yellow",
+    "skipped": "dim",
+    "running": "cyan",
+    "pending": "dim",
+    "completed": "green",
+}
 
 
 def _cut(text: Any, n: int = 110) -> str:
@@ -42,8 +51,10 @@ class LiveListener(Listener):
         code = f" {record.code}" if record.code else ""
         tokens = (record.usage or {}).get("total_tokens")
         extra = f", {tokens} tokens" if tokens else ""
-        self.console.print(f"  [dim]· {record.agent:<10} → HTTP {record.status}{code} "
-                           f"({record.latency_s * 1000:.0f} ms{extra})[/]")
+        self.console.print(
+            f"  [dim]· {record.agent:<10} → HTTP {record.status}{code} "
+            f"({record.latency_s * 1000:.0f} ms{extra})[/]"
+        )
 
     def step_changed(self, run_id: str, step_id: str, status: str, detail: dict[str, Any]) -> None:
         agent = detail.get("agent", "")
@@ -52,11 +63,15 @@ class LiveListener(Listener):
             return
         err = detail.get("error") or {}
         why = "; ".join(err.get("reasons") or []) or err.get("message") or ""
-        self.console.print(f"{'[green]✔' if status == 'done' else '[red]✖'}[/] step [bold]{step_id}[/] "
-                           f"{_style(status)}{': ' + _cut(why, 140) if why else ''}")
+        self.console.print(
+            f"{'[green]✔' if status == 'done' else '[red]✖'}[/] step [bold]{step_id}[/] "
+            f"{_style(status)}{': ' + _cut(why, 140) if why else ''}"
+        )
 
     async def approval_pending(self, run_id: str, agent: str, approval_id: str, mode: str) -> None:
-        self.console.print(f"[yellow]⏸[/] {agent} waits for approval [bold]{approval_id}[/] ({mode}: polling)")
+        self.console.print(
+            f"[yellow]⏸[/] {agent} waits for approval [bold]{approval_id}[/] ({mode}: polling)"
+        )
 
     async def approval_decided(self, run_id: str, agent: str, approval_id: str, outcome: str) -> None:
         self.console.print(f"[yellow]⏵[/] approval [bold]{approval_id}[/] for {agent}: {_style(outcome)}")
@@ -65,22 +80,37 @@ class LiveListener(Listener):
 def approver_notice(console: Console):  # type: ignore[no-untyped-def]
     def notify(event: str, info: dict[str, Any]) -> None:
         if event == "approval_requested":
-            calls = "\n".join(f"  {c.get('name')}({_cut(c.get('arguments'), 120)})" for c in info.get("tool_calls") or [])
-            console.print(Panel(f"[bold]{info.get('id')}[/] from agent [bold]{info.get('agent_id')}[/] "
-                                f"(run {info.get('run_id')})\nwhy: {'; '.join(info.get('reasons') or [])}\n"
-                                f"what:\n{calls}\ngroups: {', '.join(info.get('groups') or []) or 'any approver'}",
-                                title="approval requested", border_style="yellow"))
+            calls = "\n".join(
+                f"  {c.get('name')}({_cut(c.get('arguments'), 120)})" for c in info.get("tool_calls") or []
+            )
+            console.print(
+                Panel(
+                    f"[bold]{info.get('id')}[/] from agent [bold]{info.get('agent_id')}[/] "
+                    f"(run {info.get('run_id')})\nwhy: {'; '.join(info.get('reasons') or [])}\n"
+                    f"what:\n{calls}\ngroups: {', '.join(info.get('groups') or []) or 'any approver'}",
+                    title="approval requested",
+                    border_style="yellow",
+                )
+            )
         elif event == "approval_decided":
-            console.print(f"[yellow]⚖[/] reviewer {info.get('decided_by') or ''} {_style(info.get('status', '?'))} "
-                          f"{info.get('id')}: {info.get('comment') or ''}")
+            console.print(
+                f"[yellow]⚖[/] reviewer {info.get('decided_by') or ''} {_style(info.get('status', '?'))} "
+                f"{info.get('id')}: {info.get('comment') or ''}"
+            )
         elif event in ("approval_not_decided", "approvals_unavailable"):
             console.print(f"[yellow]![/] approvals: {info.get('reason')}")
 
     return notify
 
 
-def print_report(console: Console, report: RunReport, *, timeline: Any = None, spend: Any = None,
-                 sent: list[dict[str, Any]] | None = None) -> None:  # fmt: skip
+def print_report(
+    console: Console,
+    report: RunReport,
+    *,
+    timeline: Any = None,
+    spend: Any = None,
+    sent: list[dict[str, Any]] | None = None,
+) -> None:
     console.rule(f"run {report.run_id}: {report.status}")
     if report.plan_notes:
         console.print(f"[yellow]plan:[/] {'; '.join(report.plan_notes)}")
@@ -97,10 +127,17 @@ def print_report(console: Console, report: RunReport, *, timeline: Any = None, s
     _costs(console, report, spend)
     _timeline(console, timeline)
     if report.review:
-        console.print(f"[bold]reviewer:[/] {report.review.get('verdict')} — {_cut(report.review.get('notes'), 160)}")
+        console.print(
+            f"[bold]reviewer:[/] {report.review.get('verdict')} — {_cut(report.review.get('notes'), 160)}"
+        )
     if report.outcome:
-        console.print(Panel(f"{report.outcome.get('reason')}: {report.outcome.get('message', '')}",
-                            title="run stopped", border_style="red"))
+        console.print(
+            Panel(
+                f"{report.outcome.get('reason')}: {report.outcome.get('message', '')}",
+                title="run stopped",
+                border_style="red",
+            )
+        )
 
 
 def _denials(console: Console, report: RunReport) -> None:
@@ -109,7 +146,9 @@ def _denials(console: Console, report: RunReport) -> None:
         return
     table = Table("step", "agent", "code", "reasons", title="Policy denials", title_justify="left")
     for d in report.denials:
-        table.add_row(d.get("step", ""), d.get("agent", ""), d.get("code") or "", "\n".join(d.get("reasons") or []))
+        table.add_row(
+            d.get("step", ""), d.get("agent", ""), d.get("code") or "", "\n".join(d.get("reasons") or [])
+        )
     console.print(table)
 
 
@@ -117,11 +156,25 @@ def _approvals(console: Console, report: RunReport) -> None:
     if not report.approvals:
         console.print("[dim]Approvals: none requested (are approvals on?)[/]")
         return
-    table = Table("approval", "step", "mode", "outcome", "why", "reviewer comment", title="Approvals",
-                  title_justify="left")
+    table = Table(
+        "approval",
+        "step",
+        "mode",
+        "outcome",
+        "why",
+        "reviewer comment",
+        title="Approvals",
+        title_justify="left",
+    )
     for a in report.approvals:
-        table.add_row(a.get("id", ""), a.get("step", ""), a.get("mode", ""), _style(str(a.get("outcome"))),
-                      _cut("; ".join(a.get("reasons") or []), 60), _cut(a.get("comment") or "", 40))
+        table.add_row(
+            a.get("id", ""),
+            a.get("step", ""),
+            a.get("mode", ""),
+            _style(str(a.get("outcome"))),
+            _cut("; ".join(a.get("reasons") or []), 60),
+            _cut(a.get("comment") or "", 40),
+        )
     console.print(table)
 
 
@@ -129,21 +182,36 @@ def _redactions(console: Console, timeline: Any, sent: list[dict[str, Any]] | No
     if isinstance(timeline, Unavailable) or not timeline:
         console.print(f"[dim]Redactions: no audit timeline ({getattr(timeline, 'reason', 'not fetched')})[/]")
     else:
-        table = Table("time", "agent", "redacted before the model saw it", title="Redactions (per call)",
-                      title_justify="left")
+        table = Table(
+            "time",
+            "agent",
+            "redacted before the model saw it",
+            title="Redactions (per call)",
+            title_justify="left",
+        )
         for s in timeline.get("steps") or []:
             entities = (s.get("redaction") or {}).get("entities") or {}
             if entities:
-                table.add_row(str(s.get("time", ""))[11:23], s.get("agent_id") or "",
-                              ", ".join(f"{n} × {e}" for e, n in sorted(entities.items())))
+                table.add_row(
+                    str(s.get("time", ""))[11:23],
+                    s.get("agent_id") or "",
+                    ", ".join(f"{n} × {e}" for e, n in sorted(entities.items())),
+                )
         console.print(table if table.row_count else "[dim]Redactions: nothing was redacted[/]")
     for mail in sent or []:
-        console.print(Panel(f"to: {mail['to']}\nsubject: {_cut(mail['subject'], 100)}\n\n{_cut(mail['body'], 400)}",
-                            title="email sent (placeholders restored by the gateway)", border_style="green"))
+        console.print(
+            Panel(
+                f"to: {mail['to']}\nsubject: {_cut(mail['subject'], 100)}\n\n{_cut(mail['body'], 400)}",
+                title="email sent (placeholders restored by the gateway)",
+                border_style="green",
+            )
+        )
 
 
 def _tools(console: Console, report: RunReport) -> None:
-    table = Table("tool", "step", "status", "executions", "tool-call id", title="Tools executed", title_justify="left")
+    table = Table(
+        "tool", "step", "status", "executions", "tool-call id", title="Tools executed", title_justify="left"
+    )
     for t in report.tools:
         table.add_row(t.name, t.step, t.status, str(t.executions), t.id)
     console.print(table if report.tools else "[dim]No tools ran[/]")
@@ -151,25 +219,50 @@ def _tools(console: Console, report: RunReport) -> None:
 
 def _costs(console: Console, report: RunReport, spend: Any) -> None:
     rows = {r["group"]: r for r in spend.get("data") or []} if isinstance(spend, dict) else {}
-    table = Table("agent", "calls", "refused", "tokens in", "tokens out", "cost (USD)", title="Cost per agent",
-                  title_justify="left")
+    table = Table(
+        "agent",
+        "calls",
+        "refused",
+        "tokens in",
+        "tokens out",
+        "cost (USD)",
+        title="Cost per agent",
+        title_justify="left",
+    )
     for agent, u in sorted(report.usage.items()):
         cost = rows.get(agent, {}).get("cost_usd")
-        table.add_row(agent, str(u.calls), str(u.refused), str(u.prompt_tokens), str(u.completion_tokens),
-                      f"{cost:.6f}" if isinstance(cost, int | float) else "n/a")
+        table.add_row(
+            agent,
+            str(u.calls),
+            str(u.refused),
+            str(u.prompt_tokens),
+            str(u.completion_tokens),
+            f"{cost:.6f}" if isinstance(cost, int | float) else "n/a",
+        )
     console.print(table)
     if isinstance(spend, dict):
         console.print(f"total cost of the run: [bold]${(spend.get('total') or {}).get('cost_usd', 0):.6f}[/]")
     else:
-        console.print(f"[dim]cost from the audit log unavailable: {getattr(spend, 'reason', 'not fetched')}[/]")
+        console.print(
+            f"[dim]cost from the audit log unavailable: {getattr(spend, 'reason', 'not fetched')}[/]"
+        )
 
 
 def _timeline(console: Console, timeline: Any) -> None:
     if isinstance(timeline, Unavailable) or not timeline:
         console.print(f"[dim]Audit timeline unavailable: {getattr(timeline, 'reason', 'not fetched')}[/]")
         return
-    table = Table("#", "time", "agent", "event", "tools", "ms", "USD",
-                  title=f"Audit timeline of {timeline.get('run_id')}", title_justify="left")
+    table = Table(
+        "#",
+        "time",
+        "agent",
+        "event",
+        "tools",
+        "ms",
+        "USD",
+        title=f"Audit timeline of {timeline.get('run_id')}",
+        title_justify="left",
+    )
     for i, s in enumerate(timeline.get("steps") or [], 1):
         kind = str(s.get("kind", ""))
         event = _style(str(s.get("decision") or "")) if kind == "call" else kind
@@ -178,11 +271,18 @@ def _timeline(console: Console, timeline: Any) -> None:
             event += f" (approval {approval})"
         cost = (s.get("cost") or {}).get("settled_usd")
         latency = (s.get("latency_ms") or {}).get("total") if isinstance(s.get("latency_ms"), dict) else None
-        table.add_row(str(i), str(s.get("time", ""))[11:23], s.get("agent_id") or "", event,
-                      ", ".join(t.get("name", "") for t in s.get("tool_calls") or []),
-                      f"{latency:.1f}" if isinstance(latency, int | float) else "",
-                      f"{cost:.6f}" if isinstance(cost, int | float) else "")
+        table.add_row(
+            str(i),
+            str(s.get("time", ""))[11:23],
+            s.get("agent_id") or "",
+            event,
+            ", ".join(t.get("name", "") for t in s.get("tool_calls") or []),
+            f"{latency:.1f}" if isinstance(latency, int | float) else "",
+            f"{cost:.6f}" if isinstance(cost, int | float) else "",
+        )
     console.print(table)
     summary = timeline.get("summary") or {}
-    console.print(f"audit summary: {summary.get('calls')} calls, {summary.get('denied')} denied, "
-                  f"{summary.get('tool_calls')} tool calls, ${summary.get('cost_usd', 0):.6f}")
+    console.print(
+        f"audit summary: {summary.get('calls')} calls, {summary.get('denied')} denied, "
+        f"{summary.get('tool_calls')} tool calls, ${summary.get('cost_usd', 0):.6f}"
+    )

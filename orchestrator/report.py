@@ -101,9 +101,18 @@ async def load_report(store: CheckpointStore, run_id: str) -> RunReport:
     steps = []
     for s in plan.steps if plan else ():
         rec = records.get(s.id)
-        steps.append(StepReport(s.id, s.agent, rec.status if rec else "pending", rec.attempts if rec else 0,
-                                s.instruction, list(s.depends_on), rec.result if rec else None,
-                                rec.error if rec else None))  # fmt: skip
+        steps.append(
+            StepReport(
+                s.id,
+                s.agent,
+                rec.status if rec else "pending",
+                rec.attempts if rec else 0,
+                s.instruction,
+                list(s.depends_on),
+                rec.result if rec else None,
+                rec.error if rec else None,
+            )
+        )
     usage: dict[str, AgentUsage] = defaultdict(AgentUsage)
     for ev in events:
         if ev["kind"] != "call":
@@ -114,11 +123,25 @@ async def load_report(store: CheckpointStore, run_id: str) -> RunReport:
         u.prompt_tokens += int(tokens.get("prompt_tokens") or 0)
         u.completion_tokens += int(tokens.get("completion_tokens") or 0)
         u.refused += ev.get("status") != 200
-    tools = [ToolRun(t.tool_call_id, t.name, t.step_id, t.status, t.executions) for t in await store.tool_calls(run_id)]
+    tools = [
+        ToolRun(t.tool_call_id, t.name, t.step_id, t.status, t.executions)
+        for t in await store.tool_calls(run_id)
+    ]
     denials = [{k: v for k, v in ev.items() if k != "kind"} for ev in events if ev["kind"] == "denied"]
     return RunReport(
-        run_id=run.run_id, scenario=run.scenario, status=run.status, trace_id=run.trace_id,
-        parent_run_id=run.parent_run_id, plan_source=plan.source if plan else None,
-        plan_notes=plan.notes if plan else [], steps=steps, tools=tools, denials=denials,
-        approvals=_approvals(events), usage=dict(usage), review=run.review, outcome=run.outcome, events=events,
+        run_id=run.run_id,
+        scenario=run.scenario,
+        status=run.status,
+        trace_id=run.trace_id,
+        parent_run_id=run.parent_run_id,
+        plan_source=plan.source if plan else None,
+        plan_notes=plan.notes if plan else [],
+        steps=steps,
+        tools=tools,
+        denials=denials,
+        approvals=_approvals(events),
+        usage=dict(usage),
+        review=run.review,
+        outcome=run.outcome,
+        events=events,
     )

@@ -43,14 +43,20 @@ async def make_plan(rc: RunContext) -> Plan:
     task = scenario.task
     if is_mock(rc.config.model_for("planner")):
         task += _mock_plan_script(scenario.default_plan)
-    messages = [{"role": "system", "content": scenario.planner_instructions}, {"role": "user", "content": task}]
-    reply = await rc.chat("planner", "plan", messages,
-                          response_format=_structured("plan", plan_schema(scenario.roster)))  # fmt: skip
+    messages = [
+        {"role": "system", "content": scenario.planner_instructions},
+        {"role": "user", "content": task},
+    ]
+    reply = await rc.chat(
+        "planner", "plan", messages, response_format=_structured("plan", plan_schema(scenario.roster))
+    )
     try:
         plan = parse_plan(reply.content, scenario.roster)
     except PlanError as exc:
-        plan = dataclasses.replace(scenario.default_plan, notes=[f"the planner's plan was unusable ({exc}); "
-                                                                  "using the scenario's default plan"])
+        plan = dataclasses.replace(
+            scenario.default_plan,
+            notes=[f"the planner's plan was unusable ({exc}); using the scenario's default plan"],
+        )
     await rc.event("plan", source=plan.source, steps=[s.id for s in plan.steps], notes=plan.notes)
     return plan
 
@@ -74,10 +80,17 @@ def _error_text(rec: StepRecord | None) -> str:
 
 
 async def review(rc: RunContext, plan: Plan, steps: dict[str, StepRecord]) -> dict[str, Any]:
-    content = (f"Ticket:\n{rc.scenario.task}\n\nOutcome of each step:\n"
-               f"{outcome_summary(plan, steps, rc.config.context_chars)}\n\nGive your verdict.")  # fmt: skip
-    messages = [{"role": "system", "content": rc.scenario.reviewer_instructions}, {"role": "user", "content": content}]
-    reply = await rc.chat("reviewer", "review", messages, response_format=_structured("review", REVIEW_SCHEMA))
+    content = (
+        f"Ticket:\n{rc.scenario.task}\n\nOutcome of each step:\n"
+        f"{outcome_summary(plan, steps, rc.config.context_chars)}\n\nGive your verdict."
+    )
+    messages = [
+        {"role": "system", "content": rc.scenario.reviewer_instructions},
+        {"role": "user", "content": content},
+    ]
+    reply = await rc.chat(
+        "reviewer", "review", messages, response_format=_structured("review", REVIEW_SCHEMA)
+    )
     try:
         doc = orjson.loads(reply.content or "")
     except orjson.JSONDecodeError:

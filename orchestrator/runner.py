@@ -65,13 +65,17 @@ class Runner:
                 verdict = await self._review(plan, steps)
                 await store.update_run(run_id, review=verdict)
         except RunStopped as stop:
-            await store.update_run(run_id, status="stopped", outcome={"reason": stop.refusal.code,
-                                                                      **stop.refusal.to_dict()})
+            await store.update_run(
+                run_id, status="stopped", outcome={"reason": stop.refusal.code, **stop.refusal.to_dict()}
+            )
             return "stopped"
         blocking = [s.id for s in plan.steps if s.on_failure == "stop" and steps[s.id].status != "done"]
         if blocking:
-            await store.update_run(run_id, status="failed", outcome={"reason": "a step marked stop did not succeed",
-                                                                     "steps": blocking})
+            await store.update_run(
+                run_id,
+                status="failed",
+                outcome={"reason": "a step marked stop did not succeed", "steps": blocking},
+            )
             return "failed"
         await store.update_run(run_id, status="completed", outcome=None)
         return "completed"
@@ -96,7 +100,9 @@ class Runner:
         return None
 
     async def _fail_run(self, where: str, error: dict[str, object]) -> None:
-        await self.rc.store.update_run(self.rc.run_id, status="failed", outcome={"reason": f"{where} failed", **error})
+        await self.rc.store.update_run(
+            self.rc.run_id, status="failed", outcome={"reason": f"{where} failed", **error}
+        )
 
     async def _steps(self, plan: Plan) -> dict[str, StepRecord]:
         steps = await self.rc.store.steps(self.rc.run_id)
@@ -125,7 +131,8 @@ class Runner:
                         continue
                     if all(steps[d].status in FINAL for d in s.depends_on):
                         task = asyncio.create_task(
-                            self._run_step(s, rec, self._context(s, steps), self._script(s, steps)), name=s.id)
+                            self._run_step(s, rec, self._context(s, steps), self._script(s, steps)), name=s.id
+                        )
                         running[task] = s
                 if not running:
                     break
@@ -139,8 +146,9 @@ class Runner:
                         rec.status, rec.error = "stopped", stop.refusal.to_dict()
                         await self.rc.store.save_step(rec)
                         raise
-                    self.rc.client.listener.step_changed(self.rc.run_id, step.id, rec.status,
-                                                         {"error": rec.error, "agent": step.agent})
+                    self.rc.client.listener.step_changed(
+                        self.rc.run_id, step.id, rec.status, {"error": rec.error, "agent": step.agent}
+                    )
                     if rec.status != "done" and step.on_failure == "stop":
                         await self._stop_siblings(step, running, steps)
         except RunStopped:
@@ -149,17 +157,26 @@ class Runner:
         finally:
             await self._cancel(running, steps, None)
 
-    async def _stop_siblings(self, failed: PlanStep, running: dict[asyncio.Task[None], PlanStep],
-                             steps: dict[str, StepRecord]) -> None:  # fmt: skip
-        reason = {"kind": "cancelled", "message": f"step {failed.id!r} did not succeed and its plan says stop"}
+    async def _stop_siblings(
+        self, failed: PlanStep, running: dict[asyncio.Task[None], PlanStep], steps: dict[str, StepRecord]
+    ) -> None:
+        reason = {
+            "kind": "cancelled",
+            "message": f"step {failed.id!r} did not succeed and its plan says stop",
+        }
         await self._cancel(running, steps, "cancelled", reason)
         for rec in steps.values():
             if rec.status not in FINAL:
                 rec.status, rec.error = "skipped", reason
                 await self.rc.store.save_step(rec)
 
-    async def _cancel(self, running: dict[asyncio.Task[None], PlanStep], steps: dict[str, StepRecord],
-                      status: str | None, error: dict[str, object] | None = None) -> None:  # fmt: skip
+    async def _cancel(
+        self,
+        running: dict[asyncio.Task[None], PlanStep],
+        steps: dict[str, StepRecord],
+        status: str | None,
+        error: dict[str, object] | None = None,
+    ) -> None:
         """Cancel running steps; ``status`` None leaves their checkpoints as they are (a crash)."""
         for task in running:
             task.cancel()
@@ -198,13 +215,18 @@ class Runner:
                 rec.attempts += 1
                 rec.status, rec.error = "running", None
                 await self.rc.store.save_step(rec)
-                self.rc.client.listener.step_changed(self.rc.run_id, step.id, "running", {"agent": step.agent})
+                self.rc.client.listener.step_changed(
+                    self.rc.run_id, step.id, "running", {"agent": step.agent}
+                )
                 try:
                     async with asyncio.timeout(config.step_timeout_s):
                         await self.worker.run(step, rec, context, script)
                 except TimeoutError:
                     rec.status = "failed"
-                    rec.error = {"kind": "timeout", "message": f"step timed out after {config.step_timeout_s:g}s"}
+                    rec.error = {
+                        "kind": "timeout",
+                        "message": f"step timed out after {config.step_timeout_s:g}s",
+                    }
                 except RunHalted as exc:
                     raise RunStopped(exc) from exc
                 except CallFailed as exc:

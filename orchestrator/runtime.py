@@ -42,16 +42,30 @@ class RunContext:
         try:
             reply = await self.client.chat(agent, self.identity, messages, **kwargs)
         except GatewayRefusal as exc:
-            await self.event("call", agent=agent, step=step, status=exc.status, code=exc.code,
-                             request_id=exc.request_id)
+            await self.event(
+                "call", agent=agent, step=step, status=exc.status, code=exc.code, request_id=exc.request_id
+            )
             if isinstance(exc, PolicyDenied):
-                await self.event("denied", agent=agent, step=step, code=exc.code, reasons=exc.reasons or [exc.message],
-                                 request_id=exc.request_id)
+                await self.event(
+                    "denied",
+                    agent=agent,
+                    step=step,
+                    code=exc.code,
+                    reasons=exc.reasons or [exc.message],
+                    request_id=exc.request_id,
+                )
             elif isinstance(exc, RunHalted):
                 await self.event("halted", agent=agent, step=step, code=exc.code, message=exc.message)
             raise
-        await self.event("call", agent=agent, step=step, status=200, usage=reply.usage, request_id=reply.request_id,
-                         tools=[c.name for c in reply.tool_calls])
+        await self.event(
+            "call",
+            agent=agent,
+            step=step,
+            status=200,
+            usage=reply.usage,
+            request_id=reply.request_id,
+            tools=[c.name for c in reply.tool_calls],
+        )
         if reply.approval:
             await self._approval_event(agent, step, reply)
         return reply
@@ -59,8 +73,14 @@ class RunContext:
     async def _approval_event(self, agent: str, step: str, reply: ModelReply) -> None:
         """Record an approval with what the caller may know of it (reasons, tools, reviewer comment)."""
         approval = dict(reply.approval or {})
-        doc = await self.client.poller.fetch(self.config.key_for(agent), approval["id"]) if approval.get("id") else None
+        doc = (
+            await self.client.poller.fetch(self.config.key_for(agent), approval["id"])
+            if approval.get("id")
+            else None
+        )
         if doc:
-            approval.update({k: doc.get(k) for k in ("reasons", "tools", "comment", "outcome_reason", "status")})
+            approval.update(
+                {k: doc.get(k) for k in ("reasons", "tools", "comment", "outcome_reason", "status")}
+            )
             approval["outcome"] = doc.get("status") or approval.get("outcome")
         await self.event("approval", agent=agent, step=step, **approval)

@@ -25,8 +25,13 @@ from orchestrator.store import CheckpointStore, RunRecord
 
 
 class Orchestrator:
-    def __init__(self, config: OrchestratorConfig, *, listener: Listener | None = None,
-                 store: CheckpointStore | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: OrchestratorConfig,
+        *,
+        listener: Listener | None = None,
+        store: CheckpointStore | None = None,
+    ) -> None:
         self.config = config
         self.client = GatewayClient(config, listener)
         self._store = store
@@ -55,16 +60,28 @@ class Orchestrator:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def start(self, scenario: str | Scenario = "support", *, task: str | None = None,
-                    run_id: str | None = None, parent_run_id: str | None = None) -> RunReport:  # fmt: skip
+    async def start(
+        self,
+        scenario: str | Scenario = "support",
+        *,
+        task: str | None = None,
+        run_id: str | None = None,
+        parent_run_id: str | None = None,
+    ) -> RunReport:
         """Plan and run ``scenario`` (a name or a built ``Scenario``) to its end."""
         sc = get_scenario(scenario) if isinstance(scenario, str) else scenario
         if task is not None:
             sc = _with_task(sc, task)
         for agent in ("planner", "reviewer", *sc.roster):
             self.config.key_for(agent)  # a missing key is a config error, said before anything runs
-        run = RunRecord(run_id=run_id or new_run_id(), scenario=sc.name, task=sc.task, status="running",
-                        trace_id=new_trace_id(), parent_run_id=parent_run_id)
+        run = RunRecord(
+            run_id=run_id or new_run_id(),
+            scenario=sc.name,
+            task=sc.task,
+            status="running",
+            trace_id=new_trace_id(),
+            parent_run_id=parent_run_id,
+        )
         await self.store.create_run(run)
         return await self._execute(run, sc)
 

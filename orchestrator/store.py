@@ -110,20 +110,43 @@ class CheckpointStore:
     async def create_run(self, run: RunRecord) -> None:
         await self._db.execute(
             "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (run.run_id, run.scenario, run.task, run.status, run.parent_run_id, run.trace_id, run.plan,
-             _dumps(run.review), _dumps(run.outcome), run.created_at, run.updated_at),
+            (
+                run.run_id,
+                run.scenario,
+                run.task,
+                run.status,
+                run.parent_run_id,
+                run.trace_id,
+                run.plan,
+                _dumps(run.review),
+                _dumps(run.outcome),
+                run.created_at,
+                run.updated_at,
+            ),
         )
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         async with self._db.execute(
             "SELECT run_id, scenario, task, status, trace_id, parent_run_id, plan, review, outcome, created_at,"
-            " updated_at FROM runs WHERE run_id = ?", (run_id,)
+            " updated_at FROM runs WHERE run_id = ?",
+            (run_id,),
         ) as cur:
             row = await cur.fetchone()
         if row is None:
             return None
-        return RunRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], _loads(row[7]), _loads(row[8]),
-                         row[9], row[10])
+        return RunRecord(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            _loads(row[7]),
+            _loads(row[8]),
+            row[9],
+            row[10],
+        )
 
     async def update_run(self, run_id: str, **fields: Any) -> None:
         allowed = {"status", "plan", "review", "outcome"}
@@ -131,11 +154,14 @@ class CheckpointStore:
             raise ValueError(f"update_run takes {sorted(allowed)}")
         cols = ", ".join(f"{k} = ?" for k in fields)
         values = [(_dumps(v) if k in ("review", "outcome") else v) for k, v in fields.items()]
-        await self._db.execute(f"UPDATE runs SET {cols}, updated_at = ? WHERE run_id = ?",
-                               (*values, time.time(), run_id))
+        await self._db.execute(
+            f"UPDATE runs SET {cols}, updated_at = ? WHERE run_id = ?", (*values, time.time(), run_id)
+        )
 
     async def list_runs(self, limit: int = 20) -> list[RunRecord]:
-        async with self._db.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT ?", (limit,)) as cur:
+        async with self._db.execute(
+            "SELECT run_id FROM runs ORDER BY created_at DESC LIMIT ?", (limit,)
+        ) as cur:
             ids = [r[0] for r in await cur.fetchall()]
         return [r for r in [await self.get_run(i) for i in ids] if r is not None]
 
@@ -145,8 +171,17 @@ class CheckpointStore:
             "INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id, step_id) DO UPDATE SET"
             " status = excluded.status, attempts = excluded.attempts, messages = excluded.messages,"
             " result = excluded.result, error = excluded.error, updated_at = excluded.updated_at",
-            (step.run_id, step.step_id, step.agent, step.status, step.attempts, _dumps(step.messages), step.result,
-             _dumps(step.error), time.time()),
+            (
+                step.run_id,
+                step.step_id,
+                step.agent,
+                step.status,
+                step.attempts,
+                _dumps(step.messages),
+                step.result,
+                _dumps(step.error),
+                time.time(),
+            ),
         )
 
     async def steps(self, run_id: str) -> dict[str, StepRecord]:
@@ -155,18 +190,23 @@ class CheckpointStore:
             (run_id,),
         ) as cur:
             rows = await cur.fetchall()
-        return {r[1]: StepRecord(r[0], r[1], r[2], r[3], _loads(r[4]), r[5], r[6], _loads(r[7])) for r in rows}
+        return {
+            r[1]: StepRecord(r[0], r[1], r[2], r[3], _loads(r[4]), r[5], r[6], _loads(r[7])) for r in rows
+        }
 
     # -- tool ledger -----------------------------------------------------------------
     async def tool_call(self, run_id: str, tool_call_id: str) -> ToolCallRecord | None:
         async with self._db.execute(
             "SELECT run_id, tool_call_id, step_id, name, arguments, status, executions, result FROM tool_calls"
-            " WHERE run_id = ? AND tool_call_id = ?", (run_id, tool_call_id)
+            " WHERE run_id = ? AND tool_call_id = ?",
+            (run_id, tool_call_id),
         ) as cur:
             row = await cur.fetchone()
         return ToolCallRecord(*row) if row else None
 
-    async def tool_started(self, run_id: str, tool_call_id: str, step_id: str, name: str, arguments: str) -> None:
+    async def tool_started(
+        self, run_id: str, tool_call_id: str, step_id: str, name: str, arguments: str
+    ) -> None:
         await self._db.execute(
             "INSERT INTO tool_calls VALUES (?,?,?,?,?,'started',1,NULL,?,NULL)"
             " ON CONFLICT (run_id, tool_call_id) DO UPDATE SET status = 'started', executions = executions + 1,"
@@ -180,8 +220,9 @@ class CheckpointStore:
             (status, result, time.time(), run_id, tool_call_id),
         )
 
-    async def tool_unknown(self, run_id: str, tool_call_id: str, step_id: str, name: str, arguments: str,
-                           result: str) -> None:  # fmt: skip
+    async def tool_unknown(
+        self, run_id: str, tool_call_id: str, step_id: str, name: str, arguments: str, result: str
+    ) -> None:
         """Record a call whose outcome is unknown without running it (at-most-once)."""
         await self._db.execute(
             "INSERT INTO tool_calls VALUES (?,?,?,?,?,'unknown',0,?,NULL,?) ON CONFLICT (run_id, tool_call_id)"
@@ -192,16 +233,20 @@ class CheckpointStore:
     async def tool_calls(self, run_id: str) -> list[ToolCallRecord]:
         async with self._db.execute(
             "SELECT run_id, tool_call_id, step_id, name, arguments, status, executions, result FROM tool_calls"
-            " WHERE run_id = ? ORDER BY started_at", (run_id,)
+            " WHERE run_id = ? ORDER BY started_at",
+            (run_id,),
         ) as cur:
             return [ToolCallRecord(*r) for r in await cur.fetchall()]
 
     # -- events ----------------------------------------------------------------------
     async def add_event(self, run_id: str, kind: str, data: dict[str, Any]) -> None:
-        await self._db.execute("INSERT INTO events (run_id, ts, kind, data) VALUES (?,?,?,?)",
-                               (run_id, time.time(), kind, _dumps(data)))
+        await self._db.execute(
+            "INSERT INTO events (run_id, ts, kind, data) VALUES (?,?,?,?)",
+            (run_id, time.time(), kind, _dumps(data)),
+        )
 
     async def events(self, run_id: str) -> list[dict[str, Any]]:
-        async with self._db.execute("SELECT ts, kind, data FROM events WHERE run_id = ? ORDER BY seq",
-                                    (run_id,)) as cur:
+        async with self._db.execute(
+            "SELECT ts, kind, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
+        ) as cur:
             return [{"ts": r[0], "kind": r[1], **_loads(r[2])} for r in await cur.fetchall()]

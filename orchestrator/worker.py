@@ -44,7 +44,10 @@ class Worker:
             user = step.instruction + (f"\n\nResults of earlier steps:\n{context}" if context else "")
             if script:
                 user += "\n" + script
-            rec.messages = [{"role": "system", "content": spec.instructions}, {"role": "user", "content": user}]
+            rec.messages = [
+                {"role": "system", "content": spec.instructions},
+                {"role": "user", "content": user},
+            ]
             await self.rc.store.save_step(rec)
         tools = self.rc.scenario.tools.specs(spec.tools)
         rounds = sum(1 for m in rec.messages if m.get("role") == "assistant")
@@ -72,11 +75,21 @@ class Worker:
         pending = _pending_calls(rec.messages)
         if not pending:
             return
-        outcomes = await asyncio.gather(*(
-            self.ledger.execute(self.rc.run_id, step.id, c["id"], c["function"]["name"],
-                                c["function"].get("arguments") or "{}", allowed)
-            for c in pending
-        ))  # fmt: skip
+        outcomes = await asyncio.gather(
+            *(
+                self.ledger.execute(
+                    self.rc.run_id,
+                    step.id,
+                    c["id"],
+                    c["function"]["name"],
+                    c["function"].get("arguments") or "{}",
+                    allowed,
+                )
+                for c in pending
+            )
+        )
         for outcome in outcomes:
-            rec.messages.append({"role": "tool", "tool_call_id": outcome.tool_call_id, "content": outcome.content})
+            rec.messages.append(
+                {"role": "tool", "tool_call_id": outcome.tool_call_id, "content": outcome.content}
+            )
         await self.rc.store.save_step(rec)

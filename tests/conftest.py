@@ -41,7 +41,9 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def postgres_dsn() -> str:
     if not _answers(PG_ADDR):
-        pytest.fail("PostgreSQL does not answer on 127.0.0.1:5432: run `make services` (see docs/services.md)")
+        pytest.fail(
+            "PostgreSQL does not answer on 127.0.0.1:5432: run `make services` (see docs/services.md)"
+        )
     return "postgresql://root@127.0.0.1:5432/test"
 
 

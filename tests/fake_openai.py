@@ -67,16 +67,33 @@ from gateway.providers.mock import MockOverrides, error_body, generate
 from tests.fake_openai_fast import FastServer
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "mock-chat", "mock-embedding")
-FAILURES = frozenset({"slow", "status", "429", "invalid_json", "cut_stream", "broken_sse", "hang", "stream_error",
-                      "duplicate_keys"})
+FAILURES = frozenset(
+    {
+        "slow",
+        "status",
+        "429",
+        "invalid_json",
+        "cut_stream",
+        "broken_sse",
+        "hang",
+        "stream_error",
+        "duplicate_keys",
+    }
+)
 _PATHS = {
     "/v1/chat/completions": Endpoint.CHAT,
     "/v1/responses": Endpoint.RESPONSES,
     "/v1/embeddings": Endpoint.EMBEDDINGS,
 }
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "invalid_request_error", 409: "invalid_request_error", 422: "invalid_request_error",
-                429: "rate_limit_exceeded"}  # fmt: skip
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_exceeded",
+}
 _GROUPS = {"usage": "usage", "tool_call": "script", "text": "script", "raw": "script"}
 _BROKEN_SSE = b"<html><body><h1>502 Bad Gateway</h1></body></html>\nthis is not an event stream"
 
@@ -236,7 +253,12 @@ class FakeOpenAI:
         self.fault("text", times, text=text)
 
     def script_answer(
-        self, body: Any = None, *, events: list[Any] | None = None, times: int | None = 1, done: bool = True,
+        self,
+        body: Any = None,
+        *,
+        events: list[Any] | None = None,
+        times: int | None = 1,
+        done: bool = True,
         delay_s: float = 0.0,
     ) -> None:
         """Answer the next requests with exactly ``body`` (non-stream) or ``events`` (stream):
@@ -341,8 +363,11 @@ class FakeOpenAI:
                 return await _cut_body(request, orjson.dumps(answer.json))
             if failure is not None and failure.kind == "duplicate_keys":
                 key = str(failure.params.get("key", "object"))
-                return web.Response(status=answer.status, body=_repeat_key(orjson.dumps(answer.json), key),
-                                    content_type="application/json")  # fmt: skip
+                return web.Response(
+                    status=answer.status,
+                    body=_repeat_key(orjson.dumps(answer.json), key),
+                    content_type="application/json",
+                )
             return _json(answer.status, answer.json)
         resp = await _open_stream(request)
         cut_after = (
@@ -448,8 +473,13 @@ def _error_event(endpoint: Endpoint | None, params: dict[str, Any], headers: dic
         message += f" (you sent: {headers.get('authorization')})"
     code = params.get("code", "server_error")
     if endpoint is Endpoint.RESPONSES and params.get("failed"):
-        response = {"id": "resp_failed", "object": "response", "status": "failed", "output": [],
-                    "error": {"code": code, "message": message}}  # fmt: skip
+        response = {
+            "id": "resp_failed",
+            "object": "response",
+            "status": "failed",
+            "output": [],
+            "error": {"code": code, "message": message},
+        }
         payload = {"type": "response.failed", "response": response, "sequence_number": 99}
         return b"event: response.failed\ndata: " + orjson.dumps(payload) + b"\n\n"
     if endpoint is Endpoint.RESPONSES:

@@ -49,17 +49,44 @@ def _sha(key: str) -> str:
 def default_keys() -> dict[str, Any]:
     return {
         "keys": [
-            {"id": "test", "sha256": _sha(TEST_KEY), "team": "test", "user": "tester", "roles": ["developer"],
-             "models": ["*"]},
-            {"id": "limited", "sha256": _sha(LIMITED_KEY), "team": "test", "user": "limited",
-             "models": ["mock-chat"]},
-            {"id": "other", "sha256": _sha(OTHER_TEAM_KEY), "team": "other", "user": "other", "models": ["*"]},
+            {
+                "id": "test",
+                "sha256": _sha(TEST_KEY),
+                "team": "test",
+                "user": "tester",
+                "roles": ["developer"],
+                "models": ["*"],
+            },
+            {
+                "id": "limited",
+                "sha256": _sha(LIMITED_KEY),
+                "team": "test",
+                "user": "limited",
+                "models": ["mock-chat"],
+            },
+            {
+                "id": "other",
+                "sha256": _sha(OTHER_TEAM_KEY),
+                "team": "other",
+                "user": "other",
+                "models": ["*"],
+            },
         ],
         "admin_keys": [
-            {"id": "admin", "sha256": _sha(ADMIN_KEY), "user": "root-admin", "roles": ["admin"],
-             "groups": ["finance", "support"]},
-            {"id": "approver", "sha256": _sha(APPROVER_KEY), "user": "reviewer", "roles": ["approver"],
-             "groups": ["finance"]},
+            {
+                "id": "admin",
+                "sha256": _sha(ADMIN_KEY),
+                "user": "root-admin",
+                "roles": ["admin"],
+                "groups": ["finance", "support"],
+            },
+            {
+                "id": "approver",
+                "sha256": _sha(APPROVER_KEY),
+                "user": "reviewer",
+                "roles": ["approver"],
+                "groups": ["finance"],
+            },
             {"id": "auditor", "sha256": _sha(AUDITOR_KEY), "user": "auditor", "roles": ["auditor"]},
         ],
     }
@@ -73,7 +100,10 @@ def upstream_models(base_url: str) -> dict[str, Any]:
             "gpt-test": {"endpoints": ["chat.completions", "responses"], "deployments": [dep]},
             "gpt-test-cheap": {"endpoints": ["chat.completions", "responses"], "deployments": [dep]},
             "embed-test": {"endpoints": ["embeddings"], "deployments": [dep]},
-            "mock-chat": {"endpoints": ["chat.completions", "responses"], "deployments": [{"provider": "mock"}]},
+            "mock-chat": {
+                "endpoints": ["chat.completions", "responses"],
+                "deployments": [{"provider": "mock"}],
+            },
             "mock-embedding": {"endpoints": ["embeddings"], "deployments": [{"provider": "mock"}]},
         }
     }
@@ -163,8 +193,16 @@ class RunningGateway:
 def running_gateway(settings: Settings, startup_timeout: float = 30.0) -> Iterator[RunningGateway]:
     app = create_app(settings)
     sock = free_socket()
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", loop="asyncio", http=HTTP_PROTOCOL, ws="none",
-                            access_log=False, timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        loop="asyncio",
+        http=HTTP_PROTOCOL,
+        ws="none",
+        access_log=False,
+        timeout_graceful_shutdown=3,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -207,8 +245,13 @@ class GatewayProcess:
 
     def start(self, timeout: float = 60.0) -> GatewayProcess:
         log = self.log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT, cwd=REPO)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -175,7 +175,9 @@ class OpaServer:
         return web.Response(status=204)
 
     async def _list_policies(self, request: web.Request) -> web.Response:
-        return web.json_response({"result": [{"id": k, "raw": v} for k, v in sorted(self.store.policies.items())]})
+        return web.json_response(
+            {"result": [{"id": k, "raw": v} for k, v in sorted(self.store.policies.items())]}
+        )
 
     async def _get_policy(self, request: web.Request) -> web.Response:
         pid = request.match_info["id"]
@@ -189,8 +191,12 @@ class OpaServer:
         try:
             self.store.put_policy(pid, text)
         except OpaError as exc:
-            return _error(400, "invalid_parameter", "error(s) occurred while compiling module(s)",
-                          [{"code": exc.code, "message": exc.message}])
+            return _error(
+                400,
+                "invalid_parameter",
+                "error(s) occurred while compiling module(s)",
+                [{"code": exc.code, "message": exc.message}],
+            )
         return web.json_response({})
 
     async def _delete_policy(self, request: web.Request) -> web.Response:

@@ -82,7 +82,7 @@ def send_until_closed(sock: socket.socket, data: bytes, chunk: int = 65536) -> i
     sent = 0
     try:
         while sent < len(data):
-            sent += sock.send(data[sent:sent + chunk])
+            sent += sock.send(data[sent : sent + chunk])
     except (ConnectionResetError, BrokenPipeError, TimeoutError):
         pass
     return sent

@@ -24,7 +24,7 @@ _MAX_TEXT = 256
 def parse_create(body: Any) -> dict[str, Any]:
     """The entry fields of a new key (without id, hash and timestamps unless given)."""
     if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object: {\"team\": \"...\", ...}.")
+        raise BadRequest('The body must be a JSON object: {"team": "...", ...}.')
     unknown = sorted(set(body) - set(_FIELDS))
     if unknown:
         raise BadRequest(f"Unknown field '{unknown[0]}'; allowed: {list(_FIELDS)}.", param=unknown[0])
@@ -37,7 +37,10 @@ def parse_create(body: Any) -> dict[str, Any]:
     if admin_roles:
         raise BadRequest(
             f"Role(s) {admin_roles} are admin roles: admin keys cannot be created through the API. "
-            "Add them by hand to 'admin_keys' in policies/keys.yaml.", param="roles", code="admin_key_not_allowed")
+            "Add them by hand to 'admin_keys' in policies/keys.yaml.",
+            param="roles",
+            code="admin_key_not_allowed",
+        )
     entry["roles"] = roles
     entry["models"] = _strings(body.get("models"), "models") or ["*"]
     entry["tags"] = _tags(body.get("tags"))
@@ -50,8 +53,11 @@ def _name(value: Any, param: str, *, required: bool = False) -> str:
     if value is None and required:
         raise BadRequest(f"'{param}' is required.", param=param)
     if not isinstance(value, str) or not _NAME.match(value):
-        raise BadRequest(f"'{param}' must be 1-64 characters of letters, digits and . _ : @ - "
-                         "(starting with a letter or digit).", param=param)
+        raise BadRequest(
+            f"'{param}' must be 1-64 characters of letters, digits and . _ : @ - "
+            "(starting with a letter or digit).",
+            param=param,
+        )
     return value
 
 
@@ -96,7 +102,9 @@ def _budgets(value: Any) -> dict[str, float]:
     if isinstance(value, dict) and set(value) == {"usd"}:
         value = value["usd"]
     if not isinstance(value, dict) or set(value) - set(_WINDOWS):
-        raise BadRequest(f"'budgets' must be an object with USD amounts for {list(_WINDOWS)}.", param="budgets")
+        raise BadRequest(
+            f"'budgets' must be an object with USD amounts for {list(_WINDOWS)}.", param="budgets"
+        )
     try:
         return {k: check_usd(v, f"budgets.{k}") for k, v in value.items() if v is not None}  # type: ignore[misc]
     except OutOfRange as exc:

@@ -59,7 +59,9 @@ async def _json(request: Request) -> Any:
 
 
 def _file_refused(exc: KeyFileError) -> ServiceUnavailable:
-    return ServiceUnavailable(f"policies/keys.yaml is malformed, fix it by hand first: {exc}", code="keys_file_invalid")
+    return ServiceUnavailable(
+        f"policies/keys.yaml is malformed, fix it by hand first: {exc}", code="keys_file_invalid"
+    )
 
 
 async def create_key(request: Request) -> Response:
@@ -69,13 +71,22 @@ async def create_key(request: Request) -> Response:
     reloader, store = _reloader(request), _store(request)
     key = new_key()
     key_id = fields.pop("id", None) or default_key_id(fields["team"], fields.get("user"))
-    entry = {"id": key_id, "sha256": hash_key(key), **fields, "created_at": utc_now(), "created_by": who.user,
-             "source": "api"}
+    entry = {
+        "id": key_id,
+        "sha256": hash_key(key),
+        **fields,
+        "created_at": utc_now(),
+        "created_by": who.user,
+        "source": "api",
+    }
     try:
         await asyncio.to_thread(add_key, reloader.path, entry)
     except KeyIdTaken as exc:
-        raise Conflict(f"A key with id '{key_id}' exists already (revoked ids are not reused).", param="id",
-                       code="key_exists") from exc
+        raise Conflict(
+            f"A key with id '{key_id}' exists already (revoked ids are not reused).",
+            param="id",
+            code="key_exists",
+        ) from exc
     except KeyFileError as exc:
         raise _file_refused(exc) from exc
     await reloader.reload()
@@ -92,7 +103,9 @@ async def create_key(request: Request) -> Response:
 
 
 def _remove(doc: dict[str, Any], key_id: str) -> None:
-    doc["keys"] = [e for e in doc.get("keys") or [] if not (isinstance(e, dict) and str(e.get("id")) == key_id)]
+    doc["keys"] = [
+        e for e in doc.get("keys") or [] if not (isinstance(e, dict) and str(e.get("id")) == key_id)
+    ]
 
 
 def _audit_detail(entry: dict[str, Any]) -> dict[str, Any]:
@@ -105,8 +118,11 @@ def _record(request: Request) -> KeyRecord:
     record = _store(request).record(key_id)
     if record is None:
         if _store(request).is_admin_id(key_id):
-            raise PermissionDenied(f"'{key_id}' is an admin key: admin keys are managed by hand in "
-                                   "policies/keys.yaml, not through this API.", code="admin_key_not_allowed")
+            raise PermissionDenied(
+                f"'{key_id}' is an admin key: admin keys are managed by hand in "
+                "policies/keys.yaml, not through this API.",
+                code="admin_key_not_allowed",
+            )
         raise NotFound(f"No virtual key with id '{key_id}'.", code="key_not_found")
     return record
 
@@ -115,8 +131,11 @@ async def list_keys(request: Request) -> Response:
     """Virtual keys of this gateway (filters: team, user); never the keys or their hashes."""
     require_admin(request, "auditor")
     team, user = request.query_params.get("team"), request.query_params.get("user")
-    data = [r.public() for r in _store(request).records()
-            if (team is None or r.principal.team == team) and (user is None or r.principal.user == user)]
+    data = [
+        r.public()
+        for r in _store(request).records()
+        if (team is None or r.principal.team == team) and (user is None or r.principal.user == user)
+    ]
     return json_response({"object": "list", "data": data})
 
 
@@ -165,54 +184,111 @@ def _unrevoke(doc: dict[str, Any], key_id: str) -> None:
                 entry.pop(k, None)
 
 
-_KEY = {"type": "object", "description": "A virtual key's record (never the key or its hash).",
-        "properties": {"object": {"const": "key"}, "id": {"type": "string"}, "team": {"type": "string"},
-                       "user": {"type": ["string", "null"]}, "roles": {"type": "array", "items": {"type": "string"}},
-                       "models": {"type": "array", "items": {"type": "string"}}, "tags": {"type": "object"},
-                       "limits": {"type": "object"}, "budgets": {"type": "object"},
-                       "created_at": {"type": ["string", "null"]}, "created_by": {"type": ["string", "null"]},
-                       "source": {"enum": ["file", "cli", "api"]}, "disabled": {"type": "boolean"},
-                       "revoked_at": {"type": ["string", "null"]}, "revoked_by": {"type": ["string", "null"]}},
-        "required": ["id", "team", "disabled"]}
+_KEY = {
+    "type": "object",
+    "description": "A virtual key's record (never the key or its hash).",
+    "properties": {
+        "object": {"const": "key"},
+        "id": {"type": "string"},
+        "team": {"type": "string"},
+        "user": {"type": ["string", "null"]},
+        "roles": {"type": "array", "items": {"type": "string"}},
+        "models": {"type": "array", "items": {"type": "string"}},
+        "tags": {"type": "object"},
+        "limits": {"type": "object"},
+        "budgets": {"type": "object"},
+        "created_at": {"type": ["string", "null"]},
+        "created_by": {"type": ["string", "null"]},
+        "source": {"enum": ["file", "cli", "api"]},
+        "disabled": {"type": "boolean"},
+        "revoked_at": {"type": ["string", "null"]},
+        "revoked_by": {"type": ["string", "null"]},
+    },
+    "required": ["id", "team", "disabled"],
+}
 _NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$"}
-_CREATE = {"type": "object", "additionalProperties": False, "required": ["team"], "properties": {
-    "team": _NAME, "id": _NAME, "user": {"type": "string", "minLength": 1, "maxLength": 256},
-    "models": {"type": "array", "maxItems": 100, "items": {"type": "string", "minLength": 1, "maxLength": 256}},
-    "roles": {"type": "array", "maxItems": 100, "items": _NAME},
-    "tags": {"type": "object", "additionalProperties": {"type": "string"}},
-    "limits": {"type": "object", "additionalProperties": False, "properties": {
-        "requests_per_minute": {"type": "integer", "minimum": 0}, "tokens_per_minute": {"type": "integer", "minimum": 0}}},
-    "budgets": {"type": "object", "description": "USD per window", "properties": {
-        w: {"type": "number", "minimum": 0} for w in ("day", "month", "total")}}}}
+_CREATE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["team"],
+    "properties": {
+        "team": _NAME,
+        "id": _NAME,
+        "user": {"type": "string", "minLength": 1, "maxLength": 256},
+        "models": {
+            "type": "array",
+            "maxItems": 100,
+            "items": {"type": "string", "minLength": 1, "maxLength": 256},
+        },
+        "roles": {"type": "array", "maxItems": 100, "items": _NAME},
+        "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+        "limits": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "requests_per_minute": {"type": "integer", "minimum": 0},
+                "tokens_per_minute": {"type": "integer", "minimum": 0},
+            },
+        },
+        "budgets": {
+            "type": "object",
+            "description": "USD per window",
+            "properties": {w: {"type": "number", "minimum": 0} for w in ("day", "month", "total")},
+        },
+    },
+}
 _ID = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_TEXT = {"400": "Invalid field (param names it), or an admin role", "401": "Missing or invalid admin key",
-         "403": "Role refusal, or an admin key", "404": "Unknown key", "409": "The id exists already",
-         "503": "keys.yaml is malformed"}
+_TEXT = {
+    "400": "Invalid field (param names it), or an admin role",
+    "401": "Missing or invalid admin key",
+    "403": "Role refusal, or an admin key",
+    "404": "Unknown key",
+    "409": "The id exists already",
+    "503": "keys.yaml is malformed",
+}
 
 
 def _responses(status: str, ok: dict[str, Any], *codes: str) -> dict[str, Any]:
-    return {status: {"description": "OK", "content": {"application/json": {"schema": ok}}},
-            **{c: {"description": _TEXT[c]} for c in codes}}
+    return {
+        status: {"description": "OK", "content": {"application/json": {"schema": ok}}},
+        **{c: {"description": _TEXT[c]} for c in codes},
+    }
 
 
 def openapi_paths() -> dict[str, dict[str, Any]]:
     """OpenAPI operations of these routes, for the app's ``/openapi.json`` to merge in."""
     created = {**_KEY, "properties": {**_KEY["properties"], "key": {"type": "string", "pattern": "^wg-"}}}
-    page = {"type": "object", "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": _KEY}}}
-    query = [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in ("team", "user")]
+    page = {
+        "type": "object",
+        "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": _KEY}},
+    }
+    query = [
+        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in ("team", "user")
+    ]
     return {
         "/admin/keys": {
-            "post": {"security": [{"bearer": []}],
-                     "requestBody": {"required": True, "content": {"application/json": {"schema": _CREATE}}},
-                     "responses": _responses("201", created, "400", "401", "403", "409", "503")},
-            "get": {"security": [{"bearer": []}], "parameters": query,
-                    "responses": _responses("200", page, "401", "403")},
+            "post": {
+                "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _CREATE}}},
+                "responses": _responses("201", created, "400", "401", "403", "409", "503"),
+            },
+            "get": {
+                "security": [{"bearer": []}],
+                "parameters": query,
+                "responses": _responses("200", page, "401", "403"),
+            },
         },
         "/admin/keys/{key_id}": {
-            "get": {"security": [{"bearer": []}], "parameters": [_ID],
-                    "responses": _responses("200", _KEY, "401", "403", "404")},
-            "delete": {"security": [{"bearer": []}], "parameters": [_ID],
-                       "responses": _responses("200", _KEY, "401", "403", "404", "503")},
+            "get": {
+                "security": [{"bearer": []}],
+                "parameters": [_ID],
+                "responses": _responses("200", _KEY, "401", "403", "404"),
+            },
+            "delete": {
+                "security": [{"bearer": []}],
+                "parameters": [_ID],
+                "responses": _responses("200", _KEY, "401", "403", "404", "503"),
+            },
         },
     }
 

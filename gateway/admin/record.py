@@ -20,25 +20,38 @@ from gateway.keys import AdminPrincipal
 log = logging.getLogger("wardgate.admin")
 
 
-async def record_admin_action(request: Request, who: AdminPrincipal, action: str, detail: dict[str, Any]) -> None:
+async def record_admin_action(
+    request: Request, who: AdminPrincipal, action: str, detail: dict[str, Any]
+) -> None:
     """Durably record an admin action when the audit log is on (returns once it is stored).
 
     Raises ``AuditUnavailable`` when the event cannot be stored (whatever the store raised)."""
     audit = request.app.state.ctx.services.get("audit")
     if audit is None:
         return
-    payload = {"action": action, "admin_key_id": who.key_id, "admin_user": who.user,
-               "path": request.url.path, **detail}
+    payload = {
+        "action": action,
+        "admin_key_id": who.key_id,
+        "admin_user": who.user,
+        "path": request.url.path,
+        **detail,
+    }
     try:
         await audit.record("admin", payload)
     except AuditUnavailable:
         raise
     except Exception as exc:  # any failure to store is the same answer: not recorded, not applied
-        raise AuditUnavailable(f"The audit log could not record this admin action: {type(exc).__name__}") from exc
+        raise AuditUnavailable(
+            f"The audit log could not record this admin action: {type(exc).__name__}"
+        ) from exc
 
 
 async def record_or_undo(
-    request: Request, who: AdminPrincipal, action: str, detail: dict[str, Any], undo: Callable[[], Awaitable[None]]
+    request: Request,
+    who: AdminPrincipal,
+    action: str,
+    detail: dict[str, Any],
+    undo: Callable[[], Awaitable[None]],
 ) -> None:
     """Record an admin change already applied; if the record is refused, undo the change and
     raise ``AuditUnavailable`` (503). If even the undo fails, the error says so, and the log
@@ -49,10 +62,16 @@ async def record_or_undo(
         try:
             await undo()
         except Exception as undo_exc:
-            log.error("admin action %s by %s could not be audited NOR undone (%s): %s", action, who.user,
-                      undo_exc, detail)
+            log.error(
+                "admin action %s by %s could not be audited NOR undone (%s): %s",
+                action,
+                who.user,
+                undo_exc,
+                detail,
+            )
             raise AuditUnavailable(
                 f"{exc.message} The change could not be undone either ({type(undo_exc).__name__}): it is in effect "
-                "without an audit record; set it back by hand.") from exc
+                "without an audit record; set it back by hand."
+            ) from exc
         log.warning("admin action %s by %s undone: the audit log refused it", action, who.user)
         raise AuditUnavailable(f"{exc.message} Nothing was changed.") from exc

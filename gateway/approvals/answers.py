@@ -20,8 +20,17 @@ from typing import Any
 import orjson
 
 #: Responses API output items that are tool calls the agent would execute.
-TOOL_ITEM_TYPES = frozenset({"function_call", "custom_tool_call", "computer_call", "mcp_call",
-                             "local_shell_call", "shell_call", "apply_patch_call"})
+TOOL_ITEM_TYPES = frozenset(
+    {
+        "function_call",
+        "custom_tool_call",
+        "computer_call",
+        "mcp_call",
+        "local_shell_call",
+        "shell_call",
+        "apply_patch_call",
+    }
+)
 
 
 def parse_arguments(raw: Any) -> Any:
@@ -42,19 +51,35 @@ def tool_calls_of(endpoint: str, body: Any) -> list[dict[str, Any]]:
         for item in body.get("output") or []:
             if isinstance(item, dict) and item.get("type") in TOOL_ITEM_TYPES:
                 args = item.get("arguments", item.get("input", item.get("action")))
-                out.append({"id": item.get("call_id") or item.get("id"), "name": item.get("name") or item["type"],
-                            "arguments": parse_arguments(args)})
+                out.append(
+                    {
+                        "id": item.get("call_id") or item.get("id"),
+                        "name": item.get("name") or item["type"],
+                        "arguments": parse_arguments(args),
+                    }
+                )
         return out
     out = []
     for choice in body.get("choices") or []:
         message = (choice or {}).get("message") or {}
         for call in message.get("tool_calls") or []:
             fn = (call or {}).get("function") or (call or {}).get("custom") or {}
-            out.append({"id": call.get("id"), "name": fn.get("name"),
-                        "arguments": parse_arguments(fn.get("arguments", fn.get("input")))})
+            out.append(
+                {
+                    "id": call.get("id"),
+                    "name": fn.get("name"),
+                    "arguments": parse_arguments(fn.get("arguments", fn.get("input"))),
+                }
+            )
         legacy = message.get("function_call")
         if isinstance(legacy, dict):
-            out.append({"id": None, "name": legacy.get("name"), "arguments": parse_arguments(legacy.get("arguments"))})
+            out.append(
+                {
+                    "id": None,
+                    "name": legacy.get("name"),
+                    "arguments": parse_arguments(legacy.get("arguments")),
+                }
+            )
     return out
 
 
@@ -70,8 +95,10 @@ def denial_text(tool_names: list[str], comment: str | None, *, by_reviewer: bool
 def pending_text(tool_names: list[str], approval_id: str) -> str:
     """Said mid-stream when a 409 is no longer possible (text already went out)."""
     what = ", ".join(dict.fromkeys(tool_names)) or "The request"
-    return (f"Action {what} is waiting for a reviewer's approval ({approval_id}). Re-send the same request "
-            f"with the header X-Wardgate-Approval-Id: {approval_id} to get the outcome.")
+    return (
+        f"Action {what} is waiting for a reviewer's approval ({approval_id}). Re-send the same request "
+        f"with the header X-Wardgate-Approval-Id: {approval_id} to get the outcome."
+    )
 
 
 def _join(existing: Any, text: str) -> str:
@@ -93,7 +120,11 @@ def deny_json(endpoint: str, body: Any, text: str) -> Any:
     if not isinstance(body, dict):
         return body
     if endpoint == "responses":
-        output = [i for i in body.get("output") or [] if not (isinstance(i, dict) and i.get("type") in TOOL_ITEM_TYPES)]
+        output = [
+            i
+            for i in body.get("output") or []
+            if not (isinstance(i, dict) and i.get("type") in TOOL_ITEM_TYPES)
+        ]
         output.append(message_item(text))
         body["output"] = output
         body.pop("output_text", None)
@@ -123,16 +154,35 @@ def synth_json(endpoint: str, model: str, text: str) -> dict[str, Any]:
     now = int(time.time())
     if endpoint == "responses":
         return {
-            "id": "resp_wg" + secrets.token_hex(12), "object": "response", "created_at": now,
-            "status": "completed", "model": model, "output": [message_item(text)],
-            "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-            "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
-                      "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-                      "output_tokens_details": {"reasoning_tokens": 0}},
+            "id": "resp_wg" + secrets.token_hex(12),
+            "object": "response",
+            "created_at": now,
+            "status": "completed",
+            "model": model,
+            "output": [message_item(text)],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": {
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "total_tokens": 0,
+                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": 0},
+            },
         }
     return {
-        "id": "chatcmpl-wg" + secrets.token_hex(12), "object": "chat.completion", "created": now, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                     "logprobs": None, "finish_reason": "stop"}],
+        "id": "chatcmpl-wg" + secrets.token_hex(12),
+        "object": "chat.completion",
+        "created": now,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
     }

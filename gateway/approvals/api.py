@@ -46,7 +46,9 @@ _SNAPSHOT = 500
 def _service(request: Request) -> ApprovalService:
     service = request.app.state.ctx.services.get("approvals")
     if service is None:
-        raise ServiceUnavailable("The approval queue is not enabled on this gateway.", code="approvals_disabled")
+        raise ServiceUnavailable(
+            "The approval queue is not enabled on this gateway.", code="approvals_disabled"
+        )
     return service
 
 
@@ -68,16 +70,28 @@ def _query(request: Request) -> ListQuery:
         raise BadRequest("limit must be an integer.", param="limit") from exc
     if not 1 <= limit <= _MAX_LIMIT:
         raise BadRequest(f"limit must be between 1 and {_MAX_LIMIT}.", param="limit")
-    return ListQuery(status=status, agent=q.get("agent") or None, run=q.get("run") or None,
-                     team=q.get("team") or None, cursor=q.get("cursor") or None, limit=limit)
+    return ListQuery(
+        status=status,
+        agent=q.get("agent") or None,
+        run=q.get("run") or None,
+        team=q.get("team") or None,
+        cursor=q.get("cursor") or None,
+        limit=limit,
+    )
 
 
 async def list_approvals(request: Request) -> Response:
     """List approvals, newest first (filters: status, agent, run, team; paged by cursor)."""
     require_admin(request, "approver", "auditor")
     page = await _service(request).list(_query(request))
-    return json_response({"object": "list", "data": [a.public() for a in page.items], "next_cursor": page.next_cursor,
-                  "has_more": page.next_cursor is not None})
+    return json_response(
+        {
+            "object": "list",
+            "data": [a.public() for a in page.items],
+            "next_cursor": page.next_cursor,
+            "has_more": page.next_cursor is not None,
+        }
+    )
 
 
 async def get_approval(request: Request) -> Response:
@@ -105,7 +119,7 @@ async def _comment(request: Request) -> str | None:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest("The body must be JSON: {\"comment\": \"...\"}.", code="invalid_json") from exc
+        raise BadRequest('The body must be JSON: {"comment": "..."}.', code="invalid_json") from exc
     comment = doc.get("comment") if isinstance(doc, dict) else None
     if comment is not None and not isinstance(comment, str):
         raise BadRequest("comment must be a string.", param="comment")
@@ -157,8 +171,11 @@ async def stream(request: Request) -> Response:
         finally:
             service.unsubscribe(queue)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
 
 
 def _caller_approval_key(request: Request) -> str:
@@ -174,7 +191,9 @@ async def caller_get(request: Request) -> Response:
     key_id = _caller_approval_key(request)
     approval = await _service(request).get(_id(request))
     if approval is None or approval.principal.get("key_id") != key_id:
-        raise NotFound(f"No approval with id '{request.path_params['approval_id']}'.", code="approval_not_found")
+        raise NotFound(
+            f"No approval with id '{request.path_params['approval_id']}'.", code="approval_not_found"
+        )
     return json_response(approval.caller_view())
 
 
@@ -184,55 +203,117 @@ async def caller_cancel(request: Request) -> Response:
     service = _service(request)
     approval = await service.get(_id(request))
     if approval is None or approval.principal.get("key_id") != key_id:
-        raise NotFound(f"No approval with id '{request.path_params['approval_id']}'.", code="approval_not_found")
+        raise NotFound(
+            f"No approval with id '{request.path_params['approval_id']}'.", code="approval_not_found"
+        )
     return json_response((await service.cancel(approval.id, key_id)).caller_view())
 
 
-_APPROVAL = {"type": "object", "description": "An approval record (Approval.public(); never the held answer).",
-             "properties": {"object": {"const": "approval"}, "id": {"type": "string", "pattern": "^apr_[0-9a-f]+$"},
-                            "status": {"enum": [s.value for s in Status]}, "phase": {"enum": ["request", "response"]},
-                            "mode": {"enum": ["hold", "defer"]}, "reasons": {"type": "array"},
-                            "tool_calls": {"type": "array"}, "groups": {"type": "array"},
-                            "values": {"enum": ["real", "placeholders"],
-                                       "description": "GET one: whether tool_calls show the caller's real values"},
-                            "approvals_required": {"type": "integer"}, "votes": {"type": "array"},
-                            "decided_by": {"type": ["string", "null"]}, "comment": {"type": ["string", "null"]}},
-             "required": ["id", "status"]}
-_COMMENT_BODY = {"required": False, "content": {"application/json": {"schema": {
-    "type": "object", "properties": {"comment": {"type": "string", "maxLength": _MAX_COMMENT}}}}}}
+_APPROVAL = {
+    "type": "object",
+    "description": "An approval record (Approval.public(); never the held answer).",
+    "properties": {
+        "object": {"const": "approval"},
+        "id": {"type": "string", "pattern": "^apr_[0-9a-f]+$"},
+        "status": {"enum": [s.value for s in Status]},
+        "phase": {"enum": ["request", "response"]},
+        "mode": {"enum": ["hold", "defer"]},
+        "reasons": {"type": "array"},
+        "tool_calls": {"type": "array"},
+        "groups": {"type": "array"},
+        "values": {
+            "enum": ["real", "placeholders"],
+            "description": "GET one: whether tool_calls show the caller's real values",
+        },
+        "approvals_required": {"type": "integer"},
+        "votes": {"type": "array"},
+        "decided_by": {"type": ["string", "null"]},
+        "comment": {"type": ["string", "null"]},
+    },
+    "required": ["id", "status"],
+}
+_COMMENT_BODY = {
+    "required": False,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"comment": {"type": "string", "maxLength": _MAX_COMMENT}},
+            }
+        }
+    },
+}
 _ID = {"name": "approval_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_QUERY = [{"name": n, "in": "query", "required": False, "schema": schema} for n, schema in (
-    ("status", {"enum": [s.value for s in Status]}), ("agent", {"type": "string"}), ("run", {"type": "string"}),
-    ("team", {"type": "string"}), ("cursor", {"type": "string"}),
-    ("limit", {"type": "integer", "minimum": 1, "maximum": _MAX_LIMIT}))]
+_QUERY = [
+    {"name": n, "in": "query", "required": False, "schema": schema}
+    for n, schema in (
+        ("status", {"enum": [s.value for s in Status]}),
+        ("agent", {"type": "string"}),
+        ("run", {"type": "string"}),
+        ("team", {"type": "string"}),
+        ("cursor", {"type": "string"}),
+        ("limit", {"type": "integer", "minimum": 1, "maximum": _MAX_LIMIT}),
+    )
+]
 
 
 def _responses(ok: dict[str, Any], *codes: str) -> dict[str, Any]:
-    text = {"400": "Bad request", "401": "Missing or invalid key", "403": "Role, group or four-eyes refusal",
-            "404": "Unknown approval", "409": "Already decided, expired, or already voted",
-            "503": "Approvals are disabled"}
-    return {"200": {"description": "OK", "content": {"application/json": {"schema": ok}}},
-            **{c: {"description": text[c]} for c in codes}}
+    text = {
+        "400": "Bad request",
+        "401": "Missing or invalid key",
+        "403": "Role, group or four-eyes refusal",
+        "404": "Unknown approval",
+        "409": "Already decided, expired, or already voted",
+        "503": "Approvals are disabled",
+    }
+    return {
+        "200": {"description": "OK", "content": {"application/json": {"schema": ok}}},
+        **{c: {"description": text[c]} for c in codes},
+    }
 
 
 def openapi_paths() -> dict[str, dict[str, Any]]:
     """OpenAPI operations of these routes, for the app's ``/openapi.json`` to merge in."""
-    page = {"type": "object", "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": _APPROVAL},
-                                             "next_cursor": {"type": ["string", "null"]}, "has_more": {"type": "boolean"}}}
-    decide = {"parameters": [_ID], "requestBody": _COMMENT_BODY,
-              "responses": _responses(_APPROVAL, "400", "401", "403", "404", "409", "503")}
+    page = {
+        "type": "object",
+        "properties": {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": _APPROVAL},
+            "next_cursor": {"type": ["string", "null"]},
+            "has_more": {"type": "boolean"},
+        },
+    }
+    decide = {
+        "parameters": [_ID],
+        "requestBody": _COMMENT_BODY,
+        "responses": _responses(_APPROVAL, "400", "401", "403", "404", "409", "503"),
+    }
     return {
-        "/admin/approvals": {"get": {"parameters": _QUERY, "responses": _responses(page, "400", "401", "403", "503")}},
-        "/admin/approvals/stream": {"get": {"responses": {
-            "200": {"description": "text/event-stream: approval.snapshot, approval.created, approval.updated"},
-            "401": {"description": "Missing or invalid key"}, "403": {"description": "Role refusal"}}}},
-        "/admin/approvals/{approval_id}": {"get": {"parameters": [_ID],
-                                                   "responses": _responses(_APPROVAL, "401", "403", "404", "503")}},
+        "/admin/approvals": {
+            "get": {"parameters": _QUERY, "responses": _responses(page, "400", "401", "403", "503")}
+        },
+        "/admin/approvals/stream": {
+            "get": {
+                "responses": {
+                    "200": {
+                        "description": "text/event-stream: approval.snapshot, approval.created, approval.updated"
+                    },
+                    "401": {"description": "Missing or invalid key"},
+                    "403": {"description": "Role refusal"},
+                }
+            }
+        },
+        "/admin/approvals/{approval_id}": {
+            "get": {"parameters": [_ID], "responses": _responses(_APPROVAL, "401", "403", "404", "503")}
+        },
         "/admin/approvals/{approval_id}/approve": {"post": decide},
         "/admin/approvals/{approval_id}/deny": {"post": decide},
         "/v1/approvals/{approval_id}": {
             "get": {"parameters": [_ID], "responses": _responses({"type": "object"}, "401", "404", "503")},
-            "delete": {"parameters": [_ID], "responses": _responses({"type": "object"}, "401", "404", "409", "503")},
+            "delete": {
+                "parameters": [_ID],
+                "responses": _responses({"type": "object"}, "401", "404", "409", "503"),
+            },
         },
     }
 

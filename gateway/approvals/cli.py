@@ -52,7 +52,9 @@ def safe(value: Any) -> str:
             out.append(ch)
         else:
             code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+            out.append(
+                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )
     return "".join(out)
 
 
@@ -72,8 +74,16 @@ class Client:
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url.rstrip("/") + path, data=data, method=method, headers={
-            "authorization": f"Bearer {self.key}", "content-type": "application/json", "accept": "application/json"})
+        req = urllib.request.Request(
+            self.url.rstrip("/") + path,
+            data=data,
+            method=method,
+            headers={
+                "authorization": f"Bearer {self.key}",
+                "content-type": "application/json",
+                "accept": "application/json",
+            },
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return json.loads(resp.read() or b"null")
@@ -91,7 +101,9 @@ class Client:
 
 
 def _when(ts: Any) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if isinstance(ts, int | float) and ts else "-"
+    return (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if isinstance(ts, int | float) and ts else "-"
+    )
 
 
 def _args(value: Any, limit: int | None = 80) -> str:
@@ -114,14 +126,28 @@ def _console() -> Console:
 @app.command("list")
 def list_cmd(
     status: str = typer.Option(None, help="pending | approved | denied | expired | cancelled"),
-    agent: str = typer.Option(None), run: str = typer.Option(None), team: str = typer.Option(None),
-    limit: int = typer.Option(50, min=1, max=200), cursor: str = typer.Option(None),
+    agent: str = typer.Option(None),
+    run: str = typer.Option(None),
+    team: str = typer.Option(None),
+    limit: int = typer.Option(50, min=1, max=200),
+    cursor: str = typer.Option(None),
     as_json: bool = typer.Option(False, "--json", help="Print raw JSON."),
-    url: str = _URL, admin_key: str = _KEY,
+    url: str = _URL,
+    admin_key: str = _KEY,
 ) -> None:
     """List approvals, newest first."""
-    params = {k: v for k, v in {"status": status, "agent": agent, "run": run, "team": team, "limit": limit,
-                                "cursor": cursor}.items() if v is not None}
+    params = {
+        k: v
+        for k, v in {
+            "status": status,
+            "agent": agent,
+            "run": run,
+            "team": team,
+            "limit": limit,
+            "cursor": cursor,
+        }.items()
+        if v is not None
+    }
     page = Client(url, admin_key).call("GET", "/admin/approvals?" + urllib.parse.urlencode(params))
     if as_json:
         typer.echo(json.dumps(page, indent=2))  # ensure_ascii: every control character escaped
@@ -132,12 +158,16 @@ def list_cmd(
     for a in page.get("data") or []:
         p = a.get("principal") or {}
         s = str(a.get("status"))
-        table.add_row(_text(a.get("id")), _text(s, _STYLE.get(s, "")), _text(_when(a.get("created_at"))),
-                      _text(f"{p.get('team')}/{p.get('key_id')}"),
-                      _text(f"{a.get('agent_id') or '-'}/{a.get('run_id') or '-'}"),
-                      _text(", ".join(str(c.get("name") or "?") for c in a.get("tool_calls") or []) or "-"),
-                      _text(", ".join(map(str, a.get("groups") or [])) or "any"),
-                      _text("; ".join(map(str, a.get("reasons") or []))))
+        table.add_row(
+            _text(a.get("id")),
+            _text(s, _STYLE.get(s, "")),
+            _text(_when(a.get("created_at"))),
+            _text(f"{p.get('team')}/{p.get('key_id')}"),
+            _text(f"{a.get('agent_id') or '-'}/{a.get('run_id') or '-'}"),
+            _text(", ".join(str(c.get("name") or "?") for c in a.get("tool_calls") or []) or "-"),
+            _text(", ".join(map(str, a.get("groups") or [])) or "any"),
+            _text("; ".join(map(str, a.get("reasons") or []))),
+        )
     console = _console()
     console.print(table)
     if page.get("next_cursor"):
@@ -145,8 +175,9 @@ def list_cmd(
 
 
 @app.command()
-def show(approval_id: str, as_json: bool = typer.Option(False, "--json"), url: str = _URL,
-         admin_key: str = _KEY) -> None:
+def show(
+    approval_id: str, as_json: bool = typer.Option(False, "--json"), url: str = _URL, admin_key: str = _KEY
+) -> None:
     """Show one approval with its tool calls and their whole arguments."""
     a = Client(url, admin_key).call("GET", f"/admin/approvals/{urllib.parse.quote(approval_id, safe='')}")
     if as_json:
@@ -188,8 +219,11 @@ def _print(a: dict[str, Any], *, whole: bool = False) -> None:
         table.add_column("tool")
         table.add_column("arguments", overflow="fold")
         for c in calls:
-            table.add_row(_text(c.get("id") or "-"), _text(c.get("name")),
-                          _text(_args(c.get("arguments"), None if whole else 80)))
+            table.add_row(
+                _text(c.get("id") or "-"),
+                _text(c.get("name")),
+                _text(_args(c.get("arguments"), None if whole else 80)),
+            )
         console.print(table)
 
 
@@ -200,16 +234,24 @@ _VALUES = {
 
 
 @app.command("approve")
-def approve_cmd(approval_id: str, comment: str = typer.Option(None, "--comment", "-m"), url: str = _URL,
-                admin_key: str = _KEY) -> None:
+def approve_cmd(
+    approval_id: str,
+    comment: str = typer.Option(None, "--comment", "-m"),
+    url: str = _URL,
+    admin_key: str = _KEY,
+) -> None:
     """Approve a pending approval."""
     path = f"/admin/approvals/{urllib.parse.quote(approval_id, safe='')}/approve"
     _print(Client(url, admin_key).call("POST", path, {"comment": comment}))
 
 
 @app.command("deny")
-def deny_cmd(approval_id: str, comment: str = typer.Option(None, "--comment", "-m", help="The agent reads this."),
-             url: str = _URL, admin_key: str = _KEY) -> None:
+def deny_cmd(
+    approval_id: str,
+    comment: str = typer.Option(None, "--comment", "-m", help="The agent reads this."),
+    url: str = _URL,
+    admin_key: str = _KEY,
+) -> None:
     """Deny a pending approval."""
     path = f"/admin/approvals/{urllib.parse.quote(approval_id, safe='')}/deny"
     _print(Client(url, admin_key).call("POST", path, {"comment": comment}))

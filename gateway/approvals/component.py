@@ -57,16 +57,20 @@ def load_settings(base: ApprovalSettings, policies_dir: Path) -> ApprovalSetting
 
 def build_store(settings: ApprovalSettings) -> ApprovalStore:
     if settings.backend == "redis":
-        return RedisApprovalStore.from_url(settings.redis_url, settings.key_prefix, settings.retention_s,
-                                           settings.redis_max_connections)
+        return RedisApprovalStore.from_url(
+            settings.redis_url, settings.key_prefix, settings.retention_s, settings.redis_max_connections
+        )
     return MemoryApprovalStore()
 
 
 def build_service(settings: ApprovalSettings, ctx: AppContext) -> ApprovalService:
     if settings.backend == "redis" and not os.environ.get(settings.answer_key_env):
-        log.warning("approvals on Redis without %s: held answers are sealed with a key in %s, which other "
-                    "replicas do not have; set the same key on every replica", settings.answer_key_env,
-                    ctx.settings.data_dir)
+        log.warning(
+            "approvals on Redis without %s: held answers are sealed with a key in %s, which other "
+            "replicas do not have; set the same key on every replica",
+            settings.answer_key_env,
+            ctx.settings.data_dir,
+        )
     metrics = ApprovalMetrics(ctx.registry)
     hooks = {name: group.webhook for name, group in settings.groups.items() if group.webhook is not None}
     return ApprovalService(

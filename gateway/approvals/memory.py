@@ -26,8 +26,14 @@ class MemoryApprovalStore(ApprovalStore):
         self._pending: dict[str, float] = {}
         self._locks: dict[str, float] = {}
 
-    async def create(self, approval: Approval, sealed_answer: bytes | None, sealed_values: bytes | None = None,
-                     *, join: bool = False) -> str | None:
+    async def create(
+        self,
+        approval: Approval,
+        sealed_answer: bytes | None,
+        sealed_values: bytes | None = None,
+        *,
+        join: bool = False,
+    ) -> str | None:
         key = approval_join_key(approval)
         current = self._joins.get(key)
         if join and current is not None:
@@ -77,7 +83,7 @@ class MemoryApprovalStore(ApprovalStore):
 
     async def _scan(self, before: tuple[int, str] | None, count: int) -> list[tuple[int, str]]:
         end = bisect.bisect_left(self._order, before) if before else len(self._order)
-        return list(reversed(self._order[max(0, end - count):end]))
+        return list(reversed(self._order[max(0, end - count) : end]))
 
     async def _load_many(self, ids: list[str]) -> list[Approval | None]:
         return [await self.get(i) for i in ids]

@@ -31,7 +31,7 @@ def new_id() -> str:
 
 
 def valid_id(value: str) -> bool:
-    body = value[len(ID_PREFIX):]
+    body = value[len(ID_PREFIX) :]
     return value.startswith(ID_PREFIX) and 0 < len(body) <= 64 and all(c in "0123456789abcdef" for c in body)
 
 

@@ -89,14 +89,17 @@ class RedisApprovalStore(ApprovalStore):
         self._closing = False
 
     @classmethod
-    def from_url(cls, url: str, prefix: str, retention_s: float, max_connections: int = 64) -> RedisApprovalStore:
+    def from_url(
+        cls, url: str, prefix: str, retention_s: float, max_connections: int = 64
+    ) -> RedisApprovalStore:
         """A client whose pool makes callers wait for a free connection instead of failing.
 
         A thousand held requests re-reading their approval at once would otherwise exceed the
         pool and fail with ``MaxConnectionsError``; waiting a few milliseconds is the right trade.
         """
-        pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30,
-                                                     decode_responses=False)
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=30, decode_responses=False
+        )
         return cls(redis.Redis(connection_pool=pool), prefix, retention_s)
 
     def _key(self, approval_id: str) -> str:
@@ -109,8 +112,9 @@ class RedisApprovalStore(ApprovalStore):
     async def start(self) -> None:
         self._listener_task = asyncio.create_task(self._listen(), name="approvals-pubsub")
         waiter = asyncio.create_task(self._subscribed.wait())
-        done, _ = await asyncio.wait({waiter, self._listener_task}, timeout=10.0,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {waiter, self._listener_task}, timeout=10.0, return_when=asyncio.FIRST_COMPLETED
+        )
         if waiter not in done:
             waiter.cancel()
             if self._listener_task in done:
@@ -163,15 +167,31 @@ class RedisApprovalStore(ApprovalStore):
         self._emit(str(payload.get("kind") or "updated"), approval)
 
     # -- primitives ------------------------------------------------------------------
-    async def create(self, approval: Approval, sealed_answer: bytes | None, sealed_values: bytes | None = None,
-                     *, join: bool = False) -> str | None:
+    async def create(
+        self,
+        approval: Approval,
+        sealed_answer: bytes | None,
+        sealed_values: bytes | None = None,
+        *,
+        join: bool = False,
+    ) -> str | None:
         doc = orjson.dumps(approval.to_dict())
         pending = str(approval.expires_at) if approval.status is Status.PENDING else ""
         ttl_ms = max(1, int((approval.expires_at - time.time()) * 1000))
         result = await self._create(
             keys=[self._key(approval.id), self._all, self._pending, self._join_key(approval)],
-            args=[doc, sealed_answer or b"", order_score(approval), pending, approval.id, self.channel,
-                  _message("created", doc), "1" if join else "0", ttl_ms, sealed_values or b""],
+            args=[
+                doc,
+                sealed_answer or b"",
+                order_score(approval),
+                pending,
+                approval.id,
+                self.channel,
+                _message("created", doc),
+                "1" if join else "0",
+                ttl_ms,
+                sealed_values or b"",
+            ],
         )
         if isinstance(result, bytes):
             return result.decode()
@@ -207,13 +227,15 @@ class RedisApprovalStore(ApprovalStore):
 
     async def _scan(self, before: tuple[int, str] | None, count: int) -> list[tuple[int, str]]:
         if before is None:
-            raw = await self._redis.zrevrangebyscore(self._all, "+inf", "-inf", start=0, num=count,
-                                                     withscores=True)
+            raw = await self._redis.zrevrangebyscore(
+                self._all, "+inf", "-inf", start=0, num=count, withscores=True
+            )
             return [(int(s), m.decode()) for m, s in raw]
         score, last_id = before
         # Same-score members come in reverse lexical order: skip those at or after the cursor.
-        raw = await self._redis.zrevrangebyscore(self._all, score, "-inf", start=0, num=count + 64,
-                                                 withscores=True)
+        raw = await self._redis.zrevrangebyscore(
+            self._all, score, "-inf", start=0, num=count + 64, withscores=True
+        )
         out = [(int(s), m.decode()) for m, s in raw]
         out = [(s, m) for s, m in out if s < score or m < last_id]
         return out[:count]
@@ -238,7 +260,9 @@ class RedisApprovalStore(ApprovalStore):
         return int(await self._redis.zcard(self._pending))
 
     async def try_lock(self, name: str, ttl_s: float) -> bool:
-        return bool(await self._redis.set(f"{self._tag}:lock:{name}", b"1", nx=True, px=max(1, int(ttl_s * 1000))))
+        return bool(
+            await self._redis.set(f"{self._tag}:lock:{name}", b"1", nx=True, px=max(1, int(ttl_s * 1000)))
+        )
 
     async def purge(self, before: float) -> int:
         """Trim the listing index; the records themselves lapse by their TTL."""

@@ -46,7 +46,9 @@ def conceal(call: Call, spec: ApprovalSpec) -> tuple[ApprovalSpec, list[dict[str
     if vault_conceal is None or vault_restore is None or not spec.tool_calls:
         return spec, None
     concealed = [{**c, "arguments": _walk(c.get("arguments"), vault_conceal)} for c in spec.tool_calls]
-    real = [{**c, "arguments": _walk(c.get("arguments"), lambda text: vault_restore(text)[0])} for c in concealed]
+    real = [
+        {**c, "arguments": _walk(c.get("arguments"), lambda text: vault_restore(text)[0])} for c in concealed
+    ]
     if real == concealed:
         return spec, None
     reasons = [vault_conceal(r) for r in spec.reasons]

@@ -31,14 +31,17 @@ def ensure_open(a: Approval, now: float) -> None:
     if a.status is Status.EXPIRED or a.overdue(now):
         raise Conflict(f"Approval {a.id} has expired.", code="approval_expired")
     if a.status is not Status.PENDING:
-        raise AlreadyDecided(f"Approval {a.id} was already {a.status.value}.", extra={"status": a.status.value})
+        raise AlreadyDecided(
+            f"Approval {a.id} was already {a.status.value}.", extra={"status": a.status.value}
+        )
 
 
 def may_review(a: Approval, reviewer: AdminPrincipal) -> None:
     """Group membership: any one of the approval's groups (``*`` in the key's groups: all)."""
     if a.groups and "*" not in reviewer.groups and not reviewer.groups.intersection(a.groups):
         raise PermissionDenied(
-            f"Approval {a.id} needs a reviewer from group {' or '.join(a.groups)}.", code="approver_group_required"
+            f"Approval {a.id} needs a reviewer from group {' or '.join(a.groups)}.",
+            code="approver_group_required",
         )
 
 
@@ -66,11 +69,15 @@ def approve(reviewer: AdminPrincipal, comment: str | None, now: float) -> Change
         ensure_open(a, now)
         may_review(a, reviewer)
         if is_requester(a, reviewer):
-            raise PermissionDenied(f"Four-eyes: {reviewer.user} caused approval {a.id} and cannot approve it.",
-                                   code="self_approval_forbidden")
+            raise PermissionDenied(
+                f"Four-eyes: {reviewer.user} caused approval {a.id} and cannot approve it.",
+                code="self_approval_forbidden",
+            )
         if any(v.user == reviewer.user for v in a.votes):
-            raise Conflict(f"{reviewer.user} already approved {a.id}; it needs a different reviewer.",
-                           code="already_voted")
+            raise Conflict(
+                f"{reviewer.user} already approved {a.id}; it needs a different reviewer.",
+                code="already_voted",
+            )
         new = _copy(a)
         new.votes.append(Vote(reviewer.key_id, reviewer.user, now, comment))
         if len(new.votes) >= new.approvals_required:
@@ -132,9 +139,13 @@ def claim(request_id: str) -> Change:
 def cancel(key_id: str, now: float) -> Change:
     def change(a: Approval) -> Approval:
         if a.principal.get("key_id") != key_id:
-            raise PermissionDenied("Only the key that caused an approval may withdraw it.", code="not_your_approval")
+            raise PermissionDenied(
+                "Only the key that caused an approval may withdraw it.", code="not_your_approval"
+            )
         if a.status is not Status.PENDING:
-            raise AlreadyDecided(f"Approval {a.id} was already {a.status.value}.", extra={"status": a.status.value})
+            raise AlreadyDecided(
+                f"Approval {a.id} was already {a.status.value}.", extra={"status": a.status.value}
+            )
         new = _copy(a)
         new.status = Status.CANCELLED
         new.decided_at = now
@@ -154,8 +165,11 @@ def consume(claimant: str | None = None) -> Change:
 
     def change(a: Approval) -> Approval:
         if a.uses >= 1:
-            raise Conflict(f"Approval {a.id} was already used; a new request needs a new approval.",
-                           code="approval_used", headers=NO_RETRY)
+            raise Conflict(
+                f"Approval {a.id} was already used; a new request needs a new approval.",
+                code="approval_used",
+                headers=NO_RETRY,
+            )
         if claimant is not None and a.holder not in (None, claimant):
             raise superseded(a)
         new = _copy(a)
@@ -170,6 +184,9 @@ NO_RETRY = {"x-should-retry": "false"}
 
 
 def superseded(a: Approval) -> Conflict:
-    return Conflict(f"Approval {a.id} was taken over by an identical request re-sent with the same key, which "
-                    "now waits for it (an SDK retry joins the approval instead of asking again).",
-                    code="approval_superseded", headers=NO_RETRY)
+    return Conflict(
+        f"Approval {a.id} was taken over by an identical request re-sent with the same key, which "
+        "now waits for it (an SDK retry joins the approval instead of asking again).",
+        code="approval_superseded",
+        headers=NO_RETRY,
+    )

@@ -49,8 +49,15 @@ _SUBSCRIBER_QUEUE = 1000
 
 
 class ApprovalService:
-    def __init__(self, settings: ApprovalSettings, store: ApprovalStore, sealer: AnswerSealer,
-                 metrics: ApprovalMetrics, webhooks: WebhookSender, services: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        settings: ApprovalSettings,
+        store: ApprovalStore,
+        sealer: AnswerSealer,
+        metrics: ApprovalMetrics,
+        webhooks: WebhookSender,
+        services: Mapping[str, Any] | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.metrics = metrics
@@ -156,30 +163,62 @@ class ApprovalService:
         return approval
 
     # -- creating --------------------------------------------------------------------
-    async def create(self, call: Call, phase: str, spec: ApprovalSpec, fingerprint: str,
-                     answer: dict[str, Any] | None = None, *, values: list[dict[str, Any]] | None = None,
-                     holder: str | None = None) -> Approval:
+    async def create(
+        self,
+        call: Call,
+        phase: str,
+        spec: ApprovalSpec,
+        fingerprint: str,
+        answer: dict[str, Any] | None = None,
+        *,
+        values: list[dict[str, Any]] | None = None,
+        holder: str | None = None,
+    ) -> Approval:
         """A new pending approval (never joins one)."""
-        approval, _ = await self.create_or_join(call, phase, spec, fingerprint, answer, values=values,
-                                                holder=holder, join=False)
+        approval, _ = await self.create_or_join(
+            call, phase, spec, fingerprint, answer, values=values, holder=holder, join=False
+        )
         return approval
 
-    async def create_or_join(self, call: Call, phase: str, spec: ApprovalSpec, fingerprint: str,
-                             answer: dict[str, Any] | None = None, *, values: list[dict[str, Any]] | None = None,
-                             holder: str | None = None, join: bool = True) -> tuple[Approval, bool]:
+    async def create_or_join(
+        self,
+        call: Call,
+        phase: str,
+        spec: ApprovalSpec,
+        fingerprint: str,
+        answer: dict[str, Any] | None = None,
+        *,
+        values: list[dict[str, Any]] | None = None,
+        holder: str | None = None,
+        join: bool = True,
+    ) -> tuple[Approval, bool]:
         """A new pending approval, or (``join``) the pending one an identical request made:
         ``(approval, created)``. ``values``: the tool calls with the caller's real values,
         sealed beside the record (its ``tool_calls`` carry placeholders)."""
         now = time.time()
         p = call.principal
         approval = Approval(
-            id=new_id(), status=Status.PENDING, phase=phase, mode=spec.mode, created_at=now,
+            id=new_id(),
+            status=Status.PENDING,
+            phase=phase,
+            mode=spec.mode,
+            created_at=now,
             expires_at=now + spec.ttl_s,
             principal={"key_id": p.key_id, "team": p.team, "user": p.user} if p else {},
-            endpoint=call.endpoint.value, model=call.model, fingerprint=fingerprint,
-            agent_id=call.agent_id, run_id=call.run_id, request_id=call.request_id, reasons=list(spec.reasons),
-            tool_calls=spec.tool_calls, groups=list(spec.groups), approvals_required=spec.approvals_required,
-            has_answer=answer is not None, holder=holder, hold_s=spec.hold_s, has_values=values is not None,
+            endpoint=call.endpoint.value,
+            model=call.model,
+            fingerprint=fingerprint,
+            agent_id=call.agent_id,
+            run_id=call.run_id,
+            request_id=call.request_id,
+            reasons=list(spec.reasons),
+            tool_calls=spec.tool_calls,
+            groups=list(spec.groups),
+            approvals_required=spec.approvals_required,
+            has_answer=answer is not None,
+            holder=holder,
+            hold_s=spec.hold_s,
+            has_values=values is not None,
             fields=field_digests(call.endpoint.value, call.model, call.body),
         )
         sealed = self._sealer.seal(orjson.dumps(answer)) if answer is not None else None
@@ -225,8 +264,10 @@ class ApprovalService:
         try:
             return orjson.loads(self._sealer.open(sealed))
         except SealError:
-            log.error("approval %s: the held answer cannot be opened (answer key differs between replicas?)",
-                      approval.id)
+            log.error(
+                "approval %s: the held answer cannot be opened (answer key differs between replicas?)",
+                approval.id,
+            )
             raise
 
     async def list(self, query: ListQuery) -> Page:
@@ -253,12 +294,18 @@ class ApprovalService:
             event = _event(current, proposed)
             await self._audit(event, proposed, strict=True)
 
-            def guarded(latest: Approval, proposed: Approval = proposed, event: str | None = event) -> Approval | None:
+            def guarded(
+                latest: Approval, proposed: Approval = proposed, event: str | None = event
+            ) -> Approval | None:
                 # The decision again on the record as it is now: a change that does not touch
                 # it (a re-send joining, a use) keeps it; one that does makes it another decision.
                 again = change(latest)
-                if again is None or _event(latest, again) != event or again.status is not proposed.status \
-                        or again.votes != proposed.votes:  # fmt: skip
+                if (
+                    again is None
+                    or _event(latest, again) != event
+                    or again.status is not proposed.status
+                    or again.votes != proposed.votes
+                ):
                     raise _Superseded
                 return again
 
@@ -277,12 +324,14 @@ class ApprovalService:
     async def cancel(self, approval_id: str, key_id: str) -> Approval:
         return await self._change(approval_id, rules.cancel(key_id, time.time()))
 
-    async def expire(self, approval_id: str, reason: str, *, only_if_due: bool = False,
-                     holder: str | None = None) -> Approval:
+    async def expire(
+        self, approval_id: str, reason: str, *, only_if_due: bool = False, holder: str | None = None
+    ) -> Approval:
         """Pending → expired; returns the record as it ends up (a reviewer may have won the race).
         ``holder``: a hold timing out, which leaves alone an approval another request took over."""
-        return await self._change(approval_id, rules.expire(reason, time.time(), only_if_due=only_if_due,
-                                                            holder=holder))
+        return await self._change(
+            approval_id, rules.expire(reason, time.time(), only_if_due=only_if_due, holder=holder)
+        )
 
     async def consume(self, approval_id: str, claimant: str | None = None) -> Approval:
         """Release an approved answer, once (``claimant``: the holding request's id, if one)."""
@@ -303,8 +352,11 @@ class ApprovalService:
         try:
             values = orjson.loads(self._sealer.open(sealed))
         except SealError:
-            log.error("approval %s: the real argument values cannot be opened (answer key differs between "
-                      "replicas?)", approval.id)
+            log.error(
+                "approval %s: the real argument values cannot be opened (answer key differs between "
+                "replicas?)",
+                approval.id,
+            )
             return None
         return values if isinstance(values, list) else None
 
@@ -329,7 +381,9 @@ class ApprovalService:
         if new.status is not old.status:
             self.metrics.outcomes.labels(new.status.value).inc()
             if new.decided_at is not None:
-                self.metrics.time_to_decision.labels(new.status.value).observe(max(0.0, new.decided_at - new.created_at))
+                self.metrics.time_to_decision.labels(new.status.value).observe(
+                    max(0.0, new.decided_at - new.created_at)
+                )
             self._refresh_pending()
         if not audited:
             await self._audit(_event(old, new), new)
@@ -367,7 +421,9 @@ class ApprovalService:
                     if remaining <= 0:
                         return current
                     until_expiry = max(0.01, current.expires_at - time.time() + 0.01)
-                    woken = await self.waiters.wait(future, min(remaining, self.settings.recheck_s, until_expiry))
+                    woken = await self.waiters.wait(
+                        future, min(remaining, self.settings.recheck_s, until_expiry)
+                    )
                     if woken is not None and (woken.decided or _taken_over(woken, holder)):
                         return woken
                 finally:
@@ -385,7 +441,9 @@ class ApprovalService:
         expired = 0
         for approval_id in await self.store.due(now):
             try:
-                _, changed = await self._change_tracked(approval_id, rules.expire(rules.EXPIRED, now, only_if_due=True))
+                _, changed = await self._change_tracked(
+                    approval_id, rules.expire(rules.EXPIRED, now, only_if_due=True)
+                )
             except NotFound:
                 continue
             expired += changed
@@ -445,7 +503,9 @@ class ApprovalService:
             if strict:
                 if isinstance(exc, AuditUnavailable):
                     raise
-                raise AuditUnavailable(f"The audit log could not record this decision: {type(exc).__name__}") from exc
+                raise AuditUnavailable(
+                    f"The audit log could not record this decision: {type(exc).__name__}"
+                ) from exc
             log.exception("could not write approval %s (%s) to the audit store", approval.id, event)
 
 

@@ -42,7 +42,9 @@ def _names(value: Any) -> list[str]:
 
 
 def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+    return (
+        float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+    )
 
 
 def items_of(state: Any) -> list[dict[str, Any]]:
@@ -50,11 +52,17 @@ def items_of(state: Any) -> list[dict[str, Any]]:
     return [i for i in items or [] if isinstance(i, dict)] or ([{}] if isinstance(state, dict) else [])
 
 
-def resolve(settings: ApprovalSettings, state: dict[str, Any], tool_calls: list[dict[str, Any]]) -> ApprovalSpec:
+def resolve(
+    settings: ApprovalSettings, state: dict[str, Any], tool_calls: list[dict[str, Any]]
+) -> ApprovalSpec:
     items = items_of(state)
     targeted = {str(i["tool_call_id"]) for i in items if i.get("tool_call_id")}
     whole_answer = any(not i.get("tool_call_id") for i in items)
-    calls = tool_calls if whole_answer or not targeted else [c for c in tool_calls if str(c.get("id")) in targeted]
+    calls = (
+        tool_calls
+        if whole_answer or not targeted
+        else [c for c in tool_calls if str(c.get("id")) in targeted]
+    )
     rules: list[ToolRule] = [settings.tools[c["name"]] for c in calls if c.get("name") in settings.tools]
 
     modes = [i.get("mode") for i in items] + [r.mode for r in rules]
@@ -76,8 +84,17 @@ def resolve(settings: ApprovalSettings, state: dict[str, Any], tool_calls: list[
     required = [settings.approvals_required]
     required += [int(n) for n in (_num(i.get("approvals_required")) for i in items) if n]
     required += [r.approvals_required for r in rules if r.approvals_required]
-    required += [g.approvals_required for name in groups if (g := settings.groups.get(name)) and g.approvals_required]
+    required += [
+        g.approvals_required for name in groups if (g := settings.groups.get(name)) and g.approvals_required
+    ]
 
     reasons = list(dict.fromkeys(str(i["reason"]) for i in items if i.get("reason")))
-    return ApprovalSpec(mode=mode, ttl_s=ttl_s, hold_s=hold_s, approvals_required=max(required), groups=groups,
-                        reasons=reasons or ["approval required by policy"], tool_calls=calls)
+    return ApprovalSpec(
+        mode=mode,
+        ttl_s=ttl_s,
+        hold_s=hold_s,
+        approvals_required=max(required),
+        groups=groups,
+        reasons=reasons or ["approval required by policy"],
+        tool_calls=calls,
+    )

@@ -118,15 +118,27 @@ class _ApprovalStage(Stage):
         call.response_headers[OUTCOME_HEADER] = outcome
         if state is None:  # a re-send: record the approval it redeems for the call's audit event
             state = call.state.setdefault("approval", {"phase": approval.phase, "items": []})
-        state.update(id=approval.id, status=approval.status.value, mode=approval.mode, phase=approval.phase,
-                     reviewer=approval.decided_by, comment=approval.comment, created_at=approval.created_at,
-                     expires_at=approval.expires_at, decided_at=approval.decided_at)
+        state.update(
+            id=approval.id,
+            status=approval.status.value,
+            mode=approval.mode,
+            phase=approval.phase,
+            reviewer=approval.decided_by,
+            comment=approval.comment,
+            created_at=approval.created_at,
+            expires_at=approval.expires_at,
+            decided_at=approval.decided_at,
+        )
         reasons = list(approval.reasons) if outcome != "denied" else [outcome_text(approval)]
-        call.decisions.append(Decision(
-            stage=self.name, phase=approval.phase,
-            outcome={"approved": "allow", "pending": "approval"}.get(outcome, "deny"), reasons=reasons,
-            detail={"approval_id": approval.id, "status": approval.status.value, "mode": approval.mode},
-        ))
+        call.decisions.append(
+            Decision(
+                stage=self.name,
+                phase=approval.phase,
+                outcome={"approved": "allow", "pending": "approval"}.get(outcome, "deny"),
+                reasons=reasons,
+                detail={"approval_id": approval.id, "status": approval.status.value, "mode": approval.mode},
+            )
+        )
 
     async def _hold(self, call: Call, approval: Approval, hold_s: float) -> Approval:
         """Wait for the decision as the approval's holder; on timeout apply the configured
@@ -138,8 +150,11 @@ class _ApprovalStage(Stage):
         if final.status is Status.PENDING and final.holder not in (None, me):
             call.response_headers[HEADER] = approval.id
             raise rules.superseded(final)
-        if (final.status is Status.PENDING and self.service.settings.timeout_outcome == "deny"
-                and not self.service.holds_released):
+        if (
+            final.status is Status.PENDING
+            and self.service.settings.timeout_outcome == "deny"
+            and not self.service.holds_released
+        ):
             final = await self.service.expire(approval.id, rules.TIMED_OUT, holder=me)
         return final
 
@@ -170,8 +185,9 @@ class ApprovalRequestStage(_ApprovalStage):
             return
         spec = resolve(self.service.settings, state, [])
         holder = call.request_id if spec.mode == "hold" else None
-        approval, created = await self.service.create_or_join(call, "request", spec, fingerprint(call), None,
-                                                              holder=holder)
+        approval, created = await self.service.create_or_join(
+            call, "request", spec, fingerprint(call), None, holder=holder
+        )
         if not created:
             await self._join(call, approval)
             return
@@ -192,8 +208,9 @@ class ApprovalRequestStage(_ApprovalStage):
                 approval = await self._hold(call, approval, approval.hold_s or self.service.settings.hold_s)
         await self._conclude(call, approval, claimant)
 
-    async def _conclude_request(self, call: Call, approval: Approval, state: dict[str, Any] | None,
-                                claimant: str | None) -> None:
+    async def _conclude_request(
+        self, call: Call, approval: Approval, state: dict[str, Any] | None, claimant: str | None
+    ) -> None:
         approval = await self._redeem(call, approval, claimant)
         self._note(call, approval, state)
         if approval.status is Status.PENDING:
@@ -222,8 +239,9 @@ class ApprovalRequestStage(_ApprovalStage):
         """The outcome of an approval this request did not create (a re-send, or a join)."""
         if approval.phase == "request":
             state = call.state.get("approval") if isinstance(call.state.get("approval"), dict) else None
-            await self._conclude_request(call, approval, state if state and state.get("phase") == "request" else None,
-                                         claimant)
+            await self._conclude_request(
+                call, approval, state if state and state.get("phase") == "request" else None, claimant
+            )
             return
         if approval.status is Status.PENDING:
             self._note(call, approval, None)
@@ -231,9 +249,11 @@ class ApprovalRequestStage(_ApprovalStage):
         try:
             stored = await self.service.answer(approval)
         except SealError as exc:
-            raise ServiceUnavailable(f"The answer held by approval {approval.id} cannot be opened here: the "
-                                     "replicas do not share the approvals answer key.",
-                                     code="approval_answer_unavailable") from exc
+            raise ServiceUnavailable(
+                f"The answer held by approval {approval.id} cannot be opened here: the "
+                "replicas do not share the approvals answer key.",
+                code="approval_answer_unavailable",
+            ) from exc
         if approval.status is Status.APPROVED and stored is None:
             raise InternalError(f"Approval {approval.id} has no stored answer to release.")
         approval = await self._redeem(call, approval, claimant)
@@ -271,15 +291,17 @@ class _StreamHold:
 class ApprovalResponseStage(_ApprovalStage):
     name: ClassVar[str] = "approval_response"
 
-    async def _create(self, call: Call, state: dict[str, Any], tool_calls: list[dict[str, Any]],
-                      answer: dict[str, Any]) -> tuple[Approval, ApprovalSpec]:
+    async def _create(
+        self, call: Call, state: dict[str, Any], tool_calls: list[dict[str, Any]], answer: dict[str, Any]
+    ) -> tuple[Approval, ApprovalSpec]:
         spec = resolve(self.service.settings, state, tool_calls)
         spec, values = conceal(call, spec)
         holder = call.request_id if spec.mode == "hold" else None
         # Never joins: the model has answered this call already; an identical request that
         # raced it (both reached the model) gets its own approval for its own answer.
-        approval = await self.service.create(call, "response", spec, fingerprint(call), answer, values=values,
-                                             holder=holder)
+        approval = await self.service.create(
+            call, "response", spec, fingerprint(call), answer, values=values, holder=holder
+        )
         return approval, spec
 
     async def _decide(self, call: Call, approval: Approval, spec: ApprovalSpec) -> Approval:
@@ -295,8 +317,9 @@ class ApprovalResponseStage(_ApprovalStage):
         endpoint = call.endpoint.value
         if response.json is None and response.body:
             response.json = orjson.loads(response.body)
-        approval, spec = await self._create(call, state, tool_calls_of(endpoint, response.json),
-                                            stored_json(response.json))
+        approval, spec = await self._create(
+            call, state, tool_calls_of(endpoint, response.json), stored_json(response.json)
+        )
         final = await self._decide(call, approval, spec)
         self._note(call, final, state)
         if final.status is Status.PENDING:
@@ -334,15 +357,18 @@ class ApprovalResponseStage(_ApprovalStage):
         if state is None or call.state.get("approval_replay"):
             return held
         endpoint = call.endpoint.value
-        approval, spec = await self._create(call, state, tool_calls_of(endpoint, assemble(endpoint, hold.seen)),
-                                            stored_events(hold.seen))
+        approval, spec = await self._create(
+            call, state, tool_calls_of(endpoint, assemble(endpoint, hold.seen)), stored_events(hold.seen)
+        )
         nothing_sent = hold.released == 0 and not call.first_byte_sent
         try:
             final = await self._decide(call, approval, spec)
         except Conflict as exc:  # taken over by an identical re-send, or already released
             if nothing_sent:
                 raise
-            return deny_events(endpoint, held, exc.message, text_before=hold.text_started, next_seq=hold.next_seq)
+            return deny_events(
+                endpoint, held, exc.message, text_before=hold.text_started, next_seq=hold.next_seq
+            )
         self._note(call, final, state)
         if final.status is Status.APPROVED:
             return held

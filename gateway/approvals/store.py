@@ -126,8 +126,14 @@ class ApprovalStore(ABC):
 
     # -- primitives ------------------------------------------------------------------
     @abstractmethod
-    async def create(self, approval: Approval, sealed_answer: bytes | None, sealed_values: bytes | None = None,
-                     *, join: bool = False) -> str | None:
+    async def create(
+        self,
+        approval: Approval,
+        sealed_answer: bytes | None,
+        sealed_values: bytes | None = None,
+        *,
+        join: bool = False,
+    ) -> str | None:
         """Store a new record (indexed for joining while pending). With ``join``, if a pending
         approval with the same join key exists, store nothing and return its id."""
 

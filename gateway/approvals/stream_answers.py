@@ -21,9 +21,16 @@ from gateway.sse import SSEEvent
 TEXT, TOOL, FINAL, LEAD = "text", "tool", "final", "lead"
 
 _RESP_TEXT = frozenset({"response.output_text.delta", "response.refusal.delta"})
-_RESP_TOOL_EVENTS = frozenset({"response.function_call_arguments.delta", "response.function_call_arguments.done",
-                               "response.custom_tool_call_input.delta", "response.custom_tool_call_input.done",
-                               "response.mcp_call_arguments.delta", "response.mcp_call_arguments.done"})
+_RESP_TOOL_EVENTS = frozenset(
+    {
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.custom_tool_call_input.delta",
+        "response.custom_tool_call_input.done",
+        "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done",
+    }
+)
 _RESP_FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _RESP_ITEM_EVENTS = frozenset({"response.output_item.added", "response.output_item.done"})
 
@@ -93,8 +100,15 @@ def _assemble_chat(events: Iterable[SSEEvent]) -> dict[str, Any]:
             usage = obj["usage"]
         for choice in obj.get("choices") or []:
             index = int(choice.get("index") or 0)
-            acc = choices.setdefault(index, {"index": index, "message": {"role": "assistant", "content": None},
-                                             "logprobs": None, "finish_reason": None})
+            acc = choices.setdefault(
+                index,
+                {
+                    "index": index,
+                    "message": {"role": "assistant", "content": None},
+                    "logprobs": None,
+                    "finish_reason": None,
+                },
+            )
             delta = choice.get("delta") or {}
             message = acc["message"]
             for field in ("content", "refusal"):
@@ -113,8 +127,12 @@ def _assemble_chat(events: Iterable[SSEEvent]) -> dict[str, Any]:
                 slot["function"]["arguments"] += fn.get("arguments") or ""
             if choice.get("finish_reason"):
                 acc["finish_reason"] = choice["finish_reason"]
-    return {**{k: v for k, v in head.items() if v is not None}, "object": "chat.completion",
-            "choices": [choices[i] for i in sorted(choices)], "usage": usage}
+    return {
+        **{k: v for k, v in head.items() if v is not None},
+        "object": "chat.completion",
+        "choices": [choices[i] for i in sorted(choices)],
+        "usage": usage,
+    }
 
 
 def _assemble_responses(events: Iterable[SSEEvent]) -> dict[str, Any]:
@@ -136,8 +154,10 @@ def _assemble_responses(events: Iterable[SSEEvent]) -> dict[str, Any]:
 
 # -- rewriting ---------------------------------------------------------------------------
 
-def deny_events(endpoint: str, events: list[SSEEvent], text: str, *, text_before: bool, next_seq: int | None = None
-                ) -> list[SSEEvent]:
+
+def deny_events(
+    endpoint: str, events: list[SSEEvent], text: str, *, text_before: bool, next_seq: int | None = None
+) -> list[SSEEvent]:
     """Rewrite held (or all) events of a denied answer: tool parts out, the denial text in.
 
     ``text_before``: text already reached the client, so the denial starts a new paragraph.
@@ -191,9 +211,12 @@ def _deny_chat(events: list[SSEEvent], text: str) -> list[SSEEvent]:
 def _text_chunk(template: dict[str, Any], text: str) -> SSEEvent:
     head = {k: template.get(k) for k in ("id", "object", "created", "model", "system_fingerprint")}
     head["object"] = "chat.completion.chunk"
-    return SSEEvent.from_json({**head, "choices": [
-        {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": "stop"}
-    ]})
+    return SSEEvent.from_json(
+        {
+            **head,
+            "choices": [{"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": "stop"}],
+        }
+    )
 
 
 def _deny_responses(events: list[SSEEvent], text: str, next_seq: int | None) -> list[SSEEvent]:
@@ -209,15 +232,21 @@ def _deny_responses(events: list[SSEEvent], text: str, next_seq: int | None) -> 
             continue
         kept.append(obj if isinstance(obj, dict) else event)
     response = dict((final or {}).get("response") or {})
-    remaining = [i for i in response.get("output") or []
-                 if not (isinstance(i, dict) and i.get("type") in TOOL_ITEM_TYPES)]
+    remaining = [
+        i
+        for i in response.get("output") or []
+        if not (isinstance(i, dict) and i.get("type") in TOOL_ITEM_TYPES)
+    ]
     item = message_item(text)
     index = len(remaining)
     part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
     ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
     kept += [
-        {"type": "response.output_item.added", "output_index": index,
-         "item": {**item, "status": "in_progress", "content": []}},
+        {
+            "type": "response.output_item.added",
+            "output_index": index,
+            "item": {**item, "status": "in_progress", "content": []},
+        },
         {"type": "response.content_part.added", **ids, "part": part},
         {"type": "response.output_text.delta", **ids, "delta": text, "logprobs": []},
         {"type": "response.output_text.done", **ids, "text": text, "logprobs": []},
@@ -229,8 +258,13 @@ def _deny_responses(events: list[SSEEvent], text: str, next_seq: int | None) -> 
         if final.get("type") == "response.incomplete":
             response["status"] = "completed"
             response.pop("incomplete_details", None)
-        kept.append({**final, "type": final.get("type") if final.get("type") == "response.failed"
-                     else "response.completed", "response": response})
+        kept.append(
+            {
+                **final,
+                "type": final.get("type") if final.get("type") == "response.failed" else "response.completed",
+                "response": response,
+            }
+        )
     seq = next_seq
     out: list[SSEEvent] = []
     for entry in kept:
@@ -246,6 +280,7 @@ def _deny_responses(events: list[SSEEvent], text: str, next_seq: int | None) -> 
 
 # -- replaying a stored complete answer as a stream ---------------------------------------
 
+
 def json_to_events(endpoint: str, body: dict[str, Any], *, include_usage: bool) -> list[SSEEvent]:
     if endpoint == "responses":
         return _responses_events(body)
@@ -253,8 +288,12 @@ def json_to_events(endpoint: str, body: dict[str, Any], *, include_usage: bool) 
 
 
 def _chat_events(body: dict[str, Any], include_usage: bool) -> list[SSEEvent]:
-    head = {"id": body.get("id") or "chatcmpl-wg" + secrets.token_hex(12), "object": "chat.completion.chunk",
-            "created": body.get("created"), "model": body.get("model")}
+    head = {
+        "id": body.get("id") or "chatcmpl-wg" + secrets.token_hex(12),
+        "object": "chat.completion.chunk",
+        "created": body.get("created"),
+        "model": body.get("model"),
+    }
     if body.get("system_fingerprint"):
         head["system_fingerprint"] = body["system_fingerprint"]
     out: list[SSEEvent] = []
@@ -264,13 +303,29 @@ def _chat_events(body: dict[str, Any], include_usage: bool) -> list[SSEEvent]:
         first: dict[str, Any] = {"role": message.get("role", "assistant"), "content": message.get("content")}
         if message.get("refusal"):
             first["refusal"] = message["refusal"]
-        out.append(SSEEvent.from_json({**head, "choices": [{"index": index, "delta": first, "finish_reason": None}]}))
+        out.append(
+            SSEEvent.from_json({**head, "choices": [{"index": index, "delta": first, "finish_reason": None}]})
+        )
         calls = [{"index": i, **c} for i, c in enumerate(message.get("tool_calls") or [])]
         if calls:
-            out.append(SSEEvent.from_json({**head, "choices": [
-                {"index": index, "delta": {"tool_calls": calls}, "finish_reason": None}]}))
-        out.append(SSEEvent.from_json({**head, "choices": [
-            {"index": index, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}]}))
+            out.append(
+                SSEEvent.from_json(
+                    {
+                        **head,
+                        "choices": [{"index": index, "delta": {"tool_calls": calls}, "finish_reason": None}],
+                    }
+                )
+            )
+        out.append(
+            SSEEvent.from_json(
+                {
+                    **head,
+                    "choices": [
+                        {"index": index, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}
+                    ],
+                }
+            )
+        )
     if include_usage and body.get("usage"):
         out.append(SSEEvent.from_json({**head, "choices": [], "usage": body["usage"]}))
     out.append(SSEEvent.done())
@@ -295,12 +350,27 @@ def _responses_events(body: dict[str, Any]) -> list[SSEEvent]:
                     continue
                 ids = {"item_id": item.get("id"), "output_index": index, "content_index": ci}
                 emit({"type": "response.content_part.added", **ids, "part": {**part, "text": ""}})
-                emit({"type": "response.output_text.delta", **ids, "delta": part.get("text", ""), "logprobs": []})
-                emit({"type": "response.output_text.done", **ids, "text": part.get("text", ""), "logprobs": []})
+                emit(
+                    {
+                        "type": "response.output_text.delta",
+                        **ids,
+                        "delta": part.get("text", ""),
+                        "logprobs": [],
+                    }
+                )
+                emit(
+                    {"type": "response.output_text.done", **ids, "text": part.get("text", ""), "logprobs": []}
+                )
                 emit({"type": "response.content_part.done", **ids, "part": part})
         elif item.get("type") == "function_call":
             ids = {"item_id": item.get("id"), "output_index": index}
-            emit({"type": "response.function_call_arguments.done", **ids, "arguments": item.get("arguments", "")})
+            emit(
+                {
+                    "type": "response.function_call_arguments.done",
+                    **ids,
+                    "arguments": item.get("arguments", ""),
+                }
+            )
         emit({"type": "response.output_item.done", "output_index": index, "item": item})
     emit({"type": "response.completed", "response": body})
     return out

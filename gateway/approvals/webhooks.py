@@ -39,7 +39,9 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-def verify_signature(secret: bytes, timestamp: str, body: bytes, signature: str, tolerance_s: float = 300.0) -> bool:
+def verify_signature(
+    secret: bytes, timestamp: str, body: bytes, signature: str, tolerance_s: float = 300.0
+) -> bool:
     try:
         fresh = abs(time.time() - int(timestamp)) <= tolerance_s
     except ValueError:
@@ -58,7 +60,9 @@ class Delivery:
 
 
 class WebhookSender:
-    def __init__(self, hooks: dict[str, WebhookSettings], metrics: ApprovalMetrics, queue_size: int = 10_000) -> None:
+    def __init__(
+        self, hooks: dict[str, WebhookSettings], metrics: ApprovalMetrics, queue_size: int = 10_000
+    ) -> None:
         self._hooks = hooks
         self._metrics = metrics
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=queue_size)
@@ -67,7 +71,11 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
         for group, hook in hooks.items():
             if hook.secret_env and not os.environ.get(hook.secret_env):
-                log.warning("webhook for group %s: env %s is unset; deliveries go out unsigned", group, hook.secret_env)
+                log.warning(
+                    "webhook for group %s: env %s is unset; deliveries go out unsigned",
+                    group,
+                    hook.secret_env,
+                )
 
     @property
     def enabled(self) -> bool:
@@ -77,7 +85,9 @@ class WebhookSender:
         if not self._hooks or self._workers:
             return
         self._session = aiohttp.ClientSession()
-        self._workers = [asyncio.create_task(self._work(), name=f"approvals-webhook-{i}") for i in range(_WORKERS)]
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"approvals-webhook-{i}") for i in range(_WORKERS)
+        ]
 
     async def close(self) -> None:
         for handle in self._retries:
@@ -118,9 +128,14 @@ class WebhookSender:
     async def _attempt(self, d: Delivery) -> None:
         d.attempt += 1
         timestamp = str(int(time.time()))
-        headers = {"content-type": "application/json", "user-agent": "wardgate-approvals",
-                   "x-wardgate-event": d.event, "x-wardgate-delivery": d.delivery_id,
-                   "x-wardgate-timestamp": timestamp, "x-wardgate-attempt": str(d.attempt)}
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "wardgate-approvals",
+            "x-wardgate-event": d.event,
+            "x-wardgate-delivery": d.delivery_id,
+            "x-wardgate-timestamp": timestamp,
+            "x-wardgate-attempt": str(d.attempt),
+        }
         secret = os.environ.get(d.hook.secret_env) if d.hook.secret_env else None
         if secret:
             headers["x-wardgate-signature"] = sign(secret.encode(), timestamp, d.body)
@@ -138,11 +153,15 @@ class WebhookSender:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
         if final or d.attempt >= d.hook.max_attempts:
-            log.error("webhook to group %s failed for good after %d attempt(s): %s", d.group, d.attempt, problem)
+            log.error(
+                "webhook to group %s failed for good after %d attempt(s): %s", d.group, d.attempt, problem
+            )
             self._metrics.webhooks.labels(d.group, "failed").inc()
             return
         delay = min(d.hook.backoff_s * (2 ** (d.attempt - 1)), d.hook.backoff_max_s)
-        log.warning("webhook to group %s failed (%s); retry %d in %.1fs", d.group, problem, d.attempt + 1, delay)
+        log.warning(
+            "webhook to group %s failed (%s); retry %d in %.1fs", d.group, problem, d.attempt + 1, delay
+        )
         self._metrics.webhooks.labels(d.group, "retried").inc()
         handle: asyncio.TimerHandle
 

@@ -58,7 +58,9 @@ async def list_events(request: Request) -> Response:
     after = query.decode_cursor(params.get("cursor"), desc)
     events = await store.query(filters, after=after, limit=limit, desc=desc)
     cursor = _page(events, limit, desc)
-    return json_response({"object": "list", "data": events, "next_cursor": cursor, "has_more": cursor is not None})
+    return json_response(
+        {"object": "list", "data": events, "next_cursor": cursor, "has_more": cursor is not None}
+    )
 
 
 async def get_event(request: Request) -> Response:
@@ -84,7 +86,9 @@ async def export_events(request: Request) -> Response:
     if not store.queryable:
         await store.query(filters, limit=1)  # raises the backend's "cannot be read" error up front
     name = f"wardgate-audit.{fmt}"
-    return StreamingResponse(body, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'})
+    return StreamingResponse(
+        body, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'}
+    )
 
 
 async def run_timeline(request: Request) -> Response:
@@ -113,24 +117,31 @@ async def spend_report(request: Request) -> Response:
     filters.since, filters.until = since, until
     rows = await store.spend(group_by, filters)
     out = [
-        {"group": r["group"], "calls": r["calls"], "input_tokens": r["input_tokens"],
-         "output_tokens": r["output_tokens"], "cost_usd": r["cost_nusd"] / NANO}
+        {
+            "group": r["group"],
+            "calls": r["calls"],
+            "input_tokens": r["input_tokens"],
+            "output_tokens": r["output_tokens"],
+            "cost_usd": r["cost_nusd"] / NANO,
+        }
         for r in rows
     ]
     total_nusd = sum(r["cost_nusd"] for r in rows)
-    return json_response({
-        "object": "spend_report",
-        "group_by": group_by,
-        "from": since,
-        "to": until,
-        "data": out,
-        "total": {
-            "calls": sum(r["calls"] for r in rows),
-            "input_tokens": sum(r["input_tokens"] for r in rows),
-            "output_tokens": sum(r["output_tokens"] for r in rows),
-            "cost_usd": total_nusd / NANO,
-        },
-    })
+    return json_response(
+        {
+            "object": "spend_report",
+            "group_by": group_by,
+            "from": since,
+            "to": until,
+            "data": out,
+            "total": {
+                "calls": sum(r["calls"] for r in rows),
+                "input_tokens": sum(r["input_tokens"] for r in rows),
+                "output_tokens": sum(r["output_tokens"] for r in rows),
+                "cost_usd": total_nusd / NANO,
+            },
+        }
+    )
 
 
 def routes() -> list[BaseRoute]:

@@ -24,11 +24,14 @@ from rich.table import Table
 from gateway.audit.client import AdminClient, ClientError
 from gateway.audit.verify import VerifyReport, verify
 
-app = typer.Typer(help="Audit log: query, follow, export and verify the tamper-evident record.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Audit log: query, follow, export and verify the tamper-evident record.", no_args_is_help=True
+)
 
 URL = typer.Option(None, "--url", envvar="WARDGATE_URL", help="Gateway base URL.")
-KEY = typer.Option(None, "--admin-key", envvar="WARDGATE_ADMIN_KEY", help="Admin key (role auditor or admin).")
+KEY = typer.Option(
+    None, "--admin-key", envvar="WARDGATE_ADMIN_KEY", help="Admin key (role auditor or admin)."
+)
 
 
 def _client(url: str | None, key: str | None) -> AdminClient:
@@ -46,8 +49,20 @@ def _filters(**kw: Any) -> dict[str, Any]:
 
 def _table(events: list[dict[str, Any]]) -> Table:
     table = Table(show_lines=False, header_style="bold")
-    for col in ("time", "kind", "team", "key", "agent", "run", "model", "decision", "status", "tokens", "cost $",
-                "ms"):
+    for col in (
+        "time",
+        "kind",
+        "team",
+        "key",
+        "agent",
+        "run",
+        "model",
+        "decision",
+        "status",
+        "tokens",
+        "cost $",
+        "ms",
+    ):
         table.add_column(col, overflow="fold")
     for ev in events:
         p, a, m = ev.get("principal") or {}, ev.get("agent") or {}, ev.get("model") or {}
@@ -56,9 +71,16 @@ def _table(events: list[dict[str, Any]]) -> Table:
         style = {"deny": "red", "error": "magenta", "pending": "yellow"}.get(decision, "")
         tokens = f"{usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}" if usage else ""
         table.add_row(
-            str(ev.get("time", ""))[:23], ev.get("kind", ""), p.get("team") or "", p.get("key_id") or "",
-            a.get("id") or "", a.get("run_id") or "", m.get("requested") or "",
-            f"[{style}]{decision}[/{style}]" if style else decision, str(ev.get("status") or ""), tokens,
+            str(ev.get("time", ""))[:23],
+            ev.get("kind", ""),
+            p.get("team") or "",
+            p.get("key_id") or "",
+            a.get("id") or "",
+            a.get("run_id") or "",
+            m.get("requested") or "",
+            f"[{style}]{decision}[/{style}]" if style else decision,
+            str(ev.get("status") or ""),
+            tokens,
             f"{cost['settled_usd']:.6f}" if cost.get("settled_usd") is not None else "",
             str((ev.get("latency_ms") or {}).get("total", "")),
         )
@@ -77,17 +99,34 @@ def _get(client: AdminClient, path: str, params: dict[str, Any]) -> Any:
 def query_cmd(
     since: str = typer.Option(None, "--from", help="Epoch seconds or ISO 8601."),
     until: str = typer.Option(None, "--to"),
-    team: str = typer.Option(None), key: str = typer.Option(None, help="Key id."),
-    agent: str = typer.Option(None), run: str = typer.Option(None),
-    decision: str = typer.Option(None, help="allow|deny|pending|error"), model: str = typer.Option(None),
-    kind: str = typer.Option(None), limit: int = typer.Option(50), cursor: str = typer.Option(None),
+    team: str = typer.Option(None),
+    key: str = typer.Option(None, help="Key id."),
+    agent: str = typer.Option(None),
+    run: str = typer.Option(None),
+    decision: str = typer.Option(None, help="allow|deny|pending|error"),
+    model: str = typer.Option(None),
+    kind: str = typer.Option(None),
+    limit: int = typer.Option(50),
+    cursor: str = typer.Option(None),
     as_json: bool = typer.Option(False, "--json", help="Print the raw page as JSON."),
-    url: str = URL, admin_key: str = KEY,
+    url: str = URL,
+    admin_key: str = KEY,
 ) -> None:
     """One page of events, newest first; prints the cursor of the next page."""
     client = _client(url, admin_key)
-    params = _filters(since=since, until=until, team=team, key=key, agent=agent, run=run, decision=decision,
-                      model=model, kind=kind, limit=limit, cursor=cursor)
+    params = _filters(
+        since=since,
+        until=until,
+        team=team,
+        key=key,
+        agent=agent,
+        run=run,
+        decision=decision,
+        model=model,
+        kind=kind,
+        limit=limit,
+        cursor=cursor,
+    )
     page = _get(client, "/admin/audit", params)
     if as_json:
         sys.stdout.write(orjson.dumps(page, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -104,9 +143,13 @@ def tail(
     follow: bool = typer.Option(True, "--follow/--no-follow"),
     interval: float = typer.Option(1.0, help="Seconds between polls."),
     lookback: float = typer.Option(300.0, help="Re-read this many seconds back (long calls land late)."),
-    team: str = typer.Option(None), key: str = typer.Option(None), agent: str = typer.Option(None),
-    run: str = typer.Option(None), decision: str = typer.Option(None),
-    url: str = URL, admin_key: str = KEY,
+    team: str = typer.Option(None),
+    key: str = typer.Option(None),
+    agent: str = typer.Option(None),
+    run: str = typer.Option(None),
+    decision: str = typer.Option(None),
+    url: str = URL,
+    admin_key: str = KEY,
 ) -> None:
     """The latest events, then new ones as they are recorded (Ctrl-C to stop)."""
     client = _client(url, admin_key)
@@ -119,7 +162,9 @@ def tail(
     last_ts = first[-1]["ts"] if first else time.time()
     while follow:
         time.sleep(interval)
-        page = _get(client, "/admin/audit", {**filters, "from": last_ts - lookback, "order": "asc", "limit": 1000})
+        page = _get(
+            client, "/admin/audit", {**filters, "from": last_ts - lookback, "order": "asc", "limit": 1000}
+        )
         fresh = [ev for ev in page["data"] if ev["id"] not in seen]
         for ev in fresh:
             seen[ev["id"]] = None
@@ -134,15 +179,30 @@ def tail(
 def export_cmd(
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv"),
     output: Path = typer.Option(None, "-o", "--output", help="File to write (default: stdout)."),
-    since: str = typer.Option(None, "--from"), until: str = typer.Option(None, "--to"),
-    team: str = typer.Option(None), key: str = typer.Option(None), agent: str = typer.Option(None),
-    run: str = typer.Option(None), decision: str = typer.Option(None), model: str = typer.Option(None),
-    url: str = URL, admin_key: str = KEY,
+    since: str = typer.Option(None, "--from"),
+    until: str = typer.Option(None, "--to"),
+    team: str = typer.Option(None),
+    key: str = typer.Option(None),
+    agent: str = typer.Option(None),
+    run: str = typer.Option(None),
+    decision: str = typer.Option(None),
+    model: str = typer.Option(None),
+    url: str = URL,
+    admin_key: str = KEY,
 ) -> None:
     """Stream every matching event, oldest first (an unfiltered export can be verified with --file)."""
     client = _client(url, admin_key)
-    params = _filters(format=fmt, since=since, until=until, team=team, key=key, agent=agent, run=run,
-                      decision=decision, model=model)
+    params = _filters(
+        format=fmt,
+        since=since,
+        until=until,
+        team=team,
+        key=key,
+        agent=agent,
+        run=run,
+        decision=decision,
+        model=model,
+    )
     out = output.open("wb") if output is not None else sys.stdout.buffer
     try:
         for chunk in client.stream("/admin/audit/export", params):
@@ -175,21 +235,33 @@ def _print_report(report: VerifyReport, console: Console) -> None:
     console.print(f"first broken link: event {first.id or '-'} (chain {first.shard}, seq {first.seq})")
 
 
-async def _verify_store(config: Path | None, backend: str | None, sqlite: Path | None, dsn: str | None,
-                        schema: str | None) -> VerifyReport:
+async def _verify_store(
+    config: Path | None, backend: str | None, sqlite: Path | None, dsn: str | None, schema: str | None
+) -> VerifyReport:
     if config is not None:
         os.environ["WARDGATE_CONFIG"] = str(config)
     from gateway.audit.store import make_store
     from gateway.settings import Settings
 
     settings = Settings()
-    audit = settings.audit.model_copy(update={k: v for k, v in {
-        "backend": backend, "sqlite_path": sqlite, "postgres_dsn": dsn, "postgres_schema": schema}.items()
-        if v is not None})
+    audit = settings.audit.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "backend": backend,
+                "sqlite_path": sqlite,
+                "postgres_dsn": dsn,
+                "postgres_schema": schema,
+            }.items()
+            if v is not None
+        }
+    )
     if audit.backend == "log":
         raise typer.BadParameter("the log backend has no store to verify; use --file with the shipped log")
     if audit.backend == "sqlite" and not audit.resolved_sqlite_path(settings.data_dir).exists():
-        Console(stderr=True).print(f"[red]no audit store at {audit.resolved_sqlite_path(settings.data_dir)}[/red]")
+        Console(stderr=True).print(
+            f"[red]no audit store at {audit.resolved_sqlite_path(settings.data_dir)}[/red]"
+        )
         raise typer.Exit(2)
     store = make_store(audit, settings.data_dir)
     await store.open()
@@ -228,4 +300,3 @@ def verify_cmd(
         _print_report(report, Console())
     if not report.ok:
         raise typer.Exit(1)
-

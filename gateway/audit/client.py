@@ -44,7 +44,9 @@ class AdminClient:
         with self._open(path, params) as resp:
             return orjson.loads(resp.read())
 
-    def stream(self, path: str, params: Mapping[str, Any] | None = None, chunk: int = 1 << 16) -> Iterator[bytes]:
+    def stream(
+        self, path: str, params: Mapping[str, Any] | None = None, chunk: int = 1 << 16
+    ) -> Iterator[bytes]:
         with self._open(path, params) as resp:
             while data := resp.read(chunk):
                 yield data

@@ -58,6 +58,11 @@ async def setup(ctx: AppContext) -> None:
         ctx.ready_checks["audit"] = service.ready
 
     ctx.stages.append(
-        AuditStage(service, metrics=metrics, tracer=tracer, fail_closed=settings.fail_closed,
-                   system_of=_system_of(ctx))
+        AuditStage(
+            service,
+            metrics=metrics,
+            tracer=tracer,
+            fail_closed=settings.fail_closed,
+            system_of=_system_of(ctx),
+        )
     )

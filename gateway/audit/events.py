@@ -26,10 +26,33 @@ from gateway.errors import (
 )
 
 #: Decision ``detail`` keys worth keeping: small, bounded and free of content.
-_DETAIL_KEYS = ("rule", "rules", "code", "mode", "scope", "scopes", "action", "entities", "approval_id",
-                "tool_call_ids")
-_APPROVAL_KEYS = ("id", "approval_id", "status", "outcome", "reviewer", "comment", "mode", "phase", "group",
-                  "approvers", "expires_at", "decided_at", "created_at")
+_DETAIL_KEYS = (
+    "rule",
+    "rules",
+    "code",
+    "mode",
+    "scope",
+    "scopes",
+    "action",
+    "entities",
+    "approval_id",
+    "tool_call_ids",
+)
+_APPROVAL_KEYS = (
+    "id",
+    "approval_id",
+    "status",
+    "outcome",
+    "reviewer",
+    "comment",
+    "mode",
+    "phase",
+    "group",
+    "approvers",
+    "expires_at",
+    "decided_at",
+    "created_at",
+)
 _DENY_ERRORS = (PermissionDenied, RateLimited, SensitiveDataBlocked)
 
 
@@ -109,10 +132,14 @@ def _approval(approval: Any) -> dict[str, Any] | None:
     items = approval.get("items")
     if isinstance(items, list):
         out["reasons"] = [str(i.get("reason")) for i in items if isinstance(i, dict) and i.get("reason")]
-        out["tool_call_ids"] = [str(i["tool_call_id"]) for i in items if isinstance(i, dict) and i.get("tool_call_id")]
+        out["tool_call_ids"] = [
+            str(i["tool_call_id"]) for i in items if isinstance(i, dict) and i.get("tool_call_id")
+        ]
     decision = approval.get("decision")
     if isinstance(decision, dict):
-        out.update({k: decision[k] for k in ("status", "reviewer", "comment") if k in decision and k not in out})
+        out.update(
+            {k: decision[k] for k in ("status", "reviewer", "comment") if k in decision and k not in out}
+        )
     return scrub(out)
 
 
@@ -145,7 +172,9 @@ def tool_calls(call: Call) -> list[dict[str, str]]:
     """Tool calls the model asked for: id and function name, never the arguments."""
     found = call.state.get("tool_calls")
     if isinstance(found, list):
-        return [{"id": str(t.get("id", "")), "name": str(t.get("name", ""))} for t in found if isinstance(t, dict)]
+        return [
+            {"id": str(t.get("id", "")), "name": str(t.get("name", ""))} for t in found if isinstance(t, dict)
+        ]
     doc = call.response.json if call.response is not None else None
     if not isinstance(doc, dict):
         return []
@@ -154,7 +183,9 @@ def tool_calls(call: Call) -> list[dict[str, str]]:
         message = choice.get("message") if isinstance(choice, dict) else None
         for tc in (message or {}).get("tool_calls") or ():
             if isinstance(tc, dict):
-                out.append({"id": str(tc.get("id", "")), "name": str((tc.get("function") or {}).get("name", ""))})
+                out.append(
+                    {"id": str(tc.get("id", "")), "name": str((tc.get("function") or {}).get("name", ""))}
+                )
     for item in doc.get("output") or ():
         if isinstance(item, dict) and item.get("type") == "function_call":
             out.append({"id": str(item.get("call_id", "")), "name": str(item.get("name", ""))})
@@ -168,7 +199,12 @@ def _upstream(call: Call) -> dict[str, Any]:
     tried = [{"deployment": a.deployment, "status": a.status, "error": a.error} for a in attempts]
     if tried and tried[-1]["error"] is None and isinstance(call.error, UpstreamError):
         tried[-1]["error"] = call.error.code  # the stream that started there broke mid-way
-    return {"status": call.upstream_status, "retries": call.retries, "attempts": len(attempts), "tried": tried}
+    return {
+        "status": call.upstream_status,
+        "retries": call.retries,
+        "attempts": len(attempts),
+        "tried": tried,
+    }
 
 
 def _finish_reason(call: Call) -> str | None:
@@ -211,9 +247,13 @@ def build_call_event(call: Call, *, trace_id: str | None = None) -> dict[str, An
             "tool_calls": tool_calls(call),
             "finish_reason": _finish_reason(call),
             "usage": (
-                {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-                 "cached_tokens": usage.cached_tokens}
-                if usage else None
+                {
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "cached_tokens": usage.cached_tokens,
+                }
+                if usage
+                else None
             ),
             "cost": {
                 "settled_usd": call.cost_usd,

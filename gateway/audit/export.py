@@ -23,11 +23,42 @@ from gateway.audit.store.base import AuditStore, Filters
 PAGE = 1000
 
 CSV_COLUMNS: tuple[str, ...] = (
-    "id", "time", "kind", "shard", "seq", "request_id", "trace_id", "team", "key_id", "user", "agent_id",
-    "run_id", "parent_run_id", "endpoint", "stream", "model", "model_used", "deployment", "decision",
-    "reasons", "status", "error_code", "input_tokens", "output_tokens", "cost_usd", "reserved_usd",
-    "latency_ms", "retries", "redacted", "approval_id", "approval_status", "prev_hash", "hash",
-    "upstream_status", "attempts", "deployments_tried",
+    "id",
+    "time",
+    "kind",
+    "shard",
+    "seq",
+    "request_id",
+    "trace_id",
+    "team",
+    "key_id",
+    "user",
+    "agent_id",
+    "run_id",
+    "parent_run_id",
+    "endpoint",
+    "stream",
+    "model",
+    "model_used",
+    "deployment",
+    "decision",
+    "reasons",
+    "status",
+    "error_code",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "reserved_usd",
+    "latency_ms",
+    "retries",
+    "redacted",
+    "approval_id",
+    "approval_status",
+    "prev_hash",
+    "hash",
+    "upstream_status",
+    "attempts",
+    "deployments_tried",
 )
 
 
@@ -40,7 +71,9 @@ def neutralise(cell: Any) -> Any:
 
     Leading whitespace is looked through: an importer that trims cells (LibreOffice can)
     would otherwise turn `` =1+1`` back into a formula."""
-    if isinstance(cell, str) and (cell.startswith(_FORMULA_STARTS) or cell.lstrip().startswith(_FORMULA_STARTS)):
+    if isinstance(cell, str) and (
+        cell.startswith(_FORMULA_STARTS) or cell.lstrip().startswith(_FORMULA_STARTS)
+    ):
         return "'" + cell
     return cell
 
@@ -62,22 +95,50 @@ def csv_row(ev: dict[str, Any]) -> list[Any]:
 
 def _cells(ev: dict[str, Any], reasons: list[Any], entities: dict[str, Any]) -> list[Any]:
     return [
-        ev.get("id"), ev.get("time"), ev.get("kind"), ev.get("shard"), ev.get("seq"), ev.get("request_id"),
-        ev.get("trace_id"), _get(ev, "principal", "team"), _get(ev, "principal", "key_id"),
-        _get(ev, "principal", "user"), _get(ev, "agent", "id"), _get(ev, "agent", "run_id"),
-        _get(ev, "agent", "parent_run_id"), ev.get("endpoint"), ev.get("stream"), _get(ev, "model", "requested"),
-        _get(ev, "model", "used"), _get(ev, "model", "deployment"), ev.get("decision"), "; ".join(reasons),
-        ev.get("status"), _get(ev, "error", "code"), _get(ev, "usage", "input_tokens"),
-        _get(ev, "usage", "output_tokens"), _get(ev, "cost", "settled_usd"), _get(ev, "cost", "reserved_usd"),
-        _get(ev, "latency_ms", "total"), _get(ev, "upstream", "retries"),
-        ";".join(f"{k}={v}" for k, v in sorted(entities.items())), _get(ev, "approval", "id"),
-        _get(ev, "approval", "status"), ev.get("prev_hash"), ev.get("hash"),
-        _get(ev, "upstream", "status"), _get(ev, "upstream", "attempts"),
-        ";".join(str(t.get("deployment")) for t in _get(ev, "upstream", "tried") or () if isinstance(t, dict)),
+        ev.get("id"),
+        ev.get("time"),
+        ev.get("kind"),
+        ev.get("shard"),
+        ev.get("seq"),
+        ev.get("request_id"),
+        ev.get("trace_id"),
+        _get(ev, "principal", "team"),
+        _get(ev, "principal", "key_id"),
+        _get(ev, "principal", "user"),
+        _get(ev, "agent", "id"),
+        _get(ev, "agent", "run_id"),
+        _get(ev, "agent", "parent_run_id"),
+        ev.get("endpoint"),
+        ev.get("stream"),
+        _get(ev, "model", "requested"),
+        _get(ev, "model", "used"),
+        _get(ev, "model", "deployment"),
+        ev.get("decision"),
+        "; ".join(reasons),
+        ev.get("status"),
+        _get(ev, "error", "code"),
+        _get(ev, "usage", "input_tokens"),
+        _get(ev, "usage", "output_tokens"),
+        _get(ev, "cost", "settled_usd"),
+        _get(ev, "cost", "reserved_usd"),
+        _get(ev, "latency_ms", "total"),
+        _get(ev, "upstream", "retries"),
+        ";".join(f"{k}={v}" for k, v in sorted(entities.items())),
+        _get(ev, "approval", "id"),
+        _get(ev, "approval", "status"),
+        ev.get("prev_hash"),
+        ev.get("hash"),
+        _get(ev, "upstream", "status"),
+        _get(ev, "upstream", "attempts"),
+        ";".join(
+            str(t.get("deployment")) for t in _get(ev, "upstream", "tried") or () if isinstance(t, dict)
+        ),
     ]
 
 
-async def iter_pages(store: AuditStore, filters: Filters, page: int = PAGE) -> AsyncIterator[list[dict[str, Any]]]:
+async def iter_pages(
+    store: AuditStore, filters: Filters, page: int = PAGE
+) -> AsyncIterator[list[dict[str, Any]]]:
     """Oldest first, one page at a time."""
     after: tuple[float, str] | None = None
     while True:

@@ -29,8 +29,16 @@ class JsonlSource:
             ev: dict[str, Any] = orjson.loads(line)
             hash_ = str(ev.pop("hash", ""))
             body = canonical_json(ev).decode("utf-8")
-            row = StoredRow(str(ev.get("id")), str(ev.get("shard")), int(ev.get("seq", 0)), ev.get("ts", 0.0),
-                            index_columns(ev), str(ev.get("prev_hash")), hash_, body)
+            row = StoredRow(
+                str(ev.get("id")),
+                str(ev.get("shard")),
+                int(ev.get("seq", 0)),
+                ev.get("ts", 0.0),
+                index_columns(ev),
+                str(ev.get("prev_hash")),
+                hash_,
+                body,
+            )
             self._chains.setdefault(row.shard, []).append(row)
         for rows in self._chains.values():
             rows.sort(key=lambda r: r.seq)

@@ -19,7 +19,9 @@ import orjson
 from gateway.audit.store.base import SPEND_GROUPS, Filters
 from gateway.errors import BadRequest
 
-FILTER_PARAMS = frozenset({"from", "to", "team", "key", "agent", "run", "decision", "model", "kind", "request_id"})
+FILTER_PARAMS = frozenset(
+    {"from", "to", "team", "key", "agent", "run", "decision", "model", "kind", "request_id"}
+)
 DECISIONS = frozenset({"allow", "deny", "pending", "error"})
 _WINDOW = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -29,8 +31,10 @@ _MAX_TEXT = 256
 def check_params(params: Mapping[str, str], allowed: frozenset[str]) -> None:
     unknown = sorted(set(params) - allowed)
     if unknown:
-        raise BadRequest(f"Unknown query parameter {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}.",
-                         param=unknown[0])
+        raise BadRequest(
+            f"Unknown query parameter {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}.",
+            param=unknown[0],
+        )
 
 
 def parse_time(value: str, name: str) -> float:
@@ -47,7 +51,9 @@ def parse_time(value: str, name: str) -> float:
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise BadRequest(f"{name!r} must be epoch seconds or an ISO 8601 time, got {value!r}.", param=name) from None
+        raise BadRequest(
+            f"{name!r} must be epoch seconds or an ISO 8601 time, got {value!r}.", param=name
+        ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()

@@ -20,7 +20,9 @@ from gateway.audit.schema import KIND_RETENTION, iso_time
 from gateway.audit.store.base import AuditStore
 
 
-async def prune(store: AuditStore, cutoff_ts: float, submit: Callable[[dict[str, Any]], Awaitable[None]]) -> int:
+async def prune(
+    store: AuditStore, cutoff_ts: float, submit: Callable[[dict[str, Any]], Awaitable[None]]
+) -> int:
     """Delete events before ``cutoff_ts``; return how many were deleted."""
     plan = await store.plan_prune(cutoff_ts)
     if not plan:

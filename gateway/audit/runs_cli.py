@@ -33,7 +33,12 @@ def _step_label(s: dict[str, Any]) -> str:
     style = _STYLE.get(decision, "cyan")
     usage, cost = s.get("usage") or {}, s.get("cost") or {}
     model = (s.get("model") or {}).get("requested") or ""
-    parts = [str(s.get("time", ""))[11:23], f"[bold]{s.get('kind')}[/bold]", model, f"[{style}]{decision}[/{style}]"]
+    parts = [
+        str(s.get("time", ""))[11:23],
+        f"[bold]{s.get('kind')}[/bold]",
+        model,
+        f"[{style}]{decision}[/{style}]",
+    ]
     if s.get("status") is not None:
         parts.append(f"HTTP {s['status']}")
     if usage:
@@ -60,8 +65,10 @@ def render(doc: dict[str, Any]) -> Tree:
         for d in s.get("decisions") or ():
             reasons = "; ".join(d.get("reasons") or ())
             rev = f" rev {d['revision']}" if d.get("revision") else ""
-            node.add(f"{d['stage']}/{d['phase']}: [{_STYLE.get(d['outcome'], 'cyan')}]{d['outcome']}[/]"
-                     f"{rev}{' — ' + reasons if reasons else ''}")
+            node.add(
+                f"{d['stage']}/{d['phase']}: [{_STYLE.get(d['outcome'], 'cyan')}]{d['outcome']}[/]"
+                f"{rev}{' — ' + reasons if reasons else ''}"
+            )
         for tc in s.get("tool_calls") or ():
             node.add(f"tool call requested: [bold]{tc.get('name')}[/bold] ({tc.get('id')})")
         if s.get("approval"):

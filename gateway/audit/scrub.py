@@ -79,8 +79,14 @@ def drop_content(value: Any, depth: int = 0) -> Any:
     if depth > _MAX_DEPTH:
         return OMITTED
     if isinstance(value, dict):
-        return {k: (OMITTED if str(k).lower() in _CONTENT_KEYS and v not in (None, "", [], {})
-                    else drop_content(v, depth + 1)) for k, v in value.items()}
+        return {
+            k: (
+                OMITTED
+                if str(k).lower() in _CONTENT_KEYS and v not in (None, "", [], {})
+                else drop_content(v, depth + 1)
+            )
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [drop_content(v, depth + 1) for v in value]
     return value

@@ -76,8 +76,9 @@ class AuditStage(Stage):
                 await self.service.record_event(event)
             except AuditUnavailable as exc:
                 failure = exc
-                log.error("audit event %s of request %s not recorded: %s", event["id"], call.request_id,
-                          exc.message)
+                log.error(
+                    "audit event %s of request %s not recorded: %s", event["id"], call.request_id, exc.message
+                )
         t1 = time.time_ns()
         refused = failure is not None and self.fail_closed
         if refused:
@@ -86,7 +87,9 @@ class AuditStage(Stage):
         if self.service is not None and not refused:
             # The event is durable: the answer may go. Metrics and the span follow it, by
             # which time the pipeline has put this hook's own time in ``call.timings``.
-            call.deferred.append(self._observe_later(call, status, total_s, span, event["decision"], (t0, t1)))
+            call.deferred.append(
+                self._observe_later(call, status, total_s, span, event["decision"], (t0, t1))
+            )
             return
         # Still inside the hook: the pipeline records its time only after it returned.
         hook_s = time.perf_counter() - started
@@ -95,15 +98,26 @@ class AuditStage(Stage):
             raise failure
 
     async def _observe_later(
-        self, call: Call, status: int | None, total_s: float, span: Any, decision: str,
+        self,
+        call: Call,
+        status: int | None,
+        total_s: float,
+        span: Any,
+        decision: str,
         audit_window: tuple[int, int],
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._observe(call, status, total_s, span, decision, audit_window, None)
 
     def _observe(
-        self, call: Call, status: int | None, total_s: float, span: Any, decision: str,
-        audit_window: tuple[int, int], hook_s: float | None,
-    ) -> None:  # fmt: skip
+        self,
+        call: Call,
+        status: int | None,
+        total_s: float,
+        span: Any,
+        decision: str,
+        audit_window: tuple[int, int],
+        hook_s: float | None,
+    ) -> None:
         """The call's metrics and span. ``hook_s`` is this hook's time when it is not yet
         in ``call.timings`` (which ``observe_call`` reports per stage), else ``None``."""
         if self.metrics is not None:

@@ -12,9 +12,29 @@ from typing import Any
 
 from gateway.audit.schema import NANO
 
-_STEP_KEYS = ("id", "time", "kind", "request_id", "trace_id", "endpoint", "stream", "model", "decision",
-              "decisions", "tool_calls", "approval", "redaction", "usage", "cost", "latency_ms", "upstream",
-              "status", "error", "finish_reason", "data")
+_STEP_KEYS = (
+    "id",
+    "time",
+    "kind",
+    "request_id",
+    "trace_id",
+    "endpoint",
+    "stream",
+    "model",
+    "decision",
+    "decisions",
+    "tool_calls",
+    "approval",
+    "redaction",
+    "usage",
+    "cost",
+    "latency_ms",
+    "upstream",
+    "status",
+    "error",
+    "finish_reason",
+    "data",
+)
 
 
 def step(ev: dict[str, Any]) -> dict[str, Any]:
@@ -28,8 +48,9 @@ def step(ev: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def timeline(run_id: str, events: list[dict[str, Any]], totals: list[dict[str, Any]],
-             next_cursor: str | None) -> dict[str, Any]:
+def timeline(
+    run_id: str, events: list[dict[str, Any]], totals: list[dict[str, Any]], next_cursor: str | None
+) -> dict[str, Any]:
     steps = [step(ev) for ev in events]
     total = totals[0] if totals else {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_nusd": 0}
     calls = [s for s in steps if s.get("kind") == "call"]

@@ -71,8 +71,12 @@ class VerifyReport:
         return found[0] if found else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "events": self.events, "shards": [asdict(s) for s in self.shards],
-                "breaks": [asdict(b) for b in self.all_breaks()]}
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "shards": [asdict(s) for s in self.shards],
+            "breaks": [asdict(b) for b in self.all_breaks()],
+        }
 
 
 @dataclass(slots=True)
@@ -98,8 +102,13 @@ def _column_problem(row: StoredRow, ev: dict[str, Any]) -> str | None:
     return None
 
 
-async def _walk(source: ChainSource, shard: str, anchor: Anchor | None, claims: list[_Claim],
-                attested: dict[str, set[tuple[int, str]]]) -> tuple[ShardResult, Head | None]:
+async def _walk(
+    source: ChainSource,
+    shard: str,
+    anchor: Anchor | None,
+    claims: list[_Claim],
+    attested: dict[str, set[tuple[int, str]]],
+) -> tuple[ShardResult, Head | None]:
     res = ShardResult(shard, anchored_at=anchor.seq if anchor else None)
     expected = anchor.seq if anchor else 1
     prev = anchor.prev_hash if anchor else GENESIS_HASH
@@ -160,25 +169,48 @@ async def verify(source: ChainSource) -> VerifyReport:
         if head is not None and not res.breaks:
             if last is None or last.seq < head.seq:
                 end = last.seq if last else 0
-                res.breaks.append(Break(shard, end + 1, None,
-                                        f"deleted: the chain ends at seq {end} but its head is seq {head.seq}"))
+                res.breaks.append(
+                    Break(
+                        shard,
+                        end + 1,
+                        None,
+                        f"deleted: the chain ends at seq {end} but its head is seq {head.seq}",
+                    )
+                )
             elif last.seq == head.seq and last.hash != head.hash:
-                res.breaks.append(Break(shard, head.seq, None, "edited: the last event's hash is not the head's"))
+                res.breaks.append(
+                    Break(shard, head.seq, None, "edited: the last event's hash is not the head's")
+                )
     for shard, anchor in anchors.items():
         if (anchor.seq, anchor.prev_hash) not in attested.get(shard, set()):
-            report.breaks.append(Break(shard, anchor.seq, None,
-                                       "unattested anchor: no retention event vouches for where this chain starts"))
+            report.breaks.append(
+                Break(
+                    shard,
+                    anchor.seq,
+                    None,
+                    "unattested anchor: no retention event vouches for where this chain starts",
+                )
+            )
     for c in claims:
         anchor = anchors.get(c.shard)
         if anchor is not None and c.seq < anchor.seq:
             if c.seq == anchor.seq - 1 and c.hash != anchor.prev_hash:
-                report.breaks.append(Break(c.shard, c.seq, None, f"witness mismatch: {c.by} saw another hash"))
+                report.breaks.append(
+                    Break(c.shard, c.seq, None, f"witness mismatch: {c.by} saw another hash")
+                )
             continue
         found = await source.hash_at(c.shard, c.seq)
         if found is None:
-            report.breaks.append(Break(c.shard, c.seq, None,
-                                       f"deleted: event {c.by} witnessed seq {c.seq} of this chain; it is gone"))
+            report.breaks.append(
+                Break(
+                    c.shard,
+                    c.seq,
+                    None,
+                    f"deleted: event {c.by} witnessed seq {c.seq} of this chain; it is gone",
+                )
+            )
         elif found != c.hash:
-            report.breaks.append(Break(c.shard, c.seq, None,
-                                       f"edited: event {c.by} witnessed another hash at seq {c.seq}"))
+            report.breaks.append(
+                Break(c.shard, c.seq, None, f"edited: event {c.by} witnessed another hash at seq {c.seq}")
+            )
     return report

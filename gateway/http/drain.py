@@ -59,8 +59,11 @@ BODY, REQUEST, STREAM = "body", "request", "stream"
 
 
 def shutting_down() -> ShuttingDown:
-    return ShuttingDown("The gateway is shutting down and could not finish this call in time; retry it "
-                        "(another replica will answer).", headers={"retry-after": "1"})
+    return ShuttingDown(
+        "The gateway is shutting down and could not finish this call in time; retry it "
+        "(another replica will answer).",
+        headers={"retry-after": "1"},
+    )
 
 
 class Cut:
@@ -132,8 +135,11 @@ class Drain:
         if self.draining:
             return
         self.draining = True
-        log.warning("draining: %d call(s) in flight; they may run %.1f s more (server.shutdown_grace_s)",
-                    len(self._calls), self.delay_s + self.grace_s)
+        log.warning(
+            "draining: %d call(s) in flight; they may run %.1f s more (server.shutdown_grace_s)",
+            len(self._calls),
+            self.delay_s + self.grace_s,
+        )
         for hook in self._on_begin:
             try:
                 hook()
@@ -163,7 +169,10 @@ class Drain:
 
     def _cuttable(self, cut: Cut) -> bool:
         if cut.region == REQUEST:
-            return self.pipeline is not None and self.pipeline.request_stage_running(cut.call) in _CUTTABLE_STAGES
+            return (
+                self.pipeline is not None
+                and self.pipeline.request_stage_running(cut.call) in _CUTTABLE_STAGES
+            )
         return cut.region in (BODY, STREAM)
 
     # -- the signal ----------------------------------------------------------------------
@@ -215,10 +224,12 @@ class Drain:
             return
         server_handler(signum, None)
 
-    def _pass_when_recorded(self, signum: int, server_handler: Callable[[int, FrameType | None], Any],
-                            left_s: float) -> None:
+    def _pass_when_recorded(
+        self, signum: int, server_handler: Callable[[int, FrameType | None], Any], left_s: float
+    ) -> None:
         if not self._calls or left_s <= 0:
             server_handler(signum, None)
             return
-        asyncio.get_running_loop().call_later(_SWEEP_S, self._pass_when_recorded, signum, server_handler,
-                                              left_s - _SWEEP_S)
+        asyncio.get_running_loop().call_later(
+            _SWEEP_S, self._pass_when_recorded, signum, server_handler, left_s - _SWEEP_S
+        )

@@ -42,9 +42,14 @@ class HotPath:
                     guard = scope.get("state", {}).get(INTAKE_STATE)
                     if guard is not None:
                         guard.count("inflight")
-                    await send_error(send, Overloaded(
-                        f"The gateway is at its limit of {self._max_inflight} calls in flight "
-                        "(server.max_inflight_requests); retry shortly.", headers={"retry-after": "1"}))
+                    await send_error(
+                        send,
+                        Overloaded(
+                            f"The gateway is at its limit of {self._max_inflight} calls in flight "
+                            "(server.max_inflight_requests); retry shortly.",
+                            headers={"retry-after": "1"},
+                        ),
+                    )
                     return
                 scope["app"] = self.app
                 self.inflight += 1

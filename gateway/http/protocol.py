@@ -100,8 +100,12 @@ class IntakeGuard:
     Built in the app's lifespan and handed to each connection through the lifespan state.
     """
 
-    def __init__(self, server: ServerSettings, registry: CollectorRegistry | None = None,
-                 inflight: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        server: ServerSettings,
+        registry: CollectorRegistry | None = None,
+        inflight: Callable[[], int] | None = None,
+    ) -> None:
         self.header_timeout = server.header_timeout_s
         self.body_timeout = server.body_timeout_s
         self.keepalive_timeout = server.keepalive_timeout_s
@@ -110,8 +114,12 @@ class IntakeGuard:
         self.drain_max_bytes = server.drain_max_bytes
         self.max_connections = connection_cap(server.max_connections)
         if self.max_connections < server.max_connections:
-            log.info("server.max_connections %d is held at %d: the process may open %d files",
-                        server.max_connections, self.max_connections, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+            log.info(
+                "server.max_connections %d is held at %d: the process may open %d files",
+                server.max_connections,
+                self.max_connections,
+                resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+            )
         shortest = min(self.header_timeout, self.body_timeout, self.keepalive_timeout, LINGER_S)
         #: Deadlines are checked this often: a timeout fires up to this late.
         self.interval = min(max(shortest / 4, 0.02), 0.5)
@@ -121,15 +129,23 @@ class IntakeGuard:
         self._task: asyncio.Task[None] | None = None
         self._metric: Metric | None = None
         if registry is not None:
-            self._metric = Metric("wardgate_connections_refused", "Connections refused or closed by the "
-                                  "gateway's limits, and calls shed, by reason.", ["reason"], registry=registry)
+            self._metric = Metric(
+                "wardgate_connections_refused",
+                "Connections refused or closed by the gateway's limits, and calls shed, by reason.",
+                ["reason"],
+                registry=registry,
+            )
             for reason in REASONS:
                 self._metric.labels(reason)
-            Gauge("wardgate_connections_open", "Open client connections of this worker.",
-                  registry=registry).set_function(lambda: len(self.connections))
+            Gauge(
+                "wardgate_connections_open", "Open client connections of this worker.", registry=registry
+            ).set_function(lambda: len(self.connections))
             if inflight is not None:
-                Gauge("wardgate_calls_in_flight", "OpenAI-compatible calls in flight on this worker.",
-                      registry=registry).set_function(inflight)
+                Gauge(
+                    "wardgate_calls_in_flight",
+                    "OpenAI-compatible calls in flight on this worker.",
+                    registry=registry,
+                ).set_function(inflight)
 
     def count(self, reason: str) -> None:
         """One refusal or close for ``reason`` (a key of ``REASONS``)."""
@@ -188,8 +204,10 @@ class IntakeGuard:
 
     def _log_counts(self) -> None:
         if self.counts:
-            log.warning("connections refused or closed: %s",
-                        ", ".join(f"{n} {REASONS[r]}" for r, n in self.counts.items()))
+            log.warning(
+                "connections refused or closed: %s",
+                ", ".join(f"{n} {REASONS[r]}" for r, n in self.counts.items()),
+            )
             self.counts.clear()
 
 
@@ -220,8 +238,13 @@ class WardgateProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header/body/idle timeouts, header limits, a
     connection cap and a drain after early answers (see the module docstring)."""
 
-    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
-                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         guard = app_state.get(INTAKE_STATE)
         # Without the app's lifespan (another app under this protocol) the limits still
@@ -248,8 +271,14 @@ class WardgateProtocol(HttpToolsProtocol):
         self._cycle_transport = _CycleTransport(transport, self._close_after_response)
         self.deadline = self.loop.time() + self.guard.header_timeout
         if not self.guard.admit(self):
-            self._refuse(Overloaded("The gateway is at its connection limit (server.max_connections); retry shortly.",
-                                    headers={"retry-after": "1"}), "connection_cap", linger=False)
+            self._refuse(
+                Overloaded(
+                    "The gateway is at its connection limit (server.max_connections); retry shortly.",
+                    headers={"retry-after": "1"},
+                ),
+                "connection_cap",
+                linger=False,
+            )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.guard.release(self)
@@ -287,9 +316,15 @@ class WardgateProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         guard = self.guard
         if len(self.headers) > guard.max_headers:
-            raise _Refusal(HeadersTooLarge(f"Too many request header fields: at most {guard.max_headers} "
-                                           "(server.max_headers)."))
-        if self._head_bytes > guard.max_header_bytes and _head_size(self.url, self.headers) > guard.max_header_bytes:
+            raise _Refusal(
+                HeadersTooLarge(
+                    f"Too many request header fields: at most {guard.max_headers} (server.max_headers)."
+                )
+            )
+        if (
+            self._head_bytes > guard.max_header_bytes
+            and _head_size(self.url, self.headers) > guard.max_header_bytes
+        ):
             raise _Refusal(_headers_too_large(guard))
         super().on_headers_complete()
         self.phase = BODY
@@ -345,7 +380,12 @@ class WardgateProtocol(HttpToolsProtocol):
         """The cycle closes the connection (``Connection: close``, or an error): if the client
         is still sending its body, read it to the end first so it reads the answer."""
         cycle = self.cycle
-        if self.phase == BODY and cycle is not None and cycle.response_complete and not self.transport.is_closing():
+        if (
+            self.phase == BODY
+            and cycle is not None
+            and cycle.response_complete
+            and not self.transport.is_closing()
+        ):
             self.phase = DRAIN
             self._dropped = 0
             self._close_when_drained = True
@@ -367,15 +407,19 @@ class WardgateProtocol(HttpToolsProtocol):
                 guard.count("silent")
                 self.transport.close()
                 return
-            self._refuse(RequestTimeout("The request headers did not arrive in time (server.header_timeout_s)."),
-                         "header_timeout")
+            self._refuse(
+                RequestTimeout("The request headers did not arrive in time (server.header_timeout_s)."),
+                "header_timeout",
+            )
         elif phase == BODY:
             cycle = self.cycle
             if cycle is not None and not cycle.response_started:
                 cycle.disconnected = True  # the app's receive() now answers http.disconnect
                 cycle.message_event.set()
-                self._refuse(RequestTimeout("The request body did not arrive in time (server.body_timeout_s)."),
-                             "body_timeout")
+                self._refuse(
+                    RequestTimeout("The request body did not arrive in time (server.body_timeout_s)."),
+                    "body_timeout",
+                )
             else:
                 guard.count("body_timeout")
                 self.transport.close()
@@ -428,7 +472,9 @@ def _malformed() -> BadRequest:
 
 
 def _headers_too_large(guard: IntakeGuard) -> HeadersTooLarge:
-    return HeadersTooLarge(f"The request line and headers exceed {guard.max_header_bytes} bytes (server.max_header_bytes).")
+    return HeadersTooLarge(
+        f"The request line and headers exceed {guard.max_header_bytes} bytes (server.max_header_bytes)."
+    )
 
 
 def _head_size(url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
@@ -438,7 +484,11 @@ def _head_size(url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
 def _raw_response(error: GatewayError) -> bytes:
     body = error.to_json()
     phrase = http.HTTPStatus(error.status).phrase
-    lines = [f"HTTP/1.1 {error.status} {phrase}", "content-type: application/json",
-             f"content-length: {len(body)}", "connection: close"]
+    lines = [
+        f"HTTP/1.1 {error.status} {phrase}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        "connection: close",
+    ]
     lines += [f"{name}: {value}" for name, value in error.response_headers().items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

@@ -175,7 +175,13 @@ async def _send_answer(send: Send, call: Call, response: ModelResponse) -> None:
 
 
 async def _stream(
-    pipeline: Pipeline, call: Call, response: ModelResponse, receive: Receive, send: Send, drain: Drain, cut: Cut,
+    pipeline: Pipeline,
+    call: Call,
+    response: ModelResponse,
+    receive: Receive,
+    send: Send,
+    drain: Drain,
+    cut: Cut,
 ) -> None:
     upstream = response.events
     if upstream is None:
@@ -254,7 +260,9 @@ async def _stream(
     await send({"type": "http.response.body", "body": end, "more_body": False})
 
 
-async def _first_release(pipeline: Pipeline, call: Call, upstream: EventBatches) -> tuple[list[SSEEvent], bool]:
+async def _first_release(
+    pipeline: Pipeline, call: Call, upstream: EventBatches
+) -> tuple[list[SSEEvent], bool]:
     """The events released for the first network reads that released any, and whether the
     upstream already ended (then nothing has been written yet: it all goes out with the end)."""
     first: list[SSEEvent] = []
@@ -370,7 +378,13 @@ def error_event(call: Call, error: GatewayError) -> SSEEvent:
     it, the SDK hands the event to the caller as data and the stream simply ends)."""
     body = error.to_dict()
     if call.endpoint is Endpoint.RESPONSES:
-        payload = {"type": "error", "code": error.code, "message": error.message, "param": error.param, **body}
+        payload = {
+            "type": "error",
+            "code": error.code,
+            "message": error.message,
+            "param": error.param,
+            **body,
+        }
         return SSEEvent.from_json(payload, event="error")
     return SSEEvent.from_json(body)
 

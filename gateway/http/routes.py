@@ -46,8 +46,12 @@ async def get_model(request: Request) -> Response:
     name = request.path_params["model"]
     entry = ctx.models.get(name)
     if entry is None or not model_allowed(principal.models, name):
-        raise NotFound(f"The model '{name}' does not exist or you do not have access to it.", code="model_not_found")
-    return json_response({"id": entry.name, "object": "model", "created": _STARTED, "owned_by": entry.owned_by})
+        raise NotFound(
+            f"The model '{name}' does not exist or you do not have access to it.", code="model_not_found"
+        )
+    return json_response(
+        {"id": entry.name, "object": "model", "created": _STARTED, "owned_by": entry.owned_by}
+    )
 
 
 def _principal(request: Request) -> Principal:
@@ -77,7 +81,9 @@ async def readyz(request: Request) -> Response:
         except Exception as exc:  # a readiness probe reports, it never raises
             ok = False
             checks[name] = f"error: {exc}" if str(exc) else f"error: {type(exc).__name__}"
-    return json_response({"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503)
+    return json_response(
+        {"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503
+    )
 
 
 async def gateway_error_handler(request: Request, exc: Exception) -> Response:
@@ -95,8 +101,11 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     """
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
-    message = f"Unknown path: {request.method} {request.url.path}" if status == 404 else (
-        exc.detail if isinstance(exc, HTTPException) else "Internal error.")
+    message = (
+        f"Unknown path: {request.method} {request.url.path}"
+        if status == 404
+        else (exc.detail if isinstance(exc, HTTPException) else "Internal error.")
+    )
     headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
     if status == 405:
         allowed = allowed_methods(request)

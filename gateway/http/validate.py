@@ -63,7 +63,9 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise BadRequest("The request body must be a JSON object.")
     # Counting brackets is cheap; only a body with that many of them can be too deep.
     if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _nesting_exceeds(raw, MAX_DEPTH):
-        raise BadRequest(f"The request body is nested too deeply: at most {MAX_DEPTH} levels of arrays and objects.")
+        raise BadRequest(
+            f"The request body is nested too deeply: at most {MAX_DEPTH} levels of arrays and objects."
+        )
     if dupkeys.has_duplicate(raw, body):
         path = dupkeys.locate(raw) or "(unknown)"
         raise InvalidJSON(
@@ -162,7 +164,9 @@ def _check_chat(body: dict[str, Any]) -> None:
         if not isinstance(options, dict):
             raise BadRequest("'stream_options' must be an object.", param="stream_options")
         if not isinstance(options.get("include_usage", False), bool):
-            raise BadRequest("'stream_options.include_usage' must be a boolean.", param="stream_options.include_usage")
+            raise BadRequest(
+                "'stream_options.include_usage' must be a boolean.", param="stream_options.include_usage"
+            )
 
 
 def _check_responses(body: dict[str, Any]) -> None:
@@ -239,4 +243,8 @@ def _check_function(spec: Any, where: str) -> None:
         raise BadRequest(f"'{where}.parameters' must be a JSON schema object.", param=f"{where}.parameters")
 
 
-_CHECKS = {Endpoint.CHAT: _check_chat, Endpoint.RESPONSES: _check_responses, Endpoint.EMBEDDINGS: _check_embeddings}
+_CHECKS = {
+    Endpoint.CHAT: _check_chat,
+    Endpoint.RESPONSES: _check_responses,
+    Endpoint.EMBEDDINGS: _check_embeddings,
+}

@@ -111,7 +111,9 @@ class LimitsAdmin:
     async def spend(self, kind: str, ident: str | None, team: str | None) -> dict[str, Any]:
         team, ident, principal = self.resolve(kind, ident, team)
         rules = self._service.rules
-        cfg: ScopeLimits = rules.limits_for(kind, team, model=ident if kind == "model" else None, principal=principal)
+        cfg: ScopeLimits = rules.limits_for(
+            kind, team, model=ident if kind == "model" else None, principal=principal
+        )
         state = await self._state(team, kind, ident)
         ov = state.override
         budgets = {w: (usd_to_nano(cfg.budget_usd[w]) if w in cfg.budget_usd else None) for w in WINDOWS}
@@ -119,8 +121,11 @@ class LimitsAdmin:
         if kind == "run":
             guards = rules.run_guards(team)
             team_ov = (await self._state(team, "team", team)).override
-            cap = _pick(team_ov, "run_max_cost",
-                        None if guards.max_cost_usd is None else usd_to_nano(guards.max_cost_usd))  # fmt: skip
+            cap = _pick(
+                team_ov,
+                "run_max_cost",
+                None if guards.max_cost_usd is None else usd_to_nano(guards.max_cost_usd),
+            )
             if cap is not None:
                 budgets["total"] = cap if budgets["total"] is None else min(cap, budgets["total"])
         now_ms = state.now_ms
@@ -159,7 +164,9 @@ class LimitsAdmin:
             view["calls"] = state.calls
         if kind == "team":
             guards = rules.run_guards(team)
-            cost = _pick(ov, "run_max_cost", None if guards.max_cost_usd is None else usd_to_nano(guards.max_cost_usd))
+            cost = _pick(
+                ov, "run_max_cost", None if guards.max_cost_usd is None else usd_to_nano(guards.max_cost_usd)
+            )
             view["run_guards"] = {
                 "max_calls": _pick(ov, "run_max_calls", guards.max_calls),
                 "max_identical_requests": _pick(ov, "run_max_identical", guards.max_identical_requests),
@@ -190,7 +197,9 @@ class LimitsAdmin:
         if isinstance(body, dict) and isinstance(body.get("budget_usd"), dict):
             body = body["budget_usd"]
         if not isinstance(body, dict) or set(body) - set(WINDOWS):
-            raise BadRequest(f"Body must be an object with any of {list(WINDOWS)} (USD, or null for no limit).")
+            raise BadRequest(
+                f"Body must be an object with any of {list(WINDOWS)} (USD, or null for no limit)."
+            )
         values: dict[str, int | None] = {}
         for w, v in body.items():
             usd = _checked(check_usd, v, w)
@@ -213,7 +222,9 @@ class LimitsAdmin:
                 values[field] = _checked(check_count, v, name)
         return await self._write(team, kind, ident, "limits", values)
 
-    async def _write(self, team: str, kind: str, ident: str, section: str, values: dict[str, int | None]) -> Change:
+    async def _write(
+        self, team: str, kind: str, ident: str, section: str, values: dict[str, int | None]
+    ) -> Change:
         store = self._service.store
         old = (await self._state(team, kind, ident)).override
         previous = {f: old[f] for f in OVERRIDE_FIELDS[section] if f in old}
@@ -244,9 +255,15 @@ class ReservationsAdmin:
             now, leases = await self._limits.store.leases(team, kind, ident)
         except StoreError as exc:
             raise LimitsUnavailable(f"The limits store is unavailable: {exc}") from exc
-        data = [{"id": lease.rid, "reserved_usd": nano_to_usd(lease.nano),
-                 "lease_expires_at": _iso(datetime.fromtimestamp(lease.expires_ms / 1000, tz=UTC)),
-                 "lease_expires_in_s": round((lease.expires_ms - now) / 1000, 3)} for lease in leases]  # fmt: skip
+        data = [
+            {
+                "id": lease.rid,
+                "reserved_usd": nano_to_usd(lease.nano),
+                "lease_expires_at": _iso(datetime.fromtimestamp(lease.expires_ms / 1000, tz=UTC)),
+                "lease_expires_in_s": round((lease.expires_ms - now) / 1000, 3),
+            }
+            for lease in leases
+        ]
         return {"object": "list", "scope": kind, "id": ident, "team": team, "data": data}
 
     async def release(self, kind: str, ident: str | None, team: str | None, rid: str) -> Change:
@@ -259,8 +276,11 @@ class ReservationsAdmin:
         except StoreError as exc:
             raise LimitsUnavailable(f"The limits store is unavailable: {exc}") from exc
         if released is None:
-            raise NotFound(f"No reservation '{rid}' in flight on {kind} '{ident}'.", param="reservation",
-                           code="reservation_not_found")
+            raise NotFound(
+                f"No reservation '{rid}' in flight on {kind} '{ident}'.",
+                param="reservation",
+                code="reservation_not_found",
+            )
         member, expiry = released
 
         async def undo() -> None:

@@ -74,8 +74,19 @@ async def _put_overrides(request: Request, kind: str) -> Response:
     admin = _admin(request)
     setter = admin.set_budgets if kind == "budgets" else admin.set_limits
     change = await setter(p["scope"], p["id"], team, body)
-    await record_or_undo(request, who, f"{kind}.set", {"scope": p["scope"], "id": change.ident, "team": change.team,
-                                                       kind: body, "previous": change.previous}, change.undo)
+    await record_or_undo(
+        request,
+        who,
+        f"{kind}.set",
+        {
+            "scope": p["scope"],
+            "id": change.ident,
+            "team": change.team,
+            kind: body,
+            "previous": change.previous,
+        },
+        change.undo,
+    )
     return json_response(await admin.spend(p["scope"], change.ident, change.team))
 
 
@@ -83,8 +94,9 @@ async def get_reservations(request: Request) -> Response:
     """The reservations in flight on one scope (auditor or admin)."""
     require_admin(request, "auditor")
     q = request.query_params
-    return json_response(await ReservationsAdmin(_admin(request)).list(q.get("scope", "key"), q.get("id"),
-                                                                       q.get("team")))  # fmt: skip
+    return json_response(
+        await ReservationsAdmin(_admin(request)).list(q.get("scope", "key"), q.get("id"), q.get("team"))
+    )
 
 
 async def delete_reservation(request: Request) -> Response:
@@ -93,10 +105,22 @@ async def delete_reservation(request: Request) -> Response:
     q, rid = request.query_params, request.path_params["rid"]
     scope = q.get("scope", "key")
     change = await ReservationsAdmin(_admin(request)).release(scope, q.get("id"), q.get("team"), rid)
-    await record_or_undo(request, who, "reservations.release", {"scope": scope, "id": change.ident,
-                                                                 "team": change.team, **change.previous}, change.undo)
-    return json_response({"object": "reservation.released", "scope": scope, "id": change.ident, "team": change.team,
-                          **change.previous})
+    await record_or_undo(
+        request,
+        who,
+        "reservations.release",
+        {"scope": scope, "id": change.ident, "team": change.team, **change.previous},
+        change.undo,
+    )
+    return json_response(
+        {
+            "object": "reservation.released",
+            "scope": scope,
+            "id": change.ident,
+            "team": change.team,
+            **change.previous,
+        }
+    )
 
 
 def routes() -> list[BaseRoute]:

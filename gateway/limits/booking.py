@@ -60,8 +60,11 @@ def actual_cost(call: Call, res: Reservation, prices: PriceBook) -> tuple[int, i
             return res.est_nano, usage.total_tokens, "reservation_unpriced"
         return cost, usage.total_tokens, "usage"
     upstream_refused = call.upstream_status is not None and call.upstream_status >= 400
-    if upstream_refused or (isinstance(call.error, UpstreamError) and not isinstance(call.error, UpstreamTimeout)
-                            and call.response is None):  # fmt: skip
+    if upstream_refused or (
+        isinstance(call.error, UpstreamError)
+        and not isinstance(call.error, UpstreamTimeout)
+        and call.response is None
+    ):
         return 0, 0, "upstream_error"
     # A stream that broke or was cut by the client, a timeout, an answer without usage:
     # the provider may have billed it all, so book the reservation.

@@ -36,9 +36,15 @@ def check_usd(value: Any, param: str) -> float | None:
     """A budget in USD: a finite number in [0, MAX_BUDGET_USD], or None (no limit)."""
     if value is None:
         return None
-    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-            or not 0 <= value <= MAX_BUDGET_USD):  # fmt: skip
-        raise OutOfRange(f"'{param}' must be a number of USD from 0 to {MAX_BUDGET_USD:,.0f}, or null.", param)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= MAX_BUDGET_USD
+    ):
+        raise OutOfRange(
+            f"'{param}' must be a number of USD from 0 to {MAX_BUDGET_USD:,.0f}, or null.", param
+        )
     return float(value)
 
 
@@ -50,11 +56,17 @@ def check_count(value: Any, param: str) -> int | None:
         isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
     )
     if not ok or not 0 <= value <= MAX_COUNT:
-        raise OutOfRange(f"'{param}' must be a whole number from 0 to {MAX_COUNT} (2^53 - 1), or null.", param)
+        raise OutOfRange(
+            f"'{param}' must be a whole number from 0 to {MAX_COUNT} (2^53 - 1), or null.", param
+        )
     return int(value)
 
 
-_KEY_LIMITS = {"requests_per_minute": "rpm", "tokens_per_minute": "tpm", "max_concurrent_requests": "concurrent"}
+_KEY_LIMITS = {
+    "requests_per_minute": "rpm",
+    "tokens_per_minute": "tpm",
+    "max_concurrent_requests": "concurrent",
+}
 
 
 def check_key_limits(limits: Any, budgets: Any, where: str) -> None:

@@ -35,8 +35,12 @@ def _request(method: str, url: str, key: str, path: str, params: dict[str, Any],
     query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
     full = url.rstrip("/") + path + (f"?{query}" if query else "")
     data = orjson.dumps(body) if body is not None else None
-    req = urllib.request.Request(full, data=data, method=method, headers={
-        "authorization": f"Bearer {key}", "content-type": "application/json"})  # fmt: skip
+    req = urllib.request.Request(
+        full,
+        data=data,
+        method=method,
+        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return orjson.loads(resp.read())
@@ -59,18 +63,36 @@ def _usd(v: float | None) -> str:
 def render(rows: list[dict[str, Any]], console: Console | None = None) -> None:
     """A table with one line per scope and budget window (windows without budget or spend skipped)."""
     table = Table(title="Wardgate spend")
-    for col, justify in (("scope", "left"), ("id", "left"), ("team", "left"), ("window", "left"),
-                         ("spent", "right"), ("reserved", "right"), ("budget", "right"),
-                         ("remaining", "right"), ("burn/h", "right"), ("forecast", "left")):  # fmt: skip
+    for col, justify in (
+        ("scope", "left"),
+        ("id", "left"),
+        ("team", "left"),
+        ("window", "left"),
+        ("spent", "right"),
+        ("reserved", "right"),
+        ("budget", "right"),
+        ("remaining", "right"),
+        ("burn/h", "right"),
+        ("forecast", "left"),
+    ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for row in rows:
         shown = False
         for window, w in row["windows"].items():
             if w["budget_usd"] is None and not w["spent_usd"] and (shown or window != "total"):
                 continue
-            table.add_row(row["scope"], row["id"], row["team"], window, _usd(w["spent_usd"]),
-                          _usd(row["reserved_usd"]), _usd(w["budget_usd"]), _usd(w["remaining_usd"]),
-                          _usd(row["burn_rate_usd_per_hour"]), w["forecast"])  # fmt: skip
+            table.add_row(
+                row["scope"],
+                row["id"],
+                row["team"],
+                window,
+                _usd(w["spent_usd"]),
+                _usd(row["reserved_usd"]),
+                _usd(w["budget_usd"]),
+                _usd(w["remaining_usd"]),
+                _usd(row["burn_rate_usd_per_hour"]),
+                w["forecast"],
+            )
             shown = True
     (console or Console()).print(table)
 
@@ -149,9 +171,14 @@ def set_limits(
     admin_key: str = _KEY,
 ) -> None:
     """Set runtime rate limits / run guards (replaces the scope's limits override)."""
-    names = (("requests_per_minute", rpm), ("tokens_per_minute", tpm), ("run_max_calls", run_max_calls),
-             ("run_max_identical_requests", run_max_identical), ("run_max_cost_usd", run_max_cost),
-             ("max_concurrent_requests", concurrent))  # fmt: skip
+    names = (
+        ("requests_per_minute", rpm),
+        ("tokens_per_minute", tpm),
+        ("run_max_calls", run_max_calls),
+        ("run_max_identical_requests", run_max_identical),
+        ("run_max_cost_usd", run_max_cost),
+        ("max_concurrent_requests", concurrent),
+    )
     body: dict[str, Any] = {}
     for name, raw in names:
         given, v = _value(raw, name)

@@ -31,8 +31,12 @@ log = logging.getLogger("wardgate.limits")
 
 
 def _memory(cfg: LimitsSettings) -> MemoryStore:
-    return MemoryStore(lease_s=cfg.lease_s, settled_ttl_s=cfg.settled_ttl_s, window_s=cfg.window_s,
-                       expired=cfg.expired_reservations)
+    return MemoryStore(
+        lease_s=cfg.lease_s,
+        settled_ttl_s=cfg.settled_ttl_s,
+        window_s=cfg.window_s,
+        expired=cfg.expired_reservations,
+    )
 
 
 async def build_store(cfg: LimitsSettings) -> LimitStore:

@@ -20,8 +20,16 @@ BURN_SLOTS = 60  # one-minute buckets: the burn rate covers the last hour
 #: ``reserved`` (a budget held only by calls in flight) and ``concurrent`` denials say "retry
 #: in a second": calls in flight usually finish within seconds, and no store event says when.
 RESERVED_RETRY_MS = 1000
-_PRIORITY = {"loop": 0, "calls": 1, "budget": 2, "too_large": 3, "requests": 4, "tokens": 4, "reserved": 4,
-             "concurrent": 4}  # fmt: skip
+_PRIORITY = {
+    "loop": 0,
+    "calls": 1,
+    "budget": 2,
+    "too_large": 3,
+    "requests": 4,
+    "tokens": 4,
+    "reserved": 4,
+    "concurrent": 4,
+}
 
 #: Per scope: requests/min, tokens/min, (day, month, total) budgets, calls in flight.
 Limits = tuple[int | None, int | None, tuple[int | None, int | None, int | None], int | None]
@@ -47,7 +55,9 @@ def _min(a: int | None, b: int | None) -> int | None:
     return min(a, b)
 
 
-def run_cost_limit(overrides: Sequence[dict[str, Any] | None], team_index: int, configured: int | None) -> int | None:
+def run_cost_limit(
+    overrides: Sequence[dict[str, Any] | None], team_index: int, configured: int | None
+) -> int | None:
     """The run's cost cap: the team's runtime override wins over the configured run guard."""
     return _pick(overrides[team_index] if team_index >= 0 else None, "run_max_cost", configured)
 
@@ -57,7 +67,11 @@ def budget_limits(
 ) -> tuple[int | None, int | None, int | None]:
     """(day, month, total) budget of one scope; ``run_cost`` caps the run scope's total."""
     day, month, total = spec.budget_nano
-    return _pick(override, "day", day), _pick(override, "month", month), _min(_pick(override, "total", total), run_cost)
+    return (
+        _pick(override, "day", day),
+        _pick(override, "month", month),
+        _min(_pick(override, "total", total), run_cost),
+    )
 
 
 def effective_limits(

@@ -35,8 +35,9 @@ _MEDIA = {
 #: Keys of a media part that carry the media itself (bytes, URL or id), replaced by the flat
 #: amount. The part's other keys (type, detail, filename, or text a client slips in) count as
 #: text, so a media ``type`` cannot hide text from the bound.
-_MEDIA_PAYLOAD = frozenset({"image_url", "input_audio", "audio", "file", "file_data", "file_url", "file_id",
-                            "data", "url"})  # fmt: skip
+_MEDIA_PAYLOAD = frozenset(
+    {"image_url", "input_audio", "audio", "file", "file_data", "file_url", "file_id", "data", "url"}
+)
 #: Integers beyond this are counted from their bit length (``str`` refuses huge ones).
 _SMALL_INT = 10**18
 _OUTPUT_FIELDS = {
@@ -44,8 +45,21 @@ _OUTPUT_FIELDS = {
     Endpoint.RESPONSES: ("max_output_tokens",),
 }
 #: Fields that do not change what is being asked (excluded from the loop fingerprint).
-_VOLATILE = frozenset({"id", "tool_call_id", "call_id", "stream", "stream_options", "user", "metadata",
-                       "store", "seed", "service_tier", "request_id"})  # fmt: skip
+_VOLATILE = frozenset(
+    {
+        "id",
+        "tool_call_id",
+        "call_id",
+        "stream",
+        "stream_options",
+        "user",
+        "metadata",
+        "store",
+        "seed",
+        "service_tier",
+        "request_id",
+    }
+)
 
 
 def _text_bytes(text: str) -> int:
@@ -169,6 +183,11 @@ def fingerprint(call: Call, last_messages: int) -> str:
     tool_names = (
         sorted(_tool_name(t) for t in tools if isinstance(t, dict)) if isinstance(tools, list) else []
     )
-    doc = {"e": str(call.endpoint), "m": call.model, "i": _normalize(items), "t": tool_names,
-           "s": _normalize(body.get("instructions"))}  # fmt: skip
+    doc = {
+        "e": str(call.endpoint),
+        "m": call.model,
+        "i": _normalize(items),
+        "t": tool_names,
+        "s": _normalize(body.get("instructions")),
+    }
     return hashlib.blake2b(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()

@@ -60,50 +60,70 @@ def denial_error(denial: Denial, spec: ScopeSpec, result: ReserveResult, est_nan
         return LoopDetected(
             f"Loop detected: this request was already sent {denial.limit} times in run '{spec.ident}' "
             "(limit of identical requests per run). Change the request or start a new run.",
-            headers=headers, extra=extra,
-        )  # fmt: skip
+            headers=headers,
+            extra=extra,
+        )
     if denial.reason == "calls":
         headers["x-should-retry"] = "false"
         return RateLimited(
             f"Run '{spec.ident}' reached its limit of {denial.limit} calls.",
-            code="run_call_limit", headers=headers, extra=extra,
-        )  # fmt: skip
+            code="run_call_limit",
+            headers=headers,
+            extra=extra,
+        )
     if denial.reason == "budget":
         window = denial.window or "total"
         return BudgetExceeded(
             f"Budget exceeded for {_describe(spec)}: the {window} budget of ${nano_to_usd(denial.limit):.4f} "
             f"cannot cover this call's reservation of ${nano_to_usd(est_nano):.6f} "
             "(spend plus calls in flight). Lower max_tokens, or wait for the budget window to reset.",
-            headers=headers, extra={**extra, "window": window},
-        )  # fmt: skip
+            headers=headers,
+            extra={**extra, "window": window},
+        )
     if denial.reason == "reserved":
         # Only calls in flight hold the budget: it frees (or is spent) as they finish.
         window = denial.window or "total"
         retry_ms = max(denial.retry_after_ms, 1)
-        headers.update({"retry-after": str(math.ceil(retry_ms / 1000)), "retry-after-ms": str(retry_ms),
-                        "x-should-retry": "true"})
+        headers.update(
+            {
+                "retry-after": str(math.ceil(retry_ms / 1000)),
+                "retry-after-ms": str(retry_ms),
+                "x-should-retry": "true",
+            }
+        )
         return RateLimited(
             f"Budget held by calls in flight for {_describe(spec)}: the {window} budget of "
             f"${nano_to_usd(denial.limit):.4f} can cover this call's reservation of ${nano_to_usd(est_nano):.6f}, "
             f"but not while the calls in flight hold their reservations. Retry after {retry_ms / 1000:.0f}s.",
-            code="budget_reserved", headers=headers, extra={**extra, "window": window},
-        )  # fmt: skip
+            code="budget_reserved",
+            headers=headers,
+            extra={**extra, "window": window},
+        )
     if denial.reason == "concurrent":
         retry_ms = max(denial.retry_after_ms, 1)
-        headers.update({"retry-after": str(math.ceil(retry_ms / 1000)), "retry-after-ms": str(retry_ms),
-                        "x-should-retry": "true"})
+        headers.update(
+            {
+                "retry-after": str(math.ceil(retry_ms / 1000)),
+                "retry-after-ms": str(retry_ms),
+                "x-should-retry": "true",
+            }
+        )
         return RateLimited(
             f"Too many concurrent requests for {_describe(spec)}: at most {denial.limit} calls in flight at once. "
             "Retry when one of them has finished.",
-            code="concurrency_limit_exceeded", headers=headers, extra=extra,
-        )  # fmt: skip
+            code="concurrency_limit_exceeded",
+            headers=headers,
+            extra=extra,
+        )
     if denial.reason == "too_large":
         headers["x-should-retry"] = "false"
         return RateLimited(
             f"Request too large for {_describe(spec)}: its token estimate exceeds the limit of "
             f"{denial.limit} tokens per minute. Shorten the prompt or lower max_tokens.",
-            code="request_too_large", headers=headers, extra=extra,
-        )  # fmt: skip
+            code="request_too_large",
+            headers=headers,
+            extra=extra,
+        )
     retry_ms = max(denial.retry_after_ms, 1)
     headers["retry-after"] = str(math.ceil(retry_ms / 1000))
     headers["retry-after-ms"] = str(retry_ms)
@@ -111,12 +131,14 @@ def denial_error(denial: Denial, spec: ScopeSpec, result: ReserveResult, est_nan
     return RateLimited(
         f"Rate limit reached for {_describe(spec)}: {denial.limit} {unit} per minute. "
         f"Retry after {retry_ms / 1000:.3f}s.",
-        headers=headers, extra=extra,
-    )  # fmt: skip
+        headers=headers,
+        extra=extra,
+    )
 
 
-def reprice_error(denial: Denial, spec: ScopeSpec, asked: str, routed: str, old_nano: int,
-                  new_nano: int) -> GatewayError:  # fmt: skip
+def reprice_error(
+    denial: Denial, spec: ScopeSpec, asked: str, routed: str, old_nano: int, new_nano: int
+) -> GatewayError:
     """A budget cannot cover the call once a policy routed it to a pricier model (``reserved``:
     only while the calls in flight hold it: retry)."""
     window = denial.window or "total"
@@ -126,9 +148,13 @@ def reprice_error(denial: Denial, spec: ScopeSpec, asked: str, routed: str, old_
             f"'{asked}' to '{routed}', whose reservation of ${nano_to_usd(new_nano):.6f} the {window} budget of "
             f"${nano_to_usd(denial.limit):.4f} can cover once the calls in flight finish. Retry after 1s.",
             code="budget_reserved",
-            headers={"retry-after": "1", "retry-after-ms": str(max(denial.retry_after_ms, 1)), "x-should-retry": "true"},
+            headers={
+                "retry-after": "1",
+                "retry-after-ms": str(max(denial.retry_after_ms, 1)),
+                "x-should-retry": "true",
+            },
             extra={"scope": spec.kind, "scope_id": spec.ident, "window": window, "routed_model": routed},
-        )  # fmt: skip
+        )
     return BudgetExceeded(
         f"Budget exceeded for {_describe(spec)}: the policy routed this call from model '{asked}' to "
         f"'{routed}', whose reservation of ${nano_to_usd(new_nano):.6f} (up from ${nano_to_usd(old_nano):.6f}) "

@@ -69,8 +69,12 @@ class LeaseKeeper:
                 held += await store.renew(group)
             except StoreError as exc:
                 self.failures += 1
-                log.warning("limits: lease renewal of %d calls failed (retrying in %.0f s): %s",
-                            len(group), self.interval_s, exc)  # fmt: skip
+                log.warning(
+                    "limits: lease renewal of %d calls failed (retrying in %.0f s): %s",
+                    len(group),
+                    self.interval_s,
+                    exc,
+                )
         return held
 
     async def close(self) -> None:

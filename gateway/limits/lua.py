@@ -118,7 +118,9 @@ end
 #: set, flag 2); ZCARD of it is the scope's calls in flight.
 #: Per scope: at most two expiry scans, one HMGET, one ZCARD; on commit two ZADD, one HSET and
 #: PEXPIRE (retention) of exactly the keys written. No reservation record: settle writes its own.
-RESERVE = COMMON + r"""
+RESERVE = (
+    COMMON
+    + r"""
 local ARGV = cjson.decode(ARGV[1])
 local now = clock(ARGV[1])
 local rid = ARGV[2]
@@ -309,6 +311,7 @@ if run_idx > 0 then run_calls = run_calls + 1 end
 return {1, num(now), '', flag_csv, req_info, tok_info, budget_str, run_calls, num(run_spent), run_reps,
         num(lapsed_booked)}
 """
+)
 
 #: Scopes unused this long leave the activity index (``list_scopes``).
 IDX_KEEP_MS = 30 * 86_400_000
@@ -320,7 +323,9 @@ IDX_KEEP_MS = 30 * 86_400_000
 #: a window log re-added to (the lease set is only shrunk here, so it keeps reserve's TTL).
 #: One SET ... GET checks and writes the idempotency record; the activity index is pruned only
 #: when it gained a member (it cannot grow otherwise; ``list_scopes`` filters by age).
-SETTLE = COMMON + r"""
+SETTLE = (
+    COMMON
+    + r"""
 local ARGV = cjson.decode(ARGV[1])
 if redis.call('SET', KEYS[1], 'S', 'PX', num(ARGV[7]), 'GET') == 'S' then return {0, 0} end
 local now = clock(ARGV[1])
@@ -382,3 +387,4 @@ if redis.call('ZADD', KEYS[2], unpack(idx)) > 0 then
 end
 return {1, late}
 """.replace("IDX_KEEP_MS", str(IDX_KEEP_MS))
+)

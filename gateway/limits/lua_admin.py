@@ -8,7 +8,9 @@ from __future__ import annotations
 from gateway.limits.lua import COMMON
 
 #: KEYS: cfg, h, l. ARGV: now, field. Read-only: expired leases are subtracted, not purged.
-INSPECT = COMMON + r"""
+INSPECT = (
+    COMMON
+    + r"""
 local now = clock(ARGV[1])
 local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', num(now))
 local expired = 0
@@ -16,6 +18,7 @@ for _, m in ipairs(gone) do expired = expired + weight(m) end
 local ov = redis.call('HGET', KEYS[1], ARGV[2]) or ''
 return {num(now), num(expired), ov, redis.call('HGETALL', KEYS[2])}
 """
+)
 
 #: KEYS: cfg. ARGV: field, comma-separated fields the section owns, JSON of the new values.
 SET_OVERRIDE = r"""
@@ -34,16 +37,21 @@ return enc
 """
 
 #: KEYS: l. ARGV: now, max. The scope's leases still held: {now, member, score, member, score...}.
-LEASES = COMMON + r"""
+LEASES = (
+    COMMON
+    + r"""
 local now = clock(ARGV[1])
 local held = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. num(now), '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
 table.insert(held, 1, num(now))
 return held
 """
+)
 
 #: KEYS: h, l. ARGV: rid. Drops the lease of reservation ``rid`` from this scope (its amount
 #: leaves ``r``, nothing is booked); returns {member, score}, or {} if it holds none here.
-RELEASE = COMMON + r"""
+RELEASE = (
+    COMMON
+    + r"""
 local prefix = ARGV[1] .. '|'
 for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   if string.sub(m, 1, #prefix) == prefix then
@@ -55,12 +63,16 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
 end
 return {}
 """
+)
 
 #: KEYS: h, l. ARGV: member, score. Puts a released lease back (an admin release whose audit
 #: record was refused).
-RESTORE = COMMON + r"""
+RESTORE = (
+    COMMON
+    + r"""
 if redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1]) == 1 then
   redis.call('HINCRBY', KEYS[1], 'r', weight(ARGV[1]))
 end
 return 1
 """
+)

@@ -12,7 +12,9 @@ from gateway.limits.lua import COMMON
 #: Extends every lease still held (score > now) to now + lease_ms; a lapsed lease (already
 #: released, or about to be by the next expiry scan) is left alone. Returns the number of
 #: reservations whose every lease was renewed.
-RENEW = COMMON + r"""
+RENEW = (
+    COMMON
+    + r"""
 local A = cjson.decode(ARGV[1])
 local now = clock(A[1])
 local expiry = num(now + tonumber(A[2]))
@@ -29,6 +31,7 @@ for j = 3, #A, 2 do
 end
 return held
 """
+)
 
 #: KEYS: cfg, then (h, l, w) per scope (the reservation's scopes, as in RESERVE).
 #: ARGV[1]: a JSON array of now, rid, old_est, new_est, lease_ms, run_idx, team_idx, max_run_cost,
@@ -38,7 +41,9 @@ return held
 #: budget covers the difference (all or nothing); less: releases it. A lapsed lease is held
 #: again (a fresh lease) if the budgets cover the whole new amount. Returns
 #: {1, '', least remaining after} or {0, denial, ''}.
-REPRICE = COMMON + r"""
+REPRICE = (
+    COMMON
+    + r"""
 local ARGV = cjson.decode(ARGV[1])
 local now = clock(ARGV[1])
 local rid = ARGV[2]
@@ -113,3 +118,4 @@ local rest = ''
 if least then rest = num(least) end
 return {1, '', rest}
 """
+)

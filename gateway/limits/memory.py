@@ -348,7 +348,12 @@ class MemoryStore:
             v[1] for k, v in sc.h.items() if k[0] == "b" and k[1:].isdigit() and minute - v[0] < BURN_SLOTS
         )
         return ScopeState(
-            now, sc.h.get("r", 0) - expired, {"day": d, "month": m, "total": t}, burn, override, sc.h.get("calls", 0)
+            now,
+            sc.h.get("r", 0) - expired,
+            {"day": d, "month": m, "total": t},
+            burn,
+            override,
+            sc.h.get("calls", 0),
         )
 
     async def set_override(

@@ -137,7 +137,9 @@ def _from_genai(name: str) -> Price | None:
         # Some providers' names do not match their models' (text-embedding-3-small is not
         # "recognisably OpenAI"): ask each provider, OpenAI first, as its catalog says.
         providers = sorted(snapshot.providers, key=lambda p: p.id != "openai")
-        model = next((m for p in providers if (m := p.find_model(name.lower(), all_providers=providers))), None)
+        model = next(
+            (m for p in providers if (m := p.find_model(name.lower(), all_providers=providers))), None
+        )
         if model is None:
             return None
     prices = model.get_prices(datetime.now(tz=UTC))

@@ -135,8 +135,17 @@ class RedisStore:
 
     async def start(self) -> None:
         """Load the scripts once; a failure here is reported, calls will retry via NOSCRIPT."""
-        for script in (self._reserve, self._settle, self._inspect, self._set_override, self._renew, self._reprice,
-                       self._leases, self._release, self._restore):
+        for script in (
+            self._reserve,
+            self._settle,
+            self._inspect,
+            self._set_override,
+            self._renew,
+            self._reprice,
+            self._leases,
+            self._release,
+            self._restore,
+        ):
             await self._load(script)
 
     async def _load(self, script: _Script) -> None:
@@ -177,12 +186,25 @@ class RedisStore:
         team = self._wire.team(req.team)
         wires = self._wire.scopes(req.team, req.scopes)
         head: list[object] = [
-            self._now_arg(), req.rid, self._lease_ms, req.est_nano, req.est_tokens, self._window_ms,
-            self._book, req.run_index + 1, req.team_index + 1, _opt(req.max_calls),
-            _opt(req.max_identical), _opt(req.max_run_cost_nano), req.fingerprint or "", len(wires),
-        ]  # fmt: skip
+            self._now_arg(),
+            req.rid,
+            self._lease_ms,
+            req.est_nano,
+            req.est_tokens,
+            self._window_ms,
+            self._book,
+            req.run_index + 1,
+            req.team_index + 1,
+            _opt(req.max_calls),
+            _opt(req.max_identical),
+            _opt(req.max_run_cost_nano),
+            req.fingerprint or "",
+            len(wires),
+        ]
         keys = [team.cfg, *(w.keys for w in wires)]
-        payload = evalsha(self._reserve.sha, keys, 1 + 3 * len(wires), json_args(head, [w.reserve_arg for w in wires]))
+        payload = evalsha(
+            self._reserve.sha, keys, 1 + 3 * len(wires), json_args(head, [w.reserve_arg for w in wires])
+        )
         r = await self._dispatch(self._reserve, payload)
         flags = r[3]
         return ReserveResult(
@@ -206,9 +228,17 @@ class RedisStore:
         team = self._wire.team(res.team)
         wires = self._wire.scopes(res.team, res.scopes)
         head: list[object] = [
-            self._now_arg(), res.rid, res.est_nano, actual_nano, res.est_tokens, actual_tokens, self._settled_ms,
-            self._window_ms, res.arrival_ms, len(wires),
-        ]  # fmt: skip
+            self._now_arg(),
+            res.rid,
+            res.est_nano,
+            actual_nano,
+            res.est_tokens,
+            actual_tokens,
+            self._settled_ms,
+            self._window_ms,
+            res.arrival_ms,
+            len(wires),
+        ]
         parts = [b"%d,%s" % (flag, w.settle_arg) for w, flag in zip(wires, res.flags, strict=True)]
         keys = [bulk((team.record + res.rid).encode()), team.idx, *(w.keys for w in wires)]
         payload = evalsha(self._settle.sha, keys, 2 + 3 * len(wires), json_args(head, parts))
@@ -229,8 +259,11 @@ class RedisStore:
             keys: list[bytes] = []
             head: list[object] = [now, self._lease_ms]
             for res in group:
-                leased = [w.lease_key for w, f in zip(self._wire.scopes(team, res.scopes), res.flags, strict=True)
-                          if f & BUDGET]  # fmt: skip
+                leased = [
+                    w.lease_key
+                    for w, f in zip(self._wire.scopes(team, res.scopes), res.flags, strict=True)
+                    if f & BUDGET
+                ]
                 keys += leased
                 head += (len(leased), res.lease_member)
             payloads.append(evalsha(self._renew.sha, keys, len(keys), json_args(head, ())))
@@ -241,15 +274,28 @@ class RedisStore:
         team = self._wire.team(res.team)
         wires = self._wire.scopes(res.team, res.scopes)
         head: list[object] = [
-            self._now_arg(), res.rid, res.est_nano, new_est_nano, self._lease_ms, res.run_index + 1,
-            res.team_index + 1, _opt(res.max_run_cost_nano), len(wires), self._book,
-        ]  # fmt: skip
+            self._now_arg(),
+            res.rid,
+            res.est_nano,
+            new_est_nano,
+            self._lease_ms,
+            res.run_index + 1,
+            res.team_index + 1,
+            _opt(res.max_run_cost_nano),
+            len(wires),
+            self._book,
+        ]
         parts = [b"%d,%s" % (flag, w.reserve_arg) for w, flag in zip(wires, res.flags, strict=True)]
-        payload = evalsha(self._reprice.sha, [team.cfg, *(w.keys for w in wires)], 1 + 3 * len(wires),
-                          json_args(head, parts))  # fmt: skip
+        payload = evalsha(
+            self._reprice.sha,
+            [team.cfg, *(w.keys for w in wires)],
+            1 + 3 * len(wires),
+            json_args(head, parts),
+        )
         r = await self._dispatch(self._reprice, payload)
-        return RepriceResult(ok=r[0] == 1, denial=_denial(r[1]) if r[1] else None,
-                             remaining_nano=int(r[2]) if r[2] else None)  # fmt: skip
+        return RepriceResult(
+            ok=r[0] == 1, denial=_denial(r[1]) if r[1] else None, remaining_nano=int(r[2]) if r[2] else None
+        )
 
     async def scope_state(self, team: str, kind: str, ident: str) -> ScopeState:
         base = self.keys.scope(team, kind, ident)
@@ -275,9 +321,7 @@ class RedisStore:
                 if minute - int(m) < 60:
                     burn += int(amount)
         override = _decode_override(raw_override) if raw_override else {}
-        return ScopeState(
-            now, int(h.get("r", 0)) - expired, spent, burn, override, int(h.get("calls", 0))
-        )
+        return ScopeState(now, int(h.get("r", 0)) - expired, spent, burn, override, int(h.get("calls", 0)))
 
     async def set_override(
         self, team: str, kind: str, ident: str, section: str, values: dict[str, int | None]
@@ -291,7 +335,9 @@ class RedisStore:
         return _decode_override(r)
 
     async def leases(self, team: str, kind: str, ident: str, limit: int = 1000) -> tuple[int, list[Lease]]:
-        r = await self._eval(self._leases, [self.keys.scope(team, kind, ident) + ":l"], [self._now_arg(), limit])
+        r = await self._eval(
+            self._leases, [self.keys.scope(team, kind, ident) + ":l"], [self._now_arg(), limit]
+        )
         return int(r[0]), [Lease.of(m, int(float(score))) for m, score in zip(r[1::2], r[2::2], strict=True)]
 
     async def release(self, team: str, kind: str, ident: str, rid: str) -> tuple[str, int] | None:
@@ -308,7 +354,9 @@ class RedisStore:
             self.round_trips += 1
             # Settle prunes the index only when it grows: filter out what it has not pruned yet.
             oldest = round((self._clock or time.time)() * 1000) - lua.IDX_KEEP_MS
-            members = await self._redis.zrevrangebyscore(self.keys.idx(team), "+inf", oldest, start=0, num=10_001)
+            members = await self._redis.zrevrangebyscore(
+                self.keys.idx(team), "+inf", oldest, start=0, num=10_001
+            )
         except RedisError as exc:
             raise StoreError(f"redis: {exc}") from exc
         prefix = kind + ":"

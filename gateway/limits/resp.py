@@ -119,10 +119,14 @@ class FastRedis:
                     loop.create_connection(_Protocol, self._host, self._port), self._timeout_s
                 )
             except (OSError, TimeoutError) as exc:
-                raise RespConnectionError(f"cannot connect to redis at {self._host}:{self._port}: {exc}") from exc
+                raise RespConnectionError(
+                    f"cannot connect to redis at {self._host}:{self._port}: {exc}"
+                ) from exc
             self._proto = proto
             if self._password:
-                auth = ("AUTH", self._username, self._password) if self._username else ("AUTH", self._password)
+                auth = (
+                    ("AUTH", self._username, self._password) if self._username else ("AUTH", self._password)
+                )
                 await self._send(proto, encode(auth))
             if self._db:
                 await self._send(proto, encode(("SELECT", self._db)))

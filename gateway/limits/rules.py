@@ -49,8 +49,12 @@ class ScopeLimits(BaseModel):
         return v
 
     def is_empty(self) -> bool:
-        return (self.requests_per_minute is None and self.tokens_per_minute is None
-                and self.max_concurrent_requests is None and not self.budget_usd)  # fmt: skip
+        return (
+            self.requests_per_minute is None
+            and self.tokens_per_minute is None
+            and self.max_concurrent_requests is None
+            and not self.budget_usd
+        )
 
 
 class RunGuards(BaseModel):
@@ -103,8 +107,9 @@ def _merge(layers: list[ScopeLimits | None]) -> ScopeLimits:
         if layer.max_concurrent_requests is not None:
             concurrent = layer.max_concurrent_requests
         budgets.update(layer.budget_usd)
-    return ScopeLimits(requests_per_minute=rpm, tokens_per_minute=tpm, max_concurrent_requests=concurrent,
-                       budget_usd=budgets)
+    return ScopeLimits(
+        requests_per_minute=rpm, tokens_per_minute=tpm, max_concurrent_requests=concurrent, budget_usd=budgets
+    )
 
 
 def key_layer(principal: Principal) -> ScopeLimits | None:
@@ -116,11 +121,16 @@ def key_layer(principal: Principal) -> ScopeLimits | None:
     # keys.yaml was held to the ranges when it was loaded (``gateway.keys``); checked again here
     # so a key built another way cannot turn into a 500 on its first call.
     return ScopeLimits(
-        requests_per_minute=check_count(lim.get("requests_per_minute", lim.get("rpm")), "requests_per_minute"),
+        requests_per_minute=check_count(
+            lim.get("requests_per_minute", lim.get("rpm")), "requests_per_minute"
+        ),
         tokens_per_minute=check_count(lim.get("tokens_per_minute", lim.get("tpm")), "tokens_per_minute"),
-        max_concurrent_requests=check_count(lim.get("max_concurrent_requests", lim.get("concurrent")),
-                                            "max_concurrent_requests"),
-        budget_usd={w: check_usd(v, w) for w, v in budgets.items() if w in ("day", "month", "total") and v is not None},
+        max_concurrent_requests=check_count(
+            lim.get("max_concurrent_requests", lim.get("concurrent")), "max_concurrent_requests"
+        ),
+        budget_usd={
+            w: check_usd(v, w) for w, v in budgets.items() if w in ("day", "month", "total") and v is not None
+        },
     )
 
 
@@ -146,8 +156,9 @@ class LimitRules:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
         return cls(LimitsFile.model_validate(raw or {}), run_ttl_s=run_ttl_s, agent_ttl_s=agent_ttl_s)
 
-    def limits_for(self, kind: str, team: str, *, model: str | None = None,
-                   principal: Principal | None = None) -> ScopeLimits:  # fmt: skip
+    def limits_for(
+        self, kind: str, team: str, *, model: str | None = None, principal: Principal | None = None
+    ) -> ScopeLimits:
         """The configured limits of one scope (without runtime overrides)."""
         key = (kind, team, model, principal.key_id if principal and kind == "key" else None)
         hit = self._cache.get(key)
@@ -198,15 +209,24 @@ class LimitRules:
         return 0
 
     def _spec(self, kind: str, ident: str, team: str, model: str, principal: Principal) -> ScopeSpec:
-        key = (kind, team, model if kind == "model" or "+" in kind else None,
-               principal.key_id if kind == "key" else None)  # fmt: skip
+        key = (
+            kind,
+            team,
+            model if kind == "model" or "+" in kind else None,
+            principal.key_id if kind == "key" else None,
+        )
         tpl = self._templates.get(key)
         if tpl is None:
             lim = self.limits_for(kind, team, model=model, principal=principal)
             b = lim.budget_usd
             budgets = tuple(usd_to_nano(b[w]) if w in b else None for w in ("day", "month", "total"))
-            tpl = (lim.requests_per_minute, lim.tokens_per_minute, budgets, self._retention(tuple(kind.split("+"))),
-                   lim.max_concurrent_requests)
+            tpl = (
+                lim.requests_per_minute,
+                lim.tokens_per_minute,
+                budgets,
+                self._retention(tuple(kind.split("+"))),
+                lim.max_concurrent_requests,
+            )
             if len(self._templates) > 10_000:
                 self._templates.clear()
             self._templates[key] = tpl
@@ -244,6 +264,8 @@ class LimitRules:
         for combo in self._combos:
             parts = combo.split("+")
             if all(p in idents for p in parts):
-                specs.append(self._spec(combo, scope_ident(*(idents[p] for p in parts)), team, call.model, principal))
+                specs.append(
+                    self._spec(combo, scope_ident(*(idents[p] for p in parts)), team, call.model, principal)
+                )
         run_index = next((i for i, s in enumerate(specs) if s.kind == "run"), -1)
         return tuple(specs), 1, run_index

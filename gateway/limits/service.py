@@ -55,9 +55,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("wardgate.limits")
 
 ANONYMOUS = Principal(key_id="anonymous", team="default")
-_OUTCOMES = {"loop": "loop_detected", "calls": "run_call_limit", "budget": "budget_exceeded",
-             "too_large": "request_too_large", "requests": "rate_limited", "tokens": "rate_limited",
-             "reserved": "budget_reserved", "concurrent": "concurrency_limit"}  # fmt: skip
+_OUTCOMES = {
+    "loop": "loop_detected",
+    "calls": "run_call_limit",
+    "budget": "budget_exceeded",
+    "too_large": "request_too_large",
+    "requests": "rate_limited",
+    "tokens": "rate_limited",
+    "reserved": "budget_reserved",
+    "concurrent": "concurrency_limit",
+}
 _SETTLE_RETRIES = (0.2, 1.0, 5.0)
 _DISBELIEVED = frozenset({"usage_negative", "usage_non_numeric", "usage_absurd"})
 
@@ -85,8 +92,12 @@ class LimitsService:
         self._last_error: str | None = None
         self._retries: set[asyncio.Task[None]] = set()
         self._models_cache: dict[str, tuple[float, tuple[list[Price], int | None, int | None]]] = {}
-        self._timers = {(op, s.name): metrics.store_seconds.labels(op, s.name)
-                        for op in ("reserve", "settle") for s in (store, local) if s is not None}  # fmt: skip
+        self._timers = {
+            (op, s.name): metrics.store_seconds.labels(op, s.name)
+            for op in ("reserve", "settle")
+            for s in (store, local)
+            if s is not None
+        }
         #: Reservation ids: a random per-instance prefix and a counter (unique across replicas
         #: without a syscall per call).
         self._rid_prefix = os.urandom(8).hex()
@@ -153,8 +164,11 @@ class LimitsService:
         try:
             prompt, output, est_nano = self._estimate(call, call.model)
         except UnknownPrice as exc:
-            call.decisions.append(Decision("limit", "request", "deny", [exc.message],
-                                           detail={"code": exc.code, "rule": exc.code}))
+            call.decisions.append(
+                Decision(
+                    "limit", "request", "deny", [exc.message], detail={"code": exc.code, "rule": exc.code}
+                )
+            )
             raise
         scopes, team_index, run_index = self.rules.scopes_for(call, principal)
         max_calls, max_identical, max_run_cost = self.rules.run_guard_limits(principal.team)
@@ -169,7 +183,9 @@ class LimitsService:
             max_calls=max_calls,
             max_identical=max_identical,
             max_run_cost_nano=max_run_cost,
-            fingerprint=fingerprint(call, self.settings.estimate.fingerprint_messages) if run_index >= 0 else None,
+            fingerprint=fingerprint(call, self.settings.estimate.fingerprint_messages)
+            if run_index >= 0
+            else None,
         )
         estimate_usd = nano_to_usd(est_nano)
         state: dict[str, Any] = {
@@ -181,22 +197,31 @@ class LimitsService:
         try:
             store, result = await self._reserve(req)
         except LimitsUnavailable as exc:
-            call.decisions.append(Decision("limit", "request", "error", [exc.message],
-                                           detail={"code": exc.code, "rule": exc.code}))
+            call.decisions.append(
+                Decision(
+                    "limit", "request", "error", [exc.message], detail={"code": exc.code, "rule": exc.code}
+                )
+            )
             raise
         if result is not None and result.lapsed_booked_nano:
             self.metrics.lapsed_booked.inc(nano_to_usd(result.lapsed_booked_nano))
-            log.warning("limits: $%.6f of lapsed reservations (a dead worker's calls) booked as spent",
-                        nano_to_usd(result.lapsed_booked_nano))
+            log.warning(
+                "limits: $%.6f of lapsed reservations (a dead worker's calls) booked as spent",
+                nano_to_usd(result.lapsed_booked_nano),
+            )
         if store is None or result is None:  # on_store_error: allow
             state["store"] = "none"
             call.state["cost"] = {"estimate_usd": estimate_usd, "remaining_usd": {}, "budget_usd": {}}
-            call.decisions.append(Decision("limit", "request", "allow", ["limits store unavailable: allowed"]))
+            call.decisions.append(
+                Decision("limit", "request", "allow", ["limits store unavailable: allowed"])
+            )
             return
         state["store"] = "local" if store is self.local else store.name
         call.state["cost"] = {
             "estimate_usd": estimate_usd,
-            "remaining_usd": {scopes[b.scope].kind: nano_to_usd(max(b.remaining_nano, 0)) for b in result.budgets},
+            "remaining_usd": {
+                scopes[b.scope].kind: nano_to_usd(max(b.remaining_nano, 0)) for b in result.budgets
+            },
             "budget_usd": {scopes[b.scope].kind: nano_to_usd(b.budget_nano) for b in result.budgets},
         }
         if run_index >= 0:
@@ -207,13 +232,34 @@ class LimitsService:
             }
         if not result.ok and result.denial is not None:
             error = denial_error(result.denial, scopes[result.denial.scope], result, est_nano)
-            call.decisions.append(Decision("limit", "request", "deny", [error.message], detail={
-                "code": error.code, "rule": _OUTCOMES[result.denial.reason], "scope": scopes[result.denial.scope].kind}))
+            call.decisions.append(
+                Decision(
+                    "limit",
+                    "request",
+                    "deny",
+                    [error.message],
+                    detail={
+                        "code": error.code,
+                        "rule": _OUTCOMES[result.denial.reason],
+                        "scope": scopes[result.denial.scope].kind,
+                    },
+                )
+            )
             raise error
         res = call.state["reservation"] = Reservation(
-            principal.team, req.rid, scopes, result.flags, est_nano, req.est_tokens, result.now_ms, state["store"],
-            model=call.model, run_index=run_index, team_index=team_index, max_run_cost_nano=req.max_run_cost_nano,
-        )  # fmt: skip
+            principal.team,
+            req.rid,
+            scopes,
+            result.flags,
+            est_nano,
+            req.est_tokens,
+            result.now_ms,
+            state["store"],
+            model=call.model,
+            run_index=run_index,
+            team_index=team_index,
+            max_run_cost_nano=req.max_run_cost_nano,
+        )
         self.leases.hold(res)
         state["reserved_usd"] = estimate_usd
         headers = rate_headers(result)
@@ -245,8 +291,15 @@ class LimitsService:
         try:
             prompt, output, est_nano = self._estimate(call, routed)
         except UnknownPrice as exc:
-            call.decisions.append(Decision("limit", "request", "deny", [exc.message],
-                                           detail={"code": exc.code, "rule": exc.code, "routed_model": routed}))
+            call.decisions.append(
+                Decision(
+                    "limit",
+                    "request",
+                    "deny",
+                    [exc.message],
+                    detail={"code": exc.code, "rule": exc.code, "routed_model": routed},
+                )
+            )
             raise
         old_nano, asked = res.est_nano, res.model
         if est_nano != old_nano:
@@ -265,21 +318,44 @@ class LimitsService:
             if not result.ok and result.denial is not None:
                 spec = res.scopes[result.denial.scope]
                 error = reprice_error(result.denial, spec, asked, routed, old_nano, est_nano)
-                call.decisions.append(Decision("limit", "request", "deny", [error.message], detail={
-                    "code": error.code, "rule": _OUTCOMES[result.denial.reason], "scope": spec.kind,
-                    "routed_model": routed}))
+                call.decisions.append(
+                    Decision(
+                        "limit",
+                        "request",
+                        "deny",
+                        [error.message],
+                        detail={
+                            "code": error.code,
+                            "rule": _OUTCOMES[result.denial.reason],
+                            "scope": spec.kind,
+                            "routed_model": routed,
+                        },
+                    )
+                )
                 raise error
             res.est_nano = est_nano
             if result.remaining_nano is not None:
-                call.response_headers["x-wardgate-budget-remaining"] = format_usd(max(result.remaining_nano, 0))
+                call.response_headers["x-wardgate-budget-remaining"] = format_usd(
+                    max(result.remaining_nano, 0)
+                )
         res.model = routed
         estimate_usd = nano_to_usd(est_nano)
         state = call.state["limits"]
         state["estimate"] = {"input_tokens": prompt, "output_tokens": output, "usd": estimate_usd}
         state["reserved_usd"] = estimate_usd
         call.state["cost"]["estimate_usd"] = estimate_usd
-        call.decisions.append(Decision("limit", "request", "allow", detail={
-            "estimate_usd": estimate_usd, "repriced_from_usd": nano_to_usd(old_nano), "routed_model": routed}))
+        call.decisions.append(
+            Decision(
+                "limit",
+                "request",
+                "allow",
+                detail={
+                    "estimate_usd": estimate_usd,
+                    "repriced_from_usd": nano_to_usd(old_nano),
+                    "routed_model": routed,
+                },
+            )
+        )
 
     async def _reserve(self, req: ReserveRequest) -> tuple[LimitStore | None, ReserveResult | None]:
         mode = self.settings.on_store_error
@@ -303,7 +379,9 @@ class LimitsService:
         self._mark_up()
         return self.store, result
 
-    async def _fallback(self, req: ReserveRequest, mode: str) -> tuple[LimitStore | None, ReserveResult | None]:
+    async def _fallback(
+        self, req: ReserveRequest, mode: str
+    ) -> tuple[LimitStore | None, ReserveResult | None]:
         self.metrics.fallback.labels(mode).inc()
         if mode == "local" and self.local is not None:
             return self.local, await self.local.reserve(req)
@@ -324,7 +402,9 @@ class LimitsService:
         actual_nano, tokens, basis = actual_cost(call, res, self.prices)
         if basis in _DISBELIEVED:
             self.metrics.usage_rejected.labels(basis.removeprefix("usage_")).inc()
-            log.warning("usage of call %s not believed (%s): booked at its reservation", call.request_id, basis)
+            log.warning(
+                "usage of call %s not believed (%s): booked at its reservation", call.request_id, basis
+            )
         res.settled = True
         self.leases.release(res)
         call.cost_usd = nano_to_usd(actual_nano)
@@ -332,12 +412,19 @@ class LimitsService:
         state.update({"settled_usd": call.cost_usd, "settle_basis": basis})
         store = self._store_of(res)
         t0 = time.perf_counter()
-        return self._settled(store, res, actual_nano, tokens, store.begin_settle(res, actual_nano, tokens), t0)
+        return self._settled(
+            store, res, actual_nano, tokens, store.begin_settle(res, actual_nano, tokens), t0
+        )
 
     async def _settled(
-        self, store: LimitStore, res: Reservation, actual_nano: int, tokens: int,
-        reply: Awaitable[SettleResult], t0: float,
-    ) -> None:  # fmt: skip
+        self,
+        store: LimitStore,
+        res: Reservation,
+        actual_nano: int,
+        tokens: int,
+        reply: Awaitable[SettleResult],
+        t0: float,
+    ) -> None:
         try:
             self._booked(store, res, await reply, t0)
         except StoreError as exc:

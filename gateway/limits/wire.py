@@ -36,8 +36,16 @@ class ScopeWire:
         self.lease_key = bulk((base + ":l").encode())
         d, m, t = spec.budget_nano
         self.reserve_arg = orjson.dumps(
-            [spec.field, _opt(spec.rpm), _opt(spec.tpm), _opt(d), _opt(m), _opt(t), spec.retention_ms,
-             _opt(spec.concurrent)]
+            [
+                spec.field,
+                _opt(spec.rpm),
+                _opt(spec.tpm),
+                _opt(d),
+                _opt(m),
+                _opt(t),
+                spec.retention_ms,
+                _opt(spec.concurrent),
+            ]
         )[1:-1]
         self.settle_arg = orjson.dumps([spec.retention_ms, spec.field])[1:-1]
 
@@ -82,12 +90,14 @@ class Wire:
 
 def evalsha(sha: str, keys: Sequence[bytes], n_keys: int, argv: bytes) -> bytes:
     """``EVALSHA sha n_keys <keys> <argv>``: ``keys`` are RESP bulk strings (some hold several)."""
-    return b"".join((
-        b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n" % (n_keys + 4, sha.encode()),
-        bulk(b"%d" % n_keys),
-        *keys,
-        bulk(argv),
-    ))  # fmt: skip
+    return b"".join(
+        (
+            b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n" % (n_keys + 4, sha.encode()),
+            bulk(b"%d" % n_keys),
+            *keys,
+            bulk(argv),
+        )
+    )
 
 
 def json_args(head: list[object], parts: Sequence[bytes]) -> bytes:

@@ -53,9 +53,15 @@ def fast_path() -> tuple[Count, Observe]:
             _observe(histogram, value)
             _observe(unlabelled, value)
         samples = {(s.name, s.labels.get("le")): s.value for m in registry.collect() for s in m.samples}
-        expected = {("probe_total", None): 2.0, ("probe_h_bucket", "1.0"): 2.0, ("probe_h_bucket", "2.0"): 3.0,
-                    ("probe_h_bucket", "+Inf"): 4.0, ("probe_h_sum", None): 6.0,
-                    ("probe_u_bucket", "2.0"): 3.0, ("probe_u_sum", None): 6.0}
+        expected = {
+            ("probe_total", None): 2.0,
+            ("probe_h_bucket", "1.0"): 2.0,
+            ("probe_h_bucket", "2.0"): 3.0,
+            ("probe_h_bucket", "+Inf"): 4.0,
+            ("probe_h_sum", None): 6.0,
+            ("probe_u_bucket", "2.0"): 3.0,
+            ("probe_u_sum", None): 6.0,
+        }
         if all(samples.get(k) == v for k, v in expected.items()):
             return _count, _observe
     except (AttributeError, TypeError, IndexError):

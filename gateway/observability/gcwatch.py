@@ -25,8 +25,13 @@ _BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 class GCWatch:
     def __init__(self, registry: CollectorRegistry, slow_s: float = 0.02) -> None:
         self.slow_s = slow_s
-        histogram = Histogram("wardgate_gc_pause_seconds", "Cyclic garbage collector pauses by generation.",
-                              ["generation"], buckets=_BUCKETS, registry=registry)
+        histogram = Histogram(
+            "wardgate_gc_pause_seconds",
+            "Cyclic garbage collector pauses by generation.",
+            ["generation"],
+            buckets=_BUCKETS,
+            registry=registry,
+        )
         self._by_generation = [histogram.labels(str(g)) for g in range(3)]
         self._started = 0.0
 
@@ -38,8 +43,12 @@ class GCWatch:
         generation = info.get("generation", 2)
         self._by_generation[min(generation, 2)].observe(pause)
         if pause >= self.slow_s:
-            log.warning("gc generation %d paused the process for %.1f ms (%d objects freed)",
-                        generation, pause * 1000, info.get("collected", 0))
+            log.warning(
+                "gc generation %d paused the process for %.1f ms (%d objects freed)",
+                generation,
+                pause * 1000,
+                info.get("collected", 0),
+            )
 
     def install(self) -> None:
         gc.callbacks.append(self)

@@ -55,7 +55,11 @@ class Metrics:
         """``known_model(name)`` is truthy for a configured model (the catalog's ``get``)."""
         limit = (settings or MetricsSettings()).max_label_values
         self._known_model = known_model
-        self.team, self.model, self.deployment = BoundedValues(limit), BoundedValues(limit), BoundedValues(limit)
+        self.team, self.model, self.deployment = (
+            BoundedValues(limit),
+            BoundedValues(limit),
+            BoundedValues(limit),
+        )
         self.rule, self.scope = BoundedValues(limit), BoundedValues(limit)
         self.stage = BoundedValues(64)
         #: Label children by (metric, values); label values are bounded, so this is too.
@@ -66,37 +70,83 @@ class Metrics:
         self._stages: dict[str, Any] = {}
         self._count, self._observe = fast_path()
         r = registry
-        self.requests = Counter("wardgate_requests", "Calls by endpoint, model and HTTP status.",
-                                ["endpoint", "model", "status"], registry=r)
-        self.request_seconds = Histogram("wardgate_request_duration_seconds", "Whole-call latency.",
-                                         ["endpoint"], buckets=_SLOW, registry=r)
-        self.decisions = Counter("wardgate_decisions", "Guard decisions by stage, phase, outcome and rule.",
-                                 ["stage", "phase", "outcome", "rule"], registry=r)
-        self.stage_seconds = Histogram("wardgate_stage_duration_seconds", "Time spent per pipeline stage.",
-                                       ["stage"], buckets=_FAST, registry=r)
-        self.upstream_seconds = Histogram("wardgate_upstream_duration_seconds", "Upstream (forward) latency.",
-                                          ["model", "deployment"], buckets=_SLOW, registry=r)
-        self.upstream_errors = Counter("wardgate_upstream_errors", "Upstream failures by deployment and code.",
-                                       ["deployment", "code"], registry=r)
-        self.tokens = Counter("wardgate_tokens", "Tokens by team, model and direction (input/output).",
-                              ["team", "model", "direction"], registry=r)
-        self.cost = Counter("wardgate_cost_usd", "Settled cost in USD by team and model.",
-                            ["team", "model"], registry=r)
-        self.limit_rejections = Counter("wardgate_limit_rejections", "Calls refused by rate limits or budgets.",
-                                        ["code"], registry=r)
-        self.budget_remaining = Gauge("wardgate_budget_remaining_usd", "Budget left per scope (last seen).",
-                                      ["scope"], registry=r, multiprocess_mode="mostrecent")
-        self.audit_events = Counter("wardgate_audit_events", "Audit events made durable, by kind.",
-                                    ["kind"], registry=r)
-        self.audit_record_seconds = Histogram("wardgate_audit_record_seconds",
-                                              "record() latency: queued until durable.", buckets=_FAST, registry=r)
-        self.audit_commit_seconds = Histogram("wardgate_audit_commit_seconds", "One group commit.",
-                                              buckets=_FAST, registry=r)
-        self.audit_batch = Histogram("wardgate_audit_batch_events", "Events per group commit.",
-                                     buckets=_BATCH, registry=r)
+        self.requests = Counter(
+            "wardgate_requests",
+            "Calls by endpoint, model and HTTP status.",
+            ["endpoint", "model", "status"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "wardgate_request_duration_seconds",
+            "Whole-call latency.",
+            ["endpoint"],
+            buckets=_SLOW,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "wardgate_decisions",
+            "Guard decisions by stage, phase, outcome and rule.",
+            ["stage", "phase", "outcome", "rule"],
+            registry=r,
+        )
+        self.stage_seconds = Histogram(
+            "wardgate_stage_duration_seconds",
+            "Time spent per pipeline stage.",
+            ["stage"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.upstream_seconds = Histogram(
+            "wardgate_upstream_duration_seconds",
+            "Upstream (forward) latency.",
+            ["model", "deployment"],
+            buckets=_SLOW,
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "wardgate_upstream_errors",
+            "Upstream failures by deployment and code.",
+            ["deployment", "code"],
+            registry=r,
+        )
+        self.tokens = Counter(
+            "wardgate_tokens",
+            "Tokens by team, model and direction (input/output).",
+            ["team", "model", "direction"],
+            registry=r,
+        )
+        self.cost = Counter(
+            "wardgate_cost_usd", "Settled cost in USD by team and model.", ["team", "model"], registry=r
+        )
+        self.limit_rejections = Counter(
+            "wardgate_limit_rejections", "Calls refused by rate limits or budgets.", ["code"], registry=r
+        )
+        self.budget_remaining = Gauge(
+            "wardgate_budget_remaining_usd",
+            "Budget left per scope (last seen).",
+            ["scope"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.audit_events = Counter(
+            "wardgate_audit_events", "Audit events made durable, by kind.", ["kind"], registry=r
+        )
+        self.audit_record_seconds = Histogram(
+            "wardgate_audit_record_seconds",
+            "record() latency: queued until durable.",
+            buckets=_FAST,
+            registry=r,
+        )
+        self.audit_commit_seconds = Histogram(
+            "wardgate_audit_commit_seconds", "One group commit.", buckets=_FAST, registry=r
+        )
+        self.audit_batch = Histogram(
+            "wardgate_audit_batch_events", "Events per group commit.", buckets=_BATCH, registry=r
+        )
         self.audit_failures = Counter("wardgate_audit_write_failures", "Failed audit commits.", registry=r)
-        self.audit_rejections = Counter("wardgate_audit_rejected_events", "Events that could not be recorded.",
-                                      ["kind"], registry=r)
+        self.audit_rejections = Counter(
+            "wardgate_audit_rejected_events", "Events that could not be recorded.", ["kind"], registry=r
+        )
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(...)``, cached: the per-call path does ~15 of these."""
@@ -132,12 +182,17 @@ class Metrics:
         key = (endpoint, model, status)
         head = self._heads.get(key)
         if head is None:
-            head = self._heads[key] = (self.requests.labels(endpoint, model, str(status or 0)),
-                                       self._child(self.request_seconds, endpoint))
+            head = self._heads[key] = (
+                self.requests.labels(endpoint, model, str(status or 0)),
+                self._child(self.request_seconds, endpoint),
+            )
         count(head[0], 1.0)
         observe(head[1], total_s)
         for d in call.decisions:
-            count(self._child(self.decisions, d.stage, d.phase, d.outcome, self.rule(d.detail.get("rule", ""))), 1.0)
+            count(
+                self._child(self.decisions, d.stage, d.phase, d.outcome, self.rule(d.detail.get("rule", ""))),
+                1.0,
+            )
         stages = self._stages
         for stage, seconds in call.timings.items():
             child = stages.get(stage)

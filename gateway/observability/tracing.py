@@ -48,8 +48,9 @@ def _exporter(settings: TracingSettings) -> SpanExporter | None:
 
 
 class CallTracer:
-    def __init__(self, settings: TracingSettings, exporter: SpanExporter | None = None, *,
-                 batch: bool = True) -> None:
+    def __init__(
+        self, settings: TracingSettings, exporter: SpanExporter | None = None, *, batch: bool = True
+    ) -> None:
         self.provider = TracerProvider(
             resource=Resource.create({"service.name": settings.service_name}),
             sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
@@ -73,8 +74,11 @@ class CallTracer:
             "wardgate.request_id": call.request_id,
             "wardgate.stream": call.stream,
         }
-        for key, attr in (("max_tokens", "gen_ai.request.max_tokens"), ("temperature", "gen_ai.request.temperature"),
-                          ("top_p", "gen_ai.request.top_p")):
+        for key, attr in (
+            ("max_tokens", "gen_ai.request.max_tokens"),
+            ("temperature", "gen_ai.request.temperature"),
+            ("top_p", "gen_ai.request.top_p"),
+        ):
             value = call.body.get(key) if isinstance(call.body, dict) else None
             if isinstance(value, int | float) and not isinstance(value, bool):
                 attrs[attr] = value
@@ -86,12 +90,22 @@ class CallTracer:
             attrs["wardgate.key_id"] = call.principal.key_id
             attrs["wardgate.team"] = call.principal.team
         return self.tracer.start_span(
-            f"{operation} {call.model}".strip(), context=parent, kind=SpanKind.SERVER,
-            start_time=int(call.started_wall * 1e9), attributes=attrs,
+            f"{operation} {call.model}".strip(),
+            context=parent,
+            kind=SpanKind.SERVER,
+            start_time=int(call.started_wall * 1e9),
+            attributes=attrs,
         )
 
-    def finish_call(self, span: Span, call: Call, *, status: int | None, decision: str,
-                    audit_window: tuple[int, int] | None = None) -> None:
+    def finish_call(
+        self,
+        span: Span,
+        call: Call,
+        *,
+        status: int | None,
+        decision: str,
+        audit_window: tuple[int, int] | None = None,
+    ) -> None:
         """Add the stage spans and the outcome, then end the call span now.
 
         ``audit_window`` is the live (start, end) of the audit write, the one stage that is
@@ -101,23 +115,34 @@ class CallTracer:
         if span.is_recording():
             ctx = trace.set_span_in_context(span)
             cursor = int(call.started_wall * 1e9)
-            names = [n for n in STAGE_ORDER if n in call.timings] + [n for n in call.timings if n not in STAGE_ORDER]
+            names = [n for n in STAGE_ORDER if n in call.timings] + [
+                n for n in call.timings if n not in STAGE_ORDER
+            ]
             for name in names:
                 if name == "audit":
                     continue
                 start = min(cursor, now_ns)
                 end = min(start + int(call.timings[name] * 1e9), now_ns)
                 kind = SpanKind.CLIENT if name == "forward" else SpanKind.INTERNAL
-                child = self.tracer.start_span(f"stage {name}", context=ctx, kind=kind, start_time=start,
-                                               attributes={"wardgate.stage": name, "wardgate.reconstructed": True})
+                child = self.tracer.start_span(
+                    f"stage {name}",
+                    context=ctx,
+                    kind=kind,
+                    start_time=start,
+                    attributes={"wardgate.stage": name, "wardgate.reconstructed": True},
+                )
                 if name == "forward" and call.deployment:
                     child.set_attribute("wardgate.deployment", call.deployment)
                     child.set_attribute("wardgate.retries", call.retries)
                 child.end(end_time=end)
                 cursor = end
             if audit_window is not None:
-                self.tracer.start_span("stage audit", context=ctx, start_time=audit_window[0],
-                                       attributes={"wardgate.stage": "audit"}).end(end_time=audit_window[1])
+                self.tracer.start_span(
+                    "stage audit",
+                    context=ctx,
+                    start_time=audit_window[0],
+                    attributes={"wardgate.stage": "audit"},
+                ).end(end_time=audit_window[1])
             self._outcome(span, call, status, decision)
         span.end(end_time=now_ns)
 

@@ -57,22 +57,44 @@ def chat_view(body: dict[str, Any]) -> dict[str, Any]:
                 calls.append(_chat_tool_call(tc, index))
         legacy = message.get("function_call")
         if isinstance(legacy, dict):
-            calls.append({"id": "", "type": "function", "name": _str(legacy.get("name")),
-                          "arguments": parse_arguments(legacy.get("arguments")), "choice": index})
+            calls.append(
+                {
+                    "id": "",
+                    "type": "function",
+                    "name": _str(legacy.get("name")),
+                    "arguments": parse_arguments(legacy.get("arguments")),
+                    "choice": index,
+                }
+            )
         if finish is None:
             finish = choice.get("finish_reason")
-    return {"content": "\n".join(contents), "tool_calls": calls, "finish_reason": finish, "usage": body.get("usage")}
+    return {
+        "content": "\n".join(contents),
+        "tool_calls": calls,
+        "finish_reason": finish,
+        "usage": body.get("usage"),
+    }
 
 
 def _chat_tool_call(tc: dict[str, Any], choice: Any) -> dict[str, Any]:
     kind = _str(tc.get("type")) or "function"
     if kind == "custom" and isinstance(tc.get("custom"), dict):
         custom = tc["custom"]
-        return {"id": _str(tc.get("id")), "type": kind, "name": _str(custom.get("name")),
-                "arguments": {"input": custom.get("input")}, "choice": choice}
+        return {
+            "id": _str(tc.get("id")),
+            "type": kind,
+            "name": _str(custom.get("name")),
+            "arguments": {"input": custom.get("input")},
+            "choice": choice,
+        }
     fn = tc.get("function") if isinstance(tc.get("function"), dict) else {}
-    return {"id": _str(tc.get("id")), "type": kind, "name": _str(fn.get("name")),
-            "arguments": parse_arguments(fn.get("arguments")), "choice": choice}
+    return {
+        "id": _str(tc.get("id")),
+        "type": kind,
+        "name": _str(fn.get("name")),
+        "arguments": parse_arguments(fn.get("arguments")),
+        "choice": choice,
+    }
 
 
 def responses_view(body: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +117,12 @@ def responses_view(body: dict[str, Any]) -> dict[str, Any]:
     details = body.get("incomplete_details")
     if isinstance(details, dict) and details.get("reason"):
         finish = details["reason"]
-    return {"content": "\n".join(contents), "tool_calls": calls, "finish_reason": finish, "usage": body.get("usage")}
+    return {
+        "content": "\n".join(contents),
+        "tool_calls": calls,
+        "finish_reason": finish,
+        "usage": body.get("usage"),
+    }
 
 
 def responses_tool_call(item: dict[str, Any]) -> dict[str, Any]:
@@ -103,11 +130,19 @@ def responses_tool_call(item: dict[str, Any]) -> dict[str, Any]:
     kind = _str(item.get("type"))
     call_id = _str(item.get("call_id") or item.get("id"))
     if kind == "function_call":
-        return {"id": call_id, "type": "function", "name": _str(item.get("name")),
-                "arguments": parse_arguments(item.get("arguments"))}
+        return {
+            "id": call_id,
+            "type": "function",
+            "name": _str(item.get("name")),
+            "arguments": parse_arguments(item.get("arguments")),
+        }
     if kind == "custom_tool_call":
-        return {"id": call_id, "type": "custom", "name": _str(item.get("name")),
-                "arguments": {"input": item.get("input")}}
+        return {
+            "id": call_id,
+            "type": "custom",
+            "name": _str(item.get("name")),
+            "arguments": {"input": item.get("input")},
+        }
     if "arguments" in item:
         arguments = parse_arguments(item.get("arguments"))
     else:
@@ -199,25 +234,43 @@ class ChatStreamView:
 
     def view(self) -> dict[str, Any]:
         calls = [
-            {"id": c["id"], "type": c["type"], "name": c["name"],
-             "arguments": parse_arguments("".join(c["args"])), "choice": c["choice"]}
+            {
+                "id": c["id"],
+                "type": c["type"],
+                "name": c["name"],
+                "arguments": parse_arguments("".join(c["args"])),
+                "choice": c["choice"],
+            }
             for c in self._calls.values()
         ]
-        content = "\n".join("".join(parts) for _, parts in sorted(self._content.items(), key=lambda kv: str(kv[0])))
+        content = "\n".join(
+            "".join(parts) for _, parts in sorted(self._content.items(), key=lambda kv: str(kv[0]))
+        )
         finish = next(iter(self._finish.values()), None)
         return {"content": content, "tool_calls": calls, "finish_reason": finish, "usage": self._usage}
 
 
 #: Responses-API stream events that carry only text (or lifecycle) and may stream ahead.
-_RESPONSES_TEXT_EVENTS = frozenset({
-    "response.created", "response.in_progress", "response.queued",
-    "response.content_part.added", "response.content_part.done",
-    "response.output_text.delta", "response.output_text.done", "response.output_text.annotation.added",
-    "response.refusal.delta", "response.refusal.done",
-    "response.reasoning_summary_part.added", "response.reasoning_summary_part.done",
-    "response.reasoning_summary_text.delta", "response.reasoning_summary_text.done",
-    "response.reasoning_text.delta", "response.reasoning_text.done",
-})
+_RESPONSES_TEXT_EVENTS = frozenset(
+    {
+        "response.created",
+        "response.in_progress",
+        "response.queued",
+        "response.content_part.added",
+        "response.content_part.done",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.output_text.annotation.added",
+        "response.refusal.delta",
+        "response.refusal.done",
+        "response.reasoning_summary_part.added",
+        "response.reasoning_summary_part.done",
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_summary_text.done",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.done",
+    }
+)
 _RESPONSES_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
 _TEXT_ITEMS = frozenset({"message", "reasoning"})
 

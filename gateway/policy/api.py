@@ -36,8 +36,9 @@ async def reload_policies(request: Request) -> Response:
     """Reload from disk now; 422 with ``file:line`` errors if the new set is refused."""
     admin = require_admin(request, "admin")
     service = _service(request)
-    result = await service.manager.reload(reason="admin", force=request.query_params.get("force") == "true",
-                                          actor=admin.user)
+    result = await service.manager.reload(
+        reason="admin", force=request.query_params.get("force") == "true", actor=admin.user
+    )
     if result.result == "refused":
         raise PolicyInvalid(
             "The policy set was refused; revision " + str(result.revision) + " stays active.",

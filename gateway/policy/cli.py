@@ -1,8 +1,8 @@
 """``wardgate policy …``: test, evaluate and push policies from the command line.
 
-    wardgate policy test [rego/] [--data policies/]        every test_* rule, regorus AND opa-lib
-    wardgate policy eval --phase request --input in.json    the decision for one input document
-    wardgate policy push --opa http://opa:8181              upload rego/ and the data to an OPA server
+wardgate policy test [rego/] [--data policies/]        every test_* rule, regorus AND opa-lib
+wardgate policy eval --phase request --input in.json    the decision for one input document
+wardgate policy push --opa http://opa:8181              upload rego/ and the data to an OPA server
 """
 
 from __future__ import annotations
@@ -85,7 +85,9 @@ def eval_command(
         typer.echo(f"error: cannot read the input document: {exc}", err=True)
         raise typer.Exit(2) from exc
     policy_set = _load(rego, data)
-    typer.echo(orjson.dumps(_evaluate(policy_set, engine, phase, doc, raw), option=orjson.OPT_INDENT_2).decode())
+    typer.echo(
+        orjson.dumps(_evaluate(policy_set, engine, phase, doc, raw), option=orjson.OPT_INDENT_2).decode()
+    )
 
 
 def _evaluate(policy_set: PolicySet, engine: str, phase: str, doc: Any, raw: bool) -> Any:
@@ -156,5 +158,7 @@ def push_command(
     except PolicyError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"pushed revision {policy_set.revision}: {len(policy_set.modules)} modules, "
-               f"data from {', '.join(policy_set.data_files) or 'no files'} to {opa}")
+    typer.echo(
+        f"pushed revision {policy_set.revision}: {len(policy_set.modules)} modules, "
+        f"data from {', '.join(policy_set.data_files) or 'no files'} to {opa}"
+    )

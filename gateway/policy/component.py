@@ -46,8 +46,12 @@ async def setup(ctx: AppContext) -> None:
             await audit.record("policy", payload)
 
     manager = PolicyManager(
-        engine, ctx.settings.rego_dir, ctx.settings.policies_dir, metrics=metrics,
-        run_tests=settings.test_on_reload, on_change=record,
+        engine,
+        ctx.settings.rego_dir,
+        ctx.settings.policies_dir,
+        metrics=metrics,
+        run_tests=settings.test_on_reload,
+        on_change=record,
     )
     result = await manager.reload(reason="start")
     await warming

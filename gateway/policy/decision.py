@@ -73,7 +73,10 @@ class PolicyDecision:
         if not allow and not deny:
             deny = (NO_ALLOW_REASON,)
         approvals = tuple(
-            sorted((_approval(i) for i in _items(value.get("require_approval"), "require_approval")), key=_sort_key)
+            sorted(
+                (_approval(i) for i in _items(value.get("require_approval"), "require_approval")),
+                key=_sort_key,
+            )
         )
         redact = _object(value.get("redact"), "redact")
         if any(not isinstance(v, str) for v in redact.values()):

@@ -78,16 +78,22 @@ def check_module(name: str, text: str, data_files: set[str]) -> None:
     code = _LITERALS.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
 
     def refuse(pos: int, why: str) -> PolicyCompileError:
-        return PolicyCompileError(f"package {DERIVED_PACKAGE} {why}", location=f"{name}:{code.count(chr(10), 0, pos) + 1}",
-                                  engine="derived")
+        return PolicyCompileError(
+            f"package {DERIVED_PACKAGE} {why}",
+            location=f"{name}:{code.count(chr(10), 0, pos) + 1}",
+            engine="derived",
+        )
 
     if m := _INPUT.search(code):
         raise refuse(m.start(), "may not read input: its value is computed once per revision")
     for m in _DATA.finditer(code):
         root, part = m.group(1), m.group(2)
         if root != "wardgate" or (part not in data_files and part != _DERIVED_ROOT):
-            raise refuse(m.start(), f"may read only data.wardgate.<data file> ({', '.join(sorted(data_files)) or 'none'}) "
-                                    f"and itself, not {m.group(0).replace(' ', '')}")
+            raise refuse(
+                m.start(),
+                f"may read only data.wardgate.<data file> ({', '.join(sorted(data_files)) or 'none'}) "
+                f"and itself, not {m.group(0).replace(' ', '')}",
+            )
     if m := _NONDETERMINISTIC.search(code):
         raise refuse(m.start(), f"may not call {m.group(1)}: its value is computed once per revision")
     if m := _FUNCTION_HEAD.search(code):
@@ -101,8 +107,9 @@ def _evaluate(modules: Mapping[str, str], data: Mapping[str, Any], first: str) -
     try:
         raw = engine.eval_query_as_json(_QUERY)
     except RuntimeError as exc:
-        raise PolicyCompileError(f"package {DERIVED_PACKAGE} failed: {short_error(exc)}", location=f"{first}:1",
-                                 engine="derived") from None
+        raise PolicyCompileError(
+            f"package {DERIVED_PACKAGE} failed: {short_error(exc)}", location=f"{first}:1", engine="derived"
+        ) from None
     finally:
         del engine  # dropped on this (worker) thread, where it was built
     found = orjson.loads(raw).get("result") or []
@@ -110,7 +117,12 @@ def _evaluate(modules: Mapping[str, str], data: Mapping[str, Any], first: str) -
         return {}
     bindings = found[0]["bindings"]
     if bindings["sets"]:
-        paths = ", ".join("data.wardgate.derived." + ".".join(map(str, path)) for path in bindings["sets"][:3])
-        raise PolicyCompileError(f"package {DERIVED_PACKAGE} may hold no sets (served as JSON); use arrays: {paths}",
-                                 location=f"{first}:1", engine="derived")
+        paths = ", ".join(
+            "data.wardgate.derived." + ".".join(map(str, path)) for path in bindings["sets"][:3]
+        )
+        raise PolicyCompileError(
+            f"package {DERIVED_PACKAGE} may hold no sets (served as JSON); use arrays: {paths}",
+            location=f"{first}:1",
+            engine="derived",
+        )
     return bindings["value"]

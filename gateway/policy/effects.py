@@ -1,13 +1,13 @@
 """What a decision does to a call: deny, approval hand-off, model route, token cap, redaction.
 
-    deny               → ``Denied`` (403 policy_denied, every reason shown to the caller)
-    engine failure     → ``PolicyUnavailable`` (503), or nothing when failing open
-    require_approval   → ``call.state["approval"]`` for the approval stage; without one
-                         configured, a deny with "approval required: <reason>"
-    route.model        → ``call.body["model"]`` (``call.model`` keeps what the caller asked
-                         for; ``call.state["routed_model"]`` says where it went)
-    limits.max_tokens  → caps max_tokens / max_completion_tokens / max_output_tokens
-    redact             → ``call.state["policy_redact"]`` for the redaction stage
+deny               → ``Denied`` (403 policy_denied, every reason shown to the caller)
+engine failure     → ``PolicyUnavailable`` (503), or nothing when failing open
+require_approval   → ``call.state["approval"]`` for the approval stage; without one
+                     configured, a deny with "approval required: <reason>"
+route.model        → ``call.body["model"]`` (``call.model`` keeps what the caller asked
+                     for; ``call.state["routed_model"]`` says where it went)
+limits.max_tokens  → caps max_tokens / max_completion_tokens / max_output_tokens
+redact             → ``call.state["policy_redact"]`` for the redaction stage
 """
 
 from __future__ import annotations

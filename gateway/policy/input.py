@@ -32,12 +32,19 @@ KEYS_STATE = "policy_request_keys"
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _NOT_PARAMS = frozenset({"model", "messages", "input", "tools", "instructions", "functions"})
 #: Built-in tool types under another name than their kind.
-_KIND_ALIASES = {"computer": "computer_use", "computer_use_preview": "computer_use", "mcp_approval_request": "mcp",
-                 "mcp_list_tools": "mcp", "mcp_approval_response": "mcp"}
+_KIND_ALIASES = {
+    "computer": "computer_use",
+    "computer_use_preview": "computer_use",
+    "mcp_approval_request": "mcp",
+    "mcp_list_tools": "mcp",
+    "mcp_approval_response": "mcp",
+}
 _DATED = re.compile(r"(?:_preview)?(?:_\d{4}_\d{2}_\d{2})?$")
 
 
-def build_input(call: Call, response: dict[str, Any] | None = None, now: datetime | None = None) -> dict[str, Any]:
+def build_input(
+    call: Call, response: dict[str, Any] | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     """The input for the request phase, or the response phase when ``response`` is given."""
     doc: dict[str, Any] = {
         "version": INPUT_VERSION,
@@ -50,7 +57,10 @@ def build_input(call: Call, response: dict[str, Any] | None = None, now: datetim
         "time": time_view(now),
     }
     if response is not None:
-        doc["response"] = {**response, "tool_calls": [_keyed_call(c) for c in response.get("tool_calls") or ()]}
+        doc["response"] = {
+            **response,
+            "tool_calls": [_keyed_call(c) for c in response.get("tool_calls") or ()],
+        }
     return doc
 
 
@@ -125,19 +135,46 @@ def _kind_of(kind: str) -> str:
 
 
 #: The kinds of the types every request and answer uses, looked up without a function call.
-_KINDS = {kind: _kind_of(kind) for kind in (
-    "function", "custom", "function_call", "custom_tool_call", "web_search", "web_search_preview", "file_search",
-    "computer_use_preview", "computer", "code_interpreter", "mcp", "image_generation", "local_shell", "shell",
-    "apply_patch", "web_search_call", "file_search_call", "computer_call", "code_interpreter_call", "mcp_call",
-    "image_generation_call", "local_shell_call", "shell_call", "apply_patch_call",
-)}
+_KINDS = {
+    kind: _kind_of(kind)
+    for kind in (
+        "function",
+        "custom",
+        "function_call",
+        "custom_tool_call",
+        "web_search",
+        "web_search_preview",
+        "file_search",
+        "computer_use_preview",
+        "computer",
+        "code_interpreter",
+        "mcp",
+        "image_generation",
+        "local_shell",
+        "shell",
+        "apply_patch",
+        "web_search_call",
+        "file_search_call",
+        "computer_call",
+        "code_interpreter_call",
+        "mcp_call",
+        "image_generation_call",
+        "local_shell_call",
+        "shell_call",
+        "apply_patch_call",
+    )
+}
 
 
 def _tool(kind: str, name: Any) -> dict[str, str]:
     name = name if isinstance(name, str) else kind
     known = _KINDS.get(kind)
-    return {"type": kind, "kind": known if known is not None else _kind_of(kind), "name": name,
-            "name_key": name.strip().lower() if name.isascii() else name_key(name)}
+    return {
+        "type": kind,
+        "kind": known if known is not None else _kind_of(kind),
+        "name": name,
+        "name_key": name.strip().lower() if name.isascii() else name_key(name),
+    }
 
 
 def tools_view(body: dict[str, Any]) -> list[dict[str, str]]:
@@ -161,7 +198,9 @@ def tools_view(body: dict[str, Any]) -> list[dict[str, str]]:
     for field in ("tool_choice", "function_call"):
         choice = body.get(field)
         forced = _forced_tool(choice) if isinstance(choice, dict) else None
-        if forced is not None and all(t["name"] != forced["name"] or t["kind"] != forced["kind"] for t in out):
+        if forced is not None and all(
+            t["name"] != forced["name"] or t["kind"] != forced["kind"] for t in out
+        ):
             out.append(forced)
     return out
 
@@ -183,8 +222,11 @@ def chat_tool_results(messages: list[Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for message in messages:
         if isinstance(message, dict) and message.get("role") in ("tool", "function"):
-            out.append(_result(message["role"], message.get("tool_call_id"), message.get("name"),
-                               message.get("content")))
+            out.append(
+                _result(
+                    message["role"], message.get("tool_call_id"), message.get("name"), message.get("content")
+                )
+            )
     return out
 
 
@@ -198,21 +240,33 @@ def responses_tool_results(items: Any) -> list[dict[str, Any]]:
         if not isinstance(kind, str):
             continue
         if kind.endswith("_output"):
-            out.append(_result(kind, item.get("call_id") or item.get("id"), item.get("name"), item.get("output")))
+            out.append(
+                _result(kind, item.get("call_id") or item.get("id"), item.get("name"), item.get("output"))
+            )
         elif kind == "mcp_call":  # an MCP server's answer (or error) travels inside the call item
             texts = [t for t in (item.get("output"), item.get("error")) if isinstance(t, str)]
             out.append(_result(kind, item.get("id"), item.get("name"), "\n".join(texts)))
         elif kind == "mcp_list_tools":  # tool descriptions an MCP server wrote: text the model reads
             tools = item.get("tools") if isinstance(item.get("tools"), list) else []
             texts = [t.get("description") for t in tools if isinstance(t, dict)]
-            out.append(_result(kind, item.get("id"), item.get("server_label"),
-                               "\n".join(t for t in texts if isinstance(t, str))))
+            out.append(
+                _result(
+                    kind,
+                    item.get("id"),
+                    item.get("server_label"),
+                    "\n".join(t for t in texts if isinstance(t, str)),
+                )
+            )
     return out
 
 
 def _result(role: str, call_id: Any, name: Any, content: Any) -> dict[str, Any]:
-    return {"role": role, "tool_call_id": call_id if isinstance(call_id, str) else "",
-            "name": name if isinstance(name, str) else "", "text": text_key(_joined_text(content))}
+    return {
+        "role": role,
+        "tool_call_id": call_id if isinstance(call_id, str) else "",
+        "name": name if isinstance(name, str) else "",
+        "text": text_key(_joined_text(content)),
+    }
 
 
 def _joined_text(content: Any) -> str:
@@ -221,8 +275,9 @@ def _joined_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(part["text"] for part in content
-                       if isinstance(part, dict) and isinstance(part.get("text"), str))
+        return "".join(
+            part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
     return ""
 
 
@@ -232,8 +287,11 @@ def _keyed_call(call: Any) -> Any:
         return call
     name = call.get("name")
     kind = call.get("type")
-    return {**call, "kind": tool_kind(kind) if isinstance(kind, str) else "function",
-            "name_key": name_key(name) if isinstance(name, str) else ""}
+    return {
+        **call,
+        "kind": tool_kind(kind) if isinstance(kind, str) else "function",
+        "name_key": name_key(name) if isinstance(name, str) else "",
+    }
 
 
 def responses_messages(instructions: Any, items: Any) -> list[Any]:
@@ -252,17 +310,23 @@ def responses_messages(instructions: Any, items: Any) -> list[Any]:
             continue
         kind = item.get("type")
         if kind == "function_call_output" or kind == "custom_tool_call_output":
-            messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": _output_text(item)})
+            messages.append(
+                {"role": "tool", "tool_call_id": item.get("call_id"), "content": _output_text(item)}
+            )
         elif kind == "function_call" or kind == "custom_tool_call":
             arguments = item.get("arguments") if kind == "function_call" else item.get("input")
-            messages.append({
-                "role": "assistant",
-                "tool_calls": [{
-                    "id": item.get("call_id"),
-                    "type": "function",
-                    "function": {"name": item.get("name"), "arguments": arguments},
-                }],
-            })
+            messages.append(
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": item.get("call_id"),
+                            "type": "function",
+                            "function": {"name": item.get("name"), "arguments": arguments},
+                        }
+                    ],
+                }
+            )
         elif "role" in item and (kind is None or kind == "message"):
             messages.append({"role": item.get("role"), "content": _content_text(item.get("content"))})
         else:

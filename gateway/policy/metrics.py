@@ -17,23 +17,33 @@ class PolicyMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.decisions = Counter(
-            "wardgate_policy_decisions_total", "Policy decisions by phase and outcome.",
-            ("phase", "outcome"), registry=registry,
+            "wardgate_policy_decisions_total",
+            "Policy decisions by phase and outcome.",
+            ("phase", "outcome"),
+            registry=registry,
         )
         self.errors = Counter(
             "wardgate_policy_errors_total",
             "Calls the policy engine could not decide (timeout, unavailable, error, malformed).",
-            ("phase", "engine", "kind", "fail_open"), registry=registry,
+            ("phase", "engine", "kind", "fail_open"),
+            registry=registry,
         )
         self.latency = Histogram(
-            "wardgate_policy_eval_seconds", "Time to evaluate one policy decision.",
-            ("phase", "engine"), buckets=_LATENCY_BUCKETS, registry=registry,
+            "wardgate_policy_eval_seconds",
+            "Time to evaluate one policy decision.",
+            ("phase", "engine"),
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
         )
         self.reloads = Counter(
-            "wardgate_policy_reloads_total", "Policy reload attempts by result.", ("result",), registry=registry,
+            "wardgate_policy_reloads_total",
+            "Policy reload attempts by result.",
+            ("result",),
+            registry=registry,
         )
         self.loaded_at = Gauge(
-            "wardgate_policy_loaded_timestamp_seconds", "When the active policy revision was loaded.",
+            "wardgate_policy_loaded_timestamp_seconds",
+            "When the active policy revision was loaded.",
             registry=registry,
         )
         self._children: dict[tuple[str, ...], Any] = {}

@@ -81,7 +81,9 @@ class PolicyManager:
         self._lock = asyncio.Lock()
         self._on_change = on_change
 
-    async def reload(self, *, reason: str = "manual", force: bool = False, actor: str | None = None) -> ReloadResult:
+    async def reload(
+        self, *, reason: str = "manual", force: bool = False, actor: str | None = None
+    ) -> ReloadResult:
         """Load the files on disk if they differ from the active set and pass their checks.
 
         A load (before it takes effect), an admin's unchanged reload and a refusal are reported
@@ -99,14 +101,22 @@ class PolicyManager:
     async def _record(self, result: ReloadResult, reason: str, actor: str | None) -> None:
         if self._on_change is None:
             return
-        payload = {"result": result.result, "revision": result.revision, "reason": reason, "actor": actor,
-                   "errors": result.errors, "engine": self.engine.name}
+        payload = {
+            "result": result.result,
+            "revision": result.revision,
+            "reason": reason,
+            "actor": actor,
+            "errors": result.errors,
+            "engine": self.engine.name,
+        }
         try:
             await self._on_change(payload)
         except GatewayError:
             raise
         except Exception as exc:
-            raise AuditUnavailable(f"The audit log could not record the policy reload: {type(exc).__name__}") from exc
+            raise AuditUnavailable(
+                f"The audit log could not record the policy reload: {type(exc).__name__}"
+            ) from exc
 
     async def _reload(self, reason: str, force: bool, actor: str | None = None) -> ReloadResult:
         """One reload at a time, with brisk GIL hand-offs to its worker threads."""
@@ -129,10 +139,17 @@ class PolicyManager:
             try:  # recorded before it takes effect: an unrecorded revision never decides a call
                 await self._record(ReloadResult("loaded", policy_set.revision), reason, actor)
             except AuditUnavailable as exc:
-                self.last_error = {"at": time.time(), "reason": reason, "tests": None,
-                                   "errors": [f"revision {policy_set.revision} not loaded: {exc.message}"]}
-                log.error("policy revision %s not loaded (%s): the audit log refused its record", policy_set.revision,
-                          reason)
+                self.last_error = {
+                    "at": time.time(),
+                    "reason": reason,
+                    "tests": None,
+                    "errors": [f"revision {policy_set.revision} not loaded: {exc.message}"],
+                }
+                log.error(
+                    "policy revision %s not loaded (%s): the audit log refused its record",
+                    policy_set.revision,
+                    reason,
+                )
                 raise
             await self.engine.load(policy_set.modules, policy_set.data, revision=policy_set.revision)
         except (PolicySourceError, PolicyCompileError, PolicyRejected) as exc:
@@ -143,8 +160,14 @@ class PolicyManager:
         self._count("loaded")
         if self.metrics is not None:
             self.metrics.loaded_at.set(policy_set.loaded_at)
-        log.info("policy revision %s active (%s; %d modules, %d/%d tests passed)", policy_set.revision, reason,
-                 len(policy_set.modules), self.tests["passed"], self.tests["tests"])
+        log.info(
+            "policy revision %s active (%s; %d modules, %d/%d tests passed)",
+            policy_set.revision,
+            reason,
+            len(policy_set.modules),
+            self.tests["passed"],
+            self.tests["tests"],
+        )
         return ReloadResult("loaded", policy_set.revision, tests=self.tests)
 
     def _refused(self, exc: Exception, reason: str) -> ReloadResult:
@@ -178,8 +201,9 @@ class PolicyManager:
         paths = [p for p in (self.rego_dir, self.policies_dir) if p.is_dir()]
         if not paths:
             return
-        async for changes in awatch(*paths, debounce=debounce_ms, stop_event=stop, watch_filter=_policy_file,
-                                    recursive=True):
+        async for changes in awatch(
+            *paths, debounce=debounce_ms, stop_event=stop, watch_filter=_policy_file, recursive=True
+        ):
             names = sorted({Path(p).name for _, p in changes})
             try:
                 await self.reload(reason="changed: " + ", ".join(names[:5]))

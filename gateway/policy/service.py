@@ -98,17 +98,27 @@ class PolicyService:
         self.metrics.observe(phase, engine, elapsed)
         return Verdict(phase, revision, decision, elapsed_s=elapsed)
 
-    def _failed(self, call: Call, phase: str, revision: str | None, error: str, kind: str, t0: float) -> Verdict:
+    def _failed(
+        self, call: Call, phase: str, revision: str | None, error: str, kind: str, t0: float
+    ) -> Verdict:
         fail_open = self.fails_open(call)
         self.metrics.errors.labels(phase, self.engine_name, kind, "true" if fail_open else "false").inc()
-        log.warning("policy engine %s could not decide (%s, %s): %s", self.engine_name, kind,
-                    "failing open" if fail_open else "failing closed", error,
-                    extra={"request_id": call.request_id})
+        log.warning(
+            "policy engine %s could not decide (%s, %s): %s",
+            self.engine_name,
+            kind,
+            "failing open" if fail_open else "failing closed",
+            error,
+            extra={"request_id": call.request_id},
+        )
         return Verdict(phase, revision, None, error, kind, fail_open, time.perf_counter() - t0)
 
     def record(self, call: Call, stage: str, verdict: Verdict, outcome: str, reasons: list[str]) -> None:
         """Append the call's ``Decision``, count it, and set the ``x-wardgate-*`` headers."""
-        detail: dict[str, Any] = {"engine": self.engine_name, "latency_ms": round(verdict.elapsed_s * 1000, 3)}
+        detail: dict[str, Any] = {
+            "engine": self.engine_name,
+            "latency_ms": round(verdict.elapsed_s * 1000, 3),
+        }
         if verdict.decision is not None:
             detail["decision"] = verdict.decision.to_dict()
         if verdict.error is not None:

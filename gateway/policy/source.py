@@ -66,7 +66,9 @@ class PolicySet:
         return {**self.modules, **self.tests}
 
 
-def revision_of(modules: Mapping[str, str], data: Mapping[str, Any], tests: Mapping[str, str] | None = None) -> str:
+def revision_of(
+    modules: Mapping[str, str], data: Mapping[str, Any], tests: Mapping[str, str] | None = None
+) -> str:
     """Short content hash of modules (and tests) and data: same files, same revision."""
     h = hashlib.sha256()
     merged = {**modules, **(tests or {})}

@@ -29,7 +29,13 @@ def error_event(call: Call, error: GatewayError) -> SSEEvent:
     if call.endpoint is Endpoint.RESPONSES:
         inner = body["error"]
         return SSEEvent.from_json(
-            {"type": "error", "code": inner["code"], "message": inner["message"], "param": inner["param"], **body},
+            {
+                "type": "error",
+                "code": inner["code"],
+                "message": inner["message"],
+                "param": inner["param"],
+                **body,
+            },
             event="error",
         )
     return SSEEvent.from_json(body)

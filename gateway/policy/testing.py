@@ -73,12 +73,17 @@ class CheckReport:
             "tests": len(self.results),
             "passed": sum(r.passed for r in self.results),
             "failed": [
-                {"engine": r.engine, "test": f"{r.case.package}.{r.case.name}", "location": r.case.location,
-                 "error": r.error}
+                {
+                    "engine": r.engine,
+                    "test": f"{r.case.package}.{r.case.name}",
+                    "location": r.case.location,
+                    "error": r.error,
+                }
                 for r in self.failed
             ],
             "compile_errors": [
-                {"engine": e.engine, "location": e.location, "message": e.message} for e in self.compile_errors
+                {"engine": e.engine, "location": e.location, "message": e.message}
+                for e in self.compile_errors
             ],
         }
 
@@ -146,7 +151,9 @@ def _describe(value: Any) -> str:
 Outcome = tuple[Any, str | None]  # (value, error)
 
 
-def _regorus_runner(modules: Mapping[str, str], data: Mapping[str, Any], cases: list[TestCase]) -> list[Outcome]:
+def _regorus_runner(
+    modules: Mapping[str, str], data: Mapping[str, Any], cases: list[TestCase]
+) -> list[Outcome]:
     from gateway.policy.engines.embedded import build_regorus
 
     engine = build_regorus(modules, data)
@@ -160,7 +167,9 @@ def _regorus_runner(modules: Mapping[str, str], data: Mapping[str, Any], cases: 
     return outcomes
 
 
-def _opa_lib_runner(modules: Mapping[str, str], data: Mapping[str, Any], cases: list[TestCase]) -> list[Outcome]:
+def _opa_lib_runner(
+    modules: Mapping[str, str], data: Mapping[str, Any], cases: list[TestCase]
+) -> list[Outcome]:
     """All tests in one query (OPA prepares each distinct query, ~25 ms each); one by one only
     if that query fails, so a runtime error is pinned on its test."""
     from opa_bindings import OpaError, OpaUndefinedError
@@ -171,8 +180,11 @@ def _opa_lib_runner(modules: Mapping[str, str], data: Mapping[str, Any], cases: 
     try:
         if not cases:
             return []
-        query = "r := {" + ", ".join(
-            f'"{i}": [x | x := data.{c.package}.{c.name}]' for i, c in enumerate(cases)) + "}"
+        query = (
+            "r := {"
+            + ", ".join(f'"{i}": [x | x := data.{c.package}.{c.name}]' for i, c in enumerate(cases))
+            + "}"
+        )
         try:
             found = engine.eval_query(query)[0]["r"]
             return [(found[str(i)][0] if found[str(i)] else None, None) for i in range(len(cases))]

@@ -41,7 +41,13 @@ import disarm
 
 #: Invisible characters outside category Cf (removed like the Cf ones).
 _INVISIBLE_EXTRA = (
-    0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0,
+    0x034F,
+    0x115F,
+    0x1160,
+    0x17B4,
+    0x17B5,
+    0x3164,
+    0xFFA0,
     *range(0x180B, 0x1810),  # Mongolian free variation selectors (and vowel separator)
     *range(0xFE00, 0xFE10),  # variation selectors
     *range(0xE0100, 0xE01F0),  # variation selectors supplement
@@ -60,7 +66,9 @@ def _invisible() -> tuple[re.Pattern[str], re.Pattern[str]]:
     ranges costs ~4x as much per character; most texts have no astral character at all.
     """
     category = unicodedata.category
-    points = sorted({*_INVISIBLE_EXTRA, *(cp for cp in range(0x80, sys.maxunicode + 1) if category(chr(cp)) == "Cf")})
+    points = sorted(
+        {*_INVISIBLE_EXTRA, *(cp for cp in range(0x80, sys.maxunicode + 1) if category(chr(cp)) == "Cf")}
+    )
     ranges: list[list[int]] = []
     for cp in points:
         if ranges and ranges[-1][1] == cp - 1:

@@ -49,7 +49,10 @@ def status_error(
     message, code, param = _fields(body)
     log.warning(
         "upstream %s answered HTTP %d: code=%s message=%s",
-        name, status, code, scrub(message, secrets, _MAX_LOGGED) or scrub(body.decode("utf-8", "replace"), secrets, 200),
+        name,
+        status,
+        code,
+        scrub(message, secrets, _MAX_LOGGED) or scrub(body.decode("utf-8", "replace"), secrets, 200),
         extra={"request_id": request_id},
     )
     if status in _AUTH_STATUSES:
@@ -64,7 +67,8 @@ def status_error(
         hint = f" (provider code: {code})" if code else ""
         return UpstreamRateLimited(
             f"The model provider is rate limiting the gateway for this model{hint}; retry later.",
-            headers=passed, upstream_status=status,
+            headers=passed,
+            upstream_status=status,
         )
     if status >= 500:
         return UpstreamError(f"The model provider failed with HTTP {status}.", upstream_status=status)
@@ -73,7 +77,9 @@ def status_error(
     safe_param = param if param is not None and _PARAM.fullmatch(param) else None
     return UpstreamRejected(
         f"The model provider rejected the request (HTTP {status}){detail}",
-        status=status, param=safe_param, upstream_status=status,
+        status=status,
+        param=safe_param,
+        upstream_status=status,
     )
 
 
@@ -82,8 +88,13 @@ def stream_error(obj: dict[str, Any], name: str, secrets: tuple[str, ...], reque
     err = obj.get("error") if isinstance(obj.get("error"), dict) else obj
     message = err.get("message") if isinstance(err.get("message"), str) else ""
     code = err.get("code") if isinstance(err.get("code"), str) and _CODE.fullmatch(err["code"]) else None
-    log.warning("upstream %s sent an error event mid-stream: code=%s message=%s", name, code,
-                scrub(message, secrets, _MAX_LOGGED), extra={"request_id": request_id})  # fmt: skip
+    log.warning(
+        "upstream %s sent an error event mid-stream: code=%s message=%s",
+        name,
+        code,
+        scrub(message, secrets, _MAX_LOGGED),
+        extra={"request_id": request_id},
+    )
     hint = f" (provider code: {code})" if code else ""
     return UpstreamError(f"The model provider failed during the stream{hint}.", upstream_status=200)
 

@@ -34,15 +34,50 @@ __all__ = ["ArgumentFiller", "Budget", "TextFacts", "fill_arguments"]
 _MONEY_NAMES = ("amount", "price", "cost", "total", "sum", "usd", "eur", "balance", "fee", "value")
 _COUNT_NAMES = ("count", "limit", "quantity", "qty", "max", "top", "num", "page", "size", "days", "k")
 _FREE_TEXT = (
-    "query", "search", "question", "prompt", "text", "message", "body", "content", "input", "task",
-    "instruction", "description", "reason", "note", "comment", "summary", "topic", "goal", "request",
-    "draft", "reply", "q",
-)  # fmt: skip
+    "query",
+    "search",
+    "question",
+    "prompt",
+    "text",
+    "message",
+    "body",
+    "content",
+    "input",
+    "task",
+    "instruction",
+    "description",
+    "reason",
+    "note",
+    "comment",
+    "summary",
+    "topic",
+    "goal",
+    "request",
+    "draft",
+    "reply",
+    "q",
+)
 _SHORT_TEXT = ("subject", "title", "headline")
 _PLACE_OR_NAME = (
-    "name", "city", "location", "place", "country", "recipient", "customer", "person", "user", "who",
-    "destination", "origin", "company", "account", "owner", "to", "from", "payee",
-)  # fmt: skip
+    "name",
+    "city",
+    "location",
+    "place",
+    "country",
+    "recipient",
+    "customer",
+    "person",
+    "user",
+    "who",
+    "destination",
+    "origin",
+    "company",
+    "account",
+    "owner",
+    "to",
+    "from",
+    "payee",
+)
 _NAME_PARTS = re.compile(r"[_\-\s]+|(?<=[a-z])(?=[A-Z])")
 
 #: Nesting followed into a schema; deeper, a value is the neutral one of its type. (Past depth

@@ -139,8 +139,9 @@ def _id_number(text: str) -> float | None:
 
 
 #: The facts read by regexes from the first ``SCAN_CHARS`` characters (the others read all).
-_SCANNED = frozenset({"emails", "phones", "urls", "ids", "id_number", "numbers", "quoted", "names", "dates",
-                      "currencies"})  # fmt: skip
+_SCANNED = frozenset(
+    {"emails", "phones", "urls", "ids", "id_number", "numbers", "quoted", "names", "dates", "currencies"}
+)
 _EXTRACT: dict[str, Callable[[str], Any]] = {
     "emails": lambda t: _EMAIL.findall(t),
     "phones": lambda t: _PHONE.findall(t),

@@ -70,14 +70,18 @@ class OpenAICompatProvider:
         try:
             if resp.status >= 400:
                 body = await _read(resp, self.name)
-                raise status_error(resp.status, body, resp.headers, self.name, self._secrets, request.request_id)
+                raise status_error(
+                    resp.status, body, resp.headers, self.name, self._secrets, request.request_id
+                )
             passed = {h: resp.headers[h] for h in _PASS_HEADERS if h in resp.headers}
             if request.stream:
                 ctype = resp.headers.get("content-type", "")
                 if "text/event-stream" not in ctype:
                     body = await _read(resp, self.name)
-                    raise UpstreamError(f"Upstream {self.name} answered a stream request with {ctype or 'no content type'}.",
-                                        upstream_status=resp.status)  # fmt: skip
+                    raise UpstreamError(
+                        f"Upstream {self.name} answered a stream request with {ctype or 'no content type'}.",
+                        upstream_status=resp.status,
+                    )
                 passed["content-type"] = "text/event-stream; charset=utf-8"
                 events = _events(resp, self.name, self._secrets, request.request_id)
                 return ModelResponse(resp.status, passed, events=events, deployment=self.name)
@@ -85,12 +89,20 @@ class OpenAICompatProvider:
             try:
                 parsed = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
-                raise UpstreamError(f"Upstream {self.name} returned invalid JSON.", upstream_status=resp.status) from exc
+                raise UpstreamError(
+                    f"Upstream {self.name} returned invalid JSON.", upstream_status=resp.status
+                ) from exc
             if dupkeys.has_duplicate(body, parsed):
-                log.warning("upstream %s answered with a duplicate JSON key at %s", self.name, dupkeys.locate(body),
-                            extra={"request_id": request.request_id})  # fmt: skip
-                raise UpstreamError(f"Upstream {self.name} answered with a duplicate key in a JSON object.",
-                                    upstream_status=resp.status)  # fmt: skip
+                log.warning(
+                    "upstream %s answered with a duplicate JSON key at %s",
+                    self.name,
+                    dupkeys.locate(body),
+                    extra={"request_id": request.request_id},
+                )
+                raise UpstreamError(
+                    f"Upstream {self.name} answered with a duplicate key in a JSON object.",
+                    upstream_status=resp.status,
+                )
             passed["content-type"] = "application/json"
             resp.release()
             return ModelResponse(resp.status, passed, body=body, json=parsed, deployment=self.name)
@@ -126,7 +138,9 @@ async def _read(resp: aiohttp.ClientResponse, name: str) -> bytes:
         raise UpstreamError(f"Upstream {name} broke the connection: {type(exc).__name__}.") from exc
 
 
-async def _events(resp: aiohttp.ClientResponse, name: str, secrets: tuple[str, ...], request_id: str) -> EventBatches:
+async def _events(
+    resp: aiohttp.ClientResponse, name: str, secrets: tuple[str, ...], request_id: str
+) -> EventBatches:
     """The upstream's SSE events, a batch per network read; closing this iterator (e.g. the
     client is gone) closes the socket. An error event from the provider ends the stream
     with the gateway's own (sanitised) error instead of being relayed."""
@@ -175,7 +189,9 @@ def _may_be_error(data: bytes) -> bool:
     return b'"error":null' not in data or b'"type":"error"' in data or b'"response.failed"' in data
 
 
-def _error_event(event: SSEEvent, name: str, secrets: tuple[str, ...], request_id: str) -> UpstreamError | None:
+def _error_event(
+    event: SSEEvent, name: str, secrets: tuple[str, ...], request_id: str
+) -> UpstreamError | None:
     """The gateway's error for a provider error event: chat ``{"error": {...}}``, responses
     ``{"type": "error", ...}``. A responses ``response.failed`` is part of the protocol and
     goes on, with the provider's message replaced by a generic one."""

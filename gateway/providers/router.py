@@ -76,11 +76,15 @@ class Routed:
 
 
 class Router:
-    def __init__(self, catalog: ModelCatalog, providers: dict[str, Provider], settings: ProviderSettings) -> None:
+    def __init__(
+        self, catalog: ModelCatalog, providers: dict[str, Provider], settings: ProviderSettings
+    ) -> None:
         self._catalog = catalog
         self._providers = providers
         self._settings = settings
-        self.breakers = {name: CircuitBreaker(settings.circuit_failures, settings.circuit_open_s) for name in providers}
+        self.breakers = {
+            name: CircuitBreaker(settings.circuit_failures, settings.circuit_open_s) for name in providers
+        }
 
     @classmethod
     def build(cls, catalog: ModelCatalog, settings: ProviderSettings) -> Router:
@@ -148,7 +152,9 @@ class Router:
                     excluded.add(dep.name)
                 if not isinstance(exc, UpstreamRateLimited):
                     breaker.failure()
-                log.warning("upstream %s failed (attempt %d/%d): %s", dep.name, attempt + 1, attempts, exc.message)
+                log.warning(
+                    "upstream %s failed (attempt %d/%d): %s", dep.name, attempt + 1, attempts, exc.message
+                )
                 if attempt + 1 < attempts and len(excluded) < len(order):
                     await asyncio.sleep(self._backoff(attempt, exc))
                 continue

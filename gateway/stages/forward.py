@@ -55,7 +55,9 @@ class ForwardStage(Stage):
         call.retries = routed.retries
         call.upstream_status = response.status
         if response.json is not None:
-            call.usage = Usage.from_openai(response.json.get("usage")) if isinstance(response.json, dict) else None
+            call.usage = (
+                Usage.from_openai(response.json.get("usage")) if isinstance(response.json, dict) else None
+            )
         call.response = response
 
     async def on_chunk(self, call: Call, event: SSEEvent) -> Sequence[SSEEvent]:

@@ -49,7 +49,18 @@ _DELTAS: dict[str, tuple[str, str]] = {
 }
 _TEXT_DELTAS = {"response.output_text": "text", "response.refusal": "refusal"}
 #: The fields of a non-message item that decide what it does (compared with the terminal event).
-_ITEM_KEYS = ("type", "id", "call_id", "name", "arguments", "input", "action", "code", "server_label", "namespace")
+_ITEM_KEYS = (
+    "type",
+    "id",
+    "call_id",
+    "name",
+    "arguments",
+    "input",
+    "action",
+    "code",
+    "server_label",
+    "namespace",
+)
 
 
 class StreamMismatch(UpstreamError):
@@ -57,8 +68,10 @@ class StreamMismatch(UpstreamError):
 
 
 def _refuse(what: str) -> StreamMismatch:
-    return StreamMismatch(f"The upstream stream is inconsistent ({what}); the answer was refused.",
-                          code="upstream_stream_inconsistent")
+    return StreamMismatch(
+        f"The upstream stream is inconsistent ({what}); the answer was refused.",
+        code="upstream_stream_inconsistent",
+    )
 
 
 class _Item:
@@ -198,7 +211,12 @@ class _ResponsesTrust:
             if isinstance(part, dict) and isinstance(part.get("type"), str):
                 entry.kinds.setdefault(data.get("content_index"), part["type"])
             texts = entry.parts.get(data.get("content_index"))
-            if kind.endswith(".done") and texts and isinstance(part, dict) and _part_text(part) != "".join(texts):
+            if (
+                kind.endswith(".done")
+                and texts
+                and isinstance(part, dict)
+                and _part_text(part) != "".join(texts)
+            ):
                 raise _refuse(f"{kind} unlike its deltas")
             return
         base, _, phase = kind.rpartition(".")
@@ -247,7 +265,9 @@ class _ResponsesTrust:
                 raise _refuse("a terminal event without the output that was streamed")
             return
         if len(output) != len(self.items) or sorted(self.items) != list(range(len(output))):
-            raise _refuse(f"a terminal event with {len(output)} output items after {len(self.items)} were streamed")
+            raise _refuse(
+                f"a terminal event with {len(output)} output items after {len(self.items)} were streamed"
+            )
         for index, item in enumerate(output):
             if _essence(item) != _essence(self.items[index].streamed()):
                 raise _refuse(f"a terminal event whose output item {index} differs from the one streamed")

@@ -67,18 +67,30 @@ ROSTER = {
 
 DEFAULT_PLAN = Plan(
     (
-        PlanStep("research", "researcher",
-                 "Use lookup_order for order ORD-1001 and search_kb for the refund policy for damaged items. "
-                 "Report the order, the email address and card on file of the customer, and the policy."),
-        PlanStep("refund", "billing",
-                 "Use issue_refund to refund $250.00 for order ORD-1001: the blender arrived damaged."),
-        PlanStep("account", "accounts",
-                 "The customer asked to close their account: use delete_customer for customer CUST-1042."),
-        PlanStep("reply", "writer",
-                 "Write the reply to the customer about order ORD-1001: confirm the outcome of the refund and of "
-                 "the account request, quoting the email address and the card on file from the context. Send "
-                 "it with send_email to the email address of the customer.",
-                 ("research", "refund", "account")),
+        PlanStep(
+            "research",
+            "researcher",
+            "Use lookup_order for order ORD-1001 and search_kb for the refund policy for damaged items. "
+            "Report the order, the email address and card on file of the customer, and the policy.",
+        ),
+        PlanStep(
+            "refund",
+            "billing",
+            "Use issue_refund to refund $250.00 for order ORD-1001: the blender arrived damaged.",
+        ),
+        PlanStep(
+            "account",
+            "accounts",
+            "The customer asked to close their account: use delete_customer for customer CUST-1042.",
+        ),
+        PlanStep(
+            "reply",
+            "writer",
+            "Write the reply to the customer about order ORD-1001: confirm the outcome of the refund and of "
+            "the account request, quoting the email address and the card on file from the context. Send "
+            "it with send_email to the email address of the customer.",
+            ("research", "refund", "account"),
+        ),
     ),
     source="default",
 )
@@ -122,21 +134,46 @@ def _tools(backend: SupportBackend) -> ToolBox:
         return backend.send(ctx.idempotency_key, to, str(args.get("subject", "")), str(args.get("body", "")))
 
     string = {"type": "string"}
-    return ToolBox([
-        Tool("lookup_order", "Look up an order by id: items, total, status and the customer's contact details.",
-             params(order_id={"type": "string", "description": "order id like ORD-1001"}), lookup_order),
-        Tool("search_kb", "Search the support knowledge base articles (policies, procedures).",
-             params(query={"type": "string", "description": "what to search for"}), search_kb),
-        Tool("issue_refund", "Refund an amount in USD for an order to the customer's card on file.",
-             params(order_id=string, amount={"type": "number", "description": "USD"}, reason=string),
-             issue_refund, side_effect=True, idempotent=True),
-        Tool("delete_customer", "Delete a customer record and all their data.",
-             params(customer_id={"type": "string", "description": "customer id like CUST-1042"}),
-             delete_customer, side_effect=True, idempotent=True),
-        Tool("send_email", "Send an email to a customer.",
-             params(to={"type": "string", "description": "email address"}, subject=string, body=string),
-             send_email, side_effect=True, idempotent=True),
-    ])
+    return ToolBox(
+        [
+            Tool(
+                "lookup_order",
+                "Look up an order by id: items, total, status and the customer's contact details.",
+                params(order_id={"type": "string", "description": "order id like ORD-1001"}),
+                lookup_order,
+            ),
+            Tool(
+                "search_kb",
+                "Search the support knowledge base articles (policies, procedures).",
+                params(query={"type": "string", "description": "what to search for"}),
+                search_kb,
+            ),
+            Tool(
+                "issue_refund",
+                "Refund an amount in USD for an order to the customer's card on file.",
+                params(order_id=string, amount={"type": "number", "description": "USD"}, reason=string),
+                issue_refund,
+                side_effect=True,
+                idempotent=True,
+            ),
+            Tool(
+                "delete_customer",
+                "Delete a customer record and all their data.",
+                params(customer_id={"type": "string", "description": "customer id like CUST-1042"}),
+                delete_customer,
+                side_effect=True,
+                idempotent=True,
+            ),
+            Tool(
+                "send_email",
+                "Send an email to a customer.",
+                params(to={"type": "string", "description": "email address"}, subject=string, body=string),
+                send_email,
+                side_effect=True,
+                idempotent=True,
+            ),
+        ]
+    )
 
 
 def writer_script(step: PlanStep, deps: Mapping[str, tuple[str, str | None]]) -> str | None:
@@ -153,21 +190,31 @@ def writer_script(step: PlanStep, deps: Mapping[str, tuple[str, str | None]]) ->
     if refund_status == "done" and "refund_id" in (refund_result or ""):
         refund = f"we refunded $250.00 to your card {customer['card_on_file']}"
     else:
-        refund = (f"your refund of $250.00 to your card {customer['card_on_file']} could not be issued yet; "
-                  "a support lead is looking at it")
+        refund = (
+            f"your refund of $250.00 to your card {customer['card_on_file']} could not be issued yet; "
+            "a support lead is looking at it"
+        )
     if deps.get("account", ("pending", None))[0] == "done":
         account = "your account has been closed"
     else:
         account = "our privacy team handles account deletion and will confirm it within 30 days"
-    body = (f"Hi Jane,\n\nsorry about the cracked jar in order ORD-1001: {refund}. About your account: {account}. "
-            f"We will send every confirmation to {customer['email']}.\n\nBest regards,\nCustomer Support")
-    args = {"to": customer["email"], "subject": "Your order ORD-1001: refund and account request", "body": body}
+    body = (
+        f"Hi Jane,\n\nsorry about the cracked jar in order ORD-1001: {refund}. About your account: {account}. "
+        f"We will send every confirmation to {customer['email']}.\n\nBest regards,\nCustomer Support"
+    )
+    args = {
+        "to": customer["email"],
+        "subject": "Your order ORD-1001: refund and account request",
+        "body": body,
+    }
     return "[[mock:tool=send_email args=" + orjson.dumps(args).decode() + "]]"
 
 
 def support_scenario(backend: SupportBackend | None = None) -> Scenario:
     backend = backend or SupportBackend()
-    roster_text = "\n".join(f"- {a.name}: tools {', '.join(a.tools)}. {a.instructions}" for a in ROSTER.values())
+    roster_text = "\n".join(
+        f"- {a.name}: tools {', '.join(a.tools)}. {a.instructions}" for a in ROSTER.values()
+    )
     return Scenario(
         name="support",
         task=TASK,

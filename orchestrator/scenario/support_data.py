@@ -17,29 +17,59 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CUSTOMERS: dict[str, dict[str, Any]] = {
-    "CUST-1042": {"name": "Jane Doe", "email": "jane.doe@example.com", "card_on_file": "4111 1111 1111 1111",
-                  "since": "2019-04-02", "tier": "gold"},
-    "CUST-2077": {"name": "Omar Haddad", "email": "omar.haddad@example.org", "card_on_file": "5555 5555 5555 4444",
-                  "since": "2023-11-20", "tier": "standard"},
+    "CUST-1042": {
+        "name": "Jane Doe",
+        "email": "jane.doe@example.com",
+        "card_on_file": "4111 1111 1111 1111",
+        "since": "2019-04-02",
+        "tier": "gold",
+    },
+    "CUST-2077": {
+        "name": "Omar Haddad",
+        "email": "omar.haddad@example.org",
+        "card_on_file": "5555 5555 5555 4444",
+        "since": "2023-11-20",
+        "tier": "standard",
+    },
 }
 
 ORDERS: dict[str, dict[str, Any]] = {
-    "ORD-1001": {"customer_id": "CUST-1042", "status": "delivered", "delivered": "2025-03-14", "total": 250.00,
-                 "items": [{"sku": "BLND-500", "name": "Blender Pro 500", "qty": 1, "price": 250.00}],
-                 "note": "customer reports the jar arrived cracked"},
-    "ORD-1002": {"customer_id": "CUST-2077", "status": "shipped", "delivered": None, "total": 89.90,
-                 "items": [{"sku": "KTL-12", "name": "Kettle 1.2l", "qty": 1, "price": 89.90}], "note": ""},
+    "ORD-1001": {
+        "customer_id": "CUST-1042",
+        "status": "delivered",
+        "delivered": "2025-03-14",
+        "total": 250.00,
+        "items": [{"sku": "BLND-500", "name": "Blender Pro 500", "qty": 1, "price": 250.00}],
+        "note": "customer reports the jar arrived cracked",
+    },
+    "ORD-1002": {
+        "customer_id": "CUST-2077",
+        "status": "shipped",
+        "delivered": None,
+        "total": 89.90,
+        "items": [{"sku": "KTL-12", "name": "Kettle 1.2l", "qty": 1, "price": 89.90}],
+        "note": "",
+    },
 }
 
 KNOWLEDGE_BASE: list[dict[str, str]] = [
-    {"id": "KB-12", "title": "Damaged or defective items",
-     "text": "Items that arrive damaged are refunded in full to the original payment method within 5 business "
-             "days; no return is needed under $300. Refunds above $200 are reviewed by a support lead first."},
-    {"id": "KB-07", "title": "Closing a customer account",
-     "text": "Customers may ask to close their account. Agents never delete customer records themselves: the "
-             "privacy team handles deletion requests within 30 days and confirms by email."},
-    {"id": "KB-03", "title": "Shipping times",
-     "text": "Standard shipping takes 3 to 5 business days; express shipping 1 to 2 business days."},
+    {
+        "id": "KB-12",
+        "title": "Damaged or defective items",
+        "text": "Items that arrive damaged are refunded in full to the original payment method within 5 business "
+        "days; no return is needed under $300. Refunds above $200 are reviewed by a support lead first.",
+    },
+    {
+        "id": "KB-07",
+        "title": "Closing a customer account",
+        "text": "Customers may ask to close their account. Agents never delete customer records themselves: the "
+        "privacy team handles deletion requests within 30 days and confirms by email.",
+    },
+    {
+        "id": "KB-03",
+        "title": "Shipping times",
+        "text": "Standard shipping takes 3 to 5 business days; express shipping 1 to 2 business days.",
+    },
 ]
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -75,15 +105,24 @@ class SupportBackend:
             return None
         customer = self.customers.get(order["customer_id"], {"name": "(deleted customer)"})
         # Compact, contact details first: models (and the mock's 300-character quotes) read the start.
-        return {"order_id": order_id.strip().upper(), "customer": customer.get("name"),
-                "customer_id": order["customer_id"], "email": customer.get("email"),
-                "card_on_file": customer.get("card_on_file"), "total": order["total"], "status": order["status"],
-                "items": [i["name"] for i in order["items"]], "note": order["note"]}
+        return {
+            "order_id": order_id.strip().upper(),
+            "customer": customer.get("name"),
+            "customer_id": order["customer_id"],
+            "email": customer.get("email"),
+            "card_on_file": customer.get("card_on_file"),
+            "total": order["total"],
+            "status": order["status"],
+            "items": [i["name"] for i in order["items"]],
+            "note": order["note"],
+        }
 
     def search(self, query: str, limit: int = 2) -> list[dict[str, str]]:
         wanted = _words(query)
-        scored = sorted(((len(wanted & _words(a["title"] + " " + a["text"])), a) for a in self.articles),
-                        key=lambda x: -x[0])
+        scored = sorted(
+            ((len(wanted & _words(a["title"] + " " + a["text"])), a) for a in self.articles),
+            key=lambda x: -x[0],
+        )
         return [a for score, a in scored[:limit] if score > 0]
 
     # -- side effects (idempotent by key) ---------------------------------------------
@@ -93,12 +132,19 @@ class SupportBackend:
         order = self.orders[order_id]
         already = sum(r["amount"] for r in self.refunds.values() if r["order_id"] == order_id)
         if amount <= 0 or already + amount > order["total"] + 1e-9:
-            raise ValueError(f"refund of {amount:.2f} exceeds what is left on {order_id} "
-                             f"({order['total'] - already:.2f})")
+            raise ValueError(
+                f"refund of {amount:.2f} exceeds what is left on {order_id} ({order['total'] - already:.2f})"
+            )
         card = self.customers.get(order["customer_id"], {}).get("card_on_file", "")
-        refund = {"refund_id": "RF-" + hashlib.sha256(key.encode()).hexdigest()[:8].upper(), "order_id": order_id,
-                  "amount": round(amount, 2), "currency": "USD", "reason": reason, "status": "issued",
-                  "card_last4": card[-4:]}
+        refund = {
+            "refund_id": "RF-" + hashlib.sha256(key.encode()).hexdigest()[:8].upper(),
+            "order_id": order_id,
+            "amount": round(amount, 2),
+            "currency": "USD",
+            "reason": reason,
+            "status": "issued",
+            "card_last4": card[-4:],
+        }
         self.refunds[key] = refund
         return refund
 

@@ -49,17 +49,38 @@ class RecordingAudit:
         return [p["event"] for k, p in self.events if p["id"] == approval_id]
 
 
-def chat_call(body: dict[str, Any] | None = None, *, stream: bool = False, principal: Principal = AGENT,
-              headers: dict[str, str] | None = None, endpoint: Endpoint = Endpoint.CHAT) -> Call:
+def chat_call(
+    body: dict[str, Any] | None = None,
+    *,
+    stream: bool = False,
+    principal: Principal = AGENT,
+    headers: dict[str, str] | None = None,
+    endpoint: Endpoint = Endpoint.CHAT,
+) -> Call:
     if body is None:
-        body = {"model": "gpt-test", "messages": [{"role": "user", "content": "pay the invoice"}],
-                "tools": [{"type": "function", "function": {"name": "transfer_funds", "parameters": {}}}]}
+        body = {
+            "model": "gpt-test",
+            "messages": [{"role": "user", "content": "pay the invoice"}],
+            "tools": [{"type": "function", "function": {"name": "transfer_funds", "parameters": {}}}],
+        }
         if endpoint is Endpoint.RESPONSES:
-            body = {"model": "gpt-test", "input": "pay the invoice",
-                    "tools": [{"type": "function", "name": "transfer_funds", "parameters": {}}]}
+            body = {
+                "model": "gpt-test",
+                "input": "pay the invoice",
+                "tools": [{"type": "function", "name": "transfer_funds", "parameters": {}}],
+            }
     body = {**body, "stream": stream}
-    return Call(request_id="req_test", endpoint=endpoint, body=body, headers=dict(headers or {}), stream=stream,
-                model=body["model"], principal=principal, agent_id="agent-7", run_id="run-42")
+    return Call(
+        request_id="req_test",
+        endpoint=endpoint,
+        body=body,
+        headers=dict(headers or {}),
+        stream=stream,
+        model=body["model"],
+        principal=principal,
+        agent_id="agent-7",
+        run_id="run-42",
+    )
 
 
 @pytest.fixture
@@ -67,16 +88,31 @@ async def make_service(redis_url: str, key_prefix: str) -> AsyncIterator[Callabl
     """Build started services (several on one Redis prefix act as replicas); all closed after the test."""
     made: list[ApprovalService] = []
 
-    async def factory(backend: str = "memory", *, store: ApprovalStore | None = None, sweep: bool = False,
-                      audit: Any = None, **overrides: Any) -> ApprovalService:
+    async def factory(
+        backend: str = "memory",
+        *,
+        store: ApprovalStore | None = None,
+        sweep: bool = False,
+        audit: Any = None,
+        **overrides: Any,
+    ) -> ApprovalService:
         settings = ApprovalSettings(backend=backend, redis_url=redis_url, key_prefix=key_prefix, **overrides)
         if store is None:
-            store = (RedisApprovalStore.from_url(redis_url, key_prefix, settings.retention_s) if backend == "redis"
-                     else MemoryApprovalStore())
+            store = (
+                RedisApprovalStore.from_url(redis_url, key_prefix, settings.retention_s)
+                if backend == "redis"
+                else MemoryApprovalStore()
+            )
         metrics = ApprovalMetrics(CollectorRegistry())
         hooks = {g: s.webhook for g, s in settings.groups.items() if s.webhook}
-        service = ApprovalService(settings, store, AnswerSealer([KEY]), metrics, WebhookSender(hooks, metrics),
-                                  {"audit": audit} if audit is not None else {})
+        service = ApprovalService(
+            settings,
+            store,
+            AnswerSealer([KEY]),
+            metrics,
+            WebhookSender(hooks, metrics),
+            {"audit": audit} if audit is not None else {},
+        )
         await service.start(sweep=sweep)
         made.append(service)
         return service
@@ -92,10 +128,26 @@ async def make_service(redis_url: str, key_prefix: str) -> AsyncIterator[Callabl
 TRANSFER = {"id": "call_1", "name": "transfer_funds", "arguments": {"amount": 5000, "to": "ACME"}}
 
 
-async def new_approval(service: ApprovalService, *, groups: tuple[str, ...] = ("finance",), required: int = 1,
-                       ttl_s: float = 60.0, hold_s: float = 5.0, mode: str = "hold", call: Call | None = None,
-                       answer: dict[str, Any] | None = None, phase: str = "response") -> Approval:
-    spec = ApprovalSpec(mode=mode, ttl_s=ttl_s, hold_s=hold_s, approvals_required=required, groups=list(groups),
-                        reasons=["transfers above 1000 need a finance approver"], tool_calls=[dict(TRANSFER)])
+async def new_approval(
+    service: ApprovalService,
+    *,
+    groups: tuple[str, ...] = ("finance",),
+    required: int = 1,
+    ttl_s: float = 60.0,
+    hold_s: float = 5.0,
+    mode: str = "hold",
+    call: Call | None = None,
+    answer: dict[str, Any] | None = None,
+    phase: str = "response",
+) -> Approval:
+    spec = ApprovalSpec(
+        mode=mode,
+        ttl_s=ttl_s,
+        hold_s=hold_s,
+        approvals_required=required,
+        groups=list(groups),
+        reasons=["transfers above 1000 need a finance approver"],
+        tool_calls=[dict(TRANSFER)],
+    )
     call = call or chat_call()
     return await service.create(call, phase, spec, fingerprint(call), answer)

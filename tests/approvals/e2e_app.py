@@ -20,8 +20,9 @@ SELF_APPROVER_KEY = "wg-admin-self-approver-test-0000000000"
 OFF = {"limits": {"enabled": False}, "redaction": {"enabled": False}, "audit": {"enabled": False}}
 
 
-def approvals_settings(root: Path, upstream_url: str, *, approval_ttl_s: float | None = None,
-                       **approvals: Any) -> Settings:
+def approvals_settings(
+    root: Path, upstream_url: str, *, approval_ttl_s: float | None = None, **approvals: Any
+) -> Settings:
     """``approval_ttl_s`` rewrites the policy data's default approval TTL (the policy's items
     carry ``ttl_s``, which wins over the approvals settings)."""
     settings = gateway_settings(root, upstream_url, approvals=approvals, **OFF)
@@ -31,7 +32,14 @@ def approvals_settings(root: Path, upstream_url: str, *, approval_ttl_s: float |
         doc["approval_ttl_s"] = approval_ttl_s
         path.write_text(yaml.safe_dump(doc))
     keys = default_keys()
-    keys["admin_keys"].append({"id": "self-approver", "sha256": _sha(SELF_APPROVER_KEY), "user": "tester",
-                               "roles": ["approver"], "groups": ["finance"]})
+    keys["admin_keys"].append(
+        {
+            "id": "self-approver",
+            "sha256": _sha(SELF_APPROVER_KEY),
+            "user": "tester",
+            "roles": ["approver"],
+            "groups": ["finance"],
+        }
+    )
     (settings.policies_dir / "keys.yaml").write_text(yaml.safe_dump(keys))
     return settings

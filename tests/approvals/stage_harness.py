@@ -25,8 +25,11 @@ THRESHOLD = 1000
 
 
 def _big_transfers(endpoint: str, body: Any) -> list[dict[str, Any]]:
-    return [c for c in tool_calls_of(endpoint, body)
-            if c["name"] == "transfer_funds" and (c["arguments"] or {}).get("amount", 0) > THRESHOLD]
+    return [
+        c
+        for c in tool_calls_of(endpoint, body)
+        if c["name"] == "transfer_funds" and (c["arguments"] or {}).get("amount", 0) > THRESHOLD
+    ]
 
 
 class FakePolicyRequest(Stage):
@@ -37,7 +40,11 @@ class FakePolicyRequest(Stage):
 
     async def on_request(self, call: Call) -> None:
         if self.items:
-            call.state["approval"] = {"phase": "request", "items": [dict(i) for i in self.items], "decision": {}}
+            call.state["approval"] = {
+                "phase": "request",
+                "items": [dict(i) for i in self.items],
+                "decision": {},
+            }
 
 
 class FakeForward(Stage):
@@ -57,8 +64,12 @@ class FakeForward(Stage):
         events = list(answer.events or [])
         if self.prefix_text and call.endpoint is Endpoint.CHAT:
             head = events[0].json
-            text = SSEEvent.from_json({**head, "choices": [
-                {"index": 0, "delta": {"content": self.prefix_text}, "finish_reason": None}]})
+            text = SSEEvent.from_json(
+                {
+                    **head,
+                    "choices": [{"index": 0, "delta": {"content": self.prefix_text}, "finish_reason": None}],
+                }
+            )
             events.insert(1, text)
 
         async def stream() -> Any:
@@ -80,9 +91,16 @@ class FakePolicyResponse(Stage):
     def _decide(self, call: Call, body: Any) -> None:
         big = _big_transfers(call.endpoint.value, body)
         if big:
-            items = [{"reason": f"transfer of {c['arguments']['amount']} needs approval", "tool_call_id": c["id"],
-                      "approvers": ["finance"], **({"mode": self.mode} if self.mode else {}), **self.extra}
-                     for c in big]
+            items = [
+                {
+                    "reason": f"transfer of {c['arguments']['amount']} needs approval",
+                    "tool_call_id": c["id"],
+                    "approvers": ["finance"],
+                    **({"mode": self.mode} if self.mode else {}),
+                    **self.extra,
+                }
+                for c in big
+            ]
             call.state["approval"] = {"phase": "response", "items": items, "decision": {}}
 
     async def on_response(self, call: Call, response: ModelResponse) -> None:
@@ -108,10 +126,19 @@ class StageRig:
         self.policy_request = FakePolicyRequest()
         self.forward = FakeForward()
         self.policy_response = FakePolicyResponse()
-        self.pipeline = Pipeline([ApprovalRequestStage(service), ApprovalResponseStage(service), self.policy_request,
-                                  self.forward, self.policy_response])
+        self.pipeline = Pipeline(
+            [
+                ApprovalRequestStage(service),
+                ApprovalResponseStage(service),
+                self.policy_request,
+                self.forward,
+                self.policy_response,
+            ]
+        )
 
-    async def run(self, call: Call, released: list[SSEEvent] | None = None) -> tuple[ModelResponse, list[SSEEvent]]:
+    async def run(
+        self, call: Call, released: list[SSEEvent] | None = None
+    ) -> tuple[ModelResponse, list[SSEEvent]]:
         """Drive one call like the HTTP layer does; stream events land in ``released`` as they come."""
         response = await self.pipeline.run_request(call)
         out = released if released is not None else []

@@ -32,19 +32,30 @@ from gateway.call import Endpoint
 from gateway.providers.mock import MockOverrides, generate
 from gateway.sse import SSEEvent
 
-CHAT_BODY = {"model": "gpt-test", "messages": [{"role": "user", "content": "pay ACME"}],
-             "tools": [{"type": "function", "function": {"name": "transfer_funds", "parameters": {}}}],
-             "stream_options": {"include_usage": True}}
-RESP_BODY = {"model": "gpt-test", "input": "pay ACME",
-             "tools": [{"type": "function", "name": "transfer_funds", "parameters": {}}]}
+CHAT_BODY = {
+    "model": "gpt-test",
+    "messages": [{"role": "user", "content": "pay ACME"}],
+    "tools": [{"type": "function", "function": {"name": "transfer_funds", "parameters": {}}}],
+    "stream_options": {"include_usage": True},
+}
+RESP_BODY = {
+    "model": "gpt-test",
+    "input": "pay ACME",
+    "tools": [{"type": "function", "name": "transfer_funds", "parameters": {}}],
+}
 TRANSFER = MockOverrides(tool_calls=[("transfer_funds", {"amount": 5000, "to": "ACME"})])
 DENIAL = "Action transfer_funds was denied by a reviewer: over the limit"
 _RESP_EVENT = TypeAdapter(ResponseStreamEvent)
 
 
 def _answer(endpoint: Endpoint, stream: bool) -> Any:
-    answer = generate(endpoint, CHAT_BODY if endpoint is Endpoint.CHAT else RESP_BODY, stream=stream,
-                      overrides=TRANSFER, created=1_700_000_000)
+    answer = generate(
+        endpoint,
+        CHAT_BODY if endpoint is Endpoint.CHAT else RESP_BODY,
+        stream=stream,
+        overrides=TRANSFER,
+        created=1_700_000_000,
+    )
     return answer.events if stream else answer.json
 
 
@@ -74,7 +85,9 @@ def _responses_final(events: list[SSEEvent]) -> Response:
 def test_tool_calls_are_read_with_parsed_arguments_from_both_apis() -> None:
     for endpoint in (Endpoint.CHAT, Endpoint.RESPONSES):
         calls = tool_calls_of(endpoint.value, _answer(endpoint, stream=False))
-        assert [(c["name"], c["arguments"]) for c in calls] == [("transfer_funds", {"amount": 5000, "to": "ACME"})]
+        assert [(c["name"], c["arguments"]) for c in calls] == [
+            ("transfer_funds", {"amount": 5000, "to": "ACME"})
+        ]
         assert calls[0]["id"].startswith("call_")
 
 
@@ -96,12 +109,23 @@ def test_responses_denial_replaces_the_function_call_with_a_message() -> None:
 def test_stream_events_assemble_to_the_same_answer_as_the_plain_call() -> None:
     for endpoint in (Endpoint.CHAT, Endpoint.RESPONSES):
         assembled = assemble(endpoint.value, _answer(endpoint, stream=True))
-        assert tool_calls_of(endpoint.value, assembled) == tool_calls_of(endpoint.value, _answer(endpoint, False))
+        assert tool_calls_of(endpoint.value, assembled) == tool_calls_of(
+            endpoint.value, _answer(endpoint, False)
+        )
 
 
 def test_events_are_classified_for_holding() -> None:
     chat = _answer(Endpoint.CHAT, stream=True)
-    assert [classify("chat.completions", e) for e in chat] == [LEAD, TOOL, TOOL, TOOL, TOOL, FINAL, FINAL, FINAL]
+    assert [classify("chat.completions", e) for e in chat] == [
+        LEAD,
+        TOOL,
+        TOOL,
+        TOOL,
+        TOOL,
+        FINAL,
+        FINAL,
+        FINAL,
+    ]
     text = SSEEvent.from_json({"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]})
     assert classify("chat.completions", text) == TEXT
     kinds = [classify("responses", e) for e in _answer(Endpoint.RESPONSES, stream=True)]
@@ -119,8 +143,14 @@ def test_chat_stream_denial_parses_with_the_sdk_accumulator() -> None:
 
 def test_chat_stream_denial_after_streamed_text_starts_a_new_paragraph() -> None:
     head = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
-    text = SSEEvent.from_json({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Paying."},
-                                                    "finish_reason": None}]})
+    text = SSEEvent.from_json(
+        {
+            **head,
+            "choices": [
+                {"index": 0, "delta": {"role": "assistant", "content": "Paying."}, "finish_reason": None}
+            ],
+        }
+    )
     held = list(_answer(Endpoint.CHAT, stream=True))[1:]
     events = [text, *deny_events("chat.completions", held, DENIAL, text_before=True)]
     assert _chat_final(events).choices[0].message.content == "Paying.\n\n" + DENIAL
@@ -144,13 +174,18 @@ def test_a_stored_plain_answer_replays_as_a_stream_the_sdk_accepts(endpoint: End
     else:
         final = _responses_final(events)
         assert final.output[0].type == "function_call" and final.output[0].name == "transfer_funds"
-    assert tool_calls_of(endpoint.value, assemble(endpoint.value, events)) == tool_calls_of(endpoint.value, body)
+    assert tool_calls_of(endpoint.value, assemble(endpoint.value, events)) == tool_calls_of(
+        endpoint.value, body
+    )
 
 
 def test_synthesized_answers_parse_for_both_apis() -> None:
     text = denial_text([], "too expensive", by_reviewer=True, phase="request")
     assert text == "The request was denied by a reviewer: too expensive"
-    assert ChatCompletion.model_validate(synth_json("chat.completions", "m", text)).choices[0].message.content == text
+    assert (
+        ChatCompletion.model_validate(synth_json("chat.completions", "m", text)).choices[0].message.content
+        == text
+    )
     assert Response.model_validate(synth_json("responses", "m", text)).output_text == text
 
 
@@ -159,7 +194,13 @@ def test_fingerprint_ignores_only_stream_flags_and_null_fields() -> None:
     same = {**CHAT_BODY, "stream": True, "stream_options": {"include_usage": True}, "temperature": None}
     same["messages"] = [{"role": "user", "content": "pay ACME", "name": None}]
     assert fingerprint_body("chat.completions", "gpt-test", same) == base
-    for changed in ({"temperature": 0.2}, {"max_tokens": 5}, {"metadata": {"x": "1"}}, {"user": "u"}, {"seed": 1}):
+    for changed in (
+        {"temperature": 0.2},
+        {"max_tokens": 5},
+        {"metadata": {"x": "1"}},
+        {"user": "u"},
+        {"seed": 1},
+    ):
         assert fingerprint_body("chat.completions", "gpt-test", {**CHAT_BODY, **changed}) != base, changed
     other = {**CHAT_BODY, "messages": [{"role": "user", "content": "pay EVIL"}]}
     assert fingerprint_body("chat.completions", "gpt-test", other) != base
@@ -169,17 +210,31 @@ def test_fingerprint_ignores_only_stream_flags_and_null_fields() -> None:
     assert fingerprint_body("chat.completions", "gpt-test", reordered) == base
 
 
-_TEXTS = st.text(alphabet=st.sampled_from([*'ab "\\:{}tool_calls,finish_reason:null', "é", "\n"]), max_size=40)
+_TEXTS = st.text(
+    alphabet=st.sampled_from([*'ab "\\:{}tool_calls,finish_reason:null', "é", "\n"]), max_size=40
+)
 
 
-@given(content=st.one_of(st.none(), _TEXTS), finish=st.sampled_from([None, "stop", "tool_calls"]),
-       tools=st.booleans(), usage=st.booleans(), choices=st.integers(1, 2))
-def test_the_byte_fast_path_classifies_chat_chunks_like_the_json_path(content, finish, tools, usage, choices) -> None:
+@given(
+    content=st.one_of(st.none(), _TEXTS),
+    finish=st.sampled_from([None, "stop", "tool_calls"]),
+    tools=st.booleans(),
+    usage=st.booleans(),
+    choices=st.integers(1, 2),
+)
+def test_the_byte_fast_path_classifies_chat_chunks_like_the_json_path(
+    content, finish, tools, usage, choices
+) -> None:
     delta: dict[str, Any] = {"content": content}
     if tools:
         delta["tool_calls"] = [{"index": 0, "function": {"arguments": "{}"}}]
-    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
-             "choices": [{"index": i, "delta": delta, "finish_reason": finish} for i in range(choices)],
-             "usage": {"prompt_tokens": 1} if usage else None}
+    chunk = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": i, "delta": delta, "finish_reason": finish} for i in range(choices)],
+        "usage": {"prompt_tokens": 1} if usage else None,
+    }
     event = SSEEvent.parse(b"data: " + orjson.dumps(chunk) + b"\n\n")
     assert classify("chat.completions", event) == classify_parsed("chat.completions", event)

@@ -118,8 +118,9 @@ async def test_concurrent_approve_and_deny_over_http_one_gets_409(api: Api) -> N
     for _ in range(10):
         approval = await new_approval(api.service)
         path = f"/admin/approvals/{approval.id}"
-        results = await asyncio.gather(api.call("POST", path + "/approve", FIN_KEY, {}),
-                                       api.call("POST", path + "/deny", FIN2_KEY, {}))
+        results = await asyncio.gather(
+            api.call("POST", path + "/approve", FIN_KEY, {}), api.call("POST", path + "/deny", FIN2_KEY, {})
+        )
         statuses = sorted(s for s, _ in results)
         assert statuses == [200, 409]
         loser = next(b for s, b in results if s == 409)
@@ -150,7 +151,9 @@ async def test_sse_stream_sends_pending_then_new_and_changed_approvals(api: Api)
         await api.service.approve(created.id, KEYS.authenticate_admin(FIN_KEY), "ok")
         await asyncio.wait_for(read(3), 3)
     assert [(n, e["id"], e["status"]) for n, e in events[1:]] == [
-        ("approval.created", created.id, "pending"), ("approval.updated", created.id, "approved")]
+        ("approval.created", created.id, "pending"),
+        ("approval.updated", created.id, "approved"),
+    ]
 
 
 async def test_caller_polls_only_its_own_approval_and_may_withdraw_it(api: Api) -> None:

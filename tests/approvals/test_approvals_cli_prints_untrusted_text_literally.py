@@ -36,9 +36,15 @@ HOSTILE_ARGS = {
 
 
 async def _hostile(api: Api, name: str = "transfer_funds[bold]") -> str:
-    spec = ApprovalSpec(mode="defer", ttl_s=60, hold_s=1, approvals_required=1, groups=["finance"],
-                        reasons=["[red]reason[/red] \x1b[2J"],
-                        tool_calls=[{"id": "call_[x]", "name": name, "arguments": HOSTILE_ARGS}])
+    spec = ApprovalSpec(
+        mode="defer",
+        ttl_s=60,
+        hold_s=1,
+        approvals_required=1,
+        groups=["finance"],
+        reasons=["[red]reason[/red] \x1b[2J"],
+        tool_calls=[{"id": "call_[x]", "name": name, "arguments": HOSTILE_ARGS}],
+    )
     call = chat_call()
     approval = await api.service.create(call, "response", spec, fingerprint(call), None)
     return approval.id

@@ -30,9 +30,16 @@ def test_the_shipped_approvals_file_loads() -> None:
 
 
 def test_file_values_merge_under_explicit_settings(tmp_path: Path) -> None:
-    (tmp_path / "approvals.yaml").write_text(yaml.safe_dump({
-        "default_mode": "defer", "hold_s": 30, "groups": {"finance": {"approvals_required": 2}, "ops": {}},
-        "tools": {"transfer_funds": {"approvers": "finance", "mode": "hold"}}}))
+    (tmp_path / "approvals.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "default_mode": "defer",
+                "hold_s": 30,
+                "groups": {"finance": {"approvals_required": 2}, "ops": {}},
+                "tools": {"transfer_funds": {"approvers": "finance", "mode": "hold"}},
+            }
+        )
+    )
     base = ApprovalSettings(hold_s=60, groups={"ops": {"approvals_required": 3}})
     merged = load_settings(base, tmp_path)
     assert merged.default_mode == "defer"  # from the file
@@ -62,7 +69,9 @@ async def test_setup_registers_stages_closer_readiness_and_the_service(tmp_path:
         await ctx.close()
 
 
-async def test_setup_on_redis_is_ready_and_closes_cleanly(tmp_path: Path, redis_url: str, key_prefix: str) -> None:
+async def test_setup_on_redis_is_ready_and_closes_cleanly(
+    tmp_path: Path, redis_url: str, key_prefix: str
+) -> None:
     ctx = _ctx(tmp_path, backend="redis", redis_url=redis_url, key_prefix=key_prefix)
     await setup(ctx)
     assert isinstance(ctx.services["approvals"].store, RedisApprovalStore)

@@ -25,18 +25,37 @@ from tests.approvals.e2e_app import approvals_settings
 from tests.audit.audit_helpers import PG_DSN, pg_execute
 from tests.harness import APPROVER_KEY, AUDITOR_KEY, TEST_KEY, RunningGateway, running_gateway
 
-TOOLS = [{"type": "function", "function": {"name": "transfer_funds", "parameters": {
-    "type": "object", "properties": {"amount": {"type": "number"}, "to": {"type": "string"}}}}}]  # fmt: skip
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "transfer_funds",
+            "parameters": {
+                "type": "object",
+                "properties": {"amount": {"type": "number"}, "to": {"type": "string"}},
+            },
+        },
+    }
+]
 APPROVER = {"authorization": f"Bearer {APPROVER_KEY}"}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def gw(request: pytest.FixtureRequest, tmp_path: Path, upstream: Any, redis_url: str) -> Iterator[RunningGateway]:
+def gw(
+    request: pytest.FixtureRequest, tmp_path: Path, upstream: Any, redis_url: str
+) -> Iterator[RunningGateway]:
     prefix = f"wgtest:{uuid.uuid4().hex[:12]}"
-    settings = approvals_settings(tmp_path, upstream.base_url, backend="redis", redis_url=redis_url, key_prefix=prefix)
+    settings = approvals_settings(
+        tmp_path, upstream.base_url, backend="redis", redis_url=redis_url, key_prefix=prefix
+    )
     schema = f"wgtest_apr_audit_{uuid.uuid4().hex[:10]}"
-    settings.audit = AuditSettings(enabled=True, backend=request.param, sqlite_path=tmp_path / "audit.db",
-                                   postgres_dsn=PG_DSN, postgres_schema=schema)  # fmt: skip
+    settings.audit = AuditSettings(
+        enabled=True,
+        backend=request.param,
+        sqlite_path=tmp_path / "audit.db",
+        postgres_dsn=PG_DSN,
+        postgres_schema=schema,
+    )
     with running_gateway(settings) as running:
         yield running
     if request.param == "postgres":
@@ -74,14 +93,21 @@ def test_a_decision_the_audit_log_refuses_is_not_applied_and_the_call_keeps_wait
     upstream.script_tool_call("transfer_funds", {"amount": 5000, "to": "ACME"}, times=1)
     client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, timeout=60, max_retries=0)
     with ThreadPoolExecutor(1) as pool:
-        held = pool.submit(client.chat.completions.create, model="gpt-test", tools=TOOLS,
-                           messages=[{"role": "user", "content": "Pay the ACME invoice"}])  # fmt: skip
+        held = pool.submit(
+            client.chat.completions.create,
+            model="gpt-test",
+            tools=TOOLS,
+            messages=[{"role": "user", "content": "Pay the ACME invoice"}],
+        )
         approval_id = _pending(gw)
         store = _break(gw)
         try:
             for action in ("approve", "deny"):
-                r = httpx.post(f"{gw.url}/admin/approvals/{approval_id}/{action}", json={"comment": "ok"},
-                               headers=APPROVER)  # fmt: skip
+                r = httpx.post(
+                    f"{gw.url}/admin/approvals/{approval_id}/{action}",
+                    json={"comment": "ok"},
+                    headers=APPROVER,
+                )
                 assert r.status_code == 503, r.text
                 assert r.json()["error"]["code"] == "audit_unavailable"
             record = httpx.get(f"{gw.url}/admin/approvals/{approval_id}", headers=APPROVER).json()
@@ -93,11 +119,16 @@ def test_a_decision_the_audit_log_refuses_is_not_applied_and_the_call_keeps_wait
         while httpx.get(f"{gw.url}/readyz").status_code != 200:
             assert time.monotonic() < deadline, "audit did not recover"
             time.sleep(0.05)
-        r = httpx.post(f"{gw.url}/admin/approvals/{approval_id}/approve", json={"comment": "ok"}, headers=APPROVER)
+        r = httpx.post(
+            f"{gw.url}/admin/approvals/{approval_id}/approve", json={"comment": "ok"}, headers=APPROVER
+        )
         assert r.status_code == 200, r.text
         answer = held.result(timeout=30)
     assert answer.choices[0].message.tool_calls[0].function.name == "transfer_funds"
-    events = httpx.get(f"{gw.url}/admin/audit", params={"kind": "approval", "limit": 100},
-                       headers={"authorization": f"Bearer {AUDITOR_KEY}"}).json()["data"]  # fmt: skip
+    events = httpx.get(
+        f"{gw.url}/admin/audit",
+        params={"kind": "approval", "limit": 100},
+        headers={"authorization": f"Bearer {AUDITOR_KEY}"},
+    ).json()["data"]
     decisions = [(e.get("data") or e).get("event") for e in events]
     assert decisions.count("approved") == 1 and "denied" not in decisions

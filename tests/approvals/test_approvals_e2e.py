@@ -25,8 +25,18 @@ from gateway.approvals.webhooks import verify_signature
 from tests.approvals.e2e_app import SELF_APPROVER_KEY, approvals_settings
 from tests.harness import ADMIN_KEY, APPROVER_KEY, TEST_KEY, RunningGateway, running_gateway
 
-TOOLS = [{"type": "function", "function": {"name": "transfer_funds", "parameters": {
-    "type": "object", "properties": {"amount": {"type": "number"}, "to": {"type": "string"}}}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "transfer_funds",
+            "parameters": {
+                "type": "object",
+                "properties": {"amount": {"type": "number"}, "to": {"type": "string"}},
+            },
+        },
+    }
+]
 MESSAGES = [{"role": "user", "content": "Pay the ACME invoice"}]
 ARGS = {"amount": 5000, "to": "ACME"}
 
@@ -43,14 +53,23 @@ def prefix(redis_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def gateway_factory(tmp_path: Path, upstream: Any, redis_url: str, prefix: str) -> Iterator[Callable[..., Any]]:
+def gateway_factory(
+    tmp_path: Path, upstream: Any, redis_url: str, prefix: str
+) -> Iterator[Callable[..., Any]]:
     """Start gateways sharing one Redis prefix and one data dir (so one answer key), like replicas."""
     stack: list[Any] = []
 
     def start(approval_ttl_s: float | None = None, **approvals: Any) -> RunningGateway:
         root = tmp_path / f"gw{len(stack)}"
-        settings = approvals_settings(root, upstream.base_url, approval_ttl_s=approval_ttl_s, backend="redis",
-                                      redis_url=redis_url, key_prefix=prefix, **approvals)
+        settings = approvals_settings(
+            root,
+            upstream.base_url,
+            approval_ttl_s=approval_ttl_s,
+            backend="redis",
+            redis_url=redis_url,
+            key_prefix=prefix,
+            **approvals,
+        )
         settings.data_dir = tmp_path / "data"
         cm = running_gateway(settings)
         gw = cm.__enter__()
@@ -66,8 +85,12 @@ def _client(gw: RunningGateway) -> openai.OpenAI:
     return openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, timeout=30)
 
 
-def _admin(gw: RunningGateway, method: str, path: str, key: str = APPROVER_KEY, body: Any = None) -> httpx.Response:
-    return httpx.request(method, gw.url + path, headers={"authorization": f"Bearer {key}"}, json=body, timeout=10)
+def _admin(
+    gw: RunningGateway, method: str, path: str, key: str = APPROVER_KEY, body: Any = None
+) -> httpx.Response:
+    return httpx.request(
+        method, gw.url + path, headers={"authorization": f"Bearer {key}"}, json=body, timeout=10
+    )
 
 
 def _pending(gw: RunningGateway, timeout_s: float = 5.0) -> str:
@@ -81,8 +104,9 @@ def _pending(gw: RunningGateway, timeout_s: float = 5.0) -> str:
 
 
 def _chat(gw: RunningGateway, **kw: Any) -> Any:
-    return _client(gw).chat.completions.with_raw_response.create(model="gpt-test", messages=MESSAGES, tools=TOOLS,
-                                                                 **kw)
+    return _client(gw).chat.completions.with_raw_response.create(
+        model="gpt-test", messages=MESSAGES, tools=TOOLS, **kw
+    )
 
 
 def _stream_calls(stream: Any) -> tuple[str, dict[int, dict[str, str]], str | None]:
@@ -103,14 +127,19 @@ def _held(pool: ThreadPoolExecutor, fn: Callable[[], Any], gw: RunningGateway) -
     return future, _pending(gw)
 
 
-def test_hold_then_approve_releases_the_answer_unchanged_plain_and_streamed(gateway_factory, upstream) -> None:
+def test_hold_then_approve_releases_the_answer_unchanged_plain_and_streamed(
+    gateway_factory, upstream
+) -> None:
     gw = gateway_factory(hold_s=20)
     upstream.script_tool_call("transfer_funds", ARGS, times=2)
     with ThreadPoolExecutor(2) as pool:
         future, approval_id = _held(pool, lambda: _chat(gw), gw)
         time.sleep(0.1)
         assert not future.done()
-        assert _admin(gw, "POST", f"/admin/approvals/{approval_id}/approve", body={"comment": "ok"}).status_code == 200
+        assert (
+            _admin(gw, "POST", f"/admin/approvals/{approval_id}/approve", body={"comment": "ok"}).status_code
+            == 200
+        )
         raw = future.result(10)
         assert raw.headers["x-wardgate-approval"] == "approved"
         assert raw.headers["x-wardgate-approval-id"] == approval_id
@@ -118,8 +147,11 @@ def test_hold_then_approve_releases_the_answer_unchanged_plain_and_streamed(gate
         assert call.function.name == "transfer_funds" and orjson.loads(call.function.arguments) == ARGS
 
         def streamed() -> Any:
-            return _stream_calls(_client(gw).chat.completions.create(model="gpt-test", messages=MESSAGES, tools=TOOLS,
-                                                                     stream=True))
+            return _stream_calls(
+                _client(gw).chat.completions.create(
+                    model="gpt-test", messages=MESSAGES, tools=TOOLS, stream=True
+                )
+            )
 
         future, approval_id = _held(pool, streamed, gw)
         assert _admin(gw, "POST", f"/admin/approvals/{approval_id}/approve").status_code == 200
@@ -142,9 +174,18 @@ def test_hold_then_deny_gives_an_answer_the_sdk_parses(gateway_factory, upstream
         assert not choice.message.tool_calls and choice.finish_reason == "stop"
 
         def responses_stream() -> str:
-            stream = _client(gw).responses.create(model="gpt-test", input="Pay the ACME invoice", stream=True,
-                                                  tools=[{"type": "function", "name": "transfer_funds",
-                                                          "parameters": TOOLS[0]["function"]["parameters"]}])
+            stream = _client(gw).responses.create(
+                model="gpt-test",
+                input="Pay the ACME invoice",
+                stream=True,
+                tools=[
+                    {
+                        "type": "function",
+                        "name": "transfer_funds",
+                        "parameters": TOOLS[0]["function"]["parameters"],
+                    }
+                ],
+            )
             return next(e.response.output_text for e in stream if e.type == "response.completed")
 
         future, approval_id = _held(pool, responses_stream, gw)
@@ -173,20 +214,29 @@ def test_defer_then_poll_then_approve_calls_the_upstream_exactly_once(gateway_fa
     assert error.response.headers["x-wardgate-approval-id"] == approval_id
     assert upstream.request_count == 1
 
-    poll = httpx.get(f"{gw.base_url}/approvals/{approval_id}", headers={"authorization": f"Bearer {TEST_KEY}"})
+    poll = httpx.get(
+        f"{gw.base_url}/approvals/{approval_id}", headers={"authorization": f"Bearer {TEST_KEY}"}
+    )
     assert poll.status_code == 200 and poll.json()["status"] == "pending"
     with pytest.raises(openai.ConflictError):
         _chat(gw, extra_headers={"X-Wardgate-Approval-Id": approval_id})
     _admin(gw, "POST", f"/admin/approvals/{approval_id}/approve", body={"comment": "fine"})
-    poll = httpx.get(f"{gw.base_url}/approvals/{approval_id}", headers={"authorization": f"Bearer {TEST_KEY}"})
+    poll = httpx.get(
+        f"{gw.base_url}/approvals/{approval_id}", headers={"authorization": f"Bearer {TEST_KEY}"}
+    )
     assert poll.json()["status"] == "approved"
 
     raw = _chat(gw, extra_headers={"X-Wardgate-Approval-Id": approval_id})
     assert raw.headers["x-wardgate-approval"] == "approved"
     assert orjson.loads(raw.parse().choices[0].message.tool_calls[0].function.arguments) == ARGS
     with pytest.raises(openai.ConflictError) as used:  # released once: not again, not as a stream either
-        _client(gw).chat.completions.create(model="gpt-test", messages=MESSAGES, tools=TOOLS, stream=True,
-                                            extra_headers={"X-Wardgate-Approval-Id": approval_id})
+        _client(gw).chat.completions.create(
+            model="gpt-test",
+            messages=MESSAGES,
+            tools=TOOLS,
+            stream=True,
+            extra_headers={"X-Wardgate-Approval-Id": approval_id},
+        )
     assert used.value.code == "approval_used"
     assert upstream.request_count == 1
 
@@ -199,9 +249,12 @@ def test_resend_with_another_request_is_refused(gateway_factory, upstream) -> No
     approval_id = conflict.value.body["approval_id"]
     _admin(gw, "POST", f"/admin/approvals/{approval_id}/approve")
     with pytest.raises(openai.PermissionDeniedError) as refused:
-        _client(gw).chat.completions.create(model="gpt-test", tools=TOOLS,
-                                            messages=[{"role": "user", "content": "Pay EVIL corp"}],
-                                            extra_headers={"X-Wardgate-Approval-Id": approval_id})
+        _client(gw).chat.completions.create(
+            model="gpt-test",
+            tools=TOOLS,
+            messages=[{"role": "user", "content": "Pay EVIL corp"}],
+            extra_headers={"X-Wardgate-Approval-Id": approval_id},
+        )
     assert refused.value.code == "approval_mismatch"
     assert upstream.request_count == 1
 
@@ -221,7 +274,9 @@ def test_four_eyes_and_concurrent_decisions_over_http(gateway_factory, upstream)
     assert statuses == [200, 409]
 
 
-def test_a_request_held_on_one_gateway_is_released_by_an_approval_through_another(gateway_factory, upstream) -> None:
+def test_a_request_held_on_one_gateway_is_released_by_an_approval_through_another(
+    gateway_factory, upstream
+) -> None:
     first = gateway_factory(hold_s=20)
     second = gateway_factory(hold_s=20)
     upstream.script_tool_call("transfer_funds", ARGS, times=1)
@@ -278,8 +333,9 @@ class _Hook(http.server.BaseHTTPRequestHandler):
         return None
 
 
-def test_webhook_is_delivered_and_signed_when_a_held_request_creates_an_approval(gateway_factory, upstream,
-                                                                                  monkeypatch) -> None:
+def test_webhook_is_delivered_and_signed_when_a_held_request_creates_an_approval(
+    gateway_factory, upstream, monkeypatch
+) -> None:
     monkeypatch.setenv("WG_E2E_HOOK_SECRET", "e2e-secret")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -294,19 +350,30 @@ def test_webhook_is_delivered_and_signed_when_a_held_request_creates_an_approval
             assert time.monotonic() < deadline, "the webhook never arrived"
             time.sleep(0.02)
         headers, body = _Hook.received[0]
-        assert verify_signature(b"e2e-secret", headers["x-wardgate-timestamp"], body, headers["x-wardgate-signature"])
+        assert verify_signature(
+            b"e2e-secret", headers["x-wardgate-timestamp"], body, headers["x-wardgate-signature"]
+        )
         assert orjson.loads(body)["approval"]["id"] == conflict.value.body["approval_id"]
     finally:
         server.shutdown()
 
 
-def test_a_deferred_answer_is_charged_once_with_limits_on(tmp_path: Path, upstream, redis_url: str, prefix: str) -> None:
-    settings = approvals_settings(tmp_path, upstream.base_url, backend="redis", redis_url=redis_url,
-                                  key_prefix=prefix, default_mode="defer")
+def test_a_deferred_answer_is_charged_once_with_limits_on(
+    tmp_path: Path, upstream, redis_url: str, prefix: str
+) -> None:
+    settings = approvals_settings(
+        tmp_path,
+        upstream.base_url,
+        backend="redis",
+        redis_url=redis_url,
+        key_prefix=prefix,
+        default_mode="defer",
+    )
     settings.limits.enabled = True
     upstream.script_tool_call("transfer_funds", ARGS, times=1)
     upstream.usage(1000, 200, times=1)
     with running_gateway(settings) as gw:
+
         def spend() -> dict[str, float]:
             doc = _admin(gw, "GET", "/admin/spend?scope=key&id=test", key=ADMIN_KEY).json()
             return {name: w["spent_usd"] for name, w in doc["windows"].items()}
@@ -317,18 +384,27 @@ def test_a_deferred_answer_is_charged_once_with_limits_on(tmp_path: Path, upstre
         after_model_call = spend()
         assert after_model_call["total"] > 0
         _admin(gw, "POST", f"/admin/approvals/{approval_id}/approve")
-        list(_client(gw).chat.completions.create(model="gpt-test", messages=MESSAGES, tools=TOOLS, stream=True,
-                                                 extra_headers={"X-Wardgate-Approval-Id": approval_id}))
+        list(
+            _client(gw).chat.completions.create(
+                model="gpt-test",
+                messages=MESSAGES,
+                tools=TOOLS,
+                stream=True,
+                extra_headers={"X-Wardgate-Approval-Id": approval_id},
+            )
+        )
         with pytest.raises(openai.ConflictError):  # released once
             _chat(gw, extra_headers={"X-Wardgate-Approval-Id": approval_id})
         assert spend() == after_model_call
     assert upstream.request_count == 1
 
 
-def test_approval_changes_and_the_call_land_in_the_audit_log(tmp_path: Path, upstream, redis_url: str,
-                                                             prefix: str) -> None:
-    settings = approvals_settings(tmp_path, upstream.base_url, backend="redis", redis_url=redis_url,
-                                  key_prefix=prefix, hold_s=20)
+def test_approval_changes_and_the_call_land_in_the_audit_log(
+    tmp_path: Path, upstream, redis_url: str, prefix: str
+) -> None:
+    settings = approvals_settings(
+        tmp_path, upstream.base_url, backend="redis", redis_url=redis_url, key_prefix=prefix, hold_s=20
+    )
     settings.audit.enabled = True
     upstream.script_tool_call("transfer_funds", ARGS, times=1)
     with running_gateway(settings) as gw, ThreadPoolExecutor(1) as pool:
@@ -351,8 +427,9 @@ def test_approval_changes_and_the_call_land_in_the_audit_log(tmp_path: Path, ups
         assert calls[0]["approval"]["id"] == approval_id and calls[0]["approval"]["status"] == "denied"
 
 
-def test_a_deferred_stream_answers_409_before_any_byte_and_the_resend_streams_the_answer(gateway_factory,
-                                                                                          upstream) -> None:
+def test_a_deferred_stream_answers_409_before_any_byte_and_the_resend_streams_the_answer(
+    gateway_factory, upstream
+) -> None:
     gw = gateway_factory(default_mode="defer")
     upstream.script_tool_call("transfer_funds", ARGS, times=1)
     client = _client(gw)
@@ -360,8 +437,13 @@ def test_a_deferred_stream_answers_409_before_any_byte_and_the_resend_streams_th
         client.chat.completions.create(model="gpt-test", messages=MESSAGES, tools=TOOLS, stream=True)
     approval_id = conflict.value.body["approval_id"]
     _admin(gw, "POST", f"/admin/approvals/{approval_id}/approve")
-    stream = client.chat.completions.create(model="gpt-test", messages=MESSAGES, tools=TOOLS, stream=True,
-                                            extra_headers={"X-Wardgate-Approval-Id": approval_id})
+    stream = client.chat.completions.create(
+        model="gpt-test",
+        messages=MESSAGES,
+        tools=TOOLS,
+        stream=True,
+        extra_headers={"X-Wardgate-Approval-Id": approval_id},
+    )
     _, calls, finish = _stream_calls(stream)
     assert orjson.loads(calls[0]["arguments"]) == ARGS and finish == "tool_calls"
     assert upstream.request_count == 1

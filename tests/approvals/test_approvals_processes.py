@@ -28,8 +28,13 @@ class ParallelGatewayProcess(GatewayProcess):
 
     def spawn(self) -> ParallelGatewayProcess:
         log = self.log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
         return self
 
     def wait_ready(self, timeout: float = 90.0) -> ParallelGatewayProcess:
@@ -53,13 +58,16 @@ class Replicas:
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory, fake_upstream: Any, redis_url: str) -> Iterator[Replicas]:
+def replicas(
+    tmp_path_factory: pytest.TempPathFactory, fake_upstream: Any, redis_url: str
+) -> Iterator[Replicas]:
     """Three gateway processes on one Redis prefix and one answer key, started in parallel."""
     root = tmp_path_factory.mktemp("approvals-processes")
     prefix = f"wgtest:{uuid.uuid4().hex[:12]}"
     env = {"WARDGATE_APPROVALS_KEY": Fernet.generate_key().decode()}
-    settings = approvals_settings(root, fake_upstream.base_url, backend="redis", redis_url=redis_url,
-                                  key_prefix=prefix, hold_s=30)
+    settings = approvals_settings(
+        root, fake_upstream.base_url, backend="redis", redis_url=redis_url, key_prefix=prefix, hold_s=30
+    )
     config = settings.model_dump(mode="json")
     procs = [ParallelGatewayProcess(config, root, env=env).spawn() for _ in range(3)]
     try:
@@ -79,8 +87,9 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, fake_upstream: Any, redis
 def _pending(url: str) -> str:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        data = httpx.get(url + "/admin/approvals?status=pending", headers={"authorization": f"Bearer {APPROVER_KEY}"}
-                         ).json()["data"]
+        data = httpx.get(
+            url + "/admin/approvals?status=pending", headers={"authorization": f"Bearer {APPROVER_KEY}"}
+        ).json()["data"]
         if data:
             return data[0]["id"]
         time.sleep(0.05)
@@ -88,16 +97,23 @@ def _pending(url: str) -> str:
 
 
 def _approve(url: str, approval_id: str) -> httpx.Response:
-    return httpx.post(f"{url}/admin/approvals/{approval_id}/approve", json={"comment": "ok"},
-                      headers={"authorization": f"Bearer {APPROVER_KEY}"})
+    return httpx.post(
+        f"{url}/admin/approvals/{approval_id}/approve",
+        json={"comment": "ok"},
+        headers={"authorization": f"Bearer {APPROVER_KEY}"},
+    )
 
 
 def _chat(base_url: str, **kw: Any) -> Any:
     client = openai.OpenAI(base_url=base_url, api_key=TEST_KEY, timeout=30, max_retries=0)
-    return client.chat.completions.with_raw_response.create(model="gpt-test", messages=MESSAGES, tools=TOOLS, **kw)
+    return client.chat.completions.with_raw_response.create(
+        model="gpt-test", messages=MESSAGES, tools=TOOLS, **kw
+    )
 
 
-def test_a_hold_on_one_process_is_released_by_an_approval_through_the_other(replicas: Replicas, upstream) -> None:
+def test_a_hold_on_one_process_is_released_by_an_approval_through_the_other(
+    replicas: Replicas, upstream
+) -> None:
     first, second = replicas.first, replicas.second
     upstream.script_tool_call("transfer_funds", ARGS, times=1)
     with ThreadPoolExecutor(1) as pool:
@@ -109,7 +125,9 @@ def test_a_hold_on_one_process_is_released_by_an_approval_through_the_other(repl
     assert orjson.loads(raw.parse().choices[0].message.tool_calls[0].function.arguments) == ARGS
 
 
-def test_a_crash_while_held_keeps_the_approval_and_a_defer_resend_picks_it_up(replicas: Replicas, upstream) -> None:
+def test_a_crash_while_held_keeps_the_approval_and_a_defer_resend_picks_it_up(
+    replicas: Replicas, upstream
+) -> None:
     first, second = replicas.victim, replicas.second
     upstream.script_tool_call("transfer_funds", ARGS, times=1)
     with ThreadPoolExecutor(1) as pool:

@@ -38,16 +38,26 @@ MESSAGES = [{"role": "user", "content": f"Pay the ACME invoice of 5000 EUR to {I
 
 @contextlib.contextmanager
 def _gateway(tmp_path: Path, upstream: Any, redis_url: str, key_prefix: str, restored: bool) -> Iterator[Any]:
-    settings = approvals_settings(tmp_path, upstream.base_url, backend="redis", redis_url=redis_url,
-                                  key_prefix=key_prefix, hold_s=20)
+    settings = approvals_settings(
+        tmp_path, upstream.base_url, backend="redis", redis_url=redis_url, key_prefix=key_prefix, hold_s=20
+    )
     settings.redaction.enabled = True
     if restored:  # the operator chose to give the caller its IBAN back inside tool calls
-        settings.redaction.actions = {**settings.redaction.actions,
-                                      "IBAN_CODE": {"prompt": "restore", "tool_arguments": True}}
+        settings.redaction.actions = {
+            **settings.redaction.actions,
+            "IBAN_CODE": {"prompt": "restore", "tool_arguments": True},
+        }
     settings.audit.enabled = True
     keys = yaml.safe_load((settings.policies_dir / "keys.yaml").read_text()) or default_keys()
-    keys["admin_keys"].append({"id": "support", "sha256": _sha(SUPPORT_KEY), "user": "sam", "roles": ["approver"],
-                               "groups": ["support"]})
+    keys["admin_keys"].append(
+        {
+            "id": "support",
+            "sha256": _sha(SUPPORT_KEY),
+            "user": "sam",
+            "roles": ["approver"],
+            "groups": ["support"],
+        }
+    )
     (settings.policies_dir / "keys.yaml").write_text(yaml.safe_dump(keys))
     with running_gateway(settings) as gw:
         yield gw
@@ -78,8 +88,9 @@ def _to(doc: dict[str, Any]) -> Any:
 
 
 @pytest.mark.parametrize(("stream", "restored"), [(False, False), (True, False), (False, True), (True, True)])
-def test_only_reviewers_of_the_group_see_the_real_iban(tmp_path: Path, upstream: Any, redis_url: str,
-                                                       key_prefix: str, stream: bool, restored: bool) -> None:
+def test_only_reviewers_of_the_group_see_the_real_iban(
+    tmp_path: Path, upstream: Any, redis_url: str, key_prefix: str, stream: bool, restored: bool
+) -> None:
     with _gateway(tmp_path, upstream, redis_url, key_prefix, restored) as gw:
         _check(gw, upstream, redis_url, key_prefix, stream, restored)
 
@@ -93,7 +104,9 @@ def _check(gw: Any, upstream: Any, redis_url: str, key_prefix: str, stream: bool
             answer = client.chat.completions.create(model="gpt-test", messages=MESSAGES, tools=TOOLS)
             return answer.choices[0].message.tool_calls[0].function.arguments
         args = ""
-        for chunk in client.chat.completions.create(model="gpt-test", messages=MESSAGES, tools=TOOLS, stream=True):
+        for chunk in client.chat.completions.create(
+            model="gpt-test", messages=MESSAGES, tools=TOOLS, stream=True
+        ):
             for choice in chunk.choices:
                 for tc in choice.delta.tool_calls or []:
                     args += (tc.function.arguments or "") if tc.function else ""
@@ -102,7 +115,10 @@ def _check(gw: Any, upstream: Any, redis_url: str, key_prefix: str, stream: bool
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(call)
         approval_id = _pending(gw)
-        assert PLACEHOLDER in upstream.requests[-1].body.decode() and IBAN not in upstream.requests[-1].body.decode()
+        assert (
+            PLACEHOLDER in upstream.requests[-1].body.decode()
+            and IBAN not in upstream.requests[-1].body.decode()
+        )
 
         finance = _admin(gw, f"/admin/approvals/{approval_id}", APPROVER_KEY)
         assert finance["values"] == "real" and _to(finance) == IBAN
@@ -115,13 +131,20 @@ def _check(gw: Any, upstream: Any, redis_url: str, key_prefix: str, stream: bool
         assert _to(listed) == PLACEHOLDER and "values" not in listed
 
         env = {"WARDGATE_URL": gw.url, "COLUMNS": "300"}
-        shown = CliRunner().invoke(cli_app, ["show", approval_id], env={**env, "WARDGATE_ADMIN_KEY": APPROVER_KEY})
+        shown = CliRunner().invoke(
+            cli_app, ["show", approval_id], env={**env, "WARDGATE_ADMIN_KEY": APPROVER_KEY}
+        )
         assert shown.exit_code == 0 and IBAN in shown.output and "real" in shown.output
-        hidden = CliRunner().invoke(cli_app, ["show", approval_id], env={**env, "WARDGATE_ADMIN_KEY": SUPPORT_KEY})
+        hidden = CliRunner().invoke(
+            cli_app, ["show", approval_id], env={**env, "WARDGATE_ADMIN_KEY": SUPPORT_KEY}
+        )
         assert hidden.exit_code == 0 and IBAN not in hidden.output and PLACEHOLDER in hidden.output
 
-        approved = httpx.post(f"{gw.url}/admin/approvals/{approval_id}/approve", timeout=10,
-                              headers={"authorization": f"Bearer {APPROVER_KEY}"}).json()
+        approved = httpx.post(
+            f"{gw.url}/admin/approvals/{approval_id}/approve",
+            timeout=10,
+            headers={"authorization": f"Bearer {APPROVER_KEY}"},
+        ).json()
         assert _to(approved) == PLACEHOLDER
         args = orjson.loads(future.result(10))
     assert args == {"amount": 5000, "to": IBAN if restored else PLACEHOLDER}, "the answer as approved"

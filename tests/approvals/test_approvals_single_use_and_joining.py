@@ -50,8 +50,10 @@ def _wait_for(predicate: Any, timeout_s: float = 10.0) -> Any:
 
 # -- single use ----------------------------------------------------------------------------
 
-def test_a_held_response_approval_is_released_once_and_a_resend_after_it_is_refused(gateway_factory,
-                                                                                    upstream) -> None:
+
+def test_a_held_response_approval_is_released_once_and_a_resend_after_it_is_refused(
+    gateway_factory, upstream
+) -> None:
     gw = gateway_factory(hold_s=20)
     upstream.script_tool_call("transfer_funds", ARGS, times=1)
     with ThreadPoolExecutor(1) as pool:
@@ -63,8 +65,13 @@ def test_a_held_response_approval_is_released_once_and_a_resend_after_it_is_refu
     assert orjson.loads(raw.parse().choices[0].message.tool_calls[0].function.arguments) == ARGS
     for stream in (False, True):
         with pytest.raises(openai.ConflictError) as used:
-            _client(gw).chat.completions.create(model="gpt-test", messages=MESSAGES, tools=TOOLS, stream=stream,
-                                                extra_headers={"X-Wardgate-Approval-Id": approval_id})
+            _client(gw).chat.completions.create(
+                model="gpt-test",
+                messages=MESSAGES,
+                tools=TOOLS,
+                stream=stream,
+                extra_headers={"X-Wardgate-Approval-Id": approval_id},
+            )
         assert used.value.code == "approval_used"
         assert used.value.response.headers["x-should-retry"] == "false"
     assert _admin(gw, "GET", f"/admin/approvals/{approval_id}").json()["uses"] == 1
@@ -73,7 +80,8 @@ def test_a_held_response_approval_is_released_once_and_a_resend_after_it_is_refu
 
 @pytest.mark.parametrize("phase", ["request", "response"])
 async def test_an_approved_answer_is_single_use_in_both_phases_even_when_redeemed_concurrently(
-        make_service, phase: str) -> None:
+    make_service, phase: str
+) -> None:
     rig = StageRig(await make_service("redis"))
     if phase == "request":
         rig.policy_request.items = [{"reason": "every call needs a look", "mode": "defer"}]
@@ -84,8 +92,10 @@ async def test_an_approved_answer_is_single_use_in_both_phases_even_when_redeeme
         await rig.run(chat_call())
     approval_id = pending.value.extra["approval_id"]
     await rig.service.approve(approval_id, FINANCE, "ok")
-    results = await asyncio.gather(*(rig.run(chat_call(headers={"x-wardgate-approval-id": approval_id}))
-                                     for _ in range(8)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(rig.run(chat_call(headers={"x-wardgate-approval-id": approval_id})) for _ in range(8)),
+        return_exceptions=True,
+    )
     ok = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, Conflict)]
     assert len(ok) == 1 and len(refused) == 7, results
@@ -96,10 +106,14 @@ async def test_an_approved_answer_is_single_use_in_both_phases_even_when_redeeme
 
 # -- exact re-sends ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("changed", [{"temperature": 0.9}, {"max_tokens": 17}, {"metadata": {"k": "v"}},
-                                     {"tool_choice": "required"}])
+
+@pytest.mark.parametrize(
+    "changed",
+    [{"temperature": 0.9}, {"max_tokens": 17}, {"metadata": {"k": "v"}}, {"tool_choice": "required"}],
+)
 async def test_a_resend_that_changes_anything_but_the_stream_flags_is_refused_naming_it(
-        make_service, changed: dict[str, Any]) -> None:
+    make_service, changed: dict[str, Any]
+) -> None:
     rig = StageRig(await make_service("memory"))
     rig.policy_response.mode = "defer"
     base = chat_call().body
@@ -114,8 +128,13 @@ async def test_a_resend_that_changes_anything_but_the_stream_flags_is_refused_na
     assert mismatch.value.param == name
     # The stream flags may change: the same request asked as a stream is still the same request.
     with pytest.raises(Conflict) as still:
-        await rig.run(chat_call({**base, "stream_options": {"include_usage": True}}, stream=True,
-                                headers={"x-wardgate-approval-id": approval_id}))
+        await rig.run(
+            chat_call(
+                {**base, "stream_options": {"include_usage": True}},
+                stream=True,
+                headers={"x-wardgate-approval-id": approval_id},
+            )
+        )
     assert still.value.code == "approval_pending"
 
 
@@ -132,6 +151,7 @@ def test_the_sdk_gets_403_for_a_resend_with_another_temperature(gateway_factory,
 
 # -- joining -------------------------------------------------------------------------------
 
+
 def test_sdk_retries_of_a_held_call_make_one_approval_and_one_model_call(gateway_factory, upstream) -> None:
     gw = gateway_factory(hold_s=30)
     upstream.script_tool_call("transfer_funds", ARGS, times=3)
@@ -145,17 +165,23 @@ def test_sdk_retries_of_a_held_call_make_one_approval_and_one_model_call(gateway
     _admin(gw, "POST", f"/admin/approvals/{approvals[0]['id']}/deny", body={"comment": "cleanup"})
 
 
-def test_a_retry_that_joined_the_approval_gets_the_answer_when_the_reviewer_approves(gateway_factory,
-                                                                                    upstream) -> None:
+def test_a_retry_that_joined_the_approval_gets_the_answer_when_the_reviewer_approves(
+    gateway_factory, upstream
+) -> None:
     gw = gateway_factory(hold_s=30)
     upstream.script_tool_call("transfer_funds", ARGS, times=3)
     client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, timeout=1.5, max_retries=2)
     with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(lambda: client.chat.completions.with_raw_response.create(
-            model="gpt-test", messages=MESSAGES, tools=TOOLS))
+        future = pool.submit(
+            lambda: client.chat.completions.with_raw_response.create(
+                model="gpt-test", messages=MESSAGES, tools=TOOLS
+            )
+        )
         first = _wait_for(lambda: _approvals(gw, "pending"))[0]
         # The SDK gave up waiting on its first attempt and retried: the retry took the approval over.
-        _wait_for(lambda: _admin(gw, "GET", f"/admin/approvals/{first['id']}").json()["holder"] != first["holder"])
+        _wait_for(
+            lambda: _admin(gw, "GET", f"/admin/approvals/{first['id']}").json()["holder"] != first["holder"]
+        )
         _admin(gw, "POST", f"/admin/approvals/{first['id']}/approve")
         raw = future.result(15)
     assert raw.headers["x-wardgate-approval"] == "approved"
@@ -165,7 +191,9 @@ def test_a_retry_that_joined_the_approval_gets_the_answer_when_the_reviewer_appr
     assert _admin(gw, "GET", f"/admin/approvals/{first['id']}").json()["uses"] == 1
 
 
-def test_an_identical_resend_on_another_replica_joins_the_deferred_approval(gateway_factory, upstream) -> None:
+def test_an_identical_resend_on_another_replica_joins_the_deferred_approval(
+    gateway_factory, upstream
+) -> None:
     gw1 = gateway_factory(default_mode="defer")
     gw2 = gateway_factory(default_mode="defer")
     upstream.script_tool_call("transfer_funds", ARGS, times=3)
@@ -175,28 +203,37 @@ def test_an_identical_resend_on_another_replica_joins_the_deferred_approval(gate
     assert first.status_code == 409
     approval_id = first.json()["error"]["approval_id"]
     for gw in (gw2, gw1, gw2):  # a naive retry loop, without the approval header
-        again = httpx.post(gw.base_url + "/chat/completions", json={**body, "stream": True}, headers=headers,
-                           timeout=10)
+        again = httpx.post(
+            gw.base_url + "/chat/completions", json={**body, "stream": True}, headers=headers, timeout=10
+        )
         assert again.status_code == 409 and again.json()["error"]["approval_id"] == approval_id
     assert upstream.request_count == 1
     assert len(_approvals(gw1)) == 1
     # Another request (a changed conversation) is not joined: it gets its own approval.
-    other = httpx.post(gw2.base_url + "/chat/completions", headers=headers, timeout=10,
-                       json={**body, "messages": [*MESSAGES, {"role": "user", "content": "and again"}]})
+    other = httpx.post(
+        gw2.base_url + "/chat/completions",
+        headers=headers,
+        timeout=10,
+        json={**body, "messages": [*MESSAGES, {"role": "user", "content": "and again"}]},
+    )
     assert other.status_code == 409 and other.json()["error"]["approval_id"] != approval_id
     assert upstream.request_count == 2
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_identical_requests_racing_to_create_make_one_approval(make_service, backend: str) -> None:
-    replicas = [await make_service(backend)] if backend == "memory" else [await make_service("redis")
-                                                                         for _ in range(3)]
+    replicas = (
+        [await make_service(backend)]
+        if backend == "memory"
+        else [await make_service("redis") for _ in range(3)]
+    )
     spec = ApprovalSpec(mode="defer", ttl_s=60, hold_s=1, approvals_required=1, groups=["finance"])
     call = chat_call()
 
     async def create(i: int) -> tuple[str, bool]:
-        approval, created = await replicas[i % len(replicas)].create_or_join(call, "request", spec,
-                                                                             fingerprint(call))
+        approval, created = await replicas[i % len(replicas)].create_or_join(
+            call, "request", spec, fingerprint(call)
+        )
         return approval.id, created
 
     results = await asyncio.gather(*(create(i) for i in range(12)))

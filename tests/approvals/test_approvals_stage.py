@@ -102,8 +102,9 @@ async def test_hold_timeout_can_leave_the_approval_pending_for_a_defer_pickup(ma
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_defer_then_resend_returns_the_stored_answer_without_calling_the_model_again(make_service,
-                                                                                         backend: str) -> None:
+async def test_defer_then_resend_returns_the_stored_answer_without_calling_the_model_again(
+    make_service, backend: str
+) -> None:
     rig = await _rig(make_service, backend)
     rig.policy_response.mode = "defer"
     with pytest.raises(ApprovalPending) as pending:
@@ -144,7 +145,9 @@ async def test_defer_then_deny_gives_the_rewritten_answer_on_resend(make_service
         resend = chat_call(stream=stream, headers={"x-wardgate-approval-id": approval_id})
         response, events = await rig.run(resend)
         body = _chat_final(events) if stream else ChatCompletion.model_validate(response.json)
-        assert body.choices[0].message.content == "Action transfer_funds was denied by a reviewer: wrong account"
+        assert (
+            body.choices[0].message.content == "Action transfer_funds was denied by a reviewer: wrong account"
+        )
         assert not body.choices[0].message.tool_calls and body.choices[0].finish_reason == "stop"
         assert resend.response_headers["x-wardgate-approval"] == "denied"
     assert rig.forward.calls == 1
@@ -157,8 +160,10 @@ async def test_resend_is_refused_for_another_request_key_or_id(make_service) -> 
         await rig.run(chat_call())
     approval_id = pending.value.extra["approval_id"]
     await rig.service.approve(approval_id, FINANCE, None)
-    changed = chat_call({"model": "gpt-test", "messages": [{"role": "user", "content": "pay EVIL"}]},
-                        headers={"x-wardgate-approval-id": approval_id})
+    changed = chat_call(
+        {"model": "gpt-test", "messages": [{"role": "user", "content": "pay EVIL"}]},
+        headers={"x-wardgate-approval-id": approval_id},
+    )
     with pytest.raises(ApprovalMismatch) as mismatch:
         await rig.run(changed)
     assert mismatch.value.status == 403
@@ -192,7 +197,8 @@ async def test_stream_text_flows_but_tool_calls_wait_for_the_decision(make_servi
 
 @pytest.mark.parametrize("endpoint", [Endpoint.CHAT, Endpoint.RESPONSES])
 async def test_stream_deny_rewrites_held_events_and_a_tool_only_answer_sends_nothing_before(
-        make_service, endpoint: Endpoint) -> None:
+    make_service, endpoint: Endpoint
+) -> None:
     rig = await _rig(make_service)
     call = chat_call(stream=True, endpoint=endpoint)
     released: list = []
@@ -226,7 +232,9 @@ async def test_stream_defer_after_text_went_out_says_so_in_the_answer(make_servi
     _, events = await rig.run(call)
     approval_id = call.response_headers["x-wardgate-approval-id"]
     content = _chat_final(events).choices[0].message.content
-    assert content.startswith("Let me pay that.\n\nAction transfer_funds is waiting for a reviewer's approval")
+    assert content.startswith(
+        "Let me pay that.\n\nAction transfer_funds is waiting for a reviewer's approval"
+    )
     assert approval_id in content
     assert (await rig.service.get(approval_id)).status is Status.PENDING
 
@@ -275,9 +283,14 @@ async def test_request_phase_defer_resend_is_single_use_and_denial_is_synthesize
     with pytest.raises(ApprovalPending) as second:
         await rig.run(chat_call(endpoint=Endpoint.RESPONSES))
     await rig.service.deny(second.value.extra["approval_id"], FINANCE, "budget frozen")
-    resend = chat_call(endpoint=Endpoint.RESPONSES, headers={"x-wardgate-approval-id": second.value.extra["approval_id"]})
+    resend = chat_call(
+        endpoint=Endpoint.RESPONSES, headers={"x-wardgate-approval-id": second.value.extra["approval_id"]}
+    )
     response, _ = await rig.run(resend)
-    assert Response.model_validate(response.json).output_text == "The request was denied by a reviewer: budget frozen"
+    assert (
+        Response.model_validate(response.json).output_text
+        == "The request was denied by a reviewer: budget frozen"
+    )
     assert resend.state["approval_replay"] is True and rig.forward.calls == 1
 
 
@@ -297,22 +310,43 @@ def _chat_stream(text_parts: list[str], arg_parts: list[str]) -> list[SSEEvent]:
     head = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
 
     def chunk(delta: dict, finish: str | None = None) -> SSEEvent:
-        return SSEEvent.from_json({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        return SSEEvent.from_json(
+            {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        )
 
     events = [chunk({"role": "assistant", "content": None})]
     events += [chunk({"content": t}) for t in text_parts]
-    events.append(chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                                         "function": {"name": "transfer_funds", "arguments": ""}}]}))
+    events.append(
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "transfer_funds", "arguments": ""},
+                    }
+                ]
+            }
+        )
+    )
     events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": a}}]}) for a in arg_parts]
-    events += [chunk({}, "tool_calls"), SSEEvent.from_json({**head, "choices": [], "usage": {"prompt_tokens": 1}}),
-               SSEEvent.done()]
+    events += [
+        chunk({}, "tool_calls"),
+        SSEEvent.from_json({**head, "choices": [], "usage": {"prompt_tokens": 1}}),
+        SSEEvent.done(),
+    ]
     return events
 
 
 @settings(max_examples=60, deadline=None)
-@given(text=st.lists(st.text(min_size=1, max_size=8), max_size=6),
-       args=st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=6))
-async def test_without_an_approval_any_stream_passes_whole_and_in_order(text: list[str], args: list[str]) -> None:
+@given(
+    text=st.lists(st.text(min_size=1, max_size=8), max_size=6),
+    args=st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=6),
+)
+async def test_without_an_approval_any_stream_passes_whole_and_in_order(
+    text: list[str], args: list[str]
+) -> None:
     stage = ApprovalResponseStage(service=None)  # type: ignore[arg-type]
     call = chat_call(stream=True)
     events = _chat_stream(text, args)
@@ -336,8 +370,9 @@ async def test_a_replica_without_the_shared_answer_key_says_so_instead_of_failin
     approval_id = pending.value.extra["approval_id"]
     await rig.service.approve(approval_id, FINANCE, None)
     other = rig.service
-    stranger = ApprovalService(other.settings, other.store, AnswerSealer([Fernet.generate_key()]), other.metrics,
-                               other.webhooks)
+    stranger = ApprovalService(
+        other.settings, other.store, AnswerSealer([Fernet.generate_key()]), other.metrics, other.webhooks
+    )
     with pytest.raises(ServiceUnavailable) as refused:
         await StageRig(stranger).run(chat_call(headers={"x-wardgate-approval-id": approval_id}))
     assert refused.value.code == "approval_answer_unavailable"

@@ -61,7 +61,10 @@ async def test_list_is_newest_first_paged_and_filtered(make_service, backend: st
     assert seen == list(reversed(ids))
     assert [a.id for a in (await service.list(ListQuery(status="denied"))).items] == [ids[0]]
     assert {a.id for a in (await service.list(ListQuery(run="run-1"))).items} == {ids[1], ids[4]}
-    assert {a.id for a in (await service.list(ListQuery(status="pending", run="run-0"))).items} == {ids[3], ids[6]}
+    assert {a.id for a in (await service.list(ListQuery(status="pending", run="run-0"))).items} == {
+        ids[3],
+        ids[6],
+    }
     assert (await service.list(ListQuery(team="nobody"))).items == []
     with pytest.raises(BadRequest):
         await service.list(ListQuery(cursor="%%%not-a-cursor"))
@@ -73,8 +76,11 @@ async def test_concurrent_approve_and_deny_exactly_one_wins(make_service, backen
     replica_b = await make_service(backend, store=None) if backend == "redis" else replica_a
     for _ in range(25):
         approval = await new_approval(replica_a)
-        results = await asyncio.gather(replica_a.approve(approval.id, FINANCE, "ok"),
-                                       replica_b.deny(approval.id, FINANCE_2, "no"), return_exceptions=True)
+        results = await asyncio.gather(
+            replica_a.approve(approval.id, FINANCE, "ok"),
+            replica_b.deny(approval.id, FINANCE_2, "no"),
+            return_exceptions=True,
+        )
         winners = [r for r in results if not isinstance(r, BaseException)]
         losers = [r for r in results if isinstance(r, BaseException)]
         assert len(winners) == 1 and len(losers) == 1
@@ -113,8 +119,9 @@ async def test_four_eyes_refuses_the_requester_even_with_an_admin_key(make_servi
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_reviewer_outside_the_group_is_refused_and_unknown_or_expired_ids_conflict(make_service,
-                                                                                        backend: str) -> None:
+async def test_reviewer_outside_the_group_is_refused_and_unknown_or_expired_ids_conflict(
+    make_service, backend: str
+) -> None:
     service = await make_service(backend)
     approval = await new_approval(service, groups=("finance",))
     with pytest.raises(PermissionDenied) as wrong_group:
@@ -167,15 +174,21 @@ async def test_a_decision_the_audit_log_refuses_is_not_stored_but_the_queue_keep
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_expiry_sweep_expires_once_across_replicas_and_wakes_waiters(make_service, backend: str) -> None:
+async def test_expiry_sweep_expires_once_across_replicas_and_wakes_waiters(
+    make_service, backend: str
+) -> None:
     audit = RecordingAudit()
     replica_a = await make_service(backend, audit=audit, sweep_interval_s=0.05)
-    replica_b = await make_service(backend, audit=audit, sweep_interval_s=0.05) if backend == "redis" else replica_a
+    replica_b = (
+        await make_service(backend, audit=audit, sweep_interval_s=0.05) if backend == "redis" else replica_a
+    )
     approval = await new_approval(replica_a, ttl_s=0.2)
     waiter = asyncio.create_task(replica_b.wait(approval.id, 5.0))
     await asyncio.sleep(0.25)
     counts = await asyncio.gather(*(r.sweep_once() for r in (replica_a, replica_b, replica_a, replica_b)))
-    if sum(counts) == 0:  # every sweeper lost the lock to an earlier interval's: try once more after it lapses
+    if (
+        sum(counts) == 0
+    ):  # every sweeper lost the lock to an earlier interval's: try once more after it lapses
         await asyncio.sleep(0.06)
         counts = [await replica_a.sweep_once()]
     assert sum(counts) <= 1
@@ -239,7 +252,9 @@ async def test_a_waiter_that_goes_away_leaves_the_approval_pending(make_service,
     assert service.metrics.held._value.get() == 0
 
 
-async def test_approvals_survive_a_gateway_restart_in_redis(make_service, redis_url: str, key_prefix: str) -> None:
+async def test_approvals_survive_a_gateway_restart_in_redis(
+    make_service, redis_url: str, key_prefix: str
+) -> None:
     first = await make_service("redis")
     approval = await new_approval(first, answer=ANSWER)
     await first.close()
@@ -267,8 +282,9 @@ async def test_pending_gauge_and_outcome_metrics(make_service, backend: str) -> 
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_only_the_causing_key_may_withdraw_and_request_approvals_are_single_use(make_service,
-                                                                                     backend: str) -> None:
+async def test_only_the_causing_key_may_withdraw_and_request_approvals_are_single_use(
+    make_service, backend: str
+) -> None:
     service = await make_service(backend)
     approval = await new_approval(service, phase="request")
     with pytest.raises(PermissionDenied):

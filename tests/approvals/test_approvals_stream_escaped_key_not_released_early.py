@@ -20,26 +20,38 @@ from tests.approvals.e2e_app import approvals_settings
 from tests.harness import APPROVER_KEY, TEST_KEY, running_gateway
 
 HEAD = b'{"id":"chatcmpl-x","object":"chat.completion.chunk","created":1,"model":"gpt-test","choices":'
-ROLE = b'data: ' + HEAD + b'[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
-SNEAKY = (b'data: ' + HEAD + b'[{"index":0,"delta":{"content":"Paying now.","tool\\u005fcalls":[{"ind\\u0065x":0,'
-          b'"id":"call_1","type":"function","function":{"name":"transfer_funds",'
-          b'"arguments":"{\\"amount\\":5000,\\"to\\":\\"acct-666\\"}"}}]},"finish_reason":null}]}\n\n')
-FINISH = b'data: ' + HEAD + b'[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n'
+ROLE = b"data: " + HEAD + b'[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
+SNEAKY = (
+    b"data: " + HEAD + b'[{"index":0,"delta":{"content":"Paying now.","tool\\u005fcalls":[{"ind\\u0065x":0,'
+    b'"id":"call_1","type":"function","function":{"name":"transfer_funds",'
+    b'"arguments":"{\\"amount\\":5000,\\"to\\":\\"acct-666\\"}"}}]},"finish_reason":null}]}\n\n'
+)
+FINISH = b"data: " + HEAD + b'[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n'
 
 
-def test_an_escaped_tool_calls_key_is_held_until_the_reviewer_decides(tmp_path: Path, upstream: Any,
-                                                                      redis_url: str, key_prefix: str) -> None:
-    settings = approvals_settings(tmp_path, upstream.base_url, backend="redis", redis_url=redis_url,
-                                  key_prefix=key_prefix, hold_s=20)
+def test_an_escaped_tool_calls_key_is_held_until_the_reviewer_decides(
+    tmp_path: Path, upstream: Any, redis_url: str, key_prefix: str
+) -> None:
+    settings = approvals_settings(
+        tmp_path, upstream.base_url, backend="redis", redis_url=redis_url, key_prefix=key_prefix, hold_s=20
+    )
     assert orjson.loads(SNEAKY[6:])["choices"][0]["delta"]["tool_calls"][0]["index"] == 0  # what parsers see
     upstream.script_answer(events=[ROLE, SNEAKY, FINISH])
     received: list[bytes] = []
     with running_gateway(settings) as gw:
+
         def read() -> None:
-            with httpx.stream("POST", gw.base_url + "/chat/completions", timeout=30,
-                              headers={"authorization": f"Bearer {TEST_KEY}"},
-                              json={"model": "gpt-test", "stream": True,
-                                    "messages": [{"role": "user", "content": "pay acct-666"}]}) as resp:
+            with httpx.stream(
+                "POST",
+                gw.base_url + "/chat/completions",
+                timeout=30,
+                headers={"authorization": f"Bearer {TEST_KEY}"},
+                json={
+                    "model": "gpt-test",
+                    "stream": True,
+                    "messages": [{"role": "user", "content": "pay acct-666"}],
+                },
+            ) as resp:
                 for chunk in resp.iter_raw():
                     received.append(chunk)
 

@@ -51,22 +51,31 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 def _groups(url: str, **hook: Any) -> dict[str, Any]:
-    return {"finance": {"webhook": {"url": url, "secret_env": "WG_TEST_FINANCE_SECRET", "backoff_s": 0.05,
-                                    **hook}}}
+    return {
+        "finance": {
+            "webhook": {"url": url, "secret_env": "WG_TEST_FINANCE_SECRET", "backoff_s": 0.05, **hook}
+        }
+    }
 
 
-async def test_webhook_is_delivered_and_signed_on_creation(make_service, receiver: Receiver,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_webhook_is_delivered_and_signed_on_creation(
+    make_service, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WG_TEST_FINANCE_SECRET", SECRET)
     service = await make_service("memory", groups=_groups(receiver.url), public_url="https://gw.example")
     approval = await new_approval(service, groups=("finance",))
     await asyncio.wait_for(receiver.got.wait(), 5)
     headers, body, _ = receiver.received[0]
     assert headers["x-wardgate-event"] == "approval.created"
-    assert verify_signature(SECRET.encode(), headers["x-wardgate-timestamp"], body, headers["x-wardgate-signature"])
-    assert not verify_signature(b"wrong", headers["x-wardgate-timestamp"], body, headers["x-wardgate-signature"])
-    assert not verify_signature(SECRET.encode(), headers["x-wardgate-timestamp"], body + b" ",
-                                headers["x-wardgate-signature"])
+    assert verify_signature(
+        SECRET.encode(), headers["x-wardgate-timestamp"], body, headers["x-wardgate-signature"]
+    )
+    assert not verify_signature(
+        b"wrong", headers["x-wardgate-timestamp"], body, headers["x-wardgate-signature"]
+    )
+    assert not verify_signature(
+        SECRET.encode(), headers["x-wardgate-timestamp"], body + b" ", headers["x-wardgate-signature"]
+    )
     payload = orjson.loads(body)
     assert payload["approval"]["id"] == approval.id
     assert payload["approval"]["tool_calls"][0]["name"] == "transfer_funds"
@@ -74,8 +83,9 @@ async def test_webhook_is_delivered_and_signed_on_creation(make_service, receive
     assert service.metrics.webhooks.labels("finance", "delivered")._value.get() == 1
 
 
-async def test_webhook_is_retried_with_backoff_after_failures(make_service, receiver: Receiver,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_webhook_is_retried_with_backoff_after_failures(
+    make_service, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WG_TEST_FINANCE_SECRET", SECRET)
     receiver.statuses = [500, 503]
     service = await make_service("memory", groups=_groups(receiver.url))
@@ -90,10 +100,14 @@ async def test_webhook_is_retried_with_backoff_after_failures(make_service, rece
     assert service.metrics.webhooks.labels("finance", "retried")._value.get() == 2
 
 
-async def test_a_dead_webhook_never_blocks_or_fails_the_queue(make_service, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_dead_webhook_never_blocks_or_fails_the_queue(
+    make_service, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WG_TEST_FINANCE_SECRET", SECRET)
     # Nothing listens on port 9 (discard): every attempt fails at once.
-    service = await make_service("memory", groups=_groups("http://127.0.0.1:9/hook", max_attempts=2, timeout_s=0.5))
+    service = await make_service(
+        "memory", groups=_groups("http://127.0.0.1:9/hook", max_attempts=2, timeout_s=0.5)
+    )
     t0 = time.perf_counter()
     approval = await new_approval(service, groups=("finance",))
     assert time.perf_counter() - t0 < 0.2
@@ -104,8 +118,9 @@ async def test_a_dead_webhook_never_blocks_or_fails_the_queue(make_service, monk
         await asyncio.sleep(0.02)
 
 
-async def test_a_client_error_is_not_retried(make_service, receiver: Receiver,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_client_error_is_not_retried(
+    make_service, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WG_TEST_FINANCE_SECRET", SECRET)
     receiver.statuses = [410]
     service = await make_service("memory", groups=_groups(receiver.url))

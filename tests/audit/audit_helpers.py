@@ -64,8 +64,14 @@ def make_call(
     call.timings = {"authenticate": 0.00002, "limit": 0.0001, "redact_in": 0.0003, "policy_request": 0.0002}
     call.decisions.append(Decision("policy_request", "request", "allow", [], "rev-7", {"rule": "default"}))
     if outcome == "deny":
-        call.decisions[-1] = Decision("policy_request", "request", "deny", ["model not allowed for team"], "rev-7",
-                                      {"rule": "model_allowlist", "input": PROMPT})
+        call.decisions[-1] = Decision(
+            "policy_request",
+            "request",
+            "deny",
+            ["model not allowed for team"],
+            "rev-7",
+            {"rule": "model_allowlist", "input": PROMPT},
+        )
         call.error = Denied(["model not allowed for team"])
         call.cost_usd = 0.0
     elif outcome == "failed":
@@ -79,7 +85,9 @@ def make_call(
 
         call.error = ApprovalPending("approval required", extra={"approval_id": "apr_1"})
     else:
-        call.timings.update({"forward": 0.25, "redact_out": 0.0004, "policy_response": 0.0002, "settle": 0.0001})
+        call.timings.update(
+            {"forward": 0.25, "redact_out": 0.0004, "policy_response": 0.0002, "settle": 0.0001}
+        )
         call.deployment = "openai-east"
         call.upstream_model = f"{model}-2024-07-18"
         call.upstream_status = 200
@@ -90,12 +98,30 @@ def make_call(
             call.state["tool_calls"] = [{"id": "call_1", "name": "send_email", "arguments": PROMPT}]
             call.state["finish_reason"] = "tool_calls"
         else:
-            call.response = ModelResponse(status=200, headers={}, json={
-                "choices": [{"finish_reason": "tool_calls", "message": {
-                    "content": f"Sure: {EMAIL}",
-                    "tool_calls": [{"id": "call_1", "type": "function",
-                                    "function": {"name": "send_email", "arguments": f'{{"to": "{EMAIL}"}}'}}]}}],
-            })
+            call.response = ModelResponse(
+                status=200,
+                headers={},
+                json={
+                    "choices": [
+                        {
+                            "finish_reason": "tool_calls",
+                            "message": {
+                                "content": f"Sure: {EMAIL}",
+                                "tool_calls": [
+                                    {
+                                        "id": "call_1",
+                                        "type": "function",
+                                        "function": {
+                                            "name": "send_email",
+                                            "arguments": f'{{"to": "{EMAIL}"}}',
+                                        },
+                                    }
+                                ],
+                            },
+                        }
+                    ],
+                },
+            )
     call.state.update(state)
     call.started = time.perf_counter() - 0.3
     return call
@@ -106,16 +132,23 @@ async def _no_events():  # pragma: no cover - never iterated
         yield None
 
 
-AUDITOR, APPROVER, ADMIN = "wg-admin-auditor-key-000000000000", "wg-admin-approver-key-0000000000", "wg-admin-root-0000"
+AUDITOR, APPROVER, ADMIN = (
+    "wg-admin-auditor-key-000000000000",
+    "wg-admin-approver-key-0000000000",
+    "wg-admin-root-0000",
+)
 
 
 def build_app(service) -> Starlette:
     """The audit routes on a bare app with three admin keys (auditor, approver, admin)."""
-    keys = KeyStore({}, {
-        hash_key(AUDITOR): AdminPrincipal("adm-aud", "audrey", frozenset({"auditor"})),
-        hash_key(APPROVER): AdminPrincipal("adm-appr", "percy", frozenset({"approver"})),
-        hash_key(ADMIN): AdminPrincipal("adm-root", "root", frozenset({"admin"})),
-    })
+    keys = KeyStore(
+        {},
+        {
+            hash_key(AUDITOR): AdminPrincipal("adm-aud", "audrey", frozenset({"auditor"})),
+            hash_key(APPROVER): AdminPrincipal("adm-appr", "percy", frozenset({"approver"})),
+            hash_key(ADMIN): AdminPrincipal("adm-root", "root", frozenset({"admin"})),
+        },
+    )
     ctx = AppContext(settings=Settings(), keys=keys, models=ModelCatalog({}))
     ctx.services["audit"] = service
 

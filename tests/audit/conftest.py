@@ -22,8 +22,10 @@ def pg_dsn() -> str:
     try:
         pg_execute("SELECT 1")
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"PostgreSQL at {PG_DSN} is not reachable ({exc}). Start it with: "
-                    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start")
+        pytest.fail(
+            f"PostgreSQL at {PG_DSN} is not reachable ({exc}). Start it with: "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+        )
     return PG_DSN
 
 

@@ -44,9 +44,12 @@ async def test_an_idle_chain_writes_no_empty_checkpoints(make_service):
 
 
 async def test_the_otlp_and_console_exporters_build_from_settings():
-    for settings in (TracingSettings(enabled=True, otlp_endpoint="http://127.0.0.1:9/v1/traces",
-                                     otlp_headers={"x-tenant": "wardgate"}),
-                     TracingSettings(enabled=True, exporter="console", sample_ratio=0.5)):
+    for settings in (
+        TracingSettings(
+            enabled=True, otlp_endpoint="http://127.0.0.1:9/v1/traces", otlp_headers={"x-tenant": "wardgate"}
+        ),
+        TracingSettings(enabled=True, exporter="console", sample_ratio=0.5),
+    ):
         tracer = CallTracer(settings)
         assert tracer.provider.resource.attributes["service.name"] == "wardgate"
         await tracer.close()

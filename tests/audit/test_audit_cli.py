@@ -32,8 +32,9 @@ async def served(make_service):
     await finish(stage, make_call(team="team-a", run="run-7", outcome="deny"))
     await finish(stage, make_call(team="team-b", run="run-8"))
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(build_app(service), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(build_app(service), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     for _ in range(1000):
         if server.started:
@@ -55,19 +56,44 @@ async def test_query_prints_a_table_filtered_by_team(served):
 
 
 async def test_query_json_and_paging_cursor(served):
-    r = await _run(audit_cli, "query", "--kind", "call", "--limit", "2", "--json", "--url", served,
-                   "--admin-key", AUDITOR)
+    r = await _run(
+        audit_cli,
+        "query",
+        "--kind",
+        "call",
+        "--limit",
+        "2",
+        "--json",
+        "--url",
+        served,
+        "--admin-key",
+        AUDITOR,
+    )
     page = orjson.loads(r.output)
     assert len(page["data"]) == 2 and page["next_cursor"]
-    r = await _run(audit_cli, "query", "--kind", "call", "--limit", "2", "--cursor", page["next_cursor"], "--json",
-                   "--url", served, "--admin-key", AUDITOR)
+    r = await _run(
+        audit_cli,
+        "query",
+        "--kind",
+        "call",
+        "--limit",
+        "2",
+        "--cursor",
+        page["next_cursor"],
+        "--json",
+        "--url",
+        served,
+        "--admin-key",
+        AUDITOR,
+    )
     assert len(orjson.loads(r.output)["data"]) == 1
 
 
 async def test_export_writes_jsonl_to_a_file(served, tmp_path):
     out = tmp_path / "audit.jsonl"
-    r = await _run(audit_cli, "export", "--format", "jsonl", "-o", str(out), "--url", served,
-                   "--admin-key", AUDITOR)
+    r = await _run(
+        audit_cli, "export", "--format", "jsonl", "-o", str(out), "--url", served, "--admin-key", AUDITOR
+    )
     assert r.exit_code == 0, r.output
     events = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert sorted(ev["kind"] for ev in events) == ["call", "call", "call", "chain_open"]

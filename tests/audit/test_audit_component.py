@@ -76,7 +76,12 @@ async def test_disabled_audit_still_counts_metrics_and_traces(tmp_path):
         assert "audit" not in ctx.services and [s.name for s in ctx.stages] == ["audit"]
         await finish(ctx.stages, make_call())
         # The catalog here is empty, so the model is counted under "unknown", never named.
-        assert ctx.registry.get_sample_value("wardgate_requests_total", {
-            "endpoint": "chat.completions", "model": "unknown", "status": "200"}) == 1.0
+        assert (
+            ctx.registry.get_sample_value(
+                "wardgate_requests_total",
+                {"endpoint": "chat.completions", "model": "unknown", "status": "200"},
+            )
+            == 1.0
+        )
     finally:
         await ctx.close()

@@ -78,8 +78,11 @@ def _assert_inert(rows: list[dict[str, str]]) -> None:
 
 
 def test_csv_export_over_the_admin_api_prefixes_formula_cells(audited: RunningGateway) -> None:
-    resp = httpx.get(f"{audited.url}/admin/audit/export", params={"format": "csv"},
-                     headers={"authorization": f"Bearer {AUDITOR_KEY}"})  # fmt: skip
+    resp = httpx.get(
+        f"{audited.url}/admin/audit/export",
+        params={"format": "csv"},
+        headers={"authorization": f"Bearer {AUDITOR_KEY}"},
+    )
     assert resp.status_code == 200, resp.text
     _assert_inert(_rows(resp.text))
 
@@ -97,13 +100,18 @@ def test_csv_export_through_the_cli_prefixes_formula_cells(audited: RunningGatew
 
 def test_jsonl_export_keeps_the_exact_model_name(audited: RunningGateway) -> None:
     """The prefix is a CSV concern: the JSONL export (and the hash chain) hold the real value."""
-    resp = httpx.get(f"{audited.url}/admin/audit/export", params={"format": "jsonl"},
-                     headers={"authorization": f"Bearer {AUDITOR_KEY}"})  # fmt: skip
+    resp = httpx.get(
+        f"{audited.url}/admin/audit/export",
+        params={"format": "jsonl"},
+        headers={"authorization": f"Bearer {AUDITOR_KEY}"},
+    )
     assert resp.status_code == 200
     assert HOSTILE_MODELS[0].replace('"', '\\"') in resp.text
 
 
-@pytest.mark.parametrize("cell", ["=1", "+1", "-1", "@a", "\t1", "\r1", " \t=1", "\uff0b1", "\uff20a", "\uff0d1"])
+@pytest.mark.parametrize(
+    "cell", ["=1", "+1", "-1", "@a", "\t1", "\r1", " \t=1", "\uff0b1", "\uff20a", "\uff0d1"]
+)
 def test_every_formula_start_is_neutralised(cell: str) -> None:
     assert neutralise(cell) == "'" + cell
 

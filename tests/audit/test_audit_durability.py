@@ -51,11 +51,19 @@ asyncio.run(main())
 """
 
 
-async def test_kill_mid_batch_loses_no_acknowledged_event_and_the_chain_still_verifies(audit_settings, tmp_path):
+async def test_kill_mid_batch_loses_no_acknowledged_event_and_the_chain_still_verifies(
+    audit_settings, tmp_path
+):
     settings = audit_settings.model_copy(update={"batch_interval_ms": 2.0, "batch_size": 64})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _WRITER, settings.model_dump_json(), cwd=REPO,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)},
+        sys.executable,
+        "-c",
+        _WRITER,
+        settings.model_dump_json(),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     acked: list[str] = []
     try:
@@ -172,7 +180,8 @@ async def test_concurrent_records_share_group_commits(make_service):
 
 async def test_overloaded_writer_refuses_at_once_instead_of_queueing_forever(make_service):
     service = await make_service(max_pending=10)
-    results = await asyncio.gather(*(service.record("admin", {"n": i}) for i in range(200)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(service.record("admin", {"n": i}) for i in range(200)), return_exceptions=True
+    )
     refused = [r for r in results if isinstance(r, AuditUnavailable)]
     assert refused and len(refused) < 200

@@ -45,8 +45,11 @@ def _client(gw: RunningGateway, key: str = TEST_KEY, **headers: str) -> openai.O
 
 
 def _event(gw: RunningGateway, request_id: str) -> dict:
-    r = httpx.get(f"{gw.url}/admin/audit", params={"request_id": request_id},
-                  headers={"authorization": f"Bearer {AUDITOR_KEY}"})
+    r = httpx.get(
+        f"{gw.url}/admin/audit",
+        params={"request_id": request_id},
+        headers={"authorization": f"Bearer {AUDITOR_KEY}"},
+    )
     assert r.status_code == 200, r.text
     [event] = r.json()["data"]
     return event
@@ -54,8 +57,15 @@ def _event(gw: RunningGateway, request_id: str) -> dict:
 
 def test_a_proxied_call_is_audited_with_identity_usage_stages_and_trace(gw):
     rid = f"req_{uuid.uuid4().hex}"
-    client = _client(gw, **{"x-request-id": rid, "x-agent-id": "planner", "x-run-id": "run-e2e-1",
-                            "traceparent": f"00-{TRACE}-b7ad6b7169203331-01"})
+    client = _client(
+        gw,
+        **{
+            "x-request-id": rid,
+            "x-agent-id": "planner",
+            "x-run-id": "run-e2e-1",
+            "traceparent": f"00-{TRACE}-b7ad6b7169203331-01",
+        },
+    )
     client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": PROMPT}])
     ev = _event(gw, rid)
     assert ev["principal"] == {"key_id": "test", "team": "test", "user": "tester"}
@@ -68,7 +78,8 @@ def test_a_proxied_call_is_audited_with_identity_usage_stages_and_trace(gw):
 def test_a_streamed_call_is_audited_once_with_its_usage(gw):
     rid = f"req_{uuid.uuid4().hex}"
     stream = _client(gw, **{"x-request-id": rid}).chat.completions.create(
-        model="gpt-test", messages=[{"role": "user", "content": "count to 3"}], stream=True)
+        model="gpt-test", messages=[{"role": "user", "content": "count to 3"}], stream=True
+    )
     assert list(stream)
     ev = _event(gw, rid)
     assert ev["stream"] is True and ev["status"] == 200 and ev["usage"]["output_tokens"] > 0
@@ -78,7 +89,8 @@ def test_a_refused_call_is_audited_as_denied(gw):
     rid = f"req_{uuid.uuid4().hex}"
     with pytest.raises(openai.PermissionDeniedError):
         _client(gw, LIMITED_KEY, **{"x-request-id": rid}).chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": PROMPT}])
+            model="gpt-test", messages=[{"role": "user", "content": PROMPT}]
+        )
     ev = _event(gw, rid)
     assert ev["decision"] == "deny" and ev["status"] == 403 and ev["principal"]["key_id"] == "limited"
 
@@ -99,7 +111,10 @@ def test_metrics_show_the_traffic(gw):
     _client(gw).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
     text = httpx.get(f"{gw.url}/metrics").text
     assert 'wardgate_requests_total{endpoint="chat.completions",model="gpt-test",status="200"}' in text
-    assert "wardgate_audit_record_seconds_bucket" in text and 'wardgate_stage_duration_seconds_count{stage="forward"}' in text
+    assert (
+        "wardgate_audit_record_seconds_bucket" in text
+        and 'wardgate_stage_duration_seconds_count{stage="forward"}' in text
+    )
 
 
 async def test_no_key_or_prompt_reaches_the_audit_store(gw):
@@ -118,7 +133,9 @@ def test_an_audit_outage_fails_calls_closed_and_readiness_until_it_recovers(gw):
     store.append = broken  # the store's own method, shadowed on the instance
     try:
         with pytest.raises(openai.InternalServerError) as err:
-            _client(gw).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+            _client(gw).chat.completions.create(
+                model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+            )
         assert err.value.status_code == 503 and err.value.body["code"] == "audit_unavailable"
         r = httpx.get(f"{gw.url}/readyz")
         assert r.status_code == 503 and r.json()["checks"]["audit"].startswith("error")
@@ -131,15 +148,22 @@ def test_an_audit_outage_fails_calls_closed_and_readiness_until_it_recovers(gw):
     _client(gw).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
 
 
-@pytest.mark.parametrize("method,path", [
-    ("POST", "/admin/approvals/apr_0123456789abcdef01234567/approve"),
-    ("POST", "/admin/approvals/apr_0123456789abcdef01234567/deny"),
-    ("PUT", "/admin/budgets/team/test"),
-    ("PUT", "/admin/limits/team/test"),
-    ("POST", "/admin/policies/reload"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", "/admin/approvals/apr_0123456789abcdef01234567/approve"),
+        ("POST", "/admin/approvals/apr_0123456789abcdef01234567/deny"),
+        ("PUT", "/admin/budgets/team/test"),
+        ("PUT", "/admin/limits/team/test"),
+        ("POST", "/admin/policies/reload"),
+    ],
+)
 def test_an_auditor_key_can_read_but_not_approve_or_change_anything(gw, method, path):
-    r = httpx.request(method, gw.url + path, json={"comment": "x", "day_usd": 1.0},
-                      headers={"authorization": f"Bearer {AUDITOR_KEY}"})
+    r = httpx.request(
+        method,
+        gw.url + path,
+        json={"comment": "x", "day_usd": 1.0},
+        headers={"authorization": f"Bearer {AUDITOR_KEY}"},
+    )
     assert r.status_code == 403, r.text
     assert r.json()["error"]["type"] == "permission_error"

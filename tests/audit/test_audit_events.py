@@ -21,12 +21,29 @@ def test_allowed_call_event_has_identity_models_usage_cost_and_stage_latency():
     assert ev["model"]["requested"] == "gpt-4o-mini"
     assert ev["model"]["used"] == "gpt-4o-mini-2024-07-18" and ev["model"]["deployment"] == "openai-east"
     assert ev["decision"] == "allow"
-    assert ev["decisions"] == [{"stage": "policy_request", "phase": "request", "outcome": "allow", "reasons": [],
-                                "revision": "rev-7", "detail": {"rule": "default"}}]
+    assert ev["decisions"] == [
+        {
+            "stage": "policy_request",
+            "phase": "request",
+            "outcome": "allow",
+            "reasons": [],
+            "revision": "rev-7",
+            "detail": {"rule": "default"},
+        }
+    ]
     assert ev["usage"] == {"input_tokens": 120, "output_tokens": 30, "cached_tokens": 0}
-    assert ev["cost"] == {"settled_usd": 0.00125, "settled_nusd": 1_250_000, "reserved_usd": 0.01, "basis": None}
+    assert ev["cost"] == {
+        "settled_usd": 0.00125,
+        "settled_nusd": 1_250_000,
+        "reserved_usd": 0.01,
+        "basis": None,
+    }
     assert ev["latency_ms"]["stages"]["forward"] == 250.0 and ev["latency_ms"]["total"] >= 300
-    assert ev["upstream"] == {"status": 200, "retries": 0, "attempts": 0, "tried": []} and ev["status"] == 200 and ev["error"] is None
+    assert (
+        ev["upstream"] == {"status": 200, "retries": 0, "attempts": 0, "tried": []}
+        and ev["status"] == 200
+        and ev["error"] is None
+    )
     assert ev["tool_calls"] == [{"id": "call_1", "name": "send_email"}]
     assert ev["finish_reason"] == "tool_calls"
 
@@ -37,7 +54,12 @@ def test_denied_call_event_keeps_reasons_and_revision_but_not_decision_detail_co
     assert ev["decisions"][0]["reasons"] == ["model not allowed for team"]
     assert ev["decisions"][0]["revision"] == "rev-7"
     assert ev["decisions"][0]["detail"] == {"rule": "model_allowlist"}
-    assert ev["error"] == {"class": "Denied", "type": "permission_error", "code": "policy_denied", "status": 403}
+    assert ev["error"] == {
+        "class": "Denied",
+        "type": "permission_error",
+        "code": "policy_denied",
+        "status": 403,
+    }
 
 
 def test_failed_call_event_has_upstream_status_retries_and_error_code_without_message():
@@ -49,19 +71,41 @@ def test_failed_call_event_has_upstream_status_retries_and_error_code_without_me
 
 
 def test_pending_approval_call_is_marked_pending():
-    ev = build_call_event(make_call(outcome="pending", approval={
-        "phase": "response", "items": [{"reason": "wire transfer", "tool_call_id": "call_9"}],
-        "decision": {"status": "pending"}, "id": "apr_1"}))
+    ev = build_call_event(
+        make_call(
+            outcome="pending",
+            approval={
+                "phase": "response",
+                "items": [{"reason": "wire transfer", "tool_call_id": "call_9"}],
+                "decision": {"status": "pending"},
+                "id": "apr_1",
+            },
+        )
+    )
     assert ev["decision"] == "pending" and ev["status"] == 409
-    assert ev["approval"] == {"id": "apr_1", "phase": "response", "reasons": ["wire transfer"],
-                              "tool_call_ids": ["call_9"], "status": "pending"}
+    assert ev["approval"] == {
+        "id": "apr_1",
+        "phase": "response",
+        "reasons": ["wire transfer"],
+        "tool_call_ids": ["call_9"],
+        "status": "pending",
+    }
 
 
 def test_streamed_redacted_and_approved_call_records_summary_types_and_reviewer():
-    pii = {"entities": {"EMAIL_ADDRESS": 2, "CREDIT_CARD": 1},
-           "locations": [{"path": "messages[0].content", "type": "EMAIL_ADDRESS", "count": 2}], "unscanned": 0}
-    approval = {"id": "apr_2", "status": "approved", "reviewer": "bob", "comment": "ok for this customer",
-                "phase": "response", "items": [{"reason": "send_email needs review", "tool_call_id": "call_1"}]}
+    pii = {
+        "entities": {"EMAIL_ADDRESS": 2, "CREDIT_CARD": 1},
+        "locations": [{"path": "messages[0].content", "type": "EMAIL_ADDRESS", "count": 2}],
+        "unscanned": 0,
+    }
+    approval = {
+        "id": "apr_2",
+        "status": "approved",
+        "reviewer": "bob",
+        "comment": "ok for this customer",
+        "phase": "response",
+        "items": [{"reason": "send_email needs review", "tool_call_id": "call_1"}],
+    }
     ev = build_call_event(make_call(stream=True, pii=pii, approval=approval))
     assert ev["stream"] is True and ev["tool_calls"] == [{"id": "call_1", "name": "send_email"}]
     assert ev["finish_reason"] == "tool_calls"
@@ -71,10 +115,18 @@ def test_streamed_redacted_and_approved_call_records_summary_types_and_reviewer(
 
 
 def test_record_event_lifts_identity_and_scrubs_secret_fields_and_values():
-    ev = build_record_event("admin", {
-        "action": "key.create", "actor": "root", "key_id": "key-new", "team": "team-b",
-        "key": SECRET_KEY, "note": f"rotated from {PROVIDER_KEY}", "nested": {"api_key": "abc"},
-    })
+    ev = build_record_event(
+        "admin",
+        {
+            "action": "key.create",
+            "actor": "root",
+            "key_id": "key-new",
+            "team": "team-b",
+            "key": SECRET_KEY,
+            "note": f"rotated from {PROVIDER_KEY}",
+            "nested": {"api_key": "abc"},
+        },
+    )
     assert ev["kind"] == "admin" and ev["principal"] == {"key_id": "key-new", "team": "team-b", "user": None}
     assert ev["data"]["key"] == "[redacted]" and ev["data"]["nested"]["api_key"] == "[redacted]"
     assert PROVIDER_KEY not in ev["data"]["note"]
@@ -87,8 +139,16 @@ async def test_no_stored_event_contains_keys_pii_or_prompt_text(make_service):
     for outcome in ("allow", "deny", "failed", "pending"):
         await finish(stage, make_call(outcome=outcome, pii=pii))
     await finish(stage, make_call(stream=True, pii=pii))
-    await service.record("approval", {"id": "apr_3", "status": "approved", "reviewer": "bob",
-                                      "authorization": f"Bearer {SECRET_KEY}", "run_id": "run-1"})
+    await service.record(
+        "approval",
+        {
+            "id": "apr_3",
+            "status": "approved",
+            "reviewer": "bob",
+            "authorization": f"Bearer {SECRET_KEY}",
+            "run_id": "run-1",
+        },
+    )
     await service.record("admin", {"action": "key.create", "key": SECRET_KEY, "provider_key": PROVIDER_KEY})
     events = await service.store.query(Filters(), limit=100)
     assert len(events) >= 7
@@ -98,10 +158,17 @@ async def test_no_stored_event_contains_keys_pii_or_prompt_text(make_service):
 
 
 def test_approval_record_keeps_tool_names_but_not_their_arguments():
-    ev = build_record_event("approval", {
-        "id": "apr_1", "status": "approved", "decided_by": "bob", "principal": {"key_id": "k", "team": "t"},
-        "run_id": "run-1", "tool_calls": [{"id": "call_1", "name": "wire_money", "arguments": {"iban": "DE89..."}}],
-    })
+    ev = build_record_event(
+        "approval",
+        {
+            "id": "apr_1",
+            "status": "approved",
+            "decided_by": "bob",
+            "principal": {"key_id": "k", "team": "t"},
+            "run_id": "run-1",
+            "tool_calls": [{"id": "call_1", "name": "wire_money", "arguments": {"iban": "DE89..."}}],
+        },
+    )
     assert ev["principal"]["key_id"] == "k" and ev["agent"]["run_id"] == "run-1"
     assert ev["data"]["tool_calls"] == [{"id": "call_1", "name": "wire_money", "arguments": "[omitted]"}]
 

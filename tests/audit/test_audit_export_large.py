@@ -26,11 +26,24 @@ def _rss() -> int:
 def _body_format(shard: str) -> tuple[str, dict]:
     """A canonical body with format fields where the per-event values go (ids, seq, ts, links)."""
     ev = build_call_event(make_call())
-    ev.update(id="@ID@", shard=shard, seq=1_234_567_890_123, ts=9_876_543.21, time="@TIME@",
-              request_id="@REQ@", prev_hash="@PREV@")
+    ev.update(
+        id="@ID@",
+        shard=shard,
+        seq=1_234_567_890_123,
+        ts=9_876_543.21,
+        time="@TIME@",
+        request_id="@REQ@",
+        prev_hash="@PREV@",
+    )
     text = canonical_json(ev).decode().replace("{", "{{").replace("}", "}}")
-    for old, new in (('"@ID@"', '"{id}"'), ("1234567890123", "{seq}"), ("9876543.21", "{ts!r}"),
-                     ('"@TIME@"', '"{time}"'), ('"@REQ@"', '"{req}"'), ('"@PREV@"', '"{prev}"')):
+    for old, new in (
+        ('"@ID@"', '"{id}"'),
+        ("1234567890123", "{seq}"),
+        ("9876543.21", "{ts!r}"),
+        ('"@TIME@"', '"{time}"'),
+        ('"@REQ@"', '"{req}"'),
+        ('"@PREV@"', '"{prev}"'),
+    ):
         text = text.replace(old, new)
     return text, ev
 
@@ -78,10 +91,19 @@ async def _stream_export(app, query: bytes) -> tuple[int, int, int, int]:
             seen["lines"] += body.count(b"\n")
             seen["rss"] = max(seen["rss"], _rss() - base)
 
-    scope = {"type": "http", "http_version": "1.1", "method": "GET", "path": "/admin/audit/export",
-             "raw_path": b"/admin/audit/export", "query_string": query, "root_path": "", "scheme": "http",
-             "server": ("gw", 80), "client": ("127.0.0.1", 1),
-             "headers": [(b"authorization", f"Bearer {AUDITOR}".encode()), (b"host", b"gw")]}
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "path": "/admin/audit/export",
+        "raw_path": b"/admin/audit/export",
+        "query_string": query,
+        "root_path": "",
+        "scheme": "http",
+        "server": ("gw", 80),
+        "client": ("127.0.0.1", 1),
+        "headers": [(b"authorization", f"Bearer {AUDITOR}".encode()), (b"host", b"gw")],
+    }
     await app(scope, receive, send)
     return seen["status"], seen["bytes"], seen["lines"], seen["rss"]
 

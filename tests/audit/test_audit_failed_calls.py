@@ -43,18 +43,30 @@ def east(broken: FakeOpenAI) -> FakeOpenAI:
 
 
 @pytest.fixture(scope="module")
-def gw(fake_upstream: Any, broken: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+def gw(
+    fake_upstream: Any, broken: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningGateway]:
     root = tmp_path_factory.mktemp("audit-failed")
-    settings = gateway_settings(root, fake_upstream.base_url, **{**PASS_THROUGH, "audit": {"enabled": True}},
-                                providers={"max_attempts": 3, "backoff_base_s": 0.001, "circuit_failures": 1000})  # fmt: skip
+    settings = gateway_settings(
+        root,
+        fake_upstream.base_url,
+        **{**PASS_THROUGH, "audit": {"enabled": True}},
+        providers={"max_attempts": 3, "backoff_base_s": 0.001, "circuit_failures": 1000},
+    )
     dep = {"provider": "openai", "api_key_env": "WARDGATE_TEST_PROVIDER_KEY"}
-    models = {"models": {
-        "gpt-test": {"deployments": [{**dep, "name": "primary", "base_url": fake_upstream.base_url}]},
-        # "east" is tried first (weight), "west" is the fallback.
-        "gpt-fallback": {"deployments": [{**dep, "name": "east", "base_url": broken.base_url, "weight": 1e9},
-                                         {**dep, "name": "west", "base_url": fake_upstream.base_url}]},
-        "gpt-dead": {"deployments": [{**dep, "name": "dead", "base_url": "http://127.0.0.1:9/v1"}]},
-    }}  # fmt: skip
+    models = {
+        "models": {
+            "gpt-test": {"deployments": [{**dep, "name": "primary", "base_url": fake_upstream.base_url}]},
+            # "east" is tried first (weight), "west" is the fallback.
+            "gpt-fallback": {
+                "deployments": [
+                    {**dep, "name": "east", "base_url": broken.base_url, "weight": 1e9},
+                    {**dep, "name": "west", "base_url": fake_upstream.base_url},
+                ]
+            },
+            "gpt-dead": {"deployments": [{**dep, "name": "dead", "base_url": "http://127.0.0.1:9/v1"}]},
+        }
+    }
     (settings.policies_dir / "models.yaml").write_text(yaml.safe_dump(models))
     with running_gateway(settings) as running:
         yield running
@@ -69,8 +81,9 @@ def _call(gw: RunningGateway, model: str, *, stream: bool = False) -> tuple[int,
     client = _client(gw)
     try:
         if stream:
-            with client.chat.completions.with_streaming_response.create(model=model, messages=MESSAGES,
-                                                                         stream=True) as resp:  # fmt: skip
+            with client.chat.completions.with_streaming_response.create(
+                model=model, messages=MESSAGES, stream=True
+            ) as resp:
                 for _ in resp.iter_lines():
                     pass
                 return resp.status_code, resp.headers["x-request-id"]
@@ -81,8 +94,11 @@ def _call(gw: RunningGateway, model: str, *, stream: bool = False) -> tuple[int,
 
 
 def _event(gw: RunningGateway, request_id: str) -> dict[str, Any]:
-    r = httpx.get(f"{gw.url}/admin/audit", params={"request_id": request_id},
-                  headers={"authorization": f"Bearer {AUDITOR_KEY}"})  # fmt: skip
+    r = httpx.get(
+        f"{gw.url}/admin/audit",
+        params={"request_id": request_id},
+        headers={"authorization": f"Bearer {AUDITOR_KEY}"},
+    )
     assert r.status_code == 200, r.text
     [event] = r.json()["data"]
     return event
@@ -93,25 +109,37 @@ def _tried(*attempts: tuple[str, int | None, str | None]) -> list[dict[str, Any]
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_retries_exhausted_on_one_deployment_record_every_attempt(gw: RunningGateway, upstream: Any, stream: bool) -> None:
+def test_retries_exhausted_on_one_deployment_record_every_attempt(
+    gw: RunningGateway, upstream: Any, stream: bool
+) -> None:
     upstream.fault("status", status=503)
     status, rid = _call(gw, "gpt-test", stream=stream)
     ev = _event(gw, rid)
     assert status == 502 and ev["status"] == 502 and ev["decision"] == "error"
     assert ev["error"]["code"] == "upstream_error"
-    assert ev["upstream"] == {"status": 503, "retries": 2, "attempts": 3,
-                              "tried": _tried(*[("primary", 503, "upstream_error")] * 3)}  # fmt: skip
+    assert ev["upstream"] == {
+        "status": 503,
+        "retries": 2,
+        "attempts": 3,
+        "tried": _tried(*[("primary", 503, "upstream_error")] * 3),
+    }
     assert ev["model"]["deployment"] == "primary"
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_a_retry_that_succeeds_records_the_failed_attempt_too(gw: RunningGateway, upstream: Any, stream: bool) -> None:
+def test_a_retry_that_succeeds_records_the_failed_attempt_too(
+    gw: RunningGateway, upstream: Any, stream: bool
+) -> None:
     upstream.fault("status", times=1, status=500)
     status, rid = _call(gw, "gpt-test", stream=stream)
     ev = _event(gw, rid)
     assert status == 200 and ev["error"] is None
-    assert ev["upstream"] == {"status": 200, "retries": 1, "attempts": 2,
-                              "tried": _tried(("primary", 500, "upstream_error"), ("primary", 200, None))}  # fmt: skip
+    assert ev["upstream"] == {
+        "status": 200,
+        "retries": 1,
+        "attempts": 2,
+        "tried": _tried(("primary", 500, "upstream_error"), ("primary", 200, None)),
+    }
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -136,8 +164,11 @@ def test_every_deployment_failing_records_each_ones_own_failure(
     status, rid = _call(gw, "gpt-fallback")
     ev = _event(gw, rid)
     assert status == 502 and ev["error"]["code"] == "upstream_error"
-    assert ev["upstream"]["tried"] == _tried(("east", 503, "upstream_error"), ("west", 429, "upstream_rate_limited"),
-                                             ("east", 503, "upstream_error"))  # fmt: skip
+    assert ev["upstream"]["tried"] == _tried(
+        ("east", 503, "upstream_error"),
+        ("west", 429, "upstream_rate_limited"),
+        ("east", 503, "upstream_error"),
+    )
     assert ev["upstream"]["status"] == 503 and ev["model"]["deployment"] == "east"
 
 
@@ -157,13 +188,19 @@ def test_unreachable_deployment_is_recorded_without_a_status(gw: RunningGateway)
     assert ev["upstream"]["tried"] == _tried(*[("dead", None, "upstream_error")] * 3)
 
 
-def test_stream_broken_mid_way_is_recorded_on_the_deployment_that_broke(gw: RunningGateway, upstream: Any) -> None:
+def test_stream_broken_mid_way_is_recorded_on_the_deployment_that_broke(
+    gw: RunningGateway, upstream: Any
+) -> None:
     upstream.fault("cut_stream", after=2, chunk_delay_s=0.01)
     status, rid = _call(gw, "gpt-test", stream=True)
     ev = _event(gw, rid)
     assert status == 200 and ev["error"]["code"] == "upstream_error" and ev["decision"] == "error"
-    assert ev["upstream"] == {"status": 200, "retries": 0, "attempts": 1,
-                              "tried": _tried(("primary", 200, "upstream_error"))}  # fmt: skip
+    assert ev["upstream"] == {
+        "status": 200,
+        "retries": 0,
+        "attempts": 1,
+        "tried": _tried(("primary", 200, "upstream_error")),
+    }
 
 
 def test_provider_error_event_mid_stream_is_recorded(gw: RunningGateway, upstream: Any) -> None:
@@ -180,7 +217,10 @@ def test_csv_export_carries_the_upstream_status_attempts_and_deployments(
     east.fault("status", status=503)
     status, rid = _call(gw, "gpt-fallback")
     assert status == 200
-    resp = httpx.get(f"{gw.url}/admin/audit/export", params={"format": "csv"},
-                     headers={"authorization": f"Bearer {AUDITOR_KEY}"})  # fmt: skip
+    resp = httpx.get(
+        f"{gw.url}/admin/audit/export",
+        params={"format": "csv"},
+        headers={"authorization": f"Bearer {AUDITOR_KEY}"},
+    )
     [row] = [r for r in csv.DictReader(io.StringIO(resp.text)) if r["request_id"] == rid]
     assert (row["upstream_status"], row["attempts"], row["deployments_tried"]) == ("200", "2", "east;west")

@@ -27,8 +27,9 @@ async def _scrape(registry: CollectorRegistry) -> str:
     from starlette.applications import Starlette
 
     app = Starlette(routes=[metrics_route()])
-    app.state.ctx = AppContext(settings=Settings(), keys=KeyStore({}, {}), models=ModelCatalog({}),
-                               registry=registry)
+    app.state.ctx = AppContext(
+        settings=Settings(), keys=KeyStore({}, {}), models=ModelCatalog({}), registry=registry
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
         r = await client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
@@ -67,10 +68,10 @@ async def test_metrics_expose_every_series_after_traffic(make_service):
         'wardgate_budget_remaining_usd{scope="team:team-a"} 12.5',
         'wardgate_audit_events_total{kind="call"} 4.0',
         'wardgate_audit_events_total{kind="approval"} 1.0',
-        'wardgate_audit_record_seconds_count',
-        'wardgate_audit_commit_seconds_count',
-        'wardgate_audit_batch_events_count',
-        'wardgate_audit_write_failures_total 0.0',
+        "wardgate_audit_record_seconds_count",
+        "wardgate_audit_commit_seconds_count",
+        "wardgate_audit_batch_events_count",
+        "wardgate_audit_write_failures_total 0.0",
         'wardgate_request_duration_seconds_count{endpoint="chat.completions"} 4.0',
     ]
     missing = [line for line in expected if line not in text]
@@ -90,8 +91,12 @@ async def test_label_values_are_bounded_per_label():
     text = await _scrape(registry)
     assert 'model="other"' in text and 'team="other"' in text
     assert 'model="model-5"' not in text
-    assert registry.get_sample_value("wardgate_requests_total", {
-        "endpoint": "chat.completions", "model": "other", "status": "200"}) == 7.0
+    assert (
+        registry.get_sample_value(
+            "wardgate_requests_total", {"endpoint": "chat.completions", "model": "other", "status": "200"}
+        )
+        == 7.0
+    )
 
 
 _WORKER = r"""
@@ -114,7 +119,13 @@ def test_multiprocess_mode_merges_the_workers_series(tmp_path):
     here = str(Path(__file__).parent)
     for _ in range(2):
         subprocess.run([sys.executable, "-c", _WORKER, "write", here], env=env, check=True, cwd=REPO)
-    out = subprocess.run([sys.executable, "-c", _WORKER, "read", here], env=env, check=True, cwd=REPO,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", _WORKER, "read", here],
+        env=env,
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert 'wardgate_requests_total{endpoint="chat.completions",model="gpt-4o-mini",status="200"} 2.0' in out
     assert 'wardgate_tokens_total{direction="input",model="gpt-4o-mini",team="team-a"} 240.0' in out

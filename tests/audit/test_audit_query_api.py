@@ -35,12 +35,24 @@ async def filled(make_service):
     stage = AuditStage(service)
     calls = []
     for i, (team, key, agent, run, model, outcome, cost, tokens) in enumerate(ROWS):
-        call = make_call(team=team, key_id=key, agent=agent, run=run, model=model, outcome=outcome, cost=cost,
-                         tokens=tokens, started=T0 + i)
+        call = make_call(
+            team=team,
+            key_id=key,
+            agent=agent,
+            run=run,
+            model=model,
+            outcome=outcome,
+            cost=cost,
+            tokens=tokens,
+            started=T0 + i,
+        )
         await finish(stage, call)
         calls.append(call)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(service)), base_url="http://gw",
-                               headers={"authorization": f"Bearer {AUDITOR}"})
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=build_app(service)),
+        base_url="http://gw",
+        headers={"authorization": f"Bearer {AUDITOR}"},
+    )
     yield service, calls, client
     await client.aclose()
 
@@ -82,12 +94,21 @@ async def test_cursor_paging_walks_every_event_once_in_order(filled, order):
     assert seen == (expected[::-1] if order == "desc" else expected) and pages == 4
 
 
-@pytest.mark.parametrize("params,param", [
-    ({"limit": "ten"}, "limit"), ({"limit": "0"}, "limit"), ({"limit": "100000"}, "limit"),
-    ({"from": "yesterday"}, "from"), ({"to": "nan"}, "to"), ({"decision": "maybe"}, "decision"),
-    ({"cursor": "not-a-cursor"}, "cursor"), ({"order": "sideways"}, "order"), ({"tema": "a"}, "tema"),
-    ({"from": "2025-01-02", "to": "2025-01-01"}, "to"),
-])
+@pytest.mark.parametrize(
+    "params,param",
+    [
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "100000"}, "limit"),
+        ({"from": "yesterday"}, "from"),
+        ({"to": "nan"}, "to"),
+        ({"decision": "maybe"}, "decision"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"order": "sideways"}, "order"),
+        ({"tema": "a"}, "tema"),
+        ({"from": "2025-01-02", "to": "2025-01-01"}, "to"),
+    ],
+)
 async def test_bad_query_parameters_get_an_openai_shaped_400(filled, params, param):
     _, _, client = filled
     r = await client.get("/admin/audit", params=params)
@@ -109,7 +130,9 @@ async def test_roles_auditor_and_admin_read_approver_and_anonymous_cannot(filled
     r = await client.get("/admin/audit", headers={"authorization": f"Bearer {APPROVER}"})
     assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error"
     assert (await client.get("/admin/audit", headers={"authorization": ""})).status_code == 401
-    assert (await client.get("/admin/spend/report", headers={"authorization": "Bearer nope"})).status_code == 401
+    assert (
+        await client.get("/admin/spend/report", headers={"authorization": "Bearer nope"})
+    ).status_code == 401
     # read-only: no write verbs exist on the audit routes
     assert (await client.post("/admin/audit")).status_code == 405
     assert (await client.delete(f"/admin/audit/{'x' * 10}")).status_code == 405
@@ -126,8 +149,10 @@ async def test_get_one_event_by_id_with_hash_and_404_for_unknown(filled):
 
 async def test_run_timeline_lists_the_runs_calls_in_order_with_totals(filled):
     service, calls, client = filled
-    await service.record("approval", {"id": "apr_9", "status": "approved", "reviewer": "bob", "run_id": "run-1",
-                                      "agent_id": "agent-1"})
+    await service.record(
+        "approval",
+        {"id": "apr_9", "status": "approved", "reviewer": "bob", "run_id": "run-1", "agent_id": "agent-1"},
+    )
     doc = (await client.get("/admin/runs/run-1")).json()
     steps = doc["steps"]
     assert [s["request_id"] for s in steps[:3]] == [c.request_id for c in calls[:3]]
@@ -144,9 +169,13 @@ async def test_run_timeline_lists_the_runs_calls_in_order_with_totals(filled):
 
 async def test_spend_report_sums_equal_the_settled_cost_of_the_calls(filled):
     _, calls, client = filled
-    for group_by, attr in (("team", lambda c: c.principal.team), ("key", lambda c: c.principal.key_id),
-                           ("agent", lambda c: c.agent_id), ("model", lambda c: c.model),
-                           ("run", lambda c: c.run_id)):
+    for group_by, attr in (
+        ("team", lambda c: c.principal.team),
+        ("key", lambda c: c.principal.key_id),
+        ("agent", lambda c: c.agent_id),
+        ("model", lambda c: c.model),
+        ("run", lambda c: c.run_id),
+    ):
         doc = (await client.get("/admin/spend/report", params={"group_by": group_by, "window": "all"})).json()
         expected: dict = {}
         for c in calls:
@@ -154,7 +183,10 @@ async def test_spend_report_sums_equal_the_settled_cost_of_the_calls(filled):
             e[0] += 1
             e[1] += round((c.cost_usd or 0) * NANO)
             e[2] += c.usage.input_tokens if c.usage else 0
-        got = {row["group"]: [row["calls"], round(row["cost_usd"] * NANO), row["input_tokens"]] for row in doc["data"]}
+        got = {
+            row["group"]: [row["calls"], round(row["cost_usd"] * NANO), row["input_tokens"]]
+            for row in doc["data"]
+        }
         assert got == expected, group_by
         assert doc["total"]["cost_usd"] == sum(round((c.cost_usd or 0) * NANO) for c in calls) / NANO
     doc = (await client.get("/admin/spend/report", params={"group_by": "team", "from": str(T0 + 3)})).json()
@@ -170,8 +202,11 @@ async def test_spend_report_window_counts_only_recent_calls(make_service):
     stage = AuditStage(service)
     await finish(stage, make_call(team="old", started=time.time() - 3 * 86400))
     await finish(stage, make_call(team="new"))
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(service)), base_url="http://gw",
-                               headers={"authorization": f"Bearer {AUDITOR}"})
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=build_app(service)),
+        base_url="http://gw",
+        headers={"authorization": f"Bearer {AUDITOR}"},
+    )
     async with client:
         doc = (await client.get("/admin/spend/report", params={"window": "24h"})).json()
         assert [r["group"] for r in doc["data"]] == ["new"]
@@ -192,11 +227,17 @@ async def test_export_jsonl_and_csv_stream_every_matching_event(filled):
     assert (await client.get("/admin/audit/export", params={"format": "xml"})).status_code == 400
 
 
-@pytest.mark.parametrize("path,params", [
-    ("/admin/audit", {"team": "a\x00b"}), ("/admin/audit", {"model": "x" * 300}),
-    ("/admin/audit/ev_%00x", {}), ("/admin/runs/run%00x", {}), ("/admin/spend/report", {"team": "\x00"}),
-    ("/admin/audit/export", {"run": "\x00"}),
-])
+@pytest.mark.parametrize(
+    "path,params",
+    [
+        ("/admin/audit", {"team": "a\x00b"}),
+        ("/admin/audit", {"model": "x" * 300}),
+        ("/admin/audit/ev_%00x", {}),
+        ("/admin/runs/run%00x", {}),
+        ("/admin/spend/report", {"team": "\x00"}),
+        ("/admin/audit/export", {"run": "\x00"}),
+    ],
+)
 async def test_nul_bytes_and_oversized_values_are_a_400_not_a_database_error(filled, path, params):
     _, _, client = filled
     r = await client.get(path, params=params)

@@ -54,14 +54,23 @@ async def test_deletion_after_pruning_is_still_caught(make_service):
 
 async def test_a_forged_anchor_hiding_deleted_events_is_caught(make_service):
     _, live, _ = await _pruned(make_service)
-    row = [ev for ev in await live.store.query(Filters(), limit=100) if ev["seq"] == 8 and ev["shard"] == live.shard]
+    row = [
+        ev
+        for ev in await live.store.query(Filters(), limit=100)
+        if ev["seq"] == 8 and ev["shard"] == live.shard
+    ]
     await tamper(live, "DELETE FROM audit_events WHERE shard = $1 AND seq = 7", live.shard)
-    await tamper(live, "UPDATE audit_anchors SET seq = 8, prev_hash = $2 WHERE shard = $1", live.shard,
-                 row[0]["prev_hash"])
+    await tamper(
+        live,
+        "UPDATE audit_anchors SET seq = 8, prev_hash = $2 WHERE shard = $1",
+        live.shard,
+        row[0]["prev_hash"],
+    )
     report = await verify(live.store)
     assert not report.ok
-    assert any("unattested anchor" in b.problem and b.shard == live.shard for b in report.all_breaks()), \
+    assert any("unattested anchor" in b.problem and b.shard == live.shard for b in report.all_breaks()), (
         report.all_breaks()
+    )
 
 
 async def test_an_unfiltered_export_verifies_offline_after_pruning(make_service, tmp_path):

@@ -25,7 +25,9 @@ def traced():
     tracer.provider.shutdown()
 
 
-async def test_call_span_continues_the_agents_trace_with_stage_spans_and_genai_attributes(make_service, traced):
+async def test_call_span_continues_the_agents_trace_with_stage_spans_and_genai_attributes(
+    make_service, traced
+):
     tracer, exporter = traced
     service = await make_service()
     call = make_call()
@@ -38,16 +40,26 @@ async def test_call_span_continues_the_agents_trace_with_stage_spans_and_genai_a
     assert root.name == "chat gpt-4o-mini"
     a = root.attributes
     assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.system"] == "openai"
-    assert a["gen_ai.request.model"] == "gpt-4o-mini" and a["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
+    assert (
+        a["gen_ai.request.model"] == "gpt-4o-mini" and a["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
+    )
     assert a["gen_ai.usage.input_tokens"] == 120 and a["gen_ai.usage.output_tokens"] == 30
     assert a["gen_ai.request.max_tokens"] == 64 and a["http.response.status_code"] == 200
     assert a["wardgate.run_id"] == "run-1" and a["gen_ai.agent.id"] == "agent-1"
 
     children = {s.name: s for s in spans if s.parent is not None and s.parent.span_id == root.context.span_id}
-    assert {"stage authenticate", "stage limit", "stage policy_request", "stage forward", "stage settle",
-            "stage audit"} <= set(children)
+    assert {
+        "stage authenticate",
+        "stage limit",
+        "stage policy_request",
+        "stage forward",
+        "stage settle",
+        "stage audit",
+    } <= set(children)
     forward = children["stage forward"]
-    assert forward.kind == SpanKind.CLIENT and abs((forward.end_time - forward.start_time) / 1e9 - 0.25) < 0.01
+    assert (
+        forward.kind == SpanKind.CLIENT and abs((forward.end_time - forward.start_time) / 1e9 - 0.25) < 0.01
+    )
     assert children["stage limit"].start_time >= children["stage authenticate"].end_time
     assert all(root.start_time <= s.start_time and s.end_time <= root.end_time for s in children.values())
 
@@ -86,10 +98,19 @@ async def test_tracing_off_still_records_the_agents_trace_id(make_service):
     assert event["trace_id"] == TRACE
 
 
-@pytest.mark.parametrize("header", [
-    None, "", "garbage", f"ff-{TRACE}-{PARENT}-01", f"00-{'0' * 32}-{PARENT}-01", f"00-{TRACE}-{'0' * 16}-01",
-    f"00-{TRACE}-{PARENT}-01-extra", f"00-{TRACE.upper()}x-{PARENT}-01",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "garbage",
+        f"ff-{TRACE}-{PARENT}-01",
+        f"00-{'0' * 32}-{PARENT}-01",
+        f"00-{TRACE}-{'0' * 16}-01",
+        f"00-{TRACE}-{PARENT}-01-extra",
+        f"00-{TRACE.upper()}x-{PARENT}-01",
+    ],
+)
 def test_invalid_traceparent_headers_give_no_trace_id(header):
     assert trace_id_of(header) is None
 

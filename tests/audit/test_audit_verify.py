@@ -32,8 +32,12 @@ async def test_verify_passes_on_a_clean_log(make_service):
 
 async def test_verify_catches_an_edited_event_body(make_service):
     service = await _filled(make_service)
-    await tamper(service, "UPDATE audit_events SET body = replace(body, '\"team-a\"', '\"team-z\"') "
-                          "WHERE shard = $1 AND seq = 5", service.shard)
+    await tamper(
+        service,
+        "UPDATE audit_events SET body = replace(body, '\"team-a\"', '\"team-z\"') "
+        "WHERE shard = $1 AND seq = 5",
+        service.shard,
+    )
     report = await verify(service.store)
     first = report.first_break()
     assert not report.ok and first.seq == 5 and first.problem.startswith("edited")
@@ -42,7 +46,9 @@ async def test_verify_catches_an_edited_event_body(make_service):
 
 async def test_verify_catches_an_edited_query_column(make_service):
     service = await _filled(make_service)
-    await tamper(service, "UPDATE audit_events SET decision = 'allow' WHERE shard = $1 AND seq = 2", service.shard)
+    await tamper(
+        service, "UPDATE audit_events SET decision = 'allow' WHERE shard = $1 AND seq = 2", service.shard
+    )
     first = (await verify(service.store)).first_break()
     assert first.seq == 2 and "column decision" in first.problem
 
@@ -56,9 +62,12 @@ async def test_verify_catches_a_deleted_event(make_service):
 
 async def test_verify_catches_a_reordered_pair(make_service):
     service = await _filled(make_service)
-    await tamper(service, "UPDATE audit_events SET seq = -seq WHERE shard = $1 AND seq IN (4, 5)", service.shard)
-    await tamper(service, "UPDATE audit_events SET seq = 9 + seq WHERE shard = $1 AND seq IN (-4, -5)",
-                 service.shard)  # -4 -> 5, -5 -> 4: the two events swap places
+    await tamper(
+        service, "UPDATE audit_events SET seq = -seq WHERE shard = $1 AND seq IN (4, 5)", service.shard
+    )
+    await tamper(
+        service, "UPDATE audit_events SET seq = 9 + seq WHERE shard = $1 AND seq IN (-4, -5)", service.shard
+    )  # -4 -> 5, -5 -> 4: the two events swap places
     first = (await verify(service.store)).first_break()
     assert first.seq == 4 and first.problem.startswith("reordered")
 
@@ -95,8 +104,11 @@ async def test_cli_verify_exits_non_zero_and_names_the_event_on_a_break(make_ser
     service = await _filled(make_service)
     store = service.store
     if tampered:
-        await tamper(service, "UPDATE audit_events SET body = replace(body, 'rev-7', 'rev-8') "
-                              "WHERE shard = $1 AND seq = 3", service.shard)
+        await tamper(
+            service,
+            "UPDATE audit_events SET body = replace(body, 'rev-7', 'rev-8') WHERE shard = $1 AND seq = 3",
+            service.shard,
+        )
     if store.name == "sqlite":
         args = ["verify", "--backend", "sqlite", "--sqlite", str(store.path)]
     else:

@@ -99,7 +99,9 @@ async def test_postgres_batches_of_any_size_keep_the_chain(pg_schema, tmp_path, 
         await service.close()
 
 
-async def test_postgres_quiet_time_event_is_committed_by_its_caller_and_the_rest_still_batch(pg_schema, tmp_path):
+async def test_postgres_quiet_time_event_is_committed_by_its_caller_and_the_rest_still_batch(
+    pg_schema, tmp_path
+):
     settings = AuditSettings(backend="postgres", postgres_dsn=PG_DSN, postgres_schema=pg_schema)
     service = await _started(settings, tmp_path)
     commits: list[tuple[str, int]] = []

@@ -13,6 +13,8 @@ from tests.harness import PASS_THROUGH, RunningGateway, gateway_settings, runnin
 @pytest.fixture(scope="module")
 def gateway(fake_upstream: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     root: Path = tmp_path_factory.mktemp("core")
-    settings = gateway_settings(root, fake_upstream.base_url, server={"max_body_bytes": 64 * 1024}, **PASS_THROUGH)  # type: ignore[attr-defined]
+    settings = gateway_settings(
+        root, fake_upstream.base_url, server={"max_body_bytes": 64 * 1024}, **PASS_THROUGH
+    )  # type: ignore[attr-defined]
     with running_gateway(settings) as gw:
         yield gw

@@ -33,7 +33,11 @@ ADMIN_ROUTES = [
 @pytest.fixture(scope="module")
 def gw(fake_upstream: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     root: Path = tmp_path_factory.mktemp("admin-bounds")
-    guards = {**PASS_THROUGH, "limits": {"enabled": True, "backend": "memory"}, "approvals": {"enabled": True}}
+    guards = {
+        **PASS_THROUGH,
+        "limits": {"enabled": True, "backend": "memory"},
+        "approvals": {"enabled": True},
+    }
     settings = gateway_settings(root, fake_upstream.base_url, **guards)  # type: ignore[attr-defined]
     with running_gateway(settings) as running:
         yield running
@@ -51,8 +55,11 @@ def _error(resp: httpx.Response | object, status: int, code: str, param: str | N
 def test_an_announced_30mb_admin_body_is_413_before_it_is_sent(gw, method, path, key):
     sock = connect(gw.url)
     size = 30 * 1024 * 1024
-    sock.sendall(head(method, path, {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, size)
-                 + b"{" + b" " * 65536)
+    sock.sendall(
+        head(method, path, {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, size)
+        + b"{"
+        + b" " * 65536
+    )
     start = time.monotonic()
     resp = read_response(sock)
     assert time.monotonic() - start < 2
@@ -83,16 +90,25 @@ def test_an_admin_route_without_a_key_is_401_before_its_body_is_read(gw, method,
 
 
 def test_admin_bodies_within_the_bound_still_work(gw):
-    resp = httpx.post(gw.url + "/admin/keys", json={"team": "bounds", "user": "u1", "tags": {"note": "x" * 200}},
-                      headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    resp = httpx.post(
+        gw.url + "/admin/keys",
+        json={"team": "bounds", "user": "u1", "tags": {"note": "x" * 200}},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
     assert resp.status_code == 201, resp.text
 
 
 @pytest.mark.parametrize("action", ["approve", "deny"])
 def test_an_approval_comment_over_4000_characters_is_400_with_param(gw, action):
-    resp = httpx.post(gw.url + f"/admin/approvals/apr_missing/{action}", json={"comment": "é" * 4001},
-                      headers={"Authorization": f"Bearer {APPROVER_KEY}"})
+    resp = httpx.post(
+        gw.url + f"/admin/approvals/apr_missing/{action}",
+        json={"comment": "é" * 4001},
+        headers={"Authorization": f"Bearer {APPROVER_KEY}"},
+    )
     _error(resp, 400, "invalid_request", "comment")
-    at_limit = httpx.post(gw.url + f"/admin/approvals/apr_missing/{action}", json={"comment": "é" * 4000},
-                          headers={"Authorization": f"Bearer {APPROVER_KEY}"})
+    at_limit = httpx.post(
+        gw.url + f"/admin/approvals/apr_missing/{action}",
+        json={"comment": "é" * 4000},
+        headers={"Authorization": f"Bearer {APPROVER_KEY}"},
+    )
     assert at_limit.status_code == 404  # the comment passed; the approval does not exist

@@ -14,8 +14,13 @@ from tests.harness import LIMITED_KEY, PASS_THROUGH, TEST_KEY, gateway_settings,
 CHAT = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def post(gateway, body: bytes | dict, key: str | None = TEST_KEY, path: str = "/chat/completions",
-         headers: dict | None = None) -> httpx.Response:
+def post(
+    gateway,
+    body: bytes | dict,
+    key: str | None = TEST_KEY,
+    path: str = "/chat/completions",
+    headers: dict | None = None,
+) -> httpx.Response:
     h = {"content-type": "application/json", **(headers or {})}
     if key:
         h["authorization"] = f"Bearer {key}"
@@ -23,7 +28,9 @@ def post(gateway, body: bytes | dict, key: str | None = TEST_KEY, path: str = "/
     return httpx.post(gateway.base_url + path, headers=h, timeout=30, **kwargs)
 
 
-def assert_error(resp: httpx.Response, status: int, code: str | None = None, param: str | None = None) -> dict:
+def assert_error(
+    resp: httpx.Response, status: int, code: str | None = None, param: str | None = None
+) -> dict:
     assert resp.status_code == status, resp.text
     assert resp.headers["content-type"].startswith("application/json")
     err = resp.json()["error"]
@@ -54,7 +61,9 @@ def test_stream_not_a_bool_is_400_with_param(gateway):
 
 
 def test_message_without_role_is_400_with_its_path(gateway):
-    assert_error(post(gateway, {"model": "gpt-test", "messages": [{"content": "x"}]}), 400, param="messages[0].role")
+    assert_error(
+        post(gateway, {"model": "gpt-test", "messages": [{"content": "x"}]}), 400, param="messages[0].role"
+    )
 
 
 def test_max_tokens_of_wrong_type_is_400(gateway):
@@ -80,7 +89,9 @@ def test_body_over_the_limit_is_413(gateway, upstream):
 
 
 def test_invalid_utf8_is_400(gateway):
-    err = assert_error(post(gateway, b'{"model": "gpt-test", "messages": [{"role": "user", "content": "\xff\xfe"}]}'), 400)
+    err = assert_error(
+        post(gateway, b'{"model": "gpt-test", "messages": [{"role": "user", "content": "\xff\xfe"}]}'), 400
+    )
     assert "UTF-8" in err["message"]
 
 
@@ -98,7 +109,9 @@ def test_model_not_allowed_for_the_key_is_403(gateway):
 
 
 def test_unknown_v1_path_is_openai_shaped_404(gateway):
-    resp = httpx.post(gateway.base_url + "/assistants", json={}, headers={"authorization": f"Bearer {TEST_KEY}"})
+    resp = httpx.post(
+        gateway.base_url + "/assistants", json={}, headers={"authorization": f"Bearer {TEST_KEY}"}
+    )
     assert_error(resp, 404, "not_found")
 
 
@@ -163,9 +176,12 @@ def test_stream_cut_mid_way_ends_with_an_sse_error_event(gateway, upstream):
 async def test_client_disconnect_mid_stream_cancels_the_upstream_request(gateway, upstream):
     upstream.fault("hang", after=1)
     async with httpx.AsyncClient(timeout=10) as http:
-        async with http.stream("POST", gateway.base_url + "/chat/completions",
-                               json={**CHAT, "stream": True},
-                               headers={"authorization": f"Bearer {TEST_KEY}"}) as resp:
+        async with http.stream(
+            "POST",
+            gateway.base_url + "/chat/completions",
+            json={**CHAT, "stream": True},
+            headers={"authorization": f"Bearer {TEST_KEY}"},
+        ) as resp:
             assert resp.status_code == 200
             async for _ in resp.aiter_bytes():
                 break

@@ -26,27 +26,44 @@ MESSAGES = [{"role": "user", "content": "hello"}]
 DUPLICATE_BODIES = [
     (b'{"model":"gpt-test","model":"gpt-test-cheap","messages":[{"role":"user","content":"hi"}]}', "model"),
     (b'{"model":"gpt-test","messages":[{"role":"user","role":"system","content":"hi"}]}', "messages[0].role"),
-    (b'{"model":"gpt-test","messages":[{"role":"user","content":"a"},{"role":"user","content":"b","content":"c"}]}',
-     "messages[1].content"),
+    (
+        b'{"model":"gpt-test","messages":[{"role":"user","content":"a"},{"role":"user","content":"b","content":"c"}]}',
+        "messages[1].content",
+    ),
     # The same key spelled with an escape: parsers decode both to "model".
-    (b'{"model":"gpt-test","\\u006dodel":"gpt-test-cheap","messages":[{"role":"user","content":"hi"}]}', "model"),
-    (b'{"model":"gpt-test","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":'
-     b'{"name":"t","parameters":{"type":"object","properties":{"a":{},"a":{}}}}}]}',
-     "tools[0].function.parameters.properties.a"),
-    (b'{"model":"gpt-test","messages":[{"role":"user","content":"hi"}],"metadata":{"run_id":"a","run_id":"b"}}',
-     "metadata.run_id"),
-    (b'{"model":"gpt-test","messages":[{"role":"user","content":"hi"}],"x":{"we ird":1,"we ird":2}}',
-     'x["we ird"]'),
-    (b'{"model":"gpt-test","messages":[{"role":"user","content":"hi"}],"stream":false,"stream":true}', "stream"),
-]  # fmt: skip
+    (
+        b'{"model":"gpt-test","\\u006dodel":"gpt-test-cheap","messages":[{"role":"user","content":"hi"}]}',
+        "model",
+    ),
+    (
+        b'{"model":"gpt-test","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":'
+        b'{"name":"t","parameters":{"type":"object","properties":{"a":{},"a":{}}}}}]}',
+        "tools[0].function.parameters.properties.a",
+    ),
+    (
+        b'{"model":"gpt-test","messages":[{"role":"user","content":"hi"}],"metadata":{"run_id":"a","run_id":"b"}}',
+        "metadata.run_id",
+    ),
+    (
+        b'{"model":"gpt-test","messages":[{"role":"user","content":"hi"}],"x":{"we ird":1,"we ird":2}}',
+        'x["we ird"]',
+    ),
+    (
+        b'{"model":"gpt-test","messages":[{"role":"user","content":"hi"}],"stream":false,"stream":true}',
+        "stream",
+    ),
+]
 
 
 @pytest.mark.parametrize(("raw", "path"), DUPLICATE_BODIES, ids=[p for _, p in DUPLICATE_BODIES])
 def test_client_body_with_a_repeated_key_is_400_invalid_json_naming_its_path(
     gateway: RunningGateway, upstream: Any, raw: bytes, path: str
 ) -> None:
-    resp = httpx.post(gateway.base_url + "/chat/completions", content=raw,
-                      headers={"authorization": f"Bearer {TEST_KEY}", "content-type": "application/json"})  # fmt: skip
+    resp = httpx.post(
+        gateway.base_url + "/chat/completions",
+        content=raw,
+        headers={"authorization": f"Bearer {TEST_KEY}", "content-type": "application/json"},
+    )
     assert resp.status_code == 400, resp.text
     error = resp.json()["error"]
     assert (error["code"], error["param"]) == ("invalid_json", path)
@@ -56,12 +73,18 @@ def test_client_body_with_a_repeated_key_is_400_invalid_json_naming_its_path(
 
 def test_the_same_key_in_different_objects_is_fine(gateway: RunningGateway) -> None:
     client = openai.OpenAI(base_url=gateway.base_url, api_key=TEST_KEY, max_retries=0)
-    messages = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    messages = [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+    ]
     resp = client.chat.completions.create(model="gpt-test", messages=messages, metadata={"role": "x"})
     assert resp.choices[0].message.content
 
 
-def test_provider_answer_with_a_repeated_key_is_502_upstream_error(gateway: RunningGateway, upstream: Any) -> None:
+def test_provider_answer_with_a_repeated_key_is_502_upstream_error(
+    gateway: RunningGateway, upstream: Any
+) -> None:
     upstream.fault("duplicate_keys")
     client = openai.OpenAI(base_url=gateway.base_url, api_key=TEST_KEY, max_retries=0)
     with pytest.raises(openai.InternalServerError) as caught:
@@ -110,8 +133,12 @@ def test_stream_event_with_a_repeated_key_is_refused_where_a_guard_reads_it(
     and the repeated event itself never reaches the client."""
     upstream.fault("duplicate_keys", at=at, chunk_delay_s=0.01)
     body = {"model": "gpt-test", "messages": MESSAGES, "stream": True}
-    resp = httpx.post(guarded.base_url + "/chat/completions", json=body,
-                      headers={"authorization": f"Bearer {TEST_KEY}"}, timeout=10)  # fmt: skip
+    resp = httpx.post(
+        guarded.base_url + "/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {TEST_KEY}"},
+        timeout=10,
+    )
     if at == 0:
         assert resp.status_code == 502 and resp.json()["error"]["code"] == "upstream_error"
         return
@@ -132,7 +159,9 @@ def test_tool_call_arguments_with_a_repeated_key_are_not_what_the_policy_trusts(
     """``{"amount": 5000, "amount": 5}``: orjson reads 5 (under the approval threshold), a
     first-wins tool executor would move 5000. The policy sees invalid arguments instead and
     the shipped policy denies a high-stakes tool whose arguments it cannot read."""
-    upstream.script_tool_call("transfer_funds", '{"to": "DE89370400440532013000", "amount": 5000, "amount": 5}')
+    upstream.script_tool_call(
+        "transfer_funds", '{"to": "DE89370400440532013000", "amount": 5000, "amount": 5}'
+    )
     client = openai.OpenAI(base_url=guarded.base_url, api_key=TEST_KEY, max_retries=0)
     with pytest.raises((openai.PermissionDeniedError, openai.APIError)) as caught:
         resp = client.chat.completions.create(model="gpt-test", messages=MESSAGES, tools=TOOLS, stream=stream)
@@ -142,12 +171,20 @@ def test_tool_call_arguments_with_a_repeated_key_are_not_what_the_policy_trusts(
     assert "Denied by policy" in caught.value.message and "transfer_funds" in caught.value.message
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    (b'{"a":1,"b":2}', None), (b'[{"a":1},{"a":1}]', None), (b'{"a":{"b":1},"c":{"b":1}}', None),
-    (b'{"a":1,"a":1}', "a"), (b'[1,{"x":[{"y":1,"y":2}]}]', "[1].x[0].y"), (b'{"\\/":1,"/":2}', '["/"]'),
-    (b'{"a":{"k":1,"k":2},"a":3}', "a.k"), (b'not json', None), (b'{"' + b"k" * 100 + b'":1,"' + b"k" * 100 + b'":2}',
-     "k" * 64 + "…"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"a":1,"b":2}', None),
+        (b'[{"a":1},{"a":1}]', None),
+        (b'{"a":{"b":1},"c":{"b":1}}', None),
+        (b'{"a":1,"a":1}', "a"),
+        (b'[1,{"x":[{"y":1,"y":2}]}]', "[1].x[0].y"),
+        (b'{"\\/":1,"/":2}', '["/"]'),
+        (b'{"a":{"k":1,"k":2},"a":3}', "a.k"),
+        (b"not json", None),
+        (b'{"' + b"k" * 100 + b'":1,"' + b"k" * 100 + b'":2}', "k" * 64 + "…"),
+    ],
+)
 def test_duplicate_detection_and_location(raw: bytes, expected: str | None) -> None:
     assert has_duplicate(raw) is (expected is not None)
     assert locate(raw) == expected
@@ -159,11 +196,14 @@ def test_duplicates_deeper_than_jiter_reads_are_still_found() -> None:
 
 
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=20,
-)  # fmt: skip
+)
 
 
 @settings(max_examples=100, deadline=None)

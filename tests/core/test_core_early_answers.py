@@ -22,8 +22,14 @@ LIMIT = 1024 * 1024
 DRAIN = 2 * 1024 * 1024
 CHAT = b'{"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]}'
 #: 3.7 MB of nested arrays: ~0.5 s of CPU to parse, were it parsed.
-NESTED = b'{"model": "mock-chat", "messages": [' + b"[" * 1000 + b"]" * 1000 + b"," + (
-    b"[" * 500 + b"]" * 500 + b",") * 3600 + b"1]}"
+NESTED = (
+    b'{"model": "mock-chat", "messages": ['
+    + b"[" * 1000
+    + b"]" * 1000
+    + b","
+    + (b"[" * 500 + b"]" * 500 + b",") * 3600
+    + b"1]}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +50,16 @@ def small(fake_upstream: object, tmp_path_factory: pytest.TempPathFactory) -> It
         yield running
 
 
-@pytest.mark.parametrize("auth", [{}, {"Authorization": "Bearer wg-not-a-key"}, {"Authorization": "Basic eDp5"}])
+@pytest.mark.parametrize(
+    "auth", [{}, {"Authorization": "Bearer wg-not-a-key"}, {"Authorization": "Basic eDp5"}]
+)
 def test_an_unknown_caller_gets_401_before_its_huge_body_is_sent(gw, auth):
     assert len(NESTED) > 3_500_000
     sock = connect(gw.url)
-    sock.sendall(head("POST", "/v1/chat/completions", {"Content-Type": "application/json", **auth}, len(NESTED))
-                 + NESTED[:65536])
+    sock.sendall(
+        head("POST", "/v1/chat/completions", {"Content-Type": "application/json", **auth}, len(NESTED))
+        + NESTED[:65536]
+    )
     start = time.monotonic()
     resp = read_response(sock)  # arrives while 98% of the body is still unsent: nothing parsed it
     assert time.monotonic() - start < 1.0
@@ -57,7 +67,9 @@ def test_an_unknown_caller_gets_401_before_its_huge_body_is_sent(gw, auth):
     assert resp.json()["error"]["code"] == "invalid_api_key"
     assert "connection" not in resp.headers  # keep-alive: the rest is drained, the connection reused
     assert send_until_closed(sock, NESTED[65536:]) == len(NESTED) - 65536
-    sock.sendall(head("POST", "/v1/chat/completions", {"Authorization": f"Bearer {TEST_KEY}"}, len(CHAT)) + CHAT)
+    sock.sendall(
+        head("POST", "/v1/chat/completions", {"Authorization": f"Bearer {TEST_KEY}"}, len(CHAT)) + CHAT
+    )
     assert read_response(sock).status == 200
 
 
@@ -65,21 +77,34 @@ def test_an_unknown_caller_with_a_huge_body_costs_no_parse(gw):
     """The whole 3.7 MB nested body is sent without a key: the gateway's CPU for it stays far
     below the ~0.5 s that parsing it costs."""
     cpu0 = time.process_time()
-    resp = httpx.post(gw.base_url + "/chat/completions", content=NESTED, headers={"Content-Type": "application/json"})
+    resp = httpx.post(
+        gw.base_url + "/chat/completions", content=NESTED, headers={"Content-Type": "application/json"}
+    )
     assert resp.status_code == 401
     assert time.process_time() - cpu0 < 0.25  # client + gateway, one process
 
 
 def test_a_known_key_still_gets_the_body_checked(gw):
-    resp = httpx.post(gw.base_url + "/chat/completions", content=b'{"model": ',
-                      headers={"Authorization": f"Bearer {TEST_KEY}"})
+    resp = httpx.post(
+        gw.base_url + "/chat/completions",
+        content=b'{"model": ',
+        headers={"Authorization": f"Bearer {TEST_KEY}"},
+    )
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_json"
 
 
 def test_urllib_reads_the_413_of_a_body_over_the_limit(small):
-    body = b'{"model": "mock-chat", "messages": [{"role": "user", "content": "' + b"a" * (LIMIT + 100_000) + b'"}]}'
-    request = urllib.request.Request(small.base_url + "/chat/completions", data=body, method="POST",
-                                     headers={"Authorization": f"Bearer {TEST_KEY}", "Content-Type": "application/json"})
+    body = (
+        b'{"model": "mock-chat", "messages": [{"role": "user", "content": "'
+        + b"a" * (LIMIT + 100_000)
+        + b'"}]}'
+    )
+    request = urllib.request.Request(
+        small.base_url + "/chat/completions",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {TEST_KEY}", "Content-Type": "application/json"},
+    )
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=10)
     assert caught.value.code == 413
@@ -93,15 +118,21 @@ def test_urllib_reads_the_413_of_a_chunked_body_over_the_limit(small):
             yield b"a" * 65536
         yield b'"}]}'
 
-    request = urllib.request.Request(small.base_url + "/chat/completions", data=chunks(), method="POST",
-                                     headers={"Authorization": f"Bearer {TEST_KEY}", "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        small.base_url + "/chat/completions",
+        data=chunks(),
+        method="POST",
+        headers={"Authorization": f"Bearer {TEST_KEY}", "Content-Type": "application/json"},
+    )
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=10)
     assert caught.value.code == 413
 
 
 def test_urllib_reads_the_401_of_an_unknown_caller(small):
-    request = urllib.request.Request(small.base_url + "/chat/completions", data=b"x" * (LIMIT // 2), method="POST")
+    request = urllib.request.Request(
+        small.base_url + "/chat/completions", data=b"x" * (LIMIT // 2), method="POST"
+    )
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=10)
     assert caught.value.code == 401
@@ -110,9 +141,13 @@ def test_urllib_reads_the_401_of_an_unknown_caller(small):
 def test_the_sdk_gets_413_and_its_connection_keeps_working(small):
     client = openai.OpenAI(base_url=small.base_url, api_key=TEST_KEY, max_retries=0)
     with pytest.raises(openai.APIStatusError) as caught:
-        client.chat.completions.create(model="mock-chat", messages=[{"role": "user", "content": "a" * (LIMIT + 1)}])
+        client.chat.completions.create(
+            model="mock-chat", messages=[{"role": "user", "content": "a" * (LIMIT + 1)}]
+        )
     assert caught.value.status_code == 413
-    assert client.chat.completions.create(model="mock-chat", messages=[{"role": "user", "content": "hi"}]).choices
+    assert client.chat.completions.create(
+        model="mock-chat", messages=[{"role": "user", "content": "hi"}]
+    ).choices
 
 
 def test_a_body_beyond_the_drain_bound_is_cut_after_the_answer(small):

@@ -63,8 +63,16 @@ BAD_BODY_VALUES = {
     "empty": "",
     "list": ["run-1"],
 }
-GOOD_VALUES = ["planner", "run-20261207-101010-9f3a", "a" * 128, "0", "123e4567-e89b-12d3-a456-426614174000",
-               "team/agent:v2.1", "trace_ab+cd==", "task-0123456789abcdef0123"]  # fmt: skip
+GOOD_VALUES = [
+    "planner",
+    "run-20261207-101010-9f3a",
+    "a" * 128,
+    "0",
+    "123e4567-e89b-12d3-a456-426614174000",
+    "team/agent:v2.1",
+    "trace_ab+cd==",
+    "task-0123456789abcdef0123",
+]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +96,11 @@ def _sdk(gw: RunningGateway, **headers: str) -> openai.OpenAI:
 def _assert_refused(resp: httpx.Response, param: str, value: Any) -> None:
     assert resp.status_code == 400, resp.text
     error = resp.json()["error"]
-    assert (error["code"], error["type"], error["param"]) == ("invalid_request", "invalid_request_error", param)
+    assert (error["code"], error["type"], error["param"]) == (
+        "invalid_request",
+        "invalid_request_error",
+        param,
+    )
     assert "A-Z a-z 0-9" in error["message"]
     if isinstance(value, str) and len(value) > 3:
         assert value not in error["message"]  # never echoed: it may be the secret the rule keeps out
@@ -105,8 +117,11 @@ def test_bad_identity_header_is_400_naming_the_header_and_never_forwarded(
 
 
 @pytest.mark.parametrize("field", ["agent_id", "run_id", "parent_run_id"])
-@pytest.mark.parametrize("value", [*BAD_BODY_VALUES.values(), AGENT_KEY, "a" * 129, "a@b.c"],
-                         ids=[*BAD_BODY_VALUES, "own-key", "129-chars", "email"])  # fmt: skip
+@pytest.mark.parametrize(
+    "value",
+    [*BAD_BODY_VALUES.values(), AGENT_KEY, "a" * 129, "a@b.c"],
+    ids=[*BAD_BODY_VALUES, "own-key", "129-chars", "email"],
+)
 def test_bad_identity_in_metadata_is_400_naming_the_field(
     http: httpx.Client, upstream: Any, field: str, value: Any
 ) -> None:
@@ -117,7 +132,9 @@ def test_bad_identity_in_metadata_is_400_naming_the_field(
 
 def test_bad_metadata_id_is_refused_even_when_a_valid_header_wins(http: httpx.Client, upstream: Any) -> None:
     """Both reach the provider and the policy input, so both must follow the rule."""
-    resp = http.post("/chat/completions", json={**CHAT, "metadata": {"run_id": "run\n1"}}, headers={"x-run-id": "run-1"})
+    resp = http.post(
+        "/chat/completions", json={**CHAT, "metadata": {"run_id": "run\n1"}}, headers={"x-run-id": "run-1"}
+    )
     _assert_refused(resp, "metadata.run_id", "run\n1")
 
 
@@ -127,7 +144,9 @@ def test_valid_ids_pass_on_chat_and_responses_through_the_sdk(gw: RunningGateway
     raw = _sdk(gw, **headers).chat.completions.with_raw_response.create(**CHAT)
     assert raw.headers["x-request-id"] == value
     assert raw.parse().choices[0].message.content
-    resp = _sdk(gw, **{**headers, "X-Request-Id": f"r.{value}"[:128]}).responses.create(model="gpt-test", input="hi")
+    resp = _sdk(gw, **{**headers, "X-Request-Id": f"r.{value}"[:128]}).responses.create(
+        model="gpt-test", input="hi"
+    )
     assert resp.output_text
 
 
@@ -138,7 +157,9 @@ def test_an_empty_header_counts_as_absent_and_metadata_is_used(gw: RunningGatewa
 
 
 @pytest.mark.parametrize("endpoint", ["chat", "responses", "embeddings"])
-def test_every_endpoint_refuses_a_bad_id_through_the_sdk(gw: RunningGateway, upstream: Any, endpoint: str) -> None:
+def test_every_endpoint_refuses_a_bad_id_through_the_sdk(
+    gw: RunningGateway, upstream: Any, endpoint: str
+) -> None:
     client = _sdk(gw, **{"X-Agent-Id": AGENT_KEY})
     with pytest.raises(openai.BadRequestError) as caught:
         if endpoint == "chat":
@@ -151,8 +172,11 @@ def test_every_endpoint_refuses_a_bad_id_through_the_sdk(gw: RunningGateway, ups
     assert upstream.requests == []
 
 
-@pytest.mark.parametrize("value", [v for k, v in BAD_HEADER_VALUES.items() if k != "129-chars"] + ["r" * 10_000],
-                         ids=[k for k in BAD_HEADER_VALUES if k != "129-chars"] + ["10k"])  # fmt: skip
+@pytest.mark.parametrize(
+    "value",
+    [v for k, v in BAD_HEADER_VALUES.items() if k != "129-chars"] + ["r" * 10_000],
+    ids=[k for k in BAD_HEADER_VALUES if k != "129-chars"] + ["10k"],
+)
 def test_bad_request_id_is_400_under_a_fresh_id_and_never_echoed(
     http: httpx.Client, upstream: Any, value: str
 ) -> None:
@@ -175,8 +199,11 @@ def test_refused_ids_never_reach_the_audit_store(gw: RunningGateway, http: httpx
 
 
 def _audited(gw: RunningGateway, request_id: str) -> dict[str, Any]:
-    r = httpx.get(f"{gw.url}/admin/audit", params={"request_id": request_id},
-                  headers={"authorization": f"Bearer {AUDITOR_KEY}"})  # fmt: skip
+    r = httpx.get(
+        f"{gw.url}/admin/audit",
+        params={"request_id": request_id},
+        headers={"authorization": f"Bearer {AUDITOR_KEY}"},
+    )
     assert r.status_code == 200, r.text
     [event] = r.json()["data"]
     return event

@@ -39,7 +39,7 @@ def test_a_body_over_the_container_bound_is_refused_before_it_is_parsed() -> Non
 
 
 def test_brackets_inside_strings_do_not_count() -> None:
-    code = "f(a[1]) { x[2] = \"[{\"; }\\\\ " * 20_000  # 80,000 brackets, all inside one string
+    code = 'f(a[1]) { x[2] = "[{"; }\\\\ ' * 20_000  # 80,000 brackets, all inside one string
     body = {**CHAT, "messages": [{"role": "user", "content": code}]}
     assert parse_body(orjson.dumps(body)) == body
 

@@ -39,7 +39,9 @@ BOUND_S = RELOAD_INTERVAL_S + 2.0
 
 
 @pytest.fixture(scope="module")
-def workers(fake_upstream: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningGateway, RunningGateway]]:
+def workers(
+    fake_upstream: object, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningGateway, RunningGateway]]:
     root: Path = tmp_path_factory.mktemp("keys-api")
     settings = gateway_settings(root, fake_upstream.base_url, **PASS_THROUGH)  # type: ignore[attr-defined]
     with running_gateway(settings) as a, running_gateway(settings) as b:
@@ -55,8 +57,12 @@ def _create(gw: RunningGateway, headers: dict[str, str] = ADMIN, **body: object)
 
 
 def _chat_status(gw: RunningGateway, key: str) -> int:
-    resp = httpx.post(gw.base_url + "/chat/completions", headers={"authorization": f"Bearer {key}"},
-                      json={"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+    resp = httpx.post(
+        gw.base_url + "/chat/completions",
+        headers={"authorization": f"Bearer {key}"},
+        json={"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
     return resp.status_code
 
 
@@ -82,23 +88,35 @@ def _error(resp: httpx.Response, status: int, code: str | None = None, param: st
 
 def test_created_key_works_with_the_openai_sdk_on_every_worker(workers):
     a, b = workers
-    resp = _create(a, team="sdk", user="alice", models=["mock-*"], roles=["developer"], tags={"env": "ci"},
-                   limits={"requests_per_minute": 100}, budgets={"day": 5})
+    resp = _create(
+        a,
+        team="sdk",
+        user="alice",
+        models=["mock-*"],
+        roles=["developer"],
+        tags={"env": "ci"},
+        limits={"requests_per_minute": 100},
+        budgets={"day": 5},
+    )
     assert resp.status_code == 201, resp.text
     assert resp.headers["cache-control"] == "no-store"
     created = resp.json()
     key = created["key"]
     assert key.startswith("wg-")
     assert created["team"] == "sdk" and created["user"] == "alice" and created["models"] == ["mock-*"]
-    assert created["source"] == "api" and created["created_by"] == "root-admin" and created["disabled"] is False
+    assert (
+        created["source"] == "api" and created["created_by"] == "root-admin" and created["disabled"] is False
+    )
     assert "sha256" not in created
     answer = openai.OpenAI(base_url=a.base_url, api_key=key, max_retries=0).chat.completions.create(
-        model="mock-chat", messages=[{"role": "user", "content": "hello"}])
+        model="mock-chat", messages=[{"role": "user", "content": "hello"}]
+    )
     assert answer.choices[0].message.content
     _eventually(lambda: _chat_status(b, key) == 200, BOUND_S)
     with pytest.raises(openai.PermissionDeniedError):  # the model allow-list of the new key applies
         openai.OpenAI(base_url=a.base_url, api_key=key, max_retries=0).chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": "hello"}])
+            model="gpt-test", messages=[{"role": "user", "content": "hello"}]
+        )
     text = _keys_file(a).read_text()
     assert key not in text and hashlib.sha256(key.encode()).hexdigest() in text
 
@@ -157,18 +175,21 @@ def test_roles_are_enforced_and_agent_keys_never_reach_admin(workers):
     _error(_create(a, team="x", id="admin"), 409, "key_exists", "id")
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    ({}, "team"),
-    ({"team": ""}, "team"),
-    ({"team": "t", "models": "gpt-*"}, "models"),
-    ({"team": "t", "models": [1]}, "models"),
-    ({"team": "t", "id": "has space"}, "id"),
-    ({"team": "t", "limits": {"rpm": 5}}, "limits"),
-    ({"team": "t", "limits": {"requests_per_minute": -1}}, "limits.requests_per_minute"),
-    ({"team": "t", "budgets": {"day": "lots"}}, "budgets.day"),
-    ({"team": "t", "tags": ["a"]}, "tags"),
-    ({"team": "t", "sha256": "0" * 64}, "sha256"),
-])
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({}, "team"),
+        ({"team": ""}, "team"),
+        ({"team": "t", "models": "gpt-*"}, "models"),
+        ({"team": "t", "models": [1]}, "models"),
+        ({"team": "t", "id": "has space"}, "id"),
+        ({"team": "t", "limits": {"rpm": 5}}, "limits"),
+        ({"team": "t", "limits": {"requests_per_minute": -1}}, "limits.requests_per_minute"),
+        ({"team": "t", "budgets": {"day": "lots"}}, "budgets.day"),
+        ({"team": "t", "tags": ["a"]}, "tags"),
+        ({"team": "t", "sha256": "0" * 64}, "sha256"),
+    ],
+)
 def test_invalid_bodies_are_openai_shaped_400s_naming_the_field(workers, body, param):
     a, _ = workers
     _error(_create(a, **body), 400, param=param)
@@ -190,8 +211,18 @@ def test_concurrent_creates_through_two_workers_lose_no_entry(workers):
     assert set(ids) <= {e["id"] for e in entries}
     assert {"test", "limited", "other"} <= {e["id"] for e in entries}  # the hand-written ones too
     for gw in (a, b):
-        _eventually(lambda gw=gw: set(ids) <= {r["id"] for r in httpx.get(
-            gw.url + "/admin/keys", params={"team": "conc"}, headers=ADMIN).json()["data"]}, BOUND_S)
+        _eventually(
+            lambda gw=gw: (
+                set(ids)
+                <= {
+                    r["id"]
+                    for r in httpx.get(gw.url + "/admin/keys", params={"team": "conc"}, headers=ADMIN).json()[
+                        "data"
+                    ]
+                }
+            ),
+            BOUND_S,
+        )
     for r in results:
         assert r.json()["key"] not in _keys_file(a).read_text()
 
@@ -211,7 +242,9 @@ def test_a_malformed_hand_edit_keeps_the_last_good_keys_and_shows_in_readyz(tmp_
         good = path.read_text()
         key = _create(gw, team="edit").json()["key"]
         path.write_text(good.replace("keys:", "keys: [", 1))  # broken YAML, by hand
-        _eventually(lambda: httpx.get(gw.url + "/readyz").json()["checks"]["keys"].startswith("degraded"), BOUND_S)
+        _eventually(
+            lambda: httpx.get(gw.url + "/readyz").json()["checks"]["keys"].startswith("degraded"), BOUND_S
+        )
         ready = httpx.get(gw.url + "/readyz")
         assert ready.status_code == 200 and "keys.yaml" in ready.json()["checks"]["keys"]
         assert _chat_status(gw, key) == 200 and _chat_status(gw, TEST_KEY) == 200  # last good keys
@@ -227,8 +260,13 @@ def test_cli_created_key_is_picked_up_by_a_running_gateway(tmp_path, upstream):
     with running_gateway(settings) as gw:
         path = _keys_file(gw)
         path.write_text("# Virtual keys, by hand\n\n" + path.read_text())
-        out = subprocess.run([sys.executable, "-m", "gateway", "keys", "create", "--team", "cli", "--file",
-                              str(path)], capture_output=True, text=True, check=True, cwd=REPO).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "gateway", "keys", "create", "--team", "cli", "--file", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        ).stdout
         key = out.strip().splitlines()[-1]
         _eventually(lambda: _chat_status(gw, key) == 200, BOUND_S)
         assert path.read_text().startswith("# Virtual keys, by hand\n\n")  # the header comment is kept

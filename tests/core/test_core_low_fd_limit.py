@@ -29,8 +29,14 @@ def _low_fd_limit() -> None:
 class LowFdGatewayProcess(GatewayProcess):
     def start(self, timeout: float = 60.0) -> LowFdGatewayProcess:
         log = self.log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT, cwd=REPO, preexec_fn=_low_fd_limit)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            preexec_fn=_low_fd_limit,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -48,7 +54,9 @@ def test_the_connection_cap_is_held_below_the_file_limit() -> None:
     assert connection_cap(10**9) < soft
 
 
-def test_silent_connections_beyond_the_file_limit_do_not_starve_a_client(tmp_path: Path, upstream: Any) -> None:
+def test_silent_connections_beyond_the_file_limit_do_not_starve_a_client(
+    tmp_path: Path, upstream: Any
+) -> None:
     settings = gateway_settings(tmp_path, upstream.base_url, **PASS_THROUGH)
     config = settings.model_dump(mode="json")
     config["server"]["header_timeout_s"] = 60  # the silent connections are not timed out here
@@ -59,9 +67,12 @@ def test_silent_connections_beyond_the_file_limit_do_not_starve_a_client(tmp_pat
             silent.append(connect(proc.url))
         time.sleep(0.2)
         start = time.monotonic()
-        resp = httpx.post(proc.base_url + "/chat/completions", timeout=10,
-                          headers={"Authorization": f"Bearer {TEST_KEY}"},
-                          json={"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]})
+        resp = httpx.post(
+            proc.base_url + "/chat/completions",
+            timeout=10,
+            headers={"Authorization": f"Bearer {TEST_KEY}"},
+            json={"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert resp.status_code == 200, resp.text
         assert time.monotonic() - start < 5
     finally:

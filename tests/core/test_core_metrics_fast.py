@@ -12,8 +12,12 @@ _BUCKETS = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
 def _samples(registry: CollectorRegistry) -> dict[tuple[str, str | None], float]:
-    return {(s.name, s.labels.get("le")): s.value for m in registry.collect() for s in m.samples
-            if not s.name.endswith("_created")}
+    return {
+        (s.name, s.labels.get("le")): s.value
+        for m in registry.collect()
+        for s in m.samples
+        if not s.name.endswith("_created")
+    }
 
 
 @settings(max_examples=60, deadline=None)

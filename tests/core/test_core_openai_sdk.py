@@ -47,7 +47,9 @@ def test_chat_non_stream_uses_provider_key_and_never_forwards_client_key(client,
 
 
 def test_every_response_carries_a_request_id(client):
-    raw = client.chat.completions.with_raw_response.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-test", messages=[{"role": "user", "content": "x"}]
+    )
     assert raw.headers["x-request-id"].startswith("req_")
 
 
@@ -156,7 +158,9 @@ def test_models_lists_only_models_the_key_may_use(gateway):
 
 
 def test_builtin_mock_provider_answers_without_network(client, upstream):
-    resp = client.chat.completions.create(model="mock-chat", messages=[{"role": "user", "content": "offline"}])
+    resp = client.chat.completions.create(
+        model="mock-chat", messages=[{"role": "user", "content": "offline"}]
+    )
     assert resp.choices[0].message.content == "Echo: offline"
     assert upstream.requests == []
 

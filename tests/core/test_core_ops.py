@@ -40,8 +40,23 @@ def test_wrong_method_on_a_proxy_path_is_openai_shaped(gateway):
 def test_keys_create_prints_the_key_once_and_stores_only_its_hash(tmp_path):
     keys_file = tmp_path / "keys.yaml"
     out = subprocess.run(
-        [sys.executable, "-m", "gateway", "keys", "create", "--team", "t1", "--user", "u1", "--file", str(keys_file)],
-        capture_output=True, text=True, check=True, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "keys",
+            "create",
+            "--team",
+            "t1",
+            "--user",
+            "u1",
+            "--file",
+            str(keys_file),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
     ).stdout
     key = out.strip().splitlines()[-1]
     assert key.startswith("wg-")
@@ -60,7 +75,9 @@ def test_wardgate_serve_with_two_workers_answers(tmp_path, upstream):
     try:
         client = openai.OpenAI(base_url=proc.base_url, api_key=TEST_KEY, max_retries=0)
         for _ in range(4):
-            resp = client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "w"}])
+            resp = client.chat.completions.create(
+                model="gpt-test", messages=[{"role": "user", "content": "w"}]
+            )
             assert resp.choices[0].message.content == "Echo: w"
     finally:
         proc.stop()
@@ -106,5 +123,7 @@ def test_forwarded_headers_are_honoured_only_from_configured_proxies(
         logs = proc.logs()
     finally:
         proc.stop()
-    line = [ln for ln in logs.splitlines() if "/healthz" in ln and "HTTP/1.1" in ln][-1]  # ours: the last probe
+    line = [ln for ln in logs.splitlines() if "/healthz" in ln and "HTTP/1.1" in ln][
+        -1
+    ]  # ours: the last probe
     assert ("203.0.113.7" in line) == (trusted is not None)

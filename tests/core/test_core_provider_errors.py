@@ -42,15 +42,24 @@ def _assert_no_leak(*texts: str) -> None:
 
 
 def _provider_log(caplog: pytest.LogCaptureFixture, request_id: str) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "wardgate.providers" and getattr(r, "request_id", None) == request_id]
+    return [
+        r
+        for r in caplog.records
+        if r.name == "wardgate.providers" and getattr(r, "request_id", None) == request_id
+    ]
 
 
 @pytest.mark.parametrize("status", [401, 403, 407])
 def test_provider_auth_failure_is_502_upstream_auth_failed_with_a_generic_message(
     client: openai.OpenAI, upstream: Any, caplog: pytest.LogCaptureFixture, status: int
 ) -> None:
-    upstream.fault("status", status=status, code="invalid_api_key", echo_auth=True,
-                   message=f"Incorrect API key provided: {PROVIDER_KEY[:8]}****{PROVIDER_KEY[-4:]}.")  # fmt: skip
+    upstream.fault(
+        "status",
+        status=status,
+        code="invalid_api_key",
+        echo_auth=True,
+        message=f"Incorrect API key provided: {PROVIDER_KEY[:8]}****{PROVIDER_KEY[-4:]}.",
+    )
     caplog.set_level(logging.WARNING, logger="wardgate.providers")
     with pytest.raises(openai.InternalServerError) as caught:
         client.chat.completions.create(model="gpt-test", messages=MESSAGES)
@@ -68,7 +77,9 @@ def test_provider_auth_failure_is_502_upstream_auth_failed_with_a_generic_messag
     _assert_no_key(logged)
 
 
-def test_provider_5xx_body_is_never_relayed(client: openai.OpenAI, upstream: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_provider_5xx_body_is_never_relayed(
+    client: openai.OpenAI, upstream: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     upstream.fault("status", status=503, message=INTERNAL, echo_auth=True)
     caplog.set_level(logging.WARNING, logger="wardgate.providers")
     with pytest.raises(openai.InternalServerError) as caught:
@@ -84,9 +95,15 @@ def test_provider_5xx_body_is_never_relayed(client: openai.OpenAI, upstream: Any
     _assert_no_key(*(r.getMessage() for r in records))
 
 
-def test_provider_429_keeps_retry_headers_but_not_the_organisation(client: openai.OpenAI, upstream: Any) -> None:
-    upstream.fault("429", retry_after="3", retry_after_ms="3000",
-                   message="Rate limit reached for gpt-4o in organization org-8XkQ on tokens per min (TPM).")
+def test_provider_429_keeps_retry_headers_but_not_the_organisation(
+    client: openai.OpenAI, upstream: Any
+) -> None:
+    upstream.fault(
+        "429",
+        retry_after="3",
+        retry_after_ms="3000",
+        message="Rate limit reached for gpt-4o in organization org-8XkQ on tokens per min (TPM).",
+    )
     with pytest.raises(openai.RateLimitError) as caught:
         client.chat.completions.create(model="gpt-test", messages=MESSAGES)
     err = caught.value
@@ -99,7 +116,9 @@ def test_provider_400_stays_useful_but_sanitised(client: openai.OpenAI, upstream
     """The caller's own mistake: the provider's explanation and param reach the caller,
     minus the key it quoted, control characters and anything past 300 characters."""
     message = "Invalid value for 'temperature': must be <= 2.\n\x1b[31mDEBUG\x1b[0m\u202e" + "x" * 5000
-    upstream.fault("status", status=400, message=message, param="temperature", code="invalid_value", echo_auth=True)
+    upstream.fault(
+        "status", status=400, message=message, param="temperature", code="invalid_value", echo_auth=True
+    )
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="gpt-test", messages=MESSAGES, temperature=9)
     err = caught.value
@@ -119,8 +138,12 @@ def test_provider_400_quoting_the_key_gets_it_redacted(client: openai.OpenAI, up
 
 
 def test_provider_404_model_is_relayed_as_404_upstream_rejected(client: openai.OpenAI, upstream: Any) -> None:
-    upstream.fault("status", status=404, code="model_not_found",
-                   message="The model `gpt-test` does not exist or you do not have access to it.")  # fmt: skip
+    upstream.fault(
+        "status",
+        status=404,
+        code="model_not_found",
+        message="The model `gpt-test` does not exist or you do not have access to it.",
+    )
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="gpt-test", messages=MESSAGES)
     assert caught.value.code == "upstream_rejected" and "does not exist" in caught.value.message
@@ -143,15 +166,22 @@ def test_chat_stream_error_event_mid_stream_becomes_the_gateways_sanitised_error
         for chunk in client.chat.completions.create(model="gpt-test", messages=MESSAGES, stream=True):
             received.append(chunk)
     assert len(received) == 2
-    assert caught.value.message == "The model provider failed during the stream (provider code: server_error)."
+    assert (
+        caught.value.message == "The model provider failed during the stream (provider code: server_error)."
+    )
     _assert_no_leak(caught.value.message, str(caught.value.body))
 
 
 def test_responses_stream_error_event_mid_stream_is_sanitised(gateway: Any, upstream: Any) -> None:
     upstream.fault("stream_error", after=3, message=INTERNAL, echo_auth=True, code="server_error")
     body = {"model": "gpt-test", "input": "hello", "stream": True}
-    with httpx.stream("POST", gateway.base_url + "/responses", json=body,
-                      headers={"authorization": f"Bearer {TEST_KEY}"}, timeout=10) as resp:  # fmt: skip
+    with httpx.stream(
+        "POST",
+        gateway.base_url + "/responses",
+        json=body,
+        headers={"authorization": f"Bearer {TEST_KEY}"},
+        timeout=10,
+    ) as resp:
         assert resp.status_code == 200
         raw = resp.read().decode()
     _assert_no_leak(raw)
@@ -163,11 +193,20 @@ def test_responses_stream_error_event_mid_stream_is_sanitised(gateway: Any, upst
     assert error["message"] == "The model provider failed during the stream (provider code: server_error)."
 
 
-def test_responses_failed_event_keeps_its_code_but_not_the_providers_message(gateway: Any, upstream: Any) -> None:
-    upstream.fault("stream_error", after=3, failed=True, message=INTERNAL, echo_auth=True, code="server_error")
+def test_responses_failed_event_keeps_its_code_but_not_the_providers_message(
+    gateway: Any, upstream: Any
+) -> None:
+    upstream.fault(
+        "stream_error", after=3, failed=True, message=INTERNAL, echo_auth=True, code="server_error"
+    )
     body = {"model": "gpt-test", "input": "hello", "stream": True}
-    with httpx.stream("POST", gateway.base_url + "/responses", json=body,
-                      headers={"authorization": f"Bearer {TEST_KEY}"}, timeout=10) as resp:  # fmt: skip
+    with httpx.stream(
+        "POST",
+        gateway.base_url + "/responses",
+        json=body,
+        headers={"authorization": f"Bearer {TEST_KEY}"},
+        timeout=10,
+    ) as resp:
         raw = resp.read().decode()
     _assert_no_leak(raw)
     *_, last = [block for block in raw.split("\n\n") if block.strip()]
@@ -194,7 +233,9 @@ def test_stream_error_event_on_every_attempt_is_a_502_without_the_providers_text
     assert "Traceback" not in caught.value.response.text
 
 
-def test_stream_request_answered_with_a_401_is_upstream_auth_failed(client: openai.OpenAI, upstream: Any) -> None:
+def test_stream_request_answered_with_a_401_is_upstream_auth_failed(
+    client: openai.OpenAI, upstream: Any
+) -> None:
     upstream.fault("status", status=401, echo_auth=True, message="Incorrect API key")
     with pytest.raises(openai.InternalServerError) as caught:
         client.chat.completions.create(model="gpt-test", messages=MESSAGES, stream=True)

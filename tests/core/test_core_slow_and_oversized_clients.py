@@ -16,8 +16,13 @@ from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settin
 from tests.raw_http import closed_within, connect, head, read_response, send_until_closed
 
 TIMEOUT_S = 0.5
-SERVER = {"header_timeout_s": TIMEOUT_S, "body_timeout_s": TIMEOUT_S, "keepalive_timeout_s": TIMEOUT_S,
-          "max_header_bytes": 8192, "max_headers": 30}
+SERVER = {
+    "header_timeout_s": TIMEOUT_S,
+    "body_timeout_s": TIMEOUT_S,
+    "keepalive_timeout_s": TIMEOUT_S,
+    "max_header_bytes": 8192,
+    "max_headers": 30,
+}
 AUTH = {"Authorization": f"Bearer {TEST_KEY}", "Content-Type": "application/json"}
 CHAT = b'{"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]}'
 
@@ -179,7 +184,10 @@ def test_silent_connections_at_the_connection_cap_are_displaced_by_a_real_client
             resp = httpx.post(capped.base_url + "/chat/completions", content=CHAT, headers=AUTH)
             assert resp.status_code == 200
         assert sum(closed_within(s, 0.5) is not None for s in silent) >= 1
-        assert 'wardgate_connections_refused_total{reason="displaced"}' in httpx.get(capped.url + "/metrics").text
+        assert (
+            'wardgate_connections_refused_total{reason="displaced"}'
+            in httpx.get(capped.url + "/metrics").text
+        )
     finally:
         for sock in silent:
             sock.close()
@@ -209,8 +217,10 @@ def test_pipelined_requests_are_all_answered_in_order(gw):
 
 
 def test_connection_close_and_http_1_0_requests_are_answered_then_closed(gw):
-    for request in (head("POST", "/v1/chat/completions", {**AUTH, "Connection": "close"}, len(CHAT)) + CHAT,
-                    head("POST", "/v1/chat/completions", AUTH, len(CHAT)).replace(b"HTTP/1.1", b"HTTP/1.0", 1) + CHAT):
+    for request in (
+        head("POST", "/v1/chat/completions", {**AUTH, "Connection": "close"}, len(CHAT)) + CHAT,
+        head("POST", "/v1/chat/completions", AUTH, len(CHAT)).replace(b"HTTP/1.1", b"HTTP/1.0", 1) + CHAT,
+    ):
         sock = connect(gw.url)
         sock.sendall(request)
         assert read_response(sock).status == 200

@@ -11,7 +11,7 @@ from tests.harness import TEST_KEY
 
 EVENTS = [
     b'data: {"id":"1","choices":[{"delta":{"content":"Hel"}}]}\n\n',
-    b"event: response.output_text.delta\ndata: {\"delta\":\"lo\",\"sequence_number\":3}\n\n",
+    b'event: response.output_text.delta\ndata: {"delta":"lo","sequence_number":3}\n\n',
     b": keep-alive comment\n\n",
     b'data: {"multi":\ndata: "line"}\r\n\r\n',
     b"data: [DONE]\n\n",
@@ -52,8 +52,8 @@ async def test_any_chunking_yields_the_same_events_with_the_same_raw_bytes(cuts)
 
 LF_EVENTS = [
     b'data: {"id":"1","choices":[{"delta":{"content":"Hel"}}]}\n\n',
-    b"\ndata: {\"after\":\"an extra blank line\"}\n\n",
-    b"event: response.output_text.delta\ndata: {\"delta\":\"lo\"}\n\n",
+    b'\ndata: {"after":"an extra blank line"}\n\n',
+    b'event: response.output_text.delta\ndata: {"delta":"lo"}\n\n',
     b": keep-alive comment\n\n",
     b"data: [DONE]\n\n",
 ]
@@ -80,14 +80,19 @@ async def test_a_stream_ending_mid_event_is_an_error():
 
 
 def test_stream_bytes_through_the_gateway_equal_what_the_upstream_sends(gateway, upstream):
-    body = {"model": "gpt-test", "stream": True, "stream_options": {"include_usage": True},
-            "messages": [{"role": "user", "content": "byte exact please"}]}
+    body = {
+        "model": "gpt-test",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "byte exact please"}],
+    }
     headers = {"authorization": f"Bearer {TEST_KEY}"}
     for _ in range(3):  # `created` is the wall clock: retry if a second boundary fell between
         through = httpx.post(gateway.base_url + "/chat/completions", json=body, headers=headers).content
         sent = upstream.requests[-1].json
-        direct = httpx.post(upstream.base_url + "/chat/completions", json=sent,
-                            headers={"authorization": "Bearer x"}).content
+        direct = httpx.post(
+            upstream.base_url + "/chat/completions", json=sent, headers={"authorization": "Bearer x"}
+        ).content
         if through == direct:
             break
     assert through == direct

@@ -20,8 +20,11 @@ from tests.harness import ADMIN_KEY, TEST_KEY, RunningGateway, gateway_settings,
 @pytest.fixture
 def gateway(fake_upstream: object, tmp_path: Path) -> Iterator[RunningGateway]:
     settings = gateway_settings(
-        tmp_path, fake_upstream.base_url,  # type: ignore[attr-defined]
-        policy={"enabled": False}, redaction={"enabled": False}, approvals={"enabled": False},
+        tmp_path,
+        fake_upstream.base_url,  # type: ignore[attr-defined]
+        policy={"enabled": False},
+        redaction={"enabled": False},
+        approvals={"enabled": False},
         server={"shutdown_grace_s": 0},
     )
     with running_gateway(settings) as gw:
@@ -48,16 +51,24 @@ def test_a_call_arriving_after_the_grace_gets_503_shutting_down_and_is_audited(g
     _on_loop(gateway, gateway.ctx.drain.begin)  # grace 0: the cut follows at once
     client = openai.OpenAI(base_url=gateway.base_url, api_key=TEST_KEY, max_retries=0)
     with pytest.raises(openai.InternalServerError) as info:
-        client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "late"}],
-                                       extra_headers={"x-request-id": "req-late-call"})
+        client.chat.completions.create(
+            model="gpt-test",
+            messages=[{"role": "user", "content": "late"}],
+            extra_headers={"x-request-id": "req-late-call"},
+        )
     assert info.value.status_code == 503 and info.value.code == "shutting_down"
     assert info.value.response.headers["x-should-retry"] == "true"
     assert upstream.request_count == 0  # refused before any work, the provider never called
-    events = httpx.get(gateway.url + "/admin/audit", params={"kind": "call"},
-                       headers={"authorization": f"Bearer {ADMIN_KEY}"}).json()["data"]
+    events = httpx.get(
+        gateway.url + "/admin/audit",
+        params={"kind": "call"},
+        headers={"authorization": f"Bearer {ADMIN_KEY}"},
+    ).json()["data"]
     [event] = [e for e in events if e["request_id"] == "req-late-call"]
     assert event["error"]["code"] == "shutting_down" and event["status"] == 503
-    assert event["cost"]["reserved_usd"] is None and event["cost"]["settled_usd"] is None  # nothing held or booked
+    assert (
+        event["cost"]["reserved_usd"] is None and event["cost"]["settled_usd"] is None
+    )  # nothing held or booked
 
 
 def _sse_events(lines: Iterator[str]) -> Iterator[tuple[str | None, str]]:
@@ -71,15 +82,23 @@ def _sse_events(lines: Iterator[str]) -> Iterator[tuple[str | None, str]]:
             name = None
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    ("/chat/completions", {"messages": [{"role": "user", "content": "a long answer please"}]}),
-    ("/responses", {"input": "a long answer please"}),
-])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/chat/completions", {"messages": [{"role": "user", "content": "a long answer please"}]}),
+        ("/responses", {"input": "a long answer please"}),
+    ],
+)
 def test_a_stream_under_way_when_the_grace_ends_gets_the_endpoints_error_event(gateway, upstream, path, body):
     upstream.fault("hang", times=1, path="/v1" + path, after=2)
     headers = {"authorization": f"Bearer {TEST_KEY}", "x-request-id": "req-cut-stream"}
-    with httpx.stream("POST", gateway.base_url + path, json={"model": "gpt-test", "stream": True, **body},
-                      headers=headers, timeout=10) as resp:
+    with httpx.stream(
+        "POST",
+        gateway.base_url + path,
+        json={"model": "gpt-test", "stream": True, **body},
+        headers=headers,
+        timeout=10,
+    ) as resp:
         assert resp.status_code == 200
         events = _sse_events(resp.iter_lines())
         next(events)  # under way

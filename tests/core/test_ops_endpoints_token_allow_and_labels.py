@@ -22,7 +22,8 @@ def guarded(fake_upstream: object, tmp_path_factory: pytest.TempPathFactory) -> 
     """Guards off, metrics on with 3 label slots per label, the operator token set."""
     root: Path = tmp_path_factory.mktemp("ops-edges")
     settings = gateway_settings(
-        root, fake_upstream.base_url,  # type: ignore[attr-defined]
+        root,
+        fake_upstream.base_url,  # type: ignore[attr-defined]
         **{**PASS_THROUGH, "audit": {"enabled": False, "metrics": {"max_label_values": 3}}},
         server={"metrics_token": TOKEN},
     )
@@ -40,10 +41,21 @@ def _assert_openai_401(resp: httpx.Response) -> None:
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/openapi.json"])
-@pytest.mark.parametrize("authorization", [
-    None, "", "Bearer", f"Basic {TOKEN}", f"Bearer {TOKEN.upper()}", f"Bearer {TOKEN}x",
-    f"Bearer {TOKEN[:-1]}", f"Bearer {ADMIN_KEY}", f"Bearer {TEST_KEY}", "Bearer \u200b" + TOKEN,
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        f"Basic {TOKEN}",
+        f"Bearer {TOKEN.upper()}",
+        f"Bearer {TOKEN}x",
+        f"Bearer {TOKEN[:-1]}",
+        f"Bearer {ADMIN_KEY}",
+        f"Bearer {TEST_KEY}",
+        "Bearer \u200b" + TOKEN,
+    ],
+)
 def test_operator_endpoints_refuse_anything_but_the_exact_token(guarded, path, authorization):
     headers = {} if authorization is None else {"authorization": authorization.encode("utf-8")}
     _assert_openai_401(httpx.get(guarded.url + path, headers=headers))
@@ -72,7 +84,9 @@ def test_openapi_documents_admin_operations_only_under_the_admin_scheme(guarded)
     spec = httpx.get(guarded.url + "/openapi.json", headers={"authorization": f"Bearer {TOKEN}"}).json()
     schemes = spec["components"]["securitySchemes"]
     assert set(schemes) == {"bearer", "admin", "ops"}
-    admin_ops = [(p, m, op) for p, ops in spec["paths"].items() if p.startswith("/admin/") for m, op in ops.items()]
+    admin_ops = [
+        (p, m, op) for p, ops in spec["paths"].items() if p.startswith("/admin/") for m, op in ops.items()
+    ]
     assert len(admin_ops) >= 15  # keys, approvals, audit, spend, budgets, limits, policies
     for path, method, op in admin_ops:
         assert op["security"] == [{"admin": []}], (method, path)
@@ -86,24 +100,27 @@ def test_openapi_documents_admin_operations_only_under_the_admin_scheme(guarded)
     assert "security" not in spec["paths"]["/healthz"]["get"]
 
 
-@pytest.mark.parametrize(("method", "path", "allowed"), [
-    ("GET", "/v1/chat/completions", "POST"),
-    ("PUT", "/v1/responses", "POST"),
-    ("DELETE", "/v1/embeddings", "POST"),
-    ("POST", "/v1/models", "GET, HEAD"),
-    ("PATCH", "/v1/models/gpt-test", "GET, HEAD"),
-    ("POST", "/healthz", "GET, HEAD"),
-    ("OPTIONS", "/readyz", "GET, HEAD"),
-    ("POST", "/metrics", "GET, HEAD"),
-    ("POST", "/openapi.json", "GET, HEAD"),
-    ("PUT", "/admin/keys", "GET, HEAD, POST"),  # two routes serve this path: both are named
-    ("POST", "/admin/keys/some-id", "DELETE, GET, HEAD"),
-    ("GET", "/admin/budgets/team/t1", "PUT"),
-    ("DELETE", "/admin/approvals/stream", "GET, HEAD"),
-    ("GET", "/admin/approvals/apr_x/approve", "POST"),
-    ("POST", "/v1/approvals/apr_x", "DELETE, GET, HEAD"),
-    ("GET", "/admin/policies/reload", "POST"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/v1/chat/completions", "POST"),
+        ("PUT", "/v1/responses", "POST"),
+        ("DELETE", "/v1/embeddings", "POST"),
+        ("POST", "/v1/models", "GET, HEAD"),
+        ("PATCH", "/v1/models/gpt-test", "GET, HEAD"),
+        ("POST", "/healthz", "GET, HEAD"),
+        ("OPTIONS", "/readyz", "GET, HEAD"),
+        ("POST", "/metrics", "GET, HEAD"),
+        ("POST", "/openapi.json", "GET, HEAD"),
+        ("PUT", "/admin/keys", "GET, HEAD, POST"),  # two routes serve this path: both are named
+        ("POST", "/admin/keys/some-id", "DELETE, GET, HEAD"),
+        ("GET", "/admin/budgets/team/t1", "PUT"),
+        ("DELETE", "/admin/approvals/stream", "GET, HEAD"),
+        ("GET", "/admin/approvals/apr_x/approve", "POST"),
+        ("POST", "/v1/approvals/apr_x", "DELETE, GET, HEAD"),
+        ("GET", "/admin/policies/reload", "POST"),
+    ],
+)
 def test_every_405_names_the_allowed_methods(guarded, method, path, allowed):
     resp = httpx.request(method, guarded.url + path, headers={"authorization": f"Bearer {ADMIN_KEY}"})
     assert resp.status_code == 405, resp.text
@@ -127,14 +144,21 @@ def test_model_names_from_unauthenticated_or_unknown_requests_never_become_label
     with a key but an unconfigured model) used to take every slot; the configured model that
     came after was then counted as ``other``."""
     for i in range(8):
-        httpx.post(guarded.base_url + "/chat/completions", json={"model": f"evil-anon-{i}", "messages": [
-            {"role": "user", "content": "x"}]})
-        httpx.post(guarded.base_url + "/chat/completions", headers={"authorization": "Bearer wg-nope"},
-                   json={"model": f"evil-badkey-{i}", "messages": [{"role": "user", "content": "x"}]})
+        httpx.post(
+            guarded.base_url + "/chat/completions",
+            json={"model": f"evil-anon-{i}", "messages": [{"role": "user", "content": "x"}]},
+        )
+        httpx.post(
+            guarded.base_url + "/chat/completions",
+            headers={"authorization": "Bearer wg-nope"},
+            json={"model": f"evil-badkey-{i}", "messages": [{"role": "user", "content": "x"}]},
+        )
     client = openai.OpenAI(base_url=guarded.base_url, api_key=TEST_KEY, max_retries=0)
     for i in range(8):
         with pytest.raises(openai.NotFoundError):
-            client.chat.completions.create(model=f"evil-keyed-{i}\u200b", messages=[{"role": "user", "content": "x"}])
+            client.chat.completions.create(
+                model=f"evil-keyed-{i}\u200b", messages=[{"role": "user", "content": "x"}]
+            )
     client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
     # A call's metrics are recorded right after its answer is sent: scrape until the last is in.
     deadline = time.monotonic() + 5
@@ -148,5 +172,7 @@ def test_model_names_from_unauthenticated_or_unknown_requests_never_become_label
     assert any('model="gpt-test"' in ln and 'status="200"' in ln for ln in lines), lines
     # a caller without a valid key is refused before its body (and so its model) is read
     assert any('model=""' in ln and 'status="401"' in ln and ln.endswith(" 16.0") for ln in lines), lines
-    assert any('model="unknown"' in ln and 'status="404"' in ln and ln.endswith(" 8.0") for ln in lines), lines
+    assert any('model="unknown"' in ln and 'status="404"' in ln and ln.endswith(" 8.0") for ln in lines), (
+        lines
+    )
     assert not any('model="other"' in ln for ln in lines), lines

@@ -61,23 +61,37 @@ class _OwnSessionGatewayProcess(ParallelGatewayProcess):
 
     def spawn(self) -> _OwnSessionGatewayProcess:
         log = self.log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+        )
         return self
 
 
 @pytest.fixture(scope="module")
-def shared(redis_url: str, postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory,
-           fake_upstream: Any) -> Iterator[dict[str, Any]]:
+def shared(
+    redis_url: str, postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory, fake_upstream: Any
+) -> Iterator[dict[str, Any]]:
     """What the gateways of this module share, and the gateways (started in parallel)."""
     prefix = f"wgtest:{uuid.uuid4().hex[:12]}"
     schema = f"wgtest_drain_{uuid.uuid4().hex[:12]}"
     env = {"WARDGATE_APPROVALS_KEY": Fernet.generate_key().decode()}
-    state: dict[str, Any] = {"prefix": prefix, "schema": schema, "redis_url": redis_url,
-                             "root": tmp_path_factory.mktemp("drain")}
-    procs = {name: (_OwnSessionGatewayProcess if name == "terminal" else ParallelGatewayProcess)(
-                 _config(state, fake_upstream.base_url, **server), state["root"], env=env)
-             for name, server in _SERVER.items()}
+    state: dict[str, Any] = {
+        "prefix": prefix,
+        "schema": schema,
+        "redis_url": redis_url,
+        "root": tmp_path_factory.mktemp("drain"),
+    }
+    procs = {
+        name: (_OwnSessionGatewayProcess if name == "terminal" else ParallelGatewayProcess)(
+            _config(state, fake_upstream.base_url, **server), state["root"], env=env
+        )
+        for name, server in _SERVER.items()
+    }
     try:
         for proc in procs.values():
             proc.spawn()
@@ -110,15 +124,17 @@ def _config(state: dict[str, Any], upstream_url: str, **server: Any) -> dict[str
     root: Path = state["root"] / uuid.uuid4().hex[:8]
     redis = {"redis_url": state["redis_url"], "key_prefix": state["prefix"]}
     settings = gateway_settings(
-        root, upstream_url,
+        root,
+        upstream_url,
         limits={"backend": "redis", **redis},
         approvals={"backend": "redis", "hold_s": 30, **redis},
         audit={"backend": "postgres", "postgres_dsn": PG_DSN, "postgres_schema": state["schema"]},
         redaction={"enabled": False},
         server={"shutdown_grace_s": GRACE_S, **server},
     )
-    (settings.policies_dir / "limits.yaml").write_text(yaml.safe_dump(
-        {"scopes": {"key": {"budget_usd": {"total": 100.0}}}, "run_guards": {}}))
+    (settings.policies_dir / "limits.yaml").write_text(
+        yaml.safe_dump({"scopes": {"key": {"budget_usd": {"total": 100.0}}}, "run_guards": {}})
+    )
     return settings.model_dump(mode="json")
 
 
@@ -152,13 +168,17 @@ def _witness(shared: dict[str, Any]) -> GatewayProcess:
 
 
 def _audit_events(shared: dict[str, Any], request_id: str) -> list[dict[str, Any]]:
-    resp = httpx.get(_witness(shared).url + "/admin/audit", params={"kind": "call", "key": "test"}, headers=ADMIN)
+    resp = httpx.get(
+        _witness(shared).url + "/admin/audit", params={"kind": "call", "key": "test"}, headers=ADMIN
+    )
     assert resp.status_code == 200, resp.text
     return [e for e in resp.json()["data"] if e.get("request_id") == request_id]
 
 
 def _spend(shared: dict[str, Any]) -> dict[str, Any]:
-    resp = httpx.get(_witness(shared).url + "/admin/spend", params={"scope": "key", "id": "test"}, headers=ADMIN)
+    resp = httpx.get(
+        _witness(shared).url + "/admin/spend", params={"scope": "key", "id": "test"}, headers=ADMIN
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -173,13 +193,17 @@ def test_past_the_grace_a_stream_gets_an_sse_error_and_a_call_a_503_both_booked_
     stream_id, call_id = (f"req-drain-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("stream", "call"))
     upstream.fault("hang", times=1, path="/v1/chat/completions", after=2)  # two events, then silence
     stream = _client(proc).chat.completions.create(
-        model="gpt-test", messages=LONG, stream=True, max_tokens=50, extra_headers={"x-request-id": stream_id})
+        model="gpt-test", messages=LONG, stream=True, max_tokens=50, extra_headers={"x-request-id": stream_id}
+    )
     chunks = iter(stream)
     assert next(chunks).choices is not None  # the stream is under way
     upstream.fault("slow", times=1, path="/v1/chat/completions", delay_s=30)
     with ThreadPoolExecutor(1) as pool:
-        slow = pool.submit(lambda: _client(proc).chat.completions.with_raw_response.create(
-            model="gpt-test", messages=LONG, max_tokens=50, extra_headers={"x-request-id": call_id}))
+        slow = pool.submit(
+            lambda: _client(proc).chat.completions.with_raw_response.create(
+                model="gpt-test", messages=LONG, max_tokens=50, extra_headers={"x-request-id": call_id}
+            )
+        )
         upstream.wait_for_requests(2)
         signalled = _sigterm(proc)
         with pytest.raises(openai.APIError) as streamed:
@@ -234,8 +258,11 @@ def test_sigterm_answers_a_held_approval_409_pending_and_another_process_serves_
     witness = _witness(shared)
     upstream.script_tool_call("transfer_funds", ARGS, times=1)
     with ThreadPoolExecutor(1) as pool:
-        held = pool.submit(lambda: _client(proc).chat.completions.with_raw_response.create(
-            model="gpt-test", messages=MESSAGES, tools=TOOLS))
+        held = pool.submit(
+            lambda: _client(proc).chat.completions.with_raw_response.create(
+                model="gpt-test", messages=MESSAGES, tools=TOOLS
+            )
+        )
         approval_id = _pending_approval(witness)
         _sigterm(proc)
         with pytest.raises(openai.ConflictError) as info:  # handed back at once (a hold is never cut)
@@ -248,16 +275,25 @@ def test_sigterm_answers_a_held_approval_409_pending_and_another_process_serves_
     reviewer = {"authorization": f"Bearer {APPROVER_KEY}"}
     record = httpx.get(f"{witness.url}/admin/approvals/{approval_id}", headers=reviewer)
     assert record.json()["status"] == "pending"  # the drain decided nothing
-    approved = httpx.post(f"{witness.url}/admin/approvals/{approval_id}/approve", json={"comment": "ok"},
-                          headers=reviewer)
+    approved = httpx.post(
+        f"{witness.url}/admin/approvals/{approval_id}/approve", json={"comment": "ok"}, headers=reviewer
+    )
     assert approved.status_code == 200, approved.text
     raw = _client(witness).chat.completions.with_raw_response.create(
-        model="gpt-test", messages=MESSAGES, tools=TOOLS, extra_headers={"X-Wardgate-Approval-Id": approval_id})
+        model="gpt-test",
+        messages=MESSAGES,
+        tools=TOOLS,
+        extra_headers={"X-Wardgate-Approval-Id": approval_id},
+    )
     assert raw.headers["x-wardgate-approval"] == "approved"
     assert orjson.loads(raw.parse().choices[0].message.tool_calls[0].function.arguments) == ARGS
     with pytest.raises(openai.ConflictError) as again:  # exactly once: the answer was released
         _client(witness).chat.completions.create(
-            model="gpt-test", messages=MESSAGES, tools=TOOLS, extra_headers={"X-Wardgate-Approval-Id": approval_id})
+            model="gpt-test",
+            messages=MESSAGES,
+            tools=TOOLS,
+            extra_headers={"X-Wardgate-Approval-Id": approval_id},
+        )
     assert again.value.code == "approval_used"
     assert upstream.request_count == 1  # the model was called once, by the drained process
 
@@ -265,8 +301,10 @@ def test_sigterm_answers_a_held_approval_409_pending_and_another_process_serves_
 def _pending_approval(witness: GatewayProcess) -> str:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        data = httpx.get(witness.url + "/admin/approvals?status=pending",
-                         headers={"authorization": f"Bearer {APPROVER_KEY}"}).json()["data"]
+        data = httpx.get(
+            witness.url + "/admin/approvals?status=pending",
+            headers={"authorization": f"Bearer {APPROVER_KEY}"},
+        ).json()["data"]
         if data:
             return data[0]["id"]
         time.sleep(0.05)
@@ -281,8 +319,11 @@ def test_sigterm_refuses_new_connections_at_once_and_lets_a_short_call_finish(sh
     proc: GatewayProcess = shared[name]
     upstream.fault("slow", times=1, path="/v1/chat/completions", delay_s=2.0)
     with ThreadPoolExecutor(1) as pool:
-        in_flight = pool.submit(lambda: _client(proc).chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": "short"}]))
+        in_flight = pool.submit(
+            lambda: _client(proc).chat.completions.create(
+                model="gpt-test", messages=[{"role": "user", "content": "short"}]
+            )
+        )
         upstream.wait_for_requests(1)
         _sigterm(proc)
         assert _refuses_connections(proc.port, within_s=1.5), "the listener is still accepting after SIGTERM"
@@ -301,7 +342,9 @@ def test_readiness_goes_503_first_while_the_delay_keeps_serving(shared, upstream
     while ready.status_code == 200 and time.monotonic() < deadline:
         ready = httpx.get(proc.url + "/readyz")
     assert ready.status_code == 503 and ready.json()["status"] == "draining"
-    served = _client(proc).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+    served = _client(proc).chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+    )
     assert served.choices[0].message.content == "Echo: hi"  # still served during the delay
     assert _refuses_connections(proc.port, within_s=3.0)
     _exited(proc)
@@ -312,8 +355,15 @@ def test_a_second_ctrl_c_cuts_at_once_and_the_cut_call_is_still_audited(shared, 
     assert proc.proc is not None
     request_id = f"req-drain-interrupt-{uuid.uuid4().hex[:8]}"
     upstream.fault("hang", times=1, path="/v1/chat/completions", after=2)
-    chunks = iter(_client(proc).chat.completions.create(
-        model="gpt-test", messages=LONG, stream=True, max_tokens=50, extra_headers={"x-request-id": request_id}))
+    chunks = iter(
+        _client(proc).chat.completions.create(
+            model="gpt-test",
+            messages=LONG,
+            stream=True,
+            max_tokens=50,
+            extra_headers={"x-request-id": request_id},
+        )
+    )
     next(chunks)
     proc.proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
@@ -338,8 +388,11 @@ def test_one_ctrl_c_to_a_multi_worker_gateway_drains_gracefully(shared, upstream
     assert proc.proc is not None
     words = " ".join(f"w{i}" for i in range(12))
     upstream.fault("slow", times=1, path="/v1/chat/completions", chunk_delay_s=0.15)
-    chunks = iter(_client(proc).chat.completions.create(
-        model="gpt-test", messages=[{"role": "user", "content": words}], stream=True))
+    chunks = iter(
+        _client(proc).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": words}], stream=True
+        )
+    )
     text = next(chunks).choices[0].delta.content or ""
     os.killpg(proc.proc.pid, signal.SIGINT)
     text += "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

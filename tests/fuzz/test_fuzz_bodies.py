@@ -50,34 +50,69 @@ _ASK = "please look up order ORD-1001 for me"
 _BASES: dict[str, list[dict[str, Any]]] = {
     "/v1/chat/completions": [
         {"messages": [{"role": "user", "content": "hi"}]},
-        {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": _ASK}],
-         "tools": [_TOOL], "tool_choice": "auto", "max_tokens": 50},
-        {"messages": [{"role": "user", "content": [{"type": "text", "text": _ASK}]}], "tools": [_TOOL],
-         "tool_choice": {"type": "function", "function": {"name": "lookup_order"}}, "stream": True,
-         "stream_options": {"include_usage": True}},
-        {"messages": [{"role": "user", "content": _ASK},
-                      {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
-                       "function": {"name": "lookup_order", "arguments": "{\"order_id\": \"ORD-1001\"}"}}]},
-                      {"role": "tool", "tool_call_id": "call_1", "content": "shipped"}],
-         "tools": [_TOOL], "response_format": {"type": "json_object"}, "metadata": {"agent_id": "a1"}},
+        {
+            "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": _ASK}],
+            "tools": [_TOOL],
+            "tool_choice": "auto",
+            "max_tokens": 50,
+        },
+        {
+            "messages": [{"role": "user", "content": [{"type": "text", "text": _ASK}]}],
+            "tools": [_TOOL],
+            "tool_choice": {"type": "function", "function": {"name": "lookup_order"}},
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+        {
+            "messages": [
+                {"role": "user", "content": _ASK},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "lookup_order", "arguments": '{"order_id": "ORD-1001"}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": "shipped"},
+            ],
+            "tools": [_TOOL],
+            "response_format": {"type": "json_object"},
+            "metadata": {"agent_id": "a1"},
+        },
     ],
     "/v1/responses": [
         {"input": "hi"},
-        {"input": [{"role": "user", "content": _ASK}], "tools": [_RESPONSES_TOOL], "tool_choice": "required",
-         "instructions": "be brief", "max_output_tokens": 40},
-        {"input": [{"role": "user", "content": [{"type": "input_text", "text": _ASK}]}], "stream": True,
-         "tools": [_RESPONSES_TOOL]},
-        {"input": [{"role": "user", "content": _ASK},
-                   {"type": "function_call", "call_id": "call_1", "name": "lookup_order", "arguments": "{}"},
-                   {"type": "function_call_output", "call_id": "call_1", "output": "shipped"}],
-         "text": {"format": {"type": "json_schema", "name": "a", "schema": {"type": "object"}}}},
+        {
+            "input": [{"role": "user", "content": _ASK}],
+            "tools": [_RESPONSES_TOOL],
+            "tool_choice": "required",
+            "instructions": "be brief",
+            "max_output_tokens": 40,
+        },
+        {
+            "input": [{"role": "user", "content": [{"type": "input_text", "text": _ASK}]}],
+            "stream": True,
+            "tools": [_RESPONSES_TOOL],
+        },
+        {
+            "input": [
+                {"role": "user", "content": _ASK},
+                {"type": "function_call", "call_id": "call_1", "name": "lookup_order", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "call_1", "output": "shipped"},
+            ],
+            "text": {"format": {"type": "json_schema", "name": "a", "schema": {"type": "object"}}},
+        },
     ],
     "/v1/embeddings": [
         {"input": "hi"},
         {"input": ["a", "b"], "encoding_format": "base64", "dimensions": 16},
         {"input": [[1, 2, 3], [4]], "encoding_format": "float"},
     ],
-}  # fmt: skip
+}
 _IDENTITY_HEADERS = ("x-agent-id", "x-run-id", "x-parent-run-id", "x-request-id")
 #: Header values an HTTP client can put on the wire: visible latin-1, spaces and tabs inside.
 _header_values = st.text(
@@ -116,21 +151,34 @@ def _deep(depth: int) -> Any:
 
 #: Tool and output schemas a client may send: any shape, catastrophic patterns, ``$ref`` cycles
 #: that fan out, sizes of 2**62, a non-object ``properties`` at any depth.
-_hostile_schemas = st.sampled_from([
-    {"type": "object", "properties": 5},
-    {"type": "object", "properties": ["a"], "required": {"a": 1}},
-    {"type": "object", "properties": {"a": {"type": "object", "properties": True}}, "required": ["a"]},
-    {"type": [], "properties": {}},
-    {"type": {"x": 1}, "items": [1], "enum": {}, "anyOf": [5, None], "allOf": 3},
-    {"type": "string", "pattern": "^(a+)+$"},
-    {"type": "string", "pattern": "(a|a)" * 40 + "b"},
-    {"type": "string", "pattern": "x{4000000000}", "minLength": 2**62},
-    {"type": "array", "minItems": 2**62, "items": {"type": "string", "minLength": 2**40}},
-    {"type": "integer", "minimum": 1e300}, {"type": "number", "exclusiveMaximum": -1e308},
-    {"$ref": "#"}, {"$ref": "#/properties/order_id"}, {"anyOf": [{"$ref": "#"}]},
-    {"$defs": {"n": {"type": "object", "properties": {f"c{i}": {"$ref": "#/$defs/n"} for i in range(8)},
-                     "required": [f"c{i}" for i in range(8)]}}, "$ref": "#/$defs/n"},
-])  # fmt: skip
+_hostile_schemas = st.sampled_from(
+    [
+        {"type": "object", "properties": 5},
+        {"type": "object", "properties": ["a"], "required": {"a": 1}},
+        {"type": "object", "properties": {"a": {"type": "object", "properties": True}}, "required": ["a"]},
+        {"type": [], "properties": {}},
+        {"type": {"x": 1}, "items": [1], "enum": {}, "anyOf": [5, None], "allOf": 3},
+        {"type": "string", "pattern": "^(a+)+$"},
+        {"type": "string", "pattern": "(a|a)" * 40 + "b"},
+        {"type": "string", "pattern": "x{4000000000}", "minLength": 2**62},
+        {"type": "array", "minItems": 2**62, "items": {"type": "string", "minLength": 2**40}},
+        {"type": "integer", "minimum": 1e300},
+        {"type": "number", "exclusiveMaximum": -1e308},
+        {"$ref": "#"},
+        {"$ref": "#/properties/order_id"},
+        {"anyOf": [{"$ref": "#"}]},
+        {
+            "$defs": {
+                "n": {
+                    "type": "object",
+                    "properties": {f"c{i}": {"$ref": "#/$defs/n"} for i in range(8)},
+                    "required": [f"c{i}" for i in range(8)],
+                }
+            },
+            "$ref": "#/$defs/n",
+        },
+    ]
+)
 
 _values = st.one_of(
     json_values,
@@ -140,8 +188,9 @@ _values = st.one_of(
     st.integers(min_value=1, max_value=400).map(_deep),
     st.integers(min_value=1, max_value=60_000).map(lambda n: "lorem " * n),
     # One long unbroken word: the built-in mock's fact regexes were quadratic on it.
-    st.tuples(st.sampled_from(["x", "a.", "1", "<EMAIL_", "“", "a-1"]), st.integers(min_value=1, max_value=60_000))
-    .map(lambda t: t[0] * t[1]),
+    st.tuples(
+        st.sampled_from(["x", "a.", "1", "<EMAIL_", "“", "a-1"]), st.integers(min_value=1, max_value=60_000)
+    ).map(lambda t: t[0] * t[1]),
     st.lists(st.just({"role": "user", "content": "x"}), min_size=0, max_size=3000),
     st.sampled_from(["", " ", "gpt-test", "mock-chat", "embed-test", "none", "required", "auto", "function"]),
 )

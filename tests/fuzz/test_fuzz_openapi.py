@@ -60,7 +60,9 @@ def test_openapi_path_templates_name_their_parameters_without_starlette_converto
         operation = result.ok()
         names = set(re.findall(r"\{([^}]*)\}", operation.path))
         assert all(re.fullmatch(r"\w+", n) for n in names), operation.path
-        declared = {p["name"] for p in operation.definition.raw.get("parameters", []) if p.get("in") == "path"}
+        declared = {
+            p["name"] for p in operation.definition.raw.get("parameters", []) if p.get("in") == "path"
+        }
         assert names == declared, operation.label
 
 

@@ -32,7 +32,9 @@ def client(fuzz_gateway: RunningGateway) -> Iterator[httpx.Client]:
         yield c
 
 
-def post(client: httpx.Client, body: bytes | dict, path: str = "/chat/completions", **headers: str) -> httpx.Response:
+def post(
+    client: httpx.Client, body: bytes | dict, path: str = "/chat/completions", **headers: str
+) -> httpx.Response:
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     return client.post(path, content=content, headers={**JSON_HEADERS, **headers})
 
@@ -65,7 +67,9 @@ def _depth_body(levels: int, kind: str) -> bytes:
 
 
 @pytest.mark.parametrize("kind", ["list", "dict"])
-def test_body_nested_exactly_to_the_limit_is_forwarded(client: httpx.Client, upstream: Any, kind: str) -> None:
+def test_body_nested_exactly_to_the_limit_is_forwarded(
+    client: httpx.Client, upstream: Any, kind: str
+) -> None:
     resp = post(client, _depth_body(MAX_DEPTH, kind))
     assert resp.status_code == 200, resp.text
     assert upstream.requests and "extra" in upstream.requests[-1].json
@@ -123,8 +127,10 @@ def test_chunked_body_exactly_at_the_limit_is_answered(client: httpx.Client) -> 
 
 
 def test_declared_oversize_body_is_refused_before_it_is_sent(fuzz_gateway: RunningGateway) -> None:
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: {AUTH['authorization']}\r\n"
-            f"content-type: application/json\r\ncontent-length: {LIMIT * 4}\r\n\r\n").encode()  # fmt: skip
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: {AUTH['authorization']}\r\n"
+        f"content-type: application/json\r\ncontent-length: {LIMIT * 4}\r\n\r\n"
+    ).encode()
     started = time.monotonic()
     answer = raw_exchange(fuzz_gateway, head + b'{"model": ')
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
@@ -133,7 +139,9 @@ def test_declared_oversize_body_is_refused_before_it_is_sent(fuzz_gateway: Runni
 
 
 def test_ten_thousand_messages_are_forwarded_whole(client: httpx.Client, upstream: Any) -> None:
-    messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"} for i in range(10_000)]
+    messages = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"} for i in range(10_000)
+    ]
     for model in ("gpt-test", "mock-chat"):
         resp = post(client, {"model": model, "messages": messages})
         assert resp.status_code == 200, resp.text[:300]
@@ -154,13 +162,35 @@ def test_model_name_at_the_length_limit_is_an_unknown_model(client: httpx.Client
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"  \n\t ", b"\xef\xbb\xbf" + orjson.dumps(CHAT), b'{"model": "gpt-test", "messages": [', b"null",
-     b'{"model": "gpt-test", "messages": [], "x": NaN}', b'{"model": "gpt-test", "x": Infinity}',
-     b'{"model": "gpt-test", "x": 1e400}', b'{"model": "gpt-test", "x": "\\ud800"}',
-     b'{"model": "gpt-test", "x": "\\udc00\\ud800"}', b"{'model': 'gpt-test'}", b'{"model": "gpt-test",}'],
-    ids=["empty", "whitespace", "bom", "truncated", "null", "nan", "infinity", "1e400", "lone-high-surrogate",
-         "reversed-surrogates", "single-quotes", "trailing-comma"],
-)  # fmt: skip
+    [
+        b"",
+        b"  \n\t ",
+        b"\xef\xbb\xbf" + orjson.dumps(CHAT),
+        b'{"model": "gpt-test", "messages": [',
+        b"null",
+        b'{"model": "gpt-test", "messages": [], "x": NaN}',
+        b'{"model": "gpt-test", "x": Infinity}',
+        b'{"model": "gpt-test", "x": 1e400}',
+        b'{"model": "gpt-test", "x": "\\ud800"}',
+        b'{"model": "gpt-test", "x": "\\udc00\\ud800"}',
+        b"{'model': 'gpt-test'}",
+        b'{"model": "gpt-test",}',
+    ],
+    ids=[
+        "empty",
+        "whitespace",
+        "bom",
+        "truncated",
+        "null",
+        "nan",
+        "infinity",
+        "1e400",
+        "lone-high-surrogate",
+        "reversed-surrogates",
+        "single-quotes",
+        "trailing-comma",
+    ],
+)
 def test_body_that_is_not_a_json_object_is_400(client: httpx.Client, upstream: Any, body: bytes) -> None:
     assert_error(post(client, body), 400)
     assert upstream.requests == []
@@ -173,29 +203,44 @@ def test_invalid_utf8_inside_a_string_is_400_naming_utf8(client: httpx.Client, b
     assert "UTF-8" in error["message"]
 
 
-def test_duplicate_keys_are_refused_so_no_value_is_smuggled_past_a_check(client: httpx.Client, upstream: Any) -> None:
+def test_duplicate_keys_are_refused_so_no_value_is_smuggled_past_a_check(
+    client: httpx.Client, upstream: Any
+) -> None:
     """Parsers disagree on which of two values counts; the gateway forwards neither."""
     body = b'{"model": "no-such-model", "model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}'
     assert_error(post(client, body), 400, "invalid_json", param="model")
     sneaky = b'{"model": "mock-chat", "model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}'
-    assert_error(post(client, sneaky, authorization=f"Bearer {LIMITED_KEY}"), 400, "invalid_json", param="model")
+    assert_error(
+        post(client, sneaky, authorization=f"Bearer {LIMITED_KEY}"), 400, "invalid_json", param="model"
+    )
     assert upstream.requests == []
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
-def test_content_type_is_not_trusted_a_json_body_is_answered(client: httpx.Client, content_type: str | None) -> None:
+def test_content_type_is_not_trusted_a_json_body_is_answered(
+    client: httpx.Client, content_type: str | None
+) -> None:
     headers = {**AUTH, **({"content-type": content_type} if content_type else {})}
     assert client.post("/chat/completions", content=orjson.dumps(CHAT), headers=headers).status_code == 200
 
 
 @pytest.mark.parametrize(
     ("content_type", "body"),
-    [("application/x-www-form-urlencoded", b"model=gpt-test&messages=hi"),
-     ("multipart/form-data; boundary=xx", b'--xx\r\ncontent-disposition: form-data; name="model"\r\n\r\ngpt-test\r\n--xx--'),
-     ("application/octet-stream", bytes(range(256)))],
-)  # fmt: skip
-def test_non_json_body_is_400_whatever_its_content_type(client: httpx.Client, content_type: str, body: bytes) -> None:
-    assert_error(client.post("/chat/completions", content=body, headers={**AUTH, "content-type": content_type}), 400)
+    [
+        ("application/x-www-form-urlencoded", b"model=gpt-test&messages=hi"),
+        (
+            "multipart/form-data; boundary=xx",
+            b'--xx\r\ncontent-disposition: form-data; name="model"\r\n\r\ngpt-test\r\n--xx--',
+        ),
+        ("application/octet-stream", bytes(range(256))),
+    ],
+)
+def test_non_json_body_is_400_whatever_its_content_type(
+    client: httpx.Client, content_type: str, body: bytes
+) -> None:
+    assert_error(
+        client.post("/chat/completions", content=body, headers={**AUTH, "content-type": content_type}), 400
+    )
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE", "OPTIONS"])
@@ -211,8 +256,11 @@ def test_unsupported_method_is_an_openai_shaped_405(client: httpx.Client, method
 def test_identity_header_too_long_or_with_control_characters_is_400(
     client: httpx.Client, upstream: Any, header: str, value: str
 ) -> None:
-    resp = client.post("/chat/completions", content=orjson.dumps(CHAT),
-                       headers={**JSON_HEADERS, header: value.encode("latin-1")})  # fmt: skip
+    resp = client.post(
+        "/chat/completions",
+        content=orjson.dumps(CHAT),
+        headers={**JSON_HEADERS, header: value.encode("latin-1")},
+    )
     assert_error(resp, 400, param=header)
     assert upstream.requests == []
 
@@ -222,16 +270,21 @@ def test_identity_header_with_ascii_control_bytes_is_refused_by_the_http_server(
 ) -> None:
     """uvicorn's parser refuses such a request line by itself (plain-text 400) before the app runs."""
     body = orjson.dumps(CHAT)
-    request = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: {AUTH['authorization']}\r\n"
-               f"content-length: {len(body)}\r\nx-agent-id: a\x01b\r\n\r\n").encode() + body  # fmt: skip
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: {AUTH['authorization']}\r\n"
+        f"content-length: {len(body)}\r\nx-agent-id: a\x01b\r\n\r\n"
+    ).encode() + body
     assert raw_exchange(fuzz_gateway, request).startswith(b"HTTP/1.1 400")
     assert post(client, CHAT).status_code == 200
 
 
 @pytest.mark.parametrize("value", ["r" * 10_000, "id\twith\ttabs", "a\x85b", "trace-1234 abc"])
 def test_unusable_client_request_id_is_refused_under_a_fresh_id(client: httpx.Client, value: str) -> None:
-    resp = client.post("/chat/completions", content=orjson.dumps(CHAT),
-                       headers={**JSON_HEADERS, "x-request-id": value.encode("latin-1")})  # fmt: skip
+    resp = client.post(
+        "/chat/completions",
+        content=orjson.dumps(CHAT),
+        headers={**JSON_HEADERS, "x-request-id": value.encode("latin-1")},
+    )
     assert_error(resp, 400, param="x-request-id")
     assert resp.headers["x-request-id"].startswith("req_") and len(resp.headers["x-request-id"]) < 64
 
@@ -259,7 +312,9 @@ async def _abandoned_upload(gateway: RunningGateway) -> None:
     """Declare a body, send a tenth of it, hang up."""
     host, port = gateway.url.removeprefix("http://").split(":")
     _, writer = await asyncio.open_connection(host, int(port))
-    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n" + b"{" * 100)
+    writer.write(
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n" + b"{" * 100
+    )
     await writer.drain()
     writer.close()
     with contextlib.suppress(ConnectionError):
@@ -271,8 +326,11 @@ async def test_malformed_floods_do_not_disturb_good_requests(fuzz_gateway: Runni
     async with httpx.AsyncClient(base_url=fuzz_gateway.base_url, timeout=60, limits=limits) as client:
 
         async def good(i: int) -> httpx.Response:
-            body = {"model": "gpt-test" if i % 2 else "mock-chat", "messages": [{"role": "user", "content": f"n{i}"}],
-                    "stream": i % 3 == 0}  # fmt: skip
+            body = {
+                "model": "gpt-test" if i % 2 else "mock-chat",
+                "messages": [{"role": "user", "content": f"n{i}"}],
+                "stream": i % 3 == 0,
+            }
             return await client.post("/chat/completions", content=orjson.dumps(body), headers=JSON_HEADERS)
 
         async def bad(i: int) -> httpx.Response:

@@ -32,23 +32,30 @@ def scopes(
     month: float | None = None,
 ) -> tuple[ScopeSpec, ...]:
     """key k1 (with the given limits), team acme, and optionally a run."""
-    nano = (None if day is None else usd_to_nano(day), None if month is None else usd_to_nano(month),
-            None if key_budget is None else usd_to_nano(key_budget))  # fmt: skip
+    nano = (
+        None if day is None else usd_to_nano(day),
+        None if month is None else usd_to_nano(month),
+        None if key_budget is None else usd_to_nano(key_budget),
+    )
     out = [ScopeSpec("key", "k1", rpm, tpm, nano), ScopeSpec("team", TEAM)]
     if run is not None:
         out.append(ScopeSpec("run", run, retention_ms=86_400_000))
     return tuple(out)
 
 
-def request(specs: tuple[ScopeSpec, ...], est_usd: float = 0.001, tokens: int = 100, **kw: Any) -> ReserveRequest:
+def request(
+    specs: tuple[ScopeSpec, ...], est_usd: float = 0.001, tokens: int = 100, **kw: Any
+) -> ReserveRequest:
     run_index = next((i for i, s in enumerate(specs) if s.kind == "run"), -1)
-    return ReserveRequest(TEAM, uuid.uuid4().hex, specs, usd_to_nano(est_usd), tokens, run_index=run_index,
-                          team_index=1, **kw)  # fmt: skip
+    return ReserveRequest(
+        TEAM, uuid.uuid4().hex, specs, usd_to_nano(est_usd), tokens, run_index=run_index, team_index=1, **kw
+    )
 
 
 def reservation(req: ReserveRequest, result: ReserveResult, store: LimitStore) -> Reservation:
-    return Reservation(req.team, req.rid, req.scopes, result.flags, req.est_nano, req.est_tokens, result.now_ms,
-                       store.name)  # fmt: skip
+    return Reservation(
+        req.team, req.rid, req.scopes, result.flags, req.est_nano, req.est_tokens, result.now_ms, store.name
+    )
 
 
 async def reserve(store: LimitStore, req: ReserveRequest) -> tuple[ReserveResult, Reservation | None]:
@@ -65,8 +72,11 @@ def make_call(
     run_id: str | None = None,
     agent_id: str | None = None,
 ) -> Call:
-    body = body if body is not None else {"model": model, "messages": [{"role": "user", "content": "hello"}],
-                                          "max_tokens": 100}  # fmt: skip
+    body = (
+        body
+        if body is not None
+        else {"model": model, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 100}
+    )
     return Call(
         request_id=uuid.uuid4().hex,
         endpoint=endpoint,
@@ -94,8 +104,9 @@ def catalog(*names: str, max_output_tokens: int | None = None) -> ModelCatalog:
     entries = {}
     for name in names:
         endpoints = (Endpoint.EMBEDDINGS,) if "embed" in name else (Endpoint.CHAT, Endpoint.RESPONSES)
-        entries[name] = ModelEntry(name, endpoints, (Deployment(f"{name}#0", "mock", name),),
-                                   max_output_tokens=max_output_tokens)  # fmt: skip
+        entries[name] = ModelEntry(
+            name, endpoints, (Deployment(f"{name}#0", "mock", name),), max_output_tokens=max_output_tokens
+        )
     return ModelCatalog(entries)
 
 
@@ -118,11 +129,21 @@ def make_service(
     from gateway.limits.rules import LimitRules, LimitsFile
 
     cfg = LimitsSettings(**settings)
-    rules = LimitRules(LimitsFile.model_validate(limits or {}), run_ttl_s=cfg.run_ttl_s, agent_ttl_s=cfg.agent_ttl_s)
-    prices = PriceBook.load(Path(__file__).resolve().parents[2] / "policies" / "pricing.yaml",
-                            unknown=cfg.unknown_price)  # fmt: skip
-    service = LimitsService(cfg, store, rules, prices, models or catalog("mock-chat", "mock-embedding"),
-                            LimitsMetrics(CollectorRegistry()), local=local)  # fmt: skip
+    rules = LimitRules(
+        LimitsFile.model_validate(limits or {}), run_ttl_s=cfg.run_ttl_s, agent_ttl_s=cfg.agent_ttl_s
+    )
+    prices = PriceBook.load(
+        Path(__file__).resolve().parents[2] / "policies" / "pricing.yaml", unknown=cfg.unknown_price
+    )
+    service = LimitsService(
+        cfg,
+        store,
+        rules,
+        prices,
+        models or catalog("mock-chat", "mock-embedding"),
+        LimitsMetrics(CollectorRegistry()),
+        local=local,
+    )
     return service
 
 

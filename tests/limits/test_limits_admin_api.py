@@ -30,8 +30,10 @@ from gateway.limits.store import LimitStore
 from tests.limits.limits_support import FakeClock
 
 ADMIN, AUDITOR, APPROVER = "wg-admin-limits-test", "wg-auditor-limits-test", "wg-approver-limits-test"
-LIMITS = {"scopes": {"team": {"budget_usd": {"day": 1.0, "month": 1.0}}, "key": {"requests_per_minute": 100}},
-          "run_guards": {"max_calls": 50}}  # fmt: skip
+LIMITS = {
+    "scopes": {"team": {"budget_usd": {"day": 1.0, "month": 1.0}}, "key": {"requests_per_minute": 100}},
+    "run_guards": {"max_calls": 50},
+}
 
 
 def _sha(k: str) -> str:
@@ -40,8 +42,10 @@ def _sha(k: str) -> str:
 
 def _keys() -> KeyStore:
     principals = {_sha("wg-k1"): Principal(key_id="k1", team=TEAM, user="ann")}
-    admins = {_sha(k): AdminPrincipal(key_id=role, user=role, roles=frozenset({role}))
-              for k, role in ((ADMIN, "admin"), (AUDITOR, "auditor"), (APPROVER, "approver"))}  # fmt: skip
+    admins = {
+        _sha(k): AdminPrincipal(key_id=role, user=role, roles=frozenset({role}))
+        for k, role in ((ADMIN, "admin"), (AUDITOR, "auditor"), (APPROVER, "approver"))
+    }
     return KeyStore(principals, admins)
 
 
@@ -84,7 +88,11 @@ async def service(store: LimitStore) -> LimitsService:
 async def _spend(service: LimitsService, usd_in_tokens: int, clock: FakeClock, times: int = 1) -> None:
     for _ in range(times):
         # max_tokens makes the usage below plausible (usage far beyond the request's bound is not believed)
-        body = {"model": "mock-chat", "messages": [{"role": "user", "content": "hello"}], "max_tokens": usd_in_tokens}
+        body = {
+            "model": "mock-chat",
+            "messages": [{"role": "user", "content": "hello"}],
+            "max_tokens": usd_in_tokens,
+        }
         call = make_call(run_id="run-1", agent_id="agent-1", body=body)
         await LimitStage(service).on_request(call)
         await settle(service, forwarded(call, Usage(input_tokens=usd_in_tokens, output_tokens=0)))
@@ -93,7 +101,9 @@ async def _spend(service: LimitsService, usd_in_tokens: int, clock: FakeClock, t
 
 def _client(service: LimitsService, key: str | None = ADMIN) -> httpx.AsyncClient:
     headers = {"authorization": f"Bearer {key}"} if key else {}
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=_app(service)), base_url="http://gw", headers=headers)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=_app(service)), base_url="http://gw", headers=headers
+    )
 
 
 async def test_spend_requires_an_admin_or_auditor_key(service: LimitsService) -> None:
@@ -122,13 +132,17 @@ async def test_spend_shows_spent_reserved_remaining_window_and_forecast(
     assert doc["run_guards"]["max_calls"] == 50
 
 
-async def test_put_budget_applies_at_once_and_persists_in_the_store(service: LimitsService, clock: FakeClock) -> None:
+async def test_put_budget_applies_at_once_and_persists_in_the_store(
+    service: LimitsService, clock: FakeClock
+) -> None:
     async with _client(service) as c:
         r = await c.put("/admin/budgets/key/k1", json={"day": 0.0001, "total": None})
         assert r.status_code == 200, r.text
         doc = r.json()
-    assert doc["windows"]["day"]["budget_usd"] == 0.0001 and doc["override"]["budget_usd"] == {"day": 0.0001,
-                                                                                                  "total": None}
+    assert doc["windows"]["day"]["budget_usd"] == 0.0001 and doc["override"]["budget_usd"] == {
+        "day": 0.0001,
+        "total": None,
+    }
     with pytest.raises(GatewayError) as err:
         await LimitStage(service).on_request(make_call())
     assert err.value.code == "budget_exceeded"
@@ -140,8 +154,10 @@ async def test_put_budget_applies_at_once_and_persists_in_the_store(service: Lim
 
 async def test_put_limits_sets_rate_limits_and_team_run_guards(service: LimitsService) -> None:
     async with _client(service) as c:
-        r = await c.put(f"/admin/limits/team/{TEAM}", json={"requests_per_minute": 1, "run_max_calls": 7,
-                                                             "run_max_cost_usd": 0.5})  # fmt: skip
+        r = await c.put(
+            f"/admin/limits/team/{TEAM}",
+            json={"requests_per_minute": 1, "run_max_calls": 7, "run_max_cost_usd": 0.5},
+        )
         doc = r.json()
         assert doc["limits"]["requests_per_minute"] == 1
         assert doc["run_guards"] == {"max_calls": 7, "max_identical_requests": None, "max_cost_usd": 0.5}
@@ -153,16 +169,19 @@ async def test_put_limits_sets_rate_limits_and_team_run_guards(service: LimitsSe
     assert err.value.code == "rate_limit_exceeded"
 
 
-@pytest.mark.parametrize(("method", "path", "params", "body", "status"), [
-    ("put", "/admin/budgets/team/acme", {}, {"week": 1}, 400),
-    ("put", "/admin/budgets/team/acme", {}, {"day": -1}, 400),
-    ("put", "/admin/limits/key/k1", {}, {"run_max_calls": 3}, 400),
-    ("put", "/admin/limits/key/k1", {}, {"requests_per_minute": 1.5}, 400),
-    ("put", "/admin/budgets/key/nope", {}, {"day": 1}, 404),
-    ("put", "/admin/budgets/agent/a1", {}, {"day": 1}, 400),
-    ("get", "/admin/spend", {"scope": "galaxy", "id": "x"}, None, 400),
-    ("get", "/admin/spend", {"scope": "run"}, None, 400),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("method", "path", "params", "body", "status"),
+    [
+        ("put", "/admin/budgets/team/acme", {}, {"week": 1}, 400),
+        ("put", "/admin/budgets/team/acme", {}, {"day": -1}, 400),
+        ("put", "/admin/limits/key/k1", {}, {"run_max_calls": 3}, 400),
+        ("put", "/admin/limits/key/k1", {}, {"requests_per_minute": 1.5}, 400),
+        ("put", "/admin/budgets/key/nope", {}, {"day": 1}, 404),
+        ("put", "/admin/budgets/agent/a1", {}, {"day": 1}, 400),
+        ("get", "/admin/spend", {"scope": "galaxy", "id": "x"}, None, 400),
+        ("get", "/admin/spend", {"scope": "run"}, None, 400),
+    ],
+)
 async def test_invalid_admin_requests_are_rejected_clearly(
     service: LimitsService, method: str, path: str, params: dict[str, Any], body: Any, status: int
 ) -> None:

@@ -31,26 +31,32 @@ async def service(store: LimitStore) -> LimitsService:
 
 
 def _client(service: LimitsService, key: str = ADMIN) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=_app(service)), base_url="http://gw",
-                             headers={"authorization": f"Bearer {key}"})  # fmt: skip
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=_app(service)),
+        base_url="http://gw",
+        headers={"authorization": f"Bearer {key}"},
+    )
 
 
-@pytest.mark.parametrize(("path", "body", "param"), [
-    ("/admin/budgets/key/k1", {"total": 1e10}, "total"),  # 1e19 nano-USD: beyond the Lua's exact range
-    ("/admin/budgets/key/k1", {"day": MAX_BUDGET_USD + 0.01}, "day"),
-    ("/admin/budgets/key/k1", {"month": -0.000001}, "month"),
-    ("/admin/budgets/key/k1", {"day": "5"}, "day"),
-    ("/admin/budgets/key/k1", {"day": True}, "day"),
-    ("/admin/budgets/key/k1", {"budget_usd": {"total": 1e300}}, "total"),
-    ("/admin/limits/key/k1", {"requests_per_minute": 1e19}, "requests_per_minute"),
-    ("/admin/limits/key/k1", {"requests_per_minute": 2**53}, "requests_per_minute"),
-    ("/admin/limits/key/k1", {"tokens_per_minute": 2**64}, "tokens_per_minute"),
-    ("/admin/limits/key/k1", {"tokens_per_minute": -1}, "tokens_per_minute"),
-    ("/admin/limits/key/k1", {"max_concurrent_requests": 2.5}, "max_concurrent_requests"),
-    ("/admin/limits/key/k1", {"max_concurrent_requests": [3]}, "max_concurrent_requests"),
-    (f"/admin/limits/team/{TEAM}", {"run_max_cost_usd": 1e7}, "run_max_cost_usd"),
-    (f"/admin/limits/team/{TEAM}", {"run_max_calls": 1e16}, "run_max_calls"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/admin/budgets/key/k1", {"total": 1e10}, "total"),  # 1e19 nano-USD: beyond the Lua's exact range
+        ("/admin/budgets/key/k1", {"day": MAX_BUDGET_USD + 0.01}, "day"),
+        ("/admin/budgets/key/k1", {"month": -0.000001}, "month"),
+        ("/admin/budgets/key/k1", {"day": "5"}, "day"),
+        ("/admin/budgets/key/k1", {"day": True}, "day"),
+        ("/admin/budgets/key/k1", {"budget_usd": {"total": 1e300}}, "total"),
+        ("/admin/limits/key/k1", {"requests_per_minute": 1e19}, "requests_per_minute"),
+        ("/admin/limits/key/k1", {"requests_per_minute": 2**53}, "requests_per_minute"),
+        ("/admin/limits/key/k1", {"tokens_per_minute": 2**64}, "tokens_per_minute"),
+        ("/admin/limits/key/k1", {"tokens_per_minute": -1}, "tokens_per_minute"),
+        ("/admin/limits/key/k1", {"max_concurrent_requests": 2.5}, "max_concurrent_requests"),
+        ("/admin/limits/key/k1", {"max_concurrent_requests": [3]}, "max_concurrent_requests"),
+        (f"/admin/limits/team/{TEAM}", {"run_max_cost_usd": 1e7}, "run_max_cost_usd"),
+        (f"/admin/limits/team/{TEAM}", {"run_max_calls": 1e16}, "run_max_calls"),
+    ],
+)
 async def test_numbers_out_of_their_range_are_400_naming_the_field_and_change_nothing(
     service: LimitsService, path: str, body: dict[str, Any], param: str
 ) -> None:
@@ -60,7 +66,11 @@ async def test_numbers_out_of_their_range_are_400_naming_the_field_and_change_no
         after = (await c.get("/admin/spend", params={"scope": "key", "id": "k1"})).json()
     assert r.status_code == 400, r.text
     error = r.json()["error"]
-    assert error["param"] == param and error["type"] == "invalid_request_error" and "from 0 to" in error["message"]
+    assert (
+        error["param"] == param
+        and error["type"] == "invalid_request_error"
+        and "from 0 to" in error["message"]
+    )
     assert before["override"] == after["override"] == {}
 
 
@@ -70,7 +80,9 @@ async def test_the_largest_numbers_in_range_are_exact_end_to_end(service: Limits
         assert r.status_code == 200 and r.json()["windows"]["total"]["remaining_usd"] == MAX_BUDGET_USD
         r = await c.put(f"/admin/budgets/team/{TEAM}", json={"day": MAX_BUDGET_USD, "month": MAX_BUDGET_USD})
         assert r.status_code == 200
-        r = await c.put("/admin/limits/key/k1", json={"requests_per_minute": MAX_COUNT, "tokens_per_minute": 2.0e3})
+        r = await c.put(
+            "/admin/limits/key/k1", json={"requests_per_minute": MAX_COUNT, "tokens_per_minute": 2.0e3}
+        )
         assert r.status_code == 200 and r.json()["limits"]["requests_per_minute"] == MAX_COUNT
     call = make_call()
     await LimitStage(service).on_request(call)
@@ -95,7 +107,10 @@ async def test_the_forecast_of_a_large_budget_over_a_tiny_burn_is_null_not_a_500
             assert doc["burn_rate_usd_per_hour"] > 0
             for window in budgets:
                 assert doc["windows"][window]["runs_out_at"] is None
-                assert doc["windows"][window]["forecast"] in ("lasts until reset", "lasts more than 10 years at this rate")
+                assert doc["windows"][window]["forecast"] in (
+                    "lasts until reset",
+                    "lasts more than 10 years at this rate",
+                )
 
 
 async def test_reservations_in_flight_are_listed_and_one_can_be_released(service: LimitsService) -> None:
@@ -105,7 +120,9 @@ async def test_reservations_in_flight_are_listed_and_one_can_be_released(service
     rid = stuck.state["reservation"].rid
     async with _client(service, AUDITOR) as c:
         listed = (await c.get("/admin/reservations", params={"scope": "team", "id": TEAM})).json()
-        assert (await c.delete(f"/admin/reservations/{rid}", params={"scope": "team", "id": TEAM})).status_code == 403
+        assert (
+            await c.delete(f"/admin/reservations/{rid}", params={"scope": "team", "id": TEAM})
+        ).status_code == 403
     assert {r["id"] for r in listed["data"]} == {rid, other.state["reservation"].rid}
     assert all(r["lease_expires_in_s"] > 0 and r["reserved_usd"] > 0 for r in listed["data"])
     async with _client(service) as c:
@@ -132,26 +149,34 @@ def _keys_yaml(limits: dict[str, Any] | None = None, budgets: dict[str, Any] | N
     return yaml.safe_dump({"keys": [entry]})
 
 
-@pytest.mark.parametrize(("limits", "budgets"), [
-    ({"requests_per_minute": 1e19}, None),
-    ({"tokens_per_minute": -5}, None),
-    ({"max_concurrent_requests": "many"}, None),
-    (None, {"total": 1e10}),
-    (None, {"usd": {"day": float("inf")}}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("limits", "budgets"),
+    [
+        ({"requests_per_minute": 1e19}, None),
+        ({"tokens_per_minute": -5}, None),
+        ({"max_concurrent_requests": "many"}, None),
+        (None, {"total": 1e10}),
+        (None, {"usd": {"day": float("inf")}}),
+    ],
+)
 def test_keys_yaml_with_a_number_out_of_range_is_refused_at_load(limits: Any, budgets: Any) -> None:
     with pytest.raises(KeyFileError, match=r"keys\[0\]"):
         parse_key_file(_keys_yaml(limits, budgets))
 
 
-@pytest.mark.parametrize("doc", [
-    {"scopes": {"key": {"requests_per_minute": 10**19}}},
-    {"scopes": {"team": {"budget_usd": {"total": 1e10}}}},
-    {"scopes": {"team": {"budget_usd": {"day": float("nan")}}}},
-    {"teams": {"acme": {"run_guards": {"max_cost_usd": 2e6}}}},
-    {"run_guards": {"max_calls": 2**60}},
-])  # fmt: skip
-def test_limits_yaml_with_a_number_out_of_range_is_refused_at_load(tmp_path: Any, doc: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"scopes": {"key": {"requests_per_minute": 10**19}}},
+        {"scopes": {"team": {"budget_usd": {"total": 1e10}}}},
+        {"scopes": {"team": {"budget_usd": {"day": float("nan")}}}},
+        {"teams": {"acme": {"run_guards": {"max_cost_usd": 2e6}}}},
+        {"run_guards": {"max_calls": 2**60}},
+    ],
+)
+def test_limits_yaml_with_a_number_out_of_range_is_refused_at_load(
+    tmp_path: Any, doc: dict[str, Any]
+) -> None:
     from pydantic import ValidationError
 
     path = tmp_path / "limits.yaml"

@@ -36,16 +36,25 @@ AUDITOR = {"authorization": f"Bearer {AUDITOR_KEY}"}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def gw(request: pytest.FixtureRequest, fake_upstream: Any, tmp_path_factory: Any, redis_url: str) -> Iterator[RunningGateway]:
+def gw(
+    request: pytest.FixtureRequest, fake_upstream: Any, tmp_path_factory: Any, redis_url: str
+) -> Iterator[RunningGateway]:
     root = tmp_path_factory.mktemp("admin-audit")
     audit: dict[str, Any] = {"enabled": True, "backend": request.param}
     if request.param == "postgres":
         schema = f"wgtest_admin_audit_{uuid.uuid4().hex[:10]}"
         audit.update(postgres_dsn=PG_DSN, postgres_schema=schema)
     prefix = f"wgtest:{uuid.uuid4().hex[:12]}"
-    settings = gateway_settings(root, fake_upstream.base_url, **{
-        **PASS_THROUGH, "audit": audit, "policy": {"enabled": True, "watch": False},
-        "limits": {"enabled": True, "backend": "redis", "redis_url": redis_url, "key_prefix": prefix}})  # fmt: skip
+    settings = gateway_settings(
+        root,
+        fake_upstream.base_url,
+        **{
+            **PASS_THROUGH,
+            "audit": audit,
+            "policy": {"enabled": True, "watch": False},
+            "limits": {"enabled": True, "backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
+        },
+    )
     (settings.policies_dir / "limits.yaml").write_text("scopes:\n  key:\n    budget_usd: {total: 5}\n")
     with running_gateway(settings) as running:
         yield running
@@ -98,16 +107,23 @@ def test_budget_and_limit_changes_the_audit_log_refuses_are_not_applied(gw: Runn
     assert during["windows"]["total"]["budget_usd"] == 5.0 and during["limits"]["requests_per_minute"] is None
     # The gateway still serves with the old budget and no rate limit.
     openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=0).chat.completions.create(
-        model="gpt-test", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}], max_tokens=5
+    )
     r = httpx.put(f"{gw.url}/admin/budgets/key/test", json={"total": 4}, headers=ADMIN)
     assert r.status_code == 200 and r.json()["windows"]["total"]["budget_usd"] == 4.0
-    [event] = [e for e in _admin_events(gw, "budgets.set") if (e.get("data") or e).get("budgets") == {"total": 4}]
+    [event] = [
+        e for e in _admin_events(gw, "budgets.set") if (e.get("data") or e).get("budgets") == {"total": 4}
+    ]
     assert (event.get("data") or event)["previous"] == {}
 
 
 def test_key_creation_and_revocation_the_audit_log_refuses_are_rolled_back(gw: RunningGateway) -> None:
     with audit_refuses(gw):
-        _refused(httpx.post(f"{gw.url}/admin/keys", json={"team": "audit-atomic", "id": "never-made"}, headers=ADMIN))
+        _refused(
+            httpx.post(
+                f"{gw.url}/admin/keys", json={"team": "audit-atomic", "id": "never-made"}, headers=ADMIN
+            )
+        )
     assert httpx.get(f"{gw.url}/admin/keys/never-made", headers=AUDITOR).status_code == 404
     made = httpx.post(f"{gw.url}/admin/keys", json={"team": "audit-atomic", "id": "kept-key"}, headers=ADMIN)
     assert made.status_code == 201, made.text
@@ -116,13 +132,17 @@ def test_key_creation_and_revocation_the_audit_log_refuses_are_rolled_back(gw: R
         _refused(httpx.delete(f"{gw.url}/admin/keys/kept-key", headers=ADMIN))
     assert httpx.get(f"{gw.url}/admin/keys/kept-key", headers=AUDITOR).json()["disabled"] is False
     openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0).chat.completions.create(
-        model="gpt-test", messages=[{"role": "user", "content": "still works"}], max_tokens=5)
+        model="gpt-test", messages=[{"role": "user", "content": "still works"}], max_tokens=5
+    )
     assert httpx.delete(f"{gw.url}/admin/keys/kept-key", headers=ADMIN).status_code == 200
     assert _admin_events(gw, "keys.revoke") and not [
-        e for e in _admin_events(gw, "keys.create") if (e.get("data") or e).get("id") == "never-made"]
+        e for e in _admin_events(gw, "keys.create") if (e.get("data") or e).get("id") == "never-made"
+    ]
 
 
-def test_a_reservation_release_the_audit_log_refuses_keeps_the_hold(gw: RunningGateway, upstream: Any) -> None:
+def test_a_reservation_release_the_audit_log_refuses_keeps_the_hold(
+    gw: RunningGateway, upstream: Any
+) -> None:
     upstream.fault("hang", times=1)
     caller = threading.Thread(target=_hanging_call, args=(gw.base_url,), daemon=True)
     caller.start()
@@ -131,8 +151,10 @@ def test_a_reservation_release_the_audit_log_refuses_keeps_the_hold(gw: RunningG
     [held] = httpx.get(f"{gw.url}/admin/reservations", params=params, headers=AUDITOR).json()["data"]
     with audit_refuses(gw):
         _refused(httpx.delete(f"{gw.url}/admin/reservations/{held['id']}", params=params, headers=ADMIN))
-    assert [r["id"] for r in httpx.get(f"{gw.url}/admin/reservations", params=params, headers=AUDITOR).json()["data"]] \
-        == [held["id"]]  # fmt: skip
+    assert [
+        r["id"]
+        for r in httpx.get(f"{gw.url}/admin/reservations", params=params, headers=AUDITOR).json()["data"]
+    ] == [held["id"]]
     released = httpx.delete(f"{gw.url}/admin/reservations/{held['id']}", params=params, headers=ADMIN)
     assert released.status_code == 200 and released.json()["reserved_usd"] == held["reserved_usd"]
     assert httpx.get(f"{gw.url}/admin/reservations", params=params, headers=AUDITOR).json()["data"] == []
@@ -142,7 +164,8 @@ def test_a_reservation_release_the_audit_log_refuses_keeps_the_hold(gw: RunningG
 def _hanging_call(base_url: str) -> None:
     with contextlib.suppress(openai.APIError):
         openai.OpenAI(base_url=base_url, api_key=TEST_KEY, max_retries=0, timeout=3).chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": "wait"}], max_tokens=5)
+            model="gpt-test", messages=[{"role": "user", "content": "wait"}], max_tokens=5
+        )
 
 
 def test_policy_reloads_the_audit_log_refuses_load_nothing(gw: RunningGateway) -> None:

@@ -15,8 +15,9 @@ from gateway.limits.store import LimitStore, ScopeSpec
 from tests.limits.limits_support import FakeClock, StoreFactory
 
 
-def _specs(concurrent: int | None = 2, budget: tuple[int | None, int | None, int | None] = (None, None, None)
-           ) -> tuple[ScopeSpec, ...]:  # fmt: skip
+def _specs(
+    concurrent: int | None = 2, budget: tuple[int | None, int | None, int | None] = (None, None, None)
+) -> tuple[ScopeSpec, ...]:
     return (ScopeSpec("key", "k1", budget_nano=budget, concurrent=concurrent), ScopeSpec("team", TEAM))
 
 
@@ -36,7 +37,9 @@ async def test_200_concurrent_reserves_admit_exactly_the_limit(store: LimitStore
     assert sum(r.ok for r in results) == 7
 
 
-async def test_a_dead_workers_slot_frees_when_its_lease_lapses(make_store: StoreFactory, clock: FakeClock) -> None:
+async def test_a_dead_workers_slot_frees_when_its_lease_lapses(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
     store = await make_store(lease_s=10)
     await reserve(store, request(_specs(concurrent=1)))
     assert not (await reserve(store, request(_specs(concurrent=1))))[0].ok
@@ -97,4 +100,3 @@ def test_limits_yaml_refuses_a_concurrency_limit_out_of_range() -> None:
         with pytest.raises(ValidationError):
             LimitsFile.model_validate({"scopes": {"key": {"max_concurrent_requests": bad}}})
     assert LimitsFile.model_validate({"scopes": {"key": {"max_concurrent_requests": 8}}})
-

@@ -63,8 +63,12 @@ def _settings(
     root: Path, upstream_url: str, backend: str, redis_url: str, prefix: str, budget: float = BUDGET
 ) -> Any:
     overrides = {k: v for k, v in PASS_THROUGH.items() if k != "limits"}
-    settings = gateway_settings(root, upstream_url, limits={"backend": backend, "redis_url": redis_url,
-                                                             "key_prefix": prefix}, **overrides)  # fmt: skip
+    settings = gateway_settings(
+        root,
+        upstream_url,
+        limits={"backend": backend, "redis_url": redis_url, "key_prefix": prefix},
+        **overrides,
+    )
     (settings.policies_dir / "limits.yaml").write_text(yaml.safe_dump(_limits_doc(budget)))
     return settings
 
@@ -81,8 +85,9 @@ async def prefix(redis_url: str, key_prefix: str) -> Any:
 async def _one(client: openai.AsyncOpenAI, stream: bool) -> str:
     try:
         if stream:
-            got = await client.chat.completions.create(model="gpt-test", messages=MESSAGES, max_tokens=MAX_TOKENS,
-                                                       stream=True)  # fmt: skip
+            got = await client.chat.completions.create(
+                model="gpt-test", messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True
+            )
             chunks = [c async for c in got]
             return "ok" if chunks else "empty"
         await client.chat.completions.create(model="gpt-test", messages=MESSAGES, max_tokens=MAX_TOKENS)
@@ -173,14 +178,27 @@ async def test_sequential_calls_see_the_previous_settle_and_spend_the_budget_to_
 
 
 @contextlib.contextmanager
-def _two_gateways(upstream: Any, tmp_path: Path, redis_url: str, prefix: str,
-                  budget: float) -> Iterator[list[GatewayProcess]]:  # fmt: skip
+def _two_gateways(
+    upstream: Any, tmp_path: Path, redis_url: str, prefix: str, budget: float
+) -> Iterator[list[GatewayProcess]]:
     """Two gateway processes sharing one Redis and one key budget."""
-    policies, rego = make_policies_dir(tmp_path, upstream.base_url, extra={"limits.yaml": {
-        "scopes": {"key": {"budget_usd": {"total": budget}, "requests_per_minute": 1000}}, "run_guards": {}}})  # fmt: skip
-    config = {"policies_dir": policies, "rego_dir": rego, "data_dir": tmp_path / "data",
-              "limits": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
-              **{k: v for k, v in PASS_THROUGH.items() if k != "limits"}}  # fmt: skip
+    policies, rego = make_policies_dir(
+        tmp_path,
+        upstream.base_url,
+        extra={
+            "limits.yaml": {
+                "scopes": {"key": {"budget_usd": {"total": budget}, "requests_per_minute": 1000}},
+                "run_guards": {},
+            }
+        },
+    )
+    config = {
+        "policies_dir": policies,
+        "rego_dir": rego,
+        "data_dir": tmp_path / "data",
+        "limits": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
+        **{k: v for k, v in PASS_THROUGH.items() if k != "limits"},
+    }
     gws = [GatewayProcess(config, tmp_path) for _ in range(2)]
     try:
         for gw in gws:
@@ -192,7 +210,9 @@ def _two_gateways(upstream: Any, tmp_path: Path, redis_url: str, prefix: str,
 
 
 @pytest.fixture
-def two_gateways(upstream: Any, tmp_path: Path, redis_url: str, prefix: str) -> Iterator[list[GatewayProcess]]:
+def two_gateways(
+    upstream: Any, tmp_path: Path, redis_url: str, prefix: str
+) -> Iterator[list[GatewayProcess]]:
     with _two_gateways(upstream, tmp_path, redis_url, prefix, BUDGET) as gws:
         yield gws
 
@@ -233,11 +253,18 @@ async def test_sequential_calls_alternating_between_two_gateways_see_each_others
 async def test_rate_limit_holds_globally_across_two_gateway_processes(
     upstream: Any, tmp_path: Path, redis_url: str, prefix: str
 ) -> None:
-    policies, rego = make_policies_dir(tmp_path, upstream.base_url, extra={"limits.yaml": {
-        "scopes": {"key": {"requests_per_minute": 10}}, "run_guards": {}}})  # fmt: skip
-    config = {"policies_dir": policies, "rego_dir": rego, "data_dir": tmp_path / "data",
-              "limits": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
-              **{k: v for k, v in PASS_THROUGH.items() if k != "limits"}}  # fmt: skip
+    policies, rego = make_policies_dir(
+        tmp_path,
+        upstream.base_url,
+        extra={"limits.yaml": {"scopes": {"key": {"requests_per_minute": 10}}, "run_guards": {}}},
+    )
+    config = {
+        "policies_dir": policies,
+        "rego_dir": rego,
+        "data_dir": tmp_path / "data",
+        "limits": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
+        **{k: v for k, v in PASS_THROUGH.items() if k != "limits"},
+    }
     gws = [GatewayProcess(config, tmp_path) for _ in range(2)]
     try:
         for gw in gws:
@@ -265,8 +292,9 @@ async def test_a_stream_cut_by_the_client_still_settles(
     settings = _settings(tmp_path, upstream.base_url, "redis", redis_url, prefix)
     with running_gateway(settings) as gw:
         client = _client(gw.base_url)
-        stream = await client.chat.completions.create(model="gpt-test", messages=MESSAGES, max_tokens=MAX_TOKENS,
-                                                      stream=True)  # fmt: skip
+        stream = await client.chat.completions.create(
+            model="gpt-test", messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True
+        )
         async for _chunk in stream:
             break
         await stream.close()
@@ -292,13 +320,17 @@ async def test_admin_spend_api_cli_and_readiness_through_the_gateway(
     settings = _settings(tmp_path, upstream.base_url, "redis", redis_url, prefix)
     with running_gateway(settings) as gw:
         client = _client(gw.base_url)
-        raw = await client.chat.completions.with_raw_response.create(model="gpt-test", messages=MESSAGES,
-                                                                     max_tokens=MAX_TOKENS)  # fmt: skip
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-test", messages=MESSAGES, max_tokens=MAX_TOKENS
+        )
         await client.close()
-        assert float(raw.headers["x-wardgate-budget-remaining"]) == pytest.approx(BUDGET - nano_to_usd(unit), abs=1e-6)
+        assert float(raw.headers["x-wardgate-budget-remaining"]) == pytest.approx(
+            BUDGET - nano_to_usd(unit), abs=1e-6
+        )
         env = {"WARDGATE_URL": gw.url, "WARDGATE_ADMIN_KEY": ADMIN_KEY, "COLUMNS": "200"}
-        shown = await asyncio.to_thread(CliRunner().invoke, cli.app, ["--scope", "key", "--id", "test", "--json"],
-                                        env=env)  # fmt: skip
+        shown = await asyncio.to_thread(
+            CliRunner().invoke, cli.app, ["--scope", "key", "--id", "test", "--json"], env=env
+        )
         ready = await asyncio.to_thread(httpx.get, gw.url + "/readyz")
     assert shown.exit_code == 0, shown.output
     doc = json.loads(shown.output)

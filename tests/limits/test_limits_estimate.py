@@ -25,20 +25,33 @@ def test_prompt_bound_covers_every_utf8_byte_of_the_text(texts: list[str]) -> No
 
 def test_images_count_a_flat_amount_not_their_base64_size() -> None:
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 500_000}}
-    call = make_call(body={"model": "m", "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "what is this?"}, image]}]})  # fmt: skip
+    call = make_call(
+        body={
+            "model": "m",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "what is this?"}, image]}],
+        }
+    )
     bound = prompt_upper_bound(call, CFG, None)
     assert CFG.image_tokens < bound < CFG.image_tokens + 200
 
 
 #: Any JSON value: ``type`` keys are drawn often, with strings, lists and objects as values.
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1) | st.floats(
-        allow_nan=False, allow_infinity=False) | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["type", "text", "image_url", "data", "content"]) | st.text(max_size=8), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["type", "text", "image_url", "data", "content"]) | st.text(max_size=8),
+            inner,
+            max_size=4,
+        )
+    ),
     max_leaves=20,
-)  # fmt: skip
+)
 
 
 def _text_bytes(obj: Any) -> int:
@@ -48,10 +61,19 @@ def _text_bytes(obj: Any) -> int:
     if isinstance(obj, list):
         return sum(_text_bytes(v) for v in obj)
     if isinstance(obj, dict):
-        media = isinstance(obj.get("type"), str) and obj["type"] in ("image_url", "input_image", "image",
-                                                                      "input_audio", "audio", "file", "input_file")
-        return sum(_text_bytes(k) + (0 if media and k in ("image_url", "data") else _text_bytes(v))
-                   for k, v in obj.items())  # fmt: skip
+        media = isinstance(obj.get("type"), str) and obj["type"] in (
+            "image_url",
+            "input_image",
+            "image",
+            "input_audio",
+            "audio",
+            "file",
+            "input_file",
+        )
+        return sum(
+            _text_bytes(k) + (0 if media and k in ("image_url", "data") else _text_bytes(v))
+            for k, v in obj.items()
+        )
     return 0
 
 
@@ -87,10 +109,16 @@ def test_any_nesting_depth_is_counted_without_recursion() -> None:
 
 
 def test_fingerprint_reads_tools_of_any_shape() -> None:
-    tools = [{"type": "custom", "function": [1]}, {"type": "function", "function": {}, "name": "n"}, {"name": 5}]
+    tools = [
+        {"type": "custom", "function": [1]},
+        {"type": "function", "function": {}, "name": "n"},
+        {"name": 5},
+    ]
     renamed = [*tools[:2], {"name": 6}]
     call = make_call(body={"model": "m", "messages": [], "tools": tools})
-    assert fingerprint(call, 2) != fingerprint(make_call(body={"model": "m", "messages": [], "tools": renamed}), 2)
+    assert fingerprint(call, 2) != fingerprint(
+        make_call(body={"model": "m", "messages": [], "tools": renamed}), 2
+    )
 
 
 def test_prompt_bound_is_clamped_by_the_context_window() -> None:
@@ -99,7 +127,9 @@ def test_prompt_bound_is_clamped_by_the_context_window() -> None:
 
 
 def test_a_prompt_stored_upstream_is_bounded_by_the_context_window() -> None:
-    call = make_call(endpoint=Endpoint.RESPONSES, body={"model": "m", "input": "hi", "previous_response_id": "r"})
+    call = make_call(
+        endpoint=Endpoint.RESPONSES, body={"model": "m", "input": "hi", "previous_response_id": "r"}
+    )
     assert prompt_upper_bound(call, CFG, 200_000) == 200_000
     assert prompt_upper_bound(call, CFG, None) == CFG.stored_context_tokens
 
@@ -141,10 +171,14 @@ def test_embeddings_have_no_output() -> None:
 def _turn(call_id: str, result: str, extra: str = "") -> list[dict[str, object]]:
     return [
         {"role": "user", "content": "find the order" + extra},
-        {"role": "assistant", "tool_calls": [{"id": call_id, "type": "function",
-                                              "function": {"name": "lookup", "arguments": '{"id": 1}'}}]},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": call_id, "type": "function", "function": {"name": "lookup", "arguments": '{"id": 1}'}}
+            ],
+        },
         {"role": "tool", "tool_call_id": call_id, "content": result},
-    ]  # fmt: skip
+    ]
 
 
 def test_fingerprint_ignores_ids_and_whitespace_but_not_content() -> None:

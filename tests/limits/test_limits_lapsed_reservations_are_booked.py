@@ -28,9 +28,15 @@ async def test_a_lapsed_lease_is_booked_as_spent_and_a_late_settle_books_only_th
     clock.advance(11)  # the worker died: nobody renews the lease
     after, res = await reserve(store, request(specs, est_usd=0.004))
     assert after.ok and res is not None
-    assert min(b.remaining_nano for b in after.budgets) == usd_to_nano(0.006)  # 0.004 booked, before this call
+    assert min(b.remaining_nano for b in after.budgets) == usd_to_nano(
+        0.006
+    )  # 0.004 booked, before this call
     st = await store.scope_state(TEAM, "key", "k1")
-    assert st.spent_nano == {"day": usd_to_nano(0.004), "month": usd_to_nano(0.004), "total": usd_to_nano(0.004)}
+    assert st.spent_nano == {
+        "day": usd_to_nano(0.004),
+        "month": usd_to_nano(0.004),
+        "total": usd_to_nano(0.004),
+    }
     assert st.reserved_nano == usd_to_nano(0.004)  # only the live call
     # The cut-off worker's settle comes after all: cheaper than reserved, so nothing more is due.
     late = await store.settle(crashed, usd_to_nano(0.001), 10)
@@ -81,7 +87,9 @@ async def _until(check, timeout_s: float = 5.0) -> None:  # type: ignore[no-unty
         await asyncio.sleep(0.05)
 
 
-async def test_a_killed_replicas_calls_in_flight_are_booked_at_their_reservation(make_store: StoreFactory) -> None:
+async def test_a_killed_replicas_calls_in_flight_are_booked_at_their_reservation(
+    make_store: StoreFactory,
+) -> None:
     """Real time: replica A reserves two calls and dies (its lease keeper stops, nothing is
     settled); within its 0.5 s lease replica B sees the hold, after it the spend."""
     store: LimitStore = await make_store(clock=None, lease_s=0.5)

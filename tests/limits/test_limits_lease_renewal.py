@@ -12,8 +12,9 @@ from gateway.limits.store import LimitStore, usd_to_nano
 from tests.limits.limits_support import FakeClock, StoreFactory
 
 
-async def test_renewed_lease_outlives_its_ttl_and_keeps_the_budget_held(make_store: StoreFactory,
-                                                                        clock: FakeClock) -> None:  # fmt: skip
+async def test_renewed_lease_outlives_its_ttl_and_keeps_the_budget_held(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
     store = await make_store(lease_s=10)
     specs = scopes(key_budget=0.0015)
     _, res = await reserve(store, request(specs, est_usd=0.001))

@@ -62,13 +62,21 @@ async def test_a_burst_refused_only_by_reservations_in_flight_is_told_to_retry_a
     spend leaves less than one reservation: exactly as many calls in all as the money allows."""
     prompt, unit = _unit_cost(False)
     upstream.usage(prompt // 3, MAX_TOKENS // 3)
-    actual = PriceBook.load(REPO / "policies" / "pricing.yaml").lookup("gpt-test").cost_nano(prompt // 3,  # type: ignore[union-attr]
-                                                                                             MAX_TOKENS // 3)
+    actual = (
+        PriceBook.load(REPO / "policies" / "pricing.yaml")
+        .lookup("gpt-test")
+        .cost_nano(
+            prompt // 3,  # type: ignore[union-attr]
+            MAX_TOKENS // 3,
+        )
+    )
     budget_nano = 4 * unit + unit // 2
     fits, spent_then = 0, 0
     while budget_nano - spent_then >= unit:
         fits, spent_then = fits + 1, spent_then + actual
-    settings = _settings(tmp_path, upstream.base_url, "redis", redis_url, prefix, budget=nano_to_usd(budget_nano))
+    settings = _settings(
+        tmp_path, upstream.base_url, "redis", redis_url, prefix, budget=nano_to_usd(budget_nano)
+    )
     with running_gateway(settings) as gw:
         client = _client(gw.base_url)
         upstream.fault("slow", delay_s=1.0, times=4)  # the first four stay in flight while the burst lands
@@ -87,7 +95,9 @@ async def test_the_reserved_refusal_carries_retry_headers_the_sdk_honours(
 ) -> None:
     prompt, unit = _unit_cost(False)
     upstream.usage(prompt // 3, MAX_TOKENS // 3)
-    settings = _settings(tmp_path, upstream.base_url, "redis", redis_url, prefix, budget=nano_to_usd(unit + unit // 2))
+    settings = _settings(
+        tmp_path, upstream.base_url, "redis", redis_url, prefix, budget=nano_to_usd(unit + unit // 2)
+    )
     with running_gateway(settings) as gw:
         plain = _client(gw.base_url)
         retrying = openai.AsyncOpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=2, timeout=30)
@@ -128,8 +138,9 @@ async def test_a_key_over_its_concurrency_limit_is_429_and_its_slots_free_on_eve
         upstream.clear_faults()
         upstream.fault("slow", chunk_delay_s=0.2, times=2)
         for _ in range(2):
-            stream = await client.chat.completions.create(model="gpt-test", messages=MESSAGES,
-                                                          max_tokens=MAX_TOKENS, stream=True)  # fmt: skip
+            stream = await client.chat.completions.create(
+                model="gpt-test", messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True
+            )
             async for _chunk in stream:
                 break
             await stream.close()
@@ -147,11 +158,18 @@ async def test_a_killed_replicas_call_in_flight_is_booked_at_its_reservation_aft
     """SIGKILL a gateway process while its call waits on the provider: nothing settles it, its
     lease (1 s) lapses, and the reservation is booked as spent, not released."""
     _prompt, unit = _unit_cost(False)
-    policies, rego = make_policies_dir(tmp_path, upstream.base_url, extra={"limits.yaml": {
-        "scopes": {"key": {"budget_usd": {"total": 1.0}}}, "run_guards": {}}})  # fmt: skip
-    config = {"policies_dir": policies, "rego_dir": rego, "data_dir": tmp_path / "data",
-              "limits": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix, "lease_s": 1.0},
-              **{k: v for k, v in PASS_THROUGH.items() if k != "limits"}}  # fmt: skip
+    policies, rego = make_policies_dir(
+        tmp_path,
+        upstream.base_url,
+        extra={"limits.yaml": {"scopes": {"key": {"budget_usd": {"total": 1.0}}}, "run_guards": {}}},
+    )
+    config = {
+        "policies_dir": policies,
+        "rego_dir": rego,
+        "data_dir": tmp_path / "data",
+        "limits": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix, "lease_s": 1.0},
+        **{k: v for k, v in PASS_THROUGH.items() if k != "limits"},
+    }
     gw = GatewayProcess(config, tmp_path).start()
     upstream.fault("hang", times=1)
     caller = threading.Thread(target=_call_quietly, args=(gw.base_url,), daemon=True)

@@ -49,13 +49,21 @@ def test_costs_match_genai_prices_own_calculation(model: str, usage: tuple[int, 
     inp, out, cached = usage
     ours = PriceBook().lookup(model)
     assert ours is not None
-    theirs = calc_price(Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cached), model).total_price
+    theirs = calc_price(
+        Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cached), model
+    ).total_price
     assert abs(Decimal(ours.cost_nano(inp, out, cached)) / Decimal(10**9) - theirs) < Decimal("1e-9")
 
 
 def test_pricing_yaml_overrides_genai_prices_and_adds_models() -> None:
-    book = PriceBook(PricingFile(models={"gpt-4o": ModelPricing(input_per_mtok=1, output_per_mtok=2),
-                                         "house-model": ModelPricing(input_per_mtok=0.5)}))  # fmt: skip
+    book = PriceBook(
+        PricingFile(
+            models={
+                "gpt-4o": ModelPricing(input_per_mtok=1, output_per_mtok=2),
+                "house-model": ModelPricing(input_per_mtok=0.5),
+            }
+        )
+    )
     assert book.lookup("gpt-4o").cost_nano(1_000_000, 1_000_000) == 3 * 10**9
     assert book.lookup("house-model").cost_nano(2_000_000, 0) == 10**9
 
@@ -67,8 +75,12 @@ def test_aliases_and_free_globs() -> None:
 
 
 def test_tiered_price_applies_the_tier_to_all_tokens_above_the_threshold() -> None:
-    p = ModelPricing(input_per_mtok=1, output_per_mtok=2, input_tiers=[{"above": 1000, "per_mtok": 10}],
-                     output_tiers=[{"above": 1000, "per_mtok": 20}]).to_price()  # fmt: skip
+    p = ModelPricing(
+        input_per_mtok=1,
+        output_per_mtok=2,
+        input_tiers=[{"above": 1000, "per_mtok": 10}],
+        output_tiers=[{"above": 1000, "per_mtok": 20}],
+    ).to_price()
     assert p.cost_nano(1000, 100) == 1000 * 1000 + 100 * 2000
     assert p.cost_nano(1001, 100) == 1001 * 10_000 + 100 * 20_000
 

@@ -18,7 +18,9 @@ async def test_every_written_key_gets_the_retention_ttl_and_settle_keeps_it(redi
     await store.start()
     client = aioredis.from_url(redis_url, decode_responses=True)
     specs = (
-        ScopeSpec("run", "r1", rpm=100, budget_nano=(None, None, usd_to_nano(1.0)), retention_ms=RETENTION_MS),
+        ScopeSpec(
+            "run", "r1", rpm=100, budget_nano=(None, None, usd_to_nano(1.0)), retention_ms=RETENTION_MS
+        ),
         ScopeSpec("agent", "a1", retention_ms=RETENTION_MS),  # no limits: reserve writes none of its keys
     )
     try:

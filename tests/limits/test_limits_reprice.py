@@ -65,7 +65,9 @@ async def test_policy_route_to_a_pricier_model_reserves_more(store: LimitStore) 
     assert call.state["limits"]["reserved_usd"] == pytest.approx(res.est_nano / 1e9)
     await settle(service, forwarded(call, Usage(100, 10)))
     state = await store.scope_state(TEAM, "key", "k1")
-    assert state.reserved_nano == 0 and state.spent_nano["total"] == 100 * 2500 + 10 * 10_000  # gpt-test prices
+    assert (
+        state.reserved_nano == 0 and state.spent_nano["total"] == 100 * 2500 + 10 * 10_000
+    )  # gpt-test prices
 
 
 async def test_policy_route_beyond_the_budget_is_429_budget_exceeded_and_releases_the_hold(

@@ -22,10 +22,16 @@ MESSAGES = [{"role": "user", "content": "Summarise the quarterly report for the 
 
 def _settings(root: Path, upstream_url: str, redis_url: str, prefix: str, budget_usd: float) -> Any:
     overrides = {k: v for k, v in PASS_THROUGH.items() if k not in ("limits", "policy")}
-    settings = gateway_settings(root, upstream_url, limits={"backend": "redis", "redis_url": redis_url,
-                                                             "key_prefix": prefix}, **overrides)  # fmt: skip
+    settings = gateway_settings(
+        root,
+        upstream_url,
+        limits={"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
+        **overrides,
+    )
     policies = settings.policies_dir
-    (policies / "limits.yaml").write_text(yaml.safe_dump({"scopes": {"key": {"budget_usd": {"total": budget_usd}}}}))
+    (policies / "limits.yaml").write_text(
+        yaml.safe_dump({"scopes": {"key": {"budget_usd": {"total": budget_usd}}}})
+    )
     doc = yaml.safe_load((policies / "policy.yaml").read_text())
     doc["routing"] = {"low_budget_usd": 1e9, "cheaper": {"gpt-test-cheap": "gpt-test"}}
     (policies / "policy.yaml").write_text(yaml.safe_dump(doc))

@@ -14,14 +14,22 @@ from gateway.limits.store import scope_ident, usd_to_nano
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = {
-    "scopes": {"key": {"requests_per_minute": 100, "budget_usd": {"day": 10}}, "team": {"budget_usd": {"month": 100}},
-               "model": {"tokens_per_minute": 1000}},
+    "scopes": {
+        "key": {"requests_per_minute": 100, "budget_usd": {"day": 10}},
+        "team": {"budget_usd": {"month": 100}},
+        "model": {"tokens_per_minute": 1000},
+    },
     "models": {"gpt-4o": {"tokens_per_minute": 500}},
     "combinations": {"agent+model": {"requests_per_minute": 7}},
     "run_guards": {"max_calls": 50, "max_identical_requests": 5},
-    "teams": {TEAM: {"scopes": {"key": {"requests_per_minute": 200}}, "models": {"gpt-4o": {"tokens_per_minute": 50}},
-                     "run_guards": {"max_calls": 10}}},
-}  # fmt: skip
+    "teams": {
+        TEAM: {
+            "scopes": {"key": {"requests_per_minute": 200}},
+            "models": {"gpt-4o": {"tokens_per_minute": 50}},
+            "run_guards": {"max_calls": 10},
+        }
+    },
+}
 
 
 def _rules(doc: dict | None = None) -> LimitRules:
@@ -50,7 +58,9 @@ def test_model_limits_layer_defaults_model_and_team_model() -> None:
 
 
 def test_keys_yaml_limits_and_budgets_win_for_the_key_scope() -> None:
-    p = Principal(key_id="k1", team=TEAM, limits={"requests_per_minute": 3}, budgets={"day": 1.5, "total": 20})
+    p = Principal(
+        key_id="k1", team=TEAM, limits={"requests_per_minute": 3}, budgets={"day": 1.5, "total": 20}
+    )
     key = _by_kind(principal=p)["key"]
     assert key.rpm == 3 and key.budget_nano == (usd_to_nano(1.5), None, usd_to_nano(20))
 
@@ -76,14 +86,17 @@ def test_run_guards_merge_team_over_defaults() -> None:
     assert _rules().run_guards("other").max_calls == 50
 
 
-@pytest.mark.parametrize("doc", [
-    {"scopes": {"galaxy": {}}},
-    {"scopes": {"key": {"requests_per_minute": -1}}},
-    {"scopes": {"key": {"budget_usd": {"week": 5}}}},
-    {"combinations": {"agent+agent": {}}},
-    {"combinations": {"agent": {}}},
-    {"run_guards": {"max_identical_requests": 0}},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"scopes": {"galaxy": {}}},
+        {"scopes": {"key": {"requests_per_minute": -1}}},
+        {"scopes": {"key": {"budget_usd": {"week": 5}}}},
+        {"combinations": {"agent+agent": {}}},
+        {"combinations": {"agent": {}}},
+        {"run_guards": {"max_identical_requests": 0}},
+    ],
+)
 def test_invalid_limits_files_are_refused(doc: dict) -> None:
     with pytest.raises(ValidationError):
         LimitsFile.model_validate(doc)

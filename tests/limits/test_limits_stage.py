@@ -12,7 +12,9 @@ from gateway.limits.stage import LimitStage
 from gateway.limits.store import LimitStore, usd_to_nano
 from tests.limits.limits_support import FakeClock, StoreFactory
 
-LIMITS = {"scopes": {"key": {"requests_per_minute": 2, "tokens_per_minute": 100_000, "budget_usd": {"day": 1.0}}}}
+LIMITS = {
+    "scopes": {"key": {"requests_per_minute": 2, "tokens_per_minute": 100_000, "budget_usd": {"day": 1.0}}}
+}
 
 
 async def test_allowed_call_gets_headers_state_and_a_reservation(store: LimitStore) -> None:
@@ -70,16 +72,22 @@ async def test_repeating_the_same_request_in_a_run_is_loop_detected(store: Limit
         await LimitStage(service).on_request(make_call(run_id="r1"))
     assert err.value.status == 429 and err.value.code == "loop_detected"
     assert err.value.response_headers()["x-should-retry"] == "false"
-    other = make_call(run_id="r1", body={"model": "mock-chat", "messages": [{"role": "user", "content": "new"}]})
+    other = make_call(
+        run_id="r1", body={"model": "mock-chat", "messages": [{"role": "user", "content": "new"}]}
+    )
     await LimitStage(service).on_request(other)
     assert other.state["run"]["calls"] == 3
 
 
 async def test_run_call_cap_is_configurable_per_team(store: LimitStore) -> None:
-    service = make_service(store, {"run_guards": {"max_calls": 100}, "teams": {TEAM: {"run_guards": {"max_calls": 1}}}})
+    service = make_service(
+        store, {"run_guards": {"max_calls": 100}, "teams": {TEAM: {"run_guards": {"max_calls": 1}}}}
+    )
     await LimitStage(service).on_request(make_call(run_id="r1"))
     with pytest.raises(RateLimited) as err:
-        await LimitStage(service).on_request(make_call(run_id="r1", body={"model": "mock-chat", "messages": []}))
+        await LimitStage(service).on_request(
+            make_call(run_id="r1", body={"model": "mock-chat", "messages": []})
+        )
     assert err.value.code == "run_call_limit" and err.value.response_headers()["x-should-retry"] == "false"
 
 
@@ -140,7 +148,9 @@ async def test_call_refused_before_forwarding_costs_nothing(store: LimitStore) -
     assert (await store.scope_state(TEAM, "key", "k1")).reserved_nano == 0
 
 
-@pytest.mark.parametrize(("error", "costs_reservation"), [(UpstreamError("502"), False), (UpstreamTimeout("t"), True)])
+@pytest.mark.parametrize(
+    ("error", "costs_reservation"), [(UpstreamError("502"), False), (UpstreamTimeout("t"), True)]
+)
 async def test_upstream_failures_settle_by_what_the_provider_may_bill(
     store: LimitStore, error: Exception, costs_reservation: bool
 ) -> None:
@@ -163,7 +173,9 @@ async def test_max_tokens_is_enforced_when_the_client_sets_none(store: LimitStor
 
 async def test_embeddings_reserve_input_only(store: LimitStore) -> None:
     service = make_service(store)
-    call = make_call("mock-embedding", endpoint=Endpoint.EMBEDDINGS, body={"model": "mock-embedding", "input": "hi"})
+    call = make_call(
+        "mock-embedding", endpoint=Endpoint.EMBEDDINGS, body={"model": "mock-embedding", "input": "hi"}
+    )
     await LimitStage(service).on_request(call)
     assert call.state["limits"]["estimate"]["output_tokens"] == 0
     await settle(service, forwarded(call, Usage(input_tokens=1)))

@@ -13,7 +13,9 @@ from tests.limits.limits_support import FakeClock, StoreFactory
 BUDGET = 0.05
 
 
-async def _watch_invariant(store: LimitStore, budget_nano: int, stop: asyncio.Event, violations: list[str]) -> int:
+async def _watch_invariant(
+    store: LimitStore, budget_nano: int, stop: asyncio.Event, violations: list[str]
+) -> int:
     """Sample spent + reserved while calls run: it must never exceed the budget."""
     samples = 0
     while not stop.is_set():
@@ -37,12 +39,19 @@ async def test_budget_never_overspent_under_200_concurrent_reservations(store: L
     # Maximal: every denied call's reservation would not fit even in what is left at the end.
     assert denied and all(r.est_nano > usd_to_nano(BUDGET) - reserved for r in denied)
     # Nothing is spent yet: only the calls in flight stand in the way, so each refusal says "retry".
-    assert all(res.denial is not None and res.denial.reason == "reserved" and res.denial.retry_after_ms > 0
-               for res in results if not res.ok)  # fmt: skip
+    assert all(
+        res.denial is not None and res.denial.reason == "reserved" and res.denial.retry_after_ms > 0
+        for res in results
+        if not res.ok
+    )
     # Settle at real costs below the estimates: spend is the sum of actual costs, within budget.
     actual = [rng.randint(r.est_nano // 3, r.est_nano) for r, _ in accepted]
-    await asyncio.gather(*(store.settle(reservation(r, res, store), a, 10)
-                           for (r, res), a in zip(accepted, actual, strict=True)))  # fmt: skip
+    await asyncio.gather(
+        *(
+            store.settle(reservation(r, res, store), a, 10)
+            for (r, res), a in zip(accepted, actual, strict=True)
+        )
+    )
     st = await store.scope_state(TEAM, "key", "k1")
     assert st.reserved_nano == 0
     assert st.spent_nano["total"] == sum(actual) <= usd_to_nano(BUDGET)
@@ -64,7 +73,9 @@ async def test_budget_invariant_holds_at_every_moment_with_interleaved_settles(s
         return True, req.est_nano
 
     watcher = asyncio.create_task(_watch_invariant(store, budget, stop, violations))
-    outcomes = await asyncio.gather(*(one(rng.uniform(0.001, 0.003), rng.uniform(0, 0.01)) for _ in range(200)))
+    outcomes = await asyncio.gather(
+        *(one(rng.uniform(0.001, 0.003), rng.uniform(0, 0.01)) for _ in range(200))
+    )
     stop.set()
     samples = await watcher
     assert samples > 0 and violations == []

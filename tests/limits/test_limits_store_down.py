@@ -49,12 +49,26 @@ class PrivateRedis:
     def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.fail("redis-server binary not found (Debian package redis-server): needed to simulate an outage")
+            pytest.fail(
+                "redis-server binary not found (Debian package redis-server): needed to simulate an outage"
+            )
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.tmp)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -110,8 +124,13 @@ async def test_redis_down_fails_closed_by_default_and_recovers(private_redis: Pr
 async def test_local_mode_falls_back_to_in_process_limits_and_says_so(private_redis: PrivateRedis) -> None:
     store = await _redis_store(private_redis.url)
     local = MemoryStore()
-    service = make_service(store, {"scopes": {"key": {"requests_per_minute": 2}}}, local=local,
-                           on_store_error="local", store_retry_s=0.2)  # fmt: skip
+    service = make_service(
+        store,
+        {"scopes": {"key": {"requests_per_minute": 2}}},
+        local=local,
+        on_store_error="local",
+        store_retry_s=0.2,
+    )
     fallback = service.metrics.fallback.labels("local")
     try:
         private_redis.stop()
@@ -136,7 +155,9 @@ async def test_local_mode_falls_back_to_in_process_limits_and_says_so(private_re
         await store.close()
 
 
-async def test_allow_mode_lets_calls_through_unlimited_and_still_prices_them(private_redis: PrivateRedis) -> None:
+async def test_allow_mode_lets_calls_through_unlimited_and_still_prices_them(
+    private_redis: PrivateRedis,
+) -> None:
     store = await _redis_store(private_redis.url)
     service = make_service(store, {"scopes": {"key": {"requests_per_minute": 1}}}, on_store_error="allow")
     try:
@@ -156,12 +177,24 @@ async def test_readiness_fails_in_deny_mode_and_reports_degraded_in_local_mode(
 ) -> None:
     results = {}
     for mode in ("deny", "local"):
-        settings = Settings(policies_dir=REPO / "policies", data_dir=tmp_path,
-                            limits={"backend": "redis", "redis_url": private_redis.url, "key_prefix": "wgtest:ready",
-                                    "on_store_error": mode, "redis_timeout_s": 0.3})  # fmt: skip
+        settings = Settings(
+            policies_dir=REPO / "policies",
+            data_dir=tmp_path,
+            limits={
+                "backend": "redis",
+                "redis_url": private_redis.url,
+                "key_prefix": "wgtest:ready",
+                "on_store_error": mode,
+                "redis_timeout_s": 0.3,
+            },
+        )
         ctx = AppContext(settings=settings, keys=KeyStore({}, {}), models=ModelCatalog({}))
         await setup(ctx)
-        assert [s.name for s in ctx.stages] == ["limit", "limit_reprice", "settle"] and "limits" in ctx.services
+        assert [s.name for s in ctx.stages] == [
+            "limit",
+            "limit_reprice",
+            "settle",
+        ] and "limits" in ctx.services
         try:
             assert await ctx.ready_checks["limits"]() == "ok"
             private_redis.stop()

@@ -15,17 +15,23 @@ from gateway.limits.store import LimitStore
 LIMITS = {"scopes": {"key": {"budget_usd": {"total": 1.0}}}}
 
 
-@pytest.mark.parametrize(("usage", "reason"), [
-    ({"prompt_tokens": -100_000, "completion_tokens": 5}, "negative"),
-    ({"prompt_tokens": 10, "completion_tokens": -1}, "negative"),
-    ({"prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": -3}}, "negative"),
-    ({"prompt_tokens": "12", "completion_tokens": 5}, "non_numeric"),
-    ({"prompt_tokens": 1.5, "completion_tokens": 5}, "non_numeric"),
-    ({"prompt_tokens": True, "completion_tokens": 5}, "non_numeric"),
-    ({"input_tokens": [1], "output_tokens": 5}, "non_numeric"),
-    ({"prompt_tokens": 10**12, "completion_tokens": 5}, "absurd"),
-    ({"prompt_tokens": 10, "completion_tokens": 2.0e9}, "absurd"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("usage", "reason"),
+    [
+        ({"prompt_tokens": -100_000, "completion_tokens": 5}, "negative"),
+        ({"prompt_tokens": 10, "completion_tokens": -1}, "negative"),
+        (
+            {"prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": -3}},
+            "negative",
+        ),
+        ({"prompt_tokens": "12", "completion_tokens": 5}, "non_numeric"),
+        ({"prompt_tokens": 1.5, "completion_tokens": 5}, "non_numeric"),
+        ({"prompt_tokens": True, "completion_tokens": 5}, "non_numeric"),
+        ({"input_tokens": [1], "output_tokens": 5}, "non_numeric"),
+        ({"prompt_tokens": 10**12, "completion_tokens": 5}, "absurd"),
+        ({"prompt_tokens": 10, "completion_tokens": 2.0e9}, "absurd"),
+    ],
+)
 async def test_usage_that_cannot_be_true_is_booked_at_the_reservation(
     store: LimitStore, usage: dict[str, Any], reason: str
 ) -> None:
@@ -55,5 +61,5 @@ async def test_negative_usage_can_never_bring_the_spend_below_zero(store: LimitS
     for _ in range(5):
         call = make_call()
         await LimitStage(service).on_request(call)
-        await settle(service, forwarded(call, Usage(-10**9, -10**9)))
+        await settle(service, forwarded(call, Usage(-(10**9), -(10**9))))
     assert (await store.scope_state(TEAM, "key", "k1")).spent_nano["total"] > 0

@@ -17,7 +17,9 @@ from gateway.limits.store import LimitStore, ScopeSpec
 from tests.limits.limits_support import FakeClock
 
 W = 60_000
-_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 # Arrival gaps in ms: many near 0 (bursts), some across a whole window.
 _GAPS = st.lists(st.one_of(st.integers(0, 50), st.integers(0, 30_000), st.just(W)), min_size=1, max_size=40)
 
@@ -47,8 +49,10 @@ async def test_requests_per_minute_hold_in_every_window(
 
 
 @_SETTINGS
-@given(arrivals=st.lists(st.tuples(st.integers(0, 20_000), st.integers(1, 400)), min_size=1, max_size=30),
-       limit=st.integers(400, 1200))  # fmt: skip
+@given(
+    arrivals=st.lists(st.tuples(st.integers(0, 20_000), st.integers(1, 400)), min_size=1, max_size=30),
+    limit=st.integers(400, 1200),
+)
 async def test_tokens_per_minute_hold_in_every_window(
     store: LimitStore, clock: FakeClock, arrivals: list[tuple[int, int]], limit: int
 ) -> None:

@@ -40,24 +40,36 @@ PRICE = {"input_per_mtok": 0.15, "output_per_mtok": 0.60}
 
 def _keys() -> dict[str, Any]:
     doc = default_keys()
-    doc["keys"] += [{"id": f"orch-{a}", "sha256": _sha(k), "team": TEAM, "user": f"{a}-bot", "models": ["*"]}
-                    for a, k in AGENT_KEYS.items()]
-    doc["keys"].append({"id": "orch-loop", "sha256": _sha(LOOP_KEY), "team": LOOP_TEAM, "user": "loop-bot",
-                        "models": ["*"]})
-    doc["admin_keys"].append({"id": "orch-lead", "sha256": _sha(ORCH_ADMIN_KEY), "user": "support-lead",
-                              "roles": ["admin"], "groups": ["*"]})
+    doc["keys"] += [
+        {"id": f"orch-{a}", "sha256": _sha(k), "team": TEAM, "user": f"{a}-bot", "models": ["*"]}
+        for a, k in AGENT_KEYS.items()
+    ]
+    doc["keys"].append(
+        {"id": "orch-loop", "sha256": _sha(LOOP_KEY), "team": LOOP_TEAM, "user": "loop-bot", "models": ["*"]}
+    )
+    doc["admin_keys"].append(
+        {
+            "id": "orch-lead",
+            "sha256": _sha(ORCH_ADMIN_KEY),
+            "user": "support-lead",
+            "roles": ["admin"],
+            "groups": ["*"],
+        }
+    )
     return doc
 
 
 def _gateway(root: Path, upstream_url: str, mode: str) -> Iterator[RunningGateway]:
     settings = gateway_settings(
-        root, upstream_url,
+        root,
+        upstream_url,
         approvals={"hold_s": 20, "tools": {"issue_refund": {"mode": mode}}},
         policy={"watch": False, "test_on_reload": False},
     )
     (settings.policies_dir / "keys.yaml").write_text(yaml.safe_dump(_keys()))
     (settings.policies_dir / "pricing.yaml").write_text(
-        yaml.safe_dump({"models": {"mock-chat": PRICE, "gpt-test": PRICE}}))
+        yaml.safe_dump({"models": {"mock-chat": PRICE, "gpt-test": PRICE}})
+    )
     with running_gateway(settings) as gw:
         yield gw
 
@@ -74,16 +86,24 @@ def defer_gateway(fake_upstream: Any, tmp_path_factory: pytest.TempPathFactory) 
 
 def make_config(gw: RunningGateway, db: Path, **overrides: Any) -> OrchestratorConfig:
     base: dict[str, Any] = {
-        "base_url": gw.base_url, "admin_key": ORCH_ADMIN_KEY, "model": "mock-chat",
+        "base_url": gw.base_url,
+        "admin_key": ORCH_ADMIN_KEY,
+        "model": "mock-chat",
         "agents": {a: AgentConfig(key=k) for a, k in AGENT_KEYS.items()},
-        "db_path": str(db), "step_timeout_s": 30, "call_timeout_s": 30, "approval_poll_s": 0.05,
-        "approval_wait_s": 20, "max_retries": 2,
+        "db_path": str(db),
+        "step_timeout_s": 30,
+        "call_timeout_s": 30,
+        "approval_poll_s": 0.05,
+        "approval_wait_s": 20,
+        "max_retries": 2,
     }
     return OrchestratorConfig(**{**base, **overrides})
 
 
 @contextlib.asynccontextmanager
-async def reviewer(config: OrchestratorConfig, run_id: str, *, deny: bool = False) -> AsyncIterator[AutoApprover]:
+async def reviewer(
+    config: OrchestratorConfig, run_id: str, *, deny: bool = False
+) -> AsyncIterator[AutoApprover]:
     """A reviewer deciding the run's approvals through the admin API while the block runs."""
     admin = AdminClient(config.base_url, config.admin_key)
     approver = AutoApprover(admin, run_id=run_id, deny=deny, poll_s=0.05)
@@ -97,13 +117,22 @@ async def reviewer(config: OrchestratorConfig, run_id: str, *, deny: bool = Fals
         await admin.close()
 
 
-async def run_reviewed(config: OrchestratorConfig, *, scenario: Scenario | None = None, deny: bool = False,
-                       listener: Listener | None = None, run_id: str | None = None,
-                       parent_run_id: str | None = None) -> tuple[RunReport, Scenario, AutoApprover]:  # fmt: skip
+async def run_reviewed(
+    config: OrchestratorConfig,
+    *,
+    scenario: Scenario | None = None,
+    deny: bool = False,
+    listener: Listener | None = None,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+) -> tuple[RunReport, Scenario, AutoApprover]:
     """Run the support scenario while a reviewer decides its approvals."""
     scenario = scenario or get_scenario("support")
     run_id = run_id or new_run_id()
-    async with reviewer(config, run_id, deny=deny) as approver, Orchestrator(config, listener=listener) as orch:
+    async with (
+        reviewer(config, run_id, deny=deny) as approver,
+        Orchestrator(config, listener=listener) as orch,
+    ):
         report = await orch.start(scenario, run_id=run_id, parent_run_id=parent_run_id)
     return report, scenario, approver
 

@@ -21,8 +21,9 @@ class Calls(Listener):
 
 async def test_audit_timeline_of_the_run_lists_every_call_in_order(defer_gateway, tmp_path: Path):
     calls = Calls()
-    report, _, _ = await run_reviewed(make_config(defer_gateway, tmp_path / "o.db"), listener=calls,
-                                      parent_run_id="ticket-5531")  # fmt: skip
+    report, _, _ = await run_reviewed(
+        make_config(defer_gateway, tmp_path / "o.db"), listener=calls, parent_run_id="ticket-5531"
+    )
     admin = AdminClient(defer_gateway.base_url, ORCH_ADMIN_KEY)
     try:
         timeline = await admin.run_timeline(report.run_id)
@@ -38,12 +39,21 @@ async def test_audit_timeline_of_the_run_lists_every_call_in_order(defer_gateway
     assert times == sorted(times)
     # Calls of one agent are sequential: the timeline has them in the order they were made.
     for agent in {a for _, a in made}:
-        assert [s["request_id"] for s in steps if s["agent_id"] == agent] == [rid for rid, a in made if a == agent]
+        assert [s["request_id"] for s in steps if s["agent_id"] == agent] == [
+            rid for rid, a in made if a == agent
+        ]
     by_id = dict(made)
     assert all(s["agent_id"] == by_id[s["request_id"]] for s in steps)
     # Identity headers: X-Run-Id (the query), X-Parent-Run-Id, and one W3C trace for the run.
     assert timeline["parent_run_ids"] == ["ticket-5531"]
     assert {s["trace_id"] for s in steps} == {report.trace_id}
-    assert set(timeline["agent_ids"]) == {"planner", "researcher", "billing", "accounts", "writer", "reviewer"}
+    assert set(timeline["agent_ids"]) == {
+        "planner",
+        "researcher",
+        "billing",
+        "accounts",
+        "writer",
+        "reviewer",
+    }
     assert [s["decision"] for s in steps if s["agent_id"] == "accounts"] == ["deny"]
     assert [s["decision"] for s in steps if s["agent_id"] == "billing"][:1] == ["pending"]

@@ -45,8 +45,9 @@ class FaultAfterFirstWriterCall(Listener):
             self.upstream.fault("429", times=3, retry_after_ms="300", retry_after="1")
 
 
-async def test_429s_are_retried_after_retry_after_and_the_side_effecting_tool_runs_once(hold_gateway, upstream,
-                                                                                        tmp_path: Path):
+async def test_429s_are_retried_after_retry_after_and_the_side_effecting_tool_runs_once(
+    hold_gateway, upstream, tmp_path: Path
+):
     # The writer uses the fake upstream (gpt-test); everyone else the built-in mock.
     config = make_config(hold_gateway, tmp_path / "o.db", max_retries=1, step_attempts=3)
     config.agents["writer"] = AgentConfig(key=config.agents["writer"].key, model="gpt-test")
@@ -67,7 +68,9 @@ async def test_429s_are_retried_after_retry_after_and_the_side_effecting_tool_ru
     assert [t.executions for t in report.tool_runs("send_email")] == [1]
 
 
-async def test_a_run_whose_budget_runs_out_stops_cleanly_and_resumes_once_raised(hold_gateway, tmp_path: Path):
+async def test_a_run_whose_budget_runs_out_stops_cleanly_and_resumes_once_raised(
+    hold_gateway, tmp_path: Path
+):
     config = make_config(hold_gateway, tmp_path / "o.db")
     run_id = new_run_id()
     scenario = get_scenario("support")
@@ -76,7 +79,9 @@ async def test_a_run_whose_budget_runs_out_stops_cleanly_and_resumes_once_raised
         # Enough for the planner's reservation (~$0.0029 up front) and not much more: a call that
         # only waits for others in flight hears budget_reserved and retries, so the run stops when
         # the real spend leaves less than one reservation (budget_exceeded).
-        assert await admin._call("PUT", f"/admin/budgets/run/{run_id}", params={"team": TEAM}, body={"total": 0.0031})
+        assert await admin._call(
+            "PUT", f"/admin/budgets/run/{run_id}", params={"team": TEAM}, body={"total": 0.0031}
+        )
         report, _, _ = await run_reviewed(config, scenario=scenario, run_id=run_id)
 
         assert report.status == "stopped"
@@ -87,7 +92,9 @@ async def test_a_run_whose_budget_runs_out_stops_cleanly_and_resumes_once_raised
         assert any(s.status == "stopped" for s in report.steps)
         assert scenario.backend.ran("send_email") == 0
 
-        assert await admin._call("PUT", f"/admin/budgets/run/{run_id}", params={"team": TEAM}, body={"total": 1.0})
+        assert await admin._call(
+            "PUT", f"/admin/budgets/run/{run_id}", params={"team": TEAM}, body={"total": 1.0}
+        )
     finally:
         await admin.close()
     resumed = await resume_reviewed(config, run_id, scenario)
@@ -105,10 +112,14 @@ async def test_a_run_whose_budget_runs_out_stops_cleanly_and_resumes_once_raised
 async def test_loop_detected_stops_the_run_with_a_report(hold_gateway, upstream, tmp_path: Path):
     admin = AdminClient(hold_gateway.base_url, ORCH_ADMIN_KEY)
     try:
-        assert await admin._call("PUT", f"/admin/limits/team/{LOOP_TEAM}", body={"run_max_identical_requests": 1})
+        assert await admin._call(
+            "PUT", f"/admin/limits/team/{LOOP_TEAM}", body={"run_max_identical_requests": 1}
+        )
     finally:
         await admin.close()
-    config = make_config(hold_gateway, tmp_path / "o.db", api_key=LOOP_KEY, agents={"writer": {"model": "gpt-test"}})
+    config = make_config(
+        hold_gateway, tmp_path / "o.db", api_key=LOOP_KEY, agents={"writer": {"model": "gpt-test"}}
+    )
     upstream.fault("429", times=1, retry_after_ms="10")  # the writer's first call: the SDK sends it again
     report, scenario, _ = await run_reviewed(config)
 
@@ -117,8 +128,9 @@ async def test_loop_detected_stops_the_run_with_a_report(hold_gateway, upstream,
     assert scenario.backend.ran("send_email") == 0
 
 
-async def test_a_slow_step_times_out_and_a_crashing_worker_fails_alone(hold_gateway, tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch):
+async def test_a_slow_step_times_out_and_a_crashing_worker_fails_alone(
+    hold_gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     scenario = get_scenario("support")
     lookup = scenario.tools.get("lookup_order")
 
@@ -126,8 +138,10 @@ async def test_a_slow_step_times_out_and_a_crashing_worker_fails_alone(hold_gate
         await asyncio.sleep(5)
         return await lookup(args, ctx)
 
-    tools = [dataclasses.replace(lookup, fn=slow) if n == "lookup_order" else scenario.tools.get(n)
-             for n in scenario.tools.names()]
+    tools = [
+        dataclasses.replace(lookup, fn=slow) if n == "lookup_order" else scenario.tools.get(n)
+        for n in scenario.tools.names()
+    ]
     scenario = dataclasses.replace(scenario, tools=ToolBox(tools))  # type: ignore[arg-type]
     settle = worker_module.Worker._settle
 
@@ -150,7 +164,8 @@ async def test_a_slow_step_times_out_and_a_crashing_worker_fails_alone(hold_gate
 
 
 async def test_a_failed_step_marked_stop_cancels_its_running_siblings_and_skips_the_rest(
-        hold_gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # fmt: skip
+    hold_gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     scenario = get_scenario("support")
     research = dataclasses.replace(scenario.default_plan.step("research"), on_failure="stop")
     plan = dataclasses.replace(scenario.default_plan, steps=(research, *scenario.default_plan.steps[1:]))

@@ -18,14 +18,29 @@ from orchestrator.gateway_client import GatewayClient
 from orchestrator.identity import RunIdentity
 
 COMPLETION = {
-    "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "mock-chat",
-    "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-        "role": "assistant", "content": None,
-        "tool_calls": [{"id": "call_1", "type": "function",
-                        "function": {"name": "lookup_order", "arguments": "{\"order_id\": \"A1\"}"}}],
-    }}],
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "mock-chat",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "tool_calls",
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "lookup_order", "arguments": '{"order_id": "A1"}'},
+                    }
+                ],
+            },
+        }
+    ],
     "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15, "prompt_tokens_details": None},
-}  # fmt: skip
+}
 
 
 class Recorder(Listener):
@@ -48,14 +63,26 @@ async def server() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
         if ask == "garbage":
             return web.Response(text="<html>oops</html>", headers={"x-request-id": "req-garbage"})
         if ask == "authfail":
-            error = {"code": "upstream_auth_failed", "message": "The model provider refused the gateway's credentials"}
+            error = {
+                "code": "upstream_auth_failed",
+                "message": "The model provider refused the gateway's credentials",
+            }
             return web.json_response({"error": error}, status=502, headers={"x-should-retry": "false"})
         if ask == "deny":
-            return web.json_response({"code": "policy_denied", "message": "no", "reasons": ["not allowed"]},
-                                     status=403, headers={"x-request-id": "req-deny"})
-        return web.Response(body=orjson.dumps(COMPLETION), content_type="application/json",
-                            headers={"x-request-id": "req-1", "x-wardgate-approval": "approved",
-                                     "x-wardgate-approval-id": "apr-1"})
+            return web.json_response(
+                {"code": "policy_denied", "message": "no", "reasons": ["not allowed"]},
+                status=403,
+                headers={"x-request-id": "req-deny"},
+            )
+        return web.Response(
+            body=orjson.dumps(COMPLETION),
+            content_type="application/json",
+            headers={
+                "x-request-id": "req-1",
+                "x-wardgate-approval": "approved",
+                "x-wardgate-approval-id": "apr-1",
+            },
+        )
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
@@ -69,8 +96,9 @@ async def server() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
 
 def _client(base_url: str, listener: Listener) -> GatewayClient:
-    return GatewayClient(OrchestratorConfig(base_url=base_url, api_key="wg-test", model="mock-chat", max_retries=0),
-                         listener)  # fmt: skip
+    return GatewayClient(
+        OrchestratorConfig(base_url=base_url, api_key="wg-test", model="mock-chat", max_retries=0), listener
+    )
 
 
 async def test_an_answer_is_read_into_a_reply_and_reported_once(server: tuple[str, list[dict[str, Any]]]):
@@ -78,12 +106,17 @@ async def test_an_answer_is_read_into_a_reply_and_reported_once(server: tuple[st
     recorder = Recorder()
     client = _client(base_url, recorder)
     try:
-        reply = await client.chat("billing", RunIdentity("run-1", "0" * 32), [{"role": "user", "content": "tools"}],
-                                  tools=[{"type": "function", "function": {"name": "lookup_order"}}])
+        reply = await client.chat(
+            "billing",
+            RunIdentity("run-1", "0" * 32),
+            [{"role": "user", "content": "tools"}],
+            tools=[{"type": "function", "function": {"name": "lookup_order"}}],
+        )
     finally:
         await client.close()
-    assert [(c.id, c.name, c.arguments) for c in reply.tool_calls] == [("call_1", "lookup_order",
-                                                                        '{"order_id": "A1"}')]
+    assert [(c.id, c.name, c.arguments) for c in reply.tool_calls] == [
+        ("call_1", "lookup_order", '{"order_id": "A1"}')
+    ]
     assert reply.content is None and reply.finish_reason == "tool_calls"
     assert reply.usage == {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
     assert reply.request_id == "req-1"
@@ -102,11 +135,15 @@ async def test_a_body_that_is_not_json_fails_the_call_transiently(server: tuple[
     client = _client(server[0], recorder)
     try:
         with pytest.raises(CallFailed) as info:
-            await client.chat("billing", RunIdentity("run-1", "0" * 32), [{"role": "user", "content": "garbage"}])
+            await client.chat(
+                "billing", RunIdentity("run-1", "0" * 32), [{"role": "user", "content": "garbage"}]
+            )
     finally:
         await client.close()
     assert info.value.code == "bad_response"
-    assert [(r.status, r.code, r.request_id) for r in recorder.calls] == [(200, "bad_response", "req-garbage")]
+    assert [(r.status, r.code, r.request_id) for r in recorder.calls] == [
+        (200, "bad_response", "req-garbage")
+    ]
 
 
 async def test_a_refusal_keeps_its_code_reasons_and_request_id(server: tuple[str, list[dict[str, Any]]]):
@@ -114,7 +151,9 @@ async def test_a_refusal_keeps_its_code_reasons_and_request_id(server: tuple[str
     client = _client(server[0], recorder)
     try:
         with pytest.raises(PolicyDenied) as info:
-            await client.chat("billing", RunIdentity("run-1", "0" * 32), [{"role": "user", "content": "deny"}])
+            await client.chat(
+                "billing", RunIdentity("run-1", "0" * 32), [{"role": "user", "content": "deny"}]
+            )
     finally:
         await client.close()
     assert (info.value.status, info.value.code, info.value.reasons) == (403, "policy_denied", ["not allowed"])
@@ -122,11 +161,15 @@ async def test_a_refusal_keeps_its_code_reasons_and_request_id(server: tuple[str
     assert [(r.status, r.code) for r in recorder.calls] == [(403, "policy_denied")]
 
 
-async def test_the_gateways_provider_credentials_failing_is_not_retried(server: tuple[str, list[dict[str, Any]]]):
+async def test_the_gateways_provider_credentials_failing_is_not_retried(
+    server: tuple[str, list[dict[str, Any]]],
+):
     client = _client(server[0], Recorder())
     try:
         with pytest.raises(BadCall) as info:
-            await client.chat("billing", RunIdentity("run-1", "0" * 32), [{"role": "user", "content": "authfail"}])
+            await client.chat(
+                "billing", RunIdentity("run-1", "0" * 32), [{"role": "user", "content": "authfail"}]
+            )
     finally:
         await client.close()
     assert (info.value.status, info.value.code) == (502, "upstream_auth_failed")

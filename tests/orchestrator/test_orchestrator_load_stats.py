@@ -9,9 +9,12 @@ from orchestrator.events import CallRecord
 from orchestrator.load import LoadStats, probe_loop
 
 
-def _call(status: int, code: str | None = None, latency_s: float = 0.01, mode: str | None = None) -> CallRecord:
-    record = CallRecord(agent="billing", run_id="run-1", model="mock-chat", status=status, code=code,
-                        latency_s=latency_s)  # fmt: skip
+def _call(
+    status: int, code: str | None = None, latency_s: float = 0.01, mode: str | None = None
+) -> CallRecord:
+    record = CallRecord(
+        agent="billing", run_id="run-1", model="mock-chat", status=status, code=code, latency_s=latency_s
+    )
     if mode:
         record.approval = {"id": "apr-1", "outcome": "approved", "mode": mode}
     return record
@@ -19,9 +22,14 @@ def _call(status: int, code: str | None = None, latency_s: float = 0.01, mode: s
 
 def test_intended_refusals_are_not_errors_and_held_calls_stay_out_of_the_latencies():
     stats = LoadStats()
-    for record in (_call(200, latency_s=0.004), _call(403, "policy_denied", 0.002),
-                   _call(409, "approval_pending", 0.003), _call(200, latency_s=30.0, mode="hold"),
-                   _call(429, "rate_limited", 0.001), _call(200, latency_s=0.005, mode="defer")):  # fmt: skip
+    for record in (
+        _call(200, latency_s=0.004),
+        _call(403, "policy_denied", 0.002),
+        _call(409, "approval_pending", 0.003),
+        _call(200, latency_s=30.0, mode="hold"),
+        _call(429, "rate_limited", 0.001),
+        _call(200, latency_s=0.005, mode="defer"),
+    ):
         stats.call_finished(record)
     out = stats.summary()
     assert out["calls"] == 6

@@ -49,8 +49,10 @@ def crashing_after_effect(scenario: Any, tool_name: str) -> Any:
             raise SimulatedCrash(f"killed inside {tool_name}")
         return result
 
-    tools = [dataclasses.replace(original, fn=fn) if n == tool_name else scenario.tools.get(n)
-             for n in scenario.tools.names()]
+    tools = [
+        dataclasses.replace(original, fn=fn) if n == tool_name else scenario.tools.get(n)
+        for n in scenario.tools.names()
+    ]
     return dataclasses.replace(scenario, tools=ToolBox(t for t in tools if isinstance(t, Tool)))
 
 
@@ -58,7 +60,9 @@ async def test_crash_mid_run_then_resume_executes_no_completed_tool_again(hold_g
     backend = SupportBackend()
     config = make_config(hold_gateway, tmp_path / "o.db")
     with pytest.raises(SimulatedCrash):
-        await run_reviewed(config, scenario=crashing_after_effect(get_scenario("support", backend), "send_email"))
+        await run_reviewed(
+            config, scenario=crashing_after_effect(get_scenario("support", backend), "send_email")
+        )
     async with Orchestrator(config) as orch:
         (run,) = await orch.store.list_runs()
     assert run.status == "running"  # as a crash leaves it
@@ -68,8 +72,9 @@ async def test_crash_mid_run_then_resume_executes_no_completed_tool_again(hold_g
     assert report.status == "completed", report.to_dict()
     for tool in ("lookup_order", "search_kb", "issue_refund"):
         assert backend.ran(tool) == 1, tool  # completed before the crash: not touched by the resume
-    assert {k: v for k, v in backend.invocations.items() if k[0] != "send_email"} == \
-        {k: v for k, v in before.items() if k[0] != "send_email"}
+    assert {k: v for k, v in backend.invocations.items() if k[0] != "send_email"} == {
+        k: v for k, v in before.items() if k[0] != "send_email"
+    }
     # The interrupted send_email ran again with the same idempotency key: one email, not two.
     (key,) = [k for k in backend.invocations if k[0] == "send_email"]
     assert backend.invocations[key] == 2 and len(backend.sent) == 1
@@ -79,22 +84,33 @@ async def test_crash_mid_run_then_resume_executes_no_completed_tool_again(hold_g
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "orchestrator", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _step_status(db: Path, run_id: str, step: str) -> str | None:
     if not db.exists():
         return None
     with sqlite3.connect(db) as conn:
-        row = conn.execute("SELECT status FROM steps WHERE run_id = ? AND step_id = ?", (run_id, step)).fetchone()
+        row = conn.execute(
+            "SELECT status FROM steps WHERE run_id = ? AND step_id = ?", (run_id, step)
+        ).fetchone()
     return row[0] if row else None
 
 
 async def test_cli_resume_after_sigkill_while_waiting_for_approval(hold_gateway, tmp_path: Path):
     db, run_id = tmp_path / "cli.db", "run-cli-resume-test"
-    env = {**os.environ, "WARDGATE_BASE_URL": hold_gateway.base_url, "ORCHESTRATOR_MODEL": "mock-chat",
-           **{f"WARDGATE_AGENT_KEY_{a.upper()}": k for a, k in AGENT_KEYS.items()}}
+    env = {
+        **os.environ,
+        "WARDGATE_BASE_URL": hold_gateway.base_url,
+        "ORCHESTRATOR_MODEL": "mock-chat",
+        **{f"WARDGATE_AGENT_KEY_{a.upper()}": k for a, k in AGENT_KEYS.items()},
+    }
     proc = _cli("run", "--run-id", run_id, "--db", str(db), "--json", env=env)
     admin = AdminClient(hold_gateway.base_url, ORCH_ADMIN_KEY)
     try:

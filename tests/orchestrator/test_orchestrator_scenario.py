@@ -25,13 +25,19 @@ class Calls(Listener):
         self.records.append(record)
 
 
-async def test_support_scenario_completes_with_the_denial_the_redactions_and_a_held_approval(hold_gateway, tmp_path: Path):
+async def test_support_scenario_completes_with_the_denial_the_redactions_and_a_held_approval(
+    hold_gateway, tmp_path: Path
+):
     report, scenario, approver = await run_reviewed(make_config(hold_gateway, tmp_path / "o.db"))
     backend = scenario.backend
 
     assert report.status == "completed", report.to_dict()
-    assert {s.id: s.status for s in report.steps} == {"research": "done", "refund": "done", "account": "denied",
-                                                        "reply": "done"}
+    assert {s.id: s.status for s in report.steps} == {
+        "research": "done",
+        "refund": "done",
+        "account": "denied",
+        "reply": "done",
+    }
     # The policy forbids delete_customer: the step is denied with the policy's reason, nothing was deleted.
     (denial,) = report.denials
     assert denial["step"] == "account" and denial["code"] == "policy_denied"
@@ -52,14 +58,18 @@ async def test_support_scenario_completes_with_the_denial_the_redactions_and_a_h
     admin = AdminClient(hold_gateway.base_url, make_config(hold_gateway, tmp_path / "x.db").admin_key)
     timeline = await admin.run_timeline(report.run_id)
     await admin.close()
-    redacted = [(s.get("agent_id"), (s.get("redaction") or {}).get("entities") or {}) for s in timeline["steps"]]
+    redacted = [
+        (s.get("agent_id"), (s.get("redaction") or {}).get("entities") or {}) for s in timeline["steps"]
+    ]
     writer = [e for agent, e in redacted if agent == "writer"]
     assert writer and all(e.get("EMAIL_ADDRESS") and e.get("CREDIT_CARD") for e in writer)
     assert report.review and report.review["verdict"] in ("approve", "revise")
     assert all(t.executions == 1 for t in report.tools)
 
 
-async def test_deferred_approval_is_polled_then_the_same_request_is_resent_with_its_id(defer_gateway, tmp_path: Path):
+async def test_deferred_approval_is_polled_then_the_same_request_is_resent_with_its_id(
+    defer_gateway, tmp_path: Path
+):
     calls = Calls()
     report, scenario, _ = await run_reviewed(make_config(defer_gateway, tmp_path / "o.db"), listener=calls)
 

@@ -81,4 +81,6 @@ async def build_service(
     result = await manager.reload(reason="test")
     if result.result != "loaded":
         raise AssertionError(f"the policy set did not load: {result.errors}")
-    return PolicyService(manager, PolicySettings(**settings), metrics, services if services is not None else {})
+    return PolicyService(
+        manager, PolicySettings(**settings), metrics, services if services is not None else {}
+    )

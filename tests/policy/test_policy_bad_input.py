@@ -50,30 +50,72 @@ async def test_huge_message_array_is_decided_and_scanned_to_the_end(service: Pol
 
 
 async def test_odd_unicode_everywhere_is_decided(service: PolicyService) -> None:
-    call = make_call({
-        "model": "mock-chat",
-        "messages": [{"role": "user", "content": ODD}, {"role": "tool", "tool_call_id": ODD, "content": ODD},
-                     {"role": ODD, "content": [{"type": "text", "text": ODD}, {"type": ODD}]}],
-        "tools": [{"type": "function", "function": {"name": ODD}}],
-        "metadata": {ODD: ODD},
-    }, team=ODD, roles=(ODD,), tags={ODD: ODD})
+    call = make_call(
+        {
+            "model": "mock-chat",
+            "messages": [
+                {"role": "user", "content": ODD},
+                {"role": "tool", "tool_call_id": ODD, "content": ODD},
+                {"role": ODD, "content": [{"type": "text", "text": ODD}, {"type": ODD}]},
+            ],
+            "tools": [{"type": "function", "function": {"name": ODD}}],
+            "metadata": {ODD: ODD},
+        },
+        team=ODD,
+        roles=(ODD,),
+        tags={ODD: ODD},
+    )
     assert await decide_request(service, call) == "allow"
 
 
 async def test_odd_values_in_odd_places_are_decided(service: PolicyService) -> None:
-    call = make_call({"model": "mock-chat", "messages": [None, 7, "text", [], {"role": None, "content": {"a": 1}},
-                                                         {"role": "tool", "content": 12}],
-                      "tools": "all of them", "temperature": float("1e308")})
+    call = make_call(
+        {
+            "model": "mock-chat",
+            "messages": [
+                None,
+                7,
+                "text",
+                [],
+                {"role": None, "content": {"a": 1}},
+                {"role": "tool", "content": 12},
+            ],
+            "tools": "all of them",
+            "temperature": float("1e308"),
+        }
+    )
     assert await decide_request(service, call) == "allow"
 
 
-@pytest.mark.parametrize("arguments", ['{"amount": 5000', "NaN", "[1, 2", "\x00", '{"amount": "5000 EUR"}', "null",
-                                       '"just a string"', "1e999"])
-async def test_tool_arguments_that_are_not_json_objects_are_decided(service: PolicyService, arguments: str) -> None:
+@pytest.mark.parametrize(
+    "arguments",
+    ['{"amount": 5000', "NaN", "[1, 2", "\x00", '{"amount": "5000 EUR"}', "null", '"just a string"', "1e999"],
+)
+async def test_tool_arguments_that_are_not_json_objects_are_decided(
+    service: PolicyService, arguments: str
+) -> None:
     call = make_call({"model": "mock-chat", "messages": []})
-    answer = {"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "transfer_funds", "arguments": arguments}}]}}]}
-    with pytest.raises(Denied) as raised:  # invalid JSON: denied; not a number: needs approval (none configured)
+    answer = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "transfer_funds", "arguments": arguments},
+                        }
+                    ],
+                },
+            }
+        ]
+    }
+    with pytest.raises(
+        Denied
+    ) as raised:  # invalid JSON: denied; not a number: needs approval (none configured)
         await PolicyResponseStage(service).on_response(call, ModelResponse(200, {}, json=answer))
     reason = raised.value.reasons[0]
     assert "not valid JSON" in reason or reason.startswith("approval required:"), reason

@@ -59,16 +59,19 @@ def test_the_shipped_derived_values_equal_what_real_opa_computes(shipped_set: Po
     assert data["wardgate"]["derived"]["teams"]["support"]["max_tokens"] == 1024
 
 
-@pytest.mark.parametrize(("text", "line", "why"), [
-    ("package wardgate.derived\n\nx := 1\n\ny := input.user\n", 5, "may not read input"),
-    ("package wardgate.derived\n\nimport data.wardgate.lib\n", 3, "not data.wardgate.lib"),
-    ("package wardgate.derived\n\nx := data.other\n", 3, "not data.other"),
-    ("package wardgate.derived\n\nx := data\n", 3, "may read only data.wardgate"),
-    ("package wardgate.derived\n\nnow := time.now_ns()\n", 3, "may not call time.now_ns"),
-    ("package wardgate.derived\n\ndouble(x) := 2 * x\n", 3, "may not define functions"),
-    ("package wardgate.derived\n\nnames := {w | some w in data.wardgate.policy.words}\n", 1, "no sets"),
-    ("package wardgate.derived\n\nx := object.union(data.wardgate.policy.limit, {})\n", 1, "failed"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "why"),
+    [
+        ("package wardgate.derived\n\nx := 1\n\ny := input.user\n", 5, "may not read input"),
+        ("package wardgate.derived\n\nimport data.wardgate.lib\n", 3, "not data.wardgate.lib"),
+        ("package wardgate.derived\n\nx := data.other\n", 3, "not data.other"),
+        ("package wardgate.derived\n\nx := data\n", 3, "may read only data.wardgate"),
+        ("package wardgate.derived\n\nnow := time.now_ns()\n", 3, "may not call time.now_ns"),
+        ("package wardgate.derived\n\ndouble(x) := 2 * x\n", 3, "may not define functions"),
+        ("package wardgate.derived\n\nnames := {w | some w in data.wardgate.policy.words}\n", 1, "no sets"),
+        ("package wardgate.derived\n\nx := object.union(data.wardgate.policy.limit, {})\n", 1, "failed"),
+    ],
+)
 def test_a_derived_package_that_could_differ_per_call_is_refused(text: str, line: int, why: str) -> None:
     with pytest.raises(PolicyCompileError) as caught:
         materialize({"rego/derived.rego": text, "rego/rules.rego": RULES}, DATA)
@@ -99,7 +102,10 @@ async def test_every_engine_decides_on_the_derived_data(kind: str) -> None:
         try:
             await engine.load(MODULES, DATA)
             decide: Any = engine.evaluate
-            assert await decide("wardgate/rules/decision", {"text": "BETA version"}) == {"hit": True, "limit": 6}
+            assert await decide("wardgate/rules/decision", {"text": "BETA version"}) == {
+                "hit": True,
+                "limit": 6,
+            }
             assert await decide("wardgate/rules/decision", {"text": "gamma"}) == {"hit": False, "limit": 6}
             assert await decide("wardgate/derived/limit", {}) == 6  # the served data, same path
         finally:
@@ -114,9 +120,14 @@ async def test_a_load_with_a_bad_derived_package_keeps_the_last_revision() -> No
     try:
         revision = await engine.load(MODULES, DATA)
         with pytest.raises(PolicyCompileError):
-            await engine.load({**MODULES, "rego/derived.rego": "package wardgate.derived\n\nx := input.y\n"}, DATA)
+            await engine.load(
+                {**MODULES, "rego/derived.rego": "package wardgate.derived\n\nx := input.y\n"}, DATA
+            )
         assert engine.revision == revision
-        assert await engine.evaluate("wardgate/rules/decision", {"text": "alpha"}) == {"hit": True, "limit": 6}
+        assert await engine.evaluate("wardgate/rules/decision", {"text": "alpha"}) == {
+            "hit": True,
+            "limit": 6,
+        }
     finally:
         await engine.close()
 
@@ -132,7 +143,10 @@ async def test_an_opa_preloaded_with_the_derived_module_takes_the_push() -> None
         engine = make_engine("opa", server.url)
         try:
             await engine.load(MODULES, DATA)
-            assert await engine.evaluate("wardgate/rules/decision", {"text": "alpha"}) == {"hit": True, "limit": 6}
+            assert await engine.evaluate("wardgate/rules/decision", {"text": "alpha"}) == {
+                "hit": True,
+                "limit": 6,
+            }
         finally:
             await engine.close()
         assert sorted(server.store.policies) == ["wardgate/rego/rules.rego"]

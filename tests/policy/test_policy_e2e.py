@@ -36,17 +36,27 @@ POLICY = {
     },
     "routing": {"low_budget_usd": 1.0, "cheaper": {"gpt-test": "gpt-test-cheap"}},
 }
-GUARDS_OFF = {"limits": {"enabled": False}, "redaction": {"enabled": False},
-              "approvals": {"enabled": False}, "audit": {"enabled": False}}
+GUARDS_OFF = {
+    "limits": {"enabled": False},
+    "redaction": {"enabled": False},
+    "approvals": {"enabled": False},
+    "audit": {"enabled": False},
+}
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 
-def settings_for(root: Path, upstream_url: str, *, extra: dict[str, Any] | None = None,
-                 **overrides: Any) -> Settings:
+def settings_for(
+    root: Path, upstream_url: str, *, extra: dict[str, Any] | None = None, **overrides: Any
+) -> Settings:
     """Settings for a gateway with POLICY as policies/policy.yaml and ``overrides`` per section."""
     policies, rego = make_policies_dir(root, upstream_url, extra={"policy.yaml": POLICY, **(extra or {})})
-    base: dict[str, Any] = {"policies_dir": policies, "rego_dir": rego, "data_dir": root / "data",
-                            "providers": {"max_attempts": 1, "timeout_s": 5.0}, **GUARDS_OFF}
+    base: dict[str, Any] = {
+        "policies_dir": policies,
+        "rego_dir": rego,
+        "data_dir": root / "data",
+        "providers": {"max_attempts": 1, "timeout_s": 5.0},
+        **GUARDS_OFF,
+    }
     for key, value in overrides.items():
         base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     return Settings(**base)
@@ -76,7 +86,9 @@ def test_denied_model_is_a_403_whose_reasons_the_sdk_shows(gateway: RunningGatew
 
 
 def test_allowed_call_carries_the_decision_and_is_capped(gateway: RunningGateway, upstream: Any) -> None:
-    raw = sdk(gateway).chat.completions.with_raw_response.create(model="gpt-test", messages=MESSAGES, max_tokens=9999)
+    raw = sdk(gateway).chat.completions.with_raw_response.create(
+        model="gpt-test", messages=MESSAGES, max_tokens=9999
+    )
     assert raw.headers["x-wardgate-decision"] == "allow"
     assert raw.headers["x-wardgate-policy-revision"] == gateway.ctx.services["policy"].manager.engine.revision
     assert raw.parse().choices[0].message.content
@@ -90,7 +102,9 @@ def test_denied_tool_call_in_an_answer_is_a_403(gateway: RunningGateway, upstrea
     assert raised.value.body["reasons"] == ["tool 'delete_customer' is never allowed: never done by an agent"]  # type: ignore[index]
 
 
-def test_denied_tool_call_in_a_stream_becomes_an_error_the_sdk_raises(gateway: RunningGateway, upstream: Any) -> None:
+def test_denied_tool_call_in_a_stream_becomes_an_error_the_sdk_raises(
+    gateway: RunningGateway, upstream: Any
+) -> None:
     upstream.script_tool_call("shell_exec", {"cmd": "rm -rf /"})
     stream = sdk(gateway).chat.completions.create(model="gpt-test", messages=MESSAGES, stream=True)
     seen_tool_calls = []
@@ -120,15 +134,25 @@ def test_required_approval_without_approvals_is_denied(gateway: RunningGateway, 
 def test_allowed_tool_call_streams_through(gateway: RunningGateway, upstream: Any) -> None:
     upstream.script_tool_call("transfer_funds", {"amount": 10, "to": "acme"})
     chunks = list(sdk(gateway).chat.completions.create(model="gpt-test", messages=MESSAGES, stream=True))
-    names = [tc.function.name for c in chunks for ch in c.choices for tc in (ch.delta.tool_calls or [])
-             if tc.function and tc.function.name]
+    names = [
+        tc.function.name
+        for c in chunks
+        for ch in c.choices
+        for tc in (ch.delta.tool_calls or [])
+        if tc.function and tc.function.name
+    ]
     assert names == ["transfer_funds"]
 
 
 def test_low_budget_routes_to_the_cheaper_model(fake_upstream: Any, tmp_path: Path) -> None:
     limits = {"teams": {"test": {"scopes": {"team": {"budget_usd": {"day": 0.5}}}}}}
-    settings = settings_for(tmp_path, fake_upstream.base_url, extra={"limits.yaml": limits},
-                            limits={"enabled": True}, policy={"watch": False})
+    settings = settings_for(
+        tmp_path,
+        fake_upstream.base_url,
+        extra={"limits.yaml": limits},
+        limits={"enabled": True},
+        policy={"watch": False},
+    )
     fake_upstream.reset()
     with running_gateway(settings) as gw:
         answer = sdk(gw).chat.completions.create(model="gpt-test", messages=MESSAGES, max_tokens=50)
@@ -136,8 +160,9 @@ def test_low_budget_routes_to_the_cheaper_model(fake_upstream: Any, tmp_path: Pa
     assert fake_upstream.last_request.json["model"] == "gpt-test-cheap"
 
 
-def test_reload_while_requests_run_fails_none_and_each_has_one_revision(gateway: RunningGateway,
-                                                                       upstream: Any) -> None:
+def test_reload_while_requests_run_fails_none_and_each_has_one_revision(
+    gateway: RunningGateway, upstream: Any
+) -> None:
     service = gateway.ctx.services["policy"]
     policy_file = service.manager.policies_dir / "policy.yaml"
     original = policy_file.read_text()
@@ -178,14 +203,17 @@ def test_reload_while_requests_run_fails_none_and_each_has_one_revision(gateway:
         assert revisions[revision] == ("allow" if status == 200 else "deny")
 
 
-def test_broken_policy_is_refused_on_reload_and_the_gateway_keeps_serving(gateway: RunningGateway,
-                                                                        upstream: Any) -> None:
+def test_broken_policy_is_refused_on_reload_and_the_gateway_keeps_serving(
+    gateway: RunningGateway, upstream: Any
+) -> None:
     service = gateway.ctx.services["policy"]
     before = service.manager.engine.revision
     broken = service.manager.rego_dir / "broken.rego"
     broken.write_text("package wardgate.broken\n\nx if {\n")
     try:
-        resp = httpx.post(gateway.url + "/admin/policies/reload", headers={"authorization": f"Bearer {ADMIN_KEY}"})
+        resp = httpx.post(
+            gateway.url + "/admin/policies/reload", headers={"authorization": f"Bearer {ADMIN_KEY}"}
+        )
         assert resp.status_code == 422
         assert any("rego/broken.rego:" in e for e in resp.json()["error"]["errors"])
         raw = sdk(gateway).chat.completions.with_raw_response.create(model="gpt-test", messages=MESSAGES)
@@ -196,8 +224,11 @@ def test_broken_policy_is_refused_on_reload_and_the_gateway_keeps_serving(gatewa
 
 def test_opa_server_down_is_a_503(fake_upstream: Any, tmp_path: Path) -> None:
     with OpaServer() as opa:
-        settings = settings_for(tmp_path, fake_upstream.base_url,
-                                policy={"engine": "opa", "opa_url": opa.url, "timeout_ms": 1000, "watch": False})
+        settings = settings_for(
+            tmp_path,
+            fake_upstream.base_url,
+            policy={"engine": "opa", "opa_url": opa.url, "timeout_ms": 1000, "watch": False},
+        )
         with running_gateway(settings) as gw:
             client = sdk(gw)
             assert client.chat.completions.create(model="gpt-test", messages=MESSAGES).choices

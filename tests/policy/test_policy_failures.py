@@ -23,8 +23,9 @@ def chat() -> dict[str, Any]:
     return {"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]}
 
 
-async def opa_service(make_service: Any, server: OpaServer, timeout_s: float = 0.05, kind: str = "opa",
-                      **settings: Any) -> Any:
+async def opa_service(
+    make_service: Any, server: OpaServer, timeout_s: float = 0.05, kind: str = "opa", **settings: Any
+) -> Any:
     return await make_service(make_engine(kind, server.url, timeout_s=timeout_s), **settings)
 
 
@@ -66,7 +67,8 @@ async def test_fail_open_can_be_limited_to_some_endpoints(make_service: Any, opa
     service = await opa_service(make_service, server, fail_open_endpoints=["embeddings"])
     server.stop()
     await PolicyRequestStage(service).on_request(
-        make_call({"model": "mock-embedding", "input": "x"}, Endpoint.EMBEDDINGS))
+        make_call({"model": "mock-embedding", "input": "x"}, Endpoint.EMBEDDINGS)
+    )
     with pytest.raises(PolicyUnavailable):
         await PolicyRequestStage(service).on_request(make_call(chat()))
 
@@ -94,7 +96,9 @@ async def test_opa_restarted_empty_fails_closed_then_gets_the_policies_again(
 
 
 @pytest.mark.parametrize("kind", ["opa", "opa-aiohttp"])
-async def test_slow_opa_answer_times_out_and_fails_closed(make_service: Any, opa_servers: Any, kind: str) -> None:
+async def test_slow_opa_answer_times_out_and_fails_closed(
+    make_service: Any, opa_servers: Any, kind: str
+) -> None:
     server = opa_servers()
     service = await opa_service(make_service, server, timeout_s=0.05, kind=kind)
     server.delay_s = 0.5
@@ -149,14 +153,19 @@ async def test_a_missing_decision_fails_closed(make_service: Any, tmp_path: Path
 
 
 async def test_a_policy_runtime_error_fails_closed(make_service: Any, tmp_path: Path) -> None:
-    rego, policies = write_set(tmp_path, 'package wardgate.request\n\ndecision := {"allow": true} if {\n'
-                                         '\tcount(input.request.model) > 0\n}\n\ndecision := {"allow": false}\n')
+    rego, policies = write_set(
+        tmp_path,
+        'package wardgate.request\n\ndecision := {"allow": true} if {\n'
+        '\tcount(input.request.model) > 0\n}\n\ndecision := {"allow": false}\n',
+    )
     service = await make_service(RegorusEngine(), rego, policies)
     with pytest.raises(PolicyUnavailable):
         await PolicyRequestStage(service).on_request(make_call(chat()))
 
 
-async def test_allow_false_without_reasons_is_a_denial_with_a_reason(make_service: Any, tmp_path: Path) -> None:
+async def test_allow_false_without_reasons_is_a_denial_with_a_reason(
+    make_service: Any, tmp_path: Path
+) -> None:
     rego, policies = write_set(tmp_path, 'package wardgate.request\n\ndecision := {"allow": false}\n')
     service = await make_service(RegorusEngine(), rego, policies)
     from gateway.errors import Denied

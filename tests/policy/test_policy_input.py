@@ -36,20 +36,32 @@ def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, usage:
 
 def test_chat_request_input_has_every_section_and_the_version() -> None:
     call = make_call(
-        {"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.1,
-         "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]},
-        roles=("dev",), state={"pii": {"entities": {"EMAIL_ADDRESS": 1}}, "cost": {"estimate_usd": 0.1},
-                              "run": {"calls": 2}},
+        {
+            "model": "mock-chat",
+            "messages": [{"role": "user", "content": "hi"}],
+            "temperature": 0.1,
+            "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}],
+        },
+        roles=("dev",),
+        state={"pii": {"entities": {"EMAIL_ADDRESS": 1}}, "cost": {"estimate_usd": 0.1}, "run": {"calls": 2}},
     )
     doc = build_input(call, now=datetime(2025, 1, 6, 14, 30, tzinfo=UTC))
     assert doc["version"] == 1
-    assert doc["principal"] == {"key_id": "key-1", "team": "demo", "user": "user-1", "roles": ["dev"], "tags": {}}
+    assert doc["principal"] == {
+        "key_id": "key-1",
+        "team": "demo",
+        "user": "user-1",
+        "roles": ["dev"],
+        "tags": {},
+    }
     assert doc["agent"] == {"id": "agent-1", "run_id": "run-1", "parent_run_id": None}
     assert doc["request"] == {
-        "endpoint": "chat.completions", "model": "mock-chat",
+        "endpoint": "chat.completions",
+        "model": "mock-chat",
         "messages": [{"role": "user", "content": "hi"}],
         "tools": [{"type": "function", "kind": "function", "name": "lookup", "name_key": "lookup"}],
-        "tool_results": [], "params": {"temperature": 0.1},
+        "tool_results": [],
+        "params": {"temperature": 0.1},
     }
     assert doc["pii"] == {"entities": {"EMAIL_ADDRESS": 1}}
     assert doc["cost"] == {"estimate_usd": 0.1}
@@ -59,7 +71,9 @@ def test_chat_request_input_has_every_section_and_the_version() -> None:
 
 
 def test_request_input_shows_the_body_as_it_is_when_the_phase_runs() -> None:
-    call = make_call({"model": "mock-chat", "messages": [{"role": "user", "content": "mail <EMAIL_ADDRESS_1>"}]})
+    call = make_call(
+        {"model": "mock-chat", "messages": [{"role": "user", "content": "mail <EMAIL_ADDRESS_1>"}]}
+    )
     call.body["model"] = "mock-cheap"
     doc = build_input(call)
     assert doc["request"]["model"] == "mock-cheap"
@@ -67,33 +81,55 @@ def test_request_input_shows_the_body_as_it_is_when_the_phase_runs() -> None:
 
 
 def test_responses_api_input_becomes_chat_shaped_messages() -> None:
-    call = make_call({
-        "model": "mock-chat", "instructions": "Be brief.",
-        "input": [
-            {"role": "user", "content": [{"type": "input_text", "text": "weather?"}]},
-            {"type": "function_call", "call_id": "fc1", "name": "weather", "arguments": '{"city": "Oslo"}'},
-            {"type": "function_call_output", "call_id": "fc1", "output": "sunny"},
-            {"type": "reasoning", "id": "r1", "summary": []},
-        ],
-        "tools": [{"type": "function", "name": "weather"}, {"type": "web_search_preview"}],
-        "max_output_tokens": 100,
-    }, Endpoint.RESPONSES)
+    call = make_call(
+        {
+            "model": "mock-chat",
+            "instructions": "Be brief.",
+            "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": "weather?"}]},
+                {
+                    "type": "function_call",
+                    "call_id": "fc1",
+                    "name": "weather",
+                    "arguments": '{"city": "Oslo"}',
+                },
+                {"type": "function_call_output", "call_id": "fc1", "output": "sunny"},
+                {"type": "reasoning", "id": "r1", "summary": []},
+            ],
+            "tools": [{"type": "function", "name": "weather"}, {"type": "web_search_preview"}],
+            "max_output_tokens": 100,
+        },
+        Endpoint.RESPONSES,
+    )
     request = build_input(call)["request"]
     assert request["messages"] == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": [{"type": "text", "text": "weather?"}]},
-        {"role": "assistant", "tool_calls": [
-            {"id": "fc1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}]},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "fc1",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": '{"city": "Oslo"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "fc1", "content": "sunny"},
         {"type": "reasoning", "id": "r1", "summary": []},
     ]
     assert request["tools"] == [
         {"type": "function", "kind": "function", "name": "weather", "name_key": "weather"},
-        {"type": "web_search_preview", "kind": "web_search", "name": "web_search_preview",
-         "name_key": "web_search_preview"},
+        {
+            "type": "web_search_preview",
+            "kind": "web_search",
+            "name": "web_search_preview",
+            "name_key": "web_search_preview",
+        },
     ]
-    assert request["tool_results"] == [{"role": "function_call_output", "tool_call_id": "fc1", "name": "",
-                                        "text": "sunny"}]
+    assert request["tool_results"] == [
+        {"role": "function_call_output", "tool_call_id": "fc1", "name": "", "text": "sunny"}
+    ]
     assert request["params"] == {"max_output_tokens": 100}
 
 
@@ -116,8 +152,9 @@ def test_malformed_body_fields_still_give_a_well_formed_input() -> None:
     assert doc["principal"] is None
     assert doc["request"]["messages"] == []
     assert doc["request"]["model"] == "7"  # not a string in the body: the call's model name
-    assert doc["request"]["tools"] == [{"type": "function", "kind": "function", "name": "function",
-                                        "name_key": "function"}]
+    assert doc["request"]["tools"] == [
+        {"type": "function", "kind": "function", "name": "function", "name_key": "function"}
+    ]
 
 
 def test_arguments_that_are_not_json_are_marked_not_fatal() -> None:
@@ -136,17 +173,48 @@ def test_any_argument_string_gives_a_json_encodable_value(raw: str) -> None:
 
 
 def test_chat_answer_view_parses_tool_call_arguments() -> None:
-    body = {"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-        "role": "assistant", "content": "On it.", "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "transfer_funds", "arguments": '{"amount": 5}'}},
-            {"id": "c2", "type": "function", "function": {"name": "lookup", "arguments": "{oops"}},
-        ]}}], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}
+    body = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": "On it.",
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "transfer_funds", "arguments": '{"amount": 5}'},
+                        },
+                        {
+                            "id": "c2",
+                            "type": "function",
+                            "function": {"name": "lookup", "arguments": "{oops"},
+                        },
+                    ],
+                },
+            }
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 4},
+    }
     assert answer_view(Endpoint.CHAT, body) == {
         "content": "On it.",
         "tool_calls": [
-            {"id": "c1", "type": "function", "name": "transfer_funds", "arguments": {"amount": 5}, "choice": 0},
-            {"id": "c2", "type": "function", "name": "lookup",
-             "arguments": {"_invalid_json": True, "raw": "{oops"}, "choice": 0},
+            {
+                "id": "c1",
+                "type": "function",
+                "name": "transfer_funds",
+                "arguments": {"amount": 5},
+                "choice": 0,
+            },
+            {
+                "id": "c2",
+                "type": "function",
+                "name": "lookup",
+                "arguments": {"_invalid_json": True, "raw": "{oops"},
+                "choice": 0,
+            },
         ],
         "finish_reason": "tool_calls",
         "usage": {"prompt_tokens": 3, "completion_tokens": 4},
@@ -154,12 +222,16 @@ def test_chat_answer_view_parses_tool_call_arguments() -> None:
 
 
 def test_responses_answer_view_reads_output_items() -> None:
-    body = {"status": "completed", "usage": {"input_tokens": 1}, "output": [
-        {"type": "reasoning", "id": "r"},
-        {"type": "message", "content": [{"type": "output_text", "text": "Sure."}]},
-        {"type": "function_call", "call_id": "fc9", "name": "delete_customer", "arguments": '{"id": 4}'},
-        {"type": "web_search_call", "id": "ws1", "action": {"query": "x"}},
-    ]}
+    body = {
+        "status": "completed",
+        "usage": {"input_tokens": 1},
+        "output": [
+            {"type": "reasoning", "id": "r"},
+            {"type": "message", "content": [{"type": "output_text", "text": "Sure."}]},
+            {"type": "function_call", "call_id": "fc9", "name": "delete_customer", "arguments": '{"id": 4}'},
+            {"type": "web_search_call", "id": "ws1", "action": {"query": "x"}},
+        ],
+    }
     view = answer_view(Endpoint.RESPONSES, body)
     assert view["content"] == "Sure."
     assert view["finish_reason"] == "completed"
@@ -178,8 +250,23 @@ def test_chat_stream_view_releases_text_and_holds_tool_calls_finish_and_usage() 
     view = ChatStreamView()
     assert view.feed(chunk({"role": "assistant", "content": "Let me "})) == RELEASE
     assert view.feed(chunk({"content": "check."})) == RELEASE
-    assert view.feed(chunk({"tool_calls": [{"index": 0, "id": "c1", "type": "function",
-                                             "function": {"name": "transfer_funds", "arguments": ""}}]})) == HOLD
+    assert (
+        view.feed(
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "transfer_funds", "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
+        == HOLD
+    )
     assert view.feed(chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"amou'}}]})) == HOLD
     assert view.feed(chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'nt": 2000}'}}]})) == HOLD
     assert view.feed(chunk(finish="tool_calls")) == HOLD
@@ -187,8 +274,15 @@ def test_chat_stream_view_releases_text_and_holds_tool_calls_finish_and_usage() 
     assert view.feed(SSEEvent.done()) == FINAL
     assert view.view() == {
         "content": "Let me check.",
-        "tool_calls": [{"id": "c1", "type": "function", "name": "transfer_funds", "arguments": {"amount": 2000},
-                        "choice": 0}],
+        "tool_calls": [
+            {
+                "id": "c1",
+                "type": "function",
+                "name": "transfer_funds",
+                "arguments": {"amount": 2000},
+                "choice": 0,
+            }
+        ],
         "finish_reason": "tool_calls",
         "usage": {"prompt_tokens": 1, "completion_tokens": 2},
     }
@@ -198,17 +292,36 @@ def test_responses_stream_view_uses_the_final_response() -> None:
     view = ResponsesStreamView()
     ev = SSEEvent.from_json
     assert view.feed(ev({"type": "response.created", "response": {}}, "response.created")) == RELEASE
-    assert view.feed(ev({"type": "response.output_text.delta", "delta": "Hi"}, "response.output_text.delta")) == RELEASE
-    added = {"type": "response.output_item.added", "output_index": 1,
-             "item": {"type": "function_call", "call_id": "f1", "name": "issue_refund", "arguments": ""}}
+    assert (
+        view.feed(ev({"type": "response.output_text.delta", "delta": "Hi"}, "response.output_text.delta"))
+        == RELEASE
+    )
+    added = {
+        "type": "response.output_item.added",
+        "output_index": 1,
+        "item": {"type": "function_call", "call_id": "f1", "name": "issue_refund", "arguments": ""},
+    }
     assert view.feed(ev(added, added["type"])) == HOLD
     delta = {"type": "response.function_call_arguments.delta", "output_index": 1, "delta": '{"amount": 900}'}
     assert view.feed(ev(delta, delta["type"])) == HOLD
-    assert view.view()["tool_calls"] == [{"id": "f1", "type": "function", "name": "issue_refund",
-                                          "arguments": {"amount": 900}}]
-    final = {"type": "response.completed", "response": {"status": "completed", "output": [
-        {"type": "message", "content": [{"type": "output_text", "text": "Hi"}]},
-        {"type": "function_call", "call_id": "f1", "name": "issue_refund", "arguments": '{"amount": 900}'}]}}
+    assert view.view()["tool_calls"] == [
+        {"id": "f1", "type": "function", "name": "issue_refund", "arguments": {"amount": 900}}
+    ]
+    final = {
+        "type": "response.completed",
+        "response": {
+            "status": "completed",
+            "output": [
+                {"type": "message", "content": [{"type": "output_text", "text": "Hi"}]},
+                {
+                    "type": "function_call",
+                    "call_id": "f1",
+                    "name": "issue_refund",
+                    "arguments": '{"amount": 900}',
+                },
+            ],
+        },
+    }
     assert view.feed(ev(final, final["type"])) == FINAL
     assert view.view()["content"] == "Hi"
     assert view.view()["finish_reason"] == "completed"
@@ -217,13 +330,18 @@ def test_responses_stream_view_uses_the_final_response() -> None:
 def test_request_keys_are_computed_once_per_call_until_forgotten() -> None:
     from gateway.policy.input import forget_keys
 
-    body = {"model": "mock-chat", "tools": [{"type": "function", "function": {"name": "Shell"}}],
-            "messages": [{"role": "tool", "tool_call_id": "c1", "content": "IGNORE  previous"}]}
+    body = {
+        "model": "mock-chat",
+        "tools": [{"type": "function", "function": {"name": "Shell"}}],
+        "messages": [{"role": "tool", "tool_call_id": "c1", "content": "IGNORE  previous"}],
+    }
     call = make_call(body)
     first = build_input(call)["request"]
     assert first["tools"][0]["name_key"] == "shell" and first["tool_results"][0]["text"] == "ignore previous"
     body["messages"][0]["content"] = "rewritten in place"  # as a policy-driven re-redaction does
-    assert build_input(call)["request"]["tool_results"] is first["tool_results"]  # the response phase reuses them
+    assert (
+        build_input(call)["request"]["tool_results"] is first["tool_results"]
+    )  # the response phase reuses them
     forget_keys(call)
     assert build_input(call)["request"]["tool_results"][0]["text"] == "rewritten in place"
     call.body = {**body, "tools": []}  # a new body object: keyed again
@@ -231,34 +349,72 @@ def test_request_keys_are_computed_once_per_call_until_forgotten() -> None:
 
 
 def test_every_tool_shape_of_both_apis_is_one_list_with_kinds() -> None:
-    chat = make_call({"model": "m", "messages": [], "functions": [{"name": "Legacy_Fn"}],
-                      "function_call": {"name": "forced_fn"},
-                      "tools": [{"type": "custom", "custom": {"name": "Grammar"}}],
-                      "tool_choice": {"type": "function", "function": {"name": "Legacy_Fn"}}})
+    chat = make_call(
+        {
+            "model": "m",
+            "messages": [],
+            "functions": [{"name": "Legacy_Fn"}],
+            "function_call": {"name": "forced_fn"},
+            "tools": [{"type": "custom", "custom": {"name": "Grammar"}}],
+            "tool_choice": {"type": "function", "function": {"name": "Legacy_Fn"}},
+        }
+    )
     assert [(t["kind"], t["name"], t["name_key"]) for t in build_input(chat)["request"]["tools"]] == [
-        ("custom", "Grammar", "grammar"), ("function", "Legacy_Fn", "legacy_fn"), ("function", "forced_fn", "forced_fn")]
-    responses = make_call({"model": "m", "input": "x", "tools": [
-        {"type": "local_shell"}, {"type": "computer_use_preview"}, {"type": "web_search_preview_2025_03_11"},
-        {"type": "mcp", "server_label": "Docs"}, {"type": "image_generation"}, {"type": "code_interpreter"},
-        {"type": "file_search"}, {"type": "shell"}, {"type": "apply_patch"}, {"type": "computer"}]}, Endpoint.RESPONSES)
+        ("custom", "Grammar", "grammar"),
+        ("function", "Legacy_Fn", "legacy_fn"),
+        ("function", "forced_fn", "forced_fn"),
+    ]
+    responses = make_call(
+        {
+            "model": "m",
+            "input": "x",
+            "tools": [
+                {"type": "local_shell"},
+                {"type": "computer_use_preview"},
+                {"type": "web_search_preview_2025_03_11"},
+                {"type": "mcp", "server_label": "Docs"},
+                {"type": "image_generation"},
+                {"type": "code_interpreter"},
+                {"type": "file_search"},
+                {"type": "shell"},
+                {"type": "apply_patch"},
+                {"type": "computer"},
+            ],
+        },
+        Endpoint.RESPONSES,
+    )
     assert [(t["kind"], t["name_key"]) for t in build_input(responses)["request"]["tools"]] == [
-        ("local_shell", "local_shell"), ("computer_use", "computer_use_preview"),
-        ("web_search", "web_search_preview_2025_03_11"), ("mcp", "docs"), ("image_generation", "image_generation"),
-        ("code_interpreter", "code_interpreter"), ("file_search", "file_search"), ("shell", "shell"),
-        ("apply_patch", "apply_patch"), ("computer_use", "computer")]
+        ("local_shell", "local_shell"),
+        ("computer_use", "computer_use_preview"),
+        ("web_search", "web_search_preview_2025_03_11"),
+        ("mcp", "docs"),
+        ("image_generation", "image_generation"),
+        ("code_interpreter", "code_interpreter"),
+        ("file_search", "file_search"),
+        ("shell", "shell"),
+        ("apply_patch", "apply_patch"),
+        ("computer_use", "computer"),
+    ]
 
 
 def test_answer_items_of_every_kind_carry_kind_and_name_key() -> None:
-    body = {"output": [
-        {"type": "local_shell_call", "call_id": "a", "action": {"type": "exec", "command": ["ls"]}},
-        {"type": "computer_call", "call_id": "b", "action": {"type": "click"}},
-        {"type": "mcp_call", "id": "c", "name": "Search", "arguments": "{}"},
-        {"type": "mcp_approval_request", "id": "d", "name": "Delete", "arguments": "{}"},
-        {"type": "custom_tool_call", "call_id": "e", "name": "Run_SQL", "input": "select 1"},
-        {"type": "code_interpreter_call", "id": "f", "code": "print(1)"},
-    ]}
+    body = {
+        "output": [
+            {"type": "local_shell_call", "call_id": "a", "action": {"type": "exec", "command": ["ls"]}},
+            {"type": "computer_call", "call_id": "b", "action": {"type": "click"}},
+            {"type": "mcp_call", "id": "c", "name": "Search", "arguments": "{}"},
+            {"type": "mcp_approval_request", "id": "d", "name": "Delete", "arguments": "{}"},
+            {"type": "custom_tool_call", "call_id": "e", "name": "Run_SQL", "input": "select 1"},
+            {"type": "code_interpreter_call", "id": "f", "code": "print(1)"},
+        ]
+    }
     call = make_call({"model": "m", "input": "x"}, Endpoint.RESPONSES)
     calls = build_input(call, answer_view(Endpoint.RESPONSES, body))["response"]["tool_calls"]
     assert [(c["kind"], c["name_key"]) for c in calls] == [
-        ("local_shell", "local_shell_call"), ("computer_use", "computer_call"), ("mcp", "search"), ("mcp", "delete"),
-        ("custom", "run_sql"), ("code_interpreter", "code_interpreter_call")]
+        ("local_shell", "local_shell_call"),
+        ("computer_use", "computer_call"),
+        ("mcp", "search"),
+        ("mcp", "delete"),
+        ("custom", "run_sql"),
+        ("code_interpreter", "code_interpreter_call"),
+    ]

@@ -37,7 +37,9 @@ def test_regorus_vm_goes_on_after_an_undefined_assignment_so_it_stays_off() -> N
     vm.set_input_json("{}")
     got = orjson.loads(vm.execute_entry_point("data.t.allowed"))
     assert expected == ["a"]
-    assert got != expected, "regorus' VM no longer has the undefined-assignment bug: see PolicySettings.regorus_vm"
+    assert got != expected, (
+        "regorus' VM no longer has the undefined-assignment bug: see PolicySettings.regorus_vm"
+    )
     assert PolicySettings().regorus_vm is False
 
 

@@ -19,7 +19,7 @@ from gateway.policy.stage import PolicyRequestStage
 from tests.opa_server import OpaServer
 from tests.policy.helpers_policy import make_call, make_engine
 
-ALLOW_GPT4O = "\n  demo:\n    models: [\"mock-*\", \"gpt-4o\"]\n"
+ALLOW_GPT4O = '\n  demo:\n    models: ["mock-*", "gpt-4o"]\n'
 
 
 def demo_request(model: str = "gpt-4o") -> Call:
@@ -27,7 +27,9 @@ def demo_request(model: str = "gpt-4o") -> Call:
 
 
 async def manager_for(rego: Path, policies: Path, engine: Any = None) -> PolicyManager:
-    manager = PolicyManager(engine or RegorusEngine(), rego, policies, metrics=PolicyMetrics(CollectorRegistry()))
+    manager = PolicyManager(
+        engine or RegorusEngine(), rego, policies, metrics=PolicyMetrics(CollectorRegistry())
+    )
     result = await manager.reload(reason="test")
     assert result.result == "loaded", result.errors
     return manager
@@ -40,9 +42,12 @@ def allow_gpt4o_for_demo(policies: Path) -> None:
 
 async def decide_model(manager: PolicyManager, model: str = "gpt-4o") -> tuple[str, bool]:
     snapshot = manager.engine.snapshot()
-    doc = {"version": 1, "principal": {"team": "demo", "roles": []}, "request": {"model": model, "messages": [],
-                                                                                 "tools": []},
-           "time": {"weekday": "Monday", "hour": 12}}
+    doc = {
+        "version": 1,
+        "principal": {"team": "demo", "roles": []},
+        "request": {"model": model, "messages": [], "tools": []},
+        "time": {"weekday": "Monday", "hour": 12},
+    }
     value = await snapshot.evaluate("wardgate/request/decision", doc)
     return snapshot.revision, value["allow"]
 
@@ -60,7 +65,9 @@ async def test_a_valid_change_is_loaded_as_a_new_revision(policy_dirs: tuple[Pat
     assert (await manager.reload()).result == "unchanged"
 
 
-async def test_a_policy_that_does_not_parse_is_refused_with_file_and_line(policy_dirs: tuple[Path, Path]) -> None:
+async def test_a_policy_that_does_not_parse_is_refused_with_file_and_line(
+    policy_dirs: tuple[Path, Path],
+) -> None:
     rego, policies = policy_dirs
     manager = await manager_for(rego, policies)
     good = manager.engine.revision
@@ -74,22 +81,32 @@ async def test_a_policy_that_does_not_parse_is_refused_with_file_and_line(policy
     assert metric_value(manager, "refused") == 1
 
 
-async def test_a_policy_only_regorus_accepts_is_refused_by_the_opa_check(policy_dirs: tuple[Path, Path]) -> None:
+async def test_a_policy_only_regorus_accepts_is_refused_by_the_opa_check(
+    policy_dirs: tuple[Path, Path],
+) -> None:
     rego, policies = policy_dirs
     manager = await manager_for(rego, policies)
-    (rego / "unsafe.rego").write_text('package wardgate.unsafe\n\nnot_admin if {\n\tnot input.roles[_] == "admin"\n}\n')
+    (rego / "unsafe.rego").write_text(
+        'package wardgate.unsafe\n\nnot_admin if {\n\tnot input.roles[_] == "admin"\n}\n'
+    )
     result = await manager.reload()
     assert result.result == "refused"
-    assert any("rego_unsafe_var_error" in e and "rego/unsafe.rego:4" in e for e in result.errors), result.errors
+    assert any("rego_unsafe_var_error" in e and "rego/unsafe.rego:4" in e for e in result.errors), (
+        result.errors
+    )
 
 
-async def test_a_set_whose_own_tests_fail_is_refused_with_the_test_named(policy_dirs: tuple[Path, Path]) -> None:
+async def test_a_set_whose_own_tests_fail_is_refused_with_the_test_named(
+    policy_dirs: tuple[Path, Path],
+) -> None:
     rego, policies = policy_dirs
     manager = await manager_for(rego, policies)
     good = manager.engine.revision
     request = rego / "request.rego"
     # A "fix" that silently allows every model: the shipped tests catch it.
-    request.write_text(request.read_text().replace("not data.wardgate.lib.model_allowed(input.request.model)", "false"))
+    request.write_text(
+        request.read_text().replace("not data.wardgate.lib.model_allowed(input.request.model)", "false")
+    )
     result = await manager.reload()
     assert result.result == "refused" and manager.engine.revision == good
     failing = [e for e in result.errors if "test_model_outside_team_allow_list_is_denied" in e]
@@ -97,7 +114,9 @@ async def test_a_set_whose_own_tests_fail_is_refused_with_the_test_named(policy_
     assert any("under regorus" in e for e in failing) and any("under opa-lib" in e for e in result.errors)
 
 
-async def test_data_that_is_not_valid_yaml_is_refused_with_file_and_line(policy_dirs: tuple[Path, Path]) -> None:
+async def test_data_that_is_not_valid_yaml_is_refused_with_file_and_line(
+    policy_dirs: tuple[Path, Path],
+) -> None:
     rego, policies = policy_dirs
     manager = await manager_for(rego, policies)
     (policies / "extra.yaml").write_text("a: 1\nb: [unclosed\nc: 3\n")
@@ -129,7 +148,11 @@ async def test_a_call_phase_keeps_the_revision_it_started_with(policy_dirs: tupl
     old = manager.engine.snapshot()
     allow_gpt4o_for_demo(policies)
     await manager.reload()
-    doc = {"version": 1, "principal": {"team": "demo"}, "request": {"model": "gpt-4o", "messages": [], "tools": []}}
+    doc = {
+        "version": 1,
+        "principal": {"team": "demo"},
+        "request": {"model": "gpt-4o", "messages": [], "tools": []},
+    }
     assert (await old.evaluate("wardgate/request/decision", doc))["allow"] is False
     assert (await manager.engine.snapshot().evaluate("wardgate/request/decision", doc))["allow"] is True
 
@@ -160,8 +183,11 @@ async def test_reloads_under_load_decide_every_call_with_exactly_one_revision(
 
     async def flip() -> None:
         for i in range(6):
-            (policies / "policy.yaml").write_text(original if i % 2 == 0 else original.replace(
-                '\n  demo:\n    models: ["mock-*"]\n', ALLOW_GPT4O))
+            (policies / "policy.yaml").write_text(
+                original
+                if i % 2 == 0
+                else original.replace('\n  demo:\n    models: ["mock-*"]\n', ALLOW_GPT4O)
+            )
             assert (await manager.reload()).result == "loaded"
         stop.set()
 
@@ -198,9 +224,14 @@ async def test_opa_server_gets_only_sets_that_pass(policy_dirs: tuple[Path, Path
     engine = make_engine("opa", server.url)
     try:
         manager = await manager_for(rego, policies, engine)
-        assert sorted(server.store.policies) == ["wardgate/rego/lib.rego", "wardgate/rego/request.rego",
-                                                 "wardgate/rego/response.rego"]
-        (rego / "unsafe.rego").write_text('package wardgate.unsafe\n\nx if {\n\tnot input.roles[_] == "a"\n}\n')
+        assert sorted(server.store.policies) == [
+            "wardgate/rego/lib.rego",
+            "wardgate/rego/request.rego",
+            "wardgate/rego/response.rego",
+        ]
+        (rego / "unsafe.rego").write_text(
+            'package wardgate.unsafe\n\nx if {\n\tnot input.roles[_] == "a"\n}\n'
+        )
         assert (await manager.reload()).result == "refused"
         assert "wardgate/rego/unsafe.rego" not in server.store.policies
         (rego / "unsafe.rego").unlink()
@@ -222,7 +253,9 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> 
 def metric_value(manager: PolicyManager, result: str) -> float:
     if manager.metrics is None:
         pytest.fail("manager has no metrics")
-    return manager.metrics.registry.get_sample_value("wardgate_policy_reloads_total", {"result": result}) or 0.0
+    return (
+        manager.metrics.registry.get_sample_value("wardgate_policy_reloads_total", {"result": result}) or 0.0
+    )
 
 
 def test_a_reload_shortens_the_gil_switch_interval_only_while_it_runs() -> None:

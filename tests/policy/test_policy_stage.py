@@ -33,22 +33,54 @@ def chat(model: str = "mock-chat", **extra: Any) -> dict[str, Any]:
 
 
 def tool_answer(name: str, arguments: str) -> dict[str, Any]:
-    return {"id": "x", "object": "chat.completion", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-        "role": "assistant", "content": None,
-        "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": name, "arguments": arguments}}]}}]}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": name, "arguments": arguments},
+                        }
+                    ],
+                },
+            }
+        ],
+    }
 
 
 def chunk(delta: dict[str, Any] | None = None, finish: str | None = None) -> SSEEvent:
-    return SSEEvent.from_json({"object": "chat.completion.chunk",
-                               "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}]})
+    return SSEEvent.from_json(
+        {
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}],
+        }
+    )
 
 
 def tool_stream(name: str, arguments: str) -> list[SSEEvent]:
     return [
         chunk({"role": "assistant", "content": "Working"}),
         chunk({"content": " on it."}),
-        chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                               "function": {"name": name, "arguments": ""}}]}),
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": name, "arguments": ""},
+                    }
+                ]
+            }
+        ),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]}),
         chunk(finish="tool_calls"),
         SSEEvent.done(),
@@ -68,8 +100,10 @@ async def test_denied_request_raises_policy_denied_with_every_reason(service: Po
         await PolicyRequestStage(service).on_request(call)
     error = raised.value
     assert (error.status, error.code) == (403, "policy_denied")
-    assert error.reasons == [SHELL_REASON, "model 'gpt-4o' is not allowed for team 'demo'"] or error.reasons == sorted(
-        [SHELL_REASON, "model 'gpt-4o' is not allowed for team 'demo'"])
+    assert error.reasons == [
+        SHELL_REASON,
+        "model 'gpt-4o' is not allowed for team 'demo'",
+    ] or error.reasons == sorted([SHELL_REASON, "model 'gpt-4o' is not allowed for team 'demo'"])
     body = error.to_dict()["error"]
     assert body["reasons"] == error.reasons and body["policy_revision"] == service.manager.engine.revision
     decision = call.decisions[-1]
@@ -115,7 +149,9 @@ async def test_policy_redaction_actions_are_handed_to_the_redaction_stage(servic
 async def test_response_with_denied_tool_call_raises_policy_denied(service: PolicyService) -> None:
     call = make_call(chat())
     with pytest.raises(Denied) as raised:
-        await PolicyResponseStage(service).on_response(call, ModelResponse(200, {}, json=tool_answer("shell_exec", "{}")))
+        await PolicyResponseStage(service).on_response(
+            call, ModelResponse(200, {}, json=tool_answer("shell_exec", "{}"))
+        )
     assert raised.value.reasons == [SHELL_REASON]
     assert call.decisions[-1].phase == "response"
 
@@ -126,7 +162,8 @@ async def test_required_approval_without_an_approval_stage_is_a_denial(service: 
     with pytest.raises(Denied) as raised:
         await PolicyResponseStage(service).on_response(call, answer)
     assert raised.value.reasons == [
-        "approval required: transfers above the limit need a finance approver: amount=5000 needs approval above 1000"]
+        "approval required: transfers above the limit need a finance approver: amount=5000 needs approval above 1000"
+    ]
     assert "approval" not in call.state
 
 
@@ -134,12 +171,19 @@ async def test_required_approval_is_handed_to_the_approval_stage(make_service: A
     service = await make_service(RegorusEngine(), services={"approvals": object()})
     call = make_call(chat())
     await PolicyResponseStage(service).on_response(
-        call, ModelResponse(200, {}, json=tool_answer("transfer_funds", '{"amount": 5000}')))
+        call, ModelResponse(200, {}, json=tool_answer("transfer_funds", '{"amount": 5000}'))
+    )
     approval = call.state["approval"]
     assert approval["phase"] == "response"
-    assert approval["items"] == [{"reason": "transfers above the limit need a finance approver: amount=5000 needs "
-                                            "approval above 1000", "tool_call_id": "call_1",
-                                  "approvers": ["finance"], "ttl_s": 3600}]
+    assert approval["items"] == [
+        {
+            "reason": "transfers above the limit need a finance approver: amount=5000 needs "
+            "approval above 1000",
+            "tool_call_id": "call_1",
+            "approvers": ["finance"],
+            "ttl_s": 3600,
+        }
+    ]
     assert approval["revision"] == service.manager.engine.revision
     assert call.decisions[-1].outcome == "approval"
     assert call.response_headers["x-wardgate-decision"] == "approval"
@@ -151,7 +195,9 @@ async def test_upstream_error_answers_are_not_policed(service: PolicyService) ->
     assert call.decisions == []
 
 
-async def test_stream_text_flows_ahead_and_a_denied_tool_call_becomes_one_error_event(service: PolicyService) -> None:
+async def test_stream_text_flows_ahead_and_a_denied_tool_call_becomes_one_error_event(
+    service: PolicyService,
+) -> None:
     call = make_call(chat(), stream=True)
     stage = PolicyResponseStage(service)
     events = tool_stream("delete_customer", '{"customer_id": 1}')
@@ -161,13 +207,16 @@ async def test_stream_text_flows_ahead_and_a_denied_tool_call_becomes_one_error_
     (error,) = out[5]
     body = orjson.loads(error.data)["error"]
     assert body["code"] == "policy_denied"
-    assert body["reasons"] == ["tool 'delete_customer' is never allowed: deleting customer records is never done by "
-                               "an agent"]
+    assert body["reasons"] == [
+        "tool 'delete_customer' is never allowed: deleting customer records is never done by an agent"
+    ]
     assert out[6] == [] and out[7] == []  # nothing after the error
     assert call.decisions[-1].outcome == "deny"
 
 
-async def test_stream_with_allowed_tool_call_releases_every_held_event_in_order(service: PolicyService) -> None:
+async def test_stream_with_allowed_tool_call_releases_every_held_event_in_order(
+    service: PolicyService,
+) -> None:
     call = make_call(chat(), stream=True)
     events = tool_stream("transfer_funds", '{"amount": 20}')
     released = [e for batch in await feed(PolicyResponseStage(service), call, events) for e in batch]
@@ -216,11 +265,17 @@ async def test_responses_stream_denial_is_a_responses_error_event(service: Polic
     item = {"type": "function_call", "call_id": "fc1", "name": "delete_customer", "arguments": '{"id": 3}'}
     events = [
         SSEEvent.from_json({"type": "response.created", "response": {}}, "response.created"),
-        SSEEvent.from_json({"type": "response.output_text.delta", "delta": "Ok"}, "response.output_text.delta"),
-        SSEEvent.from_json({"type": "response.output_item.added", "output_index": 1, "item": {**item, "arguments": ""}},
-                           "response.output_item.added"),
-        SSEEvent.from_json({"type": "response.completed", "response": {"status": "completed", "output": [item]}},
-                           "response.completed"),
+        SSEEvent.from_json(
+            {"type": "response.output_text.delta", "delta": "Ok"}, "response.output_text.delta"
+        ),
+        SSEEvent.from_json(
+            {"type": "response.output_item.added", "output_index": 1, "item": {**item, "arguments": ""}},
+            "response.output_item.added",
+        ),
+        SSEEvent.from_json(
+            {"type": "response.completed", "response": {"status": "completed", "output": [item]}},
+            "response.completed",
+        ),
     ]
     out = await feed(PolicyResponseStage(service), call, events)
     assert out[0] == [events[0]] and out[1] == [events[1]] and out[2] == []
@@ -228,8 +283,9 @@ async def test_responses_stream_denial_is_a_responses_error_event(service: Polic
     assert error.event == "error"
     body = orjson.loads(error.data)
     assert body["type"] == "error" and body["code"] == "policy_denied"
-    assert body["error"]["reasons"] == ["tool 'delete_customer' is never allowed: deleting customer records is never "
-                                        "done by an agent"]
+    assert body["error"]["reasons"] == [
+        "tool 'delete_customer' is never allowed: deleting customer records is never done by an agent"
+    ]
 
 
 async def test_both_phases_of_a_call_are_decided_by_the_revision_it_started_with(
@@ -242,7 +298,9 @@ async def test_both_phases_of_a_call_are_decided_by_the_revision_it_started_with
     await PolicyRequestStage(service).on_request(call)
     (policies / "policy.yaml").write_text((policies / "policy.yaml").read_text().replace("shell_*", "shell*"))
     assert (await service.manager.reload()).result == "loaded"
-    await PolicyResponseStage(service).on_response(call, ModelResponse(200, {}, json=tool_answer("lookup", "{}")))
+    await PolicyResponseStage(service).on_response(
+        call, ModelResponse(200, {}, json=tool_answer("lookup", "{}"))
+    )
     assert [d.revision for d in call.decisions] == [first, first]
     later = make_call(chat())
     await PolicyRequestStage(service).on_request(later)

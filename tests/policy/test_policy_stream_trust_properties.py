@@ -21,14 +21,21 @@ from gateway.sse import SSEEvent
 from gateway.stages.stream_trust import StreamMismatch, _ResponsesTrust
 
 NAMES = st.sampled_from(["shell", "transfer_funds", "lookup", "delete_customer", "Shell", "run_sql"])
-ARGS = st.dictionaries(st.sampled_from(["cmd", "amount", "to", "q"]),
-                       st.one_of(st.integers(-10**6, 10**6), st.text(max_size=12)), max_size=3)
+ARGS = st.dictionaries(
+    st.sampled_from(["cmd", "amount", "to", "q"]),
+    st.one_of(st.integers(-(10**6), 10**6), st.text(max_size=12)),
+    max_size=3,
+)
 CALLS = st.lists(st.tuples(NAMES, ARGS), min_size=1, max_size=3)
 
 
 def _stream(calls: list[tuple[str, dict[str, Any]]] | None, text: str | None) -> list[dict[str, Any]]:
-    answer = generate(Endpoint.RESPONSES, {"model": "m", "input": "x", "stream": True}, stream=True,
-                      overrides=MockOverrides(tool_calls=calls, text=text))
+    answer = generate(
+        Endpoint.RESPONSES,
+        {"model": "m", "input": "x", "stream": True},
+        stream=True,
+        overrides=MockOverrides(tool_calls=calls, text=text),
+    )
     return [e.json for e in answer.events or [] if not e.is_done]
 
 
@@ -55,7 +62,9 @@ def _tamper(output: list[dict[str, Any]], how: str, index: int) -> list[dict[str
     elif how == "rename":
         item["name"] = item["name"] + "_x"
     elif how == "arguments":
-        item["arguments"] = orjson.dumps({"amount": 1}).decode() if item["arguments"] != '{"amount":1}' else "{}"
+        item["arguments"] = (
+            orjson.dumps({"amount": 1}).decode() if item["arguments"] != '{"amount":1}' else "{}"
+        )
     elif how == "retype":
         item["type"] = "custom_tool_call"
     elif how == "add":
@@ -66,8 +75,11 @@ def _tamper(output: list[dict[str, Any]], how: str, index: int) -> list[dict[str
 
 
 @settings(max_examples=80, deadline=None)
-@given(calls=CALLS, how=st.sampled_from(["drop", "empty", "rename", "arguments", "retype", "add", "reorder"]),
-       index=st.integers(0, 5))
+@given(
+    calls=CALLS,
+    how=st.sampled_from(["drop", "empty", "rename", "arguments", "retype", "add", "reorder"]),
+    index=st.integers(0, 5),
+)
 def test_any_lie_in_the_terminal_output_is_refused(calls: Any, how: str, index: int) -> None:
     events = _stream(calls, None)
     final = events[-1]
@@ -81,12 +93,27 @@ def test_any_lie_in_the_terminal_output_is_refused(calls: Any, how: str, index: 
 
 
 @settings(max_examples=40, deadline=None)
-@given(calls=CALLS, extra=st.sampled_from(["response.output_item.added", "response.output_text.delta",
-                                           "response.completed", "response.function_call_arguments.delta"]))
+@given(
+    calls=CALLS,
+    extra=st.sampled_from(
+        [
+            "response.output_item.added",
+            "response.output_text.delta",
+            "response.completed",
+            "response.function_call_arguments.delta",
+        ]
+    ),
+)
 def test_anything_after_the_terminal_event_is_refused(calls: Any, extra: str) -> None:
     events = _stream(calls, None)
-    events.append({"type": extra, "output_index": 0, "delta": "x",
-                   "item": {"type": "function_call", "name": "shell", "arguments": "{}"},
-                   "response": events[-1]["response"]})
+    events.append(
+        {
+            "type": extra,
+            "output_index": 0,
+            "delta": "x",
+            "item": {"type": "function_call", "name": "shell", "arguments": "{}"},
+            "response": events[-1]["response"],
+        }
+    )
     with pytest.raises(StreamMismatch):
         _feed(events)

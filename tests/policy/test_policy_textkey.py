@@ -35,7 +35,7 @@ def test_every_marker_variant_has_the_marker_as_key(variant: str, spelled: objec
 def test_ascii_is_only_case_folded_and_trimmed() -> None:
     # TR39 pairs m/rn, l/I/1, 0/O and |/l too; folding those would rewrite ordinary words.
     assert name_key("  Mini_Model_10 ") == "mini_model_10"
-    assert text_key("Ignore  <|im_start|>\t`x` \"y\"\n") == 'ignore <|im_start|> `x` "y"'
+    assert text_key('Ignore  <|im_start|>\t`x` "y"\n') == 'ignore <|im_start|> `x` "y"'
 
 
 def test_keys_of_names_in_other_scripts_keep_what_has_no_look_alike() -> None:
@@ -79,7 +79,11 @@ def test_keys_hold_no_invisible_character_and_no_whitespace_run(text: str) -> No
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(["transfer_funds", "shell", "delete_customer", "run_sql", "issue_refund"]).flatmap(name_variants))
+@given(
+    st.sampled_from(["transfer_funds", "shell", "delete_customer", "run_sql", "issue_refund"]).flatmap(
+        name_variants
+    )
+)
 def test_generated_name_variants_key_to_the_name(pair: tuple[str, str]) -> None:
     name, spelled = pair
     assert name_key(spelled) == name

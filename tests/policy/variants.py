@@ -13,21 +13,80 @@ from hypothesis import strategies as st
 
 #: TR39 look-alikes of Latin letters (confusables.txt), per script.
 LOOK_ALIKES = {
-    "cyrillic": {"a": "\u0430", "c": "\u0441", "d": "\u0501", "e": "\u0435", "h": "\u04bb", "i": "\u0456",
-                 "j": "\u0458", "l": "\u04cf", "o": "\u043e", "p": "\u0440", "q": "\u051b", "s": "\u0455",
-                 "x": "\u0445", "y": "\u0443"},
-    "greek": {"a": "\u03b1", "i": "\u03b9", "n": "\u03b7", "o": "\u03bf", "p": "\u03c1", "u": "\u03c5", "v": "\u03bd"},
+    "cyrillic": {
+        "a": "\u0430",
+        "c": "\u0441",
+        "d": "\u0501",
+        "e": "\u0435",
+        "h": "\u04bb",
+        "i": "\u0456",
+        "j": "\u0458",
+        "l": "\u04cf",
+        "o": "\u043e",
+        "p": "\u0440",
+        "q": "\u051b",
+        "s": "\u0455",
+        "x": "\u0445",
+        "y": "\u0443",
+    },
+    "greek": {
+        "a": "\u03b1",
+        "i": "\u03b9",
+        "n": "\u03b7",
+        "o": "\u03bf",
+        "p": "\u03c1",
+        "u": "\u03c5",
+        "v": "\u03bd",
+    },
     "armenian": {"n": "\u0578", "u": "\u057d", "o": "\u0585", "h": "\u0570", "g": "\u0581", "q": "\u0566"},
     # capitals that look like Latin capitals
-    "cyrillic_upper": {"A": "\u0410", "B": "\u0412", "C": "\u0421", "E": "\u0415", "H": "\u041d", "I": "\u0406",
-                       "J": "\u0408", "K": "\u041a", "M": "\u041c", "O": "\u041e", "P": "\u0420", "S": "\u0405",
-                       "T": "\u0422", "X": "\u0425", "Y": "\u04ae"},
-    "greek_upper": {"A": "\u0391", "B": "\u0392", "E": "\u0395", "H": "\u0397", "I": "\u0399", "K": "\u039a",
-                    "M": "\u039c", "N": "\u039d", "O": "\u039f", "P": "\u03a1", "T": "\u03a4", "X": "\u03a7",
-                    "Y": "\u03a5", "Z": "\u0396"},
+    "cyrillic_upper": {
+        "A": "\u0410",
+        "B": "\u0412",
+        "C": "\u0421",
+        "E": "\u0415",
+        "H": "\u041d",
+        "I": "\u0406",
+        "J": "\u0408",
+        "K": "\u041a",
+        "M": "\u041c",
+        "O": "\u041e",
+        "P": "\u0420",
+        "S": "\u0405",
+        "T": "\u0422",
+        "X": "\u0425",
+        "Y": "\u04ae",
+    },
+    "greek_upper": {
+        "A": "\u0391",
+        "B": "\u0392",
+        "E": "\u0395",
+        "H": "\u0397",
+        "I": "\u0399",
+        "K": "\u039a",
+        "M": "\u039c",
+        "N": "\u039d",
+        "O": "\u039f",
+        "P": "\u03a1",
+        "T": "\u03a4",
+        "X": "\u03a7",
+        "Y": "\u03a5",
+        "Z": "\u0396",
+    },
 }
-INVISIBLE = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u180e", "\u034f", "\ufe0f",
-             "\U000e0041", "\u202e")
+INVISIBLE = (
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u2060",
+    "\ufeff",
+    "\u00ad",
+    "\u180e",
+    "\u034f",
+    "\ufe0f",
+    "\U000e0041",
+    "\u202e",
+)
 
 
 def look_alike(text: str, script: str) -> str:
@@ -91,8 +150,20 @@ def name_variants(draw: st.DrawFn, name: str) -> tuple[str, str]:
     with invisible characters between, and whitespace around."""
     out = []
     for c in name:
-        form = draw(st.sampled_from(["plain", "upper", "fullwidth", "cyrillic", "greek", "armenian",
-                                     "cyrillic_upper", "greek_upper"]))
+        form = draw(
+            st.sampled_from(
+                [
+                    "plain",
+                    "upper",
+                    "fullwidth",
+                    "cyrillic",
+                    "greek",
+                    "armenian",
+                    "cyrillic_upper",
+                    "greek_upper",
+                ]
+            )
+        )
         if form == "upper":
             c = c.upper()
         elif form.endswith("_upper"):
@@ -114,6 +185,9 @@ def text_variants(draw: st.DrawFn, marker: str) -> str:
     for word in marker.split(" "):
         _, spelled = draw(name_variants(word))
         words.append(spelled.strip())
-    gaps = [draw(st.sampled_from([" ", "  ", "\n", "\t", "\u00a0", " \u200b ", "\r\n", "\u2003"])) for _ in words[1:]]
+    gaps = [
+        draw(st.sampled_from([" ", "  ", "\n", "\t", "\u00a0", " \u200b ", "\r\n", "\u2003"]))
+        for _ in words[1:]
+    ]
     body = words[0] + "".join(g + w for g, w in zip(gaps, words[1:], strict=True))
     return draw(st.sampled_from(["", "Note: ", "ok\n"])) + body + draw(st.sampled_from(["", ".", " now"]))

@@ -28,8 +28,18 @@ def client(fake: FakeOpenAI) -> Iterator[openai.OpenAI]:
         yield c
 
 
-def test_status_fault_can_quote_the_callers_key_and_name_a_param(fake: FakeOpenAI, client: openai.OpenAI) -> None:
-    fake.fault("status", times=1, status=400, message="bad", param="temperature", code="invalid_value", echo_auth=True)
+def test_status_fault_can_quote_the_callers_key_and_name_a_param(
+    fake: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    fake.fault(
+        "status",
+        times=1,
+        status=400,
+        message="bad",
+        param="temperature",
+        code="invalid_value",
+        echo_auth=True,
+    )
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
     assert caught.value.body["message"] == f"bad (you sent: Bearer {KEY})"
@@ -49,7 +59,9 @@ def test_chat_stream_error_fault_sends_events_then_the_providers_error_event(
 
 def test_responses_stream_error_fault_sends_an_error_event(fake: FakeOpenAI) -> None:
     fake.fault("stream_error", times=1, after=1, message="boom", code="server_error")
-    resp = httpx.post(fake.base_url + "/responses", json={"model": "gpt-4o-mini", "input": "hi", "stream": True})
+    resp = httpx.post(
+        fake.base_url + "/responses", json={"model": "gpt-4o-mini", "input": "hi", "stream": True}
+    )
     blocks = [b for b in resp.text.split("\n\n") if b.strip()]
     assert len(blocks) == 2 and blocks[-1].startswith("event: error\n")
     assert orjson.loads(blocks[-1].split("data: ", 1)[1])["message"] == "boom"
@@ -62,10 +74,13 @@ def test_duplicate_keys_fault_repeats_a_top_level_key_of_the_answer(fake: FakeOp
     assert orjson.loads(resp.content)["object"] == "chat.completion"  # last wins: what orjson reads
 
 
-@pytest.mark.parametrize(("path", "body", "key"), [
-    ("/chat/completions", {"model": "m", "messages": MSGS, "stream": True}, b'"object"'),
-    ("/responses", {"model": "m", "input": "hi", "stream": True}, b'"type"'),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "body", "key"),
+    [
+        ("/chat/completions", {"model": "m", "messages": MSGS, "stream": True}, b'"object"'),
+        ("/responses", {"model": "m", "input": "hi", "stream": True}, b'"type"'),
+    ],
+)
 def test_duplicate_keys_fault_in_a_stream_repeats_a_key_in_one_event(
     fake: FakeOpenAI, path: str, body: dict, key: bytes
 ) -> None:

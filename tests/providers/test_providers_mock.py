@@ -500,10 +500,16 @@ def test_responses_stream_events_come_in_order_with_consecutive_sequence_numbers
     deltas = kinds.count("response.output_text.delta")
     assert deltas >= 2
     assert kinds == [
-        "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
         *["response.output_text.delta"] * deltas,
-        "response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed",
-    ]  # fmt: skip
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
     text = "".join(e.delta for e in parsed if e.type == "response.output_text.delta")
     assert text == parsed[-1].response.output_text == "Echo: one two three four five six seven"
     assert parsed[0].response.status == "in_progress" and parsed[-1].response.usage.output_tokens > 0

@@ -163,8 +163,21 @@ async def test_streamed_tool_calls_get_no_card_back_unless_allowed(directed: Red
             call = chat_call([{"role": "user", "content": f"I am {EMAIL}, card {CARD}"}], stream=True)
             await redact_in.on_request(call)
             args = orjson.dumps({"to": "<EMAIL_ADDRESS_1>", "card": "<CREDIT_CARD_1>"}).decode()
-            events = [_chunk({"role": "assistant", "tool_calls": [{"index": 0, "id": "t", "type": "function",
-                                                                    "function": {"name": "f", "arguments": ""}}]})]  # fmt: skip
+            events = [
+                _chunk(
+                    {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "t",
+                                "type": "function",
+                                "function": {"name": "f", "arguments": ""},
+                            }
+                        ],
+                    }
+                )
+            ]
             events += [
                 _chunk({"tool_calls": [{"index": 0, "function": {"arguments": a}}]})
                 for a in _split(args, how, rng)
@@ -193,10 +206,13 @@ async def test_a_redacted_number_becomes_a_string_placeholder_and_comes_back_a_n
     call = chat_call(
         [
             {"role": "user", "content": "find my phone"},
-            {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": args}}]},
+            {
+                "role": "assistant",
+                "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": args}}],
+            },
             {"role": "tool", "tool_call_id": "c", "content": tool_result},
         ]
-    )  # fmt: skip
+    )
     await redact_in.on_request(call)
     sent_args = call.body["messages"][1]["tool_calls"][0]["function"]["arguments"]
     sent_result = call.body["messages"][2]["content"]
@@ -213,8 +229,18 @@ async def test_a_redacted_number_becomes_a_string_placeholder_and_comes_back_a_n
     }
     # the model repeats the placeholders: numbers come back as numbers, inside text as digits
     answer_args = '{"phone": "<PHONE_NUMBER_1>", "text": "ring <PHONE_NUMBER_2>", "alt": "<PHONE_NUMBER_2>"}'
-    response = ModelResponse(200, {}, json=_answer({"content": None, "tool_calls": [
-        {"id": "t", "type": "function", "function": {"name": "call", "arguments": answer_args}}]}))  # fmt: skip
+    response = ModelResponse(
+        200,
+        {},
+        json=_answer(
+            {
+                "content": None,
+                "tool_calls": [
+                    {"id": "t", "type": "function", "function": {"name": "call", "arguments": answer_args}}
+                ],
+            }
+        ),
+    )
     await redact_out.on_response(call, response)
     back = response.json["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
     assert orjson.loads(back) == {"phone": 4155552671, "text": "ring 4155552672", "alt": 4155552672}
@@ -231,20 +257,31 @@ async def test_json_mode_content_stays_json_in_a_stream_and_equals_the_whole_ans
     )
     outs = []
     for stream in (False, True):
-        call = chat_call([{"role": "user", "content": "json please"}], stream=stream,
-                         response_format={"type": "json_object"})  # fmt: skip
+        call = chat_call(
+            [{"role": "user", "content": "json please"}],
+            stream=stream,
+            response_format={"type": "json_object"},
+        )
         await redact_in.on_request(call)
         if stream:
-            chunks = await _stream(redact_out, call, [_chunk({"content": c}) for c in _split(content, how, rng)]
-                                   + [_chunk({}, "stop")])  # fmt: skip
+            chunks = await _stream(
+                redact_out,
+                call,
+                [_chunk({"content": c}) for c in _split(content, how, rng)] + [_chunk({}, "stop")],
+            )
             outs.append("".join(c.choices[0].delta.content or "" for c in chunks if c.choices))
         else:
             response = ModelResponse(200, {}, json=_answer({"content": content}))
             await redact_out.on_response(call, response)
             outs.append(response.json["choices"][0]["message"]["content"])
     assert outs[0] == outs[1]
-    assert orjson.loads(outs[0]) == {"name": "x", "phone": "<PHONE_NUMBER_1>", "mobile": ["<PHONE_NUMBER_2>"],
-                                     "mail": SUPPORT, "ok": True}  # fmt: skip
+    assert orjson.loads(outs[0]) == {
+        "name": "x",
+        "phone": "<PHONE_NUMBER_1>",
+        "mobile": ["<PHONE_NUMBER_2>"],
+        "mail": SUPPORT,
+        "ok": True,
+    }
 
 
 # -- logprobs and reasoning -------------------------------------------------------------------------
@@ -325,8 +362,11 @@ async def test_whole_answer_reasoning_and_responses_logprobs(stages) -> None:
     redact_in, redact_out = stages
     call = chat_call([{"role": "user", "content": "hi"}])
     await redact_in.on_request(call)
-    response = ModelResponse(200, {}, json=_answer({"content": "fine", "reasoning_content": f"card {CARD}",
-                                                     "reasoning": f"key {KEY}"}))  # fmt: skip
+    response = ModelResponse(
+        200,
+        {},
+        json=_answer({"content": "fine", "reasoning_content": f"card {CARD}", "reasoning": f"key {KEY}"}),
+    )
     await redact_out.on_response(call, response)
     message = response.json["choices"][0]["message"]
     assert (
@@ -336,13 +376,39 @@ async def test_whole_answer_reasoning_and_responses_logprobs(stages) -> None:
     rcall = Call("r", Endpoint.RESPONSES, {"model": "m", "input": "hi"}, {})
     await redact_in.on_request(rcall)
     body = {
-        "id": "resp_1", "object": "response", "created_at": 1, "model": "m", "status": "completed",
-        "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-        "output": [{"type": "message", "id": "m1", "role": "assistant", "status": "completed", "content": [
-            {"type": "output_text", "text": f"key {KEY}", "annotations": [{"type": "url_citation", "start_index": 0,
-             "end_index": 1, "url": f"https://docs.example.com/?key={KEY}", "title": f"mail {EMAIL}"}],
-             "logprobs": [{"token": KEY, "logprob": -0.1, "bytes": [], "top_logprobs": []}]}]}],
-    }  # fmt: skip
+        "id": "resp_1",
+        "object": "response",
+        "created_at": 1,
+        "model": "m",
+        "status": "completed",
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "output": [
+            {
+                "type": "message",
+                "id": "m1",
+                "role": "assistant",
+                "status": "completed",
+                "content": [
+                    {
+                        "type": "output_text",
+                        "text": f"key {KEY}",
+                        "annotations": [
+                            {
+                                "type": "url_citation",
+                                "start_index": 0,
+                                "end_index": 1,
+                                "url": f"https://docs.example.com/?key={KEY}",
+                                "title": f"mail {EMAIL}",
+                            }
+                        ],
+                        "logprobs": [{"token": KEY, "logprob": -0.1, "bytes": [], "top_logprobs": []}],
+                    }
+                ],
+            }
+        ],
+    }
     response = ModelResponse(200, {}, json=body)
     await redact_out.on_response(rcall, response)
     part = Response.model_validate(response.json).output[0].content[0]
@@ -362,19 +428,49 @@ async def test_every_request_field_of_the_issue_is_scanned(stages) -> None:
         "safety_identifier": EMAIL,
         "metadata": {"customer": EMAIL, "card": CARD},
         "messages": [
-            {"role": "user", "name": EMAIL, "content": [
-                {"type": "text", "text": "see image"},
-                {"type": "image_url", "image_url": {"url": f"https://img.example.com/a.png?sig={KEY}&u={EMAIL}"}},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
-            ]},
+            {
+                "role": "user",
+                "name": EMAIL,
+                "content": [
+                    {"type": "text", "text": "see image"},
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": f"https://img.example.com/a.png?sig={KEY}&u={EMAIL}"},
+                    },
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                ],
+            },
         ],
-        "tools": [{"type": "function", "function": {"name": "lookup", "description": f"ask {EMAIL}", "parameters": {
-            "type": "object", "properties": {"card": {"type": "string", "description": f"e.g. {CARD}",
-                                                      "enum": [CARD], "default": KEY}}}}}],
-        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "description": f"for {EMAIL}",
-                                                                     "schema": {"description": f"key {KEY}"}}},
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "lookup",
+                    "description": f"ask {EMAIL}",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {
+                            "card": {
+                                "type": "string",
+                                "description": f"e.g. {CARD}",
+                                "enum": [CARD],
+                                "default": KEY,
+                            }
+                        },
+                    },
+                },
+            }
+        ],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "x",
+                "description": f"for {EMAIL}",
+                "schema": {"description": f"key {KEY}"},
+            },
+        },
         "some_future_field": {"deep": [f"mail {EMAIL}"]},
-    }  # fmt: skip
+    }
     call = Call("r", Endpoint.CHAT, body, {})
     await redact_in.on_request(call)
     sent = orjson.dumps(call.body).decode()
@@ -451,10 +547,18 @@ async def test_a_policy_may_set_actions_per_direction(directed: Redactor) -> Non
 
 async def test_logprobs_a_client_sends_back_go_when_their_text_was_redacted(stages) -> None:
     redact_in, _ = stages
-    part = {"type": "output_text", "text": f"key {KEY}", "annotations": [],
-            "logprobs": [{"token": KEY, "logprob": -0.1, "bytes": [], "top_logprobs": []}]}  # fmt: skip
-    clean = {"type": "output_text", "text": "fine", "annotations": [],
-             "logprobs": [{"token": "fine", "logprob": -0.1, "bytes": [], "top_logprobs": []}]}  # fmt: skip
+    part = {
+        "type": "output_text",
+        "text": f"key {KEY}",
+        "annotations": [],
+        "logprobs": [{"token": KEY, "logprob": -0.1, "bytes": [], "top_logprobs": []}],
+    }
+    clean = {
+        "type": "output_text",
+        "text": "fine",
+        "annotations": [],
+        "logprobs": [{"token": "fine", "logprob": -0.1, "bytes": [], "top_logprobs": []}],
+    }
     body = {"model": "m", "input": [{"type": "message", "role": "assistant", "content": [part, clean]}]}
     call = Call("r", Endpoint.RESPONSES, body, {})
     await redact_in.on_request(call)

@@ -112,10 +112,15 @@ def test_every_string_field_of_the_responses_stream_events_is_named_by_the_table
 def test_the_fields_that_leaked_before_are_scanned_in_both_directions() -> None:
     chat_in, chat_out = table("chat.completions", "request"), table("chat.completions", "answer")
     for path in (
-        "user", "messages[].name", "metadata.k", "tools[].function.description",
-        "tools[].function.parameters.properties.k.description", "response_format.json_schema.schema.k",
-        "messages[].reasoning_content", "safety_identifier",
-    ):  # fmt: skip
+        "user",
+        "messages[].name",
+        "metadata.k",
+        "tools[].function.description",
+        "tools[].function.parameters.properties.k.description",
+        "response_format.json_schema.schema.k",
+        "messages[].reasoning_content",
+        "safety_identifier",
+    ):
         assert chat_in.lookup(path) in (Treat.SCAN, Treat.ANY), path
     assert chat_in.lookup("messages[].content[].image_url.url") is Treat.URL
     assert chat_out.lookup("choices[].logprobs") is Treat.LOGPROBS

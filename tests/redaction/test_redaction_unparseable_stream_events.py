@@ -34,17 +34,21 @@ def test_an_event_orjson_cannot_parse_raises_instead_of_reading_as_nothing() -> 
 @pytest.fixture(scope="module")
 def gw(fake_upstream, tmp_path_factory) -> Iterator[RunningGateway]:
     root = tmp_path_factory.mktemp("redaction-unparseable")
-    settings = gateway_settings(root, fake_upstream.base_url, **{**PASS_THROUGH, "redaction": {"enabled": True}})
+    settings = gateway_settings(
+        root, fake_upstream.base_url, **{**PASS_THROUGH, "redaction": {"enabled": True}}
+    )
     with running_gateway(settings) as running:
         yield running
 
 
 def test_a_lone_surrogate_chunk_ends_the_stream_with_an_error_and_leaks_nothing(gw, upstream) -> None:
-    upstream.script_answer(events=[
-        _chunk(b"Hello, "),
-        _chunk(b"\\ud800 card " + CARD.encode() + b" mail " + EMAIL.encode()),
-        _chunk(b"bye"),
-    ])
+    upstream.script_answer(
+        events=[
+            _chunk(b"Hello, "),
+            _chunk(b"\\ud800 card " + CARD.encode() + b" mail " + EMAIL.encode()),
+            _chunk(b"bye"),
+        ]
+    )
     client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=0)
     seen: list[str] = []
     with pytest.raises(openai.APIError) as caught:

@@ -18,8 +18,12 @@ def make_store(settings: AuditSettings, data_dir: Path) -> AuditStore:
     if settings.backend == "postgres":
         from gateway.audit.store.postgres import PostgresStore
 
-        return PostgresStore(settings.postgres_dsn, settings.postgres_schema, settings.postgres_pool_size,
-                             settings.postgres_synchronous_commit)
+        return PostgresStore(
+            settings.postgres_dsn,
+            settings.postgres_schema,
+            settings.postgres_pool_size,
+            settings.postgres_synchronous_commit,
+        )
     from gateway.audit.store.log import LogStore
 
     return LogStore()

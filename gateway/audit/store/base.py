@@ -121,7 +121,9 @@ class AuditStore(ABC):
         self, filters: Filters, *, after: tuple[float, str] | None = None, limit: int = 100, desc: bool = True
     ) -> list[tuple[float, str, str, str]]:
         """One keyset page as stored: ``(ts, id, hash, body)``, ordered by ``(ts, id)``."""
-        raise QueryUnsupported(f"The {self.name} audit backend does not support queries; use sqlite or postgres.")
+        raise QueryUnsupported(
+            f"The {self.name} audit backend does not support queries; use sqlite or postgres."
+        )
 
     async def query(
         self, filters: Filters, *, after: tuple[float, str] | None = None, limit: int = 100, desc: bool = True
@@ -131,10 +133,14 @@ class AuditStore(ABC):
         return [event_of(body, h) for _, _, h, body in rows]
 
     async def get(self, event_id: str) -> dict[str, Any] | None:
-        raise QueryUnsupported(f"The {self.name} audit backend does not support queries; use sqlite or postgres.")
+        raise QueryUnsupported(
+            f"The {self.name} audit backend does not support queries; use sqlite or postgres."
+        )
 
     async def spend(self, group_by: str, filters: Filters) -> list[dict[str, Any]]:
-        raise QueryUnsupported(f"The {self.name} audit backend does not support reports; use sqlite or postgres.")
+        raise QueryUnsupported(
+            f"The {self.name} audit backend does not support reports; use sqlite or postgres."
+        )
 
     # --- retention ---------------------------------------------------------------------
     async def plan_prune(self, cutoff_ts: float) -> dict[str, Anchor]:

@@ -39,8 +39,9 @@ class PostgresStore(AuditStore):
     name = "postgres"
     append_awaits_io = True
 
-    def __init__(self, dsn: str, schema: str = "wardgate", pool_size: int = 4,
-                 synchronous_commit: str = "on") -> None:
+    def __init__(
+        self, dsn: str, schema: str = "wardgate", pool_size: int = 4, synchronous_commit: str = "on"
+    ) -> None:
         if not _IDENT.match(schema):
             raise ValueError(f"audit.postgres_schema {schema!r} is not a plain SQL identifier")
         self.dsn = dsn
@@ -61,7 +62,10 @@ class PostgresStore(AuditStore):
         finally:
             await conn.close()
         self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=1, max_size=self.pool_size, server_settings=self._server_settings,
+            self.dsn,
+            min_size=1,
+            max_size=self.pool_size,
+            server_settings=self._server_settings,
         )
         await self._writer_conn()
 
@@ -70,7 +74,9 @@ class PostgresStore(AuditStore):
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK)
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             await conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
-            await conn.execute("CREATE TABLE IF NOT EXISTS audit_meta (k text PRIMARY KEY, v bigint NOT NULL)")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS audit_meta (k text PRIMARY KEY, v bigint NOT NULL)"
+            )
             version = await conn.fetchval("SELECT v FROM audit_meta WHERE k = 'schema_version'") or 0
             for i, stmts in enumerate(_MIGRATIONS, start=1):
                 if i > version:
@@ -146,7 +152,9 @@ class PostgresStore(AuditStore):
         return {r[0]: Anchor(r[1], r[2]) for r in rows}
 
     async def hash_at(self, shard: str, seq: int) -> str | None:
-        return await self.pool.fetchval("SELECT hash FROM audit_events WHERE shard = $1 AND seq = $2", shard, seq)
+        return await self.pool.fetchval(
+            "SELECT hash FROM audit_events WHERE shard = $1 AND seq = $2", shard, seq
+        )
 
     async def iter_chain(self, shard: str) -> AsyncIterator[StoredRow]:  # type: ignore[override]
         cols = ", ".join(ROW_COLUMNS)
@@ -154,7 +162,9 @@ class PostgresStore(AuditStore):
         while True:
             rows = await self.pool.fetch(
                 f"SELECT {cols} FROM audit_events WHERE shard = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                shard, last, _VERIFY_PAGE,
+                shard,
+                last,
+                _VERIFY_PAGE,
             )
             for r in rows:
                 v = tuple(r)
@@ -177,8 +187,13 @@ class PostgresStore(AuditStore):
     async def spend(self, group_by: str, filters: Filters) -> list[dict[str, Any]]:
         query, params = sql.spend_sql(_D, group_by, filters)
         return [
-            {"group": r[0], "calls": r[1], "input_tokens": int(r[2]), "output_tokens": int(r[3]),
-             "cost_nusd": int(r[4])}
+            {
+                "group": r[0],
+                "calls": r[1],
+                "input_tokens": int(r[2]),
+                "output_tokens": int(r[3]),
+                "cost_nusd": int(r[4]),
+            }
             for r in await self.pool.fetch(query, *params)
         ]
 

@@ -65,8 +65,28 @@ def insert_sql(d: Dialect) -> str:
 
 
 #: Column types for PostgreSQL's one-statement batch insert (``unnest`` of one array per column).
-_PG_ARRAY_TYPES = ("text", "text", "int8", "float8", "text", "text", "text", "text", "text", "text", "text",
-                   "text", "text", "int4", "int8", "int8", "int8", "text", "text", "text")
+_PG_ARRAY_TYPES = (
+    "text",
+    "text",
+    "int8",
+    "float8",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "int4",
+    "int8",
+    "int8",
+    "int8",
+    "text",
+    "text",
+    "text",
+)
 
 
 def _pg_with_head(insert: str) -> str:
@@ -86,7 +106,9 @@ def pg_batch_sql() -> str:
     rows arrive as one array per column and ``unnest`` turns them back into rows.
     """
     arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_PG_ARRAY_TYPES))
-    return _pg_with_head(f"INSERT INTO audit_events ({', '.join(ROW_COLUMNS)}) SELECT * FROM unnest({arrays})")
+    return _pg_with_head(
+        f"INSERT INTO audit_events ({', '.join(ROW_COLUMNS)}) SELECT * FROM unnest({arrays})"
+    )
 
 
 def pg_single_sql() -> str:
@@ -131,8 +153,15 @@ class Where:
         return (" WHERE " + " AND ".join(self.conds)) if self.conds else ""
 
 
-_EQ = {"team": "team", "key_id": "key_id", "agent_id": "agent_id", "run_id": "run_id", "decision": "decision",
-       "kind": "kind", "request_id": "request_id"}
+_EQ = {
+    "team": "team",
+    "key_id": "key_id",
+    "agent_id": "agent_id",
+    "run_id": "run_id",
+    "decision": "decision",
+    "kind": "kind",
+    "request_id": "request_id",
+}
 
 
 def where(d: Dialect, filters: Filters, after: tuple[float, str] | None = None, desc: bool = True) -> Where:
@@ -153,8 +182,9 @@ def where(d: Dialect, filters: Filters, after: tuple[float, str] | None = None, 
     return w
 
 
-def page_sql(d: Dialect, filters: Filters, after: tuple[float, str] | None, limit: int,
-             desc: bool) -> tuple[str, list[Any]]:
+def page_sql(
+    d: Dialect, filters: Filters, after: tuple[float, str] | None, limit: int, desc: bool
+) -> tuple[str, list[Any]]:
     w = where(d, filters, after, desc)
     order = "DESC" if desc else "ASC"
     w.params.append(int(limit))

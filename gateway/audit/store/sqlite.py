@@ -188,7 +188,9 @@ class SQLiteStore(AuditStore):
         self._wal_restart = False
         await self._write(work, inline=inline)
         self._since_checkpoint += len(rows) + 8  # a commit costs pages beyond its rows (indexes, head)
-        if self._since_checkpoint >= _CHECKPOINT_AFTER and (self._checkpointing is None or self._checkpointing.done()):
+        if self._since_checkpoint >= _CHECKPOINT_AFTER and (
+            self._checkpointing is None or self._checkpointing.done()
+        ):
             self._since_checkpoint = 0
             self._checkpointing = asyncio.create_task(self._run_checkpoint())
 
@@ -279,7 +281,9 @@ class SQLiteStore(AuditStore):
                 )
                 plan[shard] = Anchor(young, rows[0][0])
             elif young is None:
-                rows = await self._fetch("SELECT hash FROM audit_events WHERE shard = ? AND seq = ?", (shard, last))
+                rows = await self._fetch(
+                    "SELECT hash FROM audit_events WHERE shard = ? AND seq = ?", (shard, last)
+                )
                 plan[shard] = Anchor(last + 1, rows[0][0])
         return plan
 

@@ -32,13 +32,20 @@ def create_engine(settings: PolicySettings) -> PolicyEngine:
     if settings.engine == "regorus":
         from gateway.policy.engines.embedded import RegorusEngine
 
-        return RegorusEngine(entry_points=paths, use_vm=settings.regorus_vm,
-                             inline_max_bytes=settings.inline_max_bytes, timeout_s=embedded_timeout_s)
+        return RegorusEngine(
+            entry_points=paths,
+            use_vm=settings.regorus_vm,
+            inline_max_bytes=settings.inline_max_bytes,
+            timeout_s=embedded_timeout_s,
+        )
     if settings.engine == "opa-lib":
         from gateway.policy.engines.opa_lib import OpaLibEngine
 
-        return OpaLibEngine(warm_paths=tuple(p.replace("/", ".") for p in paths),
-                            inline_max_bytes=settings.inline_max_bytes, timeout_s=embedded_timeout_s)
+        return OpaLibEngine(
+            warm_paths=tuple(p.replace("/", ".") for p in paths),
+            inline_max_bytes=settings.inline_max_bytes,
+            timeout_s=embedded_timeout_s,
+        )
     if settings.engine == "opa":
         from gateway.policy.engines.opa_http import OpaHttpEngine
 

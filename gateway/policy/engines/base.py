@@ -61,7 +61,9 @@ def short_error(exc: BaseException, limit: int = 500) -> str:
     return text[:limit]
 
 
-async def off_loop(executor: Executor, fn: Callable[..., Any], *args: Any, timeout_s: float, engine: str) -> Any:
+async def off_loop(
+    executor: Executor, fn: Callable[..., Any], *args: Any, timeout_s: float, engine: str
+) -> Any:
     """Run an in-process evaluation on a worker thread, failing as ``timeout`` past the deadline.
 
     Large inputs go here so one huge prompt never stalls the event loop for other calls.
@@ -130,7 +132,9 @@ class PolicyEngine(ABC):
             raise PolicyEvalError("no policy is loaded", kind="not_loaded")
         return active
 
-    async def load(self, modules: Mapping[str, str], data: Mapping[str, Any], *, revision: str | None = None) -> str:
+    async def load(
+        self, modules: Mapping[str, str], data: Mapping[str, Any], *, revision: str | None = None
+    ) -> str:
         """Compile ``modules`` with ``data`` and make them active; returns the revision.
 
         On any error the previous revision stays active (the swap is the last step). A

@@ -163,8 +163,19 @@ class RegorusSnapshot:
     needed, one interpreter); any other thread (the worker pool for large inputs) builds its
     own per evaluation and drops it on the same thread."""
 
-    __slots__ = ("_data_json", "_engine", "_entry_points", "_executor", "_inline_max", "_modules", "_owner",
-                 "_program", "_timeout_s", "_vm", "revision")
+    __slots__ = (
+        "_data_json",
+        "_engine",
+        "_entry_points",
+        "_executor",
+        "_inline_max",
+        "_modules",
+        "_owner",
+        "_program",
+        "_timeout_s",
+        "_vm",
+        "revision",
+    )
 
     def __init__(
         self,
@@ -220,8 +231,9 @@ class RegorusSnapshot:
         payload = encode_input(input).decode()
         if len(payload) <= self._inline_max and threading.get_ident() == self._owner:
             return self.evaluate_sync(rule, payload)
-        return await off_loop(self._executor, self.evaluate_sync, rule, payload, timeout_s=self._timeout_s,
-                              engine="regorus")
+        return await off_loop(
+            self._executor, self.evaluate_sync, rule, payload, timeout_s=self._timeout_s, engine="regorus"
+        )
 
 
 class RegorusEngine(PolicyEngine):
@@ -248,15 +260,23 @@ class RegorusEngine(PolicyEngine):
         # Compile off the loop (errors surface here), then build this thread's VM or engine now
         # so the first call on the new revision does not pay for it.
         program = await asyncio.to_thread(self._compile, modules, data)
-        return RegorusSnapshot(modules, data, revision, self._executor, self._inline_max, self._timeout_s,
-                               program, self._entry_points)
+        return RegorusSnapshot(
+            modules,
+            data,
+            revision,
+            self._executor,
+            self._inline_max,
+            self._timeout_s,
+            program,
+            self._entry_points,
+        )
 
     def _compile(self, modules: dict[str, str], data: dict[str, Any]) -> bytes | None:
         check_regorus(modules, data)
         if not self._use_vm:
             return None
         present = set(packages(modules).values())
-        entry_points = tuple(e for e in self._entry_points if e[len("data."):].rpartition(".")[0] in present)
+        entry_points = tuple(e for e in self._entry_points if e[len("data.") :].rpartition(".")[0] in present)
         if not entry_points:
             return None
         program, self.vm_error = compile_program(modules, orjson.dumps(data).decode(), entry_points)

@@ -84,8 +84,11 @@ async def push_policies(client: Any, modules: dict[str, str], data: dict[str, An
     wardgate = data.get("wardgate", {})
     if not isinstance(wardgate, dict):
         raise PolicyCompileError("data.wardgate must be an object", engine="opa")
-    stale = [pid for pid in await client.get_policies_list()
-             if str(pid).startswith(POLICY_ID_PREFIX) and str(pid)[len(POLICY_ID_PREFIX):] not in modules]
+    stale = [
+        pid
+        for pid in await client.get_policies_list()
+        if str(pid).startswith(POLICY_ID_PREFIX) and str(pid)[len(POLICY_ID_PREFIX) :] not in modules
+    ]
     deferred: list[Any] = []
     for policy_id in stale:
         try:
@@ -99,13 +102,16 @@ async def push_policies(client: Any, modules: dict[str, str], data: dict[str, An
         failed: list[str] = []
         for name in pending:
             try:
-                await client.update_policy_from_string(modules[name], POLICY_ID_PREFIX + name, rego_compat=False)
+                await client.update_policy_from_string(
+                    modules[name], POLICY_ID_PREFIX + name, rego_compat=False
+                )
             except Exception as exc:  # the client raises its own error types per status
                 failed.append(name)
                 last_error = exc
         if len(failed) == len(pending):
-            raise PolicyCompileError(f"OPA refused {failed[0]}: {last_error}", location=f"{failed[0]}:1",
-                                     engine="opa") from last_error
+            raise PolicyCompileError(
+                f"OPA refused {failed[0]}: {last_error}", location=f"{failed[0]}:1", engine="opa"
+            ) from last_error
         pending = failed
     for policy_id in deferred:
         await client.delete_policy(policy_id)
@@ -191,8 +197,9 @@ class OpaHttpEngine(PolicyEngine):
         except Exception:  # logged; the next undefined decision tries again
             log.exception("OPA at %s lost the policies; pushing them again failed", self.url)
             return
-        log.warning("OPA at %s had lost the policies (restarted?); revision %s pushed again", self.url,
-                    self.revision)
+        log.warning(
+            "OPA at %s had lost the policies (restarted?); revision %s pushed again", self.url, self.revision
+        )
 
     async def _query_client(self, path: str, input: Any) -> Any:
         package, _, rule = to_path(path).rpartition("/")
@@ -204,7 +211,9 @@ class OpaHttpEngine(PolicyEngine):
                 except TypeError:  # not JSON-encodable by the stdlib: odd strings or types
                     doc = await client.query_rule(sanitize(input), package, rule)
         except TimeoutError as exc:
-            raise PolicyEvalError(f"OPA gave no decision within {self._timeout_s * 1000:.0f} ms", "timeout") from exc
+            raise PolicyEvalError(
+                f"OPA gave no decision within {self._timeout_s * 1000:.0f} ms", "timeout"
+            ) from exc
         except aiohttp.ClientResponseError as exc:
             raise PolicyEvalError(f"OPA answered {exc.status}: {exc.message}") from exc
         except aiohttp.ClientError as exc:
@@ -222,7 +231,9 @@ class OpaHttpEngine(PolicyEngine):
                     raw = await resp.read()
                     status = resp.status
         except TimeoutError as exc:
-            raise PolicyEvalError(f"OPA gave no decision within {self._timeout_s * 1000:.0f} ms", "timeout") from exc
+            raise PolicyEvalError(
+                f"OPA gave no decision within {self._timeout_s * 1000:.0f} ms", "timeout"
+            ) from exc
         except aiohttp.ClientError as exc:
             raise PolicyEvalError(f"OPA unreachable at {self.url}: {exc}", "unavailable") from exc
         try:
@@ -242,8 +253,9 @@ class OpaHttpEngine(PolicyEngine):
             except PolicyCompileError:
                 raise
             except Exception as exc:  # unreachable server, auth, ...: refuse the revision, keep the last
-                raise PolicyCompileError(f"could not push policies to OPA at {self.url}: {exc}",
-                                         engine="opa") from exc
+                raise PolicyCompileError(
+                    f"could not push policies to OPA at {self.url}: {exc}", engine="opa"
+                ) from exc
             self._pushed = (modules, data)
         return OpaHttpSnapshot(self, revision)
 

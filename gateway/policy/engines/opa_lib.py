@@ -49,7 +49,9 @@ class JsonOpaEngine(OpaEngine):
         return rs[0]["expressions"][0]["value"]
 
 
-def build_opa(modules: Mapping[str, str], data: Mapping[str, Any], warm: tuple[str, ...] = ()) -> JsonOpaEngine:
+def build_opa(
+    modules: Mapping[str, str], data: Mapping[str, Any], warm: tuple[str, ...] = ()
+) -> JsonOpaEngine:
     """An OPA engine with these modules and data, compiled (and ``warm`` queries prepared)."""
     engine = JsonOpaEngine()
     try:
@@ -73,7 +75,12 @@ class OpaLibSnapshot:
     __slots__ = ("_engine", "_executor", "_inline_max", "_timeout_s", "revision")
 
     def __init__(
-        self, engine: JsonOpaEngine, revision: str, executor: ThreadPoolExecutor, inline_max: int, timeout_s: float
+        self,
+        engine: JsonOpaEngine,
+        revision: str,
+        executor: ThreadPoolExecutor,
+        inline_max: int,
+        timeout_s: float,
     ) -> None:
         self.revision = revision
         self._engine = engine
@@ -94,8 +101,9 @@ class OpaLibSnapshot:
         payload = encode_input(input)
         if len(payload) <= self._inline_max:
             return self.evaluate_sync(dotted, payload)
-        return await off_loop(self._executor, self.evaluate_sync, dotted, payload, timeout_s=self._timeout_s,
-                              engine="opa-lib")
+        return await off_loop(
+            self._executor, self.evaluate_sync, dotted, payload, timeout_s=self._timeout_s, engine="opa-lib"
+        )
 
     def close(self) -> None:
         self._engine.close()
