@@ -33,8 +33,8 @@ services:
 	@bash .ci/services
 
 lint: install
-	$(VENV)/bin/ruff check gateway orchestrator tests bench
-	$(VENV)/bin/ruff format --check gateway orchestrator tests bench
+	$(VENV)/bin/ruff check gateway orchestrator tests bench wardgate_mock
+	$(VENV)/bin/ruff format --check gateway orchestrator tests bench wardgate_mock
 
 policy-test: install
 	$(VENV)/bin/wardgate policy test rego

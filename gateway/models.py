@@ -2,7 +2,7 @@
 
 A deployment whose API key env var is unset is disabled, and a model with no enabled
 deployment is not offered at all: ``make run`` with no ``OPENAI_API_KEY`` lists only the
-built-in ``mock`` models instead of failing on the first real call.
+``mock`` models (the ``wardgate_mock`` plugin) instead of failing on the first real call.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ ALL_CHAT = (Endpoint.CHAT, Endpoint.RESPONSES)
 @dataclass(slots=True, frozen=True)
 class Deployment:
     name: str
-    provider: str  # "openai" (any OpenAI-compatible base URL) or "mock"
+    provider: str  # a kind: "openai" (built in) or a plugin's (gateway/providers/registry.py)
     model: str  # the model name sent upstream
     base_url: str | None = None
     api_key_env: str | None = None

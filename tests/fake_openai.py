@@ -63,8 +63,8 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.call import Endpoint
-from gateway.providers.mock import MockOverrides, error_body, generate
 from tests.fake_openai_fast import FastServer
+from wardgate_mock import MockOverrides, error_body, generate
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "mock-chat", "mock-embedding")
 FAILURES = frozenset(

@@ -22,7 +22,7 @@ import httptools
 import orjson
 
 from gateway.call import Endpoint
-from gateway.providers.mock import error_body, generate
+from wardgate_mock import error_body, generate
 
 _CREATED = 1700000000
 _NOT_FOUND = (b"", False)

@@ -1,7 +1,7 @@
 """The provider seam: one method, ``send``.
 
 Like httpx's transport seam, everything behind ``send`` is the provider's business (aiohttp
-pools, the built-in mock, a test double); everything in front of it (retries, fallback,
+pools, a plugin such as the scripted mock, a test double); everything in front of it (retries, fallback,
 circuit breaking) is the router's. A provider raises the ``UpstreamError`` family for
 transport failures and provider errors, and returns a ``ModelResponse`` otherwise: a parsed
 JSON body, or ``events`` (an async iterator of SSE events) for a stream.

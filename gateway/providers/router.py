@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.call import ModelResponse
@@ -24,6 +25,7 @@ from gateway.errors import (
 from gateway.models import Deployment, ModelCatalog, ModelEntry
 from gateway.providers.base import Attempt, Provider, UpstreamRequest
 from gateway.providers.config import ProviderSettings
+from gateway.providers.registry import ProviderFactory, UnknownProviderKind, resolve
 from gateway.sse import EventBatches, SSEEvent
 
 log = logging.getLogger("wardgate.providers")
@@ -87,19 +89,27 @@ class Router:
         }
 
     @classmethod
-    def build(cls, catalog: ModelCatalog, settings: ProviderSettings) -> Router:
-        from gateway.providers.mock import MockProvider
-        from gateway.providers.openai_compat import OpenAICompatProvider
+    def build(
+        cls,
+        catalog: ModelCatalog,
+        settings: ProviderSettings,
+        kinds: Mapping[str, ProviderFactory] | None = None,
+    ) -> Router:
+        """One provider per enabled deployment, by its kind (see ``gateway.providers.registry``).
 
+        ``kinds`` adds or overrides kinds for this router only (tests, embedders).
+        """
         providers: dict[str, Provider] = {}
+        factories: dict[str, ProviderFactory] = {}
         for entry in catalog.entries():
             for dep in entry.deployments:
-                if dep.provider == "mock":
-                    providers[dep.name] = MockProvider(name=dep.name)
-                elif dep.provider == "openai":
-                    providers[dep.name] = OpenAICompatProvider(dep, settings)
-                else:
-                    raise ValueError(f"deployment {dep.name}: unknown provider {dep.provider!r}")
+                factory = factories.get(dep.provider)
+                if factory is None:
+                    try:
+                        factory = factories[dep.provider] = resolve(dep.provider, kinds)
+                    except UnknownProviderKind as exc:
+                        raise UnknownProviderKind(f"deployment {dep.name}: {exc}") from None
+                providers[dep.name] = factory(dep, settings)
         return cls(catalog, providers, settings)
 
     async def close(self) -> None:

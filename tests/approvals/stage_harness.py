@@ -18,8 +18,8 @@ from gateway.approvals.store import ListQuery
 from gateway.approvals.stream_answers import TEXT, assemble, classify
 from gateway.call import Call, Endpoint, ModelResponse
 from gateway.pipeline import Pipeline, Stage
-from gateway.providers.mock import MockOverrides, generate
 from gateway.sse import SSEEvent
+from wardgate_mock import MockOverrides, generate
 
 THRESHOLD = 1000
 

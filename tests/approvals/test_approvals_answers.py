@@ -29,8 +29,8 @@ from gateway.approvals.stream_answers import (
     json_to_events,
 )
 from gateway.call import Endpoint
-from gateway.providers.mock import MockOverrides, generate
 from gateway.sse import SSEEvent
+from wardgate_mock import MockOverrides, generate
 
 CHAT_BODY = {
     "model": "gpt-test",

@@ -22,12 +22,12 @@ from gateway.approvals.fingerprint import fingerprint
 from gateway.approvals.model import Status
 from gateway.approvals.spec import ApprovalSpec
 from gateway.errors import ApprovalMismatch, Conflict
-from gateway.providers.mock import MockOverrides
 from tests.approvals import test_approvals_e2e as e2e
 from tests.approvals.conftest import FINANCE, OTHER_AGENT, chat_call
 from tests.approvals.stage_harness import StageRig
 from tests.approvals.test_approvals_e2e import ARGS, MESSAGES, TOOLS, _admin, _chat, _client
 from tests.harness import TEST_KEY, RunningGateway
+from wardgate_mock import MockOverrides
 
 prefix = e2e.prefix  # fixtures of the e2e module: gateways sharing one Redis prefix, like replicas
 gateway_factory = e2e.gateway_factory

@@ -5,7 +5,7 @@ with a 400 naming the field (they crashed the built-in mock, and every guard rea
 bodies nested deeper than the guards can evaluate are refused (the policy engine failed
 closed with a 503 on them).
 
-Fixed since in the built-in mock (``gateway/providers/mock_args.py`` and its helpers): hostile
+Fixed since in the scripted mock (``wardgate_mock/args.py`` and its helpers): hostile
 tool schemas (a ``properties`` that is not an object, at any depth) gave a 500, long unbroken
 words stalled it (quadratic fact regexes) and it ran clients' catastrophic ``pattern`` regexes
 with ``re``; and in the limits estimator (``gateway/limits/estimate.py``), a ``type`` field that
@@ -26,9 +26,9 @@ import orjson
 import pytest
 
 from gateway.call import Endpoint
-from gateway.providers.mock import generate
 from tests.fuzz.fuzz_helpers import JSON_HEADERS, assert_error, nested
 from tests.harness import PASS_THROUGH, RunningGateway, gateway_settings, running_gateway
+from wardgate_mock import generate
 
 _FN = {
     "name": "lookup_order",

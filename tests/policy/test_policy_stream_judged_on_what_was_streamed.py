@@ -22,9 +22,9 @@ import orjson
 import pytest
 
 from gateway.call import Endpoint
-from gateway.providers.mock import MockOverrides, generate
 from tests.harness import ADMIN_KEY, TEST_KEY, RunningGateway, running_gateway
 from tests.policy.test_policy_e2e import settings_for
+from wardgate_mock import MockOverrides, generate
 
 INPUT = "do the thing"
 MESSAGES = [{"role": "user", "content": INPUT}]

@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 
 from gateway.call import Endpoint
 from gateway.providers.base import UpstreamRequest
-from gateway.providers.mock import MockOverrides, MockProvider, generate
+from wardgate_mock import MockOverrides, MockProvider, generate
 
 WEATHER = {
     "type": "function",

@@ -19,10 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.call import Endpoint
-from gateway.providers.mock import generate
-from gateway.providers.mock_budget import Budget
-from gateway.providers.mock_facts import SCAN_CHARS, TextFacts
-from gateway.providers.mock_regex import MAX_STATES, compile_pattern
+from wardgate_mock import generate
+from wardgate_mock.budget import Budget
+from wardgate_mock.facts import SCAN_CHARS, TextFacts
+from wardgate_mock.regex import MAX_STATES, compile_pattern
 
 
 def _arguments(parameters: Any, text: str = "look up order ORD-1001 for jane@example.com") -> str:

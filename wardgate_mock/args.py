@@ -11,7 +11,7 @@ The schema is the client's, so any JSON is read without error (a ``properties`` 
 object is no properties, a ``required`` that is not a list requires nothing), and what it can
 cost is bounded: nesting, array and string lengths are capped, ``$ref`` fan-out, copied text
 and ``pattern`` checks draw on the answer's ``Budget``, and a client's ``pattern`` is never run
-by ``re`` (see ``mock_regex``). A hostile schema gets arguments that may not validate; the
+by ``re`` (see ``wardgate_mock.regex``). A hostile schema gets arguments that may not validate; the
 mock answers it, never fails on it.
 """
 
@@ -24,10 +24,10 @@ from typing import Any
 
 import orjson
 
-from gateway.providers.mock_budget import Budget
-from gateway.providers.mock_facts import TextFacts
-from gateway.providers.mock_pattern import example_for
-from gateway.providers.mock_regex import SafePattern, compile_pattern
+from wardgate_mock.budget import Budget
+from wardgate_mock.facts import TextFacts
+from wardgate_mock.pattern import example_for
+from wardgate_mock.regex import SafePattern, compile_pattern
 
 __all__ = ["ArgumentFiller", "Budget", "TextFacts", "fill_arguments"]
 
@@ -408,7 +408,7 @@ class ArgumentFiller:
     def _match_pattern(self, pattern: str, value: str) -> str:
         """``value`` if it matches, else a word of the message that does, else a built example.
 
-        A pattern that cannot be checked safely (see ``mock_regex``) leaves ``value`` as it is.
+        A pattern that cannot be checked safely (see ``wardgate_mock.regex``) leaves ``value`` as it is.
         """
         compiled, example = self._pattern(pattern)
         if compiled is None or compiled.search(value, self.budget):

@@ -1,6 +1,6 @@
 """Deciding what the mock model answers: text, or which tools to call with which arguments.
 
-The rules are documented in ``gateway.providers.mock``'s docstring; this module implements
+The rules are documented in ``wardgate_mock.provider``'s docstring; this module implements
 them on the API-independent ``Conversation`` and returns a ``Plan`` that the chat and
 responses renderers turn into their own shapes.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from gateway.providers.mock_args import ArgumentFiller, Budget, TextFacts, fill_arguments
-from gateway.providers.mock_conversation import Conversation, ToolSpec
+from wardgate_mock.args import ArgumentFiller, Budget, TextFacts, fill_arguments
+from wardgate_mock.conversation import Conversation, ToolSpec
 
 #: Tool-call rounds after the last user message before the mock stops calling and answers.
 MAX_TOOL_ROUNDS = 8
@@ -197,7 +197,7 @@ def _canonical(args: dict[str, Any] | str) -> bytes:
 
 
 def plan(conv: Conversation, overrides: MockOverrides | None = None, salt: str = "") -> Plan:
-    """Decide the answer to ``conv`` (see the rules in ``gateway.providers.mock``)."""
+    """Decide the answer to ``conv`` (see the rules in ``wardgate_mock.provider``)."""
     hasher = hashlib.blake2b(salt.encode(), digest_size=12)
     prompt_tokens = conv.tool_tokens
     last_user = -1

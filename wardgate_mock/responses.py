@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.providers.mock_chat import fragments, text_pieces
-from gateway.providers.mock_conversation import Conversation
-from gateway.providers.mock_planner import Plan
 from gateway.sse import SSEEvent
+from wardgate_mock.chat import fragments, text_pieces
+from wardgate_mock.conversation import Conversation
+from wardgate_mock.planner import Plan
 
 
 def responses_usage(p: Plan) -> dict[str, Any]:

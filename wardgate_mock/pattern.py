@@ -1,7 +1,8 @@
 """A string matching a JSON-schema ``pattern``, for arguments the user's words do not fill.
 
-Built from the regex's parse tree (the stdlib's own parser): literals as written, the first
-character of each class, each repeat at its minimum, the first branch of each alternation.
+Built from the regex's parse tree (the stdlib's own parser, reached through
+``wardgate_mock.syntax``): literals as written, the first character of each class, each
+repeat at its minimum, the first branch of each alternation.
 That covers the patterns tool schemas use (ids like ``^ORD-\\d{4}$``, codes, phone numbers);
 lookarounds and back-references are beyond it and yield None, and so does an example longer
 than ``MAX_EXAMPLE_CHARS`` (``x{4000000000}`` must not allocate gigabytes).
@@ -10,8 +11,9 @@ than ``MAX_EXAMPLE_CHARS`` (``x{4000000000}`` must not allocate gigabytes).
 from __future__ import annotations
 
 import re
-import re._parser as re_parser
 from typing import Any
+
+from wardgate_mock.syntax import parse
 
 #: The longest example built; a pattern asking for more gets None (checked before repeating).
 MAX_EXAMPLE_CHARS = 1_000
@@ -20,7 +22,7 @@ MAX_EXAMPLE_CHARS = 1_000
 def example_for(pattern: str) -> str | None:
     """The shortest simple string matching ``pattern`` (None for what this cannot build)."""
     try:
-        return _build(re_parser.parse(pattern))
+        return _build(parse(pattern))
     except (re.error, ValueError, KeyError, TypeError, IndexError, RecursionError):
         return None
 

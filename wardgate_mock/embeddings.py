@@ -13,7 +13,7 @@ import math
 import struct
 from typing import Any
 
-from gateway.providers.mock_conversation import MockRequestError
+from wardgate_mock.conversation import MockRequestError
 
 DEFAULT_DIMENSIONS = 8
 MAX_DIMENSIONS = 4096

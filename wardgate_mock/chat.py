@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gateway.providers.mock_planner import Plan
 from gateway.sse import SSEEvent
+from wardgate_mock.planner import Plan
 
 FINGERPRINT = "fp_wardgate_mock"
 #: Words per content chunk and fragments per tool-call argument string in a stream.

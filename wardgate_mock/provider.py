@@ -28,8 +28,8 @@ Rules (identical on chat completions and the Responses API):
   strings, the message itself for ``query``-like fields; redaction placeholders such as
   ``<EMAIL_ADDRESS_1>`` count as emails, so the gateway can restore them), else ``enum``'s first value,
   ``default``, ``minimum``, ``false``, ``1``; ``$ref``/``anyOf``/``allOf`` are followed. Any JSON
-  schema gets a call, never an error; what it can cost is bounded per answer (``mock_budget``),
-  and a ``pattern`` is checked by a linear-time matcher, never by ``re`` (``mock_regex``).
+  schema gets a call, never an error; what it can cost is bounded per answer (``wardgate_mock.budget``),
+  and a ``pattern`` is checked by a linear-time matcher, never by ``re`` (``wardgate_mock.regex``).
 * **Directives** in the last user message force behaviour (and are removed from the text the
   mock reads): ``[[mock:tool=NAME args={json}]]`` calls NAME with exactly those arguments
   (``args=`` may be omitted: then they are generated), even if NAME is not offered or
@@ -60,12 +60,12 @@ import orjson
 
 from gateway.call import Endpoint, ModelResponse
 from gateway.providers.base import UpstreamRequest
-from gateway.providers.mock_chat import chat_body, chat_events
-from gateway.providers.mock_conversation import MockRequestError, from_chat, from_responses
-from gateway.providers.mock_embeddings import embeddings_body
-from gateway.providers.mock_planner import MockOverrides, Plan, plan
-from gateway.providers.mock_responses import response_object, responses_events
 from gateway.sse import EventBatches, LastBatch, SSEEvent
+from wardgate_mock.chat import chat_body, chat_events
+from wardgate_mock.conversation import MockRequestError, from_chat, from_responses
+from wardgate_mock.embeddings import embeddings_body
+from wardgate_mock.planner import MockOverrides, Plan, plan
+from wardgate_mock.responses import response_object, responses_events
 
 __all__ = ["MockAnswer", "MockOverrides", "MockProvider", "generate"]
 

@@ -2,11 +2,12 @@
 
 ``re`` backtracks: a tool schema's ``^(a+)+$`` takes a second on 24 characters and doubles
 with each one more, and ``(a|a)(a|a)...`` or ``\\w*\\w*\\w*...`` need no nesting to explode.
-The mock never runs a client's regex with ``re``. It compiles the stdlib's own parse tree to
-a Thompson NFA (at most ``MAX_STATES`` states) and simulates it breadth-first (a Pike VM
-without captures: only *whether* it matches), so a search costs at most text length × states
-steps, and every step is paid from the answer's ``Budget``: a hostile pattern costs the same
-small bound however it is built, and the outcome depends on counts, never on a clock.
+The mock never runs a client's regex with ``re``. It compiles the stdlib's own parse tree
+(see ``wardgate_mock.syntax``) to a Thompson NFA (at most ``MAX_STATES`` states) and
+simulates it breadth-first (a Pike VM without captures: only *whether* it matches), so a
+search costs at most text length × states steps, and every step is paid from the answer's
+``Budget``: a hostile pattern costs the same small bound however it is built, and the
+outcome depends on counts, never on a clock.
 
 Beyond it (``compile_pattern`` gives None): lookarounds, back-references, conditionals,
 possessive and atomic groups (they refuse matches an NFA accepts) and the locale flag.
@@ -17,12 +18,11 @@ knows a few special folds); ``\\d``, ``\\w`` and ``\\s`` follow ``re``'s Unicode
 from __future__ import annotations
 
 import re
-import re._constants as re_constants
-import re._parser as re_parser
 from collections.abc import Callable
 from typing import Any
 
-from gateway.providers.mock_budget import Budget
+from wardgate_mock.budget import Budget
+from wardgate_mock.syntax import MAXREPEAT, parse
 
 #: NFA states per pattern: ``x{1000}`` needs 1000; beyond this a pattern is not checked.
 MAX_STATES = 2_000
@@ -99,7 +99,7 @@ def compile_pattern(pattern: str, budget: Budget) -> SafePattern | None:
     if len(pattern) > MAX_PATTERN_CHARS or not budget.take_steps(len(pattern) + 1):
         return None
     try:
-        parsed = re_parser.parse(pattern)
+        parsed = parse(pattern)
         builder = _Builder(budget)
         start = builder.sequence(list(parsed), builder.add(_MATCH, None, []), parsed.state.flags)
     except (re.error, _Unsupported, RecursionError, OverflowError, ValueError, TypeError, IndexError):
@@ -146,7 +146,7 @@ class _Builder:
         raise _Unsupported(op)  # ASSERT(_NOT), GROUPREF(_EXISTS), ATOMIC_GROUP, POSSESSIVE_REPEAT
 
     def repeat(self, sub: list[tuple[Any, Any]], low: int, high: int, nxt: int, flags: int) -> int:
-        if high == re_constants.MAXREPEAT:
+        if high == MAXREPEAT:
             loop = self.add(_EPS, None, [])
             self.outs[loop] = [self.sequence(sub, loop, flags), nxt]
             tail = loop
