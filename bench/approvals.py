@@ -89,7 +89,7 @@ async def queue_bench(n: int, redis_url: str) -> None:
     from gateway.approvals.spec import ApprovalSpec
     from gateway.approvals.webhooks import WebhookSender
     from gateway.call import Call, Endpoint, Principal
-    from gateway.keys import AdminPrincipal
+    from gateway.keys.store import AdminPrincipal
 
     prefix = f"wgbench:{uuid.uuid4().hex[:8]}"
     sealer = AnswerSealer([Fernet.generate_key()])

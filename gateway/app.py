@@ -16,8 +16,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Route
 
-from gateway import keys_reload, logs
-from gateway.admin import keys_api
+from gateway import logs
 from gateway.approvals import api as approvals_api
 from gateway.approvals import component as approvals
 from gateway.audit import api as audit_api
@@ -31,7 +30,10 @@ from gateway.http.hotpath import HotPath
 from gateway.http.openapi import openapi_route
 from gateway.http.protocol import INTAKE_STATE, IntakeGuard
 from gateway.http.proxy import ProxyEndpoint
-from gateway.keys import KeyStore
+from gateway.keys import api as keys_api
+from gateway.keys import reload as keys_reload
+from gateway.keys.stage import AuthenticateStage
+from gateway.keys.store import KeyStore
 from gateway.limits import api as limits_api
 from gateway.limits import component as limits
 from gateway.models import ModelCatalog
@@ -39,11 +41,10 @@ from gateway.pipeline import Pipeline
 from gateway.policy import api as policy_api
 from gateway.policy import component as policy
 from gateway.providers.router import Router
+from gateway.providers.stage import ForwardStage
+from gateway.providers.stream_trust import StreamTrustStage
 from gateway.redaction import component as redaction
 from gateway.settings import Settings
-from gateway.stages.authenticate import AuthenticateStage
-from gateway.stages.forward import ForwardStage
-from gateway.stages.stream_trust import StreamTrustStage
 
 log = logging.getLogger("wardgate")
 

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from gateway.http.drain import Drain
 
 if TYPE_CHECKING:
-    from gateway.keys import KeyStore
+    from gateway.keys.store import KeyStore
     from gateway.models import ModelCatalog
     from gateway.pipeline import Pipeline, Stage
     from gateway.settings import Settings

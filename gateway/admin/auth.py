@@ -5,16 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from gateway.errors import AuthenticationError, PermissionDenied
-from gateway.keys import AdminPrincipal
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+from gateway.keys.bearer import bearer_token
+from gateway.keys.store import AdminPrincipal
 
 
 def require_admin(request: Request, *roles: str) -> AdminPrincipal:

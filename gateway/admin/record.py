@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 
 from gateway.errors import AuditUnavailable
-from gateway.keys import AdminPrincipal
+from gateway.keys.store import AdminPrincipal
 
 log = logging.getLogger("wardgate.admin")
 

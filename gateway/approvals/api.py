@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from gateway.admin.auth import bearer_token, require_admin
+from gateway.admin.auth import require_admin
 from gateway.admin.body import read_admin_body
 from gateway.approvals.model import Approval, Status, valid_id
 from gateway.approvals.reveal import may_see_values
@@ -36,6 +36,7 @@ from gateway.approvals.service import ApprovalService
 from gateway.approvals.store import ListQuery
 from gateway.errors import AuthenticationError, BadRequest, NotFound, ServiceUnavailable
 from gateway.http.routes import json_response
+from gateway.keys.bearer import bearer_token
 
 _MAX_COMMENT = 4000
 _MAX_LIMIT = 200

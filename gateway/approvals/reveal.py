@@ -22,7 +22,7 @@ from gateway.approvals.model import Approval
 from gateway.approvals.spec import ApprovalSpec
 from gateway.call import Call
 from gateway.errors import GatewayError
-from gateway.keys import AdminPrincipal
+from gateway.keys.store import AdminPrincipal
 
 _REDACTION_STATE = "redaction"  # gateway.redaction.redactor.STATE_KEY (not imported: no Presidio here)
 

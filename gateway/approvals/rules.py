@@ -17,7 +17,7 @@ from __future__ import annotations
 from gateway.approvals.model import Approval, Status, Vote
 from gateway.approvals.store import Change
 from gateway.errors import AlreadyDecided, Conflict, PermissionDenied
-from gateway.keys import AdminPrincipal
+from gateway.keys.store import AdminPrincipal
 
 TIMED_OUT = "approval timed out"
 EXPIRED = "approval expired"

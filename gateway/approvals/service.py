@@ -41,7 +41,7 @@ from gateway.approvals.waiters import Waiters
 from gateway.approvals.webhooks import WebhookSender
 from gateway.call import Call
 from gateway.errors import AuditUnavailable, Conflict, GatewayError, NotFound
-from gateway.keys import AdminPrincipal
+from gateway.keys.store import AdminPrincipal
 
 log = logging.getLogger("wardgate.approvals")
 

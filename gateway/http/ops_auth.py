@@ -13,8 +13,8 @@ import hmac
 
 from starlette.requests import Request
 
-from gateway.admin.auth import bearer_token
 from gateway.errors import AuthenticationError
+from gateway.keys.bearer import bearer_token
 
 
 def require_ops_token(request: Request) -> None:

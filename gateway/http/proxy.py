@@ -46,9 +46,9 @@ from gateway.http.asgi import (
 from gateway.http.drain import BODY, REQUEST, STREAM, Cut, Drain, shutting_down
 from gateway.http.validate import check_body, parse_body
 from gateway.identity import invalid_id, valid_id
+from gateway.keys.stage import authenticate_key
 from gateway.pipeline import Pipeline
 from gateway.sse import EventBatches, LastBatch, SSEEvent
-from gateway.stages.authenticate import authenticate_key
 
 log = logging.getLogger("wardgate.proxy")
 

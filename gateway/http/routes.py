@@ -11,10 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 
-from gateway.admin.auth import bearer_token
 from gateway.call import Principal
 from gateway.context import AppContext
 from gateway.errors import AuthenticationError, GatewayError, InternalError, NotFound
+from gateway.keys.bearer import bearer_token
 from gateway.models import model_allowed
 
 _STARTED = int(time.time())

@@ -26,7 +26,7 @@ from typing import Any
 
 from gateway.call import Principal
 from gateway.errors import BadRequest, LimitsUnavailable, NotFound
-from gateway.keys import KeyStore
+from gateway.keys.store import KeyStore
 from gateway.limits.bounds import OutOfRange, check_count, check_usd
 from gateway.limits.rules import KINDS, ScopeLimits
 from gateway.limits.service import LimitsService

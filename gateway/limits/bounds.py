@@ -12,7 +12,7 @@ remaining on every call and silently fed the low-budget routing rule. So:
 
 The admin API answers anything else with 400 naming the field (``param``); limits.yaml and
 keys.yaml are held to the same ranges when they are loaded. Kept free of app imports:
-``gateway.keys`` uses it while parsing keys.yaml.
+``gateway.keys.store`` uses it while parsing keys.yaml.
 """
 
 from __future__ import annotations

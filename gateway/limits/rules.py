@@ -118,7 +118,7 @@ def key_layer(principal: Principal) -> ScopeLimits | None:
     if not lim and not bud:
         return None
     budgets = bud.get("usd", bud) if isinstance(bud, dict) else {}
-    # keys.yaml was held to the ranges when it was loaded (``gateway.keys``); checked again here
+    # keys.yaml was held to the ranges when it was loaded (``gateway.keys.store``); checked again here
     # so a key built another way cannot turn into a 500 on its first call.
     return ScopeLimits(
         requests_per_minute=check_count(

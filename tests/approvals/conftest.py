@@ -21,7 +21,7 @@ from gateway.approvals.spec import ApprovalSpec
 from gateway.approvals.store import ApprovalStore
 from gateway.approvals.webhooks import WebhookSender
 from gateway.call import Call, Endpoint, Principal
-from gateway.keys import AdminPrincipal
+from gateway.keys.store import AdminPrincipal
 
 KEY = Fernet.generate_key()
 

@@ -21,7 +21,7 @@ from gateway.approvals.api import openapi_paths, routes
 from gateway.approvals.cli import app as cli_app
 from gateway.errors import GatewayError
 from gateway.http.routes import gateway_error_handler
-from gateway.keys import AdminPrincipal, KeyStore, hash_key
+from gateway.keys.store import AdminPrincipal, KeyStore, hash_key
 from tests.approvals.conftest import AGENT, OTHER_AGENT, new_approval
 
 AGENT_KEY = "wg-agent-key-for-approvals-tests-0000"

@@ -11,7 +11,7 @@ from gateway.approvals.component import ApprovalsFileError, load_settings, setup
 from gateway.approvals.config import ApprovalSettings
 from gateway.approvals.redis_store import RedisApprovalStore
 from gateway.context import AppContext
-from gateway.keys import KeyStore
+from gateway.keys.store import KeyStore
 from gateway.models import ModelCatalog
 from gateway.pipeline import Pipeline
 from gateway.settings import Settings

@@ -20,7 +20,7 @@ from gateway.audit.api import routes
 from gateway.call import Call, Decision, Endpoint, ModelResponse, Principal, Usage
 from gateway.context import AppContext
 from gateway.errors import Denied, GatewayError, UpstreamError
-from gateway.keys import AdminPrincipal, KeyStore, hash_key
+from gateway.keys.store import AdminPrincipal, KeyStore, hash_key
 from gateway.models import ModelCatalog
 from gateway.pipeline import Pipeline, Stage
 from gateway.settings import Settings

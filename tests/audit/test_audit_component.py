@@ -12,7 +12,7 @@ from gateway.audit.config import AuditSettings
 from gateway.audit.store.base import Filters
 from gateway.context import AppContext
 from gateway.errors import ServiceUnavailable
-from gateway.keys import KeyStore
+from gateway.keys.store import KeyStore
 from gateway.models import ModelCatalog
 from gateway.observability.config import TracingSettings
 from gateway.settings import Settings

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from gateway.audit.stage import AuditStage
 from gateway.context import AppContext
 from gateway.errors import BudgetExceeded
-from gateway.keys import KeyStore
+from gateway.keys.store import KeyStore
 from gateway.models import ModelCatalog
 from gateway.observability.config import MetricsSettings
 from gateway.observability.metrics import Metrics, metrics_route

@@ -19,7 +19,7 @@ import openai
 import pytest
 import yaml
 
-from gateway.keys_reload import RELOAD_INTERVAL_S
+from gateway.keys.reload import RELOAD_INTERVAL_S
 from tests.harness import (
     ADMIN_KEY,
     APPROVER_KEY,

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from gateway.call import Principal, Usage
 from gateway.errors import GatewayError
 from gateway.http.routes import gateway_error_handler
-from gateway.keys import AdminPrincipal, KeyStore
+from gateway.keys.store import AdminPrincipal, KeyStore
 from gateway.limits import api, cli
 from gateway.limits.admin import LimitsAdmin
 from gateway.limits.memory import MemoryStore

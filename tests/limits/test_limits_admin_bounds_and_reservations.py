@@ -13,7 +13,7 @@ from limits_helpers import TEAM, forwarded, make_call, make_service, settle
 from test_limits_admin_api import ADMIN, AUDITOR, LIMITS, _app, _keys
 
 from gateway.call import Usage
-from gateway.keys import KeyFileError, parse_key_file
+from gateway.keys.store import KeyFileError, parse_key_file
 from gateway.limits.admin import LimitsAdmin
 from gateway.limits.bounds import MAX_BUDGET_USD, MAX_COUNT
 from gateway.limits.rules import LimitRules

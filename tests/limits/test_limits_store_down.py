@@ -20,7 +20,7 @@ from limits_helpers import forwarded, make_call, make_service, settle
 from gateway.call import Usage
 from gateway.context import AppContext
 from gateway.errors import LimitsUnavailable
-from gateway.keys import KeyStore
+from gateway.keys.store import KeyStore
 from gateway.limits.component import setup
 from gateway.limits.memory import MemoryStore
 from gateway.limits.redis_store import RedisStore

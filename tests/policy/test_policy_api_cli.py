@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from gateway.context import AppContext
 from gateway.errors import GatewayError
 from gateway.http.routes import gateway_error_handler
-from gateway.keys import AdminPrincipal, KeyStore, hash_key
+from gateway.keys.store import AdminPrincipal, KeyStore, hash_key
 from gateway.models import ModelCatalog
 from gateway.policy.api import routes
 from gateway.policy.cli import app as cli

@@ -374,8 +374,8 @@ def test_an_honest_split_chat_call_reaches_the_sdk_whole(gateway: RunningGateway
 
 def test_the_mock_streams_are_consistent(tmp_path: Path) -> None:
     """The fake upstream's own honest streams pass the check (no false alarms)."""
+    from gateway.providers.stream_trust import _ResponsesTrust
     from gateway.sse import SSEEvent
-    from gateway.stages.stream_trust import _ResponsesTrust
 
     for calls, text in (
         ([("shell", {"cmd": "ls"})], None),

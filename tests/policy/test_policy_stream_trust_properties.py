@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.call import Endpoint
+from gateway.providers.stream_trust import StreamMismatch, _ResponsesTrust
 from gateway.sse import SSEEvent
-from gateway.stages.stream_trust import StreamMismatch, _ResponsesTrust
 from wardgate_mock import MockOverrides, generate
 
 NAMES = st.sampled_from(["shell", "transfer_funds", "lookup", "delete_customer", "Shell", "run_sql"])

@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 from pydantic import ValidationError
 
 from gateway.context import AppContext
-from gateway.keys import KeyStore
+from gateway.keys.store import KeyStore
 from gateway.models import ModelCatalog
 from gateway.pipeline import Pipeline
 from gateway.redaction.analyzer import ConfigError

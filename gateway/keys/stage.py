@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from gateway.admin.auth import bearer_token
 from gateway.call import Call, Principal
 from gateway.errors import AuthenticationError, ModelNotAllowed, ModelNotFound
 from gateway.identity import check_id
-from gateway.keys import KeyStore
+from gateway.keys.bearer import bearer_token
+from gateway.keys.store import KeyStore
 from gateway.models import ModelCatalog, model_allowed
 from gateway.pipeline import Stage
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from gateway.keys import parse_key_file
+from gateway.keys.store import parse_key_file
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
 """Virtual keys: ``wg-…`` bearer tokens mapped to principals, stored only as SHA-256 hashes.
 
 Keys come from ``policies/keys.yaml`` (hashes only), written by hand, by ``wardgate keys
-create`` and by the admin API (``gateway/keyfile.py`` edits it atomically). Admin keys are a
+create`` and by the admin API (``gateway/keys/keyfile.py`` edits it atomically). Admin keys are a
 separate list with roles ``admin``, ``approver``, ``auditor`` and optional approver groups, so
 a leaked agent key can never reach the admin API and vice versa.
 

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from gateway.errors import BadRequest
-from gateway.keys import ADMIN_ROLES
+from gateway.keys.store import ADMIN_ROLES
 from gateway.limits.bounds import OutOfRange, check_count, check_usd
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")

@@ -5,9 +5,9 @@
     GET    /admin/keys/{id}     (admin, auditor)
     DELETE /admin/keys/{id}     (admin)            revoke (the entry stays, ``disabled: true``)
 
-``policies/keys.yaml`` stays the one source of truth: writes go through ``gateway.keyfile``
+``policies/keys.yaml`` stays the one source of truth: writes go through ``gateway.keys.keyfile``
 (locked, atomic), then this worker reloads at once and the others within
-``keys_reload.RELOAD_INTERVAL_S``. Reads answer from this worker's loaded keys. Admin keys
+``gateway.keys.reload.RELOAD_INTERVAL_S``. Reads answer from this worker's loaded keys. Admin keys
 are not managed here: they are added and removed by hand in the file. Every creation and
 revocation is an admin action in the audit log; one whose audit record cannot be stored is
 rolled back (503 ``audit_unavailable``): nobody has seen a new key yet, and a revoked key is
@@ -27,13 +27,13 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.admin.auth import require_admin
 from gateway.admin.body import read_admin_body
-from gateway.admin.key_request import parse_create
 from gateway.admin.record import record_or_undo
 from gateway.errors import Conflict, InvalidJSON, NotFound, PermissionDenied, ServiceUnavailable
 from gateway.http.routes import json_response
-from gateway.keyfile import KeyIdTaken, add_key, edit_keys
-from gateway.keys import KeyFileError, KeyRecord, KeyStore, default_key_id, hash_key, new_key, utc_now
-from gateway.keys_reload import KeyReloader
+from gateway.keys.keyfile import KeyIdTaken, add_key, edit_keys
+from gateway.keys.reload import KeyReloader
+from gateway.keys.request import parse_create
+from gateway.keys.store import KeyFileError, KeyRecord, KeyStore, default_key_id, hash_key, new_key, utc_now
 
 log = logging.getLogger("wardgate.keys")
 _NO_STORE = {"cache-control": "no-store"}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from gateway.context import AppContext
 from gateway.gil import brisk_gil_handoff
-from gateway.keys import KeyFileError, KeyStore, parse_key_file
+from gateway.keys.store import KeyFileError, KeyStore, parse_key_file
 
 log = logging.getLogger("wardgate.keys")
 
