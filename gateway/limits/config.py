@@ -64,7 +64,8 @@ class LimitsSettings(BaseModel):
     lease_s: float = Field(default=30.0, gt=0, le=_DAY_S)
     #: A lapsed lease belongs to a call whose worker died or lost the store: it may well have
     #: reached the provider and been billed. ``book`` (default) books the reserved amount as
-    #: spent (a settle arriving later books only what it costs beyond that); ``release`` frees
+    #: spent (a settle arriving within ``settled_ttl_s`` books only what it costs beyond that,
+    #: a later one its whole cost: the mark remembering the lapse is pruned); ``release`` frees
     #: it unspent (repeated crashes can then let provider spend exceed a budget).
     expired_reservations: Literal["book", "release"] = "book"
     #: How long a settled reservation id is remembered (settle is idempotent within it). It

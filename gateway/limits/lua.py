@@ -69,22 +69,30 @@ local function expire(zkey, upto)
   redis.call('ZREMRANGEBYSCORE', zkey, '-inf', num(upto))
   return sum
 end
+-- HSET/HDEL of many fields, in chunks (Lua's unpack stops at a few thousand values).
+local function hcall(cmd, h, list)
+  for i = 1, #list, 2000 do
+    redis.call(cmd, h, unpack(list, i, math.min(i + 1999, #list)))
+  end
+end
 -- Drop the lapsed leases of a scope (hash h, lease set l); return the amount they held.
--- book = 1 (limits.expired_reservations: book): their worker died with the calls in flight,
--- which may have been billed, so the amount is booked as spent now, and 'x:<rid>' remembers
--- it so a settle arriving later books only the excess.
+-- keep > 0 (limits.expired_reservations: book): their worker died with the calls in flight,
+-- which may have been billed, so the amount is booked as spent now, and a mark
+-- 'x:<rid>' = '<nano>:<deadline ms>' remembers it for keep ms, so a settle arriving later
+-- books only the excess. 'xt' is when the marks are next pruned (prune_marks).
 local lapsed_booked = 0  -- what lapse() booked in this script (reported by RESERVE)
-local function lapse(h, l, now, book)
+local function lapse(h, l, now, keep)
   local gone = redis.call('ZRANGEBYSCORE', l, '-inf', num(now))
   if #gone == 0 then return 0 end
   local sum = 0
   local marks = {}
+  local until_ms = num(now + keep)
   for _, m in ipairs(gone) do
     local w = weight(m)
     sum = sum + w
-    if book == 1 and w > 0 then
+    if keep > 0 and w > 0 then
       table.insert(marks, 'x:' .. string.match(m, '^(.*)|'))
-      table.insert(marks, num(w))
+      table.insert(marks, num(w) .. ':' .. until_ms)
     end
   end
   redis.call('ZREMRANGEBYSCORE', l, '-inf', num(now))
@@ -94,7 +102,7 @@ local function lapse(h, l, now, book)
     local month = month_of(day)
     local minute = math.floor(now / 60000)
     local slot = 'b' .. (minute % 60)
-    local v = redis.call('HMGET', h, 'd', 'dk', 'm', 'mk', 't', slot)
+    local v = redis.call('HMGET', h, 'd', 'dk', 'm', 'mk', 't', slot, 'xt')
     local d, m = sum, sum
     if tonumber(v[2]) == day then d = (tonumber(v[1]) or 0) + sum end
     if tonumber(v[4]) == month then m = (tonumber(v[3]) or 0) + sum end
@@ -102,18 +110,46 @@ local function lapse(h, l, now, book)
     local bm, bv = string.match(v[6] or '', '^(%d+):(%d+)$')
     if bm and tonumber(bm) == minute then burn = tonumber(bv) + sum end
     redis.call('HSET', h, 'd', num(d), 'dk', day, 'm', num(m), 'mk', month, 't', num((tonumber(v[5]) or 0) + sum),
-               slot, minute .. ':' .. num(burn), unpack(marks))
+               slot, minute .. ':' .. num(burn), 'xt', v[7] or until_ms)
+    hcall('HSET', h, marks)
   end
   return sum
+end
+-- Drop the marks of lapsed leases whose time is up ('xt' <= now: the caller checked), so a
+-- scope's hash does not keep one field per lapsed lease for ever (a dead worker's call never
+-- settles). One pass over the hash, then the next pass is due in keep / 4 at the earliest:
+-- a mark lives between keep and 1.25 keep. A settle after that books its whole cost again
+-- (conservative: never less than what the provider may have billed).
+local function prune_marks(h, now, keep)
+  local all = redis.call('HGETALL', h)
+  local del, left = {}, false
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if string.sub(f, 1, 2) == 'x:' then
+      local due = tonumber(string.match(all[i + 1], ':(%d+)$'))
+      if due == nil or due <= now then table.insert(del, f) else left = true end
+    end
+  end
+  hcall('HDEL', h, del)
+  if left then
+    redis.call('HSET', h, 'xt', num(now + math.max(math.floor(keep / 4), 1000)))
+  else
+    redis.call('HDEL', h, 'xt')
+  end
+end
+-- What a mark says was booked already (nil: no mark).
+local function marked(v)
+  if not v then return nil end
+  return tonumber(string.match(v, '^(%d+)'))
 end
 """
 
 #: KEYS: cfg, then (h, l, w) per scope.
 #: ARGV[1]: a JSON array (one argument: redis-py packs each argument separately, slowly) of
-#:       now, rid, lease_ms, est_nano, est_tokens, window_ms, book_expired, run_idx, team_idx,
+#:       now, rid, lease_ms, est_nano, est_tokens, window_ms, keep_ms, run_idx, team_idx,
 #:       max_calls, max_identical, max_run_cost, fingerprint, n, then per scope
 #:       (field, rpm, tpm, budget_day, budget_month, budget_total, retention_ms, concurrent);
-#:       -1 = none.
+#:       -1 = none. keep_ms: 0 = lapsed leases are released, > 0 = booked and marked that long.
 #: A scope with a budget or a concurrency limit holds a lease per call in flight (its ``l``
 #: set, flag 2); ZCARD of it is the scope's calls in flight.
 #: Per scope: at most two expiry scans, one HMGET, one ZCARD; on commit two ZADD, one HSET and
@@ -128,7 +164,7 @@ local lease = tonumber(ARGV[3])
 local est = tonumber(ARGV[4])
 local est_tok = tonumber(ARGV[5])
 local W = tonumber(ARGV[6])
-local book = tonumber(ARGV[7])
+local keep = tonumber(ARGV[7])
 local run_idx = tonumber(ARGV[8])
 local team_idx = tonumber(ARGV[9])
 local fp = ARGV[13]
@@ -176,13 +212,14 @@ for i = 1, n do
   local has_budget = bl[1] or bl[2] or bl[3]
   local has_rate = rpm or tpm
   local flag, r_gone, tw_gone = 0, 0, 0
-  if has_budget or conc then flag = flag + 2; r_gone = lapse(h, l, now, book) end
+  if has_budget or conc then flag = flag + 2; r_gone = lapse(h, l, now, keep) end
   if has_rate then flag = flag + 1; tw_gone = expire(w, now - W) end
   flags[i] = flag
   local s = {r = 0, tw = 0, dirty = (r_gone > 0 or tw_gone > 0)}
   st[i] = s
   if flag > 0 or i == run_idx then
-    local v = redis.call('HMGET', h, 'r', 'tw', 'd', 'dk', 'm', 'mk', 't', 'calls', 'f:' .. fp)
+    local v = redis.call('HMGET', h, 'r', 'tw', 'd', 'dk', 'm', 'mk', 't', 'calls', 'f:' .. fp, 'xt')
+    if v[10] and tonumber(v[10]) <= now then prune_marks(h, now, keep) end
     s.r = (tonumber(v[1]) or 0) - r_gone
     s.tw = (tonumber(v[2]) or 0) - tw_gone
     if i == run_idx then
@@ -346,7 +383,8 @@ for i = 1, n do
   local flag, ret, field = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
   local k = 2 + (i - 1) * 3
   local h, l, w = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
-  local v = redis.call('HMGET', h, 'r', 'tw', 'd', 'dk', 'm', 'mk', 't', slot, 'x:' .. rid)
+  local v = redis.call('HMGET', h, 'r', 'tw', 'd', 'dk', 'm', 'mk', 't', slot, 'x:' .. rid, 'xt')
+  if v[10] and tonumber(v[10]) <= now then prune_marks(h, now, tonumber(ARGV[7])) end
   local r, tw = tonumber(v[1]) or 0, tonumber(v[2]) or 0
   local act = act_all
   if flag % 2 == 1 and redis.call('ZREM', w, rid .. '|' .. num(est_tok)) == 1 then
@@ -364,7 +402,7 @@ for i = 1, n do
       r = r - est
     else
       late = 1
-      local booked = tonumber(v[9])
+      local booked = marked(v[9])
       if booked then  -- the lapsed lease was booked already: only the excess is still due
         act = math.max(act - booked, 0)
         redis.call('HDEL', h, 'x:' .. rid)

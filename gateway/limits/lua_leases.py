@@ -35,7 +35,7 @@ return held
 
 #: KEYS: cfg, then (h, l, w) per scope (the reservation's scopes, as in RESERVE).
 #: ARGV[1]: a JSON array of now, rid, old_est, new_est, lease_ms, run_idx, team_idx, max_run_cost,
-#:       n, book_expired, then per scope (flags, field, rpm, tpm, budget_day, budget_month,
+#:       n, keep_ms (as in RESERVE), then per scope (flags, field, rpm, tpm, budget_day, budget_month,
 #:       budget_total, retention_ms, concurrent); -1 = none.
 #: Moves the reservation from old_est to new_est on every budget scope. More: only if every
 #: budget covers the difference (all or nothing); less: releases it. A lapsed lease is held
@@ -51,7 +51,7 @@ local old, new = tonumber(ARGV[3]), tonumber(ARGV[4])
 local lease = tonumber(ARGV[5])
 local run_idx, team_idx = tonumber(ARGV[6]), tonumber(ARGV[7])
 local n = tonumber(ARGV[9])
-local book = tonumber(ARGV[10])
+local keep = tonumber(ARGV[10])
 local S = 9
 local A0 = 10
 local WIN = {'day', 'month', 'total'}
@@ -71,7 +71,7 @@ for i = 1, n do
   if tonumber(ARGV[a + 1]) >= 2 then
     local k = 1 + (i - 1) * 3
     local h, l = KEYS[k + 1], KEYS[k + 2]
-    local gone = lapse(h, l, now, book)
+    local gone = lapse(h, l, now, keep)
     local v = redis.call('HMGET', h, 'r', 'd', 'dk', 'm', 'mk', 't')
     local r = (tonumber(v[1]) or 0) - gone
     local score = redis.call('ZSCORE', l, old_m)

@@ -68,7 +68,8 @@ class MemoryStore:
         clock: Clock | None = None,
     ) -> None:
         self._lease_ms = int(lease_s * 1000)
-        #: limits.expired_reservations: a lapsed lease is booked as spent, or released.
+        #: limits.expired_reservations: a lapsed lease is booked as spent (and marked for
+        #: ``settled_ttl_s``, see ``lua.lapse``), or released.
         self._book = expired == "book"
         self._settled_ms = int(settled_ttl_s * 1000)
         self._window_ms = int(window_s * 1000)
@@ -95,15 +96,30 @@ class MemoryStore:
         """Drop lapsed leases; with ``book``, book their amounts as spent (see ``lua.lapse``).
         Returns the amount booked."""
         booked = 0
+        until = now + self._settled_ms
         for _, m in sc.leases.pop_until(now):
             w = _weight(m)
             sc.h["r"] = sc.h.get("r", 0) - w
             if self._book and w > 0:
-                sc.h["x:" + m.rpartition("|")[0]] = w
+                sc.h["x:" + m.rpartition("|")[0]] = (w, until)
                 booked += w
         if booked:
             _book(sc.h, booked, now)
+            sc.h.setdefault("xt", until)
         return booked
+
+    def _prune_marks(self, h: dict[str, Any], now: int) -> None:
+        """Drop the marks of lapsed leases whose time is up (see ``lua.prune_marks``)."""
+        due = h.get("xt")
+        if due is None or due > now:
+            return
+        gone = [k for k, v in h.items() if k.startswith("x:") and v[1] <= now]
+        for k in gone:
+            del h[k]
+        if any(k.startswith("x:") for k in h):
+            h["xt"] = now + max(self._settled_ms // 4, 1000)
+        else:
+            h.pop("xt", None)
 
     def _purge_window(self, sc: _Scope, now: int) -> None:
         for _, m in sc.window.pop_until(now - self._window_ms):
@@ -148,6 +164,7 @@ class MemoryStore:
             if has_budget or concurrent is not None:
                 flag |= BUDGET  # holds a lease per call in flight
                 lapsed += self._purge_leases(sc, now)
+                self._prune_marks(sc.h, now)
             if has_budget:
                 reserved = sc.h.get("r", 0)
                 spent = self._spent(sc, day, month)
@@ -245,6 +262,8 @@ class MemoryStore:
         for spec, flag in zip(res.scopes, res.flags, strict=True):
             sc = self._scope(res.team, spec.field, now, spec.retention_ms)
             h = sc.h
+            mark = h.get("x:" + res.rid)
+            self._prune_marks(h, now)
             if flag & RATE and sc.window.remove(f"{res.rid}|{res.est_tokens}"):
                 if res.arrival_ms > now - self._window_ms:
                     sc.window.add(res.arrival_ms, f"{res.rid}|{actual_tokens}")
@@ -257,9 +276,9 @@ class MemoryStore:
                     h["r"] = h.get("r", 0) - res.est_nano
                 else:
                     late = True
-                    booked = h.pop("x:" + res.rid, None)
-                    if booked is not None:  # the lapsed lease was booked already: only the excess is due
-                        act = max(act - booked, 0)
+                    h.pop("x:" + res.rid, None)
+                    if mark is not None:  # the lapsed lease was booked already: only the excess is due
+                        act = max(act - mark[0], 0)
             _book(h, act, now)
             idx[spec.field] = now
         return SettleResult(applied=True, late=late)

@@ -116,8 +116,10 @@ class RedisStore:
         self._settled_ms = int(settled_ttl_s * 1000)
         self._window_ms = int(window_s * 1000)
         self._clock = clock
-        #: limits.expired_reservations: 1 = a lapsed lease is booked as spent, 0 = released.
-        self._book = 1 if expired == "book" else 0
+        #: limits.expired_reservations: book = a lapsed lease is booked as spent, and marked for
+        #: ``settled_ttl_s`` (``keep_ms``: a late settle books only the excess); release = freed.
+        self._book = expired == "book"
+        self._keep_ms = self._settled_ms if self._book else 0
         self._reserve = _Script(lua.RESERVE)
         self._settle = _Script(lua.SETTLE)
         self._inspect = _Script(lua_admin.INSPECT)
@@ -192,7 +194,7 @@ class RedisStore:
             req.est_nano,
             req.est_tokens,
             self._window_ms,
-            self._book,
+            self._keep_ms,
             req.run_index + 1,
             req.team_index + 1,
             _opt(req.max_calls),
@@ -283,7 +285,7 @@ class RedisStore:
             res.team_index + 1,
             _opt(res.max_run_cost_nano),
             len(wires),
-            self._book,
+            self._keep_ms,
         ]
         parts = [b"%d,%s" % (flag, w.reserve_arg) for w, flag in zip(wires, res.flags, strict=True)]
         payload = evalsha(

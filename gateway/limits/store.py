@@ -22,7 +22,9 @@ team, which also stops one team's caller from spending another team's run budget
     <prefix>:{<team>}:idx                    zset   scopes seen (member "<kind>:<id>", score last use)
     <prefix>:{<team>}:res:<rid>              string "S" once settled (idempotent settle)
     <prefix>:{<team>}:<kind>:<id>:h          hash   r (reserved), tw (tokens in window), d/dk, m/mk, t
-                                                    (spent per window), b0..b59 (burn ring), calls, f:<fp>
+                                                    (spent per window), b0..b59 (burn ring), calls, f:<fp>,
+                                                    x:<rid> (a lapsed lease booked: "<nano>:<until ms>"),
+                                                    xt (when those marks are next pruned)
     <prefix>:{<team>}:<kind>:<id>:l          zset   leases: member "<rid>|<nano>", score = lease expiry ms
     <prefix>:{<team>}:<kind>:<id>:w          zset   window log: member "<rid>|<tokens>", score = arrival ms
 """

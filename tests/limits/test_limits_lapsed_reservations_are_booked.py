@@ -13,6 +13,8 @@ import asyncio
 from limits_helpers import TEAM, forwarded, make_call, make_service, request, reserve, scopes, settle
 
 from gateway.call import Usage
+from gateway.limits.memory import MemoryStore
+from gateway.limits.redis_store import RedisStore
 from gateway.limits.stage import LimitStage
 from gateway.limits.store import LimitStore, nano_to_usd, usd_to_nano
 from tests.limits.limits_support import FakeClock, StoreFactory
@@ -114,3 +116,59 @@ async def test_a_killed_replicas_calls_in_flight_are_booked_at_their_reservation
     st = await store.scope_state(TEAM, "key", "k1")
     assert st.reserved_nano == 0 and st.spent_nano["total"] > held
     await replica_b.close()
+
+
+async def _marks(store: LimitStore) -> list[str]:
+    """The lapsed-lease marks ('x:<rid>' fields) in scope key:k1's hash."""
+    if isinstance(store, RedisStore):
+        fields = await store._redis.hkeys(store.keys.scope(TEAM, "key", "k1") + ":h")
+    else:
+        assert isinstance(store, MemoryStore)
+        fields = list(store._scopes[TEAM, "key:k1"].h)
+    return [f for f in fields if f.startswith("x:")]
+
+
+async def test_the_marks_of_lapsed_leases_are_pruned_so_the_scope_does_not_grow(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    """A dead worker's call never settles: its mark must not stay for ever. 200 calls lapse,
+    10 at a time, one round every 11 s (2,200 s, the marks are kept 30 s): the hash holds at
+    most the last few rounds' marks, never the 200."""
+    store = await make_store(lease_s=10, settled_ttl_s=30)
+    specs = scopes(key_budget=1000.0)
+    most = 0
+    for _ in range(20):
+        for _ in range(10):
+            await reserve(store, request(specs, est_usd=0.001))
+        clock.advance(11)
+        most = max(most, len(await _marks(store)))
+    assert 10 <= most <= 50  # 30 s to 37.5 s of marks: 3 or 4 rounds of 10
+    assert (await store.scope_state(TEAM, "key", "k1")).spent_nano["total"] == usd_to_nano(0.2)
+    for _ in range(2):  # nobody crashes any more: every mark goes
+        clock.advance(60)
+        _, probe = await reserve(store, request(specs, est_usd=0.001))
+        assert probe is not None
+        await store.settle(probe, 0, 0)
+    assert await _marks(store) == []
+
+
+async def test_a_settle_after_its_mark_was_pruned_books_its_whole_cost_again(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    """Past the marks' lifetime the gateway can no longer tell what was booked: it books the
+    settle in full (over, never under, what the provider may have billed)."""
+    store = await make_store(lease_s=10, settled_ttl_s=30)
+    specs = scopes(key_budget=1.0)
+    _, crashed = await reserve(store, request(specs, est_usd=0.004))
+    assert crashed is not None
+    clock.advance(11)
+    marks = []
+    for _ in range(2):  # the first lapses and marks it, the second (60 s later) prunes the mark
+        _, probe = await reserve(store, request(specs, est_usd=0.001))
+        assert probe is not None
+        marks.append(len(await _marks(store)))
+        await store.settle(probe, 0, 0)
+        clock.advance(60)
+    assert marks == [1, 0]
+    await store.settle(crashed, usd_to_nano(0.003), 10)
+    assert (await store.scope_state(TEAM, "key", "k1")).spent_nano["total"] == usd_to_nano(0.007)
