@@ -5,7 +5,7 @@ The per-call pair (reserve, settle) and the helpers every script shares are in `
 
 from __future__ import annotations
 
-from gateway.limits.lua import COMMON
+from gateway.limits.lua_common import COMMON
 
 #: KEYS: cfg, h, l. ARGV: now, field. Read-only: expired leases are subtracted, not purged.
 INSPECT = (

@@ -5,7 +5,7 @@ The per-call pair (reserve, settle) and the helpers every script shares are in `
 
 from __future__ import annotations
 
-from gateway.limits.lua import COMMON
+from gateway.limits.lua_common import COMMON
 
 #: KEYS: the lease sets (``l``) of the reservations' budget scopes, reservation by reservation.
 #: ARGV[1]: a JSON array of now, lease_ms, then per reservation (its number of keys, its member).
