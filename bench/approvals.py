@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import shutil
 import statistics
 import subprocess
@@ -45,6 +44,7 @@ from cryptography.fernet import Fernet
 from prometheus_client import CollectorRegistry
 
 from bench.common import ADMIN_KEY, BENCH_KEY, REPO, free_port, pinned, sha, wait_http
+from gateway.http.launch import GatewayProcess
 
 BODY = {
     "model": "bench-model",
@@ -180,7 +180,7 @@ async def _queue_round(
 @contextmanager
 def processes(redis_url: str, prefix: str) -> Iterator[tuple[str, int]]:
     root = Path(tempfile.mkdtemp(prefix="wg-bench-approvals-"))
-    up_port, gw_port = free_port(), free_port()
+    up_port = free_port()
     upstream = subprocess.Popen(
         pinned([sys.executable, str(REPO / "tests" / "fake_openai.py"), "--port", str(up_port)], 1),
         cwd=REPO,
@@ -222,7 +222,7 @@ def processes(redis_url: str, prefix: str) -> Iterator[tuple[str, int]]:
         yaml.safe_dump({"models": {"bench-model": {"endpoints": ["chat.completions"], "deployments": [dep]}}})
     )
     config = {
-        "server": {"port": gw_port, "log_level": "warning"},
+        "server": {"log_level": "warning"},
         "policies_dir": str(policies),
         "rego_dir": str(REPO / "rego"),
         "data_dir": str(root / "data"),
@@ -238,23 +238,17 @@ def processes(redis_url: str, prefix: str) -> Iterator[tuple[str, int]]:
             "ttl_s": 3600,
         },
     }
-    (root / "wardgate.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "WARDGATE_CONFIG": str(root / "wardgate.yaml"), "BENCH_PROVIDER_KEY": "sk-bench"}
-    gateway = subprocess.Popen(
-        pinned([sys.executable, "-m", "gateway", "serve"], 0),
-        cwd=REPO,
-        env=env,
-        stdout=(root / "gateway.log").open("wb"),
-        stderr=subprocess.STDOUT,
+    gateway = GatewayProcess(
+        config, root, env={"BENCH_PROVIDER_KEY": "sk-bench"}, prefix=pinned([], 0), cwd=REPO
     )
     try:
         wait_http(f"http://127.0.0.1:{up_port}/v1/models")
-        wait_http(f"http://127.0.0.1:{gw_port}/healthz")
-        yield f"http://127.0.0.1:{gw_port}", gateway.pid
+        gateway.start()
+        yield gateway.url, gateway.pid
     finally:
-        for proc in (gateway, upstream):
-            proc.terminate()
-            proc.wait(timeout=15)
+        gateway.stop()
+        upstream.terminate()
+        upstream.wait(timeout=15)
         shutil.rmtree(root, ignore_errors=True)
 
 

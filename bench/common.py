@@ -1,5 +1,8 @@
 """Shared benchmark plumbing: a fast fake upstream, a gateway process, wrk, CPU accounting.
 
+The gateway process is started by ``gateway.http.launch`` (the launcher the tests and the
+orchestrator use too).
+
 Every gateway benchmark compares, in one run, the same load sent directly to the fake
 upstream and sent through the gateway. The gateway is pinned to core 0; the upstream and
 the load generator share core 1 (``taskset``), so the gateway's numbers are its own.
@@ -25,6 +28,9 @@ from typing import Any
 import httpx
 import yaml
 
+from gateway.http.launch import GatewayProcess
+from gateway.http.launch import free_port as free_port
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH_KEY = "wg-bench-0000000000000000000000000000000"
 ADMIN_KEY = "wg-bench-admin-00000000000000000000000000"
@@ -39,12 +45,6 @@ CHAT_BODY = {
     ],
     "max_tokens": 64,
 }
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pinned(cmd: list[str], core: int) -> list[str]:
@@ -147,9 +147,8 @@ def gateway(
     )
     for name, doc in (extra_files or {}).items():
         (policies / name).write_text(yaml.safe_dump(doc))
-    port = free_port()
     base = {
-        "server": {"host": "127.0.0.1", "port": port, "log_level": "warning"},
+        "server": {"log_level": "warning"},
         "policies_dir": str(policies),
         "rego_dir": str(rego),
         "data_dir": str(root / "data"),
@@ -159,24 +158,18 @@ def gateway(
         "approvals": {"enabled": False},
         "audit": {"enabled": False},
     }
-    merged = _merge(base, config)
-    cfg = root / "wardgate.yaml"
-    cfg.write_text(yaml.safe_dump(merged))
-    env = {**os.environ, "WARDGATE_CONFIG": str(cfg), "BENCH_PROVIDER_KEY": "sk-bench"}
-    log = (root / "gateway.log").open("wb")
-    proc = subprocess.Popen(
-        pinned([sys.executable, "-m", "gateway", "serve"], core),
+    proc = GatewayProcess(
+        _merge(base, config),
+        root,
+        env={"BENCH_PROVIDER_KEY": "sk-bench"},
+        prefix=pinned([], core),
         cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
     )
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        yield Gateway(f"http://127.0.0.1:{port}/v1", proc.pid)
+        proc.start()
+        yield Gateway(proc.base_url, proc.pid)
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        proc.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

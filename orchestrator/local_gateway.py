@@ -13,28 +13,27 @@ directory, to which it adds:
 * with ``load=True``: no per-key budgets and request/token rates nobody reaches, so load
   mode measures the gateway's work with every guard on, not the example limits.
 
-The orchestrator talks to it over HTTP only, like to any other gateway.
+The process itself is started, awaited and stopped by ``gateway.http.launch`` (the launcher
+the tests and the benches use too); the orchestrator talks to it over HTTP only, like to
+any other gateway.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import os
 import secrets
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import yaml
+
+from gateway.http.launch import GatewayProcess, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 TEAM = "support-bots"
@@ -44,12 +43,6 @@ MOCK_PRICE = {"input_per_mtok": 0.15, "output_per_mtok": 0.60}
 
 def _sha(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -133,6 +126,8 @@ def prepare_policies(
 
 
 class LocalGateway:
+    """The demo's gateway: ``prepare_policies`` + config, started by ``gateway.http.launch``."""
+
     def __init__(
         self,
         root: Path,
@@ -152,8 +147,7 @@ class LocalGateway:
         self.command = command
         self.extra_config = extra_config or {}
         self.load = load
-        self.log_path = root / "gateway.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process: GatewayProcess | None = None
 
     @property
     def url(self) -> str:
@@ -163,13 +157,18 @@ class LocalGateway:
     def base_url(self) -> str:
         return self.url + "/v1"
 
-    def _config(self) -> Path:
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The gateway's child process (None before ``spawn``)."""
+        return self.process.proc if self.process is not None else None
+
+    def _config(self) -> dict[str, Any]:
         if self.load:
             policies, rego = prepare_policies(self.root, self.keys, budget_usd=None, limits=LOAD_LIMITS)
         else:
             policies, rego = prepare_policies(self.root, self.keys)
         config: dict[str, Any] = {
-            "server": {"host": "127.0.0.1", "port": self.port, "log_level": "warning"},
+            "server": {"log_level": "warning"},
             "policies_dir": str(policies),
             "rego_dir": str(rego),
             "data_dir": str(self.root / "data"),
@@ -177,9 +176,7 @@ class LocalGateway:
         }
         for section, values in self.extra_config.items():
             config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
-        path = self.root / "wardgate.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        return path
+        return config
 
     def _argv(self) -> list[str]:
         if self.command:
@@ -188,39 +185,26 @@ class LocalGateway:
 
     def spawn(self) -> None:
         """Write the config and start the child process (returns at once)."""
-        env = {**os.environ, "WARDGATE_CONFIG": str(self._config()), "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""}
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                self._argv(), env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
-            )
+        self.process = GatewayProcess(
+            self._config(),
+            self.root,
+            env={"TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""},
+            argv=self._argv(),
+            port=self.port,
+            cwd=REPO,
+        ).spawn()
 
     async def start(self, timeout_s: float = 60.0) -> LocalGateway:
         """Spawn the gateway and wait until it answers ``/healthz``."""
         await asyncio.to_thread(self.spawn)
-        if self.proc is None:
+        if self.process is None:
             raise RuntimeError("the gateway process did not start")
-        deadline = time.monotonic() + timeout_s
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"the gateway exited during start-up:\n{self.logs()[-3000:]}")
-                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    async with http.get(self.url + "/healthz") as resp:
-                        if resp.status == 200:
-                            return self
-                await asyncio.sleep(0.2)
-        self.stop()
-        raise TimeoutError(f"the gateway did not answer within {timeout_s:.0f}s:\n{self.logs()[-3000:]}")
+        await asyncio.to_thread(self.process.wait_ready, timeout_s)
+        return self
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.process is not None:
+            self.process.stop()
 
     def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return self.process.logs() if self.process is not None else ""

@@ -1,33 +1,28 @@
-"""Run the real gateway for tests: uvicorn on a free port, in a thread or in a subprocess.
+"""Run the real gateway for tests: keys, models and settings, then the shared launcher.
 
-``running_gateway(settings)`` serves ``create_app(settings)`` from a background thread with
-its own event loop, so tests can drive it with the sync or the async ``openai`` client.
-``GatewayProcess`` runs ``wardgate serve`` in a child process, for tests that need two
-gateways sharing Redis, or a crash.
+The launching itself is ``gateway.http.launch`` (shared with the orchestrator and the
+benches): ``running_gateway(settings)`` serves ``create_app(settings)`` from a background
+thread with its own event loop, so tests can drive it with the sync or the async ``openai``
+client; ``GatewayProcess`` runs ``wardgate serve`` in a child process, for tests that need
+two gateways sharing Redis, a crash or a signal.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any
 
-import httpx
-import uvicorn
 import yaml
 
-from gateway.app import create_app
-from gateway.http.protocol import HTTP_PROTOCOL
+from gateway.http import launch
+from gateway.http.launch import ServedApp as RunningGateway
+from gateway.http.launch import free_port as free_port
+from gateway.http.launch import free_socket as free_socket
+from gateway.http.launch import serve_in_thread
 from gateway.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -159,132 +154,15 @@ PASS_THROUGH: dict[str, Any] = {
 }
 
 
-def free_socket() -> socket.socket:
-    # IPPROTO_TCP explicitly: asyncio disables Nagle's algorithm only on sockets that say so,
-    # and without it every keep-alive request to a test gateway waited ~45 ms.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
+def running_gateway(settings: Settings, startup_timeout: float = 30.0) -> ContextManager[RunningGateway]:
+    """``create_app(settings)`` served from a background thread (``gateway.http.launch``)."""
+    return serve_in_thread(settings, startup_timeout_s=startup_timeout)
 
 
-def free_port() -> int:
-    with contextlib.closing(free_socket()) as sock:
-        return sock.getsockname()[1]
+class GatewayProcess(launch.GatewayProcess):
+    """``wardgate serve`` in a child process run from the repository (``gateway.http.launch``)."""
 
-
-@dataclass
-class RunningGateway:
-    url: str
-    server: uvicorn.Server
-    app: Any
-
-    @property
-    def base_url(self) -> str:
-        return self.url + "/v1"
-
-    @property
-    def ctx(self) -> Any:
-        """The live AppContext (for assertions on stores; tests still drive it over HTTP)."""
-        return self.app.state.ctx
-
-
-@contextlib.contextmanager
-def running_gateway(settings: Settings, startup_timeout: float = 30.0) -> Iterator[RunningGateway]:
-    app = create_app(settings)
-    sock = free_socket()
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        lifespan="on",
-        loop="asyncio",
-        http=HTTP_PROTOCOL,
-        ws="none",
-        access_log=False,
-        timeout_graceful_shutdown=3,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("gateway failed to start (see log above)")
-        if time.monotonic() > deadline:
-            raise TimeoutError("gateway did not start in time")
-        time.sleep(0.02)
-    port = sock.getsockname()[1]
-    running = RunningGateway(f"http://127.0.0.1:{port}", server, app)
-    try:
-        yield running
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-
-
-class GatewayProcess:
-    """``wardgate serve`` in a child process with a config file; stop() or kill() it."""
-
-    def __init__(self, config: dict[str, Any], root: Path, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        config = {**config, "server": {**config.get("server", {}), "port": self.port, "host": "127.0.0.1"}}
-        self.config_path = root / f"wardgate-{self.port}.yaml"
-        self.config_path.write_text(yaml.safe_dump(_plain(config)))
-        self.env = {**os.environ, **(env or {}), "WARDGATE_CONFIG": str(self.config_path)}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = root / f"gateway-{self.port}.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return self.url + "/v1"
-
-    def start(self, timeout: float = 60.0) -> GatewayProcess:
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway process exited: {self.log_path.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            time.sleep(0.1)
-        raise TimeoutError(f"gateway process did not start: {self.log_path.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
+    def __init__(
+        self, config: dict[str, Any], root: Path, env: dict[str, str] | None = None, **options: Any
+    ) -> None:
+        super().__init__(config, root, env=env, cwd=REPO, **options)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,41 +18,14 @@ from cryptography.fernet import Fernet
 
 from tests.approvals.e2e_app import approvals_settings
 from tests.approvals.test_approvals_e2e import ARGS, MESSAGES, TOOLS
-from tests.harness import APPROVER_KEY, REPO, TEST_KEY, GatewayProcess
-
-
-class ParallelGatewayProcess(GatewayProcess):
-    """``wardgate serve`` in a child process, started without waiting so several boot at once."""
-
-    def spawn(self) -> ParallelGatewayProcess:
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-        return self
-
-    def wait_ready(self, timeout: float = 90.0) -> ParallelGatewayProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                raise RuntimeError(f"gateway process exited: {self.logs()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise TimeoutError(f"gateway process did not start: {self.logs()[-2000:]}")
+from tests.harness import APPROVER_KEY, TEST_KEY, GatewayProcess
 
 
 @dataclass
 class Replicas:
-    first: ParallelGatewayProcess
-    second: ParallelGatewayProcess
-    victim: ParallelGatewayProcess  # killed by the crash test
+    first: GatewayProcess
+    second: GatewayProcess
+    victim: GatewayProcess  # killed by the crash test
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +40,10 @@ def replicas(
         root, fake_upstream.base_url, backend="redis", redis_url=redis_url, key_prefix=prefix, hold_s=30
     )
     config = settings.model_dump(mode="json")
-    procs = [ParallelGatewayProcess(config, root, env=env).spawn() for _ in range(3)]
+    procs = [GatewayProcess(config, root, env=env).spawn() for _ in range(3)]
     try:
         for proc in procs:
-            proc.wait_ready()
+            proc.wait_ready(90)
         yield Replicas(*procs)
     finally:
         for proc in procs:

@@ -13,8 +13,6 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,8 +31,7 @@ from cryptography.fernet import Fernet
 
 from gateway.limits.redis_store import RedisStore
 from tests.approvals.test_approvals_e2e import ARGS, MESSAGES, TOOLS
-from tests.approvals.test_approvals_processes import ParallelGatewayProcess
-from tests.harness import ADMIN_KEY, APPROVER_KEY, REPO, TEST_KEY, GatewayProcess, gateway_settings
+from tests.harness import ADMIN_KEY, APPROVER_KEY, TEST_KEY, GatewayProcess, gateway_settings
 
 GRACE_S = 1.5
 PG_DSN = "postgresql://root@127.0.0.1:5432/test"
@@ -55,23 +52,6 @@ _SERVER = {
 }
 
 
-class _OwnSessionGatewayProcess(ParallelGatewayProcess):
-    """A gateway in a process group of its own, as a terminal would start it (so a test can
-    send the group a Ctrl+C without hitting pytest)."""
-
-    def spawn(self) -> _OwnSessionGatewayProcess:
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            start_new_session=True,
-        )
-        return self
-
-
 @pytest.fixture(scope="module")
 def shared(
     redis_url: str, postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory, fake_upstream: Any
@@ -86,9 +66,14 @@ def shared(
         "redis_url": redis_url,
         "root": tmp_path_factory.mktemp("drain"),
     }
+    # "terminal" runs in a process group of its own, as a terminal would start it (so a test
+    # can send the group a Ctrl+C without hitting pytest).
     procs = {
-        name: (_OwnSessionGatewayProcess if name == "terminal" else ParallelGatewayProcess)(
-            _config(state, fake_upstream.base_url, **server), state["root"], env=env
+        name: GatewayProcess(
+            _config(state, fake_upstream.base_url, **server),
+            state["root"],
+            env=env,
+            new_session=name == "terminal",
         )
         for name, server in _SERVER.items()
     }
@@ -96,7 +81,7 @@ def shared(
         for proc in procs.values():
             proc.spawn()
         for proc in procs.values():
-            proc.wait_ready()
+            proc.wait_ready(90)
         yield {**state, **procs}
     finally:
         for proc in procs.values():
