@@ -186,13 +186,14 @@ class RedactionSettings(BaseModel):
     #: A single text longer than this is refused with 413 ``content_too_large``.
     max_text_chars: int = Field(default=2_000_000, ge=1)
     #: The work budget of one request, across all its fields, and of one whole answer
-    #: (``budget.py``). Characters of new text (cache hits are free) to scan; more is 413
+    #: (``budget.py``). Characters of new text (cache hits are not scanned again); more is 413
     #: ``content_too_large``, checked before anything is analysed. Prose costs ~0.1 us a
     #: character here: the default bounds a request at ~50-100 ms of scanning.
     max_request_chars: int = Field(default=1_048_576, ge=1)
     #: Candidates (digit chains, e-mail/IP/IBAN triggers) per request or answer; more is 400
     #: ``content_too_complex``, a rough count refused before any analysis. A standard-format
-    #: North American number costs ~20-30 us; a 2,500-row contact list fits.
+    #: North American number costs ~8-30 us; a 2,500-row contact list fits. The values of a
+    #: text already analysed (a cache hit) are charged 8 to a candidate: they are replaced.
     max_candidates: int = Field(default=6000, ge=1)
     #: Phone candidates that need python-phonenumbers' matcher (other formats, invalid-looking
     #: numbers: ~0.2-0.8 ms each with 2 regions) per request or answer; more is 400

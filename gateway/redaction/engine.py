@@ -160,10 +160,12 @@ class RedactionEngine:
                 budget.precheck((text,), self._chain)
             spans = self.detect(text, budget=budget)
             self._cache.put(key, spans)
+        elif budget is not None:
+            budget.cached(len(spans))
         return spans
 
     async def analyze_many(self, texts: Sequence[str], budget: WorkBudget | None = None) -> list[Spans]:
-        """Analyse several texts: cache hits free, short texts inline, long ones in a thread.
+        """Analyse several texts: cache hits cheap, short texts inline, long ones in a thread.
 
         The texts that are not cache hits are charged to one budget (the request's) *before*
         any of them is analysed, so a request too big or too dense to scan is refused in
@@ -175,6 +177,7 @@ class RedactionEngine:
         keys: list[bytes | None] = [None] * len(texts)
         todo: list[int] = []
         seen: dict[bytes, int] = {}
+        cached = 0
         for i, text in enumerate(texts):
             self.check_size(text)
             if not text:
@@ -188,8 +191,10 @@ class RedactionEngine:
             hit = self._cache.get(key)
             if hit is not None:
                 out[i] = hit
+                cached += len(hit)
             else:
                 todo.append(i)
+        budget.cached(cached)  # hits are not analysed again, but their values are replaced
         budget.precheck((texts[i] for i in todo), self._chain)
         pending: list[tuple[int, asyncio.Future[Spans]]] = []
         loop = asyncio.get_running_loop()

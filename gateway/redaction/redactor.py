@@ -8,6 +8,7 @@ stream channels), kept in ``call.state["redaction"]``.
 from __future__ import annotations
 
 import logging
+import operator
 import os
 from collections import Counter
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ from gateway.redaction.config import (
 )
 from gateway.redaction.engine import RedactionEngine, Span, Spans
 from gateway.redaction.fields import Treat
-from gateway.redaction.jsonview import JsonPieces, JsonView, PercentView, is_json
+from gateway.redaction.jsonview import JsonPieces, JsonView, PercentView, is_json, looks_like_json
 from gateway.redaction.locations import Slot, Walk, drop_logprobs, request_slots, url_view
 from gateway.redaction.secrets import LABEL_REACH
 from gateway.redaction.stream import Channel, StreamRedactor, StreamRestorer
@@ -38,6 +39,8 @@ from gateway.redaction.vault import Vault, VaultOperator, anonymize
 log = logging.getLogger("wardgate.redaction")
 
 STATE_KEY = "redaction"
+_ENTITY = operator.attrgetter("entity")
+_RANGE_ENTITY = operator.attrgetter("start", "end", "entity")
 
 
 def _to_source(view: JsonView, spans: Spans) -> Spans:
@@ -55,9 +58,7 @@ class Summary:
     unscanned: int = 0
 
     def add(self, path: str, spans: Spans) -> None:
-        counts: dict[str, int] = {}
-        for s in spans:
-            counts[s.entity] = counts.get(s.entity, 0) + 1
+        counts = Counter(map(_ENTITY, spans))  # C loop: a dense text has thousands of spans
         for entity in sorted(counts):
             n = counts[entity]
             self.entities[entity] += n
@@ -177,11 +178,11 @@ class Redactor:
         restorable). ``pieces``: the JSON lexer state of a stream channel, advanced even when
         nothing is replaced."""
         actions = state.actions.answer if output else state.actions.prompt
-        todo = [
-            (s.start, s.end, s.entity)
-            for s in spans
-            if actions.get(s.entity, Action.ALLOW) is not Action.ALLOW
-        ]
+        # C loops over the spans (a dense text has thousands); filtered only when a type found
+        # here is allowed.
+        todo = list(map(_RANGE_ENTITY, spans))
+        if any(actions.get(e, Action.ALLOW) is Action.ALLOW for e in set(map(_ENTITY, spans))):
+            todo = [t for t in todo if actions.get(t[2], Action.ALLOW) is not Action.ALLOW]
         if not todo:
             if pieces is not None:
                 pieces.regions(text)
@@ -325,13 +326,25 @@ class Redactor:
                 extra={"entity_types": blocked},
             )
         changed_paths = []
+        #: The same text twice in one request (ten identical messages of 1,999 phone numbers)
+        #: is replaced once: the vault gives the same values the same placeholders, so the
+        #: second result is the first. Keyed by the spans object too: identical texts share
+        #: one result of ``analyze_many``, a text seen through another view (a URL) does not.
+        done: dict[tuple[int, bool, str], str] = {}
         for slot, spans in zip(walk.slots, results, strict=True):
             if spans:
                 original = slot.text
                 # A value that is a bare number in a JSON document (a tool result) must become
                 # a string placeholder; only then is the document parsed (resent every call).
-                json = slot.json or (any(_bare_number(original, s) for s in spans) and is_json(original))
-                changed = self.apply(original, spans, state, json=json, output=False)
+                json = slot.json or (
+                    looks_like_json(original)
+                    and any(_bare_number(original, s) for s in spans)
+                    and is_json(original)
+                )
+                key = (id(spans), json, original)
+                changed = done.get(key)
+                if changed is None:
+                    changed = done[key] = self.apply(original, spans, state, json=json, output=False)
                 if changed != original:
                     slot.set(changed)
                     state.originals.append((slot, original))

@@ -1,10 +1,13 @@
 """The work budget is per request, across all fields: a hostile request (issue 17: ten
 messages of 1,999 phone numbers) is refused with the documented error before any recognizer
 runs; the same content spread so each field is small is refused too; a legitimate dense one
-is redacted; texts already analysed (an agent resending its conversation) are free."""
+is redacted; texts already analysed (an agent resending its conversation) are not scanned
+again but their values, which are still replaced, are charged at their share; identical
+texts of one request are charged and replaced once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -13,6 +16,7 @@ import orjson
 import pytest
 
 from gateway.errors import BadRequest
+from gateway.redaction.budget import CACHED_PER_CANDIDATE
 from gateway.redaction.component import build
 from gateway.redaction.config import RedactionSettings
 from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
@@ -100,3 +104,45 @@ def test_a_whole_answer_has_its_own_budget() -> None:
         redactor.redact_output_text(dense, state, json=False, path="choices[0].message.content")
     assert info.value.code == "content_too_complex" and "answer" in info.value.message
     redactor.engine.close()
+
+
+def test_values_of_cached_texts_are_charged_at_their_share() -> None:
+    """Ten distinct texts of 1,999 numbers, each sent alone first (so all are cache hits), cost
+    20,000 replacements: a request of cached texts is bounded by what replacing costs."""
+    redactor = build(RedactionSettings(max_candidates=300))
+    engine = redactor.engine
+    texts = [contacts_csv(100, seed=100 + s)[0] for s in range(40)]
+    for text in texts:  # each fits alone as new text (100 candidates)
+        assert len(engine.analyze(text, engine.budget())) == 100
+    presidio = engine.presidio_calls
+    fits = 300 * CACHED_PER_CANDIDATE // 100  # cached texts of 100 values the allowance buys
+    assert len(asyncio.run(engine.analyze_many(texts[:fits]))) == fits
+    with pytest.raises(BadRequest) as info:
+        asyncio.run(engine.analyze_many(texts[: fits + 1]))
+    assert info.value.code == "content_too_complex" and "replace" in info.value.message
+    # one cached text resent many times is one text's values (replaced once, see below)
+    assert len(asyncio.run(engine.analyze_many([texts[0]] * 200))) == 200
+    # new text and cached values share the allowance
+    budget = engine.budget()
+    budget.cached(100 * CACHED_PER_CANDIDATE)
+    with pytest.raises(BadRequest):
+        engine.analyze(contacts_csv(250, seed=99)[0], budget)
+    assert engine.presidio_calls == presidio, "refused before any recognizer ran"
+    engine.close()
+
+
+def test_identical_texts_of_one_request_are_replaced_alike(gw, upstream) -> None:
+    csv, phones = contacts_csv(1000, seed=12)
+    messages = [{"role": "user", "content": csv} for _ in range(10)]
+    messages.append({"role": "user", "content": "and this one: " + phones[3]})
+    resp = _post(gw, messages)
+    assert resp.status_code == 200, resp.text
+    sent = [m["content"] for m in orjson.loads(upstream.requests[-1].body)["messages"]]
+    assert len(set(sent[:10])) == 1 and sent[0].count("<PHONE_NUMBER_") == 1000
+    assert not any(p in sent[0] for p in phones)
+    fourth = sent[0].splitlines()[4].split(",")[1]  # the placeholder of phones[3]
+    assert sent[10] == "and this one: " + fourth
+    # resent: every text is a cache hit now, charged 10,000 / 8 at most, within the budget
+    again = _post(gw, messages)
+    assert again.status_code == 200, again.text
+    assert orjson.loads(upstream.requests[-1].body)["messages"][0]["content"] == sent[0]
