@@ -267,15 +267,12 @@ for i = 1, n do
     end
   end
   if flag >= 2 then
-    if redis.call('ZREM', l, rid .. '|' .. num(est)) == 1 then
-      r = r - est
-    else
-      late = 1
-      local booked = marked(v[9])
-      if booked then  -- the lapsed lease was booked already: only the excess is still due
-        act = math.max(act - booked, 0)
-        redis.call('HDEL', h, 'x:' .. rid)
-      end
+    local booked = marked(v[9])
+    local m = held_member(rid, est, booked)
+    if redis.call('ZREM', l, m) == 1 then r = r - weight(m) else late = 1 end
+    if booked then  -- a lapse of this reservation was booked already: only the excess is still due
+      act = math.max(act - booked, 0)
+      redis.call('HDEL', h, 'x:' .. rid)
     end
   end
   local d, m = act, act

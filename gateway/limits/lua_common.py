@@ -70,27 +70,47 @@ local function hcall(cmd, h, list)
     redis.call(cmd, h, unpack(list, i, math.min(i + 1999, #list)))
   end
 end
+-- What a mark says lapses of a reservation booked already (nil: no mark).
+local function marked(v)
+  if not v then return nil end
+  return tonumber(string.match(v, '^(%d+)'))
+end
+-- The lease member of reservation rid (estimate est) in a scope where lapses of it booked
+-- 'booked' already: a re-price holds only the rest (lua_leases.REPRICE), so what is booked
+-- is never held, or booked, twice.
+local function held_member(rid, est, booked)
+  return rid .. '|' .. num(math.max(est - (booked or 0), 0))
+end
 -- Drop the lapsed leases of a scope (hash h, lease set l); return the amount they held.
 -- keep > 0 (limits.expired_reservations: book): their worker died with the calls in flight,
 -- which may have been billed, so the amount is booked as spent now, and a mark
 -- 'x:<rid>' = '<nano>:<deadline ms>' remembers it for keep ms, so a settle arriving later
--- books only the excess. 'xt' is when the marks are next pruned (prune_marks).
+-- books only the excess. A reservation can lapse twice (re-held by a re-price after its first
+-- lapse): its mark adds up. 'xt' is when the marks are next pruned (prune_marks).
 local lapsed_booked = 0  -- what lapse() booked in this script (reported by RESERVE)
 local function lapse(h, l, now, keep)
   local gone = redis.call('ZRANGEBYSCORE', l, '-inf', num(now))
   if #gone == 0 then return 0 end
   local sum = 0
-  local marks = {}
-  local until_ms = num(now + keep)
+  local fields, ws = {}, {}
   for _, m in ipairs(gone) do
     local w = weight(m)
     sum = sum + w
     if keep > 0 and w > 0 then
-      table.insert(marks, 'x:' .. string.match(m, '^(.*)|'))
-      table.insert(marks, num(w) .. ':' .. until_ms)
+      table.insert(fields, 'x:' .. string.match(m, '^(.*)|'))
+      table.insert(ws, w)
     end
   end
   redis.call('ZREMRANGEBYSCORE', l, '-inf', num(now))
+  local until_ms = num(now + keep)
+  local marks = {}
+  for i = 1, #fields, 2000 do
+    local prev = redis.call('HMGET', h, unpack(fields, i, math.min(i + 1999, #fields)))
+    for j = 1, #prev do
+      table.insert(marks, fields[i + j - 1])
+      table.insert(marks, num((marked(prev[j]) or 0) + ws[i + j - 1]) .. ':' .. until_ms)
+    end
+  end
   if #marks > 0 then
     lapsed_booked = lapsed_booked + sum
     local day = math.floor(now / 86400000)
@@ -131,10 +151,5 @@ local function prune_marks(h, now, keep)
   else
     redis.call('HDEL', h, 'xt')
   end
-end
--- What a mark says was booked already (nil: no mark).
-local function marked(v)
-  if not v then return nil end
-  return tonumber(string.match(v, '^(%d+)'))
 end
 """

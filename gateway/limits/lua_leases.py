@@ -39,8 +39,10 @@ return held
 #:       budget_total, retention_ms, concurrent); -1 = none.
 #: Moves the reservation from old_est to new_est on every budget scope. More: only if every
 #: budget covers the difference (all or nothing); less: releases it. A lapsed lease is held
-#: again (a fresh lease) if the budgets cover the whole new amount. Returns
-#: {1, '', least remaining after} or {0, denial, ''}.
+#: again (a fresh lease) if the budgets cover the new amount; if its lapse was booked (its
+#: mark, see ``lua_common.lapse``), only what exceeds that is held (``held_member``), so a
+#: call re-priced after a lapse is never booked twice. Returns
+#: {1, '', least remaining after, booked by lapses} or {0, denial, '', 0}.
 REPRICE = (
     COMMON
     + r"""
@@ -57,7 +59,6 @@ local A0 = 10
 local WIN = {'day', 'month', 'total'}
 local day = math.floor(now / 86400000)
 local month = month_of(day)
-local old_m, new_m = rid .. '|' .. num(old), rid .. '|' .. num(new)
 
 local fields = {}
 for i = 1, n do fields[i] = ARGV[A0 + (i - 1) * S + 2] end
@@ -65,6 +66,7 @@ local ovs, team_ov = read_overrides(KEYS[1], fields, team_idx)
 local run_cost = pick(team_ov, 'run_max_cost', opt(ARGV[8]))
 
 local denial, least, final = nil, nil, false
+local max_booked = 0
 local plan = {}
 for i = 1, n do
   local a = A0 + (i - 1) * S
@@ -72,12 +74,15 @@ for i = 1, n do
     local k = 1 + (i - 1) * 3
     local h, l = KEYS[k + 1], KEYS[k + 2]
     local gone = lapse(h, l, now, keep)
-    local v = redis.call('HMGET', h, 'r', 'd', 'dk', 'm', 'mk', 't')
+    local v = redis.call('HMGET', h, 'r', 'd', 'dk', 'm', 'mk', 't', 'x:' .. rid)
     local r = (tonumber(v[1]) or 0) - gone
+    local booked = marked(v[7]) or 0
+    if booked > max_booked then max_booked = booked end
+    local old_m, new_m = held_member(rid, old, booked), held_member(rid, new, booked)
     local score = redis.call('ZSCORE', l, old_m)
     local held = 0
-    if score then held = old end
-    local need = new - held
+    if score then held = weight(old_m) end
+    local need = weight(new_m) - held
     local ov = ovs[i]
     local bl = {pick(ov, 'day', opt(ARGV[a + 5])), pick(ov, 'month', opt(ARGV[a + 6])), pick(ov, 'total', opt(ARGV[a + 7]))}
     if i == run_idx and run_cost then
@@ -91,7 +96,7 @@ for i = 1, n do
         local rem = bl[j] - spent[j] - r
         if need > 0 and need > rem and not final then
           -- only the calls in flight stand in the way: 'reserved' (retry); else final 'budget'
-          if new <= bl[j] - spent[j] then
+          if new - booked <= bl[j] - spent[j] then
             if denial == nil then denial = 'reserved,' .. (i - 1) .. ',' .. num(bl[j]) .. ',1000,' .. WIN[j] end
           else
             denial, final = 'budget,' .. (i - 1) .. ',' .. num(bl[j]) .. ',-1,' .. WIN[j], true
@@ -100,22 +105,22 @@ for i = 1, n do
         if least == nil or rem - need < least then least = rem - need end
       end
     end
-    plan[#plan + 1] = {h, l, r, held, score, gone}
+    plan[#plan + 1] = {h, l, r, held, score, gone, old_m, new_m}
   end
 end
 if denial then
   for _, p in ipairs(plan) do  -- keep what expired, change nothing else
     if p[6] > 0 then redis.call('HSET', p[1], 'r', num(p[3])) end
   end
-  return {0, denial, ''}
+  return {0, denial, '', 0}
 end
 for _, p in ipairs(plan) do
-  if p[5] then redis.call('ZREM', p[2], old_m) end
-  redis.call('ZADD', p[2], p[5] or num(now + lease), new_m)
-  redis.call('HSET', p[1], 'r', num(p[3] - p[4] + new))
+  if p[5] then redis.call('ZREM', p[2], p[7]) end
+  redis.call('ZADD', p[2], p[5] or num(now + lease), p[8])
+  redis.call('HSET', p[1], 'r', num(p[3] - p[4] + weight(p[8])))
 end
 local rest = ''
 if least then rest = num(least) end
-return {1, '', rest}
+return {1, '', rest, num(max_booked)}
 """
 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.limits.engine import (
@@ -22,20 +21,21 @@ from gateway.limits.engine import (
     pick_rate_info,
     run_cost_limit,
 )
-from gateway.limits.sortedlog import SortedLog
+from gateway.limits.memory_admin import MemoryAdmin
+from gateway.limits.memory_model import Scope as _Scope
+from gateway.limits.memory_model import held_member as _held_member
+from gateway.limits.memory_model import marked as _marked
+from gateway.limits.memory_model import weight as _weight
 from gateway.limits.store import (
     BUDGET,
-    OVERRIDE_FIELDS,
     RATE,
     BudgetInfo,
     Denial,
-    Lease,
     RateInfo,
     RepriceResult,
     Reservation,
     ReserveRequest,
     ReserveResult,
-    ScopeState,
     SettleResult,
 )
 from gateway.limits.windows import WINDOWS, day_id, month_id
@@ -43,19 +43,7 @@ from gateway.limits.windows import WINDOWS, day_id, month_id
 Clock = Callable[[], float]
 
 
-@dataclass
-class _Scope:
-    h: dict[str, Any] = field(default_factory=dict)
-    leases: SortedLog = field(default_factory=SortedLog)
-    window: SortedLog = field(default_factory=SortedLog)
-    expires_ms: int = 0  # 0 = never
-
-
-def _weight(member: str) -> int:
-    return int(member.rpartition("|")[2])
-
-
-class MemoryStore:
+class MemoryStore(MemoryAdmin):
     name = "memory"
 
     def __init__(
@@ -100,8 +88,9 @@ class MemoryStore:
         for _, m in sc.leases.pop_until(now):
             w = _weight(m)
             sc.h["r"] = sc.h.get("r", 0) - w
-            if self._book and w > 0:
-                sc.h["x:" + m.rpartition("|")[0]] = (w, until)
+            if self._book and w > 0:  # a second lapse (after a re-price) adds up
+                key = "x:" + m.rpartition("|")[0]
+                sc.h[key] = (_marked(sc.h.get(key)) + w, until)
                 booked += w
         if booked:
             _book(sc.h, booked, now)
@@ -272,13 +261,14 @@ class MemoryStore:
                     h["tw"] = h.get("tw", 0) - res.est_tokens
             act = actual_nano
             if flag & BUDGET:
-                if sc.leases.remove(f"{res.rid}|{res.est_nano}"):
-                    h["r"] = h.get("r", 0) - res.est_nano
+                member = _held_member(res.rid, res.est_nano, _marked(mark))
+                if sc.leases.remove(member):
+                    h["r"] = h.get("r", 0) - _weight(member)
                 else:
                     late = True
+                if mark is not None:  # a lapse was booked already: only the excess is due
                     h.pop("x:" + res.rid, None)
-                    if mark is not None:  # the lapsed lease was booked already: only the excess is due
-                        act = max(act - mark[0], 0)
+                    act = max(act - mark[0], 0)
             _book(h, act, now)
             idx[spec.field] = now
         return SettleResult(applied=True, late=late)
@@ -312,18 +302,22 @@ class MemoryStore:
         cfg = self._cfg.get(res.team, {})
         overrides = [cfg.get(s.field) for s in res.scopes]
         run_cost = run_cost_limit(overrides, res.team_index, res.max_run_cost_nano)
-        old_m, new_m = res.lease_member, f"{res.rid}|{new_est_nano}"
         denial: Denial | None = None
         least: int | None = None
-        plan: list[tuple[_Scope, int | None, int]] = []
+        max_booked = 0
+        plan: list[tuple[_Scope, int | None, int, str, str]] = []
         for i, (spec, flag, ov) in enumerate(zip(res.scopes, res.flags, overrides, strict=True)):
             if not flag & BUDGET:
                 continue
             sc = self._scope(res.team, spec.field, now)
             self._purge_leases(sc, now)
+            booked = _marked(sc.h.get("x:" + res.rid))
+            max_booked = max(max_booked, booked)
+            old_m = _held_member(res.rid, res.est_nano, booked)
+            new_m = _held_member(res.rid, new_est_nano, booked)
             score = sc.leases.scores.get(old_m)
-            held = res.est_nano if score is not None else 0
-            need = new_est_nano - held
+            held = _weight(old_m) if score is not None else 0
+            need = _weight(new_m) - held
             reserved = sc.h.get("r", 0)
             limits = budget_limits(spec, ov, run_cost if i == res.run_index else None)
             for w, limit, spent in zip(WINDOWS, limits, self._spent(sc, day, month), strict=True):
@@ -331,93 +325,20 @@ class MemoryStore:
                     continue
                 remaining = limit - spent - reserved
                 if need > 0 and need > remaining and (denial is None or denial.reason == "reserved"):
-                    if new_est_nano <= limit - spent:  # only the calls in flight stand in the way
+                    if new_est_nano - booked <= limit - spent:  # only the calls in flight stand in the way
                         denial = denial or Denial("reserved", i, limit, RESERVED_RETRY_MS, window=w)
                     else:
                         denial = Denial("budget", i, limit, window=w)
                 least = remaining - need if least is None else min(least, remaining - need)
-            plan.append((sc, score, held))
+            plan.append((sc, score, held, old_m, new_m))
         if denial is not None:
             return RepriceResult(ok=False, denial=denial)
-        for sc, score, held in plan:
+        for sc, score, held, old_m, new_m in plan:
             if score is not None:
                 sc.leases.remove(old_m)
             sc.leases.add(now + self._lease_ms if score is None else score, new_m)
-            sc.h["r"] = sc.h.get("r", 0) - held + new_est_nano
-        return RepriceResult(ok=True, remaining_nano=least)
-
-    # -- admin -----------------------------------------------------------------------------
-
-    async def scope_state(self, team: str, kind: str, ident: str) -> ScopeState:
-        now = self._now()
-        field_ = f"{kind}:{ident}"
-        sc = self._scopes.get((team, field_))
-        override = dict(self._cfg.get(team, {}).get(field_) or {})
-        if sc is None or (sc.expires_ms and sc.expires_ms <= now):
-            return ScopeState(now, 0, dict.fromkeys(WINDOWS, 0), 0, override)
-        # Read-only, like the Redis INSPECT: lapsed leases are subtracted (and, with ``book``,
-        # shown as spent), not purged; the next operation on the scope books them.
-        expired = sum(_weight(m) for score, m in sc.leases if score <= now)
-        day = day_id(now)
-        d, m, t = self._spent(sc, day, month_id(day))
-        if self._book:
-            d, m, t = d + expired, m + expired, t + expired
-        minute = minute_of(now)
-        burn = sum(
-            v[1] for k, v in sc.h.items() if k[0] == "b" and k[1:].isdigit() and minute - v[0] < BURN_SLOTS
-        )
-        return ScopeState(
-            now,
-            sc.h.get("r", 0) - expired,
-            {"day": d, "month": m, "total": t},
-            burn,
-            override,
-            sc.h.get("calls", 0),
-        )
-
-    async def set_override(
-        self, team: str, kind: str, ident: str, section: str, values: dict[str, int | None]
-    ) -> dict[str, Any]:
-        cfg = self._cfg.setdefault(team, {})
-        field_ = f"{kind}:{ident}"
-        current = {k: v for k, v in (cfg.get(field_) or {}).items() if k not in OVERRIDE_FIELDS[section]}
-        current.update(values)
-        if current:
-            cfg[field_] = current
-        else:
-            cfg.pop(field_, None)
-        return dict(current)
-
-    async def list_scopes(self, team: str, kind: str, limit: int = 1000) -> list[str]:
-        prefix = kind + ":"
-        seen = sorted(
-            ((ts, f) for f, ts in self._idx.get(team, {}).items() if f.startswith(prefix)), reverse=True
-        )
-        return [f[len(prefix) :] for _, f in seen[:limit]]
-
-    async def leases(self, team: str, kind: str, ident: str, limit: int = 1000) -> tuple[int, list[Lease]]:
-        now = self._now()
-        sc = self._scopes.get((team, f"{kind}:{ident}"))
-        if sc is None:
-            return now, []
-        return now, [Lease.of(m, score) for score, m in sc.leases if score > now][:limit]
-
-    async def release(self, team: str, kind: str, ident: str, rid: str) -> tuple[str, int] | None:
-        sc = self._scopes.get((team, f"{kind}:{ident}"))
-        if sc is None:
-            return None
-        for score, m in sc.leases:
-            if m.rpartition("|")[0] == rid:
-                sc.leases.remove(m)
-                sc.h["r"] = sc.h.get("r", 0) - _weight(m)
-                return m, score
-        return None
-
-    async def restore(self, team: str, kind: str, ident: str, member: str, score: int) -> None:
-        sc = self._scope(team, f"{kind}:{ident}", self._now())
-        if member not in sc.leases.scores:
-            sc.leases.add(score, member)
-            sc.h["r"] = sc.h.get("r", 0) + _weight(member)
+            sc.h["r"] = sc.h.get("r", 0) - held + _weight(new_m)
+        return RepriceResult(ok=True, remaining_nano=least, booked_nano=max_booked)
 
     async def ping(self) -> None:
         return None

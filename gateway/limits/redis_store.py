@@ -296,7 +296,10 @@ class RedisStore:
         )
         r = await self._dispatch(self._reprice, payload)
         return RepriceResult(
-            ok=r[0] == 1, denial=_denial(r[1]) if r[1] else None, remaining_nano=int(r[2]) if r[2] else None
+            ok=r[0] == 1,
+            denial=_denial(r[1]) if r[1] else None,
+            remaining_nano=int(r[2]) if r[2] else None,
+            booked_nano=int(r[3]),
         )
 
     async def scope_state(self, team: str, kind: str, ident: str) -> ScopeState:

@@ -334,6 +334,7 @@ class LimitsService:
                 )
                 raise error
             res.est_nano = est_nano
+            res.booked_nano = result.booked_nano
             if result.remaining_nano is not None:
                 call.response_headers["x-wardgate-budget-remaining"] = format_usd(
                     max(result.remaining_nano, 0)

@@ -161,6 +161,9 @@ class Reservation:
     run_index: int = -1
     team_index: int = -1
     max_run_cost_nano: int | None = None
+    #: What lapses of this reservation booked already (a re-price after its lease lapsed holds
+    #: only the rest: see ``lua_leases.REPRICE``).
+    booked_nano: int = 0
 
     @property
     def has_lease(self) -> bool:
@@ -169,7 +172,7 @@ class Reservation:
     @property
     def lease_member(self) -> str:
         """The member this reservation holds in each of its scopes' lease sets."""
-        return f"{self.rid}|{self.est_nano}"
+        return f"{self.rid}|{max(self.est_nano - self.booked_nano, 0)}"
 
 
 @dataclass(slots=True, frozen=True)
@@ -180,6 +183,8 @@ class RepriceResult:
     denial: Denial | None = None
     #: The tightest budget's remaining amount after the change (None: no budget applies).
     remaining_nano: int | None = None
+    #: What lapses of the reservation booked already (its scopes hold only the rest).
+    booked_nano: int = 0
 
 
 @dataclass(slots=True, frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from limits_helpers import TEAM, forwarded, make_call, make_service, request, reserve, scopes, settle
 
 from gateway.call import Usage
@@ -172,3 +173,74 @@ async def test_a_settle_after_its_mark_was_pruned_books_its_whole_cost_again(
     assert marks == [1, 0]
     await store.settle(crashed, usd_to_nano(0.003), 10)
     assert (await store.scope_state(TEAM, "key", "k1")).spent_nano["total"] == usd_to_nano(0.007)
+
+
+async def _spent_reserved(store: LimitStore) -> tuple[int, int]:
+    st = await store.scope_state(TEAM, "key", "k1")
+    return st.spent_nano["total"], st.reserved_nano
+
+
+@pytest.mark.parametrize("lapsed_by", ["reserve", "reprice"])
+async def test_a_reprice_after_a_booked_lapse_holds_and_books_only_the_difference(
+    make_store: StoreFactory, clock: FakeClock, lapsed_by: str
+) -> None:
+    """The call lost its lease (its worker could not reach the store for a whole lease) while
+    held, say for approval; its lapse was booked ($0.004). Re-priced to $0.006 after that, it
+    holds only the $0.002 not booked yet, and its settle books only what it cost beyond the
+    $0.004: $0.005 in all, not $0.004 + $0.005."""
+    store = await make_store(lease_s=10)
+    specs = scopes(key_budget=1.0)
+    _, res = await reserve(store, request(specs, est_usd=0.004))
+    assert res is not None
+    clock.advance(11)
+    if lapsed_by == "reserve":  # another call's reserve purges the lapsed lease first
+        _, probe = await reserve(store, request(specs, est_usd=0.001))
+        assert probe is not None
+        await store.settle(probe, 0, 0)
+    moved = await store.reprice(res, usd_to_nano(0.006))
+    assert moved.ok and moved.booked_nano == usd_to_nano(0.004)
+    assert await _spent_reserved(store) == (usd_to_nano(0.004), usd_to_nano(0.002))
+    res.est_nano, res.booked_nano = usd_to_nano(0.006), moved.booked_nano
+    clock.advance(8)
+    assert await store.renew([res]) == 1  # the re-held lease is renewed like any other
+    clock.advance(8)
+    settled = await store.settle(res, usd_to_nano(0.005), 10)
+    assert settled.applied and not settled.late
+    assert await _spent_reserved(store) == (usd_to_nano(0.005), 0)
+
+
+async def test_a_reprice_below_what_its_lapse_booked_holds_nothing_and_books_nothing_more(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    store = await make_store(lease_s=10)
+    _, res = await reserve(store, request(scopes(key_budget=1.0), est_usd=0.004))
+    assert res is not None
+    clock.advance(11)
+    moved = await store.reprice(res, usd_to_nano(0.003))
+    assert moved.ok
+    assert await _spent_reserved(store) == (usd_to_nano(0.004), 0)
+    res.est_nano, res.booked_nano = usd_to_nano(0.003), moved.booked_nano
+    await store.settle(res, usd_to_nano(0.003), 10)
+    assert await _spent_reserved(store) == (usd_to_nano(0.004), 0)
+
+
+async def test_a_re_held_lease_that_lapses_again_is_booked_once_in_all(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    """Lapsed ($0.004 booked), re-priced to $0.006 ($0.002 held), lapsed again ($0.002 more:
+    the mark adds up to $0.006); a settle of $0.005 then books nothing more."""
+    store = await make_store(lease_s=10)
+    specs = scopes(key_budget=1.0)
+    _, res = await reserve(store, request(specs, est_usd=0.004))
+    assert res is not None
+    clock.advance(11)
+    moved = await store.reprice(res, usd_to_nano(0.006))
+    res.est_nano, res.booked_nano = usd_to_nano(0.006), moved.booked_nano
+    clock.advance(11)
+    _, probe = await reserve(store, request(specs, est_usd=0.001))
+    assert probe is not None
+    await store.settle(probe, 0, 0)
+    assert await _spent_reserved(store) == (usd_to_nano(0.006), 0)
+    late = await store.settle(res, usd_to_nano(0.005), 10)
+    assert late.late
+    assert await _spent_reserved(store) == (usd_to_nano(0.006), 0)
