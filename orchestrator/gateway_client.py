@@ -84,7 +84,7 @@ class ModelReply:
 
 def _refusal(exc: openai.APIStatusError) -> GatewayRefusal:
     body = exc.body if isinstance(exc.body, dict) else {}
-    code = body.get("code") if isinstance(body.get("code"), str) else None
+    code = _v if isinstance(_v := body.get("code"), str) else None
     status = exc.status_code
     reasons = [str(r) for r in body.get("reasons") or []] if isinstance(body.get("reasons"), list) else []
     kwargs: dict[str, Any] = {

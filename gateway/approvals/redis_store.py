@@ -25,6 +25,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
+from typing import cast
 
 import orjson
 import redis.asyncio as redis
@@ -71,6 +73,22 @@ return 1
 """
 
 _RECONNECT_MAX_S = 5.0
+
+
+def _as_bytes(value: object) -> bytes | None:
+    """A stored blob, or None when absent or empty (the client answers bytes: no decoding)."""
+    return value if isinstance(value, bytes) and value else None
+
+
+def _text(member: object) -> str:
+    """A sorted-set member (an approval id) as text."""
+    return member.decode() if isinstance(member, bytes) else str(member)
+
+
+def _scored(raw: Iterable[object]) -> list[tuple[int, str]]:
+    """``(score, id)`` from a ``withscores=True`` range reply of ``(member, score)`` pairs."""
+    pairs = cast("Iterable[tuple[object, float]]", raw)
+    return [(int(score), _text(member)) for member, score in pairs]
 
 
 class RedisApprovalStore(ApprovalStore):
@@ -204,10 +222,10 @@ class RedisApprovalStore(ApprovalStore):
         return Approval.from_dict(orjson.loads(doc)) if doc else None
 
     async def get_answer(self, approval_id: str) -> bytes | None:
-        return await self._redis.hget(self._key(approval_id), "ans") or None
+        return _as_bytes(await self._redis.hget(self._key(approval_id), "ans"))
 
     async def get_values(self, approval_id: str) -> bytes | None:
-        return await self._redis.hget(self._key(approval_id), "vals") or None
+        return _as_bytes(await self._redis.hget(self._key(approval_id), "vals"))
 
     async def _load_versioned(self, approval_id: str) -> tuple[Approval, int] | None:
         doc, ver = await self._redis.hmget(self._key(approval_id), ["doc", "ver"])
@@ -230,13 +248,13 @@ class RedisApprovalStore(ApprovalStore):
             raw = await self._redis.zrevrangebyscore(
                 self._all, "+inf", "-inf", start=0, num=count, withscores=True
             )
-            return [(int(s), m.decode()) for m, s in raw]
+            return _scored(raw)
         score, last_id = before
         # Same-score members come in reverse lexical order: skip those at or after the cursor.
         raw = await self._redis.zrevrangebyscore(
             self._all, score, "-inf", start=0, num=count + 64, withscores=True
         )
-        out = [(int(s), m.decode()) for m, s in raw]
+        out = _scored(raw)
         out = [(s, m) for s, m in out if s < score or m < last_id]
         return out[:count]
 
@@ -245,7 +263,7 @@ class RedisApprovalStore(ApprovalStore):
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
             for approval_id in ids:
-                pipe.hget(self._key(approval_id), "doc")
+                pipe.hget(self._key(approval_id), "doc")  # type: ignore[unused-awaitable]  # queued: execute() sends it
             docs = await pipe.execute()
         gone = [i for i, d in zip(ids, docs, strict=True) if not d]
         if gone:  # records past retention: drop them from the index as we meet them
@@ -254,7 +272,7 @@ class RedisApprovalStore(ApprovalStore):
 
     async def due(self, now: float, limit: int = 500) -> list[str]:
         raw = await self._redis.zrangebyscore(self._pending, "-inf", now, start=0, num=limit)
-        return [m.decode() for m in raw]
+        return [_text(m) for m in raw]
 
     async def count_pending(self) -> int:
         return int(await self._redis.zcard(self._pending))

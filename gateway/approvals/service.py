@@ -19,6 +19,7 @@ Published as ``ctx.services["approvals"]``.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import inspect
 import logging
@@ -341,7 +342,7 @@ class ApprovalService:
         """An identical re-send joins a pending approval: it becomes the request waiting on it."""
         return await self._change(approval_id, rules.claim(request_id))
 
-    async def real_tool_calls(self, approval: Approval) -> list[dict[str, Any]] | None:
+    async def real_tool_calls(self, approval: Approval) -> builtins.list[dict[str, Any]] | None:
         """The tool calls with the caller's real values, opened. Only for the approval's reviewers;
         never logged, never in an audit event or a metric."""
         if not approval.has_values:
@@ -365,7 +366,7 @@ class ApprovalService:
 
     async def _change_tracked(self, approval_id: str, change: Change) -> tuple[Approval, bool]:
         """Apply ``change``; run the side effects if it changed anything. Returns (record, changed)."""
-        before: list[Approval] = []
+        before: builtins.list[Approval] = []
 
         def tracked(current: Approval) -> Approval | None:
             before[:] = [current]

@@ -85,7 +85,9 @@ def resolve(
     required += [int(n) for n in (_num(i.get("approvals_required")) for i in items) if n]
     required += [r.approvals_required for r in rules if r.approvals_required]
     required += [
-        g.approvals_required for name in groups if (g := settings.groups.get(name)) and g.approvals_required
+        grp.approvals_required
+        for name in groups
+        if (grp := settings.groups.get(name)) and grp.approvals_required
     ]
 
     reasons = list(dict.fromkeys(str(i["reason"]) for i in items if i.get("reason")))

@@ -312,11 +312,11 @@ def build_record_event(kind: str, payload: dict[str, Any], *, ts: float | None =
     """
     ev = base_event(kind, ts)
     data = scrub(drop_content(payload))
-    principal = data.get("principal") if isinstance(data.get("principal"), dict) else {}
+    principal = _v if isinstance(_v := data.get("principal"), dict) else {}
     lifted = {k: principal.get(k, data.get(k)) for k in _PRINCIPAL_KEYS}
     if any(v is not None for v in lifted.values()):
         ev["principal"] = lifted
-    agent = data.get("agent") if isinstance(data.get("agent"), dict) else {}
+    agent = _v if isinstance(_v := data.get("agent"), dict) else {}
     lifted_agent = {dst: agent.get(dst, data.get(src)) for src, dst in _AGENT_KEYS.items()}
     if any(v is not None for v in lifted_agent.values()):
         ev["agent"] = lifted_agent

@@ -107,7 +107,7 @@ async def _walk(
     shard: str,
     anchor: Anchor | None,
     claims: list[_Claim],
-    attested: dict[str, set[tuple[int, str]]],
+    attested: dict[str, set[tuple[object, object]]],
 ) -> tuple[ShardResult, Head | None]:
     res = ShardResult(shard, anchored_at=anchor.seq if anchor else None)
     expected = anchor.seq if anchor else 1
@@ -141,7 +141,7 @@ async def _walk(
         elif sealed_prev != prev:
             problem(row, "broken link: prev_hash is not the previous event's hash (deleted or reordered)")
         kind = ev.get("kind")
-        data = ev.get("data") if isinstance(ev.get("data"), dict) else {}
+        data = _v if isinstance(_v := ev.get("data"), dict) else {}
         for s, h in (data.get("witness") or {}).items():
             if isinstance(h, dict) and isinstance(h.get("seq"), int):
                 claims.append(_Claim(row.id, s, h["seq"], str(h.get("hash"))))
@@ -159,7 +159,7 @@ async def verify(source: ChainSource) -> VerifyReport:
     anchors = await source.anchors()
     heads = await source.heads(0.0)
     claims: list[_Claim] = []
-    attested: dict[str, set[tuple[int, str]]] = {}
+    attested: dict[str, set[tuple[object, object]]] = {}
     lasts: dict[str, Head | None] = {}
     for shard in await source.shards():
         res, last = await _walk(source, shard, anchors.get(shard), claims, attested)
@@ -192,9 +192,9 @@ async def verify(source: ChainSource) -> VerifyReport:
                 )
             )
     for c in claims:
-        anchor = anchors.get(c.shard)
-        if anchor is not None and c.seq < anchor.seq:
-            if c.seq == anchor.seq - 1 and c.hash != anchor.prev_hash:
+        start = anchors.get(c.shard)
+        if start is not None and c.seq < start.seq:
+            if c.seq == start.seq - 1 and c.hash != start.prev_hash:
                 report.breaks.append(
                     Break(c.shard, c.seq, None, f"witness mismatch: {c.by} saw another hash")
                 )

@@ -47,7 +47,7 @@ def chat_view(body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(choice, dict):
             continue
         index = choice.get("index", position)
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        message = _v if isinstance(_v := choice.get("message"), dict) else {}
         text = _text(message.get("content"))
         if text:
             contents.append(text)
@@ -87,7 +87,7 @@ def _chat_tool_call(tc: dict[str, Any], choice: Any) -> dict[str, Any]:
             "arguments": {"input": custom.get("input")},
             "choice": choice,
         }
-    fn = tc.get("function") if isinstance(tc.get("function"), dict) else {}
+    fn = _v if isinstance(_v := tc.get("function"), dict) else {}
     return {
         "id": _str(tc.get("id")),
         "type": kind,
@@ -158,7 +158,7 @@ def _text(content: Any) -> str:
         parts = []
         for part in content:
             if isinstance(part, dict):
-                text = part.get("text") if isinstance(part.get("text"), str) else part.get("refusal")
+                text = _v if isinstance(_v := part.get("text"), str) else part.get("refusal")
                 if isinstance(text, str):
                     parts.append(text)
         return "".join(parts)
@@ -195,7 +195,7 @@ class ChatStreamView:
             if not isinstance(choice, dict):
                 continue
             index = choice.get("index", position)
-            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            delta = _v if isinstance(_v := choice.get("delta"), dict) else {}
             text = delta.get("content")
             if isinstance(text, str) and text:
                 self._content.setdefault(index, []).append(text)
@@ -222,7 +222,7 @@ class ChatStreamView:
             acc["id"] = tc["id"]
         if isinstance(tc.get("type"), str):
             acc["type"] = tc["type"]
-        fn = tc.get("function") if isinstance(tc.get("function"), dict) else {}
+        fn = _v if isinstance(_v := tc.get("function"), dict) else {}
         name = fn.get("name")
         if isinstance(name, str) and name:
             # Concatenated, as the openai SDK (and the approval stage's assembly) read a name

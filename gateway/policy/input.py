@@ -184,7 +184,7 @@ def tools_view(body: dict[str, Any]) -> list[dict[str, str]]:
     for tool in tools if isinstance(tools, list) else ():
         if not isinstance(tool, dict):
             continue
-        kind = tool.get("type") if isinstance(tool.get("type"), str) else "function"
+        kind = _v if isinstance(_v := tool.get("type"), str) else "function"
         name = tool.get("name")
         nested = tool.get(kind)
         if isinstance(nested, dict) and isinstance(nested.get("name"), str):
@@ -209,7 +209,7 @@ def _forced_tool(choice: Any) -> dict[str, str] | None:
     """The tool a ``tool_choice`` (or legacy ``function_call``) names, if it names one."""
     if not isinstance(choice, dict):
         return None
-    kind = choice.get("type") if isinstance(choice.get("type"), str) else "function"
+    kind = _v if isinstance(_v := choice.get("type"), str) else "function"
     nested = choice.get(kind)
     name = nested.get("name") if isinstance(nested, dict) else choice.get("name")
     if not isinstance(name, str):
@@ -247,14 +247,14 @@ def responses_tool_results(items: Any) -> list[dict[str, Any]]:
             texts = [t for t in (item.get("output"), item.get("error")) if isinstance(t, str)]
             out.append(_result(kind, item.get("id"), item.get("name"), "\n".join(texts)))
         elif kind == "mcp_list_tools":  # tool descriptions an MCP server wrote: text the model reads
-            tools = item.get("tools") if isinstance(item.get("tools"), list) else []
-            texts = [t.get("description") for t in tools if isinstance(t, dict)]
+            tools = _v if isinstance(_v := item.get("tools"), list) else []
+            descriptions = [t.get("description") for t in tools if isinstance(t, dict)]
             out.append(
                 _result(
                     kind,
                     item.get("id"),
                     item.get("server_label"),
-                    "\n".join(t for t in texts if isinstance(t, str)),
+                    "\n".join(t for t in descriptions if isinstance(t, str)),
                 )
             )
     return out

@@ -85,8 +85,8 @@ def status_error(
 
 def stream_error(obj: dict[str, Any], name: str, secrets: tuple[str, ...], request_id: str) -> UpstreamError:
     """The gateway's error for an error event the provider sent inside a stream."""
-    err = obj.get("error") if isinstance(obj.get("error"), dict) else obj
-    message = err.get("message") if isinstance(err.get("message"), str) else ""
+    err = _v if isinstance(_v := obj.get("error"), dict) else obj
+    message = _v if isinstance(_v := err.get("message"), str) else ""
     code = err.get("code") if isinstance(err.get("code"), str) and _CODE.fullmatch(err["code"]) else None
     log.warning(
         "upstream %s sent an error event mid-stream: code=%s message=%s",
@@ -110,9 +110,9 @@ def _fields(body: bytes) -> tuple[str, str | None, str | None]:
         return err, None, None
     if not isinstance(err, dict):
         return "", None, None
-    message = err.get("message") if isinstance(err.get("message"), str) else ""
+    message = _v if isinstance(_v := err.get("message"), str) else ""
     code = err.get("code") if isinstance(err.get("code"), str) and _CODE.fullmatch(err["code"]) else None
-    param = err.get("param") if isinstance(err.get("param"), str) else None
+    param = _v if isinstance(_v := err.get("param"), str) else None
     return message, code, param
 
 

@@ -129,7 +129,7 @@ def _check_done(entry: _Item, item: dict[str, Any]) -> None:
         if added.get("type") == kind and entry.deltas and item.get(field) != "".join(entry.deltas):
             raise _refuse(f"an output item whose {field} differs from its deltas")
     if added.get("type") == "message" and entry.parts:
-        content = item.get("content") if isinstance(item.get("content"), list) else []
+        content = _v if isinstance(_v := item.get("content"), list) else []
         for ci, texts in entry.parts.items():
             part = content[ci] if isinstance(ci, int) and 0 <= ci < len(content) else None
             if not isinstance(part, dict) or _part_text(part) != "".join(texts):

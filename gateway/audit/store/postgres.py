@@ -156,7 +156,7 @@ class PostgresStore(AuditStore):
             "SELECT hash FROM audit_events WHERE shard = $1 AND seq = $2", shard, seq
         )
 
-    async def iter_chain(self, shard: str) -> AsyncIterator[StoredRow]:  # type: ignore[override]
+    async def iter_chain(self, shard: str) -> AsyncIterator[StoredRow]:
         cols = ", ".join(ROW_COLUMNS)
         last = -1
         while True:
@@ -178,7 +178,7 @@ class PostgresStore(AuditStore):
         self, filters: Filters, *, after: tuple[float, str] | None = None, limit: int = 100, desc: bool = True
     ) -> list[tuple[float, str, str, str]]:
         query, params = sql.page_sql(_D, filters, after, limit, desc)
-        return [tuple(r) for r in await self.pool.fetch(query, *params)]  # type: ignore[misc]
+        return [tuple(r) for r in await self.pool.fetch(query, *params)]
 
     async def get(self, event_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow("SELECT hash, body FROM audit_events WHERE id = $1", event_id)

@@ -239,7 +239,7 @@ class SQLiteStore(AuditStore):
         rows = await self._fetch("SELECT hash FROM audit_events WHERE shard = ? AND seq = ?", (shard, seq))
         return rows[0][0] if rows else None
 
-    async def iter_chain(self, shard: str) -> AsyncIterator[StoredRow]:  # type: ignore[override]
+    async def iter_chain(self, shard: str) -> AsyncIterator[StoredRow]:
         cols = ", ".join(ROW_COLUMNS)
         last = -1
         while True:
