@@ -18,9 +18,9 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import typer
@@ -28,6 +28,13 @@ from rich.console import Console
 
 from orchestrator.config import LOAD_CONCURRENCY, AgentConfig, load_config
 from orchestrator.render import LiveListener, print_report
+
+if TYPE_CHECKING:  # imported lazily at run time: `--help` stays fast
+    from orchestrator.config import OrchestratorConfig
+    from orchestrator.report import RunReport
+    from orchestrator.service import Orchestrator
+
+T = TypeVar("T")
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
@@ -44,12 +51,12 @@ MODEL = typer.Option(
 DB = typer.Option(None, "--db", help="Checkpoint SQLite file (default .wardgate/orchestrator.db).")
 
 
-def _run(coro: object) -> object:
+def _run(coro: Coroutine[Any, Any, T]) -> T:
     """Run on uvloop where available; configuration errors end the command with a message."""
     from orchestrator.eventloop import run
 
     try:
-        return run(coro)  # type: ignore[arg-type]
+        return run(coro)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
@@ -92,7 +99,7 @@ def demo(
             config_path=config,
         )
     )
-    raise typer.Exit(int(code))  # type: ignore[call-overload]
+    raise typer.Exit(int(code))
 
 
 @app.command()
@@ -150,7 +157,9 @@ def report(
     _run(go())
 
 
-def _drive(cfg: object, as_json: bool, action: Callable[[Any], Awaitable[Any]]) -> None:
+def _drive(
+    cfg: OrchestratorConfig, as_json: bool, action: Callable[[Orchestrator], Awaitable[RunReport]]
+) -> None:
     """Run ``action`` on an orchestrator, print its report, exit 0 only if the run completed."""
     from orchestrator.service import Orchestrator
 
@@ -162,14 +171,14 @@ def _drive(cfg: object, as_json: bool, action: Callable[[Any], Awaitable[Any]]) 
         _print(console, report, as_json)
         return 0 if report.status == "completed" else 1
 
-    raise typer.Exit(int(_run(go())))  # type: ignore[call-overload]
+    raise typer.Exit(int(_run(go())))
 
 
-def _print(console: Console, rep: object, as_json: bool) -> None:
+def _print(console: Console, rep: RunReport, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(orjson.dumps(rep.to_dict(), option=orjson.OPT_INDENT_2, default=str).decode() + "\n")  # type: ignore[attr-defined]
+        sys.stdout.write(orjson.dumps(rep.to_dict(), option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
     else:
-        print_report(console, rep)  # type: ignore[arg-type]
+        print_report(console, rep)
 
 
 @app.command()

@@ -47,7 +47,7 @@ from orchestrator.identity import RunIdentity
 try:  # the HTTP library under the SDK: httpx2 from openai 3, httpx before
     from httpx2 import Response as HTTPResponse
 except ImportError:  # pragma: no cover - older openai
-    from httpx import Response as HTTPResponse  # type: ignore[assignment]
+    from httpx import Response as HTTPResponse  # type: ignore[assignment]  # same class, other package
 
 APPROVAL_HEADER = "X-Wardgate-Approval-Id"
 
@@ -247,11 +247,11 @@ class GatewayClient:
                 code="bad_response",
             ) from exc
         content, calls, usage, finish_reason = _read_completion(completion)
-        approval = None
+        approval: dict[str, str] | None = None
         outcome = headers.get("x-wardgate-approval")
         if outcome or approval_id:
             approval = {
-                "id": headers.get("x-wardgate-approval-id") or approval_id,
+                "id": headers.get("x-wardgate-approval-id") or approval_id or "",
                 "outcome": outcome or "approved",
                 "mode": "defer" if approval_id else "hold",
             }

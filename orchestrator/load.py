@@ -133,7 +133,7 @@ class LoadStats(Listener):
         self.loop_lags.extend(wire["loop_lags"])
         self.held += wire["held"]
         for key, n in wire["outcomes"]:
-            self.outcomes[tuple(key)] += n  # type: ignore[index]
+            self.outcomes[tuple(key)] += n
         self.runs.update(wire["runs"])
 
 

@@ -64,9 +64,10 @@ def _step_doc(step: PlanStep) -> dict[str, Any]:
 
 
 def _step(doc: dict[str, Any]) -> PlanStep:
-    on_failure = doc.get("on_failure") or "continue"
-    if on_failure not in ("continue", "stop"):
+    given = doc.get("on_failure") or "continue"
+    if given not in ("continue", "stop"):
         raise PlanError(f"step {doc.get('id')!r}: on_failure must be 'continue' or 'stop'")
+    on_failure: Literal["continue", "stop"] = "stop" if given == "stop" else "continue"
     return PlanStep(
         id=str(doc["id"]),
         agent=str(doc["agent"]),

@@ -6,6 +6,7 @@ log, no approvals queue, no admin key) it prints why the section is empty instea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -77,7 +78,7 @@ class LiveListener(Listener):
         self.console.print(f"[yellow]⏵[/] approval [bold]{approval_id}[/] for {agent}: {_style(outcome)}")
 
 
-def approver_notice(console: Console):  # type: ignore[no-untyped-def]
+def approver_notice(console: Console) -> Callable[[str, dict[str, Any]], None]:
     def notify(event: str, info: dict[str, Any]) -> None:
         if event == "approval_requested":
             calls = "\n".join(

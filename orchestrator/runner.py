@@ -160,7 +160,7 @@ class Runner:
     async def _stop_siblings(
         self, failed: PlanStep, running: dict[asyncio.Task[None], PlanStep], steps: dict[str, StepRecord]
     ) -> None:
-        reason = {
+        reason: dict[str, object] = {
             "kind": "cancelled",
             "message": f"step {failed.id!r} did not succeed and its plan says stop",
         }

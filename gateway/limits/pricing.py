@@ -137,11 +137,12 @@ def _from_genai(name: str) -> Price | None:
         # Some providers' names do not match their models' (text-embedding-3-small is not
         # "recognisably OpenAI"): ask each provider, OpenAI first, as its catalog says.
         providers = sorted(snapshot.providers, key=lambda p: p.id != "openai")
-        model = next(
+        found = next(
             (m for p in providers if (m := p.find_model(name.lower(), all_providers=providers))), None
         )
-        if model is None:
+        if found is None:
             return None
+        model = found
     prices = model.get_prices(datetime.now(tz=UTC))
     rate_in = _genai_rate(getattr(prices, "input_mtok", None))
     rate_out = _genai_rate(getattr(prices, "output_mtok", None))

@@ -365,7 +365,8 @@ class RedisStore:
         except RedisError as exc:
             raise StoreError(f"redis: {exc}") from exc
         prefix = kind + ":"
-        return [m[len(prefix) :] for m in members if m.startswith(prefix)][:limit]
+        # decode_responses=True: members are str.
+        return [m[len(prefix) :] for m in members if isinstance(m, str) and m.startswith(prefix)][:limit]
 
     async def ping(self) -> None:
         try:

@@ -115,22 +115,22 @@ class FastRedis:
                 return self._proto
             loop = asyncio.get_running_loop()
             try:
-                _, proto = await asyncio.wait_for(
+                _, fresh = await asyncio.wait_for(
                     loop.create_connection(_Protocol, self._host, self._port), self._timeout_s
                 )
             except (OSError, TimeoutError) as exc:
                 raise RespConnectionError(
                     f"cannot connect to redis at {self._host}:{self._port}: {exc}"
                 ) from exc
-            self._proto = proto
+            self._proto = fresh
             if self._password:
                 auth = (
                     ("AUTH", self._username, self._password) if self._username else ("AUTH", self._password)
                 )
-                await self._send(proto, encode(auth))
+                await self._send(fresh, encode(auth))
             if self._db:
-                await self._send(proto, encode(("SELECT", self._db)))
-            return proto
+                await self._send(fresh, encode(("SELECT", self._db)))
+            return fresh
 
     async def execute(self, *args: Any) -> Any:
         return await self._connect_and_send(encode(args))

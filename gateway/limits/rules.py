@@ -96,7 +96,7 @@ class LimitsFile(TeamLimits):
 
 def _merge(layers: list[ScopeLimits | None]) -> ScopeLimits:
     rpm = tpm = concurrent = None
-    budgets: dict[str, float] = {}
+    budgets: dict[Window, float] = {}
     for layer in layers:
         if layer is None:
             continue
@@ -230,7 +230,7 @@ class LimitRules:
             if len(self._templates) > 10_000:
                 self._templates.clear()
             self._templates[key] = tpl
-        return ScopeSpec(kind, ident, *tpl)  # type: ignore[arg-type]
+        return ScopeSpec(kind, ident, *tpl)
 
     def scopes_for(self, call: Call, principal: Principal) -> tuple[tuple[ScopeSpec, ...], int, int]:
         """The call's scopes, and the indexes of its team and run scopes (-1: none).

@@ -111,10 +111,10 @@ def check_actions(raw: Any) -> Any:
     return raw
 
 
-def _default_actions() -> dict[str, Action]:
+def _default_actions() -> dict[str, Action | DirectionalAction]:
     # PII goes back to its owner in the answer; a secret never comes back, even to its owner,
     # because answers end up in chat logs and terminals.
-    actions = {t: Action.RESTORE for t in PII_TYPES}
+    actions: dict[str, Action | DirectionalAction] = {t: Action.RESTORE for t in PII_TYPES}
     actions.update({t: Action.REDACT for t in SECRET_TYPES})
     return actions
 

@@ -214,9 +214,9 @@ class RedactionEngine:
         finally:
             for _, fut in pending:  # one refused: do not leave the others running unobserved
                 fut.cancel()
-        for i, key in enumerate(keys):
-            if out[i] is None and key is not None:
-                out[i] = out[seen[key]]
+        for i, dup in enumerate(keys):
+            if out[i] is None and dup is not None:
+                out[i] = out[seen[dup]]
         return [o if o is not None else () for o in out]
 
 

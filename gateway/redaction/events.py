@@ -381,18 +381,18 @@ class ChatRewriter:
                 audio["transcript"] = (audio.get("transcript") or "") + rest
             elif key[1] == "nested":
                 is_list, skeleton = nested[key]
-                entry = {**skeleton, key[4]: rest}
+                entry: dict[str, Any] = {**skeleton, key[4]: rest}
                 if is_list:
                     delta.setdefault(key[2], []).append(entry)
                 else:
                     delta.setdefault(key[2], {}).update(entry)
             elif key[1] == "tool":
                 calls = delta.setdefault("tool_calls", [])
-                entry = next((c for c in calls if isinstance(c, dict) and c.get("index", 0) == key[2]), None)
-                if entry is None:
-                    entry = {"index": key[2]}
-                    calls.append(entry)
-                holder = entry.setdefault(key[3], {})
+                found = next((c for c in calls if isinstance(c, dict) and c.get("index", 0) == key[2]), None)
+                if found is None:
+                    found = {"index": key[2]}
+                    calls.append(found)
+                holder = found.setdefault(key[3], {})
                 field = "input" if key[3] == "custom" else "arguments"
                 holder[field] = (holder.get(field) or "") + rest
             else:

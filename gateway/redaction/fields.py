@@ -406,7 +406,8 @@ def _regex(pattern: str) -> str:
     return "".join(out)
 
 
-_MISS = object()
+#: "Not memoised yet". Typed ``Any`` so a ``memo.get(path, _MISS)`` keeps the memo's value type.
+_MISS: Any = object()
 
 
 class Table:
@@ -440,7 +441,7 @@ class Table:
         """The treatment of ``path``, or None when no rule names it."""
         treat = self.memo.get(path, _MISS)
         if treat is not _MISS:
-            return treat  # type: ignore[return-value]
+            return treat
         m = self._regex.fullmatch(path)
         treat = self._rules[int(m.lastgroup[1:])] if m is not None and m.lastgroup else None
         if len(self.memo) >= self._MEMO_MAX:  # shapes are finite; keys a client invents are not

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from presidio_analyzer import EntityRecognizer, RecognizerResult
+from presidio_analyzer import EntityRecognizer, Pattern, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import IbanRecognizer
 
@@ -25,6 +25,10 @@ _MIN_CHARS = 15  # the shortest IBAN (Norway)
 
 
 class GroupingIbanRecognizer(IbanRecognizer):
+    # Set by Presidio's base classes (declared here: their own annotations are not inferable).
+    name: str
+    patterns: list[Pattern]
+
     def analyze(
         self,
         text: str,

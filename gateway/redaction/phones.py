@@ -311,6 +311,8 @@ class LabelledPhoneRecognizer(LocalRecognizer):
     ``PHONE_NUMBER_LABELLED`` so the pre-filter can run it on label windows only; the engine
     renames it ``PHONE_NUMBER``."""
 
+    name: str  # set by Presidio's base class (declared here: its own annotation is not inferable)
+
     def __init__(self, regions: tuple[str, ...], language: str) -> None:
         self._regions = regions
         super().__init__(

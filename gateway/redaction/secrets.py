@@ -233,6 +233,8 @@ SECRET_PATTERNS: tuple[SecretPattern, ...] = (
 class GroupPatternRecognizer(LocalRecognizer):
     """Runs a few compiled patterns; the span is group ``s`` (or the whole match)."""
 
+    name: str  # set by Presidio's base class (declared here: its own annotation is not inferable)
+
     def __init__(self, entity: str, patterns: list[SecretPattern], name: str | None = None) -> None:
         self._patterns = []
         for p in patterns:

@@ -9,7 +9,7 @@ caller's own placeholders, for whole answers and for streams.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from gateway.call import Call, Decision, Endpoint, ModelResponse
 from gateway.errors import SensitiveDataBlocked
@@ -100,13 +100,11 @@ class RedactOutStage(Stage):
         self._finish(call, state)
 
     async def on_chunk(self, call: Call, event: SSEEvent) -> Sequence[SSEEvent]:
-        rewriter = call.state.get(_REWRITER_KEY)
+        rewriter: ChatRewriter | ResponsesRewriter | Literal[False] | None = call.state.get(_REWRITER_KEY)
         if rewriter is None:
             state = self._state(call)
-            if not self._active(state):
-                rewriter = call.state[_REWRITER_KEY] = False
-            else:
-                rewriter = call.state[_REWRITER_KEY] = self._rewriter(call, state)
+            rewriter = self._rewriter(call, state) if self._active(state) else False
+            call.state[_REWRITER_KEY] = rewriter
         if rewriter is False:
             return (event,)
         out = rewriter.on_event(event)
