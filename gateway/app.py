@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None) -> HotPath:
         log.info(
             "wardgate ready: %d models, stages %s",
             len(ctx.models.names()),
-            [s.name for s in ctx.pipeline.stages],
+            [s.name for s in ctx.pipeline.stages] if ctx.pipeline else [],
         )
         # The connection limits of this worker: the HTTP protocol finds them in the lifespan state.
         guard = IntakeGuard(settings.server, ctx.registry, inflight=lambda: hot_path.inflight)

@@ -83,7 +83,7 @@ class Usage:
         counts = [_whole(v) for v in (inp, out, cached)]
         if any(c is None for c in counts):
             return cls(malformed=True)
-        return cls(*counts)  # type: ignore[arg-type]
+        return cls(*counts)  # type: ignore[arg-type]  # the check above excluded None
 
 
 def _whole(value: Any) -> int | None:

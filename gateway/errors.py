@@ -69,7 +69,7 @@ class GatewayError(Exception):
         self.message = message
         self.param = param
         if code is not None:
-            self.code = code  # type: ignore[misc]
+            self.code = code  # type: ignore[misc]  # an instance narrows its class's default code
         self.headers: dict[str, str] = dict(headers or {})
         self.extra: dict[str, Any] = dict(extra or {})
 
@@ -270,7 +270,7 @@ class UpstreamRejected(UpstreamError):
 
     def __init__(self, message: str, *, status: int, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
-        self.status = status  # type: ignore[misc]
+        self.status = status  # type: ignore[misc]  # an instance narrows its class's default status
 
 
 class InternalError(GatewayError):

@@ -151,7 +151,7 @@ def _reserved_usd(call: Call) -> float | None:
             if isinstance(res.get(key), int | float):
                 return float(res[key])
     elif isinstance(getattr(res, "est_nano", None), int):
-        return res.est_nano / NANO  # type: ignore[union-attr]
+        return res.est_nano / NANO  # type: ignore[union-attr]  # the isinstance check above proved est_nano
     limits = call.state.get("limits")
     if isinstance(limits, dict) and isinstance(limits.get("reserved_usd"), int | float):
         return float(limits["reserved_usd"])

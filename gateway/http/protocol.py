@@ -266,7 +266,7 @@ class WardgateProtocol(HttpToolsProtocol):
 
     # Connection events
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's protocol is served over a socket Transport
         super().connection_made(transport)
         self._cycle_transport = _CycleTransport(transport, self._close_after_response)
         self.deadline = self.loop.time() + self.guard.header_timeout
@@ -329,7 +329,7 @@ class WardgateProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         self.phase = BODY
         self.deadline = self.loop.time() + guard.body_timeout
-        self.cycle.transport = self._cycle_transport  # type: ignore[assignment]
+        self.cycle.transport = self._cycle_transport  # type: ignore[assignment]  # the cycle writes through our transport wrapper
 
     def on_body(self, body: bytes) -> None:
         cycle = self.cycle

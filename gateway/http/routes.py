@@ -77,7 +77,8 @@ async def readyz(request: Request) -> Response:
     for name, check in ctx.ready_checks.items():
         try:
             # A check may answer a status string (e.g. "degraded: local limits") while ready.
-            checks[name] = await asyncio.wait_for(check(), timeout=2.0) or "ok"
+            status = await asyncio.wait_for(check(), timeout=2.0)
+            checks[name] = status or "ok"
         except Exception as exc:  # a readiness probe reports, it never raises
             ok = False
             checks[name] = f"error: {exc}" if str(exc) else f"error: {type(exc).__name__}"

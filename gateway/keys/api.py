@@ -184,7 +184,7 @@ def _unrevoke(doc: dict[str, Any], key_id: str) -> None:
                 entry.pop(k, None)
 
 
-_KEY = {
+_KEY: dict[str, Any] = {
     "type": "object",
     "description": "A virtual key's record (never the key or its hash).",
     "properties": {

@@ -90,7 +90,7 @@ def _limits(value: Any) -> dict[str, int]:
     if not isinstance(value, dict) or set(value) - set(_LIMITS):
         raise BadRequest(f"'limits' must be an object with {list(_LIMITS)}.", param="limits")
     try:
-        return {k: check_count(v, f"limits.{k}") for k, v in value.items() if v is not None}  # type: ignore[misc]
+        return {k: check_count(v, f"limits.{k}") for k, v in value.items() if v is not None}  # type: ignore[misc]  # check_count returns an int for a value that is not None
     except OutOfRange as exc:
         raise BadRequest(str(exc), param=exc.param) from None
 
@@ -106,6 +106,6 @@ def _budgets(value: Any) -> dict[str, float]:
             f"'budgets' must be an object with USD amounts for {list(_WINDOWS)}.", param="budgets"
         )
     try:
-        return {k: check_usd(v, f"budgets.{k}") for k, v in value.items() if v is not None}  # type: ignore[misc]
+        return {k: check_usd(v, f"budgets.{k}") for k, v in value.items() if v is not None}  # type: ignore[misc]  # check_usd returns a float for a value that is not None
     except OutOfRange as exc:
         raise BadRequest(str(exc), param=exc.param) from None

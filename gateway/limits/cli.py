@@ -75,7 +75,7 @@ def render(rows: list[dict[str, Any]], console: Console | None = None) -> None:
         ("burn/h", "right"),
         ("forecast", "left"),
     ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]  # the literals above are rich's justify values
     for row in rows:
         shown = False
         for window, w in row["windows"].items():

@@ -56,7 +56,7 @@ class _Protocol(asyncio.Protocol):
         self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # create_connection hands a stream protocol a Transport
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
@@ -86,7 +86,7 @@ def _write(proto: _Protocol, payload: bytes) -> asyncio.Future[Any]:
     """Queue the reply's waiter, then write: replies are matched to waiters in order."""
     waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     proto.waiters.append(waiter)
-    proto.transport.write(payload)  # type: ignore[union-attr]
+    proto.transport.write(payload)  # type: ignore[union-attr]  # only called on a connected protocol
     return waiter
 
 

@@ -168,11 +168,11 @@ class LimitRules:
         if "+" in kind:
             layers = [self.doc.combinations.get(kind), t.combinations.get(kind) if t else None]
         else:
-            layers = [self.doc.scopes.get(kind)]  # type: ignore[call-overload]
+            layers = [self.doc.scopes.get(kind)]  # type: ignore[call-overload]  # kind is a scope name the rules validated
             if kind == "model" and model is not None:
                 layers.append(self.doc.models.get(model))
             if t is not None:
-                layers.append(t.scopes.get(kind))  # type: ignore[call-overload]
+                layers.append(t.scopes.get(kind))  # type: ignore[call-overload]  # kind is a scope name the rules validated
                 if kind == "model" and model is not None:
                     layers.append(t.models.get(model))
             if kind == "key" and principal is not None:

@@ -140,11 +140,11 @@ class LimitsService:
         upstream = tuple(d.model for d in entry.deployments) if entry else ()
         prices: list[Price] = self.prices.for_request(model, upstream)
         windows = [p.context_window for p in prices]
-        context = max(windows) if windows and all(windows) else None  # type: ignore[type-var]
+        context = max(windows) if windows and all(windows) else None  # type: ignore[type-var]  # all() above excluded None
         model_max = entry.max_output_tokens if entry and entry.max_output_tokens else None
         if model_max is None:
             maxima = [p.max_output_tokens for p in prices]
-            model_max = max(maxima) if maxima and all(maxima) else None  # type: ignore[type-var]
+            model_max = max(maxima) if maxima and all(maxima) else None  # type: ignore[type-var]  # all() above excluded None
         if len(self._models_cache) > 1024:
             self._models_cache.clear()
         self._models_cache[model] = (now + 60.0, (prices, context, model_max))

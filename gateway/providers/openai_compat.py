@@ -57,7 +57,7 @@ class OpenAICompatProvider:
         return self._session
 
     async def send(self, request: UpstreamRequest) -> ModelResponse:
-        url = self._deployment.base_url + request.endpoint.upstream_path  # type: ignore[operator]
+        url = self._deployment.base_url + request.endpoint.upstream_path  # type: ignore[operator]  # a deployment the router sends to has a base_url
         timeout = self._timeout(request)
         headers = {**self._headers, **request.headers} if request.headers else self._headers
         session = self._get_session()

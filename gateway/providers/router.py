@@ -226,4 +226,4 @@ class _Prefetched:
     async def aclose(self) -> None:
         """Close the upstream stream (and its connection) when the reader stops early."""
         self._first = None
-        await self._rest.aclose()  # type: ignore[attr-defined]
+        await self._rest.aclose()  # type: ignore[attr-defined]  # the upstream reader is an async generator

@@ -58,7 +58,7 @@ class AddressIpRecognizer(IpRecognizer):
     """Presidio's IP recognizer without the obvious non-addresses: ``0.0.0.0`` (bind to any
     interface) and section or version numbers (``section 4.2.1.3``, ``version 1.2.0.7``)."""
 
-    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]  # Presidio's own signature, untyped upstream
         results = super().analyze(text, entities, nlp_artifacts, regex_flags)
         return [
             r
@@ -77,7 +77,7 @@ class UrlAwareEmailRecognizer(EmailRecognizer):
     (``mongodb+srv://svc:Zx9y@cluster0.example.net``), which the PASSWORD recognizer
     redacts as a password (a secret: never restored into an answer)."""
 
-    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]  # Presidio's own signature, untyped upstream
         results = super().analyze(text, entities, nlp_artifacts, regex_flags)
         return [r for r in results if not _USERINFO_BEFORE.search(text, max(0, r.start - 96), r.start)]
 

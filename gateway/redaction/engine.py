@@ -206,11 +206,11 @@ class RedactionEngine:
                 pending.append((i, loop.run_in_executor(self._executor, detect)))
             else:
                 out[i] = self.detect(text, budget=budget)
-                self._cache.put(keys[i], out[i])  # type: ignore[arg-type]
+                self._cache.put(keys[i], out[i])  # type: ignore[arg-type]  # keys[i] and out[i] were set for every index in todo
         try:
             for i, fut in pending:
                 out[i] = await fut
-                self._cache.put(keys[i], out[i])  # type: ignore[arg-type]
+                self._cache.put(keys[i], out[i])  # type: ignore[arg-type]  # keys[i] and out[i] were set for every index in todo
         finally:
             for _, fut in pending:  # one refused: do not leave the others running unobserved
                 fut.cancel()

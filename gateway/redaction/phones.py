@@ -298,7 +298,7 @@ class FormattedPhoneRecognizer(PhoneRecognizer):
     a label it is an id (a third of 2,500 random ids became phone placeholders). A bare run
     after a phone label is found by ``LabelledPhoneRecognizer``."""
 
-    def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
+    def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]  # Presidio's own signature, untyped upstream
         return [
             r for r in super().analyze(text, entities, nlp_artifacts) if not bare_digits(text, r.start, r.end)
         ]
@@ -324,7 +324,7 @@ class LabelledPhoneRecognizer(LocalRecognizer):
     def load(self) -> None:
         """Nothing to load."""
 
-    def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
+    def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]  # Presidio's own signature, untyped upstream
         results: list[RecognizerResult] = []
         seen: set[tuple[int, int]] = set()
         for label in PHONE_LABEL.finditer(text):

@@ -174,7 +174,7 @@ def build_families(
     def add(name: str, members: set[str], kind: str, **kw: object) -> None:
         present = frozenset(members & entities)
         if present:
-            families.append(Family(name, present, kind, **kw))  # type: ignore[arg-type]
+            families.append(Family(name, present, kind, **kw))  # type: ignore[arg-type]  # the keywords are Family's optional fields
 
     add("email", {"EMAIL_ADDRESS"}, "regex", trigger=re.compile("@"))
     with_plus, _ = min_phone_digits(phone_regions)
@@ -362,7 +362,7 @@ def windows(
                 if found is not None:
                     settled += 1
                     if found is not False:
-                        direct.append(found)  # type: ignore[union-attr, arg-type]
+                        direct.append(found)  # type: ignore[union-attr, arg-type]  # found is a span here: None and False were excluded
                     continue
             if accept is None or accept(text, a, b):
                 spots.append((a, b))

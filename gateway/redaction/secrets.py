@@ -353,6 +353,6 @@ def extend_wrapped(text: str, spans: list[S]) -> list[S]:
                     break
                 end = m.start(1) + len(tail)
             if end != s.end:
-                s = replace(s, end=end)  # type: ignore[type-var]
+                s = replace(s, end=end)  # type: ignore[type-var]  # S is a frozen dataclass
         out.append(s)
     return out
