@@ -87,7 +87,7 @@ end
 -- 'x:<rid>' = '<nano>:<deadline ms>' remembers it for keep ms, so a settle arriving later
 -- books only the excess. A reservation can lapse twice (re-held by a re-price after its first
 -- lapse): its mark adds up. 'xt' is when the marks are next pruned (prune_marks).
-local lapsed_booked = 0  -- what lapse() booked in this script (reported by RESERVE)
+local lapsed_booked = 0  -- what lapse() booked in this script (RESERVE and REPRICE report it)
 local function lapse(h, l, now, keep)
   local gone = redis.call('ZRANGEBYSCORE', l, '-inf', num(now))
   if #gone == 0 then return 0 end

@@ -42,7 +42,8 @@ return held
 #: again (a fresh lease) if the budgets cover the new amount; if its lapse was booked (its
 #: mark, see ``lua_common.lapse``), only what exceeds that is held (``held_member``), so a
 #: call re-priced after a lapse is never booked twice. Returns
-#: {1, '', least remaining after, booked by lapses} or {0, denial, '', 0}.
+#: {1, '', least remaining after, booked by lapses, lapsed_booked} or {0, denial, '', 0, lapsed_booked}
+#: (lapsed_booked: what lapses of any calls' leases this script booked, as RESERVE reports it).
 REPRICE = (
     COMMON
     + r"""
@@ -112,7 +113,7 @@ if denial then
   for _, p in ipairs(plan) do  -- keep what expired, change nothing else
     if p[6] > 0 then redis.call('HSET', p[1], 'r', num(p[3])) end
   end
-  return {0, denial, '', 0}
+  return {0, denial, '', 0, num(lapsed_booked)}
 end
 for _, p in ipairs(plan) do
   if p[5] then redis.call('ZREM', p[2], p[7]) end
@@ -121,6 +122,6 @@ for _, p in ipairs(plan) do
 end
 local rest = ''
 if least then rest = num(least) end
-return {1, '', rest, num(max_booked)}
+return {1, '', rest, num(max_booked), num(lapsed_booked)}
 """
 )

@@ -304,13 +304,13 @@ class MemoryStore(MemoryAdmin):
         run_cost = run_cost_limit(overrides, res.team_index, res.max_run_cost_nano)
         denial: Denial | None = None
         least: int | None = None
-        max_booked = 0
+        max_booked = lapsed = 0
         plan: list[tuple[_Scope, int | None, int, str, str]] = []
         for i, (spec, flag, ov) in enumerate(zip(res.scopes, res.flags, overrides, strict=True)):
             if not flag & BUDGET:
                 continue
             sc = self._scope(res.team, spec.field, now)
-            self._purge_leases(sc, now)
+            lapsed += self._purge_leases(sc, now)
             booked = _marked(sc.h.get("x:" + res.rid))
             max_booked = max(max_booked, booked)
             old_m = _held_member(res.rid, res.est_nano, booked)
@@ -332,13 +332,13 @@ class MemoryStore(MemoryAdmin):
                 least = remaining - need if least is None else min(least, remaining - need)
             plan.append((sc, score, held, old_m, new_m))
         if denial is not None:
-            return RepriceResult(ok=False, denial=denial)
+            return RepriceResult(ok=False, denial=denial, lapsed_booked_nano=lapsed)
         for sc, score, held, old_m, new_m in plan:
             if score is not None:
                 sc.leases.remove(old_m)
             sc.leases.add(now + self._lease_ms if score is None else score, new_m)
             sc.h["r"] = sc.h.get("r", 0) - held + _weight(new_m)
-        return RepriceResult(ok=True, remaining_nano=least, booked_nano=max_booked)
+        return RepriceResult(ok=True, remaining_nano=least, booked_nano=max_booked, lapsed_booked_nano=lapsed)
 
     async def ping(self) -> None:
         return None

@@ -46,6 +46,6 @@ class LimitsMetrics:
         )
         self.lapsed_booked = Counter(
             "wardgate_limits_lapsed_booked_usd",
-            "Reservations whose lease lapsed (their worker died or lost the store) booked as spent, in USD.",
+            "Reservations whose lease lapsed (their worker died or lost the store) booked as spent, in USD (found by a reserve or a re-price).",
             registry=registry,
         )

@@ -300,6 +300,7 @@ class RedisStore:
             denial=_denial(r[1]) if r[1] else None,
             remaining_nano=int(r[2]) if r[2] else None,
             booked_nano=int(r[3]),
+            lapsed_booked_nano=int(r[4]),
         )
 
     async def scope_state(self, team: str, kind: str, ident: str) -> ScopeState:

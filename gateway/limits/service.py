@@ -203,12 +203,8 @@ class LimitsService:
                 )
             )
             raise
-        if result is not None and result.lapsed_booked_nano:
-            self.metrics.lapsed_booked.inc(nano_to_usd(result.lapsed_booked_nano))
-            log.warning(
-                "limits: $%.6f of lapsed reservations (a dead worker's calls) booked as spent",
-                nano_to_usd(result.lapsed_booked_nano),
-            )
+        if result is not None:
+            self._count_lapsed(result.lapsed_booked_nano)
         if store is None or result is None:  # on_store_error: allow
             state["store"] = "none"
             call.state["cost"] = {"estimate_usd": estimate_usd, "remaining_usd": {}, "budget_usd": {}}
@@ -269,6 +265,16 @@ class LimitsService:
         call.response_headers.update(headers)
         call.decisions.append(Decision("limit", "request", "allow", detail={"estimate_usd": estimate_usd}))
 
+    def _count_lapsed(self, nano: int) -> None:
+        """Every store operation that purges lapsed leases (reserve, re-price) reports what it
+        booked of them: all of it goes to ``wardgate_limits_lapsed_booked_usd``."""
+        if nano:
+            self.metrics.lapsed_booked.inc(nano_to_usd(nano))
+            log.warning(
+                "limits: $%.6f of lapsed reservations (a dead worker's calls) booked as spent",
+                nano_to_usd(nano),
+            )
+
     def _store_of(self, res: Reservation) -> LimitStore:
         return self.local if res.store == "local" and self.local is not None else self.store
 
@@ -315,6 +321,7 @@ class LimitsService:
                         headers={"retry-after": "1"},
                     ) from exc
                 return  # degraded modes keep the original reservation
+            self._count_lapsed(result.lapsed_booked_nano)
             if not result.ok and result.denial is not None:
                 spec = res.scopes[result.denial.scope]
                 error = reprice_error(result.denial, spec, asked, routed, old_nano, est_nano)

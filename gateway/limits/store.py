@@ -185,6 +185,8 @@ class RepriceResult:
     remaining_nano: int | None = None
     #: What lapses of the reservation booked already (its scopes hold only the rest).
     booked_nano: int = 0
+    #: Lapsed leases (any dead worker's calls) this operation booked as spent, nano-USD.
+    lapsed_booked_nano: int = 0
 
 
 @dataclass(slots=True, frozen=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from limits_helpers import TEAM, forwarded, make_call, make_service, request, reserve, scopes, settle
+from limits_helpers import TEAM, catalog, forwarded, make_call, make_service, request, reserve, scopes, settle
 
 from gateway.call import Usage
 from gateway.limits.memory import MemoryStore
 from gateway.limits.redis_store import RedisStore
-from gateway.limits.stage import LimitStage
+from gateway.limits.stage import LimitStage, RepriceStage
 from gateway.limits.store import LimitStore, nano_to_usd, usd_to_nano
 from tests.limits.limits_support import FakeClock, StoreFactory
 
@@ -244,3 +244,31 @@ async def test_a_re_held_lease_that_lapses_again_is_booked_once_in_all(
     late = await store.settle(res, usd_to_nano(0.005), 10)
     assert late.late
     assert await _spent_reserved(store) == (usd_to_nano(0.006), 0)
+
+
+async def test_every_lapse_booking_is_counted_also_the_ones_a_reprice_finds(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    """Replica A dies with a call in flight; the first operation on the scope after its lease
+    is a re-price on replica B (a call held before, then routed): that re-price books the
+    lapse, and the metric says so (it counted only what a reserve found)."""
+    models = catalog("gpt-test", "gpt-test-cheap")
+    limits = {"scopes": {"key": {"budget_usd": {"total": 1.0}}}}
+    store = await make_store(lease_s=10)
+    replica_a = make_service(store, limits, lease_s=10, models=models)
+    replica_b = make_service(store, limits, lease_s=10, models=models)
+    routed = make_call("gpt-test-cheap")
+    await LimitStage(replica_b).on_request(routed)
+    dead = make_call("gpt-test-cheap")
+    await LimitStage(replica_a).on_request(dead)
+    lost = dead.state["reservation"].est_nano
+    await replica_a.leases.close()
+    await replica_b.leases.renew_once()
+    clock.advance(8)
+    await replica_b.leases.renew_once()  # B's call keeps its hold, A's does not
+    clock.advance(3)
+    routed.body["model"] = "gpt-test"
+    await RepriceStage(replica_b).on_request(routed)
+    assert replica_b.metrics.lapsed_booked._value.get() == pytest.approx(nano_to_usd(lost))
+    assert (await store.scope_state(TEAM, "key", "k1")).spent_nano["total"] == lost
+    await replica_b.close()
