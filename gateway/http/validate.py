@@ -40,17 +40,14 @@ _NO_RETRY = {"x-should-retry": "false"}
 def parse_body(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise InvalidJSON("The request body is empty; expected a JSON object.")
-    # Bracket characters anywhere bound the containers from above (~1 ms per 4 MB); only a
-    # body with that many of them pays for the exact count, which skips those inside strings.
-    if _brackets_exceed(raw, MAX_CONTAINERS):
-        containers = _containers(raw)
-        if containers > MAX_CONTAINERS:
-            raise BadRequest(
-                f"The request body holds {containers:,} JSON arrays and objects; at most "
-                f"{MAX_CONTAINERS:,} are accepted.",
-                code="content_too_complex",
-                headers=_NO_RETRY,
-            )
+    containers = _containers_over(raw, MAX_CONTAINERS)
+    if containers:
+        raise BadRequest(
+            f"The request body holds {containers:,} or more JSON arrays and objects; at most "
+            f"{MAX_CONTAINERS:,} are accepted.",
+            code="content_too_complex",
+            headers=_NO_RETRY,
+        )
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -76,10 +73,32 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _brackets_exceed(raw: bytes, limit: int) -> bool:
-    """Whether ``raw`` holds more than ``limit`` ``[`` and ``{`` characters, strings included."""
-    count = raw.count(b"[")
-    return count > limit or count + raw.count(b"{") > limit
+#: The first prefix of a body ``_containers_over`` looks at; each next one is 4x longer.
+_FIRST_PREFIX = 1 << 16
+
+
+def _containers_over(raw: bytes, limit: int) -> int:
+    """0 if ``raw`` opens at most ``limit`` arrays and objects, else how many a prefix of it
+    already opens (more than ``limit``; a lower bound of the whole count).
+
+    Growing prefixes, so a hostile body is refused after its first kilobytes instead of after
+    scanning all of it (3.6 MB of brackets: ~5 ms of C loops -> ~0.1 ms): in each prefix,
+    bracket characters anywhere bound the containers from above (``count`` with bounds, no
+    copy), and only a prefix with that many of them pays for the exact count, which skips
+    those inside strings. A prefix's exact count never exceeds the whole body's (a string cut
+    at the prefix's end only hides brackets), so refusing on it is exact. A body within the
+    bound costs at most 4/3 of counting it whole.
+    """
+    size = len(raw)
+    end = min(size, _FIRST_PREFIX)
+    while True:
+        if raw.count(b"[", 0, end) + raw.count(b"{", 0, end) > limit:
+            containers = _containers(raw if end == size else raw[:end])
+            if containers > limit:
+                return containers
+        if end == size:
+            return 0
+        end = min(size, end * 4)
 
 
 def _outside_parts(raw: bytes) -> list[bytes]:

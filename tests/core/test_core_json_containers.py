@@ -7,6 +7,7 @@ event loop before any guard ran. The count is bounded before parsing; brackets i
 
 from __future__ import annotations
 
+import re
 import resource
 
 import orjson
@@ -56,3 +57,26 @@ def test_an_authenticated_caller_gets_an_openai_shaped_400_that_says_not_to_retr
     resp = post(gateway, _hostile(21_000))  # 63 KB: under the test gateway's body limit
     assert_error(resp, 400, "content_too_complex")
     assert resp.headers["x-should-retry"] == "false"
+
+
+def test_a_hostile_body_is_refused_from_its_first_kilobytes() -> None:
+    """3.6 MB of brackets: the count stops at the first prefix over the bound (the number
+    reported is that prefix's), so the refusal does not scan the whole body."""
+    raw = orjson.dumps(CHAT)[:-1] + b',"x":[' + b"[" * 1000 + b"]" * 1000 + b"," + b"[]," * 1_200_000 + b"1]}"
+    with pytest.raises(BadRequest) as caught:
+        parse_body(raw)
+    reported = int(re.search(r"holds ([\d,]+) or more", caught.value.message)[1].replace(",", ""))
+    assert MAX_CONTAINERS < reported < 100_000 < 1_200_000
+
+
+@pytest.mark.parametrize("inside", [1, 50_000, 700_000])
+def test_containers_after_a_long_string_of_brackets_still_count(inside: int) -> None:
+    """Brackets inside a long first string fill the early prefixes without counting; the real
+    containers after it are still found (a later, longer prefix), and one under is parsed."""
+    head = orjson.dumps({**CHAT, "code": "[{" * inside})[:-1]
+    over = head + b',"x":[' + b",".join([b"[]"] * (MAX_CONTAINERS - 3)) + b"]}"
+    with pytest.raises(BadRequest) as caught:
+        parse_body(over)
+    assert caught.value.code == "content_too_complex"
+    fits = head + b',"x":[' + b",".join([b"[]"] * (MAX_CONTAINERS - 4)) + b"]}"
+    assert len(parse_body(fits)["x"]) == MAX_CONTAINERS - 4
