@@ -12,7 +12,12 @@ its fields, and is spent in two steps:
    (~0.2-0.8 ms each, the expensive part) have their own, smaller allowance.
 
 Exceeding it is a 413 ``content_too_large`` (characters) or a 400 ``content_too_complex``
-(candidates): fail closed, never let text through unscanned.
+(candidates): fail closed, never let text through unscanned. An answer's budget does not
+refuse (``refuse=False``): the provider has run and billed the answer, and refusing it then
+threw away what the caller paid for. Its size was bounded before the call (the output-token
+bound the gateway enforces) and every token of it is paid for, so it is scanned in full,
+delivered and booked at its real cost, stream or not; going over is recorded (``over``: the
+redaction decision and ``wardgate_redaction_answer_over_budget_total`` say so).
 
 A cache hit (a text already analysed: the conversation an agent resends) is not analysed
 again, but its values are still replaced, and a text of 1,999 phone numbers resent ten
@@ -53,6 +58,10 @@ class WorkBudget:
     #: Phone candidates that go to python-phonenumbers' matcher.
     max_matcher: int
     what: str = "request"
+    #: False (an answer): going over is recorded in ``over`` and the scan goes on.
+    refuse: bool = True
+    #: What went over first, when ``refuse`` is False.
+    over: str | None = None
     chars: int = 0
     candidates: int = 0
     matcher: int = 0
@@ -68,10 +77,13 @@ class WorkBudget:
         texts = list(texts)
         chars = sum(map(len, texts))
         if self.chars + chars > self.max_chars:
-            raise content_too_large(
-                f"The {self.what} has {self.chars + chars} characters of new text to scan for sensitive "
-                f"data; the limit is {self.max_chars}."
-            )
+            if not self.refuse:
+                self.over = self.over or "characters"
+            else:
+                raise content_too_large(
+                    f"The {self.what} has {self.chars + chars} characters of new text to scan for "
+                    f"sensitive data; the limit is {self.max_chars}."
+                )
         self.chars += chars
         rough = self.spent()
         for text in texts:
@@ -100,6 +112,9 @@ class WorkBudget:
                 self._refuse(self.matcher, self.max_matcher, "phone-number-like values in unusual formats")
 
     def _refuse(self, count: int, limit: int, what: str) -> None:
+        if not self.refuse:
+            self.over = self.over or what
+            return
         raise content_too_complex(
             f"The {self.what} has more than {limit} {what} ({count}); it is too complex to scan "
             "for sensitive data."

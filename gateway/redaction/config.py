@@ -186,7 +186,7 @@ class RedactionSettings(BaseModel):
     #: A single text longer than this is refused with 413 ``content_too_large``.
     max_text_chars: int = Field(default=2_000_000, ge=1)
     #: The work budget of one request, across all its fields, and of one whole answer
-    #: (``budget.py``). Characters of new text (cache hits are not scanned again); more is 413
+    #: (``budget.py``; an answer going over is only counted: it is paid for, so delivered). Characters of new text (cache hits are not scanned again); more is 413
     #: ``content_too_large``, checked before anything is analysed. Prose costs ~0.1 us a
     #: character here: the default bounds a request at ~50-100 ms of scanning.
     max_request_chars: int = Field(default=1_048_576, ge=1)

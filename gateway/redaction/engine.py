@@ -138,10 +138,10 @@ class RedactionEngine:
                 out.append(Span(r.start + offset, r.end + offset, entity, r.score))
         return out
 
-    def budget(self, what: str = "request") -> WorkBudget:
+    def budget(self, what: str = "request", *, refuse: bool = True) -> WorkBudget:
         """A fresh work budget for one request or one answer (see budget.py)."""
         st = self.settings
-        return WorkBudget(st.max_request_chars, st.max_candidates, st.max_phone_candidates, what)
+        return WorkBudget(st.max_request_chars, st.max_candidates, st.max_phone_candidates, what, refuse)
 
     def check_size(self, text: str) -> None:
         if len(text) > self.settings.max_text_chars:

@@ -27,6 +27,11 @@ class RedactionMetrics:
         self.blocked = Counter(
             "wardgate_redaction_blocked_total", "Requests refused for sensitive data.", registry=registry
         )
+        self.answer_over_budget = Counter(
+            "wardgate_redaction_answer_over_budget_total",
+            "Answers whose scan went over the work budget: scanned in full and delivered (they are paid for).",
+            registry=registry,
+        )
         registry.register(_EngineCollector(engine))
 
 

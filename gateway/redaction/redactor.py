@@ -94,7 +94,8 @@ class RedactionState:
     restored: int = 0
     #: The answer has been fully processed (summary and decision recorded).
     finished: bool = False
-    #: What scanning the whole (non-stream) answer may cost, across its texts (budget.py).
+    #: What scanning the answer costs, across its texts, stream or not: recorded, never
+    #: refused (the answer is paid for; see budget.py).
     answer_budget: WorkBudget | None = None
 
     def __repr__(self) -> str:
@@ -211,13 +212,12 @@ class Redactor:
         """A complete text of the answer: redact what is new in it, then restore placeholders
         (into a tool call's arguments, ``tool``, only the types allowed there)."""
         if self.settings.scan_output:
-            if state.answer_budget is None:
-                state.answer_budget = self.engine.budget("answer")
+            budget = self.answer_budget(state)
             if url:
                 view = PercentView(url_view(text))
-                spans = _to_source(view, self.analyze_or_refuse(view.decoded, budget=state.answer_budget))
+                spans = _to_source(view, self.analyze_or_refuse(view.decoded, budget=budget))
             else:
-                spans = self.analyze_or_refuse(text, json=json, budget=state.answer_budget)
+                spans = self.analyze_or_refuse(text, json=json, budget=budget)
             if spans:
                 state.out_summary.add(path, spans)
                 text = self.apply(text, spans, state, json=json, output=True)
@@ -225,6 +225,12 @@ class Redactor:
         text, n = state.vault.restore(text, json=json, only=only)
         state.restored += n
         return text
+
+    def answer_budget(self, state: RedactionState) -> WorkBudget:
+        """The answer's work budget: it records going over and never refuses (budget.py)."""
+        if state.answer_budget is None:
+            state.answer_budget = self.engine.budget("answer", refuse=False)
+        return state.answer_budget
 
     def analyze_or_refuse(self, text: str, *, json: bool = False, budget: WorkBudget | None = None) -> Spans:
         """Cached analysis; JSON source is analysed decoded (see jsonview.py)."""
@@ -260,8 +266,16 @@ class Redactor:
                     state.out_summary.add(path, tuple(spans))
                 return self.apply(text, spans, state, json=json, output=True, pieces=pieces)
 
+            budget = self.answer_budget(state)
+
+            def detect(text: str) -> Spans:
+                # Windows overlap, so a stream's candidates are counted a little high.
+                if json:
+                    return self.detect_json_or_refuse(text, budget)
+                return self.detect_or_refuse(text, budget)
+
             stream_redactor = StreamRedactor(
-                self.detect_json_or_refuse if json else self.detect_or_refuse,
+                detect,
                 replace,
                 holdback=self.holdback,
                 context=self.context,
@@ -273,14 +287,14 @@ class Redactor:
         state.channels[f"{path}#{len(state.channels)}"] = channel
         return channel
 
-    def detect_json_or_refuse(self, text: str) -> Spans:
+    def detect_json_or_refuse(self, text: str, budget: WorkBudget | None = None) -> Spans:
         view = JsonView(text)
-        return _to_source(view, self.detect_or_refuse(view.decoded))
+        return _to_source(view, self.detect_or_refuse(view.decoded, budget))
 
-    def detect_or_refuse(self, text: str) -> Spans:
+    def detect_or_refuse(self, text: str, budget: WorkBudget | None = None) -> Spans:
         """Uncached detection for stream windows (each window is seen once)."""
         try:
-            return self.engine.detect(text)
+            return self.engine.detect(text, budget=budget)
         except GatewayError:
             raise
         except Exception as exc:

@@ -166,12 +166,11 @@ class RedactOutStage(Stage):
         reasons = [f"redacted {n} {e} in the answer" for e, n in sorted(out["entities"].items())]
         if restored:
             reasons.append(f"restored {restored} placeholder(s)")
-        call.decisions.append(
-            Decision(
-                self.name,
-                "response",
-                "allow",
-                reasons,
-                detail={"entities": out["entities"], "restored": restored},
-            )
-        )
+        detail: dict[str, object] = {"entities": out["entities"], "restored": restored}
+        over = state.answer_budget.over if state.answer_budget is not None else None
+        if over is not None:  # scanned in full and delivered all the same (budget.py)
+            reasons.append(f"the answer went over its scan budget ({over}); scanned in full")
+            detail["over_budget"] = over
+            if self.metrics:
+                self.metrics.answer_over_budget.inc()
+        call.decisions.append(Decision(self.name, "response", "allow", reasons, detail=detail))

@@ -96,14 +96,42 @@ def test_a_formatted_contact_list_within_budget_is_redacted_through_the_sdk(gw, 
     assert sent.count("<PHONE_NUMBER_") == 1500 and not any(p in sent for p in phones)
 
 
-def test_a_whole_answer_has_its_own_budget() -> None:
+def test_a_whole_answer_has_its_own_budget_which_records_and_never_refuses() -> None:
+    """The answer is paid for: going over its budget is recorded, and it is scanned in full."""
     redactor = build(RedactionSettings(max_candidates=50, max_phone_candidates=10))
     state = redactor.new_state(chat_call([]))
     dense = " ".join(f"+44 20 7946 {n:04d}" for n in range(100))  # 100 matcher candidates
-    with pytest.raises(BadRequest) as info:
-        redactor.redact_output_text(dense, state, json=False, path="choices[0].message.content")
-    assert info.value.code == "content_too_complex" and "answer" in info.value.message
+    out = redactor.redact_output_text(dense, state, json=False, path="choices[0].message.content")
+    assert "7946" not in out and out.count("PHONE_NUMBER") == 100
+    assert state.answer_budget is not None and state.answer_budget.over is not None
     redactor.engine.close()
+
+
+def _over_budget(gw: RunningGateway) -> float:
+    return gw.ctx.registry.get_sample_value("wardgate_redaction_answer_over_budget_total") or 0.0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_over_its_budget_is_delivered_redacted_not_thrown_away(gw, upstream, stream: bool) -> None:
+    """The provider ran and billed it: a 400 then threw the answer away. Stream or not, the
+    answer is scanned in full and delivered (and booked at its real cost, like any answer)."""
+    phones = [f"+44 20 7946 {n:04d}" for n in range(300)]  # over the 200 matcher candidates
+    upstream.script_text("Numbers: " + ", ".join(phones))
+    before = _over_budget(gw)
+    client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=0)
+    if stream:
+        chunks = client.chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "list them"}], stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    else:
+        answer = client.chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "list"}]
+        )
+        text = answer.choices[0].message.content or ""
+    assert text.startswith("Numbers: ") and not any(p in text for p in phones)
+    assert text.count("PHONE_NUMBER") == 300
+    assert _over_budget(gw) == before + 1
 
 
 def test_values_of_cached_texts_are_charged_at_their_share() -> None:
