@@ -35,6 +35,8 @@ services:
 lint: install
 	$(VENV)/bin/ruff check gateway orchestrator tests bench wardgate_mock
 	$(VENV)/bin/ruff format --check gateway orchestrator tests bench wardgate_mock
+	@# Type check (settings in pyproject.toml [tool.mypy]); incremental: ~2 s warm, ~35 s cold.
+	$(VENV)/bin/mypy
 
 policy-test: install
 	$(VENV)/bin/wardgate policy test rego
@@ -50,4 +52,4 @@ demo: install
 	$(PY) -m orchestrator demo $(ARGS)
 
 clean:
-	rm -rf $(VENV) .wardgate .pytest_cache .ruff_cache
+	rm -rf $(VENV) .wardgate .pytest_cache .ruff_cache .mypy_cache

@@ -110,13 +110,13 @@ def _tool_choice(choice: Any, tools: list[ToolSpec]) -> tuple[str, str | None, l
                 raise MockRequestError("tool_choice function needs a name.", "tool_choice")
             return "function", name, tools
         if kind == "allowed_tools":
-            spec = choice.get("allowed_tools") if isinstance(choice.get("allowed_tools"), dict) else choice
+            spec = _v if isinstance(_v := choice.get("allowed_tools"), dict) else choice
             names = set()
             for t in spec.get("tools") or []:
                 if isinstance(t, dict):
                     fn = t.get("function")
                     names.add(fn.get("name") if isinstance(fn, dict) else t.get("name"))
-            mode = spec.get("mode") if spec.get("mode") in ("auto", "required") else "auto"
+            mode = "required" if spec.get("mode") == "required" else "auto"
             return mode, None, [t for t in tools if t.name in names]
     raise MockRequestError("Invalid value for 'tool_choice'.", "tool_choice")
 
@@ -127,7 +127,7 @@ def _output_schema(fmt: Any) -> dict[str, Any] | None:
     if fmt.get("type") == "json_object":
         return {}
     if fmt.get("type") == "json_schema":
-        inner = fmt.get("json_schema") if isinstance(fmt.get("json_schema"), dict) else fmt
+        inner = _v if isinstance(_v := fmt.get("json_schema"), dict) else fmt
         schema = inner.get("schema")
         return schema if isinstance(schema, dict) else {}
     return None

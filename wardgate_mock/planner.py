@@ -188,12 +188,13 @@ def requested_tools(text: str, tools: list[ToolSpec]) -> list[ToolSpec]:
 
 
 def _canonical(args: dict[str, Any] | str) -> bytes:
-    if isinstance(args, str):
-        try:
-            args = orjson.loads(args or "{}")
-        except orjson.JSONDecodeError:
-            return args.encode()
-    return orjson.dumps(args, option=orjson.OPT_SORT_KEYS)
+    if not isinstance(args, str):
+        return orjson.dumps(args, option=orjson.OPT_SORT_KEYS)
+    try:
+        parsed = orjson.loads(args or "{}")
+    except orjson.JSONDecodeError:
+        return args.encode()
+    return orjson.dumps(parsed, option=orjson.OPT_SORT_KEYS)
 
 
 def plan(conv: Conversation, overrides: MockOverrides | None = None, salt: str = "") -> Plan:
@@ -230,7 +231,7 @@ def plan(conv: Conversation, overrides: MockOverrides | None = None, salt: str =
         elif turn.role == "tool":
             results.append((names_by_id.get(turn.tool_call_id or "", "a tool"), turn.text))
 
-    calls: list[tuple[str, dict[str, Any] | None]] = []
+    calls: list[tuple[str, dict[str, Any] | str | None]] = []  # str: verbatim arguments (tests)
     text: str | None = None
     if overrides and overrides.tool_calls:
         calls = [(name, args) for name, args in overrides.tool_calls]
@@ -256,13 +257,13 @@ def plan(conv: Conversation, overrides: MockOverrides | None = None, salt: str =
         specs = {t.name: t for t in conv.tools}
         facts, budget = TextFacts(user_text), Budget()  # shared: one answer's calls read one message
         planned = []
-        for index, (name, args) in enumerate(calls):
-            if args is None:
+        for index, (name, given) in enumerate(calls):
+            if given is None:
                 spec = specs.get(name)
-                args = fill_arguments(spec.parameters, facts, budget) if spec else {}
+                given = fill_arguments(spec.parameters, facts, budget) if spec else {}
             call_id = "call_" + hashlib.blake2b(f"{seed}:{index}:{name}".encode(), digest_size=12).hexdigest()
-            raw = args if isinstance(args, str) else orjson.dumps(args).decode()  # str: verbatim (tests)
-            planned.append(PlannedCall(call_id, name, raw))
+            arguments = given if isinstance(given, str) else orjson.dumps(given).decode()
+            planned.append(PlannedCall(call_id, name, arguments))
         completion = sum((len(c.name) + len(c.arguments)) // 4 + 1 for c in planned)
         return _with_usage(Plan(None, planned, "tool_calls", prompt_tokens, completion, seed), overrides)
 

@@ -193,9 +193,9 @@ def _predicate(op: str, arg: Any, flags: int) -> _Pred:
     if op == "CATEGORY":
         return _category(str(arg), flags)
     if op == "LITERAL":
-        return _fold(lambda ch, c=chr(arg): ch == c, flags)
+        return _fold(_equals(chr(arg)), flags)
     if op == "NOT_LITERAL":
-        same = _fold(lambda ch, c=chr(arg): ch == c, flags)
+        same = _fold(_equals(chr(arg)), flags)
         return lambda ch: not same(ch)
     items = list(arg)
     negate = bool(items) and str(items[0][0]) == "NEGATE"
@@ -204,15 +204,23 @@ def _predicate(op: str, arg: Any, flags: int) -> _Pred:
         kind = str(sub_op)
         if kind == "RANGE":
             lo, hi = sub_arg
-            tests.append(lambda ch, lo=lo, hi=hi: lo <= ord(ch) <= hi)
+            tests.append(_between(lo, hi))
         elif kind == "LITERAL":
-            tests.append(lambda ch, c=chr(sub_arg): ch == c)
+            tests.append(_equals(chr(sub_arg)))
         elif kind == "CATEGORY":
             tests.append(_category(str(sub_arg), flags))
         else:
             raise _Unsupported(kind)
     member = _fold(lambda ch: any(t(ch) for t in tests), flags)
     return (lambda ch: not member(ch)) if negate else member
+
+
+def _equals(c: str) -> _Pred:
+    return lambda ch: ch == c
+
+
+def _between(lo: int, hi: int) -> _Pred:
+    return lambda ch: lo <= ord(ch) <= hi
 
 
 def _fold(test: _Pred, flags: int) -> _Pred:

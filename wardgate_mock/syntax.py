@@ -23,8 +23,8 @@ try:  # Python 3.11+
     import re._constants as _constants
     import re._parser as _parser
 except ImportError:  # pragma: no cover - an interpreter that moved or dropped it
-    _parser = None  # type: ignore[assignment]
-    _constants = None  # type: ignore[assignment]
+    _parser = None
+    _constants = None
 
 #: ``{m,}`` and ``*`` carry this as their upper bound (None when the parser is missing).
 MAXREPEAT: Any = _constants.MAXREPEAT if _constants is not None else None

@@ -57,6 +57,14 @@ _TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response
 _WATCH_AFTER_S = 0.05
 
 
+def _pipeline(ctx: AppContext) -> Pipeline:
+    """The pipeline the lifespan assembled (uvicorn serves no request before the lifespan ran)."""
+    pipeline = ctx.pipeline
+    if pipeline is None:
+        raise RuntimeError("the gateway's lifespan has not assembled the pipeline")
+    return pipeline
+
+
 class ProxyEndpoint:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
@@ -66,7 +74,7 @@ class ProxyEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx: AppContext = scope["app"].state.ctx
-        pipeline = ctx.pipeline
+        pipeline = _pipeline(ctx)
         headers = header_dict(scope)
         call = Call(
             request_id=_request_id(headers, self._ids),
@@ -87,7 +95,7 @@ class ProxyEndpoint:
                 await pipeline.after_answer(call)
 
     async def _serve(self, ctx: AppContext, call: Call, receive: Receive, send: Send, cut: Cut) -> None:
-        pipeline = ctx.pipeline
+        pipeline = _pipeline(ctx)
         drain = ctx.drain
         finished = False
         try:
@@ -144,11 +152,11 @@ class ProxyEndpoint:
         except Exception as exc:
             cut.region = None
             log.exception("unhandled error", extra={"request_id": call.request_id})
-            error = InternalError("The gateway failed to process the request.")
+            internal = InternalError("The gateway failed to process the request.")
             call.error = exc
             if not finished:
                 await _finish_quietly(pipeline, call)
-            await send_error(send, error, call.response_headers)
+            await send_error(send, internal, call.response_headers)
 
 
 def _request_id(headers: dict[str, str], ids: random.Random) -> str:

@@ -64,7 +64,7 @@ def resolve(kind: str, extra: Mapping[str, ProviderFactory] | None = None) -> Pr
         factory = point.load()
         if not callable(factory):
             raise UnknownProviderKind(f"provider plugin {kind!r} ({point.value}) is not callable")
-        return factory  # type: ignore[no-any-return]
+        return factory
     known = sorted({*BUILTIN, *(extra or {}), *entry_points(group=ENTRY_POINT_GROUP).names})
     raise UnknownProviderKind(
         f"unknown provider {kind!r} (available: {', '.join(known)}; a plugin declares an "
