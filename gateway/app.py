@@ -2,7 +2,8 @@
 
 Everything that lives for the app's lifespan (HTTP pools, stores, engines, background tasks)
 is created in the lifespan into one ``AppContext`` on ``app.state.ctx`` and closed there.
-Components register their stages; ``Pipeline`` orders them by ``STAGE_ORDER``.
+The components (``gateway/components.py``) give their routes when the app is built and start,
+in their order, in the lifespan; ``Pipeline`` orders their stages by ``STAGE_ORDER``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,8 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Route
 
 from gateway import logs
-from gateway.approvals import api as approvals_api
-from gateway.approvals import component as approvals
-from gateway.audit import api as audit_api
-from gateway.audit import component as audit
 from gateway.call import Endpoint
+from gateway.components import compose
 from gateway.context import AppContext
 from gateway.errors import GatewayError
 from gateway.http import routes as core
@@ -30,20 +28,10 @@ from gateway.http.hotpath import HotPath
 from gateway.http.openapi import openapi_route
 from gateway.http.protocol import INTAKE_STATE, IntakeGuard
 from gateway.http.proxy import ProxyEndpoint
-from gateway.keys import api as keys_api
-from gateway.keys import reload as keys_reload
-from gateway.keys.stage import AuthenticateStage
 from gateway.keys.store import KeyStore
-from gateway.limits import api as limits_api
-from gateway.limits import component as limits
 from gateway.models import ModelCatalog
 from gateway.pipeline import Pipeline
-from gateway.policy import api as policy_api
-from gateway.policy import component as policy
-from gateway.providers.router import Router
-from gateway.providers.stage import ForwardStage
-from gateway.providers.stream_trust import StreamTrustStage
-from gateway.redaction import component as redaction
+from gateway.registry import Component
 from gateway.settings import Settings
 
 log = logging.getLogger("wardgate")
@@ -56,17 +44,7 @@ _PROXY_PATHS = {
 }
 
 
-#: Component setups, in the order they must run: audit first (others record into it),
-#: approvals before policy (policy checks whether an approval stage exists). Each setup
-#: reads its own settings section and does nothing when it is disabled.
-_COMPONENTS = (audit.setup, keys_reload.setup, limits.setup, redaction.setup, approvals.setup, policy.setup)
-
-
-#: Stages that judge or rewrite a stream: with any of them, its events must add up first.
-_STREAM_READERS = frozenset({"redact_out", "policy_response", "approval_response"})
-
-
-def _routes(proxies: dict[str, ProxyEndpoint]) -> list[BaseRoute]:
+def _routes(proxies: dict[str, ProxyEndpoint], components: list[Component]) -> list[BaseRoute]:
     routes: list[BaseRoute] = [Route(path, endpoint, methods=["POST"]) for path, endpoint in proxies.items()]
     routes += [
         Route("/v1/models", core.list_models, methods=["GET"]),
@@ -74,14 +52,16 @@ def _routes(proxies: dict[str, ProxyEndpoint]) -> list[BaseRoute]:
         Route("/healthz", core.healthz, methods=["GET"]),
         Route("/readyz", core.readyz, methods=["GET"]),
     ]
-    for api in (audit_api, limits_api, policy_api, approvals_api, keys_api):
-        routes += api.routes()
-    routes.append(openapi_route(routes, {**approvals_api.openapi_paths(), **keys_api.openapi_paths()}))
+    detailed: dict[str, dict[str, object]] = {}
+    for component in components:
+        routes += component.routes()
+        detailed.update(component.openapi_paths())
+    routes.append(openapi_route(routes, detailed))
     return routes
 
 
-async def build_context(settings: Settings) -> AppContext:
-    """Open every resource the configured guards need and assemble the pipeline."""
+async def build_context(settings: Settings, components: list[Component] | None = None) -> AppContext:
+    """Open every resource the configured components need and assemble the pipeline."""
     keys = KeyStore.load(settings.policies_dir / "keys.yaml")
     models = ModelCatalog.load(settings.policies_dir / "models.yaml")
     ctx = AppContext(
@@ -90,16 +70,9 @@ async def build_context(settings: Settings) -> AppContext:
         models=models,
         drain=Drain(settings.server.shutdown_grace_s, settings.server.shutdown_delay_s),
     )
-    router = Router.build(models, settings.providers)
-    ctx.closers.append(router.close)
-    ctx.services["router"] = router
     try:
-        ctx.stages.append(AuthenticateStage(keys, models))
-        ctx.stages.append(ForwardStage(router, models, settings.providers.timeout_s))
-        for setup in _COMPONENTS:
-            await setup(ctx)
-        if any(s.name in _STREAM_READERS for s in ctx.stages):
-            ctx.stages.append(StreamTrustStage())
+        for component in compose() if components is None else components:
+            await component.start(ctx)
         ctx.pipeline = ctx.drain.pipeline = Pipeline(ctx.stages)
     except BaseException:
         await ctx.close()
@@ -114,15 +87,18 @@ async def build_context(settings: Settings) -> AppContext:
 _GC_YOUNG_THRESHOLD = 20_000
 
 
-def create_app(settings: Settings | None = None) -> HotPath:
-    """The gateway as an ASGI app (a Starlette app behind the proxy endpoints' fast path)."""
+def create_app(settings: Settings | None = None, components: list[Component] | None = None) -> HotPath:
+    """The gateway as an ASGI app (a Starlette app behind the proxy endpoints' fast path).
+
+    ``components``: the gateway's own (``compose()``) unless given (a test adding a guard)."""
     settings = settings or Settings()
+    components = compose() if components is None else components
     proxies = {path: ProxyEndpoint(endpoint) for path, endpoint in _PROXY_PATHS.items()}
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         logs.configure(settings.server.log_level)
-        ctx = await build_context(settings)
+        ctx = await build_context(settings, components)
         app.state.ctx = ctx
         # Everything built at startup (Presidio, spaCy, policy engines, pools) lives as long as
         # the app: freeze it out of the cyclic GC, whose full collections over that heap
@@ -149,7 +125,7 @@ def create_app(settings: Settings | None = None) -> HotPath:
             await ctx.close()
 
     app = Starlette(
-        routes=_routes(proxies),
+        routes=_routes(proxies, components),
         lifespan=lifespan,
         exception_handlers={
             GatewayError: core.gateway_error_handler,
@@ -157,6 +133,8 @@ def create_app(settings: Settings | None = None) -> HotPath:
             Exception: core.server_error_handler,
         },
     )
+    # For tests and tools that look at what a component built; the gateway never looks it up.
+    app.state.components = components
     # A trailing slash is an unknown path (OpenAI-shaped 404), not a redirect a client may not follow.
     app.router.redirect_slashes = False
     hot_path = HotPath(app, dict(proxies), settings.server.max_inflight_requests)

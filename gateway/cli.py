@@ -10,16 +10,6 @@ import typer
 
 app = typer.Typer(help="Wardgate: policy and guardrail gateway for LLM agents.", no_args_is_help=True)
 
-#: Sub-command groups contributed by the subsystems: (name, module with a Typer ``app``).
-_SUBCOMMANDS = (
-    ("keys", "gateway.keys.cli"),
-    ("policy", "gateway.policy.cli"),
-    ("spend", "gateway.limits.cli"),
-    ("approvals", "gateway.approvals.cli"),
-    ("audit", "gateway.audit.cli"),
-    ("runs", "gateway.audit.runs_cli"),
-)
-
 
 #: Time the calls cut at the end of the grace get to finish (settle, audit) before uvicorn cancels.
 _CUT_SLACK_S = 3.0
@@ -66,9 +56,13 @@ def serve(
 
 
 def _mount_subcommands() -> None:
-    """Imported when the command runs, not when this module is imported (keeps it light)."""
-    for name, module in _SUBCOMMANDS:
-        app.add_typer(importlib.import_module(module).app, name=name)
+    """The components' sub-command groups (``Component.commands``), imported when the command
+    runs, not when this module is imported (keeps it light)."""
+    from gateway.components import compose
+
+    for component in compose():
+        for name, module in component.commands:
+            app.add_typer(importlib.import_module(module).app, name=name)
 
 
 def main() -> None:

@@ -1,16 +1,18 @@
-"""What lives for the app's lifespan: the shared services every component may use.
+"""What lives for the app's lifespan: the core every component may use, and what they register.
 
 ``create_app`` builds one ``AppContext`` in its lifespan and stores it on ``app.state.ctx``;
-nothing here is module-level. Components (limits, redaction, policy, approvals, audit) get
-it in their ``setup(ctx)`` and register what they contribute: stages for the pipeline,
-closers for shutdown, readiness checks for ``/readyz``, hooks for the drain at SIGTERM.
+nothing here is module-level. It holds the core (settings, virtual keys, model catalog,
+metrics registry, the drain) and collects what components register in their ``start(ctx)``:
+stages for the pipeline, closers for shutdown, readiness checks for ``/readyz``, hooks for
+the drain at SIGTERM. Components do not find each other here: the composition root
+(``gateway/components.py``) hands each the ones it uses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
@@ -36,8 +38,6 @@ class AppContext:
     stages: list[Stage] = field(default_factory=list)
     closers: list[Closer] = field(default_factory=list)
     ready_checks: dict[str, ReadyCheck] = field(default_factory=dict)
-    #: Components publish services for each other here (e.g. "audit", "limits", "policy").
-    services: dict[str, Any] = field(default_factory=dict)
     pipeline: Pipeline | None = None
     #: Graceful shutdown: the calls in flight, and what begins at SIGTERM (``drain.on_begin``).
     drain: Drain = field(default_factory=Drain)

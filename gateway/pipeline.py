@@ -1,16 +1,7 @@
-"""The one ordered list of stages every OpenAI-compatible call flows through.
+"""The pipeline every OpenAI-compatible call flows through: its stages, in ``STAGE_ORDER``.
 
-    authenticate → limit(reserve) → redact(in) → policy(request) → [approval hold]
-      → forward → stream_trust → redact(out) → policy(response) → [approval hold] → settle → audit
-
-Why this order: identity first, so nothing runs for an unknown caller (like Envoy's ext_authz,
-first and fail-closed). Limits reserve before any expensive work, so a flood of over-budget
-calls costs one Redis round trip each. Redaction runs before policy so policies decide on
-what would actually leave the gateway (and on the ``pii`` summary). Approval runs last on
-each side, so a reviewer sees exactly what the policy saw. ``stream_trust`` (only when a
-stage reads streams) refuses a stream whose events contradict each other before any guard
-reads it, so guards and clients judge one answer. ``settle`` and ``audit`` run
-always, like Kong's ``log`` phase, also on denials and failures.
+The order, and why it is that order, is written once, in ``gateway/registry.py``
+(``STAGE_ORDER``, re-exported here); components register their stages in any order.
 
 A stage is a small class with any of the hooks below; the pipeline calls only the hooks a
 stage overrides, so an idle hook costs nothing on the hot path. A stage stops the chain by
@@ -27,26 +18,10 @@ from typing import ClassVar
 
 from gateway.call import Call, ModelResponse
 from gateway.errors import GatewayError
+from gateway.registry import STAGE_ORDER
 from gateway.sse import SSEEvent
 
 log = logging.getLogger("wardgate.pipeline")
-
-#: The canonical order; ``build_pipeline`` sorts whatever stages are enabled by it.
-STAGE_ORDER: tuple[str, ...] = (
-    "authenticate",
-    "limit",
-    "redact_in",
-    "policy_request",
-    "approval_request",
-    "limit_reprice",  # the limits component re-prices a reservation if a policy re-routed the model
-    "forward",
-    "stream_trust",  # refuses a stream whose events contradict each other, before any guard reads it
-    "redact_out",
-    "policy_response",
-    "approval_response",
-    "settle",
-    "audit",
-)
 
 
 class Stage:
@@ -59,6 +34,9 @@ class Stage:
     #: yielding in between, so what a hook issues synchronously (settle's store command) still
     #: comes before anything this worker does for the client's next call.
     gates_answer: bool = True
+    #: Whether the stage judges or rewrites stream events: with any such stage registered, the
+    #: providers component adds ``stream_trust`` so the upstream's events must add up first.
+    reads_stream: ClassVar[bool] = False
 
     async def on_request(self, call: Call) -> None:
         """Before forwarding; raise a ``GatewayError`` to stop the call."""

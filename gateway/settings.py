@@ -1,17 +1,25 @@
 """Typed settings: ``wardgate.yaml`` (path in ``WARDGATE_CONFIG``) overridden by env vars.
 
 Env vars use the ``WARDGATE_`` prefix and ``__`` for nesting, e.g.
-``WARDGATE_LIMITS__BACKEND=redis`` or ``WARDGATE_SERVER__PORT=9000``. Each subsystem owns
-its section model in its own package (``gateway/<area>/config.py``); this module only
-assembles them, so adding a setting never touches another subsystem's file.
+``WARDGATE_LIMITS__BACKEND=redis`` or ``WARDGATE_SERVER__PORT=9000``. The core settings
+(``server``, the directories) are declared here; every other section is contributed by its
+component (``name`` and ``settings_model``, see ``gateway/registry.py``) and assembled from the
+component list (``gateway/components.py``), so adding a guard's settings never touches this file.
+A component reads its section typed with ``registry.section(settings, name, Model)``.
+
+Renamed keys keep working for a while, with a warning naming the new place:
+``audit.metrics`` and ``audit.tracing`` are ``observability.metrics`` and
+``observability.tracing`` (a key given in both places: the new one wins).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, create_model, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,12 +27,12 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from gateway.approvals.config import ApprovalSettings
-from gateway.audit.config import AuditSettings
-from gateway.limits.config import LimitsSettings
-from gateway.policy.config import PolicySettings
-from gateway.providers.config import ProviderSettings
-from gateway.redaction.config import RedactionSettings
+from gateway.components import compose
+
+log = logging.getLogger("wardgate.settings")
+
+#: Deprecated keys: (old section, key) → new section (same key).
+_MOVED = {("audit", "metrics"): "observability", ("audit", "tracing"): "observability"}
 
 
 class ServerSettings(BaseModel):
@@ -71,7 +79,9 @@ class ServerSettings(BaseModel):
     metrics_token: SecretStr | None = Field(default=None, min_length=16)
 
 
-class Settings(BaseSettings):
+class CoreSettings(BaseSettings):
+    """The sections every gateway has; ``Settings`` adds the components' sections."""
+
     model_config = SettingsConfigDict(env_prefix="WARDGATE_", env_nested_delimiter="__", extra="forbid")
 
     server: ServerSettings = Field(default_factory=ServerSettings)
@@ -81,12 +91,34 @@ class Settings(BaseSettings):
     rego_dir: Path = Path("rego")
     #: Where embedded stores keep files (SQLite audit log, admin-created keys).
     data_dir: Path = Path(".wardgate")
-    providers: ProviderSettings = Field(default_factory=ProviderSettings)
-    limits: LimitsSettings = Field(default_factory=LimitsSettings)
-    policy: PolicySettings = Field(default_factory=PolicySettings)
-    redaction: RedactionSettings = Field(default_factory=RedactionSettings)
-    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
-    audit: AuditSettings = Field(default_factory=AuditSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _move_renamed_keys(cls, data: Any) -> Any:
+        """Read the old spelling of a renamed key (whatever source set it), with a warning."""
+        if not isinstance(data, dict):
+            return data
+        for (old, key), new in _MOVED.items():
+            section = data.get(old)
+            if not isinstance(section, dict) or key not in section:
+                continue
+            log.warning("settings: %s.%s is deprecated, use %s.%s", old, key, new, key)
+            data = {**data, old: {k: v for k, v in section.items() if k != key}}
+            target = data.get(new) or {}
+            if isinstance(target, BaseModel):
+                target = target.model_dump(exclude_unset=True)
+            moved = section[key]
+            if isinstance(moved, BaseModel):
+                moved = moved.model_dump(exclude_unset=True)
+            given = target.get(key)
+            if isinstance(given, BaseModel):
+                given = given.model_dump(exclude_unset=True)
+            if isinstance(moved, dict) and isinstance(given, dict):
+                moved = {**moved, **given}
+            elif given is not None:
+                moved = given
+            data[new] = {**target, key: moved}
+        return data
 
     @classmethod
     def settings_customise_sources(
@@ -99,3 +131,23 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         path = os.environ.get("WARDGATE_CONFIG", "wardgate.yaml")
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=path))
+
+
+def _sections() -> dict[str, Any]:
+    return {
+        c.name: (c.settings_model, Field(default_factory=c.settings_model))
+        for c in compose()
+        if c.settings_model is not None
+    }
+
+
+if TYPE_CHECKING:
+
+    class Settings(CoreSettings):
+        """The sections are typed by their components (``registry.section``)."""
+
+        def __getattr__(self, name: str) -> Any: ...
+
+else:
+    Settings = create_model("Settings", __base__=CoreSettings, __module__=__name__, **_sections())
+    Settings.__doc__ = "All settings: the core sections and one section per component that has one."

@@ -3,7 +3,8 @@
 An admin change counts only if its audit event is stored. Each admin endpoint either records
 the event before the change takes effect, or applies the change, records it, and undoes it
 when the record is refused (``record_or_undo``). Either way a refused audit write answers 503
-``audit_unavailable`` and leaves nothing changed.
+``audit_unavailable`` and leaves nothing changed. The audit log reaches here as an
+``AuditRecorder`` (``None`` while it is off), handed to the API's routes by its component.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ from starlette.requests import Request
 
 from gateway.errors import AuditUnavailable
 from gateway.keys.store import AdminPrincipal
+from gateway.recorder import AuditRecorder
 
 log = logging.getLogger("wardgate.admin")
 
 
 async def record_admin_action(
-    request: Request, who: AdminPrincipal, action: str, detail: dict[str, Any]
+    audit: AuditRecorder | None, request: Request, who: AdminPrincipal, action: str, detail: dict[str, Any]
 ) -> None:
     """Durably record an admin action when the audit log is on (returns once it is stored).
 
     Raises ``AuditUnavailable`` when the event cannot be stored (whatever the store raised)."""
-    audit = request.app.state.ctx.services.get("audit")
     if audit is None:
         return
     payload = {
@@ -47,6 +48,7 @@ async def record_admin_action(
 
 
 async def record_or_undo(
+    audit: AuditRecorder | None,
     request: Request,
     who: AdminPrincipal,
     action: str,
@@ -57,7 +59,7 @@ async def record_or_undo(
     raise ``AuditUnavailable`` (503). If even the undo fails, the error says so, and the log
     names the change, so an operator can put it back by hand."""
     try:
-        await record_admin_action(request, who, action, detail)
+        await record_admin_action(audit, request, who, action, detail)
     except AuditUnavailable as exc:
         try:
             await undo()

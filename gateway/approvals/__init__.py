@@ -2,7 +2,7 @@
 
 component.py       setup(ctx): settings + policies/approvals.yaml, store, service, stages
 stage.py           approval_request / approval_response: hold, defer, re-send, streams
-service.py         ApprovalService (ctx.services["approvals"]): create, decide, wait, sweep
+service.py         ApprovalService (Approvals.service): create, decide, wait, sweep
 rules.py           the state machine as pure changes: four-eyes, groups, N approvers, expiry
 store.py           ApprovalStore interface (CAS-based update, paged listing, change feed)
 redis_store.py     Redis: Lua writes that publish, pub/sub wake-ups across replicas

@@ -35,8 +35,9 @@ from gateway.approvals.reveal import may_see_values
 from gateway.approvals.service import ApprovalService
 from gateway.approvals.store import ListQuery
 from gateway.errors import AuthenticationError, BadRequest, NotFound, ServiceUnavailable
-from gateway.http.routes import json_response
+from gateway.http.routes import bind, json_response
 from gateway.keys.bearer import bearer_token
+from gateway.registry import Provider
 
 _MAX_COMMENT = 4000
 _MAX_LIMIT = 200
@@ -44,8 +45,8 @@ _KEEPALIVE_S = 15.0
 _SNAPSHOT = 500
 
 
-def _service(request: Request) -> ApprovalService:
-    service = request.app.state.ctx.services.get("approvals")
+def _service(get: Provider[ApprovalService]) -> ApprovalService:
+    service = get()
     if service is None:
         raise ServiceUnavailable(
             "The approval queue is not enabled on this gateway.", code="approvals_disabled"
@@ -81,10 +82,10 @@ def _query(request: Request) -> ListQuery:
     )
 
 
-async def list_approvals(request: Request) -> Response:
+async def list_approvals(request: Request, get: Provider[ApprovalService]) -> Response:
     """List approvals, newest first (filters: status, agent, run, team; paged by cursor)."""
     require_admin(request, "approver", "auditor")
-    page = await _service(request).list(_query(request))
+    page = await _service(get).list(_query(request))
     return json_response(
         {
             "object": "list",
@@ -95,12 +96,12 @@ async def list_approvals(request: Request) -> Response:
     )
 
 
-async def get_approval(request: Request) -> Response:
+async def get_approval(request: Request, get: Provider[ApprovalService]) -> Response:
     """One approval: who, what, why, and its outcome. A reviewer of one of its groups sees the
     real values of the held tool calls' arguments (``"values": "real"``); everyone else, and
     every list, sees the caller's values as placeholders (``"values": "placeholders"``)."""
     reviewer = require_admin(request, "approver", "auditor")
-    service = _service(request)
+    service = _service(get)
     approval = await service.require(_id(request))
     doc = approval.public()
     if approval.has_values:
@@ -129,28 +130,28 @@ async def _comment(request: Request) -> str | None:
     return comment
 
 
-async def approve(request: Request) -> Response:
+async def approve(request: Request, get: Provider[ApprovalService]) -> Response:
     """Approve a pending approval (four-eyes: never one's own; needs the approver group)."""
     reviewer = require_admin(request, "approver")
     comment = await _comment(request)
-    return json_response((await _service(request).approve(_id(request), reviewer, comment)).public())
+    return json_response((await _service(get).approve(_id(request), reviewer, comment)).public())
 
 
-async def deny(request: Request) -> Response:
+async def deny(request: Request, get: Provider[ApprovalService]) -> Response:
     """Deny a pending approval; the comment is what the agent reads."""
     reviewer = require_admin(request, "approver")
     comment = await _comment(request)
-    return json_response((await _service(request).deny(_id(request), reviewer, comment)).public())
+    return json_response((await _service(get).deny(_id(request), reviewer, comment)).public())
 
 
 def _sse(event: str, approval: Approval) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(approval.public()) + b"\n\n"
 
 
-async def stream(request: Request) -> Response:
+async def stream(request: Request, get: Provider[ApprovalService]) -> Response:
     """Server-sent events: every pending approval, then each new or changed one as it happens."""
     require_admin(request, "approver", "auditor")
-    service = _service(request)
+    service = _service(get)
     queue = service.subscribe()
 
     async def events() -> AsyncIterator[bytes]:
@@ -187,10 +188,10 @@ def _caller_approval_key(request: Request) -> str:
     return principal.key_id
 
 
-async def caller_get(request: Request) -> Response:
+async def caller_get(request: Request, get: Provider[ApprovalService]) -> Response:
     """The status of an approval, for the agent key that caused it (defer polling)."""
     key_id = _caller_approval_key(request)
-    approval = await _service(request).get(_id(request))
+    approval = await _service(get).get(_id(request))
     if approval is None or approval.principal.get("key_id") != key_id:
         raise NotFound(
             f"No approval with id '{request.path_params['approval_id']}'.", code="approval_not_found"
@@ -198,10 +199,10 @@ async def caller_get(request: Request) -> Response:
     return json_response(approval.caller_view())
 
 
-async def caller_cancel(request: Request) -> Response:
+async def caller_cancel(request: Request, get: Provider[ApprovalService]) -> Response:
     """Withdraw a pending approval this key caused (the agent no longer needs the action)."""
     key_id = _caller_approval_key(request)
-    service = _service(request)
+    service = _service(get)
     approval = await service.get(_id(request))
     if approval is None or approval.principal.get("key_id") != key_id:
         raise NotFound(
@@ -319,13 +320,14 @@ def openapi_paths() -> dict[str, dict[str, Any]]:
     }
 
 
-def routes() -> list[BaseRoute]:
+def routes(service: Provider[ApprovalService]) -> list[BaseRoute]:
+    """The routes, reaching ``service()`` (``None`` while the queue is off) per request."""
     return [
-        Route("/admin/approvals", list_approvals, methods=["GET"]),
-        Route("/admin/approvals/stream", stream, methods=["GET"]),
-        Route("/admin/approvals/{approval_id}", get_approval, methods=["GET"]),
-        Route("/admin/approvals/{approval_id}/approve", approve, methods=["POST"]),
-        Route("/admin/approvals/{approval_id}/deny", deny, methods=["POST"]),
-        Route("/v1/approvals/{approval_id}", caller_get, methods=["GET"]),
-        Route("/v1/approvals/{approval_id}", caller_cancel, methods=["DELETE"]),
+        Route("/admin/approvals", bind(list_approvals, service), methods=["GET"]),
+        Route("/admin/approvals/stream", bind(stream, service), methods=["GET"]),
+        Route("/admin/approvals/{approval_id}", bind(get_approval, service), methods=["GET"]),
+        Route("/admin/approvals/{approval_id}/approve", bind(approve, service), methods=["POST"]),
+        Route("/admin/approvals/{approval_id}/deny", bind(deny, service), methods=["POST"]),
+        Route("/v1/approvals/{approval_id}", bind(caller_get, service), methods=["GET"]),
+        Route("/v1/approvals/{approval_id}", bind(caller_cancel, service), methods=["DELETE"]),
     ]

@@ -1,9 +1,11 @@
-"""Wiring the approval queue into the app: ``setup(ctx)``.
+"""The approvals component: the human approval queue, its two stages, API and CLI.
 
-Builds the store (Redis or memory) from ``ctx.settings.approvals`` merged with
+Builds the store (Redis or memory) from the ``approvals`` section merged with
 ``policies/approvals.yaml``, starts the service (pub/sub listener, webhook workers, expiry
-sweep), and registers the two stages, a closer, a readiness check and
-``ctx.services["approvals"]``.
+sweep), and registers the two stages, a closer, a readiness check and a drain hook (holds
+are handed back at SIGTERM). Every approval change is recorded in the audit log of the
+``Audit`` component it is given. The policy component asks ``enabled`` to know whether a
+``require_approval`` has a stage to act on it.
 """
 
 from __future__ import annotations
@@ -11,19 +13,20 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.approvals.config import ApprovalSettings
-from gateway.approvals.crypto import AnswerSealer
-from gateway.approvals.memory import MemoryApprovalStore
-from gateway.approvals.metrics import ApprovalMetrics
-from gateway.approvals.redis_store import RedisApprovalStore
-from gateway.approvals.service import ApprovalService
-from gateway.approvals.stage import ApprovalRequestStage, ApprovalResponseStage
-from gateway.approvals.store import ApprovalStore
-from gateway.approvals.webhooks import WebhookSender
-from gateway.context import AppContext
+from gateway.registry import BaseComponent, section
 from gateway.yamlfile import read_mapping
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from gateway.approvals.service import ApprovalService
+    from gateway.approvals.store import ApprovalStore
+    from gateway.audit.component import Audit
+    from gateway.context import AppContext
+    from gateway.recorder import RecorderProvider
 
 log = logging.getLogger("wardgate.approvals")
 
@@ -56,6 +59,9 @@ def load_settings(base: ApprovalSettings, policies_dir: Path) -> ApprovalSetting
 
 
 def build_store(settings: ApprovalSettings) -> ApprovalStore:
+    from gateway.approvals.memory import MemoryApprovalStore
+    from gateway.approvals.redis_store import RedisApprovalStore
+
     if settings.backend == "redis":
         return RedisApprovalStore.from_url(
             settings.redis_url, settings.key_prefix, settings.retention_s, settings.redis_max_connections
@@ -63,7 +69,14 @@ def build_store(settings: ApprovalSettings) -> ApprovalStore:
     return MemoryApprovalStore()
 
 
-def build_service(settings: ApprovalSettings, ctx: AppContext) -> ApprovalService:
+def build_service(
+    settings: ApprovalSettings, ctx: AppContext, audit: RecorderProvider | None = None
+) -> ApprovalService:
+    from gateway.approvals.crypto import AnswerSealer
+    from gateway.approvals.metrics import ApprovalMetrics
+    from gateway.approvals.service import ApprovalService
+    from gateway.approvals.webhooks import WebhookSender
+
     if settings.backend == "redis" and not os.environ.get(settings.answer_key_env):
         log.warning(
             "approvals on Redis without %s: held answers are sealed with a key in %s, which other "
@@ -79,19 +92,49 @@ def build_service(settings: ApprovalSettings, ctx: AppContext) -> ApprovalServic
         AnswerSealer.from_env_or_dir(settings.answer_key_env, ctx.settings.data_dir),
         metrics,
         WebhookSender(hooks, metrics, settings.webhook_queue_size),
-        ctx.services,
+        audit,
     )
 
 
-async def setup(ctx: AppContext) -> None:
-    settings = load_settings(ctx.settings.approvals, ctx.settings.policies_dir)
-    if not settings.enabled:
-        return
-    service = build_service(settings, ctx)
-    await service.start()
-    ctx.closers.append(service.close)
-    ctx.ready_checks["approvals"] = service.store.ping
-    ctx.services["approvals"] = service
-    ctx.drain.on_begin(service.release_holds)
-    ctx.stages.append(ApprovalRequestStage(service))
-    ctx.stages.append(ApprovalResponseStage(service))
+class Approvals(BaseComponent):
+    name = "approvals"
+    settings_model = ApprovalSettings
+    commands = (("approvals", "gateway.approvals.cli"),)
+
+    def __init__(self, audit: Audit) -> None:
+        self.audit = audit
+        #: Set at start; ``None`` while the approval queue is off.
+        self.service: ApprovalService | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether an approval stage acts on ``call.state["approval"]`` (known once started)."""
+        return self.service is not None
+
+    def routes(self) -> list[BaseRoute]:
+        from gateway.approvals import api
+
+        return api.routes(lambda: self.service)
+
+    def openapi_paths(self) -> dict[str, dict[str, Any]]:
+        from gateway.approvals import api
+
+        return api.openapi_paths()
+
+    async def start(self, ctx: AppContext) -> None:
+        from gateway.approvals.stage import ApprovalRequestStage, ApprovalResponseStage
+
+        self.service = None
+        settings = load_settings(
+            section(ctx.settings, self.name, ApprovalSettings), ctx.settings.policies_dir
+        )
+        if not settings.enabled:
+            return
+        service = build_service(settings, ctx, self.audit.recorder)
+        await service.start()
+        ctx.closers.append(service.close)
+        ctx.ready_checks["approvals"] = service.store.ping
+        self.service = service
+        ctx.drain.on_begin(service.release_holds)
+        ctx.stages.append(ApprovalRequestStage(service))
+        ctx.stages.append(ApprovalResponseStage(service))

@@ -2,7 +2,7 @@
 
 It puts the store, the answer sealer, the waiters, webhooks, metrics and the audit log
 together, so every state change has the same side effects whoever causes it: the audit
-record (``ctx.services["audit"].record(kind, payload)`` when an audit service is there),
+record (the ``AuditRecorder`` it is given, when the audit log is on),
 the metrics, and on creation the webhooks. Side effects run on the replica that made the
 change; wake-ups and the admin SSE stream are driven by the store's change feed, which
 every replica hears.
@@ -13,7 +13,7 @@ the hot path, that an identical request already waits for a reviewer; it then jo
 approval (``joinable``) instead of calling the model again. The store's atomic
 create-or-join is the backstop when two identical requests race.
 
-Published as ``ctx.services["approvals"]``.
+Built by the approvals component (``Approvals.service``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -43,6 +42,7 @@ from gateway.approvals.webhooks import WebhookSender
 from gateway.call import Call
 from gateway.errors import AuditUnavailable, Conflict, GatewayError, NotFound
 from gateway.keys.store import AdminPrincipal
+from gateway.recorder import RecorderProvider
 
 log = logging.getLogger("wardgate.approvals")
 
@@ -57,15 +57,16 @@ class ApprovalService:
         sealer: AnswerSealer,
         metrics: ApprovalMetrics,
         webhooks: WebhookSender,
-        services: Mapping[str, Any] | None = None,
+        audit: RecorderProvider | None = None,
     ) -> None:
+        """``audit()`` is the audit log to record into (``None``: off), looked up per record."""
         self.settings = settings
         self.store = store
         self.metrics = metrics
         self.webhooks = webhooks
         self.waiters = Waiters()
         self._sealer = sealer
-        self._services = services if services is not None else {}
+        self._recorder = audit
         self._subscribers: set[asyncio.Queue[tuple[str, Approval] | None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._gauge_task: asyncio.Task[None] | None = None
@@ -491,7 +492,7 @@ class ApprovalService:
 
         ``strict`` (a reviewer's decision): a refused record raises ``AuditUnavailable``;
         otherwise the queue keeps working when the audit store does not."""
-        audit = self._services.get("audit")
+        audit = self._recorder() if self._recorder is not None else None
         record = getattr(audit, "record", None)
         if record is None or event is None:
             return

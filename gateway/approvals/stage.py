@@ -290,6 +290,7 @@ class _StreamHold:
 
 class ApprovalResponseStage(_ApprovalStage):
     name: ClassVar[str] = "approval_response"
+    reads_stream = True
 
     async def _create(
         self, call: Call, state: dict[str, Any], tool_calls: list[dict[str, Any]], answer: dict[str, Any]

@@ -2,7 +2,7 @@
 
 Layout (one job per module):
 
-    config.py        AuditSettings (backend, group commit, checkpoints, retention, metrics, tracing)
+    config.py        AuditSettings (backend, group commit, checkpoints, retention)
     schema.py        event version, canonical JSON, chain hash, ids, index columns
     events.py        build an event from a finished Call / from record(kind, payload)
     scrub.py         secrets and content never reach an event from record()
@@ -13,8 +13,9 @@ Layout (one job per module):
     verify.py        walk the chains, report the first broken link
     store/           AuditStore: sqlite (embedded default), postgres, log
     stage.py         the "audit" stage: event + metrics + trace from one finish hook
-    api.py           /admin/audit, /admin/audit/export, /admin/audit/{id}, /admin/runs/{id},
-                     /admin/spend/report, /metrics
+    spend.py         the settled-spend report (served as /admin/spend/report by the limits API)
+    api.py           /admin/audit, /admin/audit/export, /admin/audit/{id}, /admin/runs/{id}
+    component.py     Audit: the component (service, stage, readiness, routes, CLI)
     cli.py           wardgate audit tail|query|export|verify
     runs_cli.py      wardgate runs show RUN_ID
 

@@ -1,13 +1,13 @@
-"""Read-only admin API over the audit store (roles ``auditor`` or ``admin``), and ``/metrics``.
+"""Read-only admin API over the audit store (roles ``auditor`` or ``admin``).
 
     GET /admin/audit                 filtered, cursor-paged list (newest first by default)
     GET /admin/audit/export          the same filters, streamed as JSONL or CSV
     GET /admin/audit/{id}            one event, with its hash
     GET /admin/runs/{run_id}         the run timeline, oldest first
-    GET /admin/spend/report          settled spend grouped by team|key|agent|model|run
-    GET /metrics                     Prometheus exposition
 
-Nothing here writes: an auditor key can read everything and change nothing.
+Nothing here writes: an auditor key can read everything and change nothing. The settled-spend
+report over the same store (``GET /admin/spend/report``) is served next to ``/admin/spend``
+by the limits API, through ``spend.spend_report``.
 """
 
 from __future__ import annotations
@@ -20,26 +20,24 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.admin.auth import require_admin
 from gateway.audit import export, query
-from gateway.audit.schema import NANO
 from gateway.audit.store.base import AuditStore, Filters
 from gateway.audit.timeline import timeline
 from gateway.errors import BadRequest, NotFound, ServiceUnavailable
-from gateway.http.routes import json_response
-from gateway.observability.metrics import metrics_route
+from gateway.http.routes import bind, json_response
+from gateway.registry import Provider
 
 _LIST_PARAMS = query.FILTER_PARAMS | {"cursor", "limit", "order"}
 _EXPORT_PARAMS = query.FILTER_PARAMS | {"format"}
 _RUN_PARAMS = frozenset({"cursor", "limit"})
-_SPEND_PARAMS = frozenset({"group_by", "window", "from", "to", "team", "key", "agent", "run", "model"})
 _MAX_LIMIT = 1000
 
 
-def _store(request: Request) -> AuditStore:
+def _store(request: Request, store: Provider[AuditStore]) -> AuditStore:
     require_admin(request, "auditor")
-    service = request.app.state.ctx.services.get("audit")
-    if service is None:
+    found = store()
+    if found is None:
         raise ServiceUnavailable("The audit log is disabled on this gateway.")
-    return service.store
+    return found
 
 
 def _page(events: list[dict[str, Any]], limit: int, desc: bool) -> str | None:
@@ -48,8 +46,8 @@ def _page(events: list[dict[str, Any]], limit: int, desc: bool) -> str | None:
     return query.encode_cursor(events[-1]["ts"], events[-1]["id"], desc)
 
 
-async def list_events(request: Request) -> Response:
-    store = _store(request)
+async def list_events(request: Request, store: Provider[AuditStore]) -> Response:
+    store = _store(request, store)
     params = request.query_params
     query.check_params(params, _LIST_PARAMS)
     filters = query.parse_filters(params)
@@ -63,16 +61,16 @@ async def list_events(request: Request) -> Response:
     )
 
 
-async def get_event(request: Request) -> Response:
-    store = _store(request)
+async def get_event(request: Request, store: Provider[AuditStore]) -> Response:
+    store = _store(request, store)
     event = await store.get(query.text(request.path_params["event_id"], "id"))
     if event is None:
         raise NotFound(f"No audit event {request.path_params['event_id']!r}.", param="id")
     return json_response(event)
 
 
-async def export_events(request: Request) -> Response:
-    store = _store(request)
+async def export_events(request: Request, store: Provider[AuditStore]) -> Response:
+    store = _store(request, store)
     params = request.query_params
     query.check_params(params, _EXPORT_PARAMS)
     filters = query.parse_filters(params)
@@ -91,8 +89,8 @@ async def export_events(request: Request) -> Response:
     )
 
 
-async def run_timeline(request: Request) -> Response:
-    store = _store(request)
+async def run_timeline(request: Request, store: Provider[AuditStore]) -> Response:
+    store = _store(request, store)
     params = request.query_params
     query.check_params(params, _RUN_PARAMS)
     run_id = query.text(request.path_params["run_id"], "run_id")
@@ -106,50 +104,11 @@ async def run_timeline(request: Request) -> Response:
     return json_response(timeline(run_id, events, totals, _page(events, limit, False)))
 
 
-async def spend_report(request: Request) -> Response:
-    store = _store(request)
-    params = request.query_params
-    query.check_params(params, _SPEND_PARAMS)
-    group_by = query.parse_group_by(params)
-    since, until = query.parse_window(params)
-    scoped = {k: v for k, v in params.items() if k in ("team", "key", "agent", "run", "model")}
-    filters = query.parse_filters(scoped)
-    filters.since, filters.until = since, until
-    rows = await store.spend(group_by, filters)
-    out = [
-        {
-            "group": r["group"],
-            "calls": r["calls"],
-            "input_tokens": r["input_tokens"],
-            "output_tokens": r["output_tokens"],
-            "cost_usd": r["cost_nusd"] / NANO,
-        }
-        for r in rows
-    ]
-    total_nusd = sum(r["cost_nusd"] for r in rows)
-    return json_response(
-        {
-            "object": "spend_report",
-            "group_by": group_by,
-            "from": since,
-            "to": until,
-            "data": out,
-            "total": {
-                "calls": sum(r["calls"] for r in rows),
-                "input_tokens": sum(r["input_tokens"] for r in rows),
-                "output_tokens": sum(r["output_tokens"] for r in rows),
-                "cost_usd": total_nusd / NANO,
-            },
-        }
-    )
-
-
-def routes() -> list[BaseRoute]:
+def routes(store: Provider[AuditStore]) -> list[BaseRoute]:
+    """The routes, reading ``store()`` (``None`` while the audit log is off) per request."""
     return [
-        Route("/admin/audit", list_events, methods=["GET"]),
-        Route("/admin/audit/export", export_events, methods=["GET"]),
-        Route("/admin/audit/{event_id}", get_event, methods=["GET"]),
-        Route("/admin/runs/{run_id}", run_timeline, methods=["GET"]),
-        Route("/admin/spend/report", spend_report, methods=["GET"]),
-        metrics_route(),
+        Route("/admin/audit", bind(list_events, store), methods=["GET"]),
+        Route("/admin/audit/export", bind(export_events, store), methods=["GET"]),
+        Route("/admin/audit/{event_id}", bind(get_event, store), methods=["GET"]),
+        Route("/admin/runs/{run_id}", bind(run_timeline, store), methods=["GET"]),
     ]

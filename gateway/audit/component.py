@@ -1,23 +1,29 @@
-"""Wire the audit log, metrics and tracing into the app (``setup(ctx)``).
+"""The audit component: the tamper-evident log, the ``audit`` stage and the audit admin API.
 
-Publishes ``ctx.services["audit"]`` (an ``AuditService``: ``await record(kind, payload)``,
-``.store`` for queries) and ``ctx.services["metrics"]`` (the ``Metrics`` holder), appends the
-``audit`` stage, a closer and the ``audit`` readiness check. With ``audit.enabled: false`` the
-stage still records metrics and traces, and nothing is written.
+At start it builds the ``AuditService`` (``record(kind, payload)`` for the other areas, which
+receive it as an ``AuditRecorder`` through ``recorder()``; ``.store`` for the queries), then
+appends the ``audit`` stage, a closer and the ``audit`` readiness check. The stage also feeds
+the observability component's metrics and tracer from the same finish hook. With
+``audit.enabled: false`` the stage still records metrics and traces, and nothing is written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from gateway.audit.config import AuditSettings
-from gateway.audit.service import AuditService
-from gateway.audit.stage import AuditStage
-from gateway.audit.store import make_store
-from gateway.call import Call
-from gateway.context import AppContext
-from gateway.observability.gcwatch import GCWatch
-from gateway.observability.metrics import Metrics
+from gateway.registry import BaseComponent, section
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from gateway.audit.service import AuditService
+    from gateway.audit.store.base import AuditStore
+    from gateway.call import Call
+    from gateway.context import AppContext
+    from gateway.observability.component import Observability
+    from gateway.recorder import AuditRecorder
 
 
 def _system_of(ctx: AppContext) -> Callable[[Call], str | None]:
@@ -33,36 +39,56 @@ def _system_of(ctx: AppContext) -> Callable[[Call], str | None]:
     return system
 
 
-async def setup(ctx: AppContext) -> None:
-    settings: AuditSettings = ctx.settings.audit
-    metrics = Metrics(ctx.registry, settings.metrics, ctx.models.get) if settings.metrics.enabled else None
-    if metrics is not None:
-        ctx.services["metrics"] = metrics
-        gc_watch = GCWatch(ctx.registry)
-        gc_watch.install()
-        ctx.closers.append(gc_watch.close)
+class Audit(BaseComponent):
+    name = "audit"
+    settings_model = AuditSettings
+    commands = (("audit", "gateway.audit.cli"), ("runs", "gateway.audit.runs_cli"))
 
-    tracer = None
-    if settings.tracing.enabled:
-        from gateway.observability.tracing import CallTracer
+    def __init__(self, observability: Observability) -> None:
+        self.observability = observability
+        #: Set at start; ``None`` while the audit log is off.
+        self.service: AuditService | None = None
 
-        tracer = CallTracer(settings.tracing)
-        ctx.closers.append(tracer.close)
+    def recorder(self) -> AuditRecorder | None:
+        """What other areas record into (``None`` while the audit log is off)."""
+        return self.service
 
-    service = None
-    if settings.enabled:
-        service = AuditService(settings, make_store(settings, ctx.settings.data_dir), metrics=metrics)
-        await service.start()
-        ctx.services["audit"] = service
-        ctx.closers.append(service.close)
-        ctx.ready_checks["audit"] = service.ready
+    def store(self) -> AuditStore | None:
+        return self.service.store if self.service is not None else None
 
-    ctx.stages.append(
-        AuditStage(
-            service,
-            metrics=metrics,
-            tracer=tracer,
-            fail_closed=settings.fail_closed,
-            system_of=_system_of(ctx),
+    async def spend_report(self, params: Any) -> dict[str, Any] | None:
+        """``GET /admin/spend/report`` for these query parameters; ``None`` while the log is off."""
+        from gateway.audit.spend import spend_report
+
+        store = self.store()
+        return None if store is None else await spend_report(store, params)
+
+    def routes(self) -> list[BaseRoute]:
+        from gateway.audit import api
+
+        return api.routes(self.store)
+
+    async def start(self, ctx: AppContext) -> None:
+        from gateway.audit.service import AuditService
+        from gateway.audit.stage import AuditStage
+        from gateway.audit.store import make_store
+
+        settings = section(ctx.settings, self.name, AuditSettings)
+        metrics = self.observability.metrics
+        self.service = None
+        if settings.enabled:
+            service = AuditService(settings, make_store(settings, ctx.settings.data_dir), metrics=metrics)
+            await service.start()
+            self.service = service
+            ctx.closers.append(service.close)
+            ctx.ready_checks["audit"] = service.ready
+
+        ctx.stages.append(
+            AuditStage(
+                self.service,
+                metrics=metrics,
+                tracer=self.observability.tracer,
+                fail_closed=settings.fail_closed,
+                system_of=_system_of(ctx),
+            )
         )
-    )

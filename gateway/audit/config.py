@@ -1,4 +1,4 @@
-"""Settings for the audit log (see gateway/audit/), plus metrics and tracing.
+"""Settings for the audit log (see gateway/audit/); metrics and tracing are in ``observability``.
 
 Backends: ``sqlite`` (embedded default, WAL, ``<data_dir>/audit.db``), ``postgres``
 (production, shared by replicas) and ``log`` (one JSON line per event, nothing to query).
@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
-
-from gateway.observability.config import MetricsSettings, TracingSettings
 
 
 class AuditSettings(BaseModel):
@@ -52,8 +50,6 @@ class AuditSettings(BaseModel):
     retention_check_s: float = Field(default=3600.0, gt=0)
     #: Also write every event as a JSON log line (logger ``wardgate.audit``), whatever the store.
     log_events: bool = False
-    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
-    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     def resolved_sqlite_path(self, data_dir: Path) -> Path:
         return self.sqlite_path if self.sqlite_path is not None else data_dir / "audit.db"

@@ -1,4 +1,4 @@
-"""The audit service other areas use: ``await ctx.services["audit"].record(kind, payload)``.
+"""The audit service other areas use: ``await audit.record(kind, payload)`` (an ``AuditRecorder``).
 
 It owns this process's chain (see ``chain.py``), the group-commit writer, the periodic
 checkpoint that witnesses the other chains, and retention. ``record`` returns only when the

@@ -31,7 +31,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from gateway.settings import Settings
 
 LOCALHOST = "127.0.0.1"
+C = TypeVar("C")
 
 
 def free_socket() -> socket.socket:
@@ -87,6 +88,10 @@ class ServedApp:
     def ctx(self) -> Any:
         """The live AppContext of a gateway app (for assertions; drive it over HTTP)."""
         return self.app.state.ctx
+
+    def component(self, kind: type[C]) -> C:
+        """The app's component of class ``kind`` (for assertions on what it built at start)."""
+        return next(c for c in self.app.state.components if isinstance(c, kind))
 
 
 @contextlib.contextmanager

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -18,6 +21,22 @@ from gateway.keys.bearer import bearer_token
 from gateway.models import model_allowed
 
 _STARTED = int(time.time())
+
+D = TypeVar("D")
+
+
+def bind(
+    handler: Callable[[Request, D], Awaitable[Response]], dependency: D
+) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint calling ``handler(request, dependency)``: how a component hands its
+    routes what they use (a provider of its service), instead of a lookup by name at request
+    time. Keeps the handler's name and docstring (the OpenAPI summary)."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        return await handler(request, dependency)
+
+    return endpoint
 
 
 def json_response(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,18 +30,30 @@ from gateway.admin.auth import require_admin
 from gateway.admin.body import read_admin_body
 from gateway.admin.record import record_or_undo
 from gateway.errors import Conflict, InvalidJSON, NotFound, PermissionDenied, ServiceUnavailable
-from gateway.http.routes import json_response
+from gateway.http.routes import bind, json_response
 from gateway.keys.keyfile import KeyIdTaken, add_key, edit_keys
 from gateway.keys.reload import KeyReloader
 from gateway.keys.request import parse_create
 from gateway.keys.store import KeyFileError, KeyRecord, KeyStore, default_key_id, hash_key, new_key, utc_now
+from gateway.recorder import RecorderProvider
+from gateway.registry import Provider
 
 log = logging.getLogger("wardgate.keys")
 _NO_STORE = {"cache-control": "no-store"}
 
 
-def _reloader(request: Request) -> KeyReloader:
-    reloader = request.app.state.ctx.services.get("keys")
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """What the writing handlers use, handed over by the keys component."""
+
+    #: This worker's follower of keys.yaml (reloaded at once after a write).
+    reloader: Provider[KeyReloader]
+    #: The audit log every creation and revocation is recorded in (``None``: off).
+    audit: RecorderProvider
+
+
+def _reloader(deps: Deps) -> KeyReloader:
+    reloader = deps.reloader()
     if reloader is None:
         raise ServiceUnavailable("Key management is not available on this gateway.")
     return reloader
@@ -64,11 +77,11 @@ def _file_refused(exc: KeyFileError) -> ServiceUnavailable:
     )
 
 
-async def create_key(request: Request) -> Response:
+async def create_key(request: Request, deps: Deps) -> Response:
     """Create a virtual key; the answer holds the key itself, shown this once."""
     who = require_admin(request, "admin")
     fields = parse_create(await _json(request))
-    reloader, store = _reloader(request), _store(request)
+    reloader, store = _reloader(deps), _store(request)
     key = new_key()
     key_id = fields.pop("id", None) or default_key_id(fields["team"], fields.get("user"))
     entry = {
@@ -95,7 +108,7 @@ async def create_key(request: Request) -> Response:
         await asyncio.to_thread(edit_keys, reloader.path, lambda doc: _remove(doc, key_id))
         await reloader.reload()
 
-    await record_or_undo(request, who, "keys.create", _audit_detail(entry), undo)
+    await record_or_undo(deps.audit(), request, who, "keys.create", _audit_detail(entry), undo)
     log.info("key %s created for team %s by %s", key_id, fields["team"], who.user)
     record = store.record(key_id)
     body = {**(record.public() if record else {"id": key_id}), "key": key}
@@ -145,12 +158,12 @@ async def get_key(request: Request) -> Response:
     return json_response(_record(request).public())
 
 
-async def revoke_key(request: Request) -> Response:
+async def revoke_key(request: Request, deps: Deps) -> Response:
     """Revoke a virtual key: refused on this worker at once, on every worker within ~1 s."""
     who = require_admin(request, "admin")
     _record(request)  # 404 / admin-key refusal from this worker's view
     key_id = request.path_params["key_id"]
-    reloader = _reloader(request)
+    reloader = _reloader(deps)
 
     def change(doc: dict[str, Any]) -> bool:
         for entry in doc.get("keys") or []:
@@ -172,7 +185,7 @@ async def revoke_key(request: Request) -> Response:
             await asyncio.to_thread(edit_keys, reloader.path, lambda doc: _unrevoke(doc, key_id))
             await reloader.reload()
 
-        await record_or_undo(request, who, "keys.revoke", {"id": key_id}, undo)
+        await record_or_undo(deps.audit(), request, who, "keys.revoke", {"id": key_id}, undo)
         log.info("key %s revoked by %s", key_id, who.user)
     return json_response(_record(request).public())
 
@@ -293,10 +306,10 @@ def openapi_paths() -> dict[str, dict[str, Any]]:
     }
 
 
-def routes() -> list[BaseRoute]:
+def routes(deps: Deps) -> list[BaseRoute]:
     return [
-        Route("/admin/keys", create_key, methods=["POST"]),
+        Route("/admin/keys", bind(create_key, deps), methods=["POST"]),
         Route("/admin/keys", list_keys, methods=["GET"]),
         Route("/admin/keys/{key_id}", get_key, methods=["GET"]),
-        Route("/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),
+        Route("/admin/keys/{key_id}", bind(revoke_key, deps), methods=["DELETE"]),
     ]

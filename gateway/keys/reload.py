@@ -98,12 +98,11 @@ class KeyReloader:
         )
 
 
-async def setup(ctx: AppContext) -> None:
-    """Start following keys.yaml; publishes ``ctx.services["keys"]`` for the admin API."""
-    reloader = KeyReloader(ctx.keys, ctx.settings.policies_dir / "keys.yaml")
+async def follow(keys: KeyStore, path: Path, ctx: AppContext) -> KeyReloader:
+    """Start following keys.yaml for ``keys``: a readiness check and a closer on ``ctx``."""
+    reloader = KeyReloader(keys, path)
     if reloader.path.exists():
         await reloader.reload()  # catches an edit between the start-up load and now
-    ctx.services["keys"] = reloader
     ctx.ready_checks["keys"] = reloader.ready
     task = asyncio.create_task(reloader.watch(), name="wardgate-keys-watch")
 
@@ -113,3 +112,4 @@ async def setup(ctx: AppContext) -> None:
             await task
 
     ctx.closers.append(stop)
+    return reloader

@@ -2,6 +2,7 @@
 
     GET /admin/spend?scope=team&id=acme              one scope (auditor or admin)
     GET /admin/spend?scope=agent&team=acme           every recently active scope of a kind
+    GET /admin/spend/report?group_by=team&window=7d  settled spend from the audit log (auditor or admin)
     PUT /admin/budgets/{scope}/{id}[?team=acme]      {"day": 5, "month": null, "total": 100} (USD; admin)
     PUT /admin/limits/{scope}/{id}[?team=acme]       {"requests_per_minute": 60, "tokens_per_minute": null,
                                                       "max_concurrent_requests": 8,
@@ -19,6 +20,8 @@ the scope's runtime override: omitted fields fall back to limits.yaml / keys.yam
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,16 +32,30 @@ from starlette.routing import BaseRoute, Route
 from gateway.admin.auth import require_admin
 from gateway.admin.body import read_admin_body
 from gateway.admin.record import record_or_undo
-from gateway.errors import InvalidJSON, NotFound
-from gateway.http.routes import json_response
+from gateway.errors import InvalidJSON, NotFound, ServiceUnavailable
+from gateway.http.routes import bind, json_response
 from gateway.limits.admin import LimitsAdmin, ReservationsAdmin
+from gateway.recorder import RecorderProvider
+from gateway.registry import Provider
 
 
-def _admin(request: Request) -> LimitsAdmin:
-    service = request.app.state.ctx.services.get("limits")
-    if service is None:
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """What the handlers use, handed over by the limits component."""
+
+    #: The limits admin while limits are on.
+    admin: Provider[LimitsAdmin]
+    #: The audit log every change is recorded in (``None``: off).
+    audit: RecorderProvider
+    #: The settled-spend report of the audit log for the query parameters (``None``: log off).
+    spend_report: Callable[[Mapping[str, str]], Awaitable[dict[str, Any] | None]]
+
+
+def _admin(deps: Deps) -> LimitsAdmin:
+    admin = deps.admin()
+    if admin is None:
         raise NotFound("Limits and budgets are disabled on this gateway (limits.enabled = false).")
-    return service.admin
+    return admin
 
 
 async def _body(request: Request) -> Any:
@@ -49,9 +66,9 @@ async def _body(request: Request) -> Any:
         raise InvalidJSON(f"Request body is not valid JSON: {exc}") from exc
 
 
-async def get_spend(request: Request) -> Response:
+async def get_spend(request: Request, deps: Deps) -> Response:
     require_admin(request, "auditor")
-    admin = _admin(request)
+    admin = _admin(deps)
     q = request.query_params
     scope = q.get("scope", "team")
     if q.get("id"):
@@ -59,22 +76,32 @@ async def get_spend(request: Request) -> Response:
     return json_response({"object": "list", "data": await admin.list(scope, q.get("team"))})
 
 
-async def put_budgets(request: Request) -> Response:
-    return await _put_overrides(request, "budgets")
+async def spend_report(request: Request, deps: Deps) -> Response:
+    """Settled spend grouped by team, key, agent, model or run, from the audit log."""
+    require_admin(request, "auditor")
+    report = await deps.spend_report(request.query_params)
+    if report is None:
+        raise ServiceUnavailable("The audit log is disabled on this gateway.")
+    return json_response(report)
 
 
-async def put_limits(request: Request) -> Response:
-    return await _put_overrides(request, "limits")
+async def put_budgets(request: Request, deps: Deps) -> Response:
+    return await _put_overrides(request, deps, "budgets")
 
 
-async def _put_overrides(request: Request, kind: str) -> Response:
+async def put_limits(request: Request, deps: Deps) -> Response:
+    return await _put_overrides(request, deps, "limits")
+
+
+async def _put_overrides(request: Request, deps: Deps, kind: str) -> Response:
     """Set a scope's ``budgets`` or ``limits`` override; applied only if its audit record is stored."""
     who = require_admin(request, "admin")
     p, team, body = request.path_params, request.query_params.get("team"), await _body(request)
-    admin = _admin(request)
+    admin = _admin(deps)
     setter = admin.set_budgets if kind == "budgets" else admin.set_limits
     change = await setter(p["scope"], p["id"], team, body)
     await record_or_undo(
+        deps.audit(),
         request,
         who,
         f"{kind}.set",
@@ -90,22 +117,23 @@ async def _put_overrides(request: Request, kind: str) -> Response:
     return json_response(await admin.spend(p["scope"], change.ident, change.team))
 
 
-async def get_reservations(request: Request) -> Response:
+async def get_reservations(request: Request, deps: Deps) -> Response:
     """The reservations in flight on one scope (auditor or admin)."""
     require_admin(request, "auditor")
     q = request.query_params
     return json_response(
-        await ReservationsAdmin(_admin(request)).list(q.get("scope", "key"), q.get("id"), q.get("team"))
+        await ReservationsAdmin(_admin(deps)).list(q.get("scope", "key"), q.get("id"), q.get("team"))
     )
 
 
-async def delete_reservation(request: Request) -> Response:
+async def delete_reservation(request: Request, deps: Deps) -> Response:
     """Release one reservation's hold on a scope (admin; audited, undone if the audit refuses)."""
     who = require_admin(request, "admin")
     q, rid = request.query_params, request.path_params["rid"]
     scope = q.get("scope", "key")
-    change = await ReservationsAdmin(_admin(request)).release(scope, q.get("id"), q.get("team"), rid)
+    change = await ReservationsAdmin(_admin(deps)).release(scope, q.get("id"), q.get("team"), rid)
     await record_or_undo(
+        deps.audit(),
         request,
         who,
         "reservations.release",
@@ -123,11 +151,12 @@ async def delete_reservation(request: Request) -> Response:
     )
 
 
-def routes() -> list[BaseRoute]:
+def routes(deps: Deps) -> list[BaseRoute]:
     return [
-        Route("/admin/spend", get_spend, methods=["GET"]),
-        Route("/admin/reservations", get_reservations, methods=["GET"]),
-        Route("/admin/reservations/{rid}", delete_reservation, methods=["DELETE"]),
-        Route("/admin/budgets/{scope}/{id:path}", put_budgets, methods=["PUT"]),
-        Route("/admin/limits/{scope}/{id:path}", put_limits, methods=["PUT"]),
+        Route("/admin/spend", bind(get_spend, deps), methods=["GET"]),
+        Route("/admin/spend/report", bind(spend_report, deps), methods=["GET"]),
+        Route("/admin/reservations", bind(get_reservations, deps), methods=["GET"]),
+        Route("/admin/reservations/{rid}", bind(delete_reservation, deps), methods=["DELETE"]),
+        Route("/admin/budgets/{scope}/{id:path}", bind(put_budgets, deps), methods=["PUT"]),
+        Route("/admin/limits/{scope}/{id:path}", bind(put_limits, deps), methods=["PUT"]),
     ]

@@ -1,14 +1,15 @@
-"""Settings for metrics and traces.
+"""The ``observability`` settings section: metrics and traces.
 
-They sit inside the audit section (``audit.metrics``, ``audit.tracing``) because the audit
-stage's one ``on_finish`` hook feeds all three (event, metrics, spans) from the finished call.
+Until this section existed they sat inside the audit section (``audit.metrics``,
+``audit.tracing``); those keys are still read (``gateway/settings.py`` moves them here and
+logs that they are deprecated).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class MetricsSettings(BaseModel):
@@ -29,3 +30,10 @@ class TracingSettings(BaseModel):
     service_name: str = "wardgate"
     #: Head sampling for calls that arrive without a sampled ``traceparent``.
     sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class ObservabilitySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)

@@ -29,7 +29,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from gateway.call import Call, Endpoint
 from gateway.observability.config import TracingSettings
-from gateway.pipeline import STAGE_ORDER
+from gateway.registry import STAGE_ORDER
 
 _OPERATION = {Endpoint.CHAT: "chat", Endpoint.RESPONSES: "chat", Endpoint.EMBEDDINGS: "embeddings"}
 _PROPAGATOR = TraceContextTextMapPropagator()

@@ -8,8 +8,9 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.admin.auth import require_admin
 from gateway.errors import BadRequest, ServiceUnavailable
-from gateway.http.routes import json_response
+from gateway.http.routes import bind, json_response
 from gateway.policy.service import PolicyService
+from gateway.registry import Provider
 
 
 class PolicyInvalid(BadRequest):
@@ -19,23 +20,23 @@ class PolicyInvalid(BadRequest):
     code = "policy_invalid"
 
 
-def _service(request: Request) -> PolicyService:
-    service = request.app.state.ctx.services.get("policy")
+def _service(get: Provider[PolicyService]) -> PolicyService:
+    service = get()
     if service is None:
         raise ServiceUnavailable("The policy engine is disabled (policy.enabled: false).")
     return service
 
 
-async def get_policies(request: Request) -> Response:
+async def get_policies(request: Request, get: Provider[PolicyService]) -> Response:
     """Active revision, its modules and data files, when it was loaded, the last refusal."""
     require_admin(request, "admin", "auditor")
-    return json_response(_service(request).manager.status())
+    return json_response(_service(get).manager.status())
 
 
-async def reload_policies(request: Request) -> Response:
+async def reload_policies(request: Request, get: Provider[PolicyService]) -> Response:
     """Reload from disk now; 422 with ``file:line`` errors if the new set is refused."""
     admin = require_admin(request, "admin")
-    service = _service(request)
+    service = _service(get)
     result = await service.manager.reload(
         reason="admin", force=request.query_params.get("force") == "true", actor=admin.user
     )
@@ -47,8 +48,9 @@ async def reload_policies(request: Request) -> Response:
     return json_response(result.to_dict())
 
 
-def routes() -> list[BaseRoute]:
+def routes(service: Provider[PolicyService]) -> list[BaseRoute]:
+    """The routes, reaching ``service()`` (``None`` while the engine is off) per request."""
     return [
-        Route("/admin/policies", get_policies, methods=["GET"]),
-        Route("/admin/policies/reload", reload_policies, methods=["POST"]),
+        Route("/admin/policies", bind(get_policies, service), methods=["GET"]),
+        Route("/admin/policies/reload", bind(reload_policies, service), methods=["POST"]),
     ]

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.call import Call, Decision
 from gateway.policy.config import PolicySettings
@@ -44,23 +44,35 @@ class Verdict:
     elapsed_s: float = 0.0
 
 
+class Reapplier(Protocol):
+    """Redaction as the request stage needs it: re-redact a call with the actions a decision set."""
+
+    async def reapply(self, call: Call) -> Any: ...
+
+
 class PolicyService:
     def __init__(
         self,
         manager: PolicyManager,
         settings: PolicySettings,
         metrics: PolicyMetrics,
-        services: Mapping[str, Any] | None = None,
+        *,
+        redaction: Callable[[], Reapplier | None] | None = None,
+        approvals: Callable[[], bool] | None = None,
     ) -> None:
+        """``redaction()``: the redactor while redaction is on; ``approvals()``: whether the
+        approval queue is on. Both are asked per call, so the order components start in does
+        not matter."""
         self.manager = manager
         self.settings = settings
         self.metrics = metrics
-        self._services = services if services is not None else {}
+        self._redaction = redaction
+        self._approvals = approvals
         self._paths = {"request": settings.request_path, "response": settings.response_path}
 
-    def service(self, name: str) -> Any:
-        """Another component's service (e.g. "redaction", "approvals"), if it is running."""
-        return self._services.get(name)
+    def redaction(self) -> Reapplier | None:
+        """The redactor, if redaction is on (a decision's ``redact`` re-redacts the request)."""
+        return self._redaction() if self._redaction is not None else None
 
     @property
     def engine_name(self) -> str:
@@ -70,10 +82,10 @@ class PolicyService:
     def approvals_enabled(self) -> bool:
         """Whether an approval stage will act on ``call.state["approval"]``.
 
-        Looked up per call rather than at setup, so the order components are set up in
-        does not matter.
+        Looked up per call rather than at start, so the order components start in does not
+        matter.
         """
-        return "approvals" in self._services
+        return self._approvals is not None and self._approvals()
 
     def fails_open(self, call: Call) -> bool:
         return self.settings.fail_open or call.endpoint.value in self.settings.fail_open_endpoints

@@ -39,7 +39,7 @@ class PolicyRequestStage(Stage):
         if decision.redact:
             # Redaction ran before this stage (policies decide on its ``pii`` summary), so a
             # decision that changes redaction actions re-redacts the request with them.
-            redaction = self.service.service("redaction")
+            redaction = self.service.redaction()
             if redaction is not None:
                 await redaction.reapply(call)
                 forget_keys(call)  # the texts the keys were made of changed in place
@@ -49,6 +49,7 @@ class PolicyRequestStage(Stage):
 
 class PolicyResponseStage(Stage):
     name = "policy_response"
+    reads_stream = True
 
     def __init__(self, service: PolicyService) -> None:
         self.service = service

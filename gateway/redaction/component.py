@@ -1,9 +1,10 @@
-"""Wiring redaction into the app: ``setup(ctx)``.
+"""The redaction component: ``redact_in`` and ``redact_out``, over one Presidio engine.
 
 Builds the Presidio engine once per process (offline, warmed up: the first analysis would
-otherwise cost ~0.2 s on a caller's request), registers ``redact_in`` and ``redact_out``, and
-publishes the ``Redactor`` as ``ctx.services["redaction"]`` (the policy stage calls its
-``reapply(call)`` after a decision that sets ``call.state["policy_redact"]``).
+otherwise cost ~0.2 s on a caller's request) and registers ``redact_in`` and ``redact_out``.
+The ``Redactor`` it builds is ``Redaction.redactor``; the policy component is given this
+component and calls ``redactor.reapply(call)`` after a decision that sets
+``call.state["policy_redact"]``. Presidio and spaCy are imported only at start.
 
 ``policies/redaction.yaml`` (optional) holds data that belongs with the policies, such as
 deny-lists of internal code names; values set in the settings (wardgate.yaml, env) win, and
@@ -15,16 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.context import AppContext
 from gateway.redaction.config import RedactionSettings
-from gateway.redaction.engine import RedactionEngine
-from gateway.redaction.locations import warm_tables
-from gateway.redaction.metrics import RedactionMetrics
-from gateway.redaction.redactor import Redactor
-from gateway.redaction.stage import RedactInStage, RedactOutStage
+from gateway.registry import BaseComponent, section
 from gateway.yamlfile import read_mapping
+
+if TYPE_CHECKING:
+    from gateway.context import AppContext
+    from gateway.redaction.redactor import Redactor
 
 log = logging.getLogger("wardgate.redaction")
 
@@ -53,6 +53,10 @@ def load_settings(base: RedactionSettings, policies_dir: Path) -> RedactionSetti
 
 def build(settings: RedactionSettings) -> Redactor:
     """Engine + redactor, warmed up. Blocking (~0.1 s): call it off the event loop."""
+    from gateway.redaction.engine import RedactionEngine
+    from gateway.redaction.locations import warm_tables
+    from gateway.redaction.redactor import Redactor
+
     engine = RedactionEngine(settings)
     seconds = engine.warm_up()
     warm_tables()  # the field tables' regexes, not on a caller's request
@@ -66,17 +70,31 @@ def build(settings: RedactionSettings) -> Redactor:
     return Redactor(settings, engine)
 
 
-async def setup(ctx: AppContext) -> None:
-    settings = load_settings(ctx.settings.redaction, ctx.settings.policies_dir)
-    if not settings.enabled:
-        return
-    redactor = await asyncio.to_thread(build, settings)
-    metrics = RedactionMetrics(ctx.registry, redactor.engine)
-    ctx.stages.append(RedactInStage(redactor, metrics))
-    ctx.stages.append(RedactOutStage(redactor, metrics))
-    ctx.services["redaction"] = redactor
+class Redaction(BaseComponent):
+    name = "redaction"
+    settings_model = RedactionSettings
 
-    async def close() -> None:
-        redactor.engine.close()
+    def __init__(self) -> None:
+        #: Set at start; ``None`` while redaction is off.
+        self.redactor: Redactor | None = None
 
-    ctx.closers.append(close)
+    async def start(self, ctx: AppContext) -> None:
+        from gateway.redaction.metrics import RedactionMetrics
+        from gateway.redaction.stage import RedactInStage, RedactOutStage
+
+        self.redactor = None
+        settings = load_settings(
+            section(ctx.settings, self.name, RedactionSettings), ctx.settings.policies_dir
+        )
+        if not settings.enabled:
+            return
+        redactor = await asyncio.to_thread(build, settings)
+        metrics = RedactionMetrics(ctx.registry, redactor.engine)
+        ctx.stages.append(RedactInStage(redactor, metrics))
+        ctx.stages.append(RedactOutStage(redactor, metrics))
+        self.redactor = redactor
+
+        async def close() -> None:
+            redactor.engine.close()
+
+        ctx.closers.append(close)

@@ -1,6 +1,6 @@
 """Apply actions to detected spans: the request side, whole answers, and the ``pii`` summary.
 
-``Redactor`` is the per-process service (published as ``ctx.services["redaction"]``);
+``Redactor`` is the per-process service (``Redaction.redactor``, built by the component);
 ``RedactionState`` is the per-call part (vault, effective actions, originals for a re-run,
 stream channels), kept in ``call.state["redaction"]``.
 """

@@ -83,6 +83,7 @@ class RedactInStage(Stage):
 
 class RedactOutStage(Stage):
     name = "redact_out"
+    reads_stream = True
 
     def __init__(self, redactor: Redactor, metrics: RedactionMetrics | None = None) -> None:
         self.redactor = redactor

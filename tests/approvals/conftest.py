@@ -35,7 +35,7 @@ ALICE_ADMIN = AdminPrincipal("alice-admin", "alice", frozenset({"admin"}), froze
 
 
 class RecordingAudit:
-    """Stands in for ctx.services["audit"]: keeps what it was asked to record."""
+    """Stands in for the audit log (an ``AuditRecorder``): keeps what it was asked to record."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
@@ -111,7 +111,7 @@ async def make_service(redis_url: str, key_prefix: str) -> AsyncIterator[Callabl
             AnswerSealer([KEY]),
             metrics,
             WebhookSender(hooks, metrics),
-            {"audit": audit} if audit is not None else {},
+            lambda: audit,
         )
         await service.start(sweep=sweep)
         made.append(service)

@@ -59,8 +59,8 @@ class Api:
 @pytest.fixture
 async def api(make_service) -> AsyncIterator[Api]:
     service = await make_service("memory")
-    app = Starlette(routes=routes(), exception_handlers={GatewayError: gateway_error_handler})
-    app.state.ctx = SimpleNamespace(services={"approvals": service}, keys=KEYS)
+    app = Starlette(routes=routes(lambda: service), exception_handlers={GatewayError: gateway_error_handler})
+    app.state.ctx = SimpleNamespace(keys=KEYS)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
@@ -197,7 +197,7 @@ async def test_cli_lists_shows_approves_and_denies(api: Api) -> None:
 
 def test_every_route_is_described_for_openapi() -> None:
     described = openapi_paths()
-    for route in routes():
+    for route in routes(lambda: None):
         assert isinstance(route, Route)
         for method in route.methods - {"HEAD"}:
             assert method.lower() in described[route.path], (route.path, method)

@@ -1,4 +1,4 @@
-"""setup(ctx): settings merged with approvals.yaml, stages, closer, readiness, service."""
+"""The approvals component: settings merged with approvals.yaml, stages, closer, readiness, service."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.approvals.component import ApprovalsFileError, load_settings, setup
+from gateway.approvals.component import Approvals, ApprovalsFileError, load_settings
 from gateway.approvals.config import ApprovalSettings
 from gateway.approvals.redis_store import RedisApprovalStore
+from gateway.audit.component import Audit
 from gateway.context import AppContext
 from gateway.keys.store import KeyStore
 from gateway.models import ModelCatalog
+from gateway.observability.component import Observability
 from gateway.pipeline import Pipeline
 from gateway.settings import Settings
 
@@ -22,6 +24,13 @@ REPO = Path(__file__).resolve().parents[2]
 def _ctx(tmp_path: Path, **approvals: object) -> AppContext:
     settings = Settings(policies_dir=tmp_path, data_dir=tmp_path / "data", approvals=approvals)
     return AppContext(settings=settings, keys=KeyStore({}, {}), models=ModelCatalog({}))
+
+
+async def setup(ctx: AppContext) -> Approvals:
+    """Start the component as the app does (its audit log off here)."""
+    approvals = Approvals(Audit(Observability()))
+    await approvals.start(ctx)
+    return approvals
 
 
 def test_the_shipped_approvals_file_loads() -> None:
@@ -58,11 +67,11 @@ def test_a_malformed_approvals_file_is_refused_with_its_name(tmp_path: Path, doc
 
 async def test_setup_registers_stages_closer_readiness_and_the_service(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
-    await setup(ctx)
+    approvals = await setup(ctx)
     try:
         assert [s.name for s in ctx.stages] == ["approval_request", "approval_response"]
         Pipeline(ctx.stages)  # names are valid STAGE_ORDER entries
-        assert ctx.services["approvals"].store is not None
+        assert approvals.enabled and approvals.service.store is not None
         await ctx.ready_checks["approvals"]()
         assert (tmp_path / "data" / "approvals.key").stat().st_mode & 0o777 == 0o600
     finally:
@@ -73,13 +82,13 @@ async def test_setup_on_redis_is_ready_and_closes_cleanly(
     tmp_path: Path, redis_url: str, key_prefix: str
 ) -> None:
     ctx = _ctx(tmp_path, backend="redis", redis_url=redis_url, key_prefix=key_prefix)
-    await setup(ctx)
-    assert isinstance(ctx.services["approvals"].store, RedisApprovalStore)
+    approvals = await setup(ctx)
+    assert isinstance(approvals.service.store, RedisApprovalStore)
     await ctx.ready_checks["approvals"]()
     await ctx.close()
 
 
 async def test_disabled_approvals_register_nothing(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, enabled=False)
-    await setup(ctx)
-    assert ctx.stages == [] and "approvals" not in ctx.services and not ctx.closers
+    approvals = await setup(ctx)
+    assert ctx.stages == [] and not approvals.enabled and not ctx.closers

@@ -20,6 +20,7 @@ import openai
 import pytest
 import redis as redis_sync
 
+from gateway.audit.component import Audit
 from gateway.audit.config import AuditSettings
 from tests.approvals.e2e_app import approvals_settings
 from tests.audit.audit_helpers import PG_DSN, pg_execute
@@ -78,7 +79,7 @@ def _pending(gw: RunningGateway) -> str:
 
 
 def _break(gw: RunningGateway) -> Any:
-    store = gw.ctx.services["audit"].store
+    store = gw.component(Audit).service.store
 
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("database went away")

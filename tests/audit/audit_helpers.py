@@ -16,12 +16,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.audit.api import routes
+from gateway.audit.component import Audit
 from gateway.call import Call, Decision, Endpoint, ModelResponse, Principal, Usage
 from gateway.context import AppContext
 from gateway.errors import Denied, GatewayError, UpstreamError
 from gateway.keys.store import AdminPrincipal, KeyStore, hash_key
+from gateway.limits.component import Limits
 from gateway.models import ModelCatalog
+from gateway.observability.component import Observability
 from gateway.pipeline import Pipeline, Stage
 from gateway.settings import Settings
 
@@ -140,7 +142,7 @@ AUDITOR, APPROVER, ADMIN = (
 
 
 def build_app(service) -> Starlette:
-    """The audit routes on a bare app with three admin keys (auditor, approver, admin)."""
+    """The audit routes (and the spend report) on a bare app with three admin keys (auditor, approver, admin)."""
     keys = KeyStore(
         {},
         {
@@ -150,13 +152,16 @@ def build_app(service) -> Starlette:
         },
     )
     ctx = AppContext(settings=Settings(), keys=keys, models=ModelCatalog({}))
-    ctx.services["audit"] = service
+    # Wired as the composition root does: the limits component serves /admin/spend/report
+    # from the audit log it is given.
+    audit = Audit(Observability())
+    audit.service = service
 
     async def render(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
         return Response(exc.to_json(), status_code=exc.status, media_type="application/json")
 
-    app = Starlette(routes=routes(), exception_handlers={GatewayError: render})
+    app = Starlette(routes=audit.routes() + Limits(audit).routes(), exception_handlers={GatewayError: render})
     app.state.ctx = ctx
     return app
 

@@ -11,6 +11,7 @@ import openai
 import pytest
 from audit_helpers import PG_DSN, all_stored_text, pg_execute
 
+from gateway.audit.component import Audit
 from tests.harness import (
     AUDITOR_KEY,
     LIMITED_KEY,
@@ -119,13 +120,13 @@ def test_metrics_show_the_traffic(gw):
 
 async def test_no_key_or_prompt_reaches_the_audit_store(gw):
     _client(gw).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": PROMPT}])
-    stored = await all_stored_text(gw.ctx.services["audit"])
+    stored = await all_stored_text(gw.component(Audit).service)
     for secret in (TEST_KEY, LIMITED_KEY, PROVIDER_KEY, "jane.e2e@example.org", "summarise order"):
         assert secret.encode() not in stored
 
 
 def test_an_audit_outage_fails_calls_closed_and_readiness_until_it_recovers(gw):
-    store = gw.ctx.services["audit"].store
+    store = gw.component(Audit).service.store
 
     async def broken(*args, **kwargs):
         raise ConnectionError("disk full")

@@ -15,6 +15,7 @@ import openai
 import orjson
 import pytest
 
+from gateway.audit.component import Audit
 from tests.harness import (
     AUDITOR_KEY,
     PASS_THROUGH,
@@ -210,7 +211,7 @@ def _audited(gw: RunningGateway, request_id: str) -> dict[str, Any]:
 
 
 def _all_stored(gw: RunningGateway) -> bytes:
-    store = gw.ctx.services["audit"].store
+    store = gw.component(Audit).service.store
     db = sqlite3.connect(store.path)
     try:
         rows = db.execute("SELECT * FROM audit_events").fetchall()

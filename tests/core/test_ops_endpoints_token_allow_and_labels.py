@@ -24,7 +24,11 @@ def guarded(fake_upstream: object, tmp_path_factory: pytest.TempPathFactory) -> 
     settings = gateway_settings(
         root,
         fake_upstream.base_url,  # type: ignore[attr-defined]
-        **{**PASS_THROUGH, "audit": {"enabled": False, "metrics": {"max_label_values": 3}}},
+        **{
+            **PASS_THROUGH,
+            "audit": {"enabled": False},
+            "observability": {"metrics": {"max_label_values": 3}},
+        },
         server={"metrics_token": TOKEN},
     )
     with running_gateway(settings) as gw:

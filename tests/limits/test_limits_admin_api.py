@@ -52,11 +52,15 @@ def _keys() -> KeyStore:
 class _Ctx:
     def __init__(self, service: LimitsService) -> None:
         self.keys = service.admin._keys  # type: ignore[union-attr]
-        self.services = {"limits": service}
+
+
+async def _no_report(params: Any) -> None:
+    return None  # the audit log is off here
 
 
 def _app(service: LimitsService) -> Starlette:
-    app = Starlette(routes=api.routes(), exception_handlers={GatewayError: gateway_error_handler})
+    deps = api.Deps(lambda: service.admin, lambda: None, _no_report)
+    app = Starlette(routes=api.routes(deps), exception_handlers={GatewayError: gateway_error_handler})
     app.state.ctx = _Ctx(service)
     return app
 

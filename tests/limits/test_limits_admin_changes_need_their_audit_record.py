@@ -20,6 +20,7 @@ import httpx
 import openai
 import pytest
 
+from gateway.audit.component import Audit
 from tests.audit.audit_helpers import PG_DSN, pg_execute
 from tests.harness import (
     ADMIN_KEY,
@@ -65,7 +66,7 @@ def gw(
 @contextlib.contextmanager
 def audit_refuses(gw: RunningGateway) -> Iterator[None]:
     """The audit store refuses every write until the block ends; then the gateway is ready again."""
-    store = gw.ctx.services["audit"].store
+    store = gw.component(Audit).service.store
 
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("disk full")

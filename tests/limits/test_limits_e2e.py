@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from gateway.call import Call, Endpoint
 from gateway.limits import cli
+from gateway.limits.component import Limits
 from gateway.limits.config import EstimateSettings
 from gateway.limits.estimate import prompt_upper_bound
 from gateway.limits.pricing import PriceBook
@@ -114,7 +115,7 @@ async def _spent(store: LimitStore, team: str = "test", key: str = "test") -> in
 
 async def _spent_in(gw: Any, backend: str, redis_url: str, prefix: str) -> int:
     if backend == "memory":  # the gateway's own store object (plain dicts, no event loop)
-        return await _spent(gw.ctx.services["limits"].store)
+        return await _spent(gw.component(Limits).service.store)
     reader = RedisStore(redis_url, prefix=prefix)  # the gateway's pool belongs to its own loop
     try:
         return await _spent(reader)

@@ -17,16 +17,18 @@ from pathlib import Path
 import pytest
 from limits_helpers import forwarded, make_call, make_service, settle
 
+from gateway.audit.component import Audit
 from gateway.call import Usage
 from gateway.context import AppContext
 from gateway.errors import LimitsUnavailable
 from gateway.keys.store import KeyStore
-from gateway.limits.component import setup
+from gateway.limits.component import Limits
 from gateway.limits.memory import MemoryStore
 from gateway.limits.redis_store import RedisStore
 from gateway.limits.stage import LimitStage
 from gateway.limits.store import StoreError
 from gateway.models import ModelCatalog
+from gateway.observability.component import Observability
 from gateway.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,12 +191,13 @@ async def test_readiness_fails_in_deny_mode_and_reports_degraded_in_local_mode(
             },
         )
         ctx = AppContext(settings=settings, keys=KeyStore({}, {}), models=ModelCatalog({}))
-        await setup(ctx)
+        limits = Limits(Audit(Observability()))
+        await limits.start(ctx)
         assert [s.name for s in ctx.stages] == [
             "limit",
             "limit_reprice",
             "settle",
-        ] and "limits" in ctx.services
+        ] and limits.service is not None
         try:
             assert await ctx.ready_checks["limits"]() == "ok"
             private_redis.stop()

@@ -69,12 +69,14 @@ async def build_service(
     engine: PolicyEngine,
     rego: Path = REPO / "rego",
     policies: Path = REPO / "policies",
-    services: dict[str, Any] | None = None,
+    redaction: Any = None,
+    approvals: bool = False,
     run_tests: bool = False,
     on_change: Any = None,
     **settings: Any,
 ) -> PolicyService:
-    """A loaded ``PolicyService``. The set's own tests run only when asked (the reload tests
+    """A loaded ``PolicyService`` (``redaction``: the redactor it re-redacts with; ``approvals``:
+    whether an approval stage is there). The set's own tests run only when asked (the reload tests
     cover that path; here it would only add ~0.3 s per service)."""
     metrics = PolicyMetrics(CollectorRegistry())
     manager = PolicyManager(engine, rego, policies, metrics=metrics, run_tests=run_tests, on_change=on_change)
@@ -82,5 +84,9 @@ async def build_service(
     if result.result != "loaded":
         raise AssertionError(f"the policy set did not load: {result.errors}")
     return PolicyService(
-        manager, PolicySettings(**settings), metrics, services if services is not None else {}
+        manager,
+        PolicySettings(**settings),
+        metrics,
+        redaction=lambda: redaction,
+        approvals=lambda: approvals,
     )

@@ -35,9 +35,8 @@ def admin_app(service: Any) -> Starlette:
             hash_key(AUDITOR): AdminPrincipal("b", "eve", frozenset({"auditor"})),
         },
     )
-    app = Starlette(routes=routes(), exception_handlers={GatewayError: gateway_error_handler})
+    app = Starlette(routes=routes(lambda: service), exception_handlers={GatewayError: gateway_error_handler})
     ctx = AppContext(settings=Settings(), keys=keys, models=ModelCatalog({}))
-    ctx.services["policy"] = service
     app.state.ctx = ctx
     return app
 

@@ -12,6 +12,7 @@ import openai
 import pytest
 import yaml
 
+from gateway.policy.component import Policy
 from gateway.settings import Settings
 from tests.harness import (
     ADMIN_KEY,
@@ -90,7 +91,9 @@ def test_allowed_call_carries_the_decision_and_is_capped(gateway: RunningGateway
         model="gpt-test", messages=MESSAGES, max_tokens=9999
     )
     assert raw.headers["x-wardgate-decision"] == "allow"
-    assert raw.headers["x-wardgate-policy-revision"] == gateway.ctx.services["policy"].manager.engine.revision
+    assert (
+        raw.headers["x-wardgate-policy-revision"] == gateway.component(Policy).service.manager.engine.revision
+    )
     assert raw.parse().choices[0].message.content
     assert upstream.last_request.json["max_tokens"] == 256
 
@@ -163,7 +166,7 @@ def test_low_budget_routes_to_the_cheaper_model(fake_upstream: Any, tmp_path: Pa
 def test_reload_while_requests_run_fails_none_and_each_has_one_revision(
     gateway: RunningGateway, upstream: Any
 ) -> None:
-    service = gateway.ctx.services["policy"]
+    service = gateway.component(Policy).service
     policy_file = service.manager.policies_dir / "policy.yaml"
     original = policy_file.read_text()
     deny_doc = yaml.safe_load(original)
@@ -206,7 +209,7 @@ def test_reload_while_requests_run_fails_none_and_each_has_one_revision(
 def test_broken_policy_is_refused_on_reload_and_the_gateway_keeps_serving(
     gateway: RunningGateway, upstream: Any
 ) -> None:
-    service = gateway.ctx.services["policy"]
+    service = gateway.component(Policy).service
     before = service.manager.engine.revision
     broken = service.manager.rego_dir / "broken.rego"
     broken.write_text("package wardgate.broken\n\nx if {\n")

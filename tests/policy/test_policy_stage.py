@@ -168,7 +168,7 @@ async def test_required_approval_without_an_approval_stage_is_a_denial(service: 
 
 
 async def test_required_approval_is_handed_to_the_approval_stage(make_service: Any) -> None:
-    service = await make_service(RegorusEngine(), services={"approvals": object()})
+    service = await make_service(RegorusEngine(), approvals=True)
     call = make_call(chat())
     await PolicyResponseStage(service).on_response(
         call, ModelResponse(200, {}, json=tool_answer("transfer_funds", '{"amount": 5000}'))

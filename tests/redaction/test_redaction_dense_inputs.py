@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.redaction.component import Redaction
 from gateway.redaction.redactor import Redactor
 from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
 from tests.redaction.dense import contacts_csv, ids_json
@@ -42,7 +43,7 @@ def test_a_contact_list_of_2500_rows_is_redacted_not_refused(client, upstream) -
 
 def test_a_json_of_2500_ids_passes_unchanged_and_skips_the_phone_matcher(gw, client, upstream) -> None:
     doc, _ids = ids_json()
-    engine = gw.ctx.services["redaction"].engine
+    engine = gw.component(Redaction).redactor.engine
     before = engine.presidio_calls
     client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": doc}])
     sent = orjson.loads(upstream.requests[-1].body)["messages"][0]["content"]

@@ -1,4 +1,4 @@
-"""Configuration and wiring: setup(ctx), redaction.yaml, deny-lists, NLP engine, metrics."""
+"""Configuration and wiring: the component, redaction.yaml, deny-lists, NLP engine, metrics."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from gateway.keys.store import KeyStore
 from gateway.models import ModelCatalog
 from gateway.pipeline import Pipeline
 from gateway.redaction.analyzer import ConfigError
-from gateway.redaction.component import RedactionFileError, build, load_settings, setup
+from gateway.redaction.component import Redaction, RedactionFileError, build, load_settings
 from gateway.redaction.config import Action, RedactionSettings
 from gateway.redaction.phones import PhonePrecheck
 from gateway.redaction.secrets import SECRET_PATTERNS
@@ -33,10 +33,12 @@ def _ctx(tmp_path: Path, **redaction: object) -> AppContext:
 
 async def test_setup_registers_both_stages_a_service_a_closer_and_metrics(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
-    await setup(ctx)
+    component = Redaction()
+    await component.start(ctx)
     assert sorted(s.name for s in ctx.stages) == ["redact_in", "redact_out"]
     Pipeline(ctx.stages)  # both names are in STAGE_ORDER
-    redactor = ctx.services["redaction"]
+    redactor = component.redactor
+    assert redactor is not None
     call = chat_call([{"role": "user", "content": "mail bob@example.com"}])
     await ctx.stages[0].on_request(call)
     metrics = generate_latest(ctx.registry).decode()
@@ -48,8 +50,9 @@ async def test_setup_registers_both_stages_a_service_a_closer_and_metrics(tmp_pa
 
 async def test_setup_with_redaction_disabled_adds_nothing(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, enabled=False)
-    await setup(ctx)
-    assert ctx.stages == [] and "redaction" not in ctx.services
+    component = Redaction()
+    await component.start(ctx)
+    assert ctx.stages == [] and component.redactor is None
 
 
 async def test_redaction_yaml_adds_deny_lists_and_settings_win(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from gateway.errors import BadRequest
 from gateway.redaction.budget import CACHED_PER_CANDIDATE
-from gateway.redaction.component import build
+from gateway.redaction.component import Redaction, build
 from gateway.redaction.config import RedactionSettings
 from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
 from tests.redaction.conftest import chat_call
@@ -51,7 +51,7 @@ def _assert_error(resp: httpx.Response, status: int, code: str) -> None:
 
 
 def test_the_hostile_request_is_refused_before_any_recognizer_runs(gw, upstream) -> None:
-    engine = gw.ctx.services["redaction"].engine
+    engine = gw.component(Redaction).redactor.engine
     before = engine.presidio_calls
     resp = _post(gw, hostile_messages(10, 1999))
     _assert_error(resp, 400, "content_too_complex")

@@ -1,0 +1,52 @@
+"""Settled spend from the audit log, grouped by team, key, agent, model or run.
+
+``GET /admin/spend/report`` (served by the limits API, next to ``/admin/spend``) answers
+what calls cost once settled, as the audit log recorded them: unlike ``/admin/spend`` (the
+live counters of the limit store) it covers any time window the log still holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.audit import query
+from gateway.audit.schema import NANO
+from gateway.audit.store.base import AuditStore
+
+_SPEND_PARAMS = frozenset({"group_by", "window", "from", "to", "team", "key", "agent", "run", "model"})
+
+
+async def spend_report(store: AuditStore, params: Mapping[str, str]) -> dict[str, Any]:
+    """The report of ``GET /admin/spend/report`` for these query parameters (``BadRequest`` on a bad one)."""
+    query.check_params(params, _SPEND_PARAMS)
+    group_by = query.parse_group_by(params)
+    since, until = query.parse_window(params)
+    scoped = {k: v for k, v in params.items() if k in ("team", "key", "agent", "run", "model")}
+    filters = query.parse_filters(scoped)
+    filters.since, filters.until = since, until
+    rows = await store.spend(group_by, filters)
+    out = [
+        {
+            "group": r["group"],
+            "calls": r["calls"],
+            "input_tokens": r["input_tokens"],
+            "output_tokens": r["output_tokens"],
+            "cost_usd": r["cost_nusd"] / NANO,
+        }
+        for r in rows
+    ]
+    total_nusd = sum(r["cost_nusd"] for r in rows)
+    return {
+        "object": "spend_report",
+        "group_by": group_by,
+        "from": since,
+        "to": until,
+        "data": out,
+        "total": {
+            "calls": sum(r["calls"] for r in rows),
+            "input_tokens": sum(r["input_tokens"] for r in rows),
+            "output_tokens": sum(r["output_tokens"] for r in rows),
+            "cost_usd": total_nusd / NANO,
+        },
+    }
