@@ -47,7 +47,7 @@ Adding a guard: see ``docs/adding-a-guard.md``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -85,12 +85,20 @@ Provider = Callable[[], T | None]
 class Component(Protocol):
     """One area of the gateway, as the app and the CLI see it."""
 
-    #: Its settings section (``wardgate.yaml`` key) and its ``/readyz`` check's name.
-    name: str
-    #: The section's model; ``None``: the component reads no section of its own.
-    settings_model: type[BaseModel] | None
-    #: ``wardgate`` sub-command groups: (command, module holding a Typer ``app``).
-    commands: Sequence[tuple[str, str]]
+    @property
+    def name(self) -> str:
+        """Its settings section (``wardgate.yaml`` key) and its ``/readyz`` check's name."""
+        ...
+
+    @property
+    def settings_model(self) -> type[BaseModel] | None:
+        """The section's model; ``None``: the component reads no section of its own."""
+        ...
+
+    @property
+    def commands(self) -> Sequence[tuple[str, str]]:
+        """``wardgate`` sub-command groups: (command, module holding a Typer ``app``)."""
+        ...
 
     def routes(self) -> list[BaseRoute]:
         """Its HTTP routes (admin API, ...), mounted whether or not it is enabled."""
@@ -110,9 +118,9 @@ class Component(Protocol):
 class BaseComponent:
     """Defaults for the optional parts of ``Component``: no section, routes or commands."""
 
-    name: ClassVar[str] = "component"
-    settings_model: ClassVar[type[BaseModel] | None] = None
-    commands: ClassVar[Sequence[tuple[str, str]]] = ()
+    name: str = "component"
+    settings_model: type[BaseModel] | None = None
+    commands: Sequence[tuple[str, str]] = ()
 
     def routes(self) -> list[BaseRoute]:
         return []

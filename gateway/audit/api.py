@@ -32,9 +32,9 @@ _RUN_PARAMS = frozenset({"cursor", "limit"})
 _MAX_LIMIT = 1000
 
 
-def _store(request: Request, store: Provider[AuditStore]) -> AuditStore:
+def _store(request: Request, get: Provider[AuditStore]) -> AuditStore:
     require_admin(request, "auditor")
-    found = store()
+    found = get()
     if found is None:
         raise ServiceUnavailable("The audit log is disabled on this gateway.")
     return found
@@ -46,8 +46,8 @@ def _page(events: list[dict[str, Any]], limit: int, desc: bool) -> str | None:
     return query.encode_cursor(events[-1]["ts"], events[-1]["id"], desc)
 
 
-async def list_events(request: Request, store: Provider[AuditStore]) -> Response:
-    store = _store(request, store)
+async def list_events(request: Request, get: Provider[AuditStore]) -> Response:
+    store = _store(request, get)
     params = request.query_params
     query.check_params(params, _LIST_PARAMS)
     filters = query.parse_filters(params)
@@ -61,16 +61,16 @@ async def list_events(request: Request, store: Provider[AuditStore]) -> Response
     )
 
 
-async def get_event(request: Request, store: Provider[AuditStore]) -> Response:
-    store = _store(request, store)
+async def get_event(request: Request, get: Provider[AuditStore]) -> Response:
+    store = _store(request, get)
     event = await store.get(query.text(request.path_params["event_id"], "id"))
     if event is None:
         raise NotFound(f"No audit event {request.path_params['event_id']!r}.", param="id")
     return json_response(event)
 
 
-async def export_events(request: Request, store: Provider[AuditStore]) -> Response:
-    store = _store(request, store)
+async def export_events(request: Request, get: Provider[AuditStore]) -> Response:
+    store = _store(request, get)
     params = request.query_params
     query.check_params(params, _EXPORT_PARAMS)
     filters = query.parse_filters(params)
@@ -89,8 +89,8 @@ async def export_events(request: Request, store: Provider[AuditStore]) -> Respon
     )
 
 
-async def run_timeline(request: Request, store: Provider[AuditStore]) -> Response:
-    store = _store(request, store)
+async def run_timeline(request: Request, get: Provider[AuditStore]) -> Response:
+    store = _store(request, get)
     params = request.query_params
     query.check_params(params, _RUN_PARAMS)
     run_id = query.text(request.path_params["run_id"], "run_id")
