@@ -190,6 +190,11 @@ class RedactionSettings(BaseModel):
     #: ``content_too_large``, checked before anything is analysed. Prose costs ~0.1 us a
     #: character here: the default bounds a request at ~50-100 ms of scanning.
     max_request_chars: int = Field(default=1_048_576, ge=1)
+    #: Members and elements of the request's arrays and objects the walk visits (every one
+    #: costs ~1-2 us, a string more); more is 400 ``content_too_complex``, refused while
+    #: walking. A 4 MB body holds a million (``["a","a",…]``: seconds before); an agent's
+    #: request with 2,000 messages and 128 tool schemas holds a few tens of thousands.
+    max_request_values: int = Field(default=50_000, ge=1)
     #: Candidates (digit chains, e-mail/IP/IBAN triggers) per request or answer; more is 400
     #: ``content_too_complex``, a rough count refused before any analysis. A standard-format
     #: North American number costs ~8-30 us; a 2,500-row contact list fits. The values of a

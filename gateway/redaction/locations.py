@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.call import Endpoint
+from gateway.redaction.budget import content_too_complex
 from gateway.redaction.fields import _MISS, TABLES, Table, Treat
 
 #: Below this depth the shape path stops growing: everything deeper is "unknown" (scanned).
@@ -50,6 +51,20 @@ class Walk:
     #: Paths of opaque values and of strings no rule knows (for ``refuse`` settings).
     opaque: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    #: Values (members and elements of arrays and objects) the walk may still visit; None:
+    #: unbounded. Each costs ~1-2 us here and a string more downstream, and a 4 MB body holds
+    #: a million (``["a","a",…]`` in a field nobody knows took seconds); see ``spend``.
+    left: int | None = None
+
+    def spend(self, values: int) -> None:
+        """Count the members of a container about to be visited; refuse past the bound."""
+        if self.left is not None:
+            self.left -= values
+            if self.left < 0:
+                raise content_too_complex(
+                    "The request holds too many JSON values to scan for sensitive data "
+                    "(redaction.max_request_values)."
+                )
 
 
 #: The compiled tables, built on first use (``warm_tables`` at startup) from the rules in
@@ -132,8 +147,10 @@ def every_string(walk: Walk, value: Any, path: str) -> None:
                 walk.slots.append(Slot(p, node, key))
             continue
         if isinstance(node, dict):
+            walk.spend(len(node))
             items = [(k, f"{p}.{k}") for k in node]
         elif isinstance(node, list):
+            walk.spend(len(node))
             items = [(i, f"{p}[{i}]") for i in range(len(node))]
         else:
             continue
@@ -155,16 +172,27 @@ _ANY, _LOGPROBS, _OPAQUE, _KEEP = Treat.ANY, Treat.LOGPROBS, Treat.OPAQUE, Treat
 _SCAN, _STRUCT = Treat.SCAN, Treat.STRUCT
 
 
-def walk_body(t: Table, body: Any, unknown: Treat = Treat.SCAN, *, shape: str = "", path: str = "") -> Walk:
+def walk_body(
+    t: Table,
+    body: Any,
+    unknown: Treat = Treat.SCAN,
+    *,
+    shape: str = "",
+    path: str = "",
+    max_values: int | None = None,
+) -> Walk:
     """Every string of ``body``, treated as the table says (document order). ``shape`` and
-    ``path`` place an object found deeper (an output item in a stream event).
+    ``path`` place an object found deeper (an output item in a stream event). ``max_values``:
+    refuse (400 ``content_too_complex``) a body with more members and elements than that.
 
     Hot path (every request walks the whole conversation): paths are built only for
     containers and slots, the table lookup is memoised, and treatments are compared by
     identity (an enum in a set would hash through Python code on every node)."""
-    walk = Walk([])
+    walk = Walk([], left=max_values)
     if not isinstance(body, dict):
         return walk
+    walk.spend(len(body))
+    spend = walk.spend
     lookup = t.lookup
     memo = t.memo
     miss = _MISS
@@ -207,6 +235,7 @@ def walk_body(t: Table, body: Any, unknown: Treat = Treat.SCAN, *, shape: str = 
             if isinstance(value, dict):
                 deep = depth > _MAX_SHAPE_DEPTH
                 keys = list(value)
+                spend(len(keys))
                 # Leading string fields ({"role", "content"}: most messages) are handled here
                 # in order; from the first other value on, the rest goes on the stack.
                 kids = t.kids(shape)
@@ -230,6 +259,7 @@ def walk_body(t: Table, body: Any, unknown: Treat = Treat.SCAN, *, shape: str = 
                         _string(walk, ct, unknown, f"{here}.{k}" if here else k, value, k)
             else:
                 child_shape = f"{shape}[]" if depth <= _MAX_SHAPE_DEPTH else "…"
+                spend(len(value))
                 for i in range(len(value) - 1, -1, -1):
                     push((value, i, child_shape, here, depth))
         elif treat is _SCAN or treat is Treat.JSON or treat is Treat.TOOL or treat is Treat.URL:
@@ -237,8 +267,10 @@ def walk_body(t: Table, body: Any, unknown: Treat = Treat.SCAN, *, shape: str = 
     return walk
 
 
-def request_slots(endpoint: Endpoint, body: dict[str, Any], unknown: Treat = Treat.SCAN) -> Walk:
-    return walk_body(table(endpoint, "request"), body, unknown)
+def request_slots(
+    endpoint: Endpoint, body: dict[str, Any], unknown: Treat = Treat.SCAN, max_values: int | None = None
+) -> Walk:
+    return walk_body(table(endpoint, "request"), body, unknown, max_values=max_values)
 
 
 def response_slots(endpoint: Endpoint, body: Any, unknown: Treat = Treat.SCAN) -> Walk:

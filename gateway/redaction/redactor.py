@@ -304,7 +304,7 @@ class Redactor:
 
     async def redact_request(self, call: Call) -> dict[str, Any]:
         """Scan every text of the request, refuse on ``block``, replace the rest in place."""
-        walk = request_slots(call.endpoint, call.body, self.unknown)
+        walk = request_slots(call.endpoint, call.body, self.unknown, self.settings.max_request_values)
         self._refuse_unscannable(walk)
         views = [
             JsonView(s.text) if s.json else PercentView(url_view(s.text)) if s.url else None

@@ -16,14 +16,19 @@ import orjson
 import pytest
 
 from gateway.errors import BadRequest
-from gateway.redaction.budget import CACHED_PER_CANDIDATE
+from gateway.redaction.budget import CACHED_PER_CANDIDATE, TEXT_CHARS
 from gateway.redaction.component import Redaction, build
 from gateway.redaction.config import RedactionSettings
 from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
 from tests.redaction.conftest import chat_call
 from tests.redaction.dense import contacts_csv, hostile_messages
 
-BUDGET = {"max_request_chars": 300_000, "max_candidates": 3000, "max_phone_candidates": 200}
+BUDGET = {
+    "max_request_chars": 300_000,
+    "max_candidates": 3000,
+    "max_phone_candidates": 200,
+    "max_request_values": 5000,
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +39,10 @@ def gw(fake_upstream, tmp_path_factory) -> Iterator[RunningGateway]:
         yield running
 
 
-def _post(gw: RunningGateway, messages: list[dict[str, str]]) -> httpx.Response:
+def _post(gw: RunningGateway, messages: list[dict[str, str]], **extra: object) -> httpx.Response:
     return httpx.post(
         f"{gw.base_url}/chat/completions",
-        json={"model": "gpt-test", "messages": messages},
+        json={"model": "gpt-test", "messages": messages, **extra},
         headers={"authorization": f"Bearer {TEST_KEY}"},
         timeout=60,
     )
@@ -174,3 +179,28 @@ def test_identical_texts_of_one_request_are_replaced_alike(gw, upstream) -> None
     again = _post(gw, messages)
     assert again.status_code == 200, again.text
     assert orjson.loads(upstream.requests[-1].body)["messages"][0]["content"] == sent[0]
+
+
+def test_many_short_new_texts_are_charged_their_fixed_cost(gw, upstream) -> None:
+    """Each new text costs a fixed amount before its first character: 10,000 distinct
+    two-character strings (~60 KB) in a field nobody knows are 413, before any analysis."""
+    engine = gw.component(Redaction).redactor.engine
+    before = engine.presidio_calls
+    hello = [{"role": "user", "content": "hello"}]
+    many = [f"{i:02x}"[-2:] + chr(0x4E00 + i) for i in range(4000)]  # distinct, no candidates
+    resp = _post(gw, hello, x=many)
+    _assert_error(resp, 413, "content_too_large")
+    assert f"each text counts {TEXT_CHARS} more" in resp.json()["error"]["message"]
+    assert engine.presidio_calls == before and upstream.requests == []
+    fits = 300_000 // (TEXT_CHARS + 2) // 2
+    assert _post(gw, hello, x=many[:fits]).status_code == 200
+
+
+def test_a_body_with_more_values_than_the_walk_visits_is_refused(gw, upstream) -> None:
+    """A million ``"a"`` (or numbers) in a field nobody knows took seconds to walk; past
+    ``max_request_values`` the walk stops and the request is 400, nested or flat."""
+    hello = [{"role": "user", "content": "hello"}]
+    for shape in (["a"] * 5001, [1] * 5001, {"k": [{"v": "a"}] * 2600}, [["a", "b"]] * 1700):
+        _assert_error(_post(gw, hello, x=shape), 400, "content_too_complex")
+    assert upstream.requests == []
+    assert _post(gw, hello, x=["a"] * 4000).status_code == 200
