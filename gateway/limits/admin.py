@@ -22,14 +22,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.call import Principal
 from gateway.errors import BadRequest, LimitsUnavailable, NotFound
 from gateway.keys.store import KeyStore
 from gateway.limits.bounds import OutOfRange, check_count, check_usd
-from gateway.limits.rules import KINDS, ScopeLimits
-from gateway.limits.service import LimitsService
+from gateway.limits.rules import KINDS, LimitRules, ScopeLimits
 from gateway.limits.store import OVERRIDE_FIELDS, LimitStore, ScopeState, StoreError, nano_to_usd, usd_to_nano
 from gateway.limits.windows import WINDOWS, window_bounds
 
@@ -69,8 +68,19 @@ class Change:
     undo: Callable[[], Awaitable[None]]
 
 
+class LimitsState(Protocol):
+    """What the admin operations read of the limits service (``LimitsService``): its store and
+    its current rules. A protocol, so the service can hold its admin without an import cycle."""
+
+    @property
+    def store(self) -> LimitStore: ...
+
+    @property
+    def rules(self) -> LimitRules: ...
+
+
 class LimitsAdmin:
-    def __init__(self, service: LimitsService, keys: KeyStore) -> None:
+    def __init__(self, service: LimitsState, keys: KeyStore) -> None:
         self._service = service
         self._keys = keys
 

@@ -1,7 +1,9 @@
 """Policy: Rego decisions on every request and every answer (docs/architecture.md).
 
     source.py     rego/ + policies/ → PolicySet (modules, tests, data, revision)
-    engines/      PolicyEngine: regorus (embedded default), opa (REST), opa-lib (OPA in process)
+    engines/      PolicyEngine: regorus (embedded default), opa (REST), opa-lib (OPA in process);
+                  errors.py the engines' errors, native.py regorus builds (shared with derived.py)
+    derived.py    the wardgate.derived package, evaluated once per revision and served as data
     testing.py    compile checks and test_* rules under regorus and opa-lib
     reload.py     PolicyManager: check, swap atomically, keep the last good set; file watcher
     input.py      the input document (input.version 1) from a Call

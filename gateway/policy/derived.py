@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from gateway.policy.engines.base import PolicyCompileError, short_error
+from gateway.policy.engines.errors import PolicyCompileError, short_error
 from gateway.policy.source import packages
 
 DERIVED_PACKAGE = "wardgate.derived"
@@ -101,7 +101,9 @@ def check_module(name: str, text: str, data_files: set[str]) -> None:
 
 
 def _evaluate(modules: Mapping[str, str], data: Mapping[str, Any], first: str) -> Any:
-    from gateway.policy.engines.embedded import build_regorus
+    # Imported here: regorus loads only when a set has a derived package (an opa engine without
+    # one never imports it).
+    from gateway.policy.engines.native import build_regorus
 
     engine = build_regorus(modules, data)
     try:

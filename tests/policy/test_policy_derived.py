@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.policy.derived import materialize
-from gateway.policy.engines.base import PolicyCompileError
+from gateway.policy.engines.errors import PolicyCompileError
 from gateway.policy.engines.opa_lib import build_opa
 from gateway.policy.source import PolicySet
 from gateway.policy.testing import check

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.policy.engines.base import (
-    PolicyCompileError,
-    PolicyEngine,
-    PolicyError,
-    PolicyEvalError,
-    Snapshot,
-)
+from gateway.policy.engines.base import PolicyEngine, Snapshot
+from gateway.policy.engines.errors import PolicyCompileError, PolicyError, PolicyEvalError
 
 if TYPE_CHECKING:
     from gateway.policy.config import PolicySettings

@@ -3,11 +3,8 @@
 An engine turns ``(path, input)`` into the document at ``data.<path>``. ``load`` compiles a
 new set of modules and data *beside* the active one and swaps it in with one assignment, so
 a call that took a ``snapshot()`` keeps deciding on the revision it started with while a
-reload happens (each call phase is decided by exactly one revision).
-
-    PolicyError
-    ├── PolicyCompileError   the set does not compile (``location`` = file:line)
-    └── PolicyEvalError      no decision: engine error, timeout, unreachable, undefined
+reload happens (each call phase is decided by exactly one revision). The errors are in
+``errors.py``.
 """
 
 from __future__ import annotations
@@ -21,44 +18,11 @@ from typing import Any, ClassVar, Protocol
 
 import orjson
 
+from gateway.policy.derived import derived_modules, materialize
+from gateway.policy.engines.errors import PolicyEvalError
 from gateway.policy.source import revision_of
 
-_LOCATION_RE = re.compile(r"([\w./\\-]+\.rego):(\d+)")
 _SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-class PolicyError(Exception):
-    """Base of the policy engines' errors."""
-
-
-class PolicyCompileError(PolicyError):
-    def __init__(self, message: str, location: str | None = None, engine: str | None = None) -> None:
-        self.message = message.strip()
-        self.location = location or find_location(message)
-        self.engine = engine
-        where = f"{self.location}: " if self.location else ""
-        by = f" [{engine}]" if engine else ""
-        super().__init__(f"{where}{self.message}{by}")
-
-
-class PolicyEvalError(PolicyError):
-    """The engine gave no usable decision. ``kind`` labels the metric."""
-
-    def __init__(self, message: str, kind: str = "error") -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-def find_location(message: str) -> str | None:
-    """The first ``file.rego:line`` in an engine's error text."""
-    m = _LOCATION_RE.search(message)
-    return f"{m.group(1)}:{m.group(2)}" if m else None
-
-
-def short_error(exc: BaseException, limit: int = 500) -> str:
-    """An engine error without the native stack trace regorus appends."""
-    text = str(exc).split("Stack backtrace:")[0].strip()
-    return text[:limit]
 
 
 async def off_loop(
@@ -141,8 +105,6 @@ class PolicyEngine(ABC):
         ``wardgate.derived`` package is served as data (``gateway/policy/derived.py``), the
         same for every engine; the revision names the set as written.
         """
-        from gateway.policy.derived import derived_modules, materialize
-
         revision = revision or revision_of(modules, data)
         if derived_modules(modules):
             modules, data = await asyncio.to_thread(materialize, modules, data)

@@ -32,15 +32,9 @@ from typing import Any
 import orjson
 import regorus
 
-from gateway.policy.engines.base import (
-    PolicyCompileError,
-    PolicyEngine,
-    PolicyEvalError,
-    encode_input,
-    off_loop,
-    short_error,
-    to_path,
-)
+from gateway.policy.engines.base import PolicyEngine, encode_input, off_loop, to_path
+from gateway.policy.engines.errors import PolicyEvalError, short_error
+from gateway.policy.engines.native import build_regorus, check_regorus
 from gateway.policy.source import packages
 
 log = logging.getLogger("wardgate.policy")
@@ -77,34 +71,6 @@ class ThreadBound:
         self.obj = None
         with contextlib.suppress(RuntimeError):  # loop closed meanwhile: nothing left to protect
             loop.call_soon_threadsafe(box.clear)
-
-
-def build_regorus(modules: Mapping[str, str], data: Mapping[str, Any] | str) -> regorus.Engine:
-    """A regorus engine with these modules and data; usable (and droppable) only on this thread."""
-    engine = regorus.Engine()
-    error = _load(engine, modules, data)
-    if error is not None:
-        del engine  # never let a traceback carry the engine to another thread
-        raise PolicyCompileError(error, engine="regorus")
-    return engine
-
-
-def check_regorus(modules: Mapping[str, str], data: Mapping[str, Any]) -> None:
-    """Compile in the calling thread and drop the engine there (for worker threads)."""
-    build_regorus(modules, data)
-
-
-def _load(engine: regorus.Engine, modules: Mapping[str, str], data: Mapping[str, Any] | str) -> str | None:
-    try:
-        engine.add_data_json(data if isinstance(data, str) else orjson.dumps(data).decode())
-    except RuntimeError as exc:
-        return f"data rejected: {short_error(exc)}"
-    for name in sorted(modules):
-        try:
-            engine.add_policy(name, modules[name])
-        except RuntimeError as exc:
-            return short_error(exc)
-    return None
 
 
 def compile_program(

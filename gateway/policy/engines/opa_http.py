@@ -34,14 +34,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from gateway.policy.engines.base import (
-    PolicyCompileError,
-    PolicyEngine,
-    PolicyEvalError,
-    encode_input,
-    sanitize,
-    to_path,
-)
+from gateway.policy.engines.base import PolicyEngine, encode_input, sanitize, to_path
+from gateway.policy.engines.errors import PolicyCompileError, PolicyEvalError
 
 log = logging.getLogger("wardgate.policy")
 

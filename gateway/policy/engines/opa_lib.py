@@ -16,15 +16,8 @@ from typing import Any
 import orjson
 from opa_bindings import OpaEngine, OpaError, OpaUndefinedError
 
-from gateway.policy.engines.base import (
-    PolicyCompileError,
-    PolicyEngine,
-    PolicyEvalError,
-    encode_input,
-    off_loop,
-    short_error,
-    to_path,
-)
+from gateway.policy.engines.base import PolicyEngine, encode_input, off_loop, to_path
+from gateway.policy.engines.errors import PolicyCompileError, PolicyEvalError, short_error
 
 
 class JsonOpaEngine(OpaEngine):

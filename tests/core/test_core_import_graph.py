@@ -1,0 +1,200 @@
+"""The import graph keeps the architecture: no cycles, areas meet only at declared seams, stores
+never reach stages, and the product never imports the mock.
+
+The graph is read from the source with ``ast`` (no import runs), counting every import: at
+module level, inside functions (lazy) and under ``TYPE_CHECKING``. A lazy or type-only import
+still couples two modules, so it may not close a cycle either.
+
+To let an area use another one's module, name that module in ``SEAMS`` (and say why in the
+comment beside it): a seam is a module written to be used from outside its area.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("gateway", "orchestrator", "wardgate_mock")
+
+#: The guard areas: each may import the shared core (``gateway.call``, ``gateway.errors``,
+#: ``gateway.pipeline``, ...) freely, but another area only through that area's seams.
+AREAS = ("limits", "redaction", "policy", "approvals", "audit", "observability", "keys", "providers")
+
+#: Modules of an area that other areas may import.
+SEAMS: dict[str, frozenset[str]] = {
+    # Who is calling, and the bearer parsing every admin surface shares.
+    "keys": frozenset({"gateway.keys.store", "gateway.keys.bearer"}),
+    # The limit ranges, also applied to a key's own limits in keys.yaml.
+    "limits": frozenset({"gateway.limits.bounds"}),
+    # Scrubbing secrets out of text before it is logged (providers' error bodies).
+    "audit": frozenset({"gateway.audit.scrub"}),
+    # Metrics, tracing and the GC watch are shared facilities.
+    "observability": frozenset(
+        {
+            "gateway.observability.config",
+            "gateway.observability.gcwatch",
+            "gateway.observability.metrics",
+            "gateway.observability.traceparent",
+            "gateway.observability.tracing",
+        }
+    ),
+    "redaction": frozenset(),
+    "policy": frozenset(),
+    "approvals": frozenset(),
+    "providers": frozenset(),
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+@cache
+def modules() -> dict[str, Path]:
+    return {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+
+
+def _ours(name: str) -> str | None:
+    """The module of ours that ``name`` (a module, or a name in one) is, if any."""
+    mods = modules()
+    while name and name not in mods:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imported(module: str, path: Path) -> Iterator[str]:
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[: len(parts) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            for alias in node.names:
+                # `from pkg import sub` imports the submodule; `from mod import name`, the module.
+                yield f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules() else base
+
+
+@cache
+def graph() -> dict[str, frozenset[str]]:
+    """Module -> the modules of ours it imports (its own package's ``__init__`` aside)."""
+    out: dict[str, frozenset[str]] = {}
+    for module, path in modules().items():
+        targets = {_ours(name) for name in _imported(module, path)}
+        out[module] = frozenset(t for t in targets if t and t != module and not module.startswith(t + "."))
+    return out
+
+
+def _area(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "gateway" and parts[1] in AREAS else None
+
+
+def _cycles() -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    edges = graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def _reachable(start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph()[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def _is_store(module: str) -> bool:
+    last = module.rpartition(".")[2]
+    return _area(module) is not None and ("store" in last or last.startswith("memory") or ".store." in module)
+
+
+def _is_stage(module: str) -> bool:
+    return module == "gateway.pipeline" or module.rpartition(".")[2] in ("stage", "stream_trust")
+
+
+def test_the_graph_sees_the_whole_code() -> None:
+    # A broken reader would pass every rule below on an empty graph.
+    assert len(graph()) > 150
+    assert "gateway.limits.store" in graph()["gateway.limits.service"]
+    assert "gateway.policy.engines.native" in graph()["gateway.policy.derived"]  # a lazy import
+
+
+def test_there_are_no_import_cycles() -> None:
+    assert _cycles() == []
+
+
+def test_an_area_imports_another_area_only_through_its_seams() -> None:
+    unknown = {area for area in SEAMS if area not in AREAS}
+    assert not unknown
+    for seams in SEAMS.values():
+        missing = {m for m in seams if m not in modules()}
+        assert not missing, f"seams that no longer exist: {missing}"
+    crossings = sorted(
+        f"{src} -> {dst}"
+        for src, targets in graph().items()
+        for dst in targets
+        if (a := _area(src)) and (b := _area(dst)) and a != b and dst not in SEAMS[b]
+    )
+    assert crossings == [], "import another area's seam (SEAMS), or declare a new one there"
+
+
+def test_stores_never_reach_a_stage() -> None:
+    stores = sorted(m for m in modules() if _is_store(m))
+    assert "gateway.limits.redis_store" in stores and "gateway.audit.store.postgres" in stores
+    reaching = {s: sorted(m for m in _reachable(s) if _is_stage(m)) for s in stores}
+    assert {s: r for s, r in reaching.items() if r} == {}
+
+
+def test_the_product_never_imports_the_mock() -> None:
+    product = [m for m in modules() if m.startswith("gateway")]
+    assert [m for m in product if any(t.startswith("wardgate_mock") for t in graph()[m])] == []
