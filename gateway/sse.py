@@ -52,7 +52,7 @@ class SSEEvent:
     @classmethod
     def from_json(cls, obj: Any, event: str | None = None) -> SSEEvent:
         data = orjson.dumps(obj)
-        ev = cls(_render(event, data), event, data)
+        ev = cls(render(event, data), event, data)
         ev._json = obj
         return ev
 
@@ -100,19 +100,21 @@ class SSEEvent:
         """Replace the content; the raw bytes are re-rendered in the provider's framing style."""
         self._json = obj
         self.data = orjson.dumps(obj)
-        self.raw = _render(self.event, self.data)
+        self.raw = render(self.event, self.data)
 
-    def set_data(self, data: bytes) -> None:
-        """Replace the content with JSON ``data`` the caller wrote (parsed again if asked)."""
+    def set_data(self, data: bytes, raw: bytes | None = None) -> None:
+        """Replace the content with JSON ``data`` the caller wrote (parsed again if asked);
+        ``raw``: the event as ``render(self.event, data)`` writes it, when the caller has it."""
         self._json = _MISSING
         self.data = data
-        self.raw = _render(self.event, data)
+        self.raw = raw if raw is not None else render(self.event, data)
 
     def __repr__(self) -> str:
         return f"SSEEvent({self.raw[:80]!r})"
 
 
-def _render(event: str | None, data: bytes) -> bytes:
+def render(event: str | None, data: bytes) -> bytes:
+    """An event's bytes in the framing the gateway writes."""
     head = b"event: " + event.encode() + b"\n" if event else b""
     return head + b"data: " + data + b"\n\n"
 

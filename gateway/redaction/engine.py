@@ -13,6 +13,7 @@ import bisect
 import functools
 import logging
 import operator
+import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +65,11 @@ class RedactionEngine:
     @property
     def cache(self) -> LruCache[Spans]:
         return self._cache
+
+    @property
+    def chain(self) -> re.Pattern[str]:
+        """The digit-chain regex the families share (``prefilter.digit_chain``)."""
+        return self._chain
 
     def warm_up(self) -> float:
         """Run every recognizer once (regex compilation, suffix list load); returns seconds."""

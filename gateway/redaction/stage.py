@@ -14,10 +14,12 @@ from typing import Any, Literal
 from gateway.call import Call, Decision, Endpoint, ModelResponse
 from gateway.errors import SensitiveDataBlocked
 from gateway.pipeline import Stage
-from gateway.redaction.events import ChatRewriter, ResponsesRewriter, WholeText, rewrite_body
+from gateway.redaction.chat_events import ChatRewriter
+from gateway.redaction.events import WholeText, rewrite_body
 from gateway.redaction.jsonview import is_json
 from gateway.redaction.metrics import RedactionMetrics
 from gateway.redaction.redactor import RedactionState, Redactor
+from gateway.redaction.responses_events import ResponsesRewriter
 from gateway.redaction.stream import Channel
 from gateway.sse import SSEEvent
 

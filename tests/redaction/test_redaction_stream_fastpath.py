@@ -1,4 +1,4 @@
-"""The unparsed path for content-only chat chunks (``events._content_chunk``) must write
+"""The unparsed path for content-only chat chunks (``chat_events.ChatRewriter._content_chunk``) must write
 exactly what the parsed path writes, event for event, and fall back for any other shape."""
 
 from __future__ import annotations
@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 from gateway.call import Call, Endpoint
+from gateway.redaction.chat_events import ChatRewriter
+from gateway.redaction.chat_splice import CONTENT_CHUNK
 from gateway.redaction.component import build
 from gateway.redaction.config import RedactionSettings
-from gateway.redaction.events import _CONTENT_CHUNK, ChatRewriter
 from gateway.redaction.redactor import Redactor
 from gateway.sse import EventSplitter, SSEEvent
 
@@ -113,7 +114,7 @@ def test_other_shapes_take_the_parsed_path() -> None:
         '{"id":"a","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"refusal":"x"},"finish_reason":null}]}',
     ]
     for data in others:
-        assert _CONTENT_CHUNK.fullmatch(data) is None, data
+        assert CONTENT_CHUNK.fullmatch(data) is None, data
     rw = _rewriter(build(RedactionSettings()))
     bad_escape = SSEEvent.parse(
         b'data: {"id":"a","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"\\ud800"},"finish_reason":null}]}\n\n'

@@ -1,0 +1,122 @@
+"""Content-only chat chunks, rewritten without parsing them: the hot path of a streamed answer.
+
+A 2 KB answer in 3-character deltas is ~700 chunks, nearly all of one shape: one choice whose
+delta is only ``content``, in the same envelope. Parsing each (and checking it for duplicate
+keys) cost more than redacting the answer, so:
+
+* the first such chunk is recognised by a strict match of its bytes (``CONTENT_CHUNK``) and
+  rewritten as the parsed path would write it (``ChatRewriter._content_chunk`` builds the same
+  object and writes it through ``set_json``);
+* every later chunk whose bytes around the content equal that chunk's is a *splice*
+  (``Splice``): only the content is new, and what is written is the first chunk's object with
+  this content, byte for byte what ``set_json`` writes for it. While the channel holds the
+  text back (most chunks), that is the same bytes every time, computed once.
+
+Anything else (other fields, order, spacing, escapes in the envelope, a second choice) takes
+the parsed path; the tests compare both paths byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from gateway.redaction.stream import Channel
+from gateway.sse import SSEEvent, render
+
+_STR = r'[^"\\\x00-\x1f]*'
+#: The chunk nearly every token of a chat stream is: one choice whose delta is only
+#: ``content``, with the envelope fields OpenAI and compatible servers send, in their order,
+#: compact or with ``json.dumps`` spacing. Every key is fixed and distinct (no duplicate can
+#: hide in it) and every string but the content is escape-free, so the object is known from
+#: the match alone; anything else (other fields, order, spacing, escapes) takes the parsed path.
+CONTENT_CHUNK = re.compile(
+    rf'\{{"id": ?"(?P<id>{_STR})", ?"object": ?"chat\.completion\.chunk", ?'
+    rf'"created": ?(?P<created>0|[1-9][0-9]{{0,17}}), ?"model": ?"(?P<model>{_STR})"'
+    rf'(?:, ?"service_tier": ?"(?P<tier>{_STR})")?'
+    rf'(?P<fp_key>, ?"system_fingerprint": ?(?:"(?P<fp>{_STR})"|null))?'
+    r', ?"choices": ?\[\{"index": ?(?P<index>0|[1-9][0-9]{0,8}), ?'
+    rf'"delta": ?\{{"content": ?"(?P<content>{_STR}(?:\\["\\/bfnrtu]{_STR})*)"\}}'
+    r'(?P<lp>, ?"logprobs": ?null)?, ?"finish_reason": ?null\}\]'
+    rf'(?:, ?"obfuscation": ?"(?P<obf>{_STR})")?\}}'
+)
+
+#: A JSON string's body (between its quotes).
+_STRING_BODY = re.compile(rb'[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*')
+
+
+def string_body(body: bytes) -> str | None:
+    """The text of a JSON string body (the bytes between its quotes), or None if it is not one.
+
+    The common delta (no quote, backslash or control character: ``isprintable`` is false for
+    every character below U+0020) is decoded as is; anything else is checked strictly and
+    decoded by orjson (which refuses a lone surrogate escape, as the parsed path does)."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return None
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    if _STRING_BODY.fullmatch(body) is None:
+        return None
+    if b"\\" not in body:
+        return text
+    try:
+        decoded: str = orjson.loads(b'"' + body + b'"')
+    except orjson.JSONDecodeError:
+        return None
+    return decoded
+
+
+class Splice:
+    """The bytes around the last matched chunk's content (read and written) and its channel."""
+
+    __slots__ = (
+        "channel",
+        "empty_data",
+        "empty_raw",
+        "head",
+        "out_post",
+        "out_pre",
+        "shortest",
+        "tail",
+        "trim",
+    )
+
+    def __init__(self, pre: bytes, post: bytes, out_pre: bytes, out_post: bytes, channel: Channel) -> None:
+        #: What a chunk of this shape starts and ends with, around its content.
+        self.head = pre
+        self.tail = post
+        self.trim = len(post)
+        self.shortest = len(pre) + len(post)
+        self.out_pre = out_pre
+        self.out_post = out_post
+        self.channel = channel
+        #: What is written while the channel holds everything back: the same every time.
+        self.empty_data = out_pre + b'""' + out_post
+        self.empty_raw = render(None, self.empty_data)
+
+    def matches(self, data: bytes) -> bool:
+        return len(data) >= self.shortest and data.startswith(self.head) and data.endswith(self.tail)
+
+    def rewrite(self, ev: SSEEvent) -> list[SSEEvent] | None:
+        """``ev`` (whose data ``matches``) with its content through the channel; None: the
+        content is not a plain JSON string body, take the parsed path."""
+        data = ev.data
+        body = data[len(self.head) : len(data) - self.trim]
+        if not body:
+            return [ev]  # the parsed path leaves an empty delta as it is
+        content = string_body(body)
+        if content is None:
+            return None
+        if not content:
+            return [ev]
+        out = self.channel.feed(content)
+        if out:
+            ev.set_data(self.out_pre + orjson.dumps(out) + self.out_post)
+        elif ev.event is None:
+            ev.set_data(self.empty_data, self.empty_raw)
+        else:
+            ev.set_data(self.empty_data)
+        return [ev]
