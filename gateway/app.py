@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -31,7 +31,7 @@ from gateway.http.proxy import ProxyEndpoint
 from gateway.keys.store import KeyStore
 from gateway.models import ModelCatalog
 from gateway.pipeline import Pipeline
-from gateway.registry import Component
+from gateway.registry import STAGE_ORDER, Component
 from gateway.settings import Settings
 
 log = logging.getLogger("wardgate")
@@ -60,7 +60,9 @@ def _routes(proxies: dict[str, ProxyEndpoint], components: list[Component]) -> l
     return routes
 
 
-async def build_context(settings: Settings, components: list[Component] | None = None) -> AppContext:
+async def build_context(
+    settings: Settings, components: list[Component] | None = None, stage_order: Sequence[str] = STAGE_ORDER
+) -> AppContext:
     """Open every resource the configured components need and assemble the pipeline."""
     keys = KeyStore.load(settings.policies_dir / "keys.yaml")
     models = ModelCatalog.load(settings.policies_dir / "models.yaml")
@@ -73,7 +75,7 @@ async def build_context(settings: Settings, components: list[Component] | None =
     try:
         for component in compose() if components is None else components:
             await component.start(ctx)
-        ctx.pipeline = ctx.drain.pipeline = Pipeline(ctx.stages)
+        ctx.pipeline = ctx.drain.pipeline = Pipeline(ctx.stages, stage_order)
     except BaseException:
         await ctx.close()
         raise
@@ -87,10 +89,15 @@ async def build_context(settings: Settings, components: list[Component] | None =
 _GC_YOUNG_THRESHOLD = 20_000
 
 
-def create_app(settings: Settings | None = None, components: list[Component] | None = None) -> HotPath:
+def create_app(
+    settings: Settings | None = None,
+    components: list[Component] | None = None,
+    stage_order: Sequence[str] = STAGE_ORDER,
+) -> HotPath:
     """The gateway as an ASGI app (a Starlette app behind the proxy endpoints' fast path).
 
-    ``components``: the gateway's own (``compose()``) unless given (a test adding a guard)."""
+    ``components`` and ``stage_order``: the gateway's own (``compose()``, ``STAGE_ORDER``)
+    unless given (a test adding a guard, see docs/adding-a-guard.md)."""
     settings = settings or Settings()
     components = compose() if components is None else components
     proxies = {path: ProxyEndpoint(endpoint) for path, endpoint in _PROXY_PATHS.items()}
@@ -98,7 +105,7 @@ def create_app(settings: Settings | None = None, components: list[Component] | N
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         logs.configure(settings.server.log_level)
-        ctx = await build_context(settings, components)
+        ctx = await build_context(settings, components, stage_order)
         app.state.ctx = ctx
         # Everything built at startup (Presidio, spaCy, policy engines, pools) lives as long as
         # the app: freeze it out of the cyclic GC, whose full collections over that heap

@@ -64,12 +64,13 @@ def _overrides(stage: Stage, hook: str) -> bool:
 
 
 class Pipeline:
-    def __init__(self, stages: Sequence[Stage]) -> None:
-        order = {name: i for i, name in enumerate(STAGE_ORDER)}
-        unknown = [s.name for s in stages if s.name not in order]
+    def __init__(self, stages: Sequence[Stage], order: Sequence[str] = STAGE_ORDER) -> None:
+        """``stages`` in any order; they run in ``order`` (the gateway's: ``STAGE_ORDER``)."""
+        position = {name: i for i, name in enumerate(order)}
+        unknown = [s.name for s in stages if s.name not in position]
         if unknown:
             raise ValueError(f"stages not in STAGE_ORDER: {unknown}")
-        self.stages: list[Stage] = sorted(stages, key=lambda s: order[s.name])
+        self.stages: list[Stage] = sorted(stages, key=lambda s: position[s.name])
         self._request = [s for s in self.stages if _overrides(s, "on_request")]
         self._response = [s for s in self.stages if _overrides(s, "on_response")]
         self._chunk = [s for s in self.stages if _overrides(s, "on_chunk") or _overrides(s, "on_stream_end")]

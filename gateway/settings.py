@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from pydantic_settings import (
 )
 
 from gateway.components import compose
+from gateway.registry import Component
 
 log = logging.getLogger("wardgate.settings")
 
@@ -133,12 +135,17 @@ class CoreSettings(BaseSettings):
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=path))
 
 
-def _sections() -> dict[str, Any]:
-    return {
+def settings_class(components: Iterable[Component]) -> type[CoreSettings]:
+    """A settings model with the core sections and one section per component that has one
+    (``Settings`` is the gateway's own; a test adding a guard builds its own with this)."""
+    sections: dict[str, Any] = {
         c.name: (c.settings_model, Field(default_factory=c.settings_model))
-        for c in compose()
+        for c in components
         if c.settings_model is not None
     }
+    model = create_model("Settings", __base__=CoreSettings, __module__=__name__, **sections)
+    model.__doc__ = "All settings: the core sections and one section per component that has one."
+    return model
 
 
 if TYPE_CHECKING:
@@ -149,5 +156,4 @@ if TYPE_CHECKING:
         def __getattr__(self, name: str) -> Any: ...
 
 else:
-    Settings = create_model("Settings", __base__=CoreSettings, __module__=__name__, **_sections())
-    Settings.__doc__ = "All settings: the core sections and one section per component that has one."
+    Settings = settings_class(compose())
