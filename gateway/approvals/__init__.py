@@ -1,6 +1,7 @@
 """The human approval queue: high-stakes actions wait for a reviewer (docs/architecture.md).
 
-component.py       setup(ctx): settings + policies/approvals.yaml, store, service, stages
+component.py       Approvals: the component (settings + approvals.yaml, store, service, stages)
+config.py          ApprovalSettings: the ``approvals`` section
 stage.py           approval_request / approval_response: hold, defer, re-send, streams
 service.py         ApprovalService (Approvals.service): create, decide, wait, sweep
 rules.py           the state machine as pure changes: four-eyes, groups, N approvers, expiry
@@ -9,6 +10,7 @@ redis_store.py     Redis: Lua writes that publish, pub/sub wake-ups across repli
 memory.py          in-process store (embedded default)
 model.py           the Approval record (never holds the model's answer)
 crypto.py          Fernet sealing of held answers
+reveal.py          who sees a held tool call's real values: its reviewers, nobody else
 spec.py            policy require_approval items → one approval's parameters
 fingerprint.py     the normalised request hash a defer re-send must match
 answers.py         tool calls of an answer, denial rewrite, synthesized answers

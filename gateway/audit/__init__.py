@@ -14,9 +14,14 @@ Layout (one job per module):
     store/           AuditStore: sqlite (embedded default), postgres, log
     stage.py         the "audit" stage: event + metrics + trace from one finish hook
     spend.py         the settled-spend report (served as /admin/spend/report by the limits API)
+    query.py         query-string parsing: strict types, opaque cursors, time windows
+    export.py        streamed JSONL / CSV exports in bounded memory
+    timeline.py      the run timeline: every event of an agent run, in order
     api.py           /admin/audit, /admin/audit/export, /admin/audit/{id}, /admin/runs/{id}
     component.py     Audit: the component (service, stage, readiness, routes, CLI)
     cli.py           wardgate audit tail|query|export|verify
+    client.py        the CLI's small admin-API client (stdlib only)
+    jsonl_source.py  verify an exported or logged JSONL stream offline (verify --file)
     runs_cli.py      wardgate runs show RUN_ID
 
 Event schema, version 1 (``"v": 1``). Every event has ``v``, ``id`` (time-ordered), ``kind``,

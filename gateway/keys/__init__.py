@@ -10,4 +10,5 @@ Module map:
     request.py   the body of ``POST /admin/keys``, checked field by field
     api.py       admin API: POST/GET/DELETE /admin/keys
     cli.py       ``wardgate keys create``
+    component.py Keys: the component (stage, keys.yaml follower, routes, CLI)
 """

@@ -7,13 +7,17 @@
     testing.py    compile checks and test_* rules under regorus and opa-lib
     reload.py     PolicyManager: check, swap atomically, keep the last good set; file watcher
     input.py      the input document (input.version 1) from a Call
+    numbers.py    tool-call arguments parsed once, numbers in the one form both engines compare
+    textkey.py    keys of tool names and texts: what a rule compares instead of the raw spelling
+    derived.py    derived data: one policy package computed once per revision, served as data
     answer.py     the response part: answers and streams → content, tool calls, usage
     decision.py   the decision document, checked and normalised
     service.py    one snapshot per call, one decision per phase, failures → fail closed/open
     effects.py    deny, approval hand-off, route, token cap, redaction
     stage.py      PolicyRequestStage / PolicyResponseStage (stream.py: the stream gate)
-    component.py  setup(ctx);  api.py  admin routes;  cli.py  wardgate policy …
+    metrics.py    Prometheus metrics on the app's registry
+    component.py  Policy: the component;  api.py  admin routes;  cli.py  wardgate policy …
 
-Nothing here is imported by ``gateway.settings`` except ``config.py``, so the native engines
-load only when the policy subsystem is set up.
+``gateway.settings`` imports only ``component.py`` (which imports ``config.py``) at module
+level, so the native engines load only when the policy component starts.
 """
