@@ -1,15 +1,15 @@
 """Policy: Rego decisions on every request and every answer (docs/architecture.md).
 
+    config.py     PolicySettings: the ``policy`` section
     source.py     rego/ + policies/ → PolicySet (modules, tests, data, revision)
     engines/      PolicyEngine: regorus (embedded default), opa (REST), opa-lib (OPA in process);
-                  errors.py the engines' errors, native.py regorus builds (shared with derived.py)
+                  engines/errors.py the engines' errors, engines/native.py regorus builds
     derived.py    the wardgate.derived package, evaluated once per revision and served as data
     testing.py    compile checks and test_* rules under regorus and opa-lib
     reload.py     PolicyManager: check, swap atomically, keep the last good set; file watcher
     input.py      the input document (input.version 1) from a Call
     numbers.py    tool-call arguments parsed once, numbers in the one form both engines compare
     textkey.py    keys of tool names and texts: what a rule compares instead of the raw spelling
-    derived.py    derived data: one policy package computed once per revision, served as data
     answer.py     the response part: answers and streams → content, tool calls, usage
     decision.py   the decision document, checked and normalised
     service.py    one snapshot per call, one decision per phase, failures → fail closed/open
