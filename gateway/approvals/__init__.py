@@ -3,7 +3,12 @@
 component.py       Approvals: the component (settings + approvals.yaml, store, service, stages)
 config.py          ApprovalSettings: the ``approvals`` section
 stage.py           approval_request / approval_response: hold, defer, re-send, streams
-service.py         ApprovalService (Approvals.service): create, decide, wait, sweep
+service.py         ApprovalService (Approvals.service): create, join, decide, wait
+effects.py         what every change causes: audit record, metrics, webhooks; apply a change
+open_index.py      the joinable view: pending approvals by key and ask, from the change feed
+feed.py            subscribers to the change feed (the admin SSE stream), bounded
+sealed.py          the held answer and the real values, sealed beside the record
+sweep.py           the expiry sweep (one replica per interval), purge, pending gauge
 rules.py           the state machine as pure changes: four-eyes, groups, N approvers, expiry
 store.py           ApprovalStore interface (CAS-based update, paged listing, change feed)
 redis_store.py     Redis: Lua writes that publish, pub/sub wake-ups across replicas
