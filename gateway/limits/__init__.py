@@ -4,7 +4,9 @@
     config.py     LimitsSettings: the ``limits`` section
     stage.py      LimitStage ("limit": reserve), RepriceStage ("limit_reprice": the policy routed
                   the call to another model) and SettleStage ("settle": book the real cost)
-    service.py    estimate → reserve → [reprice] → settle, and on_store_error (deny | allow | local)
+    service.py    estimate → reserve → [reprice] → settle: the call's decisions, state, headers
+    quote.py      a call's token and cost bounds per model (prices, context window, cached)
+    store_access.py  every store call; on_store_error (deny | allow | local), settle retries
     leases.py     LeaseKeeper: renews the leases of the worker's calls in flight every lease_s/3
     estimate.py   the cost bound before a call (no network) and the loop fingerprint
     booking.py    what a finished call is booked at (its usage, or the reservation)

@@ -1,24 +1,20 @@
-"""The limits service: estimate, reserve, settle, and what to do when the store is down.
+"""The limits service: estimate, reserve, re-price and settle a call.
 
 The stages (stage.py) are thin; this is where a call meets the store. ``reserve`` prices the
 call (unknown price: 403), bounds its cost, builds its scopes and makes the one store call;
 ``begin_settle`` books the real cost from ``call.usage`` and is safe to repeat.
 
-Store failures follow ``limits.on_store_error``: ``deny`` (default) answers 503
-``limits_unavailable``; ``local`` decides with an in-process ``MemoryStore`` (limits then hold
-per replica, not globally) and ``allow`` lets calls through unlimited. Both degraded modes skip
-the shared store for ``store_retry_s`` after a failure (so an outage costs one timeout per
-interval, not one per call), count calls in ``wardgate_limits_fallback_total`` and set
-``wardgate_limits_degraded``.
+The bounds of a call come from ``quote.py``; every store call, and what happens when the
+store cannot answer (``limits.on_store_error``: deny, allow or local), from
+``store_access.py``. This module turns their answers into the call's decisions, state and
+headers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
-import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +22,7 @@ from gateway.call import Call, Decision, Principal
 from gateway.errors import LimitsUnavailable
 from gateway.limits.booking import actual_cost, price_unbooked
 from gateway.limits.config import LimitsSettings
-from gateway.limits.estimate import fingerprint, output_upper_bound, prompt_upper_bound
+from gateway.limits.estimate import fingerprint
 from gateway.limits.headers import (
     budget_remaining_nano,
     denial_error,
@@ -36,17 +32,16 @@ from gateway.limits.headers import (
 )
 from gateway.limits.leases import LeaseKeeper
 from gateway.limits.metrics import LimitsMetrics
-from gateway.limits.pricing import Price, PriceBook, UnknownPrice
+from gateway.limits.pricing import PriceBook, UnknownPrice
+from gateway.limits.quote import Quotes
 from gateway.limits.rules import LimitRules
 from gateway.limits.store import (
     LimitStore,
     Reservation,
     ReserveRequest,
-    ReserveResult,
-    SettleResult,
-    StoreError,
     nano_to_usd,
 )
+from gateway.limits.store_access import StoreAccess
 from gateway.models import ModelCatalog
 
 if TYPE_CHECKING:
@@ -65,7 +60,6 @@ _OUTCOMES = {
     "reserved": "budget_reserved",
     "concurrent": "concurrency_limit",
 }
-_SETTLE_RETRIES = (0.2, 1.0, 5.0)
 _DISBELIEVED = frozenset({"usage_negative", "usage_non_numeric", "usage_absurd"})
 
 
@@ -88,22 +82,14 @@ class LimitsService:
         self.prices = prices
         self.models = models
         self.metrics = metrics
-        self._down_until = 0.0
-        self._last_error: str | None = None
-        self._retries: set[asyncio.Task[None]] = set()
-        self._models_cache: dict[str, tuple[float, tuple[list[Price], int | None, int | None]]] = {}
-        self._timers = {
-            (op, s.name): metrics.store_seconds.labels(op, s.name)
-            for op in ("reserve", "settle")
-            for s in (store, local)
-            if s is not None
-        }
+        self._stores = StoreAccess(settings, store, local, metrics)
+        self._quotes = Quotes(prices, models, settings)
         #: Reservation ids: a random per-instance prefix and a counter (unique across replicas
         #: without a syscall per call).
         self._rid_prefix = os.urandom(8).hex()
         self._rid_seq = itertools.count(1)
         #: Renews the leases of this worker's calls in flight.
-        self.leases = LeaseKeeper(settings.lease_s, self._store_of)
+        self.leases = LeaseKeeper(settings.lease_s, self._stores.store_of)
         #: The admin operations (set by ``setup``; they need the key store).
         self.admin: LimitsAdmin | None = None
 
@@ -111,58 +97,17 @@ class LimitsService:
 
     @property
     def degraded(self) -> bool:
-        return self._down_until > time.monotonic()
+        return self._stores.degraded
 
     def status(self) -> str:
-        if not self.degraded:
-            return "ok"
-        return f"degraded ({self.settings.on_store_error}): {self._last_error}"
-
-    def _mark_down(self, error: str) -> None:
-        self._last_error = error
-        self._down_until = time.monotonic() + self.settings.store_retry_s
-        self.metrics.degraded.set(1)
-
-    def _mark_up(self) -> None:
-        if self._down_until:
-            self._down_until = 0.0
-            self.metrics.degraded.set(0)
+        return self._stores.status()
 
     # -- reserve ---------------------------------------------------------------------------
-
-    def _model_info(self, model: str) -> tuple[list[Price], int | None, int | None]:
-        """(prices, context window, max output) of a model; cached for a minute (prices can be dated)."""
-        now = time.monotonic()
-        hit = self._models_cache.get(model)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        entry = self.models.get(model)
-        upstream = tuple(d.model for d in entry.deployments) if entry else ()
-        prices: list[Price] = self.prices.for_request(model, upstream)
-        windows = [p.context_window for p in prices]
-        context = max(windows) if windows and all(windows) else None  # type: ignore[type-var]  # all() above excluded None
-        model_max = entry.max_output_tokens if entry and entry.max_output_tokens else None
-        if model_max is None:
-            maxima = [p.max_output_tokens for p in prices]
-            model_max = max(maxima) if maxima and all(maxima) else None  # type: ignore[type-var]  # all() above excluded None
-        if len(self._models_cache) > 1024:
-            self._models_cache.clear()
-        self._models_cache[model] = (now + 60.0, (prices, context, model_max))
-        return prices, context, model_max
-
-    def _estimate(self, call: Call, model: str) -> tuple[int, int, int]:
-        """(input token bound, output token bound, cost bound in nano-USD) of ``call`` sent to
-        ``model``; may edit call.body (an enforced output bound)."""
-        prices, context, model_max = self._model_info(model)
-        cfg = self.settings.estimate
-        prompt = prompt_upper_bound(call, cfg, context)
-        output = output_upper_bound(call, cfg, model_max)
-        return prompt, output, max(p.cost_nano(prompt, output) for p in prices)
 
     async def reserve(self, call: Call) -> None:
         principal = call.principal or ANONYMOUS
         try:
-            prompt, output, est_nano = self._estimate(call, call.model)
+            prompt, output, est_nano = self._quotes.estimate(call, call.model)
         except UnknownPrice as exc:
             call.decisions.append(
                 Decision(
@@ -195,7 +140,7 @@ class LimitsService:
         }
         call.state["limits"] = state
         try:
-            store, result = await self._reserve(req)
+            store, result = await self._stores.reserve(req)
         except LimitsUnavailable as exc:
             call.decisions.append(
                 Decision(
@@ -212,7 +157,7 @@ class LimitsService:
                 Decision("limit", "request", "allow", ["limits store unavailable: allowed"])
             )
             return
-        state["store"] = "local" if store is self.local else store.name
+        state["store"] = self._stores.label(store)
         call.state["cost"] = {
             "estimate_usd": estimate_usd,
             "remaining_usd": {
@@ -275,9 +220,6 @@ class LimitsService:
                 nano_to_usd(nano),
             )
 
-    def _store_of(self, res: Reservation) -> LimitStore:
-        return self.local if res.store == "local" and self.local is not None else self.store
-
     # -- re-price (the model changed after the reservation) --------------------------------
 
     async def reprice(self, call: Call) -> None:
@@ -295,7 +237,7 @@ class LimitsService:
         if not isinstance(routed, str) or not routed or routed == res.model:
             return
         try:
-            prompt, output, est_nano = self._estimate(call, routed)
+            prompt, output, est_nano = self._quotes.estimate(call, routed)
         except UnknownPrice as exc:
             call.decisions.append(
                 Decision(
@@ -309,17 +251,8 @@ class LimitsService:
             raise
         old_nano, asked = res.est_nano, res.model
         if est_nano != old_nano:
-            try:
-                result = await self._store_of(res).reprice(res, est_nano)
-            except StoreError as exc:
-                self.metrics.store_errors.labels("reprice").inc()
-                log.error("limits store failed on re-price of %s: %s", res.rid, exc)
-                if self.settings.on_store_error == "deny":
-                    raise LimitsUnavailable(
-                        "The limits store is unavailable, so this call's routed model cannot be checked "
-                        "against its budgets (limits.on_store_error = deny).",
-                        headers={"retry-after": "1"},
-                    ) from exc
+            result = await self._stores.reprice(res, est_nano)
+            if result is None:
                 return  # degraded modes keep the original reservation
             self._count_lapsed(result.lapsed_booked_nano)
             if not result.ok and result.denial is not None:
@@ -365,36 +298,6 @@ class LimitsService:
             )
         )
 
-    async def _reserve(self, req: ReserveRequest) -> tuple[LimitStore | None, ReserveResult | None]:
-        mode = self.settings.on_store_error
-        if mode != "deny" and self.degraded:
-            return await self._fallback(req, mode)
-        t0 = time.perf_counter()
-        try:
-            result = await self.store.reserve(req)
-        except StoreError as exc:
-            self.metrics.store_errors.labels("reserve").inc()
-            log.error("limits store failed on reserve: %s", exc)
-            if mode == "deny":
-                raise LimitsUnavailable(
-                    "The limits store is unavailable, so this call cannot be checked against its rate "
-                    "limits and budgets (limits.on_store_error = deny).",
-                    headers={"retry-after": "1"},
-                ) from exc
-            self._mark_down(str(exc))
-            return await self._fallback(req, mode)
-        self._timers["reserve", self.store.name].observe(time.perf_counter() - t0)
-        self._mark_up()
-        return self.store, result
-
-    async def _fallback(
-        self, req: ReserveRequest, mode: str
-    ) -> tuple[LimitStore | None, ReserveResult | None]:
-        self.metrics.fallback.labels(mode).inc()
-        if mode == "local" and self.local is not None:
-            return self.local, await self.local.reserve(req)
-        return None, None
-
     # -- settle ----------------------------------------------------------------------------
 
     def begin_settle(self, call: Call) -> Awaitable[None] | None:
@@ -418,55 +321,8 @@ class LimitsService:
         call.cost_usd = nano_to_usd(actual_nano)
         state = call.state.setdefault("limits", {})
         state.update({"settled_usd": call.cost_usd, "settle_basis": basis})
-        store = self._store_of(res)
-        t0 = time.perf_counter()
-        return self._settled(
-            store, res, actual_nano, tokens, store.begin_settle(res, actual_nano, tokens), t0
-        )
-
-    async def _settled(
-        self,
-        store: LimitStore,
-        res: Reservation,
-        actual_nano: int,
-        tokens: int,
-        reply: Awaitable[SettleResult],
-        t0: float,
-    ) -> None:
-        try:
-            self._booked(store, res, await reply, t0)
-        except StoreError as exc:
-            self.metrics.store_errors.labels("settle").inc()
-            log.error("limits store failed on settle of %s (retrying in background): %s", res.rid, exc)
-            task = asyncio.create_task(self._settle_later(store, res, actual_nano, tokens))
-            self._retries.add(task)
-            task.add_done_callback(self._retries.discard)
-
-    def _booked(self, store: LimitStore, res: Reservation, result: SettleResult, t0: float) -> None:
-        self._timers["settle", store.name].observe(time.perf_counter() - t0)
-        if result.late:
-            self.metrics.late_settles.inc()
-            log.warning("settle of %s came after its lease expired (limits.lease_s too short?)", res.rid)
-
-    async def _settle_later(self, store: LimitStore, res: Reservation, actual_nano: int, tokens: int) -> None:
-        """Settle is idempotent, so retrying is safe; the lease bounds what a lost settle holds."""
-        for delay in _SETTLE_RETRIES:
-            await asyncio.sleep(delay)
-            try:
-                t0 = time.perf_counter()
-                self._booked(store, res, await store.settle(res, actual_nano, tokens), t0)
-                return
-            except StoreError as exc:
-                self.metrics.store_errors.labels("settle").inc()
-                log.warning("settle retry of %s failed: %s", res.rid, exc)
-        log.error("settle of %s abandoned: its reservation is released when its lease expires", res.rid)
+        return self._stores.begin_settle(res, actual_nano, tokens)
 
     async def close(self) -> None:
         await self.leases.close()
-        for task in list(self._retries):
-            task.cancel()
-        if self._retries:
-            await asyncio.gather(*self._retries, return_exceptions=True)
-        await self.store.close()
-        if self.local is not None:
-            await self.local.close()
+        await self._stores.close()
