@@ -9,7 +9,7 @@ what it cost (``usage``, ``cost``). Stage-private state goes in ``state[stage_na
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -162,6 +162,11 @@ class Call:
     started_wall: float = field(default_factory=time.time)
     first_byte_sent: bool = False
     client_disconnected: bool = False
+    #: Set by the HTTP layer once the body is read (until a stream's relay, which has its own
+    #: guard): awaiting it raises ``ClientDisconnected`` when the client goes away. A stage that
+    #: waits long for something else (an approval hold) races it, so it stops waiting for a
+    #: client that is gone. None outside a live HTTP request.
+    until_disconnect: Callable[[], Awaitable[None]] | None = None
     traceparent: str | None = None
     #: What finish hooks left to wait for after the answer (a store's reply to a command they
     #: already issued); ``Pipeline.after_answer`` awaits it.

@@ -63,6 +63,7 @@ from gateway.approvals.reveal import conceal
 from gateway.approvals.service import ApprovalService
 from gateway.approvals.spec import ApprovalSpec, resolve
 from gateway.approvals.stream_answers import LEAD, TEXT, assemble, classify, deny_events
+from gateway.approvals.waiters import while_connected
 from gateway.call import Call, Decision, Endpoint, ModelResponse
 from gateway.errors import (
     ApprovalMismatch,
@@ -146,7 +147,7 @@ class _ApprovalStage(Stage):
         re-send took the approval over meanwhile. A hold released by the drain (SIGTERM) is no
         timeout: the approval stays pending, as in defer mode."""
         me = call.request_id
-        final = await self.service.wait(approval.id, hold_s, holder=me)
+        final = await while_connected(call, self.service.wait(approval.id, hold_s, holder=me))
         if final.status is Status.PENDING and final.holder not in (None, me):
             call.response_headers[HEADER] = approval.id
             raise rules.superseded(final)

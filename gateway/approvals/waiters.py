@@ -5,14 +5,17 @@ message in Redis, a direct call in memory) resolves them with the changed record
 woken request needs no extra read. A waiter always registers *before* it reads the store,
 so a decision landing between the read and the wait is never missed; ``wake_all`` (after a
 pub/sub reconnect) makes every waiter re-read instead of trusting a silence that may hide a
-lost message.
+lost message. ``while_connected`` ends a hold whose client went away.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 from gateway.approvals.model import Approval
+from gateway.call import Call
 
 
 class Waiters:
@@ -57,3 +60,28 @@ class Waiters:
             return await asyncio.wait_for(future, within_s)
         except TimeoutError:
             return None
+
+
+async def while_connected(call: Call, waiting: Coroutine[Any, Any, Approval]) -> Approval:
+    """Await a hold unless the client goes first. A client that went away must not redeem its
+    approval: nobody would read the answer, and the single use would be spent. So the hold
+    stops (the approval stays as it is: pending, or decided and unused, for the re-send with
+    ``X-Wardgate-Approval-Id``) and ``ClientDisconnected`` ends the call (settled, audited).
+    A decision and a disconnect seen together count as the disconnect."""
+    if call.until_disconnect is None:  # not a live HTTP request, or a stream's relay guards it
+        return await waiting
+    hold = asyncio.ensure_future(waiting)
+    gone = asyncio.ensure_future(call.until_disconnect())
+    try:
+        await asyncio.wait((hold, gone), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        hold.cancel()
+        gone.cancel()
+        raise
+    if not gone.done():
+        gone.cancel()
+        return hold.result()
+    hold.cancel()  # a cancelled wait changes nothing (ApprovalService.wait)
+    await asyncio.gather(hold, return_exceptions=True)
+    gone.result()  # raises ClientDisconnected
+    raise AssertionError("until_disconnect returned without the client going away")

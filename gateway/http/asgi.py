@@ -20,7 +20,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class ClientDisconnected(Exception):
-    """The client went away before its request body was read."""
+    """The client went away before its answer was sent (while its body was read, or while a
+    stage waited: ``until_disconnect``)."""
 
 
 def header_dict(scope: Scope) -> dict[str, str]:
@@ -47,6 +48,15 @@ async def read_body(headers: dict[str, str], receive: Receive, limit: int) -> by
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def until_disconnect(receive: Receive) -> None:
+    """Raise ``ClientDisconnected`` once the client has gone. Only after the body was read:
+    ``receive()`` then answers nothing else (``Call.until_disconnect``)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
 
 
 def encode_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -42,6 +43,7 @@ from gateway.http.asgi import (
     read_body,
     send_bytes,
     send_error,
+    until_disconnect,
 )
 from gateway.http.drain import BODY, REQUEST, STREAM, Cut, Drain, shutting_down
 from gateway.http.validate import check_body, parse_body
@@ -105,6 +107,7 @@ class ProxyEndpoint:
             drain.check(cut, BODY)
             raw = await read_body(call.headers, receive, ctx.settings.server.max_body_bytes)
             cut.region = None
+            call.until_disconnect = functools.partial(until_disconnect, receive)
             given = call.headers.get("x-request-id")
             if given and given != call.request_id:  # read first: every client then reads the 400
                 raise invalid_id(given, "x-request-id", "X-Request-Id")
@@ -114,6 +117,7 @@ class ProxyEndpoint:
             response = await pipeline.run_request(call)
             cut.region = None
             if response.events is not None:
+                call.until_disconnect = None  # the relay's own guard watches from here
                 finished = True  # _stream runs finish itself, whatever happens
                 await _stream(pipeline, call, response, receive, send, drain, cut)
                 return
