@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gateway.redaction.analyzer import WARM_UP_TEXT, build_analyzer, shared_artifacts
-from gateway.redaction.budget import WorkBudget, content_too_large
+from gateway.redaction.budget import LoopSlice, WorkBudget, content_too_large
 from gateway.redaction.cache import LruCache, text_key
 from gateway.redaction.config import RedactionSettings
 from gateway.redaction.normalize import View
@@ -170,7 +170,9 @@ class RedactionEngine:
             budget.cached(len(spans))
         return spans
 
-    async def analyze_many(self, texts: Sequence[str], budget: WorkBudget | None = None) -> list[Spans]:
+    async def analyze_many(
+        self, texts: Sequence[str], budget: WorkBudget | None = None, loop_slice: LoopSlice | None = None
+    ) -> list[Spans]:
         """Analyse several texts: cache hits cheap, short texts inline, long ones in a thread.
 
         The texts that are not cache hits are charged to one budget (the request's) *before*
@@ -204,6 +206,7 @@ class RedactionEngine:
         budget.precheck((texts[i] for i in todo), self._chain)
         pending: list[tuple[int, asyncio.Future[Spans]]] = []
         loop = asyncio.get_running_loop()
+        loop_slice = loop_slice or LoopSlice()
         for i in todo:
             text = texts[i]
             if len(text) >= self.settings.offload_chars:
@@ -213,6 +216,7 @@ class RedactionEngine:
             else:
                 out[i] = self.detect(text, budget=budget)
                 self._cache.put(keys[i], out[i])  # type: ignore[arg-type]  # keys[i] and out[i] were set for every index in todo
+                await loop_slice.pause()  # between texts: others' calls wait a slice at most
         try:
             for i, fut in pending:
                 out[i] = await fut

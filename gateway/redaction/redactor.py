@@ -18,7 +18,7 @@ from typing import Any
 
 from gateway.call import Call
 from gateway.errors import BadRequest, GatewayError, SensitiveDataBlocked
-from gateway.redaction.budget import WorkBudget
+from gateway.redaction.budget import LoopSlice, WorkBudget
 from gateway.redaction.config import (
     Action,
     DirectionalAction,
@@ -58,8 +58,10 @@ class Summary:
     locations: list[dict[str, Any]] = field(default_factory=list)
     unscanned: int = 0
 
-    def add(self, path: str, spans: Spans) -> None:
-        counts = Counter(map(_ENTITY, spans))  # C loop: a dense text has thousands of spans
+    def add(self, path: str, spans: Spans, counts: Counter[str] | None = None) -> None:
+        """``counts``: the spans' entity counts, when the caller has them already."""
+        if counts is None:
+            counts = Counter(map(_ENTITY, spans))  # C loop: a dense text has thousands of spans
         for entity in sorted(counts):
             n = counts[entity]
             self.entities[entity] += n
@@ -318,23 +320,28 @@ class Redactor:
             for s in walk.slots
         ]
         texts = [v.decoded if v is not None else s.text for s, v in zip(walk.slots, views, strict=True)]
+        loop_slice = LoopSlice()
         try:
-            results = await self.engine.analyze_many(texts)
+            results = await self.engine.analyze_many(texts, loop_slice=loop_slice)
         except GatewayError:
             raise
         except Exception as exc:
             results = [self.analysis_failed(exc)] * len(walk.slots)
         results = [_to_source(v, r) if v is not None else r for v, r in zip(views, results, strict=True)]
         state = self.state(call)
-        return self._apply_request(call, state, walk, results)
+        return await self._apply_request(call, state, walk, results, loop_slice)
 
-    def _apply_request(
-        self, call: Call, state: RedactionState, walk: Walk, results: list[Spans]
+    async def _apply_request(
+        self, call: Call, state: RedactionState, walk: Walk, results: list[Spans], loop_slice: LoopSlice
     ) -> dict[str, Any]:
         summary = Summary(unscanned=walk.unscanned)
+        counted: dict[int, Counter[str]] = {}  # identical texts share one Spans object
         for slot, spans in zip(walk.slots, results, strict=True):
             if spans:
-                summary.add(slot.path, spans)
+                counts = counted.get(id(spans))
+                if counts is None:
+                    counts = counted[id(spans)] = Counter(map(_ENTITY, spans))
+                summary.add(slot.path, spans, counts)
         pii = summary.as_dict()
         prompt = state.actions.prompt
         pii["actions"] = {e: str(prompt[e]) for e in summary.entities if e in prompt}
@@ -366,6 +373,7 @@ class Redactor:
                 changed = done.get(key)
                 if changed is None:
                     changed = done[key] = self.apply(original, spans, state, json=json, output=False)
+                    await loop_slice.pause()
                 if changed != original:
                     slot.set(changed)
                     state.originals.append((slot, original))
