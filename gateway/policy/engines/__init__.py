@@ -1,23 +1,21 @@
-"""Policy engines behind one interface; ``create_engine`` picks one from the settings."""
+"""Policy engines behind one interface; ``create_engine`` picks one from the settings.
+
+The interface is ``base.py`` (``PolicyEngine``, ``Snapshot``), the errors ``errors.py``. This
+module imports neither at run time: ``derived.py`` imports ``engines.errors``, which runs this
+file first, and ``base.py`` imports ``derived.py``, so importing ``base`` here made
+``import gateway.policy.derived`` (and ``wardgate policy``, hence every ``wardgate`` command)
+fail on a cycle.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.policy.engines.base import PolicyEngine, Snapshot
-from gateway.policy.engines.errors import PolicyCompileError, PolicyError, PolicyEvalError
-
 if TYPE_CHECKING:
     from gateway.policy.config import PolicySettings
+    from gateway.policy.engines.base import PolicyEngine
 
-__all__ = [
-    "PolicyCompileError",
-    "PolicyEngine",
-    "PolicyError",
-    "PolicyEvalError",
-    "Snapshot",
-    "create_engine",
-]
+__all__ = ["create_engine"]
 
 
 def create_engine(settings: PolicySettings) -> PolicyEngine:
