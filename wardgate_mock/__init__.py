@@ -13,6 +13,7 @@ The rules it follows are in ``provider``'s docstring. Modules:
 - ``conversation``: a chat or Responses body read into one ``Conversation``;
 - ``planner``: which tools to call, with which arguments, or which text (``Plan``);
 - ``args``: arguments valid against a tool's JSON schema, filled from the user's words;
+- ``names``: what a property's name asks for (an email, an amount, a city) and what fits it;
 - ``facts``: the emails, ids, amounts and names found in the user's words;
 - ``budget``: what one answer may spend on a client's schema;
 - ``regex``: a linear-time matcher for a schema's ``pattern``;

@@ -18,7 +18,6 @@ mock answers it, never fails on it.
 from __future__ import annotations
 
 import math
-import re
 from itertools import chain, islice
 from typing import Any
 
@@ -26,59 +25,11 @@ import orjson
 
 from wardgate_mock.budget import Budget
 from wardgate_mock.facts import TextFacts
+from wardgate_mock.names import COUNT_NAMES, MONEY_NAMES, Names, fallback, string_candidate
 from wardgate_mock.pattern import example_for
 from wardgate_mock.regex import SafePattern, compile_pattern
 
 __all__ = ["ArgumentFiller", "Budget", "TextFacts", "fill_arguments"]
-
-_MONEY_NAMES = ("amount", "price", "cost", "total", "sum", "usd", "eur", "balance", "fee", "value")
-_COUNT_NAMES = ("count", "limit", "quantity", "qty", "max", "top", "num", "page", "size", "days", "k")
-_FREE_TEXT = (
-    "query",
-    "search",
-    "question",
-    "prompt",
-    "text",
-    "message",
-    "body",
-    "content",
-    "input",
-    "task",
-    "instruction",
-    "description",
-    "reason",
-    "note",
-    "comment",
-    "summary",
-    "topic",
-    "goal",
-    "request",
-    "draft",
-    "reply",
-    "q",
-)
-_SHORT_TEXT = ("subject", "title", "headline")
-_PLACE_OR_NAME = (
-    "name",
-    "city",
-    "location",
-    "place",
-    "country",
-    "recipient",
-    "customer",
-    "person",
-    "user",
-    "who",
-    "destination",
-    "origin",
-    "company",
-    "account",
-    "owner",
-    "to",
-    "from",
-    "payee",
-)
-_NAME_PARTS = re.compile(r"[_\-\s]+|(?<=[a-z])(?=[A-Z])")
 
 #: Nesting followed into a schema; deeper, a value is the neutral one of its type. (Past depth
 #: 6 objects already keep only their required properties and arrays are empty.)
@@ -144,19 +95,10 @@ class ArgumentFiller:
         self.root = root
         self.facts = facts
         self.budget = budget if budget is not None else Budget()
-        self._parts: dict[str, frozenset[str]] = {}
+        self._names = Names()
         self._refs: dict[str, Any] = {}
         self._patterns: dict[str, tuple[SafePattern | None, str | None]] = {}
         self._sizes: dict[int, int] = {}
-
-    def _is(self, name: str, words: tuple[str, ...]) -> bool:
-        """Whether the property name is, or has a part that is, one of ``words``."""
-        parts = self._parts.get(name)
-        if parts is None:
-            parts = self._parts[name] = frozenset(
-                [name.lower(), *(p.lower() for p in _NAME_PARTS.split(name))]
-            )
-        return not parts.isdisjoint(words)
 
     def fill(self, schema: Any, name: str = "", depth: int = 0) -> Any:
         schema = self._resolve(schema)
@@ -249,7 +191,7 @@ class ArgumentFiller:
             return []
         if (
             _type_of(self._resolve(items)) == "string"
-            and self._is(name, ("emails", "recipients", "to", "cc"))
+            and self._names.means(name, ("emails", "recipients", "to", "cc"))
             and self.facts.emails
         ):
             values: list[Any] = [self._charge(e) for e in self.facts.emails[:hi][:MAX_ITEMS]]
@@ -298,12 +240,12 @@ class ArgumentFiller:
     def _number(self, schema: dict[str, Any], name: str, integer: bool) -> int | float:
         facts = self.facts.numbers
         value: float | None = None
-        if self._is(name, ("id", "number", "no")):
+        if self._names.means(name, ("id", "number", "no")):
             value = next((v for v, _ in facts if v >= 100), self.facts.id_number)
         if value is None and facts:
-            if self._is(name, _MONEY_NAMES):
+            if self._names.means(name, MONEY_NAMES):
                 value = next((v for v, money in facts if money), facts[0][0])
-            elif self._is(name, _COUNT_NAMES):
+            elif self._names.means(name, COUNT_NAMES):
                 value = next((v for v, _ in facts if 0 < v < 1000), None)
             else:
                 value = facts[0][0]
@@ -334,10 +276,10 @@ class ArgumentFiller:
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
 
     def _string(self, schema: dict[str, Any], name: str) -> str:
-        value = self._string_candidate(schema, name)
+        value = string_candidate(self.facts, self._names, schema, name)
         if value is None:
             default = schema.get("default")
-            value = default if isinstance(default, str) else self._fallback(name)
+            value = default if isinstance(default, str) else fallback(self.facts, name)
         pattern = schema.get("pattern")
         if isinstance(pattern, str):
             value = self._match_pattern(pattern, value)
@@ -347,55 +289,6 @@ class ArgumentFiller:
         if lo is not None and len(value) < lo:
             value = value + "x" * (min(lo, MAX_STRING) - len(value))
         return self._charge(value)
-
-    def _string_candidate(self, schema: dict[str, Any], name: str) -> str | None:
-        """A value from the message that fits this property, or None when nothing fits."""
-        f, fmt = self.facts, schema.get("format")
-        if (
-            fmt == "email"
-            or self._is(name, ("email", "mail"))
-            or (self._is(name, ("to", "recipient", "cc")) and f.emails)
-        ):
-            return f.emails[0] if f.emails else "user@example.com"
-        if self._is(name, ("phone", "tel", "telephone", "mobile", "cell")):
-            return f.phones[0] if f.phones else "+1-555-0100"
-        if fmt in ("uri", "url") or self._is(name, ("url", "uri", "link", "href", "website")):
-            return f.urls[0] if f.urls else "https://example.com"
-        if fmt == "date-time":
-            return "2025-01-01T00:00:00Z"
-        if fmt == "date" or self._is(name, ("date", "day")):
-            return f.dates[0] if f.dates else "2025-01-01"
-        if self._is(name, ("currency",)):
-            return f.currencies[0] if f.currencies else "USD"
-        if self._is(name, ("language", "lang", "locale")):
-            return "en"
-        if self._is(name, ("id", "number", "no", "ref", "reference", "code", "sku")):
-            return self._identifier(name)
-        if self._is(name, _SHORT_TEXT):
-            return f.first_words or name
-        if self._is(name, _FREE_TEXT):
-            return f.quoted[0] if f.quoted else (f.stripped or name)
-        if self._is(name, _PLACE_OR_NAME):
-            if f.quoted:
-                return f.quoted[0]
-            return f.names[0] if f.names else None
-        return None
-
-    def _identifier(self, name: str) -> str:
-        ids = self.facts.ids
-        if ids:
-            initial = name[:1].lower()
-            return next((i for i in ids if i[:1].lower() == initial), ids[0])
-        numbers = [v for v, _ in self.facts.numbers]
-        if numbers:
-            return str(int(numbers[0])) if numbers[0] == int(numbers[0]) else str(numbers[0])
-        return self.facts.quoted[0] if self.facts.quoted else f"{name or 'id'}_1"
-
-    def _fallback(self, name: str) -> str:
-        f = self.facts
-        if f.quoted:
-            return f.quoted[0]
-        return f.stripped[:200] if f.stripped else (name or "value")
 
     def _pattern(self, pattern: str) -> tuple[SafePattern | None, str | None]:
         """The pattern compiled for bounded matching, and a string built to match it."""
