@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from gateway.redaction.normalize import View, has_digit
 from gateway.redaction.prefilter import Family, Scan, windows
+from gateway.redaction.scan import ChainScanner
 
 
 def _any_of(literals: Sequence[str]) -> re.Pattern[str] | None:
@@ -39,7 +40,7 @@ def _any_of(literals: Sequence[str]) -> re.Pattern[str] | None:
 class Gate:
     __slots__ = ("_always", "_chain", "_chain_families", "_ci", "_cs", "_digit_triggers", "_triggers")
 
-    def __init__(self, families: Sequence[Family], chain: re.Pattern[str]) -> None:
+    def __init__(self, families: Sequence[Family], chain: ChainScanner) -> None:
         cs: list[str] = []
         ci: list[str] = []
         triggers: list[tuple[re.Pattern[str], Family]] = []

@@ -80,6 +80,14 @@ class _Rules:
             and self.types.fullmatch(nsn) is not None
         )
 
+    def valid_by_type_regex(self) -> re.Pattern[str] | None:
+        """``valid_by_type`` as one regex to ``fullmatch``: lengths, general pattern, types."""
+        if self.types is None:
+            return None
+        lengths = "|".join(rf"\d{{{n}}}" for n in sorted(self.lengths))
+        general, types = self.pattern.pattern, self.types.pattern
+        return re.compile(rf"(?=(?:{lengths})\Z)(?=(?:{general})\Z)(?:{types})")
+
     def nsn_ok(self, digits: str) -> bool:
         if self.transforms or self._valid(digits):
             return True
@@ -226,6 +234,8 @@ PHONE_LABEL = re.compile(
 )
 #: The number must begin this close after its label ("Call me at (355) …", "phone: …").
 LABEL_GAP = 24
+#: The pre-filter looks for a whole label within this many characters before a chain.
+LABEL_LOOKBACK = LABEL_GAP + 24
 #: A possible number is at most this long as written (``+1 (415) 555-2671 ext. 12345``).
 _NUMBER_SPAN = 40
 LABELLED_PHONE = "PHONE_NUMBER_LABELLED"
@@ -262,18 +272,18 @@ _LABEL_KEYS = (
     "contact",
 )
 #: Matched against the lower-cased text: an IGNORECASE alternation is ~13x slower in ``re``.
-_LABEL_KEY = re.compile("|".join(re.escape(k) for k in _LABEL_KEYS))
+LABEL_KEY = re.compile("|".join(re.escape(k) for k in _LABEL_KEYS))
 
 
 def any_label_key(lower: str) -> bool:
     """Could the (lower-cased) text hold a phone label at all?"""
-    return _LABEL_KEY.search(lower) is not None
+    return LABEL_KEY.search(lower) is not None
 
 
 def label_before(text: str, start: int, end: int) -> bool:
     """A phone label ends at most ``LABEL_GAP`` characters before the chain (pre-filter)."""
-    lo = max(0, start - LABEL_GAP - 24)
-    if _LABEL_KEY.search(text[lo:start].lower()) is None:
+    lo = max(0, start - LABEL_LOOKBACK)
+    if LABEL_KEY.search(text[lo:start].lower()) is None:
         return False
     return PHONE_LABEL.search(text, lo, start) is not None
 
@@ -354,66 +364,3 @@ class LabelledPhoneRecognizer(LocalRecognizer):
                         )
                     )
         return results
-
-
-# -- the fast path for the common North American shapes ----------------------------------------
-
-#: ``(415) 555-2671``, ``415-555-2671``, ``415.555.2671``, ``415 555 2671``, with ``1`` or
-#: ``+1`` before: the shapes a CSV export or a signature writes. Area code and exchange start
-#: with 2-9 (NANP), so the grouping is the one phonenumbers formats US numbers with.
-_NANP = re.compile(r"(\+ ?1[ .-]?|1[ .-])?(?:\(([2-9]\d\d)\) ?|([2-9]\d\d)[ .-])([2-9]\d\d)[ .-](\d{4})")
-#: Characters around a number that phonenumbers' matcher accepts without looking further.
-_SAFE_BEFORE = frozenset(" \t\n\r,;:[{\"'=|>")
-_SAFE_AFTER = frozenset(" \t\n\r,;)]}\"'|<!?")
-
-
-class FastPhones:
-    """Settles a digit chain without python-phonenumbers' matcher when its shape leaves no
-    doubt: a North American number in a standard grouping, surrounded by whitespace or
-    delimiters, whose national number is *valid* (phonenumbers' own metadata and type check).
-    ``settle`` returns the span, or ``None`` for anything else (the matcher decides), so it
-    never finds what the matcher would not: a 2,500-row contact list cost 2.8 s through the
-    matcher (~220-770 us a number) and costs milliseconds here. The equivalence tests compare
-    both on random numbers and contexts."""
-
-    def __init__(self, regions: tuple[str, ...], leniency: int) -> None:
-        nanp = _rules(1)
-        #: Only where "valid, grouped as the region groups" is the rule (leniency 1-2) and
-        #: a region of +1 is configured (or a +1 number can be found anywhere).
-        self.enabled = leniency in (1, 2) and nanp is not None
-        self._nanp = nanp
-        self._national = any(r in COUNTRY_CODE_TO_REGION_CODE.get(1, ()) for r in regions)
-
-    def settle(self, text: str, start: int, end: int) -> tuple[int, int] | None:
-        s = start
-        if s > 0 and text[s - 1] == "(":
-            s -= 1
-        if s > 0 and text[s - 1] == "+":
-            s -= 1
-        if "+" in text[max(0, s - 4) : s]:
-            return None  # "+ 1 …", "+ +1 …": the matcher reads those its own way
-        m = _NANP.fullmatch(text, s, end)
-        if m is None:
-            return None
-        lead = m.group(1)
-        if not (self._national or (lead and "+" in lead)):
-            return None
-        if s > 0 and text[s - 1] not in _SAFE_BEFORE:
-            return None
-        if end < len(text):
-            after = text[end]
-            if after not in _SAFE_AFTER and not (
-                after == "." and (end + 1 == len(text) or text[end + 1] in " \n")
-            ):
-                return None
-            if _EXTENSION.match(text, end):
-                return None
-        nsn = (m.group(2) or m.group(3)) + m.group(4) + m.group(5)
-        rules = self._nanp
-        if rules is None or not rules.valid_by_type(nsn):
-            return None
-        return (s, end)
-
-
-#: An extension after the number makes the matcher's span longer: leave it to the matcher.
-_EXTENSION = re.compile(r"[ \t,]{0,3}(?:[#x]|e?xt|extension|ext\.)", re.IGNORECASE)

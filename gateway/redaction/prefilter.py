@@ -29,15 +29,25 @@ from typing import Protocol
 from phonenumbers import PhoneMetadata
 from phonenumbers.phonenumberutil import _VALID_PUNCTUATION, COUNTRY_CODE_TO_REGION_CODE
 
-from gateway.redaction.normalize import has_digit
+from gateway.redaction.fastphones import FastPhones
 from gateway.redaction.phones import (
+    LABEL_LOOKBACK,
     LABELLED_PHONE,
     MIN_LABELLED_DIGITS,
-    FastPhones,
     PhonePrecheck,
     any_label_key,
     bare_digits,
     label_before,
+)
+from gateway.redaction.scan import (
+    ChainScanner,
+    ChainSubset,
+    Finder,
+    Scan,
+    any_of,
+    chains_after_labels,
+    in_alnum_runs,
+    letters_then_digits,
 )
 from gateway.redaction.secrets import SECRET_PATTERNS
 
@@ -48,7 +58,6 @@ _MERGE_GAP = 16
 #: When windows cover more than this share of the text, analyse the whole text once.
 _WHOLE_TEXT_SHARE = 0.6
 _WS = (" ", "\n", "\t", "\r")
-_BLOCK = re.compile(r"\d+")
 #: phonenumbers takes at most this many digit blocks into one candidate: a longer chain is
 #: several candidates, each validated on its own (the budget counts them).
 _BLOCKS_PER_CANDIDATE = 20
@@ -85,50 +94,22 @@ class Family:
     #: A whole-text necessary condition checked once before any trigger (lower-cased text).
     gate: Callable[[str], bool] | None = None
     #: "chain" families: settle a chain without the recognizer when its shape is unambiguous
-    #: (``phones.FastPhones``): a span, ``False`` (certainly none), or ``None`` (ask it).
+    #: (``fastphones.FastPhones``): a span, ``False`` (certainly none), or ``None`` (ask it).
     direct: Direct | None = None
+    #: "regex" families: the trigger's matches found faster (``scan.py``), or None (use it).
+    finder: Finder | None = None
+    #: "chain" families: the indexes of the only chains ``accept`` can take (``scan.py``),
+    #: or None (every chain).
+    subset: ChainSubset | None = None
+    #: "chain" families: a chain of one digit block is accepted only after a "+" (phones:
+    #: a bare run is an id), so none is when the text has no "+" (a JSON of 2,500 ids).
+    single_needs_plus: bool = False
 
 
 class Charge(Protocol):
     """Where a family's candidate count is charged (``budget.WorkBudget``)."""
 
     def take(self, family: str, settled: int, checked: int) -> None: ...
-
-
-class Scan:
-    """What several families share about one text, computed once and only when asked."""
-
-    __slots__ = ("_chain_re", "_chains", "_lower", "digits", "text")
-
-    def __init__(self, text: str, chain: re.Pattern[str]) -> None:
-        self.text = text
-        self._chain_re = chain
-        self._lower: str | None = None
-        self._chains: list[tuple[int, int, int, int]] | None = None
-        self.digits = has_digit(text)
-
-    @property
-    def lower(self) -> str:
-        if self._lower is None:
-            self._lower = self.text.lower()
-        return self._lower
-
-    @property
-    def chains(self) -> list[tuple[int, int, int, int]]:
-        """(start, end, digit count, digit-block count) of every digit chain."""
-        if self._chains is None and not self.digits:
-            self._chains = []
-        if self._chains is None:
-            chains = []
-            for m in self._chain_re.finditer(self.text):
-                group = m.group()
-                if group.isdigit():  # one block (ids, amounts): no findall
-                    chains.append((m.start(), m.end(), len(group), 1))
-                    continue
-                blocks = _BLOCK.findall(group)
-                chains.append((m.start(), m.end(), sum(map(len, blocks)), len(blocks)))
-            self._chains = chains
-        return self._chains
 
 
 @cache
@@ -167,7 +148,7 @@ def build_families(
     deny_lists: dict[str, list[str]],
     phone_regions: tuple[str, ...] = ("US", "GB"),
     phone_leniency: int = 2,
-) -> tuple[list[Family], re.Pattern[str]]:
+) -> tuple[list[Family], ChainScanner]:
     """The families for the configured entity types, and the digit-chain regex they share."""
     families: list[Family] = []
 
@@ -191,6 +172,7 @@ def build_families(
         "chain",
         min_digits=with_plus,  # with a "+"; the pre-check knows the national minimum
         accept=phone_accept,
+        single_needs_plus=True,
         direct=fast.settle if fast.enabled else None,
         needs_digit=True,
         pad_left=12,  # lead characters "+ (" and the character before the number
@@ -212,6 +194,7 @@ def build_families(
                 accept=(lambda t, a, b: label_before(t, a, b) and not isinstance(fast.settle(t, a, b), tuple))
                 if fast.enabled
                 else label_before,
+                subset=chains_after_labels(LABEL_LOOKBACK),
                 pad_left=48,
                 pad_right=24,
                 needs_digit=True,
@@ -219,7 +202,15 @@ def build_families(
             )
         )
     # Presidio's card pattern: 13-17 digits with single "-" or " " between groups.
-    add("card", {"CREDIT_CARD"}, "chain", min_digits=13, accept=_within(_CARD), pad_right=8, needs_digit=True)
+    add(
+        "card",
+        {"CREDIT_CARD"},
+        "chain",
+        min_digits=13,
+        accept=_within(_CARD),
+        pad_right=8,
+        needs_digit=True,
+    )
     # Presidio's separated SSN (its weaker patterns score below the threshold) and our
     # labelled one ("SSN: 123456789", the label within 48 characters before).
     add(
@@ -227,7 +218,7 @@ def build_families(
         {"US_SSN"},
         "chain",
         min_digits=9,
-        accept=_within(_SSN),
+        accept=_ssn_within,
         pad_left=48,
         pad_right=8,
         needs_digit=True,
@@ -238,6 +229,7 @@ def build_families(
         {"IBAN_CODE"},
         "regex",
         trigger=re.compile(r"\d\d(?<=[A-Za-z]{2}\d\d)"),
+        finder=letters_then_digits,
         pad_left=2,
         pad_right=48,
         needs_digit=True,
@@ -248,14 +240,17 @@ def build_families(
         {"IP_ADDRESS"},
         "regex",
         trigger=re.compile(r"\.\d{1,3}\.\d{1,3}\.\d|:[0-9A-Fa-f]{0,4}:"),
+        finder=any_of(re.compile(r"\.\d{1,3}\.\d{1,3}\.\d"), re.compile(r":[0-9A-Fa-f]{0,4}:")),
         accept=_ip_start_ok,
         pad_left=24,  # "section 4.2.1.3": the recognizer reads the word before
     )
+    crypto = re.compile(r"(?:bc1|[13])[a-zA-HJ-NP-Z0-9]{25}")
     add(
         "crypto",
         {"CRYPTO"},
         "regex",
-        trigger=re.compile(r"(?:bc1|[13])[a-zA-HJ-NP-Z0-9]{25}"),
+        trigger=crypto,
+        finder=in_alnum_runs(crypto, 26),
         pad_right=72,
         needs_digit=True,
     )
@@ -285,7 +280,7 @@ def build_families(
         # URL, NER types and anything else without a cheap necessary condition: always run.
         families.append(Family("always", frozenset(rest), "always"))
     fewest = min((f.min_digits for f in families if f.kind == "chain"), default=6)
-    return families, digit_chain(fewest)
+    return families, ChainScanner(digit_chain(fewest))
 
 
 #: Looser than the recognizers' own patterns (no word boundaries), so never stricter.
@@ -318,6 +313,14 @@ def _within(pattern: re.Pattern[str]) -> Accept:
         return pattern.search(text, start, end) is not None
 
     return accept
+
+
+def _ssn_within(text: str, start: int, end: int) -> bool:
+    """``_SSN`` in the chain; a chain of one digit run holds one only if it is 9 digits (a
+    JSON of 2,500 ten-digit ids: no search at all)."""
+    if text[start:end].isdigit():
+        return end - start == 9
+    return _SSN.search(text, start, end) is not None
 
 
 def _lower_ci(literal: str) -> str:
@@ -354,8 +357,11 @@ def windows(
         settle = family.direct if direct is not None else None
         spots = []
         settled = checked = 0
-        for a, b, digits, blocks in scan.chains:
-            if digits < family.min_digits:
+        chains = scan.chains
+        subset = family.subset(scan) if family.subset is not None else None
+        no_single = family.single_needs_plus and "+" not in text
+        for a, b, digits, blocks in chains if subset is None else (chains[i] for i in subset):
+            if digits < family.min_digits or (blocks == 1 and no_single):
                 continue
             if settle is not None and blocks > 1:  # one block has no grouping to settle
                 found = settle(text, a, b)
@@ -371,11 +377,10 @@ def windows(
             budget.take(family.name, settled, checked)
     else:
         accept = family.accept
-        spots = [
-            m.span()
-            for m in (family.trigger.finditer(text) if family.trigger is not None else ())
-            if accept is None or accept(text, m.start(), m.end())
-        ]
+        hits = family.finder(scan) if family.finder is not None else None
+        if hits is None:
+            hits = [m.span() for m in family.trigger.finditer(text)] if family.trigger is not None else []
+        spots = [(a, b) for a, b in hits if accept is None or accept(text, a, b)]
         if budget is not None:
             budget.take(family.name, 0, len(spots))
     spans: list[tuple[int, int]] = []

@@ -18,11 +18,12 @@ import binascii
 import itertools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
 
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
+
+from gateway.redaction.spans import Span
 
 Validator = Callable[[str], bool]
 
@@ -318,15 +319,6 @@ WRAPPABLE = frozenset(
 _WRAP = re.compile(r"(?:\r\n|\r|\n)[ \t]{0,8}([A-Za-z0-9_+/=.-]+)")
 _MAX_WRAPS = 8
 
-S = TypeVar("S", bound="_SpanLike")
-
-
-class _SpanLike(Protocol):
-    @property
-    def end(self) -> int: ...
-    @property
-    def entity(self) -> str: ...
-
 
 def _continues(tail: str) -> bool:
     """The rest of a wrapped key, not the next line's first word: noise (a digit or a capital
@@ -336,7 +328,7 @@ def _continues(tail: str) -> bool:
     return any(b.isupper() and a.islower() for a, b in itertools.pairwise(tail))
 
 
-def extend_wrapped(text: str, spans: list[S]) -> list[S]:
+def extend_wrapped(text: str, spans: list[Span]) -> list[Span]:
     """A key wrapped onto the next line(s) (a terminal, an e-mail client at 76 columns) is
     redacted whole: a token-shaped secret that ends exactly at a line break is extended over
     the next line's leading token when that token looks like key material."""
@@ -353,6 +345,6 @@ def extend_wrapped(text: str, spans: list[S]) -> list[S]:
                     break
                 end = m.start(1) + len(tail)
             if end != s.end:
-                s = replace(s, end=end)  # type: ignore[type-var]  # S is a frozen dataclass
+                s = s._replace(end=end)
         out.append(s)
     return out

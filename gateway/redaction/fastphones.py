@@ -1,0 +1,69 @@
+"""The fast path for the common North American shapes: settled without phonenumbers' matcher.
+
+A 2,500-row contact list cost 2.8 s through python-phonenumbers' matcher (~220-770 us a
+number). The shapes a CSV export or a signature writes, ``(415) 555-2671``,
+``415-555-2671``, ``415.555.2671``, ``415 555 2671``, with ``1`` or ``+1`` before, between
+whitespace or delimiters, are settled here from phonenumbers' own metadata and type check:
+the matcher would find exactly the written span when (and only when) the national number is
+*valid*. Anything else (another shape, an extension, an odd neighbour) is left to the matcher,
+so this never finds what the matcher would not; the property tests compare both on random
+numbers and contexts.
+"""
+
+from __future__ import annotations
+
+import re
+
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
+
+from gateway.redaction.phones import _rules
+
+#: Characters around a number that phonenumbers' matcher accepts without looking further.
+SAFE_BEFORE = " \t\n\r,;:[{\"'=|>"
+SAFE_AFTER = " \t\n\r,;)]}\"'|<!?"
+#: Area code and exchange start with 2-9 (NANP), so the grouping is the one phonenumbers
+#: formats US numbers with. One regex decides the shape *and* the neighbours (a safe
+#: character or the text's edge on each side; a full stop only before a space, a line break or
+#: the end; no extension after, which makes the matcher's span longer): ~1.5 us a number
+#: instead of ~4 us of Python checks.
+_SETTLE = re.compile(
+    "(?<![^" + re.escape(SAFE_BEFORE) + "])"
+    # no "+" in the 4 characters before ("+ 1 …", "+ +1 …": the matcher reads those its own way)
+    r"(?s:(?<!\+)(?<!\+.)(?<!\+..)(?<!\+...))"
+    r"(\+ ?1[ .-]?|1[ .-])?(?:\(([2-9]\d\d)\) ?|([2-9]\d\d)[ .-])([2-9]\d\d)[ .-](\d{4})"
+    r"(?:\Z|(?=[" + re.escape(SAFE_AFTER) + r"]|\.(?:[ \n]|\Z))"
+    r"(?![ \t,]{0,3}(?i:[#x]|e?xt|extension|ext\.)))"
+)
+
+
+class FastPhones:
+    """``settle(text, start, end)``: the span of the number the chain ``text[start:end]`` is,
+    or ``None`` when the matcher must decide."""
+
+    def __init__(self, regions: tuple[str, ...], leniency: int) -> None:
+        nanp = _rules(1)
+        #: Only where "valid, grouped as the region groups" is the rule (leniency 1-2) and
+        #: a region of +1 is configured (or a +1 number can be found anywhere).
+        self.enabled = leniency in (1, 2) and nanp is not None
+        #: ``_Rules.valid_by_type`` as one regex (the lengths, the general pattern as a
+        #: lookahead, then the type patterns): one C call a number.
+        self._valid = nanp.valid_by_type_regex() if nanp is not None else None
+        self._national = any(r in COUNTRY_CODE_TO_REGION_CODE.get(1, ()) for r in regions)
+
+    def settle(self, text: str, start: int, end: int) -> tuple[int, int] | None:
+        s = start
+        if s and text[s - 1] == "(":
+            s -= 1
+        if s and text[s - 1] == "+":
+            s -= 1
+        # One parse only (a leading "1" or "+" can only be the lead; the space after ")" is
+        # taken when present), so the first match is the full match when it ends at ``end``.
+        m = _SETTLE.match(text, s)
+        if m is None or m.end() != end:
+            return None
+        lead, area, area2, exchange, line = m.groups()
+        if not (self._national or (lead and "+" in lead)):
+            return None
+        if self._valid is None or self._valid.fullmatch((area or area2) + exchange + line) is None:
+            return None
+        return (s, end)

@@ -1,0 +1,139 @@
+"""Each C-speed shortcut of the pre-filter finds exactly what the regex or check it replaces
+finds, on random text built from the characters that matter to it, and the edges where a
+shortcut says "not mine" still reach the recognizers (a number the fast path rejects that
+phonenumbers accepts in context is still found)."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from gateway.redaction.normalize import _WS_IN_NUMBER, _may_join
+from gateway.redaction.phones import label_before
+from gateway.redaction.prefilter import _SSN, _ssn_within, digit_chain
+from gateway.redaction.redactor import Redactor
+from gateway.redaction.scan import (
+    ChainScanner,
+    Scan,
+    any_of,
+    chains_after_labels,
+    find_chains,
+    in_alnum_runs,
+    letters_then_digits,
+)
+
+
+def _texts(alphabet: str, n: int, seed: int, longest: int = 60) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, longest))) for _ in range(n)]
+
+
+def _scan(text: str) -> Scan:
+    return Scan(text, ChainScanner(digit_chain(6)))
+
+
+def test_the_number_joining_gate_never_hides_a_match() -> None:
+    for text in _texts("0123 \t\n\r\f\vab,-", 40_000, 1, 14):
+        if _WS_IN_NUMBER.search(text):
+            assert _may_join(text), repr(text)
+
+
+def test_the_iban_trigger_finder_equals_its_regex() -> None:
+    trigger = re.compile(r"\d\d(?<=[A-Za-z]{2}\d\d)")
+    for text in _texts("aZ0919 .-", 20_000, 2):
+        assert letters_then_digits(_scan(text)) == [m.span() for m in trigger.finditer(text)], text
+
+
+def test_the_crypto_trigger_finder_equals_its_regex() -> None:
+    trigger = re.compile(r"(?:bc1|[13])[a-zA-HJ-NP-Z0-9]{25}")
+    find = in_alnum_runs(trigger, 26)
+    rng = random.Random(3)
+    for _ in range(5_000):
+        text = " ".join(
+            "".join(rng.choice("13bcIOl0aZ9") for _ in range(rng.randint(1, 40)))
+            for _ in range(rng.randint(1, 4))
+        )
+        assert find(_scan(text)) == [m.span() for m in trigger.finditer(text)], text
+
+
+def test_the_ip_trigger_finder_equals_the_alternation() -> None:
+    ipv4, ipv6 = r"\.\d{1,3}\.\d{1,3}\.\d", r":[0-9A-Fa-f]{0,4}:"
+    both = re.compile(f"{ipv4}|{ipv6}")
+    find = any_of(re.compile(ipv4), re.compile(ipv6))
+    for text in _texts("0123.:aFg ", 20_000, 4):
+        assert find(_scan(text)) == [m.span() for m in both.finditer(text)], text
+
+
+@pytest.mark.parametrize("fewest", [6, 7, 9])
+def test_chains_on_the_class_string_equal_the_regex(fewest: int) -> None:
+    regex = digit_chain(fewest)
+    for text in _texts("0123456789 -.()x/[]~+a,:\n\t", 20_000, fewest, 40):
+        fast = find_chains(text, regex)
+        slow = find_chains(text + "\u00e9", regex)  # not ASCII: the regex itself
+        assert fast == slow, text
+
+
+def test_the_pre_check_and_the_families_share_one_chain_scan() -> None:
+    scanner = ChainScanner(digit_chain(6))
+    text = "call 415 555 2671 or 212-736-5000"
+    counted = scanner.findall(text)
+    assert len(counted) == 2
+    assert Scan(text, scanner).chains is counted
+    assert Scan(text, scanner).chains == counted  # taken once, then found again
+
+
+def test_label_subset_holds_every_chain_a_label_precedes() -> None:
+    rng = random.Random(5)
+    words = ["call", "phone:", "my number is", "Tel", "x", "no", "ring", "text me", "id", "ref"]
+    subset = chains_after_labels(48)
+    for _ in range(400):
+        parts = []
+        for _ in range(200):
+            parts.append(rng.choice(words) if rng.random() < 0.2 else str(rng.randint(10**6, 10**10)))
+        text = ", ".join(parts)  # "," ends a chain
+        scan = _scan(text)
+        chosen = subset(scan)
+        assert chosen is not None, "dense enough for the key scan"
+        for i, (a, b, _, _) in enumerate(scan.chains):
+            if label_before(text, a, b):
+                assert i in chosen, (text[max(0, a - 50) : b], i)
+
+
+def test_ssn_pre_check_equals_the_search() -> None:
+    for text in _texts("0123456789 -.x", 20_000, 6, 30):
+        for a, b, _, _ in find_chains(text, digit_chain(6)):
+            assert _ssn_within(text, a, b) == (_SSN.search(text, a, b) is not None), text
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        # The fast path says "not mine" (invalid area code): the labelled recognizer finds it.
+        ("Call me at (355) 852-9749 today", "(355) 852-9749"),
+        # A "+" then a line break before the number: left to the matcher, which finds it.
+        ("+\n415-555-2671 is the desk", "415-555-2671"),
+        # One digit run after "+": not a bare id, the matcher decides.
+        ("dial +14155552671 now", "+14155552671"),
+        # An extension after the number: the matcher's span is longer than the fast path's.
+        ("office (212) 736-5000 ext. 12 ask for Kim", "(212) 736-5000 ext. 12"),
+        # A UK number never takes the fast path.
+        ("call +44 20 7946 0958 if urgent", "+44 20 7946 0958"),
+        # Among 200 ids with a "+" elsewhere in the text, a labelled bare run is still found.
+        (
+            "a+b " + ",".join(str(4_000_000_000 + i) for i in range(200)) + ' {"phone":4155552671}',
+            "4155552671",
+        ),
+    ],
+)
+def test_what_a_fast_path_passes_on_is_still_found(redactor: Redactor, text: str, value: str) -> None:
+    spans = redactor.engine.detect(text)
+    found = [text[s.start : s.end] for s in spans if s.entity == "PHONE_NUMBER"]
+    assert found == [value]
+    assert spans == redactor.engine.detect(text, prefilter=False)
+
+
+def test_ids_beside_a_plus_sign_stay_ids(redactor: Redactor) -> None:
+    text = "total +3 items: " + ",".join(str(4_155_552_671 + i) for i in range(300))
+    assert redactor.engine.detect(text) == () == redactor.engine.detect(text, prefilter=False)
