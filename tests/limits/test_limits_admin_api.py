@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from limits_helpers import TEAM, forwarded, make_call, make_service, settle
 from starlette.applications import Starlette
 from typer.testing import CliRunner
 
 from gateway.call import Principal, Usage
 from gateway.errors import GatewayError
+from gateway.http.launch import serve_app
 from gateway.http.routes import gateway_error_handler
 from gateway.keys.store import AdminPrincipal, KeyStore
 from gateway.limits import api, cli
@@ -63,23 +58,6 @@ def _app(service: LimitsService) -> Starlette:
     app = Starlette(routes=api.routes(deps), exception_handlers={GatewayError: gateway_error_handler})
     app.state.ctx = _Ctx(service)
     return app
-
-
-@contextlib.contextmanager
-def _serve(app: Starlette) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture
@@ -212,7 +190,8 @@ async def test_spend_cli_prints_a_table_and_sets_budgets(clock: FakeClock) -> No
     service.admin = LimitsAdmin(service, _keys())
     await _spend(service, 4000, clock)
     runner = CliRunner()
-    with _serve(_app(service)) as url:
+    with serve_app(_app(service), lifespan="off") as served:
+        url = served.url
         env = {"WARDGATE_URL": url, "WARDGATE_ADMIN_KEY": ADMIN, "COLUMNS": "200"}
         shown = await _run(runner, ["--scope", "team"], env)
         assert shown.exit_code == 0, shown.output
