@@ -56,7 +56,7 @@ class RedactionEngine:
 
     @property
     def chain(self) -> ChainScanner:
-        """The digit-chain regex the families share (``prefilter.digit_chain``), with the
+        """The digit-chain regex the families share (``scan.digit_chain``), with the
         chains the work budget's pre-check found kept for the analysis (``scan.py``)."""
         return self._chain
 

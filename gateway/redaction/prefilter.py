@@ -23,11 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cache
 from typing import Protocol
-
-from phonenumbers import PhoneMetadata
-from phonenumbers.phonenumberutil import _VALID_PUNCTUATION, COUNTRY_CODE_TO_REGION_CODE
 
 from gateway.redaction.fastphones import FastPhones
 from gateway.redaction.phones import (
@@ -46,8 +42,10 @@ from gateway.redaction.scan import (
     Scan,
     any_of,
     chains_after_labels,
+    digit_chain,
     in_alnum_runs,
     letters_then_digits,
+    min_phone_digits,
 )
 from gateway.redaction.secrets import SECRET_PATTERNS
 
@@ -110,37 +108,6 @@ class Charge(Protocol):
     """Where a family's candidate count is charged (``budget.WorkBudget``)."""
 
     def take(self, family: str, settled: int, checked: int) -> None: ...
-
-
-@cache
-def min_phone_digits(regions: tuple[str, ...]) -> tuple[int, int]:
-    """Fewest digits of a valid phone number: (written with ``+``, written without), from
-    phonenumbers' own metadata.
-
-    With ``+CC`` a number is found for every country, so that minimum is over all countries
-    (country code + shortest national number: 6 today, e.g. +43 and 4 digits). Without it, a
-    number is national to a configured region (its shortest number, 7 for GB) or starts with
-    an international prefix (00, 011: two more digits than the ``+`` form).
-    """
-    with_plus = 99
-    for cc, region_codes in COUNTRY_CODE_TO_REGION_CODE.items():
-        for region in region_codes:
-            md = PhoneMetadata.metadata_for_region_or_calling_code(cc, region)
-            if md is not None and md.general_desc is not None and md.general_desc.possible_length:
-                with_plus = min(with_plus, len(str(cc)) + min(md.general_desc.possible_length))
-    without = with_plus + 2
-    for region in regions:
-        md = PhoneMetadata.metadata_for_region(region)
-        if md is None or md.general_desc is None or not md.general_desc.possible_length:
-            return (1, 1)  # unknown region: no safe lower bound, every digit triggers
-        without = min(without, min(md.general_desc.possible_length))
-    return (max(1, with_plus), max(1, without))
-
-
-def digit_chain(min_digits: int) -> re.Pattern[str]:
-    """phonenumbers' candidate shape: digit blocks separated by at most 4 punctuation chars."""
-    punct = "[" + _VALID_PUNCTUATION + "]"  # already a character-class body in phonenumbers
-    return re.compile(rf"\d(?:{punct}{{0,4}}\d){{{max(0, min_digits - 1)},}}")
 
 
 def build_families(
