@@ -285,6 +285,7 @@ class Redactor:
                 holdback=self.holdback,
                 context=self.context,
                 max_pending=self.settings.stream_max_pending,
+                step=self.settings.stream_step,
             )
         only = state.actions.tool_restore if tool else None
         restorer = StreamRestorer(state.vault, json=json, only=only) if state.vault.restorable else None

@@ -64,23 +64,33 @@ class StreamRedactor:
     )
 
     def __init__(
-        self, detect: Detect, replace: Replace, *, holdback: int, context: int, max_pending: int
+        self,
+        detect: Detect,
+        replace: Replace,
+        *,
+        holdback: int,
+        context: int,
+        max_pending: int,
+        step: int | None = None,
     ) -> None:
         self._detect = detect
         self._replace = replace
         self._holdback = holdback
         self._size = context
         self._max_pending = max_pending
-        #: Analyse only every ``step`` new characters: a delta is ~4 characters, an analysis of
-        #: ``ctx + pending`` costs about the same for 4 or 64 new ones (a 2 KB answer in
-        #: 3-character deltas: ~32 analyses, not ~700; with holdback // 2, ~64).
-        self._step = max(16, holdback)
+        #: Analyse only every ``step`` new characters: a delta is ~4 characters, and an
+        #: analysis of ``ctx + pending`` costs about the same for 4 or 128 new ones, while each
+        #: character is analysed in about (context + hold-back + step) / step windows (a 2 KB
+        #: answer in 3-character deltas: ~16 analyses at 128, ~32 at 64, not ~700).
+        self._step = max(16, step if step is not None else holdback)
         self._pending = ""
         self._ctx = ""
-        #: Analyse again once ``pending`` is this long. After an analysis that could release
-        #: nothing (a run without whitespace) the next one waits for half as much again, so
-        #: a 16 KB run streamed one character at a time costs ~13 analyses, not 16,000.
-        self._retry_at = holdback + self._step
+        #: Analyse again once ``pending`` is this long. The first release comes as early as
+        #: with a step of the hold-back (the time to the first visible text stays), later ones
+        #: every ``step``. After an analysis that could release nothing (a run without
+        #: whitespace) the next one waits for half as much again, so a 16 KB run streamed one
+        #: character at a time costs ~13 analyses, not 16,000.
+        self._retry_at = holdback + min(self._step, max(16, holdback))
         #: Some released text differs from what came in (the answer's logprobs must go).
         self.changed = False
 
