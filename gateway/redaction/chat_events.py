@@ -70,7 +70,7 @@ class ChatRewriter:
 
     def on_event(self, ev: SSEEvent) -> list[SSEEvent]:
         splice = self._splice
-        if splice is not None and splice.matches(ev.data) and not ev.parsed:
+        if splice is not None and not ev.parsed:
             out = splice.rewrite(ev)
             if out is not None:
                 return out
