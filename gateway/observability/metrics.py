@@ -109,6 +109,13 @@ class Metrics:
             ["deployment", "code"],
             registry=r,
         )
+        self.failed_attempts = Counter(
+            "wardgate_upstream_failed_attempts",
+            "Deployment attempts that failed, by deployment and code, also when a retry or a "
+            "fallback to another deployment then answered the call.",
+            ["deployment", "code"],
+            registry=r,
+        )
         self.tokens = Counter(
             "wardgate_tokens",
             "Tokens by team, model and direction (input/output).",
@@ -202,6 +209,9 @@ class Metrics:
         deployment = self.deployment(call.deployment)
         if call.deployment is not None and "forward" in call.timings:
             observe(self._child(self.upstream_seconds, model, deployment), call.timings["forward"])
+        for attempt in call.upstream_attempts:
+            if attempt.error is not None:
+                self._child(self.failed_attempts, self.deployment(attempt.deployment), attempt.error).inc()
         err = call.error
         if err is not None:
             if isinstance(err, UpstreamError):

@@ -129,7 +129,9 @@ class Router:
 
         Connection errors and 5xx are retried (with backoff) on the same or the next
         deployment; a timeout or a provider 429 only moves on to another deployment, since
-        retrying the same one would multiply the caller's wait for nothing. Every attempt is
+        retrying the same one would multiply the caller's wait for nothing; a 401/403/407
+        (that deployment's key is bad) moves on at once. Any other 4xx is the request's own
+        fault and is answered as it is. Every attempt is
         appended to ``request.attempts`` (deployment, upstream status, error code), so a
         failed call's audit event says what was tried.
         """
@@ -151,10 +153,24 @@ class Router:
                 tried.status = response.status
                 if response.events is not None:
                     response.events = await _prefetch(response.events)
-            except (UpstreamRejected, UpstreamAuthFailed) as exc:
+            except UpstreamRejected as exc:
                 tried.status, tried.error = exc.upstream_status, exc.code
                 breaker.success()  # the deployment answers; retrying cannot change its answer
                 raise
+            except UpstreamAuthFailed as exc:
+                # This deployment's key is bad (revoked, wrong project): retrying it cannot
+                # help, but another deployment of the model has its own key. Fall back at once
+                # (no backoff: it is not overloaded). Not a circuit failure: the deployment
+                # answers, and an open circuit would hide the real cause ("circuit open"
+                # instead of upstream_auth_failed) from the operator who must fix the key.
+                tried.status, tried.error = exc.upstream_status, exc.code
+                last = exc
+                excluded.add(dep.name)
+                breaker.success()
+                log.error(
+                    "upstream %s refused the gateway's credentials (HTTP %s)", dep.name, exc.upstream_status
+                )
+                continue
             except UpstreamError as exc:
                 tried.status, tried.error = exc.upstream_status or tried.status, exc.code
                 last = exc
