@@ -93,9 +93,13 @@ _URL_DELIMS = str.maketrans(dict.fromkeys("/?&=#;,+:", " "))
 
 
 def url_view(url: str) -> str:
-    """``url`` as detection sees it: the same length (offsets stay valid), delimiters as spaces
-    and the host blanked (kept: a redacted host would only break the fetch; userinfo, path,
-    query and fragment are scanned)."""
+    """``url`` as detection sees it: the same length (offsets stay valid). The scheme and the
+    authority (``https://user:password@host:port``) are kept as written, so the URL-password,
+    e-mail and IP recognizers read them as they would in prose (an address spanning userinfo
+    and host, ``https://jane@example.com``, an IP host, a key as a subdomain); after it,
+    delimiters are spaces, so each path segment and query value is a token of its own. A host
+    that is an entity is replaced like any other value: the URL then no longer fetches, which
+    is the operator's choice (``actions``), not a blind spot."""
     view = url.translate(_URL_DELIMS)
     try:
         netloc = urlsplit(url).netloc
@@ -103,9 +107,8 @@ def url_view(url: str) -> str:
         return view
     start = url.find("//")
     if netloc and start >= 0 and url[start + 2 : start + 2 + len(netloc)] == netloc:
-        host = start + 2 + netloc.rfind("@") + 1
         end = start + 2 + len(netloc)
-        view = view[:host] + " " * (end - host) + view[end:]
+        view = url[:end] + view[end:]
     return view
 
 

@@ -346,6 +346,8 @@ class Redactor:
         pii = summary.as_dict()
         prompt = state.actions.prompt
         pii["actions"] = {e: str(prompt[e]) for e in summary.entities if e in prompt}
+        # What the same types get when the answer brings them (a policy or an auditor sees both).
+        pii["answer_actions"] = {e: str(state.actions.answer[e]) for e in pii["actions"]}
         call.state["pii"] = pii
         blocked = sorted(e for e in summary.entities if prompt.get(e) is Action.BLOCK)
         if blocked:

@@ -161,12 +161,17 @@ class RedactOutStage(Stage):
         restored = state.restored + sum(ch.restorer.restored for ch in state.channels.values() if ch.restorer)
         out = state.out_summary.as_dict()
         out["restored"] = restored
+        answer = state.actions.answer
+        out["actions"] = {e: str(answer[e]) for e in out["entities"] if e in answer}
         pii = call.state.setdefault("pii", {"entities": {}, "locations": [], "unscanned": 0})
         pii["response"] = out
         if self.metrics:
             for entity, n in out["entities"].items():
                 self.metrics.entities.labels(entity, "response").inc(n)
-        reasons = [f"redacted {n} {e} in the answer" for e, n in sorted(out["entities"].items())]
+        reasons = [
+            f"{'left' if out['actions'].get(e) == 'allow' else 'redacted'} {n} {e} in the answer"
+            for e, n in sorted(out["entities"].items())
+        ]
         if restored:
             reasons.append(f"restored {restored} placeholder(s)")
         detail: dict[str, object] = {"entities": out["entities"], "restored": restored}

@@ -31,7 +31,7 @@ MEANING = {
     Treat.SCAN: "scanned",
     Treat.JSON: "scanned as JSON (numbers become string placeholders)",
     Treat.TOOL: "scanned as JSON; restored only for types with `tool_arguments`",
-    Treat.URL: "scanned percent-decoded (userinfo, path, query, fragment; not the host); `data:` is opaque",
+    Treat.URL: "scanned percent-decoded (userinfo, host, path, query, fragment); `data:` is opaque",
     Treat.ANY: "every string value below scanned",
     Treat.LOGPROBS: "dropped when redaction changed the answer",
     Treat.OPAQUE: "opaque: counted `unscanned`, or refused by config (`opaque_fields: refuse`)",
