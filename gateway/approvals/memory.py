@@ -9,13 +9,15 @@ from __future__ import annotations
 import bisect
 import time
 
-from gateway.approvals.model import Approval, Status
+from gateway.approvals.model import Approval, Clock, Status
 from gateway.approvals.store import ApprovalStore, approval_join_key, order_score
 
 
 class MemoryApprovalStore(ApprovalStore):
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = time.monotonic) -> None:
+        """``clock``: what lock leases (``try_lock``) are measured on."""
         super().__init__()
+        self._clock = clock
         self._docs: dict[str, tuple[dict, int]] = {}
         self._answers: dict[str, bytes] = {}
         self._values: dict[str, bytes] = {}
@@ -95,7 +97,7 @@ class MemoryApprovalStore(ApprovalStore):
         return len(self._pending)
 
     async def try_lock(self, name: str, ttl_s: float) -> bool:
-        now = time.monotonic()
+        now = self._clock()
         if self._locks.get(name, 0.0) > now:
             return False
         self._locks[name] = now + ttl_s

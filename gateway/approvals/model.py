@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
 ID_PREFIX = "apr_"
+
+#: A clock in seconds (``time.time`` for TTLs and expiry, ``time.monotonic`` for lock leases).
+#: Injected so tests advance time instead of sleeping.
+Clock = Callable[[], float]
 
 
 class Status(StrEnum):
@@ -90,6 +95,7 @@ class Approval:
         return self.status is not Status.PENDING
 
     def overdue(self, now: float | None = None) -> bool:
+        """Pending past its expiry (``now``: the service's clock; the wall clock if not given)."""
         return self.status is Status.PENDING and (now if now is not None else time.time()) >= self.expires_at
 
     def tool_names(self) -> list[str]:

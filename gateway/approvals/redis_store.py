@@ -32,7 +32,7 @@ import orjson
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from gateway.approvals.model import Approval, Status
+from gateway.approvals.model import Approval, Clock, Status
 from gateway.approvals.store import ApprovalStore, approval_join_key, order_score
 from gateway.approvals.tasks import stop
 
@@ -92,8 +92,12 @@ def _scored(raw: Iterable[object]) -> list[tuple[int, str]]:
 
 
 class RedisApprovalStore(ApprovalStore):
-    def __init__(self, client: redis.Redis, prefix: str, retention_s: float) -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str, retention_s: float, *, clock: Clock = time.time
+    ) -> None:
+        """``clock``: the service's clock, so a join key lapses when its approval expires."""
         super().__init__()
+        self._clock = clock
         self._redis = client
         self._tag = "{" + prefix + ":apr}"
         self._all = f"{self._tag}:all"
@@ -108,7 +112,7 @@ class RedisApprovalStore(ApprovalStore):
 
     @classmethod
     def from_url(
-        cls, url: str, prefix: str, retention_s: float, max_connections: int = 64
+        cls, url: str, prefix: str, retention_s: float, max_connections: int = 64, *, clock: Clock = time.time
     ) -> RedisApprovalStore:
         """A client whose pool makes callers wait for a free connection instead of failing.
 
@@ -118,7 +122,7 @@ class RedisApprovalStore(ApprovalStore):
         pool = redis.BlockingConnectionPool.from_url(
             url, max_connections=max_connections, timeout=30, decode_responses=False
         )
-        return cls(redis.Redis(connection_pool=pool), prefix, retention_s)
+        return cls(redis.Redis(connection_pool=pool), prefix, retention_s, clock=clock)
 
     def _key(self, approval_id: str) -> str:
         return f"{self._tag}:r:{approval_id}"
@@ -195,7 +199,7 @@ class RedisApprovalStore(ApprovalStore):
     ) -> str | None:
         doc = orjson.dumps(approval.to_dict())
         pending = str(approval.expires_at) if approval.status is Status.PENDING else ""
-        ttl_ms = max(1, int((approval.expires_at - time.time()) * 1000))
+        ttl_ms = max(1, int((approval.expires_at - self._clock()) * 1000))
         result = await self._create(
             keys=[self._key(approval.id), self._all, self._pending, self._join_key(approval)],
             args=[

@@ -29,7 +29,7 @@ from gateway.approvals.effects import Effects, event_of
 from gateway.approvals.feed import Feed, Subscribers
 from gateway.approvals.fingerprint import field_digests
 from gateway.approvals.metrics import ApprovalMetrics
-from gateway.approvals.model import Approval, Status, new_id
+from gateway.approvals.model import Approval, Clock, Status, new_id
 from gateway.approvals.open_index import OpenIndex
 from gateway.approvals.sealed import SealedContents
 from gateway.approvals.spec import ApprovalSpec
@@ -53,9 +53,14 @@ class ApprovalService:
         metrics: ApprovalMetrics,
         webhooks: WebhookSender,
         audit: RecorderProvider | None = None,
+        *,
+        clock: Clock = time.time,
     ) -> None:
-        """``audit()`` is the audit log to record into (``None``: off), looked up per record."""
+        """``audit()`` is the audit log to record into (``None``: off), looked up per record.
+        ``clock``: seconds since the epoch; every TTL and expiry is read from it (tests pass
+        one they advance instead of sleeping). Holds still wait on the event loop's time."""
         self.settings = settings
+        self.now = clock
         self.store = store
         self.metrics = metrics
         self.webhooks = webhooks
@@ -63,7 +68,7 @@ class ApprovalService:
         self._sealed = SealedContents(store, sealer)
         self._effects = Effects(settings, store, metrics, webhooks, audit)
         self._subscribers = Subscribers()
-        self._sweeper = Sweeper(settings, store, self._effects)
+        self._sweeper = Sweeper(settings, store, self._effects, clock)
         self._closing = False
         #: The pending approvals by key and ask, fed by the change feed (what a request may join).
         self._open = OpenIndex()
@@ -123,7 +128,7 @@ class ApprovalService:
         if approval_id is None:
             return None
         approval = await self.store.get(approval_id)
-        if approval is not None and approval.overdue():
+        if approval is not None and approval.overdue(self.now()):
             approval = await self.expire(approval_id, rules.EXPIRED, only_if_due=True)
         if approval is None or approval.status is not Status.PENDING:
             self._open.forget(key_id, ask, approval_id)  # a stale entry
@@ -163,7 +168,7 @@ class ApprovalService:
         """A new pending approval, or (``join``) the pending one an identical request made:
         ``(approval, created)``. ``values``: the tool calls with the caller's real values,
         sealed beside the record (its ``tool_calls`` carry placeholders)."""
-        now = time.time()
+        now = self.now()
         p = call.principal
         approval = Approval(
             id=new_id(),
@@ -195,7 +200,7 @@ class ApprovalService:
             if existing_id is None:
                 break
             existing = await self.store.get(existing_id)
-            if existing is not None and existing.overdue():
+            if existing is not None and existing.overdue(self.now()):
                 existing = await self.expire(existing_id, rules.EXPIRED, only_if_due=True)
             if existing is not None and existing.status is Status.PENDING:
                 return existing, False
@@ -225,10 +230,10 @@ class ApprovalService:
 
     # -- deciding --------------------------------------------------------------------
     async def approve(self, approval_id: str, reviewer: AdminPrincipal, comment: str | None) -> Approval:
-        return _unless_expired(await self._decide(approval_id, rules.approve(reviewer, comment, time.time())))
+        return _unless_expired(await self._decide(approval_id, rules.approve(reviewer, comment, self.now())))
 
     async def deny(self, approval_id: str, reviewer: AdminPrincipal, comment: str | None) -> Approval:
-        return _unless_expired(await self._decide(approval_id, rules.deny(reviewer, comment, time.time())))
+        return _unless_expired(await self._decide(approval_id, rules.deny(reviewer, comment, self.now())))
 
     async def _decide(self, approval_id: str, change: Change) -> Approval:
         """A reviewer's decision, recorded in the audit log *before* it is stored: the held call
@@ -272,7 +277,7 @@ class ApprovalService:
         raise Conflict("The approval is changing too fast; try again.", code="approval_contended")
 
     async def cancel(self, approval_id: str, key_id: str) -> Approval:
-        return await self._change(approval_id, rules.cancel(key_id, time.time()))
+        return await self._change(approval_id, rules.cancel(key_id, self.now()))
 
     async def expire(
         self, approval_id: str, reason: str, *, only_if_due: bool = False, holder: str | None = None
@@ -280,7 +285,7 @@ class ApprovalService:
         """Pending → expired; returns the record as it ends up (a reviewer may have won the race).
         ``holder``: a hold timing out, which leaves alone an approval another request took over."""
         return await self._change(
-            approval_id, rules.expire(reason, time.time(), only_if_due=only_if_due, holder=holder)
+            approval_id, rules.expire(reason, self.now(), only_if_due=only_if_due, holder=holder)
         )
 
     async def consume(self, approval_id: str, claimant: str | None = None) -> Approval:
@@ -323,14 +328,14 @@ class ApprovalService:
                 try:
                     current = await self.require(approval_id)
                     raise_if_cancelling()
-                    if current.overdue():
+                    if current.overdue(self.now()):
                         current = await self.expire(approval_id, rules.EXPIRED, only_if_due=True)
                     if current.decided or _taken_over(current, holder) or self.holds_released:
                         return current
                     remaining = deadline - loop.time()
                     if remaining <= 0:
                         return current
-                    until_expiry = max(0.01, current.expires_at - time.time() + 0.01)
+                    until_expiry = max(0.01, current.expires_at - self.now() + 0.01)
                     woken = await self.waiters.wait(
                         future, min(remaining, self.settings.recheck_s, until_expiry)
                     )

@@ -232,7 +232,7 @@ class ApprovalRequestStage(_ApprovalStage):
             raise ApprovalMismatch(f"Approval {approval_id} was not made for this API key.")
         if fingerprint(call) != approval.fingerprint:
             raise _mismatch(call, approval)
-        if approval.overdue():
+        if approval.overdue(self.service.now()):
             approval = await self.service.expire(approval_id, rules.EXPIRED, only_if_due=True)
         await self._conclude(call, approval, None)
 

@@ -15,6 +15,7 @@ import time
 from gateway.approvals import rules
 from gateway.approvals.config import ApprovalSettings
 from gateway.approvals.effects import Effects
+from gateway.approvals.model import Clock
 from gateway.approvals.store import ApprovalStore
 from gateway.approvals.tasks import stop
 from gateway.errors import NotFound
@@ -23,8 +24,11 @@ log = logging.getLogger("wardgate.approvals")
 
 
 class Sweeper:
-    def __init__(self, settings: ApprovalSettings, store: ApprovalStore, effects: Effects) -> None:
+    def __init__(
+        self, settings: ApprovalSettings, store: ApprovalStore, effects: Effects, clock: Clock = time.time
+    ) -> None:
         self._settings = settings
+        self._clock = clock
         self._store = store
         self._effects = effects
         self._task: asyncio.Task[None] | None = None
@@ -35,7 +39,7 @@ class Sweeper:
         interval = self._settings.sweep_interval_s
         if not await self._store.try_lock("sweep", max(0.05, interval * 0.9)):
             return 0
-        now = time.time()
+        now = self._clock()
         expired = 0
         for approval_id in await self._store.due(now):
             try:

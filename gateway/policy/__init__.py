@@ -2,8 +2,8 @@
 
     config.py     PolicySettings: the ``policy`` section
     source.py     rego/ + policies/ → PolicySet (modules, tests, data, revision)
-    engines/      PolicyEngine: regorus (embedded default), opa (REST), opa-lib (OPA in process);
-                  engines/errors.py the engines' errors, engines/native.py regorus builds
+    engines/      PolicyEngine: regorus (embedded default), opa (REST), opa-lib (OPA in process)
+    errors.py     the engines' errors;  regorus_build.py  regorus engines built on this thread
     derived.py    the wardgate.derived package, evaluated once per revision and served as data
     testing.py    compile checks and test_* rules under regorus and opa-lib
     reload.py     PolicyManager: check, swap atomically, keep the last good set; file watcher

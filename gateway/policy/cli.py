@@ -92,7 +92,7 @@ def eval_command(
 
 def _evaluate(policy_set: PolicySet, engine: str, phase: str, doc: Any, raw: bool) -> Any:
     from gateway.policy.decision import PolicyDecision
-    from gateway.policy.engines.errors import PolicyError
+    from gateway.policy.errors import PolicyError
 
     path = f"wardgate/{phase}/decision"
     try:
@@ -134,8 +134,8 @@ def push_command(
 ) -> None:
     """Upload the Rego modules (ids wardgate/<path>) and data.wardgate to an OPA server."""
     from gateway.policy.derived import materialize
-    from gateway.policy.engines.errors import PolicyError
     from gateway.policy.engines.opa_http import admin_client, push_policies
+    from gateway.policy.errors import PolicyError
 
     policy_set = _load(rego, data)
     report = check(policy_set, engines=("opa-lib",), run_tests=run_tests)

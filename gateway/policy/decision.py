@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from gateway.policy.engines.errors import PolicyEvalError
+from gateway.policy.errors import PolicyEvalError
 
 NO_ALLOW_REASON = "no policy rule allowed the call"
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from gateway.policy.engines.errors import PolicyCompileError, short_error
+from gateway.policy.errors import PolicyCompileError, short_error
 from gateway.policy.source import packages
 
 DERIVED_PACKAGE = "wardgate.derived"
@@ -103,7 +103,7 @@ def check_module(name: str, text: str, data_files: set[str]) -> None:
 def _evaluate(modules: Mapping[str, str], data: Mapping[str, Any], first: str) -> Any:
     # Imported here: regorus loads only when a set has a derived package (an opa engine without
     # one never imports it).
-    from gateway.policy.engines.native import build_regorus
+    from gateway.policy.regorus_build import build_regorus
 
     engine = build_regorus(modules, data)
     try:

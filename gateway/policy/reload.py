@@ -32,7 +32,7 @@ from watchfiles import Change, awatch
 from gateway.errors import AuditUnavailable, GatewayError
 from gateway.gil import brisk_gil_handoff
 from gateway.policy.engines.base import PolicyEngine
-from gateway.policy.engines.errors import PolicyCompileError
+from gateway.policy.errors import PolicyCompileError
 from gateway.policy.metrics import PolicyMetrics
 from gateway.policy.source import DATA_SUFFIXES, PolicySet, PolicySourceError, load_policy_set
 from gateway.policy.testing import CheckReport, check

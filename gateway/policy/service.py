@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from gateway.call import Call, Decision
 from gateway.policy.config import PolicySettings
 from gateway.policy.decision import PolicyDecision
-from gateway.policy.engines.errors import PolicyEvalError, short_error
+from gateway.policy.errors import PolicyEvalError, short_error
 from gateway.policy.input import build_input
 from gateway.policy.metrics import PolicyMetrics
 from gateway.policy.reload import PolicyManager

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.policy.derived import materialize
-from gateway.policy.engines.errors import PolicyCompileError, short_error
+from gateway.policy.errors import PolicyCompileError, short_error
 from gateway.policy.source import PolicySet, packages
 
 ENGINES = ("regorus", "opa-lib")
@@ -154,7 +154,7 @@ Outcome = tuple[Any, str | None]  # (value, error)
 def _regorus_runner(
     modules: Mapping[str, str], data: Mapping[str, Any], cases: list[TestCase]
 ) -> list[Outcome]:
-    from gateway.policy.engines.native import build_regorus
+    from gateway.policy.regorus_build import build_regorus
 
     engine = build_regorus(modules, data)
     outcomes: list[Outcome] = []

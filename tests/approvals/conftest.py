@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from gateway.approvals.crypto import AnswerSealer
 from gateway.approvals.fingerprint import fingerprint
 from gateway.approvals.memory import MemoryApprovalStore
 from gateway.approvals.metrics import ApprovalMetrics
-from gateway.approvals.model import Approval
+from gateway.approvals.model import Approval, Clock
 from gateway.approvals.redis_store import RedisApprovalStore
 from gateway.approvals.service import ApprovalService
 from gateway.approvals.spec import ApprovalSpec
@@ -94,14 +95,18 @@ async def make_service(redis_url: str, key_prefix: str) -> AsyncIterator[Callabl
         store: ApprovalStore | None = None,
         sweep: bool = False,
         audit: Any = None,
+        clock: Clock | None = None,
         **overrides: Any,
     ) -> ApprovalService:
+        """``clock`` (a ``tests.waiting.FakeClock``): TTLs, expiry and lock leases run on it."""
         settings = ApprovalSettings(backend=backend, redis_url=redis_url, key_prefix=key_prefix, **overrides)
         if store is None:
             store = (
-                RedisApprovalStore.from_url(redis_url, key_prefix, settings.retention_s)
+                RedisApprovalStore.from_url(
+                    redis_url, key_prefix, settings.retention_s, clock=clock or time.time
+                )
                 if backend == "redis"
-                else MemoryApprovalStore()
+                else MemoryApprovalStore(clock=clock or time.monotonic)
             )
         metrics = ApprovalMetrics(CollectorRegistry())
         hooks = {g: s.webhook for g, s in settings.groups.items() if s.webhook}
@@ -112,6 +117,7 @@ async def make_service(redis_url: str, key_prefix: str) -> AsyncIterator[Callabl
             metrics,
             WebhookSender(hooks, metrics),
             lambda: audit,
+            clock=clock or time.time,
         )
         await service.start(sweep=sweep)
         made.append(service)

@@ -7,7 +7,6 @@ response one holds back non-text stream events until the end like the real polic
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -19,6 +18,7 @@ from gateway.approvals.stream_answers import TEXT, assemble, classify
 from gateway.call import Call, Endpoint, ModelResponse
 from gateway.pipeline import Pipeline, Stage
 from gateway.sse import SSEEvent
+from tests.waiting import wait_until_async
 from wardgate_mock import MockOverrides, generate
 
 THRESHOLD = 1000
@@ -152,11 +152,9 @@ class StageRig:
 
     async def pending_id(self, within_s: float = 2.0) -> str:
         """The id of the one approval currently pending (waits for it to appear)."""
-        deadline = asyncio.get_running_loop().time() + within_s
-        while True:
-            page = await self.service.list(ListQuery(status="pending"))
-            if page.items:
-                return page.items[0].id
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError("no approval became pending")
-            await asyncio.sleep(0.01)
+
+        async def pending() -> list[Any]:
+            return (await self.service.list(ListQuery(status="pending"))).items
+
+        items = await wait_until_async(pending, within_s, message="no approval became pending")
+        return items[0].id

@@ -23,6 +23,7 @@ from gateway.errors import GatewayError
 from gateway.http.routes import gateway_error_handler
 from gateway.keys.store import AdminPrincipal, KeyStore, hash_key
 from tests.approvals.conftest import AGENT, OTHER_AGENT, new_approval
+from tests.waiting import FakeClock, wait_until_async
 
 AGENT_KEY = "wg-agent-key-for-approvals-tests-0000"
 OTHER_KEY = "wg-other-key-for-approvals-tests-0000"
@@ -45,10 +46,11 @@ KEYS = KeyStore(
 
 
 class Api:
-    def __init__(self, url: str, service: Any, session: aiohttp.ClientSession) -> None:
+    def __init__(self, url: str, service: Any, session: aiohttp.ClientSession, clock: FakeClock) -> None:
         self.url = url
         self.service = service
         self.session = session
+        self.clock = clock
 
     async def call(self, method: str, path: str, key: str | None, json: Any = None) -> tuple[int, Any]:
         headers = {"authorization": f"Bearer {key}"} if key else {}
@@ -58,19 +60,17 @@ class Api:
 
 @pytest.fixture
 async def api(make_service) -> AsyncIterator[Api]:
-    service = await make_service("memory")
+    clock = FakeClock()
+    service = await make_service("memory", clock=clock)
     app = Starlette(routes=routes(lambda: service), exception_handlers={GatewayError: gateway_error_handler})
     app.state.ctx = SimpleNamespace(keys=KEYS)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(1000):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until_async(lambda: server.started)
     async with aiohttp.ClientSession() as session:
-        yield Api(f"http://127.0.0.1:{sock.getsockname()[1]}", service, session)
+        yield Api(f"http://127.0.0.1:{sock.getsockname()[1]}", service, session, clock)
     server.should_exit = True
     await task
     sock.close()
@@ -108,8 +108,8 @@ async def test_approve_and_deny_over_http_with_every_refusal(api: Api) -> None:
     assert status == 409 and body["error"]["code"] == "already_decided"
     status, body = await api.call("POST", "/admin/approvals/apr_" + "1" * 24 + "/deny", FIN_KEY, {})
     assert status == 404
-    expired = await new_approval(api.service, ttl_s=0.05)
-    await asyncio.sleep(0.1)
+    expired = await new_approval(api.service, ttl_s=30)
+    api.clock.advance(30)
     status, body = await api.call("POST", f"/admin/approvals/{expired.id}/approve", FIN_KEY, None)
     assert status == 409 and body["error"]["code"] == "approval_expired"
 

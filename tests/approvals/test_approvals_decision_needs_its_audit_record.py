@@ -8,7 +8,6 @@ waiting; once the store is back, the same approval goes through and the call get
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from gateway.audit.config import AuditSettings
 from tests.approvals.e2e_app import approvals_settings
 from tests.audit.audit_helpers import PG_DSN, pg_execute
 from tests.harness import APPROVER_KEY, AUDITOR_KEY, TEST_KEY, RunningGateway, running_gateway
+from tests.waiting import wait_until
 
 TOOLS = [
     {
@@ -69,13 +69,11 @@ def gw(
 
 
 def _pending(gw: RunningGateway) -> str:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        data = httpx.get(gw.url + "/admin/approvals?status=pending", headers=APPROVER).json()["data"]
-        if data:
-            return data[0]["id"]
-        time.sleep(0.02)
-    raise TimeoutError("no approval became pending")
+    data = wait_until(
+        lambda: httpx.get(gw.url + "/admin/approvals?status=pending", headers=APPROVER).json()["data"],
+        message="no approval became pending",
+    )
+    return data[0]["id"]
 
 
 def _break(gw: RunningGateway) -> Any:
@@ -116,10 +114,7 @@ def test_a_decision_the_audit_log_refuses_is_not_applied_and_the_call_keeps_wait
             assert not held.done()
         finally:
             del store.append
-        deadline = time.monotonic() + 10
-        while httpx.get(f"{gw.url}/readyz").status_code != 200:
-            assert time.monotonic() < deadline, "audit did not recover"
-            time.sleep(0.05)
+        wait_until(lambda: httpx.get(f"{gw.url}/readyz").status_code == 200, message="audit did not recover")
         r = httpx.post(
             f"{gw.url}/admin/approvals/{approval_id}/approve", json={"comment": "ok"}, headers=APPROVER
         )

@@ -22,8 +22,10 @@ import pytest
 import redis as redis_sync
 
 from gateway.approvals.webhooks import verify_signature
+from gateway.http.launch import healthy
 from tests.approvals.e2e_app import SELF_APPROVER_KEY, approvals_settings
 from tests.harness import ADMIN_KEY, APPROVER_KEY, TEST_KEY, RunningGateway, running_gateway
+from tests.waiting import wait_until
 
 TOOLS = [
     {
@@ -93,14 +95,12 @@ def _admin(
     )
 
 
-def _pending(gw: RunningGateway, timeout_s: float = 5.0) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        data = _admin(gw, "GET", "/admin/approvals?status=pending").json()["data"]
-        if data:
-            return data[0]["id"]
-        time.sleep(0.02)
-    raise TimeoutError("no approval became pending")
+def _pending(gw: RunningGateway) -> str:
+    data = wait_until(
+        lambda: _admin(gw, "GET", "/admin/approvals?status=pending").json()["data"],
+        message="no approval became pending",
+    )
+    return data[0]["id"]
 
 
 def _chat(gw: RunningGateway, **kw: Any) -> Any:
@@ -296,7 +296,7 @@ def test_deferred_approvals_survive_a_gateway_restart(gateway_factory, upstream,
         _chat(first)
     approval_id = conflict.value.body["approval_id"]
     first.server.should_exit = True
-    time.sleep(0.5)
+    wait_until(lambda: not healthy(first.url), message="the first gateway did not stop")
     restarted = gateway_factory(default_mode="defer")
     assert _admin(restarted, "POST", f"/admin/approvals/{approval_id}/approve").status_code == 200
     raw = _chat(restarted, extra_headers={"X-Wardgate-Approval-Id": approval_id})
@@ -310,10 +310,7 @@ def test_overdue_approvals_expire_and_can_no_longer_be_approved(gateway_factory,
     with pytest.raises(openai.ConflictError) as conflict:
         _chat(gw)
     approval_id = conflict.value.body["approval_id"]
-    deadline = time.monotonic() + 5
-    while _admin(gw, "GET", f"/admin/approvals/{approval_id}").json()["status"] != "expired":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: _admin(gw, "GET", f"/admin/approvals/{approval_id}").json()["status"] == "expired")
     late = _admin(gw, "POST", f"/admin/approvals/{approval_id}/approve")
     assert late.status_code == 409 and late.json()["error"]["code"] == "approval_expired"
     raw = _chat(gw, extra_headers={"X-Wardgate-Approval-Id": approval_id})
@@ -345,10 +342,7 @@ def test_webhook_is_delivered_and_signed_when_a_held_request_creates_an_approval
         upstream.script_tool_call("transfer_funds", ARGS, times=1)
         with pytest.raises(openai.ConflictError) as conflict:
             _chat(gw)
-        deadline = time.monotonic() + 5
-        while not _Hook.received:
-            assert time.monotonic() < deadline, "the webhook never arrived"
-            time.sleep(0.02)
+        wait_until(lambda: _Hook.received, message="the webhook never arrived")
         headers, body = _Hook.received[0]
         assert verify_signature(
             b"e2e-secret", headers["x-wardgate-timestamp"], body, headers["x-wardgate-signature"]
@@ -411,13 +405,12 @@ def test_approval_changes_and_the_call_land_in_the_audit_log(
         future, approval_id = _held(pool, lambda: _chat(gw, extra_headers={"X-Run-Id": "run-audit-1"}), gw)
         _admin(gw, "POST", f"/admin/approvals/{approval_id}/deny", body={"comment": "wrong vendor"})
         future.result(10)
-        deadline = time.monotonic() + 5
-        while True:
+
+        def mine_of() -> list[dict[str, Any]]:
             events = _admin(gw, "GET", "/admin/audit?kind=approval&limit=50", key=ADMIN_KEY).json()["data"]
-            mine = [e for e in events if e["data"]["id"] == approval_id]
-            if len(mine) >= 2 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+            return [e for e in events if e["data"]["id"] == approval_id]
+
+        mine = wait_until(lambda: len(found := mine_of()) >= 2 and found)
         assert sorted(e["data"]["event"] for e in mine) == ["created", "denied"]
         denied = next(e for e in mine if e["data"]["event"] == "denied")
         assert denied["data"]["reviewer"] == "reviewer" and denied["data"]["comment"] == "wrong vendor"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ from cryptography.fernet import Fernet
 from tests.approvals.e2e_app import approvals_settings
 from tests.approvals.test_approvals_e2e import ARGS, MESSAGES, TOOLS
 from tests.harness import APPROVER_KEY, TEST_KEY, GatewayProcess
+from tests.waiting import wait_until
 
 
 @dataclass
@@ -56,15 +56,14 @@ def replicas(
 
 
 def _pending(url: str) -> str:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        data = httpx.get(
+    data = wait_until(
+        lambda: httpx.get(
             url + "/admin/approvals?status=pending", headers={"authorization": f"Bearer {APPROVER_KEY}"}
-        ).json()["data"]
-        if data:
-            return data[0]["id"]
-        time.sleep(0.05)
-    raise TimeoutError("no approval became pending")
+        ).json()["data"],
+        interval=0.05,
+        message="no approval became pending",
+    )
+    return data[0]["id"]
 
 
 def _approve(url: str, approval_id: str) -> httpx.Response:

@@ -10,7 +10,6 @@ the audit log and the Redis record see only the placeholder.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +27,7 @@ from gateway.approvals.cli import app as cli_app
 from tests.approvals.conftest import new_approval
 from tests.approvals.e2e_app import approvals_settings
 from tests.harness import ADMIN_KEY, APPROVER_KEY, AUDITOR_KEY, TEST_KEY, _sha, default_keys, running_gateway
+from tests.waiting import wait_until
 
 IBAN = "DE89370400440532013000"
 PLACEHOLDER = "<IBAN_CODE_1>"
@@ -73,13 +73,11 @@ def _admin(gw: Any, path: str, key: str) -> dict[str, Any]:
 
 
 def _pending(gw: Any) -> str:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        data = _admin(gw, "/admin/approvals?status=pending", APPROVER_KEY)["data"]
-        if data:
-            return data[0]["id"]
-        time.sleep(0.02)
-    raise TimeoutError("no approval became pending")
+    data = wait_until(
+        lambda: _admin(gw, "/admin/approvals?status=pending", APPROVER_KEY)["data"],
+        message="no approval became pending",
+    )
+    return data[0]["id"]
 
 
 def _to(doc: dict[str, Any]) -> Any:

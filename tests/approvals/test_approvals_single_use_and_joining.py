@@ -9,7 +9,6 @@ and wait on it, not create another approval and call the model again.
 from __future__ import annotations
 
 import asyncio
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,6 +26,7 @@ from tests.approvals.conftest import FINANCE, OTHER_AGENT, chat_call
 from tests.approvals.stage_harness import StageRig
 from tests.approvals.test_approvals_e2e import ARGS, MESSAGES, TOOLS, _admin, _chat, _client
 from tests.harness import TEST_KEY, RunningGateway
+from tests.waiting import wait_until
 from wardgate_mock import MockOverrides
 
 prefix = e2e.prefix  # fixtures of the e2e module: gateways sharing one Redis prefix, like replicas
@@ -36,16 +36,6 @@ gateway_factory = e2e.gateway_factory
 def _approvals(gw: RunningGateway, status: str | None = None) -> list[dict[str, Any]]:
     query = f"?status={status}" if status else ""
     return _admin(gw, "GET", f"/admin/approvals{query}").json()["data"]
-
-
-def _wait_for(predicate: Any, timeout_s: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise TimeoutError("condition not reached")
 
 
 # -- single use ----------------------------------------------------------------------------
@@ -58,7 +48,7 @@ def test_a_held_response_approval_is_released_once_and_a_resend_after_it_is_refu
     upstream.script_tool_call("transfer_funds", ARGS, times=1)
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(lambda: _chat(gw))
-        approval_id = _wait_for(lambda: [a["id"] for a in _approvals(gw, "pending")])[0]
+        approval_id = wait_until(lambda: [a["id"] for a in _approvals(gw, "pending")])[0]
         _admin(gw, "POST", f"/admin/approvals/{approval_id}/approve")
         raw = future.result(10)
     assert raw.headers["x-wardgate-approval"] == "approved"
@@ -177,9 +167,9 @@ def test_a_retry_that_joined_the_approval_gets_the_answer_when_the_reviewer_appr
                 model="gpt-test", messages=MESSAGES, tools=TOOLS
             )
         )
-        first = _wait_for(lambda: _approvals(gw, "pending"))[0]
+        first = wait_until(lambda: _approvals(gw, "pending"))[0]
         # The SDK gave up waiting on its first attempt and retried: the retry took the approval over.
-        _wait_for(
+        wait_until(
             lambda: _admin(gw, "GET", f"/admin/approvals/{first['id']}").json()["holder"] != first["holder"]
         )
         _admin(gw, "POST", f"/admin/approvals/{first['id']}/approve")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -21,6 +20,7 @@ from tests.approvals.conftest import (
     chat_call,
     new_approval,
 )
+from tests.waiting import FakeClock, wait_until_async
 
 BACKENDS = ["memory", "redis"]
 ANSWER = {"kind": "json", "json": {"choices": [{"message": {"content": "secret plan"}}]}}
@@ -122,15 +122,16 @@ async def test_four_eyes_refuses_the_requester_even_with_an_admin_key(make_servi
 async def test_reviewer_outside_the_group_is_refused_and_unknown_or_expired_ids_conflict(
     make_service, backend: str
 ) -> None:
-    service = await make_service(backend)
+    clock = FakeClock()
+    service = await make_service(backend, clock=clock)
     approval = await new_approval(service, groups=("finance",))
     with pytest.raises(PermissionDenied) as wrong_group:
         await service.approve(approval.id, SUPPORT, None)
     assert wrong_group.value.code == "approver_group_required" and wrong_group.value.status == 403
     with pytest.raises(NotFound):
         await service.approve("apr_" + "0" * 24, FINANCE, None)
-    short = await new_approval(service, ttl_s=0.05)
-    await asyncio.sleep(0.1)
+    short = await new_approval(service, ttl_s=30)
+    clock.advance(30)
     with pytest.raises(Conflict) as expired:
         await service.approve(short.id, FINANCE, None)
     assert expired.value.code == "approval_expired" and expired.value.status == 409
@@ -178,17 +179,21 @@ async def test_expiry_sweep_expires_once_across_replicas_and_wakes_waiters(
     make_service, backend: str
 ) -> None:
     audit = RecordingAudit()
-    replica_a = await make_service(backend, audit=audit, sweep_interval_s=0.05)
+    clock = FakeClock()
+    replica_a = await make_service(backend, audit=audit, sweep_interval_s=0.05, clock=clock)
     replica_b = (
-        await make_service(backend, audit=audit, sweep_interval_s=0.05) if backend == "redis" else replica_a
+        await make_service(backend, audit=audit, sweep_interval_s=0.05, clock=clock)
+        if backend == "redis"
+        else replica_a
     )
-    approval = await new_approval(replica_a, ttl_s=0.2)
+    approval = await new_approval(replica_a, ttl_s=30)
     waiter = asyncio.create_task(replica_b.wait(approval.id, 5.0))
-    await asyncio.sleep(0.25)
+    await wait_until_async(lambda: len(replica_b.waiters) == 1)
+    clock.advance(30)
     counts = await asyncio.gather(*(r.sweep_once() for r in (replica_a, replica_b, replica_a, replica_b)))
-    if (
-        sum(counts) == 0
-    ):  # every sweeper lost the lock to an earlier interval's: try once more after it lapses
+    if sum(counts) == 0:
+        # Every sweeper lost the lock to an earlier interval's (Redis leases run on Redis' own
+        # clock): try once more after it lapses.
         await asyncio.sleep(0.06)
         counts = [await replica_a.sweep_once()]
     assert sum(counts) <= 1
@@ -199,12 +204,17 @@ async def test_expiry_sweep_expires_once_across_replicas_and_wakes_waiters(
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_background_sweeper_expires_without_any_waiter(make_service, backend: str) -> None:
-    service = await make_service(backend, sweep=True, sweep_interval_s=0.05)
-    approval = await new_approval(service, ttl_s=0.1)
-    deadline = time.monotonic() + 3
-    while (await service.get(approval.id)).status is Status.PENDING:
-        assert time.monotonic() < deadline, "the sweeper did not expire the approval"
-        await asyncio.sleep(0.05)
+    clock = FakeClock()
+    service = await make_service(backend, sweep=True, sweep_interval_s=0.05, clock=clock)
+    approval = await new_approval(service, ttl_s=30)
+    clock.advance(30)
+
+    def counted() -> bool:
+        # The sweeper counts the expiry after its write: wait for the count, not the record.
+        clock.advance(0.05)  # the in-memory sweep lock's lease lapses between sweeps
+        return service.metrics.outcomes.labels("expired")._value.get() >= 1
+
+    await wait_until_async(counted, message="the sweeper did not expire the approval")
     assert (await service.get(approval.id)).status is Status.EXPIRED
     assert service.metrics.outcomes.labels("expired")._value.get() == 1
 
@@ -214,24 +224,22 @@ async def test_pub_sub_wakes_a_waiter_on_another_replica(make_service) -> None:
     replica_b = await make_service("redis")
     approval = await new_approval(replica_a)
     waiter = asyncio.create_task(replica_a.wait(approval.id, 10.0))
-    await asyncio.sleep(0.05)
-    t0 = time.perf_counter()
+    await wait_until_async(lambda: len(replica_a.waiters) == 1)
     await replica_b.approve(approval.id, FINANCE, "go")
-    woken = await asyncio.wait_for(waiter, 2.0)
+    woken = await asyncio.wait_for(waiter, 5.0)  # the re-check is 10 s away: the message woke it
     assert woken.status is Status.APPROVED and woken.comment == "go"
-    assert time.perf_counter() - t0 < 0.5  # woken by the message, not by the 10 s re-check
 
 
 async def test_lost_messages_are_recovered_by_a_resync(make_service) -> None:
     service = await make_service("memory")
     approval = await new_approval(service)
     waiter = asyncio.create_task(service.wait(approval.id, 10.0))
-    await asyncio.sleep(0.02)
+    await wait_until_async(lambda: len(service.waiters) == 1)
     # Decide behind the waiters' back (as if the pub/sub message were lost), then resync.
     listeners, service.store._listeners = service.store._listeners, []
     await service.approve(approval.id, FINANCE, None)
     service.store._listeners = listeners
-    await asyncio.sleep(0.02)
+    await asyncio.sleep(0)  # let the waiter run, were it (wrongly) woken
     assert not waiter.done()
     service.store._emit("resync", None)
     assert (await asyncio.wait_for(waiter, 1.0)).status is Status.APPROVED
@@ -242,8 +250,7 @@ async def test_a_waiter_that_goes_away_leaves_the_approval_pending(make_service,
     service = await make_service(backend)
     approval = await new_approval(service)
     waiter = asyncio.create_task(service.wait(approval.id, 10.0))
-    await asyncio.sleep(0.05)
-    assert len(service.waiters) == 1
+    await wait_until_async(lambda: len(service.waiters) == 1)
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter

@@ -18,6 +18,7 @@ import orjson
 
 from tests.approvals.e2e_app import approvals_settings
 from tests.harness import APPROVER_KEY, TEST_KEY, running_gateway
+from tests.waiting import wait_until
 
 HEAD = b'{"id":"chatcmpl-x","object":"chat.completion.chunk","created":1,"model":"gpt-test","choices":'
 ROLE = b"data: " + HEAD + b'[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
@@ -58,12 +59,10 @@ def test_an_escaped_tool_calls_key_is_held_until_the_reviewer_decides(
         reader = threading.Thread(target=read)
         reader.start()
         admin = {"authorization": f"Bearer {APPROVER_KEY}"}
-        deadline = time.monotonic() + 10
-        pending: list[dict[str, Any]] = []
-        while not pending and time.monotonic() < deadline:
-            pending = httpx.get(gw.url + "/admin/approvals?status=pending", headers=admin).json()["data"]
-            time.sleep(0.02)
-        assert pending, "the tool call must be held for a reviewer"
+        pending = wait_until(
+            lambda: httpx.get(gw.url + "/admin/approvals?status=pending", headers=admin).json()["data"],
+            message="the tool call must be held for a reviewer",
+        )
         assert pending[0]["tool_calls"][0]["name"] == "transfer_funds"
         time.sleep(0.2)  # whatever the gateway would release early has had time to arrive
         early = b"".join(received)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from gateway.policy.derived import materialize
-from gateway.policy.engines.errors import PolicyCompileError
 from gateway.policy.engines.opa_lib import build_opa
+from gateway.policy.errors import PolicyCompileError
 from gateway.policy.source import PolicySet
 from gateway.policy.testing import check
 from tests.opa_server import OpaServer

@@ -1,12 +1,12 @@
 """Policy engines behind one interface; ``create_engine`` picks one from the settings.
 
-The interface is ``base.py`` (``PolicyEngine``, ``Snapshot``), the errors ``errors.py``; the
-engines are ``embedded.py`` (regorus, in process; ``native.py`` builds its regorus engines),
-``opa_lib.py`` (OPA's Go library, in process) and ``opa_http.py`` (an OPA server). This
-module imports neither at run time: ``policy/derived.py`` imports ``engines.errors``, which
-runs this file first, and ``base.py`` imports ``policy/derived.py``, so importing ``base``
-here made ``import gateway.policy.derived`` (and ``wardgate policy``, hence every
-``wardgate`` command) fail on a cycle.
+The interface is ``base.py`` (``PolicyEngine``, ``Snapshot``); the engines are
+``embedded.py`` (regorus, in process), ``opa_lib.py`` (OPA's Go library, in process) and
+``opa_http.py`` (an OPA server). Their errors (``gateway/policy/errors.py``) and the regorus
+build (``gateway/policy/regorus_build.py``) live outside this package: ``base.py`` imports
+``policy/derived.py``, which needs both, and importing anything in this package runs this
+file first. This module imports no engine at run time (only ``create_engine`` does, the one
+asked for).
 """
 
 from __future__ import annotations

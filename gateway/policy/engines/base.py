@@ -4,7 +4,7 @@ An engine turns ``(path, input)`` into the document at ``data.<path>``. ``load``
 new set of modules and data *beside* the active one and swaps it in with one assignment, so
 a call that took a ``snapshot()`` keeps deciding on the revision it started with while a
 reload happens (each call phase is decided by exactly one revision). The errors are in
-``errors.py``.
+``gateway/policy/errors.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol
 import orjson
 
 from gateway.policy.derived import derived_modules, materialize
-from gateway.policy.engines.errors import PolicyEvalError
+from gateway.policy.errors import PolicyEvalError
 from gateway.policy.source import revision_of
 
 _SURROGATES = re.compile("[\ud800-\udfff]")

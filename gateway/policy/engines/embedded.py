@@ -33,8 +33,8 @@ import orjson
 import regorus
 
 from gateway.policy.engines.base import PolicyEngine, encode_input, off_loop, to_path
-from gateway.policy.engines.errors import PolicyEvalError, short_error
-from gateway.policy.engines.native import build_regorus, check_regorus
+from gateway.policy.errors import PolicyEvalError, short_error
+from gateway.policy.regorus_build import build_regorus, check_regorus
 from gateway.policy.source import packages
 
 log = logging.getLogger("wardgate.policy")

@@ -35,7 +35,7 @@ import aiohttp
 import orjson
 
 from gateway.policy.engines.base import PolicyEngine, encode_input, sanitize, to_path
-from gateway.policy.engines.errors import PolicyCompileError, PolicyEvalError
+from gateway.policy.errors import PolicyCompileError, PolicyEvalError
 
 log = logging.getLogger("wardgate.policy")
 

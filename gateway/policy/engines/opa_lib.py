@@ -17,7 +17,7 @@ import orjson
 from opa_bindings import OpaEngine, OpaError, OpaUndefinedError
 
 from gateway.policy.engines.base import PolicyEngine, encode_input, off_loop, to_path
-from gateway.policy.engines.errors import PolicyCompileError, PolicyEvalError, short_error
+from gateway.policy.errors import PolicyCompileError, PolicyEvalError, short_error
 
 
 class JsonOpaEngine(OpaEngine):

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import regorus
 
-from gateway.policy.engines.errors import PolicyCompileError, short_error
+from gateway.policy.errors import PolicyCompileError, short_error
 
 
 def build_regorus(modules: Mapping[str, str], data: Mapping[str, Any] | str) -> regorus.Engine:

@@ -1,5 +1,6 @@
-"""The policy engines' errors, apart from the engine interface so that modules the interface
-depends on (``gateway/policy/derived.py``) can raise them without importing it back.
+"""The policy engines' errors, outside the ``engines`` package (whose ``__init__`` imports the
+engine interface) so that what the interface depends on (``derived.py``) can raise them
+without importing the interface back.
 
     PolicyError
     ├── PolicyCompileError   the set does not compile (``location`` = file:line)
