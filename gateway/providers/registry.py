@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
+from types import MappingProxyType
 
 from gateway.models import Deployment
 from gateway.providers.base import Provider
@@ -41,8 +42,8 @@ def _openai(deployment: Deployment, settings: ProviderSettings) -> Provider:
     return OpenAICompatProvider(deployment, settings)
 
 
-#: The kinds the product itself implements.
-BUILTIN: Mapping[str, ProviderFactory] = {"openai": _openai}
+#: The kinds the product itself implements (read-only: no module-level state to mutate).
+BUILTIN: Mapping[str, ProviderFactory] = MappingProxyType({"openai": _openai})
 
 
 class UnknownProviderKind(ValueError):
