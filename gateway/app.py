@@ -25,8 +25,9 @@ from gateway.errors import GatewayError
 from gateway.http import routes as core
 from gateway.http.drain import Drain
 from gateway.http.hotpath import HotPath
+from gateway.http.intake import IntakeGuard
 from gateway.http.openapi import openapi_route
-from gateway.http.protocol import INTAKE_STATE, IntakeGuard
+from gateway.http.protocol import INTAKE_STATE
 from gateway.http.proxy import ProxyEndpoint
 from gateway.keys.store import KeyStore
 from gateway.models import ModelCatalog

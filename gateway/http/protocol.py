@@ -31,23 +31,30 @@ A connection is in one phase at a time:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http
 import logging
-import resource
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import httptools
-from prometheus_client import CollectorRegistry, Gauge
-from prometheus_client import Counter as Metric
 from uvicorn.config import Config
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from gateway.errors import BadRequest, GatewayError, HeadersTooLarge, Overloaded, RequestTimeout
+from gateway.http.intake import (
+    APP,
+    BODY,
+    CLOSING,
+    DRAIN,
+    HEAD,
+    IDLE,
+    LINGER_MAX_BYTES,
+    LINGER_S,
+    NEVER,
+    IntakeGuard,
+)
 from gateway.settings import ServerSettings
 
 log = logging.getLogger("wardgate.http")
@@ -56,159 +63,6 @@ log = logging.getLogger("wardgate.http")
 HTTP_PROTOCOL = "gateway.http.protocol:WardgateProtocol"
 #: The key of the lifespan state under which the app hands the guard to the protocol.
 INTAKE_STATE = "wardgate.intake"
-
-HEAD, BODY, APP, DRAIN, IDLE, CLOSING = range(6)
-_NEVER = float("inf")
-#: How long, and how much, a refused connection keeps reading (and dropping) before it
-#: closes: enough for the answer to be read, not a sink for a client that keeps sending.
-LINGER_S = 2.0
-LINGER_MAX_BYTES = 256 * 1024
-#: File descriptors kept free of client connections (upstream pool, Redis, PostgreSQL, files).
-_FD_RESERVE = 128
-_LOG_EVERY_S = 10.0
-#: Why a connection was refused or closed: the ``reason`` label of
-#: ``wardgate_connections_refused_total``, and the words of the summary log line.
-REASONS = {
-    "connection_cap": "refused at server.max_connections (503)",
-    "displaced": "displaced at server.max_connections",
-    "inflight": "calls shed at server.max_inflight_requests (503)",
-    "silent": "silent past server.header_timeout_s",
-    "header_timeout": "headers past server.header_timeout_s (408)",
-    "body_timeout": "body past server.body_timeout_s (408)",
-    "headers_too_large": "headers over server.max_header_bytes or max_headers (431)",
-    "bad_request": "malformed HTTP (400)",
-    "drain_bound": "body over server.drain_max_bytes after an early answer",
-    "drain_timeout": "body unfinished after an early answer",
-}
-
-
-def connection_cap(configured: int) -> int:
-    """``configured``, held below the process's open-file limit: at the limit ``accept`` fails
-    and a legitimate client waits behind silent connections instead of displacing one."""
-    try:
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    except (ValueError, OSError):  # pragma: no cover - no such limit on this platform
-        return configured
-    if soft == resource.RLIM_INFINITY:
-        return configured
-    return max(1, min(configured, soft - max(_FD_RESERVE, soft // 4)))
-
-
-class IntakeGuard:
-    """The connection limits of one worker: its connections, their sweep, and the cap.
-
-    Built in the app's lifespan and handed to each connection through the lifespan state.
-    """
-
-    def __init__(
-        self,
-        server: ServerSettings,
-        registry: CollectorRegistry | None = None,
-        inflight: Callable[[], int] | None = None,
-    ) -> None:
-        self.header_timeout = server.header_timeout_s
-        self.body_timeout = server.body_timeout_s
-        self.keepalive_timeout = server.keepalive_timeout_s
-        self.max_header_bytes = server.max_header_bytes
-        self.max_headers = server.max_headers
-        self.drain_max_bytes = server.drain_max_bytes
-        self.max_connections = connection_cap(server.max_connections)
-        if self.max_connections < server.max_connections:
-            log.info(
-                "server.max_connections %d is held at %d: the process may open %d files",
-                server.max_connections,
-                self.max_connections,
-                resource.getrlimit(resource.RLIMIT_NOFILE)[0],
-            )
-        shortest = min(self.header_timeout, self.body_timeout, self.keepalive_timeout, LINGER_S)
-        #: Deadlines are checked this often: a timeout fires up to this late.
-        self.interval = min(max(shortest / 4, 0.02), 0.5)
-        self.connections: set[WardgateProtocol] = set()
-        #: Connections refused or closed, by reason, since the last log line.
-        self.counts: Counter[str] = Counter()
-        self._task: asyncio.Task[None] | None = None
-        self._metric: Metric | None = None
-        if registry is not None:
-            self._metric = Metric(
-                "wardgate_connections_refused",
-                "Connections refused or closed by the gateway's limits, and calls shed, by reason.",
-                ["reason"],
-                registry=registry,
-            )
-            for reason in REASONS:
-                self._metric.labels(reason)
-            Gauge(
-                "wardgate_connections_open", "Open client connections of this worker.", registry=registry
-            ).set_function(lambda: len(self.connections))
-            if inflight is not None:
-                Gauge(
-                    "wardgate_calls_in_flight",
-                    "OpenAI-compatible calls in flight on this worker.",
-                    registry=registry,
-                ).set_function(inflight)
-
-    def count(self, reason: str) -> None:
-        """One refusal or close for ``reason`` (a key of ``REASONS``)."""
-        self.counts[reason] += 1
-        if self._metric is not None:
-            self._metric.labels(reason).inc()
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="wardgate-intake-sweep")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._log_counts()
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        logged = loop.time()
-        while True:
-            await asyncio.sleep(self.interval)
-            now = loop.time()
-            self.sweep(now)
-            if self.counts and now - logged >= _LOG_EVERY_S:
-                self._log_counts()
-                logged = now
-
-    def sweep(self, now: float) -> None:
-        """Act on every connection past its deadline (one pass; O(connections))."""
-        for conn in [c for c in self.connections if c.deadline <= now]:
-            conn.expire(now)
-
-    def admit(self, conn: WardgateProtocol) -> bool:
-        """Track a new connection; at the cap, displace an idle or header-sending one first."""
-        if len(self.connections) >= self.max_connections:
-            victim = self._displaceable()
-            if victim is None:
-                return False
-            self.count("displaced")
-            self.connections.discard(victim)
-            victim.transport.close()
-        self.connections.add(conn)
-        return True
-
-    def _displaceable(self) -> WardgateProtocol | None:
-        # Set order is arbitrary: an attacker holding many connections cannot protect its own.
-        for conn in self.connections:
-            if conn.phase == IDLE or (conn.phase == HEAD and not conn.answering):
-                return conn
-        return None
-
-    def release(self, conn: WardgateProtocol) -> None:
-        self.connections.discard(conn)
-
-    def _log_counts(self) -> None:
-        if self.counts:
-            log.warning(
-                "connections refused or closed: %s",
-                ", ".join(f"{n} {REASONS[r]}" for r, n in self.counts.items()),
-            )
-            self.counts.clear()
 
 
 class _Refusal(Exception):
@@ -251,7 +105,7 @@ class WardgateProtocol(HttpToolsProtocol):
         # apply, but nothing sweeps: timeouts are off.
         self.guard: IntakeGuard = guard if guard is not None else IntakeGuard(ServerSettings())
         self.phase = HEAD
-        self.deadline = _NEVER
+        self.deadline = NEVER
         self._head_bytes = 0
         self._dropped = 0
         self._close_when_drained = False
@@ -351,7 +205,7 @@ class WardgateProtocol(HttpToolsProtocol):
                 self._idle()
             return
         self.phase = APP
-        self.deadline = _NEVER
+        self.deadline = NEVER
         cycle = self.cycle
         if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
             return
@@ -398,7 +252,7 @@ class WardgateProtocol(HttpToolsProtocol):
     def expire(self, now: float) -> None:
         """The sweep found this connection past its deadline."""
         phase, guard = self.phase, self.guard
-        self.deadline = _NEVER  # a branch that keeps the connection sets a new one
+        self.deadline = NEVER  # a branch that keeps the connection sets a new one
         if phase == HEAD:
             if self.answering:
                 self.deadline = now + self.guard.header_timeout  # an answer is still going out
@@ -439,12 +293,12 @@ class WardgateProtocol(HttpToolsProtocol):
         self._dropped += n
         if self.phase == CLOSING:
             if self._dropped > LINGER_MAX_BYTES:
-                self.deadline = _NEVER
+                self.deadline = NEVER
                 self.transport.close()
         elif self._dropped > self.guard.drain_max_bytes:
             self.guard.count("drain_bound")
             self.phase = CLOSING
-            self.deadline = _NEVER
+            self.deadline = NEVER
             self.transport.close()
 
     def _refuse(self, error: GatewayError, reason: str, *, linger: bool = True) -> None:

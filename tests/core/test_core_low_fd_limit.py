@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from gateway.http.protocol import connection_cap
+from gateway.http.intake import connection_cap
 from tests.harness import PASS_THROUGH, REPO, TEST_KEY, GatewayProcess, gateway_settings
 from tests.raw_http import connect
 
