@@ -13,6 +13,15 @@ from gateway.providers.config import ProviderSettings
 from wardgate_mock.provider import MockProvider
 
 
-def provider(deployment: Deployment, settings: ProviderSettings) -> MockProvider:
-    """A ``MockProvider`` named after the deployment (the settings do not apply: no network)."""
-    return MockProvider(name=deployment.name)
+class MockKind:
+    """The ``ProviderFactory`` of the ``mock`` kind."""
+
+    #: The mock answers in OpenAI's wire format: audit records and traces say so.
+    system = "openai"
+
+    def __call__(self, deployment: Deployment, settings: ProviderSettings) -> MockProvider:
+        """A ``MockProvider`` named after the deployment (the settings do not apply: no network)."""
+        return MockProvider(name=deployment.name)
+
+
+provider = MockKind()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.audit.config import AuditSettings
+from gateway.providers.registry import wire_system
 from gateway.registry import BaseComponent, section
 
 if TYPE_CHECKING:
@@ -27,13 +28,18 @@ if TYPE_CHECKING:
 
 
 def _system_of(ctx: AppContext) -> Callable[[Call], str | None]:
+    # Each kind's system, once at start (a plugin kind's answer needs its entry point).
+    systems = {dep.provider: "" for entry in ctx.models.entries() for dep in entry.deployments}
+    for kind in systems:
+        systems[kind] = wire_system(kind)
+
     def system(call: Call) -> str | None:
         entry = ctx.models.get(call.model) if call.model else None
         if entry is None:
             return None
         for dep in entry.deployments:
             if dep.name == call.deployment:
-                return "openai" if dep.provider in ("openai", "mock") else dep.provider
+                return systems.get(dep.provider, dep.provider)
         return None
 
     return system

@@ -46,6 +46,21 @@ def _openai(deployment: Deployment, settings: ProviderSettings) -> Provider:
 BUILTIN: Mapping[str, ProviderFactory] = MappingProxyType({"openai": _openai})
 
 
+def wire_system(kind: str) -> str:
+    """The GenAI system a kind's providers speak, for the audit record and the trace
+    (``gen_ai.system``): ``openai`` for the built-in kind; a plugin's factory may declare it as
+    its ``system`` attribute (the scripted mock speaks OpenAI's API); otherwise the kind itself.
+    """
+    if kind in BUILTIN:
+        return kind
+    try:
+        factory = resolve(kind)
+    except UnknownProviderKind:
+        return kind
+    system = getattr(factory, "system", None)
+    return system if isinstance(system, str) and system else kind
+
+
 class UnknownProviderKind(ValueError):
     """No built-in kind and no installed plugin answers to a deployment's ``provider``."""
 

@@ -51,7 +51,8 @@ SEAMS: dict[str, frozenset[str]] = {
     "redaction": frozenset(),
     "policy": frozenset(),
     "approvals": frozenset(),
-    "providers": frozenset(),
+    # Which GenAI system a deployment's provider kind speaks (the audit record and the trace).
+    "providers": frozenset({"gateway.providers.registry"}),
 }
 
 

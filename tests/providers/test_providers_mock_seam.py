@@ -22,7 +22,7 @@ import pytest
 from gateway.call import Endpoint
 from gateway.models import Deployment, ModelCatalog, ModelEntry
 from gateway.providers.config import ProviderSettings
-from gateway.providers.registry import ENTRY_POINT_GROUP, UnknownProviderKind, resolve
+from gateway.providers.registry import ENTRY_POINT_GROUP, UnknownProviderKind, resolve, wire_system
 from gateway.providers.router import Router
 from wardgate_mock import MockProvider
 
@@ -91,6 +91,14 @@ def test_a_mock_deployment_gets_the_mock_through_the_entry_point() -> None:
     provider = router._providers["dep-a"]
     assert isinstance(provider, MockProvider)
     assert provider.name == "dep-a"
+
+
+def test_the_audit_names_the_system_a_kind_speaks_without_naming_the_mock() -> None:
+    """The mock speaks OpenAI's API, and says so through its factory (``system``): the audit
+    record and the trace name ``openai`` for it, as before, with no ``"mock"`` in the product."""
+    assert wire_system("openai") == "openai"
+    assert wire_system("mock") == "openai"
+    assert wire_system("some-kind-nobody-provides") == "some-kind-nobody-provides"
 
 
 def test_an_unknown_kind_stops_the_build_naming_the_deployment_and_the_kinds_available() -> None:
