@@ -16,7 +16,9 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from gateway.redaction.analyzer import WARM_UP_TEXT, build_analyzer, shared_artifacts
+from presidio_analyzer import EntityRecognizer
+
+from gateway.redaction.analyzer import WARM_UP_TEXT, NoContextEnhancer, build_analyzer, shared_artifacts
 from gateway.redaction.budget import LoopSlice, WorkBudget, content_too_large
 from gateway.redaction.cache import LruCache, text_key
 from gateway.redaction.config import RedactionSettings
@@ -40,6 +42,23 @@ class RedactionEngine:
         self.families, self._chain = build_families(
             self.entities, settings.deny_lists, tuple(settings.phone_regions), settings.phone_leniency
         )
+        #: Each family's recognizers, called directly (``_presidio``); only with the no-model
+        #: engine, whose artifacts and context enhancer do nothing per text.
+        self._direct: dict[tuple[str, ...], list[EntityRecognizer]] | None = None
+        if self._artifacts is not None and isinstance(
+            self.analyzer.context_aware_enhancer, NoContextEnhancer
+        ):
+            self._direct = {}
+            for family in self.families:
+                key = tuple(sorted(family.entities))
+                recognizers = self.analyzer.registry.get_recognizers(
+                    language=self.language, entities=list(key)
+                )
+                for recognizer in recognizers:
+                    if not recognizer.is_loaded:
+                        recognizer.load()
+                        recognizer.is_loaded = True
+                self._direct[key] = recognizers
         self._thresholds = {e: settings.threshold(e) for e in self.entities}
         self._min_threshold = min(self._thresholds.values(), default=0.5)
         self._cache: LruCache[Spans] = LruCache(settings.cache_entries)
@@ -118,13 +137,26 @@ class RedactionEngine:
 
     def _presidio(self, text: str, entities: list[str], offset: int) -> list[Span]:
         self.presidio_calls += 1
-        results = self.analyzer.analyze(
-            text=text,
-            language=self.language,
-            entities=entities,
-            score_threshold=self._min_threshold,
-            nlp_artifacts=self._artifacts,
-        )
+        recognizers = self._direct.get(tuple(entities)) if self._direct is not None else None
+        if recognizers is not None and self._artifacts is not None:
+            # What ``AnalyzerEngine.analyze`` does with the no-model engine, less its fixed
+            # cost (~35 us a call: the registry filtered, results tagged and copied): each
+            # recognizer, the score floor, Presidio's own duplicate removal.
+            results = []
+            for recognizer in recognizers:
+                found = recognizer.analyze(text=text, entities=entities, nlp_artifacts=self._artifacts)
+                if found:
+                    results.extend(found)
+            floor = self._min_threshold
+            results = EntityRecognizer.remove_duplicates([r for r in results if r.score >= floor])
+        else:
+            results = self.analyzer.analyze(
+                text=text,
+                language=self.language,
+                entities=entities,
+                score_threshold=self._min_threshold,
+                nlp_artifacts=self._artifacts,
+            )
         th = self._thresholds
         out = []
         for r in results:

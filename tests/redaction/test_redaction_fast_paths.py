@@ -137,3 +137,23 @@ def test_what_a_fast_path_passes_on_is_still_found(redactor: Redactor, text: str
 def test_ids_beside_a_plus_sign_stay_ids(redactor: Redactor) -> None:
     text = "total +3 items: " + ",".join(str(4_155_552_671 + i) for i in range(300))
     assert redactor.engine.detect(text) == () == redactor.engine.detect(text, prefilter=False)
+
+
+def test_recognizers_called_directly_answer_as_presidios_analyzer(
+    redactor: Redactor, corpus: list[dict[str, object]]
+) -> None:
+    """``RedactionEngine._presidio`` skips ``AnalyzerEngine.analyze`` with the no-model engine:
+    same spans, every family, every corpus line (and the phone recognizer's own ``analyze``
+    without Presidio's re-parse of each match)."""
+    engine = redactor.engine
+    assert engine._direct, "the no-model engine calls recognizers directly"
+    texts = [str(c["text"]) for c in corpus] + ["call +44 20 7946 0958 or (212) 736-5000 / 4155552671"]
+    for key in engine._direct:
+        for text in texts:
+            direct = engine._presidio(text, list(key), 0)
+            engine._direct, saved = None, engine._direct
+            try:
+                via_analyzer = engine._presidio(text, list(key), 0)
+            finally:
+                engine._direct = saved
+            assert sorted(direct) == sorted(via_analyzer), (key, text)
