@@ -111,3 +111,24 @@ def test_json_channels_are_gated_on_the_decoded_text(redactor: Redactor) -> None
     channel = redactor.new_channel(redactor.new_state(call), json=True, path="p", tool=True)
     streamed = "".join(channel.feed(c) for c in chunks) + channel.flush()
     assert "ana.lopez" not in streamed and "4111" not in streamed
+
+
+def test_release_timing_first_text_early_then_steps(redactor: Redactor) -> None:
+    """The first text goes out after hold-back + 64 characters, as it did before ``stream_step``;
+    later text in bursts of about ``stream_step`` (never more held than hold-back + step + a
+    token)."""
+    holdback, step = redactor.holdback, redactor.settings.stream_step
+    text = ("The deployment finished without errors and the health check took longer. " * 40)[:2500]
+    call = Call("t", Endpoint.CHAT, {"model": "m", "messages": []}, {})
+    channel = redactor.new_channel(redactor.new_state(call), json=False, path="p")
+    released = 0
+    first_at = None
+    most_held = 0
+    for n, ch in enumerate(text, 1):
+        released += len(channel.feed(ch))
+        if released and first_at is None:
+            first_at = n
+        most_held = max(most_held, n - released)
+    assert first_at is not None and first_at <= holdback + 64 + 1
+    assert most_held <= holdback + step + 16
+    assert released + len(channel.flush()) == len(text)
