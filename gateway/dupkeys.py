@@ -4,8 +4,29 @@ Why refuse them: JSON parsers disagree on ``{"amount": 5, "amount": 5000}``. orj
 guards read) and most others keep the last value, some keep the first, some refuse. A body or
 an answer whose duplicate keys a guard reads one way and a client (or the provider) reads the
 other way lets a request or a tool call through that the guard never saw. So every client
-body, every provider answer and every JSON event of a provider stream is refused when any of
+body, every provider answer and every stream event the gateway reads is refused when any of
 its objects repeats a key (after unescaping: ``"a"`` and ``"\\u0061"`` are the same key).
+
+Stream events: checked when read (``SSEEvent.json``), and read wherever anything is decided
+on them, so not each one the gateway forwards:
+
+- with a guard that reads streams, every event is read: the policy and approval stages and
+  ``stream_trust`` (responses) parse each one; redaction parses each one except the
+  content-only chat chunks it recognises byte for byte (``redaction/chat_splice.py``), a
+  strict pattern of fixed, distinct keys in which no key can repeat (an event that repeats one
+  does not match, so it is parsed and refused);
+- with none (pass-through), an event is read only for its usage (to settle) and for a provider
+  error, each found by a substring test and then read and checked. An event those tests skip
+  (a repeated ``"usage":null``, an escaped key) is not read: the call is then settled at its
+  reservation, never below it, and the error reaches the client as the provider sent it. Every
+  other event is forwarded byte for byte, unread: the gateway decides nothing on it, so no
+  reading of it can differ from the client's. Checking it anyway would cost a parse and a
+  re-serialisation per event (a 229-byte chunk: 5.6-8.1 us in three runs on a loaded 2-core
+  machine, where a substring test took 1.1-1.7 us: several times the per-event relay cost,
+  milliseconds on a 700-chunk answer) on the path the overhead benchmark measures, to protect
+  a decision nobody makes.
+
+``tests/core/test_core_duplicate_keys_in_streams.py`` pins both.
 
 How, fast: orjson cannot report duplicates. First the common case: when the sender wrote
 compact JSON the way orjson does (httpx, so the openai SDK, and JSON.stringify do; so do most

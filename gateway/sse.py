@@ -73,7 +73,8 @@ class SSEEvent:
         parser reads from it. A lone surrogate escape (``"\\ud800 card 4111..."``) is refused
         by orjson but read by Python's and JavaScript's parsers, so such an event must never
         pass a guard as "not JSON, nothing to check" (``gateway.dupkeys`` for repeated keys).
-        Events no stage parses pass byte-for-byte, unparsed and unchecked."""
+        Events no stage parses pass byte-for-byte, unparsed and unchecked: nothing is decided
+        on them (``gateway.dupkeys``, "Stream events", says which those are and why)."""
         if self._json is _MISSING:
             if not self.data or self.data == _DONE:
                 self._json = None
