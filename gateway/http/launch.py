@@ -60,10 +60,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: No proxy, whatever ``HTTP_PROXY`` says: the gateway asked is always on this machine.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def healthy(url: str, timeout_s: float = 1.0) -> bool:
     """Whether ``url``'s ``/healthz`` answers 200 (stdlib only: the launcher adds no client)."""
     try:
-        with urllib.request.urlopen(url + "/healthz", timeout=timeout_s) as resp:
+        with _DIRECT.open(url + "/healthz", timeout=timeout_s) as resp:
             return bool(resp.status == 200)
     except (OSError, http.client.HTTPException):
         return False
