@@ -13,6 +13,7 @@ from limits_helpers import TEAM, forwarded, make_call, make_service, settle
 from test_limits_admin_api import ADMIN, AUDITOR, LIMITS, _app, _keys
 
 from gateway.call import Usage
+from gateway.http.launch import serve_app
 from gateway.keys.store import KeyFileError, parse_key_file
 from gateway.limits.admin import LimitsAdmin
 from gateway.limits.bounds import MAX_BUDGET_USD, MAX_COUNT
@@ -188,7 +189,7 @@ def test_limits_yaml_with_a_number_out_of_range_is_refused_at_load(
 async def test_the_spend_cli_never_turns_infinity_into_no_limit_and_passes_bad_counts_to_the_api(
     clock: FakeClock,
 ) -> None:
-    from test_limits_admin_api import _run, _serve
+    from test_limits_admin_api import _run
     from typer.testing import CliRunner
 
     from gateway.limits.memory import MemoryStore
@@ -196,7 +197,8 @@ async def test_the_spend_cli_never_turns_infinity_into_no_limit_and_passes_bad_c
     service = make_service(MemoryStore(clock=clock), LIMITS)
     service.admin = LimitsAdmin(service, _keys())
     runner = CliRunner()
-    with _serve(_app(service)) as url:
+    with serve_app(_app(service), lifespan="off") as served:
+        url = served.url
         env = {"WARDGATE_URL": url, "WARDGATE_ADMIN_KEY": ADMIN, "COLUMNS": "200"}
         inf = await _run(runner, ["set-budget", "team", TEAM, "--day", "inf"], env)
         assert inf.exit_code != 0 and "finite" in inf.output
