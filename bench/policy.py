@@ -249,7 +249,7 @@ async def bench_engine(kind: str, n: int, opa_url: str | None) -> None:
     result = await manager.reload(reason="bench")
     if result.result != "loaded":
         raise SystemExit(f"policy set refused: {result.errors}")
-    service = PolicyService(manager, settings, metrics, {})
+    service = PolicyService(manager, settings, metrics)
     call = make_call()
     req_doc = build_input(call)
     from gateway.policy.answer import answer_view
