@@ -75,7 +75,7 @@ def _call(i: int) -> Call:
         "forward": 0.2,
         "settle": 1e-4,
     }
-    call.state["pii"] = {"entities": {"EMAIL_ADDRESS": 1}, "locations": [], "unscanned": 0}
+    call.pii = {"entities": {"EMAIL_ADDRESS": 1}, "locations": [], "unscanned": 0}
     return call
 
 

@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from gateway.call import Call, Endpoint, ModelResponse, Principal  # noqa: E402
+from gateway.callstate import Budget, RunTally  # noqa: E402
 from gateway.policy.config import PolicySettings  # noqa: E402
 from gateway.policy.decision import PolicyDecision  # noqa: E402
 from gateway.policy.engines import create_engine  # noqa: E402
@@ -147,15 +148,11 @@ def make_call() -> Call:
         principal=Principal(key_id="k1", team="demo", user="u1", roles=("developer",)),
         agent_id="agent-1",
         run_id="run-1",
-        state={
-            "pii": {"entities": {"EMAIL_ADDRESS": 1}, "locations": [], "unscanned": 0},
-            "cost": {
-                "estimate_usd": 0.004,
-                "remaining_usd": {"key": 20.0, "team": 180.0},
-                "budget_usd": {"key": 25.0, "team": 200.0},
-            },
-            "run": {"calls": 4, "spend_usd": 0.02, "repeats": 0},
-        },
+        pii={"entities": {"EMAIL_ADDRESS": 1}, "locations": [], "unscanned": 0},
+        budget=Budget(
+            0.004, remaining_usd={"key": 20.0, "team": 180.0}, budget_usd={"key": 25.0, "team": 200.0}
+        ),
+        run=RunTally(calls=4, spend_usd=0.02, repeats=0),
     )
 
 

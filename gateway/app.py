@@ -76,7 +76,7 @@ async def build_context(
     try:
         for component in compose() if components is None else components:
             await component.start(ctx)
-        ctx.pipeline = ctx.drain.pipeline = Pipeline(ctx.stages, stage_order)
+        ctx.pipeline = Pipeline(ctx.stages, stage_order)
     except BaseException:
         await ctx.close()
         raise

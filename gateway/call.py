@@ -3,7 +3,8 @@
 A ``Call`` is created by the HTTP layer for one OpenAI-compatible request and flows through
 the pipeline. Stages communicate only through it: what the caller is (``principal``), what
 was asked (``body``), what was decided (``decisions``), what came back (``response``) and
-what it cost (``usage``, ``cost``). Stage-private state goes in ``state[stage_name]``.
+what it cost (``usage``, ``cost``). What one area tells another is a typed field with one
+writer (``gateway.callstate``); what a stage keeps for itself goes in a ``Slot`` it owns.
 """
 
 from __future__ import annotations
@@ -14,6 +15,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from gateway.callstate import (
+    ApprovalAsk,
+    ApprovalOutcome,
+    Budget,
+    Concealer,
+    LimitsView,
+    RunTally,
+    Slot,
+    StreamAnswer,
+)
 from gateway.sse import EventBatches
 
 
@@ -157,7 +168,34 @@ class Call:
     #: Every try of a deployment (``providers.base.Attempt``), failed calls included.
     upstream_attempts: list[Any] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
+    # -- what one area tells the others (gateway.callstate; one writer each) --------------
+    #: Writer: limits. Estimate, reservation amount, store, what was settled and why.
+    limits: LimitsView | None = None
+    #: Writer: limits. Cost estimate and budgets left (policy ``input.cost``, metrics).
+    budget: Budget | None = None
+    #: Writer: limits. The agent run's tally (policy ``input.run``); None without a run id.
+    run: RunTally | None = None
+    #: Writer: redaction. What was found: ``{"entities": {TYPE: n}, "locations": [...],
+    #: "unscanned": n, "actions"?, "blocked"?}`` (policy ``input.pii``, audit).
+    pii: dict[str, Any] | None = None
+    #: Writer: redaction. The call's vault (placeholders <-> caller's values), for approvals
+    #: to show reviewers the real values.
+    vault: Concealer | None = None
+    #: Writer: policy (request). Entity -> action overrides of the decision's ``redact``.
+    policy_redact: dict[str, Any] | None = None
+    #: Writer: policy (request). The model a policy routed the call to.
+    routed_model: str | None = None
+    #: Writer: policy (either phase). The approval the decision asked for.
+    approval_ask: ApprovalAsk | None = None
+    #: Writer: approvals. The approval this call created, joined or redeemed.
+    approval: ApprovalOutcome | None = None
+    #: Writer: policy (response, streams). The streamed answer's tool calls and finish reason.
+    streamed: StreamAnswer | None = None
+    #: Writer: approvals. The answer did not come from the model in this call (a stored or
+    #: synthesized answer): stages that check or charge what the model said skip it.
+    replayed: bool = False
+    #: Stage-private values, keyed by the ``Slot`` objects their modules own.
+    slots: dict[Slot[Any], Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     started_wall: float = field(default_factory=time.time)
     first_byte_sent: bool = False

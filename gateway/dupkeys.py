@@ -31,7 +31,13 @@ on them, so not each one the gateway forwards:
 How, fast: orjson cannot report duplicates. First the common case: when the sender wrote
 compact JSON the way orjson does (httpx, so the openai SDK, and JSON.stringify do; so do most
 OpenAI-compatible servers), ``orjson.dumps(parsed) == raw`` holds, and since a parsed object
-cannot hold a key twice, neither can ``raw``: one C serialisation and a memcmp. Otherwise
+cannot hold a key twice, neither can ``raw``: one C serialisation and a memcmp. Then JSON
+written with spaces (``json.dumps``' default separators, pretty printing, curl by hand) and
+without a backslash: no escape in ``raw`` means every ``"`` in it delimits a string and the
+strings orjson writes back are byte-identical, so with all whitespace deleted from both texts
+(``bytes.translate``, C) they are equal exactly when every object kept all its members; a
+repeated key drops one. A text with escapes, or numbers written another way (``1e2``), fails
+the comparison and goes on to the exact check. Otherwise
 ``jiter`` (the Rust parser the openai SDK already depends on) reads it with
 ``catch_duplicate_keys``. Measured in one run on a loaded 2-core machine (the ratios matter):
 a 237-byte chat body 0.18 µs (jiter 1.0, orjson's own parse 0.5), a 661-byte answer 1.3 µs
@@ -53,6 +59,7 @@ _DUPLICATE = "Detected duplicate key"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_KEY = 64
 _UNREAD = object()
+_WHITESPACE = b" \t\r\n"
 
 
 def has_duplicate(raw: bytes, parsed: Any = _UNREAD) -> bool:
@@ -67,10 +74,14 @@ def has_duplicate(raw: bytes, parsed: Any = _UNREAD) -> bool:
         if not isinstance(parsed, dict | list):
             return False
         try:
-            if orjson.dumps(parsed) == raw:
-                return False
+            written = orjson.dumps(parsed)
         except orjson.JSONEncodeError:  # nesting orjson cannot write back: read it with jiter
             pass
+        else:
+            if written == raw:
+                return False
+            if b"\\" not in raw and written.translate(None, _WHITESPACE) == raw.translate(None, _WHITESPACE):
+                return False
     try:
         jiter.from_json(raw, catch_duplicate_keys=True, cache_mode="keys")
     except ValueError as exc:

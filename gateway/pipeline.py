@@ -7,17 +7,24 @@ A stage is a small class with any of the hooks below; the pipeline calls only th
 stage overrides, so an idle hook costs nothing on the hot path. A stage stops the chain by
 raising a ``GatewayError``. A stage that sets ``call.response`` during the request phase
 (``forward``, or a stage that replays a stored answer) ends the request phase.
+
+A call's lifecycle has one owner: ``CallScope`` (``pipeline.scope(call)``). The HTTP layer
+enters it once per call and asks it to run the phases; whatever way the call ends (answer,
+error, client gone, cancelled, cut by the shutdown drain), the scope runs ``finish`` exactly
+once and then awaits what finish hooks deferred.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from types import TracebackType
 from typing import ClassVar
 
 from gateway.call import Call, ModelResponse
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, ShuttingDown
 from gateway.registry import STAGE_ORDER
 from gateway.sse import SSEEvent
 
@@ -175,6 +182,10 @@ class Pipeline:
         if first_error is not None:
             raise first_error
 
+    def scope(self, call: Call, task: asyncio.Task[object] | None = None) -> CallScope:
+        """The owner of ``call``'s lifecycle (``task``: the task serving it, for the drain)."""
+        return CallScope(self, call, task)
+
     async def after_answer(self, call: Call) -> None:
         """Await what the finish hooks deferred (``call.deferred``), once the answer is out.
         Never raises: the answer is already with the client."""
@@ -192,3 +203,107 @@ async def _feed(stage: Stage, call: Call, events: Sequence[SSEEvent]) -> list[SS
     for e in events:
         out.extend(await stage.on_chunk(call, e))
     return out
+
+
+class CallScope:
+    """One call from its request phase to the last deferred wait: ``finish`` runs exactly once.
+
+    The HTTP layer enters it (``async with pipeline.scope(call) as scope``) and only
+    translates: it asks the scope to run the phases (``request``, ``respond``, ``release``,
+    ``end_stream``), to ``finish`` where the answer waits for it (a gating finish hook), or to
+    ``fail`` with the error it is about to send. Any other way out of the block (a client
+    that left, a cancellation) still finishes the call on exit, once; the exit then awaits
+    what finish hooks deferred (``call.deferred``), after the answer.
+
+    It also carries what the shutdown drain needs to cut the call at a safe point: the task
+    serving it, the ``region`` it is in (set by the HTTP layer around cuttable waits) and
+    whether it was cut (``fired``); ``stage_running`` tells the drain which request stage runs.
+    """
+
+    __slots__ = ("_finished", "_pipeline", "call", "fired", "gates_answer", "region", "task")
+
+    def __init__(self, pipeline: Pipeline, call: Call, task: asyncio.Task[object] | None = None) -> None:
+        self._pipeline = pipeline
+        self.call = call
+        self.task = task
+        self.region: str | None = None
+        self.fired = False
+        self._finished = False
+        #: Whether the answer must wait for ``finish`` (a finish hook may still refuse it).
+        self.gates_answer = pipeline.finish_gates_answer
+
+    async def __aenter__(self) -> CallScope:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.region = None
+        call = self.call
+        if not self._finished:
+            if exc is not None and call.error is None and not call.client_disconnected:
+                # Only a cancellation the HTTP layer did not absorb gets here (the server
+                # stopping without waiting): the call is recorded as cut by the shutdown.
+                call.error = (
+                    exc
+                    if isinstance(exc, Exception)
+                    else ShuttingDown("The call was cancelled before it finished.")
+                )
+            await self.finish_quietly()
+        if call.deferred:  # after the answer, on every path
+            await self._pipeline.after_answer(call)
+
+    # -- the phases: the pipeline's own coroutines (no frame of ours in the await chain) ----
+    def request(self) -> Coroutine[object, None, ModelResponse]:
+        """The request phase up to and including ``forward``; its result is the answer."""
+        return self._pipeline.run_request(self.call)
+
+    def respond(self, response: ModelResponse) -> Coroutine[object, None, None]:
+        """The response phase on a complete answer."""
+        return self._pipeline.run_response(self.call, response)
+
+    def release(self, batch: Sequence[SSEEvent], out: list[SSEEvent]) -> Coroutine[object, None, None]:
+        """One upstream read through the chunk stages (``Pipeline.release``)."""
+        return self._pipeline.release(self.call, batch, out)
+
+    def end_stream(self, out: list[SSEEvent]) -> Coroutine[object, None, None]:
+        """The upstream ended: what the chunk stages still hold (``Pipeline.end_stream``)."""
+        return self._pipeline.end_stream(self.call, out)
+
+    # -- the end ---------------------------------------------------------------------------
+    async def finish(self) -> None:
+        """Run the finish hooks now, if they have not run; re-raises the first
+        ``GatewayError`` a hook raised (an audit store refusing the event), so the answer
+        can still become that error."""
+        if self._finished:
+            return
+        self._finished = True
+        await self._pipeline.finish(self.call)
+
+    async def finish_quietly(self) -> None:
+        """``finish`` for a call whose answer is already decided (sent, or an error): a
+        hook's refusal is logged, not raised."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            await self._pipeline.finish(self.call)
+        except GatewayError:
+            log.warning(
+                "finish failed on an already answered call", extra={"request_id": self.call.request_id}
+            )
+
+    async def fail(self, error: Exception) -> None:
+        """The call ends with ``error`` (what the client is about to be sent): record it and
+        finish, once."""
+        self.call.error = error
+        await self.finish_quietly()
+
+    def absorb(self) -> None:
+        """A cancellation was the gateway's own (the drain's cut, the client leaving): take
+        it back so the awaits of ``finish`` run normally."""
+        if self.task is not None:
+            self.task.uncancel()
+
+    def stage_running(self) -> str | None:
+        return self._pipeline.request_stage_running(self.call)

@@ -108,7 +108,7 @@ class Approvals(BaseComponent):
 
     @property
     def enabled(self) -> bool:
-        """Whether an approval stage acts on ``call.state["approval"]`` (known once started)."""
+        """Whether an approval stage acts on ``call.approval_ask`` (known once started)."""
         return self.service is not None
 
     def routes(self) -> list[BaseRoute]:

@@ -24,8 +24,6 @@ from gateway.call import Call
 from gateway.errors import GatewayError
 from gateway.keys.store import AdminPrincipal
 
-_REDACTION_STATE = "redaction"  # gateway.redaction.redactor.STATE_KEY (not imported: no Presidio here)
-
 
 def _walk(value: Any, conceal: Callable[[str], str]) -> Any:
     if isinstance(value, str):
@@ -40,11 +38,10 @@ def _walk(value: Any, conceal: Callable[[str], str]) -> Any:
 def conceal(call: Call, spec: ApprovalSpec) -> tuple[ApprovalSpec, list[dict[str, Any]] | None]:
     """``spec`` with placeholders in its tool calls and reasons, and the tool calls with the
     caller's real values when they differ (None when nothing of the caller's is in them)."""
-    vault = getattr(call.state.get(_REDACTION_STATE), "vault", None)
-    vault_conceal = getattr(vault, "conceal", None)
-    vault_restore = getattr(vault, "restore", None)
-    if vault_conceal is None or vault_restore is None or not spec.tool_calls:
+    vault = call.vault
+    if vault is None or not spec.tool_calls:
         return spec, None
+    vault_conceal, vault_restore = vault.conceal, vault.restore
     concealed = [{**c, "arguments": _walk(c.get("arguments"), vault_conceal)} for c in spec.tool_calls]
     real = [
         {**c, "arguments": _walk(c.get("arguments"), lambda text: vault_restore(text)[0])} for c in concealed

@@ -1,6 +1,6 @@
 """Turning the policy's ``require_approval`` items into one approval's parameters.
 
-The policy stage puts ``call.state["approval"] = {"phase", "items", "decision"}``; each item is
+The policy stage puts ``call.approval_ask = ApprovalAsk(phase, items, decision)``; each item is
 ``{"reason", "tool_call_id"?, "approvers"?, "ttl_s"?, "mode"?, "hold_s"?, "approvals_required"?}``.
 All items of one phase make one approval (a reviewer judges the answer as a whole). Where
 an item is silent, the per-tool rule of ``approvals.yaml`` speaks, then the settings.
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.approvals.config import MAX_HOLD_S, ApprovalSettings, ToolRule
+from gateway.callstate import ApprovalAsk
 
 
 @dataclass(slots=True)
@@ -47,15 +48,13 @@ def _num(value: Any) -> float | None:
     )
 
 
-def items_of(state: Any) -> list[dict[str, Any]]:
-    items = state.get("items") if isinstance(state, dict) else None
-    return [i for i in items or [] if isinstance(i, dict)] or ([{}] if isinstance(state, dict) else [])
+def items_of(ask: ApprovalAsk) -> list[dict[str, Any]]:
+    """The ask's items; an ask without any is one item asking for the whole call."""
+    return [i for i in ask.items if isinstance(i, dict)] or [{}]
 
 
-def resolve(
-    settings: ApprovalSettings, state: dict[str, Any], tool_calls: list[dict[str, Any]]
-) -> ApprovalSpec:
-    items = items_of(state)
+def resolve(settings: ApprovalSettings, ask: ApprovalAsk, tool_calls: list[dict[str, Any]]) -> ApprovalSpec:
+    items = items_of(ask)
     targeted = {str(i["tool_call_id"]) for i in items if i.get("tool_call_id")}
     whole_answer = any(not i.get("tool_call_id") for i in items)
     calls = (

@@ -2,21 +2,22 @@
 
 What they read. The policy stage of each phase sets, when its decision has ``require_approval``::
 
-    call.state["approval"] = {
-        "phase": "request" | "response",
+    call.approval_ask = ApprovalAsk(
+        phase="request" | "response",
         "items": [{"reason": str,                     # shown to the reviewer
                    "tool_call_id": str?,              # only this call (else the whole answer)
                    "approvers": str | [str]?,         # approver group(s)
                    "ttl_s": float?, "hold_s": float?, # expiry, how long a hold waits
                    "mode": "hold" | "defer"?,
                    "approvals_required": int?}],
-        "decision": {...},                            # the policy decision, for context
-    }
+        decision={...},                               # the policy decision, for context
+    )
 
-What they write: ``state["approval"]["id"|"status"]``, a ``Decision`` per approval, the
-headers ``x-wardgate-approval-id`` and ``x-wardgate-approval`` (approved | denied | pending),
-and ``call.state["approval_replay"] = True`` when the answer did not come from the model in
-this call (a stored or synthesized answer): stages that charge or count (limits) skip it.
+What they write: ``call.approval`` (the approval's id, status, mode, reviewer... and the ask
+it answers), a ``Decision`` per approval, the headers ``x-wardgate-approval-id`` and
+``x-wardgate-approval`` (approved | denied | pending), and ``call.replayed = True`` when the
+answer did not come from the model in this call (a stored or synthesized answer): stages that
+check or charge what the model said skip it.
 
 Re-sends: a request with ``X-Wardgate-Approval-Id`` is matched to its approval (same key,
 same fingerprint, else 403 naming the fields that differ; only ``stream`` and
@@ -65,6 +66,7 @@ from gateway.approvals.spec import ApprovalSpec, resolve
 from gateway.approvals.stream_answers import LEAD, TEXT, assemble, classify, deny_events
 from gateway.approvals.waiters import while_connected
 from gateway.call import Call, Decision, Endpoint, ModelResponse
+from gateway.callstate import ApprovalAsk, ApprovalOutcome, Slot
 from gateway.errors import (
     ApprovalMismatch,
     ApprovalPending,
@@ -82,11 +84,15 @@ HEADER = "x-wardgate-approval-id"
 OUTCOME_HEADER = "x-wardgate-approval"
 
 
-def _wanted(call: Call, phase: str) -> dict[str, Any] | None:
-    state = call.state.get("approval")
-    if isinstance(state, dict) and state.get("phase") == phase and "id" not in state:
-        return state
-    return None
+def _wanted(call: Call, phase: str) -> ApprovalAsk | None:
+    """The policy's ask for ``phase``, unless this call has already answered it."""
+    ask = call.approval_ask
+    if ask is None or ask.phase != phase:
+        return None
+    done = call.approval
+    if done is not None and done.ask is ask:
+        return None
+    return ask
 
 
 def _pending(approval: Approval) -> ApprovalPending:
@@ -113,22 +119,24 @@ class _ApprovalStage(Stage):
     def __init__(self, service: ApprovalService) -> None:
         self.service = service
 
-    def _note(self, call: Call, approval: Approval, state: dict[str, Any] | None) -> None:
+    def _note(self, call: Call, approval: Approval, ask: ApprovalAsk | None) -> None:
         outcome = {Status.APPROVED: "approved", Status.PENDING: "pending"}.get(approval.status, "denied")
         call.response_headers[HEADER] = approval.id
         call.response_headers[OUTCOME_HEADER] = outcome
-        if state is None:  # a re-send: record the approval it redeems for the call's audit event
-            state = call.state.setdefault("approval", {"phase": approval.phase, "items": []})
-        state.update(
-            id=approval.id,
-            status=approval.status.value,
-            mode=approval.mode,
-            phase=approval.phase,
-            reviewer=approval.decided_by,
-            comment=approval.comment,
-            created_at=approval.created_at,
-            expires_at=approval.expires_at,
-            decided_at=approval.decided_at,
+        # ``ask`` None: a re-send; the approval it redeems is recorded for the audit event
+        call.approval = ApprovalOutcome(
+            ask,
+            {
+                "id": approval.id,
+                "status": approval.status.value,
+                "mode": approval.mode,
+                "phase": approval.phase,
+                "reviewer": approval.decided_by,
+                "comment": approval.comment,
+                "created_at": approval.created_at,
+                "expires_at": approval.expires_at,
+                "decided_at": approval.decided_at,
+            },
         )
         reasons = list(approval.reasons) if outcome != "denied" else [outcome_text(approval)]
         call.decisions.append(
@@ -181,10 +189,10 @@ class ApprovalRequestStage(_ApprovalStage):
             if joined is not None:
                 await self._join(call, joined)
                 return
-        state = _wanted(call, "request")
-        if state is None:
+        ask = _wanted(call, "request")
+        if ask is None:
             return
-        spec = resolve(self.service.settings, state, [])
+        spec = resolve(self.service.settings, ask, [])
         holder = call.request_id if spec.mode == "hold" else None
         approval, created = await self.service.create_or_join(
             call, "request", spec, fingerprint(call), None, holder=holder
@@ -193,10 +201,10 @@ class ApprovalRequestStage(_ApprovalStage):
             await self._join(call, approval)
             return
         if spec.mode == "defer":
-            self._note(call, approval, state)
+            self._note(call, approval, ask)
             raise _pending(approval)
         final = await self._hold(call, approval, spec.hold_s)
-        await self._conclude_request(call, final, state, call.request_id)
+        await self._conclude_request(call, final, ask, call.request_id)
 
     async def _join(self, call: Call, approval: Approval) -> None:
         """An identical request is already waiting for this approval: wait with it, not again."""
@@ -210,17 +218,17 @@ class ApprovalRequestStage(_ApprovalStage):
         await self._conclude(call, approval, claimant)
 
     async def _conclude_request(
-        self, call: Call, approval: Approval, state: dict[str, Any] | None, claimant: str | None
+        self, call: Call, approval: Approval, ask: ApprovalAsk | None, claimant: str | None
     ) -> None:
         approval = await self._redeem(call, approval, claimant)
-        self._note(call, approval, state)
+        self._note(call, approval, ask)
         if approval.status is Status.PENDING:
             raise _pending(approval)
         if approval.status is not Status.APPROVED:
             if call.endpoint is Endpoint.EMBEDDINGS:  # no assistant message to put the denial in
                 raise Denied([outcome_text(approval)], extra={"approval_id": approval.id})
             call.response = denied_response(call, approval, None)
-            call.state["approval_replay"] = True
+            call.replayed = True
 
     async def _resend(self, call: Call, approval_id: str) -> None:
         if not valid_id(approval_id):
@@ -239,9 +247,9 @@ class ApprovalRequestStage(_ApprovalStage):
     async def _conclude(self, call: Call, approval: Approval, claimant: str | None) -> None:
         """The outcome of an approval this request did not create (a re-send, or a join)."""
         if approval.phase == "request":
-            state = call.state.get("approval") if isinstance(call.state.get("approval"), dict) else None
+            ask = call.approval_ask
             await self._conclude_request(
-                call, approval, state if state and state.get("phase") == "request" else None, claimant
+                call, approval, ask if ask is not None and ask.phase == "request" else None, claimant
             )
             return
         if approval.status is Status.PENDING:
@@ -264,7 +272,7 @@ class ApprovalRequestStage(_ApprovalStage):
         else:
             call.response = denied_response(call, approval, stored)
         call.client_wants_usage = wants_usage(call)
-        call.state["approval_replay"] = True
+        call.replayed = True
 
 
 class _StreamHold:
@@ -289,14 +297,18 @@ class _StreamHold:
         return events
 
 
+#: ``approval_response``'s hold on the call's stream.
+_HOLD: Slot[_StreamHold] = Slot("approvals.stream_hold")
+
+
 class ApprovalResponseStage(_ApprovalStage):
     name: ClassVar[str] = "approval_response"
     reads_stream = True
 
     async def _create(
-        self, call: Call, state: dict[str, Any], tool_calls: list[dict[str, Any]], answer: dict[str, Any]
+        self, call: Call, ask: ApprovalAsk, tool_calls: list[dict[str, Any]], answer: dict[str, Any]
     ) -> tuple[Approval, ApprovalSpec]:
-        spec = resolve(self.service.settings, state, tool_calls)
+        spec = resolve(self.service.settings, ask, tool_calls)
         spec, values = conceal(call, spec)
         holder = call.request_id if spec.mode == "hold" else None
         # Never joins: the model has answered this call already; an identical request that
@@ -313,17 +325,17 @@ class ApprovalResponseStage(_ApprovalStage):
         return await self._redeem(call, final, call.request_id)
 
     async def on_response(self, call: Call, response: ModelResponse) -> None:
-        state = _wanted(call, "response")
-        if state is None or call.state.get("approval_replay"):
+        ask = _wanted(call, "response")
+        if ask is None or call.replayed:
             return
         endpoint = call.endpoint.value
         if response.json is None and response.body:
             response.json = orjson.loads(response.body)
         approval, spec = await self._create(
-            call, state, tool_calls_of(endpoint, response.json), stored_json(response.json)
+            call, ask, tool_calls_of(endpoint, response.json), stored_json(response.json)
         )
         final = await self._decide(call, approval, spec)
-        self._note(call, final, state)
+        self._note(call, final, ask)
         if final.status is Status.PENDING:
             raise _pending(final)
         if final.status is not Status.APPROVED:
@@ -331,11 +343,11 @@ class ApprovalResponseStage(_ApprovalStage):
             response.dirty = True
 
     async def on_chunk(self, call: Call, event: SSEEvent) -> Sequence[SSEEvent]:
-        if call.state.get("approval_replay") or call.endpoint is Endpoint.EMBEDDINGS:
+        if call.replayed or call.endpoint is Endpoint.EMBEDDINGS:
             return (event,)
-        hold: _StreamHold | None = call.state.get(self.name)
+        hold = _HOLD.get(call)
         if hold is None:
-            hold = call.state[self.name] = _StreamHold()
+            hold = _HOLD.put(call, _StreamHold())
         hold.seen.append(event)
         kind = classify(call.endpoint.value, event)
         if kind == TEXT:
@@ -350,17 +362,17 @@ class ApprovalResponseStage(_ApprovalStage):
         return ()
 
     async def on_stream_end(self, call: Call) -> Sequence[SSEEvent]:
-        hold: _StreamHold | None = call.state.get(self.name)
+        hold = _HOLD.get(call)
         if hold is None:
             return ()
         held = [e for _, e in hold.held]
         hold.held = []
-        state = _wanted(call, "response")
-        if state is None or call.state.get("approval_replay"):
+        ask = _wanted(call, "response")
+        if ask is None or call.replayed:
             return held
         endpoint = call.endpoint.value
         approval, spec = await self._create(
-            call, state, tool_calls_of(endpoint, assemble(endpoint, hold.seen)), stored_events(hold.seen)
+            call, ask, tool_calls_of(endpoint, assemble(endpoint, hold.seen)), stored_events(hold.seen)
         )
         nothing_sent = hold.released == 0 and not call.first_byte_sent
         try:
@@ -371,7 +383,7 @@ class ApprovalResponseStage(_ApprovalStage):
             return deny_events(
                 endpoint, held, exc.message, text_before=hold.text_started, next_seq=hold.next_seq
             )
-        self._note(call, final, state)
+        self._note(call, final, ask)
         if final.status is Status.APPROVED:
             return held
         if final.status is Status.PENDING:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gateway.audit.schema import KIND_CALL, NANO, SCHEMA_VERSION, iso_time, new_event_id, usd_to_nano
+from gateway.audit.schema import KIND_CALL, SCHEMA_VERSION, iso_time, new_event_id, usd_to_nano
 from gateway.audit.scrub import drop_content, scrub
 from gateway.call import Call, Decision
+from gateway.callstate import approval_view
 from gateway.errors import (
     ApprovalPending,
     GatewayError,
@@ -145,36 +146,24 @@ def _approval(approval: Any) -> dict[str, Any] | None:
 
 def _reserved_usd(call: Call) -> float | None:
     """What the limits stage reserved before forwarding (to compare with what was settled)."""
-    res = call.state.get("reservation")
-    if isinstance(res, dict):
-        for key in ("reserved_usd", "amount_usd", "estimate_usd"):
-            if isinstance(res.get(key), int | float):
-                return float(res[key])
-    elif isinstance(getattr(res, "est_nano", None), int):
-        return res.est_nano / NANO  # type: ignore[union-attr]  # the isinstance check above proved est_nano
-    limits = call.state.get("limits")
-    if isinstance(limits, dict) and isinstance(limits.get("reserved_usd"), int | float):
-        return float(limits["reserved_usd"])
-    cost = call.state.get("cost")
-    if isinstance(cost, dict) and isinstance(cost.get("estimate_usd"), int | float):
-        return float(cost["estimate_usd"])
+    if call.limits is not None:
+        return float(call.limits.reserved_usd)
+    if call.budget is not None:
+        return float(call.budget.estimate_usd)
     return None
 
 
 def _settle_basis(call: Call) -> str | None:
     """How the limits stage priced the call: usage, reservation (stream cut), upstream_error..."""
-    limits = call.state.get("limits")
-    basis = limits.get("settle_basis") if isinstance(limits, dict) else None
+    basis = call.limits.settle_basis if call.limits is not None else None
     return str(basis) if basis is not None else None
 
 
 def tool_calls(call: Call) -> list[dict[str, str]]:
     """Tool calls the model asked for: id and function name, never the arguments."""
-    found = call.state.get("tool_calls")
-    if isinstance(found, list):
-        return [
-            {"id": str(t.get("id", "")), "name": str(t.get("name", ""))} for t in found if isinstance(t, dict)
-        ]
+    streamed = call.streamed
+    if streamed is not None:
+        return [{"id": str(t.get("id", "")), "name": str(t.get("name", ""))} for t in streamed.tool_calls]
     doc = call.response.json if call.response is not None else None
     if not isinstance(doc, dict):
         return []
@@ -214,8 +203,7 @@ def _finish_reason(call: Call) -> str | None:
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             return choices[0].get("finish_reason")
         return doc.get("status")
-    reason = call.state.get("finish_reason")
-    return str(reason) if reason is not None else None
+    return call.streamed.finish_reason if call.streamed is not None else None
 
 
 def build_call_event(call: Call, *, trace_id: str | None = None) -> dict[str, Any]:
@@ -225,7 +213,7 @@ def build_call_event(call: Call, *, trace_id: str | None = None) -> dict[str, An
     p = call.principal
     usage = call.usage
     reserved = _reserved_usd(call)
-    routed = call.state.get("routed_model")
+    routed = call.routed_model
     ev.update(
         {
             "request_id": call.request_id,
@@ -242,8 +230,8 @@ def build_call_event(call: Call, *, trace_id: str | None = None) -> dict[str, An
             },
             "decision": summary_decision(call),
             "decisions": [_decision(d) for d in call.decisions],
-            "redaction": _redaction(call.state.get("pii")),
-            "approval": _approval(call.state.get("approval")),
+            "redaction": _redaction(call.pii),
+            "approval": _approval(approval_view(call)),
             "tool_calls": tool_calls(call),
             "finish_reason": _finish_reason(call),
             "usage": (

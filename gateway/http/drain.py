@@ -19,7 +19,9 @@ client-disconnect guard uses, and the proxy turns it into an error it can answer
 A call is cut only where cancelling it is known to be safe: while its body is read, while it
 waits for the provider (the ``forward`` stage), or while it relays a stream. Anywhere else
 (a limits or audit store round trip, a policy evaluation) it is left to reach the next safe
-point: the drain looks again every ``_SWEEP_S`` until nothing is left. Approval holds are not
+point: the drain looks again every ``_SWEEP_S`` until nothing is left. A call in flight is its
+``CallScope`` (``gateway.pipeline``): the task serving it, the region it is in, whether it
+was cut; one object per call for both its lifecycle and the drain. Approval holds are not
 cut but released at SIGTERM (their wait is for a human, not for work that may end in time).
 
 The server side (``wardgate serve``) delivers the signal: the lifespan chains a handler in
@@ -40,8 +42,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.errors import ShuttingDown
 
 if TYPE_CHECKING:
-    from gateway.call import Call
-    from gateway.pipeline import Pipeline
+    from gateway.pipeline import CallScope
 
 log = logging.getLogger("wardgate.drain")
 
@@ -66,24 +67,6 @@ def shutting_down() -> ShuttingDown:
     )
 
 
-class Cut:
-    """One call in flight, as the drain sees it. ``region`` is set by the proxy around the
-    parts of the call that may be cut; ``None`` elsewhere (finish, sending the answer)."""
-
-    __slots__ = ("call", "fired", "region", "task")
-
-    def __init__(self, task: asyncio.Task[Any] | None, call: Call) -> None:
-        self.task = task
-        self.call = call
-        self.region: str | None = None
-        self.fired = False
-
-    def absorb(self) -> None:
-        """The cancellation was the drain's: take it back so the call can still finish."""
-        if self.task is not None:
-            self.task.uncancel()
-
-
 class Drain:
     """The drain state of one app (one worker): created with the context, lives as long."""
 
@@ -92,8 +75,7 @@ class Drain:
         self.delay_s = delay_s
         self.draining = False
         self.cutting = False
-        self.pipeline: Pipeline | None = None
-        self._calls: set[Cut] = set()
+        self._calls: set[CallScope] = set()
         self._on_begin: list[Callable[[], None]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._signals: list[int] = []
@@ -102,20 +84,22 @@ class Drain:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- the calls ---------------------------------------------------------------------
-    def enter(self, call: Call) -> Cut:
-        cut = Cut(asyncio.current_task(self._loop), call)
-        self._calls.add(cut)
-        return cut
+    def task(self) -> asyncio.Task[Any] | None:
+        """The task running now (the one serving a call that is starting)."""
+        return asyncio.current_task(self._loop)
 
-    def leave(self, cut: Cut) -> None:
-        self._calls.discard(cut)
+    def enter(self, call: CallScope) -> None:
+        self._calls.add(call)
 
-    def check(self, cut: Cut, region: str) -> None:
+    def leave(self, call: CallScope) -> None:
+        self._calls.discard(call)
+
+    def check(self, call: CallScope, region: str) -> None:
         """Enter a cuttable ``region``; once the grace is over, a call reaching one is cut here."""
-        if self.cutting and not cut.fired:
-            cut.fired = True
+        if self.cutting and not call.fired:
+            call.fired = True
             raise shutting_down()
-        cut.region = region
+        call.region = region
 
     def in_flight(self) -> int:
         return len(self._calls)
@@ -167,13 +151,10 @@ class Drain:
         if any(not c.fired for c in self._calls):
             asyncio.get_running_loop().call_later(_SWEEP_S, self._sweep)
 
-    def _cuttable(self, cut: Cut) -> bool:
-        if cut.region == REQUEST:
-            return (
-                self.pipeline is not None
-                and self.pipeline.request_stage_running(cut.call) in _CUTTABLE_STAGES
-            )
-        return cut.region in (BODY, STREAM)
+    def _cuttable(self, call: CallScope) -> bool:
+        if call.region == REQUEST:
+            return call.stage_running() in _CUTTABLE_STAGES
+        return call.region in (BODY, STREAM)
 
     # -- the signal ----------------------------------------------------------------------
     def install_signal_hooks(self) -> Callable[[], None]:

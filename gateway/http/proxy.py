@@ -1,4 +1,8 @@
-"""The OpenAI-compatible endpoints: one raw ASGI app per endpoint, driving the pipeline.
+"""The OpenAI-compatible endpoints: one raw ASGI app per endpoint, translating HTTP.
+
+The call itself is owned by its ``CallScope`` (``gateway.pipeline``): it runs the phases
+and finishes the call exactly once, whichever way it ends; this module reads the request,
+sends the answer or the error, and marks where the shutdown drain may cut the call.
 
 Intake: the key (a header) is checked first, then the body is read (bounded) and parsed; an
 unknown caller never costs a body read or a parse.
@@ -45,11 +49,11 @@ from gateway.http.asgi import (
     send_error,
     until_disconnect,
 )
-from gateway.http.drain import BODY, REQUEST, STREAM, Cut, Drain, shutting_down
+from gateway.http.drain import BODY, REQUEST, STREAM, Drain, shutting_down
 from gateway.http.validate import check_body, parse_body
 from gateway.identity import invalid_id, valid_id
 from gateway.keys.stage import authenticate_key
-from gateway.pipeline import Pipeline
+from gateway.pipeline import CallScope, Pipeline
 from gateway.sse import EventBatches, LastBatch, SSEEvent
 
 log = logging.getLogger("wardgate.proxy")
@@ -76,7 +80,6 @@ class ProxyEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx: AppContext = scope["app"].state.ctx
-        pipeline = _pipeline(ctx)
         headers = header_dict(scope)
         call = Call(
             request_id=_request_id(headers, self._ids),
@@ -87,80 +90,69 @@ class ProxyEndpoint:
         )
         call.response_headers["x-request-id"] = call.request_id
         drain = ctx.drain
-        cut = drain.enter(call)
+        owner = _pipeline(ctx).scope(call, drain.task())
+        drain.enter(owner)
         try:
-            await self._serve(ctx, call, receive, send, cut)
+            async with owner:  # finishes the call once, whichever way it ends
+                await self._serve(ctx, owner, receive, send)
         finally:
-            cut.region = None
-            drain.leave(cut)
-            if call.deferred:  # what finish hooks left to wait for: after the answer, on every path
-                await pipeline.after_answer(call)
+            drain.leave(owner)
 
-    async def _serve(self, ctx: AppContext, call: Call, receive: Receive, send: Send, cut: Cut) -> None:
-        pipeline = _pipeline(ctx)
+    async def _serve(self, ctx: AppContext, owner: CallScope, receive: Receive, send: Send) -> None:
+        """The call as HTTP: read and check the request, run the phases, send the answer or
+        the error. ``owner`` finishes the call (once) wherever it ends."""
+        call = owner.call
         drain = ctx.drain
-        finished = False
         try:
             # The key is in a header: an unknown caller is refused before its body is read
             # (the server drains or drops what it sent), so it never costs a parse.
             call.principal = authenticate_key(ctx.keys, call.headers)
-            drain.check(cut, BODY)
+            drain.check(owner, BODY)
             raw = await read_body(call.headers, receive, ctx.settings.server.max_body_bytes)
-            cut.region = None
+            owner.region = None
             call.until_disconnect = functools.partial(until_disconnect, receive)
             given = call.headers.get("x-request-id")
             if given and given != call.request_id:  # read first: every client then reads the 400
                 raise invalid_id(given, "x-request-id", "X-Request-Id")
             call.body = parse_body(raw)
             call.model, call.stream = check_body(self.endpoint, call.body)
-            drain.check(cut, REQUEST)
-            response = await pipeline.run_request(call)
-            cut.region = None
+            drain.check(owner, REQUEST)
+            response = await owner.request()
+            owner.region = None
             if response.events is not None:
                 call.until_disconnect = None  # the relay's own guard watches from here
-                finished = True  # _stream runs finish itself, whatever happens
-                await _stream(pipeline, call, response, receive, send, drain, cut)
+                await _stream(owner, response, receive, send, drain)
                 return
-            await pipeline.run_response(call, response)
-            finished = True
-            if pipeline.finish_gates_answer:
-                await pipeline.finish(call)
+            await owner.respond(response)
+            if owner.gates_answer:
+                await owner.finish()
                 await _send_answer(send, call, response)
             else:
-                try:
-                    await _send_answer(send, call, response)
-                finally:
-                    await _finish_quietly(pipeline, call)
+                await _send_answer(send, call, response)
+                await owner.finish_quietly()  # no await in between: settle is issued first
         except asyncio.CancelledError:
-            if not cut.fired:
+            if not owner.fired:
                 raise
             # The drain cut the call before its answer: answered and finished like any failure.
-            cut.absorb()
-            cut.region = None
+            owner.absorb()
+            owner.region = None
             error = shutting_down()
-            call.error = error
-            if not finished:
-                await _finish_quietly(pipeline, call)
+            await owner.fail(error)
             await send_error(send, error, call.response_headers)
         except ClientDisconnected:
-            cut.region = None
+            owner.region = None
             call.client_disconnected = True
-            if not finished:
-                await _finish_quietly(pipeline, call)
         except GatewayError as exc:
-            cut.region = None
-            call.error = exc
-            if not finished:
-                await _finish_quietly(pipeline, call)
+            owner.region = None
+            await owner.fail(exc)
             await send_error(send, exc, call.response_headers)
         except Exception as exc:
-            cut.region = None
+            owner.region = None
             log.exception("unhandled error", extra={"request_id": call.request_id})
-            internal = InternalError("The gateway failed to process the request.")
-            call.error = exc
-            if not finished:
-                await _finish_quietly(pipeline, call)
-            await send_error(send, internal, call.response_headers)
+            await owner.fail(exc)
+            await send_error(
+                send, InternalError("The gateway failed to process the request."), call.response_headers
+            )
 
 
 def _request_id(headers: dict[str, str], ids: random.Random) -> str:
@@ -172,14 +164,6 @@ def _request_id(headers: dict[str, str], ids: random.Random) -> str:
     return f"req_{ids.getrandbits(128):032x}"
 
 
-async def _finish_quietly(pipeline: Pipeline, call: Call) -> None:
-    """Finish a call that already failed: its own error is what the client will see."""
-    try:
-        await pipeline.finish(call)
-    except GatewayError:
-        log.warning("finish failed on an already failed call", extra={"request_id": call.request_id})
-
-
 async def _send_answer(send: Send, call: Call, response: ModelResponse) -> None:
     body = orjson.dumps(response.json) if response.dirty else response.body
     headers = {**response.headers, **call.response_headers}
@@ -187,33 +171,31 @@ async def _send_answer(send: Send, call: Call, response: ModelResponse) -> None:
 
 
 async def _stream(
-    pipeline: Pipeline,
-    call: Call,
+    owner: CallScope,
     response: ModelResponse,
     receive: Receive,
     send: Send,
     drain: Drain,
-    cut: Cut,
 ) -> None:
+    call = owner.call
     upstream = response.events
     if upstream is None:
         raise InternalError("not a stream")
     try:
         # Read up to the first network read that released something: failures until then
         # are still a proper HTTP error, and its events go out in one write.
-        drain.check(cut, STREAM)
-        first, ended = await _first_release(pipeline, call, upstream)
-        cut.region = None
+        drain.check(owner, STREAM)
+        first, ended = await _first_release(owner, upstream)
+        owner.region = None
     except (Exception, asyncio.CancelledError) as exc:
         if isinstance(exc, asyncio.CancelledError):
-            if not cut.fired:
+            if not owner.fired:
                 raise
-            cut.absorb()
+            owner.absorb()
             exc = shutting_down()
-        cut.region = None
+        owner.region = None
         await _close_upstream(response)
-        call.error = exc
-        await _finish_quietly(pipeline, call)
+        await owner.fail(exc)
         raise _as_gateway_error(exc) from exc
     headers = {**response.headers, **call.response_headers, "cache-control": "no-cache"}
     await send({"type": "http.response.start", "status": 200, "headers": encode_headers(headers.items())})
@@ -223,48 +205,44 @@ async def _stream(
     failure: Exception | None = None
     guard = _DisconnectGuard(receive)
     try:
-        drain.check(cut, STREAM)
-        tail = await _relay(pipeline, call, first, ended, upstream, send, terminal)
+        drain.check(owner, STREAM)
+        tail = await _relay(owner, first, ended, upstream, send, terminal)
     except asyncio.CancelledError:
-        if not (guard.fired or cut.fired):
+        if not (guard.fired or owner.fired):
             raise  # a real cancellation, neither the client leaving nor the drain's cut
         if guard.fired:
             guard.absorb()
-        if cut.fired:
-            cut.absorb()
+        if owner.fired:
+            owner.absorb()
             failure = shutting_down()
     except Exception as exc:
         failure = exc
     finally:
-        cut.region = None
+        owner.region = None
         guard.stop()
     if guard.fired:
         call.client_disconnected = True
         await _close_upstream(response)
-        await _finish_quietly(pipeline, call)
-        return
+        return  # the scope finishes the call
     if failure is not None:
-        call.error = failure
-        if cut.fired:  # the provider stops generating (and billing) now, not when the process exits
+        if owner.fired:  # the provider stops generating (and billing) now, not when the process exits
             await _close_upstream(response)
         if isinstance(failure, GatewayError):
             error = failure
         else:
             log.error("stream failed", exc_info=failure, extra={"request_id": call.request_id})
             error = InternalError("The gateway failed mid-stream.")
-        await _finish_quietly(pipeline, call)
+        await owner.fail(failure)
         await _send_event(send, error_event(call, error), more=False)
         return
     end = b"".join(e.raw for e in terminal)
-    if not pipeline.finish_gates_answer:
-        try:
-            await send({"type": "http.response.body", "body": b"".join(tail) + end, "more_body": False})
-        finally:
-            await _finish_quietly(pipeline, call)
+    if not owner.gates_answer:
+        await send({"type": "http.response.body", "body": b"".join(tail) + end, "more_body": False})
+        await owner.finish_quietly()  # no await in between: settle is issued first
         return
     await _write(send, tail)
     try:
-        await pipeline.finish(call)
+        await owner.finish()
     except GatewayError as exc:
         call.error = exc
         await _send_event(send, error_event(call, exc), more=False)
@@ -272,23 +250,20 @@ async def _stream(
     await send({"type": "http.response.body", "body": end, "more_body": False})
 
 
-async def _first_release(
-    pipeline: Pipeline, call: Call, upstream: EventBatches
-) -> tuple[list[SSEEvent], bool]:
+async def _first_release(owner: CallScope, upstream: EventBatches) -> tuple[list[SSEEvent], bool]:
     """The events released for the first network reads that released any, and whether the
     upstream already ended (then nothing has been written yet: it all goes out with the end)."""
     first: list[SSEEvent] = []
     async for batch in upstream:
-        await pipeline.release(call, batch, first)
+        await owner.release(batch, first)
         if first and not isinstance(batch, LastBatch):
             return first, False
-    await pipeline.end_stream(call, first)
+    await owner.end_stream(first)
     return first, True
 
 
 async def _relay(
-    pipeline: Pipeline,
-    call: Call,
+    owner: CallScope,
     first: list[SSEEvent],
     ended: bool,
     upstream: EventBatches,
@@ -306,12 +281,12 @@ async def _relay(
         if not ended:
             await _write(send, pending)
             async for batch in upstream:
-                await pipeline.release(call, batch, out)
+                await owner.release(batch, out)
                 if out and not isinstance(batch, LastBatch):
                     _collect(out, pending, terminal)
                     out.clear()
                     await _write(send, pending)
-            await pipeline.end_stream(call, out)
+            await owner.end_stream(out)
     except Exception:
         _collect(out, pending, terminal)
         await _write(send, pending)

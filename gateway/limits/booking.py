@@ -74,10 +74,10 @@ def actual_cost(call: Call, res: Reservation, prices: PriceBook) -> tuple[int, i
 def price_unbooked(call: Call, prices: PriceBook) -> None:
     """No reservation (store down and ``on_store_error: allow``): still price the call for the
     audit record, though nothing is booked."""
-    state = call.state.get("limits")
-    if state is None or state.get("store") != "none" or call.usage is None or "forward" not in call.timings:
+    state = call.limits
+    if state is None or state.store != "none" or call.usage is None or "forward" not in call.timings:
         return
     cost = usage_cost(call, prices)
     if cost is not None:
         call.cost_usd = nano_to_usd(cost)
-        state.update({"settled_usd": call.cost_usd, "settle_basis": "usage_unbooked"})
+        state.settled_usd, state.settle_basis = call.cost_usd, "usage_unbooked"

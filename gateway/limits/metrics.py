@@ -2,7 +2,7 @@
 
 Per-call series (decisions by outcome, cost, tokens, budget remaining) are recorded by the
 observability component from the finished ``Call`` (its ``decisions``, ``cost_usd`` and
-``state["cost"]``); these are the store's own: latency, failures, fallback, late settles.
+``call.budget``); these are the store's own: latency, failures, fallback, late settles.
 """
 
 from __future__ import annotations

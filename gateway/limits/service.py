@@ -16,9 +16,11 @@ import itertools
 import logging
 import os
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from gateway.call import Call, Decision, Principal
+from gateway.callstate import Budget, LimitsView, RunTally
 from gateway.errors import LimitsUnavailable
 from gateway.limits.booking import actual_cost, price_unbooked
 from gateway.limits.config import LimitsSettings
@@ -36,6 +38,7 @@ from gateway.limits.pricing import PriceBook, UnknownPrice
 from gateway.limits.quote import Quotes
 from gateway.limits.rules import LimitRules
 from gateway.limits.store import (
+    RESERVATION,
     LimitStore,
     Reservation,
     ReserveRequest,
@@ -133,12 +136,9 @@ class LimitsService:
             else None,
         )
         estimate_usd = nano_to_usd(est_nano)
-        state: dict[str, Any] = {
-            "estimate": {"input_tokens": prompt, "output_tokens": output, "usd": estimate_usd},
-            "reserved_usd": 0.0,
-            "store": None,
-        }
-        call.state["limits"] = state
+        state = call.limits = LimitsView(
+            estimate={"input_tokens": prompt, "output_tokens": output, "usd": estimate_usd}
+        )
         try:
             store, result = await self._stores.reserve(req)
         except LimitsUnavailable as exc:
@@ -151,26 +151,22 @@ class LimitsService:
         if result is not None:
             self._count_lapsed(result.lapsed_booked_nano)
         if store is None or result is None:  # on_store_error: allow
-            state["store"] = "none"
-            call.state["cost"] = {"estimate_usd": estimate_usd, "remaining_usd": {}, "budget_usd": {}}
+            state.store = "none"
+            call.budget = Budget(estimate_usd)
             call.decisions.append(
                 Decision("limit", "request", "allow", ["limits store unavailable: allowed"])
             )
             return
-        state["store"] = self._stores.label(store)
-        call.state["cost"] = {
-            "estimate_usd": estimate_usd,
-            "remaining_usd": {
+        store_name = state.store = self._stores.label(store)
+        call.budget = Budget(
+            estimate_usd,
+            remaining_usd={
                 scopes[b.scope].kind: nano_to_usd(max(b.remaining_nano, 0)) for b in result.budgets
             },
-            "budget_usd": {scopes[b.scope].kind: nano_to_usd(b.budget_nano) for b in result.budgets},
-        }
+            budget_usd={scopes[b.scope].kind: nano_to_usd(b.budget_nano) for b in result.budgets},
+        )
         if run_index >= 0:
-            call.state["run"] = {
-                "calls": result.run_calls,
-                "spend_usd": nano_to_usd(result.run_spent_nano),
-                "repeats": result.run_repeats,
-            }
+            call.run = RunTally(result.run_calls, nano_to_usd(result.run_spent_nano), result.run_repeats)
         if not result.ok and result.denial is not None:
             error = denial_error(result.denial, scopes[result.denial.scope], result, est_nano)
             call.decisions.append(
@@ -187,7 +183,7 @@ class LimitsService:
                 )
             )
             raise error
-        res = call.state["reservation"] = Reservation(
+        res = Reservation(
             principal.team,
             req.rid,
             scopes,
@@ -195,14 +191,15 @@ class LimitsService:
             est_nano,
             req.est_tokens,
             result.now_ms,
-            state["store"],
+            store_name,
             model=call.model,
             run_index=run_index,
             team_index=team_index,
             max_run_cost_nano=req.max_run_cost_nano,
         )
+        RESERVATION.put(call, res)
         self.leases.hold(res)
-        state["reserved_usd"] = estimate_usd
+        state.reserved_usd = estimate_usd
         headers = rate_headers(result)
         remaining = budget_remaining_nano(result, est_nano, reserved=True)
         if remaining is not None:
@@ -230,8 +227,8 @@ class LimitsService:
         nothing; 429 budget_exceeded when one cannot cover it); if it costs less, the
         difference is released at once instead of at settle.
         """
-        res = call.state.get("reservation")
-        if not isinstance(res, Reservation) or res.settled:
+        res = RESERVATION.get(call)
+        if res is None or res.settled:
             return
         routed = call.body.get("model")
         if not isinstance(routed, str) or not routed or routed == res.model:
@@ -281,10 +278,12 @@ class LimitsService:
                 )
         res.model = routed
         estimate_usd = nano_to_usd(est_nano)
-        state = call.state["limits"]
-        state["estimate"] = {"input_tokens": prompt, "output_tokens": output, "usd": estimate_usd}
-        state["reserved_usd"] = estimate_usd
-        call.state["cost"]["estimate_usd"] = estimate_usd
+        state = call.limits
+        if state is not None:
+            state.estimate = {"input_tokens": prompt, "output_tokens": output, "usd": estimate_usd}
+            state.reserved_usd = estimate_usd
+        if call.budget is not None:
+            call.budget = replace(call.budget, estimate_usd=estimate_usd)
         call.decisions.append(
             Decision(
                 "limit",
@@ -304,8 +303,8 @@ class LimitsService:
         """Book the call's real cost: the store has the settle when this returns (see
         ``LimitStore.begin_settle``); the awaitable, if any, takes its reply and must be
         awaited (it times the store, counts late settles and retries a failed settle)."""
-        res = call.state.get("reservation")
-        if not isinstance(res, Reservation):
+        res = RESERVATION.get(call)
+        if res is None:
             price_unbooked(call, self.prices)
             return None
         if res.settled:
@@ -319,8 +318,10 @@ class LimitsService:
         res.settled = True
         self.leases.release(res)
         call.cost_usd = nano_to_usd(actual_nano)
-        state = call.state.setdefault("limits", {})
-        state.update({"settled_usd": call.cost_usd, "settle_basis": basis})
+        state = call.limits
+        if state is None:
+            state = call.limits = LimitsView(estimate={})
+        state.settled_usd, state.settle_basis = call.cost_usd, basis
         return self._stores.begin_settle(res, actual_nano, tokens)
 
     async def close(self) -> None:

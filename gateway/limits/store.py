@@ -35,6 +35,8 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gateway.callstate import Slot
+
 NANO = 1_000_000_000
 #: Override sections the admin API writes, and the fields each one owns.
 OVERRIDE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -145,7 +147,8 @@ class ReserveResult:
 
 @dataclass(slots=True)
 class Reservation:
-    """What settle (and lease renewal, and a re-price) needs: kept in ``call.state["reservation"]``."""
+    """What settle (and lease renewal, and a re-price) needs: kept in the limits area's own
+    ``RESERVATION`` slot of the call."""
 
     team: str
     rid: str
@@ -173,6 +176,10 @@ class Reservation:
     def lease_member(self) -> str:
         """The member this reservation holds in each of its scopes' lease sets."""
         return f"{self.rid}|{max(self.est_nano - self.booked_nano, 0)}"
+
+
+#: The call's reservation: written by ``reserve``, read by ``reprice`` and settling (limits only).
+RESERVATION: Slot[Reservation] = Slot("limits.reservation")
 
 
 @dataclass(slots=True, frozen=True)

@@ -220,9 +220,9 @@ class Metrics:
                 self._child(self.limit_rejections, err.code).inc()
         if call.usage is not None or call.cost_usd:
             self._observe_spend(call, model)
-        cost = call.state.get("cost")
-        if isinstance(cost, dict):
-            for scope, left in (cost.get("remaining_usd") or {}).items():
+        budget = call.budget
+        if budget is not None:
+            for scope, left in budget.remaining_usd.items():
                 if isinstance(left, int | float) and not str(scope).startswith(_UNBOUNDED_SCOPES):
                     self._child(self.budget_remaining, self.scope(scope)).set(left)
 

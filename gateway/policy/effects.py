@@ -2,12 +2,12 @@
 
 deny               → ``Denied`` (403 policy_denied, every reason shown to the caller)
 engine failure     → ``PolicyUnavailable`` (503), or nothing when failing open
-require_approval   → ``call.state["approval"]`` for the approval stage; without one
+require_approval   → ``call.approval_ask`` for the approval stage; without one
                      configured, a deny with "approval required: <reason>"
 route.model        → ``call.body["model"]`` (``call.model`` keeps what the caller asked
-                     for; ``call.state["routed_model"]`` says where it went)
+                     for; ``call.routed_model`` says where it went)
 limits.max_tokens  → caps max_tokens / max_completion_tokens / max_output_tokens
-redact             → ``call.state["policy_redact"]`` for the redaction stage
+redact             → ``call.policy_redact`` for the redaction stage
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.call import Call, Endpoint
+from gateway.callstate import ApprovalAsk
 from gateway.errors import Denied, GatewayError, PolicyUnavailable
 from gateway.policy.decision import PolicyDecision
 from gateway.policy.service import PolicyService, Verdict
@@ -60,24 +61,24 @@ def hand_off_approval(call: Call, verdict: Verdict) -> None:
     decision = verdict.decision
     if decision is None or not decision.require_approval:
         return
-    call.state["approval"] = {
-        "phase": verdict.phase,
-        "items": [dict(item) for item in decision.require_approval],
-        "decision": decision.to_dict(),
-        "revision": verdict.revision,
-    }
+    call.approval_ask = ApprovalAsk(
+        verdict.phase,
+        tuple(dict(item) for item in decision.require_approval),
+        decision.to_dict(),
+        verdict.revision,
+    )
 
 
 def apply_request_effects(call: Call, decision: PolicyDecision) -> None:
     model = decision.model
     if model and model != call.body.get("model"):
         call.body["model"] = model
-        call.state["routed_model"] = model
+        call.routed_model = model
     cap = decision.max_tokens
     if cap is not None:
         cap_max_tokens(call, cap)
     if decision.redact:
-        call.state.setdefault("policy_redact", {}).update(decision.redact)
+        call.policy_redact = {**(call.policy_redact or {}), **decision.redact}
 
 
 def cap_max_tokens(call: Call, cap: int) -> None:

@@ -4,7 +4,7 @@
      "principal": {key_id, team, user, roles, tags} | null,
      "agent": {id, run_id, parent_run_id},
      "request": {endpoint, model, messages, tools, params[, input]},
-     "pii": call.state["pii"], "cost": call.state["cost"], "run": call.state["run"],
+     "pii": call.pii, "cost": call.budget, "run": call.run,         (written by redaction, limits)
      "response": {content, tool_calls, finish_reason, usage},      (response phase only)
      "time": {now, weekday, hour}}
 
@@ -25,10 +25,12 @@ from functools import lru_cache
 from typing import Any
 
 from gateway.call import Call, Endpoint
+from gateway.callstate import Slot
 from gateway.policy.textkey import name_key, text_key
 
 INPUT_VERSION = 1
-KEYS_STATE = "policy_request_keys"
+#: The request's keyed tools and tool results, computed once per call (policy only).
+_KEYS: Slot[tuple[dict[str, Any], list[dict[str, str]], list[dict[str, Any]]]] = Slot("policy.request_keys")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _NOT_PARAMS = frozenset({"model", "messages", "input", "tools", "instructions", "functions"})
 #: Built-in tool types under another name than their kind.
@@ -51,9 +53,9 @@ def build_input(
         "principal": call.principal.as_input() if call.principal is not None else None,
         "agent": {"id": call.agent_id, "run_id": call.run_id, "parent_run_id": call.parent_run_id},
         "request": request_view(call),
-        "pii": call.state.get("pii"),
-        "cost": call.state.get("cost"),
-        "run": call.state.get("run"),
+        "pii": call.pii,
+        "cost": call.budget.as_input() if call.budget is not None else None,
+        "run": call.run.as_input() if call.run is not None else None,
         "time": time_view(now),
     }
     if response is not None:
@@ -100,7 +102,7 @@ def _keyed_request(call: Call, body: dict[str, Any]) -> tuple[list[dict[str, str
     """The request's keyed tools and tool results, computed once per call: the response phase
     reuses the request phase's (the body object is the same; ``forget_keys`` drops them when a
     stage rewrites the body's texts in place, as a policy-driven re-redaction does)."""
-    cached = call.state.get(KEYS_STATE)
+    cached = _KEYS.get(call)
     if cached is not None and cached[0] is body:
         return cached[1], cached[2]
     tools = tools_view(body)
@@ -109,13 +111,13 @@ def _keyed_request(call: Call, body: dict[str, Any]) -> tuple[list[dict[str, str
         results = chat_tool_results(messages) if isinstance(messages, list) else []
     else:
         results = responses_tool_results(body.get("input"))
-    call.state[KEYS_STATE] = (body, tools, results)
+    _KEYS.put(call, (body, tools, results))
     return tools, results
 
 
 def forget_keys(call: Call) -> None:
     """Drop the cached keys of the request (its texts were rewritten in place)."""
-    call.state.pop(KEYS_STATE, None)
+    _KEYS.clear(call)
 
 
 def tool_kind(kind: str) -> str:

@@ -2,7 +2,7 @@
 
 ``PolicyService.decide`` is the only place that talks to the engine on the hot path. The
 first phase of a call takes the active snapshot and pins it on the call
-(``call.state["policy_snapshot"]``), so both phases of a call are decided by the same
+(a slot of its own on the call), so both phases of a call are decided by the same
 revision even if a reload lands in between (the new revision applies from the next call).
 It builds the input once per phase, and turns every way an engine can fail (exception, timeout, unreachable server, undefined
 or malformed decision) into a ``Verdict`` without a decision: the stage then fails closed
@@ -16,9 +16,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.call import Call, Decision
+from gateway.callstate import Slot
 from gateway.policy.config import PolicySettings
 from gateway.policy.decision import PolicyDecision
 from gateway.policy.errors import PolicyEvalError, short_error
@@ -26,7 +27,12 @@ from gateway.policy.input import build_input
 from gateway.policy.metrics import PolicyMetrics
 from gateway.policy.reload import PolicyManager
 
+if TYPE_CHECKING:
+    from gateway.policy.engines.base import Snapshot
+
 log = logging.getLogger("wardgate.policy")
+#: The engine snapshot a call's first phase took: both phases decide on one revision.
+_SNAPSHOT: Slot[Snapshot] = Slot("policy.snapshot")
 
 _SEVERITY = {"allow": 0, "approval": 1, "deny": 2, "error": 3}
 
@@ -80,7 +86,7 @@ class PolicyService:
 
     @property
     def approvals_enabled(self) -> bool:
-        """Whether an approval stage will act on ``call.state["approval"]``.
+        """Whether an approval stage will act on ``call.approval_ask``.
 
         Looked up per call rather than at start, so the order components start in does not
         matter.
@@ -95,9 +101,9 @@ class PolicyService:
         t0 = time.perf_counter()
         revision: str | None = None
         try:
-            snapshot = call.state.get("policy_snapshot")
+            snapshot = _SNAPSHOT.get(call)
             if snapshot is None:
-                snapshot = call.state["policy_snapshot"] = self.manager.engine.snapshot()
+                snapshot = _SNAPSHOT.put(call, self.manager.engine.snapshot())
             revision = snapshot.revision
             raw = await snapshot.evaluate(self._paths[phase], build_input(call, response))
             decision = PolicyDecision.from_result(raw)

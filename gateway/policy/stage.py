@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gateway.call import Call, ModelResponse
+from gateway.callstate import Slot
 from gateway.pipeline import Stage
 from gateway.policy.answer import answer_view
 from gateway.policy.effects import apply_request_effects, hand_off_approval, refusal, resolve
@@ -16,6 +17,11 @@ from gateway.policy.input import forget_keys
 from gateway.policy.service import PolicyService
 from gateway.policy.stream import StreamGate
 from gateway.sse import SSEEvent
+
+#: A request decision tagged ``hold_stream``: the response stage holds the whole stream's text.
+_HOLD_TEXT: Slot[bool] = Slot("policy.hold_text")
+#: The response stage's gate on the call's stream.
+_GATE: Slot[StreamGate] = Slot("policy.stream_gate")
 
 
 class PolicyRequestStage(Stage):
@@ -44,7 +50,7 @@ class PolicyRequestStage(Stage):
                 await redaction.reapply(call)
                 forget_keys(call)  # the texts the keys were made of changed in place
         if decision.tags.get("hold_stream") is True:
-            call.state.setdefault(PolicyResponseStage.name, {})["hold_text"] = True
+            _HOLD_TEXT.put(call, True)
 
 
 class PolicyResponseStage(Stage):
@@ -66,11 +72,10 @@ class PolicyResponseStage(Stage):
         hand_off_approval(call, verdict)
 
     def _gate(self, call: Call) -> StreamGate:
-        state = call.state.setdefault(self.name, {})
-        gate = state.get("gate")
+        gate = _GATE.get(call)
         if gate is None:
-            hold_text = self.service.settings.stream_hold_text or bool(state.get("hold_text"))
-            gate = state["gate"] = StreamGate(self.service, self.name, call, hold_text)
+            hold_text = self.service.settings.stream_hold_text or bool(_HOLD_TEXT.get(call))
+            gate = _GATE.put(call, StreamGate(self.service, self.name, call, hold_text))
         return gate
 
     async def on_chunk(self, call: Call, event: SSEEvent) -> Sequence[SSEEvent]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gateway.call import Call, Endpoint
+from gateway.callstate import StreamAnswer
 from gateway.errors import GatewayError
 from gateway.policy.answer import FINAL, HOLD, stream_view
 from gateway.policy.effects import hand_off_approval, refusal, resolve
@@ -77,14 +78,17 @@ class StreamGate:
         return await self._decide(call)
 
     async def _decide(self, call: Call) -> list[SSEEvent]:
-        verdict = await self._service.decide(call, "response", self._view.view())
+        view = self._view.view()
+        call.streamed = StreamAnswer(
+            tuple(t for t in view.get("tool_calls") or () if isinstance(t, dict)), view.get("finish_reason")
+        )
+        verdict = await self._service.decide(call, "response", view)
         outcome, reasons = resolve(self._service, verdict)
         self._service.record(call, self._stage, verdict, outcome, reasons)
         held, self._held = self._held, []
         error = refusal(outcome, reasons, verdict)
         if error is not None:
             self._state = "stopped"
-            call.state.setdefault(self._stage, {})["refused"] = error.code
             return [error_event(call, error)]
         hand_off_approval(call, verdict)
         self._state = "released"

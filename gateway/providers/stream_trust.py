@@ -33,11 +33,13 @@ from typing import Any, ClassVar
 import orjson
 
 from gateway.call import Call, Endpoint
+from gateway.callstate import Slot
 from gateway.errors import UpstreamError
 from gateway.pipeline import Stage
 from gateway.sse import SSEEvent
 
-_STATE = "stream_trust"
+#: A chat stream's ``[DONE]`` has been seen.
+_DONE: Slot[bool] = Slot("stream_trust.done")
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 #: Delta events: (the item type they belong to, the item field the deltas build, the field of
 #: their ``.done`` event that must equal the deltas joined).
@@ -273,22 +275,26 @@ class _ResponsesTrust:
                 raise _refuse(f"a terminal event whose output item {index} differs from the one streamed")
 
 
+#: A Responses stream's record of what was streamed.
+_RESPONSES: Slot[_ResponsesTrust] = Slot("stream_trust.responses")
+
+
 class StreamTrustStage(Stage):
     """Refuses a stream whose events contradict each other (see the module docstring)."""
 
     name: ClassVar[str] = "stream_trust"
 
     async def on_chunk(self, call: Call, event: SSEEvent) -> Sequence[SSEEvent]:
-        state = call.state.get(_STATE)
-        if call.state.get("approval_replay"):
+        if call.replayed:
             return (event,)  # the gateway's own answer (a stored or rewritten one), not the upstream's
         if call.endpoint is Endpoint.RESPONSES:
+            state = _RESPONSES.get(call)
             if state is None:
-                state = call.state[_STATE] = _ResponsesTrust()
+                state = _RESPONSES.put(call, _ResponsesTrust())
             state.feed(event)
             return (event,)
-        if state is not None:  # chat: [DONE] was the end
+        if _DONE.get(call):  # chat: [DONE] was the end
             raise _refuse("an event after [DONE]")
         if event.is_done:
-            call.state[_STATE] = True
+            _DONE.put(call, True)
         return (event,)

@@ -4,7 +4,7 @@ Builds the Presidio engine once per process (offline, warmed up: the first analy
 otherwise cost ~0.2 s on a caller's request) and registers ``redact_in`` and ``redact_out``.
 The ``Redactor`` it builds is ``Redaction.redactor``; the policy component is given this
 component and calls ``redactor.reapply(call)`` after a decision that sets
-``call.state["policy_redact"]``. Presidio and spaCy are imported only at start.
+``call.policy_redact``. Presidio and spaCy are imported only at start.
 
 ``policies/redaction.yaml`` (optional) holds data that belongs with the policies, such as
 deny-lists of internal code names; values set in the settings (wardgate.yaml, env) win, and

@@ -2,7 +2,8 @@
 
 ``Redactor`` is the per-process service (``Redaction.redactor``, built by the component);
 ``RedactionState`` is the per-call part (vault, effective actions, originals for a re-run,
-stream channels), kept in ``call.state["redaction"]``.
+stream channels), kept in the redaction area's own slot of the call (``STATE``); its vault is
+also published as ``call.vault`` (approvals show reviewers the caller's real values).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.call import Call
+from gateway.callstate import Slot as CallSlot
 from gateway.errors import BadRequest, GatewayError, SensitiveDataBlocked
 from gateway.redaction.budget import LoopSlice, WorkBudget
 from gateway.redaction.config import (
@@ -39,7 +41,8 @@ from gateway.redaction.vault import Vault, VaultOperator, anonymize
 
 log = logging.getLogger("wardgate.redaction")
 
-STATE_KEY = "redaction"
+#: The call's redaction state (redaction only: ``redact_in``, ``redact_out``).
+STATE: CallSlot[RedactionState] = CallSlot("redaction.state")
 _ENTITY = operator.attrgetter("entity")
 _RANGE_ENTITY = operator.attrgetter("start", "end", "entity")
 
@@ -133,8 +136,8 @@ class Redactor:
         A policy value is an action for both directions or ``{prompt, answer}``; an unknown
         value means ``redact`` (fail closed), with a warning.
         """
-        policy = call.state.get("policy_redact")
-        if not (isinstance(policy, dict) and policy):
+        policy = call.policy_redact
+        if not policy:
             return self._config_actions  # shared, read-only: the common case costs nothing
         return self._actions(policy)
 
@@ -161,11 +164,15 @@ class Redactor:
         return RedactionState(vault=vault, actions=self.actions_for(call))
 
     def state(self, call: Call) -> RedactionState:
-        state = call.state.get(STATE_KEY)
-        if not isinstance(state, RedactionState):
-            state = self.new_state(call)
-            call.state[STATE_KEY] = state
+        state = STATE.get(call)
+        if state is None:
+            state = self._install(call, self.new_state(call))
         return state
+
+    @staticmethod
+    def _install(call: Call, state: RedactionState) -> RedactionState:
+        call.vault = state.vault
+        return STATE.put(call, state)
 
     # -- text ---------------------------------------------------------------------------------
 
@@ -348,7 +355,7 @@ class Redactor:
         pii["actions"] = {e: str(prompt[e]) for e in summary.entities if e in prompt}
         # What the same types get when the answer brings them (a policy or an auditor sees both).
         pii["answer_actions"] = {e: str(state.actions.answer[e]) for e in pii["actions"]}
-        call.state["pii"] = pii
+        call.pii = pii
         blocked = sorted(e for e in summary.entities if prompt.get(e) is Action.BLOCK)
         if blocked:
             pii["blocked"] = blocked
@@ -400,17 +407,17 @@ class Redactor:
             )
 
     async def reapply(self, call: Call) -> dict[str, Any]:
-        """Re-run the request side after a policy set ``call.state["policy_redact"]``.
+        """Re-run the request side after a policy set ``call.policy_redact``.
 
         The policy stage runs after ``redact_in`` (it decides on the ``pii`` summary), so when its
         decision carries ``redact`` it calls this: the body goes back to its original texts and
         is redacted again with the new actions (analysis results come from the cache).
         """
-        old = call.state.get(STATE_KEY)
-        if isinstance(old, RedactionState):
+        old = STATE.get(call)
+        if old is not None:
             for slot, original in reversed(old.originals):
                 slot.set(original)
-        call.state[STATE_KEY] = self.new_state(call)
+        self._install(call, self.new_state(call))
         return await self.redact_request(call)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from gateway.call import Call, Decision, Endpoint, ModelResponse
+from gateway.callstate import Slot
 from gateway.errors import SensitiveDataBlocked
 from gateway.pipeline import Stage
 from gateway.redaction.chat_events import ChatRewriter
@@ -23,7 +24,8 @@ from gateway.redaction.responses_events import ResponsesRewriter
 from gateway.redaction.stream import Channel
 from gateway.sse import SSEEvent
 
-_REWRITER_KEY = "redact_out"
+#: ``redact_out``'s stream rewriter for the call (False: nothing to rewrite).
+_REWRITER: Slot[ChatRewriter | ResponsesRewriter | Literal[False]] = Slot("redaction.rewriter")
 
 
 def wants_json(call: Call) -> bool:
@@ -49,7 +51,7 @@ class RedactInStage(Stage):
             pii = await self.redactor.redact_request(call)
         except SensitiveDataBlocked as exc:
             types = exc.extra.get("entity_types", [])
-            self._count(call.state.get("pii"))
+            self._count(call.pii)
             if self.metrics:
                 self.metrics.blocked.inc()
             call.decisions.append(
@@ -103,11 +105,11 @@ class RedactOutStage(Stage):
         self._finish(call, state)
 
     async def on_chunk(self, call: Call, event: SSEEvent) -> Sequence[SSEEvent]:
-        rewriter: ChatRewriter | ResponsesRewriter | Literal[False] | None = call.state.get(_REWRITER_KEY)
+        rewriter: ChatRewriter | ResponsesRewriter | Literal[False] | None = _REWRITER.get(call)
         if rewriter is None:
             state = self._state(call)
             rewriter = self._rewriter(call, state) if self._active(state) else False
-            call.state[_REWRITER_KEY] = rewriter
+            _REWRITER.put(call, rewriter)
         if rewriter is False:
             return (event,)
         out = rewriter.on_event(event)
@@ -116,7 +118,7 @@ class RedactOutStage(Stage):
         return out
 
     async def on_stream_end(self, call: Call) -> Sequence[SSEEvent]:
-        rewriter = call.state.get(_REWRITER_KEY)
+        rewriter = _REWRITER.get(call)
         if not rewriter:
             return ()
         out = rewriter.flush_all()
@@ -128,7 +130,7 @@ class RedactOutStage(Stage):
     def _state(self, call: Call) -> RedactionState:
         """The call's state; a policy ``redact`` decided after ``redact_in`` applies to the answer."""
         state = self.redactor.state(call)
-        if call.state.get("policy_redact"):
+        if call.policy_redact:
             state.actions = self.redactor.actions_for(call)
         return state
 
@@ -163,7 +165,9 @@ class RedactOutStage(Stage):
         out["restored"] = restored
         answer = state.actions.answer
         out["actions"] = {e: str(answer[e]) for e in out["entities"] if e in answer}
-        pii = call.state.setdefault("pii", {"entities": {}, "locations": [], "unscanned": 0})
+        pii = call.pii
+        if pii is None:
+            pii = call.pii = {"entities": {}, "locations": [], "unscanned": 0}
         pii["response"] = out
         if self.metrics:
             for entity, n in out["entities"].items():

@@ -1,7 +1,7 @@
 """A small pipeline around the approval stages, fed with ``Call``s (no HTTP).
 
 The policy stages here stand in for the real ones (built elsewhere): they set
-``call.state["approval"]`` the way docs/architecture.md describes (the decision shape), and the
+``call.approval_ask`` the way docs/architecture.md describes (the decision shape), and the
 response one holds back non-text stream events until the end like the real policy stage.
 """
 
@@ -16,12 +16,14 @@ from gateway.approvals.stage import ApprovalRequestStage, ApprovalResponseStage
 from gateway.approvals.store import ListQuery
 from gateway.approvals.stream_answers import TEXT, assemble, classify
 from gateway.call import Call, Endpoint, ModelResponse
+from gateway.callstate import ApprovalAsk, Slot
 from gateway.pipeline import Pipeline, Stage
 from gateway.sse import SSEEvent
 from tests.waiting import wait_until_async
 from wardgate_mock import MockOverrides, generate
 
 THRESHOLD = 1000
+_FAKE: Slot[dict[str, list[SSEEvent]]] = Slot("fake_policy")
 
 
 def _big_transfers(endpoint: str, body: Any) -> list[dict[str, Any]]:
@@ -40,11 +42,7 @@ class FakePolicyRequest(Stage):
 
     async def on_request(self, call: Call) -> None:
         if self.items:
-            call.state["approval"] = {
-                "phase": "request",
-                "items": [dict(i) for i in self.items],
-                "decision": {},
-            }
+            call.approval_ask = ApprovalAsk("request", tuple(dict(i) for i in self.items), {})
 
 
 class FakeForward(Stage):
@@ -101,13 +99,13 @@ class FakePolicyResponse(Stage):
                 }
                 for c in big
             ]
-            call.state["approval"] = {"phase": "response", "items": items, "decision": {}}
+            call.approval_ask = ApprovalAsk("response", tuple(items), {})
 
     async def on_response(self, call: Call, response: ModelResponse) -> None:
         self._decide(call, response.json)
 
     async def on_chunk(self, call: Call, event: SSEEvent) -> Sequence[SSEEvent]:
-        state = call.state.setdefault("fake_policy", {"seen": [], "held": []})
+        state = _FAKE.get(call) or _FAKE.put(call, {"seen": [], "held": []})
         state["seen"].append(event)
         if classify(call.endpoint.value, event) == TEXT:
             return (event,)
@@ -115,7 +113,7 @@ class FakePolicyResponse(Stage):
         return ()
 
     async def on_stream_end(self, call: Call) -> Sequence[SSEEvent]:
-        state = call.state.get("fake_policy") or {"seen": [], "held": []}
+        state = _FAKE.get(call) or {"seen": [], "held": []}
         self._decide(call, assemble(call.endpoint.value, state["seen"]))
         return state["held"]
 

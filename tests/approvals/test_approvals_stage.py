@@ -52,7 +52,7 @@ async def test_hold_then_approve_releases_the_original_answer_unchanged(make_ser
     assert message.tool_calls[0].function.name == "transfer_funds"
     assert call.response_headers["x-wardgate-approval"] == "approved"
     assert call.response_headers["x-wardgate-approval-id"] == approval_id
-    assert call.state["approval"]["status"] == "approved"
+    assert call.approval.fields["status"] == "approved"
     assert call.decisions[-1].outcome == "allow" and call.decisions[-1].detail["approval_id"] == approval_id
 
 
@@ -123,7 +123,7 @@ async def test_defer_then_resend_returns_the_stored_answer_without_calling_the_m
     resend = chat_call(headers={"x-wardgate-approval-id": approval_id})
     response, _ = await rig.run(resend)
     assert response.json == original["json"]
-    assert resend.state["approval_replay"] is True
+    assert resend.replayed is True
     assert resend.response_headers["x-wardgate-approval"] == "approved"
     assert rig.forward.calls == 1
     # The approved answer is released once: a second re-send (plain or streamed) is refused.
@@ -291,7 +291,7 @@ async def test_request_phase_defer_resend_is_single_use_and_denial_is_synthesize
         Response.model_validate(response.json).output_text
         == "The request was denied by a reviewer: budget frozen"
     )
-    assert resend.state["approval_replay"] is True and rig.forward.calls == 1
+    assert resend.replayed is True and rig.forward.calls == 1
 
 
 async def test_stage_changes_reach_the_audit_service(make_service) -> None:

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from gateway.audit.component import Audit
 from gateway.call import Call, Decision, Endpoint, ModelResponse, Principal, Usage
+from gateway.callstate import ApprovalAsk, ApprovalOutcome, LimitsView, StreamAnswer
 from gateway.context import AppContext
 from gateway.errors import Denied, GatewayError, UpstreamError
 from gateway.keys.store import AdminPrincipal, KeyStore, hash_key
@@ -97,8 +98,9 @@ def make_call(
         call.cost_usd = cost
         if stream:
             call.response = ModelResponse(status=200, headers={}, events=_no_events())
-            call.state["tool_calls"] = [{"id": "call_1", "name": "send_email", "arguments": PROMPT}]
-            call.state["finish_reason"] = "tool_calls"
+            call.streamed = StreamAnswer(
+                ({"id": "call_1", "name": "send_email", "arguments": PROMPT},), "tool_calls"
+            )
         else:
             call.response = ModelResponse(
                 status=200,
@@ -124,9 +126,37 @@ def make_call(
                     ],
                 },
             )
-    call.state.update(state)
+    _publish(call, **state)
     call.started = time.perf_counter() - 0.3
     return call
+
+
+_ASK_KEYS = ("phase", "items", "decision", "revision")
+
+
+def _publish(
+    call: Call,
+    *,
+    reservation: dict[str, Any] | None = None,
+    approval: dict[str, Any] | None = None,
+    **fields: Any,
+) -> None:
+    """What the stages would have published on the call (typed fields of ``Call``)."""
+    if reservation is not None:
+        call.limits = LimitsView(estimate={}, reserved_usd=reservation["reserved_usd"])
+    if approval is not None:
+        ask = ApprovalAsk(
+            approval.get("phase", "request"),
+            tuple(approval.get("items") or ()),
+            approval.get("decision"),
+            approval.get("revision"),
+        )
+        call.approval_ask = ask
+        outcome = {k: v for k, v in approval.items() if k not in _ASK_KEYS}
+        if outcome:
+            call.approval = ApprovalOutcome(ask, {"phase": ask.phase, **outcome})
+    for name, value in fields.items():
+        setattr(call, name, value)
 
 
 async def _no_events():  # pragma: no cover - never iterated

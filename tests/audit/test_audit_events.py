@@ -8,6 +8,7 @@ from gateway.audit.events import build_call_event, build_record_event
 from gateway.audit.schema import SCHEMA_VERSION
 from gateway.audit.stage import AuditStage
 from gateway.audit.store.base import Filters
+from gateway.callstate import Budget, LimitsView
 
 
 def test_allowed_call_event_has_identity_models_usage_cost_and_stage_latency():
@@ -173,12 +174,14 @@ def test_approval_record_keeps_tool_names_but_not_their_arguments():
     assert ev["data"]["tool_calls"] == [{"id": "call_1", "name": "wire_money", "arguments": "[omitted]"}]
 
 
-def test_reserved_amount_is_read_from_the_limits_reservation_object():
-    class Reservation:  # the limits stage keeps a dataclass with integer nano-dollars
-        est_nano = 2_500_000
-
-    ev = build_call_event(make_call(reservation=Reservation()))
-    assert ev["cost"]["reserved_usd"] == 0.0025
+def test_reserved_amount_and_basis_are_what_the_limits_stage_published():
+    call = make_call()
+    call.limits = LimitsView(estimate={}, reserved_usd=0.0025, settle_basis="usage")
+    ev = build_call_event(call)
+    assert ev["cost"]["reserved_usd"] == 0.0025 and ev["cost"]["basis"] == "usage"
+    nothing_reserved = make_call()
+    nothing_reserved.budget = Budget(0.004)  # the store was down: only the estimate is known
+    assert build_call_event(nothing_reserved)["cost"]["reserved_usd"] == 0.004
 
 
 async def test_a_malformed_field_from_another_stage_still_yields_an_event(make_service):

@@ -12,6 +12,7 @@ from audit_helpers import finish, make_call
 from prometheus_client import CollectorRegistry
 
 from gateway.audit.stage import AuditStage
+from gateway.callstate import Budget
 from gateway.context import AppContext
 from gateway.errors import BudgetExceeded
 from gateway.keys.store import KeyStore
@@ -42,9 +43,8 @@ async def test_metrics_expose_every_series_after_traffic(make_service):
     service = await make_service(metrics=metrics)
     stage = AuditStage(service, metrics=metrics)
     pii = {"entities": {"EMAIL_ADDRESS": 2}, "locations": [], "unscanned": 0}
-    cost = {"estimate_usd": 0.01, "remaining_usd": {"team:team-a": 12.5, "run:run-1": 0.5}}
     first = make_call(pii=pii)
-    first.state["cost"] = cost
+    first.budget = Budget(0.01, remaining_usd={"team:team-a": 12.5, "run:run-1": 0.5})
     await finish(stage, first)
     await finish(stage, make_call(outcome="deny"))
     await finish(stage, make_call(outcome="failed"))

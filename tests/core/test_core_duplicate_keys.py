@@ -7,6 +7,7 @@ Provider answers, stream events a stage reads, and tool-call arguments: refused 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -218,3 +219,28 @@ def test_a_repeated_key_is_found_wherever_it_is_spliced_in(doc: dict, data: st.D
     parsed = orjson.loads(spliced)
     assert has_duplicate(spliced, parsed) and has_duplicate(spliced)
     assert locate(spliced) is not None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    doc=st.dictionaries(st.text(max_size=6), _json_values, min_size=1, max_size=5),
+    data=st.data(),
+    indent=st.sampled_from([None, 2]),
+    ascii_only=st.booleans(),
+)
+def test_spaced_json_is_judged_like_compact_json(
+    doc: dict, data: st.DataObject, indent: int | None, ascii_only: bool
+) -> None:
+    """JSON written with spaces (``json.dumps``' default separators, pretty printing), the way
+    curl users and Python's stdlib send it: the whitespace-insensitive comparison never hides a
+    repeated key spliced anywhere and never invents one."""
+    raw = json.dumps(doc, indent=indent, ensure_ascii=ascii_only).encode()
+    assert not has_duplicate(raw, orjson.loads(raw))
+    key = data.draw(st.sampled_from(sorted(doc)))
+    member = json.dumps(key, ensure_ascii=ascii_only) + ": " + json.dumps(data.draw(_json_values))
+    spliced = ("{ " + member + ", " + raw.decode()[1:]).encode()
+    assert has_duplicate(spliced, orjson.loads(spliced))
+    nested = json.dumps({"outer": [doc]}, indent=indent, ensure_ascii=ascii_only)
+    inner = nested.index("[") + 1
+    spliced_deep = nested[:inner] + nested[inner:].replace("{", "{" + member + ", ", 1)
+    assert has_duplicate(spliced_deep.encode(), orjson.loads(spliced_deep))

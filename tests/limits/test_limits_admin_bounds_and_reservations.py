@@ -20,7 +20,7 @@ from gateway.limits.bounds import MAX_BUDGET_USD, MAX_COUNT
 from gateway.limits.rules import LimitRules
 from gateway.limits.service import LimitsService
 from gateway.limits.stage import LimitStage
-from gateway.limits.store import LimitStore, usd_to_nano
+from gateway.limits.store import RESERVATION, LimitStore, usd_to_nano
 from tests.limits.limits_support import FakeClock
 
 
@@ -87,7 +87,7 @@ async def test_the_largest_numbers_in_range_are_exact_end_to_end(service: Limits
         assert r.status_code == 200 and r.json()["limits"]["requests_per_minute"] == MAX_COUNT
     call = make_call()
     await LimitStage(service).on_request(call)
-    est = call.state["reservation"].est_nano
+    est = RESERVATION.get(call).est_nano
     remaining = call.response_headers["x-wardgate-budget-remaining"]
     # Not $0 (the overflow): the exact amount, to the header's six decimals.
     assert abs(usd_to_nano(float(remaining)) - (usd_to_nano(MAX_BUDGET_USD) - est)) <= 1000
@@ -118,13 +118,13 @@ async def test_reservations_in_flight_are_listed_and_one_can_be_released(service
     stuck, other = make_call(), make_call()
     for call in (stuck, other):
         await LimitStage(service).on_request(call)
-    rid = stuck.state["reservation"].rid
+    rid = RESERVATION.get(stuck).rid
     async with _client(service, AUDITOR) as c:
         listed = (await c.get("/admin/reservations", params={"scope": "team", "id": TEAM})).json()
         assert (
             await c.delete(f"/admin/reservations/{rid}", params={"scope": "team", "id": TEAM})
         ).status_code == 403
-    assert {r["id"] for r in listed["data"]} == {rid, other.state["reservation"].rid}
+    assert {r["id"] for r in listed["data"]} == {rid, RESERVATION.get(other).rid}
     assert all(r["lease_expires_in_s"] > 0 and r["reserved_usd"] > 0 for r in listed["data"])
     async with _client(service) as c:
         r = await c.delete(f"/admin/reservations/{rid}", params={"scope": "team", "id": TEAM})
@@ -132,9 +132,9 @@ async def test_reservations_in_flight_are_listed_and_one_can_be_released(service
         again = await c.delete(f"/admin/reservations/{rid}", params={"scope": "team", "id": TEAM})
         assert again.status_code == 404 and again.json()["error"]["code"] == "reservation_not_found"
         left = (await c.get("/admin/reservations", params={"scope": "team", "id": TEAM})).json()["data"]
-    assert [r["id"] for r in left] == [other.state["reservation"].rid]
+    assert [r["id"] for r in left] == [RESERVATION.get(other).rid]
     st = await service.store.scope_state(TEAM, "team", TEAM)
-    assert st.reserved_nano == other.state["reservation"].est_nano
+    assert st.reserved_nano == RESERVATION.get(other).est_nano
     # The released call was alive after all: its settle books what it really cost.
     await settle(service, forwarded(stuck, Usage(100, 10)))
     spent = (await service.store.scope_state(TEAM, "team", TEAM)).spent_nano["total"]

@@ -17,7 +17,7 @@ from gateway.call import Usage
 from gateway.limits.memory import MemoryStore
 from gateway.limits.redis_store import RedisStore
 from gateway.limits.stage import LimitStage, RepriceStage
-from gateway.limits.store import LimitStore, nano_to_usd, usd_to_nano
+from gateway.limits.store import RESERVATION, LimitStore, nano_to_usd, usd_to_nano
 from tests.limits.limits_support import FakeClock, StoreFactory
 
 
@@ -102,7 +102,7 @@ async def test_a_killed_replicas_calls_in_flight_are_booked_at_their_reservation
     calls = [make_call(), make_call()]
     for call in calls:
         await LimitStage(replica_a).on_request(call)
-    held = sum(call.state["reservation"].est_nano for call in calls)
+    held = sum(RESERVATION.get(call).est_nano for call in calls)
     await replica_a.leases.close()  # the replica is gone: no renewal, no settle
     assert (await store.scope_state(TEAM, "key", "k1")).reserved_nano == held
 
@@ -261,7 +261,7 @@ async def test_every_lapse_booking_is_counted_also_the_ones_a_reprice_finds(
     await LimitStage(replica_b).on_request(routed)
     dead = make_call("gpt-test-cheap")
     await LimitStage(replica_a).on_request(dead)
-    lost = dead.state["reservation"].est_nano
+    lost = RESERVATION.get(dead).est_nano
     await replica_a.leases.close()
     await replica_b.leases.renew_once()
     clock.advance(8)

@@ -8,7 +8,7 @@ from limits_helpers import TEAM, forwarded, make_call, make_service, request, re
 
 from gateway.call import Usage
 from gateway.limits.stage import LimitStage
-from gateway.limits.store import LimitStore, usd_to_nano
+from gateway.limits.store import RESERVATION, LimitStore, usd_to_nano
 from tests.limits.limits_support import FakeClock, StoreFactory
 
 
@@ -63,7 +63,7 @@ async def test_worker_renews_its_calls_in_flight_on_a_short_real_lease(make_stor
     service = make_service(store, {"scopes": {"key": {"budget_usd": {"total": 1.0}}}}, lease_s=0.6)
     call = make_call()
     await LimitStage(service).on_request(call)
-    held = call.state["reservation"].est_nano
+    held = RESERVATION.get(call).est_nano
     await asyncio.sleep(1.5)
     assert (await store.scope_state(TEAM, "key", "k1")).reserved_nano == held
     assert len(service.leases) == 1 and service.leases.failures == 0

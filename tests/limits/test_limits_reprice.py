@@ -9,7 +9,7 @@ from gateway.call import Call, Usage
 from gateway.errors import BudgetExceeded
 from gateway.limits.service import LimitsService
 from gateway.limits.stage import LimitStage, RepriceStage
-from gateway.limits.store import LimitStore, usd_to_nano
+from gateway.limits.store import RESERVATION, LimitStore, usd_to_nano
 
 MODELS = catalog("gpt-test", "gpt-test-cheap")
 
@@ -56,13 +56,13 @@ def _routed_call(budget_usd: float, store: LimitStore) -> tuple[LimitsService, C
 async def test_policy_route_to_a_pricier_model_reserves_more(store: LimitStore) -> None:
     service, call = _routed_call(1.0, store)
     await LimitStage(service).on_request(call)
-    cheap = call.state["reservation"].est_nano
+    cheap = RESERVATION.get(call).est_nano
     call.body["model"] = "gpt-test"  # what a policy route does
     await RepriceStage(service).on_request(call)
-    res = call.state["reservation"]
+    res = RESERVATION.get(call)
     assert res.model == "gpt-test" and res.est_nano > 10 * cheap
     assert (await store.scope_state(TEAM, "key", "k1")).reserved_nano == res.est_nano
-    assert call.state["limits"]["reserved_usd"] == pytest.approx(res.est_nano / 1e9)
+    assert call.limits.reserved_usd == pytest.approx(res.est_nano / 1e9)
     await settle(service, forwarded(call, Usage(100, 10)))
     state = await store.scope_state(TEAM, "key", "k1")
     assert (

@@ -25,13 +25,13 @@ async def test_allowed_call_gets_headers_state_and_a_reservation(store: LimitSto
     assert (h["x-ratelimit-limit-requests"], h["x-ratelimit-remaining-requests"]) == ("2", "1")
     assert h["x-ratelimit-reset-requests"] == "1m0s"
     assert h["x-ratelimit-limit-tokens"] == "100000"
-    est = call.state["cost"]["estimate_usd"]
+    est = call.budget.estimate_usd
     assert 0.001 < est < 0.002  # ~70 prompt tokens at $2.50/M + 100 output tokens at $10/M
     assert float(h["x-wardgate-budget-remaining"]) == pytest.approx(1.0 - est, abs=1e-6)
-    assert call.state["cost"]["remaining_usd"] == {"key": 1.0}
-    assert call.state["cost"]["budget_usd"] == {"key": 1.0}
-    assert call.state["run"] == {"calls": 1, "spend_usd": 0.0, "repeats": 0}
-    assert call.state["limits"]["reserved_usd"] == est
+    assert call.budget.remaining_usd == {"key": 1.0}
+    assert call.budget.budget_usd == {"key": 1.0}
+    assert call.run.as_input() == {"calls": 1, "spend_usd": 0.0, "repeats": 0}
+    assert call.limits.reserved_usd == est
     assert call.decisions[-1].stage == "limit" and call.decisions[-1].outcome == "allow"
 
 
@@ -76,7 +76,7 @@ async def test_repeating_the_same_request_in_a_run_is_loop_detected(store: Limit
         run_id="r1", body={"model": "mock-chat", "messages": [{"role": "user", "content": "new"}]}
     )
     await LimitStage(service).on_request(other)
-    assert other.state["run"]["calls"] == 3
+    assert other.run.calls == 3
 
 
 async def test_run_call_cap_is_configurable_per_team(store: LimitStore) -> None:
@@ -99,7 +99,7 @@ async def test_model_without_a_price_is_refused(store: LimitStore) -> None:
     free = make_service(store, models=catalog("house-model"), unknown_price="free")
     call = make_call("house-model")
     await LimitStage(free).on_request(call)
-    assert call.state["cost"]["estimate_usd"] == 0
+    assert call.budget.estimate_usd == 0
 
 
 async def test_settle_books_the_real_cost_from_usage(store: LimitStore) -> None:
@@ -109,7 +109,7 @@ async def test_settle_books_the_real_cost_from_usage(store: LimitStore) -> None:
     await settle(service, forwarded(call, Usage(input_tokens=1000, output_tokens=50)))
     expected = (1000 * 2.5 + 50 * 10) / 1e6
     assert call.cost_usd == pytest.approx(expected)
-    assert call.state["limits"]["settle_basis"] == "usage"
+    assert call.limits.settle_basis == "usage"
     st = await store.scope_state(TEAM, "key", "k1")
     assert (st.spent_nano["day"], st.reserved_nano) == (usd_to_nano(expected), 0)
     await settle(service, call)  # the finish hook again: nothing more is booked
@@ -135,8 +135,8 @@ async def test_stream_cut_without_usage_settles_at_the_reservation(store: LimitS
     await LimitStage(service).on_request(call)
     call.client_disconnected = True
     await settle(service, forwarded(call, None))
-    assert call.cost_usd == call.state["limits"]["reserved_usd"] > 0
-    assert call.state["limits"]["settle_basis"] == "reservation"
+    assert call.cost_usd == call.limits.reserved_usd > 0
+    assert call.limits.settle_basis == "reservation"
 
 
 async def test_call_refused_before_forwarding_costs_nothing(store: LimitStore) -> None:
@@ -160,7 +160,7 @@ async def test_upstream_failures_settle_by_what_the_provider_may_bill(
     call.timings["forward"] = 0.1
     call.error = error
     await settle(service, call)
-    assert call.cost_usd == (call.state["limits"]["reserved_usd"] if costs_reservation else 0)
+    assert call.cost_usd == (call.limits.reserved_usd if costs_reservation else 0)
 
 
 async def test_max_tokens_is_enforced_when_the_client_sets_none(store: LimitStore) -> None:
@@ -168,7 +168,7 @@ async def test_max_tokens_is_enforced_when_the_client_sets_none(store: LimitStor
     call = make_call(body={"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]})
     await LimitStage(service).on_request(call)
     assert call.body["max_tokens"] == 256
-    assert call.state["limits"]["estimate"]["output_tokens"] == 256
+    assert call.limits.estimate["output_tokens"] == 256
 
 
 async def test_embeddings_reserve_input_only(store: LimitStore) -> None:
@@ -177,7 +177,7 @@ async def test_embeddings_reserve_input_only(store: LimitStore) -> None:
         "mock-embedding", endpoint=Endpoint.EMBEDDINGS, body={"model": "mock-embedding", "input": "hi"}
     )
     await LimitStage(service).on_request(call)
-    assert call.state["limits"]["estimate"]["output_tokens"] == 0
+    assert call.limits.estimate["output_tokens"] == 0
     await settle(service, forwarded(call, Usage(input_tokens=1)))
     assert call.cost_usd == pytest.approx(0.02 / 1e6, abs=1e-9)
 

@@ -26,7 +26,7 @@ from gateway.limits.component import Limits
 from gateway.limits.memory import MemoryStore
 from gateway.limits.redis_store import RedisStore
 from gateway.limits.stage import LimitStage
-from gateway.limits.store import StoreError
+from gateway.limits.store import RESERVATION, StoreError
 from gateway.models import ModelCatalog
 from gateway.observability.component import Observability
 from gateway.settings import Settings
@@ -118,7 +118,7 @@ async def test_redis_down_fails_closed_by_default_and_recovers(private_redis: Pr
         private_redis.start()  # empty: the scripts are gone too (NOSCRIPT path)
         ok = make_call()
         await LimitStage(service).on_request(ok)
-        assert ok.state["limits"]["store"] == "redis"
+        assert ok.limits.store == "redis"
     finally:
         await store.close()
 
@@ -138,7 +138,7 @@ async def test_local_mode_falls_back_to_in_process_limits_and_says_so(private_re
         private_redis.stop()
         calls = [make_call() for _ in range(3)]
         await LimitStage(service).on_request(calls[0])
-        assert calls[0].state["limits"]["store"] == "local"
+        assert calls[0].limits.store == "local"
         assert service.degraded and service.status().startswith("degraded (local)")
         assert service.metrics.degraded._value.get() == 1
         await settle(service, forwarded(calls[0], Usage(10, 10)))
@@ -151,7 +151,7 @@ async def test_local_mode_falls_back_to_in_process_limits_and_says_so(private_re
         await asyncio.sleep(0.25)
         back = make_call(body={"model": "mock-chat", "messages": []})
         await LimitStage(service).on_request(back)
-        assert back.state["limits"]["store"] == "redis" and not service.degraded
+        assert back.limits.store == "redis" and not service.degraded
         assert service.metrics.degraded._value.get() == 0
     finally:
         await store.close()
@@ -167,7 +167,7 @@ async def test_allow_mode_lets_calls_through_unlimited_and_still_prices_them(
         for _ in range(3):
             call = make_call()
             await LimitStage(service).on_request(call)
-            assert "reservation" not in call.state and call.state["limits"]["store"] == "none"
+            assert RESERVATION.get(call) is None and call.limits.store == "none"
         await settle(service, forwarded(call, Usage(1000, 0)))
         assert call.cost_usd == pytest.approx(0.0025)
     finally:

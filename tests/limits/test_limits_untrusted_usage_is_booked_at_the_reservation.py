@@ -10,7 +10,7 @@ from limits_helpers import TEAM, forwarded, make_call, make_service, settle
 
 from gateway.call import Usage
 from gateway.limits.stage import LimitStage
-from gateway.limits.store import LimitStore
+from gateway.limits.store import RESERVATION, LimitStore
 
 LIMITS = {"scopes": {"key": {"budget_usd": {"total": 1.0}}}}
 
@@ -38,11 +38,11 @@ async def test_usage_that_cannot_be_true_is_booked_at_the_reservation(
     service = make_service(store, LIMITS)
     call = make_call()
     await LimitStage(service).on_request(call)
-    reserved = call.state["reservation"].est_nano
+    reserved = RESERVATION.get(call).est_nano
     await settle(service, forwarded(call, Usage.from_openai(usage)))
     st = await store.scope_state(TEAM, "key", "k1")
     assert st.spent_nano["total"] == reserved and st.reserved_nano == 0
-    assert call.state["limits"]["settle_basis"] == f"usage_{reason}"
+    assert call.limits.settle_basis == f"usage_{reason}"
     assert service.metrics.usage_rejected.labels(reason)._value.get() == 1
 
 
@@ -51,7 +51,7 @@ async def test_plausible_usage_is_booked_as_reported(store: LimitStore) -> None:
     call = make_call()  # max_tokens 100: 150 output tokens is beyond it but within the margin: believed
     await LimitStage(service).on_request(call)
     await settle(service, forwarded(call, Usage.from_openai({"prompt_tokens": 20, "completion_tokens": 150})))
-    assert call.state["limits"]["settle_basis"] == "usage"
+    assert call.limits.settle_basis == "usage"
     spent = (await store.scope_state(TEAM, "key", "k1")).spent_nano["total"]
     assert spent == service.prices.lookup("mock-chat").cost_nano(20, 150)  # type: ignore[union-attr]
 

@@ -8,6 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from gateway.call import Call, Endpoint, Principal
+from gateway.callstate import Budget, RunTally
 from gateway.policy.config import PolicySettings
 from gateway.policy.engines.base import PolicyEngine
 from gateway.policy.metrics import PolicyMetrics
@@ -44,7 +45,9 @@ def make_call(
     roles: tuple[str, ...] = (),
     tags: dict[str, str] | None = None,
     stream: bool = False,
-    state: dict[str, Any] | None = None,
+    pii: dict[str, Any] | None = None,
+    budget: Budget | None = None,
+    run: RunTally | None = None,
 ) -> Call:
     return Call(
         request_id="req-1",
@@ -56,7 +59,9 @@ def make_call(
         principal=Principal(key_id="key-1", team=team, user="user-1", roles=roles, tags=dict(tags or {})),
         agent_id="agent-1",
         run_id="run-1",
-        state=dict(state or {}),
+        pii=pii,
+        budget=budget,
+        run=run,
     )
 
 

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.call import Endpoint
+from gateway.callstate import Budget, RunTally
 from gateway.policy.answer import (
     FINAL,
     HOLD,
@@ -43,7 +44,9 @@ def test_chat_request_input_has_every_section_and_the_version() -> None:
             "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}],
         },
         roles=("dev",),
-        state={"pii": {"entities": {"EMAIL_ADDRESS": 1}}, "cost": {"estimate_usd": 0.1}, "run": {"calls": 2}},
+        pii={"entities": {"EMAIL_ADDRESS": 1}},
+        budget=Budget(0.1, remaining_usd={"key": 4.5}, budget_usd={"key": 5.0}),
+        run=RunTally(calls=2, spend_usd=0.25, repeats=0),
     )
     doc = build_input(call, now=datetime(2025, 1, 6, 14, 30, tzinfo=UTC))
     assert doc["version"] == 1
@@ -64,8 +67,8 @@ def test_chat_request_input_has_every_section_and_the_version() -> None:
         "params": {"temperature": 0.1},
     }
     assert doc["pii"] == {"entities": {"EMAIL_ADDRESS": 1}}
-    assert doc["cost"] == {"estimate_usd": 0.1}
-    assert doc["run"] == {"calls": 2}
+    assert doc["cost"] == {"estimate_usd": 0.1, "remaining_usd": {"key": 4.5}, "budget_usd": {"key": 5.0}}
+    assert doc["run"] == {"calls": 2, "spend_usd": 0.25, "repeats": 0}
     assert doc["time"] == {"now": "2025-01-06T14:30:00Z", "weekday": "Monday", "hour": 14}
     assert "response" not in doc
 

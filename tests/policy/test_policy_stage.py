@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from gateway.call import Endpoint, ModelResponse
+from gateway.callstate import Budget
 from gateway.errors import Denied
 from gateway.pipeline import Pipeline
 from gateway.policy.engines.embedded import RegorusEngine
@@ -132,17 +133,17 @@ async def test_token_cap_is_added_when_the_caller_set_none(service: PolicyServic
 
 
 async def test_low_budget_routes_the_call_to_the_cheaper_model(service: PolicyService) -> None:
-    call = make_call(chat("gpt-4o"), team="test", state={"cost": {"remaining_usd": {"run": 0.3, "key": 40}}})
+    call = make_call(chat("gpt-4o"), team="test", budget=Budget(0.01, remaining_usd={"run": 0.3, "key": 40}))
     await PolicyRequestStage(service).on_request(call)
     assert call.body["model"] == "gpt-4o-mini"
     assert call.model == "gpt-4o"
-    assert call.state["routed_model"] == "gpt-4o-mini"
+    assert call.routed_model == "gpt-4o-mini"
 
 
 async def test_policy_redaction_actions_are_handed_to_the_redaction_stage(service: PolicyService) -> None:
     call = make_call(chat("gpt-4o-mini"), team="support")
     await PolicyRequestStage(service).on_request(call)
-    assert call.state["policy_redact"] == {"EMAIL_ADDRESS": "mask"}
+    assert call.policy_redact == {"EMAIL_ADDRESS": "mask"}
     assert call.body["max_completion_tokens"] == 1024
 
 
@@ -164,7 +165,7 @@ async def test_required_approval_without_an_approval_stage_is_a_denial(service: 
     assert raised.value.reasons == [
         "approval required: transfers above the limit need a finance approver: amount=5000 needs approval above 1000"
     ]
-    assert "approval" not in call.state
+    assert call.approval_ask is None
 
 
 async def test_required_approval_is_handed_to_the_approval_stage(make_service: Any) -> None:
@@ -173,7 +174,8 @@ async def test_required_approval_is_handed_to_the_approval_stage(make_service: A
     await PolicyResponseStage(service).on_response(
         call, ModelResponse(200, {}, json=tool_answer("transfer_funds", '{"amount": 5000}'))
     )
-    approval = call.state["approval"]
+    assert call.approval_ask is not None
+    approval = call.approval_ask.as_dict()
     assert approval["phase"] == "response"
     assert approval["items"] == [
         {

@@ -86,7 +86,7 @@ async def test_whole_chat_answer_restores_placeholders_and_redacts_new_pii(stage
     assert message.content == f"Mailing {EMAIL}; <OPENAI_API_KEY_1> stays hidden. Our desk: <PHONE_NUMBER_1>."
     args = orjson.loads(message.tool_calls[0].function.arguments)
     assert args == {"to": EMAIL, "cc": "<EMAIL_ADDRESS_2>"}, "new e-mails in the answer are not restorable"
-    out = call.state["pii"]["response"]
+    out = call.pii["response"]
     assert out["entities"] == {"PHONE_NUMBER": 1, "EMAIL_ADDRESS": 1} and out["restored"] == 2
     assert call.decisions[-1].stage == "redact_out"
 
@@ -192,8 +192,8 @@ async def test_chat_stream_restores_split_placeholders_and_keeps_chunks_valid(st
     assert orjson.loads(arguments) == {"to": EMAIL, "phone": "<PHONE_NUMBER_2>"}
     raw = b"".join(e.raw for e in out)
     assert b"7946" not in raw and b"555 2671" not in raw and KEY.encode() not in raw
-    assert call.state["pii"]["response"]["entities"] == {"PHONE_NUMBER": 2}
-    assert call.state["pii"]["response"]["restored"] == 2
+    assert call.pii["response"]["entities"] == {"PHONE_NUMBER": 2}
+    assert call.pii["response"]["restored"] == 2
 
 
 async def test_chat_stream_cut_short_is_flushed_at_the_end(stages) -> None:
@@ -382,7 +382,7 @@ async def test_restore_switch(restore: bool) -> None:
 
 async def test_a_policy_redact_decided_after_redact_in_applies_to_the_answer(stages) -> None:
     call = await _request(stages, chat_call([{"role": "user", "content": "hello"}]))
-    call.state["policy_redact"] = {"PHONE_NUMBER": "mask"}  # set by policy_request, after redact_in
+    call.policy_redact = {"PHONE_NUMBER": "mask"}  # set by policy_request, after redact_in
     response = ModelResponse(
         200,
         {},

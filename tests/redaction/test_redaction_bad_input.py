@@ -72,7 +72,7 @@ async def test_unknown_and_nested_shapes_pass_through_counted_as_unscanned(stage
     await stages[0].on_request(call)
     # the audio data, the number part and the number content; every string the table does not
     # know is scanned (unknown_fields: scan), so none of them passes unscanned
-    assert call.state["pii"]["unscanned"] == 3
+    assert call.pii["unscanned"] == 3
     assert call.body["messages"][1]["content"] == {"unexpected": "mail <EMAIL_ADDRESS_2>"}
     assert call.body["messages"][2] == "not a message, from <EMAIL_ADDRESS_3>"
     assert call.body["messages"][0]["content"][3] is nested
@@ -169,7 +169,7 @@ async def test_responses_and_embeddings_with_odd_shapes(stages) -> None:
     assert call.body["input"][3] == "plain <EMAIL_ADDRESS_1>"
     emb = Call("e", Endpoint.EMBEDDINGS, {"model": "e", "input": [[1, 2], None, "x"]}, {})
     await stages[0].on_request(emb)
-    assert emb.state["pii"]["unscanned"] == 1  # the token ids; None carries nothing
+    assert emb.pii["unscanned"] == 1  # the token ids; None carries nothing
 
 
 _JSON = st.recursive(

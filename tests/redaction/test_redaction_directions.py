@@ -142,7 +142,7 @@ async def test_a_public_address_in_the_answer_is_allowed_while_the_callers_comes
     args = orjson.loads(message.tool_calls[0].function.arguments)
     # the caller's address goes into the tool call, the caller's card does not (default)
     assert args == {"to": EMAIL, "body": "card <CREDIT_CARD_1>", "cc": SUPPORT}
-    assert call.state["pii"]["response"]["entities"] == {"EMAIL_ADDRESS": 2, "OPENAI_API_KEY": 1}
+    assert call.pii["response"]["entities"] == {"EMAIL_ADDRESS": 2, "OPENAI_API_KEY": 1}
 
 
 @pytest.mark.parametrize("how", ["1", "3", "random"])
@@ -480,7 +480,7 @@ async def test_every_request_field_of_the_issue_is_scanned(stages) -> None:
         "https://img.example.com/a.png?sig=<"
     )
     assert call.body["tools"][0]["function"]["name"] == "lookup"
-    assert call.state["pii"]["unscanned"] == 1  # the data: URL
+    assert call.pii["unscanned"] == 1  # the data: URL
 
 
 async def test_refuse_settings_for_unknown_and_opaque_fields() -> None:
@@ -531,7 +531,7 @@ async def test_structured_reasoning_details_are_streamed_per_channel_and_never_l
 
 async def test_a_policy_may_set_actions_per_direction(directed: Redactor) -> None:
     call = chat_call([{"role": "user", "content": f"I am {EMAIL}"}])
-    call.state["policy_redact"] = {
+    call.policy_redact = {
         "EMAIL_ADDRESS": {"prompt": "redact", "answer": "mask"},
         "CREDIT_CARD": "nonsense",
     }

@@ -12,7 +12,7 @@ from gateway.call import Call, Endpoint
 from gateway.errors import SensitiveDataBlocked
 from gateway.redaction.component import build
 from gateway.redaction.config import Action, RedactionSettings
-from gateway.redaction.redactor import Redactor
+from gateway.redaction.redactor import STATE, Redactor
 from gateway.redaction.stage import RedactInStage, RedactOutStage
 from tests.redaction.conftest import chat_call
 
@@ -67,7 +67,7 @@ async def test_chat_messages_tool_calls_and_tool_results_are_all_redacted(stages
     assert args == {"email": "<EMAIL_ADDRESS_1>", "key": "<OPENAI_API_KEY_1>"}
     image = call.body["messages"][1]["content"][1]
     assert image == {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
-    pii = call.state["pii"]
+    pii = call.pii
     assert pii["entities"] == {"EMAIL_ADDRESS": 4, "CREDIT_CARD": 1, "OPENAI_API_KEY": 1, "PHONE_NUMBER": 1}
     assert pii["unscanned"] == 1
     paths = {(loc["path"], loc["type"]) for loc in pii["locations"]}
@@ -114,8 +114,8 @@ async def test_responses_input_items_and_instructions_are_redacted(stages) -> No
     assert call.body["instructions"] == "Reply to <EMAIL_ADDRESS_1> only."
     # the encrypted reasoning; the image URL is scanned (query and path), the computer call's
     # action is free-form and scanned too (fields.py)
-    assert call.state["pii"]["unscanned"] == 1
-    assert {loc["path"] for loc in call.state["pii"]["locations"]} == {
+    assert call.pii["unscanned"] == 1
+    assert {loc["path"] for loc in call.pii["locations"]} == {
         "instructions",
         "input[0].content[0].text",
         "input[1].arguments",
@@ -132,7 +132,7 @@ async def test_responses_string_input_and_embeddings_inputs_are_redacted(stages)
     emb = Call("e", Endpoint.EMBEDDINGS, {"model": "e", "input": [f"a {EMAIL}", "plain", [1, 2, 3]]}, {})
     await redact_in.on_request(emb)
     assert emb.body["input"] == ["a <EMAIL_ADDRESS_1>", "plain", [1, 2, 3]]
-    assert emb.state["pii"]["unscanned"] == 1
+    assert emb.pii["unscanned"] == 1
     single = Call("e", Endpoint.EMBEDDINGS, {"model": "e", "input": f"call +44 20 7946 0958 or {EMAIL}"}, {})
     await redact_in.on_request(single)
     assert single.body["input"] == "call <PHONE_NUMBER_1> or <EMAIL_ADDRESS_1>"
@@ -149,7 +149,7 @@ async def test_block_refuses_with_400_naming_types_never_values() -> None:
     assert err.extra["entity_types"] == ["CREDIT_CARD"]
     rendered = err.to_json().decode()
     assert "CREDIT_CARD" in rendered and "4111" not in rendered and EMAIL not in rendered
-    assert call.state["pii"]["blocked"] == ["CREDIT_CARD"]
+    assert call.pii["blocked"] == ["CREDIT_CARD"]
     assert call.decisions[-1].outcome == "deny" and call.decisions[-1].stage == "redact_in"
     redactor.engine.close()
 
@@ -157,12 +157,12 @@ async def test_block_refuses_with_400_naming_types_never_values() -> None:
 async def test_policy_redact_overrides_config_actions(redactor: Redactor, stages) -> None:
     redact_in, _ = stages
     call = chat_call([{"role": "user", "content": f"mail {EMAIL}, card {CARD}"}])
-    call.state["policy_redact"] = {"EMAIL_ADDRESS": "mask", "CREDIT_CARD": "hash"}
+    call.policy_redact = {"EMAIL_ADDRESS": "mask", "CREDIT_CARD": "hash"}
     await redact_in.on_request(call)
     content = call.body["messages"][0]["content"]
     assert content.startswith("mail " + "*" * len(EMAIL) + ", card <CREDIT_CARD:")
     blocked = chat_call([{"role": "user", "content": f"mail {EMAIL}"}])
-    blocked.state["policy_redact"] = {"*": "block"}
+    blocked.policy_redact = {"*": "block"}
     with pytest.raises(SensitiveDataBlocked):
         await redact_in.on_request(blocked)
 
@@ -172,7 +172,7 @@ async def test_reapply_redoes_the_request_with_the_policy_actions(redactor: Reda
     call = chat_call([{"role": "user", "content": f"mail {EMAIL}"}])
     await redact_in.on_request(call)
     assert call.body["messages"][0]["content"] == "mail <EMAIL_ADDRESS_1>"
-    call.state["policy_redact"] = {"EMAIL_ADDRESS": "allow"}
+    call.policy_redact = {"EMAIL_ADDRESS": "allow"}
     pii = await redactor.reapply(call)
     assert call.body["messages"][0]["content"] == f"mail {EMAIL}"
     assert pii["entities"] == {"EMAIL_ADDRESS": 1} and pii["actions"] == {"EMAIL_ADDRESS": "allow"}
@@ -217,5 +217,5 @@ async def test_the_answer_side_restores_what_the_request_side_redacted(stages) -
     call = chat_call([{"role": "user", "content": f"I am {EMAIL}"}])
     await redact_in.on_request(call)
     assert isinstance(redact_out, RedactOutStage)
-    assert call.state["redaction"].vault.restorable == 1
-    assert EMAIL not in repr(call.state["redaction"]), "the vault never shows values"
+    assert call.vault.restorable == 1
+    assert EMAIL not in repr(STATE.get(call)), "the vault never shows values"

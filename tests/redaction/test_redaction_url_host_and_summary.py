@@ -49,7 +49,7 @@ async def test_a_value_in_a_url_authority_does_not_reach_the_provider(
     await redact_in.on_request(call)
     sent = call.body["messages"][0]["content"][0]["image_url"]["url"]
     assert value not in sent and f"<{entity}_" in sent, sent
-    assert call.state["pii"]["entities"].get(entity, 0) >= 1
+    assert call.pii["entities"].get(entity, 0) >= 1
 
 
 async def test_an_ordinary_host_and_path_are_left_alone(stages: tuple[RedactInStage, RedactOutStage]) -> None:
@@ -60,7 +60,7 @@ async def test_an_ordinary_host_and_path_are_left_alone(stages: tuple[RedactInSt
     )
     await redact_in.on_request(call)
     assert call.body["messages"][0]["content"][0]["image_url"]["url"] == url
-    assert call.state["pii"]["entities"] == {}
+    assert call.pii["entities"] == {}
 
 
 def test_the_url_view_keeps_offsets_and_the_authority() -> None:
@@ -81,7 +81,7 @@ async def test_the_pii_summary_names_each_sides_action(directed: Redactor) -> No
     body = {"model": "m", "messages": [{"role": "user", "content": f"I am jane@example.com, key {KEY}"}]}
     call = Call("r", Endpoint.CHAT, body, {})
     await redact_in.on_request(call)
-    pii = call.state["pii"]
+    pii = call.pii
     assert pii["actions"] == {"EMAIL_ADDRESS": "restore", "OPENAI_API_KEY": "redact"}
     assert pii["answer_actions"] == {"EMAIL_ADDRESS": "allow", "OPENAI_API_KEY": "redact"}
 
@@ -100,7 +100,7 @@ async def test_the_pii_summary_names_each_sides_action(directed: Redactor) -> No
     }
     response = ModelResponse(200, {}, json=answer)
     await redact_out.on_response(call, response)
-    out = call.state["pii"]["response"]
+    out = call.pii["response"]
     assert out["entities"] == {"EMAIL_ADDRESS": 1, "OPENAI_API_KEY": 1}
     assert out["actions"] == {"EMAIL_ADDRESS": "allow", "OPENAI_API_KEY": "redact"}
     content = response.json["choices"][0]["message"]["content"]
