@@ -12,8 +12,8 @@ never stricter:
   ``gate`` is ignored: looser);
 * ``regex`` families: their own question (``prefilter.windows``: the trigger's matches through
   the family's fast finder, then ``accept``), which is exact;
-* ``chain`` families: only when the shared digit-chain regex (whose minimum is the smallest of
-  theirs) finds a chain, their own question: a 6-digit id or an amount is a chain no family
+* ``chain`` families: only when the text has a digit chain (``Scan.chains``, the very chains
+  ``windows`` reads), their own question: a 6-digit id or an amount is a chain no family
   takes;
 * any other kind (``always``: URL, NER types, or a kind added later): always "maybe".
 
@@ -83,7 +83,7 @@ class Gate:
         for family in self._regex_families:
             if self._fires(family, scan):
                 return True
-        if self._chain_families and scan.digits and self._chain.search(view) is not None:
+        if self._chain_families and scan.chains:  # the chains windows() itself reads
             return any(self._fires(f, scan) for f in self._chain_families)
         return False
 
