@@ -15,11 +15,15 @@ import pytest
 from tests import raw_http
 from tests.approvals import test_approvals_e2e as e2e
 from tests.approvals.test_approvals_e2e import ARGS, MESSAGES, TOOLS, _admin, _client
-from tests.approvals.test_approvals_single_use_and_joining import _approvals, _wait_for
 from tests.harness import TEST_KEY, RunningGateway
+from tests.waiting import wait_until
 
 prefix = e2e.prefix
 gateway_factory = e2e.gateway_factory
+
+
+def _pending_ids(gw: RunningGateway) -> list[str]:
+    return [a["id"] for a in _admin(gw, "GET", "/admin/approvals?status=pending").json()["data"]]
 
 
 def _held(gw: RunningGateway) -> float:
@@ -44,10 +48,10 @@ def test_an_approval_decided_after_its_client_left_is_redeemed_once_by_the_resen
     headers = {"Authorization": f"Bearer {TEST_KEY}", "Content-Type": "application/json"}
     sock = raw_http.connect(gw.url)
     sock.sendall(raw_http.head("POST", "/v1/chat/completions", headers, len(body)) + body)
-    approval_id = _wait_for(lambda: [a["id"] for a in _approvals(gw, "pending")])[0]
-    _wait_for(lambda: _held(gw) == 1)
+    approval_id = wait_until(lambda: _pending_ids(gw))[0]
+    wait_until(lambda: _held(gw) == 1)
     sock.close()  # the client gives up
-    _wait_for(lambda: _held(gw) == 0, timeout_s=5)  # the hold noticed, without any decision
+    wait_until(lambda: _held(gw) == 0, within=5)  # the hold noticed, without any decision
     assert _admin(gw, "POST", f"/admin/approvals/{approval_id}/approve").status_code == 200
     record = _admin(gw, "GET", f"/admin/approvals/{approval_id}").json()
     assert (record["status"], record["uses"]) == ("approved", 0)
