@@ -50,7 +50,7 @@ from gateway.http.asgi import (
     until_disconnect,
 )
 from gateway.http.drain import BODY, REQUEST, STREAM, Drain, shutting_down
-from gateway.http.validate import check_body, parse_body
+from gateway.http.validate import MAX_EMBEDDING_VALUES, MAX_VALUES, check_body, parse_body
 from gateway.identity import invalid_id, valid_id
 from gateway.keys.stage import authenticate_key
 from gateway.pipeline import CallScope, Pipeline
@@ -114,7 +114,9 @@ class ProxyEndpoint:
             given = call.headers.get("x-request-id")
             if given and given != call.request_id:  # read first: every client then reads the 400
                 raise invalid_id(given, "x-request-id", "X-Request-Id")
-            call.body = parse_body(raw)
+            call.body = parse_body(
+                raw, MAX_EMBEDDING_VALUES if self.endpoint is Endpoint.EMBEDDINGS else MAX_VALUES
+            )
             call.model, call.stream = check_body(self.endpoint, call.body)
             drain.check(owner, REQUEST)
             response = await owner.request()

@@ -7,6 +7,7 @@ event loop before any guard ran. The count is bounded before parsing; brackets i
 
 from __future__ import annotations
 
+import json
 import re
 import resource
 
@@ -14,7 +15,7 @@ import orjson
 import pytest
 
 from gateway.errors import BadRequest
-from gateway.http.validate import MAX_CONTAINERS, parse_body
+from gateway.http.validate import MAX_CONTAINERS, MAX_EMBEDDING_VALUES, MAX_VALUES, parse_body
 from tests.core.test_core_bad_input import assert_error, post
 
 CHAT = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
@@ -80,3 +81,33 @@ def test_containers_after_a_long_string_of_brackets_still_count(inside: int) -> 
     assert caught.value.code == "content_too_complex"
     fits = head + b',"x":[' + b",".join([b"[]"] * (MAX_CONTAINERS - 4)) + b"]}"
     assert len(parse_body(fits)["x"]) == MAX_CONTAINERS - 4
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["a"] * (MAX_VALUES + 1),
+        ["a", 1] * (MAX_VALUES // 2 + 1),
+        [1] * (MAX_VALUES + 1),
+        [","] * (MAX_VALUES + 1),
+    ],
+    ids=["strings", "strings-and-numbers", "numbers", "comma-strings"],
+)
+def test_a_body_over_the_value_bound_is_refused_before_it_is_parsed(values: list[object]) -> None:
+    """A million ``"a"`` (4 MB) cost orjson 50-250 ms to parse; values are bounded first."""
+    for raw in (orjson.dumps({**CHAT, "x": values}), json.dumps({**CHAT, "x": values}).encode()):
+        with pytest.raises(BadRequest) as caught:
+            parse_body(raw)
+        assert caught.value.code == "content_too_complex" and "JSON values" in caught.value.message
+
+
+def test_a_body_at_the_value_bound_is_parsed_and_embeddings_may_carry_more() -> None:
+    fits = orjson.dumps({**CHAT, "x": ["a"] * (MAX_VALUES - 10)})
+    assert len(parse_body(fits)["x"]) == MAX_VALUES - 10
+    tokens = orjson.dumps({"model": "e", "input": [[1] * 1000] * 300})  # 300,000 token ids
+    with pytest.raises(BadRequest):
+        parse_body(tokens)
+    assert len(parse_body(tokens, MAX_EMBEDDING_VALUES)["input"]) == 300
+    # commas inside strings are not values
+    prose = orjson.dumps({**CHAT, "x": "a, b, " * (MAX_VALUES + 1)})
+    assert parse_body(prose)["x"].startswith("a, b")
