@@ -44,18 +44,21 @@ from gateway.redaction.scan import (
     chains_after_labels,
     digit_chain,
     in_alnum_runs,
+    left_digits,
+    left_edge,
     letters_then_digits,
+    literal_gate,
     min_phone_digits,
+    right_digits,
+    right_edge,
+    ssn_chains,
 )
 from gateway.redaction.secrets import SECRET_PATTERNS
 
-#: How far a window may grow to reach whitespace before it is cut anyway.
-_EXPAND_CAP = 1024
 #: Windows closer than this are merged.
 _MERGE_GAP = 16
 #: When windows cover more than this share of the text, analyse the whole text once.
 _WHOLE_TEXT_SHARE = 0.6
-_WS = (" ", "\n", "\t", "\r")
 #: phonenumbers takes at most this many digit blocks into one candidate: a longer chain is
 #: several candidates, each validated on its own (the budget counts them).
 _BLOCKS_PER_CANDIDATE = 20
@@ -99,6 +102,9 @@ class Family:
     #: "chain" families: the indexes of the only chains ``accept`` can take (``scan.py``),
     #: or None (every chain).
     subset: ChainSubset | None = None
+    #: A whole-text necessary condition shared by several families and computed once per text
+    #: (``scan.literal_gate``: does any secret or deny-list literal occur at all).
+    precondition: Callable[[Scan], bool] | None = None
     #: "chain" families: a chain of one digit block is accepted only after a "+" (phones:
     #: a bare run is an id), so none is when the text has no "+" (a JSON of 2,500 ids).
     single_needs_plus: bool = False
@@ -186,6 +192,7 @@ def build_families(
         "chain",
         min_digits=9,
         accept=_ssn_within,
+        subset=ssn_chains,
         pad_left=48,
         pad_right=8,
         needs_digit=True,
@@ -241,6 +248,11 @@ def build_families(
         )
         for f in families
     ]
+    any_literal = literal_gate(
+        [lit for f in families if f.kind == "literal" for lit in f.cs_literals],
+        [lit for f in families if f.kind == "literal" for lit in f.ci_literals],
+    )
+    families = [replace(f, precondition=any_literal) if f.kind == "literal" else f for f in families]
     covered = set().union(*(f.entities for f in families)) if families else set()
     rest = entities - covered
     if rest:
@@ -312,6 +324,8 @@ def windows(
         return []
     if family.gate is not None and not family.gate(scan.lower):
         return []
+    if family.precondition is not None and not family.precondition(scan):
+        return []
     if family.kind == "always":
         return [(0, n)]
     if family.kind == "literal":
@@ -354,9 +368,9 @@ def windows(
     for start, end in spots:
         a, b = max(0, start - family.pad_left), min(n, end + family.pad_right)
         if family.to_whitespace:
-            a, b = _left_edge(text, a), _right_edge(text, b)
+            a, b = left_edge(text, a), right_edge(text, b)
         else:
-            a, b = _left_digits(text, a), _right_digits(text, b)
+            a, b = left_digits(text, a), right_digits(text, b)
         if spans and a <= spans[-1][1] + _MERGE_GAP:
             spans[-1] = (spans[-1][0], max(spans[-1][1], b))
         else:
@@ -364,32 +378,3 @@ def windows(
     if family.collapse and spans and sum(b - a for a, b in spans) > _WHOLE_TEXT_SHARE * n:
         return [(0, n)]
     return spans
-
-
-def _left_edge(text: str, a: int) -> int:
-    """Move ``a`` left to just after a whitespace character (or the start, or the cap)."""
-    lo = max(0, a - _EXPAND_CAP)
-    w = max(text.rfind(ch, lo, a) for ch in _WS)
-    return w + 1 if w >= 0 else lo
-
-
-def _right_edge(text: str, b: int) -> int:
-    """Move ``b`` right to a whitespace character (exclusive end), or the end, or the cap."""
-    hi = min(len(text), b + _EXPAND_CAP)
-    found = [i for i in (text.find(ch, b, hi) for ch in _WS) if i >= 0]
-    return min(found) if found else hi
-
-
-def _left_digits(text: str, a: int) -> int:
-    """Never start a window inside a digit group: a cut group could look like a number."""
-    lo = max(0, a - _EXPAND_CAP)
-    while lo < a < len(text) and text[a - 1].isdigit() and text[a].isdigit():
-        a -= 1
-    return a
-
-
-def _right_digits(text: str, b: int) -> int:
-    hi = min(len(text), b + _EXPAND_CAP)
-    while 0 < b < hi and text[b - 1].isdigit() and text[b].isdigit():
-        b += 1
-    return b

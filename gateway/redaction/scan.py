@@ -1,4 +1,4 @@
-"""What the pre-filter's families share about one text, computed once, and C-speed finders.
+"""What the pre-filter's families share about one text, computed once; C-speed finders; window edges.
 
 Python's ``re`` has no fast path for a pattern that starts with a character class or an
 alternation: it tries the pattern at every character that could begin it, ~50-100 ns each.
@@ -54,7 +54,10 @@ def _chain_on_classes(pattern: str) -> re.Pattern[bytes]:
     m = _MIN_REPEAT.search(pattern)
     if m is None:
         raise ValueError(f"not a digit-chain pattern: {pattern!r}")
-    return re.compile(rb"0(?:-{0,4}0){%d,}" % int(m.group(1)))
+    # "0(?:-{0,4}0){n,}", written so that re steps through digit runs, not single digits: a
+    # lookahead for the minimum, then whole runs, possessively (a shorter run of "-" never
+    # helps: what follows it is another "-"). Same matches (tested), ~25% faster on dense text.
+    return re.compile(rb"0(?=(?:-{0,4}+0){%d})0*+(?:-{1,4}+0++)*+" % int(m.group(1)))
 
 
 @cache
@@ -96,11 +99,9 @@ def find_chains(text: str, regex: re.Pattern[str]) -> list[tuple[int, int, int, 
     append = chains.append
     if text.isascii():
         for mb in _chain_on_classes(regex.pattern).finditer(text.encode("ascii").translate(CHAIN)):
-            run = mb.group()
-            if b"-" not in run:
-                append((mb.start(), mb.end(), len(run), 1))
-            else:
-                append((mb.start(), mb.end(), run.count(b"0"), run.count(b"-0") + 1))
+            start, end = mb.span()
+            run = mb.group()  # "0" and "-" only: digits are what is not "-"
+            append((start, end, end - start - run.count(b"-"), run.count(b"-0") + 1))
         return chains
     for m in regex.finditer(text):
         group = m.group()
@@ -147,7 +148,7 @@ class ChainScanner:
 class Scan:
     """One text as the families see it: lower-cased, digit chains, class strings."""
 
-    __slots__ = ("_chains", "_classes", "_lower", "_scanner", "_starts", "ascii", "digits", "text")
+    __slots__ = ("_chains", "_classes", "_lower", "_scanner", "_starts", "ascii", "digits", "memo", "text")
 
     def __init__(self, text: str, chain: ChainScanner) -> None:
         self.text = text
@@ -156,6 +157,8 @@ class Scan:
         self._chains: list[tuple[int, int, int, int]] | None = None
         self._starts: list[int] | None = None
         self._classes: dict[bytes, bytes] = {}
+        #: Answers several families share, computed by the first that asks (``literal_gate``).
+        self.memo: dict[object, bool] = {}
         self.digits = has_digit(text)
         self.ascii = text.isascii()
 
@@ -271,3 +274,84 @@ def chains_after_labels(reach: int) -> ChainSubset:
         return sorted(out)
 
     return subset
+
+
+def literal_gate(case_sensitive: list[str], any_case: list[str]) -> Callable[[Scan], bool]:
+    """Does any of these literals occur? One regex pass for all of them, shared by every
+    literal family through ``Scan.memo`` (27 ``in`` tests cost ~0.7 ms on 57 KB, and a contact
+    list or a JSON of ids has none); each family then tests its own literals as before."""
+    cs = (
+        re.compile("|".join(re.escape(lit) for lit in sorted(set(case_sensitive))))
+        if case_sensitive
+        else None
+    )
+    ci = re.compile("|".join(re.escape(lit) for lit in sorted(set(any_case)))) if any_case else None
+    key = object()
+
+    def gate(scan: Scan) -> bool:
+        hit = scan.memo.get(key)
+        if hit is None:
+            hit = scan.memo[key] = bool(
+                (cs is not None and cs.search(scan.text) is not None)
+                or (ci is not None and ci.search(scan.lower) is not None)
+            )
+        return hit
+
+    return gate
+
+
+def ssn_chains(scan: Scan) -> list[int] | None:
+    """On dense ASCII text without a run of 9 digits, the chains that may hold a separated
+    SSN (``ddd-dd-dddd``: a 2-digit run between single separators): a contact list of 2,500
+    phone numbers has none, so no chain is searched. Otherwise None (every chain)."""
+    chains = scan.chains
+    if len(chains) < _FEW_CHAINS or len(chains) * _DENSE < len(scan.text) or not scan.ascii:
+        return None
+    classes = scan.classes(CHAIN)
+    if classes is None or classes.find(b"000000000") >= 0:
+        return None  # a 9-digit run may be an unseparated SSN: ask each chain
+    starts = scan.chain_starts
+    out: list[int] = []
+    i = classes.find(b"-00-")
+    while i >= 0:
+        k = bisect.bisect_right(starts, i) - 1
+        if k >= 0 and chains[k][1] > i + 2 and (not out or out[-1] != k):
+            out.append(k)
+        i = classes.find(b"-00-", i + 3)
+    return out
+
+
+# -- window edges (``prefilter.windows``) ----------------------------------------------------
+
+#: How far a window may grow to reach whitespace before it is cut anyway.
+_EXPAND_CAP = 1024
+_WS = (" ", "\n", "\t", "\r")
+
+
+def left_edge(text: str, a: int) -> int:
+    """Move ``a`` left to just after a whitespace character (or the start, or the cap)."""
+    lo = max(0, a - _EXPAND_CAP)
+    w = max(text.rfind(ch, lo, a) for ch in _WS)
+    return w + 1 if w >= 0 else lo
+
+
+def right_edge(text: str, b: int) -> int:
+    """Move ``b`` right to a whitespace character (exclusive end), or the end, or the cap."""
+    hi = min(len(text), b + _EXPAND_CAP)
+    found = [i for i in (text.find(ch, b, hi) for ch in _WS) if i >= 0]
+    return min(found) if found else hi
+
+
+def left_digits(text: str, a: int) -> int:
+    """Never start a window inside a digit group: a cut group could look like a number."""
+    lo = max(0, a - _EXPAND_CAP)
+    while lo < a < len(text) and text[a - 1].isdigit() and text[a].isdigit():
+        a -= 1
+    return a
+
+
+def right_digits(text: str, b: int) -> int:
+    hi = min(len(text), b + _EXPAND_CAP)
+    while 0 < b < hi and text[b - 1].isdigit() and text[b].isdigit():
+        b += 1
+    return b

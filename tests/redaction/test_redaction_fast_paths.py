@@ -23,6 +23,7 @@ from gateway.redaction.scan import (
     in_alnum_runs,
     letters_then_digits,
 )
+from tests.redaction.dense import contacts_csv
 
 
 def _texts(alphabet: str, n: int, seed: int, longest: int = 60) -> list[str]:
@@ -157,3 +158,16 @@ def test_recognizers_called_directly_answer_as_presidios_analyzer(
             finally:
                 engine._direct = saved
             assert sorted(direct) == sorted(via_analyzer), (key, text)
+
+
+@pytest.mark.parametrize("ssn", ["219-09-9999", "219 09 9999", "SSN: 219099999"])
+def test_an_ssn_inside_a_dense_contact_list_is_found(redactor: Redactor, ssn: str) -> None:
+    """The SSN family's dense-text subset (no 9-digit run: only chains with a 2-digit group)."""
+    csv, _ = contacts_csv(300, seed=4)
+    lines = csv.splitlines()
+    lines.insert(150, f"Kim Wu,{ssn}")
+    text = "\n".join(lines)
+    spans = redactor.engine.detect(text)
+    value = ssn.removeprefix("SSN: ")
+    assert ("US_SSN", value) in [(s.entity, text[s.start : s.end]) for s in spans]
+    assert spans == redactor.engine.detect(text, prefilter=False)
