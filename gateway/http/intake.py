@@ -15,17 +15,37 @@ import os
 import resource
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import Counter as Metric
 
 from gateway.settings import ServerSettings
 
-if TYPE_CHECKING:
-    from gateway.http.protocol import WardgateProtocol
-
 log = logging.getLogger("wardgate.http")
+
+
+class Connection(Protocol):
+    """What the guard needs of a connection (``protocol.WardgateProtocol``).
+
+    Named here rather than imported so that the guard does not depend on the connection class
+    that depends on it (the import graph test forbids the cycle).
+    """
+
+    @property
+    def phase(self) -> int: ...
+
+    @property
+    def deadline(self) -> float: ...
+
+    @property
+    def transport(self) -> asyncio.BaseTransport: ...
+
+    @property
+    def answering(self) -> bool: ...
+
+    def expire(self, now: float) -> None: ...
+
 
 HEAD, BODY, APP, DRAIN, IDLE, CLOSING = range(6)
 NEVER = float("inf")
@@ -98,7 +118,7 @@ class IntakeGuard:
         shortest = min(self.header_timeout, self.body_timeout, self.keepalive_timeout, LINGER_S)
         #: Deadlines are checked this often: a timeout fires up to this late.
         self.interval = min(max(shortest / 4, 0.02), SWEEP_MAX_S)
-        self.connections: set[WardgateProtocol] = set()
+        self.connections: set[Connection] = set()
         #: Connections refused or closed, by reason, since the last log line.
         self.counts: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
@@ -152,7 +172,7 @@ class IntakeGuard:
         for conn in [c for c in self.connections if c.deadline <= now]:
             conn.expire(now)
 
-    def admit(self, conn: WardgateProtocol) -> bool:
+    def admit(self, conn: Connection) -> bool:
         """Track a new connection; at the cap, displace an idle or header-sending one first."""
         if len(self.connections) >= self.max_connections:
             victim = self._displaceable()
@@ -164,14 +184,14 @@ class IntakeGuard:
         self.connections.add(conn)
         return True
 
-    def _displaceable(self) -> WardgateProtocol | None:
+    def _displaceable(self) -> Connection | None:
         # Set order is arbitrary: an attacker holding many connections cannot protect its own.
         for conn in self.connections:
             if conn.phase == IDLE or (conn.phase == HEAD and not conn.answering):
                 return conn
         return None
 
-    def release(self, conn: WardgateProtocol) -> None:
+    def release(self, conn: Connection) -> None:
         self.connections.discard(conn)
 
     def _log_counts(self) -> None:
