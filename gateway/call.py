@@ -91,6 +91,9 @@ class Usage:
         out = usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0
         details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
         cached = (details.get("cached_tokens", 0) if isinstance(details, dict) else 0) or 0
+        # The usual answer, without a call per count (``type`` is exact: a bool is no count).
+        if type(inp) is int and type(out) is int and type(cached) is int:
+            return cls(inp, out, cached)
         counts = [_whole(v) for v in (inp, out, cached)]
         if any(c is None for c in counts):
             return cls(malformed=True)
