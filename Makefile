@@ -41,8 +41,13 @@ lint: install
 policy-test: install
 	$(VENV)/bin/wardgate policy test rego
 
+# pytest-xdist: one worker per core (PYTEST_WORKERS=0 runs serially). Each test file stays on one
+# worker (--dist loadfile): module-scoped gateways start once. Workers share nothing: Redis keys
+# take a per-test prefix, PostgreSQL a per-test schema, servers a free port.
+PYTEST_WORKERS ?= auto
+
 test: install services lint policy-test
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: install
 	$(PY) bench/overhead.py

@@ -208,9 +208,9 @@ def test_mock_fills_tool_arguments_from_a_long_word_in_linear_time(word: str) ->
         "tools": [_WIDE],
         "tool_choice": "required",
     }
-    started = time.monotonic()
+    started = time.process_time()  # CPU of this process: a busy machine does not inflate it
     answer = generate(Endpoint.CHAT, body)
-    assert time.monotonic() - started < 0.2
+    assert time.process_time() - started < 0.2
     assert answer.status == 200
 
 
@@ -234,7 +234,7 @@ def test_mock_does_not_run_a_catastrophic_client_pattern(pattern: str) -> None:
         "tools": [tool],
         "tool_choice": "required",
     }
-    started = time.monotonic()
+    started = time.process_time()  # CPU of this process: a busy machine does not inflate it
     answer = generate(Endpoint.CHAT, body)
-    assert time.monotonic() - started < 0.2
+    assert time.process_time() - started < 0.2
     assert answer.status == 200
