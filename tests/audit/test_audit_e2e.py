@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -22,6 +21,7 @@ from tests.harness import (
     gateway_settings,
     running_gateway,
 )
+from tests.waiting import wait_until
 
 PROMPT = "My email is jane.e2e@example.org, please summarise order 77"
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -142,10 +142,7 @@ def test_an_audit_outage_fails_calls_closed_and_readiness_until_it_recovers(gw):
         assert r.status_code == 503 and r.json()["checks"]["audit"].startswith("error")
     finally:
         del store.append
-    deadline = time.monotonic() + 5
-    while httpx.get(f"{gw.url}/readyz").status_code != 200:
-        assert time.monotonic() < deadline, "readiness did not recover"
-        time.sleep(0.05)
+    wait_until(lambda: httpx.get(f"{gw.url}/readyz").status_code == 200, message="readiness did not recover")
     _client(gw).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
 
 

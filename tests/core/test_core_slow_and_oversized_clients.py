@@ -14,6 +14,7 @@ import pytest
 
 from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
 from tests.raw_http import closed_within, connect, head, read_response, send_until_closed
+from tests.waiting import wait_until
 
 TIMEOUT_S = 0.5
 SERVER = {
@@ -149,10 +150,7 @@ def _held_calls(gw: RunningGateway, n: int) -> list:
 
 
 def _wait_inflight(gw: RunningGateway, n: int) -> None:
-    deadline = time.monotonic() + 5
-    while gw.app.inflight != n:
-        assert time.monotonic() < deadline, f"in flight: {gw.app.inflight}, expected {n}"
-        time.sleep(0.01)
+    wait_until(lambda: gw.app.inflight == n, message=f"in flight: {gw.app.inflight}, expected {n}")
 
 
 def test_calls_beyond_the_inflight_cap_get_503_overloaded_with_retry_after(capped):

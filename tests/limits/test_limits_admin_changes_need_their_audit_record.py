@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +30,7 @@ from tests.harness import (
     gateway_settings,
     running_gateway,
 )
+from tests.waiting import wait_until
 
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 AUDITOR = {"authorization": f"Bearer {AUDITOR_KEY}"}
@@ -76,10 +76,9 @@ def audit_refuses(gw: RunningGateway) -> Iterator[None]:
         yield
     finally:
         del store.append
-        deadline = time.monotonic() + 10
-        while httpx.get(f"{gw.url}/readyz").status_code != 200:
-            assert time.monotonic() < deadline, "readiness did not recover"
-            time.sleep(0.05)
+        wait_until(
+            lambda: httpx.get(f"{gw.url}/readyz").status_code == 200, message="readiness did not recover"
+        )
 
 
 def _refused(r: httpx.Response, says: str = "Nothing was changed.") -> None:

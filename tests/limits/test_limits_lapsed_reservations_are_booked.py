@@ -8,8 +8,6 @@ stores, the same clock; then a real service whose lease keeper stops, as a kille
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from limits_helpers import TEAM, catalog, forwarded, make_call, make_service, request, reserve, scopes, settle
 
@@ -19,6 +17,7 @@ from gateway.limits.redis_store import RedisStore
 from gateway.limits.stage import LimitStage, RepriceStage
 from gateway.limits.store import RESERVATION, LimitStore, nano_to_usd, usd_to_nano
 from tests.limits.limits_support import FakeClock, StoreFactory
+from tests.waiting import wait_until_async
 
 
 async def test_a_lapsed_lease_is_booked_as_spent_and_a_late_settle_books_only_the_excess(
@@ -83,13 +82,6 @@ async def test_release_mode_frees_a_lapsed_lease_unbooked(make_store: StoreFacto
     assert (await store.scope_state(TEAM, "key", "k1")).spent_nano["total"] == 0
 
 
-async def _until(check, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
 async def test_a_killed_replicas_calls_in_flight_are_booked_at_their_reservation(
     make_store: StoreFactory,
 ) -> None:
@@ -109,7 +101,7 @@ async def test_a_killed_replicas_calls_in_flight_are_booked_at_their_reservation
     async def booked() -> bool:
         return (await store.scope_state(TEAM, "key", "k1")).spent_nano["total"] == held
 
-    await _until(booked)
+    await wait_until_async(booked)
     survivor = make_call()
     await LimitStage(replica_b).on_request(survivor)  # purges the lapsed leases: booked for good
     assert replica_b.metrics.lapsed_booked._value.get() == nano_to_usd(held)  # what crashes cost, in a metric

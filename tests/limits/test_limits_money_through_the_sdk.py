@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from gateway.limits.pricing import PriceBook
 from gateway.limits.redis_store import RedisStore
 from gateway.limits.store import nano_to_usd
 from tests.harness import PASS_THROUGH, TEST_KEY, GatewayProcess, make_policies_dir, running_gateway
+from tests.waiting import wait_until_async
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -145,10 +145,11 @@ async def test_a_key_over_its_concurrency_limit_is_429_and_its_slots_free_on_eve
                 break
             await stream.close()
         upstream.clear_faults()
-        deadline = time.monotonic() + 5
-        while (again := await asyncio.gather(*(_one(client, False) for _ in range(2)))) != ["ok", "ok"]:
-            assert time.monotonic() < deadline, again  # the dropped streams' settles land right after
-            await asyncio.sleep(0.05)
+
+        async def both_ok() -> bool:  # the dropped streams' settles land right after
+            return await asyncio.gather(*(_one(client, False) for _ in range(2))) == ["ok", "ok"]
+
+        await wait_until_async(both_ok, within=5, interval=0.05)
         await client.close()
 
 
@@ -180,10 +181,12 @@ async def test_a_killed_replicas_call_in_flight_is_booked_at_its_reservation_aft
         held = await reader.scope_state("test", "key", "test")
         assert held.reserved_nano == unit
         gw.kill()
-        deadline = time.monotonic() + 10
-        while (st := await reader.scope_state("test", "key", "test")).spent_nano["total"] != unit:
-            assert time.monotonic() < deadline, st
-            await asyncio.sleep(0.1)
+
+        async def booked() -> bool:
+            return (await reader.scope_state("test", "key", "test")).spent_nano["total"] == unit
+
+        await wait_until_async(booked, interval=0.1, message="the lapsed reservation was not booked")
+        st = await reader.scope_state("test", "key", "test")
         await reader.close()
     finally:
         gw.kill()

@@ -17,7 +17,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from orchestrator.service import Orchestrator
 from orchestrator.tools import Tool, ToolBox
 from tests.harness import REPO
 from tests.orchestrator.conftest import AGENT_KEYS, ORCH_ADMIN_KEY, make_config, resume_reviewed, run_reviewed
+from tests.waiting import wait_until_async
 
 
 class SimulatedCrash(BaseException):
@@ -114,14 +114,16 @@ async def test_cli_resume_after_sigkill_while_waiting_for_approval(hold_gateway,
     proc = _cli("run", "--run-id", run_id, "--db", str(db), "--json", env=env)
     admin = AdminClient(hold_gateway.base_url, ORCH_ADMIN_KEY)
     try:
-        deadline = time.monotonic() + 20
-        while True:  # killed once the refund is held for approval and the research is done
-            pending = await admin.pending_approvals(run_id)
-            if pending and _step_status(db, run_id, "research") == "done":
-                break
+
+        async def held_after_research() -> bool:  # killed once the refund is held and research is done
             assert proc.poll() is None, proc.stderr.read().decode()  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "the run never reached its approval"
-            await asyncio.sleep(0.05)
+            return (
+                bool(await admin.pending_approvals(run_id)) and _step_status(db, run_id, "research") == "done"
+            )
+
+        await wait_until_async(
+            held_after_research, within=20, interval=0.05, message="the run never reached its approval"
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait()
 
