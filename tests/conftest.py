@@ -66,10 +66,15 @@ def fake_upstream() -> Iterator[object]:
 
 
 @pytest.fixture
-def upstream(fake_upstream: object) -> object:
-    """The session's fake upstream, with recorded requests and faults reset for this test."""
+def upstream(fake_upstream: object) -> Iterator[object]:
+    """The session's fake upstream, with recorded requests and faults reset for this test.
+
+    Reset again afterwards: a fault this test set and did not use up must not reach the next
+    file's module-scoped gateway, which uses ``fake_upstream`` directly (whatever ran before it
+    on this worker)."""
     fake_upstream.reset()  # type: ignore[attr-defined]
-    return fake_upstream
+    yield fake_upstream
+    fake_upstream.reset()  # type: ignore[attr-defined]
 
 
 @pytest.fixture
