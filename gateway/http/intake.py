@@ -48,27 +48,6 @@ class Connection(Protocol):
 
 
 HEAD, BODY, APP, DRAIN, IDLE, CLOSING = range(6)
-
-
-class Connection(Protocol):
-    """What the guard reads of a connection (``WardgateProtocol`` in protocol.py, which imports
-    this module: a protocol here instead of an import back)."""
-
-    @property
-    def phase(self) -> int: ...
-
-    @property
-    def deadline(self) -> float: ...
-
-    @property
-    def transport(self) -> asyncio.BaseTransport: ...
-
-    @property
-    def answering(self) -> bool: ...
-
-    def expire(self, now: float) -> None: ...
-
-
 NEVER = float("inf")
 #: How long, and how much, a refused connection keeps reading (and dropping) before it
 #: closes: enough for the answer to be read, not a sink for a client that keeps sending.
