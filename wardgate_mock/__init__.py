@@ -18,7 +18,7 @@ The rules it follows are in ``provider``'s docstring. Modules:
 - ``budget``: what one answer may spend on a client's schema;
 - ``regex``: a linear-time matcher for a schema's ``pattern``;
 - ``pattern``: an example string matching a ``pattern``;
-- ``syntax``: the stdlib's regex parse tree (``re._parser``), isolated here;
+- ``syntax``, ``syntax_shape``: a parser of ``re``'s syntax into the stdlib's tree shape;
 - ``chat``, ``responses``, ``embeddings``: the answers in each endpoint's wire shape.
 """
 

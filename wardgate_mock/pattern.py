@@ -1,8 +1,8 @@
 """A string matching a JSON-schema ``pattern``, for arguments the user's words do not fill.
 
-Built from the regex's parse tree (the stdlib's own parser, reached through
-``wardgate_mock.syntax``): literals as written, the first character of each class, each
-repeat at its minimum, the first branch of each alternation.
+Built from the regex's parse tree (``wardgate_mock.syntax``, shaped like the stdlib's):
+literals as written, the first character of each class, each repeat at its minimum, the
+first branch of each alternation.
 That covers the patterns tool schemas use (ids like ``^ORD-\\d{4}$``, codes, phone numbers);
 lookarounds and back-references are beyond it and yield None, and so does an example longer
 than ``MAX_EXAMPLE_CHARS`` (``x{4000000000}`` must not allocate gigabytes).

@@ -2,12 +2,12 @@
 
 ``re`` backtracks: a tool schema's ``^(a+)+$`` takes a second on 24 characters and doubles
 with each one more, and ``(a|a)(a|a)...`` or ``\\w*\\w*\\w*...`` need no nesting to explode.
-The mock never runs a client's regex with ``re``. It compiles the stdlib's own parse tree
-(see ``wardgate_mock.syntax``) to a Thompson NFA (at most ``MAX_STATES`` states) and
-simulates it breadth-first (a Pike VM without captures: only *whether* it matches), so a
-search costs at most text length × states steps, and every step is paid from the answer's
-``Budget``: a hostile pattern costs the same small bound however it is built, and the
-outcome depends on counts, never on a clock.
+The mock never runs a client's regex with ``re``. It compiles the pattern's parse tree
+(``wardgate_mock.syntax``, which reads ``re``'s syntax) to a Thompson NFA (at most
+``MAX_STATES`` states) and simulates it breadth-first (a Pike VM without captures: only
+*whether* it matches), so a search costs at most text length × states steps, and every
+step is paid from the answer's ``Budget``: a hostile pattern costs the same small bound
+however it is built, and the outcome depends on counts, never on a clock.
 
 Beyond it (``compile_pattern`` gives None): lookarounds, back-references, conditionals,
 possessive and atomic groups (they refuse matches an NFA accepts) and the locale flag.
