@@ -25,6 +25,11 @@ def new_shard_id(instance: str | None = None) -> str:
     return f"{base}.{int(time.time()):x}{os.getpid():x}{os.urandom(3).hex()}"
 
 
+def instance_of(shard: str) -> str:
+    """The instance part of a shard name (what ``new_shard_id`` was given)."""
+    return shard.rsplit(".", 1)[0]
+
+
 @dataclass(slots=True, frozen=True)
 class Head:
     seq: int  # seq of the last event (0 = empty chain)

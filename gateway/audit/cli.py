@@ -226,6 +226,11 @@ def _print_report(report: VerifyReport, console: Console) -> None:
         status = "[green]ok[/green]" if not s.breaks else f"[red]{len(s.breaks)} break(s)[/red]"
         table.add_row(s.shard, str(s.events), span, status)
     console.print(table)
+    for s in report.unwitnessed:
+        console.print(
+            f"[yellow]UNWITNESSED[/yellow] chain {s.shard} seq {s.unwitnessed_from}..{s.last_seq}: "
+            "no other chain or anchor vouches for these events yet (an anchor does; see --strict)"
+        )
     first = report.first_break()
     if first is None:
         console.print(f"[green]OK[/green]: {report.events} events in {len(report.shards)} chain(s) verified.")
@@ -288,6 +293,9 @@ def verify_cmd(
     schema: str = typer.Option(None, help="Override the PostgreSQL schema."),
     file: Path = typer.Option(None, "--file", help="Verify an exported/logged JSONL file instead."),
     as_json: bool = typer.Option(False, "--json"),
+    strict: bool = typer.Option(
+        False, "--strict", help="Also exit 1 when a chain's tail is witnessed by nothing but itself."
+    ),
 ) -> None:
     """Walk every chain; exit 1 and name the first broken link if anything was edited, deleted or reordered."""
     if file is not None:
@@ -298,5 +306,5 @@ def verify_cmd(
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         _print_report(report, Console())
-    if not report.ok:
+    if not report.ok or (strict and report.unwitnessed):
         raise typer.Exit(1)

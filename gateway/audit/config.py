@@ -43,6 +43,10 @@ class AuditSettings(BaseModel):
     checkpoint_interval_s: float = Field(default=60.0, gt=0)
     #: ...or after this many events, whichever comes first.
     checkpoint_every: int = Field(default=10_000, ge=1)
+    #: A chain whose head row was neither moved nor renewed for this long, and that has no
+    #: ``chain_close``, is dead: the next start (or any live chain's sweep) marks it abandoned
+    #: with a ``chain_abandoned`` event. Live chains renew every third of it.
+    chain_lease_s: float = Field(default=300.0, gt=0)
     #: Other chains' heads are witnessed if they moved within this window.
     witness_window_days: float = Field(default=7.0, gt=0)
     #: Delete events older than this (a verifiable anchor keeps the rest checkable). None = keep all.

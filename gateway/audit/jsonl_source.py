@@ -20,6 +20,9 @@ from gateway.audit.store.base import Anchor, StoredRow
 
 
 class JsonlSource:
+    #: A file has no heads table: ``verify`` does not ask every chain for a head row.
+    has_heads = False
+
     def __init__(self, lines: Iterable[bytes | str]) -> None:
         self._chains: dict[str, list[StoredRow]] = {}
         for raw in lines:

@@ -32,7 +32,12 @@ KIND_CHECKPOINT = "checkpoint"
 KIND_CHAIN_OPEN = "chain_open"
 KIND_CHAIN_CLOSE = "chain_close"
 KIND_RETENTION = "retention"
-CHAIN_KINDS = frozenset({KIND_CHECKPOINT, KIND_CHAIN_OPEN, KIND_CHAIN_CLOSE, KIND_RETENTION})
+#: Written by a live chain about a dead one (no ``chain_close``, lease expired): names the dead
+#: chain and the head it had, so ``verify`` can flag anything appended to it afterwards.
+KIND_CHAIN_ABANDONED = "chain_abandoned"
+CHAIN_KINDS = frozenset(
+    {KIND_CHECKPOINT, KIND_CHAIN_OPEN, KIND_CHAIN_CLOSE, KIND_RETENTION, KIND_CHAIN_ABANDONED}
+)
 
 #: Column order of the events table (after id, shard, seq, ts); see ``index_columns``.
 INDEX_COLUMNS: tuple[str, ...] = (

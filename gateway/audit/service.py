@@ -1,7 +1,10 @@
 """The audit service other areas use: ``await audit.record(kind, payload)`` (an ``AuditRecorder``).
 
 It owns this process's chain (see ``chain.py``), the group-commit writer, the periodic
-checkpoint that witnesses the other chains, and retention. ``record`` returns only when the
+checkpoint that witnesses the other chains, retention, and this chain's place in the chain
+registry: ``chain_open`` names the instance and its predecessor, ``chain_close`` ends a clean
+stop, a lease (the head row's ``ts``, renewed while the process lives) tells a dead chain from
+an idle one, and dead chains are named by a ``chain_abandoned`` event on a live chain. ``record`` returns only when the
 event is durable and raises ``AuditUnavailable`` (503) when it cannot be made so.
 """
 
@@ -16,11 +19,17 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway.audit import retention
-from gateway.audit.chain import ShardChain, new_shard_id
+from gateway.audit.chain import ShardChain, instance_of, new_shard_id
 from gateway.audit.config import AuditSettings
 from gateway.audit.events import base_event, build_record_event
-from gateway.audit.schema import CHAIN_KINDS, KIND_CHAIN_CLOSE, KIND_CHAIN_OPEN, KIND_CHECKPOINT
-from gateway.audit.store.base import AuditStore
+from gateway.audit.schema import (
+    CHAIN_KINDS,
+    KIND_CHAIN_ABANDONED,
+    KIND_CHAIN_CLOSE,
+    KIND_CHAIN_OPEN,
+    KIND_CHECKPOINT,
+)
+from gateway.audit.store.base import AuditStore, ChainInfo
 from gateway.audit.writer import GroupCommitWriter
 from gateway.errors import AuditUnavailable, ServiceUnavailable
 
@@ -66,12 +75,18 @@ class AuditService:
             self.chain.advance(head)
         self.writer.start()
         try:
-            await self._submit(await self._witness_event(KIND_CHAIN_OPEN))
+            chains = await self._chains()
+            opening = await self._witness_event(KIND_CHAIN_OPEN)
+            opening["data"] |= {"instance": instance_of(self.shard), "predecessor": self._predecessor(chains)}
+            await self._submit(opening)
+            await self._mark_abandoned(chains)
         except BaseException:
             await self.writer.close()
             await self.store.close()
             raise
         self._tasks.append(asyncio.create_task(self._checkpoint_loop(), name="audit-checkpoint"))
+        if self.store.queryable:
+            self._tasks.append(asyncio.create_task(self._lease_loop(), name="audit-lease"))
         if self.settings.retention_days is not None and self.store.queryable:
             self._tasks.append(asyncio.create_task(self._retention_loop(), name="audit-retention"))
 
@@ -166,6 +181,55 @@ class AuditService:
                 await self.checkpoint()
             except ServiceUnavailable as exc:
                 log.warning("audit checkpoint failed: %s", exc.message)
+
+    # --- chain registry ----------------------------------------------------------------
+    async def _chains(self) -> list[ChainInfo]:
+        try:
+            return await self.store.chains()
+        except Exception as exc:  # the store is down: same answer as a failed commit
+            raise AuditUnavailable(f"audit store unreachable: {type(exc).__name__}: {exc}") from exc
+
+    def _predecessor(self, chains: list[ChainInfo]) -> str | None:
+        """The latest other chain of this instance (the process this one replaces, usually)."""
+        mine = instance_of(self.shard)
+        same = [c for c in chains if c.shard != self.shard and instance_of(c.shard) == mine]
+        return max(same, key=lambda c: c.ts).shard if same else None
+
+    async def _mark_abandoned(self, chains: list[ChainInfo] | None = None) -> int:
+        """Name every dead chain (no ``chain_close``, lease expired) once, with its last head.
+
+        From then on ``verify`` flags any event of that chain past the named head: a dead
+        process cannot write, so such an event was appended by someone else.
+        """
+        chains = await self._chains() if chains is None else chains
+        stale = time.time() - self.settings.chain_lease_s
+        dead = [
+            c for c in chains if c.shard != self.shard and c.last_kind != KIND_CHAIN_CLOSE and c.ts < stale
+        ]
+        if not dead:
+            return 0
+        named = set()
+        for body in await self.store.abandoned_marks():
+            data = orjson.loads(body).get("data") or {}
+            named.add(data.get("shard"))
+        marked = 0
+        for c in dead:
+            if c.shard in named:
+                continue
+            data = {"shard": c.shard, "seq": c.head.seq, "hash": c.head.hash, "last_seen": c.ts}
+            await self._submit(base_event(KIND_CHAIN_ABANDONED) | {"data": data})
+            marked += 1
+        return marked
+
+    async def _lease_loop(self) -> None:
+        """Renew this chain's lease and name chains that died since, every third of the lease."""
+        while True:
+            await asyncio.sleep(self.settings.chain_lease_s / 3)
+            try:
+                await self.store.renew(self.shard)
+                await self._mark_abandoned()
+            except Exception as exc:  # the next round retries; commits report store failures
+                log.warning("audit chain lease renewal failed: %s", exc)
 
     # --- retention ---------------------------------------------------------------------
     async def prune(self, now: float | None = None) -> int:

@@ -7,6 +7,12 @@ Per event, in ``seq`` order: the hash must match the stored canonical body (else
 at genesis or at a retention anchor that a retention event attests. Across chains, every
 witnessed head (``chain_open``/``checkpoint``) must still be there with the same hash, and each
 chain must reach its recorded head: that is what catches a truncated tail or a deleted chain.
+
+The chain registry adds the ends: a chain starts with ``chain_open`` (at seq 1), has a head
+row (on a store), and has nothing after its ``chain_close``, past its head row, or past the
+head a ``chain_abandoned`` event named when it died. What no other chain (or retention anchor)
+witnessed is reported per chain as ``unwitnessed_from``: up to there, another chain vouches for
+the events; from there on only this chain's own rows do (see ``--strict``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,16 @@ from typing import Any, Protocol
 import orjson
 
 from gateway.audit.chain import Head
-from gateway.audit.schema import GENESIS_HASH, INDEX_COLUMNS, KIND_RETENTION, chain_hash, index_columns
+from gateway.audit.schema import (
+    GENESIS_HASH,
+    INDEX_COLUMNS,
+    KIND_CHAIN_ABANDONED,
+    KIND_CHAIN_CLOSE,
+    KIND_CHAIN_OPEN,
+    KIND_RETENTION,
+    chain_hash,
+    index_columns,
+)
 from gateway.audit.store.base import Anchor, StoredRow
 
 MAX_BREAKS_PER_SHARD = 20
@@ -47,6 +62,10 @@ class ShardResult:
     last_seq: int | None = None
     anchored_at: int | None = None
     closed: bool = False
+    #: The shard that named this chain abandoned (it died without ``chain_close``).
+    abandoned_by: str | None = None
+    #: First seq no other chain or anchor vouches for (None: every event is witnessed).
+    unwitnessed_from: int | None = None
     breaks: list[Break] = field(default_factory=list)
 
 
@@ -63,6 +82,11 @@ class VerifyReport:
     def events(self) -> int:
         return sum(s.events for s in self.shards)
 
+    @property
+    def unwitnessed(self) -> list[ShardResult]:
+        """Chains whose tail only vouches for itself (``--strict`` fails on these)."""
+        return [s for s in self.shards if s.unwitnessed_from is not None]
+
     def all_breaks(self) -> list[Break]:
         return [b for s in self.shards for b in s.breaks] + self.breaks
 
@@ -75,6 +99,7 @@ class VerifyReport:
             "ok": self.ok,
             "events": self.events,
             "shards": [asdict(s) for s in self.shards],
+            "unwitnessed": {s.shard: s.unwitnessed_from for s in self.unwitnessed},
             "breaks": [asdict(b) for b in self.all_breaks()],
         }
 
@@ -85,6 +110,8 @@ class _Claim:
     shard: str
     seq: int
     hash: str
+    from_shard: str = ""  # the chain that made the claim (a chain never witnesses itself)
+    end: bool = False  # a ``chain_abandoned`` mark: nothing may follow this seq
 
 
 def _column_problem(row: StoredRow, ev: dict[str, Any]) -> str | None:
@@ -141,46 +168,76 @@ async def _walk(
         elif sealed_prev != prev:
             problem(row, "broken link: prev_hash is not the previous event's hash (deleted or reordered)")
         kind = ev.get("kind")
+        if res.closed:
+            problem(row, "appended after close: this event follows the chain's chain_close")
+        elif row.seq == 1 and kind != KIND_CHAIN_OPEN and not res.breaks:
+            problem(row, "no chain_open: the chain does not start with chain_open")
         data = _v if isinstance(_v := ev.get("data"), dict) else {}
         for s, h in (data.get("witness") or {}).items():
             if isinstance(h, dict) and isinstance(h.get("seq"), int):
-                claims.append(_Claim(row.id, s, h["seq"], str(h.get("hash"))))
+                claims.append(_Claim(row.id, s, h["seq"], str(h.get("hash")), shard))
+        if kind == KIND_CHAIN_ABANDONED and isinstance(data.get("seq"), int):
+            claims.append(
+                _Claim(row.id, str(data.get("shard")), data["seq"], str(data.get("hash")), shard, True)
+            )
         if kind == KIND_RETENTION:
             for s, a in (data.get("anchors") or {}).items():
                 if isinstance(a, dict):
                     attested.setdefault(s, set()).add((a.get("seq"), a.get("prev_hash")))
-        res.closed = kind == "chain_close"
+        res.closed = res.closed or kind == KIND_CHAIN_CLOSE
         prev, expected, last = row.hash, row.seq + 1, Head(row.seq, row.hash)
     return res, last
+
+
+def _head_problem(last: Head | None, head: Head | None, has_heads: bool) -> tuple[int, str] | None:
+    """Where and how the chain's end disagrees with its head row (the registry's record)."""
+    end = last.seq if last else 0
+    if head is None:
+        if not has_heads:
+            return None
+        return end, "no head row: the chain is not in the registry (forged, or its head row was deleted)"
+    if end < head.seq:
+        return end + 1, f"deleted: the chain ends at seq {end} but its head is seq {head.seq}"
+    if end > head.seq:
+        return (
+            head.seq + 1,
+            f"appended past head: events seq {head.seq + 1}..{end} are beyond the recorded head",
+        )
+    if last is not None and last.hash != head.hash:
+        return end, "edited: the last event's hash is not the head's"
+    return None
+
+
+def _break_after_end(res: ShardResult, last: Head | None, end: _Claim) -> None:
+    res.abandoned_by = end.from_shard
+    if last is not None and last.seq > end.seq:
+        res.breaks.append(
+            Break(
+                res.shard,
+                end.seq + 1,
+                None,
+                f"appended after abandonment: events seq {end.seq + 1}..{last.seq} follow the head "
+                f"seq {end.seq} that {end.by} recorded when this chain was found dead",
+            )
+        )
 
 
 async def verify(source: ChainSource) -> VerifyReport:
     report = VerifyReport()
     anchors = await source.anchors()
     heads = await source.heads(0.0)
+    has_heads = bool(getattr(source, "has_heads", True))
     claims: list[_Claim] = []
     attested: dict[str, set[tuple[object, object]]] = {}
     lasts: dict[str, Head | None] = {}
+    results: dict[str, ShardResult] = {}
     for shard in await source.shards():
         res, last = await _walk(source, shard, anchors.get(shard), claims, attested)
         report.shards.append(res)
-        lasts[shard] = last
-        head = heads.get(shard)
-        if head is not None and not res.breaks:
-            if last is None or last.seq < head.seq:
-                end = last.seq if last else 0
-                res.breaks.append(
-                    Break(
-                        shard,
-                        end + 1,
-                        None,
-                        f"deleted: the chain ends at seq {end} but its head is seq {head.seq}",
-                    )
-                )
-            elif last.seq == head.seq and last.hash != head.hash:
-                res.breaks.append(
-                    Break(shard, head.seq, None, "edited: the last event's hash is not the head's")
-                )
+        results[shard], lasts[shard] = res, last
+        at_end = _head_problem(last, heads.get(shard), has_heads) if not res.breaks else None
+        if at_end is not None:
+            res.breaks.append(Break(shard, at_end[0], None, at_end[1]))
     for shard, anchor in anchors.items():
         if (anchor.seq, anchor.prev_hash) not in attested.get(shard, set()):
             report.breaks.append(
@@ -191,7 +248,12 @@ async def verify(source: ChainSource) -> VerifyReport:
                     "unattested anchor: no retention event vouches for where this chain starts",
                 )
             )
+    witnessed: dict[str, int] = {s: a.seq - 1 for s, a in anchors.items()}
     for c in claims:
+        if c.from_shard != c.shard:
+            witnessed[c.shard] = max(witnessed.get(c.shard, 0), c.seq)
+        if c.end and c.shard in results:
+            _break_after_end(results[c.shard], lasts[c.shard], c)
         start = anchors.get(c.shard)
         if start is not None and c.seq < start.seq:
             if c.seq == start.seq - 1 and c.hash != start.prev_hash:
@@ -213,4 +275,8 @@ async def verify(source: ChainSource) -> VerifyReport:
             report.breaks.append(
                 Break(c.shard, c.seq, None, f"edited: event {c.by} witnessed another hash at seq {c.seq}")
             )
+    for shard, res in results.items():
+        last = lasts[shard]
+        if last is not None and last.seq > witnessed.get(shard, 0):
+            res.unwitnessed_from = witnessed.get(shard, 0) + 1
     return report

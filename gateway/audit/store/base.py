@@ -51,6 +51,17 @@ class Anchor:
     prev_hash: str
 
 
+@dataclass(slots=True, frozen=True)
+class ChainInfo:
+    """One chain of the registry (the heads table): its head, when it last moved or was
+    renewed (the liveness lease), and the kind of its last event (``chain_close`` = closed)."""
+
+    shard: str
+    head: Head
+    ts: float
+    last_kind: str | None
+
+
 @dataclass(slots=True)
 class StoredRow:
     """One events-table row as ``verify`` needs it."""
@@ -102,6 +113,18 @@ class AuditStore(ABC):
     async def heads(self, since_ts: float = 0.0) -> dict[str, Head]:
         """Heads of the chains that moved since ``since_ts`` (the witnesses of a checkpoint)."""
         return {}
+
+    async def chains(self) -> list[ChainInfo]:
+        """The chain registry: every chain with a head row (a store that cannot read: none)."""
+        return []
+
+    async def abandoned_marks(self) -> list[str]:
+        """Bodies of the ``chain_abandoned`` events (which dead chains were already named)."""
+        return []
+
+    async def renew(self, shard: str) -> None:
+        """Renew this chain's liveness lease (its head row's ``ts``) without writing an event."""
+        return None
 
     async def shards(self) -> list[str]:
         raise QueryUnsupported(f"The {self.name} audit backend cannot be read back.")

@@ -23,7 +23,7 @@ import asyncpg
 from gateway.audit.chain import Head
 from gateway.audit.schema import ROW_COLUMNS
 from gateway.audit.store import sql
-from gateway.audit.store.base import Anchor, AuditStore, Filters, StoredRow, event_of
+from gateway.audit.store.base import Anchor, AuditStore, ChainInfo, Filters, StoredRow, event_of
 
 _D = sql.POSTGRES
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -32,7 +32,7 @@ _COPY_FROM = 1024  # COPY only pays off for very large groups (it needs its own 
 _VERIFY_PAGE = 5000
 
 #: Ordered migrations; each entry runs once and bumps ``audit_meta.version``.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(sql.ddl(_D)),)
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(sql.ddl(_D)), tuple(sql.registry_ddl()))
 
 
 class PostgresStore(AuditStore):
@@ -139,6 +139,15 @@ class PostgresStore(AuditStore):
     async def heads(self, since_ts: float = 0.0) -> dict[str, Head]:
         rows = await self.pool.fetch("SELECT shard, seq, hash FROM audit_heads WHERE ts >= $1", since_ts)
         return {r[0]: Head(r[1], r[2]) for r in rows}
+
+    async def chains(self) -> list[ChainInfo]:
+        return [ChainInfo(r[0], Head(r[1], r[2]), r[3], r[4]) for r in await self.pool.fetch(sql.CHAINS_SQL)]
+
+    async def abandoned_marks(self) -> list[str]:
+        return [r[0] for r in await self.pool.fetch(sql.ABANDONED_SQL)]
+
+    async def renew(self, shard: str) -> None:
+        await self.pool.execute("UPDATE audit_heads SET ts = $1 WHERE shard = $2", time.time(), shard)
 
     async def shards(self) -> list[str]:
         rows = await self.pool.fetch(

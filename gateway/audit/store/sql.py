@@ -55,6 +55,26 @@ def ddl(d: Dialect) -> list[str]:
     return stmts
 
 
+def registry_ddl() -> list[str]:
+    """Schema v2, the chain registry: find the (rare) abandonment marks without a table scan.
+
+    A partial index holds only ``chain_abandoned`` rows, so it costs nothing per call event.
+    """
+    return [
+        "CREATE INDEX IF NOT EXISTS audit_events_abandoned ON audit_events (shard) "
+        "WHERE kind = 'chain_abandoned'"
+    ]
+
+
+#: Every chain with its head, when the head last moved (or was renewed), and its last event's
+#: kind (``chain_close`` = closed cleanly; NULL = the head's event is missing).
+CHAINS_SQL = (
+    "SELECT h.shard, h.seq, h.hash, h.ts, e.kind FROM audit_heads h "
+    "LEFT JOIN audit_events e ON e.shard = h.shard AND e.seq = h.seq"
+)
+ABANDONED_SQL = "SELECT body FROM audit_events WHERE kind = 'chain_abandoned'"
+
+
 def insert_sql(d: Dialect) -> str:
     cols = ", ".join(ROW_COLUMNS)
     if d.name == "sqlite":

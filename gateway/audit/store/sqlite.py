@@ -28,11 +28,11 @@ from typing import Any, TypeVar
 from gateway.audit.chain import Head
 from gateway.audit.schema import ROW_COLUMNS
 from gateway.audit.store import sql
-from gateway.audit.store.base import Anchor, AuditStore, Filters, StoredRow, event_of
+from gateway.audit.store.base import Anchor, AuditStore, ChainInfo, Filters, StoredRow, event_of
 
 T = TypeVar("T")
 _D = sql.SQLITE
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2  # 2: the chain registry's index
 _VERIFY_PAGE = 5000
 #: WAL checkpoint roughly every this many rows written (~1.5 KB of WAL per row with indexes).
 _CHECKPOINT_AFTER = 2000
@@ -113,7 +113,7 @@ class SQLiteStore(AuditStore):
         if version < _SCHEMA_VERSION:
             db.execute("BEGIN IMMEDIATE")
             try:
-                for stmt in sql.ddl(_D):
+                for stmt in sql.ddl(_D) + sql.registry_ddl():
                     db.execute(stmt)
                 db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
                 db.execute("COMMIT")
@@ -223,6 +223,18 @@ class SQLiteStore(AuditStore):
     async def heads(self, since_ts: float = 0.0) -> dict[str, Head]:
         rows = await self._fetch("SELECT shard, seq, hash FROM audit_heads WHERE ts >= ?", (since_ts,))
         return {r[0]: Head(r[1], r[2]) for r in rows}
+
+    async def chains(self) -> list[ChainInfo]:
+        return [ChainInfo(r[0], Head(r[1], r[2]), r[3], r[4]) for r in await self._fetch(sql.CHAINS_SQL)]
+
+    async def abandoned_marks(self) -> list[str]:
+        return [r[0] for r in await self._fetch(sql.ABANDONED_SQL)]
+
+    async def renew(self, shard: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE audit_heads SET ts = ? WHERE shard = ?", (time.time(), shard))
+
+        await self._write(work, inline=False)
 
     async def shards(self) -> list[str]:
         rows = await self._fetch(
