@@ -183,9 +183,12 @@ class RedactionEngine:
         key = text_key(text)
         spans = self._cache.get(key)
         if spans is None:
-            if budget is not None:
-                budget.precheck((text,), self._chain)  # type: ignore[arg-type]  # findall is all it uses
-            spans = self.detect(text, budget=budget)
+            try:
+                if budget is not None:
+                    budget.precheck((text,), self._chain)  # type: ignore[arg-type]  # findall is all it uses
+                spans = self.detect(text, budget=budget)
+            finally:
+                self._chain.forget((text,))
             self._cache.put(key, spans)
         elif budget is not None:
             budget.cached(len(spans))
@@ -224,7 +227,24 @@ class RedactionEngine:
             else:
                 todo.append(i)
         budget.cached(cached)  # hits are not analysed again, but their values are replaced
-        budget.precheck((texts[i] for i in todo), self._chain)  # type: ignore[arg-type]  # findall is all it uses
+        try:
+            budget.precheck((texts[i] for i in todo), self._chain)  # type: ignore[arg-type]  # findall is all it uses
+            return await self._analyze_todo(texts, todo, keys, out, seen, budget, loop_slice)
+        finally:
+            # What the pre-check kept holds raw text: none of it outlives this call (refused,
+            # cancelled or analysed; an analysed text's entry is already gone).
+            self._chain.forget(texts[i] for i in todo)
+
+    async def _analyze_todo(
+        self,
+        texts: Sequence[str],
+        todo: list[int],
+        keys: list[bytes | None],
+        out: list[Spans | None],
+        seen: dict[bytes, int],
+        budget: WorkBudget,
+        loop_slice: LoopSlice | None,
+    ) -> list[Spans]:
         pending: list[tuple[int, asyncio.Future[Spans]]] = []
         loop = asyncio.get_running_loop()
         loop_slice = loop_slice or LoopSlice()

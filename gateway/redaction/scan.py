@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cache, lru_cache
 
 from phonenumbers import PhoneMetadata
@@ -143,6 +143,14 @@ class ChainScanner:
         if kept is not None and kept[0] is text:
             return kept[1]
         return find_chains(text, self.regex)
+
+    def forget(self, texts: Iterable[str]) -> None:
+        """Drop what the pre-check kept for ``texts`` (their analysis will not come: refused,
+        cancelled). The kept entries hold the raw text, which must not outlive its call."""
+        for text in texts:
+            kept = self._found.get(id(text))
+            if kept is not None and kept[0] is text:
+                del self._found[id(text)]
 
 
 class Scan:
