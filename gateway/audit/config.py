@@ -52,8 +52,11 @@ class AuditSettings(BaseModel):
     #: Delete events older than this (a verifiable anchor keeps the rest checkable). None = keep all.
     retention_days: float | None = Field(default=None, gt=0)
     retention_check_s: float = Field(default=3600.0, gt=0)
-    #: Also write every event as a JSON log line (logger ``wardgate.audit``), whatever the store.
+    #: Also write every event as a JSON line (with its ``hash``, verifiable with
+    #: ``wardgate audit verify --file``) beside the store, whatever ``server.log_level`` is.
     log_events: bool = False
+    #: Where the ``log`` backend and ``log_events`` lines go (appended); unset = stderr.
+    log_path: Path | None = None
 
     def resolved_sqlite_path(self, data_dir: Path) -> Path:
         return self.sqlite_path if self.sqlite_path is not None else data_dir / "audit.db"

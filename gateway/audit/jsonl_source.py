@@ -2,7 +2,8 @@
 
 Lines may come from ``GET /admin/audit/export?format=jsonl`` or from the ``log`` backend; each
 is one event with its ``hash``. The events are grouped by chain and ordered by ``seq`` in
-memory, then walked by the same ``verify`` as a store. There is no heads table in a file, so a
+memory, then walked by the same ``verify`` as a store. Lines that are not JSON objects (other
+log output sharing stderr with the ``log`` backend) are skipped and counted (``skipped``). There is no heads table in a file, so a
 truncated tail is caught only where a later checkpoint witnessed it. Export unfiltered:
 a filtered export has gaps by design.
 """
@@ -25,9 +26,13 @@ class JsonlSource:
 
     def __init__(self, lines: Iterable[bytes | str]) -> None:
         self._chains: dict[str, list[StoredRow]] = {}
+        self.skipped = 0
         for raw in lines:
             line = raw.strip()
             if not line:
+                continue
+            if line[:1] not in (b"{", "{"):
+                self.skipped += 1
                 continue
             ev: dict[str, Any] = orjson.loads(line)
             hash_ = str(ev.pop("hash", ""))

@@ -30,6 +30,7 @@ from gateway.audit.schema import (
     KIND_CHECKPOINT,
 )
 from gateway.audit.store.base import AuditStore, ChainInfo
+from gateway.audit.store.log import EventLines
 from gateway.audit.writer import GroupCommitWriter
 from gateway.errors import AuditUnavailable, ServiceUnavailable
 
@@ -53,6 +54,8 @@ class AuditService:
         self.metrics = metrics
         self.shard = shard or new_shard_id(settings.shard_id)
         self.chain = ShardChain(self.shard)
+        #: ``audit.log_events``: a verifiable JSON line per event beside a database store.
+        self.lines = EventLines(settings.log_path) if settings.log_events and store.name != "log" else None
         self.writer = GroupCommitWriter(
             store,
             self.chain,
@@ -61,6 +64,7 @@ class AuditService:
             max_pending=settings.max_pending,
             on_commit=self._committed,
             on_failure=self._failed,
+            mirror=self.lines.write if self.lines is not None else None,
         )
         self._since_checkpoint = 0
         self._checkpoint_due = asyncio.Event()
@@ -70,6 +74,8 @@ class AuditService:
     # --- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         await self.store.open()
+        if self.lines is not None:
+            self.lines.open()
         head = await self.store.head(self.shard)
         if head is not None:  # an explicit shard name reused: continue its chain
             self.chain.advance(head)
@@ -83,6 +89,8 @@ class AuditService:
         except BaseException:
             await self.writer.close()
             await self.store.close()
+            if self.lines is not None:
+                self.lines.close()
             raise
         self._tasks.append(asyncio.create_task(self._checkpoint_loop(), name="audit-checkpoint"))
         if self.store.queryable:
@@ -106,6 +114,8 @@ class AuditService:
             log.warning("audit chain %s closed without its close event: %s", self.shard, exc.message)
         await self.writer.close()
         await self.store.close()
+        if self.lines is not None:
+            self.lines.close()
 
     async def ready(self) -> None:
         """Readiness: the store answers and commits succeed.
@@ -141,8 +151,6 @@ class AuditService:
 
     async def _submit(self, event: dict[str, Any]) -> None:
         await self.writer.submit(event)
-        if self.settings.log_events and self.store.name != "log":
-            log.info("%s", orjson.dumps(event, default=str).decode())
 
     def _committed(self, events: list[dict[str, Any]], seconds: float) -> None:
         self._since_checkpoint += sum(1 for ev in events if ev.get("kind") not in CHAIN_KINDS)

@@ -45,6 +45,7 @@ class GroupCommitWriter:
         max_pending: int = 50_000,
         on_commit: Callable[[list[dict[str, Any]], float], None] | None = None,
         on_failure: Callable[[BaseException], None] | None = None,
+        mirror: Callable[[list[tuple[Any, ...]]], None] | None = None,
     ) -> None:
         self.store = store
         self.chain = chain
@@ -53,6 +54,8 @@ class GroupCommitWriter:
         self.max_pending = max_pending
         self._on_commit = on_commit
         self._on_failure = on_failure
+        #: Gets each committed batch's sealed rows, in commit order (``audit.log_events``).
+        self._mirror = mirror
         self._queue: collections.deque[Pending] = collections.deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -144,6 +147,11 @@ class GroupCommitWriter:
             return
         self.chain.advance(sealed.head)
         self.healthy = True
+        if self._mirror is not None:
+            try:
+                self._mirror(sealed.rows)
+            except Exception as exc:  # the events are durable in the store; the copy is not
+                log.error("audit log_events copy of %d events failed: %s", len(batch), exc)
         if self._on_commit is not None:
             self._on_commit([ev for ev, _ in batch], time.perf_counter() - t0)
         for _, fut in batch:

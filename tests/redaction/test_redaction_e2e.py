@@ -65,7 +65,12 @@ def gw(fake_upstream, tmp_path_factory, logs) -> Iterator[RunningGateway]:
                 "US_SSN": "block",
             },
         },
-        "audit": {"enabled": True, "backend": "sqlite", "log_events": True},
+        "audit": {
+            "enabled": True,
+            "backend": "sqlite",
+            "log_events": True,
+            "log_path": str(root / "audit-events.jsonl"),
+        },
         "server": {"log_level": "debug"},
     }
     with running_gateway(gateway_settings(root, fake_upstream.base_url, **overrides)) as running:
@@ -175,6 +180,9 @@ def test_nothing_sensitive_reaches_the_logs_or_the_audit_log(gw, client, logs):
     stored = audit.text
     joined = "\n".join(logs.lines)
     assert logs.lines, "the gateway logged something during the test"
+    lines = gw.ctx.settings.audit.log_path.read_text()
+    assert '"kind":"call"' in lines  # audit.log_events lines, beside the logs
+    joined += lines
     for value in VALUES:
         assert value not in stored, "a value reached the audit log"
         assert value not in joined, "a value reached the logs"

@@ -26,4 +26,4 @@ def make_store(settings: AuditSettings, data_dir: Path) -> AuditStore:
         )
     from gateway.audit.store.log import LogStore
 
-    return LogStore()
+    return LogStore(settings.log_path)
