@@ -32,16 +32,8 @@ def _events(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
-def test_the_log_backend_at_warning_level_still_writes_every_event_and_the_file_verifies(
-    fake_upstream, tmp_path
-):
-    path = tmp_path / "audit.jsonl"
-    audit = {"enabled": True, "backend": "log", "log_path": str(path)}
-    settings = gateway_settings(
-        tmp_path,
-        fake_upstream.base_url,
-        **{**PASS_THROUGH, "audit": audit, "server": {"log_level": "warning"}},
-    )
+def _calls(settings) -> None:
+    """Four answered calls (one streamed) and one refused, with the audit logger below INFO."""
     with running_gateway(settings) as gw:
         assert not logging.getLogger("wardgate.audit").isEnabledFor(logging.INFO)
         client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=0)
@@ -55,6 +47,27 @@ def test_the_log_backend_at_warning_level_still_writes_every_event_and_the_file_
             openai.OpenAI(base_url=gw.base_url, api_key=LIMITED_KEY, max_retries=0).chat.completions.create(
                 model="gpt-test", messages=[{"role": "user", "content": "hi"}]
             )
+
+
+def test_the_log_backend_at_warning_level_still_writes_every_event_and_the_file_verifies(
+    fake_upstream, tmp_path
+):
+    path = tmp_path / "audit.jsonl"
+    audit = {"enabled": True, "backend": "log", "log_path": str(path)}
+    settings = gateway_settings(
+        tmp_path,
+        fake_upstream.base_url,
+        **{**PASS_THROUGH, "audit": audit, "server": {"log_level": "warning"}},
+    )
+    wardgate_logger = logging.getLogger("wardgate")
+    saved = wardgate_logger.level
+    # server.log_level configures the logger only when nothing did before (an earlier
+    # gateway of this test process may have): pin the level the operator asked for.
+    wardgate_logger.setLevel(logging.WARNING)
+    try:
+        _calls(settings)
+    finally:
+        wardgate_logger.setLevel(saved)
     events = _events(path)
     calls = [e for e in events if e["kind"] == "call"]
     assert [e["status"] for e in calls] == [200, 200, 200, 200, 403]
