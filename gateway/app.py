@@ -73,6 +73,14 @@ async def build_context(
         models=models,
         drain=Drain(settings.server.shutdown_grace_s, settings.server.shutdown_delay_s),
     )
+    ctx.start_files.add(settings.policies_dir / "models.yaml")
+    if models.disabled:  # named in /readyz, not only in the start-up log (clients see a 404)
+        status = models.status()
+
+        async def models_check() -> str | None:
+            return status
+
+        ctx.ready_checks["models"] = models_check
     try:
         for component in compose() if components is None else components:
             await component.start(ctx)

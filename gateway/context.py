@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 
 from gateway.http.drain import Drain
+from gateway.startfiles import StartFiles
 
 if TYPE_CHECKING:
     from gateway.keys.store import KeyStore
@@ -41,6 +42,8 @@ class AppContext:
     pipeline: Pipeline | None = None
     #: Graceful shutdown: the calls in flight, and what begins at SIGTERM (``drain.on_begin``).
     drain: Drain = field(default_factory=Drain)
+    #: Files read once at start (models.yaml, limits.yaml, ...): a change needs a restart.
+    start_files: StartFiles = field(default_factory=StartFiles)
 
     async def close(self) -> None:
         for closer in reversed(self.closers):

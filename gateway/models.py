@@ -3,11 +3,15 @@
 A deployment whose API key env var is unset is disabled, and a model with no enabled
 deployment is not offered at all: ``make run`` with no ``OPENAI_API_KEY`` lists only the
 ``mock`` models (the ``wardgate_mock`` plugin) instead of failing on the first real call.
+That is never silent: each disabled deployment is logged as a warning naming the model, the
+deployment and the env variable (clients would otherwise only see a 404 for the model), and
+kept in ``ModelCatalog.disabled`` for ``/readyz`` (the ``models`` check names them).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +22,8 @@ import yaml
 from gateway.call import Endpoint
 
 ALL_CHAT = (Endpoint.CHAT, Endpoint.RESPONSES)
+
+log = logging.getLogger("wardgate.models")
 
 
 @dataclass(slots=True, frozen=True)
@@ -49,9 +55,24 @@ class ModelEntry:
     max_output_tokens: int | None = None
 
 
+@dataclass(slots=True, frozen=True)
+class DisabledDeployment:
+    """A deployment left out because its ``api_key_env`` names an unset variable."""
+
+    model: str
+    deployment: str
+    api_key_env: str
+    model_dropped: bool  # no deployment of the model is left: clients get 404 for it
+
+    def describe(self) -> str:
+        return f"{self.model}/{self.deployment} ({self.api_key_env} unset)"
+
+
 class ModelCatalog:
-    def __init__(self, models: dict[str, ModelEntry]) -> None:
+    def __init__(self, models: dict[str, ModelEntry], disabled: tuple[DisabledDeployment, ...] = ()) -> None:
         self._models = models
+        #: Deployments left out at load for an unset API key variable (logged there).
+        self.disabled = disabled
 
     @classmethod
     def load(cls, path: Path) -> ModelCatalog:
@@ -59,11 +80,33 @@ class ModelCatalog:
             return cls({})
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         models: dict[str, ModelEntry] = {}
+        disabled: list[DisabledDeployment] = []
         for name, spec in (doc.get("models") or {}).items():
-            entry = _parse_model(str(name), spec or {})
+            entry, off = _parse_model(str(name), spec or {})
             if entry.deployments:
                 models[entry.name] = entry
-        return cls(models)
+            disabled += [
+                DisabledDeployment(entry.name, dep.name, str(dep.api_key_env), not entry.deployments)
+                for dep in off
+            ]
+        for item in disabled:
+            log.warning(
+                "%s: model %r deployment %r disabled: env variable %s is unset%s",
+                path,
+                item.model,
+                item.deployment,
+                item.api_key_env,
+                " (the model has no other deployment: it is not served, clients get 404)"
+                if item.model_dropped
+                else "",
+            )
+        return cls(models, tuple(disabled))
+
+    def status(self) -> str | None:
+        """``/readyz``'s ``models`` check: ``None`` (ok) or the disabled deployments, named."""
+        if not self.disabled:
+            return None
+        return "ok; disabled for an unset API key variable: " + ", ".join(d.describe() for d in self.disabled)
 
     def get(self, name: str) -> ModelEntry | None:
         return self._models.get(name)
@@ -75,9 +118,11 @@ class ModelCatalog:
         return [self._models[n] for n in self.names()]
 
 
-def _parse_model(name: str, spec: dict[str, Any]) -> ModelEntry:
+def _parse_model(name: str, spec: dict[str, Any]) -> tuple[ModelEntry, list[Deployment]]:
+    """The model with its enabled deployments, and the deployments disabled (unset key variable)."""
     endpoints = tuple(Endpoint(e) for e in spec.get("endpoints") or ALL_CHAT)
-    deployments = []
+    deployments: list[Deployment] = []
+    disabled: list[Deployment] = []
     for i, d in enumerate(spec.get("deployments") or []):
         dep = Deployment(
             name=str(d.get("name") or f"{name}#{i}"),
@@ -89,15 +134,15 @@ def _parse_model(name: str, spec: dict[str, Any]) -> ModelEntry:
             timeout_s=d.get("timeout_s"),
             headers={str(k): str(v) for k, v in (d.get("headers") or {}).items()},
         )
-        if dep.enabled:
-            deployments.append(dep)
-    return ModelEntry(
+        (deployments if dep.enabled else disabled).append(dep)
+    entry = ModelEntry(
         name=name,
         endpoints=endpoints,
         deployments=tuple(deployments),
         owned_by=str(spec.get("owned_by", "wardgate")),
         max_output_tokens=spec.get("max_output_tokens"),
     )
+    return entry, disabled
 
 
 def model_allowed(patterns: tuple[str, ...], model: str) -> bool:

@@ -130,6 +130,7 @@ class Approvals(BaseComponent):
         )
         if not settings.enabled:
             return
+        ctx.start_files.add(ctx.settings.policies_dir / settings.policy_file)
         service = build_service(settings, ctx, self.audit.recorder)
         await service.start()
         ctx.closers.append(service.close)

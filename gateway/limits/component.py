@@ -104,6 +104,8 @@ class Limits(BaseComponent):
             policies / cfg.limits_file, run_ttl_s=cfg.run_ttl_s, agent_ttl_s=cfg.agent_ttl_s
         )
         prices = PriceBook.load(policies / cfg.pricing_file, unknown=cfg.unknown_price)
+        ctx.start_files.add(policies / cfg.limits_file)
+        ctx.start_files.add(policies / cfg.pricing_file)
         for entry in ctx.models.entries():  # warm the cache: the first genai-prices lookup loads its data
             for name in {entry.name, *(d.model for d in entry.deployments)}:
                 prices.lookup(name)

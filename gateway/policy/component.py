@@ -83,6 +83,7 @@ class Policy(BaseComponent):
             metrics=metrics,
             run_tests=settings.test_on_reload,
             on_change=record,
+            start_files=ctx.start_files,
         )
         result = await manager.reload(reason="start")
         await warming

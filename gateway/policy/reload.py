@@ -15,6 +15,12 @@ A revision becomes active only once its audit event is stored (``on_change`` ret
 refused record leaves the active revision in place and raises ``AuditUnavailable`` (the API
 answers 503). An admin's reload that finds nothing new is recorded too ("unchanged"); refusals
 are recorded when the audit log can take them.
+
+Files of ``policies/`` that components read once at start (``models.yaml``, ``limits.yaml``,
+``pricing.yaml``, ``redaction.yaml``, ``approvals.yaml``: see ``gateway/startfiles.py``) are
+policy data too, but the components keep the version they started with. Every reload names
+the ones changed since start as ``restart_required`` (log, ``GET /admin/policies``,
+``/readyz``), so "changed: models.yaml" never reads as applied.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from gateway.policy.errors import PolicyCompileError
 from gateway.policy.metrics import PolicyMetrics
 from gateway.policy.source import DATA_SUFFIXES, PolicySet, PolicySourceError, load_policy_set
 from gateway.policy.testing import CheckReport, check
+from gateway.startfiles import StartFiles
 
 log = logging.getLogger("wardgate.policy")
 
@@ -55,9 +62,17 @@ class ReloadResult:
     revision: str | None
     errors: list[str] = field(default_factory=list)
     tests: dict[str, Any] | None = None
+    #: Files read once at start that changed since: applied only by a restart.
+    restart_required: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"result": self.result, "revision": self.revision, "errors": self.errors, "tests": self.tests}
+        return {
+            "result": self.result,
+            "revision": self.revision,
+            "errors": self.errors,
+            "tests": self.tests,
+            "restart_required": self.restart_required,
+        }
 
 
 class PolicyManager:
@@ -70,6 +85,7 @@ class PolicyManager:
         metrics: PolicyMetrics | None = None,
         run_tests: bool = True,
         on_change: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        start_files: StartFiles | None = None,
     ) -> None:
         self.engine = engine
         self.rego_dir = Path(rego_dir)
@@ -81,6 +97,9 @@ class PolicyManager:
         self.last_error: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
         self._on_change = on_change
+        self.start_files = start_files or StartFiles()
+        #: Files read once at start that differed from that version at the last reload.
+        self.restart_required: list[str] = []
 
     async def reload(
         self, *, reason: str = "manual", force: bool = False, actor: str | None = None
@@ -92,12 +111,30 @@ class PolicyManager:
         load or an admin's reload cannot be recorded: then nothing changed.
         """
         result = await self._reload(reason, force, actor)
+        result.restart_required = await self._check_start_files(reason)
         if result.result == "refused":
             try:
                 await self._record(result, reason, actor)
             except Exception:  # a refusal changes nothing: it is logged either way
                 log.exception("could not record the policy refusal of revision %s", result.revision)
         return result
+
+    async def _check_start_files(self, reason: str) -> list[str]:
+        """Name (and log, once per reload) the start-time files that changed on disk since."""
+        changed = await asyncio.to_thread(self.start_files.changed)
+        for name in changed:
+            log.warning(
+                "%s changed on disk (%s) but is read only at start: restart required to apply it; "
+                "the running gateway keeps the version it started with (policy data "
+                "data.wardgate.%s has the new one)",
+                name,
+                reason,
+                Path(name).stem,
+            )
+        if self.restart_required and not changed:
+            log.info("start-time files back to the running version: no restart required")
+        self.restart_required = changed
+        return changed
 
     async def _record(self, result: ReloadResult, reason: str, actor: str | None) -> None:
         if self._on_change is None:
@@ -130,6 +167,7 @@ class PolicyManager:
             policy_set = await asyncio.to_thread(load_policy_set, self.rego_dir, self.policies_dir)
             if not force and self.active is not None and policy_set.revision == self.active.revision:
                 self._count("unchanged")
+                self.last_error = None  # the files on disk are the active revision again
                 unchanged = ReloadResult("unchanged", policy_set.revision)
                 if actor is not None:  # an admin asked: the request is an admin action, recorded
                     await self._record(unchanged, reason, actor)
@@ -195,7 +233,19 @@ class PolicyManager:
             "data_files": list(active.data_files) if active else [],
             "test_results": self.tests,
             "last_error": self.last_error,
+            "start_files": self.start_files.names(),
+            "restart_required": self.restart_required,
         }
+
+    def degraded(self) -> str | None:
+        """``/readyz``'s word on a refused reload or a file needing a restart (``None``: none)."""
+        problems = []
+        if self.last_error is not None:
+            first = ((self.last_error.get("errors") or ["refused"])[0].splitlines() or ["refused"])[0]
+            problems.append(f"reload refused ({first}), revision {self.engine.revision} active")
+        if self.restart_required:
+            problems.append("restart required to apply " + ", ".join(self.restart_required))
+        return "degraded: " + "; ".join(problems) if problems else None
 
     async def watch(self, debounce_ms: int = 300, stop: asyncio.Event | None = None) -> None:
         """Reload whenever a policy or data file changes (until cancelled or ``stop`` is set)."""

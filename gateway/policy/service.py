@@ -150,6 +150,12 @@ class PolicyService:
         if verdict.revision is not None:
             headers["x-wardgate-policy-revision"] = verdict.revision
 
-    async def ready(self) -> None:
-        """Readiness: a revision is active and the engine answers (``/readyz``)."""
+    async def ready(self) -> str | None:
+        """Readiness: a revision is active and the engine answers (``/readyz``).
+
+        Still ready (200) after a refused reload or with a file needing a restart: the last
+        good revision serves, and one bad edit must not take every replica out of the load
+        balancer; the status says ``degraded: ...`` with the reason.
+        """
         await self.manager.engine.health()
+        return self.manager.degraded()

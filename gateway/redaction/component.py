@@ -88,6 +88,7 @@ class Redaction(BaseComponent):
         )
         if not settings.enabled:
             return
+        ctx.start_files.add(ctx.settings.policies_dir / POLICY_FILE)
         redactor = await asyncio.to_thread(build, settings)
         metrics = RedactionMetrics(ctx.registry, redactor.engine)
         ctx.stages.append(RedactInStage(redactor, metrics))
