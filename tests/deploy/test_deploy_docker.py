@@ -158,7 +158,7 @@ def test_ports_are_published_on_loopback_unless_the_operator_says_otherwise() ->
             assert _interpolate(port).startswith("127.0.0.1:"), f"{name}: {port}"
         assert "network_mode" not in svc
     published = [p for svc in services.values() for p in svc.get("ports", [])]
-    assert published == ["${WARDGATE_BIND:-127.0.0.1}:8080-8081:8080"]
+    assert published == ["${GATEWAY_BIND_HOST:-127.0.0.1}:8080-8081:8080"]
     assert services["gateway"]["deploy"]["replicas"] == 2  # one host port per replica
 
 
