@@ -40,6 +40,7 @@ class Entrypoint:
         self.secrets = root / "secrets"
         self.metrics = root / "metrics"
         self.secrets.mkdir(exist_ok=True)
+        self.policies_src = _configmap_volume(root / "configmap", REPO / "policies")
         self.port = free_port()
         self.config = root / "wardgate.yaml"
         self.config.write_text(
@@ -68,7 +69,7 @@ class Entrypoint:
             WARDGATE_CONFIG=str(self.config),
             PROMETHEUS_MULTIPROC_DIR=str(self.metrics),
             STATE_DIR=str(self.state),
-            POLICIES_SRC=str(REPO / "policies"),  # holds the demo keys.yaml: must be skipped
+            POLICIES_SRC=str(self.policies_src),  # holds the demo keys.yaml: must be skipped
             KEYS_SEED_FILE=str(self.secrets / "wardgate_keys.yaml"),
             SECRETS_DIR=str(self.secrets),
         )
@@ -116,6 +117,19 @@ class Entrypoint:
         return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
 
 
+def _configmap_volume(root: Path, source: Path) -> Path:
+    """``source``'s files laid out as Kubernetes mounts a ConfigMap: each name a symlink into a
+    hidden ``..data`` directory (which the entrypoint must neither copy nor trip over)."""
+    data = root / "..2026_01_01_00_00_00.000000001"
+    data.mkdir(parents=True)
+    for path in source.glob("*.yaml"):
+        (data / path.name).write_text(path.read_text())
+    (root / "..data").symlink_to(data.name)
+    for path in source.glob("*.yaml"):
+        (root / path.name).symlink_to(f"..data/{path.name}")
+    return root
+
+
 def _seed_keys(path: Path) -> None:
     """The keys.yaml docker/secrets/README.md tells operators to write: no keys, one admin key."""
     path.write_text(
@@ -155,6 +169,8 @@ def test_secrets_become_env_keys_are_seeded_and_the_state_path_is_writable(entry
     policies = entry.state / "policies"
     shipped = {p.name for p in (REPO / "policies").glob("*.yaml")}
     assert {p.name for p in policies.glob("*.yaml")} == shipped
+    assert not any(p.is_symlink() for p in policies.iterdir())  # copies, not links into the volume
+    assert sorted(p.name for p in policies.iterdir() if p.name.startswith(".")) in ([], [".keys.yaml.lock"])
     assert not list(policies.glob(".*.new")) and not (policies / ".keys.yaml.seed").exists()
 
     # The demo admin key of the policies it was given is not active; the seeded one is.

@@ -173,6 +173,9 @@ def test_pods_run_non_root_on_a_read_only_root_and_write_only_to_emptydirs() -> 
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] >= 1000
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     assert pod["automountServiceAccountToken"] is False
+    # Service links would put WARDGATE_PORT, WARDGATE_SERVICE_HOST, ... (from the Service
+    # named wardgate) into the environment: names the gateway does not know.
+    assert pod["enableServiceLinks"] is False
     sc = _container()["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"]["drop"] == ["ALL"]
