@@ -116,6 +116,9 @@ def _config(state: dict[str, Any], upstream_url: str, **server: Any) -> dict[str
         audit={"backend": "postgres", "postgres_dsn": PG_DSN, "postgres_schema": state["schema"]},
         redaction={"enabled": False},
         server={"shutdown_grace_s": GRACE_S, **server},
+        # Only the drain may end a hanging upstream here: the tests' usual 5 s upstream timeout
+        # fired first on a busy machine (the stream ended in upstream_error, not shutting_down).
+        providers={"timeout_s": 120.0},
     )
     (settings.policies_dir / "limits.yaml").write_text(
         yaml.safe_dump({"scopes": {"key": {"budget_usd": {"total": 100.0}}}, "run_guards": {}})

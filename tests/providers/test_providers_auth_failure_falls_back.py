@@ -16,6 +16,7 @@ import yaml
 
 from tests.fake_openai import FakeOpenAI
 from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
+from tests.waiting import wait_until
 
 OTHER_KEY = "sk-second-deployment-key-0123456789abcdef"
 
@@ -78,6 +79,8 @@ def test_a_refused_key_falls_back_to_the_next_deployment_and_is_counted(
     assert resp.status_code == 200, resp.text
     first, second = upstream.requests
     assert first.headers["authorization"] != second.headers["authorization"]  # two deployments, two keys
+    # Metrics are recorded after the answer is sent (deferred): wait for the count, then check it.
+    wait_until(lambda: _failed(gw, "upstream_auth_failed") >= before + 1)
     assert _failed(gw, "upstream_auth_failed") == before + 1
 
 
