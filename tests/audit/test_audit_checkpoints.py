@@ -8,6 +8,7 @@ from gateway.audit.store.base import Filters
 from gateway.audit.verify import verify
 from gateway.observability.config import TracingSettings
 from gateway.observability.tracing import CallTracer
+from tests.waiting import wait_until_async
 
 
 async def _checkpoints(service) -> list[dict]:
@@ -20,10 +21,7 @@ async def test_a_checkpoint_follows_every_n_events_and_witnesses_the_other_chain
     service = await make_service(checkpoint_every=5, checkpoint_interval_s=3600)
     for i in range(5):
         await service.record("admin", {"n": i})
-    for _ in range(200):
-        if await _checkpoints(service):
-            break
-        await asyncio.sleep(0.01)
+    await wait_until_async(lambda: _checkpoints(service))
     [cp] = await _checkpoints(service)
     assert cp["shard"] == service.shard and cp["data"]["events_since_last"] >= 5
     witnessed = cp["data"]["witness"][other.shard]
@@ -36,10 +34,7 @@ async def test_an_idle_chain_writes_no_empty_checkpoints(make_service):
     await asyncio.sleep(0.3)
     assert await _checkpoints(service) == []  # only chain_open so far: nothing to checkpoint
     await service.record("admin", {"n": 1})
-    for _ in range(100):
-        if await _checkpoints(service):
-            break
-        await asyncio.sleep(0.01)
+    await wait_until_async(lambda: _checkpoints(service))
     assert len(await _checkpoints(service)) == 1
 
 

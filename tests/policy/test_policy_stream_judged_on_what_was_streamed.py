@@ -11,7 +11,6 @@ with names and arguments cut into many deltas are judged whole.
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import pytest
 from gateway.call import Endpoint
 from tests.harness import ADMIN_KEY, TEST_KEY, RunningGateway, running_gateway
 from tests.policy.test_policy_e2e import settings_for
+from tests.waiting import wait_until
 from wardgate_mock import MockOverrides, generate
 
 INPUT = "do the thing"
@@ -96,18 +96,16 @@ def _error_event(raw: bytes) -> dict[str, Any]:
     return data.get("error", data)
 
 
-def _audited_error(gw: RunningGateway) -> dict[str, Any] | None:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+def _audited_error(gw: RunningGateway) -> dict[str, Any]:
+    def error() -> dict[str, Any] | None:
         events = httpx.get(
             gw.url + "/admin/audit?kind=call&limit=1",
             timeout=10,
             headers={"authorization": f"Bearer {ADMIN_KEY}"},
         ).json()["data"]
-        if events and events[0].get("error"):
-            return events[0]["error"]
-        time.sleep(0.05)
-    return None
+        return events[0]["error"] if events and events[0].get("error") else None
+
+    return wait_until(error, within=5, interval=0.05, message="no audited call with an error")
 
 
 def _terminal(events: list[dict[str, Any]]) -> dict[str, Any]:
