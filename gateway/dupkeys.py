@@ -35,7 +35,7 @@ cannot hold a key twice, neither can ``raw``: one C serialisation and a memcmp. 
 written with spaces (``json.dumps``' default separators, pretty printing, curl by hand) and
 without a backslash: no escape in ``raw`` means every ``"`` in it delimits a string and the
 strings orjson writes back are byte-identical, so with all whitespace deleted from both texts
-(``bytes.translate``, C) they are equal exactly when every object kept all its members; a
+(``bytes.replace``, C) they are equal exactly when every object kept all its members; a
 repeated key drops one. A text with escapes, or numbers written another way (``1e2``), fails
 the comparison and goes on to the exact check. Otherwise
 ``jiter`` (the Rust parser the openai SDK already depends on) reads it with
@@ -59,7 +59,6 @@ _DUPLICATE = "Detected duplicate key"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_KEY = 64
 _UNREAD = object()
-_WHITESPACE = b" \t\r\n"
 
 
 def has_duplicate(raw: bytes, parsed: Any = _UNREAD) -> bool:
@@ -80,7 +79,7 @@ def has_duplicate(raw: bytes, parsed: Any = _UNREAD) -> bool:
         else:
             if written == raw:
                 return False
-            if b"\\" not in raw and written.translate(None, _WHITESPACE) == raw.translate(None, _WHITESPACE):
+            if b"\\" not in raw and _squeezed(written) == _squeezed(raw):
                 return False
     try:
         jiter.from_json(raw, catch_duplicate_keys=True, cache_mode="keys")
@@ -89,6 +88,17 @@ def has_duplicate(raw: bytes, parsed: Any = _UNREAD) -> bool:
             return True
         return locate(raw) is not None
     return False
+
+
+def _squeezed(doc: bytes) -> bytes:
+    """``doc`` without JSON's whitespace characters, wherever they are (strings included).
+    ``replace`` per character (memchr speed) rather than ``translate``, which costs ~15
+    instructions a byte: measured at ~7,400 instructions per 240-byte body and its copy."""
+    doc = doc.replace(b" ", b"")
+    for ws in (b"\n", b"\r", b"\t"):
+        if ws in doc:
+            doc = doc.replace(ws, b"")
+    return doc
 
 
 def locate(raw: bytes) -> str | None:
