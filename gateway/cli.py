@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -24,14 +25,23 @@ def serve(
         None, "--config", "-c", help="Config file (default: $WARDGATE_CONFIG or wardgate.yaml)."
     ),
 ) -> None:
-    """Run the gateway with uvicorn (uvloop + httptools, with the gateway's connection limits)."""
+    """Run the gateway with uvicorn (uvloop + httptools, with the gateway's connection limits).
+
+    The whole configuration is checked first (``wardgate config check``): any problem refuses
+    the start with one line per problem and exit code 2."""
+    from gateway.configcheck import ConfigError, data_problems, load_settings
     from gateway.http import serve as server
     from gateway.http.protocol import HTTP_PROTOCOL
-    from gateway.settings import Settings
 
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        _refuse(exc.problems)
     if config is not None:
         os.environ["WARDGATE_CONFIG"] = str(config)
-    settings = Settings()
+    problems = data_problems(settings)
+    if problems:
+        _refuse(problems)
     host = host or settings.server.host
     port = port or settings.server.port
     workers = workers or settings.server.workers
@@ -55,6 +65,14 @@ def serve(
     )
 
 
+def _refuse(problems: list[str]) -> NoReturn:
+    """The start is refused: every problem on its own line, no traceback, exit code 2."""
+    typer.echo("wardgate: cannot start, the configuration has errors:", err=True)
+    for problem in problems:
+        typer.echo(f"  {problem}", err=True)
+    raise typer.Exit(2)
+
+
 def _mount_subcommands() -> None:
     """The components' sub-command groups (``Component.commands``), imported when the command
     runs, not when this module is imported (keeps it light)."""
@@ -63,6 +81,7 @@ def _mount_subcommands() -> None:
     for component in compose():
         for name, module in component.commands:
             app.add_typer(importlib.import_module(module).app, name=name)
+    app.add_typer(importlib.import_module("gateway.config_cli").app, name="config")
 
 
 def main() -> None:

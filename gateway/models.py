@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import BaseModel
 
 from gateway.call import Endpoint
+from gateway.yamlfile import load_yaml, refuse_unknown
 
 ALL_CHAT = (Endpoint.CHAT, Endpoint.RESPONSES)
 
@@ -68,6 +69,34 @@ class DisabledDeployment:
         return f"{self.model}/{self.deployment} ({self.api_key_env} unset)"
 
 
+class ModelsFileError(ValueError):
+    """models.yaml is not YAML, or has a key no deployment reads (``api_key_evn``)."""
+
+
+class _DeploymentSchema(BaseModel):
+    name: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    weight: float | None = None
+    timeout_s: float | None = None
+    headers: dict[str, str] | None = None
+
+
+class _ModelSchema(BaseModel):
+    endpoints: list[str] | None = None
+    owned_by: str | None = None
+    max_output_tokens: int | None = None
+    deployments: list[_DeploymentSchema] | None = None
+
+
+class ModelsFileSchema(BaseModel):
+    """The keys models.yaml may hold (checked by ``gateway.strict``; parsing is below)."""
+
+    models: dict[str, _ModelSchema] | None = None
+
+
 class ModelCatalog:
     def __init__(self, models: dict[str, ModelEntry], disabled: tuple[DisabledDeployment, ...] = ()) -> None:
         self._models = models
@@ -78,7 +107,10 @@ class ModelCatalog:
     def load(cls, path: Path) -> ModelCatalog:
         if not path.exists():
             return cls({})
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = load_yaml(path, ModelsFileError) or {}
+        if not isinstance(doc, dict):
+            raise ModelsFileError(f"{path}: expected a mapping with 'models' at the top level")
+        refuse_unknown(doc, ModelsFileSchema, path, ModelsFileError)
         models: dict[str, ModelEntry] = {}
         disabled: list[DisabledDeployment] = []
         for name, spec in (doc.get("models") or {}).items():

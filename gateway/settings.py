@@ -34,7 +34,7 @@ from gateway.registry import Component
 log = logging.getLogger("wardgate.settings")
 
 #: Deprecated keys: (old section, key) → new section (same key).
-_MOVED = {("audit", "metrics"): "observability", ("audit", "tracing"): "observability"}
+MOVED_KEYS = {("audit", "metrics"): "observability", ("audit", "tracing"): "observability"}
 
 
 class ServerSettings(BaseModel):
@@ -100,7 +100,7 @@ class CoreSettings(BaseSettings):
         """Read the old spelling of a renamed key (whatever source set it), with a warning."""
         if not isinstance(data, dict):
             return data
-        for (old, key), new in _MOVED.items():
+        for (old, key), new in MOVED_KEYS.items():
             section = data.get(old)
             if not isinstance(section, dict) or key not in section:
                 continue

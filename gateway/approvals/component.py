@@ -44,7 +44,7 @@ def load_settings(base: ApprovalSettings, policies_dir: Path) -> ApprovalSetting
     tools are merged by name, the settings' entries winning.
     """
     path = policies_dir / base.policy_file
-    doc = read_mapping(path, ApprovalSettings.model_fields, ApprovalsFileError)
+    doc = read_mapping(path, ApprovalSettings, ApprovalsFileError)
     if doc is None:
         return base
     defaults = base.model_dump()

@@ -22,7 +22,9 @@ from typing import Any
 import yaml
 
 from gateway.call import Principal
+from gateway.keys.schema import KeysFileSchema
 from gateway.limits.bounds import check_key_limits
+from gateway.strict import unknown_keys
 
 KEY_PREFIX = "wg-"
 ADMIN_ROLES = frozenset({"admin", "approver", "auditor"})
@@ -160,6 +162,9 @@ def parse_key_file(text: str) -> KeySet:
         raise KeyFileError(_yaml_error(exc)) from exc
     if not isinstance(doc, dict):
         raise KeyFileError("expected a mapping with 'keys' and 'admin_keys' at the top level")
+    unknown = unknown_keys(doc, KeysFileSchema)
+    if unknown:
+        raise KeyFileError("; ".join(map(str, unknown)))
     keys: dict[str, Principal] = {}
     records: dict[str, KeyRecord] = {}
     for i, entry in enumerate(_entries(doc, "keys")):

@@ -21,10 +21,10 @@ from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import PermissionDenied
+from gateway.yamlfile import load_yaml, refuse_unknown
 
 _CACHE_TTL_S = 3600.0  # genai-prices has dated prices; re-resolve hourly
 _CACHE_MAX = 4096
@@ -42,6 +42,10 @@ def _rate_at(rate: Rate, input_tokens: int) -> int:
         if input_tokens > start:
             return pico
     return base
+
+
+class PricingFileError(ValueError):
+    """pricing.yaml is not YAML or has a key no rule reads; the message names the file and the key."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -168,7 +172,8 @@ class PriceBook:
 
     @classmethod
     def load(cls, path: Path, *, unknown: str = "deny") -> PriceBook:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+        doc = load_yaml(path, PricingFileError) if path.exists() else None
+        refuse_unknown(doc, PricingFile, path, PricingFileError)
         return cls(PricingFile.model_validate(doc or {}), unknown=unknown)
 
     def lookup(self, model: str) -> Price | None:

@@ -17,17 +17,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.call import Call, Principal
 from gateway.limits.bounds import MAX_BUDGET_USD, MAX_COUNT, check_count, check_usd
 from gateway.limits.store import ScopeSpec, scope_ident, usd_to_nano
+from gateway.yamlfile import load_yaml, refuse_unknown
 
 Kind = Literal["key", "team", "user", "agent", "run", "model"]
 KINDS: tuple[str, ...] = ("key", "team", "user", "agent", "run", "model")
 ALWAYS = ("key", "team", "agent", "run")
 Window = Literal["day", "month", "total"]
+
+
+class LimitsFileError(ValueError):
+    """limits.yaml is not YAML or has a key no rule reads; the message names the file and the key."""
 
 
 class ScopeLimits(BaseModel):
@@ -153,7 +157,8 @@ class LimitRules:
 
     @classmethod
     def load(cls, path: Path, *, run_ttl_s: float = 7 * 86400, agent_ttl_s: float = 90 * 86400) -> LimitRules:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+        raw = load_yaml(path, LimitsFileError) if path.exists() else None
+        refuse_unknown(raw, LimitsFile, path, LimitsFileError)
         return cls(LimitsFile.model_validate(raw or {}), run_ttl_s=run_ttl_s, agent_ttl_s=agent_ttl_s)
 
     def limits_for(

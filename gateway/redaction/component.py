@@ -37,7 +37,7 @@ class RedactionFileError(ValueError):
 
 def load_settings(base: RedactionSettings, policies_dir: Path) -> RedactionSettings:
     path = policies_dir / POLICY_FILE
-    doc = read_mapping(path, RedactionSettings.model_fields, RedactionFileError)
+    doc = read_mapping(path, RedactionSettings, RedactionFileError)
     if doc is None:
         return base
     data: dict[str, Any] = {**base.model_dump(), **doc}

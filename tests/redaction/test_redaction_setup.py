@@ -84,7 +84,7 @@ async def test_redaction_yaml_adds_deny_lists_and_settings_win(tmp_path: Path) -
 
 def test_a_malformed_redaction_yaml_names_the_problem(tmp_path: Path) -> None:
     (tmp_path / "redaction.yaml").write_text("deny_list: {}\n")
-    with pytest.raises(RedactionFileError, match="unknown keys"):
+    with pytest.raises(RedactionFileError, match=r"unknown key .deny_list. \(did you mean .deny_lists.\?\)"):
         load_settings(RedactionSettings(), tmp_path)
 
 
