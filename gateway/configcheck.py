@@ -13,6 +13,7 @@ the strictness is about what an operator writes, and it is checked here, at the 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from gateway.strict import UnknownKey, unknown_env, unknown_keys
 from gateway.yamlfile import load_yaml
 
 DEFAULT_CONFIG = Path("wardgate.yaml")
+#: What Kubernetes injects for a Service named ``wardgate…`` when service links are on.
+_SERVICE_LINK = re.compile(r"^WARDGATE\w*_(SERVICE_HOST|SERVICE_PORT\w*|PORT(_\d+_(TCP|UDP|SCTP)\w*)?)$")
 
 
 class ConfigError(Exception):
@@ -141,6 +144,8 @@ def _read_settings(
     for p in unknown_env(moved, settings_cls, allowed):
         shown = renamed.get(p.path, p.path)
         hint = f" (did you mean {p.suggestion}?)" if p.suggestion else ""
+        if _SERVICE_LINK.match(shown):
+            hint += " (a Kubernetes service link? set enableServiceLinks: false on the pod)"
         problems.append(f"environment: unknown variable {shown}{hint}")
     settings: CoreSettings | None = None
     previous = os.environ.get("WARDGATE_CONFIG")
