@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from tests.harness import ADMIN_KEY, TEST_KEY, RunningGateway, gateway_settings, running_gateway
+from tests.waiting import wait_until
 
 CHAT = {"model": "gpt-test", "messages": [{"role": "user", "content": "tell me a long story"}]}
 
@@ -60,10 +60,7 @@ def _headers(request_id: str) -> dict[str, str]:
 
 def _settled(gw: RunningGateway, timeout: float = 10.0) -> None:
     """Wait until no call is in flight: its scope (finish, deferred waits) has exited."""
-    deadline = time.monotonic() + timeout
-    while gw.ctx.drain.in_flight() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert gw.ctx.drain.in_flight() == 0
+    wait_until(lambda: gw.ctx.drain.in_flight() == 0, within=timeout, message="a call is still in flight")
 
 
 def _events(gw: RunningGateway, request_id: str) -> list[dict[str, Any]]:
@@ -183,11 +180,7 @@ def test_a_cancelled_call_is_still_finished_once(gateway: RunningGateway, upstre
 
     client = threading.Thread(target=send)
     client.start()
-    deadline = time.monotonic() + 5
-    while gateway.ctx.drain.in_flight() == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    while upstream.request_count == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: gateway.ctx.drain.in_flight() > 0 and upstream.request_count > 0, within=5)
 
     def cancel() -> None:
         for owner in list(gateway.ctx.drain._calls):  # the one call in flight

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import httpx
@@ -10,6 +9,7 @@ import openai
 import pytest
 
 from tests.harness import LIMITED_KEY, PASS_THROUGH, TEST_KEY, gateway_settings, running_gateway
+from tests.waiting import wait_until_async
 
 CHAT = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -185,13 +185,10 @@ async def test_client_disconnect_mid_stream_cancels_the_upstream_request(gateway
             assert resp.status_code == 200
             async for _ in resp.aiter_bytes():
                 break
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        reqs = upstream.requests
-        if reqs and reqs[-1].disconnected:
-            break
-        await asyncio.sleep(0.05)
-    assert upstream.requests[-1].disconnected, "the gateway must close the upstream stream"
+    await wait_until_async(
+        lambda: upstream.requests and upstream.requests[-1].disconnected,
+        message="the gateway must close the upstream stream",
+    )
 
 
 def test_openai_sdk_sees_should_retry_false_on_non_retryable_errors(gateway):

@@ -5,7 +5,6 @@ processes, is ``test_shutdown_drain.py``."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import orjson
 import pytest
 
 from tests.harness import ADMIN_KEY, TEST_KEY, RunningGateway, gateway_settings, running_gateway
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -112,7 +112,4 @@ def test_a_stream_under_way_when_the_grace_ends_gets_the_endpoints_error_event(g
         assert error["error"]["code"] == "shutting_down" and error["error"]["type"] == "service_unavailable"
     assert all("[DONE]" not in d for _, d in rest)  # an error, not a clean end
     # The gateway closed its upstream request; the fake notices a moment later.
-    deadline = time.monotonic() + 3
-    while not upstream.requests[-1].disconnected and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert upstream.requests[-1].disconnected
+    wait_until(lambda: upstream.requests[-1].disconnected, message="the upstream request stayed open")
