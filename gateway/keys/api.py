@@ -5,9 +5,11 @@
     GET    /admin/keys/{id}     (admin, auditor)
     DELETE /admin/keys/{id}     (admin)            revoke (the entry stays, ``disabled: true``)
 
-``policies/keys.yaml`` stays the one source of truth: writes go through ``gateway.keys.keyfile``
-(locked, atomic), then this worker reloads at once and the others within
-``gateway.keys.reload.RELOAD_INTERVAL_S``. Reads answer from this worker's loaded keys. Admin keys
+Writes go to the configured keys backend (``keys.backend``: keys.yaml through
+``gateway.keys.keyfile``, locked and atomic; or Redis, shared by every replica), then this worker
+reloads at once and the others within ``gateway.keys.reload.RELOAD_INTERVAL_S`` (file) or
+``keys.version_check_s`` (Redis; pub/sub makes it milliseconds). A backend that cannot be
+written (read-only file, Redis down) answers 503 ``keys_store_unavailable``. Reads answer from this worker's loaded keys. Admin keys
 are not managed here: they are added and removed by hand in the file. Every creation and
 revocation is an admin action in the audit log; one whose audit record cannot be stored is
 rolled back (503 ``audit_unavailable``): nobody has seen a new key yet, and a revoked key is
@@ -16,7 +18,6 @@ refused only for the moment the audit write takes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +32,8 @@ from gateway.admin.body import read_admin_body
 from gateway.admin.record import record_or_undo
 from gateway.errors import Conflict, InvalidJSON, NotFound, PermissionDenied, ServiceUnavailable
 from gateway.http.routes import bind, json_response
-from gateway.keys.keyfile import KeyIdTaken, add_key, edit_keys
-from gateway.keys.reload import KeyReloader
+from gateway.keys.backend import KeyBackend, adding
+from gateway.keys.keyfile import KeyIdTaken
 from gateway.keys.request import parse_create
 from gateway.keys.store import KeyFileError, KeyRecord, KeyStore, default_key_id, hash_key, new_key, utc_now
 from gateway.recorder import RecorderProvider
@@ -46,17 +47,17 @@ _NO_STORE = {"cache-control": "no-store"}
 class Deps:
     """What the writing handlers use, handed over by the keys component."""
 
-    #: This worker's follower of keys.yaml (reloaded at once after a write).
-    reloader: Provider[KeyReloader]
+    #: This worker's keys backend (keys.yaml or Redis; reloaded here at once after a write).
+    backend: Provider[KeyBackend]
     #: The audit log every creation and revocation is recorded in (``None``: off).
     audit: RecorderProvider
 
 
-def _reloader(deps: Deps) -> KeyReloader:
-    reloader = deps.reloader()
-    if reloader is None:
+def _backend(deps: Deps) -> KeyBackend:
+    backend = deps.backend()
+    if backend is None:
         raise ServiceUnavailable("Key management is not available on this gateway.")
-    return reloader
+    return backend
 
 
 def _store(request: Request) -> KeyStore:
@@ -73,7 +74,7 @@ async def _json(request: Request) -> Any:
 
 def _file_refused(exc: KeyFileError) -> ServiceUnavailable:
     return ServiceUnavailable(
-        f"policies/keys.yaml is malformed, fix it by hand first: {exc}", code="keys_file_invalid"
+        f"keys.yaml or a stored key is malformed, fix it by hand first: {exc}", code="keys_file_invalid"
     )
 
 
@@ -81,7 +82,7 @@ async def create_key(request: Request, deps: Deps) -> Response:
     """Create a virtual key; the answer holds the key itself, shown this once."""
     who = require_admin(request, "admin")
     fields = parse_create(await _json(request))
-    reloader, store = _reloader(deps), _store(request)
+    backend, store = _backend(deps), _store(request)
     key = new_key()
     key_id = fields.pop("id", None) or default_key_id(fields["team"], fields.get("user"))
     entry = {
@@ -93,7 +94,7 @@ async def create_key(request: Request, deps: Deps) -> Response:
         "source": "api",
     }
     try:
-        await asyncio.to_thread(add_key, reloader.path, entry)
+        await backend.edit(adding(entry))
     except KeyIdTaken as exc:
         raise Conflict(
             f"A key with id '{key_id}' exists already (revoked ids are not reused).",
@@ -102,11 +103,9 @@ async def create_key(request: Request, deps: Deps) -> Response:
         ) from exc
     except KeyFileError as exc:
         raise _file_refused(exc) from exc
-    await reloader.reload()
 
     async def undo() -> None:  # nobody has seen the key yet
-        await asyncio.to_thread(edit_keys, reloader.path, lambda doc: _remove(doc, key_id))
-        await reloader.reload()
+        await backend.edit(lambda doc: _remove(doc, key_id))
 
     await record_or_undo(deps.audit(), request, who, "keys.create", _audit_detail(entry), undo)
     log.info("key %s created for team %s by %s", key_id, fields["team"], who.user)
@@ -163,7 +162,7 @@ async def revoke_key(request: Request, deps: Deps) -> Response:
     who = require_admin(request, "admin")
     _record(request)  # 404 / admin-key refusal from this worker's view
     key_id = request.path_params["key_id"]
-    reloader = _reloader(deps)
+    backend = _backend(deps)
 
     def change(doc: dict[str, Any]) -> bool:
         for entry in doc.get("keys") or []:
@@ -175,15 +174,13 @@ async def revoke_key(request: Request, deps: Deps) -> Response:
         raise NotFound(f"No virtual key with id '{key_id}'.", code="key_not_found")
 
     try:
-        revoked = await asyncio.to_thread(edit_keys, reloader.path, change)
+        revoked = await backend.edit(change)
     except KeyFileError as exc:
         raise _file_refused(exc) from exc
-    await reloader.reload()
     if revoked:
 
         async def undo() -> None:  # the audit log refused the revocation: the key is as it was
-            await asyncio.to_thread(edit_keys, reloader.path, lambda doc: _unrevoke(doc, key_id))
-            await reloader.reload()
+            await backend.edit(lambda doc: _unrevoke(doc, key_id))
 
         await record_or_undo(deps.audit(), request, who, "keys.revoke", {"id": key_id}, undo)
         log.info("key %s revoked by %s", key_id, who.user)
@@ -257,7 +254,7 @@ _TEXT = {
     "403": "Role refusal, or an admin key",
     "404": "Unknown key",
     "409": "The id exists already",
-    "503": "keys.yaml is malformed",
+    "503": "keys.yaml is malformed, or the keys backend cannot be written (read-only file, Redis down)",
 }
 
 

@@ -19,11 +19,19 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
 
 from gateway.context import AppContext
 from gateway.gil import brisk_gil_handoff
+from gateway.keys.backend import KeysUnavailable
+from gateway.keys.keyfile import edit_keys
 from gateway.keys.store import KeyFileError, KeyStore, parse_key_file
+
+T = TypeVar("T")
 
 log = logging.getLogger("wardgate.keys")
 
@@ -41,6 +49,38 @@ class KeyReloader:
         self.last_error: str | None = None
         self._seen: _Signature | None = None
         self._lock = asyncio.Lock()
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    async def list_entries(self) -> list[dict[str, Any]]:
+        """Every virtual key entry of the file (the CLI's ``list``), read only."""
+
+        def read() -> list[dict[str, Any]]:
+            text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+            parse_key_file(text)
+            return list((yaml.safe_load(text) or {}).get("keys") or [])
+
+        return await asyncio.to_thread(read)
+
+    async def edit(self, change: Callable[[dict[str, Any]], T]) -> T:
+        """Edit keys.yaml (locked, atomic) and reload it here at once.
+
+        A file or directory this process may not write (a read-only image) is a 503
+        ``keys_store_unavailable`` naming the path, not a 500."""
+        try:
+            result = await asyncio.to_thread(edit_keys, self.path, change)
+        except OSError as exc:
+            log.error("cannot write %s: %s", self.path, exc)
+            raise KeysUnavailable(
+                f"Keys cannot be changed: {self.path} is not writable by the gateway "
+                f"({exc.strerror or type(exc).__name__}). Make it writable, or use a shared "
+                "keys backend (keys.backend: redis).",
+                code="keys_store_unavailable",
+            ) from exc
+        await self.reload()
+        return result
 
     def _stat(self) -> _Signature | None:
         try:

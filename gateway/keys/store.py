@@ -133,6 +133,11 @@ class KeyStore:
         self._admin = key_set.admin
         self._records = key_set.records
 
+    def keep_only_admin_keys(self) -> None:
+        """Drop every virtual key (a shared backend not loaded yet must not be bypassed by the
+        file's copy, which may list keys revoked since); admin keys stay."""
+        self.swap(KeySet({}, self._admin, {}))
+
     def authenticate(self, key: str) -> Principal | None:
         return self._keys.get(hash_key(key))
 
@@ -160,6 +165,11 @@ def parse_key_file(text: str) -> KeySet:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise KeyFileError(_yaml_error(exc)) from exc
+    return parse_key_doc(doc)
+
+
+def parse_key_doc(doc: Any) -> KeySet:
+    """Parse a keys document (keys.yaml's shape, whatever backend it came from)."""
     if not isinstance(doc, dict):
         raise KeyFileError("expected a mapping with 'keys' and 'admin_keys' at the top level")
     unknown = unknown_keys(doc, KeysFileSchema)

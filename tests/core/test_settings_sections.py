@@ -19,7 +19,16 @@ from gateway.settings import Settings
 
 def test_every_component_section_is_a_settings_field_and_nothing_else_is_added() -> None:
     sections = {c.name for c in compose() if c.settings_model is not None}
-    assert sections == {"observability", "audit", "limits", "redaction", "approvals", "policy", "providers"}
+    assert sections == {
+        "observability",
+        "audit",
+        "keys",
+        "limits",
+        "redaction",
+        "approvals",
+        "policy",
+        "providers",
+    }
     assert set(Settings.model_fields) == sections | {"server", "policies_dir", "rego_dir", "data_dir"}
 
 

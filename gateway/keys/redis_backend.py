@@ -1,0 +1,250 @@
+"""Virtual keys shared by every replica through Redis (``keys.backend: redis``).
+
+Layout (``<prefix>`` is ``keys.key_prefix``):
+
+    <prefix>:keys:entries   hash  key id → the entry as JSON (keys.yaml's shape: hash, never the key)
+    <prefix>:keys:version   int   bumped by every write
+    <prefix>:keys:changed   pub/sub channel, a message per write
+    <prefix>:keys:imported  set once keys.yaml has been imported (bootstrap)
+
+Every worker keeps the whole key set in its ``KeyStore`` (authentication stays one local dict
+lookup, no round trip per request) and reloads it when told: a message on the channel (within
+milliseconds of a write), or, as the safety net for a lost message or a reconnect, a version
+that differs from the one it loaded (checked every ``version_check_s``). A revocation therefore
+reaches every replica within ``version_check_s`` plus one reload at worst.
+
+Writes are optimistic transactions (``WATCH`` the entries, read, change, ``MULTI``/``EXEC``;
+retried on a concurrent write), so two replicas creating the same id cannot both win.
+
+Admin keys stay in keys.yaml, managed by hand (a leaked Redis cannot mint an admin key); each
+reload re-reads them from the file. On the first start against an empty backend the file's
+virtual keys are imported (one Lua script: exactly one replica imports).
+
+Redis down: at start the worker serves no virtual keys (the file may list keys revoked since in
+Redis: failing closed), reports not ready with the reason and keeps retrying; once loaded it
+keeps serving the last loaded keys while Redis is away, reported in ``/readyz`` (not ready):
+a revocation made meanwhile cannot reach it until Redis returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import orjson
+import redis.asyncio as aioredis
+import yaml
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError, WatchError
+
+from gateway.keys.backend import KeysUnavailable
+from gateway.keys.store import KeyFileError, KeyStore, parse_key_doc
+
+log = logging.getLogger("wardgate.keys")
+T = TypeVar("T")
+
+_IMPORT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+redis.call('SET', KEYS[1], '1')
+redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', KEYS[4], 'import')
+return 1
+"""
+
+
+def _read_doc(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    parse_key_doc(doc)  # refuses a malformed file
+    return doc if isinstance(doc, dict) else {}
+
+
+class RedisKeys:
+    """One worker's view of the shared keys, and its writer (``KeyBackend``)."""
+
+    def __init__(
+        self,
+        store: KeyStore,
+        url: str,
+        file: Path,
+        *,
+        prefix: str = "wg",
+        timeout_s: float = 2.0,
+        version_check_s: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.file = file
+        self.version_check_s = version_check_s
+        parts = urlsplit(url)
+        self.where = f"redis {parts.hostname or '127.0.0.1'}:{parts.port or 6379}"
+        self._redis = aioredis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            decode_responses=True,
+            retry=Retry(NoBackoff(), 0),
+        )
+        base = f"{prefix}:keys"
+        self._entries, self._version_key = f"{base}:entries", f"{base}:version"
+        self._channel, self._imported = f"{base}:changed", f"{base}:imported"
+        self.version: str | None = None
+        self.loaded = False
+        self.last_error: str | None = None
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def _import_file(self, doc: dict[str, Any]) -> None:
+        """Import keys.yaml's virtual keys into an empty backend (once, whoever starts first)."""
+        args: list[str] = []
+        for entry in doc.get("keys") or []:
+            args += [str(entry["id"]), orjson.dumps(entry).decode()]
+        keys = [self._imported, self._entries, self._version_key, self._channel]
+        if await self._redis.eval(_IMPORT, len(keys), *keys, *args):
+            log.info("keys: imported %d keys from %s into %s", len(args) // 2, self.file, self.where)
+
+    async def reload(self) -> bool:
+        """Load every key from Redis into the store; False (last keys kept) if it cannot."""
+        async with self._lock:
+            try:
+                doc = await asyncio.to_thread(_read_doc, self.file)
+                if not self.loaded:
+                    await self._import_file(doc)
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.get(self._version_key)  # type: ignore[unused-awaitable]  # queued: execute() sends it
+                    pipe.hgetall(self._entries)  # type: ignore[unused-awaitable]  # queued: execute() sends it
+                    version, raw = await pipe.execute()
+                entries = sorted((orjson.loads(v) for v in raw.values()), key=_created)
+                key_set = parse_key_doc({"keys": entries, "admin_keys": doc.get("admin_keys") or []})
+            except (RedisError, OSError) as exc:
+                return self._failed(f"{self.where} unreachable: {str(exc) or type(exc).__name__}")
+            except (KeyFileError, ValueError) as exc:
+                return self._failed(f"keys refused, last good keys kept: {exc}")
+            self.store.swap(key_set)
+            if self.last_error is not None:
+                log.info("keys: %s loaded again: %d active keys", self.where, len(key_set.keys))
+            self.version, self.loaded, self.last_error = version, True, None
+            return True
+
+    def _failed(self, error: str) -> bool:
+        if error != self.last_error:
+            log.error("keys: %s", error)
+        self.last_error = error
+        return False
+
+    async def watch(self) -> None:
+        """Follow the backend until cancelled: pub/sub messages, and the version as a safety net."""
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                await self.reload()  # after subscribing: no write between the two is missed
+                while True:
+                    message = await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=self.version_check_s
+                    )
+                    if message is not None or await self._redis.get(self._version_key) != self.version:
+                        await self.reload()
+            except (RedisError, OSError) as exc:
+                self._failed(f"{self.where} unreachable: {str(exc) or type(exc).__name__}")
+                await asyncio.sleep(self.version_check_s)
+            except Exception:  # the follower must survive anything; the next round retries
+                log.exception("keys: following %s failed", self.where)
+                await asyncio.sleep(self.version_check_s)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    async def ready(self) -> str | None:
+        """Not ready while Redis is away, saying which keys this worker serves meanwhile."""
+        if self.last_error is None and self.loaded:
+            return None
+        if not self.loaded:
+            raise RuntimeError(
+                f"keys backend {self.last_error or 'not loaded yet'}; no virtual keys loaded yet "
+                "(only the admin keys of keys.yaml are active)"
+            )
+        raise RuntimeError(
+            f"keys backend {self.last_error}; serving the last loaded keys "
+            f"({len(self.store.principals())} active): revocations cannot arrive until it returns"
+        )
+
+    # -- writing ----------------------------------------------------------------------------
+
+    async def edit(self, change: Callable[[dict[str, Any]], T]) -> T:
+        """Apply ``change`` to the shared keys (optimistic transaction), publish, load here."""
+        try:
+            admin = (await asyncio.to_thread(_read_doc, self.file)).get("admin_keys") or []
+            result = await self._edit(change, admin)
+        except (RedisError, OSError) as exc:
+            raise KeysUnavailable(
+                f"Keys cannot be changed: the keys backend ({self.where}) is unreachable.",
+                code="keys_store_unavailable",
+            ) from exc
+        await self.reload()
+        return result
+
+    async def _edit(self, change: Callable[[dict[str, Any]], T], admin: list[Any]) -> T:
+        if not self.loaded:  # a first write (the CLI) imports keys.yaml first, like a start
+            await self._import_file(await asyncio.to_thread(_read_doc, self.file))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(self._entries)
+                    old = {k: orjson.loads(v) for k, v in (await pipe.hgetall(self._entries)).items()}
+                    keys = sorted(copy.deepcopy(list(old.values())), key=_created)
+                    doc: dict[str, Any] = {"keys": keys, "admin_keys": admin}
+                    result = change(doc)
+                    new = {str(e["id"]): e for e in doc.get("keys") or [] if isinstance(e, dict)}
+                    parse_key_doc({"keys": list(new.values()), "admin_keys": admin})
+                    writes = {k: e for k, e in new.items() if old.get(k) != e}
+                    gone = [k for k in old if k not in new]
+                    if not writes and not gone:
+                        await pipe.reset()
+                        return result
+                    pipe.multi()
+                    for key_id, entry in writes.items():
+                        pipe.hset(self._entries, key_id, orjson.dumps(entry).decode())  # type: ignore[unused-awaitable]  # queued: execute() sends it
+                    if gone:
+                        pipe.hdel(self._entries, *gone)  # type: ignore[unused-awaitable]  # queued: execute() sends it
+                    pipe.incr(self._version_key)  # type: ignore[unused-awaitable]  # queued: execute() sends it
+                    pipe.publish(self._channel, "changed")  # type: ignore[unused-awaitable]  # queued: execute() sends it
+                    await pipe.execute()
+                    return result
+                except WatchError:
+                    continue
+
+    async def list_entries(self) -> list[dict[str, Any]]:
+        """Every virtual key entry in the backend (the CLI's ``list``; hashes included)."""
+        raw = await self._redis.hgetall(self._entries)
+        return sorted((orjson.loads(v) for v in raw.values()), key=_created)
+
+    # -- lifespan ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.watch(), name="wardgate-keys-redis")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._redis.aclose()
+
+    async def delete_all(self) -> None:
+        """Drop every key of this prefix (tests)."""
+        await self._redis.delete(self._entries, self._version_key, self._imported)
+
+
+def _created(entry: dict[str, Any]) -> tuple[str, str]:
+    return (str(entry.get("created_at") or ""), str(entry.get("id")))
