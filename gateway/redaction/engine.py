@@ -183,12 +183,9 @@ class RedactionEngine:
         key = text_key(text)
         spans = self._cache.get(key)
         if spans is None:
-            try:
-                if budget is not None:
-                    budget.precheck((text,), self._chain)  # type: ignore[arg-type]  # findall is all it uses
-                spans = self.detect(text, budget=budget)
-            finally:
-                self._chain.forget((text,))
+            if budget is not None:
+                budget.precheck((text,), self._chain)
+            spans = self.detect(text, budget=budget)
             self._cache.put(key, spans)
         elif budget is not None:
             budget.cached(len(spans))
@@ -227,13 +224,8 @@ class RedactionEngine:
             else:
                 todo.append(i)
         budget.cached(cached)  # hits are not analysed again, but their values are replaced
-        try:
-            budget.precheck((texts[i] for i in todo), self._chain)  # type: ignore[arg-type]  # findall is all it uses
-            return await self._analyze_todo(texts, todo, keys, out, seen, budget, loop_slice)
-        finally:
-            # What the pre-check kept holds raw text: none of it outlives this call (refused,
-            # cancelled or analysed; an analysed text's entry is already gone).
-            self._chain.forget(texts[i] for i in todo)
+        budget.precheck((texts[i] for i in todo), self._chain)
+        return await self._analyze_todo(texts, todo, keys, out, seen, budget, loop_slice)
 
     async def _analyze_todo(
         self,

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from gateway.redaction.edges import left_digits, left_edge, right_digits, right_edge
 from gateway.redaction.fastphones import FastPhones
 from gateway.redaction.phones import (
     LABEL_LOOKBACK,
@@ -44,13 +45,9 @@ from gateway.redaction.scan import (
     chains_after_labels,
     digit_chain,
     in_alnum_runs,
-    left_digits,
-    left_edge,
     letters_then_digits,
     literal_gate,
     min_phone_digits,
-    right_digits,
-    right_edge,
     ssn_chains,
 )
 from gateway.redaction.secrets import SECRET_PATTERNS

@@ -37,7 +37,7 @@ from gateway.redaction.jsonview import JsonPieces, JsonView, PercentView, is_jso
 from gateway.redaction.locations import Slot, Walk, drop_logprobs, request_slots, url_view
 from gateway.redaction.secrets import LABEL_REACH
 from gateway.redaction.stream import Channel, StreamRedactor, StreamRestorer
-from gateway.redaction.vault import Vault, VaultOperator, anonymize
+from gateway.redaction.vault import Steps, Vault, VaultOperator, anonymize_steps, finish
 
 log = logging.getLogger("wardgate.redaction")
 
@@ -190,6 +190,19 @@ class Redactor:
         (where ``block`` redacts: it is too late to refuse, and nothing new becomes
         restorable). ``pieces``: the JSON lexer state of a stream channel, advanced even when
         nothing is replaced."""
+        return finish(self.apply_steps(text, spans, state, json=json, output=output, pieces=pieces))
+
+    def apply_steps(
+        self,
+        text: str,
+        spans: Spans | list[Span],
+        state: RedactionState,
+        *,
+        json: bool,
+        output: bool,
+        pieces: JsonPieces | None = None,
+    ) -> Steps:
+        """``apply`` as steps a request's ``LoopSlice`` can pause between (``anonymize_steps``)."""
         actions = state.actions.answer if output else state.actions.prompt
         # C loops over the spans (a dense text has thousands); filtered only when a type found
         # here is allowed.
@@ -200,15 +213,17 @@ class Redactor:
             if pieces is not None:
                 pieces.regions(text)
             return text
-        return anonymize(
-            text,
-            todo,
-            actions,
-            state.vault,
-            json=json,
-            restorable=not output,
-            operator=self.operator,
-            pieces=pieces,
+        return (
+            yield from anonymize_steps(
+                text,
+                todo,
+                actions,
+                state.vault,
+                json=json,
+                restorable=not output,
+                operator=self.operator,
+                pieces=pieces,
+            )
         )
 
     def redact_output_text(
@@ -382,8 +397,9 @@ class Redactor:
                 key = (id(spans), json, original)
                 changed = done.get(key)
                 if changed is None:
-                    changed = done[key] = self.apply(original, spans, state, json=json, output=False)
-                    await loop_slice.pause()
+                    # A text of thousands of values is replaced in chunks with pauses between.
+                    steps = self.apply_steps(original, spans, state, json=json, output=False)
+                    changed = done[key] = await loop_slice.run(steps)
                 if changed != original:
                     slot.set(changed)
                     state.originals.append((slot, original))
