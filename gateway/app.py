@@ -13,11 +13,12 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Route
 
-from gateway import logs
+from gateway import logs, startup
 from gateway.call import Endpoint
 from gateway.components import compose
 from gateway.context import AppContext
@@ -34,6 +35,7 @@ from gateway.models import ModelCatalog
 from gateway.pipeline import Pipeline
 from gateway.registry import STAGE_ORDER, Component
 from gateway.settings import Settings
+from gateway.startup import ComponentStartError
 
 log = logging.getLogger("wardgate")
 
@@ -83,7 +85,12 @@ async def build_context(
         ctx.ready_checks["models"] = models_check
     try:
         for component in compose() if components is None else components:
-            await component.start(ctx)
+            try:
+                await component.start(ctx)
+            except Exception as exc:
+                own = getattr(settings, component.name, None)
+                section = own if isinstance(own, BaseModel) else None
+                raise ComponentStartError(startup.describe(component.name, exc, section)) from exc
         ctx.pipeline = Pipeline(ctx.stages, stage_order)
     except BaseException:
         await ctx.close()
@@ -111,10 +118,16 @@ def create_app(
     components = compose() if components is None else components
     proxies = {path: ProxyEndpoint(endpoint) for path, endpoint in _PROXY_PATHS.items()}
 
+    failure: list[str] = []  # the paragraph shown instead of the traceback (gateway/startup.py)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         logs.configure(settings.server.log_level)
-        ctx = await build_context(settings, components, stage_order)
+        try:
+            ctx = await build_context(settings, components, stage_order)
+        except ComponentStartError as exc:
+            failure.append(str(exc))
+            raise
         app.state.ctx = ctx
         # Everything built at startup (Presidio, spaCy, policy engines, pools) lives as long as
         # the app: freeze it out of the cyclic GC, whose full collections over that heap
@@ -153,5 +166,8 @@ def create_app(
     app.state.components = components
     # A trailing slash is an unknown path (OpenAI-shaped 404), not a redirect a client may not follow.
     app.router.redirect_slashes = False
+    app.add_middleware(
+        startup.CleanStartupFailure, paragraph=failure, debug=settings.server.log_level.lower() == "debug"
+    )
     hot_path = HotPath(app, dict(proxies), settings.server.max_inflight_requests)
     return hot_path

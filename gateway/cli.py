@@ -24,6 +24,9 @@ def serve(
     config: Path = typer.Option(
         None, "--config", "-c", help="Config file (default: $WARDGATE_CONFIG or wardgate.yaml)."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Log level debug, and a start-up failure shows its traceback."
+    ),
 ) -> None:
     """Run the gateway with uvicorn (uvloop + httptools, with the gateway's connection limits).
 
@@ -33,13 +36,15 @@ def serve(
     from gateway.http import serve as server
     from gateway.http.protocol import HTTP_PROTOCOL
 
+    if debug:
+        os.environ["WARDGATE_SERVER__LOG_LEVEL"] = "debug"  # the workers read it too
     try:
         settings = load_settings(config)
     except ConfigError as exc:
         _refuse(exc.problems)
     if config is not None:
         os.environ["WARDGATE_CONFIG"] = str(config)
-    problems = data_problems(settings)
+    problems = data_problems(settings, quiet=True)
     if problems:
         _refuse(problems)
     host = host or settings.server.host

@@ -12,6 +12,7 @@ the strictness is about what an operator writes, and it is checked here, at the 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -173,9 +174,18 @@ def _policies_docs(policies: Path) -> list[Any]:
     return docs
 
 
-def data_problems(settings: CoreSettings, rego: bool = True) -> list[str]:
+def data_problems(settings: CoreSettings, rego: bool = True, quiet: bool = False) -> list[str]:
     """Every problem of the files under ``policies_dir`` (and ``rego_dir``), loaded by the same
-    loaders the components use at start."""
+    loaders the components use at start (``quiet``: without their warnings, which each worker
+    logs again when it starts)."""
+    if quiet:
+        loaders = logging.getLogger("wardgate")
+        level = loaders.level
+        loaders.setLevel(logging.ERROR)
+        try:
+            return data_problems(settings, rego)
+        finally:
+            loaders.setLevel(level)
     from gateway.approvals.component import load_settings as approvals_file
     from gateway.approvals.config import ApprovalSettings
     from gateway.keys.store import KeyStore
