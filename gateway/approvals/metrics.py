@@ -16,6 +16,9 @@ class ApprovalMetrics:
             "wardgate_approvals_pending",
             "Approvals waiting for a reviewer (all replicas).",
             registry=registry,
+            # Every worker reads the same store count: the deployment's value is the latest
+            # one written, not the workers' sum (1 pending must not read 2 with two workers).
+            multiprocess_mode="livemostrecent",
         )
         self.created = Counter(
             "wardgate_approvals_created_total", "Approvals created.", ["phase", "mode"], registry=registry
@@ -39,7 +42,10 @@ class ApprovalMetrics:
             registry=registry,
         )
         self.held = Gauge(
-            "wardgate_approvals_held_requests", "HTTP requests held open in this process.", registry=registry
+            "wardgate_approvals_held_requests",
+            "HTTP requests held open (summed over live workers in multiprocess mode).",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
         self.webhooks = Counter(
             "wardgate_approvals_webhooks_total",

@@ -211,8 +211,8 @@ class _LiveGauges:
     from files, which a function never writes: the gauges were missing. So there each worker
     writes its values on every intake sweep (a timeout's granularity: at most ~0.1 s old)
     in ``livesum`` mode (the scrape sums the workers' files), and removes its files when it
-    stops (``multiprocess.mark_process_dead``). A worker that crashes cannot: its last values
-    stay in the sum until the directory is emptied (prometheus-client's own limit)."""
+    stops (``multiprocess.mark_process_dead``). A worker that crashes cannot: the supervisor
+    of ``wardgate serve`` does it when it replaces the worker (``gateway/http/serve.py``)."""
 
     def __init__(
         self, registry: CollectorRegistry, connections: Callable[[], int], inflight: Callable[[], int] | None

@@ -32,6 +32,7 @@ class LimitsMetrics:
             "wardgate_limits_degraded",
             "1 while the shared limits store is unreachable and limits are local or off.",
             registry=registry,
+            multiprocess_mode="livemax",  # any live worker without the store degrades the deployment
         )
         self.late_settles = Counter(
             "wardgate_limits_late_settles",

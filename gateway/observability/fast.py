@@ -9,6 +9,10 @@ the same in single- and multi-process mode. They are private attributes, so ``fa
 checks them once on a throwaway metric and the public methods are used if they are absent.
 Only for children (or unlabelled metrics) of known-good metrics with non-negative amounts and
 no exemplars.
+
+In Prometheus multiprocess mode prometheus-client writes every metric's values to the shared
+files, whatever registry it is on, so the probe's series land there too: they are named
+``PROBE*`` and ``metrics.render`` leaves them out of ``/metrics``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+#: The throwaway probe metrics' name (prefix of all three).
+PROBE = "wardgate_internal_fastpath_probe"
 
 Count = Callable[[Any, float], None]
 Observe = Callable[[Any, float], None]
@@ -45,22 +52,22 @@ def fast_path() -> tuple[Count, Observe]:
     internals (and they count like the public methods), else the public methods."""
     registry = CollectorRegistry()
     try:
-        counter = Counter("probe", "probe", ["l"], registry=registry).labels("x")
-        histogram = Histogram("probe_h", "probe", ["l"], buckets=(1.0, 2.0), registry=registry).labels("x")
-        unlabelled = Histogram("probe_u", "probe", buckets=(1.0, 2.0), registry=registry)
+        counter = Counter(PROBE, "probe", ["l"], registry=registry).labels("x")
+        histogram = Histogram(PROBE + "_h", "probe", ["l"], buckets=(1.0, 2.0), registry=registry).labels("x")
+        unlabelled = Histogram(PROBE + "_u", "probe", buckets=(1.0, 2.0), registry=registry)
         _count(counter, 2.0)
         for value in (0.5, 1.0, 1.5, 3.0):
             _observe(histogram, value)
             _observe(unlabelled, value)
         samples = {(s.name, s.labels.get("le")): s.value for m in registry.collect() for s in m.samples}
         expected = {
-            ("probe_total", None): 2.0,
-            ("probe_h_bucket", "1.0"): 2.0,
-            ("probe_h_bucket", "2.0"): 3.0,
-            ("probe_h_bucket", "+Inf"): 4.0,
-            ("probe_h_sum", None): 6.0,
-            ("probe_u_bucket", "2.0"): 3.0,
-            ("probe_u_sum", None): 6.0,
+            (PROBE + "_total", None): 2.0,
+            (PROBE + "_h_bucket", "1.0"): 2.0,
+            (PROBE + "_h_bucket", "2.0"): 3.0,
+            (PROBE + "_h_bucket", "+Inf"): 4.0,
+            (PROBE + "_h_sum", None): 6.0,
+            (PROBE + "_u_bucket", "2.0"): 3.0,
+            (PROBE + "_u_sum", None): 6.0,
         }
         if all(samples.get(k) == v for k, v in expected.items()):
             return _count, _observe

@@ -15,7 +15,7 @@ prometheus-client requires), values live in per-process files and ``GET /metrics
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -26,6 +26,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -34,7 +36,7 @@ from gateway.call import Call
 from gateway.errors import GatewayError, RateLimited, UpstreamError
 from gateway.http.ops_auth import require_ops_token
 from gateway.observability.config import MetricsSettings
-from gateway.observability.fast import fast_path
+from gateway.observability.fast import PROBE, fast_path
 from gateway.observability.labels import NONE, UNKNOWN, BoundedValues
 
 _FAST = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -247,13 +249,26 @@ class Metrics:
             self._count(self._child(self.cost, team, model), call.cost_usd)
 
 
+class _Merged(Collector):
+    """Every worker's values from the multiprocess files, without the fast-path probe's series
+    (``fast.PROBE``: written there by each process's start-up check, not a metric of ours)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import multiprocess
+
+        self._files = multiprocess.MultiProcessCollector(None)
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._files.collect():
+            if not family.name.startswith(PROBE):
+                yield family
+
+
 def render(registry: CollectorRegistry) -> bytes:
     """The exposition text; merges every worker's values in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         merged = CollectorRegistry()
-        multiprocess.MultiProcessCollector(merged)
+        merged.register(_Merged())
         return generate_latest(merged)
     return generate_latest(registry)
 

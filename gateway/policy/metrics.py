@@ -45,6 +45,7 @@ class PolicyMetrics:
             "wardgate_policy_loaded_timestamp_seconds",
             "When the active policy revision was loaded.",
             registry=registry,
+            multiprocess_mode="livemax",  # the latest load among the live workers
         )
         self._children: dict[tuple[str, ...], Any] = {}
 

@@ -1,6 +1,7 @@
 """The providers component: the router over ``policies/models.yaml`` and the ``forward`` stage.
 
-Reads the ``providers`` section (retries, backoff, circuit breaking, pools). It starts last
+Reads the ``providers`` section (retries, backoff, circuit breaking, pools) and exports each
+deployment's circuit state (``wardgate_circuit_state``, ``metrics.py``). It starts last
 of all components: besides ``forward`` it adds ``stream_trust`` when a stage registered
 before it reads streams (``Stage.reads_stream``), so a pure pass-through never pays for it.
 """
@@ -26,6 +27,8 @@ class Providers(BaseComponent):
         self.router: Router | None = None
 
     async def start(self, ctx: AppContext) -> None:
+        from gateway.observability.multiproc import follow
+        from gateway.providers.metrics import CircuitMetrics
         from gateway.providers.router import Router
         from gateway.providers.stage import ForwardStage
         from gateway.providers.stream_trust import StreamTrustStage
@@ -33,6 +36,9 @@ class Providers(BaseComponent):
         settings = section(ctx.settings, self.name, ProviderSettings)
         router = self.router = Router.build(ctx.models, settings)
         ctx.closers.append(router.close)
+        circuits = CircuitMetrics(ctx.registry, router.breakers)
+        if circuits.multiprocess:
+            follow(ctx, circuits.sync, "circuits")
         ctx.stages.append(ForwardStage(router, ctx.models, settings.timeout_s))
         if any(stage.reads_stream for stage in ctx.stages):
             ctx.stages.append(StreamTrustStage())

@@ -79,6 +79,7 @@ class Redaction(BaseComponent):
         self.redactor: Redactor | None = None
 
     async def start(self, ctx: AppContext) -> None:
+        from gateway.observability.multiproc import follow
         from gateway.redaction.metrics import RedactionMetrics
         from gateway.redaction.stage import RedactInStage, RedactOutStage
 
@@ -91,6 +92,8 @@ class Redaction(BaseComponent):
         ctx.start_files.add(ctx.settings.policies_dir / POLICY_FILE)
         redactor = await asyncio.to_thread(build, settings)
         metrics = RedactionMetrics(ctx.registry, redactor.engine)
+        if metrics.engine_series is not None:
+            follow(ctx, metrics.engine_series.sync, "redaction")
         ctx.stages.append(RedactInStage(redactor, metrics))
         ctx.stages.append(RedactOutStage(redactor, metrics))
         self.redactor = redactor

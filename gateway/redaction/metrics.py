@@ -2,18 +2,27 @@
 
 Engine counters (cache hits, Presidio calls, offloaded texts) are plain ints the engine bumps
 on its hot path; a collector reads them at scrape time, so redaction pays nothing per call
-for them.
+for them. In Prometheus multiprocess mode a scrape reads files, never collectors: there the
+same series are file-backed and each worker writes its ints into them every second
+(``EngineSeries.sync``, run by ``gateway.observability.multiproc.follow``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gateway.observability.multiproc import CounterFeed, enabled
 from gateway.redaction.engine import RedactionEngine
+
+_CACHE_HITS = ("wardgate_redaction_cache_hits", "Texts whose analysis came from the cache.")
+_CACHE_MISSES = ("wardgate_redaction_cache_misses", "Texts analysed (not in the cache).")
+_CACHE_ENTRIES = ("wardgate_redaction_cache_entries", "Analysis results cached.")
+_PRESIDIO_CALLS = ("wardgate_redaction_presidio_calls", "Presidio analyze calls (windows).")
+_OFFLOADED = ("wardgate_redaction_offloaded", "Texts analysed in a worker thread.")
 
 
 class RedactionMetrics:
@@ -32,7 +41,33 @@ class RedactionMetrics:
             "Answers whose scan went over the work budget: scanned in full and delivered (they are paid for).",
             registry=registry,
         )
-        registry.register(_EngineCollector(engine))
+        #: Multiprocess mode: the engine's ints as file-backed series (``sync`` writes them).
+        self.engine_series: EngineSeries | None = None
+        if enabled():
+            self.engine_series = EngineSeries(registry, engine)
+        else:
+            registry.register(_EngineCollector(engine))
+
+
+class EngineSeries:
+    """The engine's counters as file-backed series, for Prometheus multiprocess mode."""
+
+    def __init__(self, registry: CollectorRegistry, engine: RedactionEngine) -> None:
+        self._engine = engine
+        self._hits = CounterFeed(Counter(*_CACHE_HITS, registry=registry))
+        self._misses = CounterFeed(Counter(*_CACHE_MISSES, registry=registry))
+        self._presidio = CounterFeed(Counter(*_PRESIDIO_CALLS, registry=registry))
+        self._offloaded = CounterFeed(Counter(*_OFFLOADED, registry=registry))
+        # Each worker has its own cache: the deployment's entries are the live workers' sum.
+        self._entries = Gauge(*_CACHE_ENTRIES, registry=registry, multiprocess_mode="livesum")
+
+    def sync(self) -> None:
+        e = self._engine
+        self._hits.update(e.cache.hits)
+        self._misses.update(e.cache.misses)
+        self._presidio.update(e.presidio_calls)
+        self._offloaded.update(e.offloaded)
+        self._entries.set(len(e.cache))
 
 
 class _EngineCollector(Collector):
@@ -41,18 +76,8 @@ class _EngineCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         e = self._engine
-        yield CounterMetricFamily(
-            "wardgate_redaction_cache_hits", "Texts whose analysis came from the cache.", value=e.cache.hits
-        )
-        yield CounterMetricFamily(
-            "wardgate_redaction_cache_misses", "Texts analysed (not in the cache).", value=e.cache.misses
-        )
-        yield GaugeMetricFamily(
-            "wardgate_redaction_cache_entries", "Analysis results cached.", value=len(e.cache)
-        )
-        yield CounterMetricFamily(
-            "wardgate_redaction_presidio_calls", "Presidio analyze calls (windows).", value=e.presidio_calls
-        )
-        yield CounterMetricFamily(
-            "wardgate_redaction_offloaded", "Texts analysed in a worker thread.", value=e.offloaded
-        )
+        yield CounterMetricFamily(*_CACHE_HITS, value=e.cache.hits)
+        yield CounterMetricFamily(*_CACHE_MISSES, value=e.cache.misses)
+        yield GaugeMetricFamily(*_CACHE_ENTRIES, value=len(e.cache))
+        yield CounterMetricFamily(*_PRESIDIO_CALLS, value=e.presidio_calls)
+        yield CounterMetricFamily(*_OFFLOADED, value=e.offloaded)

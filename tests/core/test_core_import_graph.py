@@ -44,6 +44,7 @@ SEAMS: dict[str, frozenset[str]] = {
             "gateway.observability.config",
             "gateway.observability.gcwatch",
             "gateway.observability.metrics",
+            "gateway.observability.multiproc",
             "gateway.observability.traceparent",
             "gateway.observability.tracing",
         }
