@@ -124,6 +124,12 @@ class WorkBudget:
 
     def precheck(self, texts: Iterable[str], chain: ChainCounter) -> None:
         """Characters, then a rough candidate count, of the texts about to be analysed."""
+        for _ in self.precheck_steps(texts, chain):
+            pass
+
+    def precheck_steps(self, texts: Iterable[str], chain: ChainCounter) -> Generator[None, None, None]:
+        """``precheck``, yielding after each text it counted (a request's ``LoopSlice`` pauses
+        there: four texts of 1,999 numbers are ~1.5 ms of counting before a refusal)."""
         texts = list(texts)
         chars = sum(map(len, texts)) + TEXT_CHARS * len(texts)
         if self.chars + chars > self.max_chars:
@@ -151,6 +157,7 @@ class WorkBudget:
                     self._refuse(
                         rough, self.max_candidates, "values that look like contact details or numbers"
                     )
+            yield
 
     def cached(self, values: int) -> None:
         """``values`` found in texts already analysed (cache hits), about to be replaced."""

@@ -212,8 +212,10 @@ class RedactionEngine:
             if not text:
                 out[i] = ()
                 continue
-            key = text_key(text)
+            key = text_key(text)  # ~0.1 ms for 25 KB: ten such texts are a slice
             keys[i] = key
+            if loop_slice is not None:
+                await loop_slice.pause()
             if key in seen:  # the same text twice in one request: analyse once
                 continue
             seen[key] = i
@@ -224,7 +226,10 @@ class RedactionEngine:
             else:
                 todo.append(i)
         budget.cached(cached)  # hits are not analysed again, but their values are replaced
-        budget.precheck((texts[i] for i in todo), self._chain)
+        if loop_slice is None:
+            budget.precheck((texts[i] for i in todo), self._chain)
+        else:  # a request: the loop is handed back between the texts it counts
+            await loop_slice.run(budget.precheck_steps([texts[i] for i in todo], self._chain))
         return await self._analyze_todo(texts, todo, keys, out, seen, budget, loop_slice)
 
     async def _analyze_todo(

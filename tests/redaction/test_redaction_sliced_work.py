@@ -20,7 +20,8 @@ from gateway.errors import GatewayError
 from gateway.redaction import budget as budget_mod
 from gateway.redaction import scan as scan_mod
 from gateway.redaction.budget import LoopSlice, WorkBudget
-from gateway.redaction.config import Action
+from gateway.redaction.config import Action, RedactionSettings
+from gateway.redaction.engine import RedactionEngine
 from gateway.redaction.redactor import Redactor
 from gateway.redaction.scan import ChainScanner, digit_chain, find_chains
 from gateway.redaction.vault import Vault, VaultOperator, anonymize_steps, finish
@@ -175,3 +176,34 @@ def test_ten_messages_of_1999_numbers_are_refused_without_a_chain_list() -> None
     finally:
         scan_mod._chains_of_classes = original
     assert not built
+
+
+def test_a_refused_dense_request_hands_the_loop_back_while_it_is_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hashing and counting ten texts of 1,999 numbers before the refusal: paused between."""
+    monkeypatch.setattr(budget_mod, "SLICE_S", 0.0)
+    engine = RedactionEngine(RedactionSettings())
+    texts = [m["content"] for m in hostile_messages(10, 1999)]
+    ticks: list[int] = []
+
+    async def main() -> str | None:
+        done = asyncio.Event()
+
+        async def other() -> None:
+            while not done.is_set():
+                ticks.append(1)
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(other())
+        try:
+            await engine.analyze_many(texts, loop_slice=LoopSlice())
+        except GatewayError as exc:
+            return exc.code
+        finally:
+            done.set()
+            await task
+        return None
+
+    assert asyncio.run(main()) == "content_too_complex"
+    assert len(ticks) >= 10, "other work ran between the texts"
