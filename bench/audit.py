@@ -18,6 +18,9 @@
    measured inside the gateway, which a busy machine disturbs far less than wrk's end to end),
    with the part of it that is the store's commit (``wardgate_audit_commit_seconds``).
 
+4. Anchors (``bench/audit_anchors.py``): signing a checkpoint head, writing a signed anchor,
+   their cost per event at the default intervals, and ``verify`` with and without anchors.
+
 Targets (issue 8): >= 5,000 events/s into PostgreSQL from one worker; <= 0.5 ms p50 added.
 """
 
@@ -326,6 +329,8 @@ def main() -> None:
     parser.add_argument("--skip-store", action="store_true")
     parser.add_argument("--skip-floor", action="store_true")
     parser.add_argument("--skip-gateway", action="store_true")
+    parser.add_argument("--skip-anchors", action="store_true")
+    parser.add_argument("--anchor-events", type=int, default=50_000)
     args = parser.parse_args()
     try:
         from uvloop import run as run_async
@@ -335,6 +340,11 @@ def main() -> None:
         run_async(store_bench(args.seconds))
     if not args.skip_floor:
         run_async(floor_bench())
+    if not args.skip_anchors:
+        from bench.audit_anchors import anchor_bench
+
+        calls = [_call(i) for i in range(1000)]
+        run_async(anchor_bench(lambda i: build_call_event(calls[i % 1000]), args.anchor_events))
     if not args.skip_gateway:
         gateway_bench(args.seconds)
 

@@ -11,6 +11,9 @@ Layout (one job per module):
     service.py       AuditService: record(), checkpoints (witnesses), retention, readiness
     retention.py     prune with attested anchors
     verify.py        walk the chains, report the first broken link
+    signing.py       Ed25519 keys: sign checkpoints and anchors (key never in the database)
+    anchors.py       signed anchors: write to / read from a file, directory or webhook
+    anchor_check.py  verify --anchors: hold the chains to the signed heads
     store/           AuditStore: sqlite (embedded default), postgres, log
     stage.py         the "audit" stage: event + metrics + trace from one finish hook
     spend.py         the settled-spend report (served as /admin/spend/report by the limits API)
@@ -20,6 +23,8 @@ Layout (one job per module):
     api.py           /admin/audit, /admin/audit/export, /admin/audit/{id}, /admin/runs/{id}
     component.py     Audit: the component (service, stage, readiness, routes, CLI)
     cli.py           wardgate audit tail|query|export|verify
+    cli_target.py    the store a CLI command opens (settings + overrides)
+    anchor_cli.py    wardgate audit anchor|keygen
     client.py        the CLI's small admin-API client (stdlib only)
     jsonl_source.py  verify an exported or logged JSONL stream offline (verify --file)
     runs_cli.py      wardgate runs show RUN_ID
@@ -50,6 +55,8 @@ fields ``shard``, ``seq``, ``prev_hash``, ``hash``. A ``call`` event adds::
 Other kinds (``approval``, ``admin``, ``policy``...) carry the caller's payload under ``data``
 (secret-looking values and content fields replaced) with identity fields lifted into
 ``principal`` / ``agent`` / ``model`` so the same filters find them. Chain kinds:
-``chain_open`` / ``checkpoint`` (``data.witness``: other chains' heads), ``retention``
-(``data.anchors``), ``chain_close``.
+``chain_open`` (``data.instance``, ``data.predecessor``, ``data.witness``: other chains'
+heads), ``checkpoint`` (``data.witness``; ``data.head``: its own chain's head, ``data.sig``:
+its signature when a key is set), ``chain_abandoned`` (``data``: the dead chain's shard, seq,
+hash), ``retention`` (``data.anchors``), ``chain_close``. See docs/audit.md.
 """

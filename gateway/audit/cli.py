@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway.audit import anchor_cli
+from gateway.audit.cli_target import store_settings
 from gateway.audit.client import AdminClient, ClientError
 from gateway.audit.verify import VerifyReport, verify
 
@@ -231,6 +232,9 @@ def _print_report(report: VerifyReport, console: Console) -> None:
             f"[yellow]UNWITNESSED[/yellow] chain {s.shard} seq {s.unwitnessed_from}..{s.last_seq}: "
             "no other chain or anchor vouches for these events yet (an anchor does; see --strict)"
         )
+    anchored = [s for s in report.shards if s.anchored_to is not None]
+    if anchored:
+        console.print(f"{len(anchored)} chain(s) held to signed anchors (up to the last anchor).")
     first = report.first_break()
     if first is None:
         console.print(f"[green]OK[/green]: {report.events} events in {len(report.shards)} chain(s) verified.")
@@ -241,47 +245,45 @@ def _print_report(report: VerifyReport, console: Console) -> None:
 
 
 async def _verify_store(
-    config: Path | None, backend: str | None, sqlite: Path | None, dsn: str | None, schema: str | None
+    config: Path | None,
+    backend: str | None,
+    sqlite: Path | None,
+    dsn: str | None,
+    schema: str | None,
+    **proof: Any,
 ) -> VerifyReport:
-    if config is not None:
-        os.environ["WARDGATE_CONFIG"] = str(config)
-    from gateway.audit.store import make_store
-    from gateway.settings import Settings
-
-    settings = Settings()
-    audit = settings.audit.model_copy(
-        update={
-            k: v
-            for k, v in {
-                "backend": backend,
-                "sqlite_path": sqlite,
-                "postgres_dsn": dsn,
-                "postgres_schema": schema,
-            }.items()
-            if v is not None
-        }
-    )
-    if audit.backend == "log":
-        raise typer.BadParameter("the log backend has no store to verify; use --file with the shipped log")
-    if audit.backend == "sqlite" and not audit.resolved_sqlite_path(settings.data_dir).exists():
-        Console(stderr=True).print(
-            f"[red]no audit store at {audit.resolved_sqlite_path(settings.data_dir)}[/red]"
-        )
-        raise typer.Exit(2)
-    store = make_store(audit, settings.data_dir)
+    _, store = store_settings(config, backend, sqlite, dsn, schema)
     await store.open()
     try:
-        return await verify(store)
+        return await verify(store, **proof)
     finally:
         await store.close()
 
 
-async def _verify_file(path: Path) -> VerifyReport:
+async def _verify_file(path: Path, **proof: Any) -> VerifyReport:
     from gateway.audit.jsonl_source import JsonlSource
 
     with path.open("rb") as fh:
         source = JsonlSource(fh)
-    return await verify(source)
+    return await verify(source, **proof)
+
+
+def _proof(anchors: str | None, public_key: str | None) -> dict[str, Any]:
+    """``verify``'s anchor arguments from the CLI options (exit 2 on a bad key or destination)."""
+    if anchors is None and public_key is None:
+        return {}
+    from gateway.audit.anchors import AnchorError, read_anchors
+    from gateway.audit.signing import SigningKeyError, load_public_key
+
+    if public_key is None:
+        raise typer.BadParameter("--anchors needs --public-key (what the anchors were signed with)")
+    try:
+        key = load_public_key(public_key)
+        records = read_anchors(anchors) if anchors is not None else None
+    except (AnchorError, SigningKeyError) as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    return {"public_key": key, "anchors": records}
 
 
 @app.command("verify")
@@ -296,15 +298,26 @@ def verify_cmd(
     strict: bool = typer.Option(
         False, "--strict", help="Also exit 1 when a chain's tail is witnessed by nothing but itself."
     ),
+    anchors: str = typer.Option(
+        None, "--anchors", help="Signed anchors: a file, a directory or a URL (see `audit anchor`)."
+    ),
+    public_key: str = typer.Option(
+        None, "--public-key", help="Ed25519 public key of the anchors: PEM file, PEM text or hex."
+    ),
 ) -> None:
     """Walk every chain; exit 1 and name the first broken link if anything was edited, deleted or reordered."""
+    proof = _proof(anchors, public_key)
     if file is not None:
-        report = asyncio.run(_verify_file(file))
+        report = asyncio.run(_verify_file(file, **proof))
     else:
-        report = asyncio.run(_verify_store(config, backend, sqlite, dsn, schema))
+        report = asyncio.run(_verify_store(config, backend, sqlite, dsn, schema, **proof))
     if as_json:
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         _print_report(report, Console())
     if not report.ok or (strict and report.unwitnessed):
         raise typer.Exit(1)
+
+
+app.command("anchor")(anchor_cli.anchor_cmd)
+app.command("keygen")(anchor_cli.keygen_cmd)

@@ -52,6 +52,15 @@ class AuditSettings(BaseModel):
     #: Delete events older than this (a verifiable anchor keeps the rest checkable). None = keep all.
     retention_days: float | None = Field(default=None, gt=0)
     retention_check_s: float = Field(default=3600.0, gt=0)
+    #: Ed25519 key that signs checkpoints and anchors (PEM, or a 32-byte hex seed), from this
+    #: file or else from the environment variable ``signing_key_env``. Never in the database.
+    signing_key_file: Path | None = None
+    signing_key_env: str = "WARDGATE_AUDIT_SIGNING_KEY"
+    #: Where each process writes a signed anchor of every chain's head: a file (appended), a
+    #: directory (one new file each; e.g. another volume) or an http(s) webhook. Needs a key.
+    anchor_to: str | None = None
+    #: How often (what an attacker with database access can rewrite undetected is bounded by it).
+    anchor_interval_s: float = Field(default=60.0, gt=0)
     #: Also write every event as a JSON line (with its ``hash``, verifiable with
     #: ``wardgate audit verify --file``) beside the store, whatever ``server.log_level`` is.
     log_events: bool = False

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway.audit import retention
+from gateway.audit.anchors import anchor_record, check_destination, write_anchor
 from gateway.audit.chain import ShardChain, instance_of, new_shard_id
 from gateway.audit.config import AuditSettings
 from gateway.audit.events import base_event, build_record_event
@@ -29,6 +30,7 @@ from gateway.audit.schema import (
     KIND_CHAIN_OPEN,
     KIND_CHECKPOINT,
 )
+from gateway.audit.signing import load_private_key, sign
 from gateway.audit.store.base import AuditStore, ChainInfo
 from gateway.audit.store.log import EventLines
 from gateway.audit.writer import GroupCommitWriter
@@ -66,6 +68,13 @@ class AuditService:
             on_failure=self._failed,
             mirror=self.lines.write if self.lines is not None else None,
         )
+        self.signing_key = load_private_key(settings.signing_key_file, settings.signing_key_env)
+        if settings.anchor_to is not None:
+            check_destination(settings.anchor_to)
+            if self.signing_key is None:
+                raise ValueError(
+                    f"audit.anchor_to needs a signing key (audit.signing_key_file or ${settings.signing_key_env})"
+                )
         self._since_checkpoint = 0
         self._checkpoint_due = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -95,6 +104,8 @@ class AuditService:
         self._tasks.append(asyncio.create_task(self._checkpoint_loop(), name="audit-checkpoint"))
         if self.store.queryable:
             self._tasks.append(asyncio.create_task(self._lease_loop(), name="audit-lease"))
+        if self.settings.anchor_to is not None and self.store.queryable:
+            self._tasks.append(asyncio.create_task(self._anchor_loop(), name="audit-anchor"))
         if self.settings.retention_days is not None and self.store.queryable:
             self._tasks.append(asyncio.create_task(self._retention_loop(), name="audit-retention"))
 
@@ -175,6 +186,12 @@ class AuditService:
         """Seal a checkpoint: this chain's position plus the witnessed heads of the others."""
         event = await self._witness_event(KIND_CHECKPOINT)
         event["data"]["events_since_last"] = self._since_checkpoint
+        head = self.chain.head  # durable: the head advances only after a commit
+        if head.seq > 0:
+            event["data"]["head"] = {"seq": head.seq, "hash": head.hash}
+            if self.signing_key is not None:
+                payload = {"shard": self.shard, "seq": head.seq, "hash": head.hash}
+                event["data"]["sig"] = sign(self.signing_key, payload)
         self._since_checkpoint = 0
         await self._submit(event)
 
@@ -189,6 +206,24 @@ class AuditService:
                 await self.checkpoint()
             except ServiceUnavailable as exc:
                 log.warning("audit checkpoint failed: %s", exc.message)
+
+    # --- anchors -----------------------------------------------------------------------
+    async def anchor(self) -> dict[str, Any]:
+        """Sign every chain's head and write it to ``audit.anchor_to`` (outside the store)."""
+        if self.signing_key is None or self.settings.anchor_to is None:
+            raise ValueError("anchoring needs audit.anchor_to and a signing key")
+        heads = {c.shard: c.head for c in await self._chains()}
+        record = anchor_record(self.signing_key, heads, self.shard)
+        await write_anchor(self.settings.anchor_to, record)
+        return record
+
+    async def _anchor_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.anchor_interval_s)
+            try:
+                await self.anchor()
+            except Exception as exc:  # loud, and retried next round; calls are not failed for it
+                log.error("audit anchor failed: %s", exc)
 
     # --- chain registry ----------------------------------------------------------------
     async def _chains(self) -> list[ChainInfo]:

@@ -21,7 +21,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.audit import anchor_check
 from gateway.audit.chain import Head
 from gateway.audit.schema import (
     GENESIS_HASH,
@@ -29,10 +31,12 @@ from gateway.audit.schema import (
     KIND_CHAIN_ABANDONED,
     KIND_CHAIN_CLOSE,
     KIND_CHAIN_OPEN,
+    KIND_CHECKPOINT,
     KIND_RETENTION,
     chain_hash,
     index_columns,
 )
+from gateway.audit.signing import valid
 from gateway.audit.store.base import Anchor, StoredRow
 
 MAX_BREAKS_PER_SHARD = 20
@@ -66,6 +70,9 @@ class ShardResult:
     abandoned_by: str | None = None
     #: First seq no other chain or anchor vouches for (None: every event is witnessed).
     unwitnessed_from: int | None = None
+    #: Highest seq held to a signed anchor (``verify --anchors``).
+    anchored_to: int | None = None
+    first_ts: float | None = None
     breaks: list[Break] = field(default_factory=list)
 
 
@@ -112,6 +119,7 @@ class _Claim:
     hash: str
     from_shard: str = ""  # the chain that made the claim (a chain never witnesses itself)
     end: bool = False  # a ``chain_abandoned`` mark: nothing may follow this seq
+    sig: str | None = None  # a signed checkpoint's signature over its own chain's head
 
 
 def _column_problem(row: StoredRow, ev: dict[str, Any]) -> str | None:
@@ -135,6 +143,8 @@ async def _walk(
     anchor: Anchor | None,
     claims: list[_Claim],
     attested: dict[str, set[tuple[object, object]]],
+    want: dict[int, Any] | None = None,
+    seen: dict[tuple[str, int], str] | None = None,
 ) -> tuple[ShardResult, Head | None]:
     res = ShardResult(shard, anchored_at=anchor.seq if anchor else None)
     expected = anchor.seq if anchor else 1
@@ -147,8 +157,11 @@ async def _walk(
 
     async for row in source.iter_chain(shard):
         res.events += 1
-        res.first_seq = row.seq if res.first_seq is None else res.first_seq
+        if res.first_seq is None:
+            res.first_seq, res.first_ts = row.seq, row.ts
         res.last_seq = row.seq
+        if want is not None and seen is not None and row.seq in want:
+            seen[(shard, row.seq)] = row.hash
         body = row.body.encode("utf-8")
         try:
             ev = orjson.loads(body)
@@ -176,6 +189,12 @@ async def _walk(
         for s, h in (data.get("witness") or {}).items():
             if isinstance(h, dict) and isinstance(h.get("seq"), int):
                 claims.append(_Claim(row.id, s, h["seq"], str(h.get("hash")), shard))
+        own = data.get("head") if kind == KIND_CHECKPOINT else None
+        if isinstance(own, dict) and isinstance(own.get("seq"), int) and own["seq"] > 0:
+            sig = data.get("sig")
+            claims.append(
+                _Claim(row.id, shard, own["seq"], str(own.get("hash")), shard, sig=str(sig) if sig else None)
+            )
         if kind == KIND_CHAIN_ABANDONED and isinstance(data.get("seq"), int):
             claims.append(
                 _Claim(row.id, str(data.get("shard")), data["seq"], str(data.get("hash")), shard, True)
@@ -222,9 +241,18 @@ def _break_after_end(res: ShardResult, last: Head | None, end: _Claim) -> None:
         )
 
 
-async def verify(source: ChainSource) -> VerifyReport:
+async def verify(
+    source: ChainSource,
+    *,
+    anchors: list[dict[str, Any]] | None = None,
+    public_key: Ed25519PublicKey | None = None,
+) -> VerifyReport:
+    """Walk every chain; with ``public_key``, also check signed checkpoints, and with
+    ``anchors`` (records from ``anchors.read_anchors``) hold the chains to the signed heads."""
     report = VerifyReport()
-    anchors = await source.anchors()
+    plan = anchor_check.plan(anchors, public_key) if anchors is not None and public_key is not None else None
+    seen: dict[tuple[str, int], str] = {}
+    prune = await source.anchors()
     heads = await source.heads(0.0)
     has_heads = bool(getattr(source, "has_heads", True))
     claims: list[_Claim] = []
@@ -232,13 +260,14 @@ async def verify(source: ChainSource) -> VerifyReport:
     lasts: dict[str, Head | None] = {}
     results: dict[str, ShardResult] = {}
     for shard in await source.shards():
-        res, last = await _walk(source, shard, anchors.get(shard), claims, attested)
+        want = plan.wanted.get(shard) if plan is not None else None
+        res, last = await _walk(source, shard, prune.get(shard), claims, attested, want, seen)
         report.shards.append(res)
         results[shard], lasts[shard] = res, last
         at_end = _head_problem(last, heads.get(shard), has_heads) if not res.breaks else None
         if at_end is not None:
             res.breaks.append(Break(shard, at_end[0], None, at_end[1]))
-    for shard, anchor in anchors.items():
+    for shard, anchor in prune.items():
         if (anchor.seq, anchor.prev_hash) not in attested.get(shard, set()):
             report.breaks.append(
                 Break(
@@ -248,13 +277,21 @@ async def verify(source: ChainSource) -> VerifyReport:
                     "unattested anchor: no retention event vouches for where this chain starts",
                 )
             )
-    witnessed: dict[str, int] = {s: a.seq - 1 for s, a in anchors.items()}
+    witnessed: dict[str, int] = {s: a.seq - 1 for s, a in prune.items()}
     for c in claims:
         if c.from_shard != c.shard:
             witnessed[c.shard] = max(witnessed.get(c.shard, 0), c.seq)
+        if (
+            c.sig is not None
+            and public_key is not None
+            and not valid(public_key, {"shard": c.shard, "seq": c.seq, "hash": c.hash}, c.sig)
+        ):
+            report.breaks.append(
+                Break(c.shard, c.seq, c.by, "forged checkpoint: its signature is not valid for this key")
+            )
         if c.end and c.shard in results:
             _break_after_end(results[c.shard], lasts[c.shard], c)
-        start = anchors.get(c.shard)
+        start = prune.get(c.shard)
         if start is not None and c.seq < start.seq:
             if c.seq == start.seq - 1 and c.hash != start.prev_hash:
                 report.breaks.append(
@@ -279,4 +316,7 @@ async def verify(source: ChainSource) -> VerifyReport:
         last = lasts[shard]
         if last is not None and last.seq > witnessed.get(shard, 0):
             res.unwitnessed_from = witnessed.get(shard, 0) + 1
+    if plan is not None:
+        first_ts = {s.shard: s.first_ts for s in report.shards if s.first_ts is not None}
+        anchor_check.conclude(plan, report, seen, prune, first_ts, Break)
     return report
