@@ -114,11 +114,13 @@ def describe(where: str, problems: Iterable[UnknownKey]) -> str:
 #: are not settings: WARDGATE_CONFIG (the settings file), WARDGATE_APPROVALS_KEY (the approvals'
 #: sealing key, ``approvals.answer_key_env``), WARDGATE_URL / WARDGATE_ADMIN_KEY / WARDGATE_KEY
 #: (the CLI's and the README's client side), WARDGATE_BASE_URL / WARDGATE_API_KEY /
-#: WARDGATE_AGENT_KEY_<AGENT> (the orchestrator), WARDGATE_FUZZ_EXAMPLES (the fuzz tests).
+#: WARDGATE_AGENT_KEY_<AGENT> (the orchestrator), WARDGATE_FUZZ_EXAMPLES (the fuzz tests),
+#: WARDGATE_AUDIT_SIGNING_KEY (the audit anchors' signing key, ``audit.signing_key_env``).
 NOT_SETTINGS = frozenset(
     {
         "WARDGATE_CONFIG",
         "WARDGATE_APPROVALS_KEY",
+        "WARDGATE_AUDIT_SIGNING_KEY",
         "WARDGATE_URL",
         "WARDGATE_ADMIN_KEY",
         "WARDGATE_KEY",

@@ -247,3 +247,23 @@ async def test_cli_keygen_anchor_and_verify_with_anchors(make_service, tmp_path,
     await tamper(service, _SET_HEAD, service.shard, last.seq, last.hash)
     broken = await asyncio.to_thread(run, audit_cli, args)
     assert broken.exit_code == 1 and "signed" in broken.output, broken.output
+
+
+def test_the_signing_key_variable_passes_the_strict_environment_check():
+    from gateway.settings import Settings
+    from gateway.strict import unknown_env
+
+    assert unknown_env({"WARDGATE_AUDIT_SIGNING_KEY": "00" * 32}, Settings) == []
+
+
+async def test_the_signing_key_can_come_from_the_environment(make_service, tmp_path, monkeypatch):
+    k = Ed25519PrivateKey.generate()
+    monkeypatch.setenv("WARDGATE_AUDIT_SIGNING_KEY", private_pem(k).decode())
+    dest = tmp_path / "env-anchors.jsonl"
+    service = await make_service(anchor_to=str(dest), anchor_interval_s=3600)
+    await service.record("admin", {"n": 1})
+    record = await service.anchor()
+    assert record["key"] == public_hex(k)
+    monkeypatch.delenv("WARDGATE_AUDIT_SIGNING_KEY")
+    with pytest.raises(ValueError, match="signing key"):
+        await make_service(anchor_to=str(dest))  # anchoring without a key refuses the start
