@@ -4,11 +4,12 @@ Module map:
 
     store.py         KeyStore (hash → principal, swapped whole on reload), parsing keys documents, new keys
     schema.py        the keys.yaml shape: every key an entry may hold (a typo is refused, not ignored)
-    config.py        KeysSettings: the ``keys:`` section (backend file | redis)
+    config.py        KeysSettings: the ``keys:`` section (backend file | redis | postgres)
     backend.py       KeyBackend: what the API and CLI write through; KeysUnavailable (503)
     keyfile.py       the one writer of keys.yaml (flock + atomic replace)
     reload.py        KeyReloader: file backend; every worker follows keys.yaml (stat every second)
     redis_backend.py RedisKeys: Redis backend shared by replicas (pub/sub + version check)
+    postgres_backend.py PostgresKeys: PostgreSQL backend shared by replicas (LISTEN/NOTIFY + version poll)
     bearer.py        bearer_token: the one parser of ``Authorization: Bearer …``
     stage.py         AuthenticateStage (``authenticate``, first stage) and authenticate_key
     request.py       the body of ``POST /admin/keys``, checked field by field

@@ -2,7 +2,7 @@
 
 Writes go to the backend of the configuration (``--config``, else ``$WARDGATE_CONFIG``, else
 ``wardgate.yaml``): ``keys.backend: file`` edits ``<policies_dir>/keys.yaml`` (``--file``
-names another), ``keys.backend: redis`` writes to the shared Redis every replica follows.
+names another), ``keys.backend: redis|postgres`` writes to the shared store every replica follows.
 """
 
 from __future__ import annotations
@@ -43,12 +43,10 @@ def _run(config: Path | None, file: Path | None, job: Callable[[Any], Any]) -> A
     path = file or settings.policies_dir / "keys.yaml"
 
     async def main() -> Any:
-        if cfg.backend == "redis" and file is None:
-            from gateway.keys.redis_backend import RedisKeys
+        if cfg.backend != "file" and file is None:
+            from gateway.keys.component import shared_backend
 
-            backend: Any = RedisKeys(
-                KeyStore({}, {}), cfg.redis_url, path, prefix=cfg.key_prefix, timeout_s=cfg.redis_timeout_s
-            )
+            backend: Any = shared_backend(cfg, KeyStore({}, {}), path)
             try:
                 return await job(backend)
             finally:

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from gateway.audit.component import Audit
     from gateway.context import AppContext
     from gateway.keys.backend import KeyBackend
+    from gateway.keys.postgres_backend import PostgresKeys
+    from gateway.keys.redis_backend import RedisKeys
+    from gateway.keys.store import KeyStore
 
 
 class Keys(BaseComponent):
@@ -51,8 +54,8 @@ class Keys(BaseComponent):
 
         cfg = section(ctx.settings, self.name, KeysSettings)
         path = ctx.settings.policies_dir / "keys.yaml"
-        if cfg.backend == "redis":
-            self.backend = await _follow_redis(ctx, cfg, path)
+        if cfg.backend != "file":
+            self.backend = await _follow_shared(ctx, cfg, path)
         else:
             from gateway.keys.reload import follow
 
@@ -60,19 +63,35 @@ class Keys(BaseComponent):
         ctx.stages.append(AuthenticateStage(ctx.keys, ctx.models))
 
 
-async def _follow_redis(ctx: AppContext, cfg: KeysSettings, path: Path) -> KeyBackend:
-    """Serve the shared keys: only admin keys until Redis answers (fail closed), then follow it."""
+def shared_backend(cfg: KeysSettings, store: KeyStore, path: Path) -> RedisKeys | PostgresKeys:
+    """The shared backend ``cfg`` names (``redis`` or ``postgres``), not started yet."""
+    if cfg.backend == "postgres":
+        from gateway.keys.postgres_backend import PostgresKeys
+
+        return PostgresKeys(
+            store,
+            cfg.postgres_dsn,
+            path,
+            schema=cfg.postgres_schema,
+            timeout_s=cfg.redis_timeout_s,
+            version_check_s=cfg.version_check_s,
+        )
     from gateway.keys.redis_backend import RedisKeys
 
-    ctx.keys.keep_only_admin_keys()
-    backend = RedisKeys(
-        ctx.keys,
+    return RedisKeys(
+        store,
         cfg.redis_url,
         path,
         prefix=cfg.key_prefix,
         timeout_s=cfg.redis_timeout_s,
         version_check_s=cfg.version_check_s,
     )
+
+
+async def _follow_shared(ctx: AppContext, cfg: KeysSettings, path: Path) -> KeyBackend:
+    """Serve the shared keys: only admin keys until the backend answers (fail closed), then follow it."""
+    ctx.keys.keep_only_admin_keys()
+    backend = shared_backend(cfg, ctx.keys, path)
     await backend.reload()  # down: not ready with the reason; the follower keeps retrying
     backend.start()
     ctx.ready_checks["keys"] = backend.ready

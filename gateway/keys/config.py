@@ -1,7 +1,7 @@
 """Settings of the keys component (``keys:`` in ``wardgate.yaml``, ``WARDGATE_KEYS__…``).
 
 ``backend`` says where virtual keys live. ``file`` (the default) is ``policies/keys.yaml``
-itself, right for one replica. ``redis`` shares them between replicas: keys.yaml is then only
+itself, right for one replica. ``redis`` or ``postgres`` shares them between replicas: keys.yaml is then only
 the bootstrap (imported once into an empty backend) and the source of the admin keys, which
 stay hand-managed in the file. Either way only SHA-256 hashes are stored, never a key.
 """
@@ -17,11 +17,14 @@ class KeysSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: ``file``: keys.yaml is the store (one replica); ``redis``: shared by every replica.
-    backend: Literal["file", "redis"] = "file"
+    backend: Literal["file", "redis", "postgres"] = "file"
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: Prefix of every Redis key of the keys backend (tests use one per run).
     key_prefix: str = "wg"
-    #: Redis connect/read timeout.
+    postgres_dsn: str = "postgresql://127.0.0.1:5432/test"
+    #: Schema of the ``keys`` and ``keys_meta`` tables (tests use one per run).
+    postgres_schema: str = Field(default="wardgate", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+    #: Redis / PostgreSQL connect and read timeout.
     redis_timeout_s: float = Field(default=2.0, gt=0, le=60)
     #: Safety net under the pub/sub invalidation: each worker compares the backend's version
     #: this often, so a lost message still reaches it within this bound (and a dead backend is

@@ -60,7 +60,8 @@ return 1
 """
 
 
-def _read_doc(path: Path) -> dict[str, Any]:
+def read_doc(path: Path) -> dict[str, Any]:
+    """keys.yaml as a document (the admin keys, and the bootstrap import); {} if absent."""
     if not path.exists():
         return {}
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -117,14 +118,14 @@ class RedisKeys:
         """Load every key from Redis into the store; False (last keys kept) if it cannot."""
         async with self._lock:
             try:
-                doc = await asyncio.to_thread(_read_doc, self.file)
+                doc = await asyncio.to_thread(read_doc, self.file)
                 if not self.loaded:
                     await self._import_file(doc)
                 async with self._redis.pipeline(transaction=True) as pipe:
                     pipe.get(self._version_key)  # type: ignore[unused-awaitable]  # queued: execute() sends it
                     pipe.hgetall(self._entries)  # type: ignore[unused-awaitable]  # queued: execute() sends it
                     version, raw = await pipe.execute()
-                entries = sorted((orjson.loads(v) for v in raw.values()), key=_created)
+                entries = sorted((orjson.loads(v) for v in raw.values()), key=created_order)
                 key_set = parse_key_doc({"keys": entries, "admin_keys": doc.get("admin_keys") or []})
             except (RedisError, OSError) as exc:
                 return self._failed(f"{self.where} unreachable: {str(exc) or type(exc).__name__}")
@@ -184,7 +185,7 @@ class RedisKeys:
     async def edit(self, change: Callable[[dict[str, Any]], T]) -> T:
         """Apply ``change`` to the shared keys (optimistic transaction), publish, load here."""
         try:
-            admin = (await asyncio.to_thread(_read_doc, self.file)).get("admin_keys") or []
+            admin = (await asyncio.to_thread(read_doc, self.file)).get("admin_keys") or []
             result = await self._edit(change, admin)
         except (RedisError, OSError) as exc:
             raise KeysUnavailable(
@@ -196,13 +197,13 @@ class RedisKeys:
 
     async def _edit(self, change: Callable[[dict[str, Any]], T], admin: list[Any]) -> T:
         if not self.loaded:  # a first write (the CLI) imports keys.yaml first, like a start
-            await self._import_file(await asyncio.to_thread(_read_doc, self.file))
+            await self._import_file(await asyncio.to_thread(read_doc, self.file))
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     await pipe.watch(self._entries)
                     old = {k: orjson.loads(v) for k, v in (await pipe.hgetall(self._entries)).items()}
-                    keys = sorted(copy.deepcopy(list(old.values())), key=_created)
+                    keys = sorted(copy.deepcopy(list(old.values())), key=created_order)
                     doc: dict[str, Any] = {"keys": keys, "admin_keys": admin}
                     result = change(doc)
                     new = {str(e["id"]): e for e in doc.get("keys") or [] if isinstance(e, dict)}
@@ -227,7 +228,7 @@ class RedisKeys:
     async def list_entries(self) -> list[dict[str, Any]]:
         """Every virtual key entry in the backend (the CLI's ``list``; hashes included)."""
         raw = await self._redis.hgetall(self._entries)
-        return sorted((orjson.loads(v) for v in raw.values()), key=_created)
+        return sorted((orjson.loads(v) for v in raw.values()), key=created_order)
 
     # -- lifespan ---------------------------------------------------------------------------
 
@@ -246,5 +247,6 @@ class RedisKeys:
         await self._redis.delete(self._entries, self._version_key, self._imported)
 
 
-def _created(entry: dict[str, Any]) -> tuple[str, str]:
+def created_order(entry: dict[str, Any]) -> tuple[str, str]:
+    """A stable order for entries stored unordered: creation time, then id."""
     return (str(entry.get("created_at") or ""), str(entry.get("id")))
