@@ -9,4 +9,5 @@ router.py         deployment choice, retries with backoff, fallback, circuit bre
 errors.py         a provider's error answers become the gateway's own errors
 stage.py          ForwardStage (``forward``): the call to the upstream
 stream_trust.py   StreamTrustStage (``stream_trust``): a stream's events must add up
+metrics.py        wardgate_circuit_state: each deployment's circuit breaker, at scrape time
 """

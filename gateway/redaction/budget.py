@@ -81,7 +81,7 @@ class LoopSlice:
                 next(steps)
             except StopIteration as done:
                 await self.pause()
-                return done.value  # type: ignore[no-any-return]
+                return done.value
             await self.pause()
 
 

@@ -224,7 +224,7 @@ def finish(steps: Steps) -> str:
         try:
             next(steps)
         except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+            return done.value
 
 
 def anonymize(
