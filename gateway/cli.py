@@ -32,7 +32,7 @@ def serve(
 
     The whole configuration is checked first (``wardgate config check``): any problem refuses
     the start with one line per problem and exit code 2."""
-    from gateway.configcheck import ConfigError, data_problems, load_settings
+    from gateway.configcheck import ConfigError, data_problems, deployment_problems, load_settings
     from gateway.http import serve as server
     from gateway.http.protocol import HTTP_PROTOCOL
 
@@ -44,7 +44,7 @@ def serve(
         _refuse(exc.problems)
     if config is not None:
         os.environ["WARDGATE_CONFIG"] = str(config)
-    problems = data_problems(settings, quiet=True)
+    problems = deployment_problems(settings, workers) + data_problems(settings, quiet=True)
     if problems:
         _refuse(problems)
     host = host or settings.server.host

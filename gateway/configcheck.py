@@ -223,6 +223,42 @@ def data_problems(settings: CoreSettings, rego: bool = True, quiet: bool = False
     return list(dict.fromkeys(problems))
 
 
+def deployment_problems(
+    settings: CoreSettings, workers: int | None = None, environ: Mapping[str, str] = os.environ
+) -> list[str]:
+    """State that must be shared and is not: memory backends under several workers, a Redis
+    approvals backend without the sealing key every replica must share."""
+    from gateway.approvals.config import ApprovalSettings
+    from gateway.limits.config import LimitsSettings
+
+    workers = workers or settings.server.workers
+    limits = section(settings, "limits", LimitsSettings)
+    approvals = section(settings, "approvals", ApprovalSettings)
+    problems: list[str] = []
+    if workers > 1 and not settings.server.allow_per_process_state:
+        fix = (
+            "set {name}.backend: redis (and {name}.redis_url), or server.allow_per_process_state: true "
+            "to accept per-worker state (tests, demos)"
+        )
+        if limits.enabled and limits.backend == "memory":
+            problems.append(
+                f"limits.backend is memory with {workers} workers: each worker would count its own "
+                f"limits and budgets (a 3/min limit would admit {3 * workers}); " + fix.format(name="limits")
+            )
+        if approvals.enabled and approvals.backend == "memory":
+            problems.append(
+                f"approvals.backend is memory with {workers} workers: an approval held by one worker "
+                "is invisible to the others (approve answers 404); " + fix.format(name="approvals")
+            )
+    if approvals.enabled and approvals.backend == "redis" and not environ.get(approvals.answer_key_env):
+        problems.append(
+            f"approvals.backend is redis but {approvals.answer_key_env} is unset: every replica must "
+            "seal held answers with the same key; set it to one Fernet key on all of them "
+            "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+        )
+    return problems
+
+
 def _rego_problems(settings: CoreSettings) -> list[str]:
     """Compile errors of the policy set (regorus, as the embedded engine runs it)."""
     from gateway.policy.config import PolicySettings
@@ -244,4 +280,4 @@ def check_all(explicit: Path | None = None, environ: Mapping[str, str] = os.envi
     settings, problems = _read_settings(explicit, environ, Settings)
     if settings is None:
         return problems
-    return problems + data_problems(settings)
+    return problems + deployment_problems(settings, environ=environ) + data_problems(settings)

@@ -41,6 +41,10 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
+    #: With ``workers > 1`` the ``memory`` backends of limits and approvals would split their
+    #: state per worker (a 3/min limit admitting 3 per worker, an approval only one worker
+    #: sees), so ``wardgate serve`` refuses them; ``true`` accepts that, for tests and demos.
+    allow_per_process_state: bool = False
     #: Request bodies above this are refused with 413 before they are read in full.
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     # Connection hygiene, enforced per worker by the HTTP protocol (gateway/http/protocol.py):
