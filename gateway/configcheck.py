@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.registry import section
 from gateway.settings import MOVED_KEYS, CoreSettings, Settings
-from gateway.strict import UnknownKey, unknown_env, unknown_keys
+from gateway.strict import UnknownKey, default_env_names, unknown_env, unknown_keys
 from gateway.yamlfile import load_yaml
 
 DEFAULT_CONFIG = Path("wardgate.yaml")
@@ -140,7 +140,9 @@ def _read_settings(
         return None, [f"{path}: expected a mapping of sections at the top level"]
     problems = [f"{path}: {p}" for p in _unknown_in_settings(doc, settings_cls)]
     policies = Path(environ.get("WARDGATE_POLICIES_DIR") or doc.get("policies_dir") or "policies")
-    allowed = set(_env_names(doc)) | set(_env_names(_policies_docs(policies)))
+    allowed = (
+        set(_env_names(doc)) | set(_env_names(_policies_docs(policies))) | default_env_names(settings_cls)
+    )
     moved, renamed = _moved_env(environ)
     for p in unknown_env(moved, settings_cls, allowed):
         shown = renamed.get(p.path, p.path)

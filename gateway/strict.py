@@ -105,6 +105,22 @@ def _walk_value(value: Any, annotation: Any, where: str) -> list[UnknownKey]:
     return []
 
 
+def default_env_names(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
+    """The defaults of every ``*_env`` field (``audit.signing_key_env``…), at any depth: the
+    variables the gateway reads for secrets even when the configuration does not name them."""
+    seen = set() if seen is None else seen
+    if model in seen:
+        return set()
+    seen.add(model)
+    found: set[str] = set()
+    for name, info in model.model_fields.items():
+        if name.endswith("_env") and isinstance(info.default, str):
+            found.add(info.default)
+        for _, sub in _models_in(info.annotation):
+            found |= default_env_names(sub, seen)
+    return found
+
+
 def describe(where: str, problems: Iterable[UnknownKey]) -> str:
     """One line per unknown key, each prefixed with the file (or source) it is in."""
     return "\n".join(f"{where}: {p}" for p in problems)

@@ -149,7 +149,7 @@ def test_deprecated_audit_metrics_keys_still_work_with_their_warning(tmp_path: P
         load_settings(config, environ={})
 
 
-def test_env_vars_the_project_reads_that_are_not_settings_are_allowed() -> None:
+def test_env_vars_the_project_reads_that_are_not_settings_are_allowed(tmp_path: Path) -> None:
     environ = {
         "WARDGATE_CONFIG": "x",
         "WARDGATE_APPROVALS_KEY": "k",
@@ -165,6 +165,8 @@ def test_env_vars_the_project_reads_that_are_not_settings_are_allowed() -> None:
         "WARDGATE_MY_PROVIDER": "named by a models.yaml api_key_env",
     }
     assert unknown_env(environ, Settings, also_allowed={"WARDGATE_MY_PROVIDER"}) == []
+    # a variable a setting names by default (audit.signing_key_env) is read by the gateway
+    assert check_all(_tree(tmp_path), environ={"WARDGATE_AUDIT_SIGNING_KEY": "k"}) == []
     assert [u.path for u in unknown_env({"WARDGATE_SERVER__PORTT": "1"}, Settings)] == [
         "WARDGATE_SERVER__PORTT"
     ]
