@@ -104,7 +104,6 @@ class Limits(BaseComponent):
             policies / cfg.limits_file, run_ttl_s=cfg.run_ttl_s, agent_ttl_s=cfg.agent_ttl_s
         )
         prices = PriceBook.load(policies / cfg.pricing_file, unknown=cfg.unknown_price)
-        ctx.start_files.add(policies / cfg.limits_file)
         ctx.start_files.add(policies / cfg.pricing_file)
         for entry in ctx.models.entries():  # warm the cache: the first genai-prices lookup loads its data
             for name in {entry.name, *(d.model for d in entry.deployments)}:
@@ -116,6 +115,14 @@ class Limits(BaseComponent):
         )
         service.admin = LimitsAdmin(service, ctx.keys)
         ctx.closers.append(service.close)
+
+        def reload_rules() -> None:
+            """limits.yaml changed: validate it fully, then swap (one assignment; calls read it once)."""
+            service.rules = LimitRules.load(
+                policies / cfg.limits_file, run_ttl_s=cfg.run_ttl_s, agent_ttl_s=cfg.agent_ttl_s
+            )
+
+        ctx.start_files.add(policies / cfg.limits_file, reload_rules)
         ctx.stages.append(LimitStage(service))
         ctx.stages.append(RepriceStage(service))
         ctx.stages.append(SettleStage(service))

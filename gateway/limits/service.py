@@ -118,8 +118,9 @@ class LimitsService:
                 )
             )
             raise
-        scopes, team_index, run_index = self.rules.scopes_for(call, principal)
-        max_calls, max_identical, max_run_cost = self.rules.run_guard_limits(principal.team)
+        rules = self.rules  # read once: a reload (limits.yaml) swaps it, a call sees one version
+        scopes, team_index, run_index = rules.scopes_for(call, principal)
+        max_calls, max_identical, max_run_cost = rules.run_guard_limits(principal.team)
         req = ReserveRequest(
             team=principal.team,
             rid=f"{self._rid_prefix}{next(self._rid_seq):x}",

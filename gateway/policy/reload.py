@@ -16,11 +16,13 @@ refused record leaves the active revision in place and raises ``AuditUnavailable
 answers 503). An admin's reload that finds nothing new is recorded too ("unchanged"); refusals
 are recorded when the audit log can take them.
 
-Files of ``policies/`` that components read once at start (``models.yaml``, ``limits.yaml``,
+Files of ``policies/`` that components read at start (``models.yaml``, ``limits.yaml``,
 ``pricing.yaml``, ``redaction.yaml``, ``approvals.yaml``: see ``gateway/startfiles.py``) are
-policy data too, but the components keep the version they started with. Every reload names
-the ones changed since start as ``restart_required`` (log, ``GET /admin/policies``,
-``/readyz``), so "changed: models.yaml" never reads as applied.
+policy data too. Every reload also hands those changed since to their components: a
+reloadable one (``limits.yaml``) is validated and swapped in (``applied_files``) or refused
+with the reason (``refused_files``, the running version stays, ``/readyz`` degraded); the
+others are named ``restart_required`` (log, ``GET /admin/policies``, ``/readyz``), so
+"changed: models.yaml" never reads as applied.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from gateway.policy.errors import PolicyCompileError
 from gateway.policy.metrics import PolicyMetrics
 from gateway.policy.source import DATA_SUFFIXES, PolicySet, PolicySourceError, load_policy_set
 from gateway.policy.testing import CheckReport, check
-from gateway.startfiles import StartFiles
+from gateway.startfiles import FileChanges, StartFiles
 
 log = logging.getLogger("wardgate.policy")
 
@@ -64,6 +66,9 @@ class ReloadResult:
     tests: dict[str, Any] | None = None
     #: Files read once at start that changed since: applied only by a restart.
     restart_required: list[str] = field(default_factory=list)
+    #: Start-time files this reload validated and swapped in, and those it refused (``file: why``).
+    applied_files: list[str] = field(default_factory=list)
+    refused_files: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +77,8 @@ class ReloadResult:
             "errors": self.errors,
             "tests": self.tests,
             "restart_required": self.restart_required,
+            "applied_files": self.applied_files,
+            "refused_files": self.refused_files,
         }
 
 
@@ -100,6 +107,8 @@ class PolicyManager:
         self.start_files = start_files or StartFiles()
         #: Files read once at start that differed from that version at the last reload.
         self.restart_required: list[str] = []
+        #: Changed start-time files their component refused at the last reload (``file: why``).
+        self.refused_files: list[str] = []
 
     async def reload(
         self, *, reason: str = "manual", force: bool = False, actor: str | None = None
@@ -111,7 +120,9 @@ class PolicyManager:
         load or an admin's reload cannot be recorded: then nothing changed.
         """
         result = await self._reload(reason, force, actor)
-        result.restart_required = await self._check_start_files(reason)
+        files = await self._check_start_files(reason)
+        result.restart_required = files.restart_required
+        result.applied_files, result.refused_files = files.applied, files.refused
         if result.result == "refused":
             try:
                 await self._record(result, reason, actor)
@@ -119,9 +130,14 @@ class PolicyManager:
                 log.exception("could not record the policy refusal of revision %s", result.revision)
         return result
 
-    async def _check_start_files(self, reason: str) -> list[str]:
-        """Name (and log, once per reload) the start-time files that changed on disk since."""
-        changed = await asyncio.to_thread(self.start_files.changed)
+    async def _check_start_files(self, reason: str) -> FileChanges:
+        """Apply the start-time files that changed on disk and can be; name (and log) the rest."""
+        files = await asyncio.to_thread(self.start_files.apply_changes)
+        for name in files.applied:
+            log.info("%s reloaded (%s): calls from now on use it", name, reason)
+        for line in files.refused:
+            log.error("%s refused (%s); the running version stays", line, reason)
+        changed = files.restart_required
         for name in changed:
             log.warning(
                 "%s changed on disk (%s) but is read only at start: restart required to apply it; "
@@ -134,7 +150,8 @@ class PolicyManager:
         if self.restart_required and not changed:
             log.info("start-time files back to the running version: no restart required")
         self.restart_required = changed
-        return changed
+        self.refused_files = files.refused
+        return files
 
     async def _record(self, result: ReloadResult, reason: str, actor: str | None) -> None:
         if self._on_change is None:
@@ -235,6 +252,8 @@ class PolicyManager:
             "last_error": self.last_error,
             "start_files": self.start_files.names(),
             "restart_required": self.restart_required,
+            "reloadable_files": self.start_files.reloadable(),
+            "refused_files": self.refused_files,
         }
 
     def degraded(self) -> str | None:
@@ -243,6 +262,8 @@ class PolicyManager:
         if self.last_error is not None:
             first = ((self.last_error.get("errors") or ["refused"])[0].splitlines() or ["refused"])[0]
             problems.append(f"reload refused ({first}), revision {self.engine.revision} active")
+        for line in self.refused_files:
+            problems.append(f"{line}, running version kept")
         if self.restart_required:
             problems.append("restart required to apply " + ", ".join(self.restart_required))
         return "degraded: " + "; ".join(problems) if problems else None

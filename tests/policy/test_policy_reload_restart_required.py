@@ -1,8 +1,10 @@
-"""Reload says what it applied: files read once at start are named "restart required".
+"""Reload says what it applied: limits.yaml is applied, the others are named "restart required".
 
-The real gateway over HTTP: an edit of ``models.yaml`` or ``limits.yaml`` followed by a reload
-is not silently "changed": the reload answer, ``GET /admin/policies`` and ``/readyz`` name
-the file as needing a restart, and the running gateway keeps serving what it started with.
+The real gateway over HTTP: an edit of ``limits.yaml`` followed by a reload is validated and
+enforced on the next call, and a broken one is refused with the reason while the running
+limits stay. An edit of ``models.yaml`` is not silently "changed": the reload answer,
+``GET /admin/policies`` and ``/readyz`` name it as needing a restart, and the running
+gateway keeps serving the catalog it started with.
 A refused reload leaves the last good revision serving and ``/readyz`` degraded (still 200),
 with the reason; fixing the files clears it.
 """
@@ -87,17 +89,56 @@ def test_a_models_edit_is_named_restart_required_and_not_pretended_applied(
     assert policy_ready(gw) == "ok"
 
 
-def test_a_limits_edit_is_named_restart_required(gateway: tuple[RunningGateway, Path, Path]) -> None:
+def _mock_calls(gw: RunningGateway, n: int) -> list[int]:
+    """Statuses of ``n`` calls to mock-chat (200, or 429 once a limit refuses)."""
+    client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=0)
+    statuses = []
+    for _ in range(n):
+        try:
+            client.chat.completions.create(model="mock-chat", messages=MESSAGES)
+            statuses.append(200)
+        except openai.APIStatusError as exc:
+            statuses.append(exc.status_code)
+    return statuses
+
+
+def test_a_limits_edit_is_applied_and_a_broken_one_refused(
+    gateway: tuple[RunningGateway, Path, Path],
+) -> None:
     gw, policies, _ = gateway
     path = policies / "limits.yaml"
     original = path.read_text()
+    doc = yaml.safe_load(original)
     try:
-        path.write_text(original + "\n# an operator's edit\n")
-        assert reload(gw).json()["restart_required"] == ["limits.yaml"]
-        assert "restart required to apply limits.yaml" in policy_ready(gw)
+        assert _mock_calls(gw, 3) == [200, 200, 200]
+        doc.setdefault("models", {})["mock-chat"] = {"requests_per_minute": 4}
+        path.write_text(yaml.safe_dump(doc))
+        resp = reload(gw).json()
+        assert resp["applied_files"] == ["limits.yaml"] and resp["restart_required"] == []
+        assert resp["refused_files"] == []
+        assert policy_ready(gw) == "ok"
+        status = get(gw, "/admin/policies", headers=ADMIN).json()
+        assert status["reloadable_files"] == ["limits.yaml"]
+        # The new limit is enforced from the next call: 4/min on mock-chat (the calls before
+        # were not counted against a model scope that had no limit then).
+        assert _mock_calls(gw, 5) == [200, 200, 200, 200, 429]
+        # A limits.yaml that is YAML but not valid limits: refused, the running limit stays.
+        doc["models"]["mock-chat"] = {"requests_per_minute": 4, "requets_per_minute": 100}
+        path.write_text(yaml.safe_dump(doc))
+        resp = reload(gw).json()
+        assert resp["applied_files"] == [] and len(resp["refused_files"]) == 1
+        assert resp["refused_files"][0].startswith("limits.yaml: "), resp
+        assert "requets_per_minute" in resp["refused_files"][0]
+        ready = policy_ready(gw)
+        assert ready.startswith("degraded: limits.yaml: ") and ready.endswith("running version kept"), ready
+        assert get(gw, "/admin/policies", headers=ADMIN).json()["refused_files"] == resp["refused_files"]
+        assert _mock_calls(gw, 1) == [429]
     finally:
         path.write_text(original)
-    assert reload(gw).json()["restart_required"] == []
+    resp = reload(gw).json()
+    assert resp["applied_files"] == ["limits.yaml"] and resp["refused_files"] == []
+    assert policy_ready(gw) == "ok"
+    assert _mock_calls(gw, 1) == [200]  # the shipped limits again
 
 
 def test_a_refused_reload_keeps_serving_and_readyz_says_degraded_with_the_reason(
