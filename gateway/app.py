@@ -75,7 +75,15 @@ async def build_context(
         models=models,
         drain=Drain(settings.server.shutdown_grace_s, settings.server.shutdown_delay_s),
     )
-    ctx.start_files.add(settings.policies_dir / "models.yaml")
+    # Not reloadable (the router's sessions are built from it), but a changed version is read
+    # at each reload: a deployment it drops is logged then, and a version a restart would
+    # refuse is reported (/readyz degraded) before anyone restarts.
+    models_path = settings.policies_dir / "models.yaml"
+
+    def check_models() -> None:
+        ModelCatalog.load(models_path)  # logs the deployments it drops; raises on a bad file
+
+    ctx.start_files.add(models_path, check=check_models)
     if models.disabled:  # named in /readyz, not only in the start-up log (clients see a 404)
         status = models.status()
 

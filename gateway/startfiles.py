@@ -51,13 +51,18 @@ class StartFiles:
     def __init__(self) -> None:
         self._files: dict[str, tuple[Path, str | None]] = {}
         self._apply: dict[str, Apply] = {}
+        self._check: dict[str, Apply] = {}
 
-    def add(self, path: Path, apply: Apply | None = None) -> None:
+    def add(self, path: Path, apply: Apply | None = None, *, check: Apply | None = None) -> None:
         """Remember ``path`` as read now (call it right after reading the file); ``apply``
-        makes it reloadable (see the module docstring)."""
+        makes it reloadable (see the module docstring). ``check`` (for a file that is not)
+        reads a changed version without applying it, so its problems (a key a restart would
+        refuse, a deployment it would drop) are told at the reload, not at the restart."""
         self._files[path.name] = (path, _digest(path))
         if apply is not None:
             self._apply[path.name] = apply
+        if check is not None:
+            self._check[path.name] = check
 
     def reloadable(self) -> list[str]:
         return sorted(self._apply)
@@ -69,6 +74,13 @@ class StartFiles:
             apply = self._apply.get(name)
             if apply is None:
                 out.restart_required.append(name)
+                check = self._check.get(name)
+                try:
+                    if check is not None:
+                        check()
+                except Exception as exc:  # the restart would refuse this version: say so now
+                    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                    out.refused.append(f"{name}: {first} (a restart would refuse it)")
                 continue
             path = self._files[name][0]
             digest = _digest(path)

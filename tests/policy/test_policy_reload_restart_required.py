@@ -89,6 +89,38 @@ def test_a_models_edit_is_named_restart_required_and_not_pretended_applied(
     assert policy_ready(gw) == "ok"
 
 
+def test_a_models_edit_a_restart_would_refuse_is_reported_at_the_reload(
+    gateway: tuple[RunningGateway, Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    gw, policies, _ = gateway
+    path = policies / "models.yaml"
+    original = path.read_text()
+    doc = yaml.safe_load(original)
+    unset = "WARDGATE_TEST_RELOAD_NEVER_SET"
+    try:
+        doc["models"]["gpt-keyless"] = {"deployments": [{"name": "east", "api_key_env": unset}]}
+        path.write_text(yaml.safe_dump(doc))
+        with caplog.at_level("WARNING", logger="wardgate.models"):
+            body = reload(gw).json()
+        assert body["restart_required"] == ["models.yaml"] and body["refused_files"] == []
+        warned = [r.getMessage() for r in caplog.records if r.name == "wardgate.models"]
+        assert any("'gpt-keyless'" in m and "'east'" in m and unset in m for m in warned), warned
+        # A typo a restart would refuse: told now, not at the restart.
+        doc["models"]["gpt-keyless"]["deployments"][0]["api_key_evn"] = "X"
+        path.write_text(yaml.safe_dump(doc))
+        body = reload(gw).json()
+        assert body["restart_required"] == ["models.yaml"]
+        assert len(body["refused_files"]) == 1 and "api_key_evn" in body["refused_files"][0]
+        assert body["refused_files"][0].endswith("(a restart would refuse it)")
+        ready = policy_ready(gw)
+        assert ready.startswith("degraded: models.yaml: ") and "restart required" in ready, ready
+    finally:
+        path.write_text(original)
+    body = reload(gw).json()
+    assert body["restart_required"] == [] and body["refused_files"] == []
+    assert policy_ready(gw) == "ok"
+
+
 def _mock_calls(gw: RunningGateway, n: int) -> list[int]:
     """Statuses of ``n`` calls to mock-chat (200, or 429 once a limit refuses)."""
     client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=0)
