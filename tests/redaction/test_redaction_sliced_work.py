@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json as stdjson
 import random
+import socket
+from collections.abc import Generator
 
 import pytest
 
@@ -207,3 +209,40 @@ def test_a_refused_dense_request_hands_the_loop_back_while_it_is_checked(
 
     assert asyncio.run(main()) == "content_too_complex"
     assert len(ticks) >= 10, "other work ran between the texts"
+
+
+def test_io_that_became_ready_during_a_slice_runs_before_the_next_slice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A normal call's socket that became readable while a heavy request ran its slice is
+    served before that request's next slice (a ``sleep(0)`` pause resumed ahead of it)."""
+    monkeypatch.setattr(budget_mod, "SLICE_S", 0.0)
+    order: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        r, w = socket.socketpair()
+        r.setblocking(False)
+
+        def readable() -> None:
+            order.append("io")
+            loop.remove_reader(r.fileno())
+
+        loop.add_reader(r.fileno(), readable)
+
+        def heavy() -> Generator[None, None, str]:
+            for k in range(3):
+                order.append(f"slice{k}")
+                if k == 0:
+                    w.send(b"x")  # a normal client's request arrives meanwhile
+                yield
+            return "done"
+
+        try:
+            assert await LoopSlice().run(heavy()) == "done"
+        finally:
+            r.close()
+            w.close()
+
+    asyncio.run(main())
+    assert order[:3] == ["slice0", "io", "slice1"], order
