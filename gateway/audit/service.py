@@ -75,6 +75,8 @@ class AuditService:
                 raise ValueError(
                     f"audit.anchor_to needs a signing key (audit.signing_key_file or ${settings.signing_key_env})"
                 )
+        #: When this process last wrote an anchor (0: never; the first one lists every chain).
+        self._anchored_at = 0.0
         self._since_checkpoint = 0
         self._checkpoint_due = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -209,12 +211,21 @@ class AuditService:
 
     # --- anchors -----------------------------------------------------------------------
     async def anchor(self) -> dict[str, Any]:
-        """Sign every chain's head and write it to ``audit.anchor_to`` (outside the store)."""
+        """Sign the chains' heads and write them to ``audit.anchor_to`` (outside the store).
+
+        This process's first anchor lists every chain; later ones only the chains whose head
+        moved (or lease was renewed) since the previous anchor, with an interval's margin: a
+        chain that stopped was listed when it last moved, and every anchor is checked, so an
+        anchor stays small however many chains restarts have left behind.
+        """
         if self.signing_key is None or self.settings.anchor_to is None:
             raise ValueError("anchoring needs audit.anchor_to and a signing key")
-        heads = {c.shard: c.head for c in await self._chains()}
-        record = anchor_record(self.signing_key, heads, self.shard)
+        now = time.time()
+        since = self._anchored_at - self.settings.anchor_interval_s if self._anchored_at else float("-inf")
+        heads = {c.shard: c.head for c in await self._chains() if c.ts >= since}
+        record = anchor_record(self.signing_key, heads, self.shard, now)
         await write_anchor(self.settings.anchor_to, record)
+        self._anchored_at = now
         return record
 
     async def _anchor_loop(self) -> None:

@@ -267,3 +267,24 @@ async def test_the_signing_key_can_come_from_the_environment(make_service, tmp_p
     monkeypatch.delenv("WARDGATE_AUDIT_SIGNING_KEY")
     with pytest.raises(ValueError, match="signing key"):
         await make_service(anchor_to=str(dest))  # anchoring without a key refuses the start
+
+
+async def test_later_anchors_list_only_the_chains_that_moved_and_all_still_verify(
+    make_service, tmp_path, key
+):
+    old = await make_service()
+    await old.record("admin", {"n": 1})
+    await old.close()
+    await tamper(old, "UPDATE audit_heads SET ts = $1 WHERE shard = $2", _OLD, old.shard)  # stopped long ago
+    service, dest = await _anchored(make_service, tmp_path, key)
+    await service.record("admin", {"n": "more"})
+    await service.anchor()
+    first, second = read_anchors(str(dest))
+    assert old.shard in first["heads"] and old.shard not in second["heads"]
+    assert second["heads"][service.shard]["seq"] == 16
+    report = await _verify(service, dest, key)
+    assert report.ok, report.all_breaks()
+    assert next(s for s in report.shards if s.shard == old.shard).anchored_to == 3
+    await tamper(service, "DELETE FROM audit_events WHERE shard = $1 AND seq = 3", old.shard)
+    problems = _problems(await _verify(service, dest, key), old.shard)
+    assert any("signed in the anchor" in p for p in problems), problems
