@@ -130,7 +130,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
-        logs.configure(settings.server.log_level)
+        logs.configure(settings.server.log_level, settings.server.log_format)
         try:
             ctx = await build_context(settings, components, stage_order)
         except ComponentStartError as exc:

@@ -32,6 +32,7 @@ def serve(
 
     The whole configuration is checked first (``wardgate config check``): any problem refuses
     the start with one line per problem and exit code 2."""
+    from gateway import logs
     from gateway.configcheck import ConfigError, data_problems, deployment_problems, load_settings
     from gateway.http import serve as server
     from gateway.http.protocol import HTTP_PROTOCOL
@@ -51,8 +52,10 @@ def serve(
     port = port or settings.server.port
     workers = workers or settings.server.workers
     typer.echo(f"Wardgate listening on http://{host}:{port}/v1 ({workers} worker(s))")
+    log_config = logs.uvicorn_log_config(settings.server.log_format)
     server.run(
         "gateway.app:create_app",
+        **({"log_config": log_config} if log_config is not None else {}),
         factory=True,
         host=host,
         port=port,

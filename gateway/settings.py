@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, create_model, model_validator
 from pydantic_settings import (
@@ -67,6 +67,9 @@ class ServerSettings(BaseModel):
     #: this, so the client (urllib too) reads the answer instead of a connection reset.
     drain_max_bytes: int = Field(16 * 1024 * 1024, ge=0)
     log_level: str = "info"
+    #: ``text`` (one line per record) or ``json`` (JSON lines with the request id, and the key
+    #: id, team, agent and run of the call when the record is logged inside one; never secrets).
+    log_format: Literal["text", "json"] = "text"
     #: Per-request access log lines (uvicorn's); the audit log line is always written.
     access_log: bool = False
     #: Proxies trusted to set X-Forwarded-For/-Proto (uvicorn's ``forwarded_allow_ips``, e.g.

@@ -53,6 +53,7 @@ from gateway.http.drain import BODY, REQUEST, STREAM, Drain, shutting_down
 from gateway.http.validate import MAX_EMBEDDING_VALUES, MAX_VALUES, check_body, parse_body
 from gateway.identity import invalid_id, valid_id
 from gateway.keys.stage import authenticate_key
+from gateway.logs import CURRENT_CALL
 from gateway.pipeline import CallScope, Pipeline
 from gateway.sse import EventBatches, LastBatch, SSEEvent
 
@@ -89,6 +90,7 @@ class ProxyEndpoint:
             traceparent=headers.get("traceparent"),
         )
         call.response_headers["x-request-id"] = call.request_id
+        CURRENT_CALL.set(call)  # the JSON log lines' ids (gateway/logs.py); this task only
         drain = ctx.drain
         owner = _pipeline(ctx).scope(call, drain.task())
         drain.enter(owner)
