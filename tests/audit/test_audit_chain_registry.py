@@ -95,14 +95,16 @@ async def test_a_dead_chain_is_named_abandoned_once_and_a_live_idle_one_never(ma
     await dead.record("admin", {"n": 1})
     await _crash(dead)
     idle = await make_service(shard_id="gw-b", chain_lease_s=0.3)  # alive and quiet: renews every 0.1 s
-    await asyncio.sleep(1.0)
-    nxt = await make_service(shard_id="gw-a", chain_lease_s=0.6)
+    # The sweeper judges others by its own lease (2 s): dead's head is older by then, while idle
+    # would have to miss renewals for 1.9 s (a GC pause or a loaded machine stalls far less).
+    await asyncio.sleep(2.5)
+    nxt = await make_service(shard_id="gw-a", chain_lease_s=2.0)
     marks = await _events(nxt, "chain_abandoned")
     assert [m["data"]["shard"] for m in marks] == [dead.shard]
     # Named by nxt's start, or already by idle's lease sweep (it is a live chain too).
     assert marks[0]["shard"] in {nxt.shard, idle.shard} and marks[0]["data"]["seq"] == 2
     assert marks[0]["data"]["hash"] == (await _last(nxt, dead.shard)).hash
-    await make_service(shard_id="gw-c", chain_lease_s=0.6)  # the next start does not repeat it
+    await make_service(shard_id="gw-c", chain_lease_s=2.0)  # the next start does not repeat it
     marks = await _events(nxt, "chain_abandoned")
     assert [m["data"]["shard"] for m in marks] == [dead.shard]  # idle never named
     report = await verify(nxt.store)
