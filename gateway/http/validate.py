@@ -49,7 +49,11 @@ def parse_body(raw: bytes, max_values: int = MAX_VALUES) -> dict[str, Any]:
     """The JSON object of a request body; arrays/objects and values bounded before parsing."""
     if not raw:
         raise InvalidJSON("The request body is empty; expected a JSON object.")
-    containers = _count_over(raw, MAX_CONTAINERS, b"[", b"{")
+    # A body of n bytes holds at most n of any one-byte needle, so a body no longer than a
+    # bound cannot exceed it: an ordinary call (a few KB) skips both counts (callgrind: ~2,500
+    # instructions of a pass-through call's ~815,000).
+    size = len(raw)
+    containers = _count_over(raw, MAX_CONTAINERS, b"[", b"{") if size > MAX_CONTAINERS else 0
     if containers:
         raise BadRequest(
             f"The request body holds {containers:,} or more JSON arrays and objects; at most "
@@ -57,7 +61,7 @@ def parse_body(raw: bytes, max_values: int = MAX_VALUES) -> dict[str, Any]:
             code="content_too_complex",
             headers=_NO_RETRY,
         )
-    values = _count_over(raw, max_values, b",", lower=_separated_strings)
+    values = _count_over(raw, max_values, b",", lower=_separated_strings) if size > max_values else 0
     if values:
         raise BadRequest(
             f"The request body holds {values:,} or more JSON values (array elements and object "

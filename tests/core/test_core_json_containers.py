@@ -111,3 +111,13 @@ def test_a_body_at_the_value_bound_is_parsed_and_embeddings_may_carry_more() -> 
     # commas inside strings are not values
     prose = orjson.dumps({**CHAT, "x": "a, b, " * (MAX_VALUES + 1)})
     assert parse_body(prose)["x"].startswith("a, b")
+
+
+def test_a_short_body_is_still_held_to_a_lower_value_bound() -> None:
+    """Bodies no longer than a bound skip its count (they cannot exceed it); the skip follows
+    the bound the caller gives, so a short body over a small bound is still refused."""
+    raw = b'{"model":"m","x":[1,2,3,4,5,6,7]}'
+    with pytest.raises(BadRequest) as caught:
+        parse_body(raw, max_values=5)
+    assert caught.value.code == "content_too_complex"
+    assert parse_body(raw, max_values=len(raw))["x"] == [1, 2, 3, 4, 5, 6, 7]
