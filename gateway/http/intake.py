@@ -170,7 +170,12 @@ class IntakeGuard:
     def sweep(self, now: float) -> None:
         """Act on every connection past its deadline (one pass; O(connections))."""
         for conn in [c for c in self.connections if c.deadline <= now]:
-            conn.expire(now)
+            try:
+                conn.expire(now)
+            except Exception:  # one connection's failure must not end every timeout of the worker
+                log.exception("closing a timed-out connection failed; closing it hard")
+                self.connections.discard(conn)
+                conn.transport.close()
 
     def admit(self, conn: Connection) -> bool:
         """Track a new connection; at the cap, displace an idle or header-sending one first."""

@@ -317,8 +317,11 @@ class WardgateProtocol(HttpToolsProtocol):
             transport.close()
             return
         self.flow.resume_reading()
-        if transport.can_write_eof():
-            transport.write_eof()
+        try:
+            if transport.can_write_eof():
+                transport.write_eof()
+        except OSError:  # the peer is already gone (ENOTCONN): nothing left to say
+            transport.close()
 
 
 def _malformed() -> BadRequest:
