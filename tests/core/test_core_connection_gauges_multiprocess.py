@@ -9,7 +9,6 @@ falls when they close.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import httpx
 
 from tests import raw_http
 from tests.harness import PASS_THROUGH, GatewayProcess, gateway_settings
+from tests.waiting import wait_until
 
 
 def _gauge(url: str, name: str) -> float | None:
@@ -26,12 +26,11 @@ def _gauge(url: str, name: str) -> float | None:
 
 
 def _until(check: Any, timeout_s: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
+    """``check()``'s first truthy value, or its last value after ``timeout_s`` (the caller asserts)."""
+    try:
+        return wait_until(check, within=timeout_s, interval=0.05)
+    except TimeoutError:
+        return check()
 
 
 def test_connection_gauges_are_summed_over_the_workers(fake_upstream: Any, tmp_path: Path) -> None:

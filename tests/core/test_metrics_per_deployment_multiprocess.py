@@ -14,7 +14,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import openai
 from cryptography.fernet import Fernet
 
 from tests.harness import REPO, TEST_KEY, GatewayProcess, gateway_settings
+from tests.waiting import wait_until
 
 _DEAD_PROCESS = """
 from prometheus_client import Counter, Gauge
@@ -45,12 +45,11 @@ else:
 
 
 def _until(check: Any, timeout_s: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
+    """``check()``'s first truthy value, or its last value after ``timeout_s`` (the caller asserts)."""
+    try:
+        return wait_until(check, within=timeout_s, interval=0.1)
+    except TimeoutError:
+        return check()
 
 
 def _samples(text: str, name: str) -> list[str]:

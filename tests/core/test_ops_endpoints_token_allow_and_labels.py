@@ -4,7 +4,6 @@ authenticated caller named a configured model."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import openai
 import pytest
 
 from tests.harness import ADMIN_KEY, PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
+from tests.waiting import wait_until
 
 TOKEN = "ops-token-0123456789abcdef"
 
@@ -164,14 +164,14 @@ def test_model_names_from_unauthenticated_or_unknown_requests_never_become_label
                 model=f"evil-keyed-{i}\u200b", messages=[{"role": "user", "content": "x"}]
             )
     client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+
     # A call's metrics are recorded right after its answer is sent: scrape until the last is in.
-    deadline = time.monotonic() + 5
-    while True:
+    def scraped() -> tuple[str, list[str]] | None:
         text = _scrape(guarded)
         lines = [ln for ln in text.splitlines() if ln.startswith("wardgate_requests_total{")]
-        if any('model="gpt-test"' in ln for ln in lines) or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
+        return (text, lines) if any('model="gpt-test"' in ln for ln in lines) else None
+
+    text, lines = wait_until(scraped, within=10, interval=0.02, message="the last call's metrics never came")
     assert "evil" not in text
     assert any('model="gpt-test"' in ln and 'status="200"' in ln for ln in lines), lines
     # a caller without a valid key is refused before its body (and so its model) is read

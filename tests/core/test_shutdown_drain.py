@@ -32,6 +32,7 @@ from cryptography.fernet import Fernet
 from gateway.limits.redis_store import RedisStore
 from tests.approvals.test_approvals_e2e import ARGS, MESSAGES, TOOLS
 from tests.harness import ADMIN_KEY, APPROVER_KEY, TEST_KEY, GatewayProcess, gateway_settings
+from tests.waiting import wait_until
 
 GRACE_S = 1.5
 PG_DSN = "postgresql://root@127.0.0.1:5432/test"
@@ -138,17 +139,19 @@ def _exited(proc: GatewayProcess, timeout: float = 15.0) -> int:
 
 
 def _refuses_connections(port: int, within_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
+    def refused() -> bool:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                pass
+                return False
         except ConnectionRefusedError:
             return True
         except OSError:
-            pass
-        time.sleep(0.02)
-    return False
+            return False
+
+    try:
+        return wait_until(refused, within=within_s, interval=0.02)
+    except TimeoutError:
+        return False
 
 
 def _witness(shared: dict[str, Any]) -> GatewayProcess:
@@ -287,16 +290,13 @@ def test_sigterm_answers_a_held_approval_409_pending_and_another_process_serves_
 
 
 def _pending_approval(witness: GatewayProcess) -> str:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        data = httpx.get(
+    def pending() -> list[dict[str, Any]]:
+        return httpx.get(  # type: ignore[no-any-return]  # JSON
             witness.url + "/admin/approvals?status=pending",
             headers={"authorization": f"Bearer {APPROVER_KEY}"},
         ).json()["data"]
-        if data:
-            return data[0]["id"]
-        time.sleep(0.05)
-    raise TimeoutError("no approval became pending")
+
+    return str(wait_until(pending, within=10, interval=0.05, message="no approval became pending")[0]["id"])
 
 
 @pytest.mark.parametrize("name", ["single", "workers"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from tests.harness import (
     make_policies_dir,
     running_gateway,
 )
+from tests.waiting import wait_until_async
 
 REPO = Path(__file__).resolve().parents[2]
 BUDGET = 0.05
@@ -300,14 +300,14 @@ async def test_a_stream_cut_by_the_client_still_settles(
             break
         await stream.close()
         await client.close()
-        t0 = time.monotonic()
         reader = RedisStore(redis_url, prefix=prefix)
         try:
-            while True:
-                st = await reader.scope_state("test", "key", "test")
-                if st.spent_nano["total"] or time.monotonic() - t0 > 10:
-                    break
-                await asyncio.sleep(0.05)
+
+            async def booked() -> Any:
+                state = await reader.scope_state("test", "key", "test")
+                return state if state.spent_nano["total"] else None
+
+            st = await wait_until_async(booked, within=10, interval=0.05, message="the call was never booked")
         finally:
             await reader.close()
     assert st.spent_nano["total"] == unit and st.reserved_nano == 0

@@ -30,6 +30,7 @@ from gateway.limits.store import RESERVATION, StoreError
 from gateway.models import ModelCatalog
 from gateway.observability.component import Observability
 from gateway.settings import Settings
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,14 +72,15 @@ class PrivateRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                    return True
             except OSError:
-                time.sleep(0.02)
-        pytest.fail("private redis-server did not start")
+                return False
+
+        wait_until(answers, within=10, interval=0.02, message="private redis-server did not start")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from typing import Any
 
 import openai
@@ -17,6 +16,7 @@ import pytest
 
 from orchestrator.admin_client import AdminClient
 from tests.orchestrator.conftest import AGENT_KEYS, ORCH_ADMIN_KEY, TEAM
+from tests.waiting import wait_until
 
 REFUND_TOOL = {
     "type": "function",
@@ -40,11 +40,12 @@ def create_with_approval(client: openai.OpenAI, headers: dict[str, str], **reque
         if exc.code != "approval_pending":
             raise
         approval_id = exc.body["approval_id"]  # type: ignore[index]
-    while True:
-        status = client.get(f"/approvals/{approval_id}", cast_to=dict)["status"]
-        if status != "pending":
-            break
-        time.sleep(0.2)
+    wait_until(
+        lambda: client.get(f"/approvals/{approval_id}", cast_to=dict)["status"] != "pending",
+        within=60,
+        interval=0.05,
+        message="the approval was never decided",
+    )
     # approved: the stored answer; denied/expired: the tool call removed, the reason in the text
     return client.chat.completions.create(
         **request, extra_headers={**headers, "X-Wardgate-Approval-Id": approval_id}
