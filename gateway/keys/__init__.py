@@ -8,6 +8,7 @@ Module map:
     backend.py       KeyBackend: what the API and CLI write through; KeysUnavailable (503)
     keyfile.py       the one writer of keys.yaml (flock + atomic replace)
     reload.py        KeyReloader: file backend; every worker follows keys.yaml (stat every second)
+    shared.py        SharedKeys: what both shared backends share (load, readiness, edits); read_doc
     redis_backend.py RedisKeys: Redis backend shared by replicas (pub/sub + version check)
     postgres_backend.py PostgresKeys: PostgreSQL backend shared by replicas (LISTEN/NOTIFY + version poll)
     bearer.py        bearer_token: the one parser of ``Authorization: Bearer …``

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -29,8 +28,8 @@ import asyncpg
 import orjson
 
 from gateway.keys.backend import KeysUnavailable
-from gateway.keys.redis_backend import created_order, read_doc
-from gateway.keys.store import KeyFileError, KeyStore, parse_key_doc
+from gateway.keys.shared import KeyEdit, SharedKeys, created_order, read_doc
+from gateway.keys.store import KeyFileError, KeyStore
 
 log = logging.getLogger("wardgate.keys")
 T = TypeVar("T")
@@ -39,7 +38,7 @@ _DOWN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 _SETUP_LOCK = 0x57475F4B455953
 
 
-class PostgresKeys:
+class PostgresKeys(SharedKeys[int]):
     """One worker's view of the shared keys, and its writer (``KeyBackend``)."""
 
     def __init__(
@@ -54,18 +53,13 @@ class PostgresKeys:
     ) -> None:
         if not schema.replace("_", "").isalnum():
             raise ValueError(f"keys.postgres_schema must be letters, digits and _, not {schema!r}")
-        self.store, self.file, self.dsn = store, file, dsn
-        self.timeout_s, self.version_check_s = timeout_s, version_check_s
+        super().__init__(store, file, version_check_s)
+        self.dsn, self.timeout_s = dsn, timeout_s
         parts = urlsplit(dsn)
         self.where = f"postgresql {parts.hostname or '127.0.0.1'}:{parts.port or 5432}"
         self._keys, self._meta = f'"{schema}".keys', f'"{schema}".keys_meta'
         self._schema, self._channel = schema, f"{schema}_keys_changed"
-        self.version: int | None = None
-        self.loaded = False
-        self.last_error: str | None = None
         self._set_up = False
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -120,23 +114,12 @@ class PostgresKeys:
                         await self._import_file(conn, doc)
                     async with conn.transaction(isolation="repeatable_read", readonly=True):
                         version, entries = await self._entries(conn)
-                keys = sorted(entries.values(), key=created_order)
-                key_set = parse_key_doc({"keys": keys, "admin_keys": doc.get("admin_keys") or []})
+                self._adopt(version, list(entries.values()), doc)
             except _DOWN as exc:
-                return self._failed(f"{self.where} unreachable: {str(exc) or type(exc).__name__}")
+                return self._unreachable(exc)
             except (KeyFileError, ValueError) as exc:
                 return self._failed(f"keys refused, last good keys kept: {exc}")
-            self.store.swap(key_set)
-            if self.last_error is not None:
-                log.info("keys: %s loaded again: %d active keys", self.where, len(key_set.keys))
-            self.version, self.loaded, self.last_error = version, True, None
             return True
-
-    def _failed(self, error: str) -> bool:
-        if error != self.last_error:
-            log.error("keys: %s", error)
-        self.last_error = error
-        return False
 
     async def watch(self) -> None:
         """Follow the backend until cancelled: NOTIFY, and the version as a safety net."""
@@ -155,25 +138,11 @@ class PostgresKeys:
                         elif await conn.fetchval(f"SELECT version FROM {self._meta}") != self.version:
                             await self.reload()
             except _DOWN as exc:
-                self._failed(f"{self.where} unreachable: {str(exc) or type(exc).__name__}")
+                self._unreachable(exc)
                 await asyncio.sleep(self.version_check_s)
             except Exception:  # the follower must survive anything; the next round retries
                 log.exception("keys: following %s failed", self.where)
                 await asyncio.sleep(self.version_check_s)
-
-    async def ready(self) -> str | None:
-        """Not ready while PostgreSQL is away, saying which keys this worker serves meanwhile."""
-        if self.last_error is None and self.loaded:
-            return None
-        if not self.loaded:
-            raise RuntimeError(
-                f"keys backend {self.last_error or 'not loaded yet'}; no virtual keys loaded yet "
-                "(only the admin keys of keys.yaml are active)"
-            )
-        raise RuntimeError(
-            f"keys backend {self.last_error}; serving the last loaded keys "
-            f"({len(self.store.principals())} active): revocations cannot arrive until it returns"
-        )
 
     async def edit(self, change: Callable[[dict[str, Any]], T]) -> T:
         """Apply ``change`` to the shared keys in one transaction, notify, load here."""
@@ -186,20 +155,14 @@ class PostgresKeys:
                 async with conn.transaction():
                     await conn.execute(f"SELECT version FROM {self._meta} FOR UPDATE")  # one writer at a time
                     _, old = await self._entries(conn)
-                    keys = sorted(copy.deepcopy(list(old.values())), key=created_order)
-                    work: dict[str, Any] = {"keys": keys, "admin_keys": admin}
-                    result = change(work)
-                    new = {str(e["id"]): e for e in work.get("keys") or [] if isinstance(e, dict)}
-                    parse_key_doc({"keys": list(new.values()), "admin_keys": admin})
-                    writes = [(k, orjson.dumps(e).decode()) for k, e in new.items() if old.get(k) != e]
-                    gone = [k for k in old if k not in new]
-                    if writes or gone:
+                    edit = KeyEdit(old, change, admin)
+                    if edit.writes or edit.gone:
                         await conn.executemany(
                             f"INSERT INTO {self._keys} VALUES ($1, $2::jsonb) "
                             "ON CONFLICT (id) DO UPDATE SET entry = EXCLUDED.entry",
-                            writes,
+                            [(k, orjson.dumps(e).decode()) for k, e in edit.writes.items()],
                         )
-                        await conn.execute(f"DELETE FROM {self._keys} WHERE id = ANY($1::text[])", gone)
+                        await conn.execute(f"DELETE FROM {self._keys} WHERE id = ANY($1::text[])", edit.gone)
                         await conn.execute(f"UPDATE {self._meta} SET version = version + 1")
                         await conn.execute("SELECT pg_notify($1, 'changed')", self._channel)
         except _DOWN as exc:
@@ -208,7 +171,7 @@ class PostgresKeys:
                 code="keys_store_unavailable",
             ) from exc
         await self.reload()
-        return result
+        return edit.result
 
     async def list_entries(self) -> list[dict[str, Any]]:
         """Every virtual key entry in the backend (the CLI's ``list``; hashes included)."""
@@ -217,10 +180,7 @@ class PostgresKeys:
         return sorted(entries.values(), key=created_order)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.watch(), name="wardgate-keys-postgres")
+        self._start(self.watch(), "wardgate-keys-postgres")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._stop()

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -39,13 +38,13 @@ from urllib.parse import urlsplit
 
 import orjson
 import redis.asyncio as aioredis
-import yaml
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, WatchError
 
 from gateway.keys.backend import KeysUnavailable
-from gateway.keys.store import KeyFileError, KeyStore, parse_key_doc
+from gateway.keys.shared import KeyEdit, SharedKeys, created_order, read_doc
+from gateway.keys.store import KeyFileError, KeyStore
 
 log = logging.getLogger("wardgate.keys")
 T = TypeVar("T")
@@ -60,16 +59,7 @@ return 1
 """
 
 
-def read_doc(path: Path) -> dict[str, Any]:
-    """keys.yaml as a document (the admin keys, and the bootstrap import); {} if absent."""
-    if not path.exists():
-        return {}
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    parse_key_doc(doc)  # refuses a malformed file
-    return doc if isinstance(doc, dict) else {}
-
-
-class RedisKeys:
+class RedisKeys(SharedKeys[str]):
     """One worker's view of the shared keys, and its writer (``KeyBackend``)."""
 
     def __init__(
@@ -82,9 +72,7 @@ class RedisKeys:
         timeout_s: float = 2.0,
         version_check_s: float = 0.5,
     ) -> None:
-        self.store = store
-        self.file = file
-        self.version_check_s = version_check_s
+        super().__init__(store, file, version_check_s)
         parts = urlsplit(url)
         self.where = f"redis {parts.hostname or '127.0.0.1'}:{parts.port or 6379}"
         self._redis = aioredis.Redis.from_url(
@@ -97,11 +85,6 @@ class RedisKeys:
         base = f"{prefix}:keys"
         self._entries, self._version_key = f"{base}:entries", f"{base}:version"
         self._channel, self._imported = f"{base}:changed", f"{base}:imported"
-        self.version: str | None = None
-        self.loaded = False
-        self.last_error: str | None = None
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -125,23 +108,12 @@ class RedisKeys:
                     pipe.get(self._version_key)  # type: ignore[unused-awaitable]  # queued: execute() sends it
                     pipe.hgetall(self._entries)  # type: ignore[unused-awaitable]  # queued: execute() sends it
                     version, raw = await pipe.execute()
-                entries = sorted((orjson.loads(v) for v in raw.values()), key=created_order)
-                key_set = parse_key_doc({"keys": entries, "admin_keys": doc.get("admin_keys") or []})
+                self._adopt(version, [orjson.loads(v) for v in raw.values()], doc)
             except (RedisError, OSError) as exc:
-                return self._failed(f"{self.where} unreachable: {str(exc) or type(exc).__name__}")
+                return self._unreachable(exc)
             except (KeyFileError, ValueError) as exc:
                 return self._failed(f"keys refused, last good keys kept: {exc}")
-            self.store.swap(key_set)
-            if self.last_error is not None:
-                log.info("keys: %s loaded again: %d active keys", self.where, len(key_set.keys))
-            self.version, self.loaded, self.last_error = version, True, None
             return True
-
-    def _failed(self, error: str) -> bool:
-        if error != self.last_error:
-            log.error("keys: %s", error)
-        self.last_error = error
-        return False
 
     async def watch(self) -> None:
         """Follow the backend until cancelled: pub/sub messages, and the version as a safety net."""
@@ -157,7 +129,7 @@ class RedisKeys:
                     if message is not None or await self._redis.get(self._version_key) != self.version:
                         await self.reload()
             except (RedisError, OSError) as exc:
-                self._failed(f"{self.where} unreachable: {str(exc) or type(exc).__name__}")
+                self._unreachable(exc)
                 await asyncio.sleep(self.version_check_s)
             except Exception:  # the follower must survive anything; the next round retries
                 log.exception("keys: following %s failed", self.where)
@@ -165,20 +137,6 @@ class RedisKeys:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
-
-    async def ready(self) -> str | None:
-        """Not ready while Redis is away, saying which keys this worker serves meanwhile."""
-        if self.last_error is None and self.loaded:
-            return None
-        if not self.loaded:
-            raise RuntimeError(
-                f"keys backend {self.last_error or 'not loaded yet'}; no virtual keys loaded yet "
-                "(only the admin keys of keys.yaml are active)"
-            )
-        raise RuntimeError(
-            f"keys backend {self.last_error}; serving the last loaded keys "
-            f"({len(self.store.principals())} active): revocations cannot arrive until it returns"
-        )
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -202,26 +160,20 @@ class RedisKeys:
             while True:
                 try:
                     await pipe.watch(self._entries)
-                    old = {k: orjson.loads(v) for k, v in (await pipe.hgetall(self._entries)).items()}
-                    keys = sorted(copy.deepcopy(list(old.values())), key=created_order)
-                    doc: dict[str, Any] = {"keys": keys, "admin_keys": admin}
-                    result = change(doc)
-                    new = {str(e["id"]): e for e in doc.get("keys") or [] if isinstance(e, dict)}
-                    parse_key_doc({"keys": list(new.values()), "admin_keys": admin})
-                    writes = {k: e for k, e in new.items() if old.get(k) != e}
-                    gone = [k for k in old if k not in new]
-                    if not writes and not gone:
+                    old = {str(k): orjson.loads(v) for k, v in (await pipe.hgetall(self._entries)).items()}
+                    edit = KeyEdit(old, change, admin)
+                    if not edit.writes and not edit.gone:
                         await pipe.reset()
-                        return result
+                        return edit.result
                     pipe.multi()
-                    for key_id, entry in writes.items():
+                    for key_id, entry in edit.writes.items():
                         pipe.hset(self._entries, key_id, orjson.dumps(entry).decode())  # type: ignore[unused-awaitable]  # queued: execute() sends it
-                    if gone:
-                        pipe.hdel(self._entries, *gone)  # type: ignore[unused-awaitable]  # queued: execute() sends it
+                    if edit.gone:
+                        pipe.hdel(self._entries, *edit.gone)  # type: ignore[unused-awaitable]  # queued: execute() sends it
                     pipe.incr(self._version_key)  # type: ignore[unused-awaitable]  # queued: execute() sends it
                     pipe.publish(self._channel, "changed")  # type: ignore[unused-awaitable]  # queued: execute() sends it
                     await pipe.execute()
-                    return result
+                    return edit.result
                 except WatchError:
                     continue
 
@@ -233,20 +185,12 @@ class RedisKeys:
     # -- lifespan ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.watch(), name="wardgate-keys-redis")
+        self._start(self.watch(), "wardgate-keys-redis")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._stop()
         await self._redis.aclose()
 
     async def delete_all(self) -> None:
         """Drop every key of this prefix (tests)."""
         await self._redis.delete(self._entries, self._version_key, self._imported)
-
-
-def created_order(entry: dict[str, Any]) -> tuple[str, str]:
-    """A stable order for entries stored unordered: creation time, then id."""
-    return (str(entry.get("created_at") or ""), str(entry.get("id")))
