@@ -12,13 +12,10 @@ import logging
 import operator
 import os
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from gateway.call import Call
-from gateway.callstate import Slot as CallSlot
 from gateway.errors import BadRequest, GatewayError, SensitiveDataBlocked
 from gateway.redaction.budget import LoopSlice, WorkBudget
 from gateway.redaction.config import (
@@ -34,15 +31,14 @@ from gateway.redaction.engine import RedactionEngine, Span, Spans
 from gateway.redaction.fields import Treat
 from gateway.redaction.gate import Gate
 from gateway.redaction.jsonview import JsonPieces, JsonView, PercentView, is_json, looks_like_json
-from gateway.redaction.locations import Slot, Walk, drop_logprobs, request_slots, url_view
+from gateway.redaction.locations import Walk, drop_logprobs, request_slots, url_view
 from gateway.redaction.secrets import LABEL_REACH
+from gateway.redaction.state import STATE, Actions, RedactionState, Summary
 from gateway.redaction.stream import Channel, StreamRedactor, StreamRestorer
 from gateway.redaction.vault import Steps, Vault, VaultOperator, anonymize_steps, finish
 
 log = logging.getLogger("wardgate.redaction")
 
-#: The call's redaction state (redaction only: ``redact_in``, ``redact_out``).
-STATE: CallSlot[RedactionState] = CallSlot("redaction.state")
 _ENTITY = operator.attrgetter("entity")
 _RANGE_ENTITY = operator.attrgetter("start", "end", "entity")
 
@@ -51,61 +47,6 @@ def _to_source(view: JsonView, spans: Spans) -> Spans:
     if view.decoded is view.source:
         return spans
     return tuple(Span(view.to_source(s.start), view.to_source(s.end), s.entity, s.score) for s in spans)
-
-
-@dataclass
-class Summary:
-    """Entity types, counts and where; never a value. Shared with policy and audit."""
-
-    entities: Counter[str] = field(default_factory=Counter)
-    locations: list[dict[str, Any]] = field(default_factory=list)
-    unscanned: int = 0
-
-    def add(self, path: str, spans: Spans, counts: Counter[str] | None = None) -> None:
-        """``counts``: the spans' entity counts, when the caller has them already."""
-        if counts is None:
-            counts = Counter(map(_ENTITY, spans))  # C loop: a dense text has thousands of spans
-        for entity in sorted(counts):
-            n = counts[entity]
-            self.entities[entity] += n
-            self.locations.append({"path": path, "type": entity, "count": n})
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "entities": dict(self.entities),
-            "locations": list(self.locations),
-            "unscanned": self.unscanned,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Actions:
-    """One call's effective actions: per type for the prompt and the answer, and the types
-    whose values may be restored into tool-call arguments the model writes."""
-
-    prompt: Mapping[str, Action]
-    answer: Mapping[str, Action]
-    tool_restore: frozenset[str]
-
-
-@dataclass
-class RedactionState:
-    vault: Vault
-    actions: Actions
-    #: (slot, text before redaction) of every slot changed, so a policy's ``redact`` can re-run.
-    originals: list[tuple[Slot, str]] = field(default_factory=list)
-    #: Stream channels of the answer (see events.py), keyed by where they are in the answer.
-    channels: dict[str, Channel] = field(default_factory=dict)
-    out_summary: Summary = field(default_factory=Summary)
-    restored: int = 0
-    #: The answer has been fully processed (summary and decision recorded).
-    finished: bool = False
-    #: What scanning the answer costs, across its texts, stream or not: recorded, never
-    #: refused (the answer is paid for; see budget.py).
-    answer_budget: WorkBudget | None = None
-
-    def __repr__(self) -> str:
-        return f"RedactionState({self.vault!r}, changed={len(self.originals)})"
 
 
 class Redactor:

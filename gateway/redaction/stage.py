@@ -19,8 +19,9 @@ from gateway.redaction.chat_events import ChatRewriter
 from gateway.redaction.events import WholeText, rewrite_body
 from gateway.redaction.jsonview import is_json
 from gateway.redaction.metrics import RedactionMetrics
-from gateway.redaction.redactor import RedactionState, Redactor
+from gateway.redaction.redactor import Redactor
 from gateway.redaction.responses_events import ResponsesRewriter
+from gateway.redaction.state import RedactionState
 from gateway.redaction.stream import Channel
 from gateway.sse import SSEEvent
 

@@ -12,8 +12,9 @@ from gateway.call import Call, Endpoint
 from gateway.errors import SensitiveDataBlocked
 from gateway.redaction.component import build
 from gateway.redaction.config import Action, RedactionSettings
-from gateway.redaction.redactor import STATE, Redactor
+from gateway.redaction.redactor import Redactor
 from gateway.redaction.stage import RedactInStage, RedactOutStage
+from gateway.redaction.state import STATE
 from tests.redaction.conftest import chat_call
 
 EMAIL = "jane.doe@example.com"

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from gateway.call import Call, Endpoint
 from gateway.redaction.component import build
 from gateway.redaction.config import RedactionSettings
-from gateway.redaction.redactor import RedactionState, Redactor
+from gateway.redaction.redactor import Redactor
+from gateway.redaction.state import RedactionState
 
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 SSN = "219099999"

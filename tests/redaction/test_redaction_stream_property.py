@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from gateway.call import Call, Endpoint
 from gateway.redaction import config
-from gateway.redaction.redactor import RedactionState, Redactor
+from gateway.redaction.redactor import Redactor
+from gateway.redaction.state import RedactionState
 from gateway.redaction.vault import PLACEHOLDER_RE
 from tests.redaction.conftest import load_corpus
 
