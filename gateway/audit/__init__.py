@@ -14,7 +14,7 @@ Layout (one job per module):
     signing.py       Ed25519 keys: sign checkpoints and anchors (key never in the database)
     anchors.py       signed anchors: write to / read from a file, directory or webhook
     anchor_check.py  verify --anchors: hold the chains to the signed heads
-    store/           AuditStore: sqlite (embedded default), postgres, log
+    store/           AuditStore: sqlite (embedded default), postgres (append-only roles), log
     stage.py         the "audit" stage: event + metrics + trace from one finish hook
     spend.py         the settled-spend report (served as /admin/spend/report by the limits API)
     query.py         query-string parsing: strict types, opaque cursors, time windows
@@ -25,6 +25,7 @@ Layout (one job per module):
     cli.py           wardgate audit tail|query|export|verify
     cli_target.py    the store a CLI command opens (settings + overrides)
     anchor_cli.py    wardgate audit anchor|keygen
+    roles_cli.py     wardgate audit grant|prune: the append-only two-role PostgreSQL deployment
     client.py        the CLI's small admin-API client (stdlib only)
     jsonl_source.py  verify an exported or logged JSONL stream offline (verify --file)
     runs_cli.py      wardgate runs show RUN_ID

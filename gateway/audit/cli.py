@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.audit import anchor_cli
+from gateway.audit import anchor_cli, roles_cli
 from gateway.audit.cli_target import store_settings
 from gateway.audit.client import AdminClient, ClientError
 from gateway.audit.verify import VerifyReport, verify
@@ -321,3 +321,5 @@ def verify_cmd(
 
 app.command("anchor")(anchor_cli.anchor_cmd)
 app.command("keygen")(anchor_cli.keygen_cmd)
+app.command("grant")(roles_cli.grant_cmd)
+app.command("prune")(roles_cli.prune_cmd)

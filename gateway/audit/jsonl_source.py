@@ -62,8 +62,10 @@ class JsonlSource:
                 if ev.get("kind") == "retention":
                     for shard, a in ((ev.get("data") or {}).get("anchors") or {}).items():
                         latest[shard] = Anchor(int(a["seq"]), str(a["prev_hash"]))
+        # A chain pruned whole has no rows left: its anchor still excuses what is below it
+        # (a witness of its last pruned head), and anything at or above it must be present.
         first = {s: rows[0] for s, rows in self._chains.items() if rows}
-        return {s: a for s, a in latest.items() if s in first and first[s].seq == a.seq}
+        return {s: a for s, a in latest.items() if s not in first or first[s].seq == a.seq}
 
     async def shards(self) -> list[str]:
         return sorted(self._chains)

@@ -22,7 +22,7 @@ import asyncpg
 
 from gateway.audit.chain import Head
 from gateway.audit.schema import ROW_COLUMNS
-from gateway.audit.store import sql
+from gateway.audit.store import pg_guard, sql
 from gateway.audit.store.base import Anchor, AuditStore, ChainInfo, Filters, StoredRow, event_of
 
 _D = sql.POSTGRES
@@ -32,7 +32,17 @@ _COPY_FROM = 1024  # COPY only pays off for very large groups (it needs its own 
 _VERIFY_PAGE = 5000
 
 #: Ordered migrations; each entry runs once and bumps ``audit_meta.version``.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (tuple(sql.ddl(_D)), tuple(sql.registry_ddl()))
+#: v3 makes the tables append-only (``pg_guard``: triggers; the roles' grants are separate).
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    tuple(sql.ddl(_D)),
+    tuple(sql.registry_ddl()),
+    tuple(pg_guard.append_only_ddl()),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class MigrationRefused(RuntimeError):
+    """The connecting role may not migrate the schema (the gateway's writer role, by design)."""
 
 
 class PostgresStore(AuditStore):
@@ -70,23 +80,57 @@ class PostgresStore(AuditStore):
         await self._writer_conn()
 
     async def _migrate(self, conn: asyncpg.Connection) -> None:
+        """Bring the schema to ``SCHEMA_VERSION``; a current schema needs no DDL privilege at
+        all, so the gateway's append-only writer role starts without owning anything."""
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK)
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            await conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS audit_meta (k text PRIMARY KEY, v bigint NOT NULL)"
-            )
-            version = await conn.fetchval("SELECT v FROM audit_meta WHERE k = 'schema_version'") or 0
-            for i, stmts in enumerate(_MIGRATIONS, start=1):
-                if i > version:
-                    for stmt in stmts:
-                        await conn.execute(stmt)
-            await conn.execute(
-                "INSERT INTO audit_meta (k, v) VALUES ('schema_version', $1) "
-                "ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-                len(_MIGRATIONS),
-            )
+            version = 0
+            if await conn.fetchval("SELECT to_regclass($1)", f'"{self.schema}".audit_meta') is not None:
+                version = (
+                    await conn.fetchval(
+                        f"SELECT v FROM \"{self.schema}\".audit_meta WHERE k = 'schema_version'"
+                    )
+                    or 0
+                )
+            if version >= SCHEMA_VERSION:
+                return
+            role = await conn.fetchval("SELECT current_user")
+            try:
+                await self._migrate_from(conn, version)
+            except asyncpg.InsufficientPrivilegeError as exc:
+                raise MigrationRefused(
+                    f"audit schema {self.schema!r} is at version {version}, this gateway needs "
+                    f"{SCHEMA_VERSION}, and role {role!r} may not "
+                    f"migrate it ({exc}). Run `wardgate audit grant --apply` (or start once) as the "
+                    "schema's owner."
+                ) from None
+
+    async def _migrate_from(self, conn: asyncpg.Connection, version: int) -> None:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+        await conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
+        await conn.execute("CREATE TABLE IF NOT EXISTS audit_meta (k text PRIMARY KEY, v bigint NOT NULL)")
+        for i, stmts in enumerate(_MIGRATIONS, start=1):
+            if i > version:
+                for stmt in stmts:
+                    await conn.execute(stmt)
+        await conn.execute(
+            "INSERT INTO audit_meta (k, v) VALUES ('schema_version', $1) "
+            "ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            SCHEMA_VERSION,
+        )
+
+    async def apply_grants(self, writer: str, pruner: str) -> list[str]:
+        """Migrate (as the owner), then grant the two roles theirs; returns what was run."""
+        stmts = pg_guard.grant_sql(self.schema, writer, pruner)
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await self._migrate(conn)
+            async with conn.transaction():
+                for stmt in stmts:
+                    await conn.execute(stmt)
+        finally:
+            await conn.close()
+        return stmts
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -227,9 +271,10 @@ class PostgresStore(AuditStore):
         now = time.time()
         async with self.pool.acquire() as conn, conn.transaction():
             for shard, anchor in anchors.items():
+                # The anchor first: the append-only trigger lets only rows below it go.
+                await conn.execute(sql.upsert_anchor_sql(_D), shard, anchor.seq, anchor.prev_hash, now)
                 status = await conn.execute(
                     "DELETE FROM audit_events WHERE shard = $1 AND seq < $2", shard, anchor.seq
                 )
                 deleted += int(status.split()[-1])
-                await conn.execute(sql.upsert_anchor_sql(_D), shard, anchor.seq, anchor.prev_hash, now)
         return deleted
