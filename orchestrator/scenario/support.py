@@ -96,13 +96,22 @@ DEFAULT_PLAN = Plan(
 )
 
 
-def _tools(backend: SupportBackend) -> ToolBox:
+def support_tools(backend: SupportBackend) -> ToolBox:
+    """The support tools over ``backend`` (run locally, or served by the ``crm`` MCP server)."""
+
     def lookup_order(args: dict[str, Any], ctx: ToolContext) -> Any:
         backend.record("lookup_order", ctx.idempotency_key)
         order = backend.lookup_order(str(args.get("order_id", "")))
         if order is None:
             raise ToolError(f"no order {args.get('order_id')!r}")
         return order
+
+    def lookup_customer(args: dict[str, Any], ctx: ToolContext) -> Any:
+        backend.record("lookup_customer", ctx.idempotency_key)
+        customer = backend.lookup_customer(str(args.get("customer_id", "")))
+        if customer is None:
+            raise ToolError(f"no customer {args.get('customer_id')!r}")
+        return customer
 
     def search_kb(args: dict[str, Any], ctx: ToolContext) -> Any:
         backend.record("search_kb", ctx.idempotency_key)
@@ -141,6 +150,12 @@ def _tools(backend: SupportBackend) -> ToolBox:
                 "Look up an order by id: items, total, status and the customer's contact details.",
                 params(order_id={"type": "string", "description": "order id like ORD-1001"}),
                 lookup_order,
+            ),
+            Tool(
+                "lookup_customer",
+                "Look up a customer by id: name, contact details, card on file, tier.",
+                params(customer_id={"type": "string", "description": "customer id like CUST-1042"}),
+                lookup_customer,
             ),
             Tool(
                 "search_kb",
@@ -219,7 +234,7 @@ def support_scenario(backend: SupportBackend | None = None) -> Scenario:
         name="support",
         task=TASK,
         roster=dict(ROSTER),
-        tools=_tools(backend),
+        tools=support_tools(backend),
         default_plan=DEFAULT_PLAN,
         planner_instructions=PLANNER.format(roster=roster_text),
         reviewer_instructions=REVIEWER,

@@ -117,6 +117,11 @@ class SupportBackend:
             "note": order["note"],
         }
 
+    def lookup_customer(self, customer_id: str) -> dict[str, Any] | None:
+        key = customer_id.strip().upper()
+        customer = self.customers.get(key)
+        return None if customer is None else {"customer_id": key, **customer}
+
     def search(self, query: str, limit: int = 2) -> list[dict[str, str]]:
         wanted = _words(query)
         scored = sorted(
