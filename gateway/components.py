@@ -11,6 +11,8 @@ can only be given one built before it. Why this order:
 - ``keys``, ``limits``, ``redaction``, ``approvals``, ``policy``: the guards; policy is given
   redaction (a decision's ``redact`` re-redacts the request) and approvals (whether a
   ``require_approval`` has a stage to act on it);
+- ``mcp``: the gateway in front of MCP servers, after the guards it applies to tool calls
+  (limits, redaction, approvals, policy) and the audit log it records into;
 - ``providers`` last: it adds ``stream_trust`` when a stage registered before it reads streams.
 
 The order a call goes through the stages is not this one: it is ``STAGE_ORDER`` in
@@ -26,6 +28,7 @@ from gateway.approvals.component import Approvals
 from gateway.audit.component import Audit
 from gateway.keys.component import Keys
 from gateway.limits.component import Limits
+from gateway.mcp.component import Mcp
 from gateway.observability.component import Observability
 from gateway.policy.component import Policy
 from gateway.providers.component import Providers
@@ -42,5 +45,6 @@ def compose() -> list[Component]:
     redaction = Redaction()
     approvals = Approvals(audit)
     policy = Policy(audit, redaction, approvals)
+    mcp = Mcp(observability, audit, limits, redaction, approvals, policy)
     providers = Providers()
-    return [observability, audit, keys, limits, redaction, approvals, policy, providers]
+    return [observability, audit, keys, limits, redaction, approvals, policy, mcp, providers]

@@ -194,12 +194,14 @@ def data_problems(settings: CoreSettings, rego: bool = True, quiet: bool = False
     from gateway.limits.config import LimitsSettings
     from gateway.limits.pricing import PriceBook
     from gateway.limits.rules import LimitRules
+    from gateway.mcp.config import McpSettings, load_servers
     from gateway.models import ModelCatalog
     from gateway.redaction.component import load_settings as redaction_file
     from gateway.redaction.config import RedactionSettings
 
     policies = settings.policies_dir
     limits = section(settings, "limits", LimitsSettings)
+    mcp_file = policies / section(settings, "mcp", McpSettings).servers_file
     checks: list[tuple[Path, Callable[[], object]]] = [
         (policies / "keys.yaml", lambda: KeyStore.load(policies / "keys.yaml")),
         (policies / "models.yaml", lambda: ModelCatalog.load(policies / "models.yaml")),
@@ -207,6 +209,7 @@ def data_problems(settings: CoreSettings, rego: bool = True, quiet: bool = False
         (policies / limits.pricing_file, lambda: PriceBook.load(policies / limits.pricing_file)),
         (policies, lambda: approvals_file(section(settings, "approvals", ApprovalSettings), policies)),
         (policies, lambda: redaction_file(section(settings, "redaction", RedactionSettings), policies)),
+        (mcp_file, lambda: load_servers(mcp_file)),
     ]
     if rego:
         checks.append((settings.rego_dir, lambda: _rego_problems(settings)))

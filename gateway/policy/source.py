@@ -2,7 +2,8 @@
 
 Modules come from ``rego/`` (recursively; ``*_test.rego`` kept apart as tests). Data comes
 from ``policies/``: every top-level ``*.yaml``/``*.yml``/``*.json`` file except ``keys.yaml``
-(key hashes are nobody's policy input) becomes ``data.wardgate.<file stem>``. The revision is
+(key hashes are nobody's policy input) and ``mcp.yaml`` (upstream addresses; its path is the
+Rego package ``wardgate.mcp``) becomes ``data.wardgate.<file stem>``. The revision is
 a short hash of all of it, so the same files always give the same revision on every replica.
 """
 
@@ -20,7 +21,7 @@ import orjson
 import yaml
 
 #: Files in policies/ that are never policy data.
-EXCLUDED_DATA_FILES = frozenset({"keys.yaml", "keys.yml"})
+EXCLUDED_DATA_FILES = frozenset({"keys.yaml", "keys.yml", "mcp.yaml", "mcp.yml"})
 DATA_SUFFIXES = (".yaml", ".yml", ".json")
 _PACKAGE_RE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 

@@ -24,7 +24,7 @@ PACKAGES = ("gateway", "orchestrator", "wardgate_mock")
 
 #: The guard areas: each may import the shared core (``gateway.call``, ``gateway.errors``,
 #: ``gateway.pipeline``, ...) freely, but another area only through that area's seams.
-AREAS = ("limits", "redaction", "policy", "approvals", "audit", "observability", "keys", "providers")
+AREAS = ("limits", "redaction", "policy", "approvals", "audit", "observability", "keys", "providers", "mcp")
 
 #: Type-only imports of these do not count for cycles (see above).
 HUBS = frozenset({"gateway.context", "gateway.settings"})
@@ -54,6 +54,7 @@ SEAMS: dict[str, frozenset[str]] = {
     "approvals": frozenset(),
     # Which GenAI system a deployment's provider kind speaks (the audit record and the trace).
     "providers": frozenset({"gateway.providers.registry"}),
+    "mcp": frozenset(),
 }
 
 

@@ -1,0 +1,13 @@
+"""MCP: ``/mcp/{server}``, the gateway in front of the agents' MCP servers (docs/mcp.md).
+
+config.py     McpSettings (the ``mcp`` section) and policies/mcp.yaml: the upstream servers
+jsonrpc.py    one JSON-RPC message per POST, checked; the gateway's JSON-RPC errors
+protocol.py   capabilities filtered, 2026-07-28 routing headers written from the body
+sessions.py   Mcp-Session-Id bound to the key that opened it (HMAC, nothing stored)
+upstream.py   UpstreamPool: one aiohttp session, a timeout per server, failures by kind
+relay.py      the upstream's answer (JSON, SSE, 202) back to the agent, the answer hook
+exchange.py   Exchange: one MCP request as audit, metrics and the guards see it
+telemetry.py  metrics, spans and the audit event of each request
+service.py    McpGateway: authenticate → server → team → session → check → guard → relay
+api.py        the route;  component.py  Mcp: the component
+"""
