@@ -188,6 +188,9 @@ class Call:
     policy_redact: dict[str, Any] | None = None
     #: Writer: policy (request). The model a policy routed the call to.
     routed_model: str | None = None
+    #: Writer: policy (request). The decision asked for content capture (``capture: true``);
+    #: audit stores the redacted messages and answer, or records why it refused to.
+    capture: bool = False
     #: Writer: policy (either phase). The approval the decision asked for.
     approval_ask: ApprovalAsk | None = None
     #: Writer: approvals. The approval this call created, joined or redeemed.

@@ -20,7 +20,7 @@ Which components the gateway has, and who uses whom, is written once, in the com
 
     authenticate → limit(reserve) → redact(in) → policy(request) → [approval hold]
       → limit_reprice → forward → stream_trust → redact(out) → policy(response)
-      → [approval hold] → settle → audit
+      → [approval hold] → capture → settle → audit
 
 Why this order:
 
@@ -38,6 +38,8 @@ Why this order:
 - **stream trust before any guard reads a stream** (``stream_trust``, only when a stage that
   reads streams is registered): the upstream's events must add up, so every guard and every
   client judge one answer;
+- ``capture`` (audit) only assembles a streamed answer for calls whose policy asked for
+  content capture, after every stage that rewrites events, so it keeps what the client got;
 - **settle and audit always run** (like Kong's ``log`` phase), also on denials and failures;
   audit last, so its event records what every other stage decided and what the call cost.
 
@@ -69,6 +71,7 @@ STAGE_ORDER: tuple[str, ...] = (
     "redact_out",
     "policy_response",
     "approval_response",
+    "capture",
     "settle",
     "audit",
 )

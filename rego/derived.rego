@@ -19,6 +19,9 @@ config := data.wardgate.policy
 
 defaults := object.get(config, "defaults", {})
 
+# Key ids whose calls are captured whatever their team (an object: no sets in served data).
+capture_keys := {key: true | some key in object.get(config, "capture_keys", [])}
+
 # Every team's settings: its entry over the defaults, key by key (data.wardgate.lib.team
 # picks the caller's, or `defaults` for a team without an entry).
 teams := {name: object.union(defaults, settings) | some name, settings in object.get(config, "teams", {})}

@@ -13,6 +13,7 @@ decision := {
 	"route": route,
 	"limits": limits,
 	"tags": tags,
+	"capture": capture,
 } if {
 	reasons := deny
 }
@@ -90,3 +91,12 @@ limits := {"max_tokens": cap} if {
 tags := {"team": data.wardgate.lib.team_name, "routed_from": input.request.model} if route.model
 
 else := {"team": data.wardgate.lib.team_name}
+
+# Content capture, opt-in: store the call's *redacted* messages and answer beside its audit
+# event for the console's run explorer (policy.yaml: teams.<team>.capture: true, or the key
+# id in capture_keys). The gateway still refuses it for a call that redaction did not cover.
+default capture := false
+
+capture if data.wardgate.lib.team.capture == true
+
+capture if data.wardgate.derived.capture_keys[input.principal.key_id]

@@ -10,7 +10,9 @@ settings := {
 		"demo": {"models": ["mock-*"], "max_tokens": 4096},
 		"support": {"models": ["gpt-4o-mini"], "max_tokens": 1024, "pii_blocked": ["CREDIT_CARD"], "redact": {"EMAIL_ADDRESS": "mask"}},
 		"payroll": {"models": ["*"]},
+		"recorded": {"models": ["*"], "capture": true},
 	},
+	"capture_keys": ["k-watched"],
 	"tool_rules": [
 		{"tools": ["shell", "shell_*"], "unless_roles": ["ops"], "reason": "ops only"},
 		{"tools": ["run_sql"], "kinds": ["local_shell", "shell", "computer_use", "code_interpreter"], "unless_roles": ["ops"], "reason": "built-in"},
@@ -230,4 +232,19 @@ test_every_deny_reason_is_reported if {
 	inp := object.union(with_request({"model": "gpt-4o", "tools": [tool("function", "shell")]}), {})
 	d := request.decision with input as inp with data.wardgate.policy as settings
 	count(d.deny) == 2
+}
+
+test_capture_is_off_by_default if {
+	d := request.decision with input as base with data.wardgate.policy as settings
+	d.capture == false
+}
+
+test_capture_per_team if {
+	d := request.decision with input as with_principal({"team": "recorded"}) with data.wardgate.policy as settings
+	d.capture == true
+}
+
+test_capture_per_key if {
+	d := request.decision with input as with_principal({"key_id": "k-watched"}) with data.wardgate.policy as settings
+	d.capture == true
 }

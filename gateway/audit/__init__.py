@@ -20,6 +20,8 @@ Layout (one job per module):
     query.py         query-string parsing: strict types, opaque cursors, time windows
     export.py        streamed JSONL / CSV exports in bounded memory
     timeline.py      the run timeline: every event of an agent run, in order
+    why.py           a policy decision's "why": its effects and a content-free input summary
+    capture.py       opt-in content capture: redacted messages and answer, outside the chain
     api.py           /admin/audit, /admin/audit/export, /admin/audit/{id}, /admin/runs/{id}
     component.py     Audit: the component (service, stage, readiness, routes, CLI)
     cli.py           wardgate audit tail|query|export|verify
@@ -40,7 +42,8 @@ fields ``shard``, ``seq``, ``prev_hash``, ``hash``. A ``call`` event adds::
     endpoint, stream
     model       {requested, used, routed, deployment}
     decision    allow | deny | pending | error           (the summary the filters use)
-    decisions   [{stage, phase, outcome, reasons, revision, detail?}]
+    decisions   [{stage, phase, outcome, reasons, revision, detail?, why?}]
+                why (policy stages): {engine, effects, input: summary, never content}
     redaction   {entities: {TYPE: n}, locations: [{path, type, count}], unscanned}
     approval    {id, status, reviewer, comment, phase, reasons, tool_call_ids}
     tool_calls  [{id, name}]                              never the arguments
@@ -52,6 +55,7 @@ fields ``shard``, ``seq``, ``prev_hash``, ``hash``. A ``call`` event adds::
     status      HTTP status the client got
     error       {class, type, code, status}               never the message
     client_disconnected
+    capture     {hash, bytes} of the stored capture | {refused: reason}   (opt-in only)
 
 Other kinds (``approval``, ``admin``, ``policy``...) carry the caller's payload under ``data``
 (secret-looking values and content fields replaced) with identity fields lifted into

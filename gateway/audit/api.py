@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.admin.auth import require_admin
 from gateway.audit import export, query
 from gateway.audit.store.base import AuditStore, Filters
-from gateway.audit.timeline import timeline
+from gateway.audit.timeline import capture_ids, timeline
 from gateway.errors import BadRequest, NotFound, ServiceUnavailable
 from gateway.http.routes import bind, json_response
 from gateway.registry import Provider
@@ -101,7 +101,8 @@ async def run_timeline(request: Request, get: Provider[AuditStore]) -> Response:
     if not events and after is None:
         raise NotFound(f"No audit events for run {run_id!r}.", param="run_id")
     totals = await store.spend("run", filters)
-    return json_response(timeline(run_id, events, totals, _page(events, limit, False)))
+    captures = await store.captures(capture_ids(events))
+    return json_response(timeline(run_id, events, totals, _page(events, limit, False), captures))
 
 
 def routes(store: Provider[AuditStore]) -> list[BaseRoute]:

@@ -75,6 +75,7 @@ class Audit(BaseComponent):
         return api.routes(self.store)
 
     async def start(self, ctx: AppContext) -> None:
+        from gateway.audit.capture import CaptureStage
         from gateway.audit.service import AuditService
         from gateway.audit.stage import AuditStage
         from gateway.audit.store import make_store
@@ -89,6 +90,9 @@ class Audit(BaseComponent):
             ctx.closers.append(service.close)
             ctx.ready_checks["audit"] = service.ready
 
+        if self.service is not None and self.service.store.queryable:
+            # Assembles streamed answers for calls whose policy asked for content capture.
+            ctx.stages.append(CaptureStage())
         ctx.stages.append(
             AuditStage(
                 self.service,

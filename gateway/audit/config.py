@@ -52,6 +52,11 @@ class AuditSettings(BaseModel):
     #: Delete events older than this (a verifiable anchor keeps the rest checkable). None = keep all.
     retention_days: float | None = Field(default=None, gt=0)
     retention_check_s: float = Field(default=3600.0, gt=0)
+    #: Content captures (a policy decision's ``capture: true``: the call's redacted messages
+    #: and answer, outside the chain) are deleted after this many days; None = keep them.
+    capture_retention_days: float | None = Field(default=30.0, gt=0)
+    #: A capture larger than this is refused (recorded as such in the call's event).
+    capture_max_bytes: int = Field(default=1_048_576, ge=1024)
     #: Ed25519 key that signs checkpoints and anchors (PEM, or a 32-byte hex seed), from this
     #: file or else from the environment variable ``signing_key_env``. Never in the database.
     signing_key_file: Path | None = None

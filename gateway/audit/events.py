@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.audit.schema import KIND_CALL, SCHEMA_VERSION, iso_time, new_event_id, usd_to_nano
 from gateway.audit.scrub import drop_content, scrub
+from gateway.audit.why import why
 from gateway.call import Call, Decision
 from gateway.callstate import approval_view
 from gateway.errors import (
@@ -73,6 +74,9 @@ def _decision(d: Decision) -> dict[str, Any]:
     detail = {k: d.detail[k] for k in _DETAIL_KEYS if k in d.detail}
     if detail:
         out["detail"] = scrub(detail)
+    reasoning = why(d.detail) if d.stage.startswith("policy") else None
+    if reasoning is not None:
+        out["why"] = reasoning
     return out
 
 

@@ -108,7 +108,8 @@ class AuditService:
             self._tasks.append(asyncio.create_task(self._lease_loop(), name="audit-lease"))
         if self.settings.anchor_to is not None and self.store.queryable:
             self._tasks.append(asyncio.create_task(self._anchor_loop(), name="audit-anchor"))
-        if self.settings.retention_days is not None and self.store.queryable:
+        wants_retention = self.settings.retention_days or self.settings.capture_retention_days
+        if wants_retention is not None and self.store.queryable:
             self._tasks.append(asyncio.create_task(self._retention_loop(), name="audit-retention"))
 
     async def close(self) -> None:
@@ -293,12 +294,22 @@ class AuditService:
         cutoff = (time.time() if now is None else now) - self.settings.retention_days * 86400
         return await retention.prune(self.store, cutoff, self._submit)
 
+    async def prune_captures(self, now: float | None = None) -> int:
+        """Delete content captures older than their own retention (the chain is untouched)."""
+        if self.settings.capture_retention_days is None:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.settings.capture_retention_days * 86400
+        return await self.store.prune_captures(cutoff)
+
     async def _retention_loop(self) -> None:
         while True:
             try:
                 deleted = await self.prune()
                 if deleted:
                     log.info("audit retention pruned %d events", deleted)
+                captures = await self.prune_captures()
+                if captures:
+                    log.info("audit retention pruned %d content captures", captures)
             except Exception:  # retention must never stop the gateway; the next round retries
                 log.exception("audit retention failed")
             await asyncio.sleep(self.settings.retention_check_s)

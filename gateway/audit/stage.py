@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from gateway.audit.capture import attach
 from gateway.audit.events import build_call_event, call_status, fallback_call_event
 from gateway.call import Call
 from gateway.errors import AuditUnavailable
@@ -68,6 +69,8 @@ class AuditStage(Stage):
         except Exception as exc:  # a malformed field from another stage must not leave the call unaudited
             log.exception("audit event of request %s built from the fallback", call.request_id)
             event = fallback_call_event(call, exc, trace_id=trace_id)
+        if call.capture and self.service is not None:
+            await attach(self.service.store, call, event, self.service.settings.capture_max_bytes)
         status = event["status"]
         failure: AuditUnavailable | None = None
         t0 = time.time_ns()

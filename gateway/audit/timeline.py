@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.audit.capture import verified
 from gateway.audit.schema import NANO
 
 _STEP_KEYS = (
@@ -37,8 +38,11 @@ _STEP_KEYS = (
 )
 
 
-def step(ev: dict[str, Any]) -> dict[str, Any]:
+def step(ev: dict[str, Any], captures: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
     out = {k: ev[k] for k in _STEP_KEYS if ev.get(k) is not None}
+    capture = verified(ev, (captures or {}).get(ev.get("id", "")))
+    if capture is not None:
+        out["capture"] = capture
     agent = ev.get("agent") or {}
     out["agent_id"] = agent.get("id")
     out["parent_run_id"] = agent.get("parent_run_id")
@@ -48,10 +52,19 @@ def step(ev: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def capture_ids(events: list[dict[str, Any]]) -> list[str]:
+    """Ids of the events that reference a stored capture (to fetch them in one query)."""
+    return [ev["id"] for ev in events if isinstance(ev.get("capture"), dict) and "hash" in ev["capture"]]
+
+
 def timeline(
-    run_id: str, events: list[dict[str, Any]], totals: list[dict[str, Any]], next_cursor: str | None
+    run_id: str,
+    events: list[dict[str, Any]],
+    totals: list[dict[str, Any]],
+    next_cursor: str | None,
+    captures: dict[str, tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
-    steps = [step(ev) for ev in events]
+    steps = [step(ev, captures) for ev in events]
     total = totals[0] if totals else {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_nusd": 0}
     calls = [s for s in steps if s.get("kind") == "call"]
     return {

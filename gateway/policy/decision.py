@@ -33,6 +33,9 @@ class PolicyDecision:
     route: dict[str, Any] = field(default_factory=dict)
     limits: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, Any] = field(default_factory=dict)
+    #: Store this call's redacted messages and answer beside its audit event (opt-in per team
+    #: or key; the audit stage still refuses when redaction did not cover the call).
+    capture: bool = False
 
     @property
     def outcome(self) -> str:
@@ -60,6 +63,7 @@ class PolicyDecision:
             "route": dict(self.route),
             "limits": dict(self.limits),
             "tags": dict(self.tags),
+            "capture": self.capture,
         }
 
     @classmethod
@@ -91,6 +95,9 @@ class PolicyDecision:
                 limits = {**limits, "max_tokens": int(cap)}
             elif not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
                 raise MalformedDecision("'limits.max_tokens' must be a positive integer")
+        capture = value.get("capture", False)
+        if not isinstance(capture, bool):
+            raise MalformedDecision("'capture' must be a boolean")
         return cls(
             allow=allow,
             deny=deny,
@@ -99,6 +106,7 @@ class PolicyDecision:
             route=route,
             limits=limits,
             tags=_object(value.get("tags"), "tags"),
+            capture=capture,
         )
 
 

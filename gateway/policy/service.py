@@ -48,6 +48,9 @@ class Verdict:
     error_kind: str | None = None
     fail_open: bool = False
     elapsed_s: float = 0.0
+    #: The input document the engine saw (by reference, no copy): the audit event keeps a
+    #: content-free summary of it for the console's "why" panel.
+    input: dict[str, Any] | None = None
 
 
 class Reapplier(Protocol):
@@ -100,12 +103,14 @@ class PolicyService:
         engine = self.engine_name
         t0 = time.perf_counter()
         revision: str | None = None
+        doc: dict[str, Any] | None = None
         try:
             snapshot = _SNAPSHOT.get(call)
             if snapshot is None:
                 snapshot = _SNAPSHOT.put(call, self.manager.engine.snapshot())
             revision = snapshot.revision
-            raw = await snapshot.evaluate(self._paths[phase], build_input(call, response))
+            doc = build_input(call, response)
+            raw = await snapshot.evaluate(self._paths[phase], doc)
             decision = PolicyDecision.from_result(raw)
         except PolicyEvalError as exc:
             return self._failed(call, phase, revision, str(exc), exc.kind, t0)
@@ -114,7 +119,7 @@ class PolicyService:
             return self._failed(call, phase, revision, short_error(exc), "error", t0)
         elapsed = time.perf_counter() - t0
         self.metrics.observe(phase, engine, elapsed)
-        return Verdict(phase, revision, decision, elapsed_s=elapsed)
+        return Verdict(phase, revision, decision, elapsed_s=elapsed, input=doc)
 
     def _failed(
         self, call: Call, phase: str, revision: str | None, error: str, kind: str, t0: float
@@ -139,6 +144,8 @@ class PolicyService:
         }
         if verdict.decision is not None:
             detail["decision"] = verdict.decision.to_dict()
+        if verdict.input is not None:
+            detail["input"] = verdict.input
         if verdict.error is not None:
             detail.update(error=verdict.error, error_kind=verdict.error_kind, fail_open=verdict.fail_open)
         call.decisions.append(Decision(stage, verdict.phase, outcome, reasons, verdict.revision, detail))

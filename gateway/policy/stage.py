@@ -34,10 +34,12 @@ class PolicyRequestStage(Stage):
         verdict = await self.service.decide(call, "request")
         outcome, reasons = resolve(self.service, verdict)
         self.service.record(call, self.name, verdict, outcome, reasons)
+        decision = verdict.decision
+        # Before a refusal: what a denied agent sent is what an auditor most wants to see.
+        call.capture = decision is not None and decision.capture
         error = refusal(outcome, reasons, verdict)
         if error is not None:
             raise error
-        decision = verdict.decision
         if decision is None:  # failing open: nothing to apply
             return
         hand_off_approval(call, verdict)

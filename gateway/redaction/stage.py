@@ -164,6 +164,7 @@ class RedactOutStage(Stage):
         restored = state.restored + sum(ch.restorer.restored for ch in state.channels.values() if ch.restorer)
         out = state.out_summary.as_dict()
         out["restored"] = restored
+        out["scanned"] = self.redactor.settings.scan_output  # content capture needs it (audit)
         answer = state.actions.answer
         out["actions"] = {e: str(answer[e]) for e in out["entities"] if e in answer}
         pii = call.pii

@@ -165,6 +165,19 @@ class AuditStore(ABC):
             f"The {self.name} audit backend does not support reports; use sqlite or postgres."
         )
 
+    # --- content captures (own table, outside the chain; see ``audit/capture.py``) ----------
+    async def put_capture(self, event_id: str, ts: float, run_id: str | None, digest: str, body: str) -> None:
+        """Store one call's capture, keyed by its event's id."""
+        raise QueryUnsupported(f"The {self.name} audit backend cannot hold content captures.")
+
+    async def captures(self, event_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """The stored captures of these events: ``{event_id: (hash, body)}`` (pruned: absent)."""
+        return {}
+
+    async def prune_captures(self, cutoff_ts: float) -> int:
+        """Delete captures of events before ``cutoff_ts``; the chain is not touched."""
+        return 0
+
     # --- retention ---------------------------------------------------------------------
     async def plan_prune(self, cutoff_ts: float) -> dict[str, Anchor]:
         """The anchors pruning everything before ``cutoff_ts`` would leave (nothing deleted yet)."""

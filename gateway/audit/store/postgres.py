@@ -32,11 +32,13 @@ _COPY_FROM = 1024  # COPY only pays off for very large groups (it needs its own 
 _VERIFY_PAGE = 5000
 
 #: Ordered migrations; each entry runs once and bumps ``audit_meta.version``.
-#: v3 makes the tables append-only (``pg_guard``: triggers; the roles' grants are separate).
+#: v3 makes the tables append-only (``pg_guard``: triggers; the roles' grants are separate);
+#: v4 adds the content captures (outside the chain: neither chained nor append-only).
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     tuple(sql.ddl(_D)),
     tuple(sql.registry_ddl()),
     tuple(pg_guard.append_only_ddl()),
+    tuple(sql.capture_ddl(_D)),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -249,6 +251,22 @@ class PostgresStore(AuditStore):
             }
             for r in await self.pool.fetch(query, *params)
         ]
+
+    # --- content captures --------------------------------------------------------------
+    async def put_capture(self, event_id: str, ts: float, run_id: str | None, digest: str, body: str) -> None:
+        await self.pool.execute(sql.put_capture_sql(_D), event_id, ts, run_id, digest, body)
+
+    async def captures(self, event_ids: list[str]) -> dict[str, tuple[str, str]]:
+        if not event_ids:
+            return {}
+        rows = await self.pool.fetch(
+            "SELECT event_id, hash, body FROM audit_captures WHERE event_id = ANY($1::text[])", event_ids
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    async def prune_captures(self, cutoff_ts: float) -> int:
+        status = await self.pool.execute("DELETE FROM audit_captures WHERE ts < $1", cutoff_ts)
+        return int(status.split()[-1])
 
     # --- retention ---------------------------------------------------------------------
     async def plan_prune(self, cutoff_ts: float) -> dict[str, Anchor]:

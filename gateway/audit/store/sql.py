@@ -66,6 +66,26 @@ def registry_ddl() -> list[str]:
     ]
 
 
+def capture_ddl(d: Dialect) -> list[str]:
+    """Schema v3: content captures, outside the chain (pruned on their own retention)."""
+    t, f = d.text, d.double
+    return [
+        f"""CREATE TABLE IF NOT EXISTS audit_captures (
+            event_id {t} PRIMARY KEY, ts {f} NOT NULL, run_id {t}, hash {t} NOT NULL, body {t} NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS audit_captures_ts ON audit_captures (ts)",
+    ]
+
+
+def put_capture_sql(d: Dialect) -> str:
+    marks = ", ".join(
+        d.ph(i, typ) for i, typ in ((1, "text"), (2, "double"), (3, "text"), (4, "text"), (5, "text"))
+    )
+    return (
+        f"INSERT INTO audit_captures (event_id, ts, run_id, hash, body) VALUES ({marks}) "
+        "ON CONFLICT (event_id) DO NOTHING"
+    )
+
+
 #: Every chain with its head, when the head last moved (or was renewed), and its last event's
 #: kind (``chain_close`` = closed cleanly; NULL = the head's event is missing).
 CHAINS_SQL = (

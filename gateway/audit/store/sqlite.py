@@ -32,7 +32,7 @@ from gateway.audit.store.base import Anchor, AuditStore, ChainInfo, Filters, Sto
 
 T = TypeVar("T")
 _D = sql.SQLITE
-_SCHEMA_VERSION = 2  # 2: the chain registry's index
+_SCHEMA_VERSION = 3  # 2: the chain registry's index; 3: content captures
 _VERIFY_PAGE = 5000
 #: WAL checkpoint roughly every this many rows written (~1.5 KB of WAL per row with indexes).
 _CHECKPOINT_AFTER = 2000
@@ -113,7 +113,7 @@ class SQLiteStore(AuditStore):
         if version < _SCHEMA_VERSION:
             db.execute("BEGIN IMMEDIATE")
             try:
-                for stmt in sql.ddl(_D) + sql.registry_ddl():
+                for stmt in sql.ddl(_D) + sql.registry_ddl() + sql.capture_ddl(_D):
                     db.execute(stmt)
                 db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
                 db.execute("COMMIT")
@@ -282,6 +282,27 @@ class SQLiteStore(AuditStore):
             {"group": r[0], "calls": r[1], "input_tokens": r[2], "output_tokens": r[3], "cost_nusd": r[4]}
             for r in await self._fetch(query, params)
         ]
+
+    # --- content captures --------------------------------------------------------------
+    async def put_capture(self, event_id: str, ts: float, run_id: str | None, digest: str, body: str) -> None:
+        stmt = sql.put_capture_sql(_D)
+        inline = self._inline and not self._wal_restart and len(body) < 65536
+        await self._write(lambda db: db.execute(stmt, (event_id, ts, run_id, digest, body)), inline=inline)
+
+    async def captures(self, event_ids: list[str]) -> dict[str, tuple[str, str]]:
+        if not event_ids:
+            return {}
+        marks = ", ".join("?" for _ in event_ids)
+        rows = await self._fetch(
+            f"SELECT event_id, hash, body FROM audit_captures WHERE event_id IN ({marks})", event_ids
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    async def prune_captures(self, cutoff_ts: float) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            return db.execute("DELETE FROM audit_captures WHERE ts < ?", (cutoff_ts,)).rowcount
+
+        return await self._write(work, inline=False)
 
     # --- retention ---------------------------------------------------------------------
     async def plan_prune(self, cutoff_ts: float) -> dict[str, Anchor]:
