@@ -69,6 +69,9 @@ async def _prune(config: Path | None, dsn: str | None, schema: str | None, days:
     await service.start()
     try:
         deleted = await service.prune()
+        captures = await service.prune_captures()  # own retention, outside the chain
+        if captures:
+            Console().print(f"pruned {captures} content capture(s)")
         if settings.anchor_to is not None:
             await service.anchor()
     finally:

@@ -21,7 +21,7 @@ from gateway.audit.config import AuditSettings
 from gateway.audit.service import AuditService
 from gateway.audit.stage import AuditStage
 from gateway.audit.store.pg_guard import grant_sql
-from gateway.audit.store.postgres import MigrationRefused, PostgresStore
+from gateway.audit.store.postgres import SCHEMA_VERSION, MigrationRefused, PostgresStore
 from gateway.audit.verify import verify
 
 DAY = 86400.0
@@ -179,6 +179,8 @@ async def test_a_writer_role_on_an_old_schema_is_refused_with_what_to_run(pg_sch
     schema, writer, _ = roles
     await _as(None, schema, "UPDATE audit_meta SET v = 2 WHERE k = 'schema_version'")
     store = PostgresStore(_dsn_as(writer), schema)
-    with pytest.raises(MigrationRefused, match=r"version 2, this gateway needs 3.*audit grant --apply"):
+    with pytest.raises(
+        MigrationRefused, match=rf"version 2, this gateway needs {SCHEMA_VERSION}.*audit grant --apply"
+    ):
         await store.open()
     await store.close()

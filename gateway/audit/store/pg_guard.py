@@ -97,8 +97,8 @@ def _ident(name: str, what: str) -> str:
 def grant_sql(schema: str, writer: str, pruner: str) -> list[str]:
     """The grants of the two roles (run by the tables' owner after the migration).
 
-    writer (the gateway): read, append events, move its own head (and renew its lease);
-                          store and prune content captures (outside the chain).
+    writer (the gateway): read, append events and content captures, move its own head
+                          (and renew its lease).
     pruner (retention):   the same, plus delete events below an anchor and write anchors.
     Neither may UPDATE events or DELETE heads, and neither owns anything (an owner could
     drop the triggers).
@@ -117,7 +117,7 @@ def grant_sql(schema: str, writer: str, pruner: str) -> list[str]:
         f"GRANT SELECT ON {s}.audit_anchors TO {w}",
         f"GRANT DELETE ON {s}.audit_events TO {p}",
         f"GRANT SELECT, INSERT, UPDATE ON {s}.audit_anchors TO {p}",
-        # Content captures are outside the chain (referenced by hash) with their own
-        # retention, which the gateway's retention loop applies: deleting one proves nothing.
-        f"GRANT SELECT, INSERT, DELETE ON {s}.audit_captures TO {both}",
+        # Content captures: outside the chain (referenced by hash), own retention.
+        f"GRANT SELECT, INSERT ON {s}.audit_captures TO {both}",
+        f"GRANT DELETE ON {s}.audit_captures TO {p}",
     ]
