@@ -5,7 +5,11 @@ each its own policies, rate limits and budgets; an agent without one uses ``api_
 Sources, later wins: defaults → YAML file (``--config``) → environment:
 
     WARDGATE_BASE_URL, WARDGATE_API_KEY, WARDGATE_ADMIN_KEY, ORCHESTRATOR_MODEL,
-    WARDGATE_AGENT_KEY_<AGENT> (e.g. WARDGATE_AGENT_KEY_BILLING), ORCHESTRATOR_DB
+    WARDGATE_AGENT_KEY_<AGENT> (e.g. WARDGATE_AGENT_KEY_BILLING), ORCHESTRATOR_DB,
+    ORCHESTRATOR_MCP_SERVER
+
+Tools run in this process unless ``mcp_server`` names the gateway's MCP server that serves
+them: then every tool call goes through the gateway's ``/mcp/{mcp_server}`` (mcp_client.py).
 """
 
 from __future__ import annotations
@@ -60,6 +64,11 @@ class OrchestratorConfig(BaseModel):
     #: Deferred approvals: how often to poll, how long to wait before withdrawing.
     approval_poll_s: float = Field(default=0.5, gt=0)
     approval_wait_s: float = Field(default=900.0, gt=0)
+    #: Workers call their tools through the gateway's ``/mcp/{mcp_server}`` (e.g. ``crm``) instead
+    #: of running them in this process: the gateway then judges each call where it acts.
+    mcp_server: str | None = None
+    #: Where ``/mcp/...`` is served (default: ``base_url`` without its ``/v1``).
+    mcp_url: str | None = None
     #: SQLite checkpoint file (``:memory:`` for throwaway runs).
     db_path: str = ".wardgate/orchestrator.db"
     #: Characters of an earlier step's result handed to the steps that depend on it.
@@ -71,6 +80,12 @@ class OrchestratorConfig(BaseModel):
         if not key:
             raise ValueError(f"no virtual key for agent {agent!r}: set agents.{agent}.key or api_key")
         return key
+
+    def mcp_base_url(self) -> str:
+        if self.mcp_url:
+            return self.mcp_url.rstrip("/")
+        base = self.base_url.rstrip("/")
+        return base.removesuffix("/v1")
 
     def model_for(self, agent: str) -> str:
         cfg = self.agents.get(agent)
@@ -88,6 +103,7 @@ def load_config(path: Path | None = None, **overrides: Any) -> OrchestratorConfi
         ("api_key", "WARDGATE_API_KEY"),
         ("admin_key", "WARDGATE_ADMIN_KEY"),
         ("db_path", "ORCHESTRATOR_DB"),
+        ("mcp_server", "ORCHESTRATOR_MCP_SERVER"),
     ):
         if env.get(var):
             doc[field] = env[var]

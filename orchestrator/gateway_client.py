@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 import orjson
@@ -43,6 +43,9 @@ from orchestrator.errors import (
 )
 from orchestrator.events import CallRecord, Listener
 from orchestrator.identity import RunIdentity
+
+if TYPE_CHECKING:  # the mcp SDK is imported only when tools go through /mcp
+    from orchestrator.mcp_client import McpToolClient
 
 try:  # the HTTP library under the SDK: httpx2 from openai 3, httpx before
     from httpx2 import Response as HTTPResponse
@@ -146,6 +149,16 @@ class GatewayClient:
         self._clients: dict[str, openai.AsyncOpenAI] = {}
         self._http = _http_client(config.call_timeout_s)
         self.poller = ApprovalPoller(config)
+        self._mcp: McpToolClient | None = None
+
+    @property
+    def mcp(self) -> McpToolClient:
+        """The MCP client for tool calls through ``/mcp/{server}`` (made on first use)."""
+        if self._mcp is None:
+            from orchestrator.mcp_client import McpToolClient
+
+            self._mcp = McpToolClient(self.config, self.listener, self.poller)
+        return self._mcp
 
     def client(self, key: str) -> openai.AsyncOpenAI:
         c = self._clients.get(key)
@@ -162,6 +175,8 @@ class GatewayClient:
     async def close(self) -> None:
         await self._http.aclose()
         await self.poller.close()
+        if self._mcp is not None:
+            await self._mcp.close()
 
     async def chat(
         self,

@@ -27,6 +27,21 @@ class ToolContext:
         """Stable across retries and resumes of the same tool call, unique across runs."""
         return f"{self.run_id}:{self.tool_call_id}"
 
+    def meta(self) -> dict[str, Any]:
+        """This context as an MCP request's ``_meta`` entry (``TOOL_CONTEXT_META``)."""
+        return {
+            TOOL_CONTEXT_META: {
+                "run_id": self.run_id,
+                "step_id": self.step_id,
+                "tool_call_id": self.tool_call_id,
+            }
+        }
+
+
+#: ``_meta`` key of an MCP ``tools/call`` carrying the caller's ``ToolContext`` fields, so the
+#: server behind Wardgate's ``/mcp`` sees the same idempotency key as a local run (orchestrator/mcp_servers/).
+TOOL_CONTEXT_META = "dev.wardgate/tool-context"
+
 
 ToolFn = Callable[[dict[str, Any], ToolContext], Any | Awaitable[Any]]
 

@@ -5,8 +5,9 @@ resumed step continues exactly where it stopped: tool calls the model asked for 
 results were not recorded are settled first (through the ledger, which replays completed
 calls instead of running them again), then the loop goes on.
 
-Outcomes: ``done`` (the model answered in text), ``denied`` (a policy refused a call: the
-step ends and reports the reasons, the run goes on), ``failed`` (no answer after
+Outcomes: ``done`` (the model answered in text), ``denied`` (a policy refused a call, the
+model's or, with tools through the gateway's ``/mcp``, a tool call where it acts: the step
+ends and reports the reasons, the run goes on), ``failed`` (no answer after
 ``max_rounds``). Refusals that concern the run or are transient propagate to the runner.
 """
 
@@ -16,7 +17,7 @@ import asyncio
 from typing import Any
 
 from orchestrator.errors import PolicyDenied
-from orchestrator.ledger import ToolLedger
+from orchestrator.ledger import ToolLedger, ToolOutcome
 from orchestrator.plan import PlanStep
 from orchestrator.runtime import RunContext
 from orchestrator.store import StepRecord
@@ -52,7 +53,12 @@ class Worker:
         tools = self.rc.scenario.tools.specs(spec.tools)
         rounds = sum(1 for m in rec.messages if m.get("role") == "assistant")
         while True:
-            await self._settle(step, rec, spec.tools)
+            try:
+                await self._settle(step, rec, spec.tools)
+            except PolicyDenied as exc:
+                rec.status = "denied"
+                rec.error = exc.to_dict()
+                return
             if rounds >= self.rc.config.max_rounds:
                 rec.status = "failed"
                 rec.error = {"kind": "max_rounds", "message": f"no final answer after {rounds} model calls"}
@@ -75,6 +81,7 @@ class Worker:
         pending = _pending_calls(rec.messages)
         if not pending:
             return
+        runner = self.rc.tool_runner(step.agent, step.id)
         outcomes = await asyncio.gather(
             *(
                 self.ledger.execute(
@@ -84,12 +91,20 @@ class Worker:
                     c["function"]["name"],
                     c["function"].get("arguments") or "{}",
                     allowed,
+                    runner,
                 )
                 for c in pending
-            )
+            ),
+            return_exceptions=True,
         )
+        # Every call ran to its end (none is left running behind a sibling's refusal); the
+        # settled ones are kept, then the first refusal (or crash) ends the settling.
         for outcome in outcomes:
-            rec.messages.append(
-                {"role": "tool", "tool_call_id": outcome.tool_call_id, "content": outcome.content}
-            )
+            if isinstance(outcome, ToolOutcome):
+                rec.messages.append(
+                    {"role": "tool", "tool_call_id": outcome.tool_call_id, "content": outcome.content}
+                )
         await self.rc.store.save_step(rec)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome

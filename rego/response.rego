@@ -30,8 +30,11 @@ deny contains reason if {
 }
 
 # The calls of high-stakes tools (policy.yaml: high_stakes, matched by name_key), each with
-# its rule, found once for the three rules below.
+# its rule, found once for the three rules below. A team whose agents act only through the
+# gateway's /mcp (team setting `high_stakes_at: mcp`) has them judged there, where the tool
+# runs (package wardgate.mcp), and not a second time on the model's proposal.
 high_stakes_calls := [{"call": call, "rule": rule, "invalid_json": invalid} |
+	not _judged_at_mcp
 	some call in tool_calls
 	rule := data.wardgate.derived.high_stakes[call.name_key]
 	is_object(rule)
@@ -72,6 +75,8 @@ require_approval contains {
 	not _within_threshold(value, limit)
 	why := object.get(rule, "reason", sprintf("high-stakes tool '%s'", [call.name]))
 }
+
+_judged_at_mcp if data.wardgate.lib.team.high_stakes_at == "mcp"
 
 _within_threshold(value, limit) if abs(data.wardgate.lib.number(value)) <= limit
 

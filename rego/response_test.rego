@@ -165,3 +165,18 @@ test_reasons_print_amounts_alike_under_every_engine if {
 	reason_for(1e300) == "big transfer: amount=beyond 1e15 needs approval above 1000"
 	reason_for("NaN") == "big transfer: amount=NaN needs approval above 1000"
 }
+
+# A team acting through /mcp has its high-stakes tools judged there, not on the proposal;
+# the tool rules still apply to what its model calls.
+test_a_team_acting_through_mcp_is_not_judged_twice if {
+	mcp_settings := object.union(settings, {"teams": {"demo": {"high_stakes_at": "mcp"}}})
+	calls := [
+		call("c1", "transfer_funds", {"amount": 5000}),
+		call("c2", "delete_customer", {"customer_id": "C1"}),
+		call("c3", "shell", {}),
+	]
+	d := response.decision with input as answer(calls) with data.wardgate.policy as mcp_settings
+	count(d.require_approval) == 0
+	d.deny == {"tool 'shell' is not allowed for this caller: ops only"}
+	count(decide(calls).require_approval) == 1
+}

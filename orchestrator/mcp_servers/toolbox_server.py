@@ -32,12 +32,9 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from starlette.applications import Starlette
 
-from orchestrator.tools import Tool, ToolBox, ToolContext, ToolError
+from orchestrator.tools import TOOL_CONTEXT_META, Tool, ToolBox, ToolContext, ToolError
 
 log = logging.getLogger("orchestrator.mcp_servers")
-
-#: ``_meta`` key of a ``tools/call`` carrying the caller's ``ToolContext`` fields.
-TOOL_CONTEXT_META = "dev.wardgate/tool-context"
 #: Path of the Streamable HTTP endpoint on a sample server.
 MCP_PATH = "/mcp"
 
