@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTHON ?= python3
 OPA_BINDINGS := opa-golib-python-bindings==0.4.4
 
-.PHONY: install run test lint services policy-test bench demo clean
+.PHONY: install run test lint services browser-deps vendor policy-test bench demo clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ run: install
 services:
 	@bash .ci/services
 
+# The console's browser tests: Debian's Chromium (apt-get, never a downloaded browser) and
+# axe-core (npm registry) in .venv/axe. Fails, saying what to install, when it cannot.
+browser-deps: install
+	@bash .ci/browser
+
+# Refresh the console's vendored htmx from the npm registry (version + integrity in
+# gateway/console/VENDORED).
+vendor:
+	@bash scripts/vendor_console.sh
+
 lint: install
 	$(VENV)/bin/ruff check gateway orchestrator tests bench wardgate_mock
 	$(VENV)/bin/ruff format --check gateway orchestrator tests bench wardgate_mock
@@ -46,7 +56,7 @@ policy-test: install
 # take a per-test prefix, PostgreSQL a per-test schema, servers a free port.
 PYTEST_WORKERS ?= auto
 
-test: install services lint policy-test
+test: install services browser-deps lint policy-test
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: install

@@ -13,6 +13,7 @@ can only be given one built before it. Why this order:
   ``require_approval`` has a stage to act on it);
 - ``mcp``: the gateway in front of MCP servers, after the guards it applies to tool calls
   (limits, redaction, approvals, policy) and the audit log it records into;
+- ``console``: the web UI over approvals, audit, limits and policy (no stage of its own);
 - ``providers`` last: it adds ``stream_trust`` when a stage registered before it reads streams.
 
 The order a call goes through the stages is not this one: it is ``STAGE_ORDER`` in
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from gateway.approvals.component import Approvals
 from gateway.audit.component import Audit
+from gateway.console.component import Console
 from gateway.keys.component import Keys
 from gateway.limits.component import Limits
 from gateway.mcp.component import Mcp
@@ -46,5 +48,6 @@ def compose() -> list[Component]:
     approvals = Approvals(audit)
     policy = Policy(audit, redaction, approvals)
     mcp = Mcp(observability, audit, limits, redaction, approvals, policy)
+    console = Console(audit, approvals, limits, policy)
     providers = Providers()
-    return [observability, audit, keys, limits, redaction, approvals, policy, mcp, providers]
+    return [observability, audit, keys, limits, redaction, approvals, policy, mcp, console, providers]

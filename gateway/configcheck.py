@@ -234,11 +234,13 @@ def deployment_problems(
     """State that must be shared and is not: memory backends under several workers, a Redis
     approvals backend without the sealing key every replica must share."""
     from gateway.approvals.config import ApprovalSettings
+    from gateway.console.config import ConsoleSettings, session_store_of
     from gateway.limits.config import LimitsSettings
 
     workers = workers or settings.server.workers
     limits = section(settings, "limits", LimitsSettings)
     approvals = section(settings, "approvals", ApprovalSettings)
+    console = section(settings, "console", ConsoleSettings)
     problems: list[str] = []
     if workers > 1 and not settings.server.allow_per_process_state:
         fix = (
@@ -254,6 +256,13 @@ def deployment_problems(
             problems.append(
                 f"approvals.backend is memory with {workers} workers: an approval held by one worker "
                 "is invisible to the others (approve answers 404); " + fix.format(name="approvals")
+            )
+        if console.enabled and session_store_of(console, approvals)[0] == "memory":
+            problems.append(
+                f"console.session_backend is memory with {workers} workers: a console session made "
+                "on one worker is unknown to the others (the reviewer is sent back to sign in); set "
+                "console.session_backend: redis (and console.redis_url; with approvals.backend: redis it is "
+                "the default), console.enabled: false, or server.allow_per_process_state: true"
             )
     if approvals.enabled and approvals.backend == "redis" and not environ.get(approvals.answer_key_env):
         problems.append(

@@ -151,6 +151,7 @@ PASS_THROUGH: dict[str, Any] = {
     "redaction": {"enabled": False},
     "approvals": {"enabled": False},
     "audit": {"enabled": False},
+    "console": {"enabled": False},
 }
 
 

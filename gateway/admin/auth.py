@@ -1,4 +1,10 @@
-"""Admin authentication: a separate key list with roles admin / approver / auditor."""
+"""Admin authentication: a separate key list with roles admin / approver / auditor.
+
+Two surfaces authenticate admins: the admin API (a bearer key on every request,
+``require_admin``) and the console (a session made from an admin key, ``gateway/console``).
+Both refuse with the same check, ``check_roles``, so a role can never mean one thing in the
+API and another in the console.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,13 @@ from starlette.requests import Request
 from gateway.errors import AuthenticationError, PermissionDenied
 from gateway.keys.bearer import bearer_token
 from gateway.keys.store import AdminPrincipal
+
+
+def check_roles(principal: AdminPrincipal, *roles: str) -> AdminPrincipal:
+    """``principal`` if it has one of ``roles`` (``admin`` satisfies every role); else 403."""
+    if roles and not principal.has_role(*roles):
+        raise PermissionDenied(f"This admin key lacks the role: one of {sorted(roles)} is required.")
+    return principal
 
 
 def require_admin(request: Request, *roles: str) -> AdminPrincipal:
@@ -20,6 +33,4 @@ def require_admin(request: Request, *roles: str) -> AdminPrincipal:
     principal = request.app.state.ctx.keys.authenticate_admin(token)
     if principal is None:
         raise AuthenticationError("Invalid admin API key.")
-    if roles and not principal.has_role(*roles):
-        raise PermissionDenied(f"This admin key lacks the role: one of {sorted(roles)} is required.")
-    return principal
+    return check_roles(principal, *roles)

@@ -120,7 +120,11 @@ def build_spec(
     operator endpoints need the operator token."""
     paths: dict[str, Any] = {}
     for route in routes:
-        if not isinstance(route, Route) or route.path in ("/{path:path}", "/openapi.json"):
+        if (
+            not isinstance(route, Route)
+            or not route.include_in_schema  # the console's pages (HTML, not the API)
+            or route.path in ("/{path:path}", "/openapi.json")
+        ):
             continue
         path = _CONVERTOR.sub(r"{\1}", route.path)  # OpenAPI templates carry no Starlette convertors
         for method in sorted((route.methods or set()) - {"HEAD"}):

@@ -144,6 +144,12 @@ class KeyStore:
     def authenticate_admin(self, key: str) -> AdminPrincipal | None:
         return self._admin.get(hash_key(key))
 
+    def admin_by_hash(self, digest: str) -> AdminPrincipal | None:
+        """The admin key whose SHA-256 is ``digest`` as it stands now (the console's sessions keep
+        the hash, never the key, and re-read the principal on every request: a revoked key or a
+        changed role takes effect at once)."""
+        return self._admin.get(digest)
+
     def principals(self) -> list[Principal]:
         """Active (not revoked) virtual keys."""
         return list(self._keys.values())

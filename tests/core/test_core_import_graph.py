@@ -24,7 +24,18 @@ PACKAGES = ("gateway", "orchestrator", "wardgate_mock")
 
 #: The guard areas: each may import the shared core (``gateway.call``, ``gateway.errors``,
 #: ``gateway.pipeline``, ...) freely, but another area only through that area's seams.
-AREAS = ("limits", "redaction", "policy", "approvals", "audit", "observability", "keys", "providers", "mcp")
+AREAS = (
+    "limits",
+    "redaction",
+    "policy",
+    "approvals",
+    "audit",
+    "observability",
+    "keys",
+    "providers",
+    "mcp",
+    "console",
+)
 
 #: Type-only imports of these do not count for cycles (see above).
 HUBS = frozenset({"gateway.context", "gateway.settings"})
@@ -36,8 +47,9 @@ SEAMS: dict[str, frozenset[str]] = {
     "keys": frozenset({"gateway.keys.store", "gateway.keys.bearer"}),
     # The limit ranges, also applied to a key's own limits in keys.yaml.
     "limits": frozenset({"gateway.limits.bounds"}),
-    # Scrubbing secrets out of text before it is logged (providers' error bodies).
-    "audit": frozenset({"gateway.audit.scrub"}),
+    # Scrubbing secrets out of text before it is logged (providers' error bodies); the store's
+    # query interface (Filters) and the run timeline, which the console's pages read.
+    "audit": frozenset({"gateway.audit.scrub", "gateway.audit.store.base", "gateway.audit.timeline"}),
     # Metrics, tracing and the GC watch are shared facilities.
     "observability": frozenset(
         {
@@ -51,7 +63,19 @@ SEAMS: dict[str, frozenset[str]] = {
     ),
     "redaction": frozenset(),
     "policy": frozenset(),
-    "approvals": frozenset(),
+    # The console decides and shows approvals through the same service, records, listing
+    # query, four-eyes/group rules and real-value policy as the admin API.
+    "approvals": frozenset(
+        {
+            "gateway.approvals.service",
+            "gateway.approvals.model",
+            "gateway.approvals.store",
+            "gateway.approvals.rules",
+            "gateway.approvals.reveal",
+        }
+    ),
+    # The web UI: nothing of it is used by another area.
+    "console": frozenset(),
     # Which GenAI system a deployment's provider kind speaks (the audit record and the trace).
     "providers": frozenset({"gateway.providers.registry"}),
     "mcp": frozenset(),

@@ -22,6 +22,7 @@ def test_two_workers_on_memory_backends_refuse_the_start_saying_what_to_set(tmp_
     assert done.returncode == 2 and "Traceback" not in done.stderr and "listening" not in done.stdout
     assert "limits.backend is memory with 2 workers" in done.stderr
     assert "approvals.backend is memory with 2 workers" in done.stderr
+    assert "console.session_backend is memory with 2 workers" in done.stderr
     assert (
         "set limits.backend: redis" in done.stderr and "server.allow_per_process_state: true" in done.stderr
     )
@@ -36,11 +37,15 @@ def test_the_opt_in_disabled_guards_or_redis_backends_pass(tmp_path: Path) -> No
     opt_in = _tree(tmp_path / "a", "server:\n  workers: 2\n  allow_per_process_state: true\n")
     assert check_all(opt_in, environ={}) == []
     disabled = _tree(
-        tmp_path / "b", "server:\n  workers: 2\nlimits: {enabled: false}\napprovals: {enabled: false}\n"
+        tmp_path / "b",
+        "server:\n  workers: 2\nlimits: {enabled: false}\napprovals: {enabled: false}\n"
+        "console: {enabled: false}\n",
     )
     assert check_all(disabled, environ={}) == []
     shared = _tree(
-        tmp_path / "c", "server:\n  workers: 2\nlimits: {backend: redis}\napprovals: {backend: redis}\n"
+        tmp_path / "c",
+        "server:\n  workers: 2\nlimits: {backend: redis}\napprovals: {backend: redis}\n",
+        # the console's sessions follow the approvals onto Redis (session_backend: auto)
     )
     assert check_all(shared, environ=key) == []
 

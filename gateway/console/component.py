@@ -1,0 +1,75 @@
+"""The console component: the web UI under ``/console`` for reviewers, auditors and admins.
+
+It is given the components whose data its pages show (``compose()``); at start it builds the
+session manager (memory or Redis, like the approvals and limits stores) and the templates.
+Its routes exist before the start (Starlette builds them with the app) and reach what it
+built through providers, as every component's routes do.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gateway.console.config import ConsoleSettings
+from gateway.registry import BaseComponent, section
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from gateway.approvals.component import Approvals
+    from gateway.audit.component import Audit
+    from gateway.console.sessions import SessionManager
+    from gateway.context import AppContext
+    from gateway.limits.component import Limits
+    from gateway.policy.component import Policy
+
+
+class Console(BaseComponent):
+    name = "console"
+    settings_model = ConsoleSettings
+
+    def __init__(self, audit: Audit, approvals: Approvals, limits: Limits, policy: Policy) -> None:
+        self.audit = audit
+        self.approvals = approvals
+        self.limits = limits
+        self.policy = policy
+        #: Set at start; ``None`` while the console is off.
+        self.sessions: SessionManager | None = None
+        self.settings = ConsoleSettings()
+
+    def routes(self) -> list[BaseRoute]:
+        from gateway.console.deps import Deps
+        from gateway.console.mount import load_pages, routes
+        from gateway.console.templates import Templates
+        from gateway.console.web import PREFIX
+
+        deps = Deps(
+            settings=lambda: self.settings,
+            sessions=lambda: self.sessions,
+            templates=Templates(PREFIX),
+            approvals=lambda: self.approvals.service,
+            audit_store=self.audit.store,
+            audit=self.audit.recorder,
+        )
+        return routes(deps, load_pages())
+
+    async def start(self, ctx: AppContext) -> None:
+        from gateway.console.config import session_store_of
+        from gateway.console.sessions import MemorySessionStore, SessionManager, SessionStore
+
+        self.sessions = None
+        settings = self.settings = section(ctx.settings, self.name, ConsoleSettings)
+        if not settings.enabled:
+            return
+        store: SessionStore
+        backend, redis_url, key_prefix = session_store_of(settings, getattr(ctx.settings, "approvals", None))
+        if backend == "redis":
+            from gateway.console.redis_sessions import RedisSessionStore
+
+            store = RedisSessionStore.from_url(redis_url, key_prefix)
+            ctx.ready_checks[self.name] = store.ping
+        else:
+            store = MemorySessionStore()
+        await store.start()
+        ctx.closers.append(store.close)
+        self.sessions = SessionManager(store, settings.idle_timeout_s, settings.absolute_timeout_s)
