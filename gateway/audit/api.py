@@ -27,7 +27,7 @@ from gateway.http.routes import bind, json_response
 from gateway.registry import Provider
 
 _LIST_PARAMS = query.FILTER_PARAMS | {"cursor", "limit", "order"}
-_EXPORT_PARAMS = query.FILTER_PARAMS | {"format"}
+_EXPORT_PARAMS = query.FILTER_PARAMS | {"format", "chain", "since_seq"}
 _RUN_PARAMS = frozenset({"cursor", "limit"})
 _MAX_LIMIT = 1000
 
@@ -74,11 +74,16 @@ async def export_events(request: Request, get: Provider[AuditStore]) -> Response
     params = request.query_params
     query.check_params(params, _EXPORT_PARAMS)
     filters = query.parse_filters(params)
+    chain = query.text(params["chain"], "chain") if "chain" in params else None
+    since_seq = query.parse_int(params, "since_seq", 1, 1, 2**62) if "since_seq" in params else None
+    if since_seq is not None and chain is None:
+        raise BadRequest("'since_seq' needs 'chain' (each chain has its own seq).", param="since_seq")
     fmt = params.get("format", "jsonl")
     if fmt == "jsonl":
-        body, media = export.jsonl(store, filters), "application/x-ndjson"
+        body, media = export.jsonl(store, filters, chain=chain, since_seq=since_seq), "application/x-ndjson"
     elif fmt == "csv":
-        body, media = export.csv_lines(store, filters), "text/csv; charset=utf-8"
+        body = export.csv_lines(store, filters, chain=chain, since_seq=since_seq)
+        media = "text/csv; charset=utf-8"
     else:
         raise BadRequest("'format' must be 'jsonl' or 'csv'.", param="format")
     if not store.queryable:

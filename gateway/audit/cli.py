@@ -188,13 +188,18 @@ def export_cmd(
     run: str = typer.Option(None),
     decision: str = typer.Option(None),
     model: str = typer.Option(None),
+    chain: str = typer.Option(None, "--chain", help="Only this chain (incremental archiving)."),
+    since_seq: int = typer.Option(None, "--since-seq", help="With --chain: from this seq on."),
     url: str = URL,
     admin_key: str = KEY,
 ) -> None:
-    """Stream every matching event, oldest first (an unfiltered export can be verified with --file)."""
+    """Stream every matching event from one snapshot, chain by chain in commit order (an
+    export without content filters verifies on its own with `verify --file`)."""
     client = _client(url, admin_key)
     params = _filters(
         format=fmt,
+        chain=chain,
+        since_seq=since_seq,
         since=since,
         until=until,
         team=team,
@@ -232,6 +237,12 @@ def _print_report(report: VerifyReport, console: Console) -> None:
             f"[yellow]UNWITNESSED[/yellow] chain {s.shard} seq {s.unwitnessed_from}..{s.last_seq}: "
             "no other chain or anchor vouches for these events yet (an anchor does; see --strict)"
         )
+    for shard, seg in sorted(report.segments.items()):
+        if int(seg.get("from_seq", 1)) > 1:
+            console.print(
+                f"SEGMENT chain {shard} seq {seg['from_seq']}..{seg['to_seq']} starts after hash "
+                f"{seg['prev_hash']}: the archive before it must end with that hash"
+            )
     anchored = [s for s in report.shards if s.anchored_to is not None]
     if anchored:
         console.print(f"{len(anchored)} chain(s) held to signed anchors (up to the last anchor).")

@@ -1,8 +1,17 @@
 """Streamed exports (JSONL and CSV) in bounded memory, however many events match.
 
-Events are read a page at a time with keyset paging (no long-lived cursor or transaction
-held open while a slow client reads) and each page is encoded and handed to the response
-before the next is read, so memory stays at one page whatever the export's size.
+An export reads ONE snapshot of the store (a REPEATABLE READ transaction on PostgreSQL, one
+read transaction on SQLite) in commit order, chain by chain and ``seq`` by ``seq``, a page at
+a time: each page is encoded and handed to the response before the next is fetched, so memory
+stays at one page whatever the export's size, and a call that commits while the export runs
+is either wholly in it (with everything before it) or not at all.
+
+A JSONL export not narrowed by content filters (only ``chain`` / ``since_seq``) is a set of
+contiguous chain *segments* and says so: a first line ``{"export": {...}}`` (its scope) and,
+after each chain's events, ``{"segment": {shard, from_seq, prev_hash, to_seq, hash}}``. So it
+verifies on its own (``verify --file``): a segment may start after seq 1 at the ``prev_hash``
+it names (an incremental archive from ``since_seq``: the previous archive must end there),
+and must end at the ``to_seq``/``hash`` it names (a truncated file is caught).
 
 The CSV is opened in spreadsheets, and many of its cells hold text an agent or a model
 chose (ids, reasons quoting tool names, model names). A cell a spreadsheet would read as a
@@ -15,10 +24,14 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gateway.audit.store.base import AuditStore, Filters
+import orjson
+
+from gateway.audit.schema import iso_time
+from gateway.audit.store.base import AuditStore, Filters, event_of
 
 PAGE = 1000
 
@@ -137,39 +150,68 @@ def _cells(ev: dict[str, Any], reasons: list[Any], entities: dict[str, Any]) -> 
 
 
 async def iter_pages(
-    store: AuditStore, filters: Filters, page: int = PAGE
+    store: AuditStore,
+    filters: Filters,
+    page: int = PAGE,
+    *,
+    chain: str | None = None,
+    since_seq: int | None = None,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Oldest first, one page at a time."""
-    after: tuple[float, str] | None = None
-    while True:
-        events = await store.query(filters, after=after, limit=page, desc=False)
-        if events:
-            yield events
-        if len(events) < page:
-            return
-        after = (events[-1]["ts"], events[-1]["id"])
+    """One snapshot, in commit order, one page at a time."""
+    async for rows in store.snapshot(filters, chain, since_seq, page):
+        yield [event_of(body, hash_) for _, _, _, hash_, body in rows]
 
 
-async def jsonl(store: AuditStore, filters: Filters, page: int = PAGE) -> AsyncIterator[bytes]:
-    """The stored canonical body with its hash spliced in: no parse, no re-encode per event."""
-    after: tuple[float, str] | None = None
-    while True:
-        rows = await store.query_raw(filters, after=after, limit=page, desc=False)
-        if rows:
-            yield "".join(f'{body[:-1]},"hash":"{hash_}"}}\n' for _, _, hash_, body in rows).encode()
-        if len(rows) < page:
-            return
-        after = (rows[-1][0], rows[-1][1])
+def _line(key: str, value: dict[str, Any]) -> str:
+    return orjson.dumps({key: value}).decode() + "\n"
 
 
-async def csv_lines(store: AuditStore, filters: Filters) -> AsyncIterator[bytes]:
+async def jsonl(
+    store: AuditStore,
+    filters: Filters,
+    page: int = PAGE,
+    *,
+    chain: str | None = None,
+    since_seq: int | None = None,
+    now: float | None = None,
+) -> AsyncIterator[bytes]:
+    """The stored canonical body with its hash spliced in: no parse, no re-encode per event;
+    plus the scope and segment lines of an export that covers whole segments."""
+    segments = not filters.active()
+    if segments:
+        scope = {
+            "chain": chain,
+            "since_seq": since_seq,
+            "time": iso_time(time.time() if now is None else now),
+        }
+        yield _line("export", scope).encode()
+    seg: dict[str, Any] | None = None
+    async for rows in store.snapshot(filters, chain, since_seq, page):
+        out = []
+        for shard, seq, prev, hash_, body in rows:
+            if segments:
+                if seg is None or seg["shard"] != shard:
+                    if seg is not None:
+                        out.append(_line("segment", seg))
+                    seg = {"shard": shard, "from_seq": seq, "prev_hash": prev, "to_seq": seq, "hash": hash_}
+                else:
+                    seg["to_seq"], seg["hash"] = seq, hash_
+            out.append(f'{body[:-1]},"hash":"{hash_}"}}\n')
+        yield "".join(out).encode()
+    if seg is not None:
+        yield _line("segment", seg).encode()
+
+
+async def csv_lines(
+    store: AuditStore, filters: Filters, *, chain: str | None = None, since_seq: int | None = None
+) -> AsyncIterator[bytes]:
     buf = io.StringIO()
     # RFC 4180's CRLF: the writer then quotes a cell holding a lone CR too (with "\n" it did
     # not, and a CR in a model name started a forged row in every spreadsheet).
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     yield buf.getvalue().encode()
-    async for events in iter_pages(store, filters):
+    async for events in iter_pages(store, filters, chain=chain, since_seq=since_seq):
         buf.seek(0)
         buf.truncate()
         writer.writerows(csv_row(ev) for ev in events)

@@ -4,8 +4,12 @@ Lines may come from ``GET /admin/audit/export?format=jsonl`` or from the ``log``
 is one event with its ``hash``. The events are grouped by chain and ordered by ``seq`` in
 memory, then walked by the same ``verify`` as a store. Lines that are not JSON objects (other
 log output sharing stderr with the ``log`` backend) are skipped and counted (``skipped``). There is no heads table in a file, so a
-truncated tail is caught only where a later checkpoint witnessed it. Export unfiltered:
-a filtered export has gaps by design.
+truncated tail is caught only where a later checkpoint witnessed it, unless the file is an
+export that names its segments (``export.py``): then each chain must run from the segment's
+start (seq 1, or the ``prev_hash`` it names) to its end (``to_seq``/``hash``, like a head row),
+and a chain's segment start is reported (``segments``) for the auditor to join to the archive
+before it. A single-chain export cannot check what its checkpoints say about other chains, so
+those claims are skipped there. Export unfiltered: a filtered export has gaps by design.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ class JsonlSource:
     def __init__(self, lines: Iterable[bytes | str]) -> None:
         self._chains: dict[str, list[StoredRow]] = {}
         self.skipped = 0
+        #: The export's segments (shard -> from_seq, prev_hash, to_seq, hash), when it names them.
+        self.segments: dict[str, dict[str, Any]] = {}
+        #: The chains claims may be checked in (None: all; a single-chain export: that chain).
+        self.covers: set[str] | None = None
         for raw in lines:
             line = raw.strip()
             if not line:
@@ -35,6 +43,8 @@ class JsonlSource:
                 self.skipped += 1
                 continue
             ev: dict[str, Any] = orjson.loads(line)
+            if "id" not in ev and self._export_line(ev):
+                continue
             hash_ = str(ev.pop("hash", ""))
             body = canonical_json(ev).decode("utf-8")
             row = StoredRow(
@@ -52,6 +62,26 @@ class JsonlSource:
             rows.sort(key=lambda r: r.seq)
         self._hashes = {s: {r.seq: r.hash for r in rows} for s, rows in self._chains.items()}
         self._anchors = self._attested_anchors()
+        self.has_heads = bool(self.segments)
+        for shard, seg in self.segments.items():
+            if int(seg.get("from_seq", 1)) > 1:
+                self._anchors[shard] = Anchor(int(seg["from_seq"]), str(seg.get("prev_hash")))
+
+    def _export_line(self, line: dict[str, Any]) -> bool:
+        """Take an export's scope or segment line; False: not one (an event without an id)."""
+        if isinstance(seg := line.get("segment"), dict) and isinstance(seg.get("shard"), str):
+            self.segments[seg["shard"]] = seg
+            return True
+        if isinstance(scope := line.get("export"), dict):
+            if isinstance(scope.get("chain"), str):
+                self.covers = {scope["chain"]}
+            return True
+        return False
+
+    @property
+    def segment_starts(self) -> set[tuple[str, int, str]]:
+        """Chain starts the export itself vouches for (``verify`` accepts them as anchors)."""
+        return {(s, int(g["from_seq"]), str(g.get("prev_hash"))) for s, g in self.segments.items()}
 
     def _attested_anchors(self) -> dict[str, Anchor]:
         """An export has no anchors table: a chain may start where the latest retention event says."""
@@ -74,7 +104,8 @@ class JsonlSource:
         return dict(self._anchors)
 
     async def heads(self, since_ts: float = 0.0) -> dict[str, Head]:
-        return {}
+        """A segment's end is the chain's end as the export saw it: a head row of the file."""
+        return {s: Head(int(g["to_seq"]), str(g.get("hash"))) for s, g in self.segments.items()}
 
     async def hash_at(self, shard: str, seq: int) -> str | None:
         return self._hashes.get(shard, {}).get(seq)

@@ -80,6 +80,8 @@ class ShardResult:
 class VerifyReport:
     shards: list[ShardResult] = field(default_factory=list)
     breaks: list[Break] = field(default_factory=list)  # cross-chain problems (witnesses, anchors)
+    #: An export's chain segments (``verify --file``): where each starts and ends.
+    segments: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -108,6 +110,7 @@ class VerifyReport:
             "shards": [asdict(s) for s in self.shards],
             "unwitnessed": {s.shard: s.unwitnessed_from for s in self.unwitnessed},
             "breaks": [asdict(b) for b in self.all_breaks()],
+            "segments": self.segments,
         }
 
 
@@ -249,7 +252,7 @@ async def verify(
 ) -> VerifyReport:
     """Walk every chain; with ``public_key``, also check signed checkpoints, and with
     ``anchors`` (records from ``anchors.read_anchors``) hold the chains to the signed heads."""
-    report = VerifyReport()
+    report = VerifyReport(segments=dict(getattr(source, "segments", {})))
     plan = anchor_check.plan(anchors, public_key) if anchors is not None and public_key is not None else None
     seen: dict[tuple[str, int], str] = {}
     prune = await source.anchors()
@@ -257,6 +260,9 @@ async def verify(
     has_heads = bool(getattr(source, "has_heads", True))
     claims: list[_Claim] = []
     attested: dict[str, set[tuple[object, object]]] = {}
+    for shard, seq, prev_hash in getattr(source, "segment_starts", ()):
+        attested.setdefault(shard, set()).add((seq, prev_hash))
+    covers: set[str] | None = getattr(source, "covers", None)
     lasts: dict[str, Head | None] = {}
     results: dict[str, ShardResult] = {}
     for shard in await source.shards():
@@ -291,6 +297,8 @@ async def verify(
             )
         if c.end and c.shard in results:
             _break_after_end(results[c.shard], lasts[c.shard], c)
+        if covers is not None and c.shard not in covers:
+            continue  # a single-chain export holds nothing of the chain this claim is about
         start = prune.get(c.shard)
         if start is not None and c.seq < start.seq:
             if c.seq == start.seq - 1 and c.hash != start.prev_hash:

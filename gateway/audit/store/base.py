@@ -155,6 +155,15 @@ class AuditStore(ABC):
         rows = await self.query_raw(filters, after=after, limit=limit, desc=desc)
         return [event_of(body, h) for _, _, h, body in rows]
 
+    def snapshot(
+        self, filters: Filters, chain: str | None = None, since_seq: int | None = None, page: int = 1000
+    ) -> AsyncIterator[list[tuple[str, int, str, str, str]]]:
+        """Pages of ``(shard, seq, prev_hash, hash, body)`` in commit order, all read from ONE
+        snapshot of the store (an export: nothing committed meanwhile half-appears in it)."""
+        raise QueryUnsupported(
+            f"The {self.name} audit backend does not support exports; use sqlite or postgres."
+        )
+
     async def get(self, event_id: str) -> dict[str, Any] | None:
         raise QueryUnsupported(
             f"The {self.name} audit backend does not support queries; use sqlite or postgres."

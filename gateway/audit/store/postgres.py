@@ -235,6 +235,25 @@ class PostgresStore(AuditStore):
         query, params = sql.page_sql(_D, filters, after, limit, desc)
         return [tuple(r) for r in await self.pool.fetch(query, *params)]
 
+    async def snapshot(
+        self, filters: Filters, chain: str | None = None, since_seq: int | None = None, page: int = 1000
+    ) -> AsyncIterator[list[tuple[str, int, str, str, str]]]:
+        """One REPEATABLE READ, READ ONLY transaction and a server-side cursor, on a connection
+        of its own (a slow export client must not hold one of the pool's)."""
+        query, params = sql.snapshot_sql(_D, filters, chain, since_seq)
+        conn = await asyncpg.connect(self.dsn, server_settings=self._server_settings)
+        try:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                cursor = await conn.cursor(query, *params)
+                while True:
+                    rows = await cursor.fetch(page)
+                    if rows:
+                        yield [tuple(r) for r in rows]
+                    if len(rows) < page:
+                        return
+        finally:
+            await conn.close()
+
     async def get(self, event_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow("SELECT hash, body FROM audit_events WHERE id = $1", event_id)
         return event_of(row[1], row[0]) if row else None

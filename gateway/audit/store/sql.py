@@ -233,6 +233,22 @@ def page_sql(
     return sql, w.params
 
 
+def snapshot_sql(
+    d: Dialect, filters: Filters, chain: str | None, since_seq: int | None
+) -> tuple[str, list[Any]]:
+    """An export's one query, in commit order (chain, seq): what ``verify`` walks.
+
+    Ordering by the call's start time (``ts``) put a stream that committed late behind
+    events committed after it, so keyset pages by ``ts`` could skip it."""
+    w = where(d, filters)
+    if chain is not None:
+        w.add("shard = {}", (chain, "text"))
+    if since_seq is not None:
+        w.add("seq >= {}", (since_seq, "bigint"))
+    sql = f"SELECT shard, seq, prev_hash, hash, body FROM audit_events{w.sql()} ORDER BY shard, seq"
+    return sql, w.params
+
+
 def spend_sql(d: Dialect, group_by: str, filters: Filters) -> tuple[str, list[Any]]:
     col = SPEND_GROUPS[group_by]
     w = where(d, Filters(**{**filters.active(), "kind": "call"}))

@@ -45,14 +45,23 @@ log = logging.getLogger("wardgate.audit")
 class _Conn:
     """A sqlite3 connection pinned to one worker thread."""
 
-    def __init__(self, path: Path, synchronous: str, name: str, autocheckpoint: bool = True) -> None:
+    def __init__(
+        self, path: Path, synchronous: str, name: str, autocheckpoint: bool = True, readonly: bool = False
+    ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"audit-sqlite-{name}")
         self._path = path
         self._synchronous = synchronous
         self._autocheckpoint = autocheckpoint
+        self._readonly = readonly
         self.db: sqlite3.Connection | None = None
 
     def _connect(self) -> None:
+        if self._readonly:
+            uri = self._path.resolve().as_uri() + "?mode=ro"
+            self.db = sqlite3.connect(
+                uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+            return
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=10.0)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -271,6 +280,29 @@ class SQLiteStore(AuditStore):
     ) -> list[tuple[float, str, str, str]]:
         query, params = sql.page_sql(_D, filters, after, limit, desc)
         return await self._fetch(query, params)
+
+    async def snapshot(
+        self, filters: Filters, chain: str | None = None, since_seq: int | None = None, page: int = 1000
+    ) -> AsyncIterator[list[tuple[str, int, str, str, str]]]:
+        """One read transaction (WAL: a snapshot as of its first read) on a read-only
+        connection and thread of its own, one statement fetched a page at a time. While it is
+        open the WAL cannot be checkpointed past it: exports should not idle for hours."""
+        query, params = sql.snapshot_sql(_D, filters, chain, since_seq)
+        conn = _Conn(self.path, "NORMAL", "export", readonly=True)
+        await conn.open()
+        try:
+            db = conn.db
+            assert db is not None
+            await conn.run(db.execute, "BEGIN")
+            cursor = await conn.run(db.execute, query, params)
+            while True:
+                rows = await conn.run(cursor.fetchmany, page)
+                if rows:
+                    yield rows
+                if len(rows) < page:
+                    return
+        finally:
+            await conn.close()
 
     async def get(self, event_id: str) -> dict[str, Any] | None:
         rows = await self._fetch("SELECT hash, body FROM audit_events WHERE id = ?", (event_id,))
