@@ -22,6 +22,7 @@ Layout (one job per module):
     timeline.py      the run timeline: every event of an agent run, in order
     why.py           a policy decision's "why": its effects and a content-free input summary
     capture.py       opt-in content capture: redacted messages and answer, outside the chain
+    explore.py       console read models: run search, sub-runs, spend series
     api.py           /admin/audit, /admin/audit/export, /admin/audit/{id}, /admin/runs/{id}
     component.py     Audit: the component (service, stage, readiness, routes, CLI)
     cli.py           wardgate audit tail|query|export|verify

@@ -174,6 +174,14 @@ class AuditStore(ABC):
             f"The {self.name} audit backend does not support reports; use sqlite or postgres."
         )
 
+    # --- ad-hoc reads (the console's run search, spend series: ``audit/explore.py``) -------
+    #: The ``sql.Dialect`` to render read queries in (None: this store cannot be read).
+    dialect: Any = None
+
+    async def select(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query rendered in ``dialect``."""
+        raise QueryUnsupported(f"The {self.name} audit backend cannot be read back.")
+
     # --- content captures (own table, outside the chain; see ``audit/capture.py``) ----------
     async def put_capture(self, event_id: str, ts: float, run_id: str | None, digest: str, body: str) -> None:
         """Store one call's capture, keyed by its event's id."""

@@ -49,6 +49,7 @@ class MigrationRefused(RuntimeError):
 
 class PostgresStore(AuditStore):
     name = "postgres"
+    dialect = _D
     append_awaits_io = True
 
     def __init__(
@@ -270,6 +271,9 @@ class PostgresStore(AuditStore):
             }
             for r in await self.pool.fetch(query, *params)
         ]
+
+    async def select(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await self.pool.fetch(query, *params)]
 
     # --- content captures --------------------------------------------------------------
     async def put_capture(self, event_id: str, ts: float, run_id: str | None, digest: str, body: str) -> None:

@@ -85,6 +85,7 @@ class _Conn:
 
 class SQLiteStore(AuditStore):
     name = "sqlite"
+    dialect = _D
 
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
@@ -314,6 +315,9 @@ class SQLiteStore(AuditStore):
             {"group": r[0], "calls": r[1], "input_tokens": r[2], "output_tokens": r[3], "cost_nusd": r[4]}
             for r in await self._fetch(query, params)
         ]
+
+    async def select(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await self._fetch(query, params)]
 
     # --- content captures --------------------------------------------------------------
     async def put_capture(self, event_id: str, ts: float, run_id: str | None, digest: str, body: str) -> None:
