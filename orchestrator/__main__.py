@@ -1,6 +1,6 @@
 """``python -m orchestrator``: demo, run, resume, report, load.
 
-    python -m orchestrator demo [--interactive] [--approval-mode hold|defer] [--base-url URL]
+    python -m orchestrator demo [--interactive] [--approval-mode hold|defer] [--tools local|mcp] [--base-url URL]
     python -m orchestrator run [--scenario support] [--config orchestrator.yaml]
     python -m orchestrator resume RUN_ID
     python -m orchestrator report RUN_ID [--json]
@@ -75,6 +75,11 @@ def demo(
     model: str = MODEL,
     config: Path = CONFIG,
     keep: bool = typer.Option(False, "--keep", help="Keep the temporary directory (gateway log, audit db)."),
+    tools: str = typer.Option(
+        "local",
+        "--tools",
+        help="local (tools run here) or mcp (through the gateway's /mcp/crm, a sample MCP server).",
+    ),
     gateway_command: str = typer.Option(
         None,
         "--gateway-command",
@@ -87,6 +92,8 @@ def demo(
 
     if approval_mode not in ("hold", "defer"):
         raise typer.BadParameter("--approval-mode must be hold or defer")
+    if tools not in ("local", "mcp"):
+        raise typer.BadParameter("--tools must be local or mcp")
     code = _run(
         run_demo(
             base_url=base_url,
@@ -97,6 +104,7 @@ def demo(
             keep=keep,
             gateway_command=gateway_command,
             config_path=config,
+            tools=tools,
         )
     )
     raise typer.Exit(int(code))

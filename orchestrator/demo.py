@@ -5,14 +5,23 @@ key: the built-in mock model), runs the scenario, plays the support lead who app
 refund through the admin API (or asks you, with ``--interactive``), then prints the steps,
 the policy denials with their reasons, the redactions, the approval, the cost per agent and
 the run's audit timeline. With ``OPENAI_API_KEY`` set the agents use a real model.
+
+``tools="mcp"``: the workers reach their tools through the gateway's
+``/mcp/crm``, the sample ``crm`` MCP server (orchestrator/mcp_servers/) running in this
+process on a free port, so the refund is held and the deletion refused at the point of
+action, the MCP ``tools/call``. ``tools="local"`` (the default) runs them in process (the gateway then
+judges the tool calls the model proposes). With ``--base-url`` and ``mcp``, the gateway's own
+``mcp.yaml`` must name a ``crm`` server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -21,6 +30,7 @@ from orchestrator.approver import AutoApprover
 from orchestrator.config import AgentConfig, OrchestratorConfig, load_config
 from orchestrator.identity import new_run_id
 from orchestrator.local_gateway import LocalGateway
+from orchestrator.mcp_servers import crm_server
 from orchestrator.render import LiveListener, approver_notice, print_report
 from orchestrator.scenario import get_scenario
 from orchestrator.service import Orchestrator
@@ -37,21 +47,35 @@ async def run_demo(
     gateway_command: str | None = None,
     config_path: Path | None = None,
     console: Console | None = None,
+    tools: str = "local",
 ) -> int:
     """Run the demo; returns the process exit code (0 when the run completed)."""
     console = console or Console()
     workdir = Path(tempfile.mkdtemp(prefix="wardgate-demo-"))
     gateway: LocalGateway | None = None
     hold_s = 300.0 if interactive else 60.0
+    servers = contextlib.ExitStack()
+    backend: Any = None
+    mcp_server = "crm" if tools == "mcp" else None
     try:
         if base_url:
             config = load_config(
-                config_path, base_url=base_url, model=model, db_path=str(workdir / "orchestrator.db")
+                config_path,
+                base_url=base_url,
+                model=model,
+                db_path=str(workdir / "orchestrator.db"),
+                mcp_server=mcp_server,
             )
         else:
             console.print("[bold]Starting a local Wardgate[/] (embedded defaults, mock model, no network)…")
+            mcp: dict[str, str] | None = None
+            if mcp_server:
+                crm = crm_server()
+                backend = crm.backend
+                mcp = {"crm": servers.enter_context(crm.serve())}
+                console.print(f"[bold]Sample MCP server[/] crm on {mcp['crm']} (tools go through /mcp/crm)")
             gateway = LocalGateway(
-                workdir, approval_mode=approval_mode, hold_s=hold_s, command=gateway_command
+                workdir, approval_mode=approval_mode, hold_s=hold_s, command=gateway_command, mcp=mcp
             )
             await gateway.start()
             config = load_config(
@@ -61,6 +85,7 @@ async def run_demo(
                 model=model,
                 db_path=str(workdir / "orchestrator.db"),
                 agents={a: AgentConfig(key=k) for a, k in gateway.keys.agents.items()},
+                mcp_server=mcp_server,
             )
         config = config.model_copy(update={"step_timeout_s": max(config.step_timeout_s, hold_s + 60)})
         return await _run(
@@ -69,10 +94,12 @@ async def run_demo(
             interactive=interactive,
             deny=deny,
             mode=approval_mode if gateway else "as configured on the gateway",
+            backend=backend,
         )
     finally:
         if gateway is not None:
             gateway.stop()
+        servers.close()
         if keep:
             console.print(f"[dim]kept {workdir} (checkpoints, gateway config, audit db, gateway.log)[/]")
         else:
@@ -80,13 +107,20 @@ async def run_demo(
 
 
 async def _run(
-    console: Console, config: OrchestratorConfig, *, interactive: bool, deny: bool, mode: str
+    console: Console,
+    config: OrchestratorConfig,
+    *,
+    interactive: bool,
+    deny: bool,
+    mode: str,
+    backend: Any = None,
 ) -> int:
     run_id = new_run_id()
-    scenario = get_scenario("support")
+    scenario = get_scenario("support", backend)
+    where = f"through /mcp/{config.mcp_server}" if config.mcp_server else "in process"
     console.print(
         f"gateway [bold]{config.base_url}[/], model [bold]{config.model}[/], approvals {mode}, "
-        f"run [bold]{run_id}[/]"
+        f"tools {where}, run [bold]{run_id}[/]"
     )
     console.print(f"[dim]{scenario.task}[/]\n")
     admin = AdminClient(config.base_url, config.admin_key)

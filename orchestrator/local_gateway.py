@@ -11,7 +11,11 @@ directory, to which it adds:
   demo shows costs; the mock itself costs nothing);
 * the approval mode for ``issue_refund`` (``hold`` or ``defer``) in ``wardgate.yaml``;
 * with ``load=True``: no per-key budgets and request/token rates nobody reaches, so load
-  mode measures the gateway's work with every guard on, not the example limits.
+  mode measures the gateway's work with every guard on, not the example limits;
+* with ``mcp={"crm": url}``: ``mcp.yaml`` naming those MCP servers (the team may use them),
+  and the team's high-stakes tools judged where they run (``high_stakes_at: mcp``): its
+  agents act through ``/mcp``, so a refund is held once, at the MCP call, not again on the
+  model's proposal.
 
 The process itself is started, awaited and stopped by ``gateway.http.launch`` (the launcher
 the tests and the benches use too); the orchestrator talks to it over HTTP only, like to
@@ -76,7 +80,12 @@ def _merged(base: Any, override: Any) -> Any:
 
 
 def prepare_policies(
-    root: Path, keys: DemoKeys, *, budget_usd: float | None = 5.0, limits: dict[str, Any] | None = None
+    root: Path,
+    keys: DemoKeys,
+    *,
+    budget_usd: float | None = 5.0,
+    limits: dict[str, Any] | None = None,
+    mcp: dict[str, str] | None = None,
 ) -> tuple[Path, Path]:
     """Copy policies/ and rego/ under ``root`` and add the demo's keys, prices and limits."""
     source = REPO / "policies"
@@ -122,6 +131,11 @@ def prepare_policies(
     if limits:
         merged = _merged(_load(policies / "limits.yaml"), limits)
         (policies / "limits.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+    if mcp is not None:
+        servers = {name: {"url": url, "timeout_s": 10, "teams": [TEAM]} for name, url in mcp.items()}
+        (policies / "mcp.yaml").write_text(yaml.safe_dump({"servers": servers}, sort_keys=False))
+        policy = _merged(_load(policies / "policy.yaml"), {"teams": {TEAM: {"high_stakes_at": "mcp"}}})
+        (policies / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
     return policies, rego
 
 
@@ -138,6 +152,7 @@ class LocalGateway:
         keys: DemoKeys | None = None,
         extra_config: dict[str, Any] | None = None,
         load: bool = False,
+        mcp: dict[str, str] | None = None,
     ) -> None:
         self.root = root
         self.keys = keys or DemoKeys()
@@ -147,6 +162,7 @@ class LocalGateway:
         self.command = command
         self.extra_config = extra_config or {}
         self.load = load
+        self.mcp = mcp
         self.process: GatewayProcess | None = None
 
     @property
@@ -164,9 +180,11 @@ class LocalGateway:
 
     def _config(self) -> dict[str, Any]:
         if self.load:
-            policies, rego = prepare_policies(self.root, self.keys, budget_usd=None, limits=LOAD_LIMITS)
+            policies, rego = prepare_policies(
+                self.root, self.keys, budget_usd=None, limits=LOAD_LIMITS, mcp=self.mcp
+            )
         else:
-            policies, rego = prepare_policies(self.root, self.keys)
+            policies, rego = prepare_policies(self.root, self.keys, mcp=self.mcp)
         config: dict[str, Any] = {
             "server": {"log_level": "warning"},
             "policies_dir": str(policies),
