@@ -47,6 +47,41 @@ async def record_admin_action(
         ) from exc
 
 
+async def record_read(
+    audit: AuditRecorder | None,
+    request: Request,
+    who: AdminPrincipal,
+    rows: int | None,
+    *,
+    phase: str | None = None,
+) -> None:
+    """Record that an admin or auditor read audit data (an ``audit_read`` event).
+
+    Who (admin key id, user, roles), what (method, path and its query: the filter), and how
+    many rows were answered; never the rows. Reads are fail-closed like admin actions: a read
+    that cannot be recorded is refused (``AuditUnavailable``) before any data is answered. The
+    payload nests the filter under ``filter`` so a read filtered on ``team=x`` is not itself
+    filed under team x.
+    """
+    if audit is None:
+        return
+    payload: dict[str, Any] = {
+        "reader": {"admin_key_id": who.key_id, "admin_user": who.user, "roles": sorted(who.roles)},
+        "method": request.method,
+        "path": request.url.path,
+        "filter": dict(request.query_params),
+        "rows": rows,
+    }
+    if phase is not None:
+        payload["phase"] = phase
+    try:
+        await audit.record("audit_read", payload)
+    except AuditUnavailable:
+        raise
+    except Exception as exc:
+        raise AuditUnavailable(f"The audit log could not record this read: {type(exc).__name__}") from exc
+
+
 async def record_or_undo(
     audit: AuditRecorder | None,
     request: Request,

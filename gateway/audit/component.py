@@ -72,7 +72,7 @@ class Audit(BaseComponent):
     def routes(self) -> list[BaseRoute]:
         from gateway.audit import api
 
-        return api.routes(self.store)
+        return api.routes(self.store, self.recorder)
 
     async def start(self, ctx: AppContext) -> None:
         from gateway.audit.capture import CaptureStage

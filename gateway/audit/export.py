@@ -174,6 +174,7 @@ async def jsonl(
     chain: str | None = None,
     since_seq: int | None = None,
     now: float | None = None,
+    count: list[int] | None = None,
 ) -> AsyncIterator[bytes]:
     """The stored canonical body with its hash spliced in: no parse, no re-encode per event;
     plus the scope and segment lines of an export that covers whole segments."""
@@ -187,6 +188,8 @@ async def jsonl(
         yield _line("export", scope).encode()
     seg: dict[str, Any] | None = None
     async for rows in store.snapshot(filters, chain, since_seq, page):
+        if count is not None:
+            count[0] += len(rows)
         out = []
         for shard, seq, prev, hash_, body in rows:
             if segments:
@@ -203,8 +206,14 @@ async def jsonl(
 
 
 async def csv_lines(
-    store: AuditStore, filters: Filters, *, chain: str | None = None, since_seq: int | None = None
+    store: AuditStore,
+    filters: Filters,
+    *,
+    chain: str | None = None,
+    since_seq: int | None = None,
+    count: list[int] | None = None,
 ) -> AsyncIterator[bytes]:
+    """``count[0]`` (when given) is raised by the rows read, for the read's own audit event."""
     buf = io.StringIO()
     # RFC 4180's CRLF: the writer then quotes a cell holding a lone CR too (with "\n" it did
     # not, and a CR in a model name started a forged row in every spreadsheet).
@@ -212,6 +221,8 @@ async def csv_lines(
     writer.writerow(CSV_COLUMNS)
     yield buf.getvalue().encode()
     async for events in iter_pages(store, filters, chain=chain, since_seq=since_seq):
+        if count is not None:
+            count[0] += len(events)
         buf.seek(0)
         buf.truncate()
         writer.writerows(csv_row(ev) for ev in events)

@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.admin.auth import require_admin
 from gateway.admin.body import read_admin_body
-from gateway.admin.record import record_or_undo
+from gateway.admin.record import record_or_undo, record_read
 from gateway.errors import InvalidJSON, NotFound, ServiceUnavailable
 from gateway.http.routes import bind, json_response
 from gateway.limits.admin import LimitsAdmin, ReservationsAdmin
@@ -67,21 +67,27 @@ async def _body(request: Request) -> Any:
 
 
 async def get_spend(request: Request, deps: Deps) -> Response:
-    require_admin(request, "auditor")
+    """Live spend counters; the read is recorded in the audit log (who, filter, row count)."""
+    who = require_admin(request, "auditor")
     admin = _admin(deps)
     q = request.query_params
     scope = q.get("scope", "team")
     if q.get("id"):
-        return json_response(await admin.spend(scope, q["id"], q.get("team")))
-    return json_response({"object": "list", "data": await admin.list(scope, q.get("team"))})
+        one = await admin.spend(scope, q["id"], q.get("team"))
+        await record_read(deps.audit(), request, who, 1)
+        return json_response(one)
+    rows = await admin.list(scope, q.get("team"))
+    await record_read(deps.audit(), request, who, len(rows))
+    return json_response({"object": "list", "data": rows})
 
 
 async def spend_report(request: Request, deps: Deps) -> Response:
     """Settled spend grouped by team, key, agent, model or run, from the audit log."""
-    require_admin(request, "auditor")
+    who = require_admin(request, "auditor")
     report = await deps.spend_report(request.query_params)
     if report is None:
         raise ServiceUnavailable("The audit log is disabled on this gateway.")
+    await record_read(deps.audit(), request, who, len(report["data"]))
     return json_response(report)
 
 
