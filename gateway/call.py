@@ -19,6 +19,8 @@ from gateway.callstate import (
     ApprovalAsk,
     ApprovalOutcome,
     Budget,
+    CacheDirective,
+    CacheOutcome,
     Concealer,
     LimitsView,
     RunTally,
@@ -200,6 +202,10 @@ class Call:
     #: Writer: approvals. The answer did not come from the model in this call (a stored or
     #: synthesized answer): stages that check or charge what the model said skip it.
     replayed: bool = False
+    #: Writer: policy (request). The decision's ``cache`` (mode, ttl, scope).
+    cache_directive: CacheDirective | None = None
+    #: Writer: the cache stage. Hit / miss / bypass / store, and what a hit saved.
+    cache: CacheOutcome | None = None
     #: Stage-private values, keyed by the ``Slot`` objects their modules own.
     slots: dict[Slot[Any], Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)

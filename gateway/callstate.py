@@ -2,7 +2,7 @@
 
 Stages never talk through a shared dict with string keys: what crosses areas is a field of
 ``Call`` (``limits``, ``budget``, ``run``, ``pii``, ``vault``, ``policy_redact``,
-``routed_model``, ``approval_ask``, ``approval``, ``replayed``) whose docstring names the one
+``routed_model``, ``approval_ask``, ``approval``, ``replayed``, ``cache_directive``, ``cache``) whose docstring names the one
 area that writes it; everyone else reads it. What a stage keeps for itself between its
 hooks (a stream hold-back buffer, a reservation, a policy snapshot) lives in a ``Slot``: a
 key object only the owning module holds, so no other area can reach it by name.
@@ -159,6 +159,48 @@ class StreamAnswer:
 
     tool_calls: tuple[dict[str, Any], ...]
     finish_reason: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class CacheDirective:
+    """The request policy's ``cache`` decision. Writer: policy (request). Reader: the cache.
+
+    ``mode``: ``exact`` | ``semantic`` | ``off``; ``ttl_s``: how long a stored answer may be
+    served (None: the cache's default); ``scope``: who shares answers (``team``, ``key``,
+    ``global``)."""
+
+    mode: str
+    ttl_s: float | None = None
+    scope: str = "team"
+
+
+@dataclass(slots=True)
+class CacheOutcome:
+    """What the response cache did with the call. Writer: the cache stage. Readers: limits
+    (a hit is booked at zero), audit (the event's ``cache`` section), metrics.
+
+    ``status``: ``hit`` | ``miss`` | ``bypass`` | ``store`` (the ``x-wardgate-cache`` header);
+    ``reason``: why a bypass (or why the mode was changed); ``saved_usd``: on a hit, what the answer cost when it was
+    stored (None: unknown)."""
+
+    status: str
+    mode: str = "off"
+    scope: str | None = None
+    reason: str | None = None
+    saved_usd: float | None = None
+    #: This call's answer was stored (set by ``cache_store``, before the audit event).
+    stored: bool = False
+
+    def as_event(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "mode": self.mode, "scope": self.scope}
+        if self.stored:
+            out["stored"] = True
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.saved_usd is not None:
+            out["saved_usd"] = self.saved_usd
+            out["saved_nusd"] = round(self.saved_usd * 1_000_000_000)
+        return out
 
 
 def approval_view(call: Carrier) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ can only be given one built before it. Why this order:
 - ``mcp``: the gateway in front of MCP servers, after the guards it applies to tool calls
   (limits, redaction, approvals, policy) and the audit log it records into;
 - ``console``: the web UI over approvals, audit, limits and policy (no stage of its own);
+- ``cache``: the response cache (records purges in the audit log);
 - ``providers`` last: it adds ``stream_trust`` when a stage registered before it reads streams.
 
 The order a call goes through the stages is not this one: it is ``STAGE_ORDER`` in
@@ -28,6 +29,7 @@ from __future__ import annotations
 from gateway.approvals.component import Approvals
 from gateway.audit.component import Audit
 from gateway.console.component import Console
+from gateway.cache.component import Cache
 from gateway.keys.component import Keys
 from gateway.limits.component import Limits
 from gateway.mcp.component import Mcp
@@ -49,5 +51,6 @@ def compose() -> list[Component]:
     policy = Policy(audit, redaction, approvals)
     mcp = Mcp(observability, audit, limits, redaction, approvals, policy)
     console = Console(audit, approvals, limits, policy)
+    cache = Cache(audit)
     providers = Providers()
-    return [observability, audit, keys, limits, redaction, approvals, policy, mcp, console, providers]
+    return [observability, audit, keys, limits, redaction, approvals, policy, mcp, console, cache, providers]

@@ -19,8 +19,8 @@ Which components the gateway has, and who uses whom, is written once, in the com
 ``STAGE_ORDER`` is the order every call goes through the stages, whoever registered them:
 
     authenticate → limit(reserve) → redact(in) → policy(request) → [approval hold]
-      → limit_reprice → forward → stream_trust → redact(out) → policy(response)
-      → [approval hold] → capture → settle → audit
+      → limit_reprice → [cache] → forward → stream_trust → redact(out) → policy(response)
+      → [approval hold] → capture → settle → [cache_store] → audit
 
 Why this order:
 
@@ -34,12 +34,18 @@ Why this order:
   exactly what the policy saw;
 - **re-price after policy** (``limit_reprice``): a policy may re-route the model, so the
   reservation is re-priced before forwarding;
+- **the response cache last before forwarding** (``cache``): it keys on the request as the
+  provider would see it (redacted, routed, capped), and a hit, which ends the request phase
+  there, has been through every request guard; its answer still goes through every response
+  stage (restore, policy, approval) of the current caller;
 - ``forward`` ends the request phase (a stage that replays a stored answer may end it earlier);
 - **stream trust before any guard reads a stream** (``stream_trust``, only when a stage that
   reads streams is registered): the upstream's events must add up, so every guard and every
   client judge one answer;
 - ``capture`` (audit) only assembles a streamed answer for calls whose policy asked for
   content capture, after every stage that rewrites events, so it keeps what the client got;
+- **the cache stores after settle, before audit** (``cache_store``): the entry records what
+  the call was booked at (what a later hit saves), and the audit event says it was stored;
 - **settle and audit always run** (like Kong's ``log`` phase), also on denials and failures;
   audit last, so its event records what every other stage decided and what the call cost.
 
@@ -66,6 +72,7 @@ STAGE_ORDER: tuple[str, ...] = (
     "policy_request",
     "approval_request",
     "limit_reprice",
+    "cache",
     "forward",
     "stream_trust",
     "redact_out",
@@ -73,6 +80,7 @@ STAGE_ORDER: tuple[str, ...] = (
     "approval_response",
     "capture",
     "settle",
+    "cache_store",
     "audit",
 )
 

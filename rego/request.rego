@@ -14,6 +14,7 @@ decision := {
 	"limits": limits,
 	"tags": tags,
 	"capture": capture,
+	"cache": cache,
 } if {
 	reasons := deny
 }
@@ -100,3 +101,27 @@ default capture := false
 capture if data.wardgate.lib.team.capture == true
 
 capture if data.wardgate.derived.capture_keys[input.principal.key_id]
+
+# Response cache (gateway/cache): an exact-match answer for a deterministic request
+# (temperature 0 or a fixed seed), shared within the caller's team for an hour. A team's
+# `cache` settings (policy.yaml) change it: `{mode: off}` turns it off, `scope: key` shares
+# only within one virtual key, `scope: global` across teams (only for answers that are
+# public anyway), `ttl_s` the lifetime. Anything else is never served from the cache.
+default cache := {"mode": "off"}
+
+cache := {"mode": mode, "ttl_s": ttl, "scope": scope} if {
+	deterministic
+	mode := object.get(_cache_settings, "mode", "exact")
+	mode != "off"
+	ttl := object.get(_cache_settings, "ttl_s", 3600)
+	scope := object.get(_cache_settings, "scope", "team")
+}
+
+deterministic if input.request.params.temperature == 0
+
+deterministic if is_number(input.request.params.seed)
+
+_cache_settings := settings if {
+	settings := data.wardgate.lib.team.cache
+	is_object(settings)
+} else := {}

@@ -248,3 +248,27 @@ test_capture_per_key if {
 	d := request.decision with input as with_principal({"key_id": "k-watched"}) with data.wardgate.policy as settings
 	d.capture == true
 }
+
+test_cache_exact_for_temperature_zero if {
+	d := request.decision with input as with_request({"params": {"temperature": 0}}) with data.wardgate.policy as settings
+	d.cache == {"mode": "exact", "ttl_s": 3600, "scope": "team"}
+}
+
+test_cache_exact_for_a_fixed_seed if {
+	d := request.decision with input as with_request({"params": {"seed": 7, "temperature": 1}}) with data.wardgate.policy as settings
+	d.cache.mode == "exact"
+}
+
+test_cache_off_otherwise if {
+	d := request.decision with input as with_request({"params": {"temperature": 0.7}}) with data.wardgate.policy as settings
+	d.cache == {"mode": "off"}
+}
+
+test_cache_team_settings_choose_scope_and_ttl if {
+	s := object.union(settings, {"teams": object.union(settings.teams, {"demo": {"models": ["*"], "cache": {"scope": "key", "ttl_s": 60}}})})
+	d := request.decision with input as with_request({"params": {"temperature": 0}}) with data.wardgate.policy as s
+	d.cache == {"mode": "exact", "ttl_s": 60, "scope": "key"}
+	off := object.union(settings, {"teams": object.union(settings.teams, {"demo": {"models": ["*"], "cache": {"mode": "off"}}})})
+	d2 := request.decision with input as with_request({"params": {"temperature": 0}}) with data.wardgate.policy as off
+	d2.cache == {"mode": "off"}
+}

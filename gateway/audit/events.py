@@ -215,7 +215,10 @@ def build_call_event(call: Call, *, trace_id: str | None = None) -> dict[str, An
     end = time.perf_counter()
     ev = base_event(KIND_CALL, call.started_wall)
     p = call.principal
-    usage = call.usage
+    cache = call.cache
+    hit = cache is not None and cache.status == "hit"
+    # A hit consumed no tokens: its usage (the stored answer's) is the cache section's saving.
+    usage = None if hit else call.usage
     reserved = _reserved_usd(call)
     routed = call.routed_model
     ev.update(
@@ -263,6 +266,8 @@ def build_call_event(call: Call, *, trace_id: str | None = None) -> dict[str, An
             "client_disconnected": call.client_disconnected,
         }
     )
+    if cache is not None:
+        ev["cache"] = cache.as_event()
     return ev
 
 

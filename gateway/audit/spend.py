@@ -1,7 +1,8 @@
 """Settled spend from the audit log, grouped by team, key, agent, model or run.
 
 ``GET /admin/spend/report`` (served by the limits API, next to ``/admin/spend``) answers
-what calls cost once settled, as the audit log recorded them: unlike ``/admin/spend`` (the
+what calls cost once settled, as the audit log recorded them, and what the response cache
+saved (``cache``: hits, lookups, hit ratio, saved USD, from each event's ``cache`` section): unlike ``/admin/spend`` (the
 live counters of the limit store) it covers any time window the log still holds.
 """
 
@@ -33,10 +34,14 @@ async def spend_report(store: AuditStore, params: Mapping[str, str]) -> dict[str
             "input_tokens": r["input_tokens"],
             "output_tokens": r["output_tokens"],
             "cost_usd": r["cost_nusd"] / NANO,
+            "cache": _cache(r.get("cache_hits", 0), r.get("cache_lookups", 0), r.get("saved_nusd", 0)),
         }
         for r in rows
     ]
     total_nusd = sum(r["cost_nusd"] for r in rows)
+    hits = sum(r.get("cache_hits", 0) for r in rows)
+    lookups = sum(r.get("cache_lookups", 0) for r in rows)
+    saved = sum(r.get("saved_nusd", 0) for r in rows)
     return {
         "object": "spend_report",
         "group_by": group_by,
@@ -48,5 +53,17 @@ async def spend_report(store: AuditStore, params: Mapping[str, str]) -> dict[str
             "input_tokens": sum(r["input_tokens"] for r in rows),
             "output_tokens": sum(r["output_tokens"] for r in rows),
             "cost_usd": total_nusd / NANO,
+            "cache": _cache(hits, lookups, saved),
         },
+    }
+
+
+def _cache(hits: int, lookups: int, saved_nusd: int) -> dict[str, Any]:
+    """The response cache's share of a group: hits, lookups (hits and misses), hit ratio and
+    what the hits saved (what their answers cost when they were stored)."""
+    return {
+        "hits": hits,
+        "lookups": lookups,
+        "hit_ratio": hits / lookups if lookups else None,
+        "saved_usd": saved_nusd / NANO,
     }

@@ -47,7 +47,10 @@ def implausible(usage: Usage, res: Reservation) -> str | None:
 
 def actual_cost(call: Call, res: Reservation, prices: PriceBook) -> tuple[int, int, str]:
     """(cost nano-USD, tokens, basis) the call is settled at; basis ``usage_<reason>`` when the
-    provider's usage was not believed (see ``implausible``)."""
+    provider's usage was not believed (see ``implausible``). A cache hit cost nothing: the
+    provider was not called (what it saved is on ``call.cache``, for the audit event)."""
+    if call.cache is not None and call.cache.status == "hit":
+        return 0, 0, "cache_hit"
     if "forward" not in call.timings:
         return 0, 0, "not_forwarded"
     usage = call.usage

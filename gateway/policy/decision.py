@@ -36,6 +36,8 @@ class PolicyDecision:
     #: Store this call's redacted messages and answer beside its audit event (opt-in per team
     #: or key; the audit stage still refuses when redaction did not cover the call).
     capture: bool = False
+    #: ``{"mode": exact|semantic|off, "ttl_s"?, "scope"?: team|key|global}``; empty: not said.
+    cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def outcome(self) -> str:
@@ -64,6 +66,7 @@ class PolicyDecision:
             "limits": dict(self.limits),
             "tags": dict(self.tags),
             "capture": self.capture,
+            **({"cache": dict(self.cache)} if self.cache else {}),
         }
 
     @classmethod
@@ -107,7 +110,32 @@ class PolicyDecision:
             limits=limits,
             tags=_object(value.get("tags"), "tags"),
             capture=capture,
+            cache=_cache(value.get("cache")),
         )
+
+
+CACHE_MODES = frozenset({"exact", "semantic", "off"})
+CACHE_SCOPES = frozenset({"team", "key", "global"})
+
+
+def _cache(value: Any) -> dict[str, Any]:
+    """The decision's ``cache``: a mode the gateway knows, a positive ttl, a known scope. A
+    wrong one is malformed (the call fails closed) rather than cached some default way."""
+    cache = _object(value, "cache")
+    if not cache:
+        return {}
+    if cache.get("mode") not in CACHE_MODES:
+        raise MalformedDecision("'cache.mode' must be one of exact, semantic, off")
+    ttl = cache.get("ttl_s")
+    if ttl is not None and (not isinstance(ttl, int | float) or isinstance(ttl, bool) or not ttl > 0):
+        raise MalformedDecision("'cache.ttl_s' must be a positive number")
+    scope = cache.get("scope", "team")
+    if scope not in CACHE_SCOPES:
+        raise MalformedDecision("'cache.scope' must be one of team, key, global")
+    unknown = set(cache) - {"mode", "ttl_s", "scope", "threshold"}
+    if unknown:
+        raise MalformedDecision(f"'cache' has unknown keys: {sorted(unknown)}")
+    return {**cache, "scope": scope}
 
 
 def _items(value: Any, name: str) -> list[Any]:

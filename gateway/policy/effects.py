@@ -8,6 +8,7 @@ route.model        → ``call.body["model"]`` (``call.model`` keeps what the cal
                      for; ``call.routed_model`` says where it went)
 limits.max_tokens  → caps max_tokens / max_completion_tokens / max_output_tokens
 redact             → ``call.policy_redact`` for the redaction stage
+cache              → ``call.cache_directive`` for the response cache
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.call import Call, Endpoint
-from gateway.callstate import ApprovalAsk
+from gateway.callstate import ApprovalAsk, CacheDirective
 from gateway.errors import Denied, GatewayError, PolicyUnavailable
 from gateway.policy.decision import PolicyDecision
 from gateway.policy.service import PolicyService, Verdict
@@ -79,6 +80,12 @@ def apply_request_effects(call: Call, decision: PolicyDecision) -> None:
         cap_max_tokens(call, cap)
     if decision.redact:
         call.policy_redact = {**(call.policy_redact or {}), **decision.redact}
+    cache = decision.cache
+    if cache:
+        ttl = cache.get("ttl_s")
+        call.cache_directive = CacheDirective(
+            str(cache["mode"]), float(ttl) if ttl is not None else None, str(cache.get("scope", "team"))
+        )
 
 
 def cap_max_tokens(call: Call, cap: int) -> None:

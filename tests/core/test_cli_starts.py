@@ -23,6 +23,6 @@ def test_wardgate_help_lists_every_components_commands() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     commands = {name for component in compose() for name, _ in component.commands}
-    assert commands == {"keys", "spend", "approvals", "policy", "audit", "runs"}
+    assert commands == {"keys", "spend", "approvals", "policy", "audit", "runs", "cache"}
     for name in commands | {"serve"}:
         assert name in done.stdout

@@ -35,6 +35,7 @@ AREAS = (
     "providers",
     "mcp",
     "console",
+    "cache",
 )
 
 #: Type-only imports of these do not count for cycles (see above).
@@ -64,7 +65,8 @@ SEAMS: dict[str, frozenset[str]] = {
     "redaction": frozenset(),
     "policy": frozenset(),
     # The console decides and shows approvals through the same service, records, listing
-    # query, four-eyes/group rules and real-value policy as the admin API.
+    # query, four-eyes/group rules and real-value policy as the admin API; the cache replays
+    # stored answers as streams (answers as SSE events and events as answers).
     "approvals": frozenset(
         {
             "gateway.approvals.service",
@@ -72,10 +74,12 @@ SEAMS: dict[str, frozenset[str]] = {
             "gateway.approvals.store",
             "gateway.approvals.rules",
             "gateway.approvals.reveal",
+            "gateway.approvals.stream_answers",
         }
     ),
     # The web UI: nothing of it is used by another area.
     "console": frozenset(),
+    "cache": frozenset(),
     # Which GenAI system a deployment's provider kind speaks (the audit record and the trace).
     "providers": frozenset({"gateway.providers.registry"}),
     "mcp": frozenset(),

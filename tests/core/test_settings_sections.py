@@ -29,6 +29,7 @@ def test_every_component_section_is_a_settings_field_and_nothing_else_is_added()
         "policy",
         "mcp",
         "console",
+        "cache",
         "providers",
     }
     assert set(Settings.model_fields) == sections | {"server", "policies_dir", "rego_dir", "data_dir"}

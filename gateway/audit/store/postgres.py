@@ -268,6 +268,9 @@ class PostgresStore(AuditStore):
                 "input_tokens": int(r[2]),
                 "output_tokens": int(r[3]),
                 "cost_nusd": int(r[4]),
+                "cache_hits": int(r[5]),
+                "cache_lookups": int(r[6]),
+                "saved_nusd": int(r[7]),
             }
             for r in await self.pool.fetch(query, *params)
         ]

@@ -249,12 +249,30 @@ def snapshot_sql(
     return sql, w.params
 
 
+def _cache_field(d: Dialect, name: str) -> str:
+    """The event body's ``cache.<name>`` (text), read only from events that have a cache
+    section (the substring test skips parsing every other body; in canonical JSON the key is
+    written exactly so, and an escaped quote inside a string cannot match it)."""
+    if d.name == "sqlite":
+        return f"""(CASE WHEN instr(body, '"cache":{{') > 0 THEN json_extract(body, '$.cache.{name}') END)"""
+    return f"""(CASE WHEN strpos(body, '"cache":{{') > 0 THEN (body::jsonb -> 'cache' ->> '{name}') END)"""
+
+
 def spend_sql(d: Dialect, group_by: str, filters: Filters) -> tuple[str, list[Any]]:
+    """Per group: calls, tokens, settled cost, then the cache's hits, lookups (hits and
+    misses) and what the hits saved (nano-USD)."""
     col = SPEND_GROUPS[group_by]
     w = where(d, Filters(**{**filters.active(), "kind": "call"}))
+    status = _cache_field(d, "status")
+    saved = _cache_field(d, "saved_nusd")
+    saved_num = f"CAST({saved} AS {d.bigint})"
     sql = (
         f"SELECT {col}, count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), "
-        f"coalesce(sum(cost_nusd), 0) FROM audit_events{w.sql()} GROUP BY {col} ORDER BY 5 DESC, 1"
+        f"coalesce(sum(cost_nusd), 0), "
+        f"coalesce(sum(CASE WHEN {status} = 'hit' THEN 1 ELSE 0 END), 0), "
+        f"coalesce(sum(CASE WHEN {status} IN ('hit', 'miss') THEN 1 ELSE 0 END), 0), "
+        f"coalesce(sum({saved_num}), 0) "
+        f"FROM audit_events{w.sql()} GROUP BY {col} ORDER BY 5 DESC, 1"
     )
     return sql, w.params
 

@@ -312,7 +312,16 @@ class SQLiteStore(AuditStore):
     async def spend(self, group_by: str, filters: Filters) -> list[dict[str, Any]]:
         query, params = sql.spend_sql(_D, group_by, filters)
         return [
-            {"group": r[0], "calls": r[1], "input_tokens": r[2], "output_tokens": r[3], "cost_nusd": r[4]}
+            {
+                "group": r[0],
+                "calls": r[1],
+                "input_tokens": r[2],
+                "output_tokens": r[3],
+                "cost_nusd": r[4],
+                "cache_hits": int(r[5]),
+                "cache_lookups": int(r[6]),
+                "saved_nusd": int(r[7]),
+            }
             for r in await self._fetch(query, params)
         ]
 

@@ -1,0 +1,22 @@
+"""The response cache: repeated work costs nothing, without becoming a side channel.
+
+An exact-match cache of model answers, placed after every request guard and before
+``forward`` (``STAGE_ORDER``). A hit is the stored answer, served without calling the
+provider and booked at zero, that still goes through every response guard of the *current*
+caller (placeholders restored from their own vault, the response policy, approvals); it is
+audited as a hit with what it saved. Which calls are cached, for how long and shared by whom
+(team by default, key, or global) is the request policy's decision (``cache``).
+
+    config.py        CacheSettings: the ``cache:`` section (store, bounds, defaults)
+    key.py           the key: hash of the redacted, routed request within a scope
+    entry.py         what is stored, what never is, and a hit served as JSON or as SSE
+    store.py         the store interface and the memory store (LRU bounded by bytes, TTL)
+    redis_store.py   the Redis store (shared by replicas, compressed, hash-tagged, fail-open)
+    semantic.py      the seam semantic mode plugs into (no index yet: served as exact)
+    stage.py         the ``cache`` stage (lookup, hit, capture) and ``cache_store`` (store)
+    metrics.py       wardgate_cache_* metrics
+    service.py       stats and purge, for the admin API and the CLI
+    api.py           GET /admin/cache, POST /admin/cache/purge
+    cli.py           wardgate cache stats|purge
+    component.py     Cache: the component
+"""
