@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from gateway.approvals.component import Approvals
 from gateway.audit.component import Audit
-from gateway.console.component import Console
 from gateway.cache.component import Cache
+from gateway.console.component import Console
 from gateway.keys.component import Keys
 from gateway.limits.component import Limits
 from gateway.mcp.component import Mcp
