@@ -229,6 +229,11 @@ class AuditService:
         self._anchored_at = now
         return record
 
+    @property
+    def anchored_at(self) -> float | None:
+        """When this process last wrote a signed anchor (None: never; the console shows it)."""
+        return self._anchored_at or None
+
     async def _anchor_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.anchor_interval_s)

@@ -50,6 +50,8 @@ class Console(BaseComponent):
             approvals=lambda: self.approvals.service,
             audit_store=self.audit.store,
             audit=self.audit.recorder,
+            limits=self.limits.admin,
+            policy=lambda: self.policy.service,
         )
         return routes(deps, load_pages())
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from gateway.console.config import ConsoleSettings
     from gateway.console.sessions import Session, SessionManager
     from gateway.console.templates import Templates
+    from gateway.limits.admin import LimitsAdmin
+    from gateway.policy.service import PolicyService
     from gateway.recorder import AuditRecorder
 
 
@@ -37,6 +39,10 @@ def _admin_key(request: Request, session: Session) -> AdminPrincipal | None:
 RESOLVERS = {"admin_key": _admin_key}
 
 
+def _off() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Deps:
     #: The ``console`` section (its defaults until the app starts).
@@ -46,6 +52,10 @@ class Deps:
     approvals: Provider[ApprovalService]
     audit_store: Provider[AuditStore]
     audit: Provider[AuditRecorder]
+    #: Budgets, spend and reservations (the limits admin) while limits are on.
+    limits: Provider[LimitsAdmin] = _off
+    #: The policy service (active revision, "try a decision") while the engine is on.
+    policy: Provider[PolicyService] = _off
 
     def resolve(self, request: Request, session: Session) -> AdminPrincipal | None:
         """The principal behind a live session now, or ``None`` (key revoked, role gone)."""

@@ -47,10 +47,24 @@ SEAMS: dict[str, frozenset[str]] = {
     # Who is calling, and the bearer parsing every admin surface shares.
     "keys": frozenset({"gateway.keys.store", "gateway.keys.bearer"}),
     # The limit ranges, also applied to a key's own limits in keys.yaml.
-    "limits": frozenset({"gateway.limits.bounds"}),
+    # The console's spend page reads budgets and reservations through the limits admin.
+    "limits": frozenset({"gateway.limits.bounds", "gateway.limits.admin"}),
     # Scrubbing secrets out of text before it is logged (providers' error bodies); the store's
     # query interface (Filters) and the run timeline, which the console's pages read.
-    "audit": frozenset({"gateway.audit.scrub", "gateway.audit.store.base", "gateway.audit.timeline"}),
+    # The console's run explorer, audit and spend pages: the API's query parsing, export and
+    # verify, the read models (explore) and the event schema's constants.
+    "audit": frozenset(
+        {
+            "gateway.audit.scrub",
+            "gateway.audit.store.base",
+            "gateway.audit.timeline",
+            "gateway.audit.explore",
+            "gateway.audit.query",
+            "gateway.audit.schema",
+            "gateway.audit.export",
+            "gateway.audit.verify",
+        }
+    ),
     # Metrics, tracing and the GC watch are shared facilities.
     "observability": frozenset(
         {
@@ -63,7 +77,8 @@ SEAMS: dict[str, frozenset[str]] = {
         }
     ),
     "redaction": frozenset(),
-    "policy": frozenset(),
+    # The console's policies page: the active revision, "try a decision".
+    "policy": frozenset({"gateway.policy.service"}),
     # The console decides and shows approvals through the same service, records, listing
     # query, four-eyes/group rules and real-value policy as the admin API; the cache replays
     # stored answers as streams (answers as SSE events and events as answers).

@@ -15,6 +15,9 @@ Modules:
 
     home.py        /console/ : what the signed-in principal can reach
     approvals.py   /console/approvals : the approvals inbox (live), detail, approve / deny
+    runs.py        /console/runs : the run explorer (find runs; a run's tree, timeline, why)
+    spend.py       /console/spend : spend charts, top spenders, budgets, reservations in flight
+    audit.py       /console/audit : search, paging, export, chains and verification
 """
 
 from __future__ import annotations
@@ -23,4 +26,7 @@ from __future__ import annotations
 PAGES: tuple[str, ...] = (
     "home",
     # "approvals",
+    "runs",
+    "spend",
+    "audit",
 )

@@ -1,0 +1,152 @@
+"""``/console/runs``: the run explorer (auditor; admin passes).
+
+- ``/console/runs``: find runs by agent, team, key, model, time window and outcome (denied,
+  error, pending approval, clean), most recently active first, paged by last activity.
+- ``/console/runs/{run_id}``: the run as a tree (its parent runs, its agents, the sub-runs
+  started under it) and its timeline, oldest first: per call the model requested and used,
+  every decision per phase with its reasons and revision and a "why" panel (the decision's
+  effects and the summary of the input the policy saw), the tool calls requested (arguments
+  only from a content capture, i.e. redacted), the approval, retries and the deployments
+  tried, tokens, cost and latency per stage, and the captured content when there is one.
+  Approval and admin events of the run appear in the timeline too.
+
+The data is the admin API's: the same filters (``audit.query``), the same timeline
+(``audit.timeline``), the same roles (``GET /admin/runs/{id}`` is auditor-or-admin).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.responses import Response
+
+from gateway.audit import explore, query
+from gateway.audit.store.base import AuditStore, Filters
+from gateway.audit.timeline import capture_ids, timeline
+from gateway.console.web import Page, PageRequest, PageRoute
+from gateway.errors import BadRequest, NotFound, ServiceUnavailable
+
+WINDOWS = ("1h", "24h", "7d", "30d", "all")
+_LIST_PARAMS = frozenset({"agent", "team", "key", "model", "outcome", "window", "before"})
+_RUN_PARAMS = frozenset({"cursor"})
+_TIMELINE_PAGE = 500
+_RUNS_PAGE = 50
+
+
+def store_of(page: PageRequest) -> AuditStore:
+    store = page.deps.audit_store()
+    if store is None:
+        raise ServiceUnavailable("The audit log is disabled on this gateway.")
+    return store
+
+
+def _filled(params: Any, names: frozenset[str]) -> dict[str, str]:
+    """The query's non-empty fields (an empty form field means "any")."""
+    query.check_params(params, names)
+    return {k: v for k, v in params.items() if v != ""}
+
+
+async def runs(page: PageRequest) -> Response:
+    """Find runs."""
+    store = store_of(page)
+    params = _filled(page.request.query_params, _LIST_PARAMS)
+    window = params.get("window", "7d")
+    if window not in WINDOWS:
+        raise BadRequest(f"'window' must be one of {', '.join(WINDOWS)}.", param="window")
+    outcome = params.get("outcome")
+    if outcome is not None and outcome not in explore.OUTCOMES:
+        raise BadRequest(f"'outcome' must be one of {', '.join(explore.OUTCOMES)}.", param="outcome")
+    since, until = query.parse_window({"window": window})
+    filters = query.parse_filters({k: v for k, v in params.items() if k in ("agent", "team", "key", "model")})
+    filters.since, filters.until = since, until
+    before = query.parse_time(params["before"], "before") if "before" in params else None
+    found = await explore.find_runs(store, filters, outcome=outcome, before=before, limit=_RUNS_PAGE)
+    more = None
+    if len(found) == _RUNS_PAGE:
+        more = {**params, "before": repr(found[-1].last)}
+    return page.render(
+        "runs.html",
+        runs=found,
+        params=params,
+        window=window,
+        windows=WINDOWS,
+        outcomes=explore.OUTCOMES,
+        more=more,
+    )
+
+
+def _stages(step: dict[str, Any]) -> list[tuple[str, float]]:
+    stages = (step.get("latency_ms") or {}).get("stages") or {}
+    return [(str(k), float(v)) for k, v in stages.items() if isinstance(v, int | float)]
+
+
+def _tools(step: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tool calls requested, with their (redacted) arguments when a capture holds them."""
+    captured: dict[str, Any] = {}
+    content = (step.get("capture") or {}).get("content") or {}
+    for tc in (content.get("answer") or {}).get("tool_calls") or ():
+        if isinstance(tc, dict):
+            captured[str(tc.get("id", ""))] = tc.get("arguments")
+    return [
+        {"id": tc.get("id"), "name": tc.get("name"), "arguments": captured.get(str(tc.get("id", "")))}
+        for tc in step.get("tool_calls") or ()
+        if isinstance(tc, dict)
+    ]
+
+
+def _shape(step: dict[str, Any]) -> dict[str, Any]:
+    """What the template needs of one step, computed once (the template only prints)."""
+    upstream = step.get("upstream") or {}
+    return {
+        **step,
+        "stage_ms": _stages(step),
+        "tools": _tools(step),
+        "tried": [t for t in upstream.get("tried") or () if isinstance(t, dict)],
+        "fallback": len({t.get("deployment") for t in upstream.get("tried") or () if isinstance(t, dict)})
+        > 1,
+    }
+
+
+async def run_detail(page: PageRequest) -> Response:
+    """One run: its tree and its timeline."""
+    store = store_of(page)
+    params = _filled(page.request.query_params, _RUN_PARAMS)
+    run_id = query.text(page.request.path_params["run_id"], "run_id")
+    after = query.decode_cursor(params.get("cursor"), False)
+    filters = Filters(run_id=run_id)
+    events = await store.query(filters, after=after, limit=_TIMELINE_PAGE, desc=False)
+    if not events and after is None:
+        raise NotFound(f"No audit events for run {run_id!r}.", param="run_id")
+    totals = await store.spend("run", filters)
+    captures = await store.captures(capture_ids(events))
+    next_cursor = None
+    if len(events) == _TIMELINE_PAGE:
+        next_cursor = query.encode_cursor(events[-1]["ts"], events[-1]["id"], False)
+    doc = timeline(run_id, events, totals, next_cursor, captures)
+    kids: list[dict[str, Any]] = []
+    if events:
+        kids = await explore.children(store, run_id, events[0]["ts"], events[-1]["ts"])
+    agents: dict[str, int] = {}
+    for s in doc["steps"]:
+        if s.get("kind") == "call" and s.get("agent_id"):
+            agents[s["agent_id"]] = agents.get(s["agent_id"], 0) + 1
+    return page.render(
+        "runs_detail.html",
+        run=doc,
+        steps=[_shape(s) for s in doc["steps"]],
+        agents=sorted(agents.items()),
+        children=kids,
+        now=time.time(),
+    )
+
+
+PAGE = Page(
+    name="runs",
+    title="Runs",
+    roles=("auditor",),
+    routes=(
+        PageRoute("/runs", runs, roles=("auditor",)),
+        PageRoute("/runs/{run_id:path}", run_detail, roles=("auditor",)),
+    ),
+)
