@@ -48,8 +48,10 @@ def free_socket() -> socket.socket:
     """A TCP socket bound to a free local port (not listening yet; uvicorn takes it over)."""
     # IPPROTO_TCP explicitly: asyncio disables Nagle's algorithm only on sockets that say so,
     # and without it every keep-alive request to a local gateway waited ~45 ms.
+    # No SO_REUSEADDR: with it, Linux may hand out a port another SO_REUSEADDR socket has
+    # bound but not yet put in listen, and the later listen() fails with EADDRINUSE (seen with
+    # many test processes starting gateways at once). A fresh ephemeral port needs no reuse.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((LOCALHOST, 0))
     return sock
 
