@@ -34,6 +34,9 @@ class Endpoint(StrEnum):
     CHAT = "chat.completions"
     RESPONSES = "responses"
     EMBEDDINGS = "embeddings"
+    #: A tool call an agent makes through the MCP gateway (gateway/mcp): never a model's
+    #: endpoint, only what approvals and the audit record name it by.
+    MCP = "mcp"
 
     @property
     def upstream_path(self) -> str:
@@ -44,6 +47,7 @@ _UPSTREAM_PATHS = {
     Endpoint.CHAT: "/chat/completions",
     Endpoint.RESPONSES: "/responses",
     Endpoint.EMBEDDINGS: "/embeddings",
+    Endpoint.MCP: "",
 }
 
 

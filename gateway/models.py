@@ -153,6 +153,8 @@ class ModelCatalog:
 def _parse_model(name: str, spec: dict[str, Any]) -> tuple[ModelEntry, list[Deployment]]:
     """The model with its enabled deployments, and the deployments disabled (unset key variable)."""
     endpoints = tuple(Endpoint(e) for e in spec.get("endpoints") or ALL_CHAT)
+    if Endpoint.MCP in endpoints:  # the MCP gateway's calls name no model
+        raise ValueError(f"model {name}: 'mcp' is not a model endpoint (MCP servers go in mcp.yaml)")
     deployments: list[Deployment] = []
     disabled: list[Deployment] = []
     for i, d in enumerate(spec.get("deployments") or []):

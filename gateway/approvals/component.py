@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from gateway.approvals.service import ApprovalService
+    from gateway.approvals.spec import ApprovalSpec
     from gateway.approvals.store import ApprovalStore
     from gateway.audit.component import Audit
+    from gateway.callstate import ApprovalAsk
     from gateway.context import AppContext
     from gateway.recorder import RecorderProvider
 
@@ -110,6 +112,15 @@ class Approvals(BaseComponent):
     def enabled(self) -> bool:
         """Whether an approval stage acts on ``call.approval_ask`` (known once started)."""
         return self.service is not None
+
+    def spec(self, ask: ApprovalAsk, tool_calls: list[dict[str, Any]]) -> ApprovalSpec | None:
+        """One approval's parameters for ``ask`` (the policy's items over approvals.yaml and the
+        defaults), for a caller outside the pipeline (the MCP gateway); None while off."""
+        from gateway.approvals.spec import resolve
+
+        if self.service is None:
+            return None
+        return resolve(self.service.settings, ask, tool_calls)
 
     def routes(self) -> list[BaseRoute]:
         from gateway.approvals import api

@@ -7,6 +7,9 @@ sessions.py   Mcp-Session-Id bound to the key that opened it (HMAC, nothing stor
 upstream.py   UpstreamPool: one aiohttp session, a timeout per server, failures by kind
 relay.py      the upstream's answer (JSON, SSE, 202) back to the agent, the answer hook
 exchange.py   Exchange: one MCP request as audit, metrics and the guards see it
+identity.py   the wardgate.mcp policy input: tool identity (name_key, exact numbers), fingerprints
+guards.py     McpGuards: tools/list filtered, tools/call, resources/read, prompts/get
+approval.py   McpApprovals: hold (progress while waiting) / defer and the re-send that runs once
 telemetry.py  metrics, spans and the audit event of each request
 service.py    McpGateway: authenticate → server → team → session → check → guard → relay
 api.py        the route;  component.py  Mcp: the component

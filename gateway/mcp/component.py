@@ -57,7 +57,9 @@ class Mcp(BaseComponent):
         return routes(lambda: self.gateway)
 
     async def start(self, ctx: AppContext) -> None:
+        from gateway.mcp.approval import McpApprovals
         from gateway.mcp.config import load_servers
+        from gateway.mcp.guards import McpGuards
         from gateway.mcp.service import McpGateway
         from gateway.mcp.telemetry import McpTelemetry
         from gateway.mcp.upstream import UpstreamPool
@@ -77,7 +79,13 @@ class Mcp(BaseComponent):
         ctx.closers.append(pool.close)
         telemetry = McpTelemetry(ctx.registry, self.audit.recorder, self.observability.tracer)
         keys = ctx.keys
-        self.gateway = McpGateway(settings, servers, pool, lambda: keys, telemetry.finish)
+        guards = McpGuards(
+            lambda: self.policy.service,
+            lambda: self.redaction.redactor,
+            McpApprovals(self.approvals, settings.approval_progress_s),
+            telemetry.learn_tools,
+        )
+        self.gateway = McpGateway(settings, servers, pool, lambda: keys, telemetry.finish, guards)
         names = ", ".join(sorted(servers)) or "none configured"
 
         async def ready() -> str | None:

@@ -72,6 +72,8 @@ class McpSettings(BaseModel):
     max_response_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     #: Connections per upstream server (aiohttp pool).
     max_connections: int = Field(default=100, ge=1)
+    #: A held tool call (approval ``hold``) tells the client it is still waiting this often.
+    approval_progress_s: float = Field(default=5.0, gt=0, le=60)
 
 
 @dataclass(frozen=True, slots=True)

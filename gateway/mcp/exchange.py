@@ -30,8 +30,13 @@ class Exchange:
     parent_run_id: str | None = None
     server: McpServer | None = None
     message: Message | None = None
-    #: The body sent upstream when a guard rewrote the message (redacted arguments).
+    #: The body as the agent sent it, and as sent upstream when a guard rewrote the message.
+    body: bytes = b""
     rewritten: bytes | None = None
+    #: The call's redaction (its vault carries placeholders from the arguments to the answer).
+    values: Any = None
+    #: The policy revision that decided.
+    revision: str | None = None
     #: What the call is about: a tool name, a resource URI, a prompt name.
     target: str | None = None
     decision: str = "allow"
@@ -44,6 +49,8 @@ class Exchange:
     error: str | None = None
     status: int = 200
     finished: float | None = None
+    #: The client speaks the stateless 2026-07-28 era (results carry ``resultType``).
+    modern: bool = False
     #: The agent's W3C trace context and (agent-facing) session id, for the span.
     traceparent: str | None = None
     session: str | None = None
@@ -51,6 +58,14 @@ class Exchange:
     @property
     def method(self) -> str | None:
         return self.message.method if self.message is not None else None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.message.params if self.message is not None else {}
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        return self.message.raw if self.message is not None else {}
 
     @property
     def audited(self) -> bool:
@@ -102,6 +117,7 @@ class Exchange:
         if self.message is not None and self.message.id is not None:
             mcp["jsonrpc_id"] = str(self.message.id)[:64]
         for key, value in (
+            ("policy_revision", self.revision),
             ("approval", self.approval),
             ("redaction", self.redaction),
             ("upstream_error", self.upstream_error),

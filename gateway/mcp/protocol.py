@@ -23,6 +23,9 @@ from typing import Any
 from gateway.mcp.jsonrpc import McpError, Message
 
 HEADER_MISMATCH = -32020
+#: Versions of the ``initialize`` era; any other ``Mcp-Protocol-Version`` is the stateless
+#: envelope (2026-07-28 on), whose results say ``resultType``.
+HANDSHAKE_VERSIONS = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
 SERVER_CAPABILITIES = frozenset({"tools", "resources", "prompts", "logging", "completions"})
 CLIENT_CAPABILITIES = frozenset({"roots", "sampling", "elicitation"})
 #: Method → the params key its ``Mcp-Name`` header mirrors.

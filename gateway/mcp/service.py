@@ -12,8 +12,9 @@ only calls it. Every request message is audited once (``exchange.py``).
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -22,6 +23,7 @@ from gateway.errors import BadRequest
 from gateway.identity import check_id
 from gateway.keys.bearer import bearer_token
 from gateway.mcp import sessions
+from gateway.mcp.approval import tool_error
 from gateway.mcp.config import McpServer, McpSettings
 from gateway.mcp.exchange import Exchange
 from gateway.mcp.jsonrpc import (
@@ -34,7 +36,12 @@ from gateway.mcp.jsonrpc import (
     Message,
     parse,
 )
-from gateway.mcp.protocol import filter_client_capabilities, filter_server_capabilities, routing_headers
+from gateway.mcp.protocol import (
+    HANDSHAKE_VERSIONS,
+    filter_client_capabilities,
+    filter_server_capabilities,
+    routing_headers,
+)
 from gateway.mcp.relay import Answer, AnswerHook, json_answer, raw_stream, relay
 from gateway.mcp.upstream import UpstreamFailure, UpstreamPool
 
@@ -48,7 +55,9 @@ BodyReader = Callable[[int], Awaitable[bytes]]
 class Guard(Protocol):
     """The per-method guards (``guards.py``): may answer early, rewrite params, or hook the answer."""
 
-    async def before(self, ex: Exchange) -> Answer | None: ...
+    async def before(
+        self, ex: Exchange, headers: Mapping[str, str], forward: Callable[[], Awaitable[Answer]], sse_ok: bool
+    ) -> Answer | None: ...
 
     def answer_hook(self, ex: Exchange) -> AnswerHook | None: ...
 
@@ -69,6 +78,7 @@ class McpGateway:
         self._keys = keys
         self._finish = finish
         self.guard = guard
+        self._finishing_tasks: set[asyncio.Task[None]] = set()
 
     async def handle(
         self, http_method: str, server_name: str, headers: Mapping[str, str], read_body: BodyReader
@@ -76,6 +86,8 @@ class McpGateway:
         ex = Exchange(server_name, http_method, time.perf_counter())
         ex.traceparent = headers.get("traceparent")
         ex.session = headers.get("mcp-session-id")
+        version = headers.get("mcp-protocol-version")
+        ex.modern = version is not None and version not in HANDSHAKE_VERSIONS
         try:
             answer = await self._handle(ex, http_method, server_name, headers, read_body)
         except McpError as exc:
@@ -84,6 +96,8 @@ class McpGateway:
             return Answer(exc.status, {"content-type": "application/json", **exc.headers}, exc.body())
         if answer.stream is None:
             await self._finish(ex)
+        else:
+            answer.stream = self._finishing(answer.stream, ex)
         return answer
 
     def _caller(self, ex: Exchange, headers: Mapping[str, str]) -> str:
@@ -158,9 +172,10 @@ class McpGateway:
         body = await read_body(self.settings.max_body_bytes)
         message = parse(body)
         ex.message = message
+        ex.body = body
         if not message.is_request:
             return await self._simple(ex, server, "POST", headers, upstream_session, bind, body)
-        return await self._request(ex, server, headers, upstream_session, bind, message, body)
+        return await self._request(ex, server, headers, upstream_session, bind, message)
 
     async def _request(
         self,
@@ -170,21 +185,37 @@ class McpGateway:
         upstream_session: str | None,
         bind: Callable[[str], str | None],
         message: Message,
-        body: bytes,
     ) -> Answer:
         routing = routing_headers(message, headers)
         hook: AnswerHook | None = None
+
+        async def forward() -> Answer:
+            return await self._forward(ex, server, headers, upstream_session, bind, message, routing, hook)
+
         if message.method in ("initialize", "server/discover"):
             hook = _capabilities
             if filter_client_capabilities(message):
                 ex.rewritten = orjson.dumps(message.raw)
         elif self.guard is not None:
-            early = await self.guard.before(ex)
+            hook = self.guard.answer_hook(ex)
+            sse_ok = "text/event-stream" in headers.get("accept", "")
+            early = await self.guard.before(ex, headers, forward, sse_ok)
             if early is not None:
                 return early
-            hook = self.guard.answer_hook(ex)
-        if ex.rewritten is not None:
-            body = ex.rewritten
+        return await forward()
+
+    async def _forward(
+        self,
+        ex: Exchange,
+        server: McpServer,
+        headers: Mapping[str, str],
+        upstream_session: str | None,
+        bind: Callable[[str], str | None],
+        message: Message,
+        routing: dict[str, str],
+        hook: AnswerHook | None,
+    ) -> Answer:
+        body = ex.rewritten if ex.rewritten is not None else ex.body
         try:
             resp = await self.pool.open(server, "POST", headers, upstream_session, body, routing=routing)
             out_headers = _session_header(resp.headers.get("mcp-session-id"), bind)
@@ -197,7 +228,7 @@ class McpGateway:
                     id=message.id,
                     kind="session_expired",
                 )
-            answer = await relay(
+            return await relay(
                 resp,
                 message.id,
                 hook,
@@ -209,9 +240,6 @@ class McpGateway:
         except UpstreamFailure as failure:
             ex.upstream_ended(failure.kind, failure.status)
             return json_answer(self.failure_message(ex, failure))
-        if answer.stream is not None:
-            answer.stream = self._finishing(answer.stream, ex)
-        return answer
 
     def failure_message(self, ex: Exchange, failure: UpstreamFailure) -> dict[str, Any]:
         """The answer to the agent's request when the upstream failed: a tool result with
@@ -220,11 +248,7 @@ class McpGateway:
         assert ex.message is not None and ex.server is not None
         text = f"The MCP server {ex.server.name!r} failed: {failure.kind} ({failure.detail})."
         if ex.message.method == "tools/call":
-            return {
-                "jsonrpc": "2.0",
-                "id": ex.message.id,
-                "result": {"content": [{"type": "text", "text": text}], "isError": True},
-            }
+            return tool_error(ex, text)
         return {
             "jsonrpc": "2.0",
             "id": ex.message.id,
@@ -305,12 +329,16 @@ class McpGateway:
             stream=self._finishing(raw_stream(resp, ex.upstream_ended), ex),
         )
 
-    async def _finishing(self, stream: Any, ex: Exchange) -> Any:
+    async def _finishing(self, stream: AsyncIterator[bytes], ex: Exchange) -> AsyncIterator[bytes]:
+        """The stream, then the request's audit event; in a task of its own, so a client that
+        leaves (its stream cancelled) still gets its event recorded."""
         try:
             async for chunk in stream:
                 yield chunk
         finally:
-            await self._finish(ex)
+            task: asyncio.Task[None] = asyncio.ensure_future(self._finish(ex))
+            self._finishing_tasks.add(task)
+            task.add_done_callback(self._finishing_tasks.discard)
 
 
 async def _capabilities(answer: dict[str, Any]) -> dict[str, Any]:

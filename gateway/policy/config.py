@@ -22,7 +22,7 @@ class PolicySettings(BaseModel):
     opa_client: Literal["opa-python-client", "aiohttp"] = "opa-python-client"
     #: Allow the call when the engine cannot decide (default: deny with 503).
     fail_open: bool = False
-    #: Endpoints ("chat.completions", "responses", "embeddings") that fail open even when
+    #: Endpoints ("chat.completions", "responses", "embeddings", "mcp") that fail open even when
     #: ``fail_open`` is false (e.g. embeddings for a search index).
     fail_open_endpoints: list[str] = Field(default_factory=list)
     #: Watch rego/ and policies/ and reload on change.
@@ -45,3 +45,6 @@ class PolicySettings(BaseModel):
     stream_hold_text: bool = False
     request_path: str = "wardgate/request/decision"
     response_path: str = "wardgate/response/decision"
+    #: The MCP gateway's phase (gateway/mcp): every tools/list, tools/call, its result,
+    #: resources/read and prompts/get relayed to an MCP server.
+    mcp_path: str = "wardgate/mcp/decision"

@@ -77,7 +77,11 @@ class PolicyService:
         self.metrics = metrics
         self._redaction = redaction
         self._approvals = approvals
-        self._paths = {"request": settings.request_path, "response": settings.response_path}
+        self._paths = {
+            "request": settings.request_path,
+            "response": settings.response_path,
+            "mcp": settings.mcp_path,
+        }
 
     def redaction(self) -> Reapplier | None:
         """The redactor, if redaction is on (a decision's ``redact`` re-redacts the request)."""
@@ -121,10 +125,40 @@ class PolicyService:
         self.metrics.observe(phase, engine, elapsed)
         return Verdict(phase, revision, decision, elapsed_s=elapsed, input=doc)
 
+    async def evaluate(self, phase: str, doc: dict[str, Any], request_id: str | None = None) -> Verdict:
+        """One decision on an input built outside a model call (the MCP gateway's ``mcp``
+        phase): the active revision, the same normalising, metrics and fail-closed handling
+        as ``decide`` (``fail_open`` or the phase named in ``fail_open_endpoints`` opens it)."""
+        engine = self.engine_name
+        t0 = time.perf_counter()
+        revision: str | None = None
+        fail_open = self.settings.fail_open or phase in self.settings.fail_open_endpoints
+        try:
+            snapshot = self.manager.engine.snapshot()
+            revision = snapshot.revision
+            decision = PolicyDecision.from_result(await snapshot.evaluate(self._paths[phase], doc))
+        except PolicyEvalError as exc:
+            return self._failed(None, phase, revision, str(exc), exc.kind, t0, fail_open)
+        except Exception as exc:  # a bug in an engine binding must still fail closed, never 500
+            log.exception("policy engine %s raised", engine, extra={"request_id": request_id})
+            return self._failed(None, phase, revision, short_error(exc), "error", t0, fail_open)
+        elapsed = time.perf_counter() - t0
+        self.metrics.observe(phase, engine, elapsed)
+        self.metrics.decided(phase, decision.outcome)
+        return Verdict(phase, revision, decision, elapsed_s=elapsed)
+
     def _failed(
-        self, call: Call, phase: str, revision: str | None, error: str, kind: str, t0: float
+        self,
+        call: Call | None,
+        phase: str,
+        revision: str | None,
+        error: str,
+        kind: str,
+        t0: float,
+        fail_open: bool | None = None,
     ) -> Verdict:
-        fail_open = self.fails_open(call)
+        if fail_open is None:
+            fail_open = call is not None and self.fails_open(call)
         self.metrics.errors.labels(phase, self.engine_name, kind, "true" if fail_open else "false").inc()
         log.warning(
             "policy engine %s could not decide (%s, %s): %s",
@@ -132,7 +166,7 @@ class PolicyService:
             kind,
             "failing open" if fail_open else "failing closed",
             error,
-            extra={"request_id": call.request_id},
+            extra={"request_id": call.request_id if call is not None else None},
         )
         return Verdict(phase, revision, None, error, kind, fail_open, time.perf_counter() - t0)
 

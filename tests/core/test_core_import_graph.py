@@ -76,9 +76,11 @@ SEAMS: dict[str, frozenset[str]] = {
             "gateway.observability.tracing",
         }
     ),
-    "redaction": frozenset(),
-    # The console's policies page: the active revision, "try a decision".
-    "policy": frozenset({"gateway.policy.service"}),
+    # Redaction of values outside a model call's body: MCP tool arguments and answers.
+    "redaction": frozenset({"gateway.redaction.values"}),
+    # The console's policies page: the active revision, "try a decision". The normalised tool
+    # identity (name keys, parsed arguments) the MCP policy input shares.
+    "policy": frozenset({"gateway.policy.service", "gateway.policy.textkey", "gateway.policy.numbers"}),
     # The console decides and shows approvals through the same service, records, listing
     # query, four-eyes/group rules and real-value policy as the admin API; the cache replays
     # stored answers as streams (answers as SSE events and events as answers).

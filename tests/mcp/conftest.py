@@ -3,7 +3,7 @@ helpers to talk to it with the official ``mcp`` SDK client."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,15 @@ def tool_server() -> Iterator[tuple[ToolServer, str]]:
         yield server, served.url + "/mcp"
 
 
-def start_gateway(root: Path, mcp_doc: dict[str, Any], **overrides: Any) -> Any:
+def start_gateway(
+    root: Path, mcp_doc: dict[str, Any], prepare: Callable[[Path], None] | None = None, **overrides: Any
+) -> Any:
+    """A gateway on a private copy of policies/ with ``mcp_doc`` as mcp.yaml (``prepare``: edit
+    the copy before the gateway starts)."""
     settings = gateway_settings(root, "http://127.0.0.1:9", **overrides)
     (settings.policies_dir / "mcp.yaml").write_text(yaml.safe_dump(mcp_doc))
+    if prepare is not None:
+        prepare(settings.policies_dir)
     return running_gateway(settings)
 
 

@@ -62,6 +62,7 @@ async def test_admin_policies_shows_the_active_revision_and_modules(
         assert body["modules"] == [
             "rego/derived.rego",
             "rego/lib.rego",
+            "rego/mcp.rego",
             "rego/request.rego",
             "rego/response.rego",
         ]
@@ -184,6 +185,7 @@ def test_cli_policy_push_uploads_modules_and_data() -> None:
         assert result.exit_code == 0, result.output
         assert sorted(server.store.policies) == [
             "wardgate/rego/lib.rego",
+            "wardgate/rego/mcp.rego",
             "wardgate/rego/request.rego",
             "wardgate/rego/response.rego",
         ]

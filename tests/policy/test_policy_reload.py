@@ -226,6 +226,7 @@ async def test_opa_server_gets_only_sets_that_pass(policy_dirs: tuple[Path, Path
         manager = await manager_for(rego, policies, engine)
         assert sorted(server.store.policies) == [
             "wardgate/rego/lib.rego",
+            "wardgate/rego/mcp.rego",
             "wardgate/rego/request.rego",
             "wardgate/rego/response.rego",
         ]

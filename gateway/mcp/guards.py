@@ -1,0 +1,280 @@
+"""The guards of each MCP method: what the gateway decides before and after the server acts.
+
+    tools/list      the answer lists only the tools the policy would let this caller call
+                    (stage "list": a tool a rule denies outright is not shown)
+    tools/call      limits → arguments redacted (prompt actions) → policy (stage "call") →
+                    [approval: hold or defer] → server → answer redacted (answer actions,
+                    placeholders restored) → policy (stage "result": injection markers)
+    resources/read  policy on the URI → server → contents redacted → policy on the result
+    prompts/get     arguments redacted → policy on the name → server → messages redacted →
+                    policy on the result
+
+A refused ``tools/call`` is a result with ``isError`` (the model reads why and goes on);
+a refused read or prompt a JSON-RPC error (-32003). When the policy engine cannot decide, the
+call is refused (-32011 / an error result) unless ``policy.fail_open`` (or ``mcp`` in
+``policy.fail_open_endpoints``) says otherwise. Each guard is skipped while its component
+is off, as on the model-call path.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import orjson
+
+from gateway.mcp import identity
+from gateway.mcp.approval import HEADER, McpApprovals, presented_id, tool_error
+from gateway.mcp.exchange import Exchange
+from gateway.mcp.jsonrpc import FORBIDDEN, INVALID_PARAMS, POLICY_UNAVAILABLE, McpError
+from gateway.mcp.relay import Answer, AnswerHook, json_answer
+from gateway.redaction.values import Blocked, ValueRedaction
+
+Forward = Callable[[], Awaitable[Answer]]
+
+
+class PolicyPort(Protocol):
+    """The policy service as the MCP gateway uses it."""
+
+    async def evaluate(self, phase: str, doc: dict[str, Any], request_id: str | None = None) -> Any: ...
+
+
+class McpGuards:
+    def __init__(
+        self,
+        policy: Callable[[], PolicyPort | None],
+        redactor: Callable[[], Any],
+        approvals: McpApprovals,
+        learn_tools: Callable[[str, list[str]], None],
+        limiter: Any = None,
+    ) -> None:
+        self._policy = policy
+        self._redactor = redactor
+        self.approvals = approvals
+        self._learn = learn_tools
+        self.limiter = limiter
+
+    # -- dispatch ------------------------------------------------------------------------
+    async def before(self, ex: Exchange, headers: Any, forward: Forward, sse_ok: bool) -> Answer | None:
+        method = ex.method
+        if method == "tools/call":
+            return await self._call(ex, headers, forward, sse_ok)
+        if method == "resources/read":
+            uri = ex.params.get("uri")
+            if not isinstance(uri, str) or not uri:
+                raise _invalid(ex, "resources/read needs a string 'uri'.")
+            ex.target = uri
+            await self._check(ex, "call", resource={"uri": uri})
+        elif method == "prompts/get":
+            name = ex.params.get("name")
+            if not isinstance(name, str) or not name:
+                raise _invalid(ex, "prompts/get needs a string 'name'.")
+            ex.target = name
+            arguments = ex.params.get("arguments") or {}
+            if not isinstance(arguments, dict):
+                raise _invalid(ex, "prompts/get 'arguments' must be an object.")
+            if await self._redact_out(ex, arguments):
+                ex.rewritten = orjson.dumps(ex.raw)
+            prompt = {**identity.tool(name, identity.exact_arguments(b"", arguments)), "kind": "prompt"}
+            await self._check(ex, "call", prompt=prompt)
+        return None
+
+    def answer_hook(self, ex: Exchange) -> AnswerHook | None:
+        method = ex.method
+        if method == "tools/list":
+            return self._list_hook(ex)
+        if method in ("tools/call", "resources/read", "prompts/get"):
+            return self._result_hook(ex)
+        return None
+
+    # -- policy --------------------------------------------------------------------------
+    async def _decide(self, ex: Exchange, stage: str, **parts: Any) -> Any:
+        """The verdict, or None when no policy runs; raises on a failure that fails closed."""
+        policy = self._policy()
+        if policy is None:
+            return None
+        verdict = await policy.evaluate("mcp", identity.document(ex, stage, **parts), ex.request_id)
+        if verdict.decision is None and not verdict.fail_open:
+            ex.decision, ex.reasons = "error", [f"policy engine unavailable: {verdict.error}"]
+            raise McpError(
+                200,
+                POLICY_UNAVAILABLE,
+                "The policy engine could not decide this request, so it was refused. Try again later.",
+                id=_id(ex),
+                kind="policy_unavailable",
+            )
+        if ex.revision is None:
+            ex.revision = verdict.revision
+        return verdict
+
+    async def _check(self, ex: Exchange, stage: str, **parts: Any) -> None:
+        """A read or a prompt: refused with a JSON-RPC error when the policy denies it."""
+        verdict = await self._decide(ex, stage, **parts)
+        if verdict is not None and verdict.decision is not None and verdict.decision.deny:
+            reasons = list(verdict.decision.deny)
+            ex.deny(reasons)
+            raise McpError(
+                200,
+                FORBIDDEN,
+                "Refused by Wardgate policy: " + "; ".join(reasons),
+                id=_id(ex),
+                kind="policy_denied",
+            )
+
+    # -- tools/call ----------------------------------------------------------------------
+    async def _call(self, ex: Exchange, headers: Any, forward: Forward, sse_ok: bool) -> Answer | None:
+        name = ex.params.get("name")
+        arguments = ex.params.get("arguments", {})
+        if not isinstance(name, str) or not name or len(name) > 256:
+            raise _invalid(ex, "tools/call needs a string 'name' (at most 256 characters).")
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise _invalid(ex, "tools/call 'arguments' must be an object.")
+        ex.target = name
+        if self.limiter is not None:
+            refused = await self.limiter.admit(ex, name)
+            if refused is not None:
+                ex.deny([refused], decision="rate_limited")
+                return json_answer(tool_error(ex, f"Wardgate: {refused}"))
+        original = copy.deepcopy(arguments)
+        try:
+            if await self._redact_out(ex, arguments):
+                ex.params["arguments"] = arguments
+                ex.rewritten = orjson.dumps(ex.raw)
+        except Blocked as exc:
+            ex.deny([f"arguments contain {', '.join(exc.types)}"])
+            return json_answer(
+                tool_error(
+                    ex, f"Wardgate: the arguments contain data that may not be sent: {', '.join(exc.types)}."
+                )
+            )
+        body = ex.rewritten or ex.body
+        parsed = identity.exact_arguments(body, arguments)
+        fingerprint = identity.fingerprint(ex.server_name, name, parsed)
+        approval_id = presented_id(ex, headers.get(HEADER))
+        if approval_id is not None and self.approvals.enabled:
+            return await self.approvals.resend(ex, approval_id, fingerprint, forward)
+        try:
+            verdict = await self._decide(ex, "call", tool=identity.tool(name, parsed))
+        except McpError as exc:
+            return json_answer(tool_error(ex, "Wardgate: " + exc.message))
+        decision = verdict.decision if verdict is not None else None
+        if decision is None:
+            return None
+        if decision.deny:
+            ex.deny(list(decision.deny))
+            return json_answer(
+                tool_error(
+                    ex,
+                    "Wardgate refused this tool call: " + "; ".join(decision.deny),
+                    {"io.wardgate/reasons": list(decision.deny)},
+                )
+            )
+        if decision.redact and self._redactor() is not None:
+            # The decision names other actions: redo the arguments from what the agent sent.
+            arguments = copy.deepcopy(original)
+            await self._redact_out(ex, arguments, decision.redact)
+            ex.params["arguments"] = arguments
+            ex.rewritten = orjson.dumps(ex.raw)
+        if decision.require_approval:
+            if not self.approvals.enabled:
+                reasons = [f"approval required: {i.get('reason')}" for i in decision.require_approval]
+                ex.deny(reasons)
+                return json_answer(tool_error(ex, "Wardgate refused this tool call: " + "; ".join(reasons)))
+            calls = [
+                {
+                    "id": str(ex.message.id) if ex.message else "",
+                    "name": name,
+                    "arguments": ex.params.get("arguments"),
+                }
+            ]
+            body_doc = {"server": ex.server_name, "tool": name, "arguments": ex.params.get("arguments")}
+            return await self.approvals.ask(ex, verdict, calls, fingerprint, body_doc, forward, sse_ok)
+        return None
+
+    # -- redaction -----------------------------------------------------------------------
+    async def _redact_out(
+        self, ex: Exchange, arguments: dict[str, Any], policy: dict[str, Any] | None = None
+    ) -> bool:
+        """Redact ``arguments`` in place; True when any text changed."""
+        redactor = self._redactor()
+        if redactor is None or not arguments:
+            return False
+        before = orjson.dumps(arguments)
+        values = ValueRedaction(redactor, policy)
+        ex.values = values
+        found = await values.outbound(arguments)
+        ex.redaction = {"arguments": found}
+        return orjson.dumps(arguments) != before
+
+    # -- answers -------------------------------------------------------------------------
+    def _list_hook(self, ex: Exchange) -> AnswerHook:
+        async def hook(answer: dict[str, Any]) -> dict[str, Any]:
+            result = answer.get("result")
+            tools = result.get("tools") if isinstance(result, dict) else None
+            if not isinstance(tools, list):
+                return answer
+            named = [t for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
+            self._learn(ex.server_name, [t["name"] for t in named])
+            if self._policy() is None:
+                return answer
+            kept = []
+            for item in named:
+                verdict = await self._decide(ex, "list", tool=identity.tool(item["name"], None))
+                if verdict is None or verdict.decision is None or not verdict.decision.deny:
+                    kept.append(item)
+            assert isinstance(result, dict)
+            result["tools"] = kept
+            hidden = len(named) - len(kept)
+            if hidden:
+                ex.reasons = [f"{hidden} tool(s) hidden by policy"]
+            return answer
+
+        return hook
+
+    def _result_hook(self, ex: Exchange) -> AnswerHook:
+        async def hook(answer: dict[str, Any]) -> dict[str, Any]:
+            result = answer.get("result")
+            if not isinstance(result, dict):
+                return answer
+            redactor = self._redactor()
+            if redactor is not None:
+                values = ex.values if isinstance(ex.values, ValueRedaction) else ValueRedaction(redactor)
+                found = await values.inbound(result)
+                ex.redaction = {**(ex.redaction or {}), "result": found}
+            if self._policy() is None:
+                return answer
+            parts: dict[str, Any] = {"result": {"text": identity.result_text(result)}}
+            if ex.method == "tools/call" and ex.target is not None:
+                parts["tool"] = identity.tool(ex.target, None)
+            try:
+                verdict = await self._decide(ex, "result", **parts)
+            except McpError as exc:
+                if ex.method == "tools/call":
+                    return tool_error(ex, "Wardgate withheld the answer: " + exc.message)
+                raise
+            if verdict is None or verdict.decision is None or not verdict.decision.deny:
+                return answer
+            reasons = list(verdict.decision.deny)
+            ex.deny(reasons)
+            if ex.method == "tools/call":
+                return tool_error(ex, "Wardgate withheld the answer of this tool: " + "; ".join(reasons))
+            raise McpError(
+                200,
+                FORBIDDEN,
+                "Wardgate withheld the answer: " + "; ".join(reasons),
+                id=_id(ex),
+                kind="policy_denied",
+            )
+
+        return hook
+
+
+def _id(ex: Exchange) -> Any:
+    return ex.message.id if ex.message is not None else None
+
+
+def _invalid(ex: Exchange, message: str) -> McpError:
+    return McpError(200, INVALID_PARAMS, "Invalid params: " + message, id=_id(ex), kind="invalid_params")

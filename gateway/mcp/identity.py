@@ -1,0 +1,112 @@
+"""The MCP policy input: the same tool identity as the model-call phases, and fingerprints.
+
+A tool is ``{name, name_key, kind: "mcp", arguments}``: ``name_key`` is the key a rule compares
+(``gateway.policy.textkey``: look-alikes, invisible characters and case folded), so
+``Transfer_Funds``, ``transfer_funds `` and ``trаnsfer_funds`` (Cyrillic ``а``) are one tool
+to a rule, as they are for a tool call a model proposes; ``arguments`` have their numbers in
+the one form both engines compare alike (``gateway.policy.numbers``), read from the body's
+exact text when it holds a number JSON parsers round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from gateway.mcp.exchange import Exchange
+from gateway.policy.numbers import normalise_numbers
+from gateway.policy.textkey import name_key, text_key
+
+INPUT_VERSION = 1
+
+
+def exact_arguments(body: bytes, arguments: Any) -> Any:
+    """``arguments`` with every number as the policy reads it (exact when the body had long ones)."""
+    if _has_long_number(body):
+        try:
+            doc = json.loads(body, parse_float=Decimal, parse_constant=str)
+            params = doc.get("params") if isinstance(doc, dict) else None
+            exact = params.get("arguments") if isinstance(params, dict) else None
+            if exact is not None:
+                return normalise_numbers(exact)
+        except ValueError:
+            pass
+    return normalise_numbers(arguments)
+
+
+def _has_long_number(body: bytes) -> bool:
+    """16+ digits in a row, or an exponent: a number orjson may have rounded."""
+    run = 0
+    for byte in body:
+        if 48 <= byte <= 57:
+            run += 1
+            if run >= 16:
+                return True
+        else:
+            if run and byte in (101, 69):  # e / E after a digit: an exponent
+                return True
+            run = 0
+    return False
+
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def time_view() -> dict[str, Any]:
+    """``input.time`` as the model-call phases give it."""
+    now = datetime.now(UTC)
+    return {"now": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "weekday": _WEEKDAYS[now.weekday()], "hour": now.hour}
+
+
+def tool(name: str, arguments: Any) -> dict[str, Any]:
+    return {"name": name, "name_key": name_key(name), "kind": "mcp", "arguments": arguments}
+
+
+def document(ex: Exchange, stage: str, **parts: Any) -> dict[str, Any]:
+    """The ``wardgate.mcp`` input for one stage of ``ex`` (``parts``: tool, resource, prompt, result)."""
+    assert ex.message is not None
+    mcp: dict[str, Any] = {
+        "server": ex.server_name,
+        "method": ex.message.method,
+        "stage": stage,
+        "call_id": str(ex.message.id) if ex.message.id is not None else "",
+        **parts,
+    }
+    return {
+        "version": INPUT_VERSION,
+        "principal": ex.principal.as_input() if ex.principal is not None else None,
+        "agent": {"id": ex.agent_id, "run_id": ex.run_id, "parent_run_id": ex.parent_run_id},
+        "pii": ex.redaction.get("arguments") if ex.redaction else None,
+        "time": time_view(),
+        "mcp": mcp,
+    }
+
+
+def result_text(value: Any) -> str:
+    """Every text of an answer (content parts, structured content, resource or prompt texts) as one key."""
+    texts: list[str] = []
+    _collect(value, texts)
+    return text_key("\n".join(texts))
+
+
+def _collect(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key not in ("_meta", "mimeType", "type", "uri", "annotations"):
+                _collect(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, out)
+
+
+def fingerprint(server: str, name: str, arguments: Any) -> str:
+    """What a re-send must match to redeem an approval: server, tool key and arguments."""
+    doc = {"server": server, "tool": name_key(name), "arguments": arguments}
+    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -1,0 +1,135 @@
+# MCP policy: decided on what agents do through the MCP gateway (/mcp/{server}, docs/mcp.md),
+# with the tool identity and the decision shape of the model-call phases, so one rule about
+# `transfer_funds` holds whether a model proposes the call or an agent makes it.
+#
+# input.mcp: {server, method, stage,
+#             tool: {name, name_key, kind: "mcp", arguments}     (tools/list, tools/call)
+#             resource: {uri}                                    (resources/read)
+#             prompt: {name, name_key, arguments}                (prompts/get)
+#             result: {text}}                                    (stage "result")
+# stage "list": may the tool be shown in tools/list (no arguments: only deny hides it);
+# stage "call": may the call go to the server (arguments parsed, numbers as in README "Numbers");
+# stage "result": may the server's answer go back to the agent (its text as a key).
+#
+# Settings: policies/policy.yaml `mcp.servers.<server>` lists, by glob, the tools (name_key),
+# resources (URI) and prompts (name_key) each server exposes; a server without an entry
+# exposes nothing (fail closed). The tool rules, high_stakes and injection markers of
+# policy.yaml apply to MCP calls as they do to model-proposed ones.
+package wardgate.mcp
+
+decision := {
+	"allow": count(reasons) == 0,
+	"deny": reasons,
+	"require_approval": require_approval,
+	"redact": {},
+	"route": {},
+	"limits": {},
+	"tags": {},
+} if {
+	reasons := deny
+}
+
+_servers := object.get(object.get(data.wardgate.policy, "mcp", {}), "servers", {})
+
+server := input.mcp.server
+
+allow_list := object.get(_servers, server, null)
+
+_listed if is_object(allow_list)
+
+_patterns(kind) := [lower(p) | some p in object.get(allow_list, kind, []); is_string(p)]
+
+_tools_method if input.mcp.method in {"tools/list", "tools/call"}
+
+tool := input.mcp.tool
+
+deny contains sprintf("MCP server '%s' has no entry under mcp.servers in policy.yaml", [server]) if {
+	not _listed
+}
+
+deny contains sprintf("tool '%s' is not on the allow list of MCP server '%s'", [tool.name, server]) if {
+	_tools_method
+	input.mcp.stage != "result"
+	_listed
+	not data.wardgate.lib.matches_any(_patterns("tools"), tool.name_key)
+}
+
+# The tool rules of policy.yaml (by name_key, and kind "mcp" for every MCP tool).
+deny contains reason if {
+	_tools_method
+	input.mcp.stage != "result"
+	some reason in data.wardgate.lib.tool_denials([tool])
+}
+
+_rule := data.wardgate.derived.high_stakes[tool.name_key] if {
+	_tools_method
+	input.mcp.stage != "result"
+	is_string(tool.name_key)
+}
+
+deny contains sprintf("tool '%s' is never allowed: %s", [tool.name, why]) if {
+	is_object(_rule)
+	_rule.deny == true
+	why := object.get(_rule, "reason", "high-stakes tool")
+}
+
+# Above the threshold (or with the argument missing or not a number) a human decides; the
+# absolute value counts, as for model-proposed calls.
+require_approval contains {
+	"reason": sprintf("%s: %s=%s needs approval above %v", [why, key, data.wardgate.response._shown(value), limit]),
+	"tool_call_id": object.get(input.mcp, "call_id", ""),
+	"approvers": object.get(_rule, "approvers", []),
+	"ttl_s": object.get(_rule, "ttl_s", data.wardgate.derived.approval_ttl_s),
+} if {
+	input.mcp.stage == "call"
+	is_object(_rule)
+	not _rule.deny
+	key := object.get(_rule, "argument", "")
+	limit := object.get(_rule, "above", 0)
+	value := data.wardgate.lib.argument(tool.arguments, key)
+	not _within_threshold(value, limit)
+	why := object.get(_rule, "reason", sprintf("high-stakes tool '%s'", [tool.name]))
+}
+
+_within_threshold(value, limit) if abs(data.wardgate.lib.number(value)) <= limit
+
+deny contains sprintf("resource '%s' is not on the allow list of MCP server '%s'", [uri, server]) if {
+	input.mcp.method == "resources/read"
+	input.mcp.stage == "call"
+	_listed
+	uri := input.mcp.resource.uri
+	not _uri_allowed(uri)
+}
+
+# A resource pattern is an exact URI or a prefix ending in `*` (`kb://*` covers every article
+# whatever its path): no glob, whose delimiters the engines read differently for URIs.
+_uri_allowed(uri) if {
+	is_string(uri)
+	some pattern in object.get(allow_list, "resources", [])
+	_uri_matches(pattern, uri)
+}
+
+_uri_matches(pattern, uri) if pattern == uri
+
+_uri_matches(pattern, uri) if {
+	is_string(pattern)
+	endswith(pattern, "*")
+	startswith(uri, trim_suffix(pattern, "*"))
+}
+
+deny contains sprintf("prompt '%s' is not on the allow list of MCP server '%s'", [input.mcp.prompt.name, server]) if {
+	input.mcp.method == "prompts/get"
+	input.mcp.stage == "call"
+	_listed
+	not data.wardgate.lib.matches_any(_patterns("prompts"), input.mcp.prompt.name_key)
+}
+
+# What a server returns is data, not instructions: the injection markers of policy.yaml.
+deny contains sprintf("possible prompt injection in the answer of MCP server '%s': contains '%s'", [server, marker]) if {
+	input.mcp.stage == "result"
+	text := input.mcp.result.text
+	is_string(text)
+	regex.match(data.wardgate.derived.injection_pattern, text)
+	some marker in data.wardgate.derived.injection_markers
+	contains(text, marker)
+}
