@@ -228,6 +228,13 @@ class ApprovalService:
     async def list(self, query: ListQuery) -> Page:
         return await self.store.list(query)
 
+    async def pending(self, limit: int = 10_000) -> builtins.list[Approval]:
+        """The pending approvals not yet overdue (at most ``limit``), newest first: read from the
+        store's pending index, not by scanning every record (the console's inbox)."""
+        now = self.now()
+        records = [a for a in await self.store.pending(limit) if not a.overdue(now)]
+        return sorted(records, key=lambda a: (a.created_at, a.id), reverse=True)
+
     # -- deciding --------------------------------------------------------------------
     async def approve(self, approval_id: str, reviewer: AdminPrincipal, comment: str | None) -> Approval:
         return _unless_expired(await self._decide(approval_id, rules.approve(reviewer, comment, self.now())))

@@ -7,8 +7,10 @@ error pages included):
   console's own static files (no inline script or style, no ``eval``), nothing may frame
   it, forms post only to itself, no ``<base>`` or plugins. Model- and agent-controlled text
   is escaped by the templates anyway; the policy is the second wall if one escape is missed.
-- ``X-Frame-Options: DENY`` (older browsers), ``Referrer-Policy: no-referrer`` (approval
-  ids in URLs stay here), ``X-Content-Type-Options: nosniff``, ``Cross-Origin-Opener-Policy``
+- ``X-Frame-Options: DENY`` (older browsers), ``Referrer-Policy: same-origin`` (approval
+  ids in URLs never leave for another site; not ``no-referrer``, under which a browser sends
+  ``Origin: null`` on every POST and the origin check below could not tell this console's
+  forms from a forged one), ``X-Content-Type-Options: nosniff``, ``Cross-Origin-Opener-Policy``
   and ``Cross-Origin-Resource-Policy: same-origin``, a ``Permissions-Policy`` denying
   sensors, and ``Cache-Control: no-store`` on everything but the versioned static files.
 
@@ -48,7 +50,7 @@ CSP = "; ".join(
 HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", CSP.encode()),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"x-content-type-options", b"nosniff"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),

@@ -135,8 +135,11 @@ class SessionManager:
         await self.store.put(session, self._ttl(session, now))
         return token, session
 
-    async def load(self, token: str | None) -> Session | None:
-        """The live session of this cookie value, or ``None`` (unknown, idle too long, too old)."""
+    async def load(self, token: str | None, *, touch: bool = True) -> Session | None:
+        """The live session of this cookie value, or ``None`` (unknown, idle too long, too old).
+
+        ``touch=False``: only check (a live stream's keep-alive is not the reviewer's activity,
+        so an inbox left open still ends after the idle timeout)."""
         if not token or len(token) > 128:
             return None
         id_hash = digest(token)
@@ -147,7 +150,7 @@ class SessionManager:
         if now >= session.ends_at or now - session.last_seen >= self.idle_s:
             await self.store.delete(id_hash)
             return None
-        if now - session.last_seen >= TOUCH_EVERY_S:
+        if touch and now - session.last_seen >= TOUCH_EVERY_S:
             session.last_seen = now
             await self.store.put(session, self._ttl(session, now))
         return session

@@ -83,6 +83,22 @@ def _left(ts: float | None, now: float | None = None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _reasons(step: dict[str, Any]) -> list[str]:
+    """A timeline step's decision reasons, each prefixed by the stage that gave it."""
+    out: list[str] = []
+    for decision in step.get("decisions") or ():
+        if isinstance(decision, dict):
+            out += [f"{decision.get('stage')}: {r}" for r in decision.get("reasons") or ()]
+    return out
+
+
+def _ms(value: Any) -> str:
+    try:
+        return f"{float(value):.0f} ms"
+    except (TypeError, ValueError):
+        return "—"
+
+
 def _pretty(value: Any) -> str:
     """JSON as indented text (a plain string: the template escapes it)."""
     try:
@@ -104,7 +120,7 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(time=_time, left=_left, pretty=_pretty)
+        self.env.filters.update(time=_time, left=_left, pretty=_pretty, reasons=_reasons, ms=_ms)
         self.env.globals.update(prefix=prefix, static=self.static_url, integrity=self.integrity, nav=())
 
     def static_url(self, name: str) -> str:

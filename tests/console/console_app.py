@@ -22,6 +22,7 @@ from tests.harness import ADMIN_KEY, APPROVER_KEY, AUDITOR_KEY, _sha, default_ke
 
 APPROVER2_KEY = "wg-approver2-test-00000000000000000000"
 SUPPORT_KEY = "wg-support-test-0000000000000000000000"
+SUPPORT2_KEY = "wg-support2-test-000000000000000000000"
 SELF_APPROVER_KEY = "wg-admin-self-approver-test-0000000000"
 ROLE_KEYS = {"admin": ADMIN_KEY, "approver": APPROVER_KEY, "auditor": AUDITOR_KEY}
 
@@ -57,6 +58,13 @@ def console_keys() -> dict[str, Any]:
             "groups": ["support-leads"],
         },
         {
+            "id": "support2",
+            "sha256": _sha(SUPPORT2_KEY),
+            "user": "second-support-lead",
+            "roles": ["approver"],
+            "groups": ["support-leads"],
+        },
+        {
             "id": "self-approver",
             "sha256": _sha(SELF_APPROVER_KEY),
             "user": "tester",
@@ -73,7 +81,8 @@ def console_settings(root: Path, upstream_url: str, **overrides: Any) -> Setting
     base: dict[str, Any] = {
         "limits": {"enabled": False},
         "redaction": {"enabled": False},
-        "approvals": {"hold_s": 60},
+        # refunds need two support leads (four-eyes with two reviewers); transfers one finance approver
+        "approvals": {"hold_s": 60, "groups": {"support-leads": {"approvals_required": 2}}},
     }
     for name, value in overrides.items():
         base[name] = {**base.get(name, {}), **value} if isinstance(value, dict) else value
@@ -122,3 +131,40 @@ class Browserless:
 
     def close(self) -> None:
         self.http.close()
+
+
+def agent_client(url: str) -> Any:
+    import openai
+
+    from tests.harness import TEST_KEY
+
+    return openai.OpenAI(base_url=url + "/v1", api_key=TEST_KEY, timeout=60, max_retries=0)
+
+
+def transfer(
+    url: str,
+    args: dict[str, Any],
+    *,
+    agent: str = "agent-7",
+    run: str = "run-1",
+    tool: str = "transfer_funds",
+) -> Any:
+    """The agent's openai SDK call that the real response policy holds for approval (a
+    ``transfer_funds`` above 1000: one finance approver; an ``issue_refund`` above 200: two
+    support leads). Script the fake upstream with the tool call first; returns the completion."""
+    tools = [{"type": "function", "function": {**TRANSFER_TOOLS[0]["function"], "name": tool}}]
+    return agent_client(url).chat.completions.create(
+        model="gpt-test",
+        messages=[{"role": "user", "content": "Pay the ACME invoice"}],
+        tools=tools,
+        extra_headers={"X-Agent-Id": agent, "X-Run-Id": run},
+    )
+
+
+def pending_ids(url: str) -> list[str]:
+    from tests.harness import ADMIN_KEY
+
+    r = httpx.get(
+        url + "/admin/approvals?status=pending", headers={"authorization": f"Bearer {ADMIN_KEY}"}, timeout=10
+    )
+    return [a["id"] for a in r.json()["data"]]

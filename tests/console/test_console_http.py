@@ -55,7 +55,7 @@ def test_security_headers_on_pages_errors_and_static_files(as_role) -> None:
         assert "script-src 'self'" in CSP and "unsafe-inline" not in CSP and "frame-ancestors 'none'" in CSP
         assert r.headers["x-frame-options"] == "DENY"
         assert r.headers["x-content-type-options"] == "nosniff"
-        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["referrer-policy"] == "same-origin"
     assert client.get("/console/").headers["cache-control"] == "no-store"
     assert "immutable" in client.get("/console/static/console.js").headers["cache-control"]
 

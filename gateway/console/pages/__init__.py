@@ -13,11 +13,12 @@ Adding a page (the whole recipe; docs/console.md has a worked example):
 
 Modules:
 
-    home.py        /console/ : what the signed-in principal can reach
-    approvals.py   /console/approvals : the approvals inbox (live), detail, approve / deny
-    runs.py        /console/runs : the run explorer (find runs; a run's tree, timeline, why)
-    spend.py       /console/spend : spend charts, top spenders, budgets, reservations in flight
-    audit.py       /console/audit : search, paging, export, chains and verification
+    home.py            /console/ : what the signed-in principal can reach
+    approvals.py       /console/approvals : the approvals inbox (live), detail, approve / deny
+    approvals_view.py  what those pages show: filters, what a reviewer may do and why not, the run so far
+    runs.py            /console/runs : the run explorer (find runs; a run's tree, timeline, why)
+    spend.py           /console/spend : spend charts, top spenders, budgets, reservations in flight
+    audit.py           /console/audit : search, paging, export, chains and verification
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 #: The page modules, in navigation order (one line per page).
 PAGES: tuple[str, ...] = (
     "home",
-    # "approvals",
+    "approvals",
     "runs",
     "spend",
     "audit",

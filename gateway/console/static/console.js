@@ -17,9 +17,17 @@
       busy = true;
       window.htmx.trigger(target, "refresh");
     }
+    var count = document.querySelector(el.getAttribute("data-sse-count"));
     target.addEventListener("htmx:afterRequest", function () {
       busy = false;
       if (again) { again = false; refresh(); }
+    });
+    // The live count (a polite status region): the rows carry the total in data-total.
+    target.addEventListener("htmx:afterSwap", function () {
+      var total = target.querySelector("[data-total]");
+      if (count && total) {
+        count.textContent = total.getAttribute("data-total") + " " + count.getAttribute("data-suffix");
+      }
     });
     source.addEventListener("changed", refresh);
     source.addEventListener("open", function () { el.setAttribute("data-live", "on"); });
