@@ -119,6 +119,9 @@ class PricingFile(BaseModel):
     aliases: dict[str, str] = Field(default_factory=dict)
     #: Glob patterns of models that cost nothing (self-hosted).
     free: list[str] = Field(default_factory=list)
+    #: USD per call of an MCP tool (gateway/mcp), by ``server/tool`` glob (``payments/*``);
+    #: the first matching pattern, in file order, prices the call.
+    mcp_tools: dict[str, float] = Field(default_factory=dict)
 
 
 def _genai_rate(value: Any) -> Rate | None:
@@ -175,6 +178,14 @@ class PriceBook:
         doc = load_yaml(path, PricingFileError) if path.exists() else None
         refuse_unknown(doc, PricingFile, path, PricingFileError)
         return cls(PricingFile.model_validate(doc or {}), unknown=unknown)
+
+    def tool_call_usd(self, server: str, tool: str) -> float | None:
+        """What one call of an MCP tool costs (``mcp_tools``), or None when it is not priced."""
+        name = f"{server}/{tool}"
+        for pattern, usd in self._file.mcp_tools.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                return usd
+        return None
 
     def lookup(self, model: str) -> Price | None:
         """The price of one model name, or None when nobody knows it."""

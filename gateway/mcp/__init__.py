@@ -8,6 +8,7 @@ upstream.py   UpstreamPool: one aiohttp session, a timeout per server, failures 
 relay.py      the upstream's answer (JSON, SSE, 202) back to the agent, the answer hook
 exchange.py   Exchange: one MCP request as audit, metrics and the guards see it
 identity.py   the wardgate.mcp policy input: tool identity (name_key, exact numbers), fingerprints
+limiter.py    McpLimiter: calls per minute per tool and scope (mcp.yaml limits)
 guards.py     McpGuards: tools/list filtered, tools/call, resources/read, prompts/get
 approval.py   McpApprovals: hold (progress while waiting) / defer and the re-send that runs once
 telemetry.py  metrics, spans and the audit event of each request

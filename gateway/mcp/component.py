@@ -51,6 +51,11 @@ class Mcp(BaseComponent):
         #: Set at start; ``None`` while the MCP gateway is off.
         self.gateway: McpGateway | None = None
 
+    def _price(self, server: str, tool: str) -> float | None:
+        """One call's cost from pricing.yaml ``mcp_tools`` (None while limits are off)."""
+        service = self.limits.service
+        return service.prices.tool_call_usd(server, tool) if service is not None else None
+
     def routes(self) -> list[BaseRoute]:
         from gateway.mcp.api import routes
 
@@ -60,6 +65,7 @@ class Mcp(BaseComponent):
         from gateway.mcp.approval import McpApprovals
         from gateway.mcp.config import load_servers
         from gateway.mcp.guards import McpGuards
+        from gateway.mcp.limiter import McpLimiter
         from gateway.mcp.service import McpGateway
         from gateway.mcp.telemetry import McpTelemetry
         from gateway.mcp.upstream import UpstreamPool
@@ -84,6 +90,8 @@ class Mcp(BaseComponent):
             lambda: self.redaction.redactor,
             McpApprovals(self.approvals, settings.approval_progress_s),
             telemetry.learn_tools,
+            McpLimiter(),
+            self._price,
         )
         self.gateway = McpGateway(settings, servers, pool, lambda: keys, telemetry.finish, guards)
         names = ", ".join(sorted(servers)) or "none configured"

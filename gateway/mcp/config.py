@@ -15,6 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -30,6 +31,16 @@ class McpFileError(ValueError):
     """``policies/mcp.yaml`` cannot be used (the message names the file and the key)."""
 
 
+class ToolLimit(BaseModel):
+    """Calls per minute of the tools matching ``tools`` (name_key globs), counted per ``scope``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tools: list[str] = Field(default_factory=lambda: ["*"])
+    scope: Literal["key", "team", "agent", "run"] = "key"
+    calls_per_minute: int = Field(ge=0, le=1_000_000)
+
+
 class McpServerConfig(BaseModel):
     """One upstream MCP server (Streamable HTTP)."""
 
@@ -43,6 +54,8 @@ class McpServerConfig(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0, le=600)
     #: Teams whose keys may use the server; omitted: every team.
     teams: list[str] | None = None
+    #: Rate limits on ``tools/call``: each matching rule counts the call in its scope.
+    limits: list[ToolLimit] = Field(default_factory=list)
 
     @field_validator("url")
     @classmethod
@@ -85,6 +98,7 @@ class McpServer:
     timeout_s: float
     teams: frozenset[str] | None
     auth: tuple[str, str] | None
+    limits: tuple[ToolLimit, ...] = ()
 
     def allows_team(self, team: str) -> bool:
         return self.teams is None or team in self.teams
@@ -124,5 +138,6 @@ def load_servers(path: Path, environ: dict[str, str] | None = None) -> dict[str,
             timeout_s=cfg.timeout_s,
             teams=frozenset(cfg.teams) if cfg.teams is not None else None,
             auth=auth,
+            limits=tuple(cfg.limits),
         )
     return servers

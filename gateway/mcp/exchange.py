@@ -37,6 +37,8 @@ class Exchange:
     values: Any = None
     #: The policy revision that decided.
     revision: str | None = None
+    #: What the call cost (``pricing.yaml`` ``mcp_tools``), once it reached the server.
+    cost_usd: float | None = None
     #: What the call is about: a tool name, a resource URI, a prompt name.
     target: str | None = None
     decision: str = "allow"
@@ -122,6 +124,7 @@ class Exchange:
             ("redaction", self.redaction),
             ("upstream_error", self.upstream_error),
             ("upstream_status", self.upstream_status),
+            ("cost_usd", self.cost_usd),
             ("error", self.error),
         ):
             if value is not None:

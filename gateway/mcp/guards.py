@@ -48,7 +48,9 @@ class McpGuards:
         approvals: McpApprovals,
         learn_tools: Callable[[str, list[str]], None],
         limiter: Any = None,
+        price: Callable[[str, str], float | None] | None = None,
     ) -> None:
+        self._price = price
         self._policy = policy
         self._redactor = redactor
         self.approvals = approvals
@@ -239,6 +241,8 @@ class McpGuards:
             result = answer.get("result")
             if not isinstance(result, dict):
                 return answer
+            if ex.method == "tools/call" and ex.target is not None and self._price is not None:
+                ex.cost_usd = self._price(ex.server_name, ex.target)  # the server acted: it is charged
             redactor = self._redactor()
             if redactor is not None:
                 values = ex.values if isinstance(ex.values, ValueRedaction) else ValueRedaction(redactor)
