@@ -1,14 +1,14 @@
 """MCP ``tools/call`` through the gateway's ``/mcp/{server}`` vs directly against the same server.
 
-    .venv/bin/python bench/mcp.py [--seconds 5] [--conns 1,16] [--sse] [--tool lookup_order]
+    .venv/bin/python bench/mcp.py [--seconds 5] [--conns 1,16] [--server fast|sdk [--sse]] [--tool lookup_order]
 
 One run, one upstream in a child process: by default bench/mcp_fast_server.py (the crm
 sample's read tools and data, JSON-RPC by hand: a fast server, so the upstream is not the
 bottleneck), or with ``--server sdk`` the ``crm`` sample itself (orchestrator/mcp_servers/, the
-official ``mcp`` SDK's server, a few hundred µs per call; JSON answers unless ``--sse``). The gateway (one
-worker, every guard on: limits, Rego policy incl. ``wardgate.mcp``, redaction of arguments
-and results, approvals, audit) is pinned to core 0; the server and this load generator share
-core 1, so the gateway's CPU is its own.
+official ``mcp`` SDK's server, a few hundred µs per call; JSON answers unless ``--sse``).
+The gateway (one worker, every guard on: limits, Rego policy incl. ``wardgate.mcp``,
+redaction of arguments and results, approvals, audit) is pinned to core 0; the server and
+this load generator share core 1, so the gateway's CPU is its own.
 
 The load generator is lean on purpose: one ``initialize`` per connection (the session id it
 gets is sent on every call), then raw JSON-RPC ``tools/call`` POSTs over aiohttp keep-alive
@@ -217,9 +217,8 @@ def main() -> None:
             headers = {"Authorization": f"Bearer {BENCH_KEY}", "X-Agent-Id": "bench", "X-Run-Id": "bench-run"}
             for url in (direct_url, through_url):  # warm-up (imports, Presidio, the first sessions)
                 asyncio.run(drive(url, headers, 4, args.warmup, args.tool))
-            print(
-                f"tool {args.tool}, server answers {'SSE' if args.sse else 'JSON'}, {args.seconds:g} s per row"
-            )
+            answers = "SSE" if args.sse and args.server == "sdk" else "JSON"
+            print(f"server {args.server}, tool {args.tool}, answers {answers}, {args.seconds:g} s per row")
             for conns in (int(c) for c in args.conns.split(",")):
                 direct = asyncio.run(drive(direct_url, headers, conns, args.seconds, args.tool))
                 cpu0 = cpu_seconds(gw.pid)

@@ -76,9 +76,10 @@ def demo(
     config: Path = CONFIG,
     keep: bool = typer.Option(False, "--keep", help="Keep the temporary directory (gateway log, audit db)."),
     tools: str = typer.Option(
-        "local",
+        "mcp",
         "--tools",
-        help="local (tools run here) or mcp (through the gateway's /mcp/crm, a sample MCP server).",
+        help="mcp (through the gateway's /mcp/crm, the sample MCP server: held/refused at the call) "
+        "or local (tools run here; the gateway judges the model's proposals).",
     ),
     gateway_command: str = typer.Option(
         None,

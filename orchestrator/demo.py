@@ -6,10 +6,10 @@ refund through the admin API (or asks you, with ``--interactive``), then prints 
 the policy denials with their reasons, the redactions, the approval, the cost per agent and
 the run's audit timeline. With ``OPENAI_API_KEY`` set the agents use a real model.
 
-``tools="mcp"``: the workers reach their tools through the gateway's
+``tools="mcp"`` (the default): the workers reach their tools through the gateway's
 ``/mcp/crm``, the sample ``crm`` MCP server (orchestrator/mcp_servers/) running in this
 process on a free port, so the refund is held and the deletion refused at the point of
-action, the MCP ``tools/call``. ``tools="local"`` (the default) runs them in process (the gateway then
+action, the MCP ``tools/call``. ``tools="local"`` runs them in process (the gateway then
 judges the tool calls the model proposes). With ``--base-url`` and ``mcp``, the gateway's own
 ``mcp.yaml`` must name a ``crm`` server.
 """
@@ -47,7 +47,7 @@ async def run_demo(
     gateway_command: str | None = None,
     config_path: Path | None = None,
     console: Console | None = None,
-    tools: str = "local",
+    tools: str = "mcp",
 ) -> int:
     """Run the demo; returns the process exit code (0 when the run completed)."""
     console = console or Console()

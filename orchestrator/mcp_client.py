@@ -12,19 +12,25 @@ calling task: the SDK's transport lives in an anyio task group that must end whe
 and the identity headers differ per agent and run. The connections under the sessions are
 pooled (one shared httpx2 transport).
 
-What comes back, as the orchestrator acts on it:
+What comes back, as the orchestrator acts on it (docs/mcp.md):
 
-* a result → the tool's text (``ok``); an ``isError`` result → ``error: <text>`` for the model;
-* a gateway refusal (a JSON-RPC error whose ``data.source`` is ``wardgate``): a policy
-  denial raises ``PolicyDenied`` (the step ends denied, with the reasons); approval pending
-  (defer mode) is polled through ``GET /v1/approvals/{id}`` and the call re-sent with the id,
-  like a model call; rate limits, an unavailable upstream or policy engine, a broken
-  connection raise ``CallFailed`` (the step retries from its checkpoint); anything else
-  ``BadCall``.
+* a result → the tool's text (``ok``); an ``isError`` result → ``error: <text>`` for the model
+  (a tool's own error, a rate limit, an unreachable server, an approval a reviewer denied);
+* a refusal by policy: an ``isError`` result with ``_meta["io.wardgate/reasons"]`` raises
+  ``PolicyDenied`` (the step ends denied, with the reasons, as for a model call);
+* hold mode: the call waits while the gateway streams progress ("waiting for approval ID");
+  the approval is reported, then the answer arrives as usual;
+* defer mode: an ``isError`` result with ``_meta["io.wardgate/approval"]`` (pending): the
+  approval is polled through ``GET /v1/approvals/{id}`` and the same call re-sent with
+  ``X-Wardgate-Approval-Id``, like a model call;
+* a JSON-RPC error from the gateway (``data.source`` ``wardgate``): -32003 raises
+  ``PolicyDenied``; rate limits, an unavailable upstream or policy engine, a broken connection
+  ``CallFailed`` (the step retries from its checkpoint); anything else ``BadCall``.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,12 +49,15 @@ from orchestrator.identity import RunIdentity
 from orchestrator.tools import ToolContext
 
 APPROVAL_HEADER = "X-Wardgate-Approval-Id"
+#: ``_meta`` keys of the gateway's tool results (gateway/mcp/approval.py, guards.py).
+META_REASONS = "io.wardgate/reasons"
+META_APPROVAL = "io.wardgate/approval"
+_WAITING = re.compile(r"waiting for approval (\S+)")
 #: JSON-RPC codes of the gateway's own refusals (gateway/mcp/jsonrpc.py).
 FORBIDDEN = -32003
 RATE_LIMITED = -32029
 UPSTREAM_ERROR = -32010
 POLICY_UNAVAILABLE = -32011
-APPROVAL_PENDING = -32040
 _TRANSIENT = frozenset({RATE_LIMITED, UPSTREAM_ERROR, POLICY_UNAVAILABLE})
 
 
@@ -73,15 +82,6 @@ def _first(exc: BaseException) -> BaseException:
 
 def _data(error: MCPError) -> dict[str, Any]:
     return error.data if isinstance(error.data, dict) else {}
-
-
-def approval_id(error: MCPError) -> str | None:
-    """The approval id of an 'approval pending' refusal (defer mode), else None."""
-    data = _data(error)
-    if error.code != APPROVAL_PENDING and data.get("type") != "approval_pending":
-        return None
-    found = data.get("approval_id") or (data.get("approval") or {}).get("id")
-    return str(found) if found else None
 
 
 def refusal(error: MCPError) -> GatewayRefusal:
@@ -129,38 +129,71 @@ class McpToolClient:
     ) -> McpToolResult:
         """One ``tools/call`` as ``agent`` of the run, approvals included; raises ``GatewayRefusal``."""
         key = self.config.key_for(agent)
-        pending: str | None = None
+        deferred: str | None = None
+        held: list[str] = []
         deadline = time.monotonic() + self.config.approval_wait_s
+
+        async def on_hold(approval_id: str) -> None:
+            if approval_id not in held:
+                held.append(approval_id)
+                await self.listener.approval_pending(identity.run_id, agent, approval_id, "hold")
+
         while True:
             headers = {"Authorization": f"Bearer {key}", **identity.headers(agent)}
-            if pending:
-                headers[APPROVAL_HEADER] = pending
+            if deferred:
+                headers[APPROVAL_HEADER] = deferred
             try:
-                result = await self._send(server, headers, name, arguments, ctx)
+                result = await self._send(server, headers, name, arguments, ctx, on_hold)
             except MCPError as exc:
-                waiting = approval_id(exc)
-                if waiting is None:
-                    raise refusal(exc) from exc
-                pending = waiting
-                await self.listener.approval_pending(identity.run_id, agent, pending, "defer")
-                status = await self.poller.wait(key, pending, deadline)
-                await self.listener.approval_decided(identity.run_id, agent, pending, status)
-                if status in ("pending", "cancelled"):
-                    await self.poller.withdraw(key, pending)
-                    raise ApprovalUnresolved(
-                        f"approval {pending} was not decided within {self.config.approval_wait_s:.0f}s"
-                        if status == "pending"
-                        else f"approval {pending} was withdrawn",
-                        status=409,
-                        code="approval_pending",
-                        body={"approval_id": pending},
-                    ) from exc
-                continue
-            approval = {"id": pending, "outcome": "approved", "mode": "defer"} if pending else None
+                raise refusal(exc) from exc
+            meta = result.meta if isinstance(result.meta, dict) else {}
+            reasons = meta.get(META_REASONS)
+            if result.is_error and isinstance(reasons, list):
+                text = _text(result)
+                raise PolicyDenied(text, status=403, code="policy_denied", reasons=[str(r) for r in reasons])
+            found = meta.get(META_APPROVAL)
+            note: dict[str, Any] = found if isinstance(found, dict) else {}
+            if result.is_error and note.get("status") == "pending" and note.get("id") and not deferred:
+                deferred = str(note["id"])
+                await self._await_decision(key, agent, identity, deferred, deadline)
+                continue  # approved (or denied: the re-send says so)
+            approval_id = (
+                deferred or (held[-1] if held else None) or (str(note["id"]) if note.get("id") else None)
+            )
+            approval: dict[str, Any] | None = None
+            if approval_id:
+                outcome = str(note.get("status") or "approved")
+                approval = {"id": approval_id, "outcome": outcome, "mode": "defer" if deferred else "hold"}
+                if held:
+                    await self.listener.approval_decided(identity.run_id, agent, approval_id, outcome)
             return McpToolResult(_text(result), bool(result.is_error), approval)
 
+    async def _await_decision(
+        self, key: str, agent: str, identity: RunIdentity, approval_id: str, deadline: float
+    ) -> None:
+        """Poll a deferred approval until decided; ``ApprovalUnresolved`` when it never is."""
+        await self.listener.approval_pending(identity.run_id, agent, approval_id, "defer")
+        status = await self.poller.wait(key, approval_id, deadline)
+        await self.listener.approval_decided(identity.run_id, agent, approval_id, status)
+        if status in ("pending", "cancelled"):
+            await self.poller.withdraw(key, approval_id)
+            raise ApprovalUnresolved(
+                f"approval {approval_id} was not decided within {self.config.approval_wait_s:.0f}s"
+                if status == "pending"
+                else f"approval {approval_id} was withdrawn",
+                status=409,
+                code="approval_pending",
+                body={"approval_id": approval_id},
+            )
+
     async def _send(
-        self, server: str, headers: dict[str, str], name: str, arguments: dict[str, Any], ctx: ToolContext
+        self,
+        server: str,
+        headers: dict[str, str],
+        name: str,
+        arguments: dict[str, Any],
+        ctx: ToolContext,
+        on_hold: Callable[[str], Awaitable[None]],
     ) -> Any:
         timeout = httpx2.Timeout(30.0, read=self.config.call_timeout_s)
         http = httpx2.AsyncClient(headers=headers, timeout=timeout, transport=self._transport)
@@ -169,7 +202,18 @@ class McpToolClient:
             async with Client(
                 transport, mode="legacy", read_timeout_seconds=self.config.call_timeout_s, cache=None
             ) as client:
-                return await client.call_tool(name, arguments, meta=ctx.meta())  # type: ignore[arg-type]
+
+                async def progress(progress: float, total: float | None, message: str | None) -> None:
+                    found = _WAITING.search(message or "")
+                    if found:
+                        await on_hold(found.group(1))
+
+                return await client.call_tool(
+                    name,
+                    arguments,
+                    progress_callback=progress,
+                    meta=ctx.meta(),  # type: ignore[arg-type]
+                )
         except BaseException as exc:
             found = _first(exc)
             if isinstance(found, MCPError):

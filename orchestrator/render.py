@@ -71,7 +71,8 @@ class LiveListener(Listener):
 
     async def approval_pending(self, run_id: str, agent: str, approval_id: str, mode: str) -> None:
         self.console.print(
-            f"[yellow]⏸[/] {agent} waits for approval [bold]{approval_id}[/] ({mode}: polling)"
+            f"[yellow]⏸[/] {agent} waits for approval [bold]{approval_id}[/] "
+            + ("(defer: polling)" if mode == "defer" else "(hold: the call waits at the gateway)")
         )
 
     async def approval_decided(self, run_id: str, agent: str, approval_id: str, outcome: str) -> None:
@@ -249,6 +250,10 @@ def _costs(console: Console, report: RunReport, spend: Any) -> None:
         )
 
 
+#: MCP requests that are a session's plumbing, not an action (left out of the timeline table).
+_MCP_PLUMBING = frozenset({"initialize", "notifications/initialized", None})
+
+
 def _timeline(console: Console, timeline: Any) -> None:
     if isinstance(timeline, Unavailable) or not timeline:
         console.print(f"[dim]Audit timeline unavailable: {getattr(timeline, 'reason', 'not fetched')}[/]")
@@ -264,20 +269,30 @@ def _timeline(console: Console, timeline: Any) -> None:
         title=f"Audit timeline of {timeline.get('run_id')}",
         title_justify="left",
     )
-    for i, s in enumerate(timeline.get("steps") or [], 1):
+    shown = 0
+    for s in timeline.get("steps") or []:
         kind = str(s.get("kind", ""))
+        mcp = (s.get("data") or {}).get("mcp") if kind == "mcp" else None
+        if isinstance(mcp, dict) and mcp.get("method") in _MCP_PLUMBING:
+            continue  # the session's handshake and end: one line per action is enough
+        shown += 1
         event = _style(str(s.get("decision") or "")) if kind == "call" else kind
         approval = (s.get("approval") or {}).get("status")
         if approval and kind == "call":
             event += f" (approval {approval})"
         cost = (s.get("cost") or {}).get("settled_usd")
         latency = (s.get("latency_ms") or {}).get("total") if isinstance(s.get("latency_ms"), dict) else None
+        tools = ", ".join(t.get("name", "") for t in s.get("tool_calls") or [])
+        if isinstance(mcp, dict):  # a tool call at the point of action, through /mcp/{server}
+            event = f"mcp {mcp.get('method')} " + _style(str(s.get("decision") or ""))
+            tools = f"{mcp.get('server')}/{mcp.get('target') or ''}"
+            latency = mcp.get("latency_ms")
         table.add_row(
-            str(i),
+            str(shown),
             str(s.get("time", ""))[11:23],
             s.get("agent_id") or "",
             event,
-            ", ".join(t.get("name", "") for t in s.get("tool_calls") or []),
+            tools,
             f"{latency:.1f}" if isinstance(latency, int | float) else "",
             f"{cost:.6f}" if isinstance(cost, int | float) else "",
         )

@@ -16,7 +16,10 @@ import pytest
 import yaml
 
 from orchestrator.mcp_servers import ToolBoxServer, crm_server, payments_server
-from tests.harness import RunningGateway, gateway_settings, running_gateway
+from tests.harness import RunningGateway, _sha, default_keys, gateway_settings, running_gateway
+
+#: An admin of every approver group (the support leads' refunds included).
+LEAD_KEY = "wg-mcp-samples-lead-00000000000000000"
 
 
 @dataclass
@@ -49,6 +52,11 @@ def samples_fixture(fake_upstream: Any, tmp_path_factory: pytest.TempPathFactory
             "crm": {"url": crm_url, "timeout_s": 10},
             "payments": {"url": payments_url, "timeout_s": 10},
         }
+        keys = default_keys()
+        keys["admin_keys"].append(
+            {"id": "lead", "sha256": _sha(LEAD_KEY), "user": "lead", "roles": ["admin"], "groups": ["*"]}
+        )
+        (settings.policies_dir / "keys.yaml").write_text(yaml.safe_dump(keys))
         (settings.policies_dir / "mcp.yaml").write_text(yaml.safe_dump({"servers": servers}))
         _policy_for_mcp_team(settings.policies_dir / "policy.yaml", "test")
         with running_gateway(settings) as gw:
