@@ -25,6 +25,7 @@ Modules:
     sessions.py        Session, SessionStore, the memory store, SessionManager (idle / absolute expiry)
     redis_sessions.py  sessions in Redis (several workers or replicas)
     security.py        CSP and security headers, the CSRF check
+    pending.py         PendingView: the inbox's pending approvals, kept from the change feed
     templates.py       the Jinja2 environment (autoescape), filters, static files in memory
     pages/             one module per page (pages/__init__.py: the list)
 

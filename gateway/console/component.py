@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from gateway.approvals.component import Approvals
     from gateway.audit.component import Audit
+    from gateway.console.pending import PendingView
     from gateway.console.sessions import SessionManager
     from gateway.context import AppContext
     from gateway.limits.component import Limits
@@ -35,6 +36,8 @@ class Console(BaseComponent):
         self.policy = policy
         #: Set at start; ``None`` while the console is off.
         self.sessions: SessionManager | None = None
+        #: The inbox's pending approvals (set at start while both the console and approvals are on).
+        self.pending: PendingView | None = None
         self.settings = ConsoleSettings()
 
     def routes(self) -> list[BaseRoute]:
@@ -52,6 +55,7 @@ class Console(BaseComponent):
             audit=self.audit.recorder,
             limits=self.limits.admin,
             policy=lambda: self.policy.service,
+            pending=lambda: self.pending,
         )
         return routes(deps, load_pages())
 
@@ -60,6 +64,7 @@ class Console(BaseComponent):
         from gateway.console.sessions import MemorySessionStore, SessionManager, SessionStore
 
         self.sessions = None
+        self.pending = None
         settings = self.settings = section(ctx.settings, self.name, ConsoleSettings)
         if not settings.enabled:
             return
@@ -75,3 +80,13 @@ class Console(BaseComponent):
         await store.start()
         ctx.closers.append(store.close)
         self.sessions = SessionManager(store, settings.idle_timeout_s, settings.absolute_timeout_s)
+        service = self.approvals.service  # approvals start before the console (compose())
+        if service is not None:
+            from gateway.console.pending import PendingView
+
+            view = self.pending = PendingView(service)
+
+            async def close_view() -> None:
+                view.close()
+
+            ctx.closers.append(close_view)

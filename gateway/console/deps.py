@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from gateway.approvals.service import ApprovalService
     from gateway.audit.store.base import AuditStore
     from gateway.console.config import ConsoleSettings
+    from gateway.console.pending import PendingView
     from gateway.console.sessions import Session, SessionManager
     from gateway.console.templates import Templates
     from gateway.limits.admin import LimitsAdmin
@@ -56,6 +57,8 @@ class Deps:
     limits: Provider[LimitsAdmin] = _off
     #: The policy service (active revision, "try a decision") while the engine is on.
     policy: Provider[PolicyService] = _off
+    #: The pending approvals kept from the change feed (the inbox) while the queue is on.
+    pending: Provider[PendingView] = _off
 
     def resolve(self, request: Request, session: Session) -> AdminPrincipal | None:
         """The principal behind a live session now, or ``None`` (key revoked, role gone)."""

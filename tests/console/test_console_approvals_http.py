@@ -87,6 +87,8 @@ def test_approve_in_the_console_releases_the_held_call(held, as_role) -> None:
     future, approval_id = held({"amount": 5000, "to": "ACME"})
     done = as_role(APPROVER_KEY).post(f"/console/approvals/{approval_id}/approve", {"comment": "ok"})
     assert done.status_code == 303 and done.headers["location"].endswith("?decided=approved")
+    inbox = as_role(AUDITOR_KEY)
+    wait_until(lambda: approval_id not in inbox.get("/console/approvals/rows").text, message="still listed")
     completion = future.result(timeout=30)
     call = completion.choices[0].message.tool_calls[0]
     assert call.function.name == "transfer_funds" and '"ACME"' in call.function.arguments

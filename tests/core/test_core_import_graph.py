@@ -87,6 +87,7 @@ SEAMS: dict[str, frozenset[str]] = {
     "approvals": frozenset(
         {
             "gateway.approvals.service",
+            "gateway.approvals.feed",
             "gateway.approvals.model",
             "gateway.approvals.store",
             "gateway.approvals.rules",

@@ -55,7 +55,9 @@ def _approval_id(page: PageRequest) -> str:
 async def _rows(page: PageRequest, filters: InboxFilters) -> dict[str, Any]:
     service = _service(page)
     now = service.now()
-    pending = [a for a in await service.pending() if filters.matches(a)]
+    view = page.deps.pending()
+    records = await view.approvals() if view is not None else await service.pending()
+    pending = [a for a in records if filters.matches(a)]
     shown = pending[:INBOX_ROWS]
     return {
         "rows": [(a, standing(a, page.user, now)) for a in shown],
