@@ -25,12 +25,12 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-import aiohttp
-import orjson
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
+import aiohttp  # noqa: E402
+import orjson  # noqa: E402
+from mcp import Client  # noqa: E402
+from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
-from tests.mcp.mcp_server import ToolServer
+from tests.mcp.mcp_server import ToolServer  # noqa: E402
 
 
 async def sdk_client(url: str, calls: int) -> float:
@@ -49,7 +49,11 @@ async def aiohttp_relay(url: str, calls: int) -> float:
         "jsonrpc": "2.0",
         "id": 0,
         "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "b", "version": "1"}},
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "b", "version": "1"},
+        },
     }
     async with aiohttp.ClientSession() as http:
         async with http.post(url, data=orjson.dumps(init), headers=headers) as resp:
@@ -62,7 +66,12 @@ async def aiohttp_relay(url: str, calls: int) -> float:
 
         async def one(i: int) -> None:
             body = orjson.dumps(
-                {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "get_balance", "arguments": {"account": "A"}}}
+                {
+                    "jsonrpc": "2.0",
+                    "id": i,
+                    "method": "tools/call",
+                    "params": {"name": "get_balance", "arguments": {"account": "A"}},
+                }
             )
             async with http.post(url, data=body, headers=headers) as resp:
                 raw = await resp.read()
