@@ -6,6 +6,7 @@ client) with an HTTP status that says the same thing to a proxy or a log:
     not JSON                          400  -32700 parse error
     not one message (batch, scalar)   400  -32600 invalid request
     bad jsonrpc/id/method/params      400  -32600 invalid request
+    an object repeating a key         400  -32600 (parsers disagree on which value counts)
     unknown method                    200  -32601 method not found  (a JSON-RPC answer)
     over ``mcp.max_body_bytes``       413  -32600
 
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from gateway import dupkeys
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -134,6 +137,16 @@ def parse(body: bytes) -> Message:
         raise McpError(
             400, PARSE_ERROR, "Parse error: the body is not valid JSON.", kind="parse_error"
         ) from None
+    if dupkeys.has_duplicate(body, doc):
+        # {"name": "get_balance", "name": "transfer_funds"}: the gateway reads the last, a
+        # first-wins server would run the other (gateway/dupkeys.py).
+        where = dupkeys.locate(body)
+        raise McpError(
+            400,
+            INVALID_REQUEST,
+            f"Invalid request: a JSON object repeats a key{f' ({where})' if where else ''}.",
+            kind="duplicate_keys",
+        )
     if isinstance(doc, list):
         raise McpError(
             400,

@@ -18,6 +18,7 @@ from typing import Any, TypeGuard
 import aiohttp
 import orjson
 
+from gateway import dupkeys
 from gateway.mcp.jsonrpc import McpError
 from gateway.mcp.upstream import UpstreamFailure
 from gateway.sse import EventSplitter, SSEEvent, SSEParseError
@@ -113,6 +114,8 @@ async def relay(
         obj = orjson.loads(body) if ctype == "application/json" or body[:1] == b"{" else None
     except orjson.JSONDecodeError:
         obj = None
+    if obj is not None and on_answer is not None and dupkeys.has_duplicate(body, obj):
+        raise UpstreamFailure("garbage", "the answer repeats a JSON key")
     if not _answers(obj, request_id):
         kind = "status" if resp.status >= 400 else "garbage"
         raise UpstreamFailure(kind, f"HTTP {resp.status}, not a JSON-RPC answer to the request", resp.status)
@@ -149,6 +152,8 @@ async def _stream(
                     if not answered and _answers(obj, request_id):
                         answered = True
                         if on_answer is not None:
+                            if dupkeys.has_duplicate(event.data, obj):
+                                raise UpstreamFailure("garbage", "the answer repeats a JSON key")
                             out.append(event_bytes(await _guarded(on_answer, obj), like=event))
                             continue
                     out.append(event.raw)

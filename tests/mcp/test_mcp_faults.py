@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import yaml
 from mcp.shared.exceptions import MCPError
@@ -40,6 +41,10 @@ def _bad_server() -> Starlette:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    async def huge(request: Request) -> Response:
+        body = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "x" * 100_000}]}}
+        return Response(orjson.dumps(body), media_type="application/json")
+
     async def failing(request: Request) -> Response:
         return Response(b"internal", status_code=500)
 
@@ -49,6 +54,7 @@ def _bad_server() -> Starlette:
             Route("/garbage", garbage, methods=["POST"]),
             Route("/cut", cut, methods=["POST"]),
             Route("/failing", failing, methods=["POST"]),
+            Route("/huge", huge, methods=["POST"]),
         ]
     )
 
@@ -58,7 +64,7 @@ def gateway(tool_server: tuple[ToolServer, str], tmp_path_factory: pytest.TempPa
     _, url = tool_server
     with serve_app(_bad_server(), lifespan="off") as bad:
         doc = mcp_yaml(url, limits=[{"tools": ["get_balance"], "scope": "run", "calls_per_minute": 2}])
-        for name in ("slow", "garbage", "cut", "failing"):
+        for name in ("slow", "garbage", "cut", "failing", "huge"):
             doc["servers"][name] = {"url": f"{bad.url}/{name}", "timeout_s": 0.5}
 
         def prepare(policies: Path) -> None:
@@ -67,7 +73,12 @@ def gateway(tool_server: tuple[ToolServer, str], tmp_path_factory: pytest.TempPa
             priced["mcp_tools"] = {"payments/get_balance": 0.002}
             pricing.write_text(yaml.safe_dump(priced))
 
-        overrides = {**PASS_THROUGH, "limits": {"enabled": True}, "audit": {"enabled": True}}
+        overrides = {
+            **PASS_THROUGH,
+            "limits": {"enabled": True},
+            "audit": {"enabled": True},
+            "mcp": {"max_response_bytes": 64 * 1024},
+        }
         with start_gateway(tmp_path_factory.mktemp("mcp-faults"), doc, prepare, **overrides) as gw:
             yield gw
 

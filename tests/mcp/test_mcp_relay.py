@@ -69,6 +69,17 @@ async def test_a_session_belongs_to_the_key_that_opened_it(gateway: Any) -> None
             url, headers=_headers(TEST_KEY, session.rpartition(".")[0] + ".x" * 16), json=_ping()
         )
         assert forged.status_code == 404
+        note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        accepted = await http.post(url, headers=_headers(TEST_KEY, session), json=note)
+        assert accepted.status_code == 202
+        async with http.stream(
+            "GET", url, headers={**_headers(TEST_KEY, session), "accept": "text/event-stream"}
+        ) as get:
+            assert get.status_code == 200 and get.headers["content-type"].startswith("text/event-stream")
+        other_get = await http.get(
+            url, headers={**_headers(OTHER_TEAM_KEY, session), "accept": "text/event-stream"}
+        )
+        assert other_get.status_code == 404
         gone = await http.delete(url, headers=_headers(TEST_KEY, session))
         assert gone.status_code == 200
 
@@ -109,6 +120,7 @@ def _ping(id_: int = 2) -> dict[str, Any]:
         (b'{"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}', 400, -32600),
         (b'{"jsonrpc":"2.0","id":1,"method":"tools/destroy"}', 200, -32601),
         (b'{"jsonrpc":"2.0","method":"notifications/bogus"}', 400, -32601),
+        (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}', 400, -32600),
     ],
 )
 async def test_bad_json_rpc_is_refused_with_a_clear_error(
