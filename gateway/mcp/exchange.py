@@ -8,8 +8,9 @@ and what went wrong upstream. Never the arguments or the results: those are cont
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,13 +18,17 @@ from gateway.call import Principal
 from gateway.mcp.config import McpServer
 from gateway.mcp.jsonrpc import McpError, Message
 
+#: Request ids: a random per-process prefix and a counter (unique without a syscall per request).
+_PREFIX = os.urandom(6).hex()
+_SEQ = itertools.count(1)
+
 
 @dataclass(slots=True)
 class Exchange:
     server_name: str
     http_method: str
     started: float
-    request_id: str = field(default_factory=lambda: "mcp_" + uuid.uuid4().hex[:24])
+    request_id: str = field(default_factory=lambda: f"mcp_{_PREFIX}{next(_SEQ):x}")
     principal: Principal | None = None
     agent_id: str | None = None
     run_id: str | None = None

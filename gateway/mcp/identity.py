@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -57,10 +58,21 @@ def _has_long_number(body: bytes) -> bool:
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
+_TIME: list[Any] = [0, {}]
+
+
 def time_view() -> dict[str, Any]:
-    """``input.time`` as the model-call phases give it."""
-    now = datetime.now(UTC)
-    return {"now": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "weekday": _WEEKDAYS[now.weekday()], "hour": now.hour}
+    """``input.time`` as the model-call phases give it (built once per second)."""
+    second = int(time.time())
+    if _TIME[0] != second:
+        now = datetime.fromtimestamp(second, UTC)
+        view = {
+            "now": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "weekday": _WEEKDAYS[now.weekday()],
+            "hour": now.hour,
+        }
+        _TIME[:] = [second, view]
+    return dict(_TIME[1])
 
 
 def tool(name: str, arguments: Any) -> dict[str, Any]:
