@@ -66,10 +66,14 @@ def wait_http(url: str, timeout: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
-def fake_upstream(core: int = 1) -> Iterator[str]:
+def fake_upstream(core: int = 1, latency_ms: float = 0.0) -> Iterator[str]:
+    """The fast fake upstream; ``latency_ms`` before every answer (a model's think time)."""
     port = free_port()
+    cmd = [sys.executable, str(REPO / "tests" / "fake_openai.py"), "--port", str(port), "--fast"]
+    if latency_ms:
+        cmd += ["--latency-ms", str(latency_ms)]
     proc = subprocess.Popen(
-        pinned([sys.executable, str(REPO / "tests" / "fake_openai.py"), "--port", str(port), "--fast"], core),
+        pinned(cmd, core),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -101,8 +105,10 @@ def gateway(
     core: int = 0,
     extra_files: dict[str, Any] | None = None,
     key_extra: dict[str, Any] | None = None,
+    wrap: list[str] | None = None,
 ) -> Iterator[Gateway]:
-    """A gateway process (one worker) with ``config`` merged over a pass-through base."""
+    """A gateway process (one worker) with ``config`` merged over a pass-through base;
+    ``wrap``: a command to run it under (``valgrind --tool=callgrind …``)."""
     root = Path(tempfile.mkdtemp(prefix="wg-bench-"))
     policies = root / "policies"
     shutil.copytree(REPO / "policies", policies)
@@ -162,11 +168,11 @@ def gateway(
         _merge(base, config),
         root,
         env={"BENCH_PROVIDER_KEY": "sk-bench"},
-        prefix=pinned([], core),
+        prefix=pinned(list(wrap or []), core),
         cwd=REPO,
     )
     try:
-        proc.start()
+        proc.start(timeout_s=600 if wrap else 60)
         yield Gateway(proc.base_url, proc.pid)
     finally:
         proc.stop()
@@ -251,16 +257,25 @@ wrk.method = "POST"
 wrk.body = {body}
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {key}"
-"""
+{extra}"""
 
 
 def wrk(
-    url: str, body: dict[str, Any], conns: int, seconds: int, core: int = 1, key: str = BENCH_KEY
+    url: str,
+    body: dict[str, Any],
+    conns: int,
+    seconds: int,
+    core: int = 1,
+    key: str = BENCH_KEY,
+    headers: dict[str, str] | None = None,
 ) -> WrkResult:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(_LUA.format(body=json.dumps(json.dumps(body)), key=key))
+        extra = "".join(
+            f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in (headers or {}).items()
+        )
+        f.write(_LUA.format(body=json.dumps(json.dumps(body)), key=key, extra=extra))
         script = f.name
     cmd = pinned(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", script, url], core)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

@@ -1,4 +1,4 @@
-"""A lean pipelined Redis client for the limits hot path (EVALSHA / SCRIPT LOAD only).
+"""A lean pipelined Redis client for hot paths: limits (EVALSHA / SCRIPT LOAD), the cache (GET/SET).
 
 Why not redis-py here: measured on these machines, redis-py's asyncio client spends ~180 µs
 of CPU per command (PING or EVALSHA, uvloop or not) in its connection, lock and timeout
@@ -49,8 +49,12 @@ def _expire(waiter: asyncio.Future[Any]) -> None:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
-        self.reader = hiredis.Reader(replyError=RespError, encoding="utf-8")
+    def __init__(self, encoding: str | None = "utf-8") -> None:
+        self.reader = (
+            hiredis.Reader(replyError=RespError, encoding=encoding)
+            if encoding
+            else hiredis.Reader(replyError=RespError)
+        )
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.lost = False
@@ -93,8 +97,10 @@ def _write(proto: _Protocol, payload: bytes) -> asyncio.Future[Any]:
 class FastRedis:
     """One pipelined connection, opened lazily and reopened after any failure."""
 
-    def __init__(self, url: str, timeout_s: float = 2.0) -> None:
+    def __init__(self, url: str, timeout_s: float = 2.0, encoding: str | None = "utf-8") -> None:
+        """``encoding``: how replies are decoded (None: bytes, for binary values)."""
         parsed = urlparse(url)
+        self._encoding = encoding
         self._host = parsed.hostname or "127.0.0.1"
         self._port = parsed.port or 6379
         self._db = int((parsed.path or "/0").lstrip("/") or 0)
@@ -116,7 +122,8 @@ class FastRedis:
             loop = asyncio.get_running_loop()
             try:
                 _, fresh = await asyncio.wait_for(
-                    loop.create_connection(_Protocol, self._host, self._port), self._timeout_s
+                    loop.create_connection(lambda: _Protocol(self._encoding), self._host, self._port),
+                    self._timeout_s,
                 )
             except (OSError, TimeoutError) as exc:
                 raise RespConnectionError(

@@ -44,7 +44,7 @@ def cache_keys() -> dict[str, Any]:
 
 def cache_settings(root: Path, upstream_url: str, **overrides: Any) -> Settings:
     sections: dict[str, Any] = {
-        "cache": {"enabled": True},
+        "cache": {"enabled": True, "max_entry_bytes": 65536},
         "limits": {"enabled": True, "backend": "memory"},
         "approvals": {"enabled": True, "default_mode": "defer"},
         "audit": {"enabled": True},
@@ -61,7 +61,7 @@ def serve_with_clock(settings: Settings, clock: FakeClock) -> Any:
     for component in components:
         if isinstance(component, Cache):
             component.clock = clock
-    return serve_app(create_app(settings, components))
+    return serve_app(create_app(settings, components), startup_timeout_s=120)
 
 
 @pytest.fixture(scope="module")

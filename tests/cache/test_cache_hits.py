@@ -265,3 +265,18 @@ def test_truncated_filtered_and_failed_answers_are_never_stored(gateway: ServedA
     with pytest.raises(openai.BadRequestError):
         _chat(gateway, messages)
     assert _chat(gateway, messages).headers["x-wardgate-cache"] == "miss"
+
+
+def test_an_answer_over_max_entry_bytes_is_not_stored(gateway: ServedApp, upstream: Any) -> None:
+    for stream in (False, True):
+        messages = _prompt()
+        upstream.script_text("word " * 20_000, times=1)  # 100 KB, the module's bound is 64 KB
+        if stream:
+            list(
+                _client(gateway).chat.completions.create(
+                    model="gpt-test", messages=messages, temperature=0, stream=True
+                )
+            )
+        else:
+            assert len(_chat(gateway, messages).parse().choices[0].message.content) == 100_000
+        assert _chat(gateway, messages).headers["x-wardgate-cache"] == "miss"

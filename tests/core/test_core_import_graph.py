@@ -48,7 +48,8 @@ SEAMS: dict[str, frozenset[str]] = {
     "keys": frozenset({"gateway.keys.store", "gateway.keys.bearer"}),
     # The limit ranges, also applied to a key's own limits in keys.yaml.
     # The console's spend page reads budgets and reservations through the limits admin.
-    "limits": frozenset({"gateway.limits.bounds", "gateway.limits.admin"}),
+    # The lean pipelined Redis client: also the response cache's GET/SET on its hot path.
+    "limits": frozenset({"gateway.limits.bounds", "gateway.limits.admin", "gateway.limits.resp"}),
     # Scrubbing secrets out of text before it is logged (providers' error bodies); the store's
     # query interface (Filters) and the run timeline, which the console's pages read.
     # The console's run explorer, audit and spend pages: the API's query parsing, export and
