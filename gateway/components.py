@@ -50,7 +50,7 @@ def compose() -> list[Component]:
     approvals = Approvals(audit)
     policy = Policy(audit, redaction, approvals)
     mcp = Mcp(observability, audit, limits, redaction, approvals, policy)
-    console = Console(audit, approvals, limits, policy)
+    console = Console(audit, approvals, limits, policy, keys)
     cache = Cache(audit)
     providers = Providers()
     return [observability, audit, keys, limits, redaction, approvals, policy, mcp, console, cache, providers]

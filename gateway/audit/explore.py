@@ -90,14 +90,19 @@ async def find_runs(
         having.append(f"max(ts) < {d.ph(len(w.params), 'double')}")
     w.params.append(int(limit))
     limit_mark = d.ph(len(w.params), "bigint")
-    agg = "string_agg(DISTINCT agent_id, ',')" if d.name == "postgres" else "group_concat(DISTINCT agent_id)"
+    run = _bytewise(d, "run_id")
+    agg = (
+        f"string_agg(DISTINCT {_bytewise(d, 'agent_id')}, ',')"
+        if d.name == "postgres"
+        else "group_concat(DISTINCT agent_id)"
+    )
     query = (
-        "SELECT run_id, min(ts), max(ts), count(*), "
+        f"SELECT {run}, min(ts), max(ts), count(*), "
         "sum(CASE WHEN decision = 'deny' THEN 1 ELSE 0 END), "
         "sum(CASE WHEN decision = 'error' THEN 1 ELSE 0 END), "
         "sum(CASE WHEN decision = 'pending' THEN 1 ELSE 0 END), "
         f"coalesce(sum(cost_nusd), 0), {agg}, min(team) "
-        f"FROM audit_events{w.sql()} GROUP BY run_id"
+        f"FROM audit_events{w.sql()} GROUP BY 1"
         + (f" HAVING {' AND '.join(having)}" if having else "")
         + f" ORDER BY 3 DESC, 1 LIMIT {limit_mark}"
     )
@@ -117,6 +122,13 @@ async def find_runs(
         )
         for r in rows
     ]
+
+
+def _bytewise(d: Dialect, column: str) -> str:
+    """``column`` grouped and sorted byte by byte: PostgreSQL's locale-aware text comparison
+    (strcoll) made the sorts of these aggregates several times their scan (measured: 23k
+    rows, 120 ms of sort against 36 ms of index-only scan, loaded machine)."""
+    return f'{column} COLLATE "C"' if d.name == "postgres" else column
 
 
 def _like_literal(text: str) -> str:
@@ -168,7 +180,8 @@ async def spend_series(
         f"CAST(floor(ts / {width}) AS bigint)" if d.name == "postgres" else f"CAST(ts / {width} AS INTEGER)"
     )
     query = (
-        f"SELECT {slot} AS b, {col}, coalesce(sum(cost_nusd), 0), count(*) "
+        f"SELECT {slot} AS b, {_bytewise(d, col)}, coalesce(sum(cost_nusd), 0), count(*), "
+        "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
         f"FROM audit_events{w.sql()} GROUP BY 1, 2 ORDER BY 1 LIMIT {_MAX_SERIES_POINTS * 20}"
     )
     rows = await store.select(query, w.params)
@@ -178,11 +191,19 @@ async def spend_series(
     index = {b: i for i, b in enumerate(range(first_bucket, last_bucket + 1))}
     series: dict[str, list[float]] = {}
     calls: dict[str, int] = {}
-    for b, group, nusd, n in rows:
+    totals: dict[str, dict[str, Any]] = {}
+    for b, group, nusd, n, tokens_in, tokens_out in rows:
+        name = "(none)" if group is None else str(group)
+        total = totals.setdefault(
+            name, {"group": group, "calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_nusd": 0}
+        )
+        total["calls"] += int(n)
+        total["input_tokens"] += int(tokens_in)
+        total["output_tokens"] += int(tokens_out)
+        total["cost_nusd"] += int(nusd)
         i = index.get(int(b))
         if i is None:
             continue
-        name = "(none)" if group is None else str(group)
         line = series.setdefault(name, [0.0] * len(index))
         line[i] += int(nusd) / NANO
         calls[name] = calls.get(name, 0) + int(n)
@@ -192,4 +213,28 @@ async def spend_series(
         "buckets": [b * width for b in index],
         "series": series,
         "calls": calls,
+        #: Per group over the whole window, most expensive first (the top spenders).
+        "totals": sorted(totals.values(), key=lambda t: (-t["cost_nusd"], str(t["group"]))),
     }
+
+
+async def totals(store: AuditStore, filters: Filters) -> list[dict[str, Any]]:
+    """Calls, tokens and settled cost of the call events matching ``filters`` (one row), in
+    the shape of ``AuditStore.spend``: the console's run totals without the spend report's
+    per-event cache columns (read from each event's body)."""
+    d = await _dialect(store)
+    w = where(d, Filters(**{**filters.active(), "kind": "call"}))
+    rows = await store.select(
+        "SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), "
+        f"coalesce(sum(cost_nusd), 0) FROM audit_events{w.sql()}",
+        w.params,
+    )
+    n, tokens_in, tokens_out, nusd = rows[0]
+    return [
+        {
+            "calls": int(n),
+            "input_tokens": int(tokens_in),
+            "output_tokens": int(tokens_out),
+            "cost_nusd": int(nusd),
+        }
+    ]

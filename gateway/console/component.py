@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from gateway.console.pending import PendingView
     from gateway.console.sessions import SessionManager
     from gateway.context import AppContext
+    from gateway.keys.component import Keys
     from gateway.limits.component import Limits
     from gateway.policy.component import Policy
 
@@ -29,8 +30,11 @@ class Console(BaseComponent):
     name = "console"
     settings_model = ConsoleSettings
 
-    def __init__(self, audit: Audit, approvals: Approvals, limits: Limits, policy: Policy) -> None:
+    def __init__(
+        self, audit: Audit, approvals: Approvals, limits: Limits, policy: Policy, keys: Keys | None = None
+    ) -> None:
         self.audit = audit
+        self.keys = keys
         self.approvals = approvals
         self.limits = limits
         self.policy = policy
@@ -56,6 +60,7 @@ class Console(BaseComponent):
             limits=self.limits.admin,
             policy=lambda: self.policy.service,
             pending=lambda: self.pending,
+            keys=self.keys.api_deps() if self.keys is not None else None,
         )
         return routes(deps, load_pages())
 

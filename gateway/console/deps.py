@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gateway.console.pending import PendingView
     from gateway.console.sessions import Session, SessionManager
     from gateway.console.templates import Templates
+    from gateway.keys.api import Deps as KeysDeps
     from gateway.limits.admin import LimitsAdmin
     from gateway.policy.service import PolicyService
     from gateway.recorder import AuditRecorder
@@ -59,6 +60,8 @@ class Deps:
     policy: Provider[PolicyService] = _off
     #: The pending approvals kept from the change feed (the inbox) while the queue is on.
     pending: Provider[PendingView] = _off
+    #: Key creation and revocation, as the admin API does them (None: no keys component).
+    keys: KeysDeps | None = None
 
     def resolve(self, request: Request, session: Session) -> AdminPrincipal | None:
         """The principal behind a live session now, or ``None`` (key revoked, role gone)."""

@@ -35,7 +35,16 @@ from gateway.http.routes import bind, json_response
 from gateway.keys.backend import KeyBackend, adding
 from gateway.keys.keyfile import KeyIdTaken
 from gateway.keys.request import parse_create
-from gateway.keys.store import KeyFileError, KeyRecord, KeyStore, default_key_id, hash_key, new_key, utc_now
+from gateway.keys.store import (
+    AdminPrincipal,
+    KeyFileError,
+    KeyRecord,
+    KeyStore,
+    default_key_id,
+    hash_key,
+    new_key,
+    utc_now,
+)
 from gateway.recorder import RecorderProvider
 from gateway.registry import Provider
 
@@ -78,10 +87,10 @@ def _file_refused(exc: KeyFileError) -> ServiceUnavailable:
     )
 
 
-async def create_key(request: Request, deps: Deps) -> Response:
-    """Create a virtual key; the answer holds the key itself, shown this once."""
-    who = require_admin(request, "admin")
-    fields = parse_create(await _json(request))
+async def create(request: Request, deps: Deps, who: AdminPrincipal, doc: Any) -> tuple[str, dict[str, Any]]:
+    """Create a virtual key from ``doc`` (the POST body's fields) for ``who``: the key (shown
+    once, never stored) and its public record. Shared by the admin API and the console."""
+    fields = parse_create(doc)
     backend, store = _backend(deps), _store(request)
     key = new_key()
     key_id = fields.pop("id", None) or default_key_id(fields["team"], fields.get("user"))
@@ -110,7 +119,14 @@ async def create_key(request: Request, deps: Deps) -> Response:
     await record_or_undo(deps.audit(), request, who, "keys.create", _audit_detail(entry), undo)
     log.info("key %s created for team %s by %s", key_id, fields["team"], who.user)
     record = store.record(key_id)
-    body = {**(record.public() if record else {"id": key_id}), "key": key}
+    return key, (record.public() if record else {"id": key_id})
+
+
+async def create_key(request: Request, deps: Deps) -> Response:
+    """Create a virtual key; the answer holds the key itself, shown this once."""
+    who = require_admin(request, "admin")
+    key, public = await create(request, deps, who, await _json(request))
+    body = {**public, "key": key}
     return json_response(body, status=201, headers=_NO_STORE)
 
 
@@ -125,8 +141,8 @@ def _audit_detail(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: entry[k] for k in ("id", "team", "user", "roles", "models", "limits", "budgets") if k in entry}
 
 
-def _record(request: Request) -> KeyRecord:
-    key_id = request.path_params["key_id"]
+def _record(request: Request, key_id: str | None = None) -> KeyRecord:
+    key_id = request.path_params["key_id"] if key_id is None else key_id
     record = _store(request).record(key_id)
     if record is None:
         if _store(request).is_admin_id(key_id):
@@ -160,8 +176,13 @@ async def get_key(request: Request) -> Response:
 async def revoke_key(request: Request, deps: Deps) -> Response:
     """Revoke a virtual key: refused on this worker at once, on every worker within ~1 s."""
     who = require_admin(request, "admin")
-    _record(request)  # 404 / admin-key refusal from this worker's view
     key_id = request.path_params["key_id"]
+    return json_response(await revoke(request, deps, who, key_id))
+
+
+async def revoke(request: Request, deps: Deps, who: AdminPrincipal, key_id: str) -> dict[str, Any]:
+    """Revoke ``key_id`` for ``who``; its public record after. Shared with the console."""
+    _record(request, key_id)  # 404 / admin-key refusal from this worker's view
     backend = _backend(deps)
 
     def change(doc: dict[str, Any]) -> bool:
@@ -184,7 +205,7 @@ async def revoke_key(request: Request, deps: Deps) -> Response:
 
         await record_or_undo(deps.audit(), request, who, "keys.revoke", {"id": key_id}, undo)
         log.info("key %s revoked by %s", key_id, who.user)
-    return json_response(_record(request).public())
+    return _record(request, key_id).public()
 
 
 def _unrevoke(doc: dict[str, Any], key_id: str) -> None:

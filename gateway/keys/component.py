@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from gateway.audit.component import Audit
     from gateway.context import AppContext
+    from gateway.keys import api as api_module
     from gateway.keys.backend import KeyBackend
     from gateway.keys.postgres_backend import PostgresKeys
     from gateway.keys.redis_backend import RedisKeys
@@ -42,7 +43,13 @@ class Keys(BaseComponent):
     def routes(self) -> list[BaseRoute]:
         from gateway.keys import api
 
-        return api.routes(api.Deps(lambda: self.backend, self.audit.recorder))
+        return api.routes(self.api_deps())
+
+    def api_deps(self) -> api_module.Deps:
+        """What key creation and revocation use (the admin API's and the console's)."""
+        from gateway.keys import api
+
+        return api.Deps(lambda: self.backend, self.audit.recorder)
 
     def openapi_paths(self) -> dict[str, dict[str, object]]:
         from gateway.keys import api

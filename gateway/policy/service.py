@@ -125,6 +125,20 @@ class PolicyService:
         self.metrics.observe(phase, engine, elapsed)
         return Verdict(phase, revision, decision, elapsed_s=elapsed, input=doc)
 
+    async def try_decision(self, phase: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """The console's "try a decision": ``doc`` evaluated on the active revision, normalised
+        like a call's; nothing counted or recorded, an engine error returned as text."""
+        revision: str | None = None
+        try:
+            snapshot = self.manager.engine.snapshot()
+            revision = snapshot.revision
+            decision = PolicyDecision.from_result(await snapshot.evaluate(self._paths[phase], doc))
+        except PolicyEvalError as exc:
+            return {"revision": revision, "error": str(exc)}
+        except Exception as exc:  # an engine binding's bug: shown, never a 500
+            return {"revision": revision, "error": short_error(exc)}
+        return {"revision": revision, "outcome": decision.outcome, "decision": decision.to_dict()}
+
     async def evaluate(self, phase: str, doc: dict[str, Any], request_id: str | None = None) -> Verdict:
         """One decision on an input built outside a model call (the MCP gateway's ``mcp``
         phase): the active revision, the same normalising, metrics and fail-closed handling

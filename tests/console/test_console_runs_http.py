@@ -117,3 +117,43 @@ def test_verify_from_the_chains_page_needs_csrf_and_reports(as_role) -> None:
     assert done.status_code == 303
     page = auditor.get("/console/audit/chains")
     assert "Last verified" in page.text and "intact" in page.text and "by auditor" in page.text
+
+
+def test_keys_are_created_shown_once_and_revoked_by_admins_only(console_gateway, as_role) -> None:
+    admin = as_role(ADMIN_KEY)
+    assert admin.post("/console/keys/create", {"team": "console-made"}, csrf="forged").status_code == 403
+    made = admin.post("/console/keys/create", {"team": "console-made", "id": "made-1", "user": "<b>u</b>"})
+    assert made.status_code == 201, made.text
+    key = made.text.split('id="new-key"><code>')[1].split("<")[0]
+    assert key.startswith("wg-") and "&lt;b&gt;u&lt;/b&gt;" in made.text
+    listing = admin.get("/console/keys")
+    assert "made-1" in listing.text and key not in listing.text  # never shown again
+    ok = openai.OpenAI(base_url=console_gateway.base_url, api_key=key, max_retries=0)
+    ok.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+    assert admin.post("/console/keys/made-1/revoke", csrf="").status_code == 403
+    assert admin.post("/console/keys/made-1/revoke").status_code == 200
+    assert "revoked" in admin.get("/console/keys").text
+    assert admin.post("/console/keys/nope/revoke").status_code == 404
+    assert admin.post("/console/keys/create", {"team": "console-made", "id": "made-1"}).status_code == 409
+    for key_ in (AUDITOR_KEY, APPROVER_KEY):
+        other = as_role(key_)
+        assert other.get("/console/keys").status_code == 403
+        assert other.post("/console/keys/create", {"team": "x"}).status_code == 403
+
+
+def test_policies_page_and_try_a_decision(as_role) -> None:
+    admin = as_role(ADMIN_KEY)
+    page = admin.get("/console/policies")
+    assert page.status_code == 200 and "request.rego" in page.text and "Try a decision" in page.text
+    doc = (
+        '{"version": 1, "principal": {"key_id": "k", "team": "demo", "roles": []},'
+        ' "request": {"model": "gpt-4o", "tools": [], "tool_results": [], "messages": []},'
+        ' "pii": {"entities": {}}, "time": {"weekday": "Monday", "hour": 10}}'
+    )
+    tried = admin.post("/console/policies/try", {"phase": "request", "input": doc})
+    assert (
+        tried.status_code == 200 and "is not allowed for team" in tried.text and "outcome-deny" in tried.text
+    )
+    bad = admin.post("/console/policies/try", {"phase": "request", "input": "{nope"})
+    assert bad.status_code == 400 and "not JSON" in bad.text
+    assert as_role(AUDITOR_KEY).get("/console/policies").status_code == 403

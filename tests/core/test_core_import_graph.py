@@ -45,7 +45,8 @@ HUBS = frozenset({"gateway.context", "gateway.settings"})
 #: (``gateway.<area>.component``: components are handed the components they use).
 SEAMS: dict[str, frozenset[str]] = {
     # Who is calling, and the bearer parsing every admin surface shares.
-    "keys": frozenset({"gateway.keys.store", "gateway.keys.bearer"}),
+    # The console's keys page creates and revokes through the admin API's own functions.
+    "keys": frozenset({"gateway.keys.store", "gateway.keys.bearer", "gateway.keys.api"}),
     # The limit ranges, also applied to a key's own limits in keys.yaml.
     # The console's spend page reads budgets and reservations through the limits admin.
     # The lean pipelined Redis client: also the response cache's GET/SET on its hot path.

@@ -33,12 +33,14 @@ _VERIFY_PAGE = 5000
 
 #: Ordered migrations; each entry runs once and bumps ``audit_meta.version``.
 #: v3 makes the tables append-only (``pg_guard``: triggers; the roles' grants are separate);
-#: v4 adds the content captures (outside the chain: neither chained nor append-only).
+#: v4 adds the content captures (outside the chain: neither chained nor append-only); v5 a
+#: covering index for the console's time-window aggregates.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     tuple(sql.ddl(_D)),
     tuple(sql.registry_ddl()),
     tuple(pg_guard.append_only_ddl()),
     tuple(sql.capture_ddl(_D)),
+    tuple(sql.console_pg_ddl()),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

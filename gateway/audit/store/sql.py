@@ -76,6 +76,16 @@ def capture_ddl(d: Dialect) -> list[str]:
     ]
 
 
+def console_pg_ddl() -> list[str]:
+    """PostgreSQL migration v5: one covering index for the console's time-window aggregates
+    (spend series, top spenders, run search), so they read the index alone (an index-only
+    scan) instead of every event's heap row and its ~2 KB body."""
+    return [
+        "CREATE INDEX IF NOT EXISTS audit_events_window ON audit_events (ts) INCLUDE "
+        "(kind, team, key_id, agent_id, run_id, model, decision, cost_nusd, input_tokens, output_tokens)"
+    ]
+
+
 def put_capture_sql(d: Dialect) -> str:
     marks = ", ".join(
         d.ph(i, typ) for i, typ in ((1, "text"), (2, "double"), (3, "text"), (4, "text"), (5, "text"))

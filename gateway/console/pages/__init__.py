@@ -19,6 +19,8 @@ Modules:
     runs.py            /console/runs : the run explorer (find runs; a run's tree, timeline, why)
     spend.py           /console/spend : spend charts, top spenders, budgets, reservations in flight
     audit.py           /console/audit : search, paging, export, chains and verification
+    keys.py            /console/keys : virtual keys: list, create (shown once), revoke (admin)
+    policies.py        /console/policies : active revision, tests, reload history, try a decision (admin)
 """
 
 from __future__ import annotations
@@ -30,4 +32,6 @@ PAGES: tuple[str, ...] = (
     "runs",
     "spend",
     "audit",
+    "keys",
+    "policies",
 )

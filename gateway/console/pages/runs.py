@@ -118,7 +118,7 @@ async def run_detail(page: PageRequest) -> Response:
     events = await store.query(filters, after=after, limit=_TIMELINE_PAGE, desc=False)
     if not events and after is None:
         raise NotFound(f"No audit events for run {run_id!r}.", param="run_id")
-    totals = await store.spend("run", filters)
+    totals = await explore.totals(store, filters)
     captures = await store.captures(capture_ids(events))
     next_cursor = None
     if len(events) == _TIMELINE_PAGE:

@@ -92,7 +92,7 @@ async def spend(page: PageRequest) -> Response:
     filters = query.parse_filters({k: v for k, v in params.items() if k in ("team", "key", "agent", "model")})
     filters.since, filters.until = since, until
     series = await explore.spend_series(store, group_by, filters)
-    top = (await store.spend(group_by, filters))[:_TOP]
+    top = series["totals"][:_TOP]
     budgets, reservations, limits_note = await _budgets(page.deps.limits())
     chart = _chart(series)
     return page.render(
