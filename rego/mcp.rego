@@ -7,7 +7,8 @@
 #             resource: {uri}                                    (resources/read)
 #             prompt: {name, name_key, arguments}                (prompts/get)
 #             result: {text}}                                    (stage "result")
-# stage "list": may the tool be shown in tools/list (no arguments: only deny hides it);
+# stage "list": may the tool (resource, prompt) be shown in tools/list (resources/list,
+# prompts/list); no arguments, so only a deny hides it;
 # stage "call": may the call go to the server (arguments parsed, numbers as in README "Numbers");
 # stage "result": may the server's answer go back to the agent (its text as a key).
 #
@@ -94,8 +95,8 @@ require_approval contains {
 _within_threshold(value, limit) if abs(data.wardgate.lib.number(value)) <= limit
 
 deny contains sprintf("resource '%s' is not on the allow list of MCP server '%s'", [uri, server]) if {
-	input.mcp.method == "resources/read"
-	input.mcp.stage == "call"
+	input.mcp.method in {"resources/read", "resources/list"}
+	input.mcp.stage != "result"
 	_listed
 	uri := input.mcp.resource.uri
 	not _uri_allowed(uri)
@@ -118,8 +119,8 @@ _uri_matches(pattern, uri) if {
 }
 
 deny contains sprintf("prompt '%s' is not on the allow list of MCP server '%s'", [input.mcp.prompt.name, server]) if {
-	input.mcp.method == "prompts/get"
-	input.mcp.stage == "call"
+	input.mcp.method in {"prompts/get", "prompts/list"}
+	input.mcp.stage != "result"
 	_listed
 	not data.wardgate.lib.matches_any(_patterns("prompts"), input.mcp.prompt.name_key)
 }

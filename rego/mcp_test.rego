@@ -88,3 +88,9 @@ test_an_injection_marker_in_a_result_is_refused if {
 	d.deny == {"possible prompt injection in the answer of MCP server 'crm': contains 'ignore previous instructions'"}
 	decide(doc("crm", "tools/call", "result", object.union(tool("lookup_customer", null), {"result": {"text": "a customer"}}))).allow
 }
+
+test_listings_of_resources_and_prompts_hide_what_may_not_be_used if {
+	decide(doc("crm", "resources/list", "list", {"resource": {"uri": "kb://articles/a"}})).allow
+	not decide(doc("crm", "resources/list", "list", {"resource": {"uri": "secret://vault"}})).allow
+	not decide(doc("crm", "prompts/list", "list", {"prompt": {"name": "leak", "name_key": "leak", "arguments": null}})).allow
+}

@@ -1,7 +1,8 @@
 """The guards of each MCP method: what the gateway decides before and after the server acts.
 
     tools/list      the answer lists only the tools the policy would let this caller call
-                    (stage "list": a tool a rule denies outright is not shown)
+                    (stage "list": a tool a rule denies outright is not shown); the same
+                    for resources/list (by URI) and prompts/list (by name)
     tools/call      limits → arguments redacted (prompt actions) → policy (stage "call") →
                     [approval: hold or defer] → server → answer redacted (answer actions,
                     placeholders restored) → policy (stage "result": injection markers)
@@ -32,6 +33,12 @@ from gateway.mcp.relay import Answer, AnswerHook, json_answer
 from gateway.redaction.values import Blocked, ValueRedaction
 
 Forward = Callable[[], Awaitable[Answer]]
+#: Listings filtered by policy: method → (the result's list, the field an item is judged by).
+_LISTS = {
+    "tools/list": ("tools", "name"),
+    "resources/list": ("resources", "uri"),
+    "prompts/list": ("prompts", "name"),
+}
 
 
 class PolicyPort(Protocol):
@@ -84,7 +91,7 @@ class McpGuards:
 
     def answer_hook(self, ex: Exchange) -> AnswerHook | None:
         method = ex.method
-        if method == "tools/list":
+        if method in _LISTS:
             return self._list_hook(ex)
         if method in ("tools/call", "resources/read", "prompts/get"):
             return self._result_hook(ex)
@@ -213,25 +220,36 @@ class McpGuards:
 
     # -- answers -------------------------------------------------------------------------
     def _list_hook(self, ex: Exchange) -> AnswerHook:
+        """A listing shows only what the policy would let this caller use (stage "list")."""
+        field, key = _LISTS[ex.method or ""]
+
         async def hook(answer: dict[str, Any]) -> dict[str, Any]:
             result = answer.get("result")
-            tools = result.get("tools") if isinstance(result, dict) else None
-            if not isinstance(tools, list):
+            items = result.get(field) if isinstance(result, dict) else None
+            if not isinstance(items, list):
                 return answer
-            named = [t for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
-            self._learn(ex.server_name, [t["name"] for t in named])
+            named = [t for t in items if isinstance(t, dict) and isinstance(t.get(key), str)]
+            if field == "tools":
+                self._learn(ex.server_name, [t["name"] for t in named])
             if self._policy() is None:
                 return answer
             kept = []
             for item in named:
-                verdict = await self._decide(ex, "list", tool=identity.tool(item["name"], None))
+                value = item[key]
+                if field == "tools":
+                    part = {"tool": identity.tool(value, None)}
+                elif field == "resources":
+                    part = {"resource": {"uri": value}}
+                else:
+                    part = {"prompt": {**identity.tool(value, None), "kind": "prompt"}}
+                verdict = await self._decide(ex, "list", **part)
                 if verdict is None or verdict.decision is None or not verdict.decision.deny:
                     kept.append(item)
             assert isinstance(result, dict)
-            result["tools"] = kept
+            result[field] = kept
             hidden = len(named) - len(kept)
             if hidden:
-                ex.reasons = [f"{hidden} tool(s) hidden by policy"]
+                ex.reasons = [f"{hidden} {field} hidden by policy"]
             return answer
 
         return hook

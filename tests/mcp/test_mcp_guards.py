@@ -174,6 +174,8 @@ async def test_reads_and_prompts_go_through_policy(gateway: Any, tool_server: tu
     server, _ = tool_server
     before = server.calls["vault"]
     async with mcp_client(_url(gateway, "crm")) as client:
+        listed = await client.list_resources()
+        assert "secret://vault" not in {str(r.uri) for r in listed.resources}
         article = await client.read_resource("kb://articles/reset")
         assert article.contents[0].text == "article reset"  # type: ignore[union-attr]
         with pytest.raises(MCPError, match="not on the allow list"):

@@ -33,6 +33,8 @@ async def test_list_and_call_through_the_gateway(
     async with mcp_client(gateway.url + "/mcp/payments", mode=mode) as client:
         tools = await client.list_tools()
         assert "get_balance" in {t.name for t in tools.tools}
+        resources = await client.list_resources()
+        assert "secret://vault" in {str(r.uri) for r in resources.resources}  # policy off: all listed
         result = await client.call_tool("get_balance", {"account": "A-1"})
         assert not result.is_error
         assert result.content[0].text == "balance of A-1: 100.00"
@@ -196,3 +198,46 @@ async def test_an_upstream_that_is_down_gives_a_clean_error_result(tmp_path: Pat
                 json={"jsonrpc": "2.0", "id": 8, "method": "tools/list"},
             )
             assert listed.json()["error"]["data"]["type"] == "upstream_unreachable"
+
+
+async def test_server_progress_passes_through(gateway: Any) -> None:
+    seen: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(message or "")
+
+    async with mcp_client(gateway.url + "/mcp/payments") as client:
+        result = await client.call_tool("slow", {"seconds": 0.01}, progress_callback=on_progress)
+    assert result.content[0].text == "done"
+    assert seen == ["half way"]
+
+
+async def test_spans_carry_the_mcp_attributes(tool_server: tuple[ToolServer, str], tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from gateway.observability.component import Observability
+
+    _, url = tool_server
+    tracing = {"tracing": {"enabled": True, "exporter": "none"}}
+    with start_gateway(tmp_path, mcp_yaml(url), **PASS_THROUGH, observability=tracing) as gw:
+        exporter = InMemorySpanExporter()
+        tracer = gw.component(Observability).tracer
+        assert tracer is not None
+        tracer.provider.add_span_processor(SimpleSpanProcessor(exporter))
+        parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        async with mcp_client(
+            gw.url + "/mcp/payments", headers={"traceparent": parent, "x-agent-id": "a1"}
+        ) as client:
+            await client.call_tool("get_balance", {"account": "A"})
+        spans = [
+            s for s in exporter.get_finished_spans() if s.attributes.get("mcp.method.name") == "tools/call"
+        ]
+    assert len(spans) == 1
+    span = spans[0]
+    assert span.name == "tools/call get_balance"
+    assert span.attributes["gen_ai.tool.name"] == "get_balance"
+    assert span.attributes["gen_ai.operation.name"] == "execute_tool"
+    assert span.attributes["gen_ai.agent.id"] == "a1"
+    assert "mcp.session.id" in span.attributes and "jsonrpc.request.id" in span.attributes
+    assert f"{span.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
