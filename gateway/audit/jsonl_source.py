@@ -113,3 +113,8 @@ class JsonlSource:
     async def iter_chain(self, shard: str) -> AsyncIterator[StoredRow]:
         for row in self._chains.get(shard, ()):
             yield row
+
+    async def iter_pages(self, shard: str) -> AsyncIterator[list[tuple[Any, ...]]]:
+        rows = self._chains.get(shard, ())
+        if rows:
+            yield [(r.id, r.shard, r.seq, r.ts, *r.columns, r.prev_hash, r.hash, r.body) for r in rows]

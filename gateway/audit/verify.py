@@ -17,6 +17,7 @@ the events; from there on only this chain's own rows do (see ``--strict``).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit import anchor_check
 from gateway.audit.chain import Head
+from gateway.audit.ends import head_problem, prefetched, recheck_head
 from gateway.audit.schema import (
     GENESIS_HASH,
     INDEX_COLUMNS,
@@ -33,11 +35,10 @@ from gateway.audit.schema import (
     KIND_CHAIN_OPEN,
     KIND_CHECKPOINT,
     KIND_RETENTION,
-    chain_hash,
     index_columns,
 )
 from gateway.audit.signing import valid
-from gateway.audit.store.base import Anchor, StoredRow
+from gateway.audit.store.base import Anchor, StoredRow, stored_row
 
 MAX_BREAKS_PER_SHARD = 20
 
@@ -47,7 +48,7 @@ class ChainSource(Protocol):
     async def anchors(self) -> dict[str, Anchor]: ...
     async def heads(self, since_ts: float = 0.0) -> dict[str, Head]: ...
     async def hash_at(self, shard: str, seq: int) -> str | None: ...
-    def iter_chain(self, shard: str) -> Any: ...
+    def iter_pages(self, shard: str) -> Any: ...
 
 
 @dataclass(slots=True)
@@ -140,6 +141,36 @@ def _column_problem(row: StoredRow, ev: dict[str, Any]) -> str | None:
     return None
 
 
+def _data_claims(
+    row_id: str,
+    shard: str,
+    kind: Any,
+    data: dict[str, Any],
+    claims: list[_Claim],
+    attested: dict[str, set[tuple[object, object]]],
+) -> None:
+    """What an event with ``data`` says about chains: witnessed heads, its own signed head
+    (a checkpoint), a dead chain's last head (``chain_abandoned``), retention anchors."""
+    witness = data.get("witness")
+    if isinstance(witness, dict):
+        for s, h in witness.items():
+            if isinstance(h, dict) and isinstance(h.get("seq"), int):
+                claims.append(_Claim(row_id, s, h["seq"], str(h.get("hash")), shard))
+    own = data.get("head") if kind == KIND_CHECKPOINT else None
+    if isinstance(own, dict) and isinstance(own.get("seq"), int) and own["seq"] > 0:
+        sig = data.get("sig")
+        claims.append(
+            _Claim(row_id, shard, own["seq"], str(own.get("hash")), shard, sig=str(sig) if sig else None)
+        )
+    if kind == KIND_CHAIN_ABANDONED and isinstance(data.get("seq"), int):
+        claims.append(_Claim(row_id, str(data.get("shard")), data["seq"], str(data.get("hash")), shard, True))
+    anchors = data.get("anchors") if kind == KIND_RETENTION else None
+    if isinstance(anchors, dict):
+        for s, a in anchors.items():
+            if isinstance(a, dict):
+                attested.setdefault(s, set()).add((a.get("seq"), a.get("prev_hash")))
+
+
 async def _walk(
     source: ChainSource,
     shard: str,
@@ -149,85 +180,74 @@ async def _walk(
     want: dict[int, Any] | None = None,
     seen: dict[tuple[str, int], str] | None = None,
 ) -> tuple[ShardResult, Head | None]:
+    """One chain, in seq order. The hot loop: per row one ``orjson.loads`` of the stored bytes,
+    one SHA-256 over them, ONE tuple comparison of every column against the sealed event (the
+    detailed message is worked out only for a row that differs), and claims only from events
+    that carry ``data``. Every check of the row-by-row version stays; ~2x fewer Python steps."""
     res = ShardResult(shard, anchored_at=anchor.seq if anchor else None)
     expected = anchor.seq if anchor else 1
     prev = anchor.prev_hash if anchor else GENESIS_HASH
     last: Head | None = Head(expected - 1, prev) if anchor else None
+    breaks = res.breaks
+    loads, sha256, decode_error = orjson.loads, hashlib.sha256, orjson.JSONDecodeError
 
-    def problem(row: StoredRow, text: str) -> None:
-        if len(res.breaks) < MAX_BREAKS_PER_SHARD:
-            res.breaks.append(Break(shard, row.seq, row.id, text))
+    def problem(seq: int, row_id: str, text: str) -> None:
+        if len(breaks) < MAX_BREAKS_PER_SHARD:
+            breaks.append(Break(shard, seq, row_id, text))
 
-    async for row in source.iter_chain(shard):
-        res.events += 1
-        if res.first_seq is None:
-            res.first_seq, res.first_ts = row.seq, row.ts
-        res.last_seq = row.seq
-        if want is not None and seen is not None and row.seq in want:
-            seen[(shard, row.seq)] = row.hash
-        body = row.body.encode("utf-8")
-        try:
-            ev = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            problem(row, "edited: the stored body is not valid JSON")
-            prev, expected, last = row.hash, row.seq + 1, Head(row.seq, row.hash)
+    async for page in prefetched(source.iter_pages(shard)):
+        if not page:
             continue
-        sealed_prev = ev.get("prev_hash", "")
-        if chain_hash(body, str(sealed_prev)) != row.hash:
-            problem(row, "edited: the event's content does not match its hash")
-        elif (msg := _column_problem(row, ev)) is not None:
-            problem(row, msg)
-        elif row.seq > expected:
-            problem(row, f"deleted: events seq {expected}..{row.seq - 1} are missing before this one")
-        elif row.seq < expected:
-            problem(row, f"reordered: seq {row.seq} appears after seq {expected - 1}")
-        elif sealed_prev != prev:
-            problem(row, "broken link: prev_hash is not the previous event's hash (deleted or reordered)")
-        kind = ev.get("kind")
-        if res.closed:
-            problem(row, "appended after close: this event follows the chain's chain_close")
-        elif row.seq == 1 and kind != KIND_CHAIN_OPEN and not res.breaks:
-            problem(row, "no chain_open: the chain does not start with chain_open")
-        data = _v if isinstance(_v := ev.get("data"), dict) else {}
-        for s, h in (data.get("witness") or {}).items():
-            if isinstance(h, dict) and isinstance(h.get("seq"), int):
-                claims.append(_Claim(row.id, s, h["seq"], str(h.get("hash")), shard))
-        own = data.get("head") if kind == KIND_CHECKPOINT else None
-        if isinstance(own, dict) and isinstance(own.get("seq"), int) and own["seq"] > 0:
-            sig = data.get("sig")
-            claims.append(
-                _Claim(row.id, shard, own["seq"], str(own.get("hash")), shard, sig=str(sig) if sig else None)
-            )
-        if kind == KIND_CHAIN_ABANDONED and isinstance(data.get("seq"), int):
-            claims.append(
-                _Claim(row.id, str(data.get("shard")), data["seq"], str(data.get("hash")), shard, True)
-            )
-        if kind == KIND_RETENTION:
-            for s, a in (data.get("anchors") or {}).items():
-                if isinstance(a, dict):
-                    attested.setdefault(s, set()).add((a.get("seq"), a.get("prev_hash")))
-        res.closed = res.closed or kind == KIND_CHAIN_CLOSE
-        prev, expected, last = row.hash, row.seq + 1, Head(row.seq, row.hash)
+        if res.first_seq is None:
+            res.first_seq, res.first_ts = page[0][2], page[0][3]
+        res.events += len(page)
+        res.last_seq = page[-1][2]
+        for r in page:
+            seq, hash_, body = r[2], r[-2], r[-1]
+            if type(body) is not bytes:
+                body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+            if want is not None and seen is not None and seq in want:
+                seen[(shard, seq)] = hash_
+            try:
+                ev = loads(body)
+            except decode_error:
+                ev = None
+            if type(ev) is not dict:
+                problem(seq, r[0], "edited: the stored body is not a JSON object")
+                prev, expected = hash_, seq + 1
+                continue
+            get = ev.get
+            sealed_prev = get("prev_hash", "")
+            if sha256(body + str(sealed_prev).encode("utf-8")).hexdigest() != hash_:
+                problem(seq, r[0], "edited: the event's content does not match its hash")
+            elif (get("id"), get("shard"), get("seq"), get("ts"), *index_columns(ev), get("prev_hash")) != r[
+                :-2
+            ] and (msg := _column_problem(stored_row(r), ev)) is not None:
+                problem(seq, r[0], msg)
+            elif seq > expected:
+                problem(seq, r[0], f"deleted: events seq {expected}..{seq - 1} are missing before this one")
+            elif seq < expected:
+                problem(seq, r[0], f"reordered: seq {seq} appears after seq {expected - 1}")
+            elif sealed_prev != prev:
+                problem(
+                    seq,
+                    r[0],
+                    "broken link: prev_hash is not the previous event's hash (deleted or reordered)",
+                )
+            kind = get("kind")
+            if res.closed:
+                problem(seq, r[0], "appended after close: this event follows the chain's chain_close")
+            elif seq == 1 and kind != KIND_CHAIN_OPEN and not breaks:
+                problem(seq, r[0], "no chain_open: the chain does not start with chain_open")
+            data = get("data")
+            if data and isinstance(data, dict):
+                _data_claims(r[0], shard, kind, data, claims, attested)
+            if kind == KIND_CHAIN_CLOSE:
+                res.closed = True
+            prev, expected = hash_, seq + 1
+    if res.last_seq is not None:
+        last = Head(res.last_seq, prev)
     return res, last
-
-
-def _head_problem(last: Head | None, head: Head | None, has_heads: bool) -> tuple[int, str] | None:
-    """Where and how the chain's end disagrees with its head row (the registry's record)."""
-    end = last.seq if last else 0
-    if head is None:
-        if not has_heads:
-            return None
-        return end, "no head row: the chain is not in the registry (forged, or its head row was deleted)"
-    if end < head.seq:
-        return end + 1, f"deleted: the chain ends at seq {end} but its head is seq {head.seq}"
-    if end > head.seq:
-        return (
-            head.seq + 1,
-            f"appended past head: events seq {head.seq + 1}..{end} are beyond the recorded head",
-        )
-    if last is not None and last.hash != head.hash:
-        return end, "edited: the last event's hash is not the head's"
-    return None
 
 
 def _break_after_end(res: ShardResult, last: Head | None, end: _Claim) -> None:
@@ -270,7 +290,9 @@ async def verify(
         res, last = await _walk(source, shard, prune.get(shard), claims, attested, want, seen)
         report.shards.append(res)
         results[shard], lasts[shard] = res, last
-        at_end = _head_problem(last, heads.get(shard), has_heads) if not res.breaks else None
+        at_end = head_problem(last, heads.get(shard), has_heads) if not res.breaks else None
+        if at_end is not None and has_heads:
+            at_end = await recheck_head(source, shard, last)
         if at_end is not None:
             res.breaks.append(Break(shard, at_end[0], None, at_end[1]))
     for shard, anchor in prune.items():

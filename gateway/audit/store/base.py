@@ -76,6 +76,13 @@ class StoredRow:
     body: str
 
 
+def stored_row(r: tuple[Any, ...]) -> StoredRow:
+    """A raw row (``ROW_COLUMNS`` order, as ``iter_pages`` yields it) as a ``StoredRow``."""
+    body = r[-1]
+    text = bytes(body).decode("utf-8") if isinstance(body, bytes | memoryview) else body
+    return StoredRow(r[0], r[1], r[2], r[3], tuple(r[4:-3]), r[-3], r[-2], text)
+
+
 def event_of(body: str | bytes, hash_: str) -> dict[str, Any]:
     ev = orjson.loads(body)
     ev["hash"] = hash_
@@ -136,8 +143,15 @@ class AuditStore(ABC):
         """The stored hash of one chain position (``verify`` checks witnesses with it)."""
         raise QueryUnsupported(f"The {self.name} audit backend cannot be read back.")
 
-    def iter_chain(self, shard: str) -> AsyncIterator[StoredRow]:
+    def iter_pages(self, shard: str) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """One chain in ``seq`` order, a page of raw rows at a time (``ROW_COLUMNS`` order; the
+        body as UTF-8 bytes where the store can give them, what ``verify`` hashes)."""
         raise QueryUnsupported(f"The {self.name} audit backend cannot be read back.")
+
+    async def iter_chain(self, shard: str) -> AsyncIterator[StoredRow]:
+        async for page in self.iter_pages(shard):
+            for r in page:
+                yield stored_row(r)
 
     # --- queries -----------------------------------------------------------------------
     async def query_raw(

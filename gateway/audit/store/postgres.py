@@ -23,13 +23,13 @@ import asyncpg
 from gateway.audit.chain import Head
 from gateway.audit.schema import ROW_COLUMNS
 from gateway.audit.store import pg_guard, sql
-from gateway.audit.store.base import Anchor, AuditStore, ChainInfo, Filters, StoredRow, event_of
+from gateway.audit.store.base import Anchor, AuditStore, ChainInfo, Filters, event_of
 
 _D = sql.POSTGRES
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MIGRATE_LOCK = 5_747_420_081  # stable advisory-lock id: replicas starting together migrate once
 _COPY_FROM = 1024  # COPY only pays off for very large groups (it needs its own transaction)
-_VERIFY_PAGE = 5000
+_VERIFY_PAGE = 10_000
 
 #: Ordered migrations; each entry runs once and bumps ``audit_meta.version``.
 #: v3 makes the tables append-only (``pg_guard``: triggers; the roles' grants are separate);
@@ -214,7 +214,7 @@ class PostgresStore(AuditStore):
             "SELECT hash FROM audit_events WHERE shard = $1 AND seq = $2", shard, seq
         )
 
-    async def iter_chain(self, shard: str) -> AsyncIterator[StoredRow]:
+    async def iter_pages(self, shard: str) -> AsyncIterator[list[tuple[Any, ...]]]:
         cols = ", ".join(ROW_COLUMNS)
         last = -1
         while True:
@@ -224,9 +224,8 @@ class PostgresStore(AuditStore):
                 last,
                 _VERIFY_PAGE,
             )
-            for r in rows:
-                v = tuple(r)
-                yield StoredRow(v[0], v[1], v[2], v[3], v[4:-3], v[-3], v[-2], v[-1])
+            if rows:
+                yield [tuple(r) for r in rows]
             if len(rows) < _VERIFY_PAGE:
                 return
             last = rows[-1][2]
