@@ -7,6 +7,7 @@ gateway writes as the writer role, retention runs as the pruner role.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from types import SimpleNamespace
@@ -184,3 +185,20 @@ async def test_a_writer_role_on_an_old_schema_is_refused_with_what_to_run(pg_sch
     ):
         await store.open()
     await store.close()
+
+
+async def test_the_prune_command_runs_as_the_pruner_in_a_chain_of_its_own(roles):
+    schema, writer, pruner = roles
+    gateway = await _service(schema, writer)
+    await gateway.close()
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        audit_cli,
+        ["prune", "--days", "1", "--dsn", _dsn_as(pruner), "--schema", schema],
+        env={"WARDGATE_CONFIG": ""},
+    )
+    assert result.exit_code == 0, result.output
+    assert "pruned 0 event(s)" in result.output  # nothing is a day old yet
+    heads = await _service_heads(schema)
+    assert any(shard.startswith("retention.") for shard in heads), heads  # its own chain, closed
+    assert (await _verify(schema)).ok
