@@ -65,7 +65,7 @@ class Mcp(BaseComponent):
         from gateway.mcp.approval import McpApprovals
         from gateway.mcp.config import load_servers
         from gateway.mcp.guards import McpGuards
-        from gateway.mcp.limiter import McpLimiter
+        from gateway.mcp.limiter import McpLimiter, RedisWindows
         from gateway.mcp.service import McpGateway
         from gateway.mcp.telemetry import McpTelemetry
         from gateway.mcp.upstream import UpstreamPool
@@ -85,12 +85,19 @@ class Mcp(BaseComponent):
         ctx.closers.append(pool.close)
         telemetry = McpTelemetry(ctx.registry, self.audit.recorder, self.observability.tracer)
         keys = ctx.keys
+        limiter = McpLimiter()
+        limits = self.limits.service
+        if limits is not None and limits.settings.backend == "redis":
+            cfg = limits.settings
+            windows = RedisWindows(cfg.redis_url, cfg.redis_timeout_s, cfg.on_store_error)
+            ctx.closers.append(windows.close)
+            limiter = McpLimiter(windows, cfg.key_prefix)
         guards = McpGuards(
             lambda: self.policy.service,
             lambda: self.redaction.redactor,
             McpApprovals(self.approvals, settings.approval_progress_s),
             telemetry.learn_tools,
-            McpLimiter(),
+            limiter,
             self._price,
         )
         self.gateway = McpGateway(settings, servers, pool, lambda: keys, telemetry.finish, guards)
