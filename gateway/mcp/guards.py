@@ -1,8 +1,9 @@
 """The guards of each MCP method: what the gateway decides before and after the server acts.
 
     tools/list      the answer lists only the tools the policy would let this caller call
-                    (stage "list": a tool a rule denies outright is not shown); the same
-                    for resources/list (by URI) and prompts/list (by name)
+                    (stage "list": a tool a rule denies outright is not shown), nor a tool
+                    whose description the result rules refuse (injection markers: tool
+                    poisoning); resources/list (by URI) and prompts/list (by name) alike
     tools/call      limits → arguments redacted (prompt actions) → policy (stage "call") →
                     [approval: hold or defer] → server → answer redacted (answer actions,
                     placeholders restored) → policy (stage "result": injection markers)
@@ -243,8 +244,11 @@ class McpGuards:
                 else:
                     part = {"prompt": {**identity.tool(value, None), "kind": "prompt"}}
                 verdict = await self._decide(ex, "list", **part)
-                if verdict is None or verdict.decision is None or not verdict.decision.deny:
-                    kept.append(item)
+                if verdict is not None and verdict.decision is not None and verdict.decision.deny:
+                    continue
+                if field == "tools" and await self._poisoned(ex, item):
+                    continue
+                kept.append(item)
             assert isinstance(result, dict)
             result[field] = kept
             hidden = len(named) - len(kept)
@@ -253,6 +257,19 @@ class McpGuards:
             return answer
 
         return hook
+
+    async def _poisoned(self, ex: Exchange, tool: dict[str, Any]) -> bool:
+        """A tool whose description (or its schema's) the result rules refuse (an injection
+        marker: "tool poisoning") is not shown: the model would read it as instructions."""
+        text = identity.result_text(
+            {"description": tool.get("description"), "schema": tool.get("inputSchema")}
+        )
+        if not text:
+            return False
+        verdict = await self._decide(
+            ex, "result", tool=identity.tool(tool["name"], None), result={"text": text}
+        )
+        return verdict is not None and verdict.decision is not None and bool(verdict.decision.deny)
 
     def _result_hook(self, ex: Exchange) -> AnswerHook:
         async def hook(answer: dict[str, Any]) -> dict[str, Any]:

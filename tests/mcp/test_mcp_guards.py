@@ -24,7 +24,7 @@ from tests.waiting import wait_until_async
 pytestmark = pytest.mark.asyncio
 
 SERVERS = {
-    "payments": {"tools": ["get_balance", "transfer_funds", "echo", "slow"]},
+    "payments": {"tools": ["get_balance", "transfer_funds", "echo", "slow", "weather"]},
     "crm": {
         "tools": ["lookup_customer", "read_ticket", "issue_refund", "delete_customer"],
         "resources": ["kb://*"],
@@ -66,6 +66,7 @@ async def test_tools_list_shows_only_what_the_caller_may_call(gateway: Any) -> N
     assert "get_balance" not in names  # not on crm's allow list
     async with mcp_client(_url(gateway)) as client:
         names = {t.name for t in (await client.list_tools()).tools}
+    # weather is on the allow list, but its description carries an injection marker.
     assert names == {"get_balance", "transfer_funds", "echo", "slow"}
 
 
