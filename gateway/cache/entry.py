@@ -17,7 +17,8 @@ usage chunk only when the client asked for it).
 
 from __future__ import annotations
 
-import secrets
+import os
+import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ _JSON = {"content-type": "application/json"}
 _SSE = {"content-type": "text/event-stream; charset=utf-8"}
 _CHAT_DONE = frozenset({"stop", "tool_calls", "function_call"})
 VERSION = 1
+#: Answer ids only need to be unique, not secret: a PRNG seeded once from the OS costs ~0.3 µs
+#: per id where ``secrets`` costs a syscall (~5-20 µs here) per hit (as the proxy's request ids).
+_IDS = random.Random(os.urandom(32))
 
 
 @dataclass(slots=True)
@@ -119,10 +123,10 @@ def fresh_answer(call: Call, entry: Entry) -> dict[str, Any]:
     answer = dict(entry.answer)
     now = int(time.time())
     if call.endpoint is Endpoint.RESPONSES:
-        answer["id"] = "resp_wgc" + secrets.token_hex(20)
+        answer["id"] = f"resp_wgc{_IDS.getrandbits(160):040x}"
         answer["created_at"] = now
     else:
-        answer["id"] = "chatcmpl-wgc" + secrets.token_hex(12)
+        answer["id"] = f"chatcmpl-wgc{_IDS.getrandbits(96):024x}"
         answer["created"] = now
     if "usage" in answer:
         answer["usage"] = _all_cached(answer["usage"], call.endpoint)

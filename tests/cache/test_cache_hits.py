@@ -280,3 +280,21 @@ def test_an_answer_over_max_entry_bytes_is_not_stored(gateway: ServedApp, upstre
         else:
             assert len(_chat(gateway, messages).parse().choices[0].message.content) == 100_000
         assert _chat(gateway, messages).headers["x-wardgate-cache"] == "miss"
+
+
+def test_the_cli_shows_stats_and_purges(gateway: ServedApp, upstream: Any) -> None:
+    from typer.testing import CliRunner
+
+    from gateway.cache.cli import app
+
+    messages = _prompt()
+    _chat(gateway, messages, key=OTHER_TEAM_KEY)
+    runner = CliRunner()
+    common = ["--url", gateway.url, "--admin-key", ADMIN_KEY]
+    stats = runner.invoke(app, ["stats", *common])
+    assert stats.exit_code == 0 and "store: memory" in stats.output and "hit ratio" in stats.output
+    purged = runner.invoke(app, ["purge", *common, "--team", "other"])
+    assert purged.exit_code == 0 and "deleted" in purged.output
+    assert _chat(gateway, messages, key=OTHER_TEAM_KEY).headers["x-wardgate-cache"] == "miss"
+    refused = runner.invoke(app, ["purge", *common])
+    assert refused.exit_code == 1 and "HTTP 400" in refused.output

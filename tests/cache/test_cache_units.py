@@ -134,3 +134,23 @@ async def test_off_without_a_decision_unless_configured() -> None:
     call = _call()
     await _stage(default_mode="exact", default_scope="key").on_request(call)
     assert call.cache is not None and call.cache.status == "miss" and call.cache.scope == "key"
+
+
+@pytest.mark.parametrize(
+    "cache",
+    [
+        {"mode": "fuzzy"},
+        {"mode": "exact", "ttl_s": 0},
+        {"mode": "exact", "ttl_s": True},
+        {"mode": "exact", "scope": "world"},
+        {"mode": "exact", "typo": 1},
+        "exact",
+    ],
+)
+def test_a_malformed_cache_decision_fails_closed(cache: Any) -> None:
+    from gateway.policy.decision import MalformedDecision, PolicyDecision
+
+    with pytest.raises(MalformedDecision):
+        PolicyDecision.from_result({"allow": True, "cache": cache})
+    ok = PolicyDecision.from_result({"allow": True, "cache": {"mode": "exact", "ttl_s": 60}})
+    assert ok.cache == {"mode": "exact", "ttl_s": 60, "scope": "team"}
