@@ -70,7 +70,7 @@ def _new_pending(url: str, before: set[str], call: Future[Any]) -> str:
             raise AssertionError(f"the agent's call was not held: {call.exception() or call.result()}")
         return set(pending_ids(url)) - before
 
-    return str(wait_until(found, within=30, interval=0.05, message="no approval became pending").pop())
+    return str(wait_until(found, within=60, interval=0.05, message="no approval became pending").pop())
 
 
 def test_sign_in_per_role_and_axe_on_the_sign_in_and_home_pages(

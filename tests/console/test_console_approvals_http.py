@@ -29,9 +29,15 @@ def held(console_gateway: RunningGateway, upstream: Any) -> Iterator[Any]:
         upstream.script_tool_call("transfer_funds", args)
         future = pool.submit(transfer, console_gateway.url, args, run=run)
         futures.append(future)
-        new = wait_until(
-            lambda: set(pending_ids(console_gateway.url)) - before, message="no approval pending"
-        )
+
+        def found() -> set[str]:
+            if future.done():  # ended without being held: say how
+                raise AssertionError(
+                    f"the agent's call was not held: {future.exception() or future.result()}"
+                )
+            return set(pending_ids(console_gateway.url)) - before
+
+        new = wait_until(found, within=60, interval=0.05, message="no approval pending")
         return future, new.pop()
 
     yield start
