@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+import aiohttp
 import orjson
 
 from gateway.errors import BadRequest
@@ -218,7 +219,7 @@ class McpGateway:
         body = ex.rewritten if ex.rewritten is not None else ex.body
         try:
             resp = await self.pool.open(server, "POST", headers, upstream_session, body, routing=routing)
-            out_headers = _session_header(resp.headers.get("mcp-session-id"), bind)
+            out_headers = _session_header(resp.headers.get("mcp-session-id"), bind, resp)
             if resp.status == 404 and upstream_session is not None:
                 resp.release()
                 raise McpError(
@@ -322,11 +323,11 @@ class McpGateway:
                 f"The MCP server {server.name!r} offers no GET stream (HTTP {status}).",
                 kind="no_stream",
             )
-        out = _session_header(resp.headers.get("mcp-session-id"), bind)
+        out = _session_header(resp.headers.get("mcp-session-id"), bind, resp)
         return Answer(
             200,
             {"content-type": "text/event-stream", "cache-control": "no-cache, no-transform", **out},
-            stream=self._finishing(raw_stream(resp, ex.upstream_ended), ex),
+            stream=raw_stream(resp, ex.upstream_ended),
         )
 
     async def _finishing(self, stream: AsyncIterator[bytes], ex: Exchange) -> AsyncIterator[bytes]:
@@ -349,10 +350,21 @@ def _binder(token: str, server: str) -> Callable[[str], str | None]:
     return lambda upstream_id: sessions.bind(token, server, upstream_id)
 
 
-def _session_header(upstream_id: str | None, bind: Callable[[str], str | None]) -> dict[str, str]:
+def _session_header(
+    upstream_id: str | None, bind: Callable[[str], str | None], resp: aiohttp.ClientResponse | None = None
+) -> dict[str, str]:
+    """The agent's ``Mcp-Session-Id`` for the server's (refused, and ``resp`` released, when the
+    server's is not a valid id)."""
     if not upstream_id:
         return {}
     bound = bind(upstream_id)
     if bound is None:
-        raise UpstreamFailure("garbage", "the server's Mcp-Session-Id is not visible ASCII")
+        if resp is not None:
+            resp.release()
+        raise McpError(
+            502,
+            UPSTREAM_ERROR,
+            "The MCP server's Mcp-Session-Id is not visible ASCII.",
+            kind="upstream_garbage",
+        )
     return {"mcp-session-id": bound}
