@@ -16,7 +16,7 @@ import pytest
 import yaml
 from mcp.shared.exceptions import MCPError
 
-from tests.harness import ADMIN_KEY, APPROVER_KEY, AUDITOR_KEY, TEST_KEY
+from tests.harness import ADMIN_KEY, APPROVER_KEY, AUDITOR_KEY, LIMITED_KEY, TEST_KEY
 from tests.mcp.conftest import mcp_client, mcp_yaml, start_gateway
 from tests.mcp.mcp_server import ToolServer
 from tests.waiting import wait_until_async
@@ -142,6 +142,11 @@ async def test_defer_then_a_resend_with_the_id_runs_exactly_once(
             "issue_refund", {**args, "amount": 45000}, meta={"io.wardgate/approval_id": approval_id}
         )
         assert other.is_error and "another call" in other.content[0].text
+        async with mcp_client(_url(gateway, "crm"), key=LIMITED_KEY) as thief:
+            stolen = await thief.call_tool(
+                "issue_refund", args, meta={"io.wardgate/approval_id": approval_id}
+            )
+        assert stolen.is_error and "no approval" in stolen.content[0].text
         done = await client.call_tool("issue_refund", args, meta={"io.wardgate/approval_id": approval_id})
         assert not done.is_error and "refunded 450" in done.content[0].text
         twice = await client.call_tool("issue_refund", args, meta={"io.wardgate/approval_id": approval_id})
