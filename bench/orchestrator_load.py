@@ -10,6 +10,9 @@ calls/min one fully busy gateway core would sustain at that cost.
 Target (issue 9): >= 10,000 model calls/min for 60 s, p99 per call <= 50 ms, no errors other
 than the scenario's intended denials.
 
+``--cache``: the response cache on (memory store) and the orchestrator's team caching every
+call (``cache: {always: true}``); adds the hit ratio and the USD the hits saved.
+
 ``--gateway-command`` serves the gateway with another command (``{port}``/``{python}`` are
 filled in; default ``{python} -m gateway serve ...``).
 """
@@ -26,7 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx
 import orjson
+import yaml
 
 from bench.common import cpu_seconds
 from orchestrator import eventloop
@@ -41,6 +46,31 @@ def _client_cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+async def _admin(gateway: LocalGateway, method: str, path: str) -> object:
+    async with httpx.AsyncClient(timeout=60) as client:
+        r = await client.request(
+            method, gateway.url + path, headers={"authorization": f"Bearer {gateway.keys.admin}"}
+        )
+        r.raise_for_status()
+        return r.json()
+
+
+async def _cache_always(gateway: LocalGateway, workdir: Path) -> None:
+    """The orchestrator's requests are not deterministic by their parameters: its team accepts
+    reused answers (``cache: {always: true}``, rego/request.rego), loaded by a policy reload."""
+    path = workdir / "policies" / "policy.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc.setdefault("defaults", {})["cache"] = {"always": True}
+    path.write_text(yaml.safe_dump(doc))
+    await _admin(gateway, "POST", "/admin/policies/reload")
+
+
+async def _cache_report(gateway: LocalGateway) -> object:
+    """Hit ratio and what the hits saved, from the spend report (whole run, warm-up included)."""
+    report = await _admin(gateway, "GET", "/admin/spend/report?group_by=agent&window=1h")
+    return report["total"]["cache"] if isinstance(report, dict) else None
+
+
 async def main(args: argparse.Namespace) -> dict[str, object]:
     cores = os.cpu_count() or 1
     pin = bool(shutil.which("taskset")) and cores > 1 and not args.no_pin
@@ -52,7 +82,11 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="wardgate-bench-"))
     gateway = LocalGateway(workdir, approval_mode="defer", command=command, load=True)
     try:
+        if args.cache:
+            gateway.extra_config["cache"] = {"enabled": True}
         await gateway.start()
+        if args.cache:
+            await _cache_always(gateway, workdir)
         config = load_config(
             base_url=gateway.base_url,
             admin_key=gateway.keys.admin,
@@ -70,6 +104,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             config, runs=0, concurrency=args.concurrency, duration_s=args.seconds, processes=args.processes
         )
         gw_cpu, cl_cpu = cpu_seconds(gateway.proc.pid) - gw0, _client_cpu() - cl0
+        if args.cache:
+            result["cache"] = await _cache_report(gateway)
     finally:
         gateway.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -90,5 +126,8 @@ if __name__ == "__main__":
     parser.add_argument("--processes", type=int, default=1, help="load-generating processes")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the gateway to core 0")
     parser.add_argument("--gateway-command", default=None)
+    parser.add_argument(
+        "--cache", action="store_true", help="response cache on (memory), every call cacheable"
+    )
     out = eventloop.run(main(parser.parse_args()))
     sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -106,16 +106,22 @@ capture if data.wardgate.derived.capture_keys[input.principal.key_id]
 # (temperature 0 or a fixed seed), shared within the caller's team for an hour. A team's
 # `cache` settings (policy.yaml) change it: `{mode: off}` turns it off, `scope: key` shares
 # only within one virtual key, `scope: global` across teams (only for answers that are
-# public anyway), `ttl_s` the lifetime. Anything else is never served from the cache.
+# public anyway), `ttl_s` the lifetime, `always: true` caches its non-deterministic requests
+# too (its agents accept a reused answer). Anything else is never served from the cache.
 default cache := {"mode": "off"}
 
 cache := {"mode": mode, "ttl_s": ttl, "scope": scope} if {
-	deterministic
+	cacheable
 	mode := object.get(_cache_settings, "mode", "exact")
 	mode != "off"
 	ttl := object.get(_cache_settings, "ttl_s", 3600)
 	scope := object.get(_cache_settings, "scope", "team")
 }
+
+cacheable if deterministic
+
+# A team whose agents accept a reused answer for any request (`cache: {always: true}`).
+cacheable if _cache_settings.always == true
 
 deterministic if input.request.params.temperature == 0
 

@@ -272,3 +272,9 @@ test_cache_team_settings_choose_scope_and_ttl if {
 	d2 := request.decision with input as with_request({"params": {"temperature": 0}}) with data.wardgate.policy as off
 	d2.cache == {"mode": "off"}
 }
+
+test_cache_always_for_a_team_that_accepts_reused_answers if {
+	s := object.union(settings, {"teams": object.union(settings.teams, {"demo": {"models": ["*"], "cache": {"always": true}}})})
+	d := request.decision with input as with_request({"params": {"temperature": 0.7}}) with data.wardgate.policy as s
+	d.cache == {"mode": "exact", "ttl_s": 3600, "scope": "team"}
+}

@@ -298,3 +298,11 @@ def test_the_cli_shows_stats_and_purges(gateway: ServedApp, upstream: Any) -> No
     assert _chat(gateway, messages, key=OTHER_TEAM_KEY).headers["x-wardgate-cache"] == "miss"
     refused = runner.invoke(app, ["purge", *common])
     assert refused.exit_code == 1 and "HTTP 400" in refused.output
+
+
+def test_an_answer_with_values_of_the_models_own_is_never_stored(gateway: ServedApp, upstream: Any) -> None:
+    messages = _prompt()
+    upstream.script_text("Write to dana@vendorcorp.com, she knows.", times=1)
+    first = _chat(gateway, messages)
+    assert "dana@vendorcorp.com" not in (first.parse().choices[0].message.content or "")  # redacted out
+    assert _chat(gateway, messages).headers["x-wardgate-cache"] == "miss"  # and not kept in the store
