@@ -101,7 +101,7 @@ def _in_thread(coro: Any) -> Any:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalGateway, str]]:
     root = tmp_path_factory.mktemp("explorer")
     gateway = CapturingGateway(root / "gw")
-    _in_thread(gateway.start())
+    _in_thread(gateway.start(timeout_s=180))
     try:
         run_id = _in_thread(_support_run(gateway, root))
         _tool_call_with_markup(gateway, run_id)
@@ -192,3 +192,18 @@ def test_audit_pages_are_accessible(
     assert "intact" in page.locator("main").inner_text()
     axe_check(page)
     shot(page, "audit_chains")
+
+
+def test_keys_and_policies_pages_are_accessible(page: Any, axe_check: Any, shot: Any) -> None:
+    page.goto("/console/keys")
+    page.get_by_label("Team (required)").fill("browser-made")
+    page.get_by_label("Key id").fill("browser-made-1")
+    page.get_by_role("button", name="Create key").click()
+    assert page.locator("#new-key").inner_text().startswith("wg-")
+    axe_check(page)
+    shot(page, "keys_created")
+    page.goto("/console/policies")
+    page.get_by_role("button", name="Evaluate against the active revision").click()
+    assert "Decision:" in page.locator("main").inner_text()
+    axe_check(page)
+    shot(page, "policies")

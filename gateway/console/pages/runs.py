@@ -95,17 +95,51 @@ def _tools(step: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+_STEP = ("time", "kind", "agent_id", "endpoint", "stream", "decision", "status", "usage", "redaction", "data")
+_NESTED = {
+    "model": ("requested", "used", "routed", "deployment"),
+    "cost": ("settled_usd", "reserved_usd", "basis"),
+    "latency_ms": ("total",),
+    "upstream": ("attempts", "retries"),
+    "error": ("type", "code", "status"),
+    "approval": ("id", "phase", "status", "reviewer", "reasons", "comment"),
+    "capture": ("refused", "pruned", "intact", "hash", "content"),
+}
+_DECISION = ("stage", "phase", "outcome", "revision", "reasons")
+_WHY = ("engine", "effects", "input", "error")
+
+
+def _with_keys(value: Any, keys: tuple[str, ...]) -> dict[str, Any] | None:
+    """``value`` with every key the template reads (None when absent): the template then
+    subscripts instead of calling ``.get`` (a Jinja call per field was most of a 200-call
+    page's render time)."""
+    if not isinstance(value, dict):
+        return None
+    return {**{k: None for k in keys}, **value}
+
+
+def _decision(d: dict[str, Any]) -> dict[str, Any]:
+    out = _with_keys(d, _DECISION) or {}
+    out["why"] = _with_keys(d.get("why"), _WHY)
+    return out
+
+
 def _shape(step: dict[str, Any]) -> dict[str, Any]:
     """What the template needs of one step, computed once (the template only prints)."""
     upstream = step.get("upstream") or {}
-    return {
-        **step,
-        "stage_ms": _stages(step),
-        "tools": _tools(step),
-        "tried": [t for t in upstream.get("tried") or () if isinstance(t, dict)],
-        "fallback": len({t.get("deployment") for t in upstream.get("tried") or () if isinstance(t, dict)})
-        > 1,
-    }
+    tried = [t for t in upstream.get("tried") or () if isinstance(t, dict)]
+    out: dict[str, Any] = {k: step.get(k) for k in _STEP}
+    out.update({k: _with_keys(step.get(k), keys) for k, keys in _NESTED.items()})
+    if out["decision"] is None:
+        out["decision"] = "none"
+    out["decisions"] = [_decision(d) for d in step.get("decisions") or () if isinstance(d, dict)]
+    out["stage_ms"] = _stages(step)
+    out["tools"] = _tools(step)
+    out["tried"] = [
+        {"deployment": t.get("deployment"), "status": t.get("status"), "error": t.get("error")} for t in tried
+    ]
+    out["fallback"] = len({t.get("deployment") for t in tried}) > 1
+    return out
 
 
 async def run_detail(page: PageRequest) -> Response:
