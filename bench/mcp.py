@@ -19,6 +19,11 @@ Prints for each concurrency: calls/s, p50/p99 direct and through the gateway, th
 and the gateway's CPU per call (process CPU time / calls: robust on a loaded machine) with
 the calls/s one fully busy gateway core sustains at that cost.
 Targets (issue 21): added p50 <= 1 ms with every guard on; >= 1,000 calls/s through one worker.
+
+``--callgrind N`` instead counts the gateway's instructions per call, which no other load on
+the machine changes: the gateway runs under ``valgrind --tool=callgrind`` with instrumentation
+off, is warmed up, then instrumentation is switched on for N sequential calls (one session),
+and the total is divided by N (idle timers included: they run while the calls do).
 """
 
 from __future__ import annotations
@@ -26,10 +31,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import glob
 import itertools
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -191,6 +200,52 @@ def mcp_server(kind: str, sse: bool = False, core: int = 1) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+def callgrind(
+    args: argparse.Namespace, files: dict[str, Any], guards: dict[str, Any], headers: dict[str, str]
+) -> None:
+    """Instructions per ``tools/call`` of the gateway process (see the module's doc)."""
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
+    out = tempfile.mkdtemp(prefix="wg-mcp-callgrind-")
+    prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}/cg.%p"]
+    with gateway("http://127.0.0.1:9/v1", guards, extra_files=files, wrap=prefix) as gw:
+        url = gw.url.removesuffix("/v1") + "/mcp/crm"
+        asyncio.run(drive(url, headers, 1, max(args.warmup, 10.0), args.tool))  # warm-up, uninstrumented
+        errors = asyncio.run(instrumented_calls(gw.pid, url, headers, args.callgrind, args.tool))
+    # The dump asked for after the calls ("Trigger: dump") holds exactly them; the one written
+    # at exit holds nothing of interest (and its summary is not meaningful with instr-atstart=no).
+    total = 0
+    for dump in glob.glob(f"{out}/cg.*.*"):
+        found = re.search(r"^totals:\s+(\d+)", Path(dump).read_text(errors="replace"), re.M)
+        total += int(found.group(1)) if found else 0
+    if os.environ.get("KEEP_CALLGRIND"):
+        print(f"dumps kept in {out}")
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+    print(
+        f"callgrind: {args.callgrind} calls ({errors} errors), "
+        f"{total / max(args.callgrind, 1) / 1000:,.1f}k instructions per call in the gateway process"
+    )
+
+
+async def instrumented_calls(pid: int, url: str, headers: dict[str, str], calls: int, tool: str) -> int:
+    """Open a session, then make exactly ``calls`` sequential calls with instrumentation on."""
+
+    def control(*flags: str) -> None:
+        subprocess.run(["callgrind_control", *flags, str(pid)], check=True, capture_output=True)
+
+    async with aiohttp.ClientSession() as http:
+        session = Connection(http, url, headers)
+        await session.open()
+        await asyncio.to_thread(control, "-i", "on")
+        errors = 0
+        for _ in range(calls):
+            errors += not await session.call(tool, TOOLS[tool])
+        await asyncio.to_thread(control, "-d")
+        await asyncio.to_thread(control, "-i", "off")
+        return errors
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -204,21 +259,36 @@ def main() -> None:
     )
     parser.add_argument("--sse", action="store_true", help="the sdk server answers with SSE streams")
     parser.add_argument("--tool", default="lookup_order", choices=sorted(TOOLS))
+    parser.add_argument(
+        "--off",
+        default="",
+        help="comma-separated guards to switch off (limits,policy,redaction,approvals,audit): "
+        "what each costs per call is the CPU difference",
+    )
+    parser.add_argument("--callgrind", type=int, default=0, help="count instructions per call over N calls")
     args = parser.parse_args()
     if os.cpu_count() and os.cpu_count() > 1:  # type: ignore[operator]
         with contextlib.suppress(OSError):
             os.sched_setaffinity(0, {1})  # the load generator shares core 1 with the server
     with mcp_server(args.server, args.sse) as direct_url:
         servers = {"servers": {"crm": {"url": direct_url, "timeout_s": 10}}}
-        with gateway(
-            "http://127.0.0.1:9/v1", GUARDS_ON, extra_files={"mcp.yaml": servers, "limits.yaml": HIGH_LIMITS}
-        ) as gw:
+        off = {g for g in args.off.split(",") if g}
+        guards = {name: {"enabled": name not in off} for name in GUARDS_ON}
+        files = {"mcp.yaml": servers, "limits.yaml": HIGH_LIMITS}
+        headers = {"Authorization": f"Bearer {BENCH_KEY}", "X-Agent-Id": "bench", "X-Run-Id": "bench-run"}
+        if args.callgrind:
+            print(f"guards off: {', '.join(sorted(off)) or 'none'}")
+            callgrind(args, files, guards, headers)
+            return
+        with gateway("http://127.0.0.1:9/v1", guards, extra_files=files) as gw:
             through_url = gw.url.removesuffix("/v1") + "/mcp/crm"
-            headers = {"Authorization": f"Bearer {BENCH_KEY}", "X-Agent-Id": "bench", "X-Run-Id": "bench-run"}
             for url in (direct_url, through_url):  # warm-up (imports, Presidio, the first sessions)
                 asyncio.run(drive(url, headers, 4, args.warmup, args.tool))
             answers = "SSE" if args.sse and args.server == "sdk" else "JSON"
-            print(f"server {args.server}, tool {args.tool}, answers {answers}, {args.seconds:g} s per row")
+            print(
+                f"server {args.server}, tool {args.tool}, answers {answers}, {args.seconds:g} s per row, "
+                f"guards off: {', '.join(sorted(off)) or 'none'}"
+            )
             for conns in (int(c) for c in args.conns.split(",")):
                 direct = asyncio.run(drive(direct_url, headers, conns, args.seconds, args.tool))
                 cpu0 = cpu_seconds(gw.pid)

@@ -153,3 +153,56 @@ async def test_the_demo_goes_through_mcp_by_default(tmp_path: Path):
     assert "billing waits for approval" in text and "(hold: the call waits at the gateway)" in text
     assert "step account denied: tool 'delete_customer' is never allowed" in text
     assert "mcp tools/call" in text  # the audit timeline shows the calls at the point of action
+
+
+async def test_a_call_retried_after_a_lost_answer_pays_once_at_the_server(
+    mcp_hold_gateway, crm, tmp_path: Path
+):
+    """The answer of a refund is lost after the server ran it (the connection broke): the call
+    stays ``started`` and the step's retry sends it again with the same tool context in
+    ``_meta``, through the gateway, so the server recognises it and does not pay twice."""
+    from orchestrator.errors import CallFailed
+    from orchestrator.gateway_client import GatewayClient
+    from orchestrator.identity import RunIdentity, new_run_id, new_trace_id
+    from orchestrator.ledger import ToolLedger
+    from orchestrator.runtime import RunContext
+    from orchestrator.store import CheckpointStore, RunRecord
+    from orchestrator.tools import Tool, ToolContext
+
+    crm.reset()
+    config = make_config(mcp_hold_gateway, tmp_path / "o.db", mcp_server="crm")
+    scenario = get_scenario("support", crm.backend)
+    identity = RunIdentity(new_run_id(), new_trace_id())
+    store = await CheckpointStore.open(config.db_path)
+    client = GatewayClient(config)
+    try:
+        await store.create_run(
+            RunRecord(identity.run_id, "support", scenario.task, "running", identity.trace_id)
+        )
+        rc = RunContext(config, client, store, scenario, identity)
+        runner = rc.tool_runner("billing", "refund")
+        assert runner is not None
+
+        async def answer_lost(tool: Tool, args: dict[str, Any], ctx: ToolContext) -> tuple[str, bool]:
+            await runner(tool, args, ctx)  # the server ran it ...
+            raise CallFailed("connection lost before the answer", code="connection")  # ... we never heard
+
+        ledger = ToolLedger(store, scenario.tools)
+        call = (
+            "refund",
+            "call_lost_1",
+            "issue_refund",
+            '{"order_id": "ORD-1001", "amount": 40, "reason": "jar"}',
+        )
+        with pytest.raises(CallFailed):
+            await ledger.execute(identity.run_id, *call, ("issue_refund",), answer_lost)
+        retried = await ledger.execute(identity.run_id, *call, ("issue_refund",), runner)
+        again = await ledger.execute(
+            identity.run_id, *call, ("issue_refund",), runner
+        )  # replayed from the ledger
+    finally:
+        await client.close()
+        await store.close()
+    assert retried.ok and "RF-" in retried.content and again.replayed and again.content == retried.content
+    assert crm.count("issue_refund") == 2  # sent twice through the gateway ...
+    assert [r["amount"] for r in crm.backend.refunds.values()] == [40.0]  # ... paid once
