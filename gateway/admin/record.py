@@ -54,6 +54,7 @@ async def record_read(
     rows: int | None,
     *,
     phase: str | None = None,
+    required: bool = True,
 ) -> None:
     """Record that an admin or auditor read audit data (an ``audit_read`` event).
 
@@ -61,7 +62,9 @@ async def record_read(
     many rows were answered; never the rows. Reads are fail-closed like admin actions: a read
     that cannot be recorded is refused (``AuditUnavailable``) before any data is answered. The
     payload nests the filter under ``filter`` so a read filtered on ``team=x`` is not itself
-    filed under team x.
+    filed under team x. ``required=False`` (reads of live operational state, not of the log,
+    such as the limit counters) answers even when the record fails, with a warning: an audit
+    outage must not blind the operators handling it.
     """
     if audit is None:
         return
@@ -76,9 +79,12 @@ async def record_read(
         payload["phase"] = phase
     try:
         await audit.record("audit_read", payload)
-    except AuditUnavailable:
-        raise
     except Exception as exc:
+        if not required:
+            log.warning("read of %s by %s not recorded: %s", request.url.path, who.user, type(exc).__name__)
+            return
+        if isinstance(exc, AuditUnavailable):
+            raise
         raise AuditUnavailable(f"The audit log could not record this read: {type(exc).__name__}") from exc
 
 

@@ -74,10 +74,10 @@ async def get_spend(request: Request, deps: Deps) -> Response:
     scope = q.get("scope", "team")
     if q.get("id"):
         one = await admin.spend(scope, q["id"], q.get("team"))
-        await record_read(deps.audit(), request, who, 1)
+        await record_read(deps.audit(), request, who, 1, required=False)
         return json_response(one)
     rows = await admin.list(scope, q.get("team"))
-    await record_read(deps.audit(), request, who, len(rows))
+    await record_read(deps.audit(), request, who, len(rows), required=False)
     return json_response({"object": "list", "data": rows})
 
 
