@@ -123,6 +123,13 @@ def _ping(id_: int = 2) -> dict[str, Any]:
         (b'{"jsonrpc":"2.0","id":1,"method":"tools/destroy"}', 200, -32601),
         (b'{"jsonrpc":"2.0","method":"notifications/bogus"}', 400, -32601),
         (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}', 400, -32600),
+        (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["transfer_funds"]}}', 200, -32602),
+        (
+            b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":"amount=5"}}',
+            200,
+            -32602,
+        ),
+        (b'{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{}}', 200, -32602),
     ],
 )
 async def test_bad_json_rpc_is_refused_with_a_clear_error(
