@@ -8,7 +8,6 @@ One browser for the module, a context per reviewer; the agent is the real openai
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -217,8 +216,8 @@ def test_markup_in_tool_arguments_and_comments_shows_literally(
     page.get_by_role("button", name="Deny").click()
     page.wait_for_url("**?decided=denied")
     assert page.locator("#decision-comment").inner_text() == XSS
-    page.goto("/console/approvals")
-    time.sleep(0)  # nothing to wait for: a script would have run while the pages loaded
-    assert dialogs == [] and page.locator("img[src=x]").count() == 0
     shot(page, "xss-literal")
+    page.goto("/console/approvals")
+    # nothing to wait for: a script would have run while the pages loaded
+    assert dialogs == [] and page.locator("img[src=x]").count() == 0
     future.exception(timeout=30)
