@@ -36,9 +36,10 @@ class PendingView:
 
     async def approvals(self) -> list[Approval]:
         """The pending approvals not yet overdue, newest first."""
+        self._drain()  # first: a feed that ended is known before deciding to load
         if self._feed is None or time.monotonic() - self._loaded_at >= self.resync_s:
             await self._load()
-        self._drain()
+            self._drain()
         if self._sorted is None:
             self._sorted = sorted(self._items.values(), key=lambda a: (a.created_at, a.id), reverse=True)
         now = self.service.now()
