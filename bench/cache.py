@@ -16,7 +16,7 @@ policy would decide for ``temperature: 0``). For each:
 
 ``--callgrind N``: instead, instructions per request of the gateway process under callgrind
 (N sequential requests per case after 30 warm-up ones, the idle cost over the same time
-subtracted): pass-through, memory hit, memory miss that stores.
+subtracted): pass-through, memory hit, memory miss that stores, Redis hit (``--cases``).
 
 Targets (issue 23): a hit's p50 <= the pass-through path's own time + 0.5 ms; hits >= 3,000
 RPS/worker (memory), >= 2,000 (Redis).
@@ -114,16 +114,35 @@ def _callgrind(upstream: str, config: dict[str, Any], n: int, headers: dict[str,
     return (busy - idle_rate * elapsed) / n
 
 
-def callgrind_main(n: int) -> None:
+def callgrind_main(n: int, cases: list[str], redis_url: str) -> None:
     mem = {"cache": {"enabled": True, "default_mode": "exact"}}
+    prefix = f"wgbench:{uuid.uuid4().hex[:8]}:cache"
+    red = {"cache": {**mem["cache"], "store": "redis", "redis_url": redis_url, "redis_prefix": prefix}}
+    table: dict[str, tuple[str, dict[str, Any], dict[str, str] | None]] = {
+        "passthrough": ("pass-through (cache off)", {}, None),
+        "memory": ("memory hit", mem, None),
+        "store": ("memory miss+store (no-cache)", mem, {"Cache-Control": "no-cache"}),
+        "redis": ("redis hit", red, None),
+    }
     with fake_upstream(latency_ms=LATENCY_MS) as upstream:
-        passthrough = _callgrind(upstream, {}, n)
-        print(f"callgrind pass-through (cache off)       {passthrough / 1000:8.1f}k instructions/request")
-        hit = _callgrind(upstream, mem, n)
-        print(f"callgrind memory hit                     {hit / 1000:8.1f}k instructions/request")
-        store = _callgrind(upstream, mem, n, headers={"Cache-Control": "no-cache"})
-        print(f"callgrind memory miss+store (no-cache)   {store / 1000:8.1f}k instructions/request")
-        print(f"a hit costs {hit / passthrough:.0%} of a pass-through call's instructions")
+        for case in cases:
+            label, config, headers = table[case]
+            count = _callgrind(upstream, config, n, headers=headers)
+            print(f"callgrind {label:34s} {count / 1000:8.1f}k instructions/request")
+            sys.stdout.flush()
+    if "redis" in cases:
+        _forget(redis_url, prefix)
+
+
+def _forget(redis_url: str, prefix: str) -> None:
+    """Delete what the Redis store wrote under this run's prefix."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=prefix + ":*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 def main() -> None:
@@ -135,7 +154,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.callgrind:
-        callgrind_main(args.callgrind)
+        callgrind_main(args.callgrind, args.cases.split(","), args.redis)
         return
     s = args.seconds
     prefix = f"wgbench:{uuid.uuid4().hex[:8]}:cache"
@@ -182,14 +201,7 @@ def main() -> None:
                 f"cpu hit {hit_cpu:.0f} vs pass-through {pass_cpu:.0f} µs/req"
             )
             sys.stdout.flush()
-    if "redis" in configs:
-        import redis
-
-        client = redis.Redis.from_url(args.redis)
-        keys = list(client.scan_iter(match=prefix + ":*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+    _forget(args.redis, prefix)
 
 
 if __name__ == "__main__":
