@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument(
         "--callgrind", type=int, default=0, help="N requests per case under callgrind instead"
     )
+    parser.add_argument("--cases", default="passthrough,memory,store,redis", help="callgrind cases")
     args = parser.parse_args()
     if args.callgrind:
         callgrind_main(args.callgrind, args.cases.split(","), args.redis)
