@@ -126,7 +126,10 @@ class McpApprovals:
         body: dict[str, Any],
         forward: Callable[[], Awaitable[Answer]],
         sse_ok: bool,
+        values: list[dict[str, Any]] | None = None,
     ) -> Answer:
+        """Create (or join) the approval; ``values``: the call with the agent's real values when
+        redaction changed its arguments, sealed beside the record for its reviewers only."""
         decision = verdict.decision
         ask = ApprovalAsk(
             "request", tuple(dict(i) for i in decision.require_approval), decision.to_dict(), verdict.revision
@@ -138,7 +141,7 @@ class McpApprovals:
         ex.deny([str(i.get("reason")) for i in decision.require_approval], decision="approval")
         try:
             approval, _created = await service.create_or_join(
-                self._carrier(ex, body), "request", spec, fingerprint, None, holder=holder
+                self._carrier(ex, body), "request", spec, fingerprint, None, values=values, holder=holder
             )
         except GatewayError as exc:
             return json_answer(tool_error(ex, f"Wardgate: the approval could not be created: {exc.message}"))

@@ -201,7 +201,10 @@ class McpGuards:
                 }
             ]
             body_doc = {"server": ex.server_name, "tool": name, "arguments": ex.params.get("arguments")}
-            return await self.approvals.ask(ex, verdict, calls, fingerprint, body_doc, forward, sse_ok)
+            real = None
+            if ex.rewritten is not None:  # reviewers see what the agent sent, not the placeholders
+                real = [{**calls[0], "arguments": original}]
+            return await self.approvals.ask(ex, verdict, calls, fingerprint, body_doc, forward, sse_ok, real)
         return None
 
     # -- redaction -----------------------------------------------------------------------

@@ -101,10 +101,23 @@ async def test_a_held_call_runs_once_approved_and_never_once_denied(
 
     async with mcp_client(_url(gateway), headers={"x-run-id": "run-held-1"}) as client:
         call = asyncio.create_task(
-            client.call_tool("transfer_funds", {"amount": 1500, "to": "acme"}, progress_callback=on_progress)
+            client.call_tool(
+                "transfer_funds",
+                {"amount": 1500, "to": "acme bob@example.org"},
+                progress_callback=on_progress,
+            )
         )
         approval = await _pending_approval(gateway, "transfer_funds")
         assert approval["tool_calls"][0]["arguments"]["amount"] == 1500
+        assert "bob@example.org" not in json.dumps(approval)  # the list shows placeholders
+        async with httpx.AsyncClient() as http:
+            seen = await http.get(
+                f"{gateway.url}/admin/approvals/{approval['id']}",
+                headers={"authorization": f"Bearer {APPROVER_KEY}"},
+            )
+        assert (
+            seen.json()["values"] == "real" and "bob@example.org" in seen.text
+        )  # its reviewer sees the value
         await wait_until_async(lambda: bool(progress), within=20)
         assert "waiting for approval" in progress[0]
         assert server.calls["transfer_funds"] == before
