@@ -157,3 +157,12 @@ def test_policies_page_and_try_a_decision(as_role) -> None:
     bad = admin.post("/console/policies/try", {"phase": "request", "input": "{nope"})
     assert bad.status_code == 400 and "not JSON" in bad.text
     assert as_role(AUDITOR_KEY).get("/console/policies").status_code == 403
+
+
+def test_console_reads_of_audit_data_are_audited_like_the_api(console_gateway, as_role) -> None:
+    run = f"run-{uuid.uuid4().hex[:8]}"
+    _call(console_gateway, run)
+    auditor = as_role(AUDITOR_KEY)
+    assert auditor.get(f"/console/runs/{run}").status_code == 200
+    found = auditor.get("/console/audit/export", params={"kind": "audit_read", "format": "jsonl"}).text
+    assert f'"path":"/console/runs/{run}"' in found and '"admin_key_id":"auditor"' in found

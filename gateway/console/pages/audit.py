@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+from gateway.admin.record import record_read
 from gateway.audit import export, query
 from gateway.audit.schema import KIND_CHAIN_CLOSE
 from gateway.audit.verify import verify
@@ -61,6 +62,7 @@ async def search(page: PageRequest) -> Response:
     desc = query.parse_order(params)
     after = query.decode_cursor(params.get("cursor"), desc)
     events = await store.query(filters, after=after, limit=_PAGE, desc=desc)
+    await record_read(page.deps.audit(), page.request, page.user, len(events))
     more = None
     if len(events) == _PAGE:
         more = {**params, "cursor": query.encode_cursor(events[-1]["ts"], events[-1]["id"], desc)}
@@ -89,6 +91,7 @@ async def export_events(page: PageRequest) -> Response:
         body, media = export.csv_lines(store, filters), "text/csv; charset=utf-8"
     else:
         raise BadRequest("'format' must be 'jsonl' or 'csv'.", param="format")
+    await record_read(page.deps.audit(), page.request, page.user, None, phase="start")
     name = f"wardgate-audit.{fmt}"
     return StreamingResponse(
         body, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'}
@@ -100,6 +103,7 @@ async def event(page: PageRequest) -> Response:
     store = store_of(page)
     event_id = query.text(page.request.path_params["event_id"], "id")
     found = await store.get(event_id)
+    await record_read(page.deps.audit(), page.request, page.user, 0 if found is None else 1)
     if found is None:
         raise NotFound(f"No audit event {event_id!r}.", param="id")
     return page.render("audit_event.html", event=found)

@@ -21,6 +21,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from gateway.admin.record import record_read
 from gateway.audit import explore, query
 from gateway.audit.store.base import AuditStore, Filters
 from gateway.audit.timeline import capture_ids, timeline
@@ -62,6 +63,7 @@ async def runs(page: PageRequest) -> Response:
     filters.since, filters.until = since, until
     before = query.parse_time(params["before"], "before") if "before" in params else None
     found = await explore.find_runs(store, filters, outcome=outcome, before=before, limit=_RUNS_PAGE)
+    await record_read(page.deps.audit(), page.request, page.user, len(found))
     more = None
     if len(found) == _RUNS_PAGE:
         more = {**params, "before": repr(found[-1].last)}
@@ -152,6 +154,7 @@ async def run_detail(page: PageRequest) -> Response:
     events = await store.query(filters, after=after, limit=_TIMELINE_PAGE, desc=False)
     if not events and after is None:
         raise NotFound(f"No audit events for run {run_id!r}.", param="run_id")
+    await record_read(page.deps.audit(), page.request, page.user, len(events))
     totals = await explore.totals(store, filters)
     captures = await store.captures(capture_ids(events))
     next_cursor = None

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from gateway.admin.record import record_read
 from gateway.audit import explore, query
 from gateway.audit.schema import NANO
 from gateway.console.pages.runs import store_of
@@ -93,6 +94,7 @@ async def spend(page: PageRequest) -> Response:
     filters.since, filters.until = since, until
     series = await explore.spend_series(store, group_by, filters)
     top = series["totals"][:_TOP]
+    await record_read(page.deps.audit(), page.request, page.user, len(series["totals"]))
     budgets, reservations, limits_note = await _budgets(page.deps.limits())
     chart = _chart(series)
     return page.render(
