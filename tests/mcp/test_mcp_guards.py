@@ -89,8 +89,9 @@ async def test_an_allowed_call_runs_and_a_denied_one_never_reaches_the_server(
     assert server.calls["delete_customer"] == before
 
 
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_a_held_call_runs_once_approved_and_never_once_denied(
-    gateway: Any, tool_server: tuple[ToolServer, str]
+    gateway: Any, tool_server: tuple[ToolServer, str], mode: str
 ) -> None:
     server, _ = tool_server
     before = server.calls["transfer_funds"]
@@ -99,7 +100,7 @@ async def test_a_held_call_runs_once_approved_and_never_once_denied(
     async def on_progress(p: float, total: float | None, message: str | None) -> None:
         progress.append(message or "")
 
-    async with mcp_client(_url(gateway), headers={"x-run-id": "run-held-1"}) as client:
+    async with mcp_client(_url(gateway), mode=mode, headers={"x-run-id": f"run-held-{mode}"}) as client:
         call = asyncio.create_task(
             client.call_tool(
                 "transfer_funds",
