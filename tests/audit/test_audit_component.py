@@ -36,7 +36,9 @@ async def test_default_settings_give_an_sqlite_log_in_the_data_dir(tmp_path):
     ctx = _ctx(tmp_path, AuditSettings())
     audit = await setup(ctx)
     try:
-        assert [s.name for s in ctx.stages] == ["audit"]
+        # A queryable store also gets the capture stage (assembles streamed answers for calls
+        # whose policy asked for content capture).
+        assert [s.name for s in ctx.stages] == ["capture", "audit"]
         assert audit.service is not None and audit.observability.metrics is not None
         assert "audit" in ctx.ready_checks
         await ctx.ready_checks["audit"]()
