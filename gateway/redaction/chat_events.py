@@ -60,7 +60,7 @@ class ChatRewriter:
         #: nested channel key -> where its string is below the delta (to merge a flush).
         self._nested: dict[tuple[Any, ...], Levels] = {}
         #: The last content-only chunk's shape: the next chunk of the same shape is a splice.
-        self._splice: Splice | None = None
+        self.splice: Splice | None = None
 
     def _channel(self, key: tuple[Any, ...], json: bool, path: str, tool: bool = False) -> Channel:
         ch = self._channels.get(key)
@@ -69,11 +69,15 @@ class ChatRewriter:
         return ch
 
     def on_event(self, ev: SSEEvent) -> list[SSEEvent]:
-        splice = self._splice
+        splice = self.splice
         if splice is not None and not ev.parsed:
             out = splice.rewrite(ev)
             if out is not None:
                 return out
+        return self.on_other_event(ev)
+
+    def on_other_event(self, ev: SSEEvent) -> list[SSEEvent]:
+        """``on_event`` for an event the splice did not take (the stage asks the splice itself)."""
         if ev.is_done:
             return [*self.flush_all(), ev]
         if not ev.parsed:
@@ -160,7 +164,7 @@ class ChatRewriter:
         source = ev.data
         start = len(data[: m.start("content")].encode())
         end = len(source) - len(data[m.end("content") :].encode())
-        self._splice = Splice(source[:start], source[end:], written[:at], written[at + 2 :], ch)
+        self.splice = Splice(source[:start], source[end:], written[:at], written[at + 2 :], ch)
         delta["content"] = ch.feed(content)
         ev.set_json(obj)
         return [ev]

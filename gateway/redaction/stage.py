@@ -106,14 +106,25 @@ class RedactOutStage(Stage):
         self._finish(call, state)
 
     async def on_chunk(self, call: Call, event: SSEEvent) -> Sequence[SSEEvent]:
-        rewriter: ChatRewriter | ResponsesRewriter | Literal[False] | None = _REWRITER.get(call)
+        # Runs once per chunk (~700 for a 2 KB answer in 3-character deltas): the slot is read
+        # from the call's dict (this module owns the key) and a content-only chat chunk goes
+        # straight to its splice, one Python frame instead of four (``ChatRewriter.on_event``).
+        rewriter: ChatRewriter | ResponsesRewriter | Literal[False] | None = call.slots.get(_REWRITER)
         if rewriter is None:
             state = self._state(call)
             rewriter = self._rewriter(call, state) if self._active(state) else False
             _REWRITER.put(call, rewriter)
         if rewriter is False:
             return (event,)
-        out = rewriter.on_event(event)
+        if type(rewriter) is ChatRewriter:
+            splice = rewriter.splice
+            if splice is not None and not event.parsed:
+                spliced = splice.rewrite(event)  # never [DONE]: its bytes are not this shape
+                if spliced is not None:
+                    return spliced
+            out = rewriter.on_other_event(event)
+        else:
+            out = rewriter.on_event(event)
         if event.is_done:
             self._finish(call, self.redactor.state(call))
         return out
