@@ -77,6 +77,7 @@ class Approvals(Listener):
 
 async def _run(gw: RunningGateway, crm: ToolBoxServer, tmp_path: Path) -> tuple[Any, Approvals]:
     crm.reset()
+    crm.backend.refunds.clear()
     config: OrchestratorConfig = make_config(gw, tmp_path / "o.db", mcp_server="crm")
     listener = Approvals()
     report, _, approver = await run_reviewed(
@@ -170,6 +171,7 @@ async def test_a_call_retried_after_a_lost_answer_pays_once_at_the_server(
     from orchestrator.tools import Tool, ToolContext
 
     crm.reset()
+    crm.backend.refunds.clear()  # the module's scenario runs refunded ORD-1001 in full
     config = make_config(mcp_hold_gateway, tmp_path / "o.db", mcp_server="crm")
     scenario = get_scenario("support", crm.backend)
     identity = RunIdentity(new_run_id(), new_trace_id())
