@@ -58,18 +58,22 @@ async def _budgets(
     try:
         views = await admin.list("team", None) + await admin.list("key", None)
         for view in views:
-            for window, w in view["windows"].items():
-                if w.get("budget_usd") is not None or w.get("spent_usd"):
-                    rows.append(
-                        {
-                            "scope": view["scope"],
-                            "id": view["id"],
-                            "window": window,
-                            **w,
-                            "reserved_usd": view["reserved_usd"],
-                            "burn": view["burn_rate_usd_per_hour"],
-                        }
-                    )
+            windows = view["windows"]
+            # The windows with a budget; a scope without any shows one row (this month's spend).
+            shown = [w for w in windows if windows[w].get("budget_usd") is not None]
+            if not shown and any(v.get("spent_usd") for v in windows.values()):
+                shown = ["month"] if "month" in windows else list(windows)[:1]
+            for window in shown:
+                rows.append(
+                    {
+                        "scope": view["scope"],
+                        "id": view["id"],
+                        "window": window,
+                        **windows[window],
+                        "reserved_usd": view["reserved_usd"],
+                        "burn": view["burn_rate_usd_per_hour"],
+                    }
+                )
             if view.get("reserved_usd"):
                 found = await ReservationsAdmin(admin).list(view["scope"], view["id"], view.get("team"))
                 held += [{"scope": view["scope"], "id": view["id"], **r} for r in found["data"]]
