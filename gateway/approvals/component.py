@@ -66,7 +66,11 @@ def build_store(settings: ApprovalSettings) -> ApprovalStore:
 
     if settings.backend == "redis":
         return RedisApprovalStore.from_url(
-            settings.redis_url, settings.key_prefix, settings.retention_s, settings.redis_max_connections
+            settings.redis_url,
+            settings.key_prefix,
+            settings.retention_s,
+            settings.redis_max_connections,
+            mode=settings.redis_mode,
         )
     return MemoryApprovalStore()
 
@@ -145,7 +149,7 @@ class Approvals(BaseComponent):
         service = build_service(settings, ctx, self.audit.recorder)
         await service.start()
         ctx.closers.append(service.close)
-        ctx.ready_checks["approvals"] = service.store.ping
+        ctx.ready_checks["approvals"] = service.ready
         self.service = service
         ctx.drain.on_begin(service.release_holds)
         ctx.stages.append(ApprovalRequestStage(service))

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from gateway import redisconn
 
 #: The openai SDK gives up after 600 s; a hold must end (and answer) before that.
 MAX_HOLD_S = 590.0
@@ -51,6 +53,9 @@ class ApprovalSettings(BaseModel):
     enabled: bool = True
     backend: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    #: ``standalone``: one Redis at ``redis_url``; ``cluster``: a Redis Cluster with ``redis_url``
+    #: as its seed node (database 0). Every approvals key shares one hash tag (one slot).
+    redis_mode: redisconn.RedisMode = "standalone"
     #: Connections per process (requests wait for a free one; pub/sub has its own).
     redis_max_connections: int = Field(default=64, ge=2)
     key_prefix: str = "wg"
@@ -88,3 +93,9 @@ class ApprovalSettings(BaseModel):
     @classmethod
     def _none_is_empty(cls, value: object) -> object:
         return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _cluster_url(self) -> ApprovalSettings:
+        if self.backend == "redis":
+            redisconn.check_url(self.redis_url, self.redis_mode)
+        return self

@@ -16,7 +16,11 @@ slot is plenty):
 
 Every write is one Lua script that writes and publishes together, so a change is never
 visible without its message (or the reverse). A dedicated pub/sub connection turns messages
-into listener calls on every replica; after a reconnect listeners get ``resync``.
+into listener calls on every replica; after a reconnect listeners get ``resync``. Redis down
+at start is not fatal: the subscriber keeps trying (0.1 s doubling to 5 s) and ``not_ready``
+says why meanwhile; the service reports it in ``/readyz`` and every call needing the store
+fails closed until it answers. On a Redis Cluster (``redis_mode: cluster``) commands go
+through redis-py's cluster client and the subscription to the seed node (``redisconn``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import orjson
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from gateway import redisconn
 from gateway.approvals.model import Approval, Clock, Status
 from gateway.approvals.store import ApprovalStore, approval_join_key, order_score
 from gateway.approvals.tasks import stop
@@ -93,12 +98,23 @@ def _scored(raw: Iterable[object]) -> list[tuple[int, str]]:
 
 class RedisApprovalStore(ApprovalStore):
     def __init__(
-        self, client: redis.Redis, prefix: str, retention_s: float, *, clock: Clock = time.time
+        self,
+        client: redisconn.AnyRedis,
+        prefix: str,
+        retention_s: float,
+        *,
+        clock: Clock = time.time,
+        subscriber: redis.Redis | None = None,
     ) -> None:
-        """``clock``: the service's clock, so a join key lapses when its approval expires."""
+        """``clock``: the service's clock, so a join key lapses when its approval expires.
+        ``subscriber``: the client for pub/sub (default ``client``, which must then be one
+        server's client)."""
         super().__init__()
         self._clock = clock
         self._redis = client
+        self._sub = subscriber if subscriber is not None else client
+        #: Why the change feed is down (None: subscribed).
+        self._feed_error: str | None = "pub/sub not subscribed yet"
         self._tag = "{" + prefix + ":apr}"
         self._all = f"{self._tag}:all"
         self._pending = f"{self._tag}:pending"
@@ -107,22 +123,27 @@ class RedisApprovalStore(ApprovalStore):
         self._create = client.register_script(_CREATE)
         self._cas_script = client.register_script(_CAS)
         self._listener_task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
+        self._attempted = asyncio.Event()
         self._closing = False
 
     @classmethod
     def from_url(
-        cls, url: str, prefix: str, retention_s: float, max_connections: int = 64, *, clock: Clock = time.time
+        cls,
+        url: str,
+        prefix: str,
+        retention_s: float,
+        max_connections: int = 64,
+        *,
+        clock: Clock = time.time,
+        mode: str = "standalone",
     ) -> RedisApprovalStore:
         """A client whose pool makes callers wait for a free connection instead of failing.
 
         A thousand held requests re-reading their approval at once would otherwise exceed the
         pool and fail with ``MaxConnectionsError``; waiting a few milliseconds is the right trade.
         """
-        pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=30, decode_responses=False
-        )
-        return cls(redis.Redis(connection_pool=pool), prefix, retention_s, clock=clock)
+        client = redisconn.client(url, mode, max_connections=max_connections, blocking_timeout_s=30)
+        return cls(client, prefix, retention_s, clock=clock, subscriber=redisconn.subscriber(url))
 
     def _key(self, approval_id: str) -> str:
         return f"{self._tag}:r:{approval_id}"
@@ -132,45 +153,54 @@ class RedisApprovalStore(ApprovalStore):
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
+        """Subscribe; a Redis that is down does not fail the start (see the module docstring).
+
+        Waits briefly for the first attempt, so a healthy start is ready at once."""
         self._listener_task = asyncio.create_task(self._listen(), name="approvals-pubsub")
-        waiter = asyncio.create_task(self._subscribed.wait())
-        done, _ = await asyncio.wait(
-            {waiter, self._listener_task}, timeout=10.0, return_when=asyncio.FIRST_COMPLETED
-        )
-        if waiter not in done:
-            waiter.cancel()
-            if self._listener_task in done:
-                self._listener_task.result()
-            raise ConnectionError("approvals: could not subscribe to Redis pub/sub within 10 s")
+        waiter = asyncio.create_task(self._attempted.wait())
+        await asyncio.wait({waiter, self._listener_task}, timeout=10.0)
+        waiter.cancel()
+        if self._listener_task.done():  # a bug, not an outage: the listener never ends on its own
+            self._listener_task.result()
 
     async def close(self) -> None:
         self._closing = True
         await stop(self._listener_task)
         await self._redis.aclose()
+        if self._sub is not self._redis:
+            await self._sub.aclose()
 
     async def ping(self) -> None:
         await self._redis.ping()
 
+    def not_ready(self) -> str | None:
+        return self._feed_error
+
     async def _listen(self) -> None:
         delay = 0.1
-        first = True
+        resync = False  # the first subscription needs none: the service loads after start
         while not self._closing:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._sub.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
-                self._subscribed.set()
-                if not first:
+                self._feed_error = None
+                self._attempted.set()
+                if resync:
                     self._emit("resync", None)
-                first = False
+                resync = True
                 delay = 0.1
                 async for message in pubsub.listen():
                     if self._closing:
                         return
                     self._on_message(message)
             except (RedisError, OSError) as exc:
-                if first:
-                    raise
-                log.warning("approvals pub/sub lost (%s); reconnecting in %.1fs", exc, delay)
+                if self._feed_error is None:
+                    log.warning("approvals pub/sub lost (%s); reconnecting", exc)
+                elif not self._attempted.is_set():
+                    log.error("approvals: Redis not reachable at start (%s); not ready, retrying", exc)
+                self._feed_error = f"pub/sub not subscribed: {str(exc) or type(exc).__name__}"
+                self._attempted.set()
+                resync = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX_S)
             finally:

@@ -73,14 +73,23 @@ class ApprovalService:
         #: The pending approvals by key and ask, fed by the change feed (what a request may join).
         self._open = OpenIndex()
         self._resync_task: asyncio.Task[None] | None = None
+        #: Why the joinable view is not loaded (the store was down at start); None once it is.
+        self.open_error: str | None = "open approvals not loaded yet"
         #: The worker is draining (SIGTERM): holds return the approval still pending at once.
         self.holds_released = False
         store.add_listener(self._on_change)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self, *, sweep: bool = True) -> None:
+        """Never fails for a store that is down: not ready (``ready``), fail closed, and the
+        open approvals load in the background once it answers (like limits and keys)."""
         await self.store.start()
-        await self._open.load(self.store)
+        try:
+            await self._open.load(self.store)
+            self.open_error = None
+        except Exception as exc:  # store down: retried in the background, reported meanwhile
+            self.open_error = f"open approvals not loaded: {str(exc) or type(exc).__name__}"
+            self._resync_task = asyncio.create_task(self._load_open(), name="approvals-open-load")
         await self.webhooks.start()
         if sweep:
             self._sweeper.start()
@@ -95,14 +104,32 @@ class ApprovalService:
         await self.webhooks.close()
         await self.store.close()
 
+    async def _load_open(self) -> None:
+        """Load the joinable view, retrying (0.1 s doubling to 2 s) until the store answers."""
+        delay = 0.1
+        while not self._closing:
+            try:
+                await self._open.load(self.store)
+                self.open_error = None
+                return
+            except Exception as exc:  # store unreachable: stay not ready, try again
+                self.open_error = f"open approvals not loaded: {str(exc) or type(exc).__name__}"
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def ready(self) -> None:
+        """Readiness (``/readyz``): the store answers, its change feed is up, the view loaded."""
+        await self.store.ping()
+        problem = self.store.not_ready() or self.open_error
+        if problem:
+            raise ConnectionError(problem)
+
     # -- change feed -----------------------------------------------------------------
     def _on_change(self, kind: str, approval: Approval | None) -> None:
         if approval is None:  # resync: messages may have been lost
             self.waiters.wake_all()
             if not self._closing and (self._resync_task is None or self._resync_task.done()):
-                self._resync_task = asyncio.create_task(
-                    self._open.load(self.store), name="approvals-open-resync"
-                )
+                self._resync_task = asyncio.create_task(self._load_open(), name="approvals-open-resync")
             return
         self._open.track(approval)
         self.waiters.notify(approval)

@@ -114,6 +114,10 @@ class ApprovalStore(ABC):
         """Raise when the store cannot be reached (readiness)."""
         return None
 
+    def not_ready(self) -> str | None:
+        """Why the store is not ready although it answers (e.g. its change feed is down)."""
+        return None
+
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
 

@@ -92,6 +92,7 @@ def shared_backend(cfg: KeysSettings, store: KeyStore, path: Path) -> RedisKeys 
         prefix=cfg.key_prefix,
         timeout_s=cfg.redis_timeout_s,
         version_check_s=cfg.version_check_s,
+        mode=cfg.redis_mode,
     )
 
 

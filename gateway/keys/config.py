@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gateway import redisconn
 
 
 class KeysSettings(BaseModel):
@@ -19,6 +21,9 @@ class KeysSettings(BaseModel):
     #: ``file``: keys.yaml is the store (one replica); ``redis``: shared by every replica.
     backend: Literal["file", "redis", "postgres"] = "file"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    #: ``standalone``: one Redis (or a Sentinel-managed primary) at ``redis_url``; ``cluster``:
+    #: a Redis Cluster with ``redis_url`` as its seed node (database 0).
+    redis_mode: redisconn.RedisMode = "standalone"
     #: Prefix of every Redis key of the keys backend (tests use one per run).
     key_prefix: str = "wg"
     postgres_dsn: str = "postgresql://127.0.0.1:5432/test"
@@ -30,3 +35,9 @@ class KeysSettings(BaseModel):
     #: this often, so a lost message still reaches it within this bound (and a dead backend is
     #: noticed within it).
     version_check_s: float = Field(default=0.5, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _cluster_url(self) -> KeysSettings:
+        if self.backend == "redis":
+            redisconn.check_url(self.redis_url, self.redis_mode)
+        return self

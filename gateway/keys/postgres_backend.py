@@ -135,7 +135,12 @@ class PostgresKeys(SharedKeys[int]):
                         if changed.is_set():
                             changed.clear()
                             await self.reload()
-                        elif await conn.fetchval(f"SELECT version FROM {self._meta}") != self.version:
+                        elif (
+                            # A reload that failed while this connection lived (a timeout on a
+                            # busy server) is retried too: the version alone would not change.
+                            self.last_error is not None
+                            or await conn.fetchval(f"SELECT version FROM {self._meta}") != self.version
+                        ):
                             await self.reload()
             except _DOWN as exc:
                 self._unreachable(exc)

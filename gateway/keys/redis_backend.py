@@ -1,11 +1,12 @@
 """Virtual keys shared by every replica through Redis (``keys.backend: redis``).
 
-Layout (``<prefix>`` is ``keys.key_prefix``):
+Layout (``<prefix>`` is ``keys.key_prefix``; one hash tag, so every script touches one slot
+and the backend works on a Redis Cluster, ``keys.redis_mode: cluster``):
 
-    <prefix>:keys:entries   hash  key id → the entry as JSON (keys.yaml's shape: hash, never the key)
-    <prefix>:keys:version   int   bumped by every write
-    <prefix>:keys:changed   pub/sub channel, a message per write
-    <prefix>:keys:imported  set once keys.yaml has been imported (bootstrap)
+    {<prefix>:keys}:entries   hash  key id → the entry as JSON (keys.yaml's shape: hash, never the key)
+    {<prefix>:keys}:version   int   bumped by every write
+    {<prefix>:keys}:changed   pub/sub channel, a message per write
+    {<prefix>:keys}:imported  set once keys.yaml has been imported (bootstrap)
 
 Every worker keeps the whole key set in its ``KeyStore`` (authentication stays one local dict
 lookup, no round trip per request) and reloads it when told: a message on the channel (within
@@ -13,8 +14,10 @@ milliseconds of a write), or, as the safety net for a lost message or a reconnec
 that differs from the one it loaded (checked every ``version_check_s``). A revocation therefore
 reaches every replica within ``version_check_s`` plus one reload at worst.
 
-Writes are optimistic transactions (``WATCH`` the entries, read, change, ``MULTI``/``EXEC``;
-retried on a concurrent write), so two replicas creating the same id cannot both win.
+Writes are optimistic: read the version and the entries (one script), change them here, then
+one script writes only if the version is still the one read (else read again and retry), so
+two replicas creating the same id cannot both win. (Scripts rather than ``WATCH``/``MULTI``:
+the same on one Redis and on a cluster, where redis-py's cluster client has no ``WATCH``.)
 
 Admin keys stay in keys.yaml, managed by hand (a leaked Redis cannot mint an admin key); each
 reload re-reads them from the file. On the first start against an empty backend the file's
@@ -34,14 +37,11 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import orjson
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError
 
+from gateway import redisconn
 from gateway.keys.backend import KeysUnavailable
 from gateway.keys.shared import KeyEdit, SharedKeys, created_order, read_doc
 from gateway.keys.store import KeyFileError, KeyStore
@@ -58,6 +58,22 @@ redis.call('PUBLISH', KEYS[4], 'import')
 return 1
 """
 
+#: The version and every entry, read together (a version always describes the entries read).
+_READ = """
+return {redis.call('GET', KEYS[1]) or '', redis.call('HGETALL', KEYS[2])}
+"""
+
+#: ARGV: the version read, the number n of entries written, n (id, JSON) pairs, ids deleted.
+_WRITE = """
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
+local n = tonumber(ARGV[2])
+for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[3 + 2 * i], ARGV[4 + 2 * i]) end
+for i = 3 + 2 * n, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+redis.call('INCR', KEYS[2])
+redis.call('PUBLISH', KEYS[3], 'changed')
+return 1
+"""
+
 
 class RedisKeys(SharedKeys[str]):
     """One worker's view of the shared keys, and its writer (``KeyBackend``)."""
@@ -71,18 +87,13 @@ class RedisKeys(SharedKeys[str]):
         prefix: str = "wg",
         timeout_s: float = 2.0,
         version_check_s: float = 0.5,
+        mode: str = "standalone",
     ) -> None:
         super().__init__(store, file, version_check_s)
-        parts = urlsplit(url)
-        self.where = f"redis {parts.hostname or '127.0.0.1'}:{parts.port or 6379}"
-        self._redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            decode_responses=True,
-            retry=Retry(NoBackoff(), 0),
-        )
-        base = f"{prefix}:keys"
+        self.where = f"redis {'cluster ' if mode == 'cluster' else ''}{redisconn.where(url)}"
+        self._redis = redisconn.client(url, mode, timeout_s=timeout_s, decode_responses=True)
+        self._sub = redisconn.subscriber(url, timeout_s=timeout_s, decode_responses=True)
+        base = "{" + prefix + ":keys}"
         self._entries, self._version_key = f"{base}:entries", f"{base}:version"
         self._channel, self._imported = f"{base}:changed", f"{base}:imported"
 
@@ -104,10 +115,7 @@ class RedisKeys(SharedKeys[str]):
                 doc = await asyncio.to_thread(read_doc, self.file)
                 if not self.loaded:
                     await self._import_file(doc)
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    pipe.get(self._version_key)  # type: ignore[unused-awaitable]  # queued: execute() sends it
-                    pipe.hgetall(self._entries)  # type: ignore[unused-awaitable]  # queued: execute() sends it
-                    version, raw = await pipe.execute()
+                version, raw = await self._read()
                 self._adopt(version, [orjson.loads(v) for v in raw.values()], doc)
             except (RedisError, OSError) as exc:
                 return self._unreachable(exc)
@@ -115,10 +123,15 @@ class RedisKeys(SharedKeys[str]):
                 return self._failed(f"keys refused, last good keys kept: {exc}")
             return True
 
+    async def _read(self) -> tuple[str, dict[str, str]]:
+        """The version ('' before any write) and every entry, in one script."""
+        version, flat = await self._redis.eval(_READ, 2, self._version_key, self._entries)
+        return str(version), dict(zip(flat[::2], flat[1::2], strict=True))
+
     async def watch(self) -> None:
         """Follow the backend until cancelled: pub/sub messages, and the version as a safety net."""
         while True:
-            pubsub = self._redis.pubsub()
+            pubsub = self._sub.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
                 await self.reload()  # after subscribing: no write between the two is missed
@@ -126,7 +139,11 @@ class RedisKeys(SharedKeys[str]):
                     message = await pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=self.version_check_s
                     )
-                    if message is not None or await self._redis.get(self._version_key) != self.version:
+                    if (
+                        message is not None
+                        or self.last_error is not None  # a reload that failed is retried
+                        or await self._redis.get(self._version_key) != self.version
+                    ):
                         await self.reload()
             except (RedisError, OSError) as exc:
                 self._unreachable(exc)
@@ -156,26 +173,19 @@ class RedisKeys(SharedKeys[str]):
     async def _edit(self, change: Callable[[dict[str, Any]], T], admin: list[Any]) -> T:
         if not self.loaded:  # a first write (the CLI) imports keys.yaml first, like a start
             await self._import_file(await asyncio.to_thread(read_doc, self.file))
-        async with self._redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(self._entries)
-                    old = {str(k): orjson.loads(v) for k, v in (await pipe.hgetall(self._entries)).items()}
-                    edit = KeyEdit(old, change, admin)
-                    if not edit.writes and not edit.gone:
-                        await pipe.reset()
-                        return edit.result
-                    pipe.multi()
-                    for key_id, entry in edit.writes.items():
-                        pipe.hset(self._entries, key_id, orjson.dumps(entry).decode())  # type: ignore[unused-awaitable]  # queued: execute() sends it
-                    if edit.gone:
-                        pipe.hdel(self._entries, *edit.gone)  # type: ignore[unused-awaitable]  # queued: execute() sends it
-                    pipe.incr(self._version_key)  # type: ignore[unused-awaitable]  # queued: execute() sends it
-                    pipe.publish(self._channel, "changed")  # type: ignore[unused-awaitable]  # queued: execute() sends it
-                    await pipe.execute()
-                    return edit.result
-                except WatchError:
-                    continue
+        keys = (self._entries, self._version_key, self._channel)
+        while True:
+            version, raw = await self._read()
+            edit = KeyEdit({str(k): orjson.loads(v) for k, v in raw.items()}, change, admin)
+            if not edit.writes and not edit.gone:
+                return edit.result
+            args: list[str] = [version, str(len(edit.writes))]
+            for key_id, entry in edit.writes.items():
+                args += [key_id, orjson.dumps(entry).decode()]
+            args += list(edit.gone)
+            if await self._redis.eval(_WRITE, len(keys), *keys, *args):
+                return edit.result
+            # Another replica wrote in between: read again and re-apply the change.
 
     async def list_entries(self) -> list[dict[str, Any]]:
         """Every virtual key entry in the backend (the CLI's ``list``; hashes included)."""
@@ -190,6 +200,7 @@ class RedisKeys(SharedKeys[str]):
     async def close(self) -> None:
         await self._stop()
         await self._redis.aclose()
+        await self._sub.aclose()
 
     async def delete_all(self) -> None:
         """Drop every key of this prefix (tests)."""

@@ -24,6 +24,7 @@
     lua_common.py, lua_leases.py, lua_admin.py   the scripts' shared helpers, lease and re-price
                              scripts, admin-API scripts
     wire.py, resp.py         the hot-path commands pre-encoded (RESP), and the lean client
+    resp_cluster.py          the lean client on a Redis Cluster (routed by the team's hash tag)
     admin.py, api.py, cli.py spend, runtime budgets/limits, burn-rate forecast; `wardgate spend`
 
 Kept import-free: ``gateway.settings`` imports ``gateway.limits.component`` (which imports only

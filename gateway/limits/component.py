@@ -60,6 +60,7 @@ async def build_store(cfg: LimitsSettings) -> LimitStore:
         timeout_s=cfg.redis_timeout_s,
         pool_size=cfg.redis_pool_size,
         expired=cfg.expired_reservations,
+        mode=cfg.redis_mode,
     )
     try:
         await store.start()

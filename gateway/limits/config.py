@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from gateway import redisconn
 
 _DAY_S = 86400.0
 #: Token amounts stay far below 2^53 once summed over a window (the Lua counts in doubles).
@@ -47,6 +49,9 @@ class LimitsSettings(BaseModel):
     #: ``memory`` is the embedded default (one process); ``redis`` shares limits across replicas.
     backend: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    #: ``standalone``: one Redis at ``redis_url``; ``cluster``: a Redis Cluster with ``redis_url``
+    #: as its seed node (database 0). Every key of one call carries the team's hash tag.
+    redis_mode: redisconn.RedisMode = "standalone"
     #: Prefix of every Redis key this gateway writes (tests use one per run).
     key_prefix: str = "wg"
     #: What to do when the store cannot answer: fail closed (deny), allow, or fall back to local limits.
@@ -92,3 +97,9 @@ class LimitsSettings(BaseModel):
         if "{" in v or "}" in v or not v:
             raise ValueError("key_prefix must be non-empty and contain no '{' or '}'")
         return v
+
+    @model_validator(mode="after")
+    def _cluster_url(self) -> LimitsSettings:
+        if self.backend == "redis":
+            redisconn.check_url(self.redis_url, self.redis_mode)
+        return self

@@ -17,13 +17,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry  # the asyncio one: the sync Retry warns on every start
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from gateway import redisconn
 from gateway.limits import lua, lua_admin, lua_leases
 from gateway.limits.resp import FastRedis, RespConnectionError, RespError, bulk, encode
+from gateway.limits.resp_cluster import ClusterFastRedis
 from gateway.limits.store import (
     BUDGET,
     OVERRIDE_FIELDS,
@@ -97,19 +96,23 @@ class RedisStore:
         pool_size: int = 64,
         expired: str = "book",
         clock: Clock | None = None,
+        mode: str = "standalone",
     ) -> None:
-        pool = aioredis.BlockingConnectionPool.from_url(
+        self._redis = redisconn.client(
             url,
-            max_connections=pool_size,
-            timeout=timeout_s,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
+            mode,
+            timeout_s=timeout_s,
             decode_responses=True,
-            retry=Retry(NoBackoff(), 0),
+            max_connections=pool_size,
+            blocking_timeout_s=timeout_s,
         )
-        self._redis = aioredis.Redis(connection_pool=pool)
-        #: The hot path (EVALSHA, SCRIPT LOAD) goes through the lean pipelined client.
-        self._fast = FastRedis(url, timeout_s=timeout_s)
+        #: The hot path (EVALSHA, SCRIPT LOAD) goes through the lean pipelined client (one per
+        #: primary on a cluster, routed by the team's hash tag: see ``resp_cluster``).
+        self._fast: FastRedis | ClusterFastRedis = (
+            ClusterFastRedis(url, timeout_s=timeout_s)
+            if mode == "cluster"
+            else FastRedis(url, timeout_s=timeout_s)
+        )
         self.keys = KeySpace(prefix)
         self._wire = Wire(self.keys)
         self._lease_ms = int(lease_s * 1000)

@@ -51,7 +51,7 @@ def shared_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"wgtest:{uuid.uuid4().hex[:12]}"
     yield prefix
     client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(match=prefix + ":*"):
+    for key in client.scan_iter(match="{" + prefix + ":keys}:*"):
         client.delete(key)
     client.close()
 
@@ -101,7 +101,7 @@ def test_key_created_on_one_replica_works_on_the_other_and_a_revocation_reaches_
     _until(lambda: _status(b, key) == 200, SETTLE_S)
     assert key not in (b.ctx.settings.policies_dir / "keys.yaml").read_text()  # not in any file
     assert key not in (a.ctx.settings.policies_dir / "keys.yaml").read_text()
-    stored = redis.Redis.from_url(redis_url).hgetall(f"{shared_prefix}:keys:entries")
+    stored = redis.Redis.from_url(redis_url).hgetall("{" + shared_prefix + ":keys}:entries")
     assert key.encode() not in b"".join(stored.values())  # only its hash is stored
     revoked = httpx.delete(a.url + "/admin/keys/shared-1", headers=ADMIN, timeout=30)
     assert revoked.status_code == 200 and revoked.json()["disabled"] is True
@@ -123,11 +123,11 @@ def test_a_revocation_reaches_the_other_replica_without_pubsub_through_the_versi
     key = _create(a, team="net", id="net-1").json()["key"]
     _until(lambda: _status(b, key) == 200, SETTLE_S)
     client = redis.Redis.from_url(redis_url)
-    entries = f"{shared_prefix}:keys:entries"
+    entries = "{" + shared_prefix + ":keys}:entries"
     entry = json.loads(client.hget(entries, "net-1"))
     entry["disabled"] = True
     client.hset(entries, "net-1", json.dumps(entry))
-    client.incr(f"{shared_prefix}:keys:version")
+    client.incr("{" + shared_prefix + ":keys}:version")
     took = _until(lambda: _status(b, key) == 401 and _status(a, key) == 401, SAFETY_NET_BOUND_S)
     assert took <= SAFETY_NET_BOUND_S
 

@@ -1,0 +1,90 @@
+"""redis-py clients for the shared stores (limits, approvals, keys): one Redis, or a Cluster.
+
+Each store's section says ``redis_mode: standalone | cluster`` beside its ``redis_url``. The
+stores' key layouts are cluster-shaped either way: every key one script or transaction
+touches shares a hash tag (limits ``<p>:{<team>}:…``, approvals ``{<p>:apr}:…``, keys
+``{<p>:keys}:…``), so a command never spans two slots (no ``CROSSSLOT``).
+
+- ``client``: the command client. Standalone: one pool (blocking or not); cluster: redis-py's
+  ``RedisCluster`` from the URL as its seed node (it learns the others from ``CLUSTER SLOTS``).
+- ``subscriber``: a plain client to the URL's node, for pub/sub. Classic ``PUBLISH`` (also from
+  a Lua script) reaches the subscribers of every node of a cluster, so one connection to the
+  seed node hears every message, whichever node the writer's slot lives on.
+
+redis-py's own retries stay off (``Retry(NoBackoff(), 0)``): a store fails fast and its
+caller decides (fail closed, ``on_store_error``, a follower that retries on its own).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry  # the asyncio one: the sync Retry warns on every start
+from redis.backoff import NoBackoff
+
+RedisMode = Literal["standalone", "cluster"]
+
+#: What a store's client is: one server's client, or a cluster's (same command API).
+AnyRedis = aioredis.Redis | RedisCluster
+
+
+def where(url: str) -> str:
+    """``host:port`` of a Redis URL, for messages (never the password)."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}"
+
+
+def check_url(url: str, mode: str) -> str:
+    """Settings validation: a cluster URL names database 0 (a cluster has no other)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"redis_url must be redis://, rediss:// or unix://, not {parts.scheme!r}")
+    if mode == "cluster":
+        if parts.scheme == "unix":
+            raise ValueError("redis_mode cluster needs a redis:// or rediss:// seed node URL")
+        if parts.path.strip("/") not in ("", "0"):
+            raise ValueError("redis_mode cluster: a Redis Cluster has only database 0; drop the /<db>")
+    return url
+
+
+def client(
+    url: str,
+    mode: str,
+    *,
+    timeout_s: float | None = None,
+    decode_responses: bool = False,
+    max_connections: int = 64,
+    blocking_timeout_s: float | None = None,
+) -> AnyRedis:
+    """The command client of a store (see the module docstring).
+
+    ``blocking_timeout_s``: standalone only, callers wait up to this long for a free pooled
+    connection instead of failing with ``MaxConnectionsError`` (a burst of held approvals).
+    """
+    common: dict[str, Any] = {
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "decode_responses": decode_responses,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if mode == "cluster":
+        return RedisCluster.from_url(url, max_connections=max_connections, **common)
+    if blocking_timeout_s is not None:
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=blocking_timeout_s, **common
+        )
+        return aioredis.Redis(connection_pool=pool)
+    return aioredis.Redis.from_url(url, max_connections=max_connections, **common)
+
+
+def subscriber(url: str, *, timeout_s: float | None = None, decode_responses: bool = False) -> aioredis.Redis:
+    """A plain client to the URL's node for ``SUBSCRIBE`` (standalone or one node of a cluster)."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout_s,
+        decode_responses=decode_responses,
+        retry=Retry(NoBackoff(), 0),
+    )
