@@ -81,15 +81,10 @@ class ApprovalService:
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self, *, sweep: bool = True) -> None:
-        """Never fails for a store that is down: not ready (``ready``), fail closed, and the
-        open approvals load in the background once it answers (like limits and keys)."""
+        """A store that is down fails nothing here: not ready until the view loads (``ready``)."""
         await self.store.start()
-        try:
-            await self._open.load(self.store)
-            self.open_error = None
-        except Exception as exc:  # store down: retried in the background, reported meanwhile
-            self.open_error = f"open approvals not loaded: {str(exc) or type(exc).__name__}"
-            self._resync_task = asyncio.create_task(self._load_open(), name="approvals-open-load")
+        self._resync_task = asyncio.create_task(self._load_open(), name="approvals-open-load")
+        await asyncio.wait({self._resync_task}, timeout=1.0)  # a healthy store: ready at once
         await self.webhooks.start()
         if sweep:
             self._sweeper.start()
@@ -114,8 +109,8 @@ class ApprovalService:
                 return
             except Exception as exc:  # store unreachable: stay not ready, try again
                 self.open_error = f"open approvals not loaded: {str(exc) or type(exc).__name__}"
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def ready(self) -> None:
         """Readiness (``/readyz``): the store answers, its change feed is up, the view loaded."""

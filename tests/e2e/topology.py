@@ -9,8 +9,10 @@ Every guard is on. The replicas share one ``policies/`` and ``rego/`` directory 
 ConfigMap would), one approvals answer key (``WARDGATE_APPROVALS_KEY``), one Redis key
 prefix and one PostgreSQL schema, both private to this topology and removed by ``stop``; each
 replica has its own ``PROMETHEUS_MULTIPROC_DIR`` and audit ``shard_id`` (its chains).
-The OPA server is ``tests/opa_server.py`` (the real OPA engine behind OPA's REST API), in a
-thread of this process; every worker pushes the policy set to it (idempotent ``PUT``s).
+The OPA server is ``tests/opa_server.py`` (the real OPA engine behind OPA's REST API) in a
+child process of its own (in a thread of the test process it would share that process's GIL
+with the load the tests generate, and its health check would time out the replicas'
+readiness); every worker pushes the policy set to it (idempotent ``PUT``s).
 """
 
 from __future__ import annotations
@@ -20,20 +22,23 @@ import copy
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import redis as redis_sync
 import yaml
 from cryptography.fernet import Fernet
 
-from gateway.http.launch import GatewayProcess
+from gateway.http.launch import LOCALHOST, GatewayProcess, free_port
 from tests.e2e.haproxy import HAProxy
 from tests.harness import PROVIDER_KEY, REPO, default_keys, upstream_models
-from tests.opa_server import OpaServer
+from tests.waiting import wait_until
 
 #: The budget race's key: a team of its own (one hash tag), a total budget of its own.
 RACE_KEY = "wg-test-race-000000000000000000000000000"
@@ -65,6 +70,53 @@ def topology_keys() -> dict[str, Any]:
     return keys
 
 
+class OpaProcess:
+    """``python tests/opa_server.py --port P`` as a child process (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.port = free_port()
+        self.log_path = root / "opa.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOCALHOST}:{self.port}"
+
+    def start(self) -> None:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(REPO / "tests" / "opa_server.py"), "--port", str(self.port)],
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+        def healthy() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"the OPA server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                return httpx.get(self.url + "/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, within=120, interval=0.1, message="the OPA server did not start")
+
+    def policy(self, policy_id: str) -> str:
+        """A module's text as the server holds it (``GET /v1/policies/<id>``)."""
+        resp = httpx.get(f"{self.url}/v1/policies/{policy_id}", timeout=10)
+        resp.raise_for_status()
+        return str(resp.json()["result"]["raw"])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 class Topology:
     """Two (``replicas``) gateway processes of ``workers`` workers behind HAProxy."""
 
@@ -92,7 +144,8 @@ class Topology:
         self.schema = f"wgtest_e2e_{tag}"
         self.approvals_key = Fernet.generate_key().decode()
         self.policies, self.rego = root / "policies", root / "rego"
-        self.opa = OpaServer()
+        root.mkdir(parents=True, exist_ok=True)
+        self.opa = OpaProcess(root)
         self.names = [chr(ord("a") + i) for i in range(replicas)]
         self.workers = workers
         self.server_close = server_close
@@ -138,7 +191,7 @@ class Topology:
                 "engine": "opa",
                 "opa_url": self.opa.url,
                 "watch_debounce_ms": 100,
-                "timeout_ms": 2000,
+                "timeout_ms": 5000,
             },
             "audit": {
                 "backend": "postgres",
@@ -160,10 +213,9 @@ class Topology:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self, timeout_s: float = 180.0) -> Topology:
-        self.root.mkdir(parents=True, exist_ok=True)
         self._write_policies()
-        self.opa.start()
         try:
+            self.opa.start()
             for name in self.names:
                 self.replicas[name] = GatewayProcess(
                     self.config(name), self.root, env=self.env(name), cwd=REPO

@@ -255,7 +255,10 @@ class OpaHttpEngine(PolicyEngine):
 
     async def health(self) -> None:
         self.snapshot()
-        async with admin_client(self.url, timeout_s=1.0) as client:
+        # 2 s, /readyz's bound per check: at 1 s a replica busy with a burst (the other one
+        # drained) failed its probe while its decisions still succeeded, and the load
+        # balancer took out every replica at once (seen in tests/e2e's rolling restart).
+        async with admin_client(self.url, timeout_s=2.0) as client:
             if not await client.check_health():
                 raise PolicyEvalError(f"OPA at {self.url} is not healthy", "unavailable")
 
