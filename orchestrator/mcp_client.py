@@ -221,6 +221,3 @@ class McpToolClient:
             if isinstance(found, httpx2.HTTPError | OSError):
                 raise CallFailed(f"MCP call to {server!r} failed: {found}", code="connection") from exc
             raise
-
-
-Runner = Callable[[str, dict[str, Any], ToolContext], Awaitable[McpToolResult]]
