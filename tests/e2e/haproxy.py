@@ -110,13 +110,22 @@ def config(
 class HAProxy:
     """``haproxy -f cfg -db`` as a child process; ``url`` is the load balancer's address."""
 
-    def __init__(self, root: Path, servers: Sequence[tuple[str, int]], *, server_close: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        servers: Sequence[tuple[str, int]],
+        *,
+        server_close: bool = True,
+        check_ms: int = 100,
+    ) -> None:
         self.binary = ensure_haproxy()
         self.port = free_port()
         self.root = root
         self.stats = root / "haproxy.sock"
         self.cfg = root / "haproxy.cfg"
-        self.cfg.write_text(config(self.port, servers, self.stats, server_close=server_close))
+        self.cfg.write_text(
+            config(self.port, servers, self.stats, server_close=server_close, check_ms=check_ms)
+        )
         self.log_path = root / "haproxy.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
