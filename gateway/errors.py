@@ -217,6 +217,13 @@ class AuditUnavailable(ServiceUnavailable):
     code = "audit_unavailable"
 
 
+class ApprovalsUnavailable(ServiceUnavailable):
+    """The approval store cannot be reached: a call that needs an approval fails closed."""
+
+    code = "approvals_unavailable"
+    retryable = True
+
+
 class Overloaded(ServiceUnavailable):
     """Load shedding: this worker is at its connection or in-flight cap; retry shortly."""
 

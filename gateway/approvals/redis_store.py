@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Iterable
-from typing import cast
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, ParamSpec, TypeVar, cast
 
 import orjson
 import redis.asyncio as redis
@@ -40,6 +41,7 @@ from gateway import redisconn
 from gateway.approvals.model import Approval, Clock, Status
 from gateway.approvals.store import ApprovalStore, approval_join_key, order_score
 from gateway.approvals.tasks import stop
+from gateway.errors import ApprovalsUnavailable
 
 log = logging.getLogger("wardgate.approvals")
 
@@ -96,6 +98,28 @@ def _scored(raw: Iterable[object]) -> list[tuple[int, str]]:
     return [(int(score), _text(member)) for member, score in pairs]
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reachable(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Redis unreachable or failing mid-call becomes a 503 ``approvals_unavailable`` (fail
+    closed, OpenAI-shaped), not an unhandled error answered as a 500 "Internal error"."""
+
+    @functools.wraps(fn)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            store: Any = args[0]
+            raise ApprovalsUnavailable(
+                f"The approval store ({getattr(store, 'where', 'Redis')}) cannot be reached; the call needs it and is "
+                "refused. Retry once it is back.",
+            ) from exc
+
+    return call
+
+
 class RedisApprovalStore(ApprovalStore):
     def __init__(
         self,
@@ -110,6 +134,8 @@ class RedisApprovalStore(ApprovalStore):
         ``subscriber``: the client for pub/sub (default ``client``, which must then be one
         server's client)."""
         super().__init__()
+        #: Where the store lives, for errors (``host:port``; never the URL's password).
+        self.where = "Redis"
         self._clock = clock
         self._redis = client
         self._sub = subscriber if subscriber is not None else client
@@ -143,7 +169,9 @@ class RedisApprovalStore(ApprovalStore):
         pool and fail with ``MaxConnectionsError``; waiting a few milliseconds is the right trade.
         """
         client = redisconn.client(url, mode, max_connections=max_connections, blocking_timeout_s=30)
-        return cls(client, prefix, retention_s, clock=clock, subscriber=redisconn.subscriber(url))
+        store = cls(client, prefix, retention_s, clock=clock, subscriber=redisconn.subscriber(url))
+        store.where = f"Redis at {redisconn.where(url)}"
+        return store
 
     def _key(self, approval_id: str) -> str:
         return f"{self._tag}:r:{approval_id}"
@@ -219,6 +247,7 @@ class RedisApprovalStore(ApprovalStore):
         self._emit(str(payload.get("kind") or "updated"), approval)
 
     # -- primitives ------------------------------------------------------------------
+    @_reachable
     async def create(
         self,
         approval: Approval,
@@ -251,22 +280,27 @@ class RedisApprovalStore(ApprovalStore):
             raise ValueError(f"duplicate approval id {approval.id}")
         return None
 
+    @_reachable
     async def get(self, approval_id: str) -> Approval | None:
         doc = await self._redis.hget(self._key(approval_id), "doc")
         return Approval.from_dict(orjson.loads(doc)) if doc else None
 
+    @_reachable
     async def get_answer(self, approval_id: str) -> bytes | None:
         return _as_bytes(await self._redis.hget(self._key(approval_id), "ans"))
 
+    @_reachable
     async def get_values(self, approval_id: str) -> bytes | None:
         return _as_bytes(await self._redis.hget(self._key(approval_id), "vals"))
 
+    @_reachable
     async def _load_versioned(self, approval_id: str) -> tuple[Approval, int] | None:
         doc, ver = await self._redis.hmget(self._key(approval_id), ["doc", "ver"])
         if not doc or ver is None:
             return None
         return Approval.from_dict(orjson.loads(doc)), int(ver)
 
+    @_reachable
     async def _cas(self, approval: Approval, version: int) -> bool:
         doc = orjson.dumps(approval.to_dict())
         pending = str(approval.expires_at) if approval.status is Status.PENDING else ""
@@ -277,6 +311,7 @@ class RedisApprovalStore(ApprovalStore):
         )
         return result == 1
 
+    @_reachable
     async def _scan(self, before: tuple[int, str] | None, count: int) -> list[tuple[int, str]]:
         if before is None:
             raw = await self._redis.zrevrangebyscore(
@@ -292,6 +327,7 @@ class RedisApprovalStore(ApprovalStore):
         out = [(s, m) for s, m in out if s < score or m < last_id]
         return out[:count]
 
+    @_reachable
     async def _load_many(self, ids: list[str]) -> list[Approval | None]:
         if not ids:
             return []
@@ -304,18 +340,22 @@ class RedisApprovalStore(ApprovalStore):
             await self._redis.zrem(self._all, *gone)
         return [Approval.from_dict(orjson.loads(d)) if d else None for d in docs]
 
+    @_reachable
     async def due(self, now: float, limit: int = 500) -> list[str]:
         raw = await self._redis.zrangebyscore(self._pending, "-inf", now, start=0, num=limit)
         return [_text(m) for m in raw]
 
+    @_reachable
     async def count_pending(self) -> int:
         return int(await self._redis.zcard(self._pending))
 
+    @_reachable
     async def try_lock(self, name: str, ttl_s: float) -> bool:
         return bool(
             await self._redis.set(f"{self._tag}:lock:{name}", b"1", nx=True, px=max(1, int(ttl_s * 1000)))
         )
 
+    @_reachable
     async def purge(self, before: float) -> int:
         """Trim the listing index; the records themselves lapse by their TTL."""
         return int(await self._redis.zremrangebyscore(self._all, "-inf", f"({int(before * 1_000_000)}"))
