@@ -193,16 +193,14 @@ class McpGuards:
                 reasons = [f"approval required: {i.get('reason')}" for i in decision.require_approval]
                 ex.deny(reasons)
                 return json_answer(tool_error(ex, "Wardgate refused this tool call: " + "; ".join(reasons)))
-            calls = [
-                {
-                    "id": str(ex.message.id) if ex.message else "",
-                    "name": name,
-                    "arguments": ex.params.get("arguments"),
-                }
-            ]
-            body_doc = {"server": ex.server_name, "tool": name, "arguments": ex.params.get("arguments")}
+            # The record shows placeholders, also for values that reach the tool as sent.
+            shown = ex.params.get("arguments")
+            if ex.values is not None:
+                shown = ex.values.conceal(shown)
+            calls = [{"id": str(ex.message.id) if ex.message else "", "name": name, "arguments": shown}]
+            body_doc = {"server": ex.server_name, "tool": name, "arguments": shown}
             real = None
-            if ex.rewritten is not None:  # reviewers see what the agent sent, not the placeholders
+            if shown != original:  # reviewers see what the agent sent, not the placeholders
                 real = [{**calls[0], "arguments": original}]
             return await self.approvals.ask(ex, verdict, calls, fingerprint, body_doc, forward, sse_ok, real)
         return None

@@ -3,7 +3,8 @@
 The MCP gateway (gateway/mcp) sends an agent's tool arguments to a server and the server's
 answer back to the agent. Both go through the same engine and the same actions as a model
 call: every string of the arguments gets the *prompt* actions (what an agent sends out:
-``block`` refuses the call, ``restore`` leaves a placeholder the answer can bring back), every
+``block`` refuses the call, ``restore`` leaves a placeholder the answer can bring back, except
+for types restored into tool-call arguments on the chat path, which reach the tool as sent), every
 text of the answer the *answer* actions (new values are redacted; placeholders the arguments
 made are restored for the same caller). One ``ValueRedaction`` per MCP call keeps that call's
 vault between the two. The summary has the shape of ``call.pii`` (entity counts and paths,
@@ -95,12 +96,39 @@ class ValueRedaction:
         if blocked:
             found["blocked"] = blocked
             raise Blocked(blocked)
+        # The server runs the tool, as the agent's own code does on the chat path, where a
+        # `restore` value the caller sent comes back into the model's tool-call arguments
+        # when its type allows it (`tool_arguments`; never secrets or card numbers). The same
+        # values reach an MCP tool as sent (an e-mail for send_email); the rest stays a placeholder.
+        kept = frozenset(
+            e
+            for e in summary.entities
+            if prompt.get(e) is Action.RESTORE and e in self.state.actions.tool_restore
+        )
+        if kept:
+            found["passed"] = sorted(kept)
         for (_, text, put), spans in zip(leaves, results, strict=True):
+            if kept and spans:
+                # Vault the passed values too, so the same value in the tool's answer comes
+                # back to this agent as itself (restored), not as a new placeholder.
+                self.redactor.apply(text, spans, self.state, json=False, output=False)
+                spans = [s for s in spans if s.entity not in kept]
             if spans:
                 changed = self.redactor.apply(text, spans, self.state, json=False, output=False)
                 if changed != text:
                     put(changed)
         return found
+
+    def conceal(self, value: Any) -> Any:
+        """``value`` (a copy) with every value this call vaulted shown as its placeholder: for
+        records others read (an approval's listing), whatever reached the tool."""
+        if isinstance(value, str):
+            return self.state.vault.conceal(value)
+        if isinstance(value, dict):
+            return {k: self.conceal(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.conceal(v) for v in value]
+        return value
 
     async def inbound(self, result: Any) -> dict[str, Any]:
         """Redact an answer in place with the answer actions, then restore this call's placeholders."""

@@ -174,7 +174,9 @@ async def test_arguments_and_answers_are_redacted(gateway: Any, tool_server: tup
     async with mcp_client(_url(gateway)) as client:
         echoed = await client.call_tool("echo", {"text": f"key {secret} mail bob@example.org"})
     sent = [args for name, args in server.seen if name == "echo"][-1]["text"]
-    assert secret not in sent and "bob@example.org" not in sent
+    # The secret never reaches the tool; the agent's own e-mail does (a type restored into
+    # tool-call arguments on the chat path reaches an MCP tool as sent: send_email needs it).
+    assert secret not in sent and "bob@example.org" in sent
     # The agent gets its own e-mail back (restored), never the secret.
     assert "bob@example.org" in echoed.content[0].text and secret not in echoed.content[0].text
     async with mcp_client(_url(gateway, "crm")) as client:
