@@ -124,7 +124,10 @@ async def test_postgres_quiet_time_event_is_committed_by_its_caller_and_the_rest
         await asyncio.sleep(0)
         await asyncio.wait_for(service.close(), 10)
         await last
-        assert commits[2:] == [("last-caller", 1), ("audit-writer", 1)]
+        # Which task commits the close event is the writer's business (the writer task, or
+        # close() itself once the writer has stopped); what matters is the order and that
+        # it is one more commit of one row.
+        assert commits[2] == ("last-caller", 1) and [n for _, n in commits[3:]] == [1]
     finally:
         await service.close()
     store = make_store(settings, tmp_path)
