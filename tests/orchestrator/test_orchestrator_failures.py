@@ -99,14 +99,20 @@ async def test_a_run_whose_budget_runs_out_stops_cleanly_and_resumes_once_raised
         await admin.close()
     resumed = await resume_reviewed(config, run_id, scenario)
     assert resumed.status == "completed", resumed.to_dict()
-    # The halt cancels the steps still running: a read-only tool it interrupted (found
-    # ``started``) runs again on resume, by design; a side-effecting tool never runs twice.
+    # The halt cancels the steps still running: a tool it interrupted (found ``started``) runs
+    # again on resume when that is safe by design (read-only, or idempotent: the same
+    # idempotency key, so the backend recognises the repeat); any other side-effecting tool
+    # never runs twice. Whether the refund was caught mid-way depends on timing, so both are
+    # allowed, but the money moves exactly once.
     interrupted = {t.id for t in report.tools if t.status == "started"}
     for t in resumed.tools:
         tool = scenario.tools.get(t.name)
         assert tool is not None
-        assert t.executions == 1 or (t.executions == 2 and t.id in interrupted and not tool.side_effect), t
-    assert scenario.backend.ran("issue_refund") == len(scenario.backend.refunds) == 1
+        rerun_ok = not tool.side_effect or tool.idempotent
+        assert t.executions == 1 or (t.executions == 2 and t.id in interrupted and rerun_ok), t
+    refund_keys = {key for (name, key) in scenario.backend.invocations if name == "issue_refund"}
+    assert len(refund_keys) == 1, scenario.backend.invocations
+    assert len(scenario.backend.refunds) == 1
 
 
 async def test_loop_detected_stops_the_run_with_a_report(hold_gateway, upstream, tmp_path: Path):
