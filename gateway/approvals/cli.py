@@ -19,9 +19,7 @@ from __future__ import annotations
 import json
 import time
 import unicodedata
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +27,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from gateway.admin.client import AdminClient, ClientError
 
 app = typer.Typer(help="Review the human approval queue.", no_args_is_help=True)
 
@@ -73,31 +73,14 @@ class Client:
     key: str
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.url.rstrip("/") + path,
-            data=data,
-            method=method,
-            headers={
-                "authorization": f"Bearer {self.key}",
-                "content-type": "application/json",
-                "accept": "application/json",
-            },
-        )
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            try:
-                err = json.loads(exc.read()).get("error") or {}
-            except (ValueError, AttributeError):
-                err = {}
-            message = err.get("message") or exc.reason
-            _err((safe(f"HTTP {exc.code} {err.get('code') or ''}"), "red"), ": ", safe(message))
-            raise typer.Exit(1) from exc
-        except urllib.error.URLError as exc:
-            _err((safe(f"cannot reach {self.url}"), "red"), ": ", safe(exc.reason))
-            raise typer.Exit(2) from exc
+            return AdminClient(self.url, self.key).call(method, path, body=body)
+        except ClientError as exc:
+            if exc.status is None:
+                _err((safe(str(exc)), "red"))
+                raise typer.Exit(2) from None
+            _err((safe(f"HTTP {exc.status} {exc.code}"), "red"), ": ", safe(exc.message))
+            raise typer.Exit(1) from None
 
 
 def _when(ts: Any) -> str:

@@ -30,7 +30,6 @@ Layout (one job per module):
     cli_target.py    the store a CLI command opens (settings + overrides)
     anchor_cli.py    wardgate audit anchor|keygen
     roles_cli.py     wardgate audit grant|prune: the append-only two-role PostgreSQL deployment
-    client.py        the CLI's small admin-API client (stdlib only)
     jsonl_source.py  verify an exported or logged JSONL stream offline (verify --file)
     runs_cli.py      wardgate runs show RUN_ID
 

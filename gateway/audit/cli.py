@@ -20,9 +20,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway.admin.client import AdminClient, ClientError
 from gateway.audit import anchor_cli, roles_cli
 from gateway.audit.cli_target import store_settings
-from gateway.audit.client import AdminClient, ClientError
 from gateway.audit.verify import VerifyReport, verify
 
 app = typer.Typer(

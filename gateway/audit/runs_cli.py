@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.tree import Tree
 
-from gateway.audit.client import AdminClient, ClientError
+from gateway.admin.client import AdminClient, ClientError
 
 app = typer.Typer(help="Agent runs: the timeline of every call of a run.", no_args_is_help=True)
 

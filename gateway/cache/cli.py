@@ -12,12 +12,12 @@ Talks HTTP to a running gateway: ``--url`` / ``WARDGATE_URL`` and ``--admin-key`
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from typing import Any
 
 import orjson
 import typer
+
+from gateway.admin.client import admin_call
 
 app = typer.Typer(help="Response cache: stats and purge (admin API).")
 
@@ -25,32 +25,10 @@ _URL = typer.Option("http://127.0.0.1:8080", "--url", envvar="WARDGATE_URL", hel
 _KEY = typer.Option(..., "--admin-key", envvar="WARDGATE_ADMIN_KEY", help="Admin API key.")
 
 
-def _call(method: str, url: str, key: str, path: str, body: Any = None) -> Any:
-    req = urllib.request.Request(
-        url.rstrip("/") + path,
-        data=orjson.dumps(body) if body is not None else None,
-        method=method,
-        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return orjson.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            message = orjson.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = str(exc)
-        typer.echo(f"error: HTTP {exc.code}: {message}", err=True)
-        raise typer.Exit(1) from exc
-    except urllib.error.URLError as exc:
-        typer.echo(f"error: cannot reach {url}: {exc.reason}", err=True)
-        raise typer.Exit(1) from exc
-
-
 @app.command()
 def stats(url: str = _URL, admin_key: str = _KEY, as_json: bool = typer.Option(False, "--json")) -> None:
     """The store's size and this gateway process's hits, misses, hit ratio and savings."""
-    doc = _call("GET", url, admin_key, "/admin/cache")
+    doc = admin_call("GET", url, admin_key, "/admin/cache")
     if as_json:
         typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         return
@@ -86,5 +64,5 @@ def purge(
     body: dict[str, Any] = {"scope": scopes[0] if scopes else None, "model": model}
     if everything:
         body["all"] = True
-    doc = _call("POST", url, admin_key, "/admin/cache/purge", body)
+    doc = admin_call("POST", url, admin_key, "/admin/cache/purge", body=body)
     typer.echo(f"deleted {doc.get('deleted')} stored answer(s)")

@@ -14,9 +14,7 @@ Talks HTTP to a running gateway: ``--url`` / ``WARDGATE_URL`` and ``--admin-key`
 from __future__ import annotations
 
 import math
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
 import orjson
@@ -24,36 +22,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway.admin.client import admin_call
+
 app = typer.Typer(help="Spend, budgets and rate limits (admin API).")
 
 _URL = typer.Option("http://127.0.0.1:8080", "--url", envvar="WARDGATE_URL", help="Gateway base URL.")
 _KEY = typer.Option(..., "--admin-key", envvar="WARDGATE_ADMIN_KEY", help="Admin API key.")
 _TEAM = typer.Option(None, "--team", help="Team of a user/agent/run/model scope.")
-
-
-def _request(method: str, url: str, key: str, path: str, params: dict[str, Any], body: Any = None) -> Any:
-    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-    full = url.rstrip("/") + path + (f"?{query}" if query else "")
-    data = orjson.dumps(body) if body is not None else None
-    req = urllib.request.Request(
-        full,
-        data=data,
-        method=method,
-        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return orjson.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            message = orjson.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = str(exc)
-        typer.echo(f"error: HTTP {exc.code}: {message}", err=True)
-        raise typer.Exit(1) from exc
-    except urllib.error.URLError as exc:
-        typer.echo(f"error: cannot reach {url}: {exc.reason}", err=True)
-        raise typer.Exit(1) from exc
 
 
 def _usd(v: float | None) -> str:
@@ -113,7 +88,7 @@ def spend(
     if not admin_key:
         typer.echo("error: an admin key is required (--admin-key or WARDGATE_ADMIN_KEY)", err=True)
         raise typer.Exit(2)
-    doc = _request("GET", url, admin_key, "/admin/spend", {"scope": scope, "id": scope_id, "team": team})
+    doc = admin_call("GET", url, admin_key, "/admin/spend", {"scope": scope, "id": scope_id, "team": team})
     if as_json:
         typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         return
@@ -153,7 +128,7 @@ def set_budget(
         if given:
             body[name] = v
     path = f"/admin/budgets/{urllib.parse.quote(scope)}/{urllib.parse.quote(scope_id, safe='')}"
-    render([_request("PUT", url, admin_key, path, {"team": team}, body)])
+    render([admin_call("PUT", url, admin_key, path, {"team": team}, body)])
 
 
 @app.command("set-limits")
@@ -185,5 +160,5 @@ def set_limits(
         if given:  # a fraction where a count is due goes as is: the API names the field in its 400
             body[name] = int(v) if v is not None and not name.endswith("_usd") and v.is_integer() else v
     path = f"/admin/limits/{urllib.parse.quote(scope)}/{urllib.parse.quote(scope_id, safe='')}"
-    doc = _request("PUT", url, admin_key, path, {"team": team}, body)
+    doc = admin_call("PUT", url, admin_key, path, {"team": team}, body)
     typer.echo(orjson.dumps({"limits": doc["limits"], "override": doc["override"]}).decode())
