@@ -24,6 +24,7 @@ import yaml
 from typer.testing import CliRunner
 
 from gateway.approvals.cli import app as cli_app
+from gateway.redaction.config import Action, DirectionalAction
 from tests.approvals.conftest import new_approval
 from tests.approvals.e2e_app import approvals_settings
 from tests.harness import ADMIN_KEY, APPROVER_KEY, AUDITOR_KEY, TEST_KEY, _sha, default_keys, running_gateway
@@ -45,7 +46,7 @@ def _gateway(tmp_path: Path, upstream: Any, redis_url: str, key_prefix: str, res
     if restored:  # the operator chose to give the caller its IBAN back inside tool calls
         settings.redaction.actions = {
             **settings.redaction.actions,
-            "IBAN_CODE": {"prompt": "restore", "tool_arguments": True},
+            "IBAN_CODE": DirectionalAction(prompt=Action.RESTORE, tool_arguments=True),
         }
     settings.audit.enabled = True
     keys = yaml.safe_load((settings.policies_dir / "keys.yaml").read_text()) or default_keys()
