@@ -13,7 +13,8 @@ Layout (one job per module):
     verify.py        walk the chains, report the first broken link
     ends.py          verify: a chain's end against its head row (re-read on a live store); page prefetch
     signing.py       Ed25519 keys: sign checkpoints and anchors (key never in the database)
-    anchors.py       signed anchors: write to / read from a file, directory or webhook
+    anchors.py       signed anchors: write to / read from a file, directory, webhook or S3
+    anchor_s3.py     S3-compatible anchors: SigV4-signed write-once, object-locked PUTs
     anchor_check.py  verify --anchors: hold the chains to the signed heads
     store/           AuditStore: sqlite (embedded default), postgres (append-only roles), log
     stage.py         the "audit" stage: event + metrics + trace from one finish hook

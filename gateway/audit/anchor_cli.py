@@ -43,12 +43,14 @@ async def _anchor(
     finally:
         await store.close()
     record = anchor_record(key, heads, "cli")
-    await write_anchor(dest, record)
+    await write_anchor(dest, record, settings.anchor_s3)
     return record
 
 
 def anchor_cmd(
-    to: str = typer.Option(None, "--to", help="File, directory or http(s) URL (default: audit.anchor_to)."),
+    to: str = typer.Option(
+        None, "--to", help="File, directory, http(s) URL or s3://bucket/prefix (default: audit.anchor_to)."
+    ),
     key_file: Path = typer.Option(None, "--key-file", help="Ed25519 private key (default: audit settings)."),
     config: Path = typer.Option(None, "--config", help="wardgate.yaml (default: WARDGATE_CONFIG / env)."),
     sqlite: Path = typer.Option(None, help="Override the SQLite file."),

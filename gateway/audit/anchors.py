@@ -11,8 +11,10 @@ write one each ``audit.anchor_interval_s``. Destinations are append-only by cons
 - an ``http(s)://`` URL (webhook): the record is POSTed as JSON; any 2xx is success. To
   verify against it, the same URL must answer GET with the records (JSONL or a JSON array).
 
-S3-compatible object storage (with object lock) is not implemented: an ``s3://`` destination
-is refused at start rather than silently ignored. See docs/audit.md.
+- ``s3://bucket/prefix``: one new write-once object per anchor in S3-compatible storage,
+  object-locked where configured (``audit.anchor_s3``; see anchor_s3.py).
+
+See docs/audit.md.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.audit.anchor_s3 import AnchorS3Settings, S3AnchorError, S3Anchors, credentials, split_spec
 from gateway.audit.chain import Head
 from gateway.audit.schema import SCHEMA_VERSION, iso_time
 from gateway.audit.signing import public_hex, sign
@@ -62,12 +65,26 @@ def _is_url(spec: str) -> bool:
     return spec.startswith(("http://", "https://"))
 
 
-def check_destination(spec: str) -> None:
-    """Refuse a destination this build cannot write, at configuration time."""
-    if spec.startswith("s3://"):
-        raise AnchorError(
-            "s3:// anchor destinations are not implemented; use a file, a directory or a webhook"
-        )
+def _is_s3(spec: str) -> bool:
+    return spec.startswith("s3://")
+
+
+def check_destination(spec: str, s3: AnchorS3Settings | None = None) -> None:
+    """Refuse, at configuration time, a destination that cannot be written as configured
+    (an ``s3://`` one without its bucket or credentials; reachability is the write's business)."""
+    if _is_s3(spec):
+        try:
+            split_spec(spec)
+            credentials(s3 or AnchorS3Settings())
+        except S3AnchorError as exc:
+            raise AnchorError(str(exc)) from None
+
+
+def _s3(spec: str, s3: AnchorS3Settings | None) -> S3Anchors:
+    try:
+        return S3Anchors(spec, s3 or AnchorS3Settings())
+    except S3AnchorError as exc:
+        raise AnchorError(str(exc)) from None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -114,15 +131,19 @@ def _post(url: str, body: bytes) -> None:
         raise AnchorError(f"anchor webhook {url} failed: {exc}") from None
 
 
-async def write_anchor(spec: str, record: dict[str, Any]) -> None:
+async def write_anchor(spec: str, record: dict[str, Any], s3: AnchorS3Settings | None = None) -> None:
     """Append one record to the destination (in a thread: fsync and HTTP must not block the loop)."""
-    check_destination(spec)
+    check_destination(spec, s3)
     line = orjson.dumps(record) + b"\n"
     try:
-        if _is_url(spec):
+        if _is_s3(spec):
+            await asyncio.to_thread(_s3(spec, s3).put, line)
+        elif _is_url(spec):
             await asyncio.to_thread(_post, spec, line)
         else:
             await asyncio.to_thread(_write_local, spec, line)
+    except S3AnchorError as exc:
+        raise AnchorError(str(exc)) from None
     except OSError as exc:
         raise AnchorError(f"anchor destination {spec} failed: {exc}") from None
 
@@ -142,17 +163,26 @@ def _get(url: str) -> bytes:
         raise AnchorError(f"anchors at {url} could not be read: {exc}") from None
 
 
-def read_anchors(spec: str) -> list[dict[str, Any]]:
+def _read_s3(spec: str, s3: AnchorS3Settings | None) -> list[dict[str, Any]]:
+    client = _s3(spec, s3)
+    return [r for key in client.keys() for r in _parse(client.get(key))]
+
+
+def read_anchors(spec: str, s3: AnchorS3Settings | None = None) -> list[dict[str, Any]]:
     """Every record at the destination, oldest first (unsigned or foreign ones included:
     ``verify`` judges them)."""
-    check_destination(spec)
+    check_destination(spec, s3)
     try:
-        if _is_url(spec):
+        if _is_s3(spec):
+            records = _read_s3(spec, s3)
+        elif _is_url(spec):
             records = _parse(_get(spec))
         elif Path(spec).is_dir():
             records = [r for p in sorted(Path(spec).glob("anchor-*.json")) for r in _parse(p.read_bytes())]
         else:
             records = _parse(Path(spec).read_bytes())
+    except S3AnchorError as exc:
+        raise AnchorError(str(exc)) from None
     except (OSError, orjson.JSONDecodeError) as exc:
         raise AnchorError(f"anchors at {spec} could not be read: {exc}") from None
     return sorted(records, key=_ts)

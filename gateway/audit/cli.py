@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import sys
 import time
 from pathlib import Path
@@ -279,7 +280,18 @@ async def _verify_file(path: Path, **proof: Any) -> VerifyReport:
     return await verify(source, **proof)
 
 
-def _proof(anchors: str | None, public_key: str | None) -> dict[str, Any]:
+def _s3_settings(anchors: str | None, config: Path | None) -> Any:
+    """``audit.anchor_s3`` of the config, for an ``s3://`` ``--anchors`` (None otherwise)."""
+    if anchors is None or not anchors.startswith("s3://"):
+        return None
+    if config is not None:
+        os.environ["WARDGATE_CONFIG"] = str(config)
+    from gateway.settings import Settings
+
+    return Settings().audit.anchor_s3
+
+
+def _proof(anchors: str | None, public_key: str | None, config: Path | None = None) -> dict[str, Any]:
     """``verify``'s anchor arguments from the CLI options (exit 2 on a bad key or destination)."""
     if anchors is None and public_key is None:
         return {}
@@ -290,7 +302,7 @@ def _proof(anchors: str | None, public_key: str | None) -> dict[str, Any]:
         raise typer.BadParameter("--anchors needs --public-key (what the anchors were signed with)")
     try:
         key = load_public_key(public_key)
-        records = read_anchors(anchors) if anchors is not None else None
+        records = read_anchors(anchors, _s3_settings(anchors, config)) if anchors is not None else None
     except (AnchorError, SigningKeyError) as exc:
         Console(stderr=True).print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -310,14 +322,16 @@ def verify_cmd(
         False, "--strict", help="Also exit 1 when a chain's tail is witnessed by nothing but itself."
     ),
     anchors: str = typer.Option(
-        None, "--anchors", help="Signed anchors: a file, a directory or a URL (see `audit anchor`)."
+        None,
+        "--anchors",
+        help="Signed anchors: a file, a directory, a URL or s3://bucket/prefix (see `audit anchor`).",
     ),
     public_key: str = typer.Option(
         None, "--public-key", help="Ed25519 public key of the anchors: PEM file, PEM text or hex."
     ),
 ) -> None:
     """Walk every chain; exit 1 and name the first broken link if anything was edited, deleted or reordered."""
-    proof = _proof(anchors, public_key)
+    proof = _proof(anchors, public_key, config)
     if file is not None:
         report = asyncio.run(_verify_file(file, **proof))
     else:

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from gateway.audit.anchor_s3 import AnchorS3Settings
+
 
 class AuditSettings(BaseModel):
     enabled: bool = True
@@ -62,8 +64,11 @@ class AuditSettings(BaseModel):
     signing_key_file: Path | None = None
     signing_key_env: str = "WARDGATE_AUDIT_SIGNING_KEY"
     #: Where each process writes a signed anchor of every chain's head: a file (appended), a
-    #: directory (one new file each; e.g. another volume) or an http(s) webhook. Needs a key.
+    #: directory (one new file each; e.g. another volume), an http(s) webhook, or
+    #: ``s3://bucket/prefix`` (S3-compatible, one write-once object each). Needs a key.
     anchor_to: str | None = None
+    #: Endpoint, region, credential env var names and object lock of ``s3://`` anchors.
+    anchor_s3: AnchorS3Settings = Field(default_factory=AnchorS3Settings)
     #: How often (what an attacker with database access can rewrite undetected is bounded by it).
     anchor_interval_s: float = Field(default=60.0, gt=0)
     #: Also write every event as a JSON line (with its ``hash``, verifiable with

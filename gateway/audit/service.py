@@ -70,7 +70,7 @@ class AuditService:
         )
         self.signing_key = load_private_key(settings.signing_key_file, settings.signing_key_env)
         if settings.anchor_to is not None:
-            check_destination(settings.anchor_to)
+            check_destination(settings.anchor_to, settings.anchor_s3)
             if self.signing_key is None:
                 raise ValueError(
                     f"audit.anchor_to needs a signing key (audit.signing_key_file or ${settings.signing_key_env})"
@@ -225,7 +225,7 @@ class AuditService:
         since = self._anchored_at - self.settings.anchor_interval_s if self._anchored_at else float("-inf")
         heads = {c.shard: c.head for c in await self._chains() if c.ts >= since}
         record = anchor_record(self.signing_key, heads, self.shard, now)
-        await write_anchor(self.settings.anchor_to, record)
+        await write_anchor(self.settings.anchor_to, record, self.settings.anchor_s3)
         self._anchored_at = now
         return record
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from test_audit_chain_registry import _INSERT, _SET_HEAD, _forge, _last, _problems
 from typer.testing import CliRunner
 
-from gateway.audit.anchors import AnchorError, anchor_record, read_anchors, write_anchor
+from gateway.audit.anchors import anchor_record, read_anchors, write_anchor
 from gateway.audit.chain import Head, ShardChain
 from gateway.audit.cli import app as audit_cli
 from gateway.audit.signing import private_pem, public_hex
@@ -208,11 +208,6 @@ async def test_the_periodic_anchor_writes_to_a_directory_and_a_webhook(make_serv
             assert {a.shard, b.shard} <= {s.shard for s in report.shards if s.anchored_to}
     finally:
         server.shutdown()
-
-
-async def test_s3_destinations_are_refused_rather_than_ignored(make_service, key):
-    with pytest.raises(AnchorError):
-        await make_service(signing_key_file=key[0], anchor_to="s3://bucket/anchors")
 
 
 async def test_cli_keygen_anchor_and_verify_with_anchors(make_service, tmp_path, monkeypatch):
