@@ -7,9 +7,9 @@ audit log). Children are kept in a dict: ``labels()`` costs a few µs per call.
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Counter
+
+from gateway.observability.labels import LabelledChildren
 
 
 class CacheMetrics:
@@ -43,17 +43,10 @@ class CacheMetrics:
             "Calls a policy asked to cache semantically, served as exact (no semantic index).",
             registry=registry,
         )
-        self._children: dict[tuple[Any, ...], Any] = {}
+        self._child = LabelledChildren()
         #: This process's totals, for ``GET /admin/cache`` (the counters above are per label).
         self.totals: dict[str, int] = {"hit": 0, "miss": 0, "bypass": 0, "store": 0}
         self.saved_total_usd = 0.0
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric._name, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
 
     def looked_up(self, result: str, team: str, model: str) -> None:
         self._child(self.lookups, result, team, model).inc()

@@ -9,6 +9,7 @@ bound is the second line. Run ids and request ids are never labels at all.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 OTHER = "other"
 NONE = ""
@@ -36,3 +37,24 @@ class BoundedValues:
                 return OTHER
             self._seen.add(text)
             return text
+
+
+class LabelledChildren:
+    """``metric.labels(*values)``, cached per metric and values.
+
+    ``labels()`` costs a few µs per call (a lock, tuple checks), which on the per-call path is
+    most of what metrics add; each metrics holder keeps one of these and calls it instead.
+    Label values must already be bounded (``BoundedValues``): the cache grows with them.
+    """
+
+    __slots__ = ("_children",)
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def __call__(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child

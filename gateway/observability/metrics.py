@@ -37,7 +37,7 @@ from gateway.errors import GatewayError, RateLimited, UpstreamError
 from gateway.http.ops_auth import require_ops_token
 from gateway.observability.config import MetricsSettings
 from gateway.observability.fast import PROBE, fast_path
-from gateway.observability.labels import NONE, UNKNOWN, BoundedValues
+from gateway.observability.labels import NONE, UNKNOWN, BoundedValues, LabelledChildren
 
 _FAST = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _SLOW = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -65,7 +65,7 @@ class Metrics:
         self.rule, self.scope = BoundedValues(limit), BoundedValues(limit)
         self.stage = BoundedValues(64)
         #: Label children by (metric, values); label values are bounded, so this is too.
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._child = LabelledChildren()
         #: The per-call hot path skips the generic lookup for what every call records: the
         #: request counter and latency by (endpoint, model, status), the stage latencies.
         self._heads: dict[tuple[str, str, int | None], tuple[Any, Any]] = {}
@@ -156,14 +156,6 @@ class Metrics:
         self.audit_rejections = Counter(
             "wardgate_audit_rejected_events", "Events that could not be recorded.", ["kind"], registry=r
         )
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(...)``, cached: the per-call path does ~15 of these."""
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
 
     # --- the audit log -----------------------------------------------------------------
     def audit_recorded(self, kind: str, seconds: float) -> None:

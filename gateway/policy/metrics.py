@@ -6,9 +6,9 @@ call (lock, tuple checks), which is most of what metrics would add to a decision
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gateway.observability.labels import LabelledChildren
 
 _LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0)
 
@@ -47,14 +47,7 @@ class PolicyMetrics:
             registry=registry,
             multiprocess_mode="livemax",  # the latest load among the live workers
         )
-        self._children: dict[tuple[str, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric._name, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+        self._child = LabelledChildren()
 
     def decided(self, phase: str, outcome: str) -> None:
         self._child(self.decisions, phase, outcome).inc()

@@ -67,11 +67,12 @@ SEAMS: dict[str, frozenset[str]] = {
             "gateway.audit.verify",
         }
     ),
-    # Metrics, tracing and the GC watch are shared facilities.
+    # Metrics (and their cached labelled children), tracing and the GC watch are shared facilities.
     "observability": frozenset(
         {
             "gateway.observability.config",
             "gateway.observability.gcwatch",
+            "gateway.observability.labels",
             "gateway.observability.metrics",
             "gateway.observability.multiproc",
             "gateway.observability.traceparent",
