@@ -51,6 +51,18 @@ def is_requester(a: Approval, reviewer: AdminPrincipal) -> bool:
     return reviewer.user in caused_by or reviewer.key_id in caused_by
 
 
+def refuse_requester(a: Approval, reviewer: AdminPrincipal) -> None:
+    """Four-eyes for both decisions: the person whose call is held decides neither way (a
+    denial is a decision too, and its comment goes back to the agent as the reviewer's). The
+    caller may still withdraw its own call (``cancel``, with the agent's key)."""
+    if is_requester(a, reviewer):
+        raise PermissionDenied(
+            f"Four-eyes: {reviewer.user} caused approval {a.id} and cannot decide it "
+            "(approve or deny); another reviewer of its group must.",
+            code="self_approval_forbidden",
+        )
+
+
 def _expired(a: Approval, reason: str, now: float) -> Approval:
     new = _copy(a)
     new.status = Status.EXPIRED
@@ -68,11 +80,7 @@ def approve(reviewer: AdminPrincipal, comment: str | None, now: float) -> Change
             return _expired(a, EXPIRED, now)
         ensure_open(a, now)
         may_review(a, reviewer)
-        if is_requester(a, reviewer):
-            raise PermissionDenied(
-                f"Four-eyes: {reviewer.user} caused approval {a.id} and cannot approve it.",
-                code="self_approval_forbidden",
-            )
+        refuse_requester(a, reviewer)
         if any(v.user == reviewer.user for v in a.votes):
             raise Conflict(
                 f"{reviewer.user} already approved {a.id}; it needs a different reviewer.",
@@ -91,13 +99,14 @@ def approve(reviewer: AdminPrincipal, comment: str | None, now: float) -> Change
 
 
 def deny(reviewer: AdminPrincipal, comment: str | None, now: float) -> Change:
-    """Any eligible reviewer may deny, the requester included (vetoing one's own action is safe)."""
+    """Any eligible reviewer but the requester (four-eyes holds for both decisions)."""
 
     def change(a: Approval) -> Approval:
         if a.overdue(now):
             return _expired(a, EXPIRED, now)
         ensure_open(a, now)
         may_review(a, reviewer)
+        refuse_requester(a, reviewer)
         new = _copy(a)
         new.status = Status.DENIED
         new.decided_at = now

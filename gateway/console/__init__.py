@@ -22,6 +22,7 @@ Modules:
     web.py             Page / PageRoute / PageRequest; the wrapper: session, roles, CSRF, error pages
     deps.py            Deps: what pages read (providers of other components' services); sign-in methods
     signin.py          sign-in with an admin key, sign-out
+    throttle.py        failed sign-ins per address and key prefix (memory or Redis): brute force refused
     sessions.py        Session, SessionStore, the memory store, SessionManager (idle / absolute expiry)
     redis_sessions.py  sessions in Redis (several workers or replicas)
     security.py        CSP and security headers, the CSRF check

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from gateway.audit.component import Audit
     from gateway.console.pending import PendingView
     from gateway.console.sessions import SessionManager
+    from gateway.console.throttle import SignInThrottle
     from gateway.context import AppContext
     from gateway.keys.component import Keys
     from gateway.limits.component import Limits
@@ -42,6 +43,8 @@ class Console(BaseComponent):
         self.sessions: SessionManager | None = None
         #: The inbox's pending approvals (set at start while both the console and approvals are on).
         self.pending: PendingView | None = None
+        #: Failed sign-ins per address and key prefix (set at start while the console is on).
+        self.throttle: SignInThrottle | None = None
         self.settings = ConsoleSettings()
 
     def routes(self) -> list[BaseRoute]:
@@ -60,21 +63,45 @@ class Console(BaseComponent):
             limits=self.limits.admin,
             policy=lambda: self.policy.service,
             pending=lambda: self.pending,
+            throttle=lambda: self.throttle,
             keys=self.keys.api_deps() if self.keys is not None else None,
         )
         return routes(deps, load_pages())
 
     async def start(self, ctx: AppContext) -> None:
-        from gateway.console.config import session_store_of
+        from gateway.console.config import session_store_of, throttle_store_of
         from gateway.console.sessions import MemorySessionStore, SessionManager, SessionStore
+        from gateway.console.throttle import (
+            MemoryThrottleStore,
+            RedisThrottleStore,
+            SignInThrottle,
+            ThrottleStore,
+        )
 
         self.sessions = None
         self.pending = None
+        self.throttle = None
         settings = self.settings = section(ctx.settings, self.name, ConsoleSettings)
         if not settings.enabled:
             return
         store: SessionStore
-        backend, redis_url, key_prefix = session_store_of(settings, getattr(ctx.settings, "approvals", None))
+        sessions_at = session_store_of(settings, getattr(ctx.settings, "approvals", None))
+        backend, redis_url, key_prefix = sessions_at
+        t_backend, t_url, t_mode, t_prefix = throttle_store_of(
+            settings, getattr(ctx.settings, "limits", None), sessions_at
+        )
+        counts: ThrottleStore = (
+            RedisThrottleStore.from_url(t_url, t_mode, t_prefix)
+            if t_backend == "redis"
+            else MemoryThrottleStore()
+        )
+        throttle = self.throttle = SignInThrottle(
+            counts,
+            settings.signin_max_failures_per_ip,
+            settings.signin_max_failures_per_key_prefix,
+            settings.signin_window_s,
+        )
+        ctx.closers.append(throttle.close)
         if backend == "redis":
             from gateway.console.redis_sessions import RedisSessionStore
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gateway.console.pending import PendingView
     from gateway.console.sessions import Session, SessionManager
     from gateway.console.templates import Templates
+    from gateway.console.throttle import SignInThrottle
     from gateway.keys.api import Deps as KeysDeps
     from gateway.limits.admin import LimitsAdmin
     from gateway.policy.service import PolicyService
@@ -60,6 +61,8 @@ class Deps:
     policy: Provider[PolicyService] = _off
     #: The pending approvals kept from the change feed (the inbox) while the queue is on.
     pending: Provider[PendingView] = _off
+    #: Failed sign-ins counted per address and key prefix (while the console is on).
+    throttle: Provider[SignInThrottle] = _off
     #: Key creation and revocation, as the admin API does them (None: no keys component).
     keys: KeysDeps | None = None
 

@@ -99,6 +99,8 @@ async def test_approve_and_deny_over_http_with_every_refusal(api: Api) -> None:
     assert status == 403 and body["error"]["code"] == "approver_group_required"
     status, body = await api.call("POST", path + "/approve", ALICE_KEY, {"comment": "mine"})
     assert status == 403 and body["error"]["code"] == "self_approval_forbidden"
+    status, body = await api.call("POST", path + "/deny", ALICE_KEY, {"comment": "mine"})
+    assert status == 403 and body["error"]["code"] == "self_approval_forbidden"
     status, body = await api.call("POST", path + "/approve", FIN_KEY, {"comment": 5})
     assert status == 400
     status, body = await api.call("POST", path + "/approve", FIN_KEY, {"comment": "looks right"})

@@ -114,8 +114,10 @@ async def test_four_eyes_refuses_the_requester_even_with_an_admin_key(make_servi
         await service.approve(approval.id, ALICE_ADMIN, "my own")
     assert refused.value.code == "self_approval_forbidden"
     assert (await service.get(approval.id)).status is Status.PENDING
-    denied = await service.deny(approval.id, ALICE_ADMIN, "changed my mind")  # vetoing one's own is allowed
-    assert denied.status is Status.DENIED and denied.decided_by == "alice"
+    with pytest.raises(PermissionDenied) as refused:  # nor deny it: four-eyes holds for both decisions
+        await service.deny(approval.id, ALICE_ADMIN, "changed my mind")
+    assert refused.value.code == "self_approval_forbidden" and "approve or deny" in refused.value.message
+    assert (await service.get(approval.id)).status is Status.PENDING
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.console.console_app import SUPPORT2_KEY, SUPPORT_KEY, pending_ids, transfer
+from tests.console.console_app import SELF_APPROVER_KEY, SUPPORT2_KEY, SUPPORT_KEY, pending_ids, transfer
 from tests.harness import ADMIN_KEY, RunningGateway
 from tests.waiting import wait_until
 
@@ -186,6 +186,14 @@ def test_refusals_in_the_browser_csrf_roles_and_unknown_ids(
     assert auditor.get_by_role("button", name="Approve").count() == 0
     assert "may read approvals but not decide" in auditor.locator("#why-not").inner_text()
     shot(auditor, "approval-auditor")
+    # four-eyes: "tester" holds the agent key that made this call; the page says why it
+    # offers neither decision (the server refuses both: the HTTP tests)
+    mine = signed_in(SELF_APPROVER_KEY)
+    mine.goto(f"/console/approvals/{approval_id}")
+    assert "neither approve nor deny" in mine.locator("#why-not").inner_text()
+    assert mine.get_by_role("button", name="Approve").count() == 0
+    assert mine.get_by_role("button", name="Deny").count() == 0
+    shot(mine, "approval-own-four-eyes")
     approver = signed_in("approver")
     approver.goto(f"/console/approvals/{approval_id}")
     approver.evaluate("() => document.querySelector('form.decide input[name=csrf_token]').value = 'forged'")

@@ -79,9 +79,19 @@ def test_the_server_refuses_what_the_page_does_not_offer(held, as_role) -> None:
     assert refused.status_code == 403 and "group finance" in refused.text
     # four-eyes: "tester" holds the agent key; the page says why, the server refuses
     page = me.get(f"/console/approvals/{approval_id}").text
-    assert "Four-eyes: you (tester) caused this approval" in page and "Approve</button>" not in page
-    refused = me.post(f"/console/approvals/{approval_id}/approve")
-    assert refused.status_code == 403 and "Four-eyes" in refused.text
+    assert "Four-eyes: you (tester) caused this approval" in page and "neither approve nor deny" in page
+    assert "Approve</button>" not in page and "Deny</button>" not in page
+    for decision in ("approve", "deny"):
+        refused = me.post(f"/console/approvals/{approval_id}/{decision}", {"comment": "mine"})
+        assert (
+            refused.status_code == 403 and "Four-eyes" in refused.text and "approve or deny" in refused.text
+        )
+    api = httpx.post(  # the admin API refuses the requester's denial too
+        f"{me.url}/admin/approvals/{approval_id}/deny",
+        headers={"authorization": f"Bearer {SELF_APPROVER_KEY}"},
+        json={"comment": "mine"},
+    )
+    assert api.status_code == 403 and api.json()["error"]["code"] == "self_approval_forbidden"
     # CSRF: a reviewer who may decide, without the token
     approver = as_role(APPROVER_KEY)
     refused = approver.post(f"/console/approvals/{approval_id}/approve", csrf="nope")

@@ -97,9 +97,9 @@ def standing(a: Approval, user: AdminPrincipal, now: float) -> Standing:
     if rules.is_requester(a, user):
         return Standing(
             False,
-            True,
-            f"Four-eyes: you ({user.user}) caused this approval, so you cannot approve it; "
-            "you may still deny it.",
+            False,
+            f"Four-eyes: you ({user.user}) caused this approval, so you can neither approve nor "
+            "deny it; another reviewer of its group decides.",
             "yours (four-eyes)",
         )
     if any(v.user == user.user for v in a.votes):
