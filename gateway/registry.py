@@ -26,6 +26,8 @@ Why this order:
 
 - **identity first** (``authenticate``): nothing runs for an unknown caller (like Envoy's
   ``ext_authz``, first and fail-closed);
+- ``audit_ready`` (registered only while the audit store has been down since start): a call
+  that could not be audited is refused before it reserves or forwards anything;
 - **limits reserve before any expensive work** (``limit``): a flood of over-budget calls costs
   one Redis round trip each;
 - **redaction before policy** (``redact_in``): policies decide on what would actually leave the
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
 #: The canonical order; ``Pipeline`` sorts whatever stages are registered by it.
 STAGE_ORDER: tuple[str, ...] = (
     "authenticate",
+    "audit_ready",
     "limit",
     "redact_in",
     "policy_request",

@@ -59,6 +59,12 @@ class Audit(BaseComponent):
         """What other areas record into (``None`` while the audit log is off)."""
         return self.service
 
+    async def record_at_open(self, kind: str, payload: dict[str, Any]) -> None:
+        """Record now, or first thing once a store that was down at start opens (see
+        ``AuditService.record_at_open``); nothing while the audit log is off."""
+        if self.service is not None:
+            await self.service.record_at_open(kind, payload)
+
     def store(self) -> AuditStore | None:
         return self.service.store if self.service is not None else None
 
@@ -77,7 +83,7 @@ class Audit(BaseComponent):
     async def start(self, ctx: AppContext) -> None:
         from gateway.audit.capture import CaptureStage
         from gateway.audit.service import AuditService
-        from gateway.audit.stage import AuditStage
+        from gateway.audit.stage import AuditReadyStage, AuditStage
         from gateway.audit.store import make_store
 
         settings = section(ctx.settings, self.name, AuditSettings)
@@ -89,6 +95,8 @@ class Audit(BaseComponent):
             self.service = service
             ctx.closers.append(service.close)
             ctx.ready_checks["audit"] = service.ready
+            if not service.opened and settings.fail_closed:
+                ctx.stages.append(AuditReadyStage(service))
 
         if self.service is not None and self.service.store.queryable:
             # Assembles streamed answers for calls whose policy asked for content capture.

@@ -81,21 +81,55 @@ class AuditService:
         self._checkpoint_due = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        #: Why the store could not be opened, while it has been down since start (else None).
+        self.open_error: str | None = None
+        #: Events ``record_at_open`` keeps for the moment the store opens.
+        self._at_open: list[dict[str, Any]] = []
 
     # --- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
+        """Open the store and this chain. A store that is down (``store.unreachable``) is not a
+        start-up error: the service starts closed (``/readyz`` 503 naming the server, every
+        record refused, the ``audit_ready`` stage refusing calls before they are forwarded)
+        and keeps opening in the background until it succeeds; no restart needed."""
+        try:
+            await self._open()
+        except Exception as exc:
+            if not self._down(exc):
+                raise
+            self.open_error = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "audit store %s unreachable at start (%s); retrying", self.store.where, self.open_error
+            )
+            self._tasks.append(asyncio.create_task(self._open_loop(), name="audit-open"))
+            return
+        self._start_loops()
+
+    def _down(self, exc: BaseException) -> bool:
+        """Whether the failed open was an outage (retry) rather than a setting (refuse the start)."""
+        seen: BaseException | None = exc
+        while seen is not None:
+            if self.store.unreachable(seen) or isinstance(seen, AuditUnavailable):
+                return True  # AuditUnavailable: the store went away between connect and chain_open
+            seen = seen.__cause__ or seen.__context__
+        return False
+
+    async def _open(self) -> None:
         await self.store.open()
         if self.lines is not None:
             self.lines.open()
-        head = await self.store.head(self.shard)
-        if head is not None:  # an explicit shard name reused: continue its chain
-            self.chain.advance(head)
-        self.writer.start()
         try:
+            head = await self.store.head(self.shard)
+            if head is not None:  # an explicit shard name reused: continue its chain
+                self.chain.advance(head)
+            self.writer.start()
             chains = await self._chains()
             opening = await self._witness_event(KIND_CHAIN_OPEN)
             opening["data"] |= {"instance": instance_of(self.shard), "predecessor": self._predecessor(chains)}
             await self._submit(opening)
+            while self._at_open:  # recorded while the store was down at start: right after chain_open
+                await self._submit(self._at_open[0])
+                self._at_open.pop(0)
             await self._mark_abandoned(chains)
         except BaseException:
             await self.writer.close()
@@ -103,6 +137,40 @@ class AuditService:
             if self.lines is not None:
                 self.lines.close()
             raise
+        self.open_error = None
+
+    async def _open_loop(self) -> None:
+        delay = 0.25
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._open()
+            except Exception as exc:
+                if not self._down(exc):  # e.g. the schema's migration refused: say so, keep trying
+                    log.error("audit store %s cannot be opened: %s", self.store.where, exc)
+                self.open_error = f"{type(exc).__name__}: {exc}"
+                delay = min(delay * 2, 2.0)
+                continue
+            log.warning("audit store %s reachable: chain %s open", self.store.where, self.shard)
+            self._start_loops()
+            return
+
+    @property
+    def opened(self) -> bool:
+        """Whether the store was opened (``False`` only while it has been down since start)."""
+        return self.open_error is None
+
+    async def record_at_open(self, kind: str, payload: dict[str, Any]) -> None:
+        """``record``, or, while the store has been down since start, keep the event to be
+        written first when it opens (right after ``chain_open``): the start's policy revision.
+        Nothing is decided under it meanwhile (every call is refused while the store is down),
+        so the chain still shows the revision before any call it decided."""
+        if self.opened:
+            await self.record(kind, payload)
+        else:
+            self._at_open.append(build_record_event(kind, payload))
+
+    def _start_loops(self) -> None:
         self._tasks.append(asyncio.create_task(self._checkpoint_loop(), name="audit-checkpoint"))
         if self.store.queryable:
             self._tasks.append(asyncio.create_task(self._lease_loop(), name="audit-lease"))
@@ -122,6 +190,9 @@ class AuditService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if not self.opened:  # never opened: no chain to close, nothing queued
+            await self.store.close()
+            return
         try:
             await self._submit(base_event(KIND_CHAIN_CLOSE) | {"data": {"reason": "shutdown"}})
         except ServiceUnavailable as exc:
@@ -137,6 +208,8 @@ class AuditService:
         After a failed commit the probe itself tries a checkpoint, so readiness comes back as
         soon as the store does, even with no traffic to prove it.
         """
+        if not self.opened:
+            raise AuditUnavailable(f"audit store {self.store.where} unreachable: {self.open_error}")
         if not self.writer.healthy:
             try:
                 await self.checkpoint()
@@ -153,6 +226,10 @@ class AuditService:
         """Append a built event (see ``events.py``); returns once it is durable."""
         t0 = time.perf_counter()
         try:
+            if self.open_error is not None:
+                raise AuditUnavailable(
+                    f"The audit log is unavailable: its store ({self.store.where}) is unreachable."
+                )
             await self._submit(event)
         except AuditUnavailable:
             if self.metrics is not None:

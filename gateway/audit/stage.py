@@ -129,3 +129,26 @@ class AuditStage(Stage):
             self.tracer.finish_call(span, call, status=status, decision=decision, audit_window=audit_window)
         if self.metrics is not None and hook_s is not None:
             self.metrics.observe_stage(self.name, hook_s)
+
+
+class AuditReadyStage(Stage):
+    """Refuses calls while the audit store has been unreachable since start (fail closed).
+
+    Registered only when ``AuditService.start`` found the store down, right after
+    ``authenticate``: such a call could not be audited, so it is answered 503
+    ``audit_unavailable`` before it reserves budget or reaches the provider, instead of after
+    (the ``audit`` stage's refusal of an event that cannot be made durable). Once the store
+    opens, the check is one attribute read.
+    """
+
+    name: ClassVar[str] = "audit_ready"
+
+    def __init__(self, service: AuditService) -> None:
+        self.service = service
+
+    async def on_request(self, call: Call) -> None:
+        service = self.service
+        if service.open_error is not None:
+            raise AuditUnavailable(
+                f"The audit log is unavailable: its store ({service.store.where}) is unreachable."
+            )

@@ -74,7 +74,9 @@ class GroupCommitWriter:
         return len(self._queue)
 
     def start(self) -> None:
+        """Start the writer task (again after ``close``: an open retried after a failed one)."""
         if self._task is None:
+            self._closing = False
             self._task = asyncio.create_task(self._run(), name="audit-writer")
 
     async def submit(self, event: dict[str, Any]) -> None:

@@ -72,6 +72,9 @@ class Policy(BaseComponent):
         recorder = self.audit.recorder
 
         async def record(payload: dict[str, Any]) -> None:
+            if payload.get("reason") == "start":  # an audit store down at start gets it when it opens
+                await self.audit.record_at_open("policy", payload)
+                return
             audit = recorder()
             if audit is not None:
                 await audit.record("policy", payload)

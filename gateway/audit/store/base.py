@@ -97,6 +97,16 @@ class AuditStore(ABC):
     #: when the first event of a quiet spell is committed by its own caller (see the writer).
     append_awaits_io: bool = False
 
+    @property
+    def where(self) -> str:
+        """The server this store talks to (``/readyz`` and logs name it), or its name."""
+        return self.name
+
+    def unreachable(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (from ``open``) says the server is down, not misconfigured: then the
+        gateway starts not ready and keeps trying (``AuditService``) instead of refusing to start."""
+        return False
+
     async def open(self) -> None:
         """Connect, create or migrate the schema."""
         return None

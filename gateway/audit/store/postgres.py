@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -24,12 +25,24 @@ from gateway.audit.chain import Head
 from gateway.audit.schema import ROW_COLUMNS
 from gateway.audit.store import pg_guard, sql
 from gateway.audit.store.base import Anchor, AuditStore, ChainInfo, Filters, event_of
+from gateway.errors import AuditUnavailable
 
 _D = sql.POSTGRES
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MIGRATE_LOCK = 5_747_420_081  # stable advisory-lock id: replicas starting together migrate once
 _COPY_FROM = 1024  # COPY only pays off for very large groups (it needs its own transaction)
 _VERIFY_PAGE = 10_000
+#: Bounds a connection attempt: a server that drops packets must not hold the start for
+#: asyncpg's default minute (``open`` is retried while it fails, see ``AuditService``).
+_CONNECT_TIMEOUT_S = 10.0
+#: Errors of ``open`` that mean "not reachable now" (down, starting, full), not a bad setting.
+_DOWN = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionDoesNotExistError,
+)
 
 #: Ordered migrations; each entry runs once and bumps ``audit_meta.version``.
 #: v3 makes the tables append-only (``pg_guard``: triggers; the roles' grants are separate);
@@ -69,20 +82,34 @@ class PostgresStore(AuditStore):
         self._upsert_head = sql.upsert_head_sql(_D)
         self._batch = sql.pg_batch_sql()
         self._single = sql.pg_single_sql()
+        parts = urlsplit(dsn)
+        self._where = f"postgresql {parts.hostname or '127.0.0.1'}:{parts.port or 5432}"
+
+    @property
+    def where(self) -> str:
+        return self._where
+
+    def unreachable(self, exc: BaseException) -> bool:
+        return isinstance(exc, _DOWN)
 
     async def open(self) -> None:
-        conn = await asyncpg.connect(self.dsn)
         try:
-            await self._migrate(conn)
-        finally:
-            await conn.close()
-        self._pool = await asyncpg.create_pool(
-            self.dsn,
-            min_size=1,
-            max_size=self.pool_size,
-            server_settings=self._server_settings,
-        )
-        await self._writer_conn()
+            conn = await asyncpg.connect(self.dsn, timeout=_CONNECT_TIMEOUT_S)
+            try:
+                await self._migrate(conn)
+            finally:
+                await conn.close()
+            self._pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=1,
+                max_size=self.pool_size,
+                server_settings=self._server_settings,
+                timeout=_CONNECT_TIMEOUT_S,
+            )
+            await self._writer_conn()
+        except BaseException:
+            await self.close()  # a half-open store (pool, no writer) is retried from scratch
+            raise
 
     async def _migrate(self, conn: asyncpg.Connection) -> None:
         """Bring the schema to ``SCHEMA_VERSION``; a current schema needs no DDL privilege at
@@ -148,7 +175,7 @@ class PostgresStore(AuditStore):
     @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            raise RuntimeError("postgres audit store is not open")
+            raise AuditUnavailable(f"The audit store ({self._where}) is not reachable yet.")
         return self._pool
 
     async def ping(self) -> None:
@@ -157,7 +184,9 @@ class PostgresStore(AuditStore):
     # --- writes ------------------------------------------------------------------------
     async def _writer_conn(self) -> asyncpg.Connection:
         if self._writer is None or self._writer.is_closed():
-            self._writer = await asyncpg.connect(self.dsn, server_settings=self._server_settings)
+            self._writer = await asyncpg.connect(
+                self.dsn, server_settings=self._server_settings, timeout=_CONNECT_TIMEOUT_S
+            )
         return self._writer
 
     async def append(self, shard: str, rows: list[tuple[Any, ...]], head: Head) -> None:
