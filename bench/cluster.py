@@ -61,6 +61,37 @@ def _single_config(topology: Topology) -> dict[str, Any]:
     return config
 
 
+#: ``--breakdown``: the single process with one shared backend at a time, each as the cluster
+#: configures it (what each costs in CPU per request, without HAProxy or several processes).
+SWAPS = ("embedded", "policy", "limits", "approvals", "keys", "audit", "all")
+
+
+def _swapped_config(topology: Topology, swap: str) -> dict[str, Any]:
+    config = _single_config(topology)
+    shared = topology.config("single")
+    for section in SWAPS[1:-1]:
+        if swap in (section, "all"):
+            config[section] = shared[section]
+    return config
+
+
+def _breakdown(topology: Topology, root: Path, args: argparse.Namespace) -> None:
+    base = None
+    for swap in SWAPS:
+        proc = GatewayProcess(
+            _swapped_config(topology, swap), root, env=topology.env("single"), cwd=REPO, prefix=pinned([], 0)
+        )
+        with contextlib.ExitStack() as stack:
+            stack.callback(proc.stop)
+            proc.start(timeout_s=180)
+            res, cpu, idle = _measure(proc.base_url + "/chat/completions", [proc.pid], args)
+        base = base or cpu
+        print(
+            f"{swap:<10s} {res.row()}  cpu {cpu:7.0f} µs/req (idle {idle:5.0f})  x{cpu / base:.2f}",
+            flush=True,
+        )
+
+
 def _measure(url: str, pids: list[int], args: argparse.Namespace) -> tuple[WrkResult, float, float]:
     """wrk through ``url``: the result, CPU µs per request, and the idle CPU µs per request.
 
@@ -88,6 +119,11 @@ def main() -> None:
     parser.add_argument("--check-ms", type=int, default=1000, help="HAProxy /readyz check interval")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--postgres-dsn", default="postgresql://root@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="instead: one pinned process, each shared backend swapped in alone (" + ", ".join(SWAPS) + ")",
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="wg-bench-cluster-"))
     with fake_upstream() as upstream:
@@ -101,6 +137,11 @@ def main() -> None:
             check_ms=args.check_ms,
         )
         try:
+            if args.breakdown:
+                topology._write_policies()
+                topology.opa.start()
+                _breakdown(topology, root, args)
+                return
             topology.start()
             single = GatewayProcess(
                 _single_config(topology), root, env=topology.env("single"), cwd=REPO, prefix=pinned([], 0)
