@@ -11,6 +11,7 @@ Layout (one job per module):
     service.py       AuditService: record(), checkpoints (witnesses), retention, readiness
     retention.py     prune with attested anchors
     verify.py        walk the chains, report the first broken link
+    verify_api.py    POST /admin/audit/verify: verify in a worker thread, one at a time, audited
     ends.py          verify: a chain's end against its head row (re-read on a live store); page prefetch
     signing.py       Ed25519 keys: sign checkpoints and anchors (key never in the database)
     anchors.py       signed anchors: write to / read from a file, directory, webhook or S3

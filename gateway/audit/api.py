@@ -4,6 +4,7 @@
     GET /admin/audit/export          the same filters, streamed as JSONL or CSV
     GET /admin/audit/{id}            one event, with its hash
     GET /admin/runs/{run_id}         the run timeline, oldest first
+    POST /admin/audit/verify         run ``verify`` (chain or all, anchors, key): verify_api.py
 
 Nothing here changes the log: an auditor key can read everything and change nothing. Every
 read is itself recorded (an ``audit_read`` event: who, which path and filter, how many rows;
@@ -27,6 +28,7 @@ from gateway.admin.record import record_read
 from gateway.audit import export, query
 from gateway.audit.store.base import AuditStore, Filters
 from gateway.audit.timeline import capture_ids, timeline
+from gateway.audit.verify_api import Verifier, verify_chains
 from gateway.errors import BadRequest, NotFound, ServiceUnavailable
 from gateway.http.routes import bind, json_response
 from gateway.keys.store import AdminPrincipal
@@ -144,11 +146,12 @@ async def run_timeline(request: Request, deps: Deps) -> Response:
     return json_response(timeline(run_id, events, totals, _page(events, limit, False), captures))
 
 
-def routes(store: Provider[AuditStore], recorder: RecorderProvider) -> list[BaseRoute]:
+def routes(store: Provider[AuditStore], recorder: RecorderProvider, verifier: Verifier) -> list[BaseRoute]:
     """The routes, reading ``store()`` and ``recorder()`` (``None`` while the audit log is
     off) per request."""
     deps = Deps(store, recorder)
     return [
+        Route("/admin/audit/verify", bind(verify_chains, (verifier, recorder)), methods=["POST"]),
         Route("/admin/audit", bind(list_events, deps), methods=["GET"]),
         Route("/admin/audit/export", bind(export_events, deps), methods=["GET"]),
         Route("/admin/audit/{event_id}", bind(get_event, deps), methods=["GET"]),

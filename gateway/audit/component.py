@@ -17,6 +17,8 @@ from gateway.providers.registry import wire_system
 from gateway.registry import BaseComponent, section
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from starlette.routing import BaseRoute
 
     from gateway.audit.service import AuditService
@@ -54,6 +56,7 @@ class Audit(BaseComponent):
         self.observability = observability
         #: Set at start; ``None`` while the audit log is off.
         self.service: AuditService | None = None
+        self.data_dir: Path | None = None
 
     def recorder(self) -> AuditRecorder | None:
         """What other areas record into (``None`` while the audit log is off)."""
@@ -77,8 +80,9 @@ class Audit(BaseComponent):
 
     def routes(self) -> list[BaseRoute]:
         from gateway.audit import api
+        from gateway.audit.verify_api import Verifier
 
-        return api.routes(self.store, self.recorder)
+        return api.routes(self.store, self.recorder, Verifier(lambda: self.service, lambda: self.data_dir))
 
     async def start(self, ctx: AppContext) -> None:
         from gateway.audit.capture import CaptureStage
@@ -89,6 +93,7 @@ class Audit(BaseComponent):
         settings = section(ctx.settings, self.name, AuditSettings)
         metrics = self.observability.metrics
         self.service = None
+        self.data_dir = ctx.settings.data_dir
         if settings.enabled:
             service = AuditService(settings, make_store(settings, ctx.settings.data_dir), metrics=metrics)
             await service.start()
