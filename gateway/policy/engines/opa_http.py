@@ -20,6 +20,12 @@ query against one store transaction, so a call never sees half a push; the revis
 is the gateway's view of what it pushed last. An OPA that restarted empty answers
 "undefined": that call fails closed, and the last pushed set is pushed again in the
 background (at most every ``REPUSH_INTERVAL_S``).
+
+OPA unreachable at start (the first push cannot connect) is an outage, not a refused policy
+set: the revision, compiled and tested by the gateway, becomes active, ``health`` (``/readyz``)
+fails naming OPA's address, every decision fails as ``unavailable`` (closed, unless
+``fail_open`` applies), and the set is pushed again every 0.25-2 s until OPA takes it; then
+the gateway is ready without a restart. A later reload OPA cannot take is refused as before.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ log = logging.getLogger("wardgate.policy")
 
 POLICY_ID_PREFIX = "wardgate/"
 REPUSH_INTERVAL_S = 5.0
+#: A push that failed for these reasons found no OPA (down, starting): retried, not refused.
+_UNREACHABLE = (aiohttp.ClientConnectionError, OSError, TimeoutError)
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -147,6 +155,9 @@ class OpaHttpEngine(PolicyEngine):
         self._pushed: tuple[dict[str, str], dict[str, Any]] | None = None
         self._repush: asyncio.Task[None] | None = None
         self._last_repush = 0.0
+        #: Why the start's push has not reached OPA yet (``None``: pushed, or nothing to push).
+        self.unpushed: str | None = None
+        self._pushing: asyncio.Task[None] | None = None
 
     async def _hot_client(self) -> Any:
         """The ``AsyncOpaClient`` of the hot path: one session, no retries, the deadline's timeout."""
@@ -246,15 +257,52 @@ class OpaHttpEngine(PolicyEngine):
                     await push_policies(client, modules, data)
             except PolicyCompileError:
                 raise
-            except Exception as exc:  # unreachable server, auth, ...: refuse the revision, keep the last
+            except _UNREACHABLE as exc:
+                if self._active is not None:  # a reload: refuse it, the last revision stays
+                    raise PolicyCompileError(
+                        f"could not push policies to OPA at {self.url}: {exc}", engine="opa"
+                    ) from exc
+                self._push_later(modules, data, exc)  # the start: an outage, pushed when OPA is back
+                return OpaHttpSnapshot(self, revision)
+            except Exception as exc:  # auth, a refusal, ...: refuse the revision, keep the last
                 raise PolicyCompileError(
                     f"could not push policies to OPA at {self.url}: {exc}", engine="opa"
                 ) from exc
             self._pushed = (modules, data)
+            self._stop_pushing()
         return OpaHttpSnapshot(self, revision)
+
+    def _push_later(self, modules: dict[str, str], data: dict[str, Any], exc: BaseException) -> None:
+        self._pushed = (modules, data)
+        self.unpushed = f"OPA unreachable at {self.url}: {type(exc).__name__}: {exc}"
+        log.warning("%s; the policies are pushed when it answers", self.unpushed)
+        self._pushing = asyncio.create_task(self._push_until_taken(), name="wardgate-opa-push")
+
+    async def _push_until_taken(self) -> None:
+        delay = 0.25
+        while self._pushed is not None:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            try:
+                async with admin_client(self.url) as client:
+                    await push_policies(client, *self._pushed)
+            except Exception as exc:  # still down (or refusing): keep trying, /readyz says why
+                self.unpushed = f"OPA unreachable at {self.url}: {type(exc).__name__}: {exc}"
+                continue
+            self.unpushed = None
+            log.warning("OPA at %s answers; revision %s pushed", self.url, self.revision)
+            return
+
+    def _stop_pushing(self) -> None:
+        self.unpushed = None
+        if self._pushing is not None:
+            self._pushing.cancel()
+            self._pushing = None
 
     async def health(self) -> None:
         self.snapshot()
+        if self.unpushed is not None:
+            raise PolicyEvalError(self.unpushed, "unavailable")
         # 2 s, /readyz's bound per check: at 1 s a replica busy with a burst (the other one
         # drained) failed its probe while its decisions still succeeded, and the load
         # balancer took out every replica at once (seen in tests/e2e's rolling restart).
@@ -264,6 +312,11 @@ class OpaHttpEngine(PolicyEngine):
 
     async def close(self) -> None:
         await super().close()
+        if self._pushing is not None:
+            self._pushing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pushing
+            self._pushing = None
         if self._repush is not None:
             self._repush.cancel()
             with contextlib.suppress(asyncio.CancelledError):
