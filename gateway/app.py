@@ -177,5 +177,6 @@ def create_app(
     app.add_middleware(
         startup.CleanStartupFailure, paragraph=failure, debug=settings.server.log_level.lower() == "debug"
     )
-    hot_path = HotPath(app, dict(proxies), settings.server.max_inflight_requests)
+    prefixes = {p: a for c in components for p, a in getattr(c, "hot_routes", dict)().items()}
+    hot_path = HotPath(app, dict(proxies), settings.server.max_inflight_requests, prefixes)
     return hot_path

@@ -139,6 +139,13 @@ class BaseComponent:
     def routes(self) -> list[BaseRoute]:
         return []
 
+    def hot_routes(self) -> dict[str, Callable[..., Any]]:
+        """POST endpoints served as raw ASGI apps ahead of Starlette (``gateway/http/hotpath.py``),
+        by path prefix: for a route whose traffic is a proxy's (``/mcp/``), where Starlette's
+        routing and middleware would cost more than the endpoint. The endpoint renders its own
+        errors; a path under the prefix it does not serve it answers itself (404)."""
+        return {}
+
     def openapi_paths(self) -> dict[str, dict[str, Any]]:
         return {}
 

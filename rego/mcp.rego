@@ -36,9 +36,19 @@ server := input.mcp.server
 # document on every decision (measured: 61 µs of a 164 µs result decision).
 allow_list := data.wardgate.policy.mcp.servers[server]
 
-_listed if is_object(allow_list)
+# The allow lists as derived.mcp_servers serves them (lower-cased, exact names as keys): a
+# listed name is one lookup; only the glob patterns are tried one by one.
+_names := data.wardgate.derived.mcp_servers[server]
 
-_patterns(kind) := [lower(p) | some p in object.get(allow_list, kind, []); is_string(p)]
+_listed if is_object(_names)
+
+_allowed(kind, key) if _names[kind].exact[key] == true
+
+_allowed(kind, key) if {
+	is_string(key)
+	some pattern in _names[kind].globs
+	glob.match(pattern, null, key)
+}
 
 _tools_method if input.mcp.method in {"tools/list", "tools/call"}
 
@@ -52,7 +62,7 @@ deny contains sprintf("tool '%s' is not on the allow list of MCP server '%s'", [
 	_tools_method
 	input.mcp.stage != "result"
 	_listed
-	not data.wardgate.lib.matches_any(_patterns("tools"), tool.name_key)
+	not _allowed("tools", tool.name_key)
 }
 
 # The tool rules of policy.yaml (by name_key, and kind "mcp" for every MCP tool).
@@ -122,7 +132,7 @@ deny contains sprintf("prompt '%s' is not on the allow list of MCP server '%s'",
 	input.mcp.method in {"prompts/get", "prompts/list"}
 	input.mcp.stage != "result"
 	_listed
-	not data.wardgate.lib.matches_any(_patterns("prompts"), input.mcp.prompt.name_key)
+	not _allowed("prompts", input.mcp.prompt.name_key)
 }
 
 # What a server returns is data, not instructions: the injection markers of policy.yaml.

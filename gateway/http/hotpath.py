@@ -1,6 +1,6 @@
 """Pure-ASGI front door: the proxy endpoints skip Starlette's routing and middleware.
 
-Why: the three proxy endpoints carry all the traffic, and Starlette's exception middleware
+Why: the three proxy endpoints (and the MCP gateway's POSTs) carry all the traffic, and Starlette's exception middleware
 wraps ``send`` for every message of every response; measured here it was ~10% of the
 gateway's CPU per call. The proxy endpoints handle and render their own errors, so they gain
 nothing from it. Everything else (admin API, health, metrics, OpenAPI, lifespan) goes
@@ -23,9 +23,18 @@ from gateway.http.protocol import INTAKE_STATE
 
 
 class HotPath:
-    def __init__(self, app: Starlette, routes: dict[str, ASGIApp], max_inflight: int) -> None:
+    def __init__(
+        self,
+        app: Starlette,
+        routes: dict[str, ASGIApp],
+        max_inflight: int,
+        prefixes: dict[str, ASGIApp] | None = None,
+    ) -> None:
+        """``routes``: POST endpoints by exact path; ``prefixes``: by path prefix (``/mcp/``:
+        the MCP gateway's POSTs, which carry its traffic as the proxy endpoints carry theirs)."""
         self.app = app
         self._routes = routes
+        self._prefixes = tuple((prefixes or {}).items())
         self._max_inflight = max_inflight
         #: Proxy calls of this app in flight now.
         self.inflight = 0
@@ -36,7 +45,13 @@ class HotPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = self._routes.get(scope["path"])
+            path = scope["path"]
+            endpoint = self._routes.get(path)
+            if endpoint is None:
+                for prefix, app in self._prefixes:
+                    if path.startswith(prefix):
+                        endpoint = app
+                        break
             if endpoint is not None:
                 if self.inflight >= self._max_inflight:
                     guard = scope.get("state", {}).get(INTAKE_STATE)

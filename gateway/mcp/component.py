@@ -11,7 +11,8 @@ not a model call, and runs its own short sequence (``service.py``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from gateway.mcp.config import McpSettings
 from gateway.registry import BaseComponent, section
@@ -60,6 +61,11 @@ class Mcp(BaseComponent):
         from gateway.mcp.api import routes
 
         return routes(lambda: self.gateway)
+
+    def hot_routes(self) -> dict[str, Callable[..., Any]]:
+        from gateway.mcp.api import PREFIX, hot_endpoint
+
+        return {PREFIX: hot_endpoint(lambda: self.gateway)}
 
     async def start(self, ctx: AppContext) -> None:
         from gateway.mcp.approval import McpApprovals

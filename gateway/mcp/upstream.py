@@ -43,6 +43,8 @@ class UpstreamPool:
     def __init__(self, max_connections: int) -> None:
         self._max = max_connections
         self._session: aiohttp.ClientSession | None = None
+        #: One ``ClientTimeout`` per (timeout_s, stream), built once.
+        self._timeouts: dict[tuple[float, bool], aiohttp.ClientTimeout] = {}
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -89,19 +91,20 @@ class UpstreamPool:
             headers["mcp-session-id"] = session_id
         if server.auth is not None:
             headers[server.auth[0]] = server.auth[1]
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=server.timeout_s,
-            sock_connect=server.timeout_s,
-            sock_read=None if stream else server.timeout_s,
-        )
-        try:
-            return await asyncio.wait_for(
-                self.session().request(
-                    method, server.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-                ),
-                server.timeout_s,
+        timeout = self._timeouts.get((server.timeout_s, stream))
+        if timeout is None:
+            timeout = self._timeouts[(server.timeout_s, stream)] = aiohttp.ClientTimeout(
+                total=None,
+                connect=server.timeout_s,
+                sock_connect=server.timeout_s,
+                sock_read=None if stream else server.timeout_s,
             )
+        try:
+            # asyncio.timeout, not wait_for: no task of its own per request (the hot path).
+            async with asyncio.timeout(server.timeout_s):
+                return await self.session().request(
+                    method, server.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                )
         except TimeoutError:
             raise UpstreamFailure("timeout", f"no answer within {server.timeout_s:g}s") from None
         except aiohttp.ClientError as exc:
