@@ -7,9 +7,12 @@ touches shares a hash tag (limits ``<p>:{<team>}:â€¦``, approvals ``{<p>:apr}:â€
 
 - ``client``: the command client. Standalone: one pool (blocking or not); cluster: redis-py's
   ``RedisCluster`` from the URL as its seed node (it learns the others from ``CLUSTER SLOTS``).
-- ``subscriber``: a plain client to the URL's node, for pub/sub. Classic ``PUBLISH`` (also from
-  a Lua script) reaches the subscribers of every node of a cluster, so one connection to the
-  seed node hears every message, whichever node the writer's slot lives on.
+- ``Subscriber``: a plain client to one node, for pub/sub. Classic ``PUBLISH`` (also from a Lua
+  script) reaches the subscribers of every node of a cluster, so one connection to any node
+  hears every message, whichever node the writer's slot lives on. It starts on the URL's node;
+  on a cluster it learns every node (``CLUSTER SLOTS``) once subscribed, and after a failure
+  the store's next attempt goes to the next node, so a dead seed node does not silence the
+  change feed (the stores re-read their state after re-subscribing: nothing is missed).
 
 redis-py's own retries stay off (``Retry(NoBackoff(), 0)``): a store fails fast and its
 caller decides (fail closed, ``on_store_error``, a follower that retries on its own).
@@ -18,7 +21,7 @@ caller decides (fail closed, ``on_store_error``, a follower that retries on its 
 from __future__ import annotations
 
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -80,11 +83,80 @@ def client(
     return aioredis.Redis.from_url(url, max_connections=max_connections, **common)
 
 
-def subscriber(url: str, *, timeout_s: float | None = None, decode_responses: bool = False) -> aioredis.Redis:
-    """A plain client to the URL's node for ``SUBSCRIBE`` (standalone or one node of a cluster)."""
-    return aioredis.Redis.from_url(
-        url,
-        socket_connect_timeout=timeout_s,
-        decode_responses=decode_responses,
-        retry=Retry(NoBackoff(), 0),
-    )
+class Subscriber:
+    """The pub/sub client of a store: one node, the next one after a failure (see above)."""
+
+    def __init__(
+        self,
+        url: str,
+        mode: str = "standalone",
+        *,
+        timeout_s: float | None = None,
+        decode_responses: bool = False,
+    ) -> None:
+        self._mode = mode
+        self._options: dict[str, Any] = {
+            "socket_connect_timeout": timeout_s,
+            "decode_responses": decode_responses,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        self._nodes = [url]
+        self._at = 0
+        self.client: aioredis.Redis = aioredis.Redis.from_url(url, **self._options)
+
+    @property
+    def where(self) -> str:
+        """``host:port`` of the node subscribed to (or tried next)."""
+        return where(self._nodes[self._at])
+
+    def pubsub(self, **options: Any) -> Any:
+        return self.client.pubsub(**options)
+
+    async def subscribed(self) -> None:
+        """On a cluster, learn every node from the one that answered (for ``failed``)."""
+        if self._mode != "cluster":
+            return
+        try:
+            slots = await self.client.execute_command("CLUSTER", "SLOTS")
+        except (OSError, ValueError, aioredis.RedisError):
+            return  # the list learned before stays; the subscription itself is fine
+        current = self._nodes[self._at]
+        nodes = [current]
+        for entry in slots:
+            for node in entry[2:]:
+                host, port = node[0], node[1]
+                host = host.decode() if isinstance(host, bytes) else str(host)
+                url = _node_url(current, host or LOCAL_HOST, int(port))
+                if url not in nodes:
+                    nodes.append(url)
+        self._nodes, self._at = nodes, 0
+
+    async def failed(self) -> None:
+        """The subscription failed: the next attempt goes to the next known node."""
+        if len(self._nodes) < 2:
+            return
+        await self.client.aclose()
+        self._at = (self._at + 1) % len(self._nodes)
+        self.client = aioredis.Redis.from_url(self._nodes[self._at], **self._options)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+LOCAL_HOST = "127.0.0.1"
+
+
+def _node_url(url: str, host: str, port: int) -> str:
+    """``url`` (scheme, credentials, query kept) pointed at another node."""
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@" if userinfo else ""
+    netloc += f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def subscriber(
+    url: str, mode: str = "standalone", *, timeout_s: float | None = None, decode_responses: bool = False
+) -> Subscriber:
+    """The pub/sub client of a store (``Subscriber``)."""
+    return Subscriber(url, mode, timeout_s=timeout_s, decode_responses=decode_responses)

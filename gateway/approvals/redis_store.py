@@ -34,7 +34,6 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, ParamSpec, TypeVar, cast
 
 import orjson
-import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from gateway import redisconn
@@ -128,7 +127,7 @@ class RedisApprovalStore(ApprovalStore):
         retention_s: float,
         *,
         clock: Clock = time.time,
-        subscriber: redis.Redis | None = None,
+        subscriber: redisconn.Subscriber | None = None,
     ) -> None:
         """``clock``: the service's clock, so a join key lapses when its approval expires.
         ``subscriber``: the client for pub/sub (default ``client``, which must then be one
@@ -138,7 +137,9 @@ class RedisApprovalStore(ApprovalStore):
         self.where = "Redis"
         self._clock = clock
         self._redis = client
-        self._sub = subscriber if subscriber is not None else client
+        self._sub: redisconn.Subscriber | redisconn.AnyRedis = (
+            subscriber if subscriber is not None else client
+        )
         #: Why the change feed is down (None: subscribed).
         self._feed_error: str | None = "pub/sub not subscribed yet"
         self._tag = "{" + prefix + ":apr}"
@@ -169,7 +170,7 @@ class RedisApprovalStore(ApprovalStore):
         pool and fail with ``MaxConnectionsError``; waiting a few milliseconds is the right trade.
         """
         client = redisconn.client(url, mode, max_connections=max_connections, blocking_timeout_s=30)
-        store = cls(client, prefix, retention_s, clock=clock, subscriber=redisconn.subscriber(url))
+        store = cls(client, prefix, retention_s, clock=clock, subscriber=redisconn.subscriber(url, mode))
         store.where = f"Redis at {redisconn.where(url)}"
         return store
 
@@ -211,6 +212,8 @@ class RedisApprovalStore(ApprovalStore):
             pubsub = self._sub.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
+                if isinstance(self._sub, redisconn.Subscriber):
+                    await self._sub.subscribed()
                 self._feed_error = None
                 self._attempted.set()
                 if resync:
@@ -229,6 +232,8 @@ class RedisApprovalStore(ApprovalStore):
                 self._feed_error = f"pub/sub not subscribed: {str(exc) or type(exc).__name__}"
                 self._attempted.set()
                 resync = True
+                if isinstance(self._sub, redisconn.Subscriber):  # a cluster: the next node
+                    await self._sub.failed()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX_S)
             finally:

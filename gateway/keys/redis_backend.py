@@ -92,7 +92,7 @@ class RedisKeys(SharedKeys[str]):
         super().__init__(store, file, version_check_s)
         self.where = f"redis {'cluster ' if mode == 'cluster' else ''}{redisconn.where(url)}"
         self._redis = redisconn.client(url, mode, timeout_s=timeout_s, decode_responses=True)
-        self._sub = redisconn.subscriber(url, timeout_s=timeout_s, decode_responses=True)
+        self._sub = redisconn.subscriber(url, mode, timeout_s=timeout_s, decode_responses=True)
         base = "{" + prefix + ":keys}"
         self._entries, self._version_key = f"{base}:entries", f"{base}:version"
         self._channel, self._imported = f"{base}:changed", f"{base}:imported"
@@ -134,6 +134,7 @@ class RedisKeys(SharedKeys[str]):
             pubsub = self._sub.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
+                await self._sub.subscribed()
                 await self.reload()  # after subscribing: no write between the two is missed
                 while True:
                     message = await pubsub.get_message(
@@ -147,6 +148,7 @@ class RedisKeys(SharedKeys[str]):
                         await self.reload()
             except (RedisError, OSError) as exc:
                 self._unreachable(exc)
+                await self._sub.failed()  # a cluster: the next node
                 await asyncio.sleep(self.version_check_s)
             except Exception:  # the follower must survive anything; the next round retries
                 log.exception("keys: following %s failed", self.where)

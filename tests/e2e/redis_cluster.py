@@ -52,8 +52,10 @@ def _binary(name: str) -> str:
 class RedisCluster:
     """Three masters on private ports; ``url`` names the first as the seed node."""
 
-    def __init__(self, root: Path, nodes: int = 3) -> None:
+    def __init__(self, root: Path, nodes: int = 3, *, full_coverage: bool = True) -> None:
         self.root = root
+        #: ``False``: the nodes left serve their slots when one dies (a node-failure test).
+        self.full_coverage = full_coverage
         self.ports = _cluster_ports(nodes)
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -93,6 +95,8 @@ class RedisCluster:
                         "",
                         "--appendonly",
                         "no",
+                        "--cluster-require-full-coverage",
+                        "yes" if self.full_coverage else "no",
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
