@@ -24,6 +24,7 @@ import orjson
 
 from gateway.audit.schema import NANO
 from gateway.audit.store.base import SPEND_GROUPS, AuditStore, Filters, QueryUnsupported
+from gateway.audit.store.rollup import DIMS, HOUR, edges, eligible
 from gateway.audit.store.sql import Dialect, where
 
 OUTCOMES = ("denied", "error", "pending", "clean")
@@ -173,18 +174,18 @@ async def spend_series(
     since = filters.since if filters.since is not None else time.time() - 30 * 86400
     until = filters.until if filters.until is not None else time.time()
     width = int(bucket_s or bucket_for(since, until))
-    w = where(d, Filters(**{**filters.active(), "since": since, "kind": "call"}))
-    # The width is an int we computed: a literal (SQLite binds ``?`` in text order, and this
-    # one would come before the WHERE clause's).
-    slot = (
-        f"CAST(floor(ts / {width}) AS bigint)" if d.name == "postgres" else f"CAST(ts / {width} AS INTEGER)"
-    )
-    query = (
-        f"SELECT {slot} AS b, {_bytewise(d, col)}, coalesce(sum(cost_nusd), 0), count(*), "
-        "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
-        f"FROM audit_events{w.sql()} GROUP BY 1, 2 ORDER BY 1 LIMIT {_MAX_SERIES_POINTS * 20}"
-    )
-    rows = await store.select(query, w.params)
+    windowed = Filters(**{**filters.active(), "since": since})
+    rollup = getattr(store, "rollup", None)
+    if rollup is not None and group_by in DIMS and width % HOUR == 0 and eligible(windowed):
+        # The whole hours from the hourly rollup, the partial ones from the events.
+        rows = [
+            (r[0], r[1], r[5], r[2], r[3], r[4])
+            for r in await rollup.rows(group_by, since, filters.until, width)
+        ]
+        for start, end in edges(since, filters.until):
+            rows += await _series_rows(store, d, col, width, Filters(since=start, until=end))
+    else:
+        rows = await _series_rows(store, d, col, width, windowed)
     first_bucket, last_bucket = int(since // width), int(until // width)
     if last_bucket - first_bucket > _MAX_SERIES_POINTS:
         first_bucket = last_bucket - _MAX_SERIES_POINTS
@@ -216,6 +217,24 @@ async def spend_series(
         #: Per group over the whole window, most expensive first (the top spenders).
         "totals": sorted(totals.values(), key=lambda t: (-t["cost_nusd"], str(t["group"]))),
     }
+
+
+async def _series_rows(
+    store: AuditStore, d: Dialect, col: str, width: int, filters: Filters
+) -> list[tuple[Any, ...]]:
+    """``(bucket, group, cost, calls, tokens in, tokens out)`` of the call events."""
+    w = where(d, Filters(**{**filters.active(), "kind": "call"}))
+    # The width is an int we computed: a literal (SQLite binds ``?`` in text order, and this
+    # one would come before the WHERE clause's).
+    slot = (
+        f"CAST(floor(ts / {width}) AS bigint)" if d.name == "postgres" else f"CAST(ts / {width} AS INTEGER)"
+    )
+    query = (
+        f"SELECT {slot} AS b, {_bytewise(d, col)}, coalesce(sum(cost_nusd), 0), count(*), "
+        "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
+        f"FROM audit_events{w.sql()} GROUP BY 1, 2 ORDER BY 1 LIMIT {_MAX_SERIES_POINTS * 20}"
+    )
+    return await store.select(query, w.params)
 
 
 async def totals(store: AuditStore, filters: Filters) -> list[dict[str, Any]]:

@@ -74,7 +74,11 @@ def test_grant_prints_the_two_roles_grants_and_never_update_or_delete_for_the_wr
     assert 'GRANT SELECT, INSERT ON "wardgate".audit_events TO "gw", "ret";' in lines
     assert 'GRANT DELETE ON "wardgate".audit_events TO "ret";' in lines
     writer_grants = [ln for ln in lines if ln.startswith("GRANT") and '"gw"' in ln]
-    assert not any("DELETE" in ln or ("UPDATE" in ln and "audit_heads" not in ln) for ln in writer_grants)
+    # UPDATE only of its head and of the spend rollup (derived from the events, outside the chain)
+    assert not any(
+        "DELETE" in ln or ("UPDATE" in ln and "audit_heads" not in ln and "audit_spend_" not in ln)
+        for ln in writer_grants
+    )
     with pytest.raises(ValueError, match="must differ"):
         grant_sql("wardgate", "gw", "gw")
     with pytest.raises(ValueError, match="not a plain SQL identifier"):

@@ -20,6 +20,7 @@ from typing import Any
 import openai
 import pytest
 import yaml
+from playwright.sync_api import expect
 
 from orchestrator.admin_client import AdminClient
 from orchestrator.approver import AutoApprover
@@ -141,11 +142,12 @@ def test_the_support_run_shows_denial_redaction_and_approval_with_reasons(
     # the why panel of the first policy decision opens with the keyboard
     summary = page.get_by_text("Why: what the policy saw and did").first
     summary.focus()
-    page.keyboard.press("Enter")
-    assert "Input summary" in page.locator("details.why").first.inner_text()
+    page.keyboard.press("Enter")  # the panel loads when opened (htmx): the page renders the timeline only
+    expect(page.locator("details.why").first).to_contain_text("Input summary")
     captured = page.get_by_text("What the agent saw (content capture)").first
     captured.click()
-    assert "<EMAIL_ADDRESS_" in page.locator("details.capture").first.inner_text() or "Not captured" in text
+    if "Not captured" not in text:
+        expect(page.locator("details.capture").first).to_contain_text("<EMAIL_ADDRESS_")
     axe_check(page)
     shot(page, "runs_detail_support")
     page.goto("/console/runs?window=1h")
@@ -159,6 +161,7 @@ def test_tool_arguments_show_literally(
     _, run_id = demo
     page.goto(f"/console/runs/{run_id}-xss")
     page.get_by_text("What the agent saw (content capture)").first.click()
+    expect(page.locator("details.capture").first).to_contain_text("Answer (redacted)")
     assert XSS_ARGS in page.locator("main").inner_text()
     assert page.locator("main script").count() == 0 and page.locator("main img").count() == 0
     axe_check(page)

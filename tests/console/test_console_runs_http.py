@@ -3,6 +3,8 @@ input, escaping. The browser tests drive the same pages in Chromium."""
 
 from __future__ import annotations
 
+import html
+import re
 import uuid
 from pathlib import Path
 
@@ -43,6 +45,19 @@ def test_runs_are_found_and_a_run_shows_its_steps_and_why(console_gateway, as_ro
     assert page.status_code == 200, page.text
     text = page.text
     assert "Why: what the policy saw and did" in text and "policy_request" in text
+    # the why panel loads on demand: a fragment for htmx, a page when followed as a link
+    why = re.search(r'hx-get="(/console/why/[^"]+)"', text)
+    assert why and "Input summary" not in text
+    url = html.unescape(why.group(1))
+    fragment = auditor.get(url, headers={"hx-request": "true"})
+    assert fragment.status_code == 200 and "Input summary" in fragment.text and "<html" not in fragment.text
+    full = auditor.get(url)
+    assert full.status_code == 200 and "Input summary" in full.text and "<html" in full.text
+    assert f'href="/console/runs/{run}"' in full.text
+    event_path = url.split("?")[0]
+    assert auditor.get(event_path + "?decision=99").status_code == 404
+    assert auditor.get("/console/why/ev_nope?decision=0").status_code == 404
+    assert auditor.get(event_path.replace("/why/", "/capture/")).status_code == 404  # capture is off
     assert "<code>planner</code>" in text and "<code>worker</code>" in text
     assert 'href="/console/runs/run-parent"' in text
 

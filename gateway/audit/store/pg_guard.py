@@ -98,7 +98,7 @@ def grant_sql(schema: str, writer: str, pruner: str) -> list[str]:
     """The grants of the two roles (run by the tables' owner after the migration).
 
     writer (the gateway): read, append events and content captures, move its own head
-                          (and renew its lease).
+                          (and renew its lease), fold the spend rollup (derived, unchained).
     pruner (retention):   the same, plus delete events below an anchor and write anchors.
     Neither may UPDATE events or DELETE heads, and neither owns anything (an owner could
     drop the triggers).
@@ -120,4 +120,7 @@ def grant_sql(schema: str, writer: str, pruner: str) -> list[str]:
         # Content captures: outside the chain (referenced by hash), own retention.
         f"GRANT SELECT, INSERT ON {s}.audit_captures TO {both}",
         f"GRANT DELETE ON {s}.audit_captures TO {p}",
+        # The spend rollup: derived from the events (outside the chain), folded by readers.
+        f"GRANT SELECT, INSERT, UPDATE ON {s}.audit_spend_rollup, {s}.audit_spend_marks TO {both}",
+        f"GRANT DELETE ON {s}.audit_spend_rollup TO {p}",
     ]

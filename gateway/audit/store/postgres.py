@@ -23,7 +23,7 @@ import asyncpg
 
 from gateway.audit.chain import Head
 from gateway.audit.schema import ROW_COLUMNS
-from gateway.audit.store import pg_guard, sql
+from gateway.audit.store import pg_guard, rollup, sql
 from gateway.audit.store.base import Anchor, AuditStore, ChainInfo, Filters, event_of
 from gateway.errors import AuditUnavailable
 
@@ -47,13 +47,15 @@ _DOWN = (
 #: Ordered migrations; each entry runs once and bumps ``audit_meta.version``.
 #: v3 makes the tables append-only (``pg_guard``: triggers; the roles' grants are separate);
 #: v4 adds the content captures (outside the chain: neither chained nor append-only); v5 a
-#: covering index for the console's time-window aggregates.
+#: covering index for the console's time-window aggregates; v6 the hourly spend rollup
+#: (``rollup.py``: the spend page and report read aggregates).
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     tuple(sql.ddl(_D)),
     tuple(sql.registry_ddl()),
     tuple(pg_guard.append_only_ddl()),
     tuple(sql.capture_ddl(_D)),
     tuple(sql.console_pg_ddl()),
+    tuple(rollup.ddl()),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -77,6 +79,8 @@ class PostgresStore(AuditStore):
         self.pool_size = pool_size
         self.synchronous_commit = synchronous_commit
         self._pool: asyncpg.Pool | None = None
+        #: The hourly spend rollup (set when the pool opens).
+        self.rollup: rollup.SpendRollup | None = None
         self._writer: asyncpg.Connection | None = None
         self._server_settings = {"search_path": schema, "synchronous_commit": synchronous_commit}
         self._upsert_head = sql.upsert_head_sql(_D)
@@ -106,6 +110,7 @@ class PostgresStore(AuditStore):
                 server_settings=self._server_settings,
                 timeout=_CONNECT_TIMEOUT_S,
             )
+            self.rollup = rollup.SpendRollup(self._pool)
             await self._writer_conn()
         except BaseException:
             await self.close()  # a half-open store (pool, no writer) is retried from scratch
@@ -171,6 +176,7 @@ class PostgresStore(AuditStore):
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+            self.rollup = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -290,18 +296,23 @@ class PostgresStore(AuditStore):
         return event_of(row[1], row[0]) if row else None
 
     async def spend(self, group_by: str, filters: Filters) -> list[dict[str, Any]]:
+        """Per group; an unfiltered window grouped by a rollup dimension reads the rollup's
+        whole hours and the events of its partial ones (same numbers, not every body)."""
+        if self.rollup is None or group_by not in rollup.DIMS or not rollup.eligible(filters):
+            return await self._spend_rows(group_by, filters)
+        merged: dict[Any, list[int]] = {}
+        for r in await self.rollup.rows(group_by, filters.since, filters.until):
+            _add(merged, r[1], r[2:])
+        for since, until in rollup.edges(filters.since, filters.until):
+            for row in await self._spend_rows(group_by, Filters(since=since, until=until)):
+                _add(merged, row["group"], [row[k] for k in _SPEND_COLUMNS])
+        rows = [{"group": g, **dict(zip(_SPEND_COLUMNS, v, strict=True))} for g, v in merged.items()]
+        return sorted(rows, key=lambda r: (-r["cost_nusd"], r["group"] is None, str(r["group"])))
+
+    async def _spend_rows(self, group_by: str, filters: Filters) -> list[dict[str, Any]]:
         query, params = sql.spend_sql(_D, group_by, filters)
         return [
-            {
-                "group": r[0],
-                "calls": r[1],
-                "input_tokens": int(r[2]),
-                "output_tokens": int(r[3]),
-                "cost_nusd": int(r[4]),
-                "cache_hits": int(r[5]),
-                "cache_lookups": int(r[6]),
-                "saved_nusd": int(r[7]),
-            }
+            {"group": r[0], **dict(zip(_SPEND_COLUMNS, (int(v) for v in r[1:]), strict=True))}
             for r in await self.pool.fetch(query, *params)
         ]
 
@@ -351,4 +362,24 @@ class PostgresStore(AuditStore):
                     "DELETE FROM audit_events WHERE shard = $1 AND seq < $2", shard, anchor.seq
                 )
                 deleted += int(status.split()[-1])
+            oldest = await conn.fetchval("SELECT min(ts) FROM audit_events")
+            if oldest is not None and self.rollup is not None:
+                await self.rollup.prune(conn, oldest)
         return deleted
+
+
+_SPEND_COLUMNS = (
+    "calls",
+    "input_tokens",
+    "output_tokens",
+    "cost_nusd",
+    "cache_hits",
+    "cache_lookups",
+    "saved_nusd",
+)
+
+
+def _add(merged: dict[Any, list[int]], group: Any, values: Any) -> None:
+    row = merged.setdefault(group, [0] * len(_SPEND_COLUMNS))
+    for i, v in enumerate(values):
+        row[i] += int(v)

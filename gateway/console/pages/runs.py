@@ -24,7 +24,7 @@ from starlette.responses import Response
 from gateway.admin.record import record_read
 from gateway.audit import explore, query
 from gateway.audit.store.base import AuditStore, Filters
-from gateway.audit.timeline import capture_ids, timeline
+from gateway.audit.timeline import capture_ids, step, timeline
 from gateway.console.web import Page, PageRequest, PageRoute
 from gateway.errors import BadRequest, NotFound, ServiceUnavailable
 
@@ -97,7 +97,19 @@ def _tools(step: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-_STEP = ("time", "kind", "agent_id", "endpoint", "stream", "decision", "status", "usage", "redaction", "data")
+_STEP = (
+    "id",
+    "time",
+    "kind",
+    "agent_id",
+    "endpoint",
+    "stream",
+    "decision",
+    "status",
+    "usage",
+    "redaction",
+    "data",
+)
 _NESTED = {
     "model": ("requested", "used", "routed", "deployment"),
     "cost": ("settled_usd", "reserved_usd", "basis"),
@@ -120,9 +132,10 @@ def _with_keys(value: Any, keys: tuple[str, ...]) -> dict[str, Any] | None:
     return {**{k: None for k in keys}, **value}
 
 
-def _decision(d: dict[str, Any]) -> dict[str, Any]:
+def _decision(d: dict[str, Any], index: int) -> dict[str, Any]:
     out = _with_keys(d, _DECISION) or {}
     out["why"] = _with_keys(d.get("why"), _WHY)
+    out["index"] = index  # its place in the event's decisions: the why panel's address
     return out
 
 
@@ -134,7 +147,9 @@ def _shape(step: dict[str, Any]) -> dict[str, Any]:
     out.update({k: _with_keys(step.get(k), keys) for k, keys in _NESTED.items()})
     if out["decision"] is None:
         out["decision"] = "none"
-    out["decisions"] = [_decision(d) for d in step.get("decisions") or () if isinstance(d, dict)]
+    out["decisions"] = [
+        _decision(d, i) for i, d in enumerate(step.get("decisions") or ()) if isinstance(d, dict)
+    ]
     out["stage_ms"] = _stages(step)
     out["tools"] = _tools(step)
     out["tried"] = [
@@ -178,12 +193,68 @@ async def run_detail(page: PageRequest) -> Response:
     )
 
 
+async def _one_event(page: PageRequest) -> dict[str, Any]:
+    """The event a panel is about (its read recorded like any audit read), or 404."""
+    store = store_of(page)
+    event_id = query.text(page.request.path_params["event_id"], "id")
+    found = await store.get(event_id)
+    await record_read(page.deps.audit(), page.request, page.user, 0 if found is None else 1)
+    if found is None or found.get("kind") != "call":
+        raise NotFound(f"No call event {event_id!r}.", param="id")
+    return found
+
+
+def _layout(page: PageRequest) -> str:
+    """A panel opened in the run page (htmx) is a fragment; followed as a link, a page."""
+    return "panel.html" if page.request.headers.get("hx-request") else "base.html"
+
+
+async def why_panel(page: PageRequest) -> Response:
+    """One decision's "why" (its effects and the input summary the policy saw), loaded when
+    its panel is opened: the run page renders the timeline only, not 200 of these."""
+    query.check_params(page.request.query_params, frozenset({"decision"}))
+    event = await _one_event(page)
+    raw = page.request.query_params.get("decision", "")
+    decisions = event.get("decisions") or []
+    if not raw.isdigit() or int(raw) >= len(decisions) or not isinstance(decisions[int(raw)], dict):
+        raise NotFound(f"No decision {raw!r} in event {event['id']!r}.", param="decision")
+    decision = _decision(decisions[int(raw)], int(raw))
+    if decision["why"] is None:
+        raise NotFound(f"Decision {raw} of event {event['id']!r} recorded no why.", param="decision")
+    return page.render(
+        "runs_why.html",
+        layout=_layout(page),
+        d=decision,
+        event_id=event["id"],
+        run_id=(event.get("agent") or {}).get("run_id"),
+    )
+
+
+async def capture_panel(page: PageRequest) -> Response:
+    """What the agent saw in one call (its content capture, checked against the sealed hash)."""
+    query.check_params(page.request.query_params, frozenset())
+    event = await _one_event(page)
+    store = store_of(page)
+    capture = step(event, await store.captures(capture_ids([event]))).get("capture")
+    if capture is None:
+        raise NotFound(f"Event {event['id']!r} has no content capture.", param="id")
+    return page.render(
+        "runs_capture.html",
+        layout=_layout(page),
+        capture=_with_keys(capture, _NESTED["capture"]),
+        event_id=event["id"],
+        run_id=(event.get("agent") or {}).get("run_id"),
+    )
+
+
 PAGE = Page(
     name="runs",
     title="Runs",
     roles=("auditor",),
     routes=(
         PageRoute("/runs", runs, roles=("auditor",)),
+        PageRoute("/why/{event_id}", why_panel, roles=("auditor",)),
+        PageRoute("/capture/{event_id}", capture_panel, roles=("auditor",)),
         PageRoute("/runs/{run_id:path}", run_detail, roles=("auditor",)),
     ),
 )

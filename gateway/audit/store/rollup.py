@@ -1,0 +1,165 @@
+"""Settled spend pre-aggregated per hour (PostgreSQL): the spend page and report read
+aggregates, not every call event of the window.
+
+Migration v6 adds two tables:
+
+    audit_spend_rollup  (dim, hour, grp) -> calls, tokens in/out, cost, cache hits, cache
+                        lookups, saved: one row per hour per team / key / agent / model
+                        (``grp``: ``'=' || value``, ``''`` for none)
+    audit_spend_marks   shard -> the last ``seq`` of that chain already in the rollup
+
+Maintenance is incremental, by watermark: ``refresh`` (run before every read) compares each
+chain's head (``audit_heads``, moved in the same statement as its events) with its mark, and
+folds the events in between into the rollup, then moves the marks, in one transaction under
+an advisory lock (readers on every replica refresh; each event is counted once). A chain's
+``seq`` only grows and its head commits with its events, so nothing is missed or counted
+twice. The cache columns are read from each event's body once, here, instead of on every
+report.
+
+A read covers the window's whole hours from the rollup and its two partial hours from the
+events themselves (``explore.spend_series``, ``PostgresStore.spend``), so the numbers are the
+ones the events give. It answers unfiltered reads grouped by team / key / agent / model; any
+other filter reads the events. Retention: ``apply_prune`` deletes the rollup's hours wholly
+before the oldest event kept.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.audit.store.base import Filters
+
+#: Rollup dimensions: the spend groups it keeps, and their event columns.
+DIMS = {"team": "team", "key": "key_id", "agent": "agent_id", "model": "model"}
+HOUR = 3600
+_LOCK = 5_747_420_082  # advisory lock of a refresh (the migration's is ...081)
+
+
+def ddl() -> list[str]:
+    return [
+        """CREATE TABLE IF NOT EXISTS audit_spend_rollup (
+            dim text NOT NULL, hour bigint NOT NULL, grp text NOT NULL,
+            calls bigint NOT NULL, input_tokens bigint NOT NULL, output_tokens bigint NOT NULL,
+            cost_nusd bigint NOT NULL, cache_hits bigint NOT NULL, cache_lookups bigint NOT NULL,
+            saved_nusd bigint NOT NULL, PRIMARY KEY (dim, hour, grp))""",
+        "CREATE TABLE IF NOT EXISTS audit_spend_marks (shard text PRIMARY KEY, seq bigint NOT NULL)",
+    ]
+
+
+_BEHIND = (
+    "SELECT h.shard, coalesce(m.seq, -1), h.seq FROM audit_heads h "
+    "LEFT JOIN audit_spend_marks m ON m.shard = h.shard WHERE h.seq > coalesce(m.seq, -1)"
+)
+_HAS_CACHE = """strpos(e.body, '"cache":{') > 0"""
+_FOLD = f"""
+INSERT INTO audit_spend_rollup AS r
+    (dim, hour, grp, calls, input_tokens, output_tokens, cost_nusd, cache_hits, cache_lookups, saved_nusd)
+SELECT g.dim, floor(e.ts / {HOUR})::bigint, coalesce('=' || g.grp, ''), count(*),
+    coalesce(sum(e.input_tokens), 0), coalesce(sum(e.output_tokens), 0), coalesce(sum(e.cost_nusd), 0),
+    coalesce(sum(CASE WHEN c.status = 'hit' THEN 1 ELSE 0 END), 0),
+    coalesce(sum(CASE WHEN c.status IN ('hit', 'miss') THEN 1 ELSE 0 END), 0),
+    coalesce(sum(c.saved), 0)
+FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS b(shard, done, upto)
+JOIN audit_events e ON e.shard = b.shard AND e.seq > b.done AND e.seq <= b.upto
+CROSS JOIN LATERAL (SELECT
+    CASE WHEN {_HAS_CACHE} THEN e.body::jsonb -> 'cache' ->> 'status' END AS status,
+    CASE WHEN {_HAS_CACHE} THEN CAST(e.body::jsonb -> 'cache' ->> 'saved_nusd' AS bigint) END AS saved) c
+CROSS JOIN LATERAL (VALUES ('team', e.team), ('key', e.key_id), ('agent', e.agent_id), ('model', e.model))
+    AS g(dim, grp)
+WHERE e.kind = 'call'
+GROUP BY 1, 2, 3
+ON CONFLICT (dim, hour, grp) DO UPDATE SET
+    calls = r.calls + excluded.calls, input_tokens = r.input_tokens + excluded.input_tokens,
+    output_tokens = r.output_tokens + excluded.output_tokens, cost_nusd = r.cost_nusd + excluded.cost_nusd,
+    cache_hits = r.cache_hits + excluded.cache_hits, cache_lookups = r.cache_lookups + excluded.cache_lookups,
+    saved_nusd = r.saved_nusd + excluded.saved_nusd
+"""
+_MARK = (
+    "INSERT INTO audit_spend_marks (shard, seq) SELECT * FROM unnest($1::text[], $2::bigint[]) "
+    "ON CONFLICT (shard) DO UPDATE SET seq = excluded.seq"
+)
+
+
+def eligible(filters: Filters) -> bool:
+    """Only a time window (and the call kind) filtered: what the rollup can answer."""
+    rest = {k for k in filters.active() if k not in ("since", "until", "kind")}
+    return not rest and filters.kind in (None, "call")
+
+
+def grp_value(grp: str) -> str | None:
+    return grp[1:] if grp else None
+
+
+def hours(since: float | None, until: float | None) -> tuple[int | None, int | None]:
+    """The whole hours inside ``[since, until)``: ``[first, end)`` (``None``: unbounded)."""
+    first = math.ceil(since / HOUR) if since is not None else None
+    end = math.floor(until / HOUR) if until is not None else None
+    return first, end
+
+
+def edges(since: float | None, until: float | None) -> list[tuple[float, float]]:
+    """The parts of ``[since, until)`` outside its whole hours (read from the events)."""
+    first, end = hours(since, until)
+    if first is not None and end is not None and first >= end:
+        return [(since, until)] if since is not None and until is not None and since < until else []
+    out = []
+    if since is not None and first is not None and since < first * HOUR:
+        out.append((since, float(first * HOUR)))
+    if until is not None and end is not None and end * HOUR < until:
+        out.append((float(end * HOUR), until))
+    return out
+
+
+class SpendRollup:
+    """The rollup over an asyncpg pool (``PostgresStore.rollup``)."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    async def refresh(self) -> int:
+        """Fold the events committed since the marks into the rollup; the chains folded."""
+        async with self.pool.acquire() as conn:
+            if not await conn.fetch(_BEHIND):
+                return 0
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+                behind = await conn.fetch(_BEHIND)  # again, under the lock: another may have folded
+                if not behind:
+                    return 0
+                shards = [r[0] for r in behind]
+                await conn.execute(_FOLD, shards, [r[1] for r in behind], [r[2] for r in behind])
+                await conn.execute(_MARK, shards, [r[2] for r in behind])
+                return len(shards)
+
+    async def rows(
+        self, dim: str, since: float | None, until: float | None, bucket_s: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The window's whole hours per group (and per ``bucket_s`` bucket when given):
+        ``(bucket or None, group, calls, tokens in, tokens out, cost, hits, lookups, saved)``."""
+        await self.refresh()
+        first, end = hours(since, until)
+        conds: list[str] = ["dim = $1"]
+        params: list[Any] = [dim]
+        if first is not None:
+            params.append(first)
+            conds.append(f"hour >= ${len(params)}::bigint")
+        if end is not None:
+            params.append(end)
+            conds.append(f"hour < ${len(params)}::bigint")
+        bucket = f"floor(hour * {HOUR}.0 / {int(bucket_s)})::bigint" if bucket_s else "NULL::bigint"
+        query = (
+            f"SELECT {bucket}, grp, sum(calls), sum(input_tokens), sum(output_tokens), sum(cost_nusd), "
+            f"sum(cache_hits), sum(cache_lookups), sum(saved_nusd) FROM audit_spend_rollup "
+            f"WHERE {' AND '.join(conds)} GROUP BY 1, 2"
+        )
+        return [
+            (r[0], grp_value(r[1]), *(int(v) for v in r[2:])) for r in await self.pool.fetch(query, *params)
+        ]
+
+    async def prune(self, conn: Any, cutoff_ts: float) -> None:
+        """Drop the hours wholly before ``cutoff_ts`` (their events are gone)."""
+        await conn.execute(
+            "DELETE FROM audit_spend_rollup WHERE hour < $1::bigint", math.floor(cutoff_ts / HOUR)
+        )
