@@ -12,7 +12,8 @@
   of the fast fake upstream, policy off vs on, c=1, measured with wrk (bench/common.py): the
   latency and CPU the two policy phases add to a call.
 - ``--opa-client``: the ``opa`` hot path, ``opa-python-client``'s ``AsyncOpaClient.query_rule``
-  against a plain ``aiohttp`` POST on a pooled session, to the same OPA-compatible server
+  against a plain ``aiohttp`` POST on a pooled session and the lean ``wire`` client
+  (``gateway/policy/engines/opa_wire.py``), to the same OPA-compatible server
   (tests/opa_server.py, run in a child process so only the client's CPU is in this process).
 
 The ``opa`` engine is measured against tests/opa_server.py (a Python server over the real
@@ -335,18 +336,31 @@ async def bench_opa_client(url: str, n: int) -> None:
         ) as r:
             return orjson.loads(await r.read())["result"]
 
+    from gateway.policy.engines.opa_wire import WireClient
+
+    wire_client = WireClient(url)
+
+    async def wire() -> Any:
+        _status, raw = await wire_client.post(f"/v1/data/{path}", orjson.dumps({"input": doc}))
+        return orjson.loads(raw)["result"]
+
     port = int(url.rsplit(":", 1)[1])
     async with AsyncOpaClient(host="127.0.0.1", port=port, timeout=5.0) as client:
 
         async def lib() -> Any:
             return (await client.query_rule(doc, "wardgate/request", "decision"))["result"]
 
-        if await plain() != await lib():
-            raise SystemExit("the two clients disagree")
+        if not (await plain() == await lib() == await wire()):
+            raise SystemExit("the clients disagree")
         print(f"-- against {url}")
-        for label, fn in (("aiohttp POST (pooled session)", plain), ("AsyncOpaClient.query_rule", lib)):
+        for label, fn in (
+            ("aiohttp POST (pooled session)", plain),
+            ("AsyncOpaClient.query_rule", lib),
+            ("wire (engines/opa_wire.py)", wire),
+        ):
             print(row(label, await timed(n, fn)))
     await session.close()
+    wire_client.close()
 
 
 async def main() -> None:

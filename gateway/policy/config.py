@@ -17,9 +17,10 @@ class PolicySettings(BaseModel):
     #: gets bundles from elsewhere).
     opa_push: bool = True
     opa_pool_size: int = 64
-    #: What sends the hot-path query: opa-python-client's AsyncOpaClient, or a plain aiohttp
+    #: What sends the hot-path query: the lean keep-alive client (``wire``, plain http:// only;
+    #: https:// falls back to aiohttp), opa-python-client's AsyncOpaClient, or a plain aiohttp
     #: POST of the orjson-encoded input (measured in bench/policy.py; see engines/opa_http.py).
-    opa_client: Literal["opa-python-client", "aiohttp"] = "opa-python-client"
+    opa_client: Literal["wire", "opa-python-client", "aiohttp"] = "wire"
     #: Allow the call when the engine cannot decide (default: deny with 503).
     fail_open: bool = False
     #: Endpoints ("chat.completions", "responses", "embeddings", "mcp") that fail open even when

@@ -16,8 +16,9 @@ from gateway.policy.reload import PolicyManager
 from gateway.policy.service import PolicyService
 
 REPO = Path(__file__).resolve().parents[2]
-#: "opa" talks to the server through opa-python-client, "opa-aiohttp" with a plain POST.
-ENGINE_KINDS = ("regorus", "opa-lib", "opa", "opa-aiohttp")
+#: "opa" talks to the server through opa-python-client, "opa-aiohttp" with a plain POST,
+#: "opa-wire" through the lean keep-alive client (engines/opa_wire.py).
+ENGINE_KINDS = ("regorus", "opa-lib", "opa", "opa-aiohttp", "opa-wire")
 
 
 def make_engine(kind: str, opa_url: str | None = None, timeout_s: float = 2.0) -> PolicyEngine:
@@ -33,7 +34,7 @@ def make_engine(kind: str, opa_url: str | None = None, timeout_s: float = 2.0) -
 
     if opa_url is None:
         raise ValueError("the opa engine needs a server URL")
-    client = "aiohttp" if kind == "opa-aiohttp" else "opa-python-client"
+    client = {"opa-aiohttp": "aiohttp", "opa-wire": "wire"}.get(kind, "opa-python-client")
     return OpaHttpEngine(opa_url, timeout_s=timeout_s, client=client)
 
 

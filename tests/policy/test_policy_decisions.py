@@ -445,7 +445,13 @@ async def test_decision_table_gives_the_expected_decision(
 async def test_all_three_engines_give_identical_decisions(engines: dict[str, PolicyEngine]) -> None:
     for case, phase, doc, _ in CASES:
         results = {kind: await decide(engine, phase, doc) for kind, engine in engines.items()}
-        assert results["regorus"] == results["opa-lib"] == results["opa"] == results["opa-aiohttp"], case
+        assert (
+            results["regorus"]
+            == results["opa-lib"]
+            == results["opa"]
+            == results["opa-aiohttp"]
+            == results["opa-wire"]
+        ), case
 
 
 async def test_engines_report_the_revision_they_loaded(

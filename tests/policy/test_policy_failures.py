@@ -29,7 +29,7 @@ async def opa_service(
     return await make_service(make_engine(kind, server.url, timeout_s=timeout_s), **settings)
 
 
-@pytest.mark.parametrize("kind", ["opa", "opa-aiohttp"])
+@pytest.mark.parametrize("kind", ["opa", "opa-aiohttp", "opa-wire"])
 async def test_opa_server_down_fails_closed_with_503(make_service: Any, opa_servers: Any, kind: str) -> None:
     server = opa_servers()
     service = await opa_service(make_service, server, timeout_s=1.0, kind=kind)
@@ -95,7 +95,7 @@ async def test_opa_restarted_empty_fails_closed_then_gets_the_policies_again(
     assert later.decisions[-1].outcome == "allow"
 
 
-@pytest.mark.parametrize("kind", ["opa", "opa-aiohttp"])
+@pytest.mark.parametrize("kind", ["opa", "opa-aiohttp", "opa-wire"])
 async def test_slow_opa_answer_times_out_and_fails_closed(
     make_service: Any, opa_servers: Any, kind: str
 ) -> None:

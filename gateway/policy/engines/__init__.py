@@ -2,7 +2,7 @@
 
 The interface is ``base.py`` (``PolicyEngine``, ``Snapshot``); the engines are
 ``embedded.py`` (regorus, in process), ``opa_lib.py`` (OPA's Go library, in process) and
-``opa_http.py`` (an OPA server). Their errors (``gateway/policy/errors.py``) and the regorus
+``opa_http.py`` (an OPA server; its lean hot-path HTTP client is ``opa_wire.py``). Their errors (``gateway/policy/errors.py``) and the regorus
 build (``gateway/policy/regorus_build.py``) live outside this package: ``base.py`` imports
 ``policy/derived.py``, which needs both, and importing anything in this package runs this
 file first. This module imports no engine at run time (only ``create_engine`` does, the one

@@ -1,18 +1,21 @@
 """``opa``: a real OPA server over its REST Data API.
 
-Hot path: ``POST {opa_url}/v1/data/<path>`` with ``{"input": …}`` on one pooled session for
-the app's lifespan, under a hard deadline (default 50 ms). Two clients can send it
-(``policy.opa_client``):
+Hot path: ``POST {opa_url}/v1/data/<path>`` with ``{"input": …}`` on pooled keep-alive
+connections for the app's lifespan, under a hard deadline (default 50 ms). Three clients can
+send it (``policy.opa_client``):
 
-- ``opa-python-client`` (default): ``AsyncOpaClient.query_rule``, with its retries off (a
-  retry cannot fit the deadline; failing closed is the caller's job);
+- ``wire`` (default): the lean HTTP/1.1 client of ``opa_wire.py`` (plain ``http://``; an
+  ``https://`` URL uses ``aiohttp``). Measured against a server that answers at once (load
+  ~17 on 2 cores, so relative numbers only): ~95 µs of CPU per decision, against ~375 µs for
+  ``aiohttp`` and ~640 µs for ``opa-python-client``; a call makes two decisions, and in the
+  issue-19 cluster this was the largest single share of the CPU above the embedded engine;
+- ``opa-python-client``: ``AsyncOpaClient.query_rule``, with its retries off (a retry cannot
+  fit the deadline; failing closed is the caller's job);
 - ``aiohttp``: a plain POST of the orjson-encoded input.
 
-Measured with ``bench/policy.py --opa-client`` against a server that answers instantly (so
-only the client is measured): the client library costs ~1.3x the plain POST in CPU per call
-(~315 vs ~240 µs, p50 ~330 vs ~280 µs), well under the 2x at which the issue says to drop
-it from the hot path; the plain POST is there for large inputs (orjson vs stdlib ``json``).
-``AsyncOpaClient`` also does the admin work: pushing policies and data, health checks.
+Measured earlier with ``bench/policy.py --opa-client`` on a quieter machine: the client
+library ~315 µs of CPU per call, the plain POST ~240. ``AsyncOpaClient`` does the admin work
+whichever client decides: pushing policies and data, health checks.
 
 ``load`` pushes the modules (policy ids ``wardgate/<path>``) and the data
 (``PUT /v1/data/wardgate``) unless ``push`` is off (OPA fed by bundles). OPA evaluates each
@@ -41,6 +44,7 @@ import aiohttp
 import orjson
 
 from gateway.policy.engines.base import PolicyEngine, encode_input, sanitize, to_path
+from gateway.policy.engines.opa_wire import WireClient
 from gateway.policy.errors import PolicyCompileError, PolicyEvalError
 
 log = logging.getLogger("wardgate.policy")
@@ -71,6 +75,18 @@ def _result(doc: Any, path: str) -> Any:
     if not isinstance(doc, dict) or "result" not in doc:
         raise PolicyEvalError(f"data.{to_path(path).replace('/', '.')} is undefined on OPA", kind="undefined")
     return doc["result"]
+
+
+def _decoded(raw: bytes, status: int, path: str) -> Any:
+    """The decision in a plain POST's answer (the ``aiohttp`` and ``wire`` clients)."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise PolicyEvalError(f"OPA answered {status} with a body that is not JSON") from exc
+    if status != 200:
+        message = doc.get("message") if isinstance(doc, dict) else None
+        raise PolicyEvalError(f"OPA answered {status}: {message or raw[:200]!r}")
+    return _result(doc, path)
 
 
 async def push_policies(client: Any, modules: dict[str, str], data: dict[str, Any]) -> None:
@@ -140,10 +156,10 @@ class OpaHttpEngine(PolicyEngine):
         timeout_s: float = 0.05,
         push: bool = True,
         pool_size: int = 64,
-        client: str = "opa-python-client",
+        client: str = "wire",
     ) -> None:
         super().__init__()
-        if client not in ("opa-python-client", "aiohttp"):
+        if client not in ("opa-python-client", "aiohttp", "wire"):
             raise ValueError(f"unknown OPA client {client!r}")
         self.url = url.rstrip("/")
         self.client = client
@@ -151,6 +167,9 @@ class OpaHttpEngine(PolicyEngine):
         self._push = push
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        if client == "wire" and not self.url.startswith("http://"):
+            self.client = "aiohttp"  # the wire client speaks plain HTTP only; TLS goes through aiohttp
+        self._wire = WireClient(self.url, pool_size) if self.client == "wire" else None
         self._opa_client: Any = None
         self._pushed: tuple[dict[str, str], dict[str, Any]] | None = None
         self._repush: asyncio.Task[None] | None = None
@@ -178,6 +197,8 @@ class OpaHttpEngine(PolicyEngine):
 
     async def query(self, path: str, input: Any) -> Any:
         try:
+            if self._wire is not None:
+                return await self._query_wire(path, input)
             if self.client == "aiohttp":
                 return await self._query_plain(path, input)
             return await self._query_client(path, input)
@@ -241,14 +262,21 @@ class OpaHttpEngine(PolicyEngine):
             ) from exc
         except aiohttp.ClientError as exc:
             raise PolicyEvalError(f"OPA unreachable at {self.url}: {exc}", "unavailable") from exc
+        return _decoded(raw, status, path)
+
+    async def _query_wire(self, path: str, input: Any) -> Any:
+        assert self._wire is not None
+        body = b'{"input":' + encode_input(input) + b"}"
         try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise PolicyEvalError(f"OPA answered {status} with a body that is not JSON") from exc
-        if status != 200:
-            message = doc.get("message") if isinstance(doc, dict) else None
-            raise PolicyEvalError(f"OPA answered {status}: {message or raw[:200]!r}")
-        return _result(doc, path)
+            async with asyncio.timeout(self._timeout_s):
+                status, raw = await self._wire.post(f"/v1/data/{to_path(path)}", body)
+        except TimeoutError as exc:
+            raise PolicyEvalError(
+                f"OPA gave no decision within {self._timeout_s * 1000:.0f} ms", "timeout"
+            ) from exc
+        except OSError as exc:  # refused, reset, or an answer that is not HTTP (WireError)
+            raise PolicyEvalError(f"OPA unreachable at {self.url}: {exc}", "unavailable") from exc
+        return _decoded(raw, status, path)
 
     async def _prepare(self, modules: dict[str, str], data: dict[str, Any], revision: str) -> OpaHttpSnapshot:
         if self._push:
@@ -321,6 +349,8 @@ class OpaHttpEngine(PolicyEngine):
             self._repush.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._repush
+        if self._wire is not None:
+            self._wire.close()
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
