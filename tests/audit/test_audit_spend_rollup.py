@@ -1,4 +1,4 @@
-"""The hourly spend rollup (PostgreSQL, gateway/audit/store/rollup.py) gives the numbers the
+"""The hourly and daily spend rollup (PostgreSQL, gateway/audit/store/rollup.py) gives the numbers the
 events give: the console's spend series and the spend report, per team / key / agent / model,
 for windows that do not start or end on an hour, the same with the rollup as read from every
 event; events appended after a read (a second chain) are folded in by the next read; a
@@ -95,6 +95,8 @@ async def test_the_rollup_gives_the_numbers_of_the_events(pg_dsn: str, pg_schema
         assert hits == 300  # every tenth event was a cache hit
         folded = await store.pool.fetchval("SELECT sum(calls) FROM audit_spend_rollup WHERE dim = 'team'")
         assert folded == 3000
+        days = await store.pool.fetchval("SELECT sum(calls) FROM audit_spend_rollup WHERE dim = 'team/day'")
+        assert days == 3000  # the daily rows (whole days of daily buckets and of the report)
         # another chain appends after the first reads: the next read folds it in, once
         await _append(store, _events(rng, 700, now))
         await _same_numbers(store, now)

@@ -1,11 +1,13 @@
 """Settled spend pre-aggregated per hour (PostgreSQL): the spend page and report read
 aggregates, not every call event of the window.
 
-Migration v6 adds two tables:
+Migration v6 adds two tables (v7 empties them once: refolded with the daily rows):
 
     audit_spend_rollup  (dim, hour, grp) -> calls, tokens in/out, cost, cache hits, cache
                         lookups, saved: one row per hour per team / key / agent / model
-                        (``grp``: ``'=' || value``, ``''`` for none)
+                        (``grp``: ``'=' || value``, ``''`` for none), and one per day
+                        (``dim`` ``team/day`` ..., ``hour`` the day's first hour), so a month
+                        of daily buckets is 30 rows per group, not 720
     audit_spend_marks   shard -> the last ``seq`` of that chain already in the rollup
 
 Maintenance is incremental, by watermark: ``refresh`` (run before every read) compares each
@@ -34,7 +36,16 @@ if TYPE_CHECKING:
 #: Rollup dimensions: the spend groups it keeps, and their event columns.
 DIMS = {"team": "team", "key": "key_id", "agent": "agent_id", "model": "model"}
 HOUR = 3600
+DAY = 86400
+#: The daily rows of a dimension: ``dim`` + this, ``hour`` = the day's first hour.
+DAY_SUFFIX = "/day"
+_FAR = 2**62  # an unbounded side of a window, in hours
 _LOCK = 5_747_420_082  # advisory lock of a refresh (the migration's is ...081)
+
+
+def refold_ddl() -> list[str]:
+    """Migration v7: the rollup gained daily rows; fold everything again (marks emptied)."""
+    return ["DELETE FROM audit_spend_rollup", "DELETE FROM audit_spend_marks"]
 
 
 def ddl() -> list[str]:
@@ -56,7 +67,7 @@ _HAS_CACHE = """strpos(e.body, '"cache":{') > 0"""
 _FOLD = f"""
 INSERT INTO audit_spend_rollup AS r
     (dim, hour, grp, calls, input_tokens, output_tokens, cost_nusd, cache_hits, cache_lookups, saved_nusd)
-SELECT g.dim, floor(e.ts / {HOUR})::bigint, coalesce('=' || g.grp, ''), count(*),
+SELECT g.dim || t.suffix, (floor(e.ts / t.width) * (t.width / {HOUR}))::bigint, coalesce('=' || g.grp, ''), count(*),
     coalesce(sum(e.input_tokens), 0), coalesce(sum(e.output_tokens), 0), coalesce(sum(e.cost_nusd), 0),
     coalesce(sum(CASE WHEN c.status = 'hit' THEN 1 ELSE 0 END), 0),
     coalesce(sum(CASE WHEN c.status IN ('hit', 'miss') THEN 1 ELSE 0 END), 0),
@@ -68,6 +79,7 @@ CROSS JOIN LATERAL (SELECT
     CASE WHEN {_HAS_CACHE} THEN CAST(e.body::jsonb -> 'cache' ->> 'saved_nusd' AS bigint) END AS saved) c
 CROSS JOIN LATERAL (VALUES ('team', e.team), ('key', e.key_id), ('agent', e.agent_id), ('model', e.model))
     AS g(dim, grp)
+CROSS JOIN LATERAL (VALUES ('', {HOUR}), ('{DAY_SUFFIX}', {DAY})) AS t(suffix, width)
 WHERE e.kind = 'call'
 GROUP BY 1, 2, 3
 ON CONFLICT (dim, hour, grp) DO UPDATE SET
@@ -137,23 +149,23 @@ class SpendRollup:
         self, dim: str, since: float | None, until: float | None, bucket_s: int | None = None
     ) -> list[tuple[Any, ...]]:
         """The window's whole hours per group (and per ``bucket_s`` bucket when given):
-        ``(bucket or None, group, calls, tokens in, tokens out, cost, hits, lookups, saved)``."""
+        ``(bucket or None, group, calls, tokens in, tokens out, cost, hits, lookups, saved)``.
+        Its whole days come from the daily rows when the buckets are whole days (or none)."""
         await self.refresh()
         first, end = hours(since, until)
-        conds: list[str] = ["dim = $1"]
-        params: list[Any] = [dim]
-        if first is not None:
-            params.append(first)
-            conds.append(f"hour >= ${len(params)}::bigint")
-        if end is not None:
-            params.append(end)
-            conds.append(f"hour < ${len(params)}::bigint")
+        h0, h1 = first if first is not None else -_FAR, end if end is not None else _FAR
+        d0 = math.ceil(since / DAY) * 24 if since is not None else -_FAR
+        d1 = math.floor(until / DAY) * 24 if until is not None else _FAR
+        if (bucket_s is not None and bucket_s % DAY) or d0 >= d1:
+            d0 = d1 = h1  # no daily rows: every whole hour from the hourly ones
         bucket = f"floor(hour * {HOUR}.0 / {int(bucket_s)})::bigint" if bucket_s else "NULL::bigint"
         query = (
             f"SELECT {bucket}, grp, sum(calls), sum(input_tokens), sum(output_tokens), sum(cost_nusd), "
-            f"sum(cache_hits), sum(cache_lookups), sum(saved_nusd) FROM audit_spend_rollup "
-            f"WHERE {' AND '.join(conds)} GROUP BY 1, 2"
+            "sum(cache_hits), sum(cache_lookups), sum(saved_nusd) FROM audit_spend_rollup "
+            "WHERE (dim = $1 AND ((hour >= $3 AND hour < $4) OR (hour >= $5 AND hour < $6))) "
+            "OR (dim = $2 AND hour >= $4 AND hour < $5) GROUP BY 1, 2"
         )
+        params = [dim, dim + DAY_SUFFIX, h0, max(h0, min(d0, h1)), max(h0, min(d1, h1)), h1]
         return [
             (r[0], grp_value(r[1]), *(int(v) for v in r[2:])) for r in await self.pool.fetch(query, *params)
         ]
