@@ -248,7 +248,7 @@ def main() -> None:
             asyncio.run(seed(args.redis_url, prefix, args.pending))
             client = sign_in(url)
             started = time.perf_counter()
-            assert client.get("/console/spend").status_code == 200
+            assert client.get("/console/spend", timeout=900).status_code == 200
             print(
                 f"fold: first spend read (folds {args.events} events into the rollup) "
                 f"{(time.perf_counter() - started) * 1000:.0f} ms"

@@ -16,7 +16,8 @@ Modules:
     home.py            /console/ : what the signed-in principal can reach
     approvals.py       /console/approvals : the approvals inbox (live), detail, approve / deny
     approvals_view.py  what those pages show: filters, what a reviewer may do and why not, the run so far
-    runs.py            /console/runs : the run explorer (find runs; a run's tree, timeline, why)
+    runs.py            /console/runs : the run explorer (find runs; a run's tree, timeline; why and capture panels)
+    runs_view.py       what the run page shows of each step (its facts rendered escaped in Python)
     spend.py           /console/spend : spend charts, top spenders, budgets, reservations in flight
     audit.py           /console/audit : search, paging, export, chains and verification
     keys.py            /console/keys : virtual keys: list, create (shown once), revoke (admin)

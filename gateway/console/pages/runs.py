@@ -25,6 +25,7 @@ from gateway.admin.record import record_read
 from gateway.audit import explore, query
 from gateway.audit.store.base import AuditStore, Filters
 from gateway.audit.timeline import capture_ids, step, timeline
+from gateway.console.pages.runs_view import NESTED, decision_view, shape, with_keys
 from gateway.console.web import Page, PageRequest, PageRoute
 from gateway.errors import BadRequest, NotFound, ServiceUnavailable
 
@@ -78,87 +79,6 @@ async def runs(page: PageRequest) -> Response:
     )
 
 
-def _stages(step: dict[str, Any]) -> list[tuple[str, float]]:
-    stages = (step.get("latency_ms") or {}).get("stages") or {}
-    return [(str(k), float(v)) for k, v in stages.items() if isinstance(v, int | float)]
-
-
-def _tools(step: dict[str, Any]) -> list[dict[str, Any]]:
-    """Tool calls requested, with their (redacted) arguments when a capture holds them."""
-    captured: dict[str, Any] = {}
-    content = (step.get("capture") or {}).get("content") or {}
-    for tc in (content.get("answer") or {}).get("tool_calls") or ():
-        if isinstance(tc, dict):
-            captured[str(tc.get("id", ""))] = tc.get("arguments")
-    return [
-        {"id": tc.get("id"), "name": tc.get("name"), "arguments": captured.get(str(tc.get("id", "")))}
-        for tc in step.get("tool_calls") or ()
-        if isinstance(tc, dict)
-    ]
-
-
-_STEP = (
-    "id",
-    "time",
-    "kind",
-    "agent_id",
-    "endpoint",
-    "stream",
-    "decision",
-    "status",
-    "usage",
-    "redaction",
-    "data",
-)
-_NESTED = {
-    "model": ("requested", "used", "routed", "deployment"),
-    "cost": ("settled_usd", "reserved_usd", "basis"),
-    "latency_ms": ("total",),
-    "upstream": ("attempts", "retries"),
-    "error": ("type", "code", "status"),
-    "approval": ("id", "phase", "status", "reviewer", "reasons", "comment"),
-    "capture": ("refused", "pruned", "intact", "hash", "content"),
-}
-_DECISION = ("stage", "phase", "outcome", "revision", "reasons")
-_WHY = ("engine", "effects", "input", "error")
-
-
-def _with_keys(value: Any, keys: tuple[str, ...]) -> dict[str, Any] | None:
-    """``value`` with every key the template reads (None when absent): the template then
-    subscripts instead of calling ``.get`` (a Jinja call per field was most of a 200-call
-    page's render time)."""
-    if not isinstance(value, dict):
-        return None
-    return {**{k: None for k in keys}, **value}
-
-
-def _decision(d: dict[str, Any], index: int) -> dict[str, Any]:
-    out = _with_keys(d, _DECISION) or {}
-    out["why"] = _with_keys(d.get("why"), _WHY)
-    out["index"] = index  # its place in the event's decisions: the why panel's address
-    return out
-
-
-def _shape(step: dict[str, Any]) -> dict[str, Any]:
-    """What the template needs of one step, computed once (the template only prints)."""
-    upstream = step.get("upstream") or {}
-    tried = [t for t in upstream.get("tried") or () if isinstance(t, dict)]
-    out: dict[str, Any] = {k: step.get(k) for k in _STEP}
-    out.update({k: _with_keys(step.get(k), keys) for k, keys in _NESTED.items()})
-    if out["decision"] is None:
-        out["decision"] = "none"
-    out["decisions"] = [
-        _decision(d, i) for i, d in enumerate(step.get("decisions") or ()) if isinstance(d, dict)
-    ]
-    out["stage_ms"] = _stages(step)
-    out["tools"] = _tools(step)
-    out["tried"] = [
-        {"deployment": t.get("deployment"), "status": t.get("status"), "error": t.get("error")} for t in tried
-    ]
-    out["fallback"] = len({t.get("deployment") for t in tried}) > 1
-    return out
-
-
 async def run_detail(page: PageRequest) -> Response:
     """One run: its tree and its timeline."""
     store = store_of(page)
@@ -186,7 +106,7 @@ async def run_detail(page: PageRequest) -> Response:
     return page.render(
         "runs_detail.html",
         run=doc,
-        steps=[_shape(s) for s in doc["steps"]],
+        steps=[shape(s) for s in doc["steps"]],
         agents=sorted(agents.items()),
         children=kids,
         now=time.time(),
@@ -218,7 +138,7 @@ async def why_panel(page: PageRequest) -> Response:
     decisions = event.get("decisions") or []
     if not raw.isdigit() or int(raw) >= len(decisions) or not isinstance(decisions[int(raw)], dict):
         raise NotFound(f"No decision {raw!r} in event {event['id']!r}.", param="decision")
-    decision = _decision(decisions[int(raw)], int(raw))
+    decision = decision_view(decisions[int(raw)], int(raw))
     if decision["why"] is None:
         raise NotFound(f"Decision {raw} of event {event['id']!r} recorded no why.", param="decision")
     return page.render(
@@ -241,7 +161,7 @@ async def capture_panel(page: PageRequest) -> Response:
     return page.render(
         "runs_capture.html",
         layout=_layout(page),
-        capture=_with_keys(capture, _NESTED["capture"]),
+        capture=with_keys(capture, NESTED["capture"]),
         event_id=event["id"],
         run_id=(event.get("agent") or {}).get("run_id"),
     )
