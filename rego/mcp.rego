@@ -42,12 +42,20 @@ _names := data.wardgate.derived.mcp_servers[server]
 
 _listed if is_object(_names)
 
-_allowed(kind, key) if _names[kind].exact[key] == true
+_tool_allowed if _names.tools.exact[tool.name_key] == true
 
-_allowed(kind, key) if {
-	is_string(key)
-	some pattern in _names[kind].globs
-	glob.match(pattern, null, key)
+_tool_allowed if {
+	is_string(tool.name_key)
+	some pattern in _names.tools.globs
+	glob.match(pattern, null, tool.name_key)
+}
+
+_prompt_allowed if _names.prompts.exact[input.mcp.prompt.name_key] == true
+
+_prompt_allowed if {
+	is_string(input.mcp.prompt.name_key)
+	some pattern in _names.prompts.globs
+	glob.match(pattern, null, input.mcp.prompt.name_key)
 }
 
 _tools_method if input.mcp.method in {"tools/list", "tools/call"}
@@ -58,17 +66,28 @@ deny contains sprintf("MCP server '%s' has no entry under mcp.servers in policy.
 	not _listed
 }
 
-deny contains sprintf("tool '%s' is not on the allow list of MCP server '%s'", [tool.name, server]) if {
-	_tools_method
+# Each stage evaluates only its own reasons: the stage is tested once here, not by every rule
+# (measured, regorus: each rule a decision reaches costs tens of thousands of instructions,
+# even one whose first test fails).
+deny contains reason if {
 	input.mcp.stage != "result"
+	some reason in _before
+}
+
+deny contains reason if {
+	input.mcp.stage == "result"
+	some reason in _after
+}
+
+_before contains sprintf("tool '%s' is not on the allow list of MCP server '%s'", [tool.name, server]) if {
+	_tools_method
 	_listed
-	not _allowed("tools", tool.name_key)
+	not _tool_allowed
 }
 
 # The tool rules of policy.yaml (by name_key, and kind "mcp" for every MCP tool).
-deny contains reason if {
+_before contains reason if {
 	_tools_method
-	input.mcp.stage != "result"
 	some reason in data.wardgate.lib.tool_denials([tool])
 }
 
@@ -78,7 +97,7 @@ _rule := data.wardgate.derived.high_stakes[tool.name_key] if {
 	is_string(tool.name_key)
 }
 
-deny contains sprintf("tool '%s' is never allowed: %s", [tool.name, why]) if {
+_before contains sprintf("tool '%s' is never allowed: %s", [tool.name, why]) if {
 	is_object(_rule)
 	_rule.deny == true
 	why := object.get(_rule, "reason", "high-stakes tool")
@@ -104,9 +123,8 @@ require_approval contains {
 
 _within_threshold(value, limit) if abs(data.wardgate.lib.number(value)) <= limit
 
-deny contains sprintf("resource '%s' is not on the allow list of MCP server '%s'", [uri, server]) if {
+_before contains sprintf("resource '%s' is not on the allow list of MCP server '%s'", [uri, server]) if {
 	input.mcp.method in {"resources/read", "resources/list"}
-	input.mcp.stage != "result"
 	_listed
 	uri := input.mcp.resource.uri
 	not _uri_allowed(uri)
@@ -128,16 +146,14 @@ _uri_matches(pattern, uri) if {
 	startswith(uri, trim_suffix(pattern, "*"))
 }
 
-deny contains sprintf("prompt '%s' is not on the allow list of MCP server '%s'", [input.mcp.prompt.name, server]) if {
+_before contains sprintf("prompt '%s' is not on the allow list of MCP server '%s'", [input.mcp.prompt.name, server]) if {
 	input.mcp.method in {"prompts/get", "prompts/list"}
-	input.mcp.stage != "result"
 	_listed
-	not _allowed("prompts", input.mcp.prompt.name_key)
+	not _prompt_allowed
 }
 
 # What a server returns is data, not instructions: the injection markers of policy.yaml.
-deny contains sprintf("possible prompt injection in the answer of MCP server '%s': contains '%s'", [server, marker]) if {
-	input.mcp.stage == "result"
+_after contains sprintf("possible prompt injection in the answer of MCP server '%s': contains '%s'", [server, marker]) if {
 	text := input.mcp.result.text
 	is_string(text)
 	regex.match(data.wardgate.derived.injection_pattern, text)
