@@ -65,3 +65,32 @@ async def test_redis_refuses_at_the_limit_and_opens_after_the_window(redis_throt
     assert (await redis_throttle.check("10.0.0.2", KEY)).allowed
     await asyncio.sleep(refused.retry_after_s + 0.05)
     assert (await redis_throttle.check("10.0.0.1", KEY)).allowed
+
+
+def test_where_the_counts_live() -> None:
+    from types import SimpleNamespace
+
+    from gateway.console.config import ConsoleSettings, session_store_of, throttle_store_of
+
+    console = ConsoleSettings()
+    approvals_redis = SimpleNamespace(
+        enabled=True, backend="redis", redis_url="redis://a:1/0", key_prefix="ap"
+    )
+    limits_redis = SimpleNamespace(
+        enabled=True, backend="redis", redis_url="redis://l:2/0", redis_mode="cluster", key_prefix="lim"
+    )
+    limits_memory = SimpleNamespace(enabled=True, backend="memory")
+    # limits on Redis: their Redis (every worker and replica shares the counts)
+    sessions = session_store_of(console, None)
+    assert throttle_store_of(console, limits_redis, sessions) == ("redis", "redis://l:2/0", "cluster", "lim")
+    # else the sessions' Redis when they are on Redis, else memory
+    sessions = session_store_of(console, approvals_redis)
+    assert throttle_store_of(console, limits_memory, sessions) == (
+        "redis",
+        "redis://a:1/0",
+        "standalone",
+        "ap",
+    )
+    assert throttle_store_of(console, None, session_store_of(console, None))[0] == "memory"
+    pinned = ConsoleSettings(signin_throttle_backend="memory")
+    assert throttle_store_of(pinned, limits_redis, sessions)[0] == "memory"
