@@ -167,11 +167,13 @@ class CacheDirective:
 
     ``mode``: ``exact`` | ``semantic`` | ``off``; ``ttl_s``: how long a stored answer may be
     served (None: the cache's default); ``scope``: who shares answers (``team``, ``key``,
-    ``global``)."""
+    ``global``); ``threshold``: the least similarity of a semantic hit (None: the cache's
+    default)."""
 
     mode: str
     ttl_s: float | None = None
     scope: str = "team"
+    threshold: float | None = None
 
 
 @dataclass(slots=True)
@@ -188,6 +190,8 @@ class CacheOutcome:
     scope: str | None = None
     reason: str | None = None
     saved_usd: float | None = None
+    #: On a semantic hit: the cosine similarity of the question it was served for.
+    similarity: float | None = None
     #: This call's answer was stored (set by ``cache_store``, before the audit event).
     stored: bool = False
 
@@ -200,6 +204,8 @@ class CacheOutcome:
         if self.saved_usd is not None:
             out["saved_usd"] = self.saved_usd
             out["saved_nusd"] = round(self.saved_usd * 1_000_000_000)
+        if self.similarity is not None:
+            out["similarity"] = round(self.similarity, 4)
         return out
 
 

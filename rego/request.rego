@@ -107,16 +107,24 @@ capture if data.wardgate.derived.capture_keys[input.principal.key_id]
 # `cache` settings (policy.yaml) change it: `{mode: off}` turns it off, `scope: key` shares
 # only within one virtual key, `scope: global` across teams (only for answers that are
 # public anyway), `ttl_s` the lifetime, `always: true` caches its non-deterministic requests
-# too (its agents accept a reused answer). Anything else is never served from the cache.
+# too (its agents accept a reused answer). `mode: semantic` also serves the answer of a
+# similar question (same context, the last user turn at least `threshold` similar; off by
+# default, see docs/architecture.md §10 for its risks). Anything else is never served from
+# the cache.
 default cache := {"mode": "off"}
 
-cache := {"mode": mode, "ttl_s": ttl, "scope": scope} if {
+cache := object.union({"mode": mode, "ttl_s": ttl, "scope": scope}, _cache_threshold) if {
 	cacheable
 	mode := object.get(_cache_settings, "mode", "exact")
 	mode != "off"
 	ttl := object.get(_cache_settings, "ttl_s", 3600)
 	scope := object.get(_cache_settings, "scope", "team")
 }
+
+_cache_threshold := {"threshold": t} if {
+	t := _cache_settings.threshold
+	is_number(t)
+} else := {}
 
 cacheable if deterministic
 

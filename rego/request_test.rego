@@ -278,3 +278,9 @@ test_cache_always_for_a_team_that_accepts_reused_answers if {
 	d := request.decision with input as with_request({"params": {"temperature": 0.7}}) with data.wardgate.policy as s
 	d.cache == {"mode": "exact", "ttl_s": 3600, "scope": "team"}
 }
+
+test_cache_semantic_with_a_threshold_from_team_settings if {
+	s := object.union(settings, {"teams": object.union(settings.teams, {"demo": {"models": ["*"], "cache": {"mode": "semantic", "threshold": 0.9}}})})
+	d := request.decision with input as with_request({"params": {"temperature": 0}}) with data.wardgate.policy as s
+	d.cache == {"mode": "semantic", "ttl_s": 3600, "scope": "team", "threshold": 0.9}
+}

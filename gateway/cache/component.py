@@ -31,7 +31,7 @@ class Cache(BaseComponent):
     def __init__(self, audit: Audit, clock: Callable[[], float] = time.time) -> None:
         self.audit = audit
         self.clock = clock
-        #: A semantic index to consult for ``mode: semantic`` (none exists yet: served as exact).
+        #: A semantic index to use instead of the built-in one (``semantic_cache``), for tests.
         self.semantic: SemanticIndex | None = None
         #: Set at start; ``None`` while the cache is off.
         self.service: CacheService | None = None
@@ -58,7 +58,10 @@ class Cache(BaseComponent):
             store = RedisStore(cfg.redis_url, cfg.redis_prefix, cfg.redis_timeout_s, cfg.compress_min_bytes)
         else:
             store = MemoryStore(cfg.max_bytes, clock=self.clock)
-        stage = CacheStage(cfg, store, CacheMetrics(ctx.registry), self.semantic, clock=self.clock)
+        semantic = self.semantic
+        if semantic is None and cfg.semantic_enabled:
+            semantic = await self._semantic(cfg, ctx)
+        stage = CacheStage(cfg, store, CacheMetrics(ctx.registry), semantic, clock=self.clock)
         ctx.stages.append(stage)
         ctx.stages.append(CacheStoreStage(stage))
         ctx.closers.append(store.close)
@@ -69,3 +72,18 @@ class Cache(BaseComponent):
             return f"{stats.get('store')}: serving (a store failure is a miss)"
 
         ctx.ready_checks[self.name] = ready
+
+    async def _semantic(self, cfg: CacheSettings, ctx: AppContext) -> SemanticIndex:
+        """The semantic index of this worker (its model loads on first use, or now)."""
+        from gateway.cache.semantic_cache import SemanticCache
+
+        feed = None
+        if cfg.store == "redis":
+            from gateway.cache.semantic_feed import RedisFeed
+
+            feed = RedisFeed(cfg.redis_url, cfg.redis_prefix, cfg.redis_timeout_s)
+        semantic = SemanticCache(cfg, feed, clock=self.clock)
+        ctx.closers.append(semantic.close)
+        if cfg.semantic_preload:
+            await semantic.load()
+        return semantic

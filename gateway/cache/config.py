@@ -26,8 +26,9 @@ class CacheSettings(BaseModel):
     #: Lifetime when the decision gives none, and the most any decision may ask for.
     default_ttl_s: float = Field(default=3600.0, gt=0)
     max_ttl_s: float = Field(default=86400.0, gt=0)
-    #: For calls without a policy decision on caching: ``off`` (default) or ``exact``.
-    default_mode: Literal["off", "exact"] = "off"
+    #: For calls without a policy decision on caching: ``off`` (default), ``exact`` or
+    #: ``semantic`` (with ``semantic_threshold``).
+    default_mode: Literal["off", "exact", "semantic"] = "off"
     #: The scope used with ``default_mode``.
     default_scope: Literal["team", "key", "global"] = "team"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -37,3 +38,17 @@ class CacheSettings(BaseModel):
     redis_timeout_s: float = Field(default=0.25, gt=0)
     #: Values at least this long are zlib-compressed in Redis.
     compress_min_bytes: int = Field(default=512, ge=0)
+    #: Semantic mode (a policy's ``cache: {mode: semantic}``, docs/architecture.md §10).
+    #: False: such calls are served as exact. The model loads on the first semantic call
+    #: (~0.3 s, ~90 MB per worker process), or at start with ``semantic_preload``.
+    semantic_enabled: bool = True
+    semantic_preload: bool = False
+    #: The least cosine similarity of a hit when the decision gives no ``threshold``
+    #: (measured on tests/cache/paraphrases.py: no near-duplicate of another intent above it).
+    semantic_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    #: Vectors held per worker process (~1.6 KB each); the oldest go first.
+    semantic_max_entries: int = Field(default=20000, ge=1)
+    #: A context with this many vectors gets an HNSW index (usearch); fewer: brute force.
+    semantic_ann_min: int = Field(default=2048, ge=1)
+    #: Longer last turns (model tokens) are served exact-only.
+    semantic_max_tokens: int = Field(default=128, ge=8, le=512)

@@ -40,7 +40,7 @@ class CacheMetrics:
         )
         self.semantic_unavailable = Counter(
             "wardgate_cache_semantic_unavailable_total",
-            "Calls a policy asked to cache semantically, served as exact (no semantic index).",
+            "Calls a policy asked to cache semantically, served as exact (semantic off, or its model not loaded yet).",
             registry=registry,
         )
         self._child = LabelledChildren()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from gateway.cache.stage import CacheStage
 from gateway.cache.store import CacheStoreError
 from gateway.errors import ServiceUnavailable
@@ -20,7 +22,7 @@ class CacheService:
         return {
             "object": "cache.stats",
             "store": await self.stage.store.stats(),
-            "semantic": self.stage.semantic is not None,
+            "semantic": self._semantic(),
             "process": {
                 **totals,
                 "hit_ratio": totals["hit"] / looked_up if looked_up else None,
@@ -28,8 +30,18 @@ class CacheService:
             },
         }
 
+    def _semantic(self) -> dict[str, Any] | None:
+        semantic = self.stage.semantic
+        stats = getattr(semantic, "stats", None)
+        return stats() if callable(stats) else None
+
     async def purge(self, scope: str | None, model: str | None) -> int:
         try:
-            return await self.stage.store.purge(scope, model)
+            deleted = await self.stage.store.purge(scope, model)
+            if self.stage.semantic is not None:
+                await self.stage.semantic.purged(scope, model)
         except CacheStoreError as exc:
             raise ServiceUnavailable(f"The cache store could not purge: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailable(f"The cache store could not purge: {type(exc).__name__}") from exc
+        return deleted

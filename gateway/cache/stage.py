@@ -107,11 +107,12 @@ class CacheStage(Stage):
         reason = None
         threshold = None
         if mode == "semantic":
-            if self.semantic is None:
+            if self.semantic is None or not self.semantic.ready():
                 self.metrics.semantic_unavailable.inc()
-                mode, reason = "exact", "semantic_unavailable"
+                mode = "exact"
+                reason = "semantic_unavailable" if self.semantic is None else "semantic_loading"
             else:
-                threshold = 0.95
+                threshold = directive.threshold or self.settings.semantic_threshold
         control = _cache_control(call.headers.get("cache-control"))
         if "no-store" in control:
             return self._bypass(call, mode, scope_name, "no_store")
@@ -129,9 +130,11 @@ class CacheStage(Stage):
         team = call.principal.team if call.principal is not None else ""
         status = "store"
         if "no-cache" not in control:
-            entry = await self._lookup(call, key, threshold)
+            entry, similarity = await self._lookup(call, key, threshold)
             if entry is not None:
                 self._hit(call, entry, mode, scope_name, reason, team, key.model)
+                if call.cache is not None:
+                    call.cache.similarity = similarity
                 return
             status = "miss"
         call.cache = CacheOutcome(status, mode, scope_name, reason)
@@ -139,13 +142,21 @@ class CacheStage(Stage):
         self.metrics.looked_up(status, team, key.model)
         _CAPTURE.put(call, _Capture(key, ttl))
 
-    async def _lookup(self, call: Call, key: CacheKey, threshold: float | None) -> Entry | None:
+    async def _lookup(
+        self, call: Call, key: CacheKey, threshold: float | None
+    ) -> tuple[Entry | None, float | None]:
+        """An exact hit, else (semantic mode) the stored answer of the nearest similar turn
+        with its similarity."""
         entry = await self._get(key)
-        if entry is None and threshold is not None and self.semantic is not None:
-            near = await self.semantic.nearest(call, key, threshold)
-            if near is not None:
-                entry = await self._get(near)
-        return entry
+        if entry is not None:
+            return entry, (1.0 if threshold is not None else None)
+        if threshold is None or self.semantic is None:
+            return None, None
+        near = await self.semantic.nearest(call, key, threshold)
+        if near is None or near.key.scope != key.scope or near.key.model != key.model:
+            return None, None
+        found = await self._get(near.key)
+        return (found, near.similarity) if found is not None else (None, None)
 
     async def _get(self, key: CacheKey) -> Entry | None:
         try:
@@ -266,5 +277,5 @@ class CacheStoreStage(Stage):
         if call.cache is not None:
             call.cache.stored = True
         semantic = self.lookup.semantic
-        if semantic is not None:
-            await semantic.added(call, capture.key)
+        if semantic is not None and call.cache is not None and call.cache.mode == "semantic":
+            await semantic.added(call, capture.key, capture.ttl_s)

@@ -36,7 +36,8 @@ class PolicyDecision:
     #: Store this call's redacted messages and answer beside its audit event (opt-in per team
     #: or key; the audit stage still refuses when redaction did not cover the call).
     capture: bool = False
-    #: ``{"mode": exact|semantic|off, "ttl_s"?, "scope"?: team|key|global}``; empty: not said.
+    #: ``{"mode": exact|semantic|off, "ttl_s"?, "scope"?: team|key|global, "threshold"?}``;
+    #: empty: not said.
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -129,6 +130,11 @@ def _cache(value: Any) -> dict[str, Any]:
     ttl = cache.get("ttl_s")
     if ttl is not None and (not isinstance(ttl, int | float) or isinstance(ttl, bool) or not ttl > 0):
         raise MalformedDecision("'cache.ttl_s' must be a positive number")
+    threshold = cache.get("threshold")
+    if threshold is not None and (
+        not isinstance(threshold, int | float) or isinstance(threshold, bool) or not 0 < threshold <= 1
+    ):
+        raise MalformedDecision("'cache.threshold' must be a number in (0, 1]")
     scope = cache.get("scope", "team")
     if scope not in CACHE_SCOPES:
         raise MalformedDecision("'cache.scope' must be one of team, key, global")

@@ -83,8 +83,12 @@ def apply_request_effects(call: Call, decision: PolicyDecision) -> None:
     cache = decision.cache
     if cache:
         ttl = cache.get("ttl_s")
+        threshold = cache.get("threshold")
         call.cache_directive = CacheDirective(
-            str(cache["mode"]), float(ttl) if ttl is not None else None, str(cache.get("scope", "team"))
+            str(cache["mode"]),
+            float(ttl) if ttl is not None else None,
+            str(cache.get("scope", "team")),
+            float(threshold) if threshold is not None else None,
         )
 
 
