@@ -100,3 +100,47 @@ def test_redis_down_is_a_miss_counted_in_the_metrics(
         metrics = httpx.get(gw.url + "/metrics", headers={"authorization": f"Bearer {ADMIN_KEY}"}).text
         assert 'wardgate_cache_errors_total{op="get",store="redis"}' in metrics
         assert len(upstream.requests) == 3
+
+
+def test_semantic_hits_across_two_gateway_processes_through_the_redis_feed(
+    tmp_path: Path, fake_upstream: Any, upstream: Any, redis_url: str, prefix: str
+) -> None:
+    """Vectors stored beside entries and announced over pub/sub: a paraphrase asked of the
+    other process hits what this one stored; a purge through one is forgotten by both."""
+    cache = {
+        "enabled": True,
+        "store": "redis",
+        "redis_url": redis_url,
+        "redis_prefix": prefix,
+        "default_mode": "semantic",
+        "semantic_preload": True,
+    }
+    settings = cache_settings(tmp_path, fake_upstream.base_url, cache=cache, policy={"enabled": False}, **OFF)
+    procs = [GatewayProcess(settings.model_dump(mode="json"), tmp_path).spawn() for _ in range(2)]
+    store = redis_sync.Redis.from_url(redis_url)
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    try:
+        a, b = (p.wait_ready(120) for p in procs)
+        topic = uuid.uuid4().hex[:8]
+        status, first = _chat(a.base_url, f"Explain what a hash table is, topic {topic}.")
+        assert status == "miss"
+        [vec] = wait_until(lambda: list(store.scan_iter(match=prefix + ":vec:*")), message="no vector stored")
+        assert vec.decode().startswith(prefix + ":vec:{team:test}:gpt-test:")
+        assert 0 < store.pttl(vec) <= 3600 * 1000
+
+        def indexed() -> bool:
+            doc = httpx.get(b.url + "/admin/cache", headers=admin, timeout=10).json()
+            return bool(doc["semantic"]["vectors"])
+
+        wait_until(indexed, message="the other process never indexed the announced vector")
+        paraphrase = f"Can you explain what a hash table is, topic {topic}?"
+        assert _chat(b.base_url, paraphrase) == ("hit", first)
+        assert _chat(b.base_url, paraphrase, stream=True) == ("hit", first)
+        assert len(upstream.requests) == 1
+        r = httpx.post(b.url + "/admin/cache/purge", headers=admin, json={"scope": "team:test"}, timeout=10)
+        assert r.json()["deleted"] == 1 and not list(store.scan_iter(match=prefix + ":*"))
+        assert _chat(a.base_url, paraphrase)[0] == "miss"
+    finally:
+        store.close()
+        for proc in procs:
+            proc.stop()
