@@ -23,6 +23,7 @@ from gateway.audit.anchors import anchor_record, check_destination, write_anchor
 from gateway.audit.chain import ShardChain, instance_of, new_shard_id
 from gateway.audit.config import AuditSettings
 from gateway.audit.events import base_event, build_record_event
+from gateway.audit.lease import declared_lease
 from gateway.audit.schema import (
     CHAIN_KINDS,
     KIND_CHAIN_ABANDONED,
@@ -126,6 +127,7 @@ class AuditService:
             chains = await self._chains()
             opening = await self._witness_event(KIND_CHAIN_OPEN)
             opening["data"] |= {"instance": instance_of(self.shard), "predecessor": self._predecessor(chains)}
+            opening["data"]["lease_s"] = self.settings.chain_lease_s  # others judge this chain by it
             await self._submit(opening)
             while self._at_open:  # recorded while the store was down at start: right after chain_open
                 await self._submit(self._at_open[0])
@@ -333,13 +335,12 @@ class AuditService:
         return max(same, key=lambda c: c.ts).shard if same else None
 
     async def _mark_abandoned(self, chains: list[ChainInfo] | None = None) -> int:
-        """Name every dead chain (no ``chain_close``, lease expired) once, with its last head.
-
-        From then on ``verify`` flags any event of that chain past the named head: a dead
-        process cannot write, so such an event was appended by someone else.
-        """
+        """Name every dead chain (no ``chain_close``, its own lease expired: lease.py) once, with
+        its last head. From then on ``verify`` flags any event of that chain past the named
+        head: a dead process cannot write, so such an event was appended by someone else."""
         chains = await self._chains() if chains is None else chains
-        stale = time.time() - self.settings.chain_lease_s
+        stale_s = self.settings.chain_lease_s
+        stale = time.time() - stale_s
         dead = [
             c for c in chains if c.shard != self.shard and c.last_kind != KIND_CHAIN_CLOSE and c.ts < stale
         ]
@@ -351,7 +352,7 @@ class AuditService:
             named.add(data.get("shard"))
         marked = 0
         for c in dead:
-            if c.shard in named:
+            if c.shard in named or c.ts >= time.time() - await declared_lease(self.store, c.shard, stale_s):
                 continue
             data = {"shard": c.shard, "seq": c.head.seq, "hash": c.head.hash, "last_seen": c.ts}
             await self._submit(base_event(KIND_CHAIN_ABANDONED) | {"data": data})

@@ -91,12 +91,13 @@ async def test_chain_open_names_instance_and_predecessor_and_a_clean_stop_closes
 
 
 async def test_a_dead_chain_is_named_abandoned_once_and_a_live_idle_one_never(make_service):
-    dead = await make_service(shard_id="gw-a")
+    dead = await make_service(shard_id="gw-a", chain_lease_s=2.0)
     await dead.record("admin", {"n": 1})
     await _crash(dead)
     idle = await make_service(shard_id="gw-b", chain_lease_s=0.3)  # alive and quiet: renews every 0.1 s
-    # The sweeper judges others by its own lease (2 s): dead's head is older by then, while idle
-    # would have to miss renewals for 1.9 s (a GC pause or a loaded machine stalls far less).
+    # Each chain is judged by the lease it declared (lease.py): dead's 2 s have run out by then,
+    # and idle's quick sweeps never name nxt or gw-c (2 s leases renewed every 0.67 s), which
+    # they did by their own 0.3 s lease on a loaded machine.
     await asyncio.sleep(2.5)
     nxt = await make_service(shard_id="gw-a", chain_lease_s=2.0)
     marks = await _events(nxt, "chain_abandoned")
@@ -114,9 +115,9 @@ async def test_a_dead_chain_is_named_abandoned_once_and_a_live_idle_one_never(ma
 
 async def test_a_live_chains_lease_loop_names_a_chain_that_died_after_it_started(make_service):
     live = await make_service(shard_id="gw-live", chain_lease_s=0.06)
-    dead = await make_service(shard_id="gw-dead", chain_lease_s=3600)
+    dead = await make_service(shard_id="gw-dead", chain_lease_s=0.3)  # named by its own lease
     await _crash(dead)
-    for _ in range(100):
+    for _ in range(200):
         if await _events(live, "chain_abandoned"):
             break
         await asyncio.sleep(0.02)
@@ -138,7 +139,7 @@ async def test_an_event_appended_after_chain_close_is_caught(make_service):
 async def test_an_event_appended_past_a_dead_chains_head_is_caught_with_or_without_the_head_row(
     make_service,
 ):
-    dead = await make_service()
+    dead = await make_service(chain_lease_s=0.05)  # dead by its own lease 0.05 s after the crash
     await dead.record("admin", {"n": 1})
     await _crash(dead)
     live = await make_service()  # its chain_open witnesses dead's head, seq 2
@@ -153,7 +154,7 @@ async def test_an_event_appended_past_a_dead_chains_head_is_caught_with_or_witho
     await tamper(live, "DELETE FROM audit_events WHERE shard = $1 AND seq = 3", dead.shard)
     await tamper(live, _SET_HEAD, dead.shard, 2, (await _last(live, dead.shard)).hash)
     await asyncio.sleep(0.1)
-    marker = await make_service(chain_lease_s=0.05)  # names dead (and, with this lease, live)
+    marker = await make_service(chain_lease_s=0.05)  # names dead (not live: its own lease is 300 s)
     assert dead.shard in str(await _events(marker, "chain_abandoned"))
     await _forge(marker, dead.shard, move_head=True)  # after the mark: caught
     problems = _problems(await verify(marker.store), dead.shard)
