@@ -12,6 +12,8 @@ Layout (one job per module):
     retention.py     prune with attested anchors
     verify.py        walk the chains, report the first broken link
     verify_api.py    POST /admin/audit/verify: verify in a worker thread, one at a time, audited
+    lease.py         chain leases: a chain is judged dead by the lease it declared
+    columns.py       verify: which stored column differs from the sealed event
     ends.py          verify: a chain's end against its head row (re-read on a live store); page prefetch
     signing.py       Ed25519 keys: sign checkpoints and anchors (key never in the database)
     anchors.py       signed anchors: write to / read from a file, directory, webhook or S3

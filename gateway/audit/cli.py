@@ -267,7 +267,7 @@ async def _verify_store(
     _, store = store_settings(config, backend, sqlite, dsn, schema)
     await store.open()
     try:
-        return await verify(store, **proof)
+        return await verify(store, inline=True, **proof)  # this process's only work: read here
     finally:
         await store.close()
 

@@ -18,6 +18,7 @@ the events; from there on only this chain's own rows do (see ``--strict``).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -26,10 +27,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit import anchor_check
 from gateway.audit.chain import Head
+from gateway.audit.columns import column_problem
 from gateway.audit.ends import head_problem, prefetched, recheck_head
 from gateway.audit.schema import (
     GENESIS_HASH,
-    INDEX_COLUMNS,
     KIND_CHAIN_ABANDONED,
     KIND_CHAIN_CLOSE,
     KIND_CHAIN_OPEN,
@@ -38,7 +39,7 @@ from gateway.audit.schema import (
     index_columns,
 )
 from gateway.audit.signing import valid
-from gateway.audit.store.base import Anchor, StoredRow, stored_row
+from gateway.audit.store.base import Anchor, stored_row
 
 MAX_BREAKS_PER_SHARD = 20
 
@@ -126,21 +127,6 @@ class _Claim:
     sig: str | None = None  # a signed checkpoint's signature over its own chain's head
 
 
-def _column_problem(row: StoredRow, ev: dict[str, Any]) -> str | None:
-    if ev.get("seq") != row.seq:
-        return f"reordered: the row at seq {row.seq} holds the event sealed as seq {ev.get('seq')}"
-    if ev.get("id") != row.id or ev.get("shard") != row.shard:
-        return "edited: id/shard columns differ from the sealed event"
-    if ev.get("ts") != row.ts:
-        return "edited: ts column differs from the sealed event"
-    if ev.get("prev_hash") != row.prev_hash:
-        return "edited: prev_hash column differs from the sealed event"
-    for name, stored, sealed in zip(INDEX_COLUMNS, row.columns, index_columns(ev), strict=True):
-        if stored != sealed:
-            return f"edited: column {name} differs from the sealed event"
-    return None
-
-
 def _data_claims(
     row_id: str,
     shard: str,
@@ -171,20 +157,20 @@ def _data_claims(
                 attested.setdefault(s, set()).add((a.get("seq"), a.get("prev_hash")))
 
 
-async def _walk(
-    source: ChainSource,
-    shard: str,
+def _checker(
+    res: ShardResult,
     anchor: Anchor | None,
     claims: list[_Claim],
     attested: dict[str, set[tuple[object, object]]],
-    want: dict[int, Any] | None = None,
-    seen: dict[tuple[str, int], str] | None = None,
-) -> tuple[ShardResult, Head | None]:
-    """One chain, in seq order. The hot loop: per row one ``orjson.loads`` of the stored bytes,
-    one SHA-256 over them, ONE tuple comparison of every column against the sealed event (the
-    detailed message is worked out only for a row that differs), and claims only from events
-    that carry ``data``. Every check of the row-by-row version stays; ~2x fewer Python steps."""
-    res = ShardResult(shard, anchored_at=anchor.seq if anchor else None)
+    want: dict[int, Any] | None,
+    seen: dict[tuple[str, int], str] | None,
+) -> Generator[None, list[tuple[Any, ...]] | None, Head | None]:
+    """One chain's rows, a page at a time (``send(page)``; ``send(None)`` ends it and returns
+    the last head). The hot loop: per row one ``orjson.loads`` of the stored bytes, one SHA-256
+    over them, ONE tuple comparison of every stored column against the sealed event (the
+    detailed message only for a row that differs), and claims only from events that carry
+    ``data``. A generator so the loop's state stays in fast locals between pages."""
+    shard = res.shard
     expected = anchor.seq if anchor else 1
     prev = anchor.prev_hash if anchor else GENESIS_HASH
     last: Head | None = Head(expected - 1, prev) if anchor else None
@@ -195,7 +181,7 @@ async def _walk(
         if len(breaks) < MAX_BREAKS_PER_SHARD:
             breaks.append(Break(shard, seq, row_id, text))
 
-    async for page in prefetched(source.iter_pages(shard)):
+    while (page := (yield)) is not None:
         if not page:
             continue
         if res.first_seq is None:
@@ -222,7 +208,7 @@ async def _walk(
                 problem(seq, r[0], "edited: the event's content does not match its hash")
             elif (get("id"), get("shard"), get("seq"), get("ts"), *index_columns(ev), get("prev_hash")) != r[
                 :-2
-            ] and (msg := _column_problem(stored_row(r), ev)) is not None:
+            ] and (msg := column_problem(stored_row(r), ev)) is not None:
                 problem(seq, r[0], msg)
             elif seq > expected:
                 problem(seq, r[0], f"deleted: events seq {expected}..{seq - 1} are missing before this one")
@@ -247,7 +233,38 @@ async def _walk(
             prev, expected = hash_, seq + 1
     if res.last_seq is not None:
         last = Head(res.last_seq, prev)
-    return res, last
+    return last
+
+
+async def _walk(
+    source: ChainSource,
+    shard: str,
+    anchor: Anchor | None,
+    claims: list[_Claim],
+    attested: dict[str, set[tuple[object, object]]],
+    want: dict[int, Any] | None = None,
+    seen: dict[tuple[str, int], str] | None = None,
+    inline: bool = False,
+) -> tuple[ShardResult, Head | None]:
+    """One chain, in seq order. ``inline`` (a CLI, or a worker thread of its own): a source
+    with ``pages_here`` (SQLite) is read right here, in this thread, with no reader thread
+    taking turns with this one on the GIL; otherwise pages come from ``iter_pages`` with the next one read while this one is checked
+    (on the store's thread or socket: an event loop that serves calls is never blocked)."""
+    res = ShardResult(shard, anchored_at=anchor.seq if anchor else None)
+    here = getattr(source, "pages_here", None) if inline else None
+    check = _checker(res, anchor, claims, attested, want, seen)
+    next(check)
+    if here is not None:
+        for page in here(shard):
+            check.send(page)
+    else:
+        async for page in prefetched(source.iter_pages(shard)):
+            check.send(page)
+    try:
+        check.send(None)
+    except StopIteration as done:
+        return res, done.value
+    raise AssertionError("the checker did not end")
 
 
 def _break_after_end(res: ShardResult, last: Head | None, end: _Claim) -> None:
@@ -269,9 +286,12 @@ async def verify(
     *,
     anchors: list[dict[str, Any]] | None = None,
     public_key: Ed25519PublicKey | None = None,
+    inline: bool = False,
 ) -> VerifyReport:
     """Walk every chain; with ``public_key``, also check signed checkpoints, and with
-    ``anchors`` (records from ``anchors.read_anchors``) hold the chains to the signed heads."""
+    ``anchors`` (records from ``anchors.read_anchors``) hold the chains to the signed heads.
+    ``inline``: this thread may block on reads (the CLI, a worker thread; never a gateway's
+    event loop): SQLite is then read here, without a reader thread (see ``_walk``)."""
     report = VerifyReport(segments=dict(getattr(source, "segments", {})))
     plan = anchor_check.plan(anchors, public_key) if anchors is not None and public_key is not None else None
     seen: dict[tuple[str, int], str] = {}
@@ -287,7 +307,7 @@ async def verify(
     results: dict[str, ShardResult] = {}
     for shard in await source.shards():
         want = plan.wanted.get(shard) if plan is not None else None
-        res, last = await _walk(source, shard, prune.get(shard), claims, attested, want, seen)
+        res, last = await _walk(source, shard, prune.get(shard), claims, attested, want, seen, inline)
         report.shards.append(res)
         results[shard], lasts[shard] = res, last
         at_end = head_problem(last, heads.get(shard), has_heads) if not res.breaks else None

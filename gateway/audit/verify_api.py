@@ -131,7 +131,7 @@ def _verify_in_thread(
         await store.open()
         try:
             source: Any = store if chain is None else OneChain(store, chain)
-            report = await verify(source, anchors=records, public_key=key)
+            report = await verify(source, anchors=records, public_key=key, inline=True)
             return report.to_dict()
         finally:
             await store.close()

@@ -166,3 +166,10 @@ async def test_tampering_is_caught(make_service, tmp_path, key, case):
     anchored = await verify(live.store, anchors=read_anchors(str(dest)), public_key=key[1].public_key())
     problems = [b.problem for b in anchored.all_breaks()]
     assert not anchored.ok and any(p.startswith(expected) for p in problems), problems
+    # Read inline (the CLI's and the admin API's way: SQLite read in this thread): same verdicts.
+    here = await verify(live.store, inline=True)
+    assert here.to_dict() == alone.to_dict()
+    here = await verify(
+        live.store, anchors=read_anchors(str(dest)), public_key=key[1].public_key(), inline=True
+    )
+    assert here.to_dict() == anchored.to_dict()

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ from gateway.audit.chain import Head
 from gateway.audit.schema import ROW_COLUMNS
 from gateway.audit.store import sql
 from gateway.audit.store.base import Anchor, AuditStore, ChainInfo, Filters, event_of
+from gateway.audit.store.sqlite_inline import InlineReader
 
 T = TypeVar("T")
 _D = sql.SQLITE
@@ -102,6 +103,8 @@ class SQLiteStore(AuditStore):
         self._c = _Conn(self.path, synchronous, "ckpt")
         self._since_checkpoint = 0
         self._checkpointing: asyncio.Task[Any] | None = None
+        #: ``verify`` run inline (its own thread): reads in that thread (sqlite_inline.py).
+        self._reader_here: InlineReader | None = None
         self._insert = sql.insert_sql(_D)
         self._upsert_head = sql.upsert_head_sql(_D)
 
@@ -137,6 +140,9 @@ class SQLiteStore(AuditStore):
         await self._w.close()
         await self._r.close()
         await self._c.close()
+        if self._reader_here is not None:
+            self._reader_here.close()
+            self._reader_here = None
 
     def _reader(self) -> sqlite3.Connection:
         if self._r.db is None:
@@ -260,6 +266,12 @@ class SQLiteStore(AuditStore):
     async def hash_at(self, shard: str, seq: int) -> str | None:
         rows = await self._fetch("SELECT hash FROM audit_events WHERE shard = ? AND seq = ?", (shard, seq))
         return rows[0][0] if rows else None
+
+    def pages_here(self, shard: str) -> Iterator[list[tuple[Any, ...]]]:
+        """``verify`` inline: ``iter_pages``' rows, read in the calling thread (sqlite_inline.py)."""
+        if self._reader_here is None:
+            self._reader_here = InlineReader(self.path)
+        return self._reader_here.pages(shard)
 
     async def iter_pages(self, shard: str) -> AsyncIterator[list[tuple[Any, ...]]]:
         # The body as a BLOB: the bytes verify hashes, without a decode here and an encode there.
