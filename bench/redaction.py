@@ -350,20 +350,24 @@ def _measure(client: httpx.Client, gw: Any, body: dict[str, Any]) -> tuple[float
     return _cpu(gw.pid) - c0, time.perf_counter() - t0, status
 
 
-def ratio_suite(scale: float) -> dict[str, Any]:
+def ratio_suite(
+    scale: float, only: str = "abcdef", hostile_too: bool = True, on_config: dict[str, Any] | None = None
+) -> dict[str, Any]:
     rng = random.Random(7)
     answer = agent_text(random.Random(3), 2048, "chat")
     out: dict[str, Any] = {}
     with Upstream(answer) as upstream_url:
         with (
             gateway(upstream_url, {}) as off,
-            gateway(upstream_url, {"redaction": {"enabled": True}}) as on,
+            gateway(upstream_url, {"redaction": {"enabled": True, **(on_config or {})}}) as on,
             httpx.Client(headers={"authorization": f"Bearer {BENCH_KEY}"}, timeout=120) as client,
         ):
             for gw in (off, on):  # warm-up: imports, first-request paths
                 for _ in range(5):
                     _call(client, gw.url + "/chat/completions", _body([{"role": "user", "content": "hello"}]))
             for name, (iterations, make) in _cases(rng, scale).items():
+                if name[0] not in only:
+                    continue
                 samples: dict[str, list[tuple[float, float, int]]] = {"off": [], "on": []}
                 for i in range(iterations):
                     body = make(i)
@@ -379,7 +383,8 @@ def ratio_suite(scale: float) -> dict[str, Any]:
                 row["cpu_ratio"] = round(row["cpu_ms_on"] / max(row["cpu_ms_off"], 1e-6), 2)
                 row["wall_ratio"] = round(row["wall_p50_ms_on"] / max(row["wall_p50_ms_off"], 1e-6), 2)
                 out[name] = row
-            out["hostile"] = hostile(client, on, scale)
+            if hostile_too:
+                out["hostile"] = hostile(client, on, scale)
             out["rss_mb_off"] = round(_rss_mb(off.pid), 1)
             out["rss_mb_on"] = round(_rss_mb(on.pid), 1)
     return out
@@ -431,12 +436,17 @@ async def main() -> None:
     ap.add_argument("--per-call", action="store_true", help="also the in-process per-call figures")
     ap.add_argument("--iterations", type=int, default=300, help="--per-call iterations")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--cases", default="abcdef", help="the ratio cases to run (letters), e.g. bd")
+    ap.add_argument("--no-hostile", action="store_true", help="skip the hostile-request figures")
+    ap.add_argument(
+        "--on-config", default="{}", help="JSON merged into the redaction-on gateway's redaction settings"
+    )
     args = ap.parse_args()
     results: dict[str, Any] = {
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
     }
-    results["ratios"] = ratio_suite(args.scale)
+    results["ratios"] = ratio_suite(args.scale, args.cases, not args.no_hostile, json.loads(args.on_config))
     if args.per_call:
         for profile in ("dense", "chat"):
             results[f"per_call/{profile}"] = await per_call(args.iterations, True, profile)
@@ -461,8 +471,11 @@ async def main() -> None:
             f"{r['wall_p50_ms_off']:>10.2f}ms {r['wall_p50_ms_on']:>7.2f}ms {r['wall_ratio']:>6.2f}x"
             + (f"  errors {r['errors_off']}/{r['errors_on']}" if r["errors_off"] or r["errors_on"] else "")
         )
-    h = results["ratios"]["hostile"]
-    print(f"\nhostile requests (redaction on), CPU vs a normal 300 B request ({h['normal_300B_cpu_ms']} ms):")
+    h = results["ratios"].get("hostile", {})
+    if h:
+        print(
+            f"\nhostile requests (redaction on), CPU vs a normal 300 B request ({h['normal_300B_cpu_ms']} ms):"
+        )
     for name, r in h.items():
         if isinstance(r, dict):
             print(f"  {name:<48} {r['cpu_ms']:>9.2f} ms  {r['x_normal']:>7.1f}x  status {r['status']}")

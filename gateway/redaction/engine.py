@@ -13,7 +13,7 @@ import bisect
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from presidio_analyzer import EntityRecognizer
@@ -99,15 +99,26 @@ class RedactionEngine:
         one Presidio call: the fixed cost of a call (~50 us) is paid once per family, not once
         per window, and no pattern of a windowed family can match across a line break.
         """
+        return finish(self.detect_steps(text, prefilter=prefilter, budget=budget))
+
+    def detect_steps(
+        self, text: str, *, prefilter: bool = True, budget: WorkBudget | None = None
+    ) -> Generator[None, None, Spans]:
+        """``detect`` as steps a request's ``LoopSlice`` can pause between: it yields after
+        each family that had work. A text up to ``offload_chars`` is analysed this way on the
+        event loop, in slices, instead of in a worker thread: the hand-off to a thread and
+        back cost ~1 ms of CPU per text (a 20 KB message: a third of its whole analysis)."""
         if not text:
             return ()
         view = View(text)
-        found = self._detect_view(view.text, prefilter, budget)
+        found = yield from self._detect_view(view.text, prefilter, budget)
         if view.identity:
             return found
         return tuple(Span(*view.span(s.start, s.end), s.entity, s.score) for s in found)
 
-    def _detect_view(self, text: str, prefilter: bool, budget: WorkBudget | None) -> Spans:
+    def _detect_view(
+        self, text: str, prefilter: bool, budget: WorkBudget | None
+    ) -> Generator[None, None, Spans]:
         found: list[Span] = []
         scan = Scan(text, self._chain)
         for family in self.families:
@@ -122,6 +133,7 @@ class RedactionEngine:
             if len(regions) == 1:
                 a, b = regions[0]
                 found.extend(self._presidio(text[a:b], entities, a))
+                yield
                 continue
             joined, starts = _join(text, regions)
             for s in self._presidio(joined, entities, 0):
@@ -133,6 +145,7 @@ class RedactionEngine:
                         s.score,
                     )
                 )
+            yield
         return resolve(extend_wrapped(text, found))
 
     def _presidio(self, text: str, entities: list[str], offset: int) -> list[Span]:
@@ -251,10 +264,9 @@ class RedactionEngine:
                 self.offloaded += 1
                 detect = functools.partial(self.detect, text, budget=budget)
                 pending.append((i, loop.run_in_executor(self._executor, detect)))
-            else:
-                out[i] = self.detect(text, budget=budget)
+            else:  # on the loop, handing it back between families once a slice ran
+                out[i] = await loop_slice.run(self.detect_steps(text, budget=budget))
                 self._cache.put(keys[i], out[i])  # type: ignore[arg-type]  # keys[i] and out[i] were set for every index in todo
-                await loop_slice.pause()  # between texts: others' calls wait a slice at most
         try:
             for i, fut in pending:
                 out[i] = await fut
@@ -266,6 +278,15 @@ class RedactionEngine:
             if out[i] is None and dup is not None:
                 out[i] = out[seen[dup]]
         return [o if o is not None else () for o in out]
+
+
+def finish(steps: Generator[None, None, Spans]) -> Spans:
+    """Run ``detect_steps`` to the end without pausing."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 #: The score Presidio's phone recognizer gives every number (spans settled without it).

@@ -13,6 +13,7 @@ numbers and contexts.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
@@ -67,3 +68,48 @@ class FastPhones:
         if self._valid is None or self._valid.fullmatch((area or area2) + exchange + line) is None:
             return None
         return (s, end)
+
+    def settle_chains(
+        self,
+        text: str,
+        chains: Iterable[tuple[int, int, int, int]],
+        min_digits: int,
+        no_single: bool,
+        direct: list[tuple[int, int]],
+    ) -> tuple[list[tuple[int, int, int, int]], int]:
+        """``settle`` over many chains in one loop (a contact list: 2,500 of them; a Python
+        call and its lookups per chain were a third of the phone family's cost): chains with
+        fewer than ``min_digits`` digits, or of one block when ``no_single``, are dropped;
+        the spans settled are appended to ``direct``; returns the chains left for the
+        matcher and how many were settled. Exactly ``settle``, chain by chain (tested)."""
+        match = _SETTLE.match
+        valid = self._valid.fullmatch if self._valid is not None else None
+        national = self._national
+        rest: list[tuple[int, int, int, int]] = []
+        keep = rest.append
+        add = direct.append
+        settled = 0
+        for chain in chains:
+            start, end, digits, blocks = chain
+            if digits < min_digits:
+                continue
+            if blocks == 1:  # one block has no grouping to settle
+                if not no_single:
+                    keep(chain)
+                continue
+            s = start
+            if s and text[s - 1] == "(":
+                s -= 1
+            if s and text[s - 1] == "+":
+                s -= 1
+            m = match(text, s)
+            if m is None or m.end() != end or valid is None:
+                keep(chain)
+                continue
+            lead, area, area2, exchange, line = m.groups()
+            if not (national or (lead and "+" in lead)) or valid((area or area2) + exchange + line) is None:
+                keep(chain)
+                continue
+            settled += 1
+            add((s, end))
+        return rest, settled

@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from gateway.redaction.fastphones import FastPhones
 from gateway.redaction.normalize import _WS_IN_NUMBER, _may_join
 from gateway.redaction.phones import label_before
 from gateway.redaction.prefilter import _SSN, _ssn_within, digit_chain
@@ -169,3 +170,29 @@ def test_an_ssn_inside_a_dense_contact_list_is_found(redactor: Redactor, ssn: st
     value = ssn.removeprefix("SSN: ")
     assert ("US_SSN", value) in [(s.entity, text[s.start : s.end]) for s in spans]
     assert spans == redactor.engine.detect(text, prefilter=False)
+
+
+@pytest.mark.parametrize("min_digits,no_single", [(6, False), (6, True), (10, True)])
+def test_settling_many_chains_equals_settling_each(min_digits: int, no_single: bool) -> None:
+    """``FastPhones.settle_chains`` (one loop over a contact list's chains) answers exactly as
+    the pre-filter's loop over ``settle`` did, chain by chain: the same spans, the same chains
+    left for the matcher, the same count settled."""
+    fast = FastPhones(("US", "GB"), 2)
+    csv, _ = contacts_csv(300, seed=4)
+    shapes = _texts("0123456789 ()-.+x,\n1", 400, 5, 40)
+    for text in [csv, *shapes, " ".join(shapes)]:
+        chains = _scan(text).chains
+        direct: list[tuple[int, int]] = []
+        rest, settled = fast.settle_chains(text, chains, min_digits, no_single, direct)
+        want_direct, want_rest, want_settled = [], [], 0
+        for chain in chains:
+            a, b, digits, blocks = chain
+            if digits < min_digits or (blocks == 1 and no_single):
+                continue
+            found = fast.settle(text, a, b) if blocks > 1 else None
+            if found is None:
+                want_rest.append(chain)
+            else:
+                want_settled += 1
+                want_direct.append(found)
+        assert (direct, rest, settled) == (want_direct, want_rest, want_settled)
