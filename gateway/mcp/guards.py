@@ -20,7 +20,6 @@ is off, as on the model-call path.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -148,9 +147,11 @@ class McpGuards:
             if refused is not None:
                 ex.deny([refused], decision="rate_limited")
                 return json_answer(tool_error(ex, f"Wardgate: {refused}"))
-        original = copy.deepcopy(arguments)
+        # What the agent sent, as JSON: the decision's own redaction and the approval's
+        # reviewers start from it (a copy is made only when one of them needs it).
+        sent = orjson.dumps(arguments)
         try:
-            if await self._redact_out(ex, arguments):
+            if await self._redact_out(ex, arguments, before=sent):
                 ex.params["arguments"] = arguments
                 ex.rewritten = orjson.dumps(ex.raw)
         except Blocked as exc:
@@ -184,7 +185,7 @@ class McpGuards:
             )
         if decision.redact and self._redactor() is not None:
             # The decision names other actions: redo the arguments from what the agent sent.
-            arguments = copy.deepcopy(original)
+            arguments = orjson.loads(sent)
             await self._redact_out(ex, arguments, decision.redact)
             ex.params["arguments"] = arguments
             ex.rewritten = orjson.dumps(ex.raw)
@@ -199,6 +200,7 @@ class McpGuards:
                 shown = ex.values.conceal(shown)
             calls = [{"id": str(ex.message.id) if ex.message else "", "name": name, "arguments": shown}]
             body_doc = {"server": ex.server_name, "tool": name, "arguments": shown}
+            original = orjson.loads(sent)
             real = None
             if shown != original:  # reviewers see what the agent sent, not the placeholders
                 real = [{**calls[0], "arguments": original}]
@@ -207,13 +209,19 @@ class McpGuards:
 
     # -- redaction -----------------------------------------------------------------------
     async def _redact_out(
-        self, ex: Exchange, arguments: dict[str, Any], policy: dict[str, Any] | None = None
+        self,
+        ex: Exchange,
+        arguments: dict[str, Any],
+        policy: dict[str, Any] | None = None,
+        before: bytes | None = None,
     ) -> bool:
-        """Redact ``arguments`` in place; True when any text changed."""
+        """Redact ``arguments`` in place; True when any text changed (``before``: the
+        arguments as JSON, when the caller has them)."""
         redactor = self._redactor()
         if redactor is None or not arguments:
             return False
-        before = orjson.dumps(arguments)
+        if before is None:
+            before = orjson.dumps(arguments)
         values = ValueRedaction(redactor, policy)
         ex.values = values
         found = await values.outbound(arguments)

@@ -54,6 +54,10 @@ class McpTelemetry:
         self._tracer = tracer
         #: Tool names each server listed: the only ones used as a label value.
         self._known: dict[str, set[str]] = {}
+        #: The labelled children by label values (``labels()`` validates and locks per call).
+        #: Bounded like the labels: configured servers, known methods, listed tools, outcomes.
+        self._counters: dict[tuple[str, ...], Any] = {}
+        self._histograms: dict[tuple[str, ...], Any] = {}
 
     def learn_tools(self, server: str, names: list[str]) -> None:
         known = self._known.setdefault(server, set())
@@ -73,8 +77,15 @@ class McpTelemetry:
             return
         server = ex.server_name if ex.server is not None else "unknown"
         method = ex.method if ex.method is not None else ex.http_method
-        self.requests.labels(server, method, self._tool_label(ex), ex.outcome).inc()
-        self.latency.labels(server, method).observe(ex.finished - ex.started)
+        key = (server, method, self._tool_label(ex), ex.outcome)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.requests.labels(*key)
+        counter.inc()
+        histogram = self._histograms.get(key[:2])
+        if histogram is None:
+            histogram = self._histograms[key[:2]] = self.latency.labels(server, method)
+        histogram.observe(ex.finished - ex.started)
         if self._tracer is not None:
             self._span(ex)
         recorder = self._recorder()
