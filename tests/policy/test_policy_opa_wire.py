@@ -22,6 +22,7 @@ ANSWERS = {
     b"/close": [b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"],
     b"/drop": [],  # the server closes the connection without answering
     b"/garbage": [b"SMTP ready\r\n\r\n"],
+    b"/health": [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"],
 }
 
 
@@ -68,6 +69,8 @@ async def test_every_framing_is_read_and_connections_are_reused(url: str) -> Non
     assert await client.post("/close", b"{}") == (200, b"{}")
     assert await client.post("/length", b"{}") == (200, b'{"result":1}\n')
     assert _Server.connections - before == 2  # a new one after "Connection: close"
+    assert await client.get("/health") == (200, b"{}")  # the health check, same connection
+    assert _Server.connections - before == 2
     client.close()
 
 

@@ -334,6 +334,15 @@ class OpaHttpEngine(PolicyEngine):
         # 2 s, /readyz's bound per check: at 1 s a replica busy with a burst (the other one
         # drained) failed its probe while its decisions still succeeded, and the load
         # balancer took out every replica at once (seen in tests/e2e's rolling restart).
+        if self._wire is not None:  # a pooled connection, not a new session per probe
+            try:
+                async with asyncio.timeout(2.0):
+                    status, _ = await self._wire.get("/health")
+            except (OSError, TimeoutError) as exc:
+                raise PolicyEvalError(f"OPA at {self.url} is not healthy: {exc}", "unavailable") from exc
+            if status != 200:
+                raise PolicyEvalError(f"OPA at {self.url} is not healthy ({status})", "unavailable")
+            return
         async with admin_client(self.url, timeout_s=2.0) as client:
             if not await client.check_health():
                 raise PolicyEvalError(f"OPA at {self.url} is not healthy", "unavailable")

@@ -140,15 +140,21 @@ class WireClient:
         _, conn = await loop.create_connection(_Connection, self.host, self.port)
         return conn
 
-    def _head(self, path: str, length: int) -> bytes:
+    def _head(self, path: str, length: int, method: bytes = b"POST") -> bytes:
         return (
-            b"POST " + (self.base + path).encode() + b" HTTP/1.1\r\nHost: " + self._host_header
+            method + b" " + (self.base + path).encode() + b" HTTP/1.1\r\nHost: " + self._host_header
             + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(length).encode() + b"\r\n\r\n"
         )  # fmt: skip
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         """``(status, body)`` of ``POST path``; raises ``OSError`` (``WireError``) when unreachable."""
-        request = self._head(path, len(body)) + body
+        return await self._request(self._head(path, len(body)) + body)
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        """``(status, body)`` of ``GET path`` (the health check, on the same pooled connections)."""
+        return await self._request(self._head(path, 0, b"GET"))
+
+    async def _request(self, request: bytes) -> tuple[int, bytes]:
         idle = self._idle
         while idle:
             conn = idle.pop()
