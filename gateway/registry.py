@@ -18,7 +18,7 @@ Which components the gateway has, and who uses whom, is written once, in the com
 
 ``STAGE_ORDER`` is the order every call goes through the stages, whoever registered them:
 
-    authenticate → limit(reserve) → redact(in) → policy(request) → [approval hold]
+    authenticate → [audit_ready] → limit(reserve) → redact(in) → policy(request) → [approval hold]
       → limit_reprice → [cache] → forward → stream_trust → redact(out) → policy(response)
       → [approval hold] → capture → settle → [cache_store] → audit
 
