@@ -72,15 +72,14 @@ SELECT g.dim || t.suffix, (floor(e.ts / t.width) * (t.width / {HOUR}))::bigint, 
     coalesce(sum(CASE WHEN c.status = 'hit' THEN 1 ELSE 0 END), 0),
     coalesce(sum(CASE WHEN c.status IN ('hit', 'miss') THEN 1 ELSE 0 END), 0),
     coalesce(sum(c.saved), 0)
-FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS b(shard, done, upto)
-JOIN audit_events e ON e.shard = b.shard AND e.seq > b.done AND e.seq <= b.upto
+FROM audit_events e
 CROSS JOIN LATERAL (SELECT
     CASE WHEN {_HAS_CACHE} THEN e.body::jsonb -> 'cache' ->> 'status' END AS status,
     CASE WHEN {_HAS_CACHE} THEN CAST(e.body::jsonb -> 'cache' ->> 'saved_nusd' AS bigint) END AS saved) c
 CROSS JOIN LATERAL (VALUES ('team', e.team), ('key', e.key_id), ('agent', e.agent_id), ('model', e.model))
     AS g(dim, grp)
 CROSS JOIN LATERAL (VALUES ('', {HOUR}), ('{DAY_SUFFIX}', {DAY})) AS t(suffix, width)
-WHERE e.kind = 'call'
+WHERE e.shard = $1::text AND e.seq > $2::bigint AND e.seq <= $3::bigint AND e.kind = 'call'
 GROUP BY 1, 2, 3
 ON CONFLICT (dim, hour, grp) DO UPDATE SET
     calls = r.calls + excluded.calls, input_tokens = r.input_tokens + excluded.input_tokens,
@@ -140,10 +139,10 @@ class SpendRollup:
                 behind = await conn.fetch(_BEHIND)  # again, under the lock: another may have folded
                 if not behind:
                     return 0
-                shards = [r[0] for r in behind]
-                await conn.execute(_FOLD, shards, [r[1] for r in behind], [r[2] for r in behind])
-                await conn.execute(_MARK, shards, [r[2] for r in behind])
-                return len(shards)
+                for shard, done, upto in behind:  # one chain at a time: its (shard, seq) index range
+                    await conn.execute(_FOLD, shard, done, upto)
+                await conn.execute(_MARK, [r[0] for r in behind], [r[2] for r in behind])
+                return len(behind)
 
     async def rows(
         self, dim: str, since: float | None, until: float | None, bucket_s: int | None = None
