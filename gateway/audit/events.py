@@ -303,7 +303,8 @@ def build_record_event(kind: str, payload: dict[str, Any], *, ts: float | None =
     """An event for an approval change, admin action, policy revision... from another area.
 
     Identity fields in the payload (``principal`` / ``key_id`` / ``team`` / ``agent_id`` /
-    ``run_id`` / ``model`` / ``request_id``) are lifted so the same filters find these events;
+    ``run_id`` / ``model`` / ``request_id``) are lifted so the same filters find these events,
+    and a ``cost`` section with ``settled_nusd`` so the spend report sums it;
     the whole payload, scrubbed of secrets and of content (tool arguments, messages), is kept
     under ``data``.
     """
@@ -320,6 +321,9 @@ def build_record_event(kind: str, payload: dict[str, Any], *, ts: float | None =
     model = data.get("model")
     if isinstance(model, str):
         ev["model"] = {"requested": model, "used": None}
+    cost = data.get("cost")
+    if isinstance(cost, dict) and isinstance(cost.get("settled_nusd"), int):
+        ev["cost"] = cost  # a priced action (an MCP tool call): summed by the spend report
     for key in ("request_id", "decision", "trace_id"):
         if isinstance(data.get(key), str):
             ev[key] = data[key]

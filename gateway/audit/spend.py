@@ -2,7 +2,8 @@
 
 ``GET /admin/spend/report`` (served by the limits API, next to ``/admin/spend``) answers
 what calls cost once settled, as the audit log recorded them, and what the response cache
-saved (``cache``: hits, lookups, hit ratio, saved USD, from each event's ``cache`` section): unlike ``/admin/spend`` (the
+saved (``cache``: hits, lookups, hit ratio, saved USD, from each event's ``cache`` section);
+``cost_usd`` includes the priced MCP tool calls (``mcp``: how many and what they cost): unlike ``/admin/spend`` (the
 live counters of the limit store) it covers any time window the log still holds.
 """
 
@@ -35,6 +36,7 @@ async def spend_report(store: AuditStore, params: Mapping[str, str]) -> dict[str
             "output_tokens": r["output_tokens"],
             "cost_usd": r["cost_nusd"] / NANO,
             "cache": _cache(r.get("cache_hits", 0), r.get("cache_lookups", 0), r.get("saved_nusd", 0)),
+            "mcp": _mcp(r.get("tool_calls", 0), r.get("tool_cost_nusd", 0)),
         }
         for r in rows
     ]
@@ -54,8 +56,17 @@ async def spend_report(store: AuditStore, params: Mapping[str, str]) -> dict[str
             "output_tokens": sum(r["output_tokens"] for r in rows),
             "cost_usd": total_nusd / NANO,
             "cache": _cache(hits, lookups, saved),
+            "mcp": _mcp(
+                sum(r.get("tool_calls", 0) for r in rows), sum(r.get("tool_cost_nusd", 0) for r in rows)
+            ),
         },
     }
+
+
+def _mcp(calls: int, cost_nusd: int) -> dict[str, Any]:
+    """The priced MCP tool calls of a group (docs/mcp.md "Limits and cost"): how many were
+    charged and what they cost (already part of ``cost_usd``)."""
+    return {"tool_calls": calls, "cost_usd": cost_nusd / NANO}
 
 
 def _cache(hits: int, lookups: int, saved_nusd: int) -> dict[str, Any]:

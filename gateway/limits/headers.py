@@ -163,3 +163,27 @@ def reprice_error(
         headers={"x-wardgate-budget-remaining": format_usd(0)},
         extra={"scope": spec.kind, "scope_id": spec.ident, "window": window, "routed_model": routed},
     )
+
+
+def charge_error(denial: Denial, spec: ScopeSpec, est_nano: int, what: str) -> GatewayError:
+    """A priced action that is not a model call (``what``: an MCP tool call) that a budget
+    cannot cover: ``budget_exceeded`` as for a model call, or ``budget_reserved`` (retry) while
+    only the calls in flight hold the budget."""
+    window = denial.window or "total"
+    extra = {"scope": spec.kind, "scope_id": spec.ident, "window": window}
+    if denial.reason == "reserved":
+        return RateLimited(
+            f"Budget held by calls in flight for {_describe(spec)}: the {window} budget of "
+            f"${nano_to_usd(denial.limit):.4f} can cover {what} (${nano_to_usd(est_nano):.6f}) once the calls "
+            "in flight finish. Retry after 1s.",
+            code="budget_reserved",
+            headers={"retry-after": "1", "retry-after-ms": "1000", "x-should-retry": "true"},
+            extra=extra,
+        )
+    return BudgetExceeded(
+        f"Budget exceeded for {_describe(spec)}: the {window} budget of ${nano_to_usd(denial.limit):.4f} "
+        f"cannot cover {what} (${nano_to_usd(est_nano):.6f}; spend plus calls in flight). "
+        "Wait for the budget window to reset.",
+        headers={"x-wardgate-budget-remaining": format_usd(0)},
+        extra=extra,
+    )

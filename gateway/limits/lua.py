@@ -19,6 +19,8 @@ from gateway.limits.lua_common import COMMON
 #:       max_calls, max_identical, max_run_cost, fingerprint, n, then per scope
 #:       (field, rpm, tpm, budget_day, budget_month, budget_total, retention_ms, concurrent);
 #:       -1 = none. keep_ms: 0 = lapsed leases are released, > 0 = booked and marked that long.
+#:       Then, optionally, 1: budget only (a priced action that is not a model call: no rate,
+#:       concurrency, run-call or loop counting; the budgets and the run's cost cap apply).
 #: A scope with a budget or a concurrency limit holds a lease per call in flight (its ``l``
 #: set, flag 2); ZCARD of it is the scope's calls in flight.
 #: Per scope: at most two expiry scans, one HMGET, one ZCARD; on commit two ZADD, one HSET and
@@ -48,6 +50,8 @@ local ovs, team_ov = read_overrides(KEYS[1], fields, team_idx)
 local max_calls = pick(team_ov, 'run_max_calls', opt(ARGV[10]))
 local max_ident = pick(team_ov, 'run_max_identical', opt(ARGV[11]))
 local run_cost = pick(team_ov, 'run_max_cost', opt(ARGV[12]))
+local budget_only = ARGV[15 + n * 8] == 1
+if budget_only then max_calls, max_ident = nil, nil end
 
 local denials = {}
 local function deny(reason, prio, idx, limit, retry, window)
@@ -72,6 +76,7 @@ for i = 1, n do
   local rpm = pick(ov, 'rpm', opt(ARGV[a + 2]))
   local tpm = pick(ov, 'tpm', opt(ARGV[a + 3]))
   local conc = pick(ov, 'concurrent', opt(ARGV[a + 8]))
+  if budget_only then rpm, tpm, conc = nil, nil, nil end
   local bl = {pick(ov, 'day', opt(ARGV[a + 4])), pick(ov, 'month', opt(ARGV[a + 5])), pick(ov, 'total', opt(ARGV[a + 6]))}
   if i == run_idx and run_cost then
     if bl[3] == nil or run_cost < bl[3] then bl[3] = run_cost end
@@ -201,7 +206,7 @@ for i = 1, n do
     table.insert(upd, 'r'); table.insert(upd, num(s.r))
     table.insert(upd, 'tw'); table.insert(upd, num(s.tw))
   end
-  if i == run_idx then
+  if i == run_idx and not budget_only then
     table.insert(upd, 'calls'); table.insert(upd, run_calls + 1)
     if fp ~= '' then table.insert(upd, 'f:' .. fp); table.insert(upd, run_reps + 1) end
   end
@@ -213,7 +218,7 @@ for i = 1, n do
     if flags[i] % 2 == 1 then redis.call('PEXPIRE', w, ret) end
   end
 end
-if run_idx > 0 then run_calls = run_calls + 1 end
+if run_idx > 0 and not budget_only then run_calls = run_calls + 1 end
 return {1, num(now), '', flag_csv, req_info, tok_info, budget_str, run_calls, num(run_spent), run_reps,
         num(lapsed_booked)}
 """

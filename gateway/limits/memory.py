@@ -129,6 +129,9 @@ class MemoryStore(MemoryAdmin):
         month = month_id(day)
         cfg = self._cfg.get(req.team, {})
         eff, max_calls, max_identical = effective_limits(req, [cfg.get(s.field) for s in req.scopes])
+        if req.budget_only:  # budgets and the run's cost cap only
+            eff = [(None, None, budgets, None) for _, _, budgets, _ in eff]
+            max_calls = max_identical = None
         scopes = [self._scope(req.team, s.field, now, s.retention_ms) for s in req.scopes]
         denials: list[Denial] = []
         run_calls = run_spent = run_repeats = 0
@@ -223,7 +226,7 @@ class MemoryStore(MemoryAdmin):
             if flag & BUDGET:
                 sc.leases.add(now + self._lease_ms, f"{req.rid}|{req.est_nano}")
                 sc.h["r"] = sc.h.get("r", 0) + req.est_nano
-        if req.run_index >= 0:
+        if req.run_index >= 0 and not req.budget_only:
             rh = scopes[req.run_index].h
             rh["calls"] = run_calls + 1
             result.run_calls = run_calls + 1

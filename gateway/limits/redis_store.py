@@ -207,9 +207,8 @@ class RedisStore:
             len(wires),
         ]
         keys = [team.cfg, *(w.keys for w in wires)]
-        payload = evalsha(
-            self._reserve.sha, keys, 1 + 3 * len(wires), json_args(head, [w.reserve_arg for w in wires])
-        )
+        parts = [*(w.reserve_arg for w in wires), *((b"1",) if req.budget_only else ())]
+        payload = evalsha(self._reserve.sha, keys, 1 + 3 * len(wires), json_args(head, parts))
         r = await self._dispatch(self._reserve, payload)
         flags = r[3]
         return ReserveResult(

@@ -242,27 +242,36 @@ class LimitRules:
 
         Resolved once per call shape: an agent's or a run's calls share one answer.
         """
-        shape = (principal.key_id, principal.team, principal.user, call.agent_id, call.run_id, call.model)
+        return self.scopes_of(principal, call.agent_id, call.run_id, call.model)
+
+    def scopes_of(
+        self, principal: Principal, agent_id: str | None, run_id: str | None, model: str = ""
+    ) -> tuple[tuple[ScopeSpec, ...], int, int]:
+        """``scopes_for`` by its parts: also for a priced action that is not a model call (an MCP
+        tool call: no model, so only the key, team, user, agent and run scopes and their combinations)."""
+        shape = (principal.key_id, principal.team, principal.user, agent_id, run_id, model)
         hit = self._shapes.get(shape)
         if hit is None:
             if len(self._shapes) > 10_000:
                 self._shapes.clear()
-            hit = self._shapes[shape] = self._resolve_scopes(call, principal)
+            hit = self._shapes[shape] = self._resolve_scopes(principal, agent_id, run_id, model)
         return hit
 
-    def _resolve_scopes(self, call: Call, principal: Principal) -> tuple[tuple[ScopeSpec, ...], int, int]:
+    def _resolve_scopes(
+        self, principal: Principal, agent_id: str | None, run_id: str | None, model: str
+    ) -> tuple[tuple[ScopeSpec, ...], int, int]:
         team = principal.team
         idents: dict[str, str] = {"key": principal.key_id, "team": team}
         if principal.user:
             idents["user"] = principal.user
-        if call.agent_id:
-            idents["agent"] = call.agent_id
-        if call.run_id:
-            idents["run"] = call.run_id
-        if call.model:
-            idents["model"] = call.model
+        if agent_id:
+            idents["agent"] = agent_id
+        if run_id:
+            idents["run"] = run_id
+        if model:
+            idents["model"] = model
         specs = [
-            self._spec(kind, idents[kind], team, call.model, principal)
+            self._spec(kind, idents[kind], team, model, principal)
             for kind in KINDS
             if kind in idents and (kind in ALWAYS or kind in self._optional)
         ]
@@ -270,7 +279,7 @@ class LimitRules:
             parts = combo.split("+")
             if all(p in idents for p in parts):
                 specs.append(
-                    self._spec(combo, scope_ident(*(idents[p] for p in parts)), team, call.model, principal)
+                    self._spec(combo, scope_ident(*(idents[p] for p in parts)), team, model, principal)
                 )
         run_index = next((i for i, s in enumerate(specs) if s.kind == "run"), -1)
         return tuple(specs), 1, run_index

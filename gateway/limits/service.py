@@ -27,6 +27,7 @@ from gateway.limits.config import LimitsSettings
 from gateway.limits.estimate import fingerprint
 from gateway.limits.headers import (
     budget_remaining_nano,
+    charge_error,
     denial_error,
     format_usd,
     rate_headers,
@@ -43,6 +44,7 @@ from gateway.limits.store import (
     Reservation,
     ReserveRequest,
     nano_to_usd,
+    usd_to_nano,
 )
 from gateway.limits.store_access import StoreAccess
 from gateway.models import ModelCatalog
@@ -297,6 +299,62 @@ class LimitsService:
                 },
             )
         )
+
+    # -- a priced action that is not a model call (an MCP tool call) ---------------------
+
+    async def reserve_charge(
+        self, principal: Principal, agent_id: str | None, run_id: str | None, usd: float, what: str
+    ) -> Reservation | None:
+        """Reserve ``usd`` on every budget of the caller (key, team, user, agent, run and their
+        combinations; the run's cost cap too), atomically, as ``reserve`` does for a model call
+        but without rate, concurrency or run-call counting. None: nothing reserved (the store
+        is down and ``on_store_error`` lets calls through). Raises the same errors as a model
+        call's reservation: ``BudgetExceeded``, ``RateLimited`` (budget_reserved),
+        ``LimitsUnavailable``."""
+        scopes, team_index, run_index = self.rules.scopes_of(principal, agent_id, run_id)
+        _, _, max_run_cost = self.rules.run_guard_limits(principal.team)
+        est_nano = usd_to_nano(usd)
+        req = ReserveRequest(
+            team=principal.team,
+            rid=f"{self._rid_prefix}{next(self._rid_seq):x}",
+            scopes=scopes,
+            est_nano=est_nano,
+            est_tokens=0,
+            run_index=run_index,
+            team_index=team_index,
+            max_run_cost_nano=max_run_cost,
+            budget_only=True,
+        )
+        store, result = await self._stores.reserve(req)
+        if store is None or result is None:
+            return None
+        self._count_lapsed(result.lapsed_booked_nano)
+        if not result.ok and result.denial is not None:
+            raise charge_error(result.denial, scopes[result.denial.scope], est_nano, what)
+        res = Reservation(
+            principal.team,
+            req.rid,
+            scopes,
+            result.flags,
+            est_nano,
+            0,
+            result.now_ms,
+            self._stores.label(store),
+            run_index=run_index,
+            team_index=team_index,
+            max_run_cost_nano=max_run_cost,
+        )
+        self.leases.hold(res)
+        return res
+
+    def settle_charge(self, res: Reservation, usd: float) -> Awaitable[None] | None:
+        """Book what the action cost (``usd``: 0 when it did not run) and release its
+        reservation; the awaitable takes the store's reply (see ``begin_settle``)."""
+        if res.settled:
+            return None
+        res.settled = True
+        self.leases.release(res)
+        return self._stores.begin_settle(res, usd_to_nano(usd), 0)
 
     # -- settle ----------------------------------------------------------------------------
 

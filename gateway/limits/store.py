@@ -103,6 +103,9 @@ class ReserveRequest:
     max_identical: int | None = None
     max_run_cost_nano: int | None = None
     fingerprint: str | None = None
+    #: A priced action that is not a model call (an MCP tool call): only the budgets (and the
+    #: run's cost cap) apply; no rate, concurrency or run-call counting.
+    budget_only: bool = False
 
 
 @dataclass(slots=True, frozen=True)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gateway.audit.component import Audit
     from gateway.context import AppContext
     from gateway.limits.component import Limits
+    from gateway.mcp.exchange import Exchange
     from gateway.mcp.service import McpGateway
     from gateway.observability.component import Observability
     from gateway.policy.component import Policy
@@ -69,6 +70,7 @@ class Mcp(BaseComponent):
 
     async def start(self, ctx: AppContext) -> None:
         from gateway.mcp.approval import McpApprovals
+        from gateway.mcp.charges import McpCharges
         from gateway.mcp.config import load_servers
         from gateway.mcp.guards import McpGuards
         from gateway.mcp.limiter import McpLimiter, RedisWindows
@@ -98,6 +100,7 @@ class Mcp(BaseComponent):
             windows = RedisWindows(cfg.redis_url, cfg.redis_timeout_s, cfg.on_store_error)
             ctx.closers.append(windows.close)
             limiter = McpLimiter(windows, cfg.key_prefix)
+        charges = McpCharges(lambda: self.limits.service, self._price)
         guards = McpGuards(
             lambda: self.policy.service,
             lambda: self.redaction.redactor,
@@ -105,8 +108,14 @@ class Mcp(BaseComponent):
             telemetry.learn_tools,
             limiter,
             self._price,
+            charges,
         )
-        self.gateway = McpGateway(settings, servers, pool, lambda: keys, telemetry.finish, guards)
+
+        async def finish(ex: Exchange) -> None:
+            await charges.settle(ex)  # booked before the event that records it
+            await telemetry.finish(ex)
+
+        self.gateway = McpGateway(settings, servers, pool, lambda: keys, finish, guards)
         names = ", ".join(sorted(servers)) or "none configured"
 
         async def ready() -> str | None:

@@ -44,6 +44,10 @@ class Exchange:
     revision: str | None = None
     #: What the call cost (``pricing.yaml`` ``mcp_tools``), once it reached the server.
     cost_usd: float | None = None
+    #: (the limits reservation or None, the price) while a priced call is charged (charges.py).
+    charge: Any = None
+    #: The server's answer to the request arrived (a result or a JSON-RPC error).
+    answered: bool = False
     #: What the call is about: a tool name, a resource URI, a prompt name.
     target: str | None = None
     decision: str = "allow"
@@ -134,7 +138,7 @@ class Exchange:
         ):
             if value is not None:
                 mcp[key] = value
-        return {
+        out = {
             "request_id": self.request_id,
             "principal": self.principal.as_input() if self.principal is not None else None,
             "agent": {"id": self.agent_id, "run_id": self.run_id, "parent_run_id": self.parent_run_id},
@@ -142,3 +146,6 @@ class Exchange:
             "status": self.status,
             "mcp": mcp,
         }
+        if self.cost_usd is not None:  # summed by the spend report and the run timeline
+            out["cost"] = {"settled_usd": self.cost_usd, "settled_nusd": round(self.cost_usd * 1_000_000_000)}
+        return out

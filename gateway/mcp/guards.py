@@ -27,8 +27,10 @@ import orjson
 
 from gateway.mcp import identity
 from gateway.mcp.approval import HEADER, McpApprovals, presented_id, tool_error
+from gateway.mcp.charges import McpCharges
 from gateway.mcp.exchange import Exchange
 from gateway.mcp.jsonrpc import FORBIDDEN, INVALID_PARAMS, POLICY_UNAVAILABLE, McpError
+from gateway.mcp.protocol import refused_input_requests
 from gateway.mcp.relay import Answer, AnswerHook, json_answer
 from gateway.redaction.values import Blocked, ValueRedaction
 
@@ -56,8 +58,10 @@ class McpGuards:
         learn_tools: Callable[[str, list[str]], None],
         limiter: Any = None,
         price: Callable[[str, str], float | None] | None = None,
+        charges: McpCharges | None = None,
     ) -> None:
         self._price = price
+        self.charges = charges
         self._policy = policy
         self._redactor = redactor
         self.approvals = approvals
@@ -164,6 +168,12 @@ class McpGuards:
         body = ex.rewritten or ex.body
         parsed = identity.exact_arguments(body, arguments)
         fingerprint = identity.fingerprint(ex.server_name, name, parsed)
+        if self.charges is not None:  # a priced call is reserved on the budgets right before it runs
+            charges, direct = self.charges, forward
+
+            async def forward() -> Answer:
+                return await charges.run(ex, name, direct)
+
         approval_id = presented_id(ex, headers.get(HEADER))
         if approval_id is not None and self.approvals.enabled:
             return await self.approvals.resend(ex, approval_id, fingerprint, forward)
@@ -173,7 +183,7 @@ class McpGuards:
             return json_answer(tool_error(ex, "Wardgate: " + exc.message))
         decision = verdict.decision if verdict is not None else None
         if decision is None:
-            return None
+            return await forward()
         if decision.deny:
             ex.deny(list(decision.deny))
             return json_answer(
@@ -205,7 +215,7 @@ class McpGuards:
             if shown != original:  # reviewers see what the agent sent, not the placeholders
                 real = [{**calls[0], "arguments": original}]
             return await self.approvals.ask(ex, verdict, calls, fingerprint, body_doc, forward, sse_ok, real)
-        return None
+        return await forward()
 
     # -- redaction -----------------------------------------------------------------------
     async def _redact_out(
@@ -282,9 +292,17 @@ class McpGuards:
 
     def _result_hook(self, ex: Exchange) -> AnswerHook:
         async def hook(answer: dict[str, Any]) -> dict[str, Any]:
+            ex.answered = True
             result = answer.get("result")
             if not isinstance(result, dict):
                 return answer
+            asks = refused_input_requests(result)
+            if asks:  # the server asks the agent's model or user: outside the guards
+                reason = f"the server asked the client for {', '.join(asks)}, which Wardgate does not relay"
+                ex.deny([reason])
+                if ex.method == "tools/call":
+                    return tool_error(ex, f"Wardgate: {reason}; the call did not complete.")
+                raise McpError(200, FORBIDDEN, f"Wardgate: {reason}.", id=_id(ex), kind="input_refused")
             if ex.method == "tools/call" and ex.target is not None and self._price is not None:
                 ex.cost_usd = self._price(ex.server_name, ex.target)  # the server acted: it is charged
             redactor = self._redactor()

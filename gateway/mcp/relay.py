@@ -3,7 +3,9 @@
 The answer to the agent's request (the JSON-RPC response carrying its ``id``) may be rewritten
 by the guards (``on_answer``: result redaction, injection checks); every other message of an
 SSE answer (progress, logging, a server's own requests) passes through byte for byte, with its
-``id:`` line (resumability) kept. Whatever happens upstream, the agent gets an answer to its
+``id:`` line (resumability) kept, except a server request the gateway refuses to relay
+(``protocol.REFUSED_SERVER_REQUESTS``: sampling, elicitation), which is dropped and handed to
+``refuse`` (the service answers the server with an error). Whatever happens upstream, the agent gets an answer to its
 request: a stream that ends or breaks without one is closed with a JSON-RPC error for that id,
 so a client never waits on a request the server forgot.
 """
@@ -20,6 +22,7 @@ import orjson
 
 from gateway import dupkeys
 from gateway.mcp.jsonrpc import McpError
+from gateway.mcp.protocol import REFUSED_SERVER_REQUESTS
 from gateway.mcp.upstream import UpstreamFailure
 from gateway.sse import EventSplitter, SSEEvent, SSEParseError
 
@@ -29,6 +32,8 @@ log = logging.getLogger("wardgate.mcp")
 AnswerHook = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 #: Told how the exchange ended: the upstream failure kind, or None.
 Ended = Callable[[str | None], None]
+#: Given a server request the gateway does not relay (to answer the server with an error).
+Refuse = Callable[[dict[str, Any]], None]
 
 SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache, no-transform"}
 
@@ -68,6 +73,11 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _refused(obj: Any) -> TypeGuard[dict[str, Any]]:
+    """A server-to-client request the gateway does not relay (sampling, elicitation)."""
+    return isinstance(obj, dict) and obj.get("method") in REFUSED_SERVER_REQUESTS and "id" in obj
+
+
 def _answers(obj: Any, request_id: Any) -> TypeGuard[dict[str, Any]]:
     return (
         isinstance(obj, dict)
@@ -86,6 +96,7 @@ async def relay(
     ended: Ended,
     max_bytes: int,
     headers: dict[str, str],
+    refuse: Refuse | None = None,
 ) -> Answer:
     """The agent's answer for the upstream's ``resp`` to a message (``request_id``: None for a
     notification or a response, which get the upstream's status and nothing else).
@@ -104,7 +115,7 @@ async def relay(
         return Answer(
             200,
             {**SSE_HEADERS, **headers},
-            stream=_stream(resp, request_id, on_answer, failure, ended, max_bytes),
+            stream=_stream(resp, request_id, on_answer, failure, ended, max_bytes, refuse),
         )
     try:
         body = await read_capped(resp, max_bytes)
@@ -139,6 +150,7 @@ async def _stream(
     failure: Callable[[UpstreamFailure], dict[str, Any]],
     ended: Ended,
     max_bytes: int,
+    refuse: Refuse | None = None,
 ) -> AsyncIterator[bytes]:
     splitter = EventSplitter(max_bytes)
     answered = False
@@ -149,6 +161,10 @@ async def _stream(
                 out: list[bytes] = []
                 for event in splitter.feed(chunk):
                     obj = _json(event)
+                    if _refused(obj):
+                        if refuse is not None:
+                            refuse(obj)
+                        continue
                     if not answered and _answers(obj, request_id):
                         answered = True
                         if on_answer is not None:
@@ -190,12 +206,27 @@ def _json(event: SSEEvent) -> Any:
         return None
 
 
-async def raw_stream(resp: aiohttp.ClientResponse, ended: Ended) -> AsyncIterator[bytes]:
-    """A GET stream (the server's own messages) relayed as it comes; its silences are not timed out."""
+async def raw_stream(
+    resp: aiohttp.ClientResponse, ended: Ended, max_bytes: int, refuse: Refuse | None = None
+) -> AsyncIterator[bytes]:
+    """A GET stream (the server's own messages) relayed event by event, but for the requests
+    the gateway refuses to relay; its silences are not timed out."""
     problem: str | None = None
+    splitter = EventSplitter(max_bytes)
     try:
         async for chunk in resp.content.iter_any():
-            yield chunk
+            out = []
+            for event in splitter.feed(chunk):
+                obj = _json(event)
+                if _refused(obj):
+                    if refuse is not None:
+                        refuse(obj)
+                    continue
+                out.append(event.raw)
+            if out:
+                yield b"".join(out)
+    except SSEParseError:
+        problem = "garbage"
     except aiohttp.ClientError:
         problem = "unreachable"
     finally:

@@ -41,8 +41,11 @@ from gateway.mcp.protocol import (
     HANDSHAKE_VERSIONS,
     filter_client_capabilities,
     filter_server_capabilities,
+    param_headers,
+    param_paths,
     routing_headers,
 )
+from gateway.mcp.refusals import ServerRefusals
 from gateway.mcp.relay import Answer, AnswerHook, json_answer, raw_stream, relay
 from gateway.mcp.upstream import UpstreamFailure, UpstreamPool
 
@@ -80,6 +83,7 @@ class McpGateway:
         self._finish = finish
         self.guard = guard
         self._finishing_tasks: set[asyncio.Task[None]] = set()
+        self.refusals = ServerRefusals(pool)
 
     async def handle(
         self, http_method: str, server_name: str, headers: Mapping[str, str], read_body: BodyReader
@@ -188,15 +192,20 @@ class McpGateway:
         message: Message,
     ) -> Answer:
         routing = routing_headers(message, headers)
+        params = param_paths(message, headers)
         hook: AnswerHook | None = None
 
         async def forward() -> Answer:
-            return await self._forward(ex, server, headers, upstream_session, bind, message, routing, hook)
+            sent = routing
+            if params is not None:  # rebuilt from the arguments as sent (after redaction)
+                sent = {**routing, **param_headers(params, message.params.get("arguments"))}
+            return await self._forward(ex, server, headers, upstream_session, bind, message, sent, hook)
 
-        if message.method in ("initialize", "server/discover"):
+        handshake = message.method in ("initialize", "server/discover")
+        if (ex.modern or handshake) and filter_client_capabilities(message):
+            ex.rewritten = orjson.dumps(message.raw)
+        if handshake:
             hook = _capabilities
-            if filter_client_capabilities(message):
-                ex.rewritten = orjson.dumps(message.raw)
         elif self.guard is not None:
             hook = self.guard.answer_hook(ex)
             sse_ok = "text/event-stream" in headers.get("accept", "")
@@ -237,6 +246,7 @@ class McpGateway:
                 ex.upstream_ended,
                 self.settings.max_response_bytes,
                 out_headers,
+                self.refusals.refuser(server, headers, upstream_session),
             )
         except UpstreamFailure as failure:
             ex.upstream_ended(failure.kind, failure.status)
@@ -260,6 +270,29 @@ class McpGateway:
             },
         }
 
+    async def _open(
+        self,
+        ex: Exchange,
+        server: McpServer,
+        method: str,
+        headers: Mapping[str, str],
+        upstream_session: str | None,
+        body: bytes | None,
+        stream: bool = False,
+    ) -> aiohttp.ClientResponse:
+        """The upstream's answer to a request that is not a JSON-RPC request (no id to answer
+        with an error result): its failure is a 502 JSON-RPC error."""
+        try:
+            return await self.pool.open(server, method, headers, upstream_session, body, stream=stream)
+        except UpstreamFailure as failure:
+            ex.upstream_ended(failure.kind)
+            raise McpError(
+                502,
+                UPSTREAM_ERROR,
+                f"The MCP server {server.name!r} failed: {failure.kind}.",
+                kind="upstream_" + failure.kind,
+            ) from None
+
     async def _simple(
         self,
         ex: Exchange,
@@ -271,16 +304,7 @@ class McpGateway:
         body: bytes | None = None,
     ) -> Answer:
         """A notification, a response to the server, or a DELETE: the upstream's status, no body."""
-        try:
-            resp = await self.pool.open(server, method, headers, upstream_session, body)
-        except UpstreamFailure as failure:
-            ex.upstream_ended(failure.kind)
-            raise McpError(
-                502,
-                UPSTREAM_ERROR,
-                f"The MCP server {server.name!r} failed: {failure.kind}.",
-                kind="upstream_" + failure.kind,
-            ) from None
+        resp = await self._open(ex, server, method, headers, upstream_session, body)
         status = resp.status
         resp.release()
         ex.upstream_ended(None if status < 400 else "status", status)
@@ -302,16 +326,7 @@ class McpGateway:
         upstream_session: str | None,
         bind: Callable[[str], str | None],
     ) -> Answer:
-        try:
-            resp = await self.pool.open(server, "GET", headers, upstream_session, None, stream=True)
-        except UpstreamFailure as failure:
-            ex.upstream_ended(failure.kind)
-            raise McpError(
-                502,
-                UPSTREAM_ERROR,
-                f"The MCP server {server.name!r} failed: {failure.kind}.",
-                kind="upstream_" + failure.kind,
-            ) from None
+        resp = await self._open(ex, server, "GET", headers, upstream_session, None, stream=True)
         ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
         if resp.status != 200 or ctype != "text/event-stream":
             status = resp.status
@@ -327,7 +342,12 @@ class McpGateway:
         return Answer(
             200,
             {"content-type": "text/event-stream", "cache-control": "no-cache, no-transform", **out},
-            stream=raw_stream(resp, ex.upstream_ended),
+            stream=raw_stream(
+                resp,
+                ex.upstream_ended,
+                self.settings.max_response_bytes,
+                self.refusals.refuser(server, headers, upstream_session),
+            ),
         )
 
     async def _finishing(self, stream: AsyncIterator[bytes], ex: Exchange) -> AsyncIterator[bytes]:

@@ -23,10 +23,9 @@ from gateway.mcp.config import McpServer
 
 #: Client headers relayed upstream (lower case); everything else stays at the gateway.
 #: ``Mcp-Method`` / ``Mcp-Name`` are not among them: they are written from the body the gateway
-#: judged (``routing``), so a header naming another tool than the body cannot steer a router.
+#: judged (``routing``), so a header naming another tool than the body cannot steer a router;
+#: nor ``Mcp-Param-*``: they are rebuilt from the arguments sent (``protocol.param_headers``).
 FORWARDED_HEADERS = ("mcp-protocol-version", "last-event-id", "traceparent", "tracestate")
-#: 2026-07-28 ``Mcp-Param-*`` headers (a tool's arguments a schema mirrors into headers).
-PARAM_PREFIX = "mcp-param-"
 
 
 class UpstreamFailure(Exception):
@@ -81,9 +80,6 @@ class UpstreamPool:
         for name in FORWARDED_HEADERS:
             value = client_headers.get(name)
             if value:
-                headers[name] = value
-        for name, value in client_headers.items():
-            if name.lower().startswith(PARAM_PREFIX):
                 headers[name] = value
         if routing:
             headers.update(routing)

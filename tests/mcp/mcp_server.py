@@ -11,6 +11,9 @@ counting its executions, so a test can prove a call ran exactly once, or never:
     issue_refund(order_id, amount)  → "refunded"
     delete_customer(customer_id)    → "deleted"
     slow(seconds)                   → sleeps, reporting progress
+    notify(to, text)                → "notified <to>"; ``to`` mirrored in ``Mcp-Param-To`` (2026-07-28)
+    ask_model(question)             → asks the client's model (sampling/createMessage)
+    ask_user(question)              → asks the client's user (elicitation/create)
     resource ``kb://articles/{slug}`` and ``secret://vault``; prompt ``summarize``.
 """
 
@@ -20,9 +23,11 @@ import asyncio
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import SamplingMessage, TextContent
+from pydantic import BaseModel, Field
 
 from gateway.http.launch import ServedApp, serve_app
 
@@ -97,6 +102,36 @@ class ToolServer:
             await ctx.report_progress(0.5, 1.0, "half way")
             await asyncio.sleep(seconds)
             return "done"
+
+        @mcp.tool()
+        def notify(to: Annotated[str, Field(json_schema_extra={"x-mcp-header": "To"})], text: str) -> str:
+            """Send a notification (its recipient is mirrored into a header)."""
+            self._count("notify", {"to": to, "text": text})
+            return f"notified {to}"
+
+        @mcp.tool()
+        async def ask_model(question: str, ctx: Context) -> str:
+            """Ask the client's model (server-initiated sampling)."""
+            self._count("ask_model", {"question": question})
+            message = SamplingMessage(role="user", content=TextContent(type="text", text=question))
+            try:
+                answer = await ctx.session.create_message([message], max_tokens=20)
+            except Exception as exc:
+                return f"sampling refused: {exc}"
+            return f"model said: {answer.content}"
+
+        class Answer(BaseModel):
+            answer: str
+
+        @mcp.tool()
+        async def ask_user(question: str, ctx: Context) -> str:
+            """Ask the client's user (server-initiated elicitation)."""
+            self._count("ask_user", {"question": question})
+            try:
+                result = await ctx.elicit(question, Answer)
+            except Exception as exc:
+                return f"elicitation refused: {exc}"
+            return f"user said: {result}"
 
         @mcp.resource("kb://articles/{slug}")
         def article(slug: str) -> str:

@@ -307,6 +307,17 @@ class PostgresStore(AuditStore):
         for since, until in rollup.edges(filters.since, filters.until):
             for row in await self._spend_rows(group_by, Filters(since=since, until=until)):
                 _add(merged, row["group"], [row[k] for k in _SPEND_COLUMNS])
+        # The rollup folds model calls only: the priced MCP tool calls of its whole hours are
+        # read from their events (few; the edges above already hold theirs).
+        first, end = rollup.hours(filters.since, filters.until)
+        if first is None or end is None or first < end:
+            whole = Filters(
+                since=None if first is None else float(first * rollup.HOUR),
+                until=None if end is None else float(end * rollup.HOUR),
+                kind="mcp",
+            )
+            for row in await self._spend_rows(group_by, whole):
+                _add(merged, row["group"], [row[k] for k in _SPEND_COLUMNS])
         rows = [{"group": g, **dict(zip(_SPEND_COLUMNS, v, strict=True))} for g, v in merged.items()]
         return sorted(rows, key=lambda r: (-r["cost_nusd"], r["group"] is None, str(r["group"])))
 
@@ -377,6 +388,8 @@ _SPEND_COLUMNS = (
     "cache_hits",
     "cache_lookups",
     "saved_nusd",
+    "tool_calls",
+    "tool_cost_nusd",
 )
 
 

@@ -269,19 +269,24 @@ def _cache_field(d: Dialect, name: str) -> str:
 
 
 def spend_sql(d: Dialect, group_by: str, filters: Filters) -> tuple[str, list[Any]]:
-    """Per group: calls, tokens, settled cost, then the cache's hits, lookups (hits and
-    misses) and what the hits saved (nano-USD)."""
+    """Per group: model calls, tokens, settled cost (model calls and priced MCP tool calls),
+    then the cache's hits, lookups (hits and misses) and what the hits saved (nano-USD), then
+    the priced MCP tool calls and their cost."""
     col = SPEND_GROUPS[group_by]
-    w = where(d, Filters(**{**filters.active(), "kind": "call"}))
+    w = where(d, Filters(**filters.active()))
+    w.add("(kind = 'call' OR (kind = 'mcp' AND cost_nusd IS NOT NULL))")
     status = _cache_field(d, "status")
     saved = _cache_field(d, "saved_nusd")
     saved_num = f"CAST({saved} AS {d.bigint})"
     sql = (
-        f"SELECT {col}, count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), "
+        f"SELECT {col}, coalesce(sum(CASE WHEN kind = 'call' THEN 1 ELSE 0 END), 0), "
+        "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), "
         f"coalesce(sum(cost_nusd), 0), "
         f"coalesce(sum(CASE WHEN {status} = 'hit' THEN 1 ELSE 0 END), 0), "
         f"coalesce(sum(CASE WHEN {status} IN ('hit', 'miss') THEN 1 ELSE 0 END), 0), "
-        f"coalesce(sum({saved_num}), 0) "
+        f"coalesce(sum({saved_num}), 0), "
+        "coalesce(sum(CASE WHEN kind = 'mcp' THEN 1 ELSE 0 END), 0), "
+        "coalesce(sum(CASE WHEN kind = 'mcp' THEN cost_nusd ELSE 0 END), 0) "
         f"FROM audit_events{w.sql()} GROUP BY {col} ORDER BY 5 DESC, 1"
     )
     return sql, w.params

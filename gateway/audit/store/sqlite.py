@@ -334,6 +334,8 @@ class SQLiteStore(AuditStore):
                 "cache_hits": int(r[5]),
                 "cache_lookups": int(r[6]),
                 "saved_nusd": int(r[7]),
+                "tool_calls": int(r[8]),
+                "tool_cost_nusd": int(r[9]),
             }
             for r in await self._fetch(query, params)
         ]
