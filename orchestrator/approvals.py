@@ -15,6 +15,8 @@ from typing import Any
 import aiohttp
 
 from orchestrator.config import OrchestratorConfig
+from orchestrator.errors import ApprovalUnresolved
+from orchestrator.events import Listener
 
 log = logging.getLogger("orchestrator.approvals")
 
@@ -68,6 +70,27 @@ class ApprovalPoller:
             if remaining <= 0:
                 return last
             await asyncio.sleep(min(self.config.approval_poll_s, remaining))
+
+    async def await_decision(
+        self, listener: Listener, key: str, agent: str, run_id: str, approval_id: str, deadline: float
+    ) -> str:
+        """Follow a deferred approval until decided (reported to ``listener``); a model call and
+        an MCP tool call wait alike. Raises ``ApprovalUnresolved`` (after withdrawing it) when
+        it is not decided by ``deadline`` or was withdrawn."""
+        await listener.approval_pending(run_id, agent, approval_id, "defer")
+        status = await self.wait(key, approval_id, deadline)
+        await listener.approval_decided(run_id, agent, approval_id, status)
+        if status in ("pending", "cancelled"):
+            await self.withdraw(key, approval_id)
+            raise ApprovalUnresolved(
+                f"approval {approval_id} was not decided within {self.config.approval_wait_s:.0f}s"
+                if status == "pending"
+                else f"approval {approval_id} was withdrawn",
+                status=409,
+                code="approval_pending",
+                body={"approval_id": approval_id},
+            )
+        return status
 
     async def withdraw(self, key: str, approval_id: str) -> None:
         """Cancel a pending approval we no longer wait for, so no reviewer acts on it later."""

@@ -73,3 +73,31 @@ class BadCall(GatewayRefusal):
 #: Error codes that end the run, not just the call: waiting does not help and the next call
 #: of the run would be refused the same way.
 HALT_CODES = frozenset({"budget_exceeded", "loop_detected", "run_call_limit"})
+
+
+def refusal_of(
+    status: int, body: dict[str, Any], fallback: str, request_id: str | None = None
+) -> GatewayRefusal:
+    """The refusal for the gateway's OpenAI-shaped error ``body`` (``{"message", "code",
+    "reasons", ...}``) answered with HTTP ``status``: a model call's error, or the same error
+    carried by an MCP tool result (``_meta["io.wardgate/error"]``, e.g. a tool call over budget)."""
+    code = _v if isinstance(_v := body.get("code"), str) else None
+    raw = body.get("reasons")
+    reasons = [str(r) for r in raw] if isinstance(raw, list) else []
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "reasons": reasons,
+        "body": body,
+        "request_id": request_id,
+    }
+    message = str(body.get("message") or fallback)
+    if status == 429 and code in HALT_CODES:
+        return RunHalted(message, **kwargs)
+    if status == 403:
+        return PolicyDenied(message, **kwargs)
+    if code == "upstream_auth_failed":  # the gateway's provider credentials: retrying cannot help
+        return BadCall(message, **kwargs)
+    if status in (408, 409, 429) or status >= 500:
+        return CallFailed(message, **kwargs)
+    return BadCall(message, **kwargs)

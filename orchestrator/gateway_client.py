@@ -32,15 +32,7 @@ import orjson
 
 from orchestrator.approvals import ApprovalPoller
 from orchestrator.config import OrchestratorConfig
-from orchestrator.errors import (
-    HALT_CODES,
-    ApprovalUnresolved,
-    BadCall,
-    CallFailed,
-    GatewayRefusal,
-    PolicyDenied,
-    RunHalted,
-)
+from orchestrator.errors import CallFailed, GatewayRefusal, refusal_of
 from orchestrator.events import CallRecord, Listener
 from orchestrator.identity import RunIdentity
 
@@ -87,26 +79,7 @@ class ModelReply:
 
 def _refusal(exc: openai.APIStatusError) -> GatewayRefusal:
     body = exc.body if isinstance(exc.body, dict) else {}
-    code = _v if isinstance(_v := body.get("code"), str) else None
-    status = exc.status_code
-    reasons = [str(r) for r in body.get("reasons") or []] if isinstance(body.get("reasons"), list) else []
-    kwargs: dict[str, Any] = {
-        "status": status,
-        "code": code,
-        "reasons": reasons,
-        "body": body,
-        "request_id": exc.response.headers.get("x-request-id"),
-    }
-    message = str(body.get("message") or exc.message)
-    if status == 429 and code in HALT_CODES:
-        return RunHalted(message, **kwargs)
-    if status == 403:
-        return PolicyDenied(message, **kwargs)
-    if code == "upstream_auth_failed":  # the gateway's provider credentials: retrying cannot help
-        return BadCall(message, **kwargs)
-    if status in (408, 409, 429) or status >= 500:
-        return CallFailed(message, **kwargs)
-    return BadCall(message, **kwargs)
+    return refusal_of(exc.status_code, body, exc.message, exc.response.headers.get("x-request-id"))
 
 
 def _approval_id(exc: openai.APIStatusError) -> str | None:
@@ -172,6 +145,11 @@ class GatewayClient:
             )
         return c
 
+    async def end_run(self, run_id: str) -> None:
+        """The run is over: close its MCP sessions (one per agent and server)."""
+        if self._mcp is not None:
+            await self._mcp.end_run(run_id)
+
     async def close(self) -> None:
         await self._http.aclose()
         await self.poller.close()
@@ -210,19 +188,9 @@ class GatewayClient:
                 if pending is None:
                     raise _refusal(exc) from exc
                 approval_id = pending
-                await self.listener.approval_pending(identity.run_id, agent, approval_id, "defer")
-                status = await self.poller.wait(key, approval_id, deadline)
-                await self.listener.approval_decided(identity.run_id, agent, approval_id, status)
-                if status in ("pending", "cancelled"):
-                    await self.poller.withdraw(key, approval_id)
-                    raise ApprovalUnresolved(
-                        f"approval {approval_id} was not decided within {self.config.approval_wait_s:.0f}s"
-                        if status == "pending"
-                        else f"approval {approval_id} was withdrawn",
-                        status=409,
-                        code="approval_pending",
-                        body={"approval_id": approval_id},
-                    ) from exc
+                await self.poller.await_decision(
+                    self.listener, key, agent, identity.run_id, approval_id, deadline
+                )
 
     async def _send(
         self,

@@ -50,6 +50,12 @@ class Runner:
 
     async def execute(self) -> str:
         """Run (or continue) the run to its end; returns the final run status."""
+        try:
+            return await self._execute()
+        finally:
+            await self.rc.client.end_run(self.rc.run_id)  # its MCP sessions end with it
+
+    async def _execute(self) -> str:
         store, run_id = self.rc.store, self.rc.run_id
         run = await store.get_run(run_id)
         if run is None:

@@ -35,7 +35,9 @@ def crm() -> Iterator[ToolBoxServer]:
         yield server
 
 
-def _gateway(root: Path, upstream_url: str, mode: str, crm_url: str) -> Iterator[RunningGateway]:
+def _gateway(
+    root: Path, upstream_url: str, mode: str, crm_url: str, tool_prices: dict[str, float] | None = None
+) -> Iterator[RunningGateway]:
     settings = gateway_settings(
         root,
         upstream_url,
@@ -44,7 +46,13 @@ def _gateway(root: Path, upstream_url: str, mode: str, crm_url: str) -> Iterator
     )
     policies = settings.policies_dir
     (policies / "keys.yaml").write_text(yaml.safe_dump(_keys()))
-    (policies / "pricing.yaml").write_text(yaml.safe_dump({"models": {"mock-chat": PRICE}}))
+    pricing: dict[str, Any] = {"models": {"mock-chat": PRICE}}
+    if tool_prices:
+        pricing["mcp_tools"] = tool_prices
+        (policies / "limits.yaml").write_text(
+            yaml.safe_dump({"scopes": {"run": {"budget_usd": {"total": 0.3}}}})
+        )
+    (policies / "pricing.yaml").write_text(yaml.safe_dump(pricing))
     servers = {"servers": {"crm": {"url": crm_url, "timeout_s": 10, "teams": [TEAM]}}}
     (policies / "mcp.yaml").write_text(yaml.safe_dump(servers))
     policy = yaml.safe_load((policies / "policy.yaml").read_text())
@@ -128,6 +136,14 @@ async def test_through_mcp_the_refund_is_held_at_the_call_and_the_deletion_refus
         await admin.close()
     kinds = {s.get("kind") for s in timeline["steps"]}
     assert {"call", "mcp"} <= kinds, kinds
+    # One MCP session per agent of the run (one initialize each, the SDK's one tools/list for
+    # its schema cache), not one per tool call.
+    mcp = [s["data"]["mcp"] for s in timeline["steps"] if s.get("kind") == "mcp"]
+    agents = {s["agent_id"] for s in timeline["steps"] if s.get("kind") == "mcp"}
+    calls = [m for m in mcp if m["method"] == "tools/call"]
+    assert len([m for m in mcp if m["method"] == "initialize"]) == len(agents) < len(calls), mcp
+    assert len([m for m in mcp if m["method"] == "tools/list"]) <= len(agents), mcp
+    assert {m["method"] for m in mcp} <= {"initialize", "tools/list", "tools/call"}, mcp
 
 
 async def test_through_mcp_a_deferred_refund_is_polled_and_resent_with_its_id(
@@ -208,3 +224,45 @@ async def test_a_call_retried_after_a_lost_answer_pays_once_at_the_server(
     assert retried.ok and "RF-" in retried.content and again.replayed and again.content == retried.content
     assert crm.count("issue_refund") == 2  # sent twice through the gateway ...
     assert [r["amount"] for r in crm.backend.refunds.values()] == [40.0]  # ... paid once
+
+
+async def test_a_tool_call_over_the_run_budget_halts_the_run_like_a_model_call(
+    fake_upstream: Any, crm: ToolBoxServer, tmp_path: Path
+):
+    """A priced tool (pricing.yaml mcp_tools) is charged to the run's budget at the gateway; the
+    call the budget cannot cover comes back as the chat path's budget_exceeded, which stops the
+    run (RunHalted), and never reaches the server. Both calls share the agent's one MCP session."""
+    from orchestrator.errors import RunHalted
+    from orchestrator.gateway_client import GatewayClient
+    from orchestrator.identity import RunIdentity, new_run_id, new_trace_id
+    from orchestrator.tools import ToolContext
+
+    crm.reset()
+    for gw in _gateway(tmp_path / "gw", fake_upstream.base_url, "hold", crm.url, {"crm/lookup_order": 0.2}):
+        client = GatewayClient(make_config(gw, tmp_path / "o.db", mcp_server="crm"))
+        identity = RunIdentity(new_run_id(), new_trace_id())
+        try:
+            first = await client.mcp.call(
+                "researcher",
+                identity,
+                "crm",
+                "lookup_order",
+                {"order_id": "ORD-1001"},
+                ToolContext(identity.run_id, "s", "c1"),
+            )
+            assert not first.is_error, first.text
+            with pytest.raises(RunHalted) as halted:
+                await client.mcp.call(
+                    "researcher",
+                    identity,
+                    "crm",
+                    "lookup_order",
+                    {"order_id": "ORD-1001"},
+                    ToolContext(identity.run_id, "s", "c2"),
+                )
+            assert halted.value.code == "budget_exceeded" and halted.value.status == 429
+            assert "Budget exceeded for run" in halted.value.message
+            assert crm.count("lookup_order") == 1
+        finally:
+            await client.end_run(identity.run_id)
+            await client.close()
