@@ -176,12 +176,12 @@ async def spend_series(
     width = int(bucket_s or bucket_for(since, until))
     windowed = Filters(**{**filters.active(), "since": since})
     rollup = getattr(store, "rollup", None)
+    whole = None
     if rollup is not None and group_by in DIMS and width % HOUR == 0 and eligible(windowed):
-        # The whole hours from the hourly rollup, the partial ones from the events.
-        rows = [
-            (r[0], r[1], r[5], r[2], r[3], r[4])
-            for r in await rollup.rows(group_by, since, filters.until, width)
-        ]
+        whole = await rollup.rows(group_by, since, filters.until, width)  # None: being folded
+    if whole is not None:
+        # The whole hours (days) from the rollup, the partial ones from the events.
+        rows = [(r[0], r[1], r[5], r[2], r[3], r[4]) for r in whole]
         for start, end in edges(since, filters.until):
             rows += await _series_rows(store, d, col, width, Filters(since=start, until=end))
     else:

@@ -13,6 +13,7 @@ from typing import Any
 from bench.console_data import _event
 from gateway.audit import explore
 from gateway.audit.chain import ShardChain, new_shard_id
+from gateway.audit.store import rollup
 from gateway.audit.store.base import Filters
 from gateway.audit.store.postgres import PostgresStore
 
@@ -102,6 +103,19 @@ async def test_the_rollup_gives_the_numbers_of_the_events(pg_dsn: str, pg_schema
         await _same_numbers(store, now)
         assert (
             await store.pool.fetchval("SELECT sum(calls) FROM audit_spend_rollup WHERE dim = 'key'") == 3700
+        )
+        # a reader finding another folding does not wait: it reads the events (same numbers)
+        await _append(store, _events(rng, 50, now))
+        async with store.pool.acquire() as other, other.transaction():
+            await other.execute("SELECT pg_advisory_xact_lock($1)", rollup._LOCK)
+            assert await store.rollup.rows("team", None, None) is None
+            fast, slow = await _both(
+                store, lambda: store.spend("team", Filters(since=now - 30 * DAY, until=now))
+            )
+            assert _by_group(fast) == _by_group(slow) and sum(r["calls"] for r in fast) > 0
+        assert await store.rollup.rows("team", None, None) is not None  # folded once the lock is free
+        assert (
+            await store.pool.fetchval("SELECT sum(calls) FROM audit_spend_rollup WHERE dim = 'key'") == 3750
         )
         # a filtered read reads the events (the rollup keeps one dimension at a time)
         team = Filters(since=now - 7 * DAY, until=now, team="team-1")

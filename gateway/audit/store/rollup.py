@@ -13,7 +13,8 @@ Migration v6 adds two tables (v7 empties them once: refolded with the daily rows
 Maintenance is incremental, by watermark: ``refresh`` (run before every read) compares each
 chain's head (``audit_heads``, moved in the same statement as its events) with its mark, and
 folds the events in between into the rollup, then moves the marks, in one transaction under
-an advisory lock (readers on every replica refresh; each event is counted once). A chain's
+an advisory lock (readers on every replica refresh; each event is counted once; a reader that
+finds another folding does not wait: it reads the events, as without the rollup). A chain's
 ``seq`` only grows and its head commits with its events, so nothing is missed or counted
 twice. The cache columns are read from each event's body once, here, instead of on every
 report.
@@ -129,28 +130,32 @@ class SpendRollup:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
 
-    async def refresh(self) -> int:
-        """Fold the events committed since the marks into the rollup; the chains folded."""
+    async def refresh(self) -> bool:
+        """Fold the events committed since the marks into the rollup. ``False``: another
+        reader is folding right now (a long first fold); this read does not wait for it and
+        reads the events instead."""
         async with self.pool.acquire() as conn:
             if not await conn.fetch(_BEHIND):
-                return 0
+                return True
             async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+                if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _LOCK):
+                    return False
                 behind = await conn.fetch(_BEHIND)  # again, under the lock: another may have folded
-                if not behind:
-                    return 0
                 for shard, done, upto in behind:  # one chain at a time: its (shard, seq) index range
                     await conn.execute(_FOLD, shard, done, upto)
-                await conn.execute(_MARK, [r[0] for r in behind], [r[2] for r in behind])
-                return len(behind)
+                if behind:
+                    await conn.execute(_MARK, [r[0] for r in behind], [r[2] for r in behind])
+                return True
 
     async def rows(
         self, dim: str, since: float | None, until: float | None, bucket_s: int | None = None
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[tuple[Any, ...]] | None:
         """The window's whole hours per group (and per ``bucket_s`` bucket when given):
         ``(bucket or None, group, calls, tokens in, tokens out, cost, hits, lookups, saved)``.
-        Its whole days come from the daily rows when the buckets are whole days (or none)."""
-        await self.refresh()
+        Its whole days come from the daily rows when the buckets are whole days (or none).
+        ``None``: the rollup is being folded by another reader (read the events)."""
+        if not await self.refresh():
+            return None
         first, end = hours(since, until)
         h0, h1 = first if first is not None else -_FAR, end if end is not None else _FAR
         d0 = math.ceil(since / DAY) * 24 if since is not None else -_FAR
