@@ -18,8 +18,12 @@ policy would decide for ``temperature: 0``). For each:
 (N sequential requests per case after 30 warm-up ones, the idle cost over the same time
 subtracted): pass-through, memory hit, memory miss that stores, Redis hit (``--cases``).
 
+``--semantic``: semantic mode instead (bench/cache_semantic.py): recall on the labelled set,
+the lookup's p50 including the embedding, the index against brute force, paraphrase hits
+through one worker.
+
 Targets (issue 23): a hit's p50 <= the pass-through path's own time + 0.5 ms; hits >= 3,000
-RPS/worker (memory), >= 2,000 (Redis).
+RPS/worker (memory), >= 2,000 (Redis); a semantic lookup's p50 <= 10 ms with the embedding.
 """
 
 from __future__ import annotations
@@ -153,7 +157,16 @@ def main() -> None:
         "--callgrind", type=int, default=0, help="N requests per case under callgrind instead"
     )
     parser.add_argument("--cases", default="passthrough,memory,store,redis", help="callgrind cases")
+    parser.add_argument(
+        "--semantic", action="store_true", help="semantic mode instead (bench/cache_semantic.py)"
+    )
+    parser.add_argument("--samples", type=int, default=200, help="semantic lookups per case")
     args = parser.parse_args()
+    if args.semantic:
+        from bench.cache_semantic import main as semantic_main
+
+        semantic_main(args.samples)
+        return
     if args.callgrind:
         callgrind_main(args.callgrind, args.cases.split(","), args.redis)
         return

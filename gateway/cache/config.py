@@ -48,7 +48,8 @@ class CacheSettings(BaseModel):
     semantic_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
     #: Vectors held per worker process (~1.6 KB each); the oldest go first.
     semantic_max_entries: int = Field(default=20000, ge=1)
-    #: A context with this many vectors gets an HNSW index (usearch); fewer: brute force.
-    semantic_ann_min: int = Field(default=2048, ge=1)
+    #: A context with this many vectors gets an HNSW index (usearch); fewer: brute force
+    #: (measured, bench/cache.py --semantic: the numpy product is cheaper below ~8k vectors).
+    semantic_ann_min: int = Field(default=8192, ge=1)
     #: Longer last turns (model tokens) are served exact-only.
     semantic_max_tokens: int = Field(default=128, ge=8, le=512)
