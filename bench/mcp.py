@@ -246,6 +246,21 @@ async def instrumented_calls(pid: int, url: str, headers: dict[str, str], calls:
         return errors
 
 
+def _targets(summary: list[tuple[int, float, float]], off: set[str]) -> str:
+    """The issue's two numbers in one line: the added p50 of the lowest concurrency (one call
+    in flight: the latency an agent sees) and the best calls/s through the one worker."""
+    if not summary:
+        return ""
+    conns, added, _ = min(summary)
+    best_conns, _, best_rps = max(summary, key=lambda row: row[2])
+    guards = "all guards on" if not off else f"guards off: {', '.join(sorted(off))}"
+    return (
+        f"issue 21 ({guards}): added p50 {added:+.3f} ms at c={conns} (target <= 1 ms: "
+        f"{'met' if added <= 1.0 else 'not met'}); {best_rps:,.0f} calls/s through one worker at "
+        f"c={best_conns} (target >= 1,000: {'met' if best_rps >= 1000 else 'not met'})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -289,6 +304,7 @@ def main() -> None:
                 f"server {args.server}, tool {args.tool}, answers {answers}, {args.seconds:g} s per row, "
                 f"guards off: {', '.join(sorted(off)) or 'none'}"
             )
+            summary: list[tuple[int, float, float]] = []  # conns, added p50 ms, gateway calls/s
             for conns in (int(c) for c in args.conns.split(",")):
                 direct = asyncio.run(drive(direct_url, headers, conns, args.seconds, args.tool))
                 cpu0 = cpu_seconds(gw.pid)
@@ -301,7 +317,9 @@ def main() -> None:
                     f"p99 {through.pct(99) - direct.pct(99):+.3f} ms  "
                     f"one busy gateway core: {1e6 / max(cpu_us, 1):,.0f} calls/s"
                 )
+                summary.append((conns, through.pct(50) - direct.pct(50), through.rps))
                 sys.stdout.flush()
+            print(_targets(summary, off))
     print(f"load average {os.getloadavg()[0]:.1f} (numbers are noisy above the core count)")
 
 

@@ -167,7 +167,6 @@ class McpGuards:
             )
         body = ex.rewritten or ex.body
         parsed = identity.exact_arguments(body, arguments)
-        fingerprint = identity.fingerprint(ex.server_name, name, parsed)
         if self.charges is not None:  # a priced call is reserved on the budgets right before it runs
             charges, direct = self.charges, forward
 
@@ -176,6 +175,7 @@ class McpGuards:
 
         approval_id = presented_id(ex, headers.get(HEADER))
         if approval_id is not None and self.approvals.enabled:
+            fingerprint = identity.fingerprint(ex.server_name, name, parsed)
             return await self.approvals.resend(ex, approval_id, fingerprint, forward)
         try:
             verdict = await self._decide(ex, "call", tool=identity.tool(name, parsed))
@@ -214,6 +214,8 @@ class McpGuards:
             real = None
             if shown != original:  # reviewers see what the agent sent, not the placeholders
                 real = [{**calls[0], "arguments": original}]
+            # The arguments the policy judged (the fingerprint only approvals need).
+            fingerprint = identity.fingerprint(ex.server_name, name, parsed)
             return await self.approvals.ask(ex, verdict, calls, fingerprint, body_doc, forward, sse_ok, real)
         return await forward()
 

@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import Mapping
 
 import aiohttp
+import yarl
 
 from gateway.mcp.config import McpServer
 
@@ -44,6 +45,7 @@ class UpstreamPool:
         self._session: aiohttp.ClientSession | None = None
         #: One ``ClientTimeout`` per (timeout_s, stream), built once.
         self._timeouts: dict[tuple[float, bool], aiohttp.ClientTimeout] = {}
+        self._urls: dict[str, yarl.URL] = {}
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -53,6 +55,13 @@ class UpstreamPool:
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True
             )
         return self._session
+
+    def _url(self, url: str) -> yarl.URL:
+        """The server's URL parsed once (aiohttp parses a string URL on every request)."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = yarl.URL(url)
+        return parsed
 
     async def close(self) -> None:
         if self._session is not None:
@@ -99,7 +108,12 @@ class UpstreamPool:
             # asyncio.timeout, not wait_for: no task of its own per request (the hot path).
             async with asyncio.timeout(server.timeout_s):
                 return await self.session().request(
-                    method, server.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                    method,
+                    self._url(server.url),
+                    data=body,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
                 )
         except TimeoutError:
             raise UpstreamFailure("timeout", f"no answer within {server.timeout_s:g}s") from None
