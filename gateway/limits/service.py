@@ -186,20 +186,7 @@ class LimitsService:
                 )
             )
             raise error
-        res = Reservation(
-            principal.team,
-            req.rid,
-            scopes,
-            result.flags,
-            est_nano,
-            req.est_tokens,
-            result.now_ms,
-            store_name,
-            model=call.model,
-            run_index=run_index,
-            team_index=team_index,
-            max_run_cost_nano=req.max_run_cost_nano,
-        )
+        res = Reservation.made(req, result, store_name, call.model)
         RESERVATION.put(call, res)
         self.leases.hold(res)
         state.reserved_usd = estimate_usd
@@ -331,19 +318,7 @@ class LimitsService:
         self._count_lapsed(result.lapsed_booked_nano)
         if not result.ok and result.denial is not None:
             raise charge_error(result.denial, scopes[result.denial.scope], est_nano, what)
-        res = Reservation(
-            principal.team,
-            req.rid,
-            scopes,
-            result.flags,
-            est_nano,
-            0,
-            result.now_ms,
-            self._stores.label(store),
-            run_index=run_index,
-            team_index=team_index,
-            max_run_cost_nano=max_run_cost,
-        )
+        res = Reservation.made(req, result, self._stores.label(store))
         self.leases.hold(res)
         return res
 

@@ -171,6 +171,24 @@ class Reservation:
     #: only the rest: see ``lua_leases.REPRICE``).
     booked_nano: int = 0
 
+    @classmethod
+    def made(cls, req: ReserveRequest, result: ReserveResult, store: str, model: str = "") -> Reservation:
+        """The reservation ``req`` made in ``store`` (``result``: the store's answer to it)."""
+        return cls(
+            req.team,
+            req.rid,
+            req.scopes,
+            result.flags,
+            req.est_nano,
+            req.est_tokens,
+            result.now_ms,
+            store,
+            model=model,
+            run_index=req.run_index,
+            team_index=req.team_index,
+            max_run_cost_nano=req.max_run_cost_nano,
+        )
+
     @property
     def has_lease(self) -> bool:
         return any(f & BUDGET for f in self.flags)

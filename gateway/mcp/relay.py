@@ -13,7 +13,7 @@ so a client never waits on a request the server forgot.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -76,6 +76,18 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
 def _refused(obj: Any) -> TypeGuard[dict[str, Any]]:
     """A server-to-client request the gateway does not relay (sampling, elicitation)."""
     return isinstance(obj, dict) and obj.get("method") in REFUSED_SERVER_REQUESTS and "id" in obj
+
+
+def _relayed(events: list[SSEEvent], refuse: Refuse | None) -> Iterator[tuple[SSEEvent, Any]]:
+    """Each event with its JSON, but for the server requests the gateway does not relay
+    (handed to ``refuse``)."""
+    for event in events:
+        obj = _json(event)
+        if _refused(obj):
+            if refuse is not None:
+                refuse(obj)
+            continue
+        yield event, obj
 
 
 def _answers(obj: Any, request_id: Any) -> TypeGuard[dict[str, Any]]:
@@ -159,12 +171,7 @@ async def _stream(
         try:
             async for chunk in resp.content.iter_any():
                 out: list[bytes] = []
-                for event in splitter.feed(chunk):
-                    obj = _json(event)
-                    if _refused(obj):
-                        if refuse is not None:
-                            refuse(obj)
-                        continue
+                for event, obj in _relayed(splitter.feed(chunk), refuse):
                     if not answered and _answers(obj, request_id):
                         answered = True
                         if on_answer is not None:
@@ -215,14 +222,7 @@ async def raw_stream(
     splitter = EventSplitter(max_bytes)
     try:
         async for chunk in resp.content.iter_any():
-            out = []
-            for event in splitter.feed(chunk):
-                obj = _json(event)
-                if _refused(obj):
-                    if refuse is not None:
-                        refuse(obj)
-                    continue
-                out.append(event.raw)
+            out = [event.raw for event, _ in _relayed(splitter.feed(chunk), refuse)]
             if out:
                 yield b"".join(out)
     except SSEParseError:
