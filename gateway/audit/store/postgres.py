@@ -314,12 +314,12 @@ class PostgresStore(AuditStore):
         # read from their events (few; the edges above already hold theirs).
         first, end = rollup.hours(filters.since, filters.until)
         if first is None or end is None or first < end:
-            whole = Filters(
+            tools = Filters(
                 since=None if first is None else float(first * rollup.HOUR),
                 until=None if end is None else float(end * rollup.HOUR),
                 kind="mcp",
             )
-            for row in await self._spend_rows(group_by, whole):
+            for row in await self._spend_rows(group_by, tools):
                 _add(merged, row["group"], [row[k] for k in _SPEND_COLUMNS])
         rows = [{"group": g, **dict(zip(_SPEND_COLUMNS, v, strict=True))} for g, v in merged.items()]
         return sorted(rows, key=lambda r: (-r["cost_nusd"], r["group"] is None, str(r["group"])))
