@@ -237,3 +237,31 @@ async def test_spend_state_tracks_burn_rate_and_activity(store: LimitStore, cloc
     assert (await store.scope_state(TEAM, "team", TEAM)).burn_nano_last_hour == 0
     assert await store.list_scopes(TEAM, "run") == ["r9"]
     assert (await store.scope_state(TEAM, "run", "r9")).calls == 3
+
+
+async def test_a_budget_only_reservation_meets_budgets_and_the_run_cap_but_no_rate_or_call_count(
+    store: LimitStore,
+) -> None:
+    """A priced action that is not a model call (an MCP tool call): the key's rpm of 1 and the
+    run's max_calls of 1 neither refuse it nor count it, the budget and the run's cost cap do."""
+    specs = scopes(key_budget=0.01, rpm=1, run="r1")
+    cap = usd_to_nano(0.012)
+    model = await store.reserve(request(specs, est_usd=0.001, max_calls=1, max_run_cost_nano=cap))
+    assert model.ok and model.run_calls == 1
+    tools = []
+    for _ in range(3):
+        result, res = await reserve(
+            store,
+            request(specs, est_usd=0.003, tokens=0, max_calls=1, max_run_cost_nano=cap, budget_only=True),
+        )
+        tools.append(result)
+        if res is not None:
+            await store.settle(res, usd_to_nano(0.003), 0)
+    assert [r.ok for r in tools] == [True, True, True]  # no rpm, no run-call cap
+    assert all(r.run_calls == 1 for r in tools)  # and not counted as run calls
+    over = await store.reserve(
+        request(specs, est_usd=0.003, tokens=0, max_run_cost_nano=cap, budget_only=True)
+    )
+    assert not over.ok and over.denial.reason == "budget"  # 0.001 held + 0.009 spent + 0.003 > 0.01
+    state = await store.scope_state(TEAM, "key", "k1")
+    assert state.spent_nano["total"] == usd_to_nano(0.009)
