@@ -181,8 +181,11 @@ class RedactionSettings(BaseModel):
     cache_entries: int = Field(default=8192, ge=0)
     #: Texts at least this long are analysed in a worker thread, so one long prompt does not
     #: stall the event loop for every other request; shorter ones on the loop, handing it back
-    #: between recognizer families (a thread's hand-off cost ~1 ms of CPU a text).
-    offload_chars: int = Field(default=32768, ge=0)
+    #: between recognizer families. A thread does not shorten the loop's waits below that:
+    #: it holds the GIL for up to the switch interval (5 ms) whenever the loop wants it, and
+    #: the hand-off cost ~1 ms of CPU a text (~11% of a 57 KB contact list's, py-spy). The
+    #: longest family step of a 64 KB text is about that interval (its phone numbers).
+    offload_chars: int = Field(default=65536, ge=0)
     offload_workers: int = Field(default=2, ge=1)
     #: A single text longer than this is refused with 413 ``content_too_large``.
     max_text_chars: int = Field(default=2_000_000, ge=1)

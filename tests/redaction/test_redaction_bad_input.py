@@ -133,12 +133,12 @@ async def test_tool_arguments_with_escapes_stay_valid_json(stages) -> None:
     assert decoded.startswith("line one\n<EMAIL_ADDRESS_1>\t<ANTHROPIC_API_KEY_1>")
 
 
-@pytest.mark.parametrize("entries", [400, 800])
+@pytest.mark.parametrize("entries", [400, 1600])
 async def test_a_long_prompt_does_not_stall_the_event_loop(redactor, entries: int) -> None:
     """400 entries (~17 KB): analysed on the loop, in slices between recognizer families;
-    800 (~33 KB): in a worker thread. Either way the loop keeps running."""
+    1,600 (~67 KB): in a worker thread. Either way the loop keeps running."""
     text = " ".join(f"user{i}@example.com, call +1 415 555 {2000 + i:04d}" for i in range(entries))
-    assert (len(text) >= redactor.settings.offload_chars) == (entries == 800)
+    assert (len(text) >= redactor.settings.offload_chars) == (entries == 1600)
     gaps: list[float] = []
     done = asyncio.Event()
 

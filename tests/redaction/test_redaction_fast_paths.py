@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from gateway.redaction.fastphones import FastPhones
+from gateway.redaction.fastphones import FastPhones, ValidPrefixes
 from gateway.redaction.normalize import _WS_IN_NUMBER, _may_join
 from gateway.redaction.phones import label_before
 from gateway.redaction.prefilter import _SSN, _ssn_within, digit_chain
@@ -24,7 +24,7 @@ from gateway.redaction.scan import (
     in_alnum_runs,
     letters_then_digits,
 )
-from tests.redaction.dense import contacts_csv
+from tests.redaction.dense import AREAS, contacts_csv
 
 
 def _texts(alphabet: str, n: int, seed: int, longest: int = 60) -> list[str]:
@@ -196,3 +196,21 @@ def test_settling_many_chains_equals_settling_each(min_digits: int, no_single: b
                 want_settled += 1
                 want_direct.append(found)
         assert (direct, rest, settled) == (want_direct, want_rest, want_settled)
+
+
+def test_validity_by_proven_prefix_equals_the_regex() -> None:
+    """``ValidPrefixes`` answers as the NANP validity regex on every number: random ten-digit
+    strings (mostly invalid), numbers of in-service area codes, and every area code with
+    exchanges of each first digit; the regex has no construct that breaks the proof."""
+    fast = FastPhones(("US", "GB"), 2)
+    assert fast._valid is not None and ValidPrefixes.proof_holds(fast._valid)
+    prefixes = ValidPrefixes(fast._valid)
+    rng = random.Random(11)
+    numbers = [f"{rng.randrange(10**10):010d}" for _ in range(20_000)]
+    numbers += [
+        f"{rng.choice(AREAS)}{rng.randint(200, 999)}{rng.randrange(10**4):04d}" for _ in range(20_000)
+    ]
+    numbers += [f"{area}{d}{rng.randrange(10**6):06d}" for area in range(1000) for d in range(10)]
+    for nsn in numbers:
+        assert prefixes.fullmatch(nsn) == (fast._valid.fullmatch(nsn) is not None), nsn
+    assert prefixes._known  # proofs were made (and reused)
