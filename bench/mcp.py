@@ -240,7 +240,12 @@ async def instrumented_calls(pid: int, url: str, headers: dict[str, str], calls:
         await asyncio.to_thread(control, "-i", "on")
         errors = 0
         for _ in range(calls):
-            errors += not await session.call(tool, TOOLS[tool])
+            try:
+                errors += not await session.call(tool, TOOLS[tool])
+            except aiohttp.ServerDisconnectedError:
+                # The keep-alive connection idled out while callgrind_control ran (slow on a
+                # loaded machine): one new connection, one retry; negligible over N calls.
+                errors += not await session.call(tool, TOOLS[tool])
         await asyncio.to_thread(control, "-d")
         await asyncio.to_thread(control, "-i", "off")
         return errors

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gateway.mcp.exchange import Exchange
+from gateway.observability.labels import LabelledChildren
 
 if TYPE_CHECKING:
     from gateway.observability.tracing import CallTracer
@@ -54,10 +55,8 @@ class McpTelemetry:
         self._tracer = tracer
         #: Tool names each server listed: the only ones used as a label value.
         self._known: dict[str, set[str]] = {}
-        #: The labelled children by label values (``labels()`` validates and locks per call).
-        #: Bounded like the labels: configured servers, known methods, listed tools, outcomes.
-        self._counters: dict[tuple[str, ...], Any] = {}
-        self._histograms: dict[tuple[str, ...], Any] = {}
+        #: Labelled children by values (bounded: configured servers, known methods, listed tools).
+        self._child = LabelledChildren()
 
     def learn_tools(self, server: str, names: list[str]) -> None:
         known = self._known.setdefault(server, set())
@@ -77,15 +76,8 @@ class McpTelemetry:
             return
         server = ex.server_name if ex.server is not None else "unknown"
         method = ex.method if ex.method is not None else ex.http_method
-        key = (server, method, self._tool_label(ex), ex.outcome)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = self.requests.labels(*key)
-        counter.inc()
-        histogram = self._histograms.get(key[:2])
-        if histogram is None:
-            histogram = self._histograms[key[:2]] = self.latency.labels(server, method)
-        histogram.observe(ex.finished - ex.started)
+        self._child(self.requests, server, method, self._tool_label(ex), ex.outcome).inc()
+        self._child(self.latency, server, method).observe(ex.finished - ex.started)
         if self._tracer is not None:
             self._span(ex)
         recorder = self._recorder()
