@@ -192,7 +192,8 @@ class McpGateway:
         message: Message,
     ) -> Answer:
         routing = routing_headers(message, headers)
-        params = param_paths(message, headers)
+        # Mcp-Param-* belong to the stateless era; an older client's are never forwarded.
+        params = param_paths(message, headers) if ex.modern else None
         hook: AnswerHook | None = None
 
         async def forward() -> Answer:

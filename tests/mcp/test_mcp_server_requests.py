@@ -64,7 +64,7 @@ async def test_a_param_header_that_mirrors_no_argument_is_refused(
     headers = {
         "authorization": f"Bearer {TEST_KEY}",
         "accept": "application/json, text/event-stream",
-        "mcp-protocol-version": "2025-11-25",
+        "mcp-protocol-version": "2026-07-28",
         "mcp-param-to": SECRET,
     }
     async with httpx.AsyncClient() as http:
