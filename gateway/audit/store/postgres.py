@@ -301,11 +301,11 @@ class PostgresStore(AuditStore):
         whole hours and the events of its partial ones (same numbers, not every body)."""
         if self.rollup is None or group_by not in rollup.DIMS or not rollup.eligible(filters):
             return await self._spend_rows(group_by, filters)
-        whole = await self.rollup.rows(group_by, filters.since, filters.until)
-        if whole is None:  # being folded by another reader
+        folded = await self.rollup.rows(group_by, filters.since, filters.until)
+        if folded is None:  # being folded by another reader
             return await self._spend_rows(group_by, filters)
         merged: dict[Any, list[int]] = {}
-        for r in whole:
+        for r in folded:
             _add(merged, r[1], r[2:])
         for since, until in rollup.edges(filters.since, filters.until):
             for row in await self._spend_rows(group_by, Filters(since=since, until=until)):

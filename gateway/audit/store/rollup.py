@@ -28,11 +28,14 @@ before the oldest event kept.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gateway.audit.store.base import Filters
+
+log = logging.getLogger("wardgate.audit")
 
 #: Rollup dimensions: the spend groups it keeps, and their event columns.
 DIMS = {"team": "team", "key": "key_id", "agent": "agent_id", "model": "model"}
@@ -129,23 +132,33 @@ class SpendRollup:
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
+        self._warned = False
 
     async def refresh(self) -> bool:
         """Fold the events committed since the marks into the rollup. ``False``: another
         reader is folding right now (a long first fold); this read does not wait for it and
         reads the events instead."""
-        async with self.pool.acquire() as conn:
-            if not await conn.fetch(_BEHIND):
-                return True
-            async with conn.transaction():
-                if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _LOCK):
-                    return False
-                behind = await conn.fetch(_BEHIND)  # again, under the lock: another may have folded
-                for shard, done, upto in behind:  # one chain at a time: its (shard, seq) index range
-                    await conn.execute(_FOLD, shard, done, upto)
-                if behind:
-                    await conn.execute(_MARK, [r[0] for r in behind], [r[2] for r in behind])
-                return True
+        import asyncpg
+
+        try:
+            async with self.pool.acquire() as conn:
+                if not await conn.fetch(_BEHIND):
+                    return True
+                async with conn.transaction():
+                    if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _LOCK):
+                        return False
+                    behind = await conn.fetch(_BEHIND)  # again, under the lock: another may have folded
+                    for shard, done, upto in behind:  # one chain at a time: its (shard, seq) index range
+                        await conn.execute(_FOLD, shard, done, upto)
+                    if behind:
+                        await conn.execute(_MARK, [r[0] for r in behind], [r[2] for r in behind])
+                    return True
+        except asyncpg.InsufficientPrivilegeError as exc:
+            # A role granted before v6 (``audit grant --apply`` not re-run): read the events.
+            if not self._warned:
+                self._warned = True
+                log.warning("audit: the spend rollup cannot be written (%s); spend reads the events", exc)
+            return False
 
     async def rows(
         self, dim: str, since: float | None, until: float | None, bucket_s: int | None = None
