@@ -9,6 +9,11 @@ on the caller: ``redact_out`` restores *this* caller's placeholders from this ca
 policy asks. ``call.replayed`` stays False on purpose: a hit is checked as if the model had
 just said it.
 
+In semantic mode (``semantic``) an exact miss asks the semantic index for the key of a
+stored answer to a similar turn in the same context; that answer is served the same way
+(``call.cache.similarity`` records how similar), and a miss's stored answer is indexed. A
+semantic decision is served as exact while the index is off or its model is loading.
+
 On a miss it captures the provider's answer as it came back (the raw body, or the raw stream
 events, bounded by ``max_entry_bytes``: before any response stage edits it, so placeholders
 stay placeholders), and ``cache_store`` (after ``settle``) stores it if the call finished
