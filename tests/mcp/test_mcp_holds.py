@@ -26,12 +26,12 @@ pytestmark = pytest.mark.asyncio
 HOLD_S = 1.5
 
 
-def _overrides(hold_s: float) -> dict[str, Any]:
+def _overrides(hold_s: float, timeout_outcome: str = "deny") -> dict[str, Any]:
     return {
         "limits": {"enabled": False},
         "redaction": {"enabled": False},
         "policy": {"watch": False},
-        "approvals": {"hold_s": hold_s, "timeout_outcome": "deny"},
+        "approvals": {"hold_s": hold_s, "timeout_outcome": timeout_outcome},
         "mcp": {"approval_progress_s": 0.2},
     }
 
@@ -176,3 +176,27 @@ async def test_a_drain_tells_a_held_client_its_approval_is_pending(
     assert "pending" in text and approval["id"] in text and "x-wardgate-approval-id" in text.lower(), text
     assert result.meta["io.wardgate/approval"]["status"] == "pending"
     assert server.calls["transfer_funds"] == before
+
+
+async def test_a_hold_that_times_out_with_outcome_defer_leaves_the_approval_pending(
+    tool_server: tuple[ToolServer, str], tmp_path: Path
+) -> None:
+    """``timeout_outcome: defer``: the client is told the approval is pending, with the id to
+    re-send with; once approved, the re-send runs the call exactly once."""
+    server, url = tool_server
+    before = server.calls["transfer_funds"]
+    args = {"amount": 2100, "to": "acme"}
+    with start_gateway(tmp_path, mcp_yaml(url), with_mcp_policy, **_overrides(1.0, "defer")) as gw:
+        async with mcp_client(gw.url + "/mcp/payments") as client:
+            first = await asyncio.wait_for(client.call_tool("transfer_funds", args), 20)
+            assert first.is_error and "pending" in first.content[0].text, first.content
+            note = first.meta["io.wardgate/approval"]
+            assert note["status"] == "pending"
+            assert (await _approval(gw, note["id"]))["status"] == "pending"
+            assert server.calls["transfer_funds"] == before
+            await _decide(gw, note["id"], "approve", APPROVER_KEY)
+            again = await client.call_tool(
+                "transfer_funds", args, meta={"io.wardgate/approval_id": note["id"]}
+            )
+            assert not again.is_error and "transferred 2100" in again.content[0].text
+    assert server.calls["transfer_funds"] == before + 1
