@@ -196,8 +196,16 @@ async def test_the_periodic_anchor_writes_to_a_directory_and_a_webhook(make_serv
         )
         b = await make_service(signing_key_file=key[0], anchor_to=url, anchor_interval_s=0.05)
         await a.record("admin", {"n": 1})
-        for _ in range(200):
-            if len(list(directory.glob("anchor-*.json"))) >= 2 and len(received) >= 2:
+
+        def listed(dest: str) -> bool:  # b may start after a's first anchors (a loaded machine)
+            return any(b.shard in r["heads"] for r in read_anchors(dest))
+
+        for _ in range(400):
+            if (
+                len(list(directory.glob("anchor-*.json"))) >= 2
+                and len(received) >= 2
+                and listed(str(directory))
+            ):
                 break
             await asyncio.sleep(0.02)
         for dest in (str(directory), url):

@@ -113,5 +113,14 @@ async def test_an_event_line_that_cannot_be_written_fails_closed(tmp_path):
         pytest.skip("no /dev/full on this system")
     settings = AuditSettings(backend="log", log_path=Path("/dev/full"))  # every write: ENOSPC
     service = AuditService(settings, make_store(settings, tmp_path))
-    with pytest.raises(AuditUnavailable):
-        await service.start()  # its chain_open cannot be written: the gateway does not start
+    # Its chain_open cannot be written. Since a store down at start is an outage, not a setting
+    # (89903c6), the service starts closed and keeps retrying: not ready, every record refused.
+    await service.start()
+    try:
+        assert not service.opened and "AuditUnavailable" in (service.open_error or "")
+        with pytest.raises(AuditUnavailable):
+            await service.record("admin", {"n": 1})
+        with pytest.raises(AuditUnavailable):
+            await service.ready()
+    finally:
+        await service.close()
