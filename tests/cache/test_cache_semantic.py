@@ -33,6 +33,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, fake_upstream: Any) -> Ite
     doc["teams"]["other"] = {"models": ["*"], "cache": {"mode": "semantic", "threshold": 0.85}}
     path.write_text(yaml.safe_dump(doc))
     with serve_with_clock(settings, FakeClock()) as served:
+        served.policies_dir = settings.policies_dir  # type: ignore[attr-defined]
         yield served
 
 
@@ -189,3 +190,27 @@ def test_purge_forgets_the_vectors(gateway: ServedApp, upstream: Any) -> None:
         _status(_chat(gateway, session, "Who is the author of Pride and Prejudice?", key=OTHER_TEAM_KEY))
         == "miss"
     )
+
+
+def test_a_semantic_hit_is_judged_by_the_response_policy_of_now(gateway: ServedApp, upstream: Any) -> None:
+    session = _session()
+    tools = [{"type": "function", "function": {"name": "close_ledger", "parameters": {"type": "object"}}}]
+    upstream.script_tool_call("close_ledger", {"year": 2025}, times=1)
+    assert _status(_chat(gateway, session, "Close the ledger for this year.", tools=tools)) == "miss"
+    path = gateway.policies_dir / "policy.yaml"  # type: ignore[attr-defined]
+    original = path.read_text()
+    doc = yaml.safe_load(original)
+    doc["high_stakes"]["close_ledger"] = {"deny": True, "reason": "the ledger is closed by people"}
+    path.write_text(yaml.safe_dump(doc))
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    try:
+        r = httpx.post(gateway.url + "/admin/policies/reload", headers=admin, timeout=60)
+        assert r.json()["result"] in ("loaded", "unchanged")
+        with pytest.raises(openai.PermissionDeniedError) as denied:  # 0.94 similar: a hit, denied now
+            _chat(gateway, session, "Please close the ledger for this year.", tools=tools)
+        assert denied.value.response.headers["x-wardgate-cache"] == "hit"
+        assert "the ledger is closed by people" in denied.value.message
+    finally:
+        path.write_text(original)
+        httpx.post(gateway.url + "/admin/policies/reload", headers=admin, timeout=60)
+    assert _sent(upstream) == 1
