@@ -69,21 +69,26 @@ _BEHIND = (
 )
 _HAS_CACHE = """strpos(e.body, '"cache":{') > 0"""
 _FOLD = f"""
+WITH ev AS MATERIALIZED (
+    -- one narrow row per call event (the body read once, here, only when it has a cache section)
+    SELECT e.ts, e.team, e.key_id, e.agent_id, e.model, e.input_tokens, e.output_tokens, e.cost_nusd,
+        CASE WHEN {_HAS_CACHE} THEN e.body::jsonb -> 'cache' ->> 'status' END AS status,
+        CASE WHEN {_HAS_CACHE} THEN CAST(e.body::jsonb -> 'cache' ->> 'saved_nusd' AS bigint) END AS saved
+    FROM audit_events e
+    WHERE e.shard = $1::text AND e.seq > $2::bigint AND e.seq <= $3::bigint AND e.kind = 'call'
+)
 INSERT INTO audit_spend_rollup AS r
     (dim, hour, grp, calls, input_tokens, output_tokens, cost_nusd, cache_hits, cache_lookups, saved_nusd)
-SELECT g.dim || t.suffix, (floor(e.ts / t.width) * (t.width / {HOUR}))::bigint, coalesce('=' || g.grp, ''), count(*),
-    coalesce(sum(e.input_tokens), 0), coalesce(sum(e.output_tokens), 0), coalesce(sum(e.cost_nusd), 0),
-    coalesce(sum(CASE WHEN c.status = 'hit' THEN 1 ELSE 0 END), 0),
-    coalesce(sum(CASE WHEN c.status IN ('hit', 'miss') THEN 1 ELSE 0 END), 0),
-    coalesce(sum(c.saved), 0)
-FROM audit_events e
-CROSS JOIN LATERAL (SELECT
-    CASE WHEN {_HAS_CACHE} THEN e.body::jsonb -> 'cache' ->> 'status' END AS status,
-    CASE WHEN {_HAS_CACHE} THEN CAST(e.body::jsonb -> 'cache' ->> 'saved_nusd' AS bigint) END AS saved) c
-CROSS JOIN LATERAL (VALUES ('team', e.team), ('key', e.key_id), ('agent', e.agent_id), ('model', e.model))
+SELECT g.dim || t.suffix, (floor(ev.ts / t.width) * (t.width / {HOUR}))::bigint, coalesce('=' || g.grp, ''),
+    count(*), coalesce(sum(ev.input_tokens), 0), coalesce(sum(ev.output_tokens), 0),
+    coalesce(sum(ev.cost_nusd), 0),
+    coalesce(sum(CASE WHEN ev.status = 'hit' THEN 1 ELSE 0 END), 0),
+    coalesce(sum(CASE WHEN ev.status IN ('hit', 'miss') THEN 1 ELSE 0 END), 0),
+    coalesce(sum(ev.saved), 0)
+FROM ev
+CROSS JOIN LATERAL (VALUES ('team', ev.team), ('key', ev.key_id), ('agent', ev.agent_id), ('model', ev.model))
     AS g(dim, grp)
 CROSS JOIN LATERAL (VALUES ('', {HOUR}), ('{DAY_SUFFIX}', {DAY})) AS t(suffix, width)
-WHERE e.shard = $1::text AND e.seq > $2::bigint AND e.seq <= $3::bigint AND e.kind = 'call'
 GROUP BY 1, 2, 3
 ON CONFLICT (dim, hour, grp) DO UPDATE SET
     calls = r.calls + excluded.calls, input_tokens = r.input_tokens + excluded.input_tokens,
