@@ -260,8 +260,20 @@ class OpaServer:
 
         policy_set = load_policy_set(rego, policies)
         self.store.put_data([], dict(policy_set.data))
-        for name, text in sorted(policy_set.modules.items()):
-            self.store.put_policy("wardgate/" + name, text)
+        # As the gateway's push does: a module that calls one not loaded yet (mcp.rego uses
+        # response.rego's functions) is refused until that one is there, so retry the refused
+        # ones until a round loads none.
+        pending = sorted(policy_set.modules)
+        while pending:
+            failed: list[str] = []
+            for name in pending:
+                try:
+                    self.store.put_policy("wardgate/" + name, policy_set.modules[name])
+                except Exception:
+                    failed.append(name)
+            if len(failed) == len(pending):
+                self.store.put_policy("wardgate/" + failed[0], policy_set.modules[failed[0]])
+            pending = failed
         return policy_set.revision
 
 
