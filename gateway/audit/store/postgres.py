@@ -306,10 +306,10 @@ class PostgresStore(AuditStore):
             return await self._spend_rows(group_by, filters)
         merged: dict[Any, list[int]] = {}
         for r in folded:
-            _add(merged, r[1], r[2:])
+            rollup.add_row(merged, r[1], r[2:])
         for since, until in rollup.edges(filters.since, filters.until):
             for row in await self._spend_rows(group_by, Filters(since=since, until=until)):
-                _add(merged, row["group"], [row[k] for k in _SPEND_COLUMNS])
+                rollup.add_row(merged, row["group"], [row[k] for k in rollup.SPEND_COLUMNS])
         # The rollup folds model calls only: the priced MCP tool calls of its whole hours are
         # read from their events (few; the edges above already hold theirs).
         first, end = rollup.hours(filters.since, filters.until)
@@ -320,14 +320,14 @@ class PostgresStore(AuditStore):
                 kind="mcp",
             )
             for row in await self._spend_rows(group_by, tools):
-                _add(merged, row["group"], [row[k] for k in _SPEND_COLUMNS])
-        rows = [{"group": g, **dict(zip(_SPEND_COLUMNS, v, strict=True))} for g, v in merged.items()]
+                rollup.add_row(merged, row["group"], [row[k] for k in rollup.SPEND_COLUMNS])
+        rows = [{"group": g, **dict(zip(rollup.SPEND_COLUMNS, v, strict=True))} for g, v in merged.items()]
         return sorted(rows, key=lambda r: (-r["cost_nusd"], r["group"] is None, str(r["group"])))
 
     async def _spend_rows(self, group_by: str, filters: Filters) -> list[dict[str, Any]]:
         query, params = sql.spend_sql(_D, group_by, filters)
         return [
-            {"group": r[0], **dict(zip(_SPEND_COLUMNS, (int(v) for v in r[1:]), strict=True))}
+            {"group": r[0], **dict(zip(rollup.SPEND_COLUMNS, (int(v) for v in r[1:]), strict=True))}
             for r in await self.pool.fetch(query, *params)
         ]
 
@@ -381,22 +381,3 @@ class PostgresStore(AuditStore):
             if oldest is not None and self.rollup is not None:
                 await self.rollup.prune(conn, oldest)
         return deleted
-
-
-_SPEND_COLUMNS = (
-    "calls",
-    "input_tokens",
-    "output_tokens",
-    "cost_nusd",
-    "cache_hits",
-    "cache_lookups",
-    "saved_nusd",
-    "tool_calls",
-    "tool_cost_nusd",
-)
-
-
-def _add(merged: dict[Any, list[int]], group: Any, values: Any) -> None:
-    row = merged.setdefault(group, [0] * len(_SPEND_COLUMNS))
-    for i, v in enumerate(values):
-        row[i] += int(v)

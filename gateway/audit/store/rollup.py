@@ -197,3 +197,24 @@ class SpendRollup:
         await conn.execute(
             "DELETE FROM audit_spend_rollup WHERE hour < $1::bigint", math.floor(cutoff_ts / HOUR)
         )
+
+
+#: The columns of a spend report row (``PostgresStore.spend``), in ``add_row``'s order.
+SPEND_COLUMNS = (
+    "calls",
+    "input_tokens",
+    "output_tokens",
+    "cost_nusd",
+    "cache_hits",
+    "cache_lookups",
+    "saved_nusd",
+    "tool_calls",
+    "tool_cost_nusd",
+)
+
+
+def add_row(merged: dict[Any, list[int]], group: Any, values: Any) -> None:
+    """Add ``values`` (the first columns of ``SPEND_COLUMNS``) to ``group``'s sums."""
+    row = merged.setdefault(group, [0] * len(SPEND_COLUMNS))
+    for i, v in enumerate(values):
+        row[i] += int(v)
