@@ -24,19 +24,11 @@ means only "ask ``detect``".
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from gateway.redaction.normalize import View
 from gateway.redaction.prefilter import Family, Scan, windows
-from gateway.redaction.scan import ChainScanner
-
-
-def _any_of(literals: Sequence[str]) -> re.Pattern[str] | None:
-    if not literals:
-        return None
-    # Longest first is not needed for a yes/no search; sorted for a stable pattern.
-    return re.compile("|".join(re.escape(lit) for lit in sorted(set(literals))))
+from gateway.redaction.scan import ChainScanner, any_literal
 
 
 class Gate:
@@ -59,8 +51,8 @@ class Gate:
             else:  # "always", or a kind this gate does not know: never skip
                 always = True
         self._always = always
-        self._cs = _any_of(cs)
-        self._ci = _any_of(ci)
+        self._cs = any_literal(cs)
+        self._ci = any_literal(ci)
         # The cheapest first: "@" before the dotted-number, IBAN and crypto finders.
         self._regex_families = tuple(sorted(regex_families, key=lambda f: f.needs_digit))
         self._chain = chain

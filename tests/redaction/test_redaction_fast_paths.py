@@ -10,14 +10,16 @@ import re
 
 import pytest
 
+from gateway.redaction.config import RedactionSettings
 from gateway.redaction.fastphones import FastPhones, ValidPrefixes
 from gateway.redaction.normalize import _WS_IN_NUMBER, _may_join
 from gateway.redaction.phones import label_before
-from gateway.redaction.prefilter import _SSN, _ssn_within, digit_chain
+from gateway.redaction.prefilter import _SSN, _ssn_within, build_families, digit_chain
 from gateway.redaction.redactor import Redactor
 from gateway.redaction.scan import (
     ChainScanner,
     Scan,
+    any_literal,
     any_of,
     chains_after_labels,
     find_chains,
@@ -214,3 +216,26 @@ def test_validity_by_proven_prefix_equals_the_regex() -> None:
     for nsn in numbers:
         assert prefixes.fullmatch(nsn) == (fast._valid.fullmatch(nsn) is not None), nsn
     assert prefixes._known  # proofs were made (and reused)
+
+
+def test_the_rare_first_literal_search_equals_the_alternation() -> None:
+    """``any_literal`` (each literal written from its rarest character, the rest in a
+    lookbehind) answers as ``lit in text`` for every secret literal, on random texts made of
+    the literals' own characters and on texts with a literal cut, spliced or whole."""
+    families, _ = build_families(set(RedactionSettings().actions), {"CODENAME": ["Blue-bird", "x_y"]})
+    for lits in (
+        sorted({lit for f in families for lit in f.cs_literals}),
+        sorted({lit for f in families for lit in f.ci_literals}),
+    ):
+        regex = any_literal(lits)
+        assert regex is not None
+        alphabet = "".join(sorted(set("".join(lits)))) + " \n"
+        rng = random.Random(13)
+        texts = _texts(alphabet, 3000, 14, 40)
+        for _ in range(3000):
+            lit = rng.choice(lits)
+            a, b = sorted((rng.randint(0, len(lit)), rng.randint(0, len(lit))))
+            texts.append(rng.choice(texts[:100]) + lit[a:b] + rng.choice(lits)[: rng.randint(0, 4)])
+            texts.append(rng.choice(alphabet) + lit + rng.choice(alphabet))
+        for text in texts:
+            assert (regex.search(text) is not None) == any(lit in text for lit in lits), (lits, text)
