@@ -101,9 +101,17 @@ def _or_dash(value: Any) -> Any:
     return "—" if value is None or value == "" else value
 
 
+_NUMBERS = (int, float)
+
+
+def _escaped(value: Any) -> str:
+    """``value`` as HTML text: numbers as they print (nothing to escape), the rest escaped."""
+    return str(value) if type(value) in _NUMBERS else escape(value)
+
+
 def facts(out: dict[str, Any]) -> Markup:
     """The ``<dt>``/``<dd>`` pairs of one call step (``out``: ``shape``'s fields)."""
-    e = escape
+    e = _escaped
     model = out["model"] or {"requested": None, "used": None, "routed": None, "deployment": None}
     html = [
         f"<dt>Model</dt><dd>requested <code>{e(_or_dash(model['requested']))}</code>, "
