@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Iterable
 from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,17 @@ class GatewayProcess(launch.GatewayProcess):
         self, config: dict[str, Any], root: Path, env: dict[str, str] | None = None, **options: Any
     ) -> None:
         super().__init__(config, root, env=env, cwd=REPO, **options)
+
+
+def stop_all(procs: Iterable[launch.GatewayProcess]) -> None:
+    """SIGTERM every process first, then wait for each (``stop``: SIGKILL after its timeout).
+
+    A fixture's ``finally`` that stopped them one by one could be cut by pytest-timeout in the
+    middle (a start-up that ran out its time on a busy machine): the processes not reached yet
+    stayed up for the rest of the run, orphaned (seen: six drain-test gateways)."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.proc.terminate()
+    for proc in procs:
+        proc.stop()

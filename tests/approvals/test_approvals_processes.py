@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 
 from tests.approvals.e2e_app import approvals_settings
 from tests.approvals.test_approvals_e2e import ARGS, MESSAGES, TOOLS
-from tests.harness import APPROVER_KEY, TEST_KEY, GatewayProcess
+from tests.harness import APPROVER_KEY, TEST_KEY, GatewayProcess, stop_all
 from tests.waiting import wait_until
 
 
@@ -46,8 +46,7 @@ def replicas(
             proc.wait_ready(90)
         yield Replicas(*procs)
     finally:
-        for proc in procs:
-            proc.stop()
+        stop_all(procs)
         client = redis_sync.Redis.from_url(redis_url)
         keys = list(client.scan_iter(match="{" + prefix + ":apr}:*", count=500))
         if keys:

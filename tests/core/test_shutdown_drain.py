@@ -31,7 +31,7 @@ from cryptography.fernet import Fernet
 
 from gateway.limits.redis_store import RedisStore
 from tests.approvals.test_approvals_e2e import ARGS, MESSAGES, TOOLS
-from tests.harness import ADMIN_KEY, APPROVER_KEY, TEST_KEY, GatewayProcess, gateway_settings
+from tests.harness import ADMIN_KEY, APPROVER_KEY, TEST_KEY, GatewayProcess, gateway_settings, stop_all
 from tests.waiting import wait_until
 
 GRACE_S = 1.5
@@ -85,8 +85,7 @@ def shared(
             proc.wait_ready(90)
         yield {**state, **procs}
     finally:
-        for proc in procs.values():
-            proc.stop()
+        stop_all(procs.values())
         asyncio.run(_cleanup(redis_url, prefix, schema))
 
 
