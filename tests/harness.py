@@ -170,6 +170,21 @@ class GatewayProcess(launch.GatewayProcess):
         super().__init__(config, root, env=env, cwd=REPO, **options)
 
 
+def start_all(procs: Iterable[launch.GatewayProcess], timeout_s: float = 60.0) -> None:
+    """Spawn every process, then wait for each: they boot side by side (a boot is seconds of
+    imports and warm-ups, mostly on one core), not one after the other. On a failure every
+    process is stopped before the error propagates."""
+    procs = list(procs)
+    try:
+        for proc in procs:
+            proc.spawn()
+        for proc in procs:
+            proc.wait_ready(timeout_s)
+    except BaseException:
+        stop_all(procs)
+        raise
+
+
 def stop_all(procs: Iterable[launch.GatewayProcess]) -> None:
     """SIGTERM every process first, then wait for each (``stop``: SIGKILL after its timeout).
 

@@ -36,6 +36,8 @@ from tests.harness import (
     gateway_settings,
     make_policies_dir,
     running_gateway,
+    start_all,
+    stop_all,
 )
 from tests.waiting import wait_until_async
 
@@ -201,13 +203,11 @@ def _two_gateways(
         **{k: v for k, v in PASS_THROUGH.items() if k != "limits"},
     }
     gws = [GatewayProcess(config, tmp_path) for _ in range(2)]
+    start_all(gws)
     try:
-        for gw in gws:
-            gw.start()
         yield gws
     finally:
-        for gw in gws:
-            gw.stop()
+        stop_all(gws)
 
 
 @pytest.fixture
@@ -267,9 +267,8 @@ async def test_rate_limit_holds_globally_across_two_gateway_processes(
         **{k: v for k, v in PASS_THROUGH.items() if k != "limits"},
     }
     gws = [GatewayProcess(config, tmp_path) for _ in range(2)]
+    start_all(gws)
     try:
-        for gw in gws:
-            gw.start()
         clients = [_client(gw.base_url) for gw in gws]
         outcomes = await asyncio.gather(*(_one(clients[i % 2], False) for i in range(30)))
         with pytest.raises(openai.RateLimitError) as err:
@@ -278,8 +277,7 @@ async def test_rate_limit_holds_globally_across_two_gateway_processes(
         for c in clients:
             await c.close()
     finally:
-        for gw in gws:
-            gw.stop()
+        stop_all(gws)
     assert outcomes.count("ok") == 10 and outcomes.count("rate_limit_exceeded") == 20
     assert int(headers["retry-after-ms"]) > 0 and int(headers["retry-after"]) >= 1
     assert headers["x-ratelimit-remaining-requests"] == "0"
