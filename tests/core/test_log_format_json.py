@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import uuid
 from pathlib import Path
 
 from gateway.call import Call, Endpoint, Principal
@@ -51,10 +52,13 @@ def test_serve_writes_json_lines_also_for_uvicorn_and_a_failed_start(tmp_path: P
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
+    # PostgreSQL unreachable is no longer a start error (the gateway starts not ready and
+    # recovers); a setting error still is: a database that does not exist.
+    missing = f"wgtest_nodb_{uuid.uuid4().hex[:8]}"
     config = _tree(
         tmp_path,
         f"server:\n  log_format: json\n  port: {dead}\naudit:\n  backend: postgres\n"
-        f"  postgres_dsn: postgresql://root@127.0.0.1:{dead}/test\n",
+        f"  postgres_dsn: postgresql://root@127.0.0.1:5432/{missing}\n",
     )
     done = _run("serve", "--config", str(config))
     assert done.returncode != 0
