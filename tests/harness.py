@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from gateway.http import launch
@@ -197,3 +198,19 @@ def stop_all(procs: Iterable[launch.GatewayProcess]) -> None:
             proc.proc.terminate()
     for proc in procs:
         proc.stop()
+
+
+def readiness(url: str) -> tuple[int, dict[str, str]]:
+    """``/readyz``'s status and its checks per component (what an orchestrator's probe sees)."""
+    resp = httpx.get(url + "/readyz", timeout=10)
+    return resp.status_code, resp.json()["checks"]
+
+
+def hello_chat(url: str) -> httpx.Response:
+    """One small chat call with the test key (``mock-chat``), answered or refused as it is."""
+    return httpx.post(
+        url + "/v1/chat/completions",
+        json={"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {TEST_KEY}"},
+        timeout=30,
+    )

@@ -17,6 +17,22 @@ from tests.harness import _sha, default_keys, gateway_settings
 
 #: An admin key held by the same person ("tester") as the test agent key: four-eyes refuses it.
 SELF_APPROVER_KEY = "wg-admin-self-approver-test-0000000000"
+#: The held tool call every approval end-to-end test makes: a transfer the shipped policy holds
+#: for a finance approver above 1000.
+TRANSFER_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "transfer_funds",
+            "parameters": {
+                "type": "object",
+                "properties": {"amount": {"type": "number"}, "to": {"type": "string"}},
+            },
+        },
+    }
+]
+TRANSFER_MESSAGES = [{"role": "user", "content": "Pay the ACME invoice"}]
+TRANSFER_ARGS = {"amount": 5000, "to": "ACME"}
 OFF = {"limits": {"enabled": False}, "redaction": {"enabled": False}, "audit": {"enabled": False}}
 
 

@@ -21,23 +21,12 @@ import redis as redis_sync
 
 from gateway.audit.component import Audit
 from gateway.audit.config import AuditSettings
+from tests.approvals.e2e_app import TRANSFER_TOOLS as TOOLS
 from tests.approvals.e2e_app import approvals_settings
 from tests.audit.audit_helpers import PG_DSN, pg_execute
 from tests.harness import APPROVER_KEY, AUDITOR_KEY, TEST_KEY, RunningGateway, running_gateway
 from tests.waiting import wait_until
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "transfer_funds",
-            "parameters": {
-                "type": "object",
-                "properties": {"amount": {"type": "number"}, "to": {"type": "string"}},
-            },
-        },
-    }
-]
 APPROVER = {"authorization": f"Bearer {APPROVER_KEY}"}
 
 

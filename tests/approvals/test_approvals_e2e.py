@@ -24,23 +24,11 @@ import redis as redis_sync
 from gateway.approvals.webhooks import verify_signature
 from gateway.http.launch import healthy
 from tests.approvals.e2e_app import SELF_APPROVER_KEY, approvals_settings
+from tests.approvals.e2e_app import TRANSFER_ARGS as ARGS
+from tests.approvals.e2e_app import TRANSFER_MESSAGES as MESSAGES
+from tests.approvals.e2e_app import TRANSFER_TOOLS as TOOLS
 from tests.harness import ADMIN_KEY, APPROVER_KEY, TEST_KEY, RunningGateway, running_gateway
 from tests.waiting import wait_until
-
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "transfer_funds",
-            "parameters": {
-                "type": "object",
-                "properties": {"amount": {"type": "number"}, "to": {"type": "string"}},
-            },
-        },
-    }
-]
-MESSAGES = [{"role": "user", "content": "Pay the ACME invoice"}]
-ARGS = {"amount": 5000, "to": "ACME"}
 
 
 @pytest.fixture

@@ -14,17 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from audit_helpers import PG_DSN
 
 from tests.core.test_core_keys_postgres_backend import _pg, _Relay
 from tests.core.test_strict_config import _run
-from tests.harness import TEST_KEY, gateway_settings, running_gateway
+from tests.harness import gateway_settings, hello_chat, readiness, running_gateway
 from tests.waiting import wait_until
-
-CHAT = {"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.fixture
@@ -34,16 +31,6 @@ def relay() -> Iterator[_Relay]:
         yield relay
     finally:
         relay.close()
-
-
-def _readyz(url: str) -> tuple[int, dict[str, str]]:
-    resp = httpx.get(url + "/readyz", timeout=10)
-    return resp.status_code, resp.json()["checks"]
-
-
-def _chat(url: str) -> httpx.Response:
-    headers = {"authorization": f"Bearer {TEST_KEY}"}
-    return httpx.post(url + "/v1/chat/completions", json=CHAT, headers=headers, timeout=30)
 
 
 def test_audit_store_down_at_start_refuses_calls_then_recovers(
@@ -58,10 +45,10 @@ def test_audit_store_down_at_start_refuses_calls_then_recovers(
         tmp_path, upstream.base_url, audit=audit, limits={"enabled": False}, redaction={"enabled": False}
     )
     with running_gateway(settings) as gw:
-        status, checks = _readyz(gw.url)
+        status, checks = readiness(gw.url)
         assert status == 503, checks
         assert checks["audit"].startswith("error:") and f"127.0.0.1:{relay.port}" in checks["audit"], checks
-        refused = _chat(gw.url)
+        refused = hello_chat(gw.url)
         assert refused.status_code == 503, refused.text
         error = refused.json()["error"]
         assert error["code"] == "audit_unavailable" and f"127.0.0.1:{relay.port}" in error["message"]
@@ -69,9 +56,9 @@ def test_audit_store_down_at_start_refuses_calls_then_recovers(
 
         relay.open()
         wait_until(
-            lambda: _readyz(gw.url)[0] == 200, within=20, interval=0.1, message="audit never recovered"
+            lambda: readiness(gw.url)[0] == 200, within=20, interval=0.1, message="audit never recovered"
         )
-        ok = _chat(gw.url)
+        ok = hello_chat(gw.url)
         assert ok.status_code == 200, ok.text
 
     rows = _pg(f'SELECT kind, body FROM "{pg_schema}".audit_events ORDER BY seq')

@@ -18,26 +18,13 @@ import httpx
 import yaml
 
 from gateway.settings import Settings
+from tests.approvals.e2e_app import SELF_APPROVER_KEY, TRANSFER_TOOLS
 from tests.harness import ADMIN_KEY, APPROVER_KEY, AUDITOR_KEY, _sha, default_keys, gateway_settings
 
 APPROVER2_KEY = "wg-approver2-test-00000000000000000000"
 SUPPORT_KEY = "wg-support-test-0000000000000000000000"
 SUPPORT2_KEY = "wg-support2-test-000000000000000000000"
-SELF_APPROVER_KEY = "wg-admin-self-approver-test-0000000000"
 ROLE_KEYS = {"admin": ADMIN_KEY, "approver": APPROVER_KEY, "auditor": AUDITOR_KEY}
-
-TRANSFER_TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "transfer_funds",
-            "parameters": {
-                "type": "object",
-                "properties": {"amount": {"type": "number"}, "to": {"type": "string"}},
-            },
-        },
-    }
-]
 
 
 def console_keys() -> dict[str, Any]:

@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from cryptography.fernet import Fernet
 
 from gateway.http.launch import free_port
-from tests.harness import TEST_KEY, gateway_settings, running_gateway
+from tests.harness import gateway_settings, hello_chat, readiness, running_gateway
 from tests.waiting import wait_until
 
 ADDR = "127.0.0.1"
@@ -78,20 +77,6 @@ def _settings(root: Path, upstream: Any, url: str, keys_backend: str) -> Any:
     )
 
 
-def _ready(url: str) -> tuple[int, dict[str, str]]:
-    resp = httpx.get(url + "/readyz", timeout=10)
-    return resp.status_code, resp.json()["checks"]
-
-
-def _chat(url: str) -> httpx.Response:
-    return httpx.post(
-        url + "/v1/chat/completions",
-        json={"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]},
-        headers={"authorization": f"Bearer {TEST_KEY}"},
-        timeout=30,
-    )
-
-
 @pytest.mark.parametrize("keys_backend", ["redis", "file"])
 def test_every_component_starts_not_ready_fails_closed_and_recovers(
     tmp_path: Path, upstream: Any, late_redis: LateRedis, keys_backend: str, monkeypatch: pytest.MonkeyPatch
@@ -99,12 +84,12 @@ def test_every_component_starts_not_ready_fails_closed_and_recovers(
     monkeypatch.setenv("WARDGATE_APPROVALS_KEY", Fernet.generate_key().decode())
     where = f"{ADDR}:{late_redis.port}"
     with running_gateway(_settings(tmp_path, upstream, late_redis.url, keys_backend)) as gw:
-        status, checks = _ready(gw.url)
+        status, checks = readiness(gw.url)
         assert status == 503, checks
         components = ["limits", "approvals"] + (["keys"] if keys_backend == "redis" else [])
         for name in components:
             assert checks[name].startswith("error:") and str(late_redis.port) in checks[name], (name, checks)
-        refused = _chat(gw.url)
+        refused = hello_chat(gw.url)
         if keys_backend == "redis":  # no virtual key is served until the backend answers
             assert refused.status_code == 401, refused.text
         else:  # the key is known: limits cannot be checked, so the call is refused
@@ -113,11 +98,11 @@ def test_every_component_starts_not_ready_fails_closed_and_recovers(
 
         late_redis.start()
         wait_until(
-            lambda: _ready(gw.url)[0] == 200,
+            lambda: readiness(gw.url)[0] == 200,
             within=20,
             interval=0.1,
-            message=f"not ready after Redis at {where} came back: {_ready(gw.url)}",
+            message=f"not ready after Redis at {where} came back: {readiness(gw.url)}",
         )
-        assert set(components) <= set(_ready(gw.url)[1])
-        ok = _chat(gw.url)
+        assert set(components) <= set(readiness(gw.url)[1])
+        ok = hello_chat(gw.url)
         assert ok.status_code == 200, ok.text

@@ -25,26 +25,15 @@ from gateway.limits.estimate import prompt_upper_bound
 from gateway.limits.pricing import PriceBook
 from gateway.limits.redis_store import RedisStore
 from gateway.limits.store import usd_to_nano
+from tests.approvals.e2e_app import TRANSFER_ARGS as APPROVAL_ARGS
+from tests.approvals.e2e_app import TRANSFER_MESSAGES as APPROVAL_MESSAGES
+from tests.approvals.e2e_app import TRANSFER_TOOLS as TOOLS
 from tests.e2e.topology import RACE_BUDGET_USD, RACE_KEY, Topology
 from tests.harness import ADMIN_KEY, APPROVER_KEY, TEST_KEY
 from tests.waiting import wait_until
 
 RACE_MESSAGES = [{"role": "user", "content": "Summarise the quarterly report for the board. " * 9}]
 RACE_MAX_TOKENS = 120
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "transfer_funds",
-            "parameters": {
-                "type": "object",
-                "properties": {"amount": {"type": "number"}, "to": {"type": "string"}},
-            },
-        },
-    }
-]
-APPROVAL_MESSAGES = [{"role": "user", "content": "Pay the ACME invoice"}]
-APPROVAL_ARGS = {"amount": 5000, "to": "ACME"}
 
 
 def race_unit(topology: Topology) -> tuple[int, int]:

@@ -14,14 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.harness import TEST_KEY, free_port, gateway_settings, running_gateway
+from tests.harness import free_port, gateway_settings, hello_chat, readiness, running_gateway
 from tests.opa_server import OpaServer
 from tests.waiting import wait_until
-
-CHAT = {"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.fixture
@@ -34,16 +31,6 @@ def late_opa() -> Iterator[OpaServer]:
             server.stop()
 
 
-def _readyz(url: str) -> tuple[int, dict[str, str]]:
-    resp = httpx.get(url + "/readyz", timeout=10)
-    return resp.status_code, resp.json()["checks"]
-
-
-def _chat(url: str) -> httpx.Response:
-    headers = {"authorization": f"Bearer {TEST_KEY}"}
-    return httpx.post(url + "/v1/chat/completions", json=CHAT, headers=headers, timeout=30)
-
-
 @pytest.mark.parametrize("fail_open", [False, True])
 def test_opa_down_at_start_is_not_ready_fails_per_settings_and_recovers(
     tmp_path: Path, upstream: Any, late_opa: OpaServer, fail_open: bool
@@ -53,9 +40,9 @@ def test_opa_down_at_start_is_not_ready_fails_per_settings_and_recovers(
         tmp_path, upstream.base_url, policy=policy, limits={"enabled": False}, audit={"enabled": False}
     )
     with running_gateway(settings) as gw:
-        status, checks = _readyz(gw.url)
+        status, checks = readiness(gw.url)
         assert status == 503 and f"127.0.0.1:{late_opa.port}" in checks["policy"], checks
-        down = _chat(gw.url)
+        down = hello_chat(gw.url)
         if fail_open:
             assert down.status_code == 200, down.text
         else:
@@ -63,10 +50,10 @@ def test_opa_down_at_start_is_not_ready_fails_per_settings_and_recovers(
             assert upstream.requests == []  # refused before forwarding
 
         late_opa.start()
-        wait_until(lambda: _readyz(gw.url)[0] == 200, within=20, interval=0.1, message="OPA never taken up")
+        wait_until(lambda: readiness(gw.url)[0] == 200, within=20, interval=0.1, message="OPA never taken up")
         assert any(pid.startswith("wardgate/") for pid in late_opa.store.policies)
         served = late_opa.requests
-        ok = _chat(gw.url)
+        ok = hello_chat(gw.url)
         assert ok.status_code == 200, ok.text
         assert late_opa.requests > served  # decided by the server that came back
         assert ok.headers.get("x-wardgate-policy-revision")
