@@ -91,6 +91,11 @@ class McpGuards:
                 ex.rewritten = orjson.dumps(ex.raw)
             prompt = {**identity.tool(name, identity.exact_arguments(b"", arguments)), "kind": "prompt"}
             await self._check(ex, "call", prompt=prompt)
+        elif method == "completion/complete":
+            # What the agent typed so far goes to the server like a tool's arguments.
+            argument = ex.params.get("argument")
+            if isinstance(argument, dict) and await self._redact_out(ex, argument):
+                ex.rewritten = orjson.dumps(ex.raw)
         return None
 
     def answer_hook(self, ex: Exchange) -> AnswerHook | None:
@@ -99,7 +104,29 @@ class McpGuards:
             return self._list_hook(ex)
         if method in ("tools/call", "resources/read", "prompts/get"):
             return self._result_hook(ex)
+        if self._redactor() is not None:
+            return self._redacted_hook(ex)  # completion values, templates, ...: the agent reads them too
         return None
+
+    def notice_hook(self, ex: Exchange) -> AnswerHook | None:
+        """A server's notification on the stream of a request (a log line, a progress message)
+        or on the GET stream reaches the agent like the answer: redacted with the answer's
+        actions (and this call's placeholders restored)."""
+        redactor = self._redactor()
+        if redactor is None:
+            return None
+
+        async def hook(message: dict[str, Any]) -> dict[str, Any]:
+            params = message.get("params")
+            if isinstance(params, dict) and params:
+                if not isinstance(ex.values, ValueRedaction):
+                    ex.values = ValueRedaction(redactor)
+                found = await ex.values.inbound(params, "notifications")
+                if found["entities"]:
+                    ex.redaction = {**(ex.redaction or {}), "notifications": found}
+            return message
+
+        return hook
 
     # -- policy --------------------------------------------------------------------------
     async def _decide(self, ex: Exchange, stage: str, **parts: Any) -> Any:
@@ -297,7 +324,7 @@ class McpGuards:
             ex.answered = True
             result = answer.get("result")
             if not isinstance(result, dict):
-                return answer
+                return await self._redact_answer(ex, answer)  # an error's message quotes data too
             asks = refused_input_requests(result)
             if asks:  # the server asks the agent's model or user: outside the guards
                 reason = f"the server asked the client for {', '.join(asks)}, which Wardgate does not relay"
@@ -338,6 +365,24 @@ class McpGuards:
             )
 
         return hook
+
+    def _redacted_hook(self, ex: Exchange) -> AnswerHook:
+        async def hook(answer: dict[str, Any]) -> dict[str, Any]:
+            return await self._redact_answer(ex, answer)
+
+        return hook
+
+    async def _redact_answer(self, ex: Exchange, answer: dict[str, Any]) -> dict[str, Any]:
+        """The answer's ``result`` or ``error`` redacted with the answer actions (no policy)."""
+        redactor = self._redactor()
+        for part in ("result", "error"):
+            value = answer.get(part)
+            if redactor is not None and isinstance(value, dict) and value:
+                values = ex.values if isinstance(ex.values, ValueRedaction) else ValueRedaction(redactor)
+                found = await values.inbound(value, part)
+                if found["entities"]:
+                    ex.redaction = {**(ex.redaction or {}), part: found}
+        return answer
 
 
 def _id(ex: Exchange) -> Any:

@@ -1,9 +1,10 @@
 """Relaying an upstream answer back to the agent: JSON, SSE, 202, or an HTTP error.
 
 The answer to the agent's request (the JSON-RPC response carrying its ``id``) may be rewritten
-by the guards (``on_answer``: result redaction, injection checks); every other message of an
-SSE answer (progress, logging, a server's own requests) passes through byte for byte, with its
-``id:`` line (resumability) kept, except a server request the gateway refuses to relay
+by the guards (``on_answer``: result redaction, injection checks), and so may the server's
+notifications (``on_notice``: progress and log messages are redacted like the answer, the
+agent reads them too); every other message of an SSE answer (a server's own requests) passes
+through byte for byte, with its ``id:`` line (resumability) kept, except a server request the gateway refuses to relay
 (``protocol.REFUSED_SERVER_REQUESTS``: sampling, elicitation), which is dropped and handed to
 ``refuse`` (the service answers the server with an error). Whatever happens upstream, the agent gets an answer to its
 request: a stream that ends or breaks without one is closed with a JSON-RPC error for that id,
@@ -90,6 +91,19 @@ def _relayed(events: list[SSEEvent], refuse: Refuse | None) -> Iterator[tuple[SS
         yield event, obj
 
 
+def _is_notice(obj: Any) -> TypeGuard[dict[str, Any]]:
+    return isinstance(obj, dict) and "id" not in obj and isinstance(obj.get("method"), str)
+
+
+async def _noticed(on_notice: AnswerHook | None, event: SSEEvent, obj: Any) -> bytes:
+    """The event as the agent gets it: a notification through ``on_notice``, the rest as sent."""
+    if on_notice is None or not _is_notice(obj):
+        return event.raw
+    if dupkeys.has_duplicate(event.data, obj):
+        raise UpstreamFailure("garbage", "a notification repeats a JSON key")
+    return event_bytes(await on_notice(obj), like=event)
+
+
 def _answers(obj: Any, request_id: Any) -> TypeGuard[dict[str, Any]]:
     return (
         isinstance(obj, dict)
@@ -109,6 +123,7 @@ async def relay(
     max_bytes: int,
     headers: dict[str, str],
     refuse: Refuse | None = None,
+    on_notice: AnswerHook | None = None,
 ) -> Answer:
     """The agent's answer for the upstream's ``resp`` to a message (``request_id``: None for a
     notification or a response, which get the upstream's status and nothing else).
@@ -127,7 +142,7 @@ async def relay(
         return Answer(
             200,
             {**SSE_HEADERS, **headers},
-            stream=_stream(resp, request_id, on_answer, failure, ended, max_bytes, refuse),
+            stream=_stream(resp, request_id, on_answer, failure, ended, max_bytes, refuse, on_notice),
         )
     try:
         body = await read_capped(resp, max_bytes)
@@ -163,6 +178,7 @@ async def _stream(
     ended: Ended,
     max_bytes: int,
     refuse: Refuse | None = None,
+    on_notice: AnswerHook | None = None,
 ) -> AsyncIterator[bytes]:
     splitter = EventSplitter(max_bytes)
     answered = False
@@ -179,7 +195,7 @@ async def _stream(
                                 raise UpstreamFailure("garbage", "the answer repeats a JSON key")
                             out.append(event_bytes(await _guarded(on_answer, obj), like=event))
                             continue
-                    out.append(event.raw)
+                    out.append(await _noticed(on_notice, event, obj))
                 if out:
                     yield b"".join(out)
                 if answered:
@@ -214,18 +230,25 @@ def _json(event: SSEEvent) -> Any:
 
 
 async def raw_stream(
-    resp: aiohttp.ClientResponse, ended: Ended, max_bytes: int, refuse: Refuse | None = None
+    resp: aiohttp.ClientResponse,
+    ended: Ended,
+    max_bytes: int,
+    refuse: Refuse | None = None,
+    on_notice: AnswerHook | None = None,
 ) -> AsyncIterator[bytes]:
     """A GET stream (the server's own messages) relayed event by event, but for the requests
-    the gateway refuses to relay; its silences are not timed out."""
+    the gateway refuses to relay (notifications through ``on_notice``); its silences are not
+    timed out."""
     problem: str | None = None
     splitter = EventSplitter(max_bytes)
     try:
         async for chunk in resp.content.iter_any():
-            out = [event.raw for event, _ in _relayed(splitter.feed(chunk), refuse)]
+            out = [
+                await _noticed(on_notice, event, obj) for event, obj in _relayed(splitter.feed(chunk), refuse)
+            ]
             if out:
                 yield b"".join(out)
-    except SSEParseError:
+    except (SSEParseError, UpstreamFailure):
         problem = "garbage"
     except aiohttp.ClientError:
         problem = "unreachable"

@@ -65,6 +65,8 @@ class Guard(Protocol):
 
     def answer_hook(self, ex: Exchange) -> AnswerHook | None: ...
 
+    def notice_hook(self, ex: Exchange) -> AnswerHook | None: ...
+
 
 class McpGateway:
     def __init__(
@@ -248,6 +250,7 @@ class McpGateway:
                 self.settings.max_response_bytes,
                 out_headers,
                 self.refusals.refuser(server, headers, upstream_session),
+                self.guard.notice_hook(ex) if self.guard is not None else None,
             )
         except UpstreamFailure as failure:
             ex.upstream_ended(failure.kind, failure.status)
@@ -348,6 +351,7 @@ class McpGateway:
                 ex.upstream_ended,
                 self.settings.max_response_bytes,
                 self.refusals.refuser(server, headers, upstream_session),
+                self.guard.notice_hook(ex) if self.guard is not None else None,
             ),
         )
 

@@ -2,29 +2,35 @@
 
 The MCP gateway (gateway/mcp) sends an agent's tool arguments to a server and the server's
 answer back to the agent. Both go through the same engine and the same actions as a model
-call: every string of the arguments gets the *prompt* actions (what an agent sends out:
-``block`` refuses the call, ``restore`` leaves a placeholder the answer can bring back, except
-for types restored into tool-call arguments on the chat path, which reach the tool as sent), every
-text of the answer the *answer* actions (new values are redacted; placeholders the arguments
-made are restored for the same caller). One ``ValueRedaction`` per MCP call keeps that call's
-vault between the two. The summary has the shape of ``call.pii`` (entity counts and paths,
-never values).
+call: every string and number of the arguments (each read after its member name, see
+``_Leaf``) gets the *prompt* actions (what an agent sends out: ``block`` refuses the call,
+``restore`` leaves a placeholder the answer can bring back, except for types restored into
+tool-call arguments on the chat path, which reach the tool as sent), every text of the
+answer the *answer* actions (new values are redacted; placeholders the arguments made are
+restored for the same caller), its errors and the server's notifications alike. One
+``ValueRedaction`` per MCP call keeps that call's vault between the two. The summary has the
+shape of ``call.pii`` (entity counts and paths, never values).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from gateway.call import Call, Endpoint
 from gateway.redaction.config import Action
+from gateway.redaction.jsonview import JsonView, is_json, looks_like_json
 from gateway.redaction.redactor import Redactor
+from gateway.redaction.spans import Span, Spans
 from gateway.redaction.state import RedactionState, Summary
 
 
 class _Put:
-    """Puts a new text where a string leaf was (a dict key or a list index)."""
+    """Puts a new text where a leaf was (a dict key or a list index)."""
 
     __slots__ = ("container", "key")
 
@@ -36,8 +42,56 @@ class _Put:
         self.container[self.key] = text
 
 
-#: A string leaf of a JSON value: its path, its text and where to put a new text.
-_Leaf = tuple[str, str, Callable[[str], None]]
+@dataclass(slots=True)
+class _Leaf:
+    """A string or number leaf of a JSON value, as detection reads it.
+
+    ``scanned`` is what the engine analyses: the leaf's text after its member name
+    (``password: hunter2``), so a recognizer that needs a label (a password, a labelled SSN
+    or phone number, an AWS secret key) finds it as it does in the same arguments written as
+    one JSON text on the chat path; ``skip`` is that label's length. A string that is itself
+    a JSON document (an SDK server's text part for a dict result) is analysed as JSON source
+    instead (``view``), so a number redacted in it becomes a string placeholder and the text
+    still parses. A number leaf (``{"card": 4111111111111111}``) is scanned as its digits and
+    becomes its placeholder string when anything in it is redacted."""
+
+    path: str
+    text: str
+    put: Callable[[str], None]
+    scanned: str
+    skip: int = 0
+    view: JsonView | None = None
+
+    def spans(self, found: Spans) -> list[Span]:
+        """``found`` (spans of ``scanned``) as spans of ``text``."""
+        if self.view is not None:
+            view = self.view
+            return [Span(view.to_source(s.start), view.to_source(s.end), s.entity, s.score) for s in found]
+        skip = self.skip
+        if not skip:
+            return list(found)
+        return [Span(max(s.start - skip, 0), s.end - skip, s.entity, s.score) for s in found if s.end > skip]
+
+
+#: How much of a member name is kept as the label before its value (every recognizer's
+#: label window is shorter).
+_LABEL_CHARS = 48
+
+
+def _leaf(path: str, value: Any, put: Callable[[str], None], label: Any) -> _Leaf | None:
+    if isinstance(value, str):
+        text = value
+        if looks_like_json(text) and is_json(text):
+            view = JsonView(text)
+            return _Leaf(path, text, put, view.decoded, view=view)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = orjson.dumps(value).decode()
+    else:
+        return None
+    if isinstance(label, str) and label:
+        head = f"{label[-_LABEL_CHARS:]}: "
+        return _Leaf(path, text, put, head + text, len(head))
+    return _Leaf(path, text, put, text)
 
 
 class Blocked(Exception):
@@ -48,21 +102,25 @@ class Blocked(Exception):
         self.types = types
 
 
-def _leaves(value: Any, path: str, out: list[_Leaf], limit: int) -> None:
+def _leaves(value: Any, path: str, out: list[_Leaf], limit: int, label: Any = None) -> None:
+    """The string and number leaves of ``value``, each labelled by its nearest member name."""
     if len(out) >= limit:
         return
     if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, str):
-                out.append((f"{path}.{key}", item, _Put(value, key)))
-            else:
-                _leaves(item, f"{path}.{key}", out, limit)
+        items: Any = value.items()
     elif isinstance(value, list):
-        for i, item in enumerate(value):
-            if isinstance(item, str):
-                out.append((f"{path}[{i}]", item, _Put(value, i)))
-            else:
-                _leaves(item, f"{path}[{i}]", out, limit)
+        items = enumerate(value)
+    else:
+        return
+    for key, item in items:
+        here = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
+        name = label if isinstance(key, int) else key
+        if isinstance(item, (dict, list)):
+            _leaves(item, here, out, limit, name)
+        else:
+            leaf = _leaf(here, item, _Put(value, key), name)
+            if leaf is not None:
+                out.append(leaf)
 
 
 class ValueRedaction:
@@ -75,15 +133,16 @@ class ValueRedaction:
         self.state: RedactionState = redactor.new_state(carrier)
         self.found: dict[str, Any] = {}
 
-    async def _scan(self, value: Any, root: str) -> tuple[list[_Leaf], list[Any], Summary]:
+    async def _scan(self, value: Any, root: str) -> tuple[list[_Leaf], list[list[Span]], Summary]:
         leaves: list[_Leaf] = []
         _leaves(value, root, leaves, self.redactor.settings.max_request_values)
-        results = await self.redactor.engine.analyze_many([text for _, text, _ in leaves])
+        found = await self.redactor.engine.analyze_many([leaf.scanned for leaf in leaves])
+        results = [leaf.spans(spans) if spans else [] for leaf, spans in zip(leaves, found, strict=True)]
         summary = Summary()
-        for (path, _, _), spans in zip(leaves, results, strict=True):
+        for leaf, spans in zip(leaves, results, strict=True):
             if spans:
-                summary.add(path, spans, Counter(s.entity for s in spans))
-        return leaves, list(results), summary
+                summary.add(leaf.path, tuple(spans), Counter(s.entity for s in spans))
+        return leaves, results, summary
 
     async def outbound(self, arguments: Any) -> dict[str, Any]:
         """Redact the arguments in place with the prompt actions; raises ``Blocked``."""
@@ -107,16 +166,17 @@ class ValueRedaction:
         )
         if kept:
             found["passed"] = sorted(kept)
-        for (_, text, put), spans in zip(leaves, results, strict=True):
+        for leaf, spans in zip(leaves, results, strict=True):
+            text, json = leaf.text, leaf.view is not None
             if kept and spans:
                 # Vault the passed values too, so the same value in the tool's answer comes
                 # back to this agent as itself (restored), not as a new placeholder.
-                self.redactor.apply(text, spans, self.state, json=False, output=False)
+                self.redactor.apply(text, spans, self.state, json=json, output=False)
                 spans = [s for s in spans if s.entity not in kept]
             if spans:
-                changed = self.redactor.apply(text, spans, self.state, json=False, output=False)
+                changed = self.redactor.apply(text, spans, self.state, json=json, output=False)
                 if changed != text:
-                    put(changed)
+                    leaf.put(changed)
         return found
 
     def conceal(self, value: Any) -> Any:
@@ -130,15 +190,22 @@ class ValueRedaction:
             return [self.conceal(v) for v in value]
         return value
 
-    async def inbound(self, result: Any) -> dict[str, Any]:
-        """Redact an answer in place with the answer actions, then restore this call's placeholders."""
-        leaves, results, summary = await self._scan(result, "result")
+    async def inbound(self, result: Any, root: str = "result") -> dict[str, Any]:
+        """Redact an answer in place with the answer actions, then restore this call's
+        placeholders. ``root``: what it is (``result``, ``error``, ``notifications``: a server's
+        log line or progress message during the call, which the agent reads as well)."""
+        leaves, results, summary = await self._scan(result, root)
         found = summary.as_dict()
-        self.found["result"] = found
-        for (_, text, put), spans in zip(leaves, results, strict=True):
-            changed = self.redactor.apply(text, spans, self.state, json=False, output=True) if spans else text
-            changed, n = self.state.vault.restore(changed, json=False)
+        if root == "notifications" and "notifications" in self.found:
+            before = self.found["notifications"]
+            found["entities"] = dict(Counter(before["entities"]) + Counter(found["entities"]))
+            found["locations"] = before["locations"] + found["locations"]
+        self.found[root] = found
+        for leaf, spans in zip(leaves, results, strict=True):
+            text, json = leaf.text, leaf.view is not None
+            changed = self.redactor.apply(text, spans, self.state, json=json, output=True) if spans else text
+            changed, n = self.state.vault.restore(changed, json=json)
             self.state.restored += n
             if changed != text:
-                put(changed)
+                leaf.put(changed)
         return found
