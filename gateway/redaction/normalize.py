@@ -8,9 +8,14 @@ view, and every span is mapped back so that the characters replaced are the orig
 (zero-width characters inside a value included):
 
 1. outside ASCII only, per character: format characters (category ``Cf``: zero-width space
-   and joiners, soft hyphen, BOM, bidi controls) are removed; other whitespace becomes a
-   space (a line or paragraph separator a line break); everything else is NFKC-normalised
-   (fullwidth forms, superscripts, ligatures, the no-break space);
+   and joiners, soft hyphen, BOM, bidi controls) and the other invisible ones (combining
+   grapheme joiner, variation selectors, Hangul fillers) are removed; other whitespace
+   becomes a space (a line or paragraph separator a line break); a decimal digit of any
+   script becomes its ASCII digit (``٤١١١``, ``۴۱۱۱``, ``४१५``: cards and phone numbers
+   written in Arabic-Indic, Persian or Devanagari digits), a dash (en dash, non-breaking
+   hyphen, minus sign) ``-``, an ideographic full stop ``.`` (IDNA reads it as one in a
+   domain); everything else is NFKC-normalised (fullwidth forms, superscripts, ligatures,
+   the no-break space);
 2. a whitespace run between two digit *groups* that is not a single space (two spaces, a tab,
    one line break with any indentation) becomes one space, so the groups read as one number
    (``4111  1111⏎1111 1111``). A group is 3-4 digits on the left and 1-4 on the right, not
@@ -63,15 +68,43 @@ def has_digit(text: str) -> bool:
     return any(d in text for d in _DIGITS)
 
 
+#: Invisible characters outside category Cf, removed like the Cf ones (the policy's
+#: ``textkey`` removes the same): combining grapheme joiner, Hangul fillers, Khmer inherent
+#: vowels, Mongolian free variation selectors, variation selectors (and their supplement).
+_INVISIBLE = frozenset(
+    chr(cp)
+    for cp in (
+        0x034F,
+        0x115F,
+        0x1160,
+        0x17B4,
+        0x17B5,
+        0x3164,
+        0xFFA0,
+        *range(0x180B, 0x1810),
+        *range(0xFE00, 0xFE10),
+        *range(0xE0100, 0xE01F0),
+    )
+)
+#: Dots NFKC leaves alone that a domain name reads as ``.`` (IDNA maps them: ``example。com``).
+_DOTS = frozenset("\u3002\uff61")
+
+
 @lru_cache(maxsize=4096)
 def _char(ch: str) -> str:
     cat = unicodedata.category(ch)
-    if cat == "Cf":
+    if cat == "Cf" or ch in _INVISIBLE:
         return ""
     if cat in ("Zl", "Zp"):
         return "\n"
     if ch.isspace():
         return " "
+    if cat == "Nd":  # a decimal digit of any script (Arabic-Indic ٤, Devanagari ४, ...)
+        return str(unicodedata.decimal(ch))
+    if cat == "Pd" or ch == "\u2212":  # hyphen, en dash, non-breaking hyphen, minus sign, ...
+        return "-"
+    if ch in _DOTS:
+        return "."
     return unicodedata.normalize("NFKC", ch)
 
 
