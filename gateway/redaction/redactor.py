@@ -12,6 +12,7 @@ import logging
 import operator
 import os
 from collections import Counter
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -30,8 +31,9 @@ from gateway.redaction.config import (
 from gateway.redaction.engine import RedactionEngine, Span, Spans
 from gateway.redaction.fields import Treat
 from gateway.redaction.gate import Gate
-from gateway.redaction.jsonview import JsonPieces, JsonView, PercentView, is_json, looks_like_json
+from gateway.redaction.jsonview import JsonPieces, JsonView, PercentView
 from gateway.redaction.locations import Walk, drop_logprobs, request_slots, url_view
+from gateway.redaction.replace import replace_texts
 from gateway.redaction.secrets import LABEL_REACH
 from gateway.redaction.state import STATE, Actions, RedactionState, Summary
 from gateway.redaction.stream import Channel, StreamRedactor, StreamRestorer
@@ -98,7 +100,13 @@ class Redactor:
             prompt = {e: Action.REDACT if a is Action.RESTORE else a for e, a in prompt.items()}
         answer = {e: answer_action(s) for e, s in specs.items()}
         tools = frozenset(e for e, s in specs.items() if restores_into_tool_arguments(e, s))
-        return Actions(MappingProxyType(prompt), MappingProxyType(answer), tools)
+        # What ``anonymize_steps`` decides per type on the request side (restorable: restore).
+        placeholders = {
+            e: a is Action.RESTORE for e, a in prompt.items() if a in (Action.REDACT, Action.RESTORE)
+        }
+        return Actions(
+            MappingProxyType(prompt), MappingProxyType(answer), tools, MappingProxyType(placeholders)
+        )
 
     def new_state(self, call: Call) -> RedactionState:
         vault = Vault(self._salt, self.settings.mask_char, self.settings.mask_keep_last)
@@ -299,12 +307,15 @@ class Redactor:
         self, call: Call, state: RedactionState, walk: Walk, results: list[Spans], loop_slice: LoopSlice
     ) -> dict[str, Any]:
         summary = Summary(unscanned=walk.unscanned)
-        counted: dict[int, Counter[str]] = {}  # identical texts share one Spans object
+        counted: dict[int, Mapping[str, int]] = {}  # identical texts share one Spans object
         for slot, spans in zip(walk.slots, results, strict=True):
             if spans:
                 counts = counted.get(id(spans))
                 if counts is None:
-                    counts = counted[id(spans)] = Counter(map(_ENTITY, spans))
+                    # One value (most messages that have any): no Counter to build.
+                    counts = counted[id(spans)] = (
+                        {spans[0].entity: 1} if len(spans) == 1 else Counter(map(_ENTITY, spans))
+                    )
                 summary.add(slot.path, spans, counts)
         pii = summary.as_dict()
         prompt = state.actions.prompt
@@ -319,32 +330,11 @@ class Redactor:
                 "The request contains sensitive data that may not be sent: " + ", ".join(blocked) + ".",
                 extra={"entity_types": blocked},
             )
-        changed_paths = []
-        #: The same text twice in one request (ten identical messages of 1,999 phone numbers)
-        #: is replaced once: the vault gives the same values the same placeholders, so the
-        #: second result is the first. Keyed by the spans object too: identical texts share
-        #: one result of ``analyze_many``, a text seen through another view (a URL) does not.
-        done: dict[tuple[int, bool, str], str] = {}
-        for slot, spans in zip(walk.slots, results, strict=True):
-            if spans:
-                original = slot.text
-                # A value that is a bare number in a JSON document (a tool result) must become
-                # a string placeholder; only then is the document parsed (resent every call).
-                json = slot.json or (
-                    looks_like_json(original)
-                    and any(_bare_number(original, s) for s in spans)
-                    and is_json(original)
-                )
-                key = (id(spans), json, original)
-                changed = done.get(key)
-                if changed is None:
-                    # A text of thousands of values is replaced in chunks with pauses between.
-                    steps = self.apply_steps(original, spans, state, json=json, output=False)
-                    changed = done[key] = await loop_slice.run(steps)
-                if changed != original:
-                    slot.set(changed)
-                    state.originals.append((slot, original))
-                    changed_paths.append(slot.path)
+
+        def generic(text: str, spans: Spans, json: bool) -> Steps:
+            return self.apply_steps(text, spans, state, json=json, output=False)
+
+        changed_paths = await replace_texts(walk.slots, results, state, loop_slice, generic)
         drop_logprobs(walk, changed_paths)
         return pii
 
@@ -376,14 +366,6 @@ class Redactor:
                 slot.set(original)
         self._install(call, self.new_state(call))
         return await self.redact_request(call)
-
-
-_NUMBER_CHARS = frozenset("-+0123456789.eE")
-
-
-def _bare_number(text: str, span: Span) -> bool:
-    """The span is made of number characters only (it may be a JSON number token)."""
-    return all(c in _NUMBER_CHARS for c in text[span.start : span.end])
 
 
 def _spec(value: Any, entity: str) -> Action | DirectionalAction | None:

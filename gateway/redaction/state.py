@@ -34,7 +34,7 @@ class Summary:
     locations: list[dict[str, Any]] = field(default_factory=list)
     unscanned: int = 0
 
-    def add(self, path: str, spans: Spans, counts: Counter[str] | None = None) -> None:
+    def add(self, path: str, spans: Spans, counts: Mapping[str, int] | None = None) -> None:
         """``counts``: the spans' entity counts, when the caller has them already."""
         if counts is None:
             counts = Counter(map(_ENTITY, spans))  # C loop: a dense text has thousands of spans
@@ -59,6 +59,10 @@ class Actions:
     prompt: Mapping[str, Action]
     answer: Mapping[str, Action]
     tool_restore: frozenset[str]
+    #: The prompt types whose values become a placeholder (``redact``, ``restore``), each with
+    #: whether it is restorable: a request text holding only these is replaced in one loop
+    #: (``Vault.write_placeholders``), the common case of a resent conversation.
+    placeholders: Mapping[str, bool]
 
 
 @dataclass

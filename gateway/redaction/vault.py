@@ -91,7 +91,7 @@ class Vault:
         return ph
 
     def write_placeholders(
-        self, text: str, spans: list[tuple[int, int, str]], keep: dict[str, bool], out: list[str], pos: int
+        self, text: str, spans: list[tuple[int, int, str]], keep: Mapping[str, bool], out: list[str], pos: int
     ) -> int:
         """Append to ``out`` ``text`` from ``pos`` with each of the disjoint, sorted ``spans``
         replaced by its placeholder (``keep[entity]``: restorable); returns where it stopped
