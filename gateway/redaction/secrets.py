@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -303,6 +304,7 @@ def secret_recognizers(wanted: set[str]) -> list[GroupPatternRecognizer]:
 #: redactor keeps at least this much released text as left context.
 LABEL_REACH = 96
 
+_ENTITY = operator.itemgetter(2)  # Span.entity
 #: Token-shaped secrets of open length: a line break right after one may be a wrap.
 WRAPPABLE = frozenset(
     {
@@ -332,6 +334,8 @@ def extend_wrapped(text: str, spans: list[Span]) -> list[Span]:
     """A key wrapped onto the next line(s) (a terminal, an e-mail client at 76 columns) is
     redacted whole: a token-shaped secret that ends exactly at a line break is extended over
     the next line's leading token when that token looks like key material."""
+    if WRAPPABLE.isdisjoint(map(_ENTITY, spans)):  # a C loop: nothing to extend (a contact list)
+        return spans
     out = []
     for s in spans:
         if s.entity in WRAPPABLE:

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from gateway.redaction.config import RedactionSettings
-from gateway.redaction.fastphones import FastPhones, ValidPrefixes
+from gateway.redaction.fastphones import FastPhones, ValidPrefixes, _digit_trie
 from gateway.redaction.normalize import _WS_IN_NUMBER, _may_join
 from gateway.redaction.phones import label_before
 from gateway.redaction.prefilter import _SSN, _ssn_within, build_families, digit_chain
@@ -198,6 +198,49 @@ def test_settling_many_chains_equals_settling_each(min_digits: int, no_single: b
                 want_settled += 1
                 want_direct.append(found)
         assert (direct, rest, settled) == (want_direct, want_rest, want_settled)
+
+
+def _numbers_of_every_area(rng: random.Random, count: int) -> str:
+    """Numbers of every area code 200-999 (valid, unassigned and reserved alike), exchanges
+    of any first digit, in every shape the fast path reads and some it does not, between
+    neighbours it accepts and ones it refuses."""
+    shapes = ["({a}) {e}-{n}", "({a}){e}-{n}", "{a}-{e}-{n}", "{a}.{e}.{n}", "{a} {e} {n}", "+1 {a} {e} {n}"]
+    shapes += ["1-{a}-{e}-{n}", "+1 ({a}) {e}-{n}", "+1{a}{e}{n}", "{a}-{e}-{n} ext. 7", "+ 1 {a} {e} {n}"]
+    around = [" ", "\n", ",", ";", "x", "(", ")", ".", ". ", "#", "+", "-", "/", ":30", "'", "=", "$", "1 "]
+    parts = []
+    for _ in range(count):
+        number = rng.choice(shapes).format(
+            a=rng.randint(200, 999), e=f"{rng.randint(0, 999):03d}", n=f"{rng.randint(0, 9999):04d}"
+        )
+        parts.append(rng.choice(around) + number + rng.choice(around))
+    return "".join(parts)
+
+
+def test_settling_a_whole_shape_equals_settling_by_digits() -> None:
+    """``settle_chains`` settles a number of an area code whose every number is proven valid
+    with one regex (``FastPhones._whole``) before reading digits: it answers exactly as
+    ``settle`` (shape regex, then validity) on numbers of every area code."""
+    fast = FastPhones(("US", "GB"), 2)
+    assert fast._whole is not None, "the whole-shape regex is built for national regions"
+    rng = random.Random(17)
+    for _ in range(40):
+        text = _numbers_of_every_area(rng, 300)
+        chains = _scan(text).chains
+        direct: list[tuple[int, int]] = []
+        rest, settled = fast.settle_chains(text, chains, 6, True, direct)
+        want = [c for c in chains if c[2] >= 6 and c[3] > 1]
+        settled_each = [fast.settle(text, a, b) for a, b, _, _ in want]
+        assert direct == [s for s in settled_each if s is not None]
+        assert settled == len(direct) > 0
+        assert rest == [c for c, s in zip(want, settled_each, strict=True) if s is None]
+
+
+def test_the_area_code_trie_holds_exactly_its_codes() -> None:
+    rng = random.Random(19)
+    for _ in range(200):
+        codes = sorted({f"{rng.randint(0, 999):03d}" for _ in range(rng.randint(1, 300))})
+        trie = re.compile(f"(?:{_digit_trie(codes)})")
+        assert [f"{n:03d}" for n in range(1000) if trie.fullmatch(f"{n:03d}")] == codes
 
 
 def test_validity_by_proven_prefix_equals_the_regex() -> None:

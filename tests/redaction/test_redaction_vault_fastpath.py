@@ -35,3 +35,27 @@ def test_direct_placeholders_equal_the_operator_path() -> None:
             assert "<E_1>" in out_fast and "<E_2>" in out_fast and "a@x.io" not in out_fast
             assert fast.restorable == slow.restorable == (2 if restorable else 0)
             assert fast.restore(out_fast) == slow.restore(out_slow)
+
+
+def test_runs_of_one_type_equal_the_operator_path() -> None:
+    """``Vault.write_placeholders`` looks a type's dictionary up once per run of that type:
+    runs, alternations and repeated values number and restore as the operator does."""
+    values = {"E": ["a@x.io", "b@x.io", "c@x.io"], "F": ["4155552671", "2127365000"]}
+    kinds = ["E", "E", "F", "E", "F", "F", "E", "E", "F", "E"]
+    parts, spans, pos = [], [], 0
+    for i, kind in enumerate(kinds):
+        value = values[kind][i % len(values[kind])]
+        parts.append(f"x{i} ")
+        pos += len(parts[-1])
+        spans.append((pos, pos + len(value), kind))
+        parts.append(value)
+        pos += len(value)
+    text = "".join(parts) + " end"
+    for actions in ({"E": Action.RESTORE, "F": Action.REDACT}, {"E": Action.REDACT, "F": Action.RESTORE}):
+        fast, slow = Vault(b"s"), Vault(b"s")
+        out_fast = anonymize(text, spans, actions, fast, json=False, restorable=True)
+        out_slow = anonymize(text, spans, actions, slow, json=False, restorable=True, operator=_Wrapped())
+        assert out_fast == out_slow
+        assert fast.restorable == slow.restorable
+        assert fast.restore(out_fast) == slow.restore(out_slow)
+        assert repr(fast) == repr(slow)
