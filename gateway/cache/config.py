@@ -40,7 +40,7 @@ class CacheSettings(BaseModel):
     compress_min_bytes: int = Field(default=512, ge=0)
     #: Semantic mode (a policy's ``cache: {mode: semantic}``, docs/architecture.md §10).
     #: False: such calls are served as exact. The model loads on the first semantic call
-    #: (~0.3 s, ~90 MB per worker process), or at start with ``semantic_preload``.
+    #: (~0.5 s, ~185 MB per worker process), or at start with ``semantic_preload``.
     semantic_enabled: bool = True
     semantic_preload: bool = False
     #: The least cosine similarity of a hit when the decision gives no ``threshold``

@@ -5,8 +5,8 @@ start with ``semantic_preload``), the vectors (``vectors.VectorIndex``) and, wit
 store, the shared feed (``semantic_feed``) that fills the index with what every replica
 stores. Until the model is loaded a semantic call is served as exact (``ready``).
 
-The embedding runs on one thread of its own (numpy releases the GIL in the matrix
-products): the event loop keeps serving other calls meanwhile, and embeddings queue rather
+The embedding runs on one thread of its own (ONNX Runtime and numpy release the GIL while
+they compute): the event loop keeps serving other calls meanwhile, and embeddings queue rather
 than compete for the core. The vectors of recent turns are memoised (a turn asked again in
 another context is embedded once).
 """
@@ -139,6 +139,7 @@ class SemanticCache:
     def stats(self) -> dict[str, object]:
         return {
             "model": self._embedder.model if self._embedder is not None else None,
+            "engine": self._embedder.engine if self._embedder is not None else None,
             "loaded": self._embedder is not None,
             "error": self.error,
             "feed": None if self.feed is None else (self.feed.error or "subscribed"),

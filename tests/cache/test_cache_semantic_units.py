@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gateway.cache.config import CacheSettings
-from gateway.cache.embedder import Embedder
+from gateway.cache.embedder import Embedder, normalise
 from gateway.cache.key import CacheKey, cache_key
 from gateway.cache.semantic import query
 from gateway.cache.vectors import Indexed, VectorIndex
@@ -64,6 +64,18 @@ def test_the_embedding_is_a_unit_vector_and_long_turns_are_not_embedded(embedder
     v = embedder.embed("how do i exit vim?")
     assert v is not None and v.shape == (384,) and abs(float(np.linalg.norm(v)) - 1) < 1e-5
     assert embedder.embed("word " * 200) is None  # past 128 tokens: exact only
+
+
+def test_onnx_runtime_runs_the_model_and_gives_the_numpy_reference_vectors(embedder: Embedder) -> None:
+    assert embedder.engine == "onnx"  # the fast path loaded (a failure falls back to numpy)
+    reference = Embedder(engine="numpy")
+    assert reference.engine == "numpy"
+    turns = [normalise(t) for pair in (*HIT, *MISS, *MISS_GUARDED) for t in pair]
+    for text in [*turns, "?", "word " * 120]:  # one token; the longest turn embedded
+        fast, slow = embedder.embed(text), reference.embed(text)
+        assert fast is not None and slow is not None
+        assert float(fast @ slow) >= 0.999, text
+        assert abs(float(np.linalg.norm(fast)) - 1) < 1e-5
 
 
 def test_what_is_compared_and_what_is_hashed() -> None:
