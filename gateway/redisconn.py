@@ -14,13 +14,16 @@ touches shares a hash tag (limits ``<p>:{<team>}:â€¦``, approvals ``{<p>:apr}:â€
   the store's next attempt goes to the next node, so a dead seed node does not silence the
   change feed (the stores re-read their state after re-subscribing: nothing is missed).
 
+The settings' side of an address (``RedisMode``, ``check_url``, ``where``) is
+``gateway.redisurl``, which imports no redis-py: every process builds the settings.
+
 redis-py's own retries stay off (``Retry(NoBackoff(), 0)``): a store fails fast and its
 caller decides (fail closed, ``on_store_error``, a follower that retries on its own).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -28,29 +31,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry  # the asyncio one: the sync Retry warns on every start
 from redis.backoff import NoBackoff
 
-RedisMode = Literal["standalone", "cluster"]
+from gateway.redisurl import where
 
 #: What a store's client is: one server's client, or a cluster's (same command API).
 AnyRedis = aioredis.Redis | RedisCluster
-
-
-def where(url: str) -> str:
-    """``host:port`` of a Redis URL, for messages (never the password)."""
-    parts = urlsplit(url)
-    return f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}"
-
-
-def check_url(url: str, mode: str) -> str:
-    """Settings validation: a cluster URL names database 0 (a cluster has no other)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(f"redis_url must be redis://, rediss:// or unix://, not {parts.scheme!r}")
-    if mode == "cluster":
-        if parts.scheme == "unix":
-            raise ValueError("redis_mode cluster needs a redis:// or rediss:// seed node URL")
-        if parts.path.strip("/") not in ("", "0"):
-            raise ValueError("redis_mode cluster: a Redis Cluster has only database 0; drop the /<db>")
-    return url
 
 
 def client(

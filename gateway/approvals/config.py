@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from gateway import redisconn
+from gateway import redisurl
 
 #: The openai SDK gives up after 600 s; a hold must end (and answer) before that.
 MAX_HOLD_S = 590.0
@@ -55,7 +55,7 @@ class ApprovalSettings(BaseModel):
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: ``standalone``: one Redis at ``redis_url``; ``cluster``: a Redis Cluster with ``redis_url``
     #: as its seed node (database 0). Every approvals key shares one hash tag (one slot).
-    redis_mode: redisconn.RedisMode = "standalone"
+    redis_mode: redisurl.RedisMode = "standalone"
     #: Connections per process (requests wait for a free one; pub/sub has its own).
     redis_max_connections: int = Field(default=64, ge=2)
     key_prefix: str = "wg"
@@ -97,5 +97,5 @@ class ApprovalSettings(BaseModel):
     @model_validator(mode="after")
     def _cluster_url(self) -> ApprovalSettings:
         if self.backend == "redis":
-            redisconn.check_url(self.redis_url, self.redis_mode)
+            redisurl.check_url(self.redis_url, self.redis_mode)
         return self

@@ -36,7 +36,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 import orjson
 from redis.exceptions import RedisError
 
-from gateway import redisconn
+from gateway import redisconn, redisurl
 from gateway.approvals.model import Approval, Clock, Status
 from gateway.approvals.store import ApprovalStore, approval_join_key, order_score
 from gateway.approvals.tasks import stop
@@ -171,7 +171,7 @@ class RedisApprovalStore(ApprovalStore):
         """
         client = redisconn.client(url, mode, max_connections=max_connections, blocking_timeout_s=30)
         store = cls(client, prefix, retention_s, clock=clock, subscriber=redisconn.subscriber(url, mode))
-        store.where = f"Redis at {redisconn.where(url)}"
+        store.where = f"Redis at {redisurl.where(url)}"
         return store
 
     def _key(self, approval_id: str) -> str:

@@ -12,7 +12,7 @@ purges nothing (503 ``audit_unavailable``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
@@ -22,11 +22,13 @@ from starlette.routing import BaseRoute, Route
 from gateway.admin.auth import require_admin
 from gateway.admin.body import read_admin_body
 from gateway.admin.record import record_admin_action
-from gateway.cache.service import CacheService
 from gateway.errors import BadRequest, InvalidJSON, ServiceUnavailable
 from gateway.http.routes import bind, json_response
 from gateway.recorder import RecorderProvider
 from gateway.registry import Provider
+
+if TYPE_CHECKING:  # the service imports the stage, the semantic index and numpy
+    from gateway.cache.service import CacheService
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,15 +42,17 @@ class Cache(BaseComponent):
         return api.routes(api.Deps(lambda: self.service, self.audit.recorder))
 
     async def start(self, ctx: AppContext) -> None:
+        self.service = None
+        cfg = section(ctx.settings, self.name, CacheSettings)
+        if not cfg.enabled:
+            return
+        # Imported only now: the stage imports the semantic index and numpy, which a gateway
+        # with the cache off (the default) never uses.
         from gateway.cache.metrics import CacheMetrics
         from gateway.cache.service import CacheService
         from gateway.cache.stage import CacheStage, CacheStoreStage
         from gateway.cache.store import CacheStore, MemoryStore
 
-        self.service = None
-        cfg = section(ctx.settings, self.name, CacheSettings)
-        if not cfg.enabled:
-            return
         store: CacheStore
         if cfg.store == "redis":
             from gateway.cache.redis_store import RedisStore

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gateway import redisconn
+from gateway import redisurl
 
 
 class KeysSettings(BaseModel):
@@ -23,7 +23,7 @@ class KeysSettings(BaseModel):
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: ``standalone``: one Redis (or a Sentinel-managed primary) at ``redis_url``; ``cluster``:
     #: a Redis Cluster with ``redis_url`` as its seed node (database 0).
-    redis_mode: redisconn.RedisMode = "standalone"
+    redis_mode: redisurl.RedisMode = "standalone"
     #: Prefix of every Redis key of the keys backend (tests use one per run).
     key_prefix: str = "wg"
     postgres_dsn: str = "postgresql://127.0.0.1:5432/test"
@@ -39,5 +39,5 @@ class KeysSettings(BaseModel):
     @model_validator(mode="after")
     def _cluster_url(self) -> KeysSettings:
         if self.backend == "redis":
-            redisconn.check_url(self.redis_url, self.redis_mode)
+            redisurl.check_url(self.redis_url, self.redis_mode)
         return self

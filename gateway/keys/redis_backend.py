@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import orjson
 from redis.exceptions import RedisError
 
-from gateway import redisconn
+from gateway import redisconn, redisurl
 from gateway.keys.backend import KeysUnavailable
 from gateway.keys.shared import KeyEdit, SharedKeys, created_order, read_doc
 from gateway.keys.store import KeyFileError, KeyStore
@@ -90,7 +90,7 @@ class RedisKeys(SharedKeys[str]):
         mode: str = "standalone",
     ) -> None:
         super().__init__(store, file, version_check_s)
-        self.where = f"redis {'cluster ' if mode == 'cluster' else ''}{redisconn.where(url)}"
+        self.where = f"redis {'cluster ' if mode == 'cluster' else ''}{redisurl.where(url)}"
         self._redis = redisconn.client(url, mode, timeout_s=timeout_s, decode_responses=True)
         self._sub = redisconn.subscriber(url, mode, timeout_s=timeout_s, decode_responses=True)
         base = "{" + prefix + ":keys}"

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from gateway import redisconn
+from gateway import redisurl
 
 _DAY_S = 86400.0
 #: Token amounts stay far below 2^53 once summed over a window (the Lua counts in doubles).
@@ -51,7 +51,7 @@ class LimitsSettings(BaseModel):
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: ``standalone``: one Redis at ``redis_url``; ``cluster``: a Redis Cluster with ``redis_url``
     #: as its seed node (database 0). Every key of one call carries the team's hash tag.
-    redis_mode: redisconn.RedisMode = "standalone"
+    redis_mode: redisurl.RedisMode = "standalone"
     #: Prefix of every Redis key this gateway writes (tests use one per run).
     key_prefix: str = "wg"
     #: What to do when the store cannot answer: fail closed (deny), allow, or fall back to local limits.
@@ -101,5 +101,5 @@ class LimitsSettings(BaseModel):
     @model_validator(mode="after")
     def _cluster_url(self) -> LimitsSettings:
         if self.backend == "redis":
-            redisconn.check_url(self.redis_url, self.redis_mode)
+            redisurl.check_url(self.redis_url, self.redis_mode)
         return self

@@ -79,16 +79,18 @@ class Redaction(BaseComponent):
         self.redactor: Redactor | None = None
 
     async def start(self, ctx: AppContext) -> None:
-        from gateway.observability.multiproc import follow
-        from gateway.redaction.metrics import RedactionMetrics
-        from gateway.redaction.stage import RedactInStage, RedactOutStage
-
         self.redactor = None
         settings = load_settings(
             section(ctx.settings, self.name, RedactionSettings), ctx.settings.policies_dir
         )
         if not settings.enabled:
             return
+        # Imported only now: the stages import Presidio and spaCy (~2 s of CPU per process),
+        # which a gateway with redaction off (MCP-only, audit-only, most test gateways) never uses.
+        from gateway.observability.multiproc import follow
+        from gateway.redaction.metrics import RedactionMetrics
+        from gateway.redaction.stage import RedactInStage, RedactOutStage
+
         ctx.start_files.add(ctx.settings.policies_dir / POLICY_FILE)
         redactor = await asyncio.to_thread(build, settings)
         metrics = RedactionMetrics(ctx.registry, redactor.engine)

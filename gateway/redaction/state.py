@@ -16,8 +16,8 @@ from typing import Any
 from gateway.callstate import Slot as CallSlot
 from gateway.redaction.budget import WorkBudget
 from gateway.redaction.config import Action
-from gateway.redaction.engine import Spans
 from gateway.redaction.locations import Slot
+from gateway.redaction.spans import Spans
 from gateway.redaction.stream import Channel
 from gateway.redaction.vault import Vault
 

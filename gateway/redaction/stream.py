@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from gateway.redaction.engine import Span, Spans
+from gateway.redaction.spans import Span, Spans
 from gateway.redaction.vault import MAX_PLACEHOLDER_LEN, Vault
 
 log = logging.getLogger("wardgate.redaction")

@@ -17,16 +17,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from gateway.call import Call, Endpoint
 from gateway.redaction.config import Action
 from gateway.redaction.jsonview import JsonView, is_json, looks_like_json
-from gateway.redaction.redactor import Redactor
 from gateway.redaction.spans import Span, Spans
-from gateway.redaction.state import RedactionState, Summary
+
+if TYPE_CHECKING:
+    # The redactor and the state (through the vault's Presidio operator) import Presidio and
+    # spaCy, ~1 s of CPU: the MCP gateway imports this module whether redaction is on or off.
+    from gateway.redaction.redactor import Redactor
+    from gateway.redaction.state import RedactionState, Summary
 
 
 class _Put:
@@ -138,6 +142,8 @@ class ValueRedaction:
         _leaves(value, root, leaves, self.redactor.settings.max_request_values)
         found = await self.redactor.engine.analyze_many([leaf.scanned for leaf in leaves])
         results = [leaf.spans(spans) if spans else [] for leaf, spans in zip(leaves, found, strict=True)]
+        from gateway.redaction.state import Summary  # loaded with the redactor: a dict lookup
+
         summary = Summary()
         for leaf, spans in zip(leaves, results, strict=True):
             if spans:
