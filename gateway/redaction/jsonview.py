@@ -73,6 +73,25 @@ class PercentView(JsonView):
         return chr(int(esc[1:], 16))
 
 
+class LabelView(JsonView):
+    """A value read after its member name (``locations.Slot.label``): ``phone: 4155552671``.
+    Spans map back into the value; one inside the name maps to an empty span (dropped)."""
+
+    __slots__ = ("_skip",)
+
+    #: How much of a member name is kept (every recognizer's label window is shorter).
+    MAX_LABEL = 48
+
+    def __init__(self, label: str, source: str) -> None:  # not super's: nothing to decode
+        head = f"{label[-self.MAX_LABEL :]}: "
+        self.source = source
+        self.decoded = head + source
+        self._skip = len(head)
+
+    def to_source(self, i: int) -> int:
+        return max(i - self._skip, 0)
+
+
 #: The rest of a string token after its opening quote (tolerates a token cut by the end).
 _STRING_REST = re.compile(r'(?:[^"\\]|\\.)*("|\Z)', re.S)
 _NUMBER_CHARS = frozenset("-+0123456789.eE")

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from gateway.call import Endpoint
 from gateway.redaction.budget import content_too_complex
 from gateway.redaction.fields import _MISS, TABLES, Table, Treat
+from gateway.redaction.jsonview import JsonView, LabelView, PercentView
 
 #: Below this depth the shape path stops growing: everything deeper is "unknown" (scanned).
 _MAX_SHAPE_DEPTH = 48
@@ -33,6 +34,10 @@ class Slot:
     tool: bool = False
     #: A URL: detection runs on ``url_view`` (same offsets), see there.
     url: bool = False
+    #: The member name of a value in free-form JSON (``metadata``, a schema, a field no rule
+    #: knows): detection reads the value after it (``phone: 4155552671``), so a recognizer
+    #: that needs a label finds it as it does in tool-call arguments, which are one JSON text.
+    label: str | None = None
 
     @property
     def text(self) -> str:
@@ -40,6 +45,58 @@ class Slot:
 
     def set(self, value: str) -> None:
         self.container[self.key] = value
+
+    def view(self) -> JsonView | None:
+        """What detection reads of a request's text, when not the text itself."""
+        if self.json:
+            return JsonView(self.text)
+        if self.url:
+            return PercentView(url_view(self.text))
+        text = self.text
+        if self.label and _needs_label(self.label, text):
+            return LabelView(self.label, text)
+        return None
+
+
+@dataclass(slots=True)
+class NumberSlot(Slot):
+    """An integer in a request's free-form JSON (``{"card": 4111111111111111}`` in metadata,
+    a schema's ``default``/``enum``, a provider field no rule knows, which a provider may put
+    in the prompt): scanned as its digits; a value found in it becomes its placeholder string."""
+
+    number: int = 0
+
+    @property
+    def text(self) -> str:
+        value = self.container[self.key]
+        return value if isinstance(value, str) else str(value)
+
+    def set(self, value: str) -> None:
+        # The original digits (a policy's re-run puts originals back) are the number again.
+        self.container[self.key] = self.number if value == str(self.number) else value
+
+
+#: A value that needs its label to be found is one token: digits (a phone number, an SSN), a
+#: key (an AWS secret key) or a password. Prose (a schema's descriptions) carries its own
+#: labels, and a schema's ``"type": "string"`` needs none: those are read alone.
+_LABELLED_CHARS = 256
+
+
+def _needs_label(label: str, text: str) -> bool:
+    if len(text) > _LABELLED_CHARS or " " in text:
+        return False
+    if not text.isalpha():  # digits or punctuation: may be a number, a key, a password
+        return True
+    lowered = label.lower()  # letters only: a password needs its label, nothing else does
+    return "pass" in lowered or "pwd" in lowered or "secret" in lowered
+
+
+#: Integers below this have too few digits to be any entity (a phone number has 7 or more).
+_MIN_NUMBER = 1_000_000
+
+
+def _number(value: Any) -> bool:
+    return type(value) is int and abs(value) >= _MIN_NUMBER
 
 
 @dataclass(slots=True)
@@ -55,6 +112,10 @@ class Walk:
     #: unbounded. Each costs ~1-2 us here and a string more downstream, and a 4 MB body holds
     #: a million (``["a","a",…]`` in a field nobody knows took seconds); see ``spend``.
     left: int | None = None
+    #: Integers in free-form JSON and unknown fields are scanned too (requests only: an
+    #: answer's ``created`` would be scanned in every stream chunk, and an answer's numbers
+    #: are the model's, in fields the table names).
+    numbers: bool = False
 
     def spend(self, values: int) -> None:
         """Count the members of a container about to be visited; refuse past the bound."""
@@ -114,14 +175,18 @@ def url_view(url: str) -> str:
 
 def _string(walk: Walk, treat: Treat | None, unknown: Treat, path: str, holder: Any, key: Any) -> None:
     value = holder[key]
+    label = None
     if treat is None:
         if unknown is not Treat.SCAN:
             walk.unscanned += 1
             walk.unknown.append(path)
             return
         treat = Treat.SCAN
+        label = key if walk.numbers and isinstance(key, str) else None
+    elif treat is Treat.ANY and walk.numbers and isinstance(key, str):
+        label = key
     if treat is Treat.SCAN or treat is Treat.ANY:
-        walk.slots.append(Slot(path, holder, key))
+        walk.slots.append(Slot(path, holder, key, label=label))
     elif treat is Treat.JSON:
         walk.slots.append(Slot(path, holder, key, json=True))
     elif treat is Treat.TOOL:
@@ -140,14 +205,20 @@ def _string(walk: Walk, treat: Treat | None, unknown: Treat, path: str, holder: 
 def every_string(walk: Walk, value: Any, path: str) -> None:
     """``any``: every string value below (keys untouched), iteratively, in document order; a
     ``url`` / ``*_url`` value is scanned as a URL (decoded, host kept, ``data:`` opaque)."""
-    stack: list[tuple[Any, Any, str]] = [(value, None, path)]
+    numbers = walk.numbers
+    # (node, key or None for a container, path, the nearest member name: a request's label)
+    stack: list[tuple[Any, Any, str, Any]] = [(value, None, path, None)]
     while stack:
-        node, key, p = stack.pop()
+        node, key, p, label = stack.pop()
         if key is not None:
             if isinstance(key, str) and (key == "url" or key.endswith("_url")):
                 _string(walk, Treat.URL, Treat.SCAN, p, node, key)  # a URL in free-form JSON
-            else:
+            elif not numbers:
                 walk.slots.append(Slot(p, node, key))
+            elif isinstance(node[key], str):
+                walk.slots.append(Slot(p, node, key, label=label))
+            else:
+                walk.slots.append(NumberSlot(p, node, key, label=label, number=node[key]))
             continue
         if isinstance(node, dict):
             walk.spend(len(node))
@@ -159,10 +230,11 @@ def every_string(walk: Walk, value: Any, path: str) -> None:
             continue
         for k, child_path in reversed(items):
             child = node[k]
-            if isinstance(child, str):
-                stack.append((node, k, child_path))
+            name = k if isinstance(k, str) else label
+            if isinstance(child, str) or (numbers and _number(child)):
+                stack.append((node, k, child_path, name))
             elif isinstance(child, (dict, list)):
-                stack.append((child, None, child_path))
+                stack.append((child, None, child_path, name))
 
 
 def _join(parent: str, key: Any) -> str:
@@ -183,6 +255,7 @@ def walk_body(
     shape: str = "",
     path: str = "",
     max_values: int | None = None,
+    numbers: bool = False,
 ) -> Walk:
     """Every string of ``body``, treated as the table says (document order). ``shape`` and
     ``path`` place an object found deeper (an output item in a stream event). ``max_values``:
@@ -191,7 +264,7 @@ def walk_body(
     Hot path (every request walks the whole conversation): paths are built only for
     containers and slots, the table lookup is memoised, and treatments are compared by
     identity (an enum in a set would hash through Python code on every node)."""
-    walk = Walk([], left=max_values)
+    walk = Walk([], left=max_values, numbers=numbers)
     if not isinstance(body, dict):
         return walk
     walk.spend(len(body))
@@ -223,7 +296,11 @@ def walk_body(
             continue
         if treat is _ANY or treat is _LOGPROBS or treat is _OPAQUE or treat is _KEEP:
             if treat is _ANY:
-                every_string(walk, value, _join(parent, key))
+                if numbers and _number(value):
+                    label = key if isinstance(key, str) else None
+                    slots.append(NumberSlot(_join(parent, key), holder, key, label=label, number=value))
+                else:
+                    every_string(walk, value, _join(parent, key))
             elif treat is _LOGPROBS:
                 walk.logprobs.append((holder, key, parent))
             elif treat is _OPAQUE and (isinstance(value, (dict, list)) or holder is not last_opaque):
@@ -265,6 +342,9 @@ def walk_body(
                 spend(len(value))
                 for i in range(len(value) - 1, -1, -1):
                     push((value, i, child_shape, here, depth))
+        elif treat is None and numbers and _number(value):  # in a field no rule knows
+            label = key if isinstance(key, str) else None
+            slots.append(NumberSlot(_join(parent, key), holder, key, label=label, number=value))
         elif treat is _SCAN or treat is Treat.JSON or treat is Treat.TOOL or treat is Treat.URL:
             walk.unscanned += 1  # a number where text belongs: nothing to scan, the upstream judges
     return walk
@@ -273,7 +353,7 @@ def walk_body(
 def request_slots(
     endpoint: Endpoint, body: dict[str, Any], unknown: Treat = Treat.SCAN, max_values: int | None = None
 ) -> Walk:
-    return walk_body(table(endpoint, "request"), body, unknown, max_values=max_values)
+    return walk_body(table(endpoint, "request"), body, unknown, max_values=max_values, numbers=True)
 
 
 def response_slots(endpoint: Endpoint, body: Any, unknown: Treat = Treat.SCAN) -> Walk:

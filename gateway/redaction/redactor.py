@@ -48,7 +48,8 @@ _RANGE_ENTITY = operator.attrgetter("start", "end", "entity")
 def _to_source(view: JsonView, spans: Spans) -> Spans:
     if view.decoded is view.source:
         return spans
-    return tuple(Span(view.to_source(s.start), view.to_source(s.end), s.entity, s.score) for s in spans)
+    mapped = (Span(view.to_source(s.start), view.to_source(s.end), s.entity, s.score) for s in spans)
+    return tuple(s for s in mapped if s.start < s.end)  # a span inside a LabelView's label
 
 
 class Redactor:
@@ -287,10 +288,7 @@ class Redactor:
         """Scan every text of the request, refuse on ``block``, replace the rest in place."""
         walk = request_slots(call.endpoint, call.body, self.unknown, self.settings.max_request_values)
         self._refuse_unscannable(walk)
-        views = [
-            JsonView(s.text) if s.json else PercentView(url_view(s.text)) if s.url else None
-            for s in walk.slots
-        ]
+        views = [s.view() if s.json or s.url or s.label else None for s in walk.slots]
         texts = [v.decoded if v is not None else s.text for s, v in zip(walk.slots, views, strict=True)]
         loop_slice = LoopSlice()
         try:
