@@ -20,7 +20,8 @@ from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 from gateway.redaction.phones import _rules
 
 #: Characters around a number that phonenumbers' matcher accepts without looking further.
-SAFE_BEFORE = " \t\n\r,;:[{\"'=|>"
+#: Not "[" before: it opens a bracket, and the matcher's span then starts with it.
+SAFE_BEFORE = " \t\n\r,;:{\"'=|>"
 SAFE_AFTER = " \t\n\r,;)]}\"'|<!?"
 #: Area code and exchange start with 2-9 (NANP), so the grouping is the one phonenumbers
 #: formats US numbers with. One regex decides the shape *and* the neighbours (a safe

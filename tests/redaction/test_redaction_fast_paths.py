@@ -120,6 +120,9 @@ def test_ssn_pre_check_equals_the_search() -> None:
         ("dial +14155552671 now", "+14155552671"),
         # An extension after the number: the matcher's span is longer than the fast path's.
         ("office (212) 736-5000 ext. 12 ask for Kim", "(212) 736-5000 ext. 12"),
+        # A bracket before: the matcher's span starts with it, so the fast path passes.
+        ("row [415-555-2671] now", "[415-555-2671"),
+        ("a [+1 415 555 2671] b", "[+1 415 555 2671"),
         # A UK number never takes the fast path.
         ("call +44 20 7946 0958 if urgent", "+44 20 7946 0958"),
         # Among 200 ids with a "+" elsewhere in the text, a labelled bare run is still found.
@@ -206,7 +209,28 @@ def _numbers_of_every_area(rng: random.Random, count: int) -> str:
     neighbours it accepts and ones it refuses."""
     shapes = ["({a}) {e}-{n}", "({a}){e}-{n}", "{a}-{e}-{n}", "{a}.{e}.{n}", "{a} {e} {n}", "+1 {a} {e} {n}"]
     shapes += ["1-{a}-{e}-{n}", "+1 ({a}) {e}-{n}", "+1{a}{e}{n}", "{a}-{e}-{n} ext. 7", "+ 1 {a} {e} {n}"]
-    around = [" ", "\n", ",", ";", "x", "(", ")", ".", ". ", "#", "+", "-", "/", ":30", "'", "=", "$", "1 "]
+    around = [
+        " ",
+        "\n",
+        ",",
+        ";",
+        "x",
+        "(",
+        ")",
+        ".",
+        ". ",
+        "#",
+        "+",
+        "-",
+        "/",
+        ":30",
+        "'",
+        "=",
+        "$",
+        "1 ",
+        "[",
+        "]",
+    ]
     parts = []
     for _ in range(count):
         number = rng.choice(shapes).format(
