@@ -12,6 +12,7 @@
     textkey.py    keys of tool names and texts: what a rule compares instead of the raw spelling
     answer.py     the response part: answers and streams → content, tool calls, usage
     decision.py   the decision document, checked and normalised
+    mcpfast.py    the plain wardgate.mcp allow answered from the served data (shipped rules only)
     service.py    one snapshot per call, one decision per phase, failures → fail closed/open
     effects.py    deny, approval hand-off, route, token cap, redaction
     stage.py      PolicyRequestStage / PolicyResponseStage (stream.py: the stream gate)

@@ -22,6 +22,7 @@ from gateway.call import Call, Decision
 from gateway.callstate import Slot
 from gateway.policy.config import PolicySettings
 from gateway.policy.decision import PolicyDecision
+from gateway.policy.engines.base import to_path
 from gateway.policy.errors import PolicyEvalError, short_error
 from gateway.policy.input import build_input
 from gateway.policy.metrics import PolicyMetrics
@@ -82,6 +83,8 @@ class PolicyService:
             "response": settings.response_path,
             "mcp": settings.mcp_path,
         }
+        #: The fast path knows the shipped decision rule only.
+        self._mcp_default = to_path(settings.mcp_path) == "wardgate/mcp/decision"
 
     def redaction(self) -> Reapplier | None:
         """The redactor, if redaction is on (a decision's ``redact`` re-redacts the request)."""
@@ -148,9 +151,14 @@ class PolicyService:
         revision: str | None = None
         fail_open = self.settings.fail_open or phase in self.settings.fail_open_endpoints
         try:
-            snapshot = self.manager.engine.snapshot()
+            engine_ = self.manager.engine
+            snapshot = engine_.snapshot()
             revision = snapshot.revision
-            decision = PolicyDecision.from_result(await snapshot.evaluate(self._paths[phase], doc))
+            fast = engine_.mcp_fast(snapshot) if phase == "mcp" and self._mcp_default else None
+            if fast is not None and fast.decide(doc) is not None:
+                decision = PolicyDecision(allow=True)  # the shipped policy's plain allow (mcpfast.py)
+            else:
+                decision = PolicyDecision.from_result(await snapshot.evaluate(self._paths[phase], doc))
         except PolicyEvalError as exc:
             return self._failed(None, phase, revision, str(exc), exc.kind, t0, fail_open)
         except Exception as exc:  # a bug in an engine binding must still fail closed, never 500

@@ -20,6 +20,8 @@ import orjson
 
 from gateway.policy.derived import derived_modules, materialize
 from gateway.policy.errors import PolicyEvalError
+from gateway.policy.mcpfast import McpFastPath
+from gateway.policy.mcpfast import build as build_mcp_fast
 from gateway.policy.source import revision_of
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -83,6 +85,8 @@ class PolicyEngine(ABC):
 
     def __init__(self) -> None:
         self._active: Snapshot | None = None
+        #: The active snapshot with its ``wardgate.mcp`` fast path (``mcpfast.py``), or None.
+        self._mcp_fast: tuple[Snapshot, McpFastPath | None] | None = None
         self.closed = False
 
     @property
@@ -109,8 +113,15 @@ class PolicyEngine(ABC):
         if derived_modules(modules):
             modules, data = await asyncio.to_thread(materialize, modules, data)
         snapshot = await self._prepare(dict(modules), dict(data), revision)
+        fast = build_mcp_fast(modules, data)
         self._active = snapshot
+        self._mcp_fast = (snapshot, fast)
         return revision
+
+    def mcp_fast(self, snapshot: Snapshot) -> McpFastPath | None:
+        """The ``wardgate.mcp`` fast path of ``snapshot``'s revision, if it has one."""
+        pair = self._mcp_fast
+        return pair[1] if pair is not None and pair[0] is snapshot else None
 
     async def evaluate(self, path: str, input: Any) -> Any:
         return await self.snapshot().evaluate(path, input)
