@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.redaction.config import RedactionSettings
+from gateway.redaction.config import PII_TYPES, SECRET_TYPES, RedactionSettings
 from gateway.registry import BaseComponent, section
 from gateway.yamlfile import read_mapping
 
@@ -67,6 +67,15 @@ def build(settings: RedactionSettings) -> Redactor:
         ",".join(settings.phone_regions),
         seconds * 1000,
     )
+    unlisted = [t for t in (*PII_TYPES, *SECRET_TYPES) if t not in settings.actions]
+    if unlisted:
+        # ``actions`` replaces the default list: an operator who copies a two-line example
+        # (one type per direction) stops detecting every other type, secrets included.
+        log.warning(
+            "redaction.actions does not list %s: these are not detected at all. List each with "
+            "an action (allow detects and counts without changing the text).",
+            ", ".join(unlisted),
+        )
     return Redactor(settings, engine)
 
 
