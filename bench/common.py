@@ -106,9 +106,11 @@ def gateway(
     extra_files: dict[str, Any] | None = None,
     key_extra: dict[str, Any] | None = None,
     wrap: list[str] | None = None,
+    code: Path = REPO,
 ) -> Iterator[Gateway]:
     """A gateway process (one worker) with ``config`` merged over a pass-through base;
-    ``wrap``: a command to run it under (``valgrind --tool=callgrind …``)."""
+    ``wrap``: a command to run it under (``valgrind --tool=callgrind …``); ``code``: the
+    checkout whose ``gateway`` package it runs (another worktree: before/after in one run)."""
     root = Path(tempfile.mkdtemp(prefix="wg-bench-"))
     policies = root / "policies"
     shutil.copytree(REPO / "policies", policies)
@@ -169,7 +171,7 @@ def gateway(
         root,
         env={"BENCH_PROVIDER_KEY": "sk-bench"},
         prefix=pinned(list(wrap or []), core),
-        cwd=REPO,
+        cwd=code,
     )
     try:
         proc.start(timeout_s=600 if wrap else 60)

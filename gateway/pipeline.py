@@ -17,6 +17,7 @@ once and then awaits what finish hooks deferred.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine, Sequence
@@ -55,6 +56,17 @@ class Stage:
         """On each stream event; return the events to release (none to hold it back)."""
         return (event,)
 
+    async def on_batch(self, call: Call, events: Sequence[SSEEvent], out: list[SSEEvent]) -> None:
+        """On the events of one upstream read, in order: append what to release to ``out``.
+
+        By default each event goes to ``on_chunk``. A stage overrides it when the events of a
+        read cost less together (redaction analyses a read's deltas once, not per 3-character
+        delta). It appends as it goes: if it raises, what it appended before is released
+        (through the stages after it) and sent before the error."""
+        on_chunk = self.on_chunk
+        for event in events:
+            out.extend(await on_chunk(call, event))
+
     async def on_stream_end(self, call: Call) -> Sequence[SSEEvent]:
         """When the upstream stream has ended; return anything still held back."""
         return ()
@@ -80,7 +92,13 @@ class Pipeline:
         self.stages: list[Stage] = sorted(stages, key=lambda s: position[s.name])
         self._request = [s for s in self.stages if _overrides(s, "on_request")]
         self._response = [s for s in self.stages if _overrides(s, "on_response")]
-        self._chunk = [s for s in self.stages if _overrides(s, "on_chunk") or _overrides(s, "on_stream_end")]
+        self._chunk = [
+            s
+            for s in self.stages
+            if _overrides(s, "on_chunk") or _overrides(s, "on_batch") or _overrides(s, "on_stream_end")
+        ]
+        #: The chunk stages, each with whether it takes a read's events together (``on_batch``).
+        self._chunk_batch = [(s, _overrides(s, "on_batch")) for s in self._chunk]
         self._finish = [s for s in self.stages if _overrides(s, "on_finish")]
         self.finish_gates_answer = any(s.gates_answer for s in self._finish)
 
@@ -119,28 +137,44 @@ class Pipeline:
                 timings[stage.name] = timings.get(stage.name, 0.0) + time.perf_counter() - t0
 
     async def release(self, call: Call, batch: Sequence[SSEEvent], out: list[SSEEvent]) -> None:
-        """Feed one upstream batch (one network read) through the chunk stages, event by
-        event, appending what they release to ``out``. If a stage raises, what was released
-        before it stays in ``out``, so the HTTP layer can still send it."""
-        stages = self._chunk
-        for event in batch:
-            released: Sequence[SSEEvent] = (event,)
-            for stage in stages:
-                if len(released) == 1:
-                    released = await stage.on_chunk(call, released[0])
-                else:
-                    released = await _feed(stage, call, released)
-                if not released:
-                    break
-            out.extend(released)
+        """Feed one upstream batch (one network read) through the chunk stages, stage by stage
+        (``on_batch``: each stage gets what the stages before it released from the whole read),
+        appending what the last releases to ``out``. If a stage raises, what it released
+        before the failure still passes the stages after it into ``out``, so the HTTP layer
+        can send it before the error (as when the events went one by one)."""
+        events: Sequence[SSEEvent] = batch
+        stages = self._chunk_batch
+        for k, (stage, whole) in enumerate(stages):
+            if not whole and len(events) == 1:  # the common read of a live stream: one event
+                events = await stage.on_chunk(call, events[0])
+            else:
+                released: list[SSEEvent] = []
+                try:
+                    if whole:
+                        await stage.on_batch(call, events, released)
+                    else:
+                        for event in events:
+                            released.extend(await stage.on_chunk(call, event))
+                except Exception:
+                    if released:
+                        with contextlib.suppress(Exception):  # the first failure is the one reported
+                            await _through(stages, k + 1, call, released, out)
+                    raise
+                events = released
+            if not events:
+                return
+        out.extend(events)
 
     async def end_stream(self, call: Call, out: list[SSEEvent]) -> None:
         """The upstream ended: flush what the chunk stages still hold, stage by stage (what
         one stage releases now still passes through the stages after it)."""
-        pending: Sequence[SSEEvent] = ()
+        pending: list[SSEEvent] = []
         for stage in self._chunk:
-            held = await _feed(stage, call, pending) if pending else []
-            pending = [*held, *await stage.on_stream_end(call)]
+            held: list[SSEEvent] = []
+            if pending:
+                await stage.on_batch(call, pending, held)
+            held.extend(await stage.on_stream_end(call))
+            pending = held
         out.extend(pending)
 
     async def iter_stream(self, call: Call, events: AsyncIterator[SSEEvent]) -> AsyncIterator[SSEEvent]:
@@ -198,11 +232,32 @@ class Pipeline:
                 log.exception("deferred finish work failed", extra={"request_id": call.request_id})
 
 
-async def _feed(stage: Stage, call: Call, events: Sequence[SSEEvent]) -> list[SSEEvent]:
-    out: list[SSEEvent] = []
-    for e in events:
-        out.extend(await stage.on_chunk(call, e))
-    return out
+async def _through(
+    stages: Sequence[tuple[Stage, bool]],
+    start: int,
+    call: Call,
+    events: Sequence[SSEEvent],
+    out: list[SSEEvent],
+) -> None:
+    """What a failed stage released before failing, through the stages after it into ``out``
+    (``Pipeline.release``; a failure here keeps only what passed them all, and raises)."""
+    for k in range(start, len(stages)):
+        stage, whole = stages[k]
+        released: list[SSEEvent] = []
+        try:
+            if whole:
+                await stage.on_batch(call, events, released)
+            else:
+                for event in events:
+                    released.extend(await stage.on_chunk(call, event))
+        except Exception:
+            if released:
+                await _through(stages, k + 1, call, released, out)
+            raise
+        if not released:
+            return
+        events = released
+    out.extend(events)
 
 
 class CallScope:

@@ -298,3 +298,17 @@ class StreamTrustStage(Stage):
         if event.is_done:
             _DONE.put(call, True)
         return (event,)
+
+    async def on_batch(self, call: Call, events: Sequence[SSEEvent], out: list[SSEEvent]) -> None:
+        """A chat read's events in one loop (``on_chunk``'s check on each, no await per event)."""
+        if call.replayed or call.endpoint is Endpoint.RESPONSES:
+            await super().on_batch(call, events, out)
+            return
+        done = _DONE.get(call)
+        for event in events:
+            if done:
+                raise _refuse("an event after [DONE]")
+            if event.is_done:
+                done = True
+                _DONE.put(call, True)
+            out.append(event)

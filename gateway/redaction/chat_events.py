@@ -9,6 +9,7 @@ its last chunk only if nothing was changed. Content-only chunks take ``chat_spli
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -69,15 +70,31 @@ class ChatRewriter:
         return ch
 
     def on_event(self, ev: SSEEvent) -> list[SSEEvent]:
-        splice = self.splice
-        if splice is not None and not ev.parsed:
-            out = splice.rewrite(ev)
-            if out is not None:
-                return out
-        return self.on_other_event(ev)
+        out: list[SSEEvent] = []
+        self.on_batch((ev,), out)
+        return out
+
+    def on_batch(self, events: Sequence[SSEEvent], out: list[SSEEvent]) -> bool:
+        """The events of one upstream read, in order, what they release appended to ``out``
+        as it goes; True if ``[DONE]`` was among them. A run of content-only chunks of the
+        last matched shape is one splice (``Splice.take``); any other event is parsed."""
+        done = False
+        i, n = 0, len(events)
+        while i < n:
+            splice = self.splice
+            if splice is not None:
+                j = splice.take(events, i, out)
+                if j > i:
+                    i = j
+                    continue
+            ev = events[i]
+            out.extend(self.on_other_event(ev))
+            done = done or ev.is_done
+            i += 1
+        return done
 
     def on_other_event(self, ev: SSEEvent) -> list[SSEEvent]:
-        """``on_event`` for an event the splice did not take (the stage asks the splice itself)."""
+        """``on_event`` for an event the splice did not take."""
         if ev.is_done:
             return [*self.flush_all(), ev]
         if not ev.parsed:

@@ -3,8 +3,10 @@
 Every text delta goes through its channel (``stream.Channel``) and is replaced by what the
 channel releases; the event keeps its id, index and framing (``SSEEvent.set_json``), and a
 delta that released nothing stays as an empty string, so chunk and tool-call indexes stay
-valid. What is still held is flushed into the choice's ``finish_reason`` chunk (chat), into a
-synthetic delta just before the ``*.done`` event (responses API, whose ``*.done`` events and
+valid. Content-only chat chunks that arrive in one upstream read go through their channel as
+one text and leave as one chunk (``chat_splice``): the same text, in fewer events. What is
+still held is flushed into the choice's ``finish_reason`` chunk (chat), into a synthetic delta
+just before the ``*.done`` event (responses API, whose ``*.done`` events and
 ``response.completed`` then carry exactly the text the client saw), or, if the upstream ends
 without either, before ``[DONE]`` / at the end.
 
