@@ -192,3 +192,39 @@ async def test_arguments_labelled_by_their_key_or_written_as_numbers_are_redacte
     assert sent["to"] == "ops@example.org"  # the agent's own address reaches the tool
     assert _raw(sent) == [], sent
     assert "wJalrXUtnFEMI" not in json.dumps(sent)
+
+
+def _raw_server() -> Any:
+    """A server whose GET stream (its own messages, outside any request) logs a customer."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    async def listen(request: Request) -> StreamingResponse:
+        async def events() -> Any:
+            note = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info"}}
+            note["params"]["data"] = {"customer": EMAIL, "card": CARD}  # type: ignore[index]
+            yield b"id: 1\ndata: " + json.dumps(note).encode() + b"\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/mcp", listen, methods=["GET"])])
+
+
+async def test_notifications_on_the_get_stream_are_redacted(tmp_path: Path) -> None:
+    import httpx
+
+    with serve_app(_raw_server(), lifespan="off") as raw:
+        doc = {"servers": {"crm": {"url": raw.url + "/mcp", "timeout_s": 5}}}
+        overrides = {"limits": {"enabled": False}, "policy": {"watch": False}}
+        with start_gateway(tmp_path, doc, _policy, **overrides) as gw:
+            headers = {"authorization": f"Bearer {TEST_KEY}", "accept": "text/event-stream"}
+            async with httpx.AsyncClient(timeout=10) as http:
+                resp = await http.get(_crm(gw), headers=headers)
+    assert resp.status_code == 200
+    assert resp.text.startswith("id: 1\n"), resp.text  # the event's id line (resumability) is kept
+    data = json.loads(resp.text.split("data: ", 1)[1])
+    assert data["method"] == "notifications/message"
+    assert _raw(data) == [], data
+    assert data["params"]["data"]["customer"].startswith("<EMAIL_ADDRESS_")
