@@ -8,12 +8,13 @@ stores. Until the model is loaded a semantic call is served as exact (``ready``)
 The embedding runs on one thread of its own (ONNX Runtime and numpy release the GIL while
 they compute): the event loop keeps serving other calls meanwhile, and embeddings queue rather
 than compete for the core. The vectors of recent turns are memoised (a turn asked again in
-another context is embedded once).
+another context is embedded once), keyed by a hash of the turn: the memo keeps no text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -49,7 +50,7 @@ class SemanticCache:
         self._embedder: Embedder | None = None
         self._loading: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="wardgate-embed")
-        self._memo: OrderedDict[str, Vector | None] = OrderedDict()
+        self._memo: OrderedDict[bytes, Vector | None] = OrderedDict()
         #: Why the model could not be loaded (semantic calls stay exact).
         self.error: str | None = None
 
@@ -80,15 +81,15 @@ class SemanticCache:
 
     async def embed(self, text: str) -> Vector | None:
         """The vector of a normalised turn (None: too long for the model)."""
-        memo = self._memo
-        if text in memo:
-            memo.move_to_end(text)
-            return memo[text]
+        memo, key = self._memo, hashlib.blake2b(text.encode(), digest_size=16).digest()
+        if key in memo:
+            memo.move_to_end(key)
+            return memo[key]
         embedder = self._embedder
         if embedder is None:
             return None
         vector = await asyncio.get_running_loop().run_in_executor(self._executor, embedder.embed, text)
-        memo[text] = vector
+        memo[key] = vector
         if len(memo) > _MEMO:
             memo.popitem(last=False)
         return vector
