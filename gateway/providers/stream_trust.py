@@ -40,6 +40,8 @@ from gateway.sse import SSEEvent
 
 #: A chat stream's ``[DONE]`` has been seen.
 _DONE: Slot[bool] = Slot("stream_trust.done")
+#: The data of a chat stream's ``[DONE]`` event (``SSEEvent.is_done``).
+_DONE_DATA = SSEEvent.done().data
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 #: Delta events: (the item type they belong to, the item field the deltas build, the field of
 #: their ``.done`` event that must equal the deltas joined).
@@ -300,15 +302,18 @@ class StreamTrustStage(Stage):
         return (event,)
 
     async def on_batch(self, call: Call, events: Sequence[SSEEvent], out: list[SSEEvent]) -> None:
-        """A chat read's events in one loop (``on_chunk``'s check on each, no await per event)."""
+        """A chat read's events at once: ``on_chunk``'s check, as one search for ``[DONE]``."""
         if call.replayed or call.endpoint is Endpoint.RESPONSES:
             await super().on_batch(call, events, out)
             return
-        done = _DONE.get(call)
-        for event in events:
-            if done:
-                raise _refuse("an event after [DONE]")
-            if event.is_done:
-                done = True
-                _DONE.put(call, True)
-            out.append(event)
+        if _DONE.get(call):
+            raise _refuse("an event after [DONE]")
+        datas = [event.data for event in events]
+        if _DONE_DATA not in datas:
+            out.extend(events)
+            return
+        end = datas.index(_DONE_DATA) + 1
+        _DONE.put(call, True)
+        out.extend(events[:end])
+        if end < len(events):
+            raise _refuse("an event after [DONE]")

@@ -111,36 +111,35 @@ class Splice:
         written event are paid once per run. What the client reads is the same text (the
         channel's output does not depend on how its input was cut, ``stream.py``); only the
         deltas of one read arrive as one."""
-        head, trim, shortest = self.head, self.trim, self.shortest
-        tail, start = self.tail, len(head)
+        head, tail, shortest = self.head, self.tail, self.shortest
+        start, stop = len(head), -self.trim  # the tail is never empty: "}]}" at least
         name = events[i].event
         texts: list[str] = []
-        n = len(events)
+        append = texts.append
         j = i
-        while j < n:
-            ev = events[j]
+        for ev in events[i:] if i else events:
             data = ev.data
             if (
-                ev.parsed
-                or ev.event != name
+                ev.event != name
                 or len(data) < shortest
                 or not data.startswith(head)
                 or not data.endswith(tail)
+                or ev.parsed
             ):
                 break
-            body = data[start : len(data) - trim]
+            body = data[start:stop]
             if body:
                 try:
                     content = body.decode()
                 except UnicodeDecodeError:
                     break
-                if not content.isprintable() or '"' in content or "\\" in content:
+                if '"' in content or "\\" in content or not content.isprintable():
                     decoded = string_body(body)
                     if decoded is None:
                         break
                     content = decoded
                 if content:
-                    texts.append(content)
+                    append(content)
             j += 1
         if j == i:
             return i
