@@ -73,6 +73,56 @@ class PercentView(JsonView):
         return chr(int(esc[1:], 16))
 
 
+class _Utf8View(JsonView):
+    """Percent-decoded bytes (one character each) read as UTF-8: ``%EF%BC%A0`` is ``＠``."""
+
+    __slots__ = ()
+    _pattern = re.compile("[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+    _marker = ""  # every text is looked at (only URLs with escapes get here)
+
+    @staticmethod
+    def _decode(esc: str) -> str:
+        try:
+            return esc.encode("latin-1").decode("utf-8")
+        except UnicodeDecodeError:  # an overlong form or a surrogate: not a character
+            return "\ufffd"
+
+
+class UrlView(JsonView):
+    """A URL (``locations.url_view``) as detection reads it: percent escapes decoded, their
+    UTF-8 sequences read as characters, and decoded once more when the URL was encoded twice
+    (``jane%2540example.com``: a client that encoded an encoded value; the fetcher decodes it
+    once, the page it reaches may decode it again). Spans map back through each step, to
+    whole escapes."""
+
+    __slots__ = ("_chain",)
+
+    def __init__(self, source: str) -> None:  # not super's: a chain of views
+        self.source = source
+        chain: list[JsonView] = []
+        text = source
+        for _ in range(2):
+            if "%" not in text:
+                break
+            step: JsonView = PercentView(text)
+            if step.decoded is text:
+                break
+            chain.append(step)
+            text = step.decoded
+            if not text.isascii():
+                step = _Utf8View(text)
+                if step.decoded != text:
+                    chain.append(step)
+                    text = step.decoded
+        self._chain = chain
+        self.decoded = text
+
+    def to_source(self, i: int) -> int:
+        for step in reversed(self._chain):
+            i = step.to_source(i)
+        return i
+
+
 class LabelView(JsonView):
     """A value read after its member name (``locations.Slot.label``): ``phone: 4155552671``.
     Spans map back into the value; one inside the name maps to an empty span (dropped)."""

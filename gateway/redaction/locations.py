@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from gateway.call import Endpoint
 from gateway.redaction.budget import content_too_complex
 from gateway.redaction.fields import _MISS, TABLES, Table, Treat
-from gateway.redaction.jsonview import JsonView, LabelView, PercentView
+from gateway.redaction.jsonview import JsonView, LabelView, UrlView
 
 #: Below this depth the shape path stops growing: everything deeper is "unknown" (scanned).
 _MAX_SHAPE_DEPTH = 48
@@ -51,7 +51,7 @@ class Slot:
         if self.json:
             return JsonView(self.text)
         if self.url:
-            return PercentView(url_view(self.text))
+            return UrlView(url_view(self.text))
         text = self.text
         if self.label and _needs_label(self.label, text):
             return LabelView(self.label, text)

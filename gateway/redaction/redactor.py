@@ -31,7 +31,7 @@ from gateway.redaction.config import (
 from gateway.redaction.engine import RedactionEngine, Span, Spans
 from gateway.redaction.fields import Treat
 from gateway.redaction.gate import Gate
-from gateway.redaction.jsonview import JsonPieces, JsonView, PercentView
+from gateway.redaction.jsonview import JsonPieces, JsonView, UrlView
 from gateway.redaction.locations import Walk, drop_logprobs, request_slots, url_view
 from gateway.redaction.replace import replace_texts
 from gateway.redaction.secrets import LABEL_REACH
@@ -191,7 +191,7 @@ class Redactor:
         if self.settings.scan_output:
             budget = self.answer_budget(state)
             if url:
-                view = PercentView(url_view(text))
+                view = UrlView(url_view(text))
                 spans = _to_source(view, self.analyze_or_refuse(view.decoded, budget=budget))
             else:
                 spans = self.analyze_or_refuse(text, json=json, budget=budget)

@@ -9,6 +9,7 @@ chat message, a responses input item or an embeddings input."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import openai
@@ -84,3 +85,30 @@ def test_no_variant_reaches_the_upstream_by_any_endpoint(gw, upstream) -> None:
     assert _leaks(upstream.requests[-1].body) == []
     client.embeddings.create(model="embed-test", input=texts)
     assert _leaks(upstream.requests[-1].body) == []
+
+
+#: Query values a client encoded twice, or as UTF-8 escapes of look-alike characters.
+URLS = [
+    ("https://img.example/a.png?e=jane.roe%2540example.com&x=1", "jane.roe%2540example.com"),
+    ("https://img.example/a.png?e=jane.roe%EF%BC%A0example.com&x=1", "jane.roe%EF%BC%A0example.com"),
+    (
+        "https://img.example/a.png?c=" + "%20".join(["%D9%A4" + "%D9%A1" * 3] + ["%D9%A1" * 4] * 3),
+        "%20".join(["%D9%A4" + "%D9%A1" * 3] + ["%D9%A1" * 4] * 3),
+    ),
+]
+
+
+def test_an_image_url_encoded_twice_or_as_utf8_escapes_does_not_reach_the_upstream(gw, upstream) -> None:
+    client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=0)
+    clean = "https://img.example/100%25/a%2Fb.png?q=50%25off&bad=%C3%28%E2%82"
+    parts = [{"type": "image_url", "image_url": {"url": url}} for url, _ in URLS]
+    parts.append({"type": "image_url", "image_url": {"url": clean}})
+    client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": parts}])
+    sent = [p["image_url"]["url"] for p in orjson.loads(upstream.requests[-1].body)["messages"][0]["content"]]
+    for (url, value), out in zip(URLS, sent, strict=False):
+        before, after = url.split(value)
+        # only the value's escapes are replaced, whole, by one placeholder
+        assert re.fullmatch(
+            re.escape(before) + r"<(EMAIL_ADDRESS|CREDIT_CARD)_\d+>" + re.escape(after), out
+        ), out
+    assert sent[-1] == clean  # escapes that are not an entity stay as they were
