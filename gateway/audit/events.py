@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from gateway.audit.schema import KIND_CALL, SCHEMA_VERSION, iso_time, new_event_id, usd_to_nano
-from gateway.audit.scrub import drop_content, scrub
+from gateway.audit.scrub import clean, scrub
 from gateway.audit.why import why
 from gateway.call import Call, Decision
 from gateway.callstate import approval_view
@@ -309,7 +309,7 @@ def build_record_event(kind: str, payload: dict[str, Any], *, ts: float | None =
     under ``data``.
     """
     ev = base_event(kind, ts)
-    data = scrub(drop_content(payload))
+    data = clean(payload)
     principal = _v if isinstance(_v := data.get("principal"), dict) else {}
     lifted = {k: principal.get(k, data.get(k)) for k in _PRINCIPAL_KEYS}
     if any(v is not None for v in lifted.values()):

@@ -1,0 +1,113 @@
+"""``clean`` (the one walk ``record`` uses) equals ``scrub(drop_content(...))`` on every value.
+
+The two walks stay the definition of what an event built from a free-form payload may hold
+(no secrets, no content); ``clean`` is only their speed. Generated values mix the keys both
+walks look for (content keys, secret keys, in any case), secret-shaped strings, the empty
+values a content key keeps, tuples and sets, and nesting past the depth limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.audit.scrub import clean, drop_content, scrub
+
+KEYS = st.sampled_from(
+    [
+        "arguments",
+        "Messages",
+        "content",
+        "input",
+        "token",
+        "API_KEY",
+        "authorization",
+        "tool",
+        "name",
+        "x",
+        1,
+        None,
+    ]
+)
+STRINGS = st.sampled_from(
+    [
+        "",
+        "plain",
+        "wg-" + "a" * 20,
+        "Bearer abcdefghijklmnopqrstu",
+        "sk-proj-" + "B" * 24,
+        "[omitted]",
+        "[redacted]",
+    ]
+) | st.text(max_size=6)
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | STRINGS
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.frozensets(SCALARS, max_size=3)
+        | st.sets(st.tuples(STRINGS, STRINGS), max_size=2)
+        | st.dictionaries(KEYS, inner, max_size=4)
+        | st.just([])
+        | st.just({})
+    ),
+    max_leaves=40,
+)
+
+
+def _deep(value: Any, levels: int, key: Any) -> Any:
+    """``value`` under ``key`` at dict depth ``levels - 1`` (the depth limit is 12)."""
+    value = {key: value, "s": "plain", "w": "wg-" + "c" * 20}
+    for i in range(levels - 1):
+        value = {f"k{i}": value}
+    return value
+
+
+@settings(max_examples=800, deadline=None)
+@given(value=VALUES, levels=st.integers(0, 15), key=KEYS)
+def test_clean_is_scrub_of_drop_content(value: Any, levels: int, key: Any) -> None:
+    doc = _deep(value, levels, key)
+    assert clean(doc) == scrub(drop_content(doc))
+    assert clean(value) == scrub(drop_content(value))
+
+
+def test_around_the_depth_limit() -> None:
+    """Every kind of key and value at the depths where either walk stops."""
+    keys = ["content", "token", "name", 3]
+    values: list[Any] = [
+        None,
+        "",
+        "plain",
+        "wg-" + "d" * 20,
+        [],
+        {},
+        {"a": "b"},
+        ["x"],
+        ("y",),
+        frozenset({"z"}),
+        7,
+    ]
+    for levels in range(10, 16):
+        for key in keys:
+            for value in values:
+                doc = _deep(value, levels, key)
+                assert clean(doc) == scrub(drop_content(doc)), (levels, key, value)
+
+
+def test_an_mcp_payload() -> None:
+    payload = {
+        "request_id": "mcp_1",
+        "principal": {"key_id": "k", "team": "t", "user": "u", "roles": [], "tags": {}},
+        "mcp": {
+            "target": "lookup_order",
+            "reasons": ["Bearer abcdefghijklmnopqrstuvwxyz leaked"],
+            "redaction": {"arguments": {"entities": {"EMAIL_ADDRESS": 1}}, "result": {"entities": {}}},
+        },
+    }
+    out = clean(payload)
+    assert out == scrub(drop_content(payload))
+    assert out["mcp"]["redaction"]["arguments"] == "[omitted]"
+    assert "abcdefghijklmnopqrstuvwxyz" not in str(out)
