@@ -62,9 +62,10 @@ def load_settings(base: ApprovalSettings, policies_dir: Path) -> ApprovalSetting
 
 def build_store(settings: ApprovalSettings) -> ApprovalStore:
     from gateway.approvals.memory import MemoryApprovalStore
-    from gateway.approvals.redis_store import RedisApprovalStore
 
     if settings.backend == "redis":
+        from gateway.approvals.redis_store import RedisApprovalStore  # redis-py: not for memory
+
         return RedisApprovalStore.from_url(
             settings.redis_url,
             settings.key_prefix,

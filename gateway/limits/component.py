@@ -46,11 +46,12 @@ def _memory(cfg: LimitsSettings) -> MemoryStore:
 
 
 async def build_store(cfg: LimitsSettings) -> LimitStore:
-    from gateway.limits.redis_store import RedisStore
     from gateway.limits.store import StoreError
 
     if cfg.backend == "memory":
         return _memory(cfg)
+    from gateway.limits.redis_store import RedisStore  # redis-py: ~0.3 s a memory store never needs
+
     store = RedisStore(
         cfg.redis_url,
         prefix=cfg.key_prefix,

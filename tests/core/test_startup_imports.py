@@ -3,8 +3,9 @@
 Presidio and spaCy (redaction) and numpy (the semantic cache) were imported by every gateway
 process, also with redaction and the cache off (the MCP gateway imported the redactor's
 modules, the cache's routes its stage): ~1.8 s of CPU and ~80 MB of memory per process, paid
-by every MCP-only or audit-only deployment and by every gateway a test starts. The check reads
-the live process's memory maps (``/proc/<pid>/maps``): spaCy and numpy are compiled
+by every MCP-only or audit-only deployment and by every gateway a test starts; limits and
+approvals on their memory backends imported redis-py (~0.3 s). The check reads
+the live process's memory maps (``/proc/<pid>/maps``): spaCy, numpy and hiredis are compiled
 extensions, mapped once imported, so what a real ``wardgate serve`` loaded is seen from
 outside, without any hook in the product.
 
@@ -24,8 +25,9 @@ import httpx
 from gateway.http.launch import GatewayProcess
 from tests.harness import PASS_THROUGH, REPO, TEST_KEY, gateway_settings
 
-#: Compiled extensions of the libraries a guard-less gateway must not load.
-HEAVY = ("/spacy/", "/thinc/", "/numpy/")
+#: Compiled extensions of libraries a gateway must not load unless configured to use them:
+#: spaCy and thinc (redaction), numpy (the semantic cache), hiredis (redis-py: Redis backends).
+HEAVY = ("/spacy/", "/thinc/", "/numpy/", "/hiredis/")
 
 
 def mapped(pid: int) -> set[str]:
@@ -41,12 +43,14 @@ def test_the_check_sees_spacy_once_it_is_imported() -> None:
     assert "spacy" in mapped(os.getpid())
 
 
-def test_a_gateway_with_redaction_and_cache_off_loads_neither_spacy_nor_numpy(
+def test_a_gateway_with_redaction_and_cache_off_and_memory_stores_loads_no_spacy_numpy_or_redis(
     tmp_path: Path, fake_upstream: Any
 ) -> None:
     # PASS_THROUGH turns every guard off but the MCP gateway, which stays on (its default):
     # it applies redaction to tool calls when redaction is on, so it must not need it when off.
-    settings = gateway_settings(tmp_path, fake_upstream.base_url, **PASS_THROUGH)
+    # Limits and approvals on their memory backends (the defaults) must not need redis-py.
+    on = {"limits": {"enabled": True}, "approvals": {"enabled": True}}
+    settings = gateway_settings(tmp_path, fake_upstream.base_url, **{**PASS_THROUGH, **on})
     with GatewayProcess(settings.model_dump(mode="json"), tmp_path, cwd=REPO) as gw:
         answer = httpx.post(
             gw.base_url + "/chat/completions",
