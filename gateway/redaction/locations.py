@@ -53,7 +53,7 @@ class Slot:
         if self.url:
             return UrlView(url_view(self.text))
         text = self.text
-        if self.label and _needs_label(self.label, text):
+        if self.label and needs_label(self.label, text):
             return LabelView(self.label, text)
         return None
 
@@ -82,7 +82,8 @@ class NumberSlot(Slot):
 _LABELLED_CHARS = 256
 
 
-def _needs_label(label: str, text: str) -> bool:
+def needs_label(label: str, text: str) -> bool:
+    """Whether ``text`` may be an entity only its member name ``label`` reveals."""
     if len(text) > _LABELLED_CHARS or " " in text:
         return False
     if not text.isalpha():  # digits or punctuation: may be a number, a key, a password

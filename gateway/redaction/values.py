@@ -19,11 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from gateway.call import Call, Endpoint
 from gateway.redaction.config import Action
 from gateway.redaction.jsonview import JsonView, is_json, looks_like_json
+from gateway.redaction.locations import needs_label
 from gateway.redaction.spans import Span, Spans
 
 if TYPE_CHECKING:
@@ -82,20 +81,24 @@ class _Leaf:
 _LABEL_CHARS = 48
 
 
-def _leaf(path: str, value: Any, put: Callable[[str], None], label: Any) -> _Leaf | None:
-    if isinstance(value, str):
+def _leaf(path: str, value: Any, put: Callable[[str], None], label: Any) -> _Leaf:
+    """``value``: a string, or an int ``_scanned_number`` accepts."""
+    if type(value) is str:
         text = value
         if looks_like_json(text) and is_json(text):
             view = JsonView(text)
             return _Leaf(path, text, put, view.decoded, view=view)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        text = orjson.dumps(value).decode()
     else:
-        return None
-    if isinstance(label, str) and label:
+        text = str(value)
+    if label and type(label) is str and needs_label(label, text):
         head = f"{label[-_LABEL_CHARS:]}: "
         return _Leaf(path, text, put, head + text, len(head))
     return _Leaf(path, text, put, text)
+
+
+def _scanned(value: Any) -> bool:
+    """A leaf worth scanning: a string, or an integer with digits enough to be an entity."""
+    return type(value) is str or (type(value) is int and abs(value) >= 1_000_000)
 
 
 class Blocked(Exception):
@@ -117,14 +120,12 @@ def _leaves(value: Any, path: str, out: list[_Leaf], limit: int, label: Any = No
     else:
         return
     for key, item in items:
-        here = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
-        name = label if isinstance(key, int) else key
-        if isinstance(item, (dict, list)):
-            _leaves(item, here, out, limit, name)
-        else:
-            leaf = _leaf(here, item, _Put(value, key), name)
-            if leaf is not None:
-                out.append(leaf)
+        if _scanned(item):
+            here = f"{path}[{key}]" if type(key) is int else f"{path}.{key}"
+            out.append(_leaf(here, item, _Put(value, key), label if type(key) is int else key))
+        elif isinstance(item, (dict, list)):
+            here = f"{path}[{key}]" if type(key) is int else f"{path}.{key}"
+            _leaves(item, here, out, limit, label if type(key) is int else key)
 
 
 class ValueRedaction:
