@@ -61,7 +61,13 @@ async def replace_texts(
     #: ``analyze_many``; a text seen through another view, a URL, does not) and checked
     #: against the text itself (a compare, not a hash of every text).
     done: dict[tuple[int, bool], tuple[str, str]] = {}
-    for slot, spans in zip(slots, results, strict=True):
+    # No pause after the last text replaced: nothing of this request's redaction is left to
+    # run behind it (the stage returns; the forward awaits I/O), so the loop turn it could
+    # cost (~2-3 per call otherwise, 10-20 us each) buys other clients nothing.
+    last = len(results) - 1
+    while last >= 0 and not results[last]:
+        last -= 1
+    for n, (slot, spans) in enumerate(zip(slots, results, strict=True)):
         if not spans:
             continue
         original = slot.text
@@ -78,7 +84,8 @@ async def replace_texts(
                 )
                 out.append(original[pos:])
                 changed = "".join(out)
-                await loop_slice.pause()
+                if n != last:
+                    await loop_slice.pause()
             else:  # a text of thousands of values is replaced in chunks with pauses between
                 changed = await loop_slice.run(generic(original, spans, json))
             done[key] = (original, changed)

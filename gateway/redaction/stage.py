@@ -81,9 +81,8 @@ class RedactInStage(Stage):
         )
 
     def _count(self, pii: dict[str, Any] | None) -> None:
-        if self.metrics and pii:
-            for entity, n in pii["entities"].items():
-                self.metrics.entities.labels(entity, "request").inc(n)
+        if self.metrics and pii and pii["entities"]:
+            self.metrics.count(pii["entities"], "request")
 
 
 class RedactOutStage(Stage):
@@ -184,9 +183,8 @@ class RedactOutStage(Stage):
         if pii is None:
             pii = call.pii = {"entities": {}, "locations": [], "unscanned": 0}
         pii["response"] = out
-        if self.metrics:
-            for entity, n in out["entities"].items():
-                self.metrics.entities.labels(entity, "response").inc(n)
+        if self.metrics and out["entities"]:
+            self.metrics.count(out["entities"], "response")
         reasons = [
             f"{'left' if out['actions'].get(e) == 'allow' else 'redacted'} {n} {e} in the answer"
             for e, n in sorted(out["entities"].items())

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from pydantic import ValidationError
 
+from gateway.call import ModelResponse
 from gateway.context import AppContext
 from gateway.keys.store import KeyStore
 from gateway.models import ModelCatalog
@@ -44,6 +45,16 @@ async def test_setup_registers_both_stages_a_service_a_closer_and_metrics(tmp_pa
     metrics = generate_latest(ctx.registry).decode()
     assert 'wardgate_redaction_entities_total{phase="request",type="EMAIL_ADDRESS"} 1.0' in metrics
     assert "wardgate_redaction_cache_misses" in metrics and "wardgate_redaction_presidio_calls" in metrics
+    # Both sides count through the pre-bound children: the same series, added to.
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "cc ann@example.org"}}]}
+    for _ in range(2):
+        call = chat_call([{"role": "user", "content": "mail bob@example.com"}])
+        await ctx.stages[0].on_request(call)
+        await ctx.stages[1].on_response(call, ModelResponse(200, {}, json=answer))
+        answer["choices"][0]["message"]["content"] = "cc ann@example.org"
+    metrics = generate_latest(ctx.registry).decode()
+    assert 'wardgate_redaction_entities_total{phase="request",type="EMAIL_ADDRESS"} 3.0' in metrics
+    assert 'wardgate_redaction_entities_total{phase="response",type="EMAIL_ADDRESS"} 2.0' in metrics
     await ctx.close()
     assert redactor.engine._executor._shutdown
 

@@ -11,10 +11,12 @@ across chunks, and JSON pieces keep their lexer state.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json as stdjson
 import random
 import socket
 from collections.abc import Generator
+from typing import Any
 
 import pytest
 
@@ -22,11 +24,13 @@ from gateway.errors import GatewayError
 from gateway.redaction import budget as budget_mod
 from gateway.redaction import scan as scan_mod
 from gateway.redaction.budget import LoopSlice, WorkBudget
+from gateway.redaction.component import build
 from gateway.redaction.config import Action, RedactionSettings
 from gateway.redaction.engine import RedactionEngine
 from gateway.redaction.redactor import Redactor
 from gateway.redaction.scan import ChainScanner, digit_chain, find_chains
 from gateway.redaction.vault import Vault, VaultOperator, anonymize_steps, finish
+from tests.redaction.conftest import chat_call
 from tests.redaction.dense import contacts_csv, hostile_messages, ids_json
 
 _ACTIONS = [Action.REDACT, Action.RESTORE, Action.MASK, Action.HASH]
@@ -246,3 +250,43 @@ def test_io_that_became_ready_during_a_slice_runs_before_the_next_slice(
 
     asyncio.run(main())
     assert order[:3] == ["slice0", "io", "slice1"], order
+
+
+def test_replacing_a_conversation_pauses_between_texts_not_after_the_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With every pause due, the loop is handed back between the texts of a request, and not
+    after the last one (nothing of the request's redaction is left to wait behind it): the
+    text comes out the same as with no pause at all."""
+    monkeypatch.setattr(budget_mod, "SLICE_S", 0.0)
+    redactor = build(RedactionSettings(hash_salt="test-salt-0123456789"))
+    messages = [
+        {"role": "user", "content": f"mail user{i}@example.com"}
+        if i % 3
+        else {"role": "user", "content": "hi"}
+        for i in range(7)
+    ]  # the last text has no value: the last replaced is messages[5]
+    pauses: list[int] = []
+    real_sleep = asyncio.sleep
+
+    async def counted(delay: float) -> None:
+        pauses.append(1)
+        await real_sleep(delay)
+
+    async def main() -> list[Any]:
+        await redactor.redact_request(chat_call(copy.deepcopy(messages)))  # analyses cached
+        monkeypatch.setattr(budget_mod.asyncio, "sleep", counted)
+        call = chat_call(copy.deepcopy(messages))
+        await redactor.redact_request(call)
+        return call.body["messages"]
+
+    try:
+        out = asyncio.run(main())
+    finally:
+        redactor.engine.close()
+    replaced = [m["content"] for m in out]
+    assert replaced[1] == "mail <EMAIL_ADDRESS_1>" and replaced[5] == "mail <EMAIL_ADDRESS_4>"
+    assert replaced[0] == replaced[6] == "hi"
+    # analyze_many: one pause per text hashed (7) and one after its (empty) pre-check; the
+    # replacement: 4 texts, 3 pauses.
+    assert len(pauses) == 7 + 1 + 3
