@@ -64,7 +64,7 @@ Accept = Callable[[str, int, int], bool]
 Direct = Callable[[str, int, int], "tuple[int, int] | bool | None"]
 Chain = tuple[int, int, int, int]
 #: ``Direct`` over many chains at once (``FastPhones.settle_chains``).
-DirectMany = Callable[[str, Iterable[Chain], int, bool, list[tuple[int, int]]], tuple[list[Chain], int]]
+DirectMany = Callable[[str, Iterable[Chain], int, bool, list[tuple[int, int]]], tuple[list[Chain], int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +346,8 @@ def windows(
         no_single = family.single_needs_plus and "+" not in text
         todo: Iterable[Chain] = chains if subset is None else (chains[i] for i in subset)
         if settle is not None and family.direct_many is not None:
-            todo, settled = family.direct_many(text, todo, family.min_digits, no_single, direct)  # type: ignore[arg-type]  # direct is a list whenever settle is set
+            # Chains settled by phonenumbers' own check (``settle_plus``) count as matcher candidates.
+            todo, settled, checked = family.direct_many(text, todo, family.min_digits, no_single, direct)  # type: ignore[arg-type]  # direct is a list whenever settle is set
             settle = None
         for a, b, digits, blocks in todo:
             if digits < family.min_digits or (blocks == 1 and no_single):
