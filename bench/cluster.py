@@ -19,18 +19,31 @@ from /proc) divided by the requests wrk completed; the single process's likewise
 30% more gateway CPU than the embedded defaults. HAProxy, Redis, PostgreSQL and the OPA
 server are not counted (they are not the gateway's CPU). Wall-clock numbers need a quiet
 machine; CPU per request is meaningful under load too (it is the processes' own CPU time).
+
+``--callgrind N``: instead, instructions per call of one gateway process under callgrind (N
+calls, ``--callgrind-conns`` at a time, after a warm-up; the idle instructions over the same
+time taken out), a count other load on the machine does not change: the embedded single
+process against one replica's worker as the cluster configures it (every shared backend and
+``PROMETHEUS_MULTIPROC_DIR``); ``--cases`` picks the breakdown's rows. It leaves out what only
+several processes on shared cores cost (context switches, caches, the supervisor), which only
+the quiet run shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -61,26 +74,37 @@ def _single_config(topology: Topology) -> dict[str, Any]:
     return config
 
 
-#: ``--breakdown``: the single process with one shared backend at a time, each as the cluster
-#: configures it (what each costs in CPU per request, without HAProxy or several processes).
-SWAPS = ("embedded", "policy", "limits", "approvals", "keys", "audit", "all")
+#: ``--breakdown``: the single process with one shared setting at a time, each as the cluster
+#: configures it (what each costs in CPU per request, without HAProxy or several processes):
+#: the five backends, and ``metrics``, the Prometheus multiprocess directory every replica of
+#: ``--workers N`` needs (prometheus-client then keeps every value in a per-process file);
+#: ``all`` is all of them: one replica's worker.
+SWAPS = ("embedded", "policy", "limits", "approvals", "keys", "audit", "metrics", "all")
 
 
-def _swapped_config(topology: Topology, swap: str) -> dict[str, Any]:
-    config = _single_config(topology)
+def _single_env(topology: Topology) -> dict[str, str]:
+    """The single process's environment: one worker, so no Prometheus multiprocess directory."""
+    env = topology.env("single")
+    env.pop("PROMETHEUS_MULTIPROC_DIR")
+    return env
+
+
+def _swapped(topology: Topology, swap: str) -> tuple[dict[str, Any], dict[str, str]]:
+    config, env = _single_config(topology), _single_env(topology)
     shared = topology.config("single")
-    for section in SWAPS[1:-1]:
+    for section in SWAPS[1:-2]:
         if swap in (section, "all"):
             config[section] = shared[section]
-    return config
+    if swap in ("metrics", "all"):
+        env = topology.env("single")
+    return config, env
 
 
 def _breakdown(topology: Topology, root: Path, args: argparse.Namespace) -> None:
     base = None
     for swap in SWAPS:
-        proc = GatewayProcess(
-            _swapped_config(topology, swap), root, env=topology.env("single"), cwd=REPO, prefix=pinned([], 0)
-        )
+        config, env = _swapped(topology, swap)
+        proc = GatewayProcess(config, root, env=env, cwd=REPO, prefix=pinned([], 0))
         with contextlib.ExitStack() as stack:
             stack.callback(proc.stop)
             proc.start(timeout_s=180)
@@ -88,6 +112,91 @@ def _breakdown(topology: Topology, root: Path, args: argparse.Namespace) -> None
         base = base or cpu
         print(
             f"{swap:<10s} {res.row()}  cpu {cpu:7.0f} µs/req (idle {idle:5.0f})  x{cpu / base:.2f}",
+            flush=True,
+        )
+
+
+def _dump(out_dir: Path, pid: int, seen: set[Path]) -> tuple[int, set[Path]]:
+    """Dump ``pid``'s callgrind counters; the instructions since the last zeroing."""
+    subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
+    for _ in range(1200):
+        files = set(out_dir.glob("cg.*"))
+        fresh = [f for f in files - seen if f.stat().st_size > 0]
+        if fresh:
+            time.sleep(0.5)  # let the dump finish writing
+            found = re.search(r"^(?:summary|totals): (\d+)", fresh[0].read_text(errors="replace"), re.M)
+            if found:
+                return int(found.group(1)), files
+        time.sleep(0.1)
+    raise TimeoutError("callgrind wrote no dump")
+
+
+async def _drive(url: str, calls: int, conns: int) -> None:
+    """Exactly ``calls`` calls, ``conns`` at a time (every one answered before this returns)."""
+    headers = {"authorization": f"Bearer {TEST_KEY}"}
+    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
+    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
+        left = iter(range(calls))
+
+        async def worker() -> None:
+            for _ in left:
+                (await client.post(url, json=BODY, headers=headers)).raise_for_status()
+
+        await asyncio.gather(*(worker() for _ in range(conns)))
+
+
+def callgrind(
+    config: dict[str, Any], env: dict[str, str], root: Path, calls: int, conns: int, *, cwd: Path = REPO
+) -> tuple[float, float]:
+    """``(instructions per call, of which idle)`` of one gateway process under callgrind: started
+    uninstrumented (minutes faster), warmed up, then exactly ``calls`` calls, ``conns`` at a time
+    (as under load: batched audit commits, several calls per loop turn); the idle instructions
+    per second (timers, lease renewal, the keys version check) are measured over 5 s first and
+    taken out of the calls' total at the same rate."""
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
+    out_dir = Path(tempfile.mkdtemp(prefix="wg-cluster-cg-"))
+    wrap = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_dir}/cg.%p"]
+    proc = GatewayProcess(config, root, env=env, cwd=cwd, prefix=wrap)
+
+    def control(*flags: str) -> None:
+        subprocess.run(["callgrind_control", *flags, str(proc.pid)], check=True, capture_output=True)
+
+    try:
+        proc.start(timeout_s=900)
+        url = proc.base_url + "/chat/completions"
+        asyncio.run(_drive(url, 3 * conns, conns))  # warm-up, uninstrumented
+        control("-i", "on")
+        asyncio.run(_drive(url, conns, conns))
+        control("-z")
+        t0 = time.monotonic()
+        time.sleep(5)
+        idle, seen = _dump(out_dir, proc.pid, set())
+        idle_rate = idle / (time.monotonic() - t0)
+        control("-z")
+        t0 = time.monotonic()
+        asyncio.run(_drive(url, calls, conns))
+        busy, _ = _dump(out_dir, proc.pid, seen)
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.stop(timeout_s=120)
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return (busy - idle_rate * elapsed) / calls, idle_rate * elapsed / calls
+
+
+def _callgrind_main(topology: Topology, root: Path, args: argparse.Namespace) -> None:
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = set(cases) - set(SWAPS)
+    if unknown:
+        raise SystemExit(f"unknown --cases {sorted(unknown)}: choose from {', '.join(SWAPS)}")
+    base = None
+    for case in cases:
+        config, env = _swapped(topology, case)
+        per_call, idle = callgrind(config, env, root, args.callgrind, args.callgrind_conns)
+        base = base or per_call
+        print(
+            f"callgrind {case:<10s} {per_call / 1000:9,.1f}k instructions/call "
+            f"(idle taken out: {idle / 1000:,.1f}k)  x{per_call / base:.2f}",
             flush=True,
         )
 
@@ -120,6 +229,17 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--postgres-dsn", default="postgresql://root@127.0.0.1:5432/test")
     parser.add_argument(
+        "--callgrind", type=int, default=0, help="instead: instructions per call over N calls"
+    )
+    parser.add_argument("--callgrind-conns", type=int, default=16, help="--callgrind's calls in flight")
+    parser.add_argument(
+        "--cases",
+        default="embedded,all",
+        help="--callgrind's processes: "
+        + ", ".join(SWAPS)
+        + " (the first is the base; all: a replica's worker)",
+    )
+    parser.add_argument(
         "--breakdown",
         action="store_true",
         help="instead: one pinned process, each shared backend swapped in alone (" + ", ".join(SWAPS) + ")",
@@ -137,14 +257,17 @@ def main() -> None:
             check_ms=args.check_ms,
         )
         try:
-            if args.breakdown:
+            if args.breakdown or args.callgrind:
                 topology._write_policies()
                 topology.opa.start()
-                _breakdown(topology, root, args)
+                if args.callgrind:
+                    _callgrind_main(topology, root, args)
+                else:
+                    _breakdown(topology, root, args)
                 return
             topology.start()
             single = GatewayProcess(
-                _single_config(topology), root, env=topology.env("single"), cwd=REPO, prefix=pinned([], 0)
+                _single_config(topology), root, env=_single_env(topology), cwd=REPO, prefix=pinned([], 0)
             )
             with contextlib.ExitStack() as stack:
                 stack.callback(single.stop)

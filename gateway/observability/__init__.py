@@ -5,6 +5,7 @@
     metrics.py      Metrics: per-call series recorded from the finished call; ``/metrics``
     fast.py         per-call increments without prometheus-client's per-call checks
     multiproc.py    multiprocess mode: scrape-time values to files, dead workers, a clean start
+    buffered.py     multiprocess mode: values written to their files in batches, not per change
     labels.py       bounded label values (the rest count as ``other``)
     gcwatch.py      GC pauses by generation (histogram, and a log line over 20 ms)
     tracing.py      CallTracer: one span per call, a child per stage, GenAI attributes

@@ -10,6 +10,7 @@ it receives ``metrics`` and ``tracer`` from this component (``gateway/components
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from gateway.observability.config import ObservabilitySettings
@@ -38,11 +39,20 @@ class Observability(BaseComponent):
         return [metrics_route()]
 
     async def start(self, ctx: AppContext) -> None:
+        from gateway.observability import buffered
         from gateway.observability.gcwatch import GCWatch
         from gateway.observability.metrics import Metrics
 
         settings = section(ctx.settings, self.name, ObservabilitySettings)
         self.metrics = self.tracer = None
+        # Multiprocess mode: every area's values are written to their files in batches from
+        # here on; this closer, the first registered, runs last and writes what is left.
+        detach = buffered.attach(asyncio.get_running_loop())
+
+        async def write_values() -> None:
+            detach()
+
+        ctx.closers.append(write_values)
         if settings.metrics.enabled:
             self.metrics = Metrics(ctx.registry, settings.metrics, ctx.models.get)
             gc_watch = GCWatch(ctx.registry)

@@ -35,6 +35,7 @@ from starlette.routing import Route
 from gateway.call import Call
 from gateway.errors import GatewayError, RateLimited, UpstreamError
 from gateway.http.ops_auth import require_ops_token
+from gateway.observability import buffered
 from gateway.observability.config import MetricsSettings
 from gateway.observability.fast import PROBE, fast_path
 from gateway.observability.labels import NONE, UNKNOWN, BoundedValues, LabelledChildren
@@ -259,6 +260,7 @@ class _Merged(Collector):
 def render(registry: CollectorRegistry) -> bytes:
     """The exposition text; merges every worker's values in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        buffered.flush()  # this worker's own values exactly (the others' at most 0.1 s old)
         merged = CollectorRegistry()
         merged.register(_Merged())
         return generate_latest(merged)
