@@ -264,7 +264,9 @@ class McpGuards:
         values = ValueRedaction(redactor, policy)
         ex.values = values
         found = await values.outbound(arguments)
-        ex.redaction = {"arguments": found}
+        # "args", not "arguments": the audit scrub drops any member named "arguments" (call
+        # content), which would hide this summary of counts and paths from the audit record.
+        ex.redaction = {"args": found}
         return orjson.dumps(arguments) != before
 
     # -- answers -------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def document(ex: Exchange, stage: str, **parts: Any) -> dict[str, Any]:
         "version": INPUT_VERSION,
         "principal": ex.principal.as_input() if ex.principal is not None else None,
         "agent": {"id": ex.agent_id, "run_id": ex.run_id, "parent_run_id": ex.parent_run_id},
-        "pii": ex.redaction.get("arguments") if ex.redaction else None,
+        "pii": ex.redaction.get("args") if ex.redaction else None,
         "time": time_view(),
         "mcp": mcp,
     }

@@ -185,6 +185,24 @@ async def test_arguments_and_answers_are_redacted(gateway: Any, tool_server: tup
     assert "EMAIL_ADDRESS" in looked.content[0].text
 
 
+async def test_the_audit_record_keeps_the_redaction_summary_never_the_values(gateway: Any) -> None:
+    secret = "sk-proj-" + "Z9y8X7w6V5u4T3s2R1q0" * 2
+    async with mcp_client(_url(gateway), headers={"x-run-id": "run-mcp-redaction"}) as client:
+        await client.call_tool("echo", {"text": f"key {secret} mail bob@example.org"})
+    async with httpx.AsyncClient() as http:
+        resp = await http.get(
+            gateway.url + "/admin/runs/run-mcp-redaction", headers={"authorization": f"Bearer {AUDITOR_KEY}"}
+        )
+    assert resp.status_code == 200, resp.text
+    steps = [s["data"]["mcp"] for s in resp.json()["steps"] if s.get("kind") == "mcp"]
+    [call] = [m for m in steps if m["method"] == "tools/call"]
+    # The summary of what redaction found in the arguments survives the audit scrub (counts
+    # and paths); the values never reach the record.
+    summary = call["redaction"]["args"]
+    assert summary["entities"].get("EMAIL_ADDRESS") == 1 and len(summary["entities"]) == 2, summary
+    assert secret not in resp.text and "bob@example.org" not in resp.text
+
+
 async def test_an_answer_with_an_injection_marker_is_withheld(gateway: Any) -> None:
     async with mcp_client(_url(gateway, "crm")) as client:
         result = await client.call_tool("read_ticket", {"ticket_id": "t-9"})
