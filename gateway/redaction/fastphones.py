@@ -17,7 +17,11 @@ from collections.abc import Iterable
 
 from phonenumbers import PhoneNumberMatcher
 from phonenumbers.phonenumbermatcher import _LEAD_CLASS_CHARS, _PATTERN, _SECOND_NUMBER_START_PATTERN  # type: ignore[attr-defined]  # private, absent from the stubs
-from phonenumbers.phonenumberutil import _VALID_PUNCTUATION, COUNTRY_CODE_TO_REGION_CODE
+from phonenumbers.phonenumberutil import (
+    _EXTN_PATTERNS_FOR_MATCHING,
+    _VALID_PUNCTUATION,
+    COUNTRY_CODE_TO_REGION_CODE,
+)
 
 from gateway.redaction.phones import PhonePrecheck, _rules
 
@@ -35,9 +39,12 @@ _BEFORE = (
     # no "+" in the 4 characters before ("+ 1 …", "+ +1 …": the matcher reads those its own way)
     r"(?s:(?<!\+)(?<!\+.)(?<!\+..)(?<!\+...))"
 )
+#: phonenumbers' own extension patterns (``;ext=12``, `` int 5``, `` anexo 12``…), groups made
+#: non-capturing: a number followed by one is left to the matcher (its span takes the extension).
+_EXTENSION = re.sub(r"\((?=\\d\{)", "(?:", _EXTN_PATTERNS_FOR_MATCHING)
 _AFTER = (
     r"(?:\Z|(?=[" + re.escape(SAFE_AFTER) + r"]|\.(?:[ \n]|\Z))"
-    r"(?![ \t,]{0,3}(?i:[#x]|e?xt|extension|ext\.)))"
+    r"(?![ \t,]{0,3}(?i:[#x]|e?xt|extension|ext\.))(?!(?i:" + _EXTENSION + ")))"
 )
 _SETTLE = re.compile(
     _BEFORE + r"(\+ ?1[ .-]?|1[ .-])?(?:\(([2-9]\d\d)\) ?|([2-9]\d\d)[ .-])([2-9]\d\d)[ .-](\d{4})" + _AFTER

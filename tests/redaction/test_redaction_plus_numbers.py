@@ -129,6 +129,11 @@ def test_numbers_written_with_plus_are_found_as_the_matcher_finds_them(
         "at 2024-05-12 +44 20 7946 0958:30",
         "+44 2024 05 12 10:30",
         "+1 415 555 2671 / 68",
+        "415-555-2671;ext=12 end",  # an extension the matcher takes into the span: not settled
+        "call (212) 736-5000;ext=7",
+        "415-555-2671 int 5 ok",
+        "x 415-555-2671 anexo 12",
+        "415-555-2671 - 12# x",
     ],
 )
 def test_edges_of_the_plus_path_equal_the_slow_path(redactor: Redactor, text: str) -> None:
