@@ -155,6 +155,13 @@ def callgrind(
     taken out of the calls' total at the same rate."""
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
+    # Under callgrind a worker runs ~50x slower: calls queued behind others would outlast the
+    # connection deadlines (the header timeout closed a connection without an answer).
+    server = config.get("server") or {}
+    config = {
+        **config,
+        "server": {**server, "header_timeout_s": 600, "body_timeout_s": 600, "keepalive_timeout_s": 600},
+    }
     out_dir = Path(tempfile.mkdtemp(prefix="wg-cluster-cg-"))
     wrap = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_dir}/cg.%p"]
     proc = GatewayProcess(config, root, env=env, cwd=cwd, prefix=wrap)
