@@ -20,6 +20,12 @@ from /proc) divided by the requests wrk completed; the single process's likewise
 server are not counted (they are not the gateway's CPU). Wall-clock numbers need a quiet
 machine; CPU per request is meaningful under load too (it is the processes' own CPU time).
 
+``--floor``: first, the same topology with every guard on its embedded default in each
+process (``EmbeddedTopology``): what replicas x workers sharing the machine's cores cost by
+themselves. ``cluster / floor`` is then the shared backends' own share of the ratio, the part
+the target's intent is about; ``floor / single`` is the machine's (on 2 cores, 4 workers and
+HAProxy contend for them: context switches, caches, fewer requests per loop wake-up).
+
 ``--callgrind N``: instead, instructions per call of one gateway process under callgrind (N
 calls, ``--callgrind-conns`` at a time, after a warm-up; the idle instructions over the same
 time taken out), a count other load on the machine does not change: the embedded single
@@ -62,15 +68,21 @@ BODY: dict[str, Any] = {
 }
 
 
+#: The embedded defaults of the sections the cluster shares (what a single-node start runs).
+EMBEDDED: dict[str, Any] = {
+    "limits": {"backend": "memory"},
+    "approvals": {"backend": "memory"},
+    "keys": {"backend": "file"},
+    "policy": {"engine": "regorus"},
+    "audit": {"backend": "sqlite"},
+}
+
+
 def _single_config(topology: Topology) -> dict[str, Any]:
-    """One process, every guard on, the embedded defaults (what a single-node start runs)."""
+    """One process, every guard on, the embedded defaults."""
     config = topology.config("single")
     config["server"] = {"workers": 1, "log_level": "warning"}
-    config["limits"] = {"backend": "memory"}
-    config["approvals"] = {"backend": "memory"}
-    config["keys"] = {"backend": "file"}
-    config["policy"] = {"engine": "regorus"}
-    config["audit"] = {"backend": "sqlite"}
+    config.update(EMBEDDED)
     return config
 
 
@@ -80,6 +92,20 @@ def _single_config(topology: Topology) -> dict[str, Any]:
 #: ``--workers N`` needs (prometheus-client then keeps every value in a per-process file);
 #: ``all`` is all of them: one replica's worker.
 SWAPS = ("embedded", "policy", "limits", "approvals", "keys", "audit", "metrics", "all")
+
+
+class EmbeddedTopology(Topology):
+    """``--floor``: the same shape (replicas x workers behind HAProxy, the Prometheus
+    multiprocess directory) with every guard on its embedded default in each process (memory
+    limits and approvals, keys.yaml, regorus, SQLite audit): what the processes sharing the
+    cores cost by themselves, with no shared backend. State is per process (opted in), so it is
+    a measuring floor, never a deployment."""
+
+    def config(self, name: str) -> dict[str, Any]:
+        config = super().config(name)
+        config["server"]["allow_per_process_state"] = True
+        config.update(EMBEDDED)
+        return config
 
 
 def _single_env(topology: Topology) -> dict[str, str]:
@@ -251,7 +277,13 @@ def main() -> None:
         action="store_true",
         help="instead: one pinned process, each shared backend swapped in alone (" + ", ".join(SWAPS) + ")",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also the same topology with every guard embedded per process (what sharing the cores costs)",
+    )
     args = parser.parse_args()
+    floor = _floor(args) if args.floor else None
     root = Path(tempfile.mkdtemp(prefix="wg-bench-cluster-"))
     with fake_upstream() as upstream:
         topology = Topology(
@@ -296,6 +328,36 @@ def main() -> None:
     print(
         f"cluster / single CPU per request: {ratio:.2f}x (target <= 1.3x: {verdict}); idle excluded {busy:.2f}x"
     )
+    if floor is not None:
+        res, cpu = floor
+        label = f"floor {len(topology.names)}x{args.workers}, embedded"
+        print(f"{label:<27s} {res.row()}  cpu {cpu:7.0f} µs/req")
+        print(
+            f"floor / single: {cpu / max(one_cpu, 1e-9):.2f}x (processes sharing the cores); "
+            f"cluster / floor: {many_cpu / max(cpu, 1e-9):.2f}x (the shared backends' own share)"
+        )
+
+
+def _floor(args: argparse.Namespace) -> tuple[Any, float]:
+    """The ``EmbeddedTopology`` under the same load, measured before the real one."""
+    root = Path(tempfile.mkdtemp(prefix="wg-bench-floor-"))
+    with fake_upstream() as upstream:
+        topology = EmbeddedTopology(
+            root,
+            upstream,
+            redis_url=args.redis_url,
+            postgres_dsn=args.postgres_dsn,
+            workers=args.workers,
+            server_close=False,
+            check_ms=args.check_ms,
+        )
+        try:
+            topology.start()
+            res, cpu, _ = _measure(topology.base_url + "/chat/completions", topology.pids(), args)
+        finally:
+            topology.stop()
+            shutil.rmtree(root, ignore_errors=True)
+    return res, cpu
 
 
 if __name__ == "__main__":
