@@ -286,15 +286,7 @@ def main() -> None:
     floor = _floor(args) if args.floor else None
     root = Path(tempfile.mkdtemp(prefix="wg-bench-cluster-"))
     with fake_upstream() as upstream:
-        topology = Topology(
-            root,
-            upstream,
-            redis_url=args.redis_url,
-            postgres_dsn=args.postgres_dsn,
-            workers=args.workers,
-            server_close=False,
-            check_ms=args.check_ms,
-        )
+        topology = _topology(Topology, root, upstream, args)
         try:
             if args.breakdown or args.callgrind:
                 topology._write_policies()
@@ -338,19 +330,24 @@ def main() -> None:
         )
 
 
+def _topology(kind: type[Topology], root: Path, upstream: str, args: argparse.Namespace) -> Topology:
+    """The bench's topology: keep-alive to the replicas, ``--check-ms`` health checks."""
+    return kind(
+        root,
+        upstream,
+        redis_url=args.redis_url,
+        postgres_dsn=args.postgres_dsn,
+        workers=args.workers,
+        server_close=False,
+        check_ms=args.check_ms,
+    )
+
+
 def _floor(args: argparse.Namespace) -> tuple[Any, float]:
     """The ``EmbeddedTopology`` under the same load, measured before the real one."""
     root = Path(tempfile.mkdtemp(prefix="wg-bench-floor-"))
     with fake_upstream() as upstream:
-        topology = EmbeddedTopology(
-            root,
-            upstream,
-            redis_url=args.redis_url,
-            postgres_dsn=args.postgres_dsn,
-            workers=args.workers,
-            server_close=False,
-            check_ms=args.check_ms,
-        )
+        topology = _topology(EmbeddedTopology, root, upstream, args)
         try:
             topology.start()
             res, cpu, _ = _measure(topology.base_url + "/chat/completions", topology.pids(), args)
