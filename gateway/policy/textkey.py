@@ -39,8 +39,9 @@ from functools import cache, lru_cache
 
 import disarm
 
-#: Invisible characters outside category Cf (removed like the Cf ones).
-_INVISIBLE_EXTRA = (
+#: Invisible characters outside category Cf (removed like the Cf ones; redaction's detection
+#: view removes the same, gateway/redaction/normalize.py).
+INVISIBLE_EXTRA = (
     0x034F,
     0x115F,
     0x1160,
@@ -67,7 +68,7 @@ def _invisible() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """
     category = unicodedata.category
     points = sorted(
-        {*_INVISIBLE_EXTRA, *(cp for cp in range(0x80, sys.maxunicode + 1) if category(chr(cp)) == "Cf")}
+        {*INVISIBLE_EXTRA, *(cp for cp in range(0x80, sys.maxunicode + 1) if category(chr(cp)) == "Cf")}
     )
     ranges: list[list[int]] = []
     for cp in points:

@@ -35,6 +35,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from gateway.policy.textkey import INVISIBLE_EXTRA
+
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 #: Between two digits: a run with one line break, or 2+ blanks, or one tab-like character.
 #: (The leading digit is matched, not looked behind at: 3x faster on text without digits.)
@@ -68,24 +70,11 @@ def has_digit(text: str) -> bool:
     return any(d in text for d in _DIGITS)
 
 
-#: Invisible characters outside category Cf, removed like the Cf ones (the policy's
-#: ``textkey`` removes the same): combining grapheme joiner, Hangul fillers, Khmer inherent
-#: vowels, Mongolian free variation selectors, variation selectors (and their supplement).
-_INVISIBLE = frozenset(
-    chr(cp)
-    for cp in (
-        0x034F,
-        0x115F,
-        0x1160,
-        0x17B4,
-        0x17B5,
-        0x3164,
-        0xFFA0,
-        *range(0x180B, 0x1810),
-        *range(0xFE00, 0xFE10),
-        *range(0xE0100, 0xE01F0),
-    )
-)
+#: Invisible characters outside category Cf, removed like the Cf ones: the policy's keys
+#: remove the same set (combining grapheme joiner, Hangul fillers, Khmer inherent vowels,
+#: Mongolian free variation selectors, variation selectors and their supplement), so a
+#: character that hides a tool name from a rule hides no entity from detection either.
+_INVISIBLE = frozenset(map(chr, INVISIBLE_EXTRA))
 #: Dots NFKC leaves alone that a domain name reads as ``.`` (IDNA maps them: ``example。com``).
 _DOTS = frozenset("\u3002\uff61")
 
