@@ -150,11 +150,7 @@ class Pipeline:
             else:
                 released: list[SSEEvent] = []
                 try:
-                    if whole:
-                        await stage.on_batch(call, events, released)
-                    else:
-                        for event in events:
-                            released.extend(await stage.on_chunk(call, event))
+                    await _run(stage, whole, call, events, released)
                 except Exception:
                     if released:
                         with contextlib.suppress(Exception):  # the first failure is the one reported
@@ -232,6 +228,19 @@ class Pipeline:
                 log.exception("deferred finish work failed", extra={"request_id": call.request_id})
 
 
+async def _run(
+    stage: Stage, whole: bool, call: Call, events: Sequence[SSEEvent], released: list[SSEEvent]
+) -> None:
+    """One stage over a read's ``events``, appending what it releases to ``released`` (its
+    ``on_batch`` when it has its own, else ``on_chunk`` per event); what it released before a
+    failure stays in ``released`` for the caller to pass on."""
+    if whole:
+        await stage.on_batch(call, events, released)
+    else:
+        for event in events:
+            released.extend(await stage.on_chunk(call, event))
+
+
 async def _through(
     stages: Sequence[tuple[Stage, bool]],
     start: int,
@@ -245,11 +254,7 @@ async def _through(
         stage, whole = stages[k]
         released: list[SSEEvent] = []
         try:
-            if whole:
-                await stage.on_batch(call, events, released)
-            else:
-                for event in events:
-                    released.extend(await stage.on_chunk(call, event))
+            await _run(stage, whole, call, events, released)
         except Exception:
             if released:
                 await _through(stages, k + 1, call, released, out)
