@@ -219,7 +219,7 @@ class Upstream:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        code = _UPSTREAM.replace("@PORT@", str(self.port))
+        code = self._code()
         self._proc = subprocess.Popen(
             pinned([sys.executable, "-c", code], 1),
             stdin=subprocess.PIPE,
@@ -237,6 +237,10 @@ class Upstream:
             except httpx.HTTPError:
                 time.sleep(0.05)
         return f"http://127.0.0.1:{self.port}/v1"
+
+    def _code(self) -> str:
+        """The upstream's program, on ``self.port``."""
+        return _UPSTREAM.replace("@PORT@", str(self.port))
 
     def __exit__(self, *exc: object) -> None:
         if self._proc is not None:

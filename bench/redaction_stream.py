@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import random
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BENCH_KEY, gateway, pinned
+import bench.redaction as ratio_suite
+from bench.common import BENCH_KEY, gateway
 from bench.redaction import _UPSTREAM, _cpu, agent_text
 
 #: The upstream of bench/redaction.py, writing one event per ``PACE`` seconds when PACE > 0.
@@ -53,40 +53,15 @@ _PACED = _UPSTREAM.replace(
 assert _PACED != _UPSTREAM, "bench/redaction.py's upstream changed: update _PACED"
 
 
-class Upstream:
+class Upstream(ratio_suite.Upstream):
+    """bench/redaction.py's upstream, writing one event per ``pace_s`` seconds when > 0."""
+
     def __init__(self, answer: str, pace_s: float) -> None:
-        self._answer, self._pace = answer, pace_s
-        self.port = 0
-        self._proc: subprocess.Popen[bytes] | None = None
+        super().__init__(answer)
+        self._pace = pace_s
 
-    def __enter__(self) -> str:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        code = f"PACE = {self._pace!r}\n" + _PACED.replace("@PORT@", str(self.port))
-        self._proc = subprocess.Popen(
-            pinned([sys.executable, "-c", code], 1),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(self._answer.encode())
-        self._proc.stdin.close()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.get(f"http://127.0.0.1:{self.port}/v1/models", timeout=1)
-                break
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            self._proc.wait(timeout=10)
+    def _code(self) -> str:
+        return f"PACE = {self._pace!r}\n" + _PACED.replace("@PORT@", str(self.port))
 
 
 def _body(i: int) -> dict[str, Any]:
