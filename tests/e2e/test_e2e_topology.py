@@ -157,7 +157,15 @@ def test_metrics_of_a_replica_sum_its_workers(topology: Topology) -> None:
     def total() -> float:
         return sum(_samples(httpx.get(replica.url + "/metrics", timeout=10).text, "wardgate_requests_total"))
 
-    before = total()
+    def settled() -> list[float]:
+        # A worker writes its metric changes in one batch shortly after the first one
+        # (gateway/observability/buffered.py), and a scrape flushes only the worker that
+        # serves it: wait until the earlier tests' changes have all reached the files.
+        first = total()
+        time.sleep(0.5)
+        return [first] if total() == first else []
+
+    [before] = wait_until(settled, within=10, message="the replica's request count never settled")
     for _ in range(12):  # fresh connections: both workers take some
         assert _revision(replica.url) is not None
     wait_until(lambda: total() - before == 12, within=10, message=f"{total() - before} counted, not 12")
