@@ -182,14 +182,20 @@ def gateway(
 
 
 @contextlib.contextmanager
-def minimal_passthrough(upstream_url: str, core: int = 0) -> Iterator[Gateway]:
-    """bench/minimal_passthrough.py under uvicorn, pinned like the gateway: the ceiling."""
+def minimal_passthrough(
+    upstream_url: str,
+    core: int = 0,
+    app: str = "bench.minimal_passthrough:app",
+    env: str = "MINIMAL_UPSTREAM",
+) -> Iterator[Gateway]:
+    """bench/minimal_passthrough.py (or ``app``, told its upstream in ``env``) under uvicorn,
+    pinned like the gateway: the ceiling."""
     port = free_port()
     cmd = [
         sys.executable,
         "-m",
         "uvicorn",
-        "bench.minimal_passthrough:app",
+        app,
         "--port",
         str(port),
         "--loop",
@@ -203,7 +209,7 @@ def minimal_passthrough(upstream_url: str, core: int = 0) -> Iterator[Gateway]:
     proc = subprocess.Popen(
         pinned(cmd, core),
         cwd=REPO,
-        env={**os.environ, "MINIMAL_UPSTREAM": upstream_url},
+        env={**os.environ, env: upstream_url},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -15,9 +15,13 @@ gets is sent on every call), then raw JSON-RPC ``tools/call`` POSTs over aiohttp
 connections, one call in flight per connection. The SDK's client would cost more per call
 than the gateway and measure itself.
 
-Prints for each concurrency: calls/s, p50/p99 direct and through the gateway, the added p50,
-and the gateway's CPU per call (process CPU time / calls: robust on a loaded machine) with
-the calls/s one fully busy gateway core sustains at that cost.
+Prints for each concurrency: calls/s, p50/p99 direct, through the floor and through the
+gateway, the added p50, and the CPU per call (process CPU time / calls: robust on a loaded
+machine) with the calls/s one fully busy gateway core sustains at that cost. The floor
+(bench/mcp_floor.py, pinned to core 0 like the gateway, idle while the gateway is measured) is
+the least a proxy hop can do on the same server stack and client library: accept the POST,
+forward the body over a kept-alive connection, return the answer. Its added p50 is what any
+hop costs on this machine; the gateway's own share is the gateway's added p50 minus the floor's.
 Targets (issue 21): added p50 <= 1 ms with every guard on; >= 1,000 calls/s through one worker.
 
 ``--callgrind N`` instead counts the gateway's instructions per call, which no other load on
@@ -50,7 +54,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 import orjson
 
-from bench.common import BENCH_KEY, REPO, cpu_seconds, free_port, gateway, pinned, wait_http
+from bench.common import (
+    BENCH_KEY,
+    REPO,
+    cpu_seconds,
+    free_port,
+    gateway,
+    minimal_passthrough,
+    pinned,
+    wait_http,
+)
 
 #: Every guard on; limits with rates no bench reaches (the bench measures work, not the example limits).
 GUARDS_ON: dict[str, Any] = {
@@ -300,9 +313,17 @@ def main() -> None:
             print(f"guards off: {', '.join(sorted(off)) or 'none'}")
             callgrind(args, files, guards, headers)
             return
-        with gateway("http://127.0.0.1:9/v1", guards, extra_files=files) as gw:
+        with (
+            gateway("http://127.0.0.1:9/v1", guards, extra_files=files) as gw,
+            minimal_passthrough(direct_url, app="bench.mcp_floor:app", env="MCP_UPSTREAM") as floor,
+        ):
             through_url = gw.url.removesuffix("/v1") + "/mcp/crm"
-            for url in (direct_url, through_url):  # warm-up (imports, Presidio, the first sessions)
+            floor_url = floor.url.removesuffix("/v1") + "/mcp"
+            for url in (
+                direct_url,
+                floor_url,
+                through_url,
+            ):  # warm-up (imports, Presidio, the first sessions)
                 asyncio.run(drive(url, headers, 4, args.warmup, args.tool))
             answers = "SSE" if args.sse and args.server == "sdk" else "JSON"
             print(
@@ -312,17 +333,25 @@ def main() -> None:
             summary: list[tuple[int, float, float]] = []  # conns, added p50 ms, gateway calls/s
             for conns in (int(c) for c in args.conns.split(",")):
                 direct = asyncio.run(drive(direct_url, headers, conns, args.seconds, args.tool))
-                cpu0 = cpu_seconds(gw.pid)
-                through = asyncio.run(drive(through_url, headers, conns, args.seconds, args.tool))
-                cpu_us = (cpu_seconds(gw.pid) - cpu0) / max(through.calls, 1) * 1e6
+                hops: dict[str, tuple[Result, float]] = {}
+                for name, target, url in (("floor", floor, floor_url), ("gateway", gw, through_url)):
+                    cpu0 = cpu_seconds(target.pid)
+                    res = asyncio.run(drive(url, headers, conns, args.seconds, args.tool))
+                    hops[name] = (res, (cpu_seconds(target.pid) - cpu0) / max(res.calls, 1) * 1e6)
                 print(f"c={conns:<3d} direct   {direct.row()}")
-                print(f"c={conns:<3d} gateway  {through.row()}  cpu {cpu_us:6.0f} µs/call")
+                for name, (res, cpu_us) in hops.items():
+                    print(f"c={conns:<3d} {name:8s} {res.row()}  cpu {cpu_us:6.0f} µs/call")
+                (through, cpu_us), (hop, _) = hops["gateway"], hops["floor"]
+                added, floor_added = through.pct(50) - direct.pct(50), hop.pct(50) - direct.pct(50)
                 print(
-                    f"c={conns:<3d} added    p50 {through.pct(50) - direct.pct(50):+.3f} ms  "
-                    f"p99 {through.pct(99) - direct.pct(99):+.3f} ms  "
+                    f"c={conns:<3d} added    p50 {added:+.3f} ms  p99 {through.pct(99) - direct.pct(99):+.3f} ms  "
                     f"one busy gateway core: {1e6 / max(cpu_us, 1):,.0f} calls/s"
                 )
-                summary.append((conns, through.pct(50) - direct.pct(50), through.rps))
+                print(
+                    f"c={conns:<3d} floor    added p50 {floor_added:+.3f} ms (the least a proxy hop costs here); "
+                    f"gateway's own share (gateway - floor) p50 {added - floor_added:+.3f} ms"
+                )
+                summary.append((conns, added, through.rps))
                 sys.stdout.flush()
             print(_targets(summary, off))
     print(f"load average {os.getloadavg()[0]:.1f} (numbers are noisy above the core count)")
