@@ -42,10 +42,17 @@ _BEFORE = (
 #: phonenumbers' own extension patterns (``;ext=12``, `` int 5``, `` anexo 12``…), groups made
 #: non-capturing: a number followed by one is left to the matcher (its span takes the extension).
 _EXTENSION = re.sub(r"\((?=\\d\{)", "(?:", _EXTN_PATTERNS_FOR_MATCHING)
-_AFTER = (
+AFTER_IN_FULL = (
     r"(?:\Z|(?=[" + re.escape(SAFE_AFTER) + r"]|\.(?:[ \n]|\Z))"
     r"(?![ \t,]{0,3}(?i:[#x]|e?xt|extension|ext\.))(?!(?i:" + _EXTENSION + ")))"
 )
+#: The safe neighbours no extension starts with (each of phonenumbers' extension patterns,
+#: and the look-ahead for ``x``/``ext`` before them, starts with one of " \t,;-", a letter, a
+#: digit or a symbol such as "#"): after one, as after the line break that ends a CSV row,
+#: ``AFTER_IN_FULL`` holds without its two extension look-aheads being tried (they were half
+#: of what settling a contact list's number cost: 2,500 numbers, ~0.9 ms).
+QUICK_AFTER = "".join(c for c in SAFE_AFTER if c not in " \t,;")
+_AFTER = "(?:(?=[" + re.escape(QUICK_AFTER) + "])|" + AFTER_IN_FULL + ")"
 _SETTLE = re.compile(
     _BEFORE + r"(\+ ?1[ .-]?|1[ .-])?(?:\(([2-9]\d\d)\) ?|([2-9]\d\d)[ .-])([2-9]\d\d)[ .-](\d{4})" + _AFTER
 )

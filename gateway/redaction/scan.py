@@ -13,9 +13,11 @@ that condition holds. Every finder here returns exactly what the regex it replac
 from __future__ import annotations
 
 import bisect
+import operator
 import re
 from collections.abc import Callable
 from functools import cache, lru_cache
+from itertools import accumulate, repeat
 
 from phonenumbers import PhoneMetadata
 from phonenumbers.phonenumberutil import _VALID_PUNCTUATION, COUNTRY_CODE_TO_REGION_CODE
@@ -110,13 +112,30 @@ def find_chains(text: str, regex: re.Pattern[str]) -> list[tuple[int, int, int, 
 
 
 def _chains_of_classes(classes: bytes, regex: re.Pattern[str]) -> list[tuple[int, int, int, int]]:
-    chains: list[tuple[int, int, int, int]] = []
-    append = chains.append
-    for mb in _chain_on_classes(regex.pattern).finditer(classes):
-        start, end = mb.span()
-        run = mb.group()  # "0" and "-" only: digits are what is not "-"
-        append((start, end, end - start - run.count(b"-"), run.count(b"-0") + 1))
-    return chains
+    """The chains of a class string in C loops (a contact list has 2,500: a Python step
+    each, ~0.8 us, was most of the scan): one ``split`` on the chain regex as a group gives
+    the gaps and the chains in turn, so their offsets are the running sum of the parts'
+    lengths; a chain's digits are its "0"s and its blocks one more than its "-0"s."""
+    parts = _split_on_chains(regex.pattern).split(classes)
+    if len(parts) == 1:
+        return []
+    offsets = list(accumulate(map(len, parts), initial=0))
+    runs = parts[1::2]
+    return list(
+        zip(
+            offsets[1:-1:2],
+            offsets[2::2],
+            map(bytes.count, runs, repeat(b"0")),
+            map(operator.add, map(bytes.count, runs, repeat(b"-0")), repeat(1)),
+            strict=True,
+        )
+    )
+
+
+@lru_cache(maxsize=8)
+def _split_on_chains(pattern: str) -> re.Pattern[bytes]:
+    """``_chain_on_classes`` as one group, for ``split`` (it has no group of its own)."""
+    return re.compile(b"(" + _chain_on_classes(pattern).pattern + b")")
 
 
 class ChainScanner:

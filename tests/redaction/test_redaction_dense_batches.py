@@ -1,0 +1,88 @@
+"""The dense-text shortcuts (a contact list of 2,500 numbers, issue 16 case d) answer exactly
+as the paths they shorten: the chain scan in C loops as the chain regex itself, and the
+number shape's quick neighbour check as the full one, extensions included."""
+
+from __future__ import annotations
+
+import random
+import re
+
+from gateway.redaction.fastphones import _AFTER, _BEFORE, AFTER_IN_FULL, QUICK_AFTER, SAFE_AFTER
+from gateway.redaction.prefilter import digit_chain
+from gateway.redaction.scan import find_chains
+from tests.redaction.dense import contacts_csv, phone
+
+_SHAPE = r"(\+ ?1[ .-]?|1[ .-])?(?:\(([2-9]\d\d)\) ?|([2-9]\d\d)[ .-])([2-9]\d\d)[ .-](\d{4})"
+#: What may follow a number: every safe neighbour, then extensions in phonenumbers' spellings
+#: (and near misses), words, digits, more numbers.
+_TAILS = [
+    "",
+    " ext. 12",
+    " x 5",
+    "x5",
+    ";ext=77",
+    " #12",
+    ",,, 12",
+    " int 4",
+    " anexo 3",
+    " EXT 9",
+    "-12#",
+    " - 12#",
+    " ～ 4",
+    " and more",
+    " 5",
+    "\n415-555-2671",
+    ". Then",
+    ".5",
+    ", 12",
+    "\tx 7",
+]
+
+
+def _neighbourhoods(rng: random.Random, count: int) -> list[str]:
+    texts = []
+    for _ in range(count):
+        after = rng.choice(SAFE_AFTER + "x#.~-a5")
+        texts.append(rng.choice(["", " ", "\n", "(", "+", ","]) + phone(rng) + after + rng.choice(_TAILS))
+    return texts
+
+
+def test_quick_neighbours_are_the_safe_ones_no_extension_starts_with() -> None:
+    assert set(QUICK_AFTER) <= set(SAFE_AFTER)
+    assert not set(QUICK_AFTER) & set(" \t,;-#xX")
+
+
+def test_the_quick_neighbour_check_equals_the_full_one() -> None:
+    """``_AFTER`` (a quick look-ahead for the neighbours no extension starts with, else the full
+    check) matches exactly where ``AFTER_IN_FULL`` matches, in the number shape and alone."""
+    quick = re.compile(_BEFORE + _SHAPE + _AFTER)
+    full = re.compile(_BEFORE + _SHAPE + AFTER_IN_FULL)
+    quick_alone, full_alone = re.compile(_AFTER), re.compile(AFTER_IN_FULL)
+    rng = random.Random(23)
+    for text in _neighbourhoods(rng, 6_000):
+        for i in range(len(text) + 1):
+            q, f = quick.match(text, i), full.match(text, i)
+            assert (q and q.span()) == (f and f.span()), (text, i)
+            assert (quick_alone.match(text, i) is None) == (full_alone.match(text, i) is None), (text, i)
+
+
+def test_chains_of_a_dense_list_equal_the_chain_regex() -> None:
+    """The C-loop chain scan (ASCII) gives what the regex gives on the same text made
+    non-ASCII at its end (where the regex itself runs): a contact list, the list with odd
+    neighbours, and numbers glued by separators."""
+    csv, _ = contacts_csv(2500, seed=9)
+    rng = random.Random(29)
+    mixed = "".join(
+        rng.choice(["\n", " ", "-", ".", "(", ")", "+", "x", "/", "  ", "     "]) + phone(rng)
+        for _ in range(800)
+    )
+    for fewest in (6, 7, 9):
+        regex = digit_chain(fewest)
+        for text in (csv, mixed, "no digits at all", "12", csv[:1] + "1" * 30):
+            fast = find_chains(text, regex)
+            want = [
+                (m.start(), m.end(), len(re.sub(r"\D", "", m.group())), len(re.findall(r"\d+", m.group())))
+                for m in regex.finditer(text)
+            ]
+            assert fast == want
+            assert find_chains(text + "\u00e9", regex) == want
