@@ -42,7 +42,7 @@ from presidio_analyzer.predefined_recognizers import (
 from gateway.redaction.config import NER_TYPES, RedactionSettings
 from gateway.redaction.iban import GroupingIbanRecognizer
 from gateway.redaction.phones import FormattedPhoneRecognizer, LabelledPhoneRecognizer
-from gateway.redaction.secrets import SECRET_PATTERNS, secret_recognizers
+from gateway.redaction.secrets import LABELLED_SECRET, SECRET_PATTERNS, secret_recognizers
 
 #: A dotted quad after one of these words is a document or version number, not an address.
 _NOT_AN_ADDRESS_LABEL = re.compile(
@@ -133,7 +133,7 @@ def known_types(settings: RedactionSettings) -> set[str]:
     types = {
         "PHONE_NUMBER",
         *_PRESIDIO_PATTERN_TYPES,
-        *(p.entity for p in SECRET_PATTERNS),
+        *(p.entity for p in SECRET_PATTERNS if p.entity != LABELLED_SECRET),
         *settings.deny_lists,
     }
     if settings.nlp.engine != "no_op":

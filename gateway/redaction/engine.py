@@ -28,7 +28,7 @@ from gateway.redaction.normalize import View
 from gateway.redaction.phones import LABELLED_PHONE
 from gateway.redaction.prefilter import Scan, build_families, windows
 from gateway.redaction.scan import ChainScanner
-from gateway.redaction.secrets import extend_wrapped
+from gateway.redaction.secrets import LABELLED_SECRET, extend_wrapped
 from gateway.redaction.spans import Span, Spans
 
 log = logging.getLogger("wardgate.redaction")
@@ -296,7 +296,7 @@ def finish(steps: Generator[None, None, Spans]) -> Spans:
 #: The score Presidio's phone recognizer gives every number (spans settled without it).
 _DIRECT_SCORE = 0.4
 #: Internal entity names of recognizers that report another type (see phones.py).
-_ALIASES = {LABELLED_PHONE: "PHONE_NUMBER"}
+_ALIASES = {LABELLED_PHONE: "PHONE_NUMBER", LABELLED_SECRET: "PASSWORD"}
 _SEP = "\n\n"
 
 

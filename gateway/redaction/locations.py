@@ -64,16 +64,16 @@ class NumberSlot(Slot):
     a schema's ``default``/``enum``, a provider field no rule knows, which a provider may put
     in the prompt): scanned as its digits; a value found in it becomes its placeholder string."""
 
-    number: int = 0
+    number: int | float = 0
 
     @property
     def text(self) -> str:
         value = self.container[self.key]
-        return value if isinstance(value, str) else str(value)
+        return value if isinstance(value, str) else _digits(value)
 
     def set(self, value: str) -> None:
         # The original digits (a policy's re-run puts originals back) are the number again.
-        self.container[self.key] = self.number if value == str(self.number) else value
+        self.container[self.key] = self.number if value == _digits(self.number) else value
 
 
 #: A value that needs its label to be found is one token: digits (a phone number, an SSN), a
@@ -94,10 +94,21 @@ def needs_label(label: str, text: str) -> bool:
 
 #: Integers below this have too few digits to be any entity (a phone number has 7 or more).
 _MIN_NUMBER = 1_000_000
+#: Integral floats up to this are scanned too: ``4111111111111111.0`` (or ``4.111111111111111e15``
+#: in the body) is sent on as ``4111111111111111.0``, the card's digits; 19 digits is the
+#: longest card, past it a float's digits are not the ones written.
+_MAX_FLOAT = 1e19
 
 
 def _number(value: Any) -> bool:
-    return type(value) is int and abs(value) >= _MIN_NUMBER
+    if type(value) is int:
+        return abs(value) >= _MIN_NUMBER
+    return type(value) is float and _MIN_NUMBER <= abs(value) < _MAX_FLOAT and value.is_integer()
+
+
+def _digits(value: int | float) -> str:
+    """The digits a number is scanned as: an integral float without its ``.0``."""
+    return str(int(value)) if type(value) is float else str(value)
 
 
 @dataclass(slots=True)

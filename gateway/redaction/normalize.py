@@ -7,8 +7,10 @@ by a no-break space, two spaces or a line break. Detection therefore runs on a n
 view, and every span is mapped back so that the characters replaced are the original ones
 (zero-width characters inside a value included):
 
-1. outside ASCII only, per character: format characters (category ``Cf``: zero-width space
-   and joiners, soft hyphen, BOM, bidi controls) and the other invisible ones (combining
+1. outside ASCII only, per character: a letter of another script drawn like a Latin one
+   (Cyrillic ``а``, Greek ``Ο``: ``_CONFUSABLE``) is read as that Latin letter; format
+   characters (category ``Cf``: zero-width space and joiners, soft hyphen, BOM, bidi
+   controls) and the other invisible ones (combining
    grapheme joiner, variation selectors, Hangul fillers) are removed; other whitespace
    becomes a space (a line or paragraph separator a line break); a decimal digit of any
    script becomes its ASCII digit (``٤١١١``, ``۴۱۱۱``, ``४१५``: cards and phone numbers
@@ -79,8 +81,24 @@ _INVISIBLE = frozenset(map(chr, INVISIBLE_EXTRA))
 _DOTS = frozenset("\u3002\uff61")
 
 
+#: Cyrillic, Greek and other letters drawn like a Latin one (Unicode's confusables, one to
+#: one), read as that letter: ``pаssword:`` with a Cyrillic ``а`` is the label ``password:``,
+#: ``АKIA…`` an AWS key, ``jаne@exаmple.com`` an address. NFKC leaves them alone (they are
+#: letters of their own scripts), so without this a label spelled with one passed unseen.
+_CONFUSABLE = {
+    **dict(zip("аеіјорсухѕһԁԛԝӏкүԍ", "aeijopcyxshdqwlkyg", strict=True)),
+    **dict(zip("АВЕКМНОРСТХУЅІЈԚԜҮ", "ABEKMHOPCTXYSIJQWY", strict=True)),
+    **dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "ABEZHIKMNOPTYX", strict=True)),
+    **dict(zip("οναικρυχı", "ovaikpuxi", strict=True)),
+    **dict(zip("օսհ", "ouh", strict=True)),  # Armenian
+}
+
+
 @lru_cache(maxsize=4096)
 def _char(ch: str) -> str:
+    confusable = _CONFUSABLE.get(ch)
+    if confusable is not None:
+        return confusable
     cat = unicodedata.category(ch)
     if cat == "Cf" or ch in _INVISIBLE:
         return ""

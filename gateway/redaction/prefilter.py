@@ -49,8 +49,9 @@ from gateway.redaction.scan import (
     literal_gate,
     min_phone_digits,
     ssn_chains,
+    words_in_lower,
 )
-from gateway.redaction.secrets import SECRET_PATTERNS
+from gateway.redaction.secrets import LABELLED_SECRET, SECRET_LABEL_KEYS, SECRET_PATTERNS
 
 #: Windows closer than this are merged.
 _MERGE_GAP = 16
@@ -231,9 +232,15 @@ def build_families(
         pad_right=72,
         needs_digit=True,
     )
+    if "PASSWORD" in entities:  # "api_key: …", "token=…": around the label words, the value after
+        keys, label = SECRET_LABEL_KEYS, frozenset({LABELLED_SECRET})
+        trigger, finder = re.compile("|".join(keys), re.IGNORECASE), words_in_lower(keys)
+        families.append(
+            Family("secret_label", label, "regex", trigger=trigger, finder=finder, pad_left=24, pad_right=176)
+        )
     secret_literals: dict[str, list[str]] = {}
-    for p in SECRET_PATTERNS:
-        if p.entity != "US_SSN":  # the labelled SSN is found with the other SSNs, by digit chain
+    for p in SECRET_PATTERNS:  # the labelled SSN is found by digit chain, a labelled secret above
+        if p.entity not in ("US_SSN", LABELLED_SECRET):
             secret_literals.setdefault(p.entity, []).extend(p.literals)
     for entity, literals in secret_literals.items():
         add(f"secret:{entity}", {entity}, "literal", literals=tuple(literals))

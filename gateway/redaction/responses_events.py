@@ -13,7 +13,7 @@ import copy
 from typing import Any
 
 from gateway.call import Endpoint
-from gateway.redaction.events import NewChannel, WholeText
+from gateway.redaction.events import NewChannel, WholeText, rewrite_body
 from gateway.redaction.fields import Treat
 from gateway.redaction.locations import drop_logprobs, table, walk_body
 from gateway.redaction.stream import Channel
@@ -104,13 +104,18 @@ class ResponsesRewriter:
         elif etype in _TERMINAL:
             out.extend(self.flush_all())
             response = obj.get("response")
-            if isinstance(response, dict) and isinstance(response.get("output"), list):
-                for i, item in enumerate(response["output"]):
-                    if isinstance(item, dict):
-                        self._item(item, i)
-                changed = True
+            if isinstance(response, dict):
+                changed = self._response(response)
         else:  # annotation added, error, created, in progress, ...: their strings, whole
-            changed = self._other(obj)
+            response = obj.get("response")
+            if isinstance(response, dict):
+                rest = {k: v for k, v in obj.items() if k != "response"}
+                changed = self._response(response)
+                if self._other(rest):
+                    obj.update(rest)  # key order kept: ``response`` is not in ``rest``
+                    changed = True
+            else:
+                changed = self._other(obj)
         if self._renumber(obj) or changed:
             ev.set_json(obj)
         out.append(ev)
@@ -214,6 +219,25 @@ class ResponsesRewriter:
                 slot.set(new)
                 self._changed.append(slot.path)
         drop_logprobs(walk, self._changed)
+
+    def _response(self, response: dict[str, Any]) -> bool:
+        """The whole response an event carries (``response.created`` ... ``response.failed``):
+        its output items as streamed (``_item``), every other field (``error.message``,
+        ``output_text``, ``instructions``, ``metadata``, ...) as the answer table says. Only
+        the output items were read before, so a failed response's error message, or the
+        ``output_text`` some servers add to ``response.completed``, reached the client raw."""
+        changed = False
+        output = response.get("output")
+        if isinstance(output, list):
+            for i, item in enumerate(output):
+                if isinstance(item, dict):
+                    self._item(item, i)
+            changed = bool(output)
+        rest = {k: v for k, v in response.items() if k != "output"}
+        if rewrite_body(Endpoint.RESPONSES, rest, self._whole, self._unknown):
+            response.update(rest)  # a top-level string was rewritten in the copy
+            changed = True
+        return changed
 
     def _other(self, obj: dict[str, Any]) -> bool:
         """An event no branch above streams (annotation added, error, ...): its strings, whole."""

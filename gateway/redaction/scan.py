@@ -280,6 +280,27 @@ def any_of(*patterns: re.Pattern[str]) -> Finder:
     return find
 
 
+def words_in_lower(words: tuple[str, ...]) -> Finder:
+    """Where any of ``words`` (lower case) occurs in any case: substring searches on the
+    lower-cased text (C), or None (the family's regex instead) when lowering changed the
+    text's length, so positions would not match (``İ`` lowers to two characters)."""
+
+    def find(scan: Scan) -> Spots | None:
+        low = scan.lower
+        if len(low) != len(scan.text):
+            return None
+        spots: Spots = []
+        for word in words:
+            i = low.find(word)
+            while i >= 0:
+                spots.append((i, i + len(word)))
+                i = low.find(word, i + 1)
+        spots.sort()
+        return spots
+
+    return find
+
+
 #: Fewer chains than this, or fewer than one per ``_DENSE`` characters: ``accept`` looks
 #: before each of them (cheaper than a scan for keys, which prose is full of).
 _FEW_CHAINS = 64

@@ -77,6 +77,19 @@ def real_password(value: str) -> bool:
     return code.group(1) is None and "." not in value and looks_random(value)
 
 
+#: An environment variable's or constant's name standing for the value (``YOUR_API_KEY``).
+_CONSTANT = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+
+
+def generated_secret(value: str) -> bool:
+    """A value after a word that labels non-secrets too (``token``, ``secret``, ``api_key``):
+    at least 8 characters, letters and digits or mixed case (``looks_random``), not a
+    placeholder, template, constant's name or expression."""
+    if len(value) < 8 or not any(c.isalpha() for c in value) or _CONSTANT.fullmatch(value):
+        return False
+    return real_password(value) and looks_random(value)
+
+
 def basic_credentials(value: str) -> bool:
     """``Basic`` is followed by base64 of ``user:password`` (printable, with a colon)."""
     try:
@@ -89,6 +102,19 @@ def basic_credentials(value: str) -> bool:
 _PASSWORD_VALUE = (
     r"[ \t]{0,4}(?:\"(?P<s>[^\"\n]{1,40})\"|'(?P<s2>[^'\n]{1,40})'|(?P<s3>[^\s\"'`,;)\]}]{1,128}))"
 )
+
+
+#: Between a label and its value: ``:``, ``=``, ``:=``, ``=>`` (after an optional quote), or
+#: "is" / "was" in a sentence.
+_LABEL_END = r"(?:[\"']?[ \t]{0,4}(?::=?|=>?)|[ \t]{1,4}(?:is|was)(?![A-Za-z])(?:[ \t]{0,4}:)?)"
+#: The internal type of a credential found by another label than a password's (``api_key:``,
+#: ``token=``, ``client_secret``): reported as ``PASSWORD``, detected whenever ``PASSWORD``
+#: is, but a family of its own (``prefilter.py``), analysed only near its label words: as a
+#: ``PASSWORD`` literal, "api" or "token" in any prose sent the whole text through every
+#: password pattern (case c, a 20 KB message: ~3x its detection time).
+LABELLED_SECRET = "PASSWORD_LABELLED"
+#: The words every label of ``LABELLED_SECRET`` holds (lower case): its family's triggers.
+SECRET_LABEL_KEYS = ("secret", "api", "token", "private", "passcode")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,12 +214,26 @@ SECRET_PATTERNS: tuple[SecretPattern, ...] = (
     ),
     SecretPattern(
         # password: hunter2, "password": "a b c", passwd=…, DB_PASSWORD='…'. Quoted values may
-        # hold spaces (bounded, so a stream's hold-back covers the whole match).
+        # hold spaces (bounded, so a stream's hold-back covers the whole match). Or as a
+        # sentence: "my password is hunter2", "the passphrase was: Tr0ub4dor" ("is correct",
+        # "was too short" are words, which ``real_password`` refuses).
         "PASSWORD",
-        r"(?i:(?<![A-Za-z])(?:password|passwd|passphrase|pass)(?![A-Za-z]))[\"']?[ \t]{0,4}(?::=?|=>?)"
-        + _PASSWORD_VALUE,
+        r"(?i:(?<![A-Za-z])(?:password|passwd|passphrase|pass)(?![A-Za-z]))" + _LABEL_END + _PASSWORD_VALUE,
         validator=real_password,
         literals=("i:pass",),
+    ),
+    SecretPattern(
+        # Other credentials by their label: api_key: …, "client_secret": "…", token=…,
+        # access_token, auth token, secret, private_key, passcode. Many of these words label
+        # things that are not secret in prose about models ("token: 50256", "secret: str",
+        # "api_key: YOUR_API_KEY"), so the value must look generated (``generated_secret``).
+        LABELLED_SECRET,
+        r"(?i:(?<![A-Za-z])(?:(?:client|app|api|consumer|shared)[_ .-]?secret|secret(?:[_ .-]?key)?"
+        r"|api[_ .-]?key|apikey|(?:access|auth|refresh|session|bearer|api)[_ .-]?token|token"
+        r"|private[_ .-]?key|passcode)(?![A-Za-z]))" + _LABEL_END + _PASSWORD_VALUE,
+        # Below the formats' 1.0: a Slack token or a wg- key after "token:" keeps its own type.
+        score=0.9,
+        validator=generated_secret,
     ),
     SecretPattern(
         # pwd=… (``pwd:`` is how the shell command's output is introduced: "=" only).
@@ -293,7 +333,7 @@ def secret_recognizers(wanted: set[str]) -> list[GroupPatternRecognizer]:
     """One recognizer per wanted entity type that has patterns here."""
     by_entity: dict[str, list[SecretPattern]] = {}
     for p in SECRET_PATTERNS:
-        if p.entity in wanted:
+        if p.entity in wanted or (p.entity == LABELLED_SECRET and "PASSWORD" in wanted):
             by_entity.setdefault(p.entity, []).append(p)
     names = {"US_SSN": "WardgateLabelledSsnRecognizer"}
     return [GroupPatternRecognizer(e, ps, name=names.get(e)) for e, ps in by_entity.items()]
