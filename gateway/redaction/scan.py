@@ -281,9 +281,8 @@ def any_of(*patterns: re.Pattern[str]) -> Finder:
 
 
 def words_in_lower(words: tuple[str, ...]) -> Finder:
-    """Where any of ``words`` (lower case) occurs in any case: substring searches on the
-    lower-cased text (C), or None (the family's regex instead) when lowering changed the
-    text's length, so positions would not match (``İ`` lowers to two characters)."""
+    """Where ``words`` (lower case) occur in any case, by C substring searches; None (use the
+    regex) when lowering changed the length (``İ`` lowers to two characters)."""
 
     def find(scan: Scan) -> Spots | None:
         low = scan.lower
@@ -295,8 +294,7 @@ def words_in_lower(words: tuple[str, ...]) -> Finder:
             while i >= 0:
                 spots.append((i, i + len(word)))
                 i = low.find(word, i + 1)
-        spots.sort()
-        return spots
+        return sorted(spots)
 
     return find
 

@@ -234,6 +234,7 @@ SECRET_PATTERNS: tuple[SecretPattern, ...] = (
         # Below the formats' 1.0: a Slack token or a wg- key after "token:" keeps its own type.
         score=0.9,
         validator=generated_secret,
+        literals=tuple(f"i:{key}" for key in SECRET_LABEL_KEYS),  # its own family's (prefilter.py)
     ),
     SecretPattern(
         # pwd=… (``pwd:`` is how the shell command's output is introduced: "=" only).
