@@ -4,7 +4,8 @@ config.py     McpSettings (the ``mcp`` section) and policies/mcp.yaml: the upstr
 jsonrpc.py    one JSON-RPC message per POST, checked; the gateway's JSON-RPC errors
 protocol.py   capabilities filtered, 2026-07-28 routing and Mcp-Param headers from the body
 sessions.py   Mcp-Session-Id bound to the key that opened it (HMAC, nothing stored)
-upstream.py   UpstreamPool: one aiohttp session, a timeout per server, failures by kind
+upstream.py   UpstreamPool: the upstream servers, a timeout per server, failures by kind
+h1.py         a lean HTTP/1.1 keep-alive client (httptools), connections kept per server
 relay.py      the upstream's answer (JSON, SSE, 202) back to the agent, the answer hook
 refusals.py   ServerRefusals: sampling/elicitation requests of a server answered with an error
 exchange.py   Exchange: one MCP request as audit, metrics and the guards see it

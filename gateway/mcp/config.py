@@ -83,7 +83,7 @@ class McpSettings(BaseModel):
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     #: An answer (JSON, or one SSE event) from a server above this becomes an error result.
     max_response_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
-    #: Connections per upstream server (aiohttp pool).
+    #: Connections per upstream server (kept alive, gateway/mcp/h1.py).
     max_connections: int = Field(default=100, ge=1)
     #: A held tool call (approval ``hold``) tells the client it is still waiting this often.
     approval_progress_s: float = Field(default=5.0, gt=0, le=60)

@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-import aiohttp
 import orjson
 
 from gateway import dupkeys
+from gateway.mcp.h1 import Response
 from gateway.mcp.jsonrpc import McpError
 from gateway.mcp.protocol import REFUSED_SERVER_REQUESTS
 from gateway.mcp.upstream import UpstreamFailure
@@ -63,7 +63,7 @@ def event_bytes(obj: Any, like: SSEEvent | None = None) -> bytes:
     return head + b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
-async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+async def read_capped(resp: Response, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_any():
@@ -115,7 +115,7 @@ def _answers(obj: Any, request_id: Any) -> TypeGuard[dict[str, Any]]:
 
 
 async def relay(
-    resp: aiohttp.ClientResponse,
+    resp: Response,
     request_id: Any,
     on_answer: AnswerHook | None,
     failure: Callable[[UpstreamFailure], dict[str, Any]],
@@ -171,7 +171,7 @@ async def _guarded(on_answer: AnswerHook, obj: dict[str, Any]) -> dict[str, Any]
 
 
 async def _stream(
-    resp: aiohttp.ClientResponse,
+    resp: Response,
     request_id: Any,
     on_answer: AnswerHook | None,
     failure: Callable[[UpstreamFailure], dict[str, Any]],
@@ -212,9 +212,6 @@ async def _stream(
         except TimeoutError:
             problem = "timeout"
             yield event_bytes(failure(UpstreamFailure("timeout", "the stream went silent")))
-        except aiohttp.ClientError as exc:
-            problem = "unreachable"
-            yield event_bytes(failure(UpstreamFailure("unreachable", type(exc).__name__)))
     finally:
         resp.release()
         ended(problem)
@@ -230,7 +227,7 @@ def _json(event: SSEEvent) -> Any:
 
 
 async def raw_stream(
-    resp: aiohttp.ClientResponse,
+    resp: Response,
     ended: Ended,
     max_bytes: int,
     refuse: Refuse | None = None,
@@ -248,10 +245,10 @@ async def raw_stream(
             ]
             if out:
                 yield b"".join(out)
-    except (SSEParseError, UpstreamFailure):
+    except SSEParseError:
         problem = "garbage"
-    except aiohttp.ClientError:
-        problem = "unreachable"
+    except UpstreamFailure as exc:  # garbage in an event, or the connection lost (unreachable)
+        problem = exc.kind
     finally:
         resp.release()
         ended(problem)

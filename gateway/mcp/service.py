@@ -17,7 +17,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-import aiohttp
 import orjson
 
 from gateway.errors import BadRequest
@@ -27,6 +26,7 @@ from gateway.mcp import sessions
 from gateway.mcp.approval import tool_error
 from gateway.mcp.config import McpServer, McpSettings
 from gateway.mcp.exchange import Exchange
+from gateway.mcp.h1 import Response
 from gateway.mcp.jsonrpc import (
     FORBIDDEN,
     INVALID_REQUEST,
@@ -283,7 +283,7 @@ class McpGateway:
         upstream_session: str | None,
         body: bytes | None,
         stream: bool = False,
-    ) -> aiohttp.ClientResponse:
+    ) -> Response:
         """The upstream's answer to a request that is not a JSON-RPC request (no id to answer
         with an error result): its failure is a 502 JSON-RPC error."""
         try:
@@ -376,7 +376,7 @@ def _binder(token: str, server: str) -> Callable[[str], str | None]:
 
 
 def _session_header(
-    upstream_id: str | None, bind: Callable[[str], str | None], resp: aiohttp.ClientResponse | None = None
+    upstream_id: str | None, bind: Callable[[str], str | None], resp: Response | None = None
 ) -> dict[str, str]:
     """The agent's ``Mcp-Session-Id`` for the server's (refused, and ``resp`` released, when the
     server's is not a valid id)."""

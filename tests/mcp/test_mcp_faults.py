@@ -1,10 +1,11 @@
-"""Upstream faults (down is in test_mcp_relay.py): slow, garbage, a stream that ends without
-the answer; rate limits per tool and scope; the cost of a call from pricing.yaml; a policy
+"""Upstream faults (down is in test_mcp_relay.py): slow, garbage, compressed, a body gone
+silent, a stream that ends without the answer; rate limits per tool and scope; the cost of a call from pricing.yaml; a policy
 engine that cannot decide (fail closed); the metrics."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,18 @@ def _bad_server() -> Starlette:
     async def failing(request: Request) -> Response:
         return Response(b"internal", status_code=500)
 
+    async def gzipped(request: Request) -> Response:  # compressed though the gateway asked for identity
+        body = gzip.compress(b'{"jsonrpc":"2.0","id":1,"result":{"content":[]}}')
+        return Response(body, media_type="application/json", headers={"content-encoding": "gzip"})
+
+    async def stall(request: Request) -> Response:  # the head at once, then the body goes silent
+        async def body() -> AsyncIterator[bytes]:
+            yield b'{"jsonrpc":"2.0",'
+            await asyncio.sleep(5)
+            yield b'"id":1,"result":{}}'
+
+        return StreamingResponse(body(), media_type="application/json")
+
     return Starlette(
         routes=[
             Route("/slow", slow, methods=["POST"]),
@@ -55,6 +68,8 @@ def _bad_server() -> Starlette:
             Route("/cut", cut, methods=["POST"]),
             Route("/failing", failing, methods=["POST"]),
             Route("/huge", huge, methods=["POST"]),
+            Route("/gzipped", gzipped, methods=["POST"]),
+            Route("/stall", stall, methods=["POST"]),
         ]
     )
 
@@ -64,7 +79,7 @@ def gateway(tool_server: tuple[ToolServer, str], tmp_path_factory: pytest.TempPa
     _, url = tool_server
     with serve_app(_bad_server(), lifespan="off") as bad:
         doc = mcp_yaml(url, limits=[{"tools": ["get_balance"], "scope": "run", "calls_per_minute": 2}])
-        for name in ("slow", "garbage", "cut", "failing", "huge"):
+        for name in ("slow", "garbage", "cut", "failing", "huge", "gzipped", "stall"):
             doc["servers"][name] = {"url": f"{bad.url}/{name}", "timeout_s": 0.5}
 
         def prepare(policies: Path) -> None:
@@ -96,7 +111,14 @@ _HEADERS = {"authorization": f"Bearer {TEST_KEY}", "accept": "application/json, 
 
 
 @pytest.mark.parametrize(
-    ("server", "kind"), [("slow", "timeout"), ("garbage", "garbage"), ("failing", "status")]
+    ("server", "kind"),
+    [
+        ("slow", "timeout"),
+        ("garbage", "garbage"),
+        ("failing", "status"),
+        ("gzipped", "garbage"),
+        ("stall", "timeout"),
+    ],
 )
 async def test_a_bad_upstream_gives_a_clean_error_result(gateway: Any, server: str, kind: str) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
