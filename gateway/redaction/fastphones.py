@@ -267,7 +267,8 @@ class FastPhones:
         rest: list[tuple[int, int, int, int]] = []
         keep = rest.append
         add = direct.append
-        settled = verified = 0
+        before = len(direct)
+        verified = 0
         plus = self.settle_plus
         for chain in chains:
             start, end, digits, blocks = chain
@@ -278,14 +279,17 @@ class FastPhones:
                     keep(chain)
                 continue
             s = start
-            if s and text[s - 1] == "(":
-                s -= 1
-            if s and text[s - 1] == "+":
-                s -= 1
+            if s:  # a "(" before the chain, a "+" before that, or a "+" alone
+                c = text[s - 1]
+                if c == "(":
+                    s -= 1
+                    if s and text[s - 1] == "+":
+                        s -= 1
+                elif c == "+":
+                    s -= 1
             if whole is not None:
                 m = whole(text, s)
                 if m is not None and m.end() == end:
-                    settled += 1
                     add((s, end))
                     continue
             m = match(text, s)
@@ -310,6 +314,5 @@ class FastPhones:
             if not ok and regex(area + exchange + line) is None:
                 keep(chain)
                 continue
-            settled += 1
             add((s, end))
-        return rest, settled, verified
+        return rest, len(direct) - before - verified, verified

@@ -102,27 +102,36 @@ class Vault:
         """Append to ``out`` ``text`` from ``pos`` with each of the disjoint, sorted ``spans``
         replaced by its placeholder (``keep[entity]``: restorable); returns where it stopped
         (the end of the last span). ``placeholder`` inlined: a text of thousands of values
-        (a contact list, resent on every call of a conversation) is one loop, ~0.3 us a value."""
+        (a contact list, resent on every call of a conversation) is one loop, ~0.6 us a value; a
+        run of one type keeps its count in a local (a contact list: ~10% less)."""
         by_entity, counters, restorable = self._by_entity, self._counters, self._restorable
         append = out.append
         current: str | None = None
         by_value: dict[str, str] = {}
         keep_it = False
+        prefix = ""
+        n = 0
         for start, end, entity in spans:
-            if entity != current:  # runs of one type: its dictionary and flag looked up once
+            if entity != current:  # runs of one type: its dictionary, flag and count read once
+                if current is not None:
+                    counters[current] = n
                 current = entity
                 by_value = by_entity.get(entity) or by_entity.setdefault(entity, {})
                 keep_it = keep[entity]
+                prefix = f"<{entity}_"
+                n = counters.get(entity, 0)
             value = text[start:end]
             ph = by_value.get(value)
             if ph is None:
-                n = counters[entity] = counters.get(entity, 0) + 1
-                ph = by_value[value] = f"<{entity}_{n}>"
+                n += 1
+                ph = by_value[value] = f"{prefix}{n}>"
             if keep_it:
                 restorable[ph] = value
             append(text[pos:start])
             append(ph)
             pos = end
+        if current is not None:
+            counters[current] = n
         return pos
 
     def replacement(
