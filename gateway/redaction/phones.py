@@ -173,6 +173,9 @@ class PhonePrecheck:
                 continue
             idd = re.compile(md.international_prefix) if md.international_prefix else None
             self._national.append((rules, idd))
+        #: A configured region rewrites digits while stripping its national prefix (a transform
+        #: rule, not modelled): no bound on a national number's written digits is assumed.
+        self.transforms = any(rules.transforms for rules, _ in self._national)
         #: Per process, bounded: the same chains (dates, versions, ids) recur across requests.
         self._blocks_possible = lru_cache(maxsize=16384)(self._check_blocks)
 
@@ -212,6 +215,20 @@ class PhonePrecheck:
         lead = chain[: chain.index(blocks[0])]
         plus = "+" in lead or "\uff0b" in lead or _plus_before(text, start)
         return self._blocks_possible(blocks, plus)
+
+    def possible_chain(self, text: str, start: int, end: int, plus: bool) -> bool:
+        """``possible`` for a digit chain of the pre-filter (it starts with a digit, so a
+        ``+`` can only stand before it: ``plus`` is ``plus_before(text, start)``), without
+        copying it out of the text."""
+        if not self.enabled:
+            return True
+        blocks = tuple(_BLOCK.findall(text, start, end))
+        return bool(blocks) and self._blocks_possible(blocks, plus)
+
+
+def plus_before(text: str, pos: int) -> bool:
+    """A ``+`` shortly before ``pos`` with no digit in between (``+ (44) …``)."""
+    return _plus_before(text, pos)
 
 
 def _plus_before(text: str, pos: int) -> bool:

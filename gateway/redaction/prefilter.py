@@ -20,21 +20,24 @@ neighbourhood as in the whole text. The corpus test proves recall is unchanged
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from gateway.redaction.accepts import CARD, Accept, ip_start_ok, near, ssn_within, within
 from gateway.redaction.edges import left_digits, left_edge, right_digits, right_edge
 from gateway.redaction.fastphones import FastPhones
+from gateway.redaction.phonelen import min_phone_digits
 from gateway.redaction.phones import (
     LABEL_LOOKBACK,
     LABELLED_PHONE,
     MIN_LABELLED_DIGITS,
     PhonePrecheck,
     any_label_key,
-    bare_digits,
     label_before,
+    plus_before,
 )
 from gateway.redaction.scan import (
     ChainScanner,
@@ -47,11 +50,10 @@ from gateway.redaction.scan import (
     in_alnum_runs,
     letters_then_digits,
     literal_gate,
-    min_phone_digits,
     ssn_chains,
     words_in_lower,
 )
-from gateway.redaction.secrets import LABELLED_SECRET, SECRET_LABEL_KEYS, SECRET_PATTERNS
+from gateway.redaction.secrets import LABELLED_SECRET, SECRET_LABEL_HEAD, SECRET_LABEL_KEYS, SECRET_PATTERNS
 
 #: Windows closer than this are merged.
 _MERGE_GAP = 16
@@ -60,8 +62,10 @@ _WHOLE_TEXT_SHARE = 0.6
 #: phonenumbers takes at most this many digit blocks into one candidate: a longer chain is
 #: several candidates, each validated on its own (the budget counts them).
 _BLOCKS_PER_CANDIDATE = 20
+_END = operator.itemgetter(1)  # a span's end
 
-Accept = Callable[[str, int, int], bool]
+#: ``accept`` of a chain family that also reads the chain's digit and block counts.
+ChainAccept = Callable[[str, int, int, int, int], bool]
 Direct = Callable[[str, int, int], "tuple[int, int] | bool | None"]
 Chain = tuple[int, int, int, int]
 #: ``Direct`` over many chains at once (``FastPhones.settle_chains``).
@@ -83,6 +87,8 @@ class Family:
     #: "chain" families: fewest digits a chain needs, and an optional finer check of it.
     min_digits: int = 0
     accept: Accept | None = None
+    #: "chain" families: ``accept`` given the chain's digit and block counts too (used instead).
+    accept_chain: ChainAccept | None = None
     pad_left: int = 0
     pad_right: int = 0
     #: Widen windows to whitespace (token-shaped entities) or only over adjacent digits (phones).
@@ -111,6 +117,10 @@ class Family:
     #: "chain" families: a chain of one digit block is accepted only after a "+" (phones:
     #: a bare run is an id), so none is when the text has no "+" (a JSON of 2,500 ids).
     single_needs_plus: bool = False
+    #: "chain" families: a chain ``accept`` took is dropped when the fast path settles it as
+    #: a number (found anyway, the same span): read from what the phone family settled in
+    #: this text (``Scan.settled``), else asked of this function (``FastPhones.settle``).
+    unless_settled: Direct | None = None
 
 
 class Charge(Protocol):
@@ -134,12 +144,22 @@ def build_families(
             families.append(Family(name, present, kind, **kw))  # type: ignore[arg-type]  # the keywords are Family's optional fields
 
     add("email", {"EMAIL_ADDRESS"}, "regex", trigger=re.compile("@"))
-    with_plus, _ = min_phone_digits(phone_regions)
+    with_plus, without = min_phone_digits(phone_regions)
     precheck = PhonePrecheck(phone_regions, phone_leniency)
+    # Without a "+", a *valid* number is written with at least ``without`` digits (the
+    # configured regions' shortest national number, or an international prefix and the
+    # shortest "+" number): an amount "1234.56" is none, before its blocks are read (a
+    # fresh amount missed the pre-check's cache: ~6 us). Not at POSSIBLE leniency (local-only
+    # lengths count there), nor for a region whose national prefix rule rewrites digits.
+    unsigned_min = without if precheck.enabled and not precheck.transforms else 0
 
-    def phone_accept(text: str, start: int, end: int) -> bool:
-        # A bare digit run is found only after a label (the "phone_label" family).
-        return not bare_digits(text, start, end) and precheck.possible(text, start, end)
+    def phone_accept(text: str, start: int, end: int, digits: int, blocks: int) -> bool:
+        # A bare digit run (one block: a chain starts and ends with a digit) is found only
+        # after a label (the "phone_label" family), unless a "+" leads it.
+        plus = plus_before(text, start)
+        if not plus and (blocks == 1 or digits < unsigned_min):
+            return False
+        return precheck.possible_chain(text, start, end, plus)
 
     fast = FastPhones(phone_regions, phone_leniency)
     add(
@@ -147,7 +167,7 @@ def build_families(
         {"PHONE_NUMBER"},
         "chain",
         min_digits=with_plus,  # with a "+"; the pre-check knows the national minimum
-        accept=phone_accept,
+        accept_chain=phone_accept,
         single_needs_plus=True,
         direct=fast.settle if fast.enabled else None,
         direct_many=fast.settle_chains if fast.enabled else None,
@@ -168,9 +188,8 @@ def build_families(
                 min_digits=MIN_LABELLED_DIGITS,
                 # A chain the fast path settles as a valid number is found anyway (same span):
                 # the labelled recognizer (python-phonenumbers at POSSIBLE, ~1 ms) skips it.
-                accept=(lambda t, a, b: label_before(t, a, b) and not isinstance(fast.settle(t, a, b), tuple))
-                if fast.enabled
-                else label_before,
+                accept=label_before,
+                unless_settled=fast.settle if fast.enabled else None,
                 subset=chains_after_labels(LABEL_LOOKBACK),
                 pad_left=48,
                 pad_right=24,
@@ -184,7 +203,7 @@ def build_families(
         {"CREDIT_CARD"},
         "chain",
         min_digits=13,
-        accept=_within(_CARD),
+        accept=within(CARD),
         pad_right=8,
         needs_digit=True,
     )
@@ -195,7 +214,7 @@ def build_families(
         {"US_SSN"},
         "chain",
         min_digits=9,
-        accept=_ssn_within,
+        accept=ssn_within,
         subset=ssn_chains,
         pad_left=48,
         pad_right=8,
@@ -219,7 +238,7 @@ def build_families(
         "regex",
         trigger=re.compile(r"\.\d{1,3}\.\d{1,3}\.\d|:[0-9A-Fa-f]{0,4}:"),
         finder=any_of(re.compile(r"\.\d{1,3}\.\d{1,3}\.\d"), re.compile(r":[0-9A-Fa-f]{0,4}:")),
-        accept=_ip_start_ok,
+        accept=ip_start_ok,
         pad_left=24,  # "section 4.2.1.3": the recognizer reads the word before
     )
     crypto = re.compile(r"(?:bc1|[13])[a-zA-HJ-NP-Z0-9]{25}")
@@ -236,7 +255,18 @@ def build_families(
         keys, label = SECRET_LABEL_KEYS, frozenset({LABELLED_SECRET})
         trigger, finder = re.compile("|".join(keys), re.IGNORECASE), words_in_lower(keys)
         families.append(
-            Family("secret_label", label, "regex", trigger=trigger, finder=finder, pad_left=24, pad_right=176)
+            Family(
+                "secret_label",
+                label,
+                "regex",
+                trigger=trigger,
+                finder=finder,
+                # A label and its end around the key word (api_key:, secret is): "the public
+                # API" costs no window (case c, 20 KB: ~12 windows, ~0.5 ms).
+                accept=near(SECRET_LABEL_HEAD, 24, 48),
+                pad_left=24,
+                pad_right=176,
+            )
         )
     secret_literals: dict[str, list[str]] = {}
     for p in SECRET_PATTERNS:  # the labelled SSN is found by digit chain, a labelled secret above
@@ -270,46 +300,6 @@ def build_families(
         families.append(Family("always", frozenset(rest), "always"))
     fewest = min((f.min_digits for f in families if f.kind == "chain"), default=6)
     return families, ChainScanner(digit_chain(fewest))
-
-
-#: Looser than the recognizers' own patterns (no word boundaries), so never stricter.
-_CARD = re.compile(r"\d(?:[- ]?\d){12}")
-_SSN = re.compile(r"(?<!\d)(?:\d{3}[- .]\d{2}[- .]\d{4}|\d{9})(?!\d)")
-
-
-_HEX = frozenset("0123456789abcdefABCDEF")
-
-
-def _ip_start_ok(text: str, start: int, end: int) -> bool:
-    r"""Drop colon pairs no IPv6 pattern can start at (``T10:22:00Z``, ``std::vector``).
-
-    Every Presidio IPv6 pattern begins with ``(?<![\w:])`` and then hex groups or ``::``. The
-    address holding this colon pair starts at the hex run just before it (at most 4 digits), so
-    that run must be preceded by neither a word character nor a colon.
-    """
-    if text[start] != ":":
-        return True  # the IPv4 alternative
-    p = start
-    while p > 0 and text[p - 1] in _HEX and start - p < 5:
-        p -= 1
-    if start - p > 4:
-        return False
-    return p == 0 or not (text[p - 1].isalnum() or text[p - 1] in "_:")
-
-
-def _within(pattern: re.Pattern[str]) -> Accept:
-    def accept(text: str, start: int, end: int) -> bool:
-        return pattern.search(text, start, end) is not None
-
-    return accept
-
-
-def _ssn_within(text: str, start: int, end: int) -> bool:
-    """``_SSN`` in the chain; a chain of one digit run holds one only if it is 9 digits (a
-    JSON of 2,500 ten-digit ids: no search at all)."""
-    if text[start:end].isdigit():
-        return end - start == 9
-    return _SSN.search(text, start, end) is not None
 
 
 def _lower_ci(literal: str) -> str:
@@ -352,10 +342,13 @@ def windows(
         subset = family.subset(scan) if family.subset is not None else None
         no_single = family.single_needs_plus and "+" not in text
         todo: Iterable[Chain] = chains if subset is None else (chains[i] for i in subset)
-        if settle is not None and family.direct_many is not None:
+        if settle is not None and family.direct_many is not None and direct is not None:
             # Chains settled by phonenumbers' own check (``settle_plus``) count as matcher candidates.
-            todo, settled, checked = family.direct_many(text, todo, family.min_digits, no_single, direct)  # type: ignore[arg-type]  # direct is a list whenever settle is set
+            todo, settled, checked = family.direct_many(text, todo, family.min_digits, no_single, direct)
             settle = None
+            if subset is None:  # every chain was asked: the labelled family may reuse the answers
+                scan.settled = (family.min_digits, set(map(_END, direct)))
+        unless, accept_chain, known = family.unless_settled, family.accept_chain, scan.settled
         for a, b, digits, blocks in todo:
             if digits < family.min_digits or (blocks == 1 and no_single):
                 continue
@@ -366,7 +359,17 @@ def windows(
                     if found is not False:
                         direct.append(found)  # type: ignore[union-attr, arg-type]  # found is a span here: None and False were excluded
                     continue
-            if accept is None or accept(text, a, b):
+            if accept_chain is not None:
+                ok = accept_chain(text, a, b, digits, blocks)
+            else:
+                ok = accept is None or accept(text, a, b)
+            if ok:
+                if unless is not None:  # a settled span ends where its chain ends
+                    if known is not None and blocks > 1 and digits >= known[0]:
+                        if b in known[1]:
+                            continue
+                    elif isinstance(unless(text, a, b), tuple):
+                        continue
                 spots.append((a, b))
                 checked += -(-blocks // _BLOCKS_PER_CANDIDATE)
         if budget is not None:

@@ -115,6 +115,13 @@ _LABEL_END = r"(?:[\"']?[ \t]{0,4}(?::=?|=>?)|[ \t]{1,4}(?:is|was)(?![A-Za-z])(?
 LABELLED_SECRET = "PASSWORD_LABELLED"
 #: The words every label of ``LABELLED_SECRET`` holds (lower case): its family's triggers.
 SECRET_LABEL_KEYS = ("secret", "api", "token", "private", "passcode")
+_SECRET_LABEL = (
+    r"(?i:(?<![A-Za-z])(?:(?:client|app|api|consumer|shared)[_ .-]?secret|secret(?:[_ .-]?key)?"
+    r"|api[_ .-]?key|apikey|(?:access|auth|refresh|session|bearer|api)[_ .-]?token|token"
+    r"|private[_ .-]?key|passcode)(?![A-Za-z]))"
+)
+#: How every match of ``LABELLED_SECRET`` begins, <= 20 chars past its key word (prefilter.py).
+SECRET_LABEL_HEAD = re.compile(_SECRET_LABEL + _LABEL_END)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,9 +235,7 @@ SECRET_PATTERNS: tuple[SecretPattern, ...] = (
         # things that are not secret in prose about models ("token: 50256", "secret: str",
         # "api_key: YOUR_API_KEY"), so the value must look generated (``generated_secret``).
         LABELLED_SECRET,
-        r"(?i:(?<![A-Za-z])(?:(?:client|app|api|consumer|shared)[_ .-]?secret|secret(?:[_ .-]?key)?"
-        r"|api[_ .-]?key|apikey|(?:access|auth|refresh|session|bearer|api)[_ .-]?token|token"
-        r"|private[_ .-]?key|passcode)(?![A-Za-z]))" + _LABEL_END + _PASSWORD_VALUE,
+        _SECRET_LABEL + _LABEL_END + _PASSWORD_VALUE,
         # Below the formats' 1.0: a Slack token or a wg- key after "token:" keeps its own type.
         score=0.9,
         validator=generated_secret,

@@ -10,11 +10,12 @@ import re
 
 import pytest
 
+from gateway.redaction.accepts import _SSN, ssn_within
 from gateway.redaction.config import RedactionSettings
 from gateway.redaction.fastphones import FastPhones, ValidPrefixes, _digit_trie
 from gateway.redaction.normalize import _WS_IN_NUMBER, _may_join
 from gateway.redaction.phones import label_before
-from gateway.redaction.prefilter import _SSN, _ssn_within, build_families, digit_chain
+from gateway.redaction.prefilter import build_families, digit_chain
 from gateway.redaction.redactor import Redactor
 from gateway.redaction.scan import (
     ChainScanner,
@@ -106,7 +107,7 @@ def test_label_subset_holds_every_chain_a_label_precedes() -> None:
 def test_ssn_pre_check_equals_the_search() -> None:
     for text in _texts("0123456789 -.x", 20_000, 6, 30):
         for a, b, _, _ in find_chains(text, digit_chain(6)):
-            assert _ssn_within(text, a, b) == (_SSN.search(text, a, b) is not None), text
+            assert ssn_within(text, a, b) == (_SSN.search(text, a, b) is not None), text
 
 
 @pytest.mark.parametrize(

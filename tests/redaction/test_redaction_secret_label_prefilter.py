@@ -1,0 +1,68 @@
+"""The labelled-secret family (``api_key: …``, ``client_secret``, ``token=…``) is analysed only
+where a label *and its end* stand around a key word (``secrets.SECRET_LABEL_HEAD``): prose that
+merely says "API" or "token" costs no analysis window (issue 16, case c), and what the
+pre-filtered analysis finds is exactly what the full analysis finds."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.redaction.prefilter import windows
+from gateway.redaction.redactor import Redactor
+from gateway.redaction.scan import Scan
+
+PW = "Tr0ub4dor3xyz"
+LABELLED = [
+    f"api_key: {PW}",
+    f'{{"client_secret": "{PW}"}}',
+    f"export ACCESS_TOKEN={PW}",
+    f"token: {PW}",
+    f"the secret is {PW}",
+    f"the consumer-secret was: {PW}",
+    f"passcode={PW}",
+    f"private_key => {PW}",
+    f"APIKEY  :=  {PW}",
+    f'"refresh_token" : "{PW}"',
+]
+PROSE = (
+    "Please keep the public API unchanged; the token budget and the secret sauce stay private. "
+    "Rapid capital therapists use tokenizers, and the passcode screen is fine."
+)
+
+
+def _family(redactor: Redactor):  # type: ignore[no-untyped-def]
+    return next(f for f in redactor.engine.families if f.name == "secret_label")
+
+
+def _found(redactor: Redactor, text: str, prefilter: bool) -> list[tuple[str, str]]:
+    return [(s.entity, text[s.start : s.end]) for s in redactor.engine.detect(text, prefilter=prefilter)]
+
+
+def test_prose_with_key_words_but_no_label_costs_no_window(redactor: Redactor) -> None:
+    assert windows(_family(redactor), Scan(PROSE, redactor.engine.chain)) == []
+    assert _found(redactor, PROSE, True) == _found(redactor, PROSE, False) == []
+
+
+def test_every_labelled_secret_is_still_found_among_key_words(redactor: Redactor) -> None:
+    for line in LABELLED:
+        text = f"{PROSE}\n{line}\n{PROSE}"
+        found = _found(redactor, text, True)
+        assert ("PASSWORD", PW) in found, line
+        assert found == _found(redactor, text, False), line
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    label=st.sampled_from(
+        ["api", "api_key", "token", "auth token", "client secret", "secret", "private_key", "passcode"]
+    ),
+    end=st.sampled_from([":", " :", "=", " => ", '": "', " is ", " was: ", " ", " - ", "\n"]),
+    before=st.sampled_from(["", "x", "my ", "the_", '"', "rapid"]),
+    value=st.sampled_from([PW, "hunter2", "a8F3kq9ZpL0wX7vB2nM5", "None"]),
+)
+def test_prefiltered_labelled_secrets_equal_the_full_analysis(
+    redactor: Redactor, label: str, end: str, before: str, value: str
+) -> None:
+    text = f"see {before}{label}{end}{value} today"
+    assert _found(redactor, text, True) == _found(redactor, text, False)
