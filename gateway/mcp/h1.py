@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import cast
@@ -127,7 +128,8 @@ class Response:
         # not hold its connection's slot for good.
         if not self._released:
             self._released = True
-            self._conn.finished(reuse=False)
+            with contextlib.suppress(Exception):  # at exit the loop may be closed already
+                self._conn.finished(reuse=False)
 
 
 class _Conn(asyncio.Protocol):
@@ -259,6 +261,7 @@ class _Host:
         self.limit = asyncio.Semaphore(limit)
         self._idle: list[_Conn] = []
         self._held: set[_Conn] = set()  # connections that hold a slot of ``limit``
+        self._context: ssl.SSLContext | None = None
 
     async def connection(self) -> _Conn:
         await self.limit.acquire()
@@ -269,7 +272,7 @@ class _Host:
                     self._held.add(conn)
                     return conn
             loop = asyncio.get_running_loop()
-            tls = ssl.create_default_context() if self.url.scheme == "https" else None
+            tls = self._tls()
             _, conn = await loop.create_connection(
                 lambda: _Conn(self), self.url.raw_host or "", self.url.port or 0, ssl=tls
             )
@@ -278,6 +281,14 @@ class _Host:
             raise
         self._held.add(conn)
         return conn
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """One verifying TLS context per https server (loading the CA store costs milliseconds)."""
+        if self.url.scheme != "https":
+            return None
+        if self._context is None:
+            self._context = ssl.create_default_context()
+        return self._context
 
     def idle(self, conn: _Conn) -> None:
         self._release(conn)
@@ -338,9 +349,8 @@ class Client:
 
 
 def _head(method: str, url: yarl.URL, headers: Mapping[str, str], body: bytes | None) -> bytes:
-    host = url.raw_host or ""
-    if url.port is not None and not url.is_default_port():
-        host = f"{host}:{url.port}"
+    # yarl's host[:port] as a Host header wants it: IPv6 in brackets, a default port left out.
+    host = url.host_port_subcomponent or ""
     lines = [f"{method} {url.raw_path_qs or '/'} HTTP/1.1", f"host: {host}", "accept-encoding: identity"]
     for name, value in headers.items():
         if _BAD_HEADER.intersection(name) or _BAD_HEADER.intersection(value):

@@ -17,7 +17,7 @@ import pytest
 import uvloop
 import yarl
 
-from gateway.mcp.h1 import Client, Response
+from gateway.mcp.h1 import Client, Response, _head
 from gateway.mcp.upstream import UpstreamFailure
 
 Answer = Callable[[bytes], Awaitable[list[bytes | float]]]  # bytes to write, or seconds to sleep
@@ -191,6 +191,15 @@ async def the_connection_cap() -> None:
         gc.collect()
         await asyncio.wait_for(_read(await _post(client, script_.url)), 1.0)
         client.close()
+
+
+def test_the_request_head() -> None:
+    head = _head("POST", yarl.URL("http://[::1]:8080/mcp?x=1"), {"mcp-session-id": "s1"}, b"{}")
+    assert head.startswith(b"POST /mcp?x=1 HTTP/1.1\r\nhost: [::1]:8080\r\n")
+    assert head.endswith(b"mcp-session-id: s1\r\ncontent-length: 2\r\n\r\n")
+    assert b"host: example.com\r\n" in _head("GET", yarl.URL("https://example.com/mcp"), {}, None)
+    with pytest.raises(UpstreamFailure, match="Latin-1"):
+        _head("POST", yarl.URL("http://h/mcp"), {"x-auth": "\u2603"}, b"")
 
 
 SCENARIOS = [keep_alive_and_a_half_read_body, chunked_until_close_and_1xx, refusals, the_connection_cap]
