@@ -75,7 +75,11 @@ def parse_body(raw: bytes, max_values: int = MAX_VALUES) -> dict[str, Any]:
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise InvalidJSON("The request body is not valid UTF-8.") from None
+            # gzip (Content-Encoding) and UTF-16 bodies end up here: say what is read.
+            raise InvalidJSON(
+                "The request body is not valid UTF-8: the gateway reads JSON in UTF-8, not compressed "
+                "(no Content-Encoding) and in no other charset."
+            ) from None
         raise InvalidJSON(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")

@@ -180,6 +180,10 @@ class _ResponsesTrust:
             if kind != "error":
                 self._terminal(data)
             return
+        if any(
+            isinstance(data.get(k), (list, dict)) for k in ("output_index", "content_index", "summary_index")
+        ):
+            raise _refuse("an index that is not a number")  # it keys the items (was a TypeError: 500)
         self._event(kind, data)
 
     def _item(self, data: dict[str, Any], kind: str) -> _Item:

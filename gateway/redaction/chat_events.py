@@ -16,7 +16,7 @@ import orjson
 
 from gateway.errors import UpstreamError
 from gateway.redaction.chat_splice import CONTENT_CHUNK, Splice, string_body
-from gateway.redaction.events import NewChannel, WholeText
+from gateway.redaction.events import NewChannel, WholeText, index_of
 from gateway.redaction.locations import Slot, Walk, every_string
 from gateway.redaction.stream import Channel
 from gateway.sse import SSEEvent
@@ -114,7 +114,7 @@ class ChatRewriter:
         for choice in obj["choices"]:
             if not isinstance(choice, dict):
                 continue
-            idx = choice.get("index", 0)
+            idx = index_of(choice, "index")
             if not choice.keys() <= _CHOICE_KNOWN:
                 for key in choice.keys() - _CHOICE_KNOWN:
                     changed |= self._scan_whole(choice, key, f"choices[{idx}].{key}")
@@ -211,7 +211,7 @@ class ChatRewriter:
         for tc in calls if isinstance(calls, list) else ():
             if not isinstance(tc, dict):
                 continue
-            t = tc.get("index", 0)
+            t = index_of(tc, "index")
             for kind, sub, json in (("function", "arguments", True), ("custom", "input", False)):
                 holder = tc.get(kind)
                 if isinstance(holder, dict) and isinstance(holder.get(sub), str) and holder[sub]:

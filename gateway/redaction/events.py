@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.call import Endpoint
+from gateway.errors import UpstreamError
 from gateway.redaction.fields import Treat
 from gateway.redaction.locations import Walk, drop_logprobs, response_slots
 from gateway.redaction.stream import Channel
@@ -28,6 +29,16 @@ from gateway.redaction.stream import Channel
 NewChannel = Callable[[bool, str, bool], Channel]
 #: (text, json, path, tool[, url]) -> the text redacted and restored.
 WholeText = Callable[..., str]
+
+
+def index_of(obj: dict[str, Any], key: str, default: Any = 0) -> Any:
+    """A choice's, tool call's or output item's index in a stream event: it keys the stream
+    channels, so a list or an object there (a broken or hostile upstream) is refused as a
+    malformed stream (502) instead of failing the stream with a 500."""
+    value = obj.get(key, default)
+    if isinstance(value, (list, dict)):
+        raise UpstreamError(f"The model provider sent a stream event whose `{key}` is not a number.")
+    return value
 
 
 def rewrite_body(endpoint: Endpoint, body: Any, whole_text: WholeText, unknown: Treat = Treat.SCAN) -> bool:

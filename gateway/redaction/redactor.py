@@ -31,6 +31,7 @@ from gateway.redaction.config import (
 from gateway.redaction.engine import RedactionEngine, Span, Spans
 from gateway.redaction.fields import Treat
 from gateway.redaction.gate import Gate
+from gateway.redaction.headers import header_slots
 from gateway.redaction.jsonview import JsonPieces, JsonView, UrlView
 from gateway.redaction.locations import Walk, drop_logprobs, request_slots, url_view
 from gateway.redaction.replace import replace_texts
@@ -287,6 +288,8 @@ class Redactor:
     async def redact_request(self, call: Call) -> dict[str, Any]:
         """Scan every text of the request, refuse on ``block``, replace the rest in place."""
         walk = request_slots(call.endpoint, call.body, self.unknown, self.settings.max_request_values)
+        if call.headers:
+            walk.slots.extend(header_slots(call.headers))
         self._refuse_unscannable(walk)
         views = [s.view() if s.json or s.url or s.label else None for s in walk.slots]
         texts = [v.decoded if v is not None else s.text for s, v in zip(walk.slots, views, strict=True)]

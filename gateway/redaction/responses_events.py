@@ -13,7 +13,7 @@ import copy
 from typing import Any
 
 from gateway.call import Endpoint
-from gateway.redaction.events import NewChannel, WholeText, rewrite_body
+from gateway.redaction.events import NewChannel, WholeText, index_of, rewrite_body
 from gateway.redaction.fields import Treat
 from gateway.redaction.locations import drop_logprobs, table, walk_body
 from gateway.redaction.stream import Channel
@@ -253,8 +253,8 @@ class ResponsesRewriter:
 
 
 def _key(kind: str, obj: dict[str, Any]) -> tuple[Any, ...]:
-    sub = obj.get("content_index", obj.get("summary_index", 0))
-    return (kind, obj.get("output_index"), sub)
+    sub = index_of(obj, "content_index", index_of(obj, "summary_index"))
+    return (kind, index_of(obj, "output_index", None), sub)
 
 
 def _path(kind: str, obj: dict[str, Any]) -> str:

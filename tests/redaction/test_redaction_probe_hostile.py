@@ -8,6 +8,8 @@ request) or what the SDK read (an answer) must hold no raw value.
   ``secret``, ``passcode`` or in a sentence ("my password is …") passed, as did every label
   spelled with a Cyrillic or Greek letter drawn like a Latin one (``pаssword:``, ``рhone:``,
   ``ѕѕn:``) and a key or address with one inside (``АKIA…``);
+- the headers the gateway forwards (``tracestate``, ``openai-beta``, a ``traceparent`` that is
+  not one) reached the provider as written;
 - a number as a float: ``{"card": 4111111111111111.0}`` in metadata was sent on as its digits;
 - a responses stream's ``response.failed`` / ``response.completed`` carry a whole response:
   only its output items were read, so its ``error.message`` and the ``output_text`` some
@@ -16,9 +18,11 @@ request) or what the SDK read (an answer) must hold no raw value.
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import orjson
 import pytest
@@ -123,6 +127,42 @@ def test_an_integral_float_in_free_json_is_scanned_as_its_digits(client, upstrea
     assert sent["temperature"] == 1.0
 
 
+def test_forwarded_headers_are_scanned_and_a_w3c_traceparent_passes(client, upstream) -> None:
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    client.chat.completions.create(
+        model="gpt-test",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"tracestate": f"vendor=u:{NEW}", "openai-beta": f"key={KEY}", "traceparent": trace},
+    )
+    headers = {k.lower(): v for k, v in upstream.requests[-1].headers.items()}
+    assert headers["tracestate"] == "vendor=u:<EMAIL_ADDRESS_1>"
+    assert headers["openai-beta"] == "key=<OPENAI_API_KEY_1>"
+    assert headers["traceparent"] == trace
+    client.chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}], extra_headers={"traceparent": KEY}
+    )
+    assert KEY not in str(upstream.requests[-1].headers)
+
+
+def test_a_compressed_body_is_refused_with_a_message_that_says_why(gw, upstream) -> None:
+    body = orjson.dumps({"model": "gpt-test", "messages": [{"role": "user", "content": f"mail {NEW}"}]})
+    answer = httpx.post(
+        f"{gw.base_url}/chat/completions",
+        content=gzip.compress(body),
+        headers={"authorization": f"Bearer {TEST_KEY}", "content-encoding": "gzip"},
+    )
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
+    assert "Content-Encoding" in answer.json()["error"]["message"]
+    assert upstream.requests == []
+
+
+def test_the_forwarded_headers_are_the_ones_redaction_reads() -> None:
+    from gateway.providers.stage import _FORWARD_HEADERS
+    from gateway.redaction.headers import FORWARDED
+
+    assert FORWARDED == _FORWARD_HEADERS
+
+
 # -- answers ---------------------------------------------------------------------------------
 
 
@@ -164,3 +204,33 @@ def test_a_created_event_echoing_the_request_gets_the_callers_values_back(client
     seen = list(client.responses.create(model="gpt-test", input=f"I am {mine}", stream=True))
     assert mine not in _sent(upstream)
     assert seen[0].response.instructions == f"answer {mine}"
+
+
+@pytest.mark.parametrize("stream", ["chat", "responses"])
+def test_an_index_that_is_not_a_number_is_a_malformed_stream_not_a_500(client, upstream, stream: str) -> None:
+    if stream == "chat":
+        chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-test"}
+        upstream.script_answer(
+            events=[
+                {
+                    **chunk,
+                    "choices": [{"index": [0], "delta": {"content": f"hi {NEW}"}, "finish_reason": None}],
+                }
+            ]
+        )
+        request = {"messages": [{"role": "user", "content": "hi"}]}
+        create: Any = client.chat.completions.create
+    else:
+        delta = {
+            "type": "response.output_text.delta",
+            "item_id": "m",
+            "content_index": 0,
+            "delta": f"hi {NEW}",
+        }
+        upstream.script_answer(events=[{**delta, "sequence_number": 0, "output_index": {"a": 1}}])
+        request = {"input": "hi"}
+        create = client.responses.create
+    with pytest.raises(openai.APIStatusError) as caught:
+        list(create(model="gpt-test", stream=True, **request))
+    assert caught.value.status_code == 502
+    assert NEW not in str(caught.value.body)
