@@ -279,20 +279,22 @@ class FastPhones:
                     keep(chain)
                 continue
             s = start
-            if s:  # a "(" before the chain, a "+" before that, or a "+" alone
-                c = text[s - 1]
-                if c == "(":
-                    s -= 1
-                    if s and text[s - 1] == "+":
+            m = None
+            if digits == 10 or digits == 11:  # the shapes' digits (and a lead "1"): dates, amounts skip
+                if s:  # a "(" before the chain, a "+" before that, or a "+" alone
+                    c = text[s - 1]
+                    if c == "(":
                         s -= 1
-                elif c == "+":
-                    s -= 1
-            if whole is not None:
-                m = whole(text, s)
-                if m is not None and m.end() == end:
-                    add((s, end))
-                    continue
-            m = match(text, s)
+                        if s and text[s - 1] == "+":
+                            s -= 1
+                    elif c == "+":
+                        s -= 1
+                if whole is not None:
+                    m = whole(text, s)
+                    if m is not None and m.end() == end:
+                        add((s, end))
+                        continue
+                m = match(text, s)
             if m is None or m.end() != end:
                 if start and text[start - 1] == "+":
                     span = plus(text, start, end)

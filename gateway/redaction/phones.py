@@ -218,17 +218,12 @@ class PhonePrecheck:
 
     def possible_chain(self, text: str, start: int, end: int, plus: bool) -> bool:
         """``possible`` for a digit chain of the pre-filter (it starts with a digit, so a
-        ``+`` can only stand before it: ``plus`` is ``plus_before(text, start)``), without
+        ``+`` can only stand before it: ``plus`` is ``_plus_before(text, start)``), without
         copying it out of the text."""
         if not self.enabled:
             return True
         blocks = tuple(_BLOCK.findall(text, start, end))
         return bool(blocks) and self._blocks_possible(blocks, plus)
-
-
-def plus_before(text: str, pos: int) -> bool:
-    """A ``+`` shortly before ``pos`` with no digit in between (``+ (44) …``)."""
-    return _plus_before(text, pos)
 
 
 def _plus_before(text: str, pos: int) -> bool:

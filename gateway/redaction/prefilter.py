@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from gateway.redaction.accepts import CARD, Accept, ip_start_ok, near, ssn_within, within
+from gateway.redaction.accepts import CARD, Accept, ip_start_ok, near, plus_starts, ssn_within, within
 from gateway.redaction.edges import left_digits, left_edge, right_digits, right_edge
 from gateway.redaction.fastphones import FastPhones
 from gateway.redaction.phonelen import min_phone_digits
@@ -37,7 +37,6 @@ from gateway.redaction.phones import (
     PhonePrecheck,
     any_label_key,
     label_before,
-    plus_before,
 )
 from gateway.redaction.scan import (
     ChainScanner,
@@ -65,7 +64,7 @@ _BLOCKS_PER_CANDIDATE = 20
 _END = operator.itemgetter(1)  # a span's end
 
 #: ``accept`` of a chain family that also reads the chain's digit and block counts.
-ChainAccept = Callable[[str, int, int, int, int], bool]
+ChainAccept = Callable[[Scan, int, int, int, int], bool]
 Direct = Callable[[str, int, int], "tuple[int, int] | bool | None"]
 Chain = tuple[int, int, int, int]
 #: ``Direct`` over many chains at once (``FastPhones.settle_chains``).
@@ -153,13 +152,13 @@ def build_families(
     # lengths count there), nor for a region whose national prefix rule rewrites digits.
     unsigned_min = without if precheck.enabled and not precheck.transforms else 0
 
-    def phone_accept(text: str, start: int, end: int, digits: int, blocks: int) -> bool:
+    def phone_accept(scan: Scan, start: int, end: int, digits: int, blocks: int) -> bool:
         # A bare digit run (one block: a chain starts and ends with a digit) is found only
         # after a label (the "phone_label" family), unless a "+" leads it.
-        plus = plus_before(text, start)
+        plus = start in plus_starts(scan)  # phones._plus_before(text, start)
         if not plus and (blocks == 1 or digits < unsigned_min):
             return False
-        return precheck.possible_chain(text, start, end, plus)
+        return precheck.possible_chain(scan.text, start, end, plus)
 
     fast = FastPhones(phone_regions, phone_leniency)
     add(
@@ -360,7 +359,7 @@ def windows(
                         direct.append(found)  # type: ignore[union-attr, arg-type]  # found is a span here: None and False were excluded
                     continue
             if accept_chain is not None:
-                ok = accept_chain(text, a, b, digits, blocks)
+                ok = accept_chain(scan, a, b, digits, blocks)
             else:
                 ok = accept is None or accept(text, a, b)
             if ok:

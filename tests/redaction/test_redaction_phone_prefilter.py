@@ -9,8 +9,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.redaction.accepts import plus_starts
 from gateway.redaction.fastphones import FastPhones
+from gateway.redaction.phones import _plus_before
+from gateway.redaction.prefilter import digit_chain
 from gateway.redaction.redactor import Redactor
+from gateway.redaction.scan import ChainScanner, Scan
 
 
 def _phones(redactor: Redactor, text: str, prefilter: bool = True) -> list[str]:
@@ -73,3 +77,14 @@ def test_prefiltered_phone_numbers_equal_the_full_analysis(
     chain = "".join(d + s for d, s in blocks).rstrip(" -./(")
     text = f"{before}{lead}{chain} today"
     assert _phones(redactor, text) == _phones(redactor, text, prefilter=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="+\uff0b0123456789\u00b2\u0663 ()-.ax", max_size=40))
+def test_plus_starts_equals_the_look_back_before_each_digit(text: str) -> None:
+    """``accepts.plus_starts`` (from the text's few ``+``) answers as ``_plus_before`` looking
+    back from each digit, fullwidth plus and digits of other scripts included."""
+    starts = plus_starts(Scan(text, ChainScanner(digit_chain(6))))
+    for p, c in enumerate(text):
+        if c.isdigit():
+            assert (p in starts) == _plus_before(text, p), (text, p)

@@ -8,9 +8,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.redaction.prefilter import windows
+from gateway.redaction.prefilter import digit_chain, windows
 from gateway.redaction.redactor import Redactor
-from gateway.redaction.scan import Scan
+from gateway.redaction.scan import ChainScanner, Scan, literal_gate
 
 PW = "Tr0ub4dor3xyz"
 LABELLED = [
@@ -66,3 +66,22 @@ def test_prefiltered_labelled_secrets_equal_the_full_analysis(
 ) -> None:
     text = f"see {before}{label}{end}{value} today"
     assert _found(redactor, text, True) == _found(redactor, text, False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.data(),
+    many=st.booleans(),
+)
+def test_the_literal_gate_answers_as_in_for_few_and_many_words(data, many: bool) -> None:
+    """``literal_gate``: a case-sensitive literal as written, a word in any case; a few words
+    are looked for one by one, many (a deny list) in one pass: the same answer either way."""
+    cs = ["sk-", "AKIA", "eyJ"]
+    ci = ["secret", "bearer", "pass", "pwd", "basic"] + ([f"term{i}" for i in range(12)] if many else [])
+    gate = literal_gate(cs, ci)
+    pieces = st.sampled_from(
+        ["x", " ", "Sec", "RET", "pa", "SS", "pW", "d", "Term1", "sk", "-", "AKI", "A", "ey", "J"]
+    )
+    text = "".join(data.draw(st.lists(pieces, max_size=12)))
+    want = any(lit in text for lit in cs) or any(word in text.lower() for word in ci)
+    assert gate(Scan(text, ChainScanner(digit_chain(6)))) == want, text
