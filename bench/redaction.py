@@ -22,6 +22,8 @@ recognizer runs), and the most a request can cost inside the default work budget
 
 Every measured message is new (never a cache hit) unless the case says otherwise.
 ``--per-call`` adds the in-process per-call figures of ``redact_in`` (pre-filter on/off).
+``--profile b`` instead profiles one case inside the gateway worker, redaction off and on, and
+prints the difference by function (``bench/worker_profile.py``): the work only "on" does.
 """
 
 from __future__ import annotations
@@ -394,6 +396,22 @@ def ratio_suite(
     return out
 
 
+def profile_worker(case: str, calls: int, on_config: dict[str, Any]) -> list[str]:
+    """``--profile``: one case's calls through a profiled redaction-off and -on worker."""
+    from bench.worker_profile import profile_case
+
+    rng = random.Random(7)
+    answer = agent_text(random.Random(3), 2048, "chat")
+    make = next(make for name, (_, make) in _cases(rng, 1).items() if name[0] == case)
+    bodies = [make(i) for i in range(calls + 10)]
+    with (
+        Upstream(answer) as upstream_url,
+        httpx.Client(headers={"authorization": f"Bearer {BENCH_KEY}"}, timeout=120) as client,
+    ):
+        lines = profile_case(upstream_url, on_config, bodies, _call, client)
+    return [f"case {case}, {calls} calls; load average {os.getloadavg()[0]:.2f}", *lines]
+
+
 def hostile(client: httpx.Client, gw: Any, scale: float) -> dict[str, Any]:
     """CPU per hostile request against a normal 300-byte request, on the redaction-on gateway."""
     rng = random.Random(11)
@@ -445,7 +463,12 @@ async def main() -> None:
     ap.add_argument(
         "--on-config", default="{}", help="JSON merged into the redaction-on gateway's redaction settings"
     )
+    ap.add_argument("--profile", default="", help="profile one case (a letter) in the worker, on vs off")
+    ap.add_argument("--profile-calls", type=int, default=200, help="--profile: calls per worker")
     args = ap.parse_args()
+    if args.profile:
+        print("\n".join(profile_worker(args.profile, args.profile_calls, json.loads(args.on_config))))
+        return
     results: dict[str, Any] = {
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),

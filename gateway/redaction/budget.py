@@ -66,32 +66,39 @@ _YIELD_S = 1e-9
 class LoopSlice:
     """Hands the event loop back between pieces of one request's work once they ran a slice
     (``pause`` between texts): other clients' callbacks run in between, so work in flight
-    delays them by a slice, not by the whole request. Costs a clock read per piece."""
+    delays them by a slice, not by the whole request. Costs a clock read per piece.
 
-    __slots__ = ("_since",)
+    ``due`` is the clock reading (``time.perf_counter``) from which the next ``pause`` hands
+    the loop back: a loop over many small pieces (a resent conversation's texts) compares it
+    itself and awaits ``pause`` only then, instead of a coroutine per piece (~1 us each)."""
+
+    __slots__ = ("due",)
 
     def __init__(self) -> None:
-        self._since = time.perf_counter()
+        self.due = time.perf_counter() + SLICE_S
 
     async def pause(self) -> None:
-        if time.perf_counter() - self._since >= SLICE_S:
+        if time.perf_counter() >= self.due:
             # A timer, not ``sleep(0)``: a ``sleep(0)`` resumes ahead of the I/O the loop polls
             # next, so a normal call's every step waited behind each heavy request's next
             # slice; a due timer runs after that I/O's callbacks (``_run_once``: events, then
             # timers), so light work goes first and heavy work gets the rest of the loop.
             await asyncio.sleep(_YIELD_S)
-            self._since = time.perf_counter()
+            self.due = time.perf_counter() + SLICE_S
 
     async def run(self, steps: Generator[None, None, T]) -> T:
         """Run a generator of work to its return value, pausing (as ``pause``) at each of its
         yields and after it: one text of 2,000 values to replace is several slices."""
+        clock = time.perf_counter
         while True:
             try:
                 next(steps)
             except StopIteration as done:
-                await self.pause()
+                if clock() >= self.due:
+                    await self.pause()
                 return done.value
-            await self.pause()
+            if clock() >= self.due:
+                await self.pause()
 
 
 class ChainCounter(Protocol):

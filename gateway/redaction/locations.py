@@ -292,6 +292,9 @@ def walk_body(
     ]
     pop, push = stack.pop, stack.append
     last_opaque: Any = None
+    #: shape -> ``t.kids(shape)``: a conversation's messages share a handful of shapes (one
+    #: walk may grow a memo past its bound by the keys of its own body; the next one clears it).
+    kids_of: dict[str, dict[Any, Treat | None]] = {}
     while stack:
         holder, key, shape, parent, depth = pop()
         value = holder[key]
@@ -322,7 +325,11 @@ def walk_body(
             continue
         vt = type(value)
         if vt is dict or vt is list or isinstance(value, (dict, list)):
-            here = _join(parent, key)
+            # ``_join`` written out: once per message of the conversation.
+            if type(key) is int:
+                here = f"{parent}[{key}]"
+            else:
+                here = _join(parent, key)
             depth += 1
             if isinstance(value, dict):
                 deep = depth > _MAX_SHAPE_DEPTH
@@ -330,7 +337,9 @@ def walk_body(
                 spend(len(keys))
                 # Leading string fields ({"role", "content"}: most messages) are handled here
                 # in order; from the first other value on, the rest goes on the stack.
-                kids = t.kids(shape)
+                kids = kids_of.get(shape)
+                if kids is None:
+                    kids = kids_of[shape] = t.kids(shape)
                 for n, k in enumerate(keys):
                     child = value[k]
                     if type(child) is not str:

@@ -308,16 +308,22 @@ class Redactor:
         self, call: Call, state: RedactionState, walk: Walk, results: list[Spans], loop_slice: LoopSlice
     ) -> dict[str, Any]:
         summary = Summary(unscanned=walk.unscanned)
+        entities, locations = summary.entities, summary.locations
         counted: dict[int, Mapping[str, int]] = {}  # identical texts share one Spans object
         for slot, spans in zip(walk.slots, results, strict=True):
-            if spans:
-                counts = counted.get(id(spans))
-                if counts is None:
-                    # One value (most messages that have any): no Counter to build.
-                    counts = counted[id(spans)] = (
-                        {spans[0].entity: 1} if len(spans) == 1 else Counter(map(_ENTITY, spans))
-                    )
-                summary.add(slot.path, spans, counts)
+            if not spans:
+                continue
+            if len(spans) == 1:
+                # One value (most messages that have any): ``Summary.add`` written out, with
+                # no counts to build (a resent conversation has one such text per message).
+                entity = spans[0].entity
+                entities[entity] += 1
+                locations.append({"path": slot.path, "type": entity, "count": 1})
+                continue
+            counts = counted.get(id(spans))
+            if counts is None:
+                counts = counted[id(spans)] = Counter(map(_ENTITY, spans))
+            summary.add(slot.path, spans, counts)
         pii = summary.as_dict()
         prompt = state.actions.prompt
         pii["actions"] = {e: str(prompt[e]) for e in summary.entities if e in prompt}

@@ -17,6 +17,7 @@ detected) outlives the call.
 from __future__ import annotations
 
 import operator
+import time
 from collections.abc import Callable, Generator
 
 from gateway.redaction.budget import LoopSlice
@@ -29,6 +30,8 @@ from gateway.redaction.vault import REPLACE_CHUNK
 _ENTITY = operator.attrgetter("entity")
 _RANGE_ENTITY = operator.attrgetter("start", "end", "entity")
 _NUMBER_CHARS = frozenset("-+0123456789.eE")
+#: What ``looks_like_json`` looks for first (an empty text is not in it).
+_JSON_HEADS = frozenset("{[")
 
 #: The generic replacement of one text (``Redactor.apply_steps`` on the prompt side):
 #: (text, spans, json) -> steps whose return value is the new text.
@@ -53,7 +56,8 @@ async def replace_texts(
     policy's re-run); returns the paths of the slots changed."""
     placeholders = state.actions.placeholders
     contains = placeholders.__contains__
-    vault = state.vault
+    write = state.vault.write_placeholders
+    originals = state.originals
     changed_paths: list[str] = []
     #: The same text twice in one request (ten identical messages of 1,999 phone numbers) is
     #: replaced once: the vault gives the same values the same placeholders, so the second
@@ -67,11 +71,15 @@ async def replace_texts(
     last = len(results) - 1
     while last >= 0 and not results[last]:
         last -= 1
+    clock = time.perf_counter
+    # A resent conversation passes here on every call: the loop body makes no Python call
+    # per text it can avoid (``as_json`` only for a text that starts like JSON, the slice's
+    # clock compared here, ``LoopSlice.pause`` awaited only when due).
     for n, (slot, spans) in enumerate(zip(slots, results, strict=True)):
         if not spans:
             continue
         original = slot.text
-        json = as_json(slot, original, spans)
+        json = slot.json or (original.lstrip()[:1] in _JSON_HEADS and as_json(slot, original, spans))
         key = (id(spans), json)
         prev = done.get(key)
         if prev is not None and prev[0] == original:
@@ -79,18 +87,16 @@ async def replace_texts(
         else:
             if not json and len(spans) <= REPLACE_CHUNK and all(map(contains, map(_ENTITY, spans))):
                 out: list[str] = []
-                pos = vault.write_placeholders(
-                    original, list(map(_RANGE_ENTITY, spans)), placeholders, out, 0
-                )
+                pos = write(original, list(map(_RANGE_ENTITY, spans)), placeholders, out, 0)
                 out.append(original[pos:])
                 changed = "".join(out)
-                if n != last:
+                if n != last and clock() >= loop_slice.due:
                     await loop_slice.pause()
             else:  # a text of thousands of values is replaced in chunks with pauses between
                 changed = await loop_slice.run(generic(original, spans, json))
             done[key] = (original, changed)
         if changed != original:
             slot.set(changed)
-            state.originals.append((slot, original))
+            originals.append((slot, original))
             changed_paths.append(slot.path)
     return changed_paths
