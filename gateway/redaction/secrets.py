@@ -13,8 +13,6 @@ that: it only cuts at whitespace and holds back more than the longest bounded pa
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
 import operator
 import re
@@ -24,6 +22,15 @@ from dataclasses import dataclass
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from gateway.redaction.secret_values import (
+    PLACEHOLDER,
+    basic_credentials,
+    generated_secret,
+    has_digit,
+    looks_random,
+    real_password,
+    valid_ssn,
+)
 from gateway.redaction.spans import Span
 
 Validator = Callable[[str], bool]
@@ -33,80 +40,16 @@ _NOT_TOKEN_BEFORE = r"(?<![A-Za-z0-9_-])"
 _NOT_TOKEN_AFTER = r"(?![A-Za-z0-9_-])"
 
 
-def looks_random(token: str) -> bool:
-    """A generated token, not a hyphenated English phrase (``sk-learn-compatible-wrapper``).
-
-    Keys are base62/base64 noise: they contain a digit, or upper case letters inside words.
-    Either alone is enough, so a key without a digit (rare, not impossible) is still found.
-    """
-    if any(c.isdigit() for c in token):
-        return True
-    inner_upper = sum(1 for i, c in enumerate(token) if c.isupper() and i > 0 and token[i - 1] not in "-_")
-    return inner_upper >= 3
-
-
-def has_digit(token: str) -> bool:
-    return any(c.isdigit() for c in token)
-
-
-def valid_ssn(value: str) -> bool:
-    digits = "".join(c for c in value if c.isdigit())
-    if len(digits) != 9 or len(set(digits)) == 1:
-        return False
-    area, group, serial = digits[:3], digits[3:5], digits[5:]
-    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
-
-
-#: Values after ``password:`` that are placeholders or templates, not a password.
-_PLACEHOLDER = re.compile(
-    r"(?i:null|none|nil|true|false|undefined|required|optional|string|str|bytes|text|hidden|secret"
-    r"|password|passwd|changeme|redacted|\*+|x+|\.+|-+|[$%<{\[(].*|.*[<>].*)"
-)
-#: An identifier, attribute path or call: code (``os.environ["X"]``, ``getpass()``) unless it
-#: looks generated (``hunter2``, ``Tr0ub4dorXy``).
-_CODE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(\(.*|\[.*)?")
-
-
-def real_password(value: str) -> bool:
-    """A value, not a placeholder, template, type name or expression."""
-    if len(value) < 4 or _PLACEHOLDER.fullmatch(value):
-        return False
-    code = _CODE.fullmatch(value)
-    if code is None:
-        return True
-    return code.group(1) is None and "." not in value and looks_random(value)
-
-
-#: An environment variable's or constant's name standing for the value (``YOUR_API_KEY``).
-_CONSTANT = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
-
-
-def generated_secret(value: str) -> bool:
-    """A value after a word that labels non-secrets too (``token``, ``secret``, ``api_key``):
-    at least 8 characters, letters and digits or mixed case (``looks_random``), not a
-    placeholder, template, constant's name or expression."""
-    if len(value) < 8 or not any(c.isalpha() for c in value) or _CONSTANT.fullmatch(value):
-        return False
-    return real_password(value) and looks_random(value)
-
-
-def basic_credentials(value: str) -> bool:
-    """``Basic`` is followed by base64 of ``user:password`` (printable, with a colon)."""
-    try:
-        raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    return b":" in raw and all(32 <= c < 127 for c in raw)
-
-
 _PASSWORD_VALUE = (
     r"[ \t]{0,4}(?:\"(?P<s>[^\"\n]{1,40})\"|'(?P<s2>[^'\n]{1,40})'|(?P<s3>[^\s\"'`,;)\]}]{1,128}))"
 )
 
 
-#: Between a label and its value: ``:``, ``=``, ``:=``, ``=>`` (after an optional quote), or
-#: "is" / "was" in a sentence.
-_LABEL_END = r"(?:[\"']?[ \t]{0,4}(?::=?|=>?)|[ \t]{1,4}(?:is|was)(?![A-Za-z])(?:[ \t]{0,4}:)?)"
+#: Between a label and its value: ``:``, ``=``, ``:=``, ``=>``, ``->``, a table's ``|`` or a
+#: tab (after an optional quote), or "is" / "was" in a sentence.
+_LABEL_END = (
+    r"(?:[\"']?[ \t]{0,4}(?::=?|=>?|->|\|)|[\"']?\t|[ \t]{1,4}(?:is|was)(?![A-Za-z])(?:[ \t]{0,4}:)?)"
+)
 #: The internal type of a credential found by another label than a password's (``api_key:``,
 #: ``token=``, ``client_secret``): reported as ``PASSWORD``, detected whenever ``PASSWORD``
 #: is, but a family of its own (``prefilter.py``), analysed only near its label words: as a
@@ -216,7 +159,7 @@ SECRET_PATTERNS: tuple[SecretPattern, ...] = (
         # redis://:pw@…, https://user:pw@host. The password is redacted, user and host stay.
         "PASSWORD",
         r"(?i:\b[a-z][a-z0-9+.-]{1,20})://[^\s:/@]{0,64}:(?P<s>[^\s@/]{1,128})@(?=[A-Za-z0-9\[])",
-        validator=lambda v: not _PLACEHOLDER.fullmatch(v),
+        validator=lambda v: not PLACEHOLDER.fullmatch(v),
         literals=("://",),
     ),
     SecretPattern(
@@ -224,10 +167,17 @@ SECRET_PATTERNS: tuple[SecretPattern, ...] = (
         # hold spaces (bounded, so a stream's hold-back covers the whole match). Or as a
         # sentence: "my password is hunter2", "the passphrase was: Tr0ub4dor" ("is correct",
         # "was too short" are words, which ``real_password`` refuses).
+        # Also in other languages; Cyrillic as detection reads it ("пароль": "пapoль", normalize.py).
         "PASSWORD",
-        r"(?i:(?<![A-Za-z])(?:password|passwd|passphrase|pass)(?![A-Za-z]))" + _LABEL_END + _PASSWORD_VALUE,
+        r"(?i:(?<![A-Za-z])(?:password|passwd|pass[ _-]?phrase|pass|passwort|kennwort|contrase[ñn]a"
+        r"|mot de passe|senha|wachtwoord|has[łl]o|l[öo]senord|salasana|пapoль|密码|口令|パスワード|비밀번호)"
+        r"(?![A-Za-z]))" + _LABEL_END + _PASSWORD_VALUE,
         validator=real_password,
-        literals=("i:pass",),
+        literals=tuple(
+            f"i:{w}"
+            for w in "pass kennwort contrase senha wachtwoord hasło haslo lösenord losenord "
+            "salasana пapoль 密码 口令 パスワード 비밀번호".split()
+        ),
     ),
     SecretPattern(
         # Other credentials by their label: api_key: …, "client_secret": "…", token=…,

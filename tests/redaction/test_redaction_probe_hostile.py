@@ -5,7 +5,8 @@ with the ``openai`` SDK against the recording fake upstream: what the upstream r
 request) or what the SDK read (an answer) must hold no raw value.
 
 - other spellings of a label: a password after ``api_key:``, ``token=``, ``client_secret``,
-  ``secret``, ``passcode`` or in a sentence ("my password is …") passed, as did every label
+  ``secret``, ``passcode``, in a sentence ("my password is …"), a table cell or after a tab,
+  or after the word in another language (``Passwort:``, ``пароль:``, ``密码：``) passed, as did every label
   spelled with a Cyrillic or Greek letter drawn like a Latin one (``pаssword:``, ``рhone:``,
   ``ѕѕn:``) and a key or address with one inside (``АKIA…``);
 - the headers the gateway forwards (``tracestate``, ``openai-beta``, a ``traceparent`` that is
@@ -78,6 +79,13 @@ LABELLED = [
     f"my password is {PW}",
     f"p\u0430ssword: {PW}",  # Cyrillic а
     f"\u0440\u0430ssword: {PW}",  # Cyrillic р and а
+    f"| password | {PW} |",  # a markdown table
+    f"password\t{PW}",  # a TSV
+    f"pass phrase: {PW}",
+    f"Passwort: {PW}",
+    f"contrase\u00f1a: {PW}",
+    f"\u043f\u0430\u0440\u043e\u043b\u044c: {PW}",  # пароль
+    f"\u5bc6\u7801\uff1a{PW}",  # 密码：
 ]
 HOMOGLYPH = {
     "\u0440hone: 4155552671": "4155552671",  # Cyrillic р
@@ -97,6 +105,8 @@ LOOKALIKES = [
     "access_token: accessToken",
     "the password is correct",
     "the password was too short",
+    "| password | string | required |",
+    "a password-protected file in pass-through mode",
     "\u041f\u0440\u0438\u0432\u0435\u0442, \u043a\u0430\u043a \u0434\u0435\u043b\u0430? \u0395\u03bb\u03bb\u03ac\u03b4\u03b1 2024",
 ]
 
