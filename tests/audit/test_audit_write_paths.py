@@ -1,7 +1,8 @@
 """The fast write paths keep the guarantees: durable on return, never blocking the loop, chain intact.
 
-SQLite commits small batches on the event loop's thread; when another process holds the
-write lock it must wait on the writer thread (the loop keeps running), not fail and not block.
+SQLite commits small batches on the event loop's thread (by the caller itself while calls come
+one at a time); when another process holds the write lock it must wait on the writer thread
+(the loop keeps running), not fail and not block.
 PostgreSQL writes on a connection of its own; when that connection dies, one batch fails
 closed and the next reconnects.
 """
@@ -21,6 +22,7 @@ from gateway.audit.service import AuditService
 from gateway.audit.store import make_store
 from gateway.audit.store.base import Filters
 from gateway.audit.verify import verify
+from gateway.audit.writer import RESAMPLE, SOLO_AFTER
 from gateway.errors import AuditUnavailable
 
 
@@ -60,6 +62,43 @@ async def test_sqlite_full_sync_and_large_batches_still_commit_and_verify(tmp_pa
     try:
         await asyncio.gather(*(service.record_event(build_call_event(make_call())) for _ in range(200)))
         assert len(await service.store.query(Filters(kind="call"), limit=500)) == 200
+        assert (await verify(service.store)).ok
+    finally:
+        await service.close()
+
+
+async def test_sqlite_one_call_at_a_time_commits_in_its_caller_and_a_crowd_still_batches(tmp_path):
+    settings = AuditSettings(backend="sqlite", sqlite_path=tmp_path / "audit.db")
+    service = await _started(settings, tmp_path)
+    commits: list[tuple[str, int]] = []
+    append = service.store.append
+
+    async def spy(shard: str, rows: list[tuple[object, ...]], head: object) -> None:
+        task = asyncio.current_task()
+        commits.append((task.get_name() if task else "?", len(rows)))
+        await append(shard, rows, head)  # type: ignore[arg-type]
+
+    service.store.append = spy  # type: ignore[method-assign]
+    try:
+        # One call at a time: after SOLO_AFTER single-event writer commits, each caller commits
+        # its own event, and every RESAMPLE-th still goes through the writer (a sample).
+        for i in range(SOLO_AFTER + RESAMPLE + 3):
+            await asyncio.create_task(service.record_event(build_call_event(make_call())), name=f"call-{i}")
+        by = [name for name, _ in commits]
+        first = next(i for i, name in enumerate(by) if name != "audit-writer")
+        assert 0 < first <= SOLO_AFTER and by[first] == f"call-{first}"  # start-up events count too
+        assert by[first:].count("audit-writer") == 1  # the sample
+        assert all(n == 1 for _, n in commits)
+        # A crowd: once a sample finds company, the writer batches again.
+        sizes: list[int] = []
+        for _ in range(8):
+            before = len(commits)
+            await asyncio.gather(*(service.record_event(build_call_event(make_call())) for _ in range(16)))
+            sizes.append(len(commits) - before)
+        assert sizes[-1] < 16 and any(n > 1 for _, n in commits[-sizes[-1] :])
+        # Every answered event is in the store, the chain intact.
+        total = SOLO_AFTER + RESAMPLE + 3 + 8 * 16
+        assert len(await service.store.query(Filters(kind="call"), limit=1000)) == total
         assert (await verify(service.store)).ok
     finally:
         await service.close()
