@@ -251,14 +251,21 @@ class Upstream:
 
 
 _UPSTREAM = r"""
-import asyncio, json, sys
+import asyncio, json, random, string, sys
 answer = sys.stdin.read()
-head = {"id": "chatcmpl-b", "object": "chat.completion.chunk", "created": 0, "model": "bench-model"}
+# Chunks as OpenAI writes them: compact, the full envelope, and a random-length random
+# ``obfuscation`` pad on every chunk (so no two chunks have the same bytes around the content).
+head = {"id": "chatcmpl-b", "object": "chat.completion.chunk", "created": 0, "model": "bench-model",
+    "service_tier": "default", "system_fingerprint": "fp_bench"}
+rng = random.Random(5)
 def event(obj):
-    return b"data: " + json.dumps(obj).encode() + b"\n\n"
-chunks = [event({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})]
-chunks += [event({**head, "choices": [{"index": 0, "delta": {"content": answer[i:i + 3]}, "finish_reason": None}]}) for i in range(0, len(answer), 3)]
-chunks.append(event({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    obj["obfuscation"] = "".join(rng.choices(string.ascii_letters + string.digits, k=rng.randint(1, 12)))
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+def choice(delta, finish=None):
+    return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+chunks = [event({**head, "choices": choice({"role": "assistant", "content": "", "refusal": None})})]
+chunks += [event({**head, "choices": choice({"content": answer[i:i + 3]})}) for i in range(0, len(answer), 3)]
+chunks.append(event({**head, "choices": choice({}, "stop")}))
 chunks.append(event({**head, "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 500, "total_tokens": 510}}))
 chunks.append(b"data: [DONE]\n\n")
 stream = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"

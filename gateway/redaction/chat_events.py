@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from gateway.errors import UpstreamError
-from gateway.redaction.chat_splice import CONTENT_CHUNK, Splice, string_body
+from gateway.redaction.chat_splice import Splice, first_chunk
 from gateway.redaction.events import NewChannel, WholeText, index_of
 from gateway.redaction.locations import Slot, Walk, every_string
+from gateway.redaction.pad import repad
 from gateway.redaction.stream import Channel
 from gateway.sse import SSEEvent
 
@@ -102,12 +101,16 @@ class ChatRewriter:
             if fast is not None:
                 return fast
         obj = ev.json
-        if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list):
+        if not isinstance(obj, dict):
+            return [ev]
+        changed = "obfuscation" in obj and self._obfuscation(obj)
+        if not isinstance(obj.get("choices"), list):
+            if changed:
+                ev.set_json(obj)
             return [ev]
         self._envelope = {
             k: obj[k] for k in ("id", "object", "created", "model", "system_fingerprint") if k in obj
         }
-        changed = False
         if not obj.keys() <= _CHUNK_KNOWN:  # a provider's extra chunk field: scanned whole
             for key in obj.keys() - _CHUNK_KNOWN:
                 changed |= self._scan_whole(obj, key, key)
@@ -132,65 +135,31 @@ class ChatRewriter:
             ev.set_json(obj)
         return [ev]
 
+    def _obfuscation(self, holder: dict[str, Any], path: str = "obfuscation") -> bool:
+        """A string: a fresh pad of its length (``pad.py``); anything else: scanned whole."""
+        return repad(holder) or self._scan_whole(holder, "obfuscation", path)
+
     def _content_chunk(self, ev: SSEEvent) -> list[SSEEvent] | None:
-        """The first content-only chunk of a shape, from a strict match of its bytes (None: not
-        one, take the parsed path). What is written is exactly what the parsed path writes:
-        the same object, through ``set_json``; its bytes around the content become the
-        ``Splice`` later chunks of the same shape are checked against."""
-        try:
-            data = ev.data.decode()
-        except UnicodeDecodeError:
+        """The first content-only chunk of a shape (``chat_splice.first_chunk``); None: not
+        one, take the parsed path."""
+        found = first_chunk(ev, self._content_channel)
+        if found is None:
             return None
-        m = CONTENT_CHUNK.fullmatch(data)
-        if m is None:
-            return None
-        raw = m["content"]
-        content = string_body(raw.encode()) if "\\" in raw else raw
-        if content is None:
-            return None
-        envelope: dict[str, Any] = {
-            "id": m["id"],
-            "object": "chat.completion.chunk",
-            "created": int(m["created"]),
-            "model": m["model"],
-        }
-        if m["fp_key"] is not None:
-            envelope["system_fingerprint"] = m["fp"]
-        self._envelope = envelope
-        if not content:
-            return [ev]  # the parsed path leaves an empty delta as it is
-        idx = int(m["index"])
-        ch = self._channel((idx, "content"), False, f"choices[{idx}].message.content")
-        obj: dict[str, Any] = {k: envelope[k] for k in ("id", "object", "created", "model")}
-        if m["tier"] is not None:
-            obj["service_tier"] = m["tier"]
-        if m["fp_key"] is not None:
-            obj["system_fingerprint"] = m["fp"]
-        delta = {"content": ""}
-        choice: dict[str, Any] = {"index": idx, "delta": delta}
-        if m["lp"] is not None:
-            choice["logprobs"] = None
-        choice["finish_reason"] = None
-        obj["choices"] = [choice]
-        if m["obf"] is not None:
-            obj["obfuscation"] = m["obf"]
-        # The bytes around the content, read and written: no other string of this shape can
-        # hold a quote, so '"content":""' occurs once in what is written.
-        written = orjson.dumps(obj)
-        at = written.index(b'"content":""') + len(b'"content":')
-        source = ev.data
-        start = len(data[: m.start("content")].encode())
-        end = len(source) - len(data[m.end("content") :].encode())
-        self.splice = Splice(source[:start], source[end:], written[:at], written[at + 2 :], ch)
-        delta["content"] = ch.feed(content)
-        ev.set_json(obj)
+        self._envelope, splice = found
+        if splice is not None:
+            self.splice = splice
         return [ev]
+
+    def _content_channel(self, idx: int) -> Channel:
+        return self._channel((idx, "content"), False, f"choices[{idx}].message.content")
 
     def _delta(self, idx: Any, delta: dict[str, Any]) -> bool:
         changed = False
         base = f"choices[{idx}].message"
         for field, value in delta.items():
             if field in _CHAT_DELTA_KEEP or field in ("tool_calls", "function_call"):
+                if field == "obfuscation":
+                    changed |= self._obfuscation(delta, f"{base}.obfuscation")
                 continue
             if type(value) is str:
                 if value:

@@ -150,7 +150,8 @@ CHAT_ANSWER: list[tuple[str, Treat]] = [
     ("choices[].delta.audio.transcript", Treat.SCAN),
     ("moderation/**", Treat.KEEP),
     ("metadata/**", Treat.ANY),
-    ("obfuscation", Treat.KEEP),  # random padding against length side channels
+    ("obfuscation", Treat.PAD),  # random padding against length side channels (pad.py)
+    ("choices[].delta.obfuscation", Treat.PAD),
 ]
 
 _RESPONSES_REQUEST: list[tuple[str, Treat]] = [
@@ -218,7 +219,7 @@ _RESPONSES_EVENTS: list[tuple[str, Treat]] = [
     ("item.arguments", Treat.TOOL),
     ("item.input", Treat.TOOL),
     ("item.<item>", Treat.SCAN),
-    ("obfuscation", Treat.KEEP),
+    ("obfuscation", Treat.PAD),
 ]
 
 EMBEDDINGS_REQUEST: list[tuple[str, Treat]] = [

@@ -197,7 +197,7 @@ def _string(walk: Walk, treat: Treat | None, unknown: Treat, path: str, holder: 
         label = key if walk.numbers and isinstance(key, str) else None
     elif treat is Treat.ANY and walk.numbers and isinstance(key, str):
         label = key
-    if treat is Treat.SCAN or treat is Treat.ANY:
+    if treat is Treat.SCAN or treat is Treat.ANY or treat is Treat.PAD:  # PAD: rewriters repad first
         walk.slots.append(Slot(path, holder, key, label=label))
     elif treat is Treat.JSON:
         walk.slots.append(Slot(path, holder, key, json=True))

@@ -16,6 +16,7 @@ from gateway.call import Endpoint
 from gateway.redaction.events import NewChannel, WholeText, index_of, rewrite_body
 from gateway.redaction.fields import Treat
 from gateway.redaction.locations import drop_logprobs, table, walk_body
+from gateway.redaction.pad import repad
 from gateway.redaction.stream import Channel
 from gateway.sse import SSEEvent
 
@@ -49,7 +50,7 @@ class ResponsesRewriter:
             return [*self.flush_all(), ev] if ev.is_done else [ev]
         etype = str(obj.get("type") or ev.event or "")
         out: list[SSEEvent] = []
-        changed = False
+        changed = "obfuscation" in obj and self._obfuscation(obj)
         if etype in _OPAQUE_DELTAS:
             pass  # base64 audio: not text
         elif etype.endswith(".delta") and isinstance(obj.get("delta"), str):
@@ -105,21 +106,28 @@ class ResponsesRewriter:
             out.extend(self.flush_all())
             response = obj.get("response")
             if isinstance(response, dict):
-                changed = self._response(response)
+                changed |= self._response(response)
         else:  # annotation added, error, created, in progress, ...: their strings, whole
             response = obj.get("response")
             if isinstance(response, dict):
                 rest = {k: v for k, v in obj.items() if k != "response"}
-                changed = self._response(response)
+                changed |= self._response(response)
                 if self._other(rest):
                     obj.update(rest)  # key order kept: ``response`` is not in ``rest``
                     changed = True
             else:
-                changed = self._other(obj)
+                changed |= self._other(obj)
         if self._renumber(obj) or changed:
             ev.set_json(obj)
         out.append(ev)
         return out
+
+    def _obfuscation(self, obj: dict[str, Any]) -> bool:
+        """A string: a fresh pad of its length (``pad.py``); anything else: its strings,
+        whole, as the field table says."""
+        return repad(obj) or (
+            obj["obfuscation"] is not None and self._other({"obfuscation": obj["obfuscation"]})
+        )
 
     def _renumber(self, obj: dict[str, Any]) -> bool:
         seq = obj.get("sequence_number")

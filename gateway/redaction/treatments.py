@@ -18,6 +18,10 @@ class Treat(StrEnum):
     LOGPROBS = "logprobs"
     OPAQUE = "opaque"
     KEEP = "keep"
+    #: Stream padding (``obfuscation``): a string becomes a fresh random pad of its length
+    #: (``pad.py``, in the stream rewriters); anything else, or a string a walker meets, is
+    #: scanned.
+    PAD = "pad"
     #: A structural key anywhere (``id``, ``type``, ...): a string there is kept, an object or
     #: a list is still walked.
     STRUCT = "struct"
@@ -36,5 +40,6 @@ MEANING = {
     Treat.LOGPROBS: "dropped when redaction changed the answer",
     Treat.OPAQUE: "opaque: counted `unscanned`, or refused by config (`opaque_fields: refuse`)",
     Treat.KEEP: "structure, passed",
+    Treat.PAD: "replaced by a fresh random pad of the same length (padding, never passed); not a string: scanned",
     Treat.STRUCT: "structure, passed",
 }
