@@ -157,13 +157,22 @@ class EventSplitter:
             # LF framing (what OpenAI-compatible servers send): one C-level split; the last
             # part is the incomplete tail (empty when the read ended on an event boundary).
             parts = buf.split(b"\n\n")
-            self._buf = parts.pop()
-            found = []
-            for part in parts:
-                if part.startswith(b"data: ") and b"\n" not in part:
-                    found.append(SSEEvent(part + b"\n\n", None, part[6:]))
-                elif part.strip():
-                    found.append(SSEEvent.parse(part + b"\n\n"))
+            tail = self._buf = parts.pop()
+            if buf.count(b"\n") - tail.count(b"\n") == 2 * len(parts):
+                # Only the separators break lines (the common stream, counted in C): every
+                # part is one line, a data line or else a comment or field of its own.
+                found = [
+                    SSEEvent(part + b"\n\n", None, part[6:]) if data else SSEEvent.parse(part + b"\n\n")
+                    for part in parts
+                    if (data := part.startswith(b"data: ")) or part.strip()
+                ]
+            else:
+                found = []
+                for part in parts:
+                    if part.startswith(b"data: ") and b"\n" not in part:
+                        found.append(SSEEvent(part + b"\n\n", None, part[6:]))
+                    elif part.strip():
+                        found.append(SSEEvent.parse(part + b"\n\n"))
         if len(self._buf) > self._max:
             raise SSEParseError("upstream SSE event exceeds the size limit")
         return found

@@ -97,3 +97,25 @@ def test_stream_bytes_through_the_gateway_equal_what_the_upstream_sends(gateway,
             break
     assert through == direct
     assert through.endswith(b"data: [DONE]\n\n")
+
+
+ONE_LINE_EVENTS = [
+    b'data: {"id":"1","choices":[{"delta":{"content":"Hel"}}]}\n\n',
+    b": keep-alive comment\n\n",
+    b"event: ping\n\n",
+    b'data: {"id":"2","choices":[{"delta":{"content":"lo"}}]}\n\n',
+    b"data: [DONE]\n\n",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=60), min_size=1, max_size=40))
+async def test_reads_of_one_line_events_only_yield_the_same_events(cuts):
+    """A read whose only line breaks are the separators takes the splitter's counted branch:
+    the same events, byte for byte, as a read with a multi-line event in it (above); a part
+    of only spaces is no event."""
+    stream = b"".join(ONE_LINE_EVENTS[:2]) + b" \n\n" + b"".join(ONE_LINE_EVENTS[2:])
+    events = await _collect(_cut(stream, cuts))
+    assert [e.raw for e in events] == ONE_LINE_EVENTS
+    assert events[2].event == "ping" and events[2].data == b""
+    assert events[0].data == ONE_LINE_EVENTS[0][6:-2] and events[-1].is_done
