@@ -83,6 +83,7 @@ LABELLED = [
     f"password\t{PW}",  # a TSV
     f"pass phrase: {PW}",
     f"Passwort: {PW}",
+    f"senha: {PW}",
     f"contrase\u00f1a: {PW}",
     f"\u043f\u0430\u0440\u043e\u043b\u044c: {PW}",  # пароль
     f"\u5bc6\u7801\uff1a{PW}",  # 密码：
