@@ -40,6 +40,6 @@ MEANING = {
     Treat.LOGPROBS: "dropped when redaction changed the answer",
     Treat.OPAQUE: "opaque: counted `unscanned`, or refused by config (`opaque_fields: refuse`)",
     Treat.KEEP: "structure, passed",
-    Treat.PAD: "replaced by a fresh random pad of the same length (padding, never passed); not a string: scanned",
+    Treat.PAD: "in a stream: replaced by a fresh random pad of the same length, never passed; not a string, or in a whole answer: scanned",
     Treat.STRUCT: "structure, passed",
 }

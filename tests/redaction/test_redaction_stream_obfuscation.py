@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.call import Call, Endpoint
+from gateway.call import Call, Endpoint, ModelResponse
 from gateway.errors import UpstreamError
 from gateway.pipeline import Pipeline
 from gateway.redaction.chat_events import ChatRewriter
@@ -27,6 +27,7 @@ from gateway.redaction.config import RedactionSettings
 from gateway.redaction.redactor import Redactor
 from gateway.redaction.stage import RedactOutStage
 from gateway.sse import EventSplitter, SSEEvent
+from tests.redaction.conftest import chat_call
 from tests.redaction.test_redaction_stream_fastpath import ANSWER as FAST_ANSWER
 from tests.redaction.test_redaction_stream_fastpath import _run
 from tests.redaction.test_redaction_stream_reads import (
@@ -257,3 +258,19 @@ async def test_responses_events_get_a_fresh_pad(redactor: Redactor) -> None:
     for secret in SECRET_PADS:
         assert secret.encode() not in raw
     assert all(p.isalnum() for p in _written_pads(raw)) and _written_pads(raw)
+
+
+async def test_a_pad_in_a_whole_answer_is_scanned(redactor: Redactor) -> None:
+    """No whole answer carries a pad; one that does has it scanned like any text (the table's
+    ``pad`` rows: repadded in streams, scanned elsewhere)."""
+    answer = {
+        "id": "chatcmpl-w",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-test",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "obfuscation": "card 4111 1111 1111 1111",
+    }
+    response = ModelResponse(200, {}, json=answer)
+    await RedactOutStage(redactor).on_response(chat_call([{"role": "user", "content": "hi"}]), response)
+    assert response.json["obfuscation"] == "card <CREDIT_CARD_1>"
