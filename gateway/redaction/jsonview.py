@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -61,7 +62,7 @@ class JsonView:
 
 class PercentView(JsonView):
     """A URL with its ``%XX`` escapes decoded (``jane%40example.com`` is an e-mail address),
-    spans mapped back to whole escapes. Built on ``locations.url_view``, whose offsets are
+    spans mapped back to whole escapes. Built on ``url_view``, whose offsets are
     the URL's."""
 
     __slots__ = ()
@@ -88,8 +89,33 @@ class _Utf8View(JsonView):
             return "\ufffd"
 
 
+#: URL delimiters: seen as spaces by detection, so a pattern never runs from the path into the
+#: query or across ``&`` (an e-mail pattern would otherwise swallow ``a.png?u=jane@…`` whole).
+_URL_DELIMS = str.maketrans(dict.fromkeys("/?&=#;,+:", " "))
+
+
+def url_view(url: str) -> str:
+    """``url`` as detection sees it: the same length (offsets stay valid). The scheme and the
+    authority (``https://user:password@host:port``) are kept as written, so the URL-password,
+    e-mail and IP recognizers read them as they would in prose (an address spanning userinfo
+    and host, ``https://jane@example.com``, an IP host, a key as a subdomain); after it,
+    delimiters are spaces, so each path segment and query value is a token of its own. A host
+    that is an entity is replaced like any other value: the URL then no longer fetches, which
+    is the operator's choice (``actions``), not a blind spot."""
+    view = url.translate(_URL_DELIMS)
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return view
+    start = url.find("//")
+    if netloc and start >= 0 and url[start + 2 : start + 2 + len(netloc)] == netloc:
+        end = start + 2 + len(netloc)
+        view = url[:end] + view[end:]
+    return view
+
+
 class UrlView(JsonView):
-    """A URL (``locations.url_view``) as detection reads it: percent escapes decoded, their
+    """A URL (``url_view``) as detection reads it: percent escapes decoded, their
     UTF-8 sequences read as characters, and decoded once more when the URL was encoded twice
     (``jane%2540example.com``: a client that encoded an encoded value; the fetcher decodes it
     once, the page it reaches may decode it again). Spans map back through each step, to

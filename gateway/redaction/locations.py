@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from gateway.call import Endpoint
 from gateway.redaction.budget import content_too_complex
 from gateway.redaction.fields import _MISS, TABLES, Table, Treat
-from gateway.redaction.jsonview import JsonView, LabelView, UrlView
+from gateway.redaction.jsonview import JsonView, LabelView, UrlView, url_view
 
 #: Below this depth the shape path stops growing: everything deeper is "unknown" (scanned).
 _MAX_SHAPE_DEPTH = 48
@@ -160,31 +159,6 @@ def warm_tables() -> None:
         table(endpoint, direction)
 
 
-#: URL delimiters: seen as spaces by detection, so a pattern never runs from the path into the
-#: query or across ``&`` (an e-mail pattern would otherwise swallow ``a.png?u=jane@…`` whole).
-_URL_DELIMS = str.maketrans(dict.fromkeys("/?&=#;,+:", " "))
-
-
-def url_view(url: str) -> str:
-    """``url`` as detection sees it: the same length (offsets stay valid). The scheme and the
-    authority (``https://user:password@host:port``) are kept as written, so the URL-password,
-    e-mail and IP recognizers read them as they would in prose (an address spanning userinfo
-    and host, ``https://jane@example.com``, an IP host, a key as a subdomain); after it,
-    delimiters are spaces, so each path segment and query value is a token of its own. A host
-    that is an entity is replaced like any other value: the URL then no longer fetches, which
-    is the operator's choice (``actions``), not a blind spot."""
-    view = url.translate(_URL_DELIMS)
-    try:
-        netloc = urlsplit(url).netloc
-    except ValueError:
-        return view
-    start = url.find("//")
-    if netloc and start >= 0 and url[start + 2 : start + 2 + len(netloc)] == netloc:
-        end = start + 2 + len(netloc)
-        view = url[:end] + view[end:]
-    return view
-
-
 def _string(walk: Walk, treat: Treat | None, unknown: Treat, path: str, holder: Any, key: Any) -> None:
     value = holder[key]
     label = None
@@ -256,6 +230,9 @@ def _join(parent: str, key: Any) -> str:
 
 
 _ANY, _LOGPROBS, _OPAQUE, _KEEP = Treat.ANY, Treat.LOGPROBS, Treat.OPAQUE, Treat.KEEP
+#: Numbers in an object's leading fields that need nothing are skipped where they are found
+#: (False: every one goes through the stack; a test walks both ways and compares).
+_INLINE_NUMBERS = True
 _SCAN, _STRUCT = Treat.SCAN, Treat.STRUCT
 
 
@@ -295,6 +272,7 @@ def walk_body(
     #: shape -> ``t.kids(shape)``: a conversation's messages share a handful of shapes (one
     #: walk may grow a memo past its bound by the keys of its own body; the next one clears it).
     kids_of: dict[str, dict[Any, Treat | None]] = {}
+    inline_numbers = _INLINE_NUMBERS
     while stack:
         holder, key, shape, parent, depth = pop()
         value = holder[key]
@@ -343,8 +321,23 @@ def walk_body(
                 for n, k in enumerate(keys):
                     child = value[k]
                     if type(child) is not str:
-                        if child is None:
+                        if child is None or child is True or child is False:
                             continue
+                        ct_of = type(child)
+                        if (ct_of is int or ct_of is float) and not deep and inline_numbers:
+                            # A number the stack path would do nothing with (a field no rule
+                            # names, structure or keep, and not a long integer of a request):
+                            # skipped here, not pushed and popped (an answer's ``index``,
+                            # ``created``, ``usage``; a request's ``max_tokens``).
+                            ct = kids.get(k, miss)
+                            if ct is miss:
+                                ct = kids[k] = lookup(f"{shape}.{k}")
+                            if (
+                                ct is _STRUCT
+                                or ct is _KEEP
+                                or (ct is None and not (numbers and _number(child)))
+                            ):
+                                continue
                         for k2 in reversed(keys[n:]):
                             push((value, k2, "…" if deep else f"{shape}.{k2}", here, depth))
                         break

@@ -32,8 +32,8 @@ from gateway.redaction.engine import RedactionEngine, Span, Spans
 from gateway.redaction.fields import Treat
 from gateway.redaction.gate import Gate
 from gateway.redaction.headers import header_slots
-from gateway.redaction.jsonview import JsonPieces, JsonView, UrlView
-from gateway.redaction.locations import Walk, drop_logprobs, request_slots, url_view
+from gateway.redaction.jsonview import JsonPieces, JsonView, UrlView, url_view
+from gateway.redaction.locations import Walk, drop_logprobs, request_slots
 from gateway.redaction.replace import replace_texts
 from gateway.redaction.secrets import LABEL_REACH
 from gateway.redaction.state import STATE, Actions, RedactionState, Summary

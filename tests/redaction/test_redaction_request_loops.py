@@ -1,4 +1,4 @@
-"""``redact_in``'s per-text loops, written out for a resent conversation (``analyze_many``'s
+"""``redact_in``'s per-text loops and the walk's skipped numbers, written out for a resent conversation (``analyze_many``'s
 cache key, ``_apply_request``'s summary of one-value texts, ``replace_texts``' JSON test), give
 exactly what the functions they inline give: the same cache entries as ``analyze``, the same
 ``pii`` summary as ``Summary.add`` slot by slot, the same JSON-aware replacement."""
@@ -6,15 +6,18 @@ exactly what the functions they inline give: the same cache entries as ``analyze
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
 import orjson
 import pytest
 
+from gateway.call import Endpoint
+from gateway.redaction import locations
 from gateway.redaction.cache import text_key
 from gateway.redaction.component import build
 from gateway.redaction.config import RedactionSettings
-from gateway.redaction.locations import request_slots
+from gateway.redaction.locations import request_slots, response_slots
 from gateway.redaction.redactor import Redactor, _to_source
 from gateway.redaction.replace import _JSON_HEADS, as_json
 from gateway.redaction.stage import RedactInStage
@@ -114,3 +117,67 @@ async def test_the_json_test_written_out_replaces_as_as_json_decides(redactor: R
     assert orjson.loads(sent[7]["content"])[0].startswith("<CREDIT_CARD_"), "an array document stays JSON"
     assert sent[8]["content"].startswith("\n[not json] <EMAIL_ADDRESS_")
     assert EMAIL not in orjson.dumps(call.body).decode()
+
+
+_NAMES = (
+    "index", "created", "usage", "prompt_tokens", "logprobs", "content", "max_tokens", "metadata",
+    "tools", "parameters", "text", "url", "image_url", "arguments", "function", "choices", "message",
+    "messages", "role", "input", "output", "seed", "n", "data", "b64_json", "top_logprobs", "phone",
+)  # fmt: skip
+
+
+def _value(rng: random.Random, depth: int) -> Any:
+    kind = rng.random()
+    if depth > 4 or kind < 0.45:
+        return rng.choice(
+            [
+                None,
+                True,
+                False,
+                0,
+                7,
+                3.5,
+                -2,
+                4155552671,
+                4111111111111111,
+                1e12,
+                "x",
+                f"mail {EMAIL}",
+                "",
+                "a:b",
+            ]
+        )
+    if kind < 0.75:
+        return {rng.choice(_NAMES): _value(rng, depth + 1) for _ in range(rng.randint(0, 5))}
+    return [_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+
+
+def _walked(walk: Any) -> Any:
+    return (
+        [
+            (type(s).__name__, s.path, s.key, s.json, s.tool, s.url, s.label, getattr(s, "number", None))
+            for s in walk.slots
+        ],
+        walk.unscanned,
+        [(id(h), k, p) for h, k, p in walk.logprobs],
+        walk.opaque,
+        walk.unknown,
+    )
+
+
+@pytest.mark.parametrize("endpoint", list(Endpoint))
+def test_numbers_skipped_where_found_walk_as_through_the_stack(
+    endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``walk_body`` skips the numbers of an object's leading fields that need nothing; the
+    walk (slots in order, unscanned, logprobs, opaque and unknown paths) equals the one that
+    sends every number through the stack, on random bodies in both directions."""
+    rng = random.Random(16)
+    for _ in range(400):
+        body = {rng.choice(_NAMES): _value(rng, 0) for _ in range(rng.randint(1, 6))}
+        for walk in (request_slots, response_slots):
+            fast = _walked(walk(endpoint, body))
+            monkeypatch.setattr(locations, "_INLINE_NUMBERS", False)
+            slow = _walked(walk(endpoint, body))
+            monkeypatch.setattr(locations, "_INLINE_NUMBERS", True)
+            assert fast == slow, body

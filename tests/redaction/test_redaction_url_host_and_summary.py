@@ -9,7 +9,7 @@ import pytest
 from gateway.call import Call, Endpoint, ModelResponse
 from gateway.redaction.component import build
 from gateway.redaction.config import RedactionSettings
-from gateway.redaction.locations import url_view
+from gateway.redaction.jsonview import url_view
 from gateway.redaction.redactor import Redactor
 from gateway.redaction.stage import RedactInStage, RedactOutStage
 
