@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from gateway.redaction.phones import LABEL_KEY, LABEL_LOOKBACK, PHONE_LABEL, label_before
 from gateway.redaction.scan import Scan
+from gateway.redaction.secrets import LABEL_END_HINT
 
 Accept = Callable[[str, int, int], bool]
 
@@ -52,14 +54,31 @@ def ssn_within(text: str, start: int, end: int) -> bool:
     return _SSN.search(text, start, end) is not None
 
 
-def near(pattern: re.Pattern[str], before: int, after: int) -> Accept:
+def near(
+    pattern: re.Pattern[str], before: int, after: int, hint: re.Pattern[str] | None = None, reach: int = 0
+) -> Accept:
     """``pattern`` occurs from ``before`` characters before the trigger to ``after`` past it:
-    for a pattern whose every match begins that close to one of its triggers."""
+    for a pattern whose every match begins that close to one of its triggers. With ``hint``:
+    first a cheaper necessary condition, found within ``reach`` past the trigger (a short
+    regex over a few characters instead of an alternation over ~70)."""
 
     def accept(text: str, start: int, end: int) -> bool:
+        if hint is not None and hint.search(text, end, min(len(text), end + reach)) is None:
+            return False
         return pattern.search(text, max(0, start - before), min(len(text), end + after)) is not None
 
     return accept
+
+
+#: What ends a secret's label (``secrets.LABEL_END_HINT``) lies <= 4 + 12 characters past the
+#: label's last key word (its label tail, ``_key``, is <= 4): at least that key word's trigger
+#: finds it within ``LABEL_END_REACH``.
+LABEL_END_REACH = 16
+
+
+def label_near(head: re.Pattern[str], before: int, after: int) -> Accept:
+    """``near`` for a secret's label and its end (``secrets.SECRET_LABEL_HEAD``)."""
+    return near(head, before, after, LABEL_END_HINT, LABEL_END_REACH)
 
 
 _PLUSES = ("+", "\uff0b")
@@ -84,3 +103,14 @@ def plus_starts(scan: Scan) -> frozenset[int]:
             k = text.find(plus, k + 1)
     found = scan.memo[_PLUSES] = frozenset(out)
     return found
+
+
+def label_chain(scan: Scan, start: int, end: int, digits: int, blocks: int) -> bool:
+    """``phones.label_before`` for a chain, reading the text's lower-cased copy (ASCII: same
+    positions) instead of lowering a copy of the 48 characters before each chain."""
+    if not scan.ascii:
+        return label_before(scan.text, start, end)
+    lo = max(0, start - LABEL_LOOKBACK)
+    if LABEL_KEY.search(scan.lower, lo, start) is None:
+        return False
+    return PHONE_LABEL.search(scan.text, lo, start) is not None

@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from gateway.redaction.accepts import CARD, Accept, ip_start_ok, near, plus_starts, ssn_within, within
+from gateway.redaction import accepts
+from gateway.redaction.accepts import CARD, Accept, ip_start_ok, label_near, plus_starts, ssn_within, within
 from gateway.redaction.edges import left_digits, left_edge, right_digits, right_edge
 from gateway.redaction.fastphones import FastPhones
 from gateway.redaction.phonelen import min_phone_digits
@@ -36,7 +37,6 @@ from gateway.redaction.phones import (
     MIN_LABELLED_DIGITS,
     PhonePrecheck,
     any_label_key,
-    label_before,
 )
 from gateway.redaction.scan import (
     ChainScanner,
@@ -187,7 +187,7 @@ def build_families(
                 min_digits=MIN_LABELLED_DIGITS,
                 # A chain the fast path settles as a valid number is found anyway (same span):
                 # the labelled recognizer (python-phonenumbers at POSSIBLE, ~1 ms) skips it.
-                accept=label_before,
+                accept_chain=accepts.label_chain,  # phones.label_before
                 unless_settled=fast.settle if fast.enabled else None,
                 subset=chains_after_labels(LABEL_LOOKBACK),
                 pad_left=48,
@@ -262,7 +262,7 @@ def build_families(
                 finder=finder,
                 # A label and its end around the key word (api_key:, secret is): "the public
                 # API" costs no window (case c, 20 KB: ~12 windows, ~0.5 ms).
-                accept=near(SECRET_LABEL_HEAD, 24, 48),
+                accept=label_near(SECRET_LABEL_HEAD, 24, 48),
                 pad_left=24,
                 pad_right=176,
             )

@@ -9,9 +9,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.redaction.accepts import plus_starts
+from gateway.redaction.accepts import label_chain, plus_starts
 from gateway.redaction.fastphones import FastPhones
-from gateway.redaction.phones import _plus_before
+from gateway.redaction.phones import _plus_before, label_before
 from gateway.redaction.prefilter import digit_chain
 from gateway.redaction.redactor import Redactor
 from gateway.redaction.scan import ChainScanner, Scan
@@ -88,3 +88,21 @@ def test_plus_starts_equals_the_look_back_before_each_digit(text: str) -> None:
     for p, c in enumerate(text):
         if c.isdigit():
             assert (p in starts) == _plus_before(text, p), (text, p)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["Call ", "PHONE: ", "tel", "my number is ", "ring ", "no. ", "x", " ", "İ", "12", "415-555-2671"]
+        ),
+        max_size=14,
+    )
+)
+def test_label_chain_equals_label_before(parts: list[str]) -> None:
+    """``accepts.label_chain`` (the text's lower-cased copy, ASCII) answers as
+    ``phones.label_before`` (a lowered copy of the characters before each chain)."""
+    text = "".join(parts)
+    scan = Scan(text, ChainScanner(digit_chain(6)))
+    for a, b, digits, blocks in scan.chains:
+        assert label_chain(scan, a, b, digits, blocks) == label_before(text, a, b), (text, a)

@@ -5,12 +5,15 @@ pre-filtered analysis finds is exactly what the full analysis finds."""
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.redaction.prefilter import digit_chain, windows
 from gateway.redaction.redactor import Redactor
 from gateway.redaction.scan import ChainScanner, Scan, literal_gate
+from gateway.redaction.secrets import _LABEL_END, LABEL_END_HINT
 
 PW = "Tr0ub4dor3xyz"
 LABELLED = [
@@ -57,7 +60,30 @@ def test_every_labelled_secret_is_still_found_among_key_words(redactor: Redactor
     label=st.sampled_from(
         ["api", "api_key", "token", "auth token", "client secret", "secret", "private_key", "passcode"]
     ),
-    end=st.sampled_from([":", " :", "=", " => ", '": "', " is ", " was: ", " ", " - ", "\n"]),
+    end=st.sampled_from(
+        [
+            ":",
+            " :",
+            "=",
+            " => ",
+            '": "',
+            " is ",
+            " was: ",
+            " ",
+            " - ",
+            "\n",
+            " IS ",
+            "\t=> ",
+            "    :=",
+            "_key:",
+            "_token =",
+            " -> ",
+            " | ",
+            "\t",
+            "'\t",
+            " ->",
+        ]
+    ),
     before=st.sampled_from(["", "x", "my ", "the_", '"', "rapid"]),
     value=st.sampled_from([PW, "hunter2", "a8F3kq9ZpL0wX7vB2nM5", "None"]),
 )
@@ -85,3 +111,13 @@ def test_the_literal_gate_answers_as_in_for_few_and_many_words(data, many: bool)
     text = "".join(data.draw(st.lists(pieces, max_size=12)))
     want = any(lit in text for lit in cs) or any(word in text.lower() for word in ci)
     assert gate(Scan(text, ChainScanner(digit_chain(6)))) == want, text
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=" \t:=|->\"'iswaxIS", max_size=14))
+def test_the_label_end_hint_is_found_early_in_every_label_end(text: str) -> None:
+    """``secrets.LABEL_END_HINT`` occurs within the first 12 characters of every match of
+    ``secrets._LABEL_END`` (what the pre-filter's look past a key word relies on)."""
+    m = re.match(_LABEL_END, text)
+    if m is not None:
+        assert LABEL_END_HINT.search(text, 0, min(len(text), 12)) is not None, repr(text)
