@@ -14,7 +14,9 @@ gateway's organisation and quota. So:
   (and any 8-character run of it) and anything shaped like a key or token replaced;
 - an error event inside a stream: ``UpstreamError`` with a generic message.
 
-The provider's own text goes to the log, with the request id, after the same key scrubbing.
+The provider's own text goes to the log, with the request id, after the same key scrubbing
+and with anything shaped like an e-mail address or a long number (phone, card, account) masked:
+a provider's message may quote the prompt or the answer, and the log must not keep PII.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ _AUTH_STATUSES = frozenset({401, 403, 407})
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,47}")
 _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_.\[\]]{0,63}")
 _SPACES = re.compile(r"\s+")
+#: What a logged provider message must not keep: an e-mail address, a run of 7+ digits (with
+#: the usual separators: phones, cards, accounts, SSNs).
+_LOG_PII = re.compile(r"[^\s@<>()\[\]\"',;:]+@[^\s@<>()\[\]\"',;:]+|\+?\d(?:[\d \-.()/]{5,}\d)")
 
 
 def status_error(
@@ -52,7 +57,7 @@ def status_error(
         name,
         status,
         code,
-        scrub(message, secrets, _MAX_LOGGED) or scrub(body.decode("utf-8", "replace"), secrets, 200),
+        _logged(message, secrets, _MAX_LOGGED) or _logged(body.decode("utf-8", "replace"), secrets, 200),
         extra={"request_id": request_id},
     )
     if status in _AUTH_STATUSES:
@@ -92,7 +97,7 @@ def stream_error(obj: dict[str, Any], name: str, secrets: tuple[str, ...], reque
         "upstream %s sent an error event mid-stream: code=%s message=%s",
         name,
         code,
-        scrub(message, secrets, _MAX_LOGGED),
+        _logged(message, secrets, _MAX_LOGGED),
         extra={"request_id": request_id},
     )
     hint = f" (provider code: {code})" if code else ""
@@ -129,6 +134,14 @@ def scrub(text: str, secrets: tuple[str, ...], limit: int) -> str:
         text = _without(text, secret)
     text = scrub_text(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _logged(text: str, secrets: tuple[str, ...], limit: int) -> str:
+    """``scrub`` for the log: also no e-mail address or long number (see the module's doc)."""
+    return _LOG_PII.sub(
+        lambda m: REDACTED if sum(c.isdigit() for c in m[0]) >= 7 or "@" in m[0] else m[0],
+        scrub(text, secrets, limit),
+    )
 
 
 def _without(text: str, secret: str) -> str:
