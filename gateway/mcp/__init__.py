@@ -6,6 +6,7 @@ protocol.py   capabilities filtered, 2026-07-28 routing and Mcp-Param headers fr
 sessions.py   Mcp-Session-Id bound to the key that opened it (HMAC, nothing stored)
 upstream.py   UpstreamPool: the upstream servers, a timeout per server, failures by kind
 h1.py         a lean HTTP/1.1 keep-alive client (httptools), connections kept per server
+h1head.py     its request head (CR/LF/NUL refused) and UpstreamFailure
 relay.py      the upstream's answer (JSON, SSE, 202) back to the agent, the answer hook
 refusals.py   ServerRefusals: sampling/elicitation requests of a server answered with an error
 exchange.py   Exchange: one MCP request as audit, metrics and the guards see it

@@ -18,6 +18,14 @@ What it keeps of an HTTP client's duties:
 * header names and values with CR, LF or NUL are refused before anything is written
   (no request smuggling through a configured credential or a relayed header);
 * flow control: reading pauses while more than ``_HIGH_WATER`` bytes wait to be relayed;
+* bounds: an answer's head (1xx answers included) past ``MAX_HEAD_BYTES`` is refused as
+  ``garbage`` (httptools buffers a header line whole, and bounds none); the body's cap is
+  the relay's (``mcp.max_response_bytes``);
+* one answer per request: bytes after an answer (a second answer, whole or begun) close the
+  connection, so nothing the server sent early is read as the next request's answer;
+* a kept connection that is readable while idle (the server closed it, or sent junk, before
+  the loop saw it) is closed, not used: the request goes on a fresh one. A request is never
+  sent twice (a ``tools/call`` is not idempotent): a connection lost after the write fails;
 * a body silent for longer than the read timeout fails as ``timeout``, a connection lost
   mid-body as ``unreachable``, a malformed answer as ``garbage`` (``UpstreamFailure``).
 """
@@ -27,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import select
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import cast
@@ -34,18 +43,13 @@ from typing import cast
 import httptools
 import yarl
 
+from gateway.mcp.h1head import UpstreamFailure as UpstreamFailure
+from gateway.mcp.h1head import _head as _head
+
 _HIGH_WATER = 256 * 1024
-_BAD_HEADER = frozenset("\r\n\x00")
-
-
-class UpstreamFailure(Exception):
-    """How a request to an upstream server failed, by kind (see ``upstream.py``)."""
-
-    def __init__(self, kind: str, detail: str, status: int | None = None) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
-        self.status = status
+#: An answer's status line and headers, 1xx answers before it included (aiohttp allowed
+#: 8,190 bytes a line; 64 KiB is many such lines and still bounds the memory).
+MAX_HEAD_BYTES = 64 * 1024
 
 
 class Body:
@@ -61,6 +65,8 @@ class Body:
         self.error: UpstreamFailure | None = None
 
     def feed(self, data: bytes) -> None:
+        if self.done:
+            return  # bytes past the end of the answer (the connection is being failed)
         self._chunks.append(data)
         self._size += len(data)
         if self._size > _HIGH_WATER:
@@ -148,6 +154,8 @@ class _Conn(asyncio.Protocol):
         self._keep = False
         self._until_close = False
         self._paused = False
+        self._head_size = 0  # bytes read while the answer's head is awaited
+        self._poll: select.poll | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -160,10 +168,20 @@ class _Conn(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
+        except _Stop:
+            return
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _Stop):
+                return
+            self._fail(UpstreamFailure("garbage", "malformed HTTP answer (HttpParserCallbackError)"))
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamFailure("garbage", "the server switched protocols"))
         except httptools.HttpParserError as exc:
             self._fail(UpstreamFailure("garbage", f"malformed HTTP answer ({type(exc).__name__})"))
+        if self._answer is not None:
+            self._head_size += len(data)
+            if self._head_size > MAX_HEAD_BYTES:
+                self._fail(UpstreamFailure("garbage", f"an answer head larger than {MAX_HEAD_BYTES} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -174,6 +192,11 @@ class _Conn(asyncio.Protocol):
         self.host.lost(self)
 
     # -- httptools callbacks ---------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self._answer is None:  # an answer after the answer: never the next request's
+            self._fail(UpstreamFailure("garbage", "a second HTTP answer to one request"))
+            raise _Stop
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
 
@@ -215,6 +238,7 @@ class _Conn(asyncio.Protocol):
         self._read_timeout = read_timeout
         self._body = None
         self._keep = False
+        self._head_size = 0
         self._answer = answer = asyncio.get_running_loop().create_future()
         self.transport.write(head + body if body else head)
         return answer
@@ -252,6 +276,22 @@ class _Conn(asyncio.Protocol):
             self.closed = True
             self.transport.close()
 
+    def readable(self) -> bool:
+        """Whether the socket has something to read (an EOF, a reset, bytes) that the loop has
+        not handled yet: on an idle connection, that is never the start of a good answer."""
+        poll = self._poll
+        if poll is None:  # made once per connection (~2 µs a poll, ~4 µs with a new object)
+            sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+            if sock is None:
+                return True
+            poll = self._poll = select.poll()
+            poll.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        return bool(poll.poll(0))
+
+
+class _Stop(Exception):
+    """Stops httptools mid-read: the connection was failed, the rest of the read is not parsed."""
+
 
 class _Host:
     """The connections to one server (scheme, host, port): idle ones, and a cap on all."""
@@ -268,9 +308,13 @@ class _Host:
         try:
             while self._idle:
                 conn = self._idle.pop()
-                if not conn.closed:
-                    self._held.add(conn)
-                    return conn
+                if conn.closed:
+                    continue
+                if conn.readable():  # closed (or spoken on) by the server while idle
+                    conn.close()
+                    continue
+                self._held.add(conn)
+                return conn
             loop = asyncio.get_running_loop()
             tls = self._tls()
             _, conn = await loop.create_connection(
@@ -346,19 +390,3 @@ class Client:
         for host in self._hosts.values():
             host.close()
         self._hosts.clear()
-
-
-def _head(method: str, url: yarl.URL, headers: Mapping[str, str], body: bytes | None) -> bytes:
-    # yarl's host[:port] as a Host header wants it: IPv6 in brackets, a default port left out.
-    host = url.host_port_subcomponent or ""
-    lines = [f"{method} {url.raw_path_qs or '/'} HTTP/1.1", f"host: {host}", "accept-encoding: identity"]
-    for name, value in headers.items():
-        if _BAD_HEADER.intersection(name) or _BAD_HEADER.intersection(value):
-            raise UpstreamFailure("unreachable", f"header {name[:40]!r} holds CR, LF or NUL: not sent")
-        lines.append(f"{name}: {value}")
-    if body is not None or method == "POST":
-        lines.append(f"content-length: {len(body or b'')}")
-    try:
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    except UnicodeEncodeError:
-        raise UpstreamFailure("unreachable", "a header is not Latin-1: not sent") from None

@@ -16,6 +16,7 @@ that is not a JSON-RPC answer), ``garbage`` (a body that is not JSON-RPC, or too
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Mapping
 
 import yarl
@@ -96,5 +97,11 @@ class UpstreamPool:
                 )
         except TimeoutError:
             raise UpstreamFailure("timeout", f"no answer within {server.timeout_s:g}s") from None
+        except ssl.SSLCertVerificationError as exc:  # never retried unverified
+            raise UpstreamFailure(
+                "unreachable", f"TLS: the server's certificate is not trusted: {exc.verify_message}"
+            ) from None
+        except ssl.SSLError as exc:
+            raise UpstreamFailure("unreachable", f"TLS: {exc.reason or type(exc).__name__}") from None
         except OSError as exc:
             raise UpstreamFailure("unreachable", type(exc).__name__) from None
