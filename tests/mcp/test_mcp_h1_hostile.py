@@ -23,6 +23,7 @@ import yarl
 
 from gateway.mcp import h1
 from gateway.mcp.h1 import Client
+from gateway.mcp.relay import relay
 from gateway.mcp.upstream import UpstreamFailure
 from tests.mcp.test_mcp_h1 import Script, _json, _post, _read
 
@@ -250,6 +251,39 @@ async def _call(client: Client, url: yarl.URL, body: bytes, read_s: float = 2.0)
         resp.release()
 
 
+async def endless_bodies_stop_at_the_cap() -> None:
+    """A body that never ends (chunked JSON, or one SSE event that never closes) on a call
+    stops at the relay's size cap (``mcp.max_response_bytes``) as ``garbage``; its connection
+    is closed, its slot given back."""
+    chunk = b"%x\r\n%s\r\n" % (8192, b"a" * 8192)
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: "
+
+    async def answer(request: bytes) -> list[bytes | float]:
+        ctype = b"text/event-stream" if b"sse" in request else b"application/json"
+        first = b"%x\r\ndata: \r\n" % 6 if b"sse" in request else b""
+        return [head + ctype + b"\r\n\r\n" + first, *([chunk] * 1000)]  # 8 MB, never a last chunk
+
+    ended: list[str | None] = []
+
+    def failure(exc: UpstreamFailure) -> dict[str, Any]:
+        return {"error": exc.kind}
+
+    async with Script(answer) as script_:
+        client = Client(2)
+        with pytest.raises(UpstreamFailure, match="larger than 262144"):
+            await relay(
+                await _post(client, script_.url, b'"json"'), 1, None, failure, ended.append, 256 * 1024, {}
+            )
+        out = await relay(
+            await _post(client, script_.url, b'"sse"'), 1, None, failure, ended.append, 256 * 1024, {}
+        )
+        assert out.stream is not None
+        events = [event async for event in out.stream]
+        assert events == [b'data: {"error":"garbage"}\n\n'] and ended == ["garbage"]
+        assert _all_free(client, 2) and not any(host._idle for host in _hosts(client))
+        client.close()
+
+
 SCENARIOS = [
     huge_heads_are_refused,
     bad_chunks_are_garbage,
@@ -257,6 +291,7 @@ SCENARIOS = [
     cut_answers_fail_clean,
     an_idle_connection_the_server_closed,
     the_pool_gives_every_slot_back,
+    endless_bodies_stop_at_the_cap,
 ]
 
 

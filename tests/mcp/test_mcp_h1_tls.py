@@ -84,9 +84,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {p.stem + p.suffix: p for p in out.iterdir()}
 
 
-async def _tls_call(pki: dict[str, Path], label: str, host: str) -> tuple[bytes, list[str | None]]:
-    """One tools/call-like POST through ``UpstreamPool`` to a TLS server with ``label``'s
-    certificate; the answer's body and the SNI names the server saw."""
+async def _tls_call(
+    pki: dict[str, Path], label: str, host: str, calls: int = 1
+) -> tuple[bytes, list[str | None]]:
+    """``calls`` tools/call-like POSTs through ``UpstreamPool`` to a TLS server with
+    ``label``'s certificate; the last answer's body and the SNI names the server saw (one per
+    TLS connection)."""
     seen: list[str | None] = []
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pki[f"{label}.pem"], pki[f"{label}.key"])
@@ -94,10 +97,11 @@ async def _tls_call(pki: dict[str, Path], label: str, host: str) -> tuple[bytes,
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await reader.readuntil(b"\r\n\r\n")
-            await reader.readexactly(2)
-            writer.write(_json(b'{"jsonrpc":"2.0","id":1,"result":{}}'))
-            await writer.drain()
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(2)
+                writer.write(_json(b'{"jsonrpc":"2.0","id":1,"result":{}}'))
+                await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
         finally:
@@ -110,8 +114,10 @@ async def _tls_call(pki: dict[str, Path], label: str, host: str) -> tuple[bytes,
         name="billing", url=f"https://{host}:{port}/mcp", timeout_s=5.0, teams=None, auth=None
     )
     try:
-        resp = await pool.open(upstream, "POST", {}, None, b"{}")
-        return await _read(resp), seen
+        for _ in range(calls):
+            body = await _read(await pool.open(upstream, "POST", {}, None, b"{}"))
+            await asyncio.sleep(0.01)
+        return body, seen
     finally:
         await pool.close()
         server.close()
@@ -129,9 +135,9 @@ def test_a_private_ca_named_by_ssl_cert_file_is_trusted(
     pki: dict[str, Path], loop: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(pki["ca.pem"]))
-    body, sni = _run(_tls_call(pki, "good", "localhost"), loop)
+    body, sni = _run(_tls_call(pki, "good", "localhost", calls=3), loop)
     assert body == b'{"jsonrpc":"2.0","id":1,"result":{}}'
-    assert sni == ["localhost"]  # SNI sent with the server's host name
+    assert sni == ["localhost"]  # SNI sent with the server's host name; one TLS connection kept
 
 
 @LOOPS
