@@ -33,13 +33,13 @@ from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine, NlpEngineProvi
 from presidio_analyzer.predefined_recognizers import (
     CreditCardRecognizer,
     CryptoRecognizer,
-    EmailRecognizer,
     IpRecognizer,
     UrlRecognizer,
     UsSsnRecognizer,
 )
 
 from gateway.redaction.config import NER_TYPES, RedactionSettings
+from gateway.redaction.emails import UrlAwareEmailRecognizer
 from gateway.redaction.iban import GroupingIbanRecognizer
 from gateway.redaction.phones import FormattedPhoneRecognizer, LabelledPhoneRecognizer
 from gateway.redaction.secrets import LABELLED_SECRET, SECRET_PATTERNS, secret_recognizers
@@ -66,20 +66,6 @@ class AddressIpRecognizer(IpRecognizer):
             if text[r.start : r.end] not in _NOT_AN_ADDRESS
             and not _NOT_AN_ADDRESS_LABEL.search(text, max(0, r.start - 16), r.start)
         ]
-
-
-#: ``scheme://user:`` just before a match: what follows is a password and a host, not an address.
-_USERINFO_BEFORE = re.compile(r"://[^\s:/@]{0,64}:$")
-
-
-class UrlAwareEmailRecognizer(EmailRecognizer):
-    """Presidio's e-mail recognizer, except the ``password@host`` of a URL's userinfo
-    (``mongodb+srv://svc:Zx9y@cluster0.example.net``), which the PASSWORD recognizer
-    redacts as a password (a secret: never restored into an answer)."""
-
-    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]  # Presidio's own signature, untyped upstream
-        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
-        return [r for r in results if not _USERINFO_BEFORE.search(text, max(0, r.start - 96), r.start)]
 
 
 _PRESIDIO_PATTERN_TYPES: dict[str, Any] = {

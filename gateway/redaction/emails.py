@@ -1,0 +1,94 @@
+"""The e-mail recognizer: Presidio's regex and Presidio's validation, without Presidio's
+per-match overhead.
+
+A contact export (``name,email,phone``, 1,300 rows, 57 KB) cost ~58 ms in Presidio's
+``EmailRecognizer`` (load ~7): ~17 ms of regex, the rest per match (~30 us: a tldextract
+parse of every address, an explanation, a result, then a duplicate pass over results one
+regex can never make overlap). Here the same compiled pattern runs with the same flags and
+timeout; each match is valid exactly when Presidio's ``validate_result`` says so, because
+tldextract's answer depends only on the host its ``lenient_netloc`` reads from the address,
+and that answer is memoised per host. The key is the domain part only, never an address (an
+address is PII; a domain is not): when the host is not the address's domain part (a ``/``,
+``?`` or ``#`` in the local part makes tldextract read part of the local part as the host),
+the address is validated without the memo.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from typing import Any
+
+import regex  # type: ignore[import-untyped]  # Presidio's regex engine (timeouts); no stubs
+import tldextract
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+from presidio_analyzer.pattern_recognizer import REGEX_TIMEOUT_SECONDS
+from presidio_analyzer.predefined_recognizers import EmailRecognizer
+from tldextract.remote import lenient_netloc
+
+log = logging.getLogger("wardgate.redaction")
+
+#: ``scheme://user:`` just before a match: what follows is a password and a host, not an address.
+_USERINFO_BEFORE = re.compile(r"://[^\s:/@]{0,64}:$")
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_valid(host: str) -> bool:
+    """Presidio's test (a registrable domain under a public suffix) for one host."""
+    return tldextract.extract(host).fqdn != ""
+
+
+def email_valid(address: str) -> bool:
+    """``EmailRecognizer.validate_result(address)``, memoised per domain."""
+    host = lenient_netloc(address)
+    if address.endswith(host) and address[-len(host) - 1 : -len(host)] == "@":
+        return _host_valid(host)
+    return bool(tldextract.extract(address).fqdn != "")
+
+
+class UrlAwareEmailRecognizer(EmailRecognizer):
+    """Presidio's e-mail recognizer, except the ``password@host`` of a URL's userinfo
+    (``mongodb+srv://svc:Zx9y@cluster0.example.net``), which the PASSWORD recognizer
+    redacts as a password (a secret: never restored into an answer)."""
+
+    def validate_result(self, pattern_text: str) -> bool:
+        return email_valid(pattern_text)
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]  # Presidio's own signature, untyped upstream
+        # What PatternRecognizer.__analyze_patterns does for this one pattern: a match is
+        # kept at MAX_SCORE when valid, dropped (MIN_SCORE) when not; invalidate_result is
+        # Presidio's default (None). One regex's matches never overlap, so its duplicate
+        # pass would change nothing: the matches come sorted by start already.
+        me: Any = self  # Presidio's attributes are untyped upstream
+        patterns: list[Any] = me.patterns
+        name: str = me.name
+        if len(patterns) != 1:  # configured otherwise: Presidio's own loop and duplicate pass
+            found = super().analyze(text, entities, nlp_artifacts, regex_flags)
+            return [r for r in found if not _USERINFO_BEFORE.search(text, max(0, r.start - 96), r.start)]
+        flags: int = regex_flags if regex_flags else me.global_regex_flags
+        results: list[RecognizerResult] = []
+        entity = self.supported_entities[0]
+        metadata = {
+            RecognizerResult.RECOGNIZER_NAME_KEY: name,
+            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+        }
+        for pattern in patterns:
+            if not pattern.compiled_regex or pattern.compiled_with_flags != flags:
+                pattern.compiled_with_flags = flags
+                pattern.compiled_regex = regex.compile(pattern.regex, flags=flags)  # as Presidio does
+            try:
+                for match in pattern.compiled_regex.finditer(text, timeout=REGEX_TIMEOUT_SECONDS):
+                    start, end = match.span()
+                    if start == end or not email_valid(text[start:end]):
+                        continue
+                    if _USERINFO_BEFORE.search(text, max(0, start - 96), start):
+                        continue
+                    score = EntityRecognizer.MAX_SCORE
+                    explanation = self.build_regex_explanation(
+                        name, pattern.name, pattern.regex, score, True, flags
+                    )
+                    results.append(RecognizerResult(entity, start, end, score, explanation, dict(metadata)))
+            except TimeoutError:  # as Presidio: the pattern is skipped, with a warning (no text logged)
+                log.warning("e-mail pattern timed out after %s seconds, skipped", REGEX_TIMEOUT_SECONDS)
+        return results
