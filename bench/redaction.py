@@ -52,7 +52,7 @@ from gateway.call import Call, Endpoint
 from gateway.redaction.component import build
 from gateway.redaction.config import RedactionSettings
 from gateway.redaction.stage import RedactInStage
-from tests.redaction.dense import contacts_csv, hostile_messages, ids_json
+from tests.redaction.dense import contacts_csv, contacts_emails_csv, hostile_messages, ids_json
 
 PROSE = [
     "I looked at the failing test and the problem is that the fixture is created once per session.",
@@ -317,6 +317,7 @@ def _cases(rng: random.Random, scale: float) -> dict[str, tuple[int, Callable[[i
         for i in range(20)
     ]
     csv, _ = contacts_csv()
+    csv_emails, _ = contacts_emails_csv()
     ids, _ = ids_json()
 
     def n(x: int) -> int:
@@ -335,6 +336,11 @@ def _cases(rng: random.Random, scale: float) -> dict[str, tuple[int, Callable[[i
         "d_57KB_csv_2500_contacts": (
             n(15),
             lambda i: _body([{"role": "user", "content": f"batch {i}\n{csv}"}]),
+        ),
+        # Informational (no target; runs with d): d's shape as most exports have it, with e-mails.
+        "d2_57KB_csv_1300_contacts_emails": (
+            n(15),
+            lambda i: _body([{"role": "user", "content": f"batch {i}\n{csv_emails}"}]),
         ),
         "e_2500_ids_json": (n(15), lambda i: _body([{"role": "user", "content": f"batch {i}\n{ids}"}])),
         "f_2KB_answer_3char_chunks": (
@@ -492,16 +498,16 @@ async def main() -> None:
         f"load average {results['load_average_at_start']} -> {results['load_average_at_end']} on {results['cpus']} CPUs"
     )
     print(
-        f"{'case':<28} {'cpu off':>9} {'cpu on':>9} {'ratio':>7} {'target':>8}   "
+        f"{'case':<32} {'cpu off':>9} {'cpu on':>9} {'ratio':>7} {'target':>8}   "
         f"{'wall p50 off':>12} {'on':>9} {'ratio':>7}"
     )
     for name, r in results["ratios"].items():
-        if not name.startswith(("a_", "b_", "c_", "d_", "e_", "f_")):
+        if not name.startswith(("a_", "b_", "c_", "d_", "d2_", "e_", "f_")):
             continue
-        target = TARGETS.get(name[0])
+        target = TARGETS.get(name.split("_")[0])
         verdict = "" if target is None else f"<={target:g}x " + ("ok" if r["cpu_ratio"] <= target else "NO")
         print(
-            f"{name:<28} {r['cpu_ms_off']:>7.2f}ms {r['cpu_ms_on']:>7.2f}ms {r['cpu_ratio']:>6.2f}x {verdict:>8}   "
+            f"{name:<32} {r['cpu_ms_off']:>7.2f}ms {r['cpu_ms_on']:>7.2f}ms {r['cpu_ratio']:>6.2f}x {verdict:>8}   "
             f"{r['wall_p50_ms_off']:>10.2f}ms {r['wall_p50_ms_on']:>7.2f}ms {r['wall_ratio']:>6.2f}x"
             + (f"  errors {r['errors_off']}/{r['errors_on']}" if r["errors_off"] or r["errors_on"] else "")
         )
