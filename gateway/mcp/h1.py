@@ -23,9 +23,10 @@ What it keeps of an HTTP client's duties:
   the relay's (``mcp.max_response_bytes``);
 * one answer per request: bytes after an answer (a second answer, whole or begun) close the
   connection, so nothing the server sent early is read as the next request's answer;
-* a kept connection that is readable while idle (the server closed it, or sent junk, before
-  the loop saw it) is closed, not used: the request goes on a fresh one. A request is never
-  sent twice (a ``tools/call`` is not idempotent): a connection lost after the write fails;
+* a kept connection idle for ``IDLE_CHECK_S`` or more that is readable (the server closed
+  it, or sent junk, before the loop saw it) is closed, not used: the request goes on a fresh
+  one. A request is never sent twice (a ``tools/call`` is not idempotent): a connection lost
+  after the write fails;
 * a body silent for longer than the read timeout fails as ``timeout``, a connection lost
   mid-body as ``unreachable``, a malformed answer as ``garbage`` (``UpstreamFailure``).
 """
@@ -37,6 +38,7 @@ import collections
 import contextlib
 import select
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import cast
 
@@ -47,6 +49,11 @@ from gateway.mcp.h1head import UpstreamFailure as UpstreamFailure
 from gateway.mcp.h1head import _head as _head
 
 _HIGH_WATER = 256 * 1024
+#: A kept connection idle this long is polled before use: closed (or spoken on) by the server
+#: in the meantime, it is dropped. Not sooner: the poll costs a syscall (~2-7 µs a call here),
+#: and a server closes a connection this fresh only when it stops (keep-alive timeouts are
+#: seconds); then a call racing the close fails as ``unreachable``, never resent.
+IDLE_CHECK_S = 0.1
 #: An answer's status line and headers, 1xx answers before it included (aiohttp allowed
 #: 8,190 bytes a line; 64 KiB is many such lines and still bounds the memory).
 MAX_HEAD_BYTES = 64 * 1024
@@ -156,6 +163,7 @@ class _Conn(asyncio.Protocol):
         self._paused = False
         self._head_size = 0  # bytes read while the answer's head is awaited
         self._poll: select.poll | None = None
+        self.idle_since = 0.0  # time.monotonic() when it went back to the pool
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -168,10 +176,8 @@ class _Conn(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
-        except _Stop:
-            return
         except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, _Stop):
+            if isinstance(exc.__context__, _Stop):  # httptools wraps a callback's exception
                 return
             self._fail(UpstreamFailure("garbage", "malformed HTTP answer (HttpParserCallbackError)"))
         except httptools.HttpParserUpgrade:
@@ -266,6 +272,7 @@ class _Conn(asyncio.Protocol):
         self._body = None
         if reuse and self._keep and not self.closed:
             self.resume()
+            self.idle_since = time.monotonic()
             self.host.idle(self)
         else:
             self.close()
@@ -310,7 +317,7 @@ class _Host:
                 conn = self._idle.pop()
                 if conn.closed:
                     continue
-                if conn.readable():  # closed (or spoken on) by the server while idle
+                if time.monotonic() - conn.idle_since >= IDLE_CHECK_S and conn.readable():
                     conn.close()
                     continue
                 self._held.add(conn)
