@@ -5,7 +5,7 @@ A contact export (``name,email,phone``, 1,300 rows, 57 KB) cost ~58 ms in Presid
 ``EmailRecognizer`` (load ~7): ~17 ms of regex, the rest per match (~30 us: a tldextract
 parse of every address, an explanation, a result, then a duplicate pass over results one
 regex can never make overlap). Here the same compiled pattern runs with the same flags and
-timeout; each match is valid exactly when Presidio's ``validate_result`` says so, because
+timeout, searched only in the run around each ``@`` (``_matches``); each match is valid exactly when Presidio's ``validate_result`` says so, because
 tldextract's answer depends only on the host its ``lenient_netloc`` reads from the address,
 and that answer is memoised per host. The key is the domain part only, never an address (an
 address is PII; a domain is not): when the host is not the address's domain part (a ``/``,
@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import regex  # type: ignore[import-untyped]  # Presidio's regex engine (timeouts); no stubs
@@ -31,6 +32,39 @@ log = logging.getLogger("wardgate.redaction")
 
 #: ``scheme://user:`` just before a match: what follows is a password and a host, not an address.
 _USERINFO_BEFORE = re.compile(r"://[^\s:/@]{0,64}:$")
+
+
+#: A run of characters an address's part could hold, or more (a superset): everything but
+#: whitespace and ASCII punctuation neither part can hold. Each stop is a non-word character,
+#: so a search bounded by stops sees the same ``\b`` as a search of the whole text.
+_RUN = re.compile(r'[^\s,;:"()<>\[\]\\@]*')
+
+
+def _matches(pattern: Any, text: str) -> Iterator[Any]:
+    """``pattern.finditer(text)`` for the e-mail pattern, searching only around each ``@``.
+
+    A match holds exactly one ``@`` (neither part may), preceded by local-part characters and
+    followed by domain characters, none of them a stop of ``_RUN``. So the next match after
+    ``end`` is the first ``@`` at or after ``end`` searched within its run, [run start or
+    ``end``, run end), or else the next ``@``'s: the regex never walks text without an ``@``
+    (a CSV's names and phone numbers were most of its ~17 ms on 1,300 contacts).
+    """
+    n = len(text)
+    rev: str | None = None
+    end = 0
+    at = text.find("@")
+    while at >= 0:
+        if rev is None:
+            rev = text[::-1]
+        before = _RUN.match(rev, n - at)
+        start = at - (before.end() - (n - at)) if before else at
+        after = _RUN.match(text, at + 1)
+        stop = after.end() if after else at + 1
+        match = pattern.search(text, max(start, end), stop, timeout=REGEX_TIMEOUT_SECONDS)
+        if match is not None:
+            yield match
+            end = match.end()
+        at = text.find("@", max(at + 1, end))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -78,7 +112,7 @@ class UrlAwareEmailRecognizer(EmailRecognizer):
                 pattern.compiled_with_flags = flags
                 pattern.compiled_regex = regex.compile(pattern.regex, flags=flags)  # as Presidio does
             try:
-                for match in pattern.compiled_regex.finditer(text, timeout=REGEX_TIMEOUT_SECONDS):
+                for match in _matches(pattern.compiled_regex, text):
                     start, end = match.span()
                     if start == end or not email_valid(text[start:end]):
                         continue

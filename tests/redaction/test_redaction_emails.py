@@ -152,3 +152,22 @@ def test_the_memo_holds_domains_never_addresses() -> None:
 def test_a_url_password_is_not_an_address() -> None:
     text = "mongodb+srv://svc:Zx9y@cluster0.example.net/db and ops@example.net"
     assert [text[a:b] for a, b, _ in _ours(text)] == ["ops@example.net"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@" * 500,
+        "a@" * 300,
+        "a.b" * 700 + "@example.com",
+        "bob@example.com@example.com x@y.co.uk@z.org",
+        "a@b.c@d.com, e@f.example.com;g@h.io:i@j.net(k@l.org)<m@n.de>[o@p.fr]\\q@r.es",
+        "—bob@example.com— «ann@example.org» bob@例子.中国 x@пример.рф é@é.com",
+        "bob_@example.com _bob@example.com .bob@example.com bob.@example.com -a@b-.com a@-b.com",
+        "user@host user@host.invalidtld user@10.1.2.3 user@[10.1.2.3] a@b.c",
+    ],
+)
+def test_same_results_as_presidio_on_odd_and_hostile_shapes(text: str) -> None:
+    assert _ours(text) == _presidio(text)
+    view = View(text).text
+    assert _ours(view) == _presidio(view)
