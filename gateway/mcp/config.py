@@ -118,6 +118,11 @@ def load_servers(path: Path, environ: dict[str, str] | None = None) -> dict[str,
     for name, cfg in parsed.servers.items():
         if not SERVER_NAME.match(name):
             raise McpFileError(f"{path}: servers.{name}: a server name is letters, digits, '_', '.', '-'")
+        if "@" in re.split(r"[/?#]", cfg.url.split("//", 1)[1], maxsplit=1)[0]:  # never shown
+            raise McpFileError(
+                f"{path}: servers.{name}: the url holds a user or password, which the relay does "
+                "not send: put the credential in an env variable named by auth_env, with auth_header"
+            )
         auth: tuple[str, str] | None = None
         if cfg.auth_env and not cfg.auth_header:
             raise McpFileError(f"{path}: servers.{name}: auth_env needs auth_header (the header to send)")

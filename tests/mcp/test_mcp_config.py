@@ -36,6 +36,17 @@ def test_bad_values_are_refused(tmp_path: Path) -> None:
         load_servers(_write(tmp_path, {"servers": {"p": {"url": "http://x", "auth_env": "T"}}}))
 
 
+def test_a_credential_in_the_url_is_refused_and_not_shown(tmp_path: Path) -> None:
+    """The relay sends no user or password from a URL (aiohttp made them Basic auth): a
+    server configured so would be called without them; the error never shows them."""
+    for url in ("https://svc:s3cr3t@mcp.example/mcp", "http://token@10.0.0.1:8080/mcp?x=a@b"):
+        with pytest.raises(McpFileError, match="auth_env") as err:
+            load_servers(_write(tmp_path, {"servers": {"p": {"url": url}}}))
+        assert "s3cr3t" not in str(err.value) and "token" not in str(err.value)
+    for url in ("http://h/mcp?u=a@b", "http://h?u=a@b"):
+        assert load_servers(_write(tmp_path, {"servers": {"p": {"url": url}}}))["p"].url == url
+
+
 def test_an_unset_auth_env_is_logged_by_name_and_the_value_is_read_from_the_env(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
