@@ -13,7 +13,8 @@ exchange.py   Exchange: one MCP request as audit, metrics and the guards see it
 identity.py   the wardgate.mcp policy input: tool identity (name_key, exact numbers), fingerprints
 limiter.py    McpLimiter: calls per minute per tool and scope (mcp.yaml limits)
 charges.py    McpCharges: a priced tools/call reserved on the caller's budgets, then settled
-guards.py     McpGuards: tools/list filtered, tools/call, resources/read, prompts/get
+guards.py     McpGuards: tools/call, resources/read, prompts/get, completions, notifications
+texts.py      McpTexts: listings and the handshake (texts a model reads) redacted, filtered
 approval.py   McpApprovals: hold (progress while waiting) / defer and the re-send that runs once
 telemetry.py  metrics, spans and the audit event of each request
 service.py    McpGateway: authenticate → server → team → session → check → guard → relay

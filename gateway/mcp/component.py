@@ -109,6 +109,7 @@ class Mcp(BaseComponent):
             limiter,
             self._price,
             charges,
+            binary_blobs=settings.binary_blobs,
         )
 
         async def finish(ex: Exchange) -> None:

@@ -87,6 +87,9 @@ class McpSettings(BaseModel):
     max_connections: int = Field(default=100, ge=1)
     #: A held tool call (approval ``hold``) tells the client it is still waiting this often.
     approval_progress_s: float = Field(default=5.0, gt=0, le=60)
+    #: A resource blob whose bytes are not text (an image, a zip: nothing redaction can read):
+    #: ``pass`` relays it, ``refuse`` withholds the answer (docs/mcp.md "What is scanned").
+    binary_blobs: Literal["pass", "refuse"] = "pass"
 
 
 @dataclass(frozen=True, slots=True)

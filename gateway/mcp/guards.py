@@ -1,13 +1,14 @@
 """The guards of each MCP method: what the gateway decides before and after the server acts.
 
-    tools/list      the answer lists only the tools the policy would let this caller call
-                    (stage "list": a tool a rule denies outright is not shown), nor a tool
-                    whose description the result rules refuse (injection markers: tool
-                    poisoning); resources/list (by URI) and prompts/list (by name) alike
+    tools/list      texts.py: every text redacted; only the tools the policy would let this
+                    caller call (stage "list"), none whose texts carry an injection marker
+                    (tool poisoning); resources, templates and prompts alike; the handshake's
+                    instructions and serverInfo too
     tools/call      limits → arguments redacted (prompt actions) → policy (stage "call") →
                     [approval: hold or defer] → server → answer redacted (answer actions,
                     placeholders restored) → policy (stage "result": injection markers)
-    resources/read  policy on the URI → server → contents redacted → policy on the result
+    resources/read  policy on the URI → server → contents redacted (base64 blobs decoded;
+                    a binary one withheld with mcp.binary_blobs: refuse) → policy on the result
     prompts/get     arguments redacted → policy on the name → server → messages redacted →
                     policy on the result
 
@@ -32,15 +33,10 @@ from gateway.mcp.exchange import Exchange
 from gateway.mcp.jsonrpc import FORBIDDEN, INVALID_PARAMS, POLICY_UNAVAILABLE, McpError
 from gateway.mcp.protocol import refused_input_requests
 from gateway.mcp.relay import Answer, AnswerHook, json_answer
+from gateway.mcp.texts import LISTS, McpTexts
 from gateway.redaction.values import Blocked, ValueRedaction
 
 Forward = Callable[[], Awaitable[Answer]]
-#: Listings filtered by policy: method → (the result's list, the field an item is judged by).
-_LISTS = {
-    "tools/list": ("tools", "name"),
-    "resources/list": ("resources", "uri"),
-    "prompts/list": ("prompts", "name"),
-}
 
 
 class PolicyPort(Protocol):
@@ -59,14 +55,17 @@ class McpGuards:
         limiter: Any = None,
         price: Callable[[str, str], float | None] | None = None,
         charges: McpCharges | None = None,
+        binary_blobs: str = "pass",
     ) -> None:
+        self._binary_blobs = binary_blobs
         self._price = price
         self.charges = charges
         self._policy = policy
         self._redactor = redactor
         self.approvals = approvals
-        self._learn = learn_tools
         self.limiter = limiter
+        #: Listings and the handshake: the texts a model reads besides answers (texts.py).
+        self.texts = McpTexts(self._decide, redactor, lambda: self._policy() is not None, learn_tools)
 
     # -- dispatch ------------------------------------------------------------------------
     async def before(self, ex: Exchange, headers: Any, forward: Forward, sse_ok: bool) -> Answer | None:
@@ -100,13 +99,17 @@ class McpGuards:
 
     def answer_hook(self, ex: Exchange) -> AnswerHook | None:
         method = ex.method
-        if method in _LISTS:
-            return self._list_hook(ex)
+        if method in LISTS:
+            return self.texts.list_hook(ex)
         if method in ("tools/call", "resources/read", "prompts/get"):
             return self._result_hook(ex)
         if self._redactor() is not None:
             return self._redacted_hook(ex)  # completion values, templates, ...: the agent reads them too
         return None
+
+    def handshake_hook(self, ex: Exchange) -> AnswerHook:
+        """``initialize`` / ``server/discover``: capabilities filtered, instructions guarded."""
+        return self.texts.handshake_hook(ex)
 
     def notice_hook(self, ex: Exchange) -> AnswerHook | None:
         """A server's notification on the stream of a request (a log line, a progress message)
@@ -270,57 +273,6 @@ class McpGuards:
         return orjson.dumps(arguments) != before
 
     # -- answers -------------------------------------------------------------------------
-    def _list_hook(self, ex: Exchange) -> AnswerHook:
-        """A listing shows only what the policy would let this caller use (stage "list")."""
-        field, key = _LISTS[ex.method or ""]
-
-        async def hook(answer: dict[str, Any]) -> dict[str, Any]:
-            result = answer.get("result")
-            items = result.get(field) if isinstance(result, dict) else None
-            if not isinstance(items, list):
-                return answer
-            named = [t for t in items if isinstance(t, dict) and isinstance(t.get(key), str)]
-            if field == "tools":
-                self._learn(ex.server_name, [t["name"] for t in named])
-            if self._policy() is None:
-                return answer
-            kept = []
-            for item in named:
-                value = item[key]
-                if field == "tools":
-                    part = {"tool": identity.tool(value, None)}
-                elif field == "resources":
-                    part = {"resource": {"uri": value}}
-                else:
-                    part = {"prompt": {**identity.tool(value, None), "kind": "prompt"}}
-                verdict = await self._decide(ex, "list", **part)
-                if verdict is not None and verdict.decision is not None and verdict.decision.deny:
-                    continue
-                if field == "tools" and await self._poisoned(ex, item):
-                    continue
-                kept.append(item)
-            assert isinstance(result, dict)
-            result[field] = kept
-            hidden = len(named) - len(kept)
-            if hidden:
-                ex.reasons = [f"{hidden} {field} hidden by policy"]
-            return answer
-
-        return hook
-
-    async def _poisoned(self, ex: Exchange, tool: dict[str, Any]) -> bool:
-        """A tool whose description (or its schema's) the result rules refuse (an injection
-        marker: "tool poisoning") is not shown: the model would read it as instructions."""
-        text = identity.result_text(
-            {"description": tool.get("description"), "schema": tool.get("inputSchema")}
-        )
-        if not text:
-            return False
-        verdict = await self._decide(
-            ex, "result", tool=identity.tool(tool["name"], None), result={"text": text}
-        )
-        return verdict is not None and verdict.decision is not None and bool(verdict.decision.deny)
-
     def _result_hook(self, ex: Exchange) -> AnswerHook:
         async def hook(answer: dict[str, Any]) -> dict[str, Any]:
             ex.answered = True
@@ -341,6 +293,18 @@ class McpGuards:
                 values = ex.values if isinstance(ex.values, ValueRedaction) else ValueRedaction(redactor)
                 found = await values.inbound(result)
                 ex.redaction = {**(ex.redaction or {}), "result": found}
+                if values.opaque and self._binary_blobs == "refuse":
+                    reason = f"the answer holds {len(values.opaque)} binary blob(s) redaction cannot read"
+                    ex.deny([reason])
+                    if ex.method == "tools/call":
+                        return tool_error(ex, f"Wardgate withheld the answer of this tool: {reason}.")
+                    raise McpError(
+                        200,
+                        FORBIDDEN,
+                        f"Wardgate withheld the answer: {reason}.",
+                        id=_id(ex),
+                        kind="policy_denied",
+                    )
             if self._policy() is None:
                 return answer
             parts: dict[str, Any] = {"result": {"text": identity.result_text(result)}}

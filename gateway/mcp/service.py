@@ -67,6 +67,8 @@ class Guard(Protocol):
 
     def notice_hook(self, ex: Exchange) -> AnswerHook | None: ...
 
+    def handshake_hook(self, ex: Exchange) -> AnswerHook: ...
+
 
 class McpGateway:
     def __init__(
@@ -208,7 +210,7 @@ class McpGateway:
         if (ex.modern or handshake) and filter_client_capabilities(message):
             ex.rewritten = orjson.dumps(message.raw)
         if handshake:
-            hook = _capabilities
+            hook = self.guard.handshake_hook(ex) if self.guard is not None else _capabilities
         elif self.guard is not None:
             hook = self.guard.answer_hook(ex)
             sse_ok = "text/event-stream" in headers.get("accept", "")

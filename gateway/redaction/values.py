@@ -14,15 +14,17 @@ shape of ``call.pii`` (entity counts and paths, never values).
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.call import Call, Endpoint
+from gateway.redaction import blobs
 from gateway.redaction.config import Action
-from gateway.redaction.jsonview import JsonView, is_json, looks_like_json
-from gateway.redaction.locations import needs_label
+from gateway.redaction.jsonview import JsonView, UrlView, is_json, looks_like_json
+from gateway.redaction.locations import needs_label, url_view
 from gateway.redaction.spans import Span, Spans
 
 if TYPE_CHECKING:
@@ -45,6 +47,19 @@ class _Put:
         self.container[self.key] = text
 
 
+class _Reencode(_Put):
+    """Puts a redacted blob text back as base64 in the blob's own encoding (``blobs.py``)."""
+
+    __slots__ = ("decoded",)
+
+    def __init__(self, container: Any, key: Any, decoded: blobs.Decoded) -> None:
+        super().__init__(container, key)
+        self.decoded = decoded
+
+    def __call__(self, text: str) -> None:
+        self.container[self.key] = self.decoded.encode(text)
+
+
 @dataclass(slots=True)
 class _Leaf:
     """A string or number leaf of a JSON value, as detection reads it.
@@ -64,6 +79,8 @@ class _Leaf:
     scanned: str
     skip: int = 0
     view: JsonView | None = None
+    #: ``view`` reads the leaf as JSON source (placeholders written as JSON strings), not as a URL.
+    json: bool = False
 
     def spans(self, found: Spans) -> list[Span]:
         """``found`` (spans of ``scanned``) as spans of ``text``."""
@@ -87,13 +104,27 @@ def _leaf(path: str, value: Any, put: Callable[[str], None], label: Any) -> _Lea
         text = value
         if looks_like_json(text) and is_json(text):
             view = JsonView(text)
-            return _Leaf(path, text, put, view.decoded, view=view)
+            return _Leaf(path, text, put, view.decoded, view=view, json=True)
+        if type(label) is str and _is_url_member(label) and not text.startswith("data:"):
+            # As the chat path's URL fields: percent-decoded, each path segment and query value
+            # a token of its own (``kb://customers/jane%40example.com`` holds an address).
+            url = UrlView(url_view(text))
+            return _Leaf(path, text, put, url.decoded, view=url)
     else:
         text = str(value)
     if label and type(label) is str and needs_label(label, text):
         head = f"{label[-_LABEL_CHARS:]}: "
         return _Leaf(path, text, put, head + text, len(head))
     return _Leaf(path, text, put, text)
+
+
+#: Member names whose string is a URL (MCP ``uri``, ``uriTemplate``, ``websiteUrl``, ``src``).
+_URL_MEMBERS = frozenset({"uri", "uritemplate", "url", "src", "href", "websiteurl"})
+
+
+def _is_url_member(label: str) -> bool:
+    lowered = label.lower()
+    return lowered in _URL_MEMBERS or lowered.endswith(("_url", "url", "_uri"))
 
 
 def _scanned(value: Any) -> bool:
@@ -109,8 +140,12 @@ class Blocked(Exception):
         self.types = types
 
 
-def _leaves(value: Any, path: str, out: list[_Leaf], limit: int, label: Any = None) -> None:
-    """The string and number leaves of ``value``, each labelled by its nearest member name."""
+def _leaves(
+    value: Any, path: str, out: list[_Leaf], limit: int, label: Any = None, opaque: list[str] | None = None
+) -> None:
+    """The string and number leaves of ``value``, each labelled by its nearest member name; a
+    resource's base64 ``blob`` as the text it decodes to (``opaque``: the paths of blobs that
+    are not text, read as their base64 literal)."""
     if len(out) >= limit:
         return
     if isinstance(value, dict):
@@ -122,10 +157,17 @@ def _leaves(value: Any, path: str, out: list[_Leaf], limit: int, label: Any = No
     for key, item in items:
         if _scanned(item):
             here = f"{path}[{key}]" if type(key) is int else f"{path}.{key}"
+            if key == "blob" and type(item) is str and "uri" in value:
+                decoded = blobs.decode(item, value.get("mimeType"))
+                if decoded is not None:
+                    out.append(_leaf(here, decoded.text, _Reencode(value, key, decoded), key))
+                    continue
+                if opaque is not None:
+                    opaque.append(here)
             out.append(_leaf(here, item, _Put(value, key), label if type(key) is int else key))
         elif isinstance(item, (dict, list)):
             here = f"{path}[{key}]" if type(key) is int else f"{path}.{key}"
-            _leaves(item, here, out, limit, label if type(key) is int else key)
+            _leaves(item, here, out, limit, label if type(key) is int else key, opaque)
 
 
 class ValueRedaction:
@@ -137,10 +179,14 @@ class ValueRedaction:
         carrier = Call("mcp", Endpoint.CHAT, {}, {}, policy_redact=policy_redact or None)
         self.state: RedactionState = redactor.new_state(carrier)
         self.found: dict[str, Any] = {}
+        #: Paths of resource blobs whose bytes are not text (the caller decides: mcp.binary_blobs).
+        self.opaque: list[str] = []
 
-    async def _scan(self, value: Any, root: str) -> tuple[list[_Leaf], list[list[Span]], Summary]:
+    async def _scan(
+        self, value: Any, root: str, limit: int | None = None
+    ) -> tuple[list[_Leaf], list[list[Span]], Summary]:
         leaves: list[_Leaf] = []
-        _leaves(value, root, leaves, self.redactor.settings.max_request_values)
+        _leaves(value, root, leaves, limit or self.redactor.settings.max_request_values, opaque=self.opaque)
         found = await self.redactor.engine.analyze_many([leaf.scanned for leaf in leaves])
         results = [leaf.spans(spans) if spans else [] for leaf, spans in zip(leaves, found, strict=True)]
         from gateway.redaction.state import Summary  # loaded with the redactor: a dict lookup
@@ -174,7 +220,7 @@ class ValueRedaction:
         if kept:
             found["passed"] = sorted(kept)
         for leaf, spans in zip(leaves, results, strict=True):
-            text, json = leaf.text, leaf.view is not None
+            text, json = leaf.text, leaf.json
             if kept and spans:
                 # Vault the passed values too, so the same value in the tool's answer comes
                 # back to this agent as itself (restored), not as a new placeholder.
@@ -201,15 +247,19 @@ class ValueRedaction:
         """Redact an answer in place with the answer actions, then restore this call's
         placeholders. ``root``: what it is (``result``, ``error``, ``notifications``: a server's
         log line or progress message during the call, which the agent reads as well)."""
-        leaves, results, summary = await self._scan(result, root)
+        # An answer is scanned in full, as on the chat path (its size is bounded by
+        # mcp.max_response_bytes): a leaf past the request's value budget reaches the agent too.
+        leaves, results, summary = await self._scan(result, root, sys.maxsize)
         found = summary.as_dict()
         if root == "notifications" and "notifications" in self.found:
             before = self.found["notifications"]
             found["entities"] = dict(Counter(before["entities"]) + Counter(found["entities"]))
             found["locations"] = before["locations"] + found["locations"]
+        if self.opaque:
+            found["opaque_blobs"] = len(self.opaque)
         self.found[root] = found
         for leaf, spans in zip(leaves, results, strict=True):
-            text, json = leaf.text, leaf.view is not None
+            text, json = leaf.text, leaf.json
             changed = self.redactor.apply(text, spans, self.state, json=json, output=True) if spans else text
             changed, n = self.state.vault.restore(changed, json=json)
             self.state.restored += n
