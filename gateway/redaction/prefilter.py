@@ -385,7 +385,9 @@ def windows(
     for start, end in spots:
         a, b = max(0, start - family.pad_left), min(n, end + family.pad_right)
         if family.to_whitespace:
-            a, b = left_edge(text, a), right_edge(text, b)
+            # A start within reach of the last window merges into it wherever its edge is.
+            a = a if spans and a <= spans[-1][1] + _MERGE_GAP else left_edge(text, a)
+            b = right_edge(text, b)
         else:
             a, b = left_digits(text, a), right_digits(text, b)
         if spans and a <= spans[-1][1] + _MERGE_GAP:
