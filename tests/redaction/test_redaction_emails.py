@@ -171,3 +171,20 @@ def test_same_results_as_presidio_on_odd_and_hostile_shapes(text: str) -> None:
     assert _ours(text) == _presidio(text)
     view = View(text).text
     assert _ours(view) == _presidio(view)
+
+
+def test_the_engine_finds_every_address_of_an_export_and_the_numbers_beside_them() -> None:
+    from gateway.redaction.config import RedactionSettings
+    from gateway.redaction.engine import RedactionEngine
+
+    engine = RedactionEngine(RedactionSettings())
+    try:
+        csv, addresses = contacts_emails_csv(400)
+        text = csv + "\nsee ops@example.com, (ops@example.com) and a@b.c@d.com"
+        spans = engine.detect(text)
+        found = [text[s.start : s.end] for s in spans if s.entity == "EMAIL_ADDRESS"]
+        assert found == [*addresses, "ops@example.com", "ops@example.com"]  # a@b.c: no such suffix
+        assert [s.start for s in spans] == sorted(s.start for s in spans)
+        assert sum(s.entity == "PHONE_NUMBER" for s in spans) == 400
+    finally:
+        engine.close()
