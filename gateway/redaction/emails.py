@@ -75,6 +75,10 @@ def _host_valid(host: str) -> bool:
 
 def email_valid(address: str) -> bool:
     """``EmailRecognizer.validate_result(address)``, memoised per domain."""
+    if "/" not in address and "?" not in address and "#" not in address:
+        # What lenient_netloc returns for a match without them: the part after the "@" (no
+        # scheme, port, brackets, spaces or trailing dot can be in a match), ~2 us cheaper.
+        return _host_valid(address.rpartition("@")[2])
     host = lenient_netloc(address)
     if address.endswith(host) and address[-len(host) - 1 : -len(host)] == "@":
         return _host_valid(host)
