@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from gateway.errors import BadRequest
 from gateway.mcp import identity
 from gateway.mcp.approval import HEADER, McpApprovals, presented_id, tool_error
 from gateway.mcp.charges import McpCharges
@@ -195,6 +196,9 @@ class McpGuards:
                     ex, f"Wardgate: the arguments contain data that may not be sent: {', '.join(exc.types)}."
                 )
             )
+        except BadRequest as exc:  # too many values or candidates to judge: refused, never half-scanned
+            ex.deny([exc.message])
+            return json_answer(tool_error(ex, f"Wardgate: {exc.message}"))
         body = ex.rewritten or ex.body
         parsed = identity.exact_arguments(body, arguments)
         if self.charges is not None:  # a priced call is reserved on the budgets right before it runs
@@ -274,6 +278,23 @@ class McpGuards:
 
     # -- answers -------------------------------------------------------------------------
     def _result_hook(self, ex: Exchange) -> AnswerHook:
+        judged = self._judged_hook(ex)
+
+        async def hook(answer: dict[str, Any]) -> dict[str, Any]:
+            try:
+                return await judged(answer)
+            except BadRequest as exc:  # too many candidates to judge: withheld, never half-scanned
+                reason = f"the answer could not be scanned for sensitive data: {exc.message}"
+                ex.deny([reason])
+                if ex.method == "tools/call":
+                    return tool_error(ex, f"Wardgate withheld the answer of this tool: {reason}")
+                raise McpError(
+                    200, FORBIDDEN, f"Wardgate withheld the answer: {reason}", id=_id(ex), kind="too_complex"
+                ) from None
+
+        return hook
+
+    def _judged_hook(self, ex: Exchange) -> AnswerHook:
         async def hook(answer: dict[str, Any]) -> dict[str, Any]:
             ex.answered = True
             result = answer.get("result")

@@ -196,7 +196,7 @@ class RedactionEngine:
         if len(text) > self.settings.max_text_chars:
             raise content_too_large(
                 f"A text of {len(text)} characters exceeds the {self.settings.max_text_chars} "
-                "characters the redaction stage scans."
+                "characters the redaction stage scans (redaction.max_text_chars)."
             )
 
     def analyze(self, text: str, budget: WorkBudget | None = None) -> Spans:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.call import Call, Endpoint
 from gateway.redaction import blobs
+from gateway.redaction.budget import content_too_complex
 from gateway.redaction.config import Action
 from gateway.redaction.jsonview import JsonView, UrlView, is_json, looks_like_json
 from gateway.redaction.locations import needs_label, url_view
@@ -146,8 +147,6 @@ def _leaves(
     """The string and number leaves of ``value``, each labelled by its nearest member name; a
     resource's base64 ``blob`` as the text it decodes to (``opaque``: the paths of blobs that
     are not text, read as their base64 literal)."""
-    if len(out) >= limit:
-        return
     if isinstance(value, dict):
         items: Any = value.items()
     elif isinstance(value, list):
@@ -156,6 +155,10 @@ def _leaves(
         return
     for key, item in items:
         if _scanned(item):
+            if len(out) >= limit:  # never sent half-scanned: padding must not hide a value
+                raise content_too_complex(
+                    "The arguments hold too many values to scan for sensitive data (redaction.max_request_values)."
+                )
             here = f"{path}[{key}]" if type(key) is int else f"{path}.{key}"
             if key == "blob" and type(item) is str and "uri" in value:
                 decoded = blobs.decode(item, value.get("mimeType"))
@@ -187,7 +190,10 @@ class ValueRedaction:
     ) -> tuple[list[_Leaf], list[list[Span]], Summary]:
         leaves: list[_Leaf] = []
         _leaves(value, root, leaves, limit or self.redactor.settings.max_request_values, opaque=self.opaque)
-        found = await self.redactor.engine.analyze_many([leaf.scanned for leaf in leaves])
+        # An answer (``limit`` given) is scanned in full as the chat path's are: over the work
+        # budget it is counted (wardgate_redaction_answer_over_budget_total), not refused.
+        budget = self.redactor.answer_budget(self.state) if limit else None
+        found = await self.redactor.engine.analyze_many([leaf.scanned for leaf in leaves], budget)
         results = [leaf.spans(spans) if spans else [] for leaf, spans in zip(leaves, found, strict=True)]
         from gateway.redaction.state import Summary  # loaded with the redactor: a dict lookup
 

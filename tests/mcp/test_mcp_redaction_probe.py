@@ -42,6 +42,8 @@ PHONE = 4155552671
 CARD = 4111111111111111
 SECRET = "sk-proj-" + "Q9w8E7r6T5y4U3i2O1p0" * 2
 PASSWORD = "Tr0ub4dor&3xyz"
+#: More number-like candidates than the work budget judges (redaction.max_candidates), then a card.
+_DENSE = " ".join(f"+{i % 90 + 1} {i % 900 + 100} {i % 9000 + 1000}" for i in range(8000)) + f" {CARD}"
 
 
 class ProbeServer:
@@ -73,6 +75,12 @@ class ProbeServer:
             self.seen.append(("send_email", {"to": to, "payload": payload}))
             return "sent"
 
+        @mcp.tool()
+        def export_numbers() -> str:
+            """More number-like candidates than the gateway's work budget judges, and a card."""
+            self.seen.append(("export_numbers", None))
+            return _DENSE
+
         @mcp.resource("kb://articles/{slug}")
         def article(slug: str) -> str:
             # An error the SDK relays as it is (a JSON-RPC error, not an error result).
@@ -99,7 +107,12 @@ def _policy(policies: Path) -> None:
     path = policies / "policy.yaml"
     doc = yaml.safe_load(path.read_text())
     doc["mcp"] = {
-        "servers": {"crm": {"tools": ["lookup_customer", "search_kb", "send_email"], "resources": ["kb://*"]}}
+        "servers": {
+            "crm": {
+                "tools": ["lookup_customer", "search_kb", "send_email", "export_numbers"],
+                "resources": ["kb://*"],
+            }
+        }
     }
     path.write_text(yaml.safe_dump(doc))
 
@@ -228,3 +241,71 @@ async def test_notifications_on_the_get_stream_are_redacted(tmp_path: Path) -> N
     assert data["method"] == "notifications/message"
     assert _raw(data) == [], data
     assert data["params"]["data"]["customer"].startswith("<EMAIL_ADDRESS_")
+
+
+async def test_arguments_past_the_value_budget_are_refused_not_sent_half_scanned(
+    probe_server: tuple[ProbeServer, str], tmp_path: Path
+) -> None:
+    # Padding the arguments with values must not push a card past what is scanned: the call is
+    # refused before it reaches the server (as a chat request past the budget is: 400).
+    server, url = probe_server
+    overrides = {
+        "limits": {"enabled": False},
+        "policy": {"watch": False},
+        "redaction": {"max_request_values": 5},
+    }
+    payload = {"pad": [f"word {i}" for i in range(20)], "deep": {"card": str(CARD)}}
+    before = len(server.seen)
+    with start_gateway(tmp_path, mcp_yaml(url), _policy, **overrides) as gw:
+        async with mcp_client(_crm(gw)) as client:
+            refused = await client.call_tool("send_email", {"to": "ops@example.org", "payload": payload})
+            small = await client.call_tool("send_email", {"to": "ops@example.org", "payload": {"n": "x"}})
+    assert refused.is_error, refused
+    text = " ".join(getattr(part, "text", "") for part in refused.content)
+    assert "max_request_values" in text and str(CARD) not in text, text
+    assert not small.is_error, small  # under the budget: sent as usual
+    sent = [args for name, args in server.seen[before:] if name == "send_email"]
+    assert sent == [{"to": "ops@example.org", "payload": {"n": "x"}}], sent
+
+
+async def test_an_argument_too_large_to_scan_is_refused_cleanly(
+    probe_server: tuple[ProbeServer, str], tmp_path: Path
+) -> None:
+    server, url = probe_server
+    overrides = {"limits": {"enabled": False}, "policy": {"watch": False}}
+    huge = _DENSE
+    before = len(server.seen)
+    with start_gateway(tmp_path, mcp_yaml(url), _policy, **overrides) as gw:
+        async with mcp_client(_crm(gw)) as client:
+            refused = await client.call_tool("search_kb", {"query": huge})
+    assert refused.is_error, refused
+    text = " ".join(getattr(part, "text", "") for part in refused.content)
+    assert "Internal error" not in text and str(CARD) not in text, text
+    assert [name for name, _ in server.seen[before:]] == [], server.seen[before:]
+
+
+async def test_an_answer_past_the_work_budget_is_scanned_in_full(gateway: Any) -> None:
+    # As on the chat path: the tool has acted, the answer's size is bounded by
+    # mcp.max_response_bytes, so it is scanned whole and delivered (the card redacted), not refused.
+    async with mcp_client(_crm(gateway)) as client:
+        result = await client.call_tool("export_numbers", {})
+    assert not result.is_error, result
+    text = json.dumps(result.model_dump(mode="json"))
+    assert str(CARD) not in text and "<CREDIT_CARD_" in text, text[-500:]
+
+
+async def test_an_answer_text_longer_than_redaction_reads_is_withheld_cleanly(
+    probe_server: tuple[ProbeServer, str], tmp_path: Path
+) -> None:
+    _, url = probe_server
+    overrides = {
+        "limits": {"enabled": False},
+        "policy": {"watch": False},
+        "redaction": {"max_text_chars": 1000},
+    }
+    with start_gateway(tmp_path, mcp_yaml(url), _policy, **overrides) as gw:
+        async with mcp_client(_crm(gw)) as client:
+            result = await client.call_tool("export_numbers", {})
+    assert result.is_error, result
+    text = json.dumps(result.model_dump(mode="json"))
+    assert "withheld" in text and "max_text_chars" in text and str(CARD) not in text, text[:500]
