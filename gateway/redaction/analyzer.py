@@ -31,15 +31,14 @@ from presidio_analyzer import (
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine, NlpEngineProvider, NoOpNlpEngine
 from presidio_analyzer.predefined_recognizers import (
-    CreditCardRecognizer,
     CryptoRecognizer,
     IpRecognizer,
     UrlRecognizer,
-    UsSsnRecognizer,
 )
 
 from gateway.redaction.config import NER_TYPES, RedactionSettings
 from gateway.redaction.emails import UrlAwareEmailRecognizer
+from gateway.redaction.glued import GluedCardRecognizer, GluedSsnRecognizer
 from gateway.redaction.iban import GroupingIbanRecognizer
 from gateway.redaction.phones import FormattedPhoneRecognizer, LabelledPhoneRecognizer
 from gateway.redaction.secrets import LABELLED_SECRET, SECRET_PATTERNS, secret_recognizers
@@ -70,9 +69,9 @@ class AddressIpRecognizer(IpRecognizer):
 
 _PRESIDIO_PATTERN_TYPES: dict[str, Any] = {
     "EMAIL_ADDRESS": UrlAwareEmailRecognizer,
-    "CREDIT_CARD": CreditCardRecognizer,
+    "CREDIT_CARD": GluedCardRecognizer,
     "IBAN_CODE": GroupingIbanRecognizer,
-    "US_SSN": UsSsnRecognizer,
+    "US_SSN": GluedSsnRecognizer,
     "IP_ADDRESS": AddressIpRecognizer,
     "CRYPTO": CryptoRecognizer,
     "URL": UrlRecognizer,

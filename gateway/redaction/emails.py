@@ -11,6 +11,13 @@ and that answer is memoised per host. The key is the domain part only, never an 
 address is PII; a domain is not): when the host is not the address's domain part (a ``/``,
 ``?`` or ``#`` in the local part makes tldextract read part of the local part as the host),
 the address is validated without the memo.
+
+That same reading hid an address at the end of a path: in ``kb://customers/jane.roe@example.com``
+or ``a b/jane.roe@example.com`` the match (the local part may hold ``/``) is
+``customers/jane.roe@example.com``, whose "host" ``customers`` is no domain, so Presidio
+dropped it and the address passed. A match Presidio rejects whose local part holds ``/``,
+``?`` or ``#`` is tried again from just after the last of them (``_path_tail``): the address
+the path ends in is found when it is one by Presidio's own pattern and validation.
 """
 
 from __future__ import annotations
@@ -85,6 +92,24 @@ def email_valid(address: str) -> bool:
     return bool(tldextract.extract(address).fqdn != "")
 
 
+#: What tldextract reads as the end of a host: a local part holding one hides the address after it.
+_URL_CUTS = ("/", "?", "#")
+
+
+def _path_tail(pattern: Any, text: str, start: int, end: int) -> int | None:
+    """Where the address a rejected match ends in starts (``customers/jane@example.com`` ->
+    ``jane@example.com``), or None: the tail after the local part's last ``/``, ``?`` or ``#``
+    must itself be a whole match of the pattern and valid."""
+    at = text.rfind("@", start, end)
+    cut = max(text.rfind(ch, start, at) for ch in _URL_CUTS)
+    if cut < 0:
+        return None
+    tail = cut + 1
+    if pattern.fullmatch(text, tail, end, timeout=REGEX_TIMEOUT_SECONDS) is None:
+        return None
+    return tail if email_valid(text[tail:end]) else None
+
+
 class UrlAwareEmailRecognizer(EmailRecognizer):
     """Presidio's e-mail recognizer, except the ``password@host`` of a URL's userinfo
     (``mongodb+srv://svc:Zx9y@cluster0.example.net``), which the PASSWORD recognizer
@@ -122,8 +147,13 @@ class UrlAwareEmailRecognizer(EmailRecognizer):
             try:
                 for match in _matches(pattern.compiled_regex, text):
                     start, end = match.span()
-                    if start == end or not email_valid(text[start:end]):
+                    if start == end:
                         continue
+                    if not email_valid(text[start:end]):
+                        tail = _path_tail(pattern.compiled_regex, text, start, end)
+                        if tail is None:
+                            continue
+                        start = tail
                     if _USERINFO_BEFORE.search(text, max(0, start - 96), start):
                         continue
                     score = EntityRecognizer.MAX_SCORE

@@ -73,11 +73,29 @@ DOMAINS = [
 SEPS = [" ", ",", ";", "\n", "<", ">", "(", ")", ":", "mailto:", "://u:", '"', "'", "/", ".", "-", "@", "＠"]
 
 
-def _presidio(text: str) -> list[tuple[int, int, float]]:
+def _path_tails(text: str) -> list[tuple[int, int, float]]:
+    """Addresses at the end of a path Presidio drops (``kb://c/jane@example.com``: it reads
+    ``c`` as the host), found by its own pattern and validation from after the last cut."""
     stock = EmailRecognizer()
-    found = stock.analyze(text, ["EMAIL_ADDRESS"], None, FLAGS)
+    pattern = regex.compile(EmailRecognizer.PATTERNS[0].regex, FLAGS)
+    out = []
+    for m in pattern.finditer(text):
+        local = m.group().rpartition("@")[0]
+        cut = max(local.rfind("/"), local.rfind("?"), local.rfind("#"))
+        if stock.validate_result(m.group()) or cut < 0:
+            continue
+        tail = m.start() + cut + 1
+        if pattern.fullmatch(text, tail, m.end()) and stock.validate_result(text[tail : m.end()]):
+            out.append((tail, m.end(), 1.0))
+    return out
+
+
+def _presidio(text: str) -> list[tuple[int, int, float]]:
+    """Presidio's results, less a URL's ``password@host``, plus the addresses ending paths."""
+    stock = EmailRecognizer()
+    found = [(r.start, r.end, r.score) for r in stock.analyze(text, ["EMAIL_ADDRESS"], None, FLAGS)]
     return [
-        (r.start, r.end, r.score) for r in found if not _USERINFO.search(text, max(0, r.start - 96), r.start)
+        r for r in sorted(found + _path_tails(text)) if not _USERINFO.search(text, max(0, r[0] - 96), r[0])
     ]
 
 
