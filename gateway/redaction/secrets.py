@@ -36,7 +36,9 @@ from gateway.redaction.spans import Span
 Validator = Callable[[str], bool]
 
 _TOKEN = r"[A-Za-z0-9_-]"
-_NOT_TOKEN_BEFORE = r"(?<![A-Za-z0-9_-])"
+#: Before a prefixed key: no letter, digit or "-". A "_" may glue it to a name (``key_sk-…``,
+#: ``x_ghp_…``, ``DEV_sk_live_…``): Presidio-style ``\b`` and ``[…_]`` bounds let those pass.
+_NOT_TOKEN_BEFORE = r"(?<![A-Za-z0-9-])"
 _NOT_TOKEN_AFTER = r"(?![A-Za-z0-9_-])"
 
 
@@ -115,7 +117,7 @@ SECRET_PATTERNS: tuple[SecretPattern, ...] = (
     ),
     SecretPattern(
         "GITHUB_TOKEN",
-        r"(?<![A-Za-z0-9_])(?P<s>gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})(?![A-Za-z0-9_])",
+        r"(?<![A-Za-z0-9])(?P<s>gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})(?![A-Za-z0-9_])",
         literals=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     ),
     SecretPattern(
@@ -216,7 +218,7 @@ SECRET_PATTERNS: tuple[SecretPattern, ...] = (
     ),
     SecretPattern(
         "STRIPE_API_KEY",
-        r"(?<![A-Za-z0-9_])(?P<s>(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,247})(?![A-Za-z0-9_])",
+        r"(?<![A-Za-z0-9])(?P<s>(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,247})(?![A-Za-z0-9_])",
         literals=("sk_live_", "rk_live_", "sk_test_", "rk_test_"),
     ),
     SecretPattern(

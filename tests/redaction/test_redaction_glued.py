@@ -1,8 +1,8 @@
 """Values a path, a URI or an identifier glues to its neighbours: an address at the end of a
 path (``kb://customers/jane.roe@example.com``: Presidio read ``customers`` as the host and
-dropped it), a card or SSN glued to ``_`` (``refund_4111111111111111``: Presidio's ``\\b``
-sees no boundary after ``_``). Each is found exactly, with and without the pre-filter; ids
-that only look like them stay untouched."""
+dropped it), a card, an SSN or a prefixed key glued to ``_`` (``refund_4111111111111111``:
+Presidio's ``\\b`` sees no boundary after ``_``; ``key_sk-…``). Each is found exactly, with
+and without the pre-filter; ids that only look like them stay untouched."""
 
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ FOUND = [
     ("id-4111111111111111", "4111111111111111", "CREDIT_CARD"),
     ("user_536-22-1234_file.txt", "536-22-1234", "US_SSN"),
     ("/users/536-22-1234/", "536-22-1234", "US_SSN"),
+    ("x_sk_live_4eC39HqLyjWDarjtT1zdp7dc", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "STRIPE_API_KEY"),
+    ("key_sk-proj-Ab3dEf7hIjK1mN0pQrS9uVwX", "sk-proj-Ab3dEf7hIjK1mN0pQrS9uVwX", "OPENAI_API_KEY"),
+    (
+        "tok_ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "GITHUB_TOKEN",
+    ),
+    ("t_eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "JWT"),
 ]
 
 CLEAN = [
@@ -38,6 +46,7 @@ CLEAN = [
     "kb://customers/jane.roe@localhost and a/b@host",  # no registrable domain after the path
     "see docs/a.b/c@v2 and x/@example.com",
     "ts_1700000000123 and run_123456789",
+    "is_sk_live_mode use_sk_test_keys task-abcdefghijklmnopqrstuvwxyz my_task_sk-short",
 ]
 
 
