@@ -231,8 +231,9 @@ SECRET_PATTERNS: tuple[SecretPattern, ...] = (
     SecretPattern(
         # Presidio's own SSN patterns need separators; an unseparated one is recognised by its label.
         "US_SSN",
-        r"(?i:\bssn|\bsocial[ \t]{1,4}security(?:[ \t]{1,4}(?:number|no\.?))?)[\"']?[ \t]{0,4}"
-        r"(?:#|no\.?|number)?[ \t]{0,4}[:=]?[ \t]{0,4}[\"']?"
+        # "ssn" also glued by "_" (user_ssn_536221234, SSN_536221234): a key name, not a word.
+        r"(?i:(?<![A-Za-z0-9])ssn|\bsocial[ \t]{1,4}security(?:[ \t]{1,4}(?:number|no\.?))?)[\"']?[ \t]{0,4}"
+        r"(?:#|no\.?|number)?[ \t]{0,4}[:=_]?[ \t]{0,4}[\"']?"
         r"(?P<s>\d{9})(?!\d)",
         score=0.6,
         validator=valid_ssn,

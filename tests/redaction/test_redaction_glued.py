@@ -26,6 +26,8 @@ FOUND = [
     ("id-4111111111111111", "4111111111111111", "CREDIT_CARD"),
     ("user_536-22-1234_file.txt", "536-22-1234", "US_SSN"),
     ("/users/536-22-1234/", "536-22-1234", "US_SSN"),
+    ("user_ssn_536221234", "536221234", "US_SSN"),  # an unseparated SSN after its glued label
+    ("SSN_536221234 on file", "536221234", "US_SSN"),
     ("x_sk_live_4eC39HqLyjWDarjtT1zdp7dc", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "STRIPE_API_KEY"),
     ("key_sk-proj-Ab3dEf7hIjK1mN0pQrS9uVwX", "sk-proj-Ab3dEf7hIjK1mN0pQrS9uVwX", "OPENAI_API_KEY"),
     (
@@ -46,6 +48,7 @@ CLEAN = [
     "kb://customers/jane.roe@localhost and a/b@host",  # no registrable domain after the path
     "see docs/a.b/c@v2 and x/@example.com",
     "ts_1700000000123 and run_123456789",
+    "class_ssn_12345 lessn_536221234 ssn_000000000",
     "is_sk_live_mode use_sk_test_keys task-abcdefghijklmnopqrstuvwxyz my_task_sk-short",
 ]
 
