@@ -6,14 +6,16 @@ boundary between ``_`` and the digits, so a Luhn-valid card or an SSN passed unr
 each pattern's outer ``\\b`` is replaced by "no letter or digit on that side": ``_`` counts as
 a boundary, a letter or digit still does not (``x4111111111111111``, a hex hash, a longer
 digit run stay what they were). Everything else (the groups, Luhn, Presidio's invalid SSN
-list, the scores) is Presidio's own.
+list, the scores) is Presidio's own. Those bounds cost the regex engine ~2x what ``\b`` does
+(SSN's five patterns on 50 KB of digits: 9 -> 20 ms), so a text without ``_`` (where the two
+mean the same) is searched with Presidio's own patterns.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from presidio_analyzer import Pattern
+from presidio_analyzer import Pattern, RecognizerResult
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, UsSsnRecognizer
 
 #: Not after / before a letter or digit (``\w`` less ``_``).
@@ -30,6 +32,14 @@ def unglued(regex: str) -> str:
     return regex
 
 
+def _as(recognizer: Any, results: list[RecognizerResult]) -> list[RecognizerResult]:
+    """``results`` of the plain twin, tagged as ``recognizer``'s (Presidio's analyzer reads the id)."""
+    for r in results:
+        r.recognition_metadata[RecognizerResult.RECOGNIZER_NAME_KEY] = recognizer.name
+        r.recognition_metadata[RecognizerResult.RECOGNIZER_IDENTIFIER_KEY] = recognizer.id
+    return results
+
+
 def _patterns(stock: list[Any]) -> list[Pattern]:
     return [Pattern(p.name, unglued(p.regex), p.score) for p in stock]
 
@@ -39,6 +49,12 @@ class GluedCardRecognizer(CreditCardRecognizer):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(patterns=_patterns(CreditCardRecognizer.PATTERNS), **kw)
+        self._plain = CreditCardRecognizer(**kw)
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]  # Presidio's own signature, untyped upstream
+        if "_" not in text:
+            return _as(self, self._plain.analyze(text, entities, nlp_artifacts, regex_flags))
+        return super().analyze(text, entities, nlp_artifacts, regex_flags)
 
 
 class GluedSsnRecognizer(UsSsnRecognizer):
@@ -46,3 +62,9 @@ class GluedSsnRecognizer(UsSsnRecognizer):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(patterns=_patterns(UsSsnRecognizer.PATTERNS), **kw)
+        self._plain = UsSsnRecognizer(**kw)
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # type: ignore[no-untyped-def]  # Presidio's own signature, untyped upstream
+        if "_" not in text:
+            return _as(self, self._plain.analyze(text, entities, nlp_artifacts, regex_flags))
+        return super().analyze(text, entities, nlp_artifacts, regex_flags)
