@@ -10,28 +10,26 @@ from typing import Any
 import aiohttp
 import orjson
 
+from bench.asgi_floor import lifespan, read_body
+
 _UPSTREAM = os.environ.get("MINIMAL_UPSTREAM", "http://127.0.0.1:9/v1")
 _STATE: dict[str, Any] = {}
 _HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
 
 
+def _open() -> None:
+    _STATE["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+
+
+async def _close() -> None:
+    await _STATE["session"].close()
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                _STATE["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await _STATE["session"].close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+        await lifespan(receive, send, _open, _close)
+        return
+    body = await read_body(receive)
     request = orjson.loads(body)
     stream = bool(request.get("stream"))
     async with _STATE["session"].post(
