@@ -95,23 +95,33 @@ def document(ex: Exchange, stage: str, **parts: Any) -> dict[str, Any]:
     }
 
 
+#: What an answer's text key leaves out: envelope members, not text the model reads.
+_NOT_RESULT_TEXT = frozenset({"_meta", "mimeType", "type", "uri", "annotations"})
+
+
 def result_text(value: Any) -> str:
     """Every text of an answer (content parts, structured content, resource or prompt texts) as one key."""
     texts: list[str] = []
-    _collect(value, texts)
+    collect_strings(value, texts, skip=_NOT_RESULT_TEXT)
     return text_key("\n".join(texts))
 
 
-def _collect(value: Any, out: list[str]) -> None:
+def collect_strings(
+    value: Any, out: list[str], *, skip: frozenset[str] = frozenset(), names: bool = False
+) -> None:
+    """Append every string of ``value`` to ``out`` (members named in ``skip`` left out; with
+    ``names``, each member's name before its value)."""
     if isinstance(value, str):
         out.append(value)
     elif isinstance(value, dict):
         for key, item in value.items():
-            if key not in ("_meta", "mimeType", "type", "uri", "annotations"):
-                _collect(item, out)
+            if key not in skip:
+                if names:
+                    out.append(str(key))
+                collect_strings(item, out, skip=skip, names=names)
     elif isinstance(value, list):
         for item in value:
-            _collect(item, out)
+            collect_strings(item, out, skip=skip, names=names)
 
 
 def fingerprint(server: str, name: str, arguments: Any) -> str:

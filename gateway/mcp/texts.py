@@ -250,20 +250,8 @@ class McpTexts:
 def all_text(value: Any) -> str:
     """Every string of ``value``, member names and ``_meta`` included, as one policy text key."""
     texts: list[str] = []
-    _collect(value, texts)
+    identity.collect_strings(value, texts, names=True)
     return text_key("\n".join(texts))
-
-
-def _collect(value: Any, out: list[str]) -> None:
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            out.append(str(key))
-            _collect(item, out)
-    elif isinstance(value, list):
-        for item in value:
-            _collect(item, out)
 
 
 def _index(path: str, field: str) -> int:
