@@ -32,6 +32,20 @@ async def _started(settings: AuditSettings, tmp_path: Path) -> AuditService:
     return service
 
 
+def _commits_by_task(service: AuditService) -> list[tuple[str, int]]:
+    """The store's commits from now on, each as (the committing task's name, its events)."""
+    commits: list[tuple[str, int]] = []
+    append = service.store.append
+
+    async def spy(shard: str, rows: list[tuple[object, ...]], head: object) -> None:
+        task = asyncio.current_task()
+        commits.append((task.get_name() if task else "?", len(rows)))
+        await append(shard, rows, head)  # type: ignore[arg-type]
+
+    service.store.append = spy  # type: ignore[method-assign]
+    return commits
+
+
 async def test_sqlite_write_waits_for_another_process_lock_without_blocking_the_loop(tmp_path):
     settings = AuditSettings(backend="sqlite", sqlite_path=tmp_path / "audit.db")
     service = await _started(settings, tmp_path)
@@ -70,15 +84,7 @@ async def test_sqlite_full_sync_and_large_batches_still_commit_and_verify(tmp_pa
 async def test_sqlite_one_call_at_a_time_commits_in_its_caller_and_a_crowd_still_batches(tmp_path):
     settings = AuditSettings(backend="sqlite", sqlite_path=tmp_path / "audit.db")
     service = await _started(settings, tmp_path)
-    commits: list[tuple[str, int]] = []
-    append = service.store.append
-
-    async def spy(shard: str, rows: list[tuple[object, ...]], head: object) -> None:
-        task = asyncio.current_task()
-        commits.append((task.get_name() if task else "?", len(rows)))
-        await append(shard, rows, head)  # type: ignore[arg-type]
-
-    service.store.append = spy  # type: ignore[method-assign]
+    commits = _commits_by_task(service)
     try:
         # One call at a time: after SOLO_AFTER single-event writer commits, each caller commits
         # its own event, and every RESAMPLE-th still goes through the writer (a sample).
@@ -143,15 +149,7 @@ async def test_postgres_quiet_time_event_is_committed_by_its_caller_and_the_rest
 ):
     settings = AuditSettings(backend="postgres", postgres_dsn=PG_DSN, postgres_schema=pg_schema)
     service = await _started(settings, tmp_path)
-    commits: list[tuple[str, int]] = []
-    append = service.store.append
-
-    async def spy(shard: str, rows: list[tuple[object, ...]], head: object) -> None:
-        task = asyncio.current_task()
-        commits.append((task.get_name() if task else "?", len(rows)))
-        await append(shard, rows, head)  # type: ignore[arg-type]
-
-    service.store.append = spy  # type: ignore[method-assign]
+    commits = _commits_by_task(service)
     try:
         first = asyncio.create_task(service.record_event(build_call_event(make_call())), name="first-caller")
         await asyncio.sleep(0)  # the writer is idle: the first caller commits its own event
