@@ -9,9 +9,10 @@ keep-alive connection, in windows that alternate idle / under attack (the machin
 drifts: on a shared 2-core machine a fixed idle baseline taken once says little), compared
 as medians of three windows each (bound: 2x idle plus ``SLACK_MS``). Attackers are child
 processes at the lowest priority sending the issue's shapes back to back, so what is
-measured is the gateway's share of the harm, not the attackers' own CPU. A measurement that misses is taken once more before failing; a
-latency that still misses while other work oversubscribes the machine is reported as a skip
-with its figures (see ``oversubscribed``), not judged.
+measured is the gateway's share of the harm, not the attackers' own CPU. A measurement that
+misses is taken again (three tries in all) before failing; a latency that misses in tries
+where other work shared the cores (measured from the machine's busy time minus this test's
+processes, see ``oversubscribed``) is reported as a skip with its figures, not judged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -190,10 +191,29 @@ def p50_ms(client: httpx.Client, seconds: float) -> float:
     return statistics.median(latencies) * 1000
 
 
+def busy_ns() -> int:
+    """CPU nanoseconds every core of the machine has spent busy so far (``/proc/stat``)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    ticks = user + nice + system + irq + softirq + steal
+    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def foreign_cores(pids: list[int], window: Callable[[], float]) -> tuple[float, float]:
+    """Run ``window`` and return its result with the cores that processes *other* than
+    ``pids`` kept busy meanwhile (the machine's busy time minus theirs, per wall second)."""
+    before = busy_ns() - sum(cpu_ns(pid) for pid in pids)
+    t0 = time.monotonic()
+    result = window()
+    spent = busy_ns() - sum(cpu_ns(pid) for pid in pids) - before
+    return result, max(0.0, spent / 1e9 / (time.monotonic() - t0))
+
+
 @contextlib.contextmanager
-def attackers(gateway: GatewayProcess) -> Iterator[tuple[Any, Any]]:
+def attackers(gateway: GatewayProcess) -> Iterator[tuple[Any, Any, list[int]]]:
     """Two attacker processes (dense phones, nested arrays, both with a key), paused until
-    the yielded ``active`` event is set; ``sent`` counts their answered requests."""
+    the yielded ``active`` event is set; ``sent`` counts their answered requests; their pids
+    come third."""
     ctx = multiprocessing.get_context("spawn")
     active, stop, sent = ctx.Event(), ctx.Event(), ctx.Value("i", 0)
     procs = [
@@ -207,7 +227,7 @@ def attackers(gateway: GatewayProcess) -> Iterator[tuple[Any, Any]]:
     for proc in procs:
         proc.start()
     try:
-        yield active, sent
+        yield active, sent, [proc.pid for proc in procs if proc.pid is not None]
     finally:
         stop.set()
         active.set()
@@ -217,45 +237,80 @@ def attackers(gateway: GatewayProcess) -> Iterator[tuple[Any, Any]]:
                 proc.kill()
 
 
-def _latencies(gateway: GatewayProcess, client: httpx.Client) -> tuple[float, float, int, float]:
-    """(median idle p50, median p50 under attack, hostile requests answered, gateway busy share
-    while attacked), over three alternating windows of each."""
-    idle, attacked, busy = [], [], []
-    with attackers(gateway) as (active, sent):
+class Latencies(NamedTuple):
+    """One measurement: medians of three alternating idle and attacked windows."""
+
+    idle: float
+    attacked: float
+    answered: int
+    #: The gateway's busy share while attacked.
+    busy: float
+    #: The most cores other work on the machine (other tests, their gateways) kept busy in
+    #: any window: this test's processes are the gateway, the two attackers and itself.
+    foreign: float
+
+
+def _latencies(gateway: GatewayProcess, client: httpx.Client) -> Latencies:
+    idle, attacked, busy, foreign = [], [], [], []
+    with attackers(gateway) as (active, sent, pids):
+        ours = [gateway.pid, os.getpid(), *pids]
         time.sleep(1.0)  # the children are up
         for _ in range(3):
-            idle.append(p50_ms(client, 1.5))
+            p50, cores = foreign_cores(ours, lambda: p50_ms(client, 1.5))
+            idle.append(p50)
+            foreign.append(cores)
             active.set()
             time.sleep(0.2)
             cpu0, t0 = cpu_ns(gateway.pid), time.monotonic()
-            attacked.append(p50_ms(client, 1.5))
+            p50, cores = foreign_cores(ours, lambda: p50_ms(client, 1.5))
+            attacked.append(p50)
+            foreign.append(cores)
             busy.append((cpu_ns(gateway.pid) - cpu0) / 1e9 / (time.monotonic() - t0))
             active.clear()
             time.sleep(0.3)  # what the attackers had in flight is done
         answered = sent.value
-    return statistics.median(idle), statistics.median(attacked), answered, statistics.median(busy)
+    return Latencies(
+        statistics.median(idle),
+        statistics.median(attacked),
+        answered,
+        statistics.median(busy),
+        max(foreign),
+    )
 
 
-def oversubscribed() -> bool:
-    """Other work keeps more than two runnable tasks per core (this test's own processes are
-    about three): the scheduler, not the gateway, then decides the client's latency. Measured
-    here at a load of 12-20 on 2 cores: the idle p50 alone swung between 2.5 and 20 ms from
-    one window to the next, and /healthz, which runs no stage, slowed as much under attack
-    as a proxied call while the gateway was only ~15% busy."""
-    return os.getloadavg()[0] > 2 * (os.cpu_count() or 1)
+#: Other work on the machine that makes a window not a fair one: a quarter of a core. With
+#: the gateway (one core while attacked), two attackers and the client on two cores, any
+#: more runnable work is a wake-up that waits for a core, whatever the gateway does.
+FOREIGN_CORES = 0.25
+
+
+def oversubscribed(measured: Latencies) -> bool:
+    """Other work shared the cores while this test measured: the scheduler, not the gateway,
+    then decides the client's latency. Measured here at a load of 12-20 on 2 cores: the idle
+    p50 alone swung between 2.5 and 20 ms from one window to the next, and /healthz, which
+    runs no stage, slowed as much under attack as a proxied call while the gateway was only
+    ~15% busy. The load average alone missed a CI run with three test workers (load under 4,
+    yet 5.8 ms under attack vs 2.1 idle): it lags by a minute, so the other processes' CPU
+    during the windows is measured too."""
+    return measured.foreign > FOREIGN_CORES or os.getloadavg()[0] > 2 * (os.cpu_count() or 1)
 
 
 def test_a_normal_client_beside_attackers_stays_within_2x_of_idle(
     gateway: GatewayProcess, client: httpx.Client
 ) -> None:
-    idle, attacked, answered, busy = _latencies(gateway, client)
-    if attacked > MAX_LATENCY_RATIO * idle + SLACK_MS:
-        idle, attacked, answered, busy = _latencies(gateway, client)  # once more (machine load)
+    def within(m: Latencies) -> bool:
+        return m.attacked <= MAX_LATENCY_RATIO * m.idle + SLACK_MS
+
+    tries = [_latencies(gateway, client)]
+    while not within(tries[-1]) and len(tries) < 3:
+        tries.append(_latencies(gateway, client))  # once more: a burst of other work
+    m = tries[-1]
     figures = (
-        f"normal p50 {attacked:.2f} ms under attack vs {idle:.2f} ms idle "
-        f"({answered} hostile requests answered, gateway busy {busy:.0%} while attacked)"
+        f"normal p50 {m.attacked:.2f} ms under attack vs {m.idle:.2f} ms idle "
+        f"({m.answered} hostile requests answered, gateway busy {m.busy:.0%} while attacked, "
+        f"other work {m.foreign:.2f} cores, load {os.getloadavg()[0]:.1f}; try {len(tries)})"
     )
-    assert answered >= 6, f"the attack did not happen: {figures}"
-    if attacked > MAX_LATENCY_RATIO * idle + SLACK_MS and oversubscribed():
-        pytest.skip(f"machine oversubscribed (load {os.getloadavg()[0]:.1f}), not judged: {figures}")
-    assert attacked <= MAX_LATENCY_RATIO * idle + SLACK_MS, figures
+    assert m.answered >= 6, f"the attack did not happen: {figures}"
+    if not within(m) and all(oversubscribed(t) for t in tries):
+        pytest.skip(f"machine shared with other work in every try, not judged: {figures}")
+    assert within(m), figures
