@@ -25,6 +25,7 @@ from gateway.limits.estimate import prompt_upper_bound
 from gateway.limits.pricing import PriceBook
 from gateway.limits.redis_store import RedisStore
 from gateway.limits.store import usd_to_nano
+from tests import raw_http
 from tests.approvals.e2e_app import TRANSFER_ARGS as APPROVAL_ARGS
 from tests.approvals.e2e_app import TRANSFER_MESSAGES as APPROVAL_MESSAGES
 from tests.approvals.e2e_app import TRANSFER_TOOLS as TOOLS
@@ -146,6 +147,47 @@ def approval_across_replicas(topology: Topology, upstream: Any) -> None:
     assert raw.headers["x-wardgate-approval"] == "approved"
     call = raw.parse().choices[0].message.tool_calls[0]
     assert orjson.loads(call.function.arguments) == APPROVAL_ARGS
+
+
+def _held(url: str) -> float:
+    """A replica's held requests (``wardgate_approvals_held_requests``, summed over its workers)."""
+    text = httpx.get(url + "/metrics", timeout=10).text
+    lines = [ln for ln in text.splitlines() if ln.startswith("wardgate_approvals_held_requests")]
+    return sum(float(ln.split()[-1]) for ln in lines)
+
+
+def approval_answer_across_replicas(topology: Topology, upstream: Any) -> None:
+    """A held call whose client left replica a is approved on b and re-sent to b: b opens the
+    answer a stored (sealed with the shared ``WARDGATE_APPROVALS_KEY``), once, without calling
+    the model again. Without one key for every replica b answered 503 approval_answer_unavailable."""
+    first, second = (topology.replicas[n] for n in topology.names[:2])
+    upstream.script_tool_call("transfer_funds", APPROVAL_ARGS, times=1)
+    calls_before = upstream.request_count
+    body = orjson.dumps({"model": "gpt-test", "messages": APPROVAL_MESSAGES, "tools": TOOLS})
+    headers = {"Authorization": f"Bearer {TEST_KEY}", "Content-Type": "application/json"}
+    sock = raw_http.connect(first.url)
+    try:
+        sock.sendall(raw_http.head("POST", "/v1/chat/completions", headers, len(body)) + body)
+        approval_id = _pending(second.url)
+        wait_until(lambda: _held(first.url) == 1, within=30, interval=0.1, message="a never held the call")
+    finally:
+        sock.close()  # the client gives up; its answer waits in the store
+    wait_until(lambda: _held(first.url) == 0, within=30, interval=0.1, message="a kept holding a gone client")
+    reviewer = {"authorization": f"Bearer {APPROVER_KEY}"}
+    approved = httpx.post(f"{second.url}/admin/approvals/{approval_id}/approve", headers=reviewer, timeout=30)
+    assert approved.status_code == 200, approved.text
+    client = openai.OpenAI(base_url=second.base_url, api_key=TEST_KEY, timeout=60, max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-test",
+        messages=APPROVAL_MESSAGES,
+        tools=TOOLS,
+        extra_headers={"X-Wardgate-Approval-Id": approval_id},
+    )
+    assert raw.headers["x-wardgate-approval"] == "approved"
+    assert orjson.loads(raw.parse().choices[0].message.tool_calls[0].function.arguments) == APPROVAL_ARGS
+    assert upstream.request_count == calls_before + 1  # the stored answer, not a second model call
+    record = httpx.get(f"{second.url}/admin/approvals/{approval_id}", headers=reviewer, timeout=30).json()
+    assert (record["status"], record["uses"]) == ("approved", 1), record
 
 
 def _status(url: str, key: str) -> int:

@@ -61,6 +61,10 @@ def test_an_approval_held_on_one_replica_is_decided_on_the_other_and_resumes(
     scenarios.approval_across_replicas(topology, upstream)
 
 
+def test_an_answer_stored_on_one_replica_is_redeemed_on_the_other(topology: Topology, upstream: Any) -> None:
+    scenarios.approval_answer_across_replicas(topology, upstream)
+
+
 def test_a_key_revoked_on_one_replica_is_refused_everywhere_within_1s(topology: Topology) -> None:
     scenarios.revocation_everywhere(topology)
 
@@ -193,3 +197,12 @@ def test_readyz_names_every_shared_dependency(topology: Topology) -> None:
     body = httpx.get(topology.url + "/readyz", timeout=10).json()
     assert body["status"] == "ready", body
     assert {"limits", "approvals", "keys"} <= set(body["checks"]), body
+
+
+def test_no_replica_prints_a_python_warning(topology: Topology) -> None:
+    """Every start used to print redis-py's ``Retry`` UserWarning: noise an operator learns to
+    ignore, so a real warning would be missed. Each replica's output (both workers, Redis, PostgreSQL
+    and OPA clients, the rolling restart's new process too) carries none."""
+    for name, replica in topology.replicas.items():
+        found = re.findall(r"^.*\b[A-Z]\w*Warning: .*$", replica.logs(), re.M)
+        assert not found, f"replica {name}: {found[:5]}"
