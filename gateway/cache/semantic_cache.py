@@ -14,6 +14,7 @@ another context is embedded once), keyed by a hash of the turn: the memo keeps n
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -24,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from redis.exceptions import RedisError
 
 from gateway.cache.config import CacheSettings
-from gateway.cache.embedder import Embedder, EmbedderUnavailable, Vector
+from gateway.cache.embedder import Embedder, EmbedderUnavailable, Engine, Vector
 from gateway.cache.key import CacheKey
 from gateway.cache.semantic import Near, Query, query
 from gateway.cache.semantic_feed import RedisFeed
@@ -69,9 +70,9 @@ class SemanticCache:
             return
         loop = asyncio.get_running_loop()
         try:
-            self._embedder = await loop.run_in_executor(
-                self._executor, Embedder, self.settings.semantic_max_tokens
-            )
+            engine: Engine = "onnx-int8" if self.settings.semantic_int8 else "onnx"
+            load = functools.partial(Embedder, self.settings.semantic_max_tokens, engine=engine)
+            self._embedder = await loop.run_in_executor(self._executor, load)
         except EmbedderUnavailable as exc:
             self.error = str(exc)
             log.error("semantic cache unavailable, semantic calls are served as exact: %s", exc)

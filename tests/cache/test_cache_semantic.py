@@ -138,6 +138,7 @@ def test_a_hit_restores_the_callers_own_values_and_is_audited_with_its_similarit
     assert _sent(upstream) == 1
     stats = _admin(gateway, "/admin/cache")
     assert stats["semantic"]["loaded"] is True and stats["semantic"]["vectors"] >= 1
+    assert stats["semantic"]["engine"] == "onnx-int8"  # the shipped default
 
 
 def test_stream_and_responses_hit_on_a_paraphrase(gateway: ServedApp, upstream: Any) -> None:
