@@ -206,6 +206,9 @@ class Call:
     #: Writer: approvals. The answer did not come from the model in this call (a stored or
     #: synthesized answer): stages that check or charge what the model said skip it.
     replayed: bool = False
+    #: Writer: redaction (request). A stage reads the streamed answer's lines itself, so the
+    #: provider may hand each read over as ``sse.RawRead`` (event objects made only if asked).
+    raw_reads: bool = False
     #: Writer: policy (request). The decision's ``cache`` (mode, ttl, scope).
     cache_directive: CacheDirective | None = None
     #: Writer: the cache stage. Hit / miss / bypass / store, and what a hit saved.

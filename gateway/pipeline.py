@@ -27,7 +27,7 @@ from typing import ClassVar
 from gateway.call import Call, ModelResponse
 from gateway.errors import GatewayError, ShuttingDown
 from gateway.registry import STAGE_ORDER
-from gateway.sse import SSEEvent
+from gateway.sse import RawRead, SSEEvent
 
 log = logging.getLogger("wardgate.pipeline")
 
@@ -71,6 +71,13 @@ class Stage:
         """When the upstream stream has ended; return anything still held back."""
         return ()
 
+    def passes_read(self, call: Call, read: RawRead) -> bool:
+        """True: this stage would release every event of ``read`` as it is, unchanged and
+        with nothing to note, so it goes on whole (its event objects are never made for this
+        stage: ``sse.RawRead``). Decided on the read's bytes; False (the default) means "give
+        me the events"."""
+        return False
+
     async def on_finish(self, call: Call) -> None:
         """Always, once per call, after the answer or the error is known (settle, audit).
 
@@ -97,8 +104,11 @@ class Pipeline:
             for s in self.stages
             if _overrides(s, "on_chunk") or _overrides(s, "on_batch") or _overrides(s, "on_stream_end")
         ]
-        #: The chunk stages, each with whether it takes a read's events together (``on_batch``).
-        self._chunk_batch = [(s, _overrides(s, "on_batch")) for s in self._chunk]
+        #: The chunk stages, each with whether it takes a read's events together (``on_batch``)
+        #: and whether it may let a raw read pass whole (``passes_read``).
+        self._chunk_batch = [
+            (s, _overrides(s, "on_batch"), _overrides(s, "passes_read")) for s in self._chunk
+        ]
         self._finish = [s for s in self.stages if _overrides(s, "on_finish")]
         self.finish_gates_answer = any(s.gates_answer for s in self._finish)
 
@@ -144,7 +154,14 @@ class Pipeline:
         can send it before the error (as when the events went one by one)."""
         events: Sequence[SSEEvent] = batch
         stages = self._chunk_batch
-        for k, (stage, whole) in enumerate(stages):
+        for k, (stage, whole, passes) in enumerate(stages):
+            if (
+                passes
+                and type(events) is RawRead
+                and events.parts is not None
+                and stage.passes_read(call, events)
+            ):
+                continue
             if not whole and len(events) == 1:  # the common read of a live stream: one event
                 events = await stage.on_chunk(call, events[0])
             else:
@@ -242,7 +259,7 @@ async def _run(
 
 
 async def _through(
-    stages: Sequence[tuple[Stage, bool]],
+    stages: Sequence[tuple[Stage, bool, bool]],
     start: int,
     call: Call,
     events: Sequence[SSEEvent],
@@ -251,7 +268,7 @@ async def _through(
     """What a failed stage released before failing, through the stages after it into ``out``
     (``Pipeline.release``; a failure here keeps only what passed them all, and raises)."""
     for k in range(start, len(stages)):
-        stage, whole = stages[k]
+        stage, whole, _ = stages[k]
         released: list[SSEEvent] = []
         try:
             await _run(stage, whole, call, events, released)

@@ -7,8 +7,8 @@ stage asks for it (``event.json``), and re-rendered only when a stage sets new c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, overload
 
 import orjson
 
@@ -120,8 +120,9 @@ def render(event: str | None, data: bytes) -> bytes:
     return head + b"data: " + data + b"\n\n"
 
 
-#: A stream as providers hand it over: the events of each network read, in order.
-EventBatches = AsyncIterator[list["SSEEvent"]]
+#: A stream as providers hand it over: the events of each network read, in order (a list, a
+#: ``LastBatch`` or a ``RawRead``).
+EventBatches = AsyncIterator[Sequence["SSEEvent"]]
 
 
 class LastBatch(list["SSEEvent"]):
@@ -130,6 +131,75 @@ class LastBatch(list["SSEEvent"]):
     one write instead of two for a short answer. A plain list promises nothing."""
 
     __slots__ = ()
+
+
+class RawRead(Sequence[SSEEvent]):
+    """The events of one network read, kept as the ``data:`` lines they were cut from until a
+    stage asks for event objects (``EventSplitter(raw=True)``).
+
+    A streamed chat answer is ~700 events for 2 KB of text; with redaction on, its stage joins
+    the content-only ones of a read into one event anyway (``chat_splice``), so making an
+    object per event first was most of what the read cost. A stage that can decide on the
+    read's bytes (``Stage.passes_read``: no usage, no ``[DONE]``) lets it pass whole; one that
+    reads ``parts`` (redaction) works on the lines; anything else (iterating, indexing, ``len``
+    aside) gets the events, made once, exactly as ``EventSplitter`` makes them: from then on
+    ``parts`` is None, since a stage may have changed an event."""
+
+    __slots__ = ("_buf", "_end", "_events", "_parts", "last")
+
+    def __init__(self, parts: list[bytes], buf: bytes, end: int) -> None:
+        #: Each a whole ``data: ...`` line, without its blank line; ``buf[:end]`` is all of them.
+        self._parts = parts
+        self._buf = buf
+        self._end = end
+        self._events: list[SSEEvent] | None = None
+        #: The upstream sends nothing after this read (``LastBatch``'s promise).
+        self.last = False
+
+    @property
+    def parts(self) -> list[bytes] | None:
+        """The ``data:`` lines, or None once the events were made (use those)."""
+        return self._parts if self._events is None else None
+
+    def contains(self, needle: bytes) -> bool:
+        """Whether ``needle`` (no line break in it) occurs in some event's bytes as read."""
+        if self._events is not None:
+            return any(needle in ev.raw for ev in self._events)
+        return self._buf.find(needle, 0, self._end) >= 0
+
+    @property
+    def events(self) -> list[SSEEvent]:
+        if self._events is None:
+            self._events = [SSEEvent(part + b"\n\n", None, part[6:]) for part in self._parts]
+        return self._events
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    @overload
+    def __getitem__(self, index: int) -> SSEEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[SSEEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> SSEEvent | list[SSEEvent]:
+        return self.events[index]
+
+    def __iter__(self) -> Iterator[SSEEvent]:
+        return iter(self.events)
+
+
+def last_batch(batch: Sequence[SSEEvent]) -> Sequence[SSEEvent]:
+    """``batch``, marked as the stream's last read (``LastBatch``, or ``RawRead.last``)."""
+    if type(batch) is RawRead:
+        batch.last = True
+        return batch
+    return LastBatch(batch)
+
+
+def is_last(batch: Sequence[SSEEvent]) -> bool:
+    """The upstream sends nothing after ``batch`` (``last_batch``)."""
+    return isinstance(batch, LastBatch) or (type(batch) is RawRead and batch.last)
 
 
 class SSEParseError(Exception):
@@ -141,15 +211,18 @@ class EventSplitter:
 
     Fed one network read at a time, it returns that read's complete events as one batch: the
     stream path then pays its per-step costs (stages, ``send``) once per read, not per event.
+    With ``raw``, a read whose events are all one ``data:`` line each (what OpenAI-compatible
+    servers send) comes back as a ``RawRead``, its event objects made only if asked for.
     """
 
-    __slots__ = ("_buf", "_max")
+    __slots__ = ("_buf", "_max", "_raw")
 
-    def __init__(self, max_event_bytes: int = 8 << 20) -> None:
+    def __init__(self, max_event_bytes: int = 8 << 20, raw: bool = False) -> None:
         self._buf = b""
         self._max = max_event_bytes
+        self._raw = raw
 
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
+    def feed(self, chunk: bytes) -> Sequence[SSEEvent]:
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
             found = self._feed_crlf(buf)
@@ -161,6 +234,17 @@ class EventSplitter:
             if buf.count(b"\n") - tail.count(b"\n") == 2 * len(parts):
                 # Only the separators break lines (the common stream, counted in C): every
                 # part is one line, a data line or else a comment or field of its own.
+                end = len(buf) - len(tail)
+                if (
+                    self._raw
+                    and parts
+                    and buf.startswith(b"data: ")
+                    # a part starts after each separator: all of them are data lines
+                    and buf.count(b"\n\ndata: ", 0, end) == len(parts) - 1
+                ):
+                    if len(self._buf) > self._max:
+                        raise SSEParseError("upstream SSE event exceeds the size limit")
+                    return RawRead(parts, buf, end)
                 found = [
                     SSEEvent(part + b"\n\n", None, part[6:]) if data else SSEEvent.parse(part + b"\n\n")
                     for part in parts

@@ -55,7 +55,7 @@ from gateway.identity import invalid_id, valid_id
 from gateway.keys.stage import authenticate_key
 from gateway.logs import CURRENT_CALL
 from gateway.pipeline import CallScope, Pipeline
-from gateway.sse import EventBatches, LastBatch, SSEEvent
+from gateway.sse import EventBatches, SSEEvent, is_last
 
 log = logging.getLogger("wardgate.proxy")
 
@@ -267,7 +267,7 @@ async def _first_release(owner: CallScope, upstream: EventBatches) -> tuple[list
     first: list[SSEEvent] = []
     async for batch in upstream:
         await owner.release(batch, first)
-        if first and not isinstance(batch, LastBatch):
+        if first and not is_last(batch):
             return first, False
     await owner.end_stream(first)
     return first, True
@@ -293,7 +293,7 @@ async def _relay(
             await _write(send, pending)
             async for batch in upstream:
                 await owner.release(batch, out)
-                if out and not isinstance(batch, LastBatch):
+                if out and not is_last(batch):
                     _collect(out, pending, terminal)
                     out.clear()
                     await _write(send, pending)

@@ -14,7 +14,7 @@ so a client never waits on a request the server forgot.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -79,7 +79,7 @@ def _refused(obj: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(obj, dict) and obj.get("method") in REFUSED_SERVER_REQUESTS and "id" in obj
 
 
-def _relayed(events: list[SSEEvent], refuse: Refuse | None) -> Iterator[tuple[SSEEvent, Any]]:
+def _relayed(events: Sequence[SSEEvent], refuse: Refuse | None) -> Iterator[tuple[SSEEvent, Any]]:
     """Each event with its JSON, but for the server requests the gateway does not relay
     (handed to ``refuse``)."""
     for event in events:

@@ -26,6 +26,8 @@ class UpstreamRequest:
     request_id: str = ""
     #: One entry per attempt the router made (filled in by the router, read by the audit).
     attempts: list[Attempt] = field(default_factory=list)
+    #: A stream's reads may come as ``sse.RawRead`` (``Call.raw_reads``).
+    raw_reads: bool = False
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from gateway.models import Deployment
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.config import ProviderSettings
 from gateway.providers.errors import status_error, stream_error
-from gateway.sse import EventBatches, EventSplitter, LastBatch, SSEEvent, SSEParseError
+from gateway.sse import EventBatches, EventSplitter, RawRead, SSEEvent, SSEParseError, last_batch
 
 log = logging.getLogger("wardgate.providers")
 
@@ -83,7 +83,7 @@ class OpenAICompatProvider:
                         upstream_status=resp.status,
                     )
                 passed["content-type"] = "text/event-stream; charset=utf-8"
-                events = _events(resp, self.name, self._secrets, request.request_id)
+                events = _events(resp, self.name, self._secrets, request.request_id, request.raw_reads)
                 return ModelResponse(resp.status, passed, events=events, deployment=self.name)
             body = await _read(resp, self.name)
             try:
@@ -139,29 +139,32 @@ async def _read(resp: aiohttp.ClientResponse, name: str) -> bytes:
 
 
 async def _events(
-    resp: aiohttp.ClientResponse, name: str, secrets: tuple[str, ...], request_id: str
+    resp: aiohttp.ClientResponse, name: str, secrets: tuple[str, ...], request_id: str, raw: bool = False
 ) -> EventBatches:
-    """The upstream's SSE events, a batch per network read; closing this iterator (e.g. the
-    client is gone) closes the socket. An error event from the provider ends the stream
-    with the gateway's own (sanitised) error instead of being relayed."""
+    """The upstream's SSE events, a batch per network read (``raw``: a ``RawRead`` where it
+    can be); closing this iterator (e.g. the client is gone) closes the socket. An error
+    event from the provider ends the stream with the gateway's own (sanitised) error instead
+    of being relayed."""
     complete = False
-    splitter = EventSplitter()
+    splitter = EventSplitter(raw=raw)
     content = resp.content
     try:
         while chunk := await content.readany():
             batch = splitter.feed(chunk)
-            for i, event in enumerate(batch):
-                if _may_be_error(event.data):
-                    failure = _error_event(event, name, secrets, request_id)
-                    if failure is not None:  # what came before it still goes out, then the error
-                        if i:
-                            yield batch[:i]
-                        raise failure
+            # A raw read without '"error"' has no event ``_may_be_error`` takes: none is made.
+            if type(batch) is not RawRead or batch.contains(b'"error"'):
+                for i, event in enumerate(batch):
+                    if _may_be_error(event.data):
+                        failure = _error_event(event, name, secrets, request_id)
+                        if failure is not None:  # what came before it still goes out, then the error
+                            if i:
+                                yield batch[:i]
+                            raise failure
             if content.at_eof():  # the body ended within this read: say so with the batch
                 splitter.close()
                 complete = True
                 if batch:
-                    yield LastBatch(batch)
+                    yield last_batch(batch)
                 return
             if batch:
                 yield batch

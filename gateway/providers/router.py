@@ -11,7 +11,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.call import ModelResponse
@@ -225,14 +225,14 @@ class _Prefetched:
 
     __slots__ = ("_first", "_rest")
 
-    def __init__(self, first: list[SSEEvent], rest: EventBatches) -> None:
-        self._first: list[SSEEvent] | None = first
+    def __init__(self, first: Sequence[SSEEvent], rest: EventBatches) -> None:
+        self._first: Sequence[SSEEvent] | None = first
         self._rest = rest
 
     def __aiter__(self) -> _Prefetched:
         return self
 
-    async def __anext__(self) -> list[SSEEvent]:
+    async def __anext__(self) -> Sequence[SSEEvent]:
         first = self._first
         if first is not None:
             self._first = None

@@ -16,7 +16,7 @@ from gateway.models import ModelCatalog
 from gateway.pipeline import Stage
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.router import Router
-from gateway.sse import SSEEvent
+from gateway.sse import RawRead, SSEEvent
 
 #: Client headers worth passing upstream (never its Authorization: that is the virtual key).
 _FORWARD_HEADERS = ("traceparent", "tracestate", "openai-beta")
@@ -43,6 +43,7 @@ class ForwardStage(Stage):
             body["stream_options"] = options
         headers = {h: call.headers[h] for h in _FORWARD_HEADERS if h in call.headers}
         request = UpstreamRequest(call.endpoint, body, call.stream, headers, self._timeout_s, call.request_id)
+        request.raw_reads = call.raw_reads
         try:
             routed = await self._router.send(entry, request)
         except Exception as exc:
@@ -59,6 +60,10 @@ class ForwardStage(Stage):
                 Usage.from_openai(response.json.get("usage")) if isinstance(response.json, dict) else None
             )
         call.response = response
+
+    def passes_read(self, call: Call, read: RawRead) -> bool:
+        """No event of the read names ``usage``: nothing to read or strip (``on_chunk``)."""
+        return not read.contains(b'"usage"')
 
     async def on_chunk(self, call: Call, event: SSEEvent) -> Sequence[SSEEvent]:
         data = event.data

@@ -36,12 +36,13 @@ from gateway.call import Call, Endpoint
 from gateway.callstate import Slot
 from gateway.errors import UpstreamError
 from gateway.pipeline import Stage
-from gateway.sse import SSEEvent
+from gateway.sse import RawRead, SSEEvent
 
 #: A chat stream's ``[DONE]`` has been seen.
 _DONE: Slot[bool] = Slot("stream_trust.done")
 #: The data of a chat stream's ``[DONE]`` event (``SSEEvent.is_done``).
 _DONE_DATA = SSEEvent.done().data
+_DONE_LINE = b"data: " + _DONE_DATA
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 #: Delta events: (the item type they belong to, the item field the deltas build, the field of
 #: their ``.done`` event that must equal the deltas joined).
@@ -304,6 +305,12 @@ class StreamTrustStage(Stage):
         if event.is_done:
             _DONE.put(call, True)
         return (event,)
+
+    def passes_read(self, call: Call, read: RawRead) -> bool:
+        """A chat read without ``[DONE]``, before it: nothing to check or note."""
+        if call.replayed or call.endpoint is not Endpoint.CHAT or _DONE.get(call):
+            return False
+        return _DONE_LINE not in read.parts  # type: ignore[operator]  # passes_read gets parts
 
     async def on_batch(self, call: Call, events: Sequence[SSEEvent], out: list[SSEEvent]) -> None:
         """A chat read's events at once: ``on_chunk``'s check, as one search for ``[DONE]``."""

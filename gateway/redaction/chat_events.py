@@ -18,7 +18,7 @@ from gateway.redaction.events import NewChannel, WholeText, index_of
 from gateway.redaction.locations import Slot, Walk, every_string
 from gateway.redaction.pad import repad
 from gateway.redaction.stream import Channel
-from gateway.sse import SSEEvent
+from gateway.sse import RawRead, SSEEvent
 
 #: Chat delta keys that are structure, not text (everything else that is a string is text).
 _CHAT_DELTA_KEEP = frozenset({"role", "type", "id", "name", "index", "obfuscation"})
@@ -77,6 +77,9 @@ class ChatRewriter:
         """The events of one upstream read, in order, what they release appended to ``out``
         as it goes; True if ``[DONE]`` was among them. A run of content-only chunks of the
         last matched shape is one splice (``Splice.take``); any other event is parsed."""
+        lines = events.parts if type(events) is RawRead else None
+        if lines is not None:
+            return self._on_lines(lines, out)
         done = False
         i, n = 0, len(events)
         while i < n:
@@ -87,6 +90,26 @@ class ChatRewriter:
                     i = j
                     continue
             ev = events[i]
+            out.extend(self.on_other_event(ev))
+            done = done or ev.is_done
+            i += 1
+        return done
+
+    def _on_lines(self, lines: list[bytes], out: list[SSEEvent]) -> bool:
+        """``on_batch`` for a raw read's ``data:`` lines (``sse.RawRead``): a run of content-only
+        chunks is spliced from the lines (``Splice.take_lines``); an event is made, as the
+        splitter makes it, only for the others."""
+        done = False
+        i, n = 0, len(lines)
+        while i < n:
+            splice = self.splice
+            if splice is not None:
+                j = splice.take_lines(lines, i, out)
+                if j > i:
+                    i = j
+                    continue
+            line = lines[i]
+            ev = SSEEvent(line + b"\n\n", None, line[6:])
             out.extend(self.on_other_event(ev))
             done = done or ev.is_done
             i += 1

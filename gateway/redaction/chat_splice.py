@@ -139,25 +139,20 @@ class Splice:
         self.empty_raw = render(None, self.empty_data)
 
     def _plain_run(
-        self, run: Sequence[SSEEvent], name: str | None
+        self, datas: Sequence[bytes], head: bytes
     ) -> tuple[int, list[bytes], re.Match[bytes] | None]:
-        """How many events from the start of ``run`` are plain chunks of this shape (``head``
-        then a ``plain`` match, valid UTF-8, not parsed, the same ``event:`` name), their
-        content bodies (empty ones left out) and the last one's match. Each check runs over
-        the whole run at C level (``map``), not chunk by chunk in Python: ~700 chunks of a
-        2 KB answer in 3-character deltas cost less than the analysis of their text."""
-        datas = [ev.data for ev in run]
+        """How many of ``datas`` from the start are plain chunks of this shape (``head`` then a
+        ``plain`` match, valid UTF-8), their content bodies (empty ones left out) and the last
+        one's match. Each check runs over the whole run at C level (``map``), not chunk by
+        chunk in Python: ~700 chunks of a 2 KB answer in 3-character deltas cost less than the
+        analysis of their text."""
         k = len(datas)
-        heads = list(map(bytes.startswith, datas, repeat(self.head)))
+        heads = list(map(bytes.startswith, datas, repeat(head)))
         if False in heads:
             k = heads.index(False)
-        matches = list(map(self.plain, datas[:k], repeat(len(self.head))))
+        matches = list(map(self.plain, datas[:k] if k < len(datas) else datas, repeat(len(head))))
         if None in matches:
             k = matches.index(None)
-            del matches[k:]
-        odd = [n for n, ev in enumerate(run[:k]) if ev.event != name or ev.parsed]
-        if odd:
-            k = odd[0]
             del matches[k:]
         bodies = [m[1] for m in matches]  # type: ignore[index]
         if not b"".join(bodies).isascii():
@@ -182,18 +177,44 @@ class Splice:
         written event are paid once per run. What the client reads is the same text (the
         channel's output does not depend on how its input was cut, ``stream.py``); only the
         deltas of one read arrive as one (with the last one's pad length, freshly drawn)."""
-        head, tail, shortest, padded = self.head, self.tail, self.shortest, self.pad
-        start, trim = len(head), self.trim  # the tail is never empty: "}]}" at least
         name = events[i].event
         run = events[i:] if i else events
-        j, texts, last_plain = self._plain_run(run, name)
-        j += i
+        datas = [ev.data for ev in run]
+        odd = [n for n, ev in enumerate(run) if ev.event != name or ev.parsed]
+        if odd:  # a named event or one a stage parsed: the parsed path
+            del datas[odd[0] :]
+        n, data = self._take(datas, self.head)
+        if not n:
+            return i
+        last = events[i + n - 1]
+        if data is not None:
+            last.set_data(data, self.empty_raw if data is self.empty_data and name is None else None)
+        out.append(last)
+        return i + n
+
+    def take_lines(self, lines: list[bytes], i: int, out: list[SSEEvent]) -> int:
+        """``take`` for the ``data:`` lines of a raw read (``sse.RawRead.parts``), from
+        ``lines[i]``: the run becomes one event, and no event is made for the others."""
+        run = lines[i:] if i else lines
+        n, data = self._take(run, b"data: " + self.head)
+        if not n:
+            return i
+        if data is None:
+            data = run[n - 1][6:]
+        out.append(SSEEvent(self.empty_raw if data is self.empty_data else render(None, data), None, data))
+        return i + n
+
+    def _take(self, datas: Sequence[bytes], head: bytes) -> tuple[int, bytes | None]:
+        """How many of ``datas`` (each starting with ``head``: an event's data, or a raw
+        ``data:`` line) are a run of this shape, and the data the run's one event carries
+        (None: the last one's, as it is)."""
+        tail, padded = self.tail, self.pad
+        start, trim = len(head), self.trim  # the tail is never empty: "}]}" at least
+        shortest = self.shortest + start - len(self.head)
+        j, texts, last_plain = self._plain_run(datas, head)
         append = texts.append
         pad_len = n = 0
-        for ev in run[j - i :]:
-            data = ev.data
-            if ev.event != name or ev.parsed:
-                break
+        for data in datas[j:]:
             if len(data) < shortest or not data.startswith(head):
                 break
             if padded:
@@ -217,14 +238,12 @@ class Splice:
                 append(body)
             pad_len, last_plain = n, None
             j += 1
-        if j == i:
-            return i
+        if not j:
+            return 0, None
         if padded and last_plain is not None:  # the run ended with a plain chunk: its pad
             pad_len = last_plain.end(2) - last_plain.start(2)
-        last = events[j - 1]
         if not texts and not padded:
-            out.append(last)  # the parsed path leaves an empty delta as it is
-            return j
+            return j, None  # the parsed path leaves an empty delta as it is
         # Each body is a whole JSON string body (no escape cut in two, no lone surrogate), so
         # their concatenation is one, decoded once.
         joined = b"".join(texts)
@@ -232,15 +251,10 @@ class Splice:
         released = self.channel.feed(text) if text else ""
         if padded:  # what the parsed path writes: the object again, with a fresh pad
             written = orjson.dumps(released) if released else b'""'
-            last.set_data(self.out_pre + written + self.out_post + pad_bytes(pad_len) + b'"}')
-        elif released:
-            last.set_data(self.out_pre + orjson.dumps(released) + self.out_post)
-        elif name is None:
-            last.set_data(self.empty_data, self.empty_raw)
-        else:
-            last.set_data(self.empty_data)
-        out.append(last)
-        return j
+            return j, self.out_pre + written + self.out_post + pad_bytes(pad_len) + b'"}'
+        if released:
+            return j, self.out_pre + orjson.dumps(released) + self.out_post
+        return j, self.empty_data
 
 
 def first_chunk(

@@ -79,6 +79,9 @@ class RedactInStage(Stage):
                 detail={"entities": dict(entities), "unscanned": pii["unscanned"]},
             )
         )
+        # redact_out reads a chat stream's lines itself (``ChatRewriter.on_batch``): no event
+        # object for each of its ~700 chunks (``sse.RawRead``).
+        call.raw_reads = call.stream and call.endpoint is Endpoint.CHAT
 
     def _count(self, pii: dict[str, Any] | None) -> None:
         if self.metrics and pii and pii["entities"]:

@@ -12,7 +12,7 @@ from gateway.redaction.chat_splice import CONTENT_CHUNK
 from gateway.redaction.component import build
 from gateway.redaction.config import RedactionSettings
 from gateway.redaction.redactor import Redactor
-from gateway.sse import EventSplitter, SSEEvent
+from gateway.sse import EventSplitter, RawRead, SSEEvent
 
 ANSWER = (
     "Sure. Write to ana.lopez@example.com or call +44 20 7946 0958,\nthe card is 4111 1111 1111 1111. "
@@ -154,5 +154,48 @@ def test_changing_shapes_mid_stream_match_the_parsed_path() -> None:
         fast, slow = (_run(redactor, raw, parse_first=p) for p in (False, True))
         assert pads.findall(fast) != pads.findall(raw) or not pads.findall(raw)
         assert pads.sub(b"", fast) == pads.sub(b"", slow)
+    finally:
+        redactor.engine.close()
+
+
+def _run_read(redactor: Redactor, raw: bytes, lines: bool) -> bytes:
+    """``raw`` as one upstream read through ``on_batch``: ``RawRead`` lines, or events."""
+    rw = _rewriter(redactor)
+    out: list[SSEEvent] = []
+    read = EventSplitter(raw=lines).feed(raw + b"data: [DONE]\n\n")
+    assert (type(read) is RawRead) == lines
+    assert rw.on_batch(read, out)
+    return b"".join(e.raw for e in out)
+
+
+def test_raw_read_lines_write_what_events_write() -> None:
+    """Every shape above, and shapes changing mid-stream, in one read: spliced from the
+    lines or from the events, the same bytes (pads aside)."""
+    redactor = build(RedactionSettings())
+    pads = re.compile(rb'"obfuscation":"[^"]*"')
+    try:
+        for extra, choice_extra in [
+            ({}, {}),
+            ({"service_tier": "default", "system_fingerprint": "fp_1"}, {"logprobs": None}),
+        ]:
+            for step in (1, 3, 17):
+                for sep in ((",", ":"), (", ", ": ")):
+                    raw = b"".join(
+                        b"data: " + json.dumps(e, separators=sep, ensure_ascii=False).encode() + b"\n\n"
+                        for e in _chunks(extra, choice_extra, step)
+                    )
+                    lines = _run_read(redactor, raw, True)
+                    assert lines == _run_read(redactor, raw, False)
+                    assert b"ana.lopez" not in lines and b"4111" not in lines and b"own@example.org" in lines
+        mixed = []
+        for n, i in enumerate(range(0, len(ANSWER), 4)):
+            chunk = {**HEAD, "choices": [{"index": n % 2, "delta": {"content": ANSWER[i : i + 4]}}]}
+            if n % 7 == 3:
+                chunk["obfuscation"] = "x" * (n % 5)
+            if n % 11 == 5:
+                chunk["choices"][0]["delta"] = {"refusal": ANSWER[i : i + 4]}
+            mixed.append(b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n")
+        raw = b"".join(mixed)
+        assert pads.sub(b"", _run_read(redactor, raw, True)) == pads.sub(b"", _run_read(redactor, raw, False))
     finally:
         redactor.engine.close()

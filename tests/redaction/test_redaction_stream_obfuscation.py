@@ -26,7 +26,7 @@ from gateway.redaction.component import build
 from gateway.redaction.config import RedactionSettings
 from gateway.redaction.redactor import Redactor
 from gateway.redaction.stage import RedactOutStage
-from gateway.sse import EventSplitter, SSEEvent
+from gateway.sse import EventSplitter, RawRead, SSEEvent
 from tests.redaction.conftest import chat_call
 from tests.redaction.test_redaction_stream_fastpath import ANSWER as FAST_ANSWER
 from tests.redaction.test_redaction_stream_fastpath import _run
@@ -102,12 +102,13 @@ def _assert_fresh(written: list[bytes], upstream: list[str]) -> None:
     size=st.sampled_from([1, 3, 7]),
     cuts=st.lists(st.integers(min_value=0, max_value=60_000), max_size=80),
 )
+@pytest.mark.parametrize("lines", [False, True], ids=["events", "raw-reads"])
 async def test_real_chunks_at_any_read_cut_read_as_whole_text_redaction(
-    redactor: Redactor, size, cuts
+    redactor: Redactor, lines: bool, size, cuts
 ) -> None:
     pads = _pads(random.Random(size), 40)
     raw = _raw(_real_chunks(ANSWER, size, pads))
-    events = await _through_pipeline(redactor, _pieces(raw, cuts))
+    events = await _through_pipeline(redactor, _pieces(raw, cuts), lines)
     _assert_stream(redactor, events)
     _assert_fresh(_written_pads(events), pads)
 
@@ -148,12 +149,15 @@ def test_fast_path_writes_what_the_parsed_path_writes_with_a_pad_per_chunk(step:
         redactor.engine.close()
 
 
+@pytest.mark.parametrize("lines", [False, True], ids=["events", "raw-reads"])
 @pytest.mark.parametrize("one_read", [True, False])
-async def test_a_secret_in_the_pad_never_reaches_the_client(redactor: Redactor, one_read: bool) -> None:
+async def test_a_secret_in_the_pad_never_reaches_the_client(
+    redactor: Redactor, one_read: bool, lines: bool
+) -> None:
     chunks = _real_chunks("Nothing to see here, just words. " * 8, 3, SECRET_PADS)
     raw = _raw(chunks)
     reads = [raw] if one_read else [e + b"\n\n" for e in raw.split(b"\n\n") if e]
-    events = await _through_pipeline(redactor, reads)
+    events = await _through_pipeline(redactor, reads, lines)
     out = b"".join(e.raw for e in events)
     for secret in SECRET_PADS:
         assert secret.encode() not in out
@@ -174,6 +178,21 @@ def _rewrite(redactor: Redactor, raw: bytes, parse_first: bool) -> bytes:
             _ = ev.json
         out.extend(e.raw for e in rw.on_event(ev))
     return b"".join(out)
+
+
+def _rewrite_read(redactor: Redactor, raw: bytes, lines: bool) -> bytes:
+    """``raw`` as one upstream read (``ChatRewriter.on_batch``), as ``RawRead`` lines or events."""
+    call = Call("o", Endpoint.CHAT, {"model": "m", "messages": []}, {})
+    state = redactor.new_state(call)
+    rw = ChatRewriter(
+        lambda j, p, t=False: redactor.new_channel(state, json=j, path=p, tool=t),
+        lambda text, j, p, t=False, u=False: redactor.redact_output_text(text, state, json=j, path=p),
+    )
+    out: list[SSEEvent] = []
+    read = EventSplitter(raw=lines).feed(raw + b"data: [DONE]\n\n")
+    assert (type(read) is RawRead) == lines
+    assert rw.on_batch(read, out)
+    return b"".join(e.raw for e in out)
 
 
 def test_a_pad_that_is_not_a_string_is_scanned() -> None:
@@ -207,6 +226,8 @@ def test_a_pad_with_an_escape_takes_the_parsed_path_and_is_replaced(pad: bytes) 
         fast, slow = _rewrite(redactor, raw, False), _rewrite(redactor, raw, True)
         assert _masked(fast) == _masked(slow)
         assert pad not in fast
+        lines, events = _rewrite_read(redactor, raw, True), _rewrite_read(redactor, raw, False)
+        assert _masked(lines) == _masked(events) and pad not in lines
     finally:
         redactor.engine.close()
 
@@ -221,6 +242,9 @@ def test_a_pad_that_is_not_utf8_is_refused_on_both_paths() -> None:
         for parse_first in (False, True):
             with pytest.raises(UpstreamError):
                 _rewrite(redactor, raw, parse_first)
+        for lines in (False, True):
+            with pytest.raises(UpstreamError):
+                _rewrite_read(redactor, raw, lines)
     finally:
         redactor.engine.close()
 

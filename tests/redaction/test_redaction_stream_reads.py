@@ -70,10 +70,12 @@ def _whole(redactor: Redactor, text: str) -> str:
     return redactor.redact_output_text(text, state, json=False, path="choices[0].message.content")
 
 
-async def _through_pipeline(redactor: Redactor, reads: list[bytes]) -> list[SSEEvent]:
+async def _through_pipeline(redactor: Redactor, reads: list[bytes], raw: bool = False) -> list[SSEEvent]:
+    """``raw``: the reads come as ``RawRead`` where they can (what the provider hands over
+    when redaction reads the stream), stream trust letting them pass whole."""
     pipeline = Pipeline([StreamTrustStage(), RedactOutStage(redactor)])
     call = chat_call([{"role": "user", "content": "hello"}], stream=True)
-    splitter = EventSplitter()
+    splitter = EventSplitter(raw=raw)
     out: list[SSEEvent] = []
     for read in reads:
         batch = splitter.feed(read)
@@ -121,18 +123,34 @@ def _assert_stream(redactor: Redactor, events: list[SSEEvent]) -> None:
     size=st.sampled_from([1, 3, 7]),
     cuts=st.lists(st.integers(min_value=0, max_value=50_000), max_size=80),
 )
+@pytest.mark.parametrize("lines", [False, True], ids=["events", "raw-reads"])
 async def test_any_cut_of_the_byte_stream_reads_as_whole_text_redaction(
-    redactor: Redactor, size, cuts
+    redactor: Redactor, lines: bool, size, cuts
 ) -> None:
     raw = _stream_bytes(ANSWER, size)
-    _assert_stream(redactor, await _through_pipeline(redactor, _pieces(raw, cuts)))
+    _assert_stream(redactor, await _through_pipeline(redactor, _pieces(raw, cuts), lines))
 
 
+@pytest.mark.parametrize("lines", [False, True], ids=["events", "raw-reads"])
 @pytest.mark.parametrize("step", [1, 2, 5, 4096, 1 << 20])
-async def test_every_fixed_read_size_reads_as_whole_text_redaction(redactor: Redactor, step: int) -> None:
+async def test_every_fixed_read_size_reads_as_whole_text_redaction(
+    redactor: Redactor, step: int, lines: bool
+) -> None:
     """Step 1 and 2 cut inside every multi-byte character and every label; 1 MB is one read."""
     raw = _stream_bytes(ANSWER)
-    _assert_stream(redactor, await _through_pipeline(redactor, _pieces(raw, list(range(0, len(raw), step)))))
+    reads = _pieces(raw, list(range(0, len(raw), step)))
+    _assert_stream(redactor, await _through_pipeline(redactor, reads, lines))
+
+
+async def test_raw_reads_write_what_event_reads_write(redactor: Redactor) -> None:
+    """The same reads, as ``RawRead`` lines or as events: the same bytes out (pads aside:
+    ``_stream_bytes`` has none), and the content-only chunks of a read become one event."""
+    raw = _stream_bytes(ANSWER)
+    for reads in ([raw], _pieces(raw, list(range(0, len(raw), 700))), _pieces(raw, [5, 99, 1000, 1001])):
+        lines = await _through_pipeline(redactor, reads, raw=True)
+        events = await _through_pipeline(redactor, reads)
+        assert [e.raw for e in lines] == [e.raw for e in events]
+    assert len(await _through_pipeline(redactor, [raw], raw=True)) < 10
 
 
 async def test_a_read_of_many_deltas_is_released_as_one_event(redactor: Redactor) -> None:
@@ -150,10 +168,12 @@ async def test_a_stage_failing_mid_read_still_sends_what_came_before(redactor: R
     late = b"data: " + orjson.dumps(_chunks("late text")[1]) + b"\n\n"
     pipeline = Pipeline([StreamTrustStage(), RedactOutStage(redactor)])
     call = chat_call([{"role": "user", "content": "hello"}], stream=True)
-    out: list[SSEEvent] = []
-    with pytest.raises(UpstreamError):
-        await pipeline.release(call, EventSplitter().feed(raw + late), out)
-    _assert_stream(redactor, out)
+    for lines in (False, True):
+        out: list[SSEEvent] = []
+        with pytest.raises(UpstreamError):
+            await pipeline.release(call, EventSplitter(raw=lines).feed(raw + late), out)
+        _assert_stream(redactor, out)
+        call = chat_call([{"role": "user", "content": "hello"}], stream=True)
 
 
 # -- through the real gateway ---------------------------------------------------------------
@@ -223,3 +243,29 @@ def test_the_sdk_reads_whole_text_redaction_whatever_the_upstream_writes(gw, ups
         "stop"
     ]
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == USAGE["total_tokens"]
+
+
+def test_raw_reads_keep_the_usage_rules_and_the_provider_error(gw, upstream) -> None:
+    """Redaction has the provider hand reads over raw (``sse.RawRead``): the usage-only chunk
+    is still read and dropped for a client that did not ask for it, and an error event from
+    the provider after some text still ends the stream with the gateway's error."""
+    client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=0)
+    raw = _stream_bytes(ANSWER)
+    upstream.script_answer(events=[raw], done=False)
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "the config?"}], stream=True
+        )
+    )
+    assert all(c.usage is None for c in chunks) and all(c.choices for c in chunks)
+    _assert_clean("".join(c.choices[0].delta.content or "" for c in chunks))
+    text = raw[: raw.index(b"data: ", 2000)]
+    error = b'data: {"error":{"message":"overloaded 4111 1111 1111 1111","type":"server_error"}}\n\n'
+    upstream.script_answer(events=[text + error], done=False)
+    seen = []
+    with pytest.raises(openai.APIError) as caught:
+        for c in client.chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "again?"}], stream=True
+        ):
+            seen.append(c.choices[0].delta.content or "" if c.choices else "")
+    assert "4111" not in str(caught.value) and "4111" not in "".join(seen)
