@@ -2,6 +2,7 @@
 
     config.py     PolicySettings: the ``policy`` section
     source.py     rego/ + policies/ → PolicySet (modules, tests, data, revision)
+    dataschema.py the keys of policy.yaml the shipped Rego reads: a typo refuses the set
     engines/      PolicyEngine: regorus (embedded default), opa (REST), opa-lib (OPA in process)
     errors.py     the engines' errors;  regorus_build.py  regorus engines built on this thread
     derived.py    the wardgate.derived package, evaluated once per revision and served as data

@@ -5,6 +5,7 @@ from ``policies/``: every top-level ``*.yaml``/``*.yml``/``*.json`` file except 
 (key hashes are nobody's policy input) and ``mcp.yaml`` (upstream addresses; its path is the
 Rego package ``wardgate.mcp``) becomes ``data.wardgate.<file stem>``. The revision is
 a short hash of all of it, so the same files always give the same revision on every replica.
+``policy.yaml``'s keys are checked against what the shipped Rego reads (``dataschema.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from typing import Any
 import orjson
 import yaml
 
+from gateway.policy.dataschema import unknown_policy_keys
+
+#: The data file whose keys the shipped Rego reads (``data.wardgate.policy``): checked for typos.
+POLICY_DATA_STEM = "policy"
 #: Files in policies/ that are never policy data.
 EXCLUDED_DATA_FILES = frozenset({"keys.yaml", "keys.yml", "mcp.yaml", "mcp.yml"})
 DATA_SUFFIXES = (".yaml", ".yml", ".json")
@@ -114,6 +119,10 @@ def read_data(policies_dir: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
         if path.stem in docs:
             raise PolicySourceError(f"two data files named {path.stem!r}", f"{name}:1")
         docs[path.stem] = _load_document(path, name)
+        if path.stem == POLICY_DATA_STEM:
+            unknown = unknown_policy_keys(docs[path.stem])
+            if unknown:
+                raise PolicySourceError("; ".join(map(str, unknown)), name)
         files.append(name)
     return {"wardgate": docs}, tuple(files)
 

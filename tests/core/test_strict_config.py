@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,12 @@ from gateway.settings import Settings
 from gateway.strict import unknown_env
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _tree(tmp_path: Path, config: str = "") -> Path:
@@ -116,6 +123,41 @@ def test_config_check_lists_every_error_of_a_bad_tree(tmp_path: Path) -> None:
     assert f"{redaction}: unknown key 'mask_chr' (did you mean 'mask_char'?)" in err
     assert "rego/broken.rego:" in err
     assert "Traceback" not in err
+
+
+def test_a_typo_in_policy_yaml_or_mcp_yaml_refuses_the_start_and_x_keys_are_yours(tmp_path: Path) -> None:
+    """Rego reads a misspelt key of policy.yaml as undefined: the team's token cap (or every
+    high-stakes approval, for ``high_stake:``) would silently go. mcp.yaml is walked too."""
+    config = _tree(tmp_path, f"server:\n  port: {_free_port()}\n")
+    policy = tmp_path / "policies" / "policy.yaml"
+    shipped = policy.read_text(encoding="utf-8")
+    assert "    max_tokens: 4096" in shipped and "\nhigh_stakes:" in shipped
+    policy.write_text(
+        shipped.replace("    max_tokens: 4096", "    max_token: 4096", 1).replace(
+            "\nhigh_stakes:", "\nhigh_stake:", 1
+        ),
+        encoding="utf-8",
+    )
+    mcp = tmp_path / "policies" / "mcp.yaml"
+    mcp.write_text(mcp.read_text(encoding="utf-8").replace("timeout_s:", "timout_s:", 1), encoding="utf-8")
+    done = _run("serve", "--config", str(config))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "listening" not in done.stdout
+    assert f"{mcp}: unknown key 'servers.crm.timout_s' (did you mean 'timeout_s'?)" in done.stderr
+    assert "policy.yaml: unknown key 'teams.demo.max_token' (did you mean 'max_tokens'?)" in done.stderr
+    assert "unknown key 'high_stake' (did you mean 'high_stakes'?)" in done.stderr
+    done = _run("config", "check", "--config", str(config))
+    assert done.returncode == 1 and "'teams.demo.max_token'" in done.stderr, done.stderr
+
+    # Data of one's own for rules of one's own: x_ keys, at any depth.
+    policy.write_text(
+        shipped.replace("    max_tokens: 4096", "    max_tokens: 4096\n    x_cost_centre: 42", 1)
+        + "\nx_regions: [eu]\n",
+        encoding="utf-8",
+    )
+    mcp.write_text(mcp.read_text(encoding="utf-8").replace("timout_s:", "timeout_s:", 1), encoding="utf-8")
+    done = _run("config", "check", "--config", str(config))
+    assert done.returncode == 0, done.stderr
 
 
 def test_config_check_passes_the_example_tree_and_the_embedded_defaults(tmp_path: Path) -> None:

@@ -194,3 +194,46 @@ def test_a_refused_reload_keeps_serving_and_readyz_says_degraded_with_the_reason
     resp = reload(gw)
     assert resp.status_code == 200 and resp.json()["revision"] == good
     assert policy_ready(gw) == "ok"
+
+
+def _denied(gw: RunningGateway, model: str) -> bool:
+    client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=0)
+    try:
+        client.chat.completions.create(model=model, messages=MESSAGES)
+    except openai.PermissionDeniedError:
+        return True
+    return False
+
+
+def test_a_typo_in_policy_yaml_is_refused_on_reload_and_the_running_allow_list_stays(
+    gateway: tuple[RunningGateway, Path, Path],
+) -> None:
+    """``teams.test.modles`` would be undefined to Rego: the team's model allow-list gone, every
+    test passing. The reload names it and keeps the revision that still restricts the team."""
+    gw, policies, _ = gateway
+    path = policies / "policy.yaml"
+    original = path.read_text()
+    doc = yaml.safe_load(original)
+    try:
+        doc["teams"]["test"] = {"models": ["mock-*"], "x_owner": "platform"}  # x_: data of one's own
+        path.write_text(yaml.safe_dump(doc))
+        resp = reload(gw)
+        assert resp.status_code == 200, resp.text
+        restricted = resp.json()["revision"]
+        assert _denied(gw, "gpt-test") and not _denied(gw, "mock-chat")
+        doc["teams"]["test"]["modles"] = doc["teams"]["test"].pop("models")
+        path.write_text(yaml.safe_dump(doc))
+        resp = reload(gw)
+        assert resp.status_code == 422, resp.text
+        error = resp.json()["error"]
+        assert error["revision"] == restricted
+        assert error["errors"] == [
+            "policies/policy.yaml: unknown key 'teams.test.modles' (did you mean 'models'?)"
+        ], error
+        ready = policy_ready(gw)
+        assert ready.startswith("degraded: reload refused (") and "teams.test.modles" in ready, ready
+        assert _denied(gw, "gpt-test")  # the running revision still restricts the team
+    finally:
+        path.write_text(original)
+    assert reload(gw).status_code == 200
+    assert policy_ready(gw) == "ok" and not _denied(gw, "gpt-test")
