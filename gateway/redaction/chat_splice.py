@@ -108,6 +108,7 @@ class Splice:
         "empty_data",
         "empty_raw",
         "head",
+        "index",
         "out_post",
         "out_pre",
         "pad",
@@ -118,7 +119,14 @@ class Splice:
     )
 
     def __init__(
-        self, pre: bytes, post: bytes, out_pre: bytes, out_post: bytes, channel: Channel, pad: bool = False
+        self,
+        pre: bytes,
+        post: bytes,
+        out_pre: bytes,
+        out_post: bytes,
+        channel: Channel,
+        pad: bool = False,
+        index: int = 0,
     ) -> None:
         #: What a chunk of this shape starts and ends with, around its content.
         self.head = pre
@@ -134,6 +142,8 @@ class Splice:
         self.out_pre = out_pre
         self.out_post = out_post
         self.channel = channel
+        #: The choice index of this shape's chunks (``ends_choice``).
+        self.index = index
         #: What is written while the channel holds everything back: the same every time.
         self.empty_data = out_pre + b'""' + out_post
         self.empty_raw = render(None, self.empty_data)
@@ -248,13 +258,41 @@ class Splice:
         # their concatenation is one, decoded once.
         joined = b"".join(texts)
         text = (orjson.loads(b'"' + joined + b'"') if b"\\" in joined else joined.decode()) if texts else ""
-        released = self.channel.feed(text) if text else ""
+        if j < len(datas) and self.ends_choice(datas[j], start - len(self.head)):
+            released = self.channel.feed(text, final=True)
+        else:
+            released = self.channel.feed(text) if text else ""
         if padded:  # what the parsed path writes: the object again, with a fresh pad
             written = orjson.dumps(released) if released else b'""'
             return j, self.out_pre + written + self.out_post + pad_bytes(pad_len) + b'"}'
         if released:
             return j, self.out_pre + orjson.dumps(released) + self.out_post
         return j, self.empty_data
+
+    def ends_choice(self, data: bytes, skip: int) -> bool:
+        """Whether the event after a run (its data from ``skip``) finishes this choice with no
+        content of its own: then the channel's last text goes out with the run, in one
+        analysis, instead of held back for the finish event's flush to analyse it again (a
+        burst's last read holds both). It is what that flush would release, and no text can
+        follow it for the choice (a ``finish_reason`` ends it, as a flush does)."""
+        if b'"finish_reason"' not in data:
+            return False
+        try:
+            obj = orjson.loads(data[skip:] if skip else data)
+        except orjson.JSONDecodeError:
+            return False
+        choices = obj.get("choices") if isinstance(obj, dict) else None
+        if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
+            return False
+        choice = choices[0]
+        delta = choice.get("delta")
+        return (
+            type(choice.get("index")) is int
+            and choice["index"] == self.index
+            and isinstance(choice.get("finish_reason"), str)
+            and isinstance(delta, dict)
+            and not delta.get("content")
+        )
 
 
 def first_chunk(
@@ -313,10 +351,12 @@ def first_chunk(
     start = len(data[: m.start("content")].encode())
     end = len(source) - len(data[m.end("content") :].encode())
     if obf is None:
-        splice = Splice(source[:start], source[end:], written[:at], written[at + 2 :], ch)
+        splice = Splice(source[:start], source[end:], written[:at], written[at + 2 :], ch, index=idx)
     else:
         cut_in, cut_out = len(source) - len(obf.encode()) - 2, len(written) - len(obf) - 2
-        splice = Splice(source[:start], source[end:cut_in], written[:at], written[at + 2 : cut_out], ch, True)
+        splice = Splice(
+            source[:start], source[end:cut_in], written[:at], written[at + 2 : cut_out], ch, True, idx
+        )
     delta["content"] = ch.feed(content)
     ev.set_json(obj)
     return envelope, splice

@@ -117,6 +117,11 @@ class StreamRedactor:
     def flush(self) -> str:
         return self._release(final=True) if self._pending else ""
 
+    def finish(self, delta: str) -> str:
+        """``feed(delta) + flush()`` in one analysis: the channel's last text."""
+        self._pending += delta
+        return self.flush()
+
     def _release(self, *, final: bool) -> str:
         window = self._ctx + self._pending
         base = len(self._ctx)
@@ -215,7 +220,11 @@ class Channel:
         #: Everything released so far: what the client has seen (for ``*.done`` events).
         self.emitted: list[str] = []
 
-    def feed(self, delta: str) -> str:
+    def feed(self, delta: str, final: bool = False) -> str:
+        """What ``delta`` releases; ``final``: it is the channel's last text, all released now
+        (as ``flush`` would: nothing is held for what cannot come)."""
+        if final:
+            return self._finish(delta)
         red = self.redactor
         if red is not None:
             # StreamRedactor.feed's common case, inlined (it runs once per chunk, ~700 times
@@ -230,6 +239,14 @@ class Channel:
             out = delta
         if self.restorer is not None:
             out = self.restorer.feed(out)
+        if out:
+            self.emitted.append(out)
+        return out
+
+    def _finish(self, delta: str) -> str:
+        out = self.redactor.finish(delta) if self.redactor else delta
+        if self.restorer:
+            out = self.restorer.feed(out) + self.restorer.flush()
         if out:
             self.emitted.append(out)
         return out

@@ -269,3 +269,28 @@ def test_raw_reads_keep_the_usage_rules_and_the_provider_error(gw, upstream) -> 
         ):
             seen.append(c.choices[0].delta.content or "" if c.choices else "")
     assert "4111" not in str(caught.value) and "4111" not in "".join(seen)
+
+
+@pytest.mark.parametrize("lines", [False, True], ids=["events", "raw-reads"])
+async def test_the_last_text_goes_out_with_its_read_when_the_finish_follows(
+    redactor: Redactor, lines: bool
+) -> None:
+    """A read whose content run is followed by its choice's finish chunk releases the rest with
+    the run (one analysis, not a second for the finish chunk's flush); a finish chunk with text
+    of its own, or another choice's, does not end the run's channel."""
+    raw = _stream_bytes(ANSWER)
+    events = await _through_pipeline(redactor, [raw], lines)
+    _assert_stream(redactor, events)
+    finish = next(e for e in events if b'"finish_reason":"stop"' in e.data)
+    assert orjson.loads(finish.data)["choices"][0]["delta"] == {}
+    chunks = _chunks(ANSWER)
+    chunks[-2]["choices"][0]["delta"] = {"content": " and 4111 1111 1111 1111"}  # text with the finish
+    tail = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[:-1] if c["choices"])
+    for last in (chunks[-2], {**chunks[-2], "choices": [{"index": 1, "delta": {}, "finish_reason": "stop"}]}):
+        body = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in [*chunks[:-2], last, chunks[-1]])
+        out = await _through_pipeline(redactor, [body + b"data: [DONE]\n\n"], lines)
+        text = _client_view(out)[0]
+        if last is chunks[-2]:
+            assert text == _whole(redactor, tail) and "4111" not in text
+        else:
+            assert text == _whole(redactor, ANSWER)
