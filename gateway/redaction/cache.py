@@ -43,6 +43,15 @@ class LruCache(Generic[V]):
         self.hits += 1
         return value
 
+    def seen(self, key: bytes) -> V | None:
+        """``get`` that does not count a miss: the caller asks ``get`` again for a text it
+        did not find here (``resent.replace_seen``: the text is then analysed the usual way)."""
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+            self.hits += 1
+        return value
+
     def put(self, key: bytes, value: V) -> None:
         if self.max_entries <= 0:
             return

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import operator
 import os
-from collections import Counter
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -33,8 +32,9 @@ from gateway.redaction.fields import Treat
 from gateway.redaction.gate import Gate
 from gateway.redaction.headers import header_slots
 from gateway.redaction.jsonview import JsonPieces, JsonView, UrlView, url_view
-from gateway.redaction.locations import Walk, drop_logprobs, request_slots
+from gateway.redaction.locations import Slot, Walk, drop_logprobs, request_slots
 from gateway.redaction.replace import replace_texts
+from gateway.redaction.resent import replace_seen
 from gateway.redaction.secrets import LABEL_REACH
 from gateway.redaction.state import STATE, Actions, RedactionState, Summary
 from gateway.redaction.stream import Channel, StreamRedactor, StreamRestorer
@@ -292,44 +292,54 @@ class Redactor:
     # -- request ------------------------------------------------------------------------------
 
     async def redact_request(self, call: Call) -> dict[str, Any]:
-        """Scan every text of the request, refuse on ``block``, replace the rest in place."""
+        """Scan every text of the request, refuse on ``block``, replace the rest in place.
+
+        The leading texts already analysed (a resent conversation) are summarised and replaced
+        in one pass (``resent.replace_seen``); the rest is analysed, summarised and replaced
+        after them, in order."""
         walk = request_slots(call.endpoint, call.body, self.unknown, self.settings.max_request_values)
         if call.headers:
             walk.slots.extend(header_slots(call.headers))
         self._refuse_unscannable(walk)
-        views = [s.view() if s.json or s.url or s.label else None for s in walk.slots]
-        texts = [v.decoded if v is not None else s.text for s, v in zip(walk.slots, views, strict=True)]
-        loop_slice = LoopSlice()
-        try:
-            results = await self.engine.analyze_many(texts, loop_slice=loop_slice)
-        except GatewayError:
-            raise
-        except Exception as exc:
-            results = [self.analysis_failed(exc)] * len(walk.slots)
-        results = [_to_source(v, r) if v is not None else r for v, r in zip(views, results, strict=True)]
         state = self.state(call)
-        return await self._apply_request(call, state, walk, results, loop_slice)
+        summary = Summary(unscanned=walk.unscanned)
+        budget = self.engine.budget()
+        loop_slice = LoopSlice()
+        changed_paths: list[str] = []
+        done = await replace_seen(walk.slots, self.engine, state, summary, budget, loop_slice, changed_paths)
+        slots = walk.slots[done:] if done else walk.slots
+        results: list[Spans] = []
+        if slots:
+            views = [s.view() if s.json or s.url or s.label else None for s in slots]
+            texts = [v.decoded if v is not None else s.text for s, v in zip(slots, views, strict=True)]
+            try:
+                results = await self.engine.analyze_many(texts, budget, loop_slice)
+            except GatewayError:
+                raise
+            except Exception as exc:
+                results = [self.analysis_failed(exc)] * len(slots)
+            results = [_to_source(v, r) if v is not None else r for v, r in zip(views, results, strict=True)]
+        return await self._apply_request(
+            call, state, walk, slots, results, summary, loop_slice, changed_paths
+        )
 
     async def _apply_request(
-        self, call: Call, state: RedactionState, walk: Walk, results: list[Spans], loop_slice: LoopSlice
+        self,
+        call: Call,
+        state: RedactionState,
+        walk: Walk,
+        slots: list[Slot],
+        results: list[Spans],
+        summary: Summary,
+        loop_slice: LoopSlice,
+        changed_paths: list[str],
     ) -> dict[str, Any]:
-        summary = Summary(unscanned=walk.unscanned)
-        entities, locations = summary.entities, summary.locations
+        """Summarise ``slots`` (the texts after those ``replace_seen`` did) into ``summary``,
+        refuse on ``block``, replace them."""
         counted: dict[int, Mapping[str, int]] = {}  # identical texts share one Spans object
-        for slot, spans in zip(walk.slots, results, strict=True):
-            if not spans:
-                continue
-            if len(spans) == 1:
-                # One value (most messages that have any): ``Summary.add`` written out, with
-                # no counts to build (a resent conversation has one such text per message).
-                entity = spans[0].entity
-                entities[entity] += 1
-                locations.append({"path": slot.path, "type": entity, "count": 1})
-                continue
-            counts = counted.get(id(spans))
-            if counts is None:
-                counts = counted[id(spans)] = Counter(map(_ENTITY, spans))
-            summary.add(slot.path, spans, counts)
+        for slot, spans in zip(slots, results, strict=True):
+            if spans:
+                summary.add_text(slot.path, spans, counted)
         pii = summary.as_dict()
         prompt = state.actions.prompt
         pii["actions"] = {e: str(prompt[e]) for e in summary.entities if e in prompt}
@@ -347,8 +357,10 @@ class Redactor:
         def generic(text: str, spans: Spans, json: bool) -> Steps:
             return self.apply_steps(text, spans, state, json=json, output=False)
 
-        changed_paths = await replace_texts(walk.slots, results, state, loop_slice, generic)
-        drop_logprobs(walk, changed_paths)
+        if slots:
+            changed_paths += await replace_texts(slots, results, state, loop_slice, generic)
+        if walk.logprobs:
+            drop_logprobs(walk, changed_paths)
         return pii
 
     def _refuse_unscannable(self, walk: Walk) -> None:

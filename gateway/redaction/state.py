@@ -43,6 +43,19 @@ class Summary:
             self.entities[entity] += n
             self.locations.append({"path": path, "type": entity, "count": n})
 
+    def add_text(self, path: str, spans: Spans, counted: dict[int, Mapping[str, int]]) -> None:
+        """``add`` for a request's text; ``counted`` keeps the counts of a ``Spans`` object
+        (identical texts share one) for the next text that has it."""
+        if len(spans) == 1:  # one value (most messages that have any): no counts to build
+            entity = spans[0].entity
+            self.entities[entity] += 1
+            self.locations.append({"path": path, "type": entity, "count": 1})
+            return
+        counts = counted.get(id(spans))
+        if counts is None:
+            counts = counted[id(spans)] = Counter(map(_ENTITY, spans))
+        self.add(path, spans, counts)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "entities": dict(self.entities),
