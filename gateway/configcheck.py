@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,24 @@ def load_settings(
     settings, problems = _read_settings(explicit, environ, settings_cls)
     if problems or settings is None:
         raise ConfigError(problems)
+    return settings
+
+
+def settings_for_command(explicit: Path | None = None) -> CoreSettings:
+    """The settings a CLI command (``keys``, ``audit``) acts on, checked as ``serve`` checks them.
+
+    A typo or a missing named file must not send ``wardgate keys create`` to a default backend
+    (``./policies/keys.yaml`` instead of the shared store): every problem is printed, one line
+    each, and the command exits 2 before touching anything. ``WARDGATE_CONFIG`` is set to the
+    file used, for the code the command runs next."""
+    try:
+        settings = load_settings(explicit)
+    except ConfigError as exc:
+        sys.stderr.write("wardgate: the configuration has errors:\n")
+        sys.stderr.write("".join(f"  {problem}\n" for problem in exc.problems))
+        raise SystemExit(2) from None
+    if explicit is not None:
+        os.environ["WARDGATE_CONFIG"] = str(explicit)
     return settings
 
 

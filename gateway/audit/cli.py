@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import typer
@@ -284,11 +283,11 @@ def _s3_settings(anchors: str | None, config: Path | None) -> Any:
     """``audit.anchor_s3`` of the config, for an ``s3://`` ``--anchors`` (None otherwise)."""
     if anchors is None or not anchors.startswith("s3://"):
         return None
-    if config is not None:
-        os.environ["WARDGATE_CONFIG"] = str(config)
+    from gateway.configcheck import settings_for_command
     from gateway.settings import Settings
 
-    return Settings().audit.anchor_s3
+    settings = cast(Settings, settings_for_command(config))
+    return settings.audit.anchor_s3
 
 
 def _proof(anchors: str | None, public_key: str | None, config: Path | None = None) -> dict[str, Any]:

@@ -5,9 +5,8 @@ Shared by ``verify`` (cli.py) and ``anchor`` (anchor_cli.py), so neither imports
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 from rich.console import Console
@@ -17,12 +16,11 @@ def store_settings(
     config: Path | None, backend: str | None, sqlite: Path | None, dsn: str | None, schema: str | None
 ) -> tuple[Any, Any]:
     """The audit settings (config file / env, then the overrides) and the store they name."""
-    if config is not None:
-        os.environ["WARDGATE_CONFIG"] = str(config)
     from gateway.audit.store import make_store
+    from gateway.configcheck import settings_for_command
     from gateway.settings import Settings
 
-    settings = Settings()
+    settings = cast(Settings, settings_for_command(config))  # a typo must not verify another store
     audit = settings.audit.model_copy(
         update={
             k: v

@@ -8,7 +8,6 @@ names another), ``keys.backend: redis|postgres`` writes to the shared store ever
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,15 +29,11 @@ _FILE = typer.Option(None, help="keys.yaml to edit (file backend; default: <poli
 
 def _run(config: Path | None, file: Path | None, job: Callable[[Any], Any]) -> Any:
     """Run ``job(backend)`` against the configured keys backend."""
-    if config is not None:
-        if not config.exists():
-            raise typer.BadParameter(f"{config} does not exist", param_hint="--config")
-        os.environ["WARDGATE_CONFIG"] = str(config)
+    from gateway.configcheck import settings_for_command
     from gateway.keys.config import KeysSettings
     from gateway.registry import section
-    from gateway.settings import Settings
 
-    settings = Settings()
+    settings = settings_for_command(config)  # a typo must not send the key to another backend
     cfg = section(settings, "keys", KeysSettings)
     path = file or settings.policies_dir / "keys.yaml"
 

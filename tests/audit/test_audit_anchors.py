@@ -9,6 +9,7 @@ directory and a webhook (a real HTTP server).
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -219,7 +220,7 @@ async def test_the_periodic_anchor_writes_to_a_directory_and_a_webhook(make_serv
 
 
 async def test_cli_keygen_anchor_and_verify_with_anchors(make_service, tmp_path, monkeypatch):
-    monkeypatch.setenv("WARDGATE_CONFIG", "/nonexistent/wardgate.yaml")
+    monkeypatch.setenv("WARDGATE_CONFIG", os.devnull)  # an empty config: the flags name the store
     keyfile = tmp_path / "k.pem"
     made = await asyncio.to_thread(CliRunner().invoke, audit_cli, ["keygen", "--out", str(keyfile)])
     assert made.exit_code == 0, made.output

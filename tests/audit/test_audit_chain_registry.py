@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 
 from audit_helpers import tamper
 from typer.testing import CliRunner
@@ -193,7 +194,7 @@ async def test_cli_verify_strict_fails_on_an_unwitnessed_tail(make_service, monk
         args = ["verify", "--backend", "sqlite", "--sqlite", str(store.path)]
     else:
         args = ["verify", "--backend", "postgres", "--dsn", store.dsn, "--schema", store.schema]
-    monkeypatch.setenv("WARDGATE_CONFIG", "/nonexistent/wardgate.yaml")
+    monkeypatch.setenv("WARDGATE_CONFIG", os.devnull)  # an empty config: the flags name the store
     lenient = await asyncio.to_thread(CliRunner().invoke, audit_cli, args)
     assert lenient.exit_code == 0 and "UNWITNESSED" in lenient.output, lenient.output
     strict = await asyncio.to_thread(CliRunner().invoke, audit_cli, [*args, "--strict"])

@@ -187,7 +187,26 @@ def test_cli_file_backend_follows_wardgate_config_and_the_config_option(tmp_path
     assert out.returncode == 0, out.stderr
     assert "o-1" in (other / "keys.yaml").read_text() and "o-1" not in (policies / "keys.yaml").read_text()
     missing = _cli(config, tmp_path, "list", "--config", str(tmp_path / "nope.yaml"))
-    assert missing.returncode != 0 and "nope.yaml does not exist" in missing.stderr
+    assert missing.returncode == 2 and "nope.yaml: config file not found" in missing.stderr
+
+
+def test_cli_refuses_a_config_it_cannot_trust_before_writing_anything(tmp_path):
+    """A typo or a missing WARDGATE_CONFIG used to send the key to ./policies/keys.yaml (or end in
+    a pydantic traceback): the operator believed it was in the shared store. Now the command
+    exits 2 with the problems, one line each, as ``serve`` does, and writes nothing."""
+    (tmp_path / "policies").mkdir()
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("keys:\n  backnd: redis\n")
+    cases = {
+        typo: f"{typo}: unknown key 'keys.backnd' (did you mean 'backend'?)",
+        tmp_path / "gone.yaml": f"{tmp_path / 'gone.yaml'}: config file not found",
+    }
+    for config, problem in cases.items():
+        done = _cli(config, tmp_path, "create", "--team", "t", "--id", "t-1")
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("wardgate: the configuration has errors:\n"), done.stderr
+        assert problem in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert "wg-" not in done.stdout and not (tmp_path / "policies" / "keys.yaml").exists()
 
 
 @contextlib.contextmanager
