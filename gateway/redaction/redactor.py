@@ -292,11 +292,8 @@ class Redactor:
     # -- request ------------------------------------------------------------------------------
 
     async def redact_request(self, call: Call) -> dict[str, Any]:
-        """Scan every text of the request, refuse on ``block``, replace the rest in place.
-
-        The leading texts already analysed (a resent conversation) are summarised and replaced
-        in one pass (``resent.replace_seen``); the rest is analysed, summarised and replaced
-        after them, in order."""
+        """Scan every text of the request, refuse on ``block``, replace the rest in place. The
+        leading cache hits (a resent conversation) are done in one pass (``replace_seen``)."""
         walk = request_slots(call.endpoint, call.body, self.unknown, self.settings.max_request_values)
         if call.headers:
             walk.slots.extend(header_slots(call.headers))
@@ -334,18 +331,13 @@ class Redactor:
         loop_slice: LoopSlice,
         changed_paths: list[str],
     ) -> dict[str, Any]:
-        """Summarise ``slots`` (the texts after those ``replace_seen`` did) into ``summary``,
-        refuse on ``block``, replace them."""
+        """Summarise the texts after ``replace_seen``'s, refuse on ``block``, replace them."""
         counted: dict[int, Mapping[str, int]] = {}  # identical texts share one Spans object
         for slot, spans in zip(slots, results, strict=True):
             if spans:
                 summary.add_text(slot.path, spans, counted)
-        pii = summary.as_dict()
+        pii = call.pii = summary.request_pii(state.actions)
         prompt = state.actions.prompt
-        pii["actions"] = {e: str(prompt[e]) for e in summary.entities if e in prompt}
-        # What the same types get when the answer brings them (a policy or an auditor sees both).
-        pii["answer_actions"] = {e: str(state.actions.answer[e]) for e in pii["actions"]}
-        call.pii = pii
         blocked = sorted(e for e in summary.entities if prompt.get(e) is Action.BLOCK)
         if blocked:
             pii["blocked"] = blocked

@@ -63,6 +63,15 @@ class Summary:
             "unscanned": self.unscanned,
         }
 
+    def request_pii(self, actions: Actions) -> dict[str, Any]:
+        """The request's ``pii``: the summary and the action each type found gets, on the
+        prompt and when the answer brings it (a policy or an auditor sees both)."""
+        pii = self.as_dict()
+        prompt = actions.prompt
+        pii["actions"] = {e: str(prompt[e]) for e in self.entities if e in prompt}
+        pii["answer_actions"] = {e: str(actions.answer[e]) for e in pii["actions"]}
+        return pii
+
 
 @dataclass(frozen=True, slots=True)
 class Actions:
