@@ -24,8 +24,8 @@ from gateway.call import Call, Endpoint
 from gateway.redaction import blobs
 from gateway.redaction.budget import content_too_complex
 from gateway.redaction.config import Action
-from gateway.redaction.jsonview import JsonView, UrlView, is_json, looks_like_json
-from gateway.redaction.locations import needs_label, url_view
+from gateway.redaction.jsonview import JsonView, UrlView, is_json, looks_like_json, url_view
+from gateway.redaction.slots import needs_label
 from gateway.redaction.spans import Span, Spans
 
 if TYPE_CHECKING:

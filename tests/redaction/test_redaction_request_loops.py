@@ -181,3 +181,58 @@ def test_numbers_skipped_where_found_walk_as_through_the_stack(
             slow = _walked(walk(endpoint, body))
             monkeypatch.setattr(locations, "_INLINE_NUMBERS", True)
             assert fast == slow, body
+
+
+def _chat_like(rng: random.Random) -> dict[str, Any]:
+    """Messages of strings (the flat lists ``_flat_objects`` walks) mixed with the shapes it
+    leaves to the stack: content parts, tool calls, a ``None`` content, a number, a bool."""
+    shapes = [
+        lambda: {"role": "user", "content": f"mail {EMAIL}"},
+        lambda: {"role": "assistant", "content": "ok", "name": "bot", "refusal": None},
+        lambda: {"role": "user", "content": [{"type": "text", "text": PHONE}, {"type": "text", "text": "x"}]},
+        lambda: {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c", "function": {"arguments": "{}"}}],
+        },
+        lambda: {"role": "tool", "tool_call_id": "c", "content": "4155552671"},
+        lambda: {"role": "user", "content": "hi", "weight": 4155552671},
+        lambda: {"role": "user", "content": "hi", "flag": True, "unknown_field": "jane@example.com"},
+        lambda: "a bare string",
+        lambda: {"role": "user", "content": "x", "metadata": {"phone": "4155552671"}},
+    ]
+    flat_only = rng.random() < 0.5
+    pick = shapes[:2] + shapes[4:5] if flat_only else shapes
+    messages = [rng.choice(pick)() for _ in range(rng.randint(0, 8))]
+    return {"model": "m", "messages": messages, "input": messages, "max_tokens": 5}
+
+
+@pytest.mark.parametrize("endpoint", list(Endpoint))
+def test_flat_lists_walk_as_through_the_stack(endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_flat_objects`` (a list of objects of strings: a chat's messages, text parts) gives the
+    walk the stack gives (slots in order and paths, unscanned, logprobs, opaque and unknown
+    paths), on chat-like and random bodies in both directions, and spends the same values."""
+    rng = random.Random(23)
+    for n in range(600):
+        body = (
+            _chat_like(rng)
+            if n % 2
+            else {rng.choice(_NAMES): _value(rng, 0) for _ in range(rng.randint(1, 6))}
+        )
+        for walk in (request_slots, response_slots):
+            fast = _walked(walk(endpoint, body))
+            monkeypatch.setattr(locations, "_INLINE_LISTS", False)
+            slow = _walked(walk(endpoint, body))
+            monkeypatch.setattr(locations, "_INLINE_LISTS", True)
+            assert fast == slow, body
+        limit = 12
+        outcomes = []
+        for inline in (True, False):
+            monkeypatch.setattr(locations, "_INLINE_LISTS", inline)
+            try:
+                request_slots(endpoint, body, max_values=limit)
+                outcomes.append("ok")
+            except Exception as exc:  # content_too_complex past the bound
+                outcomes.append(getattr(exc, "code", type(exc).__name__))
+        monkeypatch.setattr(locations, "_INLINE_LISTS", True)
+        assert outcomes[0] == outcomes[1], body
