@@ -265,7 +265,7 @@ MIN_LABELLED_DIGITS = _MIN_LABELLED_DIGITS
 
 
 #: Substrings one of which every label contains (lower case): a cheap test before the regex.
-_LABEL_KEYS = (
+LABEL_KEYS = (
     "cal",
     "ph",
     "tel",
@@ -284,12 +284,7 @@ _LABEL_KEYS = (
     "contact",
 )
 #: Matched against the lower-cased text: an IGNORECASE alternation is ~13x slower in ``re``.
-LABEL_KEY = re.compile("|".join(re.escape(k) for k in _LABEL_KEYS))
-
-
-def any_label_key(lower: str) -> bool:
-    """Could the (lower-cased) text hold a phone label at all?"""
-    return LABEL_KEY.search(lower) is not None
+LABEL_KEY = re.compile("|".join(re.escape(k) for k in LABEL_KEYS))
 
 
 def label_before(text: str, start: int, end: int) -> bool:

@@ -30,13 +30,14 @@ from gateway.redaction import accepts
 from gateway.redaction.accepts import CARD, Accept, ip_start_ok, label_near, plus_starts, ssn_within, within
 from gateway.redaction.edges import left_digits, left_edge, right_digits, right_edge
 from gateway.redaction.fastphones import FastPhones
+from gateway.redaction.literals import LiteralIndex
 from gateway.redaction.phonelen import min_phone_digits
 from gateway.redaction.phones import (
+    LABEL_KEYS,
     LABEL_LOOKBACK,
     LABELLED_PHONE,
     MIN_LABELLED_DIGITS,
     PhonePrecheck,
-    any_label_key,
 )
 from gateway.redaction.scan import (
     ChainScanner,
@@ -48,7 +49,6 @@ from gateway.redaction.scan import (
     digit_chain,
     in_alnum_runs,
     letters_then_digits,
-    literal_gate,
     ssn_chains,
     words_in_lower,
 )
@@ -98,8 +98,6 @@ class Family:
     collapse: bool = True
     #: No match without a digit: skipped on text without one (no regex scan at all).
     needs_digit: bool = False
-    #: A whole-text necessary condition checked once before any trigger (lower-cased text).
-    gate: Callable[[str], bool] | None = None
     #: "chain" families: settle a chain without the recognizer when its shape is unambiguous
     #: (``fastphones.FastPhones``): a span, ``False`` (certainly none), or ``None`` (ask it).
     direct: Direct | None = None
@@ -110,8 +108,9 @@ class Family:
     #: "chain" families: the indexes of the only chains ``accept`` can take (``scan.py``),
     #: or None (every chain).
     subset: ChainSubset | None = None
-    #: A whole-text necessary condition shared by several families and computed once per text
-    #: (``scan.literal_gate``: does any secret or deny-list literal occur at all).
+    #: A whole-text necessary condition checked before any trigger, its answers shared by
+    #: several families and computed once per text (``literals.LiteralIndex``: which secret,
+    #: deny-list and phone-label literals occur, one pass for all).
     precondition: Callable[[Scan], bool] | None = None
     #: "chain" families: a chain of one digit block is accepted only after a "+" (phones:
     #: a bare run is an id), so none is when the text has no "+" (a JSON of 2,500 ids).
@@ -193,7 +192,8 @@ def build_families(
                 pad_left=48,
                 pad_right=24,
                 needs_digit=True,
-                gate=any_label_key,  # a JSON of ids has no label anywhere: no per-chain test
+                # A JSON of ids has no label anywhere: no per-chain test.
+                precondition=LiteralIndex([((), LABEL_KEYS)]).gate(0),
             )
         )
     # Presidio's card pattern: 13-17 digits with single "-" or " " between groups.
@@ -287,11 +287,11 @@ def build_families(
         )
         for f in families
     ]
-    any_literal = literal_gate(
-        [lit for f in families if f.kind == "literal" for lit in f.cs_literals],
-        [lit for f in families if f.kind == "literal" for lit in f.ci_literals],
-    )
-    families = [replace(f, precondition=any_literal) if f.kind == "literal" else f for f in families]
+    index = LiteralIndex([(f.cs_literals, f.ci_literals) for f in families if f.kind == "literal"])
+    gates = iter(range(len(families)))
+    families = [
+        replace(f, precondition=index.gate(next(gates))) if f.kind == "literal" else f for f in families
+    ]
     covered = set().union(*(f.entities for f in families)) if families else set()
     rest = entities - covered
     if rest:
@@ -320,8 +320,6 @@ def windows(
     text = scan.text
     n = len(text)
     if not n or (family.needs_digit and not scan.digits):
-        return []
-    if family.gate is not None and not family.gate(scan.lower):
         return []
     if family.precondition is not None and not family.precondition(scan):
         return []

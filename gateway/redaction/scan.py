@@ -178,7 +178,7 @@ class Scan:
         self._chains: list[tuple[int, int, int, int]] | None = None
         self._starts: list[int] | None = None
         self._classes: dict[bytes, bytes] = {}
-        #: Answers several families share, computed by the first that asks (``literal_gate``).
+        #: Answers several families share, computed by the first that asks (``literals.LiteralIndex``).
         self.memo: dict[object, object] = {}
         self.digits = has_digit(text)
         self.ascii = text.isascii()
@@ -347,34 +347,6 @@ def any_literal(literals: list[str]) -> re.Pattern[str] | None:
         before = f"(?<={re.escape(lit[: i + 1])})" if i else ""
         branches.append(re.escape(lit[i]) + before + re.escape(lit[i + 1 :]))
     return re.compile("|".join(branches)) if branches else None
-
-
-_FEW_WORDS = 8
-
-
-def literal_gate(case_sensitive: list[str], any_case: list[str]) -> Callable[[Scan], bool]:
-    """Does any of these literals occur? One regex pass for all of them, shared by every
-    literal family through ``Scan.memo`` (27 ``in`` tests cost ~0.7 ms on 57 KB, and a contact
-    list or a JSON of ids has none); each family then tests its own literals as before."""
-    cs = any_literal(case_sensitive)
-    # A few words in any case (secret, bearer, pass, pwd, basic): ``in`` each on the lowered
-    # text (~20 us a word for 20 KB) beats a pass of their alternation (~160 us: its first
-    # letters are common ones); many (a deny list) are one pass.
-    few = tuple(sorted(set(any_case))) if len(set(any_case)) <= _FEW_WORDS else None
-    ci = any_literal(any_case) if few is None else None
-    key = object()
-
-    def gate(scan: Scan) -> bool:
-        hit = scan.memo.get(key)
-        if not isinstance(hit, bool):
-            hit = scan.memo[key] = bool(
-                (cs is not None and cs.search(scan.text) is not None)
-                or (few is not None and any(word in scan.lower for word in few))
-                or (ci is not None and ci.search(scan.lower) is not None)
-            )
-        return hit
-
-    return gate
 
 
 def ssn_chains(scan: Scan) -> list[int] | None:

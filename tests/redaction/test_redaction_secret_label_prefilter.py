@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.redaction.literals import LiteralIndex
 from gateway.redaction.prefilter import digit_chain, windows
 from gateway.redaction.redactor import Redactor
-from gateway.redaction.scan import ChainScanner, Scan, literal_gate
+from gateway.redaction.scan import ChainScanner, Scan
 from gateway.redaction.secrets import _LABEL_END, LABEL_END_HINT
 
 PW = "Tr0ub4dor3xyz"
@@ -94,23 +96,48 @@ def test_prefiltered_labelled_secrets_equal_the_full_analysis(
     assert _found(redactor, text, True) == _found(redactor, text, False)
 
 
+@pytest.mark.parametrize("engine", ["hyperscan", "re"])
 @settings(max_examples=200, deadline=None)
-@given(
-    data=st.data(),
-    many=st.booleans(),
-)
-def test_the_literal_gate_answers_as_in_for_few_and_many_words(data, many: bool) -> None:
-    """``literal_gate``: a case-sensitive literal as written, a word in any case; a few words
-    are looked for one by one, many (a deny list) in one pass: the same answer either way."""
-    cs = ["sk-", "AKIA", "eyJ"]
-    ci = ["secret", "bearer", "pass", "pwd", "basic"] + ([f"term{i}" for i in range(12)] if many else [])
-    gate = literal_gate(cs, ci)
-    pieces = st.sampled_from(
-        ["x", " ", "Sec", "RET", "pa", "SS", "pW", "d", "Term1", "sk", "-", "AKI", "A", "ey", "J"]
-    )
+@given(data=st.data(), many=st.booleans())
+def test_the_literal_index_answers_as_in_for_each_group(engine: str, data, many: bool) -> None:
+    """``literals.LiteralIndex``: a case-sensitive literal as written, a word in any case, per
+    group; Hyperscan (one pass over the lower-cased text, the case-sensitive hits confirmed) and
+    ``re`` (a shared search, then each group's) give each group exactly the ``in`` tests'
+    answer, for a few and for many words (a deny list), non-ASCII text and lone surrogates."""
+    groups = [
+        (["sk-", "AKIA"], ["secret", "pass"]),
+        (["eyJ"], []),
+        ([], ["bearer", "pwd", "basic", "straße"] + ([f"term{i}" for i in range(12)] if many else [])),
+        (["sk-"], ["pass"]),  # literals shared with another group
+    ]
+    index = LiteralIndex(groups, engine=engine)
+    assert index.engine == engine
+    ascii_pieces = [
+        "x",
+        " ",
+        "Sec",
+        "RET",
+        "pa",
+        "SS",
+        "pW",
+        "d",
+        "Term1",
+        "sk",
+        "SK",
+        "-",
+        "AKI",
+        "A",
+        "ey",
+        "J",
+    ]
+    pieces = st.sampled_from([*ascii_pieces, "STRASSE", "Stra", "ße", "İ", "\ud800", "é"])
     text = "".join(data.draw(st.lists(pieces, max_size=12)))
-    want = any(lit in text for lit in cs) or any(word in text.lower() for word in ci)
-    assert gate(Scan(text, ChainScanner(digit_chain(6)))) == want, text
+    want = {
+        g
+        for g, (cs, ci) in enumerate(groups)
+        if any(lit in text for lit in cs) or any(w in text.lower() for w in ci)
+    }
+    assert index.found(Scan(text, ChainScanner(digit_chain(6)))) == want, text
 
 
 @settings(max_examples=400, deadline=None)
