@@ -244,7 +244,23 @@ def data_problems(settings: CoreSettings, rego: bool = True, quiet: bool = False
         else:
             if isinstance(found, list):
                 problems += found
-    return list(dict.fromkeys(problems))
+    return [p for p in dict.fromkeys(problems) if not _reported_twice(p, problems)]
+
+
+_DATA_YAML_ERROR = re.compile(r"^(?P<file>[^:]+):\d+: invalid YAML: ")
+
+
+def _reported_twice(problem: str, problems: list[str]) -> bool:
+    """The policy set's line for a data file that is not YAML, when the file's own loader
+    already said so (``path:line:column: not valid YAML``): one problem, told once."""
+    found = _DATA_YAML_ERROR.match(problem)
+    if found is None:
+        return False
+    name = Path(found["file"]).name
+    return any(
+        other != problem and "not valid YAML" in other and Path(other.split(":", 1)[0]).name == name
+        for other in problems
+    )
 
 
 def deployment_problems(

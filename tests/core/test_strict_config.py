@@ -86,6 +86,20 @@ def test_malformed_yaml_is_one_line_with_line_and_column(tmp_path: Path) -> None
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 2
 
 
+def test_a_data_file_that_is_not_yaml_is_one_line_not_two(tmp_path: Path) -> None:
+    """limits.yaml is read by the limits engine and, as Rego data, by the policy set: both used
+    to report the same broken bracket, in two spellings."""
+    config = _tree(tmp_path)
+    limits = tmp_path / "policies" / "limits.yaml"
+    limits.write_text("scopes:\n  key:\n    requests_per_minute: [600\n", encoding="utf-8")
+    done = _run("config", "check", "--config", str(config))
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {limits}:4:1: not valid YAML: expected ',' or ']', but got '<stream end>'"], (
+        errors
+    )
+
+
 def test_config_check_lists_every_error_of_a_bad_tree(tmp_path: Path) -> None:
     config = _tree(tmp_path, "approvals:\n  groups:\n    finance:\n      approvals_requird: 2\n")
     policies = tmp_path / "policies"
