@@ -207,6 +207,12 @@ class JsonPieces:
 
     def regions(self, source: str) -> list[tuple[int, int]]:
         """String contents (between the quotes) in ``source``; advances ``in_string``."""
+        if "\\" not in source:
+            return self._plain_regions(source)
+        return self._escaped_regions(source)
+
+    def _escaped_regions(self, source: str) -> list[tuple[int, int]]:
+        """``regions`` of a source that may hold escapes: a regex match per string."""
         out: list[tuple[int, int]] = []
         pos = 0
         n = len(source)
@@ -230,6 +236,36 @@ class JsonPieces:
                 self.in_string = pos >= n
                 break
         return out
+
+    def _plain_regions(self, source: str) -> list[tuple[int, int]]:
+        """``regions`` of a source without a backslash (no escapes: every quote opens or closes
+        a string), found with ``str.find`` alone. The same answer as the regex loop, which
+        costs a regex match per string: a tool's JSON answer of 17 strings spent ~100k
+        instructions there on every MCP call."""
+        out: list[tuple[int, int]] = []
+        n = len(source)
+        pos = 0
+        if self.in_string:
+            q = source.find('"')
+            if q < 0:
+                out.append((0, n))
+                return out
+            out.append((0, q))
+            pos = q + 1
+            self.in_string = False
+        find = source.find
+        append = out.append
+        while True:
+            q = find('"', pos)
+            if q < 0:
+                return out
+            c = find('"', q + 1)
+            if c < 0:  # cut by the end: the string goes on in the next segment
+                append((q + 1, n))
+                self.in_string = True
+                return out
+            append((q + 1, c))
+            pos = c + 1
 
     def split(self, source: str, spans: Iterable[tuple[int, int, str]]) -> list[tuple[int, int, str, bool]]:
         """``(start, end, entity, number)`` pieces: each span cut to the strings it overlaps and
