@@ -233,6 +233,10 @@ def data_problems(settings: CoreSettings, rego: bool = True, quiet: bool = False
     if rego:
         checks.append((settings.rego_dir, lambda: _rego_problems(settings)))
     problems: list[str] = []
+    if not policies.is_dir():  # every file below would read as absent: no models, no keys
+        problems.append(
+            f"{policies}: policies_dir does not exist (models.yaml, keys.yaml and the policies are read from it)"
+        )
     for where, run in checks:
         try:
             found = run()

@@ -100,6 +100,17 @@ def test_a_data_file_that_is_not_yaml_is_one_line_not_two(tmp_path: Path) -> Non
     )
 
 
+def test_a_policies_dir_that_does_not_exist_refuses_the_start(tmp_path: Path) -> None:
+    """Every file under it would read as absent: a gateway with no models and no keys."""
+    config = _tree(tmp_path, f"server:\n  port: {_free_port()}\n")
+    config.write_text(
+        config.read_text().replace("policies_dir: ", "policies_dir: /nowhere"), encoding="utf-8"
+    )
+    done = _run("serve", "--config", str(config))
+    assert done.returncode == 2 and "listening" not in done.stdout, done.stderr
+    assert f"/nowhere{tmp_path / 'policies'}: policies_dir does not exist" in done.stderr, done.stderr
+
+
 def test_config_check_lists_every_error_of_a_bad_tree(tmp_path: Path) -> None:
     config = _tree(tmp_path, "approvals:\n  groups:\n    finance:\n      approvals_requird: 2\n")
     policies = tmp_path / "policies"
