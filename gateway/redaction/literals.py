@@ -24,7 +24,8 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 
-from gateway.redaction.scan import Scan, any_literal
+from gateway.redaction import scan as _scan
+from gateway.redaction.scan import Finder, Scan, Spots, any_literal
 
 try:  # pragma: no cover - which branch runs depends on the platform
     import hyperscan
@@ -128,6 +129,38 @@ class LiteralIndex:
         if self._any is not None and not _occurs(scan, *self._any):
             return frozenset()
         return frozenset(g for g, (cs, ci) in enumerate(self._res) if _occurs(scan, cs, ci))
+
+
+def words_in_lower(words: tuple[str, ...]) -> Finder:
+    """``scan.words_in_lower`` (every occurrence of each word, in any case) with all words
+    found in one Hyperscan pass over an ASCII text's lower-cased copy instead of a
+    ``str.find`` loop per word (the labelled-secret family's five key words in a 20 KB
+    message: ~74 us of finds). Other texts, and without Hyperscan, take the loops."""
+    slow = _scan.words_in_lower(words)
+    if hyperscan is None or not words or not all(w and w.isascii() and w == w.lower() for w in words):
+        return slow
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(expressions=[w.encode() for w in words], ids=list(range(len(words))), flags=0, literal=True)
+    lengths = [len(w) for w in words]
+    local = threading.local()  # a scratch space is one scan's at a time
+
+    def find(scan: Scan) -> Spots | None:
+        if not scan.ascii:
+            return slow(scan)
+        scratch = getattr(local, "scratch", None)
+        if scratch is None:
+            scratch = local.scratch = hyperscan.Scratch(db)
+        spots: Spots = []
+        add = spots.append
+        db.scan(
+            scan.lower.encode("ascii"),
+            match_event_handler=lambda i, _a, end, _f, _c: add((end - lengths[i], end)),
+            scratch=scratch,
+        )
+        spots.sort()
+        return spots
+
+    return find
 
 
 #: Words in any case: a few as a tuple (``in`` each), many as one alternation, none as None.

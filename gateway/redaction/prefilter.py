@@ -30,7 +30,7 @@ from gateway.redaction import accepts
 from gateway.redaction.accepts import CARD, Accept, ip_start_ok, label_near, plus_starts, ssn_within, within
 from gateway.redaction.edges import left_digits, left_edge, right_digits, right_edge
 from gateway.redaction.fastphones import FastPhones
-from gateway.redaction.literals import LiteralIndex
+from gateway.redaction.literals import LiteralIndex, words_in_lower
 from gateway.redaction.phonelen import min_phone_digits
 from gateway.redaction.phones import (
     LABEL_KEYS,
@@ -50,7 +50,6 @@ from gateway.redaction.scan import (
     in_alnum_runs,
     letters_then_digits,
     ssn_chains,
-    words_in_lower,
 )
 from gateway.redaction.secrets import LABELLED_SECRET, SECRET_LABEL_HEAD, SECRET_LABEL_KEYS, SECRET_PATTERNS
 

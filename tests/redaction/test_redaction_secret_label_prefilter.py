@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.redaction.literals import LiteralIndex
+from gateway.redaction import scan as scan_module
+from gateway.redaction.literals import LiteralIndex, words_in_lower
 from gateway.redaction.prefilter import digit_chain, windows
 from gateway.redaction.redactor import Redactor
 from gateway.redaction.scan import ChainScanner, Scan
@@ -140,6 +141,24 @@ def test_the_literal_index_answers_as_in_for_each_group(engine: str, data, many:
         if any(lit in text for lit in cs) or any(w in text.lower() for w in ci)
     }
     assert index.found(Scan(text, ChainScanner(digit_chain(6)))) == want, text
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["x", " ", "Api", "KEY", "tok", "en", "TOKEN", "aa", "a", "SECRET", "é", "İ"]),
+        max_size=14,
+    )
+)
+def test_the_key_word_finder_finds_every_occurrence_as_the_find_loops(pieces: list[str]) -> None:
+    """``literals.words_in_lower`` (one Hyperscan pass on ASCII text) gives exactly the spots of
+    ``scan.words_in_lower``'s ``str.find`` loops: every occurrence, overlapping ones (``aa`` in
+    ``aaa``) included, sorted; non-ASCII text takes the loops (or the regex, ``İ``)."""
+    pytest.importorskip("hyperscan", reason="x86-64 Linux only (pyproject)")
+    words = ("secret", "api", "token", "aa")
+    text = "".join(pieces)
+    scan = Scan(text, ChainScanner(digit_chain(6)))
+    assert words_in_lower(words)(scan) == scan_module.words_in_lower(words)(scan), text
 
 
 @settings(max_examples=400, deadline=None)
