@@ -8,12 +8,13 @@ values a content key keeps, tuples and sets, and nesting past the depth limit.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.audit.scrub import clean, drop_content, scrub
+from gateway.audit.scrub import _SECRET_VALUE, MIN_SECRET_LEN, clean, drop_content, scrub
 
 KEYS = st.sampled_from(
     [
@@ -111,3 +112,68 @@ def test_an_mcp_payload() -> None:
     assert out == scrub(drop_content(payload))
     assert out["mcp"]["redaction"]["arguments"] == "[omitted]"
     assert "abcdefghijklmnopqrstuvwxyz" not in str(out)
+
+
+#: Pieces of every alternative of the secret pattern, the joining character, whitespace that
+#: ``\s`` takes (JSON would escape most of it), JSON escapes themselves and non-ASCII: joined
+#: at random they make secrets that are whole, split across two strings, or broken by a
+#: character the pattern does not take.
+PIECES = st.sampled_from(
+    [
+        "wg-",
+        "sk-",
+        "sk-proj-",
+        "sk-ant-",
+        "AKIA",
+        "ABCDEFGH",
+        "eyJ",
+        "abcdefgh",
+        ".",
+        "-----BEGIN ",
+        "RSA ",
+        "PRIVATE KEY-----",
+        "Bearer",
+        "bEaReR",
+        " ",
+        "\t",
+        "\n",
+        "\x0b",
+        "\x1c",
+        "\x85",
+        "\u2028",
+        "\x00",
+        '"',
+        '\\"',
+        "\\\\",
+        "\\u0041",
+        "é",
+        "_-",
+        "0123456789",
+    ]
+)
+TEXTS = st.lists(PIECES, max_size=12).map("".join)
+
+
+def test_no_secret_is_shorter_than_the_length_clean_skips() -> None:
+    """``clean`` does not search a string shorter than ``MIN_SECRET_LEN``: the pattern's least
+    width (every alternative, case folding included, matches one character per character)."""
+    assert re._parser.parse(_SECRET_VALUE.pattern).getwidth()[0] == MIN_SECRET_LEN  # type: ignore[attr-defined]
+    assert _SECRET_VALUE.fullmatch("wg-" + "a" * 16)
+    assert not _SECRET_VALUE.search("wg-" + "a" * 15)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(texts=st.lists(TEXTS, min_size=1, max_size=6))
+def test_secret_shaped_strings_of_every_length(texts: list[str]) -> None:
+    """Strings around the length ``clean`` skips, with escapes and whitespace inside."""
+    for text in texts:
+        if _SECRET_VALUE.search(text):
+            assert len(text) >= MIN_SECRET_LEN
+    payload = {"mcp": {"reasons": texts, "target": texts[0]}, "error": texts[-1], "x": [texts[-1]]}
+    assert clean(payload) == scrub(drop_content(payload))
+    assert clean(texts) == scrub(drop_content(texts))
+
+
+def test_a_secret_of_the_least_length_is_redacted() -> None:
+    payload = {"a": "wg-" + "a" * 16, "b": "wg-" + "a" * 15, "c": ["sk-" + "b" * 16]}
+    assert clean(payload) == {"a": "[redacted]", "b": "wg-" + "a" * 15, "c": ["[redacted]"]}
