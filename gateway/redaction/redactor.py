@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.call import Call
 from gateway.errors import BadRequest, GatewayError, SensitiveDataBlocked
+from gateway.redaction.anonymize import Steps, anonymize_steps, finish
 from gateway.redaction.budget import LoopSlice, WorkBudget
 from gateway.redaction.config import (
     Action,
@@ -38,7 +39,7 @@ from gateway.redaction.resent import replace_seen
 from gateway.redaction.secrets import LABEL_REACH
 from gateway.redaction.state import STATE, Actions, RedactionState, Summary
 from gateway.redaction.stream import Channel, StreamRedactor, StreamRestorer
-from gateway.redaction.vault import Steps, Vault, VaultOperator, anonymize_steps, finish
+from gateway.redaction.vault import Vault, VaultOperator
 
 log = logging.getLogger("wardgate.redaction")
 

@@ -20,12 +20,12 @@ import operator
 import time
 from collections.abc import Callable, Generator
 
+from gateway.redaction.anonymize import REPLACE_CHUNK
 from gateway.redaction.budget import LoopSlice
 from gateway.redaction.engine import Span, Spans
 from gateway.redaction.jsonview import is_json, looks_like_json
 from gateway.redaction.locations import Slot
 from gateway.redaction.state import RedactionState
-from gateway.redaction.vault import REPLACE_CHUNK
 
 _ENTITY = operator.attrgetter("entity")
 _RANGE_ENTITY = operator.attrgetter("start", "end", "entity")

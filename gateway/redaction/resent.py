@@ -29,16 +29,19 @@ import time
 from collections.abc import Mapping
 from hashlib import sha256
 
+from gateway.redaction.anonymize import REPLACE_CHUNK
 from gateway.redaction.budget import LoopSlice, WorkBudget
 from gateway.redaction.engine import RedactionEngine
 from gateway.redaction.locations import Slot
 from gateway.redaction.replace import _JSON_HEADS, as_json
 from gateway.redaction.spans import Spans
 from gateway.redaction.state import RedactionState, Summary
-from gateway.redaction.vault import REPLACE_CHUNK
 
 _ENTITY = operator.attrgetter("entity")
 _RANGE_ENTITY = operator.attrgetter("start", "end", "entity")
+#: Up to this many values a text is written by ``Vault.write_few`` (a message of a
+#: conversation), past it by ``write_placeholders`` (a list of contacts).
+_FEW = 8
 
 
 async def replace_seen(
@@ -55,6 +58,7 @@ async def replace_seen(
     placeholders = state.actions.placeholders
     contains = placeholders.__contains__
     write = state.vault.write_placeholders
+    write_few = state.vault.write_few
     originals = state.originals
     seen = engine.cache.seen
     limit = engine.settings.max_text_chars
@@ -96,10 +100,13 @@ async def replace_seen(
             ):
                 return n  # replaced in chunks, by its actions, or JSON-aware: the general path
             budget.cached(len(spans))
-            out: list[str] = []
-            pos = write(text, list(map(_RANGE_ENTITY, spans)), placeholders, out, 0)
-            out.append(text[pos:])
-            changed = "".join(out)
+            if len(spans) <= _FEW:
+                changed = write_few(text, spans, placeholders)
+            else:
+                out: list[str] = []
+                pos = write(text, list(map(_RANGE_ENTITY, spans)), placeholders, out, 0)
+                out.append(text[pos:])
+                changed = "".join(out)
             done[key] = (spans, changed)
         summary.add_text(slot.path, spans, counted)
         if changed != text:

@@ -9,11 +9,12 @@ import random
 import re
 
 from gateway.redaction import placeholders
+from gateway.redaction.anonymize import anonymize
 from gateway.redaction.config import Action
 from gateway.redaction.fastphones import _AFTER, _BEFORE, AFTER_IN_FULL, QUICK_AFTER, SAFE_AFTER
 from gateway.redaction.prefilter import digit_chain
 from gateway.redaction.scan import find_chains
-from gateway.redaction.vault import Vault, VaultOperator, anonymize
+from gateway.redaction.vault import Vault, VaultOperator
 from tests.redaction.dense import contacts_csv, phone
 
 _SHAPE = r"(\+ ?1[ .-]?|1[ .-])?(?:\(([2-9]\d\d)\) ?|([2-9]\d\d)[ .-])([2-9]\d\d)[ .-](\d{4})"

@@ -23,13 +23,14 @@ import pytest
 from gateway.errors import GatewayError
 from gateway.redaction import budget as budget_mod
 from gateway.redaction import scan as scan_mod
+from gateway.redaction.anonymize import anonymize_steps, finish
 from gateway.redaction.budget import LoopSlice, WorkBudget
 from gateway.redaction.component import build
 from gateway.redaction.config import Action, RedactionSettings
 from gateway.redaction.engine import RedactionEngine
 from gateway.redaction.redactor import Redactor
 from gateway.redaction.scan import ChainScanner, digit_chain, find_chains
-from gateway.redaction.vault import Vault, VaultOperator, anonymize_steps, finish
+from gateway.redaction.vault import Vault, VaultOperator
 from tests.redaction.conftest import chat_call
 from tests.redaction.dense import contacts_csv, hostile_messages, ids_json
 

@@ -3,8 +3,9 @@ is ours; the result (text, numbering, what is restorable) must be what the opera
 
 from __future__ import annotations
 
+from gateway.redaction.anonymize import anonymize
 from gateway.redaction.config import Action
-from gateway.redaction.vault import Vault, VaultOperator, anonymize
+from gateway.redaction.vault import Vault, VaultOperator
 
 
 class _Wrapped(VaultOperator):
@@ -59,3 +60,40 @@ def test_runs_of_one_type_equal_the_operator_path() -> None:
         assert fast.restorable == slow.restorable
         assert fast.restore(out_fast) == slow.restore(out_slow)
         assert repr(fast) == repr(slow)
+
+
+def test_write_few_equals_write_placeholders() -> None:
+    """``Vault.write_few`` (a resent message's few values) writes what ``write_placeholders``
+    writes: the same texts, numbering carried across texts, the same values to restore."""
+    import random
+
+    from gateway.redaction.spans import Span
+
+    rng = random.Random(5)
+    values = {
+        "E": ["a@x.io", "b@x.io", "c@x.io"],
+        "P": ["4155552671", "2127365000"],
+        "C": ["4111111111111111"],
+    }
+    keep = {"E": True, "P": True, "C": False}
+    for _ in range(200):
+        few, many = Vault(b"s"), Vault(b"s")
+        for _ in range(rng.randint(1, 6)):  # the texts of one request, in order
+            parts, spans, pos = [], [], 0
+            for _ in range(rng.randint(0, 8)):
+                filler = rng.choice(["", " ", "see ", "and then "])
+                entity = rng.choice(sorted(values))
+                value = rng.choice(values[entity])
+                parts += [filler, value]
+                pos += len(filler)
+                spans.append(Span(pos, pos + len(value), entity, 1.0))
+                pos += len(value)
+            text = "".join(parts) + rng.choice(["", ".", " end"])
+            out: list[str] = []
+            end = many.write_placeholders(text, [(s.start, s.end, s.entity) for s in spans], keep, out, 0)
+            out.append(text[end:])
+            assert few.write_few(text, tuple(spans), keep) == "".join(out)
+        assert few.restore("".join(f"<E_{i}><P_{i}><C_{i}>" for i in range(1, 4))) == many.restore(
+            "".join(f"<E_{i}><P_{i}><C_{i}>" for i in range(1, 4))
+        )
+        assert repr(few) == repr(many)
