@@ -141,6 +141,11 @@ class KeyStore:
     def authenticate(self, key: str) -> Principal | None:
         return self._keys.get(hash_key(key))
 
+    def by_hash(self, digest: str) -> Principal | None:
+        """The virtual key whose ``hash_key`` is ``digest`` (a caller that keeps the digest: the
+        MCP gateway binds sessions to it without hashing the key twice)."""
+        return self._keys.get(digest)
+
     def authenticate_admin(self, key: str) -> AdminPrincipal | None:
         return self._admin.get(hash_key(key))
 

@@ -22,6 +22,7 @@ import orjson
 from gateway.errors import BadRequest
 from gateway.identity import check_id
 from gateway.keys.bearer import bearer_token
+from gateway.keys.store import hash_key
 from gateway.mcp import sessions
 from gateway.mcp.approval import tool_error
 from gateway.mcp.config import McpServer, McpSettings
@@ -109,9 +110,11 @@ class McpGateway:
             answer.stream = self._finishing(answer.stream, ex)
         return answer
 
-    def _caller(self, ex: Exchange, headers: Mapping[str, str]) -> str:
+    def _caller(self, ex: Exchange, headers: Mapping[str, str]) -> tuple[str, str]:
+        """The caller's key and its ``hash_key`` digest (sessions are remembered under it)."""
         token = bearer_token(headers.get("authorization"))
-        principal = self._keys().authenticate(token) if token else None
+        digest = hash_key(token) if token else ""
+        principal = self._keys().by_hash(digest) if token else None
         if token is None or principal is None:
             message = (
                 "Invalid API key. Send your Wardgate virtual key as 'Authorization: Bearer wg-...'."
@@ -133,12 +136,12 @@ class McpGateway:
                     setattr(ex, attr, check_id(value, header, label))
         except BadRequest as exc:
             raise McpError(400, INVALID_REQUEST, exc.message, kind="invalid_identity") from None
-        return token
+        return token, digest
 
     async def _handle(
         self, ex: Exchange, http_method: str, name: str, headers: Mapping[str, str], read_body: BodyReader
     ) -> Answer:
-        token = self._caller(ex, headers)
+        token, digest = self._caller(ex, headers)
         server = self.servers.get(name)
         if server is None:
             raise McpError(404, NOT_FOUND, f"Unknown MCP server {name[:64]!r}.", kind="unknown_server")
@@ -152,7 +155,7 @@ class McpGateway:
         presented = headers.get("mcp-session-id")
         if presented:
             try:
-                upstream_session = sessions.unbind(token, name, presented)
+                upstream_session = sessions.unbind(token, name, presented, digest)
             except sessions.SessionRefused:
                 raise McpError(
                     404,
@@ -160,7 +163,7 @@ class McpGateway:
                     "Session not found: an MCP session belongs to the key that opened it; initialize a new one.",
                     kind="session_refused",
                 ) from None
-        bind = _binder(token, name)
+        bind = _binder(token, name, digest)
         if http_method == "DELETE":
             if upstream_session is None:
                 raise McpError(
@@ -373,8 +376,8 @@ async def _capabilities(answer: dict[str, Any]) -> dict[str, Any]:
     return filter_server_capabilities(answer)
 
 
-def _binder(token: str, server: str) -> Callable[[str], str | None]:
-    return lambda upstream_id: sessions.bind(token, server, upstream_id)
+def _binder(token: str, server: str, digest: str) -> Callable[[str], str | None]:
+    return lambda upstream_id: sessions.bind(token, server, upstream_id, digest)
 
 
 def _session_header(

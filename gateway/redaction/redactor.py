@@ -116,9 +116,11 @@ class Redactor:
             MappingProxyType(prompt), MappingProxyType(answer), tools, MappingProxyType(placeholders)
         )
 
-    def new_state(self, call: Call) -> RedactionState:
+    def new_state(self, call: Call | None, policy_redact: dict[str, Any] | None = None) -> RedactionState:
+        """``call``'s actions, or (None: MCP values, no ``Call`` of ~45 fields built) ``policy_redact``'s."""
         vault = Vault(self._salt, self.settings.mask_char, self.settings.mask_keep_last)
-        return RedactionState(vault=vault, actions=self.actions_for(call))
+        policy = call.policy_redact if call is not None else policy_redact
+        return RedactionState(vault=vault, actions=self._actions(policy) if policy else self._config_actions)
 
     def state(self, call: Call) -> RedactionState:
         state = STATE.get(call)

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gateway.call import Call, Endpoint
 from gateway.redaction import blobs
 from gateway.redaction.budget import content_too_complex
 from gateway.redaction.config import Action
@@ -178,9 +177,7 @@ class ValueRedaction:
 
     def __init__(self, redactor: Redactor, policy_redact: dict[str, Any] | None = None) -> None:
         self.redactor = redactor
-        # A call only to carry the policy's overrides into the redactor's actions.
-        carrier = Call("mcp", Endpoint.CHAT, {}, {}, policy_redact=policy_redact or None)
-        self.state: RedactionState = redactor.new_state(carrier)
+        self.state: RedactionState = redactor.new_state(None, policy_redact)
         self.found: dict[str, Any] = {}
         #: Paths of resource blobs whose bytes are not text (the caller decides: mcp.binary_blobs).
         self.opaque: list[str] = []
