@@ -117,7 +117,6 @@ class Redactor:
         )
 
     def new_state(self, call: Call | None, policy_redact: dict[str, Any] | None = None) -> RedactionState:
-        """``call``'s actions, or (None: MCP values, no ``Call`` of ~45 fields built) ``policy_redact``'s."""
         vault = Vault(self._salt, self.settings.mask_char, self.settings.mask_keep_last)
         policy = call.policy_redact if call is not None else policy_redact
         return RedactionState(vault=vault, actions=self._actions(policy) if policy else self._config_actions)

@@ -177,6 +177,7 @@ class ValueRedaction:
 
     def __init__(self, redactor: Redactor, policy_redact: dict[str, Any] | None = None) -> None:
         self.redactor = redactor
+        # No Call (~45 fields) to carry the policy's overrides: new_state takes them directly.
         self.state: RedactionState = redactor.new_state(None, policy_redact)
         self.found: dict[str, Any] = {}
         #: Paths of resource blobs whose bytes are not text (the caller decides: mcp.binary_blobs).
