@@ -158,12 +158,14 @@ def _regorus_runner(
 
     engine = build_regorus(modules, data)
     outcomes: list[Outcome] = []
-    for case in cases:
-        try:
-            outcomes.append((engine.eval_rule(f"data.{case.package}.{case.name}"), None))
-        except Exception as exc:  # an erroring test is a failed test, reported with its message
-            outcomes.append((None, short_error(exc, 300)))
-    del engine  # dropped on this (worker) thread, where it was built
+    try:
+        for case in cases:
+            try:
+                outcomes.append((engine.eval_rule(f"data.{case.package}.{case.name}"), None))
+            except Exception as exc:  # an erroring test is a failed test, reported with its message
+                outcomes.append((None, short_error(exc, 300)))
+    finally:
+        del engine  # dropped on this (worker) thread, where it was built, whatever is raised
     return outcomes
 
 

@@ -1,12 +1,14 @@
 """The embedded default engine: regorus (Rust) in process.
 
 regorus engine objects are bound to the thread that created them (pyo3 ``unsendable``: using
-one from another thread panics, dropping one on another thread leaks it), so a snapshot keeps
-its modules and data as text and builds its engine on the thread that loads it (the event
-loop's). Small inputs are evaluated inline on the event loop thread (a thread hop would cost
-more than the evaluation); inputs above ``inline_max_bytes`` go to a small worker pool with a
-timeout, so a pathological request cannot stall the loop. Results come out in OPA's JSON
-shapes (sets → sorted arrays).
+one from another thread panics, dropping one on another thread leaks it with a warning), so a
+snapshot keeps its modules and data as text and builds its engine on the thread that loads it
+(the event loop's). ``close`` drops every snapshot's engine on that thread, even a snapshot
+something still holds: a gateway stopped and collected later (by another thread, after its
+loop has closed) leaves no engine to leak. Small inputs are evaluated inline on the event loop
+thread (a thread hop would cost more than the evaluation); inputs above ``inline_max_bytes``
+go to a small worker pool with a timeout, so a pathological request cannot stall the loop.
+Results come out in OPA's JSON shapes (sets → sorted arrays).
 
 Optionally (``use_vm``, off by default) the decision paths run on regorus' compiled VM
 (``Program`` + ``Rvm``): measured here it decides the shipped request policy in ~100 µs
@@ -22,9 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import threading
+import weakref
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -48,10 +50,11 @@ class ThreadBound:
     Snapshots are normally released on the event loop thread, but the cyclic garbage
     collector may free one on any thread (a worker running ``asyncio.to_thread``); dropping a
     pyo3 ``unsendable`` object there leaks it with an error. If that happens, the object is
-    handed back to its loop, which drops it on the right thread.
+    handed back to its loop, which drops it on the right thread. Once that loop has closed
+    nothing can drop it safely: ``RegorusEngine.close`` releases every one before that.
     """
 
-    __slots__ = ("_loop", "_owner", "obj")
+    __slots__ = ("__weakref__", "_loop", "_owner", "obj")
 
     def __init__(self, obj: Any) -> None:
         self.obj = obj
@@ -60,6 +63,12 @@ class ThreadBound:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None
+        _HELD.add(self)
+
+    def release(self) -> None:
+        """Drop the object now; only on the thread that created it (else it stays held)."""
+        if threading.get_ident() == self._owner:
+            self.obj = None
 
     def __del__(self) -> None:
         loop = self._loop
@@ -71,6 +80,14 @@ class ThreadBound:
         self.obj = None
         with contextlib.suppress(RuntimeError):  # loop closed meanwhile: nothing left to protect
             loop.call_soon_threadsafe(box.clear)
+
+
+_HELD: weakref.WeakSet[ThreadBound] = weakref.WeakSet()
+
+
+def native_objects_held() -> int:
+    """regorus objects held by snapshots in this process and not yet dropped (a leak check)."""
+    return sum(1 for bound in list(_HELD) if bound.obj is not None)
 
 
 def compile_program(
@@ -127,9 +144,11 @@ def _eval(engine: regorus.Engine, rule: str, input_json: str) -> tuple[str | Non
 class RegorusSnapshot:
     """One revision. The thread that loaded it (the event loop's) keeps one VM (and, when
     needed, one interpreter); any other thread (the worker pool for large inputs) builds its
-    own per evaluation and drops it on the same thread."""
+    own per evaluation and drops it on the same thread. After ``release`` (at close) every
+    evaluation does that, so nothing native outlives the loop."""
 
     __slots__ = (
+        "__weakref__",
         "_data_json",
         "_engine",
         "_entry_points",
@@ -138,6 +157,7 @@ class RegorusSnapshot:
         "_modules",
         "_owner",
         "_program",
+        "_released",
         "_timeout_s",
         "_vm",
         "revision",
@@ -165,12 +185,28 @@ class RegorusSnapshot:
         self._entry_points = frozenset(entry_points) if program is not None else frozenset()
         self._vm = ThreadBound(_load_vm(program, self._data_json)) if program is not None else None
         self._engine: ThreadBound | None = None
+        self._released = False
         if program is None:
             self._engine = ThreadBound(build_regorus(self._modules, self._data_json))
 
     @property
     def uses_vm(self) -> bool:
-        return self._vm is not None
+        return self._program is not None
+
+    @property
+    def holds_native(self) -> bool:
+        """Whether this snapshot still keeps a regorus VM or interpreter of its own."""
+        return self._vm is not None or self._engine is not None
+
+    def release(self) -> None:
+        """Drop the VM and the interpreter now, on the thread that built them (the loop's)."""
+        if threading.get_ident() != self._owner:
+            return
+        self._released = True
+        for bound in (self._vm, self._engine):
+            if bound is not None:
+                bound.release()
+        self._vm = self._engine = None
 
     def evaluate_sync(self, rule: str, input_json: str) -> Any:
         owner = threading.get_ident() == self._owner
@@ -178,11 +214,12 @@ class RegorusSnapshot:
             vm = self._vm.obj if owner and self._vm is not None else _load_vm(self._program, self._data_json)
             raw, error = _run_vm(vm, rule, input_json)
             del vm
-        elif owner:
-            if self._engine is None:
-                self._engine = ThreadBound(build_regorus(self._modules, self._data_json))
+        elif owner and self._engine is not None:
             raw, error = _eval(self._engine.obj, rule, input_json)
-        else:
+        elif owner and not self._released:  # a VM snapshot's first path outside its entry points
+            self._engine = ThreadBound(build_regorus(self._modules, self._data_json))
+            raw, error = _eval(self._engine.obj, rule, input_json)
+        else:  # another thread, or released: an engine for this call, dropped on this thread
             engine = build_regorus(self._modules, self._data_json)
             raw, error = _eval(engine, rule, input_json)
             del engine
@@ -221,12 +258,14 @@ class RegorusEngine(PolicyEngine):
         self._inline_max = inline_max_bytes
         self._timeout_s = timeout_s
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wardgate-regorus")
+        #: Every snapshot built and not yet freed, the active one and any a call still holds.
+        self._snapshots: weakref.WeakSet[RegorusSnapshot] = weakref.WeakSet()
 
     async def _prepare(self, modules: dict[str, str], data: dict[str, Any], revision: str) -> RegorusSnapshot:
         # Compile off the loop (errors surface here), then build this thread's VM or engine now
         # so the first call on the new revision does not pay for it.
         program = await asyncio.to_thread(self._compile, modules, data)
-        return RegorusSnapshot(
+        snapshot = RegorusSnapshot(
             modules,
             data,
             revision,
@@ -236,6 +275,8 @@ class RegorusEngine(PolicyEngine):
             program,
             self._entry_points,
         )
+        self._snapshots.add(snapshot)
+        return snapshot
 
     def _compile(self, modules: dict[str, str], data: dict[str, Any]) -> bytes | None:
         check_regorus(modules, data)
@@ -251,8 +292,13 @@ class RegorusEngine(PolicyEngine):
         return program
 
     async def close(self) -> None:
-        """Drop the native engines now, on the loop thread that owns them (at shutdown)."""
+        """Drop the native engines now, on the loop thread that owns them (at shutdown).
+
+        Every snapshot is released, not only the active one: one a call or a reference cycle
+        still holds would otherwise be freed later by whichever thread collects it, after this
+        loop has closed (pyo3 then leaks its engine with a warning)."""
         await super().close()
-        self._active = None
-        gc.collect()  # snapshots caught in reference cycles too, while this thread can drop them
+        self._active = self._mcp_fast = None
+        for snapshot in list(self._snapshots):
+            snapshot.release()
         self._executor.shutdown(wait=False, cancel_futures=True)
