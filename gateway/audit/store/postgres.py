@@ -48,7 +48,8 @@ _DOWN = (
 #: v3 makes the tables append-only (``pg_guard``: triggers; the roles' grants are separate);
 #: v4 adds the content captures (outside the chain: neither chained nor append-only); v5 a
 #: covering index for the console's time-window aggregates; v6 the hourly spend rollup
-#: (``rollup.py``: the spend page and report read aggregates); v7 refolds it with daily rows.
+#: (``rollup.py``: the spend page and report read aggregates); v7 refolds it with daily rows;
+#: v8 narrows the filter indexes to the rows their filters can find (``sql.narrow_ddl``).
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     tuple(sql.ddl(_D)),
     tuple(sql.registry_ddl()),
@@ -57,6 +58,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     tuple(sql.console_pg_ddl()),
     tuple(rollup.ddl()),
     tuple(rollup.refold_ddl()),
+    tuple(sql.narrow_ddl()),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -32,8 +32,23 @@ POSTGRES = Dialect("postgres", "text", "bigint", "double precision", "integer")
 
 #: Indexed columns: time, then the filters an auditor starts from (team, key, agent, run,
 #: decision). Each index costs ~12 µs per event on SQLite, so model (usually combined with a
-#: time window or one of these) is filtered without one.
+#: time window or one of these) is filtered without one. Schema v1 indexed every row; since
+#: ``narrow_ddl`` they are partial (see there).
 _INDEXED = ("team", "key_id", "agent_id", "run_id", "decision")
+#: Partial index conditions (``narrow_ddl``). A filter ``c = value`` implies ``c IS NOT NULL``,
+#: so both engines use those with a bound value; the decision index holds only what is not
+#: ``allow`` (denials, holds, errors: the few rows an auditor looks for), and ``where`` adds
+#: the index's own term to a decision filter other than ``allow`` so the planner may use it
+#: (a filter on ``allow``, most of the rows, reads the time index).
+_NARROW = {
+    "request": ("request_id", "request_id IS NOT NULL"),
+    "team": ("team, ts, id", "team IS NOT NULL"),
+    "key_id": ("key_id, ts, id", "key_id IS NOT NULL"),
+    "agent_id": ("agent_id, ts, id", "agent_id IS NOT NULL"),
+    "run_id": ("run_id, ts, id", "run_id IS NOT NULL"),
+    "decision": ("decision, ts, id", "decision <> 'allow'"),
+}
+DECISION_INDEXED = "decision <> 'allow'"
 
 
 def ddl(d: Dialect) -> list[str]:
@@ -52,6 +67,21 @@ def ddl(d: Dialect) -> list[str]:
         "CREATE INDEX IF NOT EXISTS audit_events_request ON audit_events (request_id)",
     ]
     stmts += [f"CREATE INDEX IF NOT EXISTS audit_events_{c} ON audit_events ({c}, ts, id)" for c in _INDEXED]
+    return stmts
+
+
+def narrow_ddl() -> list[str]:
+    """Schema v4 (SQLite) / v8 (PostgreSQL): the per-filter indexes hold only the rows a filter
+    can find through them. Every index an event is written to is a page of WAL (SQLite) per
+    commit; a call without an agent skipped none, and an allowed call (nearly all of them)
+    was written to the decision index that no query reads for ``allow``. Rebuilt on open,
+    once (``DROP`` then ``CREATE``: idempotent, and the same on a new or an old database)."""
+    stmts: list[str] = []
+    for name, (cols, cond) in _NARROW.items():
+        stmts += [
+            f"DROP INDEX IF EXISTS audit_events_{name}",
+            f"CREATE INDEX audit_events_{name} ON audit_events ({cols}) WHERE {cond}",
+        ]
     return stmts
 
 
@@ -224,6 +254,8 @@ def where(d: Dialect, filters: Filters, after: tuple[float, str] | None = None, 
         value = getattr(filters, attr)
         if value is not None:
             w.add(f"{col} = {{}}", (value, "text"))
+    if filters.decision is not None and filters.decision != "allow":
+        w.add(DECISION_INDEXED)  # implied by the filter: lets the partial index serve it
     if filters.model is not None:
         w.add("(model = {} OR model_used = {})", (filters.model, "text"), (filters.model, "text"))
     if after is not None:

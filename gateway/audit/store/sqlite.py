@@ -33,7 +33,8 @@ from gateway.audit.store.sqlite_inline import InlineReader
 
 T = TypeVar("T")
 _D = sql.SQLITE
-_SCHEMA_VERSION = 3  # 2: the chain registry's index; 3: content captures
+#: 2: the chain registry's index; 3: content captures; 4: partial filter indexes (narrow_ddl)
+_SCHEMA_VERSION = 4
 _VERIFY_PAGE = 10_000
 #: WAL checkpoint roughly every this many rows written (~1.5 KB of WAL per row with indexes).
 _CHECKPOINT_AFTER = 2000
@@ -124,9 +125,10 @@ class SQLiteStore(AuditStore):
             raise RuntimeError("sqlite audit store is not open")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version < _SCHEMA_VERSION:
+            stmts = sql.ddl(_D) + sql.registry_ddl() + sql.capture_ddl(_D) if version < 3 else []
             db.execute("BEGIN IMMEDIATE")
             try:
-                for stmt in sql.ddl(_D) + sql.registry_ddl() + sql.capture_ddl(_D):
+                for stmt in stmts + sql.narrow_ddl():
                     db.execute(stmt)
                 db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
                 db.execute("COMMIT")
