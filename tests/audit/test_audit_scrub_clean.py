@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.audit.scrub import _SECRET_VALUE, MIN_SECRET_LEN, clean, drop_content, scrub
+from gateway.audit.scrub import _SECRET_VALUE, MIN_SECRET_LEN, clean, drop_content, may_hold_secret, scrub
 
 KEYS = st.sampled_from(
     [
@@ -134,6 +134,10 @@ PIECES = st.sampled_from(
         "PRIVATE KEY-----",
         "Bearer",
         "bEaReR",
+        "BEARER",
+        "bearer",
+        "AKIAABCDEFGHIJKLMNOP",
+        "eyJabcdefgh.abcdefgh.x",
         " ",
         "\t",
         "\n",
@@ -169,6 +173,7 @@ def test_secret_shaped_strings_of_every_length(texts: list[str]) -> None:
     for text in texts:
         if _SECRET_VALUE.search(text):
             assert len(text) >= MIN_SECRET_LEN
+            assert may_hold_secret(text)
     payload = {"mcp": {"reasons": texts, "target": texts[0]}, "error": texts[-1], "x": [texts[-1]]}
     assert clean(payload) == scrub(drop_content(payload))
     assert clean(texts) == scrub(drop_content(texts))
@@ -177,3 +182,18 @@ def test_secret_shaped_strings_of_every_length(texts: list[str]) -> None:
 def test_a_secret_of_the_least_length_is_redacted() -> None:
     payload = {"a": "wg-" + "a" * 16, "b": "wg-" + "a" * 15, "c": ["sk-" + "b" * 16]}
     assert clean(payload) == {"a": "[redacted]", "b": "wg-" + "a" * 15, "c": ["[redacted]"]}
+
+
+def test_the_prefilter_passes_every_secret_shape() -> None:
+    secrets = [
+        "wg-" + "a" * 16,
+        "sk-ant-" + "b" * 16,
+        "AKIA" + "C" * 16,
+        "eyJ" + "d" * 8 + "." + "e" * 8 + ".f",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "bEaReR\t" + "g" * 16,
+        "BEARER " + "h" * 16,
+    ]
+    for text in secrets:
+        assert _SECRET_VALUE.search(text) and may_hold_secret(text), text
+    assert not may_hold_secret("mcp_" + "0123456789abcdef" * 2)
