@@ -1,0 +1,175 @@
+"""An upstream that crafts its chunks to slip text past the raw-read path (``sse.RawRead``,
+``Stage.passes_read``, ``Splice.take_lines``): the splice learns a shape from a plain
+content-only chunk, then later chunks of nearly that shape carry a secret somewhere else (a
+second choice, ``tool_calls``, ``reasoning_content``, ``refusal``, ``logprobs``, an escaped or
+duplicated key, other spacing, a split or multi-line ``data:`` event, CRLF framing). Whatever
+the trick, through the real gateway with the openai SDK the client must never read the secret:
+either it is redacted or the stream is refused. One known gap is marked ``xfail``
+(``_LOGPROBS_GAP``): text an upstream puts in ``logprobs`` beside an unchanged answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import orjson
+import pytest
+
+from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
+
+EMAIL = "ana.lopez@example.com"
+HEAD = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-test"}
+
+
+def _chunk(choice: dict[str, Any], **extra: Any) -> bytes:
+    return orjson.dumps({**HEAD, "choices": [choice], **extra})
+
+
+def _content(text: str, index: int = 0) -> bytes:
+    return _chunk({"index": index, "delta": {"content": text}, "finish_reason": None})
+
+
+def _plain_line(text: str) -> bytes:
+    return b"data: " + _content(text) + b"\n\n"
+
+
+#: What each attack sends after a few plain content chunks (which teach the splice its shape).
+_SHAPE = _content("abc")
+_PRE, _POST = _SHAPE.split(b"abc")
+ATTACKS: dict[str, bytes] = {
+    "second choice": b"data: "
+    + orjson.dumps(
+        {
+            **HEAD,
+            "choices": [
+                {"index": 0, "delta": {"content": "ok "}, "finish_reason": None},
+                {"index": 1, "delta": {"content": EMAIL}, "finish_reason": None},
+            ],
+        }
+    )
+    + b"\n\n",
+    "choice index 1 alone": b"data: " + _content(EMAIL, index=1) + b"\n\n",
+    "tool_calls arguments": b"data: "
+    + _chunk(
+        {
+            "index": 0,
+            "delta": {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "send", "arguments": '{"to":"' + EMAIL + '"}'},
+                    }
+                ]
+            },
+            "finish_reason": None,
+        }
+    )
+    + b"\n\n",
+    "reasoning_content": b"data: "
+    + _chunk({"index": 0, "delta": {"reasoning_content": EMAIL}, "finish_reason": None})
+    + b"\n\n",
+    "refusal": b"data: " + _chunk({"index": 0, "delta": {"refusal": EMAIL}, "finish_reason": None}) + b"\n\n",
+    "content and a sibling key": b"data: "
+    + _chunk({"index": 0, "delta": {"content": "x", "reasoning": EMAIL}, "finish_reason": None})
+    + b"\n\n",
+    "escaped key": b"data: "
+    + _PRE.replace(b'"content"', b'"cont\\u0065nt"')
+    + EMAIL.encode()
+    + _POST
+    + b"\n\n",
+    "escaped content chars": b"data: "
+    + _PRE
+    + EMAIL.replace("@", "\\u0040").replace(".", "\\u002e").encode()
+    + _POST
+    + b"\n\n",
+    "duplicate content key": b"data: " + _PRE + b'x","content":"' + EMAIL.encode() + _POST + b"\n\n",
+    "extra whitespace": b"data:  " + _PRE + EMAIL.encode() + _POST + b"\n\n",
+    "space inside": b"data: " + _PRE.replace(b'"delta":', b'"delta" :') + EMAIL.encode() + _POST + b"\n\n",
+    "logprobs": b"data: "
+    + _chunk(
+        {
+            "index": 0,
+            "delta": {"content": "y"},
+            "logprobs": {"content": [{"token": EMAIL, "logprob": -0.1, "bytes": None, "top_logprobs": []}]},
+            "finish_reason": None,
+        }
+    )
+    + b"\n\n",
+    "obfuscation holds it": b"data: " + _SHAPE[:-1] + b',"obfuscation":"' + EMAIL.encode() + b'"}\n\n',
+    "multi-line data event": b"data: "
+    + _PRE
+    + EMAIL[:8].encode()
+    + b"\ndata: "
+    + EMAIL[8:].encode()
+    + _POST
+    + b"\n\n",
+    "CRLF framing": b"data: " + _PRE + EMAIL.encode() + _POST + b"\r\n\r\n",
+    "trailing garbage after object": b"data: " + _SHAPE + b" " + EMAIL.encode() + b"\n\n",
+    "id field line": b"id: " + EMAIL.encode() + b"\ndata: " + _content("z") + b"\n\n",
+    "event name": b"event: " + EMAIL.encode() + b"\ndata: " + _content("z") + b"\n\n",
+    # A value split across its choice's end: the first half goes out at the finish; the rest
+    # must not complete it (the client's SDK user joins the deltas).
+    "text after the finish": _plain_line(EMAIL[:13])
+    + b"data: "
+    + _chunk({"index": 0, "delta": {}, "finish_reason": "stop"})
+    + b"\n\n"
+    + _plain_line(EMAIL[13:]),
+}
+
+
+@pytest.fixture(scope="module")
+def gw(fake_upstream, tmp_path_factory) -> Iterator[RunningGateway]:
+    root = tmp_path_factory.mktemp("redaction-raw-attacks")
+    settings = gateway_settings(
+        root, fake_upstream.base_url, **{**PASS_THROUGH, "redaction": {"enabled": True}}
+    )
+    with running_gateway(settings) as running:
+        yield running
+
+
+def _finish() -> bytes:
+    return b"data: " + _chunk({"index": 0, "delta": {}, "finish_reason": "stop"}) + b"\n\n"
+
+
+#: Known gap, not of the raw-read path (the event path does the same): a choice's logprobs go
+#: out unscanned when redaction changed none of its texts (README "Logprobs"), on the belief
+#: that their tokens spell that text. An upstream that writes other text in them (or a
+#: ``top_logprobs`` alternative) is not checked against it.
+_LOGPROBS_GAP = pytest.mark.xfail(strict=True, reason="logprobs tokens are not scanned (README: Logprobs)")
+
+
+@pytest.mark.parametrize("split", ["one read", "attack in its own read", "byte by byte"])
+@pytest.mark.parametrize(
+    "attack", [pytest.param(a, marks=_LOGPROBS_GAP) if a == "logprobs" else a for a in sorted(ATTACKS)]
+)
+def test_a_crafted_chunk_never_carries_a_secret_past_redaction(gw, upstream, attack: str, split: str) -> None:
+    plain = b"".join(_plain_line(t) for t in ("Hel", "lo ", "the", "re "))
+    evil = ATTACKS[attack]
+    after = _plain_line(" bye") + _finish() + b"data: [DONE]\n\n"
+    if split == "one read":
+        pieces = [plain + evil + after]
+    elif split == "attack in its own read":
+        pieces = [plain, evil, after]
+    else:
+        whole = plain + evil + after
+        pieces = [whole[i : i + 1] for i in range(len(whole))]
+    upstream.script_answer(events=pieces, done=False, delay_s=0.0005 if split != "byte by byte" else 0.0)
+    client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=0)
+    seen: list[str] = []
+    joined: dict[int, str] = {}  # what the client's SDK user reads: each choice's deltas joined
+    try:
+        for chunk in client.chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True
+        ):
+            seen.append(chunk.model_dump_json())
+            for choice in chunk.choices:
+                joined[choice.index] = joined.get(choice.index, "") + (choice.delta.content or "")
+    except openai.APIError as exc:  # refused: fine, as long as nothing leaked before or in it
+        seen.append(str(exc))
+    read = "".join(seen) + "\n".join(joined.values())
+    assert EMAIL not in read and EMAIL.replace("@", "\\u0040") not in read, (
+        f"{attack} / {split}: {read[:2000]}"
+    )
