@@ -185,11 +185,14 @@ class FastPhones:
         #: C call, without its digits read into Python (a contact list: ~0.5 us a number).
         #: National shapes only: without a +1 region a number needs its "+1" lead checked.
         self._whole: re.Pattern[str] | None = None
+        #: Those area codes (``wholechains.py`` settles such numbers in the chain scan itself).
+        self.whole_areas: list[str] = []
         if self._prefixes is not None and self._national and self.enabled:
             proven = self._prefixes.proven
-            self._whole = settled_shape(
-                [str(a) for a in range(200, 1000) if all(proven(f"{a}{d}") for d in range(2, 10))]
-            )
+            self.whole_areas = [
+                str(a) for a in range(200, 1000) if all(proven(f"{a}{d}") for d in range(2, 10))
+            ]
+            self._whole = settled_shape(self.whole_areas)
 
     def settle_plus(self, text: str, start: int, end: int) -> tuple[int, int] | None:
         """A number written with ``+`` (``+44 20 7946 0958``) settled by phonenumbers' own

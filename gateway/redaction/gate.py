@@ -75,7 +75,7 @@ class Gate:
         for family in self._regex_families:
             if self._fires(family, scan):
                 return True
-        if self._chain_families and scan.chains:  # the chains windows() itself reads
+        if self._chain_families and (scan.chains or scan.whole):  # the chains windows() itself reads
             return any(self._fires(f, scan) for f in self._chain_families)
         return False
 

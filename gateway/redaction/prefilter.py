@@ -52,6 +52,7 @@ from gateway.redaction.scan import (
     ssn_chains,
 )
 from gateway.redaction.secrets import LABELLED_SECRET, SECRET_LABEL_HEAD, SECRET_LABEL_KEYS, SECRET_PATTERNS
+from gateway.redaction.wholechains import fused_chains
 
 #: Windows closer than this are merged.
 _MERGE_GAP = 16
@@ -280,7 +281,7 @@ def build_families(
         if f.kind != "literal"
         else replace(
             f,
-            literals=tuple(_lower_ci(lit) for lit in f.literals),
+            literals=tuple("i:" + lit[2:].lower() if lit.startswith("i:") else lit for lit in f.literals),
             cs_literals=tuple(lit for lit in f.literals if not lit.startswith("i:")),
             ci_literals=tuple(lit[2:].lower() for lit in f.literals if lit.startswith("i:")),
         )
@@ -297,11 +298,8 @@ def build_families(
         # URL, NER types and anything else without a cheap necessary condition: always run.
         families.append(Family("always", frozenset(rest), "always"))
     fewest = min((f.min_digits for f in families if f.kind == "chain"), default=6)
-    return families, ChainScanner(digit_chain(fewest))
-
-
-def _lower_ci(literal: str) -> str:
-    return "i:" + literal[2:].lower() if literal.startswith("i:") else literal
+    fused = fused_chains(fast.whole_areas if "PHONE_NUMBER" in entities else [], fewest)  # wholechains.py
+    return families, ChainScanner(digit_chain(fewest), fused)
 
 
 def windows(
@@ -339,8 +337,11 @@ def windows(
         no_single = family.single_needs_plus and "+" not in text
         todo: Iterable[Chain] = chains if subset is None else (chains[i] for i in subset)
         if settle is not None and family.direct_many is not None and direct is not None:
-            # Chains settled by phonenumbers' own check (``settle_plus``) count as matcher candidates.
+            # The whole shapes the chain scan settled itself, then the rest (``settle_plus``'s
+            # spans count in ``checked``, as matcher candidates).
+            direct.extend(scan.whole)
             todo, settled, checked = family.direct_many(text, todo, family.min_digits, no_single, direct)
+            settled += len(scan.whole)
             settle = None
             if subset is None:  # every chain was asked: the labelled family may reuse the answers
                 scan.settled = (family.min_digits, set(map(_END, direct)))

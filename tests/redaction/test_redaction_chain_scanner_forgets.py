@@ -1,6 +1,6 @@
 """The digit-chain scanner is shared by every request of the engine, so it keeps no text: a
 request refused by the work budget (or analysed) leaves none of its text in it (it has no
-per-text state at all: ``__slots__``, regex and its minimum only)."""
+per-text state at all: ``__slots__``, regexes and its minimum only)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from gateway.errors import GatewayError
 from gateway.redaction.config import RedactionSettings
 from gateway.redaction.engine import RedactionEngine
 
-_STATE = {"fewest": "int", "pattern": "str", "regex": "Pattern"}
+_STATE = {"fewest": "int", "fused": "Pattern", "pattern": "str", "regex": "Pattern"}
 
 
 def _engine(**overrides: object) -> RedactionEngine:
