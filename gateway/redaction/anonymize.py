@@ -84,7 +84,10 @@ def anonymize_steps(
         return text
     op = operator or VaultOperator()
     if json:
-        cut = (pieces or JsonPieces()).split(text, spans)
+        # A stream's lexer reads its segment to the end; a one-off one stops after the last span.
+        cut = (
+            pieces.split(text, spans) if pieces is not None else JsonPieces().split(text, spans, whole=False)
+        )
         yield
         return (yield from _anonymize_json(text, cut, actions, vault, restorable, op, chunk))
     params: dict[str, dict[str, Any]] = {}  # one per entity type, as Presidio passes them

@@ -237,20 +237,23 @@ class JsonPieces:
                 break
         return out
 
-    def _found_regions(self, source: str) -> list[tuple[int, int]]:
+    def _found_regions(self, source: str, upto: int | None = None) -> list[tuple[int, int]]:
         """``regions`` found with ``str.find``: a quote closes the string unless an odd run of
         backslashes (counted from the string's start) stands before it. The same answer as the
         regex loop, which costs a regex match per string (a tool's JSON answer of 17 strings
         spent ~100k instructions there on every MCP call); a source ending in a backslash (a
-        stream segment cut inside an escape) keeps the regex loop, so it fails as it did."""
+        stream segment cut inside an escape) keeps the regex loop, so it fails as it did.
+        ``upto``: no string opening at or after it is looked for (``split(whole=False)``)."""
         out: list[tuple[int, int]] = []
         n = len(source)
+        if upto is None:
+            upto = n
         find = source.find
         escapes = "\\" in source
         pos = 0
         q = -1  # the opening quote (-1: a string carried over from the previous segment)
         if not self.in_string:
-            q = find('"')
+            q = find('"', 0, upto)
             if q < 0:
                 return out
         while True:
@@ -269,11 +272,13 @@ class JsonPieces:
             out.append((q + 1, c))
             self.in_string = False
             pos = c + 1
-            q = find('"', pos)
+            q = find('"', pos, upto)
             if q < 0:
                 return out
 
-    def split(self, source: str, spans: Iterable[tuple[int, int, str]]) -> list[tuple[int, int, str, bool]]:
+    def split(
+        self, source: str, spans: Iterable[tuple[int, int, str]], *, whole: bool = True
+    ) -> list[tuple[int, int, str, bool]]:
         """``(start, end, entity, number)`` pieces: each span cut to the strings it overlaps and
         the tokens between them; a piece outside strings made only of number characters is
         widened to its whole number token and flagged ``number``.
@@ -281,11 +286,16 @@ class JsonPieces:
         A span inside one string (nearly every finding of a tool's JSON answer) is its own
         piece, found by a bisect on the string starts; the stretches between strings are built
         only for a span that leaves its string (an MCP answer of 17 strings spent ~40k
-        instructions building them on every call)."""
+        instructions building them on every call). ``whole=False`` (a one-off lexer, not a
+        stream's): the strings opening past the last span are not looked for, and ``in_string``
+        is not advanced past them."""
         carried = self.in_string
-        regions = self.regions(source)
-        starts = [a for a, _ in regions]
         spans = list(spans)
+        if whole or not spans or source.endswith("\\"):
+            regions = self.regions(source)
+        else:
+            regions = self._found_regions(source, max(s[1] for s in spans))
+        starts = [a for a, _ in regions]
         out: list[tuple[int, int, str, bool]] = []
         for start, end, entity in spans:
             k = bisect.bisect_right(starts, start) - 1
