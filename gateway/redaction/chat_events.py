@@ -18,7 +18,7 @@ from gateway.redaction.events import NewChannel, WholeText, index_of
 from gateway.redaction.locations import Slot, Walk, every_string
 from gateway.redaction.pad import repad
 from gateway.redaction.stream import Channel
-from gateway.sse import RawRead, SSEEvent
+from gateway.sse import RawRead, SSEEvent, render
 
 #: Chat delta keys that are structure, not text (everything else that is a string is text).
 _CHAT_DELTA_KEEP = frozenset({"role", "type", "id", "name", "index", "obfuscation"})
@@ -82,6 +82,9 @@ class ChatRewriter:
             return self._on_lines(lines, out)
         done = False
         i, n = 0, len(events)
+        for ev in events:
+            if ev.event is not None:  # a chat stream names no event: a name is text, scanned
+                self._scan_name(ev)
         while i < n:
             splice = self.splice
             if splice is not None:
@@ -94,6 +97,11 @@ class ChatRewriter:
             done = done or ev.is_done
             i += 1
         return done
+
+    def _scan_name(self, ev: SSEEvent) -> None:
+        name = self._whole(ev.event, False, "event", False, False) if self._whole and ev.event else ev.event
+        if name != ev.event:
+            ev.event, ev.raw = name, render(name, ev.data)
 
     def _on_lines(self, lines: list[bytes], out: list[SSEEvent]) -> bool:
         """``on_batch`` for a raw read's ``data:`` lines (``sse.RawRead``): a run of content-only
@@ -124,19 +132,23 @@ class ChatRewriter:
             if fast is not None:
                 return fast
         obj = ev.json
-        if not isinstance(obj, dict):
+        if not isinstance(obj, dict):  # not a chunk (a bare string, a list): its strings, whole
+            holder = {"data": obj}
+            if self._scan_whole(holder, "data", "data"):
+                ev.set_json(holder["data"])
             return [ev]
         changed = "obfuscation" in obj and self._obfuscation(obj)
-        if not isinstance(obj.get("choices"), list):
+        if not obj.keys() <= _CHUNK_KNOWN:  # a provider's extra chunk field: scanned whole
+            for key in obj.keys() - _CHUNK_KNOWN:
+                changed |= self._scan_whole(obj, key, key)
+        if not isinstance(obj.get("choices"), list):  # none to stream: any text in it, whole
+            changed |= self._scan_whole(obj, "choices", "choices")
             if changed:
                 ev.set_json(obj)
             return [ev]
         self._envelope = {
             k: obj[k] for k in ("id", "object", "created", "model", "system_fingerprint") if k in obj
         }
-        if not obj.keys() <= _CHUNK_KNOWN:  # a provider's extra chunk field: scanned whole
-            for key in obj.keys() - _CHUNK_KNOWN:
-                changed |= self._scan_whole(obj, key, key)
         for choice in obj["choices"]:
             if not isinstance(choice, dict):
                 continue

@@ -110,6 +110,15 @@ ATTACKS: dict[str, bytes] = {
     "trailing garbage after object": b"data: " + _SHAPE + b" " + EMAIL.encode() + b"\n\n",
     "id field line": b"id: " + EMAIL.encode() + b"\ndata: " + _content("z") + b"\n\n",
     "event name": b"event: " + EMAIL.encode() + b"\ndata: " + _content("z") + b"\n\n",
+    "no choices, a field of its own": b"data: " + orjson.dumps({**HEAD, "note": EMAIL}) + b"\n\n",
+    "choices null": b"data: " + orjson.dumps({**HEAD, "choices": None, "note": EMAIL}) + b"\n\n",
+    "choices a string": b"data: " + orjson.dumps({**HEAD, "choices": EMAIL}) + b"\n\n",
+    "data a JSON string": b"data: " + orjson.dumps(EMAIL) + b"\n\n",
+    "data a JSON list": b"data: " + orjson.dumps([{"content": EMAIL}]) + b"\n\n",
+    "escaped error key": b'data: {"err\\u006fr":{"message":"' + EMAIL.encode() + b'","type":"x"}}\n\n',
+    "usage-only chunk with text": b"data: "
+    + orjson.dumps({**HEAD, "choices": [], "usage": {"total_tokens": 1, "note": EMAIL}})
+    + b"\n\n",
     # A value split across its choice's end: the first half goes out at the finish; the rest
     # must not complete it (the client's SDK user joins the deltas).
     "text after the finish": _plain_line(EMAIL[:13])
@@ -160,13 +169,19 @@ def test_a_crafted_chunk_never_carries_a_secret_past_redaction(gw, upstream, att
     client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=0)
     seen: list[str] = []
     joined: dict[int, str] = {}  # what the client's SDK user reads: each choice's deltas joined
-    try:
-        for chunk in client.chat.completions.create(
+    try:  # the wire as the SDK reads it: a chunk the SDK's model could not hold is seen too
+        with client.chat.completions.with_streaming_response.create(
             model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True
-        ):
-            seen.append(chunk.model_dump_json())
-            for choice in chunk.choices:
-                joined[choice.index] = joined.get(choice.index, "") + (choice.delta.content or "")
+        ) as response:
+            for line in response.iter_lines():
+                seen.append(line)
+                chunk = orjson.loads(line[6:]) if line.startswith("data: {") else None
+                choices = chunk.get("choices") if isinstance(chunk, dict) else None
+                for choice in choices if isinstance(choices, list) else []:
+                    delta = choice.get("delta") if isinstance(choice, dict) else None
+                    text = delta.get("content") if isinstance(delta, dict) else None
+                    if isinstance(text, str):
+                        joined[choice.get("index", 0)] = joined.get(choice.get("index", 0), "") + text
     except openai.APIError as exc:  # refused: fine, as long as nothing leaked before or in it
         seen.append(str(exc))
     read = "".join(seen) + "\n".join(joined.values())
