@@ -27,6 +27,7 @@ their end needs watching. Responses events are parsed once here; later stages re
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -70,6 +71,17 @@ _ITEM_KEYS = (
 
 class StreamMismatch(UpstreamError):
     """The upstream's stream contradicts itself; the message says where (never the content)."""
+
+
+#: A name an upstream wrote that a refusal may quote: letters, ``_`` and ``.`` (every event
+#: and item type OpenAI sends). Anything else is the upstream's text, which no refusal echoes
+#: (an ``event:`` name or item type could carry an address or a key past redaction).
+_QUOTABLE = re.compile(r"[A-Za-z_.]{1,64}")
+
+
+def _shown(name: object) -> str:
+    """``name`` quoted in a refusal if it is a plain name, else a mention that it is not."""
+    return repr(name) if isinstance(name, str) and _QUOTABLE.fullmatch(name) else "[a name not shown]"
 
 
 def _refuse(what: str) -> StreamMismatch:
@@ -175,7 +187,7 @@ class _ResponsesTrust:
                 raise _refuse("an event without a type")
             return
         if event.event is not None and event.event != kind:
-            raise _refuse(f"an event named {event.event[:64]!r} carrying {kind[:64]!r}")
+            raise _refuse(f"an event named {_shown(event.event)} carrying {_shown(kind)}")
         if kind in _TERMINAL or kind == "error":
             self.ended = True
             if kind != "error":
@@ -215,7 +227,7 @@ class _ResponsesTrust:
         if kind in ("response.content_part.added", "response.content_part.done"):
             entry = self._item(data, kind)
             if entry.item.get("type") != "message":
-                raise _refuse(f"{kind} for a {str(entry.item.get('type'))[:64]} item")
+                raise _refuse(f"{kind} for a {_shown(entry.item.get('type'))} item")
             part = data.get("part")
             if isinstance(part, dict) and isinstance(part.get("type"), str):
                 entry.kinds.setdefault(data.get("content_index"), part["type"])
@@ -233,7 +245,7 @@ class _ResponsesTrust:
             entry = self._item(data, kind)
             item_kind, field = _DELTAS[base]
             if entry.item.get("type") != item_kind:
-                raise _refuse(f"{kind} for a {str(entry.item.get('type'))[:64]} item")
+                raise _refuse(f"{kind} for a {_shown(entry.item.get('type'))} item")
             if phase == "delta":
                 delta = data.get("delta")
                 if not isinstance(delta, str):
@@ -249,7 +261,7 @@ class _ResponsesTrust:
         if base in _TEXT_DELTAS and phase in ("delta", "done"):
             entry = self._item(data, kind)
             if entry.item.get("type") != "message":
-                raise _refuse(f"{kind} for a {str(entry.item.get('type'))[:64]} item")
+                raise _refuse(f"{kind} for a {_shown(entry.item.get('type'))} item")
             texts = entry.parts.setdefault(data.get("content_index"), [])
             if phase == "delta":
                 delta = data.get("delta")

@@ -188,3 +188,29 @@ def test_a_crafted_chunk_never_carries_a_secret_past_redaction(gw, upstream, att
     assert EMAIL not in read and EMAIL.replace("@", "\\u0040") not in read, (
         f"{attack} / {split}: {read[:2000]}"
     )
+
+
+def test_a_refusal_never_quotes_the_upstreams_text(gw, upstream) -> None:
+    """Stream trust refuses a Responses event whose ``event:`` name is not its type, or a delta
+    for an item of another type; its message names what was wrong, never the upstream's own
+    text (an address as the name reached the client in the error, past redaction)."""
+    delta = {"type": "response.output_text.delta", "item_id": "m", "output_index": 0, "content_index": 0}
+    raw = b"event: " + EMAIL.encode() + b"\ndata: " + orjson.dumps({**delta, "delta": "hi"}) + b"\n\n"
+    added = {"type": "response.output_item.added", "output_index": 0, "item": {"type": EMAIL, "id": "m"}}
+    odd_item = b"".join(
+        b"event: " + ev["type"].encode() + b"\ndata: " + orjson.dumps(ev) + b"\n\n"  # type: ignore[attr-defined]
+        for ev in (added, {**delta, "delta": "hi"})
+    )
+    client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=0)
+    for events in ([raw], [odd_item]):
+        upstream.script_answer(events=events, done=False)
+        seen: list[str] = []
+        try:
+            with client.responses.with_streaming_response.create(
+                model="gpt-test", input="hi", stream=True
+            ) as r:
+                seen.extend(r.iter_lines())
+        except openai.APIError as exc:
+            seen.append(str(exc))
+        read = "\n".join(seen)
+        assert "inconsistent" in read and EMAIL not in read, read
