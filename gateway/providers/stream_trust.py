@@ -202,7 +202,7 @@ class _ResponsesTrust:
     def _item(self, data: dict[str, Any], kind: str) -> _Item:
         entry = self.items.get(data.get("output_index"))  # type: ignore[arg-type]  # any JSON value: a missing or odd index finds no item
         if entry is None:
-            raise _refuse(f"{kind} for an output item that was never added")
+            raise _refuse(f"{_shown(kind)} for an output item that was never added")
         return entry
 
     def _event(self, kind: str, data: dict[str, Any]) -> None:

@@ -191,8 +191,8 @@ def test_a_crafted_chunk_never_carries_a_secret_past_redaction(gw, upstream, att
 
 
 def test_a_refusal_never_quotes_the_upstreams_text(gw, upstream) -> None:
-    """Stream trust refuses a Responses event whose ``event:`` name is not its type, or a delta
-    for an item of another type; its message names what was wrong, never the upstream's own
+    """Stream trust refuses a Responses event whose ``event:`` name is not its type, a delta for
+    an item of another type, or an event of any type for an item never added; its message names what was wrong, never the upstream's own
     text (an address as the name reached the client in the error, past redaction)."""
     delta = {"type": "response.output_text.delta", "item_id": "m", "output_index": 0, "content_index": 0}
     raw = b"event: " + EMAIL.encode() + b"\ndata: " + orjson.dumps({**delta, "delta": "hi"}) + b"\n\n"
@@ -201,8 +201,10 @@ def test_a_refusal_never_quotes_the_upstreams_text(gw, upstream) -> None:
         b"event: " + ev["type"].encode() + b"\ndata: " + orjson.dumps(ev) + b"\n\n"  # type: ignore[attr-defined]
         for ev in (added, {**delta, "delta": "hi"})
     )
+    typed = {"type": "response." + EMAIL, "output_index": 7}  # any response.* type, no such item
+    unknown = b"data: " + orjson.dumps(typed) + b"\n\n"
     client = openai.OpenAI(base_url=gw.base_url, api_key=TEST_KEY, max_retries=0)
-    for events in ([raw], [odd_item]):
+    for events in ([raw], [odd_item], [unknown]):
         upstream.script_answer(events=events, done=False)
         seen: list[str] = []
         try:
