@@ -16,6 +16,7 @@ from gateway.errors import UpstreamError
 from gateway.redaction.chat_splice import Splice, first_chunk
 from gateway.redaction.events import NewChannel, WholeText, index_of
 from gateway.redaction.locations import Slot, Walk, every_string
+from gateway.redaction.logprob_check import Finds, chat_ok, hold_chat
 from gateway.redaction.pad import repad
 from gateway.redaction.stream import Channel
 from gateway.sse import RawRead, SSEEvent, render
@@ -304,12 +305,7 @@ class ChatRewriter:
         return changed
 
     def _hold_logprobs(self, idx: Any, choice: dict[str, Any]) -> bool:
-        held = self._logprobs.setdefault(idx, {})
-        lp = choice["logprobs"]
-        if isinstance(lp, dict):
-            for key, entries in lp.items():
-                if isinstance(entries, list):
-                    held.setdefault(key, []).extend(entries)
+        hold_chat(self._logprobs.setdefault(idx, {}), choice["logprobs"])
         choice["logprobs"] = None
         return True
 
@@ -317,8 +313,12 @@ class ChatRewriter:
         held = self._logprobs.pop(idx, None)
         if not held:
             return False
-        if any(ch.changed for key, ch in self._channels.items() if key[0] == idx):
-            choice["logprobs"] = None  # the tokens would spell what redaction took out
+        chans = [(key[1], ch) for key, ch in self._channels.items() if key[0] == idx]
+        texts = {name: ch.text for name, ch in chans if name in ("content", "refusal")}
+        whole = self._whole  # none (unit tests only): alternatives cannot be judged, dropped
+        finds: Finds = lambda t: whole is None or whole(t, False, f"choices[{idx}].logprobs", False) != t  # noqa: E731
+        if any(ch.changed for _, ch in chans) or not chat_ok(held, texts, finds):
+            choice["logprobs"] = None  # they would spell what redaction took out, or other text
         else:
             choice["logprobs"] = held
         return True

@@ -43,7 +43,9 @@ def index_of(obj: dict[str, Any], key: str, default: Any = 0) -> Any:
 
 def rewrite_body(endpoint: Endpoint, body: Any, whole_text: WholeText, unknown: Treat = Treat.SCAN) -> bool:
     """A complete (non-stream) answer: each text through ``whole_text``; True if changed.
-    Logprobs beside a text that changed are dropped (their tokens spell the raw text)."""
+    Logprobs beside a text that changed are dropped (their tokens spell the raw text), and so
+    are any ``logprob_check`` cannot vouch for (tokens spelling other text, an alternative with
+    a finding)."""
     walk: Walk = response_slots(endpoint, body, unknown)
     changed: list[str] = []
     for slot in walk.slots:
@@ -54,5 +56,7 @@ def rewrite_body(endpoint: Endpoint, body: Any, whole_text: WholeText, unknown: 
         if new != text:
             slot.set(new)
             changed.append(slot.path)
-    drop_logprobs(walk, changed)
-    return bool(changed)
+    dropped = bool(walk.logprobs) and drop_logprobs(
+        walk, changed, lambda t: whole_text(t, False, "logprobs", False) != t
+    )
+    return bool(changed) or dropped

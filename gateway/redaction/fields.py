@@ -18,7 +18,8 @@ Treatments:
   ``url`` / ``*_url`` key inside an ``any`` subtree is a URL too;
 * ``any``: free-form JSON (schemas, metadata, tool parameters): every string value below it;
 * ``logprobs``: token lists of the text beside them: dropped when redaction changed that text
-  (their tokens would spell the raw value), kept otherwise;
+  (their tokens would spell the raw value) and, in answers, unless ``logprob_check`` vouches for
+  them (tokens spell the text, no alternative has a finding);
 * ``opaque``: not text (base64 images, audio and files, encrypted reasoning, token ids): passed
   and counted as ``unscanned``, or refused with ``redaction.opaque_fields: refuse``;
 * ``keep``: structure (ids, types, roles, model and tool names, enums): passed as is

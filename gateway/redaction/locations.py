@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.call import Endpoint
 from gateway.redaction.fields import _MISS, TABLES, Table, Treat
+from gateway.redaction.logprob_check import Finds, holder_ok
 from gateway.redaction.slots import NumberSlot, Slot, Walk, _number
 
 #: Below this depth the shape path stops growing: everything deeper is "unknown" (scanned).
@@ -166,6 +167,8 @@ def walk_body(
         if type(value) is str:
             if treat is _SCAN:
                 slots.append(Slot(_join(parent, key), holder, key))
+            elif treat is _LOGPROBS:  # a string where logprobs belong: not judged, dropped
+                walk.logprobs.append((holder, key, parent))
             elif treat is not _STRUCT and treat is not _KEEP:
                 _string(walk, treat, unknown, _join(parent, key), holder, key)
             continue
@@ -301,13 +304,19 @@ def response_slots(endpoint: Endpoint, body: Any, unknown: Treat = Treat.SCAN) -
     return walk_body(table(endpoint, "answer"), body, unknown)
 
 
-def drop_logprobs(walk: Walk, changed_paths: list[str]) -> bool:
+def drop_logprobs(walk: Walk, changed_paths: list[str], finds: Finds | None = None) -> bool:
     """Logprobs beside a text that redaction changed spell the raw value: drop them (``[]``
-    where the type wants a list, else ``null``). True if any was dropped."""
+    where the type wants a list, else ``null``). With ``finds`` (answers), also those
+    ``logprob_check`` cannot vouch for: tokens that do not spell the text beside them, or an
+    alternative with a finding. True if any was dropped."""
     dropped = False
     for holder, key, group in walk.logprobs:
         prefix = group + "."
-        if holder[key] and any(p.startswith(prefix) for p in changed_paths):
-            holder[key] = [] if isinstance(holder[key], list) else None
+        value = holder[key]
+        if value and (
+            any(p.startswith(prefix) for p in changed_paths)
+            or (finds is not None and not holder_ok(holder, value, finds))
+        ):
+            holder[key] = [] if isinstance(value, list) else None
             dropped = True
     return dropped

@@ -16,6 +16,7 @@ from gateway.call import Endpoint
 from gateway.redaction.events import NewChannel, WholeText, index_of, rewrite_body
 from gateway.redaction.fields import Treat
 from gateway.redaction.locations import drop_logprobs, table, walk_body
+from gateway.redaction.logprob_check import entries_ok, holder_ok
 from gateway.redaction.pad import repad
 from gateway.redaction.stream import Channel
 from gateway.sse import SSEEvent
@@ -72,7 +73,7 @@ class ResponsesRewriter:
             self._changed = []
             part = obj["part"]
             self._part(part, obj.get("output_index"), obj.get("content_index"), set())
-            if self._changed and part.get("logprobs"):
+            if part.get("logprobs") and (self._changed or not holder_ok(part, part["logprobs"], self._finds)):
                 part["logprobs"] = []
             changed = True
         elif etype in ("response.output_item.done", "response.output_item.added") and isinstance(
@@ -99,8 +100,11 @@ class ResponsesRewriter:
                     changed = True
             if isinstance(obj.get("logprobs"), list):
                 held = self._logprobs.pop(key, None)
-                clean = ch is None or not ch.changed
-                obj["logprobs"] = (held if held is not None else obj["logprobs"]) if clean else []
+                lp = held if held is not None else obj["logprobs"]
+                text = obj.get("text") if ch is None else ch.text
+                text = text if isinstance(text, str) else ""
+                clean = (ch is None or not ch.changed) and entries_ok(lp, text, self._finds)
+                obj["logprobs"] = lp if clean else []
                 changed = True
         elif etype in _TERMINAL:
             out.extend(self.flush_all())
@@ -226,7 +230,11 @@ class ResponsesRewriter:
             if new != slot.text:
                 slot.set(new)
                 self._changed.append(slot.path)
-        drop_logprobs(walk, self._changed)
+        drop_logprobs(walk, self._changed, self._finds)
+
+    def _finds(self, text: str) -> bool:
+        """Redaction would change ``text`` (logprobs' alternatives, ``logprob_check``)."""
+        return self._whole(text, False, "logprobs", False) != text
 
     def _response(self, response: dict[str, Any]) -> bool:
         """The whole response an event carries (``response.created`` ... ``response.failed``):

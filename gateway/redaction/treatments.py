@@ -37,7 +37,7 @@ MEANING = {
     Treat.TOOL: "scanned as JSON; restored only for types with `tool_arguments`",
     Treat.URL: "scanned percent-decoded (userinfo, host, path, query, fragment); `data:` is opaque",
     Treat.ANY: "every string value below scanned",
-    Treat.LOGPROBS: "dropped when redaction changed the answer",
+    Treat.LOGPROBS: "dropped when redaction changed the text; in answers also unless the tokens spell it and no alternative has a finding (`logprob_check.py`)",
     Treat.OPAQUE: "opaque: counted `unscanned`, or refused by config (`opaque_fields: refuse`)",
     Treat.KEEP: "structure, passed",
     Treat.PAD: "in a stream: replaced by a fresh random pad of the same length, never passed; not a string, or in a whole answer: scanned",

@@ -4,8 +4,8 @@ content-only chunk, then later chunks of nearly that shape carry a secret somewh
 second choice, ``tool_calls``, ``reasoning_content``, ``refusal``, ``logprobs``, an escaped or
 duplicated key, other spacing, a split or multi-line ``data:`` event, CRLF framing). Whatever
 the trick, through the real gateway with the openai SDK the client must never read the secret:
-either it is redacted or the stream is refused. One known gap is marked ``xfail``
-(``_LOGPROBS_GAP``): text an upstream puts in ``logprobs`` beside an unchanged answer."""
+either it is redacted or the stream is refused (logprobs whose tokens do not spell the answer
+are dropped: ``logprob_check.py``)."""
 
 from __future__ import annotations
 
@@ -143,17 +143,8 @@ def _finish() -> bytes:
     return b"data: " + _chunk({"index": 0, "delta": {}, "finish_reason": "stop"}) + b"\n\n"
 
 
-#: Known gap, not of the raw-read path (the event path does the same): a choice's logprobs go
-#: out unscanned when redaction changed none of its texts (README "Logprobs"), on the belief
-#: that their tokens spell that text. An upstream that writes other text in them (or a
-#: ``top_logprobs`` alternative) is not checked against it.
-_LOGPROBS_GAP = pytest.mark.xfail(strict=True, reason="logprobs tokens are not scanned (README: Logprobs)")
-
-
 @pytest.mark.parametrize("split", ["one read", "attack in its own read", "byte by byte"])
-@pytest.mark.parametrize(
-    "attack", [pytest.param(a, marks=_LOGPROBS_GAP) if a == "logprobs" else a for a in sorted(ATTACKS)]
-)
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_a_crafted_chunk_never_carries_a_secret_past_redaction(gw, upstream, attack: str, split: str) -> None:
     plain = b"".join(_plain_line(t) for t in ("Hel", "lo ", "the", "re "))
     evil = ATTACKS[attack]
