@@ -18,6 +18,7 @@ Finds = Callable[[str], bool]
 _ENTRY = frozenset({"token", "logprob", "bytes", "top_logprobs"})
 _ALT = frozenset({"token", "logprob", "bytes"})
 _CHAT = frozenset({"content", "refusal"})
+_NUMBER = (float, int, type(None))
 
 
 def _raw(value: Any, token: str) -> bytes | None:
@@ -25,17 +26,20 @@ def _raw(value: Any, token: str) -> bytes | None:
     None if ``bytes`` is anything else."""
     if value is None:
         return token.encode()
-    if isinstance(value, list) and all(type(b) is int and 0 <= b < 256 for b in value):
+    if type(value) is not list:
+        return None
+    try:  # C speed; a value not an int in 0..255 raises (a bool is 0/1: no text)
         return bytes(value)
-    return None
+    except (TypeError, ValueError):
+        return None
 
 
 def _entry_ok(entry: Any, keys: frozenset[str]) -> bool:
     return (
-        isinstance(entry, dict)
+        type(entry) is dict
         and entry.keys() <= keys
-        and isinstance(entry.get("token"), str)
-        and (entry.get("logprob") is None or type(entry.get("logprob")) in (int, float))
+        and type(entry.get("token")) is str
+        and type(entry.get("logprob")) in _NUMBER
     )
 
 
@@ -70,7 +74,8 @@ def entries_ok(entries: Any, text: str, finds: Finds) -> bool:
             if alt_raw is None:
                 return False
             alts.add(alt["token"])
-            alts.add(alt_raw.decode("utf-8", "replace"))
+            if alt_raw != alt["token"].encode():
+                alts.add(alt_raw.decode("utf-8", "replace"))
     if "".join(tokens) != text or bytes(raw) != text.encode():
         return False
     alts.discard("")
