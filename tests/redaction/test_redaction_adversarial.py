@@ -9,7 +9,6 @@ were; every JSON text still parses.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -17,7 +16,7 @@ import orjson
 import pytest
 
 from gateway.redaction.config import NO_TOOL_RESTORE_TYPES, PII_TYPES
-from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
+from tests.harness import TEST_KEY
 from tests.redaction.adversarial import (
     KINDS,
     LOOKALIKES,
@@ -43,16 +42,6 @@ _SDK_CHAT = {
     "safety_identifier",
 }
 _SDK_RESPONSES = {"model", "instructions", "user", "metadata", "input", "tools", "text", "prompt_cache_key"}
-
-
-@pytest.fixture(scope="module")
-def gw(fake_upstream, tmp_path_factory) -> Iterator[RunningGateway]:
-    root = tmp_path_factory.mktemp("redaction-adversarial")
-    settings = gateway_settings(
-        root, fake_upstream.base_url, **{**PASS_THROUGH, "redaction": {"enabled": True}}
-    )
-    with running_gateway(settings) as running:
-        yield running
 
 
 @pytest.fixture

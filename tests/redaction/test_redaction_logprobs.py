@@ -8,26 +8,15 @@ field the SDK's models would not show still counts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import orjson
 import pytest
 
-from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
+from tests.harness import TEST_KEY, RunningGateway
 
 EMAIL = "ana.lopez@example.com"
-
-
-@pytest.fixture(scope="module")
-def gw(fake_upstream, tmp_path_factory) -> Iterator[RunningGateway]:
-    root = tmp_path_factory.mktemp("redaction-logprobs")
-    settings = gateway_settings(
-        root, fake_upstream.base_url, **{**PASS_THROUGH, "redaction": {"enabled": True}}
-    )
-    with running_gateway(settings) as running:
-        yield running
 
 
 def _client(gw: RunningGateway) -> openai.OpenAI:

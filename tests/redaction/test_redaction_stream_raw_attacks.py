@@ -9,14 +9,13 @@ are dropped: ``logprob_check.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import orjson
 import pytest
 
-from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
+from tests.harness import TEST_KEY
 
 EMAIL = "ana.lopez@example.com"
 HEAD = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-test"}
@@ -127,16 +126,6 @@ ATTACKS: dict[str, bytes] = {
     + b"\n\n"
     + _plain_line(EMAIL[13:]),
 }
-
-
-@pytest.fixture(scope="module")
-def gw(fake_upstream, tmp_path_factory) -> Iterator[RunningGateway]:
-    root = tmp_path_factory.mktemp("redaction-raw-attacks")
-    settings = gateway_settings(
-        root, fake_upstream.base_url, **{**PASS_THROUGH, "redaction": {"enabled": True}}
-    )
-    with running_gateway(settings) as running:
-        yield running
 
 
 def _finish() -> bytes:

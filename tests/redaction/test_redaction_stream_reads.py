@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -26,7 +25,7 @@ from gateway.providers.stream_trust import StreamTrustStage
 from gateway.redaction.redactor import Redactor
 from gateway.redaction.stage import RedactOutStage
 from gateway.sse import EventSplitter, SSEEvent
-from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
+from tests.harness import TEST_KEY
 from tests.redaction.conftest import chat_call
 
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -177,16 +176,6 @@ async def test_a_stage_failing_mid_read_still_sends_what_came_before(redactor: R
 
 
 # -- through the real gateway ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def gw(fake_upstream, tmp_path_factory) -> Iterator[RunningGateway]:
-    root = tmp_path_factory.mktemp("redaction-reads")
-    settings = gateway_settings(
-        root, fake_upstream.base_url, **{**PASS_THROUGH, "redaction": {"enabled": True}}
-    )
-    with running_gateway(settings) as running:
-        yield running
 
 
 def _label_cuts(raw: bytes) -> list[int]:

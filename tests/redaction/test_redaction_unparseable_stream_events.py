@@ -7,14 +7,12 @@ the email in it reached the client. Now the stream ends with an SSE ``error`` ev
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import openai
 import pytest
 
 from gateway.errors import UpstreamError
 from gateway.sse import SSEEvent
-from tests.harness import PASS_THROUGH, TEST_KEY, RunningGateway, gateway_settings, running_gateway
+from tests.harness import TEST_KEY
 
 CARD = "4111 1111 1111 1111"
 EMAIL = "ana@example.com"
@@ -29,16 +27,6 @@ def test_an_event_orjson_cannot_parse_raises_instead_of_reading_as_nothing() -> 
     event = SSEEvent(b"", None, b'{"choices":[{"delta":{"content":"\\ud800 x"}}]}')
     with pytest.raises(UpstreamError):
         _ = event.json
-
-
-@pytest.fixture(scope="module")
-def gw(fake_upstream, tmp_path_factory) -> Iterator[RunningGateway]:
-    root = tmp_path_factory.mktemp("redaction-unparseable")
-    settings = gateway_settings(
-        root, fake_upstream.base_url, **{**PASS_THROUGH, "redaction": {"enabled": True}}
-    )
-    with running_gateway(settings) as running:
-        yield running
 
 
 def test_a_lone_surrogate_chunk_ends_the_stream_with_an_error_and_leaks_nothing(gw, upstream) -> None:
